@@ -1,0 +1,98 @@
+"""Small plotly helpers used in every notebook: imshow, line, scatter, bar, hist.
+
+Each takes tensors, arrays or lists (never modifying them), forwards extra keyword arguments to
+plotly express, and shows the figure unless `return_fig=True`. Figures render offline: plotly.js is
+bundled with the `plotly` package, and `save_html` embeds it rather than pointing at a CDN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import torch
+
+_LAYOUT_KEYS = ("title", "height", "width", "template", "showlegend")
+
+
+def to_numpy(x: Any) -> Any:
+    """A numpy copy of a tensor (detached, on CPU); other values are returned as they are."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float32 if x.is_floating_point() else x.dtype).numpy().copy()
+    if isinstance(x, list | tuple) and x and isinstance(x[0], torch.Tensor):
+        return [to_numpy(t) for t in x]
+    return x
+
+
+def _finish(fig: go.Figure, kwargs_layout: dict, return_fig: bool) -> go.Figure | None:
+    fig.update_layout(**{k: v for k, v in kwargs_layout.items() if v is not None})
+    if return_fig:
+        return fig
+    fig.show()
+    return None
+
+
+def _split(kwargs: dict) -> tuple[dict, dict]:
+    layout = {k: kwargs.pop(k) for k in _LAYOUT_KEYS if k in kwargs}
+    return kwargs, layout
+
+
+def imshow(x: Any, return_fig: bool = False, facet_labels: list[str] | None = None, **kwargs: Any) -> go.Figure | None:
+    """Heatmap of a 2D (or, with facet_col, 3D) array; diverging colours centred on 0 by default."""
+    kwargs, layout = _split(kwargs)
+    kwargs.setdefault("color_continuous_scale", "RdBu")
+    if kwargs["color_continuous_scale"] == "RdBu":
+        kwargs.setdefault("color_continuous_midpoint", 0.0)
+    fig = px.imshow(to_numpy(x), **kwargs)
+    if facet_labels is not None:
+        for annotation, label in zip(fig.layout.annotations, facet_labels, strict=False):
+            annotation.text = label
+    return _finish(fig, layout, return_fig)
+
+
+def line(y: Any, x: Any = None, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+    """One line per row of a 2D `y` (or a single line for 1D)."""
+    kwargs, layout = _split(kwargs)
+    y = np.asarray(to_numpy(y))
+    if y.ndim == 1:
+        fig = px.line(x=to_numpy(x) if x is not None else np.arange(len(y)), y=y, **kwargs)
+    else:
+        x_axis = to_numpy(x) if x is not None else np.arange(y.shape[1])
+        names = kwargs.pop("names", [str(i) for i in range(y.shape[0])])
+        fig = go.Figure([go.Scatter(x=x_axis, y=row, name=n, mode="lines") for row, n in zip(y, names, strict=True)])
+        labels = kwargs.pop("labels", {})
+        fig.update_layout(xaxis_title=labels.get("x"), yaxis_title=labels.get("y"))
+        if kwargs.pop("log_y", False):
+            fig.update_yaxes(type="log")
+        if kwargs.pop("log_x", False):
+            fig.update_xaxes(type="log")
+    return _finish(fig, layout, return_fig)
+
+
+def scatter(x: Any, y: Any, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+    kwargs, layout = _split(kwargs)
+    fig = px.scatter(x=to_numpy(x), y=to_numpy(y), **kwargs)
+    return _finish(fig, layout, return_fig)
+
+
+def bar(y: Any, x: Any = None, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+    kwargs, layout = _split(kwargs)
+    y = to_numpy(y)
+    fig = px.bar(x=to_numpy(x) if x is not None else np.arange(len(y)), y=y, **kwargs)
+    return _finish(fig, layout, return_fig)
+
+
+def hist(x: Any, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+    kwargs, layout = _split(kwargs)
+    fig = px.histogram(x=np.asarray(to_numpy(x)).ravel(), **kwargs)
+    return _finish(fig, layout, return_fig)
+
+
+def save_html(fig: go.Figure, path: str | Path) -> Path:
+    """Standalone HTML with plotly.js embedded (works offline: no CDN script tag)."""
+    path = Path(path)
+    fig.write_html(path, include_plotlyjs=True, full_html=True, auto_play=False)
+    return path

@@ -1,0 +1,374 @@
+"""The machinery every section's checkers share.
+
+A checker is a function ``test_<exercise>(impl, device=None)`` decorated with ``@checker(...)``.
+The decorator gives every checker the same contract:
+
+* it runs seeded, inside a forked RNG, so the learner's random state is left alone;
+* a stub (``NotImplementedError``) becomes one line: "not implemented yet";
+* an exception inside the learner's code is named first, with a traceback of the learner's frames only;
+* a failed expectation raises :class:`CheckFailed` with a message, a hint and a short ``code``
+  (the pytest suite asserts on the code, so hints can be reworded freely);
+* success prints one line;
+* when the grader sets ``CURRICULUM_GRADE_LOG``, each outcome is appended there as a JSON line.
+
+In a notebook the exceptions render as a short red message instead of a traceback wall
+(IPython calls ``_render_traceback_`` when an exception defines it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import random
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from utils.device import get_device
+
+GRADE_LOG_ENV = "CURRICULUM_GRADE_LOG"
+CHECK_SEED = 1234
+_TESTS_DIR = Path(__file__).resolve().parent
+_RED, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
+
+
+# --------------------------------------------------------------------------------------------
+# Outcomes
+# --------------------------------------------------------------------------------------------
+class CheckOutcome(Exception):
+    """Base of the two ways a check can stop. Renders as a few lines in IPython."""
+
+    label = ""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "failed"):
+        self.message, self.hint, self.code = message, hint, code
+        self.exercise = ""  # filled in by @checker
+        super().__init__(self.text())
+
+    def text(self) -> str:
+        where = f"{self.exercise}: " if self.exercise else ""
+        hint = f"\nHint: {self.hint}" if self.hint else ""
+        return f"{where}{self.message}{hint}"
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _render_traceback_(self) -> list[str]:
+        first, *rest = self.text().splitlines()
+        return [f"{_RED}{self.label} {first}{_RESET}", *rest]
+
+
+class NotDone(CheckOutcome):
+    """The exercise (or something it needs) still raises NotImplementedError."""
+
+    label = "⏳"
+
+
+class CheckFailed(CheckOutcome, AssertionError):
+    """The learner's code ran but did not do what the exercise asks."""
+
+    label = "❌"
+
+
+def fail(message: str, hint: str | None = None, code: str = "failed") -> None:
+    raise CheckFailed(message, hint, code)
+
+
+# --------------------------------------------------------------------------------------------
+# The decorator
+# --------------------------------------------------------------------------------------------
+def checker(exercise: str) -> Callable:
+    """Turn ``fn(impl, device)`` into a learner-facing checker for ``exercise``."""
+
+    def decorate(fn: Callable) -> Callable:
+        section = fn.__module__.rsplit(".", 1)[-1]
+
+        @functools.wraps(fn)
+        def run(impl: Any = None, device: str | torch.device | None = None) -> None:
+            device = torch.device(device) if device is not None else get_device()
+            try:
+                with seeded(CHECK_SEED, device):
+                    detail = fn(impl, device)
+            except CheckOutcome as outcome:
+                outcome.exercise = exercise
+                _record(section, exercise, outcome)
+                raise outcome.with_traceback(None) from None
+            except NotImplementedError as err:
+                outcome = NotDone(f"not implemented yet ({_raised_by(err)} raises NotImplementedError)")
+                outcome.exercise = exercise
+                _record(section, exercise, outcome)
+                raise outcome from None
+            except Exception as err:  # an error in the learner's code, or on their output
+                outcome = _describe_error(err)
+                outcome.exercise = exercise
+                _record(section, exercise, outcome)
+                raise outcome from None
+            _record(section, exercise, None)
+            print(f"{_GREEN}✅ {exercise}: passed{_RESET}" + (f" {_DIM}({detail}){_RESET}" if detail else ""))
+
+        run.exercise = exercise
+        return run
+
+    return decorate
+
+
+class seeded:
+    """Seed torch, numpy and random inside a fork of the RNG state (restored on exit)."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.seed = seed
+        cuda = device.type == "cuda" and torch.cuda.is_available()
+        self._fork = torch.random.fork_rng(devices=[device] if cuda else [])
+
+    def __enter__(self) -> None:
+        self._np, self._py = np.random.get_state(), random.getstate()
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        random.seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fork.__exit__(*exc)
+        np.random.set_state(self._np)
+        random.setstate(self._py)
+
+
+def _record(section: str, exercise: str, outcome: CheckOutcome | None) -> None:
+    path = os.environ.get(GRADE_LOG_ENV)
+    if not path:
+        return
+    if outcome is None:
+        row = {"section": section, "exercise": exercise, "status": "passed", "message": ""}
+    else:
+        status = "not attempted" if isinstance(outcome, NotDone) else "failed"
+        row = {"section": section, "exercise": exercise, "status": status, "message": outcome.text()}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _is_learner_frame(filename: str) -> bool:
+    """Frames from the learner's notebook or files, not from the checkers or installed libraries."""
+    path = Path(filename)
+    if path.resolve().is_relative_to(_TESTS_DIR):
+        return False
+    return not any(part in ("site-packages", "dist-packages") for part in path.parts) and not filename.startswith(
+        sys.prefix
+    )
+
+
+def _raised_by(err: BaseException) -> str:
+    frames = traceback.extract_tb(err.__traceback__)
+    for frame in reversed(frames):
+        if _is_learner_frame(frame.filename):
+            return f"`{frame.name}`"
+    return "your code"
+
+
+def _describe_error(err: Exception) -> CheckFailed:
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
+    kind = f"{type(err).__name__}: {err}"
+    if not frames:
+        return CheckFailed(
+            f"checking your output raised {kind}",
+            "the output probably has the wrong type or shape for what the exercise asks",
+            code="bad_output",
+        )
+    lines = "".join(traceback.format_list(frames[-3:])).rstrip()
+    return CheckFailed(f"your code raised {kind}\n{lines}", code="exception")
+
+
+# --------------------------------------------------------------------------------------------
+# Calling the learner's code
+# --------------------------------------------------------------------------------------------
+def returned(value: Any, what: str) -> Any:
+    """Fail clearly when the learner's function returned None (a missing ``return``)."""
+    if value is None:
+        fail(f"{what} returned None", "did you forget the `return` statement?", code="returned_none")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Tensors
+# --------------------------------------------------------------------------------------------
+def expect_tensor(
+    x: Any,
+    what: str,
+    shape: Sequence[int] | None = None,
+    dims: str | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+    finite: bool = True,
+) -> Tensor:
+    """Check the type, shape, dtype, device and finiteness of a learner's output, in that order.
+
+    ``dims`` names the axes (e.g. ``"batch inst feats"``) so a wrong shape is reported by name.
+    """
+    returned(x, what)
+    if not isinstance(x, Tensor):
+        fail(f"{what} should be a torch.Tensor, got {type(x).__name__}", code="not_tensor")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        expected = _named_shape(shape, dims)
+        hint = None
+        if sorted(x.shape) == sorted(shape) and len(shape) > 1:
+            hint = "the sizes are right but in the wrong order: check the axis order of your einsum/rearrange"
+        elif x.numel() == math.prod(shape):
+            hint = "the right number of elements in the wrong shape: did a reshape or squeeze change the axes?"
+        fail(f"{what} has shape {tuple(x.shape)}, expected {expected}", hint, code="shape")
+    if dtype is not None and x.dtype != dtype:
+        fail(
+            f"{what} has dtype {x.dtype}, expected {dtype}",
+            "keep the dtype of the inputs (a float64 literal or torch.tensor(...) without dtype can upcast)",
+            code="dtype",
+        )
+    if device is not None and not _same_device(x.device, device):
+        fail(
+            f"{what} is on {x.device}, expected {device}",
+            "create new tensors on the input's device (e.g. `device=self.W.device`)",
+            code="device",
+        )
+    if finite and x.is_floating_point() and not torch.isfinite(x).all():
+        n_bad = int((~torch.isfinite(x)).sum())
+        fail(f"{what} contains {n_bad} NaN or infinite values", code="not_finite")
+    return x
+
+
+def _named_shape(shape: Sequence[int], dims: str | None) -> str:
+    if dims is None:
+        return str(tuple(shape))
+    names = dims.split()
+    return "(" + ", ".join(f"{n}={s}" for n, s in zip(names, shape, strict=True)) + ")"
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
+def expect_scalar(x: Any, what: str) -> Tensor:
+    """A 0-dim floating tensor (a loss), finite."""
+    x = expect_tensor(x, what)
+    if x.ndim != 0:
+        fail(
+            f"{what} should be a scalar (0-dim) tensor, got shape {tuple(x.shape)}",
+            "reduce over every axis the exercise names (mean or sum) so a single number is returned",
+            code="not_scalar",
+        )
+    return x
+
+
+def expect_close(
+    actual: Tensor,
+    expected: Tensor,
+    what: str,
+    hint: str | None = None,
+    code: str = "values",
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    dims: str | None = None,
+) -> None:
+    """Elementwise comparison with tolerances loose enough for any equivalent order of operations.
+
+    float32 rounding differs between einsum, matmul and explicit sums by a few ulps times the
+    reduction length; rtol=1e-4 leaves two orders of magnitude of room for the sizes checkers use.
+    """
+    expected = expected.to(actual.device, actual.dtype)
+    bad = ~torch.isclose(actual, expected, rtol=rtol, atol=atol)
+    if bad.any():
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        where = _named_index(idx, dims)
+        n_bad, n = int(bad.sum()), bad.numel()
+        fail(
+            f"{what} differs from the expected values at {n_bad}/{n} positions; "
+            f"first at {where}: got {actual[idx].item():.6g}, expected {expected[idx].item():.6g}",
+            hint,
+            code=code,
+        )
+
+
+def _named_index(idx: tuple[int, ...], dims: str | None) -> str:
+    if dims is None or len(dims.split()) != len(idx):
+        return str(list(idx))
+    return ", ".join(f"{n} {i}" for n, i in zip(dims.split(), idx, strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics: tolerances that a correct implementation essentially never exceeds
+# --------------------------------------------------------------------------------------------
+# Every bound below comes from Bernstein's inequality: for the mean of n independent draws of a
+# variable with range width R and variance var, P(|mean - mu| >= t) <= 2 exp(-n t^2 / (2 var + 2 R t / 3)).
+# Solving for t at failure probability `delta` gives `bernstein_tolerance`. Checkers test K
+# quantities at once with delta = FAILURE_PROBABILITY / K (a union bound), so a correct answer fails
+# a whole checker with probability below FAILURE_PROBABILITY, whatever random numbers it draws.
+FAILURE_PROBABILITY = 1e-7
+
+
+def bernstein_tolerance(n: int, var: float, value_range: float, delta: float) -> float:
+    """Smallest t with 2 exp(-n t^2 / (2 var + 2 R t / 3)) <= delta."""
+    log_term = math.log(2 / delta)
+    a = value_range * log_term / (3 * n)
+    return a + math.sqrt(a * a + 2 * var * log_term / n)
+
+
+def expect_frequency(
+    observed: Tensor,
+    expected: Tensor | float,
+    n: int,
+    what: str,
+    dims: str | None = None,
+    hint: Callable[[float, float], str | None] | str | None = None,
+    code: str = "frequency",
+    n_tests: int | None = None,
+) -> None:
+    """Each entry of ``observed`` is a frequency over ``n`` independent Bernoulli(expected) draws.
+
+    ``hint`` may be a function of (observed, expected) at the worst entry, so the message can name
+    the likely mistake (for example observed close to 1 - p).
+    """
+    observed = observed.detach().double().cpu()
+    expected_t = torch.as_tensor(expected, dtype=torch.float64).expand_as(observed)
+    k = n_tests or observed.numel()
+    tol = torch.tensor(
+        [bernstein_tolerance(n, p * (1 - p), 1.0, FAILURE_PROBABILITY / k) for p in expected_t.flatten().tolist()],
+        dtype=torch.float64,
+    ).reshape(observed.shape)
+    excess = (observed - expected_t).abs() - tol
+    if (excess > 0).any():
+        idx = tuple(int(i) for i in divmod_index(int(excess.argmax()), observed.shape))
+        obs, exp, t = observed[idx].item(), expected_t[idx].item(), tol[idx].item()
+        hint_text = hint(obs, exp) if callable(hint) else hint
+        fail(
+            f"{what} at {_named_index(idx, dims)} is {obs:.2%}, expected {exp:.2%} ± {t:.2%}",
+            hint_text,
+            code=code,
+        )
+
+
+def divmod_index(flat: int, shape: torch.Size | Sequence[int]) -> tuple[int, ...]:
+    idx = []
+    for size in reversed(shape):
+        flat, r = divmod(flat, size)
+        idx.append(r)
+    return tuple(reversed(idx))
+
+
+def uniform_moments_tolerance(n: int, low: float, high: float, n_tests: int = 1) -> tuple[float, float]:
+    """Tolerances on the sample mean and the sample mean of squares of n draws from U[low, high]."""
+    width = high - low
+    var_x = width**2 / 12
+    # x^2 for x ~ U[low, high]: range max(low^2, high^2) - min over the interval, variance computed exactly
+    m2 = (high**3 - low**3) / (3 * width)
+    m4 = (high**5 - low**5) / (5 * width)
+    lo_sq = 0.0 if low <= 0 <= high else min(low * low, high * high)
+    range_sq = max(low * low, high * high) - lo_sq
+    delta = FAILURE_PROBABILITY / (2 * n_tests)
+    return (
+        bernstein_tolerance(n, var_x, width, delta),
+        bernstein_tolerance(n, m4 - m2 * m2, range_sq, delta),
+    )

@@ -1,0 +1,19 @@
+"""The one place that decides which device the curriculum runs on."""
+
+import os
+
+import torch
+
+DEVICE_ENV = "CURRICULUM_DEVICE"
+
+
+def get_device() -> torch.device:
+    """CUDA if available, then Apple's MPS, then CPU; `CURRICULUM_DEVICE=cpu` (or any torch device) overrides."""
+    override = os.environ.get(DEVICE_ENV)
+    if override:
+        return torch.device(override)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

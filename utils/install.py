@@ -1,0 +1,79 @@
+"""Install what the curriculum needs into the current Python, without multi-GB CUDA wheels on a CPU machine.
+
+    python -m utils.install          # notebooks + tests
+    python -m utils.install --lab    # also JupyterLab
+
+torch is handled first and separately, because a plain `pip install torch` on Linux pulls the CUDA
+build (several GB) even where there is no GPU:
+* torch already importable (Colab, an existing environment): left exactly as it is;
+* an NVIDIA GPU present (`nvidia-smi` works): the default build from PyPI;
+* otherwise the CPU build: a local wheel if pip's configured find-links has one, else PyTorch's CPU index.
+Then `requirements.txt`, whose torch range the installed torch already satisfies, so nothing is replaced.
+Standard library only: this runs before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCH_CPU_VERSION = "2.13.0"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+REPO_URL = "https://github.com/superposition-saes/superposition-saes"
+
+# import name -> pip name: what the notebooks' setup cell installs when missing (torch never).
+NOTEBOOK_PACKAGES = {
+    "einops": "einops",
+    "jaxtyping": "jaxtyping",
+    "plotly": "plotly",
+    "pandas": "pandas",
+    "tqdm": "tqdm",
+    "nbformat": "nbformat",
+    "transformer_lens": "transformer_lens",
+}
+
+
+def pip(*args: str) -> int:
+    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def has_nvidia_gpu() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    return subprocess.call(["nvidia-smi", "-L"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def install_torch() -> None:
+    if importlib.util.find_spec("torch") is not None:
+        print("torch is already installed: leaving it as it is")
+        return
+    if has_nvidia_gpu():
+        code = pip("torch>=2.2")
+    else:
+        # A local CPU wheel (pip's find-links) needs no index at all; otherwise use PyTorch's CPU index.
+        code = pip("--no-index", f"torch=={TORCH_CPU_VERSION}")
+        if code != 0:
+            code = pip(f"torch=={TORCH_CPU_VERSION}", "--index-url", TORCH_CPU_INDEX)
+    if code != 0:
+        raise SystemExit("could not install torch; install it yourself (https://pytorch.org) and re-run")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Install the curriculum's dependencies.")
+    parser.add_argument("--lab", action="store_true", help="also install JupyterLab")
+    args = parser.parse_args(argv)
+    install_torch()
+    extra = ["jupyterlab>=4"] if args.lab else []
+    if pip("-r", str(ROOT / "requirements.txt"), *extra) != 0:
+        raise SystemExit("pip could not install requirements.txt")
+
+
+if __name__ == "__main__":
+    main()
