@@ -275,7 +275,7 @@ if MAIN:
     importance = 0.9 ** torch.arange(cfg.n_features)
     feature_probability = 50 ** -torch.linspace(0, 1, cfg.n_inst)  # 1 -> 0.02, log-spaced
     model = ToyModel(cfg, feature_probability[:, None], importance[None, :], device=device)
-    losses = model.optimize(steps=steps(5_000), lr=1e-3, lr_scale=cosine_decay_lr)
+    losses = model.optimize(steps=steps(3_000), lr=1e-2, lr_scale=cosine_decay_lr)
     line(losses, title="Training loss (all instances summed)", labels={"x": "step / 100", "y": "loss"})
 
 # %% [markdown]
@@ -374,7 +374,7 @@ if MAIN:
     importance_nd = 100 ** -torch.linspace(0, 1, cfg_nd.n_features)
     feature_probability_nd = torch.tensor([1.0, 0.3, 0.1, 0.03, 0.01])
     model_nd = ToyModel(cfg_nd, feature_probability_nd[:, None], importance_nd[None, :], device=device)
-    model_nd.optimize(steps=steps(5_000), lr=3e-3, lr_scale=cosine_decay_lr)
+    model_nd.optimize(steps=steps(3_000), lr=5e-3, lr_scale=cosine_decay_lr)
     plotting.plot_feature_norms_and_superposition(
         model_nd.W, titles=[f"1 - S = {p:.2f}" for p in feature_probability_nd]
     )
@@ -486,7 +486,13 @@ ToyModel.generate_uncorrelated_features = generate_uncorrelated_features
 # %%
 if MAIN:
     tests.part1_superposition.test_generate_correlated_features(ToyModel)
+
+# %%
+if MAIN:
     tests.part1_superposition.test_generate_anticorrelated_features(ToyModel)
+
+# %%
+if MAIN:
     tests.part1_superposition.test_generate_uncorrelated_features(ToyModel)
 
 # %% [markdown]
@@ -548,8 +554,9 @@ if MAIN:
 # %% [markdown]
 # ### What geometry do correlations produce?
 #
-# Four features in two dimensions, arranged as two correlated pairs (left) or two anticorrelated
-# pairs (right), all sparse. Colour marks the pair.
+# Four features in two dimensions, arranged as two correlated pairs (left, $p = 0.05$) or two
+# anticorrelated pairs (right, $p = 0.4$: dense enough that putting *unrelated* features opposite
+# each other would cost something). Colour marks the pair.
 #
 # * Anticorrelated pairs go **antipodal**: they are never on together, so negative interference
 #   costs nothing, and one dimension holds both.
@@ -562,10 +569,10 @@ if MAIN:
     pair_colors = ["#1f77b4", "#1f77b4", "#d62728", "#d62728"]
     cfg_c = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_correlated_pairs=2)
     model_c = ToyModel(cfg_c, feature_probability=0.05, device=device)
-    model_c.optimize(steps=steps(4_000), lr=5e-3, lr_scale=cosine_decay_lr)
+    model_c.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
     cfg_a = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_anticorrelated_pairs=2)
-    model_a = ToyModel(cfg_a, feature_probability=0.05, device=device)
-    model_a.optimize(steps=steps(4_000), lr=5e-3, lr_scale=cosine_decay_lr)
+    model_a = ToyModel(cfg_a, feature_probability=0.4, device=device)
+    model_a.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
     plotting.plot_features_in_2d(
         torch.cat([model_c.W[:3], model_a.W[:3]]),
         colors=pair_colors,

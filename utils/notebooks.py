@@ -20,6 +20,7 @@ import argparse
 import copy
 import os
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -52,6 +53,8 @@ from pathlib import Path
 IN_COLAB = "google.colab" in sys.modules
 REPO_URL = os.environ.get("CURRICULUM_REPO_URL", "{REPO_URL}")
 root = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "plotly_utils.py").exists()), None)
+if root is None and os.environ.get("CURRICULUM_ROOT"):  # set by the grader for notebooks outside the repo
+    root = Path(os.environ["CURRICULUM_ROOT"])
 if root is None and IN_COLAB:
     root = Path("/content/superposition-saes")
     if not root.exists():
@@ -98,12 +101,17 @@ def section(name: str) -> Section:
 # Source -> notebooks
 # --------------------------------------------------------------------------------------------
 def unwrap_main(code: str) -> tuple[str, bool]:
-    """Replace each top-level `if MAIN:` block by its dedented body. Returns (code, had_guard)."""
+    """Replace each top-level `if MAIN:` block by its dedented body.
+
+    Returns (code, only_main): whether every statement of the cell was inside `if MAIN:` blocks,
+    i.e. the cell is notebook-only (an experiment or a check) rather than a definition.
+    """
     lines = code.splitlines()
-    out, i, found = [], 0, False
+    out, i = [], 0
+    guarded, unguarded = False, False
     while i < len(lines):
         if lines[i].rstrip() == MAIN_GUARD:
-            found = True
+            guarded = True
             i += 1
             block = []
             while i < len(lines) and (not lines[i].strip() or lines[i].startswith((" ", "\t"))):
@@ -113,9 +121,11 @@ def unwrap_main(code: str) -> tuple[str, bool]:
         elif lines[i].strip() == MAIN_DEFINITION:
             i += 1
         else:
+            if lines[i].strip() and not lines[i].lstrip().startswith("#"):
+                unguarded = True
             out.append(lines[i])
             i += 1
-    return "\n".join(out).strip("\n"), found
+    return "\n".join(out).strip("\n"), guarded and not unguarded
 
 
 def stub_solutions(code: str) -> str:
@@ -147,7 +157,7 @@ def build(sec: Section, exercise: bool) -> nbformat.NotebookNode:
         cell = copy.deepcopy(cell)
         tags: list[str] = []
         if cell.cell_type == "code":
-            source, guarded = unwrap_main(cell.source)
+            source, only_main = unwrap_main(cell.source)
             if not source.strip():
                 continue
             if BEGIN in source:
@@ -156,7 +166,7 @@ def build(sec: Section, exercise: bool) -> nbformat.NotebookNode:
                     source = stub_solutions(source)
             if CHECK_CALL.search(source):
                 tags.append("check")
-            elif guarded:
+            elif only_main:
                 tags.append("experiment")
             cell.source = source
             cell.outputs, cell.execution_count = [], None
@@ -217,7 +227,7 @@ def execute(
     nb = copy.deepcopy(nb)
     if skip_tags:
         nb.cells = [c for c in nb.cells if not set(c.metadata.get("tags", [])) & set(skip_tags)]
-    kernel_env = {**os.environ, "PLOTLY_RENDERER": "plotly_mimetype", "PYTHONPATH": str(ROOT), **(env or {})}
+    kernel_env = {**os.environ, "PLOTLY_RENDERER": "plotly_mimetype", "CURRICULUM_ROOT": str(ROOT), **(env or {})}
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -225,7 +235,8 @@ def execute(
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute(env=kernel_env)
+    # The kernel's own stderr (start-up warnings) would only clutter the caller's output.
+    client.execute(env=kernel_env, stderr=subprocess.DEVNULL)
     return nb
 
 

@@ -1,0 +1,76 @@
+"""The grader: all passed on solutions, all not attempted on untouched exercises, the right verdicts on a
+learner's mix of right and wrong answers, and the graded file left untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import nbformat
+import pytest
+
+from tests.grade import grade_notebook, main
+from utils.notebooks import build, section
+
+pytestmark = pytest.mark.slow
+PART1 = section("part1_superposition")
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_solution_notebook_grades_all_passed(tmp_path):
+    path = tmp_path / "solution.ipynb"
+    nbformat.write(build(PART1, exercise=False), path)
+    result = grade_notebook(path)
+    assert result.totals()["passed"] == result.totals()["total"] == 7, result
+
+
+def test_untouched_exercise_notebook_grades_all_not_attempted():
+    before = digest(PART1.exercise_notebook)
+    result = grade_notebook(PART1.exercise_notebook)
+    assert not result.error
+    assert [e.status for e in result.exercises] == ["not attempted"] * 7
+    assert digest(PART1.exercise_notebook) == before, "the grader must never write to a notebook"
+
+
+LEARNER_FORWARD = '''\
+        # an unusual but correct answer: one matrix per instance
+        WtW = self.W.mT @ self.W
+        return torch.relu(torch.einsum("ifg,...ig->...if", WtW, features) + self.b_final)'''
+LEARNER_BATCH = '''\
+        # a wrong answer: the mask is `rand > p`
+        shape = (batch_size, self.cfg.n_inst, self.cfg.n_features)
+        return torch.where(torch.rand(shape) > self.feature_probability, torch.rand(shape), 0.0)'''
+
+
+def test_learner_notebook_outside_the_repo(tmp_path):
+    nb = nbformat.read(PART1.exercise_notebook, as_version=4)
+    cell = next(c for c in nb.cells if "def forward(" in c.source)
+    stub = '        # YOUR CODE HERE\n        raise NotImplementedError("not implemented yet")'
+    assert cell.source.count(stub) == 3
+    cell.source = cell.source.replace(stub, LEARNER_FORWARD, 1).replace(stub, LEARNER_BATCH, 1)
+    path = tmp_path / "learner.ipynb"
+    nbformat.write(nb, path)
+    before = digest(path)
+    result = grade_notebook(path)
+    status = {e.exercise: e for e in result.exercises}
+    assert status["forward"].status == "passed"
+    assert status["generate_batch"].status == "failed" and "rand > p" in status["generate_batch"].message
+    assert status["calculate_loss"].status == "not attempted"
+    assert digest(path) == before
+
+
+def test_json_output(tmp_path, capsys):
+    shutil.copy(PART1.exercise_notebook, tmp_path / "a.ipynb")
+    assert main([str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["totals"] == {"passed": 0, "failed": 0, "not attempted": 7, "total": 7}
+
+
+def test_unreadable_notebook_is_reported_not_crashed(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{ not json")
+    assert "could not read" in grade_notebook(path).error

@@ -1,0 +1,83 @@
+"""Generated notebooks are fresh, well-formed, and run headless."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+import nbformat
+import pytest
+from nbclient.exceptions import CellExecutionError
+
+from utils.notebooks import BEGIN, CHECK_CALL, build, execute, same_sources, sections, unwrap_main
+
+SECTIONS = sections()
+IDS = [s.name for s in SECTIONS]
+
+
+@pytest.mark.parametrize("sec", SECTIONS, ids=IDS)
+def test_exercise_notebook_is_fresh_and_has_no_outputs(sec):
+    assert sec.exercise_notebook.exists(), f"run `make notebooks`: {sec.exercise_notebook} is missing"
+    committed = nbformat.read(sec.exercise_notebook, as_version=4)
+    assert same_sources(committed, build(sec, exercise=True)), (
+        f"{sec.exercise_notebook} is out of date with {sec.source}: run `make notebooks`")
+    assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("sec", SECTIONS, ids=IDS)
+def test_solution_notebook_is_fresh_and_executed(sec):
+    assert sec.solution_notebook.exists(), f"run `make notebooks`: {sec.solution_notebook} is missing"
+    committed = nbformat.read(sec.solution_notebook, as_version=4)
+    assert same_sources(committed, build(sec, exercise=False)), (
+        f"{sec.solution_notebook} is out of date with {sec.source}: run `make notebooks`")
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "the solution notebook is committed unexecuted"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"the committed solution notebook has errors: {errors[0].get('ename')}"
+
+
+@pytest.mark.parametrize("sec", SECTIONS, ids=IDS)
+def test_every_exercise_is_stubbed_and_checked(sec):
+    source = sec.source.read_text(encoding="utf-8")
+    exercise = build(sec, exercise=True)
+    text = "\n".join(c.source for c in exercise.cells)
+    assert BEGIN not in text and "### END SOLUTION" not in text
+    assert text.count("raise NotImplementedError") == source.count(BEGIN)
+    calls = CHECK_CALL.findall(source)
+    assert calls, "a section without checks"
+    module = importlib.import_module(f"tests.{sec.name}")
+    checkers = {name for name, f in inspect.getmembers(module, inspect.isfunction)
+                if name.startswith("test_") and f.__module__ == module.__name__}
+    called = {func for mod, func, _ in calls if mod == sec.name}
+    assert checkers == called, f"checkers never called in the notebook: {checkers - called}; " \
+                               f"called but missing: {called - checkers}"
+    for name in checkers:
+        assert getattr(module, name).exercise == name.removeprefix("test_"), "a checker's exercise name must match"
+
+
+def test_unwrap_main_dedents_and_flags_notebook_only_cells():
+    code, only = unwrap_main("if MAIN:\n    x = 1\n    if x:\n        print(x)\n")
+    assert code == "x = 1\nif x:\n    print(x)" and only
+    code, only = unwrap_main('import torch\nMAIN = __name__ == "__main__"\nif MAIN:\n    y = 2\n')
+    assert code == "import torch\ny = 2" and not only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sec", SECTIONS, ids=IDS)
+def test_solution_notebook_runs_headless(sec):
+    execute(build(sec, exercise=False), cwd=sec.source.parent, env={"CURRICULUM_FAST": "1"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sec", SECTIONS, ids=IDS)
+def test_run_all_on_exercise_notebook_stops_at_first_stub(sec):
+    nb = build(sec, exercise=True)
+    with pytest.raises(CellExecutionError) as info:
+        execute(nb, cwd=sec.exercise_notebook.parent, env={"CURRICULUM_FAST": "1"})
+    err = info.value
+    assert err.ename == "NotDone", f"Run all stopped on {err.ename}: {err.evalue}"
+    assert "not implemented yet" in err.evalue
+    first_check = next(c for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source))
+    assert re.search(CHECK_CALL, str(err)), "the run should stop at a check cell"
+    assert first_check.source in str(err), "Run all should stop at the first check"
