@@ -76,6 +76,7 @@ if MAIN:
 # some features than others; here, a decaying importance lets us see which features the model
 # chooses to keep when it cannot keep them all.
 
+
 # %%
 @dataclass
 class ToyModelConfig:
@@ -431,6 +432,7 @@ if MAIN:
 # "first is absent and another coin says yes": its probability then drops to $p(1 - p)$.
 # </details>
 
+
 # %%
 def generate_correlated_features(
     self: ToyModel, batch_size: int, p: Float[Tensor, "inst pairs"]
@@ -509,6 +511,7 @@ if MAIN:
 # `p[:, 0 : 2 * n_corr : 2]`. The anticorrelated block starts at feature `2 * n_corr`; the
 # uncorrelated block is everything after `2 * (n_corr + n_anti)`.
 # </details>
+
 
 # %%
 def generate_batch(self: ToyModel, batch_size: int) -> Float[Tensor, "batch inst feats"]:

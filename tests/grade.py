@@ -92,8 +92,9 @@ def grade_notebook(path: Path, timeout: int = 300) -> NotebookResult:
         log.touch()
         env = {"CURRICULUM_GRADE_LOG": str(log), "CURRICULUM_FAST": "1"}
         try:
-            executed = execute(nb, cwd=path.resolve().parent, env=env, timeout=timeout, allow_errors=True,
-                               skip_tags=("experiment",))
+            executed = execute(
+                nb, cwd=path.resolve().parent, env=env, timeout=timeout, allow_errors=True, skip_tags=("experiment",)
+            )
         except Exception as err:  # kernel died or a cell timed out
             executed, result.error = None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -136,8 +137,9 @@ def format_table(result: NotebookResult) -> str:
         detail = f"  {_short(e.message)}" if e.status == "failed" else ""
         lines.append(f"  {e.exercise:<{width}}  {marks[e.status]:<17}{detail}")
     t = result.totals()
-    lines.append(f"  total: {t['passed']} passed, {t['failed']} failed, {t['not attempted']} not attempted "
-                 f"(of {t['total']})")
+    lines.append(
+        f"  total: {t['passed']} passed, {t['failed']} failed, {t['not attempted']} not attempted (of {t['total']})"
+    )
     return "\n".join(lines)
 
 

@@ -33,8 +33,11 @@ ZERO_DRAW_ALLOWANCE = 3
 
 def _model(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) -> torch.nn.Module:
     if not isinstance(ToyModel, type):
-        fail(f"expected the ToyModel class, got {type(ToyModel).__name__}", "pass the class itself: test_x(ToyModel)",
-             code="not_class")
+        fail(
+            f"expected the ToyModel class, got {type(ToyModel).__name__}",
+            "pass the class itself: test_x(ToyModel)",
+            code="not_class",
+        )
     return ToyModel(cfg, device=device, **kwargs)
 
 
@@ -63,10 +66,16 @@ def _forward_candidates(W: Tensor, b: Tensor, x: Tensor) -> tuple[Tensor, list[t
         ("no_relu", "apply a ReLU to the output: ReLU(WᵀWx + b)", pre + b),
         ("bias_after_relu", "add b_final before the ReLU, not after it", F.relu(pre) + b),
         ("no_bias", "add b_final before the ReLU", F.relu(pre)),
-        ("hidden_relu", "this model has no ReLU on the hidden layer (that is part 2's model): only on the output",
-         F.relu(h_relu + b)),
-        ("instance_mixing", "each instance must use its own W: don't sum or mix over the `inst` axis",
-         F.relu(torch.einsum("...d,idf->...if", h.sum(-2), W) + b)),
+        (
+            "hidden_relu",
+            "this model has no ReLU on the hidden layer (that is part 2's model): only on the output",
+            F.relu(h_relu + b),
+        ),
+        (
+            "instance_mixing",
+            "each instance must use its own W: don't sum or mix over the `inst` axis",
+            F.relu(torch.einsum("...d,idf->...if", h.sum(-2), W) + b),
+        ),
     ]
     return right, mistakes
 
@@ -99,8 +108,9 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     with torch.no_grad():
         out1 = one(x1)
     expect_tensor(out1, "forward with n_inst=1, n_features=1", shape=(4, 1, 1), dims="batch inst feats")
-    expect_matches(out1, _forward_candidates(W1, b1, x1)[0], "forward with n_inst=1, n_features=1",
-                   dims="batch inst feats")
+    expect_matches(
+        out1, _forward_candidates(W1, b1, x1)[0], "forward with n_inst=1, n_features=1", dims="batch inst feats"
+    )
     return "ReLU(WᵀWx + b) for every instance, any leading axes"
 
 
@@ -110,15 +120,21 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
 def _check_values(batch: Tensor, what: str) -> Tensor:
     """Values lie in [0, 1] and are not all equal. Returns the presence mask (value != 0)."""
     if (batch < 0).any() or (batch > 1).any():
-        fail(f"{what} has values outside [0, 1] (min {batch.min().item():.3g}, max {batch.max().item():.3g})",
-             "present features take values from U[0, 1] (torch.rand), absent ones are exactly 0", code="value_range")
+        fail(
+            f"{what} has values outside [0, 1] (min {batch.min().item():.3g}, max {batch.max().item():.3g})",
+            "present features take values from U[0, 1] (torch.rand), absent ones are exactly 0",
+            code="value_range",
+        )
     present = batch != 0
     values = batch[present]
     if values.numel() < 100:
         fail(f"{what} has almost no present features ({values.numel()})", "check the presence mask", code="frequency")
     if values.std() < 1e-3:
-        fail(f"{what}: every present feature has the value {values[0].item():.3g}",
-             "magnitudes look constant: draw each present feature's value from U[0, 1]", code="constant_magnitude")
+        fail(
+            f"{what}: every present feature has the value {values[0].item():.3g}",
+            "magnitudes look constant: draw each present feature's value from U[0, 1]",
+            code="constant_magnitude",
+        )
     return present
 
 
@@ -131,9 +147,12 @@ def _check_value_moments(batch: Tensor, present: Tensor, what: str, n_tests: int
     tol_sq = bernstein_tolerance(n, 4 / 45, 1.0, delta)  # Var(U^2) = 1/5 - 1/9
     mean, mean_sq = values.mean().item(), (values**2).mean().item()
     if abs(mean - 0.5) > tol_mean or abs(mean_sq - 1 / 3) > tol_sq:
-        fail(f"{what}: present values have mean {mean:.3f} and mean square {mean_sq:.3f}, "
-             f"expected 0.500 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f} for U[0, 1]",
-             "draw the values with torch.rand, separately from the presence draw", code="value_distribution")
+        fail(
+            f"{what}: present values have mean {mean:.3f} and mean square {mean_sq:.3f}, "
+            f"expected 0.500 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f} for U[0, 1]",
+            "draw the values with torch.rand, separately from the presence draw",
+            code="value_distribution",
+        )
 
 
 def _check_values_independent_of_presence(batch: Tensor, present: Tensor, p: Tensor, what: str, n_tests: int) -> None:
@@ -148,10 +167,16 @@ def _check_values_independent_of_presence(batch: Tensor, present: Tensor, p: Ten
             hint = "values should not depend on presence: use a second, separate rand call for the values"
             pi = p[tuple(idx)].item()
             if abs(mean - pi / 2) < tol or abs(mean - (1 + pi) / 2) < tol:
-                hint = ("values look like the same random numbers that decided presence (mean ≈ p/2): "
-                        "draw the values with a separate rand call")
-            fail(f"{what}: present values of inst {idx[0]}, feature {idx[1]} have mean {mean:.3f}, "
-                 f"expected 0.500 ± {tol:.3f}", hint, code="values_reuse_mask")
+                hint = (
+                    "values look like the same random numbers that decided presence (mean ≈ p/2): "
+                    "draw the values with a separate rand call"
+                )
+            fail(
+                f"{what}: present values of inst {idx[0]}, feature {idx[1]} have mean {mean:.3f}, "
+                f"expected 0.500 ± {tol:.3f}",
+                hint,
+                code="values_reuse_mask",
+            )
 
 
 def _presence_hint(observed: float, expected: float) -> str:
@@ -162,9 +187,11 @@ def _presence_hint(observed: float, expected: float) -> str:
 
 def _check_presence_all_rows_differ(present: Tensor, what: str) -> None:
     if present.shape[0] > 1 and (present == present[:1]).all():
-        fail(f"{what}: every example in the batch has the same features present",
-             "draw presence separately for every batch element (a mask of shape [batch, inst, feats])",
-             code="shared_over_batch")
+        fail(
+            f"{what}: every example in the batch has the same features present",
+            "draw presence separately for every batch element (a mask of shape [batch, inst, feats])",
+            code="shared_over_batch",
+        )
 
 
 def _check_pairwise_independence(present: Tensor, p: Tensor, what: str, n_tests: int, hint: str, code: str) -> None:
@@ -173,16 +200,28 @@ def _check_pairwise_independence(present: Tensor, p: Tensor, what: str, n_tests:
     pf = present.double()
     joint_feats = torch.einsum("bif,big->ifg", pf, pf) / n  # [inst feats feats]
     joint_inst = torch.einsum("bif,bjf->fij", pf, pf) / n  # [feats inst inst]
-    pairs = [(joint_feats[i, a, c], p[i, a] * p[i, c], f"inst {i}, features {a} and {c}")
-             for i in range(n_inst) for a in range(n_feats) for c in range(a + 1, n_feats)]
-    pairs += [(joint_inst[f, i, j], p[i, f] * p[j, f], f"feature {f}, instances {i} and {j}")
-              for f in range(n_feats) for i in range(n_inst) for j in range(i + 1, n_inst)]
+    pairs = [
+        (joint_feats[i, a, c], p[i, a] * p[i, c], f"inst {i}, features {a} and {c}")
+        for i in range(n_inst)
+        for a in range(n_feats)
+        for c in range(a + 1, n_feats)
+    ]
+    pairs += [
+        (joint_inst[f, i, j], p[i, f] * p[j, f], f"feature {f}, instances {i} and {j}")
+        for f in range(n_feats)
+        for i in range(n_inst)
+        for j in range(i + 1, n_inst)
+    ]
     for observed, expected, where in pairs:
         expected = expected.item()
         tol = bernstein_tolerance(n, expected * (1 - expected), 1.0, FAILURE_PROBABILITY / n_tests)
         if abs(observed.item() - expected) > tol:
-            fail(f"{what}: {where} are both present in {observed.item():.2%} of examples; "
-                 f"independent draws give {expected:.2%} ± {tol:.2%}", hint, code=code)
+            fail(
+                f"{what}: {where} are both present in {observed.item():.2%} of examples; "
+                f"independent draws give {expected:.2%} ± {tol:.2%}",
+                hint,
+                code=code,
+            )
 
 
 def check_independent_features(batch: Tensor, p: Tensor, what: str) -> None:
@@ -192,14 +231,27 @@ def check_independent_features(batch: Tensor, p: Tensor, what: str) -> None:
     n_tests = 2 + 2 * n_inst * n_feats + n_pairs
     present = _check_values(batch, what)
     _check_presence_all_rows_differ(present, what)
-    expect_frequency(present.double().mean(0), p, n, f"{what}: presence frequency", dims="inst feature",
-                     hint=_presence_hint, code="presence_probability", n_tests=n_tests)
+    expect_frequency(
+        present.double().mean(0),
+        p,
+        n,
+        f"{what}: presence frequency",
+        dims="inst feature",
+        hint=_presence_hint,
+        code="presence_probability",
+        n_tests=n_tests,
+    )
     _check_values_independent_of_presence(batch, present, p, what, n_tests)
     _check_value_moments(batch, present, what, n_tests)
-    _check_pairwise_independence(present, p, what, n_tests,
-                                 "features must be present independently: draw one presence per batch element, "
-                                 "instance and feature (don't share one mask across features or instances)",
-                                 code="shared_mask")
+    _check_pairwise_independence(
+        present,
+        p,
+        what,
+        n_tests,
+        "features must be present independently: draw one presence per batch element, "
+        "instance and feature (don't share one mask across features or instances)",
+        code="shared_mask",
+    )
 
 
 def _generator_output(batch: object, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
@@ -232,22 +284,37 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     loss = model.calculate_loss(out, batch)
     expect_scalar(loss, "calculate_loss(out, batch)")
     if not loss.requires_grad:
-        fail("the loss does not depend on `out` through autograd",
-             "compute it with torch operations on `out` (no .item(), .detach() or numpy)", code="no_grad")
+        fail(
+            "the loss does not depend on `out` through autograd",
+            "compute it with torch operations on `out` (no .item(), .detach() or numpy)",
+            code="no_grad",
+        )
     err = (batch - out.detach()) ** 2
     imp = importance.to(device)
     right = (imp * err).mean(dim=(0, 2)).sum()
     mistakes = [
         ("no_importance", "weight each feature's squared error by self.importance", err.mean(dim=(0, 2)).sum()),
-        ("mean_over_instances", "sum over instances (each instance is its own model); average only batch and features",
-         (imp * err).mean()),
-        ("sum_over_features", "average over features as well as the batch, don't sum over them",
-         (imp * err).sum(-1).mean(0).sum()),
+        (
+            "mean_over_instances",
+            "sum over instances (each instance is its own model); average only batch and features",
+            (imp * err).mean(),
+        ),
+        (
+            "sum_over_features",
+            "average over features as well as the batch, don't sum over them",
+            (imp * err).sum(-1).mean(0).sum(),
+        ),
         ("sum_over_batch", "average over the batch, don't sum over it", (imp * err).sum(0).mean(-1).sum()),
-        ("not_squared", "the error is squared: (batch - out) ** 2",
-         (imp * (batch - out.detach()).abs()).mean(dim=(0, 2)).sum()),
-        ("importance_squared", "multiply by the importance once, outside the square",
-         ((imp * (batch - out.detach())) ** 2).mean(dim=(0, 2)).sum()),
+        (
+            "not_squared",
+            "the error is squared: (batch - out) ** 2",
+            (imp * (batch - out.detach()).abs()).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "importance_squared",
+            "multiply by the importance once, outside the square",
+            ((imp * (batch - out.detach())) ** 2).mean(dim=(0, 2)).sum(),
+        ),
     ]
     expect_matches(loss.detach(), right, "calculate_loss", mistakes)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
@@ -276,37 +343,53 @@ def _check_pair_values_independent(batch: Tensor, what: str) -> None:
     a, b = batch[..., 0::2], batch[..., 1::2]
     same = ((a == b) & (a != 0)).sum().item()
     if same > ZERO_DRAW_ALLOWANCE:
-        fail(f"{what}: in {same} examples both features of a pair have exactly the same value",
-             "draw the two features' values separately (a value tensor with the full [batch, inst, 2*pairs] shape)",
-             code="shared_values")
+        fail(
+            f"{what}: in {same} examples both features of a pair have exactly the same value",
+            "draw the two features' values separately (a value tensor with the full [batch, inst, 2*pairs] shape)",
+            code="shared_values",
+        )
 
 
 def _check_pair_activity_independent(active: Tensor, p_active: Tensor, what: str, n_tests: int) -> None:
     """Pairs are independent of each other, within an instance and across instances."""
-    _check_pairwise_independence(active, p_active, what, n_tests,
-                                 "each pair (and each instance) needs its own random draws", code="shared_mask")
+    _check_pairwise_independence(
+        active, p_active, what, n_tests, "each pair (and each instance) needs its own random draws", code="shared_mask"
+    )
 
 
 @checker("generate_correlated_features")
 def test_generate_correlated_features(ToyModel: type, device: torch.device) -> str:
     model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
     what = "the batch"
-    batch = _generator_output(model.generate_correlated_features(N_SAMPLES, P_PAIRS.to(device)), "the output",
-                              (N_SAMPLES, 3, 4), device).cpu()
+    batch = _generator_output(
+        model.generate_correlated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
+    ).cpu()
     n_tests = 2 + 12 + 12 + 9
     present = _check_values(batch, what)
     breaks = _count_layout_breaks(present, "together")
     if breaks > ZERO_DRAW_ALLOWANCE:
         if _count_layout_breaks(present, "together", adjacent=False) <= ZERO_DRAW_ALLOWANCE:
-            fail(f"{what}: the pairs are features (j, j + n_pairs)",
-                 "pair j must occupy the adjacent features 2j and 2j + 1 (repeat with '(pair two)', not '(two pair)')",
-                 code="pair_layout")
-        fail(f"{what}: in {breaks} cases one feature of a pair is present without the other",
-             "both features of a correlated pair share one presence draw (draw [batch, inst, pairs], then repeat)",
-             code="not_together")
+            fail(
+                f"{what}: the pairs are features (j, j + n_pairs)",
+                "pair j must occupy the adjacent features 2j and 2j + 1 (repeat with '(pair two)', not '(two pair)')",
+                code="pair_layout",
+            )
+        fail(
+            f"{what}: in {breaks} cases one feature of a pair is present without the other",
+            "both features of a correlated pair share one presence draw (draw [batch, inst, pairs], then repeat)",
+            code="not_together",
+        )
     p = _pair_probabilities(P_PAIRS)
-    expect_frequency(present.double().mean(0), p, N_SAMPLES, f"{what}: presence frequency", dims="inst feature",
-                     hint=_presence_hint, code="presence_probability", n_tests=n_tests)
+    expect_frequency(
+        present.double().mean(0),
+        p,
+        N_SAMPLES,
+        f"{what}: presence frequency",
+        dims="inst feature",
+        hint=_presence_hint,
+        code="presence_probability",
+        n_tests=n_tests,
+    )
     _check_values_independent_of_presence(batch, present, p, what, n_tests)
     _check_value_moments(batch, present, what, n_tests)
     _check_pair_values_independent(batch, what)
@@ -318,27 +401,40 @@ def test_generate_correlated_features(ToyModel: type, device: torch.device) -> s
 def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) -> str:
     model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
     what = "the batch"
-    batch = _generator_output(model.generate_anticorrelated_features(N_SAMPLES, P_PAIRS.to(device)), "the output",
-                              (N_SAMPLES, 3, 4), device).cpu()
+    batch = _generator_output(
+        model.generate_anticorrelated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
+    ).cpu()
     n_tests = 2 + 12 + 12 + 9
     present = _check_values(batch, what)
     both = _count_layout_breaks(present, "never")
     if both > 0:
-        fail(f"{what}: in {both} cases both features of a pair are present",
-             "an anticorrelated pair is never on together: make the second feature's presence exclude the first's",
-             code="both_present")
+        fail(
+            f"{what}: in {both} cases both features of a pair are present",
+            "an anticorrelated pair is never on together: make the second feature's presence exclude the first's",
+            code="both_present",
+        )
 
     def hint(observed: float, expected: float) -> str:
         if abs(observed - expected * (1 - expected)) < 0.01:
-            return ("this feature's probability is p(1 - p): it is only drawn when the other is absent. "
-                    "Draw 'pair active' with probability 2p, then pick one of the two with probability 1/2")
+            return (
+                "this feature's probability is p(1 - p): it is only drawn when the other is absent. "
+                "Draw 'pair active' with probability 2p, then pick one of the two with probability 1/2"
+            )
         if abs(observed - expected / 2) < 0.01:
             return "each feature is present with p/2: the pair should be active with probability 2p, not p"
         return _presence_hint(observed, expected)
 
     p = _pair_probabilities(P_PAIRS)
-    expect_frequency(present.double().mean(0), p, N_SAMPLES, f"{what}: presence frequency", dims="inst feature",
-                     hint=hint, code="presence_probability", n_tests=n_tests)
+    expect_frequency(
+        present.double().mean(0),
+        p,
+        N_SAMPLES,
+        f"{what}: presence frequency",
+        dims="inst feature",
+        hint=hint,
+        code="presence_probability",
+        n_tests=n_tests,
+    )
     _check_values_independent_of_presence(batch, present, p, what, n_tests)
     _check_value_moments(batch, present, what, n_tests)
     active = present[..., 0::2] | present[..., 1::2]
@@ -350,8 +446,9 @@ def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) 
 def test_generate_uncorrelated_features(ToyModel: type, device: torch.device) -> str:
     model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
     what = "the batch"
-    batch = _generator_output(model.generate_uncorrelated_features(N_SAMPLES, P_TABLE.to(device)), "the output",
-                              (N_SAMPLES, 3, 4), device).cpu()
+    batch = _generator_output(
+        model.generate_uncorrelated_features(N_SAMPLES, P_TABLE.to(device)), "the output", (N_SAMPLES, 3, 4), device
+    ).cpu()
     check_independent_features(batch, P_TABLE, what)
     return "presence rates, U[0, 1] values and independence"
 
@@ -366,8 +463,11 @@ def _with_reference_generators(ToyModel: type) -> type:
         (ToyModel,),
         {
             name: getattr(RefToyModel, name)
-            for name in ("generate_correlated_features", "generate_anticorrelated_features",
-                         "generate_uncorrelated_features")
+            for name in (
+                "generate_correlated_features",
+                "generate_anticorrelated_features",
+                "generate_uncorrelated_features",
+            )
         },
     )
 
@@ -379,8 +479,9 @@ def test_generate_combined_batch(ToyModel: type, device: torch.device) -> str:
     Probe = _with_reference_generators(ToyModel)
     what = "the batch"
     # 2 correlated pairs, 1 anticorrelated pair, 3 uncorrelated features; pair members share a probability.
-    p = torch.tensor([[0.2, 0.2, 0.4, 0.4, 0.3, 0.3, 0.1, 0.6, 0.85],
-                      [0.5, 0.5, 0.05, 0.05, 0.15, 0.15, 0.7, 0.25, 0.45]])
+    p = torch.tensor(
+        [[0.2, 0.2, 0.4, 0.4, 0.3, 0.3, 0.1, 0.6, 0.85], [0.5, 0.5, 0.05, 0.05, 0.15, 0.15, 0.7, 0.25, 0.45]]
+    )
     cfg = ToyModelConfig(n_inst=2, n_features=9, d_hidden=2, n_correlated_pairs=2, n_anticorrelated_pairs=1)
     model = Probe(cfg, feature_probability=p.to(device), device=device)
     batch = _generator_output(model.generate_batch(N_SAMPLES), "the output", (N_SAMPLES, 2, 9), device).cpu()
@@ -388,21 +489,35 @@ def test_generate_combined_batch(ToyModel: type, device: torch.device) -> str:
     present = _check_values(batch, what)
     corr, anti = present[..., :4], present[..., 4:6]
     if _count_layout_breaks(corr, "together") > ZERO_DRAW_ALLOWANCE or _count_layout_breaks(anti, "never") > 0:
-        fail(f"{what}: the first 4 features are not correlated pairs and/or features 4-5 are not an anticorrelated "
-             "pair", "concatenate the blocks in the order [correlated | anticorrelated | uncorrelated]",
-             code="block_order")
+        fail(
+            f"{what}: the first 4 features are not correlated pairs and/or features 4-5 are not an anticorrelated pair",
+            "concatenate the blocks in the order [correlated | anticorrelated | uncorrelated]",
+            code="block_order",
+        )
 
     def hint(observed: float, expected: float) -> str:
-        return ("a block got the wrong probabilities: pair j of a block uses the probability of its first feature "
-                "(slice with a step of 2), and the uncorrelated block uses the remaining features' probabilities")
+        return (
+            "a block got the wrong probabilities: pair j of a block uses the probability of its first feature "
+            "(slice with a step of 2), and the uncorrelated block uses the remaining features' probabilities"
+        )
 
-    expect_frequency(present.double().mean(0), p, N_SAMPLES, f"{what}: presence frequency", dims="inst feature",
-                     hint=hint, code="block_probability", n_tests=n_tests)
+    expect_frequency(
+        present.double().mean(0),
+        p,
+        N_SAMPLES,
+        f"{what}: presence frequency",
+        dims="inst feature",
+        hint=hint,
+        code="block_probability",
+        n_tests=n_tests,
+    )
 
     # With no pairs, the combined batch must behave like the original generate_batch.
-    plain = Probe(ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=P_TABLE.to(device),
-                  device=device)
-    batch = _generator_output(plain.generate_batch(N_SAMPLES), "the output with no pairs", (N_SAMPLES, 3, 4),
-                              device).cpu()
+    plain = Probe(
+        ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=P_TABLE.to(device), device=device
+    )
+    batch = _generator_output(
+        plain.generate_batch(N_SAMPLES), "the output with no pairs", (N_SAMPLES, 3, 4), device
+    ).cpu()
     check_independent_features(batch, P_TABLE, f"{what} with no pairs")
     return "blocks in order with the right probabilities; no pairs = independent features"

@@ -54,14 +54,17 @@ def test_learner_exception_is_named_with_learner_frames_only():
     assert "tests/checking.py" not in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "kwargs", "code"), [
-    (None, {}, "returned_none"),
-    ([1.0], {}, "not_tensor"),
-    (torch.zeros(3, 2), {"shape": (2, 3), "dims": "a b"}, "shape"),
-    (torch.zeros(3, dtype=torch.float64), {"dtype": torch.float32}, "dtype"),
-    (torch.zeros(3), {"device": torch.device("meta")}, "device"),
-    (torch.tensor([1.0, float("nan")]), {}, "not_finite"),
-])
+@pytest.mark.parametrize(
+    ("value", "kwargs", "code"),
+    [
+        (None, {}, "returned_none"),
+        ([1.0], {}, "not_tensor"),
+        (torch.zeros(3, 2), {"shape": (2, 3), "dims": "a b"}, "shape"),
+        (torch.zeros(3, dtype=torch.float64), {"dtype": torch.float32}, "dtype"),
+        (torch.zeros(3), {"device": torch.device("meta")}, "device"),
+        (torch.tensor([1.0, float("nan")]), {}, "not_finite"),
+    ],
+)
 def test_expect_tensor_names_each_problem(value, kwargs, code):
     with pytest.raises(CheckFailed) as info:
         expect_tensor(value, "out", **kwargs)

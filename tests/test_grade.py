@@ -36,14 +36,14 @@ def test_untouched_exercise_notebook_grades_all_not_attempted():
     assert digest(PART1.exercise_notebook) == before, "the grader must never write to a notebook"
 
 
-LEARNER_FORWARD = '''\
+LEARNER_FORWARD = """\
         # an unusual but correct answer: one matrix per instance
         WtW = self.W.mT @ self.W
-        return torch.relu(torch.einsum("ifg,...ig->...if", WtW, features) + self.b_final)'''
-LEARNER_BATCH = '''\
+        return torch.relu(torch.einsum("ifg,...ig->...if", WtW, features) + self.b_final)"""
+LEARNER_BATCH = """\
         # a wrong answer: the mask is `rand > p`
         shape = (batch_size, self.cfg.n_inst, self.cfg.n_features)
-        return torch.where(torch.rand(shape) > self.feature_probability, torch.rand(shape), 0.0)'''
+        return torch.where(torch.rand(shape) > self.feature_probability, torch.rand(shape), 0.0)"""
 
 
 def test_learner_notebook_outside_the_repo(tmp_path):

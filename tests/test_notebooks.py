@@ -21,7 +21,8 @@ def test_exercise_notebook_is_fresh_and_has_no_outputs(sec):
     assert sec.exercise_notebook.exists(), f"run `make notebooks`: {sec.exercise_notebook} is missing"
     committed = nbformat.read(sec.exercise_notebook, as_version=4)
     assert same_sources(committed, build(sec, exercise=True)), (
-        f"{sec.exercise_notebook} is out of date with {sec.source}: run `make notebooks`")
+        f"{sec.exercise_notebook} is out of date with {sec.source}: run `make notebooks`"
+    )
     assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")
 
 
@@ -30,7 +31,8 @@ def test_solution_notebook_is_fresh_and_executed(sec):
     assert sec.solution_notebook.exists(), f"run `make notebooks`: {sec.solution_notebook} is missing"
     committed = nbformat.read(sec.solution_notebook, as_version=4)
     assert same_sources(committed, build(sec, exercise=False)), (
-        f"{sec.solution_notebook} is out of date with {sec.source}: run `make notebooks`")
+        f"{sec.solution_notebook} is out of date with {sec.source}: run `make notebooks`"
+    )
     code = [c for c in committed.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "the solution notebook is committed unexecuted"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
@@ -47,11 +49,15 @@ def test_every_exercise_is_stubbed_and_checked(sec):
     calls = CHECK_CALL.findall(source)
     assert calls, "a section without checks"
     module = importlib.import_module(f"tests.{sec.name}")
-    checkers = {name for name, f in inspect.getmembers(module, inspect.isfunction)
-                if name.startswith("test_") and f.__module__ == module.__name__}
+    checkers = {
+        name
+        for name, f in inspect.getmembers(module, inspect.isfunction)
+        if name.startswith("test_") and f.__module__ == module.__name__
+    }
     called = {func for mod, func, _ in calls if mod == sec.name}
-    assert checkers == called, f"checkers never called in the notebook: {checkers - called}; " \
-                               f"called but missing: {called - checkers}"
+    assert checkers == called, (
+        f"checkers never called in the notebook: {checkers - called}; called but missing: {called - checkers}"
+    )
     for name in checkers:
         assert getattr(module, name).exercise == name.removeprefix("test_"), "a checker's exercise name must match"
 

@@ -79,22 +79,27 @@ def fwd_returns_none(self, x):
     fwd_matmul(self, x)
 
 
-@pytest.mark.parametrize("impl", [ToyModel, variant(forward=fwd_matmul), variant(forward=fwd_two_step_clamp),
-                                  variant(forward=fwd_flatten_loop)])
+@pytest.mark.parametrize(
+    "impl",
+    [ToyModel, variant(forward=fwd_matmul), variant(forward=fwd_two_step_clamp), variant(forward=fwd_flatten_loop)],
+)
 def test_forward_accepts(impl):
     assert_passes(checks.test_forward, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (fwd_no_relu, "no_relu"),
-    (fwd_bias_after_relu, "bias_after_relu"),
-    (fwd_no_bias, "no_bias"),
-    (fwd_hidden_relu, "hidden_relu"),
-    (fwd_instance_mixing, "instance_mixing"),
-    (fwd_batch_only, "exception"),
-    (fwd_float64, "dtype"),
-    (fwd_returns_none, "returned_none"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (fwd_no_relu, "no_relu"),
+        (fwd_bias_after_relu, "bias_after_relu"),
+        (fwd_no_bias, "no_bias"),
+        (fwd_hidden_relu, "hidden_relu"),
+        (fwd_instance_mixing, "instance_mixing"),
+        (fwd_batch_only, "exception"),
+        (fwd_float64, "dtype"),
+        (fwd_returns_none, "returned_none"),
+    ],
+)
 def test_forward_rejects(impl, code):
     assert_fails(checks.test_forward, variant(forward=impl), code)
 
@@ -128,13 +133,16 @@ def gb_einops_loop(self, n):
 
 
 def gb_constant(self, n):
-    return (torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device) < self.feature_probability).float()
+    return (
+        torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device) < self.feature_probability
+    ).float()
 
 
 def gb_shared_mask(self, n):
     u = torch.rand(n, self.cfg.n_inst, 1, device=self.W.device)
-    return torch.where(u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features,
-                                                                  device=self.W.device), 0.0)
+    return torch.where(
+        u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device), 0.0
+    )
 
 
 def gb_same_random_numbers(self, n):
@@ -144,14 +152,18 @@ def gb_same_random_numbers(self, n):
 
 def gb_one_minus_p(self, n):
     shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(torch.rand(shape, device=self.W.device) > self.feature_probability,
-                       torch.rand(shape, device=self.W.device), 0.0)
+    return torch.where(
+        torch.rand(shape, device=self.W.device) > self.feature_probability, torch.rand(shape, device=self.W.device), 0.0
+    )
 
 
 def gb_wrong_axis_order(self, n):
     shape = (self.cfg.n_inst, n, self.cfg.n_features)
-    return torch.where(torch.rand(shape, device=self.W.device) < self.feature_probability[:, None],
-                       torch.rand(shape, device=self.W.device), 0.0)
+    return torch.where(
+        torch.rand(shape, device=self.W.device) < self.feature_probability[:, None],
+        torch.rand(shape, device=self.W.device),
+        0.0,
+    )
 
 
 def gb_shared_over_batch(self, n):
@@ -161,20 +173,27 @@ def gb_shared_over_batch(self, n):
 
 def gb_shared_over_instances(self, n):
     u = torch.rand(n, 1, self.cfg.n_features, device=self.W.device)
-    return torch.where(u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features,
-                                                                  device=self.W.device), 0.0)
+    return torch.where(
+        u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device), 0.0
+    )
 
 
 def gb_normal_values(self, n):
     shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(torch.rand(shape, device=self.W.device) < self.feature_probability,
-                       torch.randn(shape, device=self.W.device), 0.0)
+    return torch.where(
+        torch.rand(shape, device=self.W.device) < self.feature_probability,
+        torch.randn(shape, device=self.W.device),
+        0.0,
+    )
 
 
 def gb_mean_probability(self, n):
     shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(torch.rand(shape, device=self.W.device) < self.feature_probability.mean(),
-                       torch.rand(shape, device=self.W.device), 0.0)
+    return torch.where(
+        torch.rand(shape, device=self.W.device) < self.feature_probability.mean(),
+        torch.rand(shape, device=self.W.device),
+        0.0,
+    )
 
 
 def gb_cpu(self, n):
@@ -189,17 +208,20 @@ def test_generate_batch_accepts(impl):
     assert_passes(checks.test_generate_batch, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (gb_constant, "constant_magnitude"),
-    (gb_shared_mask, "shared_mask"),
-    (gb_same_random_numbers, "values_reuse_mask"),
-    (gb_one_minus_p, "presence_probability"),
-    (gb_wrong_axis_order, "shape"),
-    (gb_shared_over_batch, "shared_over_batch"),
-    (gb_shared_over_instances, "shared_mask"),
-    (gb_normal_values, "value_range"),
-    (gb_mean_probability, "presence_probability"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (gb_constant, "constant_magnitude"),
+        (gb_shared_mask, "shared_mask"),
+        (gb_same_random_numbers, "values_reuse_mask"),
+        (gb_one_minus_p, "presence_probability"),
+        (gb_wrong_axis_order, "shape"),
+        (gb_shared_over_batch, "shared_over_batch"),
+        (gb_shared_over_instances, "shared_mask"),
+        (gb_normal_values, "value_range"),
+        (gb_mean_probability, "presence_probability"),
+    ],
+)
 def test_generate_batch_rejects(impl, code):
     assert_fails(checks.test_generate_batch, variant(generate_batch=impl), code)
 
@@ -228,7 +250,9 @@ def test_uncorrelated_accepts(impl):
     assert_passes(checks.test_generate_uncorrelated_features, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [(unc_one_minus_p, "presence_probability"), (unc_shared_mask, "shared_mask")])
+@pytest.mark.parametrize(
+    ("impl", "code"), [(unc_one_minus_p, "presence_probability"), (unc_shared_mask, "shared_mask")]
+)
 def test_uncorrelated_rejects(impl, code):
     assert_fails(checks.test_generate_uncorrelated_features, variant(generate_uncorrelated_features=impl), code)
 
@@ -237,7 +261,7 @@ def test_uncorrelated_rejects(impl, code):
 # calculate_loss
 # --------------------------------------------------------------------------------------------
 def loss_sum_div(self, out, batch):
-    b, i, f = batch.shape
+    b, _, f = batch.shape
     return (self.importance * (out - batch).pow(2)).sum() / (b * f)
 
 
@@ -285,22 +309,26 @@ def loss_item(self, out, batch):
     return torch.tensor(ToyModel.calculate_loss(self, out, batch).item())
 
 
-@pytest.mark.parametrize("impl", [ToyModel, *[variant(calculate_loss=f) for f in
-                                              (loss_sum_div, loss_einsum, loss_mse_per_instance)]])
+@pytest.mark.parametrize(
+    "impl", [ToyModel, *[variant(calculate_loss=f) for f in (loss_sum_div, loss_einsum, loss_mse_per_instance)]]
+)
 def test_calculate_loss_accepts(impl):
     assert_passes(checks.test_calculate_loss, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (loss_no_importance, "no_importance"),
-    (loss_mean_all, "mean_over_instances"),
-    (loss_sum_features, "sum_over_features"),
-    (loss_abs, "not_squared"),
-    (loss_importance_squared, "importance_squared"),
-    (loss_sum_batch, "sum_over_batch"),
-    (loss_per_instance_vector, "not_scalar"),
-    (loss_item, "no_grad"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (loss_no_importance, "no_importance"),
+        (loss_mean_all, "mean_over_instances"),
+        (loss_sum_features, "sum_over_features"),
+        (loss_abs, "not_squared"),
+        (loss_importance_squared, "importance_squared"),
+        (loss_sum_batch, "sum_over_batch"),
+        (loss_per_instance_vector, "not_scalar"),
+        (loss_item, "no_grad"),
+    ],
+)
 def test_calculate_loss_rejects(impl, code):
     assert_fails(checks.test_calculate_loss, variant(calculate_loss=impl), code)
 
@@ -359,20 +387,24 @@ def corr_constant(self, n, p):
     return (torch.rand(n, *p.shape, device=p.device) < p).repeat_interleave(2, dim=-1).float()
 
 
-@pytest.mark.parametrize("impl", [ToyModel, *[variant(generate_correlated_features=f)
-                                              for f in (corr_bernoulli, corr_stack, corr_loop)]])
+@pytest.mark.parametrize(
+    "impl", [ToyModel, *[variant(generate_correlated_features=f) for f in (corr_bernoulli, corr_stack, corr_loop)]]
+)
 def test_correlated_accepts(impl):
     assert_passes(checks.test_generate_correlated_features, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (corr_independent, "not_together"),
-    (corr_same_value, "shared_values"),
-    (corr_two_pair_layout, "pair_layout"),
-    (corr_one_minus_p, "presence_probability"),
-    (corr_shared_over_pairs, "shared_mask"),
-    (corr_constant, "constant_magnitude"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (corr_independent, "not_together"),
+        (corr_same_value, "shared_values"),
+        (corr_two_pair_layout, "pair_layout"),
+        (corr_one_minus_p, "presence_probability"),
+        (corr_shared_over_pairs, "shared_mask"),
+        (corr_constant, "constant_magnitude"),
+    ],
+)
 def test_correlated_rejects(impl, code):
     assert_fails(checks.test_generate_correlated_features, variant(generate_correlated_features=impl), code)
 
@@ -432,26 +464,37 @@ def anti_shared_over_instances(self, n, p):
     return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
 
 
-@pytest.mark.parametrize("impl", [ToyModel, *[variant(generate_anticorrelated_features=f)
-                                              for f in (anti_disjoint_intervals, anti_categorical, anti_loop)]])
+@pytest.mark.parametrize(
+    "impl",
+    [
+        ToyModel,
+        *[variant(generate_anticorrelated_features=f) for f in (anti_disjoint_intervals, anti_categorical, anti_loop)],
+    ],
+)
 def test_anticorrelated_accepts(impl):
     assert_passes(checks.test_generate_anticorrelated_features, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (anti_second_p_one_minus_p, "presence_probability"),
-    (anti_active_with_p, "presence_probability"),
-    (anti_independent, "both_present"),
-    (anti_same_random_numbers, "values_reuse_mask"),
-    (anti_shared_over_instances, "shared_mask"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (anti_second_p_one_minus_p, "presence_probability"),
+        (anti_active_with_p, "presence_probability"),
+        (anti_independent, "both_present"),
+        (anti_same_random_numbers, "values_reuse_mask"),
+        (anti_shared_over_instances, "shared_mask"),
+    ],
+)
 def test_anticorrelated_rejects(impl, code):
     assert_fails(checks.test_generate_anticorrelated_features, variant(generate_anticorrelated_features=impl), code)
 
 
 def test_anticorrelated_hint_names_p_times_one_minus_p():
-    err = assert_fails(checks.test_generate_anticorrelated_features,
-                       variant(generate_anticorrelated_features=anti_second_p_one_minus_p), "presence_probability")
+    err = assert_fails(
+        checks.test_generate_anticorrelated_features,
+        variant(generate_anticorrelated_features=anti_second_p_one_minus_p),
+        "presence_probability",
+    )
     assert "p(1 - p)" in err.hint
 
 
@@ -480,9 +523,14 @@ def comb_inline(self, n):
 def comb_split(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     pc, pa, pu = torch.split(self.feature_probability, [2 * nc, 2 * na, self.cfg.n_uncorrelated], dim=1)
-    return torch.cat([self.generate_correlated_features(n, pc[:, ::2]),
-                      self.generate_anticorrelated_features(n, pa[:, 1::2]),
-                      self.generate_uncorrelated_features(n, pu)], dim=-1)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, pc[:, ::2]),
+            self.generate_anticorrelated_features(n, pa[:, 1::2]),
+            self.generate_uncorrelated_features(n, pu),
+        ],
+        dim=-1,
+    )
 
 
 def comb_list(self, n):
@@ -490,48 +538,76 @@ def comb_list(self, n):
     p = self.feature_probability
     idx_c = list(range(0, 2 * nc, 2))
     idx_a = list(range(2 * nc, 2 * (nc + na), 2))
-    out = [self.generate_correlated_features(n, p[:, idx_c]), self.generate_anticorrelated_features(n, p[:, idx_a]),
-           self.generate_uncorrelated_features(n, p[:, 2 * (nc + na):])]
+    out = [
+        self.generate_correlated_features(n, p[:, idx_c]),
+        self.generate_anticorrelated_features(n, p[:, idx_a]),
+        self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+    ]
     return torch.cat(out, dim=2)
 
 
 def comb_wrong_order(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     p = self.feature_probability
-    return torch.cat([self.generate_anticorrelated_features(n, p[:, 0 : 2 * na : 2]),
-                      self.generate_correlated_features(n, p[:, 2 * na : 2 * (na + nc) : 2]),
-                      self.generate_uncorrelated_features(n, p[:, 2 * (nc + na):])], dim=-1)
+    return torch.cat(
+        [
+            self.generate_anticorrelated_features(n, p[:, 0 : 2 * na : 2]),
+            self.generate_correlated_features(n, p[:, 2 * na : 2 * (na + nc) : 2]),
+            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+        ],
+        dim=-1,
+    )
 
 
 def comb_no_step(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     p = self.feature_probability
-    return torch.cat([self.generate_correlated_features(n, p[:, :nc]),
-                      self.generate_anticorrelated_features(n, p[:, nc : nc + na]),
-                      self.generate_uncorrelated_features(n, p[:, 2 * (nc + na):])], dim=-1)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, :nc]),
+            self.generate_anticorrelated_features(n, p[:, nc : nc + na]),
+            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+        ],
+        dim=-1,
+    )
 
 
 def comb_uncorrelated_from_start(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     p = self.feature_probability
-    return torch.cat([self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-                      self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
-                      self.generate_uncorrelated_features(n, p[:, : self.cfg.n_uncorrelated])], dim=-1)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+            self.generate_uncorrelated_features(n, p[:, : self.cfg.n_uncorrelated]),
+        ],
+        dim=-1,
+    )
 
 
 def comb_forgets_uncorrelated(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     p = self.feature_probability
-    return torch.cat([self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-                      self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2])], dim=-1)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+        ],
+        dim=-1,
+    )
 
 
 def comb_batch_axis_cat(self, n):
     nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
     p = self.feature_probability
-    return torch.cat([self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-                      self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
-                      self.generate_uncorrelated_features(n, p[:, 2 * (nc + na):])], dim=0)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+        ],
+        dim=0,
+    )
 
 
 @pytest.mark.parametrize("impl", [ToyModel, *[variant(generate_batch=f) for f in (comb_inline, comb_split, comb_list)]])
@@ -539,13 +615,16 @@ def test_combined_accepts(impl):
     assert_passes(checks.test_generate_combined_batch, impl)
 
 
-@pytest.mark.parametrize(("impl", "code"), [
-    (comb_wrong_order, "block_order"),
-    (comb_no_step, "block_probability"),
-    (comb_uncorrelated_from_start, "block_probability"),
-    (comb_forgets_uncorrelated, "shape"),
-    (comb_batch_axis_cat, "exception"),
-])
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (comb_wrong_order, "block_order"),
+        (comb_no_step, "block_probability"),
+        (comb_uncorrelated_from_start, "block_probability"),
+        (comb_forgets_uncorrelated, "shape"),
+        (comb_batch_axis_cat, "exception"),
+    ],
+)
 def test_combined_rejects(impl, code):
     assert_fails(checks.test_generate_combined_batch, variant(generate_batch=impl), code)
 
@@ -553,15 +632,18 @@ def test_combined_rejects(impl, code):
 # --------------------------------------------------------------------------------------------
 # Stubs, wrong arguments, and the learner's RNG
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("check", "method"), [
-    (checks.test_forward, "forward"),
-    (checks.test_generate_batch, "generate_batch"),
-    (checks.test_calculate_loss, "calculate_loss"),
-    (checks.test_generate_correlated_features, "generate_correlated_features"),
-    (checks.test_generate_anticorrelated_features, "generate_anticorrelated_features"),
-    (checks.test_generate_uncorrelated_features, "generate_uncorrelated_features"),
-    (checks.test_generate_combined_batch, "generate_batch"),
-])
+@pytest.mark.parametrize(
+    ("check", "method"),
+    [
+        (checks.test_forward, "forward"),
+        (checks.test_generate_batch, "generate_batch"),
+        (checks.test_calculate_loss, "calculate_loss"),
+        (checks.test_generate_correlated_features, "generate_correlated_features"),
+        (checks.test_generate_anticorrelated_features, "generate_anticorrelated_features"),
+        (checks.test_generate_uncorrelated_features, "generate_uncorrelated_features"),
+        (checks.test_generate_combined_batch, "generate_batch"),
+    ],
+)
 def test_stub_is_not_done(check, method):
     err = assert_not_done(check, variant(**{method: stub}))
     assert len(str(err).splitlines()) == 1

@@ -64,7 +64,9 @@ def test_sparse_features_form_a_pentagon(five_in_two):
     all_represented = (norms > 0.8).all(1)
     pentagon = torch.stack([(gaps_between_directions(W) - 72).abs().max() < 6 for W in sparse])
     # Measured: 8 of 8 instances represent all 5 features with gaps of 71-73 degrees.
-    assert (all_represented & pentagon).sum() >= 6, f"norms:\n{norms}\ngaps:\n{[gaps_between_directions(W) for W in sparse]}"
+    assert (all_represented & pentagon).sum() >= 6, (
+        f"norms:\n{norms}\ngaps:\n{[gaps_between_directions(W) for W in sparse]}"
+    )
 
 
 def test_anticorrelated_pairs_go_antipodal():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -50,17 +51,32 @@ def has_nvidia_gpu() -> bool:
     return subprocess.call(["nvidia-smi", "-L"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
+def local_torch_wheel() -> str | None:
+    """The version of a torch wheel in pip's configured find-links (no index consulted), if there is one."""
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "--quiet",
+           "--report", "-", f"torch=={TORCH_CPU_VERSION}"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    try:
+        report = json.loads(result.stdout)
+        return report["install"][0]["metadata"]["version"]
+    except (json.JSONDecodeError, KeyError, IndexError):
+        return None
+
+
 def install_torch() -> None:
     if importlib.util.find_spec("torch") is not None:
         print("torch is already installed: leaving it as it is")
         return
     if has_nvidia_gpu():
         code = pip("torch>=2.2")
+    elif (local := local_torch_wheel()) is not None:
+        # Pin the exact local build (e.g. 2.13.0+cpu) so pip can't prefer a CUDA build of the same version;
+        # torch's own dependencies still come from the package index.
+        code = pip(f"torch=={local}")
     else:
-        # A local CPU wheel (pip's find-links) needs no index at all; otherwise use PyTorch's CPU index.
-        code = pip("--no-index", f"torch=={TORCH_CPU_VERSION}")
-        if code != 0:
-            code = pip(f"torch=={TORCH_CPU_VERSION}", "--index-url", TORCH_CPU_INDEX)
+        code = pip(f"torch=={TORCH_CPU_VERSION}", "--index-url", TORCH_CPU_INDEX)
     if code != 0:
         raise SystemExit("could not install torch; install it yourself (https://pytorch.org) and re-run")
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -60,7 +62,7 @@ if root is None and IN_COLAB:
     if not root.exists():
         subprocess.run(["git", "clone", "--depth=1", REPO_URL, str(root)], check=True)
 if root is None:
-    raise RuntimeError("Can't find the curriculum: open this notebook from inside its folder (the one with plotly_utils.py).")
+    raise RuntimeError("Can't find the curriculum: open this notebook from inside its folder (with plotly_utils.py).")
 missing = [pkg for module, pkg in {NOTEBOOK_PACKAGES!r}.items() if importlib.util.find_spec(module) is None]
 if missing:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
@@ -179,7 +181,23 @@ def build(sec: Section, exercise: bool) -> nbformat.NotebookNode:
     out.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     for i, cell in enumerate(out.cells):
         cell.id = f"{'ex' if exercise else 'sol'}-{i:03d}"  # stable ids: rebuilding changes nothing
+    # The hash of the generated cells lets a rebuild tell an untouched notebook from one a learner edited.
+    out.metadata["curriculum"] = {"source": f"solutions/{sec.name}.py", "generated_sha256": content_hash(out)}
     return out
+
+
+def content_hash(nb: nbformat.NotebookNode) -> str:
+    cells = [[c.cell_type, c.source] for c in nb.cells]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def edited_by_learner(path: Path) -> bool:
+    """Whether a notebook's cells differ from what the builder wrote there (so a rebuild would lose work)."""
+    if not path.exists():
+        return False
+    nb = nbformat.read(path, as_version=4)
+    recorded = nb.metadata.get("curriculum", {}).get("generated_sha256")
+    return recorded is not None and recorded != content_hash(nb)
 
 
 def same_sources(a: nbformat.NotebookNode, b: nbformat.NotebookNode) -> bool:
@@ -196,9 +214,14 @@ def write(nb: nbformat.NotebookNode, path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build_all(names: list[str] | None = None) -> None:
+def build_all(names: list[str] | None = None, force: bool = False) -> None:
     for sec in [section(n) for n in names] if names else sections():
-        write(build(sec, exercise=True), sec.exercise_notebook)
+        target = sec.exercise_notebook
+        if edited_by_learner(target) and not force:
+            print(f"skipped {target.relative_to(ROOT)}: it has edits that were not generated (yours?). "
+                  "Copy it elsewhere to keep them, or rebuild with --force to overwrite.")
+        else:
+            write(build(sec, exercise=True), target)
         solution = build(sec, exercise=False)
         old = sec.solution_notebook
         # Keep the committed outputs when the source did not change: a rebuild must not force a re-run.
@@ -266,9 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "execute"])
     parser.add_argument("sections", nargs="*", help="section names or prefixes (default: all)")
+    parser.add_argument("--force", action="store_true", help="overwrite exercise notebooks even if edited")
     args = parser.parse_args(argv)
     if args.command == "build":
-        build_all(args.sections)
+        build_all(args.sections, force=args.force)
     else:
         execute_solutions(args.sections)
 

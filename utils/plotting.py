@@ -66,20 +66,31 @@ def plot_features_in_2d(
         if h_np is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=h_np[:, k, 0], y=h_np[:, k, 1], mode="markers", marker=dict(size=3, color="#bbbbbb"),
-                    showlegend=False, hoverinfo="skip",
+                    x=h_np[:, k, 0],
+                    y=h_np[:, k, 1],
+                    mode="markers",
+                    marker=dict(size=3, color="#bbbbbb"),
+                    showlegend=False,
+                    hoverinfo="skip",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         for i in range(n_feats):
             x, y = W_np[k, :, i]
             fig.add_trace(
                 go.Scatter(
-                    x=[0, x], y=[0, y], mode="lines+markers", line=dict(color=feature_colors[i], width=2),
-                    marker=dict(size=[0, 7]), name=f"feature {i}", showlegend=False,
+                    x=[0, x],
+                    y=[0, y],
+                    mode="lines+markers",
+                    line=dict(color=feature_colors[i], width=2),
+                    marker=dict(size=[0, 7]),
+                    name=f"feature {i}",
+                    showlegend=False,
                     hovertemplate=f"feature {i}<br>W = ({x:.2f}, {y:.2f})<extra></extra>",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
     fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=True)
     fig.update_yaxes(range=[-lim, lim], showticklabels=False, zeroline=True, scaleanchor="x", scaleratio=1)
@@ -114,18 +125,28 @@ def plot_feature_norms_and_superposition(
     for k in range(n_inst):
         fig.add_trace(
             go.Bar(
-                x=norms[k], y=np.arange(n_feats), orientation="h",
-                marker=dict(color=superposition[k], colorscale="Viridis", cmin=0, cmax=1,
-                            colorbar=dict(title="superposition") if k == 0 else None, showscale=k == 0),
+                x=norms[k],
+                y=np.arange(n_feats),
+                orientation="h",
+                marker=dict(
+                    color=superposition[k],
+                    colorscale="Viridis",
+                    cmin=0,
+                    cmax=1,
+                    colorbar=dict(title="superposition") if k == 0 else None,
+                    showscale=k == 0,
+                ),
                 hovertemplate="feature %{y}<br>norm %{x:.2f}<br>superposition %{marker.color:.2f}<extra></extra>",
                 showlegend=False,
             ),
-            row=1, col=k + 1,
+            row=1,
+            col=k + 1,
         )
     fig.update_yaxes(autorange="reversed", title_text="feature (most important at top)", col=1)
     fig.update_xaxes(range=[0, 1.3])
-    fig.update_layout(title=title, height=max(400, 6 * n_feats + 120), width=220 * n_inst + 120,
-                      template="simple_white", bargap=0.1)
+    fig.update_layout(
+        title=title, height=max(400, 6 * n_feats + 120), width=220 * n_inst + 120, template="simple_white", bargap=0.1
+    )
     if show:
         fig.show()
     return fig
