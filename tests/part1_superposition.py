@@ -179,10 +179,22 @@ def _check_values_independent_of_presence(batch: Tensor, present: Tensor, p: Ten
             )
 
 
+# The generators take their probabilities as an argument `p`. Their checks build the model with this
+# (otherwise unused) feature_probability, so using self.feature_probability instead shows up clearly.
+DECOY_PROBABILITY = 0.97
+
+
+def _generator_model(ToyModel: type, device: torch.device) -> torch.nn.Module:
+    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
+    return _model(ToyModel, cfg, device, feature_probability=DECOY_PROBABILITY)
+
+
 def _presence_hint(observed: float, expected: float) -> str:
+    if abs(observed - DECOY_PROBABILITY) < 0.01:
+        return "use the probabilities passed in as `p`, not self.feature_probability"
     if abs(observed - (1 - expected)) < 0.02 and abs(expected - 0.5) > 0.05:
         return "the frequency is close to 1 - p: is the mask `rand > p` instead of `rand < p`?"
-    return "each feature should be present with its own probability feature_probability[inst, feat]"
+    return "each feature should be present with its own probability (feature_probability[inst, feat], or `p`)"
 
 
 def _check_presence_all_rows_differ(present: Tensor, what: str) -> None:
@@ -359,7 +371,7 @@ def _check_pair_activity_independent(active: Tensor, p_active: Tensor, what: str
 
 @checker("generate_correlated_features")
 def test_generate_correlated_features(ToyModel: type, device: torch.device) -> str:
-    model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
+    model = _generator_model(ToyModel, device)
     what = "the batch"
     batch = _generator_output(
         model.generate_correlated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
@@ -399,7 +411,7 @@ def test_generate_correlated_features(ToyModel: type, device: torch.device) -> s
 
 @checker("generate_anticorrelated_features")
 def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) -> str:
-    model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
+    model = _generator_model(ToyModel, device)
     what = "the batch"
     batch = _generator_output(
         model.generate_anticorrelated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
@@ -444,7 +456,7 @@ def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) 
 
 @checker("generate_uncorrelated_features")
 def test_generate_uncorrelated_features(ToyModel: type, device: torch.device) -> str:
-    model = _model(ToyModel, ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), device)
+    model = _generator_model(ToyModel, device)
     what = "the batch"
     batch = _generator_output(
         model.generate_uncorrelated_features(N_SAMPLES, P_TABLE.to(device)), "the output", (N_SAMPLES, 3, 4), device

@@ -245,16 +245,35 @@ def unc_shared_mask(self, n, p):
     return (torch.rand(n, p.shape[0], 1, device=p.device) < p) * torch.rand(n, *p.shape, device=p.device)
 
 
+def unc_ignores_p(self, n, p):
+    q = self.feature_probability
+    return (torch.rand(n, *q.shape, device=q.device) < q) * torch.rand(n, *q.shape, device=q.device)
+
+
 @pytest.mark.parametrize("impl", [ToyModel, variant(generate_uncorrelated_features=unc_from_batch)])
 def test_uncorrelated_accepts(impl):
     assert_passes(checks.test_generate_uncorrelated_features, impl)
 
 
 @pytest.mark.parametrize(
-    ("impl", "code"), [(unc_one_minus_p, "presence_probability"), (unc_shared_mask, "shared_mask")]
+    ("impl", "code"),
+    [
+        (unc_one_minus_p, "presence_probability"),
+        (unc_shared_mask, "shared_mask"),
+        (unc_ignores_p, "presence_probability"),
+    ],
 )
 def test_uncorrelated_rejects(impl, code):
     assert_fails(checks.test_generate_uncorrelated_features, variant(generate_uncorrelated_features=impl), code)
+
+
+def test_generator_ignoring_its_p_argument_is_told_so():
+    err = assert_fails(
+        checks.test_generate_uncorrelated_features,
+        variant(generate_uncorrelated_features=unc_ignores_p),
+        "presence_probability",
+    )
+    assert "passed in as `p`" in err.hint
 
 
 # --------------------------------------------------------------------------------------------
