@@ -375,7 +375,7 @@ if MAIN:
     importance_nd = 100 ** -torch.linspace(0, 1, cfg_nd.n_features)
     feature_probability_nd = torch.tensor([1.0, 0.3, 0.1, 0.03, 0.01])
     model_nd = ToyModel(cfg_nd, feature_probability_nd[:, None], importance_nd[None, :], device=device)
-    model_nd.optimize(steps=steps(3_000), lr=5e-3, lr_scale=cosine_decay_lr)
+    model_nd.optimize(batch_size=256, steps=steps(3_000), lr=5e-3, lr_scale=cosine_decay_lr)
     plotting.plot_feature_norms_and_superposition(
         model_nd.W, titles=[f"1 - S = {p:.2f}" for p in feature_probability_nd]
     )

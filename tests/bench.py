@@ -18,6 +18,7 @@ import re
 import time
 from datetime import date
 
+import nbformat
 import torch
 
 from utils.device import get_device
@@ -39,11 +40,15 @@ LIMITS = {
 }
 
 
-def time_notebook(name: str) -> float:
+def time_notebook(name: str, write: bool = False) -> float:
+    """Seconds to run a solution notebook end to end; `write` also commits its outputs (one run, not two)."""
     sec = section(name)
     start = time.perf_counter()
-    execute(build(sec, exercise=False), cwd=sec.source.parent, env={"CURRICULUM_FAST": "0"}, timeout=1800)
-    return time.perf_counter() - start
+    done = execute(build(sec, exercise=False), cwd=sec.source.parent, env={"CURRICULUM_FAST": "0"}, timeout=1800)
+    seconds = time.perf_counter() - start
+    if write:
+        nbformat.write(done, sec.solution_notebook)
+    return seconds
 
 
 def time_checkers(name: str) -> list[tuple[str, float]]:
@@ -100,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sections", nargs="*", help="section names or prefixes (default: all)")
     parser.add_argument("--no-notebooks", action="store_true", help="time only the checkers")
     parser.add_argument("--no-write", action="store_true", help="print the table, don't write bench.md/README")
+    parser.add_argument(
+        "--write-notebooks",
+        action="store_true",
+        help="also save the executed solution notebooks (what `make notebooks` would do)",
+    )
     args = parser.parse_args(argv)
     names = [section(n).name for n in args.sections] if args.sections else [s.name for s in sections()]
     context = machine()
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         checkers[name] = time_checkers(name)
         if not args.no_notebooks:
-            notebooks[name] = time_notebook(name)
+            notebooks[name] = time_notebook(name, write=args.write_notebooks)
             print(f"{name}: notebook {notebooks[name]:.1f}s", flush=True)
     text = table(notebooks, checkers, context)
     over = [n for n, t in notebooks.items() if t > LIMITS.get(n, float("inf"))]

@@ -218,8 +218,10 @@ def build_all(names: list[str] | None = None, force: bool = False) -> None:
     for sec in [section(n) for n in names] if names else sections():
         target = sec.exercise_notebook
         if edited_by_learner(target) and not force:
-            print(f"skipped {target.relative_to(ROOT)}: it has edits that were not generated (yours?). "
-                  "Copy it elsewhere to keep them, or rebuild with --force to overwrite.")
+            print(
+                f"skipped {target.relative_to(ROOT)}: it has edits that were not generated (yours?). "
+                "Copy it elsewhere to keep them, or rebuild with --force to overwrite."
+            )
         else:
             write(build(sec, exercise=True), target)
         solution = build(sec, exercise=False)
@@ -270,7 +272,7 @@ def execute_solutions(names: list[str] | None = None, fast: bool = False) -> dic
         nb = build(sec, exercise=False)
         start = time.perf_counter()
         try:
-            done = execute(nb, cwd=SOLUTIONS, env={"CURRICULUM_FAST": "1" if fast else "0"})
+            done = execute(nb, cwd=SOLUTIONS, env={"CURRICULUM_FAST": "1" if fast else "0"}, timeout=1800)
         except CellExecutionError as err:
             raise SystemExit(f"{sec.name}: solution notebook failed\n{err}") from None
         times[sec.name] = time.perf_counter() - start
