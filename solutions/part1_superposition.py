@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from plotly_utils import imshow, line
 from utils import plotting
-from utils.device import get_device
+from utils.device import get_device, notebook_device
 from utils.runtime import steps
 from utils.training import constant_lr, cosine_decay_lr, linear_lr, optimize
 
@@ -44,7 +44,7 @@ MAIN = __name__ == "__main__"
 if MAIN:
     import tests.part1_superposition
 
-    device = get_device()
+    device = notebook_device()
     print(f"Running on {device}")
 
 # %% [markdown]

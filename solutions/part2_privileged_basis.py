@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from plotly_utils import line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from utils import neurons, plotting
-from utils.device import get_device
+from utils.device import notebook_device
 from utils.runtime import steps
 from utils.training import cosine_decay_lr, optimize
 
@@ -47,11 +47,7 @@ MAIN = __name__ == "__main__"
 if MAIN:
     import tests.part2_privileged_basis
 
-    device = get_device()
-    if device.type == "cpu":
-        # These models are tiny: one thread is as fast as several, and it isn't slowed down when
-        # other programs compete for the cores.
-        torch.set_num_threads(1)
+    device = notebook_device()
     print(f"Running on {device}")
 
 # %% [markdown]

@@ -32,7 +32,7 @@ from torch import Tensor
 from plotly_utils import imshow, line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from utils import geometry
-from utils.device import get_device
+from utils.device import notebook_device
 from utils.runtime import steps
 
 MAIN = __name__ == "__main__"
@@ -40,11 +40,7 @@ MAIN = __name__ == "__main__"
 if MAIN:
     import tests.part3_feature_geometry
 
-    device = get_device()
-    if device.type == "cpu":
-        # These models are tiny: one thread is as fast as several, and it isn't slowed down when
-        # other programs compete for the cores.
-        torch.set_num_threads(1)
+    device = notebook_device()
     print(f"Running on {device}")
 
 # %% [markdown]

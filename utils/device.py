@@ -17,3 +17,15 @@ def get_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def notebook_device() -> torch.device:
+    """`get_device()`, and on CPU a single torch thread.
+
+    The toy models' tensors are tiny: a second thread only adds synchronisation, and several threads
+    slow to a crawl when other programs compete for the cores. Sections with large matmuls use `get_device()`.
+    """
+    device = get_device()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    return device
