@@ -1,0 +1,371 @@
+"""One-call variants of the toy models of superposition, for the open-problems lab (section 7).
+
+`ExperimentModel` is the section 1 model (`ReLU(WᵀW x + b)`) and the section 2 models
+(`ReLU(Wᵀ ReLU(W x) + b)`, and the untied `ReLU(W_out ReLU(W x) + b)`) behind one config, with each
+change the open-problems list asks about as one field of `ExperimentConfig`:
+
+| field               | options                                                                     |
+| ------------------- | --------------------------------------------------------------------------- |
+| `hidden_activation` | None (linear bottleneck, section 1), "relu" (privileged basis, section 2), "gelu" |
+| `output_activation` | "relu" (default), "gelu", None (logits, for cross-entropy)                   |
+| `n_hidden_layers`   | 1 (default) or more hidden layers of width `d_hidden` (needs `tied=False`)   |
+| `tied`              | True: the output layer is Wᵀ (sections 1, 2); False: its own `W_out`         |
+| `hidden_bias`       | False (default) or a bias on every hidden layer                             |
+| `dropout`           | probability of dropping each hidden unit during training (0 = off)           |
+| `values`            | value of a present feature: "uniform" U[0,1], "constant"/"binary" 1,          |
+|                     | "discrete" {1,2,3}, "uniform_half" U[0.5,1], "signed_uniform" U[-1,1]         |
+| `target`            | "identity", "abs", "square", "max_pairs", "and_pairs", "or_pairs", "argmax"  |
+| `loss`              | "mse" (importance-weighted, as section 1) or "cross_entropy" (target "argmax") |
+
+Per-feature sparsity and importance are tensors that broadcast to `[inst feats]` (importance to
+`[inst outputs]`), exactly as in section 1, so every instance can differ. Everything is batched over
+instances and trained with the shared loop `utils.training.optimize`; `run_experiment` seeds, builds
+and trains in one call. This module imports no section code; `tests/test_part7_api.py` proves that
+the defaults compute exactly what the section 1 and section 2 reference models compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import einops
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from utils.device import get_device
+from utils.training import Schedule, constant_lr, optimize
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, None: lambda x: x}
+VALUE_KINDS = ("uniform", "constant", "binary", "discrete", "uniform_half", "signed_uniform")
+ELEMENTWISE_TARGETS = ("identity", "abs", "square")
+PAIR_TARGETS = ("max_pairs", "and_pairs", "or_pairs")
+TARGETS = (*ELEMENTWISE_TARGETS, *PAIR_TARGETS, "argmax")
+LOSSES = ("mse", "cross_entropy")
+NO_LABEL = -1  # the label of an example with no feature present (left out of the cross-entropy)
+
+
+def _choice(name: str, value: Any, options: tuple) -> None:
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, options))}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What to train. The defaults are exactly section 1's model; see the module docstring for options."""
+
+    n_inst: int
+    n_features: int = 5
+    d_hidden: int = 2
+    n_hidden_layers: int = 1
+    hidden_activation: str | None = None
+    output_activation: str | None = "relu"
+    tied: bool = True
+    hidden_bias: bool = False
+    dropout: float = 0.0
+    values: str = "uniform"
+    target: str = "identity"
+    loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        for name in ("n_inst", "n_features", "d_hidden", "n_hidden_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _choice("hidden_activation", self.hidden_activation, tuple(ACTIVATIONS))
+        _choice("output_activation", self.output_activation, tuple(ACTIVATIONS))
+        _choice("values", self.values, VALUE_KINDS)
+        _choice("target", self.target, TARGETS)
+        _choice("loss", self.loss, LOSSES)
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.target in PAIR_TARGETS and self.n_features % 2:
+            raise ValueError(f"target {self.target!r} pairs up features (2j, 2j+1): n_features must be even")
+        if self.tied and self.n_hidden_layers > 1:
+            raise ValueError("tied weights (output = Wᵀ) need n_hidden_layers=1; set tied=False for deeper models")
+        if self.tied and self.n_outputs != self.n_features:
+            raise ValueError(f"target {self.target!r} has {self.n_outputs} outputs, so it needs tied=False")
+        if (self.loss == "cross_entropy") != (self.target == "argmax"):
+            raise ValueError("loss='cross_entropy' goes with target='argmax' (and only with it)")
+        if self.loss == "cross_entropy" and self.output_activation is not None:
+            raise ValueError("cross-entropy reads the outputs as logits: set output_activation=None")
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_features // 2 if self.target in PAIR_TARGETS else self.n_features
+
+
+def broadcast_per_instance(value: float | Tensor, n_inst: int, n: int, name: str, device: torch.device) -> Tensor:
+    """A float or a tensor broadcastable to [n_inst, n], as a float32 [n_inst, n] tensor."""
+    tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
+    try:
+        return tensor.broadcast_to((n_inst, n)).clone()
+    except RuntimeError:
+        raise ValueError(f"{name} has shape {tuple(tensor.shape)}, which can't broadcast to ({n_inst}, {n})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Data: feature values and targets
+# --------------------------------------------------------------------------------------------
+def sample_values(kind: str, shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
+    """Values of present features, drawn independently: see VALUE_KINDS."""
+    _choice("values", kind, VALUE_KINDS)
+    if kind == "uniform":
+        return torch.rand(shape, device=device)
+    if kind in ("constant", "binary"):
+        return torch.ones(shape, device=device)
+    if kind == "discrete":
+        return torch.randint(1, 4, shape, device=device).float()
+    if kind == "uniform_half":
+        return 0.5 + 0.5 * torch.rand(shape, device=device)
+    return 2 * torch.rand(shape, device=device) - 1  # signed_uniform
+
+
+def generate_features(
+    feature_probability: Float[Tensor, "inst feats"], batch_size: int, values: str = "uniform"
+) -> Float[Tensor, "batch inst feats"]:
+    """Each feature present independently with its own probability; present values drawn from `values`."""
+    shape = (batch_size, *feature_probability.shape)
+    present = torch.rand(shape, device=feature_probability.device) < feature_probability
+    return torch.where(present, sample_values(values, shape, feature_probability.device), 0.0)
+
+
+def compute_target(features: Float[Tensor, "... inst feats"], target: str) -> Tensor:
+    """What the model should output for a batch of features.
+
+    identity / abs / square: elementwise, [... inst feats].
+    max_pairs / and_pairs / or_pairs: pair j is features (2j, 2j+1); [... inst feats/2]; AND is 1 when
+    both are non-zero, OR when at least one is (any values; on binary inputs these are the logic gates).
+    argmax: int64 class labels [... inst], the index of the largest feature, NO_LABEL (-1) when none is present.
+    """
+    _choice("target", target, TARGETS)
+    if target == "identity":
+        return features
+    if target == "abs":
+        return features.abs()
+    if target == "square":
+        return features**2
+    if target == "argmax":
+        return torch.where(features.ne(0).any(-1), features.argmax(-1), NO_LABEL)
+    if features.shape[-1] % 2:
+        raise ValueError(f"target {target!r} needs an even number of features, got {features.shape[-1]}")
+    first, second = features[..., 0::2], features[..., 1::2]
+    if target == "max_pairs":
+        return torch.maximum(first, second)
+    on_first, on_second = first != 0, second != 0
+    gate = on_first & on_second if target == "and_pairs" else on_first | on_second
+    return gate.to(features.dtype)
+
+
+def weighted_mse(
+    out: Float[Tensor, "batch inst out"], target: Float[Tensor, "batch inst out"], importance: Float[Tensor, "inst out"]
+) -> Float[Tensor, ""]:
+    """Σ_inst mean_{batch, outputs} importance · (target - out)², as in section 1."""
+    return einops.reduce(importance * (target - out) ** 2, "batch inst out -> inst", "mean").sum()
+
+
+def cross_entropy_loss(
+    logits: Float[Tensor, "batch inst classes"],
+    labels: Int[Tensor, "batch inst"],
+    importance: Float[Tensor, "inst classes"],
+) -> Float[Tensor, ""]:
+    """Σ_inst mean over labelled examples of importance[inst, label] · (−log softmax(logits)[label]).
+
+    Examples labelled NO_LABEL are left out of the mean (an instance with none contributes 0).
+    """
+    return cross_entropy_per_instance(logits, labels, importance).sum()
+
+
+def cross_entropy_per_instance(
+    logits: Float[Tensor, "batch inst classes"],
+    labels: Int[Tensor, "batch inst"],
+    importance: Float[Tensor, "inst classes"],
+) -> Float[Tensor, " inst"]:
+    """The terms of `cross_entropy_loss`, one per instance."""
+    log_probs = logits.log_softmax(-1)
+    valid = labels != NO_LABEL
+    safe = labels.clamp(min=0)
+    nll = -log_probs.gather(-1, safe[..., None])[..., 0]
+    weight = importance.expand_as(logits).gather(-1, safe[..., None])[..., 0]
+    per_example = torch.where(valid, weight * nll, 0.0)
+    return per_example.sum(0) / valid.sum(0).clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+class ExperimentModel(nn.Module):
+    """The configurable toy model. Parameters (all with a leading `inst` axis):
+
+    W:        [inst d_hidden feats]       the first layer (section 1's W)
+    W_deep:   [layers-1, inst, d, d]      further hidden layers (empty for one hidden layer)
+    b_hidden: [layers, inst, d_hidden]    hidden biases (only with hidden_bias=True)
+    W_out:    [inst outputs d_hidden]     the output layer (only with tied=False; tied uses Wᵀ)
+    b_final:  [inst outputs]
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        feature_probability: float | Tensor = 1.0,
+        importance: float | Tensor = 1.0,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        device = torch.device(device) if device is not None else get_device()
+        self.cfg = cfg
+        probability = broadcast_per_instance(
+            feature_probability, cfg.n_inst, cfg.n_features, "feature_probability", device
+        )
+        if not ((probability >= 0) & (probability <= 1)).all():
+            raise ValueError("feature_probability must lie in [0, 1]")
+        self.register_buffer("feature_probability", probability)
+        self.register_buffer(
+            "importance", broadcast_per_instance(importance, cfg.n_inst, cfg.n_outputs, "importance", device)
+        )
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+
+        def xavier(*shape: int) -> nn.Parameter:  # Xavier-normal per instance, drawn on the CPU so seeds agree
+            std = math.sqrt(2 / (shape[-1] + shape[-2]))
+            return nn.Parameter((torch.randn(shape, generator=gen) * std).to(device))
+
+        d, n_layers = cfg.d_hidden, cfg.n_hidden_layers
+        self.W = xavier(cfg.n_inst, d, cfg.n_features)
+        self.W_deep = xavier(n_layers - 1, cfg.n_inst, d, d)
+        self.b_hidden = nn.Parameter(torch.zeros(n_layers, cfg.n_inst, d, device=device)) if cfg.hidden_bias else None
+        self.W_out = None if cfg.tied else xavier(cfg.n_inst, cfg.n_outputs, d)
+        self.b_final = nn.Parameter(torch.zeros(cfg.n_inst, cfg.n_outputs, device=device))
+
+    def hidden(self, features: Float[Tensor, "... inst feats"]) -> Float[Tensor, "... inst d_hidden"]:
+        """The last hidden layer's activations (dropout applied in training mode)."""
+        act = ACTIVATIONS[self.cfg.hidden_activation]
+        h = einops.einsum(features, self.W, "... inst feats, inst d feats -> ... inst d")
+        for layer in range(self.cfg.n_hidden_layers):
+            if layer > 0:
+                h = einops.einsum(h, self.W_deep[layer - 1], "... inst d_in, inst d d_in -> ... inst d")
+            if self.b_hidden is not None:
+                h = h + self.b_hidden[layer]
+            h = F.dropout(act(h), self.cfg.dropout, self.training)
+        return h
+
+    def forward(self, features: Float[Tensor, "... inst feats"]) -> Float[Tensor, "... inst out"]:
+        h = self.hidden(features)
+        if self.W_out is None:
+            out = einops.einsum(h, self.W, "... inst d, inst d out -> ... inst out")
+        else:
+            out = einops.einsum(h, self.W_out, "... inst d, inst out d -> ... inst out")
+        return ACTIVATIONS[self.cfg.output_activation](out + self.b_final)
+
+    def generate_batch(self, batch_size: int) -> Float[Tensor, "batch inst feats"]:
+        return generate_features(self.feature_probability, batch_size, self.cfg.values)
+
+    def target(self, batch: Float[Tensor, "batch inst feats"]) -> Tensor:
+        return compute_target(batch, self.cfg.target)
+
+    def calculate_loss(self, out: Float[Tensor, "batch inst out"], batch: Float[Tensor, "batch inst feats"]) -> Tensor:
+        if self.cfg.loss == "cross_entropy":
+            return cross_entropy_loss(out, self.target(batch), self.importance)
+        return weighted_mse(out, self.target(batch), self.importance)
+
+    @torch.inference_mode()
+    def evaluate(self, batch_size: int = 10_000, seed: int = 0) -> dict[str, Tensor]:
+        """Per-instance metrics on a fresh seeded batch, dropout off: `loss` [inst] and, for
+        cross-entropy, `accuracy` [inst] (over labelled examples); for binary targets, `error_rate` [inst]
+        (fraction of outputs on the wrong side of 1/2)."""
+        was_training = self.training
+        self.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            batch = self.generate_batch(batch_size)
+        out, target = self(batch), self.target(batch)
+        metrics: dict[str, Tensor] = {}
+        if self.cfg.loss == "cross_entropy":
+            metrics["loss"] = cross_entropy_per_instance(out, target, self.importance)
+            valid = target != NO_LABEL
+            metrics["accuracy"] = ((out.argmax(-1) == target) & valid).sum(0) / valid.sum(0).clamp(min=1)
+        else:
+            metrics["loss"] = einops.reduce(self.importance * (target - out) ** 2, "batch inst out -> inst", "mean")
+            if self.cfg.target in ("and_pairs", "or_pairs"):
+                metrics["error_rate"] = ((out > 0.5).float() != target).float().mean((0, 2))
+        self.train(was_training)
+        return metrics
+
+    def optimize(
+        self,
+        batch_size: int = 1024,
+        steps: int = 5_000,
+        lr: float = 1e-3,
+        lr_scale: Schedule = constant_lr,
+        log_freq: int = 100,
+        progress: bool = True,
+    ) -> list[float]:
+        """Train every instance at once with the shared loop (Adam)."""
+        return optimize(
+            self, batch_size=batch_size, steps=steps, log_freq=log_freq, lr=lr, lr_scale=lr_scale, progress=progress
+        )
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    feature_probability: float | Tensor = 1.0,
+    importance: float | Tensor = 1.0,
+    steps: int = 3_000,
+    batch_size: int = 1024,
+    lr: float = 1e-2,
+    lr_scale: Schedule = constant_lr,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> ExperimentModel:
+    """Seed, build and train one batch of instances; returns the trained model (losses in `model.losses`)."""
+    model = ExperimentModel(cfg, feature_probability, importance, device=device, seed=seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.losses = model.optimize(batch_size=batch_size, steps=steps, lr=lr, lr_scale=lr_scale, progress=progress)
+    return model
+
+
+def with_options(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+    """A copy of `cfg` with some fields changed (validated again)."""
+    return replace(cfg, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+def basis_alignment(W: Float[Tensor, "inst d feats"]) -> Float[Tensor, "inst feats"]:
+    """How close each feature's direction Wᵢ is to one hidden axis: max_k |W_ki| / ‖Wᵢ‖, in [1/√d, 1].
+
+    1 means the feature sits on one neuron (basis-aligned); 1/√d means spread evenly over all of them.
+    Features with ‖Wᵢ‖ = 0 get 0 (they have no direction).
+    """
+    norms = W.norm(dim=1)
+    return torch.where(norms > 0, W.abs().amax(dim=1) / norms.clamp(min=1e-12), 0.0)
+
+
+def random_alignment_baseline(d: int, n: int = 100_000, seed: int = 0) -> float:
+    """The mean basis_alignment of uniformly random directions in d dimensions (what 'no preferred basis' gives)."""
+    gen = torch.Generator().manual_seed(seed)
+    return basis_alignment(torch.randn(1, d, n, generator=gen)).mean().item()
+
+
+def neurons_per_feature(W: Float[Tensor, "inst d feats"]) -> Float[Tensor, "inst feats"]:
+    """Participation ratio (Σ_k W_ki²)² / Σ_k W_ki⁴: the effective number of neurons a feature writes to."""
+    sq = W**2
+    return sq.sum(1) ** 2 / (sq**2).sum(1).clamp(min=1e-12)
+
+
+def n_represented(W: Float[Tensor, "inst d feats"], threshold: float = 0.5) -> Float[Tensor, " inst"]:
+    """How many features have ‖Wᵢ‖ above `threshold` (section 1's 'represented' features), per instance."""
+    return (W.norm(dim=1) > threshold).sum(-1).float()
+
+
+def two_class_probability(n_features: int, n_dense: int, p_dense: float, p_sparse: float) -> Tensor:
+    """Per-feature probabilities [feats]: the first n_dense features with p_dense, the rest with p_sparse."""
+    if not 0 <= n_dense <= n_features:
+        raise ValueError(f"n_dense must lie in [0, {n_features}], got {n_dense}")
+    return torch.tensor([p_dense] * n_dense + [p_sparse] * (n_features - n_dense))
