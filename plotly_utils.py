@@ -27,12 +27,20 @@ def to_numpy(x: Any) -> Any:
     return x
 
 
-def _finish(fig: go.Figure, kwargs_layout: dict, return_fig: bool) -> go.Figure | None:
-    fig.update_layout(**{k: v for k, v in kwargs_layout.items() if v is not None})
-    if return_fig:
+def show_or_return(fig: go.Figure, show: bool = True) -> go.Figure | None:
+    """Show the figure and return None, or (show=False) return it for further changes.
+
+    Returning a figure that was already shown would display it twice when the call ends a notebook cell.
+    """
+    if not show:
         return fig
     fig.show()
     return None
+
+
+def _finish(fig: go.Figure, kwargs_layout: dict, return_fig: bool) -> go.Figure | None:
+    fig.update_layout(**{k: v for k, v in kwargs_layout.items() if v is not None})
+    return show_or_return(fig, show=not return_fig)
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
@@ -48,8 +56,10 @@ def imshow(x: Any, return_fig: bool = False, facet_labels: list[str] | None = No
         kwargs.setdefault("color_continuous_midpoint", 0.0)
     fig = px.imshow(to_numpy(x), **kwargs)
     if facet_labels is not None:
-        for annotation, label in zip(fig.layout.annotations, facet_labels, strict=False):
-            annotation.text = label
+        # plotly names facet titles "facet_col=<index>" but does not list them in index order
+        for annotation in fig.layout.annotations:
+            index = int(annotation.text.split("=")[-1])
+            annotation.text = facet_labels[index]
     return _finish(fig, layout, return_fig)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 
 import nbformat
@@ -13,6 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from utils.notebooks import BEGIN, CHECK_CALL, build, execute, same_sources, sections, unwrap_main
 
 SECTIONS = sections()
+PLOTLY = "application/vnd.plotly.v1+json"
 IDS = [s.name for s in SECTIONS]
 
 
@@ -37,6 +39,9 @@ def test_solution_notebook_is_fresh_and_executed(sec):
     assert all(c.execution_count is not None for c in code), "the solution notebook is committed unexecuted"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, f"the committed solution notebook has errors: {errors[0].get('ename')}"
+    for cell in code:  # a helper that shows *and* returns its figure displays it twice at the end of a cell
+        figures = [json.dumps(o.data.get(PLOTLY), sort_keys=True) for o in cell.outputs if PLOTLY in o.get("data", {})]
+        assert len(figures) == len(set(figures)), f"a figure is displayed twice by:\n{cell.source[:300]}"
 
 
 @pytest.mark.parametrize("sec", SECTIONS, ids=IDS)

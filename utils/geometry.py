@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from plotly_utils import to_numpy
+from plotly_utils import show_or_return, to_numpy
 
 # Dimensionalities of the configurations features settle into (see the notebook): a feature alone in
 # a dimension (1), tetrahedron (3/4), triangle (2/3), antipodal pair (1/2), pentagon (2/5),
@@ -53,7 +53,7 @@ def plot_dimensionality(
     fractions: dict[str, float] | None = None,
     title: str = "Dimensions per feature against sparsity, with each feature's dimensionality",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """D* = d_hidden / ‖W‖²_F per instance as a line against 1/(1-S) = 1/p (log axis).
 
     Each feature's dimensionality is scattered at its instance's x (with a little horizontal jitter so
@@ -103,9 +103,7 @@ def plot_dimensionality(
     fig.update_xaxes(type="log", title_text="1 / (1 - S)  (sparser →)")
     fig.update_yaxes(title_text="dimensions", range=[-0.02, 1.08])
     fig.update_layout(title=title, template="simple_white", height=480, width=850, legend=dict(x=0.6, y=0.98))
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def plot_dimensionality_histogram(
@@ -114,7 +112,7 @@ def plot_dimensionality_histogram(
     fractions: dict[str, float] | None = None,
     title: str = "Dimensionality of every represented feature, all instances",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Histogram of the dimensionalities of represented features, sticky fractions marked."""
     D = np.asarray(to_numpy(dimensionality), dtype=float)
     mask = np.asarray(to_numpy(represented), dtype=bool)
@@ -126,6 +124,4 @@ def plot_dimensionality_histogram(
     fig.update_xaxes(title_text="feature dimensionality", range=[0, 1.05])
     fig.update_yaxes(title_text="number of features")
     fig.update_layout(title=title, template="simple_white", height=360, width=850, showlegend=False)
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)

@@ -15,7 +15,7 @@ from jaxtyping import Float
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from plotly_utils import to_numpy
+from plotly_utils import show_or_return, to_numpy
 
 
 def _check_weights(W: Tensor, name: str = "W") -> None:
@@ -74,7 +74,7 @@ def plot_neuron_weights(
     sort: bool = True,
     max_cols: int = 4,
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """One heatmap per instance: row n is neuron n's weight on each feature (red +, blue -).
 
     Each row title gives the neuron's monosemanticity: the share of its squared weight on its top feature.
@@ -117,9 +117,7 @@ def plot_neuron_weights(
     fig.update_layout(
         title=title, height=max(300, (22 * n_neurons + 110) * rows), width=300 * cols + 120, template="simple_white"
     )
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def plot_monosemantic_counts(
@@ -129,7 +127,7 @@ def plot_monosemantic_counts(
     names: Sequence[str] | None = None,
     title: str = "Monosemantic neurons against sparsity",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Number of monosemantic neurons per instance against 1/(1-S) = 1/p (log axis), one line per model."""
     p = np.asarray(to_numpy(feature_probability), dtype=float).ravel()
     series = [counts] if isinstance(counts, Tensor) else list(counts)
@@ -143,9 +141,7 @@ def plot_monosemantic_counts(
     fig.update_xaxes(type="log", title_text="1 / (1 - S)  (sparser →)")
     fig.update_yaxes(title_text="monosemantic neurons", range=[-0.3, n_neurons + 0.5])
     fig.update_layout(title=title, template="simple_white", height=380, width=650)
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def plot_neuron_motif(
@@ -154,7 +150,7 @@ def plot_neuron_motif(
     neurons: Sequence[int],
     title: str = "Input and output weights of selected neurons",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Bars of each selected neuron's input weights (what it reads) and output weights (what it writes)."""
     w_in = np.asarray(to_numpy(W_in), dtype=float)
     w_out = np.asarray(to_numpy(W_out), dtype=float)
@@ -186,9 +182,7 @@ def plot_neuron_motif(
     fig.update_xaxes(title_text="feature", dtick=1)
     fig.update_yaxes(title_text="weight", col=1)
     fig.update_layout(title=title, template="simple_white", barmode="group", height=380, width=900)
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def asymmetric_neurons(
@@ -228,7 +222,7 @@ def plot_asymmetric_motif(
     weak: int,
     title: str | None = None,
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """What every neuron adds to the outputs of two features when only one of them is on (value ±1).
 
     Left: only the strong feature is on; right: only the weak one. Bars: each neuron's contribution
@@ -271,6 +265,4 @@ def plot_asymmetric_motif(
         height=420,
         width=1000,
     )
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)

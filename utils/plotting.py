@@ -1,7 +1,7 @@
 """Figure helpers for toy models of superposition (one helper per figure type).
 
 Helpers take tensors as they come out of a model, never modify them (everything goes through
-`plotly_utils.to_numpy`, which copies), and return a plotly Figure, shown unless `show=False`.
+`plotly_utils.to_numpy`, which copies). They show the figure, or with `show=False` return it instead.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from plotly_utils import to_numpy
+from plotly_utils import show_or_return, to_numpy
 
 
 def _grid(n: int, max_cols: int) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def plot_features_in_2d(
     title: str | None = None,
     max_cols: int = 5,
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """One panel per instance: each feature's column Wᵢ as an arrow from the origin.
 
     `colors`: per-feature CSS colours or numbers (e.g. importance; larger = darker).
@@ -97,9 +97,7 @@ def plot_features_in_2d(
     for k in range(1, n_inst):  # keep every panel square
         fig.update_yaxes(scaleanchor=f"x{k + 1}", row=k // cols + 1, col=k % cols + 1)
     fig.update_layout(title=title, height=250 * rows + 60, width=230 * cols + 60, template="simple_white")
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def feature_norms_and_superposition(W: Float[Tensor, "inst d feats"]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +115,7 @@ def plot_feature_norms_and_superposition(
     titles: Sequence[str] | None = None,
     title: str = "Feature norms ‖Wᵢ‖ (bar length) and superposition Σⱼ≠ᵢ (Ŵᵢ·Wⱼ)² (colour)",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Horizontal bars per instance: one per feature (in index order), length = norm, colour = superposition."""
     norms, superposition = feature_norms_and_superposition(W)
     n_inst, n_feats = norms.shape
@@ -147,6 +145,4 @@ def plot_feature_norms_and_superposition(
     fig.update_layout(
         title=title, height=max(400, 6 * n_feats + 120), width=220 * n_inst + 120, template="simple_white", bargap=0.1
     )
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
