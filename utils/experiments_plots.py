@@ -14,16 +14,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from plotly_utils import to_numpy
+from plotly_utils import show_or_return, to_numpy
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def _finish(fig: go.Figure, title: str, xaxis: str, yaxis: str, show: bool, **layout: Any) -> go.Figure:
+def _finish(fig: go.Figure, title: str, xaxis: str, yaxis: str, show: bool, **layout: Any) -> go.Figure | None:
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, template="simple_white", **layout)
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
 
 
 def plot_distributions(
@@ -33,7 +31,7 @@ def plot_distributions(
     reference: float | None = None,
     reference_label: str = "reference",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """A box with every point for each named group of numbers (e.g. one value per feature and instance).
 
     `reference`: an optional horizontal dashed line (e.g. what random directions would give).
@@ -73,7 +71,7 @@ def plot_lines(
     log_x: bool = False,
     log_y: bool = False,
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """One line with markers per named series, all over the same x values."""
     fig = go.Figure()
     for i, (name, values) in enumerate(series.items()):
@@ -101,7 +99,7 @@ def plot_functions(
     yaxis: str = "output",
     dashed: Sequence[str] = (),
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Curves over one input axis (e.g. a model's output against the target it approximates)."""
     fig = go.Figure()
     x_np = np.asarray(to_numpy(x), dtype=float).ravel()
@@ -125,7 +123,7 @@ def plot_weight_heatmaps(
     xaxis: str = "feature",
     yaxis: str = "neuron",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Side-by-side heatmaps of 2D weight matrices (rows = neurons), one shared diverging colour scale."""
     mats = [np.asarray(to_numpy(w), dtype=float) for w in weights]
     if any(m.ndim != 2 for m in mats):
@@ -151,6 +149,4 @@ def plot_weight_heatmaps(
     fig.update_yaxes(title_text=yaxis, autorange="reversed", col=1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=title, template="simple_white", height=380, width=280 * len(mats) + 120)
-    if show:
-        fig.show()
-    return fig
+    return show_or_return(fig, show)
