@@ -1,0 +1,369 @@
+"""Figures for sparse autoencoders on toy models (section 5).
+
+Every helper takes tensors, never modifies them (all go through `plotly_utils.to_numpy`, which copies),
+returns a plotly Figure and shows it unless `show=False`. Saved with `plotly_utils.save_html`, the
+figures (animations included) work offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from plotly_utils import to_numpy
+
+_LATENT_COLORS = qualitative.Plotly + qualitative.D3
+
+
+def _np(x: Any) -> np.ndarray:
+    return np.asarray(to_numpy(x), dtype=float)
+
+
+def _finish(fig: go.Figure, show: bool) -> go.Figure:
+    if show:
+        fig.show()
+    return fig
+
+
+def _square_axes(fig: go.Figure, n_panels: int, lim: float) -> None:
+    fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=True)
+    fig.update_yaxes(range=[-lim, lim], showticklabels=False, zeroline=True)
+    for k in range(n_panels):
+        suffix = "" if k == 0 else str(k + 1)
+        fig.update_yaxes(scaleanchor=f"x{suffix}", scaleratio=1, row=1, col=k + 1)
+
+
+def plot_features_2d(W: Any, title: str | None = None, max_panels: int = 8, show: bool = True) -> go.Figure:
+    """The toy model's feature directions (columns of W: [inst 2 feats]), one panel per instance."""
+    W_np = _np(W)
+    if W_np.ndim != 3 or W_np.shape[1] != 2:
+        raise ValueError(f"W should have shape [inst, 2, feats], got {W_np.shape}")
+    n = min(W_np.shape[0], max_panels)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"instance {k}" for k in range(n)])
+    for k in range(n):
+        for i in range(W_np.shape[2]):
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, W_np[k, 0, i]],
+                    y=[0, W_np[k, 1, i]],
+                    mode="lines+markers",
+                    line=dict(color="#444", width=2),
+                    marker=dict(size=[0, 6]),
+                    name=f"feature {i}",
+                    showlegend=False,
+                ),
+                row=1,
+                col=k + 1,
+            )
+    _square_axes(fig, n, 1.1 * max(1.0, float(np.linalg.norm(W_np, axis=1).max())))
+    fig.update_layout(title=title, height=260, width=190 * n + 80, template="simple_white")
+    return _finish(fig, show)
+
+
+def animate_sae_directions(
+    W_features: Any,
+    h: Any,
+    W_dec_frames: Any,
+    frame_steps: Sequence[int],
+    W_enc: Any = None,
+    instances: Sequence[int] | None = None,
+    title: str | None = None,
+    show: bool = True,
+) -> go.Figure:
+    """Animated 2D view over training: per instance, the true features (grey lines), hidden activations
+    (dots), each latent's decoder direction (coloured arrow, unit length) and, if `W_enc` is given, its
+    encoder direction (same colour, dotted).
+
+    W_features: [inst 2 feats]; h: [batch inst 2]; W_dec_frames: [frames inst d_sae 2] (or a list of
+    [inst d_sae 2]); W_enc: [frames inst 2 d_sae] (or a list); frame_steps: the training step of each frame.
+    """
+    W_f, h_np = _np(W_features), _np(h)
+    dec = _np(np.stack([_np(w) for w in W_dec_frames])) if isinstance(W_dec_frames, list) else _np(W_dec_frames)
+    enc = None
+    if W_enc is not None:
+        enc = _np(np.stack([_np(w) for w in W_enc])) if isinstance(W_enc, list) else _np(W_enc)
+    if dec.ndim != 4 or dec.shape[-1] != 2:
+        raise ValueError(f"W_dec_frames should be [frames inst d_sae 2], got {dec.shape}")
+    if len(frame_steps) != dec.shape[0]:
+        raise ValueError(f"{len(frame_steps)} frame steps for {dec.shape[0]} frames")
+    insts = list(instances) if instances is not None else list(range(min(4, dec.shape[1])))
+    n, d_sae = len(insts), dec.shape[2]
+    lim = 1.15 * max(1.0, float(np.linalg.norm(W_f, axis=1).max()))
+
+    def frame_traces(f: int) -> list[go.Scatter]:
+        traces = []
+        for k in insts:
+            for j in range(d_sae):
+                color = _LATENT_COLORS[j % len(_LATENT_COLORS)]
+                traces.append(
+                    go.Scatter(
+                        x=[0, dec[f, k, j, 0]],
+                        y=[0, dec[f, k, j, 1]],
+                        mode="lines+markers",
+                        line=dict(color=color, width=3),
+                        marker=dict(size=[0, 8]),
+                        name=f"latent {j} decoder",
+                        legendgroup=f"latent {j}",
+                        showlegend=k == insts[0],
+                    )
+                )
+                if enc is not None:
+                    e = enc[f, k, :, j]
+                    e = e / max(float(np.linalg.norm(e)), 1e-8)
+                    traces.append(
+                        go.Scatter(
+                            x=[0, e[0]],
+                            y=[0, e[1]],
+                            mode="lines",
+                            line=dict(color=color, width=2, dash="dot"),
+                            name=f"latent {j} encoder",
+                            legendgroup=f"latent {j}",
+                            showlegend=False,
+                        )
+                    )
+        return traces
+
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"instance {k}" for k in insts])
+    static = 0
+    for col, k in enumerate(insts, start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=h_np[:, k, 0],
+                y=h_np[:, k, 1],
+                mode="markers",
+                marker=dict(size=3, color="#bbb"),
+                name="hidden activations",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
+        )
+        for i in range(W_f.shape[2]):
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, W_f[k, 0, i]],
+                    y=[0, W_f[k, 1, i]],
+                    mode="lines",
+                    line=dict(color="#555", width=6),
+                    opacity=0.35,
+                    name="true features",
+                    legendgroup="features",
+                    showlegend=col == 1 and i == 0,
+                ),
+                row=1,
+                col=col,
+            )
+        static += 1 + W_f.shape[2]
+    per_inst = d_sae * (2 if enc is not None else 1)
+    first = frame_traces(0)
+    for idx, trace in enumerate(first):
+        fig.add_trace(trace, row=1, col=idx // per_inst + 1)
+    animated = list(range(static, static + len(first)))
+    fig.frames = [
+        go.Frame(data=frame_traces(f), traces=animated, name=str(frame_steps[f])) for f in range(dec.shape[0])
+    ]
+    slider = dict(
+        active=0,
+        currentvalue=dict(prefix="step "),
+        pad=dict(t=40),
+        steps=[
+            dict(
+                method="animate",
+                label=str(s),
+                args=[[str(s)], dict(mode="immediate", frame=dict(duration=0), transition=dict(duration=0))],
+            )
+            for s in frame_steps
+        ],
+    )
+    play = dict(
+        type="buttons",
+        showactive=False,
+        x=0.0,
+        y=-0.12,
+        xanchor="left",
+        buttons=[
+            dict(
+                label="▶ play",
+                method="animate",
+                args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0))],
+            ),
+            dict(
+                label="❚❚ pause",
+                method="animate",
+                args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")],
+            ),
+        ],
+    )
+    _square_axes(fig, n, lim)
+    fig.update_layout(
+        title=title,
+        sliders=[slider],
+        updatemenus=[play],
+        height=430,
+        width=240 * n + 220,
+        template="simple_white",
+        legend=dict(font=dict(size=10)),
+    )
+    return _finish(fig, show)
+
+
+def plot_frac_active(
+    frac_active: Any,
+    steps: Sequence[int],
+    feature_probability: float | None = None,
+    resample_steps: Sequence[int] = (),
+    instances: Sequence[int] | None = None,
+    title: str | None = None,
+    show: bool = True,
+) -> go.Figure:
+    """Fraction of examples on which each latent fires, over training: frac_active [n_logs inst d_sae].
+
+    A dashed line marks the true feature probability; dotted vertical lines mark resampling steps.
+    """
+    fa = _np(frac_active)
+    if fa.ndim != 3:
+        raise ValueError(f"frac_active should be [n_logs inst d_sae], got {fa.shape}")
+    insts = list(instances) if instances is not None else list(range(min(4, fa.shape[1])))
+    fig = make_subplots(rows=1, cols=len(insts), subplot_titles=[f"instance {k}" for k in insts], shared_yaxes=True)
+    x = list(steps)
+    for col, k in enumerate(insts, start=1):
+        for j in range(fa.shape[2]):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=fa[:, k, j],
+                    mode="lines",
+                    name=f"latent {j}",
+                    legendgroup=str(j),
+                    line=dict(color=_LATENT_COLORS[j % len(_LATENT_COLORS)]),
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        if feature_probability is not None:
+            fig.add_hline(
+                y=feature_probability,
+                line=dict(dash="dash", color="black"),
+                row=1,
+                col=col,
+                annotation_text="feature probability" if col == 1 else None,
+            )
+        for s in resample_steps:
+            fig.add_vline(x=s, line=dict(dash="dot", color="#999"), row=1, col=col)
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="fraction of examples active", col=1)
+    fig.update_layout(title=title, height=360, width=260 * len(insts) + 160, template="simple_white")
+    return _finish(fig, show)
+
+
+def plot_shrinkage(
+    results: dict[str, tuple[Any, Any]],
+    title: str = "Shrinkage: reconstructed vs true feature magnitude",
+    show: bool = True,
+) -> go.Figure:
+    """For each architecture, {name: (true magnitude [n], reconstructed magnitude along the feature [n])}.
+
+    Points below the diagonal are shrunk. Each architecture also gets its least-squares slope in the legend.
+    """
+    fig = go.Figure()
+    top = 0.0
+    for i, (name, (true, rec)) in enumerate(results.items()):
+        t, r = _np(true).ravel(), _np(rec).ravel()
+        slope = float((t * r).sum() / max((t * t).sum(), 1e-12))
+        top = max(top, float(t.max(initial=0)), float(r.max(initial=0)))
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=r,
+                mode="markers",
+                marker=dict(size=4, opacity=0.5, color=_LATENT_COLORS[i % len(_LATENT_COLORS)]),
+                name=f"{name} (slope {slope:.2f})",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, top], y=[0, top], mode="lines", line=dict(dash="dash", color="black"), name="no shrinkage (y = x)"
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="true feature value",
+        yaxis_title="reconstructed value along the feature",
+        height=450,
+        width=620,
+        template="simple_white",
+    )
+    return _finish(fig, show)
+
+
+def plot_frontier(
+    results: dict[str, tuple[Any, Any]],
+    labels: dict[str, Sequence[str]] | None = None,
+    title: str = "L0 vs reconstruction across architectures",
+    show: bool = True,
+) -> go.Figure:
+    """{architecture: (L0 [n], fraction of variance unexplained [n])}: a line per architecture, sorted by L0."""
+    fig = go.Figure()
+    for i, (name, (l0, fvu)) in enumerate(results.items()):
+        x, y = _np(l0).ravel(), _np(fvu).ravel()
+        order = np.argsort(x)
+        text = [list(labels[name])[j] for j in order] if labels and name in labels else None
+        fig.add_trace(
+            go.Scatter(
+                x=x[order],
+                y=y[order],
+                mode="lines+markers",
+                name=name,
+                text=text,
+                line=dict(color=_LATENT_COLORS[i % len(_LATENT_COLORS)]),
+                hovertemplate="%{text}<br>L0 %{x:.3f}<br>FVU %{y:.4f}<extra></extra>" if text else None,
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="L0 (mean active latents per example)",
+        yaxis_title="fraction of variance unexplained (lower is better)",
+        yaxis_type="log",
+        height=450,
+        width=650,
+        template="simple_white",
+    )
+    return _finish(fig, show)
+
+
+def plot_feature_recovery(
+    recovery: dict[str, Any],
+    title: str = "Feature recovery: best cosine between each feature and a decoder row",
+    show: bool = True,
+) -> go.Figure:
+    """{architecture: [inst feats] best cosines}: one heatmap row block per architecture (rows = instances)."""
+    names = list(recovery)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
+    for col, name in enumerate(names, start=1):
+        r = _np(recovery[name])
+        fig.add_trace(
+            go.Heatmap(
+                z=r,
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                showscale=col == len(names),
+                colorbar=dict(title="cosine"),
+                text=np.round(r, 2),
+                texttemplate="%{text}",
+                hovertemplate="instance %{y}, feature %{x}: %{z:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="feature", dtick=1, row=1, col=col)
+    fig.update_yaxes(title_text="instance", autorange="reversed", dtick=1, col=1)
+    fig.update_layout(title=title, height=380, width=230 * len(names) + 160, template="simple_white")
+    return _finish(fig, show)
