@@ -35,7 +35,9 @@ NOTEBOOK_PACKAGES = {
     "pandas": "pandas",
     "tqdm": "tqdm",
     "nbformat": "nbformat",
-    "transformer_lens": "transformer_lens",
+    "transformer_lens": "transformer_lens<4",  # 4.x has no HookedTransformer
+    "safetensors": "safetensors",
+    "tokenizers": "tokenizers",
 }
 
 
@@ -53,8 +55,19 @@ def has_nvidia_gpu() -> bool:
 
 def local_torch_wheel() -> str | None:
     """The version of a torch wheel in pip's configured find-links (no index consulted), if there is one."""
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "--quiet",
-           "--report", "-", f"torch=={TORCH_CPU_VERSION}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--no-index",
+        "--no-deps",
+        "--quiet",
+        "--report",
+        "-",
+        f"torch=={TORCH_CPU_VERSION}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         return None
