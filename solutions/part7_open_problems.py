@@ -29,7 +29,7 @@ from torch import Tensor
 
 from utils import experiments as ex
 from utils import plotting
-from utils.device import get_device
+from utils.device import notebook_device
 from utils.experiments import ExperimentConfig, run_experiment
 from utils.experiments_plots import plot_distributions, plot_functions, plot_lines, plot_weight_heatmaps
 from utils.runtime import steps
@@ -40,7 +40,7 @@ MAIN = __name__ == "__main__"
 if MAIN:
     import tests.part7_open_problems
 
-    device = get_device()
+    device = notebook_device()
     print(f"Running on {device}")
 
 # %% [markdown]
