@@ -372,6 +372,9 @@ def ablate_latent(model, sae, tokens: Int[Tensor, "batch seq"], latent: int) -> 
 # %%
 if MAIN:
     tests.part6_lm_saes.test_steer_with_latent(steer_with_latent)
+
+# %%
+if MAIN:
     tests.part6_lm_saes.test_ablate_latent(ablate_latent)
 
 # %% [markdown]

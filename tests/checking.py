@@ -99,19 +99,19 @@ def checker(exercise: str) -> Callable:
                     detail = fn(impl, device)
             except CheckOutcome as outcome:
                 outcome.exercise = exercise
-                _record(section, exercise, outcome)
+                _record(section, fn.__name__, exercise, outcome)
                 raise outcome.with_traceback(None) from None
             except NotImplementedError as err:
                 outcome = NotDone(f"not implemented yet ({_raised_by(err)} raises NotImplementedError)")
                 outcome.exercise = exercise
-                _record(section, exercise, outcome)
+                _record(section, fn.__name__, exercise, outcome)
                 raise outcome from None
             except Exception as err:  # an error in the learner's code, or on their output
                 outcome = _describe_error(err)
                 outcome.exercise = exercise
-                _record(section, exercise, outcome)
+                _record(section, fn.__name__, exercise, outcome)
                 raise outcome from None
-            _record(section, exercise, None)
+            _record(section, fn.__name__, exercise, None)
             suffix = f" {_DIM}({detail}){_RESET}" if isinstance(detail, str) and detail else ""
             print(f"{_GREEN}✅ {exercise}: passed{_RESET}{suffix}")
 
@@ -142,15 +142,15 @@ class seeded:
         random.setstate(self._py)
 
 
-def _record(section: str, exercise: str, outcome: CheckOutcome | None) -> None:
+def _record(section: str, check: str, exercise: str, outcome: CheckOutcome | None) -> None:
+    """Append the outcome to the grader's log (when the grader set one); `check` is the checker's function name."""
     path = os.environ.get(GRADE_LOG_ENV)
     if not path:
         return
-    if outcome is None:
-        row = {"section": section, "exercise": exercise, "status": "passed", "message": ""}
-    else:
-        status = "not attempted" if isinstance(outcome, NotDone) else "failed"
-        row = {"section": section, "exercise": exercise, "status": status, "message": outcome.text()}
+    row = {"section": section, "check": check, "exercise": exercise, "status": "passed", "message": ""}
+    if outcome is not None:
+        row["status"] = "not attempted" if isinstance(outcome, NotDone) else "failed"
+        row["message"] = outcome.text()
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 

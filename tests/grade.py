@@ -58,17 +58,16 @@ def find_notebooks(paths: list[Path]) -> list[Path]:
     return found
 
 
-def expected_checks(nb: nbformat.NotebookNode) -> list[tuple[str, str, int]]:
-    """(section, exercise, cell index) for each check call in the notebook, in order, without repeats."""
+def expected_checks(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """(section, checker function) for each check call in the notebook, in order, without repeats."""
     seen, checks = set(), []
-    for index, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         for section, func, _ in CHECK_CALL.findall(cell.source):
-            key = (section, func.removeprefix("test_"))
-            if key not in seen:
-                seen.add(key)
-                checks.append((*key, index))
+            if (section, func) not in seen:
+                seen.add((section, func))
+                checks.append((section, func))
     return checks
 
 
@@ -98,21 +97,21 @@ def grade_notebook(path: Path, timeout: int = 300) -> NotebookResult:
         except Exception as err:  # kernel died or a cell timed out
             executed, result.error = None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    outcome = {(r["section"], r["exercise"]): r for r in rows}  # the last outcome of each exercise counts
+    outcome = {(r["section"], r["check"]): r for r in rows}  # the last outcome of each check counts
     cells = executed.cells if executed else []
-    for section, exercise, _ in checks:
-        row = outcome.get((section, exercise))
+    for section, func in checks:
+        row = outcome.get((section, func))
         if row is not None:
-            result.exercises.append(ExerciseResult(section, exercise, row["status"], row["message"]))
+            result.exercises.append(ExerciseResult(section, row["exercise"], row["status"], row["message"]))
             continue
         # The check never reported: its cell failed before calling it (e.g. a NameError or a syntax error).
-        message = result.error or _error_of_check_cell(cells, section, exercise) or "the check did not run"
-        result.exercises.append(ExerciseResult(section, exercise, "failed", message))
+        message = result.error or _error_of_check_cell(cells, section, func) or "the check did not run"
+        result.exercises.append(ExerciseResult(section, func.removeprefix("test_"), "failed", message))
     return result
 
 
-def _error_of_check_cell(cells: list, section: str, exercise: str) -> str:
-    call = f"tests.{section}.test_{exercise}("
+def _error_of_check_cell(cells: list, section: str, func: str) -> str:
+    call = f"tests.{section}.{func}("
     for cell in cells:
         if cell.cell_type == "code" and call in cell.source:
             return _cell_error(cell)

@@ -122,4 +122,4 @@ def test_grade_log(tmp_path, monkeypatch):
         check_demo(lambda d: (_ for _ in ()).throw(NotImplementedError()))
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["status"] for r in rows] == ["passed", "not attempted"]
-    assert rows[0]["section"] == "test_checking" and rows[0]["exercise"] == "demo"
+    assert rows[0]["section"] == "test_checking" and rows[0]["exercise"] == "demo" and rows[0]["check"] == "check_demo"

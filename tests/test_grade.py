@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from tests.grade import grade_notebook, main
-from utils.notebooks import build, section
+from utils.notebooks import build, section, sections
 
 pytestmark = pytest.mark.slow
 PART1 = section("part1_superposition")
@@ -74,3 +74,13 @@ def test_unreadable_notebook_is_reported_not_crashed(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("{ not json")
     assert "could not read" in grade_notebook(path).error
+
+
+@pytest.mark.parametrize("sec", sections(), ids=[s.name for s in sections()])
+def test_every_section_grades_all_passed_and_all_not_attempted(sec, tmp_path):
+    path = tmp_path / "solution.ipynb"
+    nbformat.write(build(sec, exercise=False), path)
+    solved = grade_notebook(path)
+    assert not solved.error and solved.totals()["passed"] == solved.totals()["total"] > 0, solved
+    untouched = grade_notebook(sec.exercise_notebook)
+    assert not untouched.error and untouched.totals()["not attempted"] == untouched.totals()["total"], untouched
