@@ -1,8 +1,9 @@
 """Figures for sparse autoencoders on toy models (section 5).
 
 Every helper takes tensors, never modifies them (all go through `plotly_utils.to_numpy`, which copies),
-returns a plotly Figure and shows it unless `show=False`. Saved with `plotly_utils.save_html`, the
-figures (animations included) work offline.
+shows the figure and returns None, or returns it without showing when `show=False`. Saved with
+`plotly_utils.save_html`, the figures (animations included) work offline. The toy model's feature
+directions alone are drawn with the shared `utils.plotting.plot_features_in_2d`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from plotly_utils import to_numpy
+from plotly_utils import show_or_return, to_numpy
 
 _LATENT_COLORS = qualitative.Plotly + qualitative.D3
 
@@ -24,10 +25,10 @@ def _np(x: Any) -> np.ndarray:
     return np.asarray(to_numpy(x), dtype=float)
 
 
-def _finish(fig: go.Figure, show: bool) -> go.Figure:
-    if show:
-        fig.show()
-    return fig
+def _finish(fig: go.Figure, show: bool) -> go.Figure | None:
+    """Show the figure and return None, or (show=False) return it: never both (a shown and returned
+    figure would be displayed twice at the end of a notebook cell)."""
+    return show_or_return(fig, show)
 
 
 def _square_axes(fig: go.Figure, n_panels: int, lim: float) -> None:
@@ -38,33 +39,6 @@ def _square_axes(fig: go.Figure, n_panels: int, lim: float) -> None:
         fig.update_yaxes(scaleanchor=f"x{suffix}", scaleratio=1, row=1, col=k + 1)
 
 
-def plot_features_2d(W: Any, title: str | None = None, max_panels: int = 8, show: bool = True) -> go.Figure:
-    """The toy model's feature directions (columns of W: [inst 2 feats]), one panel per instance."""
-    W_np = _np(W)
-    if W_np.ndim != 3 or W_np.shape[1] != 2:
-        raise ValueError(f"W should have shape [inst, 2, feats], got {W_np.shape}")
-    n = min(W_np.shape[0], max_panels)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"instance {k}" for k in range(n)])
-    for k in range(n):
-        for i in range(W_np.shape[2]):
-            fig.add_trace(
-                go.Scatter(
-                    x=[0, W_np[k, 0, i]],
-                    y=[0, W_np[k, 1, i]],
-                    mode="lines+markers",
-                    line=dict(color="#444", width=2),
-                    marker=dict(size=[0, 6]),
-                    name=f"feature {i}",
-                    showlegend=False,
-                ),
-                row=1,
-                col=k + 1,
-            )
-    _square_axes(fig, n, 1.1 * max(1.0, float(np.linalg.norm(W_np, axis=1).max())))
-    fig.update_layout(title=title, height=260, width=190 * n + 80, template="simple_white")
-    return _finish(fig, show)
-
-
 def animate_sae_directions(
     W_features: Any,
     h: Any,
@@ -72,9 +46,9 @@ def animate_sae_directions(
     frame_steps: Sequence[int],
     W_enc: Any = None,
     instances: Sequence[int] | None = None,
-    title: str | None = None,
+    title: str = "SAE decoder directions over training",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Animated 2D view over training: per instance, the true features (grey lines), hidden activations
     (dots), each latent's decoder direction (coloured arrow, unit length) and, if `W_enc` is given, its
     encoder direction (same colour, dotted).
@@ -219,9 +193,9 @@ def plot_frac_active(
     feature_probability: float | None = None,
     resample_steps: Sequence[int] = (),
     instances: Sequence[int] | None = None,
-    title: str | None = None,
+    title: str = "Fraction of examples on which each latent fires",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """Fraction of examples on which each latent fires, over training: frac_active [n_logs inst d_sae].
 
     A dashed line marks the true feature probability; dotted vertical lines mark resampling steps.
@@ -267,7 +241,7 @@ def plot_shrinkage(
     results: dict[str, tuple[Any, Any]],
     title: str = "Shrinkage: reconstructed vs true feature magnitude",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """For each architecture, {name: (true magnitude [n], reconstructed magnitude along the feature [n])}.
 
     Points below the diagonal are shrunk. Each architecture also gets its least-squares slope in the legend.
@@ -308,7 +282,7 @@ def plot_frontier(
     labels: dict[str, Sequence[str]] | None = None,
     title: str = "L0 vs reconstruction across architectures",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """{architecture: (L0 [n], fraction of variance unexplained [n])}: a line per architecture, sorted by L0."""
     fig = go.Figure()
     for i, (name, (l0, fvu)) in enumerate(results.items()):
@@ -342,7 +316,7 @@ def plot_feature_recovery(
     recovery: dict[str, Any],
     title: str = "Feature recovery: best cosine between each feature and a decoder row",
     show: bool = True,
-) -> go.Figure:
+) -> go.Figure | None:
     """{architecture: [inst feats] best cosines}: one heatmap row block per architecture (rows = instances)."""
     names = list(recovery)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
