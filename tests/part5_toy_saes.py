@@ -391,15 +391,33 @@ def test_forward(impl: type, device: torch.device) -> str:
     return "activations, reconstruction, per-example losses, total loss and gradients"
 
 
-def _check_loss_dict(loss_dict: dict, ref_dict: dict, h: Tensor, acts: Tensor) -> None:
+def _check_loss_keys(loss_dict: dict, ref_dict: dict, h: Tensor) -> None:
+    """loss_dict has every key the reference returns, each a per-example [batch inst] tensor."""
     batch, n_inst = h.shape[:2]
     for key in ref_dict:
         if key not in loss_dict:
             fail(
-                f"loss_dict has no key {key!r} (keys: {list(loss_dict)})", f"add loss_dict[{key!r}]", code="missing_key"
+                f"loss_dict has no key {key!r} (keys: {list(loss_dict)})",
+                f"add loss_dict[{key!r}] (shape [batch inst])",
+                code="missing_key",
             )
         value = loss_dict[key]
         expect_tensor(value, f"loss_dict[{key!r}]", shape=(batch, n_inst), dims="batch inst", device=h.device)
+
+
+def _expect_reconstruction_loss(loss_dict: dict, ref_dict: dict) -> None:
+    expect_close(
+        loss_dict["L_reconstruction"].detach(),
+        ref_dict["L_reconstruction"].detach(),
+        "L_reconstruction",
+        "mean over d_in of the squared error",
+        code="rec_loss",
+        dims="batch inst",
+    )
+
+
+def _check_loss_dict(loss_dict: dict, ref_dict: dict, h: Tensor, acts: Tensor) -> None:
+    _check_loss_keys(loss_dict, ref_dict, h)
     err = (loss_dict["L_reconstruction"].detach(), ref_dict["L_reconstruction"].detach())
     d_in = h.shape[-1]
     _diagnose(
@@ -734,18 +752,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         code="reconstruction",
         dims="batch inst d_in",
     )
-    for key in ref_dict:
-        if key not in loss_dict:
-            fail(f"loss_dict has no key {key!r}", f"add loss_dict[{key!r}] (shape [batch inst])", code="missing_key")
-        expect_tensor(loss_dict[key], f"loss_dict[{key!r}]", shape=(32, N_INST), dims="batch inst", device=device)
-    expect_close(
-        loss_dict["L_reconstruction"].detach(),
-        ref_dict["L_reconstruction"].detach(),
-        "L_reconstruction",
-        "mean over d_in of the squared error",
-        code="rec_loss",
-        dims="batch inst",
-    )
+    _check_loss_keys(loss_dict, ref_dict, h)
+    _expect_reconstruction_loss(loss_dict, ref_dict)
     sp = loss_dict["L_sparsity"].detach()
     _diagnose(
         sp,
@@ -965,18 +973,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         code="reconstruction",
         dims="batch inst d_in",
     )
-    for key in ref_dict:
-        if key not in loss_dict:
-            fail(f"loss_dict has no key {key!r}", f"add loss_dict[{key!r}] (shape [batch inst])", code="missing_key")
-        expect_tensor(loss_dict[key], f"loss_dict[{key!r}]", shape=(64, N_INST), dims="batch inst", device=device)
-    expect_close(
-        loss_dict["L_reconstruction"].detach(),
-        ref_dict["L_reconstruction"].detach(),
-        "L_reconstruction",
-        "mean over d_in of the squared error",
-        code="rec_loss",
-        dims="batch inst",
-    )
+    _check_loss_keys(loss_dict, ref_dict, h)
+    _expect_reconstruction_loss(loss_dict, ref_dict)
     _diagnose(
         loss_dict["L_sparsity"].detach(),
         ref_dict["L_sparsity"].detach(),
