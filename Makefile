@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 lab: $(STAMP)
 	$(PY) -m utils.install --lab
-	$(PY) -m jupyter lab exercises/
+	$(PY) -m jupyter lab exercises/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # root: containers, Colab-like VMs
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
