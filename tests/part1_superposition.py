@@ -7,6 +7,8 @@ the generators are tested on the statistics that define them, never on particula
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -236,25 +238,32 @@ def _check_pairwise_independence(present: Tensor, p: Tensor, what: str, n_tests:
             )
 
 
-def check_independent_features(batch: Tensor, p: Tensor, what: str) -> None:
-    """Everything `generate_batch` promises, for a batch [n inst feats] and probabilities p [inst feats]."""
-    n, n_inst, n_feats = batch.shape
-    n_pairs = n_inst * n_feats * (n_feats - 1) // 2 + n_feats * n_inst * (n_inst - 1) // 2
-    n_tests = 2 + 2 * n_inst * n_feats + n_pairs
-    present = _check_values(batch, what)
-    _check_presence_all_rows_differ(present, what)
+def _check_presence_and_values(
+    batch: Tensor, present: Tensor, p: Tensor, what: str, n_tests: int, hint: Callable[[float, float], str]
+) -> None:
+    """Each (inst, feature) present with probability p, and present values U[0, 1] independent of presence."""
     expect_frequency(
         present.double().mean(0),
         p,
-        n,
+        batch.shape[0],
         f"{what}: presence frequency",
         dims="inst feature",
-        hint=_presence_hint,
+        hint=hint,
         code="presence_probability",
         n_tests=n_tests,
     )
     _check_values_independent_of_presence(batch, present, p, what, n_tests)
     _check_value_moments(batch, present, what, n_tests)
+
+
+def check_independent_features(batch: Tensor, p: Tensor, what: str) -> None:
+    """Everything `generate_batch` promises, for a batch [n inst feats] and probabilities p [inst feats]."""
+    _, n_inst, n_feats = batch.shape
+    n_pairs = n_inst * n_feats * (n_feats - 1) // 2 + n_feats * n_inst * (n_inst - 1) // 2
+    n_tests = 2 + 2 * n_inst * n_feats + n_pairs
+    present = _check_values(batch, what)
+    _check_presence_all_rows_differ(present, what)
+    _check_presence_and_values(batch, present, p, what, n_tests, _presence_hint)
     _check_pairwise_independence(
         present,
         p,
@@ -392,18 +401,7 @@ def test_generate_correlated_features(ToyModel: type, device: torch.device) -> s
             code="not_together",
         )
     p = _pair_probabilities(P_PAIRS)
-    expect_frequency(
-        present.double().mean(0),
-        p,
-        N_SAMPLES,
-        f"{what}: presence frequency",
-        dims="inst feature",
-        hint=_presence_hint,
-        code="presence_probability",
-        n_tests=n_tests,
-    )
-    _check_values_independent_of_presence(batch, present, p, what, n_tests)
-    _check_value_moments(batch, present, what, n_tests)
+    _check_presence_and_values(batch, present, p, what, n_tests, _presence_hint)
     _check_pair_values_independent(batch, what)
     _check_pair_activity_independent(present[..., 0::2], P_PAIRS, what, n_tests)
     return "pairs on together with probability p, independent values, independent pairs"
@@ -437,18 +435,7 @@ def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) 
         return _presence_hint(observed, expected)
 
     p = _pair_probabilities(P_PAIRS)
-    expect_frequency(
-        present.double().mean(0),
-        p,
-        N_SAMPLES,
-        f"{what}: presence frequency",
-        dims="inst feature",
-        hint=hint,
-        code="presence_probability",
-        n_tests=n_tests,
-    )
-    _check_values_independent_of_presence(batch, present, p, what, n_tests)
-    _check_value_moments(batch, present, what, n_tests)
+    _check_presence_and_values(batch, present, p, what, n_tests, hint)
     active = present[..., 0::2] | present[..., 1::2]
     _check_pair_activity_independent(active, 2 * P_PAIRS, what, n_tests)
     return "never both on, each feature on with probability p, independent pairs"
