@@ -301,20 +301,23 @@ def expect_matches(
     rtol: float = 1e-4,
     atol: float = 1e-5,
     dims: str | None = None,
+    hint: str | None = None,
+    code: str = "values",
 ) -> None:
     """Like `expect_close`, but when the values are wrong, name the mistake they match.
 
     `mistakes` holds (code, hint, value) triples: what a known buggy implementation would return on
-    the same inputs. The first one that `actual` matches decides the hint; otherwise a generic message.
+    the same inputs. The first one that `actual` matches decides the hint and code; otherwise `hint`
+    and `code` describe the failure.
     """
     expected = expected.to(actual.device, actual.dtype)
     if torch.allclose(actual, expected, rtol=rtol, atol=atol):
         return
-    for code, hint, value in mistakes:
+    for mistake_code, mistake_hint, value in mistakes:
         value = value.to(actual.device, actual.dtype)
         if value.shape == actual.shape and torch.allclose(actual, value, rtol=rtol, atol=atol):
-            fail(f"{what} has the wrong values", hint, code=code)
-    expect_close(actual, expected, what, rtol=rtol, atol=atol, dims=dims)
+            expect_close(actual, expected, what, mistake_hint, code=mistake_code, rtol=rtol, atol=atol, dims=dims)
+    expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
 
 
 def _named_index(idx: tuple[int, ...], dims: str | None) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tests.checking import checker, expect_close, expect_tensor, fail
+from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail
 
 
 def _weights(device: torch.device, n_inst: int = 3, d: int = 4, n_feats: int = 7) -> Tensor:
@@ -22,18 +22,6 @@ def _weights(device: torch.device, n_inst: int = 3, d: int = 4, n_feats: int = 7
     W = torch.randn(n_inst, d, n_feats)
     W = W / W.norm(dim=1, keepdim=True) * (0.3 + 1.4 * torch.rand(n_inst, 1, n_feats))
     return W.to(device)
-
-
-def _matches(actual: Tensor, candidate: Tensor) -> bool:
-    candidate = candidate.to(actual.device, actual.dtype)
-    return actual.shape == candidate.shape and bool(torch.isclose(actual, candidate, rtol=1e-4, atol=1e-6).all())
-
-
-def _diagnose(actual: Tensor, candidates: list[tuple[str, Tensor, str]]) -> tuple[str, str | None]:
-    for code, value, hint in candidates:
-        if _matches(actual, value):
-            return code, hint
-    return "values", None
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,18 +41,14 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     W64 = W.double()
     frob_sq = W64.pow(2).sum((1, 2))
     expected = 5 / frob_sq
-    if not _matches(out, expected):
-        code, hint = _diagnose(
-            out,
-            [
-                ("frobenius_square", 5 / frob_sq.sqrt(), "divide by the *squared* Frobenius norm: sum of W², no sqrt"),
-                ("inverted", frob_sq / 5, "it's d_hidden / ‖W‖²_F, not ‖W‖²_F / d_hidden"),
-                ("numerator", 8 / frob_sq, "the numerator is d_hidden = W.shape[1], not the number of features"),
-                ("numerator", 3 / frob_sq, "the numerator is d_hidden = W.shape[1], not the number of instances"),
-                ("numerator", 1 / frob_sq, "the numerator is d_hidden = W.shape[1], not 1"),
-            ],
-        )
-        expect_close(out, expected, "dimensions_per_feature(W)", hint, code=code, dims="inst")
+    mistakes = [
+        ("frobenius_square", "divide by the *squared* Frobenius norm: sum of W², no sqrt", 5 / frob_sq.sqrt()),
+        ("inverted", "it's d_hidden / ‖W‖²_F, not ‖W‖²_F / d_hidden", frob_sq / 5),
+        ("numerator", "the numerator is d_hidden = W.shape[1], not the number of features", 8 / frob_sq),
+        ("numerator", "the numerator is d_hidden = W.shape[1], not the number of instances", 3 / frob_sq),
+        ("numerator", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
+    ]
+    expect_matches(out, expected, "dimensions_per_feature(W)", mistakes, dims="inst")
     out1 = dimensions_per_feature(W[:1].clone())
     if isinstance(out1, Tensor) and out1.shape != (1,):
         fail(
@@ -86,7 +70,7 @@ def _reference(W: Tensor) -> Tensor:
     return torch.where(den > 0, norms_sq**2 / den, torch.zeros_like(den))
 
 
-def _mistakes(W: Tensor) -> list[tuple[str, Tensor, str]]:
+def _mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
     W = W.double()
     norms_sq = W.pow(2).sum(1)  # [inst feats]
     W_hat = W / W.norm(dim=1, keepdim=True)
@@ -96,7 +80,7 @@ def _mistakes(W: Tensor) -> list[tuple[str, Tensor, str]]:
     dots_both = torch.einsum("kdi,kdj->kij", W_hat, W_hat)
     dots_raw = torch.einsum("kdi,kdj->kij", W, W)
     eye = torch.eye(W.shape[-1], dtype=torch.bool)
-    return [
+    mistakes = [  # (code, candidate value, hint)
         (
             "denominator_square",
             norms_sq / dots.abs().sum(-1),
@@ -129,6 +113,7 @@ def _mistakes(W: Tensor) -> list[tuple[str, Tensor, str]]:
         ),
         ("numerator_square", norms_sq.sqrt() / dots.pow(2).sum(-1), "the numerator is the *squared* norm ‖W_i‖²"),
     ]
+    return [(code, hint, value) for code, value, hint in mistakes]
 
 
 @checker("compute_dimensionality")
@@ -144,9 +129,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         device=device,
     )
     expected = _reference(W)
-    if not _matches(out, expected):
-        code, hint = _diagnose(out, _mistakes(W))
-        expect_close(out, expected, "compute_dimensionality(W)", hint, code=code, dims="inst feats")
+    expect_matches(out, expected, "compute_dimensionality(W)", _mistakes(W), dims="inst feats")
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())
     if isinstance(out1, Tensor) and out1.shape == (7,):

@@ -27,6 +27,7 @@ from tests.checking import (
     checker,
     expect_close,
     expect_frequency,
+    expect_matches,
     expect_scalar,
     expect_tensor,
     fail,
@@ -109,14 +110,9 @@ def _call_forward(sae: ref.ToySAE, h: Tensor, what: str = "forward") -> tuple[di
 
 
 def _diagnose(actual: Tensor, expected: Tensor, what: str, dims: str, candidates: list, code: str, hint: str) -> None:
-    """Compare; when different, name the first candidate mistake whose output the learner's matches."""
-    close = torch.isclose(actual, expected.to(actual.dtype), rtol=1e-4, atol=1e-5).all()
-    if close:
-        return
-    for cand_value, cand_hint, cand_code in candidates:
-        if cand_value.shape == actual.shape and torch.isclose(actual, cand_value, rtol=1e-4, atol=1e-5).all():
-            expect_close(actual, expected, what, cand_hint, code=cand_code, dims=dims)
-    expect_close(actual, expected, what, hint, code=code, dims=dims)
+    """`expect_matches` with this module's candidate order: (value, hint, code) triples."""
+    mistakes = [(cand_code, cand_hint, cand_value) for cand_value, cand_hint, cand_code in candidates]
+    expect_matches(actual, expected, what, mistakes, dims=dims, hint=hint, code=code)
 
 
 def _grads(sae: torch.nn.Module, loss: Tensor) -> dict[str, Tensor]:
