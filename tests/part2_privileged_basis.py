@@ -37,6 +37,21 @@ def _matches(actual: Tensor, candidate: Tensor) -> bool:
     return actual.shape == candidate.shape and torch.allclose(actual, candidate.to(actual.dtype), rtol=1e-4, atol=1e-5)
 
 
+def _check_leading_dims(model: torch.nn.Module, x4: Tensor, expected: Tensor) -> None:
+    """The forward pass accepts two leading batch axes and gives the same values as with one."""
+    hint = "accept any number of leading batch axes: use '...' in your einsum patterns"
+    try:
+        out4 = model(x4)
+    except Exception as err:
+        fail(
+            f"model(features) with features of shape {tuple(x4.shape)} raised {type(err).__name__}: {err}",
+            hint,
+            code="leading_dims",
+        )
+    if not isinstance(out4, Tensor) or out4.shape != x4.shape or not _matches(out4, expected.reshape(x4.shape)):
+        fail(f"model(features) is wrong for features of shape {tuple(x4.shape)}", hint, code="leading_dims")
+
+
 def _diagnose(actual: Tensor, candidates: list[tuple[str, Tensor, str]]) -> tuple[str, str | None]:
     """The (code, hint) of the first known mistake that reproduces `actual`, else a generic one."""
     for code, value, hint in candidates:
@@ -111,22 +126,7 @@ def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
                 ],
             )
             expect_close(out, expected, "model(features)", hint, code=code, dims="batch inst feats")
-        # any number of leading axes
-        x4 = x.reshape(2, 8, cfg.n_inst, cfg.n_features)
-        try:
-            out4 = model(x4)
-        except Exception as err:
-            fail(
-                f"model(features) with features of shape {tuple(x4.shape)} raised {type(err).__name__}: {err}",
-                "accept any number of leading batch axes: use '...' in your einsum patterns",
-                code="leading_dims",
-            )
-        if not isinstance(out4, Tensor) or out4.shape != x4.shape or not _matches(out4, expected.reshape(x4.shape)):
-            fail(
-                f"model(features) is wrong for features of shape {tuple(x4.shape)}",
-                "accept any number of leading batch axes: use '...' in your einsum patterns",
-                code="leading_dims",
-            )
+        _check_leading_dims(model, x.reshape(2, 8, cfg.n_inst, cfg.n_features), expected)
     return "ReLU(Wᵀ ReLU(W x) + b_final)"
 
 
@@ -187,21 +187,7 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
                 ],
             )
             expect_close(out, expected, "model(features)", hint, code=code, dims="batch inst feats")
-        x4 = x.reshape(4, 4, cfg.n_inst, cfg.n_features)
-        try:
-            out4 = model(x4)
-        except Exception as err:
-            fail(
-                f"model(features) with features of shape {tuple(x4.shape)} raised {type(err).__name__}: {err}",
-                "accept any number of leading batch axes: use '...' in your einsum patterns",
-                code="leading_dims",
-            )
-        if not isinstance(out4, Tensor) or out4.shape != x4.shape or not _matches(out4, expected.reshape(x4.shape)):
-            fail(
-                f"model(features) is wrong for features of shape {tuple(x4.shape)}",
-                "accept any number of leading batch axes: use '...' in your einsum patterns",
-                code="leading_dims",
-            )
+        _check_leading_dims(model, x.reshape(4, 4, cfg.n_inst, cfg.n_features), expected)
     return "ReLU(W2 ReLU(W1 x) + b_final)"
 
 
