@@ -1076,6 +1076,89 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Exercise 10b: AuxK
+# --------------------------------------------------------------------------------------------
+def _auxk_variants(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> dict[str, Tensor]:
+    """The per-example loss of common mistakes, for naming them."""
+
+    def loss_of(acts: Tensor, reduce: str = "mean") -> Tensor:
+        rec = torch.einsum("bis,isd->bid", acts, W_dec)
+        err = (residual - rec).pow(2)
+        return err.mean(-1) if reduce == "mean" else err.sum(-1)
+
+    def top(x: Tensor) -> Tensor:
+        t = x.topk(k_aux, dim=-1)
+        values = torch.where(t.values.isfinite(), t.values, torch.zeros_like(t.values))
+        return torch.zeros_like(x).scatter(-1, t.indices, values)
+
+    masked = torch.where(dead, pre, -torch.inf)
+    right = top(masked)
+    return {
+        # A ReLU before the top-k, and masking live latents with 0 instead of -inf, give the same values:
+        # both drop the dead latents' negative pre-activations.
+        "dropped_negatives": loss_of(top(torch.where(dead, pre.relu(), -torch.inf))),
+        "used_live_latents": loss_of(top(pre)),
+        "sum_over_d_in": loss_of(right, reduce="sum"),
+        "all_dead_latents": loss_of(torch.where(dead, pre, torch.zeros_like(pre))),
+    }
+
+
+@checker("auxk_loss")
+def test_auxk_loss(impl: Callable, device: torch.device) -> str:
+    n_inst, d_sae, d_in, k_aux = 3, 8, 4, 2
+    pre = torch.randn(64, n_inst, d_sae, device=device) - 0.5  # mostly negative: dead latents rarely fire
+    residual = 0.3 * torch.randn(64, n_inst, d_in, device=device)
+    W_dec = torch.randn(n_inst, d_sae, d_in, device=device)
+    W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
+    dead[0, [1, 4, 6]] = True  # more dead latents than k_aux
+    dead[1, 2] = True  # fewer dead latents than k_aux
+    # instance 2: no dead latent, so the auxiliary reconstruction is 0 and the loss is mean(residual²)
+    pre_in = pre.clone().requires_grad_(True)
+    out = returned(impl(pre_in, residual.clone(), dead.clone(), W_dec.clone(), k_aux), "auxk_loss")
+    if isinstance(out, Tensor) and not torch.isfinite(out.detach()).all():
+        fail(
+            "auxk_loss returned inf or NaN",
+            "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
+            "by 0 before decoding",
+            code="inf",
+        )
+    out = expect_tensor(out, "auxk_loss(...)", shape=(64, n_inst), dims="batch inst", device=device)
+    expected = ref.auxk_loss(pre, residual, dead, W_dec, k_aux)
+    hints = {
+        "dropped_negatives": "the dead latents' negative pre-activations must take part: use the pre-activations "
+        "before any ReLU (after a ReLU a dead latent gets no gradient), and mask live latents with -inf, not 0 "
+        "(a live latent masked to 0 beats every negative dead one)",
+        "used_live_latents": "only dead latents take part: mask the live ones out before the top-k",
+        "sum_over_d_in": "take the mean over d_in, not the sum",
+        "all_dead_latents": "keep only the k_aux largest dead pre-activations per example",
+    }
+    variants = _auxk_variants(pre, residual, dead, W_dec, k_aux)
+    expect_matches(
+        out,
+        expected,
+        "auxk_loss",
+        [(code, hints[code], value) for code, value in variants.items()],
+        dims="batch inst",
+        hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
+    )
+    if not out.requires_grad:
+        fail("the loss has no gradient", "don't detach anything inside auxk_loss", code="no_grad")
+    (grad,) = torch.autograd.grad(out.sum(), pre_in, allow_unused=True)
+    pre_ref = pre.clone().requires_grad_(True)
+    (ref_grad,) = torch.autograd.grad(ref.auxk_loss(pre_ref, residual, dead, W_dec, k_aux).sum(), pre_ref)
+    expect_close(
+        grad if grad is not None else torch.zeros_like(pre),
+        ref_grad,
+        "the gradient with respect to pre",
+        "the gradient should reach exactly the chosen dead latents' pre-activations",
+        code="grad",
+        dims="batch inst d_sae",
+    )
+    return "dead latents only, before the ReLU, fewer dead than k_aux, mean over d_in, gradients"
+
+
+# --------------------------------------------------------------------------------------------
 # Exercise 11: metrics
 # --------------------------------------------------------------------------------------------
 def _acts(device: torch.device) -> Tensor:

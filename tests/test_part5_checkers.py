@@ -748,6 +748,75 @@ def test_topk_wrong_axis_and_stub():
 
 
 # --------------------------------------------------------------------------------------------
+# AuxK
+# --------------------------------------------------------------------------------------------
+def _auxk(mask_value=-torch.inf, relu=False, live=False, reduce="mean", keep_inf=False, all_dead=False, detach=False):
+    def auxk_loss(pre, residual, dead, W_dec, k_aux):
+        x = pre.relu() if relu else pre
+        if detach:
+            x = x.detach()
+        masked = x if live else torch.where(dead, x, torch.full_like(x, mask_value))
+        if all_dead:
+            acts = torch.where(dead, x, torch.zeros_like(x))
+        else:
+            top = masked.topk(k_aux, dim=-1)
+            values = top.values if keep_inf else torch.nan_to_num(top.values, neginf=0.0)
+            acts = torch.zeros_like(x).scatter(-1, top.indices, values)
+        err = (residual - torch.einsum("bis,isd->bid", acts, W_dec)).pow(2)
+        return err.mean(-1) if reduce == "mean" else err.sum(-1)
+
+    return auxk_loss
+
+
+def _auxk_loop(pre, residual, dead, W_dec, k_aux):
+    per_inst = []
+    for i in range(pre.shape[1]):
+        idx = dead[i].nonzero().squeeze(-1)
+        acts = torch.zeros_like(pre[:, i])
+        if idx.numel() > 0:
+            top = pre[:, i, idx].topk(min(k_aux, idx.numel()), dim=-1)
+            acts = acts.scatter(-1, idx[top.indices], top.values)
+        per_inst.append((residual[:, i] - acts @ W_dec[i]).pow(2).mean(-1))
+    return torch.stack(per_inst, dim=1)
+
+
+def _auxk_sort(pre, residual, dead, W_dec, k_aux):
+    masked = pre.masked_fill(~dead, float("-inf"))
+    kth = masked.sort(dim=-1, descending=True).values[..., k_aux - 1 : k_aux]
+    keep = dead & (masked >= kth)
+    acts = pre * keep
+    return ((residual - einops.einsum(acts, W_dec, "b i s, i s d -> b i d")) ** 2).mean(-1)
+
+
+AUXK_BUGS = {
+    "dropped_negatives": _auxk(relu=True),
+    "used_live_latents": _auxk(live=True),
+    "sum_over_d_in": _auxk(reduce="sum"),
+    "all_dead_latents": _auxk(all_dead=True),
+    "inf": _auxk(keep_inf=True),
+    "no_grad": _auxk(detach=True),
+}
+
+
+@pytest.mark.parametrize("fn", [P.auxk_loss, _auxk(), _auxk_loop, _auxk_sort])
+def test_auxk_variants(fn):
+    assert_passes(checks.test_auxk_loss, fn)
+
+
+@pytest.mark.parametrize("code", AUXK_BUGS)
+def test_auxk_bugs(code):
+    assert_fails(checks.test_auxk_loss, AUXK_BUGS[code], code)
+
+
+def test_auxk_masked_with_zero():
+    assert_fails(checks.test_auxk_loss, _auxk(mask_value=0.0), "dropped_negatives")
+
+
+def test_auxk_stub():
+    assert_not_done(checks.test_auxk_loss, _stub)
+
+
+# --------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------
 METRIC_CASES = {
