@@ -39,6 +39,7 @@ LIMITS = {
     "part3_feature_geometry": 180,
     "part4_double_descent": 480,
     "part5_toy_saes": 480,
+    "part5b_absorption": 360,
     "part6_lm_saes": 300,
     "part7_open_problems": 360,
 }

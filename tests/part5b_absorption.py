@@ -1,0 +1,1095 @@
+"""Checkers for part 5b (feature absorption, BatchTopK and Matryoshka SAEs).
+
+Each checker calls the learner's code only for the piece it tests: everything else is the reference
+(`solutions.part5b_absorption`). The learner's `encode` is grafted onto a subclass of the reference
+`BatchTopKToySAE`, and any call it makes to `batch_topk` is routed to the reference, so an unfinished
+`batch_topk` doesn't break the `encode` check.
+
+The hierarchical generator is random: it is tested on the properties that define its distribution
+(exact structure, frequencies, independence), with tolerances from Bernstein's inequality
+(`tests.checking`), never against the reference's draws. The other exercises are deterministic and
+are compared with the reference on inputs where every term matters, with the usual mistakes named.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from solutions import part5b_absorption as ref
+from solutions.part5_toy_saes import ToySAEConfig
+from tests.checking import (
+    FAILURE_PROBABILITY,
+    bernstein_tolerance,
+    checker,
+    expect_close,
+    expect_matches,
+    expect_tensor,
+    fail,
+    returned,
+)
+from utils.hierarchy import HierarchyConfig
+
+
+def _float_output(
+    x: Any, what: str, shape: tuple[int, ...], dims: str, device: torch.device, finite: bool = True
+) -> Tensor:
+    """expect_tensor, with a specific hint when the learner returned a mask or indices instead of floats."""
+    returned(x, what)
+    if isinstance(x, Tensor) and not x.is_floating_point():
+        fail(
+            f"{what} has dtype {x.dtype}, expected a float tensor",
+            "return floats: convert a boolean mask with `.float()`",
+            code="dtype",
+        )
+    return expect_tensor(x, what, shape=shape, dims=dims, dtype=torch.float32, device=device, finite=finite)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1: generate_hierarchical_batch
+# --------------------------------------------------------------------------------------------
+N_GEN = 40_000  # examples per configuration: frequencies to about ±1.5% (±2.5% for conditional ones)
+# Two layouts with probabilities chosen so that every listed mistake moves some frequency by many
+# standard errors: p ≠ 1/2 (so `rand > p` shows), and for the exclusive one p_child, p_child/n_children,
+# 1/n_children and p_parent·p_child all differ.
+GEN_CONFIGS = (
+    HierarchyConfig(n_inst=3, n_parents=3, n_children=2, p_parent=0.3, p_child=0.4, exclusive=False, d_in=9),
+    HierarchyConfig(n_inst=3, n_parents=2, n_children=3, p_parent=0.6, p_child=0.25, exclusive=True, d_in=8),
+)
+# Every statistic of a configuration gets failure probability FAILURE_PROBABILITY / GEN_TESTS (a union
+# bound): a configuration runs fewer than 200 tests, two configurations fewer than 400.
+GEN_TESTS = 400
+
+
+class _Stats:
+    """Frequency tests on 0/1 draws with Bernstein tolerances; `n` may differ per entry (conditional rates)."""
+
+    @staticmethod
+    def tolerance(n: int, p: float) -> float:
+        return bernstein_tolerance(max(n, 1), p * (1 - p), 1.0, FAILURE_PROBABILITY / GEN_TESTS)
+
+    @classmethod
+    def expect(
+        cls,
+        hits: Tensor,
+        counts: Tensor,
+        p: float,
+        what: str,
+        where: Callable[[tuple[int, ...]], str],
+        diagnose: Callable[[float], tuple[str, str]],
+    ) -> None:
+        """hits[idx] successes out of counts[idx] independent Bernoulli(p) draws, for every idx."""
+        for idx in torch.nonzero(counts > 0).tolist():
+            idx = tuple(idx)
+            n, k = int(counts[idx]), int(hits[idx])
+            observed, tol = k / n, cls.tolerance(n, p)
+            if abs(observed - p) > tol:
+                hint, code = diagnose(observed)
+                fail(f"{what} at {where(idx)} is {observed:.2%}, expected {p:.2%} ± {tol:.2%}", hint, code=code)
+
+
+def _nearest(observed: float, n: int, candidates: list[tuple[float, str, str]], default: tuple[str, str]):
+    """The (hint, code) of the candidate value `observed` is statistically close to (6 standard errors), if any."""
+    for value, hint, code in candidates:
+        if abs(observed - value) < 6 * math.sqrt(max(value * (1 - value), 1e-4) / max(n, 1)):
+            return hint, code
+    return default
+
+
+def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
+    """Exact invariants: 0/1 values, no child without its parent, at most one child with exclusive=True."""
+    if not ((x == 0) | (x == 1)).all():
+        bad = x[(x != 0) & (x != 1)]
+        fail(
+            f"{what} has values other than 0 and 1 (e.g. {bad[0].item():.3g})",
+            "features are binary: 1.0 where the feature fires, 0.0 elsewhere (no magnitudes here)",
+            code="not_binary",
+        )
+    on = x.bool()
+    parents, children = on[..., : cfg.n_parents], on[..., cfg.n_parents :]
+    grouped = children.unflatten(-1, (cfg.n_parents, cfg.n_children))  # [batch inst parent child]
+    orphans = int((grouped & ~parents.unsqueeze(-1)).sum())
+    if orphans:
+        swapped = children.unflatten(-1, (cfg.n_children, cfg.n_parents)).transpose(-1, -2)
+        if not (swapped & ~parents.unsqueeze(-1)).any():
+            fail(
+                f"{what}: children fire without their parent ({orphans} times) in the documented layout, "
+                "but the hierarchy holds if the children are ordered child-major",
+                "order the children parent by parent: child c of parent p is feature "
+                "n_parents + p·n_children + c (flatten a [..., parent, child] tensor)",
+                code="child_layout",
+            )
+        fail(
+            f"{what}: a child fires without its parent {orphans} times",
+            "a child can only fire when its parent fires: AND each child's draw with its parent "
+            "(children & parents[..., None])",
+            code="child_without_parent",
+        )
+    if cfg.exclusive:
+        together = int((grouped.sum(-1) > 1).sum())
+        if together:
+            fail(
+                f"{what}: with exclusive=True, two children of the same parent fire together {together} times",
+                "with cfg.exclusive at most one child of a parent fires: pick which child (if any) with one "
+                "uniform draw per parent, e.g. child j when u lies in [j·p_child, (j + 1)·p_child)",
+                code="siblings_together",
+            )
+    if x.shape[0] > 1 and (on == on[:1]).all():
+        fail(
+            f"{what}: every example in the batch is the same",
+            "draw separately for every example: random tensors of shape [batch, inst, ...]",
+            code="shared_over_batch",
+        )
+
+
+def _check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
+    """Parent rate p_parent, child rate p_child given the parent, child marginal p_parent·p_child."""
+    on = x.bool()
+    n, n_inst, _ = on.shape
+    pp, pc, nc = cfg.p_parent, cfg.p_child, cfg.n_children
+    parents = on[..., : cfg.n_parents]  # [batch inst parent]
+    grouped = on[..., cfg.n_parents :].unflatten(-1, (cfg.n_parents, nc))  # [batch inst parent child]
+
+    def parent_diagnosis(observed: float) -> tuple[str, str]:
+        return _nearest(
+            observed,
+            n,
+            [
+                (
+                    1 - pp,
+                    "the frequency is close to 1 - p_parent: is the mask `rand > p` instead of `rand < p`?",
+                    "rand_gt_p",
+                )
+            ],
+            (
+                "parents fire with p_parent on their own: draw them first and never switch a parent on because "
+                "a child fired (children are drawn only where their parent is on)"
+                if observed > pp
+                else "each parent fires with probability p_parent, independently per example and instance",
+                "parent_frequency",
+            ),
+        )
+
+    _Stats.expect(
+        parents.sum(0),
+        torch.full(parents.shape[1:], n),
+        pp,
+        f"{what}: frequency of a parent",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}",
+        parent_diagnosis,
+    )
+
+    cond_counts = parents.sum(0).unsqueeze(-1).expand(n_inst, cfg.n_parents, nc)  # examples with the parent on
+    mistakes = [
+        (
+            1 - pc,
+            "P(child | parent) is close to 1 - p_child: is the mask `rand > p` instead of `rand < p`?",
+            "rand_gt_p",
+        ),
+        (
+            pp * pc,
+            "p_child is already conditional on the parent: given its parent fires, a child fires with p_child "
+            "(don't multiply by p_parent again)",
+            "child_double_conditioned",
+        ),
+    ]
+    if cfg.exclusive:
+        mistakes += [
+            (
+                pc / nc,
+                "each child fires with p_child given its parent, not p_child / n_children: some child fires "
+                "with probability n_children·p_child",
+                "exclusive_split",
+            ),
+            (
+                1 / nc,
+                "with exclusive children, no child fires with probability 1 - n_children·p_child: "
+                "don't always pick one child when the parent fires",
+                "exclusive_always_one",
+            ),
+        ]
+
+    def child_diagnosis(observed: float) -> tuple[str, str]:
+        typical = int(cond_counts.float().mean())
+        return _nearest(
+            observed,
+            typical,
+            mistakes,
+            ("given its parent fires, each child should fire with probability p_child", "child_frequency"),
+        )
+
+    _Stats.expect(
+        grouped.sum(0),
+        cond_counts,
+        pc,
+        f"{what}: frequency of a child among examples where its parent fires",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}, child {idx[2]}",
+        child_diagnosis,
+    )
+    _Stats.expect(
+        grouped.sum(0),
+        torch.full(grouped.shape[1:], n),
+        pp * pc,
+        f"{what}: frequency of a child",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}, child {idx[2]}",
+        lambda observed: ("a child fires with p_parent · p_child overall", "child_frequency"),
+    )
+
+
+def _expect_joint(both: Tensor, count: int, p: float, what: str, hint: str, code: str) -> None:
+    """`both` successes out of `count` draws that should be Bernoulli(p) (p = a product of two rates)."""
+    observed, tol = int(both) / max(count, 1), _Stats.tolerance(count, p)
+    if count and abs(observed - p) > tol:
+        fail(f"{what} is {observed:.2%}, expected {p:.2%} ± {tol:.2%} for independent draws", hint, code=code)
+
+
+def _check_independence(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
+    on = x.bool()
+    n, n_inst, n_feats = on.shape
+    pp, pc, nc = cfg.p_parent, cfg.p_child, cfg.n_children
+    parents = on[..., : cfg.n_parents]
+    grouped = on[..., cfg.n_parents :].unflatten(-1, (cfg.n_parents, nc))
+    marginal = cfg.marginal_probabilities().tolist()
+
+    # Instances are independent copies: the same feature in two instances fires together with p_f².
+    for i in range(n_inst):
+        for j in range(i + 1, n_inst):
+            for f in range(n_feats):
+                _expect_joint(
+                    (on[:, i, f] & on[:, j, f]).sum(),
+                    n,
+                    marginal[f] ** 2,
+                    f"{what}: feature {f} on in both instances {i} and {j}",
+                    "draw separately for every instance: a [batch, 1, ...] random tensor broadcast over "
+                    "instances gives every instance the same features",
+                    "shared_over_instances",
+                )
+    # Parents are independent of each other, and of the next example in the batch.
+    for i in range(n_inst):
+        for a in range(cfg.n_parents):
+            for b in range(a + 1, cfg.n_parents):
+                _expect_joint(
+                    (parents[:, i, a] & parents[:, i, b]).sum(),
+                    n,
+                    pp**2,
+                    f"{what}: parents {a} and {b} of inst {i} on together",
+                    "parents fire independently: one random number per parent (don't share a draw between them)",
+                    "parents_dependent",
+                )
+        for a in range(cfg.n_parents):
+            # disjoint pairs of neighbours (examples 2j, 2j + 1), so the n/2 products are independent draws
+            _expect_joint(
+                (parents[0 : n - 1 : 2, i, a] & parents[1::2, i, a]).sum(),
+                n // 2,
+                pp**2,
+                f"{what}: parent {a} of inst {i} on in two neighbouring examples",
+                "draw every example separately (random tensors of shape [batch, inst, ...])",
+                "shared_over_batch",
+            )
+    if cfg.exclusive:
+        return
+    # Without exclusivity, the children of a firing parent are independent: two siblings with p_child².
+    for i in range(n_inst):
+        for p in range(cfg.n_parents):
+            given = parents[:, i, p]
+            for a in range(nc):
+                for b in range(a + 1, nc):
+                    both = (grouped[:, i, p, a] & grouped[:, i, p, b] & given).sum()
+                    hint = (
+                        "with exclusive=False the children of a firing parent fire independently "
+                        "(only cfg.exclusive makes them exclude each other)"
+                        if int(both) == 0
+                        else "draw one random number per child: siblings must not share a draw"
+                    )
+                    _expect_joint(
+                        both,
+                        int(given.sum()),
+                        pc**2,
+                        f"{what}: children {a} and {b} of parent {p} (inst {i}) together, given the parent fires",
+                        hint,
+                        "siblings_dependent",
+                    )
+
+
+@checker("generate_hierarchical_batch")
+def test_generate_hierarchical_batch(impl: Callable, device: torch.device) -> str:
+    for cfg in GEN_CONFIGS:
+        label = f"exclusive={cfg.exclusive}"
+        what = f"the batch ({cfg.n_parents} parents × {cfg.n_children} children, {label})"
+        x = _float_output(
+            impl(cfg, N_GEN, device),
+            f"generate_hierarchical_batch(cfg, {N_GEN}) with {label}",
+            (N_GEN, cfg.n_inst, cfg.n_features),
+            "batch inst feats",
+            device,
+        ).cpu()
+        _check_structure(x, cfg, what)
+        _check_rates(x, cfg, what)
+        _check_independence(x, cfg, what)
+    return f"hierarchy exact, rates and independence on {N_GEN} examples, exclusive and not"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2: absorption_fraction
+# --------------------------------------------------------------------------------------------
+# A hand-built case on 6 features [P0, P1, C0.0, C0.1, C1.0, C1.1] and 9 latents, each with a role:
+#   P0, P1, C01, C10: exactly their feature;  C00 = (P0 + C0.0)/√2 and C11 = (P1 + C1.1)/√2: absorbing
+#   children (cosine 0.71 with the parent);  neg: cosine -0.8 with P0;  weak: cosine 0.25 with P0 (below
+#   the threshold, but a large dot product when unnormalised);  half: cosine exactly 0.5 with P0.
+ABS_PARENT_OF = [-1, -1, 0, 0, 1, 1]
+ABS_LATENTS = ["P0", "P1", "C00", "C01", "C10", "C11", "neg", "weak", "half"]
+ABS_D_IN = 8
+# Example types: (features on, latents on). Comments say what each one tells apart.
+ABS_TYPES = [
+    (("P0", "C00"), ("C00",)),  # 0: absorbed
+    (("P0", "C01"), ("P0", "C01")),  # 1: parent latent on
+    (("P0",), ("C00",)),  # 2: parent without a child: not a case (denominator)
+    (("P0", "C01"), ("C01",)),  # 3: parent latent off, but no carrier active
+    (("P0", "C01"), ("neg", "C01")),  # 4: only an anti-aligned latent (absolute cosine)
+    (("P0", "C01"), ("weak",)),  # 5: only a weakly aligned latent with a big norm (unnormalised)
+    (("P0", "C00"), ("P0", "C00")),  # 6: parent latent on
+    (("P0", "C01"), ("half",)),  # 7: carrier with cosine exactly 0.5 (≥ versus > at threshold 0.5)
+    (("P1", "C11"), ("C11",)),  # 8: absorbed for P1
+    (("P1", "C10"), ("P1", "C10")),  # 9: P1 latent on
+    (("P1",), ("P1",)),  # 10: P1 alone
+    ((), ("C10",)),  # 11: nothing
+    (("P0", "C00", "P1", "C10"), ("C00", "P1", "C10")),  # 12: absorbed for P0 only
+]
+# How many examples of each type per instance (instance 2 never has P1 with a child: fraction 0, not NaN).
+# Types 4 and 5 have different counts, so the absolute-cosine and half-normalised mistakes give different values.
+ABS_COUNTS = [
+    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1],
+    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1],
+    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0],
+]
+ABS_FEATURE_AXES = [[0, 1, 2, 3, 4, 5], [3, 7, 0, 5, 1, 2], [6, 2, 4, 0, 7, 1]]  # feature f -> axis, per instance
+ABS_FEATURE_SCALES = [2.0, 0.5, 1.0, 4.0, 0.25, 2.0]  # powers of two: the cosine 0.5 of `half` stays exact
+ABS_LATENT_ORDER = [list(range(9)), list(range(8, -1, -1)), [3, 4, 5, 6, 7, 8, 0, 1, 2]]
+ABS_ROW_SCALES = {"P0": 0.5, "P1": 1.5, "C00": 0.25, "C01": 2.0, "C10": 0.75, "C11": 3.0, "neg": 1.25, "weak": 4.0}
+
+
+def _absorption_case(device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """features [batch inst feats], acts [batch inst d_sae], W_dec [inst d_sae d_in], W_features [inst d_in feats]."""
+    n_inst, feats = len(ABS_COUNTS), ["P0", "P1", "C00", "C01", "C10", "C11"]
+    W_feat = torch.zeros(n_inst, ABS_D_IN, len(feats))
+    W_dec = torch.zeros(n_inst, len(ABS_LATENTS), ABS_D_IN)
+    for i in range(n_inst):
+        e = {name: torch.eye(ABS_D_IN)[ABS_FEATURE_AXES[i][f]] for f, name in enumerate(feats)}
+        for f in range(len(feats)):
+            W_feat[i, :, f] = ABS_FEATURE_SCALES[f] * e[feats[f]]
+        free = next(a for a in range(ABS_D_IN) if a not in ABS_FEATURE_AXES[i])
+        rows = {name: e[name] for name in ("P0", "P1", "C01", "C10")}
+        rows["C00"] = (e["P0"] + e["C00"]) / math.sqrt(2)
+        rows["C11"] = (e["P1"] + e["C11"]) / math.sqrt(2)
+        rows["neg"] = -0.8 * e["P0"] + 0.6 * e["C01"]
+        rows["weak"] = 0.25 * e["P0"] + math.sqrt(1 - 0.25**2) * e["C10"]
+        rows["half"] = 0.5 * (e["P0"] + e["C10"] + e["C11"] + torch.eye(ABS_D_IN)[free])  # norm 1, cosine 0.5
+        for name, row in rows.items():
+            W_dec[i, ABS_LATENT_ORDER[i][ABS_LATENTS.index(name)]] = row * ABS_ROW_SCALES.get(name, 1.0)
+    torch.manual_seed(3)  # activation values (any positive value would do)
+    n_batch = max(sum(c) for c in ABS_COUNTS)
+    features = torch.zeros(n_batch, n_inst, len(feats))
+    acts = torch.zeros(n_batch, n_inst, len(ABS_LATENTS))
+    for i, counts in enumerate(ABS_COUNTS):
+        b = 0
+        for (feat_on, lat_on), count in zip(ABS_TYPES, counts, strict=True):
+            for _ in range(count):
+                for name in feat_on:
+                    features[b, i, feats.index(name)] = 1.0
+                for name in lat_on:
+                    acts[b, i, ABS_LATENT_ORDER[i][ABS_LATENTS.index(name)]] = 0.5 + torch.rand(()).item()
+                b += 1
+        # the remaining rows of this instance stay empty: no feature, no latent
+    return features.to(device), acts.to(device), W_dec.to(device), W_feat.to(device)
+
+
+def _absorption_variant(
+    features: Tensor,
+    acts: Tensor,
+    W_dec: Tensor,
+    W_features: Tensor,
+    parent_of: list[int],
+    threshold: float,
+    *,
+    denominator: str = "cases",
+    carriers: str = "active",
+    signed: bool = True,
+    normalise: str = "both",
+    parent_latent: str = "cosine",
+    strict: bool = False,
+    empty: float = 0.0,
+) -> Tensor:
+    """The reference computation with one rule changed: what a known mistake returns."""
+    dec = W_dec / W_dec.norm(dim=-1, keepdim=True) if normalise in ("both", "dec") else W_dec
+    feat = W_features / W_features.norm(dim=1, keepdim=True) if normalise in ("both", "feat") else W_features
+    cos = torch.einsum("isd,idf->isf", dec, feat)
+    score = cos if signed else cos.abs()
+    n_inst = acts.shape[1]
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        children = [f for f, q in enumerate(parent_of) if q == p]
+        parent_on = features[..., p] > 0
+        cases = parent_on & (features[..., children] > 0).any(-1)
+        if parent_latent == "cosine":
+            latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
+        elif parent_latent == "most_active":
+            latent = acts.argmax(-1)
+        else:  # the latent most active, on average, where the parent fires
+            mean = (acts * parent_on[..., None]).sum(0)
+            latent = mean.argmax(-1).expand(acts.shape[0], -1)
+        is_carrier = score[:, :, p] > threshold if strict else score[:, :, p] >= threshold  # [inst d_sae]
+        is_carrier = is_carrier.expand(acts.shape[0], -1, -1).clone()
+        is_carrier.scatter_(-1, latent.unsqueeze(-1), False)
+        parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) == 0
+        carried = {
+            "active": ((acts > 0) & is_carrier).any(-1),
+            "none": torch.ones_like(parent_off),
+        }[carriers]
+        absorbed = cases & parent_off & carried
+        if denominator == "cases":
+            num, den = absorbed.sum(0).float(), cases.sum(0).float()
+        elif denominator == "parent_on":  # absorbed cases over every example where the parent fires
+            num, den = absorbed.sum(0).float(), parent_on.sum(0).float()
+        else:  # the parent-with-a-child condition dropped altogether
+            num, den = (parent_on & parent_off & carried).sum(0).float(), parent_on.sum(0).float()
+        frac = num / den.clamp_min(1)
+        out.append(torch.where(den > 0, frac, torch.full_like(frac, empty)))
+    return torch.stack(out, -1).reshape(n_inst, -1)
+
+
+_ABS_MISTAKES = [
+    ({"empty": math.nan}, "nan_no_cases", None),
+    (
+        {"denominator": "parent_on"},
+        "denominator",
+        "divide by the examples where the parent AND at least one of its children fire, not all examples "
+        "where the parent fires",
+    ),
+    (
+        {"denominator": "parent_only"},
+        "denominator",
+        "count only examples where the parent AND at least one of its children fire, in the numerator and "
+        "the denominator",
+    ),
+    (
+        {"carriers": "none"},
+        "no_carrier",
+        "an example counts as absorbed only if some *other active* latent has decoder cosine ≥ cos_threshold "
+        "with the parent's direction (the parent latent being off is not enough)",
+    ),
+    ({"signed": False}, "abs_cosine", "use the signed cosine: a latent pointing away from the parent doesn't carry it"),
+    ({"normalise": "none"}, "unnormalised", "normalise the decoder rows and the feature directions: use cosines"),
+    ({"normalise": "dec"}, "unnormalised", "normalise the feature directions (columns of W_features) too"),
+    ({"normalise": "feat"}, "unnormalised", "normalise the decoder rows too"),
+    (
+        {"parent_latent": "most_active"},
+        "parent_latent_by_activation",
+        "the parent's latent is fixed per instance by the decoder: the latent with the largest cosine with the "
+        "parent's direction, whatever the activations",
+    ),
+    (
+        {"parent_latent": "mean_active"},
+        "parent_latent_by_activation",
+        "the parent's latent is chosen by decoder cosine (argmax over latents), not by how active it is",
+    ),
+    ({"strict": True}, "strict_threshold", "a latent carries the parent when its cosine is ≥ cos_threshold, not >"),
+]
+
+
+def _count_cases(features: Tensor, parent_of: list[int]) -> Tensor:
+    """[inst parents]: the number of examples with the parent and at least one of its children on."""
+    counts = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        children = [f for f, q in enumerate(parent_of) if q == p]
+        counts.append(((features[..., p] > 0) & (features[..., children] > 0).any(-1)).sum(0))
+    return torch.stack(counts, dim=-1)
+
+
+def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: float | None, what: str) -> None:
+    features, acts, W_dec, W_feat = inputs
+    args = [t.clone() for t in inputs] + [list(ABS_PARENT_OF)]
+    out = impl(*args) if threshold is None else impl(*args, cos_threshold=threshold)
+    n_parents = ABS_PARENT_OF.count(-1)
+    th = 0.3 if threshold is None else threshold
+    expected = ref.absorption_fraction(features, acts, W_dec, W_feat, ABS_PARENT_OF, th)
+    out = _float_output(out, what, (acts.shape[1], n_parents), "inst parents", acts.device, finite=False)
+    # NaN where no example qualifies is a mistake of its own, named before the generic NaN check.
+    no_cases = _count_cases(features, ABS_PARENT_OF) == 0  # [inst parents]
+    if torch.isnan(out).any() and not torch.isnan(out[~no_cases]).any():
+        nan_hint = (
+            "where no example has the parent with a child, the fraction is 0 by definition: clamp the count "
+            "(cases.sum(0).clamp_min(1)) or use torch.where"
+        )
+        fail(f"{what} contains NaN", nan_hint, code="nan_no_cases")
+    expect_tensor(out, what, finite=True)
+    mistakes = []
+    for kwargs, code, hint in _ABS_MISTAKES[1:]:
+        if code == "strict_threshold" and threshold is None:
+            continue
+        value = _absorption_variant(features, acts, W_dec, W_feat, ABS_PARENT_OF, th, **kwargs)
+        mistakes.append((code, hint, value))
+    expect_matches(
+        out,
+        expected,
+        what,
+        mistakes,
+        dims="inst parents",
+        hint="among examples with the parent and a child on: parent latent (argmax decoder cosine) off and some "
+        "other active latent with cosine ≥ cos_threshold",
+    )
+
+
+def _random_absorption_inputs(device: torch.device) -> tuple[Tensor, ...]:
+    """Reference-generated hierarchical features, decoders mixing parents into children, noisy activations.
+
+    Drawn on the CPU and then moved, so every device checks the same numbers (whose cosines were checked to
+    stay clear of the thresholds and of argmax ties, see the pytest suite)."""
+    cfg = HierarchyConfig(n_inst=4, n_parents=2, n_children=3, p_parent=0.4, p_child=0.3, exclusive=False, d_in=10)
+    torch.manual_seed(5)  # fixed inputs, whatever random numbers the learner's code drew before
+    features = ref.generate_hierarchical_batch(cfg, 400, "cpu")
+    n_feats, d_sae = cfg.n_features, 11
+    W_feat = torch.linalg.qr(torch.randn(cfg.n_inst, cfg.d_in, cfg.d_in))[0][..., :n_feats]
+    W_feat = W_feat * (0.3 + 2 * torch.rand(1, 1, n_feats))  # columns of different norms
+    W_dec = 0.6 * torch.randn(cfg.n_inst, d_sae, cfg.d_in)
+    mix = torch.randn(cfg.n_inst, d_sae, n_feats) * (torch.rand(cfg.n_inst, d_sae, n_feats) < 0.3)
+    W_dec = W_dec + torch.einsum("isf,idf->isd", mix, W_feat)
+    W_dec = W_dec * (0.5 + 2 * torch.rand(cfg.n_inst, d_sae, 1))  # rows of different norms
+    drive = torch.einsum("bif,isf->bis", features, mix.clamp_min(0))
+    acts = F.relu(drive + 0.5 * torch.randn(400, cfg.n_inst, d_sae) - 0.3)
+    acts = torch.where(acts < 1e-3, torch.zeros_like(acts), acts)  # no activations so small that "on" is ambiguous
+    features, acts, W_dec, W_feat = (t.to(device) for t in (features, acts, W_dec, W_feat))
+    return features, acts, W_dec, W_feat, cfg.parent_of
+
+
+@checker("absorption_fraction")
+def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
+    case = _absorption_case(device)
+    _check_absorption(impl, case, None, "absorption_fraction on a hand-built case")
+    _check_absorption(impl, case, 0.5, "absorption_fraction on a hand-built case with cos_threshold=0.5")
+    features, acts, W_dec, W_feat, parent_of = _random_absorption_inputs(device)
+    for threshold in (0.3, 0.6):
+        out = _float_output(
+            impl(
+                features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=threshold
+            ),
+            f"absorption_fraction on random inputs (cos_threshold={threshold})",
+            (acts.shape[1], parent_of.count(-1)),
+            "inst parents",
+            device,
+        )
+        expected = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, threshold)
+        expect_close(
+            out,
+            expected,
+            f"absorption_fraction on random inputs (cos_threshold={threshold})",
+            "the hand-built case passed, so look at what it doesn't cover: several children per parent, "
+            "latents that are carriers for several parents",
+            dims="inst parents",
+        )
+    return "hand-built cases (every rule matters) and random decoders, several instances"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: batch_topk
+# --------------------------------------------------------------------------------------------
+def _distinct_pre(batch: int, n_inst: int, d_sae: int, device: torch.device) -> Tensor:
+    """Positive pre-activations with no ties, on a different scale and offset per instance."""
+    torch.manual_seed(batch * 100 + d_sae)  # fixed inputs, whatever random numbers the learner's code drew before
+    values = (torch.randperm(batch * n_inst * d_sae).float() + 1) / (batch * n_inst * d_sae)
+    pre = values.reshape(batch, n_inst, d_sae)
+    scale = torch.linspace(0.5, 3.0, n_inst)[:, None]
+    offset = torch.linspace(2.0, 0.0, n_inst)[:, None]  # instances overlap only partly: mixing them shows
+    return (pre * scale + offset).to(device)
+
+
+def _topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
+    batch, n_inst, d_sae = pre.shape
+
+    def keep(scores: Tensor, indices: Tensor, dim: int) -> Tensor:
+        return torch.zeros_like(scores).scatter(dim, indices, scores.gather(dim, indices))
+
+    per_row = keep(pre, pre.topk(k, dim=-1).indices, -1)
+    flat = pre.transpose(0, 1).reshape(n_inst, -1)  # [inst (batch d_sae)]
+    only_k = keep(flat, flat.topk(k, dim=-1).indices, -1).reshape(n_inst, batch, d_sae).transpose(0, 1)
+    smallest = keep(flat, flat.topk(k * batch, dim=-1, largest=False).indices, -1)
+    smallest = smallest.reshape(n_inst, batch, d_sae).transpose(0, 1)
+    right_flat = keep(flat, flat.topk(k * batch, dim=-1).indices, -1)
+    everything = pre.reshape(-1)
+    mixed_all = keep(everything, everything.topk(k * batch * n_inst).indices, 0).reshape(pre.shape)
+    mixed_kb = keep(everything, everything.topk(k * batch).indices, 0).reshape(pre.shape)
+    no_transpose_back = right_flat.reshape(batch, n_inst, d_sae)
+    memory = pre.reshape(n_inst, -1)  # groups contiguous chunks of memory, which mixes instances
+    memory_groups = keep(memory, memory.topk(k * batch, dim=-1).indices, -1).reshape(pre.shape)
+    axis_hint = (
+        "the values are right but in the wrong places: rearrange [batch inst d_sae] -> [inst (batch d_sae)] "
+        "before topk and back with the inverse rearrange (a plain reshape doesn't move the inst axis)"
+    )
+    return [
+        ("per_example", "keep the k·batch largest over the whole batch of an instance, not k per example", per_row),
+        ("k_not_k_batch", f"keep k·batch = {k * batch} entries per instance, not k = {k}", only_k),
+        ("smallest", "keep the largest entries (topk's default largest=True)", smallest),
+        ("mixed_instances", "select separately for each instance: don't flatten the inst axis", mixed_all),
+        ("mixed_instances", "select separately for each instance: don't flatten the inst axis", mixed_kb),
+        ("axis_order", axis_hint, no_transpose_back),
+        ("axis_order", axis_hint, memory_groups),
+    ]
+
+
+def _check_topk_counts(out: Tensor, k: int, what: str) -> None:
+    batch, n_inst, _ = out.shape
+    nonzero = out.detach() != 0
+    per_inst = nonzero.sum((0, 2))
+    if (per_inst == k * batch).all():
+        return
+    if (nonzero.sum(-1) == k).all():
+        fail(
+            f"{what}: every example keeps exactly k={k} latents",
+            "that is per-example top-k: keep the k·batch largest over all examples and latents of an instance",
+            code="per_example",
+        )
+    if (per_inst == k).all():
+        fail(
+            f"{what} keeps {k} entries per instance, expected k·batch = {k * batch}",
+            f"keep k·batch = {k * batch} entries per instance, not k",
+            code="k_not_k_batch",
+        )
+    if per_inst.sum() in (k * batch, k * batch * n_inst):
+        fail(
+            f"{what} keeps {per_inst.tolist()} entries in the instances, expected {k * batch} in each",
+            "select separately for each instance: don't flatten the inst axis",
+            code="mixed_instances",
+        )
+    fail(
+        f"{what} keeps {per_inst.tolist()} non-zero entries per instance, expected k·batch = {k * batch} each",
+        "keep exactly k·batch entries per instance (the top k·batch of [inst, batch·d_sae]) and zero the rest",
+        code="count",
+    )
+
+
+@checker("batch_topk")
+def test_batch_topk(impl: Callable, device: torch.device) -> str:
+    shapes = [(6, 3, 7, 2), (5, 2, 4, 1), (4, 1, 9, 3)]  # (batch, inst, d_sae, k)
+    for batch, n_inst, d_sae, k in shapes:
+        pre = _distinct_pre(batch, n_inst, d_sae, device).requires_grad_()
+        what = f"batch_topk(pre [{batch}, {n_inst}, {d_sae}], k={k})"
+        out = impl(pre, k)
+        if isinstance(out, tuple | list):
+            fail(
+                f"{what} returned a {type(out).__name__}",
+                "return one tensor shaped like pre: the kept values in place, zeros elsewhere (not topk's "
+                "(values, indices))",
+                code="not_tensor",
+            )
+        returned(out, what)
+        if isinstance(out, Tensor) and out.dtype == torch.bool:
+            fail(f"{what} returned a boolean mask", "return the kept values (pre * mask), not the mask", code="mask")
+        if isinstance(out, Tensor) and not out.is_floating_point():
+            fail(
+                f"{what} returned an integer tensor of shape {tuple(out.shape)}",
+                "those look like topk's indices: scatter the values back into a zero tensor shaped like pre",
+                code="indices",
+            )
+        out = expect_tensor(out, what, shape=pre.shape, dims="batch inst d_sae", dtype=pre.dtype, device=device)
+        expected = ref.batch_topk(pre.detach(), k)
+        candidates = _topk_candidates(pre.detach(), k)
+        if not torch.allclose(out.detach(), expected):
+            for code, hint, value in candidates:
+                if torch.allclose(out.detach(), value):
+                    fail(f"{what} is not the top k·batch of each instance", hint, code=code)
+            _check_topk_counts(out, k, what)
+            kept = out.detach() != 0
+            if not torch.equal(out.detach()[kept], pre.detach()[kept]):
+                fail(
+                    f"{what}: the kept entries don't have their original values",
+                    "keep the values of pre unchanged where they are kept (scatter topk's values back, or pre * mask)",
+                    code="values_changed",
+                )
+        expect_matches(
+            out.detach(),
+            expected,
+            what,
+            candidates,
+            dims="batch inst d_sae",
+            hint="keep, per instance, the k·batch largest entries of pre over all examples and latents",
+        )
+        if not out.requires_grad:
+            fail(
+                f"{what} has no gradient",
+                "don't detach or use torch.no_grad(): the kept entries must train",
+                code="no_grad",
+            )
+        weights = torch.randn_like(out)
+        (grad,) = torch.autograd.grad((out * weights).sum(), pre, allow_unused=True)
+        grad = torch.zeros_like(pre) if grad is None else grad
+        expect_close(
+            grad,
+            weights * (expected != 0),
+            f"the gradient of {what} with respect to pre",
+            "gradient should flow to the kept entries (unchanged) and nowhere else",
+            code="gradient",
+            dims="batch inst d_sae",
+        )
+    return "k·batch largest per instance, values in place, gradient to the kept entries"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: BatchTopKToySAE.encode
+# --------------------------------------------------------------------------------------------
+N_INST, D_IN, D_SAE, K = 3, 4, 8, 2
+THRESHOLD_START = [0.2, 0.5, 0.8]  # a non-zero starting threshold per instance: EMA weights matter
+
+
+def _graft(base: type, impl: Any, name: str, helpers: dict[str, Any]) -> type:
+    """A subclass of `base` with the learner's method `name`.
+
+    The helpers in `helpers` that the method calls by global name (e.g. `batch_topk`) are swapped for the
+    reference's, so only the method itself is the learner's code."""
+    try:
+        attr = inspect.getattr_static(impl, name)
+    except AttributeError:
+        fail(
+            f"{getattr(impl, '__name__', impl)!r} has no `{name}`",
+            f"pass the class that defines `{name}`",
+            code="missing",
+        )
+    fn = attr
+    if isinstance(fn, types.FunctionType) and any(h in fn.__code__.co_names for h in helpers):
+        fn = types.FunctionType(
+            fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__, fn.__closure__
+        )
+        fn.__kwdefaults__ = attr.__kwdefaults__
+    return type(f"Learner{base.__name__}", (base,), {name: fn})
+
+
+def _batchtopk_sae(cls: type, device: torch.device) -> ref.BatchTopKToySAE:
+    cfg = ToySAEConfig(n_inst=N_INST, d_in=D_IN, d_sae=D_SAE, k=K)
+    sae = cls(cfg, None).to("cpu")  # parameters drawn on the CPU, so every device checks the same numbers
+    torch.manual_seed(10)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.randn_like(sae.W_enc) * (0.5 + torch.rand_like(sae.W_enc)))
+        sae._W_dec.copy_(torch.randn_like(sae._W_dec))
+        sae.b_enc.copy_(0.4 * torch.randn_like(sae.b_enc))
+        sae.b_enc[0] -= 2.5  # instance 0 has few positive pre-activations: a missing ReLU shows
+        sae.b_dec.copy_(0.5 * torch.randn_like(sae.b_dec) + 0.5)
+        sae.threshold.copy_(torch.tensor(THRESHOLD_START))
+    return sae.to(device)
+
+
+def _encode_inputs() -> tuple[Tensor, list[Tensor], Tensor]:
+    """Hidden activations for the encode check: a first training batch, four more, an eval batch (CPU, fixed).
+
+    Seeded here, so they don't depend on random numbers the learner's code may have drawn; the pytest suite
+    checks that every training batch keeps a positive activation in every instance (min_kept is defined)."""
+    torch.manual_seed(11)
+    first = torch.randn(16, N_INST, D_IN) + 0.3
+    more = [torch.randn(8 + 4 * step, N_INST, D_IN) * (1 + step / 2) for step in range(4)]
+    return first, more, torch.randn(24, N_INST, D_IN)
+
+
+def _pre(
+    sae: ref.BatchTopKToySAE, h: Tensor, sub_b_dec: bool = True, relu: bool = True, add_b_enc: bool = True
+) -> Tensor:
+    x = h - sae.b_dec.detach() if sub_b_dec else h
+    pre = torch.einsum("bid,ids->bis", x, sae.W_enc.detach())
+    if add_b_enc:
+        pre = pre + sae.b_enc.detach()
+    return F.relu(pre) if relu else pre
+
+
+def _threshold_candidates(th: Tensor, acts: Tensor, m: float) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
+    """The right EMA update from kept activations `acts`, and what the usual mistakes give."""
+    positive = acts > 0
+    masked_min = torch.where(positive, acts, torch.inf).amin(dim=(0, 2))
+    right = torch.where(positive.any(2).any(0), th + m * (masked_min - th), th)  # skip an instance that kept nothing
+    mean_kept = (acts * positive).sum((0, 2)) / positive.sum((0, 2)).clamp_min(1)
+    global_min = acts[positive].min()
+    return right, [
+        ("threshold_not_updated", "in training mode, update self.threshold (in place, under torch.no_grad())", th),
+        (
+            "threshold_max",
+            "track the *smallest* positive kept activation, not the largest",
+            th + m * (acts.amax((0, 2)) - th),
+        ),
+        ("threshold_mean", "track the smallest positive kept activation, not the mean", th + m * (mean_kept - th)),
+        (
+            "threshold_zeros",
+            "take the minimum over the kept (positive) activations only: the zeros of unkept latents don't count",
+            th + m * (acts.amin((0, 2)) - th),
+        ),
+        (
+            "ema_swapped",
+            "the new value gets weight THRESHOLD_MOMENTUM: threshold + momentum · (min_kept - threshold)",
+            masked_min + m * (th - masked_min),
+        ),
+        ("no_ema", "move the threshold a step of THRESHOLD_MOMENTUM towards min_kept, don't replace it", masked_min),
+        (
+            "shared_threshold",
+            "one threshold per instance: take the minimum over batch and latents (dims 0 and 2), "
+            "not over instances too",
+            th + m * (global_min - th),
+        ),
+    ]
+
+
+def _check_threshold(sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor, mistakes: list, what: str) -> None:
+    """Compare the *change* of the threshold: one EMA step moves it by about 1e-3, so the usual mistakes differ
+    from the right update by a large relative amount, while float32 rounding of th ± m·(...) is ~1e-7."""
+    th = expect_tensor(sae.threshold, f"self.threshold {what}", shape=(N_INST,), dims="inst", finite=False)
+    if th.requires_grad:
+        fail(
+            f"self.threshold requires grad {what}",
+            "update the threshold under torch.no_grad() (or from detached values): it is a buffer, not trained",
+            code="threshold_grad",
+        )
+    if not torch.isfinite(th).all():
+        fail(
+            f"self.threshold is {th.tolist()} {what}",
+            "an instance that kept no positive activation has min_kept = inf: leave its threshold as it is "
+            "(torch.where(has_any, updated, self.threshold))",
+            code="threshold_inf",
+        )
+    expect_matches(
+        th.detach() - before,
+        expected - before,
+        f"the change of self.threshold {what}",
+        [(code, hint, value - before) for code, hint, value in mistakes],
+        rtol=1e-3,
+        atol=1e-6,
+        dims="inst",
+        hint="threshold ← threshold + THRESHOLD_MOMENTUM · (min positive kept activation − threshold), per instance",
+        code="threshold",
+    )
+
+
+@checker("batchtopk_encode")
+def test_batchtopk_encode(impl: type, device: torch.device) -> str:
+    cls = _graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": ref.batch_topk})
+    sae = _batchtopk_sae(cls, device)
+    reference = _batchtopk_sae(ref.BatchTopKToySAE, device)
+    reference.load_state_dict(sae.state_dict())
+    m = ref.BatchTopKToySAE.THRESHOLD_MOMENTUM
+    sae.train()
+    reference.train()
+
+    # Training mode, one call: batch top-k of relu(pre), and one EMA step of the threshold.
+    first, more, h_eval = _encode_inputs()
+    h = first.to(device)
+    th0 = reference.threshold.clone()
+    acts = _float_output(sae.encode(h), "encode(h) in training mode", (16, N_INST, D_SAE), "batch inst d_sae", device)
+    expected = reference.encode(h)
+    expect_matches(
+        acts.detach(),
+        expected.detach(),
+        "encode(h) in training mode",
+        [
+            ("no_b_dec", "subtract b_dec from h before encoding", ref.batch_topk(_pre(sae, h, sub_b_dec=False), K)),
+            ("no_relu", "apply the ReLU before batch_topk", ref.batch_topk(_pre(sae, h, relu=False), K)),
+            ("no_b_enc", "add b_enc to the pre-activations", ref.batch_topk(_pre(sae, h, add_b_enc=False), K)),
+            (
+                "uses_threshold",
+                "in training mode, use batch_topk (the threshold is for eval mode)",
+                _pre(sae, h) * (_pre(sae, h) > th0[:, None]),
+            ),
+            (
+                "per_example",
+                "use batch_topk over the whole batch, not a per-example top-k",
+                _topk_candidates(_pre(sae, h), K)[0][2],
+            ),
+        ],
+        dims="batch inst d_sae",
+        hint="acts = batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",
+        code="train_acts",
+    )
+    if not acts.requires_grad:
+        fail("encode's output has no gradient", "don't compute the activations under torch.no_grad()", code="no_grad")
+    right, mistakes = _threshold_candidates(th0, expected.detach(), m)
+    _check_threshold(sae, th0, right, mistakes, "after one training call")
+
+    # Several calls: the EMA keeps going from where it is.
+    for step, h_next in enumerate(more):
+        h_next = h_next.to(device)
+        before = reference.threshold.clone()
+        sae.encode(h_next)
+        kept = reference.encode(h_next).detach()
+        right, mistakes = _threshold_candidates(before, kept, m)
+        _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls")
+
+    # A batch in which instance 0 keeps nothing positive (h = b_dec there, so pre = b_enc < 0): its
+    # threshold stays, the others move.
+    silent = more[0].to(device).clone()
+    silent[:, 0] = reference.b_dec.detach()[0]
+    before = reference.threshold.clone()
+    sae.encode(silent)
+    kept = reference.encode(silent).detach()
+    right, mistakes = _threshold_candidates(before, kept, m)
+    _check_threshold(sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive")
+
+    # Eval mode: a fixed per-instance threshold, whatever the batch; the threshold stays put.
+    sae.eval()
+    reference.eval()
+    with torch.no_grad():
+        for model in (sae, reference):
+            model.threshold.copy_(torch.tensor([0.3, 0.05, 0.6], device=device))
+    h = h_eval.to(device)
+    th = reference.threshold.clone()
+    acts = _float_output(sae.encode(h), "encode(h) in eval mode", (24, N_INST, D_SAE), "batch inst d_sae", device)
+    expected = reference.encode(h).detach()
+    pre = _pre(sae, h)
+    if not torch.equal(sae.threshold.detach(), th):
+        fail(
+            "encode changed self.threshold in eval mode",
+            "update the threshold only when self.training is True",
+            code="updated_in_eval",
+        )
+    expect_matches(
+        acts.detach(),
+        expected,
+        "encode(h) in eval mode",
+        [
+            (
+                "eval_uses_batch",
+                "in eval mode use the threshold, not batch_topk (check self.training)",
+                ref.batch_topk(pre, K),
+            ),
+            (
+                "shared_threshold",
+                "use each instance's own threshold: self.threshold[:, None] against [batch inst d_sae]",
+                pre * (pre > th[0]),
+            ),
+            ("shared_threshold", "use each instance's own threshold", pre * (pre > th.mean())),
+            (
+                "no_b_dec",
+                "subtract b_dec from h before encoding",
+                _pre(sae, h, sub_b_dec=False) * (_pre(sae, h, sub_b_dec=False) > th[:, None]),
+            ),
+        ],
+        dims="batch inst d_sae",
+        hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",
+        code="eval_acts",
+    )
+    part = sae.encode(h[:5])
+    expect_close(
+        part.detach(),
+        acts.detach()[:5],
+        "encode(h[:5]) in eval mode",
+        "in eval mode each example's activations must not depend on the rest of the batch",
+        code="batch_dependent",
+        dims="batch inst d_sae",
+    )
+    return "training: batch top-k and per-instance EMA threshold; eval: fixed threshold, batch-independent"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 5: matryoshka_loss
+# --------------------------------------------------------------------------------------------
+def _matryoshka_inputs(batch: int, n_inst: int, d_sae: int, d_in: int, device: torch.device) -> tuple[Tensor, ...]:
+    torch.manual_seed(batch * 100 + d_sae)  # fixed inputs, whatever random numbers the learner's code drew before
+    acts = F.relu(torch.randn(batch, n_inst, d_sae) + 0.3)
+    W = torch.randn(n_inst, d_sae, d_in)
+    W_hat = W / W.norm(dim=-1, keepdim=True)
+    b_dec = 0.7 * torch.randn(n_inst, d_in) + 0.4
+    h = torch.randn(batch, n_inst, d_in) + b_dec
+    return tuple(t.to(device) for t in (acts, W_hat, b_dec, h))
+
+
+def _matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
+    def rec(lo_hi: list[tuple[int, int]], bias: bool = True) -> list[Tensor]:
+        return [torch.einsum("bis,isd->bid", acts[..., lo:hi], W[:, lo:hi]) + (b if bias else 0) for lo, hi in lo_hi]
+
+    def loss(recs: list[Tensor], kind: str = "mean") -> Tensor:
+        err = [r - h for r in recs]
+        per = {
+            "mean": lambda e: e.pow(2).mean(-1),
+            "sum": lambda e: e.pow(2).sum(-1),
+            "norm": lambda e: e.norm(dim=-1),
+            "mean_sq": lambda e: e.mean(-1).pow(2),
+        }[kind]
+        return sum((per(e) for e in err), torch.zeros_like(h[..., 0]))
+
+    d_sae = acts.shape[-1]
+    prefixes = [(0, m) for m in sizes]
+    groups = [(lo, hi) for lo, hi in zip((0, *sizes[:-1]), sizes, strict=True)]
+    return [
+        ("no_b_dec", "add b_dec to every prefix reconstruction", loss(rec(prefixes, bias=False))),
+        (
+            "all_latents",
+            "prefix m decodes only the first m latents: acts[..., :m] with W_dec[:, :m]",
+            loss(rec([(0, d_sae)] * len(sizes))),
+        ),
+        (
+            "last_latents",
+            "use the FIRST m latents ([..., :m]), not the last m",
+            loss(rec([(d_sae - m, d_sae) for m in sizes])),
+        ),
+        (
+            "groups",
+            "each prefix starts at latent 0: acts[..., :m], not the group between consecutive sizes",
+            loss(rec(groups)),
+        ),
+        (
+            "mean_over_prefixes",
+            "sum the losses over the prefixes, don't average them",
+            loss(rec(prefixes)) / len(sizes),
+        ),
+        (
+            "skipped_last",
+            "loop over every size in prefix_sizes, including the last (the full width)",
+            loss(rec(prefixes[:-1])),
+        ),
+        ("sum_d_in", "average the squared error over d_in (mean(-1)), don't sum it", loss(rec(prefixes), "sum")),
+        ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec(prefixes), "norm")),
+        ("mean_then_square", "square first, then average over d_in", loss(rec(prefixes), "mean_sq")),
+        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, min(m + 1, d_sae)) for m in sizes]))),
+        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, m - 1) for m in sizes]))),
+    ]
+
+
+@checker("matryoshka_loss")
+def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
+    cases = [
+        ((2, 5, 8), 12, 3, 8, 5),
+        ((1, 3, 4, 7), 9, 2, 7, 6),
+        ((6,), 5, 2, 6, 3),
+    ]  # sizes, batch, inst, d_sae, d_in
+    for sizes, batch, n_inst, d_sae, d_in in cases:
+        acts, W_hat, b_dec, h = _matryoshka_inputs(batch, n_inst, d_sae, d_in, device)
+        leaves = [t.clone().requires_grad_() for t in (acts, W_hat, b_dec)]
+        what = f"matryoshka_loss with prefix_sizes={sizes}"
+        out = _float_output(impl(*leaves, h.clone(), tuple(sizes)), what, (batch, n_inst), "batch inst", device)
+        expected = ref.matryoshka_loss(acts, W_hat, b_dec, h, sizes)
+        expect_matches(
+            out.detach(),
+            expected,
+            what,
+            _matryoshka_candidates(acts, W_hat, b_dec, h, sizes),
+            dims="batch inst",
+            hint="sum over m in prefix_sizes of mean over d_in of (acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
+        )
+        if not out.requires_grad:
+            fail(
+                f"{what} has no gradient",
+                "don't detach anything: the loss trains the encoder and decoder",
+                code="no_grad",
+            )
+        weights = torch.rand_like(out) + 0.5
+        grads = torch.autograd.grad((out * weights).sum(), leaves, allow_unused=True)
+        ref_leaves = [t.clone().requires_grad_() for t in (acts, W_hat, b_dec)]
+        ref_grads = torch.autograd.grad((ref.matryoshka_loss(*ref_leaves, h, sizes) * weights).sum(), ref_leaves)
+        for name, g, g_ref in zip(("acts", "W_dec_normalized", "b_dec"), grads, ref_grads, strict=True):
+            expect_close(
+                torch.zeros_like(g_ref) if g is None else g,
+                g_ref,
+                f"the gradient of {what} with respect to {name}",
+                "every prefix reconstruction must stay in the autograd graph (no .detach(), no torch.no_grad())",
+                code="gradient",
+                rtol=1e-3,
+                dims=None,
+            )
+    return "sum over prefixes of the prefix reconstruction losses, gradients to acts, W_dec and b_dec"

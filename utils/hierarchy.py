@@ -1,0 +1,123 @@
+"""Hierarchical toy features for section 5b (feature absorption). Imports no section code.
+
+The layout is fixed so every piece of the section agrees on which feature is which: `n_parents` parent
+features first, then each parent's `n_children` children in order, i.e. for 2 parents with 3 children
+``[P0, P1, C0.0, C0.1, C0.2, C1.0, C1.1, C1.2]``. A child can only fire when its parent fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import einops
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class HierarchyConfig:
+    n_inst: int = 8
+    n_parents: int = 2
+    n_children: int = 3  # per parent
+    p_parent: float = 0.25  # P(parent on)
+    p_child: float = 0.3  # P(a given child on | its parent on)
+    exclusive: bool = True  # at most one child of a parent fires at a time
+    d_in: int = 8  # hidden size; at least n_features, so the feature directions can be orthogonal
+
+    def __post_init__(self) -> None:
+        for name in ("n_inst", "n_parents", "n_children", "d_in"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("p_parent", "p_child"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+        if self.exclusive and self.n_children * self.p_child > 1 + 1e-9:
+            raise ValueError(
+                f"exclusive children need n_children · p_child ≤ 1 (at most one child fires), "
+                f"got {self.n_children} · {self.p_child}"
+            )
+        if self.d_in < self.n_features:
+            raise ValueError(f"d_in={self.d_in} must be at least n_features={self.n_features} (orthogonal features)")
+
+    @property
+    def n_features(self) -> int:
+        return self.n_parents * (1 + self.n_children)
+
+    @cached_property
+    def parent_of(self) -> list[int]:
+        """parent_of[f] is the index of f's parent, or -1 for a parent feature."""
+        return [-1] * self.n_parents + [p for p in range(self.n_parents) for _ in range(self.n_children)]
+
+    def children(self, parent: int) -> list[int]:
+        start = self.n_parents + parent * self.n_children
+        return list(range(start, start + self.n_children))
+
+    def marginal_probabilities(self) -> Tensor:
+        """[feats]: P(feature on). Parents p_parent, children p_parent · p_child."""
+        probs = [self.p_parent] * self.n_parents + [self.p_parent * self.p_child] * (self.n_parents * self.n_children)
+        return torch.tensor(probs)
+
+    def true_l0(self) -> float:
+        return float(self.marginal_probabilities().sum())
+
+
+def orthonormal_features(cfg: HierarchyConfig, device: torch.device | str = "cpu") -> Float[Tensor, "inst d_in feats"]:
+    """A random set of orthonormal feature directions per instance (columns of W)."""
+    gaussian = torch.randn(cfg.n_inst, cfg.d_in, cfg.n_features, device=device)
+    q, r = torch.linalg.qr(gaussian)  # q: [inst d_in feats] with orthonormal columns
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def hidden_activations(
+    features: Float[Tensor, "batch inst feats"], W: Float[Tensor, "inst d_in feats"]
+) -> Float[Tensor, "batch inst d_in"]:
+    """h = W x per instance: what the SAE sees."""
+    return einops.einsum(features, W, "batch inst feats, inst d_in feats -> batch inst d_in")
+
+
+def feature_labels(cfg: HierarchyConfig) -> list[str]:
+    """Names in the feature layout: P0, P1, ..., then C0.0, C0.1, ... (child j of parent p is Cp.j)."""
+    children = [f"C{p}.{j}" for p in range(cfg.n_parents) for j in range(cfg.n_children)]
+    return [f"P{p}" for p in range(cfg.n_parents)] + children
+
+
+def cooccurrence(features: Float[Tensor, "batch inst feats"]) -> Float[Tensor, "feats feats"]:
+    """P(feature j on | feature i on) at [i, j], pooled over examples and instances (NaN for a feature never on)."""
+    on = (features > 0).flatten(0, 1).float()  # [examples feats]
+    both = on.T @ on
+    return both / on.sum(0).unsqueeze(-1)
+
+
+def decoder_feature_cosines(
+    W_dec: Float[Tensor, "inst d_sae d_in"], W_features: Float[Tensor, "inst d_in feats"]
+) -> Float[Tensor, "inst d_sae feats"]:
+    W_dec_hat = W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8)
+    W_feat_hat = W_features / (W_features.norm(dim=1, keepdim=True) + 1e-8)
+    return einops.einsum(W_dec_hat, W_feat_hat, "inst d_sae d_in, inst d_in feats -> inst d_sae feats")
+
+
+@torch.no_grad()
+def parent_latent_firing(
+    cfg: HierarchyConfig,
+    features: Float[Tensor, "batch inst feats"],
+    acts: Float[Tensor, "batch inst d_sae"],
+    W_dec: Float[Tensor, "inst d_sae d_in"],
+    W_features: Float[Tensor, "inst d_in feats"],
+    parent: int = 0,
+) -> dict[str, float]:
+    """How often the parent's best-matching latent fires, by situation: the parent alone (no child), and the
+    parent with each of its children. Pooled over instances; an unabsorbed parent latent fires ~always."""
+    best = decoder_feature_cosines(W_dec, W_features)[:, :, parent].argmax(-1)  # [inst]
+    fires = acts.gather(-1, best.expand(acts.shape[0], -1).unsqueeze(-1)).squeeze(-1) > 0  # [batch inst]
+    kids = cfg.children(parent)
+    parent_on = features[..., parent] > 0
+    any_child = (features[..., kids] > 0).any(-1)
+    labels = feature_labels(cfg)
+    situations = {f"{labels[parent]} alone": parent_on & ~any_child}
+    situations.update({f"{labels[parent]} + {labels[c]}": parent_on & (features[..., c] > 0) for c in kids})
+    return {
+        name: float(fires[mask].float().mean()) if mask.any() else float("nan") for name, mask in situations.items()
+    }
