@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from utils.notebooks import BEGIN, CHECK_CALL, build, execute, same_sources, sections, unwrap_main
+from utils.notebooks import BEGIN, CHECK_CALL, build, execute, same_sources, sections, setup_cell, unwrap_main
 
 SECTIONS = sections()
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -92,3 +92,11 @@ def test_run_all_on_exercise_notebook_stops_at_first_stub(sec):
     first_check = next(c for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source))
     assert re.search(CHECK_CALL, str(err)), "the run should stop at a check cell"
     assert first_check.source in str(err), "Run all should stop at the first check"
+
+
+def test_setup_cell_installs_section_packages_only_where_needed():
+    """sae-lens is a large install: only the section that uses it asks for it (in Colab, where it's missing)."""
+    assert "sae-lens" in setup_cell("part5b_absorption")
+    assert "sae-lens" not in setup_cell("part1_superposition")
+    for name in ("part1_superposition", "part5b_absorption"):
+        assert "einops" in setup_cell(name) and "torch" not in setup_cell(name).split("missing = ")[1]

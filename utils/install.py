@@ -39,6 +39,10 @@ NOTEBOOK_PACKAGES = {
     "safetensors": "safetensors",
     "tokenizers": "tokenizers",
 }
+# Extra packages only one section's notebook needs (kept out of the others: sae-lens is a large install).
+SECTION_PACKAGES = {
+    "part5b_absorption": {"sae_lens": "sae-lens>=6,<7"},
+}
 
 
 def pip(*args: str) -> int:

@@ -34,7 +34,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from utils.install import NOTEBOOK_PACKAGES, REPO_URL
+from utils.install import NOTEBOOK_PACKAGES, REPO_URL, SECTION_PACKAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
@@ -46,7 +46,7 @@ MAIN_DEFINITION = 'MAIN = __name__ == "__main__"'
 CHECK_CALL = re.compile(r"tests\.(\w+)\.(test_\w+)\(([^()]*)\)")
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
-SETUP_CELL = f'''\
+SETUP_CELL_TEMPLATE = f'''\
 # Setup (run first): finds the curriculum folder (in Colab, fetches it), installs missing packages
 # (never torch), and makes `utils`, `tests` and `solutions` importable. Safe to re-run.
 import importlib.util, os, subprocess, sys
@@ -63,12 +63,18 @@ if root is None and IN_COLAB:
         subprocess.run(["git", "clone", "--depth=1", REPO_URL, str(root)], check=True)
 if root is None:
     raise RuntimeError("Can't find the curriculum: open this notebook from inside its folder (with plotly_utils.py).")
-missing = [pkg for module, pkg in {NOTEBOOK_PACKAGES!r}.items() if importlib.util.find_spec(module) is None]
+missing = [pkg for module, pkg in {{packages!r}}.items() if importlib.util.find_spec(module) is None]
 if missing:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
 if str(root) not in sys.path:
     sys.path.insert(0, str(root))
 '''
+
+
+def setup_cell(section_name: str) -> str:
+    """The setup cell's code for a section: the common packages plus the section's own (utils.install)."""
+    packages = {**NOTEBOOK_PACKAGES, **SECTION_PACKAGES.get(section_name, {})}
+    return SETUP_CELL_TEMPLATE.replace("{packages!r}", repr(packages)).rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -175,7 +181,7 @@ def build(sec: Section, exercise: bool) -> nbformat.NotebookNode:
         cell.metadata = {"tags": tags} if tags else {}
         cells.append(cell)
     first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
-    setup = nbformat.v4.new_code_cell(SETUP_CELL.rstrip("\n"), metadata={"tags": ["setup"]})
+    setup = nbformat.v4.new_code_cell(setup_cell(sec.name), metadata={"tags": ["setup"]})
     cells.insert(first_code, setup)
     out = nbformat.v4.new_notebook(cells=cells)
     out.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
