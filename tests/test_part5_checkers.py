@@ -915,10 +915,8 @@ def test_metric_stubs(name):
     assert_not_done(METRIC_CASES[name][0], _stub)
 
 
-def test_checkers_are_fast():
-    """Every checker on the reference in under 2 s (the budget is for a 2-core CPU; measured here on this one)."""
-    import time
-
+def test_every_checker_passes_the_reference():
+    """Every checker accepts the reference (their speed is measured by `make bench`, not asserted here)."""
     cases = [
         (checks.test_init, P.ToySAE),
         (checks.test_W_dec_normalized, P.ToySAE),
@@ -931,8 +929,7 @@ def test_checkers_are_fast():
         (checks.test_jumprelu, P.JumpReLU),
         (checks.test_jumprelu_forward, P.JumpReLUToySAE),
         (checks.test_topk_forward, P.TopKToySAE),
+        (checks.test_auxk_loss, P.auxk_loss),
     ] + [(check, good[0]) for check, good, _ in METRIC_CASES.values()]
     for check, impl in cases:
-        start = time.perf_counter()
-        check(impl, device="cpu")
-        assert time.perf_counter() - start < 2.0, f"{check.exercise} took {time.perf_counter() - start:.2f}s"
+        assert_passes(check, impl)

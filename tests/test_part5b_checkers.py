@@ -7,7 +7,6 @@ Function exercises get plain functions; for `encode` the variants subclass the r
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 import einops
@@ -730,7 +729,7 @@ def test_matryoshka_loss_stub():
 
 
 # --------------------------------------------------------------------------------------------
-# Every checker: fast, and the reference passes
+# Every checker: the reference passes (speed is measured by `make bench`, not asserted here)
 # --------------------------------------------------------------------------------------------
 REFERENCE = [
     (checks.test_generate_hierarchical_batch, P.generate_hierarchical_batch),
@@ -742,11 +741,8 @@ REFERENCE = [
 
 
 @pytest.mark.parametrize(("check", "impl"), REFERENCE)
-def test_reference_passes_quickly(check, impl):
-    check(impl, device="cpu")  # warm up
-    start = time.perf_counter()
+def test_reference_passes(check, impl):
     assert_passes(check, impl)
-    assert time.perf_counter() - start < 2.0
 
 
 def test_checkers_leave_the_learners_rng_alone():
