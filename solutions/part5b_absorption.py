@@ -167,20 +167,31 @@ TRAINING = dict(batch_size=512, lr=3e-3, resample_method="advanced", resample_fr
 ABSORPTION_STEPS = 4_000
 
 
-def train_on(data: "HierarchicalData", sae: ToySAE, n_steps: int, resample_scale: float = 1.0, progress: bool = True):
-    """Train `sae` on `data` with part 5's training loop and our settings, then put it in eval mode (given)."""
+def train_sae_kind(kind: str, data: "HierarchicalData", n_steps: int, progress: bool = True) -> ToySAE:
+    """Build this part's `kind` of SAE ("vanilla", "BatchTopK" or "Matryoshka", one latent per true feature),
+    train it on `data` with part 5's training loop, and return it in eval mode (given; the tests train the same).
+
+    The TopK-style SAEs resample with a larger encoder scale, for the reason given in part 5: a resampled
+    latent that never makes the cut gets no gradient, so it must start strong enough to fire."""
+    hier = data.cfg
+    shape = dict(n_inst=hier.n_inst, d_in=hier.d_in, d_sae=hier.n_features)
+    if kind == "vanilla":
+        sae, resample_scale = ToySAE(ToySAEConfig(**shape, sparsity_coeff=0.05)), 1.0
+    elif kind == "BatchTopK":
+        sae, resample_scale = BatchTopKToySAE(ToySAEConfig(**shape, k=1)), 2.0
+    elif kind == "Matryoshka":  # inner prefix: one latent per parent
+        prefixes = (hier.n_parents, hier.n_features)
+        sae, resample_scale = MatryoshkaToySAE(MatryoshkaConfig(**shape, k=1, prefix_sizes=prefixes)), 2.0
+    else:
+        raise ValueError(f"kind must be 'vanilla', 'BatchTopK' or 'Matryoshka', got {kind!r}")
     data.attach(sae)
-    log = sae.optimize(steps=n_steps, resample_scale=resample_scale, progress=progress, **TRAINING)
-    return sae.eval(), log
+    sae.optimize(steps=n_steps, resample_scale=resample_scale, progress=progress, **TRAINING)
+    return sae.eval()
 
 
 if MAIN:
     d_sae = hier_cfg.n_features
-    vanilla, _ = train_on(
-        data,
-        ToySAE(ToySAEConfig(n_inst=8, d_in=hier_cfg.d_in, d_sae=d_sae, sparsity_coeff=0.05)),
-        steps(ABSORPTION_STEPS),
-    )
+    vanilla = train_sae_kind("vanilla", data, steps(ABSORPTION_STEPS))
     with torch.no_grad():
         eval_features, eval_h = data.sample(20_000)
         vanilla_acts = vanilla(eval_h)[2]
@@ -476,10 +487,8 @@ class MatryoshkaToySAE(BatchTopKToySAE):
 
 # %%
 if MAIN:
-    batchtopk_cfg = ToySAEConfig(n_inst=8, d_in=hier_cfg.d_in, d_sae=d_sae, k=1)
-    batchtopk, _ = train_on(data, BatchTopKToySAE(batchtopk_cfg), steps(ABSORPTION_STEPS), resample_scale=2.0)
-    matryoshka_cfg = MatryoshkaConfig(n_inst=8, d_in=hier_cfg.d_in, d_sae=d_sae, k=1, prefix_sizes=(2, d_sae))
-    matryoshka, _ = train_on(data, MatryoshkaToySAE(matryoshka_cfg), steps(ABSORPTION_STEPS), resample_scale=2.0)
+    batchtopk = train_sae_kind("BatchTopK", data, steps(ABSORPTION_STEPS))
+    matryoshka = train_sae_kind("Matryoshka", data, steps(ABSORPTION_STEPS))
     saes = {"vanilla": vanilla, "BatchTopK": batchtopk, "Matryoshka": matryoshka}
     with torch.no_grad():
         acts_by_sae = {name: sae(eval_h)[2] for name, sae in saes.items()}
@@ -576,7 +585,7 @@ if MAIN:
             "SAELens: BatchTopK": train_saelens_sae("batchtopk", setup, **saelens_kwargs),
             "ours: Matryoshka": to_saelens(matryoshka, inst=0, device=device),
             "SAELens: Matryoshka": train_saelens_sae(
-                "matryoshka_batchtopk", setup, matryoshka_widths=[2, d_sae], **saelens_kwargs
+                "matryoshka_batchtopk", setup, matryoshka_widths=list(matryoshka.cfg.prefix_sizes), **saelens_kwargs
             ),
         },
         setup,

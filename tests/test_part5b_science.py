@@ -1,6 +1,6 @@
 """Science checks for part 5b: absorption appears in a vanilla SAE on hierarchical features, Matryoshka
 removes most of it, the inference threshold of BatchTopK matches its training behaviour, and the
-helpers behave. Trained with exactly the notebook's settings (`train_on`, `ABSORPTION_STEPS`)."""
+helpers behave. Trained with exactly the notebook's settings (`train_sae_kind`, `ABSORPTION_STEPS`)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,18 @@ import pytest
 import torch
 
 import solutions.part5b_absorption as P
-from solutions.part5_toy_saes import ToySAE, ToySAEConfig
 from utils.hierarchy import HierarchyConfig, cooccurrence, feature_labels, parent_latent_firing
 
 _TRAINED: dict[str, tuple] = {}
 
 
 def _trained(name: str) -> tuple:
-    """(sae, data, features, acts) for one SAE kind, trained once per session at the notebook's settings."""
+    """(sae, data, features, acts) for one SAE kind, trained once per session exactly as the notebook does."""
     if name not in _TRAINED:
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        cfg = HierarchyConfig(n_inst=8)
-        data = P.HierarchicalData(cfg)
-        d_sae = cfg.n_features
-        if name == "vanilla":
-            sae, scale = ToySAE(ToySAEConfig(n_inst=8, d_in=cfg.d_in, d_sae=d_sae, sparsity_coeff=0.05)), 1.0
-        elif name == "batchtopk":
-            sae, scale = P.BatchTopKToySAE(ToySAEConfig(n_inst=8, d_in=cfg.d_in, d_sae=d_sae, k=1)), 2.0
-        else:
-            mcfg = P.MatryoshkaConfig(n_inst=8, d_in=cfg.d_in, d_sae=d_sae, k=1, prefix_sizes=(2, d_sae))
-            sae, scale = P.MatryoshkaToySAE(mcfg), 2.0
-        sae, _ = P.train_on(data, sae, P.ABSORPTION_STEPS, resample_scale=scale, progress=False)
+        data = P.HierarchicalData(HierarchyConfig(n_inst=8))
+        sae = P.train_sae_kind(name, data, P.ABSORPTION_STEPS, progress=False)
         with torch.no_grad():
             features, h = data.sample(20_000)
             acts = sae(h)[2]
@@ -62,7 +52,7 @@ def test_matryoshka_removes_most_absorption() -> None:
     # the notebook's order 0.02-0.14. Its 2-latent prefix must reconstruct alone, so those latents take the
     # parents and fire on every example with the parent; what remains is an occasional family whose child
     # latents still mix in a sibling. 0.25 leaves room for that.
-    matryoshka = _absorption("matryoshka")
+    matryoshka = _absorption("Matryoshka")
     assert matryoshka.mean() <= 0.25, matryoshka
     assert matryoshka.mean() < _absorption("vanilla").mean() - 0.4
 
@@ -71,7 +61,7 @@ def test_matryoshka_removes_most_absorption() -> None:
 def test_batchtopk_threshold_matches_training_sparsity() -> None:
     # At inference the learned threshold replaces the batch competition: the L0 should stay near k = 1
     # (measured 0.94 here).
-    sae, _, _, acts = _trained("batchtopk")
+    sae, _, _, acts = _trained("BatchTopK")
     l0 = (acts > 0).float().sum(-1).mean()
     assert 0.7 <= l0 <= 1.3, l0
     assert (sae.threshold > 0).all()
@@ -91,6 +81,8 @@ def test_hierarchy_config_and_helpers() -> None:
         HierarchyConfig(d_in=4)
     with pytest.raises(ValueError, match="probability"):
         HierarchyConfig(p_parent=1.5)
+    with pytest.raises(ValueError, match="kind"):
+        P.train_sae_kind("topk", P.HierarchicalData(cfg), 10)
     with pytest.raises(ValueError, match="prefix_sizes"):
         P.MatryoshkaConfig(n_inst=1, d_in=2, d_sae=4, prefix_sizes=(2, 3))
 
