@@ -357,33 +357,42 @@ if MAIN:
 # give a better fit. We train one feature with values in $[-1, 1]$ through 1 to 8 hidden ReLU neurons
 # (untied weights, hidden biases), eight seeds each, and keep the best seed per width.
 
+
 # %%
+def train_relu_mlp(
+    n_inst: int, n_features: int, d_hidden: int, values: str, target: str, feature_probability: float, device
+) -> ex.ExperimentModel:
+    """Problems 3 and 4's recipe (given): a ReLU network with untied weights and hidden biases, trained on
+    `target` for 1 000 steps of batch 256 with a cosine-decayed learning rate of 0.01."""
+    cfg = ExperimentConfig(
+        n_inst=n_inst,
+        n_features=n_features,
+        d_hidden=d_hidden,
+        hidden_activation="relu",
+        tied=False,
+        hidden_bias=True,
+        values=values,
+        target=target,
+    )
+    return run_experiment(
+        cfg,
+        feature_probability,
+        steps=steps(1_000),
+        batch_size=256,
+        lr=1e-2,
+        lr_scale=cosine_decay_lr,
+        device=device,
+        progress=False,
+    )
+
+
 if MAIN:
     widths = [1, 2, 4, 8]
     best_loss, curves = {"|x|": [], "x²": []}, {}
     xs = torch.linspace(-1, 1, 201, device=device)[:, None, None].expand(-1, 8, 1)  # [points inst=8 feats=1]
     for name, target in [("|x|", "abs"), ("x²", "square")]:
         for d in widths:
-            cfg = ExperimentConfig(
-                n_inst=8,
-                n_features=1,
-                d_hidden=d,
-                hidden_activation="relu",
-                tied=False,
-                hidden_bias=True,
-                values="signed_uniform",
-                target=target,
-            )
-            model = run_experiment(
-                cfg,
-                1.0,
-                steps=steps(1_000),
-                batch_size=256,
-                lr=1e-2,
-                lr_scale=cosine_decay_lr,
-                device=device,
-                progress=False,
-            )
+            model = train_relu_mlp(8, 1, d, "signed_uniform", target, 1.0, device)
             losses = model.evaluate()["loss"]
             best_loss[name].append(losses.min().item())
             if target == "square":
@@ -433,26 +442,7 @@ if MAIN:
     gate_models = {}
     for name, target in [("AND", "and_pairs"), ("OR", "or_pairs")]:
         for d in widths_gate:
-            cfg = ExperimentConfig(
-                n_inst=4,
-                n_features=8,
-                d_hidden=d,
-                hidden_activation="relu",
-                tied=False,
-                hidden_bias=True,
-                values="binary",
-                target=target,
-            )
-            model = run_experiment(
-                cfg,
-                0.5,
-                steps=steps(1_000),
-                batch_size=256,
-                lr=1e-2,
-                lr_scale=cosine_decay_lr,
-                device=device,
-                progress=False,
-            )
+            model = train_relu_mlp(4, 8, d, "binary", target, 0.5, device)
             errors = model.evaluate()["error_rate"]
             error[name].append(errors.min().item())
             gate_models[name, d] = model.W[int(errors.argmin())].detach()  # the best instance's first layer
