@@ -4,32 +4,35 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup notebooks execute bench lint grade clean
+.PHONY: lab test test-fast setup notebooks execute bench lint grade clean
 
-$(STAMP): requirements.txt utils/install.py
+$(STAMP): requirements.txt tools/install.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m utils.install
+	$(PY) -m tools.install
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 lab: $(STAMP)
-	$(PY) -m utils.install --lab
+	$(PY) -m tools.install --lab
 	$(PY) -m jupyter lab exercises/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # root: containers, Colab-like VMs
 
-test: $(STAMP)
+test: $(STAMP)             ## the whole suite (what CI runs)
 	$(PY) -m pytest -n 2 -q
 
+test-fast: $(STAMP)        ## the proofs tier only: checkers, framework, layout rules (seconds)
+	$(PY) -m pytest -n 2 -q -m proofs
+
 notebooks: $(STAMP)         ## rebuild both notebooks of every section from solutions/part*.py, then execute the solutions
-	$(PY) -m utils.notebooks build
-	$(PY) -m utils.notebooks execute
+	$(PY) -m tools.notebooks build
+	$(PY) -m tools.notebooks execute
 
 bench: $(STAMP)             ## time every solution notebook and every checker; writes bench.md and the README table
-	$(PY) -m tests.bench
+	$(PY) -m tools.bench
 
 grade: $(STAMP)             ## grade the learner notebooks in exercises/ (or PATHS=...)
-	$(PY) -m tests.grade $(PATHS)
+	$(PY) -m tools.grade $(PATHS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

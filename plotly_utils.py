@@ -1,8 +1,10 @@
 """Small plotly helpers used in every notebook: imshow, line, scatter, bar, hist.
 
-Each takes tensors, arrays or lists (never modifying them), forwards extra keyword arguments to
-plotly express, and shows the figure unless `return_fig=True`. Figures render offline: plotly.js is
-bundled with the `plotly` package, and `save_html` embeds it rather than pointing at a CDN.
+Each takes tensors, arrays or lists (never modifying them) and forwards extra keyword arguments to
+plotly express. Every figure helper in the curriculum follows one convention: it shows the figure and
+returns None, or with `show=False` returns the figure (to change or save it) without showing it.
+Figures render offline: plotly.js is bundled with the `plotly` package, and `save_html` embeds it
+rather than pointing at a CDN.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def to_numpy(x: Any) -> Any:
     return x
 
 
+def as_array(x: Any) -> np.ndarray:
+    """A float64 numpy copy of a tensor, array or list (for figure code that does arithmetic on it)."""
+    return np.asarray(to_numpy(x), dtype=float)
+
+
 def show_or_return(fig: go.Figure, show: bool = True) -> go.Figure | None:
     """Show the figure and return None, or (show=False) return it for further changes.
 
@@ -38,9 +45,9 @@ def show_or_return(fig: go.Figure, show: bool = True) -> go.Figure | None:
     return None
 
 
-def _finish(fig: go.Figure, kwargs_layout: dict, return_fig: bool) -> go.Figure | None:
+def _finish(fig: go.Figure, kwargs_layout: dict, show: bool) -> go.Figure | None:
     fig.update_layout(**{k: v for k, v in kwargs_layout.items() if v is not None})
-    return show_or_return(fig, show=not return_fig)
+    return show_or_return(fig, show)
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
@@ -48,7 +55,7 @@ def _split(kwargs: dict) -> tuple[dict, dict]:
     return kwargs, layout
 
 
-def imshow(x: Any, return_fig: bool = False, facet_labels: list[str] | None = None, **kwargs: Any) -> go.Figure | None:
+def imshow(x: Any, show: bool = True, facet_labels: list[str] | None = None, **kwargs: Any) -> go.Figure | None:
     """Heatmap of a 2D (or, with facet_col, 3D) array; diverging colours centred on 0 by default."""
     kwargs, layout = _split(kwargs)
     kwargs.setdefault("color_continuous_scale", "RdBu")
@@ -60,10 +67,10 @@ def imshow(x: Any, return_fig: bool = False, facet_labels: list[str] | None = No
         for annotation in fig.layout.annotations:
             index = int(annotation.text.split("=")[-1])
             annotation.text = facet_labels[index]
-    return _finish(fig, layout, return_fig)
+    return _finish(fig, layout, show)
 
 
-def line(y: Any, x: Any = None, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+def line(y: Any, x: Any = None, show: bool = True, **kwargs: Any) -> go.Figure | None:
     """One line per row of a 2D `y` (or a single line for 1D)."""
     kwargs, layout = _split(kwargs)
     y = np.asarray(to_numpy(y))
@@ -79,26 +86,26 @@ def line(y: Any, x: Any = None, return_fig: bool = False, **kwargs: Any) -> go.F
             fig.update_yaxes(type="log")
         if kwargs.pop("log_x", False):
             fig.update_xaxes(type="log")
-    return _finish(fig, layout, return_fig)
+    return _finish(fig, layout, show)
 
 
-def scatter(x: Any, y: Any, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+def scatter(x: Any, y: Any, show: bool = True, **kwargs: Any) -> go.Figure | None:
     kwargs, layout = _split(kwargs)
     fig = px.scatter(x=to_numpy(x), y=to_numpy(y), **kwargs)
-    return _finish(fig, layout, return_fig)
+    return _finish(fig, layout, show)
 
 
-def bar(y: Any, x: Any = None, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+def bar(y: Any, x: Any = None, show: bool = True, **kwargs: Any) -> go.Figure | None:
     kwargs, layout = _split(kwargs)
     y = to_numpy(y)
     fig = px.bar(x=to_numpy(x) if x is not None else np.arange(len(y)), y=y, **kwargs)
-    return _finish(fig, layout, return_fig)
+    return _finish(fig, layout, show)
 
 
-def hist(x: Any, return_fig: bool = False, **kwargs: Any) -> go.Figure | None:
+def hist(x: Any, show: bool = True, **kwargs: Any) -> go.Figure | None:
     kwargs, layout = _split(kwargs)
     fig = px.histogram(x=np.asarray(to_numpy(x)).ravel(), **kwargs)
-    return _finish(fig, layout, return_fig)
+    return _finish(fig, layout, show)
 
 
 def save_html(fig: go.Figure, path: str | Path) -> Path:

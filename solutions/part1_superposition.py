@@ -34,10 +34,11 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from plotly_utils import imshow, line
-from utils import plotting
 from utils.device import get_device, notebook_device
+from utils.part1_superposition import plot_feature_norms_and_superposition, plot_features_in_2d
 from utils.runtime import steps
-from utils.training import constant_lr, cosine_decay_lr, linear_lr, optimize
+from utils.schedules import constant_lr, cosine_decay_lr, linear_lr
+from utils.training import optimize
 
 MAIN = __name__ == "__main__"
 
@@ -80,7 +81,10 @@ if MAIN:
 # %%
 @dataclass
 class ToyModelConfig:
-    """Sizes of a toy model. Features are laid out as: correlated pairs, anticorrelated pairs, the rest."""
+    """Sizes of a toy model. Features are laid out as: correlated pairs, anticorrelated pairs, the rest.
+
+    The pairs matter only to `CorrelatedToyModel` (later in this section); `ToyModel` draws every feature independently.
+    """
 
     n_inst: int
     n_features: int = 5
@@ -323,7 +327,7 @@ if MAIN:
 
 # %%
 if MAIN:
-    plotting.plot_features_in_2d(
+    plot_features_in_2d(
         W,
         colors=importance,
         titles=[f"1 - S = {p:.3f}" for p in feature_probability],
@@ -360,7 +364,7 @@ if MAIN:
     with torch.inference_mode():
         batch = model.generate_batch(200)[:, best]  # the kept instances' own feature probabilities
         hidden = einops.einsum(batch, W, "batch inst feats, inst d feats -> batch inst d")
-    plotting.plot_features_in_2d(
+    plot_features_in_2d(
         W,
         colors=importance,
         titles=[f"1 - S = {p:.3f}" for p in feature_probability],
@@ -387,9 +391,7 @@ if MAIN:
     feature_probability_nd = torch.tensor([1.0, 0.3, 0.1, 0.03, 0.01])
     model_nd = ToyModel(cfg_nd, feature_probability_nd[:, None], importance_nd[None, :], device=device)
     model_nd.optimize(batch_size=256, steps=steps(3_000), lr=5e-3, lr_scale=cosine_decay_lr)
-    plotting.plot_feature_norms_and_superposition(
-        model_nd.W, titles=[f"1 - S = {p:.2f}" for p in feature_probability_nd]
-    )
+    plot_feature_norms_and_superposition(model_nd.W, titles=[f"1 - S = {p:.2f}" for p in feature_probability_nd])
 
 # %% [markdown]
 # <details><summary>Question: what changes from left to right?</summary>
@@ -417,16 +419,21 @@ if MAIN:
 # * **Anticorrelated pair**: never both present, and each still present with probability $p$
 #   (so $p \le 1/2$). One way: a single draw decides "pair active" with probability $2p$, another
 #   decides which of the two.
-# * **Uncorrelated**: exactly what `generate_batch` did.
+# * **Uncorrelated**: exactly what `ToyModel.generate_batch` did.
 #
-# We write the three generators and the combined batch as functions and attach them to `ToyModel`.
+# These generators live in a subclass, `CorrelatedToyModel`: it is a `ToyModel` in every other way
+# (same weights, `forward` and loss), with a `generate_batch` that reads the pairs from the config.
+# `ToyModel` itself keeps the `generate_batch` you wrote in exercise 2, and later sections import it.
+# The next two exercises fill in the four methods of the class in the cell below their instructions.
 
 # %% [markdown]
 # ### Exercise 4: the three generators
 # > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵⚪⚪⚪ · about 20 minutes
 #
-# Each returns `[batch_size, n_inst, 2 * n_pairs]` (or `n_uncorrelated`) with features of pair
-# $j$ at positions $2j, 2j+1$.
+# Fill in `generate_correlated_features`, `generate_anticorrelated_features` and
+# `generate_uncorrelated_features` in `CorrelatedToyModel` below. Each takes its block's
+# probabilities `p` as an argument and returns `[batch_size, n_inst, 2 * n_pairs]` (or the number of
+# uncorrelated features), with the features of pair $j$ at positions $2j, 2j+1$.
 #
 # <details><summary>Hint: correlated pairs</summary>
 #
@@ -442,79 +449,13 @@ if MAIN:
 # $2p \cdot 1/2 = p$ and never together. A common bug is to make the second feature present when
 # "first is absent and another coin says yes": its probability then drops to $p(1 - p)$.
 # </details>
-
-
-# %%
-def generate_correlated_features(
-    self: ToyModel, batch_size: int, p: Float[Tensor, "inst pairs"]
-) -> Float[Tensor, "batch inst 2*pairs"]:
-    """Correlated pairs: both features of pair j present together with probability p[inst, j], else both 0.
-
-    Values of present features are independent draws from U[0, 1].
-    Returns [batch_size, n_inst, 2 * pairs]; pair j occupies features 2j and 2j + 1.
-    """
-    ### BEGIN SOLUTION
-    n_inst, n_pairs = p.shape
-    present = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < p
-    present = einops.repeat(present, "batch inst pair -> batch inst (pair two)", two=2)
-    values = torch.rand(batch_size, n_inst, 2 * n_pairs, device=p.device)
-    return torch.where(present, values, 0.0)
-    ### END SOLUTION
-
-
-def generate_anticorrelated_features(
-    self: ToyModel, batch_size: int, p: Float[Tensor, "inst pairs"]
-) -> Float[Tensor, "batch inst 2*pairs"]:
-    """Anticorrelated pairs: never both present; each present with probability p[inst, j] (p <= 1/2).
-
-    Values of present features are independent draws from U[0, 1].
-    Returns [batch_size, n_inst, 2 * pairs]; pair j occupies features 2j and 2j + 1.
-    """
-    ### BEGIN SOLUTION
-    n_inst, n_pairs = p.shape
-    active = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < 2 * p
-    first = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < 0.5
-    present = torch.stack([active & first, active & ~first], dim=-1)
-    present = einops.rearrange(present, "batch inst pair two -> batch inst (pair two)")
-    values = torch.rand(batch_size, n_inst, 2 * n_pairs, device=p.device)
-    return torch.where(present, values, 0.0)
-    ### END SOLUTION
-
-
-def generate_uncorrelated_features(
-    self: ToyModel, batch_size: int, p: Float[Tensor, "inst feats"]
-) -> Float[Tensor, "batch inst feats"]:
-    """Independent features: feature i present with probability p[inst, i], U[0, 1] when present."""
-    ### BEGIN SOLUTION
-    shape = (batch_size, *p.shape)
-    present = torch.rand(shape, device=p.device) < p
-    return torch.where(present, torch.rand(shape, device=p.device), 0.0)
-    ### END SOLUTION
-
-
-ToyModel.generate_correlated_features = generate_correlated_features
-ToyModel.generate_anticorrelated_features = generate_anticorrelated_features
-ToyModel.generate_uncorrelated_features = generate_uncorrelated_features
-
-# %%
-if MAIN:
-    tests.part1_superposition.test_generate_correlated_features(ToyModel)
-
-# %%
-if MAIN:
-    tests.part1_superposition.test_generate_anticorrelated_features(ToyModel)
-
-# %%
-if MAIN:
-    tests.part1_superposition.test_generate_uncorrelated_features(ToyModel)
-
-# %% [markdown]
+#
 # ### Exercise 5: the combined batch
 # > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵⚪⚪⚪ · about 10 minutes
 #
-# Replace `ToyModel.generate_batch` with one that calls the three generators with the right
-# probabilities and concatenates their outputs in the order `[correlated | anticorrelated |
-# uncorrelated]`. With no pairs it must behave exactly like the old `generate_batch`.
+# Fill in `CorrelatedToyModel.generate_batch`: call the three generators with the right
+# probabilities and concatenate their outputs in the order `[correlated | anticorrelated |
+# uncorrelated]`. With no pairs it must behave exactly like `ToyModel.generate_batch`.
 #
 # <details><summary>Hint: which probabilities?</summary>
 #
@@ -525,29 +466,95 @@ if MAIN:
 
 
 # %%
-def generate_batch(self: ToyModel, batch_size: int) -> Float[Tensor, "batch inst feats"]:
-    """A batch laid out as [correlated pairs | anticorrelated pairs | uncorrelated features].
+class CorrelatedToyModel(ToyModel):
+    """A ToyModel whose batches hold correlated pairs, anticorrelated pairs and independent features.
 
-    Each pair uses the probability of its first feature. Returns [batch_size, n_inst, n_features].
+    The layout comes from the config: [cfg.n_correlated_pairs pairs | cfg.n_anticorrelated_pairs pairs | the rest].
     """
-    ### BEGIN SOLUTION
-    n_corr, n_anti = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    start_anti, start_unc = 2 * n_corr, 2 * (n_corr + n_anti)
-    blocks = [
-        self.generate_correlated_features(batch_size, p[:, 0:start_anti:2]),
-        self.generate_anticorrelated_features(batch_size, p[:, start_anti:start_unc:2]),
-        self.generate_uncorrelated_features(batch_size, p[:, start_unc:]),
-    ]
-    return torch.cat(blocks, dim=-1)
-    ### END SOLUTION
+
+    def generate_correlated_features(
+        self, batch_size: int, p: Float[Tensor, "inst pairs"]
+    ) -> Float[Tensor, "batch inst 2*pairs"]:
+        """Correlated pairs: both features of pair j present together with probability p[inst, j], else both 0.
+
+        Values of present features are independent draws from U[0, 1].
+        Returns [batch_size, n_inst, 2 * pairs]; pair j occupies features 2j and 2j + 1.
+        """
+        ### BEGIN SOLUTION
+        n_inst, n_pairs = p.shape
+        present = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < p
+        present = einops.repeat(present, "batch inst pair -> batch inst (pair two)", two=2)
+        values = torch.rand(batch_size, n_inst, 2 * n_pairs, device=p.device)
+        return torch.where(present, values, 0.0)
+        ### END SOLUTION
+
+    def generate_anticorrelated_features(
+        self, batch_size: int, p: Float[Tensor, "inst pairs"]
+    ) -> Float[Tensor, "batch inst 2*pairs"]:
+        """Anticorrelated pairs: never both present; each present with probability p[inst, j] (p <= 1/2).
+
+        Values of present features are independent draws from U[0, 1].
+        Returns [batch_size, n_inst, 2 * pairs]; pair j occupies features 2j and 2j + 1.
+        """
+        ### BEGIN SOLUTION
+        n_inst, n_pairs = p.shape
+        active = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < 2 * p
+        first = torch.rand(batch_size, n_inst, n_pairs, device=p.device) < 0.5
+        present = torch.stack([active & first, active & ~first], dim=-1)
+        present = einops.rearrange(present, "batch inst pair two -> batch inst (pair two)")
+        values = torch.rand(batch_size, n_inst, 2 * n_pairs, device=p.device)
+        return torch.where(present, values, 0.0)
+        ### END SOLUTION
+
+    def generate_uncorrelated_features(
+        self, batch_size: int, p: Float[Tensor, "inst feats"]
+    ) -> Float[Tensor, "batch inst feats"]:
+        """Independent features: feature i present with probability p[inst, i], U[0, 1] when present."""
+        ### BEGIN SOLUTION
+        shape = (batch_size, *p.shape)
+        present = torch.rand(shape, device=p.device) < p
+        return torch.where(present, torch.rand(shape, device=p.device), 0.0)
+        ### END SOLUTION
+
+    def generate_batch(self, batch_size: int) -> Float[Tensor, "batch inst feats"]:
+        """A batch laid out as [correlated pairs | anticorrelated pairs | uncorrelated features].
+
+        Each pair uses the probability of its first feature. Returns [batch_size, n_inst, n_features].
+        """
+        ### BEGIN SOLUTION
+        n_corr, n_anti = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+        p = self.feature_probability
+        start_anti, start_unc = 2 * n_corr, 2 * (n_corr + n_anti)
+        blocks = [
+            self.generate_correlated_features(batch_size, p[:, 0:start_anti:2]),
+            self.generate_anticorrelated_features(batch_size, p[:, start_anti:start_unc:2]),
+            self.generate_uncorrelated_features(batch_size, p[:, start_unc:]),
+        ]
+        return torch.cat(blocks, dim=-1)
+        ### END SOLUTION
 
 
-ToyModel.generate_batch = generate_batch
+# %% [markdown]
+# Exercise 4's checks, one generator each:
 
 # %%
 if MAIN:
-    tests.part1_superposition.test_generate_combined_batch(ToyModel)
+    tests.part1_superposition.test_generate_correlated_features(CorrelatedToyModel)
+
+# %%
+if MAIN:
+    tests.part1_superposition.test_generate_anticorrelated_features(CorrelatedToyModel)
+
+# %%
+if MAIN:
+    tests.part1_superposition.test_generate_uncorrelated_features(CorrelatedToyModel)
+
+# %% [markdown]
+# Exercise 5's check (it uses the reference generators, so it tests only how you combine them):
+
+# %%
+if MAIN:
+    tests.part1_superposition.test_generate_combined_batch(CorrelatedToyModel)
 
 # %% [markdown]
 # Before training, look at a batch. Rows are examples, columns are features: correlated columns
@@ -556,7 +563,7 @@ if MAIN:
 # %%
 if MAIN:
     cfg_corr = ToyModelConfig(n_inst=1, n_features=6, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=1)
-    demo = ToyModel(cfg_corr, feature_probability=0.3, device=device)
+    demo = CorrelatedToyModel(cfg_corr, feature_probability=0.3, device=device)
     imshow(
         demo.generate_batch(40)[:, 0].T,
         title="40 examples (columns): features 0-1 correlated, 2-3 anticorrelated, 4-5 independent",
@@ -582,12 +589,12 @@ if MAIN:
 if MAIN:
     pair_colors = ["#1f77b4", "#1f77b4", "#d62728", "#d62728"]
     cfg_c = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_correlated_pairs=2)
-    model_c = ToyModel(cfg_c, feature_probability=0.05, device=device)
+    model_c = CorrelatedToyModel(cfg_c, feature_probability=0.05, device=device)
     model_c.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
     cfg_a = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_anticorrelated_pairs=2)
-    model_a = ToyModel(cfg_a, feature_probability=0.4, device=device)
+    model_a = CorrelatedToyModel(cfg_a, feature_probability=0.4, device=device)
     model_a.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
-    plotting.plot_features_in_2d(
+    plot_features_in_2d(
         torch.cat([model_c.W[:3], model_a.W[:3]]),
         colors=pair_colors,
         titles=[f"correlated #{i}" for i in range(3)] + [f"anticorrelated #{i}" for i in range(3)],

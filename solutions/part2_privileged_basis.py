@@ -37,10 +37,12 @@ from torch import Tensor, nn
 
 from plotly_utils import line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
-from utils import neurons, plotting
+from utils import part2_privileged_basis as neurons
 from utils.device import notebook_device
+from utils.part1_superposition import plot_feature_norms_and_superposition
 from utils.runtime import steps
-from utils.training import cosine_decay_lr, optimize
+from utils.schedules import cosine_decay_lr
+from utils.training import optimize
 
 MAIN = __name__ == "__main__"
 
@@ -144,7 +146,7 @@ if MAIN:
 
 # %%
 if MAIN:
-    plotting.plot_feature_norms_and_superposition(
+    plot_feature_norms_and_superposition(
         model.W[shown], titles=[f"1 - S = {feature_probability[k]:.3f}" for k in shown]
     )
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from plotly_utils import imshow, line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
-from utils import geometry
+from utils import part3_feature_geometry as geometry
 from utils.device import notebook_device
 from utils.runtime import steps
 
@@ -186,7 +186,7 @@ if MAIN:
     feature_probability = 10 ** -torch.linspace(0, 1, cfg.n_inst)
     torch.manual_seed(0)
     model = GeometryModel(cfg, feature_probability=feature_probability[:, None], device=device)
-    losses = model.optimize(batch_size=256, steps=steps(2_000), lr=1e-2, lr_scale=geometry.warmup_cosine_lr)
+    losses = model.optimize(batch_size=256, steps=steps(2_000), lr=1e-2, lr_scale=geometry.five_percent_warmup)
     line(losses, title="Training loss (all instances summed)", labels={"x": "step / 100", "y": "loss"}, log_y=True)
 
 # %% [markdown]

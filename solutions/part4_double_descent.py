@@ -44,7 +44,7 @@ from torch import Tensor
 
 from plotly_utils import line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
-from utils import double_descent as dd
+from utils import part4_double_descent as dd
 from utils.device import get_device
 from utils.runtime import FAST, steps
 

@@ -26,6 +26,7 @@
 
 # %%
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import einops
@@ -34,10 +35,10 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from solutions.part5_toy_saes import ToySAE, ToySAEConfig
-from utils import absorption_plots
+from solutions.part5_toy_saes import ToySAE, ToySAEConfig, resample_advanced
+from utils import part5b_absorption as absorption_plots
 from utils.device import notebook_device
-from utils.hierarchy import (
+from utils.part5b_absorption import (
     HierarchyConfig,
     cooccurrence,
     decoder_feature_cosines,
@@ -163,7 +164,13 @@ if MAIN:
 # the parent latent learns to stay off whenever a child is on.
 
 # %%
-TRAINING = dict(batch_size=512, lr=3e-3, resample_method="advanced", resample_freq=500, resample_window=250)
+TRAINING = dict(
+    batch_size=512,
+    lr=3e-3,
+    resampler=partial(resample_advanced, batch_size=512),
+    resample_freq=500,
+    resample_window=250,
+)
 ABSORPTION_STEPS = 4_000
 
 

@@ -12,10 +12,10 @@
 # token with a loss of 3.13 nats, where a bigram model gets 3.85. Python code is full of features a
 # programmer recognises at a glance: being inside a string, a name right after `def`, an attribute
 # after `self.`, an open bracket.
-# `python -m utils.train_lm` rebuilds it from scratch (the data is on every machine with Python).
+# `python -m tools.train_lm` rebuilds it from scratch (the data is on every machine with Python).
 #
 # **The SAE.** Section 5's `ToySAE` (ReLU, L1 penalty, resampling), trained by
-# `python -m solutions.train_lm_sae` on the MLP's post-GELU activations `blocks.0.mlp.hook_post`, with
+# `python -m tools.train_lm_sae` on the MLP's post-GELU activations `blocks.0.mlp.hook_post`, with
 # 1024 latents, saved in SAELens's on-disk format. On the held-out tokens about 33 latents are active
 # per token (L0), it explains 77% of the activations' variance, and spliced into the model it keeps
 # 91% of the MLP's effect on the loss (you will measure these yourself).
@@ -40,6 +40,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from utils import lm
+from utils import part6_lm_saes as figures
 from utils.device import get_device
 from utils.runtime import FAST
 
@@ -132,7 +133,7 @@ if MAIN:
     freqs = latent_frequencies(model, sae, tokens)
     n_dead, n_dense = int((freqs == 0).sum()), int((freqs > 0.1).sum())
     print(f"dead latents: {n_dead} / {sae.d_sae}, dense (> 10% of tokens): {n_dense}")
-    lm.plot_density_histogram(freqs, title="Latent firing frequency on held-out tokens")
+    figures.plot_density_histogram(freqs, title="Latent firing frequency on held-out tokens")
 
 # %% [markdown]
 # <details><summary>Question: a latent never fires on these 65 000 tokens. Is it certainly dead?</summary>
@@ -200,7 +201,7 @@ if MAIN:
 if MAIN:
     losses = reconstruction_losses(model, sae, tokens[:128])
     print({k: round(v, 4) for k, v in losses.items()})
-    lm.plot_losses(
+    figures.plot_losses(
         {k: losses[k] for k in ("clean", "spliced", "zero_ablated")},
         title=f"Next-token loss on held-out code: the SAE recovers {losses['recovered']:.1%} of the MLP's effect",
     )
@@ -269,7 +270,7 @@ def show_top_examples(latent: int, k: int = 10, title: str = "") -> None:
     acts = latent_acts(h_all, sae, latent)
     _, seq_idx, pos_idx = top_activations(acts, k)
     title = title or f"latent {latent}: top {k} activations (frequency {freqs[latent]:.2%})"
-    lm.show_html(lm.max_activating_html(model.tokenizer, tokens, acts, seq_idx, pos_idx, title=title))
+    figures.show_html(figures.max_activating_html(model.tokenizer, tokens, acts, seq_idx, pos_idx, title=title))
 
 
 if MAIN:
@@ -454,7 +455,7 @@ if MAIN:
 if MAIN:
     for name, latent in found.items():
         show_top_examples(latent, k=8, title=f"{name}: latent {latent}")
-        lm.plot_logit_effect(
+        figures.plot_logit_effect(
             latent_logit_effect(model, sae, latent),
             model.tokenizer,
             k=10,
@@ -511,7 +512,7 @@ if MAIN:
     print("context:", repr(model.tokenizer.decode(context[0, -30:])))
     clean_logits = model(context)[0, -1]
     ablated_logits = ablate_latent(model, sae, context, latent)[0, -1]
-    lm.plot_prediction_change(
+    figures.plot_prediction_change(
         clean_logits,
         ablated_logits,
         model.tokenizer,
@@ -520,7 +521,7 @@ if MAIN:
     )
     neutral = model.to_tokens("    def close(self):\n        self.file")
     steered_logits = steer_with_latent(model, sae, neutral, latent, coeff=2 * float(acts.max()))[0, -1]
-    lm.plot_prediction_change(
+    figures.plot_prediction_change(
         model(neutral)[0, -1],
         steered_logits,
         model.tokenizer,

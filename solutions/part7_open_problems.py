@@ -16,8 +16,10 @@
 # 2. Run seven problems from the open-problems list end to end, each with a figure and a measured answer.
 #
 # Exercises have a difficulty and importance rating (out of 5), a check in the cell under them, and
-# hints you can unfold. The experiments use the lab's own reference code (`utils.experiments`), so
-# they run even if you skip the exercises.
+# hints you can unfold. The experiments run on *your* answers: the lab draws its data, computes its
+# targets and its cross-entropy loss with your functions, and problem 1 measures with your
+# `basis_alignment`. So they need the exercises done first (they stop with "not implemented yet"
+# until then), and if you edit an exercise and re-run its cell, the experiments after it change too.
 
 # %% [markdown]
 # ## Imports
@@ -27,13 +29,24 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from utils import experiments as ex
-from utils import plotting
+from utils import part7_open_problems as lab
 from utils.device import notebook_device
-from utils.experiments import ExperimentConfig, run_experiment
-from utils.experiments_plots import plot_distributions, plot_functions, plot_lines, plot_weight_heatmaps
+from utils.part1_superposition import (
+    feature_norms_and_superposition,
+    plot_feature_norms_and_superposition,
+    plot_features_in_2d,
+)
+from utils.part7_open_problems import (
+    NO_LABEL,
+    ExperimentConfig,
+    LabFunctions,
+    plot_distributions,
+    plot_functions,
+    plot_lines,
+    plot_weight_heatmaps,
+)
 from utils.runtime import steps
-from utils.training import cosine_decay_lr
+from utils.schedules import cosine_decay_lr
 
 MAIN = __name__ == "__main__"
 
@@ -46,7 +59,7 @@ if MAIN:
 # %% [markdown]
 # ## The lab: one model, many switches
 #
-# `ExperimentModel` (in `utils/experiments.py`) is the toy model of section 1 with every change
+# `ExperimentModel` (in `utils/part7_open_problems.py`) is the toy model of section 1 with every change
 # below available as a field of `ExperimentConfig`. With the defaults it *is* the section 1 model,
 # $\mathrm{ReLU}(W^\top W x + b)$, and with `hidden_activation="relu"` it is section 2's
 # $\mathrm{ReLU}(W^\top \mathrm{ReLU}(W x) + b)$ (the test suite checks both, weight for weight).
@@ -69,10 +82,13 @@ if MAIN:
 #
 # Feature probability and importance broadcast to `[inst feats]` as in section 1, so each instance
 # can have its own sparsity, and features within an instance can differ (non-uniform sparsity).
-# `run_experiment(cfg, feature_probability, importance, steps=..., seed=...)` builds, seeds and
-# trains in one call; `model.evaluate()` gives per-instance metrics on a fresh batch.
+# `run_experiment(cfg, feature_probability, importance, steps=..., seed=...)` (defined after the
+# exercises) builds, seeds and trains in one call; `model.evaluate()` gives per-instance metrics on a
+# fresh batch.
 #
-# Before the experiments, you will write four of the lab's pieces yourself.
+# The lab has no data or loss of its own: the model calls the functions you write in exercises 1-3
+# for its batches, its targets and its cross-entropy loss. Before the experiments, you will write
+# those and a fourth piece, the alignment metric.
 
 # %% [markdown]
 # ### Exercise 1: new input distributions
@@ -80,12 +96,15 @@ if MAIN:
 #
 # Section 1 drew a present feature's value from $U[0, 1]$. The open-problems list asks what happens
 # with other values: exactly 1 (so a feature is just on or off), the discrete values $\{1, 2, 3\}$, or
-# $U[0.5, 1]$ (never small). Write `generate_features`: each feature present independently with
-# probability `feature_probability[inst, feat]`, and a present feature's value drawn according to `values`:
+# $U[0.5, 1]$ (never small); section 2's absolute-value model needs signed values. Write
+# `generate_features`: each feature present independently with probability
+# `feature_probability[inst, feat]`, and a present feature's value drawn according to `values`:
 #
-# * `"uniform"`: $U[0, 1]$; `"uniform_half"`: $U[0.5, 1]$;
+# * `"uniform"`: $U[0, 1]$; `"uniform_half"`: $U[0.5, 1]$; `"signed_uniform"`: $U[-1, 1]$;
 # * `"discrete"`: 1, 2 or 3, each with probability 1/3;
-# * `"constant"`: exactly 1.
+# * `"constant"`, or its alias `"binary"`: exactly 1.
+#
+# Every experiment below gets its batches from this function, and each of these kinds is one they use.
 #
 # <details><summary>Hint: the discrete values</summary>
 #
@@ -105,7 +124,8 @@ def generate_features(
 ) -> Float[Tensor, "batch inst feats"]:
     """A batch of sparse features; present values drawn from the distribution named by `values`.
 
-    values: "uniform" U[0, 1], "uniform_half" U[0.5, 1], "discrete" {1, 2, 3} equally likely, "constant" 1.
+    values: "uniform" U[0, 1], "uniform_half" U[0.5, 1], "signed_uniform" U[-1, 1],
+            "discrete" {1, 2, 3} equally likely, "constant" or "binary" exactly 1.
     Returns a float32 tensor [batch_size, inst, feats] on feature_probability's device, 0 where absent.
     """
     ### BEGIN SOLUTION
@@ -116,9 +136,11 @@ def generate_features(
         sampled = torch.rand(shape, device=device)
     elif values == "uniform_half":
         sampled = 0.5 + 0.5 * torch.rand(shape, device=device)
+    elif values == "signed_uniform":
+        sampled = 2 * torch.rand(shape, device=device) - 1
     elif values == "discrete":
         sampled = torch.randint(1, 4, shape, device=device).float()
-    elif values == "constant":
+    elif values in ("constant", "binary"):
         sampled = torch.ones(shape, device=device)
     else:
         raise ValueError(f"unknown values {values!r}")
@@ -156,10 +178,8 @@ if MAIN:
 # their label with −1 (`torch.where`).
 # </details>
 
+
 # %%
-NO_LABEL = -1
-
-
 def compute_target(features: Float[Tensor, "... inst feats"], target: str) -> Tensor:
     """The target for `features`: [... inst feats] (elementwise), [... inst feats/2] (pairs), [... inst] (argmax)."""
     ### BEGIN SOLUTION
@@ -269,6 +289,27 @@ if MAIN:
     tests.part7_open_problems.test_basis_alignment(basis_alignment)
 
 # %% [markdown]
+# ## Running an experiment
+#
+# `lab.run_experiment` trains with whatever functions it is handed. The cell below hands it yours:
+# every experiment in this notebook calls this `run_experiment`, which looks up `generate_features`,
+# `compute_target` and `cross_entropy_loss` each time it is called, so an edited and re-run exercise
+# cell counts from the next experiment on.
+
+
+# %%
+def run_experiment(
+    cfg: ExperimentConfig, feature_probability: float | Tensor = 1.0, importance: float | Tensor = 1.0, **options
+) -> lab.ExperimentModel:
+    """Seed, build and train a lab model on this section's functions (given).
+
+    `options` are those of `lab.run_experiment`: steps, batch_size, lr, lr_scale, seed, device, progress.
+    """
+    functions = LabFunctions(generate_features, compute_target, cross_entropy_loss)
+    return lab.run_experiment(cfg, functions, feature_probability, importance, **options)
+
+
+# %% [markdown]
 # ## Problem 1: does dropout create a privileged basis?
 #
 # In section 1's model the hidden space has no preferred axes: rotate $W$ and nothing changes.
@@ -290,8 +331,8 @@ if MAIN:
         cfg = ExperimentConfig(n_inst=8, n_features=8, d_hidden=4, dropout=q)
         model = run_experiment(cfg, feature_probability=0.1, steps=steps(1_000), batch_size=512, device=device)
         W = model.W.detach()
-        alignment[f"dropout {q}"] = ex.basis_alignment(W)[W.norm(dim=1) > 0.5].cpu()
-    baseline = ex.random_alignment_baseline(4)
+        alignment[f"dropout {q}"] = basis_alignment(W)[W.norm(dim=1) > 0.5].cpu()
+    baseline = lab.random_alignment_baseline(basis_alignment, 4)
     plot_distributions(
         alignment,
         title="Alignment of each represented feature with the neuron axes (8 features in 4 dims, 8 seeds)",
@@ -326,14 +367,14 @@ if MAIN:
     for act in ["relu", "gelu"]:
         cfg = ExperimentConfig(n_inst=5, n_features=5, d_hidden=2, output_activation=act)
         runs[act] = run_experiment(cfg, probability, importance, steps=steps(1_500), batch_size=512, device=device)
-    plotting.plot_features_in_2d(
+    plot_features_in_2d(
         torch.cat([runs["relu"].W, runs["gelu"].W]).detach(),
         colors=importance,
         titles=[f"{act}, 1 - S = {p:.2f}" for act in runs for p in probability[:, 0]],
         title="Feature directions with a ReLU (top) and a GELU (bottom) output",
     )
     for act, m in runs.items():
-        kept = ex.n_represented(m.W.detach()).int().tolist()
+        kept = lab.n_represented(m.W.detach()).int().tolist()
         loss = ", ".join(f"{v:.4f}" for v in m.evaluate()["loss"].tolist())
         print(f"{act}: features represented per sparsity level {kept}; loss {loss}")
 
@@ -361,7 +402,7 @@ if MAIN:
 # %%
 def train_relu_mlp(
     n_inst: int, n_features: int, d_hidden: int, values: str, target: str, feature_probability: float, device
-) -> ex.ExperimentModel:
+) -> lab.ExperimentModel:
     """Problems 3 and 4's recipe (given): a ReLU network with untied weights and hidden biases, trained on
     `target` for 1 000 steps of batch 256 with a cosine-decayed learning rate of 0.01."""
     cfg = ExperimentConfig(
@@ -483,15 +524,15 @@ if MAIN:
 
 # %%
 if MAIN:
-    probability_nu = ex.two_class_probability(20, n_dense=10, p_dense=0.3, p_sparse=0.01)
+    probability_nu = lab.two_class_probability(20, n_dense=10, p_dense=0.3, p_sparse=0.01)
     cfg = ExperimentConfig(n_inst=3, n_features=20, d_hidden=8)
     model_nu = run_experiment(cfg, probability_nu, steps=steps(1_500), batch_size=512, device=device)
-    plotting.plot_feature_norms_and_superposition(
+    plot_feature_norms_and_superposition(
         model_nu.W.detach(),
         titles=[f"seed instance {k}" for k in range(3)],
         title="Features 0-9 common (p = 0.3), 10-19 rare (p = 0.01): norm (length) and superposition (colour)",
     )
-    norms, superposition = plotting.feature_norms_and_superposition(model_nu.W)
+    norms, superposition = feature_norms_and_superposition(model_nu.W)
     print(
         f"mean norm: common {norms[:, :10].mean():.2f}, rare {norms[:, 10:].mean():.2f}; "
         f"mean superposition: common {superposition[:, :10].mean():.2f}, rare {superposition[:, 10:].mean():.2f}; "
@@ -526,8 +567,8 @@ if MAIN:
         cfg = ExperimentConfig(n_inst=4, n_features=5, d_hidden=2, values=kind)
         model = run_experiment(cfg, probability_v, steps=steps(1_000), batch_size=512, device=device, progress=False)
         W_by_kind.append(model.W.detach())
-        kept_by_kind[kind] = ex.n_represented(model.W.detach()).int().tolist()
-    plotting.plot_features_in_2d(
+        kept_by_kind[kind] = lab.n_represented(model.W.detach()).int().tolist()
+    plot_features_in_2d(
         torch.cat(W_by_kind),
         titles=[f"{k}, p={p:.2f}" for k in kept_by_kind for p in probability_v[:, 0]],
         title="Feature directions for four value distributions (rows) at four sparsities (columns)",
@@ -563,7 +604,7 @@ if MAIN:
     model_ce = run_experiment(cfg_ce, probability_ce, steps=steps(1_000), batch_size=512, device=device)
     cfg_mse = ExperimentConfig(n_inst=3, n_features=10, d_hidden=2)
     model_mse = run_experiment(cfg_mse, probability_ce, steps=steps(1_000), batch_size=512, device=device)
-    plotting.plot_features_in_2d(
+    plot_features_in_2d(
         torch.cat([model_ce.W, model_mse.W]).detach(),
         titles=[f"{name}, p = {p:.2f}" for name in ("cross-entropy", "squared error") for p in probability_ce[:, 0]],
         title="10 features in 2D: cross-entropy (top) against squared error (bottom)",
@@ -572,8 +613,8 @@ if MAIN:
     accuracy = model_ce.evaluate()["accuracy"].tolist()
     print(
         f"cross-entropy: accuracy {[f'{a:.2f}' for a in accuracy]}, features represented "
-        f"{ex.n_represented(model_ce.W.detach()).int().tolist()}; squared error: features represented "
-        f"{ex.n_represented(model_mse.W.detach()).int().tolist()}"
+        f"{lab.n_represented(model_ce.W.detach()).int().tolist()}; squared error: features represented "
+        f"{lab.n_represented(model_mse.W.detach()).int().tolist()}"
     )
 
 # %% [markdown]

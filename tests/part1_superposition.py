@@ -1,6 +1,7 @@
 """Checkers for part 1 (superposition in a non-privileged basis).
 
-Call them from the notebook as `tests.part1_superposition.test_<exercise>(ToyModel)`.
+Call them from the notebook as `tests.part1_superposition.test_<exercise>(ToyModel)`, or with
+`CorrelatedToyModel` (the subclass that holds the correlated generators) for exercises 4 and 5.
 Deterministic exercises are compared with the formula on inputs where every term matters;
 the generators are tested on the statistics that define them, never on particular random draws.
 """
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from solutions.part1_superposition import ToyModel as RefToyModel
+from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModelConfig
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -33,14 +34,29 @@ N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of abou
 ZERO_DRAW_ALLOWANCE = 3
 
 
-def _model(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) -> torch.nn.Module:
-    if not isinstance(ToyModel, type):
+GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
+
+
+def _expect_class(cls: object, expected: str = "ToyModel", methods: tuple[str, ...] = ()) -> type:
+    """`cls` is a class (not an instance) with every method in `methods` (the generators live in a subclass)."""
+    if not isinstance(cls, type):
         fail(
-            f"expected the ToyModel class, got {type(ToyModel).__name__}",
-            "pass the class itself: test_x(ToyModel)",
+            f"expected the {expected} class, got {type(cls).__name__}",
+            f"pass the class itself: test_x({expected})",
             code="not_class",
         )
-    return ToyModel(cfg, device=device, **kwargs)
+    missing = [name for name in methods if not callable(getattr(cls, name, None))]
+    if missing:
+        fail(
+            f"the class {cls.__name__} has no method {', '.join(f'`{name}`' for name in missing)}",
+            f"pass {expected}, the ToyModel subclass whose body defines the generators: test_x({expected})",
+            code="missing_method",
+        )
+    return cls
+
+
+def _model(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) -> torch.nn.Module:
+    return _expect_class(ToyModel)(cfg, device=device, **kwargs)
 
 
 def _set_params(model: torch.nn.Module, seed_shift: int = 0) -> tuple[Tensor, Tensor]:
@@ -186,9 +202,10 @@ def _check_values_independent_of_presence(batch: Tensor, present: Tensor, p: Ten
 DECOY_PROBABILITY = 0.97
 
 
-def _generator_model(ToyModel: type, device: torch.device) -> torch.nn.Module:
-    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
-    return _model(ToyModel, cfg, device, feature_probability=DECOY_PROBABILITY)
+def _generator_model(CorrelatedToyModel: type, device: torch.device, method: str) -> torch.nn.Module:
+    """The learner's CorrelatedToyModel, whose generator `method` is under test, with the decoy probability."""
+    cls = _expect_class(CorrelatedToyModel, "CorrelatedToyModel", (method,))
+    return cls(ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=DECOY_PROBABILITY, device=device)
 
 
 def _presence_hint(observed: float, expected: float) -> str:
@@ -379,8 +396,8 @@ def _check_pair_activity_independent(active: Tensor, p_active: Tensor, what: str
 
 
 @checker("generate_correlated_features")
-def test_generate_correlated_features(ToyModel: type, device: torch.device) -> str:
-    model = _generator_model(ToyModel, device)
+def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.device) -> str:
+    model = _generator_model(CorrelatedToyModel, device, "generate_correlated_features")
     what = "the batch"
     batch = _generator_output(
         model.generate_correlated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
@@ -408,8 +425,8 @@ def test_generate_correlated_features(ToyModel: type, device: torch.device) -> s
 
 
 @checker("generate_anticorrelated_features")
-def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) -> str:
-    model = _generator_model(ToyModel, device)
+def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
+    model = _generator_model(CorrelatedToyModel, device, "generate_anticorrelated_features")
     what = "the batch"
     batch = _generator_output(
         model.generate_anticorrelated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
@@ -442,8 +459,8 @@ def test_generate_anticorrelated_features(ToyModel: type, device: torch.device) 
 
 
 @checker("generate_uncorrelated_features")
-def test_generate_uncorrelated_features(ToyModel: type, device: torch.device) -> str:
-    model = _generator_model(ToyModel, device)
+def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
+    model = _generator_model(CorrelatedToyModel, device, "generate_uncorrelated_features")
     what = "the batch"
     batch = _generator_output(
         model.generate_uncorrelated_features(N_SAMPLES, P_TABLE.to(device)), "the output", (N_SAMPLES, 3, 4), device
@@ -455,27 +472,16 @@ def test_generate_uncorrelated_features(ToyModel: type, device: torch.device) ->
 # --------------------------------------------------------------------------------------------
 # The combined batch
 # --------------------------------------------------------------------------------------------
-def _with_reference_generators(ToyModel: type) -> type:
-    """The learner's class with the three generators replaced by the reference, to test only the combination."""
+def _with_reference_generators(CorrelatedToyModel: type) -> type:
+    """A subclass of the learner's class with the reference generators as its methods, to test only the combination."""
     return type(
-        "ProbeToyModel",
-        (ToyModel,),
-        {
-            name: getattr(RefToyModel, name)
-            for name in (
-                "generate_correlated_features",
-                "generate_anticorrelated_features",
-                "generate_uncorrelated_features",
-            )
-        },
+        "ProbeToyModel", (CorrelatedToyModel,), {name: getattr(RefCorrelatedToyModel, name) for name in GENERATORS}
     )
 
 
 @checker("generate_combined_batch")
-def test_generate_combined_batch(ToyModel: type, device: torch.device) -> str:
-    if not isinstance(ToyModel, type):
-        fail(f"expected the ToyModel class, got {type(ToyModel).__name__}", code="not_class")
-    Probe = _with_reference_generators(ToyModel)
+def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device) -> str:
+    Probe = _with_reference_generators(_expect_class(CorrelatedToyModel, "CorrelatedToyModel", GENERATORS))
     what = "the batch"
     # 2 correlated pairs, 1 anticorrelated pair, 3 uncorrelated features; pair members share a probability.
     p = torch.tensor(

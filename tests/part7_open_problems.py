@@ -1,7 +1,7 @@
 """Checkers for section 7 (the open-problems lab): data generators, targets, the cross-entropy loss, a metric.
 
-References come from `utils.experiments` (the lab's API), so a checker never depends on another
-exercise of this section.
+References come from the section's reference solution (`solutions/part7_open_problems.py`, the only
+definition of these functions), so a checker never depends on another exercise the learner wrote.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from solutions import part7_open_problems as ref
 from tests.checking import (
     checker,
     expect_close,
@@ -18,37 +19,36 @@ from tests.checking import (
     fail,
     uniform_moments_tolerance,
 )
-from utils import experiments as ex
+from utils.part7_open_problems import NO_LABEL
 
 # A non-uniform probability per instance and feature, away from 1/2 so `rand > p` is caught everywhere.
 PROBABILITY = torch.tensor([[0.1, 0.3, 0.7, 0.9], [0.85, 0.2, 0.15, 0.6], [0.4, 0.05, 0.95, 0.25]])
 BATCH = 8_000
+UNIFORM_KINDS = {"uniform": (0.0, 1.0), "uniform_half": (0.5, 1.0), "signed_uniform": (-1.0, 1.0)}
+KINDS = ("uniform", "uniform_half", "signed_uniform", "discrete", "constant", "binary")  # every kind the lab uses
+# Union bound over every statistical test of the checker: per kind, the presence rate of each
+# (instance, feature) and the joint rate of features 0 and 1 per instance; for the uniform kinds, the
+# mean and the mean square of each (instance, feature); for "discrete", 3 value frequencies. Each test
+# runs at FAILURE_PROBABILITY / N_TESTS (or less), so a correct answer fails with probability < 1e-7.
+N_TESTS = len(KINDS) * (PROBABILITY.numel() + PROBABILITY.shape[0]) + len(UNIFORM_KINDS) * 2 * PROBABILITY.numel() + 3
 
 
 @checker("generate_features")
 def test_generate_features(impl, device):
-    """Distribution checks for every value kind; tolerances from Bernstein's inequality (see each comment)."""
+    """Distribution checks for every value kind; tolerances from Bernstein's inequality (see N_TESTS)."""
     p = PROBABILITY.to(device)
-    n_inst, n_feats = p.shape
-    for kind in ("uniform", "uniform_half", "discrete", "constant"):
-        batch = expect_tensor(
-            impl(p, BATCH, kind),
-            f"generate_features(p, {BATCH}, {kind!r})",
-            shape=(BATCH, n_inst, n_feats),
-            dims="batch inst feats",
-            dtype=torch.float32,
-            device=device,
-        )
-        batch = batch.detach().cpu()
+    for kind in KINDS:
+        batch = _draw(impl, p, kind, device).detach().cpu()
         present = batch != 0
         values = batch[present]
-        # 1. The support of the present values (exact).
-        if kind == "constant":
+        # 1. The support and the distribution of the present values.
+        if kind in ("constant", "binary"):
             if not torch.all(values == 1):
+                also = " ('binary' is another name for 'constant')" if kind == "binary" else ""
                 fail(
-                    f"with values='constant' present features took values in [{values.min():.3g}, {values.max():.3g}]",
-                    "a present feature's value is exactly 1 (only the presence is random)",
-                    code="constant",
+                    f"with values={kind!r} present features took values in [{values.min():.3g}, {values.max():.3g}]",
+                    f"a present feature's value is exactly 1 (only the presence is random){also}",
+                    code=kind,
                 )
         elif kind == "discrete":
             if not torch.isin(values, torch.tensor([1.0, 2.0, 3.0])).all():
@@ -58,7 +58,7 @@ def test_generate_features(impl, device):
                     "torch.randint(low, high) excludes high: randint(1, 4) gives 1, 2 or 3",
                     code="discrete",
                 )
-            # each of 1, 2, 3 with probability 1/3 among present entries (Bernstein, 3 tests)
+            # each of 1, 2, 3 with probability 1/3 among present entries (Bernstein, see N_TESTS)
             n = values.numel()
             for v in (1.0, 2.0, 3.0):
                 expect_frequency(
@@ -66,20 +66,12 @@ def test_generate_features(impl, device):
                     1 / 3,
                     n,
                     f"the frequency of value {v:g}",
-                    n_tests=3,
+                    n_tests=N_TESTS,
                     hint="the values 1, 2 and 3 should be equally likely: torch.randint(1, 4, shape)",
                     code="discrete",
                 )
         else:
-            low, high = (0.0, 1.0) if kind == "uniform" else (0.5, 1.0)
-            if values.min() < low or values.max() > high:
-                fail(
-                    f"with values={kind!r} present values should lie in [{low}, {high}], "
-                    f"saw [{values.min():.3g}, {values.max():.3g}]",
-                    f"U[{low}, {high}] is {low} + {high - low} * torch.rand(...)",
-                    code="range",
-                )
-            _check_uniform_moments(batch, present, kind, low, high)
+            _check_uniform(batch, present, p.cpu(), kind, *UNIFORM_KINDS[kind])
         # 2. Presence: every instance and feature separately (Bernstein with a union bound).
         expect_frequency(
             present.float().mean(0),
@@ -89,6 +81,7 @@ def test_generate_features(impl, device):
             dims="inst feat",
             hint=_presence_hint,
             code="presence",
+            n_tests=N_TESTS,
         )
         # 3. Independence across features: P(feature 0 and 1 both present) = p0 p1 for every instance.
         both = (present[:, :, 0] & present[:, :, 1]).float().mean(0)
@@ -100,33 +93,89 @@ def test_generate_features(impl, device):
             dims="inst",
             code="independence",
             hint="draw presence independently for every batch element, instance and feature (shape [batch inst feats])",
+            n_tests=N_TESTS,
         )
-    return "presence, values and independence for 4 value kinds"
+    return f"presence, values and independence for {len(KINDS)} value kinds"
+
+
+def _draw(impl, p: Tensor, kind: str, device: torch.device) -> Tensor:
+    """The learner's batch for one value kind; a kind they don't handle is named as such."""
+    what = f"generate_features(p, {BATCH}, {kind!r})"
+    try:
+        batch = impl(p, BATCH, kind)
+    except (ValueError, KeyError) as err:
+        if kind not in str(err):
+            raise
+        fail(
+            f"{what} raised {type(err).__name__}: {err}",
+            f"handle every value kind the lab uses: {', '.join(map(repr, KINDS))} "
+            "('binary' is another name for 'constant', 'signed_uniform' is U[-1, 1])",
+            code="unknown_kind",
+        )
+    n_inst, n_feats = p.shape
+    return expect_tensor(
+        batch, what, shape=(BATCH, n_inst, n_feats), dims="batch inst feats", dtype=torch.float32, device=device
+    )
 
 
 def _presence_hint(observed: float, expected: float) -> str:
     if abs(observed - (1 - expected)) < 0.05:
         return "the rate looks like 1 - p: is the mask `rand > p` instead of `rand < p`?"
+    if abs(observed - expected / 2) < 0.05 and expected > 0.2:
+        return (
+            "the rate looks like p/2: are some present features given the value 0? A present feature's value "
+            "is never 0 (with 'binary' and 'constant' it is exactly 1)"
+        )
     return "feature i of instance k should be present with probability p[k, i]: compare `torch.rand(shape) < p`"
 
 
-def _check_uniform_moments(batch: Tensor, present: Tensor, kind: str, low: float, high: float) -> None:
-    """Mean and mean square of present values, per instance and feature: they must not depend on p."""
+def _check_uniform(batch: Tensor, present: Tensor, p: Tensor, kind: str, low: float, high: float) -> None:
+    """Present values U[low, high]: in range, not constant, and per (instance, feature) the mean and mean square
+    of U[low, high] (so they must not depend on p); tolerances from Bernstein's inequality (see N_TESTS)."""
+    values = batch[present]
+    draw = f"{low:g} + {high - low:g} * torch.rand(shape)"
+    if values.min() < low or values.max() > high:
+        fail(
+            f"with values={kind!r} present values should lie in [{low:g}, {high:g}], "
+            f"saw [{values.min():.3g}, {values.max():.3g}]",
+            f"U[{low:g}, {high:g}] is {draw}",
+            code="range",
+        )
+    if values.std() < 1e-6:
+        fail(
+            f"with values={kind!r} every present value is {values[0].item():.3g}",
+            f"draw each present value from U[{low:g}, {high:g}]: {draw}",
+            code="not_random",
+        )
     n_min = int(present.sum(0).min())
-    t_mean, t_sq = uniform_moments_tolerance(n_min, low, high, n_tests=present.shape[1] * present.shape[2])
+    t_mean, t_sq = uniform_moments_tolerance(n_min, low, high, n_tests=N_TESTS)
     counts = present.sum(0).clamp(min=1)
     mean = batch.sum(0) / counts
     mean_sq = (batch**2).sum(0) / counts
     exp_mean, exp_sq = (low + high) / 2, (high**3 - low**3) / (3 * (high - low))
-    worst = (mean - exp_mean).abs().argmax()
-    if (mean - exp_mean).abs().max() > t_mean or (mean_sq - exp_sq).abs().max() > t_sq:
-        k, i = divmod(int(worst), present.shape[2])
+    if (mean - exp_mean).abs().max() > t_mean:
+        k, i = divmod(int((mean - exp_mean).abs().argmax()), present.shape[2])
+        # Values made from the presence draw r < p are U[low, low + (high - low) p]: their mean follows p.
+        reused = ((mean - (low + (high - low) * p / 2)).abs() <= t_mean).all()
+        hint = (
+            "the mean follows p: the values look like the random numbers that decided presence. "
+            "Draw the values with a separate rand call"
+            if reused
+            else f"present values should be U[{low:g}, {high:g}] ({draw}), drawn separately from the presence mask"
+        )
         fail(
             f"with values={kind!r} the mean present value of instance {k}, feature {i} is {mean[k, i]:.3f}, "
             f"expected {exp_mean:.3f} ± {t_mean:.3f}",
-            "draw the values with a separate random tensor from the presence mask: reusing the same numbers "
-            "makes values depend on presence",
+            hint,
             code="value_mean",
+        )
+    if (mean_sq - exp_sq).abs().max() > t_sq:
+        k, i = divmod(int((mean_sq - exp_sq).abs().argmax()), present.shape[2])
+        fail(
+            f"with values={kind!r} the mean square of the present values of instance {k}, feature {i} is "
+            f"{mean_sq[k, i]:.3f}, expected {exp_sq:.3f} ± {t_sq:.3f}",
+            f"the values are not spread over [{low:g}, {high:g}] as a uniform draw is: use {draw}",
+            code="value_spread",
         )
 
 
@@ -160,7 +209,7 @@ def test_compute_target(impl, device):
     ]:
         features = _mixed_features(device, kind)
         before = features.clone()
-        expected = ex.compute_target(features, target)
+        expected = ref.compute_target(features, target)
         what = f"compute_target(features, {target!r})"
         dtype = torch.int64 if target == "argmax" else features.dtype
         got = expect_tensor(
@@ -178,10 +227,10 @@ def test_compute_target(impl, device):
                 code="in_place",
             )
         if target == "argmax":
-            empty = expected == ex.NO_LABEL
+            empty = expected == NO_LABEL
             if not torch.equal(got[empty], expected[empty]):
                 fail(
-                    f"{what}: examples with no feature present should get the label {ex.NO_LABEL}",
+                    f"{what}: examples with no feature present should get the label {NO_LABEL}",
                     "argmax of an all-zero row is 0; mark such rows with NO_LABEL = -1 (e.g. torch.where)",
                     code="argmax_empty",
                 )
@@ -229,8 +278,8 @@ def test_cross_entropy_loss(impl, device):
     batch, n_inst, n_classes = 32, 3, 5
     logits = (torch.randn(batch, n_inst, n_classes) * 2).to(device)
     labels = torch.randint(0, n_classes, (batch, n_inst))
-    labels[torch.rand(batch, n_inst) < 0.3] = ex.NO_LABEL  # about 30% unlabelled, a different count per instance
-    labels[1:, 2] = ex.NO_LABEL  # instance 2: a single labelled example
+    labels[torch.rand(batch, n_inst) < 0.3] = NO_LABEL  # about 30% unlabelled, a different count per instance
+    labels[1:, 2] = NO_LABEL  # instance 2: a single labelled example
     labels[0, 2] = 3
     labels = labels.to(device)
     importance = torch.tensor([[1.0, 0.5, 2.0, 0.3, 1.5], [0.2, 1.0, 1.0, 3.0, 0.7], [1.0, 1.0, 0.6, 1.2, 1.0]]).to(
@@ -239,10 +288,10 @@ def test_cross_entropy_loss(impl, device):
     args = (logits.clone(), labels.clone(), importance.clone())
     got = expect_scalar(impl(*args), "cross_entropy_loss(logits, labels, importance)")
     expect_tensor(got, "the loss", dtype=logits.dtype, device=device)
-    expected = ex.cross_entropy_loss(logits, labels, importance)
+    expected = ref.cross_entropy_loss(logits, labels, importance)
     if torch.isclose(got, expected, rtol=1e-4, atol=1e-5):
         # one instance with no labelled example: its term must be 0, not NaN (checked above by expect_tensor)
-        all_empty = torch.full_like(labels, ex.NO_LABEL)
+        all_empty = torch.full_like(labels, NO_LABEL)
         empty = expect_scalar(impl(logits, all_empty, importance), "the loss when no example is labelled")
         if abs(empty.item()) > 1e-6:
             fail(
@@ -265,7 +314,7 @@ def test_cross_entropy_loss(impl, device):
 
 def _wrong_cross_entropies(logits: Tensor, labels: Tensor, importance: Tensor) -> dict[str, tuple[Tensor, str]]:
     """The loss as common mistakes compute it, to name the mistake."""
-    valid = labels != ex.NO_LABEL
+    valid = labels != NO_LABEL
     safe = labels.clamp(min=0)
     log_probs = logits.log_softmax(-1)
     nll = -log_probs.gather(-1, safe[..., None])[..., 0]
@@ -315,7 +364,7 @@ def test_basis_alignment(impl, device):
     got = expect_tensor(impl(W), "basis_alignment(W)", shape=(4, 6), dims="inst feats", dtype=W.dtype, device=device)
     if not torch.equal(W, before):
         fail("basis_alignment changed W in place", "work on copies (no in-place ops on W)", code="in_place")
-    expected = ex.basis_alignment(W)
+    expected = ref.basis_alignment(W)
     if abs(got[2, 3].item()) > 1e-6:
         fail(
             f"a feature with Wᵢ = 0 got alignment {got[2, 3].item():.3g}, expected 0",

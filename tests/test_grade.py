@@ -10,11 +10,28 @@ import shutil
 import nbformat
 import pytest
 
-from tests.grade import grade_notebook, main
-from utils.notebooks import build, section, sections
+from utils.paths import EXERCISES, section_names
 
 pytestmark = pytest.mark.slow
-PART1 = section("part1_superposition")
+PART1_EXERCISE = EXERCISES / "part1_superposition.ipynb"
+
+
+def grade_notebook(path):
+    from tools.grade import grade_notebook  # tools are imported where used, never at module level
+
+    return grade_notebook(path)
+
+
+def main(argv):
+    from tools.grade import main
+
+    return main(argv)
+
+
+def build(name: str, exercise: bool):
+    from tools.notebooks import build, section
+
+    return build(section(name), exercise=exercise)
 
 
 def digest(path) -> str:
@@ -23,17 +40,17 @@ def digest(path) -> str:
 
 def test_solution_notebook_grades_all_passed(tmp_path):
     path = tmp_path / "solution.ipynb"
-    nbformat.write(build(PART1, exercise=False), path)
+    nbformat.write(build("part1_superposition", exercise=False), path)
     result = grade_notebook(path)
     assert result.totals()["passed"] == result.totals()["total"] == 7, result
 
 
 def test_untouched_exercise_notebook_grades_all_not_attempted():
-    before = digest(PART1.exercise_notebook)
-    result = grade_notebook(PART1.exercise_notebook)
+    before = digest(PART1_EXERCISE)
+    result = grade_notebook(PART1_EXERCISE)
     assert not result.error
     assert [e.status for e in result.exercises] == ["not attempted"] * 7
-    assert digest(PART1.exercise_notebook) == before, "the grader must never write to a notebook"
+    assert digest(PART1_EXERCISE) == before, "the grader must never write to a notebook"
 
 
 LEARNER_FORWARD = """\
@@ -47,7 +64,7 @@ LEARNER_BATCH = """\
 
 
 def test_learner_notebook_outside_the_repo(tmp_path):
-    nb = nbformat.read(PART1.exercise_notebook, as_version=4)
+    nb = nbformat.read(PART1_EXERCISE, as_version=4)
     cell = next(c for c in nb.cells if "def forward(" in c.source)
     stub = '        # YOUR CODE HERE\n        raise NotImplementedError("not implemented yet")'
     assert cell.source.count(stub) == 3
@@ -64,7 +81,7 @@ def test_learner_notebook_outside_the_repo(tmp_path):
 
 
 def test_json_output(tmp_path, capsys):
-    shutil.copy(PART1.exercise_notebook, tmp_path / "a.ipynb")
+    shutil.copy(PART1_EXERCISE, tmp_path / "a.ipynb")
     assert main([str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["totals"] == {"passed": 0, "failed": 0, "not attempted": 7, "total": 7}
@@ -76,11 +93,11 @@ def test_unreadable_notebook_is_reported_not_crashed(tmp_path):
     assert "could not read" in grade_notebook(path).error
 
 
-@pytest.mark.parametrize("sec", sections(), ids=[s.name for s in sections()])
-def test_every_section_grades_all_passed_and_all_not_attempted(sec, tmp_path):
+@pytest.mark.parametrize("name", section_names())
+def test_every_section_grades_all_passed_and_all_not_attempted(name, tmp_path):
     path = tmp_path / "solution.ipynb"
-    nbformat.write(build(sec, exercise=False), path)
+    nbformat.write(build(name, exercise=False), path)
     solved = grade_notebook(path)
     assert not solved.error and solved.totals()["passed"] == solved.totals()["total"] > 0, solved
-    untouched = grade_notebook(sec.exercise_notebook)
+    untouched = grade_notebook(EXERCISES / f"{name}.ipynb")
     assert not untouched.error and untouched.totals()["not attempted"] == untouched.totals()["total"], untouched

@@ -6,14 +6,14 @@ import importlib
 
 import pytest
 
-from utils.notebooks import check_calls, sections
+from utils.paths import check_calls, section_names
 
-CALLS = [(sec, mod, func, arg) for sec in sections() for mod, func, arg in check_calls(sec)]
+CALLS = [(name, mod, func, arg) for name in section_names() for mod, func, arg in check_calls(name)]
 
 
-@pytest.mark.parametrize(("sec", "module", "func", "arg"), CALLS, ids=[f"{m}.{f}" for _, m, f, _ in CALLS])
-def test_reference_passes(sec, module, func, arg):
-    reference = importlib.import_module(f"solutions.{sec.name}")
+@pytest.mark.parametrize(("name", "module", "func", "arg"), CALLS, ids=[f"{m}.{f}" for _, m, f, _ in CALLS])
+def test_reference_passes(name, module, func, arg):
+    reference = importlib.import_module(f"solutions.{name}")
     checker = getattr(importlib.import_module(f"tests.{module}"), func)
     impl = eval(arg, vars(reference)) if arg.strip() else None  # a name (or expression) from the source
     checker(impl, device="cpu")

@@ -22,7 +22,8 @@ from sae_lens.synthetic import ActivationGenerator, FeatureDictionary, Hierarchy
 from safetensors.torch import load_file
 
 from solutions.part1_superposition import ToyModel, ToyModelConfig
-from solutions.part5_toy_saes import GatedToySAE, JumpReLUToySAE, TopKToySAE, ToySAE, ToySAEConfig
+from solutions.part5_toy_saes import ToySAE, ToySAEConfig
+from solutions.part5a_sae_architectures import GatedToySAE, JumpReLUToySAE, TopKToySAE
 from utils import saelens_interop as interop
 
 N_INST, D_IN, D_SAE, K, BATCH = 3, 6, 10, 3, 256

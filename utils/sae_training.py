@@ -1,35 +1,54 @@
-"""The one training loop for sparse autoencoders (sections 5 and 6), with logging and resampling hooks.
+"""The one training loop for sparse autoencoders (sections 5, 5a, 5b and 6), with logging and resampling.
 
-It works with any SAE object that has:
-
-* ``generate_batch(batch_size) -> h: [batch inst d_in]`` (override it, or assign a function to the
-  instance attribute, to train on activations from any source);
-* ``forward(h) -> (loss_dict, loss, acts_post: [batch inst d_sae], h_reconstructed)``;
-* ``W_enc: [inst d_in d_sae]`` and ``W_dec_normalized: [inst d_sae d_in]`` (for the snapshots);
-* ``resample_simple(frac_active_in_window, resample_scale)`` and
-  ``resample_advanced(frac_active_in_window, resample_scale, batch_size)`` when resampling is asked for;
-* optionally ``LATENT_AXES: dict[parameter name, axis]`` naming the latent axis of each per-latent
-  parameter (so the optimiser state of resampled latents can be reset), and
-  ``reset_latent_extras(dead)`` for architecture-specific parameters of resampled latents.
-
-This module imports no section code.
+It trains any SAE that follows the `TrainableSAE` protocol below (section 5's `ToySAE` and every
+subclass do). Resampling is a function passed in as `resampler`, called with the SAE, the recent
+fraction-active window and the encoder scale (see `Resampler`). This module imports no section code.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-Schedule = Callable[[int, int], float]
+from utils.schedules import Schedule, constant_lr
 
 
-def constant_lr(step: int, steps: int) -> float:
-    return 1.0
+class TrainableSAE(Protocol):
+    """What `train_sae` needs from an SAE.
+
+    * ``generate_batch(batch_size) -> h: [batch inst d_in]``: its training data (override it, or assign a
+      function to the instance attribute, to train on activations from any source);
+    * ``forward(h) -> (loss_dict, loss, acts_post: [batch inst d_sae], h_reconstructed)``;
+    * ``W_enc: [inst d_in d_sae]`` and ``W_dec_normalized: [inst d_sae d_in]`` (for the snapshots);
+    * ``LATENT_AXES``: for each per-latent parameter, the axis that indexes latents (so the optimiser
+      state of resampled latents can be reset);
+    * ``reset_latent_extras(dead)``: reset the architecture's own per-latent state of resampled latents.
+    """
+
+    LATENT_AXES: ClassVar[dict[str, int]]
+    W_enc: Tensor
+
+    def generate_batch(self, batch_size: int) -> Tensor: ...
+    def __call__(self, h: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]: ...
+    def named_parameters(self): ...
+    def parameters(self): ...
+    def reset_latent_extras(self, dead: Tensor) -> None: ...
+
+    @property
+    def W_dec_normalized(self) -> Tensor: ...
+
+
+class Resampler(Protocol):
+    """A resampling scheme: ``resampler(sae, frac_active_in_window, resample_scale)`` changes the dead latents'
+    parameters in place. `frac_active_in_window` is ``[window inst d_sae]``; bind any other setting first,
+    e.g. ``functools.partial(resample_advanced, batch_size=512)``."""
+
+    def __call__(self, sae: TrainableSAE, frac_active_in_window: Tensor, resample_scale: float) -> None: ...
 
 
 def dead_mask(frac_active_in_window: Tensor) -> Tensor:
@@ -69,9 +88,9 @@ def make_adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr)
 
 
-def reset_optimizer_state(optimizer: torch.optim.Optimizer, sae: nn.Module, dead: Tensor) -> None:
+def reset_optimizer_state(optimizer: torch.optim.Optimizer, sae: TrainableSAE, dead: Tensor) -> None:
     """Zero Adam's moment estimates for the resampled latents, so stale momentum can't undo the resampling."""
-    axes: dict[str, int] = getattr(sae, "LATENT_AXES", {})
+    axes = sae.LATENT_AXES
     params = dict(sae.named_parameters())
     for name, axis in axes.items():
         param = params.get(name)
@@ -94,13 +113,13 @@ def _snapshot(sae: nn.Module, log: SAETrainingLog, step: int) -> None:
 
 
 def train_sae(
-    sae: nn.Module,
+    sae: TrainableSAE,
     steps: int = 10_000,
     batch_size: int = 1024,
     lr: float = 1e-3,
     lr_scale: Schedule = constant_lr,
     log_freq: int = 50,
-    resample_method: str | None = None,
+    resampler: Resampler | None = None,
     resample_freq: int = 2_500,
     resample_window: int = 500,
     resample_scale: float = 0.5,
@@ -109,16 +128,16 @@ def train_sae(
 ) -> SAETrainingLog:
     """Train `sae` with Adam on `sae.generate_batch(batch_size)`; returns a `SAETrainingLog`.
 
-    resample_method: None, "simple" or "advanced". Every `resample_freq` steps (and not in the last
-    `resample_window` steps, so resampled latents get time to settle), latents that were dead over the
-    last `resample_window` steps are resampled, their optimiser state is zeroed, and architecture
-    extras are reset via `sae.reset_latent_extras(dead)` when the SAE has it.
+    resampler: None (no resampling) or a `Resampler`. Every `resample_freq` steps (and not in the last
+    `resample_window` steps, so resampled latents get time to settle), it is called on the latents that
+    were dead over the last `resample_window` steps; then their optimiser state is zeroed and
+    `sae.reset_latent_extras(dead)` resets the architecture's own per-latent state.
     snapshot_freq: store the encoder and normalised decoder every that many steps (for animations).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got steps={steps}, batch_size={batch_size}")
-    if resample_method not in (None, "simple", "advanced"):
-        raise ValueError(f"resample_method must be None, 'simple' or 'advanced', got {resample_method!r}")
+    if resampler is not None and not callable(resampler):
+        raise TypeError(f"resampler must be a function (sae, frac_active_in_window, resample_scale), got {resampler!r}")
     optimizer = make_adam([p for p in sae.parameters() if p.requires_grad], lr)
     log = SAETrainingLog()
     window: deque[Tensor] = deque(maxlen=resample_window)
@@ -143,7 +162,7 @@ def train_sae(
         n_since_log += 1
 
         if (
-            resample_method is not None
+            resampler is not None
             and (step + 1) % resample_freq == 0
             and step + 1 < steps - resample_window // 2
             and len(window) == resample_window
@@ -151,12 +170,8 @@ def train_sae(
             frac_window = torch.stack(list(window))
             dead = dead_mask(frac_window)
             with torch.no_grad():
-                if resample_method == "simple":
-                    sae.resample_simple(frac_window, resample_scale)
-                else:
-                    sae.resample_advanced(frac_window, resample_scale, batch_size)
-                if hasattr(sae, "reset_latent_extras"):
-                    sae.reset_latent_extras(dead)
+                resampler(sae, frac_window, resample_scale)
+                sae.reset_latent_extras(dead)
             reset_optimizer_state(optimizer, sae, dead)
             log.resample_steps.append(step + 1)
             log.n_resampled.append(dead.sum(-1).cpu())

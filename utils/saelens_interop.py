@@ -3,8 +3,8 @@
 Two jobs:
 
 * **Export.** `to_saelens(sae, inst)` turns one instance of a toy SAE into an inference SAELens SAE with
-  the same maths; `export_to_saelens` writes it in SAELens's on-disk format (via SAELens's own
-  `save_model`) and `load_saelens` reads it back (via `SAE.load_from_disk`).
+  the same maths; `export_to_saelens` writes it in SAELens's on-disk format (with `utils.saelens_format`,
+  the one writer of that format here) and `load_saelens` reads it back (via SAELens's `SAE.load_from_disk`).
 * **Synthetic data.** `synthetic_setup` wraps *our* feature directions and feature sampler in SAELens's
   synthetic-data classes, so that `train_saelens_sae` (SAELens's `train_toy_sae`) and
   `synthetic_eval_table` (SAELens's `eval_sae_on_synthetic_data`) can train and score SAELens's own
@@ -42,7 +42,6 @@ vectors' device, and training runs there.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -56,7 +55,6 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 from sae_lens import SAE
-from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
 from sae_lens.saes.sae import SAEMetadata, TrainingSAE
 from sae_lens.synthetic import (
@@ -70,6 +68,8 @@ from sae_lens.training import sae_trainer
 from sae_lens.util import dtype_to_str
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from utils.saelens_format import CFG_FILE, read_sae_folder, write_sae_folder
 
 # Our architecture name -> the SAELens architecture of its inference form.
 INFERENCE_ARCHITECTURE: dict[str, str] = {
@@ -191,34 +191,22 @@ def to_saelens(sae: Any, inst: int, architecture: str | None = None, device: str
 
 
 def export_to_saelens(sae: Any, inst: int, path: str | Path, architecture: str | None = None) -> Path:
-    """Write instance `inst` of `sae` to the folder `path` in SAELens's format (cfg.json + sae_weights.safetensors).
-
-    Uses SAELens's `SAE.save_model`, so the files are exactly what SAELens writes; weights are saved from CPU.
-    Returns the folder.
-    """
-    path = Path(path)
-    to_saelens(sae, inst, architecture, device="cpu").save_model(path)
-    return path
+    """Write instance `inst` of `sae` to the folder `path` in SAELens's format (cfg.json + sae_weights.safetensors),
+    with the repository's one writer of that format (`utils.saelens_format`). Returns the folder."""
+    arch = resolve_architecture(sae, architecture)
+    inference_arch, state, extra_cfg = toy_sae_state(sae, inst, arch)
+    metadata = {"training_architecture": arch, "toy_sae_class": type(sae).__name__, "toy_instance": inst}
+    return write_sae_folder(path, inference_arch, state, metadata, extra_cfg)
 
 
 def load_saelens(path: str | Path, device: str | torch.device = "cpu") -> SAE:
-    """Load an SAE saved in SAELens's format with SAELens's loader (`SAE.load_from_disk`: safetensors, offline)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"{path} is not a folder; expected an SAELens SAE folder ({SAE_CFG_FILENAME} + weights)"
-        )
-    missing = [name for name in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME) if not (path / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{path} is not an SAELens SAE folder: {', '.join(missing)} missing")
-    try:
-        cfg = json.loads((path / SAE_CFG_FILENAME).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path / SAE_CFG_FILENAME} is not valid JSON: {error}") from None
-    arch = cfg.get("architecture") if isinstance(cfg, dict) else None
-    if arch not in SAE_CLASS_REGISTRY:
-        raise ValueError(f"{path / SAE_CFG_FILENAME} names no known SAELens architecture (got {arch!r})")
-    return SAE.load_from_disk(path, device=str(device))
+    """Load an SAE saved in SAELens's format as an SAELens `SAE`, with SAELens's own loader
+    (`SAE.load_from_disk`: safetensors, offline), after `utils.saelens_format.read_sae_folder` has checked the
+    folder (clear errors for a missing file, bad JSON or an unknown architecture)."""
+    cfg, _ = read_sae_folder(path)
+    if cfg["architecture"] not in SAE_CLASS_REGISTRY:
+        raise ValueError(f"{Path(path) / CFG_FILE} names no known SAELens architecture (got {cfg['architecture']!r})")
+    return SAE.load_from_disk(Path(path), device=str(device))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one training loop for toy models (sections 1-3 and 7), with learning-rate schedules.
+"""The one training loop for toy models (sections 1-3, 7 and 8); learning-rate schedules live in `utils.schedules`.
 
 A model trained here needs two methods: `generate_batch(batch_size) -> batch` and
 `calculate_loss(out, batch) -> scalar`, and `forward(batch) -> out`. Losses are summed over
@@ -7,28 +7,11 @@ instances, so one Adam optimiser trains every instance independently in one loop
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-Schedule = Callable[[int, int], float]
-
-
-def constant_lr(step: int, steps: int) -> float:
-    return 1.0
-
-
-def linear_lr(step: int, steps: int) -> float:
-    """Decays linearly from 1 to 0 over training."""
-    return 1 - step / steps
-
-
-def cosine_decay_lr(step: int, steps: int) -> float:
-    """Half a cosine from 1 to 0 over training."""
-    return 0.5 * (1 + math.cos(math.pi * step / steps))
+from utils.schedules import Schedule, constant_lr
 
 
 def optimize(

@@ -20,24 +20,38 @@ change the open-problems list asks about as one field of `ExperimentConfig`:
 Per-feature sparsity and importance are tensors that broadcast to `[inst feats]` (importance to
 `[inst outputs]`), exactly as in section 1, so every instance can differ. Everything is batched over
 instances and trained with the shared loop `utils.training.optimize`; `run_experiment` seeds, builds
-and trains in one call. This module imports no section code; `tests/test_part7_api.py` proves that
-the defaults compute exactly what the section 1 and section 2 reference models compute.
+and trains in one call.
+
+The section's exercises are the lab's data and loss: drawing features, computing targets, the
+cross-entropy loss, and the basis alignment metric. They are defined once, in the section's source
+(`solutions/part7_open_problems.py`), and the lab runs whatever functions it is given: the model takes
+them as `LabFunctions`, and `random_alignment_baseline` takes the alignment function. This module
+imports no section code; `tests/test_part7_open_problems_api.py` proves that with the reference
+functions the defaults compute exactly what the section 1 and section 2 reference models compute.
+
+The figures of the section (box plots, lines, curves, weight heatmaps) are at the end of the module.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import einops
+import numpy as np
+import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Float
+from plotly.subplots import make_subplots
 from torch import Tensor, nn
 
+from plotly_utils import show_or_return, to_numpy
 from utils.device import get_device
-from utils.training import Schedule, constant_lr, optimize
+from utils.schedules import Schedule, constant_lr
+from utils.training import optimize
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, None: lambda x: x}
 VALUE_KINDS = ("uniform", "constant", "binary", "discrete", "uniform_half", "signed_uniform")
@@ -108,56 +122,22 @@ def broadcast_per_instance(value: float | Tensor, n_inst: int, n: int, name: str
 
 
 # --------------------------------------------------------------------------------------------
-# Data: feature values and targets
+# The section's functions, and the given loss
 # --------------------------------------------------------------------------------------------
-def sample_values(kind: str, shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
-    """Values of present features, drawn independently: see VALUE_KINDS."""
-    _choice("values", kind, VALUE_KINDS)
-    if kind == "uniform":
-        return torch.rand(shape, device=device)
-    if kind in ("constant", "binary"):
-        return torch.ones(shape, device=device)
-    if kind == "discrete":
-        return torch.randint(1, 4, shape, device=device).float()
-    if kind == "uniform_half":
-        return 0.5 + 0.5 * torch.rand(shape, device=device)
-    return 2 * torch.rand(shape, device=device) - 1  # signed_uniform
+class LabFunctions(NamedTuple):
+    """The section's answers that the lab runs (exercises 1-3 of section 7), with their signatures.
 
-
-def generate_features(
-    feature_probability: Float[Tensor, "inst feats"], batch_size: int, values: str = "uniform"
-) -> Float[Tensor, "batch inst feats"]:
-    """Each feature present independently with its own probability; present values drawn from `values`."""
-    shape = (batch_size, *feature_probability.shape)
-    present = torch.rand(shape, device=feature_probability.device) < feature_probability
-    return torch.where(present, sample_values(values, shape, feature_probability.device), 0.0)
-
-
-def compute_target(features: Float[Tensor, "... inst feats"], target: str) -> Tensor:
-    """What the model should output for a batch of features.
-
-    identity / abs / square: elementwise, [... inst feats].
-    max_pairs / and_pairs / or_pairs: pair j is features (2j, 2j+1); [... inst feats/2]; AND is 1 when
-    both are non-zero, OR when at least one is (any values; on binary inputs these are the logic gates).
-    argmax: int64 class labels [... inst], the index of the largest feature, NO_LABEL (-1) when none is present.
+    generate_features(feature_probability [inst feats], batch_size, values) -> [batch inst feats]:
+        each feature present independently with its probability, present values drawn as `values` says
+        (one of VALUE_KINDS), 0 where absent.
+    compute_target(features [... inst feats], target) -> the target named by `target` (one of TARGETS).
+    cross_entropy_loss(logits [batch inst classes], labels [batch inst], importance [inst classes]) -> scalar:
+        Σ_inst mean over labelled examples (label != NO_LABEL) of importance[inst, label] · (−log softmax)[label].
     """
-    _choice("target", target, TARGETS)
-    if target == "identity":
-        return features
-    if target == "abs":
-        return features.abs()
-    if target == "square":
-        return features**2
-    if target == "argmax":
-        return torch.where(features.ne(0).any(-1), features.argmax(-1), NO_LABEL)
-    if features.shape[-1] % 2:
-        raise ValueError(f"target {target!r} needs an even number of features, got {features.shape[-1]}")
-    first, second = features[..., 0::2], features[..., 1::2]
-    if target == "max_pairs":
-        return torch.maximum(first, second)
-    on_first, on_second = first != 0, second != 0
-    gate = on_first & on_second if target == "and_pairs" else on_first | on_second
-    return gate.to(features.dtype)
+
+    generate_features: Callable[[Tensor, int, str], Tensor]
+    compute_target: Callable[[Tensor, str], Tensor]
+    cross_entropy_loss: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def weighted_mse(
@@ -167,31 +147,17 @@ def weighted_mse(
     return einops.reduce(importance * (target - out) ** 2, "batch inst out -> inst", "mean").sum()
 
 
-def cross_entropy_loss(
-    logits: Float[Tensor, "batch inst classes"],
-    labels: Int[Tensor, "batch inst"],
-    importance: Float[Tensor, "inst classes"],
-) -> Float[Tensor, ""]:
-    """Σ_inst mean over labelled examples of importance[inst, label] · (−log softmax(logits)[label]).
-
-    Examples labelled NO_LABEL are left out of the mean (an instance with none contributes 0).
-    """
-    return cross_entropy_per_instance(logits, labels, importance).sum()
-
-
-def cross_entropy_per_instance(
-    logits: Float[Tensor, "batch inst classes"],
-    labels: Int[Tensor, "batch inst"],
-    importance: Float[Tensor, "inst classes"],
+def _per_instance(
+    loss: Callable[[Tensor, Tensor, Tensor], Tensor],
+    out: Float[Tensor, "batch inst out"],
+    target: Tensor,
+    importance: Float[Tensor, "inst out"],
 ) -> Float[Tensor, " inst"]:
-    """The terms of `cross_entropy_loss`, one per instance."""
-    log_probs = logits.log_softmax(-1)
-    valid = labels != NO_LABEL
-    safe = labels.clamp(min=0)
-    nll = -log_probs.gather(-1, safe[..., None])[..., 0]
-    weight = importance.expand_as(logits).gather(-1, safe[..., None])[..., 0]
-    per_example = torch.where(valid, weight * nll, 0.0)
-    return per_example.sum(0) / valid.sum(0).clamp(min=1)
+    """The terms of a loss that sums over instances, one per instance (the loss applied to each instance alone)."""
+    n_inst = out.shape[1]
+    return torch.stack(
+        [loss(out[:, k : k + 1], target[:, k : k + 1], importance[k : k + 1]).reshape(()) for k in range(n_inst)]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,19 +171,29 @@ class ExperimentModel(nn.Module):
     b_hidden: [layers, inst, d_hidden]    hidden biases (only with hidden_bias=True)
     W_out:    [inst outputs d_hidden]     the output layer (only with tied=False; tied uses Wᵀ)
     b_final:  [inst outputs]
+
+    Batches, targets and the cross-entropy loss come from `functions` (the section's exercises), so the
+    model trains on whatever those functions compute.
     """
 
     def __init__(
         self,
         cfg: ExperimentConfig,
+        functions: LabFunctions,
         feature_probability: float | Tensor = 1.0,
         importance: float | Tensor = 1.0,
         device: torch.device | str | None = None,
         seed: int | None = None,
     ):
         super().__init__()
+        if not isinstance(functions, LabFunctions):
+            raise TypeError(
+                "functions must be LabFunctions(generate_features, compute_target, cross_entropy_loss), "
+                f"got {type(functions).__name__}"
+            )
         device = torch.device(device) if device is not None else get_device()
         self.cfg = cfg
+        self.functions = functions
         probability = broadcast_per_instance(
             feature_probability, cfg.n_inst, cfg.n_features, "feature_probability", device
         )
@@ -261,14 +237,14 @@ class ExperimentModel(nn.Module):
         return ACTIVATIONS[self.cfg.output_activation](out + self.b_final)
 
     def generate_batch(self, batch_size: int) -> Float[Tensor, "batch inst feats"]:
-        return generate_features(self.feature_probability, batch_size, self.cfg.values)
+        return self.functions.generate_features(self.feature_probability, batch_size, self.cfg.values)
 
     def target(self, batch: Float[Tensor, "batch inst feats"]) -> Tensor:
-        return compute_target(batch, self.cfg.target)
+        return self.functions.compute_target(batch, self.cfg.target)
 
     def calculate_loss(self, out: Float[Tensor, "batch inst out"], batch: Float[Tensor, "batch inst feats"]) -> Tensor:
         if self.cfg.loss == "cross_entropy":
-            return cross_entropy_loss(out, self.target(batch), self.importance)
+            return self.functions.cross_entropy_loss(out, self.target(batch), self.importance)
         return weighted_mse(out, self.target(batch), self.importance)
 
     @torch.inference_mode()
@@ -284,7 +260,7 @@ class ExperimentModel(nn.Module):
         out, target = self(batch), self.target(batch)
         metrics: dict[str, Tensor] = {}
         if self.cfg.loss == "cross_entropy":
-            metrics["loss"] = cross_entropy_per_instance(out, target, self.importance)
+            metrics["loss"] = _per_instance(self.functions.cross_entropy_loss, out, target, self.importance)
             valid = target != NO_LABEL
             metrics["accuracy"] = ((out.argmax(-1) == target) & valid).sum(0) / valid.sum(0).clamp(min=1)
         else:
@@ -311,6 +287,7 @@ class ExperimentModel(nn.Module):
 
 def run_experiment(
     cfg: ExperimentConfig,
+    functions: LabFunctions,
     feature_probability: float | Tensor = 1.0,
     importance: float | Tensor = 1.0,
     steps: int = 3_000,
@@ -321,8 +298,9 @@ def run_experiment(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> ExperimentModel:
-    """Seed, build and train one batch of instances; returns the trained model (losses in `model.losses`)."""
-    model = ExperimentModel(cfg, feature_probability, importance, device=device, seed=seed)
+    """Seed, build and train one batch of instances with `functions`; returns the trained model (losses in
+    `model.losses`)."""
+    model = ExperimentModel(cfg, functions, feature_probability, importance, device=device, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.losses = model.optimize(batch_size=batch_size, steps=steps, lr=lr, lr_scale=lr_scale, progress=progress)
@@ -337,20 +315,11 @@ def with_options(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:
 # --------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------
-def basis_alignment(W: Float[Tensor, "inst d feats"]) -> Float[Tensor, "inst feats"]:
-    """How close each feature's direction Wᵢ is to one hidden axis: max_k |W_ki| / ‖Wᵢ‖, in [1/√d, 1].
-
-    1 means the feature sits on one neuron (basis-aligned); 1/√d means spread evenly over all of them.
-    Features with ‖Wᵢ‖ = 0 get 0 (they have no direction).
-    """
-    norms = W.norm(dim=1)
-    return torch.where(norms > 0, W.abs().amax(dim=1) / norms.clamp(min=1e-12), 0.0)
-
-
-def random_alignment_baseline(d: int, n: int = 100_000, seed: int = 0) -> float:
-    """The mean basis_alignment of uniformly random directions in d dimensions (what 'no preferred basis' gives)."""
+def random_alignment_baseline(alignment: Callable[[Tensor], Tensor], d: int, n: int = 100_000, seed: int = 0) -> float:
+    """The mean of `alignment` (section 7's basis_alignment: W [inst d feats] -> [inst feats]) over n uniformly
+    random directions in d dimensions: what 'no preferred basis' gives."""
     gen = torch.Generator().manual_seed(seed)
-    return basis_alignment(torch.randn(1, d, n, generator=gen)).mean().item()
+    return alignment(torch.randn(1, d, n, generator=gen)).mean().item()
 
 
 def neurons_per_feature(W: Float[Tensor, "inst d feats"]) -> Float[Tensor, "inst feats"]:
@@ -369,3 +338,144 @@ def two_class_probability(n_features: int, n_dense: int, p_dense: float, p_spars
     if not 0 <= n_dense <= n_features:
         raise ValueError(f"n_dense must lie in [0, {n_features}], got {n_dense}")
     return torch.tensor([p_dense] * n_dense + [p_sparse] * (n_features - n_dense))
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (in the style of utils.part1_superposition, whose helpers draw feature directions and norms)
+# --------------------------------------------------------------------------------------------
+# Every helper takes tensors (or lists of numbers), never modifies them (all go through
+# `plotly_utils.to_numpy`, which copies), and returns a plotly Figure, shown unless `show=False`.
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _finish(fig: go.Figure, title: str, xaxis: str, yaxis: str, show: bool, **layout: Any) -> go.Figure | None:
+    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, template="simple_white", **layout)
+    return show_or_return(fig, show)
+
+
+def plot_distributions(
+    groups: Mapping[str, Any],
+    title: str,
+    yaxis: str,
+    reference: float | None = None,
+    reference_label: str = "reference",
+    show: bool = True,
+) -> go.Figure | None:
+    """A box with every point for each named group of numbers (e.g. one value per feature and instance).
+
+    `reference`: an optional horizontal dashed line (e.g. what random directions would give).
+    """
+    fig = go.Figure()
+    for i, (name, values) in enumerate(groups.items()):
+        y = np.asarray(to_numpy(values), dtype=float).ravel()
+        fig.add_trace(
+            go.Box(
+                y=y,
+                name=name,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker=dict(size=4),
+                line=dict(color=_COLORS[i % len(_COLORS)]),
+                showlegend=False,
+            )
+        )
+    if reference is not None:
+        fig.add_hline(
+            y=reference,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text=reference_label,
+            annotation_position="top left",
+        )
+    return _finish(fig, title, "", yaxis, show, height=420, width=700)
+
+
+def plot_lines(
+    x: Sequence[float],
+    series: Mapping[str, Any],
+    title: str,
+    xaxis: str,
+    yaxis: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    show: bool = True,
+) -> go.Figure | None:
+    """One line with markers per named series, all over the same x values."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(to_numpy(x)),
+                y=np.asarray(to_numpy(values), dtype=float).ravel(),
+                name=name,
+                mode="lines+markers",
+                line=dict(color=_COLORS[i % len(_COLORS)]),
+            )
+        )
+    if log_x:
+        fig.update_xaxes(type="log")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return _finish(fig, title, xaxis, yaxis, show, height=400, width=700)
+
+
+def plot_functions(
+    x: Any,
+    curves: Mapping[str, Any],
+    title: str,
+    xaxis: str = "input x",
+    yaxis: str = "output",
+    dashed: Sequence[str] = (),
+    show: bool = True,
+) -> go.Figure | None:
+    """Curves over one input axis (e.g. a model's output against the target it approximates)."""
+    fig = go.Figure()
+    x_np = np.asarray(to_numpy(x), dtype=float).ravel()
+    for i, (name, y) in enumerate(curves.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=x_np,
+                y=np.asarray(to_numpy(y), dtype=float).ravel(),
+                name=name,
+                mode="lines",
+                line=dict(color=_COLORS[i % len(_COLORS)], dash="dash" if name in dashed else "solid"),
+            )
+        )
+    return _finish(fig, title, xaxis, yaxis, show, height=400, width=700)
+
+
+def plot_weight_heatmaps(
+    weights: Sequence[Any],
+    titles: Sequence[str],
+    title: str,
+    xaxis: str = "feature",
+    yaxis: str = "neuron",
+    show: bool = True,
+) -> go.Figure | None:
+    """Side-by-side heatmaps of 2D weight matrices (rows = neurons), one shared diverging colour scale."""
+    mats = [np.asarray(to_numpy(w), dtype=float) for w in weights]
+    if any(m.ndim != 2 for m in mats):
+        raise ValueError(f"each weight matrix should be 2D, got shapes {[m.shape for m in mats]}")
+    lim = max(float(np.abs(m).max()) for m in mats) or 1.0
+    fig = make_subplots(rows=1, cols=len(mats), subplot_titles=list(titles), horizontal_spacing=0.06)
+    for i, m in enumerate(mats):
+        fig.add_trace(
+            go.Heatmap(
+                z=m,
+                zmin=-lim,
+                zmax=lim,
+                colorscale="RdBu",
+                reversescale=True,
+                showscale=i == 0,
+                colorbar=dict(title="weight"),
+                hovertemplate="neuron %{y}, feature %{x}: %{z:.2f}<extra></extra>",
+            ),
+            row=1,
+            col=i + 1,
+        )
+        fig.update_xaxes(title_text=xaxis, row=1, col=i + 1)
+    fig.update_yaxes(title_text=yaxis, autorange="reversed", col=1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title=title, template="simple_white", height=380, width=280 * len(mats) + 120)
+    return show_or_return(fig, show)

@@ -11,7 +11,7 @@ import torch
 
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part3_feature_geometry import GeometryModel, compute_dimensionality, dimensions_per_feature
-from utils import geometry
+from utils import part3_feature_geometry as geometry
 from utils.training import optimize
 
 # 1/(1-S) of each instance: one before the plateau, four across it, one after it.
@@ -28,7 +28,7 @@ def train_sweep(seed: int = 0):
         cfg = ToyModelConfig(n_inst=len(INVERSE_P), n_features=50, d_hidden=10)
         p = 1 / torch.tensor(INVERSE_P)
         model = GeometryModel(cfg, feature_probability=p[:, None], device="cpu")
-        optimize(model, batch_size=256, steps=2_000, lr=1e-2, lr_scale=geometry.warmup_cosine_lr, progress=False)
+        optimize(model, batch_size=256, steps=2_000, lr=1e-2, lr_scale=geometry.five_percent_warmup, progress=False)
     finally:
         torch.set_num_threads(threads)
     W = model.W.detach()

@@ -1,7 +1,7 @@
 """Train the tokenizer and the one-layer GELU transformer that section 6 ships, on the standard library's source.
 
-    python -m utils.train_lm                            # writes utils/artifacts/lm/
-    python -m utils.train_lm --steps 20 --out /tmp/lm   # a smoke test
+    python -m tools.train_lm                            # writes utils/artifacts/lm/
+    python -m tools.train_lm --steps 20 --out /tmp/lm   # a smoke test
 
 Measured for the shipped artifacts: 2010 s in all (1827 s of training, 1000 steps of 24 x 128 tokens),
 on one thread of a 2-core CPU shared with other jobs (load average about 14), Python 3.11.7, torch 2.13.
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import torch
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LM_DIR = ARTIFACTS / "lm"
+from utils.paths import LM_DIR
+
 BOS = "<|endoftext|>"
 EXCLUDED_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__", "lib2to3", "ensurepip"}
 HOLDOUT_MOD = 16
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     save_file({"tokens": held_tokens[pick].to(torch.int16).contiguous()}, out / "eval_tokens.safetensors")
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
-        "command": "python -m utils.train_lm " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m tools.train_lm " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seed": args.seed,
         "steps": args.steps,
         "batch_size": args.batch_size,

@@ -1,8 +1,8 @@
 """Grade learner notebooks: run each headless and report every exercise as passed, failed or not attempted.
 
-    python -m tests.grade                       # every notebook under exercises/
-    python -m tests.grade submissions/ a.ipynb  # folders (searched recursively) and files
-    python -m tests.grade submissions/ --json   # machine-readable
+    python -m tools.grade                       # every notebook under exercises/
+    python -m tools.grade submissions/ a.ipynb  # folders (searched recursively) and files
+    python -m tools.grade submissions/ --json   # machine-readable
 
 Each notebook runs in a fresh kernel with `CURRICULUM_FAST=1`, skipping cells tagged `experiment`
 (training and plots, which no check depends on), and continuing past errors so every exercise gets a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils.notebooks import CHECK_CALL, EXERCISES, execute
+from tools.notebooks import CHECK_CALL, EXERCISES, execute
 
 STATUSES = ("passed", "failed", "not attempted")
 

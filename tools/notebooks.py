@@ -9,8 +9,8 @@ A section's source is `solutions/<section>.py` in jupytext's percent format. It 
   the fence (nbgrader's convention); the exercise notebook gets a `NotImplementedError` stub.
 * A call `tests.<section>.test_<exercise>(...)` is a check; the grader finds exercises by these calls.
 
-`python -m utils.notebooks build` writes `exercises/<section>.ipynb` (no outputs) and
-`solutions/<section>.ipynb` (source only); `python -m utils.notebooks execute` then runs the
+`python -m tools.notebooks build` writes `exercises/<section>.ipynb` (no outputs) and
+`solutions/<section>.ipynb` (source only); `python -m tools.notebooks execute` then runs the
 solution notebooks in place. Nothing else is ever written.
 """
 
@@ -21,7 +21,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -34,16 +33,12 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from utils.install import NOTEBOOK_PACKAGES, REPO_URL, SECTION_PACKAGES
-
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
-SECTION_GLOB = "part*.py"
+from tools.install import NOTEBOOK_PACKAGES, REPO_URL, SECTION_PACKAGES
+from utils.paths import CHECK_CALL, EXERCISES, ROOT, SOLUTIONS, section_names
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MAIN_GUARD = "if MAIN:"
 MAIN_DEFINITION = 'MAIN = __name__ == "__main__"'
-CHECK_CALL = re.compile(r"tests\.(\w+)\.(test_\w+)\(([^()]*)\)")
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 SETUP_CELL_TEMPLATE = f'''\
@@ -51,6 +46,13 @@ SETUP_CELL_TEMPLATE = f'''\
 # (never torch), and makes `utils`, `tests` and `solutions` importable. Safe to re-run.
 import importlib.util, os, subprocess, sys
 from pathlib import Path
+
+
+def run(cmd: list[str]) -> None:  # on failure, show git's or pip's own reason, not just an exit status
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{{' '.join(cmd[:4])}} ... failed:\\n{{(done.stderr or done.stdout)[-3000:]}}")
+
 
 IN_COLAB = "google.colab" in sys.modules
 REPO_URL = os.environ.get("CURRICULUM_REPO_URL", "{REPO_URL}")
@@ -60,19 +62,19 @@ if root is None and os.environ.get("CURRICULUM_ROOT"):  # set by the grader for 
 if root is None and IN_COLAB:
     root = Path("/content/superposition-saes")
     if not root.exists():
-        subprocess.run(["git", "clone", "--depth=1", REPO_URL, str(root)], check=True)
+        run(["git", "clone", "--depth=1", REPO_URL, str(root)])
 if root is None:
     raise RuntimeError("Can't find the curriculum: open this notebook from inside its folder (with plotly_utils.py).")
 missing = [pkg for module, pkg in {{packages!r}}.items() if importlib.util.find_spec(module) is None]
 if missing:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+    run([sys.executable, "-m", "pip", "install", "--quiet", *missing])
 if str(root) not in sys.path:
     sys.path.insert(0, str(root))
 '''
 
 
 def setup_cell(section_name: str) -> str:
-    """The setup cell's code for a section: the common packages plus the section's own (utils.install)."""
+    """The setup cell's code for a section: the common packages plus the section's own (tools.install)."""
     packages = {**NOTEBOOK_PACKAGES, **SECTION_PACKAGES.get(section_name, {})}
     return SETUP_CELL_TEMPLATE.replace("{packages!r}", repr(packages)).rstrip("\n")
 
@@ -95,7 +97,7 @@ class Section:
 
 
 def sections() -> list[Section]:
-    return [Section(p.stem) for p in sorted(SOLUTIONS.glob(SECTION_GLOB))]
+    return [Section(name) for name in section_names()]
 
 
 def section(name: str) -> Section:
@@ -286,11 +288,6 @@ def execute_solutions(names: list[str] | None = None, fast: bool = False) -> dic
             write(done, sec.solution_notebook)
         print(f"executed {sec.name} in {times[sec.name]:.1f}s")
     return times
-
-
-def check_calls(sec: Section) -> list[tuple[str, str, str]]:
-    """(checker module, checker function, argument expression) for every check in a section's source."""
-    return CHECK_CALL.findall(sec.source.read_text(encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import tests.part7_open_problems as checks
+from solutions import part7_open_problems as ref
 from tests.proving import assert_fails, assert_not_done, assert_passes
-from utils import experiments as ex
 
 
 def stub(*args, **kwargs):
@@ -20,14 +20,20 @@ def stub(*args, **kwargs):
 # --------------------------------------------------------------------------------------------
 # generate_features
 # --------------------------------------------------------------------------------------------
+UNIFORM_RANGES = {"uniform": (0.0, 1.0), "uniform_half": (0.5, 1.0), "signed_uniform": (-1.0, 1.0)}
+
+
 def _values(kind, shape, device):
-    return ex.sample_values(kind, shape, device)
+    """Correct values of a kind (written differently from the reference: a range table and uniform_)."""
+    if kind in UNIFORM_RANGES:
+        return torch.empty(shape, device=device).uniform_(*UNIFORM_RANGES[kind])
+    if kind == "discrete":
+        return torch.randint(1, 4, shape, device=device).float()
+    return torch.ones(shape, device=device)  # constant, binary
 
 
 def gen_reference(p, batch_size, values):
-    from solutions.part7_open_problems import generate_features
-
-    return generate_features(p, batch_size, values)
+    return ref.generate_features(p, batch_size, values)
 
 
 def gen_bernoulli(p, batch_size, values):
@@ -39,15 +45,19 @@ def gen_bernoulli(p, batch_size, values):
             v = torch.rand(shape, device=p.device)
         case "uniform_half":
             v = torch.empty(shape, device=p.device).uniform_(0.5, 1.0)
+        case "signed_uniform":
+            v = torch.rand(shape, device=p.device).mul(2).sub(1)
         case "discrete":
             v = torch.randint(1, 4, shape, device=p.device).to(torch.float32)
-        case _:
+        case "constant" | "binary":
             v = torch.ones(shape, device=p.device)
+        case _:
+            raise ValueError(values)
     return v * present
 
 
 def gen_multinomial_discrete(p, batch_size, values):
-    """Discrete values by indexing a table; presence by comparing with 1 - rand."""
+    """Discrete values by indexing a table; presence by comparing with 1 - rand; signs by a coin."""
     shape = (batch_size, *p.shape)
     present = (1 - torch.rand(shape, device=p.device)) <= p
     if values == "discrete":
@@ -57,6 +67,9 @@ def gen_multinomial_discrete(p, batch_size, values):
         v = 1 - 0.5 * torch.rand(shape, device=p.device)
     elif values == "uniform":
         v = torch.rand(shape, device=p.device)
+    elif values == "signed_uniform":
+        sign = torch.randint(0, 2, shape, device=p.device) * 2 - 1
+        v = sign * torch.rand(shape, device=p.device)
     else:
         v = torch.ones(shape, device=p.device)
     return torch.where(present, v, torch.zeros((), device=p.device))
@@ -126,7 +139,61 @@ def gen_bug_first_instance(p, batch_size, values):
 
 
 def gen_bug_float64(p, batch_size, values):
-    return ex.generate_features(p, batch_size, values).double()
+    return ref.generate_features(p, batch_size, values).double()
+
+
+def gen_bug_old_kinds_only(p, batch_size, values):
+    """Written for four kinds: 'binary' and 'signed_uniform' raise."""
+    if values not in ("uniform", "uniform_half", "discrete", "constant"):
+        raise ValueError(f"unknown values {values!r}")
+    return ref.generate_features(p, batch_size, values)
+
+
+def gen_bug_binary_as_uniform(p, batch_size, values):
+    """An if/elif chain whose last branch is U[0, 1], so 'binary' draws uniform values."""
+    kind = "uniform" if values == "binary" else values
+    return ref.generate_features(p, batch_size, kind)
+
+
+def gen_bug_binary_bernoulli_values(p, batch_size, values):
+    """'binary' read as values in {0, 1}: half the present features get 0 and look absent."""
+    shape = (batch_size, *p.shape)
+    v = torch.randint(0, 2, shape).float() if values == "binary" else _values(values, shape, p.device)
+    return torch.where(torch.rand(shape) < p, v, 0.0)
+
+
+def gen_bug_signed_unshifted(p, batch_size, values):
+    """U[0, 2] instead of U[-1, 1]: scaled but not shifted."""
+    shape = (batch_size, *p.shape)
+    v = 2 * torch.rand(shape) if values == "signed_uniform" else _values(values, shape, p.device)
+    return torch.where(torch.rand(shape) < p, v, 0.0)
+
+
+def gen_bug_signed_half_width(p, batch_size, values):
+    """U[-0.5, 0.5]: shifted but not scaled (in range, right mean, wrong spread)."""
+    shape = (batch_size, *p.shape)
+    v = torch.rand(shape) - 0.5 if values == "signed_uniform" else _values(values, shape, p.device)
+    return torch.where(torch.rand(shape) < p, v, 0.0)
+
+
+def gen_bug_signed_negative_only(p, batch_size, values):
+    """U[-1, 0]: only the negative half."""
+    shape = (batch_size, *p.shape)
+    v = -torch.rand(shape) if values == "signed_uniform" else _values(values, shape, p.device)
+    return torch.where(torch.rand(shape) < p, v, 0.0)
+
+
+def gen_bug_signed_as_ones(p, batch_size, values):
+    """A match statement whose default case is 1, so 'signed_uniform' gives constant values."""
+    kind = "constant" if values == "signed_uniform" else values
+    return ref.generate_features(p, batch_size, kind)
+
+
+def gen_bug_signed_reused_draw(p, batch_size, values):
+    shape = (batch_size, *p.shape)
+    r = torch.rand(shape)
+    v = 2 * r - 1 if values == "signed_uniform" else _values(values, shape, p.device)
+    return torch.where(r < p, v, 0.0)
 
 
 @pytest.mark.parametrize("impl", [gen_reference, gen_bernoulli, gen_multinomial_discrete, gen_numpy_style_loop])
@@ -147,10 +214,43 @@ def test_generate_features_accepts(impl):
         (gen_bug_shared_presence, "independence"),
         (gen_bug_first_instance, "presence"),
         (gen_bug_float64, "dtype"),
+        (gen_bug_old_kinds_only, "unknown_kind"),
+        (gen_bug_binary_as_uniform, "binary"),
+        (gen_bug_binary_bernoulli_values, "presence"),
+        (gen_bug_signed_unshifted, "range"),
+        (gen_bug_signed_half_width, "value_spread"),
+        (gen_bug_signed_negative_only, "value_mean"),
+        (gen_bug_signed_as_ones, "not_random"),
+        (gen_bug_signed_reused_draw, "value_mean"),
     ],
 )
 def test_generate_features_rejects(impl, code):
     assert_fails(checks.test_generate_features, impl, code)
+
+
+def test_generate_features_hints_name_the_mistake():
+    err = assert_fails(checks.test_generate_features, gen_bug_old_kinds_only, "unknown_kind")
+    assert "'signed_uniform'" in err.message and "another name for 'constant'" in err.hint
+    err = assert_fails(checks.test_generate_features, gen_bug_binary_bernoulli_values, "presence")
+    assert "p/2" in err.hint
+    for impl in (gen_bug_reused_draw, gen_bug_signed_reused_draw):
+        assert "decided presence" in assert_fails(checks.test_generate_features, impl, "value_mean").hint
+    err = assert_fails(checks.test_generate_features, gen_bug_signed_negative_only, "value_mean")
+    assert "-1 + 2 * torch.rand" in err.hint and "decided presence" not in err.hint
+
+
+def test_generate_features_checks_every_kind_the_lab_uses():
+    from utils.part7_open_problems import VALUE_KINDS
+
+    assert set(checks.KINDS) == set(VALUE_KINDS)
+
+
+def test_generate_features_error_unrelated_to_the_kind_keeps_the_learners_traceback():
+    def buggy(p, batch_size, values):
+        raise ValueError("shapes don't match")
+
+    err = assert_fails(checks.test_generate_features, buggy, "exception")
+    assert "buggy" in err.message
 
 
 def test_generate_features_stub():
@@ -161,9 +261,7 @@ def test_generate_features_stub():
 # compute_target
 # --------------------------------------------------------------------------------------------
 def target_reference(features, target):
-    from solutions.part7_open_problems import compute_target
-
-    return compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_rearrange(features, target):
@@ -199,7 +297,7 @@ def target_min_clamp(features, target):
         return torch.where(
             features.abs().sum(-1) > 0, features.argmax(-1), torch.full_like(features[..., 0], -1).long()
         )
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_view(features, target):
@@ -212,62 +310,62 @@ def target_view(features, target):
         return gate.float()
     if target == "square":
         return features.pow(2)
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_or_sum(features, target):
     if target == "or_pairs":
         return features[..., 0::2] + features[..., 1::2]
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_layout(features, target):
     if target in ("max_pairs", "and_pairs", "or_pairs"):
         half = features.shape[-1] // 2
         return checks._pair_op(features[..., :half], features[..., half:], target)
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_argmax_empty(features, target):
     if target == "argmax":
         return features.argmax(-1)
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_square_abs(features, target):
     if target == "square":
         return features.abs()
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_max_abs(features, target):
     if target == "max_pairs":
         return torch.maximum(features[..., 0::2].abs(), features[..., 1::2].abs())
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_bool(features, target):
     if target == "and_pairs":
         return (features[..., 0::2] != 0) & (features[..., 1::2] != 0)
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_in_place(features, target):
     if target == "abs":
         return features.abs_()
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_argmax_float(features, target):
     if target == "argmax":
         return torch.where(features.ne(0).any(-1), features.argmax(-1), -1).float()
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 def target_bug_argmax_axis(features, target):
     if target == "argmax":
         return torch.where(features.ne(0).any(-2), features.argmax(-2), -1)
-    return ex.compute_target(features, target)
+    return ref.compute_target(features, target)
 
 
 @pytest.mark.parametrize("impl", [target_reference, target_rearrange, target_min_clamp, target_view])
@@ -301,9 +399,7 @@ def test_compute_target_stub():
 # cross_entropy_loss
 # --------------------------------------------------------------------------------------------
 def ce_reference(logits, labels, importance):
-    from solutions.part7_open_problems import cross_entropy_loss
-
-    return cross_entropy_loss(logits, labels, importance)
+    return ref.cross_entropy_loss(logits, labels, importance)
 
 
 def ce_functional(logits, labels, importance):
@@ -394,9 +490,7 @@ def test_cross_entropy_stub():
 # basis_alignment
 # --------------------------------------------------------------------------------------------
 def align_reference(W):
-    from solutions.part7_open_problems import basis_alignment
-
-    return basis_alignment(W)
+    return ref.basis_alignment(W)
 
 
 def align_normalise_first(W):
@@ -467,9 +561,9 @@ def test_basis_alignment_stub():
 def test_every_checker_passes_the_reference():
     """Each checker accepts the reference (their speed is measured by `make bench`, not asserted here)."""
     for check, impl in [
-        (checks.test_generate_features, ex.generate_features),
-        (checks.test_compute_target, ex.compute_target),
-        (checks.test_cross_entropy_loss, ex.cross_entropy_loss),
-        (checks.test_basis_alignment, ex.basis_alignment),
+        (checks.test_generate_features, ref.generate_features),
+        (checks.test_compute_target, ref.compute_target),
+        (checks.test_cross_entropy_loss, ref.cross_entropy_loss),
+        (checks.test_basis_alignment, ref.basis_alignment),
     ]:
         assert_passes(check, impl)

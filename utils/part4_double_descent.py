@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from plotly_utils import show_or_return, to_numpy
 from utils.device import get_device
+from utils.schedules import warmup_cosine_lr
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,13 +150,6 @@ def sparse_unit_rows(
     norm_sq = torch.zeros(n_rows).index_add_(0, row, val * val)
     val = val / norm_sq[row].sqrt()
     return SparseRows(n_rows, n_features, row.to(device), col.to(device), val.to(device))
-
-
-def warmup_cosine(step: int, steps: int, warmup_steps: int) -> float:
-    """Linear warm-up from 0 to 1 over `warmup_steps`, then half a cosine from 1 to 0."""
-    if step < warmup_steps:
-        return step / warmup_steps
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
 
 
 def gram_dimensionality(vectors: Float[Tensor, "inst n d"]) -> Float[Tensor, "inst n"]:
@@ -346,7 +340,7 @@ def _train_sweep(cfg: SweepConfig, device: torch.device, progress: bool) -> Swee
     history = []
     bar = tqdm(range(cfg.steps), disable=not progress, mininterval=10.0, desc=f"training {cfg.n_inst} models")
     for step in bar:
-        opt.param_groups[0]["lr"] = cfg.lr * warmup_cosine(step, cfg.steps, cfg.warmup_steps)
+        opt.param_groups[0]["lr"] = cfg.lr * warmup_cosine_lr(step, cfg.steps, cfg.warmup_steps)
         log = step % log_every == 0 or step == cfg.steps - 1
         Wb.grad, losses = sweep_loss_and_grad(Wb.detach(), data, buffer, want_loss=log)
         opt.step()

@@ -8,13 +8,18 @@ import torch
 import torch.nn.functional as F
 
 import tests.part1_superposition as checks
-from solutions.part1_superposition import ToyModel
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel, ToyModelConfig
 from tests.proving import assert_fails, assert_not_done, assert_passes
 
 
 def variant(**methods) -> type:
-    """A ToyModel subclass with some methods replaced."""
+    """A ToyModel subclass with some methods replaced (built with `type`, so the methods are its own)."""
     return type("Variant", (ToyModel,), methods)
+
+
+def corr_variant(**methods) -> type:
+    """A CorrelatedToyModel subclass with some methods replaced."""
+    return type("CorrelatedVariant", (CorrelatedToyModel,), methods)
 
 
 def stub(self, *args, **kwargs):
@@ -250,7 +255,7 @@ def unc_ignores_p(self, n, p):
     return (torch.rand(n, *q.shape, device=q.device) < q) * torch.rand(n, *q.shape, device=q.device)
 
 
-@pytest.mark.parametrize("impl", [ToyModel, variant(generate_uncorrelated_features=unc_from_batch)])
+@pytest.mark.parametrize("impl", [CorrelatedToyModel, corr_variant(generate_uncorrelated_features=unc_from_batch)])
 def test_uncorrelated_accepts(impl):
     assert_passes(checks.test_generate_uncorrelated_features, impl)
 
@@ -264,13 +269,13 @@ def test_uncorrelated_accepts(impl):
     ],
 )
 def test_uncorrelated_rejects(impl, code):
-    assert_fails(checks.test_generate_uncorrelated_features, variant(generate_uncorrelated_features=impl), code)
+    assert_fails(checks.test_generate_uncorrelated_features, corr_variant(generate_uncorrelated_features=impl), code)
 
 
 def test_generator_ignoring_its_p_argument_is_told_so():
     err = assert_fails(
         checks.test_generate_uncorrelated_features,
-        variant(generate_uncorrelated_features=unc_ignores_p),
+        corr_variant(generate_uncorrelated_features=unc_ignores_p),
         "presence_probability",
     )
     assert "passed in as `p`" in err.hint
@@ -407,7 +412,11 @@ def corr_constant(self, n, p):
 
 
 @pytest.mark.parametrize(
-    "impl", [ToyModel, *[variant(generate_correlated_features=f) for f in (corr_bernoulli, corr_stack, corr_loop)]]
+    "impl",
+    [
+        CorrelatedToyModel,
+        *[corr_variant(generate_correlated_features=f) for f in (corr_bernoulli, corr_stack, corr_loop)],
+    ],
 )
 def test_correlated_accepts(impl):
     assert_passes(checks.test_generate_correlated_features, impl)
@@ -425,7 +434,7 @@ def test_correlated_accepts(impl):
     ],
 )
 def test_correlated_rejects(impl, code):
-    assert_fails(checks.test_generate_correlated_features, variant(generate_correlated_features=impl), code)
+    assert_fails(checks.test_generate_correlated_features, corr_variant(generate_correlated_features=impl), code)
 
 
 def anti_disjoint_intervals(self, n, p):
@@ -486,8 +495,11 @@ def anti_shared_over_instances(self, n, p):
 @pytest.mark.parametrize(
     "impl",
     [
-        ToyModel,
-        *[variant(generate_anticorrelated_features=f) for f in (anti_disjoint_intervals, anti_categorical, anti_loop)],
+        CorrelatedToyModel,
+        *[
+            corr_variant(generate_anticorrelated_features=f)
+            for f in (anti_disjoint_intervals, anti_categorical, anti_loop)
+        ],
     ],
 )
 def test_anticorrelated_accepts(impl):
@@ -505,13 +517,15 @@ def test_anticorrelated_accepts(impl):
     ],
 )
 def test_anticorrelated_rejects(impl, code):
-    assert_fails(checks.test_generate_anticorrelated_features, variant(generate_anticorrelated_features=impl), code)
+    assert_fails(
+        checks.test_generate_anticorrelated_features, corr_variant(generate_anticorrelated_features=impl), code
+    )
 
 
 def test_anticorrelated_hint_names_p_times_one_minus_p():
     err = assert_fails(
         checks.test_generate_anticorrelated_features,
-        variant(generate_anticorrelated_features=anti_second_p_one_minus_p),
+        corr_variant(generate_anticorrelated_features=anti_second_p_one_minus_p),
         "presence_probability",
     )
     assert "p(1 - p)" in err.hint
@@ -629,7 +643,9 @@ def comb_batch_axis_cat(self, n):
     )
 
 
-@pytest.mark.parametrize("impl", [ToyModel, *[variant(generate_batch=f) for f in (comb_inline, comb_split, comb_list)]])
+@pytest.mark.parametrize(
+    "impl", [CorrelatedToyModel, *[corr_variant(generate_batch=f) for f in (comb_inline, comb_split, comb_list)]]
+)
 def test_combined_accepts(impl):
     assert_passes(checks.test_generate_combined_batch, impl)
 
@@ -645,34 +661,66 @@ def test_combined_accepts(impl):
     ],
 )
 def test_combined_rejects(impl, code):
-    assert_fails(checks.test_generate_combined_batch, variant(generate_batch=impl), code)
+    assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=impl), code)
 
 
 # --------------------------------------------------------------------------------------------
 # Stubs, wrong arguments, and the learner's RNG
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("check", "method"),
+    ("check", "make", "method"),
     [
-        (checks.test_forward, "forward"),
-        (checks.test_generate_batch, "generate_batch"),
-        (checks.test_calculate_loss, "calculate_loss"),
-        (checks.test_generate_correlated_features, "generate_correlated_features"),
-        (checks.test_generate_anticorrelated_features, "generate_anticorrelated_features"),
-        (checks.test_generate_uncorrelated_features, "generate_uncorrelated_features"),
-        (checks.test_generate_combined_batch, "generate_batch"),
+        (checks.test_forward, variant, "forward"),
+        (checks.test_generate_batch, variant, "generate_batch"),
+        (checks.test_calculate_loss, variant, "calculate_loss"),
+        (checks.test_generate_correlated_features, corr_variant, "generate_correlated_features"),
+        (checks.test_generate_anticorrelated_features, corr_variant, "generate_anticorrelated_features"),
+        (checks.test_generate_uncorrelated_features, corr_variant, "generate_uncorrelated_features"),
+        (checks.test_generate_combined_batch, corr_variant, "generate_batch"),
     ],
 )
-def test_stub_is_not_done(check, method):
-    err = assert_not_done(check, variant(**{method: stub}))
+def test_stub_is_not_done(check, make, method):
+    err = assert_not_done(check, make(**{method: stub}))
     assert len(str(err).splitlines()) == 1
 
 
 def test_passing_an_instance_instead_of_the_class():
-    from solutions.part1_superposition import ToyModelConfig
-
     instance = ToyModel(ToyModelConfig(n_inst=1), device="cpu")
     assert_fails(checks.test_forward, instance, "not_class")
+    instance = CorrelatedToyModel(ToyModelConfig(n_inst=1), device="cpu")
+    err = assert_fails(checks.test_generate_correlated_features, instance, "not_class")
+    assert "CorrelatedToyModel" in err.hint
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        checks.test_generate_correlated_features,
+        checks.test_generate_anticorrelated_features,
+        checks.test_generate_uncorrelated_features,
+        checks.test_generate_combined_batch,
+    ],
+)
+def test_passing_toy_model_to_a_correlated_check_names_the_subclass(check):
+    """The generators live in CorrelatedToyModel; ToyModel (exercises 1-3) has none of them."""
+    err = assert_fails(check, ToyModel, "missing_method")
+    assert "CorrelatedToyModel" in err.hint
+
+
+def test_toy_model_keeps_its_own_generate_batch():
+    """No method is attached after a class body: ToyModel's generate_batch is exercise 2's, for every later section."""
+    for cls in (ToyModel, CorrelatedToyModel):
+        for name, member in vars(cls).items():
+            if callable(member) and hasattr(member, "__qualname__"):
+                assert member.__qualname__ == f"{cls.__name__}.{name}", (cls, name, member.__qualname__)
+    assert not any(hasattr(ToyModel, name) for name in checks.GENERATORS)
+    cfg = ToyModelConfig(n_inst=2, n_features=4, d_hidden=2, n_correlated_pairs=2)
+    torch.manual_seed(0)
+    plain = ToyModel(cfg, feature_probability=0.5, device="cpu").generate_batch(2_000)
+    torch.manual_seed(0)
+    paired = CorrelatedToyModel(cfg, feature_probability=0.5, device="cpu").generate_batch(2_000)
+    assert not torch.equal(plain[..., 0] != 0, plain[..., 1] != 0)  # independent features in ToyModel
+    assert torch.equal(paired[..., 0] != 0, paired[..., 1] != 0)  # correlated pairs in the subclass
 
 
 def test_checker_leaves_the_learners_rng_alone():

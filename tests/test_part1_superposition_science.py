@@ -13,17 +13,18 @@ import math
 import pytest
 import torch
 
-from solutions.part1_superposition import ToyModel, ToyModelConfig
-from utils.training import cosine_decay_lr, optimize
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel, ToyModelConfig
+from utils.schedules import cosine_decay_lr
+from utils.training import optimize
 
 pytestmark = pytest.mark.slow
 N_INST = 8
 
 
-def train(cfg: ToyModelConfig, feature_probability, importance=1.0) -> torch.Tensor:
+def train(cfg: ToyModelConfig, feature_probability, importance=1.0, model_class: type = ToyModel) -> torch.Tensor:
     """2000 Adam steps of batch 512, lr 1e-2 with cosine decay: the smallest budget at which the counts below held."""
     torch.manual_seed(0)
-    model = ToyModel(cfg, feature_probability, importance, device="cpu")
+    model = model_class(cfg, feature_probability, importance, device="cpu")
     optimize(model, batch_size=512, steps=2_000, lr=1e-2, lr_scale=cosine_decay_lr, progress=False)
     return model.W.detach()
 
@@ -72,7 +73,7 @@ def test_sparse_features_form_a_pentagon(five_in_two):
 
 def test_anticorrelated_pairs_go_antipodal():
     cfg = ToyModelConfig(n_inst=N_INST, n_features=4, d_hidden=2, n_anticorrelated_pairs=2)
-    cos = pair_cosines(train(cfg, 0.4))
+    cos = pair_cosines(train(cfg, 0.4, model_class=CorrelatedToyModel))
     # Measured at p = 0.4: 6 of 8 instances put both pairs at cosine -1.00; the other two form a square
     # with each pair orthogonal, a local minimum that is far more common at p = 0.1 (3 of 6 there),
     # where antipodal placement of *unrelated* features is almost as cheap.
@@ -81,6 +82,6 @@ def test_anticorrelated_pairs_go_antipodal():
 
 def test_correlated_pairs_go_orthogonal():
     cfg = ToyModelConfig(n_inst=N_INST, n_features=4, d_hidden=2, n_correlated_pairs=2)
-    cos = pair_cosines(train(cfg, 0.05))
+    cos = pair_cosines(train(cfg, 0.05, model_class=CorrelatedToyModel))
     # Measured at p = 0.05: 8 of 8 instances have |cosine| <= 0.01 within both pairs.
     assert (cos.abs() < 0.15).all(1).sum() >= 6, f"cosines within pairs:\n{cos}"

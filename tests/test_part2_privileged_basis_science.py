@@ -12,8 +12,9 @@ import torch
 
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
-from utils import neurons
-from utils.training import cosine_decay_lr, optimize
+from utils import part2_privileged_basis as neurons
+from utils.schedules import cosine_decay_lr
+from utils.training import optimize
 
 # Four dense-ish instances (half the features on in each example) and four sparse ones (1 in 100).
 PROBABILITY = torch.tensor([0.5] * 4 + [0.01] * 4)

@@ -12,11 +12,13 @@ import platform
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from utils import lm
-from utils.train_lm import LM_DIR, fingerprint, stdlib_files, stdlib_root
+from utils import part6_lm_saes as figures
+from utils.paths import ARTIFACTS, LM_DIR, SAE_DIR
 
-SAE_MANIFEST = lm.SAE_DIR / "manifest.json"
+SAE_MANIFEST = SAE_DIR / "manifest.json"
 LM_MANIFEST = LM_DIR / "manifest.json"
 
 
@@ -34,7 +36,7 @@ def sae():
     return lm.load_sae(device="cpu")
 
 
-@pytest.mark.parametrize("folder", [LM_DIR, lm.SAE_DIR], ids=["lm", "sae"])
+@pytest.mark.parametrize("folder", [LM_DIR, SAE_DIR], ids=["lm", "sae"])
 def test_files_match_their_recorded_hashes(folder):
     recorded = _manifest(folder / "manifest.json")["sha256"]
     on_disk = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -44,7 +46,7 @@ def test_files_match_their_recorded_hashes(folder):
 
 
 def test_artifacts_stay_small():
-    total = sum(p.stat().st_size for p in lm.ARTIFACTS.rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in ARTIFACTS.rglob("*") if p.is_file())
     assert total < 5_000_000, f"the artifacts take {total / 1e6:.1f} MB; the repository budget is a few MB"
 
 
@@ -57,6 +59,8 @@ def test_training_data_fingerprint_is_reproducible_here():
     data = _manifest(LM_MANIFEST)["data"]
     if platform.python_version() != data["python"]:
         pytest.skip(f"artifacts were built from Python {data['python']}'s stdlib, this is {platform.python_version()}")
+    from tools.train_lm import fingerprint, stdlib_files, stdlib_root  # tools are imported where used
+
     root = stdlib_root()
     files = stdlib_files(root)
     assert len(files) == data["n_files"]
@@ -68,7 +72,7 @@ def test_model_loads_offline_and_beats_the_ngram_baselines(model):
     tokens = lm.load_eval_tokens("cpu")
     with torch.no_grad():
         loss = sum(model(batch, return_type="loss").item() for batch in tokens.split(128)) / len(tokens.split(128))
-    # The loaded model reproduces the clean loss that solutions.train_lm_sae measured on the same shipped rows
+    # The loaded model reproduces the clean loss that tools.train_lm_sae measured on the same shipped rows
     # (float32 on CPU: only the order of operations can differ).
     assert loss == pytest.approx(_manifest(SAE_MANIFEST)["metrics_on_shipped_eval_tokens"]["ce_clean"], rel=1e-4)
     # The claim the section makes: a real model, clearly better than counting bigrams (all held-out files).
@@ -84,7 +88,7 @@ def test_tokenizer_round_trips_python_source(model):
 
 
 def test_sae_metrics_match_the_manifest(model, sae):
-    from solutions.train_lm_sae import sae_metrics
+    from tools.train_lm_sae import sae_metrics
 
     recorded = _manifest(SAE_MANIFEST)["metrics_on_shipped_eval_tokens"]
     measured = sae_metrics(model, sae, lm.load_eval_tokens("cpu"))
@@ -99,7 +103,7 @@ def test_sae_metrics_match_the_manifest(model, sae):
 
 def test_saelens_loads_the_shipped_sae(sae):
     sae_lens = pytest.importorskip("sae_lens")
-    loaded = sae_lens.SAE.load_from_disk(str(lm.SAE_DIR), device="cpu")
+    loaded = sae_lens.SAE.load_from_disk(str(SAE_DIR), device="cpu")
     for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
         torch.testing.assert_close(getattr(loaded, name).detach().float(), getattr(sae, name).detach())
     assert loaded.cfg.metadata.hook_name == sae.hook_name == "blocks.0.mlp.hook_post"
@@ -137,6 +141,7 @@ def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="sae_id"):
         lm.load_sae(release="gpt2-small-mlp-tm")  # checked before any network access
     (tmp_path / "cfg.json").write_text(json.dumps({"architecture": "topk", "metadata": {"hook_name": "x"}}))
+    save_file({"W_enc": torch.zeros(3, 4)}, str(tmp_path / "sae_weights.safetensors"))
     with pytest.raises(ValueError, match="topk"):
         lm.load_sae(tmp_path)
     with pytest.raises(ValueError, match="inconsistent"):
@@ -146,7 +151,7 @@ def test_bad_input_gives_clear_errors(tmp_path):
 def test_max_activating_html_is_offline_and_escaped(model):
     tokens = model.to_tokens('x = "<b>" + y\n', prepend_bos=True)
     acts = torch.linspace(0, 1, tokens.shape[1])[None]
-    markup = lm.max_activating_html(model.tokenizer, tokens, acts, [0], [tokens.shape[1] - 1], title="t")
+    markup = figures.max_activating_html(model.tokenizer, tokens, acts, [0], [tokens.shape[1] - 1], title="t")
     assert "<script" not in markup and "http" not in markup, "the HTML must render offline, with no scripts"
     assert "&lt;" in markup and "&gt;" in markup and "<b>" not in markup
     assert "⏎" in markup and "outline" in markup

@@ -6,7 +6,6 @@ return a plotly Figure and show it unless `show=False`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from plotly_utils import show_or_return, to_numpy
+from utils.schedules import warmup_cosine_lr
 
 # Dimensionalities of the configurations features settle into (see the notebook): a feature alone in
 # a dimension (1), tetrahedron (3/4), triangle (2/3), antipodal pair (1/2), pentagon (2/5),
@@ -23,12 +23,9 @@ from plotly_utils import show_or_return, to_numpy
 STICKY_FRACTIONS: dict[str, float] = {"1": 1.0, "3/4": 3 / 4, "2/3": 2 / 3, "1/2": 1 / 2, "2/5": 2 / 5, "3/8": 3 / 8}
 
 
-def warmup_cosine_lr(step: int, steps: int, warmup: float = 0.05) -> float:
-    """Linear warm-up over the first `warmup` fraction of training, then half a cosine down to 0."""
-    n_warm = max(1, int(warmup * steps))
-    if step < n_warm:
-        return (step + 1) / n_warm
-    return 0.5 * (1 + math.cos(math.pi * (step - n_warm) / max(1, steps - n_warm)))
+def five_percent_warmup(step: int, steps: int) -> float:
+    """The schedule this section trains with: `warmup_cosine_lr` with the first 5% of the steps as warm-up."""
+    return warmup_cosine_lr(step, steps, warmup_steps=max(1, steps // 20))
 
 
 def nearest_sticky_fraction(D: Tensor, fractions: Sequence[float] | None = None) -> tuple[Tensor, Tensor]:

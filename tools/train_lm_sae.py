@@ -1,7 +1,7 @@
 """Train the SAE that section 6 ships, on the MLP activations of the shipped one-layer model.
 
-    python -m solutions.train_lm_sae --sparsity-coeff 2e-3  # writes utils/artifacts/sae/ (the shipped SAE)
-    python -m solutions.train_lm_sae --steps 20 --out /tmp/sae   # a smoke test
+    python -m tools.train_lm_sae --sparsity-coeff 2e-3  # writes utils/artifacts/sae/ (the shipped SAE)
+    python -m tools.train_lm_sae --steps 20 --out /tmp/sae   # a smoke test
 
 Measured for the shipped SAE (2000 steps of 512 activations, d_sae 1024, sparsity coefficient 2e-3):
 349 s in all, 240 s of training, on one thread of a shared 2-core CPU. On the shipped held-out tokens:
@@ -12,7 +12,7 @@ L0 32.8, fraction of variance explained 0.771, 117 dead and 33 dense (> 10%) lat
 The SAE is section 5's: ``ToySAE`` from ``solutions/part5_toy_saes.py`` with one instance, trained by
 ``utils.sae_training.train_sae`` (Adam, advanced resampling of dead latents). Its ``generate_batch`` is
 replaced by sampling from a buffer of ``blocks.0.mlp.hook_post`` activations of the shipped model on
-training sequences of the standard library (the same files, tokenizer and split as ``utils.train_lm``;
+training sequences of the standard library (the same files, tokenizer and split as ``tools.train_lm``;
 the BOS position is left out, its activations are outliers). The result is written in SAELens's on-disk
 format (``cfg.json`` + ``sae_weights.safetensors``, decoder rows unit norm) with ``manifest.json``:
 the command, seed, data description, hashes and the metrics measured on the shipped held-out tokens
@@ -30,11 +30,13 @@ import hashlib
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from utils.lm import LM_DIR, LMSAE, SAE_DIR, hook_activations, load_eval_tokens, load_model, save_sae
+from utils.lm import LMSAE, hook_activations, load_eval_tokens, load_model, save_sae
+from utils.paths import LM_DIR, SAE_DIR
 
 HOOK = "blocks.0.mlp.hook_post"
 SEED = 0
@@ -96,7 +98,7 @@ def refresh_config(out: Path) -> None:
 
 def activation_buffer(model, n_seq: int, seed: int) -> torch.Tensor:
     """hook_post activations [n_tokens, d_mlp] (float16, BOS position dropped) on random training sequences."""
-    from utils.train_lm import split_texts, to_sequences
+    from tools.train_lm import split_texts, to_sequences
 
     train_texts, _, _ = split_texts()
     seqs = to_sequences(train_texts, model.tokenizer, model.cfg.n_ctx)
@@ -109,7 +111,7 @@ def activation_buffer(model, n_seq: int, seed: int) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=SAE_DIR)
-    parser.add_argument("--lm", type=Path, default=LM_DIR, help="the folder written by utils.train_lm")
+    parser.add_argument("--lm", type=Path, default=LM_DIR, help="the folder written by tools.train_lm")
     parser.add_argument("--d-sae", type=int, default=1024)
     parser.add_argument("--sparsity-coeff", type=float, default=2e-3)
     parser.add_argument(
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     # Section 5's SAE and training loop (see the module docstring for why the import is here).
-    from solutions.part5_toy_saes import ToySAE, ToySAEConfig
+    from solutions.part5_toy_saes import ToySAE, ToySAEConfig, resample_advanced
     from utils.sae_training import train_sae
 
     t0 = time.time()
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         log_freq=100,
-        resample_method="advanced",
+        resampler=partial(resample_advanced, batch_size=args.batch_size),
         resample_freq=1000,
         resample_window=250,
         resample_scale=0.2,
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = sae_metrics(model, shipped, load_eval_tokens("cpu", path=args.lm))
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
-        "command": "python -m solutions.train_lm_sae " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m tools.train_lm_sae " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seed": args.seed,
         "sae": "section 5 ToySAE (ReLU, untied, L1 penalty) trained by utils.sae_training.train_sae",
         "d_sae": args.d_sae,

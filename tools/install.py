@@ -1,7 +1,7 @@
 """Install what the curriculum needs into the current Python, without multi-GB CUDA wheels on a CPU machine.
 
-    python -m utils.install          # notebooks + tests
-    python -m utils.install --lab    # also JupyterLab
+    python -m tools.install          # notebooks + tests
+    python -m tools.install --lab    # also JupyterLab
 
 torch is handled first and separately, because a plain `pip install torch` on Linux pulls the CUDA
 build (several GB) even where there is no GPU:
@@ -17,15 +17,29 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from utils.paths import ROOT
+
 TORCH_CPU_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-REPO_URL = "https://github.com/superposition-saes/superposition-saes"
+
+
+
+def repository_url() -> str:
+    """The repository the notebooks' setup cell clones in Colab: `[project.urls] Repository` in pyproject.toml,
+    the one place it is configured (a fork changes it there and runs `make notebooks`; a learner can also set
+    CURRICULUM_REPO_URL before running the setup cell)."""
+    match = re.search(r'^Repository\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit("pyproject.toml has no [project.urls] Repository = \"...\" line")
+    return match.group(1)
+
+
+REPO_URL = repository_url()
 
 # import name -> pip name: what the notebooks' setup cell installs when missing (torch never).
 NOTEBOOK_PACKAGES = {
@@ -35,13 +49,18 @@ NOTEBOOK_PACKAGES = {
     "pandas": "pandas",
     "tqdm": "tqdm",
     "nbformat": "nbformat",
-    "transformer_lens": "transformer_lens<4",  # 4.x has no HookedTransformer
+}
+# The language-model stack, only for the sections that import it (a large install in Colab).
+LM_PACKAGES = {
+    "transformer_lens": "transformer_lens>=2.16,<4",  # 4.x has no HookedTransformer
     "safetensors": "safetensors",
     "tokenizers": "tokenizers",
 }
-# Extra packages only one section's notebook needs (kept out of the others: sae-lens is a large install).
+# Extra packages only some sections' notebooks need (sae-lens pulls TransformerLens and much more).
 SECTION_PACKAGES = {
     "part5b_absorption": {"sae_lens": "sae-lens>=6,<7"},
+    "part6_lm_saes": LM_PACKAGES,
+    "part6b_circuits": {**LM_PACKAGES, "sae_lens": "sae-lens>=6,<7"},
 }
 
 

@@ -7,7 +7,7 @@ import torch
 
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel, compute_dimensionality
-from utils import double_descent as dd
+from utils import part4_double_descent as dd
 
 
 def _sparse_blocks(data: torch.Tensor) -> list[dd.SparseRows]:

@@ -1,7 +1,7 @@
 """Time every solution notebook end to end and every checker on the reference; write bench.md and the README table.
 
-    python -m tests.bench                       # everything (what `make bench` runs)
-    python -m tests.bench part1 --no-notebooks  # only part 1's checkers
+    python -m tools.bench                       # everything (what `make bench` runs)
+    python -m tools.bench part1 --no-notebooks  # only part 1's checkers
 
 Notebooks run in a fresh kernel exactly as a learner's "Run all" would (full step counts), on the
 device `utils.device.get_device()` picks. Checkers are timed on the CPU on their second call: the first
@@ -24,8 +24,9 @@ from datetime import date
 import nbformat
 import torch
 
+from tools.notebooks import build, execute, section, sections
 from utils.device import get_device
-from utils.notebooks import ROOT, build, check_calls, execute, section, sections
+from utils.paths import ROOT, check_calls
 
 BENCH_FILE = ROOT / "bench.md"
 BENCH_JSON = ROOT / "bench.json"
@@ -38,7 +39,8 @@ LIMITS = {
     "part2_privileged_basis": 120,
     "part3_feature_geometry": 180,
     "part4_double_descent": 480,
-    "part5_toy_saes": 480,
+    "part5_toy_saes": 300,
+    "part5a_sae_architectures": 480,
     "part5b_absorption": 360,
     "part6_lm_saes": 300,
     "part7_open_problems": 360,
@@ -60,7 +62,7 @@ def time_checkers(name: str) -> list[tuple[str, float]]:
     sec = section(name)
     reference = importlib.import_module(f"solutions.{sec.name}")
     rows = []
-    for module, func, arg in check_calls(sec):
+    for module, func, arg in check_calls(sec.name):
         checker = getattr(importlib.import_module(f"tests.{module}"), func)
         impl = eval(arg, vars(reference)) if arg.strip() else None
         checker(impl, device="cpu")  # warm-up: one-off imports and model loading

@@ -1,9 +1,9 @@
-"""Figures for sparse autoencoders on toy models (section 5).
+"""Section 5's given figures: SAE directions animated over training, and how often each latent fires.
 
 Every helper takes tensors, never modifies them (all go through `plotly_utils.to_numpy`, which copies),
 shows the figure and returns None, or returns it without showing when `show=False`. Saved with
 `plotly_utils.save_html`, the figures (animations included) work offline. The toy model's feature
-directions alone are drawn with the shared `utils.plotting.plot_features_in_2d`.
+directions alone are drawn with the shared `utils.part1_superposition.plot_features_in_2d`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from plotly_utils import show_or_return, to_numpy
+from plotly_utils import as_array, show_or_return
 
-_LATENT_COLORS = qualitative.Plotly + qualitative.D3
-
-
-def _np(x: Any) -> np.ndarray:
-    return np.asarray(to_numpy(x), dtype=float)
-
-
-def _finish(fig: go.Figure, show: bool) -> go.Figure | None:
-    """Show the figure and return None, or (show=False) return it: never both (a shown and returned
-    figure would be displayed twice at the end of a notebook cell)."""
-    return show_or_return(fig, show)
+LATENT_COLORS = qualitative.Plotly + qualitative.D3
 
 
 def _square_axes(fig: go.Figure, n_panels: int, lim: float) -> None:
@@ -56,11 +46,15 @@ def animate_sae_directions(
     W_features: [inst 2 feats]; h: [batch inst 2]; W_dec_frames: [frames inst d_sae 2] (or a list of
     [inst d_sae 2]); W_enc: [frames inst 2 d_sae] (or a list); frame_steps: the training step of each frame.
     """
-    W_f, h_np = _np(W_features), _np(h)
-    dec = _np(np.stack([_np(w) for w in W_dec_frames])) if isinstance(W_dec_frames, list) else _np(W_dec_frames)
+    W_f, h_np = as_array(W_features), as_array(h)
+    dec = (
+        as_array(np.stack([as_array(w) for w in W_dec_frames]))
+        if isinstance(W_dec_frames, list)
+        else as_array(W_dec_frames)
+    )
     enc = None
     if W_enc is not None:
-        enc = _np(np.stack([_np(w) for w in W_enc])) if isinstance(W_enc, list) else _np(W_enc)
+        enc = as_array(np.stack([as_array(w) for w in W_enc])) if isinstance(W_enc, list) else as_array(W_enc)
     if dec.ndim != 4 or dec.shape[-1] != 2:
         raise ValueError(f"W_dec_frames should be [frames inst d_sae 2], got {dec.shape}")
     if len(frame_steps) != dec.shape[0]:
@@ -73,7 +67,7 @@ def animate_sae_directions(
         traces = []
         for k in insts:
             for j in range(d_sae):
-                color = _LATENT_COLORS[j % len(_LATENT_COLORS)]
+                color = LATENT_COLORS[j % len(LATENT_COLORS)]
                 traces.append(
                     go.Scatter(
                         x=[0, dec[f, k, j, 0]],
@@ -184,7 +178,7 @@ def animate_sae_directions(
         template="simple_white",
         legend=dict(font=dict(size=10)),
     )
-    return _finish(fig, show)
+    return show_or_return(fig, show)
 
 
 def plot_frac_active(
@@ -200,7 +194,7 @@ def plot_frac_active(
 
     A dashed line marks the true feature probability; dotted vertical lines mark resampling steps.
     """
-    fa = _np(frac_active)
+    fa = as_array(frac_active)
     if fa.ndim != 3:
         raise ValueError(f"frac_active should be [n_logs inst d_sae], got {fa.shape}")
     insts = list(instances) if instances is not None else list(range(min(4, fa.shape[1])))
@@ -215,7 +209,7 @@ def plot_frac_active(
                     mode="lines",
                     name=f"latent {j}",
                     legendgroup=str(j),
-                    line=dict(color=_LATENT_COLORS[j % len(_LATENT_COLORS)]),
+                    line=dict(color=LATENT_COLORS[j % len(LATENT_COLORS)]),
                     showlegend=col == 1,
                 ),
                 row=1,
@@ -234,110 +228,4 @@ def plot_frac_active(
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="fraction of examples active", col=1)
     fig.update_layout(title=title, height=360, width=260 * len(insts) + 160, template="simple_white")
-    return _finish(fig, show)
-
-
-def plot_shrinkage(
-    results: dict[str, tuple[Any, Any]],
-    title: str = "Shrinkage: reconstructed vs true feature magnitude",
-    show: bool = True,
-) -> go.Figure | None:
-    """For each architecture, {name: (true magnitude [n], reconstructed magnitude along the feature [n])}.
-
-    Points below the diagonal are shrunk. Each architecture also gets its least-squares slope in the legend.
-    """
-    fig = go.Figure()
-    top = 0.0
-    for i, (name, (true, rec)) in enumerate(results.items()):
-        t, r = _np(true).ravel(), _np(rec).ravel()
-        slope = float((t * r).sum() / max((t * t).sum(), 1e-12))
-        top = max(top, float(t.max(initial=0)), float(r.max(initial=0)))
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=r,
-                mode="markers",
-                marker=dict(size=4, opacity=0.5, color=_LATENT_COLORS[i % len(_LATENT_COLORS)]),
-                name=f"{name} (slope {slope:.2f})",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, top], y=[0, top], mode="lines", line=dict(dash="dash", color="black"), name="no shrinkage (y = x)"
-        )
-    )
-    fig.update_layout(
-        title=title,
-        xaxis_title="true feature value",
-        yaxis_title="reconstructed value along the feature",
-        height=450,
-        width=620,
-        template="simple_white",
-    )
-    return _finish(fig, show)
-
-
-def plot_frontier(
-    results: dict[str, tuple[Any, Any]],
-    labels: dict[str, Sequence[str]] | None = None,
-    title: str = "L0 vs reconstruction across architectures",
-    show: bool = True,
-) -> go.Figure | None:
-    """{architecture: (L0 [n], fraction of variance unexplained [n])}: a line per architecture, sorted by L0."""
-    fig = go.Figure()
-    for i, (name, (l0, fvu)) in enumerate(results.items()):
-        x, y = _np(l0).ravel(), _np(fvu).ravel()
-        order = np.argsort(x)
-        text = [list(labels[name])[j] for j in order] if labels and name in labels else None
-        fig.add_trace(
-            go.Scatter(
-                x=x[order],
-                y=y[order],
-                mode="lines+markers",
-                name=name,
-                text=text,
-                line=dict(color=_LATENT_COLORS[i % len(_LATENT_COLORS)]),
-                hovertemplate="%{text}<br>L0 %{x:.3f}<br>FVU %{y:.4f}<extra></extra>" if text else None,
-            )
-        )
-    fig.update_layout(
-        title=title,
-        xaxis_title="L0 (mean active latents per example)",
-        yaxis_title="fraction of variance unexplained (lower is better)",
-        yaxis_type="log",
-        height=450,
-        width=650,
-        template="simple_white",
-    )
-    return _finish(fig, show)
-
-
-def plot_feature_recovery(
-    recovery: dict[str, Any],
-    title: str = "Feature recovery: best cosine between each feature and a decoder row",
-    show: bool = True,
-) -> go.Figure | None:
-    """{architecture: [inst feats] best cosines}: one heatmap row block per architecture (rows = instances)."""
-    names = list(recovery)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
-    for col, name in enumerate(names, start=1):
-        r = _np(recovery[name])
-        fig.add_trace(
-            go.Heatmap(
-                z=r,
-                zmin=0,
-                zmax=1,
-                colorscale="Viridis",
-                showscale=col == len(names),
-                colorbar=dict(title="cosine"),
-                text=np.round(r, 2),
-                texttemplate="%{text}",
-                hovertemplate="instance %{y}, feature %{x}: %{z:.3f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(title_text="feature", dtick=1, row=1, col=col)
-    fig.update_yaxes(title_text="instance", autorange="reversed", dtick=1, col=1)
-    fig.update_layout(title=title, height=380, width=230 * len(names) + 160, template="simple_white")
-    return _finish(fig, show)
+    return show_or_return(fig, show)

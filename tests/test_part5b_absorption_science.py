@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import solutions.part5b_absorption as P
-from utils.hierarchy import HierarchyConfig, cooccurrence, feature_labels, parent_latent_firing
+from utils.part5b_absorption import HierarchyConfig, cooccurrence, feature_labels, parent_latent_firing
 
 _TRAINED: dict[str, tuple] = {}
 
@@ -89,11 +89,12 @@ def test_hierarchy_config_and_helpers() -> None:
 
 def test_plot_helpers_show_or_return(monkeypatch: pytest.MonkeyPatch) -> None:
     import plotly.graph_objects as go
+    import plotly.io
 
-    from utils import absorption_plots
+    from utils import part5b_absorption as absorption_plots
 
     shown: list[go.Figure] = []
-    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shown.append(self))
+    monkeypatch.setattr(plotly.io, "show", lambda fig, *a, **k: shown.append(fig))  # what Figure.show calls
     cos = torch.rand(8, 8)
     calls = [
         lambda show: absorption_plots.plot_cooccurrence(torch.rand(8, 8), [str(i) for i in range(8)], show=show),

@@ -1,26 +1,31 @@
-"""The lab's API (utils/experiments.py): it is the section 1 and 2 models, each option changes what it
-claims to and nothing else, it is seeded, and short trainings reproduce the section's findings."""
+"""The lab's API (utils/part7_open_problems.py), built with the section's reference functions: it is the
+section 1 and 2 models, each option changes what it claims to and nothing else, it is seeded, it runs the
+functions it is given, and short trainings reproduce the section's findings."""
 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from solutions import part7_open_problems as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests.checking import bernstein_tolerance
-from utils import experiments as ex
-from utils import experiments_plots as plots
-from utils.experiments import ExperimentConfig, ExperimentModel
+from utils import part7_open_problems as lab
+from utils import part7_open_problems as plots
+from utils.part7_open_problems import ExperimentConfig, ExperimentModel, LabFunctions
 
 DELTA = 1e-7  # failure probability per statistical assertion (Bernstein bound, see tests/checking.py)
+FUNCTIONS = LabFunctions(ref.generate_features, ref.compute_target, ref.cross_entropy_loss)
 
 
 def _model(seed: int = 0, p: float | torch.Tensor = 0.3, importance: float | torch.Tensor = 1.0, **options):
     cfg = ExperimentConfig(**{"n_inst": 3, "n_features": 6, "d_hidden": 3, **options})
-    model = ExperimentModel(cfg, p, importance, device="cpu", seed=seed)
+    model = ExperimentModel(cfg, FUNCTIONS, p, importance, device="cpu", seed=seed)
     with torch.no_grad():  # non-zero biases so every term matters
         model.b_final.copy_(torch.randn(model.b_final.shape, generator=torch.Generator().manual_seed(seed + 1)) * 0.3)
         if model.b_hidden is not None:
@@ -160,7 +165,7 @@ def test_values_change_only_the_values_not_the_presence():
         ("signed_uniform", (-1.0, 1.0), 0.0),
     ]:
         torch.manual_seed(0)
-        batch = ex.generate_features(p, n, kind)
+        batch = ref.generate_features(p, n, kind)
         masks[kind] = batch != 0
         values = batch[batch != 0]
         assert support[0] <= values.min() and values.max() <= support[1], kind
@@ -185,17 +190,19 @@ def test_targets_change_only_the_loss():
         expected = {"abs": batch.abs(), "square": batch**2}[target]
         torch.testing.assert_close(model.target(batch), expected)
         torch.testing.assert_close(
-            model.calculate_loss(model(batch), batch), ex.weighted_mse(model(batch), expected, model.importance)
+            model.calculate_loss(model(batch), batch), lab.weighted_mse(model(batch), expected, model.importance)
         )
     pairs = _model(target="max_pairs", tied=False)
     assert pairs(batch).shape == (64, 3, 3) and pairs.importance.shape == (3, 3)
     binary = (batch != 0).float()
-    torch.testing.assert_close(ex.compute_target(binary, "and_pairs"), binary[..., 0::2] * binary[..., 1::2])
+    torch.testing.assert_close(ref.compute_target(binary, "and_pairs"), binary[..., 0::2] * binary[..., 1::2])
     torch.testing.assert_close(
-        ex.compute_target(binary, "or_pairs"), torch.maximum(binary[..., 0::2], binary[..., 1::2])
+        ref.compute_target(binary, "or_pairs"), torch.maximum(binary[..., 0::2], binary[..., 1::2])
     )
-    torch.testing.assert_close(ex.compute_target(batch, "max_pairs"), torch.maximum(batch[..., 0::2], batch[..., 1::2]))
-    labels = ex.compute_target(batch, "argmax")
+    torch.testing.assert_close(
+        ref.compute_target(batch, "max_pairs"), torch.maximum(batch[..., 0::2], batch[..., 1::2])
+    )
+    labels = ref.compute_target(batch, "argmax")
     assert labels.dtype == torch.int64 and ((labels == -1) == (batch == 0).all(-1)).all()
 
 
@@ -203,7 +210,7 @@ def test_cross_entropy_loss_option():
     model = _model(target="argmax", loss="cross_entropy", output_activation=None, importance=torch.linspace(0.5, 2, 6))
     batch = model.generate_batch(512)
     logits = model(batch)
-    labels = ex.compute_target(batch, "argmax")
+    labels = ref.compute_target(batch, "argmax")
     expected = 0.0
     for k in range(3):
         valid = labels[:, k] != -1
@@ -236,35 +243,98 @@ def test_bad_options_give_clear_errors(options, message):
 def test_bad_probability_and_importance_shapes():
     cfg = ExperimentConfig(n_inst=2, n_features=4)
     with pytest.raises(ValueError, match="feature_probability"):
-        ExperimentModel(cfg, torch.ones(3), device="cpu")
+        ExperimentModel(cfg, FUNCTIONS, torch.ones(3), device="cpu")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        ExperimentModel(cfg, 1.5, device="cpu")
+        ExperimentModel(cfg, FUNCTIONS, 1.5, device="cpu")
     with pytest.raises(ValueError, match="importance"):
-        ExperimentModel(cfg, 0.5, torch.ones(2, 3), device="cpu")
+        ExperimentModel(cfg, FUNCTIONS, 0.5, torch.ones(2, 3), device="cpu")
+    with pytest.raises(TypeError, match="LabFunctions"):
+        ExperimentModel(cfg, 0.5, device="cpu")  # the functions forgotten
 
 
 def test_run_experiment_is_seeded_and_leaves_the_global_rng_alone():
     cfg = ExperimentConfig(n_inst=2, n_features=4, d_hidden=2)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = ex.run_experiment(cfg, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=3)
+    a = lab.run_experiment(cfg, FUNCTIONS, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=3)
     assert torch.equal(torch.get_rng_state(), state)
-    b = ex.run_experiment(cfg, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=3)
-    c = ex.run_experiment(cfg, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=4)
+    b = lab.run_experiment(cfg, FUNCTIONS, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=3)
+    c = lab.run_experiment(cfg, FUNCTIONS, 0.2, steps=20, batch_size=64, device="cpu", progress=False, seed=4)
     assert torch.equal(a.W, b.W) and not torch.equal(a.W, c.W)
     assert len(a.losses) == 2  # steps 0 and 19 with log_freq 100
+
+
+def test_the_lab_runs_the_functions_it_is_given():
+    """Batches, targets and the cross-entropy loss all come from `functions`: editing them changes the run."""
+    calls = []
+
+    def doubled(p, batch_size, values):
+        calls.append("generate_features")
+        return 2 * ref.generate_features(p, batch_size, values)
+
+    def negated(features, target):
+        calls.append("compute_target")
+        return -ref.compute_target(features, target)
+
+    def scaled_ce(logits, labels, importance):
+        calls.append("cross_entropy_loss")
+        return 3 * ref.cross_entropy_loss(logits, labels, importance)
+
+    cfg = ExperimentConfig(n_inst=2, n_features=4, d_hidden=2)
+    model = ExperimentModel(cfg, LabFunctions(doubled, negated, ref.cross_entropy_loss), 0.5, device="cpu", seed=0)
+    torch.manual_seed(0)
+    batch = model.generate_batch(1000)
+    assert batch.max() > 1.5 and calls == ["generate_features"]  # values 2 U[0, 1]
+    torch.testing.assert_close(model.target(batch), -batch)
+    ce_cfg = ExperimentConfig(n_inst=2, n_features=4, output_activation=None, target="argmax", loss="cross_entropy")
+    plain = ExperimentModel(ce_cfg, FUNCTIONS, 0.5, device="cpu", seed=0)
+    tripled = ExperimentModel(ce_cfg, FUNCTIONS._replace(cross_entropy_loss=scaled_ce), 0.5, device="cpu", seed=0)
+    batch = plain.generate_batch(256)
+    torch.testing.assert_close(
+        tripled.calculate_loss(tripled(batch), batch), 3 * plain.calculate_loss(plain(batch), batch)
+    )
+    torch.testing.assert_close(tripled.evaluate(batch_size=500)["loss"], 3 * plain.evaluate(batch_size=500)["loss"])
+    # evaluate's per-instance losses are the loss of each instance alone, and sum to the loss
+    loss, per_inst = (
+        plain.calculate_loss(plain(batch), batch),
+        lab._per_instance(ref.cross_entropy_loss, plain(batch), plain.target(batch), plain.importance),
+    )
+    torch.testing.assert_close(per_inst.sum(), loss)
+
+
+def test_the_sections_run_experiment_looks_up_the_functions_when_called(monkeypatch):
+    """Re-running an edited exercise cell rebinds the name; the next experiment must use the new function."""
+    cfg = ExperimentConfig(n_inst=2, n_features=4, d_hidden=2)
+    before = ref.run_experiment(cfg, 0.3, steps=5, batch_size=32, device="cpu", progress=False)
+    assert before.functions == FUNCTIONS
+    original = ref.generate_features
+    edited = lambda p, batch_size, values: 0 * original(p, batch_size, values)
+    monkeypatch.setattr(ref, "generate_features", edited)
+    after = ref.run_experiment(cfg, 0.3, steps=5, batch_size=32, device="cpu", progress=False)
+    assert after.functions.generate_features is edited
+    assert not after.generate_batch(10).any()
+
+
+def test_the_lab_defines_no_exercise_answers():
+    """One definition of each answer, in the section's source; the lab imports no section code."""
+    for name in ("generate_features", "sample_values", "compute_target", "cross_entropy_loss", "basis_alignment"):
+        assert not hasattr(lab, name), name
+    source = Path(lab.__file__).read_text(encoding="utf-8")
+    assert "import solutions" not in source and "from solutions" not in source and "from tests" not in source
+    assert not re.search(r"^NO_LABEL\s*=", Path(ref.__file__).read_text(encoding="utf-8"), re.M)  # given by the lab
+    assert ref.NO_LABEL == lab.NO_LABEL == -1
 
 
 def test_metrics():
     W = torch.zeros(1, 3, 3)
     W[0, :, 0] = torch.tensor([0.0, -2.0, 0.0])
     W[0, :, 1] = torch.tensor([1.0, 1.0, 1.0])
-    torch.testing.assert_close(ex.basis_alignment(W), torch.tensor([[1.0, 1 / math.sqrt(3), 0.0]]))
-    torch.testing.assert_close(ex.neurons_per_feature(W)[0, :2], torch.tensor([1.0, 3.0]))
-    torch.testing.assert_close(ex.n_represented(W), torch.tensor([2.0]))
+    torch.testing.assert_close(ref.basis_alignment(W), torch.tensor([[1.0, 1 / math.sqrt(3), 0.0]]))
+    torch.testing.assert_close(lab.neurons_per_feature(W)[0, :2], torch.tensor([1.0, 3.0]))
+    torch.testing.assert_close(lab.n_represented(W), torch.tensor([2.0]))
     # mean of max(|cos|, |sin|) for a uniform angle is 2√2/π; 100k draws: standard error < 0.0002
-    assert abs(ex.random_alignment_baseline(2) - 2 * math.sqrt(2) / math.pi) < 2e-3
-    probability = ex.two_class_probability(5, 2, 0.3, 0.01)
+    assert abs(lab.random_alignment_baseline(ref.basis_alignment, 2) - 2 * math.sqrt(2) / math.pi) < 2e-3
+    probability = lab.two_class_probability(5, 2, 0.3, 0.01)
     assert probability.tolist() == pytest.approx([0.3, 0.3, 0.01, 0.01, 0.01])
 
 
@@ -306,7 +376,7 @@ def test_abs_is_solved_by_two_neurons_but_square_is_not():
             values="signed_uniform",
             target=target,
         )
-        model = ex.run_experiment(cfg, 1.0, steps=800, batch_size=256, lr=1e-2, device="cpu", progress=False)
+        model = ref.run_experiment(cfg, 1.0, steps=800, batch_size=256, lr=1e-2, device="cpu", progress=False)
         best[target] = model.evaluate(batch_size=4000)["loss"].min().item()
     assert best["abs"] < 1e-4 < best["square"], best
 
@@ -322,7 +392,7 @@ def test_dropout_pushes_features_off_the_neuron_axes():
     means = []
     for q in (0.0, 0.3):
         cfg = ExperimentConfig(n_inst=8, n_features=8, d_hidden=4, dropout=q)
-        model = ex.run_experiment(cfg, 0.1, steps=1000, batch_size=512, device="cpu", progress=False)
+        model = ref.run_experiment(cfg, 0.1, steps=1000, batch_size=512, device="cpu", progress=False)
         W = model.W.detach()
-        means.append(ex.basis_alignment(W)[W.norm(dim=1) > 0.5].mean().item())
+        means.append(ref.basis_alignment(W)[W.norm(dim=1) > 0.5].mean().item())
     assert means[1] < means[0] - 0.07, means
