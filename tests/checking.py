@@ -8,8 +8,10 @@ The decorator gives every checker the same contract:
 * an exception inside the learner's code is named first, with a traceback of the learner's frames only;
 * a failed expectation raises :class:`CheckFailed` with a message, a hint and a short ``code``
   (the pytest suite asserts on the code, so hints can be reworded freely);
-* success prints one line;
-* when the grader sets ``CURRICULUM_GRADE_LOG``, each outcome is appended there as a JSON line.
+* success prints one line.
+
+The grader (tools/grade.py) records nothing from here: it calls each checker itself and reads what it
+returns or raises.
 
 In a notebook the exceptions render as a short red message instead of a traceback wall
 (IPython calls ``_render_traceback_`` when an exception defines it).
@@ -18,9 +20,7 @@ In a notebook the exceptions render as a short red message instead of a tracebac
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
 import random
 import sys
 import traceback
@@ -31,10 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-
 from utils.device import get_device
 
-GRADE_LOG_ENV = "CURRICULUM_GRADE_LOG"
 CHECK_SEED = 1234
 _TESTS_DIR = Path(__file__).resolve().parent
 _RED, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
@@ -89,8 +87,6 @@ def checker(exercise: str) -> Callable:
     """Turn ``fn(impl, device)`` into a learner-facing checker for ``exercise``."""
 
     def decorate(fn: Callable) -> Callable:
-        section = fn.__module__.rsplit(".", 1)[-1]
-
         @functools.wraps(fn)
         def run(impl: Any = None, device: str | torch.device | None = None) -> None:
             device = torch.device(device) if device is not None else get_device()
@@ -99,19 +95,15 @@ def checker(exercise: str) -> Callable:
                     detail = fn(impl, device)
             except CheckOutcome as outcome:
                 outcome.exercise = exercise
-                _record(section, fn.__name__, exercise, outcome)
                 raise outcome.with_traceback(None) from None
             except NotImplementedError as err:
                 outcome = NotDone(f"not implemented yet ({_raised_by(err)} raises NotImplementedError)")
                 outcome.exercise = exercise
-                _record(section, fn.__name__, exercise, outcome)
                 raise outcome from None
             except Exception as err:  # an error in the learner's code, or on their output
                 outcome = _describe_error(err)
                 outcome.exercise = exercise
-                _record(section, fn.__name__, exercise, outcome)
                 raise outcome from None
-            _record(section, fn.__name__, exercise, None)
             suffix = f" {_DIM}({detail}){_RESET}" if isinstance(detail, str) and detail else ""
             print(f"{_GREEN}✅ {exercise}: passed{_RESET}{suffix}")
 
@@ -140,19 +132,6 @@ class seeded:
         self._fork.__exit__(*exc)
         np.random.set_state(self._np)
         random.setstate(self._py)
-
-
-def _record(section: str, check: str, exercise: str, outcome: CheckOutcome | None) -> None:
-    """Append the outcome to the grader's log (when the grader set one); `check` is the checker's function name."""
-    path = os.environ.get(GRADE_LOG_ENV)
-    if not path:
-        return
-    row = {"section": section, "check": check, "exercise": exercise, "status": "passed", "message": ""}
-    if outcome is not None:
-        row["status"] = "not attempted" if isinstance(outcome, NotDone) else "failed"
-        row["message"] = outcome.text()
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def _is_learner_frame(filename: str) -> bool:

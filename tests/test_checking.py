@@ -1,15 +1,13 @@
-"""The checker framework itself: outcomes, messages, seeding, statistics, the grade log."""
+"""The checker framework itself: outcomes, messages, seeding, statistics."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
 
 from tests.checking import (
-    GRADE_LOG_ENV,
     CheckFailed,
     NotDone,
     bernstein_tolerance,
@@ -112,14 +110,3 @@ def test_checker_seeds_and_restores_rng():
     torch.manual_seed(5)
     check_demo(lambda d: torch.rand(100))
     assert torch.equal(torch.rand(1), a), "the learner's RNG state is left alone"
-
-
-def test_grade_log(tmp_path, monkeypatch):
-    log = tmp_path / "log.jsonl"
-    monkeypatch.setenv(GRADE_LOG_ENV, str(log))
-    check_demo(lambda d: None)
-    with pytest.raises(NotDone):
-        check_demo(lambda d: (_ for _ in ()).throw(NotImplementedError()))
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [r["status"] for r in rows] == ["passed", "not attempted"]
-    assert rows[0]["section"] == "test_checking" and rows[0]["exercise"] == "demo" and rows[0]["check"] == "check_demo"
