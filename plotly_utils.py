@@ -3,6 +3,11 @@
 Each takes tensors, arrays or lists (never modifying them) and forwards extra keyword arguments to
 plotly express. Every figure helper in the curriculum follows one convention: it shows the figure and
 returns None, or with `show=False` returns the figure (to change or save it) without showing it.
+
+What makes a figure readable is enforced here once for every figure drawn through these helpers: a fixed
+colour range is widened to cover the data (a clipped range makes different panels look the same), figures are
+at most MAX_WIDTH pixels wide, and reference lines (`hline`, `vline`) always have a visible width (the
+`simple_white` template draws shapes with width 0).
 Figures render offline: plotly.js is bundled with the `plotly` package, and `save_html` embeds it
 rather than pointing at a CDN.
 """
@@ -18,6 +23,8 @@ import plotly.graph_objects as go
 import torch
 
 _LAYOUT_KEYS = ("title", "height", "width", "template", "showlegend")
+MAX_WIDTH = 1000  # pixels: wider figures overflow a notebook column
+REFERENCE_LINE = {"line_width": 1.5, "line_dash": "dot", "line_color": "grey"}
 
 
 def to_numpy(x: Any) -> Any:
@@ -46,8 +53,40 @@ def show_or_return(fig: go.Figure, show: bool = True) -> go.Figure | None:
 
 
 def _finish(fig: go.Figure, kwargs_layout: dict, show: bool) -> go.Figure | None:
-    fig.update_layout(**{k: v for k, v in kwargs_layout.items() if v is not None})
+    layout = {k: v for k, v in kwargs_layout.items() if v is not None}
+    if layout.get("width") is not None:
+        layout["width"] = min(int(layout["width"]), MAX_WIDTH)
+    fig.update_layout(**layout)
     return show_or_return(fig, show)
+
+
+def covering_range(data: Any, low: float | None, high: float | None, symmetric: bool = False) -> tuple[float, float]:
+    """A colour or axis range that contains every finite value of `data`: (low, high) widened where the data spill over.
+
+    `symmetric` keeps the range centred on 0 (for diverging colour scales, so 0 stays white).
+    """
+    values = np.asarray(to_numpy(data), dtype=float)
+    values = values[np.isfinite(values)]
+    lo = float(values.min()) if values.size else 0.0
+    hi = float(values.max()) if values.size else 1.0
+    low = lo if low is None else min(low, lo)
+    high = hi if high is None else max(high, hi)
+    if symmetric:
+        high = max(abs(low), abs(high))
+        low = -high
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def hline(fig: go.Figure, y: float, **kwargs: Any) -> go.Figure:
+    """A horizontal reference line that is visible in every template (a dotted grey line 1.5 px wide by default)."""
+    fig.add_hline(y=y, **{**REFERENCE_LINE, **kwargs})
+    return fig
+
+
+def vline(fig: go.Figure, x: float, **kwargs: Any) -> go.Figure:
+    """A vertical reference line that is visible in every template (a dotted grey line 1.5 px wide by default)."""
+    fig.add_vline(x=x, **{**REFERENCE_LINE, **kwargs})
+    return fig
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
@@ -56,12 +95,22 @@ def _split(kwargs: dict) -> tuple[dict, dict]:
 
 
 def imshow(x: Any, show: bool = True, facet_labels: list[str] | None = None, **kwargs: Any) -> go.Figure | None:
-    """Heatmap of a 2D (or, with facet_col, 3D) array; diverging colours centred on 0 by default."""
+    """Heatmap of a 2D (or, with facet_col, 3D) array; diverging colours centred on 0 by default.
+
+    One colour range for all facets (so they can be compared), covering the data: a `zmin`/`zmax` that would clip
+    some values is widened to include them.
+    """
     kwargs, layout = _split(kwargs)
     kwargs.setdefault("color_continuous_scale", "RdBu")
-    if kwargs["color_continuous_scale"] == "RdBu":
-        kwargs.setdefault("color_continuous_midpoint", 0.0)
-    fig = px.imshow(to_numpy(x), **kwargs)
+    data = to_numpy(x)
+    diverging = kwargs["color_continuous_scale"] == "RdBu"
+    if diverging:
+        kwargs.pop("color_continuous_midpoint", None)  # the symmetric range below centres it on 0
+    if diverging or "zmin" in kwargs or "zmax" in kwargs:
+        kwargs["zmin"], kwargs["zmax"] = covering_range(
+            data, kwargs.get("zmin"), kwargs.get("zmax"), symmetric=diverging
+        )
+    fig = px.imshow(data, **kwargs)
     if facet_labels is not None:
         # plotly names facet titles "facet_col=<index>" but does not list them in index order
         for annotation in fig.layout.annotations:

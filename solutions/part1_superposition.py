@@ -35,7 +35,14 @@ from torch import Tensor, nn
 
 from plotly_utils import imshow, line
 from utils.device import get_device, notebook_device
-from utils.part1_superposition import plot_feature_norms_and_superposition, plot_features_in_2d
+from utils.part1_superposition import (
+    feature_norms_and_superposition,
+    geometry_2d,
+    pair_geometry,
+    plot_feature_norms_and_superposition,
+    plot_features_in_2d,
+    plot_pair_geometry,
+)
 from utils.runtime import steps
 from utils.schedules import constant_lr, cosine_decay_lr, linear_lr
 from utils.training import optimize
@@ -298,10 +305,9 @@ if MAIN:
 # ### Reading the first figure: $W^\top W$
 #
 # Entry $(i, j)$ of $W^\top W$ is the dot product $W_i \cdot W_j$. The diagonal says how strongly
-# each feature is represented (1 means fully); off-diagonal entries are interference. A dense model
-# shows two bright diagonal entries and nothing else: it keeps the two most important features on
-# orthogonal directions and drops the rest. As features get sparser, more of the diagonal lights up
-# and off-diagonal entries appear: features now share dimensions.
+# each feature is represented (1 means fully); off-diagonal entries are interference. The printout
+# under the figure counts, for each probability, the features with $\lVert W_i \rVert^2 \ge 0.5$ and
+# the largest interference $|W_i \cdot W_j|$ between two of them.
 
 # %%
 if MAIN:
@@ -310,20 +316,31 @@ if MAIN:
         WtW,
         facet_col=0,
         facet_col_wrap=5,
-        facet_labels=[f"p = {p:.3f}" for p in feature_probability],
+        facet_labels=[f"1 - S = {p:.3f}" for p in feature_probability],
         title="WᵀW per instance (diagonal: representation, off-diagonal: interference)",
-        zmin=-1,
-        zmax=1,
-        height=420,
+        labels={"x": "feature j", "y": "feature i", "color": "Wᵢ·Wⱼ"},
+        height=440,
     )
+    for p, M in zip(feature_probability, WtW.cpu(), strict=True):
+        kept = M.diagonal() >= 0.5
+        off = (M - torch.diag(M.diagonal()))[kept][:, kept].abs()
+        print(
+            f"1 - S = {p:.3f}: features {kept.nonzero().flatten().tolist()} represented, "
+            f"largest interference between them {off.max():.2f}"
+        )
+
+# %% [markdown]
+# The dense model keeps two features, the most important ones, with no interference between them
+# (orthogonal directions), and drops the rest. As features get sparser, more of the diagonal lights up
+# and the off-diagonal entries grow: the represented features now share dimensions.
 
 # %% [markdown]
 # ### Features as directions in 2D
 #
 # Since the hidden space has two dimensions, we can draw each column $W_i$ as an arrow. Colour
-# shows importance (darker = more important). Watch the sequence from left to right: two orthogonal
-# arrows (dense), then an antipodal pair added, and finally all five features arranged as a
-# pentagon, 72° apart, when features are very sparse.
+# shows importance (darker = more important), and every panel has the same axes. The printout counts
+# what to look for in each panel: the features kept (norm at least 0.5), the orthogonal and antipodal
+# pairs among them ($W_j \approx -W_i$), and how evenly the kept arrows are spread around the circle.
 
 # %%
 if MAIN:
@@ -333,6 +350,19 @@ if MAIN:
         titles=[f"1 - S = {p:.3f}" for p in feature_probability],
         title="Each feature's direction Wᵢ in the hidden space",
     )
+    for p, g in zip(feature_probability, geometry_2d(W), strict=True):
+        spacing = (
+            f", neighbours {360 / len(g['kept']):.0f}° ± {g['spacing_error']:.0f}° apart" if len(g["kept"]) > 2 else ""
+        )
+        print(
+            f"1 - S = {p:.3f}: kept {g['kept']}: {g['orthogonal_pairs']} orthogonal and "
+            f"{g['antipodal_pairs']} antipodal pair(s){spacing}"
+        )
+
+# %% [markdown]
+# Read the sequence from left to right: two orthogonal arrows (dense), then four features as two
+# antipodal pairs at right angles, and finally all five features spread evenly around the circle,
+# 72° apart: a pentagon.
 
 # %% [markdown]
 # <details><summary>Question: why does the dense model keep exactly two features?</summary>
@@ -381,8 +411,9 @@ if MAIN:
 # * its **superposition** $\sum_{j \ne i} (\hat W_i \cdot W_j)^2$: how much other features leak onto
 #   its direction. 0 means it has a dimension to itself.
 #
-# The bar chart shows both: bar length is the norm, colour is superposition (dark = alone, yellow =
-# shared). Features are sorted by importance, which decays from 1 to about 0.01.
+# The bar chart shows both: bar length is the norm, colour is superposition (dark = alone, bright =
+# shared, on one scale for all panels). Features are sorted by importance, which decays from 1 to
+# about 0.01.
 
 # %%
 if MAIN:
@@ -392,14 +423,24 @@ if MAIN:
     model_nd = ToyModel(cfg_nd, feature_probability_nd[:, None], importance_nd[None, :], device=device)
     model_nd.optimize(batch_size=256, steps=steps(3_000), lr=5e-3, lr_scale=cosine_decay_lr)
     plot_feature_norms_and_superposition(model_nd.W, titles=[f"1 - S = {p:.2f}" for p in feature_probability_nd])
+    norms, superposition = feature_norms_and_superposition(model_nd.W)
+    for p, n, sup in zip(feature_probability_nd, norms, superposition, strict=True):
+        kept = n >= 0.5
+        alone = kept & (sup < 0.1)
+        print(
+            f"1 - S = {p:.2f}: {kept.sum():3d} features represented, {alone.sum():2d} with a dimension to themselves "
+            f"({alone[:20].sum()} of them among the 20 most important)"
+        )
 
 # %% [markdown]
 # <details><summary>Question: what changes from left to right?</summary>
 #
-# Dense: about 20 features (the most important) have norm 1 and no superposition; the rest are
-# dropped. As sparsity grows, more features are represented and the newly added ones are in
-# superposition (coloured), until at high sparsity nearly all 100 features are kept, sharing the 20
-# dimensions. The most important features are the last to give up a dimension of their own.
+# Read it off the printout. Dense: the 20 dimensions go to about 20 features, each alone in its
+# dimension, and those are the most important ones; the rest are dropped. As sparsity grows, more
+# features are represented than there are dimensions, and they share: fewer and fewer keep a
+# dimension to themselves. At the sparsest setting most of the 100 features are represented, and
+# none has a dimension of its own. Features that do keep one are the most important: a dimension
+# to itself is a luxury the model spends on the features whose errors cost most.
 # </details>
 
 # %% [markdown]
@@ -575,30 +616,57 @@ if MAIN:
 # %% [markdown]
 # ### What geometry do correlations produce?
 #
-# Four features in two dimensions, arranged as two correlated pairs (left, $p = 0.05$) or two
-# anticorrelated pairs (right, $p = 0.4$: dense enough that putting *unrelated* features opposite
-# each other would cost something). Colour marks the pair.
-#
-# * Anticorrelated pairs go **antipodal**: they are never on together, so negative interference
-#   costs nothing, and one dimension holds both.
-# * Correlated pairs go **orthogonal** to each other (a local orthogonal basis): when one is on the
-#   other almost always is too, so any overlap would cost on nearly every active example. The model
-#   prefers to keep a pair orthogonal and put the *other* pair in superposition with it, or drop it.
+# Four features in two dimensions, arranged as two correlated pairs ($p = 0.05$) or two
+# anticorrelated pairs ($p = 0.4$: dense enough that putting *unrelated* features opposite each other
+# would cost something). A single trained model can land in a local minimum, so we train 16 instances
+# of each and count how the pairs are placed in all of them. As a control, we train models whose four
+# features are *independent*, at the same two probabilities, and count their "pairs" (features 0-1
+# and 2-3) the same way: what the correlations change is the difference from the control.
 
 # %%
 if MAIN:
-    pair_colors = ["#1f77b4", "#1f77b4", "#d62728", "#d62728"]
-    cfg_c = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_correlated_pairs=2)
+    n_seeds = 16
+    cfg_c = ToyModelConfig(n_inst=n_seeds, n_features=4, d_hidden=2, n_correlated_pairs=2)
     model_c = CorrelatedToyModel(cfg_c, feature_probability=0.05, device=device)
-    model_c.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
-    cfg_a = ToyModelConfig(n_inst=5, n_features=4, d_hidden=2, n_anticorrelated_pairs=2)
+    model_c.optimize(batch_size=512, steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
+    cfg_a = ToyModelConfig(n_inst=n_seeds, n_features=4, d_hidden=2, n_anticorrelated_pairs=2)
     model_a = CorrelatedToyModel(cfg_a, feature_probability=0.4, device=device)
-    model_a.optimize(steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
+    model_a.optimize(batch_size=512, steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
+    # The controls: independent features at the same probabilities, both in one batched model.
+    p_control = torch.tensor([0.05] * n_seeds + [0.4] * n_seeds)[:, None]
+    model_u = ToyModel(ToyModelConfig(n_inst=2 * n_seeds, n_features=4, d_hidden=2), p_control, device=device)
+    model_u.optimize(batch_size=512, steps=steps(2_000), lr=1e-2, lr_scale=cosine_decay_lr)
+    geometry = {
+        "correlated, p = 0.05": pair_geometry(model_c.W),
+        "independent, p = 0.05": pair_geometry(model_u.W[:n_seeds]),
+        "anticorrelated, p = 0.4": pair_geometry(model_a.W),
+        "independent, p = 0.4": pair_geometry(model_u.W[n_seeds:]),
+    }
+    for name, counts in geometry.items():
+        print(f"{name:>24}: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (of {2 * n_seeds} pairs)")
+    plot_pair_geometry(geometry, title=f"How the pairs (features 0-1, 2-3) are placed, over {n_seeds} instances each")
+
+# %% [markdown]
+# Against the control at the same sparsity:
+#
+# * Correlated pairs never go antipodal, where independent features sometimes do: when one feature
+#   of a correlated pair is on, the other almost always is too, so two opposite directions would
+#   cancel on nearly every active example. The pair takes a **local orthogonal basis**.
+# * Anticorrelated pairs go **antipodal** far more often than independent features at the same
+#   probability: they are never on together, so the negative interference of opposite directions
+#   never costs anything, and one dimension holds both.
+#
+# Here are the first three instances of each (colour marks the pair):
+
+# %%
+if MAIN:
     plot_features_in_2d(
         torch.cat([model_c.W[:3], model_a.W[:3]]),
-        colors=pair_colors,
+        colors=["#1f77b4", "#1f77b4", "#d62728", "#d62728"],
+        legend=["pair 0", "pair 0", "pair 1", "pair 1"],
         titles=[f"correlated #{i}" for i in range(3)] + [f"anticorrelated #{i}" for i in range(3)],
-        title="Correlated pairs stay orthogonal; anticorrelated pairs go antipodal",
+        title="Correlated pairs (top) stay orthogonal; anticorrelated pairs (bottom) go antipodal",
+        max_cols=3,
     )
 
 # %% [markdown]
@@ -612,10 +680,14 @@ if MAIN:
 #
 # ## Summary
 #
-# * A model can represent more features than dimensions by giving them overlapping directions.
-# * Sparsity is what makes this pay: interference only costs when features co-occur.
-# * Importance decides which features are kept when not all can be.
-# * The solutions have geometry: orthogonal pairs, antipodal pairs, pentagons; correlations bend it
-#   (correlated → orthogonal, anticorrelated → antipodal).
+# * A model can represent more features than dimensions by giving them overlapping directions: five
+#   features in two dimensions, most of 100 features in 20.
+# * Sparsity is what makes this pay: interference only costs when features co-occur, and the sparser
+#   the features, the more of them are represented.
+# * Importance decides which features are kept when not all can be, and which keep a dimension of
+#   their own.
+# * The solutions have geometry: orthogonal directions when dense, antipodal pairs in between, a
+#   pentagon when sparse. Correlations bend it: against independent features at the same sparsity,
+#   correlated pairs avoid antipodal placement and anticorrelated pairs seek it.
 #
 # Part 2 adds a ReLU to the hidden layer, which privileges the neuron basis.

@@ -123,22 +123,60 @@ if MAIN:
     line(losses, title="Training loss (all instances summed)", labels={"x": "step / 100", "y": "loss"}, log_y=True)
 
 # %% [markdown]
+# ### What "privileged" means, checked
+#
+# Rotate the hidden space of every trained instance by a random orthogonal matrix $R$ (replace $W$ by
+# $RW$). Part 1's model computes $W^\top R^\top R W x = W^\top W x$: exactly the same function. With the
+# hidden ReLU in between, the rotation changes what the model computes, and its loss:
+
+# %%
+if MAIN:
+    with torch.inference_mode():
+        R = torch.linalg.qr(torch.randn(cfg.n_inst, cfg.d_hidden, cfg.d_hidden, device=device)).Q
+        batch = model.generate_batch(10_000)
+        rotated = NeuronModel(cfg, feature_probability[:, None], importance[None, :], device=device)
+        rotated.load_state_dict(model.state_dict())
+        rotated.W.copy_(R @ model.W)
+        as_part1 = ToyModel(cfg, device=device)
+        as_part1.load_state_dict(model.state_dict())
+        part1_out = as_part1(batch)
+        as_part1.W.copy_(R @ model.W)
+        same = torch.allclose(as_part1(batch), part1_out, atol=1e-5)
+        loss, loss_rotated = model.calculate_loss(model(batch), batch), rotated.calculate_loss(rotated(batch), batch)
+    print(f"part 1's model: output unchanged by the rotation: {same}")
+    print(f"NeuronModel: loss {loss.item():.4f} before the rotation, {loss_rotated.item():.4f} after")
+
+# %% [markdown]
 # ### Neuron by feature
 #
 # Each panel below is one instance's $W$: a row per neuron, a column per feature, red for positive
 # weights and blue for negative. Rows are sorted by each neuron's strongest feature, and the label
 # gives the share of the neuron's squared weight that goes to that feature (100% = monosemantic).
-#
-# * **Dense features** (left): five neurons, each reading exactly one of the five most important
-#   features. A clean diagonal: every neuron is monosemantic, and the other five features are dropped.
-# * **Sparse features** (right): neurons read several features each. The model now represents more
-#   features than it has neurons, and the neurons are polysemantic.
+# The printout counts, for every instance, the monosemantic neurons (at least 90% of the squared
+# weight on one feature), the features they read, and the features represented at all
+# ($\lVert W_i \rVert^2 \ge 0.5$).
 
 # %%
 if MAIN:
     shown = [0, 3, 6, 8, 10, 11]
-    neurons.plot_neuron_weights(model.W[shown], titles=[f"1 - S = {feature_probability[k]:.3f}" for k in shown])
+    neurons.plot_neuron_weights(
+        model.W[shown], titles=[f"1 - S = {feature_probability[k]:.3f}" for k in shown], max_cols=3
+    )
+    mono = neurons.neuron_monosemanticity(model.W) >= 0.9
+    top = model.W.detach().abs().argmax(-1).cpu()
+    represented = (model.W.detach() ** 2).sum(1) >= 0.5
+    for k, p in enumerate(feature_probability):
+        print(
+            f"1 - S = {p:.3f}: {int(mono[k].sum())} of {cfg.d_hidden} neurons monosemantic "
+            f"(reading features {sorted(top[k][mono[k].cpu()].tolist())}), "
+            f"{int(represented[k].sum())} features represented"
+        )
 
+# %% [markdown]
+# * **Dense features** (left): each neuron reads one of the most important features, a clean
+#   diagonal of monosemantic neurons, and the other features are dropped.
+# * **Sparse features** (right): neurons read several features each. The model represents more
+#   features than it has neurons, and the neurons are polysemantic.
 # %% [markdown]
 # The same models through part 1's feature lens: bar length is $\lVert W_i\rVert$ (is feature $i$
 # represented?) and colour is how much other features overlap with it. More features get
@@ -334,13 +372,30 @@ if MAIN:
     )
 
 # %% [markdown]
+# How much of each feature does a model compute? The share of the variance of $|x_i|$ that the output
+# explains says it: 1 when $|x_i|$ is computed, about 1/2 when only one sign is
+# ($\mathrm{ReLU}(x)$ alone explains half the variance of $|x|$), 0 when the feature is ignored.
+
+# %%
+if MAIN:
+    explained = neurons.abs_explained(model_abs)
+    pairs = neurons.sign_pairs(model_abs.W1)
+    for k, p in enumerate(probability_abs):
+        print(
+            f"1 - S = {p:.3f}: {int((explained[k] >= 0.8).sum()):2d} features computed, "
+            f"{int((explained[k] >= 0.3).sum()):2d} at least in part (one sign), with {cfg_abs.d_hidden} neurons; "
+            f"± neuron pairs for features {pairs[k]}"
+        )
+
+# %% [markdown]
 # Read the dense panel first: neurons come in pairs for the most important features, one with a
 # positive and one with a negative weight on the same feature. Together they compute
-# $\mathrm{ReLU}(x) + \mathrm{ReLU}(-x) = |x|$. Five features, ten neurons: no superposition.
+# $\mathrm{ReLU}(x) + \mathrm{ReLU}(-x) = |x|$: ten neurons, five features computed, no superposition.
 #
-# As sparsity grows, the pairs break up and single neurons read several features, with weights
-# of either sign. The monosemantic count drops just as for
-# the `NeuronModel`:
+# As sparsity grows, the pairs break up and single neurons read several features, with weights of
+# either sign. The sparsest models (1 - S of 0.03 and below) compute one sign of many features: more
+# features, in part, than they have neurons. That is computation in superposition. The
+# monosemantic count drops just as for the `NeuronModel`:
 
 # %%
 if MAIN:
@@ -395,6 +450,17 @@ if MAIN:
             model_abs.W1[k], model_abs.W2[k], [n], title=f"Instance {k}, neuron {n}: input and output weights"
         )
         neurons.plot_asymmetric_motif(model_abs.W1[k], model_abs.W2[k], model_abs.b_final[k], n, strong, weak)
+        with torch.inference_mode():
+            x = torch.zeros(cfg_abs.n_features, device=device)
+            x[strong] = torch.sign(model_abs.W1[k, n, strong])  # the sign that makes neuron n fire
+            contributions = model_abs.W2[k, weak] * torch.relu(model_abs.W1[k] @ x)
+            others = contributions.sum() - contributions[n]
+            pre = contributions.sum() + model_abs.b_final[k, weak]
+        print(
+            f"only feature {strong} on: neuron {n} adds {contributions[n]:+.2f} to output {weak}, the other neurons "
+            f"{others:+.2f}; with the bias, output {weak}'s pre-activation is {pre:+.2f}, "
+            f"so the ReLU outputs {pre.clamp(min=0):.2f}"
+        )
     else:
         print("no asymmetric neuron in this run (train longer: the fast mode's few steps are not enough)")
 
@@ -417,10 +483,12 @@ if MAIN:
 #
 # ## Summary
 #
-# * A ReLU hidden layer privileges the neuron basis: rotations no longer preserve the function.
+# * A ReLU hidden layer privileges the neuron basis: rotating the hidden space changes the function
+#   (and raises the loss), where part 1's model is unchanged.
 # * With dense features, features get neurons of their own (monosemantic); with sparse features,
 #   neurons take several features each (polysemantic), and the count of monosemantic neurons falls.
-# * Bottleneck superposition stores features; neuron superposition computes them: the |x| model
-#   computes more features than it has neurons.
+# * Bottleneck superposition stores features; neuron superposition computes them: the sparse |x|
+#   models compute (one sign of) more features than they have neurons, the dense one a feature per
+#   pair of neurons.
 # * Asymmetric superposition lets one neuron serve two features, with other neurons inhibiting the
 #   leak that remains.

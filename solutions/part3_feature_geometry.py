@@ -11,12 +11,13 @@
 # Plotting them against sparsity reveals something surprising: the model does not squeeze in
 # features smoothly. It jumps between a few configurations (antipodal pairs, triangles, pentagons,
 # tetrahedra) and *sticks* to each for a range of sparsities, so the dimensionalities cluster at
-# simple fractions like 1/2, 2/3 and 2/5.
+# simple fractions like 1/2, 2/5 and 3/8.
 #
 # **What you will do**
 # 1. Compute dimensions per feature and feature dimensionality.
 # 2. Train a sweep of models over sparsity in one batched run.
-# 3. Find the sticky plateau at 1/2 and the fractions the features settle on.
+# 3. Find the sticky plateau at 1/2, the small polytopes the features form, and the fractions they
+#    settle on.
 #
 # This notebook imports part 1's reference `ToyModel`; you don't need to have finished part 1.
 
@@ -34,6 +35,7 @@ from solutions.part1_superposition import ToyModel, ToyModelConfig
 from utils import part3_feature_geometry as geometry
 from utils.device import notebook_device
 from utils.runtime import steps
+from utils.training import optimize
 
 MAIN = __name__ == "__main__"
 
@@ -151,18 +153,19 @@ if MAIN:
 # %% [markdown]
 # ## The sparsity sweep
 #
-# Fifty features of equal importance in ten dimensions, and twenty instances whose feature
-# probability $p = 1 - S$ runs from 1 down to 1/10 (log-spaced, so $1/(1-S)$ runs from 1 to 10).
-# Equal importance matters: with decaying importance the model would drop the unimportant features
-# first, and we want to see how it packs features it values equally.
+# Fifty features of equal importance in ten dimensions, and 22 instances whose feature probability
+# $p = 1 - S$ runs from 1 down to 1/10, so $1/(1-S)$ runs from 1 to 10. The instances are spaced more
+# densely where the configurations change. Equal importance matters: with decaying importance the
+# model would drop the unimportant features first, and we want to see how it packs features it values
+# equally.
 #
 # Two things keep this fast enough for a laptop CPU:
 #
-# * **Everything in one batched run.** All twenty instances train in the same loop; the cost is
-#   one matrix multiply per step, not twenty training runs.
+# * **Everything in one batched run.** All 22 instances train in the same loop; the cost is one
+#   matrix multiply per step, not 22 training runs.
 # * **A short, well-tuned schedule.** A high learning rate with a short warm-up gets each instance
 #   to its configuration quickly; the cosine decay then lets it settle precisely onto it, which is
-#   what makes the fractions sharp. A constant small learning rate needs several times more steps.
+#   what makes the fractions sharp.
 #
 # We also use a batch generator that draws one random number per entry instead of two: an entry is
 # present when $u < p$, and given that, $u / p$ is uniform on $[0, 1]$. Same distribution as part
@@ -181,19 +184,46 @@ class GeometryModel(ToyModel):
         return torch.where(u < p, u / p, 0.0)
 
 
+def train_geometry_sweep(
+    n_features: int,
+    inverse_p: list[float],
+    n_steps: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[GeometryModel, list[float]]:
+    """One instance per value of 1/(1-S), `n_features` features of equal importance in 10 dimensions.
+
+    Returns the trained model and its loss every 100 steps.
+    """
+    cfg = ToyModelConfig(n_inst=len(inverse_p), n_features=n_features, d_hidden=10)
+    torch.manual_seed(seed)
+    p = 1 / torch.tensor(inverse_p)
+    model = GeometryModel(cfg, feature_probability=p[:, None], device=device)
+    losses = optimize(
+        model, batch_size=256, steps=n_steps, lr=1e-2, lr_scale=geometry.five_percent_warmup, progress=progress
+    )
+    return model, losses
+
+
 if MAIN:
-    cfg = ToyModelConfig(n_inst=20, n_features=50, d_hidden=10)
-    feature_probability = 10 ** -torch.linspace(0, 1, cfg.n_inst)
-    torch.manual_seed(0)
-    model = GeometryModel(cfg, feature_probability=feature_probability[:, None], device=device)
-    losses = model.optimize(batch_size=256, steps=steps(2_000), lr=1e-2, lr_scale=geometry.five_percent_warmup)
+    inverse_p = torch.tensor(geometry.SWEEP_INVERSE_P)
+    model, losses = train_geometry_sweep(50, geometry.SWEEP_INVERSE_P, steps(4_000), device=device)
     line(losses, title="Training loss (all instances summed)", labels={"x": "step / 100", "y": "loss"}, log_y=True)
 
 # %% [markdown]
 # ## Sticky plateaus
 #
-# The black line is $D^*$ for each instance; each blue dot is one feature's $D_i$; the dotted
-# lines are the fractions named above.
+# The black line is $D^*$ for each instance; each blue dot is one feature's $D_i$; the dotted red
+# lines are the fractions named above. Below the figure, one line per instance: its $D^*$, how its
+# represented features ($\lVert W_i\rVert^2 > 0.5$) group together, and how many of them sit within
+# 0.01 of each fraction (a window narrow enough to tell 2/5 from 3/8, which are 0.025 apart).
+#
+# The groups come from the geometry, not from $D_i$: two features belong to the same group when their
+# directions overlap ($|\cos| > 0.25$), and each group is reported with the number of dimensions it
+# spans. An antipodal pair is 2 features in 1 dimension, a triangle 3 in 2, a pentagon 5 in 2, a
+# tetrahedron 4 in 3, a square antiprism 8 in 3; a tangle of overlapping features shows up as one
+# large group.
 
 # %%
 if MAIN:
@@ -201,66 +231,97 @@ if MAIN:
         W = model.W.detach()
         dims_per_feature = dimensions_per_feature(W)
         dimensionality = compute_dimensionality(W)
-    geometry.plot_dimensionality(feature_probability, dims_per_feature, dimensionality)
+    represented = W.pow(2).sum(1) > geometry.REPRESENTED
+    geometry.plot_dimensionality(1 / inverse_p, dims_per_feature, dimensionality)
+    print(geometry.sticky_summary(inverse_p, W, dims_per_feature, dimensionality, represented))
 
 # %% [markdown]
-# Reading the figure from left to right:
+# Reading the figure and the table from left to right:
 #
-# * **Dense** ($1/(1-S) = 1$): $D^* = 1$. The model represents ten features' worth. (With equal
-#   importance and dense features, any ten-dimensional projection is optimal, so the individual
-#   $D_i$ here are not meaningful.)
-# * **The plateau at 1/2.** Over a range of sparsities $D^*$ stays at 1/2 and nearly every feature
-#   sits at $D_i = 1/2$: the model stores 20 features as 10 antipodal pairs, one per dimension.
-#   Sparsity keeps changing, but the configuration doesn't: it is *sticky*.
-# * **Around the plateau** the features move through other configurations, each sticky over a
-#   smaller range: just before it, some features sit at 2/3 (triangles) next to pairs; just after
-#   it, most of an instance's features sit at 2/5 (pentagons), and a little later a group sits at
-#   3/8 (square antiprisms: eight features in three dimensions). In between, an instance mixes
-#   configurations, and its dots spread over several fractions at once. (Tetrahedra, 3/4, did not
-#   show up in our run of this small model; the dotted line shows where they would be.)
-# * **Sparser still**: nearly every feature is represented and $D^*$ heads towards $10/50 = 0.2$,
-#   the least it can be with fifty features of unit norm in ten dimensions.
+# * **Dense** ($1/(1-S)$ from 1 to 1.40): $D^*$ falls from 1 to 0.90, but there is no clean
+#   configuration. Up to 13 features are partly represented ($\lVert W_i\rVert^2$ between 0.5 and 0.8)
+#   and overlap each other; at 1.40 they form one group of 13 features in 10 dimensions. Nine of them
+#   have a dimensionality within 0.01 of 2/3 all the same, without any triangle: a dimensionality near
+#   a fraction is a hint, and the groups say which shape is really there. (With equal importance and
+#   dense features many arrangements are almost equally good, so this region is messy.)
+# * **The first polytopes** (1.55 and 1.65): two triangles (3 features at 120° in a plane, 2/3 each) in
+#   each instance; at 1.65 they sit next to 5 antipodal pairs.
+# * **The plateau at 1/2** (2.0 to 3.2): $D^*$ stays within 0.035 of 1/2 while the sparsity changes by
+#   a factor 1.6, and all 20 represented features sit at 1/2: ten antipodal pairs, one per dimension.
+#   Sparsity keeps changing, but the configuration doesn't: it is *sticky*. (At 1.75 and 1.85 there
+#   are already 9 pairs and one feature alone, but their weights have not reached full length yet.)
+#   At 3.6 and 3.9 the model squeezes in an eleventh pair; eleven pairs don't fit in ten dimensions
+#   orthogonally, so most features drop below 1/2, to about 0.44.
+# * **Pentagons and square antiprisms** (4.2 to 4.8): pairs give way to pentagons (5 features in a
+#   plane, 2/5 each) and square antiprisms (8 features in 3 dimensions, 3/8 each); at 4.8, 17 features
+#   sit within 0.01 of 3/8.
+# * **Sparser still** (5.1 and beyond): one large group spans all ten dimensions, and from 5.5 on no
+#   feature sits at a fraction, until at 8.5 and 10 the 40 represented features share the dimensions
+#   evenly (each $D_i = 0.25 \pm 0.005$: ten dimensions for forty features). $D^*$ heads towards
+#   $10/50 = 0.2$, the least it can be with fifty features of unit norm in ten dimensions.
 #
-# The histogram collects every represented feature ($\lVert W_i\rVert^2 > 0.5$) from every instance:
+# The histogram collects every represented feature from every instance. The tallest bar is the
+# plateau's pairs at 1/2; next to the fractions there are two bars the list above explains without a
+# polytope: about 0.44 (eleven pairs in ten dimensions) and 0.25 (forty features in ten).
 
 # %%
 if MAIN:
-    represented = W.pow(2).sum(1) > 0.5
     geometry.plot_dimensionality_histogram(dimensionality, represented)
-    share = geometry.share_near_sticky(dimensionality, represented, tol=0.03)
-    for k in range(cfg.n_inst):
-        print(
-            f"1/(1-S) = {1 / feature_probability[k]:5.2f}   D* = {dims_per_feature[k]:.3f}   "
-            f"represented: {int(represented[k].sum()):2d}   within 0.03 of a sticky fraction: {share[k]:.0%}"
-        )
 
 # %% [markdown]
 # ### Looking at one configuration
 #
-# $W^\top W$ for an instance on the 1/2 plateau, with features reordered so that partners sit next to
-# each other: each antipodal pair shows as a $2\times2$ block with $+1$ on the diagonal and $-1$ off
-# it, and the blocks are orthogonal to each other.
+# $W^\top W$ for the instance at $1/(1-S) = 1.65$, restricted to its represented features and ordered
+# group by group: each antipodal pair is a $2\times2$ block with $+1$ on the diagonal and $-1$ off it,
+# each triangle a $3\times3$ block with $-1/2$ off the diagonal, and the blocks are (nearly) orthogonal
+# to each other: a *tegum product* of small polytopes.
 
 # %%
 if MAIN:
-    k = int((dims_per_feature - 0.5).abs().argmin())
-    WtW = einops.einsum(W[k], W[k], "d feat_i, d feat_j -> feat_i feat_j")
-    partner = WtW.clone().fill_diagonal_(0).argmin(-1)  # the most negative overlap
-    order = []
-    for i in WtW.diagonal().argsort(descending=True).tolist():
-        if i not in order:
-            order += [i] if int(partner[i]) in order else [i, int(partner[i])]
+    k = geometry.SWEEP_INVERSE_P.index(1.65)
+    blocks = sorted(geometry.feature_blocks(W[k], represented[k]), key=lambda block: len(block[0]))
+    order = [i for group, _ in blocks for i in group]
+    WtW = einops.einsum(W[k][:, order], W[k][:, order], "d feat_i, d feat_j -> feat_i feat_j")
+    bound = max(1.0, float(WtW.abs().max()))
     imshow(
-        WtW[order][:, order],
-        title=f"WᵀW of instance {k} (1/(1-S) = {1 / feature_probability[k]:.2f}), partners adjacent",
-        labels={"x": "feature", "y": "feature"},
-        zmin=-1,
-        zmax=1,
+        WtW,
+        title=f"WᵀW at 1/(1-S) = 1.65: {geometry.describe_blocks(blocks)}",
+        labels={"x": "represented feature, grouped", "y": "represented feature, grouped"},
+        zmin=-bound,
+        zmax=bound,
         height=520,
-        width=560,
+        width=600,
     )
 
 # %% [markdown]
+# ## Room to spare: 13 features in 10 dimensions
+#
+# With fifty features the model never has a dimension to spare, so no feature keeps one to itself.
+# Give it only thirteen features for its ten dimensions and watch what it does with the extra room as
+# the features get sparser.
+
+# %%
+if MAIN:
+    roomy_inverse_p = torch.tensor(geometry.ROOMY_INVERSE_P)
+    roomy, _ = train_geometry_sweep(13, geometry.ROOMY_INVERSE_P, steps(4_000), device=device)
+    with torch.inference_mode():
+        W13 = roomy.W.detach()
+        dims13, dimensionality13 = dimensions_per_feature(W13), compute_dimensionality(W13)
+    represented13 = W13.pow(2).sum(1) > geometry.REPRESENTED
+    geometry.plot_dimensionality(
+        1 / roomy_inverse_p, dims13, dimensionality13, title="13 features in 10 dimensions: dimensionality per feature"
+    )
+    print(geometry.sticky_summary(roomy_inverse_p, W13, dims13, dimensionality13, represented13))
+
+# %% [markdown]
+# With room to spare, the cleanest picture of the notebook appears from $1/(1-S) = 2.45$ on: in four
+# of the five instances there, 7 features keep a dimension each ($D_i = 1$) and the other 6 share 3
+# dimensions as antipodal pairs ($D_i = 1/2$): 7 + 3 = 10 dimensions. At lower sparsity the model tries
+# denser packings: a tetrahedron at 1.60 (4 features in 3 dimensions, dimensionalities 0.75 to 0.76,
+# close to 3/4) and a triangle next to lone features at 2.20, among groups that are not polytopes (3
+# features spanning 3 dimensions, for example). Here too some features land near 3/4 (at 1.30) without
+# any tetrahedron: read the groups, not only the numbers.
+#
 # <details><summary>Question: why would a configuration be sticky?</summary>
 #
 # Each configuration is a local optimum of the loss whose quality changes smoothly with sparsity,
@@ -290,5 +351,13 @@ if MAIN:
 # * Dimensions per feature $d/\lVert W\rVert_F^2$ counts hidden dimensions per represented feature.
 # * Feature dimensionality $\lVert W_i\rVert^2 / \sum_j (\hat W_i\cdot W_j)^2$ measures one
 #   feature's share of a dimension, 0 for a dropped feature.
-# * As sparsity grows, models move between discrete configurations and stick to each for a while:
-#   a plateau at 1/2 (antipodal pairs) and features clustered at 1, 3/4, 2/3, 1/2, 2/5, 3/8.
+# * As the features get sparser, the model moves between a few discrete configurations and sticks to
+#   each for a range of sparsities. The clearest is the plateau at $D^* = 1/2$: ten antipodal pairs in
+#   ten dimensions.
+# * The configurations are tegum products of small polytopes, and a feature's dimensionality is its
+#   share of its polytope's subspace. In our runs: features alone (1) next to antipodal pairs (1/2)
+#   when the model has room to spare; a tetrahedron (3/4) and triangles (2/3) in a few instances; pairs
+#   (1/2) on the plateau; pentagons (2/5) and square antiprisms (3/8) after it.
+# * A polytope alone in its subspace sits on its fraction; one that its neighbours overlap slightly sits
+#   a little below it. So which features overlap (the groups) names a shape more reliably than the
+#   dimensionality does.

@@ -45,7 +45,7 @@ from torch import Tensor
 from plotly_utils import line
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from utils import part4_double_descent as dd
-from utils.device import get_device
+from utils.device import notebook_device
 from utils.runtime import FAST, steps
 
 MAIN = __name__ == "__main__"
@@ -53,7 +53,7 @@ MAIN = __name__ == "__main__"
 if MAIN:
     import tests.part4_double_descent
 
-    device = get_device()
+    device = notebook_device()  # on a CPU, one torch thread: these small models are faster on one
     print(f"Running on {device}")
 
 # %% [markdown]
@@ -271,8 +271,9 @@ if MAIN:
 # Train eight instances on their own training sets of $T = 5$ examples (1000 features, 2 hidden
 # dimensions). Each training example has about 10 active features, and five examples share almost
 # none, so the cheapest way to reconstruct them is to give each *example* its own direction. Plot
-# the hidden vectors $h_t = W x_t$ of the five training examples (coloured) over the feature
-# directions $W_i$ (grey).
+# the hidden vectors $h_t = W x_t$ of the five training examples (top, red) and the feature
+# directions $W_i$ (bottom, blue), for two instances that memorised their examples and two that did
+# not (the printout counts them).
 
 # %%
 if MAIN:
@@ -288,22 +289,37 @@ if MAIN:
         train_small = ((batch - model_small(batch)) ** 2).sum(-1).mean(0)
     print("train loss per instance:", [round(float(x), 3) for x in train_small])
     print("test loss per instance: ", [round(float(x), 3) for x in model_small.test_loss()])
+    memorised = (train_small < 0.01).nonzero().flatten().tolist()
+    failed = (train_small >= 0.01).nonzero().flatten().tolist()
+    print(
+        f"{len(memorised)} of {cfg_small.n_inst} instances memorised their 5 examples (train loss < 0.01): {memorised}"
+    )
+    shown = memorised[:2] + failed[:2] if failed else memorised[:4]
     dd.plot_datapoints_and_features(
-        hidden_small[:4],
-        model_small.W[:4],
-        titles=[f"instance {k}" for k in range(4)],
-        title="T = 5: hidden vectors of the training examples (coloured) and of the features (grey)",
+        hidden_small[shown],
+        model_small.W[shown],
+        titles=[
+            f"instance {k}: {'memorised' if k in memorised else 'not memorised'} ({float(train_small[k]):.3f})"
+            for k in shown
+        ],
+        title="T = 5: training examples h = Wx (red) and features Wᵢ (blue), train loss in brackets",
+        share_rows=True,
     )
 
 # %% [markdown]
 # <details><summary>Question: what shape do the training examples make, and why?</summary>
 #
-# In most instances the five hidden vectors $h_t$ spread out evenly around the origin, roughly a regular pentagon. Each
-# example's features point along "its" direction, so the model reconstructs example $t$ by reading
-# out along $h_t$; the ReLU can clip the negative part of the interference from the other four, as it
-# did for interference between features in part 1. This is superposition of *data points*: five
-# things stored in two dimensions. The features themselves are not arranged in any useful way, which
-# is why the test loss is bad: a new example's features point in arbitrary directions.
+# In the instances that memorised, the five hidden vectors $h_t$ spread out evenly around the origin,
+# roughly a regular pentagon. Each example's features point along "its" direction, so the model
+# reconstructs example $t$ by reading out along $h_t$; the ReLU clips the negative part of the
+# interference from the other four, as it did for interference between features in part 1. This is
+# superposition of *data points*: five things stored in two dimensions. The features themselves are
+# not arranged in any useful way, which is why the test loss is no better than 1: a new example's
+# features point in arbitrary directions.
+#
+# The instances that did not memorise settled in a worse local optimum: four of their examples form a
+# square and the fifth is given up (its hidden vector is a fraction of the others' length, and its
+# loss is most of the instance's training loss).
 # </details>
 
 # %% [markdown]
@@ -369,18 +385,28 @@ if MAIN:
 if MAIN:
     feature_dims = compute_dimensionality(einops.rearrange(model_small.W.detach(), "inst d feats -> inst feats d"))
     datapoint_dims = compute_dimensionality(hidden_small)
-    print("T = 5, per instance: largest data-point dimensionality", datapoint_dims.max(-1).values.tolist())
-    print("                     largest feature dimensionality   ", feature_dims.max(-1).values.tolist())
+    print(
+        "T = 5, per instance: largest data-point dimensionality",
+        [round(x, 2) for x in datapoint_dims.max(-1).values.tolist()],
+    )
+    print(
+        "                     largest feature dimensionality   ",
+        [round(x, 2) for x in feature_dims.max(-1).values.tolist()],
+    )
 
 # %% [markdown]
-# The best-stored training example of each instance gets about $2/5$ to $1/2$ of a dimension, like a
-# pentagon of features in part 1. The largest feature dimensionality stays lower (about 0.1 to 0.3):
-# features that occur in the same example share its direction, so they split its dimension.
+# In the instances that memorised, the best-stored training example gets 0.41 to 0.44 of a dimension,
+# close to the 2/5 of a pentagon; in the three that kept only four examples it gets 0.52 to 0.54,
+# close to the 1/2 of a square (four directions in two dimensions). The largest feature
+# dimensionality stays lower, 0.11 to 0.27: features that occur in the same example share its
+# direction, so they split its dimension.
 #
 # ## The sweep: from memorising to generalising
 #
 # Now the experiment itself: the dataset size $T$ goes from 3 to 1300 (14 sizes), two seeds each, and
-# every model trains for 2000 full-batch AdamW steps. Training one model per $T$ with the loop above
+# every model trains for 2000 full-batch AdamW steps at a learning rate of $3 \times 10^{-3}$ (three
+# times the run above: with so few steps, the models near the peak need it to overfit as far as the
+# paper's do in 50,000). Training one model per $T$ with the loop above
 # would repeat those steps 28 times; instead `dd.train_sweep` trains all 28 models
 # in one loop. It is the same model, loss, optimiser and schedule as `DoubleDescentModel.optimize`
 # (the test suite checks that they compute the same loss and gradients), written for speed:
@@ -409,9 +435,9 @@ if MAIN:
 # %% [markdown]
 # ### The loss curves
 #
-# Left: the test loss on fresh examples alone, zoomed in so the bump is visible. Right: training loss
-# (blue) and test loss (red) together. Both axes are logarithmic, faint dots are individual seeds, and
-# the star marks the peak after the first descent.
+# Left: the test loss on fresh examples alone, on its own scale. Right: training loss (blue) and test
+# loss (red) together. Both axes are logarithmic, faint dots are individual seeds, and the star marks
+# the peak.
 
 # %%
 if MAIN:
@@ -425,32 +451,34 @@ if MAIN:
     )
 
 # %% [markdown]
-# **The measured peak.** The sweep is seeded, so on a CPU the printout above reproduces exactly. In it, the
-# first descent bottoms out at $T = 80$ (test loss 1.0023), the loss climbs to 1.010 at $T = 200$ and
-# peaks at $T = 320$ (1.035; the two seeds give 1.050 and 1.021), then falls to 0.996 at $T = 500$ and
-# 0.990 at $T = 1300$. Runs on other data pools while writing this notebook put the peak at $T = 320$
-# as well, 1.3 to 2% above the dip.
+# **The measured peak.** The sweep is seeded, so on a CPU the printout above reproduces exactly. From
+# $T = 5$ to $T = 80$ the test loss stays within 0.03 of 1 (its lowest point, 1.003, at $T = 32$).
+# Then it climbs: 1.05 at $T = 130$, 1.42 at $T = 200$, and 2.10 at $T = 320$ (the two seeds give
+# 2.52 and 1.67), twice the loss of a model that outputs 0 for everything. It falls back to 1.21 at
+# $T = 500$ and below 1 from $T = 800$ on (0.990 at $T = 1300$).
 #
 # How does $T = 320$ relate to the sizes of the problem? Each example has about $np = 10$ active
-# features, so a training set of $T$ examples contains each feature about $Tp$ times: 0.8 times at the
-# dip, 3 times at the peak, 8 or more times once the second descent is complete. Our reading: the peak
-# is where most features have been seen only a few times, enough to earn large weights but too few to
-# average out the examples they came with. With 500 features and $p = 0.006$ we measured the same pattern (dip at
-# $T = 130$, peak at $T = 320$, so $Tp \approx 0.8$ and $2$), though with a noisier curve. We only
-# ran $d = 2$ hidden dimensions; the paper also varies $d$ and finds double descent along that axis too.
+# features, so a training set of $T$ examples contains each feature about $Tp$ times: 0.3 times at the
+# lowest point, 3 times at the peak, 8 or more times once the second descent is complete. Our reading:
+# the peak is where most features have been seen only a few times, enough to earn large weights but
+# too few to average out the examples they came with. We only ran $d = 2$ hidden dimensions; the paper
+# also varies $d$ and finds double descent along that axis too.
 #
 # Read the curves from left to right.
 #
-# * **Small $T$**: the training loss is near 0, the model fits its few examples, and the test loss is
-#   at or above 1, no better than predicting 0 for everything. Pure memorisation.
-# * **The first descent**: as $T$ grows the model can no longer fit every example, the training loss
-#   climbs, and the test loss falls a little: memorising many examples at once blurs them together.
-# * **The peak**: the test loss rises again to a bump. These models are fitting their training set
-#   better than the large-$T$ models do, yet they generalise worse than the models on either side.
-# * **The second descent**: with enough data the test loss falls below 1 and the training and
-#   test losses meet: the model has stopped fitting particular examples and learned the features.
+# * **Small $T$**: the training loss is essentially 0 (below $10^{-7}$ at $T = 3$ and 5): the model
+#   fits its few examples exactly, and its test loss is at or above 1, no better than predicting 0
+#   for everything. Pure memorisation.
+# * **A flat stretch** ($T$ from 5 to 80): the model can no longer fit every example, so the training
+#   loss climbs (0.16 at $T = 8$, 0.83 at $T = 80$), while the test loss stays close to 1.
+# * **The peak**: the test loss rises to twice that level. These models fit their training sets better
+#   than the large-$T$ models do (training loss 0.94 against 0.98), yet they generalise far worse than
+#   the models on either side.
+# * **The second descent**: with enough data the test loss falls below 1 and the training and test
+#   losses meet (0.978 and 0.990 at $T = 1300$): the model has stopped fitting particular examples and
+#   learned the features.
 #
-# Why are all the losses close to 1? With 2 hidden dimensions and about 10 active features per example
+# Why are the losses close to 1 away from the peak? With 2 hidden dimensions and about 10 active features per example
 # out of 1000, even the best model can only reconstruct a small part of each example; what matters is
 # the shape of the curve, not its level.
 
@@ -458,7 +486,8 @@ if MAIN:
 # ### What the model stores: data points or features
 #
 # For a small, a middle (the peak) and a large $T$, the hidden vectors $h_t = W x_t$ of the training
-# examples (red) next to the feature directions $W_i$ (blue; the 300 longest).
+# examples (top, red) and the feature directions $W_i$ (bottom, blue; the 300 longest). Each panel
+# has its own scale: read it from the ticks.
 
 # %%
 if MAIN:
@@ -470,15 +499,21 @@ if MAIN:
         titles=[f"T = {sweep_cfg.sizes[i]}" for i in picks],
         title="Hidden vectors of the training examples (red) and of the features (blue)",
     )
+    for i, k in zip(picks, insts, strict=True):
+        lengths = [round(float(x), 2) for x in result.W[k].norm(dim=0).sort(descending=True).values[:6]]
+        print(f"T = {sweep_cfg.sizes[i]:4d}: the six longest features have lengths {lengths}")
 
 # %% [markdown]
-# * At small $T$ the training examples form a clean polygon, each with a direction of its own, while
-#   the features are a tangle of short vectors pointing wherever their examples point.
-# * At large $T$ it is the other way round: a handful of features sit in a clean polygon, like the
-#   sparse solutions of part 1, and the training examples are a shapeless cloud (each is a mix of
-#   features).
-# * At the peak neither picture is clean. The model has too many examples to give each a direction,
-#   and too little data to work out the features.
+# * At small $T$ (here 3) the training examples form a clean polygon, a triangle, each with a
+#   direction of its own, while the features are short vectors (shorter than 0.5) pointing wherever
+#   their examples point.
+# * At large $T$ it is the other way round: five features, of length 0.85 to 0.95, sit in a regular
+#   pentagon like the sparse solutions of part 1, and the rest are short. The training examples form a
+#   five-pointed star along the same directions: each is a mix of features, and it lands near the
+#   direction of the pentagon's feature it contains (or near the origin if it contains none).
+# * At the peak neither picture is clean. The examples fill a disk, crowded together, and many
+#   features have grown long (the longest 4.1, the next ones 2.3 to 2.8) in directions set by the few
+#   examples they appeared in: the large, wrongly directed readouts that make the test loss high.
 #
 # ### Dimensionality against $T$
 #
@@ -524,15 +559,17 @@ if MAIN:
 #
 # * **Size.** We use 1000 features with $p = 0.01$ instead of 10,000 with $p = 0.001$ (the same 10
 #   active features per example), up to 1300 examples instead of 30,000, and 2000 steps instead
-#   of 50,000. The bump is a few percent of the loss here. `FULL_FIDELITY = True` above runs the
-#   paper's setting.
+#   of 50,000. To overfit as far in so few steps, we train at a learning rate of $3 \times 10^{-3}$
+#   instead of $10^{-3}$: at $10^{-3}$ our models stop short, and the bump is only a few percent (the
+#   science tests check both). `FULL_FIDELITY = True` above runs the paper's setting.
 # * **Nested training sets.** Our training sets for different $T$ are prefixes of one pool per seed
 #   rather than independent draws. Nesting only makes neighbouring points of the curve correlated.
 # * **Summary statistics.** The paper shows the dimensionality of every data point and feature;
 #   we add the mean of the five largest per model as a line, which is easy to compare across $T$.
-# * **Weight decay.** With $10^{-2}$ and our short runs, weight decay barely changes the weights; it
-#   matters more over 50,000 steps, and the paper's follow-up experiments explore how its strength
-#   interacts with the bump.
+# * **Weight decay.** We keep the paper's $10^{-2}$. AdamW shrinks every weight by a factor
+#   $1 - \text{lr}_t \cdot 10^{-2}$ at each step; over our schedule the learning rates add up to about
+#   3, so weight decay shrinks a weight by about 3% in all, and barely matters here. Over 50,000 steps it
+#   adds up to much more.
 #
 # ## The full-fidelity setting
 #
@@ -544,9 +581,11 @@ if MAIN:
 # ## Summary
 #
 # * With a finite training set, a toy model can store either its **data points** or its **features**
-#   in superposition. Few examples favour the first (memorising), many examples the second
-#   (generalising).
+#   in superposition. Few examples favour the first (memorising: the training loss is essentially 0
+#   and the examples' hidden vectors form a polygon), many examples the second (generalising: the
+#   training and test losses meet, below the loss of predicting 0).
 # * The test loss is worst not at the smallest training sets but in between, where neither regime
-#   works: that is the double-descent bump, reproduced here in a few minutes on a CPU.
+#   works: that is the double-descent bump, here twice the loss of predicting 0, reproduced in a few
+#   minutes on a CPU.
 # * Dimensionality makes the switch visible: data points hold the large dimensionalities at small
 #   $T$, features at large $T$, and neither around the peak.

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from utils.device import get_device
 from utils.part1_superposition import plot_features_in_2d
-from utils.part5_toy_saes import animate_sae_directions, plot_frac_active
+from utils.part5_toy_saes import animate_sae_directions, dead_at_end, plot_frac_active, plot_frac_active_runs
 from utils.runtime import steps
 from utils.sae_training import SAETrainingLog, train_sae
 from utils.schedules import cosine_decay_lr
@@ -74,7 +74,7 @@ if MAIN:
         toy_model.W,
         titles=[f"instance {k}" for k in range(toy_cfg.n_inst)],
         title="The toy model's 5 feature directions in 2D, per instance",
-        max_cols=8,
+        max_cols=4,
     )
 
 # %% [markdown]
@@ -300,32 +300,51 @@ if MAIN:
 # %% [markdown]
 # ## Training a vanilla SAE
 #
-# Five latents for five features, sparsity coefficient 0.2, 10 000 steps at batch size 1024 would be
-# the usual recipe; our toy problem needs less, so we train 4 000 steps at batch 512. The animation
-# shows, per instance, the toy model's features (grey lines), a batch of hidden activations (dots),
-# and each latent's decoder direction (coloured arrows) as training goes on. Press play or drag the
-# slider.
+# Five latents for five features, sparsity coefficient 0.2, 4 000 steps at batch size 512 with a fairly
+# large learning rate (0.01: the toy problem is small, and a large step makes the failure below easier to
+# see). We fix the seed, so the runs with resampling later start from exactly the same SAE.
+#
+# A latent that fired on no example in the last 250 training steps is counted as **dead** below.
 
 # %%
 if MAIN:
+    SAE_SEED, SAE_LR = 2, 1e-2
     sae_cfg = ToySAEConfig(n_inst=8, d_in=2, d_sae=5, sparsity_coeff=0.2)
+    torch.manual_seed(SAE_SEED)
     sae = ToySAE(sae_cfg, toy_model)
-    log_vanilla = sae.optimize(steps=steps(4_000), batch_size=512, lr=3e-3, snapshot_freq=steps(250, 5))
+    log_vanilla = sae.optimize(steps=steps(4_000), batch_size=512, lr=SAE_LR, snapshot_freq=steps(250, 5))
+    dead_vanilla = dead_at_end(log_vanilla)  # [inst d_sae] bool
+    # the figures show the instances where a latent died (up to three) and one where none did
+    died = [k for k in range(sae_cfg.n_inst) if dead_vanilla[k].any()]
+    healthy = [k for k in range(sae_cfg.n_inst) if k not in died]
+    show_insts = died[:3] + healthy[:1] if died else healthy[:4]
+    print(f"dead latents at the end, per instance: {dead_vanilla.sum(-1).tolist()}")
+    print(f"instances with a dead latent: {died}")
     with torch.no_grad():
         h_sample = sae.generate_batch(300)
+
+# %% [markdown]
+# The animation shows, for the instances with a dead latent and one without, the toy model's features
+# (grey lines), a batch of hidden activations (dots), and each latent's decoder direction (coloured arrow)
+# and encoder direction (dotted) as training goes on. Press play or drag the slider.
+
+# %%
+if MAIN:
     animate_sae_directions(
         toy_model.W,
         h_sample,
         log_vanilla.W_dec,
         log_vanilla.snapshot_steps,
         W_enc=log_vanilla.W_enc,
+        instances=show_insts,
         title="Vanilla SAE: decoder directions over training",
     )
 
 # %% [markdown]
-# Some latents find a feature and lock onto it. Others drift into a region where no input ever
-# makes them fire, and stay there: with zero activation they get zero gradient, so nothing pulls them
-# back. These are **dead latents**. The fraction-active plot shows them as lines that fall to 0.
+# Most latents find a feature and lock onto it. A dead latent is one whose encoder direction and bias
+# leave it below zero on every input: with zero activation it gets zero gradient, so nothing pulls it back.
+# The fraction-active plot shows it as a line that falls to 0 and stays there (the instances printed
+# above); in those instances one feature has no latent of its own.
 
 # %%
 if MAIN:
@@ -333,6 +352,7 @@ if MAIN:
         log_vanilla.frac_active_tensor(),
         log_vanilla.steps,
         feature_probability=0.025,
+        instances=show_insts,
         title="Vanilla SAE: fraction of examples on which each latent fires",
     )
 
@@ -478,52 +498,70 @@ if MAIN:
 # %% [markdown]
 # ### Training with resampling
 #
-# Same SAE, same steps, now resampling every 500 steps over a 250-step window. Each resampling shows
-# up as a dead latent's line jumping back up. We train one SAE with each scheme.
+# Same SAE (same seed, so the same initial weights), same steps, now resampling every 500 steps over a
+# 250-step window. We train one SAE with each scheme and compare the instances where a latent died
+# without resampling: each resampling is a dotted line, and a dead latent's line jumps back up there.
 
 # %%
 if MAIN:
     resample_kwargs = dict(resample_freq=500, resample_window=250, resample_scale=0.5)
+    torch.manual_seed(SAE_SEED)
     sae_simple = ToySAE(sae_cfg, toy_model)
     log_simple = sae_simple.optimize(
         steps=steps(4_000),
         batch_size=512,
-        lr=3e-3,
+        lr=SAE_LR,
         resampler=resample_simple,
         snapshot_freq=steps(250, 5),
         **resample_kwargs,
     )
+    torch.manual_seed(SAE_SEED)
     sae_advanced = ToySAE(sae_cfg, toy_model)
     log_advanced = sae_advanced.optimize(
         steps=steps(4_000),
         batch_size=512,
-        lr=3e-3,
+        lr=SAE_LR,
         resampler=partial(resample_advanced, batch_size=512),
         **resample_kwargs,
     )
+    for name, log in [("no resampling", log_vanilla), ("simple", log_simple), ("advanced", log_advanced)]:
+        resampled = int(torch.stack(log.n_resampled).sum()) if log.n_resampled else 0
+        print(f"{name:14s} latents resampled in total: {resampled:2d}   dead at the end: {dead_at_end(log).sum()}")
+    plot_frac_active_runs(
+        {
+            "no resampling": (log_vanilla.frac_active_tensor(), log_vanilla.steps, []),
+            "advanced resampling": (log_advanced.frac_active_tensor(), log_advanced.steps, log_advanced.resample_steps),
+        },
+        feature_probability=0.025,
+        instances=show_insts,
+        title="Without and with resampling: fraction of examples on which each latent fires",
+    )
+
+# %% [markdown]
+# The simple scheme on the same instances, as an animation: watch a dead latent's arrow jump to a random
+# direction at a resampling step and then turn towards the feature nobody covered.
+
+# %%
+if MAIN:
     animate_sae_directions(
         toy_model.W,
         h_sample,
         log_simple.W_dec,
         log_simple.snapshot_steps,
         W_enc=log_simple.W_enc,
+        instances=show_insts,
         title="Vanilla SAE with simple resampling: decoder directions over training",
-    )
-    plot_frac_active(
-        log_advanced.frac_active_tensor(),
-        log_advanced.steps,
-        feature_probability=0.025,
-        resample_steps=log_advanced.resample_steps,
-        title="With advanced resampling: fraction of examples on which each latent fires",
     )
 
 # %% [markdown]
 # ## Summary
 #
 # * An SAE learns a sparse, overcomplete code for activations; its decoder rows are candidate features.
-#   On a toy model we can check them against the truth.
-# * The decoder is normalised so that the sparsity penalty measures activity, not scale.
-# * Latents can die; resampling (towards badly reconstructed inputs) revives them.
+#   On a toy model we can check them against the truth, and here they match it.
+# * The decoder is normalised so that the sparsity penalty measures activity, not scale: scaling a decoder
+#   row up changes nothing, so the SAE cannot buy a smaller penalty that way.
+# * Latents can die: one that fires on no input gets no gradient and stays dead, and its feature goes
+#   unlearned. Resampling gives dead latents a fresh start, and they come back and learn the missing feature.
 #
 # Part 5a builds on these classes: shrinkage, the Gated, JumpReLU and TopK architectures, and the metrics
 # that compare them. Section 6 trains `ToySAE` with `utils.sae_training.train_sae` on a language

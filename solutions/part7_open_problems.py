@@ -335,8 +335,9 @@ if MAIN:
     baseline = lab.random_alignment_baseline(basis_alignment, 4)
     plot_distributions(
         alignment,
-        title="Alignment of each represented feature with the neuron axes (8 features in 4 dims, 8 seeds)",
-        yaxis="max_k |W_ki| / ‖Wᵢ‖  (1 = on one neuron, 0.5 = spread evenly)",
+        title="Alignment with the neuron axes of each represented feature (8 in 4 dims, 8 seeds)",
+        yaxis="alignment max |W_ki| / ‖Wᵢ‖",
+        xaxis="dropout on the hidden layer (training only)",
         reference=baseline,
         reference_label=f"random directions: {baseline:.2f}",
     )
@@ -438,7 +439,7 @@ if MAIN:
             best_loss[name].append(losses.min().item())
             if target == "square":
                 with torch.inference_mode():
-                    curves[f"{d} neurons"] = model(xs)[:, int(losses.argmin()), 0]
+                    curves[f"{d} neuron{'s' if d > 1 else ''}"] = model(xs)[:, int(losses.argmin()), 0]
     plot_lines(
         widths,
         best_loss,
@@ -471,10 +472,11 @@ if MAIN:
 # ## Problem 4: AND and OR of binary features
 #
 # Now inputs are binary (present with probability 1/2, value 1) and the model outputs, for each of
-# four pairs, the AND or the OR of the pair. With a hidden bias, AND needs one neuron per pair
-# ($\mathrm{ReLU}(x + y - 1)$), and so does OR if the output ReLU and bias help
-# ($\min(x + y, 1)$ is not one ReLU, but $\mathrm{ReLU}$ of a neuron and a bias can get close).
-# What does the model do with fewer neurons than pairs? We count the outputs on the wrong side of 1/2.
+# four pairs, the AND or the OR of the pair. With a hidden bias, one neuron per pair is enough for
+# either, exactly: AND is $\mathrm{ReLU}(x + y - 1)$, and for OR a neuron $n = \mathrm{ReLU}(1 - x - y)$
+# is 1 only when both inputs are off (a NOR), so the output $\mathrm{ReLU}(1 - n)$ is exactly OR on
+# binary inputs. What does the model do with fewer neurons than pairs? We count the outputs on the wrong
+# side of 1/2.
 
 # %%
 if MAIN:
@@ -486,7 +488,7 @@ if MAIN:
             model = train_relu_mlp(4, 8, d, "binary", target, 0.5, device)
             errors = model.evaluate()["error_rate"]
             error[name].append(errors.min().item())
-            gate_models[name, d] = model.W[int(errors.argmin())].detach()  # the best instance's first layer
+            gate_models[name, d] = model, int(errors.argmin())  # the model and its best instance
     plot_lines(
         widths_gate,
         error,
@@ -495,19 +497,24 @@ if MAIN:
         yaxis="fraction of wrong outputs",
     )
     plot_weight_heatmaps(
-        [gate_models[name, 4] for name in ("AND", "OR")],
+        [gate_models[name, 4][0].W[gate_models[name, 4][1]].detach() for name in ("AND", "OR")],
         titles=["AND, 4 neurons", "OR, 4 neurons"],
         title="First-layer weights (neuron × input feature), 4 neurons for 4 pairs",
     )
     print("best error rate AND:", [f"{v:.3f}" for v in error["AND"]], " OR:", [f"{v:.3f}" for v in error["OR"]])
+    for name in ("AND", "OR"):
+        gate_model, best = gate_models[name, 4]
+        print(f"{name}, 4 neurons: " + lab.describe_neurons(gate_model, best))
 
 # %% [markdown]
 # **What we measured.** With 4 neurons for 4 pairs the best seed made no errors on either gate. The
-# heatmaps differ, though. In our run each OR neuron read a single pair, with equal negative weights
-# and a positive bias: it fires only when both inputs are off (a NOR detector), which the output can
-# subtract from a constant. The AND neurons each read two or three pairs at once, and the exact gates
-# were decoded from their mixture: polysemantic neurons that still compute every output correctly.
-# With 2 neurons the error was 12% (AND) and 14% (OR): these inputs are dense (each on half the
+# heatmaps (and the printed summary of which pairs each neuron reads) differ, though. In our run each OR
+# neuron read a single pair. Three did so with negative weights and a positive bias: they fire only when
+# both inputs are off (a NOR detector), which the output subtracts from a constant, the exact construction
+# above. The fourth read its pair with positive weights, an OR that is right only up to the threshold of
+# 1/2 (its input counts 2 when both are on). The AND neurons each read two to four pairs at once, and the
+# exact gates were decoded from their mixture: polysemantic neurons that still compute every output
+# correctly. With 2 neurons the error was 12% (AND) and 14% (OR): these inputs are dense (each on half the
 # time), so there is no sparsity for superposition to exploit. With 8 neurons OR was again perfect
 # but the best of four AND seeds still made 6% errors: short runs get stuck, so use more seeds
 # before drawing conclusions.
@@ -530,7 +537,7 @@ if MAIN:
     plot_feature_norms_and_superposition(
         model_nu.W.detach(),
         titles=[f"seed instance {k}" for k in range(3)],
-        title="Features 0-9 common (p = 0.3), 10-19 rare (p = 0.01): norm (length) and superposition (colour)",
+        title="Features 0-9 common, 10-19 rare: norm and superposition",
     )
     norms, superposition = feature_norms_and_superposition(model_nu.W)
     print(

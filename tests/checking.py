@@ -20,6 +20,7 @@ In a notebook the exceptions render as a short red message instead of a tracebac
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import random
 import sys
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
 from utils.device import get_device
 
 CHECK_SEED = 1234
@@ -83,14 +85,21 @@ def fail(message: str, hint: str | None = None, code: str = "failed") -> None:
 # --------------------------------------------------------------------------------------------
 # The decorator
 # --------------------------------------------------------------------------------------------
-def checker(exercise: str) -> Callable:
-    """Turn ``fn(impl, device)`` into a learner-facing checker for ``exercise``."""
+def checker(exercise: str, kind: str | None = None) -> Callable:
+    """Turn ``fn(impl, device)`` into a learner-facing checker for ``exercise``.
+
+    `kind` ("class" or "function") is what the learner passes; the wrong kind of object (None, an
+    instance instead of its class, a class instead of a function) is named before anything runs.
+    """
+    if kind not in (None, "class", "function"):
+        raise ValueError(f"kind must be 'class', 'function' or None, got {kind!r}")
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(impl: Any = None, device: str | torch.device | None = None) -> None:
             device = torch.device(device) if device is not None else get_device()
             try:
+                expect_kind(impl, kind)
                 with seeded(CHECK_SEED, device):
                     detail = fn(impl, device)
             except CheckOutcome as outcome:
@@ -108,9 +117,33 @@ def checker(exercise: str) -> Callable:
             print(f"{_GREEN}✅ {exercise}: passed{_RESET}{suffix}")
 
         run.exercise = exercise
+        run.kind = kind
         return run
 
     return decorate
+
+
+def expect_kind(impl: Any, kind: str | None) -> None:
+    """Fail with a one-line hint when the learner passed the wrong kind of object to a check."""
+    if impl is None:
+        fail(
+            "the check was given None",
+            "pass the name of what you wrote (the class or function itself, without calling it)",
+            code="passed_none",
+        )
+    if kind == "class" and not inspect.isclass(impl):
+        if callable(impl) and not isinstance(impl, torch.nn.Module):
+            hint = "this check takes the class that defines the method, not a function"
+        else:
+            hint = f"pass the class itself (`{type(impl).__name__}`), not an instance of it"
+        fail(f"expected a class, got {type(impl).__name__} {impl!r:.60}", hint, code="not_a_class")
+    if kind == "function" and (inspect.isclass(impl) or not callable(impl)):
+        what = f"the class {impl.__name__}" if inspect.isclass(impl) else f"a {type(impl).__name__}"
+        fail(
+            f"expected a function, got {what}",
+            "pass the function you wrote (its name, not a call)",
+            code="not_a_function",
+        )
 
 
 class seeded:
@@ -194,6 +227,12 @@ def expect_tensor(
     returned(x, what)
     if not isinstance(x, Tensor):
         fail(f"{what} should be a torch.Tensor, got {type(x).__name__}", code="not_tensor")
+    if x.device.type == "meta":
+        fail(
+            f"{what} is a meta tensor (a shape without data)",
+            "create real tensors: device='meta' (or torch.empty on the meta device) holds no values",
+            code="device",
+        )
     if shape is not None and tuple(x.shape) != tuple(shape):
         expected = _named_shape(shape, dims)
         hint = None
@@ -276,27 +315,136 @@ def expect_matches(
     actual: Tensor,
     expected: Tensor,
     what: str,
-    mistakes: Sequence[tuple[str, str, Tensor]] = (),
+    mistakes: Sequence[tuple[str, str | None, Tensor]] = (),
     rtol: float = 1e-4,
     atol: float = 1e-5,
     dims: str | None = None,
     hint: str | None = None,
     code: str = "values",
 ) -> None:
-    """Like `expect_close`, but when the values are wrong, name the mistake they match.
+    """Like `expect_close`, but when the values are wrong, name the mistake.
 
-    `mistakes` holds (code, hint, value) triples: what a known buggy implementation would return on
-    the same inputs. The first one that `actual` matches decides the hint and code; otherwise `hint`
-    and `code` describe the failure.
+    The diagnosis, in order:
+
+    1. the catalogue `mistakes`, (code, hint, value) triples: what a known buggy implementation (a mutant of
+       the reference) returns on the same inputs. Every mutant that `actual` matches is named; when two
+       different mistakes fit, both hints are given (never one that might be wrong);
+    2. generic relations between `actual` and `expected` that identify mistakes nobody listed: a constant
+       factor (a mean where a sum was asked, or the reverse), the opposite sign, a constant offset, an axis
+       reused from its first slice (instance 0 used for all), a transposition, errors confined to one slice;
+    3. otherwise `hint` and `code` describe the failure.
+
+    Under `audit_catalogues()` (the pytest suite) every call also checks that its catalogue can tell the
+    mistakes apart: each mutant must differ from the reference and from every mutant with another code.
     """
-    expected = expected.to(actual.device, actual.dtype)
-    if torch.allclose(actual, expected, rtol=rtol, atol=atol):
+    if not isinstance(actual, Tensor) or not isinstance(expected, Tensor):
+        fail(f"{what} should be a tensor, got {type(actual).__name__}", code="not_tensor")
+    expected = expected.to(actual.device, actual.dtype if actual.is_floating_point() else expected.dtype)
+    mistakes = [(c, h, v.detach().to(actual.device, expected.dtype)) for c, h, v in mistakes if v is not None]
+    if _AUDIT is not None:
+        _audit(expected, mistakes, what, rtol, atol)
+    if actual.shape == expected.shape and torch.allclose(actual.to(expected.dtype), expected, rtol=rtol, atol=atol):
         return
-    for mistake_code, mistake_hint, value in mistakes:
-        value = value.to(actual.device, actual.dtype)
-        if value.shape == actual.shape and torch.allclose(actual, value, rtol=rtol, atol=atol):
-            expect_close(actual, expected, what, mistake_hint, code=mistake_code, rtol=rtol, atol=atol, dims=dims)
+    matched = [
+        (c, h)
+        for c, h, v in mistakes
+        if v.shape == actual.shape and torch.allclose(actual.to(v.dtype), v, rtol=rtol, atol=atol)
+    ]
+    if matched:
+        codes = list(dict.fromkeys(c for c, _ in matched))
+        hints = list(dict.fromkeys(h for c, h in matched if h))
+        found_hint = hints[0] if len(hints) == 1 else "two mistakes fit what you returned: " + "; or ".join(hints)
+        expect_close(actual, expected, what, found_hint, code=codes[0], rtol=rtol, atol=atol, dims=dims)
+    generic = generic_diagnosis(actual, expected, dims, rtol, atol)
+    if generic is not None:
+        expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
+
+
+def generic_diagnosis(
+    actual: Tensor, expected: Tensor, dims: str | None = None, rtol: float = 1e-4, atol: float = 1e-5
+) -> tuple[str, str] | None:
+    """(code, hint) for a wrong output related to the right one in a way that names the mistake, or None."""
+    if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
+        return None
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    close = lambda x, y: bool(torch.allclose(x, y, rtol=rtol, atol=atol))
+    names = dims.split() if dims and len(dims.split()) == a.ndim else [f"axis {i}" for i in range(a.ndim)]
+    if close(a, -e):
+        return "sign", "your values have the opposite sign of the expected ones: a subtraction the wrong way round?"
+    e_sq = float((e * e).sum())
+    if e_sq > 0:
+        factor = float((a * e).sum()) / e_sq
+        if abs(factor - 1) > 1e-3 and abs(factor) > 1e-6 and close(a, factor * e):
+            sizes = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
+            axis = next((n for n, s in sizes.items() if abs(factor - s) < 1e-3 or abs(factor * s - 1) < 1e-3), None)
+            why = (
+                f"a sum where a mean was asked (or the reverse) over `{axis}` (size {sizes[axis]})?"
+                if axis
+                else "a missing or extra constant factor?"
+            )
+            return "scale", f"your values are {factor:.4g} × the expected ones: {why}"
+    offset = float((a - e).mean())
+    if abs(offset) > atol and close(a - offset, e):
+        return "offset", f"your values are the expected ones shifted by {offset:.4g}: a bias added twice, or missing?"
+    for axis, name in enumerate(names):
+        first = e.narrow(axis, 0, 1).expand_as(e)
+        if a.shape[axis] > 1 and not close(first, e) and close(a, first):
+            return "first_slice_for_all", (
+                f"every `{name}` got the values of `{name}` 0: index with the `{name}` axis instead of 0"
+            )
+    if a.ndim >= 2:
+        for i in range(a.ndim):
+            for j in range(i + 1, a.ndim):
+                if a.shape[i] == a.shape[j] and close(a, e.transpose(i, j)):
+                    return "transposed", f"your values are the expected ones with `{names[i]}` and `{names[j]}` swapped"
+    bad = ~torch.isclose(a, e, rtol=rtol, atol=atol)
+    for axis, name in enumerate(names):
+        if a.shape[axis] > 1:
+            wrong = bad.transpose(0, axis).reshape(a.shape[axis], -1).any(-1)
+            if int(wrong.sum()) == 1:
+                index = int(wrong.nonzero()[0])
+                return "one_slice", (
+                    f"only `{name}` {index} is wrong; the others are right: look at what is special about it "
+                    "(an edge case, a boundary, an off-by-one?)"
+                )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Auditing catalogues (used by the pytest suite)
+# --------------------------------------------------------------------------------------------
+_AUDIT: list[str] | None = None
+
+
+class audit_catalogues:
+    """While active, every `expect_matches` call records the mutants its inputs can't tell apart.
+
+    ``with audit_catalogues() as problems: checker(reference)`` then ``assert not problems``: a mutant equal
+    to the reference (on the checker's inputs) would let that mistake pass, and two equal mutants with
+    different codes would name the wrong one.
+    """
+
+    def __enter__(self) -> list[str]:
+        global _AUDIT
+        self._saved, _AUDIT = _AUDIT, []
+        return _AUDIT
+
+    def __exit__(self, *exc: object) -> None:
+        global _AUDIT
+        _AUDIT = self._saved
+
+
+def _audit(expected: Tensor, mistakes: list[tuple[str, str | None, Tensor]], what: str, rtol: float, atol: float):
+    def same(x: Tensor, y: Tensor) -> bool:
+        return x.shape == y.shape and bool(torch.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
+
+    for i, (code, _, value) in enumerate(mistakes):
+        if same(value, expected):
+            _AUDIT.append(f"{what}: the mutant {code!r} equals the reference on the checker's inputs")
+        for other_code, _, other in mistakes[i + 1 :]:
+            if other_code != code and same(value, other):
+                _AUDIT.append(f"{what}: the mutants {code!r} and {other_code!r} are equal on the checker's inputs")
 
 
 def _named_index(idx: tuple[int, ...], dims: str | None) -> str:

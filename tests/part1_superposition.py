@@ -2,8 +2,10 @@
 
 Call them from the notebook as `tests.part1_superposition.test_<exercise>(ToyModel)`, or with
 `CorrelatedToyModel` (the subclass that holds the correlated generators) for exercises 4 and 5.
-Deterministic exercises are compared with the formula on inputs where every term matters;
-the generators are tested on the statistics that define them, never on particular random draws.
+Deterministic exercises are compared with the formula on inputs where every term matters, and a wrong answer is
+compared with a catalogue of known mistakes (`tests.part1_superposition_mistakes`) to name it; the generators are
+tested on the statistics that define them, never on particular random draws, and a failed statistic is followed
+by the tests that tell its usual causes apart.
 """
 
 from __future__ import annotations
@@ -11,52 +13,50 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModelConfig
-from tests.checking import (
-    FAILURE_PROBABILITY,
-    bernstein_tolerance,
-    checker,
-    expect_frequency,
-    expect_matches,
-    expect_scalar,
-    expect_tensor,
-    fail,
+from tests.checking import checker, expect_close, expect_matches, expect_scalar, expect_tensor, fail, generic_diagnosis
+from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
+from tests.part1_superposition_mistakes import (
+    ZERO_DRAW_ALLOWANCE,
+    check_batch_independence,
+    check_independent_features,
+    check_input_unchanged,
+    check_not_shared_over_batch,
+    check_pairwise_independence,
+    check_rates,
+    check_value_law,
+    check_value_support,
+    check_values_not_shared,
+    check_values_per_cell,
+    common_rate_candidates,
+    consistent,
+    expect_parameters,
+    forward_mutants,
+    loss_mutants,
+    probe_forward,
+    returned_hidden_hint,
+    two_layer,
 )
 
-N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±1% on a frequency
-# A correct generator can produce a present feature whose uniform value is exactly 0.0 (torch.rand
-# has 2^-24 resolution), which then looks absent. Over the <= 250k draws of a check the number of
-# such zeros is Poisson with mean < 0.015, so P(more than 3) < 2e-9: structural checks allow 3.
-ZERO_DRAW_ALLOWANCE = 3
-
-
+N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
+FORMULA = "ReLU(WᵀWx + b_final)"
 
 
-def _expect_class(cls: object, expected: str = "ToyModel", methods: tuple[str, ...] = ()) -> type:
-    """`cls` is a class (not an instance) with every method in `methods` (the generators live in a subclass)."""
-    if not isinstance(cls, type):
-        fail(
-            f"expected the {expected} class, got {type(cls).__name__}",
-            f"pass the class itself: test_x({expected})",
-            code="not_class",
-        )
+def _expect_methods(cls: type, methods: tuple[str, ...]) -> type:
+    """The generators live in a subclass: name it when the learner passed ToyModel (or another class) instead."""
     missing = [name for name in methods if not callable(getattr(cls, name, None))]
     if missing:
         fail(
             f"the class {cls.__name__} has no method {', '.join(f'`{name}`' for name in missing)}",
-            f"pass {expected}, the ToyModel subclass whose body defines the generators: test_x({expected})",
+            "pass CorrelatedToyModel, the ToyModel subclass whose body defines the generators: "
+            "test_x(CorrelatedToyModel)",
             code="missing_method",
         )
     return cls
-
-
-def _model(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) -> torch.nn.Module:
-    return _expect_class(ToyModel)(cfg, device=device, **kwargs)
 
 
 def _set_params(model: torch.nn.Module, seed_shift: int = 0) -> tuple[Tensor, Tensor]:
@@ -71,407 +71,480 @@ def _set_params(model: torch.nn.Module, seed_shift: int = 0) -> tuple[Tensor, Te
     return model.W.detach().clone(), model.b_final.detach().clone()
 
 
+def _toy(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) -> torch.nn.Module:
+    model = ToyModel(cfg, device=device, **kwargs)
+    expect_parameters(model, {"W": (cfg.n_inst, cfg.d_hidden, cfg.n_features), "b_final": (cfg.n_inst, cfg.n_features)})
+    return model
+
+
 # --------------------------------------------------------------------------------------------
 # forward
 # --------------------------------------------------------------------------------------------
-def _forward_candidates(W: Tensor, b: Tensor, x: Tensor) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
-    """The right answer and what the usual mistakes would give, for x: [... inst feats]."""
-    h = torch.einsum("...if,idf->...id", x, W)
-    pre = torch.einsum("...id,idf->...if", h, W)
-    right = F.relu(pre + b)
-    h_relu = torch.einsum("...id,idf->...if", F.relu(h), W)
-    mistakes = [
-        ("no_relu", "apply a ReLU to the output: ReLU(WᵀWx + b)", pre + b),
-        ("bias_after_relu", "add b_final before the ReLU, not after it", F.relu(pre) + b),
-        ("no_bias", "add b_final before the ReLU", F.relu(pre)),
-        (
-            "hidden_relu",
-            "this model has no ReLU on the hidden layer (that is part 2's model): only on the output",
-            F.relu(h_relu + b),
-        ),
-        (
-            "instance_mixing",
-            "each instance must use its own W: don't sum or mix over the `inst` axis",
-            F.relu(torch.einsum("...d,idf->...if", h.sum(-2), W) + b),
-        ),
-    ]
-    return right, mistakes
+def check_leading_dims(
+    model: torch.nn.Module, reference: callable, shapes: list[tuple[int, ...]], device: torch.device
+) -> None:
+    """The forward pass accepts any number of leading batch axes (two, or none) and gives the same values."""
+    hint = "accept any number of leading batch axes: use `...` in your einsum patterns (or matmul with broadcasting)"
+    for shape in shapes:
+        x = torch.rand(shape, device=device)
+        try:
+            with torch.no_grad():
+                out = model(x)
+        except NotImplementedError:
+            raise
+        except Exception as err:
+            fail(
+                f"model(features) with features of shape {shape} raised {type(err).__name__}: {err}",
+                hint,
+                code="leading_dims",
+            )
+        if not isinstance(out, Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            fail(
+                f"model(features) with features of shape {shape} returned {got}, expected {shape}",
+                hint,
+                code="leading_dims",
+            )
+        expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")
 
 
-@checker("forward")
+@checker("forward", kind="class")
 def test_forward(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
-    model = _model(ToyModel, cfg, device)
+    model = _toy(ToyModel, cfg, device)
     W, b = _set_params(model)
+    W, b = W.to(device), b.to(device)
     x = torch.rand(7, 3, 5, device=device) * 2 - 0.5  # some negative inputs so every sign path is exercised
+    x_before = x.clone()
     with torch.no_grad():
         out = model(x)
-    expect_tensor(out, "forward(x)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
-    right, mistakes = _forward_candidates(W, b, x)
-    expect_matches(out, right, "forward(x)", mistakes, dims="batch inst feats")
+    check_input_unchanged(x_before, x, "features")
+    returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
+    expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
+    mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA)
+    code, hint = probe_forward(model, b, (1, *x.shape[1:]), device)
+    expect_matches(
+        out, two_layer(x, W, W, b), "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code
+    )
+    check_leading_dims(model, lambda x2: two_layer(x2, W, W, b), [(2, 4, 3, 5), (3, 5)], device)
 
-    # Edge shapes the docstring promises: extra leading axes, no batch axis, one instance and one feature.
-    for shape in [(2, 4, 3, 5), (3, 5)]:
-        x2 = torch.rand(shape, device=device)
-        with torch.no_grad():
-            out2 = model(x2)
-        hint = "use `...` for the leading axes in your einsum so any number of them works"
-        if not isinstance(out2, Tensor) or out2.shape != x2.shape:
-            got = tuple(out2.shape) if isinstance(out2, Tensor) else type(out2).__name__
-            fail(f"forward on input of shape {shape} returned {got}, expected {shape}", hint, code="leading_dims")
-        expect_matches(out2, _forward_candidates(W, b, x2)[0], f"forward on input of shape {shape}")
-    one = _model(ToyModel, ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), device)
-    W1, b1 = _set_params(one, seed_shift=1)
+    one = _toy(ToyModel, ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), device)
+    W1, b1 = (t.to(device) for t in _set_params(one, seed_shift=1))
     x1 = torch.rand(4, 1, 1, device=device)
     with torch.no_grad():
         out1 = one(x1)
-    expect_tensor(out1, "forward with n_inst=1, n_features=1", shape=(4, 1, 1), dims="batch inst feats")
+    what = "model(features) with n_inst=1, n_features=1, d_hidden=1"
+    expect_tensor(out1, what, shape=(4, 1, 1), dims="batch inst feats", dtype=x1.dtype, device=device)
     expect_matches(
-        out1, _forward_candidates(W1, b1, x1)[0], "forward with n_inst=1, n_features=1", dims="batch inst feats"
+        out1, two_layer(x1, W1, W1, b1), what, hint="size-1 axes must work too: avoid .squeeze()", code="size_one"
     )
     return "ReLU(WᵀWx + b) for every instance, any leading axes"
 
 
 # --------------------------------------------------------------------------------------------
-# Statistics shared by the generator checks
-# --------------------------------------------------------------------------------------------
-def _check_values(batch: Tensor, what: str) -> Tensor:
-    """Values lie in [0, 1] and are not all equal. Returns the presence mask (value != 0)."""
-    if (batch < 0).any() or (batch > 1).any():
-        fail(
-            f"{what} has values outside [0, 1] (min {batch.min().item():.3g}, max {batch.max().item():.3g})",
-            "present features take values from U[0, 1] (torch.rand), absent ones are exactly 0",
-            code="value_range",
-        )
-    present = batch != 0
-    values = batch[present]
-    if values.numel() < 100:
-        fail(f"{what} has almost no present features ({values.numel()})", "check the presence mask", code="frequency")
-    if values.std() < 1e-3:
-        fail(
-            f"{what}: every present feature has the value {values[0].item():.3g}",
-            "magnitudes look constant: draw each present feature's value from U[0, 1]",
-            code="constant_magnitude",
-        )
-    return present
-
-
-def _check_value_moments(batch: Tensor, present: Tensor, what: str, n_tests: int) -> None:
-    """Pooled over everything present: mean 1/2 and mean square 1/3, as for U[0, 1]."""
-    values = batch[present].double()
-    n = values.numel()
-    delta = FAILURE_PROBABILITY / n_tests
-    tol_mean = bernstein_tolerance(n, 1 / 12, 1.0, delta)
-    tol_sq = bernstein_tolerance(n, 4 / 45, 1.0, delta)  # Var(U^2) = 1/5 - 1/9
-    mean, mean_sq = values.mean().item(), (values**2).mean().item()
-    if abs(mean - 0.5) > tol_mean or abs(mean_sq - 1 / 3) > tol_sq:
-        fail(
-            f"{what}: present values have mean {mean:.3f} and mean square {mean_sq:.3f}, "
-            f"expected 0.500 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f} for U[0, 1]",
-            "draw the values with torch.rand, separately from the presence draw",
-            code="value_distribution",
-        )
-
-
-def _check_values_independent_of_presence(batch: Tensor, present: Tensor, p: Tensor, what: str, n_tests: int) -> None:
-    """Per (inst, feat), the mean present value is 1/2. Catches values reusing the presence random numbers."""
-    counts = present.sum(0).double()
-    sums = torch.where(present, batch, 0.0).sum(0).double()
-    for idx in torch.nonzero(counts > 0).tolist():
-        n = int(counts[tuple(idx)])
-        mean = (sums[tuple(idx)] / n).item()
-        tol = bernstein_tolerance(n, 1 / 12, 1.0, FAILURE_PROBABILITY / n_tests)
-        if abs(mean - 0.5) > tol:
-            hint = "values should not depend on presence: use a second, separate rand call for the values"
-            pi = p[tuple(idx)].item()
-            if abs(mean - pi / 2) < tol or abs(mean - (1 + pi) / 2) < tol:
-                hint = (
-                    "values look like the same random numbers that decided presence (mean ≈ p/2): "
-                    "draw the values with a separate rand call"
-                )
-            fail(
-                f"{what}: present values of inst {idx[0]}, feature {idx[1]} have mean {mean:.3f}, "
-                f"expected 0.500 ± {tol:.3f}",
-                hint,
-                code="values_reuse_mask",
-            )
-
-
-# The generators take their probabilities as an argument `p`. Their checks build the model with this
-# (otherwise unused) feature_probability, so using self.feature_probability instead shows up clearly.
-DECOY_PROBABILITY = 0.97
-
-
-def _generator_model(CorrelatedToyModel: type, device: torch.device, method: str) -> torch.nn.Module:
-    """The learner's CorrelatedToyModel, whose generator `method` is under test, with the decoy probability."""
-    cls = _expect_class(CorrelatedToyModel, "CorrelatedToyModel", (method,))
-    return cls(ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=DECOY_PROBABILITY, device=device)
-
-
-def _presence_hint(observed: float, expected: float) -> str:
-    if abs(observed - DECOY_PROBABILITY) < 0.01:
-        return "use the probabilities passed in as `p`, not self.feature_probability"
-    if abs(observed - (1 - expected)) < 0.02 and abs(expected - 0.5) > 0.05:
-        return "the frequency is close to 1 - p: is the mask `rand > p` instead of `rand < p`?"
-    return "each feature should be present with its own probability (feature_probability[inst, feat], or `p`)"
-
-
-def _check_presence_all_rows_differ(present: Tensor, what: str) -> None:
-    if present.shape[0] > 1 and (present == present[:1]).all():
-        fail(
-            f"{what}: every example in the batch has the same features present",
-            "draw presence separately for every batch element (a mask of shape [batch, inst, feats])",
-            code="shared_over_batch",
-        )
-
-
-def _check_pairwise_independence(present: Tensor, p: Tensor, what: str, n_tests: int, hint: str, code: str) -> None:
-    """P(both present) = p_a p_b for every pair of columns (same instance, or same feature across instances)."""
-    n, n_inst, n_feats = present.shape
-    pf = present.double()
-    joint_feats = torch.einsum("bif,big->ifg", pf, pf) / n  # [inst feats feats]
-    joint_inst = torch.einsum("bif,bjf->fij", pf, pf) / n  # [feats inst inst]
-    pairs = [
-        (joint_feats[i, a, c], p[i, a] * p[i, c], f"inst {i}, features {a} and {c}")
-        for i in range(n_inst)
-        for a in range(n_feats)
-        for c in range(a + 1, n_feats)
-    ]
-    pairs += [
-        (joint_inst[f, i, j], p[i, f] * p[j, f], f"feature {f}, instances {i} and {j}")
-        for f in range(n_feats)
-        for i in range(n_inst)
-        for j in range(i + 1, n_inst)
-    ]
-    for observed, expected, where in pairs:
-        expected = expected.item()
-        tol = bernstein_tolerance(n, expected * (1 - expected), 1.0, FAILURE_PROBABILITY / n_tests)
-        if abs(observed.item() - expected) > tol:
-            fail(
-                f"{what}: {where} are both present in {observed.item():.2%} of examples; "
-                f"independent draws give {expected:.2%} ± {tol:.2%}",
-                hint,
-                code=code,
-            )
-
-
-def _check_presence_and_values(
-    batch: Tensor, present: Tensor, p: Tensor, what: str, n_tests: int, hint: Callable[[float, float], str]
-) -> None:
-    """Each (inst, feature) present with probability p, and present values U[0, 1] independent of presence."""
-    expect_frequency(
-        present.double().mean(0),
-        p,
-        batch.shape[0],
-        f"{what}: presence frequency",
-        dims="inst feature",
-        hint=hint,
-        code="presence_probability",
-        n_tests=n_tests,
-    )
-    _check_values_independent_of_presence(batch, present, p, what, n_tests)
-    _check_value_moments(batch, present, what, n_tests)
-
-
-def check_independent_features(batch: Tensor, p: Tensor, what: str) -> None:
-    """Everything `generate_batch` promises, for a batch [n inst feats] and probabilities p [inst feats]."""
-    _, n_inst, n_feats = batch.shape
-    n_pairs = n_inst * n_feats * (n_feats - 1) // 2 + n_feats * n_inst * (n_inst - 1) // 2
-    n_tests = 2 + 2 * n_inst * n_feats + n_pairs
-    present = _check_values(batch, what)
-    _check_presence_all_rows_differ(present, what)
-    _check_presence_and_values(batch, present, p, what, n_tests, _presence_hint)
-    _check_pairwise_independence(
-        present,
-        p,
-        what,
-        n_tests,
-        "features must be present independently: draw one presence per batch element, "
-        "instance and feature (don't share one mask across features or instances)",
-        code="shared_mask",
-    )
-
-
-def _generator_output(batch: object, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
-    return expect_tensor(batch, what, shape=shape, dims="batch inst feats", dtype=torch.float32, device=device)
-
-
-# Probabilities that differ per instance and per feature, so swapped axes, 1 - p and shared masks show up.
-P_TABLE = torch.tensor([[0.05, 0.2, 0.7, 0.9], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])
-
-
-@checker("generate_batch")
-def test_generate_batch(ToyModel: type, device: torch.device) -> str:
-    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
-    model = _model(ToyModel, cfg, device, feature_probability=P_TABLE.to(device))
-    batch = _generator_output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
-    check_independent_features(batch.cpu(), P_TABLE, "the batch")
-    return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
-
-
-# --------------------------------------------------------------------------------------------
 # calculate_loss
 # --------------------------------------------------------------------------------------------
-@checker("calculate_loss")
-def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
-    cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
-    importance = torch.tensor([[1.0, 0.8, 0.5, 0.3, 0.1], [0.2, 1.5, 0.7, 1.0, 0.4], [2.0, 0.1, 0.9, 0.6, 1.2]])
-    model = _model(ToyModel, cfg, device, importance=importance.to(device))
-    batch = torch.rand(6, 3, 5, device=device)
-    out = (torch.rand(6, 3, 5, device=device) * 1.5).requires_grad_()
+IMPORTANCE = torch.tensor([[1.0, 0.8, 0.5, 0.3, 0.1], [0.2, 1.5, 0.7, 1.0, 0.4], [2.0, 0.1, 0.9, 0.6, 1.2]])
+
+
+def check_loss(
+    model: torch.nn.Module,
+    imp: Tensor,
+    target_of: callable,
+    make_batch: callable,
+    device: torch.device,
+    extra: Callable | None = None,
+) -> None:
+    """calculate_loss(out, batch) = Σ_inst mean_{batch, feats} I (target - out)², its gradient, inputs untouched.
+
+    `target_of(batch)` is the regression target (batch itself in part 1, |batch| in part 2); `extra(out, batch, target)`
+    adds the section's own mutants.
+    """
+    B, n_inst, n_feats = 6, *imp.shape
+    batch = make_batch(B, n_inst, n_feats)
+    out = (torch.rand(B, n_inst, n_feats, device=device) * 1.5).requires_grad_()
+    batch_before, out_before = batch.clone(), out.detach().clone()
     loss = model.calculate_loss(out, batch)
-    expect_scalar(loss, "calculate_loss(out, batch)")
-    if not loss.requires_grad:
+    check_input_unchanged(batch_before, batch, "batch")
+    check_input_unchanged(out_before, out, "out")
+    what = "calculate_loss(out, batch)"
+    expect_tensor(loss, what, device=device, finite=False)  # the device first: nothing can be read off a meta tensor
+    expect_scalar(loss, what)
+    expect_tensor(loss, what, dtype=torch.float32)
+    target = target_of(batch)
+    err = imp * (target - out.detach()) ** 2
+    right = err.mean(dim=(0, 2)).sum()
+    grad_right = 2 * imp * (out.detach() - target) / (B * n_feats)
+    mistakes = loss_mutants(out.detach(), batch, imp, target) + (extra(out.detach(), batch, target) if extra else [])
+    grad = None
+    if loss.requires_grad:
+        try:
+            (grad,) = torch.autograd.grad(loss, out, allow_unused=True)
+        except RuntimeError:
+            grad = None
+    # The loss is one number; its gradient with respect to `out` is a [batch inst feats] fingerprint, so an unlisted
+    # mistake (a constant factor, a sum over a named axis) is named from the gradient.
+    generic = generic_diagnosis(grad, grad_right, "batch inst feats") if grad is not None else None
+    hint = (
+        f"the gradient with respect to `out` tells: {generic[1]}"
+        if generic
+        else "Σ over instances of the mean over (batch, feats) of importance · (target - out)²"
+    )
+    expect_matches(loss.detach(), right, what, mistakes, hint=hint, code=generic[0] if generic else "values")
+    if grad is None:
         fail(
             "the loss does not depend on `out` through autograd",
-            "compute it with torch operations on `out` (no .item(), .detach() or numpy)",
+            "compute it with torch operations on `out` (no .item(), .detach(), torch.tensor(...) or numpy)",
             code="no_grad",
         )
-    err = (batch - out.detach()) ** 2
-    imp = importance.to(device)
-    right = (imp * err).mean(dim=(0, 2)).sum()
-    mistakes = [
-        ("no_importance", "weight each feature's squared error by self.importance", err.mean(dim=(0, 2)).sum()),
-        (
-            "mean_over_instances",
-            "sum over instances (each instance is its own model); average only batch and features",
-            (imp * err).mean(),
-        ),
-        (
-            "sum_over_features",
-            "average over features as well as the batch, don't sum over them",
-            (imp * err).sum(-1).mean(0).sum(),
-        ),
-        ("sum_over_batch", "average over the batch, don't sum over it", (imp * err).sum(0).mean(-1).sum()),
-        (
-            "not_squared",
-            "the error is squared: (batch - out) ** 2",
-            (imp * (batch - out.detach()).abs()).mean(dim=(0, 2)).sum(),
-        ),
-        (
-            "importance_squared",
-            "multiply by the importance once, outside the square",
-            ((imp * (batch - out.detach())) ** 2).mean(dim=(0, 2)).sum(),
-        ),
-    ]
-    expect_matches(loss.detach(), right, "calculate_loss", mistakes)
+    expect_matches(
+        grad,
+        grad_right,
+        "the gradient of the loss with respect to `out`",
+        dims="batch inst feats",
+        hint="part of the loss is detached from `out`",
+        code="gradient",
+    )
+
+
+@checker("calculate_loss", kind="class")
+def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
+    cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
+    imp = IMPORTANCE.to(device)
+    model = _toy(ToyModel, cfg, device, importance=imp)
+    check_loss(model, imp, lambda batch: batch, lambda *shape: torch.rand(shape, device=device), device)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
 
 
 # --------------------------------------------------------------------------------------------
-# Correlated, anticorrelated and uncorrelated generators
+# generate_batch and the three generators
 # --------------------------------------------------------------------------------------------
+# Probabilities that differ per instance and per feature, so swapped axes, 1 - p and shared masks show up.
+P_TABLE = torch.tensor([[0.05, 0.2, 0.7, 0.9], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])
 P_PAIRS = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.25]])  # [inst pairs], all <= 1/2 for anticorrelation
+# The generators take their probabilities as an argument `p`; their checks build the model with this (otherwise
+# unused) feature_probability, so using self.feature_probability instead shows up as its own rate table.
+DECOY = {
+    "generate_correlated_features": 0.97,
+    "generate_anticorrelated_features": 0.37,
+    "generate_uncorrelated_features": 0.97,
+}
 
 
-def _pair_probabilities(p_pairs: Tensor) -> Tensor:
-    return p_pairs.repeat_interleave(2, dim=1)  # [inst 2*pairs]: pair j -> features 2j, 2j + 1
-
-
-def _count_layout_breaks(present: Tensor, rule: str, adjacent: bool = True) -> int:
-    n_feats = present.shape[-1]
-    n_pairs = n_feats // 2
-    first = present[..., 0::2] if adjacent else present[..., :n_pairs]
-    second = present[..., 1::2] if adjacent else present[..., n_pairs:]
-    broken = (first != second) if rule == "together" else (first & second)
-    return int(broken.sum())
-
-
-def _check_pair_values_independent(batch: Tensor, what: str) -> None:
-    a, b = batch[..., 0::2], batch[..., 1::2]
-    same = ((a == b) & (a != 0)).sum().item()
-    if same > ZERO_DRAW_ALLOWANCE:
-        fail(
-            f"{what}: in {same} examples both features of a pair have exactly the same value",
-            "draw the two features' values separately (a value tensor with the full [batch, inst, 2*pairs] shape)",
-            code="shared_values",
-        )
-
-
-def _check_pair_activity_independent(active: Tensor, p_active: Tensor, what: str, n_tests: int) -> None:
-    """Pairs are independent of each other, within an instance and across instances."""
-    _check_pairwise_independence(
-        active, p_active, what, n_tests, "each pair (and each instance) needs its own random draws", code="shared_mask"
+def _output(batch: object, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    return (
+        expect_tensor(batch, what, shape=shape, dims="batch inst feats", dtype=torch.float32, device=device)
+        .detach()
+        .cpu()
     )
 
 
-@checker("generate_correlated_features")
+def _ignores_p(table: Tensor, method: str) -> tuple[str, str, Tensor]:
+    return ("ignores_p", "use the probabilities passed in as `p`, not self.feature_probability", table)
+
+
+@checker("generate_batch", kind="class")
+def test_generate_batch(ToyModel: type, device: torch.device) -> str:
+    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
+    model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device))
+    batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
+    check_independent_features(batch, P_TABLE, "the batch")
+    return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
+
+
+def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: torch.device) -> Tensor:
+    """Call the learner's generator `method` with probabilities p (their model holds the decoy probability)."""
+    cls = _expect_methods(CorrelatedToyModel, (method,))
+    n_feats = 2 * p.shape[1] if method != "generate_uncorrelated_features" else p.shape[1]
+    model = cls(
+        ToyModelConfig(n_inst=p.shape[0], n_features=n_feats, d_hidden=2),
+        feature_probability=DECOY[method],
+        device=device,
+    )
+    p_in = p.clone().to(device)  # a copy: a learner's in-place edit must not reach the module's table
+    out = getattr(model, method)(N_SAMPLES, p_in)
+    check_input_unchanged(p, p_in, "p")
+    return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
+
+
+@checker("generate_uncorrelated_features", kind="class")
+def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
+    batch = _call_generator(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
+    decoy = _ignores_p(torch.full_like(P_TABLE, DECOY["generate_uncorrelated_features"]), "uncorrelated")
+    check_independent_features(batch, P_TABLE, "the batch", extra=[decoy])
+    return "presence rates, U[0, 1] values and independence"
+
+
+def _pair_states(present: Tensor, n_pairs: int) -> tuple[Tensor, Tensor]:
+    """Per pair: how often the two features differ, and how often both are on ([inst pairs] counts), adjacent layout."""
+    first, second = present[..., 0 : 2 * n_pairs : 2], present[..., 1 : 2 * n_pairs : 2]
+    return (first != second).sum(0), (first & second).sum(0)
+
+
+def _swapped_layout(present: Tensor, rule: str) -> bool:
+    """The pairs follow `rule` as features (j, j + n_pairs): '(two pair)' instead of '(pair two)'."""
+    k = present.shape[-1] // 2
+    first, second = present[..., :k], present[..., k:]
+    return int((first != second).sum()) <= ZERO_DRAW_ALLOWANCE if rule == "together" else not (first & second).any()
+
+
+def _independent_pairs(present: Tensor, p_pairs: Tensor) -> bool:
+    """Both features of every pair are on together at the rate p_a p_b of independent draws."""
+    n = present.shape[0]
+    first, second = present[..., 0::2].double(), present[..., 1::2].double()
+    return consistent((first * second).mean(0), first.mean(0) * second.mean(0), n)
+
+
+@checker("generate_correlated_features", kind="class")
 def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.device) -> str:
-    model = _generator_model(CorrelatedToyModel, device, "generate_correlated_features")
+    batch = _call_generator(CorrelatedToyModel, "generate_correlated_features", P_PAIRS, device)
     what = "the batch"
-    batch = _generator_output(
-        model.generate_correlated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
-    ).cpu()
-    n_tests = 2 + 12 + 12 + 9
-    present = _check_values(batch, what)
-    breaks = _count_layout_breaks(present, "together")
-    if breaks > ZERO_DRAW_ALLOWANCE:
-        if _count_layout_breaks(present, "together", adjacent=False) <= ZERO_DRAW_ALLOWANCE:
+    present = check_value_support(batch, what, 0.0, 1.0)
+    check_not_shared_over_batch(present, what)
+    differ, _ = _pair_states(present, P_PAIRS.shape[1])
+    if int(differ.sum()) > ZERO_DRAW_ALLOWANCE:
+        message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
+        if _swapped_layout(present, "together"):
             fail(
                 f"{what}: the pairs are features (j, j + n_pairs)",
-                "pair j must occupy the adjacent features 2j and 2j + 1 (repeat with '(pair two)', not '(two pair)')",
+                "pair j must occupy the adjacent features 2j and 2j + 1: repeat with '(pair two)', or "
+                "repeat_interleave, "
+                "not '(two pair)' or .repeat",
                 code="pair_layout",
             )
+        if _independent_pairs(present, P_PAIRS):
+            fail(
+                message,
+                "the two features of a pair are drawn independently: draw one presence per pair "
+                "([batch, inst, pairs]) and give it to both features",
+                code="not_together",
+            )
         fail(
-            f"{what}: in {breaks} cases one feature of a pair is present without the other",
+            message,
             "both features of a correlated pair share one presence draw (draw [batch, inst, pairs], then repeat)",
-            code="not_together",
+            code="pair_presence",
         )
-    p = _pair_probabilities(P_PAIRS)
-    _check_presence_and_values(batch, present, p, what, n_tests, _presence_hint)
-    _check_pair_values_independent(batch, what)
-    _check_pair_activity_independent(present[..., 0::2], P_PAIRS, what, n_tests)
+    first = present[..., 0::2]
+    candidates = [
+        _ignores_p(torch.full_like(P_PAIRS, DECOY["generate_correlated_features"]), "correlated"),
+        *common_rate_candidates(P_PAIRS, "pair"),
+    ]
+    check_rates(first.double().mean(0), P_PAIRS, N_SAMPLES, f"{what}: presence", candidates, unit="pair")
+    check_pairwise_independence(
+        first,
+        P_PAIRS,
+        what,
+        "pair",
+        "draw presence independently for every pair: the random tensor needs the shape [batch, inst, pairs]",
+        "draw presence independently for every instance: the random tensor needs the shape [batch, inst, pairs]",
+        ("shared_over_pairs", "shared_over_instances"),
+    )
+    check_batch_independence(first, P_PAIRS, what, "pair")
+    same = int(((batch[..., 0::2] == batch[..., 1::2]) & first).sum())
+    if same > _EQUAL:
+        fail(
+            f"{what}: in {same} examples both features of a pair have exactly the same value",
+            "the two features of a pair share presence, not values: draw the values with the full "
+            "[batch, inst, 2 * pairs] shape",
+            code="shared_values",
+        )
+    check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", P_PAIRS.repeat_interleave(2, dim=1))
+    check_value_law(batch, present, what, 0.0, 1.0)
+    check_values_not_shared(batch[..., 0::2], first, what, "pair")
     return "pairs on together with probability p, independent values, independent pairs"
 
 
-@checker("generate_anticorrelated_features")
+def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, str, Tensor]]:
+    """Rate tables [inst 2*pairs] of the usual mistakes in drawing anticorrelated pairs with probabilities p."""
+
+    def pairwise(a: Tensor, b: Tensor) -> Tensor:
+        return torch.stack([a.expand_as(p), b.expand_as(p)], dim=-1).flatten(-2)
+
+    half = torch.full_like(p, 0.5)
+    return [
+        _ignores_p(torch.full_like(pairwise(p, p), decoy), "anticorrelated"),
+        (
+            "second_given_first_absent",
+            "the second feature's probability is p(1 - p): it is only drawn when the first is absent. "
+            "Draw 'pair active' with probability 2p, then pick one of the two with probability 1/2",
+            pairwise(p, p * (1 - p)),
+        ),
+        (
+            "active_with_p",
+            "each feature is present with p/2: the pair should be active with probability 2p, not p",
+            pairwise(p / 2, p / 2),
+        ),
+        (
+            "active_one_minus",
+            "each feature is present with (1 - 2p)/2: the pair is active when `rand > 2p`; it should be `rand < 2p`",
+            pairwise((1 - 2 * p) / 2, (1 - 2 * p) / 2),
+        ),
+        (
+            "second_one_minus_p",
+            "the second feature is present with probability 1 - p: with one uniform u, give the first u < p "
+            "and the second an interval of width p (u > 1 - p, or p <= u < 2p), not u > p",
+            pairwise(p, 1 - p),
+        ),
+        (
+            "second_ignores_active",
+            "the second feature is present half the time whatever p: it must also need the pair to be "
+            "active (active & ~first)",
+            pairwise(p, half),
+        ),
+        (
+            "always_active",
+            "each feature is present half the time: the pair is always active. Draw 'active' with probability "
+            "2p and AND it into both features",
+            pairwise(half, half),
+        ),
+        *[
+            (c, h, t.repeat_interleave(2, dim=1))
+            for c, h, t in common_rate_candidates(p, "pair")
+            if c not in ("presence_ignores_p", "presence_half_p")
+        ],
+    ]
+
+
+@checker("generate_anticorrelated_features", kind="class")
 def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
-    model = _generator_model(CorrelatedToyModel, device, "generate_anticorrelated_features")
+    batch = _call_generator(CorrelatedToyModel, "generate_anticorrelated_features", P_PAIRS, device)
     what = "the batch"
-    batch = _generator_output(
-        model.generate_anticorrelated_features(N_SAMPLES, P_PAIRS.to(device)), "the output", (N_SAMPLES, 3, 4), device
-    ).cpu()
-    n_tests = 2 + 12 + 12 + 9
-    present = _check_values(batch, what)
-    both = _count_layout_breaks(present, "never")
-    if both > 0:
+    present = check_value_support(batch, what, 0.0, 1.0)
+    check_not_shared_over_batch(present, what)
+    _, both = _pair_states(present, P_PAIRS.shape[1])
+    if int(both.sum()) > 0:
+        message = f"{what}: in {int(both.sum())} cases both features of a pair are present"
+        if _swapped_layout(present, "never"):
+            fail(
+                f"{what}: the pairs are features (j, j + n_pairs)",
+                "pair j must occupy the adjacent features 2j and 2j + 1: "
+                "stack the two features on a last axis and flatten '(pair two)'",
+                code="pair_layout",
+            )
+        if _independent_pairs(present, P_PAIRS):
+            fail(
+                message,
+                "the two features are drawn independently, so both are sometimes on: an anticorrelated pair "
+                "never is. Draw 'pair active' (2p), then which one of the two (1/2)",
+                code="independent_pair",
+            )
         fail(
-            f"{what}: in {both} cases both features of a pair are present",
+            message,
             "an anticorrelated pair is never on together: make the second feature's presence exclude the first's",
             code="both_present",
         )
-
-    def hint(observed: float, expected: float) -> str:
-        if abs(observed - expected * (1 - expected)) < 0.01:
-            return (
-                "this feature's probability is p(1 - p): it is only drawn when the other is absent. "
-                "Draw 'pair active' with probability 2p, then pick one of the two with probability 1/2"
-            )
-        if abs(observed - expected / 2) < 0.01:
-            return "each feature is present with p/2: the pair should be active with probability 2p, not p"
-        return _presence_hint(observed, expected)
-
-    p = _pair_probabilities(P_PAIRS)
-    _check_presence_and_values(batch, present, p, what, n_tests, hint)
+    p = P_PAIRS.repeat_interleave(2, dim=1)
+    rates = present.double().mean(0)
+    lower, upper = torch.minimum(rates[:, 0::2], rates[:, 1::2]), torch.maximum(rates[:, 0::2], rates[:, 1::2])
+    if consistent(lower, 0.0, N_SAMPLES) and consistent(upper, 2 * P_PAIRS, N_SAMPLES):
+        fail(
+            f"{what}: in every pair one feature is never present and the other is present whenever the pair is active",
+            "the draw that picks which feature of a pair is on is made once for the whole batch: draw it per example, "
+            "with the shape [batch, inst, pairs]",
+            code="choice_shared_over_batch",
+        )
+    candidates = anticorrelated_rate_candidates(P_PAIRS, DECOY["generate_anticorrelated_features"])
+    check_rates(present.double().mean(0), p, N_SAMPLES, f"{what}: presence", candidates)
     active = present[..., 0::2] | present[..., 1::2]
-    _check_pair_activity_independent(active, 2 * P_PAIRS, what, n_tests)
+    check_pairwise_independence(
+        active,
+        2 * P_PAIRS,
+        what,
+        "pair",
+        "draw 'pair active' independently for every pair: the random tensor needs the shape [batch, inst, pairs]",
+        "draw 'pair active' independently for every instance: the random tensor needs the shape [batch, inst, pairs]",
+        ("shared_over_pairs", "shared_over_instances"),
+    )
+    check_batch_independence(active, 2 * P_PAIRS, what, "pair")
+    check_pairwise_independence(
+        present[..., 0::2],
+        P_PAIRS,
+        what,
+        "pair",
+        "the draw that picks which feature of a pair is on is shared by the pairs: draw it with the shape "
+        "[batch, inst, pairs]",
+        "the draw that picks which feature of a pair is on is shared by the instances: draw it with the shape "
+        "[batch, inst, pairs]",
+        ("choice_shared_over_pairs", "choice_shared_over_instances"),
+    )
+    check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", p)
+    check_value_law(batch, present, what, 0.0, 1.0)
+    check_values_not_shared(batch, present, what, "feature")
     return "never both on, each feature on with probability p, independent pairs"
-
-
-@checker("generate_uncorrelated_features")
-def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
-    model = _generator_model(CorrelatedToyModel, device, "generate_uncorrelated_features")
-    what = "the batch"
-    batch = _generator_output(
-        model.generate_uncorrelated_features(N_SAMPLES, P_TABLE.to(device)), "the output", (N_SAMPLES, 3, 4), device
-    ).cpu()
-    check_independent_features(batch, P_TABLE, what)
-    return "presence rates, U[0, 1] values and independence"
 
 
 # --------------------------------------------------------------------------------------------
 # The combined batch
 # --------------------------------------------------------------------------------------------
+# 2 correlated pairs, 2 anticorrelated pairs, 3 uncorrelated features. The second feature of each pair has its own
+# (unused) probability, so a slice that picks the wrong members or the wrong offset shows up in the rates.
+P_COMBINED = torch.tensor(
+    [
+        [0.2, 0.55, 0.4, 0.05, 0.3, 0.42, 0.1, 0.15, 0.65, 0.08, 0.85],
+        [0.5, 0.12, 0.05, 0.33, 0.15, 0.02, 0.35, 0.48, 0.25, 0.7, 0.45],
+    ]
+)
+N_CORR, N_ANTI = 2, 2
+
+
+def _block_rates(p: Tensor, corr: slice | list, anti: slice | list, unc: slice | list) -> Tensor:
+    """Per-feature presence rates of a batch whose blocks got p[:, corr], p[:, anti] (one per pair) and p[:, unc]."""
+    anti_rates = p[:, anti].clamp(max=0.5)  # 2p > 1 makes the pair always active: each feature on half the time
+    return torch.cat([p[:, corr].repeat_interleave(2, 1), anti_rates.repeat_interleave(2, 1), p[:, unc]], dim=1)
+
+
+def combined_rate_candidates(p: Tensor, nc: int, na: int) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
+    """The right per-feature rates, and those of the usual slicing mistakes."""
+    s_anti, s_unc, n_unc = 2 * nc, 2 * (nc + na), p.shape[1] - 2 * (nc + na)
+    right = _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(s_unc, None))
+    no_step = (
+        "pair j of a block uses the probability of the block's feature 2j: slice with a step of 2 (p[:, start:stop:2])"
+    )
+    mistakes = [
+        ("no_step", no_step, _block_rates(p, slice(0, nc), slice(nc, nc + na), slice(s_unc, None))),
+        ("no_step", no_step, _block_rates(p, slice(0, nc), slice(s_anti, s_unc, 2), slice(s_unc, None))),
+        ("no_step", no_step, _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_anti + na), slice(s_unc, None))),
+        (
+            "second_member",
+            "each pair uses the probability of its *first* feature: start the step-2 slices at the block's start, "
+            "not one after",
+            _block_rates(p, slice(1, s_anti, 2), slice(s_anti + 1, s_unc, 2), slice(s_unc, None)),
+        ),
+        (
+            "anticorrelated_offset",
+            "the anticorrelated block starts at feature 2 * n_correlated_pairs, not n_correlated_pairs",
+            _block_rates(p, slice(0, s_anti, 2), slice(nc, nc + 2 * na, 2), slice(s_unc, None)),
+        ),
+        (
+            "uncorrelated_slice",
+            "the uncorrelated block uses the probabilities of the last n_uncorrelated features, "
+            "p[:, 2 * (n_corr + n_anti):]",
+            _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(0, n_unc)),
+        ),
+        (
+            "uncorrelated_slice",
+            "the uncorrelated block uses the probabilities of the last n_uncorrelated features, "
+            "p[:, 2 * (n_corr + n_anti):]",
+            _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(nc + na, nc + na + n_unc)),
+        ),
+    ]
+    return right, mistakes
+
+
+def _pair_kinds(present: Tensor, n_pairs: int) -> list[str]:
+    """For each adjacent pair of features: 'together', 'never' (both on) or 'independent'."""
+    differ, both = _pair_states(present, n_pairs)
+    kinds = []
+    for j in range(n_pairs):
+        if int(differ[:, j].sum()) <= ZERO_DRAW_ALLOWANCE:
+            kinds.append("together")
+        elif int(both[:, j].sum()) == 0:
+            kinds.append("never")
+        else:
+            kinds.append("independent")
+    return kinds
+
+
 def _with_reference_generators(CorrelatedToyModel: type) -> type:
     """A subclass of the learner's class with the reference generators as its methods, to test only the combination."""
     return type(
@@ -479,50 +552,69 @@ def _with_reference_generators(CorrelatedToyModel: type) -> type:
     )
 
 
-@checker("generate_combined_batch")
+@checker("generate_combined_batch", kind="class")
 def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device) -> str:
-    Probe = _with_reference_generators(_expect_class(CorrelatedToyModel, "CorrelatedToyModel", GENERATORS))
+    Probe = _with_reference_generators(_expect_methods(CorrelatedToyModel, GENERATORS))
     what = "the batch"
-    # 2 correlated pairs, 1 anticorrelated pair, 3 uncorrelated features; pair members share a probability.
-    p = torch.tensor(
-        [[0.2, 0.2, 0.4, 0.4, 0.3, 0.3, 0.1, 0.6, 0.85], [0.5, 0.5, 0.05, 0.05, 0.15, 0.15, 0.7, 0.25, 0.45]]
+    n_inst, n_feats = P_COMBINED.shape
+    cfg = ToyModelConfig(
+        n_inst=n_inst, n_features=n_feats, d_hidden=2, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
     )
-    cfg = ToyModelConfig(n_inst=2, n_features=9, d_hidden=2, n_correlated_pairs=2, n_anticorrelated_pairs=1)
-    model = Probe(cfg, feature_probability=p.to(device), device=device)
-    batch = _generator_output(model.generate_batch(N_SAMPLES), "the output", (N_SAMPLES, 2, 9), device).cpu()
-    n_tests = 2 + 18 + 18
-    present = _check_values(batch, what)
-    corr, anti = present[..., :4], present[..., 4:6]
-    if _count_layout_breaks(corr, "together") > ZERO_DRAW_ALLOWANCE or _count_layout_breaks(anti, "never") > 0:
+    model = Probe(cfg, feature_probability=P_COMBINED.to(device), device=device)
+    out = model.generate_batch(N_SAMPLES)
+    if (
+        isinstance(out, Tensor)
+        and out.ndim == 3
+        and tuple(out.shape[:2]) == (N_SAMPLES, n_inst)
+        and out.shape[2] != n_feats
+    ):
+        blocks = {"correlated": 2 * N_CORR, "anticorrelated": 2 * N_ANTI, "uncorrelated": cfg.n_uncorrelated}
+        missing = [name for name, size in blocks.items() if out.shape[2] == n_feats - size]
+        if missing:
+            fail(
+                f"{what} has {out.shape[2]} features, expected {n_feats}",
+                f"the {missing[0]} block is missing: "
+                "concatenate all three blocks [correlated | anticorrelated | uncorrelated]",
+                code="missing_block",
+            )
+    batch = _output(out, "generate_batch(n)", (N_SAMPLES, n_inst, n_feats), device)
+    present = check_value_support(batch, what, 0.0, 1.0)
+    kinds = _pair_kinds(present, N_CORR + N_ANTI)
+    expected = ["together"] * N_CORR + ["never"] * N_ANTI
+    if kinds != expected:
+        seen = ", ".join(f"{2 * j}-{2 * j + 1}: {k}" for j, k in enumerate(kinds))
+        message = (
+            f"{what}: the first {2 * (N_CORR + N_ANTI)} features should be {N_CORR} correlated then {N_ANTI} "
+            f"anticorrelated pairs; seen {seen}"
+        )
+        if sorted(kinds) == sorted(expected):
+            fail(
+                message,
+                "concatenate the blocks in the order [correlated | anticorrelated | uncorrelated]",
+                code="block_order",
+            )
         fail(
-            f"{what}: the first 4 features are not correlated pairs and/or features 4-5 are not an anticorrelated pair",
-            "concatenate the blocks in the order [correlated | anticorrelated | uncorrelated]",
-            code="block_order",
+            message,
+            "call generate_correlated_features for the first 2 * n_correlated_pairs features and "
+            "generate_anticorrelated_features for the next 2 * n_anticorrelated_pairs",
+            code="pair_structure",
         )
-
-    def hint(observed: float, expected: float) -> str:
-        return (
-            "a block got the wrong probabilities: pair j of a block uses the probability of its first feature "
-            "(slice with a step of 2), and the uncorrelated block uses the remaining features' probabilities"
-        )
-
-    expect_frequency(
+    right, mistakes = combined_rate_candidates(P_COMBINED, N_CORR, N_ANTI)
+    check_rates(
         present.double().mean(0),
-        p,
+        right,
         N_SAMPLES,
-        f"{what}: presence frequency",
-        dims="inst feature",
-        hint=hint,
-        code="block_probability",
-        n_tests=n_tests,
+        f"{what}: presence",
+        mistakes,
+        default_hint="a block got the wrong probabilities: pair j of a block uses the probability of the block's "
+        "feature 2j, "
+        "and the uncorrelated block the remaining features' probabilities",
     )
 
     # With no pairs, the combined batch must behave like the original generate_batch.
     plain = Probe(
         ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=P_TABLE.to(device), device=device
     )
-    batch = _generator_output(
-        plain.generate_batch(N_SAMPLES), "the output with no pairs", (N_SAMPLES, 3, 4), device
-    ).cpu()
+    batch = _output(plain.generate_batch(N_SAMPLES), "generate_batch(n) with no pairs", (N_SAMPLES, 3, 4), device)
     check_independent_features(batch, P_TABLE, f"{what} with no pairs")
     return "blocks in order with the right probabilities; no pairs = independent features"

@@ -1,9 +1,11 @@
 """Checkers for part 2 (superposition in a privileged basis).
 
-Each checker builds a model from the learner's class, sets its parameters to fixed random values
-(non-zero biases, several instances with different weights, weights of both signs), calls only the
-method being checked and compares with the formula written out here. When the output is wrong, the
-checker tries the usual mistakes in turn and names the one that reproduces the learner's output.
+Each checker builds a model from the learner's class, sets its parameters to fixed random values (non-zero biases
+of both signs, several instances with different weights, weights of both signs), calls only the method being
+checked and compares with the formula. A wrong answer is compared with part 1's catalogue of known mistakes
+(`tests.part1_superposition_mistakes`: the models differ only by the hidden ReLU and the separate write weights)
+plus this section's own, and the mistake that reproduces it is named. The batch generator is tested on the
+statistics that define it, with part 1's diagnostics for values in U[-1, 1].
 """
 
 from __future__ import annotations
@@ -12,338 +14,209 @@ import torch
 from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
-from tests.checking import (
-    checker,
-    expect_close,
-    expect_frequency,
-    expect_scalar,
-    expect_tensor,
-    fail,
-    uniform_moments_tolerance,
+from tests.checking import checker, expect_matches, expect_tensor, fail
+from tests.part1_superposition import IMPORTANCE, check_leading_dims, check_loss
+from tests.part1_superposition_mistakes import (
+    check_independent_features,
+    check_input_unchanged,
+    expect_parameters,
+    forward_mutants,
+    probe_forward,
+    returned_hidden_hint,
+    two_layer,
 )
 
 relu = torch.relu
 
 
-def _down(x: Tensor, W: Tensor) -> Tensor:  # [... inst feats], [inst d feats] -> [... inst d]
-    return (x.unsqueeze(-2) * W).sum(-1)
-
-
-def _up(h: Tensor, W: Tensor) -> Tensor:  # [... inst d], [inst d feats] -> [... inst feats]
-    return (h.unsqueeze(-1) * W).sum(-2)
-
-
-def _matches(actual: Tensor, candidate: Tensor) -> bool:
-    return actual.shape == candidate.shape and torch.allclose(actual, candidate.to(actual.dtype), rtol=1e-4, atol=1e-5)
-
-
-def _check_leading_dims(model: torch.nn.Module, x4: Tensor, expected: Tensor) -> None:
-    """The forward pass accepts two leading batch axes and gives the same values as with one."""
-    hint = "accept any number of leading batch axes: use '...' in your einsum patterns"
+def _instances_mixed(model: torch.nn.Module, params: list[str], x: Tensor) -> bool:
+    """Changing instance 0's input and parameters changes another instance's output."""
     try:
-        out4 = model(x4)
-    except Exception as err:
-        fail(
-            f"model(features) with features of shape {tuple(x4.shape)} raised {type(err).__name__}: {err}",
-            hint,
-            code="leading_dims",
-        )
-    if not isinstance(out4, Tensor) or out4.shape != x4.shape or not _matches(out4, expected.reshape(x4.shape)):
-        fail(f"model(features) is wrong for features of shape {tuple(x4.shape)}", hint, code="leading_dims")
+        with torch.no_grad():
+            out1 = model(x)
+            x2 = x.clone()
+            x2[..., 0, :] = x2[..., 0, :].flip(0) * 0.5 + 0.25
+            saved = {name: getattr(model, name).detach().clone() for name in params}
+            for name in params:
+                getattr(model, name)[0].mul_(-1.5).add_(0.3)
+            out2 = model(x2)
+            for name in params:
+                getattr(model, name).copy_(saved[name])
+        return not torch.allclose(out1[..., 1:, :], out2[..., 1:, :], rtol=1e-5, atol=1e-6)
+    except Exception:  # the learner's code failed on the probe: no evidence either way
+        return False
 
 
-def _diagnose(actual: Tensor, candidates: list[tuple[str, Tensor, str]]) -> tuple[str, str | None]:
-    """The (code, hint) of the first known mistake that reproduces `actual`, else a generic one."""
-    for code, value, hint in candidates:
-        if _matches(actual, value):
-            return code, hint
-    return "values", None
+MIXED = (
+    "instances_mixed",
+    "changing the input and weights of instance 0 changes the output of other instances: keep the `inst` axis on "
+    "both inputs of every einsum ('... inst feats, inst d feats -> ... inst d'), never sum over it",
+)
 
 
-def _instances_independent(model, params: list[str], x: Tensor, what: str) -> None:
-    """Changing instance 0's input and parameters must leave every other instance's output unchanged."""
-    out1 = model(x)
-    x2 = x.clone()
-    x2[..., 0, :] = x2[..., 0, :].flip(0) * 0.5 + 0.25
-    saved = {name: getattr(model, name).detach().clone() for name in params}
+def _check_forward(
+    model, params: list[str], x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, mistakes, d_hidden: int, device
+) -> None:
+    """The forward pass on x, compared with ReLU(W_outᵀ ReLU(W_in x) + b), its catalogue, then the generic probes."""
+    x_before = x.clone()
     with torch.no_grad():
-        for name in params:
-            getattr(model, name)[0].mul_(-1.5).add_(0.3)
-        out2 = model(x2)
-        for name in params:
-            getattr(model, name).copy_(saved[name])
-    if not torch.allclose(out1[..., 1:, :], out2[..., 1:, :], rtol=1e-5, atol=1e-6):
-        fail(
-            f"{what}: changing the input and weights of instance 0 changed the output of other instances",
-            "instances must not interact: keep the `inst` axis on both inputs of every einsum "
-            "(e.g. 'batch inst feats, inst d feats -> batch inst d'), never sum over it",
-            code="instances_mixed",
-        )
+        out = model(x)
+    check_input_unchanged(x_before, x, "features")
+    returned_hidden_hint(out, tuple(x.shape[:-2]), x.shape[-2], d_hidden)
+    expect_tensor(out, "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device)
+    code, hint = MIXED if _instances_mixed(model, params, x) else probe_forward(model, b, (1, *x.shape[1:]), device)
+    right = two_layer(x, W_in, W_out, b, act=relu)
+    expect_matches(out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code)
+    check_leading_dims(
+        model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
+    )
+
+
+def _inputs(device: torch.device, shape=(16, 3, 6)) -> Tensor:
+    """Sparse features, mostly non-negative as in training, with some negative values so a ReLU on the input shows."""
+    mask = torch.rand(shape, device=device) < 0.6
+    return (torch.rand(shape, device=device) * 1.4 - 0.3) * mask
 
 
 # --------------------------------------------------------------------------------------------
 # NeuronModel.forward
 # --------------------------------------------------------------------------------------------
-def _neuron_model(NeuronModel: type, device: torch.device):
+@checker("NeuronModel.forward", kind="class")
+def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
     model = NeuronModel(cfg, feature_probability=0.5, device=device)
+    expect_parameters(model, {"W": (3, 4, 6), "b_final": (3, 6)})
+    W = torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features, device=device) * 0.8
+    b = torch.randn(cfg.n_inst, cfg.n_features, device=device) * 0.6  # both signs: both ReLUs clip something
     with torch.no_grad():
-        model.W.copy_(torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features) * 0.8)
-        # biases of both signs, so both ReLUs clip something and a missing bias is visible
-        model.b_final.copy_(torch.randn(cfg.n_inst, cfg.n_features) * 0.6)
-    return cfg, model
-
-
-@checker("NeuronModel.forward")
-def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
-    cfg, model = _neuron_model(NeuronModel, device)
-    W, b = model.W.detach().clone(), model.b_final.detach().clone()
-    # sparse non-negative features, as in training, with at least two on in most examples
-    x = torch.rand(16, cfg.n_inst, cfg.n_features, device=device) * (torch.rand(16, 3, 6, device=device) < 0.6)
-    with torch.no_grad():
-        out = expect_tensor(
-            model(x), "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device
-        )
-        _instances_independent(model, ["W", "b_final"], x, "model(features)")
-        up = _up(relu(_down(x, W)), W)
-        expected = relu(up + b)
-        if not _matches(out, expected):
-            code, hint = _diagnose(
-                out,
-                [
-                    (
-                        "no_hidden_relu",
-                        relu(_up(_down(x, W), W) + b),
-                        "this is part 1's forward: apply a ReLU to the hidden activations W x before going back up",
-                    ),
-                    ("bias", relu(up), "b_final is missing: add it to the output before the final ReLU"),
-                    (
-                        "bias_after_relu",
-                        relu(up) + b,
-                        "b_final is added after the output ReLU: add it first, then apply the ReLU",
-                    ),
-                    ("no_output_relu", up + b, "the output ReLU is missing: ReLU(Wᵀ h + b_final)"),
-                ],
-            )
-            expect_close(out, expected, "model(features)", hint, code=code, dims="batch inst feats")
-        _check_leading_dims(model, x.reshape(2, 8, cfg.n_inst, cfg.n_features), expected)
+        model.W.copy_(W)
+        model.b_final.copy_(b)
+    x = _inputs(device)
+    mistakes = forward_mutants(x, W, W, b, hidden_relu=True, formula="ReLU(Wᵀ ReLU(W x) + b_final)")
+    _check_forward(model, ["W", "b_final"], x, W, W, b, mistakes, cfg.d_hidden, device)
     return "ReLU(Wᵀ ReLU(W x) + b_final)"
 
 
 # --------------------------------------------------------------------------------------------
 # NeuronComputationModel.forward
 # --------------------------------------------------------------------------------------------
-def _computation_model(NeuronComputationModel: type, device: torch.device, **kwargs):
-    cfg = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
+def _computation_model(NeuronComputationModel: type, device: torch.device, cfg: ToyModelConfig, **kwargs):
     model = NeuronComputationModel(cfg, device=device, **kwargs)
-    with torch.no_grad():
-        model.W1.copy_(torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features) * 0.8)
-        model.W2.copy_(torch.randn(cfg.n_inst, cfg.n_features, cfg.d_hidden) * 0.8)
-        model.b_final.copy_(torch.randn(cfg.n_inst, cfg.n_features) * 0.6)
-    return cfg, model
+    expect_parameters(
+        model,
+        {
+            "W1": (cfg.n_inst, cfg.d_hidden, cfg.n_features),
+            "W2": (cfg.n_inst, cfg.n_features, cfg.d_hidden),
+            "b_final": (cfg.n_inst, cfg.n_features),
+        },
+    )
+    return model
 
 
-@checker("NeuronComputationModel.forward")
+@checker("NeuronComputationModel.forward", kind="class")
 def test_computation_forward(NeuronComputationModel: type, device: torch.device) -> str:
-    cfg, model = _computation_model(NeuronComputationModel, device, feature_probability=0.5)
-    W1, W2, b = (t.detach().clone() for t in (model.W1, model.W2, model.b_final))
-    W2t = W2.transpose(-1, -2)  # [inst d feats]
+    cfg = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
+    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=0.5)
+    W1 = torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features, device=device) * 0.8
+    W2 = torch.randn(cfg.n_inst, cfg.n_features, cfg.d_hidden, device=device) * 0.8
+    b = torch.randn(cfg.n_inst, cfg.n_features, device=device) * 0.6
+    with torch.no_grad():
+        model.W1.copy_(W1)
+        model.W2.copy_(W2)
+        model.b_final.copy_(b)
     mask = torch.rand(16, cfg.n_inst, cfg.n_features, device=device) < 0.6
     x = (2 * torch.rand(16, cfg.n_inst, cfg.n_features, device=device) - 1) * mask  # values of both signs
-    with torch.no_grad():
-        out = expect_tensor(
-            model(x), "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device
-        )
-        _instances_independent(model, ["W1", "W2", "b_final"], x, "model(features)")
-        hidden = relu(_down(x, W1))
-        up = _up(hidden, W2t)
-        expected = relu(up + b)
-        if not _matches(out, expected):
-            code, hint = _diagnose(
-                out,
-                [
-                    (
-                        "no_hidden_relu",
-                        relu(_up(_down(x, W1), W2t) + b),
-                        "apply a ReLU to the hidden activations W1 x before multiplying by W2",
-                    ),
-                    ("bias", relu(up), "b_final is missing: add it to the output before the final ReLU"),
-                    (
-                        "bias_after_relu",
-                        relu(up) + b,
-                        "b_final is added after the output ReLU: add it first, then apply the ReLU",
-                    ),
-                    ("no_output_relu", up + b, "the output ReLU is missing: ReLU(W2 h + b_final)"),
-                    (
-                        "tied_weights",
-                        relu(_up(hidden, W1) + b),
-                        "the output layer uses W1 transposed: this model writes with its own W2 [inst feats d_hidden]",
-                    ),
-                    (
-                        "abs_in_forward",
-                        relu(_up(relu(_down(x.abs(), W1)), W2t) + b),
-                        "the forward pass takes the raw features (they can be negative); |x| is only the loss's target",
-                    ),
-                ],
-            )
-            expect_close(out, expected, "model(features)", hint, code=code, dims="batch inst feats")
-        _check_leading_dims(model, x.reshape(4, 4, cfg.n_inst, cfg.n_features), expected)
+    W2t = W2.transpose(-1, -2)  # [inst d feats]: the read layout two_layer takes
+    formula = "ReLU(W2 ReLU(W1 x) + b_final)"
+    mistakes = [
+        *forward_mutants(x, W1, W2t, b, hidden_relu=True, formula=formula),
+        (
+            "tied_weights",
+            "the output layer uses W1 transposed: this model writes with its own W2 [inst feats d_hidden]",
+            two_layer(x, W1, W1, b, act=relu),
+        ),
+        (
+            "reshaped_W2",
+            "W2 was reshaped (or viewed) to [inst d_hidden feats]: that scrambles it; transpose it, or name its "
+            "axes in the einsum ('inst feats d_hidden')",
+            two_layer(x, W1, W2.reshape(W2t.shape), b, act=relu),
+        ),
+        (
+            "abs_in_forward",
+            "the forward pass takes the raw features (they can be negative); |x| is only the loss's target",
+            two_layer(x.abs(), W1, W2t, b, act=relu),
+        ),
+        (
+            "abs_hidden",
+            "the hidden nonlinearity is a ReLU, not |.|: each neuron computes ReLU(W1 x), and two neurons of "
+            "opposite signs make |x| together",
+            two_layer(x, W1, W2t, b, act=torch.abs),
+        ),
+        (
+            "abs_output",
+            f"the output nonlinearity is a ReLU, not |.|: {formula}",
+            two_layer(x, W1, W2t, b, act=relu, out=torch.abs),
+        ),
+    ]
+    _check_forward(model, ["W1", "W2", "b_final"], x, W1, W2t, b, mistakes, cfg.d_hidden, device)
     return "ReLU(W2 ReLU(W1 x) + b_final)"
 
 
 # --------------------------------------------------------------------------------------------
 # NeuronComputationModel.generate_batch
 # --------------------------------------------------------------------------------------------
-# Presence probabilities differ across features and instances, so a mask that ignores either axis,
-# or that is `rand > p`, shows up in at least one entry.
-_PROBS = [[0.9, 0.6, 0.35, 0.2, 0.08], [0.15, 0.45, 0.7, 0.05, 0.3], [0.5, 0.25, 0.1, 0.8, 0.6]]
-_BATCH = 20_000
+# Presence probabilities differ across features and instances, so a mask that ignores either axis, or that is
+# `rand > p`, shows up in at least one entry.
+PROBS = torch.tensor([[0.9, 0.6, 0.35, 0.2, 0.08], [0.15, 0.45, 0.7, 0.05, 0.3], [0.5, 0.25, 0.1, 0.8, 0.6]])
+N_SAMPLES = 20_000
 
 
-def _rate_hint(obs: float, exp: float) -> str | None:
-    if abs(obs - (1 - exp)) < abs(obs - exp):
-        return "the rate looks like 1 - p: a feature is present when `rand < p`, not `rand > p`"
-    return "each feature of each instance needs its own probability feature_probability[inst, feat]"
-
-
-@checker("NeuronComputationModel.generate_batch")
+@checker("NeuronComputationModel.generate_batch", kind="class")
 def test_computation_generate_batch(NeuronComputationModel: type, device: torch.device) -> str:
-    probs = torch.tensor(_PROBS, device=device)
-    n_inst, n_feats = probs.shape
+    n_inst, n_feats = PROBS.shape
     cfg = ToyModelConfig(n_inst=n_inst, n_features=n_feats, d_hidden=2)
-    model = NeuronComputationModel(cfg, feature_probability=probs, device=device)
+    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=PROBS.to(device))
     batch = expect_tensor(
-        model.generate_batch(_BATCH),
-        f"generate_batch({_BATCH})",
-        shape=(_BATCH, n_inst, n_feats),
+        model.generate_batch(N_SAMPLES),
+        f"generate_batch({N_SAMPLES})",
+        shape=(N_SAMPLES, n_inst, n_feats),
         dims="batch inst feats",
         dtype=torch.float32,
         device=device,
     )
-    batch = batch.detach().double().cpu()
-    probs = probs.double().cpu()
-    if (batch.abs() > 1).any():
-        fail(
-            f"some values lie outside [-1, 1] (largest magnitude {batch.abs().max().item():.3g})",
-            "present values should be uniform on [-1, 1], e.g. 2 * torch.rand(...) - 1",
-            code="value_range",
-        )
-    present = batch != 0
-    # 1) presence per instance and feature: 15 frequencies (plus the tests below, in the union bound)
-    n_tests = n_inst * n_feats + 2 * n_inst + 2 * n_inst + n_inst
-    expect_frequency(
-        present.double().mean(0), probs, _BATCH, "the presence rate", dims="inst feat", hint=_rate_hint, n_tests=n_tests
-    )
-    # 2) values of present features: both signs, mean 0, mean square 1/3 (per instance)
-    for k in range(n_inst):
-        values = batch[:, k][present[:, k]]
-        n = values.numel()
-        negative = (values < 0).double().mean()
-        if (values < 0).sum() == 0:
-            fail(
-                f"instance {k}: no present value is negative",
-                "values should be uniform on [-1, 1], not [0, 1]: use 2 * torch.rand(...) - 1",
-                code="value_range",
-            )
-        expect_frequency(
-            negative.reshape(1),
-            0.5,
-            n,
-            f"instance {k}: the share of negative values",
-            hint="present values should be uniform on [-1, 1], symmetric around 0",
-            code="value_distribution",
-            n_tests=n_tests,
-        )
-        tol_mean, tol_sq = uniform_moments_tolerance(n, -1.0, 1.0, n_tests=n_tests)
-        mean, mean_sq = values.mean().item(), (values**2).mean().item()
-        if abs(mean) > tol_mean or abs(mean_sq - 1 / 3) > tol_sq:
-            fail(
-                f"instance {k}: present values have mean {mean:.3f} and mean square {mean_sq:.3f}; "
-                f"U[-1, 1] has 0 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f}",
-                "draw values from U[-1, 1] with their own random tensor (reusing the presence draw makes "
-                "values depend on p)",
-                code="value_distribution",
-            )
-    # 3) independence: two features of one instance, and one feature of two instances, are present
-    #    together with probability p_a * p_b (a shared mask would give min(p_a, p_b))
-    for k in range(n_inst):
-        both = (present[:, k, 0] & present[:, k, 1]).double().mean().reshape(1)
-        expect_frequency(
-            both,
-            probs[k, 0] * probs[k, 1],
-            _BATCH,
-            f"instance {k}: the rate at which features 0 and 1 are both present",
-            hint="draw presence independently for every feature (one random number per entry)",
-            code="independence",
-            n_tests=n_tests,
-        )
-        j = (k + 1) % n_inst
-        both = (present[:, k, 2] & present[:, j, 2]).double().mean().reshape(1)
-        expect_frequency(
-            both,
-            probs[k, 2] * probs[j, 2],
-            _BATCH,
-            f"the rate at which feature 2 is present in both instances {k} and {j}",
-            hint="draw presence independently for every instance: the random tensor needs the "
-            "full shape [batch, inst, feats]",
-            code="independence",
-            n_tests=n_tests,
-        )
-    return f"presence rates, U[-1, 1] values and independence on {_BATCH} examples"
+    check_independent_features(batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0)
+    return f"presence rates, U[-1, 1] values and independence on {N_SAMPLES} examples"
 
 
 # --------------------------------------------------------------------------------------------
 # NeuronComputationModel.calculate_loss
 # --------------------------------------------------------------------------------------------
-@checker("NeuronComputationModel.calculate_loss")
+def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:
+    imp = IMPORTANCE.to(out.device)
+
+    def loss(t: Tensor) -> Tensor:
+        return (imp * (t - out) ** 2).mean(dim=(0, 2)).sum()
+
+    return [
+        ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
+        ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
+        ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),
+    ]
+
+
+@checker("NeuronComputationModel.calculate_loss", kind="class")
 def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.device) -> str:
-    n_inst, n_feats, B = 3, 5, 7
-    importance = torch.rand(n_inst, n_feats, device=device) * 1.5 + 0.2  # non-uniform, differs per instance
+    n_inst, n_feats = IMPORTANCE.shape
+    imp = IMPORTANCE.to(device)
     cfg = ToyModelConfig(n_inst=n_inst, n_features=n_feats, d_hidden=2)
-    model = NeuronComputationModel(cfg, feature_probability=0.5, importance=importance, device=device)
-    batch = (2 * torch.rand(B, n_inst, n_feats, device=device) - 1) * (
-        torch.rand(B, n_inst, n_feats, device=device) < 0.7
-    )
-    out = torch.rand(B, n_inst, n_feats, device=device) * 1.2
-    loss = expect_scalar(model.calculate_loss(out.clone(), batch.clone()), "calculate_loss(out, batch)")
-    if loss.dtype != torch.float32 or loss.device.type != device.type:
+    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=0.5, importance=imp)
+
+    def make_batch(*shape: int) -> Tensor:
+        return (2 * torch.rand(shape, device=device) - 1) * (torch.rand(shape, device=device) < 0.7)
+
+    if not hasattr(model, "calculate_loss"):
         fail(
-            f"the loss has dtype {loss.dtype} on {loss.device}, expected float32 on {device}",
-            "compute the loss from the given tensors without changing their dtype or device",
-            code="dtype",
+            "the model has no calculate_loss", "define calculate_loss in NeuronComputationModel", code="missing_method"
         )
-
-    def loss_of(target: Tensor, weight: Tensor = importance, per_inst: str = "mean", over: tuple = (0, 2)) -> Tensor:
-        err = weight * (target - out) ** 2
-        per = err.sum(over) if per_inst == "sum" else err.mean(over)
-        return per.sum()
-
-    expected = loss_of(batch.abs())
-    if not torch.isclose(loss.detach(), expected, rtol=1e-4, atol=1e-6):
-        err_all = importance * (batch.abs() - out) ** 2
-        code, hint = _diagnose(
-            loss.detach(),
-            [
-                (
-                    "target",
-                    loss_of(batch),
-                    "the target is |x| (batch.abs()), not x: the model computes absolute values",
-                ),
-                ("target", loss_of(relu(batch)), "the target is |x| (batch.abs()), not ReLU(x)"),
-                (
-                    "importance",
-                    loss_of(batch.abs(), torch.ones_like(importance)),
-                    "weight each squared error by self.importance[inst, feat]",
-                ),
-                (
-                    "importance",
-                    loss_of(batch.abs(), importance**2),
-                    "multiply the squared error by the importance once: I · (|x| - y)², not (I · (|x| - y))²",
-                ),
-                ("instance_reduction", err_all.mean(), "sum over instances (mean over batch and features only)"),
-                ("batch_reduction", err_all.sum(0).mean(-1).sum(), "take the mean over the batch, not the sum"),
-                ("feature_reduction", err_all.mean(0).sum(-1).sum(), "take the mean over features, not the sum"),
-            ],
-        )
-        fail(f"calculate_loss returned {loss.item():.6g}, expected {expected.item():.6g}", hint, code=code)
+    check_loss(model, imp, torch.abs, make_batch, device, extra=_target_mutants)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

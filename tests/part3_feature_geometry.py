@@ -1,20 +1,27 @@
 """Checkers for part 3 (feature geometry).
 
 Both exercises are deterministic functions of W, so each checker compares the learner's output with
-the formula computed here in float64 on the same inputs (columns of different norms, several
-instances, overlapping features), then tests the edge cases the exercise promises: one instance,
-float64 input, and a feature whose column is zero. When the values are wrong, the usual mistakes are
-tried in turn and the one that reproduces the learner's output is named.
+the formula computed here in float64 on the same inputs: several instances with different weights,
+columns of different norms (0.3 to 1.7, so every square and every normalisation matters), overlapping
+features, and sizes that differ from each other (inst, d_hidden and feats), so a wrong axis shows.
+
+When the values are wrong, the learner's output is compared with a catalogue of mutants of the
+reference (what each known mistake returns on the same inputs) and the mistake that reproduces it is
+named; a wrong *shape* that a known mistake produces (a reduction over the wrong axes, the feature
+axis taken for d_hidden) is named too. Then the edge cases the exercises promise: one instance,
+float64 input, a feature whose column is zero, the input left unmodified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail
+
+Mistake = tuple[str, str, Tensor]
 
 
 def _weights(device: torch.device, n_inst: int = 3, d: int = 4, n_feats: int = 7) -> Tensor:
@@ -24,38 +31,155 @@ def _weights(device: torch.device, n_inst: int = 3, d: int = 4, n_feats: int = 7
     return W.to(device)
 
 
+def _close(out: Tensor, value: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """`out` equals `value` (same shape, within tolerance), without ever raising on an odd tensor."""
+    if tuple(out.shape) != tuple(value.shape) or out.device.type == "meta":
+        return False
+    if not (out.is_floating_point() or out.dtype in (torch.int64, torch.int32, torch.bool)):
+        return False
+    got = out.detach().double().cpu()
+    return bool(torch.allclose(got, value.double().cpu(), rtol=rtol, atol=atol))
+
+
+def expect_output(
+    out: object,
+    what: str,
+    shape: Sequence[int],
+    dims: str,
+    dtype: torch.dtype | None,
+    device: torch.device | None,
+    shape_mistakes: Sequence[Mistake] = (),
+    finite: bool = True,
+) -> Tensor:
+    """`expect_tensor`, but a wrong shape that a known mistake produces is named by that mistake."""
+    if isinstance(out, Tensor) and tuple(out.shape) != tuple(shape):
+        for code, hint, value in shape_mistakes:
+            if _close(out, value):
+                expected = "(" + ", ".join(f"{n}={s}" for n, s in zip(dims.split(), shape, strict=True)) + ")"
+                fail(f"{what} has shape {tuple(out.shape)}, expected {expected}", hint, code=code)
+    return expect_tensor(out, what, shape=shape, dims=dims, dtype=dtype, device=device, finite=finite)
+
+
+def expect_unmodified(W: Tensor, before: Tensor, what: str, name: str = "W") -> None:
+    """The learner's function left its input alone."""
+    if not torch.equal(W, before):
+        fail(
+            f"{what} changed its input {name}",
+            f"an in-place operation (`{name} /= ...`, `{name}.pow_(2)`, `{name}[...] = ...`) overwrote the "
+            f"caller's tensor: use out-of-place operations (`{name} / ...`, `{name}.pow(2)`) so it is left alone",
+            code="modified_input",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # dimensions_per_feature
 # --------------------------------------------------------------------------------------------
-@checker("dimensions_per_feature")
+def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
+    """d_hidden / ‖W‖²_F per instance, and what the usual mistakes give (same shape; other shapes)."""
+    W = W.double()
+    n_inst, d, n_feats = W.shape
+    frob_sq = W.pow(2).sum((1, 2))
+    right = d / frob_sq
+    values = [
+        (
+            "frobenius_square",
+            "divide by the *squared* Frobenius norm: the sum of W², no square root",
+            d / frob_sq.sqrt(),
+        ),
+        ("inverted", "it's d_hidden / ‖W‖²_F, not ‖W‖²_F / d_hidden", frob_sq / d),
+        (
+            "numerator_features",
+            "the numerator is d_hidden = W.shape[1] (the hidden dimensions), not the number of features W.shape[2]",
+            n_feats / frob_sq,
+        ),
+        (
+            "numerator_instances",
+            "the numerator is d_hidden = W.shape[1], not the number of instances W.shape[0] (len(W))",
+            n_inst / frob_sq,
+        ),
+        ("numerator_one", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
+        (
+            "hardcoded_d_hidden",
+            "take d_hidden from W (W.shape[1]) instead of writing the notebook's 10: the check uses other sizes",
+            10 / frob_sq,
+        ),
+        (
+            "mean_not_sum",
+            "‖W‖²_F is the *sum* of the squares of all entries of W[inst], not their mean",
+            d / W.pow(2).mean((1, 2)),
+        ),
+        (
+            "norms_not_squared",
+            "sum the *squared* column norms: ‖W‖²_F = Σ_i ‖W_i‖², not Σ_i ‖W_i‖",
+            d / W.norm(dim=1).sum(-1),
+        ),
+        (
+            "all_instances",
+            "reduce each instance separately: sum over dims (1, 2), not over the whole tensor",
+            (d / frob_sq.sum()).expand(n_inst),
+        ),
+        (
+            "first_instance",
+            "every instance got instance 0's value: compute it for each W[inst] (sum over dims (1, 2))",
+            right[:1].expand(n_inst),
+        ),
+    ]
+    shapes = [
+        (
+            "all_instances",
+            "reduce each instance separately: sum over dims (1, 2), keep the inst axis",
+            d / frob_sq.sum(),
+        ),
+        ("first_instance", "compute one value per instance, not only for W[0]", right[0]),
+        (
+            "per_feature",
+            "sum over the features too: one number per instance, d_hidden / Σ over (d_hidden, feats) of W²",
+            d / W.pow(2).sum(1),
+        ),
+        (
+            "reduce_axes",
+            "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
+            d / W.pow(2).sum((0, 1)),
+        ),
+        (
+            "reduce_axes",
+            "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
+            d / W.pow(2).sum((0, 2)),
+        ),
+    ]
+    return right, values, shapes
+
+
+@checker("dimensions_per_feature", kind="function")
 def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.device) -> str:
     W = _weights(device, n_inst=3, d=5, n_feats=8)  # three different sizes, so a wrong axis shows
-    out = expect_tensor(
-        dimensions_per_feature(W.clone()),
-        "dimensions_per_feature(W)",
-        shape=(3,),
-        dims="inst",
-        dtype=W.dtype,
-        device=device,
-    )
-    W64 = W.double()
-    frob_sq = W64.pow(2).sum((1, 2))
-    expected = 5 / frob_sq
-    mistakes = [
-        ("frobenius_square", "divide by the *squared* Frobenius norm: sum of W², no sqrt", 5 / frob_sq.sqrt()),
-        ("inverted", "it's d_hidden / ‖W‖²_F, not ‖W‖²_F / d_hidden", frob_sq / 5),
-        ("numerator", "the numerator is d_hidden = W.shape[1], not the number of features", 8 / frob_sq),
-        ("numerator", "the numerator is d_hidden = W.shape[1], not the number of instances", 3 / frob_sq),
-        ("numerator", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
-    ]
-    expect_matches(out, expected, "dimensions_per_feature(W)", mistakes, dims="inst")
-    out1 = dimensions_per_feature(W[:1].clone())
-    if isinstance(out1, Tensor) and out1.shape != (1,):
+    W_in = W.clone()
+    right, values, shapes = _dpf_mistakes(W)
+    what = "dimensions_per_feature(W)"
+    out = expect_output(dimensions_per_feature(W_in), what, (3,), "inst", W.dtype, device, shapes)
+    expect_unmodified(W_in, W, what)
+    if not _close(out, right):
+        counts = W.shape[1] / out.detach().double().cpu()
+        if torch.isfinite(counts).all() and torch.allclose(counts, counts.round(), atol=1e-4):
+            fail(
+                f"{what} is {[round(v, 4) for v in out.tolist()]}: d_hidden divided by whole numbers "
+                f"{counts.round().int().tolist()}, expected {[round(v, 4) for v in right.tolist()]}",
+                "you divided by a count of features; D* divides by ‖W‖²_F, the sum of all the squared "
+                "entries of W[inst] (a soft count: a half-represented feature counts for its ‖W_i‖²)",
+                code="counted_features",
+            )
+    expect_matches(out, right, what, values, dims="inst")
+    # one instance: the inst axis must stay
+    one = W[:1].clone()
+    out1 = dimensions_per_feature(one)
+    if isinstance(out1, Tensor) and out1.ndim == 0:
         fail(
-            f"for W with one instance the output has shape {tuple(out1.shape)}, expected (1,)",
+            "for W with one instance the output is a 0-dim tensor, expected shape (inst=1,)",
             "keep the inst axis: reduce over dims (1, 2) only, and don't .squeeze() or .item()",
             code="squeezed",
         )
+    out1 = expect_tensor(out1, "dimensions_per_feature(W[:1])", shape=(1,), dims="inst")
+    expect_close(out1, right[:1], "dimensions_per_feature(W[:1])", code="values", dims="inst")
     return "d_hidden / ‖W‖²_F per instance"
 
 
@@ -70,8 +194,10 @@ def _reference(W: Tensor) -> Tensor:
     return torch.where(den > 0, norms_sq**2 / den, torch.zeros_like(den))
 
 
-def _mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
+def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
+    """What the usual mistakes return on W: (same shape as the answer, other shapes)."""
     W = W.double()
+    n_feats = W.shape[-1]
     norms_sq = W.pow(2).sum(1)  # [inst feats]
     W_hat = W / W.norm(dim=1, keepdim=True)
     dots = torch.einsum("kdi,kdj->kij", W_hat, W)  # Ŵ_i · W_j
@@ -79,57 +205,97 @@ def _mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
     dots_row = torch.einsum("kdi,kdj->kij", W_row, W)
     dots_both = torch.einsum("kdi,kdj->kij", W_hat, W_hat)
     dots_raw = torch.einsum("kdi,kdj->kij", W, W)
-    eye = torch.eye(W.shape[-1], dtype=torch.bool)
-    mistakes = [  # (code, candidate value, hint)
+    eye = torch.eye(n_feats, dtype=torch.bool)
+    den = dots.pow(2).sum(-1)
+    values = [  # (code, hint, value)
         (
-            "denominator_square",
-            norms_sq / dots.abs().sum(-1),
+            "not_squared",
             "square each dot product in the denominator: Σ_j (Ŵ_i·W_j)², not Σ_j |Ŵ_i·W_j|",
+            norms_sq / dots.abs().sum(-1),
         ),
         (
-            "denominator_square",
+            "square_of_sum",
+            "square each dot product *before* summing: Σ_j (Ŵ_i·W_j)², not (Σ_j Ŵ_i·W_j)²",
             norms_sq / dots.sum(-1).pow(2),
-            "square each dot product before summing: Σ_j (Ŵ_i·W_j)², not (Σ_j Ŵ_i·W_j)²",
         ),
         (
             "self_term",
-            norms_sq / dots.pow(2).masked_fill(eye, 0).sum(-1),
             "the sum runs over every j *including* j = i (a feature alone then has dimensionality 1)",
+            norms_sq / dots.pow(2).masked_fill(eye, 0).sum(-1),
         ),
         (
             "normalise_axis",
-            norms_sq / dots_row.pow(2).sum(-1),
             "normalise each feature's column W[:, :, i]: take the norm over d_hidden (dim=1), not over features",
+            norms_sq / dots_row.pow(2).sum(-1),
         ),
         (
             "normalise_both",
-            norms_sq / dots_both.pow(2).sum(-1),
             "normalise only the first vector of each dot product: Ŵ_i · W_j, not Ŵ_i · Ŵ_j",
+            norms_sq / dots_both.pow(2).sum(-1),
         ),
         (
-            "normalise",
+            "not_normalised",
+            "the denominator uses the unit vector Ŵ_i = W_i / ‖W_i‖ in each dot product, not W_i itself",
             norms_sq / dots_raw.pow(2).sum(-1),
-            "the denominator uses the unit vector Ŵ_i = W_i / ‖W_i‖ in each dot product",
         ),
-        ("numerator_square", norms_sq.sqrt() / dots.pow(2).sum(-1), "the numerator is the *squared* norm ‖W_i‖²"),
+        ("numerator_square", "the numerator is the *squared* norm ‖W_i‖², not ‖W_i‖", norms_sq.sqrt() / den),
+        (
+            "numerator_power",
+            "with the unit vector Ŵ_i in the denominator the numerator is ‖W_i‖² (‖W_i‖⁴ goes with W_i · W_j, "
+            "unnormalised): you mixed the two forms",
+            norms_sq**2 / den,
+        ),
+        (
+            "sum_axis",
+            "sum the squared dot products over j, the *second* feature index (dim=-1): Σ_j (Ŵ_i·W_j)², not Σ_i",
+            norms_sq / dots.pow(2).sum(-2),
+        ),
+        (
+            "mean_not_sum",
+            "the denominator is a *sum* over j, not a mean over the features",
+            norms_sq / dots.pow(2).mean(-1),
+        ),
+        (
+            "instance_mixing",
+            "each instance is a separate model: only sum over features j of the *same* instance (one inst "
+            "index in both operands of the einsum)",
+            norms_sq / torch.einsum("kdi,ldj->kij", W_hat, W).pow(2).sum(-1),
+        ),
+        (
+            "first_instance",
+            "every instance got instance 0's values: compute the overlaps of each W[inst] with itself",
+            (norms_sq / den)[:1].expand_as(norms_sq),
+        ),
     ]
-    return [(code, hint, value) for code, value, hint in mistakes]
+    right = _reference(W)
+    shapes = [
+        ("transposed_output", "return [inst, feats]: the output has the instances first", right.T),
+        (
+            "feature_axis",
+            "the columns W[inst, :, i] are the features: d_hidden is dim 1 and the features dim 2 (you computed "
+            "the dimensionality of the rows)",
+            _reference(W.transpose(1, 2)),
+        ),
+        (
+            "all_pairs",
+            "sum the squared overlaps over j, so there is one number per feature",
+            norms_sq[..., None] / dots,
+        ),
+    ]
+    return values, shapes
 
 
-@checker("compute_dimensionality")
+@checker("compute_dimensionality", kind="function")
 def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.device) -> str:
     # 1) values: 3 instances, 4 dimensions, 7 features of different norms
     W = _weights(device)
-    out = expect_tensor(
-        compute_dimensionality(W.clone()),
-        "compute_dimensionality(W)",
-        shape=(3, 7),
-        dims="inst feats",
-        dtype=torch.float32,
-        device=device,
-    )
+    W_in = W.clone()
+    what = "compute_dimensionality(W)"
+    values, shapes = _mistakes(W)
+    out = expect_output(compute_dimensionality(W_in), what, (3, 7), "inst feats", torch.float32, device, shapes)
+    expect_unmodified(W_in, W, what)
     expected = _reference(W)
-    expect_matches(out, expected, "compute_dimensionality(W)", _mistakes(W), dims="inst feats")
+    expect_matches(out, expected, what, values, dims="inst feats")
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())
     if isinstance(out1, Tensor) and out1.shape == (7,):
@@ -148,13 +314,14 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     W_known[0, 2, 3], W_known[0, 2, 4] = 1.1, -1.1
     W_known[0, 3, 5] = 0.7
     known = compute_dimensionality(W_known.to(device))
-    expect_tensor(known, "compute_dimensionality(W) with one instance", shape=(1, 6), dims="inst feats")
+    known = expect_tensor(known, "compute_dimensionality(W) with one instance", shape=(1, 6), dims="inst feats")
     expect_close(
         known,
         torch.tensor([[2 / 3] * 3 + [0.5, 0.5, 1.0]]),
         "dimensionality of a triangle, an antipodal pair and a lone feature",
-        "expected 2/3, 1/2 and 1: compare your formula with the definition",
-        code="values",
+        "expected 2/3, 1/2 and 1: your formula agrees with the definition on random weights but not on this "
+        "symmetric configuration; look for a threshold or a special case in your code",
+        code="polytopes",
         rtol=1e-3,
         atol=1e-4,
     )
@@ -184,14 +351,14 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         fail(
             f"a feature whose column is all zeros gets {at_zero.tolist()}, expected 0",
             "a dropped feature has no share of any dimension: define its dimensionality as 0",
-            code="zero_feature",
+            code="zero_feature_value",
         )
     expect_close(
         out0,
         _reference(W_zero),
         "compute_dimensionality(W) with a zero feature",
         "a zero feature contributes nothing to other features' sums: the others should not change",
-        code="zero_feature",
+        code="zero_feature_others",
         dims="inst feats",
     )
     return "values, known polytopes, one instance, float64, zero features"

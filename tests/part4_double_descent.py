@@ -1,264 +1,303 @@
 """Checkers for part 4 (superposition and deep double descent).
 
 Call them from the notebook as `tests.part4_double_descent.test_<exercise>(<object>)`.
-The data-set generator is tested on the statistics that define it (never on particular draws); the
-schedule and the dimensionality are compared with the formula, and a wrong answer is matched
-against what the usual mistakes would return so the hint can name the mistake.
+The data-set generator is tested on the statistics that define it (never on particular draws), and when
+one is off, further statistics name the cause: which normalisation was applied, which rate the presence
+follows, which axis the randomness is shared along, which distribution the values come from. The schedule
+and the dimensionality are compared with the formula, and a wrong answer is matched against what the
+usual mistakes return (tests/part4_double_descent_mistakes.py) so the hint can name the mistake.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
+import tests.part4_double_descent_mistakes as mistakes
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
-from tests.checking import (
-    FAILURE_PROBABILITY,
-    bernstein_tolerance,
-    checker,
-    expect_frequency,
-    expect_matches,
-    expect_tensor,
-    fail,
-    returned,
-    uniform_moments_tolerance,
-)
+from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
+from tests.part3_feature_geometry import expect_output, expect_unmodified
+from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
 
-def _callable(impl: object, what: str) -> Callable:
-    if not callable(impl):
-        fail(
-            f"expected the function {what}, got {type(impl).__name__}",
-            f"pass the function itself: test_x({what})",
-            code="not_callable",
-        )
-    return impl
+def _call(fn: Callable, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function; a call its signature can't take is named (not reported as a crash)."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as err:
+        if err.__traceback__ is not None and err.__traceback__.tb_next is None:  # raised by the call itself
+            fail(f"{what} could not be called: {err}", "keep the signature of the exercise's stub", code="signature")
+        raise
 
 
 # --------------------------------------------------------------------------------------------
 # generate_dataset
 # --------------------------------------------------------------------------------------------
-# Sizes: 3 instances x 24 features x 6000 examples. With p = 0.1 about 8% of examples have no
-# feature present, so the empty-example rule is exercised thousands of times.
+# Sizes: 3 instances x 24 features x 6000 examples with p = 0.1: about 8% of the examples have no feature
+# present, so the empty-example rule is exercised over a thousand times; p, 1 - p, p/2, 2p and p² are far
+# apart, so the presence rate names its mistake.
 GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P = 6_000, 3, 24, 0.1
-# A present feature whose U[0, 1] draw is exactly 0.0 looks absent (torch.rand has 2^-24 resolution).
-# Over the 432k draws here about 43k are present, so the expected number of such zeros is 0.003; one
-# of them moves a frequency by 1/6000, far inside the ±2.5% tolerance, and the norm and ratio tests
-# below are unaffected by it. The statistical tests share the failure budget by a union bound.
-NORM_TOL = 1e-4  # float32 division by a norm: relative error a few ulps
-_ONE = torch.ones((), dtype=torch.float64)
+# A present feature whose U[0, 1] draw is exactly 0.0 looks absent (torch.rand has 2^-24 resolution). Over
+# the 432k draws here about 43k are present, so the expected number of such zeros is 0.003; one of them moves
+# a frequency by 1/6000, far inside the tolerances below. Every statistical test gets failure probability
+# FAILURE_PROBABILITY / GEN_TESTS from Bernstein's inequality (a union bound over fewer than GEN_TESTS tests).
+GEN_SHAPE = (GEN_EXAMPLES, GEN_INST, GEN_FEATS)
+GEN_DIMS = "examples inst feats"
 
 
-def _norm_diagnosis(x: Tensor) -> tuple[str, str]:
-    """Which normalisation the learner's data set looks like it has, as (code, hint)."""
-    row_l2 = x.norm(dim=-1)
-    nonzero = row_l2 > 0
-    if torch.allclose(x.sum(-1)[nonzero], _ONE, atol=NORM_TOL):
-        return "l1_norm", "divide by the Euclidean (L2) norm x.norm(dim=-1), not by the sum of the features"
-    if torch.allclose(x.norm(dim=0), _ONE, atol=NORM_TOL):
-        return "norm_axis", (
-            "every *feature* has unit norm over the examples: normalise each example over the "
-            "feature axis instead (dim=-1)"
-        )
-    if torch.allclose(x.amax(-1)[nonzero], _ONE, atol=NORM_TOL):
-        return "max_norm", "divide by the Euclidean norm of the example, not by its largest value"
-    return "not_normalised", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
-
-
-@checker("generate_dataset")
-def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> str:
-    fn = _callable(generate_dataset, "generate_dataset")
-    x = fn(GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P, device=device)
-    x = expect_tensor(
-        x,
-        "generate_dataset(...)",
-        shape=(GEN_EXAMPLES, GEN_INST, GEN_FEATS),
-        dims="examples inst feats",
-        dtype=torch.float32,
-        device=device,
-        finite=False,
-    )
-    if not torch.isfinite(x).all():
-        empty = int((~torch.isfinite(x)).all(-1).sum())
+def _dataset_shape(x: Any) -> None:
+    if not isinstance(x, Tensor) or tuple(x.shape) == GEN_SHAPE:
+        return
+    got = tuple(x.shape)
+    if sorted(got) == sorted(GEN_SHAPE):
         fail(
-            f"the data set contains NaN or infinite values ({empty} examples entirely NaN)",
-            "examples with no feature present have norm 0, and 0 / 0 is NaN: divide by norm.clamp_min(1e-12) "
-            "so they stay all zeros",
-            code="empty_examples",
+            f"generate_dataset(...) has shape {got}, expected (examples={GEN_EXAMPLES}, inst={GEN_INST}, "
+            f"feats={GEN_FEATS})",
+            "the axes are in another order: the data set is [n_examples, n_inst, n_features]",
+            code="axis_order",
         )
-    x = x.detach().cpu().double()
-    if (x < 0).any():
+    if got == (GEN_EXAMPLES, GEN_FEATS):
         fail(
-            f"the data set has negative values (min {x.min().item():.3g})",
-            "present features take values from U[0, 1] before normalising, absent ones are exactly 0",
-            code="value_range",
+            f"generate_dataset(...) has shape {got}, expected {GEN_SHAPE}",
+            "the inst axis is missing: every instance gets its own data set, shape [n_examples, n_inst, n_features]",
+            code="missing_inst",
         )
 
-    # 1. every non-empty example has unit L2 norm over the features; empty ones are zero (checked above)
-    norms = x.norm(dim=-1)
-    nonzero = norms > 0
-    if not torch.allclose(norms[nonzero], _ONE, atol=NORM_TOL):
-        code, hint = _norm_diagnosis(x)
-        bad = ((norms - 1).abs() * nonzero).argmax()
-        e, k = divmod(int(bad), GEN_INST)
+
+def _check_values(x: Tensor, present: Tensor) -> None:
+    """Present values: U[0, 1] draws of their own (before normalising), independent across instances and examples."""
+    sample = mistakes.ratio_sample(x)
+    if sample.numel() < 1000:
         fail(
-            f"example {e} of instance {k} has L2 norm {norms[e, k].item():.4f} over the features, expected 1",
-            hint,
-            code=code,
-        )
-
-    # 2. presence: frequency per (inst, feature), and independence between instances
-    present = x > 0
-    n_tests = GEN_INST * GEN_FEATS + GEN_INST * (GEN_INST - 1) // 2 + 2
-    if present.shape[0] > 1 and (present == present[:1]).all():
-        fail(
-            "every example has the same features present",
-            "draw presence separately for every example",
-            code="same_examples",
-        )
-
-    def presence_hint(observed: float, expected: float) -> str:
-        if abs(observed - (1 - expected)) < 0.05:
-            return "the frequency is close to 1 - p: is the mask `rand > p` instead of `rand < p`?"
-        return "each feature should be present with probability feature_probability, independently"
-
-    expect_frequency(
-        present.double().mean(0),
-        GEN_P,
-        GEN_EXAMPLES,
-        "presence frequency",
-        dims="inst feature",
-        hint=presence_hint,
-        code="presence_probability",
-        n_tests=n_tests,
-    )
-    # P(feature present in instances i and j of the same example) = p^2 if instances are independent;
-    # pooled over examples and features that is GEN_EXAMPLES * GEN_FEATS independent Bernoulli(p^2) draws.
-    n_pool = GEN_EXAMPLES * GEN_FEATS
-    for i in range(GEN_INST):
-        for j in range(i + 1, GEN_INST):
-            both = (present[:, i] & present[:, j]).double().mean().item()
-            tol = bernstein_tolerance(n_pool, GEN_P**2 * (1 - GEN_P**2), 1.0, FAILURE_PROBABILITY / n_tests)
-            if abs(both - GEN_P**2) > tol:
-                fail(
-                    f"instances {i} and {j} share a present feature in {both:.2%} of (example, feature) slots, "
-                    f"independent draws give {GEN_P**2:.2%} ± {tol:.2%}",
-                    "every instance needs its own data set: draw with shape [n_examples, n_inst, n_features] "
-                    "instead of repeating one draw over instances",
-                    code="same_across_instances",
-                )
-
-    # 3. values: normalising rescales an example but keeps ratios. Given the largest value M of an
-    # example, its other present values are i.i.d. U[0, M], so (value / M) over all non-maximal present
-    # values is a sample of U[0, 1] whatever the normalisation: test its mean and mean square.
-    row_max = x.amax(-1, keepdim=True)
-    ratios = torch.where(present, x / row_max.clamp_min(1e-300), 0.0)
-    is_max = torch.zeros_like(present)
-    is_max.scatter_(-1, x.argmax(-1, keepdim=True), True)
-    sample = ratios[present & ~is_max]
-    n = sample.numel()
-    if n < 1000:
-        fail(
-            f"only {n} present values in examples with two or more features",
+            f"only {sample.numel()} present values in examples with two or more features",
             "check the presence mask",
             code="presence_probability",
         )
     if (sample > 1 - 1e-6).double().mean() > 0.5:
         fail(
             "within an example every present feature has the same value",
-            "draw each present feature's value from U[0, 1] (before normalising), not a constant",
+            "either a constant (e.g. the mask itself, as a float) or one value per example broadcast over the "
+            "features: draw one U[0, 1] value per (example, instance, feature) with torch.rand(shape)",
             code="constant_values",
         )
-    tol_mean, tol_sq = uniform_moments_tolerance(n, 0.0, 1.0, n_tests=1)
-    mean, mean_sq = sample.mean().item(), (sample**2).mean().item()
-    if abs(mean - 0.5) > tol_mean or abs(mean_sq - 1 / 3) > tol_sq:
+    for i in range(GEN_INST):
+        for j in range(i + 1, GEN_INST):
+            share = mistakes.shared_values(x[:, i], x[:, j])
+            if share > 0.5:
+                fail(
+                    f"where a feature is present in instances {i} and {j} of the same example, its values are "
+                    f"proportional ({share:.0%} of examples): the values are shared across instances",
+                    "draw the values with the full shape [n_examples, n_inst, n_features], not [n_examples, 1, "
+                    "n_features] broadcast over instances",
+                    code="values_shared_instances",
+                )
+    share = mistakes.shared_values(x[0::2], x[1::2])
+    if share > 0.5:
         fail(
-            f"the present values of an example, relative to its largest one, have mean {mean:.3f} and mean "
-            f"square {mean_sq:.3f}; U[0, 1] values give 0.500 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f}",
-            "draw each present feature's value from U[0, 1] with torch.rand (a separate draw from the presence "
-            "mask), then normalise",
-            code="value_distribution",
+            f"features present in two examples have proportional values ({share:.0%} of example pairs): the "
+            "values are shared across examples",
+            "draw a value for every example: torch.rand(n_examples, n_inst, n_features), not one row reused",
+            code="values_shared_examples",
         )
-    return "sparse, unit-norm examples, independent across instances"
+    n = sample.numel()
+    tol_mean = mistakes.tolerance(n, 1 / 12)
+    tol_sq = mistakes.tolerance(n, 4 / 45)  # x² for x ~ U[0, 1]: variance 1/5 - 1/9
+    mean, mean_sq = sample.mean().item(), (sample**2).mean().item()
+    if abs(mean - 0.5) <= tol_mean and abs(mean_sq - 1 / 3) <= tol_sq:
+        return
+    code, hint = (
+        "value_distribution",
+        (
+            "draw each present feature's value from U[0, 1] with torch.rand (a separate draw from the presence "
+            "mask), then normalise"
+        ),
+    )
+    for c, h, s in mistakes.value_candidates(GEN_SHAPE, GEN_P):
+        # both samples are noisy: allow the sum of their tolerances
+        if abs(s.mean().item() - mean) <= tol_mean + mistakes.tolerance(s.numel(), 1 / 12):
+            code, hint = c, h
+            break
+    fail(
+        f"the present values of an example, relative to its largest one, have mean {mean:.3f} and mean "
+        f"square {mean_sq:.3f}; U[0, 1] values give 0.500 ± {tol_mean:.3f} and 0.333 ± {tol_sq:.3f}",
+        hint,
+        code=code,
+    )
+
+
+@checker("generate_dataset", kind="function")
+def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> str:
+    x = _call(generate_dataset, "generate_dataset", GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P, device=device)
+    _dataset_shape(x)
+    what = "generate_dataset(...)"
+    x = expect_tensor(x, what, shape=GEN_SHAPE, dims=GEN_DIMS, dtype=torch.float32, device=device, finite=False)
+    x = x.detach().cpu().double()
+    if not torch.isfinite(x).all():
+        bad_rows = (~torch.isfinite(x)).any(-1)
+        if ((~torch.isfinite(x)).all(-1) == bad_rows).all():
+            fail(
+                f"{what} contains {int(bad_rows.sum())} examples that are entirely NaN",
+                "examples with no feature present have norm 0, and 0 / 0 is NaN: divide by norm.clamp_min(1e-12) "
+                "so they stay all zeros",
+                code="empty_examples",
+            )
+        fail(f"{what} contains {int((~torch.isfinite(x)).sum())} NaN or infinite values", code="not_finite")
+    if (x < 0).any():
+        _negative_values(x)
+
+    # 1. absent features are exactly 0: nothing may be added to every entry, and an empty example stays empty
+    tiny = ((x > 0) & (x < 1e-4)).double().mean().item()
+    if tiny > 0.5:
+        fail(
+            f"{tiny:.0%} of the entries are tiny but not 0",
+            "a small constant was added to every entry (x + eps?): absent features must be exactly 0; put the "
+            "epsilon on the norm instead, x / norm.clamp_min(1e-12)",
+            code="epsilon_added",
+        )
+    full = (x > 0).all(-1)
+    if full.any():  # all 24 features present: probability 0.1^24 per example
+        rows = x[full]
+        if torch.allclose(rows, rows[:, :1].expand_as(rows), rtol=1e-3):
+            fail(
+                f"{int(full.sum())} examples have every feature equal and non-zero, expected empty examples to "
+                "stay all zeros",
+                "an example with no feature present must stay all zeros: an epsilon added to x before normalising "
+                "turns it into a uniform vector; clamp the norm instead (norm.clamp_min(1e-12))",
+                code="empty_filled",
+            )
+
+    # 2. every non-empty example has unit L2 norm over the features
+    norms = x.norm(dim=-1)
+    nonzero = norms > 0
+    if not torch.allclose(norms[nonzero], torch.ones_like(norms[nonzero]), atol=mistakes.NORM_TOL):
+        code, hint = mistakes.norm_diagnosis(x, GEN_P)
+        bad = ((norms - 1).abs() * nonzero).argmax()
+        e, k = divmod(int(bad), GEN_INST)
+        fail(
+            f"example {e} of instance {k} has L2 norm {norms[e, k].item():.4f} over the features, expected 1",
+            hint,
+            code,
+        )
+
+    # 3. presence: frequency per (inst, feature); independence across instances and across features
+    present = x > 0
+    freq = present.double().mean(0)
+    tol = mistakes.tolerance(GEN_EXAMPLES, GEN_P * (1 - GEN_P))
+    excess = (freq - GEN_P).abs() - tol
+    if (excess > 0).any():
+        k, f = divmod(int(excess.argmax()), GEN_FEATS)
+        code, hint = mistakes.presence_diagnosis(freq, GEN_EXAMPLES, GEN_P)
+        fail(
+            f"feature {f} of instance {k} is present in {freq[k, f].item():.2%} of the examples, expected "
+            f"{GEN_P:.2%} ± {tol:.2%}",
+            hint,
+            code=code,
+        )
+    # P(feature present in instances i and j of the same example) = p² for independent instances; pooled over
+    # examples and features these are GEN_EXAMPLES * GEN_FEATS independent Bernoulli(p²) draws.
+    p2 = GEN_P**2
+    tol_pair = mistakes.tolerance(GEN_EXAMPLES * GEN_FEATS, p2 * (1 - p2))
+    for i in range(GEN_INST):
+        for j in range(i + 1, GEN_INST):
+            both = (present[:, i] & present[:, j]).double().mean().item()
+            if abs(both - p2) > tol_pair:
+                fail(
+                    f"instances {i} and {j} share a present feature in {both:.2%} of (example, feature) slots, "
+                    f"independent draws give {p2:.2%} ± {tol_pair:.2%}",
+                    "every instance needs its own presence draws: draw with shape [n_examples, n_inst, n_features] "
+                    "instead of repeating one draw over instances",
+                    code="same_across_instances",
+                )
+    # P(two given features both present in an example) = p² for independent features: the mean of
+    # k(k-1) / (F(F-1)) over the examples, a [0, 1] variable with variance at most its mean p².
+    co, n_rows = mistakes.cooccurrence(present)
+    tol_co = mistakes.tolerance(n_rows, p2)
+    if abs(co - p2) > tol_co:
+        fail(
+            f"two given features are present together in {co:.2%} of the examples, independent draws give "
+            f"{p2:.2%} ± {tol_co:.2%}",
+            "features are present together (or not at all) far more often than chance: one presence draw per "
+            "example broadcast over features? Draw the mask with shape [n_examples, n_inst, n_features]"
+            if co > p2
+            else "features avoid each other: draw every feature's presence independently",
+            code="same_across_features",
+        )
+    # Empty examples: probability (1 - p)^F each, over GEN_EXAMPLES * GEN_INST independent rows.
+    q = (1 - GEN_P) ** GEN_FEATS
+    empty = (~present).all(-1).double().mean().item()
+    tol_empty = mistakes.tolerance(GEN_EXAMPLES * GEN_INST, q * (1 - q))
+    if abs(empty - q) > tol_empty:
+        fail(
+            f"{empty:.2%} of the examples have no feature present, independent draws give {q:.2%} ± {tol_empty:.2%}",
+            "an example with no feature present is allowed (and must stay all zeros): don't redraw it or force a "
+            "feature on"
+            if empty < q
+            else "too many empty examples: draw every feature's presence independently with probability p",
+            code="no_empty_examples" if empty < q else "empty_rate",
+        )
+
+    # 4. values
+    _check_values(x, present)
+    return "sparse, unit-norm examples, independent across examples, instances and features"
+
+
+def _negative_values(x: Tensor) -> None:
+    """Name the symmetric distribution negative values come from."""
+    message = f"the data set has negative values (min {x.min().item():.3g})"
+    sample = mistakes.ratio_sample(x.abs())
+    tol = mistakes.tolerance(max(sample.numel(), 1), 1 / 12)
+    if sample.numel() >= 1000 and abs(sample.mean().item() - 0.5) <= tol:
+        fail(
+            message,
+            "the values look like U[-1, 1] (2 * rand - 1?): present features take values from U[0, 1] (torch.rand)",
+            code="signed_uniform",
+        )
+    normal = mistakes.value_candidates(GEN_SHAPE, GEN_P)[0][2]
+    if sample.numel() >= 1000 and abs(sample.mean().item() - normal.mean().item()) <= 2 * tol:
+        fail(
+            message,
+            "the values look like N(0, 1) draws (randn): use torch.rand, uniform on [0, 1]",
+            code="signed_normal",
+        )
+    fail(
+        message,
+        "present features take values from U[0, 1] before normalising, absent ones are exactly 0",
+        "value_range",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # warmup_cosine_lr
 # --------------------------------------------------------------------------------------------
-def _cos(progress: float) -> float:
-    return 0.5 * (1 + math.cos(math.pi * progress))
+def _as_float(value: Any, what: str) -> float:
+    value = returned(value, what)
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.device.type == "meta":
+            fail(
+                f"{what} returned a tensor of shape {tuple(value.shape)}, expected a number",
+                "return a float (math.cos works on Python numbers)",
+                code="not_number",
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        fail(f"{what} returned {type(value).__name__}, expected a float", "return a Python float", code="not_number")
+    return float(value)
 
 
-def _schedule_candidates(steps: int, warmup: int) -> tuple[list[float], list[tuple[str, str, list[float]]]]:
-    """The right factors for every step, and what the usual mistakes give."""
-
-    def right(s: int) -> float:
-        return s / warmup if s < warmup else _cos((s - warmup) / (steps - warmup))
-
-    def warm(s: int, f: Callable[[int], float]) -> float:
-        return s / warmup if s < warmup else f(s)
-
-    rest = steps - warmup
-    mistakes: list[tuple[str, str, Callable[[int], float]]] = [
-        (
-            "no_warmup",
-            "the first warmup_steps steps should rise linearly from 0: step / warmup_steps",
-            lambda s: _cos(s / steps),
-        ),
-        (
-            "cosine_not_shifted",
-            "after the warm-up the cosine starts again from 1: use (step - warmup_steps) / "
-            "(steps - warmup_steps) as its progress",
-            lambda s: warm(s, lambda t: _cos(t / steps)),
-        ),
-        (
-            "cosine_length",
-            "the cosine must reach 0 at the last step: divide by steps - warmup_steps, not by steps",
-            lambda s: warm(s, lambda t: _cos((t - warmup) / steps)),
-        ),
-        (
-            "linear_decay",
-            "after the warm-up the factor follows half a cosine, 0.5 (1 + cos(π progress)), not a straight line",
-            lambda s: warm(s, lambda t: 1 - (t - warmup) / rest),
-        ),
-        (
-            "cosine_scale",
-            "half a cosine from 1 to 0 is 0.5 * (1 + cos(π progress)): check the 0.5 and the 1 +",
-            lambda s: warm(s, lambda t: math.cos(math.pi * (t - warmup) / rest)),
-        ),
-        (
-            "warmup_off_by_one",
-            "the warm-up starts at 0 at step 0: the factor is step / warmup_steps",
-            lambda s: (s + 1) / warmup if s < warmup else right(s),
-        ),
-        (
-            "warmup_length",
-            "the warm-up rises from 0 to 1 over warmup_steps steps: divide by warmup_steps, not by steps",
-            lambda s: s / steps if s < warmup else right(s),
-        ),
-    ]
-    values = [right(s) for s in range(steps)]
-    out = []
-    for code, hint, f in mistakes:
-        try:
-            out.append((code, hint, [f(s) for s in range(steps)]))
-        except ZeroDivisionError:
-            continue
-    return values, out
-
-
-@checker("warmup_cosine_lr")
+@checker("warmup_cosine_lr", kind="function")
 def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> str:
-    fn = _callable(warmup_cosine_lr, "warmup_cosine_lr")
-    for steps, warmup in [(200, 20), (1000, 100), (37, 5), (50, 0)]:
+    for steps, warmup in [(200, 20), (37, 5), (1000, 100), (50, 0)]:
         got = []
         for s in range(steps):
+            what = f"warmup_cosine_lr({s}, {steps}, {warmup})"
             try:
-                value = returned(fn(s, steps, warmup), f"warmup_cosine_lr({s}, {steps}, {warmup})")
+                got.append(_as_float(_call(warmup_cosine_lr, what, s, steps, warmup), what))
             except ZeroDivisionError:
                 if warmup == 0:
                     fail(
@@ -267,30 +306,26 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
                         code="zero_warmup",
                     )
                 raise
-            if isinstance(value, Tensor):
-                if value.numel() != 1:
-                    fail(
-                        f"warmup_cosine_lr returned a tensor of shape {tuple(value.shape)}, expected a number",
-                        "return a float (math.cos works on Python numbers)",
-                        code="not_number",
-                    )
-                value = value.item()
-            if not isinstance(value, int | float):
-                fail(
-                    f"warmup_cosine_lr returned {type(value).__name__}, expected a float",
-                    "return a Python float",
-                    code="not_number",
-                )
-            got.append(float(value))
-        right, mistakes = _schedule_candidates(steps, warmup)
+        got_t = torch.tensor(got, dtype=torch.float64)
+        if warmup == 0 and not math.isfinite(got[0]):
+            fail(
+                f"warmup_cosine_lr(0, {steps}, warmup_steps=0) is {got[0]}, expected 1",
+                "with no warm-up, skip the warm-up branch (0 / 0 is NaN): test `step < warmup_steps` first",
+                code="zero_warmup",
+            )
+        right, catalogue = mistakes.schedule_candidates(steps, warmup)
+        # the section's schedule has the meaning of the shared one in utils.schedules
+        shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)
+        assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         expect_matches(
-            torch.tensor(got, dtype=torch.float64),
-            torch.tensor(right, dtype=torch.float64),
+            got_t,
+            right,
             f"warmup_cosine_lr(step, steps={steps}, warmup_steps={warmup})",
-            [(c, h, torch.tensor(v, dtype=torch.float64)) for c, h, v in mistakes],
+            catalogue,
             rtol=1e-6,
             atol=1e-7,
             dims="step",
+            hint="linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
         )
     return "linear warm-up, then half a cosine to 0"
 
@@ -298,127 +333,169 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
 # --------------------------------------------------------------------------------------------
 # DoubleDescentModel.generate_batch
 # --------------------------------------------------------------------------------------------
-@checker("generate_batch")
+def _rows_of(out: Tensor, data: Tensor) -> bool:
+    """Every example of `out` [n inst feats] is one of the examples of `data` (whole [inst feats] rows)."""
+    a, b = out.flatten(1).double(), data.flatten(1).double()
+    return bool((a[:, None] - b[None]).abs().amax(-1).amin(-1).le(1e-6).all())
+
+
+@checker("generate_batch", kind="class")
 def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
-    if not isinstance(DoubleDescentModel, type) or not hasattr(DoubleDescentModel, "generate_batch"):
+    generate_batch = getattr(DoubleDescentModel, "generate_batch", None)
+    if not callable(generate_batch):
         fail(
-            f"expected the DoubleDescentModel class, got {type(DoubleDescentModel).__name__}",
-            "pass the class itself: test_generate_batch(DoubleDescentModel)",
-            code="not_class",
+            f"{DoubleDescentModel.__name__} has no method generate_batch",
+            "pass the DoubleDescentModel class whose generate_batch you wrote",
+            code="no_method",
         )
-    generate_batch = DoubleDescentModel.generate_batch
     # The reference model (with the reference generate_dataset) holds the training set, so only the
-    # learner's generate_batch is under test.
+    # learner's generate_batch is under test. n_train = 40 differs from the batch size asked for (16).
     cfg = ToyModelConfig(n_inst=3, n_features=50, d_hidden=2)
     n_train = 40
     model = RefDoubleDescentModel(cfg, n_train=n_train, feature_probability=0.1, device=device)
     data = model.train_data.clone()
-    first = generate_batch(model, 16)
+    first = _call(generate_batch, "generate_batch(16)", model, 16)
+    what = "generate_batch(16)"
+    if isinstance(first, Tensor) and first.device.type != "meta" and tuple(first.shape) != tuple(data.shape):
+        got, d = first.detach().to(data.device, torch.float64), data.double()
+        if got.shape == (16, 3, 50) and torch.allclose(got, d[:16]):
+            fail(
+                f"{what} returned the first 16 training examples, expected all {n_train}",
+                "training is full batch: return the whole self.train_data and ignore batch_size",
+                code="batch_size_rows",
+            )
+        if got.shape == (16, 3, 50):
+            norms = got.norm(dim=-1)
+            unit = bool((((norms - 1).abs() < 1e-4) | (norms == 0)).all())
+            fail(
+                f"{what} returned {tuple(got.shape)}: 16 new examples, expected the {n_train} training examples",
+                "you drew a fresh batch of batch_size examples (part 1's infinite-data setting): return the fixed "
+                "training set self.train_data"
+                if unit
+                else "that is part 1's generate_batch (fresh, un-normalised examples): return self.train_data",
+                code="fresh_batch" if unit else "part1_batch",
+            )
+        if got.shape == (3, n_train, 50) and torch.allclose(got, d.transpose(0, 1)):
+            fail(
+                f"{what} has shape {tuple(got.shape)}, expected {tuple(data.shape)}",
+                "return self.train_data as it is, [n_train, inst, feats]: no transpose",
+                code="axis_order",
+            )
     first = expect_tensor(
-        first,
-        "generate_batch(16)",
-        shape=(n_train, 3, 50),
-        dims="examples inst feats",
-        dtype=torch.float32,
-        device=device,
+        first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
+    second = _call(generate_batch, "generate_batch()", model)
     second = expect_tensor(
-        generate_batch(model, 16),
-        "a second call of generate_batch(16)",
-        shape=(n_train, 3, 50),
-        dims="examples inst feats",
+        second, "generate_batch() (no batch size)", shape=tuple(data.shape), dims="examples inst feats"
     )
     if not torch.equal(model.train_data, data):
         fail("generate_batch changed self.train_data", "return the training set without modifying it", code="modified")
-    if not torch.equal(first, second):
+    if torch.equal(first, data) and torch.equal(second, data):
+        return "the same full training set at every call"
+    wrong = first if not torch.equal(first, data) else second
+    with torch.inference_mode():
+        reconstruction = model(data)
+    if torch.allclose(wrong, reconstruction, atol=1e-6):
         fail(
-            "two calls of generate_batch returned different data",
-            "return the fixed training set self.train_data; drawing new examples at every step is part 1's "
-            "infinite-data setting",
-            code="not_fixed",
+            "generate_batch returned the model's output on the training set",
+            "return the inputs self.train_data themselves, not the model applied to them",
+            code="model_output",
         )
-    if not torch.equal(first, data):
-        same_rows = first[:, None] == data[None]
-        if same_rows.all(-1).all(-1).any(-1).all():
-            hint = "the rows are training examples but not all of them, or in another order: return self.train_data"
-        else:
-            hint = "return the model's own training set self.train_data, not another data set"
-        fail("generate_batch did not return the model's training set self.train_data", hint, code="not_train_data")
-    return "the same full training set at every call"
+    if all(torch.allclose(wrong[:, k], data[:, 0]) for k in range(3)):
+        fail(
+            "every instance got instance 0's training set",
+            "each instance has its own training set: return self.train_data, all instances",
+            code="first_instance",
+        )
+    if _rows_of(wrong, data):
+        if torch.equal(first, second):
+            fail(
+                "generate_batch returned the training examples in another order",
+                "return self.train_data as it is (no shuffling needed: every step uses the whole set)",
+                code="shuffled",
+            )
+        fail(
+            "generate_batch returned training examples, but a different selection at every call",
+            "training is full batch: return all of self.train_data, not a random sample of its rows",
+            code="minibatch",
+        )
+    if torch.equal(first, second):
+        fail(
+            "generate_batch returned the same data at both calls, but not self.train_data",
+            "you drew a new data set (with a fixed seed?) instead of returning the one drawn in __init__, "
+            "self.train_data",
+            code="regenerated",
+        )
+    fail(
+        "two calls of generate_batch returned different data",
+        "return the fixed training set self.train_data; drawing new examples at every step is part 1's "
+        "infinite-data setting",
+        code="not_fixed",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # compute_dimensionality
 # --------------------------------------------------------------------------------------------
-def _dimensionality_candidates(v: Tensor) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
-    """The right dimensionalities of v [inst n d] (float64) and what the usual mistakes give."""
-    norm_sq = (v**2).sum(-1)
-    unit = v / norm_sq.sqrt().clamp_min(1e-300)[..., None]
-    dots = torch.einsum("kid,kjd->kij", unit, v)
-    interference = (dots**2).sum(-1)
-    right = torch.where(norm_sq > 0, norm_sq / interference.clamp_min(1e-300), 0.0)
-    eye = torch.eye(v.shape[1], dtype=torch.bool)
-    raw = torch.einsum("kid,kjd->kij", v, v)
-    both_unit = torch.einsum("kid,kjd->kij", unit, unit)
-    mistakes = [
-        (
-            "self_excluded",
-            "the sum over j includes j = i (a lone feature then has dimensionality 1)",
-            norm_sq / torch.where(eye, 0.0, dots**2).sum(-1),
-        ),
-        ("unnormalised", "normalise the first vector: (v̂ᵢ · vⱼ)² with v̂ᵢ = vᵢ / ‖vᵢ‖", norm_sq / (raw**2).sum(-1)),
-        (
-            "both_normalised",
-            "normalise only the first vector: (v̂ᵢ · vⱼ)², not (v̂ᵢ · v̂ⱼ)²",
-            norm_sq / (both_unit**2).sum(-1),
-        ),
-        ("not_squared", "square the dot products: Σⱼ (v̂ᵢ · vⱼ)²", norm_sq / dots.abs().sum(-1)),
-        ("numerator", "the numerator is the squared norm ‖vᵢ‖², not the norm", norm_sq.sqrt() / interference),
-        (
-            "instance_mixing",
-            "each instance is a separate set of vectors: only sum over vectors j of the same instance",
-            norm_sq / torch.einsum("kid,ljd->kij", unit, v).pow(2).sum(-1),
-        ),
-    ]
-    return right, mistakes
-
-
-@checker("compute_dimensionality")
+@checker("compute_dimensionality", kind="function")
 def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.device) -> str:
-    fn = _callable(compute_dimensionality, "compute_dimensionality")
     g = torch.Generator().manual_seed(7)
     # 3 instances, 7 vectors in 3 dimensions, norms spread over two orders of magnitude
-    v = torch.randn(3, 7, 3, generator=g) * torch.logspace(-1, 1, 7)[None, :, None]
-    out = expect_tensor(
-        fn(v.to(device)),
-        "compute_dimensionality(v)",
-        shape=(3, 7),
-        dims="inst vectors",
-        dtype=torch.float32,
-        device=device,
+    v = (torch.randn(3, 7, 3, generator=g) * torch.logspace(-1, 1, 7)[None, :, None]).to(device)
+    v_in = v.clone()
+    what = "compute_dimensionality(v)"
+    values, shapes = mistakes.dimensionality_candidates(v.cpu())
+    out = expect_output(
+        _call(compute_dimensionality, what, v_in), what, (3, 7), "inst vectors", torch.float32, device, shapes
     )
-    right, mistakes = _dimensionality_candidates(v.double())
+    expect_unmodified(v_in, v, what, name="vectors")
     expect_matches(
-        out.double().cpu(), right, "compute_dimensionality(v)", mistakes, rtol=1e-4, atol=1e-6, dims="inst vectors"
+        out.double().cpu(), mistakes.dimensionality(v.cpu()), what, values, rtol=1e-4, atol=1e-6, dims="inst vectors"
     )
+    # one instance: the inst axis must stay
+    out1 = _call(compute_dimensionality, "compute_dimensionality(v[:1])", v[:1].clone())
+    if isinstance(out1, Tensor) and tuple(out1.shape) == (7,):
+        fail(
+            "for v of shape (1, 7, 3) the output has shape (7,), expected (inst=1, vectors=7)",
+            "keep the inst axis: don't .squeeze() (it drops the inst axis when there is one instance)",
+            code="squeezed",
+        )
+    out1 = expect_tensor(out1, "compute_dimensionality(v[:1])", shape=(1, 7), dims="inst vectors")
+    expect_close(out1, mistakes.dimensionality(v[:1].cpu()), "compute_dimensionality(v[:1])", dims="inst vectors")
 
-    # A regular pentagon of unit vectors: each gets 2/5 of a dimension. One orthogonal pair: 1 each.
+    # Two regular pentagons (lengths 1.3 and 0.7, one rotated): every vector gets 2/5 of a dimension.
     angles = torch.arange(5) * 2 * math.pi / 5
-    pentagon = torch.stack([angles.cos(), angles.sin()], -1)[None]
-    out = expect_tensor(fn(pentagon.to(device)), "compute_dimensionality(pentagon)", shape=(1, 5))
+    pentagon = torch.stack([angles.cos(), angles.sin()], -1)
+    turned = torch.stack([(angles + 0.3).cos(), (angles + 0.3).sin()], -1)
+    pentagons = torch.stack([1.3 * pentagon, 0.7 * turned])
+    # (symmetric inputs: the mutants that coincide with the answer here were told apart on v above)
+    values = mistakes.separable(
+        torch.full((2, 5), 0.4, dtype=torch.float64), mistakes.dimensionality_candidates(pentagons)[0]
+    )
+    out = expect_tensor(
+        _call(compute_dimensionality, "compute_dimensionality(pentagons)", pentagons.to(device)),
+        "compute_dimensionality(two pentagons)",
+        shape=(2, 5),
+        dims="inst vectors",
+    )
     expect_matches(
         out.double().cpu(),
-        torch.full((1, 5), 0.4, dtype=torch.float64),
-        "compute_dimensionality of a regular pentagon of unit vectors (expected 2/5 each)",
-        _dimensionality_candidates(pentagon.double())[1],
+        torch.full((2, 5), 0.4, dtype=torch.float64),
+        "compute_dimensionality of two regular pentagons (expected 2/5 each)",
+        values,
         rtol=1e-4,
         atol=1e-6,
+        dims="inst vectors",
     )
 
     # A zero vector (a dropped feature, an empty example) has dimensionality 0, not NaN.
-    with_zero = torch.cat([v[:1, :4], torch.zeros(1, 1, 3)], 1)
+    with_zero = torch.cat([v[:1, :4].cpu(), torch.zeros(1, 1, 3)], 1)
     out = expect_tensor(
-        fn(with_zero.to(device)), "compute_dimensionality with a zero vector", shape=(1, 5), finite=False
+        _call(compute_dimensionality, "compute_dimensionality(v)", with_zero.to(device)),
+        "compute_dimensionality with a zero vector",
+        shape=(1, 5),
+        dims="inst vectors",
+        finite=False,
     )
     if not torch.isfinite(out).all():
         fail(
@@ -426,11 +503,14 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
             "‖v‖ = 0 makes v̂ = v / ‖v‖ undefined: clamp the norm (norm.clamp_min(1e-12)) or use torch.where",
             code="zero_vector",
         )
-    expect_matches(
+    expect_close(
         out.double().cpu(),
-        _dimensionality_candidates(with_zero.double())[0],
+        mistakes.dimensionality(with_zero),
         "compute_dimensionality with a zero vector (expected 0 for it)",
+        "a zero vector has no share of any dimension: its dimensionality is 0, and it adds nothing to the others",
+        code="zero_vector_value",
         rtol=1e-4,
         atol=1e-6,
+        dims="inst vectors",
     )
     return "‖vᵢ‖² / Σⱼ (v̂ᵢ·vⱼ)², per instance"

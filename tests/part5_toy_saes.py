@@ -6,13 +6,17 @@ The learner's method is grafted onto a subclass of the reference class (`graft`)
 
 Deterministic parts are compared with the reference on the same inputs, with non-zero biases,
 per-instance sparsity coefficients, decoder rows of different norms and several instances, so every
-term matters. Random parts (resampling) are tested on the distribution of what they produce, with
-tolerances from Bernstein's inequality (`tests.checking`), never against the reference's draws.
+term matters; a wrong output is compared with the catalogue of known mistakes (`tests.part5_toy_saes_mistakes`),
+values first, then gradients. Random parts (resampling) are tested on the distribution of what they
+produce, with tolerances from Bernstein's inequality (`tests.checking`), never against the reference's draws,
+and with statistics that name the cause: which latents were resampled, what the directions were drawn from,
+which inputs the sampling weights follow, which norm the encoder was scaled by.
 """
 
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -21,16 +25,16 @@ from torch import Tensor
 
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
+from tests import part5_toy_saes_mistakes as M
 from tests.checking import (
-    FAILURE_PROBABILITY,
-    bernstein_tolerance,
+    _is_learner_frame,
     checker,
     expect_close,
-    expect_frequency,
     expect_matches,
     expect_scalar,
     expect_tensor,
     fail,
+    generic_diagnosis,
     returned,
 )
 
@@ -39,7 +43,7 @@ COEFFS = [0.1, 0.3, 0.05]
 
 
 # --------------------------------------------------------------------------------------------
-# Building blocks
+# Building blocks (part 5a's checkers use them too)
 # --------------------------------------------------------------------------------------------
 def graft(base: type, impl: Any, names: tuple[str, ...]) -> type:
     """A subclass of the reference class `base` whose `names` come from the learner's class `impl`."""
@@ -92,10 +96,13 @@ def random_hidden(batch: int, n_inst: int, d_in: int, device: torch.device) -> T
 
 
 def call_forward(sae: ref.ToySAE, h: Tensor, what: str = "forward") -> tuple[dict, Tensor, Tensor, Tensor]:
-    out = returned(sae(h), what)
+    """Call the learner's forward on a copy of h; fail on a malformed return or on h changed in place."""
+    h_in = h.clone()
+    out = returned(sae(h_in), what)
     if not isinstance(out, tuple | list) or len(out) != 4:
         fail(
-            f"{what} should return a tuple (loss_dict, loss, acts_post, h_reconstructed), got {type(out).__name__}",
+            f"{what} should return a tuple (loss_dict, loss, acts_post, h_reconstructed), got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, tuple | list) else ""),
             "return all four values, in that order",
             code="bad_return",
         )
@@ -103,40 +110,16 @@ def call_forward(sae: ref.ToySAE, h: Tensor, what: str = "forward") -> tuple[dic
     if not isinstance(loss_dict, dict):
         fail(
             f"the first value returned by {what} should be a dict, got {type(loss_dict).__name__}",
-            "return the dict of per-example losses first",
+            "return the dict of per-example losses first: (loss_dict, loss, acts_post, h_reconstructed)",
             code="bad_return",
         )
-    return loss_dict, loss, acts, h_rec
-
-
-def diagnose(actual: Tensor, expected: Tensor, what: str, dims: str, candidates: list, code: str, hint: str) -> None:
-    """`expect_matches` with this module's candidate order: (value, hint, code) triples."""
-    mistakes = [(cand_code, cand_hint, cand_value) for cand_value, cand_hint, cand_code in candidates]
-    expect_matches(actual, expected, what, mistakes, dims=dims, hint=hint, code=code)
-
-
-def _grads(sae: torch.nn.Module, loss: Tensor) -> dict[str, Tensor]:
-    params = {n: p for n, p in sae.named_parameters() if p.requires_grad}
-    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads, strict=True)}
-
-
-def compare_grads(
-    learner: torch.nn.Module,
-    loss: Tensor,
-    reference: torch.nn.Module,
-    ref_loss: Tensor,
-    hints: dict[str, tuple[str, str]] | None = None,
-) -> None:
-    """Gradients of the learner's loss must match the reference's for every parameter."""
-    if not loss.requires_grad:
-        fail("the loss has no gradient", "don't detach the loss or compute it under torch.no_grad()", code="no_grad")
-    got, want = _grads(learner, loss), _grads(reference, ref_loss)
-    for name, g in want.items():
-        hint, code = (hints or {}).get(name, ("a term of the loss is missing, extra, or detached", "gradient"))
-        expect_close(
-            got[name], g, f"the gradient of the loss with respect to `{name}`", hint, code=code, rtol=1e-3, atol=1e-5
+    if not torch.equal(h_in, h):
+        fail(
+            f"{what} changed its input h in place",
+            "`h -= self.b_dec` edits the caller's tensor: write `x = h - self.b_dec` instead",
+            code="in_place_input",
         )
+    return loss_dict, loss, acts, h_rec
 
 
 def twin(sae: ref.ToySAE, cls: type) -> ref.ToySAE:
@@ -152,22 +135,223 @@ def twin(sae: ref.ToySAE, cls: type) -> ref.ToySAE:
     return twin
 
 
+def grads_of(sae: torch.nn.Module, loss: Tensor) -> dict[str, Tensor]:
+    """d loss / d parameter for every trainable parameter (zeros where the loss doesn't reach it)."""
+    params = {n: p for n, p in sae.named_parameters() if p.requires_grad}
+    try:
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    except RuntimeError as err:
+        if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+            raise
+        if "derivative for" in str(err) and "not implemented" in str(err):
+            fail(
+                f"backpropagating through your loss failed: {str(err).splitlines()[0]}",
+                "an operation in your forward has no derivative, so training would stop here: make an indicator with "
+                "a comparison, e.g. (x > 0).to(x.dtype), which autograd treats as a constant",
+                code="no_derivative",
+            )
+        fail(
+            f"backpropagating through your loss failed: {str(err).splitlines()[0]}",
+            "a tensor passed to a custom autograd Function must match the gradient its backward returns: "
+            "check the shapes of what you pass in",
+            code="backward_failed",
+        )
+    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads, strict=True)}
+
+
+def expect_grads(
+    got: dict[str, Tensor],
+    want: dict[str, Tensor],
+    mistakes: list[tuple[str, str, dict[str, Tensor]]],
+    hints: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """Gradients for every parameter match the reference's; when not, name the mistake (a gradient mutant, the
+    opposite sign or a constant factor, or the parameters whose gradient is wrong)."""
+    names = list(want)
+    rtol, atol = 1e-3, 1e-5
+    wrong = [n for n in names if not torch.allclose(got[n], want[n], rtol=rtol, atol=atol)]
+
+    def flat(d: dict[str, Tensor]) -> Tensor:
+        return torch.cat([d[n].detach().flatten() for n in names])
+
+    catalogue = [(code, hint, flat(g)) for code, hint, g in mistakes]
+    got_flat, want_flat = flat(got), flat(want)
+    listed = ", ".join(f"`{n}`" for n in wrong) or "every parameter"
+    if not wrong or any(torch.allclose(got_flat, value, rtol=rtol, atol=atol) for _, _, value in catalogue):
+        expect_matches(got_flat, want_flat, f"the gradients with respect to {listed}", catalogue, rtol, atol)
+        return
+    generic = generic_diagnosis(got_flat, want_flat, None, rtol, atol)
+    first = wrong[0]
+    if generic is not None and generic[0] in ("sign", "scale"):
+        hint, code = generic[1].replace("your values", "your gradients"), generic[0]
+    else:
+        hint, code = (hints or {}).get(
+            first,
+            (
+                f"only the gradients of {listed} are wrong: a term that reaches them is missing, extra, or cut off "
+                "by .detach(), .data or torch.no_grad()",
+                "gradient",
+            ),
+        )
+    expect_close(got[first], want[first], f"the gradient with respect to `{first}`", hint, code, rtol, atol)
+
+
+def check_sae_forward(
+    sae: ref.ToySAE,
+    reference: ref.ToySAE,
+    h: Tensor,
+    forward: Callable[..., tuple],
+    mistakes: list[tuple[str, str, str, dict]],
+    grad_hints: dict[str, tuple[str, str]] | None = None,
+    keys: tuple[str, ...] | None = None,
+    hints: dict[str, str] | None = None,
+) -> None:
+    """Compare the learner's forward with `forward(reference, h)` output by output, naming known mistakes.
+
+    `forward(sae, h, **bug)` is the reference forward with one mistake; `mistakes` are (code, hint, stage, bug)
+    with stage the first output the mistake shows in ("acts", "h_reconstructed", a loss_dict key, "loss" or
+    "grad"). `keys`: the loss_dict keys checked (default: all the reference returns). `hints`: per output, the
+    hint when no known mistake or generic relation explains a wrong value (the formula to recompute)."""
+    hints = hints or {}
+    loss_dict, loss, acts, h_rec = call_forward(sae, h)
+    ref_dict, ref_loss, ref_acts, ref_rec = forward(reference, h)
+    outs = {}
+    for code, hint, stage, bug in mistakes:
+        d, total, a, r = forward(reference, h, **bug)
+        outs[code] = (hint, stage, {"acts": a, "h_reconstructed": r, "loss": total, **d}, total)
+
+    def catalogue(stage: str) -> list[tuple[str, str, Tensor]]:
+        return [(c, hint, o[stage].detach()) for c, (hint, st, o, _) in outs.items() if st == stage]
+
+    expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", dtype=h.dtype, device=h.device)
+    expect_matches(
+        acts.detach(),
+        ref_acts.detach(),
+        "acts_post",
+        catalogue("acts"),
+        dims="batch inst d_sae",
+        hint=hints.get("acts"),
+        code="acts",
+    )
+    expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", dtype=h.dtype, device=h.device)
+    expect_matches(
+        h_rec.detach(),
+        ref_rec.detach(),
+        "h_reconstructed",
+        catalogue("h_reconstructed"),
+        dims="batch inst d_in",
+        hint=hints.get("h_reconstructed", "h_reconstructed = acts_post @ W_dec_normalized + b_dec, per instance"),
+    )
+    for key in keys or tuple(ref_dict):
+        if key not in loss_dict:
+            fail(
+                f"loss_dict has no key {key!r} (keys: {list(loss_dict)})",
+                f"add loss_dict[{key!r}] (shape [batch inst])",
+                code="missing_key",
+            )
+        value = loss_dict[key]
+        if isinstance(value, Tensor) and value.shape != h.shape[:2] and value.device.type != "meta":
+            if value.ndim < 2:
+                hint = (
+                    "keep one loss per example and instance ([batch inst]): reduce over the last axis only "
+                    "(F.mse_loss averages everything unless reduction='none')"
+                )
+            else:
+                hint = "reduce over the last axis only (d_in or d_sae), keeping [batch inst]"
+            fail(
+                f"loss_dict[{key!r}] has shape {tuple(value.shape)}, expected (batch, inst) = {tuple(h.shape[:2])}",
+                hint,
+                "loss_shape",
+            )
+        value = expect_tensor(value, f"loss_dict[{key!r}]", shape=h.shape[:2], dims="batch inst", device=h.device)
+        expect_matches(
+            value.detach().to(h.dtype),
+            ref_dict[key].detach(),
+            f"loss_dict[{key!r}]",
+            catalogue(key),
+            dims="batch inst",
+            hint=hints.get(key),
+        )
+    loss = expect_scalar(loss, "loss")
+    expect_matches(loss.detach(), ref_loss.detach(), "loss", catalogue("loss"), hint=hints.get("loss"), code="loss")
+    if not loss.requires_grad:
+        fail(
+            "the loss has no gradient",
+            "don't detach the loss or compute it under torch.no_grad() or from .data",
+            code="no_grad",
+        )
+    got, want = grads_of(sae, loss), grads_of(reference, ref_loss)
+    grad_mistakes = [(c, hint, grads_of(reference, tot)) for c, (hint, st, _, tot) in outs.items() if st == "grad"]
+    expect_grads(got, want, grad_mistakes, grad_hints)
+
+
 # --------------------------------------------------------------------------------------------
 # Exercise 1: __init__
 # --------------------------------------------------------------------------------------------
-@checker("init")
+_SHAPE_HINTS = {
+    "W_enc": ("transposed_W_enc", "W_enc is [inst d_in d_sae]: one column per latent"),
+    "_W_dec": (
+        "untransposed_W_dec",
+        "the decoder is [inst d_sae d_in]: transpose W_enc's last two axes before cloning",
+    ),
+    "b_enc": (
+        "bias_shapes",
+        "b_enc has one entry per latent ([inst d_sae]), b_dec one per input dimension ([inst d_in])",
+    ),
+    "b_dec": (
+        "bias_shapes",
+        "b_enc has one entry per latent ([inst d_sae]), b_dec one per input dimension ([inst d_in])",
+    ),
+}
+
+
+def _build(impl: type, cfg: ref.ToySAEConfig, model: ToyModel) -> ref.ToySAE:
+    try:
+        return impl(cfg, model)
+    except KeyError as err:
+        if "'W_dec' already exists" in str(err):
+            fail(
+                f"assigning self.W_dec failed (KeyError: {err})",
+                "W_dec is a read-only property: store the decoder parameter as `self._W_dec`",
+                code="set_W_dec_property",
+            )
+        raise
+    except AttributeError as err:
+        if "before Module.__init__() call" in str(err):
+            fail(
+                f"creating the SAE raised AttributeError: {err}",
+                "call super().__init__() first in __init__, before assigning any parameter",
+                code="no_module_init",
+            )
+        if "W_dec" in str(err) and ("setter" in str(err) or "can't set" in str(err)):
+            fail(
+                f"assigning self.W_dec failed ({err})",
+                "W_dec is a read-only property: store the decoder parameter as `self._W_dec`",
+                code="set_W_dec_property",
+            )
+        raise
+
+
+@checker("init", kind="class")
 def test_init(impl: type, device: torch.device) -> str:
     for tied in (False, True):
         model = _toy_model(device)
         cfg = ref.ToySAEConfig(n_inst=N_INST, d_in=D_IN, d_sae=D_SAE, tied_weights=tied)
-        sae = impl(cfg, model)
+        sae = _build(impl, cfg, model)
+        if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "_parameters"):
+            fail("the SAE is not an nn.Module", "call super().__init__() first in __init__", code="no_module_init")
         params = dict(sae.named_parameters())
         shapes = {"W_enc": (N_INST, D_IN, D_SAE), "b_enc": (N_INST, D_SAE), "b_dec": (N_INST, D_IN)}
         if not tied:
             shapes["_W_dec"] = (N_INST, D_SAE, D_IN)
         for name, shape in shapes.items():
             value = getattr(sae, name, None)
-            expect_tensor(value, f"self.{name}", shape=shape, dims=None, device=device)
+            if value is None:
+                fail(f"self.{name} is not set", f"create self.{name} in __init__", code="missing_attribute")
+            if isinstance(value, Tensor) and tuple(value.shape) != shape and value.ndim == len(shape):
+                code, hint = _SHAPE_HINTS[name]
+                fail(f"self.{name} has shape {tuple(value.shape)}, expected {shape}", hint, code=code)
+            expect_tensor(value, f"self.{name}", shape=shape, dtype=torch.float32, device=device)
             if name not in params:
                 fail(f"self.{name} is not a registered parameter", "wrap it in nn.Parameter(...)", code="not_parameter")
         for name in ("b_enc", "b_dec"):
@@ -182,26 +366,31 @@ def test_init(impl: type, device: torch.device) -> str:
                 "use nn.init.kaiming_uniform_ (zero weights give zero activations and no gradient)",
                 code="zero_init",
             )
+        if (W_enc >= 0).all() or (W_enc <= 0).all():
+            fail(
+                "every entry of W_enc has the same sign, so every latent starts in one quadrant",
+                "torch.rand draws from U[0, 1]: use nn.init.kaiming_uniform_ (symmetric around 0)",
+                code="init_one_sign",
+            )
         if torch.isclose(W_enc[0], W_enc[1]).all():
             fail(
                 "W_enc is the same for every instance",
-                "initialise the whole [inst d_in d_sae] tensor at once",
+                "initialise the whole [inst d_in d_sae] tensor at once, not one instance repeated",
                 code="same_instances",
             )
         if tied:
             if getattr(sae, "_W_dec", "missing") is not None:
                 fail(
                     "with tied weights, self._W_dec should be None",
-                    "set `self._W_dec = None` when cfg.tied_weights",
+                    "set `self._W_dec = None` when cfg.tied_weights: the W_dec property then returns W_enc transposed",
                     code="tied_not_shared",
                 )
-        else:
-            if sae._W_dec.untyped_storage().data_ptr() == sae.W_enc.untyped_storage().data_ptr():
-                fail(
-                    "the untied decoder shares memory with W_enc, so it is tied after all",
-                    "clone the transposed encoder: `self.W_enc.detach().transpose(-1, -2).clone()`",
-                    code="untied_shares_storage",
-                )
+        elif sae._W_dec.untyped_storage().data_ptr() == sae.W_enc.untyped_storage().data_ptr():
+            fail(
+                "the untied decoder shares memory with W_enc, so it is tied after all",
+                "clone the transposed encoder: `self.W_enc.detach().transpose(-1, -2).clone()`",
+                code="untied_shares_storage",
+            )
         if any(p.requires_grad for p in model.parameters()):
             fail(
                 "the toy model's parameters still require gradients",
@@ -221,58 +410,127 @@ def test_init(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 2: W_dec_normalized
 # --------------------------------------------------------------------------------------------
-@checker("W_dec_normalized")
+def _read_normalized(sae: ref.ToySAE) -> Any:
+    attr = inspect.getattr_static(type(sae), "W_dec_normalized", None)
+    try:
+        # through the property's getter: nn.Module would turn an AttributeError inside it into "no attribute"
+        return attr.fget(sae) if isinstance(attr, property) else sae.W_dec_normalized
+    except (TypeError, AttributeError) as err:
+        if "NoneType" in str(err) and sae._W_dec is None:
+            fail(
+                f"with tied weights W_dec_normalized raised TypeError: {err}",
+                "use the property self.W_dec (W_enc transposed when tied), not self._W_dec, which is None then",
+                code="used_private_W_dec",
+            )
+        raise
+    except RuntimeError as err:
+        if "must match the size" in str(err):
+            fail(
+                f"W_dec_normalized raised RuntimeError: {err}",
+                "keep the reduced axis: norm(dim=-1, keepdim=True), so [inst d_sae 1] broadcasts over d_in",
+                code="no_keepdim",
+            )
+        raise
+
+
+@checker("W_dec_normalized", kind="class")
 def test_W_dec_normalized(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("W_dec_normalized",))
     for tied in (False, True):
         sae = reference_sae(cls, device, tied_weights=tied)
         with torch.no_grad():
             sae.W_dec.data[1, 2] = 0.0  # a zero row must give zeros, not NaN
-        expected = ref.ToySAE.W_dec_normalized.fget(sae)
-        before = sae.W_dec.detach().clone()
+        eps = sae.cfg.weight_normalize_eps
+        W = sae.W_dec.detach().clone()
+        expected = ref.ToySAE.W_dec_normalized.fget(sae).detach()
         out = expect_tensor(
-            sae.W_dec_normalized,
+            _read_normalized(sae),
             "W_dec_normalized",
             shape=(N_INST, D_SAE, D_IN),
             dims="inst d_sae d_in",
+            dtype=W.dtype,
             device=device,
             finite=False,
         )
+        if not torch.equal(sae.W_dec.detach(), W):
+            fail(
+                "computing W_dec_normalized changed the decoder parameter",
+                "return a new tensor; don't divide in place (/=, div_) or write into .data",
+                code="in_place",
+            )
         if not torch.isfinite(out).all():
             fail(
                 "W_dec_normalized contains NaN or inf for an all-zero decoder row",
                 "add cfg.weight_normalize_eps to the norm before dividing",
                 code="zero_row",
             )
-        if not torch.equal(sae.W_dec.detach(), before):
-            fail(
-                "computing W_dec_normalized changed the decoder parameter",
-                "return a new tensor; don't divide in place",
-                code="in_place",
-            )
-        norms = out.detach().norm(dim=-1)
-        if not torch.isclose(norms[0], torch.ones_like(norms[0]), atol=1e-4).all():
-            other = out.detach().norm(dim=-2)
-            hint = (
-                "each latent's *row* should be unit norm: normalise over d_in (dim=-1)"
-                if torch.isclose(other, torch.ones_like(other), atol=1e-4).all()
-                else "divide each row [inst, latent, :] by its own norm"
-            )
-            fail(f"decoder rows have norms {norms[0].tolist()}, expected 1", hint, code="not_unit")
-        expect_close(out, expected, "W_dec_normalized", "divide each row by (its norm + eps)", dims="inst d_sae d_in")
+        mistakes = [(code, hint, fn(W, eps)) for code, hint, fn in M.NORM_MISTAKES]
+        if not tied:
+            W_enc = sae.W_enc.detach()
+            from_enc = (W_enc / (W_enc.norm(dim=1, keepdim=True) + eps)).transpose(-1, -2)
+            mistakes.append(("used_W_enc", "normalise the decoder (self.W_dec), not the encoder", from_enc))
+        expect_matches(
+            out.detach(),
+            expected,
+            "W_dec_normalized",
+            mistakes,
+            dims="inst d_sae d_in",
+            hint="divide each row by (its norm + eps)",
+        )
         if not out.requires_grad:
             fail(
                 "W_dec_normalized has no gradient, so the decoder would never train",
                 "don't use .data, .detach() or torch.no_grad() here",
                 code="no_grad",
             )
-    return "unit rows, zero row safe, tied and untied"
+        param = sae._W_dec if sae._W_dec is not None else sae.W_enc
+        weights = torch.linspace(0.5, 1.5, D_IN, device=device)
+        (grad,) = torch.autograd.grad((out * weights).sum(), param, allow_unused=True)
+        (ref_grad,) = torch.autograd.grad((ref.ToySAE.W_dec_normalized.fget(sae) * weights).sum(), param)
+        grad = torch.zeros_like(ref_grad) if grad is None else grad
+        if tied:
+            grad, ref_grad = grad.transpose(-1, -2), ref_grad.transpose(-1, -2)
+        rows = W.norm(dim=-1) > 0  # the gradient at a zero row is 1/eps or undefined, depending on the formula
+        expect_close(
+            grad[rows],
+            ref_grad[rows],
+            "the gradient through W_dec_normalized",
+            "compute the norm from W_dec itself (not from .data or a detached copy), so the gradient sees it",
+            code="norm_detached",
+            rtol=1e-3,
+        )
+    return "unit rows, zero row safe, tied and untied, gradients"
 
 
 # --------------------------------------------------------------------------------------------
 # Exercise 3: generate_batch
 # --------------------------------------------------------------------------------------------
-@checker("generate_batch")
+def _feature_space_output(h: Tensor, drawn: list[Tensor], model: ToyModel) -> None:
+    """Name the mistake when generate_batch returned something in feature space ([batch inst feats])."""
+    W = model.W.detach()
+    for x in drawn:
+        for code, hint, value in (
+            ("features_returned", "map the features to the hidden space: h = W x (einsum with self.model.W)", x),
+            (
+                "model_output",
+                "self.model(x) is the toy model's reconstruction of x; the SAE reads the hidden vector h = W x",
+                model(x).detach(),
+            ),
+            (
+                "decoded",
+                "stop at the hidden vector h = W x: W^T W x maps it back to feature space",
+                torch.einsum("bid,idf->bif", M.hidden(x, W), W),
+            ),
+        ):
+            if value.shape == h.shape and torch.allclose(h.detach(), value, rtol=1e-4, atol=1e-5):
+                fail(
+                    f"generate_batch returned shape {tuple(h.shape)}: [batch inst feats], not [batch inst d_in]",
+                    hint,
+                    code,
+                )
+
+
+@checker("generate_batch", kind="class")
 def test_generate_batch(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("generate_batch",))
     sae = reference_sae(cls, device)
@@ -286,40 +544,46 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
 
     sae.model.generate_batch = recording_generate
     batch_size = 64
+    h = returned(sae.generate_batch(batch_size), "generate_batch(64)")
+    if isinstance(h, Tensor) and h.ndim == 3 and h.shape[1] == N_INST and h.device.type != "meta":
+        if h.shape[0] != batch_size:
+            fail(
+                f"generate_batch(64) returned {h.shape[0]} examples",
+                "draw exactly batch_size examples: self.model.generate_batch(batch_size)",
+                code="batch_size",
+            )
+        if h.shape[2] == N_FEATS:
+            _feature_space_output(h, drawn, sae.model)
     h = expect_tensor(
-        sae.generate_batch(batch_size),
+        h,
         "generate_batch(64)",
         shape=(batch_size, N_INST, D_IN),
         dims="batch inst d_in",
+        dtype=torch.float32,
         device=device,
     )
-    if len(drawn) != 1:
+    if not drawn:
         fail(
-            f"generate_batch called the toy model's generate_batch {len(drawn)} times, expected once",
-            "draw features with `self.model.generate_batch(batch_size)` (once), then map them through W",
+            "generate_batch never called the toy model's generate_batch",
+            "draw features with `self.model.generate_batch(batch_size)`, then map them through self.model.W",
             code="not_model_batch",
         )
-    features = drawn[0]
-    expected = torch.einsum("bif,idf->bid", features, sae.model.W.detach())
-    candidates = [
-        (torch.relu(expected), "no ReLU here: the SAE reads h = W x itself", "relu"),
-        (
-            torch.einsum("bif,df->bid", features, sae.model.W.detach()[0]),
-            "use each instance's own W (keep the inst axis in the einsum)",
-            "instance_mixing",
-        ),
-    ]
-    diagnose(
-        h,
-        expected,
+    W = sae.model.W.detach()
+    # the learner may draw more than once: compare with the drawn batch closest to what came back
+    features = min(drawn, key=lambda x: float((M.hidden(x, W) - h.detach()).abs().sum()))
+    mistakes = [(code, hint, fn(features, W)) for code, hint, fn in M.GEN_MISTAKES]
+    expect_matches(
+        h.detach(),
+        M.hidden(features, W),
         "generate_batch",
-        "batch inst d_in",
-        candidates,
-        "values",
-        "h should be einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in')",
+        mistakes,
+        dims="batch inst d_in",
+        hint="h should be einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in') "
+        "for features = self.model.generate_batch(batch_size)",
+        code="not_model_batch" if len(drawn) == 1 else "values",
     )
     h2 = sae.generate_batch(batch_size)
-    if torch.equal(h, h2):
+    if isinstance(h2, Tensor) and h2.shape == h.shape and torch.equal(h.detach(), h2.detach()):
         fail("two calls returned the same batch", "draw a fresh feature batch on every call", code="not_fresh")
     return "h = W x of a fresh feature batch from the model"
 
@@ -327,375 +591,198 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 4: forward
 # --------------------------------------------------------------------------------------------
-def _vanilla_candidates(sae: ref.ToySAE, h: Tensor) -> dict[str, Tensor]:
-    """Outputs of common mistakes, for naming them."""
-    W_hat = ref.ToySAE.W_dec_normalized.fget(sae).detach()
-    W_enc, b_enc, b_dec = sae.W_enc.detach(), sae.b_enc.detach(), sae.b_dec.detach()
-
-    def encode(x: Tensor, bias: Tensor | float) -> Tensor:
-        return torch.relu(torch.einsum("bid,ids->bis", x, W_enc) + bias)
-
-    acts = encode(h - b_dec, b_enc)
-    return {
-        "acts_no_bdec": encode(h, b_enc),
-        "acts_no_benc": encode(h - b_dec, 0.0),
-        "rec_unnormalized": torch.einsum("bis,isd->bid", acts, sae.W_dec.detach()) + b_dec,
-        "rec_no_bdec": torch.einsum("bis,isd->bid", acts, W_hat),
-    }
-
-
-@checker("forward")
+@checker("forward", kind="class")
 def test_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("forward",))
     sae = reference_sae(cls, device)
     reference = twin(sae, ref.ToySAE)
     h = random_hidden(32, N_INST, D_IN, device)
-    loss_dict, loss, acts, h_rec = call_forward(sae, h)
-    ref_dict, ref_loss, ref_acts, ref_rec = reference(h)
-    cand = _vanilla_candidates(reference, h)
-
-    expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", device=device)
-    diagnose(
-        acts,
-        ref_acts.detach(),
-        "acts_post",
-        "batch inst d_sae",
-        [
-            (cand["acts_no_bdec"], "subtract b_dec from h before the encoder", "no_b_dec_subtraction"),
-            (cand["acts_no_benc"], "add b_enc to the pre-activation before the ReLU", "no_b_enc"),
-        ],
-        "acts",
-        "acts_post = ReLU((h - b_dec) @ W_enc + b_enc), per instance",
-    )
-    expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", device=device)
-    diagnose(
-        h_rec,
-        ref_rec.detach(),
-        "h_reconstructed",
-        "batch inst d_in",
-        [
-            (cand["rec_unnormalized"], "decode with self.W_dec_normalized, not self.W_dec", "unnormalized_decoder"),
-            (cand["rec_no_bdec"], "add b_dec back after decoding", "no_b_dec_add"),
-        ],
-        "reconstruction",
-        "h_reconstructed = acts_post @ W_dec_normalized + b_dec",
-    )
-    _check_loss_dict(loss_dict, ref_dict, h, acts)
-    loss = expect_scalar(loss, "loss")
-    check_total_loss(loss, ref_loss, ref_dict, reference.sparsity_coeff)
-    compare_grads(sae, loss, reference, ref_loss)
+    hints = {
+        "acts": "acts_post = ReLU((h - b_dec) @ W_enc + b_enc), per instance",
+        "L_reconstruction": "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1)",
+        "L_sparsity": "L_sparsity = acts_post.abs().sum(-1)",
+        "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances; "
+        "sparsity_coeff is [inst], used as it is",
+    }
+    check_sae_forward(sae, reference, h, M.vanilla_forward, M.FORWARD_MISTAKES, hints=hints)
     return "activations, reconstruction, per-example losses, total loss and gradients"
-
-
-def check_loss_keys(loss_dict: dict, ref_dict: dict, h: Tensor) -> None:
-    """loss_dict has every key the reference returns, each a per-example [batch inst] tensor."""
-    batch, n_inst = h.shape[:2]
-    for key in ref_dict:
-        if key not in loss_dict:
-            fail(
-                f"loss_dict has no key {key!r} (keys: {list(loss_dict)})",
-                f"add loss_dict[{key!r}] (shape [batch inst])",
-                code="missing_key",
-            )
-        value = loss_dict[key]
-        expect_tensor(value, f"loss_dict[{key!r}]", shape=(batch, n_inst), dims="batch inst", device=h.device)
-
-
-def expect_reconstruction_loss(loss_dict: dict, ref_dict: dict) -> None:
-    expect_close(
-        loss_dict["L_reconstruction"].detach(),
-        ref_dict["L_reconstruction"].detach(),
-        "L_reconstruction",
-        "mean over d_in of the squared error",
-        code="rec_loss",
-        dims="batch inst",
-    )
-
-
-def _check_loss_dict(loss_dict: dict, ref_dict: dict, h: Tensor, acts: Tensor) -> None:
-    check_loss_keys(loss_dict, ref_dict, h)
-    err = (loss_dict["L_reconstruction"].detach(), ref_dict["L_reconstruction"].detach())
-    d_in = h.shape[-1]
-    diagnose(
-        err[0],
-        err[1],
-        "L_reconstruction",
-        "batch inst",
-        [
-            (err[1] * d_in, "take the mean over d_in, not the sum", "rec_sum"),
-            (err[1].sqrt(), "use the squared error, not its square root", "rec_sqrt"),
-        ],
-        "rec_loss",
-        "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1)",
-    )
-    if "L_sparsity" in ref_dict and "L_aux" not in ref_dict and ref_dict["L_sparsity"].requires_grad:
-        sp = loss_dict["L_sparsity"].detach()
-        a = acts.detach()
-        diagnose(
-            sp,
-            ref_dict["L_sparsity"].detach(),
-            "L_sparsity",
-            "batch inst",
-            [
-                (a.norm(dim=-1), "the sparsity loss is the L1 norm (sum of |acts|), not the L2 norm", "sparsity_l2"),
-                (
-                    a.pow(2).sum(-1),
-                    "the sparsity loss is the L1 norm (sum of |acts|), not a sum of squares",
-                    "sparsity_l2",
-                ),
-                (a.abs().mean(-1), "sum over latents, don't average", "sparsity_mean"),
-            ],
-            "sparsity_loss",
-            "L_sparsity = acts_post.abs().sum(-1)",
-        )
-
-
-def check_total_loss(loss: Tensor, ref_loss: Tensor, ref_dict: dict, coeff: Tensor, aux: bool = False) -> None:
-    per = ref_dict["L_reconstruction"] + coeff * ref_dict["L_sparsity"] + (ref_dict["L_aux"] if aux else 0.0)
-    per = per.detach()
-    candidates = [
-        (per.mean(), "sum over instances (each SAE gets its own gradient), don't average", "loss_mean_inst"),
-        (per.sum(), "average over the batch, then sum over instances", "loss_sum_batch"),
-        (
-            (ref_dict["L_reconstruction"] + ref_dict["L_sparsity"]).detach().mean(0).sum(),
-            "multiply L_sparsity by self.sparsity_coeff (one value per instance)",
-            "no_coeff",
-        ),
-    ]
-    for value, hint, code in candidates:
-        if torch.isclose(loss.detach(), value, rtol=1e-4) and not torch.isclose(value, ref_loss.detach(), rtol=1e-4):
-            fail(f"loss is {loss.item():.6g}, expected {ref_loss.item():.6g}", hint, code=code)
-    expect_close(
-        loss.detach(),
-        ref_loss.detach(),
-        "loss",
-        "loss = (L_reconstruction + coeff · L_sparsity) averaged over the batch, summed over instances",
-        code="loss",
-    )
 
 
 # --------------------------------------------------------------------------------------------
 # Exercises 5 and 6: resampling
 # --------------------------------------------------------------------------------------------
-def _window(n_inst: int, d_sae: int, n_dead: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """frac_active_in_window [window inst d_sae] with, per instance: `n_dead` latents dead over the whole
-    window, and among the live ones some that fired only early (dead at the last step) or only at the last step.
-    Returns (window, dead mask, mask of latents dead at the last step but alive earlier)."""
-    window = 6
-    frac = torch.rand(window, n_inst, d_sae, device=device) * 0.2 + 0.01
-    dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
-    last_only_dead = torch.zeros_like(dead)
-    for k in range(n_inst):
-        perm = torch.randperm(d_sae, device=device)
-        dead[k, perm[:n_dead]] = True
-        last_only_dead[k, perm[n_dead : n_dead + 3]] = True
-        frac[:, k, perm[:n_dead]] = 0.0
-        frac[1:, k, perm[n_dead : n_dead + 3]] = 0.0  # fired at step 0 only: alive
-        frac[:-1, k, perm[n_dead + 3 : n_dead + 6]] = 0.0  # fired at the last step only: alive
-    return frac, dead, last_only_dead
-
-
-def _params_before(sae: ref.ToySAE) -> dict[str, Tensor]:
+def _snapshot(sae: ref.ToySAE) -> dict[str, Any]:
     return {
         "W_enc": sae.W_enc.detach().clone(),
         "W_dec": sae.W_dec.detach().clone(),
         "b_enc": sae.b_enc.detach().clone(),
+        "b_dec": sae.b_dec.detach().clone(),
+        "params": {n: p for n, p in sae.named_parameters(recurse=False)},
     }
 
 
-def _check_untouched(sae: ref.ToySAE, before: dict[str, Tensor], dead: Tensor, last_only_dead: Tensor) -> None:
-    """Live latents keep their parameters exactly; dead ones all change."""
-    changed = (
-        (sae.W_enc.detach() != before["W_enc"]).any(1)
-        | (sae.W_dec.detach() != before["W_dec"]).any(-1)
-        | (sae.b_enc.detach() != before["b_enc"])
-    )
-    wrongly = changed & ~dead
-    if wrongly.any():
-        if (wrongly == last_only_dead).all():
+def _call_resampler(fn: Callable[[], Any]) -> None:
+    """Run the learner's resampler, naming the usual crashes."""
+    try:
+        with torch.no_grad():
+            fn()
+    except (TypeError, AttributeError) as err:
+        if "NoneType" in str(err):
             fail(
-                "latents that fired earlier in the window but not at its last step were resampled",
-                "a latent is dead only if it fired at *no* step of the window: "
-                "`(frac_active_in_window <= 0).all(dim=0)`, not just the last row",
-                code="last_step_only",
+                f"with tied weights your resampler raised {type(err).__name__}: {err}",
+                "write decoder rows through the property sae.W_dec (a view of W_enc when tied), not sae._W_dec",
+                code="used_private_W_dec",
             )
-        fail(
-            f"{int(wrongly.sum())} live latents were changed",
-            "change only the dead latents' rows, columns and biases",
-            code="alive_touched",
-        )
-    missed = dead & ~changed
-    if missed.any():
-        fail(
-            f"{int(missed.sum())} of {int(dead.sum())} dead latents were not resampled",
-            "resample every latent that is dead over the window, in every instance",
-            code="dead_not_resampled",
-        )
-    if (sae.b_enc.detach()[dead] != 0).any():
-        fail(
-            "the encoder bias of resampled latents is not zero",
-            "set b_enc to 0 for the resampled latents",
-            code="b_enc_not_reset",
-        )
+        raise
+    except RuntimeError as err:
+        if "without replacement" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "draw with replacement=True: there can be more dead latents than examples",
+                code="no_replacement",
+            )
+        if "infinity or NaN" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "the sampling weights contain inf or NaN: a division by a loss of 0? (an instance can have every loss "
+                "0: skip it)",
+                code="weights_not_finite",
+            )
+        if "invalid multinomial distribution" in str(err) or "sum of probabilities" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "an instance whose losses are all 0 has nothing to resample towards: skip it (check the weights' sum)",
+                code="zero_loss_instance",
+            )
+        raise
 
 
-def _unit_rows(W_dec: Tensor, dead: Tensor) -> Tensor:
-    rows = W_dec.detach()[dead]
-    norms = rows.norm(dim=-1)
-    if not torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all():
-        fail(
-            f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1",
-            "normalise each new direction to unit length before writing it into the decoder",
-            code="dec_not_unit",
-        )
-    return rows
-
-
-@checker("resample_simple")
+@checker("resample_simple", kind="function")
 def test_resample_simple(impl: Callable, device: torch.device) -> str:
-    cls = graft(ref.ToySAE, type("Impl", (), {"resample_simple": impl}), ("resample_simple",))
-    n_inst, d_in, d_sae, n_dead, scale = 4, 3, 700, 600, 0.37
-    sae = reference_sae(cls, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
-    frac, dead, last_only_dead = _window(n_inst, d_sae, n_dead, device)
-    before = _params_before(sae)
-    with torch.no_grad():
-        sae.resample_simple(frac, scale)
-    _check_untouched(sae, before, dead, last_only_dead)
-    rows = _unit_rows(sae.W_dec, dead)
+    n_inst, d_in, d_sae, n_dead, scale = 4, 3, 6000, 5900, 0.37
+    sae = reference_sae(ref.ToySAE, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
+    frac, groups = M.window_groups(n_inst, d_sae, n_dead, device)
+    dead = groups["dead"]
+    before = _snapshot(sae)
+    _call_resampler(lambda: impl(sae, frac.clone(), scale))
+    M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
+    M.check_encoder_bias(sae, dead)
+    rows = M.unit_rows(sae, before, dead, scale)
     enc = sae.W_enc.detach().transpose(-1, -2)[dead]
-    if not torch.isclose(enc, rows * scale, rtol=1e-4, atol=1e-6).all():
-        if torch.isclose(enc, rows, rtol=1e-4, atol=1e-6).all():
-            fail(
-                "the new encoder columns equal the decoder directions: resample_scale was ignored",
-                "set the encoder column to resample_scale · v",
-                code="scale_ignored",
-            )
+    if not torch.allclose(enc, rows * scale, rtol=1e-4, atol=1e-6):
+        for value, hint, code in (
+            (
+                before["W_enc"].transpose(-1, -2)[dead],
+                "also write resample_scale · v into the encoder column",
+                "enc_untouched",
+            ),
+            (
+                rows,
+                "the encoder column is resample_scale · v, not v itself: resample_scale was ignored",
+                "scale_ignored",
+            ),
+            (rows / scale, "multiply by resample_scale, don't divide", "scale_inverted"),
+            (torch.zeros_like(rows), "the encoder column is resample_scale · v, not zero", "enc_zero"),
+        ):
+            if torch.allclose(enc, value, rtol=1e-4, atol=1e-6):
+                fail("the new encoder columns are not resample_scale times the new decoder directions", hint, code)
         fail(
             "the new encoder columns are not resample_scale times the new decoder directions",
             "use the same direction v for both: decoder row v, encoder column resample_scale · v",
             code="enc_mismatch",
         )
-    n = rows.shape[0]
-    if torch.unique(rows.round(decimals=5), dim=0).shape[0] < n // 2:
-        fail(
-            "many resampled latents got the same direction",
-            "draw a separate random direction for each dead latent",
-            code="same_direction",
-        )
-    # Isotropy. Uniform on the sphere: every coordinate is positive with probability 1/2 and has mean 0
-    # (variance 1/d_in, range 2). Each of the 2·d_in tests gets failure probability FAILURE_PROBABILITY/(2 d_in).
-    expect_frequency(
-        (rows > 0).double().mean(0),
-        0.5,
-        n,
-        "the fraction of new directions with a positive coordinate",
-        dims="d_in",
-        n_tests=2 * d_in,
-        code="not_isotropic",
-        hint="draw directions with torch.randn (symmetric), not torch.rand (all coordinates positive)",
-    )
-    tol = bernstein_tolerance(n, 1 / d_in, 2.0, FAILURE_PROBABILITY / (2 * d_in))
-    mean = rows.double().mean(0)
-    if (mean.abs() > tol).any():
-        fail(
-            f"the mean of the new directions is {mean.tolist()}, expected 0 ± {tol:.3f} in every coordinate",
-            "directions must be uniform on the sphere: normalise a torch.randn vector",
-            code="not_isotropic",
-        )
-    return f"{n} resampled latents: unit, isotropic, scaled encoder, live latents untouched"
+    M.check_shared_draws(sae.W_dec, dead)
+    M.check_isotropic(rows)
+    _check_tied(impl, device)
+    return f"{rows.shape[0]} resampled latents: unit, isotropic, scaled encoder, live latents untouched"
 
 
-def _prototype_batch(n_inst: int, d_in: int, b_dec: Tensor, sq_norms: Tensor) -> Callable[[int], Tensor]:
-    """generate_batch for the advanced-resampling check: example i is b_dec + sqrt(sq_norms[i % 4]) e_(i % 4)."""
+def _check_tied(impl: Callable, device: torch.device) -> None:
+    """With tied weights (no _W_dec), resampling must still work: the dead latents' columns change, the rest stay."""
+    sae = reference_sae(ref.ToySAE, device, n_inst=2, d_in=3, d_sae=40, sparsity_coeff=0.1, tied_weights=True)
+    frac, groups = M.window_groups(2, 40, 20, device)
+    before = _snapshot(sae)
+    _call_resampler(lambda: impl(sae, frac.clone(), 0.37))
+    changed = (sae.W_enc.detach() != before["W_enc"]).any(1)
+    if not torch.equal(changed, groups["dead"]):
+        fail(
+            "with tied weights (cfg.tied_weights, so sae._W_dec is None) the wrong latents changed",
+            "index through sae.W_dec and sae.W_enc, which share storage when tied; change only the dead latents",
+            code="tied_weights",
+        )
+
+
+# Loss profiles of the four input types per instance: instance k's examples of type j have squared distance
+# Q[k, j] from b_dec (so L_reconstruction ∝ Q, nothing fires). Every instance has its own profile, so weights
+# taken from another instance or pooled over instances show; instance 3's inputs are b_dec itself (loss 0).
+Q = [[1.0, 1.0, 2.0, 4.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def _prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:
+    """generate_batch for the advanced-resampling check: example i of instance k is
+    b_dec[k] + sqrt(q[k, i % 4]) e_(i % 4)."""
 
     def generate(batch_size: int) -> Tensor:
-        idx = torch.arange(batch_size, device=b_dec.device) % len(sq_norms)
-        proto = torch.zeros(batch_size, n_inst, d_in, device=b_dec.device)
-        proto[torch.arange(batch_size), :, idx] = sq_norms.sqrt()[idx][:, None]
+        idx = torch.arange(batch_size, device=b_dec.device) % q.shape[1]
+        proto = torch.zeros(batch_size, q.shape[0], q.shape[1], device=b_dec.device)
+        proto[torch.arange(batch_size), :, idx] = q.sqrt()[:, idx].T
         return proto + b_dec.detach()
 
     return generate
 
 
-@checker("resample_advanced")
+@checker("resample_advanced", kind="function")
 def test_resample_advanced(impl: Callable, device: torch.device) -> str:
-    cls = graft(ref.ToySAE, type("Impl", (), {"resample_advanced": impl}), ("resample_advanced",))
-    n_inst, d_in, d_sae, n_dead, scale, batch_size = 3, 4, 1000, 900, 0.37, 400
-    sae = reference_sae(cls, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
+    n_inst, d_in, d_sae, n_dead, scale, batch_size = 4, 4, 1000, 900, 0.37, 400
+    sae = reference_sae(ref.ToySAE, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
     with torch.no_grad():
         sae.b_enc.fill_(-100.0)  # nothing fires, so h_rec = b_dec and L_rec = ‖h - b_dec‖² / d_in is known
         sae.b_enc[:, 0] = 0.5  # a live latent that fires...
         sae._W_dec[:, 0] = 0.0  # ...but writes nothing, so the losses stay known
-    frac, dead, last_only_dead = _window(n_inst, d_sae, n_dead, device)
-    dead[:, 0], frac[:, :, 0] = False, 0.3
-    sq_norms = torch.tensor([1.0, 1.0, 2.0, 4.0], device=device)
-    sae.generate_batch = _prototype_batch(n_inst, d_in, sae.b_dec, sq_norms)
-    before = _params_before(sae)
-    before_b_dec = sae.b_dec.detach().clone()
-    alive_norm = before["W_enc"].norm(dim=1).masked_fill(dead, float("nan")).nanmean(-1)  # [inst]
-    all_norm = before["W_enc"].norm(dim=1).mean(-1)
-    with torch.no_grad():
-        sae.resample_advanced(frac, scale, batch_size)
-    _check_untouched(sae, before, dead, last_only_dead)
-    rows = _unit_rows(sae.W_dec, dead)  # [n_total_dead d_in]
-    # Which prototype (basis vector) did each resampled latent pick?
-    best = rows.abs().max(-1)
-    if (best.values < 1 - 1e-4).any() or (rows.gather(-1, best.indices[:, None]) < 0).any():
-        protos = before_b_dec[:, None, :] + torch.diag(sq_norms.sqrt())[None]  # [inst 4 d_in], as generated
-        shifted = torch.nn.functional.normalize(protos, dim=-1)
-        inst_of = dead.nonzero()[:, 0]
-        matches_raw = torch.stack([(shifted[int(k)] @ r).max() for k, r in zip(inst_of, rows, strict=True)])
-        if (matches_raw > 1 - 1e-4).all():
+    frac, groups = M.window_groups(n_inst, d_sae, n_dead, device)
+    frac[:, :, 0] = 0.3
+    for mask in groups.values():
+        mask[:, 0] = False
+    dead = groups["dead"]
+    q = torch.tensor(Q, device=device)
+    active = q.sum(-1) > 0
+    sae.generate_batch = _prototype_batch(sae.b_dec, q)
+    before = _snapshot(sae)
+    b_dec = sae.b_dec.detach().clone()
+    _call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
+    expected = dead & active[:, None]
+    M.check_which_latents(sae, before, expected, frac, groups, active)
+    M.check_encoder_bias(sae, expected)
+    rows = M.unit_rows(sae, before, expected, scale)
+    M.check_sampling(rows, expected, q, b_dec, active)
+    # encoder column = v · resample_scale · (mean norm of the live latents' encoder columns in that instance)
+    enc = sae.W_enc.detach().transpose(-1, -2)[expected]
+    inst_of = expected.nonzero()[:, 0]
+    length = (enc * rows).sum(-1)
+    candidates = M.scale_candidates(before["W_enc"], dead, scale)
+    want = scale * candidates[0][2]  # scale_ignored's length is the mean live norm
+    if not torch.allclose(enc, rows * (want[inst_of])[:, None], rtol=1e-3, atol=1e-6):
+        if not torch.allclose(enc, rows * length[:, None], rtol=1e-3, atol=1e-6):
             fail(
-                "new decoder directions are the chosen inputs without b_dec subtracted",
-                "use the input minus b_dec (what the encoder sees), normalised",
-                code="b_dec_not_subtracted",
+                "the new encoder columns don't point along the new decoder directions",
+                "use the same direction v for both: encoder column = v · resample_scale · mean live encoder norm",
+                code="enc_mismatch",
             )
+        per_inst = torch.stack([length[inst_of == k].mean() for k in range(n_inst) if active[k]])
+        for code, hint, value in candidates:
+            if torch.allclose(per_inst, value[active], rtol=1e-3):
+                fail("the new encoder columns have the wrong length", hint, code)
         fail(
-            "new decoder directions are not (input - b_dec) of examples from self.generate_batch",
-            "pick examples of h = self.generate_batch(batch_size); the direction is (h[i] - b_dec) / ‖h[i] - b_dec‖",
-            code="not_from_inputs",
+            f"the new encoder columns have lengths {per_inst.tolist()} per instance, expected {want[active].tolist()}",
+            "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",
+            code="enc_length",
         )
-    # P(prototype j) ∝ L_rec², L_rec ∝ sq_norms: probabilities ∝ sq_norms². Sampling ∝ L_rec (not squared)
-    # gives (1, 1, 2, 4)/8 instead of (1, 1, 4, 16)/22; uniform gives 1/4 each. Frequencies are pooled over
-    # instances (n = 2700 draws) and tested per prototype with Bernstein bounds.
-    expected = sq_norms.pow(2) / sq_norms.pow(2).sum()
-    counts = torch.bincount(best.indices, minlength=d_in).double()
-    n = rows.shape[0]
-
-    def hint(obs: float, exp: float) -> str:
-        lin = (sq_norms / sq_norms.sum()).tolist()
-        if any(abs((counts / n)[j].item() - lin[j]) < 0.05 for j in (0, 3)) and abs(counts[3] / n - lin[3]) < 0.06:
-            return "sample with probability proportional to the *square* of each example's reconstruction loss"
-        return "use torch.multinomial(L_reconstruction[:, inst] ** 2, n_dead, replacement=True)"
-
-    expect_frequency(
-        counts / n,
-        expected,
-        n,
-        "the fraction of resampled latents pointing at input type",
-        dims="type",
-        hint=hint,
-        code="sampling",
-    )
-    enc = sae.W_enc.detach().transpose(-1, -2)[dead]
-    inst_of = dead.nonzero()[:, 0]
-    want = rows * scale * alive_norm[inst_of][:, None]
-    if not torch.isclose(enc, want, rtol=1e-3, atol=1e-6).all():
-        for value, hint_text, code in (
-            (rows * alive_norm[inst_of][:, None], "multiply by resample_scale", "scale_ignored"),
-            (rows * scale, "scale by the mean norm of the live latents' encoder columns too", "no_alive_norm"),
-            (
-                rows * scale * all_norm[inst_of][:, None],
-                "average the encoder norms of live latents only, not all",
-                "all_norm",
-            ),
-        ):
-            if torch.isclose(enc, value, rtol=1e-3, atol=1e-6).all():
-                fail("the new encoder columns have the wrong length", hint_text, code=code)
+    idle = (sae.W_dec.detach() != before["W_dec"]).any(-1) | (sae.W_enc.detach() != before["W_enc"]).any(1)
+    if idle[~active].any():
         fail(
-            "the new encoder columns are not direction · resample_scale · (mean live encoder norm)",
-            "encoder column = v · resample_scale · mean over live latents of ‖W_enc[inst, :, j]‖",
-            code="enc_mismatch",
+            "latents of an instance whose reconstruction losses are all 0 were resampled",
+            "an instance with nothing left to explain has no input to resample towards: if the weights sum to 0, "
+            "leave that instance alone",
+            code="zero_loss_instance",
         )
-    return f"{n} resampled latents: chosen ∝ loss², unit directions, scaled encoders, live latents untouched"
+    return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

@@ -1,13 +1,16 @@
 """Checkers for part 5a (SAE architectures and metrics).
 
-Built like part 5's checkers (`tests.part5_toy_saes`, whose building blocks these reuse): each checker
-runs the learner's method on a subclass of the reference class, compares with the reference on the same
-inputs (non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several instances),
-and compares gradients as well as values where the exercise is about gradients.
+Built like part 5's checkers (`tests.part5_toy_saes`, whose building blocks these reuse): each checker runs the
+learner's method on a subclass of the reference class, compares every output with the reference on the same
+inputs (non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several instances), then the
+gradients; a wrong output or gradient is compared with the catalogue of known mistakes
+(`tests.part5a_sae_architectures_mistakes`), and otherwise with generic relations (a constant factor, the
+opposite sign, one slice wrong ...) that name mistakes nobody listed.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -15,18 +18,22 @@ import torch
 from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
-from tests.checking import checker, expect_close, expect_matches, expect_scalar, expect_tensor, fail, returned
+from tests import part5a_sae_architectures_mistakes as M
+from tests.checking import (
+    _is_learner_frame,
+    checker,
+    expect_matches,
+    expect_tensor,
+    fail,
+    returned,
+)
 from tests.part5_toy_saes import (
+    COEFFS,
     D_IN,
     D_SAE,
     N_FEATS,
     N_INST,
-    call_forward,
-    check_loss_keys,
-    check_total_loss,
-    compare_grads,
-    diagnose,
-    expect_reconstruction_loss,
+    check_sae_forward,
     graft,
     random_hidden,
     reference_sae,
@@ -37,86 +44,22 @@ from tests.part5_toy_saes import (
 # --------------------------------------------------------------------------------------------
 # Exercise 7: Gated SAE
 # --------------------------------------------------------------------------------------------
-@checker("gated_forward")
+@checker("gated_forward", kind="class")
 def test_gated_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.GatedToySAE, impl, ("forward",))
     sae = reference_sae(cls, device)
     reference = twin(sae, ref_a.GatedToySAE)
-    h = random_hidden(32, N_INST, D_IN, device)
-    loss_dict, loss, acts, h_rec = call_forward(sae, h)
-    ref_dict, ref_loss, ref_acts, ref_rec = reference(h)
-
-    x = (h - reference.b_dec).detach()
-    proj = torch.einsum("bid,ids->bis", x, reference.W_enc.detach())
-    gate = proj + reference.b_enc.detach()
-    mag_no_exp = proj * reference.r_mag.detach() + reference.b_mag.detach()
-    expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", device=device)
-    diagnose(
-        acts,
-        ref_acts.detach(),
-        "acts_post",
-        "batch inst d_sae",
-        [
-            (
-                torch.relu(gate),
-                "acts_post is the *magnitude* path, switched on and off by the gate: 1[π_gate > 0] · ReLU(π_mag)",
-                "gate_as_acts",
-            ),
-            ((gate > 0).float() * torch.relu(mag_no_exp), "scale W_enc by exp(r_mag), not r_mag", "r_mag_no_exp"),
-            (
-                torch.relu(proj * reference.r_mag.detach().exp() + reference.b_mag.detach()),
-                "multiply by the gate indicator (π_gate > 0)",
-                "no_gate",
-            ),
-        ],
-        "acts",
-        "acts_post = 1[π_gate > 0] · ReLU(π_mag) with π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
-    )
-    expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", device=device)
-    expect_close(
-        h_rec,
-        ref_rec.detach(),
-        "h_reconstructed",
-        "decode acts_post with W_dec_normalized, add b_dec",
-        code="reconstruction",
-        dims="batch inst d_in",
-    )
-    check_loss_keys(loss_dict, ref_dict, h)
-    expect_reconstruction_loss(loss_dict, ref_dict)
-    sp = loss_dict["L_sparsity"].detach()
-    diagnose(
-        sp,
-        ref_dict["L_sparsity"].detach(),
-        "L_sparsity",
-        "batch inst",
-        [
-            (acts.detach().abs().sum(-1), "penalise the gate path, ReLU(π_gate), not acts_post", "sparsity_on_acts"),
-        ],
-        "sparsity_loss",
-        "L_sparsity = ReLU(π_gate).sum(-1)",
-    )
-    via_gate_undetached_b = ref_dict["L_aux"].detach()
-    expect_close(
-        loss_dict["L_aux"].detach(),
-        via_gate_undetached_b,
-        "L_aux",
-        "L_aux: decode ReLU(π_gate) with the detached normalised decoder, add detached b_dec, "
-        "mean squared error over d_in",
-        code="aux_loss",
-        dims="batch inst",
-    )
-    loss = expect_scalar(loss, "loss")
-    without_aux = (ref_dict["L_reconstruction"] + reference.sparsity_coeff * ref_dict["L_sparsity"]).mean(0).sum()
-    if torch.isclose(loss.detach(), without_aux.detach(), rtol=1e-5) and not torch.isclose(without_aux, ref_loss):
-        fail("loss leaves out L_aux", "add L_aux to the per-example loss before averaging", code="no_aux_in_loss")
-    check_total_loss(loss, ref_loss, ref_dict, reference.sparsity_coeff, aux=True)
-    detach_hint = (
-        "the auxiliary reconstruction must use W_dec_normalized.detach() and b_dec.detach(): "
-        "L_aux should train the gate, not the decoder",
-        "aux_not_detached",
-    )
-    compare_grads(sae, loss, reference, ref_loss, hints={"_W_dec": detach_hint, "b_dec": detach_hint})
-    return "gate and magnitude paths, three losses, gradients"
+    h = random_hidden(48, N_INST, D_IN, device)
+    hints = {
+        "acts": "acts_post = 1[π_gate > 0] · ReLU(π_mag), with x = h - b_dec, π_gate = x @ W_enc + b_enc and "
+        "π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "L_sparsity": "L_sparsity = ReLU(π_gate).sum(-1)",
+        "L_aux": "L_aux = ((ReLU(π_gate) @ W_dec_normalized.detach() + b_dec.detach() - h) ** 2).mean(-1)",
+        "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over "
+        "instances",
+    }
+    check_sae_forward(sae, reference, h, M.gated_forward, M.GATED_MISTAKES, hints=hints)
+    return "gate and magnitude paths, three losses, gradients (the auxiliary path trains the gate only)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,13 +69,30 @@ BANDWIDTH = 0.1
 
 
 def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """x near and far from a positive threshold (both inside and outside the rectangle), and an upstream gradient."""
-    threshold = 0.3 + torch.rand(4, 50, device=device)
-    u = torch.linspace(-3, 3, 50, device=device)  # (x - threshold) / bandwidth
-    x = threshold + BANDWIDTH * (u + 0.013)  # the offset avoids |u| = 1/2 exactly
-    x[:, :5] = -0.5
-    grad_out = torch.randn(4, 50, device=device) + 0.5
+    """x near and far from positive thresholds (inside and outside the rectangle, and near 0), and an upstream
+    gradient that is not 1. No x sits exactly on θ or on an edge of the rectangle."""
+    threshold = 0.3 + torch.rand(4, 60, device=device)
+    u = torch.linspace(-6, 6, 50, device=device) + 0.013  # (x - threshold) / bandwidth
+    x = torch.empty(4, 60, device=device)
+    x[:, :50] = threshold[:, :50] + BANDWIDTH * u
+    x[:, 50:55] = torch.tensor([-0.043, -0.021, 0.011, 0.033, 0.047], device=device)  # near 0: |x/ε| < 1/2
+    x[:, 55:] = -0.5 + 0.07 * torch.arange(5, device=device)
+    grad_out = torch.randn(4, 60, device=device) + 0.5
     return x, threshold, grad_out
+
+
+def _backward_error(err: RuntimeError, name: str) -> None:
+    """Name an error autograd raised about what the learner's backward returned (not raised in their code)."""
+    if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+        raise err
+    first = str(err).splitlines()[0]
+    if "incorrect number of gradients" in first:
+        hint = "backward returns one gradient per input of forward, in order: (grad_x, grad_threshold, None)"
+        code = "grad_count"
+    else:
+        hint = "backward must return gradients shaped like x and threshold (and None for the bandwidth)"
+        code = "grad_shape"
+    fail(f"the backward pass of {name} failed: {first}", hint, code=code)
 
 
 def _check_step_function(
@@ -142,126 +102,91 @@ def _check_step_function(
     dx: Callable,
     dth: Callable,
     device: torch.device,
+    fwd_mistakes: list,
     x_mistakes: list,
     th_mistakes: list,
 ) -> None:
-    if not hasattr(impl, "apply"):
+    if not (isinstance(impl, type) and issubclass(impl, torch.autograd.Function)):
         fail(
-            f"{name} should be a torch.autograd.Function subclass (with .apply)",
-            "pass the class itself, e.g. tests...(Heaviside)",
+            f"{name} should be a torch.autograd.Function subclass (with .apply), got {impl!r:.60}",
+            f"pass the class itself: test_...({name})",
             code="not_function",
         )
     x0, th0, g = _step_inputs(device)
     x, th = x0.clone().requires_grad_(True), th0.clone().requires_grad_(True)
-    out = expect_tensor(
-        impl.apply(x, th, BANDWIDTH), f"{name}.apply(x, threshold, bandwidth)", shape=x.shape, device=device
-    )
-    expect_close(
+    out = impl.apply(x, th, BANDWIDTH)
+    out = expect_tensor(out, f"{name}.apply(x, threshold, bandwidth)", shape=x.shape, dtype=x.dtype, device=device)
+    if not torch.equal(x.detach(), x0) or not torch.equal(th.detach(), th0):
+        fail(f"{name} changed its inputs in place", "compute a new tensor; don't edit x or threshold", code="in_place")
+    expect_matches(
         out.detach(),
-        fwd(x0, th0),
+        fwd(x0, th0, BANDWIDTH),
         f"{name} forward",
-        f"the forward pass is exactly {name}: see the table",
+        [(code, hint, fn(x0, th0, BANDWIDTH)) for code, hint, fn in fwd_mistakes],
+        hint=f"the forward pass is exactly {name}: see the table",
         code="forward",
     )
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
-    grad_x, grad_th = torch.autograd.grad((out * g).sum(), (x, th), allow_unused=True)  # scalar: no sympy import
+    try:
+        grad_x, grad_th = torch.autograd.grad((out * g).sum(), (x, th), allow_unused=True)
+    except RuntimeError as err:
+        _backward_error(err, name)
     grad_x = torch.zeros_like(x0) if grad_x is None else grad_x
     grad_th = torch.zeros_like(th0) if grad_th is None else grad_th
-    diagnose(
+    want_x, want_th = dx(x0, th0, BANDWIDTH) * g, dth(x0, th0, BANDWIDTH) * g
+
+    def catalogue(mistakes: list, swapped: Tensor) -> list:
+        return [(c, h, (fn(x0, th0, BANDWIDTH) * g) if fn is not None else swapped) for c, h, fn in mistakes]
+
+    expect_matches(
         grad_x,
-        dx(x0, th0) * g,
+        want_x,
         f"the gradient of {name} with respect to x",
-        None,
-        [(c(x0, th0) * g, h, code) for c, h, code in x_mistakes],
-        "grad_x",
-        "see the ∂/∂x column of the table, times grad_output",
+        catalogue(x_mistakes, want_th)
+        + [("no_grad_output", "multiply by grad_output (the chain rule)", dx(x0, th0, BANDWIDTH))]
+        * (not torch.equal(dx(x0, th0, BANDWIDTH), torch.zeros_like(x0))),
+        hint="see the ∂/∂x column of the table, times grad_output",
+        code="grad_x",
     )
-    diagnose(
+    expect_matches(
         grad_th,
-        dth(x0, th0) * g,
+        want_th,
         f"the gradient of {name} with respect to threshold",
-        None,
-        [(c(x0, th0) * g, h, code) for c, h, code in th_mistakes]
-        + [(dth(x0, th0), "multiply by grad_output (the chain rule)", "no_grad_output")],
-        "grad_threshold",
-        "see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output",
+        [*catalogue(th_mistakes, want_x), ("no_grad_output", "multiply by grad_output (the chain rule)", want_th / g)],
+        hint="see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output",
+        code="grad_threshold",
     )
 
 
-def _rect(x: Tensor, th: Tensor, width: float = 0.5) -> Tensor:
-    return (((x - th) / BANDWIDTH).abs() < width).to(x.dtype)
-
-
-_TH_MISTAKES = [
-    (
-        lambda x, th: _rect(x, th) / BANDWIDTH,
-        "the pseudo-derivative with respect to θ is negative: raising the threshold can only switch the output off",
-        "grad_sign",
-    ),
-    (lambda x, th: -_rect(x, th), "divide by the bandwidth ε", "no_bandwidth"),
-    (lambda x, th: -_rect(x, th, 1.0) / BANDWIDTH, "the rectangle K(u) is 1 for |u| < 1/2, not |u| < 1", "rect_width"),
-]
-
-
-@checker("heaviside")
+@checker("heaviside", kind="class")
 def test_heaviside(impl: Any, device: torch.device) -> str:
     _check_step_function(
         impl,
         "Heaviside",
-        fwd=lambda x, th: (x > th).to(x.dtype),
-        dx=lambda x, th: torch.zeros_like(x),
-        dth=lambda x, th: -_rect(x, th) / BANDWIDTH,
+        fwd=lambda x, th, bw: (x > th).to(x.dtype),
+        dx=lambda x, th, bw: torch.zeros_like(x),
+        dth=lambda x, th, bw: -M.rect((x - th) / bw) / bw,
         device=device,
-        x_mistakes=[
-            (
-                lambda x, th: torch.ones_like(x),
-                "the step has no useful gradient in x: return zeros (or None)",
-                "grad_x_passthrough",
-            ),
-            (
-                lambda x, th: _rect(x, th) / BANDWIDTH,
-                "only the threshold gets a pseudo-derivative; x gets 0",
-                "grad_x_passthrough",
-            ),
-        ],
-        th_mistakes=_TH_MISTAKES,
+        fwd_mistakes=M.HEAVISIDE_FORWARD,
+        x_mistakes=M.HEAVISIDE_GRAD_X,
+        th_mistakes=M.HEAVISIDE_GRAD_TH,
     )
     return "forward values and pseudo-derivatives"
 
 
-@checker("jumprelu")
+@checker("jumprelu", kind="class")
 def test_jumprelu(impl: Any, device: torch.device) -> str:
     _check_step_function(
         impl,
         "JumpReLU",
-        fwd=lambda x, th: x * (x > th).to(x.dtype),
-        dx=lambda x, th: (x > th).to(x.dtype),
-        dth=lambda x, th: -th * _rect(x, th) / BANDWIDTH,
+        fwd=lambda x, th, bw: x * (x > th).to(x.dtype),
+        dx=lambda x, th, bw: (x > th).to(x.dtype),
+        dth=lambda x, th, bw: -th * M.rect((x - th) / bw) / bw,
         device=device,
-        x_mistakes=[
-            (lambda x, th: torch.ones_like(x), "∂/∂x is 1[x > θ]: zero where the output is zero", "grad_x_ones"),
-            (lambda x, th: (x > 0).to(x.dtype), "∂/∂x is 1[x > θ], not 1[x > 0]", "grad_x_relu"),
-        ],
-        th_mistakes=[
-            (
-                lambda x, th: -_rect(x, th) / BANDWIDTH,
-                "the JumpReLU pseudo-derivative has a factor θ: -(θ/ε) K(...)",
-                "no_theta_factor",
-            ),
-            (
-                lambda x, th: th * _rect(x, th) / BANDWIDTH,
-                "the pseudo-derivative with respect to θ is negative",
-                "grad_sign",
-            ),
-            (lambda x, th: -th * _rect(x, th), "divide by the bandwidth ε", "no_bandwidth"),
-            (
-                lambda x, th: -th * _rect(x, th, 1.0) / BANDWIDTH,
-                "the rectangle K(u) is 1 for |u| < 1/2, not |u| < 1",
-                "rect_width",
-            ),
-            (lambda x, th: -x * _rect(x, th) / BANDWIDTH, "the factor is θ, not x", "x_factor"),
-        ],
+        fwd_mistakes=M.JUMPRELU_FORWARD,
+        x_mistakes=M.JUMPRELU_GRAD_X,
+        th_mistakes=M.JUMPRELU_GRAD_TH,
     )
     return "forward values and pseudo-derivatives"
 
@@ -269,68 +194,30 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 9: JumpReLU SAE
 # --------------------------------------------------------------------------------------------
-@checker("jumprelu_forward")
+@checker("jumprelu_forward", kind="class")
 def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.JumpReLUToySAE, impl, ("forward",))
-    sae = reference_sae(cls, device, jumprelu_bandwidth=0.3, jumprelu_init_threshold=0.1)  # θ - ε/2 > 0
+    # θ in [0.2, 0.5] and ε = 0.3: many pre-activations fall inside the window; the init threshold (another config
+    # field a learner might use as the bandwidth) differs from ε
+    sae = reference_sae(cls, device, jumprelu_bandwidth=0.3, jumprelu_init_threshold=0.1)
     reference = twin(sae, ref_a.JumpReLUToySAE)
     h = random_hidden(64, N_INST, D_IN, device)
-    loss_dict, loss, acts, h_rec = call_forward(sae, h)
-    ref_dict, ref_loss, ref_acts, ref_rec = reference(h)
-    pre = torch.einsum("bid,ids->bis", (h - reference.b_dec).detach(), reference.W_enc.detach())
-    pre = pre + reference.b_enc.detach()
-    log_th = reference.log_threshold.detach()
-    expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", device=device)
-    diagnose(
-        acts,
-        ref_acts.detach(),
-        "acts_post",
-        "batch inst d_sae",
-        [
-            (pre * (pre > log_th), "the threshold is exp(log_threshold)", "no_exp"),
-            (torch.relu(pre), "apply JumpReLU with the threshold, not a plain ReLU", "plain_relu"),
-        ],
-        "acts",
-        "acts_post = JumpReLU.apply(pre, exp(log_threshold), bandwidth)",
-    )
-    expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", device=device)
-    expect_close(
-        h_rec,
-        ref_rec.detach(),
-        "h_reconstructed",
-        "decode with W_dec_normalized and add b_dec",
-        code="reconstruction",
-        dims="batch inst d_in",
-    )
-    check_loss_keys(loss_dict, ref_dict, h)
-    expect_reconstruction_loss(loss_dict, ref_dict)
-    diagnose(
-        loss_dict["L_sparsity"].detach(),
-        ref_dict["L_sparsity"].detach(),
-        "L_sparsity",
-        "batch inst",
-        [
-            (
-                acts.detach().abs().sum(-1),
-                "the JumpReLU penalty counts active latents (L0), it doesn't sum their values",
-                "sparsity_l1",
-            ),
-        ],
-        "sparsity_loss",
-        "L_sparsity = Heaviside.apply(pre, threshold, bandwidth).sum(-1)",
-    )
-    loss = expect_scalar(loss, "loss")
-    check_total_loss(loss, ref_loss, ref_dict, reference.sparsity_coeff)
-    compare_grads(
+    check_sae_forward(
         sae,
-        loss,
         reference,
-        ref_loss,
+        h,
+        M.jumprelu_forward,
+        M.JUMPRELU_MISTAKES,
         hints={
+            "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
+            "and θ = exp(log_threshold)",
+            "L_sparsity": "L_sparsity = Heaviside.apply(pre, θ, bandwidth).sum(-1)",
+            "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances",
+        },
+        grad_hints={
             "log_threshold": (
-                "the threshold gets its gradient from JumpReLU and from Heaviside: compute L_sparsity with "
-                "Heaviside.apply (counting acts_post > 0 has no gradient) and pass the threshold as a tensor "
-                "that depends on log_threshold",
+                "the threshold gets its gradient from JumpReLU and Heaviside: pass exp(log_threshold), expanded "
+                "to pre's shape, to both",
                 "threshold_grad",
             )
         },
@@ -341,69 +228,58 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 10: TopK SAE
 # --------------------------------------------------------------------------------------------
-@checker("topk_forward")
+@checker("topk_forward", kind="class")
 def test_topk_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.TopKToySAE, impl, ("forward",))
     checked = []
     for k in (2, 3):
-        sae = reference_sae(cls, device, k=k, sparsity_coeff=0.0)
+        # non-zero sparsity coefficients: the TopK loss must ignore them
+        sae = reference_sae(cls, device, k=k, sparsity_coeff=COEFFS)
         with torch.no_grad():
             sae.b_enc[0] -= 1.5  # instance 0 often has fewer than k positive pre-activations
         reference = twin(sae, ref_a.TopKToySAE)
         h = random_hidden(64, N_INST, D_IN, device)
-        loss_dict, loss, acts, h_rec = call_forward(sae, h)
-        ref_dict, ref_loss, ref_acts, ref_rec = reference(h)
-        pre = torch.einsum("bid,ids->bis", (h - reference.b_dec).detach(), reference.W_enc.detach())
-        pre = pre + reference.b_enc.detach()
-        top = pre.topk(k, dim=-1)
-        no_relu = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
-        expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", device=device)
-        n_active = (acts.detach() != 0).sum(-1)
-        if (n_active > k).any():
+        out = returned(sae(h.clone()), "forward")
+        acts = out[2] if isinstance(out, tuple | list) and len(out) == 4 else None
+        if isinstance(acts, Tensor) and acts.shape == (64, N_INST, k):
             fail(
-                f"some examples have {int(n_active.max())} non-zero latents, expected at most k={k}",
-                "keep only the k largest values per example and zero the rest (topk over the d_sae axis)",
-                code="too_many",
+                f"acts_post has shape {tuple(acts.shape)}: the top-k values, not scattered back",
+                "scatter the values into zeros shaped [batch inst d_sae]: zeros_like(pre).scatter(-1, indices, values)",
+                code="values_not_scattered",
             )
-        diagnose(
-            acts,
-            ref_acts.detach(),
-            "acts_post",
-            "batch inst d_sae",
-            [
-                (no_relu, "apply the ReLU: a negative value among the top k must become 0", "no_relu"),
-            ],
-            "acts",
-            f"acts_post keeps the k={k} largest values of ReLU(pre) per example, in place, zeros elsewhere",
-        )
-        expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", device=device)
-        expect_close(
-            h_rec,
-            ref_rec.detach(),
-            "h_reconstructed",
-            "decode with W_dec_normalized and add b_dec",
-            code="reconstruction",
-            dims="batch inst d_in",
-        )
-        if "L_reconstruction" not in loss_dict:
-            fail("loss_dict has no key 'L_reconstruction'", "add it (shape [batch inst])", code="missing_key")
-        expect_close(
-            loss_dict["L_reconstruction"].detach(),
-            ref_dict["L_reconstruction"].detach(),
-            "L_reconstruction",
-            "mean over d_in of the squared error",
-            code="rec_loss",
-            dims="batch inst",
-        )
-        loss = expect_scalar(loss, "loss")
-        expect_close(
-            loss.detach(),
-            ref_loss.detach(),
-            "loss",
-            "the TopK loss is the reconstruction loss alone, mean over batch, summed over instances",
-            code="loss",
-        )
-        compare_grads(sae, loss, reference, ref_loss)
+        if isinstance(acts, Tensor) and acts.shape == (64, N_INST, D_SAE) and acts.device.type != "meta":
+            listed = [M.topk_forward(reference, h, **bug)[2] for _, _, stage, bug in M.TOPK_MISTAKES if stage == "acts"]
+            unlisted = not any(torch.allclose(acts.detach(), a.detach(), atol=1e-5) for a in listed)
+            if unlisted and ((acts.detach() != 0).sum(-1) > k).any():
+                fail(
+                    f"some examples have {int((acts.detach() != 0).sum(-1).max())} non-zero latents, at most k={k} "
+                    "expected",
+                    "keep only the k largest values per example and zero the rest (topk over the d_sae axis)",
+                    code="too_many_active",
+                )
+        hints = {
+            "acts": f"acts_post keeps the k={k} largest values of ReLU((h - b_dec) @ W_enc + b_enc) per example, "
+            "in place, zeros elsewhere",
+            "loss": "loss = L_reconstruction, mean over the batch, sum over instances (no sparsity term)",
+        }
+        check_sae_forward(sae, reference, h, M.topk_forward, M.TOPK_MISTAKES, keys=("L_reconstruction",), hints=hints)
+        if "L_sparsity" in out[0]:
+            ref_dict, _, ref_acts, _ = reference(h)
+            value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
+            expect_matches(
+                value.detach().to(h.dtype),
+                ref_dict["L_sparsity"].detach(),
+                "loss_dict['L_sparsity']",
+                [
+                    (
+                        "sparsity_l1",
+                        "L_sparsity counts the non-zero latents, it doesn't sum them",
+                        ref_acts.detach().sum(-1),
+                    )
+                ],
+                dims="batch inst",
+                hint="L_sparsity = number of non-zero latents per example (for logging)",
+            )
         checked.append(k)
     return f"k = {checked}: at most k active, values in place, loss and gradients"
 
@@ -411,82 +287,58 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 10b: AuxK
 # --------------------------------------------------------------------------------------------
-def _auxk_variants(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> dict[str, Tensor]:
-    """The per-example loss of common mistakes, for naming them."""
-
-    def loss_of(acts: Tensor, reduce: str = "mean") -> Tensor:
-        rec = torch.einsum("bis,isd->bid", acts, W_dec)
-        err = (residual - rec).pow(2)
-        return err.mean(-1) if reduce == "mean" else err.sum(-1)
-
-    def top(x: Tensor) -> Tensor:
-        t = x.topk(k_aux, dim=-1)
-        values = torch.where(t.values.isfinite(), t.values, torch.zeros_like(t.values))
-        return torch.zeros_like(x).scatter(-1, t.indices, values)
-
-    masked = torch.where(dead, pre, -torch.inf)
-    right = top(masked)
-    return {
-        # A ReLU before the top-k, and masking live latents with 0 instead of -inf, give the same values:
-        # both drop the dead latents' negative pre-activations.
-        "dropped_negatives": loss_of(top(torch.where(dead, pre.relu(), -torch.inf))),
-        "used_live_latents": loss_of(top(pre)),
-        "sum_over_d_in": loss_of(right, reduce="sum"),
-        "all_dead_latents": loss_of(torch.where(dead, pre, torch.zeros_like(pre))),
-    }
-
-
-@checker("auxk_loss")
+@checker("auxk_loss", kind="function")
 def test_auxk_loss(impl: Callable, device: torch.device) -> str:
-    n_inst, d_sae, d_in, k_aux = 3, 8, 4, 2
-    pre = torch.randn(64, n_inst, d_sae, device=device) - 0.5  # mostly negative: dead latents rarely fire
-    residual = 0.3 * torch.randn(64, n_inst, d_in, device=device)
-    W_dec = torch.randn(n_inst, d_sae, d_in, device=device)
-    W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    n_inst, d_sae, d_in, k_aux, batch = 4, 8, 4, 2, 64
+    pre = torch.randn(batch, n_inst, d_sae, device=device) - 0.5  # mostly negative: dead latents rarely fire
+    pre[:, 3] += torch.linspace(-0.3, 0.3, d_sae, device=device)
+    residual = 0.3 * torch.randn(batch, n_inst, d_in, device=device)
+    W_dec = torch.nn.functional.normalize(torch.randn(n_inst, d_sae, d_in, device=device), dim=-1)
     dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
     dead[0, [1, 4, 6]] = True  # more dead latents than k_aux
     dead[1, 2] = True  # fewer dead latents than k_aux
-    # instance 2: no dead latent, so the auxiliary reconstruction is 0 and the loss is mean(residual²)
-    pre_in = pre.clone().requires_grad_(True)
-    out = returned(impl(pre_in, residual.clone(), dead.clone(), W_dec.clone(), k_aux), "auxk_loss")
-    if isinstance(out, Tensor) and not torch.isfinite(out.detach()).all():
-        fail(
-            "auxk_loss returned inf or NaN",
-            "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
-            "by 0 before decoding",
-            code="inf",
-        )
-    out = expect_tensor(out, "auxk_loss(...)", shape=(64, n_inst), dims="batch inst", device=device)
+    dead[3, [0, 3, 5, 7]] = True  # instance 2: none dead, so the loss is mean(residual²)
+    inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone(), k_aux)
+    out = returned(impl(*inputs), "auxk_loss")
+    if isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta":
+        if not torch.isfinite(out.detach()).all():
+            fail(
+                "auxk_loss returned inf or NaN",
+                "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
+                "by 0 before decoding",
+                code="inf",
+            )
+        if out.shape == (n_inst,) or out.shape == ():
+            fail(
+                f"auxk_loss returned shape {tuple(out.shape)}, expected (batch={batch}, inst={n_inst})",
+                "return the per-example loss: mean over d_in only, no reduction over the batch",
+                code="reduced_batch",
+            )
+    out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
+    if not torch.equal(inputs[0].detach(), pre) or not torch.equal(inputs[2], dead):
+        fail("auxk_loss changed its inputs in place", "compute new tensors; don't edit pre or dead", code="in_place")
     expected = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
-    hints = {
-        "dropped_negatives": "the dead latents' negative pre-activations must take part: use the pre-activations "
-        "before any ReLU (after a ReLU a dead latent gets no gradient), and mask live latents with -inf, not 0 "
-        "(a live latent masked to 0 beats every negative dead one)",
-        "used_live_latents": "only dead latents take part: mask the live ones out before the top-k",
-        "sum_over_d_in": "take the mean over d_in, not the sum",
-        "all_dead_latents": "keep only the k_aux largest dead pre-activations per example",
-    }
-    variants = _auxk_variants(pre, residual, dead, W_dec, k_aux)
     expect_matches(
-        out,
+        out.detach(),
         expected,
         "auxk_loss",
-        [(code, hints[code], value) for code, value in variants.items()],
+        [(code, hint, M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug)) for code, hint, bug in M.AUXK_MISTAKES],
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
     )
     if not out.requires_grad:
         fail("the loss has no gradient", "don't detach anything inside auxk_loss", code="no_grad")
-    (grad,) = torch.autograd.grad(out.sum(), pre_in, allow_unused=True)
+    (grad,) = torch.autograd.grad(out.sum(), inputs[0], allow_unused=True)
     pre_ref = pre.clone().requires_grad_(True)
     (ref_grad,) = torch.autograd.grad(ref_a.auxk_loss(pre_ref, residual, dead, W_dec, k_aux).sum(), pre_ref)
-    expect_close(
-        grad if grad is not None else torch.zeros_like(pre),
+    expect_matches(
+        torch.zeros_like(pre) if grad is None else grad,
         ref_grad,
         "the gradient with respect to pre",
-        "the gradient should reach exactly the chosen dead latents' pre-activations",
-        code="grad",
+        [],
         dims="batch inst d_sae",
+        hint="the gradient should reach exactly the chosen dead latents' pre-activations",
+        code="grad",
     )
     return "dead latents only, before the ReLU, fewer dead than k_aux, mean over d_in, gradients"
 
@@ -494,148 +346,136 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 11: metrics
 # --------------------------------------------------------------------------------------------
-def _acts(device: torch.device) -> Tensor:
-    acts = torch.relu(torch.randn(200, N_INST, D_SAE, device=device) - torch.linspace(-0.5, 1.5, D_SAE, device=device))
+def _acts(device: torch.device, batch: int = 1500) -> Tensor:
+    acts = torch.relu(
+        torch.randn(batch, N_INST, D_SAE, device=device) - torch.linspace(-0.5, 1.5, D_SAE, device=device)
+    )
     acts[:, 0, 1] = 0.0  # a dead latent
+    small = torch.tensor([5e-7, 5e-6, 5e-5, 5e-4, 5e-3, 0.03, 0.07], device=device)
+    acts[5:12, 0, 2] = small  # tiny but non-zero activations: they count
+    acts[5:12, 1, 6] = small.flip(0)
     acts[:, 1, 4:6] = 0.0
-    acts[3, 1, 5] = 0.7  # fires once: alive
+    acts[3, 1, 5] = 0.7  # fires once: alive, with a rate below 1e-3
+    acts[-1, :, 3], acts[-1, :, 6] = 0.2, 0.4  # the last example fires on latents 3 and 6 at least
     return acts
 
 
-@checker("l0_norm")
+def _metric(
+    impl: Callable, args: tuple, what: str, shape: tuple, dims: str, device: torch.device, shapes: dict | None = None
+) -> Tensor:
+    """Call a metric; name a known wrong shape (`shapes`: {shape: (code, hint)}) or a bool/int mean before the
+    generic checks."""
+    try:
+        out = returned(impl(*[a.clone() for a in args]), what)
+    except RuntimeError as err:
+        if "could not infer output dtype" in str(err):
+            fail(
+                f"{what} raised RuntimeError: {err}",
+                "a comparison gives a bool tensor, and a sum of bools an integer one: convert with .float() before "
+                "taking a mean",
+                code="int_mean",
+            )
+        raise
+    if isinstance(out, Tensor) and tuple(out.shape) in (shapes or {}) and tuple(out.shape) != shape:
+        code, hint = shapes[tuple(out.shape)]
+        fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code=code)
+    if (
+        isinstance(out, Tensor)
+        and out.dtype not in (torch.bool,)
+        and not out.is_floating_point()
+        and out.shape == shape
+    ):
+        out = out.to(args[0].dtype)  # an integer count is fine where the values are integers
+    out = expect_tensor(out, what, shape=shape, dims=dims, device=device)
+    return out if out.is_floating_point() else out.to(args[0].dtype)
+
+
+@checker("l0_norm", kind="function")
 def test_l0_norm(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
-    out = expect_tensor(impl(acts.clone()), "l0_norm(acts)", shape=(N_INST,), dims="inst", device=device)
-    expected = ref_a.l0_norm(acts)
-    diagnose(
-        out,
-        expected,
+    shapes = {
+        (acts.shape[0], N_INST): ("no_batch_mean", "average the per-example counts over the batch (dim 0)"),
+        (): ("reduced_instances", "return one value per instance: don't average over instances too"),
+    }
+    out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
+    expect_matches(
+        out.detach(),
+        ref_a.l0_norm(acts),
         "l0_norm",
-        "inst",
-        [
-            (expected / D_SAE, "count latents (sum over d_sae), then average over the batch", "fraction"),
-            (acts.sum(-1).mean(0), "count non-zero latents, don't sum their values", "l1"),
-            (expected * acts.shape[0], "average over the batch, don't sum", "batch_sum"),
-        ],
-        "values",
-        "mean over the batch of the number of non-zero latents",
+        M.l0_mistakes(acts),
+        dims="inst",
+        hint="mean over the batch of the number of non-zero latents",
     )
     return "per-instance mean count of active latents"
 
 
-@checker("fraction_variance_explained")
+@checker("fraction_variance_explained", kind="function")
 def test_fraction_variance_explained(impl: Callable, device: torch.device) -> str:
     h = torch.randn(100, N_INST, D_IN, device=device) * torch.tensor([0.3, 1.0, 2.0], device=device) + 1.5
-    h_rec = h + 0.4 * torch.randn_like(h) * torch.tensor([1.0, 0.2, 0.5], device=device)[:, None]
-    out = expect_tensor(
-        impl(h.clone(), h_rec.clone()),
-        "fraction_variance_explained(h, h_rec)",
-        shape=(N_INST,),
-        dims="inst",
-        device=device,
-    )
-    expected = ref_a.fraction_variance_explained(h, h_rec)
-    resid = (h - h_rec).pow(2)
-    centred = (h - h.mean(0)).pow(2)
-    diagnose(
-        out,
-        expected,
+    h_rec = 0.9 * h + 0.4 * torch.randn_like(h) * torch.tensor([1.0, 0.2, 0.5], device=device)[:, None] + 0.1
+    shapes = {
+        (): ("reduced_instances", "compute one value per instance: sum over batch and d_in only, not over instances"),
+        (N_INST, D_IN): ("per_dim_unreduced", "sum over d_in as well as the batch before dividing (a ratio of sums)"),
+    }
+    out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
+    expect_matches(
+        out.detach(),
+        ref_a.fraction_variance_explained(h, h_rec),
         "fraction_variance_explained",
-        "inst",
-        [
-            (
-                1 - resid.sum((0, 2)) / h.pow(2).sum((0, 2)),
-                "measure the variance around the batch mean: (h - h.mean(0))²",
-                "not_centered",
-            ),
-            (resid.sum((0, 2)) / centred.sum((0, 2)), "that is the fraction *unexplained*: return 1 minus it", "fvu"),
-            (
-                (1 - resid.sum(0) / centred.sum(0)).mean(-1),
-                "sum over d_in before dividing (a ratio of sums)",
-                "per_dim",
-            ),
-            (
-                1 - (resid.sum(-1) / centred.sum(-1)).mean(0),
-                "a ratio of sums over batch and d_in, not a mean of ratios",
-                "ratio_of_means",
-            ),
-        ],
-        "values",
-        "1 - Σ(h - h_rec)² / Σ(h - mean(h))², sums over batch and d_in",
+        M.fve_mistakes(h, h_rec),
+        dims="inst",
+        hint="1 - Σ(h - h_rec)² / Σ(h - mean(h))², sums over batch and d_in",
     )
     return "ratio of sums, centred variance, per instance"
 
 
-@checker("dead_latent_fraction")
+@checker("dead_latent_fraction", kind="function")
 def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
-    out = expect_tensor(impl(acts.clone()), "dead_latent_fraction(acts)", shape=(N_INST,), dims="inst", device=device)
-    expected = ref_a.dead_latent_fraction(acts)
-    diagnose(
-        out,
-        expected,
+    shapes = {
+        (N_INST, D_SAE): ("per_latent", "average over the latents: the fraction of dead latents per instance"),
+        (): ("reduced_instances", "return one value per instance: don't average over instances too"),
+    }
+    out = _metric(impl, (acts,), "dead_latent_fraction(acts)", (N_INST,), "inst", device, shapes)
+    expect_matches(
+        out.detach(),
+        ref_a.dead_latent_fraction(acts),
         "dead_latent_fraction",
-        "inst",
-        [
-            (expected * D_SAE, "return a fraction of latents (divide by d_sae)", "count"),
-            (
-                (acts == 0).any(0).float().mean(-1),
-                "a latent is dead when it is zero on *every* example (all, not any)",
-                "any",
-            ),
-            (
-                (acts == 0).float().mean((0, 2)),
-                "dead means zero on the whole batch, not a fraction of zero entries",
-                "zero_entries",
-            ),
-        ],
-        "values",
-        "fraction of latents with acts == 0 on every example of the batch",
+        M.dead_mistakes(acts),
+        dims="inst",
+        hint="fraction of latents with acts == 0 on every example of the batch",
     )
     return "fraction of latents silent on the whole batch"
 
 
-@checker("feature_recovery")
+@checker("feature_recovery", kind="function")
 def test_feature_recovery(impl: Callable, device: torch.device) -> str:
     W_feat = torch.randn(N_INST, D_IN, N_FEATS, device=device) * torch.linspace(0.3, 2.0, N_FEATS, device=device)
-    W_dec = torch.randn(N_INST, D_SAE, D_IN, device=device) * 3.0
+    W_dec = torch.randn(N_INST, D_SAE, D_IN, device=device) * torch.linspace(0.5, 3.0, D_SAE, device=device)[:, None]
     W_dec[:, 0] = -2.0 * W_feat[:, :, 0]  # an anti-aligned latent: cosine -1, not +1
     W_dec[:, 1] = 0.5 * W_feat[:, :, 2] + 0.1 * W_dec[:, 1]
+    out = returned(impl(W_feat.clone(), W_dec.clone()), "feature_recovery(W_features, W_dec)")
+    if isinstance(out, Tensor) and out.shape == (N_INST, N_FEATS) and not out.is_floating_point():
+        fail(
+            f"feature_recovery returned {out.dtype} values: indices, not cosines?",
+            "return the max cosine itself (.max(dim).values or .amax), not the index of the best latent",
+            code="returned_indices",
+        )
+    if isinstance(out, Tensor) and out.shape == (N_INST, D_SAE):
+        fail(
+            f"feature_recovery returned shape {tuple(out.shape)} (one value per latent), expected (inst, feats)",
+            "take the max over the latents (d_sae) for each feature, not over the features for each latent",
+            code="max_over_features",
+        )
     out = expect_tensor(
-        impl(W_feat.clone(), W_dec.clone()),
-        "feature_recovery(W_features, W_dec)",
-        shape=(N_INST, N_FEATS),
-        dims="inst feats",
-        device=device,
+        out, "feature_recovery(W_features, W_dec)", shape=(N_INST, N_FEATS), dims="inst feats", device=device
     )
-    expected = ref_a.feature_recovery(W_feat, W_dec)
-    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
-    d_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
-    cos = torch.einsum("isd,idf->isf", d_hat, f_hat)
-    diagnose(
-        out,
-        expected,
+    expect_matches(
+        out.detach(),
+        ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        "inst feats",
-        [
-            (
-                cos.abs().max(1).values,
-                "use the signed cosine: a latent pointing the opposite way has not found the feature",
-                "abs",
-            ),
-            (cos.mean(1), "take the max over latents, not the mean", "mean"),
-            (
-                torch.einsum("isd,idf->isf", W_dec, f_hat).max(1).values,
-                "normalise the decoder rows too",
-                "unnormalized",
-            ),
-            (
-                torch.einsum("isd,idf->isf", d_hat, W_feat).max(1).values,
-                "normalise the feature directions too",
-                "unnormalized",
-            ),
-        ],
-        "values",
-        "max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
+        M.recovery_mistakes(W_feat, W_dec),
+        dims="inst feats",
+        hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
     )
     return "best signed cosine per feature"

@@ -136,7 +136,12 @@ def _check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                     1 - pp,
                     "the frequency is close to 1 - p_parent: is the mask `rand > p` instead of `rand < p`?",
                     "rand_gt_p",
-                )
+                ),
+                (
+                    pc,
+                    "parents fire at the rate p_child: p_parent and p_child are swapped (cfg.p_parent is the parent's)",
+                    "swapped_probabilities",
+                ),
             ],
             (
                 "parents fire with p_parent on their own: draw them first and never switch a parent on because "
@@ -168,6 +173,12 @@ def _check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
             "p_child is already conditional on the parent: given its parent fires, a child fires with p_child "
             "(don't multiply by p_parent again)",
             "child_double_conditioned",
+        ),
+        (
+            pp,
+            "children fire at the parent's rate p_parent: p_parent and p_child are swapped (cfg.p_child is the "
+            "child's probability given its parent)",
+            "swapped_probabilities",
         ),
     ]
     if cfg.exclusive:
@@ -213,7 +224,7 @@ def _check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
     )
 
 
-@checker("generate_hierarchical_batch")
+@checker("generate_hierarchical_batch", kind="function")
 def test_generate_hierarchical_batch(impl: Callable, device: torch.device) -> str:
     for cfg in GEN_CONFIGS:
         label = f"exclusive={cfg.exclusive}"
@@ -256,13 +267,14 @@ ABS_TYPES = [
     (("P1",), ("P1",)),  # 10: P1 alone
     ((), ("C10",)),  # 11: nothing
     (("P0", "C00", "P1", "C10"), ("C00", "P1", "C10")),  # 12: absorbed for P0 only
+    (("P0", "C00"), ()),  # 13: no latent at all: not absorbed (nobody carries the parent)
 ]
 # How many examples of each type per instance (instance 2 never has P1 with a child: fraction 0, not NaN).
 # Types 4 and 5 have different counts, so the absolute-cosine and half-normalised mistakes give different values.
 ABS_COUNTS = [
-    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1],
-    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1],
-    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0],
+    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1],
+    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1, 2],
+    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0, 1],
 ]
 ABS_FEATURE_AXES = [[0, 1, 2, 3, 4, 5], [3, 7, 0, 5, 1, 2], [6, 2, 4, 0, 7, 1]]  # feature f -> axis, per instance
 ABS_FEATURE_SCALES = [2.0, 0.5, 1.0, 4.0, 0.25, 2.0]  # powers of two: the cosine 0.5 of `half` stays exact
@@ -331,6 +343,14 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         )
         fail(f"{what} contains NaN", nan_hint, code="nan_no_cases")
     expect_tensor(out, what, finite=True)
+    if not out.any() and expected.any():
+        fail(
+            f"{what} is 0 everywhere, expected {[[round(v, 3) for v in row] for row in expected.tolist()]}",
+            "no example counts as absorbed. Absorbed means: the parent's latent OFF (activation 0) while another "
+            "active latent (> 0) has decoder cosine ≥ cos_threshold with the parent. Check those comparisons, and "
+            "that the parent's latent is chosen by decoder cosine (a latent chosen by its activation is always on)",
+            code="all_zero",
+        )
     mistakes = []
     for kwargs, code, hint in ABSORPTION_MISTAKES[1:]:
         if code == "strict_threshold" and threshold is None:
@@ -370,7 +390,7 @@ def _random_absorption_inputs(device: torch.device) -> tuple[Tensor, ...]:
     return features, acts, W_dec, W_feat, cfg.parent_of
 
 
-@checker("absorption_fraction")
+@checker("absorption_fraction", kind="function")
 def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     case = _absorption_case(device)
     _check_absorption(impl, case, None, "absorption_fraction on a hand-built case")
@@ -442,9 +462,9 @@ def _check_topk_counts(out: Tensor, k: int, what: str) -> None:
     )
 
 
-@checker("batch_topk")
+@checker("batch_topk", kind="function")
 def test_batch_topk(impl: Callable, device: torch.device) -> str:
-    shapes = [(6, 3, 7, 2), (5, 2, 4, 1), (4, 1, 9, 3)]  # (batch, inst, d_sae, k)
+    shapes = [(6, 3, 7, 2), (5, 2, 6, 1), (4, 1, 9, 3)]  # (batch, inst, d_sae, k)
     for batch, n_inst, d_sae, k in shapes:
         pre = _distinct_pre(batch, n_inst, d_sae, device).requires_grad_()
         what = f"batch_topk(pre [{batch}, {n_inst}, {d_sae}], k={k})"
@@ -602,7 +622,7 @@ def _check_threshold(sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor,
     )
 
 
-@checker("batchtopk_encode")
+@checker("batchtopk_encode", kind="class")
 def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     cls = _graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": ref.batch_topk})
     sae = _batchtopk_sae(cls, device)
@@ -733,7 +753,7 @@ def _matryoshka_inputs(batch: int, n_inst: int, d_sae: int, d_in: int, device: t
     return tuple(t.to(device) for t in (acts, W_hat, b_dec, h))
 
 
-@checker("matryoshka_loss")
+@checker("matryoshka_loss", kind="function")
 def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
     cases = [
         ((2, 5, 8), 12, 3, 8, 5),

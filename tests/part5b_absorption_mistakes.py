@@ -71,8 +71,11 @@ def absorption_variant(
     parent_latent: str = "cosine",
     strict: bool = False,
     empty: float = 0.0,
+    parent_off: bool = True,
+    counts: bool = False,
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
+    parent_off_arg = parent_off
     dec = W_dec / W_dec.norm(dim=-1, keepdim=True) if normalise in ("both", "dec") else W_dec
     feat = W_features / W_features.norm(dim=1, keepdim=True) if normalise in ("both", "feat") else W_features
     cos = torch.einsum("isd,idf->isf", dec, feat)
@@ -94,18 +97,24 @@ def absorption_variant(
         is_carrier = is_carrier.expand(acts.shape[0], -1, -1).clone()
         is_carrier.scatter_(-1, latent.unsqueeze(-1), False)
         parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) == 0
+        parent_off_rule = parent_off_arg
+        others = torch.ones_like(is_carrier).scatter_(-1, latent.unsqueeze(-1), False)
         carried = {
             "active": ((acts > 0) & is_carrier).any(-1),
+            "any_active": ((acts > 0) & others).any(-1),
             "none": torch.ones_like(parent_off),
         }[carriers]
-        absorbed = cases & parent_off & carried
+        off = parent_off if parent_off_rule else torch.ones_like(parent_off)
+        absorbed = cases & off & carried
         if denominator == "cases":
             num, den = absorbed.sum(0).float(), cases.sum(0).float()
         elif denominator == "parent_on":  # absorbed cases over every example where the parent fires
             num, den = absorbed.sum(0).float(), parent_on.sum(0).float()
+        elif denominator == "batch":  # absorbed cases over the whole batch
+            num, den = absorbed.sum(0).float(), torch.full_like(cases.sum(0).float(), acts.shape[0])
         else:  # the parent-with-a-child condition dropped altogether
             num, den = (parent_on & parent_off & carried).sum(0).float(), parent_on.sum(0).float()
-        frac = num / den.clamp_min(1)
+        frac = num if counts else num / den.clamp_min(1)
         out.append(torch.where(den > 0, frac, torch.full_like(frac, empty)))
     return torch.stack(out, -1).reshape(n_inst, -1)
 
@@ -135,17 +144,29 @@ ABSORPTION_MISTAKES = [
     ({"normalise": "dec"}, "unnormalised", "normalise the feature directions (columns of W_features) too"),
     ({"normalise": "feat"}, "unnormalised", "normalise the decoder rows too"),
     (
-        {"parent_latent": "most_active"},
-        "parent_latent_by_activation",
-        "the parent's latent is fixed per instance by the decoder: the latent with the largest cosine with the "
-        "parent's direction, whatever the activations",
-    ),
-    (
         {"parent_latent": "mean_active"},
         "parent_latent_by_activation",
         "the parent's latent is chosen by decoder cosine (argmax over latents), not by how active it is",
     ),
     ({"strict": True}, "strict_threshold", "a latent carries the parent when its cosine is ≥ cos_threshold, not >"),
+    (
+        {"parent_off": False},
+        "parent_latent_on",
+        "an example counts only when the parent's own latent is OFF (activation 0) while another latent carries "
+        "the parent",
+    ),
+    (
+        {"denominator": "batch"},
+        "batch_denominator",
+        "divide by the number of examples with the parent and a child on (per instance), not by the batch size",
+    ),
+    ({"counts": True}, "count", "return a fraction: divide the number of absorbed examples by the number of cases"),
+    (
+        {"carriers": "any_active"},
+        "any_active_carrier",
+        "a carrier must point along the parent (decoder cosine ≥ cos_threshold): another active latent with an "
+        "unrelated direction doesn't carry the parent",
+    ),
 ]
 
 
@@ -171,6 +192,7 @@ def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
         "the values are right but in the wrong places: rearrange [batch inst d_sae] -> [inst (batch d_sae)] "
         "before topk and back with the inverse rearrange (a plain reshape doesn't move the inst axis)"
     )
+    one_instance = n_inst == 1  # mixing instances, or their axis order, changes nothing with a single instance
     return [
         ("per_example", "keep the k·batch largest over the whole batch of an instance, not k per example", per_row),
         ("k_not_k_batch", f"keep k·batch = {k * batch} entries per instance, not k = {k}", only_k),
@@ -179,7 +201,7 @@ def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
         ("mixed_instances", "select separately for each instance: don't flatten the inst axis", mixed_kb),
         ("axis_order", axis_hint, no_transpose_back),
         ("axis_order", axis_hint, memory_groups),
-    ]
+    ][: 3 if one_instance else None]
 
 
 def threshold_candidates(th: Tensor, acts: Tensor, m: float) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
@@ -232,6 +254,18 @@ def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: 
         return sum((per(e) for e in err), torch.zeros_like(h[..., 0]))
 
     d_sae = acts.shape[-1]
+    if len(sizes) == 1:  # one prefix, the full width: the prefix-structure mistakes change nothing
+        return [
+            ("no_b_dec", "add b_dec to the reconstruction", loss(rec([(0, d_sae)], bias=False))),
+            ("skipped_last", "loop over every size in prefix_sizes, including the last", torch.zeros_like(h[..., 0])),
+            (
+                "sum_d_in",
+                "average the squared error over d_in (mean(-1)), don't sum it",
+                loss(rec([(0, d_sae)]), "sum"),
+            ),
+            ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec([(0, d_sae)]), "norm")),
+            ("mean_then_square", "square first, then average over d_in", loss(rec([(0, d_sae)]), "mean_sq")),
+        ]
     prefixes = [(0, m) for m in sizes]
     groups = [(lo, hi) for lo, hi in zip((0, *sizes[:-1]), sizes, strict=True)]
     return [
@@ -255,6 +289,14 @@ def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: 
             "mean_over_prefixes",
             "sum the losses over the prefixes, don't average them",
             loss(rec(prefixes)) / len(sizes),
+        ),
+        (
+            "prefix_b_dec",
+            "add b_dec to EVERY prefix reconstruction (each prefix is a complete SAE output), not only the full one",
+            sum(
+                ((r if m == sizes[-1] else r - b) - h).pow(2).mean(-1)
+                for r, m in zip(rec(prefixes), sizes, strict=True)
+            ),
         ),
         (
             "skipped_last",

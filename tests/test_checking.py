@@ -1,4 +1,4 @@
-"""The checker framework itself: outcomes, messages, seeding, statistics."""
+"""The checker framework itself: outcomes, messages, seeding, statistics, diagnosis."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 from tests.checking import (
     CheckFailed,
     NotDone,
+    audit_catalogues,
     bernstein_tolerance,
     checker,
     expect_close,
     expect_frequency,
+    expect_matches,
     expect_scalar,
     expect_tensor,
 )
@@ -110,3 +112,86 @@ def test_checker_seeds_and_restores_rng():
     torch.manual_seed(5)
     check_demo(lambda d: torch.rand(100))
     assert torch.equal(torch.rand(1), a), "the learner's RNG state is left alone"
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnosis: catalogues of mutants, generic relations, audits, the kind of object passed
+# --------------------------------------------------------------------------------------------
+def _code(actual, expected, mistakes=(), dims=None):
+    with pytest.raises(CheckFailed) as info:
+        expect_matches(actual, expected, "out", mistakes, dims=dims, hint="the formula", code="values")
+    return info.value
+
+
+def test_catalogue_names_the_matching_mutant_and_both_when_two_fit():
+    expected = torch.tensor([1.0, 2.0, 3.0])
+    wrong = torch.tensor([1.0, 2.0, 4.0])
+    err = _code(wrong, expected, [("no_bias", "add the bias", wrong), ("other", "x", expected * 7)])
+    assert err.code == "no_bias" and err.hint == "add the bias"
+    both = _code(wrong, expected, [("a", "hint a", wrong), ("b", "hint b", wrong.clone())])
+    assert both.code == "a" and "hint a" in both.hint and "hint b" in both.hint
+
+
+def test_generic_diagnosis_names_unlisted_mistakes():
+    torch.manual_seed(0)
+    e = torch.randn(4, 3, 5) + 0.1
+    dims = "batch inst feats"
+    assert _code(2 * e, e, dims=dims).code == "scale"
+    assert "`inst`" in _code(3 * e, e, dims=dims).hint  # a factor equal to an axis size names the axis
+    assert _code(-e, e, dims=dims).code == "sign"
+    assert _code(e + 0.5, e, dims=dims).code == "offset"
+    assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
+    square = torch.randn(3, 3)
+    assert _code(square.T.clone(), square).code == "transposed"
+    one = e.clone()
+    one[:, 2] += 1.0
+    err = _code(one, e, dims=dims)
+    assert err.code == "one_slice" and "`inst` 2" in err.hint
+    assert _code(torch.randn(4, 3, 5), e, dims=dims).code == "values"  # nothing recognisable: the formula's hint
+
+
+def test_audit_reports_mutants_that_the_inputs_cannot_separate():
+    expected = torch.ones(3)
+    with audit_catalogues() as problems:
+        expect_matches(expected.clone(), expected, "out", [("same_as_reference", "h", expected.clone())])
+        expect_matches(expected.clone(), expected, "out", [("a", "h", 2 * expected), ("b", "h", 2 * expected)])
+    assert len(problems) == 2 and "same_as_reference" in problems[0] and "'a' and 'b'" in problems[1]
+    with audit_catalogues() as problems:
+        expect_matches(expected.clone(), expected, "out", [("a", "h", 2 * expected), ("b", "h", 3 * expected)])
+    assert problems == []
+
+
+@checker("kinds", kind="class")
+def check_class(impl, device):
+    return "ok"
+
+
+@checker("kinds", kind="function")
+def check_function(impl, device):
+    return "ok"
+
+
+class _Model:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("check", "impl", "code"),
+    [
+        (check_class, None, "passed_none"),
+        (check_class, _Model(), "not_a_class"),
+        (check_class, lambda x: x, "not_a_class"),
+        (check_function, _Model, "not_a_function"),
+        (check_function, 3, "not_a_function"),
+    ],
+)
+def test_the_wrong_kind_of_object_is_named(check, impl, code):
+    with pytest.raises(CheckFailed) as info:
+        check(impl)
+    assert info.value.code == code and len(str(info.value).splitlines()) <= 2
+
+
+def test_a_meta_tensor_is_named_not_crashed_on():
+    with pytest.raises(CheckFailed) as info:
+        expect_scalar(torch.empty((), device="meta"), "loss")
+    assert info.value.code == "device"

@@ -1,4 +1,6 @@
-"""Proof that part 1's checkers accept correct variants and reject realistic mistakes with the right hint."""
+"""Proof that part 1's deterministic checkers (forward, calculate_loss) accept correct variants and reject realistic
+mistakes, each with its own code; plus what every part 1 checker does with stubs and wrong arguments.
+The generators' proofs are in `test_part1_superposition_generators_checkers.py`."""
 
 from __future__ import annotations
 
@@ -46,29 +48,78 @@ def fwd_flatten_loop(self, x):
     return torch.stack(outs, dim=1).reshape(*lead, *x.shape[-2:])
 
 
+def fwd_broadcast_inplace_relu(self, x):
+    h = (x.unsqueeze(-2) * self.W).sum(-1)  # [... inst d]
+    out = (h.unsqueeze(-1) * self.W).sum(-2)
+    out += self.b_final  # in place on a new tensor: fine
+    return out.relu_()
+
+
+def _fwd(x, W, b, hidden_relu=False, out_relu=True, bias=1.0, bias_after=False, x_relu=False):
+    x = F.relu(x) if x_relu else x
+    h = einops.einsum(x, W, "... inst feats, inst d feats -> ... inst d")
+    h = F.relu(h) if hidden_relu else h
+    pre = einops.einsum(h, W, "... inst d, inst d feats -> ... inst feats")
+    if bias_after:
+        return F.relu(pre) + b
+    pre = pre + bias * b
+    return F.relu(pre) if out_relu else pre
+
+
 def fwd_no_relu(self, x):
-    h = torch.einsum("...if,idf->...id", x, self.W)
-    return torch.einsum("...id,idf->...if", h, self.W) + self.b_final
+    return _fwd(x, self.W, self.b_final, out_relu=False)
 
 
 def fwd_bias_after_relu(self, x):
-    h = torch.einsum("...if,idf->...id", x, self.W)
-    return F.relu(torch.einsum("...id,idf->...if", h, self.W)) + self.b_final
+    return _fwd(x, self.W, self.b_final, bias_after=True)
 
 
 def fwd_no_bias(self, x):
-    h = torch.einsum("...if,idf->...id", x, self.W)
-    return F.relu(torch.einsum("...id,idf->...if", h, self.W))
+    return _fwd(x, self.W, self.b_final, bias=0.0)
+
+
+def fwd_bias_subtracted(self, x):
+    return F.relu(einops.einsum(x, self.W.mT @ self.W, "... inst f, inst g f -> ... inst g") - self.b_final)
 
 
 def fwd_hidden_relu(self, x):
-    h = F.relu(torch.einsum("...if,idf->...id", x, self.W))
-    return F.relu(torch.einsum("...id,idf->...if", h, self.W) + self.b_final)
+    return _fwd(x, self.W, self.b_final, hidden_relu=True)
+
+
+def fwd_relu_on_input(self, x):
+    return _fwd(x, self.W, self.b_final, out_relu=False, x_relu=True)
 
 
 def fwd_instance_mixing(self, x):
     h = einops.einsum(x, self.W, "... inst feats, inst d feats -> ... d")
     return F.relu(einops.einsum(h, self.W, "... d, inst d feats -> ... inst feats") + self.b_final)
+
+
+def fwd_instance_zero(self, x):
+    W0 = self.W[0]
+    return F.relu(x @ W0.T @ W0 + self.b_final)
+
+
+def fwd_instance_zero_bias(self, x):
+    return F.relu(torch.einsum("...if,idf,idg->...ig", x, self.W, self.W) + self.b_final[0])
+
+
+def fwd_no_feature_sum(self, x):
+    h = einops.einsum(x, self.W, "... inst feats, inst d feats -> ... inst d feats")
+    return F.relu(einops.einsum(h, self.W, "... inst d feats, inst d feats -> ... inst feats") + self.b_final)
+
+
+def fwd_normalised(self, x):
+    W = self.W / self.W.norm(dim=1, keepdim=True)
+    return _fwd(x, W, self.b_final)
+
+
+def fwd_gelu(self, x):
+    return F.gelu(_fwd(x, self.W, self.b_final, out_relu=False))
+
+
+def fwd_returns_hidden(self, x):
+    return einops.einsum(x, self.W, "... inst feats, inst d feats -> ... inst d")
 
 
 def fwd_batch_only(self, x):
@@ -84,9 +135,28 @@ def fwd_returns_none(self, x):
     fwd_matmul(self, x)
 
 
+def fwd_clamps_input(self, x):
+    x.clamp_(min=0)  # "features are non-negative anyway": changes the caller's tensor
+    return _fwd(x, self.W, self.b_final)
+
+
+def fwd_squeeze(self, x):
+    WtW = (self.W.transpose(-1, -2) @ self.W).squeeze()
+    return F.relu(
+        torch.einsum("...if,igf->...ig", x, WtW.reshape(self.W.shape[0], self.W.shape[2], -1)) + self.b_final
+    ).squeeze()
+
+
+def fwd_bias_twice(self, x):
+    return _fwd(x, self.W, self.b_final, bias=2.0)
+
+
 @pytest.mark.parametrize(
     "impl",
-    [ToyModel, variant(forward=fwd_matmul), variant(forward=fwd_two_step_clamp), variant(forward=fwd_flatten_loop)],
+    [
+        ToyModel,
+        *[variant(forward=f) for f in (fwd_matmul, fwd_two_step_clamp, fwd_flatten_loop, fwd_broadcast_inplace_relu)],
+    ],
 )
 def test_forward_accepts(impl):
     assert_passes(checks.test_forward, impl)
@@ -98,187 +168,31 @@ def test_forward_accepts(impl):
         (fwd_no_relu, "no_relu"),
         (fwd_bias_after_relu, "bias_after_relu"),
         (fwd_no_bias, "no_bias"),
+        (fwd_bias_subtracted, "bias_sign"),
         (fwd_hidden_relu, "hidden_relu"),
+        (fwd_relu_on_input, "relu_on_input"),
         (fwd_instance_mixing, "instance_mixing"),
-        (fwd_batch_only, "exception"),
+        (fwd_instance_zero, "first_instance"),
+        (fwd_instance_zero_bias, "first_instance_bias"),
+        (fwd_no_feature_sum, "diagonal_only"),
+        (fwd_normalised, "normalised_weights"),
+        (fwd_gelu, "wrong_activation"),
+        (fwd_returns_hidden, "returned_hidden"),
+        (fwd_batch_only, "leading_dims"),
         (fwd_float64, "dtype"),
         (fwd_returns_none, "returned_none"),
+        (fwd_clamps_input, "modified_input"),
+        (fwd_squeeze, "shape"),
     ],
 )
 def test_forward_rejects(impl, code):
     assert_fails(checks.test_forward, variant(forward=impl), code)
 
 
-def test_forward_batch_only_einsum_gets_leading_dims_hint():
-    # einops raises on the 4D input inside the learner's own function: the message names their code.
-    err = assert_fails(checks.test_forward, variant(forward=fwd_batch_only), "exception")
-    assert "your code raised" in err.message and "fwd_batch_only" in err.message
-
-
-# --------------------------------------------------------------------------------------------
-# generate_batch (and the uncorrelated generator, which checks the same properties)
-# --------------------------------------------------------------------------------------------
-def gb_bernoulli(self, n):
-    p = self.feature_probability.expand(n, -1, -1)
-    return torch.bernoulli(p) * torch.rand_like(p)
-
-
-def gb_uniform_inplace(self, n):
-    x = torch.empty(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device).uniform_(0, 1)
-    mask = torch.rand_like(x) <= self.feature_probability
-    return x * mask
-
-
-def gb_einops_loop(self, n):
-    rows = []
-    for i in range(self.cfg.n_inst):
-        p = self.feature_probability[i]
-        rows.append(torch.where(torch.rand(n, len(p), device=p.device) < p, torch.rand(n, len(p), device=p.device), 0))
-    return torch.stack(rows, dim=1)
-
-
-def gb_constant(self, n):
-    return (
-        torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device) < self.feature_probability
-    ).float()
-
-
-def gb_shared_mask(self, n):
-    u = torch.rand(n, self.cfg.n_inst, 1, device=self.W.device)
-    return torch.where(
-        u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device), 0.0
-    )
-
-
-def gb_same_random_numbers(self, n):
-    u = torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device)
-    return torch.where(u < self.feature_probability, u, 0.0)
-
-
-def gb_one_minus_p(self, n):
-    shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(
-        torch.rand(shape, device=self.W.device) > self.feature_probability, torch.rand(shape, device=self.W.device), 0.0
-    )
-
-
-def gb_wrong_axis_order(self, n):
-    shape = (self.cfg.n_inst, n, self.cfg.n_features)
-    return torch.where(
-        torch.rand(shape, device=self.W.device) < self.feature_probability[:, None],
-        torch.rand(shape, device=self.W.device),
-        0.0,
-    )
-
-
-def gb_shared_over_batch(self, n):
-    mask = torch.rand(self.cfg.n_inst, self.cfg.n_features, device=self.W.device) < self.feature_probability
-    return mask * torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device)
-
-
-def gb_shared_over_instances(self, n):
-    u = torch.rand(n, 1, self.cfg.n_features, device=self.W.device)
-    return torch.where(
-        u < self.feature_probability, torch.rand(n, self.cfg.n_inst, self.cfg.n_features, device=self.W.device), 0.0
-    )
-
-
-def gb_normal_values(self, n):
-    shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(
-        torch.rand(shape, device=self.W.device) < self.feature_probability,
-        torch.randn(shape, device=self.W.device),
-        0.0,
-    )
-
-
-def gb_mean_probability(self, n):
-    shape = (n, self.cfg.n_inst, self.cfg.n_features)
-    return torch.where(
-        torch.rand(shape, device=self.W.device) < self.feature_probability.mean(),
-        torch.rand(shape, device=self.W.device),
-        0.0,
-    )
-
-
-def gb_cpu(self, n):
-    return ToyModel.generate_batch(self, n).cpu()
-
-
-CORRECT_BATCHES = [gb_bernoulli, gb_uniform_inplace, gb_einops_loop]
-
-
-@pytest.mark.parametrize("impl", [ToyModel, *[variant(generate_batch=f) for f in CORRECT_BATCHES]])
-def test_generate_batch_accepts(impl):
-    assert_passes(checks.test_generate_batch, impl)
-
-
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (gb_constant, "constant_magnitude"),
-        (gb_shared_mask, "shared_mask"),
-        (gb_same_random_numbers, "values_reuse_mask"),
-        (gb_one_minus_p, "presence_probability"),
-        (gb_wrong_axis_order, "shape"),
-        (gb_shared_over_batch, "shared_over_batch"),
-        (gb_shared_over_instances, "shared_mask"),
-        (gb_normal_values, "value_range"),
-        (gb_mean_probability, "presence_probability"),
-    ],
-)
-def test_generate_batch_rejects(impl, code):
-    assert_fails(checks.test_generate_batch, variant(generate_batch=impl), code)
-
-
-def test_generate_batch_hints_name_the_mistake():
-    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_one_minus_p), "presence_probability")
-    assert "rand > p" in err.hint
-    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_constant), "constant_magnitude")
-    assert "U[0, 1]" in err.hint
-
-
-def unc_from_batch(self, n, p):
-    return torch.bernoulli(p.expand(n, -1, -1)) * torch.rand(n, *p.shape, device=p.device)
-
-
-def unc_one_minus_p(self, n, p):
-    return (torch.rand(n, *p.shape, device=p.device) > p) * torch.rand(n, *p.shape, device=p.device)
-
-
-def unc_shared_mask(self, n, p):
-    return (torch.rand(n, p.shape[0], 1, device=p.device) < p) * torch.rand(n, *p.shape, device=p.device)
-
-
-def unc_ignores_p(self, n, p):
-    q = self.feature_probability
-    return (torch.rand(n, *q.shape, device=q.device) < q) * torch.rand(n, *q.shape, device=q.device)
-
-
-@pytest.mark.parametrize("impl", [CorrelatedToyModel, corr_variant(generate_uncorrelated_features=unc_from_batch)])
-def test_uncorrelated_accepts(impl):
-    assert_passes(checks.test_generate_uncorrelated_features, impl)
-
-
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (unc_one_minus_p, "presence_probability"),
-        (unc_shared_mask, "shared_mask"),
-        (unc_ignores_p, "presence_probability"),
-    ],
-)
-def test_uncorrelated_rejects(impl, code):
-    assert_fails(checks.test_generate_uncorrelated_features, corr_variant(generate_uncorrelated_features=impl), code)
-
-
-def test_generator_ignoring_its_p_argument_is_told_so():
-    err = assert_fails(
-        checks.test_generate_uncorrelated_features,
-        corr_variant(generate_uncorrelated_features=unc_ignores_p),
-        "presence_probability",
-    )
-    assert "passed in as `p`" in err.hint
+def test_forward_unlisted_mistake_gets_a_diagnosis():
+    """b_final added twice is in no catalogue: probing with all features 0 still says the bias is what is wrong."""
+    err = assert_fails(checks.test_forward, variant(forward=fwd_bias_twice), "bias_term")
+    assert "differs from the expected values" in err.message
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,36 +215,73 @@ def loss_mse_per_instance(self, out, batch):
     return total
 
 
+def _loss(imp, out, batch, reduce=lambda e: e.mean(dim=(0, 2)).sum(), power=2):
+    return reduce(imp * (batch - out).abs() ** power)
+
+
 def loss_no_importance(self, out, batch):
-    return ((batch - out) ** 2).mean(dim=(0, 2)).sum()
+    return F.mse_loss(out, batch, reduction="none").mean(dim=(0, 2)).sum()
 
 
 def loss_mean_all(self, out, batch):
-    return (self.importance * (batch - out) ** 2).mean()
+    return _loss(self.importance, out, batch, reduce=lambda e: e.mean())
 
 
 def loss_sum_features(self, out, batch):
-    return (self.importance * (batch - out) ** 2).sum(-1).mean(0).sum()
+    return _loss(self.importance, out, batch, reduce=lambda e: e.sum(-1).mean(0).sum())
+
+
+def loss_sum_batch(self, out, batch):
+    return _loss(self.importance, out, batch, reduce=lambda e: e.sum(0).mean(-1).sum())
+
+
+def loss_sum_all(self, out, batch):
+    return _loss(self.importance, out, batch, reduce=lambda e: e.sum())
 
 
 def loss_abs(self, out, batch):
-    return (self.importance * (batch - out).abs()).mean(dim=(0, 2)).sum()
+    return _loss(self.importance, out, batch, power=1)
 
 
 def loss_importance_squared(self, out, batch):
     return ((self.importance * (batch - out)) ** 2).mean(dim=(0, 2)).sum()
 
 
-def loss_sum_batch(self, out, batch):
-    return (self.importance * (batch - out) ** 2).sum(0).mean(-1).sum()
+def loss_importance_of_instance_zero(self, out, batch):
+    return _loss(self.importance[0], out, batch)
+
+
+def loss_rmse(self, out, batch):
+    return _loss(self.importance, out, batch, reduce=lambda e: e.mean(dim=(0, 2)).sqrt().sum())
 
 
 def loss_per_instance_vector(self, out, batch):
-    return (self.importance * (batch - out) ** 2).mean(dim=(0, 2))
+    return _loss(self.importance, out, batch, reduce=lambda e: e.mean(dim=(0, 2)))
 
 
 def loss_item(self, out, batch):
     return torch.tensor(ToyModel.calculate_loss(self, out, batch).item())
+
+
+def loss_in_place(self, out, batch):
+    batch -= out.detach()  # reuses the batch tensor for the error
+    return (self.importance * batch**2).mean(dim=(0, 2)).sum() + 0 * out.sum()
+
+
+def loss_half(self, out, batch):
+    return 0.5 * ToyModel.calculate_loss(self, out, batch)
+
+
+def loss_float64(self, out, batch):
+    return _loss(self.importance.double(), out.double(), batch.double())
+
+
+def loss_weighted_mse(self, out, batch):
+    return F.mse_loss(self.importance * out, self.importance * batch)
+
+
+def loss_sum_features_mean_rest(self, out, batch):
+    return (self.importance * (batch - out) ** 2).sum(-1).mean()
 
 
 @pytest.mark.parametrize(
@@ -346,361 +297,67 @@ def test_calculate_loss_accepts(impl):
         (loss_no_importance, "no_importance"),
         (loss_mean_all, "mean_over_instances"),
         (loss_sum_features, "sum_over_features"),
+        (loss_sum_batch, "sum_over_batch"),
+        (loss_sum_all, "sum_all"),
         (loss_abs, "not_squared"),
         (loss_importance_squared, "importance_squared"),
-        (loss_sum_batch, "sum_over_batch"),
+        (loss_importance_of_instance_zero, "first_instance_importance"),
+        (loss_rmse, "root"),
         (loss_per_instance_vector, "not_scalar"),
         (loss_item, "no_grad"),
+        (loss_in_place, "modified_input"),
+        (loss_half, "scale"),
+        (loss_float64, "dtype"),
+        (loss_weighted_mse, "weighted_mse"),
+        (loss_sum_features_mean_rest, "reductions"),
     ],
 )
 def test_calculate_loss_rejects(impl, code):
     assert_fails(checks.test_calculate_loss, variant(calculate_loss=impl), code)
 
 
-# --------------------------------------------------------------------------------------------
-# correlated / anticorrelated generators
-# --------------------------------------------------------------------------------------------
-def corr_bernoulli(self, n, p):
-    present = torch.bernoulli(p.expand(n, -1, -1)).repeat_interleave(2, dim=-1)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def corr_stack(self, n, p):
-    on = torch.rand(n, *p.shape, device=p.device) < p
-    a = torch.where(on, torch.rand(n, *p.shape, device=p.device), 0.0)
-    b = torch.where(on, torch.rand(n, *p.shape, device=p.device), 0.0)
-    return torch.stack([a, b], dim=-1).flatten(-2)
-
-
-def corr_loop(self, n, p):
-    cols = []
-    for j in range(p.shape[1]):
-        on = (torch.rand(n, p.shape[0], device=p.device) < p[:, j]).float()
-        cols += [on * torch.rand(n, p.shape[0], device=p.device), on * torch.rand(n, p.shape[0], device=p.device)]
-    return torch.stack(cols, dim=-1)
-
-
-def corr_independent(self, n, p):
-    pp = p.repeat_interleave(2, dim=-1)
-    return (torch.rand(n, *pp.shape, device=p.device) < pp) * torch.rand(n, *pp.shape, device=p.device)
-
-
-def corr_same_value(self, n, p):
-    on = torch.rand(n, *p.shape, device=p.device) < p
-    v = torch.where(on, torch.rand(n, *p.shape, device=p.device), 0.0)
-    return v.repeat_interleave(2, dim=-1)
-
-
-def corr_two_pair_layout(self, n, p):
-    on = einops.repeat(torch.rand(n, *p.shape, device=p.device) < p, "b i pair -> b i (two pair)", two=2)
-    return on * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def corr_one_minus_p(self, n, p):
-    on = (torch.rand(n, *p.shape, device=p.device) > p).repeat_interleave(2, dim=-1)
-    return on * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def corr_shared_over_pairs(self, n, p):
-    u = torch.rand(n, p.shape[0], 1, device=p.device)
-    on = (u < p).repeat_interleave(2, dim=-1)
-    return on * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def corr_constant(self, n, p):
-    return (torch.rand(n, *p.shape, device=p.device) < p).repeat_interleave(2, dim=-1).float()
-
-
-@pytest.mark.parametrize(
-    "impl",
-    [
-        CorrelatedToyModel,
-        *[corr_variant(generate_correlated_features=f) for f in (corr_bernoulli, corr_stack, corr_loop)],
-    ],
-)
-def test_correlated_accepts(impl):
-    assert_passes(checks.test_generate_correlated_features, impl)
-
-
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (corr_independent, "not_together"),
-        (corr_same_value, "shared_values"),
-        (corr_two_pair_layout, "pair_layout"),
-        (corr_one_minus_p, "presence_probability"),
-        (corr_shared_over_pairs, "shared_mask"),
-        (corr_constant, "constant_magnitude"),
-    ],
-)
-def test_correlated_rejects(impl, code):
-    assert_fails(checks.test_generate_correlated_features, corr_variant(generate_correlated_features=impl), code)
-
-
-def anti_disjoint_intervals(self, n, p):
-    u = torch.rand(n, *p.shape, device=p.device)
-    present = torch.stack([u < p, u > 1 - p], dim=-1).flatten(-2)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def anti_categorical(self, n, p):
-    probs = torch.stack([p, p, 1 - 2 * p], dim=-1)  # first, second, neither
-    choice = torch.multinomial(probs.reshape(-1, 3), n, replacement=True).reshape(*p.shape, n).permute(2, 0, 1)
-    present = torch.stack([choice == 0, choice == 1], dim=-1).flatten(-2)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def anti_loop(self, n, p):
-    out = torch.zeros(n, p.shape[0], 2 * p.shape[1], device=p.device)
-    for j in range(p.shape[1]):
-        active = torch.rand(n, p.shape[0], device=p.device) < 2 * p[:, j]
-        which = torch.randint(0, 2, (n, p.shape[0]), device=p.device)
-        for k in range(2):
-            mask = active & (which == k)
-            out[..., 2 * j + k] = mask * torch.rand(n, p.shape[0], device=p.device)
-    return out
-
-
-def anti_second_p_one_minus_p(self, n, p):
-    first = torch.rand(n, *p.shape, device=p.device) < p
-    second = ~first & (torch.rand(n, *p.shape, device=p.device) < p)
-    present = torch.stack([first, second], dim=-1).flatten(-2)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def anti_active_with_p(self, n, p):
-    active = torch.rand(n, *p.shape, device=p.device) < p
-    first = torch.rand(n, *p.shape, device=p.device) < 0.5
-    present = torch.stack([active & first, active & ~first], dim=-1).flatten(-2)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-def anti_independent(self, n, p):
-    pp = p.repeat_interleave(2, dim=-1)
-    return (torch.rand(n, *pp.shape, device=p.device) < pp) * torch.rand(n, *pp.shape, device=p.device)
-
-
-def anti_same_random_numbers(self, n, p):
-    u = torch.rand(n, *p.shape, device=p.device)
-    present = torch.stack([u < p, u > 1 - p], dim=-1).flatten(-2)
-    return present * u.repeat_interleave(2, dim=-1)
-
-
-def anti_shared_over_instances(self, n, p):
-    u = torch.rand(n, 1, p.shape[1], device=p.device)
-    present = torch.stack([u < p, u > 1 - p], dim=-1).flatten(-2)
-    return present * torch.rand(n, p.shape[0], 2 * p.shape[1], device=p.device)
-
-
-@pytest.mark.parametrize(
-    "impl",
-    [
-        CorrelatedToyModel,
-        *[
-            corr_variant(generate_anticorrelated_features=f)
-            for f in (anti_disjoint_intervals, anti_categorical, anti_loop)
-        ],
-    ],
-)
-def test_anticorrelated_accepts(impl):
-    assert_passes(checks.test_generate_anticorrelated_features, impl)
-
-
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (anti_second_p_one_minus_p, "presence_probability"),
-        (anti_active_with_p, "presence_probability"),
-        (anti_independent, "both_present"),
-        (anti_same_random_numbers, "values_reuse_mask"),
-        (anti_shared_over_instances, "shared_mask"),
-    ],
-)
-def test_anticorrelated_rejects(impl, code):
-    assert_fails(
-        checks.test_generate_anticorrelated_features, corr_variant(generate_anticorrelated_features=impl), code
-    )
-
-
-def test_anticorrelated_hint_names_p_times_one_minus_p():
-    err = assert_fails(
-        checks.test_generate_anticorrelated_features,
-        corr_variant(generate_anticorrelated_features=anti_second_p_one_minus_p),
-        "presence_probability",
-    )
-    assert "p(1 - p)" in err.hint
+def test_an_unlisted_constant_factor_is_named_from_the_gradient():
+    err = assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_half), "scale")
+    assert "0.5" in err.hint and "gradient" in err.hint
 
 
 # --------------------------------------------------------------------------------------------
-# combined batch
+# Stubs, wrong arguments, and the learner's RNG (every part 1 checker)
 # --------------------------------------------------------------------------------------------
-def comb_inline(self, n):
-    """Correct without calling the generators: draws everything inline."""
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    dev = p.device
-    parts = []
-    if nc:
-        on = (torch.rand(n, p.shape[0], nc, device=dev) < p[:, 0 : 2 * nc : 2]).repeat_interleave(2, -1)
-        parts.append(on * torch.rand(n, p.shape[0], 2 * nc, device=dev))
-    if na:
-        pa = p[:, 2 * nc : 2 * (nc + na) : 2]
-        u = torch.rand(n, p.shape[0], na, device=dev)
-        on = torch.stack([u < pa, u > 1 - pa], -1).flatten(-2)
-        parts.append(on * torch.rand(n, p.shape[0], 2 * na, device=dev))
-    pu = p[:, 2 * (nc + na) :]
-    parts.append((torch.rand(n, *pu.shape, device=dev) < pu) * torch.rand(n, *pu.shape, device=dev))
-    return torch.cat(parts, -1)
+ALL = [
+    (checks.test_forward, variant, "forward"),
+    (checks.test_generate_batch, variant, "generate_batch"),
+    (checks.test_calculate_loss, variant, "calculate_loss"),
+    (checks.test_generate_correlated_features, corr_variant, "generate_correlated_features"),
+    (checks.test_generate_anticorrelated_features, corr_variant, "generate_anticorrelated_features"),
+    (checks.test_generate_uncorrelated_features, corr_variant, "generate_uncorrelated_features"),
+    (checks.test_generate_combined_batch, corr_variant, "generate_batch"),
+]
 
 
-def comb_split(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    pc, pa, pu = torch.split(self.feature_probability, [2 * nc, 2 * na, self.cfg.n_uncorrelated], dim=1)
-    return torch.cat(
-        [
-            self.generate_correlated_features(n, pc[:, ::2]),
-            self.generate_anticorrelated_features(n, pa[:, 1::2]),
-            self.generate_uncorrelated_features(n, pu),
-        ],
-        dim=-1,
-    )
-
-
-def comb_list(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    idx_c = list(range(0, 2 * nc, 2))
-    idx_a = list(range(2 * nc, 2 * (nc + na), 2))
-    out = [
-        self.generate_correlated_features(n, p[:, idx_c]),
-        self.generate_anticorrelated_features(n, p[:, idx_a]),
-        self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
-    ]
-    return torch.cat(out, dim=2)
-
-
-def comb_wrong_order(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    return torch.cat(
-        [
-            self.generate_anticorrelated_features(n, p[:, 0 : 2 * na : 2]),
-            self.generate_correlated_features(n, p[:, 2 * na : 2 * (na + nc) : 2]),
-            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
-        ],
-        dim=-1,
-    )
-
-
-def comb_no_step(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    return torch.cat(
-        [
-            self.generate_correlated_features(n, p[:, :nc]),
-            self.generate_anticorrelated_features(n, p[:, nc : nc + na]),
-            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
-        ],
-        dim=-1,
-    )
-
-
-def comb_uncorrelated_from_start(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    return torch.cat(
-        [
-            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
-            self.generate_uncorrelated_features(n, p[:, : self.cfg.n_uncorrelated]),
-        ],
-        dim=-1,
-    )
-
-
-def comb_forgets_uncorrelated(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    return torch.cat(
-        [
-            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
-        ],
-        dim=-1,
-    )
-
-
-def comb_batch_axis_cat(self, n):
-    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
-    p = self.feature_probability
-    return torch.cat(
-        [
-            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
-            self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
-            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
-        ],
-        dim=0,
-    )
-
-
-@pytest.mark.parametrize(
-    "impl", [CorrelatedToyModel, *[corr_variant(generate_batch=f) for f in (comb_inline, comb_split, comb_list)]]
-)
-def test_combined_accepts(impl):
-    assert_passes(checks.test_generate_combined_batch, impl)
-
-
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (comb_wrong_order, "block_order"),
-        (comb_no_step, "block_probability"),
-        (comb_uncorrelated_from_start, "block_probability"),
-        (comb_forgets_uncorrelated, "shape"),
-        (comb_batch_axis_cat, "exception"),
-    ],
-)
-def test_combined_rejects(impl, code):
-    assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=impl), code)
-
-
-# --------------------------------------------------------------------------------------------
-# Stubs, wrong arguments, and the learner's RNG
-# --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("check", "make", "method"),
-    [
-        (checks.test_forward, variant, "forward"),
-        (checks.test_generate_batch, variant, "generate_batch"),
-        (checks.test_calculate_loss, variant, "calculate_loss"),
-        (checks.test_generate_correlated_features, corr_variant, "generate_correlated_features"),
-        (checks.test_generate_anticorrelated_features, corr_variant, "generate_anticorrelated_features"),
-        (checks.test_generate_uncorrelated_features, corr_variant, "generate_uncorrelated_features"),
-        (checks.test_generate_combined_batch, corr_variant, "generate_batch"),
-    ],
-)
+@pytest.mark.parametrize(("check", "make", "method"), ALL)
 def test_stub_is_not_done(check, make, method):
     err = assert_not_done(check, make(**{method: stub}))
     assert len(str(err).splitlines()) == 1
 
 
-def test_passing_an_instance_instead_of_the_class():
-    instance = ToyModel(ToyModelConfig(n_inst=1), device="cpu")
-    assert_fails(checks.test_forward, instance, "not_class")
-    instance = CorrelatedToyModel(ToyModelConfig(n_inst=1), device="cpu")
-    err = assert_fails(checks.test_generate_correlated_features, instance, "not_class")
+@pytest.mark.parametrize("check", [c for c, _, _ in ALL])
+def test_every_checker_takes_a_class(check):
+    assert check.kind == "class"
+    assert_fails(check, ToyModel(ToyModelConfig(n_inst=1), device="cpu"), "not_a_class")
+    assert_fails(check, None, "passed_none")
+
+
+def test_passing_an_instance_names_the_class():
+    err = assert_fails(
+        checks.test_generate_correlated_features,
+        CorrelatedToyModel(ToyModelConfig(n_inst=1), device="cpu"),
+        "not_a_class",
+    )
     assert "CorrelatedToyModel" in err.hint
 
 
-@pytest.mark.parametrize(
-    "check",
-    [
-        checks.test_generate_correlated_features,
-        checks.test_generate_anticorrelated_features,
-        checks.test_generate_uncorrelated_features,
-        checks.test_generate_combined_batch,
-    ],
-)
+@pytest.mark.parametrize("check", [c for c, make, _ in ALL if make is corr_variant])
 def test_passing_toy_model_to_a_correlated_check_names_the_subclass(check):
     """The generators live in CorrelatedToyModel; ToyModel (exercises 1-3) has none of them."""
     err = assert_fails(check, ToyModel, "missing_method")

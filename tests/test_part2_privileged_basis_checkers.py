@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tests.part2_privileged_basis as checks
+from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
 from tests.proving import assert_fails, assert_not_done, assert_passes
 
@@ -85,6 +86,55 @@ class NeuronDouble(NeuronModel):
         return F.relu(torch.einsum("...id,idf->...if", hidden, self.W.double()) + self.b_final.double())
 
 
+def _neuron(x, W, b, x_relu=False, hidden=F.relu, bias=1.0):
+    x = F.relu(x) if x_relu else x
+    h = hidden(einops.einsum(x, W, "... inst feats, inst d feats -> ... inst d"))
+    return F.relu(einops.einsum(h, W, "... inst d, inst d feats -> ... inst feats") + bias * b)
+
+
+class NeuronReLUOnInput(NeuronModel):
+    def forward(self, features):
+        return _neuron(features, self.W, self.b_final, x_relu=True, hidden=lambda h: h)
+
+
+class NeuronBiasSubtracted(NeuronModel):
+    def forward(self, features):
+        return _neuron(features, self.W, self.b_final, bias=-1.0)
+
+
+class NeuronInstanceZero(NeuronModel):
+    def forward(self, features):
+        W = self.W[0]
+        return F.relu(F.relu(features @ W.T) @ W + self.b_final)
+
+
+class NeuronGELU(NeuronModel):
+    def forward(self, features):
+        return _neuron(features, self.W, self.b_final, hidden=F.gelu)
+
+
+class NeuronNoFeatureSum(NeuronModel):
+    def forward(self, features):
+        h = F.relu(features.unsqueeze(-2) * self.W)  # [... inst d feats]: the feature axis was never summed
+        return F.relu((h * self.W).sum(-2) + self.b_final)
+
+
+class NeuronReturnsHidden(NeuronModel):
+    def forward(self, features):
+        return F.relu(einops.einsum(features, self.W, "... inst feats, inst d feats -> ... inst d"))
+
+
+class NeuronInplaceInputReLU(NeuronModel):
+    def forward(self, features):
+        F.relu(features, inplace=True)  # "features are non-negative": edits the caller's tensor
+        return _neuron(features, self.W, self.b_final)
+
+
+class NeuronBiasTwice(NeuronModel):
+    def forward(self, features):
+        return _neuron(features, self.W, self.b_final, bias=2.0)
+
+
 class NeuronStub(NeuronModel):
     def forward(self, features):
         raise NotImplementedError("not implemented yet")
@@ -99,12 +149,20 @@ def test_neuron_forward_accepts(impl):
     "impl, code",
     [
         (NeuronNoHiddenReLU, "no_hidden_relu"),
-        (NeuronNoBias, "bias"),
+        (NeuronNoBias, "no_bias"),
         (NeuronBiasAfterReLU, "bias_after_relu"),
-        (NeuronNoOutputReLU, "no_output_relu"),
+        (NeuronNoOutputReLU, "no_relu"),
         (NeuronMixedInstances, "instances_mixed"),
         (NeuronBatchOnly, "leading_dims"),
         (NeuronDouble, "dtype"),
+        (NeuronReLUOnInput, "relu_on_input"),
+        (NeuronBiasSubtracted, "bias_sign"),
+        (NeuronInstanceZero, "first_instance"),
+        (NeuronGELU, "wrong_activation"),
+        (NeuronNoFeatureSum, "diagonal_only"),
+        (NeuronReturnsHidden, "returned_hidden"),
+        (NeuronInplaceInputReLU, "modified_input"),
+        (NeuronBiasTwice, "bias_term"),
     ],
 )
 def test_neuron_forward_rejects(impl, code):
@@ -189,6 +247,35 @@ class CompMixedInstances(NeuronComputationModel):
         return F.relu(torch.einsum("...id,jfd->...if", hidden, self.W2) + self.b_final)
 
 
+class CompReshapedW2(NeuronComputationModel):
+    def forward(self, features):
+        hidden = F.relu(einops.einsum(features, self.W1, "... inst feats, inst d feats -> ... inst d"))
+        W2 = self.W2.reshape(self.W1.shape)  # "make it [inst d feats]" without transposing
+        return F.relu(einops.einsum(hidden, W2, "... inst d, inst d feats -> ... inst feats") + self.b_final)
+
+
+class CompAbsHidden(NeuronComputationModel):
+    def forward(self, features):
+        hidden = einops.einsum(features, self.W1, "... inst feats, inst d feats -> ... inst d").abs()
+        return F.relu(einops.einsum(hidden, self.W2, "... inst d, inst feats d -> ... inst feats") + self.b_final)
+
+
+class CompAbsOutput(NeuronComputationModel):
+    def forward(self, features):
+        return _comp(features, self.W1, self.W2, self.b_final, out_relu=False).abs()
+
+
+class CompInstanceZero(NeuronComputationModel):
+    def forward(self, features):
+        hidden = F.relu(features @ self.W1[0].T)
+        return F.relu(hidden @ self.W2[0].T + self.b_final)
+
+
+class CompReturnsHidden(NeuronComputationModel):
+    def forward(self, features):
+        return F.relu(einops.einsum(features, self.W1, "... inst feats, inst d feats -> ... inst d"))
+
+
 class CompStub(NeuronComputationModel):
     def forward(self, features):
         raise NotImplementedError("not implemented yet")
@@ -203,12 +290,17 @@ def test_computation_forward_accepts(impl):
     "impl, code",
     [
         (CompNoHiddenReLU, "no_hidden_relu"),
-        (CompNoBias, "bias"),
+        (CompNoBias, "no_bias"),
         (CompBiasAfterReLU, "bias_after_relu"),
-        (CompNoOutputReLU, "no_output_relu"),
+        (CompNoOutputReLU, "no_relu"),
         (CompAbsInput, "abs_in_forward"),
         (CompTied, "tied_weights"),
         (CompMixedInstances, "instances_mixed"),
+        (CompReshapedW2, "reshaped_W2"),
+        (CompAbsHidden, "abs_hidden"),
+        (CompAbsOutput, "abs_output"),
+        (CompInstanceZero, "first_instance"),
+        (CompReturnsHidden, "returned_hidden"),
     ],
 )
 def test_computation_forward_rejects(impl, code):
@@ -310,12 +402,58 @@ class BatchWrongAxes(NeuronComputationModel):
         return NeuronComputationModel.generate_batch(self, batch_size).transpose(0, 1)
 
 
+class BatchSignTimesMagnitude(NeuronComputationModel):
+    """A random sign times U[0, 1] is U[-1, 1] too."""
+
+    def generate_batch(self, batch_size):
+        shape = _shape(self, batch_size)
+        dev = self.b_final.device
+        sign = torch.randint(0, 2, shape, device=dev) * 2 - 1
+        present = torch.rand(shape, device=dev) < self.feature_probability
+        return present * sign * torch.rand(shape, device=dev)
+
+
+class BatchNormal(NeuronComputationModel):
+    def generate_batch(self, batch_size):
+        shape = _shape(self, batch_size)
+        present = torch.rand(shape, device=self.b_final.device) < self.feature_probability
+        return torch.where(present, torch.randn(shape, device=self.b_final.device), 0.0)
+
+
+class BatchSignOnly(NeuronComputationModel):
+    def generate_batch(self, batch_size):
+        shape = _shape(self, batch_size)
+        present = torch.rand(shape, device=self.b_final.device) < self.feature_probability
+        return torch.where(present, torch.rand(shape, device=self.b_final.device).round() * 2 - 1, 0.0)
+
+
+class BatchSharedOverBatch(NeuronComputationModel):
+    def generate_batch(self, batch_size):
+        shape = _shape(self, batch_size)
+        present = torch.rand(shape[1:], device=self.b_final.device) < self.feature_probability
+        return present * (2 * torch.rand(shape, device=self.b_final.device) - 1)
+
+
+class BatchMeanProbability(NeuronComputationModel):
+    def generate_batch(self, batch_size):
+        shape = _shape(self, batch_size)
+        present = torch.rand(shape, device=self.b_final.device) < self.feature_probability.mean()
+        return present * (2 * torch.rand(shape, device=self.b_final.device) - 1)
+
+
+class BatchNoMask(NeuronComputationModel):
+    def generate_batch(self, batch_size):
+        return 2 * torch.rand(_shape(self, batch_size), device=self.b_final.device) - 1
+
+
 class BatchStub(NeuronComputationModel):
     def generate_batch(self, batch_size):
         raise NotImplementedError("not implemented yet")
 
 
-@pytest.mark.parametrize("impl", [NeuronComputationModel, BatchUniformMinus, BatchUniform_, BatchInstFirst])
+@pytest.mark.parametrize(
+    "impl", [NeuronComputationModel, BatchUniformMinus, BatchUniform_, BatchInstFirst, BatchSignTimesMagnitude]
+)
 def test_computation_generate_batch_accepts(impl):
     assert_passes(checks.test_computation_generate_batch, impl)
 
@@ -323,14 +461,19 @@ def test_computation_generate_batch_accepts(impl):
 @pytest.mark.parametrize(
     "impl, code",
     [
-        (BatchZeroOne, "value_range"),
-        (BatchWrongMask, "frequency"),
-        (BatchHalfWidth, "value_distribution"),
-        (BatchReusedDraw, "value_distribution"),
-        (BatchSharedAcrossFeatures, "independence"),
-        (BatchSharedAcrossInstances, "independence"),
+        (BatchZeroOne, "values_unsigned"),
+        (BatchWrongMask, "presence_one_minus_p"),
+        (BatchHalfWidth, "values_half_width"),
+        (BatchReusedDraw, "values_reuse_mask"),
+        (BatchSharedAcrossFeatures, "shared_over_features"),
+        (BatchSharedAcrossInstances, "shared_over_instances"),
         (BatchFloat64, "dtype"),
         (BatchWrongAxes, "shape"),
+        (BatchNormal, "values_normal"),
+        (BatchSignOnly, "constant_magnitude"),
+        (BatchSharedOverBatch, "shared_over_batch"),
+        (BatchMeanProbability, "mean_probability"),
+        (BatchNoMask, "always_present"),
     ],
 )
 def test_computation_generate_batch_rejects(impl, code):
@@ -382,6 +525,27 @@ class LossNoReduce(NeuronComputationModel):
         return self.importance * (batch.abs() - out) ** 2
 
 
+class LossAbsInPlace(NeuronComputationModel):
+    def calculate_loss(self, out, batch):
+        batch.abs_()  # takes |x| in place: the caller's batch is changed
+        return (self.importance * (batch - out) ** 2).mean(dim=(0, 2)).sum()
+
+
+class LossItem(NeuronComputationModel):
+    def calculate_loss(self, out, batch):
+        return torch.tensor((self.importance * (batch.abs() - out) ** 2).mean(dim=(0, 2)).sum().item())
+
+
+class LossRoot(NeuronComputationModel):
+    def calculate_loss(self, out, batch):
+        return (self.importance * (batch.abs() - out) ** 2).mean(dim=(0, 2)).sqrt().sum()
+
+
+class LossHalf(NeuronComputationModel):
+    def calculate_loss(self, out, batch):
+        return 0.5 * (self.importance * (batch.abs() - out) ** 2).mean(dim=(0, 2)).sum()
+
+
 @pytest.mark.parametrize("impl", [NeuronComputationModel, LossExplicit, LossEinsumMean, LossSqrtTrick])
 def test_computation_calculate_loss_accepts(impl):
     assert_passes(checks.test_computation_calculate_loss, impl)
@@ -390,14 +554,20 @@ def test_computation_calculate_loss_accepts(impl):
 @pytest.mark.parametrize(
     "impl, code",
     [
-        (_loss_variant(target_fn=lambda x: x), "target"),
-        (_loss_variant(target_fn=torch.relu), "target"),
-        (_loss_variant(weight_power=0.0), "importance"),
-        (_loss_variant(weight_power=2.0), "importance"),
-        (_loss_variant(inst="mean"), "instance_reduction"),
-        (_loss_variant(batch="sum"), "batch_reduction"),
-        (_loss_variant(feats="sum"), "feature_reduction"),
+        (_loss_variant(target_fn=lambda x: x), "target_not_abs"),
+        (_loss_variant(target_fn=torch.relu), "target_relu"),
+        (_loss_variant(target_fn=torch.square), "target_squared"),
+        (_loss_variant(weight_power=0.0), "no_importance"),
+        (_loss_variant(weight_power=2.0), "importance_squared"),
+        (_loss_variant(inst="mean"), "mean_over_instances"),
+        (_loss_variant(batch="sum"), "sum_over_batch"),
+        (_loss_variant(feats="sum"), "sum_over_features"),
+        (_loss_variant(batch="sum", feats="sum"), "sum_all"),
         (LossNoReduce, "not_scalar"),
+        (LossAbsInPlace, "modified_input"),
+        (LossItem, "no_grad"),
+        (LossRoot, "root"),
+        (LossHalf, "scale"),
     ],
 )
 def test_computation_calculate_loss_rejects(impl, code):
@@ -406,3 +576,22 @@ def test_computation_calculate_loss_rejects(impl, code):
 
 def test_computation_calculate_loss_stub():
     assert_not_done(checks.test_computation_calculate_loss, LossStub)
+
+
+# --------------------------------------------------------------------------------------------
+# Every checker takes a class
+# --------------------------------------------------------------------------------------------
+ALL = [
+    (checks.test_neuron_forward, NeuronModel),
+    (checks.test_computation_forward, NeuronComputationModel),
+    (checks.test_computation_generate_batch, NeuronComputationModel),
+    (checks.test_computation_calculate_loss, NeuronComputationModel),
+]
+
+
+@pytest.mark.parametrize(("check", "cls"), ALL)
+def test_every_checker_takes_a_class(check, cls):
+    assert check.kind == "class"
+    err = assert_fails(check, cls(ToyModelConfig(n_inst=1), device="cpu"), "not_a_class")
+    assert cls.__name__ in err.hint
+    assert_fails(check, None, "passed_none")

@@ -1,7 +1,8 @@
-"""Proofs for the part 5a checkers: the reference and correct variants pass, realistic mistakes fail right.
+"""Proofs for part 5a's architecture checkers (Gated, Heaviside and JumpReLU, the JumpReLU SAE, TopK): the
+reference and correct variants written differently pass, realistic mistakes fail with their own code.
 
-Variants subclass the reference classes and override only the method under test (the checkers graft
-exactly that method onto the reference), or are plain functions for the function exercises.
+Variants subclass the reference classes and override only the method under test (the checkers graft exactly that
+method onto the reference). AuxK and the metrics are proven in test_part5a_sae_architectures_metrics_checkers.py.
 """
 
 from __future__ import annotations
@@ -27,26 +28,63 @@ def _with(base: type, **methods) -> type:
 # --------------------------------------------------------------------------------------------
 # Gated
 # --------------------------------------------------------------------------------------------
-def _gated(exp=True, gate_acts=False, sparsity_on="gate", detach_aux=True, aux_in_loss=True, gate_mult=True):
+def _gated(**bug):
     def forward(self, h):
-        x = h - self.b_dec
+        x = h if bug.get("no_sub") else h - self.b_dec
         proj = torch.einsum("bid,ids->bis", x, self.W_enc)
-        gate_pre = proj + self.b_enc
-        mag = proj * (self.r_mag.exp() if exp else self.r_mag) + self.b_mag
-        acts = F.relu(gate_pre) if gate_acts else F.relu(mag) * ((gate_pre > 0).float() if gate_mult else 1.0)
-        W = self.W_dec_normalized
-        h_rec = torch.einsum("bis,isd->bid", acts, W) + self.b_dec
-        W_aux, b_aux = (W.detach(), self.b_dec.detach()) if detach_aux else (W, self.b_dec)
-        via_gate = torch.einsum("bis,isd->bid", F.relu(gate_pre), W_aux) + b_aux
+        gate_pre = proj + (0 if bug.get("no_b_gate") else self.b_enc)
+        r = self.r_mag if bug.get("no_exp") else torch.exp(self.r_mag)
+        b_mag = {"none": 0.0, "b_enc": self.b_enc}.get(bug.get("b_mag"), self.b_mag)
+        mag = (proj + b_mag) * r if bug.get("exp_after_bias") else proj * r + b_mag
+        gate_on = (gate_pre > 0).float()
+        acts = {
+            "gate": F.relu(gate_pre),
+            "no_gate": F.relu(mag),
+            "no_relu": gate_on * mag,
+            "swapped": F.relu(gate_pre) * (mag > 0).float(),
+        }.get(bug.get("acts"), gate_on * F.relu(mag))
+        W = self.W_dec if bug.get("raw_dec") else self.W_dec_normalized
+        h_rec = torch.einsum("bis,isd->bid", acts, W) + (0 if bug.get("no_add") else self.b_dec)
+        W_aux = self.W_dec if bug.get("aux_raw") else self.W_dec_normalized
+        b_aux = self.b_dec
+        if not bug.get("aux_attached"):
+            W_aux = W_aux.detach()
+            b_aux = b_aux if bug.get("aux_b_attached") else b_aux.detach()
+        aux_in = {
+            "acts": acts,
+            "indicator": gate_on,
+            "pre": gate_pre,
+            "detached": F.relu(gate_pre).detach(),
+        }.get(bug.get("aux_in"), F.relu(gate_pre))
+        via_gate = torch.einsum("bis,isd->bid", aux_in, W_aux) + (0 if bug.get("aux_no_b") else b_aux)
+        sp_in = F.relu(gate_pre).detach() if bug.get("sp_detached") else F.relu(gate_pre)
+        L_sp = {
+            "acts": acts.sum(-1),
+            "abs": gate_pre.abs().sum(-1),
+            "mag": F.relu(mag).sum(-1),
+        }.get(bug.get("sp"), sp_in.sum(-1))
+        aux_sq = (via_gate - h).pow(2)
         d = {
             "L_reconstruction": (h_rec - h).pow(2).mean(-1),
-            "L_sparsity": F.relu(gate_pre).sum(-1) if sparsity_on == "gate" else acts.sum(-1),
-            "L_aux": (via_gate - h).pow(2).mean(-1),
+            "L_sparsity": L_sp,
+            "L_aux": aux_sq.sum(-1) if bug.get("aux_sum") else aux_sq.mean(-1),
         }
-        per = d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + (d["L_aux"] if aux_in_loss else 0)
+        c = self.sparsity_coeff
+        per = {
+            "no_aux": d["L_reconstruction"] + c * d["L_sparsity"],
+            "coeff_aux": d["L_reconstruction"] + c * (d["L_sparsity"] + d["L_aux"]),
+        }.get(bug.get("terms"), d["L_reconstruction"] + c * d["L_sparsity"] + d["L_aux"])
         return d, per.mean(0).sum(), acts, h_rec
 
     return forward
+
+
+def _gated_heaviside(self, h):
+    """torch.heaviside for the gate: right values, but it has no derivative, so backward fails."""
+    d, loss, acts, h_rec = _gated_einops(self, h)
+    x = h - self.b_dec
+    gate_pre = torch.einsum("bid,ids->bis", x, self.W_enc) + self.b_enc
+    return d, loss + 0.0 * torch.heaviside(gate_pre, torch.zeros_like(gate_pre)).sum(), acts, h_rec
 
 
 def _gated_loop(self, h):
@@ -71,17 +109,58 @@ def _gated_loop(self, h):
     return d, loss, torch.stack(acts_all, 1), torch.stack(rec_all, 1)
 
 
+def _gated_einops(self, h):
+    """Correct: einops, the magnitude weights built first, the gate applied with torch.where."""
+    x = h - self.b_dec
+    gate_pre = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+    W_mag = self.W_enc * self.r_mag.exp()[:, None, :]
+    mag_pre = einops.einsum(x, W_mag, "b i d, i d s -> b i s") + self.b_mag
+    acts = torch.where(gate_pre > 0, mag_pre.clamp_min(0), 0.0)
+    W = self.W_dec_normalized
+    h_rec = einops.einsum(acts, W, "b i s, i s d -> b i d") + self.b_dec
+    via_gate = einops.einsum(gate_pre.clamp_min(0), W.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
+    d = {
+        "L_reconstruction": ((h - h_rec) ** 2).mean(-1),
+        "L_sparsity": gate_pre.clamp_min(0).sum(-1),
+        "L_aux": ((h - via_gate) ** 2).mean(-1),
+    }
+    total = d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
+    return d, einops.reduce(total, "b i -> i", "mean").sum(), acts, h_rec
+
+
 GATED_BUGS = {
-    "gate_as_acts": _gated(gate_acts=True),
-    "r_mag_no_exp": _gated(exp=False),
-    "no_gate": _gated(gate_mult=False),
-    "sparsity_on_acts": _gated(sparsity_on="acts"),
-    "aux_not_detached": _gated(detach_aux=False),
-    "no_aux_in_loss": _gated(aux_in_loss=False),
+    "no_b_dec_subtraction": _gated(no_sub=True),
+    "gate_as_acts": _gated(acts="gate"),
+    "no_gate": _gated(acts="no_gate"),
+    "mag_no_relu": _gated(acts="no_relu"),
+    "swapped_paths": _gated(acts="swapped"),
+    "r_mag_no_exp": _gated(no_exp=True),
+    "r_mag_after_bias": _gated(exp_after_bias=True),
+    "no_b_mag": _gated(b_mag="none"),
+    "mag_bias_b_enc": _gated(b_mag="b_enc"),
+    "no_b_gate": _gated(no_b_gate=True),
+    "unnormalized_decoder": _gated(raw_dec=True),
+    "no_b_dec_add": _gated(no_add=True),
+    "sparsity_on_acts": _gated(sp="acts"),
+    "sparsity_abs_gate": _gated(sp="abs"),
+    "sparsity_on_mag": _gated(sp="mag"),
+    "aux_is_rec": _gated(aux_in="acts"),
+    "aux_indicator": _gated(aux_in="indicator"),
+    "aux_no_relu": _gated(aux_in="pre"),
+    "aux_no_b_dec": _gated(aux_no_b=True),
+    "aux_unnormalized": _gated(aux_raw=True),
+    "aux_sum": _gated(aux_sum=True),
+    "no_aux_in_loss": _gated(terms="no_aux"),
+    "coeff_on_aux": _gated(terms="coeff_aux"),
+    "aux_not_detached": _gated(aux_attached=True),
+    "aux_b_dec_not_detached": _gated(aux_b_attached=True),
+    "aux_gate_detached": _gated(aux_in="detached"),
+    "sparsity_detached": _gated(sp_detached=True),
+    "no_derivative": _gated_heaviside,
 }
 
 
-@pytest.mark.parametrize("fn", [_gated(), _gated_loop])
+@pytest.mark.parametrize("fn", [_gated(), _gated_loop, _gated_einops])
 def test_gated_variants(fn):
     assert_passes(checks.test_gated_forward, A.GatedToySAE)
     assert_passes(checks.test_gated_forward, _with(A.GatedToySAE, forward=fn))
@@ -99,49 +178,99 @@ def test_gated_stub():
 # --------------------------------------------------------------------------------------------
 # Heaviside and JumpReLU autograd functions
 # --------------------------------------------------------------------------------------------
-def _step_fn(kind, fwd_gt=True, grad_x="right", th_sign=-1.0, th_bw=True, rect=0.5, theta_factor="theta", use_g=True):
+def _step_fn(kind, **bug):
     class Fn(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, threshold, bandwidth):
             ctx.save_for_backward(x, threshold)
             ctx.bandwidth = bandwidth
-            on = (x > threshold) if fwd_gt else (x >= threshold)
-            return on.to(x.dtype) if kind == "heaviside" else x * on.to(x.dtype)
+            on = (x >= threshold) if bug.get("ge") else (x > threshold)
+            mode = bug.get("fwd")
+            if mode == "zero":
+                on = x > 0
+            elif mode == "inverted":
+                on = x < threshold
+            elif mode == "rect":
+                return (((x - threshold) / bandwidth).abs() < 0.5).to(x.dtype)
+            out = on.to(x.dtype)
+            if mode == "shifted":
+                return (x - threshold) * out
+            if (kind == "heaviside") != (mode == "other_kind"):
+                return out
+            return x * out
 
         @staticmethod
         def backward(ctx, g):
             x, th = ctx.saved_tensors
             bw = ctx.bandwidth
-            k = (((x - th) / bw).abs() < rect).to(x.dtype)
-            factor = {"theta": th, "one": 1.0, "x": x}[theta_factor] if kind == "jumprelu" else 1.0
-            gth = th_sign * factor * k / (bw if th_bw else 1.0)
+            u = {"unscaled": x - th, "centre0": x / bw}.get(bug.get("u"), (x - th) / bw)
+            k = (u.abs() < bug.get("rect", 0.5)).to(x.dtype)
+            factor = {"theta": th, "one": 1.0, "x": x}[bug.get("factor", "theta")] if kind == "jumprelu" else 1.0
+            scale = {"divide": 1 / bw, "none": 1.0, "multiply": bw}[bug.get("bw", "divide")]
+            gth = bug.get("sign", -1.0) * factor * k * scale
             if kind == "heaviside":
-                gx = {"right": None, "ones": torch.ones_like(x), "rect": k / bw}[grad_x]
+                gx = {"right": None, "ones": torch.ones_like(x), "rect": k / bw}[bug.get("gx", "right")]
             else:
-                gx = {"right": (x > th).to(x.dtype), "ones": torch.ones_like(x), "relu": (x > 0).to(x.dtype)}[grad_x]
-            if use_g:
+                gx = {
+                    "right": (x > th).to(x.dtype),
+                    "ones": torch.ones_like(x),
+                    "relu": (x > 0).to(x.dtype),
+                    "with_rect": (x > th).to(x.dtype) + x * k / bw,
+                    "missing": None,
+                }[bug.get("gx", "right")]
+            if not bug.get("no_g"):
                 gth = gth * g
                 gx = gx * g if gx is not None else None
+            if bug.get("no_th_grad"):
+                gth = None
+            if bug.get("swap"):
+                return gth, gx, None
+            if bug.get("two"):
+                return gx, gth
             return gx, gth, None
 
     return Fn
 
 
 HEAVISIDE_BUGS = {
-    "grad_x_passthrough": _step_fn("heaviside", grad_x="ones"),
-    "grad_sign": _step_fn("heaviside", th_sign=1.0),
-    "no_bandwidth": _step_fn("heaviside", th_bw=False),
+    "forward_no_threshold": _step_fn("heaviside", fwd="zero"),
+    "forward_inverted": _step_fn("heaviside", fwd="inverted"),
+    "forward_is_jumprelu": _step_fn("heaviside", fwd="other_kind"),
+    "forward_rect": _step_fn("heaviside", fwd="rect"),
+    "grad_x_passthrough": _step_fn("heaviside", gx="ones"),
+    "grad_x_rect": _step_fn("heaviside", gx="rect"),
+    "grads_swapped": _step_fn("heaviside", swap=True),
+    "grad_sign": _step_fn("heaviside", sign=1.0),
+    "no_bandwidth": _step_fn("heaviside", bw="none"),
+    "bw_multiplied": _step_fn("heaviside", bw="multiply"),
     "rect_width": _step_fn("heaviside", rect=1.0),
-    "no_grad_output": _step_fn("heaviside", use_g=False),
+    "rect_unscaled": _step_fn("heaviside", u="unscaled"),
+    "rect_not_centered": _step_fn("heaviside", u="centre0"),
+    "no_threshold_grad": _step_fn("heaviside", no_th_grad=True),
+    "no_grad_output": _step_fn("heaviside", no_g=True),
+    "grad_count": _step_fn("heaviside", two=True),
 }
 JUMPRELU_BUGS = {
-    "grad_x_ones": _step_fn("jumprelu", grad_x="ones"),
-    "grad_x_relu": _step_fn("jumprelu", grad_x="relu"),
-    "no_theta_factor": _step_fn("jumprelu", theta_factor="one"),
-    "x_factor": _step_fn("jumprelu", theta_factor="x"),
-    "grad_sign": _step_fn("jumprelu", th_sign=1.0),
-    "no_bandwidth": _step_fn("jumprelu", th_bw=False),
+    "forward_relu": _step_fn("jumprelu", fwd="zero"),
+    "forward_shifted": _step_fn("jumprelu", fwd="shifted"),
+    "forward_is_heaviside": _step_fn("jumprelu", fwd="other_kind"),
+    "forward_inverted": _step_fn("jumprelu", fwd="inverted"),
+    "grad_x_ones": _step_fn("jumprelu", gx="ones"),
+    "grad_x_relu": _step_fn("jumprelu", gx="relu"),
+    "grad_x_includes_rect": _step_fn("jumprelu", gx="with_rect"),
+    "grad_x_missing": _step_fn("jumprelu", gx="missing"),
+    "grads_swapped": _step_fn("jumprelu", swap=True),
+    "no_theta_factor": _step_fn("jumprelu", factor="one"),
+    "x_factor": _step_fn("jumprelu", factor="x"),
+    "grad_sign": _step_fn("jumprelu", sign=1.0),
+    "no_bandwidth": _step_fn("jumprelu", bw="none"),
+    "bw_multiplied": _step_fn("jumprelu", bw="multiply"),
     "rect_width": _step_fn("jumprelu", rect=1.0),
+    "rect_unscaled": _step_fn("jumprelu", u="unscaled"),
+    "rect_not_centered": _step_fn("jumprelu", u="centre0"),
+    "no_threshold_grad": _step_fn("jumprelu", no_th_grad=True),
+    "no_grad_output": _step_fn("jumprelu", no_g=True),
+    "grad_count": _step_fn("jumprelu", two=True),
 }
 
 
@@ -177,9 +306,7 @@ class _JumpReLUWhere(torch.autograd.Function):
         return torch.where(x > th, g, 0.0), torch.where(inside, -th * g / ctx.bw, 0.0), None
 
 
-@pytest.mark.parametrize(
-    "impl", [A.Heaviside, _step_fn("heaviside"), _step_fn("heaviside", fwd_gt=False), _HeavisideZeros]
-)
+@pytest.mark.parametrize("impl", [A.Heaviside, _step_fn("heaviside"), _step_fn("heaviside", ge=True), _HeavisideZeros])
 def test_heaviside_variants(impl):
     assert_passes(checks.test_heaviside, impl)
 
@@ -189,7 +316,7 @@ def test_heaviside_bugs(code):
     assert_fails(checks.test_heaviside, HEAVISIDE_BUGS[code], code)
 
 
-@pytest.mark.parametrize("impl", [A.JumpReLU, _step_fn("jumprelu"), _step_fn("jumprelu", fwd_gt=False), _JumpReLUWhere])
+@pytest.mark.parametrize("impl", [A.JumpReLU, _step_fn("jumprelu"), _step_fn("jumprelu", ge=True), _JumpReLUWhere])
 def test_jumprelu_variants(impl):
     assert_passes(checks.test_jumprelu, impl)
 
@@ -199,33 +326,45 @@ def test_jumprelu_bugs(code):
     assert_fails(checks.test_jumprelu, JUMPRELU_BUGS[code], code)
 
 
-def test_step_function_stubs():
+def test_step_function_stubs_and_wrong_objects():
     class Stub(torch.autograd.Function):
         forward = staticmethod(_stub)
         backward = staticmethod(_stub)
 
     assert_not_done(checks.test_heaviside, Stub)
     assert_not_done(checks.test_jumprelu, Stub)
-    assert_fails(checks.test_heaviside, lambda x, t, b: x, "not_function")
+    assert_fails(checks.test_heaviside, lambda x, t, b: x, "not_a_class")
+    assert_fails(checks.test_jumprelu, type("NotAFunction", (), {}), "not_function")
 
 
 # --------------------------------------------------------------------------------------------
 # JumpReLU SAE
 # --------------------------------------------------------------------------------------------
-def _jump(exp=True, acts_mode="jump", sparsity="heaviside"):
+def _jump(**bug):
     def forward(self, h):
-        pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
-        th = (self.log_threshold.exp() if exp else self.log_threshold).expand_as(pre)
-        bw = self.cfg.jumprelu_bandwidth
-        acts = A.JumpReLU.apply(pre, th, bw) if acts_mode == "jump" else F.relu(pre)
-        h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+        x = h if bug.get("no_sub") else h - self.b_dec
+        pre = torch.einsum("bid,ids->bis", x, self.W_enc) + (0 if bug.get("no_b_enc") else self.b_enc)
+        th = self.log_threshold if bug.get("no_exp") else self.log_threshold.exp()
+        th = th.detach() if bug.get("th_detached") else th
+        th = th if bug.get("no_expand") else th.expand_as(pre)
+        bw = self.cfg.jumprelu_init_threshold if bug.get("wrong_bw") else self.cfg.jumprelu_bandwidth
+        acts = {
+            "relu": F.relu(pre),
+            "indicator": A.Heaviside.apply(pre, th, bw),
+        }.get(bug.get("acts"), A.JumpReLU.apply(pre, th, bw))
+        W = self.W_dec if bug.get("raw_dec") else self.W_dec_normalized
+        h_rec = torch.einsum("bis,isd->bid", acts, W) + (0 if bug.get("no_add") else self.b_dec)
         L_sp = {
-            "heaviside": lambda: A.Heaviside.apply(pre, th, bw).sum(-1),
             "l1": lambda: acts.sum(-1),
             "count": lambda: (acts > 0).float().sum(-1),
-        }[sparsity]()
-        d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": L_sp}
-        return d, (d["L_reconstruction"] + self.sparsity_coeff * L_sp).mean(0).sum(), acts, h_rec
+            "mean": lambda: A.Heaviside.apply(pre, th, bw).mean(-1),
+            "of_acts": lambda: A.Heaviside.apply(acts, th, bw).sum(-1),
+        }.get(bug.get("sparsity"), lambda: A.Heaviside.apply(pre, th, bw).sum(-1))()
+        err = (h_rec - h).pow(2)
+        d = {"L_reconstruction": err.sum(-1) if bug.get("rec_sum") else err.mean(-1), "L_sparsity": L_sp}
+        c = 1.0 if bug.get("no_coeff") else self.sparsity_coeff
+        per = d["L_reconstruction"] + c * L_sp
+        return d, per.mean() if bug.get("mean_all") else per.mean(0).sum(), acts, h_rec
 
     return forward
 
@@ -241,15 +380,44 @@ def _jump_relu_first(self, h):
     return {"L_reconstruction": l_rec, "L_sparsity": l0}, (l_rec + self.sparsity_coeff * l0).mean(0).sum(), acts, h_rec
 
 
+def _jump_loop(self, h):
+    """Correct: instance by instance, the threshold repeated over the batch with repeat."""
+    acts_all, recs, l0s = [], [], []
+    bw = self.cfg.jumprelu_bandwidth
+    for k in range(h.shape[1]):
+        pre = (h[:, k] - self.b_dec[k]) @ self.W_enc[k] + self.b_enc[k]
+        th = self.log_threshold[k].exp().repeat(h.shape[0], 1)
+        a = A.JumpReLU.apply(pre, th, bw)
+        acts_all.append(a)
+        recs.append(a @ self.W_dec_normalized[k] + self.b_dec[k])
+        l0s.append(A.Heaviside.apply(pre, th, bw).sum(-1))
+    acts, h_rec, l0 = torch.stack(acts_all, 1), torch.stack(recs, 1), torch.stack(l0s, 1)
+    l_rec = ((h_rec - h) ** 2).mean(-1)
+    loss = sum((l_rec[:, k] + self.sparsity_coeff[k] * l0[:, k]).mean() for k in range(h.shape[1]))
+    return {"L_reconstruction": l_rec, "L_sparsity": l0}, loss, acts, h_rec
+
+
 JUMP_BUGS = {
-    "no_exp": _jump(exp=False),
-    "plain_relu": _jump(acts_mode="relu"),
+    "no_b_dec_subtraction": _jump(no_sub=True),
+    "no_exp": _jump(no_exp=True),
+    "plain_relu": _jump(acts="relu"),
+    "acts_are_indicator": _jump(acts="indicator"),
+    "no_b_enc": _jump(no_b_enc=True),
+    "unnormalized_decoder": _jump(raw_dec=True),
+    "no_b_dec_add": _jump(no_add=True),
+    "rec_sum": _jump(rec_sum=True),
     "sparsity_l1": _jump(sparsity="l1"),
+    "sparsity_mean": _jump(sparsity="mean"),
+    "no_coeff": _jump(no_coeff=True),
+    "loss_mean_inst": _jump(mean_all=True),
     "threshold_grad": _jump(sparsity="count"),
+    "l0_of_acts": _jump(sparsity="of_acts"),
+    "wrong_bandwidth": _jump(wrong_bw=True),
+    "threshold_detached": _jump(th_detached=True),
 }
 
 
-@pytest.mark.parametrize("fn", [_jump(), _jump_relu_first])
+@pytest.mark.parametrize("fn", [_jump(), _jump_relu_first, _jump_loop, _jump(no_expand=True)])
 def test_jumprelu_forward_variants(fn):
     assert_passes(checks.test_jumprelu_forward, A.JumpReLUToySAE)
     assert_passes(checks.test_jumprelu_forward, _with(A.JumpReLUToySAE, forward=fn))
@@ -267,21 +435,44 @@ def test_jumprelu_forward_stub():
 # --------------------------------------------------------------------------------------------
 # TopK SAE
 # --------------------------------------------------------------------------------------------
-def _topk(relu=True, dim=-1, k_offset=0, by_abs=False, sparsity_in_loss=False):
+def _topk(**bug):
     def forward(self, h):
         pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
-        if relu:
-            pre = F.relu(pre)
-        k = self.cfg.k + k_offset
-        score = pre.abs() if by_abs else pre
-        idx = score.topk(k, dim=dim).indices
-        acts = torch.zeros_like(pre).scatter(dim, idx, pre.gather(dim, idx))
-        h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
-        d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": (acts != 0).float().sum(-1)}
-        per = d["L_reconstruction"] + (acts.sum(-1) * 0.1 if sparsity_in_loss else 0)
+        post = pre if bug.get("no_relu") else F.relu(pre)
+        k = self.cfg.k + bug.get("k_offset", 0)
+        dim = bug.get("dim", -1)
+        score = pre.abs() if bug.get("by_abs") else post
+        values_from = pre if bug.get("by_abs") else post
+        idx = score.topk(k, dim=dim, largest=not bug.get("smallest")).indices
+        kept = values_from.gather(dim, idx)
+        if bug.get("ones"):
+            kept = torch.ones_like(kept)
+        if bug.get("detach"):
+            kept = kept.detach()
+        acts = torch.zeros_like(pre).scatter(dim, idx, kept)
+        if bug.get("no_topk"):
+            acts = post
+        if bug.get("unscattered"):
+            acts = kept
+            h_rec = h
+        else:
+            h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+        l_sp = acts.sum(-1) if bug.get("sp_l1") else (acts != 0).float().sum(-1)
+        d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": l_sp}
+        per = d["L_reconstruction"] + (self.sparsity_coeff * l_sp if bug.get("penalty") else 0)
         return d, per.mean(0).sum(), acts, h_rec
 
     return forward
+
+
+def _topk_across(self, h):
+    pre = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
+    flat = pre.flatten(1)
+    top = flat.topk(self.cfg.k, dim=-1)
+    acts = torch.zeros_like(flat).scatter(-1, top.indices, top.values).view_as(pre)
+    h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+    l_rec = (h_rec - h).pow(2).mean(-1)
+    return {"L_reconstruction": l_rec}, l_rec.mean(0).sum(), acts, h_rec
 
 
 def _topk_mask(self, h):
@@ -295,21 +486,30 @@ def _topk_mask(self, h):
 
 
 def _topk_sort(self, h):
-    """Correct: argsort, then zero everything after the k-th position."""
-    pre = (torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc).clamp_min(0)
+    """Correct: argsort, then zero everything after the k-th position; the ReLU after the top-k."""
+    pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
     order = pre.argsort(dim=-1, descending=True)
     keep = torch.zeros_like(pre, dtype=torch.bool).scatter(-1, order[..., : self.cfg.k], True)
-    acts = torch.where(keep, pre, 0.0)
+    acts = torch.where(keep, pre, 0.0).clamp_min(0)
     h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
     l_rec = F.mse_loss(h_rec, h, reduction="none").mean(-1)
     return {"L_reconstruction": l_rec}, l_rec.mean(0).sum(), acts, h_rec
 
 
 TOPK_BUGS = {
-    "no_relu": _topk(relu=False),
+    "no_relu": _topk(no_relu=True),
     "too_many": _topk(k_offset=1),
-    "acts": _topk(by_abs=True, relu=False),
-    "loss": _topk(sparsity_in_loss=True),
+    "too_few": _topk(k_offset=-1),
+    "by_abs": _topk(by_abs=True),
+    "smallest": _topk(smallest=True),
+    "no_topk": _topk(no_topk=True),
+    "topk_batch_axis": _topk(dim=0),
+    "topk_across_instances": _topk_across,
+    "mask_not_values": _topk(ones=True),
+    "acts_detached": _topk(detach=True),
+    "sparsity_in_loss": _topk(penalty=True),
+    "values_not_scattered": _topk(unscattered=True),
+    "sparsity_l1": _topk(sp_l1=True),
 }
 
 
@@ -324,188 +524,5 @@ def test_topk_bugs(code):
     assert_fails(checks.test_topk_forward, _with(A.TopKToySAE, forward=TOPK_BUGS[code]), code)
 
 
-def test_topk_wrong_axis_and_stub():
-    assert_fails(checks.test_topk_forward, _with(A.TopKToySAE, forward=_topk(dim=-2)), "too_many")
+def test_topk_stub():
     assert_not_done(checks.test_topk_forward, _with(A.TopKToySAE, forward=_stub))
-
-
-# --------------------------------------------------------------------------------------------
-# AuxK
-# --------------------------------------------------------------------------------------------
-def _auxk(mask_value=-torch.inf, relu=False, live=False, reduce="mean", keep_inf=False, all_dead=False, detach=False):
-    def auxk_loss(pre, residual, dead, W_dec, k_aux):
-        x = pre.relu() if relu else pre
-        if detach:
-            x = x.detach()
-        masked = x if live else torch.where(dead, x, torch.full_like(x, mask_value))
-        if all_dead:
-            acts = torch.where(dead, x, torch.zeros_like(x))
-        else:
-            top = masked.topk(k_aux, dim=-1)
-            values = top.values if keep_inf else torch.nan_to_num(top.values, neginf=0.0)
-            acts = torch.zeros_like(x).scatter(-1, top.indices, values)
-        err = (residual - torch.einsum("bis,isd->bid", acts, W_dec)).pow(2)
-        return err.mean(-1) if reduce == "mean" else err.sum(-1)
-
-    return auxk_loss
-
-
-def _auxk_loop(pre, residual, dead, W_dec, k_aux):
-    per_inst = []
-    for i in range(pre.shape[1]):
-        idx = dead[i].nonzero().squeeze(-1)
-        acts = torch.zeros_like(pre[:, i])
-        if idx.numel() > 0:
-            top = pre[:, i, idx].topk(min(k_aux, idx.numel()), dim=-1)
-            acts = acts.scatter(-1, idx[top.indices], top.values)
-        per_inst.append((residual[:, i] - acts @ W_dec[i]).pow(2).mean(-1))
-    return torch.stack(per_inst, dim=1)
-
-
-def _auxk_sort(pre, residual, dead, W_dec, k_aux):
-    masked = pre.masked_fill(~dead, float("-inf"))
-    kth = masked.sort(dim=-1, descending=True).values[..., k_aux - 1 : k_aux]
-    keep = dead & (masked >= kth)
-    acts = pre * keep
-    return ((residual - einops.einsum(acts, W_dec, "b i s, i s d -> b i d")) ** 2).mean(-1)
-
-
-AUXK_BUGS = {
-    "dropped_negatives": _auxk(relu=True),
-    "used_live_latents": _auxk(live=True),
-    "sum_over_d_in": _auxk(reduce="sum"),
-    "all_dead_latents": _auxk(all_dead=True),
-    "inf": _auxk(keep_inf=True),
-    "no_grad": _auxk(detach=True),
-}
-
-
-@pytest.mark.parametrize("fn", [A.auxk_loss, _auxk(), _auxk_loop, _auxk_sort])
-def test_auxk_variants(fn):
-    assert_passes(checks.test_auxk_loss, fn)
-
-
-@pytest.mark.parametrize("code", AUXK_BUGS)
-def test_auxk_bugs(code):
-    assert_fails(checks.test_auxk_loss, AUXK_BUGS[code], code)
-
-
-def test_auxk_masked_with_zero():
-    assert_fails(checks.test_auxk_loss, _auxk(mask_value=0.0), "dropped_negatives")
-
-
-def test_auxk_stub():
-    assert_not_done(checks.test_auxk_loss, _stub)
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics
-# --------------------------------------------------------------------------------------------
-METRIC_CASES = {
-    "l0_norm": (
-        checks.test_l0_norm,
-        [
-            A.l0_norm,
-            lambda a: (a > 0).float().sum(-1).mean(0),
-            lambda a: torch.count_nonzero(a, dim=-1).float().mean(0),
-            lambda a: einops.reduce((a != 0).float(), "b i s -> i", "sum") / a.shape[0],
-        ],
-        {
-            "fraction": lambda a: (a > 0).float().mean((0, 2)),
-            "l1": lambda a: a.sum(-1).mean(0),
-            "batch_sum": lambda a: (a > 0).float().sum((0, 2)),
-            "shape": lambda a: (a > 0).float().sum(-1),
-        },
-    ),
-    "fraction_variance_explained": (
-        checks.test_fraction_variance_explained,
-        [
-            A.fraction_variance_explained,
-            lambda h, r: 1 - F.mse_loss(r, h, reduction="none").sum((0, 2)) / ((h - h.mean(0)) ** 2).sum((0, 2)),
-            lambda h, r: 1 - ((h - r) ** 2).mean((0, 2)) / h.var(0, unbiased=False).mean(-1),
-            lambda h, r: torch.stack(
-                [
-                    1 - ((h[:, k] - r[:, k]) ** 2).sum() / ((h[:, k] - h[:, k].mean(0)) ** 2).sum()
-                    for k in range(h.shape[1])
-                ]
-            ),
-        ],
-        {
-            "not_centered": lambda h, r: 1 - ((h - r) ** 2).sum((0, 2)) / (h**2).sum((0, 2)),
-            "fvu": lambda h, r: ((h - r) ** 2).sum((0, 2)) / ((h - h.mean(0)) ** 2).sum((0, 2)),
-            "per_dim": lambda h, r: (1 - ((h - r) ** 2).sum(0) / ((h - h.mean(0)) ** 2).sum(0)).mean(-1),
-            "ratio_of_means": lambda h, r: 1 - (((h - r) ** 2).sum(-1) / ((h - h.mean(0)) ** 2).sum(-1)).mean(0),
-            "shape": lambda h, r: 1 - ((h - r) ** 2).sum() / ((h - h.mean(0)) ** 2).sum(),
-        },
-    ),
-    "dead_latent_fraction": (
-        checks.test_dead_latent_fraction,
-        [
-            A.dead_latent_fraction,
-            lambda a: 1 - (a > 0).any(0).float().mean(-1),
-            lambda a: (a.abs().sum(0) == 0).sum(-1) / a.shape[-1],
-            lambda a: (a.max(0).values <= 0).float().mean(-1),
-        ],
-        {
-            "count": lambda a: (a == 0).all(0).float().sum(-1),
-            "any": lambda a: (a == 0).any(0).float().mean(-1),
-            "zero_entries": lambda a: (a == 0).float().mean((0, 2)),
-            "shape": lambda a: (a == 0).all(0).float(),
-        },
-    ),
-    "feature_recovery": (
-        checks.test_feature_recovery,
-        [
-            A.feature_recovery,
-            lambda Wf, Wd: torch.einsum("isd,idf->isf", F.normalize(Wd, dim=-1), F.normalize(Wf, dim=1)).amax(1),
-            lambda Wf, Wd: F.cosine_similarity(Wd[:, :, :, None], Wf[:, None, :, :], dim=2).max(1).values,
-            lambda Wf, Wd: torch.stack(
-                [(F.normalize(Wd[k], dim=1) @ F.normalize(Wf[k], dim=0)).max(0).values for k in range(Wf.shape[0])]
-            ),
-        ],
-        {
-            "abs": lambda Wf, Wd: F.cosine_similarity(Wd[:, :, :, None], Wf[:, None], dim=2).abs().max(1).values,
-            "mean": lambda Wf, Wd: F.cosine_similarity(Wd[:, :, :, None], Wf[:, None], dim=2).mean(1),
-            "unnormalized": lambda Wf, Wd: torch.einsum("isd,idf->isf", Wd, F.normalize(Wf, dim=1)).max(1).values,
-            "values": lambda Wf, Wd: (
-                torch.einsum("isd,idf->isf", F.normalize(Wd, dim=-1), F.normalize(Wf, dim=-1)).max(1).values
-            ),
-            "shape": lambda Wf, Wd: F.cosine_similarity(Wd[:, :, :, None], Wf[:, None], dim=2).max(2).values,
-        },
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    ("name", "i"), [(name, i) for name, (_, good, _) in METRIC_CASES.items() for i in range(len(good))]
-)
-def test_metric_variants(name, i):
-    check, good, _ = METRIC_CASES[name]
-    assert_passes(check, good[i])
-
-
-@pytest.mark.parametrize(
-    ("name", "code"), [(name, code) for name, (_, _, bugs) in METRIC_CASES.items() for code in bugs]
-)
-def test_metric_bugs(name, code):
-    check, _, bugs = METRIC_CASES[name]
-    assert_fails(check, bugs[code], code)
-
-
-@pytest.mark.parametrize("name", list(METRIC_CASES))
-def test_metric_stubs(name):
-    assert_not_done(METRIC_CASES[name][0], _stub)
-
-
-def test_every_checker_passes_the_reference():
-    """Every checker accepts the reference (their speed is measured by `make bench`, not asserted here)."""
-    cases = [
-        (checks.test_gated_forward, A.GatedToySAE),
-        (checks.test_heaviside, A.Heaviside),
-        (checks.test_jumprelu, A.JumpReLU),
-        (checks.test_jumprelu_forward, A.JumpReLUToySAE),
-        (checks.test_topk_forward, A.TopKToySAE),
-        (checks.test_auxk_loss, A.auxk_loss),
-    ] + [(check, good[0]) for check, good, _ in METRIC_CASES.values()]
-    for check, impl in cases:
-        assert_passes(check, impl)

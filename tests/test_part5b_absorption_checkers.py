@@ -177,6 +177,13 @@ def test_generate_hierarchical_batch_more_bugs():
             )
 
         assert_fails(checks.test_generate_hierarchical_batch, shifted, code)
+
+    def swapped(cfg, batch_size, device="cpu"):
+        return P.generate_hierarchical_batch(
+            replace(cfg, p_parent=cfg.p_child, p_child=cfg.p_parent), batch_size, device
+        )
+
+    assert_fails(checks.test_generate_hierarchical_batch, swapped, "swapped_probabilities")
     # siblings sharing one draw (non-exclusive config): together with p_child instead of p_child²
     assert_fails(checks.test_generate_hierarchical_batch, _gen_bug(share_siblings=True), "siblings_dependent")
     assert_not_done(checks.test_generate_hierarchical_batch, _stub)
@@ -275,13 +282,25 @@ def _abs_bug(kind):
             # by_activation: the most active latent of each example instead of the best-aligned decoder row
             by_act = kind == "by_activation"
             lat = acts.argmax(-1) if by_act else cos[:, :, p].argmax(-1).expand(acts.shape[0], -1)
+            if kind == "by_mean_activation":  # the latent most active, on average, where the parent fires
+                lat = (acts * parent_on[..., None]).sum(0).argmax(-1).expand(acts.shape[0], -1)
             carriers = (cos[:, :, p] > cos_threshold) if kind == "strict" else (cos[:, :, p] >= cos_threshold)
             carriers = carriers.expand(acts.shape[0], -1, -1).clone()
             carriers.scatter_(-1, lat.unsqueeze(-1), False)
             off = acts.gather(-1, lat.unsqueeze(-1)).squeeze(-1) == 0
             carried = ((acts > 0) & carriers).any(-1)
+            if kind == "any_active":  # any other active latent, whatever its direction
+                carried = ((acts > 0) & (torch.arange(acts.shape[-1]) != lat.unsqueeze(-1))).any(-1)
+            if kind == "parent_on_too":
+                off = torch.ones_like(off)
             absorbed = cases & off & (True if kind == "no_carrier" else carried)
             denom = parent_on if kind in ("denominator", "parent_only") else cases
+            if kind == "batch":
+                cols.append(absorbed.float().sum(0) / acts.shape[0])
+                continue
+            if kind == "count":
+                cols.append(absorbed.float().sum(0))
+                continue
             if kind == "parent_only":  # no "with a child" condition anywhere
                 absorbed = parent_on & off & carried
             if kind == "nan":
@@ -299,9 +318,14 @@ ABS_BUGS = {
     "no_carrier": _abs_bug("no_carrier"),
     "abs_cosine": _abs_bug("abs"),
     "unnormalised": _abs_bug("raw"),
-    "parent_latent_by_activation": _abs_bug("by_activation"),
+    "all_zero": _abs_bug("by_activation"),
+    "parent_latent_by_activation": _abs_bug("by_mean_activation"),
     "strict_threshold": _abs_bug("strict"),
     "nan_no_cases": _abs_bug("nan"),
+    "any_active_carrier": _abs_bug("any_active"),
+    "parent_latent_on": _abs_bug("parent_on_too"),
+    "batch_denominator": _abs_bug("batch"),
+    "count": _abs_bug("count"),
 }
 
 
@@ -326,11 +350,11 @@ def test_absorption_hand_built_case_by_hand():
     """The reference gives the fractions counted by hand from the example types (see ABS_TYPES)."""
     case = checks._absorption_case("cpu")
     got = P.absorption_fraction(*case, checks.ABS_PARENT_OF)
-    # P0: absorbed types 0, 7, 12 among types 0, 1, 3, 4, 5, 6, 7, 12. P1: absorbed type 8 among 8, 9, 12.
-    expected = torch.tensor([[5 / 13, 2 / 4], [4 / 12, 1 / 5], [3 / 10, 0.0]])
+    # P0: absorbed types 0, 7, 12 among types 0, 1, 3, 4, 5, 6, 7, 12, 13. P1: absorbed type 8 among 8, 9, 12.
+    expected = torch.tensor([[5 / 14, 2 / 4], [4 / 14, 1 / 5], [3 / 11, 0.0]])
     torch.testing.assert_close(got, expected)
     strict = _abs_bug("strict")(*case, checks.ABS_PARENT_OF, 0.5)  # `half` (cosine exactly 0.5) no longer counts
-    torch.testing.assert_close(strict, torch.tensor([[4 / 13, 2 / 4], [2 / 12, 1 / 5], [2 / 10, 0.0]]))
+    torch.testing.assert_close(strict, torch.tensor([[4 / 14, 2 / 4], [2 / 14, 1 / 5], [2 / 11, 0.0]]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,6 +687,17 @@ def _mat_masks(acts, W_dec_normalized, b_dec, h, prefix_sizes):
     return out
 
 
+def _mat_prefix_b_dec(acts, W_dec_normalized, b_dec, h, prefix_sizes):
+    """b_dec added only to the full reconstruction, not to the smaller prefixes."""
+    total = 0
+    for m in prefix_sizes:
+        h_m = einops.einsum(acts[..., :m], W_dec_normalized[:, :m], "b i s, i s d -> b i d")
+        if m == prefix_sizes[-1]:
+            h_m = h_m + b_dec
+        total = total + (h_m - h).pow(2).mean(-1)
+    return total
+
+
 def _mat_bug(kind):
     def fn(acts, W_dec_normalized, b_dec, h, prefix_sizes):
         d_sae = acts.shape[-1]
@@ -700,6 +735,7 @@ def _mat_bug(kind):
 MAT_GOOD = [P.matryoshka_loss, _mat_mse, _mat_incremental, _mat_masks]
 MAT_BUGS = {
     "no_b_dec": _mat_bug("no_b_dec"),
+    "prefix_b_dec": _mat_prefix_b_dec,
     "all_latents": _mat_bug("all_latents"),
     "last_latents": _mat_bug("last_latents"),
     "groups": _mat_bug("groups"),

@@ -6,7 +6,9 @@ compared through the checkers on those artifacts; nothing is trained here.
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 import tests.part6_lm_saes as checks
 from solutions import part6_lm_saes as ref
@@ -71,10 +73,6 @@ def freq_bug_count(model, sae, tokens, batch_size=32):
     return (_acts(model, sae, tokens)[:, 1:] > 0).float().sum((0, 1))
 
 
-def freq_bug_per_sequence(model, sae, tokens, batch_size=32):
-    return (_acts(model, sae, tokens)[:, 1:] > 0).float().sum((0, 1)) / len(tokens)
-
-
 def freq_bug_hook_pre(model, sae, tokens, batch_size=32):
     return (_acts(model, sae, tokens, "blocks.0.mlp.hook_pre")[:, 1:] > 0).float().mean((0, 1))
 
@@ -83,20 +81,75 @@ def freq_bug_bool(model, sae, tokens, batch_size=32):
     return (_acts(model, sae, tokens)[:, 1:] > 0).any(0).any(0)
 
 
+def _freq_loop(count_of, denominator_of=None, batches_of=None, per_batch_mean=False):
+    """The reference loop with one piece written wrong."""
+
+    def impl(model, sae, tokens, batch_size=32):
+        starts = batches_of(len(tokens), batch_size) if batches_of else range(0, len(tokens), batch_size)
+        total, seen, means = 0, 0, []
+        for start in starts:
+            acts = _acts(model, sae, tokens[start : start + batch_size])
+            fired = count_of(acts)
+            total = total + fired.sum((0, 1))
+            seen += fired.shape[0] * fired.shape[1]
+            means.append(fired.mean((0, 1)))
+        if per_batch_mean:
+            return torch.stack(means).mean(0)
+        return total / (denominator_of(tokens, batch_size, len(starts)) if denominator_of else seen)
+
+    return impl
+
+
+after_bos = lambda acts: (acts[:, 1:] > 0).float()
+freq_bug_batch_means = _freq_loop(after_bos, per_batch_mean=True)
+freq_bug_last_batch = _freq_loop(after_bos, batches_of=lambda n, b: range(0, n - b + 1, b))
+freq_bug_partial_batch = _freq_loop(after_bos, denominator_of=lambda t, b, n: n * b * (t.shape[1] - 1))
+freq_bug_token_count = _freq_loop(after_bos, denominator_of=lambda t, b, n: t.numel())
+freq_bug_last_position = _freq_loop(lambda acts: (acts[:, :-1] > 0).float())
+
+
+def freq_bug_any_token(model, sae, tokens, batch_size=32):
+    return (_acts(model, sae, tokens)[:, 1:] > 0).flatten(0, 1).any(0).float()
+
+
+def freq_bug_per_sequence(model, sae, tokens, batch_size=32):
+    return (_acts(model, sae, tokens)[:, 1:] > 0).any(1).float().mean(0)
+
+
+def freq_bug_divide_by_sequences(model, sae, tokens, batch_size=32):
+    return (_acts(model, sae, tokens)[:, 1:] > 0).float().sum((0, 1)) / len(tokens)
+
+
 def test_latent_frequencies_correct():
     for impl in (ref.latent_frequencies, freq_all_at_once, freq_with_hooks, freq_weighted_batch_means):
         assert_passes(checks.test_latent_frequencies, impl)
 
 
-def test_latent_frequencies_buggy():
-    assert_fails(checks.test_latent_frequencies, freq_bug_bos, "bos")
-    assert_fails(checks.test_latent_frequencies, freq_bug_geq, "threshold")
-    assert_fails(checks.test_latent_frequencies, freq_bug_mean_act, "mean_activation")
-    assert_fails(checks.test_latent_frequencies, freq_bug_first_batch, "batches")
-    assert_fails(checks.test_latent_frequencies, freq_bug_count, "count")
-    assert_fails(checks.test_latent_frequencies, freq_bug_per_sequence, "normalisation")
-    assert_fails(checks.test_latent_frequencies, freq_bug_hook_pre, "hook")
-    assert_fails(checks.test_latent_frequencies, freq_bug_bool, "dtype")
+FREQ_BUGS = {
+    "bos": freq_bug_bos,
+    "threshold": freq_bug_geq,
+    "mean_activation": freq_bug_mean_act,
+    "batches": freq_bug_first_batch,
+    "count": freq_bug_count,
+    "normalisation": freq_bug_divide_by_sequences,
+    "hook": freq_bug_hook_pre,
+    "dtype": freq_bug_bool,
+    "batch_means": freq_bug_batch_means,
+    "last_batch": freq_bug_last_batch,
+    "partial_batch": freq_bug_partial_batch,
+    "token_count": freq_bug_token_count,
+    "last_position": freq_bug_last_position,
+    "any_token": freq_bug_any_token,
+    "per_sequence": freq_bug_per_sequence,
+}
+
+
+@pytest.mark.parametrize("code", list(FREQ_BUGS))
+def test_latent_frequencies_buggy(code):
+    assert_fails(checks.test_latent_frequencies, FREQ_BUGS[code], code)
+
+
+def test_latent_frequencies_stub():
     assert_not_done(checks.test_latent_frequencies, stub)
 
 
@@ -136,7 +189,22 @@ def losses_inplace(model, sae, tokens):
     return {"clean": clean, "spliced": spliced, "zero_ablated": zero, "recovered": (zero - spliced) / (zero - clean)}
 
 
+def losses_manual_ce(model, sae, tokens):
+    """Cross-entropy by hand from the logits (shifted by one), hooks attached with a context manager."""
+
+    def ce(logits):
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten()).item()
+
+    clean = ce(model(tokens))
+    with model.hooks(fwd_hooks=[(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))]):
+        spliced = ce(model(tokens))
+    with model.hooks(fwd_hooks=[(sae.hook_name, lambda a, hook: torch.zeros_like(a))]):
+        zero = ce(model(tokens))
+    return {"clean": clean, "spliced": spliced, "zero_ablated": zero, "recovered": (zero - spliced) / (zero - clean)}
+
+
 def losses_tensors(model, sae, tokens):
+    """0-dim tensors instead of floats (the given cell after the exercise formats floats)."""
     with model.hooks(fwd_hooks=[(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))]):
         spliced = model(tokens, return_type="loss")
     with model.hooks(fwd_hooks=[(sae.hook_name, lambda a, hook: torch.zeros_like(a))]):
@@ -160,25 +228,95 @@ def _clean_skip_first(model, tokens):
     return model(tokens, return_type="loss", loss_per_token=True)[:, 1:].mean().item()
 
 
+def _clean_not_shifted(model, tokens):
+    return F.cross_entropy(model(tokens).flatten(0, 1), tokens.flatten()).item()
+
+
+def _clean_sum(model, tokens):
+    return model(tokens, return_type="loss", loss_per_token=True).sum().item()
+
+
+def _splice_after_bos(sae):
+    return lambda a, hook: torch.cat([a[:, :1], sae.decode(sae.encode(a[:, 1:]))], 1)
+
+
 def test_reconstruction_losses_correct():
-    for impl in (ref.reconstruction_losses, losses_per_token, losses_inplace, losses_tensors):
+    for impl in (ref.reconstruction_losses, losses_per_token, losses_inplace, losses_manual_ce):
         assert_passes(checks.test_reconstruction_losses, impl)
 
 
-def test_reconstruction_losses_buggy():
-    lost = lambda c, s, z: (s - c) / (z - c)
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(recovered=lost), "recovered_formula")
-    ratio = lambda c, s, z: c / s
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(recovered=ratio), "recovered_formula")
-    forgot_return = lambda a, hook: None
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(splice_fn=forgot_return), "no_splice")
-    mean_ablation = lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a)
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(ablate_fn=mean_ablation), "ablation")
-    encode_only_pos = lambda a, hook: torch.cat([a[:, :1], a[:, 1:] * 0.5], 1)
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(splice_fn=encode_only_pos), "spliced")
-    assert_fails(checks.test_reconstruction_losses, _buggy_losses(clean_fn=_clean_skip_first), "clean")
-    wrong_keys = lambda m, s, t: {"clean": 1.0, "spliced": 1.0, "zero": 1.0, "recovered": 1.0}
-    assert_fails(checks.test_reconstruction_losses, wrong_keys, "keys")
+def _splice_with(make):
+    """A splice hook that needs the SAE: `make(sae)` returns the hook."""
+
+    def impl(model, sae, tokens):
+        return _buggy_losses(splice_fn=make(sae))(model, sae, tokens)
+
+    return impl
+
+
+def _ablate_with(name=None, make=None):
+    def impl(model, sae, tokens):
+        z = make(sae) if make else (lambda a, hook: torch.zeros_like(a))
+        clean = model(tokens, return_type="loss").item()
+        spliced = model.run_with_hooks(
+            tokens, return_type="loss", fwd_hooks=[(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))]
+        ).item()
+        zero = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(name or sae.hook_name, z)]).item()
+        return {
+            "clean": clean,
+            "spliced": spliced,
+            "zero_ablated": zero,
+            "recovered": (zero - spliced) / (zero - clean),
+        }
+
+    return impl
+
+
+def _per_token_losses(model, sae, tokens):
+    out = ref.reconstruction_losses(model, sae, tokens)
+    return {**out, "clean": model(tokens, return_type="loss", loss_per_token=True)}
+
+
+LOSS_BUGS = {
+    "recovered_lost": _buggy_losses(recovered=lambda c, s, z: (s - c) / (z - c)),
+    "recovered_ratio": _buggy_losses(recovered=lambda c, s, z: c / s),
+    "recovered_percent": _buggy_losses(recovered=lambda c, s, z: 100 * (z - s) / (z - c)),
+    "recovered_denominator": _buggy_losses(recovered=lambda c, s, z: (z - s) / (s - c)),
+    "recovered_no_baseline": _buggy_losses(recovered=lambda c, s, z: (z - s) / z),
+    "no_splice": _buggy_losses(splice_fn=lambda a, hook: None),
+    "mean_ablation": _buggy_losses(ablate_fn=lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a)),
+    "spliced": _buggy_losses(splice_fn=lambda a, hook: torch.cat([a[:, :1], a[:, 1:] * 0.5], 1)),
+    "clean_positions": _buggy_losses(clean_fn=_clean_skip_first),
+    "not_shifted": _buggy_losses(clean_fn=_clean_not_shifted),
+    "clean_sum": _buggy_losses(clean_fn=_clean_sum),
+    "decode_bias": _splice_with(lambda sae: lambda a, hook: sae.encode(a) @ sae.W_dec),
+    "encode_bias": _splice_with(lambda sae: lambda a, hook: sae.decode(torch.relu(a @ sae.W_enc + sae.b_enc))),
+    "spliced_positions": _splice_with(_splice_after_bos),
+    "error_only": _splice_with(lambda sae: lambda a, hook: a - sae.decode(sae.encode(a))),
+    "spliced_hook": lambda m, s, t: {
+        **ref.reconstruction_losses(m, s, t),
+        "spliced": m.run_with_hooks(
+            t, return_type="loss", fwd_hooks=[("blocks.0.mlp.hook_pre", lambda a, hook: s.decode(s.encode(a)))]
+        ).item(),
+    },
+    "no_ablation": _buggy_losses(
+        ablate_fn=lambda a, hook: None, recovered=lambda c, s, z: (z - s) / (z - c) if z != c else float("inf")
+    ),
+    "zero_hook": _ablate_with(name="blocks.0.hook_mlp_out"),
+    "ablate_latents": _ablate_with(make=lambda sae: lambda a, hook: sae.decode(torch.zeros_like(sae.encode(a)))),
+    "keys": lambda m, s, t: {"clean": 1.0, "spliced": 1.0, "zero": 1.0, "recovered": 1.0},
+    "not_float": losses_tensors,
+    "not_dict": lambda m, s, t: tuple(ref.reconstruction_losses(m, s, t).values()),
+    "not_scalar": _per_token_losses,
+}
+
+
+@pytest.mark.parametrize("code", list(LOSS_BUGS))
+def test_reconstruction_losses_buggy(code):
+    assert_fails(checks.test_reconstruction_losses, LOSS_BUGS[code], code)
+
+
+def test_reconstruction_losses_stub():
     assert_not_done(checks.test_reconstruction_losses, stub)
 
 
@@ -247,18 +385,82 @@ def top_bug_float_idx(acts, k):
     return values, seq.float(), pos.float()
 
 
+def top_zero_mask(acts, k):
+    """Correct for activations (never negative): position 0 set to 0 instead of -inf."""
+    masked = acts.clone()
+    masked[:, 0] = 0
+    values, flat = torch.topk(masked.reshape(-1), k)
+    return values, torch.div(flat, acts.shape[1], rounding_mode="floor"), torch.remainder(flat, acts.shape[1])
+
+
+def top_bug_pos_offset(acts, k):
+    values, flat = acts[:, 1:].flatten().topk(k)
+    return values, flat // (acts.shape[1] - 1), flat % (acts.shape[1] - 1)
+
+
+def top_bug_seq_len_offset(acts, k):
+    values, flat = acts[:, 1:].flatten().topk(k)
+    return values, flat // acts.shape[1], flat % acts.shape[1] + 1
+
+
+def top_bug_reversed(acts, k):
+    """Sorted ascending, then the last k: the right entries, smallest first."""
+    body = acts.clone()
+    body[:, 0] = -float("inf")
+    values, order = body.flatten().sort()
+    values, order = values[-k:], order[-k:]
+    return values, order // acts.shape[1], order % acts.shape[1]
+
+
+def top_bug_swapped(acts, k):
+    values, seq, pos = ref.top_activations(acts, k)
+    return values, pos, seq
+
+
+def top_bug_first_sequence(acts, k):
+    values, flat = acts[1:].flatten().topk(k)
+    return values, flat // acts.shape[1] + 1, flat % acts.shape[1]
+
+
+def top_bug_flat_index(acts, k):
+    masked = acts.clone()
+    masked[:, 0] = -float("inf")
+    return masked.flatten().topk(k)
+
+
+def top_bug_python_lists(acts, k):
+    values, seq, pos = ref.top_activations(acts, k)
+    return values.tolist(), seq.tolist(), pos.tolist()
+
+
 def test_top_activations_correct():
-    for impl in (ref.top_activations, top_unravel, top_sort, top_argsort_loop):
+    for impl in (ref.top_activations, top_unravel, top_sort, top_argsort_loop, top_zero_mask):
         assert_passes(checks.test_top_activations, impl)
 
 
-def test_top_activations_buggy():
-    assert_fails(checks.test_top_activations, top_bug_bos, "bos")
-    assert_fails(checks.test_top_activations, top_bug_ascending, "order")
-    assert_fails(checks.test_top_activations, top_bug_unravel, "unravel")
-    assert_fails(checks.test_top_activations, top_bug_per_sequence, "per_sequence")
-    assert_fails(checks.test_top_activations, top_bug_inplace, "inplace")
-    assert_fails(checks.test_top_activations, top_bug_float_idx, "dtype")
+TOP_BUGS = {
+    "bos": top_bug_bos,
+    "smallest": top_bug_ascending,
+    "order": top_bug_reversed,
+    "unravel": top_bug_unravel,
+    "per_sequence": top_bug_per_sequence,
+    "inplace": top_bug_inplace,
+    "dtype": top_bug_float_idx,
+    "pos_offset": top_bug_pos_offset,
+    "seq_len_offset": top_bug_seq_len_offset,
+    "swapped": top_bug_swapped,
+    "first_sequence": top_bug_first_sequence,
+    "not_tuple": top_bug_flat_index,
+    "not_tensor": top_bug_python_lists,
+}
+
+
+@pytest.mark.parametrize("code", list(TOP_BUGS))
+def test_top_activations_buggy(code):
+    assert_fails(checks.test_top_activations, TOP_BUGS[code], code)
+
+
+def test_top_activations_stub():
     assert_not_done(checks.test_top_activations, stub)
 
 
@@ -283,20 +485,32 @@ def test_latent_logit_effect_correct():
         assert_passes(checks.test_latent_logit_effect, impl)
 
 
-def test_latent_logit_effect_buggy():
-    cases = {
-        "encoder": lambda m, s, i: s.W_enc[:, i] @ m.W_out[0] @ m.W_U,
-        "bias": lambda m, s, i: (s.W_dec[i] + s.b_dec) @ m.W_out[0] @ m.W_U,
-        "embed": lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_E.T,
-        "w_in": lambda m, s, i: s.W_dec[i] @ m.W_in[0].T @ m.W_U,
-        "softmax": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U).softmax(-1),
-    }
-    for code, impl in cases.items():
-        assert_fails(checks.test_latent_logit_effect, impl, code)
-    with_b_out = lambda m, s, i: (s.W_dec[i] @ m.W_out[0] + m.b_out[0]) @ m.W_U
-    assert_fails(checks.test_latent_logit_effect, with_b_out, "bias")
-    no_w_out = lambda m, s, i: s.W_dec[i] @ m.W_U
-    assert_fails(checks.test_latent_logit_effect, no_w_out, "exception")
+LOGIT_BUGS = {
+    "encoder": lambda m, s, i: s.W_enc[:, i] @ m.W_out[0] @ m.W_U,
+    "b_dec": lambda m, s, i: (s.W_dec[i] + s.b_dec) @ m.W_out[0] @ m.W_U,
+    "b_out": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] + m.b_out[0]) @ m.W_U,
+    "b_U": lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_U + m.b_U,
+    "embed": lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_E.T,
+    "w_in": lambda m, s, i: s.W_dec[i] @ m.W_in[0].T @ m.W_U,
+    "softmax": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U).softmax(-1),
+    "log_softmax": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U).log_softmax(-1),
+    "latent_index": lambda m, s, i: (
+        s.W_dec[i + 1] @ m.W_out[0] @ m.W_U if i + 1 < s.d_sae else s.W_dec[0] @ m.W_out[0] @ m.W_U
+    ),
+    "normalised": lambda m, s, i: torch.nn.functional.normalize(s.W_dec[i] @ m.W_out[0] @ m.W_U, dim=0),
+    "sign": lambda m, s, i: -(s.W_dec[i] @ m.W_out[0] @ m.W_U),
+    "scale": lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_U * 3.0,
+    "exception": lambda m, s, i: s.W_dec[i] @ m.W_U,
+    "shape": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U)[None],
+}
+
+
+@pytest.mark.parametrize("code", list(LOGIT_BUGS))
+def test_latent_logit_effect_buggy(code):
+    assert_fails(checks.test_latent_logit_effect, LOGIT_BUGS[code], code)
+
+
+def test_latent_logit_effect_stub():
     assert_not_done(checks.test_latent_logit_effect, stub)
 
 
@@ -347,14 +561,41 @@ def test_steer_with_latent_correct():
         assert_passes(checks.test_steer_with_latent, impl)
 
 
-def test_steer_with_latent_buggy():
-    assert_fails(checks.test_steer_with_latent, _steer(vector=lambda s, i, c: c * s.W_enc[:, i]), "encoder")
-    assert_fails(checks.test_steer_with_latent, _steer(vector=lambda s, i, c: s.W_dec[i]), "coeff")
-    assert_fails(checks.test_steer_with_latent, _steer(last_only=True), "positions")
-    assert_fails(checks.test_steer_with_latent, _steer(hook_name="blocks.0.mlp.hook_pre"), "hook")
-    assert_fails(checks.test_steer_with_latent, _steer(post=lambda x: x.log_softmax(-1)), "logits")
-    no_return = lambda m, s, t, i, c: m.run_with_hooks(t, fwd_hooks=[(s.hook_name, lambda a, hook: None)])
-    assert_fails(checks.test_steer_with_latent, no_return, "noop")
+def _steer_after_bos(model, sae, tokens, latent, coeff):
+    def hook_fn(act, hook):
+        act = act.clone()
+        act[:, 1:] += coeff * sae.W_dec[latent]
+        return act
+
+    return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook_fn)])
+
+
+STEER_BUGS = {
+    "encoder": _steer(vector=lambda s, i, c: c * s.W_enc[:, i]),
+    "coeff": _steer(vector=lambda s, i, c: s.W_dec[i]),
+    "positions": _steer(last_only=True),
+    "hook": _steer(hook_name="blocks.0.mlp.hook_pre"),
+    "logits": _steer(post=lambda x: x.log_softmax(-1)),
+    "probs": _steer(post=lambda x: x.softmax(-1)),
+    "noop": lambda m, s, t, i, c: m.run_with_hooks(t, fwd_hooks=[(s.hook_name, lambda a, hook: None)]),
+    "positions_bos": _steer_after_bos,
+    "sign": _steer(vector=lambda s, i, c: -c * s.W_dec[i]),
+    "replaced": lambda m, s, t, i, c: m.run_with_hooks(
+        t, fwd_hooks=[(s.hook_name, lambda a, hook: torch.zeros_like(a) + c * s.W_dec[i])]
+    ),
+    "bias": _steer(vector=lambda s, i, c: c * s.W_dec[i] + s.b_dec),
+    "latent_index": _steer(vector=lambda s, i, c: c * s.W_dec[i + 1]),
+    "values": _steer(vector=lambda s, i, c: c * c * s.W_dec[i]),
+    "shape": _steer(post=lambda x: x[:, -1]),
+}
+
+
+@pytest.mark.parametrize("code", list(STEER_BUGS))
+def test_steer_with_latent_buggy(code):
+    assert_fails(checks.test_steer_with_latent, STEER_BUGS[code], code)
+
+
+def test_steer_with_latent_stub():
     assert_not_done(checks.test_steer_with_latent, stub)
 
 
@@ -407,13 +648,45 @@ def _recon_without(sae, latent):
     return hook_fn
 
 
-def test_ablate_latent_buggy():
-    f_of = lambda s, i, a: s.encode(a)[..., i, None]
-    assert_fails(checks.test_ablate_latent, _ablate(_recon_without), "error_term")
-    assert_fails(checks.test_ablate_latent, _ablate(lambda s, i: lambda a, hook: a - s.W_dec[i]), "scale")
-    enc = lambda s, i: lambda a, hook: a - f_of(s, i, a) * s.W_enc[:, i]
-    assert_fails(checks.test_ablate_latent, _ablate(enc), "encoder")
-    bias = lambda s, i: lambda a, hook: a - f_of(s, i, a) * s.W_dec[i] - s.b_dec
-    assert_fails(checks.test_ablate_latent, _ablate(bias), "bias")
-    assert_fails(checks.test_ablate_latent, _ablate(lambda s, i: lambda a, hook: None), "noop")
+def _last_only(sae, latent):
+    def hook_fn(act, hook):
+        act = act.clone()
+        f = sae.encode(act[:, -1])[..., latent, None]
+        act[:, -1] -= f * sae.W_dec[latent]
+        return act
+
+    return hook_fn
+
+
+f_of = lambda s, i, a: s.encode(a)[..., i, None]
+ABLATE_BUGS = {
+    "error_term": _ablate(_recon_without),
+    "scale": _ablate(lambda s, i: lambda a, hook: a - s.W_dec[i]),
+    "encoder": _ablate(lambda s, i: lambda a, hook: a - f_of(s, i, a) * s.W_enc[:, i]),
+    "bias": _ablate(lambda s, i: lambda a, hook: a - f_of(s, i, a) * s.W_dec[i] - s.b_dec),
+    "noop": _ablate(lambda s, i: lambda a, hook: None),
+    "sign": _ablate(lambda s, i: lambda a, hook: a + f_of(s, i, a) * s.W_dec[i]),
+    "no_relu": _ablate(
+        lambda s, i: lambda a, hook: a - ((a - s.b_dec) @ s.W_enc[:, i] + s.b_enc[i])[..., None] * s.W_dec[i]
+    ),
+    "encode_no_b_dec": _ablate(
+        lambda s, i: lambda a, hook: a - torch.relu(a @ s.W_enc[:, i] + s.b_enc[i])[..., None] * s.W_dec[i]
+    ),
+    "all_latents": _ablate(lambda s, i: lambda a, hook: a - s.encode(a) @ s.W_dec),
+    "positions": _ablate(_last_only),
+    "mean_activation": _ablate(lambda s, i: lambda a, hook: a - f_of(s, i, a).mean((0, 1), keepdim=True) * s.W_dec[i]),
+    "values": _ablate(lambda s, i: lambda a, hook: a - 0.5 * f_of(s, i, a) * s.W_dec[i]),
+}
+
+
+@pytest.mark.parametrize("code", list(ABLATE_BUGS))
+def test_ablate_latent_buggy(code):
+    assert_fails(checks.test_ablate_latent, ABLATE_BUGS[code], code)
+
+
+def test_ablate_latent_logits_not_log_probs():
+    def log_probs(model, sae, tokens, latent):
+        return ref.ablate_latent(model, sae, tokens, latent).log_softmax(-1)
+
+    assert_fails(checks.test_ablate_latent, log_probs, "logits")
     assert_not_done(checks.test_ablate_latent, stub)

@@ -3,6 +3,8 @@ realistic mistakes fail with the expected code, stubs are reported as not done."
 
 from __future__ import annotations
 
+import math
+
 import einops
 import pytest
 import torch
@@ -196,34 +198,95 @@ def gen_bug_signed_reused_draw(p, batch_size, values):
     return torch.where(r < p, v, 0.0)
 
 
+def _presence_bug(mask_of):
+    """Values as they should be; presence decided by `mask_of(p, batch_size)` (a realistic wrong mask)."""
+
+    def impl(p, batch_size, values):
+        shape = (batch_size, *p.shape)
+        return torch.where(mask_of(p, batch_size), _values(values, shape, p.device), 0.0)
+
+    return impl
+
+
+def _values_bug(kind, draw):
+    """Presence as it should be; values of `kind` drawn by `draw(shape)` (the other kinds right)."""
+
+    def impl(p, batch_size, values):
+        shape = (batch_size, *p.shape)
+        v = draw(shape).expand(shape) if values == kind else _values(values, shape, p.device)
+        return torch.where(torch.rand(shape) < p, v, 0.0)
+
+    return impl
+
+
+gen_bug_shared_over_instances = _presence_bug(lambda p, b: torch.rand(b, 1, p.shape[1]) < p)
+gen_bug_shared_over_batch = _presence_bug(lambda p, b: (torch.rand(1, *p.shape) < p).expand(b, -1, -1))
+gen_bug_p_squared = _presence_bug(lambda p, b: (torch.rand(b, *p.shape) < p) & (torch.rand(b, *p.shape) < p))
+gen_bug_mean_probability = _presence_bug(lambda p, b: torch.rand(b, *p.shape) < p.mean())
+gen_bug_first_feature = _presence_bug(lambda p, b: torch.rand(b, *p.shape) < p[:, :1])
+gen_bug_values_shared_over_features = _values_bug("uniform", lambda shape: torch.rand(*shape[:-1], 1))
+gen_bug_values_shared_over_instances = _values_bug(
+    "signed_uniform", lambda shape: -1 + 2 * torch.rand(shape[0], 1, shape[2])
+)
+gen_bug_values_shared_over_batch = _values_bug("uniform_half", lambda shape: 0.5 + 0.5 * torch.rand(1, *shape[1:]))
+gen_bug_signed_normal = _values_bug("signed_uniform", lambda shape: torch.randn(shape))
+gen_bug_half_ignored = _values_bug("uniform_half", lambda shape: torch.rand(shape))
+gen_bug_discrete_continuous = _values_bug("discrete", lambda shape: 1 + 2 * torch.rand(shape))
+gen_bug_discrete_four = _values_bug("discrete", lambda shape: torch.randint(1, 5, shape).float())
+gen_bug_discrete_weighted = _values_bug(
+    "discrete",
+    lambda shape: (
+        1.0 + torch.multinomial(torch.tensor([1.0, 2.0, 3.0]), math.prod(shape), replacement=True).reshape(shape)
+    ),
+)
+
+
+def gen_bug_never_present(p, batch_size, values):
+    return torch.zeros(batch_size, *p.shape, device=p.device)
+
+
 @pytest.mark.parametrize("impl", [gen_reference, gen_bernoulli, gen_multinomial_discrete, gen_numpy_style_loop])
 def test_generate_features_accepts(impl):
     assert_passes(checks.test_generate_features, impl)
 
 
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (gen_bug_greater, "presence"),
-        (gen_bug_randint_upper, "discrete"),
-        (gen_bug_randint_zero, "discrete"),
-        (gen_bug_half_scaled, "range"),
-        (gen_bug_half_shift, "range"),
-        (gen_bug_reused_draw, "value_mean"),
-        (gen_bug_constant_ignored, "constant"),
-        (gen_bug_shared_presence, "independence"),
-        (gen_bug_first_instance, "presence"),
-        (gen_bug_float64, "dtype"),
-        (gen_bug_old_kinds_only, "unknown_kind"),
-        (gen_bug_binary_as_uniform, "binary"),
-        (gen_bug_binary_bernoulli_values, "presence"),
-        (gen_bug_signed_unshifted, "range"),
-        (gen_bug_signed_half_width, "value_spread"),
-        (gen_bug_signed_negative_only, "value_mean"),
-        (gen_bug_signed_as_ones, "not_random"),
-        (gen_bug_signed_reused_draw, "value_mean"),
-    ],
-)
+GEN_BUGS = [
+    (gen_bug_greater, "rand_gt_p"),
+    (gen_bug_randint_upper, "randint_upper"),
+    (gen_bug_randint_zero, "randint_zero"),
+    (gen_bug_half_scaled, "range"),
+    (gen_bug_half_shift, "range"),
+    (gen_bug_half_ignored, "range"),
+    (gen_bug_reused_draw, "reused_draw"),
+    (gen_bug_constant_ignored, "constant"),
+    (gen_bug_shared_presence, "shared_over_features"),
+    (gen_bug_shared_over_instances, "shared_over_instances"),
+    (gen_bug_shared_over_batch, "shared_over_batch"),
+    (gen_bug_first_instance, "first_instance"),
+    (gen_bug_first_feature, "first_feature"),
+    (gen_bug_mean_probability, "mean_probability"),
+    (gen_bug_p_squared, "p_squared"),
+    (gen_bug_float64, "dtype"),
+    (gen_bug_old_kinds_only, "unknown_kind"),
+    (gen_bug_binary_as_uniform, "binary"),
+    (gen_bug_binary_bernoulli_values, "value_zero"),
+    (gen_bug_signed_unshifted, "range"),
+    (gen_bug_signed_normal, "range"),
+    (gen_bug_signed_half_width, "value_spread"),
+    (gen_bug_signed_negative_only, "value_mean"),
+    (gen_bug_signed_as_ones, "not_random"),
+    (gen_bug_signed_reused_draw, "reused_draw"),
+    (gen_bug_values_shared_over_features, "values_shared_over_features"),
+    (gen_bug_values_shared_over_batch, "values_shared_over_batch"),
+    (gen_bug_values_shared_over_instances, "values_shared_over_instances"),
+    (gen_bug_discrete_continuous, "discrete_values"),
+    (gen_bug_discrete_four, "discrete_values"),
+    (gen_bug_discrete_weighted, "discrete_frequency"),
+    (gen_bug_never_present, "never_present"),
+]
+
+
+@pytest.mark.parametrize(("impl", "code"), GEN_BUGS, ids=[f"{i.__name__}-{c}" for i, c in GEN_BUGS])
 def test_generate_features_rejects(impl, code):
     assert_fails(checks.test_generate_features, impl, code)
 
@@ -231,12 +294,16 @@ def test_generate_features_rejects(impl, code):
 def test_generate_features_hints_name_the_mistake():
     err = assert_fails(checks.test_generate_features, gen_bug_old_kinds_only, "unknown_kind")
     assert "'signed_uniform'" in err.message and "another name for 'constant'" in err.hint
-    err = assert_fails(checks.test_generate_features, gen_bug_binary_bernoulli_values, "presence")
+    err = assert_fails(checks.test_generate_features, gen_bug_binary_bernoulli_values, "value_zero")
     assert "p/2" in err.hint
     for impl in (gen_bug_reused_draw, gen_bug_signed_reused_draw):
-        assert "decided presence" in assert_fails(checks.test_generate_features, impl, "value_mean").hint
+        assert "decided presence" in assert_fails(checks.test_generate_features, impl, "reused_draw").hint
     err = assert_fails(checks.test_generate_features, gen_bug_signed_negative_only, "value_mean")
     assert "-1 + 2 * torch.rand" in err.hint and "decided presence" not in err.hint
+    # the value distribution that was drawn is named
+    assert "standard normal" in assert_fails(checks.test_generate_features, gen_bug_signed_normal, "range").message
+    assert "U[0, 1]" in assert_fails(checks.test_generate_features, gen_bug_half_ignored, "range").message
+    assert "U[0, 2]" in assert_fails(checks.test_generate_features, gen_bug_signed_unshifted, "range").message
 
 
 def test_generate_features_checks_every_kind_the_lab_uses():
@@ -322,7 +389,11 @@ def target_bug_or_sum(features, target):
 def target_bug_layout(features, target):
     if target in ("max_pairs", "and_pairs", "or_pairs"):
         half = features.shape[-1] // 2
-        return checks._pair_op(features[..., :half], features[..., half:], target)
+        a, b = features[..., :half], features[..., half:]
+        if target == "max_pairs":
+            return torch.maximum(a, b)
+        gate = (a != 0) & (b != 0) if target == "and_pairs" else (a != 0) | (b != 0)
+        return gate.to(features.dtype)
     return ref.compute_target(features, target)
 
 
@@ -368,25 +439,62 @@ def target_bug_argmax_axis(features, target):
     return ref.compute_target(features, target)
 
 
+def _target_bug(target_name, fn):
+    """The reference, except for one target computed by `fn(features)`."""
+
+    def impl(features, target):
+        return fn(features) if target == target_name else ref.compute_target(features, target)
+
+    return impl
+
+
+target_bug_abs_relu = _target_bug("abs", lambda x: torch.relu(x))
+target_bug_square_signed = _target_bug("square", lambda x: x * x.abs())
+target_bug_max_min = _target_bug("max_pairs", lambda x: torch.minimum(x[..., 0::2], x[..., 1::2]))
+target_bug_and_or = _target_bug("and_pairs", lambda x: ((x[..., 0::2] != 0) | (x[..., 1::2] != 0)).float())
+target_bug_or_xor = _target_bug("or_pairs", lambda x: ((x[..., 0::2] != 0) ^ (x[..., 1::2] != 0)).float())
+target_bug_or_and = _target_bug("or_pairs", lambda x: x[..., 0::2] * x[..., 1::2])
+target_bug_argmin = _target_bug("argmax", lambda x: torch.where(x.ne(0).any(-1), x.argmin(-1), -1))
+target_bug_one_based = _target_bug("argmax", lambda x: torch.where(x.ne(0).any(-1), x.argmax(-1) + 1, -1))
+target_bug_identity_abs = _target_bug("identity", lambda x: x.abs())
+target_bug_max_sum = _target_bug("max_pairs", lambda x: x[..., 0::2] + x[..., 1::2])
+target_bug_pairs_3d = _target_bug("max_pairs", lambda x: torch.maximum(x[:, :, 0::2], x[:, :, 1::2]))
+target_bug_argmax_dim2 = _target_bug("argmax", lambda x: torch.where(x.ne(0).any(2), x.argmax(2), -1))
+target_bug_square_double = _target_bug("square", lambda x: 2 * x)
+
+
 @pytest.mark.parametrize("impl", [target_reference, target_rearrange, target_min_clamp, target_view])
 def test_compute_target_accepts(impl):
     assert_passes(checks.test_compute_target, impl)
 
 
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (target_bug_or_sum, "or_pairs"),
-        (target_bug_layout, "pair_layout"),
-        (target_bug_argmax_empty, "argmax_empty"),
-        (target_bug_square_abs, "square"),
-        (target_bug_max_abs, "max_pairs"),
-        (target_bug_bool, "dtype"),
-        (target_bug_in_place, "in_place"),
-        (target_bug_argmax_float, "dtype"),
-        (target_bug_argmax_axis, "shape"),
-    ],
-)
+TARGET_BUGS = [
+    (target_bug_or_sum, "or_sum"),
+    (target_bug_layout, "pair_layout"),
+    (target_bug_argmax_empty, "argmax_empty"),
+    (target_bug_square_abs, "square_abs"),
+    (target_bug_max_abs, "max_abs"),
+    (target_bug_bool, "dtype"),
+    (target_bug_in_place, "in_place"),
+    (target_bug_argmax_float, "dtype"),
+    (target_bug_argmax_axis, "shape"),
+    (target_bug_abs_relu, "abs_relu"),
+    (target_bug_square_signed, "square_signed"),
+    (target_bug_max_min, "min_pairs"),
+    (target_bug_and_or, "and_is_or"),
+    (target_bug_or_xor, "xor"),
+    (target_bug_or_and, "or_is_and"),
+    (target_bug_argmin, "argmin"),
+    (target_bug_one_based, "argmax_one_based"),
+    (target_bug_identity_abs, "identity_abs"),
+    (target_bug_max_sum, "max_sum"),
+    (target_bug_pairs_3d, "shape"),
+    (target_bug_argmax_dim2, "shape"),
+    (target_bug_square_double, "square_double"),
+]
+
+
+@pytest.mark.parametrize(("impl", "code"), TARGET_BUGS, ids=[f"{i.__name__}-{c}" for i, c in TARGET_BUGS])
 def test_compute_target_rejects(impl, code):
     assert_fails(checks.test_compute_target, impl, code)
 
@@ -434,11 +542,46 @@ def ce_logsumexp(logits, labels, importance):
     return einops.reduce(w * nll * valid, "b i -> i", "sum").div(valid.sum(0).clamp(min=1)).sum()
 
 
-def _wrong(code):
+def _ce(nll_of=None, weight_of=None, reduce=None, post=None):
+    """The reference with one piece written wrong: `nll_of(logits, labels)`, `weight_of(importance, logits,
+    labels)`, `reduce(term, valid)` (from per-example terms to the loss) or `post(loss)`."""
+
     def impl(logits, labels, importance):
-        return checks._wrong_cross_entropies(logits, labels, importance)[code][0]
+        valid = labels != -1
+        idx = labels.clamp(min=0)[..., None]
+        nll = nll_of(logits, idx) if nll_of else -logits.log_softmax(-1).gather(-1, idx)[..., 0]
+        w = weight_of(importance, logits, idx) if weight_of else importance.expand_as(logits).gather(-1, idx)[..., 0]
+        term = torch.where(valid, w * nll, 0.0)
+        loss = reduce(term, valid) if reduce else (term.sum(0) / valid.sum(0).clamp(min=1)).sum()
+        return post(loss) if post else loss
 
     return impl
+
+
+ce_bug_instances = _ce(reduce=lambda t, v: (t.sum(0) / v.sum(0).clamp(min=1)).mean())
+ce_bug_no_importance = _ce(weight_of=lambda imp, lg, idx: torch.ones(idx.shape[:-1]))
+ce_bug_denominator = _ce(reduce=lambda t, v: (t.sum(0) / t.shape[0]).sum())
+ce_bug_no_label = _ce(reduce=lambda t, v: t.mean(0).sum(), nll_of=None)
+ce_bug_softmax_axis = _ce(nll_of=lambda lg, idx: -lg.log_softmax(1).gather(-1, idx)[..., 0])
+ce_bug_softmax_batch = _ce(nll_of=lambda lg, idx: -lg.log_softmax(0).gather(-1, idx)[..., 0])
+ce_bug_no_log = _ce(nll_of=lambda lg, idx: -lg.softmax(-1).gather(-1, idx)[..., 0])
+ce_bug_no_softmax = _ce(nll_of=lambda lg, idx: -lg.gather(-1, idx)[..., 0])
+ce_bug_global_mean = _ce(reduce=lambda t, v: t.sum() / v.sum())
+ce_bug_sum_examples = _ce(reduce=lambda t, v: t.sum())
+ce_bug_importance_of_prediction = _ce(
+    weight_of=lambda imp, lg, idx: imp.expand_as(lg).gather(-1, lg.argmax(-1, keepdim=True))[..., 0]
+)
+ce_bug_importance_row0 = _ce(weight_of=lambda imp, lg, idx: imp[0][idx[..., 0]])
+ce_bug_detached = _ce(post=lambda loss: loss.detach())
+ce_bug_python_float = _ce(post=lambda loss: loss.item())
+ce_bug_per_instance = _ce(reduce=lambda t, v: t.sum(0) / v.sum(0).clamp(min=1))
+
+
+def ce_bug_no_label_as_class0(logits, labels, importance):
+    """Unlabelled rows kept, with the -1 clamped to class 0 (the `valid` mask forgotten)."""
+    idx = labels.clamp(min=0)[..., None]
+    nll = -logits.log_softmax(-1).gather(-1, idx)[..., 0]
+    return (importance.expand_as(logits).gather(-1, idx)[..., 0] * nll).mean(0).sum()
 
 
 def ce_bug_pytorch_weight(logits, labels, importance):
@@ -465,19 +608,29 @@ def test_cross_entropy_accepts(impl):
     assert_passes(checks.test_cross_entropy_loss, impl)
 
 
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (_wrong("instances"), "instances"),
-        (_wrong("importance"), "importance"),
-        (ce_bug_pytorch_weight, "weighted_mean"),
-        (_wrong("denominator"), "denominator"),
-        (_wrong("no_label"), "no_label"),
-        (_wrong("softmax_axis"), "softmax_axis"),
-        (ce_bug_nan_when_empty, "not_finite"),
-        (ce_bug_no_ignore, "exception"),
-    ],
-)
+CE_BUGS = [
+    (ce_bug_instances, "instances"),
+    (ce_bug_no_importance, "importance"),
+    (ce_bug_pytorch_weight, "weighted_mean"),
+    (ce_bug_denominator, "denominator"),
+    (ce_bug_no_label_as_class0, "no_label"),
+    (ce_bug_softmax_axis, "softmax_axis"),
+    (ce_bug_softmax_batch, "softmax_batch"),
+    (ce_bug_no_log, "no_log"),
+    (ce_bug_no_softmax, "no_softmax"),
+    (ce_bug_global_mean, "global_mean"),
+    (ce_bug_sum_examples, "sum_examples"),
+    (ce_bug_importance_of_prediction, "importance_of_prediction"),
+    (ce_bug_importance_row0, "importance_first_instance"),
+    (ce_bug_nan_when_empty, "not_finite"),
+    (ce_bug_no_ignore, "exception"),
+    (ce_bug_detached, "no_grad"),
+    (ce_bug_python_float, "not_tensor"),
+    (ce_bug_per_instance, "not_scalar"),
+]
+
+
+@pytest.mark.parametrize(("impl", "code"), CE_BUGS, ids=[f"{i.__name__}-{c}" for i, c in CE_BUGS])
 def test_cross_entropy_rejects(impl, code):
     assert_fails(checks.test_cross_entropy_loss, impl, code)
 
@@ -534,22 +687,57 @@ def align_bug_wrong_axis(W):
     return W.abs().amax(-1) / W.norm(dim=-1)
 
 
+def _align_bug(fn):
+    """`fn(W)` for the non-zero features, 0 for the zero one (so the zero-column rule is not what fails)."""
+    return lambda W: torch.where(W.norm(dim=1) > 0, fn(W), 0.0)
+
+
+align_bug_mean = _align_bug(lambda W: W.abs().mean(1) / W.norm(dim=1).clamp(min=1e-12))
+align_bug_min = _align_bug(lambda W: W.abs().amin(1) / W.norm(dim=1).clamp(min=1e-12))
+align_bug_l1 = _align_bug(lambda W: W.abs().amax(1) / W.abs().sum(1).clamp(min=1e-12))
+align_bug_squared_norm = _align_bug(lambda W: W.abs().amax(1) / W.pow(2).sum(1).clamp(min=1e-12))
+align_bug_squares = _align_bug(lambda W: W.pow(2).amax(1) / W.pow(2).sum(1).clamp(min=1e-12))
+align_bug_instance_norm = _align_bug(lambda W: W.abs().amax(1) / W.flatten(1).norm(dim=1, keepdim=True))
+
+
+def align_bug_zero_is_one(W):
+    return W.abs().amax(1) / W.norm(dim=1).clamp(min=1e-12) + (W.norm(dim=1) == 0).float()
+
+
+def align_bug_argmax(W):
+    return W.abs().argmax(1)
+
+
+def align_bug_in_place(W):
+    W.abs_()
+    return torch.where(W.norm(dim=1) > 0, W.amax(1) / W.norm(dim=1).clamp(min=1e-12), 0.0)
+
+
 @pytest.mark.parametrize("impl", [align_reference, align_normalise_first, align_einsum, align_linf_over_l2])
 def test_basis_alignment_accepts(impl):
     assert_passes(checks.test_basis_alignment, impl)
 
 
-@pytest.mark.parametrize(
-    ("impl", "code"),
-    [
-        (align_bug_no_abs, "abs"),
-        (align_bug_not_normalised, "normalise"),
-        (align_bug_norm_axis, "norm_axis"),
-        (align_bug_sum, "max"),
-        (align_bug_nan, "not_finite"),
-        (align_bug_wrong_axis, "shape"),
-    ],
-)
+ALIGN_BUGS = [
+    (align_bug_no_abs, "abs"),
+    (align_bug_not_normalised, "normalise"),
+    (align_bug_norm_axis, "norm_axis"),
+    (align_bug_sum, "max"),
+    (align_bug_nan, "not_finite"),
+    (align_bug_wrong_axis, "shape"),
+    (align_bug_mean, "mean"),
+    (align_bug_min, "min"),
+    (align_bug_l1, "l1_norm"),
+    (align_bug_squared_norm, "squared_norm"),
+    (align_bug_squares, "squared"),
+    (align_bug_instance_norm, "instance_norm"),
+    (align_bug_zero_is_one, "zero_norm"),
+    (align_bug_argmax, "dtype"),
+    (align_bug_in_place, "in_place"),
+]
+
+
+@pytest.mark.parametrize(("impl", "code"), ALIGN_BUGS, ids=[f"{i.__name__}-{c}" for i, c in ALIGN_BUGS])
 def test_basis_alignment_rejects(impl, code):
     assert_fails(checks.test_basis_alignment, impl, code)
 

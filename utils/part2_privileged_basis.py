@@ -15,7 +15,7 @@ from jaxtyping import Float
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from plotly_utils import show_or_return, to_numpy
+from plotly_utils import MAX_WIDTH, hline, show_or_return, to_numpy
 
 
 def _check_weights(W: Tensor, name: str = "W") -> None:
@@ -64,6 +64,36 @@ def sort_neurons(W: Float[Tensor, "inst neurons feats"]) -> Tensor:
     return key.argsort(-1)
 
 
+def sign_pairs(
+    W: Float[Tensor, "inst neurons feats"], threshold: float = 0.9, min_norm: float = 0.1
+) -> list[list[int]]:
+    """Per instance, the features read by two monosemantic neurons of opposite signs (the pair ReLU(x) + ReLU(-x))."""
+    _check_weights(W)
+    mono = (neuron_monosemanticity(W, min_norm) >= threshold).cpu()
+    W = W.detach().float().cpu()
+    top = W.abs().argmax(-1)
+    sign = torch.sign(W.gather(-1, top.unsqueeze(-1)).squeeze(-1))
+    out = []
+    for k in range(W.shape[0]):
+        features = {int(f) for f, s_ in zip(top[k][mono[k]], sign[k][mono[k]], strict=True) if s_ > 0}
+        negative = {int(f) for f, s_ in zip(top[k][mono[k]], sign[k][mono[k]], strict=True) if s_ < 0}
+        out.append(sorted(features & negative))
+    return out
+
+
+@torch.no_grad()
+def abs_explained(model: torch.nn.Module, n_examples: int = 50_000) -> Float[Tensor, "inst feats"]:
+    """Per instance and feature, the share of the variance of |x| the model's output explains, on a fresh batch.
+
+    1 means |x| is computed; about 1/2 means one sign of x is (ReLU(x) alone explains half of the variance of |x|
+    for x symmetric around 0); 0 means the feature is not computed at all.
+    """
+    batch = model.generate_batch(n_examples)
+    target = batch.abs()
+    error = ((target - model(batch)) ** 2).mean(0)
+    return (1 - error / target.var(0).clamp_min(1e-12)).cpu()
+
+
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
@@ -86,14 +116,16 @@ def plot_neuron_weights(
     mono = to_numpy(neuron_monosemanticity(W))
     cols = min(n_inst, max_cols)
     rows = -(-n_inst // cols)
+    panel_height = 18 * n_neurons + 40
     fig = make_subplots(
         rows=rows,
         cols=cols,
         subplot_titles=list(titles) if titles else None,
-        horizontal_spacing=0.06,
-        vertical_spacing=0.12,
+        horizontal_spacing=0.09,
+        # room between rows for the x tick labels of the row above and the next row's titles
+        vertical_spacing=min(0.3, 75 / (rows * panel_height + 75 * (rows - 1))) if rows > 1 else 0.1,
     )
-    zmax = float(np.abs(W_np).max()) or 1.0
+    zmax = float(np.abs(W_np).max()) or 1.0  # one colour scale for all panels, covering every weight
     for k in range(n_inst):
         idx = order[k].tolist()
         fig.add_trace(
@@ -106,16 +138,23 @@ def plot_neuron_weights(
                 zmin=-zmax,
                 zmax=zmax,
                 showscale=k == 0,
-                colorbar=dict(title="weight"),
+                colorbar=dict(title="weight", thickness=12),
                 hovertemplate="neuron %{y}<br>feature %{x}<br>weight %{z:.2f}<extra></extra>",
             ),
             row=k // cols + 1,
             col=k % cols + 1,
         )
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=9))
-    fig.update_xaxes(title_text="feature", dtick=1 if n_feats <= 20 else None)
+    fig.update_yaxes(title_text="neuron (share on top feature)", title_font=dict(size=11), col=1)
+    fig.update_xaxes(dtick=1 if n_feats <= 10 else 2, tickfont=dict(size=9), tickangle=0)
+    fig.update_xaxes(title_text="feature", title_font=dict(size=11), title_standoff=4, row=rows)
+    fig.update_annotations(font_size=12)
     fig.update_layout(
-        title=title, height=max(300, (22 * n_neurons + 110) * rows), width=300 * cols + 120, template="simple_white"
+        title=title,
+        height=rows * panel_height + 75 * (rows - 1) + 130,
+        width=min(MAX_WIDTH, 230 * cols + 170),
+        template="simple_white",
+        margin=dict(t=80),
     )
     return show_or_return(fig, show)
 
@@ -137,8 +176,12 @@ def plot_monosemantic_counts(
         fig.add_trace(
             go.Scatter(x=1 / p, y=np.asarray(to_numpy(c), dtype=float).ravel(), mode="lines+markers", name=name)
         )
-    fig.add_hline(y=n_neurons, line_dash="dot", line_color="grey", annotation_text="all neurons")
-    fig.update_xaxes(type="log", title_text="1 / (1 - S)  (sparser →)")
+    hline(fig, n_neurons, annotation_text=f"all {n_neurons} neurons", annotation_position="bottom right")
+    inverse = 1 / p
+    ticks = [v for v in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if inverse.min() / 1.5 <= v <= inverse.max() * 1.5]
+    fig.update_xaxes(
+        type="log", title_text="1 / (1 - S)  (sparser →)", tickvals=ticks, ticktext=[str(v) for v in ticks]
+    )
     fig.update_yaxes(title_text="monosemantic neurons", range=[-0.3, n_neurons + 0.5])
     fig.update_layout(title=title, template="simple_white", height=380, width=650)
     return show_or_return(fig, show)
@@ -182,6 +225,7 @@ def plot_neuron_motif(
     fig.update_xaxes(title_text="feature", dtick=1)
     fig.update_yaxes(title_text="weight", col=1)
     fig.update_layout(title=title, template="simple_white", barmode="group", height=380, width=900)
+    fig.update_annotations(font_size=13)
     return show_or_return(fig, show)
 
 

@@ -52,9 +52,11 @@ class SweepConfig:
 
     The defaults are the CPU setting of the notebook: 1000 features with p = 0.01 keep the paper's
     10 active features per example at a tenth of its width; sizes stop at 1300 because the second
-    descent is complete by T ≈ 800 at this width (T = 2000 gave the same test loss as 1300 in our runs);
-    2000 full-batch steps with 100 warm-up steps are enough for the small-T models to fit their
-    training sets exactly and for the bump to stand well clear of the seed-to-seed spread.
+    descent is complete by T ≈ 800 at this width. 2000 full-batch steps with 100 warm-up steps at a
+    learning rate of 3e-3 let the small-T models fit their training sets exactly and the models near
+    the peak overfit far enough that the bump doubles the test loss. (At 1e-3 the same sweep gives a
+    bump of about 3%: the models at the peak have not yet grown the large weights that make their
+    errors confident.)
     """
 
     n_features: int = 1_000
@@ -64,7 +66,7 @@ class SweepConfig:
     n_seeds: int = 2
     steps: int = 2_000
     warmup_steps: int = 100
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     n_test: int = 2_000
     seed: int = 0
@@ -100,6 +102,7 @@ def full_fidelity_config() -> SweepConfig:
         n_seeds=2,
         steps=50_000,
         warmup_steps=2_500,
+        lr=1e-3,
         n_test=10_000,
     )
 
@@ -380,16 +383,14 @@ def plot_loss_vs_size(
     title: str = "Loss against the number of training examples T",
     show: bool = True,
 ) -> go.Figure | None:
-    """Left: test loss alone (log-log, zoomed so the bump shows). Right: train and test loss together.
+    """Left: test loss alone (log-log, its own range so the bump shows). Right: train and test loss together.
 
     Lines are means over seeds, faint dots individual seeds; the star marks the double-descent peak.
     """
     T = np.asarray(to_numpy(torch.as_tensor(sizes)), dtype=float)
     train, test = np.asarray(to_numpy(train_loss), dtype=float), np.asarray(to_numpy(test_loss), dtype=float)
     peak = find_loss_peak(torch.as_tensor(test))[1]
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=["test loss (zoomed)", "train and test loss"], horizontal_spacing=0.1
-    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["test loss", "train and test loss"], horizontal_spacing=0.1)
     panels = [(1, [("test", test, "#d62728")]), (2, [("test", test, "#d62728"), ("train", train, "#1f77b4")])]
     for col, curves in panels:
         for name, values, colour in curves:
@@ -435,8 +436,8 @@ def plot_loss_vs_size(
         )
     fig.update_xaxes(type="log", title="training examples T")
     fig.update_yaxes(type="log", title="loss: mean over examples of ‖x − x'‖²", col=1)
-    fig.update_yaxes(type="log", col=2)
-    fig.update_layout(title=title, template="simple_white", height=450, width=1050)
+    fig.update_yaxes(type="log", exponentformat="power", col=2)
+    fig.update_layout(title=title, template="simple_white", height=450, width=990, legend=dict(font_size=11))
     return show_or_return(fig, show)
 
 
@@ -446,12 +447,16 @@ def plot_datapoints_and_features(
     titles: Sequence[str] | None = None,
     title: str | None = None,
     n_features_shown: int = 300,
+    share_rows: bool = False,
     show: bool = True,
 ) -> go.Figure | None:
-    """Per instance, two panels side by side: hidden vectors h = Wx of training examples, and feature columns Wᵢ.
+    """Per instance (a column), the hidden vectors h = Wx of its training examples (top, red) and its feature
+    columns Wᵢ (bottom, blue), each drawn as a line from the origin.
 
-    `hidden`: per instance a [T, 2] tensor (a list, or one [inst, T, 2] tensor). Both are drawn as
-    lines from the origin; only the `n_features_shown` longest features are drawn (the rest are ~0).
+    `hidden`: per instance a [T, 2] tensor (a list, or one [inst, T, 2] tensor). Only the `n_features_shown`
+    longest features are drawn (the rest are ~0). Each panel is square and centred on the origin; with
+    `share_rows` the panels of a row share one scale (for instances that are meant to be compared), otherwise
+    each panel is scaled to its own vectors (read the scale from its ticks).
     """
     W_np = np.asarray(to_numpy(W), dtype=float)
     if W_np.ndim != 3 or W_np.shape[1] != 2:
@@ -461,48 +466,43 @@ def plot_datapoints_and_features(
     if len(hs) != n_inst:
         raise ValueError(f"got hidden vectors for {len(hs)} instances and W for {n_inst}")
     names = list(titles) if titles is not None else [f"instance {k}" for k in range(n_inst)]
-    subtitles = []
-    for name in names:
-        subtitles += [f"{name}: training examples", f"{name}: features"]
-    fig = make_subplots(rows=1, cols=2 * n_inst, subplot_titles=subtitles, horizontal_spacing=0.02)
+    fig = make_subplots(
+        rows=2, cols=n_inst, subplot_titles=names, horizontal_spacing=0.35 / n_inst, vertical_spacing=0.1
+    )
+    rows = []
     for k in range(n_inst):
-        h = hs[k]
         w = W_np[k].T  # [feats, 2]
         keep = np.argsort(-np.linalg.norm(w, axis=1))[:n_features_shown]
-        for col, vecs, colour in [(2 * k + 1, h, "#d62728"), (2 * k + 2, w[keep], "#1f77b4")]:
+        rows.append([hs[k], w[keep]])
+    limits = [[1.1 * max(1e-6, float(np.abs(v).max()) if len(v) else 1.0) for v in pair] for pair in rows]
+    if share_rows:
+        limits = [[max(lim[r] for lim in limits) for r in range(2)] for _ in limits]
+    for k in range(n_inst):
+        for row, (vecs, colour) in enumerate(zip(rows[k], ["#d62728", "#1f77b4"], strict=True), start=1):
             xs = np.stack([np.zeros(len(vecs)), vecs[:, 0], np.full(len(vecs), np.nan)], 1).ravel()
             ys = np.stack([np.zeros(len(vecs)), vecs[:, 1], np.full(len(vecs), np.nan)], 1).ravel()
             fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line=dict(color=colour, width=1.5),
-                    opacity=0.7,
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=col,
+                go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5), opacity=0.7, hoverinfo="skip"),
+                row=row,
+                col=k + 1,
             )
             fig.add_trace(
-                go.Scatter(
-                    x=vecs[:, 0],
-                    y=vecs[:, 1],
-                    mode="markers",
-                    marker=dict(color=colour, size=4),
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=col,
+                go.Scatter(x=vecs[:, 0], y=vecs[:, 1], mode="markers", marker=dict(color=colour, size=4)),
+                row=row,
+                col=k + 1,
             )
-            lim = 1.1 * max(1e-6, float(np.abs(vecs).max()) if len(vecs) else 1.0)
-            axis = "" if col == 1 else str(col)
-            fig.update_xaxes(range=[-lim, lim], showticklabels=False, row=1, col=col)
-            fig.update_yaxes(range=[-lim, lim], showticklabels=False, scaleanchor=f"x{axis}", row=1, col=col)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(title=title, template="simple_white", height=330, width=max(600, 230 * 2 * n_inst))
+            lim = limits[k][row - 1]
+            index = (row - 1) * n_inst + k + 1
+            anchor = "x" if index == 1 else f"x{index}"
+            fig.update_xaxes(range=[-lim, lim], nticks=5, tickfont_size=9, row=row, col=k + 1)
+            fig.update_yaxes(range=[-lim, lim], nticks=5, tickfont_size=9, scaleanchor=anchor, row=row, col=k + 1)
+    fig.update_yaxes(title_text="training examples: h = Wx", title_font_size=11, row=1, col=1)
+    fig.update_yaxes(title_text="features: Wᵢ", title_font_size=11, row=2, col=1)
+    fig.update_xaxes(title_text="hidden dim 1", title_font_size=11, row=2)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        title=title, template="simple_white", showlegend=False, height=560, width=min(1000, 140 + 215 * n_inst)
+    )
     return show_or_return(fig, show)
 
 

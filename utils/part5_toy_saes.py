@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from plotly_utils import as_array, show_or_return
 
 LATENT_COLORS = qualitative.Plotly + qualitative.D3
+MAX_WIDTH = 1000  # px: figures wider than this overflow a notebook column
 
 
 def _square_axes(fig: go.Figure, n_panels: int, lim: float) -> None:
@@ -61,7 +62,7 @@ def animate_sae_directions(
         raise ValueError(f"{len(frame_steps)} frame steps for {dec.shape[0]} frames")
     insts = list(instances) if instances is not None else list(range(min(4, dec.shape[1])))
     n, d_sae = len(insts), dec.shape[2]
-    lim = 1.15 * max(1.0, float(np.linalg.norm(W_f, axis=1).max()))
+    lim = 1.15 * max(1.0, float(np.linalg.norm(W_f, axis=1).max()), float(np.abs(h_np[:, insts]).max(initial=0)))
 
     def frame_traces(f: int) -> list[go.Scatter]:
         traces = []
@@ -139,6 +140,9 @@ def animate_sae_directions(
     slider = dict(
         active=0,
         currentvalue=dict(prefix="step "),
+        x=0.0,
+        len=1.0,
+        y=0.0,
         pad=dict(t=40),
         steps=[
             dict(
@@ -152,9 +156,12 @@ def animate_sae_directions(
     play = dict(
         type="buttons",
         showactive=False,
+        direction="left",
         x=0.0,
-        y=-0.12,
-        xanchor="left",
+        y=0.0,
+        xanchor="right",
+        yanchor="top",
+        pad=dict(r=10, t=55),
         buttons=[
             dict(
                 label="▶ play",
@@ -173,12 +180,20 @@ def animate_sae_directions(
         title=title,
         sliders=[slider],
         updatemenus=[play],
-        height=430,
-        width=240 * n + 220,
+        height=470,
+        width=min(MAX_WIDTH, 200 * n + 330),
+        margin=dict(l=150),
         template="simple_white",
-        legend=dict(font=dict(size=10)),
+        legend=dict(font=dict(size=10), tracegroupgap=2),
     )
     return show_or_return(fig, show)
+
+
+def dead_at_end(log: Any, last_logs: int = 5) -> np.ndarray:
+    """[inst d_sae] bool: the latents that fired on no example in the last `last_logs` logged intervals of a
+    training log (an `utils.sae_training.SAETrainingLog`; 250 steps at the default log_freq of 50)."""
+    fa = as_array(log.frac_active_tensor())
+    return (fa[-last_logs:] == 0).all(0)
 
 
 def plot_frac_active(
@@ -194,38 +209,85 @@ def plot_frac_active(
 
     A dashed line marks the true feature probability; dotted vertical lines mark resampling steps.
     """
-    fa = as_array(frac_active)
-    if fa.ndim != 3:
-        raise ValueError(f"frac_active should be [n_logs inst d_sae], got {fa.shape}")
-    insts = list(instances) if instances is not None else list(range(min(4, fa.shape[1])))
-    fig = make_subplots(rows=1, cols=len(insts), subplot_titles=[f"instance {k}" for k in insts], shared_yaxes=True)
-    x = list(steps)
-    for col, k in enumerate(insts, start=1):
-        for j in range(fa.shape[2]):
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=fa[:, k, j],
-                    mode="lines",
-                    name=f"latent {j}",
-                    legendgroup=str(j),
-                    line=dict(color=LATENT_COLORS[j % len(LATENT_COLORS)]),
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
+    return plot_frac_active_runs(
+        {"": (frac_active, steps, resample_steps)}, feature_probability, instances, title=title, show=show
+    )
+
+
+def plot_frac_active_runs(
+    runs: dict[str, tuple[Any, Sequence[int], Sequence[int]]],
+    feature_probability: float | None = None,
+    instances: Sequence[int] | None = None,
+    title: str = "Fraction of examples on which each latent fires",
+    show: bool = True,
+) -> go.Figure | None:
+    """One row per training run, one column per instance, all panels on the same axes (so runs compare).
+
+    runs: {name: (frac_active [n_logs inst d_sae], logged steps, resampling steps)}. A dashed line marks the
+    true feature probability; dotted vertical lines mark the run's resampling steps.
+    """
+    arrays = {name: as_array(fa) for name, (fa, _, _) in runs.items()}
+    for name, fa in arrays.items():
+        if fa.ndim != 3:
+            raise ValueError(f"frac_active of {name!r} should be [n_logs inst d_sae], got {fa.shape}")
+    first = next(iter(arrays.values()))
+    insts = list(instances) if instances is not None else list(range(min(4, first.shape[1])))
+    names = list(runs)
+    titles = [f"instance {k}" if row == 0 else "" for row in range(len(names)) for k in insts]
+    fig = make_subplots(
+        rows=len(names),
+        cols=len(insts),
+        subplot_titles=titles,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        vertical_spacing=0.08,
+        horizontal_spacing=0.04,
+    )
+    top = max(float(fa[:, insts].max(initial=0)) for fa in arrays.values())
+    for row, name in enumerate(names, start=1):
+        fa, (_, steps, resample_steps) = arrays[name], runs[name]
+        x = list(steps)
+        for col, k in enumerate(insts, start=1):
+            for j in range(fa.shape[2]):
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=fa[:, k, j],
+                        mode="lines",
+                        name=f"latent {j}",
+                        legendgroup=str(j),
+                        line=dict(color=LATENT_COLORS[j % len(LATENT_COLORS)], width=1.5),
+                        showlegend=row == 1 and col == 1,
+                    ),
+                    row=row,
+                    col=col,
+                )
+            if feature_probability is not None:
+                fig.add_hline(y=feature_probability, line=dict(dash="dash", color="black", width=1), row=row, col=col)
+            for s in resample_steps:
+                fig.add_vline(x=s, line=dict(dash="dot", color="#888", width=1.5), row=row, col=col)
+    # legend entries for the reference lines (shapes have none)
+    if feature_probability is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                line=dict(dash="dash", color="black", width=1),
+                name=f"feature probability ({feature_probability:g})",
             )
-        if feature_probability is not None:
-            fig.add_hline(
-                y=feature_probability,
-                line=dict(dash="dash", color="black"),
-                row=1,
-                col=col,
-                annotation_text="feature probability" if col == 1 else None,
+        )
+    if any(len(r[2]) for r in runs.values()):
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="lines", line=dict(dash="dot", color="#888", width=1.5), name="resampling"
             )
-        for s in resample_steps:
-            fig.add_vline(x=s, line=dict(dash="dot", color="#999"), row=1, col=col)
-    fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="fraction of examples active", col=1)
-    fig.update_layout(title=title, height=360, width=260 * len(insts) + 160, template="simple_white")
+        )
+    fig.update_xaxes(title_text="training step", row=len(names))
+    fig.update_yaxes(range=[-0.02 * top, 1.05 * top])
+    for row, name in enumerate(names, start=1):
+        label = f"{name}<br>fraction active" if name else "fraction active"
+        fig.update_yaxes(title_text=label, row=row, col=1)
+    width = min(MAX_WIDTH, 240 * len(insts) + 260)
+    fig.update_layout(title=title, height=130 + 230 * len(names), width=width, template="simple_white")
     return show_or_return(fig, show)

@@ -166,7 +166,7 @@ def plot_decoder_cosines(
 ) -> go.Figure | None:
     """{SAE name: [d_sae feats] cosines for one instance}: one heatmap per SAE (rows = latents)."""
     names = list(cosines)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.05)
     for col, name in enumerate(names, start=1):
         z = as_array(cosines[name])
         fig.add_trace(
@@ -181,13 +181,16 @@ def plot_decoder_cosines(
                 colorbar=dict(title="cosine"),
                 text=np.round(z, 2),
                 texttemplate="%{text}",
+                textfont=dict(size=10 if len(names) > 2 else 12),
                 hovertemplate="latent %{y}, feature %{x}: %{z:.2f}<extra></extra>",
             ),
             row=1,
             col=col,
         )
         fig.update_yaxes(title_text="latent" if col == 1 else None, autorange="reversed", dtick=1, row=1, col=col)
-    fig.update_layout(title=title, height=420, width=max(380 * len(names) + 120, 620), template="simple_white")
+        fig.update_xaxes(title_text="true feature", row=1, col=col)
+    width = min(1000, max(330 * len(names) + 110, 620))  # at most 1000 px: three panels of 8 × 8 still fit
+    fig.update_layout(title=title, height=440, width=width, template="simple_white")
     return show_or_return(fig, show)
 
 
@@ -234,6 +237,7 @@ def plot_absorption(
     fig.update_layout(
         title=title,
         yaxis=dict(title="absorption fraction", range=[0, 1.05]),
+        xaxis=dict(title="SAE"),
         height=420,
         width=680,
         template="simple_white",

@@ -5,6 +5,7 @@ logit effects and prediction changes. Inputs are never modified; figures are sho
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,14 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from plotly_utils import show_or_return, to_numpy
+
+
+def visible_token(text: str) -> str:
+    """A token's text as a plot label that can't be blank: space -> ␣ (runs of 4 or more as ␣×n), newline -> ⏎,
+    tab -> →, the empty string -> ∅."""
+    out = text.replace("\t", "→").replace("\n", "⏎")
+    out = re.sub(" {4,}", lambda run: f"␣×{len(run.group())}", out)
+    return out.replace(" ", "␣") or "∅"
 
 
 def _visible(text: str) -> str:
@@ -91,7 +100,9 @@ def plot_density_histogram(
         x=np.log10(dense_threshold),
         line_dash="dash",
         line_color="#d62728",
+        line_width=2,
         annotation_text=f"dense (> {dense_threshold:g})",
+        annotation_position="top left",
     )
     fig.update_layout(
         title=f"{title}<br><sup>{len(freq)} latents: {n_dead} dead (never fire, not shown), {n_dense} dense</sup>",
@@ -138,13 +149,14 @@ def plot_logit_effect(
 
     eff = torch.as_tensor(to_numpy(effect), dtype=torch.float32)
     top, bottom = eff.topk(k), eff.topk(k, largest=False)
-    label = lambda ids: [repr(tokenizer.decode([int(i)]))[1:-1] or "''" for i in ids]
+    label = lambda ids: [visible_token(tokenizer.decode([int(i)])) for i in ids]
     fig = make_subplots(rows=1, cols=2, subplot_titles=["most boosted", "most suppressed"], horizontal_spacing=0.25)
     fig.add_trace(go.Bar(x=top.values.numpy(), y=label(top.indices), orientation="h", marker_color="#2ca02c"), 1, 1)
     fig.add_trace(
         go.Bar(x=bottom.values.numpy(), y=label(bottom.indices), orientation="h", marker_color="#d62728"), 1, 2
     )
     fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_yaxes(title_text="next token (␣ space, ⏎ newline)", row=1, col=1)
     fig.update_xaxes(title_text="logit change per unit of activation")
     fig.update_layout(title=title, template="simple_white", height=120 + 24 * k, showlegend=False)
     return show_or_return(fig, show)
@@ -163,7 +175,7 @@ def plot_prediction_change(
     b = torch.as_tensor(to_numpy(before), dtype=torch.float32).softmax(-1)
     a = torch.as_tensor(to_numpy(after), dtype=torch.float32).softmax(-1)
     ids = list(dict.fromkeys(b.topk(k).indices.tolist() + a.topk(k).indices.tolist()))
-    names = [repr(tokenizer.decode([i]))[1:-1] for i in ids]
+    names = [visible_token(tokenizer.decode([i])) for i in ids]
     fig = go.Figure(
         [
             go.Bar(x=names, y=b[ids].numpy(), name=labels[0], marker_color="#7f7f7f"),
@@ -173,7 +185,7 @@ def plot_prediction_change(
     fig.update_layout(
         title=title,
         barmode="group",
-        xaxis_title="next token",
+        xaxis_title="next token (␣ space, ⏎ newline)",
         yaxis_title="probability",
         xaxis_type="category",
         template="simple_white",

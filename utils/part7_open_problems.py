@@ -333,6 +333,22 @@ def n_represented(W: Float[Tensor, "inst d feats"], threshold: float = 0.5) -> F
     return (W.norm(dim=1) > threshold).sum(-1).float()
 
 
+def describe_neurons(model: "ExperimentModel", inst: int, threshold: float = 0.3) -> str:
+    """Which input pairs (2j, 2j+1) each first-layer neuron of instance `inst` reads, with the signs of its weights
+    and of its bias: a pair counts when one of its weights is above `threshold` × the neuron's largest |weight|."""
+    W = model.W[inst].detach().cpu()  # [d_hidden feats]
+    bias = model.b_hidden[0, inst].detach().cpu() if model.b_hidden is not None else torch.zeros(W.shape[0])
+    parts = []
+    for k, row in enumerate(W):
+        big = row.abs() >= threshold * row.abs().max()
+        pairs = sorted({f // 2 for f in big.nonzero().flatten().tolist()})
+        read = " ".join(
+            f"pair {j} ({'+' if row[2 * j] > 0 else '−'}{'+' if row[2 * j + 1] > 0 else '−'})" for j in pairs
+        )
+        parts.append(f"n{k}: {read}, bias {'+' if bias[k] > 0 else '−'}")
+    return "; ".join(parts)
+
+
 def two_class_probability(n_features: int, n_dense: int, p_dense: float, p_sparse: float) -> Tensor:
     """Per-feature probabilities [feats]: the first n_dense features with p_dense, the rest with p_sparse."""
     if not 0 <= n_dense <= n_features:
@@ -359,11 +375,13 @@ def plot_distributions(
     yaxis: str,
     reference: float | None = None,
     reference_label: str = "reference",
+    xaxis: str = "group",
     show: bool = True,
 ) -> go.Figure | None:
     """A box with every point for each named group of numbers (e.g. one value per feature and instance).
 
-    `reference`: an optional horizontal dashed line (e.g. what random directions would give).
+    `reference`: an optional horizontal dashed line (e.g. what random directions would give), labelled on the
+    right, clear of the first box.
     """
     fig = go.Figure()
     for i, (name, values) in enumerate(groups.items()):
@@ -385,10 +403,11 @@ def plot_distributions(
             y=reference,
             line_dash="dash",
             line_color="grey",
+            line_width=2,
             annotation_text=reference_label,
-            annotation_position="top left",
+            annotation_position="top right",
         )
-    return _finish(fig, title, "", yaxis, show, height=420, width=700)
+    return _finish(fig, title, xaxis, yaxis, show, height=420, width=700)
 
 
 def plot_lines(
@@ -474,8 +493,8 @@ def plot_weight_heatmaps(
             row=1,
             col=i + 1,
         )
-        fig.update_xaxes(title_text=xaxis, row=1, col=i + 1)
+        fig.update_xaxes(title_text=xaxis, dtick=1, row=1, col=i + 1)
     fig.update_yaxes(title_text=yaxis, autorange="reversed", col=1)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", dtick=1)
     fig.update_layout(title=title, template="simple_white", height=380, width=280 * len(mats) + 120)
     return show_or_return(fig, show)

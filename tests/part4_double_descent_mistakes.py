@@ -1,0 +1,377 @@
+"""The catalogue of known mistakes for part 4's checkers (`tests.part4_double_descent`).
+
+Deterministic exercises (the schedule, the dimensionality): what a realistic buggy implementation returns
+on the checker's inputs (a mutant of the reference), with the code and hint the checker reports when a
+learner's output matches it. The data-set generator: the statistics that tell its mistakes apart (which
+normalisation was applied, which rate the presence follows, which axis the randomness is shared along,
+which distribution the values come from).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance
+
+Mistake = tuple[str, str, Tensor]
+
+
+def separable(right: Tensor, catalogue: list[Mistake], rtol: float = 1e-6, atol: float = 1e-7) -> list[Mistake]:
+    """The mutants of `catalogue` that differ from `right` and from every earlier mutant on these inputs.
+
+    On special inputs (no warm-up, a symmetric polygon) several mistakes give the right answer or each other's;
+    the checker tells those apart on its generic inputs, and keeps only the ones these inputs can separate.
+    """
+    out: list[Mistake] = []
+    for code, hint, value in catalogue:
+        others = [right, *(v for _, _, v in out)]
+        if any(v.shape == value.shape and torch.allclose(value, v, rtol=rtol, atol=atol) for v in others):
+            continue
+        out.append((code, hint, value))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# warmup_cosine_lr
+# --------------------------------------------------------------------------------------------
+def _cos(progress: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]:
+    """The right factors for every step, and what the usual mistakes give.
+
+    A mutant that equals the reference (or an earlier mutant) on these sizes is left out: with no warm-up,
+    for example, every mistake about the warm-up coincides with the right answer. The checker's other sizes
+    tell those apart.
+    """
+
+    def right(s: int) -> float:
+        return s / warmup if s < warmup else _cos((s - warmup) / (steps - warmup))
+
+    def warm(s: int, f: Callable[[int], float]) -> float:
+        return s / warmup if s < warmup else f(s)
+
+    rest = steps - warmup
+    mistakes: list[tuple[str, str, Callable[[int], float]]] = [
+        (
+            "no_warmup",
+            "the first warmup_steps steps should rise linearly from 0: step / warmup_steps",
+            lambda s: _cos(s / steps),
+        ),
+        (
+            "cosine_not_shifted",
+            "after the warm-up the cosine starts again from 1: use (step - warmup_steps) / "
+            "(steps - warmup_steps) as its progress",
+            lambda s: warm(s, lambda t: _cos(t / steps)),
+        ),
+        (
+            "cosine_length",
+            "the cosine must end at the last step: divide by steps - warmup_steps, not by steps",
+            lambda s: warm(s, lambda t: _cos((t - warmup) / steps)),
+        ),
+        (
+            "cosine_end_off_by_one",
+            "progress is (step - warmup_steps) / (steps - warmup_steps), not / (steps - warmup_steps - 1)",
+            lambda s: warm(s, lambda t: _cos((t - warmup) / max(1, rest - 1))),
+        ),
+        (
+            "linear_decay",
+            "after the warm-up the factor follows half a cosine, 0.5 (1 + cos(π progress)), not a straight line",
+            lambda s: warm(s, lambda t: 1 - (t - warmup) / rest),
+        ),
+        (
+            "cosine_scale",
+            "half a cosine from 1 to 0 is 0.5 * (1 + cos(π progress)): check the 0.5 and the 1 +",
+            lambda s: warm(s, lambda t: math.cos(math.pi * (t - warmup) / rest)),
+        ),
+        (
+            "cosine_no_offset",
+            "half a cosine from 1 to 0 is 0.5 * (1 + cos(π progress)): the `1 +` is missing",
+            lambda s: warm(s, lambda t: 0.5 * math.cos(math.pi * (t - warmup) / rest)),
+        ),
+        (
+            "full_cosine",
+            "half a cosine: cos(π progress), not cos(2π progress) (that goes down and back up)",
+            lambda s: warm(s, lambda t: _cos(2 * (t - warmup) / rest)),
+        ),
+        (
+            "cosine_rising",
+            "the cosine part decays from 1 to 0: 0.5 * (1 + cos(π progress)), not 0.5 * (1 - cos(π progress))",
+            lambda s: warm(s, lambda t: 1 - _cos((t - warmup) / rest)),
+        ),
+        (
+            "warmup_off_by_one",
+            "the warm-up starts at 0 at step 0: the factor is step / warmup_steps, not (step + 1) / warmup_steps",
+            lambda s: (s + 1) / warmup if s < warmup else right(s),
+        ),
+        (
+            "warmup_length",
+            "the warm-up rises from 0 to 1 over warmup_steps steps: divide by warmup_steps, not by steps",
+            lambda s: s / steps if s < warmup else right(s),
+        ),
+        (
+            "integer_division",
+            "step // warmup_steps is 0 during the whole warm-up: use true division, step / warmup_steps",
+            lambda s: float(s // warmup) if s < warmup else right(s),
+        ),
+        (
+            "warmup_constant",
+            "during the warm-up the factor rises linearly from 0 (step / warmup_steps), it isn't constant",
+            lambda s: 1.0 if s < warmup else right(s),
+        ),
+    ]
+    values = torch.tensor([right(s) for s in range(steps)], dtype=torch.float64)
+    out: list[Mistake] = []
+    for code, hint, f in mistakes:
+        try:
+            out.append((code, hint, torch.tensor([f(s) for s in range(steps)], dtype=torch.float64)))
+        except ZeroDivisionError:
+            continue
+    return values, separable(values, out)
+
+
+# --------------------------------------------------------------------------------------------
+# compute_dimensionality
+# --------------------------------------------------------------------------------------------
+def dimensionality(v: Tensor) -> Tensor:
+    """‖vᵢ‖² / Σⱼ (v̂ᵢ·vⱼ)² of v [inst n d] in float64, 0 for a zero vector."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    den = torch.einsum("kid,kjd->kij", v, v).pow(2).sum(-1)
+    return torch.where(den > 0, norm_sq**2 / den.clamp_min(1e-300), 0.0)
+
+
+def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
+    """What the usual mistakes give on v [inst n d]: (same shape as the answer, other shapes)."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    unit = v / norm_sq.sqrt().clamp_min(1e-300)[..., None]
+    dots = torch.einsum("kid,kjd->kij", unit, v)
+    den = (dots**2).sum(-1)
+    eye = torch.eye(v.shape[1], dtype=torch.bool)
+    raw = torch.einsum("kid,kjd->kij", v, v)
+    both_unit = torch.einsum("kid,kjd->kij", unit, unit)
+    unit_axis = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)  # normalised over the vectors (wrong)
+    values = [
+        (
+            "self_excluded",
+            "the sum over j includes j = i (a lone vector then has dimensionality 1)",
+            norm_sq / torch.where(eye, 0.0, dots**2).sum(-1),
+        ),
+        (
+            "unnormalised",
+            "normalise the first vector: (v̂ᵢ · vⱼ)² with v̂ᵢ = vᵢ / ‖vᵢ‖, not (vᵢ · vⱼ)²",
+            norm_sq / (raw**2).sum(-1),
+        ),
+        (
+            "both_normalised",
+            "normalise only the first vector: (v̂ᵢ · vⱼ)², not (v̂ᵢ · v̂ⱼ)²",
+            norm_sq / (both_unit**2).sum(-1),
+        ),
+        ("not_squared", "square the dot products: Σⱼ (v̂ᵢ · vⱼ)², not Σⱼ |v̂ᵢ · vⱼ|", norm_sq / dots.abs().sum(-1)),
+        (
+            "square_of_sum",
+            "square each dot product *before* summing: Σⱼ (v̂ᵢ · vⱼ)², not (Σⱼ v̂ᵢ · vⱼ)²",
+            norm_sq / dots.sum(-1).pow(2),
+        ),
+        ("numerator", "the numerator is the squared norm ‖vᵢ‖², not the norm ‖vᵢ‖", norm_sq.sqrt() / den),
+        (
+            "numerator_power",
+            "with the unit vector v̂ᵢ in the denominator the numerator is ‖vᵢ‖² (‖vᵢ‖⁴ goes with the "
+            "unnormalised vᵢ · vⱼ): you mixed the two forms",
+            norm_sq**2 / den,
+        ),
+        (
+            "sum_axis",
+            "sum over j, the *second* index of v̂ᵢ · vⱼ (dim=-1): Σⱼ (v̂ᵢ · vⱼ)², not Σᵢ",
+            norm_sq / (dots**2).sum(-2),
+        ),
+        ("mean_not_sum", "the denominator is a *sum* over the n vectors, not a mean", norm_sq / (dots**2).mean(-1)),
+        (
+            "normalise_axis",
+            "normalise each vector over its d coordinates (dim=-1), not over the n vectors (dim=1)",
+            norm_sq / (torch.einsum("kid,kjd->kij", unit_axis, v) ** 2).sum(-1),
+        ),
+        (
+            "instance_mixing",
+            "each instance is a separate set of vectors: only sum over vectors j of the same instance",
+            norm_sq / torch.einsum("kid,ljd->kij", unit, v).pow(2).sum(-1),
+        ),
+        (
+            "first_instance",
+            "every instance got instance 0's values: compute the overlaps of each instance's own vectors",
+            (norm_sq / den)[:1].expand_as(norm_sq),
+        ),
+    ]
+    right = dimensionality(v)
+    shapes = [
+        ("transposed_output", "return [inst, n]: the instances first, one value per vector", right.T),
+        (
+            "vector_axis",
+            "the input is [inst, n, d]: each row v[inst, i] is a vector (you treated the columns as vectors)",
+            dimensionality(v.transpose(1, 2)),
+        ),
+        ("all_pairs", "sum the squared overlaps over j, so there is one number per vector", norm_sq[..., None] / dots),
+    ]
+    return values, shapes
+
+
+# --------------------------------------------------------------------------------------------
+# generate_dataset: statistics that name the mistake
+# --------------------------------------------------------------------------------------------
+# Every statistic of the data-set check gets failure probability FAILURE_PROBABILITY / GEN_TESTS (a union
+# bound over the at most 100 tests one run of the checker makes).
+GEN_TESTS = 100
+NORM_TOL = 1e-4  # float32 division by a norm: relative error a few ulps
+
+
+def tolerance(n: int, var: float, value_range: float = 1.0) -> float:
+    """Bernstein bound for the mean of n independent draws with this variance and range."""
+    return bernstein_tolerance(max(n, 1), var, value_range, FAILURE_PROBABILITY / GEN_TESTS)
+
+
+def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
+    """Which normalisation x [examples inst feats] (float64, no NaN) looks like it has, as (code, hint)."""
+    one = torch.ones((), dtype=torch.float64)
+    row_l2 = x.norm(dim=-1)
+    nonzero = row_l2 > 0
+    close = lambda a: bool(a.numel() > 0 and torch.allclose(a, one.expand_as(a), atol=NORM_TOL))
+    if close(x.sum(-1)[nonzero]):
+        return "l1_norm", "divide by the Euclidean (L2) norm x.norm(dim=-1), not by the sum of the features"
+    if close(x.amax(-1)[nonzero]):
+        return "max_norm", "divide by the Euclidean norm of the example, not by its largest value"
+    feature_norms = x.norm(dim=0)
+    if close(feature_norms[feature_norms > 0]):
+        return "norm_axis", (
+            "every *feature* has unit norm over the examples: normalise each example over the feature axis "
+            "instead (dim=-1), not over the examples (dim=0)"
+        )
+    inst_norms = x.norm(dim=1)
+    if close(inst_norms[inst_norms > 0]):
+        return "norm_axis_instances", (
+            "every (example, feature) has unit norm over the *instances*: normalise over the feature axis "
+            "(dim=-1), not dim=1"
+        )
+    both = x.norm(dim=(1, 2))
+    if close(both[both > 0]):
+        return "norm_axis_instances", (
+            "each example has unit norm over instances *and* features together: normalise each instance's "
+            "example separately, over the feature axis only (dim=-1)"
+        )
+    if close(x.norm()[None]):
+        return "norm_global", "divide each example by its own norm (dim=-1, keepdim=True), not by the whole tensor's"
+    if x.max() > 1 + NORM_TOL:
+        undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
+        if undone.max() <= 1 + NORM_TOL:
+            return "norm_squared", "divide by the norm ‖x‖, not by the squared norm ‖x‖² (x.pow(2).sum(-1))"
+    present = x[x > 0]
+    if present.numel() > 0 and x.max() <= 1 + NORM_TOL:
+        # Un-normalised U[0, 1] values have mean 1/2; normalising *before* masking divides them by the norm of all
+        # the features (about sqrt(n_features / 3)), so they are much smaller and every example's norm is below 1.
+        mean, tol = present.mean().item(), tolerance(present.numel(), 1 / 12)
+        if abs(mean - 0.5) <= tol:
+            return "not_normalised", (
+                "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
+            )
+        if (row_l2 < 1 - NORM_TOL).all():
+            return "normalised_before_mask", (
+                "you normalised before applying the mask, so the norm included the features the mask then "
+                "zeroed: mask first, then divide by the norm of what is left"
+            )
+    return "not_unit_norm", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
+
+
+def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
+    """(code, hint) for presence frequencies freq [inst feats] (each over n examples) that are not p."""
+    if bool(((freq == 0) | (freq == 1)).all()):
+        return "same_across_examples", (
+            "every feature is present in all examples or in none: the presence mask was drawn once and reused "
+            "for every example; draw it with shape [n_examples, n_inst, n_features]"
+        )
+    pooled, n_pooled = freq.mean().item(), n * freq.numel()
+    candidates = [
+        (1 - p, "presence_inverted", "features are present with probability 1 - p: is the mask `rand > p`?"),
+        (1.0, "always_present", "every feature is present: the mask is missing (or always true)"),
+        (p / 2, "presence_half", "features are present with probability p / 2: is there an extra factor 0.5?"),
+        (2 * p, "presence_double", "features are present with probability 2p: compare `rand < p`, not `< 2 * p`"),
+        (p * p, "presence_squared", "features are present with probability p²: two masks multiplied?"),
+        (
+            p * (1 - p),
+            "presence_two_draws",
+            "features are present with probability p(1 - p): two draws (`rand < p` and `rand > p`) combined?",
+        ),
+        (1 - p * p, "presence_inverted", "features are present with probability 1 - p²: an inverted mask?"),
+    ]
+    for value, code, hint in candidates:
+        if abs(pooled - value) <= tolerance(n_pooled, value * (1 - value)):
+            return code, hint
+    return "presence_probability", "each feature should be present with probability feature_probability, independently"
+
+
+def cooccurrence(present: Tensor) -> tuple[float, int]:
+    """Mean over (example, inst) rows of k(k-1) / (F(F-1)), k = features present: P(two given features both on)."""
+    k = present.double().sum(-1)
+    F = present.shape[-1]
+    return float((k * (k - 1)).mean() / (F * (F - 1))), k.numel()
+
+
+def shared_values(xa: Tensor, xb: Tensor) -> float:
+    """The share of row pairs (a, b) with >= 2 features present in both whose values are proportional.
+
+    If values were drawn once and reused (for both rows), x_a / x_b is the same for every feature present in
+    both (normalising only rescales a row); with independent draws that never happens. Rows: [..., feats].
+    """
+    both = (xa > 0) & (xb > 0)
+    usable = both.sum(-1) >= 2
+    if not usable.any():
+        return 0.0
+    ratio = torch.where(both, xa / xb.clamp_min(1e-300), torch.nan)[usable]
+    hi = torch.where(ratio.isnan(), -math.inf, ratio).amax(-1)
+    lo = torch.where(ratio.isnan(), math.inf, ratio).amin(-1)
+    return float(((hi - lo) <= 1e-4 * hi).double().mean())
+
+
+# Value distributions: the statistic is the ratio of each present value to the largest value of its example
+# (all but the largest, in examples with at least two present). Normalising rescales an example, so the
+# statistic is the same before and after it; for U[0, 1] values it is a sample of U[0, 1].
+def ratio_sample(x: Tensor) -> Tensor:
+    present = x > 0
+    row_max = x.amax(-1, keepdim=True)
+    ratios = torch.where(present, x / row_max.clamp_min(1e-300), 0.0)
+    is_max = torch.zeros_like(present)
+    is_max.scatter_(-1, x.argmax(-1, keepdim=True), True)
+    return ratios[present & ~is_max]
+
+
+def value_candidates(shape: tuple[int, ...], p: float) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, ratio sample) of the usual wrong value distributions, drawn with a fixed generator."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(shape, generator=g, dtype=torch.float64) < p
+
+    def sample(values: Tensor) -> Tensor:
+        return ratio_sample(torch.where(mask, values, 0.0))
+
+    u = torch.rand(shape, generator=g, dtype=torch.float64)
+    return [
+        (
+            "normal_values",
+            "the values look like |N(0, 1)| draws: use torch.rand (uniform on [0, 1]), not randn",
+            sample(torch.randn(shape, generator=g, dtype=torch.float64).abs()),
+        ),
+        (
+            "reused_draw",
+            "the values look like U[1 - p, 1]: the presence draw was reused as the value (`u > 1 - p` keeps "
+            "only large u); draw the value separately with torch.rand",
+            sample(1 - p * u),
+        ),
+        (
+            "squared_values",
+            "the values look like a product or square of uniforms: each present value is one torch.rand draw",
+            sample(u * torch.rand(shape, generator=g, dtype=torch.float64)),
+        ),
+    ]

@@ -1,0 +1,603 @@
+"""The catalogue of known mistakes for part 5's checkers (`tests.part5_toy_saes`).
+
+Deterministic exercises: each entry is (code, hint, mutant), where the mutant computes what a realistic buggy
+implementation returns on the checker's inputs (the reference with one thing changed). Resampling: the rules a
+buggy implementation might use to pick latents, the distributions it might draw directions from, and the
+sampling weights it might follow, each with the statistic that tells it apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
+
+# --------------------------------------------------------------------------------------------
+# W_dec_normalized: mutants of W / (‖W‖ + eps), as functions of (W_dec, eps)
+# --------------------------------------------------------------------------------------------
+NORM_MISTAKES: list[tuple[str, str, Callable[[Tensor, float], Tensor]]] = [
+    (
+        "wrong_axis",
+        "a latent's direction runs along d_in (the last axis): normalise with norm(dim=-1), not dim=-2",
+        lambda W, eps: W / (W.norm(dim=-2, keepdim=True) + eps),
+    ),
+    (
+        "whole_matrix_norm",
+        "divide each latent's row by its own norm, not by the norm of the instance's whole decoder matrix",
+        lambda W, eps: W / (W.norm(dim=(-2, -1), keepdim=True) + eps),
+    ),
+    (
+        "global_norm",
+        "divide each latent's row by its own norm, not by one norm of the whole tensor",
+        lambda W, eps: W / (W.norm() + eps),
+    ),
+    (
+        "squared_norm",
+        "divide by the norm, not the squared norm (sum of squares without the square root)",
+        lambda W, eps: W / (W.pow(2).sum(-1, keepdim=True) + eps),
+    ),
+    (
+        "l1_norm",
+        "use the Euclidean (L2) norm of each row, not the sum of absolute values",
+        lambda W, eps: W / (W.abs().sum(-1, keepdim=True) + eps),
+    ),
+    (
+        "max_norm",
+        "use the Euclidean (L2) norm of each row, not its largest entry",
+        lambda W, eps: W / (W.abs().amax(-1, keepdim=True) + eps),
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# generate_batch: mutants of h = W x, as functions of (features [batch inst feats], W [inst d_in feats])
+# --------------------------------------------------------------------------------------------
+def hidden(features: Tensor, W: Tensor) -> Tensor:
+    return torch.einsum("bif,idf->bid", features, W)
+
+
+GEN_MISTAKES: list[tuple[str, str, Callable[[Tensor, Tensor], Tensor]]] = [
+    ("relu", "no ReLU here: the SAE reads the hidden vector h = W x itself", lambda x, W: hidden(x, W).relu()),
+    (
+        "instance_mixing",
+        "use each instance's own W (keep the inst axis in the einsum): every instance got instance 0's W",
+        lambda x, W: torch.einsum("bif,df->bid", x, W[0]),
+    ),
+    (
+        "normalized_h",
+        "don't normalise h: the SAE must see the hidden activations at their real scale",
+        lambda x, W: torch.nn.functional.normalize(hidden(x, W), dim=-1),
+    ),
+    (
+        "centred_h",
+        "don't subtract the batch mean: b_dec is the SAE's own job",
+        lambda x, W: hidden(x, W) - hidden(x, W).mean(0, keepdim=True),
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# forward: the vanilla SAE with one thing changed
+# --------------------------------------------------------------------------------------------
+def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """The reference forward pass, or (with `bug`) one realistic mistake. Differentiable in sae's parameters."""
+    W_hat = sae.W_dec_normalized
+    b_dec_in = sae.b_dec.detach() if bug.get("b_dec_detached") else sae.b_dec
+    x = h if bug.get("no_b_dec_subtraction") else h - b_dec_in
+    W_enc = W_hat.transpose(-1, -2) if bug.get("encoder_from_decoder") else sae.W_enc
+    pre = torch.einsum("bid,ids->bis", x, W_enc)
+    bias = 0.0 if bug.get("no_b_enc") else (-sae.b_enc if bug.get("b_enc_subtracted") else sae.b_enc)
+    if bug.get("relu_before_bias"):
+        acts = pre.relu() + bias
+    elif bug.get("no_relu"):
+        acts = pre + bias
+    else:
+        acts = (pre + bias).relu()
+    W_dec = sae.W_dec if bug.get("unnormalized_decoder") else W_hat
+    W_dec = sae.W_enc.transpose(-1, -2) if bug.get("decoder_is_encoder") else W_dec
+    if bug.get("decoder_detached"):
+        W_dec = W_dec.detach()
+    h_rec = torch.einsum("bis,isd->bid", acts, W_dec)
+    if not bug.get("no_b_dec_add"):
+        h_rec = h_rec + sae.b_dec
+    err = h_rec - h
+    rec = bug.get("rec", "mean")
+    L_rec = {
+        "mean": lambda: err.pow(2).mean(-1),
+        "sum": lambda: err.pow(2).sum(-1),
+        "norm": lambda: err.norm(dim=-1),
+        "abs": lambda: err.abs().mean(-1),
+    }[rec]()
+    sp_acts = acts.detach() if bug.get("sparsity_detached") else acts
+    L_sp = {
+        "l1": lambda: sp_acts.abs().sum(-1),
+        "l2": lambda: sp_acts.norm(dim=-1),
+        "sq": lambda: sp_acts.pow(2).sum(-1),
+        "mean": lambda: sp_acts.abs().mean(-1),
+        "pre": lambda: (pre + bias).abs().sum(-1),
+    }[bug.get("sparsity", "l1")]()
+    coeff = sae.sparsity_coeff
+    per = {
+        "standard": lambda: L_rec + coeff * L_sp,
+        "no_coeff": lambda: L_rec + L_sp,
+        "coeff_on_rec": lambda: coeff * L_rec + L_sp,
+        "no_sparsity": lambda: L_rec,
+    }[bug.get("terms", "standard")]()
+    loss = {
+        "standard": lambda: per.mean(0).sum(),
+        "mean_all": lambda: per.mean(),
+        "sum_all": lambda: per.sum(),
+        "swapped": lambda: per.sum(0).mean(),
+    }[bug.get("reduce", "standard")]()
+    return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+
+# (code, hint, the output the mistake first shows in, the bug)
+FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
+    ("no_b_dec_subtraction", "subtract b_dec from h before the encoder", "acts", {"no_b_dec_subtraction": True}),
+    ("no_b_enc", "add b_enc to the pre-activation before the ReLU", "acts", {"no_b_enc": True}),
+    ("b_enc_subtracted", "add b_enc to the pre-activation, don't subtract it", "acts", {"b_enc_subtracted": True}),
+    (
+        "relu_before_bias",
+        "add b_enc before the ReLU: ReLU(x @ W_enc + b_enc), not ReLU(x @ W_enc) + b_enc",
+        "acts",
+        {"relu_before_bias": True},
+    ),
+    ("no_relu", "apply the ReLU: latent activations are never negative", "acts", {"no_relu": True}),
+    (
+        "encoder_from_decoder",
+        "encode with self.W_enc; the (normalised) decoder is only for decoding",
+        "acts",
+        {"encoder_from_decoder": True},
+    ),
+    (
+        "unnormalized_decoder",
+        "decode with self.W_dec_normalized, not self.W_dec",
+        "h_reconstructed",
+        {"unnormalized_decoder": True},
+    ),
+    ("no_b_dec_add", "add b_dec back after decoding", "h_reconstructed", {"no_b_dec_add": True}),
+    (
+        "decoder_is_encoder",
+        "decode with the decoder, self.W_dec_normalized, not with the encoder transposed",
+        "h_reconstructed",
+        {"decoder_is_encoder": True},
+    ),
+    ("rec_sum", "take the mean over d_in of the squared error, not the sum", "L_reconstruction", {"rec": "sum"}),
+    (
+        "rec_norm",
+        "use the mean squared error, not the Euclidean norm of the error (no square root)",
+        "L_reconstruction",
+        {"rec": "norm"},
+    ),
+    (
+        "rec_abs",
+        "square the error: mean over d_in of (h_rec - h)², not of |h_rec - h|",
+        "L_reconstruction",
+        {"rec": "abs"},
+    ),
+    (
+        "sparsity_l2",
+        "the sparsity loss is the L1 norm (sum of |acts|), not the L2 norm",
+        "L_sparsity",
+        {"sparsity": "l2"},
+    ),
+    (
+        "sparsity_sq",
+        "the sparsity loss is the L1 norm (sum of |acts|), not a sum of squares",
+        "L_sparsity",
+        {"sparsity": "sq"},
+    ),
+    ("sparsity_mean", "sum |acts| over the latents, don't average", "L_sparsity", {"sparsity": "mean"}),
+    (
+        "sparsity_pre_relu",
+        "penalise acts_post (after the ReLU), not the pre-activations",
+        "L_sparsity",
+        {"sparsity": "pre"},
+    ),
+    (
+        "loss_mean_inst",
+        "sum over instances (each SAE gets its own gradient), don't average over them",
+        "loss",
+        {"reduce": "mean_all"},
+    ),
+    ("loss_sum_batch", "average over the batch, then sum over instances", "loss", {"reduce": "sum_all"}),
+    (
+        "loss_reductions_swapped",
+        "average over the batch and sum over instances (you summed over the batch and averaged over instances)",
+        "loss",
+        {"reduce": "swapped"},
+    ),
+    ("no_coeff", "multiply L_sparsity by self.sparsity_coeff (one value per instance)", "loss", {"terms": "no_coeff"}),
+    (
+        "coeff_on_rec",
+        "the coefficient weights the sparsity term: L_reconstruction + coeff · L_sparsity",
+        "loss",
+        {"terms": "coeff_on_rec"},
+    ),
+    ("no_sparsity_in_loss", "add the weighted sparsity term to the loss", "loss", {"terms": "no_sparsity"}),
+    (
+        "decoder_detached",
+        "don't detach the decoder: the reconstruction must train it",
+        "grad",
+        {"decoder_detached": True},
+    ),
+    (
+        "sparsity_detached",
+        "don't detach acts_post in L_sparsity: the penalty must push the encoder",
+        "grad",
+        {"sparsity_detached": True},
+    ),
+    (
+        "b_dec_detached",
+        "don't detach b_dec where you subtract it: its gradient comes from both places it appears",
+        "grad",
+        {"b_dec_detached": True},
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling: which latents a buggy rule picks
+# --------------------------------------------------------------------------------------------
+def window_groups(n_inst: int, d_sae: int, n_dead: int, device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
+    """frac_active_in_window [window inst d_sae] with, per instance (a different random choice in each), groups
+    of latents that tell the usual rules apart. Returns (window, {group: [inst d_sae] bool mask})."""
+    window = 6
+    frac = torch.rand(window, n_inst, d_sae, device=device) * 0.2 + 0.01
+    names = ("dead", "first_only", "last_only", "middle_only", "rare")
+    groups = {name: torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device) for name in names}
+    for k in range(n_inst):
+        perm = torch.randperm(d_sae, device=device)
+        cut = [0, n_dead, n_dead + 3, n_dead + 6, n_dead + 9, n_dead + 12]
+        for name, lo, hi in zip(names, cut, cut[1:], strict=False):
+            groups[name][k, perm[lo:hi]] = True
+        frac[:, k, perm[:n_dead]] = 0.0
+        frac[1:, k, perm[cut[1] : cut[2]]] = 0.0  # fired at the first step only: alive
+        frac[:-1, k, perm[cut[2] : cut[3]]] = 0.0  # fired at the last step only: alive
+        frac[0, k, perm[cut[3] : cut[4]]] = 0.0  # fired in the middle only: alive
+        frac[-1, k, perm[cut[3] : cut[4]]] = 0.0
+        frac[:, k, perm[cut[4] : cut[5]]] = 2e-4  # fires rarely but at every step: alive
+    return frac, groups
+
+
+def selection_rules(frac: Tensor, groups: dict[str, Tensor]) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, mask) for every wrong rule of which latents to resample, on the window `frac`."""
+    dead = groups["dead"]
+    first_inst = dead[:1].expand_as(dead)
+    return [
+        (
+            "last_step_only",
+            "a latent is dead only if it fired at *no* step of the window: `(frac_active_in_window <= 0).all(dim=0)`, "
+            "not just the last row",
+            frac[-1] <= 0,
+        ),
+        ("first_step_only", "a latent is dead if it fired at no step of the window, not just the first", frac[0] <= 0),
+        (
+            "any_step",
+            "a latent is dead if it fired at *no* step of the window (all steps zero), not if it was silent at "
+            "some step: use .all(dim=0), not .any(dim=0)",
+            (frac <= 0).any(0),
+        ),
+        (
+            "rate_threshold",
+            "a latent that fires rarely is alive: dead means exactly zero at every step, not a small rate",
+            frac.mean(0) < 1e-3,
+        ),
+        ("inverted", "you resampled the live latents and kept the dead ones: the mask is inverted", ~dead),
+        ("all_resampled", "resample only the dead latents, not all of them", torch.ones_like(dead)),
+        (
+            "first_instance_mask",
+            "each instance has its own dead latents: use dead[inst], not instance 0's mask for all",
+            first_inst,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Advanced resampling: what the sampling weights might follow
+# --------------------------------------------------------------------------------------------
+def weight_candidates(loss: Tensor, input_sq_norm: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, expected probability of each input type [inst types]) for the usual wrong sampling weights,
+    given each type's reconstruction loss [inst types] and ‖h‖² [inst types]."""
+
+    def normalise(w: Tensor) -> Tensor:
+        return w / w.sum(-1, keepdim=True)
+
+    uniform = torch.ones_like(loss)
+    return [
+        (
+            "sampling_linear",
+            "sample with probability proportional to the *square* of each example's reconstruction loss, "
+            "not the loss itself",
+            normalise(loss),
+        ),
+        (
+            "sampling_uniform",
+            "weight the examples by their squared reconstruction loss; yours look uniform",
+            normalise(uniform),
+        ),
+        (
+            "sampling_cubed",
+            "sample with probability proportional to the square of the loss (L_reconstruction ** 2)",
+            normalise(loss.pow(3)),
+        ),
+        (
+            "sampling_inverse",
+            "badly reconstructed examples should be *more* likely: weights = L_reconstruction ** 2, not its inverse",
+            normalise(loss.pow(-2)),
+        ),
+        (
+            "sampling_input_norm",
+            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
+            normalise(input_sq_norm.pow(2)),
+        ),
+        (
+            "sampling_input_norm",
+            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
+            normalise(input_sq_norm),
+        ),
+        (
+            "sampling_first_instance",
+            "use each instance's own losses as weights (L_reconstruction[:, inst]), not instance 0's for all",
+            normalise(loss[:1].pow(2)).expand_as(loss),
+        ),
+        (
+            "sampling_pooled",
+            "use each instance's own losses as weights (L_reconstruction[:, inst]), not losses summed over instances",
+            normalise(loss.pow(2).sum(0, keepdim=True)).expand_as(loss),
+        ),
+    ]
+
+
+def scale_candidates(W_enc: Tensor, dead: Tensor, resample_scale: float) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, the encoder length each rule gives, per instance [inst]) for the new encoder columns."""
+    norms = W_enc.norm(dim=1)  # [inst d_sae]
+    alive = (~dead).to(norms.dtype)
+    alive_mean = (norms * alive).sum(-1) / alive.sum(-1).clamp_min(1)
+    pooled = (norms * alive).sum() / alive.sum().clamp_min(1)
+    row_norms = W_enc.norm(dim=-1).mean(-1)  # norms over d_sae: one per input dimension, averaged
+    alive_max = (norms * alive).amax(-1)
+    return [
+        ("scale_ignored", "multiply by resample_scale too", alive_mean),
+        (
+            "no_alive_norm",
+            "scale by the mean norm of the live latents' encoder columns too",
+            torch.full_like(alive_mean, resample_scale),
+        ),
+        (
+            "all_norm",
+            "average the encoder norms of the *live* latents only, not all latents",
+            resample_scale * norms.mean(-1),
+        ),
+        (
+            "pooled_norm",
+            "average the live latents' encoder norms within each instance, not over all instances",
+            resample_scale * pooled.expand_as(alive_mean),
+        ),
+        (
+            "enc_norm_axis",
+            "a latent's encoder column is W_enc[inst, :, j]: take its norm over d_in (dim=1), not over d_sae",
+            resample_scale * row_norms,
+        ),
+        (
+            "max_norm",
+            "use the *mean* norm of the live latents' encoder columns, not the largest",
+            resample_scale * alive_max,
+        ),
+        (
+            "scale_inverted",
+            "multiply by resample_scale, don't divide",
+            alive_mean / resample_scale,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling: the checks that name what went wrong
+# --------------------------------------------------------------------------------------------
+def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, groups: dict, active: Tensor) -> None:
+    """The latents whose parameters changed are exactly `expected`; otherwise name the rule that was used.
+    `active` [inst]: the instances where resampling is expected at all."""
+    for name, p in before["params"].items():
+        if getattr(sae, name) is not p:
+            fail(
+                f"sae.{name} was replaced by a new tensor",
+                "write into the existing parameters (`sae.W_enc.data[...] = ...`): the optimiser holds the old ones",
+                code="replaced_parameter",
+            )
+    if not torch.equal(sae.b_dec.detach(), before["b_dec"]):
+        fail(
+            "resampling changed b_dec",
+            "resampling changes only the dead latents' own parameters (encoder column, decoder row, encoder bias)",
+            code="b_dec_touched",
+        )
+    changed = (
+        (sae.W_enc.detach() != before["W_enc"]).any(1)
+        | (sae.W_dec.detach() != before["W_dec"]).any(-1)
+        | (sae.b_enc.detach() != before["b_enc"])
+    ) & active[:, None]  # the other instances are checked separately
+    if torch.equal(changed, expected):
+        return
+    for code, hint, rule in selection_rules(frac, groups):
+        if torch.equal(changed, rule & active[:, None]):
+            fail(
+                f"{int(changed.sum())} latents were resampled, expected the {int(expected.sum())} dead ones", hint, code
+            )
+    if (changed & ~expected).any():
+        fail(
+            f"{int((changed & ~expected).sum())} latents that are not dead were changed",
+            "change only the dead latents' encoder columns, decoder rows and encoder biases",
+            code="alive_touched",
+        )
+    fail(
+        f"{int((expected & ~changed).sum())} of {int(expected.sum())} dead latents were not resampled",
+        "resample every latent that is dead over the window, in every instance",
+        code="dead_not_resampled",
+    )
+
+
+def check_encoder_bias(sae: Any, dead: Tensor) -> None:
+    if (sae.b_enc.detach()[dead] != 0).any():
+        fail("the encoder bias of resampled latents is not zero", "set b_enc to 0 for them", code="b_enc_not_reset")
+
+
+def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Tensor:
+    """The new decoder rows of the dead latents [n d_in], after checking they are unit vectors."""
+    rows = sae.W_dec.detach()[dead]
+    if torch.equal(rows, before["W_dec"][dead]):
+        fail(
+            "the dead latents' decoder rows were not changed",
+            "write the new direction into sae.W_dec",
+            code="dec_untouched",
+        )
+    norms = rows.norm(dim=-1)
+    if torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all():
+        return rows
+    if torch.isclose(norms, torch.full_like(norms, resample_scale), rtol=1e-4).all():
+        hint, code = "the decoder row is the unit direction v; only the encoder column is scaled", "dec_scaled"
+    elif torch.isclose(rows.pow(2).sum(0), torch.ones(rows.shape[1], device=rows.device), rtol=1e-3).all():
+        hint, code = (
+            "normalise each direction (each row, dim=-1), not each coordinate over the dead latents",
+            "normalized_wrong_axis",
+        )
+    else:
+        hint, code = "normalise each new direction to unit length before writing it into the decoder", "dec_not_unit"
+    fail(f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1", hint, code)
+
+
+def check_shared_draws(W_dec: Tensor, dead: Tensor) -> None:
+    """Each dead latent gets its own direction: not one for all, one per instance, or one per latent index.
+    W_dec: the decoder after resampling [inst d_sae d_in]; dead: [inst d_sae]."""
+    key = W_dec.detach().round(decimals=5)
+    n_unique = torch.unique(key[dead], dim=0).shape[0]
+    if n_unique == 1:
+        fail(
+            "every resampled latent got the same direction",
+            "draw a separate direction for each dead latent",
+            "same_direction",
+        )
+    if n_unique <= dead.shape[0]:
+        fail(
+            "all dead latents of an instance got the same direction",
+            "draw one direction per dead latent, not one per instance",
+            code="shared_per_instance",
+        )
+    for a in range(dead.shape[0]):
+        for b in range(a + 1, dead.shape[0]):
+            both = dead[a] & dead[b]
+            if both.sum() > 1 and (key[a, both] == key[b, both]).all(-1).float().mean() > 0.5:
+                fail(
+                    "a latent dead in several instances got the same direction in each",
+                    "draw a separate direction for every (instance, latent) pair: one randn of shape [n_dead, d_in]",
+                    code="shared_across_instances",
+                )
+
+
+def check_isotropic(rows: Tensor) -> None:
+    """Uniform on the sphere in 3D: every coordinate is U[-1, 1] (Archimedes), so each coordinate's sign is a fair
+    coin, its mean is 0, and its empirical CDF stays within the DKW bound of the uniform one."""
+    n, d_in = rows.shape
+    n_tests = 3 * d_in
+    expect_frequency(
+        (rows > 0).double().mean(0),
+        0.5,
+        n,
+        "the fraction of new directions with a positive coordinate",
+        dims="d_in",
+        n_tests=n_tests,
+        code="not_isotropic",
+        hint="draw directions with torch.randn (symmetric), not torch.rand (every coordinate positive)",
+    )
+    tol = bernstein_tolerance(n, 1 / d_in, 2.0, FAILURE_PROBABILITY / n_tests)  # coordinates in [-1, 1], var 1/d_in
+    mean = rows.double().mean(0)
+    if (mean.abs() > tol).any():
+        fail(
+            f"the mean of the new directions is {[round(m, 4) for m in mean.tolist()]}, expected 0 ± {tol:.3f}",
+            "directions must be uniform on the sphere: normalise a torch.randn vector",
+            code="not_isotropic",
+        )
+    # DKW: P(sup |F_n - F| > eps) <= 2 exp(-2 n eps^2) for n i.i.d. draws, per coordinate.
+    eps = math.sqrt(math.log(2 * n_tests / FAILURE_PROBABILITY) / (2 * n))
+    for j in range(d_in):
+        x = rows[:, j].double().sort().values
+        cdf = torch.arange(1, n + 1, dtype=torch.float64, device=x.device) / n
+        gap = torch.maximum((cdf - (x + 1) / 2).abs(), (cdf - 1 / n - (x + 1) / 2).abs()).max()
+        if gap > eps:
+            fail(
+                f"coordinate {j} of the new directions is not uniform on [-1, 1] (largest CDF gap {gap:.3f} > "
+                f"{eps:.3f}), as it is for directions uniform on a sphere in 3D",
+                "normalise a Gaussian vector (torch.randn): a normalised uniform vector (torch.rand · 2 - 1) crowds "
+                "towards the corners of the cube",
+                code="cube_not_sphere",
+            )
+
+
+def rate_tolerance(n: int, p: float, n_tests: int) -> float:
+    """Bernstein tolerance on a frequency from n Bernoulli(p) draws, one of n_tests tested at once."""
+    return bernstein_tolerance(max(n, 1), p * (1 - p), 1.0, FAILURE_PROBABILITY / n_tests)
+
+
+def check_sampling(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active: Tensor) -> None:
+    """Each new direction is one input type's e_j; per instance, type j must be picked with probability ∝ q_j²."""
+    best = rows.abs().max(-1)
+    if (best.values < 1 - 1e-4).any() or (rows.gather(-1, best.indices[:, None]) < 0).any():
+        protos = torch.nn.functional.normalize(b_dec[:, None, :] + torch.diag_embed(q.sqrt()), dim=-1)
+        inst_of = dead.nonzero()[:, 0]
+        raw = torch.stack([(protos[int(k)] @ r).max() for k, r in zip(inst_of, rows, strict=True)])
+        if (raw > 1 - 1e-4).all():
+            fail(
+                "new decoder directions are the chosen inputs without b_dec subtracted",
+                "use the input minus b_dec (what the encoder sees), normalised",
+                code="b_dec_not_subtracted",
+            )
+        fail(
+            "new decoder directions are not (input - b_dec) of examples from sae.generate_batch",
+            "pick examples of h = sae.generate_batch(batch_size); the direction is (h[i] - b_dec) / ‖h[i] - b_dec‖",
+            code="not_from_inputs",
+        )
+    inst_of = dead.nonzero()[:, 0]
+    insts = active.nonzero().flatten().tolist()
+    for k in insts:
+        picked = best.indices[inst_of == k]
+        if picked.numel() > 10 and (rows[inst_of == k] == rows[inst_of == k][0]).all():
+            fail(
+                f"every dead latent of instance {k} got the same input",
+                "draw one example per dead latent, at random with probability ∝ L_reconstruction² "
+                "(torch.multinomial(weights, n_dead, replacement=True)): not always the worst example (argmax), "
+                "and not one draw shared by all",
+                code="same_input",
+            )
+    counts = torch.stack([torch.bincount(best.indices[inst_of == k], minlength=q.shape[1]) for k in insts]).double()
+    n = counts.sum(-1, keepdim=True)
+    observed = counts / n
+    loss, sq_norm = (
+        q[insts].double(),
+        (b_dec[insts, None, :] + torch.diag_embed(q[insts].sqrt())).pow(2).sum(-1).double(),
+    )
+    expected = loss.pow(2) / loss.pow(2).sum(-1, keepdim=True)
+    n_tests = observed.numel()
+    tol = torch.tensor(
+        [[rate_tolerance(int(n[i]), float(p), n_tests) for p in row] for i, row in enumerate(expected.tolist())],
+        dtype=torch.float64,
+    )
+    if ((observed - expected.to(observed)).abs() <= tol).all():
+        return
+    for code, hint, probs in weight_candidates(loss, sq_norm):
+        if ((observed - probs.to(observed)).abs() <= tol).all():
+            fail(
+                f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}",
+                hint,
+                code,
+            )
+    fail(
+        f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}, expected "
+        f"{expected.round(decimals=2).tolist()} (∝ L_reconstruction²)",
+        "use torch.multinomial(L_reconstruction[:, inst] ** 2, n_dead, replacement=True), instance by instance",
+        code="sampling",
+    )

@@ -1,0 +1,346 @@
+"""The catalogue of known mistakes for section 7's checkers (`tests.part7_open_problems`).
+
+Deterministic exercises: each builder returns what a realistic buggy implementation returns on the checker's
+inputs (a mutant of the reference), with the code and hint the checker reports when a learner's output
+matches it. The random exercise (`generate_features`): the rates and value distributions that known
+mistakes produce, so a failed statistic can be traced to its cause.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance
+from utils.part7_open_problems import NO_LABEL
+
+# --------------------------------------------------------------------------------------------
+# generate_features: what a wrong presence rate or value distribution points to
+# --------------------------------------------------------------------------------------------
+UNIFORM_KINDS = {"uniform": (0.0, 1.0), "uniform_half": (0.5, 1.0), "signed_uniform": (-1.0, 1.0)}
+
+
+def draw_code(low: float, high: float) -> str:
+    """How U[low, high] is drawn with torch.rand."""
+    if low == 0 and high == 1:
+        return "torch.rand(shape)"
+    width = f"{high - low:g} * " if high - low != 1 else ""
+    return f"{low:g} + {width}torch.rand(shape)"
+
+
+def presence_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, rate [inst feats]) for the presence rates that known mistakes give; p is [inst feats]."""
+    return [
+        ("rand_gt_p", "the rates look like 1 - p: is the mask `rand > p` instead of `rand < p`?", 1 - p),
+        (
+            "value_zero",
+            "the rates look like p/2: half of the features you drew as present got the value 0, so they look "
+            "absent. A present feature's value is never 0 (with 'binary' and 'constant' it is exactly 1)",
+            p / 2,
+        ),
+        (
+            "first_instance",
+            "every instance has the rates of instance 0: compare with the whole `feature_probability` "
+            "([inst feats], broadcast against [batch inst feats]), not its first row",
+            p[:1].expand_as(p),
+        ),
+        (
+            "first_feature",
+            "every feature has the rate of feature 0 of its instance: compare with the whole "
+            "`feature_probability`, not one column",
+            p[:, :1].expand_as(p),
+        ),
+        (
+            "mean_probability",
+            "every feature is present at the same rate (the mean probability): each (instance, feature) has "
+            "its own probability `feature_probability[inst, feat]`",
+            p.mean().expand_as(p),
+        ),
+        *[
+            (
+                "p_misindexed",
+                "each (instance, feature) is present at the rate of ANOTHER one: compare the [batch inst feats] random "
+                "numbers with feature_probability as it is ([inst feats], broadcast over the batch), without "
+                "reordering its axes",
+                other,
+            )
+            for other in (p.flip(0), p.flip(1), p.roll(1, 0), p.roll(1, 1))
+        ],
+        (
+            "p_squared",
+            "the rates look like p²: presence decided by two independent draws below p (the mask applied twice "
+            "with fresh random numbers?)",
+            p**2,
+        ),
+    ]
+
+
+def rate_tolerance(n: int, p: Tensor, n_tests: int) -> Tensor:
+    """Bernstein tolerance on a frequency from n Bernoulli(p) draws, entrywise (failure prob. 1e-7 / n_tests)."""
+    delta = FAILURE_PROBABILITY / n_tests
+    return torch.tensor(
+        [bernstein_tolerance(n, q * (1 - q), 1.0, delta) for q in p.flatten().tolist()], dtype=torch.float64
+    ).reshape(p.shape)
+
+
+def matching_rate(observed: Tensor, n: int, candidates: list[tuple[str, str, Tensor]], n_tests: int):
+    """The (code, hint) of the first candidate whose rate every entry of `observed` is consistent with."""
+    for code, hint, rate in candidates:
+        rate = rate.double()
+        if ((observed.double() - rate).abs() <= rate_tolerance(n, rate, n_tests)).all():
+            return code, hint
+    return None
+
+
+# Value distributions a present value is commonly drawn from, by mistake or on purpose: (name, draw, mean, var,
+# low, high). A pooled sample of present values is named by the one whose range and first two moments it fits.
+def _uniform(low: float, high: float) -> tuple[str, str, float, float, float, float]:
+    return f"U[{low:g}, {high:g}]", draw_code(low, high), (low + high) / 2, (high - low) ** 2 / 12, low, high
+
+
+KNOWN_DISTRIBUTIONS = [
+    _uniform(0.0, 1.0),
+    _uniform(0.5, 1.0),
+    _uniform(-1.0, 1.0),
+    _uniform(0.0, 0.5),
+    _uniform(0.0, 2.0),
+    _uniform(-0.5, 0.5),
+    _uniform(-1.0, 0.0),
+    _uniform(0.5, 1.5),
+    _uniform(1.0, 2.0),
+    ("a standard normal", "torch.randn(shape)", 0.0, 1.0, -math.inf, math.inf),
+    ("|normal|", "torch.randn(shape).abs()", math.sqrt(2 / math.pi), 1 - 2 / math.pi, 0.0, math.inf),
+    ("the constant 1", "torch.ones(shape)", 1.0, 0.0, 1.0, 1.0),
+]
+
+
+def name_distribution(values: Tensor) -> tuple[str, str] | None:
+    """(name, how it is drawn) of the known distribution a sample of present values looks like, or None.
+
+    The sample has thousands of values: its min and max lie within 1% of a uniform's bounds and its mean and
+    variance within a few percent; a normal shows as values beyond ±2.5 with variance near 1."""
+    if values.numel() < 100:
+        return None
+    v = values.double()
+    lo, hi, mean, var = float(v.min()), float(v.max()), float(v.mean()), float(v.var())
+    for name, draw, m, s2, low, high in KNOWN_DISTRIBUTIONS:
+        if math.isinf(low) or math.isinf(high):
+            in_range = (math.isinf(low) or lo >= low - 1e-6) and (hi > 2.5 or lo < -2.5)
+        else:
+            in_range = abs(lo - low) < 0.01 * max(high - low, 1) and abs(hi - high) < 0.01 * max(high - low, 1)
+        if in_range and abs(mean - m) < 0.03 * max(math.sqrt(s2), 0.1) * 3 and abs(var - s2) < 0.1 * max(s2, 1e-3):
+            return name, draw
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# compute_target
+# --------------------------------------------------------------------------------------------
+def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, mutant output) for the known mistakes of one target, on `features`."""
+    x = features
+    a, b = x[..., 0::2], x[..., 1::2]
+    half = x.shape[-1] // 2
+    a_split, b_split = x[..., :half], x[..., half:]
+    on = lambda t: t != 0
+    as_float = lambda t: t.to(x.dtype)
+    layout = "pair j is features 2j and 2j+1 (adjacent): features[..., 0::2] and features[..., 1::2]"
+    if target == "identity":
+        return [
+            ("identity_abs", "the identity target is the features themselves, signs included", x.abs()),
+            (
+                "identity_relu",
+                "the identity target keeps negative values too: return the features as they are",
+                x.relu(),
+            ),
+        ]
+    if target == "abs":
+        return [
+            ("abs_relu", "|x| keeps the size of negative values: x.abs(), not relu(x) (which zeroes them)", x.relu()),
+            ("abs_square", "that is x²: the 'abs' target is |x|", x**2),
+            ("abs_neg_relu", "|x| = relu(x) + relu(-x): both halves are needed", (-x).relu()),
+        ]
+    if target == "square":
+        return [
+            ("square_abs", "that is |x|: the 'square' target is x²", x.abs()),
+            ("square_signed", "x² is never negative: x ** 2, not x * |x|", x * x.abs()),
+            ("square_double", "x² is x * x, not 2 * x", 2 * x),
+            ("square_relu", "negative inputs have squares too: x ** 2, not relu(x) ** 2", x.relu() ** 2),
+        ]
+    if target == "max_pairs":
+        return [
+            ("pair_layout", layout, torch.maximum(a_split, b_split)),
+            (
+                "max_abs",
+                "max(x, y) of the signed values: torch.maximum(a, b), without abs",
+                torch.maximum(a.abs(), b.abs()),
+            ),
+            ("min_pairs", "that is the minimum of each pair: use torch.maximum", torch.minimum(a, b)),
+            ("max_sum", "max(x, y) is the larger of the two, not their sum", a + b),
+            ("max_first", "compare both members of the pair: max(x_2j, x_2j+1)", a),
+        ]
+    if target == "and_pairs":
+        return [
+            ("pair_layout", layout, as_float(on(a_split) & on(b_split))),
+            ("and_is_or", "that is OR: AND is 1 only when both features of the pair are on", as_float(on(a) | on(b))),
+            ("and_sum", "AND is 1.0 when both are on, 0.0 otherwise: not the sum of the pair", a + b),
+            ("xor", "that is XOR (exactly one on): AND needs both", as_float(on(a) ^ on(b))),
+            ("and_first", "AND needs both members of the pair on, not only the first", as_float(on(a))),
+        ]
+    if target == "or_pairs":
+        return [
+            ("pair_layout", layout, as_float(on(a_split) | on(b_split))),
+            ("or_is_and", "that is AND: OR is 1 when at least one feature of the pair is on", as_float(on(a) & on(b))),
+            ("or_sum", "OR is 1 when at least one feature of the pair is on, never 2 (x + y counts both)", a + b),
+            ("xor", "that is XOR (exactly one on): OR is also 1 when both are on", as_float(on(a) ^ on(b))),
+            ("or_first", "OR looks at both members of the pair, not only the first", as_float(on(a))),
+        ]
+    if target == "argmax":
+        present = on(x).any(-1)
+        labels = x.argmax(-1)
+        return [
+            ("argmax_empty", "argmax of an all-zero row is 0; mark rows with no feature with NO_LABEL = -1", labels),
+            (
+                "argmin",
+                "the label is the index of the LARGEST feature (argmax)",
+                torch.where(present, x.argmin(-1), NO_LABEL),
+            ),
+            (
+                "argmax_one_based",
+                "labels are 0-based feature indices (argmax's own), with -1 for no feature",
+                torch.where(present, labels + 1, NO_LABEL),
+            ),
+            (
+                "argmax_empty_last",
+                "rows with no feature get NO_LABEL = -1 (not the last class)",
+                torch.where(present, labels, x.shape[-1] - 1),
+            ),
+        ]
+    return []
+
+
+# --------------------------------------------------------------------------------------------
+# cross_entropy_loss
+# --------------------------------------------------------------------------------------------
+def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, loss) for the known mistakes, on these inputs (each loss a 0-dim tensor)."""
+    valid = labels != NO_LABEL
+    safe = labels.clamp(min=0)[..., None]
+    imp = importance.expand_as(logits)
+    weight = imp.gather(-1, safe)[..., 0]
+    n_valid = valid.sum(0).clamp(min=1)
+
+    def nll_of(log_probs: Tensor) -> Tensor:
+        return -log_probs.gather(-1, safe)[..., 0]
+
+    def total(nll: Tensor, w: Tensor = weight, mask: Tensor = valid, den: Tensor = n_valid) -> Tensor:
+        return (torch.where(mask, w * nll, 0.0).sum(0) / den).sum()
+
+    nll = nll_of(logits.log_softmax(-1))
+    term = torch.where(valid, weight * nll, 0.0)
+    predicted_weight = imp.gather(-1, logits.argmax(-1, keepdim=True))[..., 0]
+    return [
+        (
+            "instances",
+            "sum the per-instance losses over instances (don't average them)",
+            (term.sum(0) / n_valid).mean(),
+        ),
+        ("importance", "weight each example's loss by importance[inst, label]", total(nll, torch.ones_like(weight))),
+        (
+            "weighted_mean",
+            "divide by the number of labelled examples, not by the sum of their weights "
+            "(F.cross_entropy's `weight` does the latter)",
+            (term.sum(0) / torch.where(valid, weight, 0.0).sum(0).clamp(min=1e-12)).sum(),
+        ),
+        (
+            "denominator",
+            "average over labelled examples only: divide by how many labels are not NO_LABEL",
+            total(nll, den=torch.full_like(n_valid, labels.shape[0])),
+        ),
+        (
+            "no_label",
+            "leave NO_LABEL (-1) examples out of the loss; clamping them to class 0 counts them",
+            (weight * nll).mean(0).sum(),
+        ),
+        (
+            "softmax_axis",
+            "take the softmax over the class (last) axis, not over instances",
+            total(nll_of(logits.log_softmax(1))),
+        ),
+        (
+            "softmax_batch",
+            "take the softmax over the class (last) axis, not over the batch",
+            total(nll_of(logits.log_softmax(0))),
+        ),
+        (
+            "no_log",
+            "the loss is −log softmax: take the log of the probabilities",
+            total(-logits.softmax(-1).gather(-1, safe)[..., 0]),
+        ),
+        (
+            "no_softmax",
+            "normalise the logits first: −log softmax(logits)[label] (log_softmax), not −logits[label]",
+            total(-logits.gather(-1, safe)[..., 0]),
+        ),
+        (
+            "global_mean",
+            "average within each instance (over its own labelled examples), then sum over instances",
+            term.sum() / valid.sum().clamp(min=1),
+        ),
+        ("sum_examples", "average over the labelled examples of an instance, don't sum them", term.sum()),
+        (
+            "importance_of_prediction",
+            "weight by the importance of the TRUE class (the label), not of the predicted one",
+            total(nll, predicted_weight),
+        ),
+        (
+            "importance_first_instance",
+            "each instance has its own importance row: importance[inst, label], not importance[0, label]",
+            total(nll, importance[0].expand_as(logits).gather(-1, safe)[..., 0]),
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# basis_alignment
+# --------------------------------------------------------------------------------------------
+def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, output) for the known mistakes, with zero columns set to 0 as the exercise asks."""
+    norm = W.norm(dim=1)
+    safe = norm.clamp(min=1e-12)
+    nonzero = norm > 0
+
+    def fixed(value: Tensor) -> Tensor:
+        return torch.where(nonzero, value, 0.0)
+
+    return [
+        ("abs", "take the absolute value first: a feature on −axis k is aligned too", fixed(W.amax(1) / safe)),
+        ("normalise", "divide by the feature's norm ‖Wᵢ‖ so the scale of W doesn't matter", fixed(W.abs().amax(1))),
+        (
+            "norm_axis",
+            "‖Wᵢ‖ is the norm over the hidden axis (dim 1), one per feature",
+            fixed((W / W.norm(dim=-1, keepdim=True).clamp(min=1e-12)).abs().amax(1)),
+        ),
+        ("max", "take the largest |W_ki| over neurons k, not the sum", fixed(W.abs().sum(1) / safe)),
+        ("mean", "take the largest |W_ki| over neurons k, not the mean", fixed(W.abs().mean(1) / safe)),
+        ("min", "take the LARGEST |W_ki| over neurons k", fixed(W.abs().amin(1) / safe)),
+        (
+            "l1_norm",
+            "divide by the Euclidean norm ‖Wᵢ‖₂, not the sum of |W_ki|",
+            fixed(W.abs().amax(1) / W.abs().sum(1).clamp(min=1e-12)),
+        ),
+        ("squared_norm", "divide by the norm ‖Wᵢ‖, not the squared norm ‖Wᵢ‖²", fixed(W.abs().amax(1) / safe**2)),
+        ("squared", "the ratio of max |W_ki| to ‖Wᵢ‖ itself, not of their squares", fixed(W.pow(2).amax(1) / safe**2)),
+        (
+            "instance_norm",
+            "normalise each feature by its own norm, not by the norm of the whole instance's W",
+            fixed(W.abs().amax(1) / W.flatten(1).norm(dim=1)[:, None]),
+        ),
+        (
+            "zero_norm",
+            "a zero vector has no direction: return 0 for it (torch.where on the norm)",
+            torch.where(nonzero, W.abs().amax(1) / safe, 1.0),
+        ),
+    ]
