@@ -43,7 +43,9 @@ LIMITS = {
     "part5a_sae_architectures": 480,
     "part5b_absorption": 360,
     "part6_lm_saes": 300,
+    "part6b_circuits": 300,
     "part7_open_problems": 360,
+    "part8_parameter_decomposition": 240,
 }
 
 

@@ -24,6 +24,7 @@ TOOLS = ROOT / "tools"
 ARTIFACTS = UTILS / "artifacts"
 LM_DIR = ARTIFACTS / "lm"  # section 6's shipped language model and tokenizer
 SAE_DIR = ARTIFACTS / "sae"  # section 6's shipped SAE (SAELens on-disk format)
+TRANSCODER_DIR = ARTIFACTS / "transcoder"  # section 6b's shipped transcoder (SAELens on-disk format)
 
 SECTION_GLOB = "part*.py"
 # A check in a section's source: `tests.<section>.test_<exercise>(<argument>)`.

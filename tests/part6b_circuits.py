@@ -1,0 +1,567 @@
+"""Checkers for part 6b (circuits in the shipped model: transcoder, attribution graphs, dashboards).
+
+Every exercise is deterministic. Each checker runs the learner's function on the shipped model and
+transcoder (or on small synthetic inputs built so that every term matters) and compares with the
+reference, or, for the attribution graph, with a direct computation that uses no gradients at all. When
+the output is wrong, the checker evaluates the catalogue of mutants of the reference in
+`tests/part6b_circuits_mistakes.py` (the common mistakes) on the same inputs and names the one that matches
+(`tests.checking.expect_matches`). Every checker takes well under 2 s on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from solutions import part6b_circuits as ref
+from tests import part6b_circuits_mistakes as known
+from tests.checking import checker, expect_matches, expect_tensor, fail, returned
+from utils import lm
+from utils import part6b_circuits as circuits
+from utils.transcoder import Transcoder, load_transcoder
+
+PROMPT = "    def get(self, key):\n        return self."
+
+
+# --------------------------------------------------------------------------------------------
+# Shared inputs
+# --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def _setup(device_str: str) -> tuple[Any, Transcoder, Tensor]:
+    device = torch.device(device_str)
+    return lm.load_model(device=device), load_transcoder(device=device), lm.load_eval_tokens(device, n_seq=8)
+
+
+def _inputs(device: torch.device) -> tuple[Any, Transcoder, Tensor]:
+    """The shipped model, transcoder and 8 held-out sequences on `device` (loaded once per device)."""
+    return _setup(str(device))
+
+
+@functools.lru_cache(maxsize=2)
+def _frozen_setup(device_str: str) -> tuple[circuits.FrozenRun, circuits.AttributionGraph]:
+    """A frozen run of PROMPT and a graph holding every latent at the last position and two per other position.
+
+    Latents elsewhere cannot reach the last position's logits in a one-layer model, so the subset keeps
+    every edge into the logits complete while keeping the checker fast.
+    """
+    model, tc, _ = _setup(device_str)
+    frozen = circuits.freeze(model, tc, model.to_tokens(PROMPT)[0])
+    graph = circuits.graph_nodes(frozen, model.tokenizer, n_logits=4)
+    last = graph.latent_pos == graph.n_pos - 1
+    first_two = torch.zeros_like(last)
+    for p in range(1, graph.n_pos - 1):
+        first_two[(graph.latent_pos == p).nonzero().flatten()[:2]] = True
+    chosen = last | first_two
+    graph.latent_pos, graph.latent_idx = graph.latent_pos[chosen], graph.latent_idx[chosen]
+    return frozen, graph
+
+
+def _fresh(device: torch.device) -> tuple[circuits.FrozenRun, circuits.AttributionGraph]:
+    """Copies of the frozen run and graph, so a learner's in-place change cannot leak into the next check."""
+    frozen, graph = _frozen_setup(str(device))
+    frozen = dataclasses.replace(
+        frozen, **{f.name: getattr(frozen, f.name).clone() for f in dataclasses.fields(frozen)}
+    )
+    graph = dataclasses.replace(graph, latent_pos=graph.latent_pos.clone(), latent_idx=graph.latent_idx.clone())
+    return frozen, graph
+
+
+def _no_grad(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def run(impl: Any, device: torch.device) -> Any:
+        with torch.no_grad():
+            return fn(impl, device)
+
+    return run
+
+
+def _separable(expected: Tensor, mistakes: list, rtol: float, atol: float) -> list:
+    """The mutants that differ from the reference on these inputs (the others cannot be told apart here)."""
+    return [
+        (c, h, v)
+        for c, h, v in mistakes
+        if v is not None and not (v.shape == expected.shape and torch.allclose(v, expected, rtol=rtol, atol=atol))
+    ]
+
+
+def _float(value: Any, what: str) -> float:
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            fail(
+                f"{what} should be one number, got a tensor of shape {tuple(value.shape)}", "use .item()", "not_scalar"
+            )
+        value = value.item()
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        fail(f"{what} should be a float, got {type(value).__name__}", "return Python floats", code="not_float")
+    if not math.isfinite(value):
+        fail(f"{what} is {value}", "a loss is finite: check the hooks", code="not_finite")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1: transcoder_forward
+# --------------------------------------------------------------------------------------------
+
+
+def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None:
+    result = returned(impl(tc, x), what)
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        fail(f"{what} should return a tuple (acts, out), got {type(result).__name__}", "return acts, out", "not_tuple")
+    acts, out = result
+    lead = tuple(x.shape[:-1])
+    want_acts, want_out = ref.transcoder_forward(tc, x)
+    pairs = ((acts, want_out), (out, want_acts))
+    if all(isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.float(), b, atol=1e-4) for a, b in pairs):
+        fail("acts and out are swapped", "return (acts, out): the latents first, then the output", code="swapped")
+    acts = expect_tensor(acts, "acts", shape=(*lead, tc.d_sae), dtype=x.dtype, device=x.device)
+    out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
+    mistakes = known.forward_mistakes(tc, x)
+    expect_matches(
+        acts,
+        want_acts,
+        f"acts of {what}",
+        _separable(want_acts, [(c, h, a) for c, h, a, _ in mistakes], 1e-4, 1e-4),
+        rtol=1e-4,
+        atol=1e-4,
+        hint="acts = pre · [pre > threshold], pre = x @ W_enc + b_enc",
+        code="acts",
+    )
+    expect_matches(
+        out,
+        want_out,
+        f"out of {what}",
+        _separable(want_out, [(c, h, o) for c, h, _, o in mistakes], 1e-4, 1e-4),
+        rtol=1e-4,
+        atol=1e-4,
+        hint="out = acts @ W_dec + b_dec (+ x @ W_skip.T)",
+        code="out",
+    )
+
+
+@checker("transcoder_forward", kind="function")
+@_no_grad
+def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
+    model, tc, tokens = _inputs(device)
+    _, cache = model.run_with_cache(tokens[:2, :24], names_filter=tc.hook_name, stop_at_layer=1)
+    _check_forward(impl, tc, cache[tc.hook_name], "transcoder_forward(tc, x) on the shipped transcoder")
+    small = known.synthetic_transcoder(device)
+    x = torch.randn(3, 5, small.d_in, generator=torch.Generator().manual_seed(3)).to(device)
+    _check_forward(impl, small, x, "transcoder_forward on a small transcoder with a skip connection")
+    return "shipped transcoder and a skip transcoder"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2: replacement_losses
+# --------------------------------------------------------------------------------------------
+KEYS = ("clean", "replaced", "zero_ablated", "recovered")
+
+
+def _loss(model, tokens: Tensor, hooks: list) -> float:
+    return model.run_with_hooks(tokens, return_type="loss", fwd_hooks=hooks).item()
+
+
+def _spliced(model, tc: Transcoder, tokens: Tensor, read_at: str, fn: Callable) -> float:
+    seen: dict = {}
+    hooks = [(read_at, lambda a, hook: seen.__setitem__("x", a))] if read_at != tc.hook_name_out else []
+    write = (lambda a, hook: fn(seen["x"], a)) if hooks else (lambda a, hook: fn(a, a))
+    return _loss(model, tokens, [*hooks, (tc.hook_name_out, write)])
+
+
+@checker("replacement_losses", kind="function")
+@_no_grad
+def test_replacement_losses(impl: Callable, device: torch.device) -> str:
+    model, tc, tokens = _inputs(device)
+    tokens = tokens[:4, :48]
+    out = returned(impl(model, tc, tokens), "replacement_losses(...)")
+    if not isinstance(out, dict):
+        fail(
+            f"replacement_losses should return a dict, got {type(out).__name__}",
+            f"return {{{', '.join(repr(k) + ': ...' for k in KEYS)}}}",
+            code="not_dict",
+        )
+    missing = [k for k in KEYS if k not in out]
+    if missing:
+        fail(f"the dict has no key(s) {missing}; it has {list(out)}", f"use exactly the keys {list(KEYS)}", code="keys")
+    got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
+    exp = ref.replacement_losses(model, tc, tokens)
+    close = lambda a, b: abs(a - b) <= 1e-4 * abs(b) + 1e-5
+    if not close(got["clean"], exp["clean"]):
+        fail(
+            f"clean loss {got['clean']:.5f}, expected {exp['clean']:.5f}",
+            "use the model's own mean loss: `model(tokens, return_type='loss')`",
+            code="clean",
+        )
+    if close(got["replaced"], got["clean"]):
+        fail(
+            "the replaced loss equals the clean loss: the transcoder was not swapped in",
+            "the hook on tc.hook_name_out must *return* the transcoder's output",
+            code="no_splice",
+        )
+    if not close(got["replaced"], exp["replaced"]):
+        tc_out = lambda x, a: tc(x)
+        added = lambda x, a: a + tc(x)
+        candidates = [
+            (
+                _spliced(model, tc, tokens, tc.hook_name_out, tc_out),
+                "same_hook",
+                "a transcoder reads the MLP *input* (tc.hook_name) and replaces the *output* (tc.hook_name_out)",
+            ),
+            (
+                _spliced(model, tc, tokens, "blocks.0.hook_resid_mid", tc_out),
+                "input_hook",
+                "read the input after the normalisation, at tc.hook_name (blocks.0.ln2.hook_normalized)",
+            ),
+            (
+                _spliced(model, tc, tokens, tc.hook_name, added),
+                "added",
+                "return the transcoder's output *instead of* the MLP's, not added to it",
+            ),
+            (
+                _spliced(
+                    model,
+                    tc,
+                    tokens,
+                    tc.hook_name,
+                    lambda x, a: torch.relu(x @ tc.W_enc + tc.b_enc) @ tc.W_dec + tc.b_dec + tc.skip(x),
+                ),
+                "relu",
+                "use the transcoder's own forward pass `tc(x)` (a JumpReLU), not a ReLU",
+            ),
+        ]
+        for value, code, hint in candidates:
+            if close(got["replaced"], value):
+                fail(f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}", hint, code=code)
+        fail(
+            f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}",
+            "store x at tc.hook_name, return tc(x) at tc.hook_name_out",
+            code="replaced",
+        )
+    if not close(got["zero_ablated"], exp["zero_ablated"]):
+        mean = _loss(model, tokens, [(tc.hook_name_out, lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a))])
+        hint = "replace the MLP output by zeros (`torch.zeros_like(act)`)"
+        if close(got["zero_ablated"], mean):
+            hint = "that is mean-ablation; this exercise asks for zero-ablation: " + hint
+        fail(f"zero-ablated loss {got['zero_ablated']:.5f}, expected {exp['zero_ablated']:.5f}", hint, code="ablation")
+    if not close(got["recovered"], exp["recovered"]):
+        lost = (exp["replaced"] - exp["clean"]) / (exp["zero_ablated"] - exp["clean"])
+        hint = "recovered = (zero - replaced) / (zero - clean)"
+        if close(got["recovered"], lost):
+            hint = "that is the fraction lost: " + hint
+        fail(f"recovered is {got['recovered']:.4f}, expected {exp['recovered']:.4f}", hint, code="recovered_formula")
+    return f"loss recovered {exp['recovered']:.1%} on this sample"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: latent_de_embedding and latent_logit_effect
+# --------------------------------------------------------------------------------------------
+def _live_latents(tc: Transcoder) -> list[int]:
+    """Three latents whose decoder and encoder are not degenerate (fixed choice: first, middle, last)."""
+    return [0, tc.d_sae // 2 + 1, tc.d_sae - 1]
+
+
+def _check_token_view(impl: Callable, device: torch.device, name: str, expected_fn: Callable, mistakes_fn: Callable):
+    model, tc, _ = _inputs(device)
+    for latent in _live_latents(tc):
+        out = expect_tensor(
+            impl(model, tc, latent),
+            f"{name}(model, tc, {latent})",
+            shape=(model.cfg.d_vocab,),
+            dims="d_vocab",
+            device=device,
+            dtype=torch.float32,
+        )
+        expect_matches(
+            out,
+            expected_fn(model, tc, latent),
+            f"{name} of latent {latent}",
+            mistakes_fn(model, tc, latent),
+            rtol=1e-3,
+            atol=1e-4,
+            hint="compare your matrix product with the formula in the text",
+            code="values",
+        )
+    return ""
+
+
+@checker("latent_de_embedding", kind="function")
+@_no_grad
+def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
+    return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, known.de_embedding_mistakes)
+
+
+@checker("latent_logit_effect", kind="function")
+@_no_grad
+def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
+    return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, known.logit_effect_mistakes)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: linearised_forward
+# --------------------------------------------------------------------------------------------
+
+
+def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> tuple[Tensor, Tensor]:
+    out = returned(out, what)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        fail(f"{what} should return (pre, logits), got {type(out).__name__}", "return pre, logits", code="not_tuple")
+    seq = len(frozen.tokens)
+    pre = expect_tensor(out[0], "pre", shape=(seq, tc.d_sae), dims="seq d_sae", device=frozen.embeds.device)
+    logits = expect_tensor(
+        out[1], "logits", shape=(seq, model.cfg.d_vocab), dims="seq d_vocab", device=frozen.embeds.device
+    )
+    return pre, logits
+
+
+@checker("linearised_forward", kind="function")
+def test_linearised_forward(impl: Callable, device: torch.device) -> str:
+    model, tc, _ = _inputs(device)
+    frozen, _ = _fresh(device)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        # At the prompt itself (exact there), then away from it with a shift that is not centred, so the
+        # normalisations' mean subtraction matters, then with `latents` and `error` given.
+        shift = torch.randn(frozen.embeds.shape, generator=g).to(device) * 0.6 + 0.3
+        latents = (torch.rand(frozen.acts.shape, generator=g) < 0.02).float().to(device) * 2.0
+        error = torch.randn(frozen.error.shape, generator=g).to(device)
+        calls = (
+            ((frozen.embeds.clone(),), "at the prompt"),
+            ((frozen.embeds + shift,), "at shifted embeddings"),
+            ((frozen.embeds + shift, latents, error), "with `latents` and `error` given"),
+        )
+        for args, what in calls:
+            pre, logits = _expect_pair(impl(model, tc, frozen, *args), f"linearised_forward {what}", frozen, model, tc)
+            want = known.variant_forward(model, tc, frozen, *args)
+            mistakes = {
+                code: known.variant_forward(model, tc, frozen, *args, **{code: True})
+                for code in known.LINEARISED_MISTAKES
+            }
+            hint = "follow the equations step by step"
+            if what == "at the prompt":
+                hint = "at its own prompt the local replacement model gives the model's logits exactly: " + hint
+            for k, (out, name) in enumerate(((pre, "pre"), (logits, "logits"))):
+                catalogue = [(c, known.LINEARISED_MISTAKES[c], m[k]) for c, m in mistakes.items()]
+                expect_matches(
+                    out,
+                    want[k],
+                    f"{name} {what}",
+                    _separable(want[k], catalogue, 1e-3, 1e-3),
+                    rtol=1e-3,
+                    atol=1e-3,
+                    hint=hint,
+                    code="not_exact" if what == "at the prompt" else "values",
+                )
+    with torch.enable_grad():
+        embeds = frozen.embeds.clone().requires_grad_(True)
+        _, logits = _expect_pair(impl(model, tc, frozen, embeds), "linearised_forward", frozen, model, tc)
+        if not logits.requires_grad:
+            fail(
+                "the logits do not depend on `embeds` through autograd",
+                "no .detach(), torch.no_grad() or conversion to numpy inside: the next exercise differentiates it",
+                code="not_differentiable",
+            )
+    return "exact at the prompt, affine around it"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 5: attribution_edges
+# --------------------------------------------------------------------------------------------
+
+
+@checker("attribution_edges", kind="function")
+def test_attribution_edges(impl: Callable, device: torch.device) -> str:
+    model, tc, _ = _inputs(device)
+    frozen, graph = _fresh(device)
+    out = expect_tensor(
+        impl(model, tc, frozen, graph),
+        "attribution_edges(...)",
+        shape=(graph.n_nodes, graph.n_nodes),
+        dims="target source",
+        device=device,
+    )
+    out = out.detach()
+    with torch.no_grad():
+        direct = known.direct_edges(model, tc, frozen, graph)
+        rows = known.target_rows(graph)
+        zeros = torch.zeros_like
+        pre0, logits0 = known.variant_forward(
+            model, tc, frozen, zeros(frozen.embeds), zeros(frozen.acts), zeros(frozen.error)
+        )
+        bias = torch.cat([pre0[graph.latent_pos, graph.latent_idx], logits0[-1, graph.logit_ids]])
+        values = torch.cat([frozen.acts[graph.latent_pos, graph.latent_idx], frozen.logits[-1, graph.logit_ids]])
+        if torch.allclose(out, direct, rtol=1e-3, atol=2e-4):
+            gap = (values - out[rows].sum(-1) - bias).abs().max()
+            return f"{graph.n_nodes} nodes; edges match a direct computation, completeness gap {float(gap):.1e}"
+        sources = torch.ones(graph.n_nodes, dtype=torch.bool)
+        sources[graph.nodes("logit")] = False
+        misplaced = (
+            out[:, ~sources].abs().max() > 0
+            or out[graph.nodes("token")].abs().max() > 0
+            or out[graph.nodes("error")].abs().max() > 0
+        )
+        if misplaced and not torch.allclose(out, direct.T, rtol=1e-3, atol=2e-4):
+            fail(
+                "there are edges into token or error nodes, or out of logit nodes",
+                "adjacency[target, source]: only latent and logit rows are filled, logit columns stay zero",
+                code="structure",
+            )
+        mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
+    if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
+        gap = values - out[rows].sum(-1) - bias
+        if gap.abs().max() > 1e-3 * values.abs().max() + 1e-3:
+            worst = int(gap.abs().argmax())
+            fail(
+                f"completeness fails: the edges into {graph.label(rows[worst])} plus its bias add up to "
+                f"{float(values[worst] - gap[worst]):.4f}, but its value is {float(values[worst]):.4f}",
+                "an edge is d(target)/d(source) · source, with every other node held fixed; every source "
+                "(tokens, latents, errors) needs its column",
+                code="completeness",
+            )
+    expect_matches(
+        out,
+        direct,
+        "the adjacency matrix",
+        mistakes,
+        rtol=1e-3,
+        atol=2e-4,
+        dims="target source",
+        hint="completeness holds but some edges differ from a direct computation (zero one source, "
+        "hold the others): is each edge attributed to the right source?",
+        code="values",
+    )
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 6: node_influence
+# --------------------------------------------------------------------------------------------
+def _influence_inputs(device: torch.device) -> tuple[Tensor, Tensor]:
+    """A 10-node DAG in the graph's order (latents in two layers, errors, tokens, logits), signed weights,
+    rows without inputs, paths of length 1 to 3, and two logits weighted 0.7 / 0.2."""
+    g = torch.Generator().manual_seed(5)
+    n = 10  # 0-3 latents (0, 1 read tokens; 2, 3 also read latents 0, 1), 4 error, 5-7 tokens, 8-9 logits
+    A = torch.zeros(n, n)
+    w = lambda: float(torch.randn(1, generator=g)) + (0.5 if float(torch.rand(1, generator=g)) < 0.5 else -0.5)
+    for t, sources in {
+        0: [5, 6],
+        1: [6, 7],
+        2: [0, 5, 7],
+        3: [0, 1, 6],
+        8: [1, 2, 3, 4, 7],
+        9: [0, 2, 3, 4, 5],
+    }.items():
+        for s in sources:
+            A[t, s] = w()
+    weights = torch.zeros(n)
+    weights[8], weights[9] = 0.7, 0.2
+    return A.to(device), weights.to(device)
+
+
+@checker("node_influence", kind="function")
+@_no_grad
+def test_node_influence(impl: Callable, device: torch.device) -> str:
+    A, weights = _influence_inputs(device)
+    A_in, w_in = A.clone(), weights.clone()
+    out = returned(impl(A_in, w_in), "node_influence(adjacency, logit_weights)")
+    what = "node_influence(...)"
+    out = expect_tensor(out, what, shape=(len(A),), dims="n_nodes", device=device, dtype=A.dtype, finite=False)
+    if out.isnan().any():
+        fail(
+            "the influence contains NaN",
+            "rows with no incoming edges sum to 0: clamp the row sums before dividing",
+            code="zero_rows",
+        )
+    expect_tensor(out, what, finite=True)
+    if not (torch.equal(A_in, A) and torch.equal(w_in, weights)):
+        fail(
+            "node_influence changed its inputs in place",
+            "work on copies (e.g. `adjacency.abs()` makes one)",
+            code="inplace",
+        )
+    expect_matches(
+        out,
+        ref.node_influence(A, weights),
+        "the influence",
+        known.influence_mistakes(A, weights),
+        rtol=1e-4,
+        atol=1e-6,
+        dims="node",
+        hint="influence = w @ ((I - Â)⁻¹ - I), Â = rows of |A| normalised",
+        code="values",
+    )
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 7: quantile_examples
+# --------------------------------------------------------------------------------------------
+def _quantile_inputs(device: torch.device) -> Tensor:
+    """[6, 10] activations with max 4 at a position >= 1 and bands (3, 4], (2, 3], (1, 2], (0, 1]: the top, second
+    and bottom bands hold fewer than k = 3 examples, the edge values 3 and 2 sit at the top of their bands,
+    zeros are not firing, and larger values at position 0 (BOS) must be ignored."""
+    g = torch.Generator().manual_seed(2)
+    acts = (1 + torch.rand(6, 10, generator=g)) * (torch.rand(6, 10, generator=g) < 0.4)  # band (1, 2)
+    acts[2, 7], acts[4, 3] = 4.0, 3.6  # top band: two examples
+    acts[1, 9], acts[0, 6] = 3.0, 2.6  # second band: its top edge and one more
+    acts[0, 4] = 2.0  # the top edge of the third band
+    acts[5, 8], acts[3, 2] = 0.3, 0.8  # bottom band: two examples
+    acts[:, 0] = 5.0 + torch.rand(6, generator=g)
+    return acts.to(device)
+
+
+@checker("quantile_examples", kind="function")
+@_no_grad
+def test_quantile_examples(impl: Callable, device: torch.device) -> str:
+    acts, k, n_bands = _quantile_inputs(device), 3, 4
+    before = acts.clone()
+    out = returned(impl(acts, k, n_bands), "quantile_examples(acts, k, n_bands)")
+    if not torch.equal(acts, before):
+        fail("quantile_examples changed `acts` in place", "work on a copy (`acts.clone()`)", code="inplace")
+    if not isinstance(out, list | tuple) or len(out) != n_bands:
+        fail(
+            f"expected a list of {n_bands} groups, one per band, got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, list | tuple) else ""),
+            "one (values, seq_idx, pos_idx) per band",
+            "not_list",
+        )
+    expected = known.quantile_variant(before, k, n_bands)
+    mistakes = {c: known.quantile_variant(before, k, n_bands, **{c: True}) for c in known.QUANTILE_MISTAKES}
+    for j, group in enumerate(out):
+        if not isinstance(group, tuple | list) or len(group) != 3:
+            fail(
+                f"group {j} should be a tuple (values, seq_idx, pos_idx)", "return three tensors per band", "not_tuple"
+            )
+        values, seq_idx, pos_idx = group
+        for name, t in (("values", values), ("seq_idx", seq_idx), ("pos_idx", pos_idx)):
+            expect_tensor(t, f"{name} of band {j}", device=device)
+            if t.ndim != 1:
+                fail(
+                    f"{name} of band {j} has shape {tuple(t.shape)}, expected one dimension",
+                    "return 1D tensors",
+                    "shape",
+                )
+        if seq_idx.is_floating_point() or pos_idx.is_floating_point():
+            fail(f"the indices of band {j} are floats", "use integer division `//` and `%`", code="dtype")
+    for code, groups in mistakes.items():
+        if known.same_groups(out, groups) and not known.same_groups(out, expected):
+            fail(f"the groups differ from the expected ones ({code})", known.QUANTILE_MISTAKES[code], code=code)
+    for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
+        if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
+            got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]
+            fail(
+                f"band {j}: values {got_list}, expected {want_list}",
+                "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value",
+                code="values",
+            )
+        if not torch.equal(before[seq_idx.long(), pos_idx.long()], values):
+            fail(
+                f"band {j}: acts[seq_idx, pos_idx] does not give back the values",
+                "turn a flat index i into (i // seq_len, i % seq_len)",
+                code="indices",
+            )
+    return ""
