@@ -57,7 +57,7 @@ def run(cmd: list[str]) -> None:  # on failure, show git's or pip's own reason, 
 IN_COLAB = "google.colab" in sys.modules
 REPO_URL = os.environ.get("CURRICULUM_REPO_URL", "{REPO_URL}")
 root = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "plotly_utils.py").exists()), None)
-if root is None and os.environ.get("CURRICULUM_ROOT"):  # set by the grader for notebooks outside the repo
+if root is None and os.environ.get("CURRICULUM_ROOT"):  # a notebook run from outside the repository
     root = Path(os.environ["CURRICULUM_ROOT"])
 if root is None and IN_COLAB:
     root = Path("/content/superposition-saes")
