@@ -270,6 +270,17 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index or 0) == (b.index or 0)
 
 
+def expect_dict(out: Any, what: str, keys: Sequence[str]) -> dict:
+    """A dict with (at least) the given keys, or a one-line failure naming what came back instead."""
+    if not isinstance(out, dict):
+        example = ", ".join(f"{k!r}: ..." for k in keys)
+        fail(f"{what} should return a dict, got {type(out).__name__}", f"return {{{example}}}", code="not_dict")
+    missing = [k for k in keys if k not in out]
+    if missing:
+        fail(f"the dict has no key(s) {missing}; it has {list(out)}", f"use exactly the keys {list(keys)}", code="keys")
+    return out
+
+
 def expect_scalar(x: Any, what: str) -> Tensor:
     """A 0-dim floating tensor (a loss), finite."""
     x = expect_tensor(x, what)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from solutions import part6_lm_saes as ref
-from tests.checking import checker, expect_matches, expect_tensor, fail, returned
+from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     frequency_mistakes,
@@ -131,15 +131,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:6, :64]
     out = returned(impl(model, sae, tokens.clone()), "reconstruction_losses(...)")
-    if not isinstance(out, dict):
-        fail(
-            f"reconstruction_losses should return a dict, got {type(out).__name__}",
-            f"return {{{', '.join(repr(k) + ': ...' for k in KEYS)}}}",
-            code="not_dict",
-        )
-    missing = [k for k in KEYS if k not in out]
-    if missing:
-        fail(f"the dict has no key(s) {missing}; it has {list(out)}", f"use exactly the keys {list(KEYS)}", code="keys")
+    expect_dict(out, "reconstruction_losses", KEYS)
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.reconstruction_losses(model, sae, tokens)
     mistakes = loss_mistakes(model, sae, tokens, exp)

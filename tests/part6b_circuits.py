@@ -21,7 +21,7 @@ from torch import Tensor
 
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
-from tests.checking import checker, expect_matches, expect_tensor, fail, returned
+from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder
@@ -179,15 +179,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
     tokens = tokens[:4, :48]
     out = returned(impl(model, tc, tokens), "replacement_losses(...)")
-    if not isinstance(out, dict):
-        fail(
-            f"replacement_losses should return a dict, got {type(out).__name__}",
-            f"return {{{', '.join(repr(k) + ': ...' for k in KEYS)}}}",
-            code="not_dict",
-        )
-    missing = [k for k in KEYS if k not in out]
-    if missing:
-        fail(f"the dict has no key(s) {missing}; it has {list(out)}", f"use exactly the keys {list(KEYS)}", code="keys")
+    expect_dict(out, "replacement_losses", KEYS)
     got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.replacement_losses(model, tc, tokens)
     close = lambda a, b: abs(a - b) <= 1e-4 * abs(b) + 1e-5
