@@ -15,11 +15,7 @@ from torch import nn
 
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
-from tests.proving import assert_fails, assert_not_done, assert_passes
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet")
+from tests.proving import assert_fails, assert_not_done, assert_passes, stub
 
 
 def _with(base: type, **methods) -> type:
@@ -145,7 +141,7 @@ def test_init_bugs(code):
 
 def test_init_without_super_and_stub():
     assert_fails(checks.test_init, _init_variant(_good_init, call_super=False), "no_module_init")
-    assert_not_done(checks.test_init, _with(P.ToySAE, __init__=_stub))
+    assert_not_done(checks.test_init, _with(P.ToySAE, __init__=stub))
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +184,7 @@ def test_W_dec_normalized_bugs(code):
 
 
 def test_W_dec_normalized_stub():
-    assert_not_done(checks.test_W_dec_normalized, _with(P.ToySAE, W_dec_normalized=property(_stub)))
+    assert_not_done(checks.test_W_dec_normalized, _with(P.ToySAE, W_dec_normalized=property(stub)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +238,7 @@ def test_generate_batch_bugs(code):
 
 
 def test_generate_batch_stub():
-    assert_not_done(checks.test_generate_batch, _with(P.ToySAE, generate_batch=_stub))
+    assert_not_done(checks.test_generate_batch, _with(P.ToySAE, generate_batch=stub))
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,4 +381,4 @@ def test_forward_more_bugs(fn, code):
 
 
 def test_forward_stub():
-    assert_not_done(checks.test_forward, _with(P.ToySAE, forward=_stub))
+    assert_not_done(checks.test_forward, _with(P.ToySAE, forward=stub))

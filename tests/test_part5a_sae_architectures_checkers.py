@@ -14,11 +14,7 @@ import torch.nn.functional as F
 
 import solutions.part5a_sae_architectures as A
 import tests.part5a_sae_architectures as checks
-from tests.proving import assert_fails, assert_not_done, assert_passes
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet")
+from tests.proving import assert_fails, assert_not_done, assert_passes, stub
 
 
 def _with(base: type, **methods) -> type:
@@ -172,7 +168,7 @@ def test_gated_bugs(code):
 
 
 def test_gated_stub():
-    assert_not_done(checks.test_gated_forward, _with(A.GatedToySAE, forward=_stub))
+    assert_not_done(checks.test_gated_forward, _with(A.GatedToySAE, forward=stub))
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,8 +324,8 @@ def test_jumprelu_bugs(code):
 
 def test_step_function_stubs_and_wrong_objects():
     class Stub(torch.autograd.Function):
-        forward = staticmethod(_stub)
-        backward = staticmethod(_stub)
+        forward = staticmethod(stub)
+        backward = staticmethod(stub)
 
     assert_not_done(checks.test_heaviside, Stub)
     assert_not_done(checks.test_jumprelu, Stub)
@@ -429,7 +425,7 @@ def test_jumprelu_forward_bugs(code):
 
 
 def test_jumprelu_forward_stub():
-    assert_not_done(checks.test_jumprelu_forward, _with(A.JumpReLUToySAE, forward=_stub))
+    assert_not_done(checks.test_jumprelu_forward, _with(A.JumpReLUToySAE, forward=stub))
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,4 +521,4 @@ def test_topk_bugs(code):
 
 
 def test_topk_stub():
-    assert_not_done(checks.test_topk_forward, _with(A.TopKToySAE, forward=_stub))
+    assert_not_done(checks.test_topk_forward, _with(A.TopKToySAE, forward=stub))

@@ -10,11 +10,7 @@ import torch.nn.functional as F
 
 import solutions.part5a_sae_architectures as A
 import tests.part5a_sae_architectures as checks
-from tests.proving import assert_fails, assert_not_done, assert_passes
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet")
+from tests.proving import assert_fails, assert_not_done, assert_passes, stub
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +90,7 @@ def test_auxk_bugs(code, fn):
 
 
 def test_auxk_stub():
-    assert_not_done(checks.test_auxk_loss, _stub)
+    assert_not_done(checks.test_auxk_loss, stub)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,5 +225,5 @@ def test_metric_bugs(name, code):
 
 @pytest.mark.parametrize("name", list(METRIC_CASES))
 def test_metric_stubs_and_wrong_objects(name):
-    assert_not_done(METRIC_CASES[name][0], _stub)
+    assert_not_done(METRIC_CASES[name][0], stub)
     assert_fails(METRIC_CASES[name][0], type("NotAFunction", (), {}), "not_a_function")

@@ -17,11 +17,7 @@ import torch.nn.functional as F
 import solutions.part5b_absorption as P
 import tests.checking as checking
 import tests.part5b_absorption as checks
-from tests.proving import assert_fails, assert_not_done, assert_passes
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet")
+from tests.proving import assert_fails, assert_not_done, assert_passes, stub
 
 
 def _with(**methods) -> type:
@@ -186,7 +182,7 @@ def test_generate_hierarchical_batch_more_bugs():
     assert_fails(checks.test_generate_hierarchical_batch, swapped, "swapped_probabilities")
     # siblings sharing one draw (non-exclusive config): together with p_child instead of p_child²
     assert_fails(checks.test_generate_hierarchical_batch, _gen_bug(share_siblings=True), "siblings_dependent")
-    assert_not_done(checks.test_generate_hierarchical_batch, _stub)
+    assert_not_done(checks.test_generate_hierarchical_batch, stub)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -343,7 +339,7 @@ def test_absorption_fraction_more_bugs():
     assert_fails(checks.test_absorption_fraction, _abs_bug("raw_dec"), "unnormalised")
     assert_fails(checks.test_absorption_fraction, _abs_bug("raw_feat"), "unnormalised")
     assert_fails(checks.test_absorption_fraction, _abs_bug("parent_only"), "denominator")
-    assert_not_done(checks.test_absorption_fraction, _stub)
+    assert_not_done(checks.test_absorption_fraction, stub)
 
 
 def test_absorption_hand_built_case_by_hand():
@@ -451,7 +447,7 @@ def test_batch_topk_more_bugs():
         return torch.zeros_like(flat).scatter(-1, top.indices, top.values).reshape(b, i, s)
 
     assert_fails(checks.test_batch_topk, reshape_without_transpose, "axis_order")
-    assert_not_done(checks.test_batch_topk, _stub)
+    assert_not_done(checks.test_batch_topk, stub)
 
 
 # --------------------------------------------------------------------------------------------
@@ -554,7 +550,7 @@ def _encode_inplace(self, h):
 
 def _encode_needing_stubbed_topk():
     """Correct encode, defined where `batch_topk` is a stub (an unfinished earlier exercise)."""
-    namespace = {"batch_topk": _stub, "torch": torch, "F": F}
+    namespace = {"batch_topk": stub, "torch": torch, "F": F}
     exec(  # the learner's notebook globals, simulated
         "def encode(self, h):\n"
         "    pre = F.relu(torch.einsum('bid,ids->bis', h - self.b_dec, self.W_enc) + self.b_enc)\n"
@@ -621,7 +617,7 @@ def test_batchtopk_encode_more_bugs():
     assert_fails(checks.test_batchtopk_encode, _with(encode=shared_in_eval_only), "shared_threshold")
     assert_fails(checks.test_batchtopk_encode, _with(encode=per_example_topk), "per_example")
     assert_fails(checks.test_batchtopk_encode, type("NoEncode", (), {}), "missing")
-    assert_not_done(checks.test_batchtopk_encode, _with(encode=_stub))
+    assert_not_done(checks.test_batchtopk_encode, _with(encode=stub))
 
 
 def test_batchtopk_encode_inputs_keep_a_positive_activation():
@@ -761,7 +757,7 @@ def test_matryoshka_loss_bugs(code):
 
 
 def test_matryoshka_loss_stub():
-    assert_not_done(checks.test_matryoshka_loss, _stub)
+    assert_not_done(checks.test_matryoshka_loss, stub)
 
 
 # --------------------------------------------------------------------------------------------
