@@ -1,0 +1,766 @@
+"""Checkers for part 8 (parameter decomposition).
+
+Call them from the notebook as `tests.part8_parameter_decomposition.test_<exercise>(<object>)`.
+Deterministic exercises are compared with the formula on generic inputs (several instances with different
+weights, non-zero biases, matrices of different sizes, coefficients that are not 0 or 1, pre-activations on
+both flat sides of the hard sigmoid); when the values are wrong, the catalogue of mutants in
+`tests.part8_parameter_decomposition_mistakes` names the mistake, on values and on gradients.
+`sample_masks` is random: it is tested on the distribution of its draws, with tolerances from Bernstein's
+inequality, and diagnostic statistics name the distribution, the shared axis or the missing delta mask.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests import part8_parameter_decomposition_mistakes as mis
+from tests.checking import (
+    FAILURE_PROBABILITY,
+    _is_learner_frame,
+    bernstein_tolerance,
+    checker,
+    expect_matches,
+    expect_scalar,
+    expect_tensor,
+    fail,
+    returned,
+    uniform_moments_tolerance,
+)
+from utils.part8_parameter_decomposition import WeightChain
+
+
+def _randn(*shape: int, seed: int, scale: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
+    return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale).to(device)
+
+
+def _rand(*shape: int, seed: int, low: float = 0.0, high: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
+    return (low + (high - low) * torch.rand(shape, generator=torch.Generator().manual_seed(seed))).to(device)
+
+
+def _pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        fail(f"{what} should return a pair ({names}), got {type(out).__name__}", f"return {names}", code="not_pair")
+    return out[0], out[1]
+
+
+def _grads(out: Tensor, inputs: list[Tensor]) -> list[Tensor | None]:
+    if not isinstance(out, Tensor) or not out.requires_grad:
+        return [None] * len(inputs)
+    return list(torch.autograd.grad(out, inputs, allow_unused=True))
+
+
+def _expect_grad(grad: Tensor | None, right: Tensor, what: str, mistakes: mis.Mistakes, hint: str, code: str) -> None:
+    if grad is None or not grad.abs().gt(0).any():  # no gradient: name the mistake whose gradient is zero, if any
+        zero = [(c, h) for c, h, m in mistakes if not m.abs().gt(0).any()]
+        c, h = zero[0] if zero else (code, hint)
+        fail(f"no gradient reaches {what}", h, code=c)
+    expect_matches(grad, right, f"the gradient of {what}", mistakes, hint=hint, code=code, rtol=1e-4, atol=1e-6)
+
+
+def _for_leaf(mistakes: list[tuple[str, str, list[Tensor]]], n: int, right: Tensor) -> mis.Mistakes:
+    """The gradient mistakes that change leaf n's gradient (the others leave it as it should be)."""
+    return [(c, h, m[n]) for c, h, m in mistakes if not torch.allclose(m[n], right, rtol=1e-4, atol=1e-6)]
+
+
+def generic_chain(device: torch.device | str = "cpu") -> WeightChain:
+    """3 instances, matrices 4 -> 3 -> 5 -> 4 (the output has the input's size), biases, ReLU / GELU / ReLU."""
+    dims = [4, 3, 5, 4]
+    weights = [_randn(3, dims[layer + 1], dims[layer], seed=10 + layer, scale=0.8, device=device) for layer in range(3)]
+    biases = [_randn(3, dims[layer + 1], seed=20 + layer, scale=0.3, device=device) + 0.1 for layer in range(3)]
+    return WeightChain(weights, biases, ["relu", "gelu", "relu"], ["W0", "W1", "W2"])
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1: svd_terms
+# --------------------------------------------------------------------------------------------
+def svd_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
+    """A square batch first (transposition mistakes keep their shape there and get named), then a wide one."""
+    return [_randn(2, 4, 4, seed=2, device=device), _randn(3, 3, 5, seed=1, device=device)]
+
+
+@checker("svd_terms", kind="function")
+def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
+    for W in svd_inputs(device):
+        n_inst, d_out, d_in = W.shape
+        r = min(d_out, d_in)
+        what = f"svd_terms(W) for W of shape {tuple(W.shape)}"
+        out = svd_terms(W.clone())
+        if isinstance(out, Tensor) and out.shape == (n_inst, max(d_out, d_in), d_out, d_in) and r != out.shape[1]:
+            fail(
+                f"{what} has {out.shape[1]} terms, expected {r}",
+                "use full_matrices=False: there are min(d_out, d_in) terms",
+                code="full_matrices",
+            )
+        dims = "inst r d_out d_in"
+        out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
+        right, mistakes = mis.svd_candidates(W)
+        adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
+        hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
+        expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code="values" if adds_up else "not_sum")
+    return "rank-one SVD terms, largest first, on square and wide matrices"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2: ablation_losses
+# --------------------------------------------------------------------------------------------
+def ablation_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, Tensor, Tensor]:
+    chain = generic_chain(device)
+    terms = _randn(3, 2, 3, 4, seed=3, scale=0.5, device=device)
+    x = _rand(6, 3, 4, seed=4, device=device)
+    return chain, terms, x
+
+
+@checker("ablation_losses", kind="function")
+def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str:
+    chain, terms, x = ablation_inputs(device)
+    before = [W.clone() for W in chain.weights] + [terms.clone(), x.clone()]
+    with torch.no_grad():
+        out = ablation_losses(chain, terms, x)
+    if any(not torch.equal(a, b) for a, b in zip([*chain.weights, terms, x], before, strict=True)):
+        fail(
+            "ablation_losses changed its inputs (chain.weights, terms or x)",
+            "build a new matrix W_0 - T_k for each term instead of modifying chain.weights in place (-=)",
+            code="in_place",
+        )
+    what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
+    out = expect_tensor(out, what, shape=(3, 2, 6), dims=dims, dtype=x.dtype, device=device)
+    right, mistakes = mis.ablation_candidates(chain, terms, x)
+    expect_matches(
+        out,
+        right,
+        what,
+        mistakes,
+        dims=dims,
+        hint="for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix",
+    )
+    return "each term removed from the first matrix, squared change of the output"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: faithfulness_loss
+# --------------------------------------------------------------------------------------------
+def faithfulness_inputs(device: torch.device | str = "cpu") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Two matrices of different sizes (2x5 and 6x2), so a mean of per-matrix means differs from the global mean."""
+    shapes = [(2, 5), (6, 2)]
+    weights = [_randn(3, o, i, seed=30 + n, device=device) for n, (o, i) in enumerate(shapes)]
+    U = [_randn(3, o, 4, seed=40 + n, scale=0.5, device=device) for n, (o, _) in enumerate(shapes)]
+    V = [_randn(3, 4, i, seed=50 + n, scale=0.5, device=device) for n, (_, i) in enumerate(shapes)]
+    return weights, U, V
+
+
+@checker("faithfulness_loss", kind="function")
+def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) -> str:
+    weights, U0, V0 = faithfulness_inputs(device)
+    U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
+    loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)")
+    right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
+    generic = mis.scalar_hint(loss.detach(), right, {"the N parameters": 22}, {"instances": 3})
+    code, hint = generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
+    expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code)
+    grads = _grads(loss, U + V)
+    names = [f"U[{n}]" for n in range(len(U))] + [f"V[{n}]" for n in range(len(V))]
+    U_ref, V_ref = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
+    ref = torch.autograd.grad(mis.faithfulness_candidates(weights, U_ref, V_ref)[0], U_ref + V_ref)
+    for name, g, r in zip(names, grads, ref, strict=True):
+        _expect_grad(
+            g, r, name, [], "compute the loss from U and V with torch operations (no .detach() or .item())", "no_grad"
+        )
+    return "one global mean over the parameters of all matrices, summed over instances"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: the leaky hard sigmoids
+# --------------------------------------------------------------------------------------------
+ALPHA = 0.03  # not the default 0.01, so an ignored argument shows up
+
+
+def sigmoid_inputs(device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """x in [-2, 3] on a grid offset from 0 and 1 (where the slope changes), and an upstream gradient."""
+    x = torch.linspace(-2, 3, 60).repeat(3, 1) + torch.tensor([[0.013], [0.007], [0.021]])
+    return x.to(device), _randn(3, 60, seed=60, device=device) + 0.5
+
+
+def _backward(out: Tensor, x: Tensor, g: Tensor, name: str) -> Tensor | None:
+    """∂(Σ out·g)/∂x, naming what autograd rejects in a learner's backward (their own errors propagate)."""
+    try:
+        return torch.autograd.grad((out * g).sum(), (x,), allow_unused=True)[0]
+    except RuntimeError as err:
+        if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+            raise
+        if "incorrect number of gradients" in str(err):
+            fail(
+                f"{name}.backward returned the wrong number of gradients",
+                "return one per input of forward: (grad_x, None), None for alpha",
+                code="n_grads",
+            )
+        fail(
+            f"autograd rejected what {name}.backward returned: {str(err).splitlines()[0]}",
+            "return (grad_x, None) with grad_x a tensor shaped like x",
+            code="backward",
+        )
+
+
+def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device) -> None:
+    if not issubclass(impl, torch.autograd.Function):
+        fail(
+            f"{impl.__name__} is not a torch.autograd.Function",
+            f"pass the class {name} (a subclass of torch.autograd.Function, used as name.apply(x, alpha))",
+            code="not_autograd_function",
+        )
+    x0, g = sigmoid_inputs(device)
+    x = x0.clone().requires_grad_(True)
+    out = expect_tensor(impl.apply(x, ALPHA), f"{name}.apply(x, alpha)", shape=x.shape, dtype=x.dtype, device=device)
+    if not torch.equal(x.detach(), x0):
+        fail(
+            f"{name}.forward changed its input x",
+            "return x.clamp(0, 1), not x.clamp_(0, 1): an in-place clamp also changes the x that backward needs",
+            code="in_place",
+        )
+    right, mistakes = mis.sigmoid_forward_candidates(x0, ALPHA, lower)
+    expect_matches(
+        out.detach(), right, f"{name} forward", mistakes, hint="forward returns clamp(x, 0, 1)", code="forward"
+    )
+    if not out.requires_grad:
+        fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
+    grad = _backward(out, x, g, name)
+    right, mistakes = mis.sigmoid_candidates(x0, g, ALPHA, lower)
+    if grad is not None:
+        grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
+    _expect_grad(
+        grad,
+        right,
+        f"{name} with respect to x",
+        mistakes,
+        "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other",
+        "grad",
+    )
+
+
+@checker("lower_leaky_hard_sigmoid", kind="class")
+def test_lower_leaky_hard_sigmoid(impl: Any, device: torch.device) -> str:
+    _check_leaky_sigmoid(impl, "LowerLeakyHardSigmoid", True, device)
+    return "clamp forward; slope alpha below 0, 1 on [0, 1], 0 above 1"
+
+
+@checker("upper_leaky_hard_sigmoid", kind="class")
+def test_upper_leaky_hard_sigmoid(impl: Any, device: torch.device) -> str:
+    _check_leaky_sigmoid(impl, "UpperLeakyHardSigmoid", False, device)
+    return "clamp forward; slope 0 below 0, 1 on [0, 1], alpha above 1"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 5: CausalImportance.forward
+# --------------------------------------------------------------------------------------------
+CI_ALPHA = 0.05
+
+
+def ci_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """Parameters whose pre-activations z fall below 0, inside [0, 1] and above 1 (every slope matters)."""
+    return {
+        "a": _randn(7, 3, 6, seed=70, device=device),
+        "V": _randn(3, 4, 6, seed=71, scale=0.5, device=device),
+        "w_in": _randn(3, 4, 5, seed=72, device=device),
+        "b_in": _randn(3, 4, 5, seed=73, scale=0.5, device=device),
+        "w_out": _randn(3, 4, 5, seed=74, scale=0.8, device=device),
+        "b_out": _randn(3, 4, seed=75, scale=0.3, device=device) + 0.4,
+        "g_lower": _randn(7, 3, 4, seed=76, device=device),
+        "g_upper": _randn(7, 3, 4, seed=77, device=device),
+    }
+
+
+@checker("causal_importance", kind="class")
+def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
+    p = ci_inputs(device)
+    module = CausalImportance(3, 4, 5, alpha=CI_ALPHA, device=device)
+    for k in mis.CI_PARAMS[1:]:
+        param = getattr(module, k, None)
+        if not isinstance(param, torch.nn.Parameter) or param.shape != p[k].shape:
+            fail(
+                f"CausalImportance has no parameter {k} of shape {tuple(p[k].shape)}",
+                "keep the given __init__",
+                code="init",
+            )
+        with torch.no_grad():
+            param.copy_(p[k])
+    V = p["V"].clone().requires_grad_()
+    lower, upper = _pair(returned(module(p["a"], V), "CausalImportance.forward"), "forward", "(lower, upper)")
+    shape, dims = (7, 3, 4), "batch inst C"
+    lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
+    upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
+    right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
+    for value, what in ((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances")):
+        expect_matches(
+            value.detach(),
+            right,
+            what,
+            mistakes,
+            dims=dims,
+            hint="h = V a; z = Σ_j w_out GELU(w_in h + b_in) + b_out; clamp to [0, 1]",
+        )
+    total = (lower * p["g_lower"]).sum() + (upper * p["g_upper"]).sum()
+    grads = _grads(total, [V] + [getattr(module, k) for k in mis.CI_PARAMS[1:]])
+    right_g, grad_mistakes = mis.ci_grad_candidates(p, CI_ALPHA)
+    for n, (name, g, r) in enumerate(zip(mis.CI_PARAMS, grads, right_g, strict=True)):
+        hint = "gradients must reach V and every MLP parameter: keep everything in autograd"
+        _expect_grad(g, r, name, _for_leaf(grad_mistakes, n, r), hint, "grad")
+    return "inner activations, one MLP per subcomponent, both leaky sigmoids, gradients to V and every MLP parameter"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 6: sample_masks
+# --------------------------------------------------------------------------------------------
+N_MASKS = 4000
+# Causal importances per (inst, subcomponent) for two matrices with 4 and 3 subcomponents: exact zeros, values
+# in between, none at 1 (where the mask carries no randomness to test).
+CI_TABLES = [
+    [[0.0, 0.2, 0.55, 0.9], [0.35, 0.0, 0.7, 0.1], [0.8, 0.45, 0.0, 0.25]],
+    [[0.6, 0.0, 0.3], [0.15, 0.85, 0.0], [0.0, 0.5, 0.75]],
+]
+
+
+def mask_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
+    return [torch.tensor(t, device=device).expand(N_MASKS, -1, -1).clone().requires_grad_() for t in CI_TABLES]
+
+
+def _check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, code: str) -> None:
+    """Every cell of r [n, ...] has the mean and mean square of U[0, 1] (Bernstein bounds, union over n_tests)."""
+    tol_mean, tol_sq = uniform_moments_tolerance(r.shape[0], 0.0, 1.0, n_tests)
+    mean, sq = r.double().mean(0), r.double().pow(2).mean(0)
+    bad = ((mean - 0.5).abs() > tol_mean) | ((sq - 1 / 3).abs() > tol_sq)
+    if bad.any():
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        where = ", ".join(f"{n} {i}" for n, i in zip(dims.split(), idx, strict=True))
+        fail(
+            f"{what} at {where}: mean {mean[idx]:.3f} and mean square {sq[idx]:.3f}, expected 0.500 ± {tol_mean:.3f} "
+            f"and 0.333 ± {tol_sq:.3f} (uniform on [0, 1])",
+            hint,
+            code=code,
+        )
+
+
+def _check_not_shared(r: Tensor, what: str) -> None:
+    """r [n inst C]: fresh randomness along every axis."""
+    if (r.std(0) < 1e-6).all():
+        fail(
+            f"{what}: every example in the batch got the same random draw",
+            "masks drawn once per batch instead of "
+            "per example: draw a random number for every entry, e.g. torch.rand_like(g)",
+            code="shared_over_batch",
+        )
+    same = lambda u, v: torch.isclose(u, v, rtol=0, atol=1e-5).float().mean() > 0.5
+    if r.shape[-1] > 1 and same(r[..., 0], r[..., 1]):
+        fail(
+            f"{what}: all subcomponents of an example share one random draw",
+            "draw a separate r for every subcomponent (shape [batch inst C])",
+            code="shared_over_components",
+        )
+    if same(r[:, 0], r[:, 1]):
+        fail(
+            f"{what}: the instances share their random draws",
+            "draw a separate r for every instance",
+            code="shared_over_instances",
+        )
+
+
+def _diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
+    """Masks outside [g, 1]: name the distribution that was drawn."""
+    r = (m - g) / (1 - g)
+    what = f"mask {layer}"
+    if r.min() < -0.5 and r.max() > 1.5:
+        fail(
+            f"{what} has values below g and above 1 (r = (m - g) / (1 - g) spans [{r.min():.2f}, {r.max():.2f}])",
+            "r looks normal: draw it uniform on [0, 1] with torch.rand, not torch.randn",
+            code="normal",
+        )
+    if (m > 1 + 1e-6).any():
+        hint = "m = g + (1 - g) r lies in [g, 1]"
+        if ((m - g) >= -1e-6).all() and (m - g <= 1 + 1e-6).all():
+            hint = "g + r can exceed 1: scale the random part, m = g + (1 - g) r"
+        fail(f"{what} has values above 1 (max {m.max().item():.3f})", hint, code="above_one")
+    if (m < g - 1e-6).any():
+        cell_means = m.mean(0)
+        if (m >= -1e-6).all() and ((cell_means - 0.5).abs() < 0.05).all():
+            fail(
+                f"{what} has values below its causal importance g, and its mean is 1/2 whatever g is",
+                "the mask ignores g: it lies between g and 1, m = g + (1 - g) r",
+                code="ignores_g",
+            )
+        if (m >= -1e-6).all() and (m <= g + 1e-6).all():
+            fail(
+                f"{what} lies between 0 and g, not between g and 1",
+                "m = g · r shrinks towards 0; it should lie between g and 1: m = g + (1 - g) r",
+                code="below_g",
+            )
+        if r.min() > -1 - 1e-4 and r.min() < -0.9:
+            fail(
+                f"{what} has values below g: r = (m - g) / (1 - g) spans [{r.min():.2f}, {r.max():.2f}]",
+                "r is uniform on [-1, 1]: draw it on [0, 1] (torch.rand)",
+                code="signed_uniform",
+            )
+        fail(
+            f"{what} has values below its causal importance g (e.g. {m[m < g - 1e-6][0]:.3f})",
+            "a mask lies between its causal importance g and 1: m = g + (1 - g) r",
+            code="below_g",
+        )
+
+
+def _check_delta(d: Tensor, layer: int, r: Tensor, mask: Tensor) -> None:
+    if (d == 1).all():
+        fail(
+            f"delta mask {layer} is all ones",
+            "the delta mask was forgotten: the delta gets its own random scale m_Δ ~ U[0, 1], one per example",
+            code="delta_ones",
+        )
+    if (d == 0).all():
+        fail(
+            f"delta mask {layer} is all zeros",
+            "the delta is not switched off: it gets a random scale m_Δ ~ U[0, 1], one per example",
+            code="delta_zeros",
+        )
+    if (d < 0).any() or (d > 1).any():
+        fail(
+            f"delta mask {layer} has values outside [0, 1] ({d.min():.2f} to {d.max():.2f})",
+            "draw it with torch.rand: U[0, 1]",
+            code="delta_range",
+        )
+    _check_not_shared(d[..., None], f"delta mask {layer}")
+    if any(torch.isclose(d, u, rtol=0, atol=1e-5).float().mean() > 0.5 for u in (r[..., 0], mask[..., 0])):
+        fail(
+            f"delta mask {layer} reuses the subcomponents' random numbers",
+            "draw the delta mask separately",
+            code="delta_reuse",
+        )
+
+
+@checker("sample_masks", kind="function")
+def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
+    ci = mask_inputs(device)
+    masks, deltas = _pair(returned(sample_masks(ci), "sample_masks"), "sample_masks", "masks, delta_masks")
+    if not isinstance(masks, tuple | list) or not isinstance(deltas, tuple | list):
+        fail(
+            f"sample_masks should return two lists (masks, delta_masks), got {type(masks).__name__} and "
+            f"{type(deltas).__name__}",
+            "return masks, delta_masks: one tensor per matrix in each",
+            code="not_pair",
+        )
+    tensors = len(masks) == len(deltas) == 2 and all(isinstance(t, Tensor) for t in [*masks, *deltas])
+    if tensors and masks[0].ndim == 2 and deltas[0].ndim == 3:
+        fail(
+            "the masks have the delta masks' shape and the reverse",
+            "return (masks, delta_masks) in that order",
+            code="swapped",
+        )
+    if len(masks) != 2:
+        fail(
+            f"expected one mask tensor per matrix (2), got {len(masks)}",
+            "return a list with one entry per causal importance tensor",
+            code="n_masks",
+        )
+    if len(deltas) != 2 or any(d is None for d in deltas):
+        fail(
+            f"expected one delta mask per matrix (2), got {[type(d).__name__ for d in deltas]}",
+            "the delta mask was forgotten: draw one U[0, 1] value per example and matrix, shape [batch inst]",
+            code="delta_missing",
+        )
+    masks = [
+        expect_tensor(m, f"mask {n}", shape=g.shape, dims="batch inst C", dtype=g.dtype, device=device)
+        for n, (m, g) in enumerate(zip(masks, ci, strict=True))
+    ]
+    deltas = [
+        expect_tensor(d, f"delta mask {n}", shape=g.shape[:-1], dims="batch inst", dtype=g.dtype, device=device)
+        for n, (d, g) in enumerate(zip(deltas, ci, strict=True))
+    ]
+    rs = []
+    for layer, (m, g) in enumerate(zip(masks, ci, strict=True)):
+        m, g = m.detach(), g.detach()
+        _diagnose_range(m, g, layer)
+        r = (m - g) / (1 - g)
+        if ((r < 1e-6) | (r > 1 - 1e-6)).float().mean() > 0.9:
+            fail(
+                f"mask {layer} is only ever g or 1",
+                "r is uniform on [0, 1], not a coin flip: torch.rand_like(g), not (torch.rand_like(g) > 0.5)",
+                code="binary",
+            )
+        if ((r.abs() < 1e-6) & (g > 0)).float().mean() > 0.05:
+            fail(
+                f"mask {layer} equals its causal importance g on {((r.abs() < 1e-6) & (g > 0)).float().mean():.0%} "
+                "of entries",
+                "the mask is g + (1 - g) r, not max(g, r)",
+                code="max_not_interpolation",
+            )
+        _check_not_shared(r, f"mask {layer}")
+        rs.append(r)
+    if torch.isclose(rs[0][..., :3], rs[1], rtol=0, atol=1e-5).float().mean() > 0.5:
+        fail(
+            "the two matrices' masks share their random draws",
+            "draw separately for every matrix",
+            code="shared_over_layers",
+        )
+    for layer, d in enumerate(deltas):
+        _check_delta(d.detach(), layer, rs[layer], masks[layer].detach())
+    if (deltas[0] == deltas[1]).float().mean() > 0.5:
+        fail("the two matrices share one delta mask", "draw a delta mask for every matrix", code="shared_over_layers")
+    n_tests = 2 * (sum(r[0].numel() for r in rs) + 2 * 3) + 4
+    for layer, r in enumerate(rs):
+        _check_uniform(
+            r,
+            f"(mask - g) / (1 - g) of matrix {layer}",
+            "inst C",
+            n_tests,
+            "r in m = g + (1 - g) r should be uniform on [0, 1] (torch.rand)",
+            "not_uniform",
+        )
+        _check_uniform(
+            deltas[layer].detach()[..., None],
+            f"delta mask {layer}",
+            "inst one",
+            n_tests,
+            "the delta mask should be uniform on [0, 1] (torch.rand)",
+            "delta_not_uniform",
+        )
+    # Independence of neighbouring draws: E[r_a r_b] = 1/4 for independent U[0, 1] (variance 7/144, range 1).
+    tol = bernstein_tolerance(N_MASKS, 7 / 144, 1.0, FAILURE_PROBABILITY / n_tests)
+    d0 = deltas[0].detach()[:, 0]
+    pairs = [
+        (rs[0][:, 0, 0], rs[0][:, 0, 1], "subcomponents 0 and 1"),
+        (rs[0][:, 0, 0], rs[0][:, 1, 0], "instances 0 and 1"),
+        (rs[0][:, 0, 0], rs[1][:, 0, 0], "the two matrices"),
+        (rs[0][:, 0, 0], d0, "a mask and the delta mask"),
+        (rs[0][:-1, 0, 0], rs[0][1:, 0, 0], "neighbouring examples"),
+    ]
+    for a, b, what in pairs:
+        prod = (a.double() * b.double()).mean().item()
+        if abs(prod - 0.25) > tol:
+            fail(
+                f"the draws of {what} are correlated (mean product {prod:.3f}, independent draws give "
+                f"0.250 ± {tol:.3f})",
+                "draw every random number independently",
+                code="correlated",
+            )
+    weights = [_randn(*g.shape, seed=80 + layer, device=device) for layer, g in enumerate(ci)]
+    total = sum((m * w).sum() for m, w in zip(masks, weights, strict=True))
+    for layer, (g_ci, r, w) in enumerate(zip(_grads(total, ci), rs, weights, strict=True)):
+        if g_ci is None or not g_ci.abs().gt(0).any():
+            fail(
+                "no gradient flows from the masks to the causal importances",
+                "don't detach g: the causal-importance "
+                "functions learn through the masks (m = g + (1 - g) r is differentiable in g)",
+                code="no_grad",
+            )
+        mistakes = [("grad_partial", "the factor (1 - g) must carry gradient too: ∂m/∂g = 1 - r", w)]
+        expect_matches(
+            g_ci,
+            w * (1 - r),
+            f"∂(Σ w·mask {layer})/∂g",
+            mistakes,
+            dims="batch inst C",
+            hint="m = g + (1 - g) r gives ∂m/∂g = 1 - r",
+            code="grad",
+        )
+    return f"masks in [g, 1], uniform and independent per entry, delta masks, gradients ({N_MASKS} draws)"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 7: masked_product
+# --------------------------------------------------------------------------------------------
+def product_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """d_in 5, d_out 4, C 7 (all different), masks strictly inside (0, 1)."""
+    return {
+        "a": _randn(6, 3, 5, seed=90, device=device),
+        "W": _randn(3, 4, 5, seed=91, device=device),
+        "U": _randn(3, 4, 7, seed=92, scale=0.5, device=device),
+        "V": _randn(3, 7, 5, seed=93, scale=0.5, device=device),
+        "mask": _rand(6, 3, 7, seed=94, low=0.1, high=0.9, device=device),
+        "delta_mask": _rand(6, 3, seed=95, low=0.1, high=0.9, device=device),
+    }
+
+
+@checker("masked_product", kind="function")
+def test_masked_product(masked_product: Callable, device: torch.device) -> str:
+    p = product_inputs(device)
+    q = {**p, **{k: p[k].clone().requires_grad_() for k in mis.PRODUCT_LEAVES}}
+    out = masked_product(q["a"], q["W"], q["U"], q["V"], q["mask"], q["delta_mask"])
+    what, dims = "masked_product(...)", "batch inst d_out"
+    out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
+    right, mistakes = mis.product_candidates(p)
+    expect_matches(out.detach(), right, what, mistakes, dims=dims, hint="U (mask ⊙ V a) + delta_mask · (W - U V) a")
+    g = _randn(6, 3, 4, seed=96, device=device)
+    right_g, grad_mistakes = mis.product_grad_candidates(p, g)
+    grads = _grads((out * g).sum(), [q[k] for k in mis.PRODUCT_LEAVES])
+    for n, (name, gr, r) in enumerate(zip(mis.PRODUCT_LEAVES, grads, right_g, strict=True)):
+        hint = (
+            "gradients must reach the masks (the causal importances learn through them): don't detach"
+            if name == "mask"
+            else "compute everything from U and V with torch operations"
+        )
+        _expect_grad(
+            gr,
+            r,
+            name,
+            _for_leaf(grad_mistakes, n, r),
+            hint,
+            "mask_detached" if name == "mask" else "grad",
+        )
+    return "masked subcomponents plus the masked delta, gradients to U, V and the masks"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 8: stochastic_reconstruction_losses
+# --------------------------------------------------------------------------------------------
+def recon_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict[str, list[Tensor]], Tensor]:
+    """The generic 3-matrix chain, 5 subcomponents per matrix that don't add up to W (a non-zero delta)."""
+    chain = generic_chain(device)
+    shapes = [tuple(W.shape[1:]) for W in chain.weights]
+    p = {
+        "U": [_randn(3, o, 5, seed=100 + layer, scale=0.6, device=device) for layer, (o, _) in enumerate(shapes)],
+        "V": [_randn(3, 5, i, seed=110 + layer, scale=0.6, device=device) for layer, (_, i) in enumerate(shapes)],
+        "masks": [_rand(8, 3, 5, seed=120 + layer, low=0.05, high=0.95, device=device) for layer in range(3)],
+        "delta_masks": [_rand(8, 3, seed=130 + layer, low=0.05, high=0.95, device=device) for layer in range(3)],
+    }
+    return chain, p, _rand(8, 3, 4, seed=140, device=device)
+
+
+@checker("stochastic_reconstruction_losses", kind="function")
+def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Callable, device: torch.device) -> str:
+    chain, p, x = recon_inputs(device)
+    q = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
+    out = returned(
+        stochastic_reconstruction_losses(chain, q["U"], q["V"], x, q["masks"], q["delta_masks"]),
+        "stochastic_reconstruction_losses",
+    )
+    full, layerwise = _pair(out, "stochastic_reconstruction_losses", "full, layerwise")
+    full = expect_scalar(full, "the full stochastic reconstruction loss")
+    layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss")
+    right, mistakes = mis.recon_candidates(chain, p, x)
+    got = torch.stack([full.detach(), layerwise.detach()])
+    expect_matches(
+        got,
+        right,
+        "(full, layerwise)",
+        mistakes,
+        dims="loss",
+        hint="check each masked run against "
+        "masked_product's formula and the reductions: MSE over output dims and batch, summed over instances",
+    )
+    leaves = [t for k in ("masks", "U", "V") for t in q[k]]
+    ref_leaves = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
+    right_g = torch.autograd.grad(
+        mis.recon_reference(chain, ref_leaves, x) @ torch.tensor([1.0, 0.5], device=device),
+        [t for k in ("masks", "U", "V") for t in ref_leaves[k]],
+    )
+    grads = _grads(full + 0.5 * layerwise, leaves)
+    for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
+        name = f"{('masks', 'U', 'V')[n // 3]}[{n % 3}]"
+        hint = (
+            "gradients must flow to the masks (and through them to the causal importances): don't detach them"
+            if n < 3
+            else "keep the losses differentiable in U and V"
+        )
+        _expect_grad(gr, r, name, [], hint, "grad")
+    return "all matrices masked, one at a time averaged, MSE to the original output, gradients to masks, U and V"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 9: importance_minimality_loss
+# --------------------------------------------------------------------------------------------
+P_NORM, EPS = 0.7, 1e-3  # generic: p not 0.5 or 1, eps large enough to see where it goes
+
+
+def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
+    ci = [_rand(8, 3, 4, seed=150, device=device), _rand(8, 3, 2, seed=151, device=device)]
+    ci[0][0, 0, :2] = 0.0  # exact zeros, where the gradient of g^p needs eps
+    ci[1][1, 2, 1] = 1.0
+    return ci
+
+
+@checker("importance_minimality_loss", kind="function")
+def test_importance_minimality_loss(importance_minimality_loss: Callable, device: torch.device) -> str:
+    ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
+    loss = expect_scalar(importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)")
+    right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
+    generic = mis.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
+    code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
+    expect_matches(loss.detach(), right, "importance_minimality_loss", mistakes, hint=hint, code=code)
+    ref = [g.clone().requires_grad_() for g in minimality_inputs(device)]
+    right_g = torch.autograd.grad(mis.minimality_reference(ref, P_NORM, EPS), ref)
+    for n, (gr, r) in enumerate(zip(_grads(loss, ci), right_g, strict=True)):
+        _expect_grad(
+            gr,
+            r,
+            f"the causal importances of matrix {n}",
+            [],
+            "compute the penalty from the importances with torch operations (no .detach() or .item())",
+            "grad",
+        )
+    return "Σ over matrices and subcomponents of (g + eps)^p, mean over the batch, summed over instances"
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 10: adversarial_sources
+# --------------------------------------------------------------------------------------------
+N_STEPS, STEP_SIZE = 4, 0.15
+
+
+def adversarial_inputs(device: torch.device | str = "cpu") -> tuple[Callable[[list[Tensor]], Tensor], list[Tensor]]:
+    """A loss whose gradient changes sign along the way (so the path matters) and sources near both bounds."""
+    c0, w0 = _randn(5, 3, seed=160, device=device), _randn(5, 3, seed=161, device=device)
+    t0 = torch.tensor([0.04, 0.5, 0.95], device=device)  # maxima near the bounds: a step overshoots and comes back
+    t1 = _rand(5, seed=162, low=0.88, high=0.97, device=device)
+    w1 = _rand(5, seed=163, low=0.5, high=2.0, device=device)
+
+    def loss_fn(s: list[Tensor]) -> Tensor:
+        return (
+            0.2 * (torch.sin(4 * s[0] + c0) * w0).sum()
+            - 3 * (s[0] - t0).pow(2).sum()
+            - 3 * ((s[1] - t1).pow(2) * w1).sum()
+            + 0.05 * (s[0].sum(-1) * s[1]).sum()
+        )
+
+    init = [
+        _rand(5, 3, seed=164, low=0.05, high=0.95, device=device),
+        _rand(5, seed=165, low=0.05, high=0.95, device=device),
+    ]
+    return loss_fn, init
+
+
+@checker("adversarial_sources", kind="function")
+def test_adversarial_sources(adversarial_sources: Callable, device: torch.device) -> str:
+    loss_fn, init = adversarial_inputs(device)
+    before = [t.clone() for t in init]
+    out = returned(adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE), "adversarial_sources")
+    if any(not torch.equal(a, b) for a, b in zip(init, before, strict=True)):
+        fail(
+            "adversarial_sources changed `init` in place",
+            "start from copies: [s.detach().clone() for s in init]",
+            code="in_place",
+        )
+    if not isinstance(out, list | tuple) or len(out) != len(init):
+        fail(
+            f"expected a list of {len(init)} tensors, got {type(out).__name__}",
+            "return one tensor per source",
+            code="not_list",
+        )
+    out = [
+        expect_tensor(o, f"source {n}", shape=t.shape, dtype=t.dtype, device=device)
+        for n, (o, t) in enumerate(zip(out, init, strict=True))
+    ]
+    if any(o.requires_grad for o in out):
+        fail(
+            "the returned sources still require gradients",
+            "return them detached: [s.detach() for s in sources]",
+            code="not_detached",
+        )
+    right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
+    expect_matches(
+        torch.cat([o.flatten() for o in out]),
+        right,
+        "the adversarial sources",
+        mistakes,
+        hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
+    )
+    return f"{N_STEPS} steps of projected sign-gradient ascent"

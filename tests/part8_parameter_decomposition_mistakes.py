@@ -1,0 +1,629 @@
+"""The catalogue of known mistakes for section 8's checkers (`tests.part8_parameter_decomposition`).
+
+Each `*_candidates` function returns the right answer and what realistic buggy implementations (mutants of
+the reference) return on the checker's inputs, as (code, hint, value) triples for `expect_matches`. The pytest
+suite checks through `audit_catalogues()` that the checker's inputs tell every mutant apart from the reference
+and from each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from utils.part8_parameter_decomposition import WeightChain
+
+Mistakes = list[tuple[str, str, Tensor]]
+
+
+def mm(a: Tensor, W: Tensor) -> Tensor:
+    """a [batch inst d_in] through W [inst d_out d_in]."""
+    return torch.einsum("bid,iod->bio", a, W)
+
+
+def scalar_hint(
+    actual: Tensor, expected: Tensor, means: dict[str, int], sums: dict[str, int]
+) -> tuple[str, str] | None:
+    """(code, hint) when a wrong scalar is the right one times a constant: a sum over an axis the loss averages
+    (`means`: axis name -> size), a mean over one it sums (`sums`), another factor, or the opposite sign. Scalars
+    get no generic diagnosis from `expect_matches`, so the checkers of losses ask this one."""
+    a, e = float(actual), float(expected)
+    if e == 0 or a == 0 or not abs(a) < float("inf"):
+        return None
+    ratio = a / e
+    for name, n in means.items():
+        if abs(ratio - n) < 1e-3 * n:
+            return "scale", f"your value is {n} × the expected one: a sum over {name} where a mean was asked?"
+    for name, n in sums.items():
+        if abs(ratio * n - 1) < 1e-3:
+            return "scale", f"your value is 1/{n} of the expected one: a mean over {name} where a sum was asked?"
+    if abs(ratio + 1) < 1e-4:
+        return "sign", "your value has the opposite sign of the expected one"
+    whole = abs(ratio - round(ratio)) < 1e-4 or abs(1 / ratio - round(1 / ratio)) < 1e-4
+    if abs(ratio - 1) > 1e-3 and whole:  # only a whole factor (or its inverse) says something about the code
+        return "scale", f"your value is {ratio:.4g} × the expected one: a missing or extra constant factor?"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1: svd_terms
+# --------------------------------------------------------------------------------------------
+def svd_candidates(W: Tensor) -> tuple[Tensor, Mistakes]:
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    terms = lambda U_, S_, Vh_: torch.einsum("iak,ik,ikb->ikab", U_, S_, Vh_)
+    right = terms(U, S, Vh)
+    mistakes = [
+        ("no_sigma", "each term is σ_k u_k v_kᵀ: multiply by the singular value", terms(U, torch.ones_like(S), Vh)),
+        ("sigma_squared", "multiply by σ_k, not σ_k²", terms(U, S**2, Vh)),
+        ("sigma_sqrt", "multiply by σ_k itself, not its square root", terms(U, S.sqrt(), Vh)),
+        ("ascending", "keep torch's order: largest singular value first", right.flip(1)),
+        (
+            "cumulative",
+            "return each term on its own, not the running sums Σ_{j≤k} (rank-k approximations)",
+            right.cumsum(1),
+        ),
+    ]
+    if U.shape[-1] == U.shape[-2]:  # U square: its rows have the right length too
+        mistakes.append(("u_rows", "the u_k are the columns of U (U[:, :, k]), not its rows", terms(U.mT, S, Vh)))
+    if Vh.shape[-1] == Vh.shape[-2]:
+        mistakes.append(("vh_columns", "the v_k are the rows of Vh (Vh[:, k, :]), not its columns", terms(U, S, Vh.mT)))
+    if len(set(right.shape[1:])) == 1:  # r = d_out = d_in: every order of the last three axes has the right shape
+        for perm in itertools.permutations((1, 2, 3)):
+            if perm != (1, 2, 3):
+                hint = "the axes are in the wrong order: return [inst r d_out d_in] (term k is out[:, k])"
+                mistakes.append(("axis_order", hint, right.permute(0, *perm)))
+    return right, mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2: ablation_losses
+# --------------------------------------------------------------------------------------------
+def run_with_first(chain: WeightChain, W0: Tensor, x: Tensor, bias_twice: bool = False) -> Tensor:
+    def layer_fn(layer: int, a: Tensor) -> Tensor:
+        out = mm(a, W0 if layer == 0 else chain.weights[layer])
+        return out + chain.biases[layer] if bias_twice and chain.biases[layer] is not None else out
+
+    return chain(x, layer_fn)
+
+
+def ablation_candidates(chain: WeightChain, terms: Tensor, x: Tensor) -> tuple[Tensor, Mistakes]:
+    original, W0, K = chain(x), chain.weights[0], terms.shape[1]
+    mse = lambda d: d.pow(2).mean(-1)
+
+    def losses(first=lambda k: W0 - terms[:, k], reference=original, reduce=mse, bias_twice=False) -> Tensor:
+        out = [reduce(run_with_first(chain, first(k), x, bias_twice) - reference) for k in range(K)]
+        return torch.stack(out).permute(2, 0, 1)  # [k batch inst] -> [inst k batch]
+
+    right = losses()
+    mistakes = [
+        ("keep_only_term", "remove the term: use W_0 - T_k, not T_k alone", losses(first=lambda k: terms[:, k])),
+        ("add_term", "remove the term (W_0 - T_k), don't add it", losses(first=lambda k: W0 + terms[:, k])),
+        (
+            "cumulative",
+            "remove one term at a time from the original W_0: start from chain.weights[0] for every k, "
+            "don't keep subtracting from the previous ablation",
+            losses(first=lambda k: W0 - terms[:, : k + 1].sum(1)),
+        ),
+        ("vs_input", "compare with the model's original output chain(x), not with the input x", losses(reference=x)),
+        ("sum_over_outputs", "take the mean over output dims, not the sum", losses(reduce=lambda d: d.pow(2).sum(-1))),
+        ("not_squared", "square the differences before averaging", losses(reduce=lambda d: d.abs().mean(-1))),
+        ("sqrt", "return the mean squared change itself, not its square root", right.sqrt()),
+        (
+            "normalised",
+            "return the plain mean squared change, not divided by the size of the original output",
+            right / original.pow(2).mean(-1).T[:, None, :],
+        ),
+        (
+            "bias_twice",
+            "layer_fn replaces only the product W_l a: the chain adds the bias itself after it",
+            losses(bias_twice=True),
+        ),
+    ]
+    return right, mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: faithfulness_loss
+# --------------------------------------------------------------------------------------------
+def faithfulness_candidates(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> tuple[Tensor, Mistakes]:
+    deltas = [W - u @ v for W, u, v in zip(weights, U, V, strict=True)]
+    sq = [d.pow(2).sum((-2, -1)) for d in deltas]  # [inst] each
+    sizes = [W[0].numel() for W in weights]
+    n = sum(sizes)
+    right = (sum(sq) / n).sum()
+    mistakes = [
+        (
+            "mean_of_means",
+            "one global mean over all parameters of all matrices (divide the total by N), "
+            "not a mean of per-matrix means",
+            (sum(s / k for s, k in zip(sq, sizes, strict=True)) / len(sq)).sum(),
+        ),
+        (
+            "sum_of_means",
+            "divide the sum over all matrices by the total number of parameters N, not each matrix by its own size",
+            sum(s / k for s, k in zip(sq, sizes, strict=True)).sum(),
+        ),
+        ("no_normalisation", "divide by N, the number of parameters of one instance's matrices", sum(sq).sum()),
+        (
+            "mean_over_instances",
+            "sum over instances (each is its own decomposition), and count the entries of one "
+            "instance's matrices (W[0].numel(), not W.numel())",
+            (sum(sq) / n).mean(),
+        ),
+        (
+            "mse_loss_sum",
+            "F.mse_loss(U @ V, W) averages over the instances too, and summing per-matrix means weighs the matrices "
+            "equally: sum the squared deltas per instance over all matrices, divide by N, sum over instances",
+            sum(d.pow(2).mean() for d in deltas),
+        ),
+        (
+            "mse_loss_mean",
+            "F.mse_loss(U @ V, W) averages over the instances too, and a mean of per-matrix means weighs the matrices "
+            "equally: sum the squared deltas per instance over all matrices, divide by N, sum over instances",
+            sum(d.pow(2).mean() for d in deltas) / len(deltas),
+        ),
+        (
+            "weight_norm",
+            "normalise by the number of parameters N, not by the squared norm of the weights",
+            (sum(sq) / sum(W.pow(2).sum((-2, -1)) for W in weights)).sum(),
+        ),
+        (
+            "not_squared",
+            "square the entries of the delta (a squared Frobenius norm)",
+            (sum(d.abs().sum((-2, -1)) for d in deltas) / n).sum(),
+        ),
+        (
+            "frobenius_not_squared",
+            "use the squared Frobenius norm ‖W - UV‖², not the norm",
+            (sum(s.sqrt() for s in sq) / n).sum(),
+        ),
+        ("rms", "the loss is the mean squared entry itself, not its square root", (sum(sq) / n).sqrt().sum()),
+        ("last_matrix_only", "add up the deltas of every matrix, not only the last one", (sq[-1] / n).sum()),
+        ("first_matrix_only", "add up the deltas of every matrix (a `return` inside the loop?)", (sq[0] / n).sum()),
+    ]
+    return right, mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: the leaky hard sigmoids
+# --------------------------------------------------------------------------------------------
+def slope(x: Tensor, below: float, inside: float, above: float) -> Tensor:
+    return torch.where(x < 0, below, torch.where(x > 1, above, inside)).to(x.dtype)
+
+
+def sigmoid_forward_candidates(x: Tensor, alpha: float, lower: bool) -> tuple[Tensor, Mistakes]:
+    leak = (
+        torch.where(x < 0, alpha * x, x.clamp(max=1))
+        if lower
+        else torch.where(x > 1, 1 + alpha * (x - 1), x.clamp(min=0))
+    )
+    hint = "the forward pass is the plain hard sigmoid clamp(x, 0, 1): the leak is only in the gradient"
+    return x.clamp(0, 1), [
+        ("leaky_forward", hint, torch.where(x < 0, alpha * x, torch.where(x > 1, 1 + alpha * (x - 1), x))),
+        ("leaky_forward", hint, leak),
+        ("sigmoid", "use the hard sigmoid clamp(x, 0, 1), not the smooth torch.sigmoid", torch.sigmoid(x)),
+        (
+            "torch_hardsigmoid",
+            "F.hardsigmoid is relu6(x + 3) / 6, another function: use x.clamp(0, 1)",
+            F.hardsigmoid(x),
+        ),
+        ("no_clamp", "forward returns the hard sigmoid: clamp x to [0, 1]", x.clone()),
+        ("relu", "clamp from above too: the hard sigmoid is clamp(x, 0, 1), not a ReLU", x.clamp(min=0)),
+    ]
+
+
+def sigmoid_candidates(x: Tensor, g: Tensor, alpha: float, lower: bool) -> tuple[Tensor, Mistakes]:
+    """Gradients for the upstream gradient g: the right one and the usual mistakes."""
+    a = alpha
+    right = g * (slope(x, a, 1, 0) if lower else slope(x, 0, 1, a))
+    side, other = ("below 0", "upper") if lower else ("above 1", "lower")
+    leak_mask = x < 0 if lower else x > 1
+    mistakes = [
+        (
+            "wrong_side",
+            f"the leak is on the wrong side: this is the {other}-leaky gradient; this one leaks {side}",
+            g * (slope(x, 0, 1, a) if lower else slope(x, a, 1, 0)),
+        ),
+        (
+            "both_sides",
+            f"leak on one side only ({side}); the other flat side passes no gradient",
+            g * slope(x, a, 1, a),
+        ),
+        (
+            "other_side_open",
+            f"the slope is 0 on the flat side that doesn't leak ({'above 1' if lower else 'below 0'}), not 1",
+            g * (slope(x, a, 1, 1) if lower else slope(x, 1, 1, a)),
+        ),
+        (
+            "no_leak",
+            f"let a gradient of slope alpha through {side}: this is a plain clamp's gradient",
+            g * slope(x, 0, 1, 0),
+        ),
+        (
+            "straight_through",
+            "the slope is 1 only on [0, 1]; outside it is alpha on the leaky side and 0 on the "
+            "other. (Slope 1 everywhere also comes from saving the clamped output instead of x in forward)",
+            g.clone(),
+        ),
+        (
+            "no_grad_output",
+            "multiply the slope by grad_output (the chain rule)",
+            slope(x, a, 1, 0) if lower else slope(x, 0, 1, a),
+        ),
+        (
+            "leak_not_scaled",
+            f"{side} the gradient is alpha · grad_output, not alpha alone",
+            torch.where(leak_mask, torch.full_like(g, a), right),
+        ),
+        (
+            "alpha_ignored",
+            "use the alpha passed to forward (store it on ctx), not a fixed 0.01",
+            g * (slope(x, 0.01, 1, 0) if lower else slope(x, 0, 1, 0.01)),
+        ),
+    ]
+    return right, mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 5: CausalImportance.forward
+# --------------------------------------------------------------------------------------------
+class Leaky(torch.autograd.Function):
+    """clamp(x, 0, 1) with chosen slopes below 0 and above 1 (the checker's own reference)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, below: float, above: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.below, ctx.above = below, above
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return grad * slope(x, ctx.below, 1.0, ctx.above), None, None
+
+
+CI_PARAMS = ("V", "w_in", "b_in", "w_out", "b_out")
+
+
+def ci_reference(
+    p: dict[str, Tensor], alpha: float, variant: str = "right", lower=None, upper=None
+) -> tuple[Tensor, Tensor]:
+    """(lower, upper) of the reference, or of a mutant (a variant name, or other leak slopes)."""
+    w_in, bi, w_out, bo = p["w_in"], p["b_in"], p["w_out"], p["b_out"]
+    if variant == "shared_mlp":
+        w_in, bi, w_out, bo = (t[:, :1].expand_as(t) for t in (w_in, bi, w_out, bo))
+    if variant == "instance_0":
+        w_in, bi, w_out, bo = (t[:1].expand_as(t) for t in (w_in, bi, w_out, bo))
+    inner = torch.einsum("bid,icd->bic", p["a"], p["V"])
+    if variant == "inner_detached":
+        inner = inner.detach()
+    act = {"relu": F.relu, "no_gelu": lambda t: t}.get(variant, F.gelu)
+    pre = inner[..., None] * w_in + (0 if variant in ("no_b_in", "b_in_outside") else bi)
+    hidden = act(pre) + (bi if variant == "b_in_outside" else 0)
+    z = (hidden * w_out).sum(-1) if variant != "mean_over_hidden" else (hidden * w_out).mean(-1)
+    z = z + (0 if variant == "no_b_out" else bo)
+    squash = {
+        "smooth_sigmoid": torch.sigmoid,
+        "no_sigmoid": lambda t: t,
+        "torch_hardsigmoid": F.hardsigmoid,
+        "no_upper_clamp": F.relu,
+    }.get(variant)
+    if squash is not None:
+        return squash(z), squash(z)
+    return Leaky.apply(z, *(lower or (alpha, 0.0))), Leaky.apply(z, *(upper or (0.0, alpha)))
+
+
+CI_VALUE_MISTAKES = [
+    ("relu", "the MLP's hidden layer uses GELU (F.gelu), not ReLU"),
+    ("no_gelu", "apply GELU to the MLP's hidden layer (w_in h + b_in)"),
+    ("no_b_in", "add b_in inside the GELU"),
+    ("b_in_outside", "add b_in inside the GELU: GELU(w_in h + b_in), not GELU(w_in h) + b_in"),
+    ("no_b_out", "add b_out after the sum over the hidden units"),
+    ("mean_over_hidden", "sum over the hidden units (Σ_j w_out · hidden), don't average"),
+    ("shared_mlp", "every subcomponent has its own MLP: use w_in[i, c], not one MLP for all subcomponents"),
+    ("instance_0", "every instance has its own MLPs: keep the inst axis of the parameters"),
+    ("smooth_sigmoid", "apply the hard sigmoid (the leaky autograd functions), not torch.sigmoid"),
+    ("torch_hardsigmoid", "F.hardsigmoid is relu6(z + 3) / 6, not clamp(z, 0, 1): use the leaky hard sigmoids"),
+    ("no_sigmoid", "pass the MLP output through the hard sigmoids: causal importances lie in [0, 1]"),
+    ("no_upper_clamp", "clamp at 1 too: the hard sigmoid is clamp(z, 0, 1), not a ReLU"),
+]
+
+
+def ci_value_candidates(p: dict[str, Tensor], alpha: float) -> tuple[Tensor, Mistakes]:
+    """Forward values (lower == upper in the forward pass)."""
+    with torch.no_grad():
+        return ci_reference(p, alpha)[0], [(c, h, ci_reference(p, alpha, c)[0]) for c, h in CI_VALUE_MISTAKES]
+
+
+def ci_grad_candidates(p: dict[str, Tensor], alpha: float) -> tuple[list[Tensor], list[tuple[str, str, list[Tensor]]]]:
+    """Gradients of Σ lower·g_lower + upper·g_upper with respect to V and the MLP parameters."""
+    leaves = {k: p[k].detach().clone().requires_grad_() for k in CI_PARAMS}
+    q = {**p, **leaves}
+
+    def grads(variant: str = "right", **slopes: Any) -> list[Tensor]:
+        lo, up = ci_reference(q, alpha, variant, **slopes)
+        lo, up = (
+            (lo.detach() if variant == "lower_detached" else lo),
+            (up.detach() if variant == "upper_detached" else up),
+        )
+        out = (lo * p["g_lower"]).sum() + (up * p["g_upper"]).sum()
+        found = torch.autograd.grad(out, [leaves[k] for k in CI_PARAMS], allow_unused=True)
+        return [g if g is not None else torch.zeros_like(leaves[k]) for k, g in zip(CI_PARAMS, found, strict=True)]
+
+    L, Up = (alpha, 0.0), (0.0, alpha)
+    mistakes = [
+        (
+            "swapped",
+            "return (lower-leaky, upper-leaky) in that order: the first goes to the masks, the second to the "
+            "minimality penalty",
+            grads(lower=Up, upper=L),
+        ),
+        ("both_lower", "the second output uses UpperLeakyHardSigmoid (it leaks above 1)", grads(lower=L, upper=L)),
+        ("both_upper", "the first output uses LowerLeakyHardSigmoid (it leaks below 0)", grads(lower=Up, upper=Up)),
+        (
+            "no_leak",
+            "use the leaky hard sigmoids: a plain clamp passes no gradient outside [0, 1]",
+            grads(lower=(0.0, 0.0), upper=(0.0, 0.0)),
+        ),
+        (
+            "alpha_ignored",
+            "pass self.alpha to the sigmoids (LowerLeakyHardSigmoid.apply(z, self.alpha))",
+            grads(lower=(0.01, 0.0), upper=(0.0, 0.01)),
+        ),
+        ("inner_detached", "gradients must reach V: don't detach the inner activations V a", grads("inner_detached")),
+        (
+            "lower_no_leak",
+            "the first output is LowerLeakyHardSigmoid.apply(z, self.alpha), not a plain clamp",
+            grads(lower=(0.0, 0.0)),
+        ),
+        (
+            "upper_no_leak",
+            "the second output is UpperLeakyHardSigmoid.apply(z, self.alpha), not a plain clamp",
+            grads(upper=(0.0, 0.0)),
+        ),
+        (
+            "lower_detached",
+            "the lower-leaky importances must carry gradients (the masks train the MLPs through them)",
+            grads("lower_detached"),
+        ),
+        (
+            "upper_detached",
+            "the upper-leaky importances must carry gradients (the minimality penalty trains the MLPs through them)",
+            grads("upper_detached"),
+        ),
+    ]
+    return grads(), mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 7: masked_product
+# --------------------------------------------------------------------------------------------
+PRODUCT_LEAVES = ("U", "V", "mask")
+
+
+def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
+    a, W, U, V, m, dm = (p[k] for k in ("a", "W", "U", "V", "mask", "delta_mask"))
+    inner = torch.einsum("bid,icd->bic", a, V)
+    delta = W - U @ V
+    if variant == "delta_detached":
+        delta = delta.detach()
+    m = {"mask_squared": m**2, "mask_ignored": torch.ones_like(m), "mask_inverted": 1 - m}.get(variant, m)
+    comps = torch.einsum("bic,ioc->bio", inner * m, U)
+    dm = dm[..., None]
+    delta_term = {
+        "no_delta": 0 * mm(a, delta),
+        "delta_unmasked": mm(a, delta),
+        "full_W": dm * mm(a, W),
+        "delta_sign": -dm * mm(a, delta),
+    }.get(variant, dm * mm(a, delta))
+    if variant == "delta_mask_everywhere":
+        return dm * (comps + mm(a, delta))
+    return comps + delta_term
+
+
+PRODUCT_MISTAKES = [
+    ("no_delta", "the delta mask forgotten: add the delta term m_Δ · (W - U V) a"),
+    ("delta_unmasked", "multiply the delta term by its mask: delta_mask[..., None] * ((W - U V) a)"),
+    ("full_W", "the delta is W - U V (what the subcomponents miss), not W"),
+    ("delta_sign", "the delta is W - U V, not U V - W"),
+    ("mask_ignored", "multiply each subcomponent's inner activation V a by its mask before going back up with U"),
+    ("mask_squared", "apply the mask once"),
+    ("mask_inverted", "a mask of 1 keeps a subcomponent whole: multiply by mask, not by 1 - mask"),
+    ("delta_mask_everywhere", "the delta mask scales only the delta term, not the subcomponents' output"),
+]
+
+
+def product_candidates(p: dict[str, Tensor]) -> tuple[Tensor, Mistakes]:
+    with torch.no_grad():
+        return product_reference(p), [(c, h, product_reference(p, c)) for c, h in PRODUCT_MISTAKES]
+
+
+def product_grad_candidates(
+    p: dict[str, Tensor], g: Tensor
+) -> tuple[list[Tensor], list[tuple[str, str, list[Tensor]]]]:
+    def grads(variant: str) -> list[Tensor]:
+        q = {**p, **{k: p[k].detach().clone().requires_grad_() for k in PRODUCT_LEAVES}}
+        return list(torch.autograd.grad((product_reference(q, variant) * g).sum(), [q[k] for k in PRODUCT_LEAVES]))
+
+    hint = "keep the delta differentiable: W - U V depends on U and V (no .detach())"
+    return grads("right"), [("delta_detached", hint, grads("delta_detached"))]
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 8: stochastic_reconstruction_losses
+# --------------------------------------------------------------------------------------------
+def masked_run(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, layers: set[int], others: str = "W"):
+    """(output, activations after each matrix) with the matrices in `layers` masked."""
+
+    def layer_fn(layer: int, a: Tensor) -> Tensor:
+        q = {"a": a, "W": chain.weights[layer], "U": p["U"][layer], "V": p["V"][layer]}
+        if layer in layers:
+            return product_reference({**q, "mask": p["masks"][layer], "delta_mask": p["delta_masks"][layer]})
+        if others == "UV":  # the other matrices as U V, without their delta
+            return mm(a, p["U"][layer] @ p["V"][layer])
+        return mm(a, chain.weights[layer])
+
+    out, inputs = chain.run(x, layer_fn)
+    return out, [*inputs[1:], out]
+
+
+def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, variant: str = "right") -> Tensor:
+    """(full, layerwise) stacked, for the reference or a mutant."""
+    L = len(chain.weights)
+    target, target_acts = chain(x), masked_run(chain, p, x, set())[1]
+    if variant == "vs_input":
+        target = x
+    reduce = {
+        "mean_over_instances": lambda d: d.pow(2).mean(),
+        "sum_over_outputs": lambda d: d.pow(2).sum(-1).mean(0).sum(),
+        "sum_over_batch": lambda d: d.pow(2).mean(-1).sum(0).sum(),
+        "not_squared": lambda d: d.abs().mean((0, 2)).sum(),
+    }.get(variant, lambda d: d.pow(2).mean((0, 2)).sum())
+    if variant == "delta_masks_ignored":
+        p = {**p, "delta_masks": [torch.ones_like(d) for d in p["delta_masks"]]}
+    others = "UV" if variant == "others_without_delta" else "W"
+    full = reduce(masked_run(chain, p, x, set(range(L)))[0] - target)
+    sets = {
+        "cumulative": [set(range(layer + 1)) for layer in range(L)],
+        "all_layers": [set(range(L))] * L,
+        "layerwise_first_only": [{0}],
+    }.get(variant, [{layer} for layer in range(L)])
+    per_layer = []
+    for s in sets:
+        out, acts = masked_run(chain, p, x, s, others)
+        if variant == "hidden_target":  # compare the masked matrix's own output activation
+            (layer,) = s
+            per_layer.append(reduce(acts[layer] - target_acts[layer]))
+        else:
+            per_layer.append(reduce(out - target))
+    if variant == "layerwise_with_full":
+        per_layer.append(full)
+    layerwise = sum(per_layer) if variant == "layerwise_sum" else sum(per_layer) / len(per_layer)
+    return torch.stack([full, layerwise])
+
+
+RECON_MISTAKES = [
+    ("not_squared", "square the differences: a mean squared error"),
+    ("delta_masks_ignored", "pass each matrix's delta mask to masked_product (delta_masks[l]), not ones"),
+    ("vs_input", "compare with the original model's output chain(x), not with the input x"),
+    ("mean_over_instances", "sum the per-instance losses over instances (mean over output dims and batch only)"),
+    ("sum_over_outputs", "take the mean over output dims, not the sum"),
+    ("sum_over_batch", "take the mean over the batch, not the sum"),
+    ("layerwise_sum", "average the layerwise losses over the matrices, don't sum them"),
+    ("cumulative", "the layerwise loss masks only matrix l; every other matrix keeps its original weights"),
+    ("all_layers", "the layerwise loss masks one matrix at a time, not all of them"),
+    ("layerwise_first_only", "the layerwise loss is the mean over every matrix l of the loss with only l masked"),
+    ("layerwise_with_full", "average only the L runs with one matrix masked; the full run is the other output"),
+    ("others_without_delta", "the matrices that are not masked keep their original weights W_l (not U_l V_l)"),
+    ("hidden_target", "every loss compares the model's final output with chain(x), never a hidden activation"),
+]
+
+
+def recon_candidates(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor) -> tuple[Tensor, Mistakes]:
+    with torch.no_grad():
+        right = recon_reference(chain, p, x)
+        mistakes = [(c, h, recon_reference(chain, p, x, c)) for c, h in RECON_MISTAKES]
+        mistakes.append(("swapped", "return (full, layerwise) in that order", right.flip(0)))
+    return right, mistakes
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 9: importance_minimality_loss
+# --------------------------------------------------------------------------------------------
+def minimality_reference(ci: list[Tensor], p: float, eps: float, variant: str = "right") -> Tensor:
+    term = {
+        "p_ignored": lambda g: g + eps,
+        "p_inverted": lambda g: (g + eps).pow(1 / p),
+        "eps_outside": lambda g: g.pow(p) + eps,
+        "no_eps": lambda g: g.pow(p),
+    }.get(variant, lambda g: (g + eps).pow(p))
+    if variant == "mean_everything":
+        return torch.cat([term(g) for g in ci], dim=-1).mean()
+    layers = ci[:1] if variant == "one_layer" else ci
+    per_layer = [term(g).mean(-1) if variant == "mean_over_components" else term(g).sum(-1) for g in layers]
+    per_example = sum(per_layer) / (len(ci) if variant == "mean_over_layers" else 1)  # [batch inst]
+    if variant == "norm":
+        per_example = per_example.pow(1 / p)
+    if variant == "sum_over_batch":
+        return per_example.sum(0).sum()
+    return per_example.mean(0).mean() if variant == "mean_over_instances" else per_example.mean(0).sum()
+
+
+MINIMALITY_MISTAKES = [
+    ("mean_over_components", "sum over subcomponents, don't average: every important piece costs the same"),
+    ("mean_over_layers", "sum over matrices: one sum over all subcomponents of all matrices, not a mean over matrices"),
+    ("one_layer", "add up the penalties of every matrix, not only the first one"),
+    ("sum_over_batch", "average over the batch, don't sum over it"),
+    ("mean_over_instances", "sum over instances (each is its own decomposition)"),
+    ("mean_everything", "sum over matrices and subcomponents and instances; only the batch is averaged"),
+    ("p_ignored", "raise each importance to the power p: (g + eps) ** p"),
+    ("p_inverted", "the exponent is p, not 1 / p"),
+    ("eps_outside", "add eps inside the power, (g + eps) ** p, so the gradient stays finite at g = 0"),
+    ("no_eps", "use the eps you are given, inside the power: (g + eps) ** p"),
+    ("norm", "the penalty is the sum of (g + eps)^p itself, not its 1/p-th root (an L_p norm)"),
+]
+
+
+def minimality_candidates(ci: list[Tensor], p: float, eps: float) -> tuple[Tensor, Mistakes]:
+    with torch.no_grad():
+        right = minimality_reference(ci, p, eps)
+        return right, [(c, h, minimality_reference(ci, p, eps, c)) for c, h in MINIMALITY_MISTAKES]
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 10: adversarial_sources
+# --------------------------------------------------------------------------------------------
+def adversarial_reference(
+    loss_fn: Callable, init: list[Tensor], n_steps: int, step_size: float, variant: str = "right"
+) -> list[Tensor]:
+    n = {"one_step": 1, "extra_step": n_steps + 1, "no_steps": 0}.get(variant, n_steps)
+    s, first = [t.detach().clone() for t in init], None
+    for _ in range(n):
+        if variant == "clamp_before_step":
+            s = [t.clamp(0, 1) for t in s]
+        leaves = [t.requires_grad_(True) for t in s]
+        grads = torch.autograd.grad(loss_fn(leaves), leaves)
+        first = grads if first is None else first
+        grads = first if variant == "stale_gradient" else grads
+        direction = {
+            "no_sign": lambda g: g,
+            "normalised_grad": lambda g: g / g.norm().clamp_min(1e-12),
+            "sign_01": lambda g: (g > 0).to(g.dtype),
+        }.get(variant, torch.sign)
+        with torch.no_grad():
+            sign = -1 if variant == "descent" else 1
+            s = [t + sign * step_size * direction(g) for t, g in zip(s, grads, strict=True)]
+            if variant not in ("no_clamp", "clamp_at_end", "clamp_before_step"):
+                s = [t.clamp(0, 1) for t in s]
+    if variant == "clamp_at_end":
+        s = [t.clamp(0, 1) for t in s]
+    return [t.detach() for t in s]
+
+
+ADVERSARIAL_MISTAKES = [
+    ("descent", "gradient *ascent*: the search looks for the masks that hurt the most (r + step · sign(grad))"),
+    ("no_clamp", "project back onto [0, 1] after every step (clamp)"),
+    ("clamp_at_end", "clamp after every step, not only at the end"),
+    ("clamp_before_step", "clamp after each step (so the sources you return are in [0, 1]), not before it"),
+    ("no_sign", "step by step_size · sign(gradient), not by the raw gradient"),
+    (
+        "normalised_grad",
+        "step by step_size · sign(gradient) (every entry moves by step_size), not a normalised gradient",
+    ),
+    ("sign_01", "sign(gradient) is -1, 0 or +1: entries with a negative gradient step down"),
+    ("one_step", "take n_steps steps"),
+    ("extra_step", "take exactly n_steps steps"),
+    ("no_steps", "take n_steps steps of ascent: these are the initial sources"),
+    ("stale_gradient", "recompute the gradient at the current sources on every step"),
+]
+
+
+def adversarial_candidates(loss_fn: Callable, init: list[Tensor], n_steps: int, step_size: float):
+    flat = lambda ts: torch.cat([t.flatten() for t in ts])
+    run = lambda variant: flat(adversarial_reference(loss_fn, init, n_steps, step_size, variant))
+    return run("right"), [(c, h, run(c)) for c, h in ADVERSARIAL_MISTAKES]
