@@ -28,14 +28,13 @@ TORCH_CPU_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
-
 def repository_url() -> str:
     """The repository the notebooks' setup cell clones in Colab: `[project.urls] Repository` in pyproject.toml,
     the one place it is configured (a fork changes it there and runs `make notebooks`; a learner can also set
     CURRICULUM_REPO_URL before running the setup cell)."""
     match = re.search(r'^Repository\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
     if match is None:
-        raise SystemExit("pyproject.toml has no [project.urls] Repository = \"...\" line")
+        raise SystemExit('pyproject.toml has no [project.urls] Repository = "..." line')
     return match.group(1)
 
 
