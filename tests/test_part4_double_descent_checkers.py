@@ -12,13 +12,9 @@ import tests.part4_double_descent as checks
 from solutions.part1_superposition import ToyModel
 from solutions.part4_double_descent import DoubleDescentModel, compute_dimensionality, generate_dataset
 from solutions.part4_double_descent import warmup_cosine_lr as ref_warmup_cosine_lr
-from tests.proving import assert_fails, assert_not_done, assert_passes
+from tests.proving import assert_fails, assert_not_done, assert_passes, stub
 from utils import part4_double_descent as dd
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
 
 
 # --------------------------------------------------------------------------------------------
