@@ -109,6 +109,12 @@ def ablation_candidates(chain: WeightChain, terms: Tensor, x: Tensor) -> tuple[T
             "don't keep subtracting from the previous ablation",
             losses(first=lambda k: W0 - terms[:, : k + 1].sum(1)),
         ),
+        (
+            "same_term",
+            "every k removed the same (last) term: a function defined in a loop looks up `k` or the ablated matrix "
+            "when it runs, not when it is defined; bind it as a default argument (lambda l, a, W=W: ...)",
+            losses(first=lambda k: W0 - terms[:, K - 1]),
+        ),
         ("vs_input", "compare with the model's original output chain(x), not with the input x", losses(reference=x)),
         ("sum_over_outputs", "take the mean over output dims, not the sum", losses(reduce=lambda d: d.pow(2).sum(-1))),
         ("not_squared", "square the differences before averaging", losses(reduce=lambda d: d.abs().mean(-1))),
@@ -149,6 +155,11 @@ def faithfulness_candidates(weights: list[Tensor], U: list[Tensor], V: list[Tens
             sum(s / k for s, k in zip(sq, sizes, strict=True)).sum(),
         ),
         ("no_normalisation", "divide by N, the number of parameters of one instance's matrices", sum(sq).sum()),
+        (
+            "per_matrix_count",
+            "divide by N, the number of parameters, only: not also by the number of matrices",
+            (sum(sq) / n / len(sq)).sum(),
+        ),
         (
             "mean_over_instances",
             "sum over instances (each is its own decomposition), and count the entries of one "
@@ -492,6 +503,7 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
         "cumulative": [set(range(layer + 1)) for layer in range(L)],
         "all_layers": [set(range(L))] * L,
         "layerwise_first_only": [{0}],
+        "layerwise_complement": [set(range(L)) - {layer} for layer in range(L)],
     }.get(variant, [{layer} for layer in range(L)])
     per_layer = []
     for s in sets:
@@ -517,6 +529,10 @@ RECON_MISTAKES = [
     ("layerwise_sum", "average the layerwise losses over the matrices, don't sum them"),
     ("cumulative", "the layerwise loss masks only matrix l; every other matrix keeps its original weights"),
     ("all_layers", "the layerwise loss masks one matrix at a time, not all of them"),
+    (
+        "layerwise_complement",
+        "the layerwise loss masks matrix l alone and keeps every other matrix original (not all matrices but l)",
+    ),
     ("layerwise_first_only", "the layerwise loss is the mean over every matrix l of the loss with only l masked"),
     ("layerwise_with_full", "average only the L runs with one matrix masked; the full run is the other output"),
     ("others_without_delta", "the matrices that are not masked keep their original weights W_l (not U_l V_l)"),
@@ -549,6 +565,8 @@ def minimality_reference(ci: list[Tensor], p: float, eps: float, variant: str = 
     per_example = sum(per_layer) / (len(ci) if variant == "mean_over_layers" else 1)  # [batch inst]
     if variant == "norm":
         per_example = per_example.pow(1 / p)
+    if variant == "p_outside":
+        per_example = sum((g + eps).sum(-1) for g in ci).pow(p)
     if variant == "sum_over_batch":
         return per_example.sum(0).sum()
     return per_example.mean(0).mean() if variant == "mean_over_instances" else per_example.mean(0).sum()
@@ -566,6 +584,7 @@ MINIMALITY_MISTAKES = [
     ("eps_outside", "add eps inside the power, (g + eps) ** p, so the gradient stays finite at g = 0"),
     ("no_eps", "use the eps you are given, inside the power: (g + eps) ** p"),
     ("norm", "the penalty is the sum of (g + eps)^p itself, not its 1/p-th root (an L_p norm)"),
+    ("p_outside", "raise each importance to the power p, then sum: Σ (g + eps)^p, not (Σ (g + eps))^p"),
 ]
 
 
@@ -581,7 +600,7 @@ def minimality_candidates(ci: list[Tensor], p: float, eps: float) -> tuple[Tenso
 def adversarial_reference(
     loss_fn: Callable, init: list[Tensor], n_steps: int, step_size: float, variant: str = "right"
 ) -> list[Tensor]:
-    n = {"one_step": 1, "extra_step": n_steps + 1, "no_steps": 0}.get(variant, n_steps)
+    n = {"one_step": 1, "extra_step": n_steps + 1, "one_step_short": n_steps - 1, "no_steps": 0}.get(variant, n_steps)
     s, first = [t.detach().clone() for t in init], None
     for _ in range(n):
         if variant == "clamp_before_step":
@@ -618,6 +637,7 @@ ADVERSARIAL_MISTAKES = [
     ("sign_01", "sign(gradient) is -1, 0 or +1: entries with a negative gradient step down"),
     ("one_step", "take n_steps steps"),
     ("extra_step", "take exactly n_steps steps"),
+    ("one_step_short", "take exactly n_steps steps: one is missing (range(n_steps) runs n_steps times)"),
     ("no_steps", "take n_steps steps of ascent: these are the initial sources"),
     ("stale_gradient", "recompute the gradient at the current sources on every step"),
 ]

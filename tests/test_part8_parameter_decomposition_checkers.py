@@ -194,6 +194,15 @@ def ablation_run_inputs(chain, terms, x):
     return einops.rearrange(torch.stack(rows), "k b i -> i k b")
 
 
+def ablation_late_binding(chain, terms, x):
+    """A closure made in a loop reads `W0` when it runs, after the loop: every k removes the last term."""
+    fns = []
+    for k in range(terms.shape[1]):
+        W0 = chain.weights[0] - terms[:, k]
+        fns.append(lambda layer, a: _mm(a, W0 if layer == 0 else chain.weights[layer]))  # noqa: B023
+    return torch.stack([(chain(x, fn) - chain(x)).pow(2).mean(-1) for fn in fns]).permute(2, 0, 1)
+
+
 @pytest.mark.parametrize("impl", [ablation_variant(), ablation_vectorised, ablation_run_inputs])
 def test_ablation_losses_accepts(impl):
     assert_passes(checks.test_ablation_losses, impl)
@@ -210,6 +219,7 @@ def test_ablation_losses_accepts(impl):
         (ablation_variant(reduce=lambda d: d.abs().mean(-1)), "not_squared"),
         (ablation_variant(reduce=lambda d: d.pow(2).mean(-1).sqrt()), "sqrt"),
         (ablation_variant(bias=True), "bias_twice"),
+        (ablation_late_binding, "same_term"),
         (ablation_variant(in_place=True), "in_place"),
         (ablation_variant(reduce=lambda d: -d.pow(2).mean(-1)), "sign"),
         (lambda c, t, x: ablation_variant()(c, t, x).transpose(1, 2), "shape"),
@@ -273,6 +283,7 @@ def test_faithfulness_loss_accepts(impl):
         (faith_variant(lambda d: d.pow(2).mean((-2, -1)), lambda s, ws: (sum(s) / len(s)).sum()), "mean_of_means"),
         (faith_variant(lambda d: d.pow(2).mean((-2, -1)), lambda s, ws: sum(s).sum()), "sum_of_means"),
         (faith_variant(SQ, lambda s, ws: sum(s).sum()), "no_normalisation"),
+        (faith_variant(SQ, lambda s, ws: (sum(s) / N(ws) / len(ws)).sum()), "per_matrix_count"),
         (faith_variant(SQ, lambda s, ws: (sum(s) / N(ws)).mean()), "mean_over_instances"),
         (faith_variant(SQ, lambda s, ws: sum(s).sum() / sum(w.numel() for w in ws)), "mean_over_instances"),
         (lambda ws, U, V: sum(F.mse_loss(u @ v, w) for w, u, v in zip(ws, U, V, strict=True)), "mse_loss_sum"),
