@@ -14,6 +14,7 @@ float64 input, a feature whose column is zero, the input left unmodified.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -71,6 +72,24 @@ def expect_unmodified(W: Tensor, before: Tensor, what: str, name: str = "W") -> 
         )
 
 
+def expect_no_zeroed(out: Tensor, expected: Tensor, what: str) -> None:
+    """Name a threshold: every value right except some set to 0 where the answer is not 0."""
+    if tuple(out.shape) != tuple(expected.shape) or not out.is_floating_point():
+        return
+    got, want = out.detach().double().cpu(), expected.double().cpu()
+    zeroed = (got == 0) & (want.abs() > 1e-6)
+    rest_right = torch.isclose(got, want, rtol=1e-4, atol=1e-5) | zeroed
+    if zeroed.any() and bool(rest_right.all()):
+        idx = [int(i) for i in zeroed.nonzero()[0]]
+        fail(
+            f"{what} is 0 at {int(zeroed.sum())} position(s) where it should not be (first at {idx}: expected "
+            f"{want[tuple(idx)].item():.4g}); everything else is right",
+            "only an all-zero vector gets 0: a small but non-zero one keeps its value. Is there a threshold (on the "
+            "norm, or a clamp that is too large) in the zero-vector guard?",
+            code="zeroed_small",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # dimensions_per_feature
 # --------------------------------------------------------------------------------------------
@@ -123,6 +142,24 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             "every instance got instance 0's value: compute it for each W[inst] (sum over dims (1, 2))",
             right[:1].expand(n_inst),
         ),
+        (
+            "spectral_norm",
+            "‖W‖_F is the Frobenius norm (all entries squared and summed); matrix_norm(W, ord=2) is the largest "
+            "singular value, another norm",
+            d / torch.linalg.matrix_norm(W, ord=2) ** 2,
+        ),
+        ("abs_not_squared", "square the entries: ‖W‖²_F = Σ W², not Σ |W|", d / W.abs().sum((1, 2))),
+        (
+            "gram_sum",
+            "‖W‖²_F is the *trace* of W Wᵀ (its diagonal), not the sum of all its entries",
+            d / (W @ W.transpose(1, 2)).sum((1, 2)),
+        ),
+        (
+            "mean_over_features",
+            "‖W‖²_F is the *sum* over the features of ‖W_i‖², not their mean (your values are feats = "
+            f"{n_feats} × too large)",
+            d / W.pow(2).sum(1).mean(-1),
+        ),
     ]
     shapes = [
         (
@@ -146,6 +183,11 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
             d / W.pow(2).sum((0, 2)),
         ),
+        (
+            "reduce_axes",
+            "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
+            d / W.pow(2).sum(2),
+        ),
     ]
     return right, values, shapes
 
@@ -168,6 +210,19 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
                 "entries of W[inst] (a soft count: a half-represented feature counts for its ‖W_i‖²)",
                 code="counted_features",
             )
+    numerator = (out.detach().double().cpu() * W.double().pow(2).sum((1, 2)).cpu()).tolist()
+    if (
+        not _close(out, right)
+        and all(math.isfinite(c) for c in numerator)
+        and max(numerator) - min(numerator) <= 1e-4 * max(abs(c) for c in numerator)
+        and not any(_close(out, v) for _, _, v in values)
+    ):
+        fail(
+            f"{what} is {numerator[0]:.4g} / ‖W‖²_F for every instance, expected d_hidden / ‖W‖²_F = "
+            f"{W.shape[1]} / ‖W‖²_F",
+            f"the denominator is right; the numerator should be d_hidden = W.shape[1] = {W.shape[1]}",
+            code="numerator",
+        )
     expect_matches(out, right, what, values, dims="inst")
     # one instance: the inst axis must stay
     one = W[:1].clone()
@@ -235,7 +290,8 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "not_normalised",
-            "the denominator uses the unit vector Ŵ_i = W_i / ‖W_i‖ in each dot product, not W_i itself",
+            "the denominator uses the unit vector Ŵ_i = W_i / ‖W_i‖ in each dot product, not W_i itself (the same "
+            "values come from leaving the numerator ‖W_i‖² out: 1 / Σ_j (Ŵ_i·W_j)²)",
             norms_sq / dots_raw.pow(2).sum(-1),
         ),
         ("numerator_square", "the numerator is the *squared* norm ‖W_i‖², not ‖W_i‖", norms_sq.sqrt() / den),
@@ -247,7 +303,8 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "sum_axis",
-            "sum the squared dot products over j, the *second* feature index (dim=-1): Σ_j (Ŵ_i·W_j)², not Σ_i",
+            "two mistakes give these values: the sum over i instead of j (sum over dim=-1, the *second* feature "
+            "index: Σ_j (Ŵ_i·W_j)²), or both vectors normalised and the numerator left out (1 / Σ_j (Ŵ_i·Ŵ_j)²)",
             norms_sq / dots.pow(2).sum(-2),
         ),
         (
@@ -265,6 +322,24 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "first_instance",
             "every instance got instance 0's values: compute the overlaps of each W[inst] with itself",
             (norms_sq / den)[:1].expand_as(norms_sq),
+        ),
+        (
+            "instance_mean",
+            "every instance got the mean over the instances: keep one value per (inst, feature), no reduction "
+            "over inst",
+            (norms_sq / den).mean(0, keepdim=True).expand_as(norms_sq),
+        ),
+        (
+            "factor_d_hidden",
+            f"your values are off by a factor d_hidden = {W.shape[1]}: nothing in D_i is divided or multiplied "
+            "by the number of hidden dimensions",
+            norms_sq / den / W.shape[1],
+        ),
+        (
+            "factor_d_hidden",
+            f"your values are off by a factor d_hidden = {W.shape[1]}: nothing in D_i is divided or multiplied "
+            "by the number of hidden dimensions",
+            norms_sq / den * W.shape[1],
         ),
     ]
     right = _reference(W)
@@ -295,6 +370,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     out = expect_output(compute_dimensionality(W_in), what, (3, 7), "inst feats", torch.float32, device, shapes)
     expect_unmodified(W_in, W, what)
     expected = _reference(W)
+    expect_no_zeroed(out, expected, what)
     expect_matches(out, expected, what, values, dims="inst feats")
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())

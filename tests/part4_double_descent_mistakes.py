@@ -120,6 +120,30 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
             lambda s: float(s // warmup) if s < warmup else right(s),
         ),
         (
+            "warmup_off_by_one",
+            "the warm-up is step / warmup_steps: it starts at exactly 0 and reaches 1 at step = warmup_steps "
+            "(where the cosine starts), not (step + 1) / (warmup_steps + 1) or step / (warmup_steps - 1)",
+            lambda s: (s + 1) / (warmup + 1) if s < warmup else right(s),
+        ),
+        (
+            "warmup_off_by_one",
+            "the warm-up is step / warmup_steps: it starts at exactly 0 and reaches 1 at step = warmup_steps "
+            "(where the cosine starts), not (step + 1) / (warmup_steps + 1) or step / (warmup_steps - 1)",
+            lambda s: s / (warmup - 1) if s < warmup else right(s),
+        ),
+        (
+            "quarter_cosine",
+            "half a cosine: 0.5 * (1 + cos(π progress)) goes from 1 to 0; cos(π/2 · progress) is a quarter "
+            "period and has another shape",
+            lambda s: warm(s, lambda t: math.cos(math.pi / 2 * (t - warmup) / rest)),
+        ),
+        (
+            "cosine_start_off_by_one",
+            "the cosine's progress is (step - warmup_steps) / (steps - warmup_steps): exactly 0 (factor 1) at "
+            "step = warmup_steps, no + 1",
+            lambda s: warm(s, lambda t: _cos((t - warmup + 1) / rest)),
+        ),
+        (
             "warmup_constant",
             "during the warm-up the factor rises linearly from 0 (step / warmup_steps), it isn't constant",
             lambda s: 1.0 if s < warmup else right(s),
@@ -165,7 +189,8 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "unnormalised",
-            "normalise the first vector: (v̂ᵢ · vⱼ)² with v̂ᵢ = vᵢ / ‖vᵢ‖, not (vᵢ · vⱼ)²",
+            "normalise the first vector: (v̂ᵢ · vⱼ)² with v̂ᵢ = vᵢ / ‖vᵢ‖, not (vᵢ · vⱼ)² (the same values come "
+            "from leaving the numerator ‖vᵢ‖² out: 1 / Σⱼ (v̂ᵢ · vⱼ)²)",
             norm_sq / (raw**2).sum(-1),
         ),
         (
@@ -188,7 +213,8 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "sum_axis",
-            "sum over j, the *second* index of v̂ᵢ · vⱼ (dim=-1): Σⱼ (v̂ᵢ · vⱼ)², not Σᵢ",
+            "two mistakes give these values: the sum over i instead of j (dim=-1, the *second* index of "
+            "v̂ᵢ · vⱼ: Σⱼ (v̂ᵢ · vⱼ)²), or both vectors normalised and the numerator left out (1 / Σⱼ (v̂ᵢ · v̂ⱼ)²)",
             norm_sq / (dots**2).sum(-2),
         ),
         ("mean_not_sum", "the denominator is a *sum* over the n vectors, not a mean", norm_sq / (dots**2).mean(-1)),
@@ -219,6 +245,22 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ("all_pairs", "sum the squared overlaps over j, so there is one number per vector", norm_sq[..., None] / dots),
     ]
     return values, shapes
+
+
+def clamp_candidates(v: Tensor) -> list[Mistake]:
+    """A guard against 0 / 0 that also changes small vectors: a clamp at 1 instead of a tiny value."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    hint = "clamp only to avoid 0 / 0: clamp_min(1e-12), not clamp_min(1), which changes every vector of norm below 1"
+    unit = v / norm_sq.sqrt().clamp_min(1.0)[..., None]
+    return [
+        (
+            "clamp_too_large",
+            hint,
+            norm_sq / (torch.einsum("kid,kjd->kij", v / norm_sq.sqrt()[..., None], v) ** 2).sum(-1).clamp_min(1.0),
+        ),
+        ("clamp_too_large", hint, norm_sq / (torch.einsum("kid,kjd->kij", unit, v) ** 2).sum(-1)),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,6 +311,19 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
         undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
         if undone.max() <= 1 + NORM_TOL:
             return "norm_squared", "divide by the norm ‖x‖, not by the squared norm ‖x‖² (x.pow(2).sum(-1))"
+    rows = row_l2[nonzero]
+    unit = (rows - 1).abs() <= NORM_TOL
+    if rows.numel() > 0 and bool((rows <= 1 + NORM_TOL).all()):
+        if 0.05 < float(unit.double().mean()) < 0.95 and float(rows[~unit].max()) < 1 - NORM_TOL:
+            return "norm_clamped_at_one", (
+                "examples whose norm was above 1 are unit, the others kept their norm: the norm was clamped at 1 "
+                "(clamp(min=1)); clamp it at a tiny value instead, norm.clamp_min(1e-12)"
+            )
+        if float(rows.median()) > 0.9 and not bool(unit.all()):
+            return "norm_epsilon", (
+                "every example's norm is a little below 1, the more so the smaller its values: an epsilon added to "
+                "the norm (x / (norm + eps)) is too large; use x / norm.clamp_min(1e-12)"
+            )
     present = x[x > 0]
     if present.numel() > 0 and x.max() <= 1 + NORM_TOL:
         # Un-normalised U[0, 1] values have mean 1/2; normalising *before* masking divides them by the norm of all
@@ -307,9 +362,28 @@ def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
         ),
         (1 - p * p, "presence_inverted", "features are present with probability 1 - p²: an inverted mask?"),
     ]
+    candidates.append(
+        (
+            0.5,
+            "presence_half_fixed",
+            "features are present half of the time whatever feature_probability is: randint(0, 2) or "
+            "bernoulli(0.5)? compare `torch.rand(shape) < feature_probability`",
+        )
+    )
     for value, code, hint in candidates:
         if abs(pooled - value) <= tolerance(n_pooled, value * (1 - value)):
             return code, hint
+    # A rate that depends on the instance (or on the feature): compare each row (column) pooled with the others.
+    for axis, name in ((1, "instance"), (0, "feature")):
+        rates = freq.mean(axis)
+        n_each = n * freq.shape[axis]
+        tol = tolerance(n_each, 0.25)  # p(1 - p) <= 1/4
+        if float(rates.max() - rates.min()) > 2 * tol:
+            shown = ", ".join(f"{r:.1%}" for r in rates.tolist()[:6])
+            return "presence_varies", (
+                f"the presence rate differs from one {name} to the next ({shown}...): every feature of every "
+                "instance is present with the same probability feature_probability"
+            )
     return "presence_probability", "each feature should be present with probability feature_probability, independently"
 
 

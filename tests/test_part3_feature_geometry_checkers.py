@@ -106,6 +106,30 @@ def dpf_counted(W):
     return W.shape[1] / represented.sum(-1).float()
 
 
+def dpf_spectral(W):
+    return W.shape[1] / torch.linalg.matrix_norm(W, ord=2) ** 2
+
+
+def dpf_abs(W):
+    return W.shape[1] / W.abs().sum((1, 2))
+
+
+def dpf_gram_sum(W):
+    return W.shape[1] / (W @ W.transpose(1, 2)).sum((1, 2))
+
+
+def dpf_mean_over_features(W):
+    return W.shape[1] / W.pow(2).sum(1).mean(-1)
+
+
+def dpf_numerator_off_by_one(W):
+    return (W.shape[1] - 1) / W.pow(2).sum((1, 2))
+
+
+def dpf_last_axis_only(W):
+    return W.shape[1] / W.pow(2).sum(-1)
+
+
 @pytest.mark.parametrize(
     "impl", [dimensions_per_feature, dpf_norm, dpf_einsum, dpf_flatten, dpf_loop, dpf_mean_times_count]
 )
@@ -130,6 +154,12 @@ DPF_MISTAKES = [
     (dpf_float64, "dtype"),
     (dpf_in_place, "modified_input"),
     (dpf_counted, "counted_features"),
+    (dpf_spectral, "spectral_norm"),
+    (dpf_abs, "abs_not_squared"),
+    (dpf_gram_sum, "gram_sum"),
+    (dpf_mean_over_features, "mean_over_features"),
+    (dpf_numerator_off_by_one, "numerator"),
+    (dpf_last_axis_only, "reduce_axes"),
 ]
 
 
@@ -306,6 +336,26 @@ def dim_zero_is_one(W):
     return torch.where((W**2).sum(1) == 0, torch.ones_like(out), out)
 
 
+def dim_cosines_only(W):
+    W_hat = W / W.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    den = einops.einsum(W_hat, W_hat, "inst d i, inst d j -> inst i j").pow(2).sum(-1)
+    return torch.where(W.norm(dim=1) > 0, 1 / den, 0.0)
+
+
+def dim_norm_threshold(W):
+    norms_sq = W.pow(2).sum(1)
+    den = (W.transpose(1, 2) @ W).pow(2).sum(-1)
+    return torch.where(norms_sq > 0.1, norms_sq**2 / den.clamp_min(1e-12), 0.0)
+
+
+def dim_instance_mean(W):
+    return compute_dimensionality(W).mean(0, keepdim=True).expand(W.shape[0], -1).clone()
+
+
+def dim_over_d_hidden(W):
+    return compute_dimensionality(W) / W.shape[1]
+
+
 @pytest.mark.parametrize(
     "impl", [compute_dimensionality, dim_normalised, dim_nan_to_num, dim_gram, dim_loop, dim_hidden_gram]
 )
@@ -334,6 +384,10 @@ DIM_MISTAKES = [
     (dim_squeezed, "squeezed"),
     (dim_nan, "zero_feature"),
     (dim_zero_is_one, "zero_feature_value"),
+    (dim_cosines_only, "sum_axis"),  # the same function as the sum over i: the hint names both
+    (dim_norm_threshold, "zeroed_small"),
+    (dim_instance_mean, "instance_mean"),
+    (dim_over_d_hidden, "factor_d_hidden"),
 ]
 
 

@@ -230,7 +230,8 @@ def gen_product_values(n_examples, n_inst, n_features, feature_probability, devi
 
 
 @pytest.mark.parametrize(
-    "impl", [generate_dataset, gen_bernoulli_where, gen_numpy, gen_loop_over_instances, gen_rsqrt, gen_u_below_p]
+    "impl",
+    [generate_dataset, gen_bernoulli_where, gen_numpy, gen_loop_over_instances, gen_rsqrt, gen_u_below_p],
 )
 def test_generate_dataset_accepts(impl):
     assert_passes(checks.test_generate_dataset, impl)

@@ -1,0 +1,139 @@
+"""Proofs for part 4's checkers, second file: mistakes from the held-out trial (and one correct variant)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tests.part4_double_descent as checks
+from solutions.part4_double_descent import DoubleDescentModel
+from solutions.part4_double_descent import warmup_cosine_lr as ref_warmup_cosine_lr
+from tests.proving import assert_fails, assert_passes
+
+
+def _sparse(shape, p, device):
+    return torch.where(torch.rand(shape, device=device) < p, torch.rand(shape, device=device), 0.0)
+
+
+def gen_randint_mask(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = (n_examples, n_inst, n_features)
+    x = torch.randint(0, 2, shape, device=device) * torch.rand(shape, device=device)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def gen_rate_per_instance(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = (n_examples, n_inst, n_features)
+    probs = 2 * feature_probability * torch.arange(1, n_inst + 1, device=device)[None, :, None] / n_inst
+    x = torch.where(torch.rand(shape, device=device) < probs, torch.rand(shape, device=device), 0.0)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def gen_clamp_at_one(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return x / x.norm(dim=-1, keepdim=True).clamp(min=1)
+
+
+def gen_large_epsilon(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return x / (x.norm(dim=-1, keepdim=True) + 1e-2)
+
+
+def lr_warmup_plus_one(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    return ref_warmup_cosine_lr(step, steps, warmup_steps)
+
+
+def lr_warmup_minus_one(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / (warmup_steps - 1)
+    return ref_warmup_cosine_lr(step, steps, warmup_steps)
+
+
+def lr_quarter_cosine(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return math.cos(math.pi / 2 * (step - warmup_steps) / (steps - warmup_steps))
+
+
+def lr_cosine_late(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps + 1) / (steps - warmup_steps)))
+
+
+def lr_min_floor(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.1 + 0.9 * ref_warmup_cosine_lr(step, steps, warmup_steps)
+
+
+def gb_sampled_rows(self, batch_size=None):
+    n = self.train_data.shape[0]
+    return self.train_data[torch.randperm(n)[: batch_size or n]]
+
+
+def gb_last_rows(self, batch_size=None):
+    return self.train_data[-(batch_size or 0) :]
+
+
+def dim_cosines_only(vectors):
+    unit = torch.nn.functional.normalize(vectors, dim=-1)
+    den = (unit @ unit.transpose(1, 2)).pow(2).sum(-1)
+    return torch.where(vectors.norm(dim=-1) > 0, 1 / den.clamp_min(1e-30), 0.0)
+
+
+def dim_no_numerator(vectors):
+    unit = torch.nn.functional.normalize(vectors, dim=-1)
+    den = (unit @ vectors.transpose(1, 2)).pow(2).sum(-1)
+    return torch.where(vectors.norm(dim=-1) > 0, 1 / den.clamp_min(1e-30), 0.0)
+
+
+def dim_clamp_at_one(vectors):
+    norm_sq = (vectors**2).sum(-1)
+    unit = vectors / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    return norm_sq / (unit @ vectors.transpose(1, 2)).pow(2).sum(-1).clamp_min(1)
+
+
+def gen_eps_1e8(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return x / (x.norm(dim=-1, keepdim=True) + 1e-8)
+
+
+def test_generate_dataset_accepts_an_epsilon_on_the_norm():
+    assert_passes(checks.test_generate_dataset, gen_eps_1e8)
+
+
+def model_variant(generate_batch) -> type:
+    return type("Variant", (DoubleDescentModel,), {"generate_batch": generate_batch})
+
+
+MISTAKES = [
+    ("G", gen_randint_mask, "presence_half_fixed"),
+    ("G", gen_rate_per_instance, "presence_varies"),
+    ("G", gen_clamp_at_one, "norm_clamped_at_one"),
+    ("G", gen_large_epsilon, "norm_epsilon"),
+    ("L", lr_warmup_plus_one, "warmup_off_by_one"),
+    ("L", lr_warmup_minus_one, "warmup_off_by_one"),
+    ("L", lr_quarter_cosine, "quarter_cosine"),
+    ("L", lr_cosine_late, "cosine_start_off_by_one"),
+    ("L", lr_min_floor, "cosine_floor"),
+    ("B", gb_sampled_rows, "batch_size_rows"),
+    ("B", gb_last_rows, "batch_size_rows"),
+    ("C", dim_cosines_only, "sum_axis"),
+    ("C", dim_no_numerator, "unnormalised"),
+    ("C", dim_clamp_at_one, "clamp_too_large"),
+]
+CHECKS = {
+    "G": checks.test_generate_dataset,
+    "L": checks.test_warmup_cosine_lr,
+    "B": lambda impl, device="cpu": checks.test_generate_batch(model_variant(impl), device=device),
+    "C": checks.test_compute_dimensionality,
+}
+
+
+@pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[f.__name__ for _, f, _ in MISTAKES])
+def test_heldout_mistakes_are_named(kind, impl, code):
+    assert_fails(CHECKS[kind], impl, code)
