@@ -63,7 +63,9 @@ def graft(base: type, impl: Any, names: tuple[str, ...]) -> type:
 def _toy_model(device: torch.device, n_inst: int = N_INST, d_in: int = D_IN) -> ToyModel:
     cfg = ToyModelConfig(n_inst=n_inst, n_features=N_FEATS, d_hidden=d_in)
     probability = torch.linspace(0.05, 0.4, n_inst * N_FEATS).reshape(n_inst, N_FEATS)
-    model = ToyModel(cfg, feature_probability=probability, device=device)
+    # uneven importances: generate_batch must not weight the features by them (importance 1 would hide it)
+    importance = torch.linspace(0.5, 1.5, n_inst * N_FEATS).reshape(n_inst, N_FEATS)
+    model = ToyModel(cfg, feature_probability=probability, importance=importance, device=device)
     with torch.no_grad():
         model.W.copy_(torch.randn(n_inst, d_in, N_FEATS, device=device))
     return model
@@ -351,6 +353,13 @@ def test_init(impl: type, device: torch.device) -> str:
             if isinstance(value, Tensor) and tuple(value.shape) != shape and value.ndim == len(shape):
                 code, hint = _SHAPE_HINTS[name]
                 fail(f"self.{name} has shape {tuple(value.shape)}, expected {shape}", hint, code=code)
+            if isinstance(value, Tensor) and value.ndim == len(shape) - 1 and tuple(value.shape) == shape[1:]:
+                fail(
+                    f"self.{name} has shape {tuple(value.shape)}, expected {shape}",
+                    "every parameter has a leading inst axis (one independent SAE per instance): "
+                    f"shape [cfg.n_inst, ...] = {shape}",
+                    code="no_inst_axis",
+                )
             expect_tensor(value, f"self.{name}", shape=shape, dtype=torch.float32, device=device)
             if name not in params:
                 fail(f"self.{name} is not a registered parameter", "wrap it in nn.Parameter(...)", code="not_parameter")
@@ -475,7 +484,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             "W_dec_normalized",
             mistakes,
             dims="inst d_sae d_in",
-            hint="divide each row by (its norm + eps)",
+            hint=M.norm_hint(out, W),
         )
         if not out.requires_grad:
             fail(
@@ -572,15 +581,29 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     # the learner may draw more than once: compare with the drawn batch closest to what came back
     features = min(drawn, key=lambda x: float((M.hidden(x, W) - h.detach()).abs().sum()))
     mistakes = [(code, hint, fn(features, W)) for code, hint, fn in M.GEN_MISTAKES]
+    mistakes.append(
+        (
+            "importance_weighted",
+            "h = W x with the features as drawn: the importances weight the toy model's loss, not its input",
+            M.hidden(features * sae.model.importance, W),
+        )
+    )
+    hint = (
+        "h should be einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in') "
+        "for features = self.model.generate_batch(batch_size)"
+    )
+    code = "not_model_batch" if len(drawn) == 1 else "values"
+    diff = h.detach() - M.hidden(features, W)
+    if diff.abs().max() > 1e-4 and torch.allclose(diff, diff[:1].expand_as(diff), atol=1e-5):
+        hint, code = "your h is W x plus the same vector for every example: h = W x has no bias term", "bias_added"
     expect_matches(
         h.detach(),
         M.hidden(features, W),
         "generate_batch",
         mistakes,
         dims="batch inst d_in",
-        hint="h should be einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in') "
-        "for features = self.model.generate_batch(batch_size)",
-        code="not_model_batch" if len(drawn) == 1 else "values",
+        hint=hint,
+        code=code,
     )
     h2 = sae.generate_batch(batch_size)
     if isinstance(h2, Tensor) and h2.shape == h.shape and torch.equal(h.detach(), h2.detach()):
@@ -633,6 +656,9 @@ def _call_resampler(fn: Callable[[], Any]) -> None:
                 "write decoder rows through the property sae.W_dec (a view of W_enc when tied), not sae._W_dec",
                 code="used_private_W_dec",
             )
+        raise
+    except IndexError as err:
+        M.describe_index_error(err)
         raise
     except RuntimeError as err:
         if "without replacement" in str(err):
@@ -712,25 +738,6 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
         )
 
 
-# Loss profiles of the four input types per instance: instance k's examples of type j have squared distance
-# Q[k, j] from b_dec (so L_reconstruction ∝ Q, nothing fires). Every instance has its own profile, so weights
-# taken from another instance or pooled over instances show; instance 3's inputs are b_dec itself (loss 0).
-Q = [[1.0, 1.0, 2.0, 4.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]
-
-
-def _prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:
-    """generate_batch for the advanced-resampling check: example i of instance k is
-    b_dec[k] + sqrt(q[k, i % 4]) e_(i % 4)."""
-
-    def generate(batch_size: int) -> Tensor:
-        idx = torch.arange(batch_size, device=b_dec.device) % q.shape[1]
-        proto = torch.zeros(batch_size, q.shape[0], q.shape[1], device=b_dec.device)
-        proto[torch.arange(batch_size), :, idx] = q.sqrt()[:, idx].T
-        return proto + b_dec.detach()
-
-    return generate
-
-
 @checker("resample_advanced", kind="function")
 def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     n_inst, d_in, d_sae, n_dead, scale, batch_size = 4, 4, 1000, 900, 0.37, 400
@@ -744,9 +751,9 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     for mask in groups.values():
         mask[:, 0] = False
     dead = groups["dead"]
-    q = torch.tensor(Q, device=device)
+    q = torch.tensor(M.Q, device=device)
     active = q.sum(-1) > 0
-    sae.generate_batch = _prototype_batch(sae.b_dec, q)
+    sae.generate_batch = M.prototype_batch(sae.b_dec, q)
     before = _snapshot(sae)
     b_dec = sae.b_dec.detach().clone()
     _call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
@@ -759,7 +766,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     enc = sae.W_enc.detach().transpose(-1, -2)[expected]
     inst_of = expected.nonzero()[:, 0]
     length = (enc * rows).sum(-1)
-    candidates = M.scale_candidates(before["W_enc"], dead, scale)
+    candidates = M.scale_candidates(before["W_enc"], dead, scale, before["W_dec"])
     want = scale * candidates[0][2]  # scale_ignored's length is the mean live norm
     if not torch.allclose(enc, rows * (want[inst_of])[:, None], rtol=1e-3, atol=1e-6):
         if not torch.allclose(enc, rows * length[:, None], rtol=1e-3, atol=1e-6):

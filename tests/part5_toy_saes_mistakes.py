@@ -9,6 +9,7 @@ sampling weights it might follow, each with the statistic that tells it apart.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +52,34 @@ NORM_MISTAKES: list[tuple[str, str, Callable[[Tensor, float], Tensor]]] = [
         "use the Euclidean (L2) norm of each row, not its largest entry",
         lambda W, eps: W / (W.abs().amax(-1, keepdim=True) + eps),
     ),
+    (
+        "instance_axis",
+        "a latent's direction runs along d_in (the last axis): you normalised over the instances (dim=0)",
+        lambda W, eps: W / (W.norm(dim=0, keepdim=True) + eps),
+    ),
+    (
+        "standardised",
+        "scale each row to unit length (divide by its norm); don't subtract the mean or divide by the standard "
+        "deviation",
+        lambda W, eps: (W - W.mean(-1, keepdim=True)) / (W.std(-1, keepdim=True) + eps),
+    ),
 ]
+
+
+def norm_hint(out: Tensor, W: Tensor) -> str:
+    """The fallback hint of W_dec_normalized: what the rows of a wrong output look like (length, direction)."""
+    rows = W.norm(dim=-1) > 0
+    norms = out.detach().norm(dim=-1)[rows]
+    cos = torch.nn.functional.cosine_similarity(out.detach()[rows], W[rows], dim=-1)
+    unit = bool(torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all())
+    if bool((cos > 1 - 1e-4).all()) and not unit:
+        return (
+            f"every row points the right way but its length is between {norms.min():.3g} and {norms.max():.3g}, not 1: "
+            "divide each row by its own norm (+ eps) and nothing else (no clamp, no extra factor)"
+        )
+    if unit:
+        return "your rows have unit length but point elsewhere: divide W_dec itself by its row norms, don't change it"
+    return "divide each row of W_dec by (its L2 norm over d_in + eps): rows of unit length along the same direction"
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,6 +106,11 @@ GEN_MISTAKES: list[tuple[str, str, Callable[[Tensor, Tensor], Tensor]]] = [
         "don't subtract the batch mean: b_dec is the SAE's own job",
         lambda x, W: hidden(x, W) - hidden(x, W).mean(0, keepdim=True),
     ),
+    (
+        "W_reshaped",
+        "W is [inst d_in feats]: contract its last axis with the features (or transpose it); reshape scrambles it",
+        lambda x, W: torch.einsum("bif,ifd->bid", x, W.reshape(W.shape[0], W.shape[2], W.shape[1])),
+    ),
 ]
 
 
@@ -102,10 +135,12 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
     W_dec = sae.W_enc.transpose(-1, -2) if bug.get("decoder_is_encoder") else W_dec
     if bug.get("decoder_detached"):
         W_dec = W_dec.detach()
-    h_rec = torch.einsum("bis,isd->bid", acts, W_dec)
+    h_rec = torch.einsum("bis,isd->bid", acts.detach() if bug.get("acts_detached") else acts, W_dec)
     if not bug.get("no_b_dec_add"):
         h_rec = h_rec + sae.b_dec
-    err = h_rec - h
+    if bug.get("b_dec_twice"):
+        h_rec = h_rec + sae.b_dec
+    err = h_rec - (x if bug.get("rec_target_centred") else h)
     rec = bug.get("rec", "mean")
     L_rec = {
         "mean": lambda: err.pow(2).mean(-1),
@@ -121,7 +156,10 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         "mean": lambda: sp_acts.abs().mean(-1),
         "pre": lambda: (pre + bias).abs().sum(-1),
     }[bug.get("sparsity", "l1")]()
-    coeff = sae.sparsity_coeff
+    coeff = sae.sparsity_coeff[0] if bug.get("first_coeff") else sae.sparsity_coeff
+    if bug.get("coeff_in_L_sparsity"):
+        L_sp = coeff * L_sp
+        coeff = 1.0
     per = {
         "standard": lambda: L_rec + coeff * L_sp,
         "no_coeff": lambda: L_rec + L_sp,
@@ -162,6 +200,25 @@ FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
         {"unnormalized_decoder": True},
     ),
     ("no_b_dec_add", "add b_dec back after decoding", "h_reconstructed", {"no_b_dec_add": True}),
+    ("b_dec_added_twice", "add b_dec once, after decoding", "h_reconstructed", {"b_dec_twice": True}),
+    (
+        "rec_target_centred",
+        "compare h_reconstructed with h itself, not with h - b_dec (h_reconstructed already has b_dec added back)",
+        "L_reconstruction",
+        {"rec_target_centred": True},
+    ),
+    (
+        "coeff_in_L_sparsity",
+        "L_sparsity is the plain L1 norm; multiply by sparsity_coeff only in the loss",
+        "L_sparsity",
+        {"coeff_in_L_sparsity": True},
+    ),
+    (
+        "first_instance_coeff",
+        "each instance has its own coefficient: multiply by self.sparsity_coeff ([inst]), not sparsity_coeff[0]",
+        "loss",
+        {"first_coeff": True},
+    ),
     (
         "decoder_is_encoder",
         "decode with the decoder, self.W_dec_normalized, not with the encoder transposed",
@@ -239,6 +296,12 @@ FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
         "grad",
         {"b_dec_detached": True},
     ),
+    (
+        "acts_detached",
+        "don't detach acts_post before decoding: the reconstruction error must train the encoder too",
+        "grad",
+        {"acts_detached": True},
+    ),
 ]
 
 
@@ -302,9 +365,9 @@ def selection_rules(frac: Tensor, groups: dict[str, Tensor]) -> list[tuple[str, 
 # --------------------------------------------------------------------------------------------
 # Advanced resampling: what the sampling weights might follow
 # --------------------------------------------------------------------------------------------
-def weight_candidates(loss: Tensor, input_sq_norm: Tensor) -> list[tuple[str, str, Tensor]]:
+def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tuple[str, str, Tensor]]:
     """(code, hint, expected probability of each input type [inst types]) for the usual wrong sampling weights,
-    given each type's reconstruction loss [inst types] and ‖h‖² [inst types]."""
+    given each type's squared distance from b_dec [inst types] (L_reconstruction · d_in) and ‖h‖² [inst types]."""
 
     def normalise(w: Tensor) -> Tensor:
         return w / w.sum(-1, keepdim=True)
@@ -348,6 +411,12 @@ def weight_candidates(loss: Tensor, input_sq_norm: Tensor) -> list[tuple[str, st
             normalise(loss[:1].pow(2)).expand_as(loss),
         ),
         (
+            "sampling_softmax",
+            "sample with probability proportional to L_reconstruction ** 2 (torch.multinomial normalises the weights), "
+            "not to a softmax of the losses",
+            torch.softmax(loss / d_in, dim=-1),
+        ),
+        (
             "sampling_pooled",
             "use each instance's own losses as weights (L_reconstruction[:, inst]), not losses summed over instances",
             normalise(loss.pow(2).sum(0, keepdim=True)).expand_as(loss),
@@ -355,11 +424,31 @@ def weight_candidates(loss: Tensor, input_sq_norm: Tensor) -> list[tuple[str, st
     ]
 
 
-def scale_candidates(W_enc: Tensor, dead: Tensor, resample_scale: float) -> list[tuple[str, str, Tensor]]:
+def scale_candidates(
+    W_enc: Tensor, dead: Tensor, resample_scale: float, W_dec: Tensor | None = None
+) -> list[tuple[str, str, Tensor]]:
     """(code, hint, the encoder length each rule gives, per instance [inst]) for the new encoder columns."""
     norms = W_enc.norm(dim=1)  # [inst d_sae]
     alive = (~dead).to(norms.dtype)
     alive_mean = (norms * alive).sum(-1) / alive.sum(-1).clamp_min(1)
+    extra = []
+    if W_dec is not None:
+        dec_mean = (W_dec.norm(dim=-1) * alive).sum(-1) / alive.sum(-1).clamp_min(1)
+        extra.append(
+            (
+                "decoder_norm",
+                "scale by the mean norm of the live latents' *encoder* columns (W_enc[inst, :, j]), not decoder rows",
+                resample_scale * dec_mean,
+            )
+        )
+    sq_mean = (norms.pow(2) * alive).sum(-1) / alive.sum(-1).clamp_min(1)
+    extra.append(
+        (
+            "squared_norm",
+            "use the norm of each live encoder column (with the square root), not its squared norm",
+            resample_scale * sq_mean,
+        )
+    )
     pooled = (norms * alive).sum() / alive.sum().clamp_min(1)
     row_norms = W_enc.norm(dim=-1).mean(-1)  # norms over d_sae: one per input dimension, averaged
     alive_max = (norms * alive).amax(-1)
@@ -395,6 +484,7 @@ def scale_candidates(W_enc: Tensor, dead: Tensor, resample_scale: float) -> list
             "multiply by resample_scale, don't divide",
             alive_mean / resample_scale,
         ),
+        *extra,
     ]
 
 
@@ -429,6 +519,13 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             fail(
                 f"{int(changed.sum())} latents were resampled, expected the {int(expected.sum())} dead ones", hint, code
             )
+    if not changed.any():
+        fail(
+            f"no latent was changed; {int(expected.sum())} are dead",
+            "is your dead mask all False? frac_active_in_window is [window inst d_sae]: reduce the window axis "
+            "(dim=0), `(frac_active_in_window <= 0).all(dim=0)`, to get one flag per (instance, latent)",
+            code="nothing_resampled",
+        )
     if (changed & ~expected).any():
         fail(
             f"{int((changed & ~expected).sum())} latents that are not dead were changed",
@@ -512,7 +609,8 @@ def check_isotropic(rows: Tensor) -> None:
         dims="d_in",
         n_tests=n_tests,
         code="not_isotropic",
-        hint="draw directions with torch.randn (symmetric), not torch.rand (every coordinate positive)",
+        hint="directions must be symmetric around 0: draw them with torch.randn, and don't make them positive "
+        "(torch.rand, .abs() or a ReLU all do)",
     )
     tol = bernstein_tolerance(n, 1 / d_in, 2.0, FAILURE_PROBABILITY / n_tests)  # coordinates in [-1, 1], var 1/d_in
     mean = rows.double().mean(0)
@@ -588,7 +686,7 @@ def check_sampling(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active:
     )
     if ((observed - expected.to(observed)).abs() <= tol).all():
         return
-    for code, hint, probs in weight_candidates(loss, sq_norm):
+    for code, hint, probs in weight_candidates(loss, sq_norm, rows.shape[1]):
         if ((observed - probs.to(observed)).abs() <= tol).all():
             fail(
                 f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}",
@@ -601,3 +699,44 @@ def check_sampling(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active:
         "use torch.multinomial(L_reconstruction[:, inst] ** 2, n_dead, replacement=True), instance by instance",
         code="sampling",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling: the inputs of the advanced check, and the usual indexing crash
+# --------------------------------------------------------------------------------------------
+# Loss profiles of the four input types per instance: instance k's examples of type j have squared distance
+# Q[k, j] from b_dec (so L_reconstruction ∝ Q, nothing fires). Every instance has its own profile, so weights
+# taken from another instance or pooled over instances show; instance 3's inputs are b_dec itself (loss 0).
+Q = [[1.0, 1.0, 2.0, 4.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:
+    """generate_batch for the advanced-resampling check: example i of instance k is
+    b_dec[k] + sqrt(q[k, i % 4]) e_(i % 4)."""
+
+    def generate(batch_size: int) -> Tensor:
+        idx = torch.arange(batch_size, device=b_dec.device) % q.shape[1]
+        proto = torch.zeros(batch_size, q.shape[0], q.shape[1], device=b_dec.device)
+        proto[torch.arange(batch_size), :, idx] = q.sqrt()[:, idx].T
+        return proto + b_dec.detach()
+
+    return generate
+
+
+def describe_index_error(err: IndexError) -> None:
+    """Fail with a hint when a boolean [inst d_sae] mask met a tensor it doesn't index (W_enc, or a wrong mask)."""
+    mask = re.search(r"mask \[([\d, ]+)\].*indexed tensor \[([\d, ]+)\]", str(err))
+    if not mask:
+        return
+    mask_shape, indexed = mask.group(1).split(","), mask.group(2).split(",")
+    if len(mask_shape) == 2 and len(indexed) == 3 and indexed[-1].strip() == mask_shape[-1].strip():
+        hint = (
+            "a [inst d_sae] mask indexes the first two axes, but W_enc is [inst d_in d_sae]: index "
+            "sae.W_enc.data.transpose(-1, -2)[dead] (or loop over instances and use W_enc[k][:, idx])"
+        )
+    else:
+        hint = (
+            f"your dead mask has shape [{mask.group(1)}], expected [inst d_sae]: reduce frac_active_in_window "
+            "([window inst d_sae]) over the window axis, dim=0"
+        )
+    fail(f"your resampler raised IndexError: {str(err).splitlines()[0]}", hint, code="mask_index")

@@ -115,6 +115,12 @@ def _check_step_function(
     x0, th0, g = _step_inputs(device)
     x, th = x0.clone().requires_grad_(True), th0.clone().requires_grad_(True)
     out = impl.apply(x, th, BANDWIDTH)
+    if isinstance(out, Tensor) and out.dtype == torch.bool:
+        fail(
+            f"{name}.apply(x, threshold, bandwidth) returned a bool tensor",
+            "a comparison gives bools, which carry no gradient: convert it to x's dtype, (x > threshold).to(x.dtype)",
+            code="bool_output",
+        )
     out = expect_tensor(out, f"{name}.apply(x, threshold, bandwidth)", shape=x.shape, dtype=x.dtype, device=device)
     if not torch.equal(x.detach(), x0) or not torch.equal(th.detach(), th0):
         fail(f"{name} changed its inputs in place", "compute a new tensor; don't edit x or threshold", code="in_place")
@@ -149,13 +155,23 @@ def _check_step_function(
         hint="see the ∂/∂x column of the table, times grad_output",
         code="grad_x",
     )
+    # where does the learner's threshold gradient live? The rectangle is 0 for |u| >= 1/2 (no x sits on an edge)
+    outside = (grad_th.detach() != 0) & (M.rect((x0 - th0) / BANDWIDTH) == 0)
+    th_hint, th_code = "see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output", "grad_threshold"
+    if outside.any():
+        u = ((x0 - th0) / BANDWIDTH)[outside].abs().max()
+        th_hint = (
+            f"your threshold gradient is non-zero outside the window (up to |u| = {u:.3g}, u = (x - θ)/ε): K is the "
+            "rectangle 1[|u| < 1/2], zero elsewhere, not a smooth kernel (Gaussian, sigmoid derivative)"
+        )
+        th_code = "kernel_shape"
     expect_matches(
         grad_th,
         want_th,
         f"the gradient of {name} with respect to threshold",
         [*catalogue(th_mistakes, want_x), ("no_grad_output", "multiply by grad_output (the chain rule)", want_th / g)],
-        hint="see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output",
-        code="grad_threshold",
+        hint=th_hint,
+        code=th_code,
     )
 
 
@@ -237,6 +253,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         sae = reference_sae(cls, device, k=k, sparsity_coeff=COEFFS)
         with torch.no_grad():
             sae.b_enc[0] -= 1.5  # instance 0 often has fewer than k positive pre-activations
+            sae.b_enc[2] += 3.0  # instance 2 mostly has every latent positive: the k smallest are not zeros
         reference = twin(sae, ref_a.TopKToySAE)
         h = random_hidden(64, N_INST, D_IN, device)
         out = returned(sae(h.clone()), "forward")
@@ -250,6 +267,20 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, D_SAE) and acts.device.type != "meta":
             listed = [M.topk_forward(reference, h, **bug)[2] for _, _, stage, bug in M.TOPK_MISTAKES if stage == "acts"]
             unlisted = not any(torch.allclose(acts.detach(), a.detach(), atol=1e-5) for a in listed)
+            if unlisted and (acts.detach() == 0).all():
+                fail(
+                    "acts_post is zero everywhere",
+                    f"keep the k = self.cfg.k = {k} largest values per example (is your k 0, or another config field "
+                    "such as aux_k?)",
+                    code="all_zero",
+                )
+            if unlisted and (acts.detach() < 0).any():
+                fail(
+                    f"acts_post has {int((acts.detach() < 0).sum())} negative values",
+                    "acts_post is never negative: keep the values of ReLU(pre) at the top-k positions (gather from the "
+                    "ReLU'd tensor, not from pre)",
+                    code="negative_acts",
+                )
             if unlisted and ((acts.detach() != 0).sum(-1) > k).any():
                 fail(
                     f"some examples have {int((acts.detach() != 0).sum(-1).max())} non-zero latents, at most k={k} "
@@ -308,6 +339,13 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
                 "by 0 before decoding",
                 code="inf",
             )
+        if out.detach().abs().max() > 1e6:
+            fail(
+                f"auxk_loss returned values up to {out.detach().abs().max():.3g}",
+                "a stand-in for -inf (like -1e9, or nan_to_num's most negative float) was decoded: where fewer than "
+                "k_aux latents are dead, replace the masked values by 0 before decoding",
+                code="sentinel_decoded",
+            )
         if out.shape == (n_inst,) or out.shape == ():
             fail(
                 f"auxk_loss returned shape {tuple(out.shape)}, expected (batch={batch}, inst={n_inst})",
@@ -357,7 +395,30 @@ def _acts(device: torch.device, batch: int = 1500) -> Tensor:
     acts[:, 1, 4:6] = 0.0
     acts[3, 1, 5] = 0.7  # fires once: alive, with a rate below 1e-3
     acts[-1, :, 3], acts[-1, :, 6] = 0.2, 0.4  # the last example fires on latents 3 and 6 at least
+    acts[:, 2, 0] = 0.0
+    acts[9, 2, 0] = 1e-7  # alive with a mean activation below 1e-9
     return acts
+
+
+def _axes_hint(got: tuple, sizes: dict[str, int], want: str) -> str | None:
+    """Name the axes a wrongly shaped result kept, when every size identifies one input axis (sizes: name -> size)."""
+    by_size = {}
+    for axis, size in sizes.items():
+        by_size[size] = None if size in by_size else axis  # ambiguous sizes name nothing
+    kept = [by_size.get(n) for n in got]
+    if not got or None in kept:
+        return None
+    wanted = want.split()
+    lost = [a for a in wanted if a not in kept]
+    extra = [a for a in kept if a not in wanted]
+    parts = []
+    if lost:
+        parts.append(f"you reduced over `{'`, `'.join(lost)}`, which should stay")
+    if extra:
+        parts.append(f"`{'`, `'.join(extra)}` should be reduced")
+    if not parts:
+        return None
+    return f"your result has axes ({', '.join(kept)}), expected ({', '.join(wanted)}): " + "; ".join(parts)
 
 
 def _metric(
@@ -379,6 +440,11 @@ def _metric(
     if isinstance(out, Tensor) and tuple(out.shape) in (shapes or {}) and tuple(out.shape) != shape:
         code, hint = shapes[tuple(out.shape)]
         fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code=code)
+    if isinstance(out, Tensor) and tuple(out.shape) != shape:
+        names = "batch inst d_sae" if args[0].shape[-1] == D_SAE else "batch inst d_in"
+        hint = _axes_hint(tuple(out.shape), dict(zip(names.split(), args[0].shape, strict=True)), dims)
+        if hint:
+            fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code="wrong_axes")
     if (
         isinstance(out, Tensor)
         and out.dtype not in (torch.bool,)
@@ -388,6 +454,103 @@ def _metric(
         out = out.to(args[0].dtype)  # an integer count is fine where the values are integers
     out = expect_tensor(out, what, shape=shape, dims=dims, device=device)
     return out if out.is_floating_point() else out.to(args[0].dtype)
+
+
+# Catalogues of the last two metrics (the others are in tests.part5a_sae_architectures_mistakes)
+def dead_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    silent = (acts == 0).all(0).to(acts.dtype)
+    return [
+        ("count", "return a fraction of latents (divide by d_sae), not a count", silent.sum(-1)),
+        (
+            "any",
+            "a latent is dead when it is zero on *every* example (all, not any)",
+            (acts == 0).any(0).to(acts.dtype).mean(-1),
+        ),
+        (
+            "zero_entries",
+            "dead means zero on the whole batch, not a fraction of zero entries",
+            (acts == 0).to(acts.dtype).mean((0, 2)),
+        ),
+        ("alive_fraction", "that is the fraction of latents *alive*: dead is 1 minus it", 1 - silent.mean(-1)),
+        (
+            "rate_threshold",
+            "a latent that fires rarely is alive: dead means zero on every example, not a low firing rate",
+            ((acts != 0).to(acts.dtype).mean(0) < 1e-3).to(acts.dtype).mean(-1),
+        ),
+        ("single_example", "check every example of the batch, not just one", (acts[-1] == 0).to(acts.dtype).mean(-1)),
+        *[
+            (
+                "activity_threshold",
+                "a latent with tiny but non-zero activations is alive: dead means exactly zero on every example, "
+                "(acts == 0).all(0), not a small mean activation",
+                (acts.mean(0) < t).to(acts.dtype).mean(-1),
+            )
+            for t in (1e-8, 1e-6, 1e-4)
+        ],
+        (
+            "divided_by_batch",
+            "divide the number of dead latents by d_sae (the number of latents), not by the batch size",
+            silent.sum(-1) / acts.shape[0],
+        ),
+    ]
+
+
+def recovery_mistakes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
+    d_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    cos = torch.einsum("isd,idf->isf", d_hat, f_hat)
+    return [
+        (
+            "abs",
+            "use the signed cosine: a latent pointing the opposite way has not found the feature",
+            cos.abs().amax(1),
+        ),
+        ("mean", "take the max over latents, not the mean", cos.mean(1)),
+        ("min", "take the *max* over latents (the best match), not the min", cos.amin(1)),
+        ("squared", "return the cosine itself, not its square", cos.pow(2).amax(1)),
+        ("unnormalized_dec", "normalise the decoder rows too", torch.einsum("isd,idf->isf", W_dec, f_hat).amax(1)),
+        (
+            "unnormalized_feat",
+            "normalise the feature directions too",
+            torch.einsum("isd,idf->isf", d_hat, W_feat).amax(1),
+        ),
+        (
+            "unnormalized_both",
+            "normalise both sets of directions: a cosine, not a dot product",
+            torch.einsum("isd,idf->isf", W_dec, W_feat).amax(1),
+        ),
+        (
+            "feat_norm_axis",
+            "a feature's direction is a column of W_features (over d_in, dim=1): normalise over dim=1",
+            torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm(dim=-1, keepdim=True)).amax(1),
+        ),
+        (
+            "dec_norm_axis",
+            "a latent's direction is a row of W_dec (over d_in, dim=-1): normalise over dim=-1",
+            torch.einsum("isd,idf->isf", W_dec / W_dec.norm(dim=1, keepdim=True), f_hat).amax(1),
+        ),
+        (
+            "feat_norm_axis",
+            "a feature's direction is a column of W_features (over d_in, dim=1): normalise over dim=1, not over "
+            "the instances",
+            torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm(dim=0, keepdim=True)).amax(1),
+        ),
+        (
+            "dec_norm_axis",
+            "a latent's direction is a row of W_dec (over d_in, dim=-1): normalise over dim=-1, not over the instances",
+            torch.einsum("isd,idf->isf", W_dec / W_dec.norm(dim=0, keepdim=True), f_hat).amax(1),
+        ),
+        (
+            "global_norm",
+            "normalise each decoder row and each feature column by its own norm, not by one norm of the whole tensor",
+            torch.einsum("isd,idf->isf", W_dec / W_dec.norm(), f_hat).amax(1),
+        ),
+        (
+            "global_norm",
+            "normalise each decoder row and each feature column by its own norm, not by one norm of the whole tensor",
+            torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm()).amax(1),
+        ),
+    ]
 
 
 @checker("l0_norm", kind="function")
@@ -441,7 +604,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.dead_latent_fraction(acts),
         "dead_latent_fraction",
-        M.dead_mistakes(acts),
+        dead_mistakes(acts),
         dims="inst",
         hint="fraction of latents with acts == 0 on every example of the batch",
     )
@@ -467,6 +630,12 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
             "take the max over the latents (d_sae) for each feature, not over the features for each latent",
             code="max_over_features",
         )
+    if isinstance(out, Tensor) and out.shape == (D_SAE, N_FEATS):
+        fail(
+            f"feature_recovery returned shape {tuple(out.shape)} (latents, feats), expected (inst, feats)",
+            "take the max over the latents (dim 1 of the [inst d_sae feats] cosines), not over the instances",
+            code="max_over_instances",
+        )
     out = expect_tensor(
         out, "feature_recovery(W_features, W_dec)", shape=(N_INST, N_FEATS), dims="inst feats", device=device
     )
@@ -474,7 +643,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        M.recovery_mistakes(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
     )

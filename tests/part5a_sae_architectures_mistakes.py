@@ -69,6 +69,7 @@ def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], T
     proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
     gate = proj + (0.0 if bug.get("no_b_gate") else sae.b_enc)
     scale = sae.r_mag if bug.get("r_mag_no_exp") else sae.r_mag.exp()
+    scale = 1.0 if bug.get("no_r_mag") else scale
     mag_bias = 0.0 if bug.get("no_b_mag") else (sae.b_enc if bug.get("mag_bias_b_enc") else sae.b_mag)
     mag = (proj + mag_bias) * scale if bug.get("r_mag_after_bias") else proj * scale + mag_bias
     on = (gate > 0).to(h.dtype)
@@ -102,12 +103,16 @@ def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], T
         "mag": lambda: mag.relu().sum(-1),
         "mean": lambda: gate_post.mean(-1),
     }.get(bug.get("sparsity", ""), lambda: sp_in.sum(-1))()
+    coeff = sae.sparsity_coeff
+    if bug.get("coeff_in_L_sparsity"):
+        L_sp, coeff = coeff * L_sp, 1.0
     d = {
         "L_reconstruction": _rec_loss(h_rec, h, bug),
         "L_sparsity": L_sp,
         "L_aux": aux_err.sum(-1) if bug.get("aux_sum") else aux_err.mean(-1),
     }
-    coeff = sae.sparsity_coeff
+    if bug.get("aux_mean_inst"):
+        return d, (d["L_reconstruction"] + coeff * d["L_sparsity"]).mean(0).sum() + d["L_aux"].mean(), acts, h_rec
     per = {
         "no_aux": lambda: d["L_reconstruction"] + coeff * d["L_sparsity"],
         "coeff_on_aux": lambda: d["L_reconstruction"] + coeff * (d["L_sparsity"] + d["L_aux"]),
@@ -134,6 +139,24 @@ GATED_MISTAKES: list[Mistake] = [
         {"acts": "swapped_paths"},
     ),
     ("r_mag_no_exp", "scale W_enc by exp(r_mag), not r_mag", "acts", {"r_mag_no_exp": True}),
+    (
+        "no_r_mag",
+        "the magnitude path scales each latent's projection by exp(r_mag): π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"no_r_mag": True},
+    ),
+    (
+        "coeff_in_L_sparsity",
+        "L_sparsity is the plain ‖ReLU(π_gate)‖₁; multiply by sparsity_coeff only in the loss",
+        "L_sparsity",
+        {"coeff_in_L_sparsity": True},
+    ),
+    (
+        "aux_mean_inst",
+        "L_aux is part of the per-example loss: average it over the batch and sum over instances like the rest",
+        "loss",
+        {"aux_mean_inst": True},
+    ),
     (
         "r_mag_after_bias",
         "exp(r_mag) scales the projection only: π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
@@ -284,6 +307,16 @@ JUMPRELU_GRAD_X: list[tuple[str, str, StepFn]] = [
         lambda x, th, bw: torch.zeros_like(x),
     ),
     ("grads_swapped", "return the gradients in the order of forward's inputs: (grad_x, grad_threshold, None)", None),
+    (
+        "grad_x_includes_rect",
+        "∂/∂x is just 1[x > θ] (see the table); the pseudo-derivative of the step goes to θ only",
+        lambda x, th, bw: (x > th).to(x.dtype) + th * rect((x - th) / bw) / bw,
+    ),
+    (
+        "grad_x_includes_rect",
+        "∂/∂x is just 1[x > θ] (see the table); the pseudo-derivative of the step goes to θ only",
+        lambda x, th, bw: (x > th).to(x.dtype) - th * rect((x - th) / bw) / bw,
+    ),
 ]
 
 
@@ -321,6 +354,11 @@ def threshold_mistakes(factor: Callable[[Tensor, Tensor], Tensor | float]) -> li
             "return the pseudo-derivative as the threshold's gradient (not None or zeros)",
             lambda x, th, bw: torch.zeros_like(x),
         ),
+        (
+            "rect_halved",
+            "K(u) is 1 inside the window |u| < 1/2, not 1/2: the pseudo-derivative there is -(factor/ε)",
+            lambda x, th, bw: -factor(x, th) * rect((x - th) / bw) / (2 * bw),
+        ),
     ]
 
 
@@ -349,6 +387,7 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
     acts = {
         "relu": lambda: pre.relu(),
         "indicator": lambda: ref_a.Heaviside.apply(pre, theta, bw),
+        "via_heaviside": lambda: pre * ref_a.Heaviside.apply(pre, theta, bw),
     }.get(bug.get("acts", ""), lambda: ref_a.JumpReLU.apply(pre, theta, bw))()
     h_rec = _decode(acts, sae, bug)
     L_sp = {
@@ -356,9 +395,14 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
         "mean": lambda: ref_a.Heaviside.apply(pre, theta, bw).mean(-1),
         "count": lambda: (acts > 0).to(h.dtype).sum(-1),
         "of_acts": lambda: ref_a.Heaviside.apply(acts, theta, bw).sum(-1),
+        "log_threshold": lambda: ref_a.Heaviside.apply(pre, sae.log_threshold.expand_as(pre), bw).sum(-1),
     }.get(bug.get("sparsity", ""), lambda: ref_a.Heaviside.apply(pre, theta, bw).sum(-1))()
-    d = {"L_reconstruction": _rec_loss(h_rec, h, bug), "L_sparsity": L_sp}
     coeff = sae.sparsity_coeff
+    if bug.get("coeff_in_L_sparsity"):
+        L_sp, coeff = coeff * L_sp, 1.0
+    d = {"L_reconstruction": _rec_loss(h_rec, h, bug), "L_sparsity": L_sp}
+    if bug.get("sparsity_batch_sum"):
+        return d, d["L_reconstruction"].mean(0).sum() + (coeff * L_sp).sum(), acts, h_rec
     per = d["L_reconstruction"] + d["L_sparsity"] if bug.get("no_coeff") else d["L_reconstruction"] + coeff * L_sp
     return d, _total(per, bug), acts, h_rec
 
@@ -381,7 +425,33 @@ JUMPRELU_MISTAKES: list[Mistake] = [
         {"sparsity": "l1"},
     ),
     ("sparsity_mean", "count the active latents (sum over d_sae), don't average", "L_sparsity", {"sparsity": "mean"}),
+    (
+        "coeff_in_L_sparsity",
+        "L_sparsity is the plain count of active latents; multiply by sparsity_coeff only in the loss",
+        "L_sparsity",
+        {"coeff_in_L_sparsity": True},
+    ),
+    (
+        "sparsity_threshold_mismatch",
+        "count with the same threshold as acts_post: Heaviside.apply(pre, exp(log_threshold), bandwidth), "
+        "not log_threshold",
+        "L_sparsity",
+        {"sparsity": "log_threshold"},
+    ),
     ("no_coeff", "multiply L_sparsity by self.sparsity_coeff (one value per instance)", "loss", {"no_coeff": True}),
+    (
+        "sparsity_batch_sum",
+        "average the sparsity term over the batch too: (L_reconstruction + coeff · L_sparsity).mean(0).sum()",
+        "loss",
+        {"sparsity_batch_sum": True},
+    ),
+    (
+        "acts_via_heaviside",
+        "compute acts_post with JumpReLU.apply(pre, θ, bandwidth): pre · Heaviside(pre) has the right values but "
+        "gives θ the pseudo-derivative with a factor x instead of θ",
+        "grad",
+        {"acts": "via_heaviside"},
+    ),
     (
         "threshold_grad",
         "compute L_sparsity with Heaviside.apply(pre, θ, bandwidth): counting acts_post > 0 has no gradient, so "
@@ -436,6 +506,8 @@ def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Te
         acts = _keep_top(post, k, dim=0)
     elif mode == "across_instances":
         acts = _keep_top(post.flatten(1), k).view_as(post)
+    elif mode == "kthvalue":
+        acts = post * (pre >= pre.kthvalue(k, dim=-1, keepdim=True).values)
     elif mode == "mask":
         acts = torch.zeros_like(post).scatter(-1, post.topk(k, dim=-1).indices, 1.0)
     elif mode == "detached":
@@ -476,6 +548,12 @@ TOPK_MISTAKES: list[Mistake] = [
     ),
     ("mask_not_values", "keep the values themselves at the top-k positions, not ones", "acts", {"acts": "mask"}),
     (
+        "kthvalue_smallest",
+        "kthvalue(k) is the k-th *smallest* value: keep the k largest, e.g. threshold at topk(k).values[..., -1:]",
+        "acts",
+        {"acts": "kthvalue"},
+    ),
+    (
         "sparsity_in_loss",
         "the TopK loss is the reconstruction loss alone: sparsity is enforced by the top-k, not by a penalty",
         "loss",
@@ -513,6 +591,8 @@ def auxk_variant(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_a
         base = pre if bug.get("into_pre") else torch.zeros_like(x)
         acts = base.scatter(dim, top.indices, values)
     rec = torch.einsum("bis,isd->bid", acts, W_dec)
+    if bug.get("norm"):
+        return (residual - rec).norm(dim=-1)
     err = (residual + rec if bug.get("sign") else residual - rec).pow(2)
     return err.sum(-1) if bug.get("sum") else err.mean(-1)
 
@@ -546,6 +626,11 @@ AUXK_MISTAKES: list[tuple[str, str, dict]] = [
         {"into_pre": True},
     ),
     ("sign_flip", "the loss is (residual - decoded)², not (residual + decoded)²", {"sign": True}),
+    (
+        "norm_not_mse",
+        "the loss is the mean over d_in of the squared error, not the Euclidean norm of the error",
+        {"norm": True},
+    ),
 ]
 
 
@@ -578,6 +663,11 @@ def l0_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
             (acts.abs().sum(0) != 0).to(acts.dtype).sum(-1),
         ),
         ("max_not_mean", "average the count over the batch, not its maximum", nz.sum(-1).amax(0)),
+        (
+            "any_active",
+            "count *how many* latents are non-zero in each example (sum over d_sae), not whether any is",
+            nz.amax(-1).mean(0),
+        ),
     ] + [
         (
             "thresholded",
@@ -625,6 +715,29 @@ def fve_mistakes(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             1 - resid.mean((0, 2)) / h.var(0).mean(-1),
         ),
         (
+            "centred_scalar_mean",
+            "centre each input dimension on its own batch mean, h.mean(0): h.var(dim=(0, 2)) centres on one mean "
+            "over batch and d_in",
+            1 - resid.mean((0, 2)) / h.var(dim=(0, 2)),
+        ),
+        (
+            "sum_over_variance",
+            "divide sums by sums (or means by means): Σ over the batch of squared residuals divided by a variance "
+            "(a mean over the batch) is off by about the batch size",
+            1 - resid.sum((0, 2)) / h.var(0).sum(-1),
+        ),
+        (
+            "sum_over_variance",
+            "divide sums by sums (or means by means): Σ over the batch of squared residuals divided by a variance "
+            "(a mean over the batch) is off by about the batch size",
+            1 - resid.sum((0, 2)) / h.var(0, unbiased=False).sum(-1),
+        ),
+        (
+            "variance_ratio",
+            "FVE is 1 - Σ(h - h_rec)² / Σ(h - mean(h))², not var(h_rec) / var(h): that ignores whether h_rec matches h",
+            (h_rec - h_rec.mean(0)).pow(2).sum((0, 2)) / centred.sum((0, 2)),
+        ),
+        (
             "abs_residual",
             "square the residual: Σ (h - h_rec)², not Σ |h - h_rec|",
             1 - (h - h_rec).abs().sum((0, 2)) / centred.sum((0, 2)),
@@ -633,71 +746,5 @@ def fve_mistakes(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             "variance_of_reconstruction",
             "divide by the variance of h (the input), not of h_reconstructed",
             1 - resid.sum((0, 2)) / (h_rec - h_rec.mean(0)).pow(2).sum((0, 2)),
-        ),
-    ]
-
-
-def dead_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
-    silent = (acts == 0).all(0).to(acts.dtype)
-    return [
-        ("count", "return a fraction of latents (divide by d_sae), not a count", silent.sum(-1)),
-        (
-            "any",
-            "a latent is dead when it is zero on *every* example (all, not any)",
-            (acts == 0).any(0).to(acts.dtype).mean(-1),
-        ),
-        (
-            "zero_entries",
-            "dead means zero on the whole batch, not a fraction of zero entries",
-            (acts == 0).to(acts.dtype).mean((0, 2)),
-        ),
-        ("alive_fraction", "that is the fraction of latents *alive*: dead is 1 minus it", 1 - silent.mean(-1)),
-        (
-            "rate_threshold",
-            "a latent that fires rarely is alive: dead means zero on every example, not a low firing rate",
-            ((acts != 0).to(acts.dtype).mean(0) < 1e-3).to(acts.dtype).mean(-1),
-        ),
-        ("single_example", "check every example of the batch, not just one", (acts[-1] == 0).to(acts.dtype).mean(-1)),
-        (
-            "divided_by_batch",
-            "divide the number of dead latents by d_sae (the number of latents), not by the batch size",
-            silent.sum(-1) / acts.shape[0],
-        ),
-    ]
-
-
-def recovery_mistakes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
-    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
-    d_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
-    cos = torch.einsum("isd,idf->isf", d_hat, f_hat)
-    return [
-        (
-            "abs",
-            "use the signed cosine: a latent pointing the opposite way has not found the feature",
-            cos.abs().amax(1),
-        ),
-        ("mean", "take the max over latents, not the mean", cos.mean(1)),
-        ("min", "take the *max* over latents (the best match), not the min", cos.amin(1)),
-        ("squared", "return the cosine itself, not its square", cos.pow(2).amax(1)),
-        ("unnormalized_dec", "normalise the decoder rows too", torch.einsum("isd,idf->isf", W_dec, f_hat).amax(1)),
-        (
-            "unnormalized_feat",
-            "normalise the feature directions too",
-            torch.einsum("isd,idf->isf", d_hat, W_feat).amax(1),
-        ),
-        (
-            "unnormalized_both",
-            "normalise both sets of directions: a cosine, not a dot product",
-            torch.einsum("isd,idf->isf", W_dec, W_feat).amax(1),
-        ),
-        (
-            "feat_norm_axis",
-            "a feature's direction is a column of W_features (over d_in, dim=1): normalise over dim=1",
-            torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm(dim=-1, keepdim=True)).amax(1),
-        ),
-        (
-            "dec_norm_axis",
-            "a latent's direction is a row of W_dec (over d_in, dim=-1): normalise over dim=-1",
-            torch.einsum("isd,idf->isf", W_dec / W_dec.norm(dim=1, keepdim=True), f_hat).amax(1),
         ),
     ]

@@ -125,6 +125,7 @@ INIT_BUGS = {
         w=lambda s, c, m, d: setattr(s, "_W_dec", None if c.tied_weights else nn.Parameter(s.W_enc.detach().clone()))
     ),
     "missing_attribute": _forgets_b_dec,
+    "no_inst_axis": _changed(b=lambda s, c, m, d: setattr(s, "b_enc", nn.Parameter(torch.zeros(c.d_sae)))),
 }
 
 
@@ -169,6 +170,10 @@ NORM_BUGS = {
     "no_keepdim": lambda self: self.W_dec / (self.W_dec.norm(dim=-1) + 1e-8),
     "norm_detached": lambda self: self.W_dec / (self.W_dec.data.norm(dim=-1, keepdim=True) + 1e-8),
     "used_W_enc": lambda self: (self.W_enc / (self.W_enc.norm(dim=1, keepdim=True) + 1e-8)).mT,
+    "instance_axis": lambda self: F.normalize(self.W_dec, dim=0),
+    "standardised": lambda self: (self.W_dec - self.W_dec.mean(-1, True)) / (self.W_dec.std(-1, keepdim=True) + 1e-8),
+    # the rows point the right way but are not unit length: named by the fallback hint, code "values"
+    "values": lambda self: self.W_dec / self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1),
 }
 
 
@@ -222,6 +227,11 @@ GEN_BUGS = {
     "normalized_h": lambda self, n: F.normalize(_hidden(self, self.model.generate_batch(n)), dim=-1),
     "centred_h": lambda self, n: (lambda h: h - h.mean(0))(_hidden(self, self.model.generate_batch(n))),
     "batch_size": lambda self, n: _hidden(self, self.model.generate_batch(256)),
+    "bias_added": lambda self, n: _hidden(self, self.model.generate_batch(n)) + self.b_dec.detach(),
+    "importance_weighted": lambda self, n: _hidden(self, self.model.generate_batch(n) * self.model.importance),
+    "W_reshaped": lambda self, n: torch.einsum(
+        "bif,ifd->bid", self.model.generate_batch(n), self.model.W.reshape(self.cfg.n_inst, -1, self.cfg.d_in)
+    ),
 }
 
 
@@ -261,8 +271,10 @@ def _vanilla(**bug):
         W = self.W_dec if bug.get("raw_dec") else self.W_dec_normalized
         W = self.W_enc.mT if bug.get("enc_as_dec") else W
         W = W.detach() if bug.get("detach_dec") else W
-        h_rec = einops.einsum(acts, W, "b i s, i s d -> b i d") + (0 if bug.get("no_add") else self.b_dec)
-        diff = h_rec - h
+        dec_in = acts.detach() if bug.get("detach_acts") else acts
+        h_rec = einops.einsum(dec_in, W, "b i s, i s d -> b i d") + (0 if bug.get("no_add") else self.b_dec)
+        h_rec = h_rec + self.b_dec if bug.get("twice") else h_rec
+        diff = h_rec - (h - self.b_dec if bug.get("centred") else h)
         L_rec = {
             "mean": (diff**2).mean(-1),
             "sum": (diff**2).sum(-1),
@@ -277,7 +289,9 @@ def _vanilla(**bug):
             "mean": a.abs().mean(-1),
             "pre": (pre + self.b_enc).abs().sum(-1),
         }[bug.get("sp", "l1")]
-        coeff = self.sparsity_coeff
+        coeff = self.sparsity_coeff[0] if bug.get("coeff0") else self.sparsity_coeff
+        if bug.get("coeff_sp"):
+            L_sp, coeff = coeff * L_sp, 1.0
         per = {
             "ok": L_rec + coeff * L_sp,
             "no_coeff": L_rec + L_sp,
@@ -344,6 +358,11 @@ FWD_BUGS = {
     "decoder_detached": _vanilla(detach_dec=True),
     "sparsity_detached": _vanilla(detach_sp=True),
     "b_dec_detached": _vanilla(detach_b_dec=True),
+    "acts_detached": _vanilla(detach_acts=True),
+    "b_dec_added_twice": _vanilla(twice=True),
+    "rec_target_centred": _vanilla(centred=True),
+    "coeff_in_L_sparsity": _vanilla(coeff_sp=True),
+    "first_instance_coeff": _vanilla(coeff0=True),
 }
 
 

@@ -101,6 +101,28 @@ def _simple_where(sae, frac, resample_scale):
     sae.b_enc.data.masked_fill_(dead, 0.0)
 
 
+def _wrong_window_axis(sae, frac, resample_scale):
+    """dead over the latent axis instead of the window axis: an all-False [window inst] mask, nothing changes."""
+    dead = (frac <= 0).all(dim=-1)
+    if dead.any():
+        sae.b_enc.data[dead] = 0.0
+
+
+def _masks_W_enc_directly(sae, frac, resample_scale):
+    dead = (frac <= 0).all(0)
+    v = F.normalize(torch.randn(int(dead.sum()), sae.cfg.d_in), dim=-1)
+    sae.W_dec.data[dead] = v
+    sae.W_enc.data[dead] = v * resample_scale  # W_enc is [inst d_in d_sae]: IndexError
+
+
+def _abs_directions(sae, frac, resample_scale):
+    dead = (frac <= 0).all(0)
+    v = F.normalize(torch.randn(int(dead.sum()), sae.cfg.d_in).abs(), dim=-1)
+    sae.W_dec.data[dead] = v
+    sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+    sae.b_enc.data[dead] = 0.0
+
+
 def _replaces_parameter(sae, frac, resample_scale):
     dead = (frac <= 0).all(0)
     W_enc = sae.W_enc.detach().clone()
@@ -157,7 +179,13 @@ SIMPLE_BUGS = {
     "used_private_W_dec": _writes_private_decoder,
     "alive_touched": _touches_alive,
     "b_dec_touched": _resets_b_dec,
+    "nothing_resampled": _wrong_window_axis,
+    "mask_index": _masks_W_enc_directly,
 }
+
+
+def test_resample_simple_abs_directions():
+    assert_fails(checks.test_resample_simple, _abs_directions, "not_isotropic")
 
 
 @pytest.mark.parametrize("fn", [P.resample_simple, _simple(), _simple_loop, _simple_sum, _simple_where])
@@ -193,10 +221,12 @@ def _weights(rule, loss, h, k):
         return loss[:, 0] ** 2
     if rule == "pooled":
         return (loss**2).sum(-1)
+    if rule == "softmax":
+        return torch.softmax(L, 0)
     return L**2
 
 
-def _mean_norm(rule, W_enc, norms_all, alive_all, k):
+def _mean_norm(rule, W_enc, norms_all, alive_all, k, W_dec_norms=None):
     norms, alive = norms_all[k], alive_all[k]
     if rule == "all":
         return norms.mean()
@@ -208,6 +238,10 @@ def _mean_norm(rule, W_enc, norms_all, alive_all, k):
         return W_enc[k].norm(dim=-1).mean()
     if rule == "max":
         return norms[alive].max()
+    if rule == "decoder":
+        return W_dec_norms[k][alive].mean()
+    if rule == "squared":
+        return norms[alive].pow(2).mean()
     return norms[alive].mean()
 
 
@@ -217,6 +251,7 @@ def _advanced(weights="sq", sub_bdec=True, scale_mode="alive", skip_zero=True, r
         h = sae.generate_batch(batch_size)
         loss = sae.forward(h)[0]["L_reconstruction"]
         norms_all = sae.W_enc.norm(dim=1)  # before any change
+        dec_norms = sae.W_dec.norm(dim=-1)
         alive_all = ~dead
         for k in range(sae.cfg.n_inst):
             idx = dead[k].nonzero().squeeze(-1)
@@ -232,7 +267,7 @@ def _advanced(weights="sq", sub_bdec=True, scale_mode="alive", skip_zero=True, r
                 pick = pick.expand(len(idx)) if one_draw else pick
             v = h[pick, k] - (sae.b_dec[k] if sub_bdec else 0.0)
             v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            mean_norm = _mean_norm(scale_mode, sae.W_enc, norms_all, alive_all, k)
+            mean_norm = _mean_norm(scale_mode, sae.W_enc, norms_all, alive_all, k, dec_norms)
             factor = {"mul": resample_scale, "one": 1.0, "div": 1 / resample_scale}[kw.get("scale_op", "mul")]
             enc_v = v[torch.randperm(len(idx))] if kw.get("enc_other") else v
             sae.W_dec.data[k, idx] = v
@@ -314,6 +349,9 @@ ADVANCED_BUGS = [  # (expected code, buggy resampler)
     ("pooled_norm", _advanced(scale_mode="pooled")),
     ("enc_norm_axis", _advanced(scale_mode="axis")),
     ("max_norm", _advanced(scale_mode="max")),
+    ("decoder_norm", _advanced(scale_mode="decoder")),
+    ("squared_norm", _advanced(scale_mode="squared")),
+    ("sampling_softmax", _advanced(weights="softmax")),
     ("enc_mismatch", _advanced(enc_other=True)),
     ("zero_loss_instance", _advanced(skip_zero=False)),
     ("no_replacement", _advanced(replacement=False)),

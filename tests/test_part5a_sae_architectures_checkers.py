@@ -30,6 +30,7 @@ def _gated(**bug):
         proj = torch.einsum("bid,ids->bis", x, self.W_enc)
         gate_pre = proj + (0 if bug.get("no_b_gate") else self.b_enc)
         r = self.r_mag if bug.get("no_exp") else torch.exp(self.r_mag)
+        r = 1.0 if bug.get("no_r") else r
         b_mag = {"none": 0.0, "b_enc": self.b_enc}.get(bug.get("b_mag"), self.b_mag)
         mag = (proj + b_mag) * r if bug.get("exp_after_bias") else proj * r + b_mag
         gate_on = (gate_pre > 0).float()
@@ -66,6 +67,10 @@ def _gated(**bug):
             "L_aux": aux_sq.sum(-1) if bug.get("aux_sum") else aux_sq.mean(-1),
         }
         c = self.sparsity_coeff
+        if bug.get("coeff_sp"):
+            d["L_sparsity"], c = c * d["L_sparsity"], 1.0
+        if bug.get("aux_mean"):
+            return d, (d["L_reconstruction"] + c * d["L_sparsity"]).mean(0).sum() + d["L_aux"].mean(), acts, h_rec
         per = {
             "no_aux": d["L_reconstruction"] + c * d["L_sparsity"],
             "coeff_aux": d["L_reconstruction"] + c * (d["L_sparsity"] + d["L_aux"]),
@@ -153,6 +158,9 @@ GATED_BUGS = {
     "aux_gate_detached": _gated(aux_in="detached"),
     "sparsity_detached": _gated(sp_detached=True),
     "no_derivative": _gated_heaviside,
+    "no_r_mag": _gated(no_r=True),
+    "coeff_in_L_sparsity": _gated(coeff_sp=True),
+    "aux_mean_inst": _gated(aux_mean=True),
 }
 
 
@@ -188,6 +196,8 @@ def _step_fn(kind, **bug):
                 on = x < threshold
             elif mode == "rect":
                 return (((x - threshold) / bandwidth).abs() < 0.5).to(x.dtype)
+            if bug.get("bool"):
+                return on
             out = on.to(x.dtype)
             if mode == "shifted":
                 return (x - threshold) * out
@@ -200,7 +210,9 @@ def _step_fn(kind, **bug):
             x, th = ctx.saved_tensors
             bw = ctx.bandwidth
             u = {"unscaled": x - th, "centre0": x / bw}.get(bug.get("u"), (x - th) / bw)
-            k = (u.abs() < bug.get("rect", 0.5)).to(x.dtype)
+            k = (u.abs() < bug.get("rect", 0.5)).to(x.dtype) * bug.get("k_scale", 1.0)
+            if bug.get("gauss"):
+                k = torch.exp(-0.5 * u**2)
             factor = {"theta": th, "one": 1.0, "x": x}[bug.get("factor", "theta")] if kind == "jumprelu" else 1.0
             scale = {"divide": 1 / bw, "none": 1.0, "multiply": bw}[bug.get("bw", "divide")]
             gth = bug.get("sign", -1.0) * factor * k * scale
@@ -213,6 +225,7 @@ def _step_fn(kind, **bug):
                     "relu": (x > 0).to(x.dtype),
                     "with_rect": (x > th).to(x.dtype) + x * k / bw,
                     "missing": None,
+                    "with_theta_rect": (x > th).to(x.dtype) + th * k / bw,
                 }[bug.get("gx", "right")]
             if not bug.get("no_g"):
                 gth = gth * g
@@ -245,6 +258,9 @@ HEAVISIDE_BUGS = {
     "no_threshold_grad": _step_fn("heaviside", no_th_grad=True),
     "no_grad_output": _step_fn("heaviside", no_g=True),
     "grad_count": _step_fn("heaviside", two=True),
+    "bool_output": _step_fn("heaviside", bool=True),
+    "kernel_shape": _step_fn("heaviside", gauss=True),
+    "rect_halved": _step_fn("heaviside", k_scale=0.5),
 }
 JUMPRELU_BUGS = {
     "forward_relu": _step_fn("jumprelu", fwd="zero"),
@@ -267,7 +283,13 @@ JUMPRELU_BUGS = {
     "no_threshold_grad": _step_fn("jumprelu", no_th_grad=True),
     "no_grad_output": _step_fn("jumprelu", no_g=True),
     "grad_count": _step_fn("jumprelu", two=True),
+    "kernel_shape": _step_fn("jumprelu", gauss=True),
+    "rect_halved": _step_fn("jumprelu", k_scale=0.5),
 }
+
+
+def test_jumprelu_grad_x_with_theta_term():
+    assert_fails(checks.test_jumprelu, _step_fn("jumprelu", gx="with_theta_rect"), "grad_x_includes_rect")
 
 
 class _HeavisideZeros(torch.autograd.Function):
@@ -347,6 +369,7 @@ def _jump(**bug):
         acts = {
             "relu": F.relu(pre),
             "indicator": A.Heaviside.apply(pre, th, bw),
+            "via_heaviside": pre * A.Heaviside.apply(pre, th, bw),
         }.get(bug.get("acts"), A.JumpReLU.apply(pre, th, bw))
         W = self.W_dec if bug.get("raw_dec") else self.W_dec_normalized
         h_rec = torch.einsum("bis,isd->bid", acts, W) + (0 if bug.get("no_add") else self.b_dec)
@@ -355,10 +378,16 @@ def _jump(**bug):
             "count": lambda: (acts > 0).float().sum(-1),
             "mean": lambda: A.Heaviside.apply(pre, th, bw).mean(-1),
             "of_acts": lambda: A.Heaviside.apply(acts, th, bw).sum(-1),
+            "log_th": lambda: A.Heaviside.apply(pre, self.log_threshold.expand_as(pre), bw).sum(-1),
         }.get(bug.get("sparsity"), lambda: A.Heaviside.apply(pre, th, bw).sum(-1))()
         err = (h_rec - h).pow(2)
         d = {"L_reconstruction": err.sum(-1) if bug.get("rec_sum") else err.mean(-1), "L_sparsity": L_sp}
         c = 1.0 if bug.get("no_coeff") else self.sparsity_coeff
+        if bug.get("coeff_sp"):
+            d["L_sparsity"] = L_sp = c * L_sp
+            c = 1.0
+        if bug.get("sp_batch_sum"):
+            return d, d["L_reconstruction"].mean(0).sum() + (c * L_sp).sum(), acts, h_rec
         per = d["L_reconstruction"] + c * L_sp
         return d, per.mean() if bug.get("mean_all") else per.mean(0).sum(), acts, h_rec
 
@@ -410,6 +439,10 @@ JUMP_BUGS = {
     "l0_of_acts": _jump(sparsity="of_acts"),
     "wrong_bandwidth": _jump(wrong_bw=True),
     "threshold_detached": _jump(th_detached=True),
+    "acts_via_heaviside": _jump(acts="via_heaviside"),
+    "coeff_in_L_sparsity": _jump(coeff_sp=True),
+    "sparsity_batch_sum": _jump(sp_batch_sum=True),
+    "sparsity_threshold_mismatch": _jump(sparsity="log_th"),
 }
 
 
@@ -435,7 +468,7 @@ def _topk(**bug):
     def forward(self, h):
         pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
         post = pre if bug.get("no_relu") else F.relu(pre)
-        k = self.cfg.k + bug.get("k_offset", 0)
+        k = 0 if bug.get("k_zero") else self.cfg.k + bug.get("k_offset", 0)
         dim = bug.get("dim", -1)
         score = pre.abs() if bug.get("by_abs") else post
         values_from = pre if bug.get("by_abs") else post
@@ -443,6 +476,8 @@ def _topk(**bug):
         kept = values_from.gather(dim, idx)
         if bug.get("ones"):
             kept = torch.ones_like(kept)
+        if bug.get("gather_pre"):
+            kept = pre.gather(dim, idx)
         if bug.get("detach"):
             kept = kept.detach()
         acts = torch.zeros_like(pre).scatter(dim, idx, kept)
@@ -492,6 +527,15 @@ def _topk_sort(self, h):
     return {"L_reconstruction": l_rec}, l_rec.mean(0).sum(), acts, h_rec
 
 
+def _topk_kthvalue(self, h):
+    """kthvalue(k) is the k-th smallest: keeps d_sae - k + 1 latents."""
+    pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
+    acts = F.relu(pre) * (pre >= pre.kthvalue(self.cfg.k, dim=-1, keepdim=True).values)
+    h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+    l_rec = (h_rec - h).pow(2).mean(-1)
+    return {"L_reconstruction": l_rec}, l_rec.mean(0).sum(), acts, h_rec
+
+
 TOPK_BUGS = {
     "no_relu": _topk(no_relu=True),
     "too_many": _topk(k_offset=1),
@@ -506,6 +550,9 @@ TOPK_BUGS = {
     "sparsity_in_loss": _topk(penalty=True),
     "values_not_scattered": _topk(unscattered=True),
     "sparsity_l1": _topk(sp_l1=True),
+    "all_zero": _topk(k_zero=True),
+    "negative_acts": _topk(gather_pre=True),
+    "kthvalue_smallest": _topk_kthvalue,
 }
 
 

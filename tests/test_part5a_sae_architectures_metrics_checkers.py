@@ -31,10 +31,13 @@ def _auxk(**bug):
             values = masked.gather(dim, idx)
             if not bug.get("keep_inf"):
                 values = torch.nan_to_num(values, neginf=0.0)
+            if bug.get("sentinel"):
+                values = torch.where(values < -1e8, -1e9, values)
             acts = (pre.clone() if bug.get("into_pre") else torch.zeros_like(x)).scatter(dim, idx, values)
         rec = torch.einsum("bis,isd->bid", acts, W_dec)
         err = (residual + rec if bug.get("plus") else residual - rec).pow(2)
         out = err.sum(-1) if bug.get("sum") else err.mean(-1)
+        out = (residual - rec).norm(dim=-1) if bug.get("norm") else out
         return out.mean(0) if bug.get("batch_mean") else out
 
     return auxk_loss
@@ -76,6 +79,8 @@ AUXK_BUGS = [  # (code, buggy auxk_loss)
     ("inf", _auxk(keep_inf=True)),
     ("no_grad", _auxk(detach=True)),
     ("reduced_batch", _auxk(batch_mean=True)),
+    ("norm_not_mse", _auxk(norm=True)),
+    ("sentinel_decoded", _auxk(fill=-1e9, sentinel=True)),
 ]
 
 
@@ -124,6 +129,8 @@ METRIC_CASES = {
             "no_batch_mean": lambda a: (a > 0).float().sum(-1),
             "thresholded": lambda a: (a > 1e-3).float().sum(-1).mean(0),
             "int_mean": lambda a: (a != 0).sum(-1).mean(0),
+            "any_active": lambda a: (a != 0).any(-1).float().mean(0),
+            "wrong_axes": lambda a: (a != 0).float().sum(0).mean(0),
         },
     ),
     "fraction_variance_explained": (
@@ -150,6 +157,8 @@ METRIC_CASES = {
             ),
             "reduced_instances": lambda h, r: 1 - ((h - r) ** 2).sum() / ((h - h.mean(0)) ** 2).sum(),
             "per_dim_unreduced": lambda h, r: 1 - ((h - r) ** 2).sum(0) / ((h - h.mean(0)) ** 2).sum(0),
+            "sum_over_variance": lambda h, r: 1 - ((h - r) ** 2).sum((0, 2)) / h.var(0).sum(-1),
+            "variance_ratio": lambda h, r: ((r - r.mean(0)) ** 2).sum((0, 2)) / ((h - h.mean(0)) ** 2).sum((0, 2)),
         },
     ),
     "dead_latent_fraction": (
@@ -170,6 +179,8 @@ METRIC_CASES = {
             "per_latent": lambda a: (a == 0).all(0).float(),
             "divided_by_batch": lambda a: (a.sum(0) == 0).float().sum(-1) / a.shape[0],
             "int_mean": lambda a: (a == 0).all(0).mean(-1),
+            "activity_threshold": lambda a: (a.mean(0) < 1e-6).float().mean(-1),
+            "wrong_axes": lambda a: (a == 0).all(0).float().mean(0),
         },
     ),
     "feature_recovery": (
@@ -202,6 +213,10 @@ METRIC_CASES = {
             "returned_indices": lambda Wf, Wd: (
                 F.cosine_similarity(Wd[:, :, :, None], Wf[:, None], dim=2).max(1).indices
             ),
+            "max_over_instances": lambda Wf, Wd: torch.einsum(
+                "isd,idf->isf", F.normalize(Wd, dim=-1), F.normalize(Wf, dim=1)
+            ).amax(0),
+            "global_norm": lambda Wf, Wd: torch.einsum("isd,idf->isf", Wd / Wd.norm(), F.normalize(Wf, dim=1)).amax(1),
         },
     ),
 }
