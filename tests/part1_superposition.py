@@ -17,9 +17,18 @@ from torch import Tensor
 
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModelConfig
-from tests.checking import checker, expect_close, expect_matches, expect_scalar, expect_tensor, fail, generic_diagnosis
-from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
+from tests.checking import (
+    bernstein_tolerance,
+    checker,
+    expect_close,
+    expect_matches,
+    expect_scalar,
+    expect_tensor,
+    fail,
+    generic_diagnosis,
+)
 from tests.part1_superposition_mistakes import (
+    DELTA,
     ZERO_DRAW_ALLOWANCE,
     check_batch_independence,
     check_independent_features,
@@ -33,13 +42,81 @@ from tests.part1_superposition_mistakes import (
     check_values_per_cell,
     common_rate_candidates,
     consistent,
-    expect_parameters,
     forward_mutants,
     loss_mutants,
-    probe_forward,
-    returned_hidden_hint,
     two_layer,
 )
+from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
+
+
+def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when `out` is right wherever the right output pre-activation `pre` is positive but negative
+    pre-activations are not zeroed (a leaky ReLU of any slope, an ELU, no ReLU): the output nonlinearity is wrong."""
+    if not isinstance(out, Tensor) or out.shape != pre.shape or not out.is_floating_point():
+        return None
+    a, p = out.detach().double(), pre.detach().double().to(out.device)
+    pos, neg = p > 1e-3, p < -1e-3
+    if not pos.any() or not neg.any():
+        return None
+    if torch.allclose(a[pos], p[pos], rtol=1e-4, atol=1e-5) and not torch.allclose(
+        a[neg], torch.zeros_like(a[neg]), atol=1e-5
+    ):
+        return "negative_not_zeroed", (
+            "where the value before the output ReLU is positive your output is right, but negative values are not set "
+            "to 0: the output nonlinearity is a ReLU (F.relu), not leaky_relu, ELU or none"
+        )
+    return None
+
+
+def probe_forward(model: Callable, b: Tensor, shape: tuple[int, ...], device: torch.device) -> tuple[str, str]:
+    """(code, hint) for a wrong forward pass that matches no known mistake, from probing the learner's model.
+
+    With every feature 0 the output must be ReLU(b_final) whatever the weights: that separates a mistake in how the
+    bias enters from one in how the features are mapped.
+    """
+    try:
+        with torch.no_grad():
+            zero_out = model(torch.zeros(shape, device=device))
+        bias_right = (
+            isinstance(zero_out, Tensor)
+            and zero_out.shape == shape
+            and torch.allclose(zero_out.detach().float(), torch.relu(b).expand(shape).float(), rtol=1e-4, atol=1e-5)
+        )
+    except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
+        return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
+    if not bias_right:
+        return "bias_term", (
+            "with every feature 0 your output should be ReLU(b_final), and it isn't: check how b_final enters "
+            "(added once, per instance, before the output ReLU)"
+        )
+    return "weights_term", (
+        "with every feature 0 your output is right (ReLU(b_final)), so the bias is fine: the part that depends on the "
+        "features is wrong. Check the products with the weights (contract `feats`, then `d_hidden`, per instance)"
+    )
+
+
+def returned_hidden_hint(out: object, lead: tuple[int, ...], n_inst: int, d_hidden: int) -> None:
+    """Fail with a named mistake when a forward pass returned the hidden vector instead of the output."""
+    if isinstance(out, Tensor) and tuple(out.shape) == (*lead, n_inst, d_hidden):
+        fail(
+            f"model(features) has shape {tuple(out.shape)}: that is the hidden layer (d_hidden = {d_hidden})",
+            "you returned the hidden vector h = W x: map it back up to the features, add b_final and apply the ReLU",
+            code="returned_hidden",
+        )
+
+
+def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The model (built by the learner's class) has each named tensor with the given shape."""
+    for name, shape in shapes.items():
+        value = getattr(model, name, None)
+        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            fail(
+                f"the model's `{name}` is {got}, expected a tensor of shape {shape}",
+                "the check builds the model with the given __init__: keep its parameters and buffers as they are",
+                code="model_attributes",
+            )
+
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
@@ -122,7 +199,8 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA)
-    code, hint = probe_forward(model, b, (1, *x.shape[1:]), device)
+    pre = two_layer(x, W, W, b, out=lambda t: t)
+    code, hint = activation_diagnosis(out, pre) or probe_forward(model, b, (1, *x.shape[1:]), device)
     expect_matches(
         out, two_layer(x, W, W, b), "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code
     )
@@ -351,7 +429,27 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", P_PAIRS.repeat_interleave(2, dim=1))
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch[..., 0::2], first, what, "pair")
+    _check_pair_values_independent(batch, first, what)
     return "pairs on together with probability p, independent values, independent pairs"
+
+
+def _check_pair_values_independent(batch: Tensor, first: Tensor, what: str) -> None:
+    """The two values of a present correlated pair are independent: E[(v1 - 1/2)(v2 - 1/2)] = 0.
+
+    The product lies in [-1/4, 1/4] (range 1/2) with variance (1/12)^2 for independent U[0, 1] values; Bernstein at
+    failure probability DELTA (part 1's share of FAILURE_PROBABILITY per statistic) bounds the pooled mean."""
+    v1, v2 = batch[..., 0::2][first].double(), batch[..., 1::2][first].double()
+    if v1.numel() < 100:
+        return
+    cov = float(((v1 - 0.5) * (v2 - 0.5)).mean())
+    tol = bernstein_tolerance(v1.numel(), (1 / 12) ** 2, 0.5, DELTA)
+    if abs(cov) > tol:
+        fail(
+            f"{what}: the two values of a present pair have covariance {cov:.4f}; independent draws give 0 ± {tol:.4f}",
+            "the two features of a pair share presence only: draw each one's value independently (rand with the "
+            "full [batch, inst, 2 * pairs] shape), not one from the other (1 - v, v / 2 ...)",
+            code="values_dependent",
+        )
 
 
 def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, str, Tensor]]:
@@ -390,6 +488,12 @@ def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, s
             "the second feature is present half the time whatever p: it must also need the pair to be "
             "active (active & ~first)",
             pairwise(p, half),
+        ),
+        (
+            "choice_coin_p",
+            "the draw that picks which feature of an active pair is on should be a fair coin (rand < 0.5), "
+            "not rand < p",
+            pairwise(2 * p * p, 2 * p * (1 - p)),
         ),
         (
             "always_active",
@@ -444,7 +548,16 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
             code="choice_shared_over_batch",
         )
     candidates = anticorrelated_rate_candidates(P_PAIRS, DECOY["generate_anticorrelated_features"])
-    check_rates(present.double().mean(0), p, N_SAMPLES, f"{what}: presence", candidates)
+    rates = present.double().mean(0)
+    first_ok, second_ok = consistent(rates[:, 0::2], P_PAIRS, N_SAMPLES), consistent(rates[:, 1::2], P_PAIRS, N_SAMPLES)
+    default = None
+    if first_ok != second_ok:
+        default = (
+            f"the {'first' if first_ok else 'second'} feature of every pair is present at the right rate p, the "
+            f"{'second' if first_ok else 'first'} is not: it should be present exactly when the pair is active "
+            "(probability 2p) and the choice (a fair coin) picked it"
+        )
+    check_rates(rates, p, N_SAMPLES, f"{what}: presence", candidates, default_hint=default)
     active = present[..., 0::2] | present[..., 1::2]
     check_pairwise_independence(
         active,
@@ -570,6 +683,13 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     ):
         blocks = {"correlated": 2 * N_CORR, "anticorrelated": 2 * N_ANTI, "uncorrelated": cfg.n_uncorrelated}
         missing = [name for name, size in blocks.items() if out.shape[2] == n_feats - size]
+        if out.shape[2] - n_feats == N_CORR + N_ANTI:
+            fail(
+                f"{what} has {out.shape[2]} features, expected {n_feats}",
+                "the uncorrelated block is too long: it starts at feature 2 * (n_correlated_pairs + "
+                "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs",
+                code="uncorrelated_start",
+            )
         if missing:
             fail(
                 f"{what} has {out.shape[2]} features, expected {n_feats}",
@@ -600,15 +720,24 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
             code="pair_structure",
         )
     right, mistakes = combined_rate_candidates(P_COMBINED, N_CORR, N_ANTI)
+    rates, s_anti, s_unc = present.double().mean(0), 2 * N_CORR, 2 * (N_CORR + N_ANTI)
+    blocks = {
+        "correlated": (0, s_anti, "p[:, 0 : 2 * n_corr : 2]"),
+        "anticorrelated": (s_anti, s_unc, "p[:, 2 * n_corr : 2 * (n_corr + n_anti) : 2]"),
+        "uncorrelated": (s_unc, n_feats, "p[:, 2 * (n_corr + n_anti) :]"),
+    }
+    wrong = [
+        f"the {name} block (features {a}-{b - 1}) has the wrong rates: give it {code}"
+        for name, (a, b, code) in blocks.items()
+        if not consistent(rates[:, a:b], right[:, a:b], N_SAMPLES)
+    ]
     check_rates(
-        present.double().mean(0),
+        rates,
         right,
         N_SAMPLES,
         f"{what}: presence",
         mistakes,
-        default_hint="a block got the wrong probabilities: pair j of a block uses the probability of the block's "
-        "feature 2j, "
-        "and the uncorrelated block the remaining features' probabilities",
+        default_hint="; ".join(wrong) + " (pair j of a block uses the probability of the block's feature 2j)",
     )
 
     # With no pairs, the combined batch must behave like the original generate_batch.

@@ -144,6 +144,22 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
         ("wrong_activation", other_act, model(out=softplus)),
         ("wrong_activation", other_act, model(out=tanh)),
         ("wrong_activation", other_act, model(out=lambda t: F.leaky_relu(t, 0.01))),
+        ("bias_twice", "b_final is added twice: add it once, before the output ReLU", model(b=2 * b)),
+        (
+            "reshaped_weights",
+            "W was reshaped (or viewed) to [inst feats d_hidden]: that scrambles it; transpose it, or name its axes "
+            "in the einsum ('inst d_hidden feats')",
+            model(
+                W_in=W_in.reshape(W_in.shape[0], -1, W_in.shape[1]).transpose(-1, -2),
+                W_out=W_out.reshape(W_out.shape[0], -1, W_out.shape[1]).transpose(-1, -2),
+            ),
+        ),
+        (
+            "mean_over_hidden",
+            "a product with the weights averages over `d_hidden` (or `feats`): the matrix products sum over the "
+            "contracted axis (einsum, not einops.reduce(..., 'mean'))",
+            model(W_out=W_out / W_out.shape[1]),
+        ),
     ]
     if hidden_relu:
         mistakes += [
@@ -160,6 +176,22 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
             ("wrong_activation", other_act, model(act=gelu)),
             ("wrong_activation", other_act, model(act=gelu, out=gelu)),
             ("wrong_activation", other_act, model(act=sigmoid)),
+            *[("hidden_leaky", LEAKY, model(act=lambda t, s=s: F.leaky_relu(t, s))) for s in (0.01, 0.1, 0.2)],
+            (
+                "hidden_clamp_max",
+                "the hidden ReLU keeps the positive values: clamp(min=0) (or torch.relu), not clamp(max=0)",
+                model(act=lambda t: t.clamp(max=0)),
+            ),
+            (
+                "relu_on_weights",
+                "the ReLU goes on the hidden activations W x, not on the weights",
+                model(W_in=relu(W_in), act=identity),
+            ),
+            (
+                "relu_on_input_and_hidden",
+                "only the hidden activations W x get a ReLU before the output, not also the input features",
+                model(x=relu(x)),
+            ),
         ]
     else:
         mistakes += [
@@ -177,41 +209,9 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
     return mistakes
 
 
-def probe_forward(model: Callable, b: Tensor, shape: tuple[int, ...], device: torch.device) -> tuple[str, str]:
-    """(code, hint) for a wrong forward pass that matches no known mistake, from probing the learner's model.
-
-    With every feature 0 the output must be ReLU(b_final) whatever the weights: that separates a mistake in how the
-    bias enters from one in how the features are mapped.
-    """
-    try:
-        with torch.no_grad():
-            zero_out = model(torch.zeros(shape, device=device))
-        bias_right = (
-            isinstance(zero_out, Tensor)
-            and zero_out.shape == shape
-            and torch.allclose(zero_out.detach().float(), relu(b).expand(shape).float(), rtol=1e-4, atol=1e-5)
-        )
-    except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
-        return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
-    if not bias_right:
-        return "bias_term", (
-            "with every feature 0 your output should be ReLU(b_final), and it isn't: check how b_final enters "
-            "(added once, per instance, before the output ReLU)"
-        )
-    return "weights_term", (
-        "with every feature 0 your output is right (ReLU(b_final)), so the bias is fine: the part that depends on the "
-        "features is wrong. Check the products with the weights (contract `feats`, then `d_hidden`, per instance)"
-    )
-
-
-def returned_hidden_hint(out: object, lead: tuple[int, ...], n_inst: int, d_hidden: int) -> None:
-    """Fail with a named mistake when a forward pass returned the hidden vector instead of the output."""
-    if isinstance(out, Tensor) and tuple(out.shape) == (*lead, n_inst, d_hidden):
-        fail(
-            f"model(features) has shape {tuple(out.shape)}: that is the hidden layer (d_hidden = {d_hidden})",
-            "you returned the hidden vector h = W x: map it back up to the features, add b_final and apply the ReLU",
-            code="returned_hidden",
-        )
+LEAKY = (
+    "the hidden nonlinearity is a ReLU: negative hidden values become 0 (torch.relu), not a small slope (leaky_relu)"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +274,32 @@ def loss_mutants(out: Tensor, batch: Tensor, imp: Tensor, target: Tensor) -> lis
             "too: weight the squared error, I · (target - out)², and sum over instances",
             ((imp * (target - out)) ** 2).mean(),
         ),
+        (
+            "importance_rescaled",
+            "use self.importance as it is: it is not normalised (divided by its sum or max) per instance",
+            (imp / imp.sum(-1, keepdim=True) * (target - out) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "importance_averaged",
+            "weight each feature's squared error by its own importance[inst, feat], not the instance's mean importance",
+            (imp.mean(-1, keepdim=True) * (target - out) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "importance_on_target",
+            "the importance weights the squared error, I · (target - out)², not the target inside it: "
+            "(I · target - out)²",
+            ((imp * target - out) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "squares_subtracted",
+            "square the difference, (target - out)², not the difference of the squares, target² - out²",
+            (imp * (target**2 - out**2)).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "error_sign",
+            "the error is target - out: (target + out)² adds them",
+            (imp * (target + out) ** 2).mean((0, 2)).sum(),
+        ),
         *reduction_mutants(err),
     ]
 
@@ -320,8 +346,8 @@ def consistent(observed: Tensor, table: Tensor | float, n: int) -> bool:
 RateCandidate = tuple[str, str, Tensor]
 
 
-def common_rate_candidates(p: Tensor, unit: str = "feature") -> list[RateCandidate]:
-    """Rate tables [inst units] of the usual presence mistakes, for presence probabilities p [inst units]."""
+def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) -> list[RateCandidate]:
+    """Rate tables [inst units] of the usual presence mistakes, for presence probabilities p [inst units] (n draws)."""
     return [
         ("presence_one_minus_p", "the rates are 1 - p: a feature is present when `rand < p`, not `rand > p`", 1 - p),
         (
@@ -376,6 +402,24 @@ def common_rate_candidates(p: Tensor, unit: str = "feature") -> list[RateCandida
             "every entry uses the mean probability: compare with p itself, not p.mean()",
             torch.full_like(p, float(p.mean())),
         ),
+        *[
+            (code, hint, table)
+            for code, hint, table in (
+                (
+                    "instance_mean_probability",
+                    "every instance uses the probabilities averaged over instances (p.mean(0)): keep p's `inst` axis",
+                    p.mean(0, keepdim=True).expand_as(p),
+                ),
+                (
+                    f"{unit}_mean_probability",
+                    f"every {unit} of an instance uses the instance's average probability (p.mean(-1)): keep p's "
+                    f"`{unit}` axis",
+                    p.mean(1, keepdim=True).expand_as(p),
+                ),
+            )
+            # Listed only where a sample of n draws can tell it from the overall mean (else that one names it).
+            if bool(((table - p.mean()).abs() > 2 * rate_tolerance(n, table)).any())
+        ],
     ]
 
 
@@ -658,14 +702,33 @@ def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high:
     if hi - lo < 0.6 * width:
         fail(
             message + f" (values span only [{lo:.3f}, {hi:.3f}])",
-            f"values cover only part of the range: rand - 0.5 or rand / 2 is not {law}; use {draw}",
+            f"values cover only [{lo:.2g}, {hi:.2g}], part of the range (rand - 0.5, rand / 2 or rand - 1 cover "
+            f"half of it): use {draw}",
             code="values_half_width",
         )
     fail(
         message,
-        f"draw present values from {law} ({draw}), not another distribution",
+        f"{_value_shape(values, low, high, quarters)}draw present values from {law} ({draw})",
         code="value_distribution",
     )
+
+
+def _value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
+    """What the pooled values look like (diagnosis only, after the law has failed): atoms at the bounds, or where
+    the mass piles up."""
+    at_bounds = float(((values == low) | (values == high)).double().mean())
+    if at_bounds > 0.01:
+        return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "
+    q = quarters.tolist()
+    if q[0] > q[1] > q[2] > q[3]:
+        return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
+    if q[0] < q[1] < q[2] < q[3]:
+        return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
+    if min(q[1], q[2]) > max(q[0], q[3]):
+        return "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn?); "
+    if min(q[0], q[3]) > max(q[1], q[2]):
+        return "values crowd both ends of the range (a tanh or sign of a wide draw?); "
+    return ""
 
 
 def check_values_not_shared(batch: Tensor, present: Tensor, what: str, unit: str) -> None:
@@ -718,7 +781,7 @@ def check_independent_features(
     present = check_value_support(batch, what, low, high)
     check_not_shared_over_batch(present, what)
     check_rates(
-        present.double().mean(0), p, n, f"{what}: presence", [*extra, *common_rate_candidates(p.double().cpu())]
+        present.double().mean(0), p, n, f"{what}: presence", [*extra, *common_rate_candidates(p.double().cpu(), n=n)]
     )
     check_pairwise_independence(
         present, p, what, "feature", FEATURE_HINT, INSTANCE_HINT, ("shared_over_features", "shared_over_instances")
@@ -727,16 +790,3 @@ def check_independent_features(
     check_values_per_cell(batch, present, what, low, high, "feature", p)
     check_value_law(batch, present, what, low, high)
     check_values_not_shared(batch, present, what, "feature")
-
-
-def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None:
-    """The model (built by the learner's class) has each named tensor with the given shape."""
-    for name, shape in shapes.items():
-        value = getattr(model, name, None)
-        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
-            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            fail(
-                f"the model's `{name}` is {got}, expected a tensor of shape {shape}",
-                "the check builds the model with the given __init__: keep its parameters and buffers as they are",
-                code="model_attributes",
-            )

@@ -15,14 +15,19 @@ from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
 from tests.checking import checker, expect_matches, expect_tensor, fail
-from tests.part1_superposition import IMPORTANCE, check_leading_dims, check_loss
+from tests.part1_superposition import (
+    IMPORTANCE,
+    activation_diagnosis,
+    check_leading_dims,
+    check_loss,
+    expect_parameters,
+    probe_forward,
+    returned_hidden_hint,
+)
 from tests.part1_superposition_mistakes import (
     check_independent_features,
     check_input_unchanged,
-    expect_parameters,
     forward_mutants,
-    probe_forward,
-    returned_hidden_hint,
     two_layer,
 )
 
@@ -64,8 +69,12 @@ def _check_forward(
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, tuple(x.shape[:-2]), x.shape[-2], d_hidden)
     expect_tensor(out, "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device)
-    code, hint = MIXED if _instances_mixed(model, params, x) else probe_forward(model, b, (1, *x.shape[1:]), device)
     right = two_layer(x, W_in, W_out, b, act=relu)
+    diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
+    if _instances_mixed(model, params, x):
+        code, hint = MIXED
+    else:
+        code, hint = diagnosis or probe_forward(model, b, (1, *x.shape[1:]), device)
     expect_matches(out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code)
     check_leading_dims(
         model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
@@ -151,6 +160,18 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             "the hidden nonlinearity is a ReLU, not |.|: each neuron computes ReLU(W1 x), and two neurons of "
             "opposite signs make |x| together",
             two_layer(x, W1, W2t, b, act=torch.abs),
+        ),
+        (
+            "roles_swapped",
+            "W1 and W2 swapped roles: W1 [inst d_hidden feats] reads the features, W2 [inst feats d_hidden] writes "
+            "the output",
+            two_layer(x, W2t, W1, b, act=relu),
+        ),
+        (
+            "tied_to_W2",
+            "both layers use W2: the hidden layer reads with W1 ('... inst feats, inst d_hidden feats -> ... inst "
+            "d_hidden')",
+            two_layer(x, W2t, W2t, b, act=relu),
         ),
         (
             "abs_output",

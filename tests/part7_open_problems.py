@@ -386,6 +386,12 @@ def test_compute_target(impl, device):
                     "class labels are integers: keep argmax's int64 output (and an integer NO_LABEL)",
                     code="dtype",
                 )
+            if isinstance(got, Tensor) and tuple(got.shape) == (*expected.shape, 1):
+                fail(
+                    f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}",
+                    "drop the trailing size-1 axis: no keepdim=True (or .squeeze(-1) at the end)",
+                    code="keepdim",
+                )
             got = expect_tensor(
                 got,
                 what,

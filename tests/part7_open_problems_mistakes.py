@@ -58,6 +58,18 @@ def presence_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
             "its own probability `feature_probability[inst, feat]`",
             p.mean().expand_as(p),
         ),
+        (
+            "instance_mean_probability",
+            "every instance has the rates averaged over instances (feature_probability.mean(0)): each instance "
+            "keeps its own row",
+            p.mean(0, keepdim=True).expand_as(p),
+        ),
+        (
+            "feature_mean_probability",
+            "every feature of an instance has the instance's average rate (feature_probability.mean(-1)): each "
+            "feature keeps its own probability",
+            p.mean(1, keepdim=True).expand_as(p),
+        ),
         *[
             (
                 "p_misindexed",
@@ -180,6 +192,7 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
             ("min_pairs", "that is the minimum of each pair: use torch.maximum", torch.minimum(a, b)),
             ("max_sum", "max(x, y) is the larger of the two, not their sum", a + b),
             ("max_first", "compare both members of the pair: max(x_2j, x_2j+1)", a),
+            ("mean_pairs", "max(x, y) is the larger of the two, not their mean (x + y) / 2", (a + b) / 2),
         ]
     if target == "and_pairs":
         return [
@@ -211,6 +224,12 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 "argmax_one_based",
                 "labels are 0-based feature indices (argmax's own), with -1 for no feature",
                 torch.where(present, labels + 1, NO_LABEL),
+            ),
+            (
+                "argmax_all_present",
+                "NO_LABEL marks examples where NO feature is present (.any(-1) is False), not those where some "
+                "feature is absent (.all)",
+                torch.where(on(x).all(-1), labels, NO_LABEL),
             ),
             (
                 "argmax_empty_last",
@@ -296,6 +315,18 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             total(nll, predicted_weight),
         ),
         (
+            "importance_on_logits",
+            "the importance weights each example's loss (importance[inst, label] · nll), not the logits",
+            total(nll_of((logits * importance).log_softmax(-1))),
+        ),
+        (
+            "no_label_counted",
+            "leave NO_LABEL (-1) examples out of the sum: clamped to class 0 they still add their loss",
+            (
+                torch.where(labels == NO_LABEL, imp[..., 0] * nll_of(logits.log_softmax(-1)), term).sum(0) / n_valid
+            ).sum(),
+        ),
+        (
             "importance_first_instance",
             "each instance has its own importance row: importance[inst, label], not importance[0, label]",
             total(nll, importance[0].expand_as(logits).gather(-1, safe)[..., 0]),
@@ -337,6 +368,16 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             "instance_norm",
             "normalise each feature by its own norm, not by the norm of the whole instance's W",
             fixed(W.abs().amax(1) / W.flatten(1).norm(dim=1)[:, None]),
+        ),
+        (
+            "feature_mean_norm",
+            "divide each feature by its own norm ‖Wᵢ‖, not by the norm averaged over the instance's features",
+            fixed(W.abs().amax(1) / norm.mean(-1, keepdim=True)),
+        ),
+        (
+            "argmax_indices",
+            "W.abs().max(dim=1) returns (values, indices): take .values (or use amax), not the indices",
+            fixed(W.abs().argmax(1).to(W.dtype) / safe),
         ),
         (
             "zero_norm",

@@ -189,10 +189,42 @@ def test_forward_rejects(impl, code):
     assert_fails(checks.test_forward, variant(forward=impl), code)
 
 
+def fwd_bias_triple(self, x):
+    return _fwd(x, self.W, self.b_final, bias=3.0)
+
+
 def test_forward_unlisted_mistake_gets_a_diagnosis():
-    """b_final added twice is in no catalogue: probing with all features 0 still says the bias is what is wrong."""
-    err = assert_fails(checks.test_forward, variant(forward=fwd_bias_twice), "bias_term")
+    """b_final added three times is in no catalogue: probing with all features 0 still says the bias is wrong."""
+    err = assert_fails(checks.test_forward, variant(forward=fwd_bias_triple), "bias_term")
     assert "differs from the expected values" in err.message
+
+
+def fwd_leaky_out(self, x):
+    return F.leaky_relu(_fwd(x, self.W, self.b_final, out_relu=False), 0.2)
+
+
+def fwd_viewed_W(self, x):
+    Wv = self.W.view(self.W.shape[0], self.W.shape[2], self.W.shape[1])  # read as [inst feats d]
+    h = torch.einsum("...if,ifd->...id", x, Wv)
+    return F.relu(torch.einsum("...id,ifd->...if", h, Wv) + self.b_final)
+
+
+def fwd_mean_over_d(self, x):
+    h = torch.einsum("...if,idf->...id", x, self.W)
+    return F.relu(einops.reduce(h[..., None] * self.W, "... i d f -> ... i f", "mean") + self.b_final)
+
+
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (fwd_bias_twice, "bias_twice"),
+        (fwd_leaky_out, "negative_not_zeroed"),
+        (fwd_viewed_W, "reshaped_weights"),
+        (fwd_mean_over_d, "mean_over_hidden"),
+    ],
+)
+def test_forward_rejects_held_out_mistakes(impl, code):
+    assert_fails(checks.test_forward, variant(forward=impl), code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,6 +348,24 @@ def test_calculate_loss_rejects(impl, code):
     assert_fails(checks.test_calculate_loss, variant(calculate_loss=impl), code)
 
 
+def _imp_loss(weight, target_of=lambda b, o: b - o):
+    return lambda self, out, batch: (weight(self.importance) * target_of(batch, out) ** 2).mean((0, 2)).sum()
+
+
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (_imp_loss(lambda imp: imp / imp.sum(-1, keepdim=True)), "importance_rescaled"),
+        (_imp_loss(lambda imp: imp.mean(-1, keepdim=True)), "importance_averaged"),
+        (lambda self, out, batch: ((self.importance * batch - out) ** 2).mean((0, 2)).sum(), "importance_on_target"),
+        (lambda self, out, batch: (self.importance * (batch**2 - out**2)).mean((0, 2)).sum(), "squares_subtracted"),
+        (_imp_loss(lambda imp: imp, lambda b, o: b + o), "error_sign"),
+    ],
+)
+def test_calculate_loss_rejects_held_out_mistakes(impl, code):
+    assert_fails(checks.test_calculate_loss, variant(calculate_loss=impl), code)
+
+
 def test_an_unlisted_constant_factor_is_named_from_the_gradient():
     err = assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_half), "scale")
     assert "0.5" in err.hint and "gradient" in err.hint
@@ -386,3 +436,99 @@ def test_checker_leaves_the_learners_rng_alone():
     torch.manual_seed(0)
     checks.test_generate_batch(ToyModel, device="cpu")
     assert torch.equal(torch.rand(3), expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Generators: held-out mistakes (the generators' own proofs are in test_part1_superposition_generators_checkers.py)
+# --------------------------------------------------------------------------------------------
+def gen_instance_mean(self, n):
+    shape = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(shape) < self.feature_probability.mean(0), torch.rand(shape), 0.0)
+
+
+def corr_one_minus(self, n, p):
+    present = (torch.rand(n, *p.shape) < p).repeat_interleave(2, -1)
+    v = torch.rand(n, *p.shape)
+    return torch.where(present, torch.stack([v, 1 - v], -1).flatten(-2), 0.0)
+
+
+def anti_coin_p(self, n, p):
+    active, first = torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < p
+    present = torch.stack([active & first, active & ~first], -1).flatten(-2)
+    return torch.where(present, torch.rand(present.shape), 0.0)
+
+
+def combined_not_doubled(self, n):
+    p, nc, na = self.feature_probability, self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+    blocks = [
+        self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+        self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+        self.generate_uncorrelated_features(n, p[:, nc + na :]),
+    ]
+    return torch.cat(blocks, -1)
+
+
+def gen_rand_product(self, n):
+    shape = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(shape) < self.feature_probability, torch.rand(shape) * torch.rand(shape), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("check", "impl", "code"),
+    [
+        (checks.test_generate_batch, variant(generate_batch=gen_instance_mean), "instance_mean_probability"),
+        (
+            checks.test_generate_correlated_features,
+            corr_variant(generate_correlated_features=corr_one_minus),
+            "values_dependent",
+        ),
+        (
+            checks.test_generate_anticorrelated_features,
+            corr_variant(generate_anticorrelated_features=anti_coin_p),
+            "choice_coin_p",
+        ),
+        (checks.test_generate_combined_batch, corr_variant(generate_batch=combined_not_doubled), "uncorrelated_start"),
+        (checks.test_generate_batch, variant(generate_batch=gen_rand_product), "value_distribution"),
+    ],
+)
+def test_generators_reject_held_out_mistakes(check, impl, code):
+    err = assert_fails(check, impl, code)
+    if code == "value_distribution":
+        assert "pile up near 0" in err.hint
+
+
+def anti_second_2p(self, n, p):
+    first = torch.rand(n, *p.shape) < p
+    second = ~first & (torch.rand(n, *p.shape) < 2 * p)
+    return torch.where(torch.stack([first, second], -1).flatten(-2), torch.rand(n, *p.shape, 2).flatten(-2), 0.0)
+
+
+def combined_unc_shifted(self, n):
+    p, nc, na = self.feature_probability, self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+    blocks = [
+        self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+        self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+        self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) - 1 : -1]),
+    ]
+    return torch.cat(blocks, -1)
+
+
+@pytest.mark.parametrize(
+    ("check", "impl", "words"),
+    [
+        (
+            checks.test_generate_anticorrelated_features,
+            corr_variant(generate_anticorrelated_features=anti_second_2p),
+            "the first feature of every pair is present at the right rate",
+        ),
+        (
+            checks.test_generate_combined_batch,
+            corr_variant(generate_batch=combined_unc_shifted),
+            "the uncorrelated block",
+        ),
+    ],
+)
+def test_an_unlisted_rate_mistake_is_located(check, impl, words):
+    """No catalogue entry fits, but the hint says which member of the pairs, or which block, has the wrong rates."""
+    err = assert_fails(check, impl, "presence_probability")
+    assert words in err.hint and "anticorrelated block" not in err.hint

@@ -162,7 +162,7 @@ def test_neuron_forward_accepts(impl):
         (NeuronNoFeatureSum, "diagonal_only"),
         (NeuronReturnsHidden, "returned_hidden"),
         (NeuronInplaceInputReLU, "modified_input"),
-        (NeuronBiasTwice, "bias_term"),
+        (NeuronBiasTwice, "bias_twice"),
     ],
 )
 def test_neuron_forward_rejects(impl, code):
@@ -595,3 +595,69 @@ def test_every_checker_takes_a_class(check, cls):
     err = assert_fails(check, cls(ToyModelConfig(n_inst=1), device="cpu"), "not_a_class")
     assert cls.__name__ in err.hint
     assert_fails(check, None, "passed_none")
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out mistakes (a round of mistakes the catalogue had not seen)
+# --------------------------------------------------------------------------------------------
+def _neuron_variant(**kw):
+    return type("NeuronHeldOut", (NeuronModel,), {"forward": lambda self, x: _neuron(x, self.W, self.b_final, **kw)})
+
+
+def _relu_on_weights(self, x):
+    h = einops.einsum(x, F.relu(self.W), "... inst feats, inst d feats -> ... inst d")
+    return F.relu(einops.einsum(h, self.W, "... inst d, inst d feats -> ... inst feats") + self.b_final)
+
+
+@pytest.mark.parametrize(
+    ("impl", "code"),
+    [
+        (_neuron_variant(hidden=lambda h: h.clamp(max=0)), "hidden_clamp_max"),
+        (_neuron_variant(hidden=lambda h: F.leaky_relu(h, 0.1)), "hidden_leaky"),
+        (type("NeuronReluW", (NeuronModel,), {"forward": _relu_on_weights}), "relu_on_weights"),
+    ],
+)
+def test_neuron_forward_rejects_held_out_mistakes(impl, code):
+    assert_fails(checks.test_neuron_forward, impl, code)
+
+
+def _comp_variant(forward):
+    return type("CompHeldOut", (NeuronComputationModel,), {"forward": forward})
+
+
+def _comp_swapped(self, x):
+    h = F.relu(einops.einsum(x, self.W2, "... i f, i f d -> ... i d"))
+    return F.relu(einops.einsum(h, self.W1, "... i d, i d f -> ... i f") + self.b_final)
+
+
+def _comp_tied_W2(self, x):
+    h = F.relu(einops.einsum(x, self.W2, "... i f, i f d -> ... i d"))
+    return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") + self.b_final)
+
+
+@pytest.mark.parametrize(
+    ("forward", "code"),
+    [
+        (_comp_swapped, "roles_swapped"),
+        (_comp_tied_W2, "tied_to_W2"),
+        (lambda self, x: _comp(F.relu(x), self.W1, self.W2, self.b_final), "relu_on_input_and_hidden"),
+        (lambda self, x: F.elu(_comp(x, self.W1, self.W2, self.b_final, out_relu=False)), "negative_not_zeroed"),
+    ],
+)
+def test_computation_forward_rejects_held_out_mistakes(forward, code):
+    assert_fails(checks.test_computation_forward, _comp_variant(forward), code)
+
+
+@pytest.mark.parametrize(
+    ("loss", "code"),
+    [
+        (lambda self, out, b: ((self.importance * b.abs() - out) ** 2).mean((0, 2)).sum(), "importance_on_target"),
+        (lambda self, out, b: (self.importance * (b.abs() + out) ** 2).mean((0, 2)).sum(), "error_sign"),
+    ],
+)
+def test_computation_calculate_loss_rejects_held_out_mistakes(loss, code):
+    assert_fails(
+        checks.test_computation_calculate_loss,
+        type("LossHeldOut", (NeuronComputationModel,), {"calculate_loss": loss}),
+        code,
+    )

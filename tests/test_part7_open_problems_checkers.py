@@ -750,3 +750,49 @@ def test_every_checker_passes_the_reference():
         (checks.test_basis_alignment, ref.basis_alignment),
     ]:
         assert_passes(check, impl)
+
+
+# Held-out mistakes (a round the catalogue had not seen), one line each.
+def _gen_p(table_of):
+    def gen(p, batch_size, values):
+        present = torch.rand(batch_size, *p.shape, device=p.device) < table_of(p)
+        return torch.where(present, _values(values, present.shape, p.device), 0.0)
+
+    return gen
+
+
+def _target(name, fn):
+    return lambda x, target: fn(x) if target == name else target_reference(x, target)
+
+
+def _ce_counted(logits, labels, importance):
+    """Unlabelled rows clamped to class 0 and kept in the sum; the denominator counts labelled rows only."""
+    idx = labels.clamp(min=0)[..., None]
+    term = -importance.expand_as(logits).gather(-1, idx)[..., 0] * logits.log_softmax(-1).gather(-1, idx)[..., 0]
+    return (term.sum(0) / (labels >= 0).sum(0).clamp(min=1)).sum()
+
+
+HELD_OUT = [
+    (checks.test_cross_entropy_loss, _ce_counted, "no_label_counted"),
+    (checks.test_generate_features, _gen_p(lambda p: p.mean(0)), "instance_mean_probability"),
+    (checks.test_generate_features, _gen_p(lambda p: p.mean(1, keepdim=True)), "feature_mean_probability"),
+    (checks.test_compute_target, _target("max_pairs", lambda x: (x[..., 0::2] + x[..., 1::2]) / 2), "mean_pairs"),
+    (
+        checks.test_compute_target,
+        _target("argmax", lambda x: torch.where((x != 0).all(-1), x.argmax(-1), -1)),
+        "argmax_all_present",
+    ),
+    (checks.test_compute_target, _target("argmax", lambda x: x.argmax(-1, keepdim=True)), "keepdim"),
+    (checks.test_cross_entropy_loss, lambda lg, lb, imp: ce_reference(lg * imp, lb, imp), "importance_on_logits"),
+    (
+        checks.test_basis_alignment,
+        lambda W: W.abs().amax(1) / W.norm(dim=1).mean(-1, keepdim=True),
+        "feature_mean_norm",
+    ),
+    (checks.test_basis_alignment, lambda W: W.abs().max(dim=1)[1] / W.norm(dim=1).clamp(min=1e-12), "argmax_indices"),
+]
+
+
+@pytest.mark.parametrize(("check", "impl", "code"), HELD_OUT, ids=[c for _, _, c in HELD_OUT])
+def test_held_out_mistakes_are_named(check, impl, code):
+    assert_fails(check, impl, code)
