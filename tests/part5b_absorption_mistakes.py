@@ -56,6 +56,139 @@ def nearest(observed: float, n: int, candidates: list[tuple[float, str, str]], d
     return default
 
 
+def check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
+    """Parent rate p_parent, child rate p_child given the parent, child marginal p_parent·p_child."""
+    on = x.bool()
+    n, n_inst, _ = on.shape
+    pp, pc, nc = cfg.p_parent, cfg.p_child, cfg.n_children
+    parents = on[..., : cfg.n_parents]  # [batch inst parent]
+    grouped = on[..., cfg.n_parents :].unflatten(-1, (cfg.n_parents, nc))  # [batch inst parent child]
+
+    def parent_diagnosis(observed: float) -> tuple[str, str]:
+        return nearest(
+            observed,
+            n,
+            [
+                (
+                    1 - pp,
+                    "the frequency is close to 1 - p_parent: is the mask `rand > p` instead of `rand < p`?",
+                    "rand_gt_p",
+                ),
+                (
+                    pc,
+                    "parents fire at the rate p_child: p_parent and p_child are swapped (cfg.p_parent is the parent's)",
+                    "swapped_probabilities",
+                ),
+            ],
+            (
+                "parents fire with p_parent on their own: draw them first and never switch a parent on because "
+                "a child fired (children are drawn only where their parent is on)"
+                if observed > pp
+                else "each parent fires with probability p_parent, independently per example and instance",
+                "parent_frequency",
+            ),
+        )
+
+    RateStats.expect(
+        parents.sum(0),
+        torch.full(parents.shape[1:], n),
+        pp,
+        f"{what}: frequency of a parent",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}",
+        parent_diagnosis,
+    )
+
+    cond_counts = parents.sum(0).unsqueeze(-1).expand(n_inst, cfg.n_parents, nc)  # examples with the parent on
+    cond_rates = grouped.sum(0) / cond_counts.clamp_min(1)
+    RateStats.expect(
+        grouped.sum(0),
+        cond_counts,
+        pc,
+        f"{what}: frequency of a child among examples where its parent fires",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}, child {idx[2]}",
+        lambda observed: child_rate_diagnosis(cond_rates, cond_counts, cfg),
+    )
+    RateStats.expect(
+        grouped.sum(0),
+        torch.full(grouped.shape[1:], n),
+        pp * pc,
+        f"{what}: frequency of a child",
+        lambda idx: f"inst {idx[0]}, parent {idx[1]}, child {idx[2]}",
+        lambda observed: ("a child fires with p_parent · p_child overall", "child_frequency"),
+    )
+
+
+def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) -> tuple[str, str]:
+    """(hint, code) for child rates given the parent, [inst parent child], that are wrong.
+
+    Each candidate mistake predicts the whole pattern of rates over the children (a constant for most, a
+    rate that depends on the child's index for the others); it is named only when every rate fits it (within
+    6 standard errors), so a coincidence at one child can't name a mistake the other children contradict."""
+    pp, pc, nc = cfg.p_parent, cfg.p_child, cfg.n_children
+    j = torch.arange(nc, dtype=torch.float64)
+    candidates = [
+        (
+            1 - pc,
+            "P(child | parent) is close to 1 - p_child: is the mask `rand > p` instead of `rand < p`?",
+            "rand_gt_p",
+        ),
+        (
+            pp * pc,
+            "p_child is already conditional on the parent: given its parent fires, a child fires with p_child "
+            "(don't multiply by p_parent again)",
+            "child_double_conditioned",
+        ),
+        (
+            pp,
+            "children fire at the parent's rate p_parent: p_parent and p_child are swapped (cfg.p_child is the "
+            "child's probability given its parent)",
+            "swapped_probabilities",
+        ),
+    ]
+    shared = "the children reuse the parent's random number: draw a fresh uniform for the children"
+    if cfg.exclusive:
+        first = pc * (1 - pc) ** j
+        candidates += [
+            (
+                pc / nc,
+                "each child fires with p_child given its parent, not p_child / n_children: some child fires "
+                "with probability n_children·p_child",
+                "exclusive_split",
+            ),
+            (
+                1 / nc,
+                "with exclusive children, no child fires with probability 1 - n_children·p_child: "
+                "don't always pick one child when the parent fires",
+                "exclusive_always_one",
+            ),
+            (
+                ((j + 1) * pc).clamp(max=pp).sub(j * pc).clamp(min=0) / pp,
+                f"{shared} (given `u < p_parent`, child j fires when u is in [j·p_child, (j + 1)·p_child) ∩ "
+                "[0, p_parent), so the rates depend on j)",
+                "shared_draw",
+            ),
+            *[
+                (
+                    pattern,
+                    "keeping one child out of independent draws (the first or the last that fired) makes the rate "
+                    "depend on the child's index: pick the child with ONE uniform per parent, child j when u is in "
+                    "[j·p_child, (j + 1)·p_child)",
+                    "exclusive_one_kept",
+                )
+                for pattern in (first, first.flip(0))
+            ],
+        ]
+    else:
+        candidates.append((min(pc, pp) / pp, f"{shared} (`u < p_child` given `u < p_parent`)", "shared_draw"))
+    n = counts.clamp_min(1).double()
+    for value, hint, code in candidates:
+        expected = torch.as_tensor(value, dtype=torch.float64).expand(rates.shape)
+        se = (expected * (1 - expected)).clamp_min(1e-4).div(n).sqrt()
+        if ((rates.double() - expected).abs() < 6 * se).all():
+            return hint, code
+    return "given its parent fires, each child should fire with probability p_child", "child_frequency"
+
+
 def absorption_variant(
     features: Tensor,
     acts: Tensor,
@@ -73,11 +206,18 @@ def absorption_variant(
     empty: float = 0.0,
     parent_off: bool = True,
     counts: bool = False,
+    cases_rule: str = "any",
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
     parent_off_arg = parent_off
-    dec = W_dec / W_dec.norm(dim=-1, keepdim=True) if normalise in ("both", "dec") else W_dec
-    feat = W_features / W_features.norm(dim=1, keepdim=True) if normalise in ("both", "feat") else W_features
+    dec = W_dec / W_dec.norm(dim=-1, keepdim=True) if normalise in ("both", "dec", "feat_axis") else W_dec
+    feat = (
+        W_features / W_features.norm(dim=1, keepdim=True) if normalise in ("both", "feat", "dec_axis") else W_features
+    )
+    if normalise == "dec_axis":  # decoder rows normalised over the latents (dim 1) instead of d_in
+        dec = W_dec / W_dec.norm(dim=1, keepdim=True)
+    if normalise == "feat_axis":  # feature directions normalised over the features (dim -1) instead of d_in
+        feat = W_features / W_features.norm(dim=-1, keepdim=True)
     cos = torch.einsum("isd,idf->isf", dec, feat)
     score = cos if signed else cos.abs()
     n_inst = acts.shape[1]
@@ -85,9 +225,12 @@ def absorption_variant(
     for p in [f for f, q in enumerate(parent_of) if q == -1]:
         children = [f for f, q in enumerate(parent_of) if q == p]
         parent_on = features[..., p] > 0
-        cases = parent_on & (features[..., children] > 0).any(-1)
+        kids_on = features[..., children] > 0
+        cases = parent_on & (kids_on.all(-1) if cases_rule == "all" else kids_on.any(-1))
         if parent_latent == "cosine":
             latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
+        elif parent_latent == "argmin":
+            latent = score[:, :, p].argmin(-1).expand(acts.shape[0], -1)
         elif parent_latent == "most_active":
             latent = acts.argmax(-1)
         else:  # the latent most active, on average, where the parent fires
@@ -139,6 +282,11 @@ ABSORPTION_MISTAKES = [
         "an example counts as absorbed only if some *other active* latent has decoder cosine ≥ cos_threshold "
         "with the parent's direction (the parent latent being off is not enough)",
     ),
+    (
+        {"parent_latent": "argmin"},
+        "parent_latent_argmin",
+        "the parent's latent is the one with the LARGEST decoder cosine with the parent (argmax, not argmin)",
+    ),
     ({"signed": False}, "abs_cosine", "use the signed cosine: a latent pointing away from the parent doesn't carry it"),
     ({"normalise": "none"}, "unnormalised", "normalise the decoder rows and the feature directions: use cosines"),
     ({"normalise": "dec"}, "unnormalised", "normalise the feature directions (columns of W_features) too"),
@@ -170,6 +318,127 @@ ABSORPTION_MISTAKES = [
 ]
 
 
+# Mistakes the hand-built case can't tell apart (its features are axis-aligned and no example has two children
+# of one parent on, so all three give 0 everywhere there): the checker names them from the random inputs.
+RANDOM_ONLY_MISTAKES = [
+    (
+        {"normalise": "dec_axis"},
+        "normalise_axis",
+        "normalise each decoder row over d_in (W_dec.norm(dim=-1)), not over the latents",
+    ),
+    (
+        {"normalise": "feat_axis"},
+        "normalise_axis",
+        "normalise each feature direction over d_in (W_features.norm(dim=1): the columns), not over the features",
+    ),
+    (
+        {"cases_rule": "all"},
+        "all_children",
+        "a case is an example with the parent and AT LEAST ONE of its children on (.any over the children), "
+        "not all of them",
+    ),
+]
+
+
+def distinct_mistakes(mistakes: list, expected: Tensor) -> list:
+    """The mutants that differ from the reference and from every mutant listed before them.
+
+    For inputs (random ones) on which some listed mistakes coincide: those were told apart on the hand-built
+    case, so here only the first of a group of equal mutants is kept (and none equal to the reference)."""
+
+    def same(x: Tensor, y: Tensor) -> bool:
+        return x.shape == y.shape and bool(torch.allclose(x, y, rtol=1e-4, atol=1e-5, equal_nan=True))
+
+    kept: list = []
+    for code, hint, value in mistakes:
+        if not same(value, expected) and not any(same(value, other) for _, _, other in kept):
+            kept.append((code, hint, value))
+    return kept
+
+
+def check_topk_counts(out: Tensor, k: int, what: str) -> None:
+    batch, n_inst, _ = out.shape
+    nonzero = out.detach() != 0
+    per_inst = nonzero.sum((0, 2))
+    if (per_inst == k * batch).all():
+        return
+    if (nonzero.sum(-1) == k).all():
+        fail(
+            f"{what}: every example keeps exactly k={k} latents",
+            "that is per-example top-k: keep the k·batch largest over all examples and latents of an instance",
+            code="per_example",
+        )
+    if (per_inst == k).all():
+        fail(
+            f"{what} keeps {k} entries per instance, expected k·batch = {k * batch}",
+            f"keep k·batch = {k * batch} entries per instance, not k",
+            code="k_not_k_batch",
+        )
+    if per_inst.sum() in (k * batch, k * batch * n_inst):
+        fail(
+            f"{what} keeps {per_inst.tolist()} entries in the instances, expected {k * batch} in each",
+            "select separately for each instance: don't flatten the inst axis",
+            code="mixed_instances",
+        )
+    d_sae = out.shape[-1]
+    if (per_inst - k * batch).abs().eq(1).all() and (per_inst == per_inst[0]).all():
+        fail(
+            f"{what} keeps {int(per_inst[0])} entries per instance, expected k·batch = {k * batch}",
+            "one entry too many or too few: an off-by-one in the cut (a kthvalue index, `>` versus `>=` against "
+            "the k·batch-th value, or a slice [:k·batch ± 1])",
+            code="off_by_one",
+        )
+    budgets = {"k·d_sae": k * d_sae, "batch": batch, "d_sae": d_sae, "k·batch·d_sae": k * batch * d_sae}
+    name = next((n for n, size in budgets.items() if (per_inst == size).all()), None)
+    if name is not None:
+        fail(
+            f"{what} keeps {budgets[name]} = {name} entries per instance, expected k·batch = {k * batch}",
+            f"the budget of an instance is k·batch = {k * batch} (k per example on average), not {name}",
+            code="budget",
+        )
+    fail(
+        f"{what} keeps {per_inst.tolist()} non-zero entries per instance, expected k·batch = {k * batch} each",
+        "keep exactly k·batch entries per instance (the top k·batch of [inst, batch·d_sae]) and zero the rest",
+        code="count",
+    )
+
+
+TOPK_AXIS_HINT = (
+    "the values are right but in the wrong places: rearrange [batch inst d_sae] -> [inst (batch d_sae)] "
+    "before topk and back with the inverse rearrange (a plain reshape doesn't move the inst axis)"
+)
+
+
+def _per_example_mixed(pre: Tensor, k: int) -> Tensor:
+    """Per example, the top k·n_inst over instances and latents together."""
+    flat = pre.reshape(pre.shape[0], -1)
+    idx = flat.topk(k * pre.shape[1], dim=-1).indices
+    return torch.zeros_like(flat).scatter(-1, idx, flat.gather(-1, idx)).reshape(pre.shape)
+
+
+def _topk_codes(out: Tensor, pre: Tensor, k: int) -> list[tuple[str, str]]:
+    """(code, hint) of every known mistake whose output on `pre` equals `out`."""
+    extra = []
+    if pre.shape[1] > 1:
+        hint = "select separately for each instance: this keeps the top k·n_inst of each example over all its instances"
+        extra.append(("mixed_instances", hint, _per_example_mixed(pre, k)))
+    return [(c, h) for c, h, v in topk_candidates(pre, k) + extra if v.shape == out.shape and torch.allclose(out, v)]
+
+
+def topk_diagnosis(impl: Callable, out: Tensor, pre: Tensor, k: int, others: list) -> tuple[str, str] | None:
+    """The known mistake `out` matches; when several with different codes do (inputs on which two mistakes give
+    the same output), the learner's function is run on the other inputs `others` ([(pre, k)]) to tell them apart."""
+    found = _topk_codes(out, pre, k)
+    for other_pre, other_k in others:
+        if len({c for c, _ in found}) <= 1:
+            break
+        other = impl(other_pre.clone(), other_k)
+        if isinstance(other, Tensor) and other.shape == other_pre.shape and other.is_floating_point():
+            there = {c for c, _ in _topk_codes(other.detach(), other_pre, other_k)}
+            found = [f for f in found if f[0] in there] or found
+    return found[0] if found else None
+
+
 def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     batch, n_inst, d_sae = pre.shape
 
@@ -188,10 +457,7 @@ def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     no_transpose_back = right_flat.reshape(batch, n_inst, d_sae)
     memory = pre.reshape(n_inst, -1)  # groups contiguous chunks of memory, which mixes instances
     memory_groups = keep(memory, memory.topk(k * batch, dim=-1).indices, -1).reshape(pre.shape)
-    axis_hint = (
-        "the values are right but in the wrong places: rearrange [batch inst d_sae] -> [inst (batch d_sae)] "
-        "before topk and back with the inverse rearrange (a plain reshape doesn't move the inst axis)"
-    )
+    axis_hint = TOPK_AXIS_HINT
     one_instance = n_inst == 1  # mixing instances, or their axis order, changes nothing with a single instance
     return [
         ("per_example", "keep the k·batch largest over the whole batch of an instance, not k per example", per_row),
@@ -204,9 +470,33 @@ def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     ][: 3 if one_instance else None]
 
 
-def threshold_candidates(th: Tensor, acts: Tensor, m: float) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
-    """The right EMA update from kept activations `acts`, and what the usual mistakes give."""
+def threshold_candidates(
+    th: Tensor, acts: Tensor, m: float, pre: Tensor | None = None
+) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
+    """The right EMA update from kept activations `acts` (and the ReLU'd pre-activations `pre` they were kept
+    from), and what the usual mistakes give."""
     positive = acts > 0
+    extra = []
+    if pre is not None:
+        from_pre = torch.where(pre > 0, pre, torch.inf).amin(dim=(0, 2))
+        extra.append(
+            (
+                "threshold_from_pre",
+                "take the minimum over the KEPT activations (after batch_topk), not over every positive pre-activation",
+                torch.where(torch.isfinite(from_pre), th + m * (from_pre - th), th),
+            )
+        )
+    per_example = torch.where(positive, acts, torch.inf).amin(-1)  # [batch inst]
+    has = torch.isfinite(per_example)
+    mean_min = torch.where(has, per_example, 0).sum(0) / has.sum(0).clamp_min(1)
+    extra.append(
+        (
+            "threshold_per_example",
+            "one minimum per instance over the whole batch and all latents (amin over dims 0 and 2), not the "
+            "average of each example's minimum",
+            torch.where(has.any(0), th + m * (mean_min - th), th),
+        )
+    )
     masked_min = torch.where(positive, acts, torch.inf).amin(dim=(0, 2))
     right = torch.where(positive.any(2).any(0), th + m * (masked_min - th), th)  # skip an instance that kept nothing
     mean_kept = (acts * positive).sum((0, 2)) / positive.sum((0, 2)).clamp_min(1)
@@ -236,6 +526,7 @@ def threshold_candidates(th: Tensor, acts: Tensor, m: float) -> tuple[Tensor, li
             "not over instances too",
             th + m * (global_min - th),
         ),
+        *extra,
     ]
 
 
@@ -254,8 +545,23 @@ def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: 
         return sum((per(e) for e in err), torch.zeros_like(h[..., 0]))
 
     d_sae = acts.shape[-1]
+    prefixes = [(0, m) for m in sizes]
+    common = [
+        (
+            "b_dec_twice",
+            "compare the reconstruction (which includes b_dec) with h itself, not with h - b_dec",
+            sum((r - h + b).pow(2).mean(-1) for r in rec(prefixes)),
+        ),
+        (
+            "mean_all",
+            "average the squared error over d_in only (mean(-1)), one loss per example and instance: "
+            "F.mse_loss averages over batch and instances too",
+            sum((r - h).pow(2).mean() for r in rec(prefixes)) * torch.ones_like(h[..., 0]),
+        ),
+    ]
     if len(sizes) == 1:  # one prefix, the full width: the prefix-structure mistakes change nothing
         return [
+            *common,
             ("no_b_dec", "add b_dec to the reconstruction", loss(rec([(0, d_sae)], bias=False))),
             ("skipped_last", "loop over every size in prefix_sizes, including the last", torch.zeros_like(h[..., 0])),
             (
@@ -266,9 +572,20 @@ def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: 
             ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec([(0, d_sae)]), "norm")),
             ("mean_then_square", "square first, then average over d_in", loss(rec([(0, d_sae)]), "mean_sq")),
         ]
-    prefixes = [(0, m) for m in sizes]
     groups = [(lo, hi) for lo, hi in zip((0, *sizes[:-1]), sizes, strict=True)]
+    widths = [(0, min(int(sum(sizes[: i + 1])), d_sae)) for i in range(len(sizes))]
     return [
+        *common,
+        (
+            "weighted",
+            "sum the prefix losses with equal weights: no factor m / d_sae",
+            sum((m / d_sae) * loss(rec([p])) for m, p in zip(sizes, prefixes, strict=True)),
+        ),
+        (
+            "cumulative_sizes",
+            "prefix_sizes are the prefix widths themselves (acts[..., :m]), not group widths to accumulate",
+            loss(rec(widths)),
+        ),
         ("no_b_dec", "add b_dec to every prefix reconstruction", loss(rec(prefixes, bias=False))),
         (
             "all_latents",

@@ -62,8 +62,36 @@ def _no_grad(fn: Callable) -> Callable:
     return run
 
 
+# What an axis of each of the shipped model's and SAE's widths holds, to name a wrong one in a shape.
+WIDTHS = {
+    "d_sae": "the SAE's latents",
+    "d_mlp": "the MLP activations (the SAE's input and reconstruction)",
+    "d_model": "the residual stream",
+    "d_vocab": "the vocabulary",
+}
+
+
+def _width_hint(x: Tensor, what: str, shape: tuple[int, ...], dims: str, device: torch.device) -> None:
+    """A wrong shape whose wrong axis has one of the model's or SAE's widths: say which width it is."""
+    if x.ndim != len(shape) or tuple(x.shape) == tuple(shape):
+        return
+    model, sae, _ = _inputs(device)
+    widths = {"d_sae": sae.d_sae, "d_mlp": model.cfg.d_mlp, "d_model": model.cfg.d_model, "d_vocab": model.cfg.d_vocab}
+    for got, want, name in zip(x.shape, shape, dims.split(), strict=True):
+        width = next((w for w, size in widths.items() if size == got and got != want), None)
+        if width is not None:
+            fail(
+                f"{what} has shape {tuple(x.shape)}, expected ({dims}) = {tuple(shape)}",
+                f"your `{name}` axis has size {got} = {width}, the width of {WIDTHS[width]}: expected {name} = "
+                f"{want} ({WIDTHS.get(name, name)})",
+                code="shape",
+            )
+
+
 def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: torch.device, hint: str) -> Tensor:
     """expect_tensor (device before values, so a meta tensor is named, never read), then a float dtype."""
+    if isinstance(x, Tensor) and x.device.type != "meta":
+        _width_hint(x, what, shape, dims, device)
     x = expect_tensor(x, what, shape=shape, dims=dims, device=device, finite=False)
     if not x.is_floating_point():
         fail(f"{what} has dtype {x.dtype}, expected a float tensor", hint, code="dtype")
@@ -166,6 +194,8 @@ def _top_inputs(device: torch.device) -> Tensor:
     acts = torch.rand(n_seq, seq, generator=gen) * (torch.rand(n_seq, seq, generator=gen) < 0.4)
     acts[:, 0] = 2.0 + torch.rand(n_seq, generator=gen)  # BOS: the largest values, to be ignored
     acts[1, 12], acts[6, 3], acts[0, 5] = 1.9, 1.8, 1.7  # corners that catch a wrong unravel
+    others = acts[1:, 0].sort().values
+    acts[0, 0] = (others[2] + others[3]) / 2  # a middle BOS: neither the top k (k < n_seq) nor the top 1 singles it out
     return acts.to(device)
 
 
@@ -252,9 +282,19 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             device,
             "return the logit changes (floats)",
         )
+        expected = ref.latent_logit_effect(model, sae, latent)
+        if not torch.allclose(out, expected, rtol=1e-3, atol=1e-4):
+            every = sae.W_dec @ model.W_out[0] @ model.W_U  # [d_sae d_vocab]: the effect of every latent
+            same = torch.isclose(every, out[None], rtol=1e-3, atol=1e-4).all(-1).nonzero().flatten().tolist()
+            if same:
+                fail(
+                    f"the logit effect of latent {latent} is the effect of latent {same[0]}",
+                    f"index the decoder with `latent` itself (row {latent} of sae.W_dec), not row {same[0]}",
+                    code="latent_index",
+                )
         expect_matches(
             out,
-            ref.latent_logit_effect(model, sae, latent),
+            expected,
             f"the logit effect of latent {latent}",
             logit_effect_mistakes(model, sae, latent),
             rtol=1e-3,

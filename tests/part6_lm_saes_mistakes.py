@@ -38,7 +38,20 @@ def frequency_mistakes(model, sae, tokens: Tensor, batch_size: int) -> list[tupl
     batches = [fired[i : i + batch_size] for i in range(0, n_seq, batch_size)]
     full = [b for b in batches if b.shape[0] == batch_size]
     pre = sae.encode(mlp_acts(model, HOOK_PRE, tokens))[:, 1:]
+    all_fired = (acts > 0).float()
+    rest = [all_fired[i + 1 : i + batch_size] for i in range(0, n_seq, batch_size)]  # [1:] on each batch
     return [
+        (
+            "first_sequence",
+            "drop position 0 of every sequence (`acts[:, 1:]`), not the first sequence of each batch (`acts[1:]`)",
+            torch.cat(rest).sum((0, 1)) / sum(r.shape[0] * r.shape[1] for r in rest),
+        ),
+        (
+            "accumulate",
+            "that is the last batch's count over all tokens: accumulate the counts over batches (`count += ...`), "
+            "don't overwrite them",
+            batches[-1].sum((0, 1)) / n_tok,
+        ),
         ("bos", "leave out position 0 (BOS) of every sequence: `acts[:, 1:]`", (acts > 0).float().mean((0, 1))),
         (
             "threshold",
@@ -126,6 +139,9 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
         return torch.cat([act[:, :1], sae.decode(sae.encode(act[:, 1:]))], dim=1)
 
     c, s, z = exp["clean"], exp["spliced"], exp["zero_ablated"]
+    no_relu = lambda act, hook: sae.decode((act - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    swapped = "that is the {} loss: are the keys 'spliced' and 'zero_ablated' swapped?"
+    mean_over = lambda dims: lambda act, hook: act.mean(dims, keepdim=True).expand_as(act).clone()
     as_t = lambda v: torch.tensor(float(v), dtype=torch.float64)
     recon = lambda act, hook: sae.decode(sae.encode(act))
     return {
@@ -145,6 +161,12 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 "clean_sum",
                 "the loss is the MEAN cross-entropy over predicted positions, not the sum",
                 as_t(per_token.sum()),
+            ),
+            (
+                "clean_no_bos",
+                "compute every loss on the full tokens, BOS included (the model needs it as context; position 0 is "
+                "left out only of the activation statistics)",
+                as_t(model(tokens[:, 1:], return_type="loss")),
             ),
         ],
         "spliced": [
@@ -179,6 +201,12 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 "that is the loss with only the SAE's error (act - reconstruction) left: return the reconstruction",
                 as_t(loss(sae.hook_name, lambda act, hook: act - recon(act, hook))),
             ),
+            ("keys_swapped", swapped.format("zero-ablated"), as_t(z)),
+            (
+                "no_relu",
+                "the SAE's latents are ReLU'd: decode(relu((act - b_dec) @ W_enc + b_enc)), i.e. sae.encode(act)",
+                as_t(loss(sae.hook_name, no_relu)),
+            ),
         ],
         "zero_ablated": [
             (
@@ -188,6 +216,21 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 as_t(loss(sae.hook_name, lambda act, hook: act.mean((0, 1), keepdim=True).expand_as(act))),
             ),
             ("no_ablation", "the zero-ablated loss equals the clean loss: the hook must *return* the zeros", as_t(c)),
+            ("keys_swapped", swapped.format("spliced"), as_t(s)),
+            *[
+                (
+                    "mean_ablation",
+                    f"that is mean-ablation over {where}; this exercise asks for zero-ablation: replace the "
+                    "activations by zeros (`torch.zeros_like(act)`)",
+                    as_t(loss(sae.hook_name, mean_over(dims))),
+                )
+                for dims, where in ((0, "the batch"), (1, "the positions"))
+            ],
+            (
+                "zero_hook",
+                "zero the MLP activations at `sae.hook_name`, not the residual stream",
+                as_t(loss("blocks.0.hook_resid_post", lambda act, hook: torch.zeros_like(act))),
+            ),
             (
                 "zero_hook",
                 "zero the activations at `sae.hook_name` (the MLP's post-GELU activations), not the MLP's output "
@@ -222,6 +265,11 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 "subtract the clean loss in the denominator: (zero - spliced) / (zero - clean)",
                 as_t((z - s) / z),
             ),
+            (
+                "recovered_inverted",
+                "that is the inverse: recovered = (zero - spliced) / (zero - clean)",
+                as_t((z - c) / (z - s)),
+            ),
         ],
     }
 
@@ -244,6 +292,10 @@ def top_mistakes(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     row_max, row_pos = acts[:, 1:].max(1)
     seq_top, seq_idx = row_max.topk(min(k, n_seq))
     later_values, later = acts[1:].flatten().topk(k)
+    skip_values, skip = acts.flatten().topk(k + 1)
+    both = masked.clone()
+    both[0] = -torch.inf
+    both_values, both_flat = both.flatten().topk(k)
     hint_unravel = f"turn a flat index i into (i // seq_len, i % seq_len); seq_len = acts.shape[1] = {seq}"
     return [
         (
@@ -277,6 +329,17 @@ def top_mistakes(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
             "first_sequence",
             "drop position 0 of every sequence (`acts[:, 1:]` or a mask on column 0), not sequence 0 (`acts[1:]`)",
             triple(later_values, later // seq + 1, later % seq),
+        ),
+        (
+            "first_sequence",
+            "mask position 0 of every sequence only: `masked[0]` is sequence 0, which holds real activations",
+            triple(both_values, both_flat // seq, both_flat % seq),
+        ),
+        (
+            "skip_first",
+            "dropping the largest result doesn't remove BOS (every sequence has a BOS): mask position 0 "
+            "(acts[:, 0] = -inf) before topk",
+            triple(skip_values[1:], skip[1:] // seq, skip[1:] % seq),
         ),
     ]
 
@@ -324,6 +387,15 @@ def logit_effect_mistakes(model, sae, latent: int) -> list[tuple[str, str, Tenso
             "return the effect of one unit of activation: don't normalise the result",
             right / right.norm(),
         ),
+        (
+            "gelu",
+            "the decoder row is already a post-GELU direction: no activation function on it",
+            F.gelu(d) @ W_out @ W_U,
+        ),
+        *[
+            ("ln_final", "leave the final LayerNorm out: the direct effect is the linear map d W_out W_U", value)
+            for value in (model.ln_final(d @ W_out) @ W_U, model.ln_final(d @ W_out) @ W_U + model.b_U)
+        ],
     ]
 
 
@@ -344,6 +416,24 @@ def steer_mistakes(model, sae, tokens: Tensor, latent: int, coeff: float) -> lis
         act[:, 1:] += coeff * d
         return act
 
+    def first_only(act: Tensor, hook: Any) -> Tensor:
+        act = act.clone()
+        act[:, 0] += coeff * d
+        return act
+
+    def through_sae(set_to: bool) -> Callable:
+        def hook_fn(act: Tensor, hook: Any) -> Tensor:
+            f = sae.encode(act)
+            f[..., latent] = coeff if set_to else f[..., latent] + coeff
+            return sae.decode(f)
+
+        return hook_fn
+
+    sae_hint = (
+        "add coeff · W_dec[latent] to the real activation; going through sae.decode replaces the activation by "
+        "the SAE's reconstruction (its error term is lost){}"
+    )
+
     return [
         ("noop", "the logits are unchanged: the hook must *return* the modified activation", model(tokens)),
         (
@@ -362,6 +452,27 @@ def steer_mistakes(model, sae, tokens: Tensor, latent: int, coeff: float) -> lis
             run(model, tokens, name, last_only),
         ),
         ("positions_bos", "add the vector at every position, BOS included", run(model, tokens, name, after_bos)),
+        (
+            "positions",
+            "add the vector at every position (it broadcasts over [batch seq]), not only position 0",
+            run(model, tokens, name, first_only),
+        ),
+        (
+            "through_sae",
+            sae_hint.format(", and setting the latent to coeff removes its own activation"),
+            run(model, tokens, name, through_sae(True)),
+        ),
+        ("through_sae", sae_hint.format(""), run(model, tokens, name, through_sae(False))),
+        (
+            "scaled_activations",
+            "add coeff · W_dec[latent]; don't multiply the activations by coeff",
+            run(model, tokens, name, lambda a, hook: coeff * (a + d)),
+        ),
+        (
+            "encoder",
+            "steer along the decoder row `sae.W_dec[latent]`, not the (normalised) encoder column",
+            run(model, tokens, name, lambda a, hook: a + coeff * F.normalize(sae.W_enc[:, latent], dim=0)),
+        ),
         (
             "hook",
             "hook `sae.hook_name` (the post-GELU activations, where the SAE reads), not hook_pre",
@@ -411,7 +522,43 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
     pre = lambda a: ((a - sae.b_dec) @ sae.W_enc[:, latent] + sae.b_enc[latent])[..., None]
     no_b_dec = lambda a: torch.relu(a @ sae.W_enc[:, latent] + sae.b_enc[latent])[..., None]
     return [
-        ("noop", "the logits are unchanged: the hook must *return* the modified activation", model(tokens)),
+        (
+            "noop",
+            "the logits are unchanged: the hook must *return* the modified activation, and the edit must not cancel "
+            "out (an error term computed after zeroing the latent, act - decode(edited), puts the latent back)",
+            model(tokens),
+        ),
+        (
+            "hook",
+            "ablate at `sae.hook_name` (the post-GELU activations the SAE reads), not hook_pre",
+            run(model, tokens, HOOK_PRE, lambda a, hook: a - f_of(a) * d),
+        ),
+        (
+            "projection",
+            "remove the latent's own term f(x) · W_dec[latent] (its activation times its decoder row), not the "
+            "projection of x on the decoder direction",
+            run(model, tokens, name, lambda a, hook: a - (a @ d)[..., None] * d / d.dot(d)),
+        ),
+        (
+            "mean_activation",
+            "subtract each position's own activation f(x) of the latent, not one value (its max) for all positions",
+            run(model, tokens, name, lambda a, hook: a - f_of(a).max() * d),
+        ),
+        (
+            "encode_no_b_enc",
+            "the latent's activation includes b_enc: f = relu((act - b_dec) @ W_enc + b_enc), or sae.encode(act)",
+            run(
+                model,
+                tokens,
+                name,
+                lambda a, hook: a - torch.relu((a - sae.b_dec) @ sae.W_enc[:, latent])[..., None] * d,
+            ),
+        ),
+        (
+            "others_ablated",
+            "remove only this latent's term; that keeps this latent and removes all the others",
+            run(model, tokens, name, lambda a, hook: a - sae.encode(a) @ sae.W_dec + f_of(a) * d),
+        ),
         (
             "error_term",
             "subtract only the latent's term from the real activation, so the SAE's error term is kept (not "

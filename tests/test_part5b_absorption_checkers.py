@@ -96,7 +96,7 @@ def _gen_bug(
             return u > p if flip else u < p
 
         parents = less(draw(n_par).expand(batch_size, cfg.n_inst, cfg.n_parents), cfg.p_parent)
-        pc = cfg.p_child * cfg.p_parent if child_p == "double" else cfg.p_child
+        pc = {"double": cfg.p_child * cfg.p_parent, "low": 0.8 * cfg.p_child}.get(child_p, cfg.p_child)
         # "always_exclusive": exclusive children even when cfg.exclusive is False
         mode = "right" if exclusive == "always_exclusive" else (exclusive if cfg.exclusive else "ignored")
         if mode == "right":
@@ -148,7 +148,8 @@ GEN_BUGS = {
     "parents_dependent": _gen_bug(share_parents=True),
     "shared_over_batch": _gen_bug(share_batch=True),
     "not_binary": _gen_bug(out="magnitude"),
-    "child_frequency": _gen_bug(exclusive="first"),
+    "exclusive_one_kept": _gen_bug(exclusive="first"),
+    "child_frequency": _gen_bug(child_p="low"),
 }
 
 

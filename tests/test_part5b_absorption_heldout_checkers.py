@@ -1,0 +1,235 @@
+"""More proofs for the part 5b checkers: mistakes and correct variants from a held-out trial (mistakes nobody
+had listed), each named by its own code. The main proofs are in test_part5b_absorption_checkers.py."""
+
+from __future__ import annotations
+
+import einops
+import pytest
+import torch
+import torch.nn.functional as F
+
+import solutions.part5b_absorption as P
+import tests.part5b_absorption as checks
+from tests.part5b_absorption_mistakes import RANDOM_ONLY_MISTAKES, absorption_variant
+from tests.proving import assert_fails, assert_passes
+
+
+# --------------------------------------------------------------------------------------------
+# generate_hierarchical_batch
+# --------------------------------------------------------------------------------------------
+def _gen(parents_mask="index", exclusive="right", reuse_u=False, parents_last=False):
+    def generate(cfg, batch_size, device="cpu"):
+        u_par = torch.rand(batch_size, cfg.n_inst, cfg.n_parents, device=device)
+        parents = u_par < cfg.p_parent
+        if cfg.exclusive and exclusive == "right":
+            u = u_par[..., None] if reuse_u else torch.rand(*u_par.shape, 1, device=device)
+            lower = torch.arange(cfg.n_children, device=device) * cfg.p_child
+            children = (u >= lower) & (u < lower + cfg.p_child)
+        else:
+            children = torch.rand(*u_par.shape, cfg.n_children, device=device) < cfg.p_child
+            if cfg.exclusive:  # "last": keep the last child that fired in independent draws
+                children = children & (children.flip(-1).cumsum(-1).flip(-1) == 1)
+        flat = children.flatten(-2)
+        mask = (
+            parents.repeat(1, 1, cfg.n_children)
+            if parents_mask == "repeat"
+            else parents.repeat_interleave(cfg.n_children, -1)
+        )
+        flat = flat & mask
+        parts = [flat, parents] if parents_last else [parents, flat]
+        return torch.cat(parts, -1).float()
+
+    return generate
+
+
+def _gen_multinomial(cfg, batch_size, device="cpu"):
+    """Correct: multinomial over [p, ..., p, 1 - n·p] for exclusive children; bernoulli elsewhere."""
+    parents = torch.bernoulli(torch.full((batch_size, cfg.n_inst, cfg.n_parents), cfg.p_parent, device=device))
+    if cfg.exclusive:
+        probs = torch.tensor([cfg.p_child] * cfg.n_children + [1 - cfg.n_children * cfg.p_child], device=device)
+        pick = torch.multinomial(probs, batch_size * cfg.n_inst * cfg.n_parents, replacement=True)
+        children = F.one_hot(pick.view(parents.shape), cfg.n_children + 1)[..., : cfg.n_children].float()
+    else:
+        children = torch.bernoulli(torch.full((*parents.shape, cfg.n_children), cfg.p_child, device=device))
+    children = children * parents[..., None]
+    return torch.cat([parents, einops.rearrange(children, "b i p c -> b i (p c)")], -1)
+
+
+def test_generate_heldout_variants():
+    assert_passes(checks.test_generate_hierarchical_batch, _gen_multinomial)
+    assert_passes(checks.test_generate_hierarchical_batch, _gen())
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("child_layout", _gen(parents_mask="repeat")),
+        ("parents_last", _gen(parents_last=True)),
+        ("shared_draw", _gen(reuse_u=True)),
+        ("exclusive_one_kept", _gen(exclusive="last")),
+    ],
+)
+def test_generate_heldout_bugs(code, impl):
+    assert_fails(checks.test_generate_hierarchical_batch, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# absorption_fraction
+# --------------------------------------------------------------------------------------------
+def _abs(**kwargs):
+    def fn(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+        return absorption_variant(features, acts, W_dec, W_features, parent_of, cos_threshold, **kwargs)
+
+    return fn
+
+
+def _abs_fixed_threshold(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    return P.absorption_fraction(features, acts, W_dec, W_features, parent_of)  # cos_threshold not passed on
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("normalise_axis", _abs(normalise="dec_axis")),
+        ("normalise_axis", _abs(normalise="feat_axis")),
+        ("all_children", _abs(cases_rule="all")),
+        ("parent_latent_argmin", _abs(parent_latent="argmin")),
+        ("threshold_ignored", _abs_fixed_threshold),
+    ],
+)
+def test_absorption_heldout_bugs(code, impl):
+    assert_fails(checks.test_absorption_fraction, impl, code)
+
+
+def test_absorption_random_only_mistakes_are_separable():
+    """The mistakes named from the random inputs differ there from the reference and from each other."""
+    features, acts, W_dec, W_feat, parent_of = checks._random_absorption_inputs(torch.device("cpu"))
+    expected = P.absorption_fraction(features, acts, W_dec, W_feat, parent_of)
+    values = [
+        absorption_variant(features, acts, W_dec, W_feat, parent_of, 0.3, **kw) for kw, _, _ in RANDOM_ONLY_MISTAKES
+    ]
+    for i, value in enumerate(values):
+        assert not torch.allclose(value, expected, rtol=1e-4, atol=1e-5)
+        for other in values[i + 1 :]:
+            assert not torch.allclose(value, other, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+# --------------------------------------------------------------------------------------------
+# batch_topk
+# --------------------------------------------------------------------------------------------
+def _topk(pattern_in="i (b s)", pattern_out="i (b s)", budget=None, per_example_mixed=False):
+    def fn(pre, k):
+        b, i, s = pre.shape
+        if per_example_mixed:  # top k·n_inst of each example over (inst, d_sae)
+            flat = einops.rearrange(pre, "b i s -> b (i s)")
+            top = flat.topk(k * i, dim=-1)
+            return einops.rearrange(
+                torch.zeros_like(flat).scatter(-1, top.indices, top.values), "b (i s) -> b i s", i=i
+            )
+        flat = einops.rearrange(pre, f"b i s -> {pattern_in}")
+        n = {"d_sae": k * s, "plus_one": k * b + 1}.get(budget, k * b)
+        top = flat.topk(n, dim=-1)
+        kept = torch.zeros_like(flat).scatter(-1, top.indices, top.values)
+        return einops.rearrange(kept, f"{pattern_out} -> b i s", b=b)
+
+    return fn
+
+
+def test_batch_topk_heldout_variants():
+    assert_passes(checks.test_batch_topk, _topk("i (s b)", "i (s b)"))
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("axis_order", _topk("i (b s)", "i (s b)")),
+        ("off_by_one", _topk(budget="plus_one")),
+        ("budget", _topk(budget="d_sae")),
+        ("mixed_instances", _topk(per_example_mixed=True)),
+    ],
+)
+def test_batch_topk_heldout_bugs(code, impl):
+    assert_fails(checks.test_batch_topk, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# BatchTopKToySAE.encode
+# --------------------------------------------------------------------------------------------
+def _enc(soft_eval=False, min_of_pre=False, per_example=False, geq=False):
+    def encode(self, h):
+        pre = F.relu(einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc)
+        if not self.training:
+            if soft_eval:
+                return F.relu(pre - self.threshold[:, None])
+            return pre * (pre >= self.threshold[:, None] if geq else pre > self.threshold[:, None])
+        acts = P.batch_topk(pre, self.cfg.k)
+        src = (pre if min_of_pre else acts).detach()
+        pos = src > 0
+        if per_example:
+            low = torch.where(pos, src, torch.inf).amin(-1)
+            low = torch.where(torch.isfinite(low), low, torch.nan).nanmean(0)
+        else:
+            low = torch.where(pos, src, torch.inf).amin(dim=(0, 2))
+        new = self.threshold + self.THRESHOLD_MOMENTUM * (low - self.threshold)
+        with torch.no_grad():
+            self.threshold.copy_(torch.where(pos.any(0).any(-1), new, self.threshold))
+        return acts
+
+    return type("HeldoutBatchTopKToySAE", (P.BatchTopKToySAE,), {"encode": encode})
+
+
+def test_batchtopk_encode_heldout_variants():
+    assert_passes(checks.test_batchtopk_encode, _enc(geq=True))
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("soft_threshold", _enc(soft_eval=True)),
+        ("threshold_from_pre", _enc(min_of_pre=True)),
+        ("threshold_per_example", _enc(per_example=True)),
+    ],
+)
+def test_batchtopk_encode_heldout_bugs(code, impl):
+    assert_fails(checks.test_batchtopk_encode, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# matryoshka_loss
+# --------------------------------------------------------------------------------------------
+def _rec(acts, W, lo, hi):
+    return torch.einsum("bis,isd->bid", acts[..., lo:hi], W[:, lo:hi])
+
+
+def _mat_residual(acts, W, b, h, sizes):
+    """Correct (the same sum): each group of latents reconstructs what the previous prefix left."""
+    total, target, prev = torch.zeros(h.shape[:2]), h - b, 0
+    for m in sizes:
+        rec = _rec(acts, W, prev, m)
+        total = total + (rec - target).pow(2).mean(-1)
+        target, prev = target - rec, m
+    return total
+
+
+def _mat(kind):
+    def fn(acts, W, b, h, sizes):
+        d_sae, total, end = acts.shape[-1], torch.zeros(h.shape[:2]), 0
+        for m in sizes:
+            end = min(end + m, d_sae) if kind == "cumulative_sizes" else m
+            err = _rec(acts, W, 0, end) + b - (h - b if kind == "b_dec_twice" else h)
+            if kind == "mean_all":
+                total = total + F.mse_loss(err, torch.zeros_like(err))
+            else:
+                total = total + (m / d_sae if kind == "weighted" else 1.0) * err.pow(2).mean(-1)
+        return total
+
+    return fn
+
+
+def test_matryoshka_loss_heldout_variants():
+    assert_passes(checks.test_matryoshka_loss, _mat_residual)
+
+
+@pytest.mark.parametrize("code", ["weighted", "mean_all", "cumulative_sizes", "b_dec_twice"])
+def test_matryoshka_loss_heldout_bugs(code):
+    assert_fails(checks.test_matryoshka_loss, _mat(code), code)

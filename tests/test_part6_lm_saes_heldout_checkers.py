@@ -1,0 +1,272 @@
+"""More proofs for the part 6 checkers: mistakes and correct variants from a held-out trial (mistakes nobody
+had listed), each named by its own code. The main proofs are in test_part6_lm_saes_checkers.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tests.part6_lm_saes as checks
+from solutions import part6_lm_saes as ref
+from tests.proving import assert_fails, assert_passes
+
+HOOK_PRE = "blocks.0.mlp.hook_pre"
+
+
+def _cache(model, sae, batch):
+    _, cache = model.run_with_cache(batch, names_filter=sae.hook_name)
+    return cache[sae.hook_name]
+
+
+# --------------------------------------------------------------------------------------------
+# latent_frequencies
+# --------------------------------------------------------------------------------------------
+def freq_count_nonzero(model, sae, tokens, batch_size=32):
+    """Correct: count_nonzero over tokens.split, the denominator from numel."""
+    count, n = 0, 0
+    for chunk in tokens.split(batch_size):
+        fired = sae.encode(_cache(model, sae, chunk))[:, 1:] > 0
+        count = count + torch.count_nonzero(fired, dim=(0, 1))
+        n += fired[..., 0].numel()
+    return count.float() / n
+
+
+def _freq(kind):
+    def impl(model, sae, tokens, batch_size=32):
+        count, n = 0, 0
+        for start in range(0, tokens.shape[0], batch_size):
+            acts = sae(_cache(model, sae, tokens[start : start + batch_size]))  # sae(x) only matters for "forward"
+            if kind != "forward":
+                acts = sae.encode(_cache(model, sae, tokens[start : start + batch_size]))
+            acts = acts[1:] if kind == "first_sequence" else acts[:, 1:]
+            fired = (acts > 0).float().sum((0, 1))
+            count = fired if kind == "accumulate" else count + fired
+            n += acts.shape[0] * acts.shape[1]
+        return count / n
+
+    return impl
+
+
+def test_latent_frequencies_heldout_variants():
+    assert_passes(checks.test_latent_frequencies, freq_count_nonzero)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [("first_sequence", "first_sequence"), ("accumulate", "accumulate"), ("shape", "forward")]
+)
+def test_latent_frequencies_heldout_bugs(code, kind):
+    failure = assert_fails(checks.test_latent_frequencies, _freq(kind), code)
+    if kind == "forward":
+        assert "d_mlp" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# reconstruction_losses
+# --------------------------------------------------------------------------------------------
+def _loss(model, tokens, name=None, fn=None):
+    return model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(name, fn)] if fn else []).item()
+
+
+def losses_forward(model, sae, tokens):
+    """Correct: sae(act) as the reconstruction, act * 0, and recovered as 1 - the gap ratio."""
+    c = _loss(model, tokens)
+    s = _loss(model, tokens, sae.hook_name, lambda a, hook: sae(a))
+    z = _loss(model, tokens, sae.hook_name, lambda a, hook: a * 0.0)
+    return {"clean": c, "spliced": s, "zero_ablated": z, "recovered": 1 - (s - c) / (z - c)}
+
+
+def _losses(clean=None, splice=None, ablate=None, ablate_hook=None, recovered=None, swap=False):
+    def impl(model, sae, tokens):
+        c = clean(model, tokens) if clean else _loss(model, tokens)
+        s = _loss(model, tokens, sae.hook_name, splice(sae) if splice else lambda a, hook: sae.decode(sae.encode(a)))
+        z = _loss(model, tokens, ablate_hook or sae.hook_name, ablate or (lambda a, hook: torch.zeros_like(a)))
+        r = recovered(c, s, z) if recovered else (z - s) / (z - c)
+        return {"clean": c, "spliced": z if swap else s, "zero_ablated": s if swap else z, "recovered": r}
+
+    return impl
+
+
+def test_reconstruction_losses_heldout_variants():
+    assert_passes(checks.test_reconstruction_losses, losses_forward)
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("keys_swapped", _losses(swap=True)),
+        ("no_relu", _losses(splice=lambda sae: lambda a, hook: sae.decode((a - sae.b_dec) @ sae.W_enc + sae.b_enc))),
+        ("mean_ablation", _losses(ablate=lambda a, hook: a.mean(0, keepdim=True).expand_as(a).clone())),
+        ("zero_hook", _losses(ablate_hook="blocks.0.hook_resid_post")),
+        ("recovered_inverted", _losses(recovered=lambda c, s, z: (z - c) / (z - s))),
+        ("clean_no_bos", _losses(clean=lambda model, tokens: _loss(model, tokens[:, 1:]))),
+    ],
+)
+def test_reconstruction_losses_heldout_bugs(code, impl):
+    assert_fails(checks.test_reconstruction_losses, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# top_activations
+# --------------------------------------------------------------------------------------------
+def top_unravel_index(acts, k):
+    """Correct: topk on acts[:, 1:], torch.unravel_index, then +1 on the position."""
+    values, flat = acts[:, 1:].reshape(-1).topk(k)
+    s, p = torch.unravel_index(flat, (acts.shape[0], acts.shape[1] - 1))
+    return values, s, p + 1
+
+
+def top_skip_first(acts, k):
+    values, flat = acts.flatten().topk(k + 1)
+    return values[1:], flat[1:] // acts.shape[1], flat[1:] % acts.shape[1]
+
+
+def top_mask_sequence_too(acts, k):
+    masked = acts.clone()
+    masked[0] = -torch.inf
+    masked[:, 0] = -torch.inf
+    values, flat = masked.flatten().topk(k)
+    return values, flat // acts.shape[1], flat % acts.shape[1]
+
+
+def test_top_activations_heldout():
+    assert_passes(checks.test_top_activations, top_unravel_index)
+    assert_fails(checks.test_top_activations, top_skip_first, "skip_first")
+    assert_fails(checks.test_top_activations, top_mask_sequence_too, "first_sequence")
+
+
+# --------------------------------------------------------------------------------------------
+# latent_logit_effect
+# --------------------------------------------------------------------------------------------
+def test_latent_logit_effect_heldout_variants():
+    effect = lambda m, s, i: torch.einsum("d,dm,mv->v", s.W_dec[i], m.blocks[0].mlp.W_out, m.W_U)
+    assert_passes(checks.test_latent_logit_effect, effect)
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("latent_index", lambda m, s, i: s.W_dec[i - 1] @ m.W_out[0] @ m.W_U),
+        ("gelu", lambda m, s, i: F.gelu(s.W_dec[i]) @ m.W_out[0] @ m.W_U),
+        ("ln_final", lambda m, s, i: m.unembed(m.ln_final(s.W_dec[i] @ m.W_out[0]))),
+        ("ln_final", lambda m, s, i: m.ln_final(s.W_dec[i] @ m.W_out[0]) @ m.W_U),
+        ("shape", lambda m, s, i: (s.W_dec @ m.W_out[0] @ m.W_U)[:, i]),
+    ],
+)
+def test_latent_logit_effect_heldout_bugs(code, impl):
+    failure = assert_fails(checks.test_latent_logit_effect, impl, code)
+    if code == "shape":
+        assert "d_sae" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# steer_with_latent
+# --------------------------------------------------------------------------------------------
+def steer_mlp_out(model, sae, tokens, latent, coeff):
+    """Correct: the same change added downstream, at hook_mlp_out, through W_out."""
+    v = coeff * sae.W_dec[latent] @ model.W_out[0]
+    return model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_mlp_out", lambda a, hook: a + v)])
+
+
+def _steer(hook_fn_of):
+    def impl(model, sae, tokens, latent, coeff):
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook_fn_of(sae, latent, coeff))])
+
+    return impl
+
+
+def _through_sae(set_to):
+    def make(sae, latent, coeff):
+        def hook_fn(act, hook):
+            f = sae.encode(act)
+            f[..., latent] = coeff if set_to else f[..., latent] + coeff
+            return sae.decode(f)
+
+        return hook_fn
+
+    return make
+
+
+def _first_only(sae, latent, coeff):
+    def hook_fn(act, hook):
+        act = act.clone()
+        act[:, 0] += coeff * sae.W_dec[latent]
+        return act
+
+    return hook_fn
+
+
+def test_steer_with_latent_heldout_variants():
+    assert_passes(checks.test_steer_with_latent, steer_mlp_out)
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("through_sae", _steer(_through_sae(True))),
+        ("through_sae", _steer(_through_sae(False))),
+        ("positions", _steer(_first_only)),
+        ("scaled_activations", _steer(lambda s, i, c: lambda a, hook: c * (a + s.W_dec[i]))),
+        ("encoder", _steer(lambda s, i, c: lambda a, hook: a + c * F.normalize(s.W_enc[:, i], dim=0))),
+    ],
+)
+def test_steer_with_latent_heldout_bugs(code, impl):
+    assert_fails(checks.test_steer_with_latent, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# ablate_latent
+# --------------------------------------------------------------------------------------------
+def _ablate(hook_fn_of, hook_name=None):
+    def impl(model, sae, tokens, latent):
+        return model.run_with_hooks(tokens, fwd_hooks=[(hook_name or sae.hook_name, hook_fn_of(sae, latent))])
+
+    return impl
+
+
+def _slice_clone(sae, latent):
+    def hook_fn(act, hook):
+        out = act.clone()
+        out -= sae.encode(act)[..., latent : latent + 1] * sae.W_dec[latent][None, None]
+        return out
+
+    return hook_fn
+
+
+def _error_after_zeroing(sae, latent):
+    def hook_fn(act, hook):
+        f = sae.encode(act)
+        f[..., latent] = 0
+        return sae.decode(f) + (act - sae.decode(f))
+
+    return hook_fn
+
+
+def _f(s, i, a):
+    return s.encode(a)[..., i, None]
+
+
+def test_ablate_latent_heldout_variants():
+    assert_passes(checks.test_ablate_latent, _ablate(_slice_clone))
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("noop", _ablate(_error_after_zeroing)),
+        ("hook", _ablate(lambda s, i: lambda a, hook: a - _f(s, i, a) * s.W_dec[i], hook_name=HOOK_PRE)),
+        ("projection", _ablate(lambda s, i: lambda a, hook: a - (a @ s.W_dec[i])[..., None] * s.W_dec[i])),
+        ("mean_activation", _ablate(lambda s, i: lambda a, hook: a - _f(s, i, a).max() * s.W_dec[i])),
+        (
+            "encode_no_b_enc",
+            _ablate(lambda s, i: lambda a, hook: a - torch.relu((a - s.b_dec) @ s.W_enc[:, i])[..., None] * s.W_dec[i]),
+        ),
+        ("others_ablated", _ablate(lambda s, i: lambda a, hook: a - s.encode(a) @ s.W_dec + _f(s, i, a) * s.W_dec[i])),
+    ],
+)
+def test_ablate_latent_heldout_bugs(code, impl):
+    assert_fails(checks.test_ablate_latent, impl, code)
+
+
+def test_reference_still_passes():
+    assert_passes(checks.test_ablate_latent, ref.ablate_latent)
