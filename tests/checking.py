@@ -25,6 +25,7 @@ import math
 import random
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -235,12 +236,7 @@ def expect_tensor(
         )
     if shape is not None and tuple(x.shape) != tuple(shape):
         expected = _named_shape(shape, dims)
-        hint = None
-        if sorted(x.shape) == sorted(shape) and len(shape) > 1:
-            hint = "the sizes are right but in the wrong order: check the axis order of your einsum/rearrange"
-        elif x.numel() == math.prod(shape):
-            hint = "the right number of elements in the wrong shape: did a reshape or squeeze change the axes?"
-        fail(f"{what} has shape {tuple(x.shape)}, expected {expected}", hint, code="shape")
+        fail(f"{what} has shape {tuple(x.shape)}, expected {expected}", _shape_hint(x.shape, shape, dims), code="shape")
     if dtype is not None and x.dtype != dtype:
         fail(
             f"{what} has dtype {x.dtype}, expected {dtype}",
@@ -257,6 +253,39 @@ def expect_tensor(
         n_bad = int((~torch.isfinite(x)).sum())
         fail(f"{what} contains {n_bad} NaN or infinite values", code="not_finite")
     return x
+
+
+def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> str:
+    """What a wrong shape suggests: axes in the wrong order, a missing or extra axis, or one axis of the wrong size."""
+    got, shape = tuple(got), tuple(shape)
+    names = dims.split() if dims is not None else [f"axis {i}" for i in range(len(shape))]
+    if sorted(got) == sorted(shape) and len(shape) > 1:
+        return "the sizes are right but in the wrong order: check the axis order of your einsum/rearrange"
+    extra, missing = Counter(got) - Counter(shape), Counter(shape) - Counter(got)
+    if len(got) < len(shape) and not extra:
+        lost = [f"{n}={s}" for n, s in zip(names, shape, strict=True) if missing[s] > 0]
+        return (
+            f"an axis is missing (one of {', '.join(lost)}): a sum, mean or index over an axis that should stay "
+            "(or the wrong axis reduced)?"
+        )
+    if len(got) > len(shape) and not missing:
+        sizes = ", ".join(str(s) for s in sorted(extra.elements()))
+        return (
+            f"an extra axis of size {sizes}: keepdim=True or an unsqueeze, or a reduction over that axis left out?"
+            if set(extra) == {1}
+            else f"an extra axis of size {sizes}: a reduction (sum or mean) over it left out, or a broadcast too many?"
+        )
+    if len(got) == len(shape):
+        wrong = [(n, s, g) for n, s, g in zip(names, shape, got, strict=True) if s != g]
+        if len(wrong) == 1:
+            n, s, g = wrong[0]
+            return (
+                f"axis {n} has size {g}, not {s}: check which axis your reduction, indexing, slicing or diagonal "
+                "keeps there"
+            )
+    if math.prod(got) == math.prod(shape):
+        return "the right number of elements in the wrong shape: did a reshape or squeeze change the axes?"
+    return "compare your result's axes one by one with the expected ones: which is missing, extra or resized?"
 
 
 def _named_shape(shape: Sequence[int], dims: str | None) -> str:

@@ -77,6 +77,24 @@ def test_shape_message_names_axes_and_spots_transposes():
     assert "inst=2, feats=3" in str(info.value) and "wrong order" in info.value.hint
 
 
+@pytest.mark.parametrize(
+    ("got", "shape", "words"),
+    [
+        ((3,), (3, 5), "an axis is missing (one of feats=5)"),
+        ((3, 5, 1), (3, 5), "keepdim=True"),
+        ((3, 5, 7), (3, 5), "an extra axis of size 7"),
+        ((5,), (3,), "axis inst has size 5, not 3"),
+        ((3, 4), (3, 5), "axis feats has size 4, not 5"),
+        ((15,), (3, 5), "the right number of elements"),
+        ((2, 2, 2), (3, 5), "compare your result's axes one by one"),
+    ],
+)
+def test_shape_hint_says_what_a_wrong_shape_suggests(got, shape, words):
+    with pytest.raises(CheckFailed) as info:
+        expect_tensor(torch.zeros(got), "out", shape=shape, dims=" ".join(["inst", "feats"][: len(shape)]))
+    assert info.value.code == "shape" and words in info.value.hint, info.value.hint
+
+
 def test_expect_scalar_and_close():
     with pytest.raises(CheckFailed):
         expect_scalar(torch.zeros(2), "loss")
