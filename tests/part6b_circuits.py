@@ -21,7 +21,7 @@ from torch import Tensor
 
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
-from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
+from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder
@@ -90,6 +90,13 @@ def _separable(expected: Tensor, mistakes: list, rtol: float, atol: float) -> li
     ]
 
 
+def _matches_any(actual: Tensor, values: list, rtol: float, atol: float) -> bool:
+    """Whether `actual` equals one of the catalogue's values (then no mistake inferred from it is added)."""
+    return any(
+        v is not None and v.shape == actual.shape and torch.allclose(actual, v, rtol=rtol, atol=atol) for v in values
+    )
+
+
 def _float(value: Any, what: str) -> float:
     if isinstance(value, Tensor):
         if value.numel() != 1:
@@ -122,6 +129,8 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     acts = expect_tensor(acts, "acts", shape=(*lead, tc.d_sae), dtype=x.dtype, device=x.device)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x)
+    if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
+        mistakes += known.scalar_gate(tc, x, acts)
     expect_matches(
         acts,
         want_acts,
@@ -132,11 +141,14 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
         hint="acts = pre · [pre > threshold], pre = x @ W_enc + b_enc",
         code="acts",
     )
+    catalogue = [(c, h, o) for c, h, _, o in mistakes]
+    if not _matches_any(out, [o for _, _, o in catalogue], 1e-4, 1e-4):
+        catalogue += known.out_terms(tc, x, acts, out)
     expect_matches(
         out,
         want_out,
         f"out of {what}",
-        _separable(want_out, [(c, h, o) for c, h, _, o in mistakes], 1e-4, 1e-4),
+        _separable(want_out, catalogue, 1e-4, 1e-4),
         rtol=1e-4,
         atol=1e-4,
         hint="out = acts @ W_dec + b_dec (+ x @ W_skip.T)",
@@ -225,6 +237,11 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
                 "relu",
                 "use the transcoder's own forward pass `tc(x)` (a JumpReLU), not a ReLU",
             ),
+            (
+                _spliced(model, tc, tokens, tc.hook_name, lambda x, a: tc.decode(tc.encode(x))),
+                "no_skip",
+                "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",
+            ),
         ]
         for value, code, hint in candidates:
             if close(got["replaced"], value):
@@ -237,15 +254,31 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     if not close(got["zero_ablated"], exp["zero_ablated"]):
         mean = _loss(model, tokens, [(tc.hook_name_out, lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a))])
         hint = "replace the MLP output by zeros (`torch.zeros_like(act)`)"
+        code = "ablation"
         if close(got["zero_ablated"], mean):
             hint = "that is mean-ablation; this exercise asks for zero-ablation: " + hint
-        fail(f"zero-ablated loss {got['zero_ablated']:.5f}, expected {exp['zero_ablated']:.5f}", hint, code="ablation")
+        elif close(got["zero_ablated"], _loss(model, tokens, [(tc.hook_name, lambda a, hook: torch.zeros_like(a))])):
+            hint, code = (
+                "that zeroes the MLP's *input* (tc.hook_name): zero its output, at tc.hook_name_out",
+                "ablation_input",
+            )
+        fail(f"zero-ablated loss {got['zero_ablated']:.5f}, expected {exp['zero_ablated']:.5f}", hint, code=code)
     if not close(got["recovered"], exp["recovered"]):
-        lost = (exp["replaced"] - exp["clean"]) / (exp["zero_ablated"] - exp["clean"])
-        hint = "recovered = (zero - replaced) / (zero - clean)"
-        if close(got["recovered"], lost):
-            hint = "that is the fraction lost: " + hint
-        fail(f"recovered is {got['recovered']:.4f}, expected {exp['recovered']:.4f}", hint, code="recovered_formula")
+        c, r, z = exp["clean"], exp["replaced"], exp["zero_ablated"]
+        formula = "recovered = (zero - replaced) / (zero - clean)"
+        hint, code = formula, "recovered_formula"
+        wrong = [
+            ((r - c) / (z - c), "recovered_formula", "that is the fraction lost: "),
+            (100 * exp["recovered"], "recovered_formula", "return a fraction, not a percentage (no × 100): "),
+            ((z - r) / z, "recovered_denominator", "divide by the whole gap zero - clean, not by the zero loss: "),
+            (c / r, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
+            (r / c, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
+        ]
+        for value, wrong_code, why in wrong:
+            if close(got["recovered"], value) and not close(value, exp["recovered"]):
+                hint, code = why + formula, wrong_code
+                break
+        fail(f"recovered is {got['recovered']:.4f}, expected {exp['recovered']:.4f}", hint, code=code)
     return f"loss recovered {exp['recovered']:.1%} on this sample"
 
 
@@ -268,11 +301,17 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
             device=device,
             dtype=torch.float32,
         )
+        expected = expected_fn(model, tc, latent)
+        catalogue = _separable(expected, mistakes_fn(model, tc, latent), 1e-3, 1e-4)
+        unlisted = not _matches_any(out, [expected] + [v for _, _, v in catalogue], 1e-3, 1e-4)
+        if unlisted and generic_diagnosis(out, expected, "d_vocab", 1e-3, 1e-4) is None:
+            side = "de" if name == "latent_de_embedding" else "logit"
+            catalogue += known.direction_mistakes(model, tc, latent, out, side) if out.isfinite().all() else []
         expect_matches(
             out,
-            expected_fn(model, tc, latent),
+            expected,
             f"{name} of latent {latent}",
-            mistakes_fn(model, tc, latent),
+            catalogue,
             rtol=1e-3,
             atol=1e-4,
             hint="compare your matrix product with the formula in the text",
@@ -310,6 +349,9 @@ def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> 
     return pre, logits
 
 
+LINEARISED_MISTAKES = {**known.LINEARISED_MISTAKES, **known.LINEARISED_TERM_MISTAKES}
+
+
 @checker("linearised_forward", kind="function")
 def test_linearised_forward(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
@@ -330,14 +372,13 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
             pre, logits = _expect_pair(impl(model, tc, frozen, *args), f"linearised_forward {what}", frozen, model, tc)
             want = known.variant_forward(model, tc, frozen, *args)
             mistakes = {
-                code: known.variant_forward(model, tc, frozen, *args, **{code: True})
-                for code in known.LINEARISED_MISTAKES
+                code: known.variant_forward(model, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES
             }
             hint = "follow the equations step by step"
             if what == "at the prompt":
                 hint = "at its own prompt the local replacement model gives the model's logits exactly: " + hint
             for k, (out, name) in enumerate(((pre, "pre"), (logits, "logits"))):
-                catalogue = [(c, known.LINEARISED_MISTAKES[c], m[k]) for c, m in mistakes.items()]
+                catalogue = [(c, LINEARISED_MISTAKES[c], m[k]) for c, m in mistakes.items()]
                 expect_matches(
                     out,
                     want[k],
@@ -545,11 +586,8 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]
-            fail(
-                f"band {j}: values {got_list}, expected {want_list}",
-                "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value",
-                code="values",
-            )
+            hint, code = _band_diagnosis(before, j, n_bands, values.float(), exp_values.float())
+            fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
         if not torch.equal(before[seq_idx.long(), pos_idx.long()], values):
             fail(
                 f"band {j}: acts[seq_idx, pos_idx] does not give back the values",
@@ -557,3 +595,21 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 code="indices",
             )
     return ""
+
+
+def _band_diagnosis(acts: Tensor, j: int, n_bands: int, values: Tensor, expected: Tensor) -> tuple[str, str]:
+    """(hint, code) for band j's wrong values: the right ones in the wrong order, or the right number of examples
+    from inside the band that are not the ones closest to its middle, or else the formula."""
+    body = acts.clone()
+    body[:, 0] = 0
+    top = float(body.max())
+    lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
+    if values.shape == expected.shape and torch.allclose(values.sort().values, expected.sort().values):
+        return "the right examples in the wrong order: sort each group by decreasing activation", "not_sorted"
+    if values.shape == expected.shape and bool(((values > lo) & (values <= hi)).all()):
+        return (
+            f"these are inside band {j} ({lo:.3g}, {hi:.3g}] but not the {len(expected)} closest to its middle "
+            f"{(lo + hi) / 2:.3g}: rank the band's activations by |a - middle|, smallest first",
+            "not_closest",
+        )
+    return "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value", "values"

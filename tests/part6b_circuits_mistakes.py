@@ -57,6 +57,11 @@ def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, 
             "threshold has one entry per latent: compare pre with the whole vector",
             jump(pre, th0) if not torch.equal(tc.threshold, th0.expand_as(tc.threshold)) else None,
         ),
+        (
+            "threshold_scalar",
+            "threshold has one entry per latent: compare pre with the whole vector, not with its mean",
+            jump(pre, tc.threshold.mean()) if not torch.equal(tc.threshold, th0.expand_as(tc.threshold)) else None,
+        ),
     ]
     rows = [(c, h, a, dec(a)) for c, h, a in out if a is not None]
     acts = jump(pre, tc.threshold)
@@ -65,8 +70,15 @@ def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, 
         ("no_nonlinearity", "decode the activations, not the pre-activations", acts, dec(pre)),
     ]
     if tc.W_skip is not None:
+        no_skip = acts @ tc.W_dec + tc.b_dec
         rows += [
             ("skip", "add the skip connection x @ W_skip.T when tc.W_skip is not None", acts, dec(acts) - skip),
+            (
+                "skip_from_out",
+                "the skip connection reads the transcoder's *input*: out + x @ W_skip.T, not out @ W_skip.T",
+                acts,
+                no_skip + no_skip @ tc.W_skip.T,
+            ),
             (
                 "skip_transposed",
                 "W_skip is [d_out d_in]: the term is x @ W_skip.T",
@@ -77,8 +89,68 @@ def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, 
     return rows
 
 
+def scalar_gate(tc: Transcoder, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
+    """A learner's acts that are pre where pre > c and 0 elsewhere, for one number c (not 0): a scalar threshold.
+
+    Whatever scalar was used (threshold[0], its mean, its max, a constant), the gating gives it away: every
+    kept pre-activation is larger than every dropped one. Returned as a mutant (code, hint, acts, out).
+    """
+    pre = x @ tc.W_enc + tc.b_enc
+    kept = acts != 0
+    if acts.shape != pre.shape or not torch.allclose(torch.where(kept, pre, 0), acts, rtol=1e-4, atol=1e-4):
+        return []
+    if not kept.any() or kept.all() or torch.equal(kept, pre > tc.threshold):
+        return []
+    low, high = float(pre[~kept].max()), float(pre[kept].min())
+    if not low < high or low <= 0 < high:  # not one cut, or the cut of a plain ReLU (its own mutant)
+        return []
+    out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+    hint = (
+        f"every latent was compared with the same number (between {low:.3g} and {high:.3g}): threshold has one "
+        "entry per latent, compare pre with the whole vector"
+    )
+    return [("threshold_scalar", hint, acts, out)]
+
+
+def out_terms(tc: Transcoder, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:
+    """A learner's out that is a sum of the right terms with wrong weights (a term missing, doubled, negated).
+
+    out = acts @ W_dec + b_dec (+ x @ W_skip.T): least squares gives the weight of each term in what came back;
+    when the fit is exact and a weight is a small integer other than 1, the mutant (code, hint, value) names it.
+    """
+    terms = {"acts @ W_dec": acts @ tc.W_dec, "b_dec": tc.b_dec.expand_as(out)}
+    if tc.W_skip is not None:
+        terms["the skip connection x @ W_skip.T"] = x @ tc.W_skip.T
+    if out.shape != terms["b_dec"].shape:
+        return []
+    basis = torch.stack([t.flatten() for t in terms.values()], 1).double()
+    weights = torch.linalg.lstsq(basis, out.detach().flatten().double()[:, None]).solution.flatten()
+    rounded = weights.round()
+    if not torch.allclose(weights, rounded, atol=1e-3) or (rounded == 1).all() or rounded.abs().max() > 2:
+        return []
+    value = (basis @ rounded).to(out.dtype).reshape(out.shape)
+    said = {0: "is missing", -1: "has the wrong sign", 2: "is added twice"}
+    wrong = [f"{name} {said[int(w)]}" for name, w in zip(terms, rounded.tolist(), strict=True) if w != 1]
+    return [("out_terms", "; ".join(wrong) + ": out = acts @ W_dec + b_dec (+ x @ W_skip.T)", value)]
+
+
+def _without_repeats(rows: list[tuple[str, str, Tensor]], reference: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Drop a mutant equal (at the token views' tolerance) to the reference (a decoder row of norm 1 is its own
+    normalisation) or to an earlier one with the same code."""
+    same = lambda a, b: a.shape == b.shape and torch.allclose(a, b, rtol=1e-3, atol=1e-4)
+    kept: list[tuple[str, str, Tensor]] = []
+    for code, hint, value in rows:
+        if not same(value, reference) and not any(c == code and same(v, value) for c, _, v in kept):
+            kept.append((code, hint, value))
+    return kept
+
+
 def de_embedding_mistakes(model, tc: Transcoder, i: int) -> list[tuple[str, str, Tensor]]:
     enc = tc.W_enc[:, i]
+    return _without_repeats(de_embedding_rows(model, tc, enc, i), model.W_E @ enc)
+
+
+def de_embedding_rows(model, tc: Transcoder, enc: Tensor, i: int) -> list[tuple[str, str, Tensor]]:
     return [
         (
             "decoder",
@@ -93,6 +165,11 @@ def de_embedding_mistakes(model, tc: Transcoder, i: int) -> list[tuple[str, str,
             (model.W_E + model.W_pos[1]) @ enc,
         ),
         (
+            "positional",
+            "leave the position embedding out: it is the same for every token at a position",
+            (model.W_E + model.W_pos[0]) @ enc,
+        ),
+        (
             "threshold",
             "leave the threshold out: the de-embedding is a direction's strength, not a firing test",
             model.W_E @ enc - tc.threshold[i],
@@ -104,7 +181,69 @@ def de_embedding_mistakes(model, tc: Transcoder, i: int) -> list[tuple[str, str,
             tc.W_dec[i] @ model.W_U,
         ),
         ("attention", "the direct path skips attention: no W_V/W_O here", model.W_E @ ov_circuit(model) @ enc),
+        (
+            "bias_threshold",
+            "leave b_enc and the threshold out: the de-embedding is a direction's strength, the same whatever they are",
+            model.W_E @ enc + tc.b_enc[i] - tc.threshold[i],
+        ),
+        *[
+            (
+                "layernorm",
+                "leave LN2 out of the direct path: its scale depends on the whole residual vector at a position, not "
+                "on the latent, so the de-embedding uses the raw embeddings, W_E @ W_enc[:, latent]",
+                normalised(model.W_E, kind) @ enc,
+            )
+            for kind in NORMALISATIONS
+        ],
+        *[
+            (
+                "unit_direction",
+                "use the encoder column as it is, not normalised: its norm is part of how strongly the latent reads "
+                "the token",
+                model.W_E @ normalised(enc, kind),
+            )
+            for kind in NORMALISATIONS
+        ],
     ]
+
+
+NORMALISATIONS = ("layernorm", "centred_std", "unit", "rms")
+
+
+def normalised(v: Tensor, kind: str) -> Tensor:
+    """The ways a learner normalises vectors along the last axis (LN without weights, ÷ std, ÷ L2 norm, ÷ RMS)."""
+    if kind == "layernorm":
+        c = v - v.mean(-1, keepdim=True)
+        return c / (c.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()
+    if kind == "centred_std":
+        return (v - v.mean(-1, keepdim=True)) / v.std(-1, keepdim=True)
+    if kind == "unit":
+        return torch.nn.functional.normalize(v, dim=-1)
+    return v / v.pow(2).mean(-1, keepdim=True).sqrt()
+
+
+def direction_mistakes(model, tc: Transcoder, i: int, actual: Tensor, side: str) -> list[tuple[str, str, Tensor]]:
+    """Token views that are linear in a d_model vector other than the latent's own: another latent's (a wrong
+    index), or a vector changed some other way. Inferred from `actual`, as mutants (code, hint, value)."""
+    matrix, views, own = (
+        (model.W_E, (model.W_E @ tc.W_enc).T, "W_E @ W_enc[:, latent]")
+        if side == "de"
+        else (model.W_U.T, tc.W_dec @ model.W_U, "W_dec[latent] @ W_U")
+    )
+    same = lambda a, b: bool(torch.allclose(a, b, rtol=1e-3, atol=1e-4))
+    j = int((views - actual).abs().amax(-1).argmin())
+    if j != i and same(views[j], actual):
+        return [("wrong_latent", f"these are the values of latent {j}, not {i}: {own} with the latent asked", views[j])]
+    fit = (matrix.double() @ torch.linalg.lstsq(matrix.double(), actual.double()[:, None]).solution).flatten()
+    if not same(fit.to(actual.dtype), actual):
+        return []
+    cosine = float(torch.cosine_similarity(actual.double(), views[i].double(), 0))
+    vector = "W_enc[:, latent]" if side == "de" else "W_dec[latent]"
+    hint = (
+        f"what you return is linear in a d_model vector, but not in {vector} (cosine {cosine:.2f} with the right "
+        f"values): check the vector you multiply by, it should be {vector} itself, nothing added, removed or mixed in"
+    )
+    return [("direction", hint, fit.to(actual.dtype))]
 
 
 def ov_circuit(model) -> Tensor:
@@ -113,7 +252,10 @@ def ov_circuit(model) -> Tensor:
 
 
 def logit_effect_mistakes(model, tc: Transcoder, i: int) -> list[tuple[str, str, Tensor]]:
-    dec = tc.W_dec[i]
+    return _without_repeats(logit_effect_rows(model, tc, tc.W_dec[i], i), tc.W_dec[i] @ model.W_U)
+
+
+def logit_effect_rows(model, tc: Transcoder, dec: Tensor, i: int) -> list[tuple[str, str, Tensor]]:
     return [
         (
             "encoder",
@@ -131,6 +273,22 @@ def logit_effect_mistakes(model, tc: Transcoder, i: int) -> list[tuple[str, str,
             model.W_E @ tc.W_enc[:, i],
         ),
         ("activation", "one unit of activation, not the threshold's worth", tc.threshold[i] * dec @ model.W_U),
+        ("activation", "one unit of activation: no factor of b_enc", tc.b_enc[i] * dec @ model.W_U),
+        ("activation", "one unit of activation: no factor of b_enc", tc.b_enc[i].abs() * dec @ model.W_U),
+        *[
+            (
+                "layernorm",
+                "leave the final normalisation out: its scale depends on the whole residual vector, not on the "
+                "latent, so one unit of activation moves the logits by the raw W_dec[latent] @ W_U",
+                normalised(dec, kind) @ model.W_U,
+            )
+            for kind in ("layernorm", "centred_std", "rms")
+        ],
+        (
+            "unit_direction",
+            "use the decoder row as it is, not normalised: one unit of activation writes W_dec[latent] itself",
+            normalised(dec, "unit") @ model.W_U,
+        ),
     ]
 
 
@@ -155,13 +313,13 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         pattern = pattern.transpose(-1, -2)
     v = torch.einsum("kd,hde->hke", x1, model.W_V[0]) + model.b_V[0][:, None]
     attn = torch.einsum("hqe,hed->qd", torch.einsum("hqk,hke->hqe", pattern, v), model.W_O[0])
-    resid_mid = attn + model.b_O[0] + (0 if bug.get("no_residual") else embeds)
-    x = ln(resid_mid, frozen.ln2_scale, not bug.get("ln_recomputed"))
+    resid_mid = attn + (0 if bug.get("no_b_O") else model.b_O[0]) + (0 if bug.get("no_residual") else embeds)
+    x = ln(resid_mid, frozen.ln1_scale if bug.get("ln2_scale_ln1") else frozen.ln2_scale, not bug.get("ln_recomputed"))
     if bug.get("mlp_in_unscaled"):
         x = resid_mid - resid_mid.mean(-1, keepdim=True)
     pre = x @ tc.W_enc + tc.b_enc
     if latents is not None and not bug.get("latents_ignored"):
-        f = latents
+        f = latents * frozen.active if bug.get("latents_masked") else latents
     elif bug.get("acts_recomputed"):
         f = tc.encode(x)
     elif bug.get("acts_constant"):
@@ -169,8 +327,12 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     else:
         f = pre * frozen.active
     e = frozen.error if (error is None or bug.get("error_ignored")) else error
-    mlp_out = f @ tc.W_dec + tc.b_dec + (0 if bug.get("no_skip") else tc.skip(x)) + (0 if bug.get("no_error") else e)
-    logits = ln(resid_mid + mlp_out, frozen.final_scale, not bug.get("ln_recomputed"))
+    skip = tc.skip(resid_mid if bug.get("skip_resid") else x)
+    mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
+    mlp_out = mlp_out + (0 if bug.get("no_error") else e)
+    resid = mlp_out if bug.get("no_final_resid") else resid_mid + mlp_out
+    final = frozen.ln2_scale if bug.get("final_scale_ln2") else frozen.final_scale
+    logits = resid if bug.get("no_final_ln") else ln(resid, final, not bug.get("ln_recomputed"))
     logits = logits @ model.W_U + (0 if bug.get("no_b_U") else model.b_U)
     return pre, logits
 
@@ -189,6 +351,20 @@ LINEARISED_MISTAKES = {
     "no_skip": "the transcoder's output includes its skip connection: add tc.skip(x) (x @ W_skip.T)",
     "latents_ignored": "when `latents` is given, use it for f instead of pre * frozen.active",
     "error_ignored": "when `error` is given, use it instead of frozen.error",
+}
+
+# Terms forgotten or taken from the wrong place (the held-out round): the same flags of `variant_forward`.
+LINEARISED_TERM_MISTAKES = {
+    "ln2_scale_ln1": "LN2 divides by its own frozen scale: x = LN(resid_mid) / frozen.ln2_scale, not ln1_scale",
+    "final_scale_ln2": "the final normalisation divides by frozen.final_scale, not ln2_scale",
+    "no_b_O": "the attention output includes the bias b_O: resid_mid = embeds + z @ W_O + b_O",
+    "latents_masked": "when `latents` is given, use it as it is for f: no multiplication by frozen.active",
+    "skip_resid": "the skip connection reads the MLP input x = LN2(resid_mid), like the encoder: tc.skip(x)",
+    "no_b_dec": "the transcoder's output includes b_dec: f @ W_dec + b_dec + skip + error",
+    "no_final_ln": "normalise before unembedding: logits = LN_final(resid_mid + mlp_out) @ W_U + b_U, "
+    "dividing by frozen.final_scale",
+    "no_final_resid": "the MLP output is added to the residual stream: the final LN reads resid_mid + mlp_out, "
+    "not mlp_out alone",
 }
 
 
@@ -286,9 +462,45 @@ def edge_mistakes(model, tc, frozen, graph, correct: Tensor) -> list[tuple[str, 
     )
     out.append(
         (
+            "total_effect",
+            "pass the latents in as leaves (latents=...): without them the latent columns stay zero and the token "
+            "edges also count the paths through latents",
+            autograd_edges(model, tc, frozen, graph, total=True),
+        )
+    )
+    out.append(
+        (
             "logprob",
             "the logit nodes' value is the logit, not the log-probability",
             autograd_edges(model, tc, frozen, graph, logprob=True),
+        )
+    )
+    # Every path from a token or error vector goes through a normalisation that subtracts the mean over d_model, so
+    # the gradient alone sums to 0 there: "gradient summed" and "columns left empty" both give zero columns.
+    for kinds in (("token",), ("token", "error")):
+        empty = correct.clone()
+        for kind in kinds:
+            empty[:, graph.nodes(kind)] = 0
+        out.append(
+            (
+                "token_nodes",
+                f"the {' and '.join(kinds)} columns are zero: a vector node's edge is (gradient · vector).sum(-1), "
+                "e.g. (grad_embeds * embeds).sum(-1) (the gradient alone sums to 0 over d_model, as every "
+                "normalisation subtracts the mean)",
+                empty,
+            )
+        )
+    swapped = correct.clone()
+    swapped[:, graph.nodes("token")], swapped[:, graph.nodes("error")] = (
+        correct[:, graph.nodes("error")],
+        correct[:, graph.nodes("token")],
+    )
+    out.append(
+        (
+            "columns_swapped",
+            "the token and error columns are swapped: tokens get (grad_embeds · embeds).sum(-1), errors "
+            "(grad_error · error).sum(-1), each in its own block of columns (graph.nodes(kind))",
+            swapped,
         )
     )
     return out
@@ -370,6 +582,26 @@ def influence_mistakes(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tenso
             weights @ series(A.abs() / A.abs().sum()),
         ),
         ("two_steps", "the series goes on past Â²: (I - Â)⁻¹ - I", weights @ (a_hat + a_hat @ a_hat)),
+        (
+            "l2_rows",
+            "make each row's shares add up to 1: divide by the row's *sum* (F.normalize(..., p=1)), not its L2 norm",
+            weights @ series(torch.nn.functional.normalize(A.abs(), dim=-1)),
+        ),
+        (
+            "max_rows",
+            "divide each row by its sum, not by its largest entry",
+            weights @ series(A.abs() / A.abs().amax(-1, keepdim=True).clamp_min(1e-12)),
+        ),
+        (
+            "series_sign",
+            "Â + Â² + ... = (I - Â)⁻¹ - I: a minus sign, not (I + Â)⁻¹",
+            weights @ (torch.linalg.inv(eye + a_hat) - eye),
+        ),
+        (
+            "weights_normalised",
+            "use logit_weights as they are (the logits' probabilities), without rescaling them to sum to 1",
+            (weights / weights.sum()) @ series(a_hat),
+        ),
     ]
 
 
@@ -378,7 +610,7 @@ def quantile_variant(acts: Tensor, k: int, n_bands: int, **bug) -> list[tuple[Te
     if not bug.get("bos"):
         flat[:, 0] = 0
     flat = flat.flatten()
-    top = flat.max()
+    top = acts.max() if bug.get("top_with_bos") else flat.max()
     firing = flat[flat > 0]
     groups = []
     for j in range(n_bands):
@@ -406,7 +638,7 @@ def quantile_variant(acts: Tensor, k: int, n_bands: int, **bug) -> list[tuple[Te
             if bug.get("unravel")
             else (chosen // acts.shape[1], chosen % acts.shape[1])
         )
-        groups.append((flat[chosen], seq, pos))
+        groups.append((flat[chosen], seq, pos - 1 if bug.get("slice_offset") else pos))
     return groups[::-1] if bug.get("order") else groups
 
 
@@ -422,6 +654,10 @@ QUANTILE_MISTAKES = {
     "ascending": "sort each group by decreasing activation",
     "order": "return the bands from the highest to the lowest",
     "unravel": "flat index i is sequence i // seq_len, position i % seq_len",
+    "top_with_bos": "take the maximum m after setting position 0 (BOS) to 0: the bands split (0, m] of the other "
+    "positions",
+    "slice_offset": "the positions are off by one: position p of acts[:, 1:] is position p + 1 of acts (or zero "
+    "position 0 in a copy instead of slicing it off)",
 }
 
 

@@ -1,0 +1,327 @@
+"""Proofs for part 6b's checkers, second file: mistakes from the held-out trial, each named by its code."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tests.part6b_circuits as checks
+import tests.part6b_circuits_mistakes as mistakes
+from solutions import part6b_circuits as ref
+from tests.proving import assert_fails, assert_passes
+
+
+def de_position_zero(model, tc, latent):
+    return (model.W_E + model.W_pos[0]) @ tc.W_enc[:, latent]
+
+
+def influence_l2_rows(adjacency, logit_weights):
+    a = F.normalize(adjacency.abs(), dim=-1)
+    eye = torch.eye(len(a))
+    return logit_weights @ (torch.linalg.inv(eye - a) - eye)
+
+
+def influence_max_rows(adjacency, logit_weights):
+    a = adjacency.abs() / adjacency.abs().amax(-1, keepdim=True).clamp_min(1e-12)
+    eye = torch.eye(len(a))
+    return logit_weights @ (torch.linalg.inv(eye - a) - eye)
+
+
+def influence_plus(adjacency, logit_weights):
+    a = adjacency.abs() / adjacency.abs().sum(-1, keepdim=True).clamp_min(1e-12)
+    eye = torch.eye(len(a))
+    return logit_weights @ (torch.linalg.inv(eye + a) - eye)
+
+
+def influence_weights_normalised(adjacency, logit_weights):
+    return ref.node_influence(adjacency, logit_weights / logit_weights.sum())
+
+
+def _losses(write=None, ablate_input=False, percent=False):
+    def impl(model, tc, tokens):
+        box = {}
+
+        def loss(hooks):
+            return model.run_with_hooks(tokens, return_type="loss", fwd_hooks=hooks).item()
+
+        clean = loss([])
+        out = write or (lambda x: tc(x))
+        replaced = loss(
+            [(tc.hook_name, lambda a, hook: box.__setitem__("x", a)), (tc.hook_name_out, lambda a, hook: out(box["x"]))]
+        )
+        zero = loss([(tc.hook_name if ablate_input else tc.hook_name_out, lambda a, hook: torch.zeros_like(a))])
+        recovered = (zero - replaced) / (zero - clean) * (100 if percent else 1)
+        return {"clean": clean, "replaced": replaced, "zero_ablated": zero, "recovered": recovered}
+
+    return impl
+
+
+MISTAKES = [
+    (checks.test_latent_de_embedding, de_position_zero, "positional"),
+    (checks.test_node_influence, influence_l2_rows, "l2_rows"),
+    (checks.test_node_influence, influence_max_rows, "max_rows"),
+    (checks.test_node_influence, influence_plus, "series_sign"),
+    (checks.test_node_influence, influence_weights_normalised, "weights_normalised"),
+    (checks.test_replacement_losses, _losses(ablate_input=True), "ablation_input"),
+    (checks.test_replacement_losses, _losses(percent=True), "recovered_formula"),
+]
+
+
+@pytest.mark.parametrize(("check", "impl", "code"), MISTAKES, ids=[c for _, _, c in MISTAKES])
+def test_heldout_mistakes_are_named(check, impl, code):
+    assert_fails(check, impl, code)
+
+
+def test_replacement_losses_without_the_skip_is_named():
+    _, tc, _ = checks._inputs(torch.device("cpu"))
+    error = assert_fails(checks.test_replacement_losses, _losses(write=lambda x: tc.decode(tc.encode(x))), "no_skip")
+    assert "skip" in error.hint
+
+
+def test_percentage_is_named():
+    error = assert_fails(checks.test_replacement_losses, _losses(percent=True), "recovered_formula")
+    assert "percentage" in error.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Second pass: mistakes named by inferred structure (scalar gate, weighted terms) and new catalogue entries
+# --------------------------------------------------------------------------------------------
+def _fwd(threshold=None, out_weights=(1, 1, 1), skip_from_out=False):
+    def impl(tc, x):
+        pre = x @ tc.W_enc + tc.b_enc
+        th = tc.threshold if threshold is None else threshold(tc.threshold)
+        acts = pre * (pre > th)
+        dec, b_dec = acts @ tc.W_dec, tc.b_dec
+        skip = x @ tc.W_skip.T if tc.W_skip is not None else 0
+        if skip_from_out:
+            return acts, dec + b_dec + ((dec + b_dec) @ tc.W_skip.T if tc.W_skip is not None else 0)
+        w_dec, w_b, w_skip = out_weights
+        return acts, w_dec * dec + w_b * b_dec + w_skip * skip
+
+    return impl
+
+
+FORWARD = [
+    (_fwd(threshold=lambda th: th.mean()), "threshold_scalar"),
+    (_fwd(threshold=lambda th: th.max()), "threshold_scalar"),
+    (_fwd(threshold=lambda th: th.median()), "threshold_scalar"),
+    (_fwd(out_weights=(1, 0, 0)), "out_terms"),
+    (_fwd(out_weights=(1, 2, 1)), "out_terms"),
+    (_fwd(out_weights=(1, 1, -1)), "out_terms"),
+    (_fwd(skip_from_out=True), "skip_from_out"),
+]
+
+
+@pytest.mark.parametrize(("impl", "code"), FORWARD, ids=[f"{c}{i}" for i, (_, c) in enumerate(FORWARD)])
+def test_transcoder_forward_heldout(impl, code):
+    error = assert_fails(checks.test_transcoder_forward, impl, code)
+    if code == "out_terms":
+        assert "b_dec" in error.hint or "skip" in error.hint
+
+
+def _recovered(formula):
+    def impl(model, tc, tokens):
+        out = ref.replacement_losses(model, tc, tokens)
+        out["recovered"] = formula(out["clean"], out["replaced"], out["zero_ablated"])
+        return out
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    ("formula", "code"),
+    [
+        (lambda c, r, z: (z - r) / z, "recovered_denominator"),
+        (lambda c, r, z: 1 - r / z, "recovered_denominator"),
+        (lambda c, r, z: c / r, "recovered_ratio"),
+        (lambda c, r, z: r / c, "recovered_ratio"),
+        (lambda c, r, z: (r - c) / (z - c), "recovered_formula"),
+    ],
+)
+def test_recovered_formulas_are_named(formula, code):
+    assert_fails(checks.test_replacement_losses, _recovered(formula), code)
+
+
+def _layernorm(v):
+    v = v - v.mean(-1, keepdim=True)
+    return v / (v.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()
+
+
+TOKEN_VIEWS = [
+    (checks.test_latent_de_embedding, lambda m, t, i: _layernorm(m.W_E) @ t.W_enc[:, i], "layernorm"),
+    (checks.test_latent_de_embedding, lambda m, t, i: F.normalize(m.W_E, dim=-1) @ t.W_enc[:, i], "layernorm"),
+    (checks.test_latent_de_embedding, lambda m, t, i: m.W_E @ F.normalize(t.W_enc[:, i], dim=0), "unit_direction"),
+    (checks.test_latent_de_embedding, lambda m, t, i: m.W_E @ (t.W_enc[:, i] / t.W_enc[:, i].norm()), "unit_direction"),
+    (
+        checks.test_latent_de_embedding,
+        lambda m, t, i: m.W_E @ t.W_enc[:, i] + t.b_enc[i] - t.threshold[i],
+        "bias_threshold",
+    ),
+    (checks.test_latent_logit_effect, lambda m, t, i: _layernorm(t.W_dec[i]) @ m.W_U, "layernorm"),
+    (
+        checks.test_latent_logit_effect,
+        lambda m, t, i: ((t.W_dec[i] - t.W_dec[i].mean()) / t.W_dec[i].std()) @ m.W_U,
+        "layernorm",
+    ),
+    (checks.test_latent_logit_effect, lambda m, t, i: t.b_enc[i] * (t.W_dec[i] @ m.W_U), "activation"),
+    (checks.test_latent_logit_effect, lambda m, t, i: t.b_enc[i].abs() * (t.W_dec[i] @ m.W_U), "activation"),
+    (checks.test_latent_logit_effect, lambda m, t, i: t.W_dec[(i + 1) % t.d_sae] @ m.W_U, "wrong_latent"),
+    (checks.test_latent_de_embedding, lambda m, t, i: m.W_E @ t.W_enc[:, i - 1], "wrong_latent"),
+    (checks.test_latent_de_embedding, lambda m, t, i: m.W_E @ (t.W_enc[:, i] + t.W_dec[i]), "direction"),
+    (
+        checks.test_latent_logit_effect,
+        lambda m, t, i: (t.W_dec[i] + t.W_skip[:, i % t.W_skip.shape[1]]) @ m.W_U,
+        "direction",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "impl", "code"), TOKEN_VIEWS, ids=[f"{c}{i}" for i, (_, _, c) in enumerate(TOKEN_VIEWS)]
+)
+def test_token_views_heldout(check, impl, code):
+    assert_fails(check, impl, code)
+
+
+def _lin(bug):
+    """linearised_forward written as a learner would (batched matmuls), with one held-out mistake switched on."""
+
+    def impl(model, tc, frozen, embeds, latents=None, error=None):
+        ln = lambda v, s: (v - v.mean(-1, keepdim=True)) / s
+        x1 = ln(embeds, frozen.ln1_scale)
+        v = torch.einsum("kd,hde->hke", x1, model.W_V[0]) + model.b_V[0][:, None]
+        z = frozen.pattern @ v
+        attn = torch.einsum("hqe,hed->qd", z, model.W_O[0]) + (0 if bug == "no_b_O" else model.b_O[0])
+        r1 = embeds + attn
+        x = ln(r1, frozen.ln1_scale if bug == "ln2_scale_ln1" else frozen.ln2_scale)
+        pre = x @ tc.W_enc + tc.b_enc
+        f = pre * frozen.active if latents is None else latents
+        if latents is not None and bug == "latents_masked":
+            f = latents * frozen.active
+        e = frozen.error if error is None else error
+        skip = tc.skip(r1 if bug == "skip_resid" else x)
+        mlp = f @ tc.W_dec + (0 if bug == "no_b_dec" else tc.b_dec) + skip + e
+        final = mlp if bug == "no_final_resid" else r1 + mlp
+        scale = frozen.ln2_scale if bug == "final_scale_ln2" else frozen.final_scale
+        h = final if bug == "no_final_ln" else ln(final, scale)
+        return pre, h @ model.W_U + model.b_U
+
+    return impl
+
+
+@pytest.mark.parametrize("code", list(mistakes.LINEARISED_TERM_MISTAKES))
+def test_linearised_forward_heldout(code):
+    assert_fails(checks.test_linearised_forward, _lin(code), code)
+
+
+def test_linearised_forward_written_another_way_passes():
+    assert_passes(checks.test_linearised_forward, _lin(None))
+
+
+def test_linearised_mistakes_all_distinct():
+    model, tc, _ = checks._inputs(torch.device("cpu"))
+    frozen, _ = checks._fresh(torch.device("cpu"))
+    g = torch.Generator().manual_seed(11)
+    shift = torch.randn(frozen.embeds.shape, generator=g) * 0.6 + 0.3
+    latents = (torch.rand(frozen.acts.shape, generator=g) < 0.02).float() * 2.0
+    error = torch.randn(frozen.error.shape, generator=g)
+    calls = [(frozen.embeds + shift,), (frozen.embeds + shift, latents, error)]
+    joined = lambda **bug: torch.cat(
+        [t.flatten() for args in calls for t in mistakes.variant_forward(model, tc, frozen, *args, **bug)]
+    )
+    reference = joined()
+    rows = [(c, joined(**{c: True})) for c in checks.LINEARISED_MISTAKES]
+    for code, value in rows:
+        assert not torch.allclose(value, reference, rtol=1e-3, atol=1e-3), code
+    for (c1, v1), (c2, v2) in itertools.combinations(rows, 2):
+        assert not torch.allclose(v1, v2, rtol=1e-3, atol=1e-3), (c1, c2)
+
+
+def _edges(bug):
+    def impl(model, tc, frozen, graph):
+        pos, idx = graph.latent_pos, graph.latent_idx
+        A = torch.zeros(graph.n_nodes, graph.n_nodes)
+        rows = mistakes.target_rows(graph)
+        for row_i, row in enumerate(rows):
+            with torch.enable_grad():
+                embeds = frozen.embeds.clone().requires_grad_(True)
+                error = frozen.error.clone().requires_grad_(True)
+                vals = frozen.acts[pos, idx].clone().requires_grad_(True)
+                latents = torch.zeros_like(frozen.acts).index_put((pos, idx), vals)
+                pre, logits = ref.linearised_forward(
+                    model, tc, frozen, embeds, None if bug == "no_latents" else latents, error
+                )
+                torch.cat([pre[pos, idx], logits[-1, graph.logit_ids]])[row_i].backward()
+            g_vals = vals.grad if vals.grad is not None else torch.zeros_like(vals)
+            A[row, graph.nodes("latent")] = g_vals * vals.detach()
+            tok = embeds.grad.sum(-1) if bug in ("token_grad", "both_grad") else (embeds.grad * embeds).sum(-1)
+            err = error.grad.sum(-1) if bug == "both_grad" else (error.grad * error).sum(-1)
+            if bug == "swap":
+                tok, err = err, tok
+            A[row, graph.nodes("token")], A[row, graph.nodes("error")] = tok.detach(), err.detach()
+        return A
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    ("bug", "code"),
+    [
+        ("token_grad", "token_nodes"),
+        ("both_grad", "token_nodes"),
+        ("no_latents", "total_effect"),
+        ("swap", "columns_swapped"),
+    ],
+)
+def test_attribution_edges_heldout(bug, code):
+    assert_fails(checks.test_attribution_edges, _edges(bug), code)
+
+
+def test_attribution_edges_written_another_way_passes():
+    assert_passes(checks.test_attribution_edges, _edges(None))
+
+
+def _quantiles(bug):
+    def impl(acts, k, n_bands=4):
+        a = acts.clone()
+        a[:, 0] = 0
+        top = acts.max() if bug == "top_with_bos" else a.max()
+        flat, seq = (acts[:, 1:].flatten(), acts.shape[1] - 1) if bug == "slice" else (a.flatten(), acts.shape[1])
+        out = []
+        for j in range(n_bands):
+            lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
+            idx = ((flat > lo) & (flat <= hi)).nonzero().flatten()
+            score = {
+                "farthest": -(flat[idx] - (lo + hi) / 2).abs(),
+                "lowest": flat[idx],
+                "first": torch.arange(len(idx), dtype=flat.dtype),
+            }.get(bug, (flat[idx] - (lo + hi) / 2).abs())
+            chosen = idx[score.argsort()[:k]]
+            if bug != "no_sort":
+                chosen = chosen[flat[chosen].argsort(descending=True)]
+            out.append((flat[chosen], chosen // seq, chosen % seq))
+        return out
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    ("bug", "code"),
+    [
+        ("top_with_bos", "top_with_bos"),
+        ("slice", "slice_offset"),
+        ("farthest", "not_closest"),
+        ("lowest", "not_closest"),
+        ("first", "not_closest"),
+        ("no_sort", "not_sorted"),
+    ],
+)
+def test_quantile_examples_heldout(bug, code):
+    assert_fails(checks.test_quantile_examples, _quantiles(bug), code)
+
+
+def test_quantile_examples_written_another_way_passes():
+    assert_passes(checks.test_quantile_examples, _quantiles(None))
