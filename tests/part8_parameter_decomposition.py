@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -48,10 +49,10 @@ def _pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-def _grads(out: Tensor, inputs: list[Tensor]) -> list[Tensor | None]:
+def _grads(out: Tensor, inputs: list[Tensor], retain: bool = False) -> list[Tensor | None]:
     if not isinstance(out, Tensor) or not out.requires_grad:
         return [None] * len(inputs)
-    return list(torch.autograd.grad(out, inputs, allow_unused=True))
+    return list(torch.autograd.grad(out, inputs, allow_unused=True, retain_graph=retain))
 
 
 def _expect_grad(grad: Tensor | None, right: Tensor, what: str, mistakes: mis.Mistakes, hint: str, code: str) -> None:
@@ -130,14 +131,11 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
     out = expect_tensor(out, what, shape=(3, 2, 6), dims=dims, dtype=x.dtype, device=device)
     right, mistakes = mis.ablation_candidates(chain, terms, x)
-    expect_matches(
-        out,
-        right,
-        what,
-        mistakes,
-        dims=dims,
-        hint="for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix",
+    code, hint = diag.constant_axis_hint(out, right, dims) or (
+        "values",
+        "for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix",
     )
+    expect_matches(out, right, what, mistakes + diag.axis_reductions(right, dims), dims=dims, hint=hint, code=code)
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -159,7 +157,19 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)")
     right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
-    generic = mis.scalar_hint(loss.detach(), right, {"the N parameters": 22}, {"instances": 3})
+    n_w, n_uv = (
+        sum(W[0].numel() for W in weights),
+        sum(u[0].numel() + v[0].numel() for u, v in zip(U0, V0, strict=True)),
+    )
+    counts = {
+        "the entries of U_l and V_l": n_uv,
+        "the entries of W_l, U_l and V_l": n_w + n_uv,
+        "the entries of U_l and V_l over all instances": 3 * n_uv,
+        "the number of matrices": len(weights),
+    }
+    generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3}) or (
+        diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
+    )
     code, hint = generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code)
     grads = _grads(loss, U + V)
@@ -293,6 +303,17 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
+    if not torch.allclose(lower.detach(), right, rtol=1e-4, atol=1e-5) and not any(
+        torch.allclose(lower.detach(), m, rtol=1e-4, atol=1e-5) for _, _, m in mistakes
+    ):
+        on_V = _grads((lower * p["g_lower"]).sum() + (upper * p["g_upper"]).sum(), [V], retain=True)[0]
+        if on_V is None or not on_V.abs().gt(0).any():
+            fail(
+                "the lower-leaky importances are wrong and don't depend on V (no gradient reaches it)",
+                "the MLPs read the inner activations h = V a (einsum of a with V, one per subcomponent), not the "
+                "input a itself (or was V a detached?)",
+                code="ignores_V",
+            )
     for value, what in ((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances")):
         expect_matches(
             value.detach(),
@@ -584,7 +605,9 @@ def product_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
 def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     p = product_inputs(device)
     q = {**p, **{k: p[k].clone().requires_grad_() for k in mis.PRODUCT_LEAVES}}
-    out = masked_product(q["a"], q["W"], q["U"], q["V"], q["mask"], q["delta_mask"])
+    names = {"a": "batch inst d_in", "W": "inst d_out d_in", "U": "inst d_out C", "V": "inst C d_in"}
+    names |= {"mask": "batch inst C", "delta_mask": "batch inst"}
+    out = diag.call_naming_shapes(masked_product, {k: q[k] for k in names}, names)
     what, dims = "masked_product(...)", "batch inst d_out"
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
     right, mistakes = mis.product_candidates(p)
@@ -683,7 +706,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
     loss = expect_scalar(importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)")
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
-    generic = mis.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
+    generic = diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
     expect_matches(loss.detach(), right, "importance_minimality_loss", mistakes, hint=hint, code=code)
     ref = [g.clone().requires_grad_() for g in minimality_inputs(device)]
@@ -756,11 +779,10 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
             code="not_detached",
         )
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
-    expect_matches(
-        torch.cat([o.flatten() for o in out]),
-        right,
-        "the adversarial sources",
-        mistakes,
-        hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
+    flat = torch.cat([o.flatten() for o in out])
+    code, hint = diag.ascent_hint(flat, torch.cat([t.flatten() for t in init]), N_STEPS, STEP_SIZE) or (
+        "values",
+        "each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
     )
+    expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code)
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -26,30 +26,6 @@ def mm(a: Tensor, W: Tensor) -> Tensor:
     return torch.einsum("bid,iod->bio", a, W)
 
 
-def scalar_hint(
-    actual: Tensor, expected: Tensor, means: dict[str, int], sums: dict[str, int]
-) -> tuple[str, str] | None:
-    """(code, hint) when a wrong scalar is the right one times a constant: a sum over an axis the loss averages
-    (`means`: axis name -> size), a mean over one it sums (`sums`), another factor, or the opposite sign. Scalars
-    get no generic diagnosis from `expect_matches`, so the checkers of losses ask this one."""
-    a, e = float(actual), float(expected)
-    if e == 0 or a == 0 or not abs(a) < float("inf"):
-        return None
-    ratio = a / e
-    for name, n in means.items():
-        if abs(ratio - n) < 1e-3 * n:
-            return "scale", f"your value is {n} × the expected one: a sum over {name} where a mean was asked?"
-    for name, n in sums.items():
-        if abs(ratio * n - 1) < 1e-3:
-            return "scale", f"your value is 1/{n} of the expected one: a mean over {name} where a sum was asked?"
-    if abs(ratio + 1) < 1e-4:
-        return "sign", "your value has the opposite sign of the expected one"
-    whole = abs(ratio - round(ratio)) < 1e-4 or abs(1 / ratio - round(1 / ratio)) < 1e-4
-    if abs(ratio - 1) > 1e-3 and whole:  # only a whole factor (or its inverse) says something about the code
-        return "scale", f"your value is {ratio:.4g} × the expected one: a missing or extra constant factor?"
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # Exercise 1: svd_terms
 # --------------------------------------------------------------------------------------------
@@ -315,9 +291,13 @@ def ci_reference(
         inner = inner.detach()
     act = {"relu": F.relu, "no_gelu": lambda t: t}.get(variant, F.gelu)
     pre = inner[..., None] * w_in + (0 if variant in ("no_b_in", "b_in_outside") else bi)
+    if variant == "gelu_outside":
+        pre, act = pre, lambda t: t
     hidden = act(pre) + (bi if variant == "b_in_outside" else 0)
     z = (hidden * w_out).sum(-1) if variant != "mean_over_hidden" else (hidden * w_out).mean(-1)
     z = z + (0 if variant == "no_b_out" else bo)
+    if variant == "gelu_outside":
+        z = F.gelu(z)
     squash = {
         "smooth_sigmoid": torch.sigmoid,
         "no_sigmoid": lambda t: t,
@@ -332,6 +312,11 @@ def ci_reference(
 CI_VALUE_MISTAKES = [
     ("relu", "the MLP's hidden layer uses GELU (F.gelu), not ReLU"),
     ("no_gelu", "apply GELU to the MLP's hidden layer (w_in h + b_in)"),
+    (
+        "gelu_outside",
+        "GELU goes on the hidden layer, inside the sum: z = Σ_j w_out GELU(w_in h + b_in) + b_out, not GELU of the "
+        "MLP's output",
+    ),
     ("no_b_in", "add b_in inside the GELU"),
     ("b_in_outside", "add b_in inside the GELU: GELU(w_in h + b_in), not GELU(w_in h) + b_in"),
     ("no_b_out", "add b_out after the sum over the hidden units"),
@@ -425,6 +410,8 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         delta = delta.detach()
     m = {"mask_squared": m**2, "mask_ignored": torch.ones_like(m), "mask_inverted": 1 - m}.get(variant, m)
     comps = torch.einsum("bic,ioc->bio", inner * m, U)
+    if variant == "mask_mean":
+        comps = torch.einsum("bic,ioc->bio", inner, U) * m.mean(-1, keepdim=True)
     dm = dm[..., None]
     delta_term = {
         "no_delta": 0 * mm(a, delta),
@@ -446,6 +433,11 @@ PRODUCT_MISTAKES = [
     ("mask_squared", "apply the mask once"),
     ("mask_inverted", "a mask of 1 keeps a subcomponent whole: multiply by mask, not by 1 - mask"),
     ("delta_mask_everywhere", "the delta mask scales only the delta term, not the subcomponents' output"),
+    (
+        "mask_mean",
+        "each subcomponent has its own mask: multiply V a by mask (one factor per subcomponent c) before U, not the "
+        "whole output U V a by the mean mask",
+    ),
 ]
 
 
@@ -494,9 +486,15 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
         "sum_over_outputs": lambda d: d.pow(2).sum(-1).mean(0).sum(),
         "sum_over_batch": lambda d: d.pow(2).mean(-1).sum(0).sum(),
         "not_squared": lambda d: d.abs().mean((0, 2)).sum(),
+        "rmse": lambda d: d.pow(2).mean((0, 2)).sqrt().sum(),
+        "rmse_total": lambda d: d.pow(2).mean((0, 2)).sum().sqrt(),
+        **{name: reduction for name, (reduction, _) in RECON_REDUCTIONS.items()},
     }.get(variant, lambda d: d.pow(2).mean((0, 2)).sum())
     if variant == "delta_masks_ignored":
         p = {**p, "delta_masks": [torch.ones_like(d) for d in p["delta_masks"]]}
+    if variant in ("delta_masks_first", "masks_first"):  # every matrix gets matrix 0's random masks
+        key = variant.removesuffix("_first")
+        p = {**p, key: [p[key][0]] * len(p[key])}
     others = "UV" if variant == "others_without_delta" else "W"
     full = reduce(masked_run(chain, p, x, set(range(L)))[0] - target)
     sets = {
@@ -519,8 +517,39 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
     return torch.stack([full, layerwise])
 
 
+def _reductions() -> dict[str, tuple[Callable[[Tensor], Tensor], str]]:
+    """Every other combination of mean/sum over (output dims, batch, instances) of the squared differences [batch
+    inst d_out], for two axes or more reduced the wrong way (one axis each has its own code)."""
+    asked = {"output dims": "mean", "the batch": "mean", "instances": "sum"}
+    out = {}
+    for hows in itertools.product(("mean", "sum"), repeat=3):
+        wrong = [
+            f"a {how} over {axis} where a {asked[axis]} was asked"
+            for axis, how in zip(asked, hows, strict=True)
+            if how != asked[axis]
+        ]
+        if len(wrong) < 2:
+            continue
+
+        def reduce(d: Tensor, hows: tuple[str, ...] = hows) -> Tensor:
+            sq = d.pow(2)
+            sq = sq.mean(-1) if hows[0] == "mean" else sq.sum(-1)
+            sq = sq.mean(0) if hows[1] == "mean" else sq.sum(0)
+            return sq.mean() if hows[2] == "mean" else sq.sum()
+
+        hint = f"{' and '.join(wrong)}: the loss is the MSE over output dims and batch, summed over instances"
+        out["reduce_" + "_".join(hows)] = (reduce, hint)
+    return out
+
+
+RECON_REDUCTIONS = _reductions()
+
 RECON_MISTAKES = [
     ("not_squared", "square the differences: a mean squared error"),
+    ("rmse", "the loss is the mean squared error itself, not its square root (RMSE)"),
+    ("rmse_total", "the loss is the mean squared error summed over instances, not the square root of that"),
+    ("delta_masks_first", "each matrix l gets its own delta mask delta_masks[l], not matrix 0's for every one"),
+    ("masks_first", "each matrix l gets its own masks masks[l], not matrix 0's for every one"),
     ("delta_masks_ignored", "pass each matrix's delta mask to masked_product (delta_masks[l]), not ones"),
     ("vs_input", "compare with the original model's output chain(x), not with the input x"),
     ("mean_over_instances", "sum the per-instance losses over instances (mean over output dims and batch only)"),
@@ -544,6 +573,7 @@ def recon_candidates(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor) 
     with torch.no_grad():
         right = recon_reference(chain, p, x)
         mistakes = [(c, h, recon_reference(chain, p, x, c)) for c, h in RECON_MISTAKES]
+        mistakes += [("reductions", h, recon_reference(chain, p, x, name)) for name, (_, h) in RECON_REDUCTIONS.items()]
         mistakes.append(("swapped", "return (full, layerwise) in that order", right.flip(0)))
     return right, mistakes
 
@@ -609,6 +639,11 @@ def adversarial_reference(
         grads = torch.autograd.grad(loss_fn(leaves), leaves)
         first = grads if first is None else first
         grads = first if variant == "stale_gradient" else grads
+        if variant == "shared_sign":  # one direction for every entry of every source: the summed gradient's sign
+            total = sum(g.sum() for g in grads)
+            grads = [torch.full_like(g, float(total)) for g in grads]
+        if variant == "shared_sign_per_source":
+            grads = [g.sum().expand_as(g) for g in grads]
         direction = {
             "no_sign": lambda g: g,
             "normalised_grad": lambda g: g / g.norm().clamp_min(1e-12),
@@ -640,6 +675,16 @@ ADVERSARIAL_MISTAKES = [
     ("one_step_short", "take exactly n_steps steps: one is missing (range(n_steps) runs n_steps times)"),
     ("no_steps", "take n_steps steps of ascent: these are the initial sources"),
     ("stale_gradient", "recompute the gradient at the current sources on every step"),
+    (
+        "shared_sign",
+        "every entry steps by the sign of its own partial derivative, sign(∂loss/∂r) elementwise, not one sign "
+        "(of a summed gradient) for all entries",
+    ),
+    (
+        "shared_sign_per_source",
+        "every entry steps by the sign of its own partial derivative, sign(∂loss/∂r) elementwise, not one sign "
+        "per source (of its summed gradient)",
+    ),
 ]
 
 

@@ -1,0 +1,248 @@
+"""Proofs for part 8's checkers, third file: mistakes from the held-out trials (and correct variants written
+differently), each named by a generic diagnosis (an axis reduced, a divisor, a range, a broadcast) or a mutant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import solutions.part8_parameter_decomposition as ref
+import tests.part8_parameter_decomposition as checks
+from tests.proving import assert_fails, assert_passes
+
+
+def _mm(a, W):
+    return torch.einsum("bid,iod->bio", a, W)
+
+
+# --------------------------------------------------------------------------------------------
+# ablation_losses: an axis reduced and broadcast back, or constant along an axis
+# --------------------------------------------------------------------------------------------
+def ablation_reduced(reduce):
+    def impl(chain, terms, x):
+        out = ref.ablation_losses(chain, terms, x)
+        return reduce(out).expand_as(out)
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    "impl, code",
+    [
+        (ablation_reduced(lambda t: t.mean(0, keepdim=True)), "reduced_axis"),
+        (ablation_reduced(lambda t: t.sum(2, keepdim=True)), "reduced_axis"),
+        (ablation_reduced(lambda t: t.amax(0, keepdim=True)), "constant_axis"),
+    ],
+)
+def test_ablation_heldout_rejects(impl, code):
+    assert_fails(checks.test_ablation_losses, impl, code)
+
+
+def test_ablation_reduced_axis_names_the_axis():
+    failure = assert_fails(
+        checks.test_ablation_losses, ablation_reduced(lambda t: t.mean(0, keepdim=True)), "reduced_axis"
+    )
+    assert "averaged over `inst`" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# faithfulness_loss: the divisor that was used
+# --------------------------------------------------------------------------------------------
+def faith_divided_by(count):
+    def impl(weights, U, V):
+        se = sum((W - u @ v).pow(2).sum((-2, -1)) for W, u, v in zip(weights, U, V, strict=True))
+        return (se / count(weights, U, V)).sum()
+
+    return impl
+
+
+def test_faithfulness_counts_U_and_V():
+    n_uv = lambda ws, U, V: sum(u[0].numel() + v[0].numel() for u, v in zip(U, V, strict=True))
+    failure = assert_fails(checks.test_faithfulness_loss, faith_divided_by(n_uv), "wrong_count")
+    assert "divided by 60: the entries of U_l and V_l" in failure.hint
+
+
+def test_faithfulness_unknown_divisor_is_only_described():
+    failure = assert_fails(checks.test_faithfulness_loss, faith_divided_by(lambda ws, U, V: 50), "wrong_count")
+    assert "divided by 50;" in failure.hint
+
+
+def test_faithfulness_transposed_is_accepted():
+    """‖Wᵀ - Vᵀ Uᵀ‖² is ‖W - U V‖², over the stacked deltas of all matrices: a correct variant."""
+
+    def impl(weights, U, V):
+        deltas = [(W.mT - v.mT @ u.mT).flatten(1) for W, u, v in zip(weights, U, V, strict=True)]
+        return torch.cat(deltas, 1).pow(2).mean(1).sum()
+
+    assert_passes(checks.test_faithfulness_loss, impl)
+
+
+# --------------------------------------------------------------------------------------------
+# CausalImportance: GELU on the output, V ignored
+# --------------------------------------------------------------------------------------------
+def ci_class(inner_fn, gelu_outside=False):
+    class CI(ref.CausalImportance):
+        def forward(self, a, V):
+            h = inner_fn(a, V)
+            pre = h[..., None] * self.w_in + self.b_in
+            if gelu_outside:
+                z = F.gelu((pre * self.w_out).sum(-1) + self.b_out)
+            else:
+                z = (F.gelu(pre) * self.w_out).sum(-1) + self.b_out
+            return ref.LowerLeakyHardSigmoid.apply(z, self.alpha), ref.UpperLeakyHardSigmoid.apply(z, self.alpha)
+
+    return CI
+
+
+INNER = lambda a, V: torch.einsum("bid,icd->bic", a, V)
+
+
+@pytest.mark.parametrize(
+    "impl, code",
+    [
+        (ci_class(INNER, gelu_outside=True), "gelu_outside"),
+        (ci_class(lambda a, V: a.sum(-1, keepdim=True).expand(*a.shape[:2], V.shape[1])), "ignores_V"),
+        (ci_class(lambda a, V: a[..., : V.shape[1]]), "ignores_V"),
+    ],
+)
+def test_causal_importance_heldout_rejects(impl, code):
+    assert_fails(checks.test_causal_importance, impl, code)
+
+
+def test_causal_importance_bmm_is_accepted():
+    inner = lambda a, V: torch.bmm(a.transpose(0, 1), V.transpose(1, 2)).transpose(0, 1)
+    assert_passes(checks.test_causal_importance, ci_class(inner))
+
+
+# --------------------------------------------------------------------------------------------
+# masked_product: a broadcast error in the learner's code, one mean mask
+# --------------------------------------------------------------------------------------------
+def product_no_unsqueeze(a, W, U, V, mask, delta_mask):
+    comps = torch.einsum("bic,ioc->bio", torch.einsum("bid,icd->bic", a, V) * mask, U)
+    return comps + delta_mask * _mm(a, W - U @ V)
+
+
+def product_mean_mask(a, W, U, V, mask, delta_mask):
+    comps = _mm(a, U @ V) * mask.mean(-1, keepdim=True)
+    return comps + delta_mask[..., None] * _mm(a, W - U @ V)
+
+
+def product_unsqueeze(a, W, U, V, mask, delta_mask):
+    comps = (U.unsqueeze(0) @ (mask * (V.unsqueeze(0) @ a.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)).squeeze(-1)
+    return comps + delta_mask.unsqueeze(-1) * _mm(a, W - U @ V)
+
+
+def test_masked_product_broadcast_error_names_the_delta_mask():
+    failure = assert_fails(checks.test_masked_product, product_no_unsqueeze, "broadcast")
+    assert "delta_mask[..., None]" in failure.hint and "RuntimeError" in failure.message
+
+
+def test_masked_product_mean_mask():
+    assert_fails(checks.test_masked_product, product_mean_mask, "mask_mean")
+
+
+def test_masked_product_unsqueeze_matmul_is_accepted():
+    assert_passes(checks.test_masked_product, product_unsqueeze)
+
+
+def test_masked_product_other_errors_stay_plain():
+    def impl(a, W, U, V, mask, delta_mask):
+        raise RuntimeError("something else")
+
+    assert_fails(checks.test_masked_product, impl, "exception")
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic_reconstruction_losses: root of the MSE, matrix 0's masks everywhere, combined reductions
+# --------------------------------------------------------------------------------------------
+def recon(reduce=lambda d: d.pow(2).mean((0, 2)).sum(), pick=lambda ms, layer: ms[layer], dpick=None):
+    dpick = dpick or pick
+
+    def impl(chain, U, V, x, masks, delta_masks):
+        target = chain(x)
+
+        def loss(layers):
+            def fn(layer, a):
+                if layer not in layers:
+                    return _mm(a, chain.weights[layer])
+                m, d = pick(masks, layer), dpick(delta_masks, layer)
+                return ref.masked_product(a, chain.weights[layer], U[layer], V[layer], m, d)
+
+            return reduce(chain(x, fn) - target)
+
+        n = len(chain.weights)
+        return loss(set(range(n))), sum(loss({layer}) for layer in range(n)) / n
+
+    return impl
+
+
+FIRST = lambda ms, layer: ms[0]
+OWN = lambda ms, layer: ms[layer]
+
+
+@pytest.mark.parametrize(
+    "impl, code",
+    [
+        (recon(reduce=lambda d: d.pow(2).mean((0, 2)).sqrt().sum()), "rmse"),
+        (recon(reduce=lambda d: d.pow(2).mean((0, 2)).sum().sqrt()), "rmse_total"),
+        (recon(pick=OWN, dpick=FIRST), "delta_masks_first"),
+        (recon(pick=FIRST, dpick=OWN), "masks_first"),
+        (recon(reduce=lambda d: d.pow(2).sum()), "reductions"),
+        (recon(reduce=lambda d: d.pow(2).sum(-1).mean()), "reductions"),
+    ],
+)
+def test_recon_heldout_rejects(impl, code):
+    assert_fails(checks.test_stochastic_reconstruction_losses, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# importance_minimality_loss: two reductions swapped at once
+# --------------------------------------------------------------------------------------------
+def test_minimality_two_reductions_swapped():
+    def impl(cis, p, eps=1e-12):
+        return sum((g + eps).pow(p).sum(-1) for g in cis).mean(1).sum()
+
+    failure = assert_fails(checks.test_importance_minimality_loss, impl, "scale")
+    assert "a sum over the batch" in failure.hint and "a mean over instances" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# adversarial_sources: the range of the values, how far they moved, one sign for all entries
+# --------------------------------------------------------------------------------------------
+def ascent(project=lambda t: t.clamp(0, 1), direction=lambda gs: [g.sign() for g in gs], scale=1.0):
+    def impl(loss_fn, init, n_steps, step_size):
+        srcs = [s.detach().clone() for s in init]
+        for _ in range(n_steps):
+            leaves = [s.requires_grad_(True) for s in srcs]
+            grads = torch.autograd.grad(loss_fn(leaves), leaves)
+            with torch.no_grad():
+                srcs = [project(s + scale * step_size * d) for s, d in zip(srcs, direction(grads), strict=True)]
+        return [s.detach() for s in srcs]
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    "impl, code",
+    [
+        (ascent(project=lambda t: t.clamp(-1, 1)), "out_of_range"),
+        (ascent(project=lambda t: t.clamp(max=1)), "out_of_range"),
+        (ascent(scale=2.5), "too_far"),
+        (ascent(direction=lambda gs: [sum(g.sum() for g in gs).sign().expand_as(g) for g in gs]), "shared_sign"),
+        (ascent(direction=lambda gs: [g.sum().sign().expand_as(g) for g in gs]), "shared_sign_per_source"),
+    ],
+)
+def test_adversarial_heldout_rejects(impl, code):
+    assert_fails(checks.test_adversarial_sources, impl, code)
+
+
+def test_adversarial_where_projection_is_accepted():
+    project = lambda t: torch.where(t < 0, 0.0, torch.where(t > 1, 1.0, t))
+    assert_passes(checks.test_adversarial_sources, ascent(project=project))
+
+
+def test_ablation_all_zeros_gets_no_axis_hint():
+    """A constant output (nothing ablated) is not blamed on one axis."""
+    failure = assert_fails(checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, 2, 6), "values")
+    assert "same for every" not in failure.hint
