@@ -47,25 +47,12 @@ from tests.part1_superposition_mistakes import (
     two_layer,
 )
 from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
-
-
-def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
-    """(code, hint) when `out` is right wherever the right output pre-activation `pre` is positive but negative
-    pre-activations are not zeroed (a leaky ReLU of any slope, an ELU, no ReLU): the output nonlinearity is wrong."""
-    if not isinstance(out, Tensor) or out.shape != pre.shape or not out.is_floating_point():
-        return None
-    a, p = out.detach().double(), pre.detach().double().to(out.device)
-    pos, neg = p > 1e-3, p < -1e-3
-    if not pos.any() or not neg.any():
-        return None
-    if torch.allclose(a[pos], p[pos], rtol=1e-4, atol=1e-5) and not torch.allclose(
-        a[neg], torch.zeros_like(a[neg]), atol=1e-5
-    ):
-        return "negative_not_zeroed", (
-            "where the value before the output ReLU is positive your output is right, but negative values are not set "
-            "to 0: the output nonlinearity is a ReLU (F.relu), not leaky_relu, ELU or none"
-        )
-    return None
+from tests.part1_superposition_probes import (
+    activation_diagnosis,
+    cat_axis_failure,
+    check_param_gradients,
+    loss_gradient_diagnosis,
+)
 
 
 def probe_forward(model: Callable, b: Tensor, shape: tuple[int, ...], device: torch.device) -> tuple[str, str]:
@@ -205,6 +192,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
         out, two_layer(x, W, W, b), "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code
     )
     check_leading_dims(model, lambda x2: two_layer(x2, W, W, b), [(2, 4, 3, 5), (3, 5)], device)
+    check_param_gradients(model, x, ["W", "b_final"], lambda P: two_layer(x, P["W"], P["W"], P["b_final"]))
 
     one = _toy(ToyModel, ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), device)
     W1, b1 = (t.to(device) for t in _set_params(one, seed_shift=1))
@@ -262,9 +250,14 @@ def check_loss(
             grad = None
     # The loss is one number; its gradient with respect to `out` is a [batch inst feats] fingerprint, so an unlisted
     # mistake (a constant factor, a sum over a named axis) is named from the gradient.
-    generic = generic_diagnosis(grad, grad_right, "batch inst feats") if grad is not None else None
+    generic = None
+    if grad is not None:
+        generic = generic_diagnosis(grad, grad_right, "batch inst feats")
+        generic = generic or loss_gradient_diagnosis(grad, out.detach(), target, imp)
     hint = (
-        f"the gradient with respect to `out` tells: {generic[1]}"
+        generic[1]
+        if generic and generic[1].startswith("the gradient")
+        else f"the gradient with respect to `out` tells: {generic[1]}"
         if generic
         else "Σ over instances of the mean over (batch, feats) of importance · (target - out)²"
     )
@@ -345,11 +338,36 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
     return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
 
 
+def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device: torch.device) -> None:
+    """generate_batch hands each generator a slice of the probabilities: on a model with 3 more features than the
+    block, the generator's output still has the block's size, read from p (not from self.cfg)."""
+    n_feats = 2 * p.shape[1] if method != "generate_uncorrelated_features" else p.shape[1]
+    cfg = ToyModelConfig(n_inst=p.shape[0], n_features=n_feats + 3, d_hidden=2)
+    got, expected = None, (10, p.shape[0], n_feats)
+    try:
+        model = CorrelatedToyModel(cfg, feature_probability=DECOY[method], device=device)
+        out = getattr(model, method)(10, p.to(device))
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+    except NotImplementedError:
+        raise
+    except Exception as err:
+        got = f"an error ({type(err).__name__}: {err})"
+    if got != expected:
+        fail(
+            f"{method}(n, p) with p of shape {tuple(p.shape)}, on a model with cfg.n_features = {n_feats + 3}, "
+            f"returned {got}, expected {expected}",
+            "each generator makes one block of the batch (generate_batch passes it a slice of the probabilities): "
+            "take its size from p.shape, not from self.cfg or self.feature_probability",
+            code="block_shape",
+        )
+
+
 @checker("generate_uncorrelated_features", kind="class")
 def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
     batch = _call_generator(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     decoy = _ignores_p(torch.full_like(P_TABLE, DECOY["generate_uncorrelated_features"]), "uncorrelated")
     check_independent_features(batch, P_TABLE, "the batch", extra=[decoy])
+    _check_block_shape(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     return "presence rates, U[0, 1] values and independence"
 
 
@@ -430,6 +448,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch[..., 0::2], first, what, "pair")
     _check_pair_values_independent(batch, first, what)
+    _check_block_shape(CorrelatedToyModel, "generate_correlated_features", P_PAIRS, device)
     return "pairs on together with probability p, independent values, independent pairs"
 
 
@@ -583,6 +602,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", p)
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch, present, what, "feature")
+    _check_block_shape(CorrelatedToyModel, "generate_anticorrelated_features", P_PAIRS, device)
     return "never both on, each feature on with probability p, independent pairs"
 
 
@@ -674,7 +694,11 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
         n_inst=n_inst, n_features=n_feats, d_hidden=2, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
     )
     model = Probe(cfg, feature_probability=P_COMBINED.to(device), device=device)
-    out = model.generate_batch(N_SAMPLES)
+    try:
+        out = model.generate_batch(N_SAMPLES)
+    except RuntimeError as err:
+        cat_axis_failure(err, "generate_batch(n)", 2)
+        raise
     if (
         isinstance(out, Tensor)
         and out.ndim == 3

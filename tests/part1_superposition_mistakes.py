@@ -17,22 +17,18 @@ tested only after a statistic has failed, so they cannot fail a correct answer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
+from tests.checking import bernstein_tolerance, fail
+from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
 
 relu = torch.relu
 Mutant = tuple[str, str, Tensor]
 
-# A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
-# quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
-GEN_TESTS = 1_000
-DELTA = FAILURE_PROBABILITY / GEN_TESTS
 # A correct generator can draw a present value of exactly 0.0 (torch.rand has 2^-24 resolution), which then looks
 # absent. Over the <= 10^6 draws of a check their number is Poisson with mean < 0.06, so P(more than 6) < 1e-12:
 # structural checks ("both features of a pair present together") allow 6 such breaks.
@@ -328,21 +324,6 @@ def reduction_mutants(err: Tensor) -> list[Mutant]:
 # --------------------------------------------------------------------------------------------
 # Random generators: rates
 # --------------------------------------------------------------------------------------------
-def rate_tolerance(n: int | Tensor, p: Tensor | float) -> Tensor:
-    """Bernstein tolerance on a frequency from n Bernoulli(p) draws, elementwise, at failure probability DELTA."""
-    p = torch.as_tensor(p, dtype=torch.float64)
-    n = torch.as_tensor(n, dtype=torch.float64).clamp_min(1)
-    log_term = math.log(2 / DELTA)
-    a = log_term / (3 * n)
-    return a + torch.sqrt(a * a + 2 * p * (1 - p) * log_term / n)
-
-
-def consistent(observed: Tensor, table: Tensor | float, n: int) -> bool:
-    """`observed` frequencies (from n draws each) are all within tolerance of `table`."""
-    table = torch.as_tensor(table, dtype=torch.float64).expand_as(observed)
-    return bool(((observed - table).abs() <= rate_tolerance(n, table)).all())
-
-
 RateCandidate = tuple[str, str, Tensor]
 
 
@@ -352,8 +333,8 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
         ("presence_one_minus_p", "the rates are 1 - p: a feature is present when `rand < p`, not `rand > p`", 1 - p),
         (
             "presence_half_p",
-            "the rates are p / 2: something halves the presence probability (a division by 2, or an extra 50% coin "
-            "AND-ed into the mask)",
+            "the rates are p / 2: something halves the presence probability (a division by 2, an extra 50% coin "
+            "AND-ed into the mask), or half of the present values are exactly 0 (a ReLU or clamp of a signed draw)",
             p / 2,
         ),
         (
@@ -468,11 +449,8 @@ def check_rates(
                 f"order than the {name}s they belong to (keep p's axes in the order [inst, {unit}])",
                 code=f"{'instance' if name == 'inst' else unit}_order",
             )
-    fail(
-        message,
-        default_hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]",
-        code="presence_probability",
-    )
+    code, hint = rate_pattern_diagnosis(observed, expected, n, unit) or ("presence_probability", default_hint)
+    fail(message, hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]", code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,6 +582,18 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float) -> Te
                 f"float, with no magnitude drawn; multiply it by values from {law}"
             )
         fail(f"{what}: every present value has magnitude {float(values.abs()[0]):.3g}", hint, code="constant_magnitude")
+    # A correct draw puts Poisson(< 0.06) values exactly on a bound (as for zeros). A clamp of a wider draw piles
+    # values on the upper bound (and, when the lower one is not 0, on both: clamped 0s would look absent).
+    atoms = [int((values == v).sum()) for v in (low, high)]
+    if all(k > max(ZERO_DRAW_ALLOWANCE, 0.01 * values.numel()) for k in atoms[low == 0 :]):
+        fail(
+            f"{what}: {atoms[1] / values.numel():.0%} of the present values are exactly {high:g}"
+            + (f" and {atoms[0] / values.numel():.0%} exactly {low:g}" if low != 0 else ""),
+            f"values are clamped into [{low:g}, {high:g}] from a wider draw (randn?): that piles them on the bounds"
+            + (", and the values clamped to exactly 0 look absent (lowering the presence rates)" if low == 0 else "")
+            + f"; draw them from {law} directly",
+            code="values_clamped",
+        )
     return present
 
 

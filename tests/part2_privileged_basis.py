@@ -17,7 +17,6 @@ from solutions.part1_superposition import ToyModelConfig
 from tests.checking import checker, expect_matches, expect_tensor, fail
 from tests.part1_superposition import (
     IMPORTANCE,
-    activation_diagnosis,
     check_leading_dims,
     check_loss,
     expect_parameters,
@@ -30,6 +29,7 @@ from tests.part1_superposition_mistakes import (
     forward_mutants,
     two_layer,
 )
+from tests.part1_superposition_probes import activation_diagnosis, check_param_gradients, hidden_probe
 
 relu = torch.relu
 
@@ -74,11 +74,33 @@ def _check_forward(
     if _instances_mixed(model, params, x):
         code, hint = MIXED
     else:
-        code, hint = diagnosis or probe_forward(model, b, (1, *x.shape[1:]), device)
+        code, hint = (
+            hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
+            or diagnosis
+            or probe_forward(model, b, (1, *x.shape[1:]), device)
+        )
     expect_matches(out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code)
     check_leading_dims(
         model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
     )
+    W_t = W_out is not W_in  # the computation model's W2 is stored [inst feats d], two_layer takes it transposed
+    check_param_gradients(
+        model,
+        x,
+        params,
+        lambda P: two_layer(
+            x, P[params[0]], P[params[1]].transpose(-1, -2) if W_t else P[params[0]], P["b_final"], act=relu
+        ),
+    )
+
+
+def _unit_model(cls: type, params: list[str], B: float, device: torch.device) -> torch.nn.Module:
+    """The learner's model with one instance, feature and neuron: every weight 1, b_final = B (for `hidden_probe`)."""
+    model = cls(ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), feature_probability=0.5, device=device)
+    with torch.no_grad():
+        for name in params:
+            getattr(model, name).fill_(B if name == "b_final" else 1.0)
+    return model
 
 
 def _inputs(device: torch.device, shape=(16, 3, 6)) -> Tensor:

@@ -710,7 +710,7 @@ COMB_MISTAKES = [
     (comb_anti_offset, "anticorrelated_offset"),
     (comb_uncorrelated_from_start, "uncorrelated_slice"),
     (comb_forgets_uncorrelated, "missing_block"),
-    (comb_batch_axis_cat, "exception"),
+    (comb_batch_axis_cat, "cat_axis"),
     (comb_all_uncorrelated, "pair_structure"),
 ]
 

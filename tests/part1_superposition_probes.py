@@ -1,0 +1,257 @@
+"""Diagnoses shared by parts 1 and 2 that describe what a wrong answer does, for mistakes nobody listed.
+
+* Forward passes: where the output disagrees with the reference, in terms of the output pre-activation (a wrong
+  output nonlinearity is right on one range of pre-activations and wrong on another); the hidden nonlinearity read
+  off a one-feature model; and the gradients reaching the parameters (values can be right while a .detach() cuts
+  the training signal).
+* Losses: the weights and targets the learner's loss implies, read from its gradient with respect to `out`.
+* Generators: the shape of a wrong rate table (constant, p's entries in another order, an affine function of p).
+
+Every diagnosis here runs only after a test has failed (or, for the gradients, compares with the reference), so
+it cannot fail a correct answer; each returns None when what it sees has no clear description.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY, fail
+
+# A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
+# quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
+GEN_TESTS = 1_000
+DELTA = FAILURE_PROBABILITY / GEN_TESTS
+
+
+def rate_tolerance(n: int | Tensor, p: Tensor | float) -> Tensor:
+    """Bernstein tolerance on a frequency from n Bernoulli(p) draws, elementwise, at failure probability DELTA."""
+    p = torch.as_tensor(p, dtype=torch.float64)
+    n = torch.as_tensor(n, dtype=torch.float64).clamp_min(1)
+    log_term = math.log(2 / DELTA)
+    a = log_term / (3 * n)
+    return a + torch.sqrt(a * a + 2 * p * (1 - p) * log_term / n)
+
+
+def consistent(observed: Tensor, table: Tensor | float, n: int) -> bool:
+    """`observed` frequencies (from n draws each) are all within tolerance of `table`."""
+    table = torch.as_tensor(table, dtype=torch.float64).expand_as(observed)
+    return bool(((observed - table).abs() <= rate_tolerance(n, table)).all())
+
+
+# --------------------------------------------------------------------------------------------
+# Forward passes
+# --------------------------------------------------------------------------------------------
+def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when `out` equals ReLU(pre) on one range of the right output pre-activation `pre` and differs
+    everywhere beyond it: the output nonlinearity is wrong (the products and the bias are right, or the output
+    could not be right on a whole range of pre-activations)."""
+    if not isinstance(out, Tensor) or out.shape != pre.shape or not out.is_floating_point():
+        return None
+    a, p = out.detach().double(), pre.detach().double().to(out.device)
+    right = torch.relu(p)
+    agree = (a - right).abs() <= 1e-5 + 1e-4 * right.abs()
+    pos, neg = p > 1e-3, p < -1e-3
+    if not pos.any() or not neg.any() or agree.all():
+        return None
+    if bool(agree[pos].all()) and not bool(agree[neg].all()):
+        return "negative_not_zeroed", (
+            "where the value before the output ReLU is positive your output is right, but negative values are not set "
+            "to 0: the output nonlinearity is a ReLU (F.relu), not leaky_relu, ELU or none"
+        )
+    good, bad = p[agree & pos], p[~agree]
+    if good.numel() < 3 or bad.numel() < 3:
+        return None
+    where = "the output pre-activation WᵀWx + b_final (before the ReLU)"
+    if float(bad.min()) > float(good.max()):
+        return "output_nonlinearity_large", (
+            f"your output equals ReLU(pre) wherever {where} is at most {float(good.max()):.3g}, and differs at every "
+            f"position where it is above {float(bad.min()):.3g} (there you return values in "
+            f"[{float(a[~agree].min()):.3g}, {float(a[~agree].max()):.3g}]): the output nonlinearity caps or bends "
+            "large values (a clamp, min, sigmoid or tanh?); it is a plain ReLU"
+        )
+    if float(bad.max()) < float(good.min()) and float(bad.max()) > 1e-3:
+        return "output_nonlinearity_small", (
+            f"your output equals ReLU(pre) wherever {where} is at least {float(good.min()):.3g}, and differs at every "
+            f"position below {float(bad.max()):.3g}: the output nonlinearity is wrong for small values; it is a "
+            "plain ReLU (0 below 0, the identity above)"
+        )
+    return None
+
+
+GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+
+
+def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device) -> tuple[str, str] | None:
+    """(code, hint) when the hidden nonlinearity, read off a one-feature model, is not a ReLU.
+
+    `build(B)` returns the learner's model with n_inst = n_features = d_hidden = 1, every weight 1 and b_final = B,
+    so its output is ReLU(g(x) + B) with g the hidden nonlinearity. With B = 10 and B = 20 the two outputs must
+    differ by exactly 10 (the output side adds b_final and passes it through); only then is g = out - 10 read.
+    """
+    x = torch.tensor(GRID, device=device).reshape(-1, 1, 1)
+    try:
+        with torch.no_grad():
+            out10, out20 = build(10.0)(x), build(20.0)(x)
+        if not all(isinstance(o, Tensor) and o.shape == x.shape for o in (out10, out20)):
+            return None
+        if not torch.allclose((out20 - out10).double(), torch.full_like(x, 10.0).double(), atol=1e-4):
+            return None
+    except Exception:  # the learner's code failed on the probe: no evidence either way
+        return None
+    g, xs = (out10.double() - 10).flatten().cpu(), x.double().flatten().cpu()
+    right = torch.relu(xs)
+    wrong = (g - right).abs() > 1e-3
+    if not wrong.any():
+        return None
+    table = ", ".join(f"{v:g} → {float(gv):.3g}" for v, gv in zip(GRID, g, strict=True))
+    if wrong[xs <= 0].any():
+        where = "wrong even where the hidden pre-activation is 0 or negative (a ReLU gives 0 there)"
+    else:
+        where = "right where it is 0 or negative, wrong where it is positive (a ReLU passes it unchanged)"
+        if bool((g[xs > 0] - 1).abs().max() < 1e-6):
+            where += ": every positive value became 1, the mask (h > 0) itself instead of h * mask or ReLU(h)?"
+    return "hidden_nonlinearity", (
+        f"the hidden nonlinearity is not a ReLU: on a one-feature model with weights 1 (and b_final = 10 taken off) "
+        f"your hidden layer maps {table}; it is {where}. Use torch.relu (F.relu) on W x"
+    )
+
+
+def check_param_gradients(
+    model: torch.nn.Module, x: Tensor, names: list[str], reference: Callable[[dict[str, Tensor]], Tensor]
+) -> None:
+    """The gradients of Σ G·model(x) (G fixed and random) with respect to the parameters `names` equal the
+    reference's: right values with a .detach(), .data or torch.no_grad() inside forward fail here, not in training.
+
+    `reference(params)` computes the right output from leaf copies of the parameters."""
+    params = {n: getattr(model, n) for n in names}
+    params = {n: v for n, v in params.items() if isinstance(v, Tensor) and v.requires_grad}
+    if not params:
+        return
+    G = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)).to(x.device)
+    leaves = {n: v.detach().clone().requires_grad_() for n, v in params.items()}
+    right = torch.autograd.grad((reference(leaves) * G).sum(), list(leaves.values()))
+    try:
+        out = model(x)
+        if not isinstance(out, Tensor) or not out.requires_grad:
+            grads = [None] * len(params)
+        else:
+            grads = torch.autograd.grad((out * G).sum(), list(params.values()), allow_unused=True)
+    except NotImplementedError:
+        raise
+    except Exception as err:
+        fail(
+            f"backpropagating through model(features) raised {type(err).__name__}: {err}",
+            "the forward pass must be differentiable: no in-place edits of tensors autograd still needs (relu_(), "
+            "+=), no numpy",
+            code="backward_error",
+        )
+    for name, grad, ref in zip(params, grads, right, strict=True):
+        if grad is None or (not bool(grad.abs().any()) and bool(ref.abs().any())):
+            fail(
+                f"model(features) has the right values, but no gradient reaches `{name}`",
+                f"a .detach(), .data, torch.no_grad() or a copy (torch.tensor(...)) in forward cuts `{name}` off from "
+                f"the output, so training could never change it: compute with self.{name} itself",
+                code="no_param_grad",
+            )
+        if not torch.allclose(grad.detach().double(), ref.double().to(grad.device), rtol=1e-3, atol=1e-5):
+            fail(
+                f"model(features) has the right values, but its gradient with respect to `{name}` differs from the "
+                "reference's",
+                "part of the computation is hidden from autograd: a .detach(), .data or torch.no_grad() on an "
+                f"intermediate result (the hidden activations?) leaves `{name}` with only part of its gradient",
+                code="param_gradient",
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------
+def loss_gradient_diagnosis(grad: Tensor, out: Tensor, target: Tensor, imp: Tensor) -> tuple[str, str] | None:
+    """(code, hint) from the gradient of a loss with respect to `out` [batch inst feats], when it is that of
+    Σ_inst mean w (t - out)² with other per-(inst, feat) weights w, or with a target t shared by an example's features.
+
+    The right gradient is 2 I (out - target) / (batch · feats)."""
+    n_avg = out.shape[0] * out.shape[2]
+    g, d = grad.detach().double(), (out - target).detach().double()
+    ok = d.abs() > 1e-3
+    w = torch.where(ok, g * n_avg / (2 * torch.where(ok, d, torch.ones_like(d))), torch.nan)
+    cell = w.nanmean(0, keepdim=True)
+    spread = torch.where(ok, (w - cell).abs(), torch.zeros_like(w))
+    imp = imp.double().to(g.device)
+    if bool(ok.any(0).all()) and bool((spread <= 1e-4 * (1 + cell.abs())).all()):
+        weights = cell[0]
+        if (weights > 0).all() and (imp > 0).all() and not bool((imp - imp.mean()).abs().max() < 1e-9):
+            log_w, log_i = weights.log(), imp.log()
+            alpha = float((log_w * log_i).sum() / (log_i * log_i).sum())
+            if torch.allclose(weights, imp**alpha, rtol=1e-3) and abs(alpha - 1) > 1e-3:
+                name = {0.5: " (its square root)", 2.0: " (its square)"}.get(round(alpha * 4) / 4, "")
+                return "importance_power", (
+                    f"the gradient with respect to `out` shows each squared error weighted by importance^{alpha:.3g}"
+                    f"{name}, not by the importance itself: use self.importance as it is, I · (target - out)²"
+                )
+        i, j = divmod(int((weights - imp).abs().argmax()), imp.shape[1])
+        return "importance_weights", (
+            f"the gradient with respect to `out` shows each squared error weighted by a w[inst, feat] that is not "
+            f"importance[inst, feat] (inst {i}, feat {j}: {float(weights[i, j]):.3g} instead of {float(imp[i, j]):.3g})"
+        )
+    t = out.detach().double() - g * n_avg / (2 * imp)
+    if out.shape[2] > 1 and bool(((t - t[..., :1]).abs() <= 1e-4 * (1 + t.abs())).all()):
+        return "target_reduced", (
+            "the gradient with respect to `out` shows one target per example and instance, the same for all its "
+            "features: a reduction over the feature axis (a norm or sum over dim=-1?) where the target is taken "
+            "feature by feature"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Generators
+# --------------------------------------------------------------------------------------------
+def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tuple[str, str] | None:
+    """(code, hint) describing a wrong rate table [inst units] (n draws each) against the right one p."""
+    observed, p = observed.double().cpu(), p.double().cpu()
+    if consistent(observed, observed.mean(), n) and not consistent(p, p.mean(), n):
+        return "presence_constant", (
+            f"every {unit} is present at about {float(observed.mean()):.1%} whatever its p: the presence draw does not "
+            "use p (present where a uniform draw is below p, `rand < p`)"
+        )
+    if consistent(observed.flatten().sort().values, p.flatten().sort().values, n):
+        where = ""
+        if p.shape[0] != p.shape[1] and consistent(observed, p.T.reshape(p.shape), n):
+            where = f" (they are p.T reshaped to [inst, {unit}s]: a [batch, {unit}s, inst] draw reshaped, not permuted)"
+        return "presence_reordered", (
+            f"every rate is one of p's values, but in the wrong place{where}: reorder axes with permute, transpose or "
+            f"einops.rearrange, never reshape or view, and keep p's [inst, {unit}] order"
+        )
+    x, y = p.flatten(), observed.flatten()
+    if float(x.var()) > 0:
+        a = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+        c = float(y.mean()) - a * float(x.mean())
+        if a > 0.05 and consistent(observed, (a * p + c).clamp(0, 1), n):
+            lo, hi = -c / a, (1 - c) / a
+            return "presence_affine", (
+                f"the rates follow {a:.2g}·p + {c:.2g}, not p: that is what `u < p` gives when the uniform u ranges "
+                f"over [{lo:.2g}, {hi:.2g}] instead of [0, 1] (compare torch.rand(...) itself with p, not a shifted "
+                "or scaled draw such as 2 * rand - 1)"
+            )
+    return None
+
+
+CAT_SIZES = re.compile(r"Sizes of tensors must match except in dimension (-?\d+)")
+
+
+def cat_axis_failure(err: Exception, what: str, feature_axis: int) -> None:
+    """Fail with the concatenation axis named when `err` is torch.cat's size mismatch on another axis."""
+    match = CAT_SIZES.search(str(err))
+    if match and int(match.group(1)) != feature_axis:
+        fail(
+            f"{what} raised {type(err).__name__}: {err}",
+            f"torch.cat joined the blocks along dim {match.group(1)}: the blocks share [batch, inst] and differ in "
+            "their number of features, so concatenate along the feature axis (dim=-1)",
+            code="cat_axis",
+        )

@@ -1,0 +1,113 @@
+"""Proofs for part 1's diagnoses of held-out mistakes: gradients reaching the parameters, the region where a wrong
+output nonlinearity disagrees, the loss weights read from its gradient, generator blocks sized from p, clamped
+values, rate tables that are constant or p in another order, and torch.cat along the wrong axis."""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+
+import tests.part1_superposition as checks
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel
+from tests.proving import assert_fails, assert_passes
+
+
+def variant(**methods) -> type:
+    return type("Variant", (ToyModel,), methods)
+
+
+def corr_variant(**methods) -> type:
+    return type("CorrelatedVariant", (CorrelatedToyModel,), methods)
+
+
+def _down_up(x, W):
+    h = einops.einsum(x, W, "... i f, i d f -> ... i d")
+    return einops.einsum(h, W, "... i d, i d f -> ... i f")
+
+
+def forward_detached_W(self, x):
+    return F.relu(_down_up(x, self.W.detach()) + self.b_final)
+
+
+def forward_clamped(self, x):
+    return torch.clamp(_down_up(x, self.W) + self.b_final, 0, 1)
+
+
+def forward_matmul(self, x):
+    out = (self.W.mT @ (self.W @ x.unsqueeze(-1))).squeeze(-1)
+    return (out + self.b_final).clamp(min=0)
+
+
+def test_forward_held_out():
+    assert_passes(checks.test_forward, variant(forward=forward_matmul))
+    assert_fails(checks.test_forward, variant(forward=forward_detached_W), "no_param_grad")
+    assert_fails(checks.test_forward, variant(forward=forward_clamped), "output_nonlinearity_large")
+
+
+def loss_sqrt_importance(self, out, batch):
+    return (self.importance.sqrt() * (batch - out) ** 2).mean((0, 2)).sum()
+
+
+def loss_scrambled_importance(self, out, batch):
+    return (self.importance.flip(-1) * (batch - out) ** 2).mean((0, 2)).sum()
+
+
+def test_loss_held_out():
+    assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_sqrt_importance), "importance_power")
+    assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_scrambled_importance), "importance_weights")
+
+
+def batch_clamped_normal(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.randn(s).clamp(0, 1), 0.0)
+
+
+def test_generate_batch_held_out():
+    assert_fails(checks.test_generate_batch, variant(generate_batch=batch_clamped_normal), "values_clamped")
+
+
+def uncorrelated_cfg_shape(self, n, p):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < p, torch.rand(s), 0.0)
+
+
+def uncorrelated_reshaped(self, n, p):
+    present = (torch.rand(n, p.shape[1], p.shape[0]) < p.T).reshape(n, *p.shape)
+    return torch.where(present, torch.rand(n, *p.shape), 0.0)
+
+
+def correlated_cfg_pairs(self, n, p):
+    pairs = self.cfg.n_features // 2
+    present = (torch.rand(n, p.shape[0], pairs) < p[:, :pairs]).repeat_interleave(2, -1)
+    return torch.where(present, torch.rand(present.shape), 0.0)
+
+
+def anticorrelated_three_states(self, n, p):
+    state = torch.randint(0, 3, (n, *p.shape))
+    present = torch.stack([state == 1, state == 2], -1).flatten(-2)
+    return torch.where(present, torch.rand(present.shape), 0.0)
+
+
+def test_generators_held_out():
+    unc = checks.test_generate_uncorrelated_features
+    assert_fails(unc, corr_variant(generate_uncorrelated_features=uncorrelated_cfg_shape), "block_shape")
+    assert_fails(unc, corr_variant(generate_uncorrelated_features=uncorrelated_reshaped), "presence_reordered")
+    corr = checks.test_generate_correlated_features
+    assert_fails(corr, corr_variant(generate_correlated_features=correlated_cfg_pairs), "block_shape")
+    anti = checks.test_generate_anticorrelated_features
+    assert_fails(anti, corr_variant(generate_anticorrelated_features=anticorrelated_three_states), "presence_constant")
+
+
+def combined_cat_instances(self, n):
+    nc, na, p = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs, self.feature_probability
+    blocks = [
+        self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+        self.generate_anticorrelated_features(n, p[:, 2 * nc : 2 * (nc + na) : 2]),
+        self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+    ]
+    return torch.cat(blocks, dim=1)
+
+
+def test_combined_held_out():
+    assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=combined_cat_instances), "cat_axis")

@@ -1,0 +1,88 @@
+"""Proofs for part 2's diagnoses of held-out mistakes: the hidden nonlinearity read off a one-feature model, the
+gradients reaching the parameters, presence rates that are an affine function of p, and a loss target reduced
+over the features."""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+
+import tests.part2_privileged_basis as checks
+from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
+from tests.proving import assert_fails, assert_passes
+
+
+def neuron(**methods) -> type:
+    return type("NeuronVariant", (NeuronModel,), methods)
+
+
+def computation(**methods) -> type:
+    return type("ComputationVariant", (NeuronComputationModel,), methods)
+
+
+def _down(x, W):
+    return einops.einsum(x, W, "... i f, i d f -> ... i d")
+
+
+def _up(h, W):
+    return einops.einsum(h, W, "... i d, i d f -> ... i f")
+
+
+def neuron_softplus(self, x):
+    return F.relu(_up(F.softplus(_down(x, self.W)), self.W) + self.b_final)
+
+
+def neuron_mask(self, x):
+    return F.relu(_up((_down(x, self.W) > 0).float(), self.W) + self.b_final)
+
+
+def neuron_detached_hidden(self, x):
+    return F.relu(_up(F.relu(_down(x, self.W)).detach(), self.W) + self.b_final)
+
+
+def neuron_where(self, x):
+    h = _down(x, self.W)
+    h = h * (h > 0)
+    pre = _up(h, self.W) + self.b_final
+    return torch.where(pre > 0, pre, 0.0)
+
+
+def neuron_clamped(self, x):
+    return torch.clamp(_up(F.relu(_down(x, self.W)), self.W) + self.b_final, 0, 1)
+
+
+def test_neuron_forward_held_out():
+    assert_passes(checks.test_neuron_forward, neuron(forward=neuron_where))
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_softplus), "hidden_nonlinearity")
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_mask), "hidden_nonlinearity")
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_detached_hidden), "param_gradient")
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_clamped), "output_nonlinearity_large")
+
+
+def computation_detached_W2(self, x):
+    h = F.relu(_down(x, self.W1))
+    return F.relu(einops.einsum(h, self.W2.data, "... i d, i f d -> ... i f") + self.b_final)
+
+
+def test_computation_forward_held_out():
+    assert_fails(checks.test_computation_forward, computation(forward=computation_detached_W2), "no_param_grad")
+
+
+def batch_signed_presence(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(2 * torch.rand(s) - 1 < self.feature_probability, 2 * torch.rand(s) - 1, 0.0)
+
+
+def test_generate_batch_held_out():
+    assert_fails(
+        checks.test_computation_generate_batch, computation(generate_batch=batch_signed_presence), "presence_affine"
+    )
+
+
+def loss_norm_target(self, out, batch):
+    return (self.importance * (batch.norm(dim=-1, keepdim=True) - out) ** 2).mean((0, 2)).sum()
+
+
+def test_loss_held_out():
+    assert_fails(checks.test_computation_calculate_loss, computation(calculate_loss=loss_norm_target), "target_reduced")
