@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail
+from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 
 Mistake = tuple[str, str, Tensor]
 
@@ -88,6 +88,89 @@ def expect_no_zeroed(out: Tensor, expected: Tensor, what: str) -> None:
             "norm, or a clamp that is too large) in the zero-vector guard?",
             code="zeroed_small",
         )
+
+
+def unexplained(out: Tensor, expected: Tensor, values: Sequence[Mistake], dims: str, rtol=1e-4, atol=1e-5) -> bool:
+    """`out` is wrong, and neither a catalogue mutant nor a generic diagnosis of `expect_matches` explains it."""
+    if not isinstance(out, Tensor) or not out.is_floating_point() or tuple(out.shape) != tuple(expected.shape):
+        return False
+    got = out.detach().double().cpu()
+    if _close(got, expected, rtol, atol) or any(_close(got, v, rtol, atol) for _, _, v in values):
+        return False
+    return generic_diagnosis(got, expected.double().cpu(), dims, rtol, atol) is None
+
+
+def dimensionality_structure(
+    fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor, name: str = "vector", sym: tuple[str, str] = ("v", "v̂")
+) -> None:
+    """Name what an unexplained dimensionality formula gets wrong from how it reacts to changed inputs.
+
+    `v` is [inst n d] (n vectors of d coordinates; `fn` takes that layout). D_i = ‖v_i‖² / Σ_j (v̂_i·v_j)² is
+    (1) changed by every other vector j, (2) not the same function of ‖v_i‖ for every i, (3) unchanged by a
+    rotation of all the vectors (it only uses dot products) and (4) unchanged by a common scale. Each probe
+    states an observed fact about the learner's function, so the hint is true whatever the cause.
+    """
+    base = out.detach().double().cpu()
+    x, u = sym
+
+    def probe(x: Tensor) -> Tensor | None:
+        try:
+            y = fn(x.clone())
+        except Exception:
+            return None
+        if not isinstance(y, Tensor) or tuple(y.shape) != tuple(base.shape) or not y.is_floating_point():
+            return None
+        y = y.detach().double().cpu()
+        return y if bool(torch.isfinite(y).all()) else None
+
+    same = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
+    g = torch.Generator().manual_seed(11)
+    moved = v.detach().clone()
+    moved[:, 0] = (torch.randn(moved[:, 0].shape, generator=g) * 1.5).to(v)
+    after = probe(moved)
+    if after is not None and same(after[:, 1:], base[:, 1:]):
+        fail(
+            f"your D_i does not change when another {name} j changes (only {name} 0 was redrawn, and every other "
+            f"{name}'s value stayed the same)",
+            f"the denominator sums the squared overlaps ({u}_i·{x}_j)² over every {name} j (a [n, n] matrix of dot "
+            f"products, summed over j); yours only uses {name} i itself: an elementwise product ({u} * {x}) summed "
+            "over the coordinates computes only the j = i term",
+            code="ignores_others",
+        )
+    norm_sq = v.detach().double().cpu().pow(2).sum(-1)
+    ratio = base / norm_sq
+    if bool(torch.isfinite(ratio).all()) and same(ratio, ratio[:, :1].expand_as(ratio)):
+        fail(
+            f"within each instance your values are ‖{x}_i‖² times one constant: the denominator is the same for every "
+            f"{name} i",
+            f"each {name} i has its own denominator Σ_j ({u}_i·{x}_j)²: was the square summed over both indices (a d×d "
+            f"product {x}ᵀ{x}, or a sum over i and j) instead of over j only?",
+            code="denominator_constant",
+        )
+    q, _ = torch.linalg.qr(torch.randn(v.shape[-1], v.shape[-1], generator=g, dtype=torch.float64))
+    turned = probe((v.detach().double().cpu() @ q).to(v))
+    if turned is not None and not same(turned, base):
+        fail(
+            "your values change when every vector is rotated by the same orthogonal matrix; D_i only depends on dot "
+            "products between the vectors, so a rotation leaves it unchanged",
+            "somewhere your formula uses single coordinates where it should use a dot product over the d coordinates "
+            "(an elementwise product, a max or a norm over the wrong axis, a sum of coordinates before squaring?)",
+            code="not_rotation_invariant",
+        )
+    scaled = probe(2 * v.detach())
+    if scaled is not None:
+        factor = scaled / base
+        if bool(torch.isfinite(factor).all()) and same(factor, factor.flatten()[:1].expand_as(factor)):
+            k = math.log2(float(factor.flatten()[0]))
+            if abs(k) > 0.01:
+                fail(
+                    f"your values grow {2**k:.4g}× when every vector is doubled (they scale like c^{k:.3g}); D_i is "
+                    "scale-free",
+                    f"numerator and denominator must have the same degree (‖{x}_i‖² over Σ_j ({u}_i·{x}_j)²: both "
+                    f"c²): a power of a norm is off by {k:.3g} (a unit vector left unnormalised, a norm not "
+                    "squared, or squared twice?)",
+                    code="not_scale_free",
+                )
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,6 +271,16 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
             d / W.pow(2).sum(2),
         ),
+        *[
+            (
+                "diagonal_dims",
+                "torch.diagonal takes dims 0 and 1 by default (here inst and d_hidden): pass dim1=-2, dim2=-1 "
+                "(or use .diagonal(dim1=1, dim2=2)) to take each instance's own diagonal",
+                d / torch.diagonal(gram, dim1=a, dim2=b).sum(-1),
+            )
+            for gram in (W @ W.mT, W.mT @ W)
+            for a, b in ((0, 1), (0, 2))
+        ],
     ]
     return right, values, shapes
 
@@ -303,8 +396,10 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "sum_axis",
-            "two mistakes give these values: the sum over i instead of j (sum over dim=-1, the *second* feature "
-            "index: Σ_j (Ŵ_i·W_j)²), or both vectors normalised and the numerator left out (1 / Σ_j (Ŵ_i·Ŵ_j)²)",
+            "your values are 1 / Σ_j (Ŵ_i·Ŵ_j)² (every norm cancelled), which three mistakes give: the sum over i "
+            "instead of j (sum over dim=-1, the *second* feature index: Σ_j (Ŵ_i·W_j)²); the wrong vector "
+            "normalised (Σ_j (W_i·Ŵ_j)² instead of Σ_j (Ŵ_i·W_j)²); or both vectors normalised and the numerator "
+            "left out",
             norms_sq / dots.pow(2).sum(-2),
         ),
         (
@@ -371,6 +466,10 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expect_unmodified(W_in, W, what)
     expected = _reference(W)
     expect_no_zeroed(out, expected, what)
+    if unexplained(out, expected, values, "inst feats"):
+        dimensionality_structure(
+            lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
+        )
     expect_matches(out, expected, what, values, dims="inst feats")
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())

@@ -22,7 +22,7 @@ import tests.part4_double_descent_mistakes as mistakes
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
-from tests.part3_feature_geometry import expect_output, expect_unmodified
+from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
 
@@ -292,7 +292,14 @@ def _as_float(value: Any, what: str) -> float:
                 "return a float (math.cos works on Python numbers)",
                 code="not_number",
             )
-        value = value.item()
+        # The contract is a float: optimize() sets the optimiser's lr to lr * factor, and AdamW on a GPU (foreach,
+        # its default there) raises "lr as a Tensor is not supported" for a tensor learning rate.
+        fail(
+            f"{what} returned a tensor ({value.item():.4g}), expected a Python float",
+            "return a float: use math.cos / math.pi on Python numbers (or .item()). The training loop sets the "
+            "optimiser's learning rate to lr * factor, and AdamW on a GPU rejects a tensor learning rate",
+            code="returned_tensor",
+        )
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(f"{what} returned {type(value).__name__}, expected a float", "return a Python float", code="not_number")
     return float(value)
@@ -326,6 +333,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         _cosine_floor(got_t, right, steps, warmup, catalogue)
+        _cosine_period(got_t, right, steps, warmup, catalogue)
         expect_matches(
             got_t,
             right,
@@ -363,6 +371,67 @@ def _cosine_floor(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue
     )
 
 
+def _cosine_period(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue: list) -> None:
+    """Name a cosine part of another period or phase: got = a + b cos(ω progress + φ) exactly, for some ω.
+
+    The right one is ω = π, φ = 0 (half a period over the decay). A grid over ω with a least-squares fit of
+    (a, b cos φ, b sin φ) at each, refined around the best, finds any such schedule (cos without π, a full period,
+    progress measured from step 0, ...); the message reports the fitted ω, a fact about the learner's output.
+    """
+    ok = lambda v: torch.allclose(got, v, rtol=1e-6, atol=1e-7)
+    if (
+        ok(right)
+        or any(ok(v) for _, _, v in catalogue)
+        or not ok(torch.where(torch.arange(steps) < warmup, right, got))
+    ):
+        return  # right, a known mistake, or the warm-up is wrong too
+    t = (torch.arange(warmup, steps, dtype=torch.float64) - warmup) / (steps - warmup)
+    g = got[warmup:]
+    if t.numel() < 6:
+        return
+
+    def fit(omegas: Tensor) -> tuple[Tensor, Tensor]:
+        design = torch.stack(
+            [
+                torch.ones_like(omegas)[:, None].expand(-1, t.numel()),
+                (omegas[:, None] * t).cos(),
+                (omegas[:, None] * t).sin(),
+            ],
+            -1,
+        )
+        coef = torch.linalg.lstsq(design, g.expand(len(omegas), -1)[..., None]).solution[..., 0]
+        residual = (design @ coef[..., None])[..., 0] - g
+        return residual.abs().amax(-1), coef
+
+    omegas = torch.linspace(0.05, 8 * math.pi, 4000, dtype=torch.float64)
+    for _ in range(4):  # refine around the best ω
+        err, _ = fit(omegas)
+        best = float(omegas[int(err.argmin())])
+        step = float(omegas[1] - omegas[0])
+        omegas = torch.linspace(max(best - 2 * step, 1e-3), best + 2 * step, 400, dtype=torch.float64)
+    err, coef = fit(torch.tensor([best], dtype=torch.float64))
+    if float(err[0]) > 1e-6 or abs(best - math.pi) < 1e-3:
+        return
+    a, c, d = coef[0].tolist()
+    amplitude, phase = math.hypot(c, d), math.atan2(-d, c)
+    if amplitude < 1e-3:
+        return
+    shift = f" {phase:+.3g}" if abs(phase) > 1e-4 else ""
+    named = "without π: cos(progress) in radians" if abs(best - 1) < 1e-3 else None
+    periods = best / (2 * math.pi)
+    fail(
+        f"after the warm-up your factor is {a:.3g} + {amplitude:.3g} cos(ω · progress{shift}) with ω = {best:.4g}, "
+        f"expected 0.5 + 0.5 cos(π · progress) (steps={steps}, warmup_steps={warmup})",
+        f"your cosine covers {periods:.3g} of a period over the decay, expected half a period (ω = π)"
+        + (
+            f": that is the cosine {named}. Multiply the progress by math.pi"
+            if named
+            else ": check the factor in front of the progress (it must be π) and that progress runs from 0 to 1"
+        ),
+        code="cosine_period",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # DoubleDescentModel.generate_batch
 # --------------------------------------------------------------------------------------------
@@ -370,6 +439,42 @@ def _rows_of(out: Tensor, data: Tensor) -> bool:
     """Every example of `out` [n inst feats] is one of the examples of `data` (whole [inst feats] rows)."""
     a, b = out.flatten(1).double(), data.flatten(1).double()
     return bool((a[:, None] - b[None]).abs().amax(-1).amin(-1).le(1e-6).all())
+
+
+def _transformed(out: Tensor, data: Tensor) -> None:
+    """Name an output that is a function of the training set: the same features present, other values.
+
+    A redrawn data set (p = 0.1, 6000 entries) essentially never has the same zero pattern, so a matching pattern
+    means self.train_data was transformed; the axes along which out / train_data is constant say how.
+    """
+    got, d = out.detach().double().cpu(), data.double().cpu()
+    if not torch.equal(got != 0, d != 0):
+        return
+    present = d != 0
+    ratio = torch.where(present, got / torch.where(present, d, 1.0), torch.nan)
+    names = ("examples", "inst", "feats")
+    constant = []
+    for axis, name in enumerate(names):
+        lo = torch.where(ratio.isnan(), math.inf, ratio).amin(axis, keepdim=True)
+        hi = torch.where(ratio.isnan(), -math.inf, ratio).amax(axis, keepdim=True)
+        spread = torch.where(present.any(axis, keepdim=True), hi - lo, 0.0)
+        if bool((spread.abs() <= 1e-5 * hi.abs().clamp_min(1e-12)).all()):
+            constant.append(name)
+    if len(constant) == len(names):
+        how = f"your output is self.train_data times {float(ratio.nanmean()):.4g}: a constant factor"
+    elif constant:
+        how = (
+            f"your output / self.train_data is the same along `{'` and `'.join(constant)}`: the training set "
+            f"multiplied or divided by something computed over {' and '.join(constant)} (a normalisation, e.g. "
+            "F.normalize or x / x.norm(dim=...), over that axis?)"
+        )
+    else:
+        how = "the training set transformed elementwise (a power, an abs, a clamp?)"
+    fail(
+        "generate_batch returned the training set's present features, but with other values",
+        f"{how}. self.train_data is already normalised: return it unchanged",
+        code="transformed",
+    )
 
 
 @checker("generate_batch", kind="class")
@@ -415,6 +520,15 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
                 else "that is part 1's generate_batch (fresh, un-normalised examples): return self.train_data",
                 code="fresh_batch" if unit else "part1_batch",
             )
+        for k in range(3):
+            if got.shape == (n_train, 50) and torch.allclose(got, d[:, k]):
+                fail(
+                    f"{what} has shape {tuple(got.shape)}: instance {k}'s training set only, expected "
+                    f"{tuple(data.shape)}",
+                    "return every instance's training set, self.train_data [n_train, inst, feats]: no indexing "
+                    "of the inst axis",
+                    code="one_instance",
+                )
         if got.shape == (3, n_train, 50) and torch.allclose(got, d.transpose(0, 1)):
             fail(
                 f"{what} has shape {tuple(got.shape)}, expected {tuple(data.shape)}",
@@ -459,11 +573,13 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "training is full batch: return all of self.train_data, not a random sample of its rows",
             code="minibatch",
         )
+    _transformed(wrong, data)
     if torch.equal(first, second):
         fail(
-            "generate_batch returned the same data at both calls, but not self.train_data",
-            "you drew a new data set (with a fixed seed?) instead of returning the one drawn in __init__, "
-            "self.train_data",
+            "generate_batch returned the same data at both calls, but not self.train_data (not even the same "
+            "features present)",
+            "a data set of your own (drawn again with a fixed seed, or cached on the first call)? Return the one "
+            "drawn in __init__, self.train_data",
             code="regenerated",
         )
     fail(
@@ -489,9 +605,10 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         _call(compute_dimensionality, what, v_in), what, (3, 7), "inst vectors", torch.float32, device, shapes
     )
     expect_unmodified(v_in, v, what, name="vectors")
-    expect_matches(
-        out.double().cpu(), mistakes.dimensionality(v.cpu()), what, values, rtol=1e-4, atol=1e-6, dims="inst vectors"
-    )
+    expected = mistakes.dimensionality(v.cpu())
+    if unexplained(out, expected, values, "inst vectors", atol=1e-6):
+        dimensionality_structure(lambda x: _call(compute_dimensionality, what, x), v, out)
+    expect_matches(out.double().cpu(), expected, what, values, rtol=1e-4, atol=1e-6, dims="inst vectors")
     # one instance: the inst axis must stay
     out1 = _call(compute_dimensionality, "compute_dimensionality(v[:1])", v[:1].clone())
     if isinstance(out1, Tensor) and tuple(out1.shape) == (7,):

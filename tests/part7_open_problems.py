@@ -17,6 +17,7 @@ from tests.checking import (
     expect_matches,
     expect_tensor,
     fail,
+    generic_diagnosis,
     returned,
     uniform_moments_tolerance,
 )
@@ -344,6 +345,7 @@ TARGET_INPUTS = [  # (target, kind of features): AND/OR are defined on the lab's
     ("and_pairs", "binary"),
     ("or_pairs", "binary"),
     ("argmax", "positive"),
+    ("argmax", "signed_argmax"),
 ]
 
 
@@ -358,8 +360,16 @@ def _mixed_features(device: torch.device, kind: str, shape: tuple[int, ...] = (6
         values = torch.ones(shape)
     else:
         values = torch.empty(shape).uniform_(0.1 if kind == "positive" else -1.5, 1.5)
+        if kind == "signed_argmax":
+            values = torch.where(torch.rand(shape) < 0.15, -values.abs(), values)  # some rows all negative
         values = torch.where((values.abs() - 1).abs() < 0.02, values + 0.05, values)
     x = torch.where(present, values, 0.0)
+    if kind == "signed_argmax":
+        # "the largest feature" of signed inputs is the largest signed value. Rows with a positive value, or with
+        # every feature present and negative, have the same label whether absent features count as 0 or not; a
+        # row whose present features are all negative next to absent ones would not, so it is made all present.
+        negative_only = (x.amax(-1, keepdim=True) <= 0).expand_as(x)
+        x = torch.where(negative_only, -values.abs() - 0.05, x)
     x[0] = 0.0
     return x.to(device)
 
@@ -452,7 +462,7 @@ def _ce_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
 
 
 # Mistakes that need several instances to show (or that coincide with the right answer on one instance alone).
-_MULTI_INSTANCE = ("instances", "importance_first_instance", "softmax_axis", "global_mean")
+_MULTI_INSTANCE = ("instances", "importance_first_instance", "softmax_axis", "global_mean", "pooled_times_instances")
 
 
 def _per_instance_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -532,6 +542,14 @@ def test_cross_entropy_loss(impl, device):
         dims="inst",
         hint=general,
     )
+    if not close(expected.detach()) and generic_diagnosis(got.detach()[None], expected.detach()[None]) is None:
+        fail(
+            f"each instance alone gets the right loss, but with {logits.shape[1]} instances together the loss is "
+            f"{got.item():.6g}, not the sum of their losses {expected.item():.6g}",
+            "L = Σ_k L_k: compute each instance's mean over its own labelled examples, then sum over instances "
+            "(no pooling of examples across instances, no mean over instances)",
+            code="instances_combined",
+        )
     expect_matches(got.detach(), expected.detach(), "the loss", hint=general)
     if not got.requires_grad:
         fail(
@@ -597,6 +615,7 @@ def test_basis_alignment(impl, device):
         )
     expected = ref.basis_alignment(W)
     expect_tensor(got, "basis_alignment(W)", dtype=W.dtype)
+    _alignment_structure(got, expected, W)
     expect_matches(
         got,
         expected,
@@ -606,3 +625,43 @@ def test_basis_alignment(impl, device):
         hint="max over neurons (dim 1) of |W_ki|, divided by ‖Wᵢ‖ over the same axis",
     )
     return None
+
+
+def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:
+    """Name an unexplained alignment by what its numerator or denominator does not vary with.
+
+    got = N / D. With the right denominator ‖Wᵢ‖, N = got · ‖Wᵢ‖; with the right numerator max_k |W_ki|,
+    D = max_k |W_ki| / got. A factor that is the same for every instance (or every feature of an instance) while
+    the right one is not was reduced over that axis too: a fact about the output, whatever the code.
+    """
+    mistakes = alignment_mistakes(W)
+    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
+    if close(got, expected) or any(close(got, v) for _, _, v in mistakes):
+        return
+    if generic_diagnosis(got.detach(), expected.detach(), "inst feats") is not None:
+        return
+    nonzero = W.norm(dim=1) > 0
+    if not bool((got[nonzero] > 0).all()):
+        return
+    g = got.detach().double().cpu()
+    norm, top, nz = W.double().cpu().norm(dim=1), W.double().cpu().abs().amax(1), nonzero.cpu()
+    numerator = torch.where(nz, g * norm, torch.nan)
+    denominator = torch.where(nz, top / g.clamp_min(1e-300), torch.nan)
+
+    def flat_along(value: Tensor, axis: int) -> bool:
+        lo = torch.where(value.isnan(), torch.inf, value).amin(axis, keepdim=True)
+        hi = torch.where(value.isnan(), -torch.inf, value).amax(axis, keepdim=True)
+        return bool(((hi - lo) <= 1e-4 * hi.abs()).all())
+
+    for value, part, right in (
+        (numerator, "numerator", "max over neurons |W_ki|"),
+        (denominator, "denominator", "‖Wᵢ‖"),
+    ):
+        for axis, name, other in ((0, "instance", "instances (dim 0)"), (1, "feature", "features (dim 2)")):
+            if flat_along(value, axis):
+                fail(
+                    f"basis_alignment(W): with the other part right, your {part} is the same for every {name}",
+                    f"the {part} is each feature's own {right}, one per (instance, feature): it was also reduced "
+                    f"over the {other}; reduce over the neurons only (dim 1 of W [inst, neurons, feats])",
+                    code=f"{part}_over_{'instances' if axis == 0 else 'features'}",
+                )

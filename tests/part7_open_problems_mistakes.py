@@ -213,7 +213,22 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
     if target == "argmax":
         present = on(x).any(-1)
         labels = x.argmax(-1)
+        signed = [  # these coincide with the answer on non-negative features: only listed for signed ones
+            (
+                "argmax_abs",
+                "the label is the index of the largest *signed* value (argmax of x), not of the largest |x|: a "
+                "large negative feature is small",
+                torch.where(present, x.abs().argmax(-1), NO_LABEL),
+            ),
+            (
+                "argmax_positive_only",
+                "NO_LABEL is only for rows with no feature present (all zeros): a row whose features are all "
+                "negative still has a largest feature. Test (x != 0).any(-1), not x.max(-1) > 0",
+                torch.where(x.amax(-1) > 0, labels, NO_LABEL),
+            ),
+        ]
         return [
+            *(signed if bool((x < 0).any()) else []),
             ("argmax_empty", "argmax of an all-zero row is 0; mark rows with no feature with NO_LABEL = -1", labels),
             (
                 "argmin",
@@ -309,6 +324,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             term.sum() / valid.sum().clamp(min=1),
         ),
         ("sum_examples", "average over the labelled examples of an instance, don't sum them", term.sum()),
+        (
+            "pooled_times_instances",
+            "one mean pooled over every instance's labelled examples, times n_inst, is not Σ_k L_k: average within "
+            "each instance over its own labelled examples (their counts differ), then sum over instances",
+            term.sum() / valid.sum().clamp(min=1) * logits.shape[1],
+        ),
         (
             "importance_of_prediction",
             "weight by the importance of the TRUE class (the label), not of the predicted one",

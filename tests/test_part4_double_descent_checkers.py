@@ -408,13 +408,14 @@ def lr_numpy_nan(step, steps, warmup_steps):
 
 
 @pytest.mark.parametrize(
-    "impl", [ref_warmup_cosine_lr, shared_warmup_cosine_lr, lr_min_form, lr_numpy, lr_tensor, lr_float32, lr_non_strict]
+    "impl", [ref_warmup_cosine_lr, shared_warmup_cosine_lr, lr_min_form, lr_numpy, lr_float32, lr_non_strict]
 )
 def test_warmup_cosine_lr_accepts(impl):
     assert_passes(checks.test_warmup_cosine_lr, impl)
 
 
 LR_MISTAKES = [
+    (lr_tensor, "returned_tensor"),
     (lr_no_warmup, "no_warmup"),
     (lr_not_shifted, "cosine_not_shifted"),
     (lr_cosine_length, "cosine_length"),

@@ -106,6 +106,60 @@ def test_generate_dataset_accepts_an_epsilon_on_the_norm():
     assert_passes(checks.test_generate_dataset, gen_eps_1e8)
 
 
+def lr_no_pi(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos((step - warmup_steps) / (steps - warmup_steps)))
+
+
+def lr_tensor_cos(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return torch.tensor(step / warmup_steps)
+    return 0.5 * (1 + torch.cos(torch.tensor(math.pi * (step - warmup_steps) / (steps - warmup_steps))))
+
+
+def gb_normalised_again(self, batch_size=None):
+    return torch.nn.functional.normalize(self.train_data, dim=1)
+
+
+def gb_one_instance(self, batch_size=None):
+    return self.train_data[:, 0]
+
+
+def gb_cached_own(self, batch_size=None):
+    if not hasattr(self, "_own"):
+        g = torch.Generator(device=self.train_data.device).manual_seed(0)
+        shape = self.train_data.shape
+        x = torch.rand(shape, generator=g, device=self.train_data.device)
+        x = torch.where(x < 0.1, torch.rand(shape, generator=g, device=x.device), 0.0)
+        self._own = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return self._own
+
+
+def dim_wrong_vector_normalised(vectors):
+    norm_sq = (vectors**2).sum(-1)
+    unit = vectors / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    return norm_sq / (vectors @ unit.transpose(1, 2)).pow(2).sum(-1).clamp_min(1e-30)
+
+
+def dim_d_by_d(vectors):
+    norm_sq = (vectors**2).sum(-1)
+    unit = vectors / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    return norm_sq / (unit.transpose(1, 2) @ vectors).pow(2).sum((-1, -2))[..., None]
+
+
+def dim_self_only(vectors):
+    norm_sq = (vectors**2).sum(-1)
+    unit = vectors / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    return norm_sq / (unit * vectors).pow(2).sum(-1)
+
+
+def dim_cubed_numerator(vectors):
+    norm_sq = (vectors**2).sum(-1)
+    unit = vectors / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    return norm_sq**1.5 / (unit @ vectors.transpose(1, 2)).pow(2).sum(-1)
+
+
 def model_variant(generate_batch) -> type:
     return type("Variant", (DoubleDescentModel,), {"generate_batch": generate_batch})
 
@@ -125,6 +179,15 @@ MISTAKES = [
     ("C", dim_cosines_only, "sum_axis"),
     ("C", dim_no_numerator, "unnormalised"),
     ("C", dim_clamp_at_one, "clamp_too_large"),
+    ("L", lr_no_pi, "cosine_period"),
+    ("L", lr_tensor_cos, "returned_tensor"),
+    ("B", gb_normalised_again, "transformed"),
+    ("B", gb_one_instance, "one_instance"),
+    ("B", gb_cached_own, "regenerated"),
+    ("C", dim_wrong_vector_normalised, "sum_axis"),
+    ("C", dim_d_by_d, "denominator_constant"),
+    ("C", dim_self_only, "ignores_others"),
+    ("C", dim_cubed_numerator, "not_scale_free"),
 ]
 CHECKS = {
     "G": checks.test_generate_dataset,

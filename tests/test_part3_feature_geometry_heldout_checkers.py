@@ -1,0 +1,53 @@
+"""Proofs for part 3's checkers, second file: mistakes from the held-out trials."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tests.part3_feature_geometry as checks
+from tests.proving import assert_fails
+
+
+def dpf_default_diagonal(W):
+    return W.shape[1] / torch.diagonal(W @ W.mT).sum(-1)
+
+
+def cd_wrong_vector_normalised(W):
+    norm_sq = W.pow(2).sum(1)
+    unit = W / norm_sq.sqrt().clamp_min(1e-12)[:, None]
+    den = torch.einsum("kdi,kdj->kij", W, unit).pow(2).sum(-1)
+    return torch.where(den > 0, norm_sq / den.clamp_min(1e-30), 0.0)
+
+
+def cd_elementwise(W):
+    unit = W / W.norm(dim=1, keepdim=True)
+    return W.pow(2).sum(1) / (unit * W).pow(2).sum(1)
+
+
+def cd_pairs_summed_over_both(W):
+    norm_sq = W.pow(2).sum(1)
+    unit = W / norm_sq.sqrt().clamp_min(1e-12)[:, None]
+    return norm_sq / (unit @ W.mT).pow(2).sum((-1, -2))[:, None]
+
+
+def cd_rotation_dependent(W):  # the overlaps of |W| (coordinates), not of W
+    norm_sq = W.pow(2).sum(1)
+    A = W.abs()
+    unit = A / norm_sq.sqrt().clamp_min(1e-12)[:, None]
+    return norm_sq / torch.einsum("kdi,kdj->kij", unit, A).pow(2).sum(-1)
+
+
+MISTAKES = [
+    ("D", dpf_default_diagonal, "diagonal_dims"),
+    ("C", cd_wrong_vector_normalised, "sum_axis"),
+    ("C", cd_elementwise, "ignores_others"),
+    ("C", cd_pairs_summed_over_both, "denominator_constant"),
+    ("C", cd_rotation_dependent, "not_rotation_invariant"),
+]
+CHECKS = {"D": checks.test_dimensions_per_feature, "C": checks.test_compute_dimensionality}
+
+
+@pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[f.__name__ for _, f, _ in MISTAKES])
+def test_heldout_mistakes_are_named(kind, impl, code):
+    assert_fails(CHECKS[kind], impl, code)

@@ -1,0 +1,77 @@
+"""Proofs for part 7's checkers, second file: mistakes from the held-out trials (and correct variants)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import solutions.part7_open_problems as ref
+import tests.part7_open_problems as checks
+from tests.proving import assert_fails, assert_passes
+from utils.part7_open_problems import NO_LABEL
+
+
+def target_with(target, fn):
+    def compute_target(features, which):
+        return fn(features) if which == target else ref.compute_target(features, which)
+
+    return compute_target
+
+
+def argmax_present_only(x):  # correct: the largest among present features (absent ones masked out)
+    masked = torch.where(x != 0, x, -torch.inf)
+    return torch.where((x != 0).any(-1), masked.argmax(-1), NO_LABEL)
+
+
+def argmax_positive_only(x):
+    return torch.where(x.amax(-1) > 0, x.argmax(-1), NO_LABEL)
+
+
+def argmax_of_abs(x):
+    return torch.where((x != 0).any(-1), x.abs().argmax(-1), NO_LABEL)
+
+
+def ce_pooled_times_instances(logits, labels, importance):
+    valid = labels != NO_LABEL
+    idx = labels.clamp(min=0)[..., None]
+    nll = -logits.log_softmax(-1).gather(-1, idx)[..., 0]
+    w = importance.expand_as(logits).gather(-1, idx)[..., 0]
+    return torch.where(valid, w * nll, 0.0).sum() / valid.sum().clamp(min=1) * logits.shape[1]
+
+
+def ce_median_of_instances(logits, labels, importance):  # an unlisted way to combine the instances
+    valid = labels != NO_LABEL
+    idx = labels.clamp(min=0)[..., None]
+    nll = -logits.log_softmax(-1).gather(-1, idx)[..., 0]
+    w = importance.expand_as(logits).gather(-1, idx)[..., 0]
+    per_inst = torch.where(valid, w * nll, 0.0).sum(0) / valid.sum(0).clamp(min=1)
+    return per_inst.max() * logits.shape[1]
+
+
+def align_denominator_over_features(W):
+    return torch.where(W.norm(dim=1) > 0, W.abs().amax(1) / W.norm(dim=2).amax(-1, keepdim=True), 0.0)
+
+
+def align_numerator_over_instances(W):
+    norm = W.norm(dim=1)
+    return torch.where(norm > 0, W.abs().amax(0, keepdim=True).amax(1) / norm.clamp(min=1e-12), 0.0)
+
+
+def test_compute_target_accepts_argmax_among_present_features():
+    assert_passes(checks.test_compute_target, target_with("argmax", argmax_present_only))
+
+
+MISTAKES = [
+    ("T", target_with("argmax", argmax_positive_only), "argmax_positive_only"),
+    ("T", target_with("argmax", argmax_of_abs), "argmax_abs"),
+    ("L", ce_pooled_times_instances, "pooled_times_instances"),
+    ("L", ce_median_of_instances, "instances_combined"),
+    ("A", align_denominator_over_features, "denominator_over_features"),
+    ("A", align_numerator_over_instances, "numerator_over_instances"),
+]
+CHECKS = {"T": checks.test_compute_target, "L": checks.test_cross_entropy_loss, "A": checks.test_basis_alignment}
+
+
+@pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[code for _, _, code in MISTAKES])
+def test_heldout_mistakes_are_named(kind, impl, code):
+    assert_fails(CHECKS[kind], impl, code)
