@@ -15,6 +15,7 @@ which inputs the sampling weights follow, which norm the encoder was scaled by.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import traceback
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from torch import Tensor
 
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
+from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_mistakes as M
 from tests.checking import (
     _is_learner_frame,
@@ -207,14 +209,17 @@ def check_sae_forward(
     grad_hints: dict[str, tuple[str, str]] | None = None,
     keys: tuple[str, ...] | None = None,
     hints: dict[str, str] | None = None,
+    ingredients: dict[str, Callable] | None = None,
 ) -> None:
     """Compare the learner's forward with `forward(reference, h)` output by output, naming known mistakes.
 
     `forward(sae, h, **bug)` is the reference forward with one mistake; `mistakes` are (code, hint, stage, bug)
     with stage the first output the mistake shows in ("acts", "h_reconstructed", a loss_dict key, "loss" or
     "grad"). `keys`: the loss_dict keys checked (default: all the reference returns). `hints`: per output, the
-    hint when no known mistake or generic relation explains a wrong value (the formula to recompute)."""
-    hints = hints or {}
+    hint when no known mistake or generic relation explains a wrong value (the formula to recompute).
+    `ingredients`: per output ("acts", "h_reconstructed"), fn(reference, h) -> (combine, options) for
+    `D.ingredient_diagnosis`, tried when no catalogued mistake matches."""
+    hints, ingredients = hints or {}, ingredients or {}
     loss_dict, loss, acts, h_rec = call_forward(sae, h)
     ref_dict, ref_loss, ref_acts, ref_rec = forward(reference, h)
     outs = {}
@@ -225,7 +230,19 @@ def check_sae_forward(
     def catalogue(stage: str) -> list[tuple[str, str, Tensor]]:
         return [(c, hint, o[stage].detach()) for c, (hint, st, o, _) in outs.items() if st == stage]
 
+    def unlisted(got: Any, stage: str) -> bool:
+        return isinstance(got, Tensor) and not any(
+            v.shape == got.shape and torch.allclose(got.detach(), v, rtol=1e-4, atol=1e-5)
+            for _, _, v in catalogue(stage)
+        )
+
+    def diagnose(got: Tensor, want: Tensor, stage: str, what: str) -> None:
+        if stage in ingredients and unlisted(got, stage):
+            with torch.no_grad():
+                D.ingredient_diagnosis(got.detach(), want.detach(), what, *ingredients[stage](reference, h))
+
     expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", dtype=h.dtype, device=h.device)
+    diagnose(acts, ref_acts, "acts", "acts_post")
     expect_matches(
         acts.detach(),
         ref_acts.detach(),
@@ -236,6 +253,7 @@ def check_sae_forward(
         code="acts",
     )
     expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", dtype=h.dtype, device=h.device)
+    diagnose(h_rec, ref_rec, "h_reconstructed", "h_reconstructed")
     expect_matches(
         h_rec.detach(),
         ref_rec.detach(),
@@ -266,6 +284,8 @@ def check_sae_forward(
                 "loss_shape",
             )
         value = expect_tensor(value, f"loss_dict[{key!r}]", shape=h.shape[:2], dims="batch inst", device=h.device)
+        if unlisted(value, key):
+            D.relation_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", {"k": getattr(sae.cfg, "k", -1)})
         expect_matches(
             value.detach().to(h.dtype),
             ref_dict[key].detach(),
@@ -275,6 +295,8 @@ def check_sae_forward(
             hint=hints.get(key),
         )
     loss = expect_scalar(loss, "loss")
+    if unlisted(loss, "loss") and not torch.allclose(loss.detach(), ref_loss.detach(), rtol=1e-4, atol=1e-5):
+        D.loss_probe(sae, reference, h, forward, lambda model, x: returned(model(x.clone()), "forward"))
     expect_matches(loss.detach(), ref_loss.detach(), "loss", catalogue("loss"), hint=hints.get("loss"), code="loss")
     if not loss.requires_grad:
         fail(
@@ -413,6 +435,7 @@ def test_init(impl: type, device: torch.device) -> str:
                 fail(
                     f"self.{name} doesn't require gradients", "don't freeze the SAE's own parameters", code="sae_frozen"
                 )
+    D.check_init_values(_build(impl, ref.ToySAEConfig(n_inst=N_INST, d_in=D_IN, d_sae=2000), _toy_model(device)))
     return "shapes, zero biases, tied and untied decoders, frozen model"
 
 
@@ -514,31 +537,6 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 3: generate_batch
 # --------------------------------------------------------------------------------------------
-def _feature_space_output(h: Tensor, drawn: list[Tensor], model: ToyModel) -> None:
-    """Name the mistake when generate_batch returned something in feature space ([batch inst feats])."""
-    W = model.W.detach()
-    for x in drawn:
-        for code, hint, value in (
-            ("features_returned", "map the features to the hidden space: h = W x (einsum with self.model.W)", x),
-            (
-                "model_output",
-                "self.model(x) is the toy model's reconstruction of x; the SAE reads the hidden vector h = W x",
-                model(x).detach(),
-            ),
-            (
-                "decoded",
-                "stop at the hidden vector h = W x: W^T W x maps it back to feature space",
-                torch.einsum("bid,idf->bif", M.hidden(x, W), W),
-            ),
-        ):
-            if value.shape == h.shape and torch.allclose(h.detach(), value, rtol=1e-4, atol=1e-5):
-                fail(
-                    f"generate_batch returned shape {tuple(h.shape)}: [batch inst feats], not [batch inst d_in]",
-                    hint,
-                    code,
-                )
-
-
 @checker("generate_batch", kind="class")
 def test_generate_batch(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("generate_batch",))
@@ -562,7 +560,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
                 code="batch_size",
             )
         if h.shape[2] == N_FEATS:
-            _feature_space_output(h, drawn, sae.model)
+            D.feature_space_output(h, drawn, sae.model)
     h = expect_tensor(
         h,
         "generate_batch(64)",
@@ -596,6 +594,8 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     diff = h.detach() - M.hidden(features, W)
     if diff.abs().max() > 1e-4 and torch.allclose(diff, diff[:1].expand_as(diff), atol=1e-5):
         hint, code = "your h is W x plus the same vector for every example: h = W x has no bias term", "bias_added"
+    if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
+        D.linear_map_hint(h, features, W)
     expect_matches(
         h.detach(),
         M.hidden(features, W),
@@ -627,7 +627,8 @@ def test_forward(impl: type, device: torch.device) -> str:
         "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances; "
         "sparsity_coeff is [inst], used as it is",
     }
-    check_sae_forward(sae, reference, h, M.vanilla_forward, M.FORWARD_MISTAKES, hints=hints)
+    ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
+    check_sae_forward(sae, reference, h, M.vanilla_forward, M.FORWARD_MISTAKES, hints=hints, ingredients=ingredients)
     return "activations, reconstruction, per-example losses, total loss and gradients"
 
 
@@ -754,14 +755,15 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     q = torch.tensor(M.Q, device=device)
     active = q.sum(-1) > 0
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
-    before = _snapshot(sae)
+    before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second run shows whether the choice is random
     b_dec = sae.b_dec.detach().clone()
     _call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
     expected = dead & active[:, None]
     M.check_which_latents(sae, before, expected, frac, groups, active)
     M.check_encoder_bias(sae, expected)
     rows = M.unit_rows(sae, before, expected, scale)
-    M.check_sampling(rows, expected, q, b_dec, active)
+    again = lambda: _call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size))
+    M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected))
     # encoder column = v · resample_scale · (mean norm of the live latents' encoder columns in that instance)
     enc = sae.W_enc.detach().transpose(-1, -2)[expected]
     inst_of = expected.nonzero()[:, 0]

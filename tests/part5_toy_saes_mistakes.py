@@ -451,6 +451,7 @@ def scale_candidates(
     )
     pooled = (norms * alive).sum() / alive.sum().clamp_min(1)
     row_norms = W_enc.norm(dim=-1).mean(-1)  # norms over d_sae: one per input dimension, averaged
+    live_row_norms = (W_enc * alive[:, None, :]).norm(dim=-1).mean(-1)  # the same over the live latents only
     alive_max = (norms * alive).amax(-1)
     return [
         ("scale_ignored", "multiply by resample_scale too", alive_mean),
@@ -473,6 +474,12 @@ def scale_candidates(
             "enc_norm_axis",
             "a latent's encoder column is W_enc[inst, :, j]: take its norm over d_in (dim=1), not over d_sae",
             resample_scale * row_norms,
+        ),
+        (
+            "enc_norm_axis",
+            "a latent's encoder column is W_enc[inst, :, j]: take each live column's norm over d_in (dim 0 of "
+            "W_enc[inst], dim 1 of W_enc), not the norm over the latents (one per input dimension)",
+            resample_scale * live_row_norms,
         ),
         (
             "max_norm",
@@ -641,8 +648,11 @@ def rate_tolerance(n: int, p: float, n_tests: int) -> float:
     return bernstein_tolerance(max(n, 1), p * (1 - p), 1.0, FAILURE_PROBABILITY / n_tests)
 
 
-def check_sampling(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active: Tensor) -> None:
-    """Each new direction is one input type's e_j; per instance, type j must be picked with probability ∝ q_j²."""
+def check_sampling(
+    rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active: Tensor, is_random: Callable[[], None] = lambda: None
+) -> None:
+    """Each new direction is one input type's e_j; per instance, type j must be picked with probability ∝ q_j².
+    `is_random`: checks that the choice is random at all, before the frequencies are compared."""
     best = rows.abs().max(-1)
     if (best.values < 1 - 1e-4).any() or (rows.gather(-1, best.indices[:, None]) < 0).any():
         protos = torch.nn.functional.normalize(b_dec[:, None, :] + torch.diag_embed(q.sqrt()), dim=-1)
@@ -671,6 +681,7 @@ def check_sampling(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active:
                 "and not one draw shared by all",
                 code="same_input",
             )
+    is_random()
     counts = torch.stack([torch.bincount(best.indices[inst_of == k], minlength=q.shape[1]) for k in insts]).double()
     n = counts.sum(-1, keepdim=True)
     observed = counts / n

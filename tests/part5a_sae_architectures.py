@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
+from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import (
     _is_learner_frame,
@@ -44,6 +45,47 @@ from tests.part5_toy_saes import (
 # --------------------------------------------------------------------------------------------
 # Exercise 7: Gated SAE
 # --------------------------------------------------------------------------------------------
+def _gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
+    """acts_post = 1[gate > 0] · ReLU(magnitude), with realistic alternatives for each ingredient of the paths."""
+    x = h - sae.b_dec
+
+    def combine(x_in: Tensor, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any) -> Tensor:
+        p = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
+        gate = p + gate_bias
+        mag = (gate if mag_in == "gate" else p) * scale + mag_bias
+        return (gate > 0).to(h.dtype) * mag.relu()
+
+    return combine, [
+        [("x", "", lambda: x), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
+        [("gate", "", lambda: sae.b_enc), ("no_b_gate", "the gate path has no b_gate (b_enc)", lambda: 0.0)],
+        [
+            ("proj", "", lambda: "proj"),
+            (
+                "gate_bias_in_mag",
+                "the magnitude path scales x @ W_enc + b_gate (the gate's pre-activation) instead of x @ W_enc alone",
+                lambda: "gate",
+            ),
+        ],
+        [
+            ("exp", "", lambda: sae.r_mag.exp()),
+            ("r_mag_no_exp", "the magnitude scale is r_mag, not exp(r_mag)", lambda: sae.r_mag),
+            ("no_r_mag", "the magnitude path is not scaled by exp(r_mag)", lambda: 1.0),
+        ],
+        [
+            ("b_mag", "", lambda: sae.b_mag),
+            ("no_b_mag", "the magnitude path has no b_mag", lambda: 0.0),
+            ("mag_bias_b_enc", "the magnitude path adds b_enc instead of b_mag", lambda: sae.b_enc),
+        ],
+    ]
+
+
+def _gated_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
+    x = h - sae.b_dec
+    proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
+    gate, mag = proj + sae.b_enc, proj * sae.r_mag.exp() + sae.b_mag
+    return D.decode_options(sae, mag, (gate > 0).to(h.dtype) * mag.relu())
+
+
 @checker("gated_forward", kind="class")
 def test_gated_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.GatedToySAE, impl, ("forward",))
@@ -58,7 +100,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over "
         "instances",
     }
-    check_sae_forward(sae, reference, h, M.gated_forward, M.GATED_MISTAKES, hints=hints)
+    ingredients = {"acts": _gated_acts_options, "h_reconstructed": _gated_decode_options}
+    check_sae_forward(sae, reference, h, M.gated_forward, M.GATED_MISTAKES, hints=hints, ingredients=ingredients)
     return "gate and magnitude paths, three losses, gradients (the auxiliary path trains the gate only)"
 
 
@@ -159,12 +202,7 @@ def _check_step_function(
     outside = (grad_th.detach() != 0) & (M.rect((x0 - th0) / BANDWIDTH) == 0)
     th_hint, th_code = "see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output", "grad_threshold"
     if outside.any():
-        u = ((x0 - th0) / BANDWIDTH)[outside].abs().max()
-        th_hint = (
-            f"your threshold gradient is non-zero outside the window (up to |u| = {u:.3g}, u = (x - θ)/ε): K is the "
-            "rectangle 1[|u| < 1/2], zero elsewhere, not a smooth kernel (Gaussian, sigmoid derivative)"
-        )
-        th_code = "kernel_shape"
+        th_hint, th_code = _window_hint(impl), "kernel_shape"
     expect_matches(
         grad_th,
         want_th,
@@ -173,6 +211,39 @@ def _check_step_function(
         hint=th_hint,
         code=th_code,
     )
+
+
+def _half_width(impl: Any, bandwidth: float) -> float | None:
+    """The largest |x - θ| (on a grid up to 8, θ = 1) where the threshold gradient of `impl` is non-zero."""
+    d = torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4  # no point on an edge of the window
+    x, th = (1.0 + d).requires_grad_(True), torch.ones_like(d).requires_grad_(True)
+    try:
+        (grad,) = torch.autograd.grad(impl.apply(x, th, bandwidth).sum(), th, allow_unused=True)
+    except Exception:  # the learner's backward failing on these inputs: say nothing about the window
+        return None
+    return None if grad is None or not (grad != 0).any() else float(d[grad.detach() != 0].abs().max())
+
+
+def _window_hint(impl: Any) -> str:
+    """Describe where the learner's threshold gradient is non-zero, measured at two bandwidths."""
+    widths = {eps: _half_width(impl, eps) for eps in (BANDWIDTH, 4 * BANDWIDTH)}
+    seen = ", ".join(f"|x - θ| up to {w:.3g} at ε = {e:g}" for e, w in widths.items() if w is not None)
+    base = f"your threshold gradient is non-zero outside the window |x - θ| < ε/2 ({seen}): "
+    w1, w4 = widths[BANDWIDTH], widths[4 * BANDWIDTH]
+    if w1 is None or w4 is None:
+        return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε"
+    if min(w1, w4) > 7.9:
+        return base + "it has no cutoff at all on |x - θ| <= 8: K is the rectangle 1[|u| < 1/2], zero elsewhere"
+    if abs(w4 / w1 - 0.25) < 0.05:
+        return base + (
+            f"the window is ≈ {2 * w1 * BANDWIDTH:.2g}/ε wide and shrinks as ε grows, instead of ε wide: is u "
+            "computed as (x - θ) · ε instead of (x - θ) / ε?"
+        )
+    if abs(w4 / w1 - 4) < 0.2:
+        return base + (
+            f"the window grows with ε but is {2 * w1 / BANDWIDTH:.2g}·ε wide instead of ε: K is 1[|u| < 1/2]"
+        )
+    return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
 
 
 @checker("heaviside", kind="class")
@@ -297,6 +368,8 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         if "L_sparsity" in out[0]:
             ref_dict, _, ref_acts, _ = reference(h)
             value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
+            if not torch.allclose(value.detach().to(h.dtype), ref_acts.detach().sum(-1), atol=1e-5):
+                D.relation_hint(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']", {"k": k})
             expect_matches(
                 value.detach().to(h.dtype),
                 ref_dict["L_sparsity"].detach(),
@@ -478,6 +551,12 @@ def dead_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
             ((acts != 0).to(acts.dtype).mean(0) < 1e-3).to(acts.dtype).mean(-1),
         ),
         ("single_example", "check every example of the batch, not just one", (acts[-1] == 0).to(acts.dtype).mean(-1)),
+        (
+            "axes_swapped",
+            "that is the fraction of *examples* on which every latent is zero: a latent is dead when it is zero on "
+            "every example, (acts == 0).all(dim=0), then average over the latents",
+            (acts == 0).all(-1).to(acts.dtype).mean(0),
+        ),
         *[
             (
                 "activity_threshold",

@@ -40,12 +40,10 @@ def _init_variant(body, call_super=True):
 def _good_init(self, cfg, model, device):
     model.requires_grad_(False)
     self.model = model
-    w = torch.empty(cfg.n_inst, cfg.d_in, cfg.d_sae, device=device)
-    nn.init.xavier_normal_(w)
-    self.W_enc = nn.Parameter(w)
-    self._W_dec = (
-        None if cfg.tied_weights else nn.Parameter(torch.randn(cfg.n_inst, cfg.d_sae, cfg.d_in, device=device))
-    )
+    w = torch.empty(cfg.n_inst, cfg.d_sae, cfg.d_in, device=device)  # Kaiming on the transposed shape: same fan
+    nn.init.kaiming_uniform_(w, nonlinearity="relu")
+    self.W_enc = nn.Parameter(w.transpose(-1, -2).contiguous())
+    self._W_dec = None if cfg.tied_weights else nn.Parameter(w.clone())
     self.b_enc = nn.Parameter(torch.zeros(cfg.n_inst, cfg.d_sae, device=device))
     self.b_dec = nn.Parameter(torch.zeros(cfg.n_inst, cfg.d_in, device=device))
 

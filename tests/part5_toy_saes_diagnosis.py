@@ -1,0 +1,379 @@
+"""Measurements that name mistakes nobody listed, for part 5's checkers (`tests.part5_toy_saes`).
+
+* `__init__`: the distribution W_enc is drawn from (uniform, as Kaiming-uniform is, or not), and whether the
+  untied decoder starts as W_enc transposed (the docstring asks for both).
+* forward: which ingredient of acts_post or h_reconstructed is wrong (the reference with every combination of
+  realistic alternatives for its input, weights, bias and nonlinearity), how a wrong per-example loss relates to
+  the right one (squared, square root, a constant), and how the total loss splits into its reconstruction part
+  and each instance's sparsity part (probed by changing `sparsity_coeff`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY, fail
+
+
+def hidden(features: Tensor, W: Tensor) -> Tensor:
+    return torch.einsum("bif,idf->bid", features, W)
+
+
+def feature_space_output(h: Tensor, drawn: list[Tensor], model: Any) -> None:
+    """Name the mistake when generate_batch returned something in feature space ([batch inst feats])."""
+    W = model.W.detach()
+    for x in drawn:
+        for code, hint, value in (
+            ("features_returned", "map the features to the hidden space: h = W x (einsum with self.model.W)", x),
+            (
+                "model_output",
+                "self.model(x) is the toy model's reconstruction of x; the SAE reads the hidden vector h = W x",
+                model(x).detach(),
+            ),
+            (
+                "decoded",
+                "stop at the hidden vector h = W x: W^T W x maps it back to feature space",
+                torch.einsum("bid,idf->bif", hidden(x, W), W),
+            ),
+        ):
+            if value.shape == h.shape and torch.allclose(h.detach(), value, rtol=1e-4, atol=1e-5):
+                fail(
+                    f"generate_batch returned shape {tuple(h.shape)}: [batch inst feats], not [batch inst d_in]",
+                    hint,
+                    code,
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# __init__: the initial values
+# --------------------------------------------------------------------------------------------
+def check_init_values(sae: Any) -> None:
+    """W_enc is uniform and symmetric on [-b, b] (Kaiming-uniform, whatever fan it used) in every instance, and an
+    untied _W_dec starts as W_enc transposed. `sae`: built with a large d_sae, so the statistics are sharp."""
+    W = sae.W_enc.detach().double()
+    # Each instance is scaled by its own largest |w| (its bound b̂, may differ per instance). For U[-b, b], b̂ is
+    # below b(1 - t) with probability (1 - t)^n: t = 0.004, n = 6000 gives e^-24, and the CDF of U[-b̂, b̂] is then
+    # within t/2 of U[-b, b]'s. DKW on the pooled N = n_inst · n values: sup |F_N - F| <= sqrt(ln(2/δ) / 2N)
+    # with probability 1 - δ, δ = FAILURE_PROBABILITY. A correct init fails with probability < 1e-6.
+    t = 0.004
+    scaled = (W / W.flatten(1).abs().amax(-1)[:, None, None]).flatten().sort().values
+    N = scaled.numel()
+    tol = math.sqrt(math.log(2 / FAILURE_PROBABILITY) / (2 * N)) + t / 2
+    cdf = torch.arange(1, N + 1, dtype=torch.float64) / N
+    uniform = (scaled + 1) / 2
+    gap = float(torch.maximum((cdf - uniform).abs(), (cdf - 1 / N - uniform).abs()).max())
+    if gap > tol:
+        z = (W - W.mean()) / W.std()
+        kurtosis = float(z.pow(4).mean())
+        bounds = W.flatten(1).abs().amax(-1)
+        fail(
+            f"W_enc's values are not uniform on [-b, b]: their CDF is {gap:.3f} away from a uniform one "
+            f"(tolerance {tol:.3f}); largest |w| per instance {[round(float(b), 3) for b in bounds]}, "
+            f"standard deviation {float(W.std()):.3g}, kurtosis {kurtosis:.2f} (uniform 1.8, normal 3)",
+            "initialise W_enc with nn.init.kaiming_uniform_(torch.empty(n_inst, d_in, d_sae)), as the docstring asks"
+            + (": torch.randn and the *_normal_ inits draw a normal distribution" if abs(kurtosis - 3) < 0.3 else ""),
+            code="init_not_uniform",
+        )
+    if sae._W_dec is None:
+        return
+    D, E = sae._W_dec.detach().double(), W.transpose(-1, -2)
+    if torch.allclose(D, E, rtol=1e-6, atol=1e-7):
+        return
+    cos = torch.nn.functional.cosine_similarity(D, E, dim=-1)
+    if bool((cos > 1 - 1e-5).all()):
+        ratio = D.norm(dim=-1) / E.norm(dim=-1)
+        fail(
+            "every row of _W_dec points along W_enc's matching column, but with another length "
+            f"(ratio between {float(ratio.min()):.3g} and {float(ratio.max()):.3g})",
+            "start the decoder as an exact copy: `self.W_enc.detach().transpose(-1, -2).clone()`, not rescaled or "
+            "normalised (forward normalises it when it decodes)",
+            code="decoder_rescaled",
+        )
+    # Independent draws: the entry correlation is ~N(0, 1/N); |r| > 0.1 has probability < e^-90 at N = 18000.
+    r = float(torch.corrcoef(torch.stack([D.flatten(), E.flatten()]))[0, 1])
+    fail(
+        f"the untied _W_dec doesn't start as W_enc transposed (correlation of their entries {r:.3f})",
+        (
+            "initialise the decoder as a copy of the encoder, `self.W_enc.detach().transpose(-1, -2).clone()`, "
+            "not with its own random draw"
+            if abs(r) < 0.1
+            else "initialise the decoder as exactly `self.W_enc.detach().transpose(-1, -2).clone()`"
+        ),
+        code="decoder_not_W_enc_T",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# forward: which ingredient is wrong
+# --------------------------------------------------------------------------------------------
+Ingredient = tuple[str, str, Callable[..., Any]]  # (code, description, value)
+
+
+def ingredient_diagnosis(
+    got: Tensor, want: Tensor, what: str, combine: Callable[..., Tensor], options: list[list[Ingredient]]
+) -> None:
+    """Fail naming the ingredients of `what` that differ from the reference, when `got` is `combine` applied to
+    one option per ingredient (option 0 of each is the reference's). Every combination is tried, so two
+    mistakes at once are named too. Does nothing when no combination (or only ambiguous ones) matches."""
+    if got.shape != want.shape or torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+        return
+    found: list[tuple[int, ...]] = []
+    for choice in itertools.product(*[range(len(o)) for o in options]):
+        if not any(choice):
+            continue
+        value = combine(*[options[i][c][2]() for i, c in enumerate(choice)])
+        if value.shape == got.shape and torch.allclose(got, value, rtol=1e-4, atol=1e-5):
+            found.append(choice)
+    if not found:
+        return
+    fewest = min(sum(c > 0 for c in choice) for choice in found)
+    simplest = [c for c in found if sum(x > 0 for x in c) == fewest]
+    described = ["; ".join(options[i][c][1] for i, c in enumerate(choice) if c > 0) for choice in simplest]
+    codes = ["+".join(options[i][c][0] for i, c in enumerate(choice) if c > 0) for choice in simplest]
+    hint = described[0] if len(set(described)) == 1 else "two readings fit: " + "; or ".join(dict.fromkeys(described))
+    fail(f"{what} differs from the expected values; it is what the reference gives when {hint}", hint, codes[0])
+
+
+def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
+    def combine(x: Tensor, W: Tensor, bias: Tensor | float, nonlin: str) -> Tensor:
+        pre = torch.einsum("bid,ids->bis", x, W)
+        return {"after": lambda: (pre + bias).relu(), "before": lambda: pre.relu() + bias, "none": lambda: pre + bias}[
+            nonlin
+        ]()
+
+    b_dec, W_hat = sae.b_dec, sae.W_dec_normalized
+    return combine, [
+        [
+            ("x", "", lambda: h - b_dec),
+            ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h),
+            ("b_dec_added", "the encoder reads h + b_dec, not h - b_dec", lambda: h + b_dec),
+        ],
+        [
+            ("W", "", lambda: sae.W_enc),
+            ("encoder_from_decoder", "the encoder is W_dec_normalized transposed, not W_enc", lambda: W_hat.mT),
+            ("encoder_from_W_dec", "the encoder is W_dec transposed (unnormalised), not W_enc", lambda: sae.W_dec.mT),
+        ],
+        [
+            ("b", "", lambda: sae.b_enc),
+            ("no_b_enc", "b_enc is missing", lambda: 0.0),
+            ("b_enc_subtracted", "b_enc is subtracted, not added", lambda: -sae.b_enc),
+        ],
+        [
+            ("relu", "", lambda: "after"),
+            ("relu_before_bias", "the ReLU comes before b_enc is added", lambda: "before"),
+            ("no_relu", "there is no ReLU", lambda: "none"),
+        ],
+    ]
+
+
+def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
+    """h_reconstructed = codes @ decoder + bias, with realistic alternatives for each (any architecture)."""
+
+    def combine(codes: Tensor, W: Tensor, bias: Tensor | float) -> Tensor:
+        return torch.einsum("bis,isd->bid", codes, W) + bias
+
+    b_dec = sae.b_dec
+    return combine, [
+        [
+            ("acts", "", lambda: acts),
+            ("decoded_pre_relu", "it decodes the pre-activations (before the ReLU), not acts_post", lambda: pre),
+        ],
+        [
+            ("W", "", lambda: sae.W_dec_normalized),
+            ("unnormalized_decoder", "it decodes with W_dec, not W_dec_normalized", lambda: sae.W_dec),
+            ("decoder_is_encoder", "it decodes with W_enc transposed, not W_dec_normalized", lambda: sae.W_enc.mT),
+        ],
+        [
+            ("b", "", lambda: b_dec),
+            ("no_b_dec_add", "b_dec is not added back after decoding", lambda: 0.0),
+            ("b_dec_subtracted", "b_dec is subtracted after decoding instead of added", lambda: -b_dec),
+            ("b_dec_added_twice", "b_dec is added twice", lambda: 2 * b_dec),
+        ],
+    ]
+
+
+def vanilla_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
+    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+    return decode_options(sae, pre, pre.relu())
+
+
+def relation_hint(got: Tensor, want: Tensor, what: str, constants: dict[str, float] | None = None) -> None:
+    """Fail describing how a wrong per-example quantity relates to the right one, when it is a simple function of
+    it (its square, its square root, one constant everywhere); otherwise do nothing."""
+    if got.shape != want.shape or torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+        return
+    g, w = got.detach().double(), want.detach().double()
+    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
+    if close(g, w.pow(2)):
+        fail(
+            f"{what} is the square of the expected value, example by example",
+            f"{what} is not squared: drop the ** 2 (or .pow(2)) applied after the sum",
+            code="squared",
+        )
+    if (w >= 0).all() and close(g, w.sqrt()):
+        fail(f"{what} is the square root of the expected value", f"{what} has no square root", code="square_root")
+    if close(g, g.flatten()[0].expand_as(g)) and not close(w, w.flatten()[0].expand_as(w)):
+        c = float(g.flatten()[0])
+        named = [n for n, v in (constants or {}).items() if abs(v - c) < 1e-6]
+        fail(
+            f"{what} is {c:.4g} for every example" + (f" (= {named[0]})" if named else ""),
+            f"{what} varies from example to example: compute it from that example's activations"
+            + (f", don't fill in {named[0]}" if named else ""),
+            code="constant",
+        )
+
+
+def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Callable) -> None:
+    """When the total loss is wrong: split it by changing sparsity_coeff. loss(c) = R + Σ_i c_i w_i should hold with
+    R the reconstruction part (the loss at c = 0) and w_i = mean over the batch of instance i's L_sparsity. Name
+    the part that is wrong; do nothing when the loss isn't linear in the coefficients or all parts look right."""
+    n_inst = sae.sparsity_coeff.shape[0]
+    coeffs = sae.sparsity_coeff.detach().clone()
+
+    def loss_at(model: Any, c: Tensor, fn: Callable) -> float:
+        with torch.no_grad():
+            model.sparsity_coeff.copy_(c)
+            try:
+                return float(fn(model, h)[1])
+            finally:
+                model.sparsity_coeff.copy_(coeffs)
+
+    probes = [torch.zeros_like(coeffs)] + [
+        torch.eye(n_inst, dtype=coeffs.dtype, device=coeffs.device)[i] for i in range(n_inst)
+    ]
+    try:
+        mine = [loss_at(sae, c, call) for c in [*probes, coeffs]]
+    except Exception:  # the learner's forward misbehaving here is reported by the main check
+        return
+    want = [loss_at(reference, c, forward) for c in [*probes, coeffs]]
+    R, w = mine[0], [m - mine[0] for m in mine[1 : n_inst + 1]]
+    R_ref, w_ref = want[0], [m - want[0] for m in want[1 : n_inst + 1]]
+    scale = max(1.0, abs(mine[-1]))
+    if abs(R + sum(c * x for c, x in zip(coeffs.tolist(), w, strict=True)) - mine[-1]) > 1e-4 * scale:
+        return  # not linear in sparsity_coeff: nothing simple to say
+    close = lambda a, b: abs(a - b) <= 1e-4 * max(1.0, abs(b))
+    parts = []
+    if not close(R, R_ref):
+        factor = R / R_ref if R_ref else float("nan")
+        why = next(
+            (
+                f" ({name})"
+                for name, v in (
+                    ("1/n_inst: averaged over instances instead of summed", 1 / n_inst),
+                    ("n_inst: summed where a mean was asked", n_inst),
+                    ("batch: summed over the batch, not averaged", h.shape[0]),
+                    ("1/batch", 1 / h.shape[0]),
+                )
+                if abs(factor - v) < 1e-3 * v
+            ),
+            "",
+        )
+        parts.append(f"the reconstruction part (your loss with sparsity_coeff = 0) is {factor:.4g} × the expected{why}")
+    if not all(close(a, b) for a, b in zip(w, w_ref, strict=True)):
+        if all(abs(b) < 1e-9 for b in w_ref):
+            parts.append(
+                f"your loss changes with sparsity_coeff (by {[round(x, 4) for x in w]} per unit of each instance's "
+                "coefficient), but this loss has no sparsity term: leave the L1 penalty out"
+            )
+        elif len(set(round(x, 6) for x in w)) == 1 and close(w[0], sum(w_ref) / n_inst):
+            parts.append(
+                "each instance's coefficient changes your loss by the same amount, the average of all instances' "
+                "sparsity terms: one coefficient (sparsity_coeff.mean() or [0]) shared by every instance? Multiply "
+                "each instance's L_sparsity by its own sparsity_coeff[i]"
+            )
+        else:
+            ratios = [a / b if b else float("nan") for a, b in zip(w, w_ref, strict=True)]
+            parts.append(
+                "the sparsity part of instance i (how your loss changes with sparsity_coeff[i]) is "
+                f"{[round(r, 4) for r in ratios]} × the expected"
+            )
+    if parts:
+        fail(
+            f"loss is {mine[-1]:.6g}, expected {want[-1]:.6g}: " + "; ".join(parts),
+            "the loss is the batch mean, summed over instances, of the per-example terms in the exercise's formula"
+            + (
+                " (here no sparsity term at all)"
+                if all(abs(b) < 1e-9 for b in w_ref)
+                else " (each instance's sparsity term weighted by its own sparsity_coeff[i])"
+            )
+            + ": fix the part named above",
+            code="loss_parts",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# generate_batch: which linear map the learner applied
+# --------------------------------------------------------------------------------------------
+def linear_map_hint(h: Tensor, features: Tensor, W: Tensor) -> None:
+    """When h is a linear map of the features in every instance (fitted by least squares), describe the map:
+    one shared by all instances (W averaged, summed, or another instance's), named when recognised."""
+    x, y = features.detach().double(), h.detach().double()
+    n_inst = x.shape[1]
+    seen = (x != 0).any(0)  # [inst feats]: the columns the data can identify
+    maps = []
+    for i in range(n_inst):
+        cols = seen[i].nonzero().flatten()
+        if cols.numel() == 0:
+            return
+        sol = torch.linalg.lstsq(x[:, i][:, cols], y[:, i]).solution  # [feats_seen d_in]
+        if not torch.allclose(x[:, i][:, cols] @ sol, y[:, i], rtol=1e-4, atol=1e-4):
+            return  # not linear in the features
+        full = torch.full((x.shape[2], y.shape[2]), float("nan"), dtype=torch.float64)
+        full[cols.cpu()] = sol.cpu()
+        maps.append(full.T)  # [d_in feats]
+    A = torch.stack(maps)
+    Wd = W.detach().double().cpu()
+    both = ~A.isnan()
+
+    def same(a: Tensor, b: Tensor) -> bool:
+        b = b.expand_as(a)
+        known = ~a.isnan()
+        return bool(torch.allclose(a[known], b[known], rtol=1e-3, atol=1e-4))
+
+    if same(A, Wd):
+        return
+    shared = bool(both.all()) and all(same(A[i], A[0]) for i in range(n_inst))
+    for name, value in (
+        ("the average of W over instances, W.mean(0)", Wd.mean(0)),
+        ("the sum of W over instances, W.sum(0)", Wd.sum(0)),
+        *[(f"instance {j}'s W", Wd[j]) for j in range(n_inst)],
+    ):
+        if same(A, value[None]):
+            fail(
+                f"your h is linear in the features, but every instance uses the same map: {name}",
+                "use each instance's own W: einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> "
+                "batch inst d_in') keeps the inst axis",
+                code="instance_mixing",
+            )
+    if shared:
+        fail(
+            "your h is linear in the features, but every instance uses the same map (not any instance's own W)",
+            "use each instance's own W: keep the inst axis in the einsum",
+            code="instance_mixing",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Advanced resampling: is the choice of inputs random at all?
+# --------------------------------------------------------------------------------------------
+def check_random_choice(run_again: Callable[[], None], spare: Any, rows: Tensor, expected: Tensor) -> None:
+    """Run the resampler a second time on an identical copy (`spare`: same dead latents, same losses) and compare
+    the inputs picked (each new direction is one input type's e_j). A random choice differs: two runs of 900 picks
+    among types of probability <= 16/22 agree with probability < 0.73^900. Identical picks mean the choice is
+    deterministic (topk, argmax, sort)."""
+    run_again()
+    other = spare.W_dec.detach()[expected]
+    if other.shape == rows.shape and rows.shape[0] > 100 and torch.equal(other.argmax(-1), rows.argmax(-1)):
+        fail(
+            "two runs on identical SAEs (same dead latents, same losses) picked exactly the same input for every "
+            "dead latent: your choice of inputs is not random",
+            "draw the inputs at random with probability ∝ L_reconstruction² (torch.multinomial(weights, n_dead, "
+            "replacement=True)), instead of always taking the worst examples (topk, argmax or sorting)",
+            code="deterministic_choice",
+        )

@@ -1,0 +1,135 @@
+"""Proofs for the diagnoses added after the fresh held-out measurement (`tests.part5_toy_saes_diagnosis`): the
+init distribution and decoder copy, forward's ingredient and loss-part diagnoses, generate_batch's shared map,
+and advanced resampling's deterministic choice and encoder-norm axis."""
+
+from __future__ import annotations
+
+import einops
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import solutions.part5_toy_saes as P
+import tests.part5_toy_saes as checks
+from tests.proving import assert_fails, assert_passes
+
+
+def _with(**methods) -> type:
+    return type("HeldoutToySAE", (P.ToySAE,), methods)
+
+
+def _init(w_enc, w_dec=None) -> type:
+    def __init__(self, cfg, model=None):
+        nn.Module.__init__(self)
+        self.cfg, self.model = cfg, model.requires_grad_(False)
+        n, d, s = cfg.n_inst, cfg.d_in, cfg.d_sae
+        self.W_enc = nn.Parameter(w_enc(n, d, s))
+        dec = self.W_enc.detach().transpose(-1, -2).clone() if w_dec is None else w_dec(self.W_enc.detach())
+        self._W_dec = None if cfg.tied_weights else nn.Parameter(dec)
+        self.b_enc, self.b_dec = nn.Parameter(torch.zeros(n, s)), nn.Parameter(torch.zeros(n, d))
+        self.register_buffer("sparsity_coeff", torch.full((n,), 0.1))
+
+    return _with(__init__=__init__)
+
+
+def _kaiming(n, d, s):
+    return nn.init.kaiming_uniform_(torch.empty(n, d, s))
+
+
+INIT_GOOD = [
+    _init(lambda n, d, s: torch.stack([nn.init.kaiming_uniform_(torch.empty(s, d)).T for _ in range(n)])),
+    _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), a=5**0.5)),
+    _init(lambda n, d, s: torch.rand(n, d, s) * 2 - 1),
+]
+INIT_BUGS = {
+    "init_not_uniform": _init(lambda n, d, s: torch.randn(n, d, s)),
+    "decoder_not_W_enc_T": _init(_kaiming, lambda W: nn.init.kaiming_uniform_(torch.empty_like(W.mT))),
+    "decoder_rescaled": _init(_kaiming, lambda W: F.normalize(W.mT.clone(), dim=-1)),
+}
+
+
+@pytest.mark.parametrize("i", range(len(INIT_GOOD)))
+def test_init_good(i):
+    assert_passes(checks.test_init, INIT_GOOD[i])
+
+
+@pytest.mark.parametrize("code", list(INIT_BUGS))
+def test_init_bugs(code):
+    assert_fails(checks.test_init, INIT_BUGS[code], code)
+
+
+def test_generate_batch_shared_map():
+    def gen(self, n):
+        return einops.einsum(self.model.generate_batch(n), self.model.W.mean(0), "b i f, d f -> b i d")
+
+    assert_fails(checks.test_generate_batch, _with(generate_batch=gen), "instance_mixing")
+
+
+def _forward(bug=None):
+    def forward(self, h):
+        x = h - self.b_dec
+        W_enc = self.W_dec.mT if bug == "encoder_from_W_dec" else self.W_enc
+        pre = einops.einsum(x, W_enc, "b i d, i d s -> b i s") + self.b_enc
+        acts = F.relu(pre)
+        h_rec = einops.einsum(
+            pre if bug == "decoded_pre_relu" else acts, self.W_dec_normalized, "b i s, i s d -> b i d"
+        )
+        h_rec = h_rec - self.b_dec if bug == "b_dec_subtracted" else h_rec + self.b_dec
+        L_rec = (h_rec - h).pow(2).mean(-1)
+        L_sp = acts.sum(-1).pow(2) if bug == "squared" else acts.abs().sum(-1)
+        c = self.sparsity_coeff.mean() if bug == "coeff_mean" else self.sparsity_coeff
+        loss = (L_rec + c * L_sp).mean(0).sum()
+        if bug == "rec_mean_inst":
+            loss = L_rec.mean() + (c * L_sp).mean(0).sum()
+        if bug == "two":  # two ingredients wrong at once
+            h_rec = einops.einsum(pre, self.W_dec, "b i s, i s d -> b i d") + self.b_dec
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return forward
+
+
+FORWARD_BUGS = {
+    "encoder_from_W_dec": "encoder_from_W_dec",
+    "decoded_pre_relu": "decoded_pre_relu",
+    "b_dec_subtracted": "b_dec_subtracted",
+    "squared": "squared",
+    "coeff_mean": "loss_parts",
+    "rec_mean_inst": "loss_parts",
+    "two": "decoded_pre_relu+unnormalized_decoder",
+}
+
+
+@pytest.mark.parametrize("bug", list(FORWARD_BUGS))
+def test_forward_diagnoses(bug):
+    assert_fails(checks.test_forward, _with(forward=_forward(bug)), FORWARD_BUGS[bug])
+
+
+def _resample(bug):
+    def resample(sae, frac, resample_scale, batch_size):
+        dead = (frac <= 0).all(dim=0)
+        h = sae.generate_batch(batch_size)
+        l2 = sae.forward(h)[0]["L_reconstruction"]
+        for inst in range(sae.cfg.n_inst):
+            idx = dead[inst].nonzero().squeeze(-1)
+            w = l2[:, inst].pow(2)
+            if idx.numel() == 0 or w.sum() <= 0:
+                continue
+            if bug == "deterministic_choice":
+                picked = w.topk(min(idx.numel(), batch_size)).indices.repeat(idx.numel())[: idx.numel()]
+            else:
+                picked = torch.multinomial(w, idx.numel(), replacement=True)
+            v = F.normalize(h[picked, inst] - sae.b_dec[inst], dim=-1)
+            live = sae.W_enc[inst, :, ~dead[inst]]
+            norm = live.norm(dim=1).mean() if bug == "enc_norm_axis" else live.norm(dim=0).mean()
+            sae.W_dec.data[inst, idx] = v
+            sae.W_enc.data[inst][:, idx] = v.T * resample_scale * norm
+            sae.b_enc.data[inst, idx] = 0.0
+
+    return resample
+
+
+@pytest.mark.parametrize("code", ["deterministic_choice", "enc_norm_axis"])
+def test_resample_advanced_diagnoses(code):
+    assert_fails(checks.test_resample_advanced, _resample(code), code)
+    assert_passes(checks.test_resample_advanced, _resample(None))

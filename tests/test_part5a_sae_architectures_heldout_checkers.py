@@ -1,0 +1,81 @@
+"""Proofs for the diagnoses added after the fresh held-out measurement: the gated magnitude ingredient, the
+threshold-gradient window measured at two bandwidths, a constant TopK L_sparsity, a sparsity term in the TopK loss
+(found by probing sparsity_coeff), and dead_latent_fraction with its axes swapped."""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+
+import solutions.part5a_sae_architectures as A
+import tests.part5a_sae_architectures as checks
+from tests.proving import assert_fails
+
+
+def _gated_gate_bias_in_mag(self, h):
+    x = h - self.b_dec
+    proj = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s")
+    gate = proj + self.b_enc
+    acts = (gate > 0).to(h.dtype) * F.relu(gate * self.r_mag.exp() + self.b_mag)
+    Wn = self.W_dec_normalized
+    h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
+    via = einops.einsum(F.relu(gate), Wn.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
+    d = {
+        "L_reconstruction": (h_rec - h).pow(2).mean(-1),
+        "L_sparsity": F.relu(gate).sum(-1),
+        "L_aux": (via - h).pow(2).mean(-1),
+    }
+    loss = (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+    return d, loss, acts, h_rec
+
+
+def test_gated_magnitude_ingredient():
+    cls = type("G", (A.GatedToySAE,), {"forward": _gated_gate_bias_in_mag})
+    assert_fails(checks.test_gated_forward, cls, "gate_bias_in_mag")
+
+
+class _HeavisideTimesEps(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, th, bw):
+        ctx.save_for_backward(x, th)
+        ctx.bw = bw
+        return (x > th).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, th = ctx.saved_tensors
+        u = (x - th) * ctx.bw
+        return torch.zeros_like(x), -(u.abs() < 0.5).to(x.dtype) / ctx.bw * g, None
+
+
+def test_heaviside_window_measured():
+    err = assert_fails(checks.test_heaviside, _HeavisideTimesEps, "kernel_shape")
+    assert "(x - θ) · ε" in err.hint
+
+
+def _topk(bug):
+    def forward(self, h):
+        pre = einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+        t = F.relu(pre).topk(self.cfg.k, dim=-1)
+        acts = torch.zeros_like(pre).scatter(-1, t.indices, t.values)
+        h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
+        L_rec = (h_rec - h).pow(2).mean(-1)
+        L_sp = (acts > 0).to(h.dtype).sum(-1)
+        loss = L_rec.mean(0).sum()
+        if bug == "constant":
+            L_sp = torch.full_like(L_rec, float(self.cfg.k))
+        if bug == "loss_parts":
+            loss = (L_rec + self.sparsity_coeff * acts.sum(-1)).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return type("T", (A.TopKToySAE,), {"forward": forward})
+
+
+def test_topk_diagnoses():
+    assert_fails(checks.test_topk_forward, _topk("constant"), "constant")
+    assert_fails(checks.test_topk_forward, _topk("loss_parts"), "loss_parts")
+
+
+def test_dead_latent_fraction_axes_swapped():
+    assert_fails(checks.test_dead_latent_fraction, lambda a: (a.sum(-1) == 0).float().mean(0), "axes_swapped")
