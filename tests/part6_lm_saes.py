@@ -53,6 +53,77 @@ def _inputs(device: torch.device) -> tuple[Any, lm.LMSAE, Tensor]:
     return _setup(str(device))
 
 
+def guard_shared_modules(setup: Callable[[str], tuple]) -> Callable:
+    """Decorator for checkers whose inputs are cached modules (`setup(device)[:2]`: the model and an SAE or a
+    transcoder), shared by every check of a session. The learner's function is wrapped so that a hook it leaves
+    on the model, or a weight it edits in place, is undone and named, instead of silently changing every later
+    check (the reference included)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(impl: Any, device: torch.device) -> Any:
+            modules = setup(str(device))[:2]
+            originals = _original_weights(setup, str(device))
+            modules[0].reset_hooks(including_permanent=True)
+
+            @functools.wraps(impl)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                out = impl(*args, **kwargs)
+                _undo_side_effects(modules, originals)
+                return out
+
+            try:
+                return fn(guarded, device)
+            finally:
+                modules[0].reset_hooks(including_permanent=True)
+                _restore(modules, originals)
+
+        return run
+
+    return decorate
+
+
+@functools.lru_cache(maxsize=4)
+def _original_weights(setup: Callable[[str], tuple], device_str: str) -> list[dict[str, Tensor]]:
+    return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in setup(device_str)[:2]]
+
+
+def _restore(modules: tuple, originals: list[dict[str, Tensor]]) -> list[str]:
+    """Copy back every tensor that differs from its original; the names of those that did."""
+    changed = []
+    with torch.no_grad():
+        for module, original in zip(modules, originals, strict=True):
+            for name, tensor in module.state_dict().items():
+                if tensor.shape != original[name].shape or not torch.equal(tensor, original[name]):
+                    changed.append(f"{type(module).__name__}.{name}")
+                    if tensor.shape == original[name].shape:
+                        tensor.copy_(original[name])
+    return changed
+
+
+def _undo_side_effects(modules: tuple, originals: list[dict[str, Tensor]]) -> None:
+    model = modules[0]
+    left = [name for name, hook in model.hook_dict.items() if hook.fwd_hooks or hook.bwd_hooks]
+    model.reset_hooks(including_permanent=True)
+    if left:
+        fail(
+            f"your function left a hook on the model at {left[0]}" + (f" (and {len(left) - 1} more)" * (len(left) > 1)),
+            "add hooks for one run only: model.run_with_hooks(tokens, fwd_hooks=[...]) or `with model.hooks(...)`; "
+            "a hook added with add_hook stays and changes every later forward pass",
+            code="hook_left",
+        )
+    changed = _restore(modules, originals)
+    if changed:
+        fail(
+            f"your function changed {changed[0]}"
+            + (f" and {len(changed) - 1} more" * (len(changed) > 1))
+            + " in place",
+            "work on copies (W.clone()) or change activations in a hook: the model and SAE are shared by every "
+            "later computation",
+            code="modified_weights",
+        )
+
+
 def _no_grad(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def run(impl: Any, device: torch.device) -> Any:
@@ -102,6 +173,7 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
 # Exercise 1
 # --------------------------------------------------------------------------------------------
 @checker("latent_frequencies", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
@@ -154,6 +226,7 @@ def _number(value: Any, what: str) -> float:
 
 
 @checker("reconstruction_losses", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
@@ -200,6 +273,7 @@ def _top_inputs(device: torch.device) -> Tensor:
 
 
 @checker("top_activations", kind="function")
+@guard_shared_modules(_setup)
 def test_top_activations(impl: Callable, device: torch.device) -> str:
     acts, k = _top_inputs(device), 6
     before = acts.clone()
@@ -269,6 +343,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
 # Exercise 4
 # --------------------------------------------------------------------------------------------
 @checker("latent_logit_effect", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     model, sae, _ = _inputs(device)
@@ -319,6 +394,7 @@ def _logits(out: Any, what: str, shape: tuple[int, ...], device: torch.device) -
 
 
 @checker("steer_with_latent", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
@@ -339,6 +415,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
 
 
 @checker("ablate_latent", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)

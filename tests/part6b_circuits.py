@@ -22,6 +22,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
+from tests.part6_lm_saes import guard_shared_modules
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder
@@ -157,6 +158,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
 
 
 @checker("transcoder_forward", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
@@ -186,6 +188,7 @@ def _spliced(model, tc: Transcoder, tokens: Tensor, read_at: str, fn: Callable) 
 
 
 @checker("replacement_losses", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
@@ -321,12 +324,14 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
 
 
 @checker("latent_de_embedding", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, known.de_embedding_mistakes)
 
 
 @checker("latent_logit_effect", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, known.logit_effect_mistakes)
@@ -353,6 +358,7 @@ LINEARISED_MISTAKES = {**known.LINEARISED_MISTAKES, **known.LINEARISED_TERM_MIST
 
 
 @checker("linearised_forward", kind="function")
+@guard_shared_modules(_setup)
 def test_linearised_forward(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
     frozen, _ = _fresh(device)
@@ -407,6 +413,7 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
 
 
 @checker("attribution_edges", kind="function")
+@guard_shared_modules(_setup)
 def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
     frozen, graph = _fresh(device)
@@ -496,6 +503,7 @@ def _influence_inputs(device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 @checker("node_influence", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_node_influence(impl: Callable, device: torch.device) -> str:
     A, weights = _influence_inputs(device)
@@ -548,6 +556,7 @@ def _quantile_inputs(device: torch.device) -> Tensor:
 
 
 @checker("quantile_examples", kind="function")
+@guard_shared_modules(_setup)
 @_no_grad
 def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     acts, k, n_bands = _quantile_inputs(device), 3, 4

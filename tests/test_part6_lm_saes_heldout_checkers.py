@@ -270,3 +270,30 @@ def test_ablate_latent_heldout_bugs(code, impl):
 
 def test_reference_still_passes():
     assert_passes(checks.test_ablate_latent, ref.ablate_latent)
+
+
+# --------------------------------------------------------------------------------------------
+# Side effects on the shared model and SAE: undone, named, and never felt by a later check
+# --------------------------------------------------------------------------------------------
+def steer_hook_left(model, sae, tokens, latent, coeff):
+    """add_hook without removing it: the hook would stay on the checker's cached model."""
+    model.add_hook(sae.hook_name, lambda act, hook: act + coeff * sae.W_dec[latent])
+    return model(tokens)
+
+
+def ablate_weights_edited(model, sae, tokens, latent):
+    """Zeroes the latent's decoder row in place to 'remove' it."""
+    with torch.no_grad():
+        sae.W_dec[latent] = 0.0
+    return ref.ablate_latent(model, sae, tokens, latent)
+
+
+def test_a_hook_left_on_the_model_is_named_and_removed():
+    assert_fails(checks.test_steer_with_latent, steer_hook_left, "hook_left")
+    assert_passes(checks.test_steer_with_latent, ref.steer_with_latent)  # the next check sees a clean model
+
+
+def test_weights_edited_in_place_are_named_and_restored():
+    assert_fails(checks.test_ablate_latent, ablate_weights_edited, "modified_weights")
+    assert_passes(checks.test_ablate_latent, ref.ablate_latent)
+    assert_passes(checks.test_latent_logit_effect, ref.latent_logit_effect)
