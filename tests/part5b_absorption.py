@@ -33,12 +33,12 @@ from tests.checking import (
     fail,
     returned,
 )
+from tests.part5b_absorption_diagnosis import check_independence, check_layout, implied_target_note
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
     TOPK_AXIS_HINT,
     absorption_variant,
-    check_independence,
     check_rates,
     check_topk_counts,
     distinct_mistakes,
@@ -111,12 +111,7 @@ def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                 "put the parents first: [P0, P1, C0.0, C0.1, ...], i.e. torch.cat([parents, children], dim=-1)",
                 code="parents_last",
             )
-        fail(
-            f"{what}: a child fires without its parent {orphans} times",
-            "a child can only fire when its parent fires: AND each child's draw with its parent "
-            "(children & parents[..., None])",
-            code="child_without_parent",
-        )
+        check_layout(x, cfg, what, orphans)  # names another layout the columns follow, or what was observed
     if cfg.exclusive:
         together = int((grouped.sum(-1) > 1).sum())
         if together:
@@ -267,9 +262,11 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
     if not out.any() and expected.any() and not named:
         fail(
             f"{what} is 0 everywhere, expected {[[round(v, 3) for v in row] for row in expected.tolist()]}",
-            "no example counts as absorbed. Absorbed means: the parent's latent OFF (activation 0) while another "
-            "active latent (> 0) has decoder cosine ≥ cos_threshold with the parent. Check those comparisons, and "
-            "that the parent's latent is chosen by decoder cosine (a latent chosen by its activation is always on)",
+            "no example counts as absorbed, which has two possible causes: no example counts as a case (a case "
+            "has the parent and AT LEAST ONE of its children on: .any(-1) over its children, or sum >= 1), or the "
+            "absorbed conditions never hold (the parent's latent OFF, activation 0, while another active latent "
+            "has decoder cosine ≥ cos_threshold with the parent; the parent's latent is chosen by decoder cosine, "
+            "as one chosen by its activation is always on)",
             code="all_zero",
         )
     expect_matches(
@@ -357,18 +354,26 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
 # Exercise 3: batch_topk
 # --------------------------------------------------------------------------------------------
 def _distinct_pre(batch: int, n_inst: int, d_sae: int, device: torch.device) -> Tensor:
-    """Positive pre-activations with no ties, on a different scale and offset per instance."""
+    """Pre-activations with no ties and no zeros, on a different scale and offset per instance.
+
+    The last instance (of several) lies in (-2, 1]: a third of its entries are positive, fewer than the k·batch
+    kept when k/d_sae > 1/3, so a ReLU inside batch_topk shows (the contract keeps the k·batch largest entries,
+    negative or not), and its most negative entries are larger in magnitude than its positive ones, so a top-k
+    by |pre| shows."""
     torch.manual_seed(batch * 100 + d_sae)  # fixed inputs, whatever random numbers the learner's code drew before
-    values = (torch.randperm(batch * n_inst * d_sae).float() + 1) / (batch * n_inst * d_sae)
+    # (r + ½)/N: the last instance's 3·v - 2 is 0 only if r + ½ = 2N/3, never a half-integer: no exact zeros
+    values = (torch.randperm(batch * n_inst * d_sae).float() + 0.5) / (batch * n_inst * d_sae)
     pre = values.reshape(batch, n_inst, d_sae)
     scale = torch.linspace(0.5, 3.0, n_inst)[:, None]
-    offset = torch.linspace(2.0, 0.0, n_inst)[:, None]  # instances overlap only partly: mixing them shows
+    offset = torch.linspace(2.0, -2.0, n_inst)[:, None]  # instances overlap only partly: mixing them shows
     return (pre * scale + offset).to(device)
 
 
 @checker("batch_topk", kind="function")
 def test_batch_topk(impl: Callable, device: torch.device) -> str:
-    shapes = [(6, 3, 7, 2), (5, 2, 6, 1), (4, 1, 9, 3)]  # (batch, inst, d_sae, k)
+    # (batch, inst, d_sae, k). The first shape is generic: k·batch = 14, k·n_inst = 6, k·d_sae = 10, batch = 7,
+    # n_inst = 3 and d_sae = 5 all differ, so a wrong budget is identified by its size; k/d_sae = 0.4 > 1/3.
+    shapes = [(7, 3, 5, 2), (5, 2, 6, 1), (4, 1, 9, 3)]
     for batch, n_inst, d_sae, k in shapes:
         pre = _distinct_pre(batch, n_inst, d_sae, device).requires_grad_()
         what = f"batch_topk(pre [{batch}, {n_inst}, {d_sae}], k={k})"
@@ -503,7 +508,9 @@ def _pre(
     return F.relu(pre) if relu else pre
 
 
-def _check_threshold(sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor, mistakes: list, what: str) -> None:
+def _check_threshold(
+    sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor, mistakes: list, what: str, kept: Tensor
+) -> None:
     """Compare the *change* of the threshold: one EMA step moves it by about 1e-3, so the usual mistakes differ
     from the right update by a large relative amount, while float32 rounding of th ± m·(...) is ~1e-7."""
     th = expect_tensor(sae.threshold, f"self.threshold {what}", shape=(N_INST,), dims="inst", finite=False)
@@ -528,7 +535,15 @@ def _check_threshold(sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor,
         rtol=1e-3,
         atol=1e-6,
         dims="inst",
-        hint="threshold ← threshold + THRESHOLD_MOMENTUM · (min positive kept activation − threshold), per instance",
+        hint="threshold ← threshold + THRESHOLD_MOMENTUM · (min positive kept activation − threshold), per "
+        "instance; "
+        + implied_target_note(
+            before,
+            th.detach(),
+            ref.BatchTopKToySAE.THRESHOLD_MOMENTUM,
+            kept,
+            before + (expected - before) / ref.BatchTopKToySAE.THRESHOLD_MOMENTUM,
+        ),
         code="threshold",
     )
 
@@ -565,8 +580,16 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
             (
                 "per_example",
                 "use batch_topk over the whole batch, not a per-example top-k",
-                topk_candidates(_pre(sae, h), K)[0][2],
+                next(v for c, _, v in topk_candidates(_pre(sae, h), K) if c == "per_example"),
             ),
+            *[
+                (
+                    "train_thresholded",
+                    "in training mode return batch_topk's output as it is: the threshold only masks in eval mode",
+                    expected.detach() * (expected.detach() > t[:, None]),
+                )
+                for t in (th0, threshold_candidates(th0, expected.detach(), m, _pre(sae, h))[0])
+            ],
         ],
         dims="batch inst d_sae",
         hint="acts = batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",
@@ -575,7 +598,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     if not acts.requires_grad:
         fail("encode's output has no gradient", "don't compute the activations under torch.no_grad()", code="no_grad")
     right, mistakes = threshold_candidates(th0, expected.detach(), m, _pre(sae, h))
-    _check_threshold(sae, th0, right, mistakes, "after one training call")
+    _check_threshold(sae, th0, right, mistakes, "after one training call", expected.detach())
 
     # Several calls: the EMA keeps going from where it is.
     for step, h_next in enumerate(more):
@@ -584,7 +607,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
         sae.encode(h_next)
         kept = reference.encode(h_next).detach()
         right, mistakes = threshold_candidates(before, kept, m, _pre(sae, h_next))
-        _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls")
+        _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls", kept)
 
     # A batch in which instance 0 keeps nothing positive (h = b_dec there, so pre = b_enc < 0): its
     # threshold stays, the others move.
@@ -594,7 +617,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     sae.encode(silent)
     kept = reference.encode(silent).detach()
     right, mistakes = threshold_candidates(before, kept, m, _pre(sae, silent))
-    _check_threshold(sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive")
+    _check_threshold(sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive", kept)
 
     # Eval mode: a fixed per-instance threshold, whatever the batch; the threshold stays put.
     sae.eval()

@@ -233,3 +233,156 @@ def test_matryoshka_loss_heldout_variants():
 @pytest.mark.parametrize("code", ["weighted", "mean_all", "cumulative_sizes", "b_dec_twice"])
 def test_matryoshka_loss_heldout_bugs(code):
     assert_fails(checks.test_matryoshka_loss, _mat(code), code)
+
+
+# --------------------------------------------------------------------------------------------
+# Fresh held-out round: mistakes named by measured properties (layout, family independence, negative inputs)
+# --------------------------------------------------------------------------------------------
+def _gen_fresh(bug=None):
+    def generate(cfg, batch_size, device="cpu"):
+        shape = (batch_size, cfg.n_inst, cfg.n_parents)
+        parents = torch.rand(shape, device=device) < cfg.p_parent
+        if cfg.exclusive:
+            u_shape = (batch_size, cfg.n_inst, 1, 1) if bug == "u_shared" else (*shape, 1)
+            idx = (torch.rand(u_shape, device=device).expand(*shape, 1).squeeze(-1) / cfg.p_child).floor().long()
+            children = F.one_hot(idx.clamp(max=cfg.n_children), cfg.n_children + 1)[..., : cfg.n_children].bool()
+        else:
+            children = torch.rand(*shape, cfg.n_children, device=device) < cfg.p_child
+        if bug != "no_and":
+            children = children & parents.unsqueeze(-1)
+        if bug == "per_family":
+            return torch.cat([parents.unsqueeze(-1), children], -1).flatten(-2).float()
+        return torch.cat([parents, children.flatten(-2)], -1).float()
+
+    return generate
+
+
+def test_generate_fresh_variants():
+    assert_passes(checks.test_generate_hierarchical_batch, _gen_fresh())
+
+
+@pytest.mark.parametrize(
+    ("code", "bug"),
+    [("layout", "per_family"), ("families_dependent", "u_shared"), ("child_without_parent", "no_and")],
+)
+def test_generate_fresh_bugs(code, bug):
+    assert_fails(checks.test_generate_hierarchical_batch, _gen_fresh(bug), code)
+
+
+@pytest.mark.parametrize(
+    ("code", "kwargs"),
+    [
+        ("cases_two_children", {"cases_rule": "two"}),
+        ("children_of_all", {"children_rule": "all"}),
+        ("carrier_by_child", {"carriers": "child_cosine"}),
+        ("parent_not_top", {"off_rule": "not_top"}),
+        ("parent_not_top", {"off_rule": "not_top_incl"}),
+        ("pooled_instances", {"pooled": True}),
+    ],
+)
+def test_absorption_fresh_bugs(code, kwargs):
+    assert_fails(checks.test_absorption_fraction, _abs(**kwargs), code)
+
+
+def _abs_two_children(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    """A learner's own code with `sum(-1) > 1` for the cases (not the catalogue's builder)."""
+    dec, feat = F.normalize(W_dec, dim=-1), F.normalize(W_features, dim=1)
+    cos = torch.einsum("isd,idf->isf", dec, feat)
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        kids = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & ((features[..., kids] > 0).sum(-1) > 1)
+        latent = cos[:, :, p].argmax(-1)
+        off = acts[:, torch.arange(acts.shape[1]), latent] == 0
+        absorbed = cases & off & ((acts > 0) & (cos[:, :, p] >= cos_threshold)).any(-1)
+        out.append(absorbed.sum(0) / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1)
+
+
+def test_absorption_fresh_learner_code():
+    assert_fails(checks.test_absorption_fraction, _abs_two_children, "cases_two_children")
+
+
+def _topk_fresh(bug=None):
+    def fn(pre, k):
+        b = pre.shape[1] if bug == "batch_from_inst" else pre.shape[0]
+        flat = einops.rearrange(pre, "b i s -> i (b s)")
+        idx = (flat.abs() if bug == "abs" else flat).topk(k * b, -1).indices
+        kept = torch.zeros_like(flat).scatter(-1, idx, flat.gather(-1, idx))
+        out = einops.rearrange(kept, "i (b s) -> b i s", b=pre.shape[0])
+        return F.relu(out) if bug == "relu" else out
+
+    return fn
+
+
+def _topk_mask_permute(pre, k):
+    """Correct: a boolean mask scattered per instance, permute/reshape, multiplied (keeps negative entries)."""
+    b, i, s = pre.shape
+    flat = pre.permute(1, 0, 2).reshape(i, -1)
+    mask = torch.zeros_like(flat, dtype=torch.bool).scatter(-1, flat.topk(k * b, -1).indices, True)
+    return (flat * mask).reshape(i, b, s).permute(1, 0, 2)
+
+
+def test_batch_topk_fresh_variants():
+    assert_passes(checks.test_batch_topk, _topk_mask_permute)
+    assert_passes(checks.test_batch_topk, _topk_fresh())
+
+
+@pytest.mark.parametrize(("code", "bug"), [("abs_topk", "abs"), ("relu_inside", "relu"), ("budget", "batch_from_inst")])
+def test_batch_topk_fresh_bugs(code, bug):
+    assert_fails(checks.test_batch_topk, _topk_fresh(bug), code)
+
+
+def test_batch_topk_inputs_are_generic():
+    """The first shape tells every budget apart, and it has negatives kept and larger in magnitude than the top."""
+    batch, n_inst, d_sae, k = 7, 3, 5, 2
+    sizes = [k * batch, k * n_inst, k * d_sae, batch, n_inst, d_sae, k * batch * d_sae]
+    assert len(set(sizes)) == len(sizes)
+    pre = checks._distinct_pre(batch, n_inst, d_sae, torch.device("cpu"))
+    kept = P.batch_topk(pre, k)
+    assert (pre != 0).all() and (kept < 0).any()  # no zeros; a ReLU inside batch_topk changes the output
+    assert pre.flatten().unique().numel() == pre.numel()  # no ties
+
+
+def _enc_fresh(bug):
+    def encode(self, h):
+        pre = F.relu(einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc)
+        if not self.training:
+            return pre * (pre > self.threshold[:, None])
+        acts = P.batch_topk(pre, self.cfg.k)
+        with torch.no_grad():
+            pos = acts > 0
+            if bug == "max_of_min":
+                per_ex = torch.where(pos, acts, torch.inf).amin(-1)
+                low = torch.where(torch.isfinite(per_ex), per_ex, torch.zeros_like(per_ex)).amax(0)
+            else:
+                low = torch.where(pos, acts, torch.inf).amin(dim=(0, 2))
+            new = self.threshold + self.THRESHOLD_MOMENTUM * (low - self.threshold)
+            self.threshold.copy_(torch.where(pos.any(0).any(-1), new, self.threshold))
+        if bug == "train_masked":
+            acts = acts * (acts > self.threshold[:, None])
+        return acts
+
+    return type("FreshBatchTopKToySAE", (P.BatchTopKToySAE,), {"encode": encode})
+
+
+@pytest.mark.parametrize(
+    ("code", "bug"), [("threshold_max_of_min", "max_of_min"), ("train_thresholded", "train_masked")]
+)
+def test_batchtopk_encode_fresh_bugs(code, bug):
+    assert_fails(checks.test_batchtopk_encode, _enc_fresh(bug), code)
+
+
+def _mat_fresh(bug):
+    def fn(acts, W, b, h, sizes):
+        recs = [_rec(acts, W, 0, m) + b for m in sizes]
+        if bug == "sum_of_reconstructions":
+            return (sum(recs) - h).pow(2).mean(-1)
+        return sum((r - h).pow(2).mean(-1).sqrt() for r in recs)  # rms
+
+    return fn
+
+
+@pytest.mark.parametrize("code", ["rms", "sum_of_reconstructions"])
+def test_matryoshka_loss_fresh_bugs(code):
+    assert_fails(checks.test_matryoshka_loss, _mat_fresh(code), code)
