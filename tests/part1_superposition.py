@@ -49,8 +49,10 @@ from tests.part1_superposition_mistakes import (
 from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_probes import (
     activation_diagnosis,
+    axis_multiple_failure,
     cat_axis_failure,
     check_param_gradients,
+    importance_candidate,
     loss_gradient_diagnosis,
 )
 
@@ -302,7 +304,12 @@ DECOY = {
 }
 
 
+# An importance unlike P_TABLE (and not all 1), so presence drawn against self.importance shows as its own table.
+IMP_GEN = torch.tensor([[0.6, 1.0, 0.25, 0.45], [0.95, 0.1, 0.55, 0.35], [0.4, 0.5, 0.65, 0.15]])
+
+
 def _output(batch: object, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    axis_multiple_failure(batch, shape, "batch inst feats", what)
     return (
         expect_tensor(batch, what, shape=shape, dims="batch inst feats", dtype=torch.float32, device=device)
         .detach()
@@ -317,9 +324,9 @@ def _ignores_p(table: Tensor, method: str) -> tuple[str, str, Tensor]:
 @checker("generate_batch", kind="class")
 def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
-    model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device))
+    model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device), importance=IMP_GEN.to(device))
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
-    check_independent_features(batch, P_TABLE, "the batch")
+    check_independent_features(batch, P_TABLE, "the batch", extra=[importance_candidate(IMP_GEN)])
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
 
@@ -714,10 +721,13 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
                 "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs",
                 code="uncorrelated_start",
             )
+        if len(missing) > 1:  # blocks of equal size: which one is absent shows in the pair structure
+            kinds = _pair_kinds(out.detach().cpu() != 0, min(N_CORR, out.shape[2] // 2))
+            missing = ["correlated" if kinds[0] != "together" else "anticorrelated"]
         if missing:
             fail(
                 f"{what} has {out.shape[2]} features, expected {n_feats}",
-                f"the {missing[0]} block is missing: "
+                f"the {missing[0]} block is missing (or empty: a slice of p whose stop is not past its start?): "
                 "concatenate all three blocks [correlated | anticorrelated | uncorrelated]",
                 code="missing_block",
             )
@@ -750,11 +760,17 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
         "anticorrelated": (s_anti, s_unc, "p[:, 2 * n_corr : 2 * (n_corr + n_anti) : 2]"),
         "uncorrelated": (s_unc, n_feats, "p[:, 2 * (n_corr + n_anti) :]"),
     }
-    wrong = [
-        f"the {name} block (features {a}-{b - 1}) has the wrong rates: give it {code}"
-        for name, (a, b, code) in blocks.items()
-        if not consistent(rates[:, a:b], right[:, a:b], N_SAMPLES)
-    ]
+    wrong = []
+    for name, (a, b, code) in blocks.items():
+        got, want = rates[:, a:b], right[:, a:b].double()
+        if not consistent(got, want, N_SAMPLES):
+            k = float((got * want).sum() / (want * want).sum())
+            factor = (
+                f" (its rates are {k:.2g} × the right ones: a factor on p?)"
+                if consistent(got, k * want, N_SAMPLES)
+                else ""
+            )
+            wrong.append(f"the {name} block (features {a}-{b - 1}) has the wrong rates{factor}: give it {code}")
     check_rates(
         rates,
         right,

@@ -355,7 +355,8 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
         ),
         (
             "always_present",
-            "every entry is present: draw a presence mask (`rand < p`) and zero the absent entries",
+            "every entry is present: no presence mask is drawn, or it is drawn against a probability that is 1 here "
+            "(a field other than p?): present where `rand < p`, and zero the absent entries",
             torch.ones_like(p),
         ),
         (
@@ -578,10 +579,23 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float) -> Te
         hint = f"magnitudes look constant: draw each present value from {law}"
         if abs(float(values.abs().max()) - 1) < 1e-6:
             hint = (
-                f"every present value is 1{' or -1 (a random sign)' if low < 0 else ''}: a mask or a sign cast to "
-                f"float, with no magnitude drawn; multiply it by values from {law}"
+                f"every present value is 1{' or -1' if low < 0 else ''} (the batch takes only a few distinct values): "
+                "values rounded (.round()) or cast to int or bool, or a mask or sign used as the value with no "
+                f"magnitude drawn; draw each present value from {law}"
             )
         fail(f"{what}: every present value has magnitude {float(values.abs()[0]):.3g}", hint, code="constant_magnitude")
+    # A float32 uniform takes ~2^24 values: a correct sample of more than 100 values has far more than 16 distinct,
+    # and never all on a grid of 1/100 (values shared over the batch are few too, but off the grid: checked later).
+    distinct = values.unique()
+    grid = bool(((distinct * 100 - (distinct * 100).round()).abs() < 1e-4).all())
+    if values.numel() > 100 and distinct.numel() <= 16 and grid:
+        fail(
+            f"{what}: the present values take only {distinct.numel()} distinct values "
+            f"({', '.join(f'{float(v):.3g}' for v in distinct[:8])})",
+            "values rounded (.round()), cast to int, or quantised, or a mask or sign used as the value: draw each "
+            f"present value from {law} (torch.rand, kept as float)",
+            code="discrete_values",
+        )
     # A correct draw puts Poisson(< 0.06) values exactly on a bound (as for zeros). A clamp of a wider draw piles
     # values on the upper bound (and, when the lower one is not 0, on both: clamped 0s would look absent).
     atoms = [int((values == v).sum()) for v in (low, high)]

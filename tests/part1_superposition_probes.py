@@ -228,16 +228,38 @@ def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tu
             f"every rate is one of p's values, but in the wrong place{where}: reorder axes with permute, transpose or "
             f"einops.rearrange, never reshape or view, and keep p's [inst, {unit}] order"
         )
+    first = p[:1].expand_as(p)
+    if p.shape[0] > 1 and consistent(observed, first, n) and not consistent(p, first, n):
+        return "first_instance_probability", (
+            "every instance is present at instance 0's rates: the probabilities of instance 0 (p[0], or a [0] index "
+            "on the instance axis) are used for all instances; keep p's `inst` axis"
+        )
+    normal = torch.special.ndtr(p)
+    if consistent(observed, normal, n) and not consistent(p, normal, n):
+        return "presence_normal", (
+            "the rates are Φ(p), the normal CDF of p (about 0.5 + 0.4·p), not p: that is what `torch.randn(...) < p` "
+            "gives. The presence draw compared with p is most likely normal (torch.randn) where it must be "
+            "uniform: use torch.rand"
+        )
     x, y = p.flatten(), observed.flatten()
     if float(x.var()) > 0:
+        k = float((x * y).sum() / (x * x).sum())
+        if 0.05 < k < 0.95 and consistent(observed, k * p, n):
+            return "presence_fraction", (
+                f"the rates are about {k:.2g}·p: a fixed share ({1 - k:.0%}) of the entries that should be present "
+                "come out absent (exactly 0). Possible causes: a value or sign that can be exactly 0 "
+                "(torch.randint(-1, 2) gives -1, 0 or 1; a rounded or int-cast value), or a presence draw u in "
+                f"`u < p` that ranges over [0, {1 / k:.2g}] instead of [0, 1] (a factor on torch.rand)"
+            )
         a = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
         c = float(y.mean()) - a * float(x.mean())
         if a > 0.05 and consistent(observed, (a * p + c).clamp(0, 1), n):
             lo, hi = -c / a, (1 - c) / a
             return "presence_affine", (
-                f"the rates follow {a:.2g}·p + {c:.2g}, not p: that is what `u < p` gives when the uniform u ranges "
-                f"over [{lo:.2g}, {hi:.2g}] instead of [0, 1] (compare torch.rand(...) itself with p, not a shifted "
-                "or scaled draw such as 2 * rand - 1)"
+                f"the rates follow {a:.2g}·p + {c:.2g} (about {c:.0%} at p = 0), not p: the draw u in `u < p` is not "
+                f"U[0, 1]; a uniform u on [{lo:.2g}, {hi:.2g}] gives these rates. Possible causes: a shifted or "
+                "scaled uniform (2 * rand - 1 gives (1 + p) / 2), a normal draw (randn gives Φ(p), about 0.5 + 0.4·p), "
+                "or a presence that is combined with a second draw; compare torch.rand(...) itself with p"
             )
     return None
 
@@ -255,3 +277,33 @@ def cat_axis_failure(err: Exception, what: str, feature_axis: int) -> None:
             "their number of features, so concatenate along the feature axis (dim=-1)",
             code="cat_axis",
         )
+
+
+def axis_multiple_failure(out: object, shape: tuple[int, ...], dims: str, what: str) -> None:
+    """Fail naming the axes when `out` has the right number of elements but one axis is a multiple of its expected
+    size and another a fraction: a repeat, repeat_interleave or cat along the wrong axis."""
+    if not isinstance(out, Tensor) or out.ndim != len(shape) or tuple(out.shape) == shape:
+        return
+    names = dims.split()
+    grown = [i for i, (g, e) in enumerate(zip(out.shape, shape, strict=True)) if g > e and g % e == 0]
+    shrunk = [i for i, (g, e) in enumerate(zip(out.shape, shape, strict=True)) if g < e and g > 0 and e % g == 0]
+    if len(grown) == 1 and len(shrunk) == 1 and out.numel() == math.prod(shape):
+        i, j = grown[0], shrunk[0]
+        want = ", ".join(f"{d}={s}" for d, s in zip(names, shape, strict=True))
+        fail(
+            f"{what} has shape {tuple(out.shape)}, expected ({want})",
+            f"the `{names[i]}` axis has {out.shape[i]} = {out.shape[i] // shape[i]} × {shape[i]} entries and "
+            f"`{names[j]}` has {out.shape[j]} instead of {shape[j]}: a repeat, repeat_interleave or cat along the "
+            f"wrong axis (dim={i} where dim={j} or -1 was meant?)",
+            code="repeated_axis",
+        )
+
+
+def importance_candidate(imp: Tensor) -> tuple[str, str, Tensor]:
+    """The rate table of a presence mask drawn against the model's importance instead of its feature_probability."""
+    return (
+        "importance_as_probability",
+        "the rates are the model's importance values (capped at 1): the presence mask is drawn against "
+        "self.importance; compare with self.feature_probability",
+        imp.double().clamp(0, 1),
+    )

@@ -29,7 +29,12 @@ from tests.part1_superposition_mistakes import (
     forward_mutants,
     two_layer,
 )
-from tests.part1_superposition_probes import activation_diagnosis, check_param_gradients, hidden_probe
+from tests.part1_superposition_probes import (
+    activation_diagnosis,
+    check_param_gradients,
+    hidden_probe,
+    importance_candidate,
+)
 
 relu = torch.relu
 
@@ -218,7 +223,10 @@ N_SAMPLES = 20_000
 def test_computation_generate_batch(NeuronComputationModel: type, device: torch.device) -> str:
     n_inst, n_feats = PROBS.shape
     cfg = ToyModelConfig(n_inst=n_inst, n_features=n_feats, d_hidden=2)
-    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=PROBS.to(device))
+    imp = IMPORTANCE.to(device)  # not all 1: presence drawn against self.importance shows as its own rate table
+    model = _computation_model(
+        NeuronComputationModel, device, cfg, feature_probability=PROBS.to(device), importance=imp
+    )
     batch = expect_tensor(
         model.generate_batch(N_SAMPLES),
         f"generate_batch({N_SAMPLES})",
@@ -227,7 +235,9 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
         dtype=torch.float32,
         device=device,
     )
-    check_independent_features(batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0)
+    check_independent_features(
+        batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0, extra=[importance_candidate(IMPORTANCE)]
+    )
     return f"presence rates, U[-1, 1] values and independence on {N_SAMPLES} examples"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -133,7 +134,11 @@ def _check_values(x: Tensor, present: Tensor) -> None:
 
 @checker("generate_dataset", kind="function")
 def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> str:
-    x = _call(generate_dataset, "generate_dataset", GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P, device=device)
+    try:
+        x = _call(generate_dataset, "generate_dataset", GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P, device=device)
+    except RuntimeError as err:
+        _keepdim_failure(err)
+        raise
     _dataset_shape(x)
     what = "generate_dataset(...)"
     x = expect_tensor(x, what, shape=GEN_SHAPE, dims=GEN_DIMS, dtype=torch.float32, device=device, finite=False)
@@ -255,9 +260,36 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
     return "sparse, unit-norm examples, independent across examples, instances and features"
 
 
+BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
+
+
+def _keepdim_failure(err: RuntimeError) -> None:
+    """A norm or sum over the features without keepdim=True leaves [examples, inst]: dividing [examples, inst, feats]
+    by it lines inst up against feats, and broadcasting fails with exactly these two sizes."""
+    match = BROADCAST.search(str(err))
+    if match and {int(match.group(1)), int(match.group(2))} == {GEN_FEATS, GEN_INST}:
+        fail(
+            f"generate_dataset raised RuntimeError: {err}",
+            f"a size {GEN_FEATS} (features) was broadcast against a size {GEN_INST} (instances): a reduction over the "
+            "features without keepdim=True (x.norm(dim=-1) is [examples, inst]) divides the wrong axes; use "
+            "x.norm(dim=-1, keepdim=True) (or F.normalize(x, dim=-1))",
+            code="no_keepdim",
+        )
+
+
 def _negative_values(x: Tensor) -> None:
     """Name the symmetric distribution negative values come from."""
     message = f"the data set has negative values (min {x.min().item():.3g})"
+    mean, sd = x.mean(-1), x.std(-1)
+    if bool((mean.abs() < 1e-4).all()):
+        unit = bool(((sd - 1).abs() < 1e-3)[sd > 1e-6].all())
+        fail(
+            message,
+            f"every example has mean 0{' and standard deviation 1' if unit else ''} over its features: "
+            f"{'standardised ((x - mean) / std)' if unit else 'a mean subtracted'} where the exercise normalises to "
+            "unit L2 norm, x / x.norm(dim=-1, keepdim=True) (absent features stay exactly 0)",
+            code="standardised",
+        )
     sample = mistakes.ratio_sample(x.abs())
     tol = mistakes.tolerance(max(sample.numel(), 1), 1 / 12)
     if sample.numel() >= 1000 and abs(sample.mean().item() - 0.5) <= tol:
@@ -329,6 +361,8 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
                 code="zero_warmup",
             )
         right, catalogue = mistakes.schedule_candidates(steps, warmup)
+        if warmup == 0:
+            _zero_warmup_case(got_t, right, steps)
         # the section's schedule has the meaning of the shared one in utils.schedules
         shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
@@ -345,6 +379,23 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
             hint="linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
         )
     return "linear warm-up, then half a cosine to 0"
+
+
+def _zero_warmup_case(got: Tensor, right: Tensor, steps: int) -> None:
+    """Checked last, after the schedules with a warm-up passed: only the warmup_steps = 0 special case is wrong."""
+    if torch.allclose(got, right, rtol=1e-6, atol=1e-7):
+        return
+    bad = (got - right).abs() > 1e-6
+    seen = f"{float(got[0]):.4g} at every step" if bool((got == got[0]).all()) else "values off the cosine"
+    fail(
+        f"warmup_cosine_lr(step, steps={steps}, warmup_steps=0) differs from the schedule at {int(bad.sum())}/{steps} "
+        f"steps (first at step {int(bad.nonzero()[0])}: got {float(got[bad][0]):.4g}, expected "
+        f"{float(right[bad][0]):.4g}); you return {seen}",
+        "the schedules with a warm-up are right: only the warmup_steps = 0 case is wrong. With no warm-up the "
+        "schedule is the cosine alone, 0.5 * (1 + cos(π step / steps)), from 1 at step 0 down towards 0: a special "
+        "case for warmup_steps == 0 (an early return?) must not skip the cosine",
+        code="zero_warmup_case",
+    )
 
 
 def _cosine_floor(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue: list) -> None:
@@ -403,8 +454,11 @@ def _cosine_period(got: Tensor, right: Tensor, steps: int, warmup: int, catalogu
         residual = (design @ coef[..., None])[..., 0] - g
         return residual.abs().amax(-1), coef
 
+    # Degrees (180 or 360 where π or 2π belong) lie beyond the grid and alias on it: tried first, exactly.
+    err, _ = fit(torch.tensor([180.0, 360.0], dtype=torch.float64))
+    best = (180.0, 360.0)[int(err.argmin())] if float(err.min()) <= 1e-6 else None
     omegas = torch.linspace(0.05, 8 * math.pi, 4000, dtype=torch.float64)
-    for _ in range(4):  # refine around the best ω
+    for _ in range(4 if best is None else 0):  # refine around the best ω
         err, _ = fit(omegas)
         best = float(omegas[int(err.argmin())])
         step = float(omegas[1] - omegas[0])
@@ -418,6 +472,10 @@ def _cosine_period(got: Tensor, right: Tensor, steps: int, warmup: int, catalogu
         return
     shift = f" {phase:+.3g}" if abs(phase) > 1e-4 else ""
     named = "without π: cos(progress) in radians" if abs(best - 1) < 1e-3 else None
+    if best in (180.0, 360.0):
+        named = (
+            f"in degrees ({best:g} where {'π' if best == 180 else '2π'} belongs; torch.cos and math.cos take radians)"
+        )
     periods = best / (2 * math.pi)
     fail(
         f"after the warm-up your factor is {a:.3g} + {amplitude:.3g} cos(ω · progress{shift}) with ω = {best:.4g}, "

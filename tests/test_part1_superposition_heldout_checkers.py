@@ -111,3 +111,80 @@ def combined_cat_instances(self, n):
 
 def test_combined_held_out():
     assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=combined_cat_instances), "cat_axis")
+
+
+# ---- fresh2 round: rate tables read as a function of p, discrete values, a repeated axis, block sizes
+def _shape(self, n):
+    return (n, self.cfg.n_inst, self.cfg.n_features)
+
+
+def gb_randn_presence(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.randn(s) < self.feature_probability, torch.rand(s), 0.0)
+
+
+def gb_importance_presence(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.rand(s) < self.importance, torch.rand(s), 0.0)
+
+
+def gb_quantised(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.rand(s) < self.feature_probability, (torch.rand(s) * 4).ceil() / 4, 0.0)
+
+
+def corr_repeat_on_instances(self, n, p):
+    pres = (torch.rand(n, *p.shape) < p).repeat_interleave(2, dim=1)
+    return torch.where(pres, torch.rand(pres.shape), 0.0)
+
+
+def _combined(fix):
+    def gb(self, n):
+        nc, na, p = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs, self.feature_probability
+        pc, pa, pu = fix(p, nc, na)
+        blocks = [
+            self.generate_correlated_features(n, pc),
+            self.generate_anticorrelated_features(n, pa),
+            self.generate_uncorrelated_features(n, pu),
+        ]
+        return torch.cat(blocks, -1)
+
+    return gb
+
+
+def test_fresh2_rate_tables_and_values():
+    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_randn_presence), "presence_normal")
+    assert "Φ(p)" in err.hint
+    err = assert_fails(
+        checks.test_generate_batch, variant(generate_batch=gb_importance_presence), "importance_as_probability"
+    )
+    assert "importance" in err.hint
+    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_quantised), "discrete_values")
+    assert "rounded" in err.hint
+
+
+def test_fresh2_repeated_axis_and_blocks():
+    err = assert_fails(
+        checks.test_generate_correlated_features,
+        corr_variant(generate_correlated_features=corr_repeat_on_instances),
+        "repeated_axis",
+    )
+    assert "`inst`" in err.hint and "repeat_interleave" in err.hint
+    empty_anti = _combined(lambda p, nc, na: (p[:, 0 : 2 * nc : 2], p[:, 2 * nc : 2 * na : 2], p[:, 2 * (nc + na) :]))
+    err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=empty_anti), "missing_block")
+    assert "anticorrelated block is missing" in err.hint
+    inst0 = _combined(
+        lambda p, nc, na: (
+            p[:1, 0 : 2 * nc : 2].expand(p.shape[0], -1),
+            p[:1, 2 * nc : 2 * (nc + na) : 2].expand(p.shape[0], -1),
+            p[:1, 2 * (nc + na) :].expand(p.shape[0], -1),
+        )
+    )
+    assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=inst0), "first_instance_probability")
+    half_anti = _combined(
+        lambda p, nc, na: (p[:, 0 : 2 * nc : 2], p[:, 2 * nc : 2 * (nc + na) : 2] / 2, p[:, 2 * (nc + na) :])
+    )
+    err = assert_fails(
+        checks.test_generate_combined_batch, corr_variant(generate_batch=half_anti), "presence_probability"
+    )
+    assert "0.5 × the right ones" in err.hint

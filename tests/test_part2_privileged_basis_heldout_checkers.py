@@ -86,3 +86,25 @@ def loss_norm_target(self, out, batch):
 
 def test_loss_held_out():
     assert_fails(checks.test_computation_calculate_loss, computation(calculate_loss=loss_norm_target), "target_reduced")
+
+
+def batch_importance_presence(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.importance, 2 * torch.rand(s) - 1, 0.0)
+
+
+def batch_randint_sign(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.rand(s) * torch.randint(-1, 2, s), 0.0)
+
+
+def test_generate_batch_fresh2():
+    assert_fails(
+        checks.test_computation_generate_batch,
+        computation(generate_batch=batch_importance_presence),
+        "importance_as_probability",
+    )
+    err = assert_fails(
+        checks.test_computation_generate_batch, computation(generate_batch=batch_randint_sign), "presence_fraction"
+    )
+    assert "randint(-1, 2)" in err.hint

@@ -200,3 +200,35 @@ CHECKS = {
 @pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[f.__name__ for _, f, _ in MISTAKES])
 def test_heldout_mistakes_are_named(kind, impl, code):
     assert_fails(CHECKS[kind], impl, code)
+
+
+# ---- fresh2 round
+def gen_standardised(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp_min(1e-12)
+
+
+def gen_no_keepdim(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return x / x.norm(dim=-1).clamp_min(1e-12)
+
+
+def lr_degrees(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(180 * (step - warmup_steps) / (steps - warmup_steps)))
+
+
+def lr_zero_warmup_constant(step, steps, warmup_steps):
+    return 1.0 if warmup_steps == 0 else ref_warmup_cosine_lr(step, steps, warmup_steps)
+
+
+def test_fresh2_dataset_and_schedule():
+    err = assert_fails(checks.test_generate_dataset, gen_standardised, "standardised")
+    assert "standard deviation 1" in err.hint
+    err = assert_fails(checks.test_generate_dataset, gen_no_keepdim, "no_keepdim")
+    assert "keepdim=True" in err.hint
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_degrees, "cosine_period")
+    assert "degrees" in err.hint
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_zero_warmup_constant, "zero_warmup_case")
+    assert "warmup_steps = 0" in err.hint
