@@ -318,13 +318,9 @@ _SHAPE_HINTS = {
         "untransposed_W_dec",
         "the decoder is [inst d_sae d_in]: transpose W_enc's last two axes before cloning",
     ),
-    "b_enc": (
-        "bias_shapes",
-        "b_enc has one entry per latent ([inst d_sae]), b_dec one per input dimension ([inst d_in])",
-    ),
-    "b_dec": (
-        "bias_shapes",
-        "b_enc has one entry per latent ([inst d_sae]), b_dec one per input dimension ([inst d_in])",
+    **dict.fromkeys(
+        ("b_enc", "b_dec"),
+        ("bias_shapes", "b_enc has one entry per latent ([inst d_sae]), b_dec one per input dimension ([inst d_in])"),
     ),
 }
 
@@ -659,7 +655,7 @@ def _call_resampler(fn: Callable[[], Any]) -> None:
             )
         raise
     except IndexError as err:
-        M.describe_index_error(err)
+        D.describe_index_error(err)
         raise
     except RuntimeError as err:
         if "without replacement" in str(err):
@@ -700,7 +696,8 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
         for value, hint, code in (
             (
                 before["W_enc"].transpose(-1, -2)[dead],
-                "also write resample_scale · v into the encoder column",
+                "the encoder columns kept their old values: not written, or written into a copy (`t[mask]` with a "
+                "mask or index list returns a copy, so `t[mask].copy_(v)` is lost): assign with `t[mask] = v`",
                 "enc_untouched",
             ),
             (
@@ -718,7 +715,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
             "use the same direction v for both: decoder row v, encoder column resample_scale · v",
             code="enc_mismatch",
         )
-    M.check_shared_draws(sae.W_dec, dead)
+    D.check_shared_draws(sae.W_dec, dead)
     M.check_isotropic(rows)
     _check_tied(impl, device)
     return f"{rows.shape[0]} resampled latents: unit, isotropic, scaled encoder, live latents untouched"
@@ -728,7 +725,7 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
     """With tied weights (no _W_dec), resampling must still work: the dead latents' columns change, the rest stay."""
     sae = reference_sae(ref.ToySAE, device, n_inst=2, d_in=3, d_sae=40, sparsity_coeff=0.1, tied_weights=True)
     frac, groups = M.window_groups(2, 40, 20, device)
-    before = _snapshot(sae)
+    before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second call shows whether the draw is fresh
     _call_resampler(lambda: impl(sae, frac.clone(), 0.37))
     changed = (sae.W_enc.detach() != before["W_enc"]).any(1)
     if not torch.equal(changed, groups["dead"]):
@@ -737,6 +734,7 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
             "index through sae.W_dec and sae.W_enc, which share storage when tied; change only the dead latents",
             code="tied_weights",
         )
+    D.check_fresh_draws(lambda: _call_resampler(lambda: impl(spare, frac.clone(), 0.37)), sae, spare, changed)
 
 
 @checker("resample_advanced", kind="function")
@@ -763,7 +761,8 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     M.check_encoder_bias(sae, expected)
     rows = M.unit_rows(sae, before, expected, scale)
     again = lambda: _call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size))
-    M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected))
+    alt = D.other_losses(spare)  # before the second run: the per-type losses a wrong weight might follow
+    M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected), alt)
     # encoder column = v · resample_scale · (mean norm of the live latents' encoder columns in that instance)
     enc = sae.W_enc.detach().transpose(-1, -2)[expected]
     inst_of = expected.nonzero()[:, 0]

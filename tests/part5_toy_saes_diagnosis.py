@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,15 @@ def check_init_values(sae: Any) -> None:
             "normalised (forward normalises it when it decodes)",
             code="decoder_rescaled",
         )
+    # The same multiset of values in other places (reshape/view instead of transpose): sorted, they are equal.
+    if D.shape == E.shape and torch.equal(D.flatten(1).sort(-1).values, E.flatten(1).sort(-1).values):
+        fail(
+            "the untied _W_dec holds exactly W_enc's values, instance by instance, but in other positions: "
+            "a reshape or view of W_enc, not its transpose",
+            "reshape/view keep the memory order, so [inst d_in d_sae] read as [inst d_sae d_in] scrambles the "
+            "entries: use `self.W_enc.detach().transpose(-1, -2).clone()`",
+            code="decoder_reshaped",
+        )
     # Independent draws: the entry correlation is ~N(0, 1/N); |r| > 0.1 has probability < e^-90 at N = 18000.
     r = float(torch.corrcoef(torch.stack([D.flatten(), E.flatten()]))[0, 1])
     fail(
@@ -143,9 +153,12 @@ def ingredient_diagnosis(
 def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
     def combine(x: Tensor, W: Tensor, bias: Tensor | float, nonlin: str) -> Tensor:
         pre = torch.einsum("bid,ids->bis", x, W)
-        return {"after": lambda: (pre + bias).relu(), "before": lambda: pre.relu() + bias, "none": lambda: pre + bias}[
-            nonlin
-        ]()
+        return {
+            "after": lambda: (pre + bias).relu(),
+            "before": lambda: pre.relu() + bias,
+            "none": lambda: pre + bias,
+            "negative": lambda: (pre + bias).clamp(max=0),
+        }[nonlin]()
 
     b_dec, W_hat = sae.b_dec, sae.W_dec_normalized
     return combine, [
@@ -168,6 +181,11 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
             ("relu", "", lambda: "after"),
             ("relu_before_bias", "the ReLU comes before b_enc is added", lambda: "before"),
             ("no_relu", "there is no ReLU", lambda: "none"),
+            (
+                "relu_keeps_negative",
+                "the nonlinearity keeps the negative part, min(x, 0) (clamp(max=0)): ReLU is clamp(min=0)",
+                lambda: "negative",
+            ),
         ],
     ]
 
@@ -188,6 +206,11 @@ def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., T
             ("W", "", lambda: sae.W_dec_normalized),
             ("unnormalized_decoder", "it decodes with W_dec, not W_dec_normalized", lambda: sae.W_dec),
             ("decoder_is_encoder", "it decodes with W_enc transposed, not W_dec_normalized", lambda: sae.W_enc.mT),
+            (
+                "decoder_normalised_over_d_sae",
+                "it decodes with W_dec normalised over d_sae (dim=-2), not each latent's row over d_in (dim=-1)",
+                lambda: sae.W_dec / (sae.W_dec.norm(dim=-2, keepdim=True) + sae.cfg.weight_normalize_eps),
+            ),
         ],
         [
             ("b", "", lambda: b_dec),
@@ -377,3 +400,84 @@ def check_random_choice(run_again: Callable[[], None], spare: Any, rows: Tensor,
             "replacement=True)), instead of always taking the worst examples (topk, argmax or sorting)",
             code="deterministic_choice",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Simple resampling: a fresh draw on every call
+# --------------------------------------------------------------------------------------------
+def check_fresh_draws(run_again: Callable[[], None], first: Any, second: Any, changed: Tensor) -> None:
+    """`first` was just resampled; advance the global random stream, then resample `second`, an identical copy
+    made before. If the second call wrote the same directions and left the global generator in the state the first
+    call left it in, the function reseeds the global generator (a private torch.Generator is left alone: it
+    doesn't touch the training's random stream)."""
+    state = torch.random.get_rng_state()
+    torch.rand(16)  # a resampler that doesn't reseed leaves the stream past this draw
+    run_again()
+    same_state = torch.equal(torch.random.get_rng_state(), state)
+    a, b = first.W_enc.detach(), second.W_enc.detach()
+    if same_state and a.shape == b.shape and bool(changed.any()) and torch.equal(a, b):
+        fail(
+            "two calls on identical SAEs wrote exactly the same new directions, and each call left the global random "
+            "generator in the same state: the function reseeds it",
+            "don't call torch.manual_seed inside the resampler: it resets the global random stream, so every draw "
+            "after each resample (new directions, and the training batches too) repeats",
+            code="reseeded",
+        )
+
+
+def other_losses(sae: Any) -> dict[str, Tensor]:
+    """Per input type of the advanced check's prototype batch (example i is type i % 4), the per-example losses
+    other than L_reconstruction that sampling weights might wrongly follow, [inst types]."""
+    with torch.no_grad():
+        loss_dict = sae(sae.generate_batch(4))[0]
+    return {k: v.T.double() for k, v in loss_dict.items() if k != "L_reconstruction" and v.ndim == 2}
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling: shared draws, and the usual indexing crash
+# --------------------------------------------------------------------------------------------
+def check_shared_draws(W_dec: Tensor, dead: Tensor) -> None:
+    """Each dead latent gets its own direction: not one for all, one per instance, or one per latent index.
+    W_dec: the decoder after resampling [inst d_sae d_in]; dead: [inst d_sae]."""
+    key = W_dec.detach().round(decimals=5)
+    n_unique = torch.unique(key[dead], dim=0).shape[0]
+    if n_unique == 1:
+        fail(
+            "every resampled latent got the same direction",
+            "draw a separate direction for each dead latent",
+            "same_direction",
+        )
+    if n_unique <= dead.shape[0]:
+        fail(
+            "all dead latents of an instance got the same direction",
+            "draw one direction per dead latent, not one per instance",
+            code="shared_per_instance",
+        )
+    for a in range(dead.shape[0]):
+        for b in range(a + 1, dead.shape[0]):
+            both = dead[a] & dead[b]
+            if both.sum() > 1 and (key[a, both] == key[b, both]).all(-1).float().mean() > 0.5:
+                fail(
+                    "a latent dead in several instances got the same direction in each",
+                    "draw a separate direction for every (instance, latent) pair: one randn of shape [n_dead, d_in]",
+                    code="shared_across_instances",
+                )
+
+
+def describe_index_error(err: IndexError) -> None:
+    """Fail with a hint when a boolean [inst d_sae] mask met a tensor it doesn't index (W_enc, or a wrong mask)."""
+    mask = re.search(r"mask \[([\d, ]+)\].*indexed tensor \[([\d, ]+)\]", str(err))
+    if not mask:
+        return
+    mask_shape, indexed = mask.group(1).split(","), mask.group(2).split(",")
+    if len(mask_shape) == 2 and len(indexed) == 3 and indexed[-1].strip() == mask_shape[-1].strip():
+        hint = (
+            "a [inst d_sae] mask indexes the first two axes, but W_enc is [inst d_in d_sae]: index "
+            "sae.W_enc.data.transpose(-1, -2)[dead] (or loop over instances and use W_enc[k][:, idx])"
+        )
+    else:
+        hint = (
+            f"your dead mask has shape [{mask.group(1)}], expected [inst d_sae]: reduce frac_active_in_window "
+            "([window inst d_sae]) over the window axis, dim=0"
+        )
+    fail(f"your resampler raised IndexError: {str(err).splitlines()[0]}", hint, code="mask_index")

@@ -9,7 +9,6 @@ sampling weights it might follow, each with the statistic that tells it apart.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -107,6 +106,12 @@ GEN_MISTAKES: list[tuple[str, str, Callable[[Tensor, Tensor], Tensor]]] = [
         lambda x, W: hidden(x, W) - hidden(x, W).mean(0, keepdim=True),
     ),
     (
+        "contracted_d_in",
+        "contract the feats axis: einsum(features, W, 'batch inst feats, inst d_in feats -> batch inst d_in'); "
+        "yours summed W over d_in, kept feats and cut it to the first d_in features",
+        lambda x, W: torch.einsum("bif,idf->bif", x, W)[..., : W.shape[1]],
+    ),
+    (
         "W_reshaped",
         "W is [inst d_in feats]: contract its last axis with the features (or transpose it); reshape scrambles it",
         lambda x, W: torch.einsum("bif,ifd->bid", x, W.reshape(W.shape[0], W.shape[2], W.shape[1])),
@@ -155,6 +160,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         "sq": lambda: sp_acts.pow(2).sum(-1),
         "mean": lambda: sp_acts.abs().mean(-1),
         "pre": lambda: (pre + bias).abs().sum(-1),
+        "h_rec": lambda: h_rec.abs().sum(-1),
     }[bug.get("sparsity", "l1")]()
     coeff = sae.sparsity_coeff[0] if bug.get("first_coeff") else sae.sparsity_coeff
     if bug.get("coeff_in_L_sparsity"):
@@ -251,6 +257,12 @@ FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
         {"sparsity": "sq"},
     ),
     ("sparsity_mean", "sum |acts| over the latents, don't average", "L_sparsity", {"sparsity": "mean"}),
+    (
+        "sparsity_of_reconstruction",
+        "L_sparsity is the L1 norm of the latent activations acts_post, not of h_reconstructed",
+        "L_sparsity",
+        {"sparsity": "h_rec"},
+    ),
     (
         "sparsity_pre_relu",
         "penalise acts_post (after the ReLU), not the pre-activations",
@@ -521,6 +533,15 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
     ) & active[:, None]  # the other instances are checked separately
     if torch.equal(changed, expected):
         return
+    weights_changed = (sae.W_enc.detach() != before["W_enc"]).any(1) | (sae.W_dec.detach() != before["W_dec"]).any(-1)
+    if torch.equal(weights_changed & active[:, None], expected) and ((changed & ~expected).any()):
+        fail(
+            f"the encoder bias b_enc of {int((changed & ~expected).sum())} latents that are not dead changed, while "
+            "their encoder columns and decoder rows were left alone (those of the dead latents are right)",
+            "change b_enc for the dead latents only, setting it to 0 with the same [inst d_sae] mask: "
+            "`b_enc[dead] = 0` (a mask reduced over d_sae, or a slice over whole instances, reaches live latents too)",
+            code="alive_touched",
+        )
     for code, hint, rule in selection_rules(frac, groups):
         if torch.equal(changed, rule & active[:, None]):
             fail(
@@ -551,6 +572,11 @@ def check_encoder_bias(sae: Any, dead: Tensor) -> None:
         fail("the encoder bias of resampled latents is not zero", "set b_enc to 0 for them", code="b_enc_not_reset")
 
 
+def unit_columns(rows: Tensor) -> bool:
+    """Each coordinate normalised over the latents (dim 0) instead of each row."""
+    return bool(torch.isclose(rows.pow(2).sum(0), torch.ones(rows.shape[1], device=rows.device), rtol=1e-3).all())
+
+
 def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Tensor:
     """The new decoder rows of the dead latents [n d_in], after checking they are unit vectors."""
     rows = sae.W_dec.detach()[dead]
@@ -563,9 +589,23 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Te
     norms = rows.norm(dim=-1)
     if torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all():
         return rows
+    zero, inst_of = norms < 1e-6, dead.nonzero()[:, 0]
+    if zero.any():
+        fail(
+            f"{int(zero.sum())} of {norms.numel()} resampled decoder rows are zero vectors"
+            + (
+                f" (the others have norms between {norms[~zero].min():.3g} and {norms.max():.3g})"
+                if (~zero).any()
+                else ""
+            ),
+            "the vector you normalised was already zero (normalising a zero vector with a clamped or eps'd norm "
+            "leaves it zero): check where the direction comes from. Each should be (h - b_dec) for a chosen input h "
+            "from sae.generate_batch (nonzero here); e.g. h_reconstructed - b_dec is zero when no latent fires",
+            code="dec_zero",
+        )
     if torch.isclose(norms, torch.full_like(norms, resample_scale), rtol=1e-4).all():
         hint, code = "the decoder row is the unit direction v; only the encoder column is scaled", "dec_scaled"
-    elif torch.isclose(rows.pow(2).sum(0), torch.ones(rows.shape[1], device=rows.device), rtol=1e-3).all():
+    elif unit_columns(rows) or all(unit_columns(rows[inst_of == k]) for k in inst_of.unique()):
         hint, code = (
             "normalise each direction (each row, dim=-1), not each coordinate over the dead latents",
             "normalized_wrong_axis",
@@ -573,34 +613,6 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Te
     else:
         hint, code = "normalise each new direction to unit length before writing it into the decoder", "dec_not_unit"
     fail(f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1", hint, code)
-
-
-def check_shared_draws(W_dec: Tensor, dead: Tensor) -> None:
-    """Each dead latent gets its own direction: not one for all, one per instance, or one per latent index.
-    W_dec: the decoder after resampling [inst d_sae d_in]; dead: [inst d_sae]."""
-    key = W_dec.detach().round(decimals=5)
-    n_unique = torch.unique(key[dead], dim=0).shape[0]
-    if n_unique == 1:
-        fail(
-            "every resampled latent got the same direction",
-            "draw a separate direction for each dead latent",
-            "same_direction",
-        )
-    if n_unique <= dead.shape[0]:
-        fail(
-            "all dead latents of an instance got the same direction",
-            "draw one direction per dead latent, not one per instance",
-            code="shared_per_instance",
-        )
-    for a in range(dead.shape[0]):
-        for b in range(a + 1, dead.shape[0]):
-            both = dead[a] & dead[b]
-            if both.sum() > 1 and (key[a, both] == key[b, both]).all(-1).float().mean() > 0.5:
-                fail(
-                    "a latent dead in several instances got the same direction in each",
-                    "draw a separate direction for every (instance, latent) pair: one randn of shape [n_dead, d_in]",
-                    code="shared_across_instances",
-                )
 
 
 def check_isotropic(rows: Tensor) -> None:
@@ -648,11 +660,23 @@ def rate_tolerance(n: int, p: float, n_tests: int) -> float:
     return bernstein_tolerance(max(n, 1), p * (1 - p), 1.0, FAILURE_PROBABILITY / n_tests)
 
 
+def normalise(w: Tensor) -> Tensor:
+    return w / w.sum(-1, keepdim=True)
+
+
 def check_sampling(
-    rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor, active: Tensor, is_random: Callable[[], None] = lambda: None
+    rows: Tensor,
+    dead: Tensor,
+    q: Tensor,
+    b_dec: Tensor,
+    active: Tensor,
+    is_random: Callable[[], None] = lambda: None,
+    alt: dict[str, Tensor] | None = None,
 ) -> None:
     """Each new direction is one input type's e_j; per instance, type j must be picked with probability ∝ q_j².
-    `is_random`: checks that the choice is random at all, before the frequencies are compared."""
+    `is_random`: checks that the choice is random at all, before the frequencies are compared. `alt`: other
+    per-example losses per input type [inst types] (e.g. L_sparsity), that wrong weights might follow."""
+    alt = alt or {}
     best = rows.abs().max(-1)
     if (best.values < 1 - 1e-4).any() or (rows.gather(-1, best.indices[:, None]) < 0).any():
         protos = torch.nn.functional.normalize(b_dec[:, None, :] + torch.diag_embed(q.sqrt()), dim=-1)
@@ -674,11 +698,16 @@ def check_sampling(
     for k in insts:
         picked = best.indices[inst_of == k]
         if picked.numel() > 10 and (rows[inst_of == k] == rows[inst_of == k][0]).all():
+            j, share = int(picked[0]), q[k].double().pow(2) / q[k].double().pow(2).sum()
+            only = [name for name, v in alt.items() if v[k, j] != 0 and (v[k] != 0).sum() == 1]
             fail(
-                f"every dead latent of instance {k} got the same input",
+                f"every dead latent of instance {k} got the same input (input type {j}, which has {share[j]:.0%} of "
+                "the L_reconstruction² weight there)"
+                + (f"; it is the only input of instance {k} with non-zero {only[0]}" if only else ""),
                 "draw one example per dead latent, at random with probability ∝ L_reconstruction² "
-                "(torch.multinomial(weights, n_dead, replacement=True)): not always the worst example (argmax), "
-                "and not one draw shared by all",
+                "(torch.multinomial(weights, n_dead, replacement=True)). Possible causes: "
+                + (f"weights taken from {only[0]} instead of L_reconstruction; " if only else "")
+                + "always the worst example (argmax); one draw shared by all dead latents",
                 code="same_input",
             )
     is_random()
@@ -697,7 +726,13 @@ def check_sampling(
     )
     if ((observed - expected.to(observed)).abs() <= tol).all():
         return
-    for code, hint, probs in weight_candidates(loss, sq_norm, rows.shape[1]):
+    others = [
+        (f"sampling_{name}", f"the picks follow {name}{power}: weight by L_reconstruction² instead", normalise(v))
+        for name, value in alt.items()
+        for power, v in (("²", value[insts].pow(2)), ("", value[insts]))
+        if (v.sum(-1) > 0).all()
+    ]
+    for code, hint, probs in weight_candidates(loss, sq_norm, rows.shape[1]) + others:
         if ((observed - probs.to(observed)).abs() <= tol).all():
             fail(
                 f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}",
@@ -732,22 +767,3 @@ def prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:
         return proto + b_dec.detach()
 
     return generate
-
-
-def describe_index_error(err: IndexError) -> None:
-    """Fail with a hint when a boolean [inst d_sae] mask met a tensor it doesn't index (W_enc, or a wrong mask)."""
-    mask = re.search(r"mask \[([\d, ]+)\].*indexed tensor \[([\d, ]+)\]", str(err))
-    if not mask:
-        return
-    mask_shape, indexed = mask.group(1).split(","), mask.group(2).split(",")
-    if len(mask_shape) == 2 and len(indexed) == 3 and indexed[-1].strip() == mask_shape[-1].strip():
-        hint = (
-            "a [inst d_sae] mask indexes the first two axes, but W_enc is [inst d_in d_sae]: index "
-            "sae.W_enc.data.transpose(-1, -2)[dead] (or loop over instances and use W_enc[k][:, idx])"
-        )
-    else:
-        hint = (
-            f"your dead mask has shape [{mask.group(1)}], expected [inst d_sae]: reduce frac_active_in_window "
-            "([window inst d_sae]) over the window axis, dim=0"
-        )
-    fail(f"your resampler raised IndexError: {str(err).splitlines()[0]}", hint, code="mask_index")

@@ -582,6 +582,9 @@ def auxk_variant(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_a
     score = score if bug.get("live") else torch.where(mask, score, fill)
     if bug.get("all_dead"):
         acts = torch.where(dead, x, torch.zeros_like(x))
+    elif bug.get("top_all"):  # top-k over every latent, then the dead ones among them kept
+        top = x.topk(k_aux, dim=-1)
+        acts = torch.zeros_like(x).scatter(-1, top.indices, top.values * mask.expand_as(x).gather(-1, top.indices))
     else:
         dim = 0 if bug.get("batch_axis") else -1
         k = k_aux + bug.get("k_offset", 0)
@@ -613,6 +616,12 @@ AUXK_MISTAKES: list[tuple[str, str, dict]] = [
     ),
     ("sum_over_d_in", "take the mean over d_in, not the sum", {"sum": True}),
     ("all_dead_latents", "keep only the k_aux largest dead pre-activations per example", {"all_dead": True}),
+    (
+        "topk_before_mask",
+        "mask the live latents out *before* the top-k: taking the top k_aux over all latents and then keeping the "
+        "dead ones among them leaves fewer than k_aux dead latents where live ones are larger",
+        {"top_all": True},
+    ),
     ("k_off_by_one", "keep exactly k_aux latents: topk(k_aux)", {"k_offset": 1}),
     ("by_abs", "rank the dead latents by their pre-activations, not by absolute values", {"by_abs": True}),
     (
@@ -741,6 +750,12 @@ def fve_mistakes(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             "abs_residual",
             "square the residual: Σ (h - h_rec)², not Σ |h - h_rec|",
             1 - (h - h_rec).abs().sum((0, 2)) / centred.sum((0, 2)),
+        ),
+        (
+            "pooled_variance",
+            "one denominator per instance: Σ over batch and d_in of that instance's (h - mean(h))², not summed over "
+            "every instance too",
+            1 - resid.sum((0, 2)) / centred.sum(),
         ),
         (
             "variance_of_reconstruction",

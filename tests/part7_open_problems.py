@@ -48,7 +48,8 @@ _N_INST, _N_FEATS = PROBABILITY.shape
 # (instance, feature) in neighbouring examples. For the uniform kinds, the mean and mean square of each
 # (instance, feature); for "discrete", 3 value frequencies. Each test runs at FAILURE_PROBABILITY / N_TESTS, so
 # a correct answer fails the whole checker with probability < 1e-7 (`tests.checking`).
-N_TESTS = len(KINDS) * (3 * PROBABILITY.numel() + _N_INST + _N_FEATS) + len(UNIFORM_KINDS) * 2 * PROBABILITY.numel() + 3
+# "discrete" adds 2 more: how often two present values are equal, across features and across instances.
+N_TESTS = len(KINDS) * (3 * PROBABILITY.numel() + _N_INST + _N_FEATS) + len(UNIFORM_KINDS) * 2 * PROBABILITY.numel() + 5
 
 
 @checker("generate_features", kind="function")
@@ -262,6 +263,21 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
                 hint="the values 1, 2 and 3 should be equally likely: torch.randint(1, 4, shape)",
                 code="discrete_frequency",
             )
+        # Independent values are equal with probability 1/3; values drawn once and broadcast are always equal.
+        for both, a, b, axis in (
+            (present[:, :, 0] & present[:, :, 1], batch[:, :, 0], batch[:, :, 1], "features 0 and 1"),
+            (present[:, 0, :] & present[:, 1, :], batch[:, 0, :], batch[:, 1, :], "instances 0 and 1"),
+        ):
+            expect_frequency(
+                (a[both] == b[both]).float().mean()[None],
+                1 / 3,
+                int(both.sum()),
+                f"with values='discrete', how often {axis} have the same value where both are present",
+                n_tests=N_TESTS,
+                hint=f"draw one value per batch element, instance and feature (torch.randint(1, 4, shape) with the "
+                f"full [batch inst feats] shape): {axis} share values more often than independent draws would",
+                code="values_shared_over_" + axis.split()[0],
+            )
         return
     low, high = UNIFORM_KINDS[kind]
     draw = draw_code(low, high)
@@ -370,6 +386,8 @@ def _mixed_features(device: torch.device, kind: str, shape: tuple[int, ...] = (6
         # row whose present features are all negative next to absent ones would not, so it is made all present.
         negative_only = (x.amax(-1, keepdim=True) <= 0).expand_as(x)
         x = torch.where(negative_only, -values.abs() - 0.05, x)
+        x[1] = 0.0  # a row whose present features sum to 0: it has a label
+        x[1, ..., 0], x[1, ..., 1] = 0.7, -0.7
     x[0] = 0.0
     return x.to(device)
 
@@ -384,6 +402,13 @@ def test_compute_target(impl, device):
             what = f"compute_target(features {list(shape)}, {target!r})"
             dims = " ".join(["batch"] * (len(shape) - 2) + ["inst"]) + ("" if target == "argmax" else " out")
             got = impl(features, target)
+            if isinstance(got, tuple) and hasattr(got, "values") and hasattr(got, "indices"):
+                fail(
+                    f"{what} returned a (values, indices) pair ({type(got).__name__}), not a tensor",
+                    "torch.max(x, dim) and .max(dim) return (values, indices): take `.values`, or use amax / "
+                    "torch.maximum",
+                    code="return_types",
+                )
             if isinstance(got, Tensor) and target != "argmax" and got.dtype == torch.bool:
                 fail(
                     f"{what} returned a boolean tensor",

@@ -226,6 +226,12 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 "negative still has a largest feature. Test (x != 0).any(-1), not x.max(-1) > 0",
                 torch.where(x.amax(-1) > 0, labels, NO_LABEL),
             ),
+            (
+                "argmax_sum_zero",
+                "NO_LABEL is for rows with no feature present, (x != 0).any(-1): signed features can sum to 0 while "
+                "some are present",
+                torch.where(x.sum(-1) != 0, labels, NO_LABEL),
+            ),
         ]
         return [
             *(signed if bool((x < 0).any()) else []),
@@ -352,6 +358,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             "each instance has its own importance row: importance[inst, label], not importance[0, label]",
             total(nll, importance[0].expand_as(logits).gather(-1, safe)[..., 0]),
         ),
+        (
+            "importance_mean",
+            "weight each example by the importance of its own label, importance[inst, label], not by the instance's "
+            "mean importance over classes",
+            total(nll, imp.mean(-1)),
+        ),
     ]
 
 
@@ -369,6 +381,12 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
 
     return [
         ("abs", "take the absolute value first: a feature on −axis k is aligned too", fixed(W.amax(1) / safe)),
+        (
+            "abs_after_max",
+            "take |W_ki| before the max over neurons: max(W).abs() is the largest *signed* entry, wrong for a feature "
+            "whose largest-magnitude entry is negative",
+            fixed(W.amax(1).abs() / safe),
+        ),
         ("normalise", "divide by the feature's norm ‖Wᵢ‖ so the scale of W doesn't matter", fixed(W.abs().amax(1))),
         (
             "norm_axis",

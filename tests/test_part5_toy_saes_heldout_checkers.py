@@ -133,3 +133,90 @@ def _resample(bug):
 def test_resample_advanced_diagnoses(code):
     assert_fails(checks.test_resample_advanced, _resample(code), code)
     assert_passes(checks.test_resample_advanced, _resample(None))
+
+
+# Fresh2 measurement: a reshaped decoder, forward ingredients, generate_batch's contraction, reseeded or
+# misdirected resampling.
+def test_init_decoder_reshaped():
+    bug = _init(_kaiming, lambda W: W.reshape(W.shape[0], W.shape[2], W.shape[1]).clone())
+    assert_fails(checks.test_init, bug, "decoder_reshaped")
+
+
+def test_generate_batch_contracted_d_in():
+    def gen(self, n):
+        x = einops.einsum(self.model.generate_batch(n), self.model.W, "b i f, i d f -> b i f")
+        return x[..., : self.model.W.shape[1]]
+
+    assert_fails(checks.test_generate_batch, _with(generate_batch=gen), "contracted_d_in")
+
+
+def _forward2(bug):
+    def forward(self, h):
+        pre = einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+        acts = pre.clamp(max=0) if bug == "relu_keeps_negative" else F.relu(pre)
+        Wn = self.W_dec_normalized
+        if bug == "decoder_normalised_over_d_sae":
+            Wn = self.W_dec / (self.W_dec.norm(dim=-2, keepdim=True) + self.cfg.weight_normalize_eps)
+        h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
+        L_rec = (h_rec - h).pow(2).mean(-1)
+        L_sp = (h_rec if bug == "sparsity_of_reconstruction" else acts).abs().sum(-1)
+        loss = (L_rec + self.sparsity_coeff * L_sp).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return forward
+
+
+@pytest.mark.parametrize("code", ["relu_keeps_negative", "decoder_normalised_over_d_sae", "sparsity_of_reconstruction"])
+def test_forward_fresh2(code):
+    assert_fails(checks.test_forward, _with(forward=_forward2(code)), code)
+
+
+def _simple(bug):
+    def resample(sae, frac, resample_scale):
+        dead = (frac <= 0).all(dim=0)
+        n = int(dead.sum())
+        if n == 0:
+            return
+        if bug == "reseeded":
+            torch.manual_seed(0)
+        v = F.normalize(torch.randn(n, sae.cfg.d_in), dim=-1)
+        sae.W_dec.data[dead] = v
+        if bug == "enc_untouched":
+            sae.W_enc.data.transpose(-1, -2)[dead].copy_(v * resample_scale)
+        else:
+            sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+        sae.b_enc.data[dead.any(-1) if bug == "alive_touched" else dead] = 0.0
+
+    return resample
+
+
+@pytest.mark.parametrize("code", ["reseeded", "enc_untouched", "alive_touched"])
+def test_resample_simple_fresh2(code):
+    assert_fails(checks.test_resample_simple, _simple(code), code)
+
+
+def _advanced(bug):
+    def resample(sae, frac, resample_scale, batch_size):
+        dead = (frac <= 0).all(dim=0)
+        h = sae.generate_batch(batch_size)
+        ld, _, _, h_rec = sae.forward(h)
+        for inst in range(sae.cfg.n_inst):
+            idx = dead[inst].nonzero().squeeze(-1)
+            w = ld["L_sparsity" if bug == "same_input" else "L_reconstruction"][:, inst].pow(2)
+            if idx.numel() == 0 or w.sum() <= 0:
+                continue
+            picked = torch.multinomial(w, idx.numel(), replacement=True)
+            src = h_rec if bug == "dec_zero" else h
+            v = (src[picked, inst] - sae.b_dec[inst]).clone()
+            v = v / v.norm(dim=0 if bug == "normalized_wrong_axis" else -1, keepdim=True).clamp_min(1e-12)
+            norm = sae.W_enc[inst, :, ~dead[inst]].norm(dim=0).mean()
+            sae.W_dec.data[inst, idx] = v
+            sae.W_enc.data[inst][:, idx] = v.T * resample_scale * norm
+            sae.b_enc.data[inst, idx] = 0.0
+
+    return resample
+
+
+@pytest.mark.parametrize("code", ["same_input", "dec_zero", "normalized_wrong_axis"])
+def test_resample_advanced_fresh2(code):
+    assert_fails(checks.test_resample_advanced, _advanced(code), code)

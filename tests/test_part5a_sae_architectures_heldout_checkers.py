@@ -79,3 +79,21 @@ def test_topk_diagnoses():
 
 def test_dead_latent_fraction_axes_swapped():
     assert_fails(checks.test_dead_latent_fraction, lambda a: (a.sum(-1) == 0).float().mean(0), "axes_swapped")
+
+
+def _auxk_topk_then_mask(pre, residual, dead, W_dec_normalized, k_aux):
+    top = pre.topk(k_aux, dim=-1)
+    vals = top.values * dead.expand_as(pre).gather(-1, top.indices).to(pre.dtype)
+    acts = torch.zeros_like(pre).scatter(-1, top.indices, vals)
+    return (residual - einops.einsum(acts, W_dec_normalized, "b i s, i s d -> b i d")).pow(2).mean(-1)
+
+
+def test_auxk_topk_before_mask():
+    assert_fails(checks.test_auxk_loss, _auxk_topk_then_mask, "topk_before_mask")
+
+
+def test_fve_pooled_variance():
+    def fve(h, r):
+        return 1 - (h - r).pow(2).sum((0, 2)) / (h - h.mean(0, keepdim=True)).pow(2).sum()
+
+    assert_fails(checks.test_fraction_variance_explained, fve, "pooled_variance")

@@ -75,3 +75,47 @@ CHECKS = {"T": checks.test_compute_target, "L": checks.test_cross_entropy_loss, 
 @pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[code for _, _, code in MISTAKES])
 def test_heldout_mistakes_are_named(kind, impl, code):
     assert_fails(CHECKS[kind], impl, code)
+
+
+# Fresh2 measurement: (values, indices) returned, discrete values shared,
+# importance averaged, abs after the max, NO_LABEL from the row sum.
+def gen_discrete_per_example(p, n, values="uniform"):
+    shape = (n, *p.shape)
+    present = torch.rand(shape) < p
+    if values == "discrete":
+        v = torch.randint(1, 4, (n, 1, 1)).float().expand(shape)
+    elif values == "uniform":
+        v = torch.rand(shape)
+    elif values == "uniform_half":
+        v = 0.5 + 0.5 * torch.rand(shape)
+    elif values == "signed_uniform":
+        v = 2 * torch.rand(shape) - 1
+    else:
+        v = torch.ones(shape)
+    return torch.where(present, v, 0.0)
+
+
+def ce_mean_importance(logits, labels, importance):
+    valid = labels != NO_LABEL
+    nll = -logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    w = importance.mean(-1).expand_as(nll)
+    return (torch.where(valid, w * nll, 0.0).sum(0) / valid.sum(0).clamp(min=1)).sum()
+
+
+FRESH2 = [
+    ("F", gen_discrete_per_example, "values_shared_over_features"),
+    ("T", target_with("max_pairs", lambda x: x.unflatten(-1, (-1, 2)).max(-1)), "return_types"),
+    ("T", target_with("argmax", lambda x: torch.where(x.sum(-1) != 0, x.argmax(-1), NO_LABEL)), "argmax_sum_zero"),
+    ("L", ce_mean_importance, "importance_mean"),
+    (
+        "A",
+        lambda W: torch.where(W.norm(dim=1) > 0, W.amax(1).abs() / W.norm(dim=1).clamp(min=1e-12), 0.0),
+        "abs_after_max",
+    ),
+]
+CHECKS["F"] = checks.test_generate_features
+
+
+@pytest.mark.parametrize(("kind", "impl", "code"), FRESH2, ids=[code for _, _, code in FRESH2])
+def test_fresh2_mistakes_are_named(kind, impl, code):
+    assert_fails(CHECKS[kind], impl, code)
