@@ -24,6 +24,7 @@ from solutions import part6_lm_saes as ref
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
+    clipped_mutants,
     frequency_mistakes,
     logit_effect_mistakes,
     loss_mistakes,
@@ -305,6 +306,13 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     close = lambda a, b: b is not None and bool(torch.allclose(a, b.to(a.device), rtol=RTOL, atol=ATOL))
     if close(got, expected) or any(close(got, value) for _, _, value in mistakes):
         expect_matches(got, expected, "(values, seq_idx, pos_idx)", mistakes, dims="output k")  # passes, or names it
+    by_value = got[:, values.detach().double().argsort(descending=True)]
+    if not close(got, expected) and torch.allclose(by_value, expected.to(got.device), rtol=RTOL, atol=ATOL):
+        fail(
+            "(values, seq_idx, pos_idx) hold the right k examples, in a different order",
+            "return them largest first: topk sorts them unless sorted=False (a mask, a set or unique loses the order)",
+            code="unsorted",
+        )
     smallest = before[:, 1:].flatten().topk(k, largest=False).values
     expect_matches(
         values,
@@ -371,7 +379,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             out,
             expected,
             f"the logit effect of latent {latent}",
-            logit_effect_mistakes(model, sae, latent),
+            logit_effect_mistakes(model, sae, latent) + clipped_mutants(expected),
             rtol=1e-3,
             atol=1e-4,
             dims="d_vocab",
@@ -393,6 +401,47 @@ def _logits(out: Any, what: str, shape: tuple[int, ...], device: torch.device) -
     return _float_tensor(returned(out, what), what, shape, "batch seq d_vocab", device, "return the model's logits")
 
 
+def _positions_diagnosis(
+    out: Tensor, expected: Tensor, unchanged: Tensor, f: Tensor, what: str, mistakes: list, todo: str
+) -> None:
+    """Name a change made at only some positions. In this one-layer model the logits at a position depend only on
+    the hooked activation at that position, so each position's logits are either the changed or the unchanged
+    ones; `f` [batch seq] is the latent's activation, to describe where the change was made."""
+    out, expected, unchanged = (t.detach().double().cpu() for t in (out, expected, unchanged))
+    if torch.allclose(out, expected, rtol=1e-4, atol=1e-4) or any(
+        v.shape == out.shape and torch.allclose(out, v.double().cpu(), rtol=1e-4, atol=1e-4) for _, _, v in mistakes
+    ):
+        return
+    rows = lambda x, y: torch.isclose(x, y, rtol=1e-4, atol=1e-4).all(-1)  # [batch seq]
+    differs = ~rows(expected, unchanged)
+    done, skipped = rows(out, expected) & differs, rows(out, unchanged) & differs
+    if not bool((done | skipped)[differs].all()) or not done.any() or not skipped.any():
+        return
+    n_done, n_skipped = int(done.sum()), int(skipped.sum())
+    f = f.detach().cpu()
+    if torch.equal(done, differs & (f > 0)):
+        where = "exactly at the positions where the latent already fires (f > 0)"
+    elif torch.equal(done, differs & (f <= 0)):
+        where = "exactly at the positions where the latent does not fire"
+    elif float(f[done].min()) > float(f[skipped].max()):
+        where = (
+            f"exactly where the latent's activation is large (>= {float(f[done].min()):.3g} where it was made, "
+            f"<= {float(f[skipped].max()):.3g} where not: a threshold on f?)"
+        )
+    else:
+        b, p = (int(i) for i in skipped.nonzero()[0])
+        where = f"e.g. not at batch {b}, seq {p}"
+    fail(
+        f"{what} are right at {n_done} positions and unchanged at the other {n_skipped} where they should change",
+        f"the edit was made at only some positions, {where}: {todo}",
+        code="some_positions",
+    )
+
+
+STEER_TODO = "add the vector at every position, whether or not the latent fires there"
+ABLATE_TODO = "remove the latent's term f · W_dec[latent] wherever f > 0 (where f = 0 the term is 0 anyway)"
+
+
 @checker("steer_with_latent", kind="function")
 @guard_shared_modules(_setup)
 @_no_grad
@@ -401,11 +450,17 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     tokens, latent, coeff = tokens[:3, :24], 7, 2.5
     what = "steer_with_latent(...)"
     out = _logits(impl(model, sae, tokens.clone(), latent, coeff), what, (*tokens.shape, model.cfg.d_vocab), device)
+    expected, mistakes = (
+        ref.steer_with_latent(model, sae, tokens, latent, coeff),
+        steer_mistakes(model, sae, tokens, latent, coeff),
+    )
+    f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
+    _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
     expect_matches(
         out,
-        ref.steer_with_latent(model, sae, tokens, latent, coeff),
+        expected,
         "the steered logits",
-        steer_mistakes(model, sae, tokens, latent, coeff),
+        mistakes,
         rtol=1e-4,
         atol=1e-4,
         dims="batch seq d_vocab",
@@ -423,11 +478,14 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     latent = _busy_latent(model, sae, tokens)
     what = "ablate_latent(...)"
     out = _logits(impl(model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
+    expected, mistakes = ref.ablate_latent(model, sae, tokens, latent), ablate_mistakes(model, sae, tokens, latent)
+    f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
+    _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     expect_matches(
         out,
-        ref.ablate_latent(model, sae, tokens, latent),
+        expected,
         "the ablated logits",
-        ablate_mistakes(model, sae, tokens, latent),
+        mistakes,
         rtol=1e-4,
         atol=1e-4,
         dims="batch seq d_vocab",

@@ -27,6 +27,56 @@ def run(model, tokens: Tensor, hook_name: str, fn: Callable, **kwargs: Any) -> T
     return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)], **kwargs)
 
 
+def count_factors(bases: list[tuple[str, Tensor, str]], counts: dict[str, int]) -> list[tuple[str, str, Tensor]]:
+    """Results off by a factor that equals a count the exercise involves (the number of batches, the batch size):
+    a sum where a mean was meant, or a division by that count left out or added. `bases` are (what it is, value,
+    advice) for the right result and for mutants a count factor can compound."""
+    out = []
+    for desc, value, advice in bases:
+        for what, n in counts.items():
+            if n > 1:
+                out.append(
+                    (
+                        "count_factor",
+                        f"your values are {n} × {desc}, and {n} is {what}: a sum over it where a mean was meant "
+                        f"(a division by {n} left out)?{advice}",
+                        n * value,
+                    )
+                )
+                out.append(
+                    (
+                        "count_factor",
+                        f"your values are {desc} divided by {n}, and {n} is {what}: an extra division by it?{advice}",
+                        value / n,
+                    )
+                )
+    return out
+
+
+def clipped_mutants(expected: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The right values with the entries of one sign set to 0 (a ReLU, clamp or mask on the result)."""
+    out = []
+    if bool((expected < 0).any()):
+        out.append(
+            (
+                "clipped",
+                "your values are the expected ones with every negative entry set to 0: a ReLU, clamp(min=0) or a "
+                "mask on the result? Keep the signed values (negative ones are tokens that push the other way)",
+                expected.clamp(min=0),
+            )
+        )
+    if bool((expected > 0).any()):
+        out.append(
+            (
+                "clipped",
+                "your values are the expected ones with every positive entry set to 0: a clamp(max=0), a -ReLU(-x) "
+                "or a mask on the result? Keep the signed values",
+                expected.clamp(max=0),
+            )
+        )
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Exercise 1: latent_frequencies
 # --------------------------------------------------------------------------------------------
@@ -40,7 +90,24 @@ def frequency_mistakes(model, sae, tokens: Tensor, batch_size: int) -> list[tupl
     pre = sae.encode(mlp_acts(model, HOOK_PRE, tokens))[:, 1:]
     all_fired = (acts > 0).float()
     rest = [all_fired[i + 1 : i + batch_size] for i in range(0, n_seq, batch_size)]  # [1:] on each batch
+    no_bos_input = (sae.encode(mlp_acts(model, sae.hook_name, tokens[:, 1:])) > 0).float()  # BOS cut from the input
+    bos_input = (
+        "keep BOS in the model's input: the model needs it as context (without it every activation changes); "
+        "leave position 0 out only when counting, `acts[:, 1:]`"
+    )
+    batch_means = torch.stack([b.mean((0, 1)) for b in batches]).mean(0)
+    once = " Accumulate the counts and the number of tokens over the batches and divide once at the end"
+    scaled = count_factors(
+        [
+            ("the right frequencies", fired.mean((0, 1)), ""),
+            ("the average of the per-batch frequencies", batch_means, once),
+        ],
+        {"the number of batches": len(batches), "the batch size": batch_size},
+    )
     return [
+        *scaled,
+        ("bos_input", bos_input, no_bos_input.mean((0, 1))),
+        ("bos_input", bos_input, no_bos_input[:, 1:].mean((0, 1))),
         (
             "first_sequence",
             "drop position 0 of every sequence (`acts[:, 1:]`), not the first sequence of each batch (`acts[1:]`)",
@@ -83,7 +150,7 @@ def frequency_mistakes(model, sae, tokens: Tensor, batch_size: int) -> list[tupl
             "batch_means",
             "the last batch is smaller: averaging the per-batch frequencies weights its tokens more. Accumulate "
             "counts and the number of tokens, and divide once at the end",
-            torch.stack([b.mean((0, 1)) for b in batches]).mean(0),
+            batch_means,
         ),
         (
             "last_batch",
@@ -144,6 +211,8 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
     mean_over = lambda dims: lambda act, hook: act.mean(dims, keepdim=True).expand_as(act).clone()
     as_t = lambda v: torch.tensor(float(v), dtype=torch.float64)
     recon = lambda act, hook: sae.decode(sae.encode(act))
+    z_tok = loss(sae.hook_name, lambda act, hook: torch.zeros_like(act), loss_per_token=True)
+    s_tok = loss(sae.hook_name, recon, loss_per_token=True)
     return {
         "clean": [
             (
@@ -244,6 +313,12 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
             ),
         ],
         "recovered": [
+            (
+                "recovered_per_token",
+                "that is the mean of per-token ratios: compute the three mean losses first, then one ratio "
+                "(zero - spliced) / (zero - clean); a ratio per token blows up where zero and clean nearly agree",
+                as_t(((z_tok - s_tok) / (z_tok - per_token)).mean()),
+            ),
             (
                 "recovered_lost",
                 "that is the fraction LOST: recovered = (zero - spliced) / (zero - clean)",
@@ -393,6 +468,17 @@ def logit_effect_mistakes(model, sae, latent: int) -> list[tuple[str, str, Tenso
             F.gelu(d) @ W_out @ W_U,
         ),
         *[
+            (
+                "biases",
+                f"{' and '.join(names)} are added whether or not the latent fires: leave them out (decode(one-hot) "
+                "adds b_dec; the MLP's output adds b_out; model.unembed adds b_U)",
+                (d + sae.b_dec * ("b_dec" in names)) @ W_out @ W_U
+                + model.b_out[0] @ W_U * ("b_out" in names)
+                + model.b_U * ("b_U" in names),
+            )
+            for names in (("b_dec", "b_out"), ("b_dec", "b_U"), ("b_out", "b_U"), ("b_dec", "b_out", "b_U"))
+        ],
+        *[
             ("ln_final", "leave the final LayerNorm out: the direct effect is the linear map d W_out W_U", value)
             for value in (model.ln_final(d @ W_out) @ W_U, model.ln_final(d @ W_out) @ W_U + model.b_U)
         ],
@@ -494,6 +580,21 @@ def steer_mistakes(model, sae, tokens: Tensor, latent: int, coeff: float) -> lis
             "bias",
             "steer with the decoder row alone: sae.decode(f) adds b_dec too",
             run(model, tokens, name, lambda a, hook: a + coeff * d + sae.b_dec),
+        ),
+        *[
+            (
+                "gelu",
+                "add coeff · W_dec[latent] as it is: the decoder row is already a direction in the post-GELU "
+                "activations, so no activation function on it",
+                run(model, tokens, name, fn),
+            )
+            for fn in (lambda a, hook: a + F.gelu(coeff * d), lambda a, hook: a + coeff * F.gelu(d))
+        ],
+        (
+            "twice",
+            "the vector was added twice (2 · coeff · W_dec[latent]): an in-place `act += ...` followed by "
+            "`return act + ...` adds it a second time; do one or the other",
+            run(model, tokens, name, lambda a, hook: a + 2 * coeff * d),
         ),
         (
             "latent_index",
@@ -609,6 +710,12 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
             "mean_activation",
             "subtract each position's own activation f(x) of the latent, not its mean over positions",
             run(model, tokens, name, lambda a, hook: a - f_of(a).mean((0, 1), keepdim=True) * d),
+        ),
+        (
+            "twice",
+            "the latent's term was removed twice (act - 2 · f · W_dec[latent]): an in-place `act -= ...` followed by "
+            "`return act - ...` subtracts it a second time; do one or the other",
+            run(model, tokens, name, lambda a, hook: a - 2 * f_of(a) * d),
         ),
         (
             "logits",

@@ -23,6 +23,7 @@ from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
 from tests.part6_lm_saes import guard_shared_modules
+from tests.part6_lm_saes_mistakes import clipped_mutants
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder
@@ -220,6 +221,12 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
                 "a transcoder reads the MLP *input* (tc.hook_name) and replaces the *output* (tc.hook_name_out)",
             ),
             (
+                _loss(model, tokens, [(tc.hook_name, lambda a, hook: tc(a))]),
+                "write_input",
+                "tc.hook_name is where the transcoder *reads* x; its output tc(x) replaces the MLP's output: return it "
+                "at tc.hook_name_out",
+            ),
+            (
                 _spliced(model, tc, tokens, "blocks.0.hook_resid_mid", tc_out),
                 "input_hook",
                 "read the input after the normalisation, at tc.hook_name (blocks.0.ln2.hook_normalized)",
@@ -305,7 +312,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
             dtype=torch.float32,
         )
         expected = expected_fn(model, tc, latent)
-        catalogue = _separable(expected, mistakes_fn(model, tc, latent), 1e-3, 1e-4)
+        catalogue = _separable(expected, mistakes_fn(model, tc, latent) + clipped_mutants(expected), 1e-3, 1e-4)
         unlisted = not _matches_any(out, [expected] + [v for _, _, v in catalogue], 1e-3, 1e-4)
         if unlisted and generic_diagnosis(out, expected, "d_vocab", 1e-3, 1e-4) is None:
             side = "de" if name == "latent_de_embedding" else "logit"
@@ -452,6 +459,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
             )
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
+        _accumulated_rows(out, direct, rows)
         gap = values - out[rows].sum(-1) - bias
         if gap.abs().max() > 1e-3 * values.abs().max() + 1e-3:
             worst = int(gap.abs().argmax())
@@ -475,6 +483,20 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         code="values",
     )
     return ""
+
+
+def _accumulated_rows(out: Tensor, direct: Tensor, rows: list[int]) -> None:
+    """Name gradients that accumulate over targets: `.backward()` per target without zeroing `.grad` makes each row
+    the sum of the right rows of every target handled before it (in the graph's order or the reverse)."""
+    for order in (rows, rows[::-1]):
+        if len(order) > 1 and torch.allclose(out[order], direct[order].cumsum(0), rtol=1e-3, atol=2e-4):
+            fail(
+                "each row of the adjacency matrix is the sum of the right rows of every target before it: "
+                "the gradients accumulate from one target to the next",
+                "`.backward()` adds into `.grad`: zero it (`x.grad = None`) before each target, or use "
+                "torch.autograd.grad(target, inputs, retain_graph=True), which returns fresh gradients",
+                code="grad_accumulated",
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,6 +637,22 @@ def _band_diagnosis(acts: Tensor, j: int, n_bands: int, values: Tensor, expected
     lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
     if values.shape == expected.shape and torch.allclose(values.sort().values, expected.sort().values):
         return "the right examples in the wrong order: sort each group by decreasing activation", "not_sorted"
+    on_edge = [v for v in values.tolist() if math.isclose(v, lo, rel_tol=1e-6, abs_tol=1e-12)]
+    inside = lambda low_ok, high_ok: bool((((values > lo) | low_ok) & ((values <= hi) & high_ok)).all())
+    closed_bottom = inside(torch.isclose(values, torch.tensor(lo, dtype=values.dtype)), True)
+    if on_edge and closed_bottom and not bool(torch.isclose(expected, torch.tensor(on_edge[0])).any()):
+        return (
+            f"band {j} holds {on_edge[0]:.3g}, its lower edge: a band is open at the bottom, ({lo:.3g}, {hi:.3g}], so "
+            "a value exactly on the edge belongs to the band below (and 0 to no band): use a > lo, not a >= lo",
+            "boundary",
+        )
+    missing_top = [v for v in expected.tolist() if math.isclose(v, hi, rel_tol=1e-6) and v not in values.tolist()]
+    if missing_top and values.shape[0] <= expected.shape[0] and inside(False, values < hi):
+        return (
+            f"band {j} is missing {missing_top[0]:.3g}, its upper edge: a band is closed at the top, ({lo:.3g}, "
+            f"{hi:.3g}]: use a <= hi, not a < hi",
+            "boundary",
+        )
     if values.shape == expected.shape and bool(((values > lo) & (values <= hi)).all()):
         return (
             f"these are inside band {j} ({lo:.3g}, {hi:.3g}] but not the {len(expected)} closest to its middle "

@@ -598,6 +598,24 @@ def influence_mistakes(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tenso
             weights @ (torch.linalg.inv(eye + a_hat) - eye),
         ),
         (
+            "signed_row_sum",
+            "divide each row of |A| by the sum of its absolute values, not by |sum of the signed row|: with signs "
+            "mixed the signed sum is smaller, and the shares no longer add up to 1",
+            weights @ series(A.abs() / A.sum(-1, keepdim=True).abs().clamp_min(1e-12)),
+        ),
+        *[
+            (
+                "softmax_rows",
+                "make each incoming share proportional to |A|: divide the row by its sum; a softmax weights by "
+                "exp(|A|) (and gives the absent edges weight too)",
+                weights @ series(torch.where(A.ne(0).any(-1, keepdim=True), m, torch.zeros_like(m))),
+            )
+            for m in (
+                A.abs().softmax(-1),
+                A.abs().masked_fill(A == 0, -torch.inf).softmax(-1).nan_to_num(0.0),
+            )
+        ],
+        (
             "weights_normalised",
             "use logit_weights as they are (the logits' probabilities), without rescaling them to sum to 1",
             (weights / weights.sum()) @ series(a_hat),

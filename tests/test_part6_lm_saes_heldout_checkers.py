@@ -297,3 +297,107 @@ def test_weights_edited_in_place_are_named_and_restored():
     assert_fails(checks.test_ablate_latent, ablate_weights_edited, "modified_weights")
     assert_passes(checks.test_ablate_latent, ref.ablate_latent)
     assert_passes(checks.test_latent_logit_effect, ref.latent_logit_effect)
+
+
+# --------------------------------------------------------------------------------------------
+# The fresh held-out trial
+# --------------------------------------------------------------------------------------------
+def freq_batch_fractions_summed(model, sae, tokens, batch_size=32):
+    """Per-batch fractions added up, never divided by the number of batches."""
+    out = torch.zeros(sae.d_sae)
+    for start in range(0, tokens.shape[0], batch_size):
+        out += (sae.encode(_cache(model, sae, tokens[start : start + batch_size])[:, 1:]) > 0).float().mean((0, 1))
+    return out
+
+
+def freq_bos_cut_from_input(model, sae, tokens, batch_size=32):
+    """tokens[:, 1:] fed to the model: every activation changes, not only position 0's."""
+    return (sae.encode(_cache(model, sae, tokens[:, 1:])) > 0).float().mean((0, 1))
+
+
+def losses_per_token_ratio(model, sae, tokens):
+    def per_token(fn=None):
+        hooks = [] if fn is None else [(sae.hook_name, fn)]
+        return model.run_with_hooks(tokens, return_type="loss", loss_per_token=True, fwd_hooks=hooks)
+
+    c, s = per_token(), per_token(lambda a, hook: sae.decode(sae.encode(a)))
+    z = per_token(lambda a, hook: torch.zeros_like(a))
+    return {**ref.reconstruction_losses(model, sae, tokens), "recovered": ((z - s) / (z - c)).mean().item()}
+
+
+def top_unsorted(acts, k):
+    masked = acts.clone()
+    masked[:, 0] = -torch.inf
+    values, flat = masked.flatten().topk(k, sorted=False)
+    order = torch.randperm(k, generator=torch.Generator().manual_seed(1))  # any order but the right one
+    values, flat = values.sort().values[order], flat[values.argsort()][order]
+    return values, flat // acts.shape[1], flat % acts.shape[1]
+
+
+def effect_both_biases(model, sae, latent):
+    one_hot = F.one_hot(torch.tensor(latent), sae.d_sae).float()
+    return (sae.decode(one_hot) @ model.W_out[0] + model.b_out[0]) @ model.W_U
+
+
+def _steer_by(fn):
+    def impl(model, sae, tokens, latent, coeff):
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, lambda a, hook: fn(a, sae, latent, coeff))])
+
+    return impl
+
+
+def _steer_twice(a, sae, latent, coeff):
+    a += coeff * sae.W_dec[latent]
+    return a + coeff * sae.W_dec[latent]
+
+
+def _steer_where_fires(a, sae, latent, coeff):
+    return a + (sae.encode(a)[..., latent, None] > 0) * coeff * sae.W_dec[latent]
+
+
+def _ablate_by(fn):
+    def impl(model, sae, tokens, latent):
+        def hook(a, hook):
+            f = sae.encode(a)[..., latent, None]
+            return fn(a, f, sae.W_dec[latent])
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+    return impl
+
+
+def _ablate_twice(a, f, d):
+    a -= f * d
+    return a - f * d
+
+
+FRESH = [
+    (checks.test_latent_frequencies, freq_batch_fractions_summed, "count_factor"),
+    (checks.test_latent_frequencies, freq_bos_cut_from_input, "bos_input"),
+    (checks.test_reconstruction_losses, losses_per_token_ratio, "recovered_per_token"),
+    (checks.test_top_activations, top_unsorted, "unsorted"),
+    (checks.test_latent_logit_effect, effect_both_biases, "biases"),
+    (checks.test_latent_logit_effect, lambda m, s, i: F.relu(ref.latent_logit_effect(m, s, i)), "clipped"),
+    (checks.test_steer_with_latent, _steer_by(lambda a, s, i, c: a + F.gelu(c * s.W_dec[i])), "gelu"),
+    (checks.test_steer_with_latent, _steer_by(_steer_twice), "twice"),
+    (checks.test_steer_with_latent, _steer_by(_steer_where_fires), "some_positions"),
+    (checks.test_ablate_latent, _ablate_by(_ablate_twice), "twice"),
+    (checks.test_ablate_latent, _ablate_by(lambda a, f, d: a - f * (f > 0.1 * f.max()) * d), "some_positions"),
+]
+
+
+@pytest.mark.parametrize(("check", "impl", "code"), FRESH, ids=[f"{c}{i}" for i, (_, _, c) in enumerate(FRESH)])
+def test_fresh_heldout_mistakes_are_named(check, impl, code):
+    assert_fails(check, impl, code)
+
+
+def test_fresh_correct_variants_pass():
+    def steer_in_place(model, sae, tokens, latent, coeff):
+        def hook(a, hook):
+            a += coeff * sae.W_dec[latent]
+            return a
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+    assert_passes(checks.test_steer_with_latent, steer_in_place)
+    assert_passes(checks.test_ablate_latent, _ablate_by(lambda a, f, d: a - f * (f > 0) * d))

@@ -293,7 +293,9 @@ def _quantiles(bug):
         out = []
         for j in range(n_bands):
             lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
-            idx = ((flat > lo) & (flat <= hi)).nonzero().flatten()
+            below = flat >= lo if bug == "closed" else flat > lo
+            above = flat < hi if bug == "open_top" else flat <= hi
+            idx = (below & above).nonzero().flatten()
             score = {
                 "farthest": -(flat[idx] - (lo + hi) / 2).abs(),
                 "lowest": flat[idx],
@@ -317,6 +319,8 @@ def _quantiles(bug):
         ("lowest", "not_closest"),
         ("first", "not_closest"),
         ("no_sort", "not_sorted"),
+        ("closed", "boundary"),  # a >= lo: a value on a band's lower edge joins it (fresh trial)
+        ("open_top", "boundary"),  # a < hi: the band's upper edge left out (named by the generic boundary test)
     ],
 )
 def test_quantile_examples_heldout(bug, code):
@@ -325,3 +329,62 @@ def test_quantile_examples_heldout(bug, code):
 
 def test_quantile_examples_written_another_way_passes():
     assert_passes(checks.test_quantile_examples, _quantiles(None))
+
+
+# --------------------------------------------------------------------------------------------
+# The fresh held-out trial
+# --------------------------------------------------------------------------------------------
+def edges_grad_accumulated(model, tc, frozen, graph):
+    """target.backward() once per target on shared leaves, .grad never zeroed: each row sums the earlier ones."""
+    A = torch.zeros(graph.n_nodes, graph.n_nodes)
+    pos, idx = graph.latent_pos, graph.latent_idx
+    with torch.enable_grad():
+        embeds = frozen.embeds.detach().clone().requires_grad_(True)
+        error = frozen.error.detach().clone().requires_grad_(True)
+        values = frozen.acts[pos, idx].detach().clone().requires_grad_(True)
+        latents = frozen.acts.detach().clone()
+        latents[pos, idx] = values
+        pre, logits = ref.linearised_forward(model, tc, frozen, embeds, latents, error)
+        targets = torch.cat([pre[pos, idx], logits[-1, graph.logit_ids]])
+        for row, target in zip(mistakes.target_rows(graph), targets, strict=True):
+            target.backward(retain_graph=True)
+            A[row, graph.nodes("latent")] = values.grad * values.detach()
+            A[row, graph.nodes("error")] = (error.grad * error.detach()).sum(-1)
+            A[row, graph.nodes("token")] = (embeds.grad * embeds.detach()).sum(-1)
+    return A
+
+
+def losses_written_at_input(model, tc, tokens):
+    """The transcoder's output returned at tc.hook_name (where it reads) instead of tc.hook_name_out."""
+    out = ref.replacement_losses(model, tc, tokens)
+    replaced = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(tc.hook_name, lambda a, hook: tc(a))])
+    replaced = replaced.item()
+    c, z = out["clean"], out["zero_ablated"]
+    return {**out, "replaced": replaced, "recovered": (z - replaced) / (z - c)}
+
+
+def influence_signed_row_sum(adjacency, logit_weights):
+    a = adjacency.abs() / adjacency.sum(-1, keepdim=True).abs().clamp_min(1e-12)
+    eye = torch.eye(len(a))
+    return logit_weights @ (torch.linalg.inv(eye - a) - eye)
+
+
+def influence_softmax(adjacency, logit_weights):
+    a = torch.where((adjacency != 0).any(-1, keepdim=True), adjacency.abs().softmax(-1), 0.0)
+    eye = torch.eye(len(a))
+    return logit_weights @ (torch.linalg.inv(eye - a) - eye)
+
+
+FRESH = [
+    (checks.test_attribution_edges, edges_grad_accumulated, "grad_accumulated"),
+    (checks.test_replacement_losses, losses_written_at_input, "write_input"),
+    (checks.test_latent_de_embedding, lambda m, tc, i: F.relu(m.W_E @ tc.W_enc[:, i]), "clipped"),
+    (checks.test_latent_logit_effect, lambda m, tc, i: (tc.W_dec[i] @ m.W_U).clamp(max=0), "clipped"),
+    (checks.test_node_influence, influence_signed_row_sum, "signed_row_sum"),
+    (checks.test_node_influence, influence_softmax, "softmax_rows"),
+]
+
+
+@pytest.mark.parametrize(("check", "impl", "code"), FRESH, ids=[f"{c}{i}" for i, (_, _, c) in enumerate(FRESH)])
+def test_fresh_heldout_mistakes_are_named(check, impl, code):
+    assert_fails(check, impl, code)
