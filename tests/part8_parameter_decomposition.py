@@ -90,7 +90,12 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         n_inst, d_out, d_in = W.shape
         r = min(d_out, d_in)
         what = f"svd_terms(W) for W of shape {tuple(W.shape)}"
-        out = svd_terms(W.clone())
+        full = (
+            f"the sizes {max(d_out, d_in)} = max(d_out, d_in) and {r} = r = min(d_out, d_in) clash: torch.linalg.svd "
+            "returns square U [d_out d_out] and Vh [d_in d_in] unless full_matrices=False, while S has r values"
+        )
+        sizes = {r, max(d_out, d_in)} if d_out != d_in else None  # square: full_matrices changes nothing
+        out = diag.call_naming_sizes(svd_terms, (W.clone(),), sizes, full, "full_matrices")
         if isinstance(out, Tensor) and out.shape == (n_inst, max(d_out, d_in), d_out, d_in) and r != out.shape[1]:
             fail(
                 f"{what} has {out.shape[1]} terms, expected {r}",
@@ -102,7 +107,9 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         right, mistakes = mis.svd_candidates(W)
         adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
         hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
-        expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code="values" if adds_up else "not_sum")
+        code, hint = diag.reordered_hint(out, right) or ("values" if adds_up else "not_sum", hint)
+        mistakes += diag.layout_mistakes(right, dims)
+        expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code)
     return "rank-one SVD terms, largest first, on square and wide matrices"
 
 
@@ -131,11 +138,13 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
     out = expect_tensor(out, what, shape=(3, 2, 6), dims=dims, dtype=x.dtype, device=device)
     right, mistakes = mis.ablation_candidates(chain, terms, x)
-    code, hint = diag.constant_axis_hint(out, right, dims) or (
-        "values",
-        "for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix",
+    code, hint = (
+        diag.constant_axis_hint(out, right, dims)
+        or diag.reordered_hint(out, right)
+        or ("values", "for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix")
     )
-    expect_matches(out, right, what, mistakes + diag.axis_reductions(right, dims), dims=dims, hint=hint, code=code)
+    mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
+    expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code)
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -303,6 +312,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
+    mistakes += diag.layout_mistakes(right, dims)
     if not torch.allclose(lower.detach(), right, rtol=1e-4, atol=1e-5) and not any(
         torch.allclose(lower.detach(), m, rtol=1e-4, atol=1e-5) for _, _, m in mistakes
     ):
@@ -364,30 +374,6 @@ def _check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, cod
         )
 
 
-def _check_not_shared(r: Tensor, what: str) -> None:
-    """r [n inst C]: fresh randomness along every axis."""
-    if (r.std(0) < 1e-6).all():
-        fail(
-            f"{what}: every example in the batch got the same random draw",
-            "masks drawn once per batch instead of "
-            "per example: draw a random number for every entry, e.g. torch.rand_like(g)",
-            code="shared_over_batch",
-        )
-    same = lambda u, v: torch.isclose(u, v, rtol=0, atol=1e-5).float().mean() > 0.5
-    if r.shape[-1] > 1 and same(r[..., 0], r[..., 1]):
-        fail(
-            f"{what}: all subcomponents of an example share one random draw",
-            "draw a separate r for every subcomponent (shape [batch inst C])",
-            code="shared_over_components",
-        )
-    if same(r[:, 0], r[:, 1]):
-        fail(
-            f"{what}: the instances share their random draws",
-            "draw a separate r for every instance",
-            code="shared_over_instances",
-        )
-
-
 def _diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
     """Masks outside [g, 1]: name the distribution that was drawn."""
     r = (m - g) / (1 - g)
@@ -427,34 +413,6 @@ def _diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
             f"{what} has values below its causal importance g (e.g. {m[m < g - 1e-6][0]:.3f})",
             "a mask lies between its causal importance g and 1: m = g + (1 - g) r",
             code="below_g",
-        )
-
-
-def _check_delta(d: Tensor, layer: int, r: Tensor, mask: Tensor) -> None:
-    if (d == 1).all():
-        fail(
-            f"delta mask {layer} is all ones",
-            "the delta mask was forgotten: the delta gets its own random scale m_Δ ~ U[0, 1], one per example",
-            code="delta_ones",
-        )
-    if (d == 0).all():
-        fail(
-            f"delta mask {layer} is all zeros",
-            "the delta is not switched off: it gets a random scale m_Δ ~ U[0, 1], one per example",
-            code="delta_zeros",
-        )
-    if (d < 0).any() or (d > 1).any():
-        fail(
-            f"delta mask {layer} has values outside [0, 1] ({d.min():.2f} to {d.max():.2f})",
-            "draw it with torch.rand: U[0, 1]",
-            code="delta_range",
-        )
-    _check_not_shared(d[..., None], f"delta mask {layer}")
-    if any(torch.isclose(d, u, rtol=0, atol=1e-5).float().mean() > 0.5 for u in (r[..., 0], mask[..., 0])):
-        fail(
-            f"delta mask {layer} reuses the subcomponents' random numbers",
-            "draw the delta mask separately",
-            code="delta_reuse",
         )
 
 
@@ -507,6 +465,12 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
                 "r is uniform on [0, 1], not a coin flip: torch.rand_like(g), not (torch.rand_like(g) > 0.5)",
                 code="binary",
             )
+        if (values := diag.discrete_values(r)) is not None:
+            fail(
+                f"r = (mask - g) / (1 - g) of matrix {layer} takes {diag.law(values)} over {r.shape[0]} draws",
+                "r is uniform on [0, 1], a continuous value: torch.rand_like(g), not torch.randint or rounded values",
+                code="discrete",
+            )
         if ((r.abs() < 1e-6) & (g > 0)).float().mean() > 0.05:
             fail(
                 f"mask {layer} equals its causal importance g on {((r.abs() < 1e-6) & (g > 0)).float().mean():.0%} "
@@ -514,17 +478,17 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
                 "the mask is g + (1 - g) r, not max(g, r)",
                 code="max_not_interpolation",
             )
-        _check_not_shared(r, f"mask {layer}")
+        diag.check_not_shared(r, f"mask {layer}")
         rs.append(r)
-    if torch.isclose(rs[0][..., :3], rs[1], rtol=0, atol=1e-5).float().mean() > 0.5:
+    if diag.shared_draws(rs[0][..., :3], rs[1]):
         fail(
             "the two matrices' masks share their random draws",
             "draw separately for every matrix",
             code="shared_over_layers",
         )
     for layer, d in enumerate(deltas):
-        _check_delta(d.detach(), layer, rs[layer], masks[layer].detach())
-    if (deltas[0] == deltas[1]).float().mean() > 0.5:
+        diag.check_delta(d.detach(), layer, rs[layer], masks[layer].detach())
+    if diag.shared_draws(deltas[0].detach(), deltas[1].detach()):
         fail("the two matrices share one delta mask", "draw a delta mask for every matrix", code="shared_over_layers")
     n_tests = 2 * (sum(r[0].numel() for r in rs) + 2 * 3) + 4
     for layer, r in enumerate(rs):
@@ -611,7 +575,9 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     what, dims = "masked_product(...)", "batch inst d_out"
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
     right, mistakes = mis.product_candidates(p)
-    expect_matches(out.detach(), right, what, mistakes, dims=dims, hint="U (mask ⊙ V a) + delta_mask · (W - U V) a")
+    code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
+    mistakes += diag.layout_mistakes(right, dims)
+    expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code)
     g = _randn(6, 3, 4, seed=96, device=device)
     right_g, grad_mistakes = mis.product_grad_candidates(p, g)
     grads = _grads((out * g).sum(), [q[k] for k in mis.PRODUCT_LEAVES])
@@ -706,7 +672,11 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
     loss = expect_scalar(importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)")
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
-    generic = diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
+    generic = None
+    if not any(torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):
+        args, probes = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
+        generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), probes)
+    generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
     expect_matches(loss.detach(), right, "importance_minimality_loss", mistakes, hint=hint, code=code)
     ref = [g.clone().requires_grad_() for g in minimality_inputs(device)]
@@ -780,9 +750,15 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         )
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
     flat = torch.cat([o.flatten() for o in out])
-    code, hint = diag.ascent_hint(flat, torch.cat([t.flatten() for t in init]), N_STEPS, STEP_SIZE) or (
+    code, hint = diag.ascent_hint(flat, torch.cat([t.flatten() for t in init]), N_STEPS, STEP_SIZE, right) or (
         "values",
         "each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
     )
+    if code == "values" and not any(
+        torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]
+    ):
+        probes = {2: ("n_steps", N_STEPS + 2), 3: ("step_size", 0.1)}
+        args = (loss_fn, adversarial_inputs(device)[1], N_STEPS, STEP_SIZE)
+        code, hint = diag.ignored_argument(adversarial_sources, args, flat, probes) or (code, hint)
     expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code)
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tests.checking import CheckFailed, _describe_error, _is_learner_frame
+from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail
 
 Mistakes = list[tuple[str, str, Tensor]]
 
@@ -135,8 +135,9 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
         raise CheckFailed(described.message, hint, code="broadcast") from None
 
 
-def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float) -> tuple[str, str] | None:
-    """(code, hint) from what the returned sources look like: their range, and how far they moved from `init`."""
+def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float, right: Tensor) -> tuple[str, str] | None:
+    """(code, hint) from what the returned sources look like: their range, and how far they moved from `init`
+    (compared with how far the right ones moved)."""
     lo, hi = float(out.min()), float(out.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         sides = []
@@ -154,4 +155,178 @@ def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float) -> tuple[s
             f"an entry moved by {far:.3g} from where it started, more than {n_steps} steps of {step} allow: each step "
             "moves every entry by step_size · sign(∂loss/∂r), ±step_size at most (then the clamp)"
         )
+    if n_steps > 1 and far < step + 1e-5 < float((right - init).abs().max()):
+        return "within_one_step", (
+            f"after {n_steps} steps no entry is more than one step ({step}) from where it started, while the right "
+            "sources move further: does every step start again from init instead of the current sources, or was "
+            "only one step taken?"
+        )
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Calls that raise: a size clash whose sizes say what went wrong
+# --------------------------------------------------------------------------------------------
+def call_naming_sizes(fn: Callable, args: tuple, sizes: set[int] | None, hint: str, code: str) -> Any:
+    """fn(*args); an error raised in the learner's code whose message names every size in `sizes` (a clash
+    between exactly these sizes) gets `hint`, which says what those sizes are and what usually produces them."""
+    try:
+        return fn(*args)
+    except RuntimeError as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        numbers = {int(n) for n in re.findall(r"\d+", str(err))}
+        if not sizes or not sizes <= numbers or not any(_is_learner_frame(f.filename) for f in frames):
+            raise
+        raise CheckFailed(_describe_error(err).message, hint, code=code) from None
+
+
+def ignored_argument(impl: Callable, args: tuple, base: Tensor, probes: dict[int, tuple[str, Any]]):
+    """(code, hint) when calling impl(*args) again with one argument changed (position -> (name, other value))
+    returns the same value `base`: that argument is ignored, or a fixed value is used in its place. The caller
+    probes only arguments the right answer depends on, and only once the value is known to be wrong."""
+    flat = lambda out: torch.cat([torch.as_tensor(t).detach().double().flatten() for t in out])
+    for i, (name, value) in probes.items():
+        changed = list(args)
+        changed[i] = value
+        try:
+            out = impl(*changed)
+            same = torch.allclose(flat(out if isinstance(out, list | tuple) else [out]), base.double(), 1e-6, 1e-9)
+        except Exception:  # a probe that fails says nothing
+            continue
+        if same:
+            return f"{name}_ignored", (
+                f"your value doesn't change when {name} does ({name} = {args[i]} and {value} give the same): use "
+                f"the {name} you are given, not a fixed value"
+            )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Values in the wrong places
+# --------------------------------------------------------------------------------------------
+def layout_mistakes(right: Tensor, dims: str) -> Mistakes:
+    """What comes back when the axes were moved with reshape (or view) instead of permute: the right values laid
+    out in another axis order, then reshaped to the asked shape (reshape keeps the memory order). Orders whose
+    shape already is the asked one are pure permutations, left to the generic `transposed` diagnosis."""
+    names, out = dims.split(), []
+    for perm in itertools.permutations(range(right.ndim)):
+        shape = tuple(right.shape[i] for i in perm)
+        if shape != tuple(right.shape):
+            order = " ".join(names[i] for i in perm)
+            hint = (
+                f"your values are the right ones computed as [{order}] and then reshaped to [{dims}]: reshape (and "
+                f"view) keep the memory order and don't move axes; use permute (or einops.rearrange '{order} -> "
+                f"{dims}')"
+            )
+            out.append(("reshape_not_permute", hint, right.permute(*perm).reshape(right.shape)))
+    return out
+
+
+def reordered_hint(actual: Tensor, expected: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when the values are the right ones, at other positions (the same sorted values)."""
+    if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
+        return None
+    a, e = actual.detach().flatten().double().sort().values, expected.detach().flatten().double().sort().values
+    if not torch.allclose(a, e, rtol=1e-4, atol=1e-6):
+        return None
+    return "reordered", (
+        "your output holds exactly the expected values, at other positions: the axes are out of order (a reshape or "
+        "view where a permute was needed, or the loop's axes stacked in another order?)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Random draws: their law, and whether two sets of draws are shared
+# --------------------------------------------------------------------------------------------
+def shared_draws(u: Tensor, v: Tensor) -> bool:
+    """Whether u and v [n, ...] (n examples) share their random draws: they agree much more often than u and v
+    one example apart, whatever the law (a continuous one, where independent draws never agree, or coin flips,
+    where they agree half the time).
+
+    Tolerance: for independent draws, identically distributed along the examples, both rates have the same
+    expectation q. The aligned rate is a mean over n independent rows, the shifted one over two interleaved sets of
+    n/2 independent rows (pairs (u[i-1], v[i]) with i of one parity share nothing), so by Hoeffding each deviates
+    from q by more than 0.125 with probability at most 2 exp(-2 (n/2) 0.125²) per set, below 1e-26 for n = 4000:
+    a gap above 0.25 never happens to a correct answer; shared draws give a gap of 1 - q, at least 0.5 for
+    continuous laws (q = 0) and fair coins (q = 1/2)."""
+    same = lambda a, b: float(torch.isclose(a, b, rtol=0, atol=1e-5).float().mean())
+    aligned = same(u, v)
+    return aligned > 0.5 and aligned - same(u.roll(1, 0), v) > 0.25
+
+
+def discrete_values(t: Tensor) -> list[float] | None:
+    """The values of t [n, ...] when every cell takes few of them (at most n / 4 distinct among its n draws, and
+    not just one), else None. A continuous law rounded to 1e-5 takes about n (1 - n / 2e5) distinct values, 3920
+    for n = 4000; the count changes by at most 1 per draw, so by McDiarmid it falls below n / 4 = 1000 with
+    probability at most exp(-2 · 2920² / 4000) = exp(-4263)."""
+    cells = (t.detach().double().reshape(t.shape[0], -1) * 1e5).round()
+    s = cells.sort(0).values
+    distinct = 1 + (s[1:] != s[:-1]).sum(0)
+    if not 1 < int(distinct.max()) <= t.shape[0] // 4:  # one value per cell: shared over the batch, tested apart
+        return None
+    return [v / 1e5 for v in cells.unique()[:6].tolist()]
+
+
+def law(values: list[float]) -> str:
+    shown = ", ".join(f"{v:.3g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    return f"only a few distinct values ({shown})"
+
+
+def check_not_shared(r: Tensor, what: str) -> None:
+    """r [n inst C]: fresh randomness along every axis."""
+    if (r.std(0) < 1e-6).all():
+        fail(
+            f"{what}: every example in the batch got the same random draw",
+            "masks drawn once per batch instead of "
+            "per example: draw a random number for every entry, e.g. torch.rand_like(g)",
+            code="shared_over_batch",
+        )
+    if r.shape[-1] > 1 and shared_draws(r[..., 0], r[..., 1]):
+        fail(
+            f"{what}: all subcomponents of an example share one random draw",
+            "draw a separate r for every subcomponent (shape [batch inst C])",
+            code="shared_over_components",
+        )
+    if shared_draws(r[:, 0], r[:, 1]):
+        fail(
+            f"{what}: the instances share their random draws",
+            "draw a separate r for every instance",
+            code="shared_over_instances",
+        )
+
+
+def check_delta(d: Tensor, layer: int, r: Tensor, mask: Tensor) -> None:
+    """The delta mask d [n inst] of matrix `layer`: its range, its law, fresh draws (not r's, the masks' ones)."""
+    if (d == 1).all():
+        fail(
+            f"delta mask {layer} is all ones",
+            "the delta mask was forgotten: the delta gets its own random scale m_Δ ~ U[0, 1], one per example",
+            code="delta_ones",
+        )
+    if (d == 0).all():
+        fail(
+            f"delta mask {layer} is all zeros",
+            "the delta is not switched off: it gets a random scale m_Δ ~ U[0, 1], one per example",
+            code="delta_zeros",
+        )
+    if (d < 0).any() or (d > 1).any():
+        fail(
+            f"delta mask {layer} has values outside [0, 1] ({d.min():.2f} to {d.max():.2f})",
+            "draw it with torch.rand: U[0, 1]",
+            code="delta_range",
+        )
+    values = discrete_values(d)
+    if values is not None:
+        fail(
+            f"delta mask {layer} takes {law(values)} over {d.shape[0]} draws",
+            "the delta mask is uniform on [0, 1], a continuous value (torch.rand), not a coin flip or a whole "
+            "number (torch.randint, torch.bernoulli, rand > 0.5)",
+            code="delta_discrete",
+        )
+    check_not_shared(d[..., None], f"delta mask {layer}")
+    if any(shared_draws(d, u) for u in (r[..., 0], mask[..., 0])):
+        fail(
+            f"delta mask {layer} reuses the subcomponents' random numbers",
+            "draw the delta mask separately",
+            code="delta_reuse",
+        )

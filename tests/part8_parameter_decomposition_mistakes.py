@@ -44,6 +44,12 @@ def svd_candidates(W: Tensor) -> tuple[Tensor, Mistakes]:
             right.cumsum(1),
         ),
     ]
+    if U.shape[-1] == U.shape[-2]:  # d_out = r: S[:, :, None] broadcasts against U and scales its rows
+        hint = "σ_k scales column k of U (U * S[:, None, :]); S[:, :, None] scales its rows"
+        mistakes.append(("sigma_wrong_axis", hint, terms(U * S[:, :, None], torch.ones_like(S), Vh)))
+    if Vh.shape[-1] == Vh.shape[-2]:  # d_in = r: S[:, None, :] broadcasts against Vh and scales its columns
+        hint = "σ_k scales row k of Vh (S[:, :, None] * Vh); S[:, None, :] scales its columns"
+        mistakes.append(("sigma_wrong_axis", hint, terms(U, torch.ones_like(S), Vh * S[:, None, :])))
     if U.shape[-1] == U.shape[-2]:  # U square: its rows have the right length too
         mistakes.append(("u_rows", "the u_k are the columns of U (U[:, :, k]), not its rows", terms(U.mT, S, Vh)))
     if Vh.shape[-1] == Vh.shape[-2]:
@@ -418,6 +424,7 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         "delta_unmasked": mm(a, delta),
         "full_W": dm * mm(a, W),
         "delta_sign": -dm * mm(a, delta),
+        "delta_mask_inverted": (1 - dm) * mm(a, delta),
     }.get(variant, dm * mm(a, delta))
     if variant == "delta_mask_everywhere":
         return dm * (comps + mm(a, delta))
@@ -433,6 +440,7 @@ PRODUCT_MISTAKES = [
     ("mask_squared", "apply the mask once"),
     ("mask_inverted", "a mask of 1 keeps a subcomponent whole: multiply by mask, not by 1 - mask"),
     ("delta_mask_everywhere", "the delta mask scales only the delta term, not the subcomponents' output"),
+    ("delta_mask_inverted", "scale the delta term by delta_mask itself, not by 1 - delta_mask"),
     (
         "mask_mean",
         "each subcomponent has its own mask: multiply V a by mask (one factor per subcomponent c) before U, not the "
@@ -460,10 +468,17 @@ def product_grad_candidates(
 # --------------------------------------------------------------------------------------------
 # Exercise 8: stochastic_reconstruction_losses
 # --------------------------------------------------------------------------------------------
-def masked_run(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, layers: set[int], others: str = "W"):
-    """(output, activations after each matrix) with the matrices in `layers` masked."""
+def masked_run(
+    chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, layers: set[int], others: str = "W", bias: bool = False
+):
+    """(output, activations after each matrix) with the matrices in `layers` masked (`bias`: layer_fn adds the
+    bias too, so the chain adds it twice)."""
 
     def layer_fn(layer: int, a: Tensor) -> Tensor:
+        out = product(layer, a)
+        return out + chain.biases[layer] if bias and chain.biases[layer] is not None else out
+
+    def product(layer: int, a: Tensor) -> Tensor:
         q = {"a": a, "W": chain.weights[layer], "U": p["U"][layer], "V": p["V"][layer]}
         if layer in layers:
             return product_reference({**q, "mask": p["masks"][layer], "delta_mask": p["delta_masks"][layer]})
@@ -495,8 +510,8 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
     if variant in ("delta_masks_first", "masks_first"):  # every matrix gets matrix 0's random masks
         key = variant.removesuffix("_first")
         p = {**p, key: [p[key][0]] * len(p[key])}
-    others = "UV" if variant == "others_without_delta" else "W"
-    full = reduce(masked_run(chain, p, x, set(range(L)))[0] - target)
+    others, bias = "UV" if variant == "others_without_delta" else "W", variant == "bias_twice"
+    full = reduce(masked_run(chain, p, x, set(range(L)), bias=bias)[0] - target)
     sets = {
         "cumulative": [set(range(layer + 1)) for layer in range(L)],
         "all_layers": [set(range(L))] * L,
@@ -505,7 +520,7 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
     }.get(variant, [{layer} for layer in range(L)])
     per_layer = []
     for s in sets:
-        out, acts = masked_run(chain, p, x, s, others)
+        out, acts = masked_run(chain, p, x, s, others, bias)
         if variant == "hidden_target":  # compare the masked matrix's own output activation
             (layer,) = s
             per_layer.append(reduce(acts[layer] - target_acts[layer]))
@@ -566,6 +581,7 @@ RECON_MISTAKES = [
     ("layerwise_with_full", "average only the L runs with one matrix masked; the full run is the other output"),
     ("others_without_delta", "the matrices that are not masked keep their original weights W_l (not U_l V_l)"),
     ("hidden_target", "every loss compares the model's final output with chain(x), never a hidden activation"),
+    ("bias_twice", "layer_fn replaces only the product W_l a: the chain adds the bias itself after it"),
 ]
 
 
@@ -587,6 +603,7 @@ def minimality_reference(ci: list[Tensor], p: float, eps: float, variant: str = 
         "p_inverted": lambda g: (g + eps).pow(1 / p),
         "eps_outside": lambda g: g.pow(p) + eps,
         "no_eps": lambda g: g.pow(p),
+        "eps_clamp": lambda g: g.clamp_min(eps).pow(p),
     }.get(variant, lambda g: (g + eps).pow(p))
     if variant == "mean_everything":
         return torch.cat([term(g) for g in ci], dim=-1).mean()
@@ -613,6 +630,7 @@ MINIMALITY_MISTAKES = [
     ("p_inverted", "the exponent is p, not 1 / p"),
     ("eps_outside", "add eps inside the power, (g + eps) ** p, so the gradient stays finite at g = 0"),
     ("no_eps", "use the eps you are given, inside the power: (g + eps) ** p"),
+    ("eps_clamp", "add eps to every importance, (g + eps) ** p: clamp_min(eps) only raises the ones below eps"),
     ("norm", "the penalty is the sum of (g + eps)^p itself, not its 1/p-th root (an L_p norm)"),
     ("p_outside", "raise each importance to the power p, then sum: Σ (g + eps)^p, not (Σ (g + eps))^p"),
 ]
@@ -631,7 +649,7 @@ def adversarial_reference(
     loss_fn: Callable, init: list[Tensor], n_steps: int, step_size: float, variant: str = "right"
 ) -> list[Tensor]:
     n = {"one_step": 1, "extra_step": n_steps + 1, "one_step_short": n_steps - 1, "no_steps": 0}.get(variant, n_steps)
-    s, first = [t.detach().clone() for t in init], None
+    s, first, running = [t.detach().clone() for t in init], None, None
     for _ in range(n):
         if variant == "clamp_before_step":
             s = [t.clamp(0, 1) for t in s]
@@ -639,6 +657,8 @@ def adversarial_reference(
         grads = torch.autograd.grad(loss_fn(leaves), leaves)
         first = grads if first is None else first
         grads = first if variant == "stale_gradient" else grads
+        running = grads if running is None else [a + b for a, b in zip(running, grads, strict=True)]
+        grads = running if variant == "grad_accumulates" else grads
         if variant == "shared_sign":  # one direction for every entry of every source: the summed gradient's sign
             total = sum(g.sum() for g in grads)
             grads = [torch.full_like(g, float(total)) for g in grads]
@@ -651,7 +671,8 @@ def adversarial_reference(
         }.get(variant, torch.sign)
         with torch.no_grad():
             sign = -1 if variant == "descent" else 1
-            s = [t + sign * step_size * direction(g) for t, g in zip(s, grads, strict=True)]
+            start = [t.detach().clone() for t in init] if variant == "from_init" else s
+            s = [t + sign * step_size * direction(g) for t, g in zip(start, grads, strict=True)]
             if variant not in ("no_clamp", "clamp_at_end", "clamp_before_step"):
                 s = [t.clamp(0, 1) for t in s]
     if variant == "clamp_at_end":
@@ -675,6 +696,15 @@ ADVERSARIAL_MISTAKES = [
     ("one_step_short", "take exactly n_steps steps: one is missing (range(n_steps) runs n_steps times)"),
     ("no_steps", "take n_steps steps of ascent: these are the initial sources"),
     ("stale_gradient", "recompute the gradient at the current sources on every step"),
+    (
+        "from_init",
+        "each step starts from the current sources, r = clamp(r + step_size · sign(∂loss/∂r), 0, 1), not from init",
+    ),
+    (
+        "grad_accumulates",
+        "each step used the sum of all gradients so far: .backward() adds into .grad, so zero it every step "
+        "(r.grad = None) or use torch.autograd.grad",
+    ),
     (
         "shared_sign",
         "every entry steps by the sign of its own partial derivative, sign(∂loss/∂r) elementwise, not one sign "

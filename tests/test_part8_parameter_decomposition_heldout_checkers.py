@@ -246,3 +246,192 @@ def test_ablation_all_zeros_gets_no_axis_hint():
     """A constant output (nothing ablated) is not blamed on one axis."""
     failure = assert_fails(checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, 2, 6), "values")
     assert "same for every" not in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Fresh measurement 2: sizes that name full_matrices, values in the wrong places, the law of random draws,
+# arguments that change nothing, and a few new mutants
+# --------------------------------------------------------------------------------------------
+def svd_full_matrices_broadcast(W):
+    U, S, Vh = torch.linalg.svd(W)  # default full_matrices=True: U [d_out d_out], Vh [d_in d_in]
+    return (U[..., None] * S[:, None, :, None] * Vh[:, None]).transpose(1, 2)
+
+
+def svd_full_matrices_einsum(W):
+    U, S, Vh = torch.linalg.svd(W)
+    return torch.einsum("iak,ik,ikb->ikab", U, S, Vh)
+
+
+@pytest.mark.parametrize("impl", [svd_full_matrices_einsum, svd_full_matrices_broadcast])
+def test_svd_full_matrices_is_named_from_the_error(impl):
+    failure = assert_fails(checks.test_svd_terms, impl, "full_matrices")
+    assert "full_matrices=False" in failure.hint
+
+
+def test_svd_sigma_on_the_wrong_axis():
+    def impl(W):
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        return torch.einsum("iak,ikb->ikab", U * S[:, :, None], Vh)
+
+    assert_fails(checks.test_svd_terms, impl, "sigma_wrong_axis")
+
+
+def test_svd_stacked_then_reshaped():
+    def impl(W):
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        terms = torch.stack(
+            [S[:, k, None, None] * torch.einsum("ia,ib->iab", U[:, :, k], Vh[:, k]) for k in range(S.shape[1])]
+        )
+        return terms.reshape(W.shape[0], S.shape[1], *W.shape[1:])  # [r inst ...] reshaped, not permuted
+
+    failure = assert_fails(checks.test_svd_terms, impl, "reshape_not_permute")
+    assert "[r inst d_out d_in]" in failure.hint
+
+
+def test_ablation_reshape_instead_of_permute():
+    def impl(chain, terms, x):
+        out = ref.ablation_losses(chain, terms, x).permute(1, 2, 0)  # [k batch inst], as a loop over k stacks them
+        return out.reshape(out.shape[2], out.shape[0], out.shape[1])
+
+    failure = assert_fails(checks.test_ablation_losses, impl, "reshape_not_permute")
+    assert "[k batch inst]" in failure.hint and "permute" in failure.hint
+
+
+def test_ablation_other_reordering_is_described():
+    """Values shuffled in no axis order at all: the observation (right values, other places), no cause asserted."""
+
+    def impl(chain, terms, x):
+        out = ref.ablation_losses(chain, terms, x)
+        return out.flatten().roll(1).reshape(out.shape)
+
+    assert_fails(checks.test_ablation_losses, impl, "reordered")
+
+
+def test_masked_product_inverted_delta_mask():
+    def impl(a, W, U, V, mask, delta_mask):
+        comps = torch.einsum("bic,ioc->bio", torch.einsum("bid,icd->bic", a, V) * mask, U)
+        return comps + (1 - delta_mask)[..., None] * _mm(a, W - U @ V)
+
+    assert_fails(checks.test_masked_product, impl, "delta_mask_inverted")
+
+
+def test_recon_bias_twice():
+    def impl(chain, U, V, x, masks, delta_masks):
+        target = chain(x)
+
+        def loss(layers):
+            def fn(layer, a):
+                if layer in layers:
+                    W, m, d = chain.weights[layer], masks[layer], delta_masks[layer]
+                    out = ref.masked_product(a, W, U[layer], V[layer], m, d)
+                else:
+                    out = _mm(a, chain.weights[layer])
+                return out + chain.biases[layer]
+
+            return (chain(x, fn) - target).pow(2).mean((0, 2)).sum()
+
+        n = len(chain.weights)
+        return loss(set(range(n))), sum(loss({layer}) for layer in range(n)) / n
+
+    assert_fails(checks.test_stochastic_reconstruction_losses, impl, "bias_twice")
+
+
+def _delta(draw):
+    def impl(cis):
+        return [g + (1 - g) * torch.rand_like(g) for g in cis], [draw(g[..., 0]) for g in cis]
+
+    return impl
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda t: torch.randint(0, 2, t.shape).to(t.dtype),
+        lambda t: torch.bernoulli(torch.full_like(t, 0.5)),
+        lambda t: (torch.rand_like(t) * 4).round() / 4,
+    ],
+)
+def test_sample_masks_discrete_delta_is_named_before_sharing(draw):
+    failure = assert_fails(checks.test_sample_masks, _delta(draw), "delta_discrete")
+    assert "distinct values" in failure.message
+
+
+def test_sample_masks_rounded_r():
+    def impl(cis):
+        masks = [g + (1 - g) * torch.randint(0, 11, g.shape).to(g.dtype) / 10 for g in cis]
+        return masks, [torch.rand_like(g[..., 0]) for g in cis]
+
+    assert_fails(checks.test_sample_masks, impl, "discrete")
+
+
+def test_sharing_test_is_robust_to_coin_flips():
+    """Independent 0/1 draws agree half the time; shared ones always: only the latter are called shared."""
+    from tests import part8_parameter_decomposition_diagnosis as diag
+
+    coins = torch.randint(0, 2, (4000, 3)).float()
+    assert not diag.shared_draws(coins[:, 0], coins[:, 1])
+    assert diag.shared_draws(coins[:, 0], coins[:, 0].clone())
+    uniform = torch.rand(4000, 2)
+    assert not diag.shared_draws(uniform[:, 0], uniform[:, 1])
+
+
+def test_minimality_p_hard_coded():
+    failure = assert_fails(
+        checks.test_importance_minimality_loss,
+        lambda cis, p, eps=1e-12: sum((g + eps).sqrt().sum(-1) for g in cis).mean(0).sum(),
+        "p_ignored",
+    )
+    assert "when p does" in failure.hint
+
+
+def test_minimality_eps_hard_coded():
+    impl = lambda cis, p, eps=1e-12: sum((g + 0.1).pow(p).sum(-1) for g in cis).mean(0).sum()
+    assert_fails(checks.test_importance_minimality_loss, impl, "eps_ignored")
+
+
+def test_minimality_eps_clamp():
+    impl = lambda cis, p, eps=1e-12: sum(g.clamp_min(eps).pow(p).sum(-1) for g in cis).mean(0).sum()
+    assert_fails(checks.test_importance_minimality_loss, impl, "eps_clamp")
+
+
+def test_adversarial_from_init_and_accumulated_grad():
+    def from_init(loss_fn, init, n_steps, step_size):
+        s = [t.detach().clone() for t in init]
+        for _ in range(n_steps):
+            leaves = [t.requires_grad_(True) for t in s]
+            grads = torch.autograd.grad(loss_fn(leaves), leaves)
+            s = [(i + step_size * g.sign()).clamp(0, 1) for i, g in zip(init, grads, strict=True)]
+        return s
+
+    def accumulated(loss_fn, init, n_steps, step_size):
+        s = [t.detach().clone().requires_grad_(True) for t in init]
+        for _ in range(n_steps):
+            loss_fn(s).backward()
+            for t in s:
+                t.data = (t.data + step_size * t.grad.sign()).clamp(0, 1)
+        return [t.detach() for t in s]
+
+    assert_fails(checks.test_adversarial_sources, from_init, "from_init")
+    assert_fails(checks.test_adversarial_sources, accumulated, "grad_accumulates")
+
+
+def test_adversarial_hard_coded_step_size():
+    def impl(loss_fn, init, n_steps, step_size):
+        return ascent(scale=0.05 / step_size)(loss_fn, init, n_steps, step_size)
+
+    assert_fails(checks.test_adversarial_sources, impl, "step_size_ignored")
+
+
+def test_adversarial_within_one_step_lists_causes():
+    """Every step restarted from init with a half-size step: no mutant fits, the observation is stated."""
+
+    def impl(loss_fn, init, n_steps, step_size):
+        s = [t.detach().clone() for t in init]
+        for _ in range(n_steps):
+            leaves = [t.requires_grad_(True) for t in s]
+            grads = torch.autograd.grad(loss_fn(leaves), leaves)
+            s = [(i + step_size * g.sign() / 2).clamp(0, 1) for i, g in zip(init, grads, strict=True)]
+        return s
+
+    failure = assert_fails(checks.test_adversarial_sources, impl, "within_one_step")
+    assert "or was only one step taken" in failure.hint
