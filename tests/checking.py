@@ -190,6 +190,17 @@ def _describe_error(err: Exception) -> CheckFailed:
     frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
     kind = f"{type(err).__name__}: {err}"
     if not frames:
+        every = traceback.extract_tb(err.__traceback__)
+        if every and Path(every[-1].filename).name == "function.py" and "autograd" in every[-1].filename:
+            # torch's autograd machinery raised while running a learner's torch.autograd.Function
+            return CheckFailed(
+                f"torch rejected your autograd Function while running it: {kind}",
+                "ctx.save_for_backward takes tensors only: keep other values as attributes (ctx.alpha = alpha)"
+                if "save_for_backward" in str(err)
+                else "check what forward and backward take and return: backward returns one gradient (or None) per "
+                "input of forward, each shaped like that input",
+                code="autograd_function",
+            )
         return CheckFailed(
             f"checking your output raised {kind}",
             "the output probably has the wrong type or shape for what the exercise asks",

@@ -435,3 +435,22 @@ def test_adversarial_within_one_step_lists_causes():
 
     failure = assert_fails(checks.test_adversarial_sources, impl, "within_one_step")
     assert "or was only one step taken" in failure.hint
+
+
+class SavesAlphaAsATensor(torch.autograd.Function):
+    """save_for_backward(x, alpha) with a float alpha: torch raises after forward returns, outside the learner's
+    code, which must still be named (not reported as the checker failing on its own)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha=0.01):
+        ctx.save_for_backward(x, alpha)
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None
+
+
+def test_an_autograd_function_torch_rejects_is_named():
+    error = assert_fails(checks.test_upper_leaky_hard_sigmoid, SavesAlphaAsATensor, "autograd_function")
+    assert "ctx.alpha" in error.hint
