@@ -54,34 +54,10 @@ from tests.part1_superposition_probes import (
     check_param_gradients,
     importance_candidate,
     loss_gradient_diagnosis,
+    probe_forward,
+    random_forward,
+    relu_placement_mutants,
 )
-
-
-def probe_forward(model: Callable, b: Tensor, shape: tuple[int, ...], device: torch.device) -> tuple[str, str]:
-    """(code, hint) for a wrong forward pass that matches no known mistake, from probing the learner's model.
-
-    With every feature 0 the output must be ReLU(b_final) whatever the weights: that separates a mistake in how the
-    bias enters from one in how the features are mapped.
-    """
-    try:
-        with torch.no_grad():
-            zero_out = model(torch.zeros(shape, device=device))
-        bias_right = (
-            isinstance(zero_out, Tensor)
-            and zero_out.shape == shape
-            and torch.allclose(zero_out.detach().float(), torch.relu(b).expand(shape).float(), rtol=1e-4, atol=1e-5)
-        )
-    except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
-        return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
-    if not bias_right:
-        return "bias_term", (
-            "with every feature 0 your output should be ReLU(b_final), and it isn't: check how b_final enters "
-            "(added once, per instance, before the output ReLU)"
-        )
-    return "weights_term", (
-        "with every feature 0 your output is right (ReLU(b_final)), so the bias is fine: the part that depends on the "
-        "features is wrong. Check the products with the weights (contract `feats`, then `d_hidden`, per instance)"
-    )
 
 
 def returned_hidden_hint(out: object, lead: tuple[int, ...], n_inst: int, d_hidden: int) -> None:
@@ -187,9 +163,13 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
-    mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA)
+    mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA) + relu_placement_mutants(x, W, W, b)
     pre = two_layer(x, W, W, b, out=lambda t: t)
-    code, hint = activation_diagnosis(out, pre) or probe_forward(model, b, (1, *x.shape[1:]), device)
+    code, hint = (
+        random_forward(model, x)
+        or activation_diagnosis(out, pre)
+        or probe_forward(model, b, (1, *x.shape[1:]), device, out, pre - b, cfg.d_hidden)
+    )
     expect_matches(
         out, two_layer(x, W, W, b), "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code
     )

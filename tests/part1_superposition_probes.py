@@ -83,6 +83,129 @@ def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
     return None
 
 
+def relu_placement_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Callable = lambda t: t) -> list:
+    """Catalogue entries (code, hint, output) for the output ReLU and the bias combined otherwise than ReLU(z + b),
+    with z = W_outᵀ act(W_in x) the weights term."""
+    h = act(torch.einsum("...if,idf->...id", x, W_in))
+    z = torch.einsum("...id,idf->...if", h, W_out)
+    return [
+        (
+            "relu_before_bias",
+            "a ReLU is applied to the weights term before b_final is added, ReLU(ReLU(z) + b_final): apply the output "
+            "ReLU once, after adding b_final (z = the product with the weights)",
+            torch.relu(torch.relu(z) + b),
+        ),
+        (
+            "max_with_bias",
+            "your output is torch.maximum(z, b_final) (z = the product with the weights): ReLU(z + b) is "
+            "max(z + b, 0), the bias *added* and then compared with 0",
+            torch.maximum(z, b.expand_as(z)),
+        ),
+    ]
+
+
+def _factor_name(c: float, d_hidden: int) -> str:
+    names = {f"1/√d_hidden = 1/√{d_hidden}": d_hidden**-0.5, f"√d_hidden = √{d_hidden}": d_hidden**0.5}
+    names |= {f"1/d_hidden = 1/{d_hidden}": 1 / d_hidden, f"d_hidden = {d_hidden}": d_hidden, "2": 2.0, "1/2": 0.5}
+    found = [k for k, v in names.items() if abs(c - v) < 1e-3 * v]
+    return f" = {found[0]}" if found else ""
+
+
+def probe_forward(
+    model: Callable,
+    b: Tensor,
+    shape: tuple[int, ...],
+    device: torch.device,
+    out: Tensor | None = None,
+    z: Tensor | None = None,
+    d_hidden: int = 0,
+) -> tuple[str, str]:
+    """(code, hint) for a wrong forward pass that matches no known mistake, from probing the learner's model.
+
+    With every feature 0 the output must be ReLU(b_final) whatever the weights: that separates a mistake in how the
+    bias enters from one in how the features are mapped. With the learner's `out` and the right weights term `z`
+    (the output pre-activation without b_final), an output ReLU(c·z + b_final) is named with its factor c.
+    """
+    try:
+        with torch.no_grad():
+            zero_out = model(torch.zeros(shape, device=device))
+        bias_right = (
+            isinstance(zero_out, Tensor)
+            and zero_out.shape == shape
+            and torch.allclose(zero_out.detach().float(), torch.relu(b).expand(shape).float(), rtol=1e-4, atol=1e-5)
+        )
+    except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
+        return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
+    if not bias_right:
+        return "bias_term", (
+            "with every feature 0 your output should be ReLU(b_final), and it isn't: check how b_final enters "
+            "(added once, per instance, before the output ReLU)"
+        )
+    if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
+        o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)
+        on = o > 1e-6
+        if int(on.sum()) >= 3 and float((zz[on] ** 2).sum()) > 0:
+            c = float(((o - bb)[on] * zz[on]).sum() / (zz[on] ** 2).sum())
+            if abs(c - 1) > 1e-3 and torch.allclose(o, torch.relu(c * zz + bb), rtol=1e-4, atol=1e-5):
+                return "weights_term_scale", (
+                    f"your output is ReLU(c·z + b_final) with z the product with the weights and c = {c:.4g}"
+                    f"{_factor_name(c, d_hidden) if d_hidden else ''}: "
+                    "a constant factor on the weights term (a scaling such as 1/√d_hidden, a mean where a sum is "
+                    "wanted, or a rescaled input); the forward pass has no such factor"
+                )
+    return "weights_term", (
+        "with every feature 0 your output is right (ReLU(b_final)): the bias alone is handled right, and the part "
+        "that depends on the features differs. Possible causes: the products with the weights (contract `feats`, then "
+        "`d_hidden`, per instance); an extra or misplaced nonlinearity (a ReLU on the weights term before b_final is "
+        "added); the bias combined otherwise than added (torch.maximum(z, b_final), a product); or a rescaled input "
+        "or output (a constant factor, 2x - 1)"
+    )
+
+
+def random_forward(model: Callable, x: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when two calls of the forward pass on the same input give different outputs."""
+    try:
+        with torch.no_grad():
+            a, b = model(x.clone()), model(x.clone())
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and not torch.equal(a, b):
+            return "forward_random", (
+                "two calls of model(features) on the same input gave different outputs: your forward pass is random "
+                "(dropout left on, e.g. F.dropout with its default training=True, or a random draw in forward); the "
+                "forward pass is deterministic"
+            )
+    except Exception:  # the learner's code failed on the probe: no evidence either way
+        return None
+    return None
+
+
+INPUT_TRANSFORMS = (
+    ("2x - 1", lambda t: 2 * t - 1),
+    ("(x + 1) / 2", lambda t: (t + 1) / 2),
+    ("x - 1", lambda t: t - 1),
+    ("1 - x", lambda t: 1 - t),
+    ("-x", lambda t: -t),
+    ("2x", lambda t: 2 * t),
+    ("x / 2", lambda t: t / 2),
+    ("x - 0.5", lambda t: t - 0.5),
+    ("x²", lambda t: t * t),
+    ("ReLU(x)", torch.relu),
+)
+
+
+def input_transform_diagnosis(out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when `out` equals the right forward pass `right` applied to a transformed input T(x)."""
+    if not isinstance(out, Tensor) or not out.is_floating_point():
+        return None
+    for label, transform in INPUT_TRANSFORMS:
+        expected = right(transform(x))
+        if out.shape == expected.shape and torch.allclose(out.detach().double(), expected.double(), atol=1e-5):
+            return "input_transformed", (
+                f"your output is exactly the right forward pass applied to {label} instead of x: the input is "
+                "changed before the first product with the weights; the forward pass takes the features as they are"
+            )
+    return None
+
+
 GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
 
 
@@ -241,6 +364,19 @@ def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tu
             "gives. The presence draw compared with p is most likely normal (torch.randn) where it must be "
             "uniform: use torch.rand"
         )
+    transforms = {
+        f"p / p.sum(-1) (p normalised over the {unit}s, as if it were a distribution)": p / p.sum(-1, keepdim=True),
+        "p / p.sum(0) (p normalised over the instances)": p / p.sum(0, keepdim=True),
+        "sigmoid(p) (p taken as a logit: Bernoulli(logits=p) instead of probs=p)": torch.sigmoid(p),
+        f"softmax(p) over the {unit}s": torch.softmax(p, -1),
+        "p / p.max() (p rescaled to a largest value of 1)": p / p.max(),
+    }
+    for label, table in transforms.items():
+        if consistent(observed, table, n) and not consistent(p, table, n):
+            return "presence_transformed_p", (
+                f"the rates are {label}, not p: p itself is transformed before the presence draw; compare "
+                "torch.rand(...) with p as it is (`rand < p`)"
+            )
     x, y = p.flatten(), observed.flatten()
     if float(x.var()) > 0:
         k = float((x * y).sum() / (x * x).sum())
@@ -248,8 +384,9 @@ def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tu
             return "presence_fraction", (
                 f"the rates are about {k:.2g}·p: a fixed share ({1 - k:.0%}) of the entries that should be present "
                 "come out absent (exactly 0). Possible causes: a value or sign that can be exactly 0 "
-                "(torch.randint(-1, 2) gives -1, 0 or 1; a rounded or int-cast value), or a presence draw u in "
-                f"`u < p` that ranges over [0, {1 / k:.2g}] instead of [0, 1] (a factor on torch.rand)"
+                "(torch.randint(-1, 2) gives -1, 0 or 1; a rounded or int-cast value), a presence draw u in "
+                f"`u < p` that ranges over [0, {1 / k:.2g}] instead of [0, 1] (a factor on torch.rand), or p itself "
+                "transformed (normalised, p / p.sum(...), divided by a constant)"
             )
         a = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
         c = float(y.mean()) - a * float(x.mean())
@@ -259,7 +396,8 @@ def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tu
                 f"the rates follow {a:.2g}·p + {c:.2g} (about {c:.0%} at p = 0), not p: the draw u in `u < p` is not "
                 f"U[0, 1]; a uniform u on [{lo:.2g}, {hi:.2g}] gives these rates. Possible causes: a shifted or "
                 "scaled uniform (2 * rand - 1 gives (1 + p) / 2), a normal draw (randn gives Φ(p), about 0.5 + 0.4·p), "
-                "or a presence that is combined with a second draw; compare torch.rand(...) itself with p"
+                "a presence that is combined with a second draw, or p itself transformed (sigmoid(p): Bernoulli with "
+                "logits=p; a normalised or shifted p); compare torch.rand(...) itself with p"
             )
     return None
 
@@ -306,4 +444,36 @@ def importance_candidate(imp: Tensor) -> tuple[str, str, Tensor]:
         "the rates are the model's importance values (capped at 1): the presence mask is drawn against "
         "self.importance; compare with self.feature_probability",
         imp.double().clamp(0, 1),
+    )
+
+
+def sign_sharing_failure(batch: Tensor, what: str, unit: str = "feature") -> None:
+    """Diagnosis for signed values (after a failed test): fail naming the axes a shared sign is constant along, when
+    every present value of every (inst, unit) cell with at least 40 present values has one sign. A right generator
+    gives a cell 40 values of one sign with probability 2^-39 < 1e-11."""
+    present = batch != 0
+    counts = present.sum(0)
+    positive = torch.where(present, batch > 0, False).sum(0)
+    full = counts >= 40
+    if not bool(full.any()) or not bool(((positive == 0) | (positive == counts))[full].all()):
+        return
+    sign = torch.where(positive > 0, 1, -1)[full]
+    if bool((sign > 0).all()) or bool((sign < 0).all()):
+        return  # one sign everywhere: unsigned (or negated) values, which the value-law tests name
+    signs = torch.where(full, torch.where(positive > 0, 1, -1), 0)
+    per_inst = all(len(set(row[row != 0].tolist())) <= 1 for row in signs)
+    per_unit = all(len(set(col[col != 0].tolist())) <= 1 for col in signs.T)
+    if per_inst:
+        where = (
+            f"one sign per instance, shared over the batch and the {unit}s (drawn with shape [inst] or [1, inst, 1])"
+        )
+    elif per_unit:
+        where = f"one sign per {unit}, shared over the batch and the instances"
+    else:
+        where = f"one sign per (instance, {unit}), shared over the batch (drawn without the batch axis)"
+    fail(
+        f"{what}: in every (instance, {unit}) the present values all have the same sign ({int((sign > 0).sum())} "
+        f"cells all positive, {int((sign < 0).sum())} all negative)",
+        f"the sign is {where}: draw the values (or their sign) with the full shape [batch, inst, {unit}s]",
+        code="sign_shared",
     )

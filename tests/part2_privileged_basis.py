@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
-from tests.checking import checker, expect_matches, expect_tensor, fail
+from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
 from tests.part1_superposition import (
     IMPORTANCE,
     check_leading_dims,
@@ -34,6 +34,10 @@ from tests.part1_superposition_probes import (
     check_param_gradients,
     hidden_probe,
     importance_candidate,
+    input_transform_diagnosis,
+    random_forward,
+    relu_placement_mutants,
+    sign_sharing_failure,
 )
 
 relu = torch.relu
@@ -76,14 +80,18 @@ def _check_forward(
     expect_tensor(out, "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device)
     right = two_layer(x, W_in, W_out, b, act=relu)
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
-    if _instances_mixed(model, params, x):
-        code, hint = MIXED
-    else:
-        code, hint = (
-            hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
-            or diagnosis
-            or probe_forward(model, b, (1, *x.shape[1:]), device)
-        )
+    z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
+    mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu)
+    random = random_forward(model, x)
+    if random is None and _instances_mixed(model, params, x):
+        random = MIXED
+    code, hint = (
+        random
+        or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x)
+        or hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
+        or diagnosis
+        or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
+    )
     expect_matches(out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code)
     check_leading_dims(
         model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
@@ -235,9 +243,13 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
         dtype=torch.float32,
         device=device,
     )
-    check_independent_features(
-        batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0, extra=[importance_candidate(IMPORTANCE)]
-    )
+    try:
+        check_independent_features(
+            batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0, extra=[importance_candidate(IMPORTANCE)]
+        )
+    except CheckFailed:
+        sign_sharing_failure(batch.detach().cpu(), "the batch")
+        raise
     return f"presence rates, U[-1, 1] values and independence on {N_SAMPLES} examples"
 
 

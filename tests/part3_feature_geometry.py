@@ -390,8 +390,9 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ("numerator_square", "the numerator is the *squared* norm ‖W_i‖², not ‖W_i‖", norms_sq.sqrt() / den),
         (
             "numerator_power",
-            "with the unit vector Ŵ_i in the denominator the numerator is ‖W_i‖² (‖W_i‖⁴ goes with W_i · W_j, "
-            "unnormalised): you mixed the two forms",
+            "your values are the right ones times ‖W_i‖², which either of two slips gives: the unit vector computed as "
+            "W_i / ‖W_i‖² (divide by the norm ‖W_i‖, with its square root), or the two forms mixed (with Ŵ_i in the "
+            "denominator the numerator is ‖W_i‖²; ‖W_i‖⁴ goes with W_i · W_j, unnormalised)",
             norms_sq**2 / den,
         ),
         (

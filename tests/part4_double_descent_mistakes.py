@@ -207,8 +207,9 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ("numerator", "the numerator is the squared norm ‖vᵢ‖², not the norm ‖vᵢ‖", norm_sq.sqrt() / den),
         (
             "numerator_power",
-            "with the unit vector v̂ᵢ in the denominator the numerator is ‖vᵢ‖² (‖vᵢ‖⁴ goes with the "
-            "unnormalised vᵢ · vⱼ): you mixed the two forms",
+            "your values are the right ones times ‖vᵢ‖², which either of two slips gives: the unit vector computed as "
+            "vᵢ / ‖vᵢ‖² (divide by the norm ‖vᵢ‖, with its square root), or the two forms mixed (with v̂ᵢ in the "
+            "denominator the numerator is ‖vᵢ‖²; ‖vᵢ‖⁴ goes with the unnormalised vᵢ · vⱼ)",
             norm_sq**2 / den,
         ),
         (

@@ -188,3 +188,42 @@ def test_fresh2_repeated_axis_and_blocks():
         checks.test_generate_combined_batch, corr_variant(generate_batch=half_anti), "presence_probability"
     )
     assert "0.5 × the right ones" in err.hint
+
+
+def forward_max_bias(self, x):
+    return torch.maximum(_down_up(x, self.W), self.b_final)
+
+
+def forward_relu_twice(self, x):
+    return F.relu(F.relu(_down_up(x, self.W)) + self.b_final)
+
+
+def forward_sqrt_d(self, x):
+    return F.relu(_down_up(x, self.W) / self.W.shape[1] ** 0.5 + self.b_final)
+
+
+def forward_dropout(self, x):
+    return F.relu(F.dropout(_down_up(x, self.W), 0.1) + self.b_final)
+
+
+def batch_p_normalised(self, n):
+    s, p = (n, self.cfg.n_inst, self.cfg.n_features), self.feature_probability
+    return torch.where(torch.rand(s) < p / p.sum(-1, keepdim=True), torch.rand(s), 0.0)
+
+
+def uncorrelated_logits(self, n, p):
+    present = torch.distributions.Bernoulli(logits=p).sample((n,)).bool()
+    return torch.where(present, torch.rand(present.shape), 0.0)
+
+
+def test_fresh3_forward_and_rates():
+    assert_fails(checks.test_forward, variant(forward=forward_max_bias), "max_with_bias")
+    assert_fails(checks.test_forward, variant(forward=forward_relu_twice), "relu_before_bias")
+    assert_fails(checks.test_forward, variant(forward=forward_sqrt_d), "weights_term_scale")
+    assert_fails(checks.test_forward, variant(forward=forward_dropout), "forward_random")
+    assert_fails(checks.test_generate_batch, variant(generate_batch=batch_p_normalised), "presence_transformed_p")
+    assert_fails(
+        checks.test_generate_uncorrelated_features,
+        corr_variant(generate_uncorrelated_features=uncorrelated_logits),
+        "presence_transformed_p",
+    )

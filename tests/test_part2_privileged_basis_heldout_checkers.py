@@ -108,3 +108,31 @@ def test_generate_batch_fresh2():
         checks.test_computation_generate_batch, computation(generate_batch=batch_randint_sign), "presence_fraction"
     )
     assert "randint(-1, 2)" in err.hint
+
+
+def neuron_dropout(self, x):
+    return F.relu(_up(F.dropout(F.relu(_down(x, self.W)), 0.1), self.W) + self.b_final)
+
+
+def neuron_relu_before_bias(self, x):
+    return F.relu(F.relu(_up(F.relu(_down(x, self.W)), self.W)) + self.b_final)
+
+
+def computation_rescaled_input(self, x):
+    h = F.relu(einops.einsum(2 * x - 1, self.W1, "... i f, i d f -> ... i d"))
+    return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") + self.b_final)
+
+
+def batch_sign_per_instance(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    sign = torch.tensor([[1.0], [-1.0], [1.0]])  # one sign per instance (both signs occur)
+    return torch.where(torch.rand(s) < self.feature_probability, sign * torch.rand(s), 0.0)
+
+
+def test_fresh3_forward_and_generator():
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_dropout), "forward_random")
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_relu_before_bias), "relu_before_bias")
+    assert_fails(checks.test_computation_forward, computation(forward=computation_rescaled_input), "input_transformed")
+    assert_fails(
+        checks.test_computation_generate_batch, computation(generate_batch=batch_sign_per_instance), "sign_shared"
+    )

@@ -232,3 +232,12 @@ def test_fresh2_dataset_and_schedule():
     assert "degrees" in err.hint
     err = assert_fails(checks.test_warmup_cosine_lr, lr_zero_warmup_constant, "zero_warmup_case")
     assert "warmup_steps = 0" in err.hint
+
+
+def test_fresh3_unit_vector_without_square_root():
+    def unit_no_sqrt(v):
+        n2 = v.pow(2).sum(-1)
+        u = v / n2.clamp_min(1e-12)[..., None]
+        return n2 / (torch.einsum("kid,kjd->kij", u, v) ** 2).sum(-1).clamp_min(1e-30)
+
+    assert_fails(checks.test_compute_dimensionality, unit_no_sqrt, "numerator_power")
