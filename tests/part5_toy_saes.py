@@ -286,6 +286,8 @@ def check_sae_forward(
         value = expect_tensor(value, f"loss_dict[{key!r}]", shape=h.shape[:2], dims="batch inst", device=h.device)
         if unlisted(value, key):
             D.relation_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", {"k": getattr(sae.cfg, "k", -1)})
+            sizes = {"d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "batch": h.shape[0], "n_inst": sae.cfg.n_inst}
+            D.size_factor_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", sizes)
         expect_matches(
             value.detach().to(h.dtype),
             ref_dict[key].detach(),
@@ -537,6 +539,8 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
 def test_generate_batch(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("generate_batch",))
     sae = reference_sae(cls, device)
+    with torch.no_grad():  # a non-zero output bias, so that adding it to h shows
+        sae.model.b_final.copy_(torch.linspace(-1.0, 1.0, sae.model.b_final.numel()).reshape(sae.model.b_final.shape))
     drawn: list[Tensor] = []
     model_generate = sae.model.generate_batch
 
@@ -589,7 +593,11 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     code = "not_model_batch" if len(drawn) == 1 else "values"
     diff = h.detach() - M.hidden(features, W)
     if diff.abs().max() > 1e-4 and torch.allclose(diff, diff[:1].expand_as(diff), atol=1e-5):
-        hint, code = "your h is W x plus the same vector for every example: h = W x has no bias term", "bias_added"
+        hint, code = (
+            "your h is W x plus the same vector for every example: h = W x has no bias term (the toy model's b_final "
+            "belongs to its reconstruction ReLU(Wᵀh + b_final), not to h)",
+            "bias_added",
+        )
     if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
         D.linear_map_hint(h, features, W)
     expect_matches(
@@ -693,28 +701,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     rows = M.unit_rows(sae, before, dead, scale)
     enc = sae.W_enc.detach().transpose(-1, -2)[dead]
     if not torch.allclose(enc, rows * scale, rtol=1e-4, atol=1e-6):
-        for value, hint, code in (
-            (
-                before["W_enc"].transpose(-1, -2)[dead],
-                "the encoder columns kept their old values: not written, or written into a copy (`t[mask]` with a "
-                "mask or index list returns a copy, so `t[mask].copy_(v)` is lost): assign with `t[mask] = v`",
-                "enc_untouched",
-            ),
-            (
-                rows,
-                "the encoder column is resample_scale · v, not v itself: resample_scale was ignored",
-                "scale_ignored",
-            ),
-            (rows / scale, "multiply by resample_scale, don't divide", "scale_inverted"),
-            (torch.zeros_like(rows), "the encoder column is resample_scale · v, not zero", "enc_zero"),
-        ):
-            if torch.allclose(enc, value, rtol=1e-4, atol=1e-6):
-                fail("the new encoder columns are not resample_scale times the new decoder directions", hint, code)
-        fail(
-            "the new encoder columns are not resample_scale times the new decoder directions",
-            "use the same direction v for both: decoder row v, encoder column resample_scale · v",
-            code="enc_mismatch",
-        )
+        D.resample_enc_mismatch(enc, rows, before["W_enc"].transpose(-1, -2)[dead], scale)
     D.check_shared_draws(sae.W_dec, dead)
     M.check_isotropic(rows)
     _check_tied(impl, device)

@@ -207,6 +207,11 @@ def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., T
             ("unnormalized_decoder", "it decodes with W_dec, not W_dec_normalized", lambda: sae.W_dec),
             ("decoder_is_encoder", "it decodes with W_enc transposed, not W_dec_normalized", lambda: sae.W_enc.mT),
             (
+                "decoder_is_normalised_encoder",
+                "it decodes with W_enc normalised over d_in and transposed, not W_dec_normalized (W_dec's own rows)",
+                lambda: (sae.W_enc / sae.W_enc.norm(dim=-2, keepdim=True).clamp_min(1e-12)).mT,
+            ),
+            (
                 "decoder_normalised_over_d_sae",
                 "it decodes with W_dec normalised over d_sae (dim=-2), not each latent's row over d_in (dim=-1)",
                 lambda: sae.W_dec / (sae.W_dec.norm(dim=-2, keepdim=True) + sae.cfg.weight_normalize_eps),
@@ -481,3 +486,67 @@ def describe_index_error(err: IndexError) -> None:
             "([window inst d_sae]) over the window axis, dim=0"
         )
     fail(f"your resampler raised IndexError: {str(err).splitlines()[0]}", hint, code="mask_index")
+
+
+def size_factor_hint(got: Tensor, want: Tensor, what: str, sizes: dict[str, int]) -> None:
+    """Fail naming the factor when `got` is one constant c × `want` everywhere and c is a known size, its inverse or
+    a ratio of two known sizes (e.g. d_in/d_sae: a sum over d_in divided by d_sae). Observation plus possible causes:
+    several sizes can give the same c, so every match is listed."""
+    g, w = got.detach().double(), want.detach().double()
+    if g.shape != w.shape or (w.abs() < 1e-6).all() or torch.allclose(g, w, rtol=1e-4, atol=1e-5):
+        return
+    mask = w.abs() > 1e-6
+    c = float((g[mask] / w[mask]).median())
+    if not torch.allclose(g, c * w, rtol=1e-4, atol=1e-5) or abs(c) < 1e-12:
+        return
+    items = [(n, v) for n, v in sizes.items() if v > 1]
+    names = [n for n, v in items if abs(c - v) < 1e-4 * v] + [f"1/{n}" for n, v in items if abs(c * v - 1) < 1e-4]
+    names += [f"{a}/{b}" for (a, x), (b, y) in itertools.permutations(items, 2) if x != y and abs(c - x / y) < 1e-4 * c]
+    if names:
+        fail(
+            f"{what} is {c:.4g} × the expected everywhere (= {' = '.join(names)})",
+            "a reduction or division uses the wrong size: e.g. a sum divided by the size of a different axis, a mean "
+            "where a sum was asked (or the reverse); check each .mean / .sum / division against the formula",
+            code="size_factor",
+        )
+
+
+def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) -> None:
+    """The new encoder columns are not scale · (new decoder rows): name what they are when it is recognisable,
+    otherwise describe what was observed (direction and length) and list the possible causes."""
+    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
+    what = "the new encoder columns are not resample_scale times the new decoder directions"
+    for value, hint, code in (
+        (
+            old,
+            "the encoder columns kept their old values: not written, or written into a copy (`t[mask]` with a "
+            "mask or index list returns a copy, so `t[mask].copy_(v)` is lost): assign with `t[mask] = v`",
+            "enc_untouched",
+        ),
+        (rows, "the encoder column is resample_scale · v, not v itself: resample_scale was ignored", "scale_ignored"),
+        (rows / scale, "multiply by resample_scale, don't divide", "scale_inverted"),
+        (torch.zeros_like(rows), "the encoder column is resample_scale · v, not zero", "enc_zero"),
+        (
+            old + rows * scale,
+            "each new encoder column is the old column plus resample_scale · v: replace it (=), don't add to it (+=)",
+            "enc_added",
+        ),
+    ):
+        if close(enc, value):
+            fail(what, hint, code)
+    cos = torch.nn.functional.cosine_similarity(enc, rows, dim=-1)
+    if (cos > 1 - 1e-4).all():
+        lengths = enc.norm(dim=-1)
+        fail(
+            f"{what}: they point along v but have lengths between {float(lengths.min()):.4g} and "
+            f"{float(lengths.max()):.4g}, expected resample_scale = {scale}",
+            "encoder column = resample_scale · v exactly (v of unit length): check the factor applied",
+            code="enc_length",
+        )
+    fail(
+        f"{what}: they don't point along the new decoder rows (cosine between {float(cos.min()):.3g} and "
+        f"{float(cos.max()):.3g})",
+        "decoder row v, encoder column resample_scale · v with the same v. Possible causes: a second random draw for "
+        "the encoder; the new value mixed with (added to) the old column; the rows and columns indexed differently",
+        code="enc_mismatch",
+    )

@@ -348,8 +348,9 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             if unlisted and (acts.detach() < 0).any():
                 fail(
                     f"acts_post has {int((acts.detach() < 0).sum())} negative values",
-                    "acts_post is never negative: keep the values of ReLU(pre) at the top-k positions (gather from the "
-                    "ReLU'd tensor, not from pre)",
+                    "acts_post is never negative: the ReLU must be the last step before the top-k values are kept. "
+                    "Possible causes: values gathered from pre instead of ReLU(pre); b_enc (or another term) added "
+                    "after the ReLU; no ReLU at all",
                     code="negative_acts",
                 )
             if unlisted and ((acts.detach() != 0).sum(-1) > k).any():

@@ -421,6 +421,13 @@ def test_compute_target(impl, device):
                     "class labels are integers: keep argmax's int64 output (and an integer NO_LABEL)",
                     code="dtype",
                 )
+            if isinstance(got, Tensor) and target == "argmax" and got.dtype not in (torch.int64, torch.bool):
+                fail(  # an integer dtype other than int64: a conversion, not a float literal (expect_tensor's hint)
+                    f"{what} has dtype {got.dtype}, expected torch.int64",
+                    "class labels are int64 (torch.long), what argmax returns: drop the conversion (.int(), "
+                    ".to(torch.int32), ...), or end with .long() / pass dtype=torch.long",
+                    code="dtype",
+                )
             if isinstance(got, Tensor) and tuple(got.shape) == (*expected.shape, 1):
                 fail(
                     f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}",

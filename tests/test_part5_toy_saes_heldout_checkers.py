@@ -183,6 +183,12 @@ def _simple(bug):
         sae.W_dec.data[dead] = v
         if bug == "enc_untouched":
             sae.W_enc.data.transpose(-1, -2)[dead].copy_(v * resample_scale)
+        elif bug == "enc_added":
+            sae.W_enc.data.transpose(-1, -2)[dead] += v * resample_scale
+        elif bug == "enc_mismatch":
+            sae.W_enc.data.transpose(-1, -2)[dead] = F.normalize(torch.randn(n, sae.cfg.d_in), dim=-1) * resample_scale
+        elif bug == "enc_length":
+            sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale * 2
         else:
             sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
         sae.b_enc.data[dead.any(-1) if bug == "alive_touched" else dead] = 0.0
@@ -190,7 +196,9 @@ def _simple(bug):
     return resample
 
 
-@pytest.mark.parametrize("code", ["reseeded", "enc_untouched", "alive_touched"])
+@pytest.mark.parametrize(
+    "code", ["reseeded", "enc_untouched", "alive_touched", "enc_added", "enc_mismatch", "enc_length"]
+)
 def test_resample_simple_fresh2(code):
     assert_fails(checks.test_resample_simple, _simple(code), code)
 
@@ -220,3 +228,35 @@ def _advanced(bug):
 @pytest.mark.parametrize("code", ["same_input", "dec_zero", "normalized_wrong_axis"])
 def test_resample_advanced_fresh2(code):
     assert_fails(checks.test_resample_advanced, _advanced(code), code)
+
+
+# ---- fresh3: b_final added to h, decoding with the normalised encoder, a size ratio in L_reconstruction
+def _gen_plus_b_final(self, n):
+    x = self.model.generate_batch(n)
+    return einops.einsum(x, self.model.W, "b i f, i d f -> b i d") + self.model.b_final[:, : self.cfg.d_in]
+
+
+def _forward3(bug):
+    def forward(self, h):
+        pre = einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+        acts = F.relu(pre)
+        Wd = self.W_dec_normalized
+        if bug == "decoder_is_normalised_encoder":
+            Wd = (self.W_enc / self.W_enc.norm(dim=1, keepdim=True)).transpose(-1, -2)
+        h_rec = einops.einsum(acts, Wd, "b i s, i s d -> b i d") + self.b_dec
+        err2 = (h_rec - h).pow(2)
+        L_rec = err2.sum(-1) / self.cfg.d_sae if bug == "size_factor" else err2.mean(-1)
+        L_sp = acts.abs().sum(-1)
+        loss = (L_rec + self.sparsity_coeff * L_sp).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return forward
+
+
+def test_generate_batch_b_final():
+    assert_fails(checks.test_generate_batch, _with(generate_batch=_gen_plus_b_final), "bias_added")
+
+
+@pytest.mark.parametrize("code", ["decoder_is_normalised_encoder", "size_factor"])
+def test_forward_fresh3(code):
+    assert_fails(checks.test_forward, _with(forward=_forward3(code)), code)

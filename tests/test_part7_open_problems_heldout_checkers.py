@@ -119,3 +119,8 @@ CHECKS["F"] = checks.test_generate_features
 @pytest.mark.parametrize(("kind", "impl", "code"), FRESH2, ids=[code for _, _, code in FRESH2])
 def test_fresh2_mistakes_are_named(kind, impl, code):
     assert_fails(CHECKS[kind], impl, code)
+
+
+def test_compute_target_int32_labels():  # fresh3: an integer dtype other than int64 gets the int64 hint
+    impl = target_with("argmax", lambda x: ref.compute_target(x, "argmax").int())
+    assert_fails(checks.test_compute_target, impl, "dtype")
