@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail
+from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
 
 Mistakes = list[tuple[str, str, Tensor]]
 
@@ -47,10 +47,37 @@ def scalar_hint(
     if fits:
         size = f"{ratio:.4g}" if ratio >= 1 else f"1/{1 / ratio:.4g}"
         return "scale", f"your value is {size} × the expected one: {'; or '.join(fits)}?"
+    if abs(ratio - 0.5) < 1e-4:
+        return "scale", "your value is 1/2 × the expected one: a factor 1/2 too many (the ½ MSE convention, ½ Σ d²)?"
     whole = abs(ratio - round(ratio)) < 1e-4 or abs(1 / ratio - round(1 / ratio)) < 1e-4
     if abs(ratio - 1) > 1e-3 and whole:  # only a whole factor (or its inverse) says something about the code
         return "scale", f"your value is {ratio:.4g} × the expected one: a missing or extra constant factor?"
     return None
+
+
+def common_factor(actual: Tensor, expected: Tensor) -> float | None:
+    """The factor c (not 1) when actual = c · expected everywhere (a stack of losses scaled alike), else None."""
+    e_sq = float((expected * expected).sum())
+    if actual.shape != expected.shape or e_sq == 0:
+        return None
+    c = float((actual * expected).sum()) / e_sq
+    ok = abs(c - 1) > 1e-3 and abs(c) > 1e-6 and torch.allclose(actual, c * expected, rtol=1e-4, atol=1e-6)
+    return c if ok else None
+
+
+def call_naming_apply(fn: Callable, *args: Any) -> Any:
+    """fn(*args); PyTorch's refusal of an autograd Function called as an instance (no .apply) gets a hint."""
+    try:
+        return fn(*args)
+    except RuntimeError as err:
+        if "Legacy autograd function" not in str(err):
+            raise
+        raise CheckFailed(
+            _describe_error(err).message,
+            "call an autograd Function through its class's .apply: LowerLeakyHardSigmoid.apply(z, self.alpha), "
+            "not LowerLeakyHardSigmoid()(z, self.alpha) (instantiating it calls the legacy interface)",
+            code="no_apply",
+        ) from None
 
 
 def divisor_hint(actual: Tensor, total: Tensor, counts: dict[str, int], right: int) -> tuple[str, str] | None:
@@ -156,10 +183,47 @@ def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float, right: Ten
             "moves every entry by step_size · sign(∂loss/∂r), ±step_size at most (then the clamp)"
         )
     if n_steps > 1 and far < step + 1e-5 < float((right - init).abs().max()):
+        inside = (out > 1e-6) & (out < 1 - 1e-6)
+        moves = (out - init).abs()[inside & ((out - init).abs() > 1e-6)]
+        if len(moves) and float(moves.min()) < step - 1e-5:  # a whole step (or a clamp) can't end there
+            return "small_steps", (
+                f"after {n_steps} steps no entry is more than one step ({step}) from where it started, and some "
+                f"moved by less than a step without reaching 0 or 1 ({_moves_seen(moves, n_steps, step)}): every "
+                "step moves each entry by ±step_size, so are the steps smaller than step_size (step_size / n_steps, "
+                "or a scaled step)? Restarting every step from init, or taking a single step, would also keep every "
+                "entry within one step"
+            )
         return "within_one_step", (
             f"after {n_steps} steps no entry is more than one step ({step}) from where it started, while the right "
             "sources move further: does every step start again from init instead of the current sources, or was "
             "only one step taken?"
+        )
+    return None
+
+
+def _moves_seen(moves: Tensor, n_steps: int, step: float) -> str:
+    """The distinct net moves, and whether they fit n_steps steps of step / n_steps (net n_steps - 2j of them)."""
+    seen = sorted({round(float(m), 4) for m in moves})
+    out = "moves seen: " + ", ".join(f"{m:.4g}" for m in seen[:4]) + (", ..." if len(seen) > 4 else "")
+    k = moves / (step / n_steps)
+    fits = ((k - k.round()).abs() < 1e-3).all() and (k.round() % 2 == n_steps % 2).all()
+    if len(seen) > 1 and fits:
+        out += f", as {n_steps} steps of step_size / n_steps = {step / n_steps:.4g} give"
+    return out
+
+
+def unmoved_sources(out: list[Tensor], init: list[Tensor], right: list[Tensor]) -> tuple[str, str] | None:
+    """(code, hint) when some sources are returned as they started while the right ones moved (and others moved)."""
+    still = [
+        n
+        for n, (o, i, r) in enumerate(zip(out, init, right, strict=True))
+        if torch.equal(o, i) and not torch.equal(r, i)
+    ]
+    if still and len(still) < len(out):
+        names = ", ".join(f"sources[{n}]" for n in still)
+        return "unmoved_source", (
+            f"{names} never moved from init while the other sources did: every step updates every source "
+            "(loop over all of them, and give each its own gradient)"
         )
     return None
 
@@ -330,3 +394,83 @@ def check_delta(d: Tensor, layer: int, r: Tensor, mask: Tensor) -> None:
             "draw the delta mask separately",
             code="delta_reuse",
         )
+
+
+def check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, code: str) -> None:
+    """Every cell of r [n, ...] has the mean and mean square of U[0, 1] (Bernstein bounds, union over n_tests)."""
+    tol_mean, tol_sq = uniform_moments_tolerance(r.shape[0], 0.0, 1.0, n_tests)
+    mean, sq = r.double().mean(0), r.double().pow(2).mean(0)
+    bad = ((mean - 0.5).abs() > tol_mean) | ((sq - 1 / 3).abs() > tol_sq)
+    if bad.any():
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        where = ", ".join(f"{n} {i}" for n, i in zip(dims.split(), idx, strict=True))
+        hint += _law_observation(r[(slice(None), *idx)], float(mean[idx]), float(sq[idx]), tol_mean)
+        fail(
+            f"{what} at {where}: mean {mean[idx]:.3f} and mean square {sq[idx]:.3f}, expected 0.500 ± {tol_mean:.3f} "
+            f"and 0.333 ± {tol_sq:.3f} (uniform on [0, 1])",
+            hint,
+            code=code,
+        )
+
+
+def diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
+    """Masks outside [g, 1]: name the distribution that was drawn."""
+    r = (m - g) / (1 - g)
+    what = f"mask {layer}"
+    if r.min() < -0.5 and r.max() > 1.5:
+        fail(
+            f"{what} has values below g and above 1 (r = (m - g) / (1 - g) spans [{r.min():.2f}, {r.max():.2f}])",
+            "r looks normal: draw it uniform on [0, 1] with torch.rand, not torch.randn",
+            code="normal",
+        )
+    if (m > 1 + 1e-6).any():
+        hint = "m = g + (1 - g) r lies in [g, 1]"
+        if ((m - g) >= -1e-6).all() and (m - g <= 1 + 1e-6).all():
+            hint = "g + r can exceed 1: scale the random part, m = g + (1 - g) r"
+        fail(f"{what} has values above 1 (max {m.max().item():.3f})", hint, code="above_one")
+    if (m < g - 1e-6).any():
+        cell_means = m.mean(0)
+        if (m >= -1e-6).all() and ((cell_means - 0.5).abs() < 0.05).all():
+            fail(
+                f"{what} has values below its causal importance g, and its mean is 1/2 whatever g is",
+                "the mask ignores g: it lies between g and 1, m = g + (1 - g) r",
+                code="ignores_g",
+            )
+        if (m >= -1e-6).all() and (m <= g + 1e-6).all():
+            fail(
+                f"{what} lies between 0 and g, not between g and 1",
+                "m = g · r shrinks towards 0; it should lie between g and 1: m = g + (1 - g) r",
+                code="below_g",
+            )
+        if r.min() > -1 - 1e-4 and r.min() < -0.9:
+            fail(
+                f"{what} has values below g: r = (m - g) / (1 - g) spans [{r.min():.2f}, {r.max():.2f}]",
+                "r is uniform on [-1, 1]: draw it on [0, 1] (torch.rand)",
+                code="signed_uniform",
+            )
+        fail(
+            f"{what} has values below its causal importance g (e.g. {m[m < g - 1e-6][0]:.3f})",
+            "a mask lies between its causal importance g and 1: m = g + (1 - g) r",
+            code="below_g",
+        )
+
+
+def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float) -> str:
+    """What a failing cell's draws look like (only called once they failed the uniform test): an atom at 0 or 1
+    (values piled up there, as a clamp does), or the right mean with the spread of a mean of k uniform draws."""
+    for end in (1.0, 0.0):
+        share = float(((cell - end).abs() < 1e-6).double().mean())
+        if share > 0.01:
+            return (
+                f". {share:.0%} of the draws are exactly {end:g}, where a uniform law puts none: values piled up "
+                "there, as a clamp does (e.g. (g + r).clamp(max=1) instead of g + (1 - g) r)?"
+            )
+    var = sq - mean**2
+    if abs(mean - 0.5) <= tol_mean and 0 < var < 1 / 12:
+        k = 1 / 12 / var
+        if k > 1.5:
+            return (
+                f". The mean is right but the variance is {var:.3f}, about 1/{k:.1f} of a uniform's 1/12: a mean of "
+                f"~{round(k)} independent draws (a mean over an axis?) has that spread; draw one value per entry"
+            )
+    return ""

@@ -39,6 +39,12 @@ def svd_candidates(W: Tensor) -> tuple[Tensor, Mistakes]:
         ("sigma_sqrt", "multiply by σ_k itself, not its square root", terms(U, S.sqrt(), Vh)),
         ("ascending", "keep torch's order: largest singular value first", right.flip(1)),
         (
+            "s_flipped",
+            "σ_k belongs with u_k and v_k: S was reordered alone (U's columns and Vh's rows kept their order), so "
+            "each σ is paired with the wrong u, v; torch.linalg.svd already returns the largest first",
+            terms(U, S.flip(-1), Vh),
+        ),
+        (
             "cumulative",
             "return each term on its own, not the running sums Σ_{j≤k} (rank-k approximations)",
             right.cumsum(1),
@@ -82,6 +88,7 @@ def ablation_candidates(chain: WeightChain, terms: Tensor, x: Tensor) -> tuple[T
         return torch.stack(out).permute(2, 0, 1)  # [k batch inst] -> [inst k batch]
 
     right = losses()
+    hid = lambda W: chain.run(x, lambda layer, a: mm(a, W if layer == 0 else chain.weights[layer]))[1][1]
     mistakes = [
         ("keep_only_term", "remove the term: use W_0 - T_k, not T_k alone", losses(first=lambda k: terms[:, k])),
         ("add_term", "remove the term (W_0 - T_k), don't add it", losses(first=lambda k: W0 + terms[:, k])),
@@ -101,6 +108,16 @@ def ablation_candidates(chain: WeightChain, terms: Tensor, x: Tensor) -> tuple[T
         ("sum_over_outputs", "take the mean over output dims, not the sum", losses(reduce=lambda d: d.pow(2).sum(-1))),
         ("not_squared", "square the differences before averaging", losses(reduce=lambda d: d.abs().mean(-1))),
         ("sqrt", "return the mean squared change itself, not its square root", right.sqrt()),
+        (
+            "mean_then_square",
+            "square each difference, then average: mean(Δ²), not (mean Δ)²",
+            losses(reduce=lambda d: d.mean(-1).pow(2)),
+        ),
+        (
+            "hidden_change",
+            "measure the change of the model's output chain(x), not of the first matrix's activation",
+            torch.stack([mse(hid(W0 - terms[:, k]) - hid(W0)) for k in range(K)]).permute(2, 0, 1),
+        ),
         (
             "normalised",
             "return the plain mean squared change, not divided by the size of the original output",
@@ -258,6 +275,31 @@ def sigmoid_candidates(x: Tensor, g: Tensor, alpha: float, lower: bool) -> tuple
             "use the alpha passed to forward (store it on ctx), not a fixed 0.01",
             g * (slope(x, 0.01, 1, 0) if lower else slope(x, 0, 1, 0.01)),
         ),
+        (
+            "value_as_slope",
+            f"{side} the slope is alpha, the derivative of the leaky line, not its value alpha·x",
+            torch.where(leak_mask, g * a * x, right),
+        ),
+        (
+            "slope_from_grad",
+            "the slope depends on the x saved in forward, not on grad_output (conditions on x)",
+            g * (slope(g, a, 1, 0) if lower else slope(g, 0, 1, a)),
+        ),
+        (
+            "alpha_everywhere",
+            "alpha is the slope on the leaky side only: don't add it to the slope everywhere",
+            g * slope(x, a, 1 + a, a),
+        ),
+        (
+            "grad_output_leak_only",
+            "multiply by grad_output on [0, 1] too, not only on the leaky side",
+            torch.where(leak_mask, right, slope(x, 0, 1, 0)),
+        ),
+        (
+            "conditions_swapped",
+            "slope 1 on [0, 1] and 0 on the side that doesn't leak: the conditions are swapped",
+            g * (slope(x, a, 0, 1) if lower else slope(x, 1, 0, a)),
+        ),
     ]
     return right, mistakes
 
@@ -295,13 +337,15 @@ def ci_reference(
     inner = torch.einsum("bid,icd->bic", p["a"], p["V"])
     if variant == "inner_detached":
         inner = inner.detach()
-    act = {"relu": F.relu, "no_gelu": lambda t: t}.get(variant, F.gelu)
+    act = {"relu": F.relu, "no_gelu": lambda t: t, "gelu_on_h": lambda t: t}.get(variant, F.gelu)
+    act = (lambda t: F.gelu(t, approximate="tanh")) if variant == "gelu_tanh" else act
+    inner = F.gelu(inner) if variant == "gelu_on_h" else inner
     pre = inner[..., None] * w_in + (0 if variant in ("no_b_in", "b_in_outside") else bi)
     if variant == "gelu_outside":
         pre, act = pre, lambda t: t
     hidden = act(pre) + (bi if variant == "b_in_outside" else 0)
     z = (hidden * w_out).sum(-1) if variant != "mean_over_hidden" else (hidden * w_out).mean(-1)
-    z = z + (0 if variant == "no_b_out" else bo)
+    z = z + (0 if variant == "no_b_out" else bo) * (w_in.shape[-1] if variant == "b_out_in_sum" else 1)
     if variant == "gelu_outside":
         z = F.gelu(z)
     squash = {
@@ -326,6 +370,9 @@ CI_VALUE_MISTAKES = [
     ("no_b_in", "add b_in inside the GELU"),
     ("b_in_outside", "add b_in inside the GELU: GELU(w_in h + b_in), not GELU(w_in h) + b_in"),
     ("no_b_out", "add b_out after the sum over the hidden units"),
+    ("b_out_in_sum", "add b_out once, after the sum over the hidden units: inside the sum it is added d_ci times"),
+    ("gelu_on_h", "GELU goes on the hidden layer w_in h + b_in, not on h (the hidden layer is then linear)"),
+    ("gelu_tanh", "use the exact GELU, F.gelu(x) (erf); approximate='tanh' differs by ~1e-4 relative"),
     ("mean_over_hidden", "sum over the hidden units (Σ_j w_out · hidden), don't average"),
     ("shared_mlp", "every subcomponent has its own MLP: use w_in[i, c], not one MLP for all subcomponents"),
     ("instance_0", "every instance has its own MLPs: keep the inst axis of the parameters"),
@@ -416,6 +463,8 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         delta = delta.detach()
     m = {"mask_squared": m**2, "mask_ignored": torch.ones_like(m), "mask_inverted": 1 - m}.get(variant, m)
     comps = torch.einsum("bic,ioc->bio", inner * m, U)
+    if variant == "mask_batch_mean":
+        comps = torch.einsum("bic,ioc->bio", inner * m.mean(0), U)
     if variant == "mask_mean":
         comps = torch.einsum("bic,ioc->bio", inner, U) * m.mean(-1, keepdim=True)
     dm = dm[..., None]
@@ -425,6 +474,8 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         "full_W": dm * mm(a, W),
         "delta_sign": -dm * mm(a, delta),
         "delta_mask_inverted": (1 - dm) * mm(a, delta),
+        "delta_of_masked": dm * (mm(a, W) - comps),
+        "delta_mask_on_W": dm * mm(a, W) - mm(a, U @ V),
     }.get(variant, dm * mm(a, delta))
     if variant == "delta_mask_everywhere":
         return dm * (comps + mm(a, delta))
@@ -441,6 +492,9 @@ PRODUCT_MISTAKES = [
     ("mask_inverted", "a mask of 1 keeps a subcomponent whole: multiply by mask, not by 1 - mask"),
     ("delta_mask_everywhere", "the delta mask scales only the delta term, not the subcomponents' output"),
     ("delta_mask_inverted", "scale the delta term by delta_mask itself, not by 1 - delta_mask"),
+    ("delta_of_masked", "the delta is (W - U V) a, what the unmasked subcomponents miss, not W a - U (mask ⊙ V a)"),
+    ("delta_mask_on_W", "the delta mask scales the whole delta (W - U V) a, not only its W a part"),
+    ("mask_batch_mean", "every example has its own masks: don't average the mask over the batch (one per instance)"),
     (
         "mask_mean",
         "each subcomponent has its own mask: multiply V a by mask (one factor per subcomponent c) before U, not the "
@@ -496,6 +550,10 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
     target, target_acts = chain(x), masked_run(chain, p, x, set())[1]
     if variant == "vs_input":
         target = x
+    if variant == "target_UV":
+        target = masked_run(chain, p, x, set(), "UV")[0]
+    if variant == "masks_shifted":  # masks[l - 1]: matrix 0 gets the last matrix's masks
+        p = {**p, **{k: p[k][-1:] + p[k][:-1] for k in ("masks", "delta_masks")}}
     reduce = {
         "mean_over_instances": lambda d: d.pow(2).mean(),
         "sum_over_outputs": lambda d: d.pow(2).sum(-1).mean(0).sum(),
@@ -567,6 +625,8 @@ RECON_MISTAKES = [
     ("masks_first", "each matrix l gets its own masks masks[l], not matrix 0's for every one"),
     ("delta_masks_ignored", "pass each matrix's delta mask to masked_product (delta_masks[l]), not ones"),
     ("vs_input", "compare with the original model's output chain(x), not with the input x"),
+    ("target_UV", "the target is the original model's output chain(x) (weights W_l), not the run with U_l V_l"),
+    ("masks_shifted", "matrix l gets masks[l] and delta_masks[l]: an index off by one (masks[l - 1])?"),
     ("mean_over_instances", "sum the per-instance losses over instances (mean over output dims and batch only)"),
     ("sum_over_outputs", "take the mean over output dims, not the sum"),
     ("sum_over_batch", "take the mean over the batch, not the sum"),
@@ -604,12 +664,16 @@ def minimality_reference(ci: list[Tensor], p: float, eps: float, variant: str = 
         "eps_outside": lambda g: g.pow(p) + eps,
         "no_eps": lambda g: g.pow(p),
         "eps_clamp": lambda g: g.clamp_min(eps).pow(p),
+        "pow_swapped": lambda g: torch.pow(p, g + eps),
+        "minus_eps_p": lambda g: (g + eps).pow(p) - eps**p,
     }.get(variant, lambda g: (g + eps).pow(p))
     if variant == "mean_everything":
         return torch.cat([term(g) for g in ci], dim=-1).mean()
     layers = ci[:1] if variant == "one_layer" else ci
     per_layer = [term(g).mean(-1) if variant == "mean_over_components" else term(g).sum(-1) for g in layers]
     per_example = sum(per_layer) / (len(ci) if variant == "mean_over_layers" else 1)  # [batch inst]
+    if variant == "norm_per_matrix":
+        per_example = sum(term(g).sum(-1).pow(1 / p) for g in layers)
     if variant == "norm":
         per_example = per_example.pow(1 / p)
     if variant == "p_outside":
@@ -632,6 +696,12 @@ MINIMALITY_MISTAKES = [
     ("no_eps", "use the eps you are given, inside the power: (g + eps) ** p"),
     ("eps_clamp", "add eps to every importance, (g + eps) ** p: clamp_min(eps) only raises the ones below eps"),
     ("norm", "the penalty is the sum of (g + eps)^p itself, not its 1/p-th root (an L_p norm)"),
+    ("pow_swapped", "(g + eps) ** p: torch.pow takes the base first, torch.pow(g + eps, p), not p ** (g + eps)"),
+    ("minus_eps_p", "the penalty is (g + eps)^p itself: don't subtract eps^p (the cost of a zero importance)"),
+    (
+        "norm_per_matrix",
+        "the penalty is Σ (g + eps)^p itself, not a p-norm per matrix: vector_norm(ord=p) takes the 1/p-th root",
+    ),
     ("p_outside", "raise each importance to the power p, then sum: Σ (g + eps)^p, not (Σ (g + eps))^p"),
 ]
 
@@ -650,6 +720,7 @@ def adversarial_reference(
 ) -> list[Tensor]:
     n = {"one_step": 1, "extra_step": n_steps + 1, "one_step_short": n_steps - 1, "no_steps": 0}.get(variant, n_steps)
     s, first, running = [t.detach().clone() for t in init], None, None
+    best = (float(loss_fn(s)), s)
     for _ in range(n):
         if variant == "clamp_before_step":
             s = [t.clamp(0, 1) for t in s]
@@ -675,6 +746,8 @@ def adversarial_reference(
             s = [t + sign * step_size * direction(g) for t, g in zip(start, grads, strict=True)]
             if variant not in ("no_clamp", "clamp_at_end", "clamp_before_step"):
                 s = [t.clamp(0, 1) for t in s]
+            best = max(best, (float(loss_fn(s)), s), key=lambda b: b[0])
+    s = best[1] if variant == "best_seen" else s
     if variant == "clamp_at_end":
         s = [t.clamp(0, 1) for t in s]
     return [t.detach() for t in s]

@@ -433,8 +433,8 @@ def test_adversarial_within_one_step_lists_causes():
             s = [(i + step_size * g.sign() / 2).clamp(0, 1) for i, g in zip(init, grads, strict=True)]
         return s
 
-    failure = assert_fails(checks.test_adversarial_sources, impl, "within_one_step")
-    assert "or was only one step taken" in failure.hint
+    failure = assert_fails(checks.test_adversarial_sources, impl, "small_steps")
+    assert "moves seen: 0.075)" in failure.hint and "Restarting every step from init" in failure.hint
 
 
 class SavesAlphaAsATensor(torch.autograd.Function):
@@ -454,3 +454,181 @@ class SavesAlphaAsATensor(torch.autograd.Function):
 def test_an_autograd_function_torch_rejects_is_named():
     error = assert_fails(checks.test_upper_leaky_hard_sigmoid, SavesAlphaAsATensor, "autograd_function")
     assert "ctx.alpha" in error.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Third fresh measurement: mistakes named by new mutants, region observations and probes
+# --------------------------------------------------------------------------------------------
+def _svd_s_flipped(W):
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return torch.einsum("iak,ik,ikb->ikab", U, S.flip(-1), Vh)
+
+
+def _ablation(change):
+    def impl(chain, terms, x):
+        def run(W0):
+            return chain.run(x, lambda layer, a: _mm(a, W0 if layer == 0 else chain.weights[layer]))
+
+        out = [change(run(chain.weights[0] - terms[:, k]), run(chain.weights[0])) for k in range(terms.shape[1])]
+        return torch.stack(out).permute(2, 0, 1)
+
+    return impl
+
+
+def _sigmoid(slope_of):
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, alpha=0.01):
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+            return x.clamp(0, 1)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return slope_of(x, ctx.alpha, g), None
+
+    return Fn
+
+
+def _ci(variant):
+    def forward(self, a, V):
+        h = torch.einsum("bid,icd->bic", a, V)
+        pre = (F.gelu(h)[..., None] * self.w_in + self.b_in) if variant == "gelu_on_h" else h[..., None] * self.w_in
+        tanh = variant == "tanh"
+        hidden = pre if variant == "gelu_on_h" else F.gelu(pre + self.b_in, approximate="tanh" if tanh else "none")
+        z = (hidden * self.w_out + self.b_out[..., None]).sum(-1) if variant == "b_out_in_sum" else None
+        z = (hidden * self.w_out).sum(-1) + self.b_out if z is None else z
+        if variant == "no_apply":
+            return ref.LowerLeakyHardSigmoid()(z, self.alpha), ref.UpperLeakyHardSigmoid()(z, self.alpha)
+        return ref.LowerLeakyHardSigmoid.apply(z, self.alpha), ref.UpperLeakyHardSigmoid.apply(z, self.alpha)
+
+    return type("CausalImportance", (ref.CausalImportance,), {"forward": forward})
+
+
+def _product(variant):
+    def impl(a, W, U, V, mask, dm):
+        comps = _mm(torch.einsum("bid,icd->bic", a, V) * (mask.mean(0) if variant == "batch_mean" else mask), U)
+        if variant == "delta_of_masked":
+            return comps + dm[..., None] * (_mm(a, W) - comps)
+        if variant == "on_W":
+            return comps + dm[..., None] * _mm(a, W) - _mm(a, U @ V)
+        return comps + dm[..., None] * _mm(a, W - U @ V)
+
+    return impl
+
+
+def _recon(variant):
+    def impl(chain, U, V, x, masks, dms):
+        n = len(chain.weights)
+        target = chain(x, lambda layer, a: _mm(a, U[layer] @ V[layer])) if variant == "target_UV" else chain(x)
+        j = (lambda layer: layer - 1) if variant == "shifted" else (lambda layer: layer)
+
+        def loss(layers):
+            def fn(layer, a):
+                if layer not in layers:
+                    return _mm(a, chain.weights[layer])
+                return ref.masked_product(a, chain.weights[layer], U[layer], V[layer], masks[j(layer)], dms[j(layer)])
+
+            d = (chain(x, fn) - target).pow(2).mean((0, 2)).sum()
+            return d / 2 if variant == "half" else d
+
+        return loss(set(range(n))), sum(loss({layer}) for layer in range(n)) / n
+
+    return impl
+
+
+def _minimality(term):
+    return lambda ci, p, eps=1e-12: sum(term(g, p, eps) for g in ci).mean(0).sum()
+
+
+def _adversarial(variant):
+    def impl(loss_fn, init, n_steps, step_size):
+        s, best = [t.detach().clone() for t in init], (-float("inf"), None)
+        for _ in range(n_steps):
+            leaves = [t.requires_grad_(True) for t in s]
+            loss = loss_fn(leaves)
+            best = max(best, (float(loss), [t.detach() for t in s]), key=lambda b: b[0])
+            grads = torch.autograd.grad(loss, leaves)
+            scale = 1 / n_steps if variant == "budget" else 1.0
+            new = [(t + scale * step_size * g.sign()).clamp(0, 1).detach() for t, g in zip(s, grads, strict=True)]
+            s = new[:1] + [t.detach() for t in s[1:]] if variant == "first_only" else new
+        if variant == "best_seen":
+            return best[1] if best[0] >= float(loss_fn(s)) else s
+        return s
+
+    return impl
+
+
+def _masks(variant):
+    def impl(ci):
+        if variant == "sample":
+            D = torch.distributions.Uniform
+            return [D(g, torch.ones_like(g)).sample() for g in ci], [torch.rand(g.shape[:-1]) for g in ci]
+        if variant == "clamp":
+            return [(g + torch.rand_like(g)).clamp(max=1) for g in ci], [torch.rand(g.shape[:-1]) for g in ci]
+        return [g + (1 - g) * torch.rand_like(g) for g in ci], [torch.rand_like(g).mean(-1) for g in ci]
+
+    return impl
+
+
+lower, upper = checks.test_lower_leaky_hard_sigmoid, checks.test_upper_leaky_hard_sigmoid
+step01 = lambda x: ((x >= 0) & (x <= 1)).to(x.dtype)
+
+
+@pytest.mark.parametrize(
+    "check, impl, code, words",
+    [
+        (checks.test_svd_terms, _svd_s_flipped, "s_flipped", "paired with the wrong u, v"),
+        (checks.test_ablation_losses, _ablation(lambda a, b: (a[1][1] - b[1][1]).pow(2).mean(-1)), "hidden_change", ""),
+        (checks.test_ablation_losses, _ablation(lambda a, b: (a[0] - b[0]).mean(-1).pow(2)), "mean_then_square", ""),
+        (lower, _sigmoid(lambda x, a, g: g * torch.where(x < 0, a * x, (x <= 1).to(x.dtype))), "value_as_slope", ""),
+        (lower, _sigmoid(lambda x, a, g: g * torch.where(x < 0, a, (x > 1).to(x.dtype))), "conditions_swapped", ""),
+        (lower, _sigmoid(lambda x, a, g: torch.where(x < 0, a * g, (x <= 1).to(x.dtype))), "grad_output_leak_only", ""),
+        (upper, _sigmoid(lambda x, a, g: g * (step01(x) + a)), "alpha_everywhere", ""),
+        (upper, _sigmoid(lambda x, a, g: g * torch.where(g > 1, a, (g >= 0).to(g.dtype))), "slope_from_grad", ""),
+        (checks.test_causal_importance, _ci("gelu_on_h"), "gelu_on_h", ""),
+        (checks.test_causal_importance, _ci("tanh"), "gelu_tanh", "approximate='tanh'"),
+        (checks.test_causal_importance, _ci("b_out_in_sum"), "b_out_in_sum", "d_ci times"),
+        (checks.test_causal_importance, _ci("no_apply"), "no_apply", ".apply"),
+        (checks.test_sample_masks, _masks("sample"), "no_grad", ".rsample()"),
+        (checks.test_sample_masks, _masks("clamp"), "not_uniform", "exactly 1"),
+        (checks.test_sample_masks, _masks("mean_C"), "delta_not_uniform", "a mean of ~4 independent draws"),
+        (checks.test_masked_product, _product("delta_of_masked"), "delta_of_masked", ""),
+        (checks.test_masked_product, _product("on_W"), "delta_mask_on_W", ""),
+        (checks.test_masked_product, _product("batch_mean"), "mask_batch_mean", ""),
+        (checks.test_stochastic_reconstruction_losses, _recon("target_UV"), "target_UV", ""),
+        (checks.test_stochastic_reconstruction_losses, _recon("shifted"), "masks_shifted", ""),
+        (checks.test_stochastic_reconstruction_losses, _recon("half"), "scale", "½ MSE convention"),
+        (
+            checks.test_importance_minimality_loss,
+            _minimality(lambda g, p, eps: torch.linalg.vector_norm(g + eps, ord=p, dim=-1)),
+            "norm_per_matrix",
+            "",
+        ),
+        (
+            checks.test_importance_minimality_loss,
+            _minimality(lambda g, p, eps: torch.pow(p, g + eps).sum(-1)),
+            "pow_swapped",
+            "",
+        ),
+        (
+            checks.test_importance_minimality_loss,
+            _minimality(lambda g, p, eps: ((g + eps) ** p - eps**p).sum(-1)),
+            "minus_eps_p",
+            "",
+        ),
+        (checks.test_adversarial_sources, _adversarial("best_seen"), "best_seen", "after the last step"),
+        (checks.test_adversarial_sources, _adversarial("first_only"), "unmoved_source", "sources[1] never moved"),
+        (checks.test_adversarial_sources, _adversarial("budget"), "small_steps", "step_size / n_steps = 0.0375"),
+    ],
+)
+def test_fresh3_mistakes_are_named(check, impl, code, words):
+    failure = assert_fails(check, impl, code)
+    assert words in failure.hint
+    assert "`loss` (size 2)" not in failure.hint
+
+
+def test_fresh3_adversarial_right_with_its_own_best_tracking_passes():
+    """Tracking the best loss is harmless when the final sources are returned."""
+    assert_passes(checks.test_adversarial_sources, _adversarial("right"))
