@@ -414,6 +414,14 @@ def check_topk_counts(out: Tensor, k: int, what: str) -> None:
             "that is per-example top-k: keep the k·batch largest over all examples and latents of an instance",
             code="per_example",
         )
+    if (nonzero.sum(0) == k).all():
+        fail(
+            f"{what}: every latent keeps exactly k={k} examples ({int(per_inst[0])} = k·d_sae entries per "
+            f"instance, expected k·batch = {k * batch}): the selection ran over the batch axis, per latent",
+            "select per instance over all of its examples and latents together (the top k·batch of "
+            "[inst, batch·d_sae]), not the top k examples of each latent (topk over dim 0)",
+            code="per_latent",
+        )
     if (per_inst == k).all():
         fail(
             f"{what} keeps {k} entries per instance, expected k·batch = {k * batch}",

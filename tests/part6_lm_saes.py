@@ -244,6 +244,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
         "recovered": "recovered = (zero - spliced) / (zero - clean)",
     }
     for k in KEYS:
+        _rounding_diagnosis(got[k], exp[k], f"out[{k!r}]")
         expect_matches(
             torch.tensor(got[k], dtype=torch.float64),
             torch.tensor(exp[k], dtype=torch.float64),
@@ -259,6 +260,21 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     return f"loss recovered {exp['recovered']:.1%} on this sample"
 
 
+def _rounding_diagnosis(got: float, expected: float, what: str) -> None:
+    """A value with at most 3 decimals that is within half a unit of its last decimal from the expected one. The
+    expected value is a float32 mean: it has 3 decimals or fewer (|x - round(x, d)| < 1e-9) with probability
+    ~2e-9 / 1e-3 = 2e-6, and this fixed input is checked not to (the reference passes)."""
+    for d in (0, 1, 2, 3):
+        if abs(got - round(got, d)) < 1e-9 and 0 < abs(got - expected) <= 0.5 * 10**-d + 1e-9:
+            fail(
+                f"{what} = {got:g} differs from the expected {expected:.6g} by {abs(got - expected):.2g}, no more "
+                f"than half a unit of decimal {d}, and has no more than {d} decimals",
+                f"it looks rounded to {d} decimals (round(), f'{{x:.{d}f}}', .item() of a rounded tensor?): "
+                "return the full-precision value and round only when printing",
+                code="rounded",
+            )
+
+
 # --------------------------------------------------------------------------------------------
 # Exercise 3
 # --------------------------------------------------------------------------------------------
@@ -271,6 +287,22 @@ def _top_inputs(device: torch.device) -> Tensor:
     others = acts[1:, 0].sort().values
     acts[0, 0] = (others[2] + others[3]) / 2  # a middle BOS: neither the top k (k < n_seq) nor the top 1 singles it out
     return acts.to(device)
+
+
+def _too_few_diagnosis(values: Any, acts: Tensor, k: int) -> None:
+    """values with fewer than k entries: say so, and whether they are the top k with position 0 removed."""
+    if not (isinstance(values, Tensor) and values.dim() == 1 and values.shape[0] < k and values.device.type != "meta"):
+        return
+    top, flat = acts.flatten().topk(k)
+    after = top[flat % acts.shape[1] != 0]
+    same = values.shape == after.shape and torch.allclose(values.detach().double().cpu(), after.double().cpu())
+    fail(
+        f"values has {values.shape[0]} entries, fewer than k={k}"
+        + (": they are the top k over all positions with the position-0 ones removed" if same else ""),
+        "fewer than k results: entries were removed after selecting (position 0 dropped after topk, a filter or a "
+        "mask applied to topk's output?); exclude position 0 before topk (set it to -inf) so k remain",
+        code="too_few",
+    )
 
 
 @checker("top_activations", kind="function")
@@ -290,6 +322,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             "top_activations should return a tuple (values, seq_idx, pos_idx)", "return three tensors", code="not_tuple"
         )
     values, seq_idx, pos_idx = result
+    _too_few_diagnosis(values, before, k)
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
     for name, idx in (("seq_idx", seq_idx), ("pos_idx", pos_idx)):
         expect_tensor(idx, name, shape=(k,), dims="k", device=device, finite=False)
@@ -398,6 +431,14 @@ def _busy_latent(model, sae, tokens: Tensor) -> int:
 
 
 def _logits(out: Any, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    out = returned(out, what)
+    if isinstance(out, Tensor) and out.dim() == 0 and out.device.type != "meta":
+        fail(
+            f"{what} returned a single number ({float(out):.4g}), expected logits of shape {shape}",
+            "one number where logits were expected: a loss (return_type='loss' instead of the default "
+            "'logits') or a reduction over every axis? return the model's logits",
+            code="scalar",
+        )
     return _float_tensor(returned(out, what), what, shape, "batch seq d_vocab", device, "return the model's logits")
 
 
@@ -419,7 +460,11 @@ def _positions_diagnosis(
         return
     n_done, n_skipped = int(done.sum()), int(skipped.sum())
     f = f.detach().cpu()
-    if torch.equal(done, differs & (f > 0)):
+    first = torch.zeros_like(differs)
+    first[:, 0] = True
+    if torch.equal(skipped, differs & first):
+        where = "everywhere except position 0 (the BOS token, where the latent fires too)"
+    elif torch.equal(done, differs & (f > 0)):
         where = "exactly at the positions where the latent already fires (f > 0)"
     elif torch.equal(done, differs & (f <= 0)):
         where = "exactly at the positions where the latent does not fire"
@@ -491,4 +536,30 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
         dims="batch seq d_vocab",
         hint="x ↦ x - f_latent(x) · W_dec[latent] at sae.hook_name",
     )
+    # The busy latent above is off at BOS; a second latent, one that fires at every BOS, shows an ablation that
+    # skips position 0 (a slice [:, 1:] in the hook).
+    bos_latent = _bos_latent(model, sae, tokens)
+    out = _logits(impl(model, sae, tokens.clone(), bos_latent), what, (*tokens.shape, model.cfg.d_vocab), device)
+    expected = ref.ablate_latent(model, sae, tokens, bos_latent)
+    f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., bos_latent]
+    what = f"the ablated logits for latent {bos_latent} (it fires at BOS)"
+    # the catalogue was matched on the busy latent; for this one (which fires at few positions) some of its
+    # mutants coincide, so only the positions diagnosis and the generic ones are used here
+    _positions_diagnosis(out, expected, model(tokens), f, what, [], ABLATE_TODO)
+    expect_matches(
+        out,
+        expected,
+        what,
+        [],
+        rtol=1e-4,
+        atol=1e-4,
+        dims="batch seq d_vocab",
+        hint="x ↦ x - f_latent(x) · W_dec[latent] at sae.hook_name, at every position (BOS included)",
+    )
     return f"latent {latent} ablated"
+
+
+def _bos_latent(model, sae, tokens: Tensor) -> int:
+    """The latent with the largest activation at BOS among those firing at every BOS of `tokens`."""
+    f0 = sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 0]
+    return int(torch.where((f0 > 0).all(0), f0.min(0).values, torch.zeros_like(f0[0])).argmax())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -614,6 +615,8 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     for code, groups in mistakes.items():
         if known.same_groups(out, groups) and not known.same_groups(out, expected):
             fail(f"the groups differ from the expected ones ({code})", known.QUANTILE_MISTAKES[code], code=code)
+    if not known.same_groups(out, expected):
+        _edges_diagnosis(out, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]
@@ -626,6 +629,65 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 code="indices",
             )
     return ""
+
+
+def _edges_groups(flat: Tensor, k: int, edges: list, closed_bottom: bool) -> list[Tensor]:
+    """The values chosen in the bands (edges[i], edges[i+1]], highest band first."""
+    groups = []
+    for lo, hi in reversed(list(itertools.pairwise(edges))):
+        in_band = ((flat >= lo) if closed_bottom else (flat > lo)) & (flat <= hi) & (flat > 0)
+        vals = flat[in_band]
+        vals = vals[(vals - (lo + hi) / 2).abs().argsort()[:k]]
+        groups.append(vals.sort(descending=True).values)
+    return groups
+
+
+def _edges_diagnosis(out: Any, acts: Tensor, k: int, n_bands: int) -> None:
+    """Count the bands and read their edges off the output: if the groups are those of other equal bands (edges
+    from the smallest firing value, or n_bands edges = n_bands - 1 bands), say which edges the groups imply."""
+    flat = acts.detach().double().cpu().clone()
+    flat[:, 0] = 0
+    flat = flat.flatten()
+    top, low = float(flat.max()), float(flat[flat > 0].min())
+    got = [torch.as_tensor(g[0]).detach().double().cpu() for g in out]
+    candidates = {
+        f"{n_bands} edges from 0 to the max, i.e. {n_bands - 1} bands": [
+            top * i / (n_bands - 1) for i in range(n_bands)
+        ],
+        f"{n_bands} equal bands from the smallest firing value {low:.3g} to the max": [
+            low + (top - low) * i / n_bands for i in range(n_bands + 1)
+        ],
+    }
+    for name, edges in candidates.items():
+        for closed in (False, True):
+            bands = _edges_groups(flat, k, edges, closed)
+            padded = bands + [torch.zeros(0, dtype=flat.dtype)] * (len(got) - len(bands))
+            if all(a.shape == b.shape and torch.allclose(a, b) for a, b in zip(got, padded, strict=False)):
+                right = ", ".join(f"{top * i / n_bands:.3g}" for i in range(n_bands + 1))
+                fail(
+                    f"your groups are those of the bands with edges {', '.join(f'{e:.3g}' for e in edges)} "
+                    f"({name}), expected {n_bands} bands with edges {right}",
+                    f"the bands split (0, max] into n_bands = {n_bands} equal parts: n_bands + 1 edges, "
+                    f"m·i/n_bands for i = 0..n_bands (e.g. torch.linspace(0, m, n_bands + 1)), starting at 0",
+                    code="edges",
+                )
+
+
+def _implied_centre(flat: Tensor, lo: float, hi: float, values: Tensor) -> str:
+    """If the chosen values are a contiguous run of the band's sorted values, the centres c they are the closest to
+    form an interval [(left neighbour + largest) / 2, (smallest + right neighbour) / 2]: report it, and the mean of
+    the band's values if it lies there (a possible cause, not a certain one)."""
+    band = flat[(flat > lo) & (flat <= hi)].double().sort().values
+    chosen = values.double().sort().values
+    idx = [int((band - v).abs().argmin()) for v in chosen.tolist()]
+    if idx != list(range(idx[0], idx[0] + len(idx))):
+        return ""
+    a, b = idx[0], idx[-1]
+    left = float(band[a - 1] + band[b]) / 2 if a > 0 else -math.inf
+    right = float(band[a] + band[b + 1]) / 2 if b + 1 < len(band) else math.inf
+    mean = float(band.mean())
+    mean_note = f"; the mean of the band's values, {mean:.3g}, lies there" if left <= mean <= right else ""
+    return f" (they are the closest to a point between {left:.3g} and {right:.3g}{mean_note})"
 
 
 def _band_diagnosis(acts: Tensor, j: int, n_bands: int, values: Tensor, expected: Tensor) -> tuple[str, str]:
@@ -656,7 +718,8 @@ def _band_diagnosis(acts: Tensor, j: int, n_bands: int, values: Tensor, expected
     if values.shape == expected.shape and bool(((values > lo) & (values <= hi)).all()):
         return (
             f"these are inside band {j} ({lo:.3g}, {hi:.3g}] but not the {len(expected)} closest to its middle "
-            f"{(lo + hi) / 2:.3g}: rank the band's activations by |a - middle|, smallest first",
+            f"{(lo + hi) / 2:.3g}{_implied_centre(body.flatten(), lo, hi, values)}: rank the band's activations by "
+            "|a - middle|, smallest first, with middle = (lo + hi) / 2",
             "not_closest",
         )
     return "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value", "values"

@@ -305,6 +305,9 @@ def test_absorption_fresh_learner_code():
 
 def _topk_fresh(bug=None):
     def fn(pre, k):
+        if bug == "dim0":  # the top k examples of every latent
+            idx = pre.topk(k, dim=0).indices
+            return torch.zeros_like(pre).scatter(0, idx, pre.gather(0, idx))
         b = pre.shape[1] if bug == "batch_from_inst" else pre.shape[0]
         flat = einops.rearrange(pre, "b i s -> i (b s)")
         idx = (flat.abs() if bug == "abs" else flat).topk(k * b, -1).indices
@@ -328,7 +331,10 @@ def test_batch_topk_fresh_variants():
     assert_passes(checks.test_batch_topk, _topk_fresh())
 
 
-@pytest.mark.parametrize(("code", "bug"), [("abs_topk", "abs"), ("relu_inside", "relu"), ("budget", "batch_from_inst")])
+@pytest.mark.parametrize(
+    ("code", "bug"),
+    [("abs_topk", "abs"), ("relu_inside", "relu"), ("budget", "batch_from_inst"), ("per_latent", "dim0")],
+)
 def test_batch_topk_fresh_bugs(code, bug):
     assert_fails(checks.test_batch_topk, _topk_fresh(bug), code)
 

@@ -401,3 +401,45 @@ def test_fresh_correct_variants_pass():
 
     assert_passes(checks.test_steer_with_latent, steer_in_place)
     assert_passes(checks.test_ablate_latent, _ablate_by(lambda a, f, d: a - f * (f > 0) * d))
+
+
+# --------------------------------------------------------------------------------------------
+# third fresh trial
+# --------------------------------------------------------------------------------------------
+def _losses_rounded(model, sae, tokens):
+    return {key: round(value, 2) for key, value in ref.reconstruction_losses(model, sae, tokens).items()}
+
+
+def test_reconstruction_losses_rounded():
+    assert_fails(checks.test_reconstruction_losses, _losses_rounded, "rounded")
+
+
+def _top_drop_after(acts, k):
+    values, flat = acts.flatten().topk(k)
+    keep = flat % acts.shape[1] != 0
+    return values[keep], (flat // acts.shape[1])[keep], (flat % acts.shape[1])[keep]
+
+
+def test_top_activations_third_fresh():
+    assert_fails(checks.test_top_activations, _top_drop_after, "too_few")
+
+
+def _steer_loss(model, sae, tokens, latent, coeff):
+    hook = lambda act, hook: act + coeff * sae.W_dec[latent]
+    return model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(sae.hook_name, hook)])
+
+
+def test_steer_with_latent_scalar():
+    assert_fails(checks.test_steer_with_latent, _steer_loss, "scalar")
+
+
+def _ablate_keep_bos(model, sae, tokens, latent):
+    def hook(act, hook):
+        out = act - sae.encode(act)[..., latent : latent + 1] * sae.W_dec[latent]
+        return torch.cat([act[:, :1], out[:, 1:]], 1)
+
+    return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+
+def test_ablate_latent_keeps_bos():
+    assert_fails(checks.test_ablate_latent, _ablate_keep_bos, "some_positions")

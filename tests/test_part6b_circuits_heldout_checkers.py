@@ -388,3 +388,38 @@ FRESH = [
 @pytest.mark.parametrize(("check", "impl", "code"), FRESH, ids=[f"{c}{i}" for i, (_, _, c) in enumerate(FRESH)])
 def test_fresh_heldout_mistakes_are_named(check, impl, code):
     assert_fails(check, impl, code)
+
+
+# --------------------------------------------------------------------------------------------
+# third fresh trial: band edges read off the groups
+# --------------------------------------------------------------------------------------------
+def _quantile_edges(bug):
+    def fn(acts, k, n_bands=4):
+        seq, a = acts.shape[1], acts.clone()
+        a[:, 0] = 0
+        a = a.flatten()
+        m = a.max()
+        if bug == "linspace":
+            edges = torch.linspace(0, float(m), n_bands)
+        else:
+            base = a[a > 0].min()
+            edges = base + (m - base) * torch.arange(n_bands + 1, dtype=a.dtype) / n_bands
+        out = []
+        for j in range(n_bands):
+            b = len(edges) - 2 - j
+            ch = torch.zeros(0, dtype=torch.long)
+            if b >= 0:
+                lo, hi = edges[b], edges[b + 1]
+                inside = ((a >= lo) if (bug == "from_min" and b == 0) else (a > lo)) & (a <= hi) & (a > 0)
+                ids = inside.nonzero().flatten()
+                ch = ids[(a[ids] - (lo + hi) / 2).abs().argsort()[:k]]
+                ch = ch[a[ch].argsort(descending=True)]
+            out.append((a[ch], ch // seq, ch % seq))
+        return out
+
+    return fn
+
+
+@pytest.mark.parametrize("bug", ["linspace", "from_min"])
+def test_quantile_examples_edges(bug):
+    assert_fails(checks.test_quantile_examples, _quantile_edges(bug), "edges")
