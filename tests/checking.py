@@ -23,6 +23,7 @@ import functools
 import inspect
 import math
 import random
+import re
 import sys
 import traceback
 from collections import Counter
@@ -207,7 +208,73 @@ def _describe_error(err: Exception) -> CheckFailed:
             code="bad_output",
         )
     lines = "".join(traceback.format_list(frames[-3:])).rstrip()
-    return CheckFailed(f"your code raised {kind}\n{lines}", code="exception")
+    return CheckFailed(f"your code raised {kind}\n{lines}", _error_hint(err), code="exception")
+
+
+# What torch's and Python's common errors usually mean in an exercise (the message pattern, then the hint).
+_ERROR_HINTS: list[tuple[str, str]] = [
+    (
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
+        "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
+        "([..., None]), a transposed operand (.mT), or an index or slice over the wrong axis",
+    ),
+    (
+        r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
+        "a matrix product whose inner sizes differ: one operand needs transposing (.mT), or the wrong axes meet",
+    ),
+    (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
+    (
+        r"Boolean value of Tensor with more than one value is ambiguous",
+        "a tensor used as a Python bool (in `if`, `and`, `or`, or a chained comparison like 0 <= x <= 1): combine "
+        "elementwise conditions with & and |, e.g. (x >= 0) & (x <= 1)",
+    ),
+    (
+        r"leaf Variable that requires grad is being used in an in-place operation",
+        "an input that requires grad was changed in place (add_, clamp_, x[...] = ...): compute a new tensor instead",
+    ),
+    (
+        r"does not require grad and does not have a grad_fn|One of the differentiated Tensors does not require grad",
+        "the gradient was asked of a value computed without autograd: inside torch.no_grad(), from .detach() or "
+        ".data, or with respect to tensors the value was not computed from (call requires_grad_(True) on the "
+        "tensors you differentiate, then compute from them)",
+    ),
+    (
+        r"stack expects each tensor to be equal size",
+        "torch.stack needs tensors of equal shape: reduce each one first (e.g. sum it), or use torch.cat",
+    ),
+    (
+        r"torch\.return_types\.(max|min|sort|topk|kthvalue|median|mode)",
+        "{0}(dim=...) returns a (values, indices) pair: use .values (or torch.amax / torch.amin)",
+    ),
+    (
+        r"only integer tensors of a single element can be converted to an index",
+        "a tensor or list was used where a single index or number was expected: check which variable that is (a "
+        "config list instead of a tensor buffer?)",
+    ),
+    (
+        r"index -\d+ is out of bounds",
+        "a negative index reached an index operation: a label of -1 (no label?) used as an index, or an axis mix-up",
+    ),
+    (
+        r"unsupported operand type\(s\) for .*NoneType",
+        "a value is None: a function without `return`, or an "
+        "in-place method's result (x.add_ returns x, but list.sort and dict.update return None) used as a value",
+    ),
+    (
+        r"Legacy autograd function with non-static forward method is deprecated",
+        "call a torch.autograd.Function through .apply: MyFunction.apply(x, ...), not MyFunction()(x)",
+    ),
+]
+
+
+def _error_hint(err: BaseException) -> str | None:
+    """A hint for an error raised in the learner's code, from what its message usually means."""
+    message = str(err)
+    for pattern, hint in _ERROR_HINTS:
+        match = re.search(pattern, message)
+        if match:
+            return hint.format(*match.groups())
+    return None
 
 
 # --------------------------------------------------------------------------------------------

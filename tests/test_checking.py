@@ -10,6 +10,7 @@ import torch
 from tests.checking import (
     CheckFailed,
     NotDone,
+    _describe_error,
     audit_catalogues,
     bernstein_tolerance,
     checker,
@@ -213,3 +214,55 @@ def test_a_meta_tensor_is_named_not_crashed_on():
     with pytest.raises(CheckFailed) as info:
         expect_scalar(torch.empty((), device="meta"), "loss")
     assert info.value.code == "device"
+
+
+def _broadcast_mismatch():
+    return torch.zeros(3, 7) + torch.zeros(2, 7)
+
+
+def _chained_comparison():
+    x = torch.tensor([0.5, 2.0])
+    return 0 <= x <= 1
+
+
+def _tuple_from_max():
+    return torch.ones(2, 3).abs().max(dim=1) / 2
+
+
+def _in_place_on_leaf():
+    return torch.ones(3, requires_grad=True).add_(1)
+
+
+def _grad_without_autograd():
+    x = torch.ones(3, requires_grad=True)
+    with torch.no_grad():
+        y = (x * 2).sum()
+    return torch.autograd.grad(y, x)
+
+
+def _unknown_error():
+    raise ValueError("something particular to this exercise")
+
+
+@pytest.mark.parametrize(
+    ("raise_it", "words"),
+    [
+        (_broadcast_mismatch, "sizes 3 and 2"),
+        (_chained_comparison, "(x >= 0) & (x <= 1)"),
+        (_tuple_from_max, "max(dim=...) returns a (values, indices) pair"),
+        (_in_place_on_leaf, "changed in place"),
+        (_grad_without_autograd, "computed without autograd"),
+    ],
+)
+def test_a_common_error_in_learner_code_gets_a_hint(raise_it, words):
+    with pytest.raises(Exception) as info:
+        raise_it()
+    described = _describe_error(info.value)
+    assert described.code == "exception" and words in described.hint, described.hint
+
+
+def test_an_unrecognised_error_keeps_its_own_message_only():
+    with pytest.raises(ValueError) as info:
+        _unknown_error()
+    described = _describe_error(info.value)
+    assert described.code == "exception" and described.hint is None and "particular" in str(described)
