@@ -622,6 +622,16 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]
             hint, code = _band_diagnosis(before, j, n_bands, values.float(), exp_values.float())
             fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
+        n_seq, seq_len = before.shape
+        ranges = (("seq_idx", seq_idx, n_seq, "sequences"), ("pos_idx", pos_idx, seq_len, "positions"))
+        for name, t, size, axis in ranges:
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= size):
+                fail(
+                    f"band {j}: {name} runs from {int(t.min())} to {int(t.max())}, but acts has {size} {axis}",
+                    f"turn a flat index i into (i // seq_len, i % seq_len) with seq_len = acts.shape[1] = {seq_len} "
+                    f"(dividing by the number of sequences, {n_seq}, gives indices out of range)",
+                    code="indices",
+                )
         if not torch.equal(before[seq_idx.long(), pos_idx.long()], values):
             fail(
                 f"band {j}: acts[seq_idx, pos_idx] does not give back the values",

@@ -269,6 +269,7 @@ def _quantiles(bug):
         a[:, 0] = 0
         top = acts.max() if bug == "top_with_bos" else a.max()
         flat, seq = (acts[:, 1:].flatten(), acts.shape[1] - 1) if bug == "slice" else (a.flatten(), acts.shape[1])
+        seq = acts.shape[0] if bug == "split_by_n_seq" else seq  # flat index split by the number of sequences
         out = []
         for j in range(n_bands):
             lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
@@ -300,6 +301,7 @@ def _quantiles(bug):
         ("no_sort", "not_sorted"),
         ("closed", "boundary"),  # a >= lo: a value on a band's lower edge joins it (fresh trial)
         ("open_top", "boundary"),  # a < hi: the band's upper edge left out (named by the generic boundary test)
+        ("split_by_n_seq", "indices"),  # out-of-range indices: named, never an IndexError in the checker
     ],
 )
 def test_quantile_examples_heldout(bug, code):
