@@ -102,6 +102,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
                 code="full_matrices",
             )
         dims = "inst r d_out d_in"
+        diag.merged_axes(out, (n_inst, r, d_out, d_in), dims)
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
         adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
@@ -240,23 +241,19 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
             code="in_place",
         )
     right, mistakes = mis.sigmoid_forward_candidates(x0, ALPHA, lower)
-    expect_matches(
-        out.detach(), right, f"{name} forward", mistakes, hint="forward returns clamp(x, 0, 1)", code="forward"
-    )
+    seen = diag.regions_hint(out.detach(), right, x0, None, ALPHA, "your forward's value:")
+    hint = f"{seen}; forward returns clamp(x, 0, 1)" if seen else "forward returns clamp(x, 0, 1)"
+    expect_matches(out.detach(), right, f"{name} forward", mistakes, hint=hint, code="forward")
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
     grad = _backward(out, x, g, name)
     right, mistakes = mis.sigmoid_candidates(x0, g, ALPHA, lower)
+    hint, code = "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other", "grad"
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
-    _expect_grad(
-        grad,
-        right,
-        f"{name} with respect to x",
-        mistakes,
-        "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other",
-        "grad",
-    )
+        seen = diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):")
+        hint, code = (f"{seen}. The {hint}", "slope_regions") if seen else (hint, code)
+    _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code)
 
 
 @checker("lower_leaky_hard_sigmoid", kind="class")
@@ -370,6 +367,14 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
             code="not_pair",
         )
     tensors = len(masks) == len(deltas) == 2 and all(isinstance(t, Tensor) for t in [*masks, *deltas])
+    if tensors and masks[0].ndim == deltas[0].ndim == 3 and masks[1].ndim == deltas[1].ndim == 2:
+        fail(
+            "sample_masks returned one (mask, delta mask) pair per matrix: its first entry holds matrix 0's mask and "
+            "delta mask, its second matrix 1's",
+            "return two lists, masks and delta_masks (masks[l] and delta_masks[l] for matrix l), not a list of pairs: "
+            "collect them separately and `return masks, delta_masks`",
+            code="pairs",
+        )
     if tensors and masks[0].ndim == 2 and deltas[0].ndim == 3:
         fail(
             "the masks have the delta masks' shape and the reverse",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
@@ -70,6 +71,16 @@ def call_naming_apply(fn: Callable, *args: Any) -> Any:
     try:
         return fn(*args)
     except RuntimeError as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        line = next((f.line or "" for f in reversed(frames) if _is_learner_frame(f.filename)), "")
+        if "must match the size" in str(err) and ("@" in line or "matmul" in line):
+            raise CheckFailed(
+                _describe_error(err).message,
+                f"the failing line multiplies matrices ({line.strip()}): a batched matmul treats every axis but the "
+                "last two as batch axes and lines them up from the right, so [batch inst d_in] @ [inst d_in C] pairs "
+                "batch with inst; use einsum with named axes (or move the axes so they line up)",
+                code="batched_matmul",
+            ) from None
         if "Legacy autograd function" not in str(err):
             raise
         raise CheckFailed(
@@ -150,14 +161,22 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
         shapes = ", ".join(f"{k} {tuple(t.shape)} [{dims[k]}]" for k, t in args.items())
         clash = {int(sizes.group(1)), int(sizes.group(2))}
         top = max(t.ndim for t in args.values())
-        suspects = [k for k, t in args.items() if t.ndim < top and t.shape[-1] in clash]
+        # a lower-rank input is the suspect only when the clash is its last size against one it doesn't have
+        suspects = [k for k, t in args.items() if t.ndim < top and t.shape[-1] in clash and not clash <= set(t.shape)]
         hint = f"a size mismatch between two of your tensors; the inputs are {shapes}"
+        line = next((f.line or "" for f in reversed(frames) if _is_learner_frame(f.filename)), "")
         if suspects:
             k = suspects[0]
             hint += (
                 f". The clash is {' vs '.join(str(n) for n in sorted(clash))}: was `{k}` [{dims[k]}] multiplied with "
                 f"a tensor that has one more axis at the end? Broadcasting lines up the last axes, so give it a "
                 f"trailing axis: {k}[..., None] (or use einsum with named axes)"
+            )
+        elif "@" in line or "matmul" in line or "bmm" in line:
+            hint += (
+                f". The failing line multiplies matrices ({line.strip()}): a batched matmul treats every axis but "
+                "the last two as batch axes and lines them up from the right, so [batch inst d_in] @ [inst d_in C] "
+                "pairs batch with inst; use einsum with named axes (or move the axes so they line up)"
             )
         raise CheckFailed(described.message, hint, code="broadcast") from None
 
@@ -474,3 +493,97 @@ def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float) -> s
                 f"~{round(k)} independent draws (a mean over an axis?) has that spread; draw one value per entry"
             )
     return ""
+
+
+def recon_reductions() -> dict[str, tuple[Callable[[Tensor], Tensor], str]]:
+    """Every other combination of mean/sum over (output dims, batch, instances) of the squared differences [batch
+    inst d_out], for two axes or more reduced the wrong way (one axis each has its own code)."""
+    asked = {"output dims": "mean", "the batch": "mean", "instances": "sum"}
+    out = {}
+    for hows in itertools.product(("mean", "sum"), repeat=3):
+        wrong = [
+            f"a {how} over {axis} where a {asked[axis]} was asked"
+            for axis, how in zip(asked, hows, strict=True)
+            if how != asked[axis]
+        ]
+        if len(wrong) < 2:
+            continue
+
+        def reduce(d: Tensor, hows: tuple[str, ...] = hows) -> Tensor:
+            sq = d.pow(2)
+            sq = sq.mean(-1) if hows[0] == "mean" else sq.sum(-1)
+            sq = sq.mean(0) if hows[1] == "mean" else sq.sum(0)
+            return sq.mean() if hows[2] == "mean" else sq.sum()
+
+        hint = f"{' and '.join(wrong)}: the loss is the MSE over output dims and batch, summed over instances"
+        out["reduce_" + "_".join(hows)] = (reduce, hint)
+    return out
+
+
+def sigmoid_forward_candidates(x: Tensor, alpha: float, lower: bool) -> tuple[Tensor, Mistakes]:
+    leak = (
+        torch.where(x < 0, alpha * x, x.clamp(max=1))
+        if lower
+        else torch.where(x > 1, 1 + alpha * (x - 1), x.clamp(min=0))
+    )
+    hint = "the forward pass is the plain hard sigmoid clamp(x, 0, 1): the leak is only in the gradient"
+    return x.clamp(0, 1), [
+        ("leaky_forward", hint, torch.where(x < 0, alpha * x, torch.where(x > 1, 1 + alpha * (x - 1), x))),
+        ("leaky_forward", hint, leak),
+        ("sigmoid", "use the hard sigmoid clamp(x, 0, 1), not the smooth torch.sigmoid", torch.sigmoid(x)),
+        (
+            "torch_hardsigmoid",
+            "F.hardsigmoid is relu6(x + 3) / 6, another function: use x.clamp(0, 1)",
+            F.hardsigmoid(x),
+        ),
+        ("no_clamp", "forward returns the hard sigmoid: clamp x to [0, 1]", x.clone()),
+        ("relu", "clamp from above too: the hard sigmoid is clamp(x, 0, 1), not a ReLU", x.clamp(min=0)),
+    ]
+
+
+def merged_axes(out: Any, shape: tuple[int, ...], dims: str) -> None:
+    """Fails when `out` has one axis fewer than `shape`, that axis being the product of two neighbouring expected
+    axes: the pieces were joined along an existing axis (torch.cat) where a new one was needed (torch.stack)."""
+    if not isinstance(out, Tensor) or out.ndim != len(shape) - 1:
+        return
+    names = dims.split()
+    for i in range(len(shape) - 1):
+        if tuple(out.shape) == (*shape[:i], shape[i] * shape[i + 1], *shape[i + 2 :]):
+            fail(
+                f"your output has shape {tuple(out.shape)}, expected {tuple(shape)} [{dims}]: its axis {i} of size "
+                f"{out.shape[i]} = {names[i]} {shape[i]} × {names[i + 1]} {shape[i + 1]}",
+                f"the `{names[i]}` and `{names[i + 1]}` axes were merged into one: torch.cat joins pieces along an "
+                "existing axis, torch.stack puts them along a new one (or a reshape/flatten merged the two axes)",
+                code="merged_axes",
+            )
+
+
+def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alpha: float, what: str) -> str:
+    """Where a function of x (its values, or its slope out / per) disagrees with the right one, region by region
+    (x < 0, 0 <= x <= 1, x > 1): the value seen there (a constant, named when it is 0, 1 or alpha, or how it varies
+    with x), and the expected one. Empty when every region agrees."""
+    names = {0.0: "0", 1.0: "1", alpha: f"alpha ({alpha:g})", 1 - alpha: "1 - alpha", -alpha: "-alpha"}
+    ok = per is None or per.abs().gt(1e-3).all()
+    if not ok:
+        per = torch.where(per.abs() > 1e-3, per, torch.ones_like(per))
+    seen, want = (out, right) if per is None else (out / per, right / per)
+
+    def describe(v: Tensor, xs: Tensor) -> str:
+        if float(v.max() - v.min()) < 1e-4:
+            c = float(v.mean())
+            named = [n for k, n in names.items() if abs(c - k) < 1e-4]
+            return named[0] if named else f"{c:.4g}"
+        if torch.allclose(v, xs, atol=1e-4):
+            return "x itself"
+        return f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
+
+    parts = []
+    for name, region in (("below 0", x < 0), ("on [0, 1]", (x >= 0) & (x <= 1)), ("above 1", x > 1)):
+        s, w = seen[region], want[region]
+        if region.any() and not torch.allclose(s, w, rtol=1e-4, atol=1e-5):
+            parts.append(f"{name} it is {describe(s, x[region])} (expected {describe(w, x[region])})")
+    if not parts:
+        return ""
+    varies = any("changes with x" in p.split("(expected")[0] for p in parts) and per is not None
+    extra = ": a slope must be a constant per region (the function's value, e.g. 1 + alpha (x - 1), is not)" * varies
+    return f"{what} " + "; ".join(parts) + extra

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests.part8_parameter_decomposition_diagnosis import recon_reductions
+from tests.part8_parameter_decomposition_diagnosis import sigmoid_forward_candidates as sigmoid_forward_candidates
 from utils.part8_parameter_decomposition import WeightChain
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -60,6 +62,9 @@ def svd_candidates(W: Tensor) -> tuple[Tensor, Mistakes]:
         mistakes.append(("u_rows", "the u_k are the columns of U (U[:, :, k]), not its rows", terms(U.mT, S, Vh)))
     if Vh.shape[-1] == Vh.shape[-2]:
         mistakes.append(("vh_columns", "the v_k are the rows of Vh (Vh[:, k, :]), not its columns", terms(U, S, Vh.mT)))
+    if U.shape[-1] == U.shape[-2] and Vh.shape[-1] == Vh.shape[-2]:
+        hint = "u_k is column k of U and v_k row k of Vh: both were read the other way (rows of U, columns of Vh)"
+        mistakes.append(("uv_transposed", hint, terms(U.mT, S, Vh.mT)))
     if len(set(right.shape[1:])) == 1:  # r = d_out = d_in: every order of the last three axes has the right shape
         for perm in itertools.permutations((1, 2, 3)):
             if perm != (1, 2, 3):
@@ -193,6 +198,17 @@ def faithfulness_candidates(weights: list[Tensor], U: list[Tensor], V: list[Tens
             (sum(s.sqrt() for s in sq) / n).sum(),
         ),
         ("rms", "the loss is the mean squared entry itself, not its square root", (sum(sq) / n).sqrt().sum()),
+        (
+            "spectral_norm",
+            "‖W - UV‖ is the Frobenius norm (the root of the sum of squared entries): ord=2 on a matrix is the "
+            "spectral norm, its largest singular value (use ord='fro', or square and sum the entries)",
+            (sum(torch.linalg.matrix_norm(d, ord=2) ** 2 for d in deltas) / n).sum(),
+        ),
+        (
+            "sum_squared",
+            "square each entry of the delta, then sum: Σ δ², not (Σ δ)²",
+            (sum(d.sum((-2, -1)) ** 2 for d in deltas) / n).sum(),
+        ),
         ("last_matrix_only", "add up the deltas of every matrix, not only the last one", (sq[-1] / n).sum()),
         ("first_matrix_only", "add up the deltas of every matrix (a `return` inside the loop?)", (sq[0] / n).sum()),
     ]
@@ -204,27 +220,6 @@ def faithfulness_candidates(weights: list[Tensor], U: list[Tensor], V: list[Tens
 # --------------------------------------------------------------------------------------------
 def slope(x: Tensor, below: float, inside: float, above: float) -> Tensor:
     return torch.where(x < 0, below, torch.where(x > 1, above, inside)).to(x.dtype)
-
-
-def sigmoid_forward_candidates(x: Tensor, alpha: float, lower: bool) -> tuple[Tensor, Mistakes]:
-    leak = (
-        torch.where(x < 0, alpha * x, x.clamp(max=1))
-        if lower
-        else torch.where(x > 1, 1 + alpha * (x - 1), x.clamp(min=0))
-    )
-    hint = "the forward pass is the plain hard sigmoid clamp(x, 0, 1): the leak is only in the gradient"
-    return x.clamp(0, 1), [
-        ("leaky_forward", hint, torch.where(x < 0, alpha * x, torch.where(x > 1, 1 + alpha * (x - 1), x))),
-        ("leaky_forward", hint, leak),
-        ("sigmoid", "use the hard sigmoid clamp(x, 0, 1), not the smooth torch.sigmoid", torch.sigmoid(x)),
-        (
-            "torch_hardsigmoid",
-            "F.hardsigmoid is relu6(x + 3) / 6, another function: use x.clamp(0, 1)",
-            F.hardsigmoid(x),
-        ),
-        ("no_clamp", "forward returns the hard sigmoid: clamp x to [0, 1]", x.clone()),
-        ("relu", "clamp from above too: the hard sigmoid is clamp(x, 0, 1), not a ReLU", x.clamp(min=0)),
-    ]
 
 
 def sigmoid_candidates(x: Tensor, g: Tensor, alpha: float, lower: bool) -> tuple[Tensor, Mistakes]:
@@ -340,7 +335,10 @@ def ci_reference(
     act = {"relu": F.relu, "no_gelu": lambda t: t, "gelu_on_h": lambda t: t}.get(variant, F.gelu)
     act = (lambda t: F.gelu(t, approximate="tanh")) if variant == "gelu_tanh" else act
     inner = F.gelu(inner) if variant == "gelu_on_h" else inner
+    if variant == "w_in_w_out_swapped":
+        w_in, w_out = w_out, w_in
     pre = inner[..., None] * w_in + (0 if variant in ("no_b_in", "b_in_outside") else bi)
+    pre = inner[..., None] * (w_in + bi) if variant == "b_in_in_product" else pre
     if variant == "gelu_outside":
         pre, act = pre, lambda t: t
     hidden = act(pre) + (bi if variant == "b_in_outside" else 0)
@@ -368,6 +366,8 @@ CI_VALUE_MISTAKES = [
         "MLP's output",
     ),
     ("no_b_in", "add b_in inside the GELU"),
+    ("w_in_w_out_swapped", "w_in and w_out swapped: z = Σ_j w_out GELU(w_in h + b_in) + b_out"),
+    ("b_in_in_product", "GELU(w_in h + b_in): the bias is added to the product, not to w_in (h (w_in + b_in))"),
     ("b_in_outside", "add b_in inside the GELU: GELU(w_in h + b_in), not GELU(w_in h) + b_in"),
     ("no_b_out", "add b_out after the sum over the hidden units"),
     ("b_out_in_sum", "add b_out once, after the sum over the hidden units: inside the sum it is added d_ci times"),
@@ -476,6 +476,7 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         "delta_mask_inverted": (1 - dm) * mm(a, delta),
         "delta_of_masked": dm * (mm(a, W) - comps),
         "delta_mask_on_W": dm * mm(a, W) - mm(a, U @ V),
+        "delta_mask_mean": dm.mean() * mm(a, delta),
     }.get(variant, dm * mm(a, delta))
     if variant == "delta_mask_everywhere":
         return dm * (comps + mm(a, delta))
@@ -494,6 +495,7 @@ PRODUCT_MISTAKES = [
     ("delta_mask_inverted", "scale the delta term by delta_mask itself, not by 1 - delta_mask"),
     ("delta_of_masked", "the delta is (W - U V) a, what the unmasked subcomponents miss, not W a - U (mask ⊙ V a)"),
     ("delta_mask_on_W", "the delta mask scales the whole delta (W - U V) a, not only its W a part"),
+    ("delta_mask_mean", "each example has its own delta mask: delta_mask[..., None] * delta, not delta_mask.mean()"),
     ("mask_batch_mean", "every example has its own masks: don't average the mask over the batch (one per instance)"),
     (
         "mask_mean",
@@ -575,6 +577,8 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
         "all_layers": [set(range(L))] * L,
         "layerwise_first_only": [{0}],
         "layerwise_complement": [set(range(L)) - {layer} for layer in range(L)],
+        "layerwise_last": [{L - 1}] * L,
+        "layerwise_from_m": [set(range(layer, L)) for layer in range(L)],
     }.get(variant, [{layer} for layer in range(L)])
     per_layer = []
     for s in sets:
@@ -590,32 +594,7 @@ def recon_reference(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, v
     return torch.stack([full, layerwise])
 
 
-def _reductions() -> dict[str, tuple[Callable[[Tensor], Tensor], str]]:
-    """Every other combination of mean/sum over (output dims, batch, instances) of the squared differences [batch
-    inst d_out], for two axes or more reduced the wrong way (one axis each has its own code)."""
-    asked = {"output dims": "mean", "the batch": "mean", "instances": "sum"}
-    out = {}
-    for hows in itertools.product(("mean", "sum"), repeat=3):
-        wrong = [
-            f"a {how} over {axis} where a {asked[axis]} was asked"
-            for axis, how in zip(asked, hows, strict=True)
-            if how != asked[axis]
-        ]
-        if len(wrong) < 2:
-            continue
-
-        def reduce(d: Tensor, hows: tuple[str, ...] = hows) -> Tensor:
-            sq = d.pow(2)
-            sq = sq.mean(-1) if hows[0] == "mean" else sq.sum(-1)
-            sq = sq.mean(0) if hows[1] == "mean" else sq.sum(0)
-            return sq.mean() if hows[2] == "mean" else sq.sum()
-
-        hint = f"{' and '.join(wrong)}: the loss is the MSE over output dims and batch, summed over instances"
-        out["reduce_" + "_".join(hows)] = (reduce, hint)
-    return out
-
-
-RECON_REDUCTIONS = _reductions()
+RECON_REDUCTIONS = recon_reductions()
 
 RECON_MISTAKES = [
     ("not_squared", "square the differences: a mean squared error"),
@@ -637,6 +616,12 @@ RECON_MISTAKES = [
         "layerwise_complement",
         "the layerwise loss masks matrix l alone and keeps every other matrix original (not all matrices but l)",
     ),
+    (
+        "layerwise_last",
+        "every layerwise run masked the last matrix: closures made in a loop read the loop variable when called, "
+        "after the loop (late binding); bind it now, lambda l, a, m=m: ...",
+    ),
+    ("layerwise_from_m", "run m of the layerwise loss masks matrix m only (l == m), not m and every later one"),
     ("layerwise_first_only", "the layerwise loss is the mean over every matrix l of the loss with only l masked"),
     ("layerwise_with_full", "average only the L runs with one matrix masked; the full run is the other output"),
     ("others_without_delta", "the matrices that are not masked keep their original weights W_l (not U_l V_l)"),
@@ -667,6 +652,8 @@ def minimality_reference(ci: list[Tensor], p: float, eps: float, variant: str = 
         "pow_swapped": lambda g: torch.pow(p, g + eps),
         "minus_eps_p": lambda g: (g + eps).pow(p) - eps**p,
     }.get(variant, lambda g: (g + eps).pow(p))
+    if variant == "mean_per_matrix":
+        return sum(term(g).mean() for g in ci)
     if variant == "mean_everything":
         return torch.cat([term(g) for g in ci], dim=-1).mean()
     layers = ci[:1] if variant == "one_layer" else ci
@@ -689,6 +676,7 @@ MINIMALITY_MISTAKES = [
     ("one_layer", "add up the penalties of every matrix, not only the first one"),
     ("sum_over_batch", "average over the batch, don't sum over it"),
     ("mean_over_instances", "sum over instances (each is its own decomposition)"),
+    ("mean_per_matrix", "a .mean() per matrix averages over C and instances too: sum over C, mean over batch"),
     ("mean_everything", "sum over matrices and subcomponents and instances; only the batch is averaged"),
     ("p_ignored", "raise each importance to the power p: (g + eps) ** p"),
     ("p_inverted", "the exponent is p, not 1 / p"),

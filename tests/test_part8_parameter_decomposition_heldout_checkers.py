@@ -632,3 +632,148 @@ def test_fresh3_mistakes_are_named(check, impl, code, words):
 def test_fresh3_adversarial_right_with_its_own_best_tracking_passes():
     """Tracking the best loss is harmless when the final sources are returned."""
     assert_passes(checks.test_adversarial_sources, _adversarial("right"))
+
+
+# --------------------------------------------------------------------------------------------
+# Fresh4: cat vs stack, pairs, batched matmul, region-by-region slopes, late binding, catalogue additions
+# --------------------------------------------------------------------------------------------
+def _svd_cat(W):
+    return ref.svd_terms(W).flatten(1, 2)
+
+
+def _svd_both_transposed(W):
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return torch.einsum("ika,ik,ibk->ikab", U, S, Vh)
+
+
+def _pairs(cis):
+    masks, deltas = ref.sample_masks(cis)
+    return list(zip(masks, deltas, strict=True))
+
+
+def _ci_matmul(self, a, V):
+    z = (F.gelu((a @ V.mT)[..., None] * self.w_in + self.b_in) * self.w_out).sum(-1) + self.b_out
+    return ref.LowerLeakyHardSigmoid.apply(z, self.alpha), ref.UpperLeakyHardSigmoid.apply(z, self.alpha)
+
+
+def _mp_matmul(a, W, U, V, mask, dm):
+    return _mm(a, W) if (a @ V.mT) is None else None
+
+
+def _sigmoid(fwd, slope):
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, alpha=0.01):
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+            return fwd(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * slope(ctx.saved_tensors[0], ctx.alpha), None
+
+    return Fn
+
+
+def _recon(which):
+    def impl(chain, U, V, x, masks, dms):
+        target, L = chain(x), len(chain.weights)
+
+        def loss(s):
+            fn = lambda k, a: (
+                ref.masked_product(a, chain.weights[k], U[k], V[k], masks[k], dms[k])
+                if k in s
+                else (_mm(a, chain.weights[k]))
+            )
+            return (chain(x, fn) - target).pow(2).mean((0, 2)).sum()
+
+        return loss(range(L)), sum(loss(which(m, L)) for m in range(L)) / L
+
+    return impl
+
+
+_UPPER = lambda x, a: torch.where(x > 1, a, (x >= 0).to(x.dtype))
+_CI = lambda f: type("CausalImportance", (ref.CausalImportance,), {"forward": f})
+
+
+@pytest.mark.parametrize(
+    "check, impl, code, text",
+    [
+        (checks.test_svd_terms, _svd_cat, "merged_axes", "torch.stack"),
+        (checks.test_svd_terms, _svd_both_transposed, "uv_transposed", "column k of U"),
+        (checks.test_sample_masks, _pairs, "pairs", "not a list of pairs"),
+        (checks.test_causal_importance, _CI(_ci_matmul), "batched_matmul", "batched matmul"),
+        (checks.test_masked_product, _mp_matmul, "broadcast", "batched matmul"),
+        (
+            checks.test_upper_leaky_hard_sigmoid,
+            _sigmoid(lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, (x >= 0).to(x.dtype), a)),
+            "slope_regions",
+            "on [0, 1] it is alpha",
+        ),
+        (
+            checks.test_upper_leaky_hard_sigmoid,
+            _sigmoid(lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, 1 + a * (x - 1), (x >= 0).to(x.dtype))),
+            "slope_regions",
+            "changes with x",
+        ),
+        (checks.test_upper_leaky_hard_sigmoid, _sigmoid(lambda x: x.clamp(max=1), _UPPER), "forward", "x itself"),
+        (
+            checks.test_faithfulness_loss,
+            lambda Ws, U, V: (
+                sum(torch.linalg.matrix_norm(W - u @ v, ord=2) ** 2 for W, u, v in zip(Ws, U, V, strict=True)).sum()
+                / sum(W[0].numel() for W in Ws)
+            ),
+            "spectral_norm",
+            "spectral",
+        ),
+        (
+            checks.test_faithfulness_loss,
+            lambda Ws, U, V: (
+                sum((W - u @ v).sum((-2, -1)) ** 2 for W, u, v in zip(Ws, U, V, strict=True)).sum()
+                / sum(W[0].numel() for W in Ws)
+            ),
+            "sum_squared",
+            "(Σ δ)²",
+        ),
+        (checks.test_stochastic_reconstruction_losses, _recon(lambda m, L: [L - 1]), "layerwise_last", "late binding"),
+        (checks.test_stochastic_reconstruction_losses, _recon(lambda m, L: range(m, L)), "layerwise_from_m", "l == m"),
+        (
+            checks.test_importance_minimality_loss,
+            lambda ci, p, e: sum((g + e).pow(p).mean() for g in ci),
+            "mean_per_matrix",
+            "",
+        ),
+    ],
+)
+def test_fresh4_named(check, impl, code, text):
+    failure = assert_fails(check, impl, code)
+    assert text in failure.hint or text in failure.message, failure
+    assert "delta_mask[..., None]" not in failure.hint
+
+
+def _ci_variant(swap):
+    def forward(self, a, V):
+        h = torch.einsum("bid,icd->bic", a, V)[..., None]
+        hidden = (
+            F.gelu(h * self.w_out + self.b_in) * self.w_in if swap else F.gelu(h * (self.w_in + self.b_in)) * self.w_out
+        )
+        z = hidden.sum(-1) + self.b_out
+        return ref.LowerLeakyHardSigmoid.apply(z, self.alpha), ref.UpperLeakyHardSigmoid.apply(z, self.alpha)
+
+    return _CI(forward)
+
+
+def _mp_dm_mean(a, W, U, V, mask, dm):
+    return ref.masked_product(a, W, U, V, mask, torch.ones_like(dm)) - (1 - dm.mean()) * _mm(a, W - U @ V)
+
+
+@pytest.mark.parametrize(
+    "check, impl, code",
+    [
+        (checks.test_causal_importance, _ci_variant(True), "w_in_w_out_swapped"),
+        (checks.test_causal_importance, _ci_variant(False), "b_in_in_product"),
+        (checks.test_masked_product, _mp_dm_mean, "delta_mask_mean"),
+    ],
+)
+def test_fresh4_catalogue(check, impl, code):
+    assert_fails(check, impl, code)
