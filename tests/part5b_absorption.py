@@ -73,8 +73,10 @@ N_GEN = 40_000  # examples per configuration: frequencies to about ±1.5% (±2.5
 # 1/n_children and p_parent·p_child all differ.
 GEN_CONFIGS = (
     HierarchyConfig(n_inst=3, n_parents=3, n_children=2, p_parent=0.3, p_child=0.4, exclusive=False, d_in=9),
-    HierarchyConfig(n_inst=3, n_parents=2, n_children=3, p_parent=0.6, p_child=0.25, exclusive=True, d_in=8),
+    HierarchyConfig(n_inst=3, n_parents=2, n_children=3, p_parent=0.6, p_child=0.3, exclusive=True, d_in=8),
 )
+# (n_children + 1)·p_child = 1.2 > 1 for the exclusive one: interval edges shifted by one child put the last
+# child's interval partly past 1, so its rate drops to 0.1 (with (C + 1)·p = 1 that mistake draws the same law).
 
 
 def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
@@ -173,13 +175,14 @@ ABS_TYPES = [
     ((), ("C10",)),  # 11: nothing
     (("P0", "C00", "P1", "C10"), ("C00", "P1", "C10")),  # 12: absorbed for P0 only
     (("P0", "C00"), ()),  # 13: no latent at all: not absorbed (nobody carries the parent)
+    (("C00",), ("C00",)),  # 14: a child without its parent: not a case (the parent is required)
 ]
 # How many examples of each type per instance (instance 2 never has P1 with a child: fraction 0, not NaN).
 # Types 4 and 5 have different counts, so the absolute-cosine and half-normalised mistakes give different values.
 ABS_COUNTS = [
-    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1],
-    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1, 2],
-    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0, 1],
+    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 2],
+    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1, 2, 1],
+    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0, 1, 3],
 ]
 ABS_FEATURE_AXES = [[0, 1, 2, 3, 4, 5], [3, 7, 0, 5, 1, 2], [6, 2, 4, 0, 7, 1]]  # feature f -> axis, per instance
 ABS_FEATURE_SCALES = [2.0, 0.5, 1.0, 4.0, 0.25, 2.0]  # powers of two: the cosine 0.5 of `half` stays exact
@@ -211,12 +214,13 @@ def _absorption_case(device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tens
     acts = torch.zeros(n_batch, n_inst, len(ABS_LATENTS))
     for i, counts in enumerate(ABS_COUNTS):
         b = 0
-        for (feat_on, lat_on), count in zip(ABS_TYPES, counts, strict=True):
+        for t, ((feat_on, lat_on), count) in enumerate(zip(ABS_TYPES, counts, strict=True)):
             for _ in range(count):
                 for name in feat_on:
                     features[b, i, feats.index(name)] = 1.0
-                for name in lat_on:
-                    acts[b, i, ABS_LATENT_ORDER[i][ABS_LATENTS.index(name)]] = 0.5 + torch.rand(()).item()
+                for name in lat_on:  # type 14 (added later) takes no random draw: the others keep their values
+                    value = 1.0 if t == 14 else 0.5 + torch.rand(()).item()
+                    acts[b, i, ABS_LATENT_ORDER[i][ABS_LATENTS.index(name)]] = value
                 b += 1
         # the remaining rows of this instance stay empty: no feature, no latent
     return features.to(device), acts.to(device), W_dec.to(device), W_feat.to(device)
@@ -353,7 +357,9 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 3: batch_topk
 # --------------------------------------------------------------------------------------------
-def _distinct_pre(batch: int, n_inst: int, d_sae: int, device: torch.device) -> Tensor:
+def _distinct_pre(
+    batch: int, n_inst: int, d_sae: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Pre-activations with no ties and no zeros, on a different scale and offset per instance.
 
     The last instance (of several) lies in (-2, 1]: a third of its entries are positive, fewer than the k·batch
@@ -366,16 +372,18 @@ def _distinct_pre(batch: int, n_inst: int, d_sae: int, device: torch.device) -> 
     pre = values.reshape(batch, n_inst, d_sae)
     scale = torch.linspace(0.5, 3.0, n_inst)[:, None]
     offset = torch.linspace(2.0, -2.0, n_inst)[:, None]  # instances overlap only partly: mixing them shows
-    return (pre * scale + offset).to(device)
+    return (pre * scale + offset).to(device, dtype)
 
 
 @checker("batch_topk", kind="function")
 def test_batch_topk(impl: Callable, device: torch.device) -> str:
     # (batch, inst, d_sae, k). The first shape is generic: k·batch = 14, k·n_inst = 6, k·d_sae = 10, batch = 7,
     # n_inst = 3 and d_sae = 5 all differ, so a wrong budget is identified by its size; k/d_sae = 0.4 > 1/3.
+    # The last shape is in float64: the output keeps pre's dtype (a torch.zeros without dtype= shows).
     shapes = [(7, 3, 5, 2), (5, 2, 6, 1), (4, 1, 9, 3)]
     for batch, n_inst, d_sae, k in shapes:
-        pre = _distinct_pre(batch, n_inst, d_sae, device).requires_grad_()
+        dtype = torch.float64 if (batch, n_inst, d_sae, k) == shapes[-1] else torch.float32
+        pre = _distinct_pre(batch, n_inst, d_sae, device, dtype).requires_grad_()
         what = f"batch_topk(pre [{batch}, {n_inst}, {d_sae}], k={k})"
         out = impl(pre, k)
         if isinstance(out, tuple | list):
@@ -393,6 +401,13 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
                 f"{what} returned an integer tensor of shape {tuple(out.shape)}",
                 "those look like topk's indices: scatter the values back into a zero tensor shaped like pre",
                 code="indices",
+            )
+        if isinstance(out, Tensor) and out.dtype == torch.float32 and pre.dtype == torch.float64:
+            fail(
+                f"{what} is float32 for a float64 pre",
+                "keep pre's dtype: a tensor made without dtype= is float32 (torch.zeros(shape)); use "
+                "torch.zeros_like(...) or dtype=pre.dtype",
+                code="dtype",
             )
         out = expect_tensor(out, what, shape=pre.shape, dims="batch inst d_sae", dtype=pre.dtype, device=device)
         expected = ref.batch_topk(pre.detach(), k)
@@ -704,7 +719,15 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
         acts, W_hat, b_dec, h = _matryoshka_inputs(batch, n_inst, d_sae, d_in, device)
         leaves = [t.clone().requires_grad_() for t in (acts, W_hat, b_dec)]
         what = f"matryoshka_loss with prefix_sizes={sizes}"
-        out = _float_output(impl(*leaves, h.clone(), tuple(sizes)), what, (batch, n_inst), "batch inst", device)
+        out = impl(*leaves, h.clone(), tuple(sizes))
+        if isinstance(out, Tensor) and out.shape == (n_inst, d_in) and (n_inst, d_in) != (batch, n_inst):
+            fail(
+                f"{what} has shape {tuple(out.shape)} = (inst, d_in), expected (batch={batch}, inst={n_inst})",
+                "the squared error was averaged over the batch axis where d_in was meant: mean over the LAST "
+                "axis (d_in) of each prefix's squared error, keeping [batch inst]",
+                code="mean_over_batch",
+            )
+        out = _float_output(out, what, (batch, n_inst), "batch inst", device)
         expected = ref.matryoshka_loss(acts, W_hat, b_dec, h, sizes)
         expect_matches(
             out.detach(),

@@ -57,6 +57,17 @@ def nearest(observed: float, n: int, candidates: list[tuple[float, str, str]], d
     return default
 
 
+def normal_cdf(p: float) -> float:
+    """P(N(0, 1) < p): how often `torch.randn(...) < p` fires."""
+    return 0.5 * (1 + math.erf(p / math.sqrt(2)))
+
+
+RANDN_HINT = (
+    "the frequency is close to Φ({p}) = {v:.3f}, how often a standard NORMAL draw is below {p}: "
+    "`torch.randn(...) < p` where `torch.rand(...) < p` (uniform on [0, 1)) was meant"
+)
+
+
 def check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
     """Parent rate p_parent, child rate p_child given the parent, child marginal p_parent·p_child."""
     on = x.bool()
@@ -80,10 +91,12 @@ def check_rates(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                     "parents fire at the rate p_child: p_parent and p_child are swapped (cfg.p_parent is the parent's)",
                     "swapped_probabilities",
                 ),
+                (normal_cdf(pp), RANDN_HINT.format(p="p_parent", v=normal_cdf(pp)), "randn_not_rand"),
             ],
             (
-                "parents fire with p_parent on their own: draw them first and never switch a parent on because "
-                "a child fired (children are drawn only where their parent is on)"
+                "parents fire more often than p_parent, which has several possible causes: the draw is not uniform "
+                "on [0, 1) (use torch.rand for `rand < p`), or a parent is switched on because a child fired "
+                "(parents are drawn on their own first; children only where their parent is on)"
                 if observed > pp
                 else "each parent fires with probability p_parent, independently per example and instance",
                 "parent_frequency",
@@ -147,7 +160,19 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         ),
     ]
     shared = "the children reuse the parent's random number: draw a fresh uniform for the children"
+    if not cfg.exclusive:
+        candidates.append((normal_cdf(pc), RANDN_HINT.format(p="p_child", v=normal_cdf(pc)), "randn_not_rand"))
     if cfg.exclusive:
+        candidates += [
+            (
+                ((j + 1 + s) * pc).clamp(0, 1).sub(((j + s) * pc).clamp(0, 1)),
+                f"the rates depend on the child's index as if child j's interval were [(j{s:+d})·p_child, "
+                f"(j{s + 1:+d})·p_child), cut to [0, 1): an off-by-one in the interval edges; child j fires when "
+                "u is in [j·p_child, (j + 1)·p_child), i.e. lower edges torch.arange(n_children) · p_child",
+                "exclusive_edges_shifted",
+            )
+            for s in (1, -1)
+        ]
         first = pc * (1 - pc) ** j
         candidates += [
             (
@@ -211,6 +236,7 @@ def absorption_variant(
     children_rule: str = "own",
     off_rule: str = "zero",
     pooled: bool = False,
+    exclude_all: bool = False,
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
     parent_off_arg = parent_off
@@ -231,7 +257,12 @@ def absorption_variant(
         parent_on = features[..., p] > 0
         kids_on = features[..., children] > 0
         n_on = kids_on.sum(-1)
-        cases = parent_on & {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1}[cases_rule]
+        if cases_rule == "child_only":  # the parent not required
+            cases = n_on >= 1
+        elif cases_rule == "or":
+            cases = parent_on | (n_on >= 1)
+        else:
+            cases = parent_on & {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1}[cases_rule]
         if parent_latent == "cosine":
             latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
         elif parent_latent == "argmin":
@@ -246,6 +277,8 @@ def absorption_variant(
         is_carrier = is_carrier.expand(acts.shape[0], -1, -1).clone()
         if off_rule != "not_top_incl":  # the parent's own latent isn't a carrier (it matters only when it can be on)
             is_carrier.scatter_(-1, latent.unsqueeze(-1), False)
+        if exclude_all:  # carriers[:, lat]: every instance's parent latent excluded in every instance
+            is_carrier[:, :, score[:, :, p].argmax(-1)] = False
         parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) == 0
         if off_rule in ("not_top", "not_top_incl"):  # "off" read as "not the most active latent"
             parent_off = acts.argmax(-1) != latent
@@ -349,6 +382,19 @@ ABSORPTION_MISTAKES = [
         "a carrier must point along the parent (decoder cosine ≥ cos_threshold): another active latent with an "
         "unrelated direction doesn't carry the parent",
     ),
+    (
+        {"cases_rule": "child_only"},
+        "parent_not_required",
+        "a case needs the parent on too: an example where a child fires without its parent is not a case "
+        "(features[..., p] > 0) & (children on).any(-1)",
+    ),
+    ({"cases_rule": "or"}, "cases_or", "a case has the parent AND at least one child on (&), not either (|)"),
+    (
+        {"exclude_all": True},
+        "exclude_all_instances",
+        "exclude each instance's OWN parent latent from its carriers (carriers[torch.arange(n_inst), lat] = "
+        "False): carriers[:, lat] excludes every instance's parent latent in every instance",
+    ),
 ]
 
 
@@ -408,6 +454,13 @@ def check_topk_counts(out: Tensor, k: int, what: str) -> None:
     per_inst = nonzero.sum((0, 2))
     if (per_inst == k * batch).all():
         return
+    if nonzero.all():
+        fail(
+            f"{what}: every entry is non-zero, nothing was zeroed",
+            "scatter the kept values into a tensor of zeros (torch.zeros_like(flat).scatter(...)), not into pre "
+            "itself or a copy of it: the entries outside the top k·batch must become 0",
+            code="nothing_zeroed",
+        )
     if (nonzero.sum(-1) == k).all():
         fail(
             f"{what}: every example keeps exactly k={k} latents",
@@ -449,6 +502,7 @@ def check_topk_counts(out: Tensor, k: int, what: str) -> None:
         "d_sae": d_sae,
         "n_inst": n_inst,
         "k·batch·d_sae": k * batch * d_sae,
+        "k + batch (a sum where the product k·batch was meant)": k + batch,
     }
     names = [n for n, size in budgets.items() if (per_inst == size).all() and size != k * batch]
     if names:
@@ -591,8 +645,23 @@ def threshold_candidates(
     right = torch.where(positive.any(2).any(0), th + m * (masked_min - th), th)  # skip an instance that kept nothing
     mean_kept = (acts * positive).sum((0, 2)) / positive.sum((0, 2)).clamp_min(1)
     global_min = acts[positive].min()
+    has_any = positive.any(2).any(0)  # [inst]
+    if has_any.any() and not has_any.all():  # what we observe when the threshold stays put in this batch
+        stays = (
+            "skip_all_instances",
+            f"no threshold moved in a batch where only instance(s) {(~has_any).nonzero().flatten().tolist()} kept "
+            "nothing positive; the others kept some (and moved before): skip per instance (torch.where(has_any, "
+            "updated, self.threshold)), not the whole update when any instance kept nothing",
+            th,
+        )
+    else:
+        stays = (
+            "threshold_not_updated",
+            "in training mode, update self.threshold (in place, under torch.no_grad())",
+            th,
+        )
     return right, [
-        ("threshold_not_updated", "in training mode, update self.threshold (in place, under torch.no_grad())", th),
+        stays,
         (
             "threshold_max",
             "track the *smallest* positive kept activation, not the largest",

@@ -120,7 +120,18 @@ def _float(value: Any, what: str) -> float:
 
 
 def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None:
-    result = returned(impl(tc, x), what)
+    try:
+        result = impl(tc, x)
+    except (AttributeError, TypeError) as e:
+        if tc.W_skip is None and "NoneType" in str(e):
+            fail(
+                f"{what} raised {type(e).__name__}: {e}",
+                "this transcoder has no skip connection (tc.W_skip is None): add x @ W_skip.T only when "
+                "tc.W_skip is not None",
+                code="skip_none",
+            )
+        raise
+    result = returned(result, what)
     if not isinstance(result, tuple | list) or len(result) != 2:
         fail(f"{what} should return a tuple (acts, out), got {type(result).__name__}", "return acts, out", "not_tuple")
     acts, out = result
@@ -169,6 +180,8 @@ def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     small = known.synthetic_transcoder(device)
     x = torch.randn(3, 5, small.d_in, generator=torch.Generator().manual_seed(3)).to(device)
     _check_forward(impl, small, x, "transcoder_forward on a small transcoder with a skip connection")
+    no_skip = known.synthetic_transcoder(device, skip=False)
+    _check_forward(impl, no_skip, x, "transcoder_forward on a small transcoder without skip (W_skip is None)")
     return "shipped transcoder and a skip transcoder"
 
 
@@ -462,13 +475,19 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         gap = values - out[rows].sum(-1) - bias
-        if gap.abs().max() > 1e-3 * values.abs().max() + 1e-3:
+        bad = gap.abs() > 1e-3 * values.abs().max() + 1e-3
+        if bad.any():
             worst = int(gap.abs().argmax())
+            n_lat = len(graph.latent_idx)
+            kinds = [name for name, part in (("latent", bad[:n_lat]), ("logit", bad[n_lat:])) if part.any()]
             fail(
-                f"completeness fails: the edges into {graph.label(rows[worst])} plus its bias add up to "
+                f"completeness fails for {' and '.join(kinds)} targets "
+                f"({int(bad[:n_lat].sum())}/{n_lat} latent, {int(bad[n_lat:].sum())}/{len(bad) - n_lat} logit); "
+                f"e.g. the edges into {graph.label(rows[worst])} plus its bias add up to "
                 f"{float(values[worst] - gap[worst]):.4f}, but its value is {float(values[worst]):.4f}",
-                "an edge is d(target)/d(source) · source, with every other node held fixed; every source "
-                "(tokens, latents, errors) needs its column",
+                "possible causes: the target differs from the node's value (a latent's activation at its own "
+                "position; a logit at the LAST position only, not summed over positions), an edge that isn't "
+                "d(target)/d(source) · source with every other node held fixed, or a source missing its column",
                 code="completeness",
             )
     expect_matches(

@@ -17,14 +17,14 @@ from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder
 
 
-def synthetic_transcoder(device: torch.device) -> Transcoder:
-    """Small transcoder with a skip connection, per-latent thresholds and non-zero biases everywhere."""
+def synthetic_transcoder(device: torch.device, skip: bool = True) -> Transcoder:
+    """Small transcoder with (or without) a skip connection, per-latent thresholds and non-zero biases everywhere."""
     g = torch.Generator().manual_seed(7)
     d, d_sae = 6, 11
     t = lambda *s: torch.randn(*s, generator=g)
-    return Transcoder(
-        t(d, d_sae), t(d_sae) * 0.5, t(d_sae, d), t(d), 0.2 + torch.rand(d_sae, generator=g), W_skip=t(d, d) * 0.5
-    ).to(device)
+    params = t(d, d_sae), t(d_sae) * 0.5, t(d_sae, d), t(d), 0.2 + torch.rand(d_sae, generator=g)
+    W_skip = t(d, d) * 0.5
+    return Transcoder(*params, W_skip=W_skip if skip else None).to(device)
 
 
 def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:

@@ -392,3 +392,108 @@ def _mat_fresh(bug):
 @pytest.mark.parametrize("code", ["rms", "sum_of_reconstructions"])
 def test_matryoshka_loss_fresh_bugs(code):
     assert_fails(checks.test_matryoshka_loss, _mat_fresh(code), code)
+
+
+# --------------------------------------------------------------------------------------------
+# Fourth fresh measurement: mistakes that were misleading, not caught or unnamed
+# --------------------------------------------------------------------------------------------
+def _gen_f4(bug):
+    def generate(cfg, batch_size, device="cpu"):
+        shape = (batch_size, cfg.n_inst, cfg.n_parents)
+        draw = torch.randn if bug == "randn" else torch.rand
+        parents = draw(shape, device=device) < cfg.p_parent
+        C = cfg.n_children
+        if cfg.exclusive:
+            u = torch.rand(*shape, 1, device=device)
+            start = 1 if bug == "edges" else 0
+            lower = torch.arange(start, start + C, device=device) * cfg.p_child
+            children = (u >= lower) & (u < lower + cfg.p_child)
+        else:
+            children = torch.rand(*shape, C, device=device) < cfg.p_child
+        children = children & parents.unsqueeze(-1)
+        return torch.cat([parents, children.flatten(-2)], dim=-1).float()
+
+    return generate
+
+
+@pytest.mark.parametrize(("code", "bug"), [("randn_not_rand", "randn"), ("exclusive_edges_shifted", "edges")])
+def test_generate_f4_bugs(code, bug):
+    assert_fails(checks.test_generate_hierarchical_batch, _gen_f4(bug), code)
+
+
+def _abs_exclude_broadcast(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    """A learner's own code with `carriers[:, lat] = False` (every instance's parent latent, in every instance)."""
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_features, dim=1))
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        kids = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
+        lat = cos[:, :, p].argmax(-1)
+        carriers = cos[:, :, p] >= cos_threshold
+        carriers[:, lat] = False
+        off = acts[:, torch.arange(acts.shape[1]), lat] <= 0
+        absorbed = cases & off & ((acts > 0) & carriers).any(-1)
+        out.append(absorbed.sum(0).float() / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1)
+
+
+@pytest.mark.parametrize(
+    ("code", "impl"),
+    [
+        ("parent_not_required", _abs(cases_rule="child_only")),
+        ("cases_or", _abs(cases_rule="or")),
+        ("exclude_all_instances", _abs_exclude_broadcast),
+    ],
+)
+def test_absorption_f4_bugs(code, impl):
+    assert_fails(checks.test_absorption_fraction, impl, code)
+
+
+def _topk_f4(bug):
+    def topk(pre, k):
+        B = pre.shape[0]
+        flat = einops.rearrange(pre, "b i s -> i (b s)")
+        top = flat.topk(k + B if bug == "k_plus_batch" else k * B, dim=-1)
+        if bug == "into_pre":
+            kept = flat.scatter(-1, top.indices, top.values)
+        elif bug == "zeros_f32":
+            kept = torch.zeros(flat.shape, device=pre.device).scatter(-1, top.indices, top.values.float())
+        else:
+            kept = torch.zeros_like(flat).scatter(-1, top.indices, top.values)
+        return einops.rearrange(kept, "i (b s) -> b i s", b=B)
+
+    return topk
+
+
+@pytest.mark.parametrize(
+    ("code", "bug"), [("nothing_zeroed", "into_pre"), ("dtype", "zeros_f32"), ("budget", "k_plus_batch")]
+)
+def test_topk_f4_bugs(code, bug):
+    assert_fails(checks.test_batch_topk, _topk_f4(bug), code)
+
+
+def _encode_global_skip(self, h):
+    """Skips the threshold update for every instance as soon as one instance kept nothing."""
+    pre = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
+    if not self.training:
+        return pre * (pre > self.threshold[:, None])
+    acts = P.batch_topk(pre, self.cfg.k)
+    with torch.no_grad():
+        mk = torch.where(acts > 0, acts, torch.inf).amin(dim=(0, 2))
+        if torch.isfinite(mk).all():
+            self.threshold += self.THRESHOLD_MOMENTUM * (mk - self.threshold)
+    return acts
+
+
+def test_encode_f4_global_skip():
+    cls = type("GlobalSkip", (P.BatchTopKToySAE,), {"encode": _encode_global_skip})
+    assert_fails(checks.test_batchtopk_encode, cls, "skip_all_instances")
+
+
+def _mat_mean_batch(acts, W, b, h, sizes):
+    losses = [((torch.einsum("bis,isd->bid", acts[..., :m], W[:, :m]) + b - h) ** 2).mean(0) for m in sizes]
+    return torch.stack(losses).sum(0)
+
+
+def test_matryoshka_f4_mean_over_batch():
+    assert_fails(checks.test_matryoshka_loss, _mat_mean_batch, "mean_over_batch")

@@ -404,3 +404,14 @@ def _quantile_edges(bug):
 @pytest.mark.parametrize("bug", ["linspace", "from_min"])
 def test_quantile_examples_edges(bug):
     assert_fails(checks.test_quantile_examples, _quantile_edges(bug), "edges")
+
+
+def _forward_always_skip(tc, x):
+    """Adds the skip connection without checking `tc.W_skip is None`."""
+    pre = x @ tc.W_enc + tc.b_enc
+    acts = pre * (pre > tc.threshold)
+    return acts, acts @ tc.W_dec + tc.b_dec + x @ tc.W_skip.T
+
+
+def test_transcoder_forward_skip_none():
+    assert_fails(checks.test_transcoder_forward, _forward_always_skip, "skip_none")
