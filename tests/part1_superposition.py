@@ -11,6 +11,7 @@ by the tests that tell its usual causes apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -50,13 +51,18 @@ from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_probes import (
     activation_diagnosis,
     axis_multiple_failure,
+    call_naming_axes,
     cat_axis_failure,
     check_param_gradients,
+    combined_length_failure,
+    expect_loss_tensor,
+    generator_cfg_failure,
     importance_candidate,
     loss_gradient_diagnosis,
     probe_forward,
     random_forward,
     relu_placement_mutants,
+    stationarity_failure,
 )
 
 
@@ -86,6 +92,17 @@ def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
 FORMULA = "ReLU(WᵀWx + b_final)"
+AXES_7352 = {7: "batch", 3: "inst", 5: "feats", 2: "d_hidden"}  # the sizes of test_forward's main input and model
+
+
+def MATMUL(a: str, b: str) -> str:
+    """What two axes of the forward pass meeting usually means."""
+    if {a, b} == {"batch", "inst"}:
+        return (
+            "with @ or matmul, x [batch, inst, feats] @ M [inst, ., .] pairs batch with inst (the last two axes are "
+            "the matrix, the others broadcast): use einsum with '...' patterns, or (x.unsqueeze(-2) @ M).squeeze(-2)"
+        )
+    return "compare each operand's axes with x [..., inst, feats] and W [inst, d_hidden, feats]"
 
 
 def _expect_methods(cls: type, methods: tuple[str, ...]) -> type:
@@ -159,7 +176,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     x = torch.rand(7, 3, 5, device=device) * 2 - 0.5  # some negative inputs so every sign path is exercised
     x_before = x.clone()
     with torch.no_grad():
-        out = model(x)
+        out = call_naming_axes(lambda: model(x), AXES_7352, MATMUL)
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
@@ -212,7 +229,11 @@ def check_loss(
     batch = make_batch(B, n_inst, n_feats)
     out = (torch.rand(B, n_inst, n_feats, device=device) * 1.5).requires_grad_()
     batch_before, out_before = batch.clone(), out.detach().clone()
-    loss = model.calculate_loss(out, batch)
+    advice = "importance [inst, feats] lines up with the last two axes of out and batch [batch, inst, feats] as it is"
+    loss = call_naming_axes(
+        lambda: model.calculate_loss(out, batch), {B: "batch", n_inst: "inst", n_feats: "feats"}, advice
+    )
+    expect_loss_tensor(loss, "calculate_loss(out, batch)")
     check_input_unchanged(batch_before, batch, "batch")
     check_input_unchanged(out_before, out, "out")
     what = "calculate_loss(out, batch)"
@@ -306,6 +327,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
     model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device), importance=IMP_GEN.to(device))
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
+    stationarity_failure(batch != 0, P_TABLE, "the batch")
     check_independent_features(batch, P_TABLE, "the batch", extra=[importance_candidate(IMP_GEN)])
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
@@ -320,7 +342,11 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
         device=device,
     )
     p_in = p.clone().to(device)  # a copy: a learner's in-place edit must not reach the module's table
-    out = getattr(model, method)(N_SAMPLES, p_in)
+    field = {GENERATORS[0]: "n_correlated_pairs", GENERATORS[1]: "n_anticorrelated_pairs"}.get(method)
+    matching = cls(replace(model.cfg, **{field: p.shape[1]}), device=device) if field else model
+    out = generator_cfg_failure(
+        lambda: getattr(model, method)(N_SAMPLES, p_in), lambda: getattr(matching, method)(10, p.to(device)), method
+    )
     check_input_unchanged(p, p_in, "p")
     return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
 
@@ -686,31 +712,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     except RuntimeError as err:
         cat_axis_failure(err, "generate_batch(n)", 2)
         raise
-    if (
-        isinstance(out, Tensor)
-        and out.ndim == 3
-        and tuple(out.shape[:2]) == (N_SAMPLES, n_inst)
-        and out.shape[2] != n_feats
-    ):
-        blocks = {"correlated": 2 * N_CORR, "anticorrelated": 2 * N_ANTI, "uncorrelated": cfg.n_uncorrelated}
-        missing = [name for name, size in blocks.items() if out.shape[2] == n_feats - size]
-        if out.shape[2] - n_feats == N_CORR + N_ANTI:
-            fail(
-                f"{what} has {out.shape[2]} features, expected {n_feats}",
-                "the uncorrelated block is too long: it starts at feature 2 * (n_correlated_pairs + "
-                "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs",
-                code="uncorrelated_start",
-            )
-        if len(missing) > 1:  # blocks of equal size: which one is absent shows in the pair structure
-            kinds = _pair_kinds(out.detach().cpu() != 0, min(N_CORR, out.shape[2] // 2))
-            missing = ["correlated" if kinds[0] != "together" else "anticorrelated"]
-        if missing:
-            fail(
-                f"{what} has {out.shape[2]} features, expected {n_feats}",
-                f"the {missing[0]} block is missing (or empty: a slice of p whose stop is not past its start?): "
-                "concatenate all three blocks [correlated | anticorrelated | uncorrelated]",
-                code="missing_block",
-            )
+    combined_length_failure(out, (N_SAMPLES, n_inst, n_feats), N_CORR, N_ANTI, what, _pair_kinds)
     batch = _output(out, "generate_batch(n)", (N_SAMPLES, n_inst, n_feats), device)
     present = check_value_support(batch, what, 0.0, 1.0)
     kinds = _pair_kinds(present, N_CORR + N_ANTI)
@@ -766,4 +768,9 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     )
     batch = _output(plain.generate_batch(N_SAMPLES), "generate_batch(n) with no pairs", (N_SAMPLES, 3, 4), device)
     check_independent_features(batch, P_TABLE, f"{what} with no pairs")
+    # With no uncorrelated features (allowed: n_features = 2 * (n_corr + n_anti)), the uncorrelated block is empty.
+    cfg = ToyModelConfig(n_inst=2, n_features=4, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=1)
+    out = Probe(cfg, feature_probability=P_COMBINED[:, :4].to(device), device=device).generate_batch(N_SAMPLES)
+    combined_length_failure(out, (N_SAMPLES, 2, 4), 1, 1, f"{what} with n_uncorrelated = 0", _pair_kinds)
+    _output(out, "generate_batch(n) with n_uncorrelated = 0", (N_SAMPLES, 2, 4), device)
     return "blocks in order with the right probabilities; no pairs = independent features"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tests.checking import FAILURE_PROBABILITY, fail
+from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
 # quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
@@ -308,6 +308,9 @@ def loss_gradient_diagnosis(grad: Tensor, out: Tensor, target: Tensor, imp: Tens
     imp = imp.double().to(g.device)
     if bool(ok.any(0).all()) and bool((spread <= 1e-4 * (1 + cell.abs())).all()):
         weights = cell[0]
+        uniform = uniform_weight_diagnosis(weights, imp)
+        if uniform:
+            return uniform
         if (weights > 0).all() and (imp > 0).all() and not bool((imp - imp.mean()).abs().max() < 1e-9):
             log_w, log_i = weights.log(), imp.log()
             alpha = float((log_w * log_i).sum() / (log_i * log_i).sum())
@@ -477,3 +480,168 @@ def sign_sharing_failure(batch: Tensor, what: str, unit: str = "feature") -> Non
         f"the sign is {where}: draw the values (or their sign) with the full shape [batch, inst, {unit}s]",
         code="sign_shared",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and outputs named by the check's own sizes
+# --------------------------------------------------------------------------------------------
+SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
+
+
+def call_naming_axes(
+    fn: Callable[[], object], sizes: dict[int, str], advice: str | Callable[[str, str], str]
+) -> object:
+    """Run fn(); when the learner's code raises a size mismatch between two sizes that the check gave distinct axes,
+    name those axes (the generic hint only knows the numbers)."""
+    try:
+        return fn()
+    except RuntimeError as err:
+        match = SIZE_MISMATCH.search(str(err))
+        a, b = (int(match[1]), int(match[2])) if match else (None, None)
+        outcome = _describe_error(err)
+        if a not in sizes or b not in sizes or a == b or outcome.code != "exception":
+            raise
+        advice = advice if isinstance(advice, str) else advice(sizes[a], sizes[b])
+        outcome.hint = (
+            f"the `{sizes[a]}` axis (size {a}) of one operand met the `{sizes[b]}` axis (size {b}) of the other: "
+            f"broadcasting lines axes up from the right, so {advice}"
+        )
+        outcome.code = "axes_met"
+        raise outcome from None
+
+
+def expect_loss_tensor(loss: object, what: str) -> None:
+    """A loss returned as a Python number (.item(), float(...)) has no gradient: name that before the type check."""
+    if isinstance(loss, (float, int)) and not isinstance(loss, bool):
+        fail(
+            f"{what} returned a Python {type(loss).__name__}, expected a 0-dim torch.Tensor",
+            "no .item() or float(...) at the end: return the tensor itself, so the loss keeps its gradient",
+            code="not_tensor",
+        )
+
+
+def uniform_weight_diagnosis(weights: Tensor, imp: Tensor) -> tuple[str, str] | None:
+    """The loss gradient shows one weight w for every (inst, feat): the importance was not applied per element."""
+    w = float(weights.mean())
+    if not bool((weights - w).abs().max() <= 1e-4 * (1 + abs(w))) or bool((imp - imp.mean()).abs().max() < 1e-9):
+        return None
+    n_inst = imp.shape[0]
+    if abs(w - float(imp.sum()) / n_inst) <= 1e-3 * (1 + abs(w)):
+        why = (
+            f" = Σ importance / n_inst ({w:.3g}): the importance multiplied an error already averaged into one number "
+            "(F.mse_loss reduces to a scalar by default, reduction='mean'); keep the per-element errors "
+            "(reduction='none', or (target - out) ** 2), weight them, then reduce"
+        )
+    elif abs(w - float(imp.mean())) <= 1e-3 * (1 + abs(w)):
+        why = f" = the mean importance ({w:.3g}): the importance was averaged before weighting; weight element-wise"
+    else:
+        why = f" ({w:.3g}): the importance is not applied per (inst, feat), I[inst, feat] · (target - out)²"
+    return (
+        "importance_uniform",
+        f"the gradient with respect to `out` shows every squared error with the same weight{why}",
+    )
+
+
+def stationarity_failure(present: Tensor, p: Tensor, what: str) -> None:
+    """Examples must be identically distributed: presence rates in contiguous chunks of the batch agree.
+
+    Chunk c (m examples) against the whole batch: r_c - r = (1 - 1/K)(r_c - p) - (1/K) Σ_{j≠c} (r_j - p), a sum of
+    independent bounded terms with variance (1 - 1/K) p(1 - p) / m <= 1 / (4m), so the Bernstein tolerance of one
+    frequency from m draws with p = 1/2 (rate_tolerance(m, 0.5), failure probability DELTA per cell) bounds it."""
+    n, k = present.shape[0], p.shape[0]
+    chunks = max(k, 2)
+    m = n // chunks
+    overall = present.double().mean(0)
+    parts = [present[c * m : (c + 1) * m].double().mean(0) for c in range(chunks)]
+    tol = rate_tolerance(m, 0.5)
+    if all(bool(((r - overall).abs() <= tol).all()) for r in parts):
+        return
+    rows = chunks == k and all(bool(((r - p[c].double()).abs() <= tol).all()) for c, r in enumerate(parts))
+    seen = (
+        f"in each of {k} consecutive parts of the batch every instance has the rates of one row of p (examples "
+        f"0-{m - 1}: p[0], "
+        f"{m}-{2 * m - 1}: p[1], ...), so p's instance rows are mixed into each other"
+        if rows
+        else "the rates drift along the batch axis"
+    )
+    fail(
+        f"{what}: the presence rates differ between parts of the batch: {seen}",
+        "the examples are not identically distributed: a tensor drawn in another axis order (e.g. [inst, batch, "
+        "feats]) and then .reshape/.view'd instead of permuted (use .permute, .transpose or einops.rearrange), or "
+        "blocks of examples drawn with different settings and concatenated along the batch axis",
+        code="batch_not_stationary",
+    )
+
+
+def combined_length_failure(
+    out: object, shape: tuple[int, int, int], nc: int, na: int, what: str, pair_kinds: Callable
+) -> None:
+    """The combined batch has the wrong number of features: read each block's size off the pair structure
+    (pairs always on together, then pairs never both on, then the rest) and name the first block of the wrong size.
+    `pair_kinds(present, n_pairs)` labels adjacent pairs 'together', 'never' or 'independent'."""
+    n, k, f = shape
+    if not isinstance(out, Tensor) or out.ndim != 3 or tuple(out.shape[:2]) != (n, k) or out.shape[2] == f:
+        return
+    g = out.shape[2]
+    kinds = pair_kinds(out.detach().cpu() != 0, g // 2)
+    t = next((j for j, kind in enumerate(kinds) if kind != "together"), len(kinds))
+    a = next((j for j, kind in enumerate(kinds[t:]) if kind != "never"), len(kinds) - t)
+    got = {"correlated": 2 * t, "anticorrelated": 2 * a, "uncorrelated": g - 2 * (t + a)}
+    want = {"correlated": 2 * nc, "anticorrelated": 2 * na, "uncorrelated": f - 2 * (nc + na)}
+    seen = ", ".join(f"{name} {got[name]} (expected {want[name]})" for name in got)
+    message = f"{what} has {g} features, expected {f}; read from the pair structure, the blocks have: {seen}"
+    name = next(name for name in got if got[name] != want[name])
+    if got[name] == 0:
+        fail(
+            message,
+            f"the {name} block is missing (or empty: a slice of p whose stop is not past its start?): "
+            "concatenate all three blocks [correlated | anticorrelated | uncorrelated]",
+            code="missing_block",
+        )
+    if name == "uncorrelated" and want[name] == 0 and got[name] == f:
+        fail(
+            message,
+            "with n_uncorrelated = 0, p[:, -n_uncorrelated:] is p[:, -0:], all of p: slice the uncorrelated block "
+            "from its start, p[:, 2 * (n_corr + n_anti):]",
+            code="uncorrelated_negative_slice",
+        )
+    if name == "uncorrelated" and got[name] - want[name] == nc + na:
+        fail(
+            message,
+            "the uncorrelated block is too long: it starts at feature 2 * (n_correlated_pairs + "
+            "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs",
+            code="uncorrelated_start",
+        )
+    if name == "uncorrelated":
+        fail(message, "give the uncorrelated block p[:, 2 * (n_corr + n_anti):]", code="block_length")
+    fail(
+        message,
+        f"the {name} block's slice of p has {got[name] // 2} probabilities where one per pair ({want[name] // 2}) "
+        "was expected: p[:, start:stop:2] with start and stop feature indices (correlated 0 to 2 * n_corr, "
+        "anticorrelated 2 * n_corr to 2 * (n_corr + n_anti)); a missing step 2 doubles the count, a stop of "
+        "n_corr instead of 2 * n_corr halves it",
+        code="block_length",
+    )
+
+
+def generator_cfg_failure(call: Callable[[], object], retry: Callable[[], object], method: str) -> object:
+    """Run a generator on a model whose cfg does not describe p's block; when it raises but runs on a model whose
+    cfg matches p, the learner read the block's size from self.cfg."""
+    try:
+        return call()
+    except NotImplementedError:
+        raise
+    except Exception as err:
+        try:
+            ran = isinstance(retry(), Tensor)
+        except Exception:
+            ran = False
+        if not ran:
+            raise err from None
+        fail(
+            f"{method}(n, p) raised {type(err).__name__}: {err}, on a model whose cfg counts no pairs (the block "
+            "comes in through p); it runs when self.cfg's counts match p",
+            "each generator makes one block of the batch (generate_batch passes it a slice of the probabilities): "
+            "take its size from p.shape, not from self.cfg",
+            code="block_shape",
+        )

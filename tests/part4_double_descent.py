@@ -549,6 +549,10 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=50, d_hidden=2)
     n_train = 40
     model = RefDoubleDescentModel(cfg, n_train=n_train, feature_probability=0.1, device=device)
+    with (
+        torch.no_grad()
+    ):  # sparse data has all-zero examples (rare at p = 0.1, 50 feats): make two so dropping them shows
+        model.train_data[[5, 23]] = 0.0
     data = model.train_data.clone()
     first = _call(generate_batch, "generate_batch(16)", model, 16)
     what = "generate_batch(16)"
@@ -587,6 +591,12 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
                     "of the inst axis",
                     code="one_instance",
                 )
+        if got.shape == (n_train - 2, 3, 50) and torch.equal(got, d[d.abs().sum((1, 2)) > 0]):
+            fail(
+                f"{what} has {got.shape[0]} examples, expected {n_train}: the all-zero training examples are missing",
+                "return self.train_data as it is: examples with no feature present are part of the training set",
+                code="dropped_empty",
+            )
         if got.shape == (3, n_train, 50) and torch.allclose(got, d.transpose(0, 1)):
             fail(
                 f"{what} has shape {tuple(got.shape)}, expected {tuple(data.shape)}",
@@ -596,6 +606,12 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     first = expect_tensor(
         first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
+    if first.requires_grad and torch.equal(first.detach(), data):
+        fail(
+            f"{what} requires grad: the training data became a trainable tensor (nn.Parameter, or requires_grad_?)",
+            "return the buffer self.train_data itself: the data is an input, not a parameter of the model",
+            code="requires_grad",
+        )
     second = _call(generate_batch, "generate_batch()", model)
     second = expect_tensor(
         second, "generate_batch() (no batch size)", shape=tuple(data.shape), dims="examples inst feats"

@@ -70,6 +70,12 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
             lambda s: warm(s, lambda t: _cos(t / steps)),
         ),
         (
+            "progress_not_shifted",
+            "the cosine's progress is (step - warmup_steps) / (steps - warmup_steps): subtract warmup_steps from "
+            "step too, so the cosine starts at 1 right after the warm-up",
+            lambda s: warm(s, lambda t: _cos(t / rest)),
+        ),
+        (
             "cosine_length",
             "the cosine must end at the last step: divide by steps - warmup_steps, not by steps",
             lambda s: warm(s, lambda t: _cos((t - warmup) / steps)),

@@ -227,3 +227,64 @@ def test_fresh3_forward_and_rates():
         corr_variant(generate_uncorrelated_features=uncorrelated_logits),
         "presence_transformed_p",
     )
+
+
+# fresh4: errors and outputs named by the check's own sizes and statistics
+def forward_matmul_gram(self, x):
+    return F.relu(x @ (self.W.mT @ self.W) + self.b_final)
+
+
+def gen_reshaped_inst_first(self, n):
+    k, f = self.cfg.n_inst, self.cfg.n_features
+    x = torch.where(torch.rand(k, n, f) < self.feature_probability[:, None, :], torch.rand(k, n, f), 0.0)
+    return x.reshape(n, k, f)
+
+
+def loss_scalar_mse(self, out, batch):
+    return (self.importance * F.mse_loss(out, batch)).sum()
+
+
+def corr_pairs_from_cfg(self, n, p):
+    k, m = self.cfg.n_inst, self.cfg.n_correlated_pairs
+    present = (torch.rand(n, k, m) < p).repeat_interleave(2, dim=-1)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def _slices(corr, anti, unc):
+    def generate_batch(self, n):
+        nc, na, p = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs, self.feature_probability
+        a, u = 2 * nc, 2 * (nc + na)
+        return torch.cat(
+            [
+                self.generate_correlated_features(n, p[:, corr(nc, a)]),
+                self.generate_anticorrelated_features(n, p[:, anti(a, u)]),
+                self.generate_uncorrelated_features(n, p[:, unc(self.cfg.n_uncorrelated, u)]),
+            ],
+            -1,
+        )
+
+    return generate_batch
+
+
+anti_no_step = _slices(lambda nc, a: slice(0, a, 2), lambda a, u: slice(a, u), lambda m, u: slice(u, None))
+corr_stop_nc = _slices(lambda nc, a: slice(0, nc, 2), lambda a, u: slice(a, u, 2), lambda m, u: slice(u, None))
+unc_negative = _slices(lambda nc, a: slice(0, a, 2), lambda a, u: slice(a, u, 2), lambda m, u: slice(-m, None))
+
+
+def test_fresh4_mistakes_are_named():
+    err = assert_fails(checks.test_forward, variant(forward=forward_matmul_gram), "axes_met")
+    assert "`batch` axis (size 7)" in err.hint and "`inst` axis (size 3)" in err.hint and "matmul" in err.hint
+    err = assert_fails(
+        checks.test_generate_batch, variant(generate_batch=gen_reshaped_inst_first), "batch_not_stationary"
+    )
+    assert "one row of p" in err.message and "reshape" in err.hint
+    err = assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_scalar_mse), "importance_uniform")
+    assert "Σ importance / n_inst" in err.hint and "reduction='none'" in err.hint
+    check = checks.test_generate_correlated_features
+    assert_fails(check, corr_variant(generate_correlated_features=corr_pairs_from_cfg), "block_shape")
+    err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=anti_no_step), "block_length")
+    assert "anticorrelated 8 (expected 4)" in err.message and "step 2" in err.hint
+    err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=corr_stop_nc), "block_length")
+    assert "correlated 2 (expected 4)" in err.message and "halves" in err.hint
+    combined = checks.test_generate_combined_batch
+    assert_fails(combined, corr_variant(generate_batch=unc_negative), "uncorrelated_negative_slice")

@@ -136,3 +136,20 @@ def test_fresh3_forward_and_generator():
     assert_fails(
         checks.test_computation_generate_batch, computation(generate_batch=batch_sign_per_instance), "sign_shared"
     )
+
+
+# fresh4: a loss returned as a Python number, and operands whose axes met, named by the check's sizes
+def loss_item(self, out, batch):
+    return (self.importance * (batch.abs() - out) ** 2).mean((0, 2)).sum().item()
+
+
+def loss_importance_unsqueezed(self, out, batch):
+    return (self.importance.unsqueeze(1) * (batch.abs() - out) ** 2).mean((0, 2)).sum()
+
+
+def test_fresh4_loss_mistakes_are_named():
+    err = assert_fails(checks.test_computation_calculate_loss, computation(calculate_loss=loss_item), "not_tensor")
+    assert err.hint and ".item()" in err.hint
+    impl = computation(calculate_loss=loss_importance_unsqueezed)
+    err = assert_fails(checks.test_computation_calculate_loss, impl, "axes_met")
+    assert "`inst` axis (size 3)" in err.hint and "`batch` axis (size 6)" in err.hint

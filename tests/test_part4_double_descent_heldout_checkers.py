@@ -241,3 +241,25 @@ def test_fresh3_unit_vector_without_square_root():
         return n2 / (torch.einsum("kid,kjd->kij", u, v) ** 2).sum(-1).clamp_min(1e-30)
 
     assert_fails(checks.test_compute_dimensionality, unit_no_sqrt, "numerator_power")
+
+
+# fresh4: the cosine's progress not shifted, all-zero examples dropped, the data returned as a parameter
+def lr_progress_not_shifted(step, steps, warmup):
+    if step < warmup:
+        return step / warmup
+    return 0.5 * (1 + math.cos(math.pi * step / (steps - warmup)))
+
+
+def gb_drop_empty(self, batch_size=None):
+    return self.train_data[self.train_data.abs().sum((-1, -2)) > 0]
+
+
+def gb_parameter(self, batch_size=None):
+    return torch.nn.Parameter(self.train_data)
+
+
+def test_fresh4_mistakes_are_named():
+    assert_fails(checks.test_warmup_cosine_lr, lr_progress_not_shifted, "progress_not_shifted")
+    dv = lambda f: type("DV", (DoubleDescentModel,), {"generate_batch": f})
+    assert_fails(checks.test_generate_batch, dv(gb_drop_empty), "dropped_empty")
+    assert_fails(checks.test_generate_batch, dv(gb_parameter), "requires_grad")
