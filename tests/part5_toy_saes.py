@@ -747,7 +747,10 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     M.check_which_latents(sae, before, expected, frac, groups, active)
     M.check_encoder_bias(sae, expected)
     rows = M.unit_rows(sae, before, expected, scale)
-    again = lambda: _call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size))
+    again = lambda: (
+        spare.generate_batch.rewind(),
+        _call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size)),
+    )
     alt = D.other_losses(spare)  # before the second run: the per-type losses a wrong weight might follow
     M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected), alt)
     # encoder column = v · resample_scale · (mean norm of the live latents' encoder columns in that instance)

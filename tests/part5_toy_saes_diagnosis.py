@@ -171,6 +171,11 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
             ("W", "", lambda: sae.W_enc),
             ("encoder_from_decoder", "the encoder is W_dec_normalized transposed, not W_enc", lambda: W_hat.mT),
             ("encoder_from_W_dec", "the encoder is W_dec transposed (unnormalised), not W_enc", lambda: sae.W_dec.mT),
+            (
+                "encoder_normalized",
+                "W_enc's columns are normalised too: only the decoder rows are (use W_enc as it is)",
+                lambda: sae.W_enc / sae.W_enc.norm(dim=1, keepdim=True),
+            ),
         ],
         [
             ("b", "", lambda: sae.b_enc),
@@ -434,7 +439,9 @@ def other_losses(sae: Any) -> dict[str, Tensor]:
     """Per input type of the advanced check's prototype batch (example i is type i % 4), the per-example losses
     other than L_reconstruction that sampling weights might wrongly follow, [inst types]."""
     with torch.no_grad():
-        loss_dict = sae(sae.generate_batch(4))[0]
+        h = sae.generate_batch(4)
+        order = (h[:, 0] - sae.b_dec[0]).abs().argmax(-1).argsort()  # the batch's types shift from call to call
+        loss_dict = sae(h[order])[0]
     return {k: v.T.double() for k, v in loss_dict.items() if k != "L_reconstruction" and v.ndim == 2}
 
 
@@ -508,6 +515,41 @@ def size_factor_hint(got: Tensor, want: Tensor, what: str, sizes: dict[str, int]
             "a reduction or division uses the wrong size: e.g. a sum divided by the size of a different axis, a mean "
             "where a sum was asked (or the reverse); check each .mean / .sum / division against the formula",
             code="size_factor",
+        )
+
+
+def uncatalogued(out: Tensor, want: Tensor, mistakes: list) -> bool:
+    """True when `out` is wrong and matches none of the catalogue's (code, hint, value) mutants."""
+    fits = lambda v: v.shape == out.shape and bool(torch.allclose(out.to(v.dtype), v, rtol=1e-4, atol=1e-5))
+    return not fits(want) and not any(fits(v) for _, _, v in mistakes)
+
+
+def complement_factor_hint(got: Tensor, want: Tensor, mistakes: list, what: str, sizes: dict[str, int]) -> None:
+    """For a metric 1 - A/B (uncatalogued and wrong): fail naming the factor when the output is 1 - c·(1 - want) with
+    c a known size or its inverse, i.e. A and B reduced differently (a mean in one, a sum in the other). Tested as
+    a hypothesis on `got` itself (1 - got loses float32 precision when got is close to 1)."""
+    if not uncatalogued(got, want, mistakes):
+        return
+    g, w = got.detach().double(), want.detach().double()
+    for name, v in sizes.items():
+        for c, label in ((v, name), (1 / v, f"1/({name})" if "·" in name else f"1/{name}")):
+            if torch.allclose(g, 1 - c * (1 - w), rtol=1e-4, atol=1e-5):
+                fail(
+                    f"1 - your value is {c:.4g} × 1 - the expected value, for every {what} (= {label})",
+                    "the ratio's numerator and denominator are reduced differently: a mean in one and a sum in the "
+                    "other (or a division by a different size); reduce both the same way over the same axes",
+                    code="ratio_size_factor",
+                )
+
+
+def integer_fraction(out: Any, what: str) -> None:
+    """Fail when a metric whose expected values are fractions (not whole numbers) comes back as integers."""
+    if isinstance(out, Tensor) and out.dtype != torch.bool and not (out.is_floating_point() or out.is_complex()):
+        fail(
+            f"{what} has the integer dtype {out.dtype}, but the expected values are fractions (not whole numbers)",
+            "integer arithmetic drops the fraction: // is floor division (use /), and an integer tensor stays integer "
+            "when divided in place; convert a count with .float() before dividing (or was the count never divided?)",
+            code="integer_result",
         )
 
 

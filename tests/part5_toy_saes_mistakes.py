@@ -433,6 +433,16 @@ def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tu
             "use each instance's own losses as weights (L_reconstruction[:, inst]), not losses summed over instances",
             normalise(loss.pow(2).sum(0, keepdim=True)).expand_as(loss),
         ),
+        *[
+            (
+                "sampling_other_batch",
+                "each pick follows the loss of a *neighbouring* example type (generate_batch cycles its types and "
+                "shifts them on every call): are the losses computed on a second generate_batch call, not on the h "
+                "the directions come from? (or an index off by one)",
+                normalise(loss.roll(shift, -1).pow(2)),
+            )
+            for shift in (-1, 1)
+        ],
     ]
 
 
@@ -757,13 +767,17 @@ Q = [[1.0, 1.0, 2.0, 4.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0], [0.0, 0.0
 
 
 def prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:
-    """generate_batch for the advanced-resampling check: example i of instance k is
-    b_dec[k] + sqrt(q[k, i % 4]) e_(i % 4)."""
+    """generate_batch for the advanced-resampling check: on its c-th call, example i of instance k is
+    b_dec[k] + sqrt(q[k, j]) e_j with j = (i + c) % 4: each call is a different batch (as a random one would be),
+    so losses from one call and directions from another show. `generate.rewind()` replays the same batches."""
+    calls = [0]
 
     def generate(batch_size: int) -> Tensor:
-        idx = torch.arange(batch_size, device=b_dec.device) % q.shape[1]
+        idx = (torch.arange(batch_size, device=b_dec.device) + calls[0]) % q.shape[1]
+        calls[0] += 1
         proto = torch.zeros(batch_size, q.shape[0], q.shape[1], device=b_dec.device)
         proto[torch.arange(batch_size), :, idx] = q.sqrt()[:, idx].T
         return proto + b_dec.detach()
 
+    generate.rewind = lambda: calls.__setitem__(0, 0)  # type: ignore[attr-defined]
     return generate

@@ -23,6 +23,7 @@ from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import (
     _is_learner_frame,
     checker,
+    expect_close,
     expect_matches,
     expect_tensor,
     fail,
@@ -49,11 +50,11 @@ def _gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], lis
     """acts_post = 1[gate > 0] · ReLU(magnitude), with realistic alternatives for each ingredient of the paths."""
     x = h - sae.b_dec
 
-    def combine(x_in: Tensor, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any) -> Tensor:
+    def combine(x_in: Tensor, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any, on: str) -> Tensor:
         p = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
         gate = p + gate_bias
         mag = (gate if mag_in == "gate" else p) * scale + mag_bias
-        return (gate > 0).to(h.dtype) * mag.relu()
+        return (gate.relu() if on == "relu" else (gate > 0).to(h.dtype)) * mag.relu()
 
     return combine, [
         [("x", "", lambda: x), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
@@ -75,6 +76,14 @@ def _gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], lis
             ("b_mag", "", lambda: sae.b_mag),
             ("no_b_mag", "the magnitude path has no b_mag", lambda: 0.0),
             ("mag_bias_b_enc", "the magnitude path adds b_enc instead of b_mag", lambda: sae.b_enc),
+        ],
+        [
+            ("step", "", lambda: "step"),
+            (
+                "relu_gate_times_mag",
+                "the magnitude is multiplied by ReLU(π_gate) instead of the 0/1 switch 1[π_gate > 0]",
+                lambda: "relu",
+            ),
         ],
     ]
 
@@ -201,37 +210,67 @@ def _check_step_function(
     # where does the learner's threshold gradient live? The rectangle is 0 for |u| >= 1/2 (no x sits on an edge)
     outside = (grad_th.detach() != 0) & (M.rect((x0 - th0) / BANDWIDTH) == 0)
     th_hint, th_code = "see the ∂/∂θ column: -(factor/ε) · K((x - θ)/ε) · grad_output", "grad_threshold"
-    if outside.any():
-        th_hint, th_code = _window_hint(impl), "kernel_shape"
-    expect_matches(
-        grad_th,
-        want_th,
-        f"the gradient of {name} with respect to threshold",
-        [*catalogue(th_mistakes, want_x), ("no_grad_output", "multiply by grad_output (the chain rule)", want_th / g)],
-        hint=th_hint,
-        code=th_code,
-    )
+    what = f"the gradient of {name} with respect to threshold"
+    th_catalogue = [
+        *catalogue(th_mistakes, want_x),
+        ("no_grad_output", "multiply by grad_output (the chain rule)", want_th / g),
+    ]
+    close = lambda a, b: a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5)
+    # a catalogue mutant other than "zeros" that fits is named first; a gradient that is merely 0 on these inputs
+    # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
+    named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
+    if not close(grad_th, want_th) and not named:
+        window = _threshold_window(impl, grad_th, bool(outside.any()))
+        if window is not None:
+            th_code, th_hint = window
+            if th_code != "kernel_shape":  # sure diagnoses, ahead of the catalogue
+                expect_close(grad_th, want_th, what, th_hint, code=th_code)
+    expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code)
 
 
-def _half_width(impl: Any, bandwidth: float) -> float | None:
-    """The largest |x - θ| (on a grid up to 8, θ = 1) where the threshold gradient of `impl` is non-zero."""
-    d = torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4  # no point on an edge of the window
+def _window(impl: Any, bandwidth: float) -> tuple[float, float, Tensor] | None:
+    """(largest |x - θ|, largest |gradient|, the gradient) where the threshold gradient of `impl` is non-zero,
+    θ = 1, on a grid up to 8 plus points down to 1e-8 from θ (so a window far narrower than ε is seen too); None
+    when it is zero everywhere (or the learner's backward fails here)."""
+    fine = torch.logspace(-8, -1, 200, dtype=torch.float64)
+    d = torch.cat([torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4, fine, -fine])  # no edge hit
     x, th = (1.0 + d).requires_grad_(True), torch.ones_like(d).requires_grad_(True)
     try:
         (grad,) = torch.autograd.grad(impl.apply(x, th, bandwidth).sum(), th, allow_unused=True)
     except Exception:  # the learner's backward failing on these inputs: say nothing about the window
         return None
-    return None if grad is None or not (grad != 0).any() else float(d[grad.detach() != 0].abs().max())
+    if grad is None or not (grad.detach() != 0).any():
+        return None
+    on = grad.detach() != 0
+    return float(d[on].abs().max()), float(grad.detach().abs().max()), grad.detach()
 
 
-def _window_hint(impl: Any) -> str:
+def _windows(impl: Any) -> dict:
+    return {eps: _window(impl, eps) for eps in (BANDWIDTH, 4 * BANDWIDTH)}
+
+
+def _ignores_bandwidth(measured: dict) -> str | None:
+    """A hint when the threshold gradient is identical at two bandwidths: then the ε passed in is unused."""
+    if any(m is None for m in measured.values()):
+        return None
+    (w1, p1, g1), (_, _, g4) = measured[BANDWIDTH], measured[4 * BANDWIDTH]
+    if not torch.equal(g1, g4):
+        return None
+    return (
+        f"your threshold gradient is identical at ε = {BANDWIDTH:g} and ε = {4 * BANDWIDTH:g}: non-zero for "
+        f"|x - θ| up to ≈ {w1:.2g}, height ≈ {p1:.3g} (what a bandwidth of about {2 * w1:.2g} would give): the "
+        "bandwidth passed to apply is unused (a hard-coded value?). Store it in forward (ctx.bandwidth = "
+        "bandwidth) and use it in backward: -(factor/ε) K((x - θ)/ε)"
+    )
+
+
+def _window_hint(measured: dict) -> str:
     """Describe where the learner's threshold gradient is non-zero, measured at two bandwidths."""
-    widths = {eps: _half_width(impl, eps) for eps in (BANDWIDTH, 4 * BANDWIDTH)}
-    seen = ", ".join(f"|x - θ| up to {w:.3g} at ε = {e:g}" for e, w in widths.items() if w is not None)
+    seen = ", ".join(f"|x - θ| up to {w[0]:.3g} at ε = {e:g}" for e, w in measured.items() if w is not None)
     base = f"your threshold gradient is non-zero outside the window |x - θ| < ε/2 ({seen}): "
-    w1, w4 = widths[BANDWIDTH], widths[4 * BANDWIDTH]
-    if w1 is None or w4 is None:
+    if measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
         return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε"
+    w1, w4 = measured[BANDWIDTH][0], measured[4 * BANDWIDTH][0]
     if min(w1, w4) > 7.9:
         return base + "it has no cutoff at all on |x - θ| <= 8: K is the rectangle 1[|u| < 1/2], zero elsewhere"
     if abs(w4 / w1 - 0.25) < 0.05:
@@ -244,6 +283,26 @@ def _window_hint(impl: Any) -> str:
             f"the window grows with ε but is {2 * w1 / BANDWIDTH:.2g}·ε wide instead of ε: K is 1[|u| < 1/2]"
         )
     return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
+
+
+def _threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, str] | None:
+    """(code, hint) from the threshold gradient measured at two bandwidths, for a wrong gradient: ε unused (the
+    same gradient at both), non-zero outside the window, or 0 on every test input yet non-zero very close to θ
+    (a window far narrower than ε). None when none of these is seen (then the catalogue decides; "None or
+    zeros" only fits a gradient that is 0 everywhere)."""
+    measured = _windows(impl)
+    ignored = _ignores_bandwidth(measured)
+    if ignored is not None:
+        return "bandwidth_ignored", ignored
+    if outside:
+        return "kernel_shape", _window_hint(measured)
+    if (grad_th != 0).any() or measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
+        return None
+    seen = ", ".join(f"|x - θ| up to {m[0]:.2g} (height {m[1]:.3g}) at ε = {e:g}" for e, m in measured.items())
+    return "window_too_narrow", (
+        f"your threshold gradient is 0 on every test input but non-zero very close to θ ({seen}): the window is "
+        "far narrower than ε. K is 1[|u| < 1/2] with u = (x - θ)/ε: is ε used as passed, and u divided by it?"
+    )
 
 
 @checker("heaviside", kind="class")
@@ -499,9 +558,11 @@ def _metric(
     impl: Callable, args: tuple, what: str, shape: tuple, dims: str, device: torch.device, shapes: dict | None = None
 ) -> Tensor:
     """Call a metric; name a known wrong shape (`shapes`: {shape: (code, hint)}) or a bool/int mean before the
-    generic checks."""
+    generic checks. Every metric tested here has fractional expected values, so an integer result is wrong."""
     try:
         out = returned(impl(*[a.clone() for a in args]), what)
+        if isinstance(out, Tensor) and tuple(out.shape) == shape:
+            D.integer_fraction(out, what)
     except RuntimeError as err:
         if "could not infer output dtype" in str(err):
             fail(
@@ -661,11 +722,14 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
         (N_INST, D_IN): ("per_dim_unreduced", "sum over d_in as well as the batch before dividing (a ratio of sums)"),
     }
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
+    want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec)
+    sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
+    D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     expect_matches(
         out.detach(),
-        ref_a.fraction_variance_explained(h, h_rec),
+        want,
         "fraction_variance_explained",
-        M.fve_mistakes(h, h_rec),
+        mistakes,
         dims="inst",
         hint="1 - Σ(h - h_rec)² / Σ(h - mean(h))², sums over batch and d_in",
     )

@@ -146,6 +146,7 @@ def _check_support(batch: Tensor, present: Tensor, kind: str) -> None:
                 "each of 1, 2 and 3 should appear, with probability 1/3: torch.randint(1, 4, shape)",
                 code="discrete_values",
             )
+        _check_rounded(values, present)
     else:
         low, high = UNIFORM_KINDS[kind]
         if values.min() < low or values.max() > high:
@@ -155,6 +156,25 @@ def _check_support(batch: Tensor, present: Tensor, kind: str) -> None:
                 f"U[{low:g}, {high:g}] is {draw_code(low, high)}",
                 code="range",
             )
+
+
+def _check_rounded(values: Tensor, present: Tensor) -> None:
+    """The value law before the presence rate: round(3·rand) gives 0 a sixth of the time, which looks absent."""
+    n = values.numel()
+    freq = torch.stack([(values == v).double().mean() for v in (1.0, 2.0, 3.0)])
+    # round(3·rand) given non-zero: 2/5 2/5 1/5. A correct draw has each frequency within ±0.016 of 1/3 (the
+    # union-bound tolerance at n ≈ 43600), so it is never within the ±0.013 of 1/5 this test allows for a 3.
+    rounded = torch.tensor([0.4, 0.4, 0.2], dtype=torch.float64)
+    if ((freq - rounded).abs() <= rate_tolerance(n, rounded, N_TESTS)).all():
+        rate, low = present.double().mean(0), 5 * PROBABILITY.double() / 6  # a 0 (1/6 of draws) looks absent
+        fewer = ((rate - low).abs() <= rate_tolerance(BATCH, low, N_TESTS)).all()
+        fail(
+            f"with values='discrete' the present values 1, 2, 3 have frequencies {_fmt(freq[None])}, expected "
+            "1/3 each" + (", and features are present 5/6 as often as p" if fewer else ""),
+            "rounding 3·rand gives 0, 1, 2, 3 with the end values half as likely, and a 0 looks absent: draw "
+            "integers with torch.randint(1, 4, shape) (or floor(3·rand) + 1)",
+            code="discrete_rounded",
+        )
 
 
 def _check_presence(present: Tensor, kind: str) -> None:

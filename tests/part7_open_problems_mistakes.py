@@ -364,6 +364,14 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             "mean importance over classes",
             total(nll, imp.mean(-1)),
         ),
+        (
+            "importance_averaged_apart",
+            "weight each example's own NLL by its own importance and average the products, mean(w · nll): the mean "
+            "importance times the mean NLL, mean(w) · mean(nll), is not the same",
+            (
+                (torch.where(valid, weight, 0.0).sum(0) / n_valid) * (torch.where(valid, nll, 0.0).sum(0) / n_valid)
+            ).sum(),
+        ),
     ]
 
 

@@ -207,7 +207,7 @@ def _advanced(bug):
     def resample(sae, frac, resample_scale, batch_size):
         dead = (frac <= 0).all(dim=0)
         h = sae.generate_batch(batch_size)
-        ld, _, _, h_rec = sae.forward(h)
+        ld, _, _, h_rec = sae.forward(sae.generate_batch(batch_size) if bug == "sampling_other_batch" else h)
         for inst in range(sae.cfg.n_inst):
             idx = dead[inst].nonzero().squeeze(-1)
             w = ld["L_sparsity" if bug == "same_input" else "L_reconstruction"][:, inst].pow(2)
@@ -225,7 +225,7 @@ def _advanced(bug):
     return resample
 
 
-@pytest.mark.parametrize("code", ["same_input", "dec_zero", "normalized_wrong_axis"])
+@pytest.mark.parametrize("code", ["same_input", "dec_zero", "normalized_wrong_axis", "sampling_other_batch"])
 def test_resample_advanced_fresh2(code):
     assert_fails(checks.test_resample_advanced, _advanced(code), code)
 
@@ -260,3 +260,21 @@ def test_generate_batch_b_final():
 @pytest.mark.parametrize("code", ["decoder_is_normalised_encoder", "size_factor"])
 def test_forward_fresh3(code):
     assert_fails(checks.test_forward, _with(forward=_forward3(code)), code)
+
+
+# ---- fresh4: the encoder's columns normalised too (losses from a second batch: above, sampling_other_batch)
+def _forward_enc_normalised(self, h):
+    W_enc = self.W_enc / self.W_enc.norm(dim=1, keepdim=True)
+    acts = F.relu(einops.einsum(h - self.b_dec, W_enc, "b i d, i d s -> b i s") + self.b_enc)
+    h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
+    L_rec, L_sp = (h_rec - h).pow(2).mean(-1), acts.abs().sum(-1)
+    return (
+        {"L_reconstruction": L_rec, "L_sparsity": L_sp},
+        (L_rec + self.sparsity_coeff * L_sp).mean(0).sum(),
+        acts,
+        h_rec,
+    )
+
+
+def test_forward_encoder_normalised():
+    assert_fails(checks.test_forward, _with(forward=_forward_enc_normalised), "encoder_normalized")

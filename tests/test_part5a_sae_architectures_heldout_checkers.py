@@ -1,6 +1,7 @@
 """Proofs for the diagnoses added after the fresh held-out measurement: the gated magnitude ingredient, the
 threshold-gradient window measured at two bandwidths, a constant TopK L_sparsity, a sparsity term in the TopK loss
-(found by probing sparsity_coeff), and dead_latent_fraction with its axes swapped."""
+(found by probing sparsity_coeff), and dead_latent_fraction with its axes swapped; then (fourth measurement) a
+hard-coded bandwidth, ReLU(gate) in the gated SAE, a ratio off by a size, integer results."""
 
 from __future__ import annotations
 
@@ -97,3 +98,67 @@ def test_fve_pooled_variance():
         return 1 - (h - r).pow(2).sum((0, 2)) / (h - h.mean(0, keepdim=True)).pow(2).sum()
 
     assert_fails(checks.test_fraction_variance_explained, fve, "pooled_variance")
+
+
+# fourth fresh measurement: a hard-coded bandwidth (the gradient is identical at two ε, and 0 on the test inputs:
+# not "None or zeros"), a window far narrower than ε, ReLU(gate) for the gate, a ratio off by a size, integers
+def _step_backward(kind, width=0.5, bw_fixed=None):
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, th, bw):
+            ctx.save_for_backward(x, th)
+            ctx.bw = bw
+            on = (x > th).to(x.dtype)
+            return on if kind == "heaviside" else x * on
+
+        @staticmethod
+        def backward(ctx, g):
+            x, th = ctx.saved_tensors
+            bw = ctx.bw if bw_fixed is None else bw_fixed
+            k = (((x - th) / bw).abs() < width).to(x.dtype) / bw * g
+            gx = torch.zeros_like(x) if kind == "heaviside" else (x > th).to(x.dtype) * g
+            return gx, -k * (1.0 if kind == "heaviside" else th), None
+
+    return Fn
+
+
+def test_hard_coded_bandwidth():
+    for check, kind in ((checks.test_heaviside, "heaviside"), (checks.test_jumprelu, "jumprelu")):
+        err = assert_fails(check, _step_backward(kind, bw_fixed=1e-3), "bandwidth_ignored")
+        assert "None or zeros" not in err.hint
+        assert_fails(check, _step_backward(kind, bw_fixed=0.5), "bandwidth_ignored")  # non-zero outside too
+        assert_fails(check, _step_backward(kind, width=1e-3), "window_too_narrow")
+
+
+def _gated_relu_gate(self, h):
+    x = h - self.b_dec
+    proj = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s")
+    gate = proj + self.b_enc
+    acts = F.relu(gate) * F.relu(proj * self.r_mag.exp() + self.b_mag)
+    Wn = self.W_dec_normalized
+    h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
+    via = einops.einsum(F.relu(gate), Wn.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
+    d = {
+        "L_reconstruction": (h_rec - h).pow(2).mean(-1),
+        "L_sparsity": F.relu(gate).sum(-1),
+        "L_aux": (via - h).pow(2).mean(-1),
+    }
+    loss = (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+    return d, loss, acts, h_rec
+
+
+def test_gated_relu_gate():
+    cls = type("G", (A.GatedToySAE,), {"forward": _gated_relu_gate})
+    assert_fails(checks.test_gated_forward, cls, "relu_gate_times_mag")
+
+
+def test_fve_ratio_size_factor():
+    def fve(h, r):
+        return 1 - (h - r).pow(2).mean((0, 2)) / (h - h.mean(0, keepdim=True)).pow(2).sum((0, 2))
+
+    assert_fails(checks.test_fraction_variance_explained, fve, "ratio_size_factor")
+
+
+def test_integer_fractions():
+    assert_fails(checks.test_dead_latent_fraction, lambda a: (a == 0).all(0).sum(-1) // a.shape[-1], "integer_result")
+    assert_fails(checks.test_l0_norm, lambda a: (a != 0).sum((0, 2)) // a.shape[0], "integer_result")

@@ -124,3 +124,26 @@ def test_fresh2_mistakes_are_named(kind, impl, code):
 def test_compute_target_int32_labels():  # fresh3: an integer dtype other than int64 gets the int64 hint
     impl = target_with("argmax", lambda x: ref.compute_target(x, "argmax").int())
     assert_fails(checks.test_compute_target, impl, "dtype")
+
+
+# fourth fresh measurement: round(3·rand) for the discrete values (checked before the presence rate, which the
+# zeros lower); the mean importance times the mean NLL
+def features_rounded(p, n, values="uniform"):
+    out = ref.generate_features(p, n, values)
+    if values != "discrete":
+        return out
+    return torch.where(torch.rand(out.shape) < p, (3 * torch.rand(out.shape)).round(), 0.0)
+
+
+def ce_importance_averaged_apart(logits, labels, importance):
+    valid = labels != NO_LABEL
+    idx = labels.clamp(min=0)[..., None]
+    nll = -logits.log_softmax(-1).gather(-1, idx)[..., 0]
+    w = importance.expand_as(logits).gather(-1, idx)[..., 0]
+    n = valid.sum(0).clamp(min=1)
+    return ((torch.where(valid, w, 0.0).sum(0) / n) * (torch.where(valid, nll, 0.0).sum(0) / n)).sum()
+
+
+def test_fresh4_mistakes_are_named():
+    assert_fails(checks.test_generate_features, features_rounded, "discrete_rounded")
+    assert_fails(checks.test_cross_entropy_loss, ce_importance_averaged_apart, "importance_averaged_apart")
