@@ -388,9 +388,10 @@ def expect_dict(out: Any, what: str, keys: Sequence[str]) -> dict:
     return out
 
 
-def expect_scalar(x: Any, what: str) -> Tensor:
-    """A 0-dim floating tensor (a loss), finite."""
-    x = expect_tensor(x, what)
+def expect_scalar(x: Any, what: str, dtype: torch.dtype | None = None) -> Tensor:
+    """A 0-dim floating tensor (a loss), finite, of `dtype` when given (the inputs' dtype: a float64 loss from
+    float32 inputs means something upcast, and comparing it with the reference would fail on the dtype)."""
+    x = expect_tensor(x, what, dtype=dtype)
     if x.ndim != 0:
         fail(
             f"{what} should be a scalar (0-dim) tensor, got shape {tuple(x.shape)}",

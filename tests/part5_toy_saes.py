@@ -296,7 +296,7 @@ def check_sae_forward(
             dims="batch inst",
             hint=hints.get(key),
         )
-    loss = expect_scalar(loss, "loss")
+    loss = expect_scalar(loss, "loss", ref_loss.dtype)
     if unlisted(loss, "loss") and not torch.allclose(loss.detach(), ref_loss.detach(), rtol=1e-4, atol=1e-5):
         D.loss_probe(sae, reference, h, forward, lambda model, x: returned(model(x.clone()), "forward"))
     expect_matches(loss.detach(), ref_loss.detach(), "loss", catalogue("loss"), hint=hints.get("loss"), code="loss")

@@ -164,7 +164,7 @@ def faithfulness_inputs(device: torch.device | str = "cpu") -> tuple[list[Tensor
 def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) -> str:
     weights, U0, V0 = faithfulness_inputs(device)
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
-    loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)")
+    loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)", weights[0].dtype)
     right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
     n_w, n_uv = (
         sum(W[0].numel() for W in weights),
@@ -571,8 +571,8 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         "stochastic_reconstruction_losses",
     )
     full, layerwise = _pair(out, "stochastic_reconstruction_losses", "full, layerwise")
-    full = expect_scalar(full, "the full stochastic reconstruction loss")
-    layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss")
+    full = expect_scalar(full, "the full stochastic reconstruction loss", x.dtype)
+    layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
     got = torch.stack([full.detach(), layerwise.detach()])
     if (fits := diag.common_factor(got, right)) is not None:  # `loss` only stacks the two: never a reduction axis
@@ -623,7 +623,9 @@ def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("importance_minimality_loss", kind="function")
 def test_importance_minimality_loss(importance_minimality_loss: Callable, device: torch.device) -> str:
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
-    loss = expect_scalar(importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)")
+    loss = expect_scalar(
+        importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)", ci[0].dtype
+    )
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
     generic = None
     if not any(torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):

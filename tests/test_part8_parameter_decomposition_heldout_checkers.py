@@ -777,3 +777,12 @@ def _mp_dm_mean(a, W, U, V, mask, dm):
 )
 def test_fresh4_catalogue(check, impl, code):
     assert_fails(check, impl, code)
+
+
+def test_a_float64_loss_is_named_not_a_crash():
+    """torch.float_power computes in float64: the loss's dtype is named before it is compared with the reference."""
+
+    def minimality_float_power(cis, p, eps=1e-12):
+        return sum(torch.float_power(g + eps, p).sum(-1) for g in cis).mean(0).sum()
+
+    assert_fails(checks.test_importance_minimality_loss, minimality_float_power, "dtype")
