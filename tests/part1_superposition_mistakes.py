@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part1_superposition_probes as probes
 from tests.checking import bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
 
@@ -561,11 +562,10 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float) -> Te
                 "values_signed",
                 "values look like U[-1, 1] (2 * rand - 1): this exercise draws U[0, 1] (torch.rand)",
             )
+        elif (described := probes.describe_value_law(batch, values, low, high)) is not None:
+            code, hint = described
         elif lo >= low and hi <= 2.05 * high - low:
-            code, hint = (
-                "values_scaled",
-                f"values reach {hi:.3g}: they are scaled beyond {law} (no factor on torch.rand)",
-            )
+            code, hint = "values_scaled", f"values reach {hi:.3g}, beyond {law}: a factor or an offset on torch.rand"
         else:
             code, hint = "value_range", f"present features take values from {law}, absent ones are exactly 0"
         fail(f"{what} has values outside [{low:g}, {high:g}] (min {lo:.3g}, max {hi:.3g})", hint, code=code)

@@ -645,3 +645,57 @@ def generator_cfg_failure(call: Callable[[], object], retry: Callable[[], object
             "take its size from p.shape, not from self.cfg",
             code="block_shape",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Out-of-range values: describe the law the present values follow, list the mistakes that give it
+# --------------------------------------------------------------------------------------------
+def _snap(x: float, span: float) -> float:
+    """Round to the nearest multiple of 0.5 when within 5% of the observed span (min/max of a large sample)."""
+    r = round(x * 2) / 2
+    return r if abs(x - r) < 0.05 * span else x
+
+
+def describe_value_law(batch: Tensor, values: Tensor, low: float, high: float) -> tuple[str, str] | None:
+    """(code, hint) naming the law of out-of-range present values, with its possible causes; None if unsure.
+
+    Descriptive only (the batch is already rejected): the Kolmogorov-Smirnov distance of the values to a candidate
+    law is compared with the DKW bound eps = sqrt(ln(2/δ) / 2n) (P(sup|F_n - F| > eps) ≤ δ), plus 0.01 of slack for
+    the snapped endpoints, so a sample of the candidate law is described as such with probability ≥ 1 - δ."""
+    law, width = f"U[{low:g}, {high:g}]", high - low
+    v = values.double().sort().values
+    n = v.numel()
+    if n < 100:
+        return None
+    lo, hi = float(v[0]), float(v[-1])
+    span = hi - lo
+    eps = math.sqrt(math.log(2 / FAILURE_PROBABILITY) / (2 * n)) + 0.01
+    ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    if bool((batch != 0).all()) and lo >= low - 1e-6 and hi <= high + width * 1.001 and hi > high:
+        frac = float((v > high).double().mean())
+        return "values_plus_mask", (
+            f"no entry is exactly 0 (absent features must be 0) and {frac:.1%} of the entries exceed {high:g}, up to "
+            f"{hi:.3g}: the entries look like the raw draw plus 1 where present, e.g. the mask added to the values "
+            "(`mask + values`) instead of multiplied, or the values not zeroed where absent plus an offset; "
+            f"present entries should be {law} and absent ones exactly 0"
+        )
+    a, b = _snap(lo, span), _snap(hi, span)
+    if b > a and float((ecdf - ((v - a) / (b - a)).clamp(0, 1)).abs().max()) < eps:
+        seen = f"present values look like U[{a:g}, {b:g}] (min {lo:.3g}, max {hi:.3g})"
+        if abs((b - a) - width) < 0.02 * width and abs(a - low) > 0.02 * width:
+            return "values_shifted", (
+                f"{seen}: the right width {width:g} shifted by {a - low:+g}, so an offset is added or a "
+                "subtraction is missing (e.g. `2 * rand` without its `- 1`, or `1 + rand`); draw them from " + law
+            )
+        if abs(a - low) < 0.02 * width and (b - a) > width:
+            return "values_scaled", (
+                f"{seen}: {law} stretched by a factor {(b - a) / width:.3g} (a factor on torch.rand that should "
+                f"not be there, or the wrong one); draw them from {law}"
+            )
+        return "value_range", f"{seen}, not {law}: a wrong scale and offset on torch.rand"
+    if lo >= 0 and float((ecdf - torch.erf(v / math.sqrt(2))).abs().max()) < eps:
+        return "values_abs_normal", (
+            f"present values look like |N(0, 1)| (mean {float(v.mean()):.2f}, max {hi:.3g}): e.g. "
+            f"torch.randn(...).abs() where torch.rand was meant; draw them from {law}"
+        )
+    return None

@@ -133,8 +133,9 @@ def dimensionality_structure(
             f"your D_i does not change when another {name} j changes (only {name} 0 was redrawn, and every other "
             f"{name}'s value stayed the same)",
             f"the denominator sums the squared overlaps ({u}_i·{x}_j)² over every {name} j (a [n, n] matrix of dot "
-            f"products, summed over j); yours only uses {name} i itself: an elementwise product ({u} * {x}) summed "
-            "over the coordinates computes only the j = i term",
+            f"products, summed over j); yours ignores the other {name}s. Possible causes: an elementwise product "
+            f"({u} * {x}) summed over the coordinates (only the j = i term), a max or the diagonal taken over j "
+            "instead of the sum (the self-overlap is usually the largest), or a reduction over the wrong axis",
             code="ignores_others",
         )
     norm_sq = v.detach().double().cpu().pow(2).sum(-1)

@@ -407,6 +407,14 @@ def _cosine_floor(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue
     if not torch.allclose(got[:warmup], right[:warmup], rtol=1e-6, atol=1e-7):
         return  # the warm-up is wrong too: a whole-schedule scale or offset is named by the generic diagnosis
     g, r = got[warmup:], right[warmup:]
+    if float(g.max() - g.min()) < 1e-9:
+        fail(
+            f"after the warm-up your factor stays at {float(g[0]):.4g} at every step (steps={steps}, "
+            f"warmup_steps={warmup}), expected half a cosine from 1 down to 0",
+            "the factor never decays: progress may always be 0 (integer division `//` or an int() cast of "
+            "(step - warmup) / (steps - warmup)), or the cosine part is missing",
+            code="cosine_constant",
+        )
     design = torch.stack([torch.ones_like(r), r], -1)
     a, b = torch.linalg.lstsq(design, g[:, None]).solution.flatten().tolist()
     if not torch.allclose(a + b * r, g, rtol=1e-6, atol=1e-6) or (abs(a) < 1e-4 and abs(b - 1) < 1e-4):

@@ -288,3 +288,22 @@ def test_fresh4_mistakes_are_named():
     assert "correlated 2 (expected 4)" in err.message and "halves" in err.hint
     combined = checks.test_generate_combined_batch
     assert_fails(combined, corr_variant(generate_batch=unc_negative), "uncorrelated_negative_slice")
+
+
+def gb_abs_normal(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.randn(s).abs(), 0.0)
+
+
+def uncorrelated_mask_plus_values(self, n, p):
+    return (torch.rand(n, *p.shape) < p) + torch.rand(n, *p.shape)
+
+
+def test_fresh5_value_laws():
+    """Out-of-range values are described by the law they follow (|N(0, 1)|, the mask added), causes listed."""
+    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_abs_normal), "values_abs_normal")
+    assert "|N(0, 1)|" in err.hint
+    unc = checks.test_generate_uncorrelated_features
+    plus = corr_variant(generate_uncorrelated_features=uncorrelated_mask_plus_values)
+    err = assert_fails(unc, plus, "values_plus_mask")
+    assert "mask + values" in err.hint and "no entry is exactly 0" in err.hint

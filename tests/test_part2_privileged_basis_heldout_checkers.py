@@ -153,3 +153,16 @@ def test_fresh4_loss_mistakes_are_named():
     impl = computation(calculate_loss=loss_importance_unsqueezed)
     err = assert_fails(checks.test_computation_calculate_loss, impl, "axes_met")
     assert "`inst` axis (size 3)" in err.hint and "`batch` axis (size 6)" in err.hint
+
+
+def batch_forgot_minus_one(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability, 2 * torch.rand(s), 0.0)
+
+
+def test_generate_batch_fresh5_shifted_values():
+    """U[0, 2] where U[-1, 1] was asked: the observed law and its shift are named, not a missing factor."""
+    err = assert_fails(
+        checks.test_computation_generate_batch, computation(generate_batch=batch_forgot_minus_one), "values_shifted"
+    )
+    assert "U[0, 2]" in err.hint and "shifted by +1" in err.hint

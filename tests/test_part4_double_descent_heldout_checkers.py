@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import einops
 import pytest
 import torch
 
@@ -263,3 +264,22 @@ def test_fresh4_mistakes_are_named():
     dv = lambda f: type("DV", (DoubleDescentModel,), {"generate_batch": f})
     assert_fails(checks.test_generate_batch, dv(gb_drop_empty), "dropped_empty")
     assert_fails(checks.test_generate_batch, dv(gb_parameter), "requires_grad")
+
+
+def lr_integer_progress(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * ((step - warmup_steps) // (steps - warmup_steps))))
+
+
+def dim_max_over_j(vectors):
+    unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    overlaps = einops.einsum(unit, vectors, "... i d, ... j d -> ... i j").pow(2)
+    return vectors.pow(2).sum(-1) / overlaps.max(-1).values
+
+
+def test_fresh5_constant_schedule_and_max_over_j():
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_integer_progress, "cosine_constant")
+    assert "//" in err.hint and "minimum learning rate" not in err.hint
+    err = assert_fails(checks.test_compute_dimensionality, dim_max_over_j, "ignores_others")
+    assert "max" in err.hint
