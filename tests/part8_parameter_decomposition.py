@@ -580,6 +580,14 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         known = any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes)
         hint = None if known else diag.scalar_hint(fits, 1.0, means, sums)
         mistakes += [(hint[0], hint[1], got)] if hint else []
+    off = [i for i in range(2) if not torch.allclose(got[i], right[i], rtol=1e-4, atol=1e-5)]
+    if fits is None and len(off) == 1 and not any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes):
+        sums = {"instances": 3, f"the L = {len(chain.weights)} matrices": len(chain.weights)}
+        means = {"output dims": 4, "the batch": 8}
+        if (one := diag.scalar_hint(got[off[0]], right[off[0]], means, sums)) is not None:  # a factor on one loss
+            mistakes.append(
+                (one[0], f"the {('full', 'layerwise')[off[0]]} loss is wrong, the other right: {one[1]}", got)
+            )
     expect_matches(
         got,
         right,
@@ -628,7 +636,16 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     )
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
     generic = None
-    if not any(torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):
+    for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
+        if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):
+            generic = (
+                "one_matrix",
+                f"your value is matrix {n}'s term alone: sum the terms of every matrix (a `=` "
+                "where `+=` was meant in the loop, or a return inside it?)",
+            )
+    if not generic and not any(
+        torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]
+    ):
         args, probes = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
         generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), probes)
     generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})

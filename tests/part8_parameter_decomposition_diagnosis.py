@@ -7,7 +7,10 @@ values, how far they moved) and names a cause only when the observation points t
 
 from __future__ import annotations
 
+import ast
 import itertools
+import linecache
+import math
 import re
 import traceback
 from collections.abc import Callable
@@ -20,6 +23,24 @@ from torch import Tensor
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
 
 Mistakes = list[tuple[str, str, Tensor]]
+
+
+def _failing_op(frames: list[traceback.FrameSummary]) -> str | None:
+    """ "matmul" when the learner's failing expression (Python's column span of it) is a matrix product (`@`,
+    matmul, bmm), "elementwise" when it is another operation, None when the span can't be read."""
+    frame = next((f for f in reversed(frames) if _is_learner_frame(f.filename)), None)
+    if frame is None or frame.colno is None or frame.end_colno is None or frame.end_lineno != frame.lineno:
+        return None
+    raw = linecache.getline(frame.filename, frame.lineno or 0)
+    try:
+        node = ast.parse(raw[frame.colno : frame.end_colno].strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        return "matmul"
+    func = node.func if isinstance(node, ast.Call) else None
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return "matmul" if name in ("matmul", "bmm", "mm") else "elementwise"
 
 
 def scalar_hint(
@@ -73,7 +94,8 @@ def call_naming_apply(fn: Callable, *args: Any) -> Any:
     except RuntimeError as err:
         frames = traceback.extract_tb(err.__traceback__)
         line = next((f.line or "" for f in reversed(frames) if _is_learner_frame(f.filename)), "")
-        if "must match the size" in str(err) and ("@" in line or "matmul" in line):
+        matmul = _failing_op(frames) == "matmul" or (_failing_op(frames) is None and ("@" in line or "matmul" in line))
+        if "must match the size" in str(err) and matmul:
             raise CheckFailed(
                 _describe_error(err).message,
                 f"the failing line multiplies matrices ({line.strip()}): a batched matmul treats every axis but the "
@@ -172,7 +194,19 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
                 f"a tensor that has one more axis at the end? Broadcasting lines up the last axes, so give it a "
                 f"trailing axis: {k}[..., None] (or use einsum with named axes)"
             )
-        elif "@" in line or "matmul" in line or "bmm" in line:
+        elif (op := _failing_op(frames)) == "elementwise":
+            named = {
+                n: [f"{dims[k].split()[i]}" for k, t in args.items() for i, m in enumerate(t.shape) if m == n]
+                for n in sorted(clash)
+            }
+            what = " vs ".join(f"{n} ({'/'.join(dict.fromkeys(v)) or 'no input axis'})" for n, v in named.items())
+            hint += (
+                f". The failing operation ({line.strip()}) is elementwise, not a matrix product: broadcasting lines "
+                f"up its operands' last axes, and the clash is {what}: one operand has more or fewer axes than "
+                "intended (an extra None/unsqueeze, or one missing), so its axes sit under the wrong axes of the "
+                "other; print both operands' shapes"
+            )
+        elif op == "matmul" or "@" in line or "matmul" in line or "bmm" in line:
             hint += (
                 f". The failing line multiplies matrices ({line.strip()}): a batched matmul treats every axis but "
                 "the last two as batch axes and lines them up from the right, so [batch inst d_in] @ [inst d_in C] "
@@ -423,7 +457,7 @@ def check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, code
     if bad.any():
         idx = tuple(int(i) for i in bad.nonzero()[0])
         where = ", ".join(f"{n} {i}" for n, i in zip(dims.split(), idx, strict=True))
-        hint += _law_observation(r[(slice(None), *idx)], float(mean[idx]), float(sq[idx]), tol_mean)
+        hint += _law_observation(r[(slice(None), *idx)], float(mean[idx]), float(sq[idx]), tol_mean, r.flatten())
         fail(
             f"{what} at {where}: mean {mean[idx]:.3f} and mean square {sq[idx]:.3f}, expected 0.500 ± {tol_mean:.3f} "
             f"and 0.333 ± {tol_sq:.3f} (uniform on [0, 1])",
@@ -474,7 +508,7 @@ def diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
         )
 
 
-def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float) -> str:
+def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float, pool: Tensor) -> str:
     """What a failing cell's draws look like (only called once they failed the uniform test): an atom at 0 or 1
     (values piled up there, as a clamp does), or the right mean with the spread of a mean of k uniform draws."""
     for end in (1.0, 0.0):
@@ -485,14 +519,38 @@ def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float) -> s
                 "there, as a clamp does (e.g. (g + r).clamp(max=1) instead of g + (1 - g) r)?"
             )
     var = sq - mean**2
-    if abs(mean - 0.5) <= tol_mean and 0 < var < 1 / 12:
-        k = 1 / 12 / var
-        if k > 1.5:
-            return (
-                f". The mean is right but the variance is {var:.3f}, about 1/{k:.1f} of a uniform's 1/12: a mean of "
-                f"~{round(k)} independent draws (a mean over an axis?) has that spread; draw one value per entry"
-            )
-    return ""
+    if abs(mean - 0.5) > tol_mean or var <= 0:
+        return ""
+    k = round(1 / 12 / var)
+    if var < 1 / 12 and k >= 2 and mean_of_uniforms_fits(pool, k):
+        return (
+            f". The mean is right but the variance is {var:.3f}, about 1/{k} of a uniform's 1/12, and the draws of "
+            f"every cell together follow the law of a mean of {k} independent uniform draws: a mean over an axis (or "
+            "of several draws)? Draw one value per entry"
+        )
+    where = "crowd towards the middle" if var < 1 / 12 else "crowd towards 0 and 1"
+    return (
+        f". The mean is right but the variance is {var:.3f} (a uniform's is 1/12 = 0.083): the draws {where}. "
+        "Possible causes: r drawn from a different distribution (a sigmoid of a normal, a Beta, ...), a transform "
+        "of a uniform draw, or a mean of several draws (over an axis?); draw r = torch.rand_like(g)"
+    )
+
+
+def mean_of_uniforms_fits(pool: Tensor, k: int) -> bool:
+    """Whether draws `pool` follow the law of the mean of k independent U[0, 1] draws (the Irwin-Hall law scaled by
+    1/k): a Kolmogorov-Smirnov distance within the DKW bound sqrt(ln(2/δ) / (2n)), δ = 1e-6. Draws of that law pass
+    with probability 1 - δ; a sigmoid of a standard normal sits 0.0235 from the k = 2 law, beyond the bound
+    (0.0123) for the 48000 pooled draws of one matrix's masks. Fewer than 32000 draws (a bound above 0.015, too
+    loose to tell such laws apart) never fit: the hint then lists causes instead of asserting one."""
+    xs = pool[torch.isfinite(pool)].double().sort().values
+    n = xs.numel()
+    if n < 32000:
+        return False
+    s = xs * k
+    cdf = sum((-1) ** j * math.comb(k, j) * (s - j).clamp(min=0) ** k for j in range(k + 1)) / math.factorial(k)
+    i = torch.arange(1, n + 1, dtype=torch.float64, device=xs.device)
+    ks = float(torch.maximum((i / n - cdf).abs(), ((i - 1) / n - cdf).abs()).max())
+    return ks <= math.sqrt(math.log(2 / 1e-6) / (2 * n))
 
 
 def recon_reductions() -> dict[str, tuple[Callable[[Tensor], Tensor], str]]:
@@ -568,22 +626,39 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
         per = torch.where(per.abs() > 1e-3, per, torch.ones_like(per))
     seen, want = (out, right) if per is None else (out / per, right / per)
 
-    def describe(v: Tensor, xs: Tensor) -> str:
-        if float(v.max() - v.min()) < 1e-4:
-            c = float(v.mean())
-            named = [n for k, n in names.items() if abs(c - k) < 1e-4]
-            return named[0] if named else f"{c:.4g}"
+    def constant(v: Tensor) -> str | None:
+        if v.numel() == 0 or float(v.max() - v.min()) >= 1e-4:
+            return None
+        c = float(v.mean())
+        named = [n for k, n in names.items() if abs(c - k) < 1e-4]
+        return named[0] if named else f"{c:.4g}"
+
+    def describe(v: Tensor, xs: Tensor, sign: Tensor | None) -> str:
+        if (c := constant(v)) is not None:
+            return c
         if torch.allclose(v, xs, atol=1e-4):
             return "x itself"
+        if sign is not None and (pos := constant(v[sign > 0])) and (neg := constant(v[sign < 0])):
+            return f"{pos} where grad_output > 0 but {neg} where grad_output < 0"
         return f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
 
     parts = []
     for name, region in (("below 0", x < 0), ("on [0, 1]", (x >= 0) & (x <= 1)), ("above 1", x > 1)):
         s, w = seen[region], want[region]
         if region.any() and not torch.allclose(s, w, rtol=1e-4, atol=1e-5):
-            parts.append(f"{name} it is {describe(s, x[region])} (expected {describe(w, x[region])})")
+            sign = None if per is None else per[region]
+            parts.append(f"{name} it is {describe(s, x[region], sign)} (expected {describe(w, x[region], None)})")
     if not parts:
         return ""
-    varies = any("changes with x" in p.split("(expected")[0] for p in parts) and per is not None
+    seen_parts = [p.split("(expected")[0] for p in parts]
+    varies = any("changes with x" in p for p in seen_parts) and per is not None
     extra = ": a slope must be a constant per region (the function's value, e.g. 1 + alpha (x - 1), is not)" * varies
+    if any("where grad_output < 0" in p for p in seen_parts):
+        zeroed = any("but 0 where grad_output < 0" in p for p in seen_parts)
+        extra = (
+            ": your slope depends on the sign of the incoming gradient, which it must not (backward returns "
+            "grad_output times the slope, whatever grad_output's sign)"
+            + ": negative incoming gradients were zeroed (a .relu() or clamp(min=0) on the gradient?)"
+            * zeroed
+        )
     return f"{what} " + "; ".join(parts) + extra

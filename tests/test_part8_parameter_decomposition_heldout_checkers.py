@@ -593,7 +593,7 @@ step01 = lambda x: ((x >= 0) & (x <= 1)).to(x.dtype)
         (checks.test_causal_importance, _ci("no_apply"), "no_apply", ".apply"),
         (checks.test_sample_masks, _masks("sample"), "no_grad", ".rsample()"),
         (checks.test_sample_masks, _masks("clamp"), "not_uniform", "exactly 1"),
-        (checks.test_sample_masks, _masks("mean_C"), "delta_not_uniform", "a mean of ~4 independent draws"),
+        (checks.test_sample_masks, _masks("mean_C"), "delta_not_uniform", "a mean of several draws"),
         (checks.test_masked_product, _product("delta_of_masked"), "delta_of_masked", ""),
         (checks.test_masked_product, _product("on_W"), "delta_mask_on_W", ""),
         (checks.test_masked_product, _product("batch_mean"), "mask_batch_mean", ""),
