@@ -633,6 +633,7 @@ def dead_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
             "divide the number of dead latents by d_sae (the number of latents), not by the batch size",
             silent.sum(-1) / acts.shape[0],
         ),
+        *M.metric_extra("dead", acts),
     ]
 
 
@@ -691,6 +692,7 @@ def recovery_mistakes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Ten
             "normalise each decoder row and each feature column by its own norm, not by one norm of the whole tensor",
             torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm()).amax(1),
         ),
+        *M.metric_extra("recovery", cos),
     ]
 
 

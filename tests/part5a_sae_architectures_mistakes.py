@@ -371,7 +371,15 @@ JUMPRELU_GRAD_TH = [
         lambda x, th, bw: -rect((x - th) / bw) / bw,
     ),
     ("x_factor", "the factor is θ, not x: -(θ/ε) K((x - θ)/ε)", lambda x, th, bw: -x * rect((x - th) / bw) / bw),
+    ("x_factor", "the factor is -θ, not +x: -(θ/ε) K((x - θ)/ε)", lambda x, th, bw: x * rect((x - th) / bw) / bw),
 ]
+HEAVISIDE_GRAD_TH.append(
+    (
+        "theta_factor",
+        "Heaviside's pseudo-derivative has no factor θ (JumpReLU's has): -(1/ε) K((x - θ)/ε)",
+        lambda x, th, bw: -th * rect((x - th) / bw) / bw,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,43 +656,47 @@ AUXK_MISTAKES: list[tuple[str, str, dict]] = [
 # --------------------------------------------------------------------------------------------
 def l0_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
     nz = (acts != 0).to(acts.dtype)
-    return [
-        (
-            "fraction",
-            "count latents (sum over d_sae), then average over the batch: not a fraction of latents",
-            nz.mean((0, 2)),
-        ),
-        ("l1", "count non-zero latents, don't sum their values", acts.sum(-1).mean(0)),
-        ("batch_sum", "average the count over the batch, don't sum it", nz.sum((0, 2))),
-        (
-            "counted_zeros",
-            "count the *non-zero* latents (acts != 0), not the zeros",
-            (acts == 0).to(acts.dtype).sum(-1).mean(0),
-        ),
-        (
-            "axes_swapped",
-            "sum over latents (d_sae), average over the batch, not the other way round",
-            nz.sum(0).mean(-1),
-        ),
-        (
-            "alive_count",
-            "count active latents per example, then average: not the number of latents alive on the batch",
-            (acts.abs().sum(0) != 0).to(acts.dtype).sum(-1),
-        ),
-        ("max_not_mean", "average the count over the batch, not its maximum", nz.sum(-1).amax(0)),
-        (
-            "any_active",
-            "count *how many* latents are non-zero in each example (sum over d_sae), not whether any is",
-            nz.amax(-1).mean(0),
-        ),
-    ] + [
-        (
-            "thresholded",
-            "count every non-zero activation, however small (acts != 0), not only those above a threshold",
-            (acts > t).to(acts.dtype).sum(-1).mean(0),
-        )
-        for t in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1)
-    ]
+    return (
+        [
+            (
+                "fraction",
+                "count latents (sum over d_sae), then average over the batch: not a fraction of latents",
+                nz.mean((0, 2)),
+            ),
+            ("l1", "count non-zero latents, don't sum their values", acts.sum(-1).mean(0)),
+            ("batch_sum", "average the count over the batch, don't sum it", nz.sum((0, 2))),
+            (
+                "counted_zeros",
+                "count the *non-zero* latents (acts != 0), not the zeros",
+                (acts == 0).to(acts.dtype).sum(-1).mean(0),
+            ),
+            (
+                "axes_swapped",
+                "sum over latents (d_sae), average over the batch, not the other way round",
+                nz.sum(0).mean(-1),
+            ),
+            (
+                "alive_count",
+                "count active latents per example, then average: not the number of latents alive on the batch",
+                (acts.abs().sum(0) != 0).to(acts.dtype).sum(-1),
+            ),
+            ("max_not_mean", "average the count over the batch, not its maximum", nz.sum(-1).amax(0)),
+            (
+                "any_active",
+                "count *how many* latents are non-zero in each example (sum over d_sae), not whether any is",
+                nz.amax(-1).mean(0),
+            ),
+        ]
+        + [
+            (
+                "thresholded",
+                "count every non-zero activation, however small (acts != 0), not only those above a threshold",
+                (acts > t).to(acts.dtype).sum(-1).mean(0),
+            )
+            for t in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1)
+        ]
+        + [("median", "average the count over the batch (.mean(0)), not its median", nz.sum(-1).median(0).values)]
+    )
 
 
 def fve_mistakes(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -762,4 +774,27 @@ def fve_mistakes(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             "divide by the variance of h (the input), not of h_reconstructed",
             1 - resid.sum((0, 2)) / (h_rec - h_rec.mean(0)).pow(2).sum((0, 2)),
         ),
+        (
+            "variance_of_reconstruction",
+            "the denominator is Σ(h - mean(h))², the input's own spread: h_rec - mean(h) puts the reconstruction in",
+            1 - resid.sum((0, 2)) / (h_rec - h.mean(0)).pow(2).sum((0, 2)),
+        ),
+        (
+            "wrong_axes",
+            "sum over batch and d_in (dims 0 and 2), one value per instance: not over batch and instances (0, 1)",
+            (1 - resid.sum((0, 1)) / centred.sum((0, 1))) if h.shape[1] == h.shape[2] else None,
+        ),
     ]
+
+
+def metric_extra(kind: str, x: Tensor) -> list[tuple[str, str, Tensor]]:
+    """More dead-latent (x = acts) and recovery (x = cos [inst d_sae feats]) mistakes, from a fresh trial."""
+    pooled = lambda: (x == 0).all(0).all(0).to(x.dtype).mean().expand(x.shape[1])
+    dead = [("pooled_instances", "dead is per instance: (acts == 0).all(dim=0), not over instances too", pooled)]
+    soft = (
+        "softmax_weighted",
+        "the max over latents (amax), not a softmax-weighted mean",
+        lambda: (x.softmax(1) * x).sum(1),
+    )
+    angle = ("angle", "return the best match's cosine, not its angle (arccos)", lambda: x.amax(1).clamp(-1, 1).arccos())
+    return [(c, h, f()) for c, h, f in (dead if kind == "dead" else [soft, angle])]

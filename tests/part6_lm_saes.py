@@ -25,6 +25,7 @@ from tests.checking import checker, expect_dict, expect_matches, expect_tensor, 
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
+    count_factors,
     frequency_mistakes,
     logit_effect_mistakes,
     loss_mistakes,
@@ -388,6 +389,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
 @_no_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     model, sae, _ = _inputs(device)
+    d_mlp = model.cfg.d_mlp
     for latent in (3, 100, sae.d_sae - 1):
         what = f"latent_logit_effect(model, sae, {latent})"
         out = _float_tensor(
@@ -412,7 +414,9 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             out,
             expected,
             f"the logit effect of latent {latent}",
-            logit_effect_mistakes(model, sae, latent) + clipped_mutants(expected),
+            logit_effect_mistakes(model, sae, latent)
+            + clipped_mutants(expected)
+            + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp}),
             rtol=1e-3,
             atol=1e-4,
             dims="d_vocab",

@@ -237,6 +237,18 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 "left out only of the activation statistics)",
                 as_t(model(tokens[:, 1:], return_type="loss")),
             ),
+            (
+                "shift_reversed",
+                "shifted the wrong way: the logits at position i predict token i + 1, so compare logits[:, :-1] "
+                "with tokens[:, 1:] (not logits[:, 1:] with tokens[:, :-1])",
+                as_t(F.cross_entropy(logits[:, 1:].flatten(0, 1), tokens[:, :-1].flatten())),
+            ),
+            (
+                "log_softmax_missing",
+                "log_softmax missing: F.nll_loss expects log-probabilities, not raw logits (a negative loss is the "
+                "sign); use F.cross_entropy on the logits, or nll_loss on logits.log_softmax(-1)",
+                as_t(F.nll_loss(logits[:, :-1].transpose(1, 2), tokens[:, 1:])),
+            ),
         ],
         "spliced": [
             (
@@ -670,6 +682,18 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
             "scale",
             "subtract `f[..., None] * W_dec[latent]`, where f is the latent's activation at each position",
             run(model, tokens, name, lambda a, hook: a - d),
+        ),
+        (
+            "firing_mask",
+            "subtract f(x) · W_dec[latent], the latent's activation times its decoder row, not its firing mask "
+            "(f > 0) times the row",
+            run(model, tokens, name, lambda a, hook: a - (f_of(a) > 0).to(a.dtype) * d),
+        ),
+        (
+            "mlp_neuron",
+            f"that zeroes MLP neuron {latent} (the activation's own axis); a latent is a direction of the SAE: "
+            "subtract f(x) · W_dec[latent]",
+            run(model, tokens, name, lambda a, hook: a * (torch.arange(a.shape[-1], device=a.device) != latent)),
         ),
         (
             "encoder",

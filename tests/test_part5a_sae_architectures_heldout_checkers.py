@@ -162,3 +162,24 @@ def test_fve_ratio_size_factor():
 def test_integer_fractions():
     assert_fails(checks.test_dead_latent_fraction, lambda a: (a == 0).all(0).sum(-1) // a.shape[-1], "integer_result")
     assert_fails(checks.test_l0_norm, lambda a: (a != 0).sum((0, 2)) // a.shape[0], "integer_result")
+
+
+def _cos(Wf, Wd):
+    return torch.einsum("isd,idf->isf", Wd / Wd.norm(dim=-1, keepdim=True), Wf / Wf.norm(dim=1, keepdim=True))
+
+
+def test_metrics_fresh5():
+    fve = checks.test_fraction_variance_explained
+    assert_fails(checks.test_l0_norm, lambda a: (a > 0).float().sum(-1).median(0).values, "median")
+    c = lambda h: (h - h.mean(0, keepdim=True)).pow(2)
+    assert_fails(
+        fve,
+        lambda h, r: 1 - (h - r).pow(2).sum((0, 2)) / (r - h.mean(0)).pow(2).sum((0, 2)),
+        "variance_of_reconstruction",
+    )
+    assert_fails(fve, lambda h, r: 1 - (h - r).pow(2).sum((0, 1)) / c(h).sum((0, 1)), "wrong_axes")
+    pooled = lambda a: (a == 0).all(0).all(0).float().mean().expand(a.shape[1])
+    assert_fails(checks.test_dead_latent_fraction, pooled, "pooled_instances")
+    soft = lambda Wf, Wd: (_cos(Wf, Wd).softmax(1) * _cos(Wf, Wd)).sum(1)
+    assert_fails(checks.test_feature_recovery, soft, "softmax_weighted")
+    assert_fails(checks.test_feature_recovery, lambda Wf, Wd: _cos(Wf, Wd).amax(1).arccos(), "angle")

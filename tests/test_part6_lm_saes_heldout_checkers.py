@@ -443,3 +443,52 @@ def _ablate_keep_bos(model, sae, tokens, latent):
 
 def test_ablate_latent_keeps_bos():
     assert_fails(checks.test_ablate_latent, _ablate_keep_bos, "some_positions")
+
+
+# fifth fresh measurement
+def _clean_loss(kind):
+    def impl(model, sae, tokens):
+        def loss(fn=None):
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)] if fn else [])
+            if kind == "reversed":
+                return F.cross_entropy(logits[:, 1:].flatten(0, 1), tokens[:, :-1].flatten()).item()
+            return F.nll_loss(logits[:, :-1].transpose(1, 2), tokens[:, 1:]).item()
+
+        c, s = loss(), loss(lambda act, hook: sae.decode(sae.encode(act)))
+        z = loss(lambda act, hook: act * 0)
+        return {"clean": c, "spliced": s, "zero_ablated": z, "recovered": (z - s) / (z - c)}
+
+    return impl
+
+
+@pytest.mark.parametrize(("code", "kind"), [("shift_reversed", "reversed"), ("log_softmax_missing", "nll_raw")])
+def test_reconstruction_losses_fresh5(code, kind):
+    assert_fails(checks.test_reconstruction_losses, _clean_loss(kind), code)
+
+
+def _effect_mean_over_d_mlp(model, sae, latent):
+    return (sae.W_dec[latent][:, None] * model.W_out[0]).mean(0) @ model.W_U
+
+
+def test_latent_logit_effect_d_mlp_factor():
+    assert_fails(checks.test_latent_logit_effect, _effect_mean_over_d_mlp, "count_factor")
+
+
+def _ablate_fresh5(kind):
+    def edit(act, latent, sae):
+        if kind == "neuron":
+            act = act.clone()
+            act[..., latent] = 0
+            return act
+        return act - (sae.encode(act)[..., latent, None] > 0).float() * sae.W_dec[latent]
+
+    def impl(model, sae, tokens, latent):
+        fn = lambda act, hook: edit(act, latent, sae)
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
+
+    return impl
+
+
+@pytest.mark.parametrize(("code", "kind"), [("mlp_neuron", "neuron"), ("firing_mask", "mask")])
+def test_ablate_latent_fresh5(code, kind):
+    assert_fails(checks.test_ablate_latent, _ablate_fresh5(kind), code)
