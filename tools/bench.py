@@ -94,7 +94,8 @@ def table(results: dict[str, dict]) -> str:
         rows = r.get("checkers", [])
         slowest = max(rows, key=lambda row: row[1]) if rows else None
         slow = f"{slowest[1]:.2f} (`{slowest[0]}`)" if slowest else "–"
-        lines.append(f"| `{name}` | {nb} | {LIMITS.get(name, '–')} | {len(rows)} | {slow} | {r['machine']} |")
+        where = r["machine"] + (f"; checkers re-timed at load {r['checkers_load']}" if "checkers_load" in r else "")
+        lines.append(f"| `{name}` | {nb} | {LIMITS.get(name, '–')} | {len(rows)} | {slow} | {where} |")
     lines += ["", "<details><summary>Every checker</summary>", "", "| checker | time (s) |", "| --- | ---: |"]
     for name in sorted(results):
         lines += [f"| `{name}.{func}` | {t:.2f} |" for func, t in results[name].get("checkers", [])]
@@ -127,8 +128,10 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_notebooks:
             row["notebook_s"] = time_notebook(name, write=args.write_notebooks)
             print(f"{name}: notebook {row['notebook_s']:.1f}s", flush=True)
-        elif name in results:
-            row["notebook_s"] = results[name].get("notebook_s")  # keep the last notebook time
+        elif name in results:  # keep the last notebook time and the conditions it was measured in
+            row["notebook_s"] = results[name].get("notebook_s")
+            row["machine"] = results[name]["machine"]
+            row["checkers_load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
         results[name] = row
     over = [n for n, r in results.items() if (r.get("notebook_s") or 0) > LIMITS.get(n, float("inf"))]
     over += [f"{n}.{f}" for n, r in results.items() for f, t in r["checkers"] if t > CHECKER_LIMIT_S]
