@@ -170,7 +170,8 @@ def check_leading_dims(
 @checker("forward", kind="class")
 def test_forward(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
-    model = _toy(ToyModel, cfg, device)
+    imp = IMPORTANCE.to(device)  # not all 1, so importance misused in the forward pass changes the output
+    model = _toy(ToyModel, cfg, device, importance=imp)
     W, b = _set_params(model)
     W, b = W.to(device), b.to(device)
     x = torch.rand(7, 3, 5, device=device) * 2 - 0.5  # some negative inputs so every sign path is exercised
@@ -181,6 +182,8 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA) + relu_placement_mutants(x, W, W, b)
+    no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
+    mistakes += [("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)]
     pre = two_layer(x, W, W, b, out=lambda t: t)
     code, hint = (
         random_forward(model, x)
@@ -762,6 +765,21 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
         default_hint="; ".join(wrong) + " (pair j of a block uses the probability of the block's feature 2j)",
     )
 
+    # Unequal counts (1 correlated, 2 anticorrelated pairs), so each count must come from its own config field.
+    cfg = ToyModelConfig(n_inst=2, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)
+    out = Probe(cfg, feature_probability=P_COMBINED[:, 4:].clamp(max=0.45).to(device), device=device)
+    what_u = "generate_batch(n) with 1 correlated, 2 anticorrelated pairs"
+    out = _output(out.generate_batch(N_SAMPLES), what_u, (N_SAMPLES, 2, 7), device)
+    kinds = _pair_kinds(out.detach().cpu() != 0, 3)
+    if kinds != ["together", "never", "never"]:
+        fail(
+            f"{what} with n_correlated_pairs=1, n_anticorrelated_pairs=2: pairs 0-1, 2-3, 4-5 should be together, "
+            f"never, never; seen {', '.join(kinds)}",
+            "read n_correlated_pairs and n_anticorrelated_pairs each from its own field of self.cfg (swapped?)"
+            if kinds == ["together", "together", "never"]
+            else "size the blocks from self.cfg.n_correlated_pairs and self.cfg.n_anticorrelated_pairs",
+            code="pair_counts",
+        )
     # With no pairs, the combined batch must behave like the original generate_batch.
     plain = Probe(
         ToyModelConfig(n_inst=3, n_features=4, d_hidden=2), feature_probability=P_TABLE.to(device), device=device

@@ -673,7 +673,8 @@ def check_values_per_cell(
         return  # every cell has the same (wrong) law: the pooled test below names it
     fail(
         message,
-        "values should not depend on presence or on p: draw them with their own rand call, same law everywhere",
+        "the values' law differs from cell to cell; possible causes: values scaled by a per-cell table (p, "
+        "self.importance) or tied to the presence draw. Draw them with their own rand call, same law in every cell",
         code="values_depend_on_cell",
     )
 

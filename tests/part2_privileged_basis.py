@@ -213,6 +213,11 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             f"the output nonlinearity is a ReLU, not |.|: {formula}",
             two_layer(x, W1, W2t, b, act=relu, out=torch.abs),
         ),
+        (
+            "residual",
+            f"the input x is added to the output (a residual connection): this model has none, {formula}",
+            two_layer(x, W1, W2t, b + x, act=relu),
+        ),
     ]
     _check_forward(model, ["W1", "W2", "b_final"], x, W1, W2t, b, mistakes, cfg.d_hidden, device)
     return "ReLU(W2 ReLU(W1 x) + b_final)"
@@ -243,6 +248,17 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
         dtype=torch.float32,
         device=device,
     )
+    # Per-example norms first: every nonzero example at one norm means the examples were normalised (a correct batch
+    # has norms spread over (0, sqrt(n_feats)]), which would otherwise show only as values piled on ±1.
+    norms = batch.detach().cpu().double().norm(dim=-1)
+    norms = norms[norms > 0]
+    if norms.numel() > 100 and bool(((norms - norms[0]).abs() <= 1e-4 * norms[0]).all()):
+        fail(
+            f"the batch: every nonzero example (over feats, per instance) has norm {float(norms[0]):.4g}",
+            "the examples are normalised (x / x.norm(...)): give each present feature its own U[-1, 1] value and "
+            "leave the examples unscaled",
+            code="normalised_examples",
+        )
     try:
         check_independent_features(
             batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0, extra=[importance_candidate(IMPORTANCE)]

@@ -318,6 +318,21 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             code="numerator",
         )
     expect_matches(out, right, what, values, dims="inst")
+    # a small W (‖W‖²_F well below 1 in every instance), so a floor or clamp on the denominator shows
+    small = W * 0.05
+    right_s = W.shape[1] / small.pow(2).sum((1, 2))
+    what_s = "dimensions_per_feature(0.05 * W)"
+    out_s = expect_tensor(dimensions_per_feature(small.clone()), what_s, shape=(3,), dims="inst", device=device)
+    if not _close(out_s, right_s):
+        den = (W.shape[1] / out_s.detach().double().cpu()).tolist()
+        fail(
+            f"{what_s} is {[round(v, 4) for v in out_s.tolist()]}, expected {[round(v, 4) for v in right_s.tolist()]} "
+            f"(right for W itself): its denominator reads {[round(v, 4) for v in den]} where ‖W‖²_F is "
+            f"{[round(v, 4) for v in small.pow(2).sum((1, 2)).tolist()]}",
+            "the result is right for large ‖W‖²_F but not small: a floor on the denominator (clamp_min(1), "
+            "max(·, 1)) or a large eps added to it? Divide by ‖W‖²_F itself",
+            code="small_norm",
+        )
     # one instance: the inst axis must stay
     one = W[:1].clone()
     out1 = dimensions_per_feature(one)

@@ -220,9 +220,11 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "sum_axis",
-            "your values are 1 / Σⱼ (v̂ᵢ · v̂ⱼ)² (every norm cancelled), which three mistakes give: the sum over i "
+            "your values are 1 / Σⱼ (v̂ᵢ · v̂ⱼ)² (every norm cancelled), which four mistakes give: the sum over i "
             "instead of j (dim=-1, the *second* index of v̂ᵢ · vⱼ: Σⱼ (v̂ᵢ · vⱼ)²); the wrong vector normalised "
-            "(Σⱼ (vᵢ · v̂ⱼ)² instead of Σⱼ (v̂ᵢ · vⱼ)²); or both vectors normalised and the numerator left out",
+            "(Σⱼ (vᵢ · v̂ⱼ)² instead of Σⱼ (v̂ᵢ · vⱼ)²); cosines² weighted by ‖vᵢ‖² instead of ‖vⱼ‖² (norms "
+            "broadcast along i: n2[..., None] where n2[..., None, :] was meant); or both vectors normalised and the "
+            "numerator left out",
             norm_sq / (dots**2).sum(-2),
         ),
         ("mean_not_sum", "the denominator is a *sum* over the n vectors, not a mean", norm_sq / (dots**2).mean(-1)),

@@ -307,3 +307,28 @@ def test_fresh5_value_laws():
     plus = corr_variant(generate_uncorrelated_features=uncorrelated_mask_plus_values)
     err = assert_fails(unc, plus, "values_plus_mask")
     assert "mask + values" in err.hint and "no entry is exactly 0" in err.hint
+
+
+def forward_importance_input(self, x):
+    return F.relu(_down_up(x * self.importance, self.W) + self.b_final)
+
+
+def combined_counts_swapped(self, n):
+    nc, na = self.cfg.n_anticorrelated_pairs, self.cfg.n_correlated_pairs
+    p, a, u = self.feature_probability, 2 * nc, 2 * (nc + na)
+    blocks = [
+        self.generate_correlated_features(n, p[:, 0:a:2]),
+        self.generate_anticorrelated_features(n, p[:, a:u:2]),
+        self.generate_uncorrelated_features(n, p[:, u:]),
+    ]
+    return torch.cat(blocks, -1)
+
+
+def test_fresh6_importance_and_counts():
+    """Importance in the forward pass is caught (the check's importance is not all 1); the pair counts read from each
+    other's config field are caught by a config with unequal counts."""
+    err = assert_fails(checks.test_forward, variant(forward=forward_importance_input), "forward_importance")
+    assert "loss only" in err.hint
+    swapped = corr_variant(generate_batch=combined_counts_swapped)
+    err = assert_fails(checks.test_generate_combined_batch, swapped, "pair_counts")
+    assert "swapped" in err.hint

@@ -166,3 +166,22 @@ def test_generate_batch_fresh5_shifted_values():
         checks.test_computation_generate_batch, computation(generate_batch=batch_forgot_minus_one), "values_shifted"
     )
     assert "U[0, 2]" in err.hint and "shifted by +1" in err.hint
+
+
+def computation_residual(self, x):
+    h = F.relu(_down(x, self.W1))
+    return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") + x + self.b_final)
+
+
+def computation_unit_norm_batch(self, n):
+    shape = (n, *self.feature_probability.shape)
+    x = torch.where(torch.rand(shape) < self.feature_probability, 2 * torch.rand(shape) - 1, 0.0)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def test_fresh6_residual_and_normalised_examples():
+    """A residual + x before the output ReLU is named (not a hidden nonlinearity); examples normalised to unit norm
+    are named from the per-example norms (not as values clamped from randn)."""
+    assert_fails(checks.test_computation_forward, computation(forward=computation_residual), "residual")
+    gen = computation(generate_batch=computation_unit_norm_batch)
+    assert_fails(checks.test_computation_generate_batch, gen, "normalised_examples")

@@ -51,3 +51,13 @@ CHECKS = {"D": checks.test_dimensions_per_feature, "C": checks.test_compute_dime
 @pytest.mark.parametrize(("kind", "impl", "code"), MISTAKES, ids=[f.__name__ for _, f, _ in MISTAKES])
 def test_heldout_mistakes_are_named(kind, impl, code):
     assert_fails(CHECKS[kind], impl, code)
+
+
+def dpf_clamped_denominator(W):
+    return W.shape[1] / W.pow(2).sum((1, 2)).clamp_min(1)
+
+
+def test_fresh6_small_norm_floor():
+    """A floor on ‖W‖²_F is caught by a W whose norms are all below 1."""
+    err = assert_fails(checks.test_dimensions_per_feature, dpf_clamped_denominator, "small_norm")
+    assert "clamp_min(1)" in err.hint

@@ -165,6 +165,13 @@ def model_variant(generate_batch) -> type:
     return type("Variant", (DoubleDescentModel,), {"generate_batch": generate_batch})
 
 
+def dim_norms_along_i(v):  # Σ_j cos²(i, j) weighted by ‖v_i‖² (n2[..., None] instead of n2[..., None, :])
+    n2 = (v**2).sum(-1)
+    u = v / n2.sqrt().clamp_min(1e-12)[..., None]
+    cos2 = torch.einsum("kid,kjd->kij", u, u) ** 2
+    return n2 / (cos2 * n2[..., None]).sum(-1).clamp_min(1e-30)
+
+
 MISTAKES = [
     ("G", gen_randint_mask, "presence_half_fixed"),
     ("G", gen_rate_per_instance, "presence_varies"),
@@ -189,6 +196,7 @@ MISTAKES = [
     ("C", dim_d_by_d, "denominator_constant"),
     ("C", dim_self_only, "ignores_others"),
     ("C", dim_cubed_numerator, "not_scale_free"),
+    ("C", dim_norms_along_i, "sum_axis"),
 ]
 CHECKS = {
     "G": checks.test_generate_dataset,
