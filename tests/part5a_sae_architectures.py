@@ -462,7 +462,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     dead[0, [1, 4, 6]] = True  # more dead latents than k_aux
     dead[1, 2] = True  # fewer dead latents than k_aux
     dead[3, [0, 3, 5, 7]] = True  # instance 2: none dead, so the loss is mean(residual²)
-    inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone(), k_aux)
+    inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)
     out = returned(impl(*inputs), "auxk_loss")
     if isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta":
         if not torch.isfinite(out.detach()).all():
@@ -497,9 +497,13 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
     )
-    if not out.requires_grad:
-        fail("the loss has no gradient", "don't detach anything inside auxk_loss", code="no_grad")
-    (grad,) = torch.autograd.grad(out.sum(), inputs[0], allow_unused=True)
+    wrt = (inputs[0], inputs[3])
+    grad, dec_grad = torch.autograd.grad(out.sum(), wrt, allow_unused=True) if out.requires_grad else (None, None)
+    if grad is None:
+        fail("the loss has no gradient with respect to pre", "don't detach anything inside auxk_loss", code="no_grad")
+    if dec_grad is None or not dec_grad.any():
+        hint = "don't detach W_dec_normalized: the auxiliary loss trains the dead latents' decoder rows too"
+        fail("no gradient reaches W_dec_normalized: the decoder is detached", hint, code="decoder_detached")
     pre_ref = pre.clone().requires_grad_(True)
     (ref_grad,) = torch.autograd.grad(ref_a.auxk_loss(pre_ref, residual, dead, W_dec, k_aux).sum(), pre_ref)
     expect_matches(

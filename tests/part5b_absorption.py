@@ -33,7 +33,14 @@ from tests.checking import (
     fail,
     returned,
 )
-from tests.part5b_absorption_diagnosis import check_independence, check_layout, implied_target_note
+from tests.part5b_absorption_diagnosis import (
+    check_independence,
+    check_layout,
+    floor_division,
+    front_written,
+    implied_target_note,
+    reseeded,
+)
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
@@ -58,7 +65,8 @@ def _float_output(
     if isinstance(x, Tensor) and not x.is_floating_point():
         fail(
             f"{what} has dtype {x.dtype}, expected a float tensor",
-            "return floats: convert a boolean mask with `.float()`",
+            "return floats: convert a boolean mask with `.float()`"
+            + ("" if x.dtype == torch.bool else "; integer counts divided with // stay integers (floor division)"),
             code="dtype",
         )
     return expect_tensor(x, what, shape=shape, dims=dims, dtype=torch.float32, device=device, finite=finite)
@@ -146,6 +154,7 @@ def test_generate_hierarchical_batch(impl: Callable, device: torch.device) -> st
         _check_structure(x, cfg, what)
         check_rates(x, cfg, what)
         check_independence(x, cfg, what)
+        reseeded(x, impl(cfg, N_GEN, device), "generate_hierarchical_batch")
     return f"hierarchy exact, rates and independence on {N_GEN} examples, exclusive and not"
 
 
@@ -258,6 +267,7 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
             continue
         value = absorption_variant(features, acts, W_dec, W_feat, ABS_PARENT_OF, th, **kwargs)
         mistakes.append((code, hint, value))
+    floor_division(out, expected, what)
     named = any(torch.allclose(out, v.to(out.device), rtol=1e-4, atol=1e-5) for _, _, v in mistakes)
     if not named and not torch.allclose(out, expected, rtol=1e-4, atol=1e-5):
         found = _random_diagnosis(impl, acts.device)
@@ -266,11 +276,12 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
     if not out.any() and expected.any() and not named:
         fail(
             f"{what} is 0 everywhere, expected {[[round(v, 3) for v in row] for row in expected.tolist()]}",
-            "no example counts as absorbed, which has two possible causes: no example counts as a case (a case "
+            "no example counts as absorbed, which has three possible causes: no example counts as a case (a case "
             "has the parent and AT LEAST ONE of its children on: .any(-1) over its children, or sum >= 1), or the "
             "absorbed conditions never hold (the parent's latent OFF, activation 0, while another active latent "
             "has decoder cosine ≥ cos_threshold with the parent; the parent's latent is chosen by decoder cosine, "
-            "as one chosen by its activation is always on)",
+            "as one chosen by its activation is always on); or the counts were divided with // (floor division "
+            "rounds every fraction below 1 down to 0)",
             code="all_zero",
         )
     expect_matches(
@@ -424,6 +435,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             check_topk_counts(out, k, what)
             kept = out.detach() != 0
             if torch.equal(out.detach()[kept].sort().values, expected[expected != 0].sort().values):
+                front_written(out.detach(), what)
                 fail(f"{what} keeps the right values in the wrong places", TOPK_AXIS_HINT, code="axis_order")
             if not torch.equal(out.detach()[kept], pre.detach()[kept]):
                 fail(

@@ -8,6 +8,8 @@ still gets a message that points at it, and one that can't be pinned down gets i
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -222,3 +224,44 @@ def check_independence(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                         hint,
                         "siblings_dependent",
                     )
+
+
+def reseeded(first: Tensor, second: Any, what: str) -> None:
+    """Two calls in a row returned the same batch: the function reseeds the generator on every call."""
+    if isinstance(second, Tensor) and second.shape == first.shape and torch.equal(second.detach().cpu(), first):
+        fail(
+            f"two calls of {what} in a row returned identical batches",
+            "each call should draw a new batch: don't call torch.manual_seed (or build a seeded generator) inside "
+            "the function, or every training step sees the same examples",
+            code="reseeded",
+        )
+
+
+def floor_division(out: Tensor, expected: Tensor, what: str) -> None:
+    """The fractions rounded down to whole numbers: absorbed // cases (floor division) instead of /."""
+    fractional = (expected != expected.floor()).any() and expected.floor().any()  # else it reads as all zeros
+    if fractional and torch.equal(out.detach().cpu(), expected.floor().to(out.dtype).cpu()):
+        fail(
+            f"{what} is {out.tolist()}: the expected fractions {expected.tolist()} rounded down to whole numbers",
+            "that is integer (floor) division: absorbed // cases is 0 unless every case is absorbed; divide with /",
+            code="floor_division",
+        )
+
+
+def _is_prefix(mask: Tensor) -> bool:
+    """Each row's True entries are exactly its first ones."""
+    return bool((mask.cumsum(-1) == torch.arange(1, mask.shape[-1] + 1, device=mask.device)).eq(mask).all())
+
+
+def front_written(out: Tensor, what: str) -> None:
+    """The kept values sit in the first slots of a flattened layout, not at their own positions."""
+    kept = out != 0
+    layouts = [kept.transpose(0, 1).reshape(kept.shape[1], -1), kept.reshape(1, -1)]
+    if any(_is_prefix(m) for m in layouts):
+        fail(
+            f"{what} keeps the right values, but at the first positions (of each instance's [batch d_sae] "
+            "entries, flattened), not at their own positions",
+            "put each kept value back where it came from: zeros.scatter(-1, topk.indices, topk.values), not into "
+            "the first k·batch slots",
+            code="front_written",
+        )

@@ -577,6 +577,15 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         hint="influence = w @ ((I - Â)⁻¹ - I), Â = rows of |A| normalised",
         code="values",
     )
+    small = A * torch.linspace(0.05, 0.5, len(A), device=device)[:, None]  # every row sum below 1
+    scaled = returned(impl(small.clone(), weights.clone()), "node_influence(adjacency with row sums < 1, ...)")
+    if not torch.allclose(torch.as_tensor(scaled, device=device), ref.node_influence(small, weights), 1e-4, 1e-6):
+        fail(
+            "the influence changed when each row of the adjacency was scaled down (row sums below 1)",
+            "normalising makes every nonzero row sum to 1, whatever its scale: clamp the row sums only against "
+            "0 (clamp_min(1e-12), or skip zero rows), not to at least 1 (clamp_min(1), max(sum, 1))",
+            code="row_scale",
+        )
     return ""
 
 

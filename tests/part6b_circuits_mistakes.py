@@ -568,7 +568,9 @@ def influence_mistakes(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tenso
         ),
         (
             "transposed",
-            "adjacency[target, source]: influence flows from sources to targets, so use w @ B, not B @ w",
+            "adjacency[target, source]: influence flows from sources to targets, so contract w with the paths "
+            "matrix's target axis, w @ B: not B @ w, nor an elementwise (B * w).sum(...) (broadcasting lines w up "
+            "with the source axis)",
             series(a_hat) @ weights,
         ),
         (

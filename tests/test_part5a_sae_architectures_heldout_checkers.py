@@ -183,3 +183,14 @@ def test_metrics_fresh5():
     soft = lambda Wf, Wd: (_cos(Wf, Wd).softmax(1) * _cos(Wf, Wd)).sum(1)
     assert_fails(checks.test_feature_recovery, soft, "softmax_weighted")
     assert_fails(checks.test_feature_recovery, lambda Wf, Wd: _cos(Wf, Wd).amax(1).arccos(), "angle")
+
+
+def _auxk_detached_decoder(pre, residual, dead, W_dec_normalized, k_aux):
+    top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+    values = torch.where(top.values.isfinite(), top.values, torch.zeros_like(top.values))
+    acts = torch.zeros_like(pre).scatter(-1, top.indices, values)
+    return (residual - torch.einsum("bis,isd->bid", acts, W_dec_normalized.detach())).pow(2).mean(-1)
+
+
+def test_auxk_decoder_detached():
+    assert_fails(checks.test_auxk_loss, _auxk_detached_decoder, "decoder_detached")

@@ -497,3 +497,28 @@ def _mat_mean_batch(acts, W, b, h, sizes):
 
 def test_matryoshka_f4_mean_over_batch():
     assert_fails(checks.test_matryoshka_loss, _mat_mean_batch, "mean_over_batch")
+
+
+def _gen_reseeded(cfg, batch_size, device="cpu"):
+    torch.manual_seed(0)  # same batch on every call
+    return _gen_multinomial(cfg, batch_size, device)
+
+
+def _absorption_floor_division(features, acts, W_dec, W_features, parent_of, cos_threshold=0.5):
+    right = P.absorption_fraction(features, acts, W_dec, W_features, parent_of, cos_threshold)
+    return right.floor()  # absorbed // cases
+
+
+def _topk_front(pre, k):
+    flat = einops.rearrange(pre, "b i s -> i (b s)")
+    kept = torch.zeros_like(flat)
+    kept[:, : k * pre.shape[0]] = flat.topk(k * pre.shape[0], dim=-1).values  # not scattered to the indices
+    return einops.rearrange(kept, "i (b s) -> b i s", b=pre.shape[0])
+
+
+def test_fresh6_variants():
+    assert_fails(checks.test_generate_hierarchical_batch, _gen_reseeded, "reseeded")
+    assert "//" in str(assert_fails(checks.test_absorption_fraction, _absorption_floor_division, "all_zero"))
+    int_counts = lambda *a, **kw: (_absorption_floor_division(*a, **kw)).long()
+    assert "//" in str(assert_fails(checks.test_absorption_fraction, int_counts, "dtype"))
+    assert_fails(checks.test_batch_topk, _topk_front, "front_written")

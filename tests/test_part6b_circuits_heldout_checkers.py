@@ -415,3 +415,14 @@ def _forward_always_skip(tc, x):
 
 def test_transcoder_forward_skip_none():
     assert_fails(checks.test_transcoder_forward, _forward_always_skip, "skip_none")
+
+
+def _influence_clamp1(A, w):
+    a = A.abs()
+    a = a / a.sum(-1, keepdim=True).clamp_min(1)  # rows summing to less than 1 stay unnormalised
+    eye = torch.eye(len(a), dtype=a.dtype, device=a.device)
+    return w @ (torch.linalg.inv(eye - a) - eye)
+
+
+def test_influence_row_scale():
+    assert_fails(checks.test_node_influence, _influence_clamp1, "row_scale")
