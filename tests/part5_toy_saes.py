@@ -241,27 +241,23 @@ def check_sae_forward(
             with torch.no_grad():
                 D.ingredient_diagnosis(got.detach(), want.detach(), what, *ingredients[stage](reference, h))
 
-    expect_tensor(acts, "acts_post", shape=ref_acts.shape, dims="batch inst d_sae", dtype=h.dtype, device=h.device)
-    diagnose(acts, ref_acts, "acts", "acts_post")
-    expect_matches(
-        acts.detach(),
-        ref_acts.detach(),
-        "acts_post",
-        catalogue("acts"),
-        dims="batch inst d_sae",
-        hint=hints.get("acts"),
-        code="acts",
-    )
-    expect_tensor(h_rec, "h_reconstructed", shape=h.shape, dims="batch inst d_in", dtype=h.dtype, device=h.device)
-    diagnose(h_rec, ref_rec, "h_reconstructed", "h_reconstructed")
-    expect_matches(
-        h_rec.detach(),
-        ref_rec.detach(),
-        "h_reconstructed",
-        catalogue("h_reconstructed"),
-        dims="batch inst d_in",
-        hint=hints.get("h_reconstructed", "h_reconstructed = acts_post @ W_dec_normalized + b_dec, per instance"),
-    )
+    stages = [  # (output, reference, stage, name, axes, default hint, code)
+        (acts, ref_acts, "acts", "acts_post", "batch inst d_sae", None, "acts"),
+        (h_rec, ref_rec, "h_reconstructed", "h_reconstructed", "batch inst d_in",
+         "h_reconstructed = acts_post @ W_dec_normalized + b_dec, per instance", "values"),
+    ]  # fmt: skip
+    for got, want, stage, name, dims, default_hint, code in stages:
+        expect_tensor(got, name, shape=want.shape, dims=dims, dtype=h.dtype, device=h.device)
+        diagnose(got, want, stage, name)
+        expect_matches(
+            got.detach(),
+            want.detach(),
+            name,
+            catalogue(stage),
+            dims=dims,
+            hint=hints.get(stage, default_hint),
+            code=code,
+        )
     for key in keys or tuple(ref_dict):
         if key not in loss_dict:
             fail(

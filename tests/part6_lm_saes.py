@@ -126,7 +126,9 @@ def _undo_side_effects(modules: tuple, originals: list[dict[str, Tensor]]) -> No
         )
 
 
-def _no_grad(fn: Callable) -> Callable:
+def without_grad(fn: Callable) -> Callable:
+    """Run a checker under torch.no_grad() (its inputs and reference need no autograd)."""
+
     @functools.wraps(fn)
     def run(impl: Any, device: torch.device) -> Any:
         with torch.no_grad():
@@ -176,7 +178,7 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
 # --------------------------------------------------------------------------------------------
 @checker("latent_frequencies", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
@@ -229,7 +231,7 @@ def _number(value: Any, what: str) -> float:
 
 @checker("reconstruction_losses", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:6, :64]
@@ -386,7 +388,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 @checker("latent_logit_effect", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     model, sae, _ = _inputs(device)
     d_mlp = model.cfg.d_mlp
@@ -493,7 +495,7 @@ ABLATE_TODO = "remove the latent's term f · W_dec[latent] wherever f > 0 (where
 
 @checker("steer_with_latent", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens, latent, coeff = tokens[:3, :24], 7, 2.5
@@ -520,7 +522,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
 
 @checker("ablate_latent", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:3, :32]

@@ -23,7 +23,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
-from tests.part6_lm_saes import guard_shared_modules
+from tests.part6_lm_saes import guard_shared_modules, without_grad
 from tests.part6_lm_saes_mistakes import clipped_mutants
 from utils import lm
 from utils import part6b_circuits as circuits
@@ -73,15 +73,6 @@ def _fresh(device: torch.device) -> tuple[circuits.FrozenRun, circuits.Attributi
     )
     graph = dataclasses.replace(graph, latent_pos=graph.latent_pos.clone(), latent_idx=graph.latent_idx.clone())
     return frozen, graph
-
-
-def _no_grad(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def run(impl: Any, device: torch.device) -> Any:
-        with torch.no_grad():
-            return fn(impl, device)
-
-    return run
 
 
 def _separable(expected: Tensor, mistakes: list, rtol: float, atol: float) -> list:
@@ -172,7 +163,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
 
 @checker("transcoder_forward", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
     _, cache = model.run_with_cache(tokens[:2, :24], names_filter=tc.hook_name, stop_at_layer=1)
@@ -204,7 +195,7 @@ def _spliced(model, tc: Transcoder, tokens: Tensor, read_at: str, fn: Callable) 
 
 @checker("replacement_losses", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
     tokens = tokens[:4, :48]
@@ -346,14 +337,14 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
 
 @checker("latent_de_embedding", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, known.de_embedding_mistakes)
 
 
 @checker("latent_logit_effect", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, known.logit_effect_mistakes)
 
@@ -546,7 +537,7 @@ def _influence_inputs(device: torch.device) -> tuple[Tensor, Tensor]:
 
 @checker("node_influence", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_node_influence(impl: Callable, device: torch.device) -> str:
     A, weights = _influence_inputs(device)
     A_in, w_in = A.clone(), weights.clone()
@@ -608,7 +599,7 @@ def _quantile_inputs(device: torch.device) -> Tensor:
 
 @checker("quantile_examples", kind="function")
 @guard_shared_modules(_setup)
-@_no_grad
+@without_grad
 def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     acts, k, n_bands = _quantile_inputs(device), 3, 4
     before = acts.clone()

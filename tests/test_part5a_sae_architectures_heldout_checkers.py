@@ -14,21 +14,32 @@ import tests.part5a_sae_architectures as checks
 from tests.proving import assert_fails
 
 
-def _gated_gate_bias_in_mag(self, h):
-    x = h - self.b_dec
-    proj = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s")
-    gate = proj + self.b_enc
-    acts = (gate > 0).to(h.dtype) * F.relu(gate * self.r_mag.exp() + self.b_mag)
-    Wn = self.W_dec_normalized
-    h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
-    via = einops.einsum(F.relu(gate), Wn.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
-    d = {
-        "L_reconstruction": (h_rec - h).pow(2).mean(-1),
-        "L_sparsity": F.relu(gate).sum(-1),
-        "L_aux": (via - h).pow(2).mean(-1),
-    }
-    loss = (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
-    return d, loss, acts, h_rec
+def _gated_forward(acts_of):
+    """A Gated forward whose activations are acts_of(proj, gate, sae); everything else as the reference."""
+
+    def forward(self, h):
+        x = h - self.b_dec
+        proj = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s")
+        gate = proj + self.b_enc
+        acts = acts_of(proj, gate, self)
+        Wn = self.W_dec_normalized
+        h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
+        via = einops.einsum(F.relu(gate), Wn.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
+        d = {
+            "L_reconstruction": (h_rec - h).pow(2).mean(-1),
+            "L_sparsity": F.relu(gate).sum(-1),
+            "L_aux": (via - h).pow(2).mean(-1),
+        }
+        loss = (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+        return d, loss, acts, h_rec
+
+    return forward
+
+
+# the magnitude path reuses the gate's pre-activation (gate = proj + b_enc) instead of proj
+_gated_gate_bias_in_mag = _gated_forward(
+    lambda proj, gate, sae: (gate > 0).to(gate.dtype) * F.relu(gate * sae.r_mag.exp() + sae.b_mag)
+)
 
 
 def test_gated_magnitude_ingredient():
@@ -130,21 +141,8 @@ def test_hard_coded_bandwidth():
         assert_fails(check, _step_backward(kind, width=1e-3), "window_too_narrow")
 
 
-def _gated_relu_gate(self, h):
-    x = h - self.b_dec
-    proj = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s")
-    gate = proj + self.b_enc
-    acts = F.relu(gate) * F.relu(proj * self.r_mag.exp() + self.b_mag)
-    Wn = self.W_dec_normalized
-    h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
-    via = einops.einsum(F.relu(gate), Wn.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
-    d = {
-        "L_reconstruction": (h_rec - h).pow(2).mean(-1),
-        "L_sparsity": F.relu(gate).sum(-1),
-        "L_aux": (via - h).pow(2).mean(-1),
-    }
-    loss = (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
-    return d, loss, acts, h_rec
+# ReLU(gate) times the magnitude, instead of the gate's indicator
+_gated_relu_gate = _gated_forward(lambda proj, gate, sae: F.relu(gate) * F.relu(proj * sae.r_mag.exp() + sae.b_mag))
 
 
 def test_gated_relu_gate():
