@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tests.mutants import Reference, one_change_diagnosis
 from utils.device import get_device
 
 CHECK_SEED = 1234
@@ -440,6 +441,7 @@ def expect_matches(
     dims: str | None = None,
     hint: str | None = None,
     code: str = "values",
+    reference: Reference | None = None,
 ) -> None:
     """Like `expect_close`, but when the values are wrong, name the mistake.
 
@@ -448,13 +450,16 @@ def expect_matches(
     1. the catalogue `mistakes`, (code, hint, value) triples: what a known buggy implementation (a mutant of
        the reference) returns on the same inputs. Every mutant that `actual` matches is named; when two
        different mistakes fit, both hints are given (never one that might be wrong);
-    2. generic relations between `actual` and `expected` that identify mistakes nobody listed: a constant
+    2. with `reference` (the solution's call that gave `expected`, see `tests.mutants`), the one-edit
+       mutants of the solution whose output equals `actual`: the slip itself, for mistakes nobody listed;
+    3. generic relations between `actual` and `expected` that identify mistakes nobody listed: a constant
        factor (a mean where a sum was asked, or the reverse), the opposite sign, a constant offset, an axis
        reused from its first slice (instance 0 used for all), a transposition, errors confined to one slice;
-    3. otherwise `hint` and `code` describe the failure.
+    4. otherwise `hint` and `code` describe the failure.
 
     Under `audit_catalogues()` (the pytest suite) every call also checks that its catalogue can tell the
-    mistakes apart: each mutant must differ from the reference and from every mutant with another code.
+    mistakes apart: each mutant must differ from the reference and from every mutant with another code,
+    and that `reference`, re-run, gives `expected`.
     """
     if not isinstance(actual, Tensor) or not isinstance(expected, Tensor):
         fail(f"{what} should be a tensor, got {type(actual).__name__}", code="not_tensor")
@@ -462,6 +467,8 @@ def expect_matches(
     mistakes = [(c, h, v.detach().to(actual.device, expected.dtype)) for c, h, v in mistakes if v is not None]
     if _AUDIT is not None:
         _audit(expected, mistakes, what, rtol, atol)
+        if reference is not None and not _same_output(reference, expected, rtol, atol):
+            _AUDIT.append(f"{what}: the reference call passed to expect_matches doesn't reproduce the expected values")
     if actual.shape == expected.shape and torch.allclose(actual.to(expected.dtype), expected, rtol=rtol, atol=atol):
         return
     matched = [
@@ -474,10 +481,23 @@ def expect_matches(
         hints = list(dict.fromkeys(h for c, h in matched if h))
         found_hint = hints[0] if len(hints) == 1 else "two mistakes fit what you returned: " + "; or ".join(hints)
         expect_close(actual, expected, what, found_hint, code=codes[0], rtol=rtol, atol=atol, dims=dims)
+    if reference is not None and actual.shape == expected.shape:
+        slip = one_change_diagnosis(reference, actual, expected, rtol, atol)
+        if slip is not None:
+            expect_close(actual, expected, what, slip, code="one_change", rtol=rtol, atol=atol, dims=dims)
     generic = generic_diagnosis(actual, expected, dims, rtol, atol)
     if generic is not None:
         expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
+
+
+def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: float) -> bool:
+    out = reference.run()
+    return (
+        isinstance(out, Tensor)
+        and out.shape == expected.shape
+        and torch.allclose(out.detach().to(expected.device, expected.dtype), expected, rtol=rtol, atol=atol)
+    )
 
 
 def generic_diagnosis(

@@ -17,16 +17,23 @@ import torch
 from torch import Tensor
 
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
+from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
 from tests.checking import (
     bernstein_tolerance,
     checker,
-    expect_close,
     expect_matches,
     expect_scalar,
     expect_tensor,
     fail,
     generic_diagnosis,
+)
+from tests.mutants import call
+from tests.part1_superposition_diagnosis import (
+    check_leading_dims,
+    expect_parameters,
+    reference_model,
+    returned_hidden_hint,
 )
 from tests.part1_superposition_mistakes import (
     DELTA,
@@ -64,30 +71,6 @@ from tests.part1_superposition_probes import (
     relu_placement_mutants,
     stationarity_failure,
 )
-
-
-def returned_hidden_hint(out: object, lead: tuple[int, ...], n_inst: int, d_hidden: int) -> None:
-    """Fail with a named mistake when a forward pass returned the hidden vector instead of the output."""
-    if isinstance(out, Tensor) and tuple(out.shape) == (*lead, n_inst, d_hidden):
-        fail(
-            f"model(features) has shape {tuple(out.shape)}: that is the hidden layer (d_hidden = {d_hidden})",
-            "you returned the hidden vector h = W x: map it back up to the features, add b_final and apply the ReLU",
-            code="returned_hidden",
-        )
-
-
-def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None:
-    """The model (built by the learner's class) has each named tensor with the given shape."""
-    for name, shape in shapes.items():
-        value = getattr(model, name, None)
-        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
-            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            fail(
-                f"the model's `{name}` is {got}, expected a tensor of shape {shape}",
-                "the check builds the model with the given __init__: keep its parameters and buffers as they are",
-                code="model_attributes",
-            )
-
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
@@ -139,34 +122,6 @@ def _toy(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) ->
 # --------------------------------------------------------------------------------------------
 # forward
 # --------------------------------------------------------------------------------------------
-def check_leading_dims(
-    model: torch.nn.Module, reference: callable, shapes: list[tuple[int, ...]], device: torch.device
-) -> None:
-    """The forward pass accepts any number of leading batch axes (two, or none) and gives the same values."""
-    hint = "accept any number of leading batch axes: use `...` in your einsum patterns (or matmul with broadcasting)"
-    for shape in shapes:
-        x = torch.rand(shape, device=device)
-        try:
-            with torch.no_grad():
-                out = model(x)
-        except NotImplementedError:
-            raise
-        except Exception as err:
-            fail(
-                f"model(features) with features of shape {shape} raised {type(err).__name__}: {err}",
-                hint,
-                code="leading_dims",
-            )
-        if not isinstance(out, Tensor) or tuple(out.shape) != shape:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            fail(
-                f"model(features) with features of shape {shape} returned {got}, expected {shape}",
-                hint,
-                code="leading_dims",
-            )
-        expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")
-
-
 @checker("forward", kind="class")
 def test_forward(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
@@ -190,21 +145,36 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
         or activation_diagnosis(out, pre)
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, pre - b, cfg.d_hidden)
     )
+    ref = reference_model(RefToyModel, cfg, device, {"W": W, "b_final": b}, importance=imp)
     expect_matches(
-        out, two_layer(x, W, W, b), "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code
+        out,
+        two_layer(x, W, W, b),
+        "model(features)",
+        mistakes,
+        dims="batch inst feats",
+        hint=hint,
+        code=code,
+        reference=call(RefToyModel.forward, ref, x),
     )
     check_leading_dims(model, lambda x2: two_layer(x2, W, W, b), [(2, 4, 3, 5), (3, 5)], device)
     check_param_gradients(model, x, ["W", "b_final"], lambda P: two_layer(x, P["W"], P["W"], P["b_final"]))
 
-    one = _toy(ToyModel, ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), device)
+    cfg1 = ToyModelConfig(n_inst=1, n_features=1, d_hidden=1)
+    one = _toy(ToyModel, cfg1, device)
     W1, b1 = (t.to(device) for t in _set_params(one, seed_shift=1))
     x1 = torch.rand(4, 1, 1, device=device)
     with torch.no_grad():
         out1 = one(x1)
     what = "model(features) with n_inst=1, n_features=1, d_hidden=1"
     expect_tensor(out1, what, shape=(4, 1, 1), dims="batch inst feats", dtype=x1.dtype, device=device)
+    ref1 = reference_model(RefToyModel, cfg1, device, {"W": W1, "b_final": b1})
     expect_matches(
-        out1, two_layer(x1, W1, W1, b1), what, hint="size-1 axes must work too: avoid .squeeze()", code="size_one"
+        out1,
+        two_layer(x1, W1, W1, b1),
+        what,
+        hint="size-1 axes must work too: avoid .squeeze()",
+        code="size_one",
+        reference=call(RefToyModel.forward, ref1, x1),
     )
     return "ReLU(WᵀWx + b) for every instance, any leading axes"
 
@@ -221,12 +191,14 @@ def check_loss(
     target_of: callable,
     make_batch: callable,
     device: torch.device,
+    solution: torch.nn.Module,
     extra: Callable | None = None,
 ) -> None:
     """calculate_loss(out, batch) = Σ_inst mean_{batch, feats} I (target - out)², its gradient, inputs untouched.
 
-    `target_of(batch)` is the regression target (batch itself in part 1, |batch| in part 2); `extra(out, batch, target)`
-    adds the section's own mutants.
+    `target_of(batch)` is the regression target (batch itself in part 1, |batch| in part 2); `solution` is the
+    solution's model of the same class (its calculate_loss gives the same value); `extra(out, batch, target)` adds
+    the section's own mutants.
     """
     B, n_inst, n_feats = 6, *imp.shape
     batch = make_batch(B, n_inst, n_feats)
@@ -267,7 +239,15 @@ def check_loss(
         if generic
         else "Σ over instances of the mean over (batch, feats) of importance · (target - out)²"
     )
-    expect_matches(loss.detach(), right, what, mistakes, hint=hint, code=generic[0] if generic else "values")
+    expect_matches(
+        loss.detach(),
+        right,
+        what,
+        mistakes,
+        hint=hint,
+        code=generic[0] if generic else "values",
+        reference=call(type(solution).calculate_loss, solution, out.detach(), batch),
+    )
     if grad is None:
         fail(
             "the loss does not depend on `out` through autograd",
@@ -289,7 +269,8 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
     imp = IMPORTANCE.to(device)
     model = _toy(ToyModel, cfg, device, importance=imp)
-    check_loss(model, imp, lambda batch: batch, lambda *shape: torch.rand(shape, device=device), device)
+    solution = reference_model(RefToyModel, cfg, device, {}, importance=imp)
+    check_loss(model, imp, lambda batch: batch, lambda *shape: torch.rand(shape, device=device), device, solution)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
 
 

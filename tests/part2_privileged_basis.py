@@ -14,13 +14,15 @@ import torch
 from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
+from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
+from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
-from tests.part1_superposition import (
-    IMPORTANCE,
+from tests.mutants import Reference, call
+from tests.part1_superposition import IMPORTANCE, check_loss, probe_forward
+from tests.part1_superposition_diagnosis import (
     check_leading_dims,
-    check_loss,
     expect_parameters,
-    probe_forward,
+    reference_model,
     returned_hidden_hint,
 )
 from tests.part1_superposition_mistakes import (
@@ -69,9 +71,20 @@ MIXED = (
 
 
 def _check_forward(
-    model, params: list[str], x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, mistakes, d_hidden: int, device
+    model,
+    params: list[str],
+    x: Tensor,
+    W_in: Tensor,
+    W_out: Tensor,
+    b: Tensor,
+    mistakes,
+    d_hidden: int,
+    device,
+    reference: Reference,
 ) -> None:
-    """The forward pass on x, compared with ReLU(W_outᵀ ReLU(W_in x) + b), its catalogue, then the generic probes."""
+    """The forward pass on x, compared with ReLU(W_outᵀ ReLU(W_in x) + b), its catalogue, then the generic probes.
+
+    `reference` is the solution's forward on x (with the same parameters), for `expect_matches`."""
     x_before = x.clone()
     with torch.no_grad():
         out = model(x)
@@ -92,7 +105,9 @@ def _check_forward(
         or diagnosis
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
     )
-    expect_matches(out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code)
+    expect_matches(
+        out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code, reference=reference
+    )
     check_leading_dims(
         model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
     )
@@ -137,7 +152,9 @@ def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
         model.b_final.copy_(b)
     x = _inputs(device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=True, formula="ReLU(Wᵀ ReLU(W x) + b_final)")
-    _check_forward(model, ["W", "b_final"], x, W, W, b, mistakes, cfg.d_hidden, device)
+    ref = reference_model(RefNeuronModel, cfg, device, {"W": W, "b_final": b}, feature_probability=0.5)
+    reference = call(RefNeuronModel.forward, ref, x)
+    _check_forward(model, ["W", "b_final"], x, W, W, b, mistakes, cfg.d_hidden, device, reference)
     return "ReLU(Wᵀ ReLU(W x) + b_final)"
 
 
@@ -219,7 +236,10 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             two_layer(x, W1, W2t, b + x, act=relu),
         ),
     ]
-    _check_forward(model, ["W1", "W2", "b_final"], x, W1, W2t, b, mistakes, cfg.d_hidden, device)
+    params = {"W1": W1, "W2": W2, "b_final": b}
+    ref = reference_model(RefNeuronComputationModel, cfg, device, params, feature_probability=0.5)
+    reference = call(RefNeuronComputationModel.forward, ref, x)
+    _check_forward(model, ["W1", "W2", "b_final"], x, W1, W2t, b, mistakes, cfg.d_hidden, device, reference)
     return "ReLU(W2 ReLU(W1 x) + b_final)"
 
 
@@ -299,5 +319,6 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
         fail(
             "the model has no calculate_loss", "define calculate_loss in NeuronComputationModel", code="missing_method"
         )
-    check_loss(model, imp, torch.abs, make_batch, device, extra=_target_mutants)
+    solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=0.5, importance=imp)
+    check_loss(model, imp, torch.abs, make_batch, device, solution, extra=_target_mutants)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
+from tests.mutants import call
 
 Mistake = tuple[str, str, Tensor]
 
@@ -317,7 +319,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             f"the denominator is right; the numerator should be d_hidden = W.shape[1] = {W.shape[1]}",
             code="numerator",
         )
-    expect_matches(out, right, what, values, dims="inst")
+    expect_matches(out, right, what, values, dims="inst", reference=call(ref.dimensions_per_feature, W))
     # a small W (‖W‖²_F well below 1 in every instance), so a floor or clamp on the denominator shows
     small = W * 0.05
     right_s = W.shape[1] / small.pow(2).sum((1, 2))
@@ -487,7 +489,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
         )
-    expect_matches(out, expected, what, values, dims="inst feats")
+    expect_matches(out, expected, what, values, dims="inst feats", reference=call(ref.compute_dimensionality, W))
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())
     if isinstance(out1, Tensor) and out1.shape == (7,):
@@ -497,7 +499,13 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
             code="squeezed",
         )
     out1 = expect_tensor(out1, "compute_dimensionality(W[:1])", shape=(1, 7), dims="inst feats")
-    expect_close(out1, expected[:1], "compute_dimensionality(W[:1])", code="values", dims="inst feats")
+    expect_matches(
+        out1,
+        expected[:1],
+        "compute_dimensionality(W[:1])",
+        dims="inst feats",
+        reference=call(ref.compute_dimensionality, W[:1]),
+    )
     # 3) known configurations: an orthogonal feature (1), an antipodal pair (1/2), a triangle (2/3)
     angles = torch.tensor([0.0, 2.0944, 4.1888])
     plane = torch.stack([angles.cos(), angles.sin()])  # [2, 3], a triangle in dims 0-1

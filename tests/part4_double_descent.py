@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+import solutions.part4_double_descent as ref
 import tests.part4_double_descent_mistakes as mistakes
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
+from tests.mutants import call
 from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
@@ -377,6 +379,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
             atol=1e-7,
             dims="step",
             hint="linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
+            reference=mistakes.Schedule(ref.warmup_cosine_lr, (steps, warmup)),
         )
     return "linear warm-up, then half a cosine to 0"
 
@@ -690,7 +693,16 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expected = mistakes.dimensionality(v.cpu())
     if unexplained(out, expected, values, "inst vectors", atol=1e-6):
         dimensionality_structure(lambda x: _call(compute_dimensionality, what, x), v, out)
-    expect_matches(out.double().cpu(), expected, what, values, rtol=1e-4, atol=1e-6, dims="inst vectors")
+    expect_matches(
+        out.double().cpu(),
+        expected,
+        what,
+        values,
+        rtol=1e-4,
+        atol=1e-6,
+        dims="inst vectors",
+        reference=call(ref.compute_dimensionality, v),
+    )
     # one instance: the inst axis must stay
     out1 = _call(compute_dimensionality, "compute_dimensionality(v[:1])", v[:1].clone())
     if isinstance(out1, Tensor) and tuple(out1.shape) == (7,):
@@ -700,7 +712,13 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
             code="squeezed",
         )
     out1 = expect_tensor(out1, "compute_dimensionality(v[:1])", shape=(1, 7), dims="inst vectors")
-    expect_close(out1, mistakes.dimensionality(v[:1].cpu()), "compute_dimensionality(v[:1])", dims="inst vectors")
+    expect_matches(
+        out1,
+        mistakes.dimensionality(v[:1].cpu()),
+        "compute_dimensionality(v[:1])",
+        dims="inst vectors",
+        reference=call(ref.compute_dimensionality, v[:1]),
+    )
 
     # Two regular pentagons (lengths 1.3 and 0.7, one rotated): every vector gets 2/5 of a dimension.
     angles = torch.arange(5) * 2 * math.pi / 5
@@ -725,6 +743,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         rtol=1e-4,
         atol=1e-6,
         dims="inst vectors",
+        reference=call(ref.compute_dimensionality, pentagons),
     )
 
     # A zero vector (a dropped feature, an empty example) has dimensionality 0, not NaN.
@@ -756,6 +775,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
             hint="the zero vector gets 0 but the other vectors (norms below 1 here) changed: does the guard against "
             "0 / 0 (a clamp or an epsilon) also change small non-zero values?",
             code="zero_guard_others",
+            reference=call(ref.compute_dimensionality, with_zero, pick=lambda out: out[:, :-1]),
         )
     expect_close(
         out.double().cpu(),

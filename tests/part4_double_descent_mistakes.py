@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance
+from tests.mutants import Reference
 
 Mistake = tuple[str, str, Tensor]
 
@@ -40,6 +41,16 @@ def separable(right: Tensor, catalogue: list[Mistake], rtol: float = 1e-6, atol:
 # --------------------------------------------------------------------------------------------
 def _cos(progress: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Schedule(Reference):
+    """The solution's `warmup_cosine_lr(step, steps, warmup_steps)` at every step, as one float64 tensor (the
+    mutants edit the function; this runs it once per step, as the checker does)."""
+
+    def run(self, fn: Callable | None = None) -> Tensor:
+        schedule = fn or self.fn
+        steps, warmup = self.args
+        return torch.tensor([float(schedule(s, steps, warmup)) for s in range(steps)], dtype=torch.float64)
 
 
 def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]:

@@ -19,6 +19,7 @@ import copy
 import inspect
 import traceback
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ from tests.checking import (
     generic_diagnosis,
     returned,
 )
+from tests.mutants import Reference, call
 
 N_INST, D_IN, D_SAE, N_FEATS = 3, 3, 7, 5
 COEFFS = [0.1, 0.3, 0.05]
@@ -210,6 +212,7 @@ def check_sae_forward(
     keys: tuple[str, ...] | None = None,
     hints: dict[str, str] | None = None,
     ingredients: dict[str, Callable] | None = None,
+    solution: Callable | None = None,
 ) -> None:
     """Compare the learner's forward with `forward(reference, h)` output by output, naming known mistakes.
 
@@ -218,8 +221,19 @@ def check_sae_forward(
     "grad"). `keys`: the loss_dict keys checked (default: all the reference returns). `hints`: per output, the
     hint when no known mistake or generic relation explains a wrong value (the formula to recompute).
     `ingredients`: per output ("acts", "h_reconstructed"), fn(reference, h) -> (combine, options) for
-    `D.ingredient_diagnosis`, tried when no catalogued mistake matches."""
+    `D.ingredient_diagnosis`, tried when no catalogued mistake matches. `solution`: the exercise's solution
+    forward (unbound), whose one-edit mutants name a slip nobody listed (`tests.mutants`)."""
     hints, ingredients = hints or {}, ingredients or {}
+
+    accepted: list[tuple[Callable, Tensor]] = []  # outputs already right: a fitting edit must keep them
+
+    def picker(stage: str) -> Callable:
+        outputs = {"acts": 2, "h_reconstructed": 3, "loss": 1}
+        return lambda out: (out[outputs[stage]] if stage in outputs else out[0][stage]).detach()
+
+    def solution_call(stage: str) -> Reference | None:  # the solution's call that gives the reference's `stage` output
+        return None if solution is None else call(solution, reference, h, pick=picker(stage), agree=tuple(accepted))
+
     loss_dict, loss, acts, h_rec = call_forward(sae, h)
     ref_dict, ref_loss, ref_acts, ref_rec = forward(reference, h)
     outs = {}
@@ -257,7 +271,9 @@ def check_sae_forward(
             dims=dims,
             hint=hints.get(stage, default_hint),
             code=code,
+            reference=solution_call(stage),
         )
+        accepted.append((picker(stage), got.detach()))
     for key in keys or tuple(ref_dict):
         if key not in loss_dict:
             fail(
@@ -291,11 +307,21 @@ def check_sae_forward(
             catalogue(key),
             dims="batch inst",
             hint=hints.get(key),
+            reference=solution_call(key),
         )
+        accepted.append((picker(key), value.detach().to(h.dtype)))
     loss = expect_scalar(loss, "loss", ref_loss.dtype)
     if unlisted(loss, "loss") and not torch.allclose(loss.detach(), ref_loss.detach(), rtol=1e-4, atol=1e-5):
         D.loss_probe(sae, reference, h, forward, lambda model, x: returned(model(x.clone()), "forward"))
-    expect_matches(loss.detach(), ref_loss.detach(), "loss", catalogue("loss"), hint=hints.get("loss"), code="loss")
+    expect_matches(
+        loss.detach(),
+        ref_loss.detach(),
+        "loss",
+        catalogue("loss"),
+        hint=hints.get("loss"),
+        code="loss",
+        reference=solution_call("loss"),
+    )
     if not loss.requires_grad:
         fail(
             "the loss has no gradient",
@@ -502,6 +528,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             mistakes,
             dims="inst d_sae d_in",
             hint=M.norm_hint(out, W),
+            reference=call(ref.ToySAE.W_dec_normalized.fget, sae, pick=lambda out: out.detach()),
         )
         if not out.requires_grad:
             fail(
@@ -604,6 +631,12 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
         dims="batch inst d_in",
         hint=hint,
         code=code,
+        # the solution's generate_batch on a stand-in SAE whose model draws exactly `features`
+        reference=call(
+            ref.ToySAE.generate_batch,
+            SimpleNamespace(model=SimpleNamespace(generate_batch=lambda n: features, W=W)),
+            batch_size,
+        ),
     )
     h2 = sae.generate_batch(batch_size)
     if isinstance(h2, Tensor) and h2.shape == h.shape and torch.equal(h.detach(), h2.detach()):
@@ -628,7 +661,16 @@ def test_forward(impl: type, device: torch.device) -> str:
         "sparsity_coeff is [inst], used as it is",
     }
     ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
-    check_sae_forward(sae, reference, h, M.vanilla_forward, M.FORWARD_MISTAKES, hints=hints, ingredients=ingredients)
+    check_sae_forward(
+        sae,
+        reference,
+        h,
+        M.vanilla_forward,
+        M.FORWARD_MISTAKES,
+        hints=hints,
+        ingredients=ingredients,
+        solution=ref.ToySAE.forward,
+    )
     return "activations, reconstruction, per-example losses, total loss and gradients"
 
 
@@ -645,45 +687,6 @@ def _snapshot(sae: ref.ToySAE) -> dict[str, Any]:
     }
 
 
-def _call_resampler(fn: Callable[[], Any]) -> None:
-    """Run the learner's resampler, naming the usual crashes."""
-    try:
-        with torch.no_grad():
-            fn()
-    except (TypeError, AttributeError) as err:
-        if "NoneType" in str(err):
-            fail(
-                f"with tied weights your resampler raised {type(err).__name__}: {err}",
-                "write decoder rows through the property sae.W_dec (a view of W_enc when tied), not sae._W_dec",
-                code="used_private_W_dec",
-            )
-        raise
-    except IndexError as err:
-        D.describe_index_error(err)
-        raise
-    except RuntimeError as err:
-        if "without replacement" in str(err):
-            fail(
-                f"torch.multinomial raised: {err}",
-                "draw with replacement=True: there can be more dead latents than examples",
-                code="no_replacement",
-            )
-        if "infinity or NaN" in str(err):
-            fail(
-                f"torch.multinomial raised: {err}",
-                "the sampling weights contain inf or NaN: a division by a loss of 0? (an instance can have every loss "
-                "0: skip it)",
-                code="weights_not_finite",
-            )
-        if "invalid multinomial distribution" in str(err) or "sum of probabilities" in str(err):
-            fail(
-                f"torch.multinomial raised: {err}",
-                "an instance whose losses are all 0 has nothing to resample towards: skip it (check the weights' sum)",
-                code="zero_loss_instance",
-            )
-        raise
-
-
 @checker("resample_simple", kind="function")
 def test_resample_simple(impl: Callable, device: torch.device) -> str:
     n_inst, d_in, d_sae, n_dead, scale = 4, 3, 6000, 5900, 0.37
@@ -691,7 +694,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     frac, groups = M.window_groups(n_inst, d_sae, n_dead, device)
     dead = groups["dead"]
     before = _snapshot(sae)
-    _call_resampler(lambda: impl(sae, frac.clone(), scale))
+    D.call_resampler(lambda: impl(sae, frac.clone(), scale))
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
     M.check_encoder_bias(sae, dead)
     rows = M.unit_rows(sae, before, dead, scale)
@@ -709,7 +712,7 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
     sae = reference_sae(ref.ToySAE, device, n_inst=2, d_in=3, d_sae=40, sparsity_coeff=0.1, tied_weights=True)
     frac, groups = M.window_groups(2, 40, 20, device)
     before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second call shows whether the draw is fresh
-    _call_resampler(lambda: impl(sae, frac.clone(), 0.37))
+    D.call_resampler(lambda: impl(sae, frac.clone(), 0.37))
     changed = (sae.W_enc.detach() != before["W_enc"]).any(1)
     if not torch.equal(changed, groups["dead"]):
         fail(
@@ -717,7 +720,7 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
             "index through sae.W_dec and sae.W_enc, which share storage when tied; change only the dead latents",
             code="tied_weights",
         )
-    D.check_fresh_draws(lambda: _call_resampler(lambda: impl(spare, frac.clone(), 0.37)), sae, spare, changed)
+    D.check_fresh_draws(lambda: D.call_resampler(lambda: impl(spare, frac.clone(), 0.37)), sae, spare, changed)
 
 
 @checker("resample_advanced", kind="function")
@@ -738,14 +741,14 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
     before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second run shows whether the choice is random
     b_dec = sae.b_dec.detach().clone()
-    _call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
+    D.call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
     expected = dead & active[:, None]
     M.check_which_latents(sae, before, expected, frac, groups, active)
     M.check_encoder_bias(sae, expected)
     rows = M.unit_rows(sae, before, expected, scale)
     again = lambda: (
         spare.generate_batch.rewind(),
-        _call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size)),
+        D.call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size)),
     )
     alt = D.other_losses(spare)  # before the second run: the per-type losses a wrong weight might follow
     M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected), alt)

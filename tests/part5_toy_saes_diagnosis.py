@@ -6,6 +6,7 @@
   realistic alternatives for its input, weights, bias and nonlinearity), how a wrong per-example loss relates to
   the right one (squared, square root, a constant), and how the total loss splits into its reconstruction part
   and each instance's sparsity part (probed by changing `sparsity_coeff`).
+* resampling: the usual crashes of a resampler, named (`call_resampler`).
 """
 
 from __future__ import annotations
@@ -592,3 +593,42 @@ def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) 
         "the encoder; the new value mixed with (added to) the old column; the rows and columns indexed differently",
         code="enc_mismatch",
     )
+
+
+def call_resampler(fn: Callable[[], Any]) -> None:
+    """Run the learner's resampler, naming the usual crashes."""
+    try:
+        with torch.no_grad():
+            fn()
+    except (TypeError, AttributeError) as err:
+        if "NoneType" in str(err):
+            fail(
+                f"with tied weights your resampler raised {type(err).__name__}: {err}",
+                "write decoder rows through the property sae.W_dec (a view of W_enc when tied), not sae._W_dec",
+                code="used_private_W_dec",
+            )
+        raise
+    except IndexError as err:
+        describe_index_error(err)
+        raise
+    except RuntimeError as err:
+        if "without replacement" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "draw with replacement=True: there can be more dead latents than examples",
+                code="no_replacement",
+            )
+        if "infinity or NaN" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "the sampling weights contain inf or NaN: a division by a loss of 0? (an instance can have every loss "
+                "0: skip it)",
+                code="weights_not_finite",
+            )
+        if "invalid multinomial distribution" in str(err) or "sum of probabilities" in str(err):
+            fail(
+                f"torch.multinomial raised: {err}",
+                "an instance whose losses are all 0 has nothing to resample towards: skip it (check the weights' sum)",
+                code="zero_loss_instance",
+            )
+        raise

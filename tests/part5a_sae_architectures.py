@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ from tests.checking import (
     fail,
     returned,
 )
+from tests.mutants import call
 from tests.part5_toy_saes import (
     COEFFS,
     D_IN,
@@ -41,6 +43,7 @@ from tests.part5_toy_saes import (
     reference_sae,
     twin,
 )
+from tests.part5a_sae_architectures_diagnosis import BANDWIDTH, HALF_WINDOW, threshold_window
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,14 +113,22 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "instances",
     }
     ingredients = {"acts": _gated_acts_options, "h_reconstructed": _gated_decode_options}
-    check_sae_forward(sae, reference, h, M.gated_forward, M.GATED_MISTAKES, hints=hints, ingredients=ingredients)
+    check_sae_forward(
+        sae,
+        reference,
+        h,
+        M.gated_forward,
+        M.GATED_MISTAKES,
+        hints=hints,
+        ingredients=ingredients,
+        solution=ref_a.GatedToySAE.forward,
+    )
     return "gate and magnitude paths, three losses, gradients (the auxiliary path trains the gate only)"
 
 
 # --------------------------------------------------------------------------------------------
 # Exercise 8: Heaviside and JumpReLU
 # --------------------------------------------------------------------------------------------
-BANDWIDTH = 0.1
 
 
 def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -150,6 +161,7 @@ def _backward_error(err: RuntimeError, name: str) -> None:
 def _check_step_function(
     impl: Any,
     name: str,
+    solution: type,
     fwd: Callable,
     dx: Callable,
     dth: Callable,
@@ -183,6 +195,7 @@ def _check_step_function(
         [(code, hint, fn(x0, th0, BANDWIDTH)) for code, hint, fn in fwd_mistakes],
         hint=f"the forward pass is exactly {name}: see the table",
         code="forward",
+        reference=call(solution.forward, SimpleNamespace(save_for_backward=lambda *saved: None), x0, th0, BANDWIDTH),
     )
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
@@ -193,6 +206,11 @@ def _check_step_function(
     grad_x = torch.zeros_like(x0) if grad_x is None else grad_x
     grad_th = torch.zeros_like(th0) if grad_th is None else grad_th
     want_x, want_th = dx(x0, th0, BANDWIDTH) * g, dth(x0, th0, BANDWIDTH) * g
+
+    # the solution's backward, given what its forward saved and the upstream gradient g: (grad_x, grad_threshold)
+    backward = lambda i: call(
+        solution.backward, SimpleNamespace(saved_tensors=(x0, th0), bandwidth=BANDWIDTH), g, pick=lambda out: out[i]
+    )
 
     def catalogue(mistakes: list, swapped: Tensor) -> list:
         return [(c, h, (fn(x0, th0, BANDWIDTH) * g) if fn is not None else swapped) for c, h, fn in mistakes]
@@ -206,6 +224,7 @@ def _check_step_function(
         * (not torch.equal(dx(x0, th0, BANDWIDTH), torch.zeros_like(x0))),
         hint="see the ∂/∂x column of the table, times grad_output",
         code="grad_x",
+        reference=backward(0),
     )
     # where does the learner's threshold gradient live? The rectangle is 0 for |u| >= 1/2 (no x sits on an edge)
     outside = (grad_th.detach() != 0) & (M.rect((x0 - th0) / BANDWIDTH) == 0)
@@ -220,89 +239,12 @@ def _check_step_function(
     # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
-        window = _threshold_window(impl, grad_th, bool(outside.any()))
+        window = threshold_window(impl, grad_th, bool(outside.any()))
         if window is not None:
             th_code, th_hint = window
             if th_code != "kernel_shape":  # sure diagnoses, ahead of the catalogue
                 expect_close(grad_th, want_th, what, th_hint, code=th_code)
-    expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code)
-
-
-def _window(impl: Any, bandwidth: float) -> tuple[float, float, Tensor] | None:
-    """(largest |x - θ|, largest |gradient|, the gradient) where the threshold gradient of `impl` is non-zero,
-    θ = 1, on a grid up to 8 plus points down to 1e-8 from θ (so a window far narrower than ε is seen too); None
-    when it is zero everywhere (or the learner's backward fails here)."""
-    fine = torch.logspace(-8, -1, 200, dtype=torch.float64)
-    d = torch.cat([torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4, fine, -fine])  # no edge hit
-    x, th = (1.0 + d).requires_grad_(True), torch.ones_like(d).requires_grad_(True)
-    try:
-        (grad,) = torch.autograd.grad(impl.apply(x, th, bandwidth).sum(), th, allow_unused=True)
-    except Exception:  # the learner's backward failing on these inputs: say nothing about the window
-        return None
-    if grad is None or not (grad.detach() != 0).any():
-        return None
-    on = grad.detach() != 0
-    return float(d[on].abs().max()), float(grad.detach().abs().max()), grad.detach()
-
-
-def _windows(impl: Any) -> dict:
-    return {eps: _window(impl, eps) for eps in (BANDWIDTH, 4 * BANDWIDTH)}
-
-
-def _ignores_bandwidth(measured: dict) -> str | None:
-    """A hint when the threshold gradient is identical at two bandwidths: then the ε passed in is unused."""
-    if any(m is None for m in measured.values()):
-        return None
-    (w1, p1, g1), (_, _, g4) = measured[BANDWIDTH], measured[4 * BANDWIDTH]
-    if not torch.equal(g1, g4):
-        return None
-    return (
-        f"your threshold gradient is identical at ε = {BANDWIDTH:g} and ε = {4 * BANDWIDTH:g}: non-zero for "
-        f"|x - θ| up to ≈ {w1:.2g}, height ≈ {p1:.3g} (what a bandwidth of about {2 * w1:.2g} would give): the "
-        "bandwidth passed to apply is unused (a hard-coded value?). Store it in forward (ctx.bandwidth = "
-        "bandwidth) and use it in backward: -(factor/ε) K((x - θ)/ε)"
-    )
-
-
-def _window_hint(measured: dict) -> str:
-    """Describe where the learner's threshold gradient is non-zero, measured at two bandwidths."""
-    seen = ", ".join(f"|x - θ| up to {w[0]:.3g} at ε = {e:g}" for e, w in measured.items() if w is not None)
-    base = f"your threshold gradient is non-zero outside the window |x - θ| < ε/2 ({seen}): "
-    if measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
-        return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε"
-    w1, w4 = measured[BANDWIDTH][0], measured[4 * BANDWIDTH][0]
-    if min(w1, w4) > 7.9:
-        return base + "it has no cutoff at all on |x - θ| <= 8: K is the rectangle 1[|u| < 1/2], zero elsewhere"
-    if abs(w4 / w1 - 0.25) < 0.05:
-        return base + (
-            f"the window is ≈ {2 * w1 * BANDWIDTH:.2g}/ε wide and shrinks as ε grows, instead of ε wide: is u "
-            "computed as (x - θ) · ε instead of (x - θ) / ε?"
-        )
-    if abs(w4 / w1 - 4) < 0.2:
-        return base + (
-            f"the window grows with ε but is {2 * w1 / BANDWIDTH:.2g}·ε wide instead of ε: K is 1[|u| < 1/2]"
-        )
-    return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
-
-
-def _threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, str] | None:
-    """(code, hint) from the threshold gradient measured at two bandwidths, for a wrong gradient: ε unused (the
-    same gradient at both), non-zero outside the window, or 0 on every test input yet non-zero very close to θ
-    (a window far narrower than ε). None when none of these is seen (then the catalogue decides; "None or
-    zeros" only fits a gradient that is 0 everywhere)."""
-    measured = _windows(impl)
-    ignored = _ignores_bandwidth(measured)
-    if ignored is not None:
-        return "bandwidth_ignored", ignored
-    if outside:
-        return "kernel_shape", _window_hint(measured)
-    if (grad_th != 0).any() or measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
-        return None
-    seen = ", ".join(f"|x - θ| up to {m[0]:.2g} (height {m[1]:.3g}) at ε = {e:g}" for e, m in measured.items())
-    return "window_too_narrow", (
-        f"your threshold gradient is 0 on every test input but non-zero very close to θ ({seen}): the window is "
-        "far narrower than ε. K is 1[|u| < 1/2] with u = (x - θ)/ε: is ε used as passed, and u divided by it?"
-    )
+    expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code, reference=backward(1))
 
 
 @checker("heaviside", kind="class")
@@ -310,6 +252,7 @@ def test_heaviside(impl: Any, device: torch.device) -> str:
     _check_step_function(
         impl,
         "Heaviside",
+        ref_a.Heaviside,
         fwd=lambda x, th, bw: (x > th).to(x.dtype),
         dx=lambda x, th, bw: torch.zeros_like(x),
         dth=lambda x, th, bw: -M.rect((x - th) / bw) / bw,
@@ -326,13 +269,14 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
     _check_step_function(
         impl,
         "JumpReLU",
+        ref_a.JumpReLU,
         fwd=lambda x, th, bw: x * (x > th).to(x.dtype),
         dx=lambda x, th, bw: (x > th).to(x.dtype),
         dth=lambda x, th, bw: -th * M.rect((x - th) / bw) / bw,
         device=device,
         fwd_mistakes=M.JUMPRELU_FORWARD,
         x_mistakes=M.JUMPRELU_GRAD_X,
-        th_mistakes=M.JUMPRELU_GRAD_TH,
+        th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW],
     )
     return "forward values and pseudo-derivatives"
 
@@ -367,6 +311,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
                 "threshold_grad",
             )
         },
+        solution=ref_a.JumpReLUToySAE.forward,
     )
     return "thresholded activations, L0 penalty, gradients reach the threshold"
 
@@ -424,7 +369,16 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             "in place, zeros elsewhere",
             "loss": "loss = L_reconstruction, mean over the batch, sum over instances (no sparsity term)",
         }
-        check_sae_forward(sae, reference, h, M.topk_forward, M.TOPK_MISTAKES, keys=("L_reconstruction",), hints=hints)
+        check_sae_forward(
+            sae,
+            reference,
+            h,
+            M.topk_forward,
+            M.TOPK_MISTAKES,
+            keys=("L_reconstruction",),
+            hints=hints,
+            solution=ref_a.TopKToySAE.forward,
+        )
         if "L_sparsity" in out[0]:
             ref_dict, _, ref_acts, _ = reference(h)
             value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
@@ -443,6 +397,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                 ],
                 dims="batch inst",
                 hint="L_sparsity = number of non-zero latents per example (for logging)",
+                reference=call(ref_a.TopKToySAE.forward, reference, h, pick=lambda out: out[0]["L_sparsity"].detach()),
             )
         checked.append(k)
     return f"k = {checked}: at most k active, values in place, loss and gradients"
@@ -496,6 +451,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         [(code, hint, M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug)) for code, hint, bug in M.AUXK_MISTAKES],
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
+        reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),
     )
     wrt = (inputs[0], inputs[3])
     grad, dec_grad = torch.autograd.grad(out.sum(), wrt, allow_unused=True) if out.requires_grad else (None, None)
@@ -715,6 +671,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         M.l0_mistakes(acts),
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
+        reference=call(ref_a.l0_norm, acts),
     )
     return "per-instance mean count of active latents"
 
@@ -738,6 +695,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
         mistakes,
         dims="inst",
         hint="1 - Σ(h - h_rec)² / Σ(h - mean(h))², sums over batch and d_in",
+        reference=call(ref_a.fraction_variance_explained, h, h_rec),
     )
     return "ratio of sums, centred variance, per instance"
 
@@ -757,6 +715,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         dead_mistakes(acts),
         dims="inst",
         hint="fraction of latents with acts == 0 on every example of the batch",
+        reference=call(ref_a.dead_latent_fraction, acts),
     )
     return "fraction of latents silent on the whole batch"
 
@@ -796,5 +755,6 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         recovery_mistakes(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
+        reference=call(ref_a.feature_recovery, W_feat, W_dec),
     )
     return "best signed cosine per feature"

@@ -13,6 +13,7 @@ are compared with the reference on inputs where every term matters, with the usu
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import types
@@ -33,6 +34,7 @@ from tests.checking import (
     fail,
     returned,
 )
+from tests.mutants import Reference, call
 from tests.part5b_absorption_diagnosis import (
     check_independence,
     check_layout,
@@ -40,6 +42,7 @@ from tests.part5b_absorption_diagnosis import (
     front_written,
     implied_target_note,
     reseeded,
+    threshold_change_reference,
 )
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
@@ -292,6 +295,7 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         dims="inst parents",
         hint="among examples with the parent and a child on: parent latent (argmax decoder cosine) off and some "
         "other active latent with cosine ≥ cos_threshold",
+        reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(ABS_PARENT_OF), th),
     )
 
 
@@ -361,6 +365,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
             dims="inst parents",
             hint="the hand-built case passed, so look at what it doesn't cover: several children per parent, "
             "latents that are carriers for several parents",
+            reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), threshold),
         )
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
@@ -450,6 +455,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             candidates,
             dims="batch inst d_sae",
             hint="keep, per instance, the k·batch largest entries of pre over all examples and latents",
+            reference=call(ref.batch_topk, pre.detach(), k),
         )
         if not out.requires_grad:
             fail(
@@ -536,7 +542,13 @@ def _pre(
 
 
 def _check_threshold(
-    sae: ref.BatchTopKToySAE, before: Tensor, expected: Tensor, mistakes: list, what: str, kept: Tensor
+    sae: ref.BatchTopKToySAE,
+    before: Tensor,
+    expected: Tensor,
+    mistakes: list,
+    what: str,
+    kept: Tensor,
+    reference: Reference,
 ) -> None:
     """Compare the *change* of the threshold: one EMA step moves it by about 1e-3, so the usual mistakes differ
     from the right update by a large relative amount, while float32 rounding of th ± m·(...) is ~1e-7."""
@@ -572,6 +584,7 @@ def _check_threshold(
             before + (expected - before) / ref.BatchTopKToySAE.THRESHOLD_MOMENTUM,
         ),
         code="threshold",
+        reference=reference,
     )
 
 
@@ -589,6 +602,8 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     first, more, h_eval = _encode_inputs()
     h = first.to(device)
     th0 = reference.threshold.clone()
+    first_call = threshold_change_reference(reference, h)
+    untrained = copy.deepcopy(reference)  # as it was before the call (the threshold moves)
     acts = _float_output(sae.encode(h), "encode(h) in training mode", (16, N_INST, D_SAE), "batch inst d_sae", device)
     expected = reference.encode(h)
     expect_matches(
@@ -621,30 +636,35 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
         dims="batch inst d_sae",
         hint="acts = batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",
         code="train_acts",
+        reference=call(ref.BatchTopKToySAE.encode, untrained, h, pick=lambda out: out.detach()),
     )
     if not acts.requires_grad:
         fail("encode's output has no gradient", "don't compute the activations under torch.no_grad()", code="no_grad")
     right, mistakes = threshold_candidates(th0, expected.detach(), m, _pre(sae, h))
-    _check_threshold(sae, th0, right, mistakes, "after one training call", expected.detach())
+    _check_threshold(sae, th0, right, mistakes, "after one training call", expected.detach(), first_call)
 
     # Several calls: the EMA keeps going from where it is.
     for step, h_next in enumerate(more):
         h_next = h_next.to(device)
         before = reference.threshold.clone()
+        change = threshold_change_reference(reference, h_next)
         sae.encode(h_next)
         kept = reference.encode(h_next).detach()
         right, mistakes = threshold_candidates(before, kept, m, _pre(sae, h_next))
-        _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls", kept)
+        _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls", kept, change)
 
     # A batch in which instance 0 keeps nothing positive (h = b_dec there, so pre = b_enc < 0): its
     # threshold stays, the others move.
     silent = more[0].to(device).clone()
     silent[:, 0] = reference.b_dec.detach()[0]
     before = reference.threshold.clone()
+    change = threshold_change_reference(reference, silent)
     sae.encode(silent)
     kept = reference.encode(silent).detach()
     right, mistakes = threshold_candidates(before, kept, m, _pre(sae, silent))
-    _check_threshold(sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive", kept)
+    _check_threshold(
+        sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive", kept, change
+    )
 
     # Eval mode: a fixed per-instance threshold, whatever the batch; the threshold stays put.
     sae.eval()
@@ -694,6 +714,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
         dims="batch inst d_sae",
         hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",
         code="eval_acts",
+        reference=call(ref.BatchTopKToySAE.encode, reference, h, pick=lambda out: out.detach()),
     )
     part = sae.encode(h[:5])
     expect_close(
@@ -748,6 +769,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
             matryoshka_candidates(acts, W_hat, b_dec, h, sizes),
             dims="batch inst",
             hint="sum over m in prefix_sizes of mean over d_in of (acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
+            reference=call(ref.matryoshka_loss, acts, W_hat, b_dec, h, sizes),
         )
         if not out.requires_grad:
             fail(

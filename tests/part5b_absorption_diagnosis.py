@@ -8,12 +8,14 @@ still gets a message that points at it, and one that can't be pinned down gets i
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.mutants import Reference, call
 from tests.part5b_absorption_mistakes import RateStats
 from utils.part5b_absorption import HierarchyConfig
 
@@ -265,3 +267,26 @@ def front_written(out: Tensor, what: str) -> None:
             "the first k·batch slots",
             code="front_written",
         )
+
+
+class _Remembered:
+    """Stands for a module in a Reference's arguments: the copy a run makes of it is the module's deep copy,
+    remembered, so that `pick` can read what the call changed in it (a buffer updated in place)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = copy.deepcopy(module)  # its state now, whatever later calls do to the original
+        self.copies: list[torch.nn.Module] = []
+
+    def __deepcopy__(self, memo: dict) -> torch.nn.Module:
+        clone = copy.deepcopy(self.module, memo)
+        self.copies.append(clone)
+        return clone
+
+
+def threshold_change_reference(sae: torch.nn.Module, h: Tensor) -> Reference:
+    """The Reference for the change of `sae.threshold` that the solution's `encode(h)` makes (training mode),
+    taken from `sae`'s state now: the solution's encode runs on a copy, `pick` reads the copy's threshold."""
+    remembered = _Remembered(sae)
+    before = sae.threshold.detach().clone()
+    encode = type(sae).encode
+    return call(encode, remembered, h, pick=lambda _: remembered.copies[-1].threshold.detach() - before)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from solutions import part6_lm_saes as ref
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
+from tests.mutants import call
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -199,6 +200,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         atol=1e-6,
         dims="d_sae",
         hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
+        reference=call(ref.latent_frequencies, model, sae, tokens, batch_size=4),
     )
     return f"{int((expected == 0).sum())} of {sae.d_sae} latents silent on this small sample"
 
@@ -341,7 +343,14 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     mistakes = top_mistakes(before, k)
     close = lambda a, b: b is not None and bool(torch.allclose(a, b.to(a.device), rtol=RTOL, atol=ATOL))
     if close(got, expected) or any(close(got, value) for _, _, value in mistakes):
-        expect_matches(got, expected, "(values, seq_idx, pos_idx)", mistakes, dims="output k")  # passes, or names it
+        expect_matches(  # passes, or names it
+            got,
+            expected,
+            "(values, seq_idx, pos_idx)",
+            mistakes,
+            dims="output k",
+            reference=call(ref.top_activations, before, k, pick=lambda out: torch.stack([o.double() for o in out])),
+        )
     by_value = got[:, values.detach().double().argsort(descending=True)]
     if not close(got, expected) and torch.allclose(by_value, expected.to(got.device), rtol=RTOL, atol=ATOL):
         fail(
@@ -357,6 +366,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
         [("smallest", "`topk` returns the LARGEST values by default (largest=False gives the smallest)", smallest)],
         dims="k",
         hint="the k largest activations at positions >= 1 (over all sequences and positions together), largest first",
+        reference=call(ref.top_activations, before, k, pick=lambda out: out[0]),
     )
     s_idx, p_idx = seq_idx.long().cpu(), pos_idx.long().cpu()
     if (s_idx < 0).any() or (s_idx >= acts.shape[0]).any() or (p_idx < 0).any() or (p_idx >= acts.shape[1]).any():
@@ -423,6 +433,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             atol=1e-4,
             dims="d_vocab",
             hint="W_dec[latent] @ W_out[0] @ W_U",
+            reference=call(ref.latent_logit_effect, model, sae, latent),
         )
     return ""
 
@@ -516,6 +527,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         atol=1e-4,
         dims="batch seq d_vocab",
         hint="add coeff * W_dec[latent] at sae.hook_name, every position",
+        reference=call(ref.steer_with_latent, model, sae, tokens, latent, coeff),
     )
     return ""
 
@@ -541,6 +553,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
         atol=1e-4,
         dims="batch seq d_vocab",
         hint="x ↦ x - f_latent(x) · W_dec[latent] at sae.hook_name",
+        reference=call(ref.ablate_latent, model, sae, tokens, latent),
     )
     # The busy latent above is off at BOS; a second latent, one that fires at every BOS, shows an ablation that
     # skips position 0 (a slice [:, 1:] in the hook).
@@ -561,6 +574,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
         atol=1e-4,
         dims="batch seq d_vocab",
         hint="x ↦ x - f_latent(x) · W_dec[latent] at sae.hook_name, at every position (BOS included)",
+        reference=call(ref.ablate_latent, model, sae, tokens, bos_latent),
     )
     return f"latent {latent} ablated"
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
+from tests.mutants import call
 from tests.part6_lm_saes import guard_shared_modules, without_grad
 from tests.part6_lm_saes_mistakes import clipped_mutants
 from utils import lm
@@ -145,6 +146,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
         atol=1e-4,
         hint="acts = pre · [pre > threshold], pre = x @ W_enc + b_enc",
         code="acts",
+        reference=call(ref.transcoder_forward, tc, x, pick=lambda result: result[0]),
     )
     catalogue = [(c, h, o) for c, h, _, o in mistakes]
     if not _matches_any(out, [o for _, _, o in catalogue], 1e-4, 1e-4):
@@ -158,6 +160,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
         atol=1e-4,
         hint="out = acts @ W_dec + b_dec (+ x @ W_skip.T)",
         code="out",
+        reference=call(ref.transcoder_forward, tc, x, pick=lambda result: result[1]),
     )
 
 
@@ -331,6 +334,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
             atol=1e-4,
             hint="compare your matrix product with the formula in the text",
             code="values",
+            reference=call(expected_fn, model, tc, latent),
         )
     return ""
 
@@ -406,6 +410,7 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
                     atol=1e-3,
                     hint=hint,
                     code="not_exact" if what == "at the prompt" else "values",
+                    reference=call(ref.linearised_forward, model, tc, frozen, *args, pick=lambda pair, k=k: pair[k]),
                 )
     with torch.enable_grad():
         embeds = frozen.embeds.clone().requires_grad_(True)
@@ -567,6 +572,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         dims="node",
         hint="influence = w @ ((I - Â)⁻¹ - I), Â = rows of |A| normalised",
         code="values",
+        reference=call(ref.node_influence, A, weights),
     )
     small = A * torch.linspace(0.05, 0.5, len(A), device=device)[:, None]  # every row sum below 1
     scaled = returned(impl(small.clone(), weights.clone()), "node_influence(adjacency with row sums < 1, ...)")

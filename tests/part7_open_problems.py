@@ -21,6 +21,7 @@ from tests.checking import (
     returned,
     uniform_moments_tolerance,
 )
+from tests.mutants import Reference, call
 from tests.part7_open_problems_mistakes import (
     UNIFORM_KINDS,
     alignment_mistakes,
@@ -492,6 +493,7 @@ def test_compute_target(impl, device):
                     "argmax": "the index of the largest feature (argmax over the last axis), -1 where none is present",
                 }[target],
                 code=target,
+                reference=call(ref.compute_target, features, target),
             )
     return "7 targets, with extra leading axes"
 
@@ -528,6 +530,16 @@ def _per_instance_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
         for j, (code, hint, _) in enumerate(per_k[0])
         if code not in _MULTI_INSTANCE
     ]
+
+
+class _EachInstance(Reference):
+    """The solution's loss of each instance alone, stacked to [inst]: one call per one-instance slice, so the
+    one-change diagnosis edits `cross_entropy_loss` itself."""
+
+    def run(self, fn=None):
+        logits, labels, importance = (t.detach() for t in self.args)
+        one = lambda k: (logits[:, k : k + 1].clone(), labels[:, k : k + 1].clone(), importance[k : k + 1].clone())
+        return torch.stack([(fn or self.fn)(*one(k)).detach() for k in range(logits.shape[1])])
 
 
 def _loss_value(impl, args: tuple[Tensor, ...], what: str, device: torch.device) -> Tensor:
@@ -584,8 +596,9 @@ def test_cross_entropy_loss(impl, device):
     # The total first when it is right or matches a known mistake; otherwise each instance's term, which the
     # generic diagnoses can read (a sign, a constant factor, one instance wrong), then the total again.
     close = lambda value: bool(torch.allclose(got.detach(), value.to(got.dtype), rtol=1e-4, atol=1e-5))
+    total = call(ref.cross_entropy_loss, logits, labels, importance, pick=Tensor.detach)
     if close(expected.detach()) or any(close(value) for _, _, value in mistakes):
-        expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general)
+        expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general, reference=total)
     expect_matches(
         per_inst.detach(),
         expected_per_inst.detach(),
@@ -593,6 +606,7 @@ def test_cross_entropy_loss(impl, device):
         _per_instance_mistakes(logits.detach(), labels, importance),
         dims="inst",
         hint=general,
+        reference=_EachInstance(ref.cross_entropy_loss, (logits, labels, importance)),
     )
     if not close(expected.detach()) and generic_diagnosis(got.detach()[None], expected.detach()[None]) is None:
         fail(
@@ -602,7 +616,7 @@ def test_cross_entropy_loss(impl, device):
             "(no pooling of examples across instances, no mean over instances)",
             code="instances_combined",
         )
-    expect_matches(got.detach(), expected.detach(), "the loss", hint=general)
+    expect_matches(got.detach(), expected.detach(), "the loss", hint=general, reference=total)
     if not got.requires_grad:
         fail(
             "the loss has no gradient",
@@ -675,6 +689,7 @@ def test_basis_alignment(impl, device):
         alignment_mistakes(W),
         dims="inst feats",
         hint="max over neurons (dim 1) of |W_ki|, divided by ‖Wᵢ‖ over the same axis",
+        reference=call(ref.basis_alignment, W),
     )
     return None
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests.checking import (
@@ -31,6 +32,7 @@ from tests.checking import (
     fail,
     returned,
 )
+from tests.mutants import call
 from utils.part8_parameter_decomposition import WeightChain
 
 
@@ -109,7 +111,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
         code, hint = diag.reordered_hint(out, right) or ("values" if adds_up else "not_sum", hint)
         mistakes += diag.layout_mistakes(right, dims)
-        expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code)
+        expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     return "rank-one SVD terms, largest first, on square and wide matrices"
 
 
@@ -144,7 +146,8 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
         or ("values", "for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix")
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
-    expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code)
+    reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
+    expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -180,7 +183,8 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
         diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
     )
     code, hint = generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
-    expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code)
+    reference = call(sol.faithfulness_loss, weights, U0, V0)
+    expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
     grads = _grads(loss, U + V)
     names = [f"U[{n}]" for n in range(len(U))] + [f"V[{n}]" for n in range(len(V))]
     U_ref, V_ref = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
@@ -243,7 +247,9 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     right, mistakes = mis.sigmoid_forward_candidates(x0, ALPHA, lower)
     seen = diag.regions_hint(out.detach(), right, x0, None, ALPHA, "your forward's value:")
     hint = f"{seen}; forward returns clamp(x, 0, 1)" if seen else "forward returns clamp(x, 0, 1)"
-    expect_matches(out.detach(), right, f"{name} forward", mistakes, hint=hint, code="forward")
+    forward = getattr(sol, name).forward  # on a stand-in for ctx: the mutants edit the forward the learner wrote
+    reference = call(forward, diag.SavingContext(), x0, ALPHA)
+    expect_matches(out.detach(), right, f"{name} forward", mistakes, hint=hint, code="forward", reference=reference)
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
     grad = _backward(out, x, g, name)
@@ -321,7 +327,8 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
                 "input a itself (or was V a detached?)",
                 code="ignores_V",
             )
-    for value, what in ((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances")):
+    solution = diag.with_parameters(sol.CausalImportance(3, 4, 5, alpha=CI_ALPHA, device=device), p)
+    for n, (value, what) in enumerate(((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances"))):
         expect_matches(
             value.detach(),
             right,
@@ -329,6 +336,9 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
             mistakes,
             dims=dims,
             hint="h = V a; z = Σ_j w_out GELU(w_in h + b_in) + b_out; clamp to [0, 1]",
+            reference=call(
+                sol.CausalImportance.forward, solution, p["a"], p["V"], pick=lambda out, n=n: out[n].detach()
+            ),
         )
     total = (lower * p["g_lower"]).sum() + (upper * p["g_upper"]).sum()
     grads = _grads(total, [V] + [getattr(module, k) for k in mis.CI_PARAMS[1:]])
@@ -525,7 +535,8 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     right, mistakes = mis.product_candidates(p)
     code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
     mistakes += diag.layout_mistakes(right, dims)
-    expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code)
+    reference = call(sol.masked_product, *(p[k] for k in names))
+    expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     g = _randn(6, 3, 4, seed=96, device=device)
     right_g, grad_mistakes = mis.product_grad_candidates(p, g)
     grads = _grads((out * g).sum(), [q[k] for k in mis.PRODUCT_LEAVES])
@@ -596,6 +607,11 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         dims="loss",
         hint="check each masked run against "
         "masked_product's formula and the reductions: MSE over output dims and batch, summed over instances",
+        reference=call(
+            sol.stochastic_reconstruction_losses,
+            *(chain, p["U"], p["V"], x, p["masks"], p["delta_masks"]),
+            pick=lambda out: torch.stack([out[0].detach(), out[1].detach()]),
+        ),
     )
     leaves = [t for k in ("masks", "U", "V") for t in q[k]]
     ref_leaves = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
@@ -650,7 +666,10 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
         generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), probes)
     generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
-    expect_matches(loss.detach(), right, "importance_minimality_loss", mistakes, hint=hint, code=code)
+    reference = call(sol.importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
+    expect_matches(
+        loss.detach(), right, "importance_minimality_loss", mistakes, hint=hint, code=code, reference=reference
+    )
     ref = [g.clone().requires_grad_() for g in minimality_inputs(device)]
     right_g = torch.autograd.grad(mis.minimality_reference(ref, P_NORM, EPS), ref)
     for n, (gr, r) in enumerate(zip(_grads(loss, ci), right_g, strict=True)):
@@ -745,7 +764,11 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         probes = {2: ("n_steps", N_STEPS + 2), 3: ("step_size", 0.1)}
         args = (loss_fn, adversarial_inputs(device)[1], N_STEPS, STEP_SIZE)
         code, hint = diag.ignored_argument(adversarial_sources, args, flat, probes) or (code, hint)
-    expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code)
+    flatten = lambda sources: torch.cat([s.flatten() for s in sources])
+    reference = call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten)
+    # the one-change diagnosis only where the checks above found nothing specific to say
+    reference = reference if code == "values" else None
+    expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code, reference=reference)
     loss_fn, init = final_probe(N_STEPS, STEP_SIZE, device)  # an ascent that oscillates: best ≠ final
     out = torch.cat([torch.as_tensor(o).flatten() for o in adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE)])
     right = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)])
@@ -753,6 +776,11 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     hint = "return the sources after the last step, not the ones with the highest loss seen along the way"
     what = "the adversarial sources on a loss whose ascent overshoots its maximum (so the last step lowers it)"
     expect_matches(
-        out, right, what, [("best_seen", hint, best)], hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)"
+        out,
+        right,
+        what,
+        [("best_seen", hint, best)],
+        hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
+        reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
     )
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -113,6 +113,21 @@ def call_naming_apply(fn: Callable, *args: Any) -> Any:
         ) from None
 
 
+class SavingContext:
+    """A stand-in for an autograd Function's ctx, to call its forward directly (the one-change diagnosis)."""
+
+    def save_for_backward(self, *tensors: Tensor) -> None:
+        self.saved_tensors = tensors
+
+
+def with_parameters(module: torch.nn.Module, p: dict[str, Tensor]) -> torch.nn.Module:
+    """`module` with its parameters set from `p` (the checker's values), for the solution's reference call."""
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            param.copy_(p[name])
+    return module
+
+
 def divisor_hint(actual: Tensor, total: Tensor, counts: dict[str, int], right: int) -> tuple[str, str] | None:
     """(code, hint) when a normalised loss is `total / n` with a whole n other than `right`: what was counted.
 

@@ -62,8 +62,8 @@ class _HeavisideTimesEps(torch.autograd.Function):
 
 
 def test_heaviside_window_measured():
-    err = assert_fails(checks.test_heaviside, _HeavisideTimesEps, "kernel_shape")
-    assert "(x - θ) · ε" in err.hint
+    err = assert_fails(checks.test_heaviside, _HeavisideTimesEps, "one_change")
+    assert "`rectangle((x - threshold) * bw)` instead of `rectangle((x - threshold) / bw)`" in err.hint
 
 
 def _topk(bug):

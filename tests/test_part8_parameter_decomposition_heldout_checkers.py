@@ -716,7 +716,7 @@ _CI = lambda f: type("CausalImportance", (ref.CausalImportance,), {"forward": f}
             "slope_regions",
             "changes with x",
         ),
-        (checks.test_upper_leaky_hard_sigmoid, _sigmoid(lambda x: x.clamp(max=1), _UPPER), "forward", "x itself"),
+        (checks.test_upper_leaky_hard_sigmoid, _sigmoid(lambda x: x.clamp(max=1), _UPPER), "one_change", "no lower"),
         (
             checks.test_faithfulness_loss,
             lambda Ws, U, V: (

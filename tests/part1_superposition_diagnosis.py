@@ -1,0 +1,73 @@
+"""Helpers of part 1's forward checks, shared with part 2: the model's parameters and output shape, the
+solution's model holding the checked parameters (for the one-change diagnosis), and any number of leading axes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from solutions.part1_superposition import ToyModelConfig
+from tests.checking import expect_close, fail
+
+
+def returned_hidden_hint(out: object, lead: tuple[int, ...], n_inst: int, d_hidden: int) -> None:
+    """Fail with a named mistake when a forward pass returned the hidden vector instead of the output."""
+    if isinstance(out, Tensor) and tuple(out.shape) == (*lead, n_inst, d_hidden):
+        fail(
+            f"model(features) has shape {tuple(out.shape)}: that is the hidden layer (d_hidden = {d_hidden})",
+            "you returned the hidden vector h = W x: map it back up to the features, add b_final and apply the ReLU",
+            code="returned_hidden",
+        )
+
+
+def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The model (built by the learner's class) has each named tensor with the given shape."""
+    for name, shape in shapes.items():
+        value = getattr(model, name, None)
+        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            fail(
+                f"the model's `{name}` is {got}, expected a tensor of shape {shape}",
+                "the check builds the model with the given __init__: keep its parameters and buffers as they are",
+                code="model_attributes",
+            )
+
+
+def reference_model(
+    cls: type, cfg: ToyModelConfig, device: torch.device, params: dict[str, Tensor], **kwargs
+) -> torch.nn.Module:
+    """The solution's model `cls` holding the given parameter values (its own random init leaves no trace)."""
+    with torch.random.fork_rng(devices=[]):
+        model = cls(cfg, device="cpu", **kwargs).to(device)
+    with torch.no_grad():
+        for name, value in params.items():
+            getattr(model, name).copy_(value)
+    return model
+
+
+def check_leading_dims(
+    model: torch.nn.Module, reference: callable, shapes: list[tuple[int, ...]], device: torch.device
+) -> None:
+    """The forward pass accepts any number of leading batch axes (two, or none) and gives the same values."""
+    hint = "accept any number of leading batch axes: use `...` in your einsum patterns (or matmul with broadcasting)"
+    for shape in shapes:
+        x = torch.rand(shape, device=device)
+        try:
+            with torch.no_grad():
+                out = model(x)
+        except NotImplementedError:
+            raise
+        except Exception as err:
+            fail(
+                f"model(features) with features of shape {shape} raised {type(err).__name__}: {err}",
+                hint,
+                code="leading_dims",
+            )
+        if not isinstance(out, Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            fail(
+                f"model(features) with features of shape {shape} returned {got}, expected {shape}",
+                hint,
+                code="leading_dims",
+            )
+        expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")

@@ -1,0 +1,248 @@
+"""Proofs for the one-change diagnosis (`tests/mutants.py`): it names slips written in the learner's own
+style, stays silent when it can't be sure, never touches the checker's inputs, and stops runaway mutants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from tests.checking import CheckFailed, audit_catalogues, expect_matches
+from tests.mutants import call, one_change_diagnosis
+
+
+def solution_loss(h: Tensor, W: Tensor, b: Tensor, importance: Tensor, threshold: float) -> Tensor:
+    """A small reference in the style of the exercises: encode, gate, decode, weighted mean squared error."""
+    ### BEGIN SOLUTION
+    pre = h @ W + b
+    acts = pre.relu() * (pre > threshold)
+    h_hat = acts @ W.T
+    return (importance * (h_hat - h).pow(2)).mean(-1)
+    ### END SOLUTION
+
+
+def _inputs() -> tuple[Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(6, 5, generator=g)
+    W = torch.randn(5, 4, generator=g)
+    b = torch.randn(4, generator=g) * 0.3
+    importance = torch.rand(5, generator=g) + 0.5
+    return h, W, b, importance
+
+
+THRESHOLD = 0.1
+
+# Each mistake is written the way a learner would write it, not as the literal edit the diagnosis makes.
+MISTAKES = {
+    "sum over d_in": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b > t)) @ W.T - h) ** 2).sum(dim=1),
+        None,  # d_in × the right loss: the generic diagnosis names the factor and its axis (code `scale`)
+    ),
+    "mean over the batch": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b > t)) @ W.T - h) ** 2).mean(0),
+        None,  # a shape error, named by the shape check before any diagnosis
+    ),
+    "bias forgotten": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W) * (h @ W > t)) @ W.T - h) ** 2).mean(-1),
+        "a term left out",
+    ),
+    "non-strict threshold": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b >= t)) @ W.T - h) ** 2).mean(-1),
+        None,  # equal to the solution on continuous inputs: must pass, not be named
+    ),
+    "no ReLU": (
+        lambda h, W, b, imp, t: (imp * (((h @ W + b) * (h @ W + b > t)) @ W.T - h) ** 2).mean(-1),
+        None,  # with threshold > 0 the ReLU changes nothing: a correct variant
+    ),
+    "importance forgotten": (
+        lambda h, W, b, imp, t: (((torch.relu(h @ W + b) * (h @ W + b > t)) @ W.T - h) ** 2).mean(-1),
+        "a factor left out",
+    ),
+    "gate on the wrong side": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b < t)) @ W.T - h) ** 2).mean(-1),
+        "another comparison",
+    ),
+    "root of the mean square": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b > t)) @ W.T - h) ** 2).mean(-1).sqrt(),
+        "an extra `.sqrt(…)`",
+    ),
+    "squared after the mean": (
+        lambda h, W, b, imp, t: (imp * ((torch.relu(h @ W + b) * (h @ W + b > t)) @ W.T - h)).mean(-1) ** 2,
+        None,  # two edits away: no single change fits, so nothing is claimed
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_a_slip_is_named_by_the_one_edit_that_reproduces_it(name):
+    wrong, words = MISTAKES[name]
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    actual = wrong(*inputs, THRESHOLD)
+    reference = call(solution_loss, *inputs, THRESHOLD)
+    if actual.shape != expected.shape:
+        assert one_change_diagnosis(reference, actual, expected) is None
+        return
+    if torch.allclose(actual, expected, rtol=1e-4, atol=1e-5):
+        assert words is None  # a correct variant: expect_matches passes it
+        expect_matches(actual, expected, "loss", reference=reference)
+        return
+    hint = one_change_diagnosis(reference, actual, expected)
+    if words is None:
+        assert hint is None
+    else:
+        assert hint is not None and words in hint, hint
+        with pytest.raises(CheckFailed) as err:
+            expect_matches(actual, expected, "loss", reference=reference)
+        assert err.value.code == "one_change" and words in err.value.hint
+
+
+def test_the_description_quotes_the_changed_code_and_its_line():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    actual = MISTAKES["importance forgotten"][0](*inputs, THRESHOLD)
+    hint = one_change_diagnosis(call(solution_loss, *inputs, THRESHOLD), actual, expected)
+    assert "`(h_hat - h).pow(2)` instead of `importance * (h_hat - h).pow(2)`" in hint
+    assert "in `return (importance * (h_hat - h).pow(2)).mean(-1)`" in hint
+
+
+def test_a_rescaled_output_is_left_to_the_generic_diagnosis():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    actual = MISTAKES["sum over d_in"][0](*inputs, THRESHOLD)
+    with pytest.raises(CheckFailed) as err:
+        expect_matches(actual, expected, "loss", dims="batch d_in", reference=call(solution_loss, *inputs, THRESHOLD))
+    assert err.value.code == "scale"
+
+
+def test_a_catalogue_match_comes_first():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    actual = MISTAKES["sum over d_in"][0](*inputs, THRESHOLD)
+    with pytest.raises(CheckFailed) as err:
+        expect_matches(
+            actual,
+            expected,
+            "loss",
+            [("sum_d_in", "listed", actual)],
+            reference=call(solution_loss, *inputs, THRESHOLD),
+        )
+    assert err.value.code == "sum_d_in"
+
+
+def test_silent_on_constant_nonfinite_or_unrelated_outputs():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    reference = call(solution_loss, *inputs, THRESHOLD)
+    for actual in (torch.zeros_like(expected), torch.full_like(expected, float("nan")), torch.randn_like(expected)):
+        assert one_change_diagnosis(reference, actual, expected) is None
+
+
+def test_silent_when_the_reference_does_not_reproduce_expected():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD) + 1  # not what this call gives: the wiring is wrong
+    actual = MISTAKES["sum over d_in"][0](*inputs, THRESHOLD)
+    assert one_change_diagnosis(call(solution_loss, *inputs, THRESHOLD), actual, expected) is None
+
+
+def test_the_audit_reports_a_reference_that_does_not_reproduce_expected():
+    inputs = _inputs()
+    expected = solution_loss(*inputs, THRESHOLD)
+    with audit_catalogues() as problems:
+        expect_matches(expected, expected, "loss", reference=call(solution_loss, *inputs, THRESHOLD))
+    assert problems == []
+    with audit_catalogues() as problems:
+        expect_matches(expected, expected, "loss", reference=call(solution_loss, *inputs, 0.5))
+    assert len(problems) == 1 and "doesn't reproduce" in problems[0]
+
+
+def solution_with_in_place_edit(x: Tensor, steps: int) -> Tensor:
+    ### BEGIN SOLUTION
+    i = 0
+    while i < steps:
+        x.mul_(0.5).add_(1)
+        i += 1
+    return x
+    ### END SOLUTION
+
+
+def test_mutants_never_touch_the_inputs_and_runaway_loops_are_stopped():
+    x = torch.arange(1.0, 7.0)
+    before = x.clone()
+    expected = solution_with_in_place_edit(x.clone(), 3)
+    actual = expected * 3 + 1  # matches no single edit
+    # deleting `i += 1` makes a mutant loop forever: the guard stops it
+    assert one_change_diagnosis(call(solution_with_in_place_edit, x, 3), actual, expected) is None
+    assert torch.equal(x, before)
+    # and a slip that one edit explains is still found: one step too many
+    one_more = solution_with_in_place_edit(x.clone(), 4)
+    hint = one_change_diagnosis(call(solution_with_in_place_edit, x, 3), one_more, expected)
+    assert hint is not None and "`i <= steps`" in hint and torch.equal(x, before)
+
+
+def random_solution(n: int) -> Tensor:
+    ### BEGIN SOLUTION
+    return torch.rand(n) * 2
+    ### END SOLUTION
+
+
+def test_silent_on_a_random_solution():
+    expected = random_solution(8)
+    assert one_change_diagnosis(call(random_solution, 8), expected / 2, expected) is None
+
+
+def test_ambiguous_fits_are_not_named():
+    # with b = c = 1 each of the four `a` terms is worth a: dropping any one of them fits (4 > MAX_FITS)
+    a, ones = torch.arange(1.0, 5.0), torch.ones(4)
+    expected = solution_product(a, ones, ones)
+    assert torch.allclose(expected, 4 * a + 1)
+    assert one_change_diagnosis(call(solution_product, a, ones, ones), 3 * a + 1, expected) is None
+    # with three such terms the three edits are all named
+    hint = one_change_diagnosis(call(solution_product, a, ones, ones), 3 * a + 1 - a + a, expected)
+    assert hint is None or "any one of these" in hint
+
+
+def solution_product(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    return a * b * c + a * c + b * c + a * b + c * a
+    ### END SOLUTION
+
+
+def test_silent_on_a_scalar_or_a_rescaled_output():
+    # the right output times a factor fits every edit that changes one count: the factor is named elsewhere
+    inputs = _inputs()
+    reference = call(solution_loss, *inputs, THRESHOLD)
+    expected = solution_loss(*inputs, THRESHOLD)
+    assert one_change_diagnosis(reference, expected * 5, expected) is None
+    scalar = call(solution_scalar_loss, *inputs, THRESHOLD)
+    assert one_change_diagnosis(scalar, solution_loss(*inputs, THRESHOLD).sum(), expected.mean()) is None
+
+
+def solution_scalar_loss(h: Tensor, W: Tensor, b: Tensor, importance: Tensor, threshold: float) -> Tensor:
+    ### BEGIN SOLUTION
+    return solution_loss(h, W, b, importance, threshold).mean()
+    ### END SOLUTION
+
+
+def solution_doubled_run(model: torch.nn.Linear, x: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    saved = model.weight.detach().clone()
+    model.weight.data.mul_(2.0)
+    y = model(x)
+    model.weight.data.copy_(saved)
+    return y
+    ### END SOLUTION
+
+
+def test_a_large_shared_module_is_restored_after_every_mutant():
+    # too large to copy per mutant: the mutants share it, and whatever one leaves behind is undone
+    model = torch.nn.Linear(400, 300)
+    assert sum(p.numel() for p in model.parameters()) > 100_000
+    before = model.weight.detach().clone()
+    x = torch.randn(3, 400)
+    expected = solution_doubled_run(model, x)
+    with torch.no_grad():
+        undoubled = model(x)
+    hint = one_change_diagnosis(call(solution_doubled_run, model, x), undoubled, expected)
+    assert hint is not None and "left out" in hint and "mul_(2.0)" in hint
+    assert torch.equal(model.weight, before)
