@@ -56,7 +56,9 @@ _REDUCTION_SWAPS = {
 _DIM_FUNCS = {
     "sum", "mean", "max", "min", "amax", "amin", "norm", "softmax", "log_softmax", "argmax", "argmin", "topk",
     "cumsum", "std", "var", "logsumexp", "all", "any", "count_nonzero", "prod", "normalize", "cat", "stack",
-    "unsqueeze", "squeeze", "flip", "sort", "argsort", "vector_norm", "diff", "nansum", "median",
+    "unsqueeze", "squeeze", "flip", "sort", "argsort", "vector_norm", "diff", "nansum", "median", "split", "chunk",
+    "roll", "narrow", "select", "gather", "index_select", "repeat_interleave", "transpose", "flatten", "cumprod",
+    "nanmean", "quantile", "kthvalue", "unbind", "swapaxes", "movedim",
 }  # fmt: skip
 _UNARY_FUNCS = {
     "relu", "abs", "sqrt", "exp", "log", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "normalize",
@@ -622,8 +624,46 @@ def _calls_dropped(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None,
             swapped_inner = _copy_with(node, func=_copy_with(node.func, value=copy.deepcopy(inner.func.value)))
             swapped = _copy_with(inner, func=_copy_with(inner.func, value=swapped_inner))
             yield swapped, "two steps in the other order"
+        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Pow):
+            # (x ** p).mean(d) -> x.mean(d) ** p
+            moved = _copy_with(node, func=_copy_with(node.func, value=copy.deepcopy(inner.left)))
+            yield _copy_with(inner, left=moved), "two steps in the other order"
     elif name in _UNARY_FUNCS and node.args:
         yield copy.deepcopy(node.args[0]), f"a step left out (`{name}`)"
+    yield from _term_moved(node)
+
+
+def _term_moved(node: ast.Call) -> Iterator[tuple[ast.AST | None, str]]:
+    """`f(a + b)` -> `f(a) + b`: a bias added after a nonlinearity instead of before (or the reverse)."""
+    receiver = _is_method_of_value(node)
+    inside = node.func.value if receiver else (node.args[0] if node.args else None)
+    if not isinstance(inside, ast.BinOp) or not isinstance(inside.op, (ast.Add, ast.Sub)):
+        return
+    applied = (
+        _copy_with(node, func=_copy_with(node.func, value=copy.deepcopy(inside.left)))
+        if receiver
+        else _copy_with(node, args=[copy.deepcopy(inside.left), *node.args[1:]])
+    )
+    yield _copy_with(inside, left=applied), "a term added after this step instead of before"
+
+
+def _term_moved_in(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`f(a) + b` -> `f(a + b)`: a term added before a step instead of after."""
+    if not (
+        isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and isinstance(node.left, ast.Call)
+    ):
+        return
+    call_ = node.left
+    inner = _copy_with(node, left=None)
+    if _is_method_of_value(call_):
+        inner.left = copy.deepcopy(call_.func.value)
+        yield (
+            _copy_with(call_, func=_copy_with(call_.func, value=inner)),
+            "a term added before this step instead of after",
+        )
+    elif _call_name(call_) in _UNARY_FUNCS and call_.args:
+        inner.left = copy.deepcopy(call_.args[0])
+        yield _copy_with(call_, args=[inner, *call_.args[1:]]), "a term added before this step instead of after"
 
 
 def _bounds_dropped(node: ast.Call) -> Iterator[tuple[ast.AST | None, str]]:
@@ -744,6 +784,7 @@ _EDITS: tuple[Edit, ...] = (
     _terms,
     _comparisons,
     _calls_dropped,
+    _term_moved_in,
     _constants,
     _slices,
     _variables,

@@ -11,8 +11,9 @@ inequality, and diagnostic statistics name the distribution, the shared axis or 
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
+from operator import itemgetter
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -23,7 +24,6 @@ from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests.checking import (
     FAILURE_PROBABILITY,
-    _is_learner_frame,
     bernstein_tolerance,
     checker,
     expect_matches,
@@ -32,7 +32,7 @@ from tests.checking import (
     fail,
     returned,
 )
-from tests.mutants import call
+from tests.mutants import Reference, call
 from utils.part8_parameter_decomposition import WeightChain
 
 
@@ -56,12 +56,30 @@ def _grads(out: Tensor, inputs: list[Tensor], retain: bool = False) -> list[Tens
     return list(torch.autograd.grad(out, inputs, allow_unused=True, retain_graph=retain))
 
 
-def _expect_grad(grad: Tensor | None, right: Tensor, what: str, mistakes: mis.Mistakes, hint: str, code: str) -> None:
+def _expect_grad(
+    grad: Tensor | None,
+    right: Tensor,
+    what: str,
+    mistakes: mis.Mistakes,
+    hint: str,
+    code: str,
+    reference: Reference | None = None,
+) -> None:
     if grad is None or not grad.abs().gt(0).any():  # no gradient: name the mistake whose gradient is zero, if any
         zero = [(c, h) for c, h, m in mistakes if not m.abs().gt(0).any()]
         c, h = zero[0] if zero else (code, hint)
         fail(f"no gradient reaches {what}", h, code=c)
-    expect_matches(grad, right, f"the gradient of {what}", mistakes, hint=hint, code=code, rtol=1e-4, atol=1e-6)
+    expect_matches(
+        grad,
+        right,
+        f"the gradient of {what}",
+        mistakes,
+        hint=hint,
+        code=code,
+        rtol=1e-4,
+        atol=1e-6,
+        reference=reference,
+    )
 
 
 def _for_leaf(mistakes: list[tuple[str, str, list[Tensor]]], n: int, right: Tensor) -> mis.Mistakes:
@@ -208,26 +226,6 @@ def sigmoid_inputs(device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     return x.to(device), _randn(3, 60, seed=60, device=device) + 0.5
 
 
-def _backward(out: Tensor, x: Tensor, g: Tensor, name: str) -> Tensor | None:
-    """∂(Σ out·g)/∂x, naming what autograd rejects in a learner's backward (their own errors propagate)."""
-    try:
-        return torch.autograd.grad((out * g).sum(), (x,), allow_unused=True)[0]
-    except RuntimeError as err:
-        if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
-            raise
-        if "incorrect number of gradients" in str(err):
-            fail(
-                f"{name}.backward returned the wrong number of gradients",
-                "return one per input of forward: (grad_x, None), None for alpha",
-                code="n_grads",
-            )
-        fail(
-            f"autograd rejected what {name}.backward returned: {str(err).splitlines()[0]}",
-            "return (grad_x, None) with grad_x a tensor shaped like x",
-            code="backward",
-        )
-
-
 def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device) -> None:
     if not issubclass(impl, torch.autograd.Function):
         fail(
@@ -252,14 +250,18 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     expect_matches(out.detach(), right, f"{name} forward", mistakes, hint=hint, code="forward", reference=reference)
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
-    grad = _backward(out, x, g, name)
+    grad = diag.backward_grad(out, x, g, name)
     right, mistakes = mis.sigmoid_candidates(x0, g, ALPHA, lower)
     hint, code = "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other", "grad"
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
         seen = diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):")
         hint, code = (f"{seen}. The {hint}", "slope_regions") if seen else (hint, code)
-    _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code)
+    # the learner writes backward itself: its one-edit mutants, on a ctx holding what the solution saved
+    backward = call(
+        getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
+    )
+    _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code, backward if code == "grad" else None)
 
 
 @checker("lower_leaky_hard_sigmoid", kind="class")

@@ -113,6 +113,26 @@ def call_naming_apply(fn: Callable, *args: Any) -> Any:
         ) from None
 
 
+def backward_grad(out: Tensor, x: Tensor, g: Tensor, name: str) -> Tensor | None:
+    """∂(Σ out·g)/∂x, naming what autograd rejects in a learner's backward (their own errors propagate)."""
+    try:
+        return torch.autograd.grad((out * g).sum(), (x,), allow_unused=True)[0]
+    except RuntimeError as err:
+        if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+            raise
+        if "incorrect number of gradients" in str(err):
+            fail(
+                f"{name}.backward returned the wrong number of gradients",
+                "return one per input of forward: (grad_x, None), None for alpha",
+                code="n_grads",
+            )
+        fail(
+            f"autograd rejected what {name}.backward returned: {str(err).splitlines()[0]}",
+            "return (grad_x, None) with grad_x a tensor shaped like x",
+            code="backward",
+        )
+
+
 class SavingContext:
     """A stand-in for an autograd Function's ctx, to call its forward directly (the one-change diagnosis)."""
 

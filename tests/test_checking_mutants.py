@@ -246,3 +246,26 @@ def test_a_large_shared_module_is_restored_after_every_mutant():
     hint = one_change_diagnosis(call(solution_doubled_run, model, x), undoubled, expected)
     assert hint is not None and "left out" in hint and "mul_(2.0)" in hint
     assert torch.equal(model.weight, before)
+
+
+def solution_root_mean(x: Tensor, W: Tensor, b: Tensor, eps: float) -> Tensor:
+    ### BEGIN SOLUTION
+    acts = torch.relu(x @ W + b)
+    return ((acts + eps) ** 0.5).mean(0)
+    ### END SOLUTION
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda x, W, b, eps: ((torch.relu(x @ W) + b + eps).abs() ** 0.5).mean(0), "a term added after this step"),
+        (lambda x, W, b, eps: (torch.relu(x @ W + b) + eps).mean(0) ** 0.5, "two steps in the other order"),
+        (lambda x, W, b, eps: ((torch.relu(x @ W + b) + eps) ** 0.5).mean(1), None),  # a shape error first
+    ],
+)
+def test_a_step_moved_is_named(wrong, words):
+    g = torch.Generator().manual_seed(0)
+    x, W, b = torch.randn(7, 5, generator=g), torch.randn(5, 4, generator=g), torch.rand(4, generator=g) + 1
+    expected, actual = solution_root_mean(x, W, b, 0.1), wrong(x, W, b, 0.1)
+    hint = one_change_diagnosis(call(solution_root_mean, x, W, b, 0.1), actual, expected)
+    assert (hint is None) if words is None else (hint is not None and words in hint), hint
