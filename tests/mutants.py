@@ -259,11 +259,15 @@ def _fits(
             if out is None or not _close(out[0], actual, rtol, atol):
                 continue
             if all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
-                if description not in fits:
+                if all(_change(description) != _change(f) for f in fits):  # one change found by two edit kinds
                     fits.append(description)
                 if len(fits) > MAX_FITS:
                     break
     return fits
+
+
+def _change(description: str) -> str:
+    return description.split(": ", 1)[-1]
 
 
 def _scaled(a: Tensor, expected: Tensor, rtol: float, atol: float) -> bool:
@@ -585,7 +589,6 @@ def _terms(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None, str]]:
         elif isinstance(op, ast.Div):
             yield copy.deepcopy(left), "a division left out"
             yield _copy_with(node, op=ast.Mult()), "a multiplication where the solution divides"
-            yield _copy_with(node, op=ast.FloorDiv()), "floor division (//) where the solution divides"
         elif isinstance(op, ast.Pow):
             yield copy.deepcopy(left), "a power left out"
         elif isinstance(op, ast.MatMult):
