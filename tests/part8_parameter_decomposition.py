@@ -22,6 +22,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import (
     FAILURE_PROBABILITY,
     bernstein_tolerance,
@@ -32,16 +33,9 @@ from tests.checking import (
     fail,
     returned,
 )
-from tests.mutants import Reference, call
+from tests.mutants import Reference, call, one_change_diagnosis
+from tests.part8_parameter_decomposition_probes import _rand, _randn
 from utils.part8_parameter_decomposition import WeightChain
-
-
-def _randn(*shape: int, seed: int, scale: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
-    return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale).to(device)
-
-
-def _rand(*shape: int, seed: int, low: float = 0.0, high: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
-    return (low + (high - low) * torch.rand(shape, generator=torch.Generator().manual_seed(seed))).to(device)
 
 
 def _pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
@@ -99,8 +93,13 @@ def generic_chain(device: torch.device | str = "cpu") -> WeightChain:
 # Exercise 1: svd_terms
 # --------------------------------------------------------------------------------------------
 def svd_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
-    """A square batch first (transposition mistakes keep their shape there and get named), then a wide one."""
-    return [_randn(2, 4, 4, seed=2, device=device), _randn(3, 3, 5, seed=1, device=device)]
+    """A square batch first (transposition mistakes keep their shape there and get named), then a wide one and a
+    tall one (a count of terms taken from d_out or d_in alone is right on one of them only)."""
+    return [
+        _randn(2, 4, 4, seed=2, device=device),
+        _randn(3, 3, 5, seed=1, device=device),
+        _randn(4, 6, 3, seed=3, device=device),
+    ]
 
 
 @checker("svd_terms", kind="function")
@@ -114,7 +113,8 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
             "returns square U [d_out d_out] and Vh [d_in d_in] unless full_matrices=False, while S has r values"
         )
         sizes = {r, max(d_out, d_in)} if d_out != d_in else None  # square: full_matrices changes nothing
-        out = diag.call_naming_sizes(svd_terms, (W.clone(),), sizes, full, "full_matrices")
+        named = lambda W: probes.call_naming_term_count(svd_terms, W)
+        out = diag.call_naming_sizes(named, (W.clone(),), sizes, full, "full_matrices")
         if isinstance(out, Tensor) and out.shape == (n_inst, max(d_out, d_in), d_out, d_in) and r != out.shape[1]:
             fail(
                 f"{what} has {out.shape[1]} terms, expected {r}",
@@ -138,7 +138,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 def ablation_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, Tensor, Tensor]:
     chain = generic_chain(device)
-    terms = _randn(3, 2, 3, 4, seed=3, scale=0.5, device=device)
+    terms = _randn(3, 5, 3, 4, seed=3, scale=0.5, device=device)  # K = 5 terms: no size of the output repeats
     x = _rand(6, 3, 4, seed=4, device=device)
     return chain, terms, x
 
@@ -156,14 +156,15 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
             code="in_place",
         )
     what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
-    out = expect_tensor(out, what, shape=(3, 2, 6), dims=dims, dtype=x.dtype, device=device)
+    out = expect_tensor(out, what, shape=(3, terms.shape[1], 6), dims=dims, dtype=x.dtype, device=device)
     right, mistakes = mis.ablation_candidates(chain, terms, x)
     code, hint = (
         diag.constant_axis_hint(out, right, dims)
         or diag.reordered_hint(out, right)
-        or ("values", "for each k, run chain(x, layer_fn) with W_0 - terms[:, k] as the first matrix")
+        or probes.ablation_hint(out, right, chain(x))
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
+    mistakes += probes.ablation_mistakes(chain, terms, x)
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     return "each term removed from the first matrix, squared change of the output"
@@ -172,21 +173,13 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
 # --------------------------------------------------------------------------------------------
 # Exercise 3: faithfulness_loss
 # --------------------------------------------------------------------------------------------
-def faithfulness_inputs(device: torch.device | str = "cpu") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """Two matrices of different sizes (2x5 and 6x2), so a mean of per-matrix means differs from the global mean."""
-    shapes = [(2, 5), (6, 2)]
-    weights = [_randn(3, o, i, seed=30 + n, device=device) for n, (o, i) in enumerate(shapes)]
-    U = [_randn(3, o, 4, seed=40 + n, scale=0.5, device=device) for n, (o, _) in enumerate(shapes)]
-    V = [_randn(3, 4, i, seed=50 + n, scale=0.5, device=device) for n, (_, i) in enumerate(shapes)]
-    return weights, U, V
-
-
 @checker("faithfulness_loss", kind="function")
 def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) -> str:
-    weights, U0, V0 = faithfulness_inputs(device)
+    weights, U0, V0 = probes.faithfulness_inputs(device)
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)", weights[0].dtype)
     right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
+    mistakes += probes.faithfulness_mistakes(weights, U0, V0)
     n_w, n_uv = (
         sum(W[0].numel() for W in weights),
         sum(u[0].numel() + v[0].numel() for u, v in zip(U0, V0, strict=True)),
@@ -287,9 +280,9 @@ def ci_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
     return {
         "a": _randn(7, 3, 6, seed=70, device=device),
         "V": _randn(3, 4, 6, seed=71, scale=0.5, device=device),
-        "w_in": _randn(3, 4, 5, seed=72, device=device),
-        "b_in": _randn(3, 4, 5, seed=73, scale=0.5, device=device),
-        "w_out": _randn(3, 4, 5, seed=74, scale=0.8, device=device),
+        "w_in": _randn(3, 4, 9, seed=72, device=device),
+        "b_in": _randn(3, 4, 9, seed=73, scale=0.5, device=device),
+        "w_out": _randn(3, 4, 9, seed=74, scale=0.6, device=device),
         "b_out": _randn(3, 4, seed=75, scale=0.3, device=device) + 0.4,
         "g_lower": _randn(7, 3, 4, seed=76, device=device),
         "g_upper": _randn(7, 3, 4, seed=77, device=device),
@@ -299,7 +292,7 @@ def ci_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
 @checker("causal_importance", kind="class")
 def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     p = ci_inputs(device)
-    module = CausalImportance(3, 4, 5, alpha=CI_ALPHA, device=device)
+    module = CausalImportance(3, 4, 9, alpha=CI_ALPHA, device=device)
     for k in mis.CI_PARAMS[1:]:
         param = getattr(module, k, None)
         if not isinstance(param, torch.nn.Parameter) or param.shape != p[k].shape:
@@ -317,7 +310,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
-    mistakes += diag.layout_mistakes(right, dims)
+    mistakes += diag.layout_mistakes(right, dims) + probes.ci_mistakes(p)
     if not torch.allclose(lower.detach(), right, rtol=1e-4, atol=1e-5) and not any(
         torch.allclose(lower.detach(), m, rtol=1e-4, atol=1e-5) for _, _, m in mistakes
     ):
@@ -329,7 +322,10 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
                 "input a itself (or was V a detached?)",
                 code="ignores_V",
             )
-    solution = diag.with_parameters(sol.CausalImportance(3, 4, 5, alpha=CI_ALPHA, device=device), p)
+        total = (lower * p["g_lower"]).sum() + (upper * p["g_upper"]).sum()
+        if (unused := probes.unused_hidden_units(module, total)) is not None:  # a loop over too few hidden units
+            mistakes.append((*unused, lower.detach()))
+    solution = diag.with_parameters(sol.CausalImportance(3, 4, 9, alpha=CI_ALPHA, device=device), p)
     for n, (value, what) in enumerate(((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances"))):
         expect_matches(
             value.detach(),
@@ -536,7 +532,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
     right, mistakes = mis.product_candidates(p)
     code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
-    mistakes += diag.layout_mistakes(right, dims)
+    mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p)
     reference = call(sol.masked_product, *(p[k] for k in names))
     expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     g = _randn(6, 3, 4, seed=96, device=device)
@@ -562,22 +558,9 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 8: stochastic_reconstruction_losses
 # --------------------------------------------------------------------------------------------
-def recon_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict[str, list[Tensor]], Tensor]:
-    """The generic 3-matrix chain, 5 subcomponents per matrix that don't add up to W (a non-zero delta)."""
-    chain = generic_chain(device)
-    shapes = [tuple(W.shape[1:]) for W in chain.weights]
-    p = {
-        "U": [_randn(3, o, 5, seed=100 + layer, scale=0.6, device=device) for layer, (o, _) in enumerate(shapes)],
-        "V": [_randn(3, 5, i, seed=110 + layer, scale=0.6, device=device) for layer, (_, i) in enumerate(shapes)],
-        "masks": [_rand(8, 3, 5, seed=120 + layer, low=0.05, high=0.95, device=device) for layer in range(3)],
-        "delta_masks": [_rand(8, 3, seed=130 + layer, low=0.05, high=0.95, device=device) for layer in range(3)],
-    }
-    return chain, p, _rand(8, 3, 4, seed=140, device=device)
-
-
 @checker("stochastic_reconstruction_losses", kind="function")
 def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Callable, device: torch.device) -> str:
-    chain, p, x = recon_inputs(device)
+    chain, p, x = probes.recon_inputs(device)
     q = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
     out = returned(
         stochastic_reconstruction_losses(chain, q["U"], q["V"], x, q["masks"], q["delta_masks"]),
@@ -587,20 +570,27 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     full = expect_scalar(full, "the full stochastic reconstruction loss", x.dtype)
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
-    got = torch.stack([full.detach(), layerwise.detach()])
-    if (fits := diag.common_factor(got, right)) is not None:  # `loss` only stacks the two: never a reduction axis
-        means, sums = {"output dims": 4, "the batch": 8}, {"instances": 3}
-        known = any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes)
-        hint = None if known else diag.scalar_hint(fits, 1.0, means, sums)
+    mistakes += probes.recon_mistakes(chain, p, x, right)
+    got, (batch, n_inst, d_out) = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape
+    L = len(chain.weights)
+    means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
+    known = any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes)
+    if (fits := diag.common_factor(got, right)) is not None and not known:  # `loss` is never a reduction axis
+        hint = diag.scalar_hint(fits, 1.0, means, sums)
         mistakes += [(hint[0], hint[1], got)] if hint else []
     off = [i for i in range(2) if not torch.allclose(got[i], right[i], rtol=1e-4, atol=1e-5)]
-    if fits is None and len(off) == 1 and not any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes):
-        sums = {"instances": 3, f"the L = {len(chain.weights)} matrices": len(chain.weights)}
-        means = {"output dims": 4, "the batch": 8}
-        if (one := diag.scalar_hint(got[off[0]], right[off[0]], means, sums)) is not None:  # a factor on one loss
-            mistakes.append(
-                (one[0], f"the {('full', 'layerwise')[off[0]]} loss is wrong, the other right: {one[1]}", got)
-            )
+    reference = call(
+        sol.stochastic_reconstruction_losses,
+        *(chain, p["U"], p["V"], x, p["masks"], p["delta_masks"]),
+        pick=lambda out: torch.stack([out[0].detach(), out[1].detach()]),
+    )
+    if fits is None and len(off) == 1 and not known:  # one loss wrong: a factor, one edit, or what was observed
+        one = diag.scalar_hint(got[off[0]], right[off[0]], means, {**sums, f"the L = {L} matrices": L})
+        counts = {"the batch": batch, "instances": n_inst, "output dims": d_out}
+        slip = None if one else one_change_diagnosis(reference, got, right)
+        code, hint = ("one_change", slip) if slip else probes.one_loss_off(got, right, counts, L)
+        hint = f"the {('full', 'layerwise')[off[0]]} loss is wrong, the other right: {one[1]}" if one else hint
+        mistakes.append((one[0] if one else code, hint, got))
     expect_matches(
         got,
         right,
@@ -609,24 +599,20 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         dims="loss",
         hint="check each masked run against "
         "masked_product's formula and the reductions: MSE over output dims and batch, summed over instances",
-        reference=call(
-            sol.stochastic_reconstruction_losses,
-            *(chain, p["U"], p["V"], x, p["masks"], p["delta_masks"]),
-            pick=lambda out: torch.stack([out[0].detach(), out[1].detach()]),
-        ),
+        reference=reference,
     )
     leaves = [t for k in ("masks", "U", "V") for t in q[k]]
     ref_leaves = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
     right_g = torch.autograd.grad(
-        mis.recon_reference(chain, ref_leaves, x) @ torch.tensor([1.0, 0.5], device=device),
+        mis.recon_reference(chain, ref_leaves, x) @ torch.tensor([1.0, 0.5], device=device, dtype=x.dtype),
         [t for k in ("masks", "U", "V") for t in ref_leaves[k]],
     )
     grads = _grads(full + 0.5 * layerwise, leaves)
     for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
-        name = f"{('masks', 'U', 'V')[n // 3]}[{n % 3}]"
+        name = f"{('masks', 'U', 'V')[n // L]}[{n % L}]"
         hint = (
             "gradients must flow to the masks (and through them to the causal importances): don't detach them"
-            if n < 3
+            if n < L
             else "keep the losses differentiable in U and V"
         )
         _expect_grad(gr, r, name, [], hint, "grad")
@@ -653,6 +639,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
         importance_minimality_loss(ci, P_NORM, EPS), "importance_minimality_loss(ci, p, eps)", ci[0].dtype
     )
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
+    mistakes += probes.minimality_mistakes(minimality_inputs(device), P_NORM, EPS)
     generic = None
     for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
         if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):
@@ -664,8 +651,8 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     if not generic and not any(
         torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]
     ):
-        args, probes = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
-        generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), probes)
+        args, changed = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
+        generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), changed)
     generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
     reference = call(sol.importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
@@ -692,39 +679,9 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
 N_STEPS, STEP_SIZE = 4, 0.15
 
 
-def adversarial_inputs(device: torch.device | str = "cpu") -> tuple[Callable[[list[Tensor]], Tensor], list[Tensor]]:
-    """A loss whose gradient changes sign along the way (so the path matters) and sources near both bounds."""
-    c0, w0 = _randn(5, 3, seed=160, device=device), _randn(5, 3, seed=161, device=device)
-    t0 = torch.tensor([0.04, 0.5, 0.95], device=device)  # maxima near the bounds: a step overshoots and comes back
-    t1 = _rand(5, seed=162, low=0.88, high=0.97, device=device)
-    w1 = _rand(5, seed=163, low=0.5, high=2.0, device=device)
-
-    def loss_fn(s: list[Tensor]) -> Tensor:
-        return (
-            0.2 * (torch.sin(4 * s[0] + c0) * w0).sum()
-            - 3 * (s[0] - t0).pow(2).sum()
-            - 3 * ((s[1] - t1).pow(2) * w1).sum()
-            + 0.05 * (s[0].sum(-1) * s[1]).sum()
-        )
-
-    init = [
-        _rand(5, 3, seed=164, low=0.05, high=0.95, device=device),
-        _rand(5, seed=165, low=0.05, high=0.95, device=device),
-    ]
-    return loss_fn, init
-
-
-def final_probe(n_steps: int, step_size: float, device: Any) -> tuple[Callable, list[Tensor]]:
-    """A loss whose sign ascent oscillates around its maxima: from 0.5, steps of step_size overshoot targets
-    0.5 + 2/3 step_size, so the final sources (after an even number of steps) are not the best ones seen."""
-    t = 0.5 + step_size * torch.tensor([2 / 3, -2 / 3, 0.6], device=device)
-    loss_fn = lambda s: -(s[0] - t[:2]).pow(2).sum() - (s[1] - t[2:]).pow(2).sum()
-    return loss_fn, [torch.full((2,), 0.5, device=device), torch.full((1,), 0.5, device=device)]
-
-
 @checker("adversarial_sources", kind="function")
 def test_adversarial_sources(adversarial_sources: Callable, device: torch.device) -> str:
-    loss_fn, init = adversarial_inputs(device)
+    loss_fn, init = probes.adversarial_inputs(device)
     before = [t.clone() for t in init]
     out = returned(adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE), "adversarial_sources")
     if any(not torch.equal(a, b) for a, b in zip(init, before, strict=True)):
@@ -763,15 +720,17 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     if code == "values" and not any(
         torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]
     ):
-        probes = {2: ("n_steps", N_STEPS + 2), 3: ("step_size", 0.1)}
-        args = (loss_fn, adversarial_inputs(device)[1], N_STEPS, STEP_SIZE)
-        code, hint = diag.ignored_argument(adversarial_sources, args, flat, probes) or (code, hint)
+        changed = {2: ("n_steps", N_STEPS + 2), 3: ("step_size", 0.1)}
+        args = (loss_fn, probes.adversarial_inputs(device)[1], N_STEPS, STEP_SIZE)
+        code, hint = diag.ignored_argument(adversarial_sources, args, flat, changed) or (code, hint)
     flatten = lambda sources: torch.cat([s.flatten() for s in sources])
     reference = call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten)
+    if code == "values":  # moves that no sequence of whole steps gives: what was seen, and its usual causes
+        code, hint = probes.off_lattice_hint(flat, torch.cat([t.flatten() for t in init]), STEP_SIZE) or (code, hint)
     # the one-change diagnosis only where the checks above found nothing specific to say
-    reference = reference if code == "values" else None
+    reference = reference if code in ("values", "off_lattice") else None
     expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code, reference=reference)
-    loss_fn, init = final_probe(N_STEPS, STEP_SIZE, device)  # an ascent that oscillates: best ≠ final
+    loss_fn, init = probes.final_probe(N_STEPS, STEP_SIZE, device)  # an ascent that oscillates: best ≠ final
     out = torch.cat([torch.as_tensor(o).flatten() for o in adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE)])
     right = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)])
     best = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE, "best_seen")])
@@ -783,6 +742,16 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         what,
         [("best_seen", hint, best)],
         hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
+        reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
+    )
+    loss_fn, init = probes.coupled_probe(device)  # sources coupled: updated together or one after the other
+    out = torch.cat([torch.as_tensor(o).flatten() for o in adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE)])
+    expect_matches(
+        out,
+        torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)]),
+        "the adversarial sources on a loss that couples the two sources, -(s0 + s1 - 1)²",
+        probes.sequential_mistakes(loss_fn, init, N_STEPS, STEP_SIZE),
+        hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for every source from the same gradients",
         reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
     )
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -412,8 +412,20 @@ def ci_grad_candidates(p: dict[str, Tensor], alpha: float) -> tuple[list[Tensor]
             "minimality penalty",
             grads(lower=Up, upper=L),
         ),
-        ("both_lower", "the second output uses UpperLeakyHardSigmoid (it leaks above 1)", grads(lower=L, upper=L)),
-        ("both_upper", "the first output uses LowerLeakyHardSigmoid (it leaks below 0)", grads(lower=Up, upper=Up)),
+        (
+            "both_lower",
+            "the second output's gradient is the lower sigmoid's (it leaks below 0, not above 1): it should be "
+            "UpperLeakyHardSigmoid.apply(z, alpha), of z itself (not LowerLeakyHardSigmoid, nor applied to the first "
+            "output)",
+            grads(lower=L, upper=L),
+        ),
+        (
+            "both_upper",
+            "the first output's gradient is the upper sigmoid's (it leaks above 1, not below 0): it should be "
+            "LowerLeakyHardSigmoid.apply(z, alpha), of z itself (not UpperLeakyHardSigmoid, nor applied to the "
+            "second output)",
+            grads(lower=Up, upper=Up),
+        ),
         (
             "no_leak",
             "use the leaky hard sigmoids: a plain clamp passes no gradient outside [0, 1]",

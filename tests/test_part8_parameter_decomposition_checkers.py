@@ -287,7 +287,10 @@ def test_faithfulness_loss_accepts(impl):
         (faith_variant(SQ, lambda s, ws: (sum(s) / N(ws)).mean()), "mean_over_instances"),
         (faith_variant(SQ, lambda s, ws: sum(s).sum() / sum(w.numel() for w in ws)), "mean_over_instances"),
         (lambda ws, U, V: sum(F.mse_loss(u @ v, w) for w, u, v in zip(ws, U, V, strict=True)), "mse_loss_sum"),
-        (lambda ws, U, V: sum(F.mse_loss(u @ v, w) for w, u, v in zip(ws, U, V, strict=True)) / 2, "mse_loss_mean"),
+        (
+            lambda ws, U, V: sum(F.mse_loss(u @ v, w) for w, u, v in zip(ws, U, V, strict=True)) / len(ws),
+            "mse_loss_mean",
+        ),
         (faith_variant(SQ, lambda s, ws: (sum(s) / sum(SQ(w) for w in ws)).sum()), "weight_norm"),
         (faith_variant(lambda d: d.abs().sum((-2, -1)), lambda s, ws: (sum(s) / N(ws)).sum()), "not_squared"),
         (faith_variant(lambda d: d.norm(dim=(-2, -1)), lambda s, ws: (sum(s) / N(ws)).sum()), "frobenius_not_squared"),

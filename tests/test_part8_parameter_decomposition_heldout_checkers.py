@@ -60,7 +60,8 @@ def faith_divided_by(count):
 def test_faithfulness_counts_U_and_V():
     n_uv = lambda ws, U, V: sum(u[0].numel() + v[0].numel() for u, v in zip(U, V, strict=True))
     failure = assert_fails(checks.test_faithfulness_loss, faith_divided_by(n_uv), "wrong_count")
-    assert "divided by 60: the entries of U_l and V_l" in failure.hint
+    n = n_uv(*checks.probes.faithfulness_inputs())
+    assert f"divided by {n}: the entries of U_l and V_l" in failure.hint
 
 
 def test_faithfulness_unknown_divisor_is_only_described():
@@ -244,7 +245,7 @@ def test_adversarial_where_projection_is_accepted():
 
 def test_ablation_all_zeros_gets_no_axis_hint():
     """A constant output (nothing ablated) is not blamed on one axis."""
-    failure = assert_fails(checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, 2, 6), "values")
+    failure = assert_fails(checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, t.shape[1], 6), "values")
     assert "same for every" not in failure.hint
 
 

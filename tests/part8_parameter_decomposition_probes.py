@@ -1,0 +1,351 @@
+"""More inputs, mutants and behavioural probes for part 8's checkers (`tests.part8_parameter_decomposition`).
+
+The checker and catalogue files are near the 800-line limit, so what the seventh fresh held-out measurement
+asked for lives here: generic inputs where no two sizes coincide (K = 5 ablated terms, L = 4 matrices in the
+faithfulness and reconstruction losses, 3 instances, a batch of 7, a tall matrix for the SVD), the mutants those
+inputs now tell apart, and probes that observe a behaviour instead of matching one mutant (hidden units that
+don't reach the output, moves off the lattice of whole steps, sources updated one after the other).
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tests import part8_parameter_decomposition_mistakes as mis
+from tests.checking import CheckFailed, _describe_error, _is_learner_frame
+from utils.part8_parameter_decomposition import WeightChain
+
+Mistakes = list[tuple[str, str, Tensor]]
+
+
+def _randn(*shape: int, seed: int, scale: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
+    return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * scale).to(device)
+
+
+def _rand(*shape: int, seed: int, low: float = 0.0, high: float = 1.0, device: torch.device | str = "cpu") -> Tensor:
+    return (low + (high - low) * torch.rand(shape, generator=torch.Generator().manual_seed(seed))).to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# svd_terms: a tall matrix (d_out > d_in), where a loop over d_out runs past the r = d_in terms
+# --------------------------------------------------------------------------------------------
+def call_naming_term_count(fn: Callable, W: Tensor) -> Any:
+    """fn(W); an index past the r = min(d_out, d_in) singular values, raised in the learner's code, says so."""
+    try:
+        return fn(W)
+    except IndexError as err:
+        _, d_out, d_in = W.shape
+        r = min(d_out, d_in)
+        past = re.search(r"index (\d+) is out of bounds for dimension \d+ with size (\d+)", str(err))
+        frames = traceback.extract_tb(err.__traceback__)
+        if not past or int(past[2]) != r or d_out == d_in or not any(_is_learner_frame(f.filename) for f in frames):
+            raise
+        big, axis = ("d_out", 1) if d_out > d_in else ("d_in", 2)
+        raise CheckFailed(
+            _describe_error(err).message,
+            f"W is {'tall' if d_out > d_in else 'wide'} here (d_out = {d_out}, d_in = {d_in}): there are r = "
+            f"min(d_out, d_in) = {r} singular values and terms, and index {past[1]} runs past them: a count of terms "
+            f"taken from {big} = W.shape[{axis}] alone (range(W.shape[{axis}]))? Use r = min(W.shape[-2:])",
+            code="term_count",
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# ablation_losses: K = 5 terms (with 2, removing all the others is removing the other one: a permutation)
+# --------------------------------------------------------------------------------------------
+def ablation_mistakes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
+    original, W0, K = chain(x), chain.weights[0], terms.shape[1]
+
+    def losses(first: Callable[[int], Tensor], reduce=lambda d: d.pow(2).mean(-1)) -> Tensor:
+        out = [reduce(mis.run_with_first(chain, first(k), x) - original) for k in range(K)]
+        return torch.stack(out).permute(2, 0, 1)
+
+    return [
+        (
+            "remove_others",
+            "ablate term k alone: W_0 - T_k; W_0 - Σ_{j≠k} T_j removes every other term and keeps T_k",
+            losses(lambda k: W0 - (terms.sum(1) - terms[:, k])),
+        ),
+        (
+            "instance_0_terms",
+            "every instance has its own terms: remove terms[:, k] (instance i gets terms[i, k]), not terms[0, k]",
+            losses(lambda k: W0 - terms[0, k]),
+        ),
+    ]
+
+
+def ablation_hint(out: Tensor, right: Tensor, original: Tensor) -> tuple[str, str]:
+    """(code, hint) when no mutant fits: losses far beyond any squared change of the output say a division by
+    something that can be 0 (the chain's final ReLU zeroes half its outputs); otherwise both places to look."""
+    top, biggest = float(right.abs().max()), float(out.detach().abs().nan_to_num(float("inf")).max())
+    if biggest > 1e3 * top:
+        zeros = int((original == 0).sum())
+        seen = (
+            f" ({zeros} of the {original.numel()} original outputs are 0 here, after the final ReLU: a change "
+            "relative to the original output blows up there)"
+            if zeros
+            else ""
+        )
+        return "blows_up", (
+            f"your losses reach {biggest:.3g}, while no squared change of the output here exceeds {top:.3g}: a "
+            f"division by something that can be 0 or tiny?{seen} The loss is the plain mean over output dims of "
+            "(ablated - chain(x))²"
+        )
+    return "values", (
+        "each loss is the mean over output dims of (ablated - chain(x))², where the ablated run has W_0 - terms[:, k] "
+        "as its first matrix and every other matrix and bias unchanged: check both the ablated run and this reduction"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# faithfulness_loss: L = 4 matrices of different sizes, 3 instances (a factor 1/2 is neither)
+# --------------------------------------------------------------------------------------------
+FAITH_SHAPES = [(2, 5), (6, 2), (3, 4), (5, 3)]
+
+
+def faithfulness_inputs(device: torch.device | str = "cpu") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """L = 4 matrices of different sizes (so a mean of per-matrix means differs from the global mean), 3 instances,
+    7 subcomponents: no two of the counts a learner might divide by coincide."""
+    weights = [_randn(3, o, i, seed=30 + n, device=device) for n, (o, i) in enumerate(FAITH_SHAPES)]
+    U = [_randn(3, o, 7, seed=40 + n, scale=0.5, device=device) for n, (o, _) in enumerate(FAITH_SHAPES)]
+    V = [_randn(3, 7, i, seed=50 + n, scale=0.5, device=device) for n, (_, i) in enumerate(FAITH_SHAPES)]
+    return weights, U, V
+
+
+def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> Mistakes:
+    deltas = torch.cat([(W - u @ v).flatten(1) for W, u, v in zip(weights, U, V, strict=True)], 1)  # [inst N]
+    hint = (
+        "the loss is the mean of the squared entries of W - U V, not their variance: don't subtract their mean "
+        "(torch.var and torch.std centre the values first)"
+    )
+    return [
+        ("variance", hint, deltas.var(1, unbiased=False).sum()),
+        ("variance", hint, deltas.var(1, unbiased=True).sum()),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# CausalImportance: an extra GELU, and hidden units that never reach the output
+# --------------------------------------------------------------------------------------------
+def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
+    """Forward values of the lower output (clamp(z, 0, 1) in the forward pass)."""
+    with torch.no_grad():
+        h = torch.einsum("bid,icd->bic", p["a"], p["V"])
+        z = (F.gelu(h[..., None] * p["w_in"] + p["b_in"]) * p["w_out"]).sum(-1) + p["b_out"]
+        hint = (
+            "GELU goes on the hidden layer only: z = Σ_j w_out GELU(w_in h + b_in) + b_out goes straight into the "
+            "hard sigmoids, without a second GELU on the MLP's output"
+        )
+        return [("gelu_twice", hint, F.gelu(z).clamp(0, 1))]
+
+
+def unused_hidden_units(module: torch.nn.Module, total: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when some hidden units j of the MLPs get no gradient at all (w_in[..., j] and w_out[..., j])
+    while others do: the output doesn't depend on them (a loop over fewer than d_ci units, a slice)."""
+    try:
+        g_in, g_out = torch.autograd.grad(total, [module.w_in, module.w_out], retain_graph=True, allow_unused=True)
+    except RuntimeError:
+        return None
+    if g_in is None or g_out is None:
+        return None
+    used = (g_in.flatten(0, -2).abs().sum(0) > 0) | (g_out.flatten(0, -2).abs().sum(0) > 0)  # [d_ci]
+    if bool(used.all()) or not bool(used.any()):
+        return None
+    unused, d_ci, n_used = [int(j) for j in (~used).nonzero().flatten()], used.numel(), int(used.sum())
+    sizes = {module.w_in.shape[-2]: "the C subcomponents, w_in.shape[1]", d_ci - 1: "one short, range(d_ci - 1)"}
+    why = f" ({n_used} units: {sizes[n_used]}?)" if n_used in sizes and bool(used[:n_used].all()) else ""
+    return "unused_hidden_units", (
+        f"hidden units {unused} of the d_ci = {d_ci} get no gradient: your output doesn't depend on them. Sum over "
+        f"all d_ci hidden units (w_in.shape[-1] = {d_ci}), not over a smaller range{why}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# masked_product: a binary mask, the delta mask applied twice
+# --------------------------------------------------------------------------------------------
+def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
+    with torch.no_grad():
+        return [
+            (
+                "mask_thresholded",
+                "use the mask's value itself (in [0, 1], and it carries gradient), not a 0/1 threshold (mask > 0.5)",
+                mis.product_reference({**p, "mask": (p["mask"] > 0.5).to(p["mask"].dtype)}),
+            ),
+            (
+                "delta_mask_twice",
+                "your delta term is scaled by delta_mask² (applied to a and to the output, or twice): apply it once, "
+                "delta_mask · (W - U V) a",
+                mis.product_reference({**p, "delta_mask": p["delta_mask"] ** 2}),
+            ),
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic_reconstruction_losses: L = 4 matrices, 3 instances, a batch of 7, 5 output dims
+# --------------------------------------------------------------------------------------------
+RECON_DIMS, RECON_BATCH, RECON_C = [5, 3, 8, 2, 5], 7, 6
+
+
+def recon_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict[str, list[Tensor]], Tensor]:
+    """3 instances, L = 4 matrices 5 -> 3 -> 8 -> 2 -> 5, a batch of 7, 6 subcomponents per matrix that don't add
+    up to W (a non-zero delta): the counts a loss might be divided by all differ."""
+    d, L = RECON_DIMS, len(RECON_DIMS) - 1
+    weights = [_randn(3, d[n + 1], d[n], seed=10 + n, scale=0.8, device=device) for n in range(L)]
+    biases = [_randn(3, d[n + 1], seed=20 + n, scale=0.3, device=device) + 0.1 for n in range(L)]
+    chain = WeightChain(weights, biases, ["relu", "gelu", "relu", "gelu"], [f"W{n}" for n in range(L)])
+    C, B = RECON_C, RECON_BATCH
+    p = {
+        "U": [_randn(3, d[n + 1], C, seed=100 + n, scale=0.6, device=device) for n in range(L)],
+        "V": [_randn(3, C, d[n], seed=110 + n, scale=0.6, device=device) for n in range(L)],
+        "masks": [_rand(B, 3, C, seed=120 + n, low=0.05, high=0.95, device=device) for n in range(L)],
+        "delta_masks": [_rand(B, 3, seed=130 + n, low=0.05, high=0.95, device=device) for n in range(L)],
+    }
+    return chain, p, _rand(B, 3, d[0], seed=140, device=device)
+
+
+def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, right: Tensor) -> Mistakes:
+    with torch.no_grad():
+        L = len(chain.weights)
+        masked = mis.masked_run(chain, p, x, set(range(L)))[0]
+        runs = [mis.masked_run(chain, p, x, {n})[0] for n in range(L)]
+        vs_full = sum((y - masked).pow(2).mean((0, 2)).sum() for y in runs) / L
+        hint = (
+            "compare each single-matrix run with the original model's output chain(x), not with the run where every "
+            "matrix is masked"
+        )
+        return [("layerwise_vs_masked", hint, torch.stack([right[0], vs_full]))]
+
+
+def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> tuple[str, str]:
+    """(code, hint) when one of (full, layerwise) is right and the other is not, and no mutant fits: a divisor
+    other than L for the layerwise mean when the ratio says which, else what was observed and the usual causes."""
+    off = 0 if not torch.allclose(got[0], right[0], rtol=1e-4, atol=1e-5) else 1
+    ratio = float(got[off] / right[off]) if float(right[off]) != 0 else float("nan")
+    if off == 1 and ratio > 0:
+        n = L / ratio  # the layerwise sum over the L runs, divided by n instead of L
+        named = [what for what, c in counts.items() if abs(n - c) < 1e-3 * c]
+        if named:
+            return "layerwise_divisor", (
+                f"your layerwise loss is the sum of the L = {L} single-matrix losses divided by {round(n)} "
+                f"({' or '.join(named)}): average over the L matrices, divide by len(chain.weights) = {L}"
+            )
+    if off == 0:
+        return "full_loss", (
+            f"your layerwise loss is right but the full one is not ({ratio:.4g} × the expected): the full run masks "
+            "every matrix at once (each with its own masks[l] and delta_masks[l]) and compares with chain(x) by the "
+            "same MSE"
+        )
+    return "layerwise_loss", (
+        f"your full loss is right but the layerwise one is not ({ratio:.4g} × the expected): possible causes: its "
+        f"average (the mean over the L = {L} runs with one matrix masked), its target (the original output chain(x) "
+        "for every run), or which matrix each run masks (matrix l alone, with masks[l] and delta_masks[l])"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# importance_minimality_loss: the power distributed, or taken after the sum per matrix
+# --------------------------------------------------------------------------------------------
+def minimality_mistakes(ci: list[Tensor], p: float, eps: float) -> Mistakes:
+    with torch.no_grad():
+        distributed = sum((g.pow(p) + eps**p).sum(-1) for g in ci).mean(0).sum()
+        per_matrix = sum((g + eps).sum(-1).pow(p) for g in ci).mean(0).sum()
+    return [
+        (
+            "pow_distributed",
+            "(g + eps)^p is not g^p + eps^p (a power doesn't distribute over a sum): add eps first, then raise",
+            distributed,
+        ),
+        (
+            "p_outside",
+            "raise each importance to the power p, then sum: Σ_c (g + eps)^p, not (Σ_c (g + eps))^p",
+            per_matrix,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# adversarial_sources: moves off the lattice of whole steps; sources updated one after the other
+# --------------------------------------------------------------------------------------------
+def adversarial_inputs(device: torch.device | str = "cpu") -> tuple[Callable[[list[Tensor]], Tensor], list[Tensor]]:
+    """A loss whose gradient changes sign along the way (so the path matters) and sources near both bounds."""
+    c0, w0 = _randn(5, 3, seed=160, device=device), _randn(5, 3, seed=161, device=device)
+    t0 = torch.tensor([0.04, 0.5, 0.95], device=device)  # maxima near the bounds: a step overshoots and comes back
+    t1 = _rand(5, seed=162, low=0.88, high=0.97, device=device)
+    w1 = _rand(5, seed=163, low=0.5, high=2.0, device=device)
+
+    def loss_fn(s: list[Tensor]) -> Tensor:
+        return (
+            0.2 * (torch.sin(4 * s[0] + c0) * w0).sum()
+            - 3 * (s[0] - t0).pow(2).sum()
+            - 3 * ((s[1] - t1).pow(2) * w1).sum()
+            + 0.05 * (s[0].sum(-1) * s[1]).sum()
+        )
+
+    init = [
+        _rand(5, 3, seed=164, low=0.05, high=0.95, device=device),
+        _rand(5, seed=165, low=0.05, high=0.95, device=device),
+    ]
+    return loss_fn, init
+
+
+def final_probe(n_steps: int, step_size: float, device: Any) -> tuple[Callable, list[Tensor]]:
+    """A loss whose sign ascent oscillates around its maxima: from 0.5, steps of step_size overshoot targets
+    0.5 + 2/3 step_size, so the final sources (after an even number of steps) are not the best ones seen."""
+    t = 0.5 + step_size * torch.tensor([2 / 3, -2 / 3, 0.6], device=device)
+    loss_fn = lambda s: -(s[0] - t[:2]).pow(2).sum() - (s[1] - t[2:]).pow(2).sum()
+    return loss_fn, [torch.full((2,), 0.5, device=device), torch.full((1,), 0.5, device=device)]
+
+
+def off_lattice_hint(out: Tensor, init: Tensor, step: float) -> tuple[str, str] | None:
+    """(code, hint) when entries that end strictly inside (0, 1) moved by something other than a whole number of
+    steps from where they started, or from the bound (0 or 1) a clamp may have left them at: every step moves each
+    entry by exactly ±step_size (or 0 where the gradient is 0) before the clamp."""
+    inside = (out > 1e-6) & (out < 1 - 1e-6)
+    on = lambda d: ((d / step) - (d / step).round()).abs() < 1e-3
+    off = inside & ~(on(out - init) | on(out) | on(1 - out))
+    if not bool(off.any()):
+        return None
+    moves = sorted({round(float(m), 4) for m in (out - init)[off].abs()})
+    seen = ", ".join(f"{m:.4g}" for m in moves[:4]) + (", ..." if len(moves) > 4 else "")
+    return "off_lattice", (
+        f"{int(off.sum())} entries moved by amounts that no sequence of whole steps of {step} gives (net moves "
+        f"{seen}): every step moves each entry by exactly ±step_size (then the clamp). Possible causes: a step size "
+        "that changes from step to step (decayed, step_size / (t + 1)), a step scaled by the gradient's size, or "
+        "a step_size other than the one given"
+    )
+
+
+def coupled_probe(device: Any) -> tuple[Callable, list[Tensor]]:
+    """A loss whose two sources are coupled, -(s0 + s1 - 1)², from s0 + s1 = 0.9 (no ties: every sum seen is at
+    least 0.01 from 1 until a clamp makes it exact): updated together, both step up, then both down, and after an
+    even number of steps they are back where they started; updated one after the other, the second sees the first's
+    new value and steps the other way, and the two drift apart towards 0 and 1 (in either order)."""
+    loss_fn = lambda s: -(s[0] + s[1] - 1).pow(2).sum()
+    return loss_fn, [torch.tensor([0.44, 0.47], device=device), torch.tensor([0.46, 0.43], device=device)]
+
+
+def sequential_reference(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float, order: list[int]):
+    s = [t.detach().clone() for t in init]
+    for _ in range(n_steps):
+        for i in order:
+            leaf = s[i].clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(loss_fn([leaf if j == i else t for j, t in enumerate(s)]), [leaf])
+            s[i] = (s[i] + step * g.sign()).clamp(0, 1)
+    return torch.cat([t.flatten() for t in s])
+
+
+def sequential_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    hint = (
+        "update every source from the gradients at the same point: compute all the gradients first (one "
+        "torch.autograd.grad of the loss with respect to every source), then step them all; updating the sources "
+        "one after the other lets the later ones see the earlier ones' new values"
+    )
+    orders = [list(range(len(init))), list(reversed(range(len(init))))]
+    return [("sequential_updates", hint, sequential_reference(loss_fn, init, n_steps, step, o)) for o in orders]
