@@ -517,9 +517,15 @@ def generic_diagnosis(
         if abs(factor - 1) > 1e-3 and abs(factor) > 1e-6 and close(a, factor * e):
             sizes = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
             axis = next((n for n, s in sizes.items() if abs(factor - s) < 1e-3 or abs(factor * s - 1) < 1e-3), None)
+            root = next(
+                (n for n, s in sizes.items() if abs(factor - s**0.5) < 1e-3 or abs(factor * s**0.5 - 1) < 1e-3), None
+            )
             why = (
                 f"a sum where a mean was asked (or the reverse) over `{axis}` (size {sizes[axis]})?"
                 if axis
+                else f"√{sizes[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of "
+                "a sum) was asked, or the reverse?"
+                if root
                 else "a missing or extra constant factor?"
             )
             return "scale", f"your values are {factor:.4g} × the expected ones: {why}"

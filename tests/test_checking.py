@@ -157,6 +157,8 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     dims = "batch inst feats"
     assert _code(2 * e, e, dims=dims).code == "scale"
     assert "`inst`" in _code(3 * e, e, dims=dims).hint  # a factor equal to an axis size names the axis
+    rms = _code(e / 5**0.5, e, dims=dims)  # divided by a norm where a root-mean-square was asked: √5 = √feats
+    assert rms.code == "scale" and "√5" in rms.hint and "`feats`" in rms.hint and "root-mean-square" in rms.hint
     assert _code(-e, e, dims=dims).code == "sign"
     assert _code(e + 0.5, e, dims=dims).code == "offset"
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
