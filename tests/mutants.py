@@ -780,6 +780,40 @@ def _wrapped(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None, str]]
             yield _copy_with(node, value=call_), f"an extra `.{method}(…)`"
 
 
+def _precedence(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`a / (b - c)` -> `a / b - c`: parentheses the solution needs, left out."""
+    if not isinstance(node, ast.BinOp):
+        return
+    tight, loose = (ast.Mult, ast.Div, ast.MatMult, ast.Pow, ast.FloorDiv, ast.Mod), (ast.Add, ast.Sub)
+    right, left = node.right, node.left
+    if isinstance(right, ast.BinOp) and (
+        (isinstance(node.op, tight) and isinstance(right.op, loose))
+        or (isinstance(node.op, ast.Sub) and isinstance(right.op, loose))
+        or (isinstance(node.op, ast.Div) and isinstance(right.op, (ast.Mult, ast.Div)))
+    ):
+        inner = _copy_with(node, right=copy.deepcopy(right.left))
+        yield _copy_with(right, left=inner), "parentheses left out (operator precedence)"
+    if isinstance(left, ast.BinOp) and isinstance(node.op, tight) and isinstance(left.op, loose):
+        inner = _copy_with(node, left=copy.deepcopy(left.right))
+        yield _copy_with(left, right=inner), "parentheses left out (operator precedence)"
+
+
+def _index_axis(node: ast.AST, _: _Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`W[:, i]` <-> `W[i]`: an index applied to another axis."""
+    if not isinstance(node, ast.Subscript) or not isinstance(node.ctx, ast.Load):
+        return
+    index = node.slice
+    full = ast.Slice(None, None, None)
+    if isinstance(index, ast.Tuple) and len(index.elts) == 2 and _is_full(index.elts[0]):
+        yield _copy_with(node, slice=copy.deepcopy(index.elts[1])), "an index on another axis"
+    elif not isinstance(index, (ast.Tuple, ast.Slice)):
+        yield _copy_with(node, slice=ast.Tuple([full, copy.deepcopy(index)], ast.Load())), "an index on another axis"
+
+
+def _is_full(node: ast.AST) -> bool:
+    return isinstance(node, ast.Slice) and node.lower is None and node.upper is None and node.step is None
+
+
 # In order of how often learners make them: the time budget cuts the tail on a slow machine.
 _EDITS: tuple[Edit, ...] = (
     _reductions,
@@ -790,6 +824,8 @@ _EDITS: tuple[Edit, ...] = (
     _term_moved_in,
     _constants,
     _slices,
+    _precedence,
+    _index_axis,
     _variables,
     _arguments,
     _patterns,

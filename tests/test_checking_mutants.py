@@ -269,3 +269,26 @@ def test_a_step_moved_is_named(wrong, words):
     expected, actual = solution_root_mean(x, W, b, 0.1), wrong(x, W, b, 0.1)
     hint = one_change_diagnosis(call(solution_root_mean, x, W, b, 0.1), actual, expected)
     assert (hint is None) if words is None else (hint is not None and words in hint), hint
+
+
+def solution_recovered(zero: Tensor, spliced: Tensor, clean: Tensor, W: Tensor, latent: int) -> Tensor:
+    ### BEGIN SOLUTION
+    recovered = (zero - spliced) / (zero - clean)
+    return recovered * W[:, latent]
+    ### END SOLUTION
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda z, s, c, W, k: ((z - s) / z - c) * W[:, k], "parentheses left out"),
+        (lambda z, s, c, W, k: (z - s) / (z - c) * W[k], "an index on another axis"),
+    ],
+)
+def test_precedence_and_index_slips_are_named(wrong, words):
+    g = torch.Generator().manual_seed(1)
+    z, s, c = (torch.rand(4, generator=g) + k for k in (3.0, 1.0, 0.0))
+    W = torch.randn(4, 4, generator=g)
+    expected, actual = solution_recovered(z, s, c, W, 1), wrong(z, s, c, W, 1)
+    hint = one_change_diagnosis(call(solution_recovered, z, s, c, W, 1), actual, expected)
+    assert hint is not None and words in hint, hint
