@@ -38,11 +38,16 @@ from tests.mutants import Reference, call
 from tests.part5b_absorption_diagnosis import (
     check_independence,
     check_layout,
+    encode_named,
     floor_division,
     front_written,
     implied_target_note,
+    matryoshka_candidates,
+    prefix_on_inst,
     reseeded,
+    routed_batch_topk,
     threshold_change_reference,
+    topk_layout,
 )
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
@@ -52,7 +57,6 @@ from tests.part5b_absorption_mistakes import (
     check_rates,
     check_topk_counts,
     distinct_mistakes,
-    matryoshka_candidates,
     threshold_candidates,
     topk_candidates,
     topk_diagnosis,
@@ -437,6 +441,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             found = topk_diagnosis(impl, out.detach(), pre.detach(), k, others)
             if found is not None:
                 fail(f"{what} is not the top k·batch of each instance", found[1], code=found[0])
+            topk_layout(out.detach(), pre.detach(), k, what)
             check_topk_counts(out, k, what)
             kept = out.detach() != 0
             if torch.equal(out.detach()[kept].sort().values, expected[expected != 0].sort().values):
@@ -590,7 +595,7 @@ def _check_threshold(
 
 @checker("batchtopk_encode", kind="class")
 def test_batchtopk_encode(impl: type, device: torch.device) -> str:
-    cls = _graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": ref.batch_topk})
+    cls = _graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": routed_batch_topk(K, ref.batch_topk)})
     sae = _batchtopk_sae(cls, device)
     reference = _batchtopk_sae(ref.BatchTopKToySAE, device)
     reference.load_state_dict(sae.state_dict())
@@ -604,7 +609,8 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     th0 = reference.threshold.clone()
     first_call = threshold_change_reference(reference, h)
     untrained = copy.deepcopy(reference)  # as it was before the call (the threshold moves)
-    acts = _float_output(sae.encode(h), "encode(h) in training mode", (16, N_INST, D_SAE), "batch inst d_sae", device)
+    acts = encode_named(sae, h, D_SAE, N_INST)
+    acts = _float_output(acts, "encode(h) in training mode", (16, N_INST, D_SAE), "batch inst d_sae", device)
     expected = reference.encode(h)
     expect_matches(
         acts.detach(),
@@ -752,7 +758,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
         acts, W_hat, b_dec, h = _matryoshka_inputs(batch, n_inst, d_sae, d_in, device)
         leaves = [t.clone().requires_grad_() for t in (acts, W_hat, b_dec)]
         what = f"matryoshka_loss with prefix_sizes={sizes}"
-        out = impl(*leaves, h.clone(), tuple(sizes))
+        out = prefix_on_inst(impl, (*leaves, h.clone(), tuple(sizes)), sizes, n_inst, (batch, d_sae, d_in))
         if isinstance(out, Tensor) and out.shape == (n_inst, d_in) and (n_inst, d_in) != (batch, n_inst):
             fail(
                 f"{what} has shape {tuple(out.shape)} = (inst, d_in), expected (batch={batch}, inst={n_inst})",

@@ -9,11 +9,14 @@ still gets a message that points at it, and one that can't be pinned down gets i
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.mutants import Reference, call
 from tests.part5b_absorption_mistakes import RateStats
@@ -290,3 +293,243 @@ def threshold_change_reference(sae: torch.nn.Module, h: Tensor) -> Reference:
     before = sae.threshold.detach().clone()
     encode = type(sae).encode
     return call(encode, remembered, h, pick=lambda _: remembered.copies[-1].threshold.detach() - before)
+
+
+def topk_layout(out: Tensor, pre: Tensor, k: int, what: str) -> None:
+    """Two wrong batch_topk outputs named by what they look like, before the counts are compared.
+
+    * every instance keeps the same positions, the union of all instances' top k·batch positions: the row-wise
+      indices were applied to every row (kept[:, indices] = values);
+    * one entry too many or too few kept, and not with pre's values: a per-instance constant subtracted (a soft
+      threshold relu(pre - cut), which also zeroes the cut entry itself), or values changed some other way."""
+    batch, n_inst, _ = out.shape
+    kept = (out != 0).transpose(0, 1).reshape(n_inst, -1)  # [inst (batch d_sae)]
+    flat = pre.transpose(0, 1).reshape(n_inst, -1)
+    top = flat.topk(k * batch, dim=-1)
+    right = torch.zeros_like(kept).scatter(-1, top.indices, True)
+    union = right.any(0)
+    if n_inst > 1 and (kept == kept[:1]).all() and torch.equal(kept[0], union) and not torch.equal(right, kept):
+        fail(
+            f"{what}: every instance keeps the same {int(union.sum())} positions, the union of all instances' top "
+            f"k·batch positions (expected {k * batch} per instance, each at its own positions)",
+            "a [inst, k·batch] tensor of indices used as kept[:, indices] = values applies every instance's indices "
+            "to every row (advanced indexing doesn't pair row i with indices[i]): use "
+            "torch.zeros_like(flat).scatter(-1, indices, values), or kept[torch.arange(n_inst)[:, None], indices]",
+            code="indices_all_rows",
+        )
+    if not (kept.sum(-1) - k * batch).abs().eq(1).all():  # an exact count goes on to the layout checks
+        return
+    got = out.transpose(0, 1).reshape(n_inst, -1)
+    if torch.equal(got[kept], flat[kept]):
+        return
+    shifts = []
+    for i in range(n_inst):
+        diff = (flat[i] - got[i])[kept[i]]
+        if diff.numel() == 0 or (diff.max() - diff.min()).abs() > 1e-5 * (1 + diff.abs().max()):
+            shifts = []
+            break
+        shifts.append(float(diff.mean()))
+    cut = top.values[:, -1].tolist()
+    if shifts and all(abs(s - c) <= 1e-5 * (1 + abs(c)) for s, c in zip(shifts, cut, strict=True)):
+        fail(
+            f"{what}: the kept entries are pre minus the k·batch-th largest value of their instance, and "
+            f"{kept.sum(-1).tolist()} entries per instance are non-zero (expected {k * batch})",
+            "that is a soft threshold, relu(pre - cut): it shrinks every kept value and zeroes the k·batch-th entry "
+            "itself; keep the top k·batch values unchanged (pre * (pre >= cut), or scatter topk's values back)",
+            code="soft_threshold",
+        )
+    observed = (
+        f"pre minus a constant per instance ({', '.join(f'{s:.4g}' for s in shifts)})"
+        if shifts
+        else "not pre's values (nor pre shifted by one constant per instance)"
+    )
+    fail(
+        f"{what}: {kept.sum(-1).tolist()} entries per instance are non-zero (expected {k * batch}) and the kept "
+        f"entries are {observed}",
+        "keep the top k·batch entries of each instance with their values unchanged (scatter topk's values back into "
+        "zeros, or pre * mask) and zero the rest: don't subtract, rescale or recompute the kept values",
+        code="values_changed",
+    )
+
+
+def routed_batch_topk(k_expected: int, batch_topk: Callable) -> Callable:
+    """The reference batch_topk for the learner's encode, checking first that it got k = cfg.k (the budget per
+    example: batch_topk multiplies it by the batch size itself)."""
+
+    def routed(pre: Tensor, k: int) -> Tensor:
+        if isinstance(k, int) and k != k_expected:
+            batch = pre.shape[0] if isinstance(pre, Tensor) and pre.dim() == 3 else None
+            which = " = cfg.k · batch" if batch is not None and k == k_expected * batch else ""
+            fail(
+                f"encode called batch_topk(pre, k={k}){which}, expected k = cfg.k = {k_expected}",
+                "pass cfg.k itself: batch_topk keeps k·batch entries per instance, multiplying k by pre.shape[0] "
+                "inside (multiplying by the batch before the call counts the batch twice)",
+                code="topk_budget",
+            )
+        return batch_topk(pre, k)
+
+    return routed
+
+
+def encode_named(sae: torch.nn.Module, h: Tensor, d_sae: int, n_inst: int) -> Any:
+    """sae.encode(h); an error where a d_sae-sized tensor met an n_inst-sized one is named by those axes."""
+    try:
+        return sae.encode(h)
+    except RuntimeError as err:
+        sizes = re.findall(r"\((\d+)\)", str(err))
+        if sorted(int(s) for s in sizes[:2]) != sorted((d_sae, n_inst)):
+            raise
+        described = describe_error(err)
+        fail(
+            f"{described.message}\n(the sizes are d_sae = {d_sae} and n_inst = {n_inst})",
+            "a tensor over the latents met one over the instances; the threshold has one entry per instance, so "
+            "its update needs the minimum over each instance's batch AND latents (dims 0 and 2, e.g. "
+            "acts.transpose(0, 1).flatten(1).min(-1)): a reduction over dims (0, 1) leaves one value per latent; "
+            "or a [d_sae]-shaped tensor was used where [n_inst] was meant",
+            code="threshold_axes",
+        )
+
+
+RMS_HINT = "take the mean over d_in of the squared error, without a square root (an MSE per prefix, not an RMS)"
+SUM_RECS_HINT = (
+    "one loss per prefix, then sum the losses: Σ_m mean((h_m - h)²), not one loss of the summed reconstructions "
+    "(h_m are alternatives, each a complete reconstruction)"
+)
+
+
+def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
+    def rec(lo_hi: list[tuple[int, int]], bias: bool = True) -> list[Tensor]:
+        return [torch.einsum("bis,isd->bid", acts[..., lo:hi], W[:, lo:hi]) + (b if bias else 0) for lo, hi in lo_hi]
+
+    def loss(recs: list[Tensor], kind: str = "mean") -> Tensor:
+        err = [r - h for r in recs]
+        per = {
+            "mean": lambda e: e.pow(2).mean(-1),
+            "sum": lambda e: e.pow(2).sum(-1),
+            "norm": lambda e: e.norm(dim=-1),
+            "mean_sq": lambda e: e.mean(-1).pow(2),
+            "rms": lambda e: e.pow(2).mean(-1).sqrt(),
+        }[kind]
+        return sum((per(e) for e in err), torch.zeros_like(h[..., 0]))
+
+    d_sae = acts.shape[-1]
+    prefixes = [(0, m) for m in sizes]
+    common = [
+        (
+            "b_dec_twice",
+            "compare the reconstruction (which includes b_dec) with h itself, not with h - b_dec",
+            sum((r - h + b).pow(2).mean(-1) for r in rec(prefixes)),
+        ),
+        (
+            "mean_all",
+            "average the squared error over d_in only (mean(-1)), one loss per example and instance: "
+            "F.mse_loss averages over batch and instances too",
+            sum((r - h).pow(2).mean() for r in rec(prefixes)) * torch.ones_like(h[..., 0]),
+        ),
+    ]
+    if len(sizes) == 1:  # one prefix, the full width: the prefix-structure mistakes change nothing
+        return [
+            *common,
+            ("no_b_dec", "add b_dec to the reconstruction", loss(rec([(0, d_sae)], bias=False))),
+            ("skipped_last", "loop over every size in prefix_sizes, including the last", torch.zeros_like(h[..., 0])),
+            (
+                "sum_d_in",
+                "average the squared error over d_in (mean(-1)), don't sum it",
+                loss(rec([(0, d_sae)]), "sum"),
+            ),
+            ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec([(0, d_sae)]), "norm")),
+            ("mean_then_square", "square first, then average over d_in", loss(rec([(0, d_sae)]), "mean_sq")),
+            ("rms", RMS_HINT, loss(rec([(0, d_sae)]), "rms")),
+        ]
+    groups = [(lo, hi) for lo, hi in zip((0, *sizes[:-1]), sizes, strict=True)]
+    widths = [(0, min(int(sum(sizes[: i + 1])), d_sae)) for i in range(len(sizes))]
+    return [
+        *common,
+        (
+            "weighted",
+            "sum the prefix losses with equal weights: no factor m / d_sae",
+            sum((m / d_sae) * loss(rec([p])) for m, p in zip(sizes, prefixes, strict=True)),
+        ),
+        (
+            "cumulative_sizes",
+            "prefix_sizes are the prefix widths themselves (acts[..., :m]), not group widths to accumulate",
+            loss(rec(widths)),
+        ),
+        ("no_b_dec", "add b_dec to every prefix reconstruction", loss(rec(prefixes, bias=False))),
+        (
+            "all_latents",
+            "prefix m decodes only the first m latents: acts[..., :m] with W_dec[:, :m]",
+            loss(rec([(0, d_sae)] * len(sizes))),
+        ),
+        (
+            "last_latents",
+            "use the FIRST m latents ([..., :m]), not the last m",
+            loss(rec([(d_sae - m, d_sae) for m in sizes])),
+        ),
+        (
+            "groups",
+            "each prefix starts at latent 0: acts[..., :m], not the group between consecutive sizes",
+            loss(rec(groups)),
+        ),
+        (
+            "mean_over_prefixes",
+            "sum the losses over the prefixes, don't average them",
+            loss(rec(prefixes)) / len(sizes),
+        ),
+        (
+            "prefix_b_dec",
+            "add b_dec to EVERY prefix reconstruction (each prefix is a complete SAE output), not only the full one",
+            sum(
+                ((r if m == sizes[-1] else r - b) - h).pow(2).mean(-1)
+                for r, m in zip(rec(prefixes), sizes, strict=True)
+            ),
+        ),
+        (
+            "skipped_last",
+            "loop over every size in prefix_sizes, including the last (the full width)",
+            loss(rec(prefixes[:-1])),
+        ),
+        ("sum_d_in", "average the squared error over d_in (mean(-1)), don't sum it", loss(rec(prefixes), "sum")),
+        ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec(prefixes), "norm")),
+        ("mean_then_square", "square first, then average over d_in", loss(rec(prefixes), "mean_sq")),
+        ("rms", RMS_HINT, loss(rec(prefixes), "rms")),
+        # one loss of the summed prefix reconstructions (each with b_dec, or b_dec once)
+        ("sum_of_reconstructions", SUM_RECS_HINT, loss([sum(rec(prefixes))])),
+        ("sum_of_reconstructions", SUM_RECS_HINT, loss([sum(rec(prefixes, bias=False)) + b])),
+        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, min(m + 1, d_sae)) for m in sizes]))),
+        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, m - 1) for m in sizes]))),
+        (
+            "running_reconstruction",
+            "each prefix is its own reconstruction, acts[..., :m] · W_dec[:, :m] + b_dec: don't add it on top of "
+            "the previous prefix's (a running sum counts the first latents once per prefix)",
+            loss([b + sum(rec(prefixes[: j + 1], bias=False)) for j in range(len(prefixes))]),
+        ),
+        (
+            "target_full_reconstruction",
+            "compare every prefix reconstruction with h itself, not the inner prefixes with the full reconstruction",
+            sum(
+                (r - (h if m == sizes[-1] else rec([(0, d_sae)])[0])).pow(2).mean(-1)
+                for r, m in zip(rec(prefixes), sizes, strict=True)
+            ),
+        ),
+    ]
+
+
+def prefix_on_inst(impl: Callable, args: tuple, sizes: tuple[int, ...], n_inst: int, others: tuple[int, ...]) -> Any:
+    """impl(*args); an error where a prefix size met the instance count is named (a prefix sliced on the inst axis,
+    W_dec_normalized[:m], instead of the latent axis). `others` are the other axis sizes, so a size they share with
+    a prefix is not taken for one."""
+    try:
+        return impl(*args)
+    except RuntimeError as err:
+        sizes_seen = {int(a or b) for a, b in re.findall(r"size (\d+)|\((\d+)\)", str(err))}
+        prefixes = [m for m in sizes if m in sizes_seen and m != n_inst and m not in others]
+        if n_inst not in sizes_seen or not prefixes:
+            raise
+        described = describe_error(err)
+        fail(
+            f"{described.message}\n(size {prefixes[0]} is a prefix size m, size {n_inst} is n_inst)",
+            "a prefix slice met the instance axis: the prefix belongs on the latent axis, acts[..., :m] and "
+            "W_dec_normalized[:, :m] ([inst d_sae d_in]: W_dec_normalized[:m] slices the instances)",
+            code="prefix_on_inst",
+        )

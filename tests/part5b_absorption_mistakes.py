@@ -265,6 +265,8 @@ def absorption_variant(
             cases = parent_on & {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1}[cases_rule]
         if parent_latent == "cosine":
             latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
+        elif parent_latent == "abs_cosine":  # the largest |cosine| (carriers still by the signed cosine)
+            latent = score[:, :, p].abs().argmax(-1).expand(acts.shape[0], -1)
         elif parent_latent == "argmin":
             latent = score[:, :, p].argmin(-1).expand(acts.shape[0], -1)
         elif parent_latent == "most_active":
@@ -282,6 +284,8 @@ def absorption_variant(
         parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) == 0
         if off_rule in ("not_top", "not_top_incl"):  # "off" read as "not the most active latent"
             parent_off = acts.argmax(-1) != latent
+        if off_rule == "below_threshold":  # "off" read as an activation below cos_threshold
+            parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) < threshold
         parent_off_rule = parent_off_arg
         others = torch.ones_like(is_carrier).scatter_(-1, latent.unsqueeze(-1), False)
         carried = {
@@ -296,6 +300,8 @@ def absorption_variant(
             num, den = absorbed.sum().float().expand(n_inst), cases.sum().float().expand(n_inst)
         elif denominator == "cases":
             num, den = absorbed.sum(0).float(), cases.sum(0).float()
+        elif denominator == "parent_off":  # only the cases whose parent latent is off
+            num, den = absorbed.sum(0).float(), (cases & off).sum(0).float()
         elif denominator == "parent_on":  # absorbed cases over every example where the parent fires
             num, den = absorbed.sum(0).float(), parent_on.sum(0).float()
         elif denominator == "batch":  # absorbed cases over the whole batch
@@ -390,6 +396,12 @@ ABSORPTION_MISTAKES = [
     ),
     ({"cases_rule": "or"}, "cases_or", "a case has the parent AND at least one child on (&), not either (|)"),
     (
+        {"denominator": "parent_off"},
+        "denominator_parent_off",
+        "divide by ALL the cases (parent and a child on), not only those whose parent latent is off: the fraction "
+        "asks how many of the cases are absorbed",
+    ),
+    (
         {"exclude_all": True},
         "exclude_all_instances",
         "exclude each instance's OWN parent latent from its carriers (carriers[torch.arange(n_inst), lat] = "
@@ -401,6 +413,18 @@ ABSORPTION_MISTAKES = [
 # Mistakes the hand-built case can't tell apart (its features are axis-aligned and no example has two children
 # of one parent on, so all three give 0 everywhere there): the checker names them from the random inputs.
 RANDOM_ONLY_MISTAKES = [
+    (
+        {"parent_latent": "abs_cosine"},
+        "parent_latent_abs",
+        "the parent's latent has the largest SIGNED decoder cosine with the parent (argmax of cos, not of |cos|: "
+        "a latent pointing away from the parent is not its latent)",
+    ),
+    (
+        {"off_rule": "below_threshold"},
+        "off_below_threshold",
+        "the parent's latent is off when its activation is exactly 0; cos_threshold is for the decoder cosines "
+        "of the carriers, not for activations",
+    ),
     (
         {"normalise": "dec_axis"},
         "normalise_axis",
@@ -686,115 +710,4 @@ def threshold_candidates(
             th + m * (global_min - th),
         ),
         *extra,
-    ]
-
-
-RMS_HINT = "take the mean over d_in of the squared error, without a square root (an MSE per prefix, not an RMS)"
-SUM_RECS_HINT = (
-    "one loss per prefix, then sum the losses: Σ_m mean((h_m - h)²), not one loss of the summed reconstructions "
-    "(h_m are alternatives, each a complete reconstruction)"
-)
-
-
-def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
-    def rec(lo_hi: list[tuple[int, int]], bias: bool = True) -> list[Tensor]:
-        return [torch.einsum("bis,isd->bid", acts[..., lo:hi], W[:, lo:hi]) + (b if bias else 0) for lo, hi in lo_hi]
-
-    def loss(recs: list[Tensor], kind: str = "mean") -> Tensor:
-        err = [r - h for r in recs]
-        per = {
-            "mean": lambda e: e.pow(2).mean(-1),
-            "sum": lambda e: e.pow(2).sum(-1),
-            "norm": lambda e: e.norm(dim=-1),
-            "mean_sq": lambda e: e.mean(-1).pow(2),
-            "rms": lambda e: e.pow(2).mean(-1).sqrt(),
-        }[kind]
-        return sum((per(e) for e in err), torch.zeros_like(h[..., 0]))
-
-    d_sae = acts.shape[-1]
-    prefixes = [(0, m) for m in sizes]
-    common = [
-        (
-            "b_dec_twice",
-            "compare the reconstruction (which includes b_dec) with h itself, not with h - b_dec",
-            sum((r - h + b).pow(2).mean(-1) for r in rec(prefixes)),
-        ),
-        (
-            "mean_all",
-            "average the squared error over d_in only (mean(-1)), one loss per example and instance: "
-            "F.mse_loss averages over batch and instances too",
-            sum((r - h).pow(2).mean() for r in rec(prefixes)) * torch.ones_like(h[..., 0]),
-        ),
-    ]
-    if len(sizes) == 1:  # one prefix, the full width: the prefix-structure mistakes change nothing
-        return [
-            *common,
-            ("no_b_dec", "add b_dec to the reconstruction", loss(rec([(0, d_sae)], bias=False))),
-            ("skipped_last", "loop over every size in prefix_sizes, including the last", torch.zeros_like(h[..., 0])),
-            (
-                "sum_d_in",
-                "average the squared error over d_in (mean(-1)), don't sum it",
-                loss(rec([(0, d_sae)]), "sum"),
-            ),
-            ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec([(0, d_sae)]), "norm")),
-            ("mean_then_square", "square first, then average over d_in", loss(rec([(0, d_sae)]), "mean_sq")),
-            ("rms", RMS_HINT, loss(rec([(0, d_sae)]), "rms")),
-        ]
-    groups = [(lo, hi) for lo, hi in zip((0, *sizes[:-1]), sizes, strict=True)]
-    widths = [(0, min(int(sum(sizes[: i + 1])), d_sae)) for i in range(len(sizes))]
-    return [
-        *common,
-        (
-            "weighted",
-            "sum the prefix losses with equal weights: no factor m / d_sae",
-            sum((m / d_sae) * loss(rec([p])) for m, p in zip(sizes, prefixes, strict=True)),
-        ),
-        (
-            "cumulative_sizes",
-            "prefix_sizes are the prefix widths themselves (acts[..., :m]), not group widths to accumulate",
-            loss(rec(widths)),
-        ),
-        ("no_b_dec", "add b_dec to every prefix reconstruction", loss(rec(prefixes, bias=False))),
-        (
-            "all_latents",
-            "prefix m decodes only the first m latents: acts[..., :m] with W_dec[:, :m]",
-            loss(rec([(0, d_sae)] * len(sizes))),
-        ),
-        (
-            "last_latents",
-            "use the FIRST m latents ([..., :m]), not the last m",
-            loss(rec([(d_sae - m, d_sae) for m in sizes])),
-        ),
-        (
-            "groups",
-            "each prefix starts at latent 0: acts[..., :m], not the group between consecutive sizes",
-            loss(rec(groups)),
-        ),
-        (
-            "mean_over_prefixes",
-            "sum the losses over the prefixes, don't average them",
-            loss(rec(prefixes)) / len(sizes),
-        ),
-        (
-            "prefix_b_dec",
-            "add b_dec to EVERY prefix reconstruction (each prefix is a complete SAE output), not only the full one",
-            sum(
-                ((r if m == sizes[-1] else r - b) - h).pow(2).mean(-1)
-                for r, m in zip(rec(prefixes), sizes, strict=True)
-            ),
-        ),
-        (
-            "skipped_last",
-            "loop over every size in prefix_sizes, including the last (the full width)",
-            loss(rec(prefixes[:-1])),
-        ),
-        ("sum_d_in", "average the squared error over d_in (mean(-1)), don't sum it", loss(rec(prefixes), "sum")),
-        ("norm", "square the error: mean over d_in of (h_m - h)², not its norm", loss(rec(prefixes), "norm")),
-        ("mean_then_square", "square first, then average over d_in", loss(rec(prefixes), "mean_sq")),
-        ("rms", RMS_HINT, loss(rec(prefixes), "rms")),
-        # one loss of the summed prefix reconstructions (each with b_dec, or b_dec once)
-        ("sum_of_reconstructions", SUM_RECS_HINT, loss([sum(rec(prefixes))])),
-        ("sum_of_reconstructions", SUM_RECS_HINT, loss([sum(rec(prefixes, bias=False)) + b])),
-        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, min(m + 1, d_sae)) for m in sizes]))),
-        ("off_by_one", "prefix m is acts[..., :m] (m latents)", loss(rec([(0, m - 1) for m in sizes]))),
     ]

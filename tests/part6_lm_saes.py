@@ -243,7 +243,9 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     exp = ref.reconstruction_losses(model, sae, tokens)
     mistakes = loss_mistakes(model, sae, tokens, exp)
     general = {
-        "clean": "use the model's own mean loss: `model(tokens, return_type='loss')`",
+        "clean": "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
+        "possible causes: the model ran on other tokens than those passed (a slice or a subset), a loss other than "
+        "the model's own mean cross-entropy, or hooks still attached during the clean run",
         "spliced": "replace the activations at `sae.hook_name` by the SAE's reconstruction, at every position",
         "zero_ablated": "replace the activations at `sae.hook_name` by zeros (`torch.zeros_like(act)`)",
         "recovered": "recovered = (zero - spliced) / (zero - clean)",

@@ -238,6 +238,12 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 as_t(model(tokens[:, 1:], return_type="loss")),
             ),
             (
+                "last_token_dropped",
+                "run the model on the full tokens: return_type='loss' already leaves out the last position's "
+                "prediction (it has no next token), so feeding tokens[:, :-1] also drops the last target",
+                as_t(model(tokens[:, :-1], return_type="loss")),
+            ),
+            (
                 "shift_reversed",
                 "shifted the wrong way: the logits at position i predict token i + 1, so compare logits[:, :-1] "
                 "with tokens[:, 1:] (not logits[:, 1:] with tokens[:, :-1])",
@@ -253,8 +259,9 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
         "spliced": [
             (
                 "no_splice",
-                "the spliced loss equals the clean loss: the hook function must *return* the reconstruction "
-                "`sae.decode(sae.encode(act))`",
+                "the spliced loss equals the clean loss, so the hook changed nothing: either it never ran (not "
+                "registered: pass it as fwd_hooks=[(sae.hook_name, hook_fn)]) or it didn't *return* the "
+                "reconstruction `sae.decode(sae.encode(act))`",
                 as_t(c),
             ),
             (
@@ -296,7 +303,12 @@ def loss_mistakes(model, sae, tokens: Tensor, exp: dict[str, float]) -> dict[str
                 "(`torch.zeros_like(act)`)",
                 as_t(loss(sae.hook_name, lambda act, hook: act.mean((0, 1), keepdim=True).expand_as(act))),
             ),
-            ("no_ablation", "the zero-ablated loss equals the clean loss: the hook must *return* the zeros", as_t(c)),
+            (
+                "no_ablation",
+                "the zero-ablated loss equals the clean loss, so the hook changed nothing: either it never ran (not "
+                "registered: pass it as fwd_hooks=[(sae.hook_name, hook_fn)]) or it didn't *return* the zeros",
+                as_t(c),
+            ),
             ("keys_swapped", swapped.format("spliced"), as_t(s)),
             *[
                 (
@@ -533,7 +545,13 @@ def steer_mistakes(model, sae, tokens: Tensor, latent: int, coeff: float) -> lis
     )
 
     return [
-        ("noop", "the logits are unchanged: the hook must *return* the modified activation", model(tokens)),
+        (
+            "noop",
+            "the logits are unchanged, so the hook changed nothing: either it never ran (not registered: pass it "
+            "as fwd_hooks=[(sae.hook_name, hook_fn)] to run_with_hooks, or add it with model.add_hook) or it didn't "
+            "*return* the modified activation",
+            model(tokens),
+        ),
         (
             "encoder",
             "steer along the decoder row `sae.W_dec[latent]`, not the encoder column",
@@ -637,8 +655,9 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
     return [
         (
             "noop",
-            "the logits are unchanged: the hook must *return* the modified activation, and the edit must not cancel "
-            "out (an error term computed after zeroing the latent, act - decode(edited), puts the latent back)",
+            "the logits are unchanged, so the edit had no effect: the hook never ran (not registered: pass it as "
+            "fwd_hooks=[(sae.hook_name, hook_fn)]), or it didn't *return* the modified activation, or the edit "
+            "cancels out (an error term computed after zeroing the latent, act - decode(edited), puts it back)",
             model(tokens),
         ),
         (

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests.checking import fail
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder
 
@@ -635,6 +636,8 @@ def quantile_variant(acts: Tensor, k: int, n_bands: int, **bug) -> list[tuple[Te
     groups = []
     for j in range(n_bands):
         lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
+        if bug.get("floor_division"):
+            lo, hi = top * (n_bands - j - 1) // n_bands, top * (n_bands - j) // n_bands
         if bug.get("quantiles"):
             lo = torch.quantile(firing, (n_bands - j - 1) / n_bands) if j < n_bands - 1 else torch.zeros(())
             hi = torch.quantile(firing, (n_bands - j) / n_bands)
@@ -671,6 +674,8 @@ QUANTILE_MISTAKES = {
     "largest": "take the examples closest to each band's middle, not the largest in the band",
     "outside_band": "choose only among activations inside the band (mask the others out before topk)",
     "short_band": "a band can hold fewer than k examples: take min(k, number in the band)",
+    "floor_division": "the band edges are m·(n-j-1)/n and m·(n-j)/n with true division `/`: floor division `//` "
+    "rounds them down to whole numbers (the max m is a float)",
     "ascending": "sort each group by decreasing activation",
     "order": "return the bands from the highest to the lowest",
     "unravel": "flat index i is sequence i // seq_len, position i % seq_len",
@@ -679,6 +684,39 @@ QUANTILE_MISTAKES = {
     "slice_offset": "the positions are off by one: position p of acts[:, 1:] is position p + 1 of acts (or zero "
     "position 0 in a copy instead of slicing it off)",
 }
+
+
+# On inputs where the nearest values outside a band sit on its lower edge, both readings fit: say so.
+EDGE_OR_OUTSIDE = (
+    "two mistakes fit what you returned: the bands are closed at the bottom (a value on a band's lower edge joins "
+    "it: use a > lo, not a >= lo), or the k closest to the middle are chosen among all activations, not only inside "
+    "the band (mask the others out before sorting)"
+)
+
+
+def closed_bottom_values(acts: Tensor, k: int, n_bands: int) -> list[list[Tensor]]:
+    """The values chosen with bands closed at the bottom, [lo, hi] (0 counted in the lowest band or not)."""
+    flat = acts.clone()
+    flat[:, 0] = 0
+    flat, readings = flat.flatten(), []
+    for zeros in (True, False):
+        groups = []
+        for j in range(n_bands):
+            lo, hi = flat.max() * (n_bands - j - 1) / n_bands, flat.max() * (n_bands - j) / n_bands
+            vals = flat[(flat >= lo) & (flat <= hi) & ((flat > 0) | zeros)]
+            groups.append([vals[(vals - (lo + hi) / 2).abs().argsort()[:k]].sort(descending=True).values])
+        readings.append(groups)
+    return readings
+
+
+def same_values(a, b) -> bool:
+    """The same values in every group (indices aside: equal activations, zeros above all, tie in any order)."""
+    try:
+        return len(a) == len(b) and all(
+            x[0].shape == y[0].shape and torch.allclose(x[0].float(), y[0].float()) for x, y in zip(a, b, strict=True)
+        )
+    except (TypeError, IndexError, RuntimeError, AttributeError):
+        return False
 
 
 def same_groups(a, b) -> bool:
@@ -692,3 +730,18 @@ def same_groups(a, b) -> bool:
         )
     except (TypeError, IndexError, RuntimeError, AttributeError):
         return False
+
+
+def leaf_targets(out: Tensor, values: Tensor, n_latents: int) -> None:
+    """Latent rows holding only an edge to the latent itself, equal to its value: the target was the injected leaf
+    (d leaf / d leaf = 1, nothing else reaches it), not the pre-activation recomputed by the forward."""
+    own = torch.zeros_like(out[:n_latents])
+    own[torch.arange(n_latents), torch.arange(n_latents)] = values
+    if n_latents and torch.allclose(out[:n_latents], own, rtol=1e-3, atol=2e-4):
+        fail(
+            "each latent target's row has a single edge, to the latent itself, equal to its activation",
+            "the latent targets were the injected values themselves (a leaf: its gradient is 1 to itself and 0 to "
+            "everything else): take each latent target from what linearised_forward computes, its pre-activation "
+            "pre[pos, idx], which depends on the earlier nodes",
+            code="leaf_targets",
+        )
