@@ -298,6 +298,9 @@ def check_sae_forward(
         value = expect_tensor(value, f"loss_dict[{key!r}]", shape=h.shape[:2], dims="batch inst", device=h.device)
         if unlisted(value, key):
             D.relation_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", {"k": getattr(sae.cfg, "k", -1)})
+            if key == "L_sparsity" and hasattr(reference, "W_enc"):
+                norms = {"‖W_dec[inst, latent]‖ (the unnormalised decoder rows' norms)": reference.W_dec.norm(dim=-1)}
+                D.latent_weight_hint(value, acts, ref_dict[key], f"loss_dict[{key!r}]", norms)
             sizes = {"d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "batch": h.shape[0], "n_inst": sae.cfg.n_inst}
             D.size_factor_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", sizes)
         expect_matches(
@@ -455,7 +458,9 @@ def test_init(impl: type, device: torch.device) -> str:
                 fail(
                     f"self.{name} doesn't require gradients", "don't freeze the SAE's own parameters", code="sae_frozen"
                 )
-    D.check_init_values(_build(impl, ref.ToySAEConfig(n_inst=N_INST, d_in=D_IN, d_sae=2000), _toy_model(device)))
+    # generic sizes (n_inst 4, d_in 5, d_sae 1800): no Kaiming fan is 2, 3 or 6 times another (D.check_init_bound)
+    big = ref.ToySAEConfig(n_inst=4, d_in=5, d_sae=1800)
+    D.check_init_values(_build(impl, big, _toy_model(device, n_inst=4, d_in=5)))
     return "shapes, zero biases, tied and untied decoders, frozen model"
 
 

@@ -60,7 +60,7 @@ def check_init_values(sae: Any) -> None:
     untied _W_dec starts as W_enc transposed. `sae`: built with a large d_sae, so the statistics are sharp."""
     W = sae.W_enc.detach().double()
     # Each instance is scaled by its own largest |w| (its bound b̂, may differ per instance). For U[-b, b], b̂ is
-    # below b(1 - t) with probability (1 - t)^n: t = 0.004, n = 6000 gives e^-24, and the CDF of U[-b̂, b̂] is then
+    # below b(1 - t) with probability (1 - t)^n: t = 0.004, n >= 6000 gives < e^-24, and the CDF of U[-b̂, b̂] is then
     # within t/2 of U[-b, b]'s. DKW on the pooled N = n_inst · n values: sup |F_N - F| <= sqrt(ln(2/δ) / 2N)
     # with probability 1 - δ, δ = FAILURE_PROBABILITY. A correct init fails with probability < 1e-6.
     t = 0.004
@@ -82,6 +82,7 @@ def check_init_values(sae: Any) -> None:
             + (": torch.randn and the *_normal_ inits draw a normal distribution" if abs(kurtosis - 3) < 0.3 else ""),
             code="init_not_uniform",
         )
+    check_init_bound(W)
     if sae._W_dec is None:
         return
     D, E = sae._W_dec.detach().double(), W.transpose(-1, -2)
@@ -106,7 +107,7 @@ def check_init_values(sae: Any) -> None:
             "entries: use `self.W_enc.detach().transpose(-1, -2).clone()`",
             code="decoder_reshaped",
         )
-    # Independent draws: the entry correlation is ~N(0, 1/N); |r| > 0.1 has probability < e^-90 at N = 18000.
+    # Independent draws: the entry correlation is ~N(0, 1/N); |r| > 0.1 has probability < e^-90 at N >= 18000.
     r = float(torch.corrcoef(torch.stack([D.flatten(), E.flatten()]))[0, 1])
     fail(
         f"the untied _W_dec doesn't start as W_enc transposed (correlation of their entries {r:.3f})",
@@ -117,6 +118,72 @@ def check_init_values(sae: Any) -> None:
             else "initialise the decoder as exactly `self.W_enc.detach().transpose(-1, -2).clone()`"
         ),
         code="decoder_not_W_enc_T",
+    )
+
+
+def check_init_bound(W: Tensor) -> None:
+    """W_enc [inst d_in d_sae] is U[-b, b] (checked before): b must be Kaiming-uniform's, b = gain · √(3 / fan),
+    with the default gain √2 (nonlinearity 'leaky_relu' with a=0, or 'relu': the ReLU that follows) or nn.Linear's
+    own a=√5 (gain √(1/3)), for any fan torch's kaiming_uniform_ can use on the docstring's tensor: fan_in d_in·d_sae
+    or fan_out n_inst·d_sae of the whole [inst d_in d_sae] tensor, fan_out n_inst·d_in of a transposed [inst d_sae
+    d_in] one, or per-instance slices [d_in d_sae] / [d_sae d_in] (d_sae, d_in). Window: each instance's largest |w|
+    is b̂ <= b, and b̂ < b(1 - t) has probability (1 - t)^n (n = d_in·d_sae per instance; t = 0.004, n = 9000:
+    < e^-36), so b̂ in [b(1 - t), b(1 + 1e-6)]. Rejected: gain 1 (nonlinearity='linear') and fixed bounds
+    (uniform_(-1, 1)), which land outside every window when the sizes are generic (n_inst 4, d_in 5, d_sae 1800:
+    no fan is 2, 3 or 6 times another, and no accepted b is within 5% of 1, 0.5, 0.1, 0.01, ...)."""
+    n_inst, d_in, d_sae = W.shape
+    fans = {"d_in·d_sae": d_in * d_sae, "n_inst·d_sae": n_inst * d_sae, "n_inst·d_in": n_inst * d_in}
+    fans |= {"d_sae": d_sae, "d_in": d_in}
+    gains = {"√2": math.sqrt(2), "√(1/3) (a=√5)": math.sqrt(1 / 3)}
+    bounds = {(g, name): gain * math.sqrt(3 / fan) for g, gain in gains.items() for name, fan in fans.items()}
+    b_hat = W.flatten(1).abs().amax(-1)
+    t = 0.004
+    if any(bool(((b_hat >= b * (1 - t)) & (b_hat <= b * (1 + 1e-6))).all()) for b in bounds.values()):
+        return
+    b = float(b_hat.max())
+    seen = [
+        f"gain 1 (nonlinearity='linear') with fan {n}" for n, f in fans.items() if abs(b / math.sqrt(3 / f) - 1) < 0.01
+    ]
+    seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
+    fail(
+        f"W_enc is uniform on [-b, b] with b ≈ {b:.4g} (largest |w| per instance "
+        f"{[round(float(x), 4) for x in b_hat]}), but nn.init.kaiming_uniform_ (default gain √2, for the ReLU) gives "
+        "b = √(6 / fan) = "
+        + ", ".join(f"{v:.4g} (fan {k})" for (g, k), v in bounds.items() if g == "√2")
+        + (f"; {b:.4g} is what " + " or ".join(seen) + " gives" if seen else "")
+        + f"; ratio to the nearest: {min((b / v for v in bounds.values()), key=lambda r: abs(math.log(r))):.3g}",
+        "initialise W_enc with nn.init.kaiming_uniform_(torch.empty(n_inst, d_in, d_sae)) and its default "
+        "nonlinearity/gain, as the docstring asks; not another init, gain or bound",
+        code="init_scale",
+    )
+
+
+def latent_weight_hint(got: Tensor, acts: Tensor, want: Tensor, what: str, candidates: dict[str, Tensor]) -> None:
+    """For a per-example sum over latents (want = Σ_s |acts[b, i, s]|): when `got` [batch inst] is exactly
+    Σ_s |acts[b, i, s]| · w[i, s] with per-latent weights w not all 1 (least squares per instance over the latents
+    that fire, batch > d_sae), fail saying so and naming the weights when they equal a candidate [inst d_sae]."""
+    g, a = got.detach().double(), acts.detach().double().abs()
+    if g.shape != want.shape or g.shape != a.shape[:2] or torch.allclose(g, want.double(), rtol=1e-4, atol=1e-5):
+        return
+    fired = (a > 0).any(0)  # [inst d_sae]: only these latents' weights are identified
+    w = torch.zeros(a.shape[1:], dtype=torch.float64, device=a.device)
+    for i in range(a.shape[1]):
+        cols = a[:, i, fired[i]]
+        if cols.shape[1] == 0 or cols.shape[0] <= cols.shape[1] or torch.linalg.matrix_rank(cols) < cols.shape[1]:
+            return
+        w[i, fired[i]] = torch.linalg.lstsq(cols, g[:, i, None]).solution[:, 0]
+    fit = torch.einsum("bis,is->bi", a, w)
+    weights = w[fired]
+    if not torch.allclose(fit, g, rtol=1e-4, atol=1e-5) or (weights.max() - weights.min()).abs() < 1e-4:
+        return  # not a weighted sum, or one constant weight (a scale factor: the generic diagnosis names it)
+    named = [n for n, c in candidates.items() if torch.allclose(weights, c.detach().double()[fired], rtol=1e-3)]
+    fail(
+        f"{what} is Σ over latents of |acts_post| times a per-latent weight between {float(weights.min()):.4g} and "
+        f"{float(weights.max()):.4g}, not the plain sum (every weight 1)"
+        + (f": the weights are {named[0]}" if named else ""),
+        f"{what} = acts_post.abs().sum(-1): no per-latent weighting"
+        + (f" by {named[0]}" if named else " (by a norm of the latent's weights?)"),
+        code="latent_weighted",
     )
 
 

@@ -509,6 +509,11 @@ def scale_candidates(
             resample_scale * alive_max,
         ),
         (
+            "rms_norm",
+            "use the plain mean of the live encoder columns' norms, not their root mean square (√ mean of ‖·‖²)",
+            resample_scale * sq_mean.sqrt(),
+        ),
+        (
             "scale_inverted",
             "multiply by resample_scale, don't divide",
             alive_mean / resample_scale,
@@ -741,6 +746,16 @@ def check_sampling(
         for name, value in alt.items()
         for power, v in (("²", value[insts].pow(2)), ("", value[insts]))
         if (v.sum(-1) > 0).all()
+    ]
+    others += [  # weights read along the other axis of L_reconstruction [batch inst] (row `inst`: l2[inst])
+        (
+            "sampling_other_axis",
+            f"the picks follow example `inst`'s losses across the instances{power}, i.e. L_reconstruction read along "
+            "the other axis (l2[inst] instead of l2[:, inst]): weight instance inst's examples by l2[:, inst] ** 2",
+            normalise(q.T[insts].double() ** p),
+        )
+        for power, p in (("", 1), (" squared", 2))
+        if q.shape[0] == q.shape[1] and (q.T[insts].sum(-1) > 0).all()
     ]
     for code, hint, probs in weight_candidates(loss, sq_norm, rows.shape[1]) + others:
         if ((observed - probs.to(observed)).abs() <= tol).all():

@@ -43,7 +43,18 @@ from tests.part5_toy_saes import (
     reference_sae,
     twin,
 )
-from tests.part5a_sae_architectures_diagnosis import BANDWIDTH, HALF_WINDOW, threshold_window
+from tests.part5a_sae_architectures_diagnosis import (
+    BANDWIDTH,
+    HALF_WINDOW,
+    THETA_FACTORS,
+    auxk_extra,
+    jumprelu_acts_options,
+    ratio_pooled,
+    recovery_extra,
+    recovery_zero_norms,
+    smooth_step,
+    threshold_window,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +72,11 @@ def _gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], lis
 
     return combine, [
         [("x", "", lambda: x), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
-        [("gate", "", lambda: sae.b_enc), ("no_b_gate", "the gate path has no b_gate (b_enc)", lambda: 0.0)],
+        [
+            ("gate", "", lambda: sae.b_enc),
+            ("no_b_gate", "the gate path has no b_gate (b_enc)", lambda: 0.0),
+            ("gate_bias_b_mag", "the gate path adds b_mag instead of b_gate (b_enc)", lambda: sae.b_mag),
+        ],
         [
             ("proj", "", lambda: "proj"),
             (
@@ -188,9 +203,14 @@ def _check_step_function(
     out = expect_tensor(out, f"{name}.apply(x, threshold, bandwidth)", shape=x.shape, dtype=x.dtype, device=device)
     if not torch.equal(x.detach(), x0) or not torch.equal(th.detach(), th0):
         fail(f"{name} changed its inputs in place", "compute a new tensor; don't edit x or threshold", code="in_place")
+    on, want_out = fwd(x0, torch.full_like(th0, -torch.inf), BANDWIDTH), fwd(x0, th0, BANDWIDTH)
+    if not any(torch.equal(out.detach(), fn(x0, th0, BANDWIDTH)) for _, _, fn in fwd_mistakes):
+        smooth = smooth_step(out, want_out, on, (x0 - th0) / BANDWIDTH, name, "1" if name == "Heaviside" else "x")
+        if smooth is not None:
+            fail(*smooth, code="forward_not_step")
     expect_matches(
         out.detach(),
-        fwd(x0, th0, BANDWIDTH),
+        want_out,
         f"{name} forward",
         [(code, hint, fn(x0, th0, BANDWIDTH)) for code, hint, fn in fwd_mistakes],
         hint=f"the forward pass is exactly {name}: see the table",
@@ -276,7 +296,7 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
         device=device,
         fwd_mistakes=M.JUMPRELU_FORWARD,
         x_mistakes=M.JUMPRELU_GRAD_X,
-        th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW],
+        th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW, *THETA_FACTORS],
     )
     return "forward values and pseudo-derivatives"
 
@@ -298,6 +318,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         h,
         M.jumprelu_forward,
         M.JUMPRELU_MISTAKES,
+        ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
             "and θ = exp(log_threshold)",
@@ -448,7 +469,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         out.detach(),
         expected,
         "auxk_loss",
-        [(code, hint, M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug)) for code, hint, bug in M.AUXK_MISTAKES],
+        [(code, hint, M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug)) for code, hint, bug in M.AUXK_MISTAKES]
+        + auxk_extra(pre, residual, dead, W_dec, k_aux, expected),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),
@@ -688,6 +710,9 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec)
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
+    num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
+    if D.uncatalogued(out.detach(), want, mistakes):
+        ratio_pooled(out, num, den)
     expect_matches(
         out.detach(),
         want,
@@ -752,9 +777,10 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        recovery_mistakes(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
         reference=call(ref_a.feature_recovery, W_feat, W_dec),
     )
+    recovery_zero_norms(impl, W_feat, W_dec)
     return "best signed cosine per feature"

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests.checking import fail
+
 BANDWIDTH = 0.1
 
 # JumpReLU's θ-gradient with the window cut at θ: the output saved in forward instead of x (0 below θ, so
@@ -100,3 +102,143 @@ def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, st
         f"your threshold gradient is 0 on every test input but non-zero very close to θ ({seen}): the window is "
         "far narrower than ε. K is 1[|u| < 1/2] with u = (x - θ)/ε: is ε used as passed, and u divided by it?"
     )
+
+
+# JumpReLU's θ-gradient with another factor than θ: exp(θ) (θ read as a log-threshold and exponentiated again), θ².
+def _rect(u: Tensor) -> Tensor:
+    return (u.abs() < 0.5).to(u.dtype)
+
+
+THETA_FACTORS = [
+    (
+        "exp_theta_factor",
+        "the factor is θ itself, -(θ/ε) K((x - θ)/ε): JumpReLU receives θ = exp(log_threshold) already, so don't "
+        "exponentiate it again in backward",
+        lambda x, th, bw: -th.exp() * _rect((x - th) / bw) / bw,
+    ),
+    ("theta_squared_factor", "the factor is θ, not θ²", lambda x, th, bw: -th * th * _rect((x - th) / bw) / bw),
+]
+
+
+def smooth_step(out: Tensor, want: Tensor, on: Tensor, u: Tensor, name: str, step: str) -> tuple[str, str] | None:
+    """(message, hint) when the forward output of a step function lies strictly between 0 and the step's value `on`
+    wherever it is neither (a smooth or partial step: sigmoid, clamped ramp), else None. `u` = (x - θ)/ε."""
+    g = out.detach().to(want.dtype)
+    other = (g != 0) & (g != on) & (g != want)
+    if not other.any():
+        return None
+    frac = g[other] / on[other]
+    if not bool(((frac > 0) & (frac < 1)).all()):
+        return None
+    i = int(other.flatten().nonzero()[0])
+    return (
+        f"{name} forward takes values strictly between 0 and {step} at {int(other.sum())}/{g.numel()} positions "
+        f"(e.g. {float(g.flatten()[i]):.4g} where (x - θ)/ε = {float(u.flatten()[i]):.3g}): a smooth or partial step",
+        f"the forward pass is the exact step ({step} where x > θ, else 0): a sigmoid, ramp or window belongs only in "
+        "backward (the straight-through estimator uses it for the gradient, never for the value)",
+    )
+
+
+def jumprelu_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
+    """acts_post = JumpReLU(pre, θ) with realistic alternatives for its input, bias and threshold."""
+
+    def combine(x_in: Tensor, bias: Any, theta: Any) -> Tensor:
+        pre = torch.einsum("bid,ids->bis", x_in, sae.W_enc) + bias
+        return pre * (pre > theta).to(pre.dtype)
+
+    cfg = sae.cfg
+    return combine, [
+        [("x", "", lambda: h - sae.b_dec), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
+        [("b_enc", "", lambda: sae.b_enc), ("no_b_enc", "the pre-activation has no b_enc", lambda: 0.0)],
+        [
+            ("theta", "", lambda: sae.log_threshold.exp()),
+            ("no_exp", "the threshold is log_threshold, not exp(log_threshold)", lambda: sae.log_threshold),
+            (
+                "threshold_from_config",
+                "the threshold is cfg.jumprelu_init_threshold (the config's initial value), not the trained parameter "
+                "exp(self.log_threshold)",
+                lambda: cfg.jumprelu_init_threshold,
+            ),
+            (
+                "threshold_is_bandwidth",
+                "the threshold is cfg.jumprelu_bandwidth, not exp(self.log_threshold)",
+                lambda: cfg.jumprelu_bandwidth,
+            ),
+        ],
+    ]
+
+
+def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int, want: Tensor) -> list:
+    """More AuxK mistakes (code, hint, value): the loss normalised by the residual's size, and the top-k slots past
+    the dead latents (fewer dead than k_aux) filled from pre, i.e. with live latents."""
+    top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+    live_fill = torch.zeros_like(pre).scatter(-1, top.indices, pre.gather(-1, top.indices))
+    rec = torch.einsum("bis,isd->bid", live_fill, W_dec)
+    return [
+        (
+            f"normalised_by_residual_{name.replace(' ', '_')}",
+            f"auxk_loss is the plain mean over d_in of the squared error, not divided by the residual's {name} "
+            "(no normalisation; the scale is set by the AuxK coefficient)",
+            want / value,
+        )
+        for name, value in (
+            ("mean square", residual.pow(2).mean(-1)),
+            ("squared norm", residual.pow(2).sum(-1)),
+            ("norm", residual.norm(dim=-1)),
+            ("batch mean square", residual.pow(2).mean((0, 2))),
+        )
+    ] + [
+        (
+            "live_fill",
+            "where an instance has fewer than k_aux dead latents, top-k fills the extra slots with -inf: set those "
+            "values to 0 (gathering them from pre decodes live latents there)",
+            (residual - rec).pow(2).mean(-1),
+        )
+    ]
+
+
+def ratio_pooled(out: Tensor, num: Tensor, den: Tensor) -> None:
+    """For a metric 1 - num/den per instance: fail when the implied numerator (1 - out)·den or denominator
+    num/(1 - out) is one value for every instance while the right one is not: pooled over instances."""
+    o = out.detach().double()
+    for part, implied, right in (("numerator Σ(h - h_rec)²", (1 - o) * den, num), ("denominator", num / (1 - o), den)):
+        same = lambda v, rtol: bool(torch.allclose(v, v.mean().expand_as(v), rtol=rtol))
+        if torch.isfinite(implied).all() and same(implied, 1e-4) and not same(right, 1e-3):
+            fail(
+                f"the implied {part} (from your value and the right other part) is the same for every instance "
+                f"({float(implied[0]):.4g}), "
+                "but the instances differ: as if pooled over the instances",
+                "reduce over the batch and d_in only, per instance (e.g. F.mse_loss without reduction='none' "
+                "averages over everything, instances included)",
+                code="pooled_over_instances",
+            )
+
+
+def recovery_zero_norms(impl: Any, W_feat: Tensor, W_dec: Tensor) -> None:
+    """The metric on inputs with an all-zero decoder row and an all-zero feature column (whose cosines are
+    undefined, so only finiteness is checked): NaN or inf there means no epsilon in the norms."""
+    W_feat, W_dec = W_feat.clone(), W_dec.clone()
+    W_dec[:, 3], W_feat[:, :, 4] = 0.0, 0.0
+    out = impl(W_feat, W_dec)
+    if isinstance(out, Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
+        fail(
+            f"with an all-zero decoder row and an all-zero feature column in the inputs, feature_recovery returned "
+            f"NaN or inf at {int((~torch.isfinite(out)).sum())}/{out.numel()} positions",
+            "add a small epsilon to the norms before dividing (a zero vector's cosine is then 0, not 0/0 = NaN)",
+            code="nan_zero_norm",
+        )
+
+
+def recovery_extra(W_feat: Tensor, W_dec: Tensor) -> list:
+    """The latent picked by the raw dot product (not the cosine), its cosine reported."""
+    f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
+    cos = torch.einsum("isd,idf->isf", W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8), f_hat)
+    raw = torch.einsum("isd,idf->isf", W_dec, W_feat)
+    return [
+        (
+            "picked_by_dot_product",
+            "take the max of the cosine itself over the latents: the latent with the largest raw dot product (a long "
+            "decoder row) is not always the one with the largest cosine",
+            cos.gather(1, raw.argmax(1, keepdim=True))[:, 0],
+        )
+    ]

@@ -199,6 +199,16 @@ def _check_presence(present: Tensor, kind: str) -> None:
             hint,
             code=code,
         )
+    c = float((rate.double() / p).median())
+    if c < 1 and ((rate.double() - c * p).abs() <= rate_tolerance(BATCH, c * p, N_TESTS)).all():
+        fail(
+            f"with values={kind!r}, features are non-zero {c:.3f} × as often as p (every (inst, feat)): rates "
+            f"{_fmt(rate)}, expected {_fmt(PROBABILITY)}",
+            "a feature counts as present when its value is non-zero, so two causes are possible: the presence mask "
+            f"is drawn at {c:.3f} × p, or a present feature's value is itself 0 a fraction {1 - c:.3f} of the time "
+            "(a value law that includes 0: e.g. a sign from torch.randint(-1, 2), which gives -1, 0 or 1)",
+            code="presence",
+        )
     expect_frequency(
         rate,
         PROBABILITY,
@@ -691,7 +701,25 @@ def test_basis_alignment(impl, device):
         hint="max over neurons (dim 1) of |W_ki|, divided by ‖Wᵢ‖ over the same axis",
         reference=call(ref.basis_alignment, W),
     )
+    _small_column(impl, W)
     return None
+
+
+def _small_column(impl, W: Tensor) -> None:
+    """A column small but not zero (‖Wᵢ‖ = 9e-4) keeps its alignment (0.80 here): only exact zeros give 0. Within
+    5% of the value, so an epsilon up to 1e-5 in the denominator still passes."""
+    W = W.clone()
+    W[1, :, 4] = torch.tensor([2e-4, -7e-4, 5e-4], device=W.device)
+    got = returned(impl(W.clone()), "basis_alignment(W)")
+    want = ref.basis_alignment(W)[1, 4]
+    if isinstance(got, Tensor) and got.shape == (4, 6) and not (got[1, 4] - want).abs() < 0.05 * want:
+        fail(
+            f"basis_alignment(W) is {float(got[1, 4]):.4g} for a feature whose column is small but not zero "
+            f"(‖Wᵢ‖ = {float(W[1, :, 4].norm()):.2g}, instance 1, feature 4), expected {float(want):.4g}",
+            "only an exactly zero column gets 0: test norm > 0 (not norm > some threshold), and keep any epsilon "
+            "far below the norms (a clamp or + eps of 1e-12)",
+            code="small_column",
+        )
 
 
 def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:

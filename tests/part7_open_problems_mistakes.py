@@ -330,6 +330,15 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             term.sum() / valid.sum().clamp(min=1),
         ),
         ("sum_examples", "average over the labelled examples of an instance, don't sum them", term.sum()),
+        *[
+            (
+                "class0_dropped",
+                "only NO_LABEL (-1) examples are unlabelled: class 0 is a real label, so test labels != NO_LABEL "
+                "(labels > 0 drops class 0 too; labels >= 0 keeps it)",
+                total(nll, mask=labels > 0, den=den),
+            )
+            for den in ((labels > 0).sum(0).clamp(min=1), n_valid)
+        ],
         (
             "pooled_times_instances",
             "one mean pooled over every instance's labelled examples, times n_inst, is not Σ_k L_k: average within "

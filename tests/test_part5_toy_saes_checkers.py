@@ -52,7 +52,11 @@ def _good_init_loop(self, cfg, model, device):
     for p in model.parameters():
         p.requires_grad = False
     self.model = model
-    self.W_enc = nn.Parameter(torch.rand(cfg.n_inst, cfg.d_in, cfg.d_sae, device=device) * 2 - 1)
+    # uniform on [-b, b] with Kaiming's bound (uniform_(-1, 1) is rejected since fresh7: init_scale)
+    self.W_enc = nn.Parameter(
+        torch.empty(cfg.n_inst, cfg.d_in, cfg.d_sae, device=device).uniform_(-1, 1)
+        * (6 / (cfg.d_in * cfg.d_sae)) ** 0.5
+    )
     self._W_dec = None
     if not cfg.tied_weights:
         self._W_dec = nn.Parameter(self.W_enc.data.permute(0, 2, 1).contiguous())

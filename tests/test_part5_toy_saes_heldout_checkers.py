@@ -40,9 +40,13 @@ def _kaiming(n, d, s):
 INIT_GOOD = [
     _init(lambda n, d, s: torch.stack([nn.init.kaiming_uniform_(torch.empty(s, d)).T for _ in range(n)])),
     _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), a=5**0.5)),
-    _init(lambda n, d, s: torch.rand(n, d, s) * 2 - 1),
+    _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), mode="fan_out", nonlinearity="relu")),
+    _init(lambda n, d, s: torch.stack([nn.init.kaiming_uniform_(torch.empty(d, s)) for _ in range(n)])),
+    _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, s, d)).mT.contiguous()),
 ]
 INIT_BUGS = {
+    "init_scale": _init(lambda n, d, s: torch.rand(n, d, s) * 2 - 1),  # uniform_(-1, 1): no Kaiming bound
+    "init_scale_linear": _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), nonlinearity="linear")),
     "init_not_uniform": _init(lambda n, d, s: torch.randn(n, d, s)),
     "decoder_not_W_enc_T": _init(_kaiming, lambda W: nn.init.kaiming_uniform_(torch.empty_like(W.mT))),
     "decoder_rescaled": _init(_kaiming, lambda W: F.normalize(W.mT.clone(), dim=-1)),
@@ -56,7 +60,7 @@ def test_init_good(i):
 
 @pytest.mark.parametrize("code", list(INIT_BUGS))
 def test_init_bugs(code):
-    assert_fails(checks.test_init, INIT_BUGS[code], code)
+    assert_fails(checks.test_init, INIT_BUGS[code], code.removesuffix("_linear"))
 
 
 def test_generate_batch_shared_map():
@@ -211,13 +215,15 @@ def _advanced(bug):
         for inst in range(sae.cfg.n_inst):
             idx = dead[inst].nonzero().squeeze(-1)
             w = ld["L_sparsity" if bug == "same_input" else "L_reconstruction"][:, inst].pow(2)
+            w = ld["L_reconstruction"][inst] if bug == "sampling_other_axis" else w  # a batch row, not a column
             if idx.numel() == 0 or w.sum() <= 0:
                 continue
             picked = torch.multinomial(w, idx.numel(), replacement=True)
             src = h_rec if bug == "dec_zero" else h
             v = (src[picked, inst] - sae.b_dec[inst]).clone()
             v = v / v.norm(dim=0 if bug == "normalized_wrong_axis" else -1, keepdim=True).clamp_min(1e-12)
-            norm = sae.W_enc[inst, :, ~dead[inst]].norm(dim=0).mean()
+            norm = sae.W_enc[inst, :, ~dead[inst]].norm(dim=0).pow(2 if bug == "rms_norm" else 1).mean()
+            norm = norm.sqrt() if bug == "rms_norm" else norm
             sae.W_dec.data[inst, idx] = v
             sae.W_enc.data[inst][:, idx] = v.T * resample_scale * norm
             sae.b_enc.data[inst, idx] = 0.0
@@ -225,7 +231,10 @@ def _advanced(bug):
     return resample
 
 
-@pytest.mark.parametrize("code", ["same_input", "dec_zero", "normalized_wrong_axis", "sampling_other_batch"])
+@pytest.mark.parametrize(
+    "code",
+    ["same_input", "dec_zero", "normalized_wrong_axis", "sampling_other_batch", "rms_norm", "sampling_other_axis"],
+)
 def test_resample_advanced_fresh2(code):
     assert_fails(checks.test_resample_advanced, _advanced(code), code)
 
@@ -247,6 +256,10 @@ def _forward3(bug):
         err2 = (h_rec - h).pow(2)
         L_rec = err2.sum(-1) / self.cfg.d_sae if bug == "size_factor" else err2.mean(-1)
         L_sp = acts.abs().sum(-1)
+        if bug == "latent_weighted":  # fresh7: Anthropic-style, weighted by the unnormalised decoder norms
+            L_sp = (acts * self.W_dec.norm(dim=-1)).sum(-1)
+        if bug == "latent_weighted_enc":  # weighted by another per-latent norm: described, not named
+            L_sp = einops.einsum(acts, self.W_enc.norm(dim=1), "b i s, i s -> b i")
         loss = (L_rec + self.sparsity_coeff * L_sp).mean(0).sum()
         return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
 
@@ -257,9 +270,11 @@ def test_generate_batch_b_final():
     assert_fails(checks.test_generate_batch, _with(generate_batch=_gen_plus_b_final), "bias_added")
 
 
-@pytest.mark.parametrize("code", ["decoder_is_normalised_encoder", "size_factor"])
+@pytest.mark.parametrize(
+    "code", ["decoder_is_normalised_encoder", "size_factor", "latent_weighted", "latent_weighted_enc"]
+)
 def test_forward_fresh3(code):
-    assert_fails(checks.test_forward, _with(forward=_forward3(code)), code)
+    assert_fails(checks.test_forward, _with(forward=_forward3(code)), code.removesuffix("_enc"))
 
 
 # ---- fresh4: the encoder's columns normalised too (losses from a second batch: above, sampling_other_batch)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import solutions.part5a_sae_architectures as A
 import tests.part5a_sae_architectures as checks
-from tests.proving import assert_fails
+from tests.proving import assert_fails, assert_passes
 
 
 def _gated_forward(acts_of):
@@ -192,3 +192,91 @@ def _auxk_detached_decoder(pre, residual, dead, W_dec_normalized, k_aux):
 
 def test_auxk_decoder_detached():
     assert_fails(checks.test_auxk_loss, _auxk_detached_decoder, "decoder_detached")
+
+
+# fresh7: the gated biases swapped, a smooth forward step, exp(θ) in JumpReLU's θ-gradient, the config's initial
+# threshold in the JumpReLU SAE, a normalised / live-filled AuxK loss, a pooled FVE numerator, feature recovery
+# without epsilon or picked by the raw dot product
+_gated_biases_swapped = _gated_forward(
+    lambda proj, gate, sae: ((proj + sae.b_mag) > 0).to(proj.dtype) * F.relu(proj * sae.r_mag.exp() + sae.b_enc)
+)
+
+
+class _SmoothHeaviside(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, th, bw):
+        ctx.save_for_backward(x, th)
+        ctx.bw = bw
+        return torch.sigmoid((x - th) / bw)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, th = ctx.saved_tensors
+        return torch.zeros_like(x), -(((x - th) / ctx.bw).abs() < 0.5).to(x.dtype) / ctx.bw * g, None
+
+
+class _JumpExpTheta(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, th, bw):
+        ctx.save_for_backward(x, th)
+        ctx.bw = bw
+        return x * (x > th).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, th = ctx.saved_tensors
+        k = (((x - th) / ctx.bw).abs() < 0.5).to(x.dtype) / ctx.bw
+        return (x > th).to(x.dtype) * g, -th.exp() * k * g, None
+
+
+def _jumprelu_config_threshold(self, h):
+    pre = einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+    theta = torch.full_like(pre, self.cfg.jumprelu_init_threshold)
+    acts = A.JumpReLU.apply(pre, theta, self.cfg.jumprelu_bandwidth)
+    h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
+    L_sp = A.Heaviside.apply(pre, theta, self.cfg.jumprelu_bandwidth).sum(-1)
+    d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": L_sp}
+    return d, (d["L_reconstruction"] + self.sparsity_coeff * L_sp).mean(0).sum(), acts, h_rec
+
+
+def _auxk(bug):
+    def auxk(pre, residual, dead, W_dec_normalized, k_aux):
+        top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+        vals = pre.gather(-1, top.indices) if bug == "live_fill" else torch.where(top.values.isfinite(), top.values, 0)
+        acts = torch.zeros_like(pre).scatter(-1, top.indices, vals)
+        out = (residual - einops.einsum(acts, W_dec_normalized, "b i s, i s d -> b i d")).pow(2).mean(-1)
+        return out / residual.pow(2).mean(-1) if bug == "normalised" else out
+
+    return auxk
+
+
+def test_fresh7_mistakes_are_named():
+    cls = type("G", (A.GatedToySAE,), {"forward": _gated_biases_swapped})
+    assert_fails(checks.test_gated_forward, cls, "gate_bias_b_mag+mag_bias_b_enc")
+    assert_fails(checks.test_heaviside, _SmoothHeaviside, "forward_not_step")
+    assert_fails(checks.test_jumprelu, _JumpExpTheta, "exp_theta_factor")
+    cls = type("J", (A.JumpReLUToySAE,), {"forward": _jumprelu_config_threshold})
+    assert_fails(checks.test_jumprelu_forward, cls, "threshold_from_config")
+    assert_fails(checks.test_auxk_loss, _auxk("normalised"), "normalised_by_residual_mean_square")
+    assert_fails(checks.test_auxk_loss, _auxk("live_fill"), "live_fill")
+    fve = lambda h, r: 1 - F.mse_loss(r, h) / (h - h.mean(0)).pow(2).mean((0, 2))
+    assert_fails(checks.test_fraction_variance_explained, fve, "pooled_over_instances")
+
+
+def _recovery(bug):
+    def recovery(Wf, Wd):
+        eps = 0.0 if bug == "no_eps" else 1e-8
+        f_hat, d_hat = Wf / (Wf.norm(dim=1, keepdim=True) + eps), Wd / (Wd.norm(dim=-1, keepdim=True) + eps)
+        cos = einops.einsum(d_hat, f_hat, "i s d, i d f -> i s f")
+        if bug == "raw_pick":
+            best = einops.einsum(Wd, Wf, "i s d, i d f -> i s f").argmax(1, keepdim=True)
+            return cos.gather(1, best)[:, 0]
+        return cos.amax(1)
+
+    return recovery
+
+
+def test_recovery_fresh7():
+    assert_fails(checks.test_feature_recovery, _recovery("no_eps"), "nan_zero_norm")
+    assert_fails(checks.test_feature_recovery, _recovery("raw_pick"), "picked_by_dot_product")
+    assert_passes(checks.test_feature_recovery, _recovery(None))

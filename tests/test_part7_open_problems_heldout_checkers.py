@@ -147,3 +147,32 @@ def ce_importance_averaged_apart(logits, labels, importance):
 def test_fresh4_mistakes_are_named():
     assert_fails(checks.test_generate_features, features_rounded, "discrete_rounded")
     assert_fails(checks.test_cross_entropy_loss, ce_importance_averaged_apart, "importance_averaged_apart")
+
+
+# fresh7: class 0 dropped with the unlabelled, a third of the signed values zeroed (the presence rate then falls by
+# a constant factor: both causes listed), small columns zeroed by a threshold; a correct + eps alignment passes
+def ce_class0_dropped(logits, labels, importance):
+    return ref.cross_entropy_loss(logits, torch.where(labels > 0, labels, NO_LABEL), importance)
+
+
+def features_sign_randint(p, n, values="uniform"):
+    out = ref.generate_features(p, n, values)
+    if values != "signed_uniform":
+        return out
+    return out.abs() * torch.randint(-1, 2, out.shape).to(out.dtype)
+
+
+def align_threshold(W):
+    norms = W.norm(dim=1)
+    return torch.where(norms > 1e-3, W.abs().amax(1) / norms.clamp(min=1e-12), 0.0)
+
+
+def align_plus_eps(W):  # correct: an epsilon far below the norms
+    return W.abs().amax(1) / (W.norm(dim=1) + 1e-8)
+
+
+def test_fresh7_mistakes_are_named():
+    assert_fails(checks.test_cross_entropy_loss, ce_class0_dropped, "class0_dropped")
+    assert_fails(checks.test_generate_features, features_sign_randint, "presence")
+    assert_fails(checks.test_basis_alignment, align_threshold, "small_column")
+    assert_passes(checks.test_basis_alignment, align_plus_eps)
