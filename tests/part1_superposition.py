@@ -70,6 +70,7 @@ from tests.part1_superposition_probes import (
     random_forward,
     relu_placement_mutants,
     stationarity_failure,
+    twins_elsewhere,
 )
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
@@ -202,7 +203,9 @@ def check_loss(
     """
     B, n_inst, n_feats = 6, *imp.shape
     batch = make_batch(B, n_inst, n_feats)
-    out = (torch.rand(B, n_inst, n_feats, device=device) * 1.5).requires_grad_()
+    # Mostly positive like a ReLU output, with some negative entries: the loss takes any `out` as it is, so an |out|
+    # or ReLU(out) in the formula shows.
+    out = (torch.rand(B, n_inst, n_feats, device=device) * 1.7 - 0.2).requires_grad_()
     batch_before, out_before = batch.clone(), out.detach().clone()
     advice = "importance [inst, feats] lines up with the last two axes of out and batch [batch, inst, feats] as it is"
     loss = call_naming_axes(
@@ -405,6 +408,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
                 "not '(two pair)' or .repeat",
                 code="pair_layout",
             )
+        twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
         if _independent_pairs(present, P_PAIRS):
             fail(
                 message,
@@ -656,6 +660,13 @@ def combined_rate_candidates(p: Tensor, nc: int, na: int) -> tuple[Tensor, list[
             "the uncorrelated block uses the probabilities of the last n_uncorrelated features, "
             "p[:, 2 * (n_corr + n_anti):]",
             _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(nc + na, nc + na + n_unc)),
+        ),
+        (
+            "anticorrelated_doubled",
+            "the anticorrelated block has twice its rates: its generator doubles p itself (a pair is active with "
+            "2p, each feature then on with p), so pass it p[:, 2 * n_corr : 2 * (n_corr + n_anti) : 2] as it is, "
+            "not 2 * p",
+            torch.cat([right[:, :s_anti], (2 * right[:, s_anti:s_unc]).clamp(max=0.5), right[:, s_unc:]], 1),
         ),
     ]
     return right, mistakes

@@ -143,6 +143,22 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
         ("wrong_activation", other_act, model(out=lambda t: F.leaky_relu(t, 0.01))),
         ("bias_twice", "b_final is added twice: add it once, before the output ReLU", model(b=2 * b)),
         (
+            "reshape_not_permute",
+            "the input was reshaped (or viewed) to [inst, batch, feats] for a batched matmul: reshape keeps the "
+            "memory order, so examples and instances get mixed up; move the axis with x.transpose(0, 1) (or "
+            "permute / einops.rearrange), or use einsum with '...' patterns",
+            probes.reshaped_batched(x, W_in, W_out, b, act),
+        ),
+        *[
+            (
+                "bias_on_input",
+                f"b_final is also {how} the input before the first product ({expr}, like an SAE's pre-encoder "
+                f"bias): this model reads the features as they are and adds b_final only to the output, {formula}",
+                model(x=x + sign * b),
+            )
+            for sign, how, expr in ((-1, "subtracted from", "x - b_final"), (1, "added to", "x + b_final"))
+        ],
+        (
             "reshaped_weights",
             "W was reshaped (or viewed) to [inst feats d_hidden]: that scrambles it; transpose it, or name its axes "
             "in the einsum ('inst d_hidden feats')",
@@ -237,6 +253,12 @@ def loss_mutants(out: Tensor, batch: Tensor, imp: Tensor, target: Tensor) -> lis
             "first_instance_importance",
             "every instance used instance 0's importances: use the whole self.importance [inst feats]",
             (imp[:1] * (target - out) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "importance_averaged",
+            "every instance used the importances averaged over instances (importance.mean(0)): weight each "
+            "instance's errors with its own row, the whole self.importance [inst feats]",
+            (imp.mean(0) * (target - out) ** 2).mean(dim=(0, 2)).sum(),
         ),
         (
             "mean_over_instances",
@@ -584,18 +606,7 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float) -> Te
                 f"magnitude drawn; draw each present value from {law}"
             )
         fail(f"{what}: every present value has magnitude {float(values.abs()[0]):.3g}", hint, code="constant_magnitude")
-    # A float32 uniform takes ~2^24 values: a correct sample of more than 100 values has far more than 16 distinct,
-    # and never all on a grid of 1/100 (values shared over the batch are few too, but off the grid: checked later).
-    distinct = values.unique()
-    grid = bool(((distinct * 100 - (distinct * 100).round()).abs() < 1e-4).all())
-    if values.numel() > 100 and distinct.numel() <= 16 and grid:
-        fail(
-            f"{what}: the present values take only {distinct.numel()} distinct values "
-            f"({', '.join(f'{float(v):.3g}' for v in distinct[:8])})",
-            "values rounded (.round()), cast to int, or quantised, or a mask or sign used as the value: draw each "
-            f"present value from {law} (torch.rand, kept as float)",
-            code="discrete_values",
-        )
+    probes.grid_values_failure(values, what, law)
     # A correct draw puts Poisson(< 0.06) values exactly on a bound (as for zeros). A clamp of a wider draw piles
     # values on the upper bound (and, when the lower one is not 0, on both: clamped 0s would look absent).
     atoms = [int((values == v).sum()) for v in (low, high)]
@@ -713,27 +724,9 @@ def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high:
         )
     fail(
         message,
-        f"{_value_shape(values, low, high, quarters)}draw present values from {law} ({draw})",
+        f"{probes.value_shape(values, low, high, quarters)}draw present values from {law} ({draw})",
         code="value_distribution",
     )
-
-
-def _value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
-    """What the pooled values look like (diagnosis only, after the law has failed): atoms at the bounds, or where
-    the mass piles up."""
-    at_bounds = float(((values == low) | (values == high)).double().mean())
-    if at_bounds > 0.01:
-        return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "
-    q = quarters.tolist()
-    if q[0] > q[1] > q[2] > q[3]:
-        return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
-    if q[0] < q[1] < q[2] < q[3]:
-        return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
-    if min(q[1], q[2]) > max(q[0], q[3]):
-        return "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn?); "
-    if min(q[0], q[3]) > max(q[1], q[2]):
-        return "values crowd both ends of the range (a tanh or sign of a wide draw?); "
-    return ""
 
 
 def check_values_not_shared(batch: Tensor, present: Tensor, what: str, unit: str) -> None:

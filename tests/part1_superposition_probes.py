@@ -219,10 +219,14 @@ def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device
     x = torch.tensor(GRID, device=device).reshape(-1, 1, 1)
     try:
         with torch.no_grad():
-            out10, out20 = build(10.0)(x), build(20.0)(x)
-        if not all(isinstance(o, Tensor) and o.shape == x.shape for o in (out10, out20)):
+            out0, out10, out20 = build(0.0)(x), build(10.0)(x), build(20.0)(x)
+        if not all(isinstance(o, Tensor) and o.shape == x.shape for o in (out0, out10, out20)):
             return None
         if not torch.allclose((out20 - out10).double(), torch.full_like(x, 10.0).double(), atol=1e-4):
+            return None
+        # The hidden layer read at b_final = 10 must also explain the output at b_final = 0 (ReLU(g(x))): otherwise
+        # b_final enters before the output too (e.g. subtracted from the input) and g is not the hidden nonlinearity.
+        if not torch.allclose(out0.double(), torch.relu(out10.double() - 10), atol=1e-4):
             return None
     except Exception:  # the learner's code failed on the probe: no evidence either way
         return None
@@ -654,6 +658,90 @@ def _snap(x: float, span: float) -> float:
     """Round to the nearest multiple of 0.5 when within 5% of the observed span (min/max of a large sample)."""
     r = round(x * 2) / 2
     return r if abs(x - r) < 0.05 * span else x
+
+
+def twins_elsewhere(present: Tensor, message: str, allowance: int) -> None:
+    """Each shared presence draw landed on two features that are not a pair: most (inst, feature) columns equal another
+    column (at most `allowance` differences, from values drawn as exactly 0) that is not their adjacent partner.
+    Two independent columns of >= 10^4 draws at rates in [0.05, 0.95] never agree that closely."""
+    n, k, f = present.shape
+    cols = present.reshape(n, k * f).T.float()
+    differ = cols @ (1 - cols).T + (1 - cols) @ cols.T  # [C C] number of examples where two columns differ
+    differ.fill_diagonal_(n)
+    idx = torch.arange(k * f)
+    differ[idx, idx ^ 1] = n  # the adjacent partner (features 2j, 2j + 1 of one instance) is not a twin elsewhere
+    twins = (differ <= allowance).nonzero().tolist()
+    if len({a for a, _ in twins}) < k * f / 2:
+        return
+    seen = "; ".join(
+        f"(inst {a // f}, feature {a % f}) and (inst {b // f}, feature {b % f})" for a, b in twins[::2][:3]
+    )
+    fail(
+        f"{message}; instead presence is shared by features that are not a pair: {seen}",
+        "the pairs' presence draws land on the wrong features: a stack or cat followed by a reshape (or view) that "
+        "mixes the `inst` and pair axes into each other (torch.stack([m, m], dim=1).reshape(...)); put the copy "
+        "last and adjacent to its pair: repeat_interleave(2, dim=-1), or einops.repeat(m, 'b i p -> b i (p two)', "
+        "two=2)",
+        code="pair_layout",
+    )
+
+
+def reshaped_batched(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Callable) -> Tensor:
+    """The forward pass on x [batch inst feats] reshaped (not permuted) to [inst batch feats], reshaped back."""
+    xs = x.reshape(x.shape[-2], -1, x.shape[-1])
+    h = act(torch.einsum("ibf,idf->ibd", xs, W_in))
+    return torch.relu(torch.einsum("ibd,idf->ibf", h, W_out).reshape(x.shape) + b)
+
+
+def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
+    """What the pooled values look like (diagnosis only, after the law has failed): atoms at the bounds, or where
+    the mass piles up."""
+    at_bounds = float(((values == low) | (values == high)).double().mean())
+    if at_bounds > 0.01:
+        return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "
+    q = quarters.tolist()
+    if q[0] > q[1] > q[2] > q[3]:
+        return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
+    if q[0] < q[1] < q[2] < q[3]:
+        return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
+    if min(q[1], q[2]) > max(q[0], q[3]):
+        return "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn?); "
+    if min(q[0], q[3]) > max(q[1], q[2]):
+        return "values crowd both ends of the range (a tanh or sign of a wide draw?); "
+    return ""
+
+
+def grid_values_failure(values: Tensor, what: str, law: str) -> None:
+    """Present values on a grid (a quantised draw: rounding, a cast, randint(0, m) / m) fail, naming the grid's step.
+
+    A float32 torch.rand takes 2^24 values: n <= 4e6 draws have about n - n^2 / 2^25 >= 0.88 n distinct ones (the
+    count concentrates: its variance is below its mean deficit), never n / 4, and their gaps are multiples of 2^-24,
+    below the 1e-4 step asked here. Values shared over the batch are few too, but off any grid (checked later)."""
+    n, distinct = values.numel(), values.double().unique()
+    k = distinct.numel()
+    if n <= 100 or k > n / 4 or k < 2:
+        return
+    step = float(distinct.diff().min())
+    offset = (distinct - distinct[0]) / step
+    percent = bool(((distinct * 100 - (distinct * 100).round()).abs() < 1e-4).all()) and k <= 16
+    if not (percent or (k >= 4 and step >= 1e-4 and bool(((offset - offset.round()).abs() < 1e-4).all()))):
+        return
+    step = 0.01 if percent and step < 0.01 else step
+    zero = abs(float(distinct[0]) / step - round(float(distinct[0]) / step)) < 1e-4
+    fail(
+        f"{what}: the present values take only {k} distinct values "
+        f"({', '.join(f'{float(v):.3g}' for v in distinct[:8])}{', ...' if k > 8 else ''}), "
+        f"on a grid of step {step:.3g}",
+        "the values are quantised: rounded (.round()), cast to int, drawn with randint(0, m) / m, or a mask or sign "
+        "used as the value"
+        + (
+            ": on that grid a draw of exactly 0 also makes a present feature look absent (lowering its rate)"
+            if zero
+            else ""
+        )
+        + f"; draw each present value from {law} (torch.rand, kept as float)",
+        code="discrete_values",
+    )
 
 
 def describe_value_law(batch: Tensor, values: Tensor, low: float, high: float) -> tuple[str, str] | None:

@@ -250,6 +250,15 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
 # `rand > p`, shows up in at least one entry.
 PROBS = torch.tensor([[0.9, 0.6, 0.35, 0.2, 0.08], [0.15, 0.45, 0.7, 0.05, 0.3], [0.5, 0.25, 0.1, 0.8, 0.6]])
 N_SAMPLES = 20_000
+# Two independent presence draws of probability p/2, one for the positive and one for the negative values, added:
+# an entry is present when either fires, 1 - (1 - p/2)² = p - p²/4.
+TWO_SIGN_COINS = (
+    "sign_coins_independent",
+    "each feature is present at rate 1 - (1 - p/2)² = p - p²/4: the positive and the negative values come from two "
+    "independent presence draws of p/2 each (added, so both can fire at once); draw one presence (rand < p) and "
+    "one sign, or split one uniform u: positive when u < p/2, negative when p/2 <= u < p",
+    1 - (1 - PROBS / 2) ** 2,
+)
 
 
 @checker("NeuronComputationModel.generate_batch", kind="class")
@@ -281,7 +290,12 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
         )
     try:
         check_independent_features(
-            batch.detach().cpu(), PROBS, "the batch", low=-1.0, high=1.0, extra=[importance_candidate(IMPORTANCE)]
+            batch.detach().cpu(),
+            PROBS,
+            "the batch",
+            low=-1.0,
+            high=1.0,
+            extra=[importance_candidate(IMPORTANCE), TWO_SIGN_COINS],
         )
     except CheckFailed:
         sign_sharing_failure(batch.detach().cpu(), "the batch")
@@ -295,10 +309,13 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
 def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:
     imp = IMPORTANCE.to(out.device)
 
-    def loss(t: Tensor) -> Tensor:
-        return (imp * (t - out) ** 2).mean(dim=(0, 2)).sum()
+    def loss(t: Tensor, y: Tensor = out) -> Tensor:
+        return (imp * (t - y) ** 2).mean(dim=(0, 2)).sum()
 
+    as_is = "only the target is |batch|: the output enters the loss as it is, (|batch| - out)²"
     return [
+        ("out_transformed", f"|out| is used in the loss: {as_is}", loss(target, out.abs())),
+        ("out_transformed", f"ReLU(out) is used in the loss: {as_is}", loss(target, relu(out))),
         ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
         ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
         ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),

@@ -127,6 +127,29 @@ def dimensionality_structure(
 
     same = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
     g = torch.Generator().manual_seed(11)
+    n = v.shape[1]
+    # Redraw each vector j in turn: D_i must change for every other i. reached[i, j]: D_i changed when j was redrawn.
+    reached, g_each = torch.zeros(n, n, dtype=torch.bool), torch.Generator().manual_seed(13)
+    for k in range(n):
+        moved = v.detach().clone()
+        moved[:, k] = (torch.randn(moved[:, k].shape, generator=g_each) * 1.5).to(v)
+        after = probe(moved)
+        if after is None:
+            break
+        reached[:, k] = ~torch.isclose(after, base, rtol=1e-4, atol=1e-6).all(0)
+    else:
+        off = ~torch.eye(n, dtype=torch.bool)
+        for side, pattern in (("j > i", torch.ones(n, n, dtype=torch.bool).triu(1)), ("j < i", off.tril(-1))):
+            if torch.equal(reached & off, pattern):
+                fail(
+                    f"your D_i depends on the other {name}s on one side only: redrawing {name} j changes D_i exactly "
+                    f"for the {name}s i with {side} (as if each D_i read only the {name}s on one side of it)",
+                    f"each pair of {name}s counted once? The denominator sums a triangle of the [n, n] matrix of "
+                    "squared overlaps (triu / tril, or a loop over j > i / j < i), so the off-diagonal overlaps count "
+                    "once instead of in both orders (and with triu(1) / tril(-1) the j = i term is missing too); sum "
+                    f"({u}_i·{x}_j)² over every j, both orders of each pair, the j = i term included",
+                    code="triangle_only",
+                )
     moved = v.detach().clone()
     moved[:, 0] = (torch.randn(moved[:, 0].shape, generator=g) * 1.5).to(v)
     after = probe(moved)
@@ -179,6 +202,10 @@ def dimensionality_structure(
 # --------------------------------------------------------------------------------------------
 # dimensions_per_feature
 # --------------------------------------------------------------------------------------------
+DPF_FORMULA = "D* = d_hidden / ‖W‖²_F per instance: W.shape[1] / W.pow(2).sum((1, 2))"
+CD_FORMULA = "D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)², Ŵ_i = W_i / ‖W_i‖, the sum over every feature j of the instance"
+
+
 def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
     """d_hidden / ‖W‖²_F per instance, and what the usual mistakes give (same shape; other shapes)."""
     W = W.double()
@@ -235,6 +262,15 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / torch.linalg.matrix_norm(W, ord=2) ** 2,
         ),
         ("abs_not_squared", "square the entries: ‖W‖²_F = Σ W², not Σ |W|", d / W.abs().sum((1, 2))),
+        *[
+            (  # ‖WᵀW‖_F = ‖W Wᵀ‖_F (the same singular values): one entry names both
+                "gram_norm",
+                "‖W‖²_F is the sum of W's squared entries (the trace of WᵀW), not the Frobenius norm of the Gram "
+                "matrix WᵀW (or W Wᵀ): divide by W.pow(2).sum((1, 2))",
+                d / torch.linalg.matrix_norm(W.mT @ W) ** power,
+            )
+            for power in (1, 2)
+        ],
         (
             "gram_sum",
             "‖W‖²_F is the *trace* of W Wᵀ (its diagonal), not the sum of all its entries",
@@ -319,7 +355,15 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             f"the denominator is right; the numerator should be d_hidden = W.shape[1] = {W.shape[1]}",
             code="numerator",
         )
-    expect_matches(out, right, what, values, dims="inst", reference=call(ref.dimensions_per_feature, W))
+    expect_matches(
+        out,
+        right,
+        what,
+        values,
+        dims="inst",
+        hint=DPF_FORMULA,
+        reference=call(ref.dimensions_per_feature, W),
+    )
     # a small W (‖W‖²_F well below 1 in every instance), so a floor or clamp on the denominator shows
     small = W * 0.05
     right_s = W.shape[1] / small.pow(2).sum((1, 2))
@@ -345,7 +389,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             code="squeezed",
         )
     out1 = expect_tensor(out1, "dimensions_per_feature(W[:1])", shape=(1,), dims="inst")
-    expect_close(out1, right[:1], "dimensions_per_feature(W[:1])", code="values", dims="inst")
+    expect_close(out1, right[:1], "dimensions_per_feature(W[:1])", DPF_FORMULA, code="values", dims="inst")
     return "d_hidden / ‖W‖²_F per instance"
 
 
@@ -489,7 +533,9 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
         )
-    expect_matches(out, expected, what, values, dims="inst feats", reference=call(ref.compute_dimensionality, W))
+    expect_matches(
+        out, expected, what, values, dims="inst feats", hint=CD_FORMULA, reference=call(ref.compute_dimensionality, W)
+    )
     # 2) one instance: the inst axis must stay
     out1 = compute_dimensionality(W[:1].clone())
     if isinstance(out1, Tensor) and out1.shape == (7,):
@@ -504,6 +550,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         expected[:1],
         "compute_dimensionality(W[:1])",
         dims="inst feats",
+        hint=CD_FORMULA,
         reference=call(ref.compute_dimensionality, W[:1]),
     )
     # 3) known configurations: an orthogonal feature (1), an antipodal pair (1/2), a triangle (2/3)

@@ -154,7 +154,12 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
                 "so they stay all zeros",
                 code="empty_examples",
             )
-        fail(f"{what} contains {int((~torch.isfinite(x)).sum())} NaN or infinite values", code="not_finite")
+        fail(
+            f"{what} contains {int((~torch.isfinite(x)).sum())} NaN or infinite values",
+            "present features are U[0, 1] and every example is divided by its L2 norm over the features, "
+            "clamped away from 0 (norm.clamp_min(1e-12)): nothing in it should overflow or divide by 0",
+            code="not_finite",
+        )
     if (x < 0).any():
         _negative_values(x)
 
@@ -259,6 +264,16 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
 
     # 4. values
     _check_values(x, present)
+    # 5. every call draws new data (a generator reseeded inside the function gives the same data each time)
+    small = [_call(generate_dataset, "generate_dataset", 50, GEN_INST, GEN_FEATS, GEN_P, device=device) for _ in "ab"]
+    if all(isinstance(t, Tensor) for t in small) and torch.equal(small[0], small[1]):
+        fail(
+            "two calls of generate_dataset(50, ...) returned exactly the same data",
+            "each call must draw new random data: a generator seeded inside the function (torch.manual_seed, "
+            "torch.Generator().manual_seed(...)) gives the same examples every time; draw from the global random "
+            "state (torch.rand without a generator) and leave seeding to the caller",
+            code="same_every_call",
+        )
     return "sparse, unit-norm examples, independent across examples, instances and features"
 
 
@@ -363,6 +378,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
                 code="zero_warmup",
             )
         right, catalogue = mistakes.schedule_candidates(steps, warmup)
+        catalogue = catalogue + mistakes.swapped_arguments(ref.warmup_cosine_lr, steps, warmup)
         if warmup == 0:
             _zero_warmup_case(got_t, right, steps)
         # the section's schedule has the meaning of the shared one in utils.schedules
@@ -510,42 +526,6 @@ def _rows_of(out: Tensor, data: Tensor) -> bool:
     return bool((a[:, None] - b[None]).abs().amax(-1).amin(-1).le(1e-6).all())
 
 
-def _transformed(out: Tensor, data: Tensor) -> None:
-    """Name an output that is a function of the training set: the same features present, other values.
-
-    A redrawn data set (p = 0.1, 6000 entries) essentially never has the same zero pattern, so a matching pattern
-    means self.train_data was transformed; the axes along which out / train_data is constant say how.
-    """
-    got, d = out.detach().double().cpu(), data.double().cpu()
-    if not torch.equal(got != 0, d != 0):
-        return
-    present = d != 0
-    ratio = torch.where(present, got / torch.where(present, d, 1.0), torch.nan)
-    names = ("examples", "inst", "feats")
-    constant = []
-    for axis, name in enumerate(names):
-        lo = torch.where(ratio.isnan(), math.inf, ratio).amin(axis, keepdim=True)
-        hi = torch.where(ratio.isnan(), -math.inf, ratio).amax(axis, keepdim=True)
-        spread = torch.where(present.any(axis, keepdim=True), hi - lo, 0.0)
-        if bool((spread.abs() <= 1e-5 * hi.abs().clamp_min(1e-12)).all()):
-            constant.append(name)
-    if len(constant) == len(names):
-        how = f"your output is self.train_data times {float(ratio.nanmean()):.4g}: a constant factor"
-    elif constant:
-        how = (
-            f"your output / self.train_data is the same along `{'` and `'.join(constant)}`: the training set "
-            f"multiplied or divided by something computed over {' and '.join(constant)} (a normalisation, e.g. "
-            "F.normalize or x / x.norm(dim=...), over that axis?)"
-        )
-    else:
-        how = "the training set transformed elementwise (a power, an abs, a clamp?)"
-    fail(
-        "generate_batch returned the training set's present features, but with other values",
-        f"{how}. self.train_data is already normalised: return it unchanged",
-        code="transformed",
-    )
-
-
 @checker("generate_batch", kind="class")
 def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     generate_batch = getattr(DoubleDescentModel, "generate_batch", None)
@@ -658,7 +638,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "training is full batch: return all of self.train_data, not a random sample of its rows",
             code="minibatch",
         )
-    _transformed(wrong, data)
+    mistakes.transformed_failure(wrong, data)
     if torch.equal(first, second):
         fail(
             "generate_batch returned the same data at both calls, but not self.train_data (not even the same "
@@ -667,10 +647,19 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "drawn in __init__, self.train_data",
             code="regenerated",
         )
+    diff = (wrong.detach().double() - data.double()).abs()
+    seen = f"; the first differs from self.train_data by up to {float(diff.max()):.3g} (mean {float(diff.mean()):.3g})"
+    near = float(diff.max()) < 0.2 * float(data.abs().max())
     fail(
-        "two calls of generate_batch returned different data",
-        "return the fixed training set self.train_data; drawing new examples at every step is part 1's "
-        "infinite-data setting",
+        "two calls of generate_batch returned different data" + seen,
+        "return the fixed training set self.train_data unchanged: "
+        + (
+            "your batches stay close to it but change at every call, so something random is added to it or mixed "
+            "in (noise such as + 0.01 * torch.randn_like(...), dropout?)"
+            if near
+            else "possible causes: new examples drawn at every step (part 1's infinite-data setting), or the "
+            "training set with random changes (noise) at every call"
+        ),
         code="not_fixed",
     )
 
@@ -678,6 +667,9 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # compute_dimensionality
 # --------------------------------------------------------------------------------------------
+CD4_FORMULA = "D_i = ‖v_i‖² / Σ_j (v̂_i·v_j)², v̂_i = v_i / ‖v_i‖, the sum over every vector j of the instance"
+
+
 @checker("compute_dimensionality", kind="function")
 def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.device) -> str:
     g = torch.Generator().manual_seed(7)
@@ -701,6 +693,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         rtol=1e-4,
         atol=1e-6,
         dims="inst vectors",
+        hint=CD4_FORMULA,
         reference=call(ref.compute_dimensionality, v),
     )
     # one instance: the inst axis must stay
@@ -717,6 +710,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         mistakes.dimensionality(v[:1].cpu()),
         "compute_dimensionality(v[:1])",
         dims="inst vectors",
+        hint=CD4_FORMULA,
         reference=call(ref.compute_dimensionality, v[:1]),
     )
 
@@ -743,6 +737,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         rtol=1e-4,
         atol=1e-6,
         dims="inst vectors",
+        hint=CD4_FORMULA,
         reference=call(ref.compute_dimensionality, pentagons),
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance
+from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
 
 Mistake = tuple[str, str, Tensor]
@@ -332,6 +332,14 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
         undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
         if undone.max() <= 1 + NORM_TOL:
             return "norm_squared", "divide by the norm ‖x‖, not by the squared norm ‖x‖² (x.pow(2).sum(-1))"
+    # x = raw / sqrt(Σ raw) (the squares left out of the root): x * Σx recovers the raw U[0, 1] values
+    raw = (x * x.sum(-1, keepdim=True))[x > 0]
+    uniform = raw.numel() > 100 and abs(raw.mean().item() - 0.5) <= tolerance(raw.numel(), 1 / 12)
+    if uniform and float(raw.max()) <= 1 + NORM_TOL:
+        return "norm_squares_missing", (
+            "every example was divided by the square root of its *sum*, sqrt(x.sum(-1)): the squares are "
+            "missing inside the root; the L2 norm is x.pow(2).sum(-1).sqrt() (x.norm(dim=-1))"
+        )
     rows = row_l2[nonzero]
     unit = (rows - 1).abs() <= NORM_TOL
     if rows.numel() > 0 and bool((rows <= 1 + NORM_TOL).all()):
@@ -469,4 +477,56 @@ def value_candidates(shape: tuple[int, ...], p: float) -> list[tuple[str, str, T
             "the values look like a product or square of uniforms: each present value is one torch.rand draw",
             sample(u * torch.rand(shape, generator=g, dtype=torch.float64)),
         ),
+    ]
+
+
+def transformed_failure(out: Tensor, data: Tensor) -> None:
+    """Name an output that is a function of the training set: the same features present, other values.
+
+    A redrawn data set (p = 0.1, 6000 entries) essentially never has the same zero pattern, so a matching pattern
+    means self.train_data was transformed; the axes along which out / train_data is constant say how.
+    """
+    got, d = out.detach().double().cpu(), data.double().cpu()
+    if not torch.equal(got != 0, d != 0):
+        return
+    present = d != 0
+    ratio = torch.where(present, got / torch.where(present, d, 1.0), torch.nan)
+    names = ("examples", "inst", "feats")
+    constant = []
+    for axis, name in enumerate(names):
+        lo = torch.where(ratio.isnan(), math.inf, ratio).amin(axis, keepdim=True)
+        hi = torch.where(ratio.isnan(), -math.inf, ratio).amax(axis, keepdim=True)
+        spread = torch.where(present.any(axis, keepdim=True), hi - lo, 0.0)
+        if bool((spread.abs() <= 1e-5 * hi.abs().clamp_min(1e-12)).all()):
+            constant.append(name)
+    if len(constant) == len(names):
+        how = f"your output is self.train_data times {float(ratio.nanmean()):.4g}: a constant factor"
+    elif constant:
+        how = (
+            f"your output / self.train_data is the same along `{'` and `'.join(constant)}`: the training set "
+            f"multiplied or divided by something computed over {' and '.join(constant)} (a normalisation, e.g. "
+            "F.normalize or x / x.norm(dim=...), over that axis?)"
+        )
+    else:
+        how = "the training set transformed elementwise (a power, an abs, a clamp?)"
+    fail(
+        "generate_batch returned the training set's present features, but with other values",
+        f"{how}. self.train_data is already normalised: return it unchanged",
+        code="transformed",
+    )
+
+
+def swapped_arguments(schedule: Callable, steps: int, warmup: int) -> list[tuple[str, str, Tensor]]:
+    """The schedule with `steps` and `warmup_steps` exchanged (parameters declared in another order)."""
+    try:
+        swapped = [schedule(s, warmup, steps) for s in range(steps)]
+    except ZeroDivisionError:
+        return []
+    return [
+        (
+            "arguments_swapped",
+            f"your schedule is the right one for steps = {warmup} and warmup_steps = {steps}: the two are exchanged "
+            "(parameters declared in another order?); the signature is warmup_cosine_lr(step, steps, warmup_steps)",
+            torch.tensor(swapped, dtype=torch.float64),
+        )
     ]

@@ -332,3 +332,62 @@ def test_fresh6_importance_and_counts():
     swapped = corr_variant(generate_batch=combined_counts_swapped)
     err = assert_fails(checks.test_generate_combined_batch, swapped, "pair_counts")
     assert "swapped" in err.hint
+
+
+# fresh7: quantised values, a pair layout scrambled by stack + reshape, reshape for permute, averaged importances,
+# a doubled anticorrelated block
+def gb_percent_values(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.randint(0, 100, s) / 100, 0.0)
+
+
+def corr_stack_reshape(self, n, p):
+    k, m = p.shape
+    present = torch.rand(n, k, m) < p
+    present = torch.stack([present, present], dim=1).reshape(n, k, 2 * m)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def forward_reshape_bmm(self, x):
+    k, f = x.shape[-2:]
+    xi = x.reshape(k, -1, f)
+    out = torch.bmm(torch.bmm(xi, self.W.mT), self.W)
+    return F.relu(out.reshape(x.shape) + self.b_final)
+
+
+def loss_importance_mean(self, out, batch):
+    return (self.importance.mean(0) * (batch - out) ** 2).mean((0, 2)).sum()
+
+
+def combined_anti_doubled(self, n):
+    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+    p = self.feature_probability
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, 0 : 2 * nc : 2]),
+            self.generate_anticorrelated_features(n, 2 * p[:, 2 * nc : 2 * (nc + na) : 2]),
+            self.generate_uncorrelated_features(n, p[:, 2 * (nc + na) :]),
+        ],
+        dim=-1,
+    )
+
+
+def test_fresh7_mistakes_are_named():
+    err = assert_fails(checks.test_generate_batch, variant(generate_batch=gb_percent_values), "discrete_values")
+    assert "randint(0, m) / m" in err.hint and "look absent" in err.hint
+    err = assert_fails(
+        checks.test_generate_correlated_features,
+        corr_variant(generate_correlated_features=corr_stack_reshape),
+        "pair_layout",
+    )
+    assert "not a pair" in err.message and "reshape" in err.hint
+    err = assert_fails(checks.test_forward, variant(forward=forward_reshape_bmm), "reshape_not_permute")
+    assert "transpose" in err.hint
+    err = assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_importance_mean), "importance_averaged")
+    assert "importance.mean(0)" in err.hint
+    err = assert_fails(
+        checks.test_generate_combined_batch,
+        corr_variant(generate_batch=combined_anti_doubled),
+        "anticorrelated_doubled",
+    )
+    assert "not 2 * p" in err.hint

@@ -185,3 +185,40 @@ def test_fresh6_residual_and_normalised_examples():
     assert_fails(checks.test_computation_forward, computation(forward=computation_residual), "residual")
     gen = computation(generate_batch=computation_unit_norm_batch)
     assert_fails(checks.test_computation_generate_batch, gen, "normalised_examples")
+
+
+# fresh7: an SAE-style pre-bias on the input, two independent sign coins, |out| in the loss
+def computation_pre_bias(self, x):
+    h = F.relu(einops.einsum(x - self.b_final, self.W1, "... i f, i d f -> ... i d"))
+    return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") + self.b_final)
+
+
+def gen_two_sign_coins(self, n):
+    s, p = (n, self.cfg.n_inst, self.cfg.n_features), self.feature_probability
+    pos = torch.where(torch.rand(s) < p / 2, torch.rand(s), 0.0)
+    return pos + torch.where(torch.rand(s) < p / 2, -torch.rand(s), 0.0)
+
+
+def loss_abs_out(self, out, batch):
+    return (self.importance * (batch.abs() - out.abs()) ** 2).mean((0, 2)).sum()
+
+
+def loss_relu_out(self, out, batch):
+    return (self.importance * (batch.abs() - F.relu(out)) ** 2).mean((0, 2)).sum()
+
+
+def test_fresh7_mistakes_are_named():
+    err = assert_fails(checks.test_computation_forward, computation(forward=computation_pre_bias), "bias_on_input")
+    assert "x - b_final" in err.hint
+    err = assert_fails(
+        checks.test_computation_generate_batch, computation(generate_batch=gen_two_sign_coins), "sign_coins_independent"
+    )
+    assert "p - p²/4" in err.hint
+    err = assert_fails(
+        checks.test_computation_calculate_loss, computation(calculate_loss=loss_abs_out), "out_transformed"
+    )
+    assert "|out|" in err.hint
+    err = assert_fails(
+        checks.test_computation_calculate_loss, computation(calculate_loss=loss_relu_out), "out_transformed"
+    )
+    assert "ReLU(out)" in err.hint

@@ -61,3 +61,35 @@ def test_fresh6_small_norm_floor():
     """A floor on ‖W‖²_F is caught by a W whose norms are all below 1."""
     err = assert_fails(checks.test_dimensions_per_feature, dpf_clamped_denominator, "small_norm")
     assert "clamp_min(1)" in err.hint
+
+
+# fresh7: the Frobenius norm of the Gram matrix, and a triangle of the overlap matrix (each pair once)
+def dpf_gram_frobenius(W):
+    return W.shape[1] / torch.linalg.matrix_norm(W.mT @ W)
+
+
+def _overlaps(W):
+    norm_sq = W.pow(2).sum(1)
+    unit = W / norm_sq.sqrt().clamp_min(1e-12)[:, None]
+    return norm_sq, torch.einsum("kdi,kdj->kij", unit, W).pow(2)
+
+
+def cd_triu(W):
+    norm_sq, ov = _overlaps(W)
+    den = ov.triu().sum(-1)
+    return torch.where(den > 0, norm_sq / den.clamp_min(1e-30), 0.0)
+
+
+def cd_tril_strict(W):
+    norm_sq, ov = _overlaps(W)
+    den = ov.tril(-1).sum(-1)
+    return torch.where(den > 0, norm_sq / den.clamp_min(1e-30), 0.0)
+
+
+def test_fresh7_mistakes_are_named():
+    err = assert_fails(checks.test_dimensions_per_feature, dpf_gram_frobenius, "gram_norm")
+    assert "Gram" in err.hint
+    err = assert_fails(checks.test_compute_dimensionality, cd_triu, "triangle_only")
+    assert "j > i" in err.message and "both orders" in err.hint
+    err = assert_fails(checks.test_compute_dimensionality, cd_tril_strict, "triangle_only")
+    assert "j < i" in err.message

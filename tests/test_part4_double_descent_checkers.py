@@ -30,7 +30,7 @@ def gen_bernoulli_where(n_examples, n_inst, n_features, feature_probability, dev
 
 
 def gen_numpy(n_examples, n_inst, n_features, feature_probability, device=None):
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(int(torch.randint(2**31, ())))  # seeded from torch's state: new data every call
     x = rng.random((n_examples, n_inst, n_features)) * (
         rng.random((n_examples, n_inst, n_features)) < feature_probability
     )

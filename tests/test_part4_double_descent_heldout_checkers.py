@@ -291,3 +291,46 @@ def test_fresh5_constant_schedule_and_max_over_j():
     assert "//" in err.hint and "minimum learning rate" not in err.hint
     err = assert_fails(checks.test_compute_dimensionality, dim_max_over_j, "ignores_others")
     assert "max" in err.hint
+
+
+# fresh7: squares left out of the norm, a reseeded generator, parameters declared in another order, noise on the
+# training set, a triangle of the overlap matrix
+def gen_sqrt_of_sum(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    return x / x.sum(-1, keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def gen_reseeded(n_examples, n_inst, n_features, feature_probability, device=None):
+    g = torch.Generator().manual_seed(0)
+    shape = (n_examples, n_inst, n_features)
+    x = torch.where(torch.rand(shape, generator=g) < feature_probability, torch.rand(shape, generator=g), 0.0)
+    return (x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(device)
+
+
+def lr_declared_warmup_first(step, warmup_steps, steps):
+    return ref_warmup_cosine_lr(step, steps, warmup_steps)
+
+
+def gb_noisy(self, batch_size=None):
+    return self.train_data + 0.01 * torch.randn_like(self.train_data)
+
+
+def dim_tril(vectors):
+    n2 = vectors.pow(2).sum(-1)
+    unit = vectors / n2.sqrt().clamp_min(1e-12)[..., None]
+    return n2 / einops.einsum(unit, vectors, "k i d, k j d -> k i j").pow(2).tril().sum(-1).clamp_min(1e-30)
+
+
+def test_fresh7_mistakes_are_named():
+    err = assert_fails(checks.test_generate_dataset, gen_sqrt_of_sum, "norm_squares_missing")
+    assert "squares" in err.hint
+    err = assert_fails(checks.test_generate_dataset, gen_reseeded, "same_every_call")
+    assert "seeded" in err.hint
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_declared_warmup_first, "arguments_swapped")
+    assert "exchanged" in err.hint
+    err = assert_fails(
+        checks.test_generate_batch, type("DV", (DoubleDescentModel,), {"generate_batch": gb_noisy}), "not_fixed"
+    )
+    assert "noise" in err.hint and "new examples" not in err.hint
+    err = assert_fails(checks.test_compute_dimensionality, dim_tril, "triangle_only")
+    assert "j < i" in err.message
