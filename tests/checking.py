@@ -485,10 +485,53 @@ def expect_matches(
         slip = one_change_diagnosis(reference, actual, expected, rtol, atol)
         if slip is not None:
             expect_close(actual, expected, what, slip, code="one_change", rtol=rtol, atol=atol, dims=dims)
-    generic = generic_diagnosis(actual, expected, dims, rtol, atol)
+    generic = generic_diagnosis(actual, expected, dims, rtol, atol, _input_sizes(reference))
     if generic is not None:
         expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
+
+
+def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int]) -> str:
+    """Why the values could be `factor` × the right ones: a size of a named output axis, its root, or the
+    sizes of the inputs (one of them, or a ratio of two: a division by the wrong count)."""
+    near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
+    axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
+    if axis:
+        return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {named[axis]})?"
+    root = next((n for n, s in named.items() if near(s**0.5) or near(s**-0.5)), None)
+    if root:
+        return (
+            f"√{named[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of a sum) "
+            "was asked, or the reverse?"
+        )
+    counts = sorted({s for s in [*named.values(), *sizes] if s > 1})
+    one = next((s for s in counts if near(s) or near(1 / s)), None)
+    if one:
+        return f"{one} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
+    ratio = next(((s, t) for s in counts for t in counts if s != t and near(s / t)), None)
+    if ratio:
+        return (
+            f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {ratio[1]} where "
+            f"{ratio[0]} belongs (a mean over the wrong axis, or the wrong count)?"
+        )
+    return "a missing or extra constant factor?"
+
+
+def _input_sizes(reference: Reference | None) -> list[int]:
+    """The axis sizes of the tensors the reference was called with."""
+    if reference is None:
+        return []
+    found: list[int] = []
+    stack = [reference.args, reference.kwargs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            found.extend(item.shape)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return found
 
 
 def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: float) -> bool:
@@ -501,11 +544,19 @@ def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: floa
 
 
 def generic_diagnosis(
-    actual: Tensor, expected: Tensor, dims: str | None = None, rtol: float = 1e-4, atol: float = 1e-5
+    actual: Tensor,
+    expected: Tensor,
+    dims: str | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    sizes: Sequence[int] = (),
 ) -> tuple[str, str] | None:
-    """(code, hint) for a wrong output related to the right one in a way that names the mistake, or None."""
+    """(code, hint) for a wrong output related to the right one in a way that names the mistake, or None.
+
+    `sizes`: the sizes of the inputs' axes, so that a factor equal to one of them, or to a ratio of two, is named
+    (a division by the wrong count)."""
     if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
-        return None
+        return None  # a single number: its checker's own diagnosis says more than a factor could
     a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
     close = lambda x, y: bool(torch.allclose(x, y, rtol=rtol, atol=atol))
     names = dims.split() if dims and len(dims.split()) == a.ndim else [f"axis {i}" for i in range(a.ndim)]
@@ -515,20 +566,8 @@ def generic_diagnosis(
     if e_sq > 0:
         factor = float((a * e).sum()) / e_sq
         if abs(factor - 1) > 1e-3 and abs(factor) > 1e-6 and close(a, factor * e):
-            sizes = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
-            axis = next((n for n, s in sizes.items() if abs(factor - s) < 1e-3 or abs(factor * s - 1) < 1e-3), None)
-            root = next(
-                (n for n, s in sizes.items() if abs(factor - s**0.5) < 1e-3 or abs(factor * s**0.5 - 1) < 1e-3), None
-            )
-            why = (
-                f"a sum where a mean was asked (or the reverse) over `{axis}` (size {sizes[axis]})?"
-                if axis
-                else f"√{sizes[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of "
-                "a sum) was asked, or the reverse?"
-                if root
-                else "a missing or extra constant factor?"
-            )
-            return "scale", f"your values are {factor:.4g} × the expected ones: {why}"
+            named = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
+            return "scale", f"your values are {factor:.4g} × the expected ones: {_factor_reason(factor, named, sizes)}"
     offset = float((a - e).mean())
     if abs(offset) > atol and close(a - offset, e):
         return "offset", f"your values are the expected ones shifted by {offset:.4g}: a bias added twice, or missing?"

@@ -354,6 +354,44 @@ def _wrapped(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
             yield _copy_with(node, value=call_), f"an extra `.{method}(…)`"
 
 
+def _complement(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`1 - x` where the solution has x (a probability or a ramp the wrong way round)."""
+    if isinstance(node, (ast.Assign, ast.Return)) and node.value is not None and not isinstance(node.value, ast.Tuple):
+        yield _copy_with(node, value=ast.BinOp(ast.Constant(1), ast.Sub(), copy.deepcopy(node.value))), "1 minus it"
+
+
+_REDUCE = {"sum", "mean", "norm", "amax", "max"}
+
+
+def _reduced(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and _is_method_of_value(node) and node.func.attr in _REDUCE
+
+
+def _reduction_moved(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`a / x.sum(d)` -> `(a / x).sum(d)`: a reduction taken after a step instead of before (or squared again)."""
+    if _reduced(node):
+        square = ast.Call(ast.Attribute(copy.deepcopy(node), "pow", ast.Load()), [ast.Constant(2)], [])
+        yield square, "squared again"
+        yield ast.Call(ast.Attribute(copy.deepcopy(node), "sqrt", ast.Load()), [], []), "an extra square root"
+    if not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        return
+    for side, other in (("right", "left"), ("left", "right")):
+        reduced = getattr(node, side)
+        if _reduced(reduced):
+            inner = _copy_with(
+                node, **{side: copy.deepcopy(reduced.func.value), other: copy.deepcopy(getattr(node, other))}
+            )
+            moved = _copy_with(reduced, func=_copy_with(reduced.func, value=inner))
+            yield moved, f"`.{reduced.func.attr}(…)` taken after this step instead of before"
+
+
+def _names_off_by_one(node: ast.AST, context: Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`n + 1` or `n - 1` for a size or count used in arithmetic or a slice."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in context.local_names:
+        for op in (ast.Add(), ast.Sub()):
+            yield ast.BinOp(ast.Name(node.id, ast.Load()), op, ast.Constant(1)), "off by one"
+
+
 def _precedence(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
     """`a / (b - c)` -> `a / b - c`: parentheses the solution needs, left out."""
     if not isinstance(node, ast.BinOp):
@@ -398,6 +436,8 @@ EDITS: tuple[Edit, ...] = (
     _term_moved_in,
     _constants,
     _slices,
+    _reduction_moved,
+    _complement,
     _precedence,
     _index_axis,
     _variables,
@@ -405,4 +445,5 @@ EDITS: tuple[Edit, ...] = (
     _patterns,
     _statements,
     _wrapped,
+    _names_off_by_one,
 )

@@ -38,7 +38,8 @@ from tests.mutant_edits import EDITS, Context
 TIME_BUDGET_S = 1.0  # per diagnosis; checkers stay well under 2 s even on a slow laptop
 PER_MUTANT_S = 0.25
 LARGE_MODULE = 100_000  # parameters: larger modules are shared by the mutants, and restored after each
-MAX_FITS = 3  # more different edits than this fit: too ambiguous to name one
+MAX_FITS = 3  # edits quoted at most
+MAX_LINES = 2  # fitting edits on more lines than this: too ambiguous to name one
 
 _FILENAME = "<the solution with one change>"
 
@@ -175,11 +176,13 @@ def _diagnose(reference: Reference, actual: Tensor, expected: Tensor, rtol: floa
             fits = _fitting_edits(reference, fdef, lines, region, a, expected, start, rtol, atol)
     finally:
         torch.set_num_threads(threads)
-    if not fits or len(fits) > MAX_FITS:
-        return None
-    if len(fits) == 1:
-        return f"your output is exactly the solution's with one change: {fits[0]}"
-    return "your output is exactly the solution's with any one of these changes: " + "; or ".join(fits)
+    if not fits or len({line for line, _ in fits}) > MAX_LINES:
+        return None  # edits in several places fit: the slip could be in any of them
+    quoted = [description for _, description in fits[:MAX_FITS]]
+    more = f" (and {len(fits) - MAX_FITS} more equivalent edits there)" if len(fits) > MAX_FITS else ""
+    if len(quoted) == 1:
+        return f"your output is exactly the solution's with one change: {quoted[0]}"
+    return "your output is exactly the solution's with any one of these changes: " + "; or ".join(quoted) + more
 
 
 def _fitting_edits(
@@ -192,8 +195,8 @@ def _fitting_edits(
     start: float,
     rtol: float,
     atol: float,
-) -> list[str] | None:
-    """The descriptions of the edits whose output equals `actual` (stopping past MAX_FITS), or None."""
+) -> list[tuple[int, str]] | None:
+    """(line, description) of the edits whose output equals `actual` (stopping past MAX_LINES lines), or None."""
     with _restored(_large_modules((reference.args, reference.kwargs))) as restore:
         return _fits(reference, fdef, lines, region, actual, expected, start + TIME_BUDGET_S, rtol, atol, restore)
 
@@ -209,14 +212,14 @@ def _fits(
     rtol: float,
     atol: float,
     restore: Callable[[], None],
-) -> list[str] | None:
+) -> list[tuple[int, str]] | None:
     same = _output(reference, _compile(fdef, reference.fn), deadline)
     restore()
     if same is None or not _close(same[0], expected, rtol, atol):
         return None  # the copy doesn't reproduce the reference: random, or not the call compared
-    fits: list[str] = []
+    fits: list[tuple[int, str]] = []  # (line, description), in the order tried: most common slips first
     with contextlib.closing(_mutants(fdef, lines, region)) as mutants:
-        for mutant, description in mutants:
+        for mutant, line, description in mutants:
             if time.perf_counter() > deadline:
                 break
             try:
@@ -228,9 +231,9 @@ def _fits(
             if out is None or not _close(out[0], actual, rtol, atol):
                 continue
             if all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
-                if all(_change(description) != _change(f) for f in fits):  # one change found by two edit kinds
-                    fits.append(description)
-                if len(fits) > MAX_FITS:
+                if all(_change(description) != _change(f) for _, f in fits):  # one change found by two edit kinds
+                    fits.append((line, description))
+                if len({n for n, _ in fits}) > MAX_LINES:
                     break
     return fits
 
@@ -334,8 +337,10 @@ def _compile(fdef: ast.FunctionDef, original: Callable) -> Callable:
 # --------------------------------------------------------------------------------------------
 # The edits
 # --------------------------------------------------------------------------------------------
-def _mutants(fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]) -> Iterator[tuple[ast.FunctionDef, str]]:
-    """Every one-edit copy of `fdef` inside `region`, most common slips first, each with its description."""
+def _mutants(
+    fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]
+) -> Iterator[tuple[ast.FunctionDef, int, str]]:
+    """Every one-edit copy of `fdef` inside `region`, most common slips first, with its line and description."""
     nodes = list(ast.walk(fdef))
     inside = [
         i
@@ -363,7 +368,7 @@ def _mutants(fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]) -
                 try:
                     if new is None or was_degenerate or not _degenerate(nodes[parent[id(nodes[i])]]):
                         after = ast.unparse(nodes[shown]) if shown != i else None
-                        yield fdef, _describe(nodes, parent, lines, i, new, label, before, after)
+                        yield fdef, nodes[i].lineno, _describe(nodes, parent, lines, i, new, label, before, after)
                 finally:
                     undo()  # the caller compiled the edited tree before asking for the next one
 

@@ -19,6 +19,7 @@ from tests.checking import (
     expect_matches,
     expect_scalar,
     expect_tensor,
+    generic_diagnosis,
 )
 
 
@@ -159,6 +160,10 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     assert "`inst`" in _code(3 * e, e, dims=dims).hint  # a factor equal to an axis size names the axis
     rms = _code(e / 5**0.5, e, dims=dims)  # divided by a norm where a root-mean-square was asked: √5 = √feats
     assert rms.code == "scale" and "√5" in rms.hint and "`feats`" in rms.hint and "root-mean-square" in rms.hint
+    # a factor that is no output axis but a ratio of two input sizes: a division by the wrong count
+    ratio = generic_diagnosis(e * 7 / 8, e, dims, sizes=(8, 7, 4))
+    assert ratio is not None and ratio[0] == "scale" and "7/8" in ratio[1] and "divided by 8 where 7" in ratio[1]
+    assert "a missing or extra constant factor" in generic_diagnosis(e * 1.37, e, dims, sizes=(8, 7))[1]
     assert _code(-e, e, dims=dims).code == "sign"
     assert _code(e + 0.5, e, dims=dims).code == "offset"
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"

@@ -191,15 +191,23 @@ def test_silent_on_a_random_solution():
     assert one_change_diagnosis(call(random_solution, 8), expected / 2, expected) is None
 
 
-def test_ambiguous_fits_are_not_named():
-    # with b = c = 1 each of the four `a` terms is worth a: dropping any one of them fits (4 > MAX_FITS)
-    a, ones = torch.arange(1.0, 5.0), torch.ones(4)
-    expected = solution_product(a, ones, ones)
-    assert torch.allclose(expected, 4 * a + 1)
-    assert one_change_diagnosis(call(solution_product, a, ones, ones), 3 * a + 1, expected) is None
-    # with three such terms the three edits are all named
-    hint = one_change_diagnosis(call(solution_product, a, ones, ones), 3 * a + 1 - a + a, expected)
-    assert hint is None or "any one of these" in hint
+def test_edits_in_many_places_are_not_named_but_equivalent_edits_in_one_place_are():
+    # with b = c = d, leaving out any one of the three terms fits: they sit on three lines, so no claim
+    a, same = torch.arange(1.0, 5.0), torch.full((4,), 0.5)
+    expected = solution_chain(a, same, same, same)
+    assert one_change_diagnosis(call(solution_chain, a, same, same, same), a + 1.0, expected) is None
+    # when all the fitting edits are on one line, they are quoted as alternatives there
+    ones = torch.ones(4)
+    hint = one_change_diagnosis(call(solution_product, a, ones, ones), 3 * a + 1, solution_product(a, ones, ones))
+    assert hint is not None and "any one of these changes" in hint and "more equivalent edits there" in hint
+
+
+def solution_chain(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    x = a + b
+    y = x + c
+    return y + d
+    ### END SOLUTION
 
 
 def solution_product(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
@@ -292,3 +300,36 @@ def test_precedence_and_index_slips_are_named(wrong, words):
     expected, actual = solution_recovered(z, s, c, W, 1), wrong(z, s, c, W, 1)
     hint = one_change_diagnosis(call(solution_recovered, z, s, c, W, 1), actual, expected)
     assert hint is not None and words in hint, hint
+
+
+def solution_ratio(W: Tensor, warmup: int, step: int) -> Tensor:
+    ### BEGIN SOLUTION
+    ramp = step / warmup
+    return ramp * W.shape[1] / W.pow(2).sum(dim=(1, 2))
+    ### END SOLUTION
+
+
+STEPS = torch.tensor([1.0, 2.0, 3.0])  # a ramp that differs per instance: no edit is a pure rescaling
+WARMUPS = torch.tensor([5.0, 6.0, 7.0])
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda W, w, s: s / w * W.shape[1] / W.pow(2).sum(dim=(1, 2)).pow(2), "squared again"),
+        (lambda W, w, s: (1 - s / w) * W.shape[1] / W.pow(2).sum(dim=(1, 2)), "1 minus it"),
+        (lambda W, w, s: s / (w + 1) * W.shape[1] / W.pow(2).sum(dim=(1, 2)), "(warmup + 1)"),
+    ],
+)
+def test_a_reduction_moved_squared_complemented_or_off_by_one_is_named(wrong, words):
+    W = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(2))
+    expected, actual = solution_ratio(W, WARMUPS, STEPS), wrong(W, WARMUPS, STEPS)
+    hint = one_change_diagnosis(call(solution_ratio, W, WARMUPS, STEPS), actual, expected)
+    assert hint is not None and words in hint, hint
+
+
+def test_a_reduction_taken_after_the_division_is_named():
+    W = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(2))
+    expected, actual = solution_ratio(W, 7, 3), (3 / 7 * W.shape[1] / W.pow(2)).sum(dim=(1, 2))
+    hint = one_change_diagnosis(call(solution_ratio, W, 7, 3), actual, expected)
+    assert hint is not None and "`.sum(…)` taken after this step instead of before" in hint, hint
