@@ -35,6 +35,7 @@ from tests.part1_superposition_diagnosis import (
     reference_model,
     returned_hidden_hint,
 )
+from tests.part1_superposition_draws import fresh_draws_failure, ignores_out_failure, with_reference_generators
 from tests.part1_superposition_mistakes import (
     DELTA,
     ZERO_DRAW_ALLOWANCE,
@@ -231,6 +232,9 @@ def check_loss(
             grad = None
     # The loss is one number; its gradient with respect to `out` is a [batch inst feats] fingerprint, so an unlisted
     # mistake (a constant factor, a sum over a named axis) is named from the gradient.
+    if grad is None or not bool(grad.abs().any()):
+        right_with = lambda m: (imp * (target - m(batch)) ** 2).mean(dim=(0, 2)).sum()
+        ignores_out_failure(lambda y: model.calculate_loss(y, batch), out, loss, right_with, model)
     generic = None
     if grad is not None:
         generic = generic_diagnosis(grad, grad_right, "batch inst feats")
@@ -281,7 +285,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
 # generate_batch and the three generators
 # --------------------------------------------------------------------------------------------
 # Probabilities that differ per instance and per feature, so swapped axes, 1 - p and shared masks show up.
-P_TABLE = torch.tensor([[0.05, 0.2, 0.7, 0.9], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])
+P_TABLE = torch.tensor([[0.01, 0.2, 0.7, 0.99], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])  # 0.01, 0.99: clamps
 P_PAIRS = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.25]])  # [inst pairs], all <= 1/2 for anticorrelation
 # The generators take their probabilities as an argument `p`; their checks build the model with this (otherwise
 # unused) feature_probability, so using self.feature_probability instead shows up as its own rate table.
@@ -316,6 +320,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
     stationarity_failure(batch != 0, P_TABLE, "the batch")
     check_independent_features(batch, P_TABLE, "the batch", extra=[importance_candidate(IMP_GEN)])
+    fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
 
@@ -360,6 +365,7 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
             "take its size from p.shape, not from self.cfg or self.feature_probability",
             code="block_shape",
         )
+    fresh_draws_failure(lambda: getattr(model, method)(500, p.to(device)), f"{method}(500, p)")
 
 
 @checker("generate_uncorrelated_features", kind="class")
@@ -491,6 +497,12 @@ def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, s
             "active_with_p",
             "each feature is present with p/2: the pair should be active with probability 2p, not p",
             pairwise(p / 2, p / 2),
+        ),
+        (
+            "active_either",
+            'each feature is present with (1 - (1 - p)²) / 2: the pair is active with 1 - (1 - p)² ("one of two '
+            'p-features on"); it is active with probability 2p (then each feature is on with p)',
+            pairwise((1 - (1 - p) ** 2) / 2, (1 - (1 - p) ** 2) / 2),
         ),
         (
             "active_one_minus",
@@ -688,9 +700,7 @@ def _pair_kinds(present: Tensor, n_pairs: int) -> list[str]:
 
 def _with_reference_generators(CorrelatedToyModel: type) -> type:
     """A subclass of the learner's class with the reference generators as its methods, to test only the combination."""
-    return type(
-        "ProbeToyModel", (CorrelatedToyModel,), {name: getattr(RefCorrelatedToyModel, name) for name in GENERATORS}
-    )
+    return with_reference_generators(CorrelatedToyModel, GENERATORS, RefCorrelatedToyModel)
 
 
 @checker("generate_combined_batch", kind="class")
@@ -783,4 +793,5 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     out = Probe(cfg, feature_probability=P_COMBINED[:, :4].to(device), device=device).generate_batch(N_SAMPLES)
     combined_length_failure(out, (N_SAMPLES, 2, 4), 1, 1, f"{what} with n_uncorrelated = 0", _pair_kinds)
     _output(out, "generate_batch(n) with n_uncorrelated = 0", (N_SAMPLES, 2, 4), device)
+    fresh_draws_failure(lambda: plain.generate_batch(500), "generate_batch(500)")
     return "blocks in order with the right probabilities; no pairs = independent features"

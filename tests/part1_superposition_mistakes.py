@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
-from tests.checking import bernstein_tolerance, fail
+from tests.checking import CheckFailed, bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
 
 relu = torch.relu
@@ -473,6 +474,7 @@ def check_rates(
                 f"order than the {name}s they belong to (keep p's axes in the order [inst, {unit}])",
                 code=f"{'instance' if name == 'inst' else unit}_order",
             )
+    draws.clamped_rates_failure(observed, expected, n, message)
     code, hint = rate_pattern_diagnosis(observed, expected, n, unit) or ("presence_probability", default_hint)
     fail(message, hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]", code)
 
@@ -563,8 +565,9 @@ def check_batch_independence(present: Tensor, p: Tensor, what: str, unit: str) -
 # --------------------------------------------------------------------------------------------
 # Random generators: values
 # --------------------------------------------------------------------------------------------
-def check_value_support(batch: Tensor, what: str, low: float, high: float) -> Tensor:
+def check_value_support(batch: Tensor, what: str, low: float, high: float, p: Tensor | None = None) -> Tensor:
     """Present values lie in [low, high] and are not constant; returns the presence mask (value != 0)."""
+    draws.absent_value_failure(batch, what, p)
     present = batch != 0
     values = batch[present].double()
     law = f"U[{low:g}, {high:g}]"
@@ -776,7 +779,7 @@ def check_independent_features(
     each entry present with its own probability, independently along every axis, with U[low, high] values that
     don't depend on presence."""
     n = batch.shape[0]
-    present = check_value_support(batch, what, low, high)
+    present = check_value_support(batch, what, low, high, p)
     check_not_shared_over_batch(present, what)
     check_rates(
         present.double().mean(0), p, n, f"{what}: presence", [*extra, *common_rate_candidates(p.double().cpu(), n=n)]
@@ -786,5 +789,9 @@ def check_independent_features(
     )
     check_batch_independence(present, p, what, "feature")
     check_values_per_cell(batch, present, what, low, high, "feature", p)
-    check_value_law(batch, present, what, low, high)
+    try:
+        check_value_law(batch, present, what, low, high)
+    except CheckFailed:
+        draws.cell_span_failure(batch, present, p, what, low, high)
+        raise
     check_values_not_shared(batch, present, what, "feature")

@@ -206,7 +206,7 @@ def input_transform_diagnosis(out: Tensor, right: Callable[[Tensor], Tensor], x:
     return None
 
 
-GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+GRID = (-2.0, -1.0, -0.5, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)  # small positives: a threshold above 0 shows
 
 
 def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device) -> tuple[str, str] | None:
@@ -240,7 +240,13 @@ def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device
         where = "wrong even where the hidden pre-activation is 0 or negative (a ReLU gives 0 there)"
     else:
         where = "right where it is 0 or negative, wrong where it is positive (a ReLU passes it unchanged)"
-        if bool((g[xs > 0] - 1).abs().max() < 1e-6):
+        cut = float(xs[wrong].max())
+        if bool((g[wrong] == 0).all()) and bool((xs > cut).any()):
+            where = (
+                f"0 for small positive values (up to {cut:g} at least) and the identity from "
+                f"{float(xs[xs > cut].min()):g} on: a threshold above 0 (F.threshold(h, t, 0), h * (h > t) with t > 0)"
+            )
+        elif bool((g[xs > 0] - 1).abs().max() < 1e-6):
             where += ": every positive value became 1, the mask (h > 0) itself instead of h * mask or ReLU(h)?"
     return "hidden_nonlinearity", (
         f"the hidden nonlinearity is not a ReLU: on a one-feature model with weights 1 (and b_final = 10 taken off) "

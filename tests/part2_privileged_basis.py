@@ -25,6 +25,7 @@ from tests.part1_superposition_diagnosis import (
     reference_model,
     returned_hidden_hint,
 )
+from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure
 from tests.part1_superposition_mistakes import (
     check_independent_features,
     check_input_unchanged,
@@ -300,6 +301,8 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
     except CheckFailed:
         sign_sharing_failure(batch.detach().cpu(), "the batch")
         raise
+    check_sign_independence(batch.detach().cpu(), "the batch")
+    fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
     return f"presence rates, U[-1, 1] values and independence on {N_SAMPLES} examples"
 
 

@@ -127,6 +127,20 @@ def dimensionality_structure(
 
     same = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
     g = torch.Generator().manual_seed(11)
+    if v.shape[0] > 1:  # each instance's values depend on its own vectors only
+        moved = v.detach().clone()
+        moved[0] = (torch.randn(moved[0].shape, generator=g) * 1.5).to(v)
+        after = probe(moved)
+        if after is not None and not same(after[1:], base[1:]):
+            k = 1 + int((~torch.isclose(after[1:], base[1:], rtol=1e-4, atol=1e-6)).any(-1).double().argmax())
+            fail(
+                f"redrawing the {name}s of instance 0 changed the values of instance {k}: your D of one instance "
+                "depends on another instance's vectors",
+                f"each instance is a separate set of {name}s: compute every dot product, norm and matrix (a Gram "
+                f"matrix {x}ᵀ{x}, the overlaps) per instance, from that instance's own {name}s (instance 0's matrix "
+                "used for every instance? a sum or mean over the instance axis?)",
+                code="instances_mixed",
+            )
     n = v.shape[1]
     # Redraw each vector j in turn: D_i must change for every other i. reached[i, j]: D_i changed when j was redrawn.
     reached, g_each = torch.zeros(n, n, dtype=torch.bool), torch.Generator().manual_seed(13)

@@ -187,6 +187,28 @@ def dimensionality(v: Tensor) -> Tensor:
     return torch.where(den > 0, norm_sq**2 / den.clamp_min(1e-300), 0.0)
 
 
+GRAM_ROWS = (
+    "your denominator sums the whole row i of v̂ G v̂ᵀ (G = vᵀv, the d×d matrix Σⱼ vⱼvⱼᵀ), Σₗ v̂ᵢ G v̂ₗᵀ: Σⱼ (v̂ᵢ·vⱼ)² is "
+    "only its diagonal entry (i, i), v̂ᵢ G v̂ᵢᵀ (torch.diagonal(..., dim1=-2, dim2=-1), or ((v̂ @ G) * v̂).sum(-1))"
+)
+
+
+def gram_rows_diagnosis(out: Tensor, v: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when `out` is ‖vᵢ‖² / Σₗ (v̂ G v̂ᵀ)ᵢₗ wherever that row sum is positive (a clamp or guard makes the
+    other positions arbitrary): the row of the Gram form summed instead of its diagonal entry."""
+    if not isinstance(out, Tensor) or tuple(out.shape) != tuple(v.shape[:2]) or not out.is_floating_point():
+        return None
+    v = v.double().cpu()
+    norm_sq = (v**2).sum(-1)
+    dots = torch.einsum("kid,kjd->kij", v / norm_sq.sqrt().clamp_min(1e-300)[..., None], v)
+    rows = torch.einsum("kij,klj->kil", dots, dots).sum(-1)
+    pos = rows > 1e-6 * norm_sq**2
+    got = out.detach().double().cpu()
+    if int(pos.sum()) < max(3, pos.numel() // 3) or not torch.allclose(got[pos], (norm_sq / rows)[pos], rtol=1e-4):
+        return None
+    return "gram_row_sum", GRAM_ROWS
+
+
 def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     """What the usual mistakes give on v [inst n d]: (same shape as the answer, other shapes)."""
     v = v.double()
@@ -239,6 +261,7 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norm_sq / (dots**2).sum(-2),
         ),
         ("mean_not_sum", "the denominator is a *sum* over the n vectors, not a mean", norm_sq / (dots**2).mean(-1)),
+        ("gram_row_sum", GRAM_ROWS, norm_sq / torch.einsum("kij,klj->kil", dots, dots).sum(-1)),
         (
             "normalise_axis",
             "normalise each vector over its d coordinates (dim=-1), not over the n vectors (dim=1)",
@@ -328,6 +351,14 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
         )
     if close(x.norm()[None]):
         return "norm_global", "divide each example by its own norm (dim=-1, keepdim=True), not by the whole tensor's"
+    count = (x != 0).sum(-1).double()  # the number of non-zero entries of each example
+    if bool((count > 1).any()) and torch.allclose(row_l2[nonzero], count[nonzero].sqrt(), rtol=NORM_TOL):
+        k = int(count.max())
+        return "norm_sqrt_count", (
+            f"every example's L2 norm is √(its number of non-zero entries) (an example with {k} has norm "
+            f"{k**0.5:.4g} = √{k}): the unit-norm example is multiplied by √(number present) (or divided by the "
+            "norm over the present entries' RMS); divide each example by its own norm and nothing else"
+        )
     if x.max() > 1 + NORM_TOL:
         undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
         if undone.max() <= 1 + NORM_TOL:

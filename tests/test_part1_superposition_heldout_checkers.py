@@ -391,3 +391,65 @@ def test_fresh7_mistakes_are_named():
         "anticorrelated_doubled",
     )
     assert "not 2 * p" in err.hint
+
+
+# fresh8: reseeded draws, clamped probabilities, absent entries set to p, a loss that ignores `out`, the pair
+# activated with 1 - (1 - p)², generator arguments swapped.
+def batch_reseeded(self, n):
+    torch.manual_seed(0)
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.rand(s), 0.0)
+
+
+def batch_p_clamped(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    return torch.where(torch.rand(s) < self.feature_probability.clamp(0.05, 0.95), torch.rand(s), 0.0)
+
+
+def uncorrelated_own_generator(self, n, p):
+    g = torch.Generator().manual_seed(0)
+    s = (n, *p.shape)
+    return torch.where(torch.rand(s, generator=g) < p, torch.rand(s, generator=g), 0.0)
+
+
+def uncorrelated_absent_p(self, n, p):
+    s = (n, *p.shape)
+    return torch.where(torch.rand(s) < p, torch.rand(s), p)
+
+
+def loss_recomputed(self, out, batch):
+    return (self.importance * (batch - self(batch)) ** 2).mean((0, 2)).sum()
+
+
+def anticorrelated_either(self, n, p):
+    k, m = p.shape
+    active = torch.rand(n, k, m) < 1 - (1 - p) ** 2
+    first = torch.rand(n, k, m) < 0.5
+    present = torch.stack([active & first, active & ~first], -1).flatten(-2)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def combined_arguments_swapped(self, n):
+    p, sa = self.feature_probability, 2 * self.cfg.n_correlated_pairs
+    su = 2 * (self.cfg.n_correlated_pairs + self.cfg.n_anticorrelated_pairs)
+    return torch.cat(
+        [
+            self.generate_correlated_features(p[:, 0:sa:2], n),
+            self.generate_anticorrelated_features(p[:, sa:su:2], n),
+            self.generate_uncorrelated_features(p[:, su:], n),
+        ],
+        -1,
+    )
+
+
+def test_fresh8_part1():
+    assert_fails(checks.test_generate_batch, variant(generate_batch=batch_reseeded), "same_draws_every_call")
+    assert_fails(checks.test_generate_batch, variant(generate_batch=batch_p_clamped), "presence_clamped")
+    unc = checks.test_generate_uncorrelated_features
+    assert_fails(unc, corr_variant(generate_uncorrelated_features=uncorrelated_own_generator), "same_draws_every_call")
+    assert_fails(unc, corr_variant(generate_uncorrelated_features=uncorrelated_absent_p), "absent_not_zero")
+    assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_recomputed), "ignores_out")
+    anti = corr_variant(generate_anticorrelated_features=anticorrelated_either)
+    assert_fails(checks.test_generate_anticorrelated_features, anti, "active_either")
+    swapped = corr_variant(generate_batch=combined_arguments_swapped)
+    assert_fails(checks.test_generate_combined_batch, swapped, "generator_arguments")

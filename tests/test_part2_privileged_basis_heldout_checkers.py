@@ -222,3 +222,32 @@ def test_fresh7_mistakes_are_named():
         checks.test_computation_calculate_loss, computation(calculate_loss=loss_relu_out), "out_transformed"
     )
     assert "ReLU(out)" in err.hint
+
+
+# fresh8: a hidden threshold above 0, one sign per example, values bounded by p, a loss that ignores `out`.
+def neuron_threshold(self, x):
+    h = F.threshold(_down(x, self.W), 0.1, 0.0)
+    return F.relu(_up(h, self.W) + self.b_final)
+
+
+def batch_sign_per_example(self, n):
+    s = (n, self.cfg.n_inst, self.cfg.n_features)
+    sign = torch.where(torch.rand(n, 1, 1) < 0.5, -1.0, 1.0)
+    return torch.where(torch.rand(s) < self.feature_probability, torch.rand(s) * sign, 0.0)
+
+
+def batch_values_bounded_by_p(self, n):
+    v = 2 * torch.rand(n, self.cfg.n_inst, self.cfg.n_features) - 1
+    return torch.where(v.abs() < self.feature_probability, v, 0.0)
+
+
+def loss_recomputed(self, out, batch):
+    return (self.importance * (batch.abs() - self(batch)) ** 2).mean((0, 2)).sum()
+
+
+def test_fresh8_part2():
+    assert_fails(checks.test_neuron_forward, neuron(forward=neuron_threshold), "hidden_nonlinearity")
+    gen = checks.test_computation_generate_batch
+    assert_fails(gen, computation(generate_batch=batch_sign_per_example), "sign_shared_in_example")
+    assert_fails(gen, computation(generate_batch=batch_values_bounded_by_p), "values_reuse_mask")
+    assert_fails(checks.test_computation_calculate_loss, computation(calculate_loss=loss_recomputed), "ignores_out")

@@ -334,3 +334,31 @@ def test_fresh7_mistakes_are_named():
     assert "noise" in err.hint and "new examples" not in err.hint
     err = assert_fails(checks.test_compute_dimensionality, dim_tril, "triangle_only")
     assert "j < i" in err.message
+
+
+# fresh8: norms √(number present), the Gram form's row summed, instance 0's Gram matrix for every instance.
+def gen_times_sqrt_count(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _sparse((n_examples, n_inst, n_features), feature_probability, device)
+    k = (x > 0).sum(-1, keepdim=True).float()
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * k.sqrt()
+
+
+def _unit(v):
+    n2 = (v**2).sum(-1)
+    return n2, v / n2.sqrt().clamp_min(1e-12)[..., None]
+
+
+def cd_gram_rows(v):
+    n2, unit = _unit(v)
+    return n2 / (unit @ (v.mT @ v) @ unit.mT).sum(-1).clamp_min(1e-30)
+
+
+def cd_gram_first_instance(v):
+    n2, unit = _unit(v)
+    return n2 / ((unit @ (v[0].T @ v[0])) * unit).sum(-1).clamp_min(1e-30)
+
+
+def test_fresh8_part4():
+    assert_fails(checks.test_generate_dataset, gen_times_sqrt_count, "norm_sqrt_count")
+    assert_fails(checks.test_compute_dimensionality, cd_gram_rows, "gram_row_sum")
+    assert_fails(checks.test_compute_dimensionality, cd_gram_first_instance, "instances_mixed")
