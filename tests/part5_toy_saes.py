@@ -29,6 +29,7 @@ from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_mistakes as M
+from tests import part5_toy_saes_probes as P
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -445,13 +446,14 @@ def test_init(impl: type, device: torch.device) -> str:
                 "clone the transposed encoder: `self.W_enc.detach().transpose(-1, -2).clone()`",
                 code="untied_shares_storage",
             )
-        if any(p.requires_grad for p in model.parameters()):
+        kept = P.kept_model(sae, model)  # the model itself or a copy: the docstring says "keep a frozen copy"
+        if any(p.requires_grad for p in (model if kept is None else kept).parameters()):
             fail(
                 "the toy model's parameters still require gradients",
                 "freeze it with `model.requires_grad_(False)` so training the SAE can't change it",
                 code="model_not_frozen",
             )
-        if getattr(sae, "model", None) is not model:
+        if kept is None:
             fail("self.model should be the toy model passed in", "store it as `self.model`", code="model_missing")
         for name in shapes:
             if not params[name].requires_grad:
@@ -697,9 +699,11 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     n_inst, d_in, d_sae, n_dead, scale = 4, 3, 6000, 5900, 0.37
     sae = reference_sae(ref.ToySAE, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
     frac, groups = M.window_groups(n_inst, d_sae, n_dead, device)
+    P.spare_instance(frac, groups, 1)  # nothing dead in instance 1: a loop must go on to instances 2 and 3
     dead = groups["dead"]
     before = _snapshot(sae)
     D.call_resampler(lambda: impl(sae, frac.clone(), scale))
+    P.check_loop_stopped(sae, before, dead)
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
     M.check_encoder_bias(sae, dead)
     rows = M.unit_rows(sae, before, dead, scale)
@@ -741,6 +745,8 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     for mask in groups.values():
         mask[:, 0] = False
     dead = groups["dead"]
+    with torch.no_grad():  # dead latents' encoder columns 2.5 times longer: their mean norm is not the live one
+        sae.W_enc.mul_(torch.where(dead, 2.5, 1.0)[:, None, :])
     q = torch.tensor(M.Q, device=device)
     active = q.sum(-1) > 0
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
@@ -770,6 +776,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
                 "use the same direction v for both: encoder column = v · resample_scale · mean live encoder norm",
                 code="enc_mismatch",
             )
+        P.enc_length_hint(enc, rows, want, inst_of, before["W_enc"], dead, scale, q)
         per_inst = torch.stack([length[inst_of == k].mean() for k in range(n_inst) if active[k]])
         for code, hint, value in candidates:
             if torch.allclose(per_inst, value[active], rtol=1e-3):

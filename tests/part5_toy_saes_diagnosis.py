@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, fail
 
 
@@ -414,6 +415,7 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
 def linear_map_hint(h: Tensor, features: Tensor, W: Tensor) -> None:
     """When h is a linear map of the features in every instance (fitted by least squares), describe the map:
     one shared by all instances (W averaged, summed, or another instance's), named when recognised."""
+    P.input_slice_hint(h, features, W)  # first: another instance's features (then h is not linear in its own)
     x, y = features.detach().double(), h.detach().double()
     n_inst = x.shape[1]
     seen = (x != 0).any(0)  # [inst feats]: the columns the data can identify

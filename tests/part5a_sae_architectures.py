@@ -21,6 +21,7 @@ from torch import Tensor
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_probes as PR
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -208,6 +209,7 @@ def _check_step_function(
         smooth = smooth_step(out, want_out, on, (x0 - th0) / BANDWIDTH, name, "1" if name == "Heaviside" else "x")
         if smooth is not None:
             fail(*smooth, code="forward_not_step")
+        PR.step_side_hint(out, want_out, x0, th0, name)
     expect_matches(
         out.detach(),
         want_out,
@@ -316,8 +318,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        M.jumprelu_forward,
-        M.JUMPRELU_MISTAKES,
+        PR.jumprelu_forward,
+        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES],
         ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
@@ -398,6 +400,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             M.TOPK_MISTAKES,
             keys=("L_reconstruction",),
             hints=hints,
+            ingredients={"acts": PR.topk_acts_options, "h_reconstructed": PR.topk_decode_options},
             solution=ref_a.TopKToySAE.forward,
         )
         if "L_sparsity" in out[0]:

@@ -104,7 +104,8 @@ def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, st
     )
 
 
-# JumpReLU's θ-gradient with another factor than θ: exp(θ) (θ read as a log-threshold and exponentiated again), θ².
+# JumpReLU's θ-gradient with another factor than θ: exp(θ) (θ read as a log-threshold and exponentiated again), θ²,
+# 1/θ (θ/ε misread as 1/(θε)).
 def _rect(u: Tensor) -> Tensor:
     return (u.abs() < 0.5).to(u.dtype)
 
@@ -117,6 +118,11 @@ THETA_FACTORS = [
         lambda x, th, bw: -th.exp() * _rect((x - th) / bw) / bw,
     ),
     ("theta_squared_factor", "the factor is θ, not θ²", lambda x, th, bw: -th * th * _rect((x - th) / bw) / bw),
+    (
+        "inverse_theta_factor",
+        "the factor θ multiplies, -(θ/ε) · K((x - θ)/ε): you divided by θ, -K/(θ·ε)",
+        lambda x, th, bw: -_rect((x - th) / bw) / (th * bw),
+    ),
 ]
 
 

@@ -462,8 +462,8 @@ JUMPRELU_MISTAKES: list[Mistake] = [
     ),
     (
         "threshold_grad",
-        "compute L_sparsity with Heaviside.apply(pre, θ, bandwidth): counting acts_post > 0 has no gradient, so "
-        "the thresholds never learn",
+        "θ gets no gradient from L_sparsity: counted without Heaviside (acts_post > 0), or θ not passed as its "
+        "threshold (Heaviside.apply(pre - θ, 0, ε)): use Heaviside.apply(pre, θ, bandwidth).sum(-1)",
         "grad",
         {"sparsity": "count"},
     ),

@@ -33,6 +33,7 @@ from tests.part7_open_problems_mistakes import (
     rate_tolerance,
     target_mistakes,
 )
+from tests.part7_open_problems_probes import absent_value_hint, affine_alignment_hint, pair_reads_hint
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -59,6 +60,7 @@ def test_generate_features(impl, device):
     for kind in KINDS:
         batch = _draw(impl, p, kind, device).detach().cpu()
         present = batch != 0
+        absent_value_hint(batch, kind, p)  # first: absent entries that are not 0 look present
         _check_support(batch, present, kind)
         _check_presence(present, kind)
         _check_independence(present, kind)
@@ -184,6 +186,12 @@ def _check_presence(present: Tensor, kind: str) -> None:
     p = PROBABILITY.double()
     if ((rate.double() - p).abs() <= rate_tolerance(BATCH, p, N_TESTS)).all():
         return
+    if (rate == 1).all():  # a shared draw gives 0 too: P(all 12 present) = prod(p) < 1e-5
+        fail(
+            f"with values={kind!r}, every feature is present in every example (no entry is ever 0)",
+            "absent features are exactly 0: is the mask applied, torch.where(rand < p, values, 0.0)?",
+            code="never_absent",
+        )
     if ((rate == 0) | (rate == 1)).all():
         fail(
             f"with values={kind!r}, every feature is present in all examples of the batch or in none",
@@ -487,6 +495,8 @@ def test_compute_target(impl, device):
                         "argmax of an all-zero row is 0; mark such rows with NO_LABEL = -1 (e.g. torch.where)",
                         code="argmax_empty",
                     )
+            if not torch.equal(got, expected):
+                pair_reads_hint(impl, features, target, got, [v for _, _, v in target_mistakes(features, target)])
             expect_matches(
                 got,
                 expected,
@@ -735,6 +745,7 @@ def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:
         return
     if generic_diagnosis(got.detach(), expected.detach(), "inst feats") is not None:
         return
+    affine_alignment_hint(got, expected, W)
     nonzero = W.norm(dim=1) > 0
     if not bool((got[nonzero] > 0).all()):
         return

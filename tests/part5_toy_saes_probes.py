@@ -1,0 +1,138 @@
+"""Probes for part 5 added after the fresh8 held-out measurement: the toy model kept as a copy, which instance's
+features generate_batch reads, a per-instance resampling loop that stops at an instance with nothing to do, and
+the length of advanced resampling's new encoder columns (the dead latents' mean norm, an unnormalised input)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+
+# --------------------------------------------------------------------------------------------
+# __init__: the toy model itself, or a frozen copy of it
+# --------------------------------------------------------------------------------------------
+def kept_model(sae: Any, model: torch.nn.Module) -> torch.nn.Module | None:
+    """The toy model as the SAE keeps it: `model` itself, or a copy with the same weights (the docstring says
+    "keep a frozen copy of the toy model"; the SAE only reads from it). None when self.model is neither."""
+    kept = getattr(sae, "model", None)
+    if kept is model:
+        return model
+    if type(kept) is not type(model):
+        return None
+    mine, theirs = kept.state_dict(), model.state_dict()
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[k].cpu(), theirs[k].cpu()) for k in mine):
+        return None
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# generate_batch: which instance's features each instance of h is made from
+# --------------------------------------------------------------------------------------------
+def input_slice_hint(h: Tensor, features: Tensor, W: Tensor) -> None:
+    """Fail when instance i of h is W[k] x[:, j] with (j, k) != (i, i) for some i, the same (j, k) fitting no
+    other way: name the features (and map) each instance reads. Silent when h is not built that way."""
+    x, y, Wd = features.detach().double(), h.detach().double(), W.detach().double()
+    n_inst = x.shape[1]
+    if y.shape[:2] != x.shape[:2] or n_inst < 2:
+        return
+    reads: list[tuple[int, int]] = []
+    for i in range(n_inst):
+        fits = [
+            (j, k)
+            for j in range(n_inst)
+            for k in range(n_inst)
+            if torch.allclose(x[:, j] @ Wd[k].T, y[:, i], rtol=1e-4, atol=1e-5)
+        ]
+        if len(fits) != 1:
+            return
+        reads.append(fits[0])
+    if all(j == i and k == i for i, (j, k) in enumerate(reads)):
+        return
+    sources = {j for j, _ in reads}
+    own_map = all(k == i for i, (_, k) in enumerate(reads))
+    if len(sources) == 1 and own_map:
+        j = sources.pop()
+        fail(
+            f"every instance of h is its own W applied to instance {j}'s features: features[:, {j}] is read for all "
+            "instances",
+            "instance i's h uses instance i's features: index the features with the loop's instance (features[:, i]), "
+            "or use one einsum over all instances: einsum(features, self.model.W, 'batch inst feats, inst d_in feats "
+            "-> batch inst d_in')",
+            code="features_of_one_instance",
+        )
+    listed = ", ".join(f"instance {i} reads features[:, {j}] with W[{k}]" for i, (j, k) in enumerate(reads))
+    fail(
+        f"h mixes up instances: {listed}",
+        "instance i's h is W[i] applied to instance i's features: keep the inst axis aligned in the einsum",
+        code="instances_mixed_up",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# resample_simple: an instance with no dead latent must not end the loop
+# --------------------------------------------------------------------------------------------
+def spare_instance(frac: Tensor, groups: dict[str, Tensor], k: int) -> None:
+    """Make instance k's dead latents fire at every step (in place): instance k has nothing to resample, while
+    the instances after it do. A per-instance loop that returns or breaks there leaves them alone."""
+    dead = groups["dead"][k].clone()
+    frac[:, k, dead] = torch.rand(frac.shape[0], int(dead.sum()), device=frac.device) * 0.2 + 0.01
+    groups["dead"][k] = False
+
+
+def check_loop_stopped(sae: Any, before: dict, dead: Tensor) -> None:
+    """Fail when the instances after the first one with no dead latent were skipped entirely, the ones before
+    it resampled: a per-instance loop that stops (return, break) where it should go on (continue)."""
+    changed = (sae.W_enc.detach() != before["W_enc"]).any(1) | (sae.W_dec.detach() != before["W_dec"]).any(-1)
+    has_dead, done = dead.any(-1), (changed & dead).any(-1)
+    empty = (~has_dead).nonzero().flatten().tolist()
+    if not empty:
+        return
+    first = empty[0]
+    after = torch.arange(dead.shape[0], device=dead.device) > first
+    skipped = has_dead & ~done
+    if skipped.any() and torch.equal(skipped, has_dead & after) and bool(done[:first].all()) and first > 0:
+        fail(
+            f"instance {first} has no dead latent; the instances after it "
+            f"({', '.join(map(str, skipped.nonzero().flatten().tolist()))}) have dead latents but none was "
+            f"resampled, while those before it were",
+            "an instance with nothing to resample must be skipped, not end the loop: `continue` there, not `return` "
+            "or `break` (or resample all instances at once with the [inst d_sae] dead mask)",
+            code="loop_stopped",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# resample_advanced: what the new encoder columns' lengths follow
+# --------------------------------------------------------------------------------------------
+def enc_length_hint(
+    enc: Tensor, rows: Tensor, want: Tensor, inst_of: Tensor, W_enc: Tensor, dead: Tensor, scale: float, q: Tensor
+) -> None:
+    """`enc`, `rows` [n d_in]: new encoder columns and decoder rows; `want` [inst]: the right length; `W_enc`:
+    the encoder before resampling; `q` [inst types]: the squared norm of each input type (input j of instance k
+    is b_dec + sqrt(q[k, j]) e_j, so a row along e_j came from type j). Name a length that follows the dead
+    latents' norms or the picked input's norm."""
+    length = (enc * rows).sum(-1)
+    norms = W_enc.norm(dim=1)
+    dead_f = dead.to(norms.dtype)
+    dead_mean = (norms * dead_f).sum(-1) / dead_f.sum(-1).clamp_min(1)
+    if torch.allclose(length, scale * dead_mean[inst_of], rtol=1e-3):
+        fail(
+            "the new encoder columns have the mean encoder norm of the *dead* latents (times resample_scale), not "
+            "of the live ones",
+            "average ‖W_enc[inst, :, j]‖ over the live latents j (~dead): is the mask inverted?",
+            code="dead_latents_norm",
+        )
+    picked = q.sqrt()[inst_of, rows.abs().argmax(-1)].to(length.dtype)  # ‖h - b_dec‖ of each latent's input
+    if not torch.allclose(picked, picked[:1].expand_as(picked)) and torch.allclose(
+        length, want[inst_of] * picked, rtol=1e-3
+    ):
+        fail(
+            "each new encoder column's length is the right one times ‖h - b_dec‖ of the input it was resampled from",
+            "build the encoder column from the unit direction v = (h - b_dec) / ‖h - b_dec‖ (the same v as the "
+            "decoder row), not from h - b_dec itself: v · resample_scale · mean live encoder norm",
+            code="enc_unnormalised_input",
+        )

@@ -1,0 +1,114 @@
+"""Probes for part 5a added after the fresh8 held-out measurement: a step function's forward wrong on one side of
+the threshold only, JumpReLU SAE bandwidths given to one of the two step functions, and the TopK SAE's choice of
+latents and what it decodes (ingredients, as `tests.part5_toy_saes_diagnosis.ingredient_diagnosis` reads them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from solutions import part5a_sae_architectures as ref_a
+from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_mistakes as M
+from tests.checking import fail
+
+
+# --------------------------------------------------------------------------------------------
+# Heaviside / JumpReLU forward: one side of the threshold right, the other a constant
+# --------------------------------------------------------------------------------------------
+def step_side_hint(out: Tensor, want: Tensor, x: Tensor, th: Tensor, name: str) -> None:
+    """Fail when the forward output is right on one side of θ and one wrong constant on the other (sign(x - θ) is
+    -1 below θ). No test input sits on θ, so the sides are x < θ and x > θ."""
+    g = out.detach().to(want.dtype)
+    wrong = g != want
+    for side, where, right in ((x < th, "x < θ", "0"), (x > th, "x > θ", "1" if name == "Heaviside" else "x")):
+        values = g[side].unique()
+        if not (wrong & side).any() or (wrong & ~side).any() or values.numel() != 1:
+            continue
+        value = float(values[0])
+        sign = " (torch.sign(x - θ) is -1 there: the step is (x > θ).to(x.dtype))" if value == -1 else ""
+        fail(
+            f"{name} forward is {value:g} wherever {where}, expected {right} there (the other side is right)",
+            f"the step's output is {right} where {where}{sign}",
+            code="forward_below_threshold" if where == "x < θ" else "forward_above_threshold",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# JumpReLU SAE: the bandwidth of one of the two step functions
+# --------------------------------------------------------------------------------------------
+def _bandwidth(cfg: Any, which: str | None) -> float:
+    return {None: cfg.jumprelu_bandwidth, "init": cfg.jumprelu_init_threshold, "one": 1.0}[which]
+
+
+def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`M.jumprelu_forward`, plus the bugs `jump_bw` / `heavi_bw` ("init": cfg.jumprelu_init_threshold, "one": 1):
+    another bandwidth given to JumpReLU.apply or to Heaviside.apply alone."""
+    if "jump_bw" not in bug and "heavi_bw" not in bug:
+        return M.jumprelu_forward(sae, h, **bug)
+    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+    theta = sae.log_threshold.exp().expand_as(pre)
+    acts = ref_a.JumpReLU.apply(pre, theta, _bandwidth(sae.cfg, bug.get("jump_bw")))
+    h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+    d = {
+        "L_reconstruction": (h_rec - h).pow(2).mean(-1),
+        "L_sparsity": ref_a.Heaviside.apply(pre, theta, _bandwidth(sae.cfg, bug.get("heavi_bw"))).sum(-1),
+    }
+    return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
+
+
+_FIELD = {"init": "cfg.jumprelu_init_threshold", "one": "1 (a literal or a default)"}
+JUMPRELU_BANDWIDTH_MISTAKES = [
+    (
+        f"{fn.lower()}_bandwidth_{which}",
+        f"{fn}.apply got the bandwidth {_FIELD[which]}, not cfg.jumprelu_bandwidth ({other}.apply has the right "
+        "one): pass cfg.jumprelu_bandwidth to both",
+        "grad",
+        {key: which},
+    )
+    for fn, other, key in (("JumpReLU", "Heaviside", "jump_bw"), ("Heaviside", "JumpReLU", "heavi_bw"))
+    for which in ("init", "one")
+]
+
+
+# --------------------------------------------------------------------------------------------
+# TopK SAE: which latents are kept, and what is decoded
+# --------------------------------------------------------------------------------------------
+def topk_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
+    """acts_post = the k largest ReLU(pre) kept in place, with alternatives for what the top k are chosen on."""
+    k = sae.cfg.k
+
+    def combine(x_in: Tensor, chosen_on: str) -> Tensor:
+        proj = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
+        post = (proj + sae.b_enc).relu()
+        idx = {"post": post, "proj": proj}[chosen_on].topk(k, dim=-1).indices
+        return torch.zeros_like(post).scatter(-1, idx, post.gather(-1, idx))
+
+    return combine, [
+        [("x", "", lambda: h - sae.b_dec), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
+        [
+            ("post", "", lambda: "post"),
+            (
+                "topk_before_b_enc",
+                "the top k latents are chosen on (h - b_dec) @ W_enc, before b_enc is added (the values kept, "
+                "ReLU(pre), are right): choose them on ReLU(pre) with pre including b_enc",
+                lambda: "proj",
+            ),
+        ],
+    ]
+
+
+def topk_decode_options(sae: Any, h: Tensor) -> tuple[Any, list]:
+    """h_reconstructed's ingredients (`D.decode_options`), plus decoding every latent's ReLU(pre)."""
+    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+    combine, options = D.decode_options(sae, pre, M.topk_forward(sae, h)[2])
+    options[0].append(
+        (
+            "decoded_all_latents",
+            "it decodes ReLU(pre) of every latent, not acts_post (only the top k): decode acts_post",
+            lambda: pre.relu(),
+        )
+    )
+    return combine, options

@@ -1,0 +1,108 @@
+"""Probes for part 7 added after the fresh8 held-out measurement: what absent features are set to, which features
+each output of a pair target reads (a behavioural probe), and an alignment that is an affine rescaling of the
+right one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+
+# --------------------------------------------------------------------------------------------
+# generate_features: absent entries must be exactly 0
+# --------------------------------------------------------------------------------------------
+def absent_value_hint(batch: Tensor, kind: str, p: Tensor) -> None:
+    """Fail when far fewer entries are 0 than features should be absent while one non-zero value fills about
+    that share: the absent entries hold that value. With the checker's rates about 55% of entries are absent;
+    a correct batch of 96 000 entries has far more than half of that as zeros (its share is within ±0.01 with
+    probability > 1 - 1e-9), and a continuous draw never repeats one value in a quarter of the entries."""
+    absent = 1 - float(p.double().mean())
+    zeros = float((batch == 0).double().mean())
+    if zeros >= absent / 2:
+        return
+    values, counts = batch.unique(return_counts=True)
+    top = int(counts.argmax())
+    value, share = float(values[top]), float(counts[top]) / batch.numel()
+    if value == 0 or share < absent / 2:
+        return
+    fail(
+        f"with values={kind!r}, {share:.0%} of the entries are exactly {value:g} and only {zeros:.1%} are 0, while "
+        f"about {absent:.0%} of the features should be absent: absent entries are {value:g}, not 0",
+        "an absent feature is exactly 0: mask last, torch.where(present, values, 0.0). A shift or rescale "
+        "applied after masking (such as 2x - 1) moves the zeros too, and values that are never masked are never 0",
+        code="absent_not_zero",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# compute_target: which features each output of a pair target reads
+# --------------------------------------------------------------------------------------------
+def pair_reads_hint(impl: Callable, features: Tensor, target: str, got: Tensor, listed: list[Tensor]) -> None:
+    """For a pair target whose output is wrong and uncatalogued: set each feature in turn to 0 and to a value
+    larger than any other (every example), and record which outputs change. Fail when output j does not read
+    exactly features 2j and 2j+1, naming the features it reads. Silent when the probe errs or the layout is
+    right (the mistake is then in how a pair is combined)."""
+    if not target.endswith("_pairs") or any(v.shape == got.shape and torch.allclose(got, v) for v in listed):
+        return
+    n, m = features.shape[-1], got.shape[-1]
+    reads: list[set[int]] = [set() for _ in range(m)]
+    try:
+        with torch.no_grad():
+            base = impl(features.clone(), target)
+            for i in range(n):
+                for value in (0.0, float(features.abs().max()) + 1.37):
+                    probe = features.clone()
+                    probe[..., i] = value
+                    changed = (impl(probe, target) != base).reshape(-1, m).any(0)
+                    for j in changed.nonzero().flatten().tolist():
+                        reads[j].add(i)
+    except Exception:  # a probe that fails says nothing
+        return
+    wrong = [j for j in range(m) if reads[j] != {2 * j, 2 * j + 1}]
+    if not wrong:
+        return
+    shown = "; ".join(
+        f"out {j} reads features {sorted(reads[j]) if reads[j] else 'none'} (expected [{2 * j}, {2 * j + 1}])"
+        for j in wrong[:3]
+    )
+    fail(
+        f"compute_target(features, {target!r}): changing one feature at a time shows {shown}",
+        "pair j is features 2j and 2j+1: features[..., 0::2] and features[..., 1::2] (not features j and j+1, "
+        "nor the two halves)",
+        code="pair_reads",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# basis_alignment: an affine rescaling of the right values
+# --------------------------------------------------------------------------------------------
+def affine_alignment_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
+    """Fail when, on every non-zero feature, got = α · alignment + β with β != 0 (a pure factor or offset is named
+    by the generic diagnosis): say so, and name the rescaling of [1/√d, 1] onto [0, 1] when that is it."""
+    nz = (W.norm(dim=1) > 0).cpu()
+    y, x = got.detach().double().cpu()[nz], expected.detach().double().cpu()[nz]
+    if y.numel() < 3 or not torch.isfinite(y).all() or float(x.max() - x.min()) < 1e-6:
+        return
+    A = torch.stack([x, torch.ones_like(x)], -1)
+    alpha, beta = torch.linalg.lstsq(A, y[:, None]).solution.flatten().tolist()
+    if abs(beta) < 1e-4 or not torch.allclose(alpha * x + beta, y, rtol=1e-4, atol=1e-5):
+        return
+    lo = 1 / math.sqrt(W.shape[1])
+    if math.isclose(alpha, 1 / (1 - lo), rel_tol=1e-3) and math.isclose(beta, -lo / (1 - lo), rel_tol=1e-3):
+        fail(
+            f"basis_alignment(W) is (a - 1/√d) / (1 - 1/√d) of the alignment a (d = {W.shape[1]} neurons): "
+            "rescaled from [1/√d, 1] onto [0, 1]",
+            "the alignment is max_k |W_ki| / ‖Wᵢ‖ itself (it lies in [1/√d, 1]): don't rescale it",
+            code="alignment_rescaled",
+        )
+    fail(
+        f"basis_alignment(W) is {alpha:.4g} × the alignment {beta:+.4g} on every non-zero feature (an affine "
+        "rescaling)",
+        "the alignment is max_k |W_ki| / ‖Wᵢ‖ itself: no factor or offset",
+        code="alignment_affine",
+    )
