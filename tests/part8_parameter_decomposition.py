@@ -82,8 +82,9 @@ def _for_leaf(mistakes: list[tuple[str, str, list[Tensor]]], n: int, right: Tens
 
 
 def generic_chain(device: torch.device | str = "cpu") -> WeightChain:
-    """3 instances, matrices 4 -> 3 -> 5 -> 4 (the output has the input's size), biases, ReLU / GELU / ReLU."""
-    dims = [4, 3, 5, 4]
+    """3 instances, matrices 4 -> 2 -> 8 -> 7, biases, ReLU / GELU / ReLU: no two sizes coincide (nor with the
+    instances, the K = 5 terms or the batch of 6), so a count taken from d_in where d_out belongs shows."""
+    dims = [4, 2, 8, 7]
     weights = [_randn(3, dims[layer + 1], dims[layer], seed=10 + layer, scale=0.8, device=device) for layer in range(3)]
     biases = [_randn(3, dims[layer + 1], seed=20 + layer, scale=0.3, device=device) + 0.1 for layer in range(3)]
     return WeightChain(weights, biases, ["relu", "gelu", "relu"], ["W0", "W1", "W2"])
@@ -128,7 +129,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
         hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
         code, hint = diag.reordered_hint(out, right) or ("values" if adds_up else "not_sum", hint)
-        mistakes += diag.layout_mistakes(right, dims)
+        mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     return "rank-one SVD terms, largest first, on square and wide matrices"
 
@@ -138,7 +139,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 def ablation_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, Tensor, Tensor]:
     chain = generic_chain(device)
-    terms = _randn(3, 5, 3, 4, seed=3, scale=0.5, device=device)  # K = 5 terms: no size of the output repeats
+    terms = _randn(3, 5, 2, 4, seed=3, scale=0.5, device=device)  # K = 5 terms: no size of the output repeats
     x = _rand(6, 3, 4, seed=4, device=device)
     return chain, terms, x
 
@@ -148,7 +149,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     chain, terms, x = ablation_inputs(device)
     before = [W.clone() for W in chain.weights] + [terms.clone(), x.clone()]
     with torch.no_grad():
-        out = ablation_losses(chain, terms, x)
+        out = probes.call_naming_layer(ablation_losses, chain, terms, x)
     if any(not torch.equal(a, b) for a, b in zip([*chain.weights, terms, x], before, strict=True)):
         fail(
             "ablation_losses changed its inputs (chain.weights, terms or x)",
@@ -156,6 +157,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
             code="in_place",
         )
     what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
+    probes.kept_output_dims(out, chain, (3, terms.shape[1], 6), dims)
     out = expect_tensor(out, what, shape=(3, terms.shape[1], 6), dims=dims, dtype=x.dtype, device=device)
     right, mistakes = mis.ablation_candidates(chain, terms, x)
     code, hint = (
@@ -165,6 +167,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x)
+    mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     return "each term removed from the first matrix, squared change of the output"
@@ -405,6 +408,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
         expect_tensor(m, f"mask {n}", shape=g.shape, dims="batch inst C", dtype=g.dtype, device=device)
         for n, (m, g) in enumerate(zip(masks, ci, strict=True))
     ]
+    probes.delta_shape_slip(deltas, ci)
     deltas = [
         expect_tensor(d, f"delta mask {n}", shape=g.shape[:-1], dims="batch inst", dtype=g.dtype, device=device)
         for n, (d, g) in enumerate(zip(deltas, ci, strict=True))
@@ -503,6 +507,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
             hint="m = g + (1 - g) r gives ∂m/∂g = 1 - r",
             code="grad",
         )
+    probes.check_fresh_draws(sample_masks, device)
     return f"masks in [g, 1], uniform and independent per entry, delta masks, gradients ({N_MASKS} draws)"
 
 
@@ -707,6 +712,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
             code="not_detached",
         )
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
+    mistakes += probes.adversarial_mistakes(loss_fn, init, N_STEPS, STEP_SIZE)
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     code, hint = (
@@ -754,4 +760,5 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for every source from the same gradients",
         reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
     )
+    probes.zero_gradient_probe(adversarial_sources, N_STEPS, STEP_SIZE, device)
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -356,15 +356,24 @@ def ignored_argument(impl: Callable, args: tuple, base: Tensor, probes: dict[int
 # --------------------------------------------------------------------------------------------
 # Values in the wrong places
 # --------------------------------------------------------------------------------------------
-def layout_mistakes(right: Tensor, dims: str) -> Mistakes:
+def layout_mistakes(right: Tensor, dims: str, same_shape: str | None = None) -> Mistakes:
     """What comes back when the axes were moved with reshape (or view) instead of permute: the right values laid
     out in another axis order, then reshaped to the asked shape (reshape keeps the memory order). Orders whose
-    shape already is the asked one are pure permutations, left to the generic `transposed` diagnosis."""
+    shape already is the asked one are pure permutations, left to the generic `transposed` diagnosis unless
+    `same_shape` gives them a code (where sizes coincide, the order is named: a permute and a reshape look alike)."""
     names, out = dims.split(), []
     for perm in itertools.permutations(range(right.ndim)):
         shape = tuple(right.shape[i] for i in perm)
+        order = " ".join(names[i] for i in perm)
+        if shape == tuple(right.shape) and same_shape and list(perm) != sorted(perm):
+            hint = (
+                f"your values are the right ones with their axes in the order [{order}] (your shape is right only "
+                f"because sizes coincide here): an einsum or permute written in that order, or values computed as "
+                f"[{order}] and then reshaped or viewed to [{dims}] (reshape and view keep the memory order and don't "
+                f"move axes)? Use permute (or einops.rearrange '{order} -> {dims}')"
+            )
+            out.append((same_shape, hint, right.permute(*perm)))
         if shape != tuple(right.shape):
-            order = " ".join(names[i] for i in perm)
             hint = (
                 f"your values are the right ones computed as [{order}] and then reshaped to [{dims}]: reshape (and "
                 f"view) keep the memory order and don't move axes; use permute (or einops.rearrange '{order} -> "
@@ -675,6 +684,8 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
             return "x itself"
         if sign is not None and (pos := constant(v[sign > 0])) and (neg := constant(v[sign < 0])):
             return f"{pos} where grad_output > 0 but {neg} where grad_output < 0"
+        if sign is not None and (c := constant(v / sign)) is not None:
+            return f"{c} × grad_output itself"
         return f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
 
     parts = []
@@ -688,6 +699,11 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
     seen_parts = [p.split("(expected")[0] for p in parts]
     varies = any("changes with x" in p for p in seen_parts) and per is not None
     extra = ": a slope must be a constant per region (the function's value, e.g. 1 + alpha (x - 1), is not)" * varies
+    if any("× grad_output itself" in p for p in seen_parts):
+        extra = (
+            ": your slope grows with the incoming gradient, so the gradient there is grad_output² times a constant: "
+            "grad_output was multiplied in twice (inside the slope, e.g. in a torch.where branch, and again outside)"
+        )
     if any("where grad_output < 0" in p for p in seen_parts):
         zeroed = any("but 0 where grad_output < 0" in p for p in seen_parts)
         extra = (

@@ -8,7 +8,6 @@ and from each other.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -65,11 +64,6 @@ def svd_candidates(W: Tensor) -> tuple[Tensor, Mistakes]:
     if U.shape[-1] == U.shape[-2] and Vh.shape[-1] == Vh.shape[-2]:
         hint = "u_k is column k of U and v_k row k of Vh: both were read the other way (rows of U, columns of Vh)"
         mistakes.append(("uv_transposed", hint, terms(U.mT, S, Vh.mT)))
-    if len(set(right.shape[1:])) == 1:  # r = d_out = d_in: every order of the last three axes has the right shape
-        for perm in itertools.permutations((1, 2, 3)):
-            if perm != (1, 2, 3):
-                hint = "the axes are in the wrong order: return [inst r d_out d_in] (term k is out[:, k])"
-                mistakes.append(("axis_order", hint, right.permute(0, *perm)))
     return right, mistakes
 
 
@@ -109,7 +103,6 @@ def ablation_candidates(chain: WeightChain, terms: Tensor, x: Tensor) -> tuple[T
             "when it runs, not when it is defined; bind it as a default argument (lambda l, a, W=W: ...)",
             losses(first=lambda k: W0 - terms[:, K - 1]),
         ),
-        ("vs_input", "compare with the model's original output chain(x), not with the input x", losses(reference=x)),
         ("sum_over_outputs", "take the mean over output dims, not the sum", losses(reduce=lambda d: d.pow(2).sum(-1))),
         ("not_squared", "square the differences before averaging", losses(reduce=lambda d: d.abs().mean(-1))),
         ("sqrt", "return the mean squared change itself, not its square root", right.sqrt()),

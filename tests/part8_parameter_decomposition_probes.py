@@ -4,11 +4,14 @@ The checker and catalogue files are near the 800-line limit, so what the seventh
 asked for lives here: generic inputs where no two sizes coincide (K = 5 ablated terms, L = 4 matrices in the
 faithfulness and reconstruction losses, 3 instances, a batch of 7, a tall matrix for the SVD), the mutants those
 inputs now tell apart, and probes that observe a behaviour instead of matching one mutant (hidden units that
-don't reach the output, moves off the lattice of whole steps, sources updated one after the other).
+don't reach the output, moves off the lattice of whole steps, sources updated one after the other). The eighth
+added: size errors named by the layer the chain was running or the sizes that met, a count other than d_out,
+the delta mask's shape from the wrong end of g's, two calls of sample_masks compared, a loss with a zero gradient.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import traceback
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame
+from tests.part8_parameter_decomposition_diagnosis import common_factor
 from utils.part8_parameter_decomposition import WeightChain
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -81,6 +85,99 @@ def ablation_mistakes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
     ]
 
 
+def _chain_layer(err: BaseException) -> int | None:
+    """The matrix l the chain was running (WeightChain.run's `layer`) when `err` was raised, if it was."""
+    tb, layer = err.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "run" and isinstance(frame.f_locals.get("self"), WeightChain):
+            layer = frame.f_locals.get("layer")
+        tb = tb.tb_next
+    return layer if isinstance(layer, int) else None
+
+
+def call_naming_layer(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor) -> Any:
+    """fn(chain, terms, x); a size error raised in the learner's code says which matrix the chain was running (a
+    matrix shaped like W_0 used at another layer: the layer counted from 1) or which sizes met (the output's d_out
+    and the input's d_in: the ablated output compared with x). The chain's sizes all differ, so the sizes in the
+    error say which tensors met."""
+    try:
+        return fn(chain, terms, x)
+    except RuntimeError as err:
+        if not any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+            raise
+        numbers = {int(n) for n in re.findall(r"\d+", str(err))}
+        layer, (d_out0, d_in) = _chain_layer(err), chain.weights[0].shape[1:]
+        d_out = chain.weights[-1].shape[-2]
+        message = _describe_error(err).message
+        if layer is not None and layer > 0:
+            own = chain.weights[layer].shape[1:]
+            seen = f"your code failed while the chain ran matrix l = {layer} ([d_out {own[0]}, d_in {own[1]}])"
+            if (numbers & {d_out0, d_in}) - set(own):
+                raise CheckFailed(
+                    message,
+                    f"{seen}, on a size of the first matrix W_0 [d_out {d_out0}, d_in {d_in}]: the ablated matrix "
+                    f"W_0 - T_k went in at l == {layer}? It replaces the first matrix, l == 0 (the chain counts its "
+                    "matrices from 0); every other l uses chain.weights[l]",
+                    code="ablated_layer",
+                ) from None
+            raise CheckFailed(
+                message,
+                f"{seen}: layer_fn(l, a) gets the activation matrix l multiplies ([batch inst {own[1]}] here) and "
+                "returns a @ W_lᵀ with W_l = chain.weights[l] for every l but 0 (W_0 - T_k at l == 0)",
+                code="layer_fn",
+            ) from None
+        if layer is None and {d_in, d_out} <= numbers:
+            raise CheckFailed(
+                message,
+                f"sizes {d_out} (the chain's output dims, d_out) and {d_in} (the input's d_in) met: the ablated output "
+                "compared with the input x instead of the original output chain(x)?",
+                code="vs_input",
+            ) from None
+        raise
+
+
+def kept_output_dims(out: Any, chain: WeightChain, shape: tuple[int, ...], dims: str) -> None:
+    """Fails when the output kept the chain's output dims (d_out, a size nothing else has) and lost one asked axis:
+    the mean was taken over that axis instead of the output dims."""
+    d_out = chain.weights[-1].shape[-2]
+    if not isinstance(out, Tensor) or out.ndim != len(shape) or d_out not in out.shape or d_out in shape:
+        return
+    lost = [(name, n) for name, n in zip(dims.split(), shape, strict=True) if n not in out.shape]
+    if len(lost) == 1:
+        name, n = lost[0]
+        raise CheckFailed(
+            f"your output has shape {tuple(out.shape)}, expected {shape} [{dims}]: it still has the d_out = {d_out} "
+            f"output dims, and the `{name}` axis ({n}) is gone",
+            f"the mean (or an index) went over `{name}` instead of the output dims: reduce the squared change over "
+            "its last axis, (ablated - chain(x)).pow(2).mean(-1)",
+            code="reduced_wrong_axis",
+        )
+
+
+def count_mistakes(out: Tensor, right: Tensor, chain: WeightChain, x: Tensor, known: list[Tensor]) -> Mistakes:
+    """The losses scaled by d_out / n: the sum over the output dims divided by another count n of the inputs (their
+    sizes all differ, so n says which), when no catalogued mistake fits."""
+    c = common_factor(out, right)
+    if c is None or c <= 0 or any(k.shape == out.shape and torch.allclose(out, k, 1e-4, 1e-5) for k in known):
+        return []
+    d_out, n = chain.weights[-1].shape[-2], chain.weights[-1].shape[-2] / c
+    counts = {"x.shape[-1], the input's d_in": x.shape[-1], "the batch": x.shape[0], "the K terms": right.shape[1]}
+    counts |= {f"the width of layer {n_} ({W.shape[-2]})": W.shape[-2] for n_, W in enumerate(chain.weights[:-1])}
+    named = [what for what, size in counts.items() if abs(n - size) < 1e-3 * size]
+    if len(named) != 1:
+        return []
+    return [
+        (
+            "wrong_count",
+            f"your losses are {c:.4g} × the expected ones: the sum over the d_out = {d_out} output dims divided by "
+            f"{round(n)} = {named[0]} instead of d_out: take the mean over the output's last axis (.mean(-1), or "
+            "divide by chain(x).shape[-1])",
+            out,
+        )
+    ]
+
+
 def ablation_hint(out: Tensor, right: Tensor, original: Tensor) -> tuple[str, str]:
     """(code, hint) when no mutant fits: losses far beyond any squared change of the output say a division by
     something that can be 0 (the chain's final ReLU zeroes half its outputs); otherwise both places to look."""
@@ -125,9 +222,15 @@ def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor
         "the loss is the mean of the squared entries of W - U V, not their variance: don't subtract their mean "
         "(torch.var and torch.std centre the values first)"
     )
+    per_instance = deltas.pow(2).sum(1) / deltas.shape[1]
+    one = (
+        "your value is instance {}'s loss alone: every instance is its own decomposition, sum the loss over all of "
+        "them (W - U @ V on the whole [inst d_out d_in] tensors; only N counts one instance's entries, W[0].numel())"
+    )
     return [
         ("variance", hint, deltas.var(1, unbiased=False).sum()),
         ("variance", hint, deltas.var(1, unbiased=True).sum()),
+        *[("one_instance", one.format(i), loss) for i, loss in enumerate(per_instance)],
     ]
 
 
@@ -143,7 +246,9 @@ def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
             "GELU goes on the hidden layer only: z = Σ_j w_out GELU(w_in h + b_in) + b_out goes straight into the "
             "hard sigmoids, without a second GELU on the MLP's output"
         )
-        return [("gelu_twice", hint, F.gelu(z).clamp(0, 1))]
+        after = (F.gelu(h[..., None] + p["b_in"]) * p["w_in"] * p["w_out"]).sum(-1) + p["b_out"]
+        w_in = "w_in multiplies h inside the GELU: GELU(w_in h + b_in), not GELU(h + b_in) · w_in (after it)"
+        return [("gelu_twice", hint, F.gelu(z).clamp(0, 1)), ("w_in_after_gelu", w_in, after.clamp(0, 1))]
 
 
 def unused_hidden_units(module: torch.nn.Module, total: Tensor) -> tuple[str, str] | None:
@@ -168,6 +273,41 @@ def unused_hidden_units(module: torch.nn.Module, total: Tensor) -> tuple[str, st
 
 
 # --------------------------------------------------------------------------------------------
+# sample_masks: the delta mask's shape taken from the wrong end of g's; the same draws on every call
+# --------------------------------------------------------------------------------------------
+def delta_shape_slip(deltas: list[Any], ci: list[Tensor]) -> None:
+    """Fails when a delta mask has the shape of another slice of its importances' shape than g.shape[:-1]."""
+    slices = {"g.shape[1:], [inst C]": (1, None), "g.shape, [batch inst C]": (0, None), "g.shape[:1], [batch]": (0, 1)}
+    slices |= {"g.shape[-1:], [C]": (-1, None), "g.shape[1:2], [inst]": (1, 2)}
+    for layer, (d, g) in enumerate(zip(deltas, ci, strict=True)):
+        if not isinstance(d, Tensor) or d.shape == g.shape[:-1]:
+            continue
+        named = [what for what, (lo, hi) in slices.items() if d.shape == g.shape[lo:hi]]
+        if len(named) == 1:
+            raise CheckFailed(
+                f"delta mask {layer} has shape {tuple(d.shape)}: {named[0]}, expected {tuple(g.shape[:-1])}, "
+                "g.shape[:-1], [batch inst]",
+                "one delta mask per example and instance: drop the last axis (C) of g's shape, "
+                f"torch.rand(g.shape[:-1]) (or torch.rand_like(g[..., 0])), not {named[0].split(',')[0]}",
+                code="delta_shape",
+            )
+
+
+def check_fresh_draws(sample_masks: Callable, device: Any) -> None:
+    """Fails when two calls return the same masks or delta masks: a seed set inside the function."""
+    ci = [torch.full((5, 2, 3), 0.25, device=device), torch.full((5, 2, 2), 0.6, device=device)]
+    first, second = sample_masks(ci), sample_masks(ci)
+    for n, what in enumerate(("masks", "delta masks")):
+        if all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(first[n], second[n], strict=True)):
+            raise CheckFailed(
+                f"two calls of sample_masks on the same importances returned the same {what}",
+                "every call must draw new random numbers (each training step tests new masks): don't set a seed "
+                "inside the function (torch.manual_seed, or a torch.Generator seeded there); seed once, outside",
+                code="same_every_call",
+            )
+
+
+# --------------------------------------------------------------------------------------------
 # masked_product: a binary mask, the delta mask applied twice
 # --------------------------------------------------------------------------------------------
 def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
@@ -184,7 +324,22 @@ def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
                 "delta_mask · (W - U V) a",
                 mis.product_reference({**p, "delta_mask": p["delta_mask"] ** 2}),
             ),
+            *_first_slices(p),
         ]
+
+
+def _first_slices(p: dict[str, Tensor]) -> Mistakes:
+    """The mask or delta mask of example 0 (or instance 0) used for every example (or instance)."""
+    out = []
+    for key, (axis, name) in itertools.product(("mask", "delta_mask"), ((0, "example"), (1, "instance"))):
+        first = p[key].narrow(axis, 0, 1).expand_as(p[key])
+        index = "[0]" if axis == 0 else "[:, 0]"
+        hint = (
+            f"every {name} has its own {key.replace('_', ' ')}: use all of {key} ([batch inst ...], broadcast "
+            f"against the activations), not {key}{index} ({name} 0's) for every {name}"
+        )
+        out.append((f"{key}_first_{name}", hint, mis.product_reference({**p, key: first})))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +375,40 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             "compare each single-matrix run with the original model's output chain(x), not with the run where every "
             "matrix is masked"
         )
-        return [("layerwise_vs_masked", hint, torch.stack([right[0], vs_full]))]
+        mixed = lambda d: d.sum(1).pow(2).mean()
+        act = lambda layer, t: F.relu(t) if chain.activations[layer] == "relu" else F.gelu(t)
+        twice = (
+            "layer_fn returns the product alone (the masked product, or W_l a): the chain adds the bias and applies "
+            "the layer's activation itself, so an activation inside layer_fn comes before the bias, on top of the "
+            "chain's own"
+        )
+        mix = (
+            "square each instance's error, then sum the per-instance losses: the instances are separate models, and "
+            "summing their errors before squaring, (Σ_inst d)², mixes them; the loss is Σ_inst mean_(batch, d_out) d²"
+        )
+        return [
+            ("layerwise_vs_masked", hint, torch.stack([right[0], vs_full])),
+            ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=lambda layer, t: F.relu(t))),
+            ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=act)),
+            ("instances_summed_first", mix, _recon_losses(chain, p, x, reduce=mixed)),
+        ]
+
+
+def _recon_losses(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, wrap=None, reduce=None) -> Tensor:
+    """(full, layerwise) with layer_fn's products passed through wrap(l, product), or another reduction."""
+    target, L = chain(x), len(chain.weights)
+    reduce = reduce or (lambda d: d.pow(2).mean((0, 2)).sum())
+
+    def loss(layers: set[int]) -> Tensor:
+        def layer_fn(layer: int, a: Tensor) -> Tensor:
+            q = {"a": a, "W": chain.weights[layer], "U": p["U"][layer], "V": p["V"][layer]}
+            q |= {"mask": p["masks"][layer], "delta_mask": p["delta_masks"][layer]}
+            out = mis.product_reference(q) if layer in layers else mis.mm(a, chain.weights[layer])
+            return wrap(layer, out) if wrap else out
+
+        return reduce(chain(x, layer_fn) - target)
+
+    return torch.stack([loss(set(range(L))), sum(loss({n}) for n in range(L)) / L])
 
 
 def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> tuple[str, str]:
@@ -256,6 +444,7 @@ def minimality_mistakes(ci: list[Tensor], p: float, eps: float) -> Mistakes:
     with torch.no_grad():
         distributed = sum((g.pow(p) + eps**p).sum(-1) for g in ci).mean(0).sum()
         per_matrix = sum((g + eps).sum(-1).pow(p) for g in ci).mean(0).sum()
+        precedence = sum((g + eps**p).sum(-1) for g in ci).mean(0).sum()
     return [
         (
             "pow_distributed",
@@ -266,6 +455,11 @@ def minimality_mistakes(ci: list[Tensor], p: float, eps: float) -> Mistakes:
             "p_outside",
             "raise each importance to the power p, then sum: Σ_c (g + eps)^p, not (Σ_c (g + eps))^p",
             per_matrix,
+        ),
+        (
+            "precedence",
+            "operator precedence: g + eps ** p raises eps alone (** binds tighter than +); write (g + eps) ** p",
+            precedence,
         ),
     ]
 
@@ -293,6 +487,45 @@ def adversarial_inputs(device: torch.device | str = "cpu") -> tuple[Callable[[li
         _rand(5, seed=165, low=0.05, high=0.95, device=device),
     ]
     return loss_fn, init
+
+
+def adversarial_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    """The loss (and its gradient) read at clamp(r) while the iterate r itself is never projected, only on return."""
+    s = [t.detach().clone() for t in init]
+    for _ in range(n_steps):
+        leaves = [t.requires_grad_(True) for t in s]
+        grads = torch.autograd.grad(loss_fn([t.clamp(0, 1) for t in leaves]), leaves)
+        s = [(t + step * g.sign()).detach() for t, g in zip(leaves, grads, strict=True)]
+    hint = (
+        "project the iterate itself after every step, r = clamp(r + step_size · sign(∂loss/∂r), 0, 1): reading the "
+        "loss at clamp(r) while r leaves [0, 1] gives r a zero gradient there (the clamp's), and clamping on return "
+        "doesn't undo the steps taken outside"
+    )
+    return [("clamp_in_loss", hint, torch.cat([t.clamp(0, 1).flatten() for t in s]))]
+
+
+def zero_gradient_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:
+    """A loss that doesn't depend on its second source (a mask whose importance is 1), 0 · s1: that source's
+    gradient is exactly 0, its sign 0, and it must stay where it started."""
+    loss_fn = lambda s: -(s[0] - 0.3).pow(2).sum() + 0.0 * s[1].sum()
+    init = [torch.tensor([0.5, 0.62], device=device), torch.tensor([0.4, 0.7], device=device)]  # s0 never hits 0.3
+    out = [torch.as_tensor(o).detach() for o in adversarial_sources(loss_fn, init, n_steps, step)]
+    bad = [n for n, o in enumerate(out) if not torch.isfinite(o).all()]
+    if bad:
+        raise CheckFailed(
+            "on a loss whose gradient is exactly 0 for sources[1] (0 · s1: a mask whose importance is 1), "
+            f"{' and '.join(f'sources[{n}]' for n in bad)} came back with NaN entries",
+            "sign(0) is 0, so an entry with a zero gradient doesn't move; g / g.abs() (or g / |g|) is 0 / 0 = NaN "
+            "there: use g.sign() (torch.sign)",
+            code="nan_at_zero_gradient",
+        )
+    if not torch.equal(out[1], init[1]):
+        raise CheckFailed(
+            f"on a loss whose gradient is exactly 0 for sources[1] (0 · s1), sources[1] moved from {init[1].tolist()} "
+            f"to {out[1].tolist()}",
+            "an entry whose gradient is 0 doesn't move: sign(0) = 0 (torch.sign), not +1 or -1",
+            code="moves_at_zero_gradient",
+        )
 
 
 def final_probe(n_steps: int, step_size: float, device: Any) -> tuple[Callable, list[Tensor]]:
