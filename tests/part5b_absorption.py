@@ -36,6 +36,8 @@ from tests.checking import (
 )
 from tests.mutants import Reference, call
 from tests.part5b_absorption_diagnosis import (
+    absorption_probes,
+    all_zero,
     check_independence,
     check_layout,
     encode_named,
@@ -48,6 +50,7 @@ from tests.part5b_absorption_diagnosis import (
     routed_batch_topk,
     threshold_change_reference,
     topk_layout,
+    where_swapped,
 )
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
@@ -192,13 +195,14 @@ ABS_TYPES = [
     (("P0", "C00", "P1", "C10"), ("C00", "P1", "C10")),  # 12: absorbed for P0 only
     (("P0", "C00"), ()),  # 13: no latent at all: not absorbed (nobody carries the parent)
     (("C00",), ("C00",)),  # 14: a child without its parent: not a case (the parent is required)
+    (("P0", "C00"), ("C00", "half")),  # 15: absorbed, two carriers active (counted once: any, not sum)
 ]
 # How many examples of each type per instance (instance 2 never has P1 with a child: fraction 0, not NaN).
 # Types 4 and 5 have different counts, so the absolute-cosine and half-normalised mistakes give different values.
 ABS_COUNTS = [
-    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 2],
-    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1, 2, 1],
-    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0, 1, 3],
+    [3, 2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2],
+    [1, 3, 2, 1, 2, 1, 1, 2, 1, 3, 2, 0, 1, 2, 1, 1],
+    [2, 1, 1, 1, 1, 2, 2, 1, 0, 0, 2, 2, 0, 1, 3, 3],
 ]
 ABS_FEATURE_AXES = [[0, 1, 2, 3, 4, 5], [3, 7, 0, 5, 1, 2], [6, 2, 4, 0, 7, 1]]  # feature f -> axis, per instance
 ABS_FEATURE_SCALES = [2.0, 0.5, 1.0, 4.0, 0.25, 2.0]  # powers of two: the cosine 0.5 of `half` stays exact
@@ -234,8 +238,8 @@ def _absorption_case(device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tens
             for _ in range(count):
                 for name in feat_on:
                     features[b, i, feats.index(name)] = 1.0
-                for name in lat_on:  # type 14 (added later) takes no random draw: the others keep their values
-                    value = 1.0 if t == 14 else 0.5 + torch.rand(()).item()
+                for name in lat_on:  # types 14, 15 (added later) take no random draw: the others keep their values
+                    value = 1.0 if t >= 14 else 0.5 + torch.rand(()).item()
                     acts[b, i, ABS_LATENT_ORDER[i][ABS_LATENTS.index(name)]] = value
                 b += 1
         # the remaining rows of this instance stay empty: no feature, no latent
@@ -280,17 +284,9 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         found = _random_diagnosis(impl, acts.device)
         if found is not None:
             expect_close(out, expected, what, found[1], code=found[0], dims="inst parents")
-    if not out.any() and expected.any() and not named:
-        fail(
-            f"{what} is 0 everywhere, expected {[[round(v, 3) for v in row] for row in expected.tolist()]}",
-            "no example counts as absorbed, which has three possible causes: no example counts as a case (a case "
-            "has the parent and AT LEAST ONE of its children on: .any(-1) over its children, or sum >= 1), or the "
-            "absorbed conditions never hold (the parent's latent OFF, activation 0, while another active latent "
-            "has decoder cosine ≥ cos_threshold with the parent; the parent's latent is chosen by decoder cosine, "
-            "as one chosen by its activation is always on); or the counts were divided with // (floor division "
-            "rounds every fraction below 1 down to 0)",
-            code="all_zero",
-        )
+        absorption_probes(impl, _random_absorption_inputs(acts.device))
+    if not named:
+        all_zero(out, expected, what)
     expect_matches(
         out,
         expected,
@@ -647,6 +643,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     if not acts.requires_grad:
         fail("encode's output has no gradient", "don't compute the activations under torch.no_grad()", code="no_grad")
     right, mistakes = threshold_candidates(th0, expected.detach(), m, _pre(sae, h))
+    where_swapped(sae, th0, right, more[0].to(device), reference.b_dec.detach()[0])
     _check_threshold(sae, th0, right, mistakes, "after one training call", expected.detach(), first_call)
 
     # Several calls: the EMA keeps going from where it is.

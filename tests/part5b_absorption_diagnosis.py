@@ -426,6 +426,12 @@ def matryoshka_candidates(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: 
             "F.mse_loss averages over batch and instances too",
             sum((r - h).pow(2).mean() for r in rec(prefixes)) * torch.ones_like(h[..., 0]),
         ),
+        (
+            "empty_prefix",
+            "an extra term for the empty prefix m = 0 (b_dec alone, (b_dec - h)²): sum over the sizes in "
+            "prefix_sizes only",
+            loss(rec([(0, 0), *prefixes])),
+        ),
     ]
     if len(sizes) == 1:  # one prefix, the full width: the prefix-structure mistakes change nothing
         return [
@@ -532,4 +538,130 @@ def prefix_on_inst(impl: Callable, args: tuple, sizes: tuple[int, ...], n_inst: 
             "a prefix slice met the instance axis: the prefix belongs on the latent axis, acts[..., :m] and "
             "W_dec_normalized[:, :m] ([inst d_sae d_in]: W_dec_normalized[:m] slices the instances)",
             code="prefix_on_inst",
+        )
+
+
+def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
+    """When a training call left self.threshold where it was but it should have moved, a probe on a copy: a batch in
+    which only instance 0 keeps nothing (h = b_dec there). If exactly that instance's threshold moves, the two
+    branches of torch.where(has_any, updated, self.threshold) are swapped."""
+    th = sae.threshold.detach()
+    if th.shape != before.shape or not torch.equal(th, before) or torch.equal(right, before):
+        return
+    probe = copy.deepcopy(sae)
+    silent = batch.clone()
+    silent[:, 0] = b_dec0
+    try:
+        probe.encode(silent)
+    except Exception:
+        return
+    moved = probe.threshold.detach() != before  # NaN and inf count as moved
+    if bool(moved[0]) and not bool(moved[1:].any()):
+        fail(
+            "self.threshold kept its old value after a training call in which every instance kept positive "
+            f"activations, and moved (to {probe.threshold[0].item():.4g}) at instance 0 only in a batch where "
+            "instance 0 alone kept nothing",
+            "the branches of torch.where are swapped: torch.where(has_any, updated, self.threshold) moves the "
+            "instances that kept something and leaves the others",
+            code="where_swapped",
+        )
+
+
+def absorption_probes(impl: Callable, inputs: tuple) -> None:
+    """Changes of the inputs that leave the absorption fraction exactly as it is (checked on the reference):
+    rescaling feature directions or decoder rows by powers of 2 (cosines), reordering the latents, rescaling
+    active activations (only acts > 0 counts). A learner's output that moves under one of them names the rule
+    it breaks."""
+    features, acts, W_dec, W_feat, parent_of = inputs
+    gen = torch.Generator().manual_seed(11)
+    pow2 = lambda *shape: (2.0 ** torch.randint(-2, 3, shape, generator=gen).float()).to(acts.device)
+    perm = torch.stack([torch.randperm(acts.shape[-1], generator=gen) for _ in range(acts.shape[1])]).to(acts.device)
+    lat_idx = perm[None].expand_as(acts)
+    probes = [
+        (
+            "feature_norms",
+            (features, acts, W_dec, W_feat * pow2(W_feat.shape[0], 1, W_feat.shape[2])),
+            "the columns of W_features were rescaled (by powers of 2, per instance and feature)",
+            "a cosine doesn't depend on norms: normalise each feature direction over d_in, W_features / "
+            "W_features.norm(dim=1, keepdim=True) (W_features is [inst d_in feats]; another axis mixes instances "
+            "or features)",
+        ),
+        (
+            "decoder_norms",
+            (features, acts, W_dec * pow2(W_dec.shape[0], W_dec.shape[1], 1), W_feat),
+            "the rows of W_dec were rescaled (by powers of 2, per instance and latent)",
+            "a cosine doesn't depend on norms: normalise each decoder row over d_in, W_dec / W_dec.norm(dim=-1, "
+            "keepdim=True) (W_dec is [inst d_sae d_in])",
+        ),
+        (
+            "latent_order",
+            (features, acts.gather(-1, lat_idx), W_dec.gather(1, perm[..., None].expand_as(W_dec)), W_feat),
+            "the latents were reordered (acts' last axis and the rows of W_dec permuted together)",
+            "a latent index comes from another axis: cos is [inst d_sae feats], so the parent's latent is "
+            "cos[:, :, p].argmax(-1), an argmax over d_sae (cos[:, p] picks latent p's row instead)",
+        ),
+        (
+            "carriers_counted",
+            (features, torch.cat([acts, acts], -1), torch.cat([W_dec, W_dec], 1), W_feat),
+            "every latent was duplicated (acts and the rows of W_dec concatenated with a copy)",
+            "an absorbed example counts once, however many active latents carry the parent: .any(-1) over the "
+            "carriers (a .sum(-1) counts it once per carrier)",
+        ),
+        (
+            "activation_values",
+            (features, acts * pow2(*acts.shape), W_dec, W_feat),
+            "the positive activations were rescaled (by powers of 2, each on its own)",
+            "only which latents are active (acts > 0) matters: the parent's latent is off when its activation is 0, "
+            "and an example is carried when ANY other active latent has cosine ≥ cos_threshold with the parent "
+            "(not only the most active latent, and not weighted by activation)",
+        ),
+    ]
+    try:
+        base = impl(*(t.clone() for t in inputs[:4]), list(parent_of), cos_threshold=0.3)
+    except Exception:
+        return
+    if not isinstance(base, Tensor) or not torch.isfinite(base).all():
+        return
+    right = ref_absorption(features, acts, W_dec, W_feat, parent_of)
+    for code, args, change, hint in probes:
+        try:
+            out = impl(*(t.clone() for t in args), list(parent_of), cos_threshold=0.3)
+        except Exception:
+            continue
+        if not isinstance(out, Tensor) or out.shape != base.shape:
+            continue
+        if not torch.allclose(ref_absorption(*args, parent_of), right, rtol=1e-5, atol=1e-6):
+            continue  # not an invariance of these inputs (never expected: the pytest suite checks it)
+        if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
+            fail(
+                f"on random inputs, your absorption fraction changed when {change}, which leaves the right one "
+                f"as it is (first entries {_short(base)} before, {_short(out)} after)",
+                hint,
+                code=code,
+            )
+
+
+def ref_absorption(features: Tensor, acts: Tensor, W_dec: Tensor, W_feat: Tensor, parent_of: list[int]) -> Tensor:
+    from solutions.part5b_absorption import absorption_fraction
+
+    return absorption_fraction(features, acts, W_dec, W_feat, list(parent_of), 0.3)
+
+
+def _short(t: Tensor) -> list[float]:
+    return [round(v, 4) for v in t.detach().flatten()[:4].tolist()]
+
+
+def all_zero(out: Tensor, expected: Tensor, what: str) -> None:
+    """The learner's fraction is 0 everywhere where it shouldn't be: the possible causes."""
+    if not out.any() and expected.any():
+        fail(
+            f"{what} is 0 everywhere, expected {[[round(v, 3) for v in row] for row in expected.tolist()]}",
+            "no example counts as absorbed, which has four possible causes: no example counts as a case (a case "
+            "has the parent and AT LEAST ONE of its children on: .any(-1) over its children, or sum >= 1), or the "
+            "absorbed conditions never hold (the parent's latent OFF, activation 0, while another active latent "
+            "has decoder cosine ≥ cos_threshold with the parent; the parent's latent is chosen by decoder cosine, "
+            "as one chosen by its activation is always on); or the cosines are wrong (norms taken over another axis "
+            "than d_in, or NaN from a zero norm: W_features is [inst d_in feats], W_dec [inst d_sae d_in]); or the "
+            "counts were divided with // (floor division rounds every fraction below 1 down to 0)",
+            code="all_zero",
         )

@@ -205,7 +205,17 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
             ],
         ]
     else:
-        candidates.append((min(pc, pp) / pp, f"{shared} (`u < p_child` given `u < p_parent`)", "shared_draw"))
+        rate = min(pc, pp) / pp  # a shared draw and a rate p_child / p_parent (clipped at 1) give the same law
+        candidates.append(
+            (
+                rate,
+                f"given its parent, a child fires at min(p_child / p_parent, 1) = {rate:.0%}, which has two possible "
+                "causes: the children reuse the parent's random number (`u < p_child` given `u < p_parent`), or "
+                "their probability is p_child / p_parent (p_child read as an unconditional rate; above 1, every "
+                "time). p_child is already the rate given the parent: a fresh uniform, `rand < p_child`",
+                "shared_draw",
+            )
+        )
     n = counts.clamp_min(1).double()
     for value, hint, code in candidates:
         expected = torch.as_tensor(value, dtype=torch.float64).expand(rates.shape)
@@ -681,7 +691,10 @@ def threshold_candidates(
     else:
         stays = (
             "threshold_not_updated",
-            "in training mode, update self.threshold (in place, under torch.no_grad())",
+            "self.threshold kept its old value where every instance kept positive activations and it should have "
+            "moved; possible causes: no update in training mode, an update that isn't written into self.threshold "
+            "(in place, under torch.no_grad(): .copy_ or a slice assignment, not a new local tensor), or the "
+            "branches of torch.where swapped (torch.where(has_any, updated, self.threshold), not the reverse)",
             th,
         )
     return right, [

@@ -23,6 +23,14 @@ from torch import Tensor
 from solutions import part6_lm_saes as ref
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
+from tests.part6_lm_saes_extra_mistakes import (
+    ablate_extra,
+    frequency_extra,
+    integer_effect,
+    logits_means,
+    per_sequence_topk,
+    steer_extra,
+)
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -196,7 +204,8 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         out,
         expected,
         "the frequencies",
-        frequency_mistakes(model, sae, tokens, 4),
+        frequency_mistakes(model, sae, tokens, 4)
+        + frequency_extra((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), 4),
         atol=1e-6,
         dims="d_sae",
         hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -242,6 +251,8 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.reconstruction_losses(model, sae, tokens)
     mistakes = loss_mistakes(model, sae, tokens, exp)
+    for key, extra in logits_means(model, sae, tokens).items():
+        mistakes[key] = mistakes[key] + extra
     general = {
         "clean": "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
         "possible causes: the model ran on other tokens than those passed (a slice or a subset), a loss other than "
@@ -329,6 +340,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             "top_activations should return a tuple (values, seq_idx, pos_idx)", "return three tensors", code="not_tuple"
         )
     values, seq_idx, pos_idx = result
+    per_sequence_topk(values, acts.shape[0], k)
     _too_few_diagnosis(values, before, k)
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
     for name, idx in (("seq_idx", seq_idx), ("pos_idx", pos_idx)):
@@ -406,8 +418,10 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     d_mlp = model.cfg.d_mlp
     for latent in (3, 100, sae.d_sae - 1):
         what = f"latent_logit_effect(model, sae, {latent})"
+        out = returned(impl(model, sae, latent), what)
+        integer_effect(out, model.cfg.d_vocab)
         out = _float_tensor(
-            returned(impl(model, sae, latent), what),
+            out,
             what,
             (model.cfg.d_vocab,),
             "d_vocab",
@@ -516,7 +530,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     out = _logits(impl(model, sae, tokens.clone(), latent, coeff), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected, mistakes = (
         ref.steer_with_latent(model, sae, tokens, latent, coeff),
-        steer_mistakes(model, sae, tokens, latent, coeff),
+        steer_mistakes(model, sae, tokens, latent, coeff) + steer_extra(model, sae, tokens, latent, coeff),
     )
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
@@ -543,7 +557,8 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     latent = _busy_latent(model, sae, tokens)
     what = "ablate_latent(...)"
     out = _logits(impl(model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
-    expected, mistakes = ref.ablate_latent(model, sae, tokens, latent), ablate_mistakes(model, sae, tokens, latent)
+    expected = ref.ablate_latent(model, sae, tokens, latent)
+    mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     expect_matches(

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from solutions import part6b_circuits as ref
+from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_mistakes as known
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
 from tests.mutants import call
@@ -206,6 +207,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     expect_dict(out, "replacement_losses", KEYS)
     got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.replacement_losses(model, tc, tokens)
+    extra.logits_means(model, tc, tokens, got)
     close = lambda a, b: abs(a - b) <= 1e-4 * abs(b) + 1e-5
     if not close(got["clean"], exp["clean"]):
         fail(
@@ -335,7 +337,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
     model, tc, _ = _inputs(device)
     for latent in _live_latents(tc):
         out = expect_tensor(
-            impl(model, tc, latent),
+            extra.token_view_shape(impl(model, tc, latent), model.cfg.d_vocab, f"{name}(model, tc, {latent})"),
             f"{name}(model, tc, {latent})",
             shape=(model.cfg.d_vocab,),
             dims="d_vocab",
@@ -345,6 +347,8 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
         expected = expected_fn(model, tc, latent)
         catalogue = _separable(expected, mistakes_fn(model, tc, latent) + clipped_mutants(expected), 1e-3, 1e-4)
         unlisted = not _matches_any(out, [expected] + [v for _, _, v in catalogue], 1e-3, 1e-4)
+        if unlisted:
+            extra.token_view_relations(out, expected, f"{name} of latent {latent}")
         if unlisted and generic_diagnosis(out, expected, "d_vocab", 1e-3, 1e-4) is None:
             side = "de" if name == "latent_de_embedding" else "logit"
             catalogue += known.direction_mistakes(model, tc, latent, out, side) if out.isfinite().all() else []
@@ -696,6 +700,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 "turn a flat index i into (i // seq_len, i % seq_len)",
                 code="indices",
             )
+    extra.other_bands(impl, before)
     return ""
 
 

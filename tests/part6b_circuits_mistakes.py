@@ -8,6 +8,7 @@ a learner's output matches it. `variant_forward` is the local replacement model 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -54,6 +55,11 @@ def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, 
         ),
         ("b_enc", "add b_enc to the pre-activation", jump(x @ tc.W_enc, tc.threshold)),
         (
+            "threshold_exp",
+            "tc.threshold is the threshold itself, not its log: compare pre with tc.threshold (no .exp())",
+            jump(pre, tc.threshold.exp()),
+        ),
+        (
             "threshold_scalar",
             "threshold has one entry per latent: compare pre with the whole vector",
             jump(pre, th0) if not torch.equal(tc.threshold, th0.expand_as(tc.threshold)) else None,
@@ -70,6 +76,15 @@ def forward_mistakes(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, 
         ("b_dec", "add b_dec to the output", acts, acts @ tc.W_dec + skip),
         ("no_nonlinearity", "decode the activations, not the pre-activations", acts, dec(pre)),
     ]
+    if tc.W_skip is None and x.shape[-1] == tc.b_dec.shape[-1]:
+        rows.append(
+            (
+                "identity_skip",
+                "this transcoder has no skip connection (tc.W_skip is None): add no skip term, not x itself",
+                acts,
+                dec(acts) + x,
+            )
+        )
     if tc.W_skip is not None:
         no_skip = acts @ tc.W_dec + tc.b_dec
         rows += [
@@ -106,10 +121,28 @@ def scalar_gate(tc: Transcoder, x: Tensor, acts: Tensor) -> list[tuple[str, str,
     if not low < high or low <= 0 < high:  # not one cut, or the cut of a plain ReLU (its own mutant)
         return []
     out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
-    hint = (
-        f"every latent was compared with the same number (between {low:.3g} and {high:.3g}): threshold has one "
-        "entry per latent, compare pre with the whole vector"
-    )
+    if torch.equal(tc.threshold, tc.threshold[0].expand_as(tc.threshold)):  # one shared value: name the cut
+        th = float(tc.threshold[0])
+        named = [
+            n
+            for n, v in (
+                ("exp(threshold)", math.exp(th)),
+                ("threshold²", th * th),
+                ("-threshold", -th),
+                ("√threshold", math.sqrt(max(th, 0))),
+            )
+            if low < v <= high
+        ]
+        hint = (
+            f"every latent was cut at one value between {low:.3g} and {high:.3g}, but this transcoder's threshold is "
+            f"{th:.4g} (the same for every latent)"
+            + (f": that cut is {named[0]}; compare pre with tc.threshold itself" if named else "")
+        )
+    else:
+        hint = (
+            f"every latent was compared with the same number (between {low:.3g} and {high:.3g}): threshold has one "
+            "entry per latent, compare pre with the whole vector"
+        )
     return [("threshold_scalar", hint, acts, out)]
 
 
@@ -314,7 +347,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         pattern = pattern.transpose(-1, -2)
     v = torch.einsum("kd,hde->hke", x1, model.W_V[0]) + model.b_V[0][:, None]
     attn = torch.einsum("hqe,hed->qd", torch.einsum("hqk,hke->hqe", pattern, v), model.W_O[0])
-    resid_mid = attn + (0 if bug.get("no_b_O") else model.b_O[0]) + (0 if bug.get("no_residual") else embeds)
+    b_O = model.b_O[0] * (model.cfg.n_heads if bug.get("b_O_per_head") else 1)
+    resid_mid = attn + (0 if bug.get("no_b_O") else b_O) + (0 if bug.get("no_residual") else embeds)
     x = ln(resid_mid, frozen.ln1_scale if bug.get("ln2_scale_ln1") else frozen.ln2_scale, not bug.get("ln_recomputed"))
     if bug.get("mlp_in_unscaled"):
         x = resid_mid - resid_mid.mean(-1, keepdim=True)
@@ -331,7 +365,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     skip = tc.skip(resid_mid if bug.get("skip_resid") else x)
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
     mlp_out = mlp_out + (0 if bug.get("no_error") else e)
-    resid = mlp_out if bug.get("no_final_resid") else resid_mid + mlp_out
+    resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out
     final = frozen.ln2_scale if bug.get("final_scale_ln2") else frozen.final_scale
     logits = resid if bug.get("no_final_ln") else ln(resid, final, not bug.get("ln_recomputed"))
     logits = logits @ model.W_U + (0 if bug.get("no_b_U") else model.b_U)
@@ -366,6 +400,9 @@ LINEARISED_TERM_MISTAKES = {
     "dividing by frozen.final_scale",
     "no_final_resid": "the MLP output is added to the residual stream: the final LN reads resid_mid + mlp_out, "
     "not mlp_out alone",
+    "b_O_per_head": "b_O is added once, after the sum over heads (z @ W_O summed over heads, then + b_O), not per head",
+    "final_no_attn": "the final LN reads resid_mid + mlp_out, and resid_mid includes the attention output: "
+    "embeds + attention + b_O + mlp_out, not embeds + mlp_out",
 }
 
 
@@ -419,7 +456,14 @@ def edge_mistakes(model, tc, frozen, graph, correct: Tensor) -> list[tuple[str, 
     no_error = correct.clone()
     no_error[:, graph.nodes("error")] = 0
     out.append(
-        ("error_nodes", "make the error vectors a leaf too and fill their columns: (grad · error).sum(-1)", no_error)
+        (
+            "error_nodes",
+            "the error nodes' columns are zero (to rounding), which has several possible causes: an edge from an "
+            "error node is (grad · error).sum(-1), the gradient dotted with the error vector, not grad.sum(-1) (the "
+            "final normalisation centres the gradient, so its sum over d_model is 0); or the error vectors are not "
+            "leaves that require grad (no gradient reaches them); or their columns were never filled",
+            no_error,
+        )
     )
     only_logits = correct.clone()
     only_logits[: graph.n_latents] = 0
@@ -583,6 +627,12 @@ def influence_mistakes(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tenso
             "global",
             "normalise each row by its own sum, not by the sum of the whole matrix",
             weights @ series(A.abs() / A.abs().sum()),
+        ),
+        (
+            "global_max",
+            "normalise each row by its own sum (its incoming shares add up to 1), not by the largest entry of the "
+            "whole matrix",
+            weights @ series(A.abs() / A.abs().max()),
         ),
         ("two_steps", "the series goes on past Â²: (I - Â)⁻¹ - I", weights @ (a_hat + a_hat @ a_hat)),
         (

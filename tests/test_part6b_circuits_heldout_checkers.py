@@ -192,7 +192,8 @@ def _lin(bug):
         x1 = ln(embeds, frozen.ln1_scale)
         v = torch.einsum("kd,hde->hke", x1, model.W_V[0]) + model.b_V[0][:, None]
         z = frozen.pattern @ v
-        attn = torch.einsum("hqe,hed->qd", z, model.W_O[0]) + (0 if bug == "no_b_O" else model.b_O[0])
+        b_O = model.b_O[0] * (model.cfg.n_heads if bug == "b_O_per_head" else 1)  # per head: n_heads times
+        attn = torch.einsum("hqe,hed->qd", z, model.W_O[0]) + (0 if bug == "no_b_O" else b_O)
         r1 = embeds + attn
         x = ln(r1, frozen.ln1_scale if bug == "ln2_scale_ln1" else frozen.ln2_scale)
         pre = x @ tc.W_enc + tc.b_enc
@@ -202,7 +203,7 @@ def _lin(bug):
         e = frozen.error if error is None else error
         skip = tc.skip(r1 if bug == "skip_resid" else x)
         mlp = f @ tc.W_dec + (0 if bug == "no_b_dec" else tc.b_dec) + skip + e
-        final = mlp if bug == "no_final_resid" else r1 + mlp
+        final = mlp if bug == "no_final_resid" else (embeds if bug == "final_no_attn" else r1) + mlp
         scale = frozen.ln2_scale if bug == "final_scale_ln2" else frozen.final_scale
         h = final if bug == "no_final_ln" else ln(final, scale)
         return pre, h @ model.W_U + model.b_U

@@ -1,0 +1,89 @@
+"""Proofs for the part 6 checkers from the fresh8 held-out trial (the others are in test_part6_lm_saes_checkers.py
+and ..._heldout*_checkers.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tests.part6_lm_saes as checks
+from tests.proving import assert_fails
+
+
+def _freq_positions_only(model, sae, tokens, batch_size=32):
+    count, n = torch.zeros(sae.d_sae, dtype=torch.float64), 0
+    for start in range(0, tokens.shape[0], batch_size):
+        _, cache = model.run_with_cache(tokens[start : start + batch_size])
+        acts = sae.encode(cache[sae.hook_name])[:, 1:]
+        count += (acts != 0).double().sum((0, 1)).cpu()
+        n += acts.shape[1]
+    return count / n
+
+
+def test_frequencies_positions_only():
+    assert_fails(checks.test_latent_frequencies, _freq_positions_only, "positions_only")
+
+
+def _losses_logits(model, sae, tokens):
+    loss = lambda hooks, rt="loss": model.run_with_hooks(tokens, return_type=rt, fwd_hooks=hooks).mean().item()
+    clean = loss([])
+    spliced = loss([(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))], "logits")
+    zero = loss([(sae.hook_name, lambda a, hook: torch.zeros_like(a))])
+    return {"clean": clean, "spliced": spliced, "zero_ablated": zero, "recovered": (zero - spliced) / (zero - clean)}
+
+
+def test_losses_mean_of_logits():
+    assert_fails(checks.test_reconstruction_losses, _losses_logits, "logits_mean")
+
+
+def _top_per_sequence(acts, k):
+    masked = acts.clone()
+    masked[:, 0] = float("-inf")
+    v, i = masked.topk(k, dim=-1)
+    return v, i // acts.shape[1], i % acts.shape[1]
+
+
+def test_top_per_sequence():
+    assert_fails(checks.test_top_activations, _top_per_sequence, "per_sequence")
+
+
+def test_logit_effect_token_ids():
+    impl = lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U).topk(20).indices
+    assert_fails(checks.test_latent_logit_effect, impl, "token_ids")
+
+
+def _steer(bug):
+    def steer_with_latent(model, sae, tokens, latent, coeff):
+        d = sae.W_dec[latent]
+        if bug == "clamp":
+            fn = lambda a, hook: a + (coeff - sae.encode(a)[..., latent])[..., None] * d
+        else:
+            fn = lambda a, hook: a + coeff * a.norm(dim=-1, keepdim=True) * d
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
+
+    return steer_with_latent
+
+
+@pytest.mark.parametrize("bug, code", [("clamp", "clamped"), ("norm", "norm_scaled")])
+def test_steer_fresh8(bug, code):
+    assert_fails(checks.test_steer_with_latent, _steer(bug), code)
+
+
+def _ablate(bug):
+    def ablate_latent(model, sae, tokens, latent):
+        d = sae.W_dec[latent]
+
+        def fn(a, hook):
+            f = sae.encode(a - sae.b_dec if bug == "b_dec" else a)[..., latent]
+            if bug == "mean":
+                f = f - f.mean()
+            return a - f[..., None] * d
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
+
+    return ablate_latent
+
+
+@pytest.mark.parametrize("bug, code", [("b_dec", "b_dec_twice"), ("mean", "mean_ablated")])
+def test_ablate_fresh8(bug, code):
+    assert_fails(checks.test_ablate_latent, _ablate(bug), code)
