@@ -191,8 +191,8 @@ def ignores_out_failure(
     except Exception:  # the model's forward failed: the observation alone stands
         pass
     fail(
-        f"calculate_loss(out, batch) gave the same value ({float(loss.detach()):.6g}) for two different `out` tensors: it "
-        f"does not use its `out` argument.{recomputed}",
+        f"calculate_loss(out, batch) gave the same value ({float(loss.detach()):.6g}) for two different `out` "
+        f"tensors: it does not use its `out` argument.{recomputed}",
         "compute the loss from the `out` passed in (the training loop calls the model once and hands its output "
         "over), not from self(batch) or another stored output",
         code="ignores_out",
