@@ -217,7 +217,8 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     (
         r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
         "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
-        "([..., None]), a transposed operand (.mT), or an index or slice over the wrong axis",
+        "([..., None]), a transposed operand (.mT), an index or slice over the wrong axis, or another tensor than "
+        "the one meant (the encoder's bias where the decoder's belongs?)",
     ),
     (
         r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
@@ -251,6 +252,40 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         r"only integer tensors of a single element can be converted to an index",
         "a tensor or list was used where a single index or number was expected: check which variable that is (a "
         "config list instead of a tensor buffer?)",
+    ),
+    (
+        r"index (\d+) is out of bounds for dimension \d+ with size (\d+)",
+        "an index of {0} on an axis of size {1}: a flat index (argmax or topk without dim= count positions in the "
+        "flattened tensor), an index meant for another axis, or an off-by-one",
+    ),
+    (
+        r"selected index k out of range",
+        "topk or kthvalue asked for more entries than the axis has: check k (multiplied twice?) and the dim it "
+        "runs over",
+    ),
+    (
+        r"singular",
+        "a linear-algebra routine met a singular matrix: an inverse or solve where the formula divides elementwise, "
+        "or a normaliser (a row sum?) that is 0",
+    ),
+    (
+        r"'(float|int|bool)' object has no attribute '(\w+)'",
+        "a Python {0} was used as a tensor (.{1}): arguments declared or passed in another order than the "
+        "signature, or a number where a tensor belongs",
+    ),
+    (
+        r"argument '\w+'.* must be Tensor, not (\w+)",
+        "a {0} was passed where torch expects a tensor: torch.maximum/minimum take two tensors (use "
+        "x.clamp(min=...) for a number)",
+    ),
+    (
+        r"Sizes of tensors must match except in dimension (\d+)",
+        "torch.cat joins along dim {0}, so every other axis must match: another dim, or torch.stack, was meant?",
+    ),
+    (
+        r"takes (\d+) positional arguments? but (\d+) (?:were|was) given|missing \d+ required positional argument",
+        "a function was called with another number of arguments than it declares: compare its signature with the "
+        "exercise's",
     ),
     (
         r"index -\d+ is out of bounds",

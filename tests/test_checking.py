@@ -247,6 +247,28 @@ def _grad_without_autograd():
     return torch.autograd.grad(y, x)
 
 
+def _flat_index():
+    scores = torch.arange(33.0).reshape(3, 11)  # the flat argmax is 32
+    return scores[0, scores.argmax()]
+
+
+def _topk_too_many():
+    return torch.rand(2, 5).topk(7, dim=-1)
+
+
+def _number_as_tensor():
+    alpha, x = torch.ones(3), 0.5  # forward(ctx, alpha, x) called as forward(ctx, x, alpha)
+    return x.clamp(0, 1) * alpha
+
+
+def _maximum_with_int():
+    return torch.maximum(torch.ones(3), 0)
+
+
+def _cat_mismatch():
+    return torch.cat([torch.ones(2, 3), torch.ones(2, 4)])
+
+
 def _unknown_error():
     raise ValueError("something particular to this exercise")
 
@@ -259,6 +281,11 @@ def _unknown_error():
         (_tuple_from_max, "max(dim=...) returns a (values, indices) pair"),
         (_in_place_on_leaf, "changed in place"),
         (_grad_without_autograd, "computed without autograd"),
+        (_flat_index, "a flat index"),
+        (_topk_too_many, "more entries than the axis has"),
+        (_number_as_tensor, "another order than the signature"),
+        (_maximum_with_int, "x.clamp(min=...)"),
+        (_cat_mismatch, "torch.cat joins along dim 0"),
     ],
 )
 def test_a_common_error_in_learner_code_gets_a_hint(raise_it, words):
