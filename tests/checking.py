@@ -19,6 +19,7 @@ In a notebook the exceptions render as a short red message instead of a tracebac
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -526,9 +527,10 @@ def expect_matches(
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
 
 
-def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int]) -> str:
+def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tuple[str, int]]) -> str:
     """Why the values could be `factor` × the right ones: a size of a named output axis, its root, or the
-    sizes of the inputs (one of them, or a ratio of two: a division by the wrong count)."""
+    sizes of the inputs (one of them, or a ratio of two: a division by the wrong count). `sizes` holds plain
+    sizes or (name, size) pairs, e.g. ("cfg.d_hidden", 2), so the count can be named."""
     near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
     axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
     if axis:
@@ -539,25 +541,34 @@ def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int]) -
             f"√{named[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of a sum) "
             "was asked, or the reverse?"
         )
-    counts = sorted({s for s in [*named.values(), *sizes] if s > 1})
+    fields: dict[int, list[str]] = {}  # size -> the config fields with that value (all of them: no guessing)
+    for item in [*named.values(), *sizes]:
+        name, size = item if isinstance(item, tuple) else (None, item)
+        if size > 1:
+            fields.setdefault(size, [])
+            if name and name not in fields[size]:
+                fields[size].append(name)
+    labels = {s: f"{s} ({' or '.join(names)})" if names else str(s) for s, names in fields.items()}
+    counts = sorted(labels)
     one = next((s for s in counts if near(s) or near(1 / s)), None)
     if one:
-        return f"{one} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
+        return f"{labels[one]} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
     ratio = next(((s, t) for s in counts for t in counts if s != t and near(s / t)), None)
     if ratio:
         return (
-            f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {ratio[1]} where "
-            f"{ratio[0]} belongs (a mean over the wrong axis, or the wrong count)?"
+            f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
+            f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
         )
     return "a missing or extra constant factor?"
 
 
-def _input_sizes(reference: Reference | None) -> list[int]:
-    """The axis sizes of the tensors the reference was called with."""
+def _input_sizes(reference: Reference | None) -> list[int | tuple[str, int]]:
+    """The axis sizes of the tensors the reference was called with (a module's parameters included), and the
+    integer fields of the configs it was given (named `cfg.<field>`)."""
     if reference is None:
         return []
-    found: list[int] = []
-    stack = [reference.args, reference.kwargs]
+    found: list[int | tuple[str, int]] = []
+    stack: list[Any] = [reference.args, reference.kwargs]
     while stack:
         item = stack.pop()
         if isinstance(item, Tensor):
@@ -566,6 +577,13 @@ def _input_sizes(reference: Reference | None) -> list[int]:
             stack.extend(item)
         elif isinstance(item, dict):
             stack.extend(item.values())
+        elif isinstance(item, torch.nn.Module):
+            stack.extend(p for p in item.parameters())
+            stack.append(getattr(item, "cfg", None))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            found.extend(
+                (f"cfg.{f.name}", v) for f in dataclasses.fields(item) if type(v := getattr(item, f.name, None)) is int
+            )
     return found
 
 

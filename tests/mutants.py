@@ -37,7 +37,6 @@ from tests.mutant_edits import EDITS, Context
 
 TIME_BUDGET_S = 1.0  # per diagnosis; checkers stay well under 2 s even on a slow laptop
 PER_MUTANT_S = 0.25
-LARGE_MODULE = 100_000  # parameters: larger modules are shared by the mutants, and restored after each
 MAX_FITS = 3  # edits quoted at most
 MAX_LINES = 2  # fitting edits on more lines than this: too ambiguous to name one
 
@@ -92,37 +91,40 @@ def _fresh(obj: Any) -> Any:
         return {k: _fresh(v) for k, v in obj.items()}
     if isinstance(obj, (int, float, str, bool, type(None))) or (callable(obj) and not isinstance(obj, torch.nn.Module)):
         return obj
-    if _large(obj):
+    if _shared(obj):
         return obj  # not copied for every mutant: `_restored` puts back whatever a mutant changed in it
     try:
-        return copy.deepcopy(obj, {id(m): m for m in _large_modules(obj)})
+        return copy.deepcopy(obj, {id(m): m for m in _shared_modules(obj)})
     except Exception:  # an object that can't be copied is shared; the solution doesn't edit its inputs
         return obj
 
 
-def _large(obj: Any) -> bool:
-    """A language model or another module too big to copy hundreds of times within the time budget."""
-    return isinstance(obj, torch.nn.Module) and sum(p.numel() for p in obj.parameters()) > LARGE_MODULE
+def _shared(obj: Any) -> bool:
+    """A module: shared by the mutants and restored after each (copying it hundreds of times costs more)."""
+    return isinstance(obj, torch.nn.Module)
 
 
-def _large_modules(obj: Any) -> list[torch.nn.Module]:
+def _shared_modules(obj: Any) -> list[torch.nn.Module]:
     if isinstance(obj, (tuple, list)):
-        return [m for x in obj for m in _large_modules(x)]
+        return [m for x in obj for m in _shared_modules(x)]
     if isinstance(obj, dict):
-        return [m for x in obj.values() for m in _large_modules(x)]
-    if _large(obj):
+        return [m for x in obj.values() for m in _shared_modules(x)]
+    if _shared(obj):
         return [obj]
     fields = getattr(obj, "__dict__", None)  # a dataclass or namespace holding the model (one level down)
     if isinstance(fields, dict) and not isinstance(obj, (torch.nn.Module, type)):
-        return [m for x in fields.values() if _large(x) for m in [x]]
+        return [m for x in fields.values() if _shared(x) for m in [x]]
     return []
 
 
 @contextlib.contextmanager
 def _restored(modules: list[torch.nn.Module]) -> Iterator[Callable[[], None]]:
-    """Yield `restore()`, which undoes what the last mutant did to the shared large modules (in-place edits of
-    their weights, replaced parameters, hooks left on a TransformerLens model); restore once more at the end."""
+    """Yield `restore()`, which undoes what the last mutant did to the shared modules (in-place edits of their
+    weights, replaced parameters or attributes, gradients, hooks left on a TransformerLens model); restore once
+    more at the end. Restoring is cheaper than copying a module for every mutant."""
     saved = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+    parts = [sub for m in modules for sub in m.modules()]
+    attributes = [{k: _snapshot(v) for k, v in vars(sub).items() if not k.startswith("_")} for sub in parts]
 
     def restore() -> None:
         for m, state in zip(modules, saved, strict=True):
@@ -134,11 +136,27 @@ def _restored(modules: list[torch.nn.Module]) -> Iterator[Callable[[], None]]:
             current = m.state_dict()
             if current.keys() != state.keys() or not all(torch.equal(current[k], v) for k, v in state.items()):
                 m.load_state_dict(state)
+            for p in m.parameters():
+                p.grad = None
+        for sub, attrs in zip(parts, attributes, strict=True):
+            for k in [k for k in vars(sub) if not k.startswith("_") and k not in attrs]:
+                delattr(sub, k)
+            for k, v in attrs.items():
+                now = vars(sub).get(k)
+                if isinstance(v, Tensor):
+                    if not (isinstance(now, Tensor) and now.shape == v.shape and torch.equal(now, v)):
+                        setattr(sub, k, v.clone())
+                elif now is not v:
+                    setattr(sub, k, v)
 
     try:
         yield restore
     finally:
         restore()
+
+
+def _snapshot(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, Tensor) else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +215,7 @@ def _fitting_edits(
     atol: float,
 ) -> list[tuple[int, str]] | None:
     """(line, description) of the edits whose output equals `actual` (stopping past MAX_LINES lines), or None."""
-    with _restored(_large_modules((reference.args, reference.kwargs))) as restore:
+    with _restored(_shared_modules((reference.args, reference.kwargs))) as restore:
         return _fits(reference, fdef, lines, region, actual, expected, start + TIME_BUDGET_S, rtol, atol, restore)
 
 
@@ -219,7 +237,7 @@ def _fits(
         return None  # the copy doesn't reproduce the reference: random, or not the call compared
     fits: list[tuple[int, str]] = []  # (line, description), in the order tried: most common slips first
     with contextlib.closing(_mutants(fdef, lines, region)) as mutants:
-        for mutant, line, description in mutants:
+        for mutant, line, describe in mutants:
             if time.perf_counter() > deadline:
                 break
             try:
@@ -231,6 +249,7 @@ def _fits(
             if out is None or not _close(out[0], actual, rtol, atol):
                 continue
             if all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
+                description = describe()
                 if all(_change(description) != _change(f) for _, f in fits):  # one change found by two edit kinds
                     fits.append((line, description))
                 if len({n for n, _ in fits}) > MAX_LINES:
@@ -277,20 +296,21 @@ def _output(reference: Reference, fn: Callable, deadline: float) -> tuple[Any, l
     def tracer(frame: Any, event: str, arg: Any) -> Any:
         return local if frame.f_code.co_filename == _FILENAME else None
 
-    previous = sys.gettrace()
+    previous, rng = sys.gettrace(), torch.get_rng_state()
     sys.settrace(tracer)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            if not reference.agree:
-                return reference.run(fn), []
-            raw = reference.raw(fn)
-            main = reference.pick(raw) if reference.pick is not None else raw
-            return main, [pick(raw) for pick, _ in reference.agree]
+        # the CPU generator only: torch.manual_seed would also seed CUDA, which costs milliseconds per call
+        torch.random.default_generator.manual_seed(0)
+        if not reference.agree:
+            return reference.run(fn), []
+        raw = reference.raw(fn)
+        main = reference.pick(raw) if reference.pick is not None else raw
+        return main, [pick(raw) for pick, _ in reference.agree]
     except Exception:
         return None
     finally:
         sys.settrace(previous)
+        torch.set_rng_state(rng)
 
 
 @contextlib.contextmanager
@@ -339,8 +359,9 @@ def _compile(fdef: ast.FunctionDef, original: Callable) -> Callable:
 # --------------------------------------------------------------------------------------------
 def _mutants(
     fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]
-) -> Iterator[tuple[ast.FunctionDef, int, str]]:
-    """Every one-edit copy of `fdef` inside `region`, most common slips first, with its line and description."""
+) -> Iterator[tuple[ast.FunctionDef, int, Callable[[], str]]]:
+    """Every one-edit copy of `fdef` inside `region`, most common slips first, with its line and a function that
+    describes it (called only for an edit that fits, while the edit is in place: unparsing every edit is slow)."""
     nodes = list(ast.walk(fdef))
     inside = [
         i
@@ -349,28 +370,35 @@ def _mutants(
     ]
     context = Context.of(fdef)
     parent = {id(child): k for k, node in enumerate(nodes) for child in ast.iter_child_nodes(node)}
+    sources = {i: _short(ast.unparse(nodes[i])) for i in inside}
     seen: set[tuple[int, str]] = set()
     for edits in EDITS:
         for i in inside:
             for new, label in edits(nodes[i], context):
                 new_src = "(nothing)" if new is None else _short(ast.unparse(new))
-                if (i, new_src) in seen or new_src == _short(ast.unparse(nodes[i])):
+                if (i, new_src) in seen or new_src == sources[i]:
                     continue
                 seen.add((i, new_src))
                 if new is not None:
                     ast.fix_missing_locations(ast.copy_location(new, nodes[i]))
+                was_degenerate = _degenerate(nodes[parent[id(nodes[i])]])
                 shown = _shown(nodes, parent, i)
                 before = ast.unparse(nodes[shown]) if shown != i else None
-                was_degenerate = _degenerate(nodes[parent[id(nodes[i])]])
                 undo = _replace(nodes[parent[id(nodes[i])]], nodes[i], new)
                 if undo is None:
                     continue
                 try:
                     if new is None or was_degenerate or not _degenerate(nodes[parent[id(nodes[i])]]):
-                        after = ast.unparse(nodes[shown]) if shown != i else None
-                        yield fdef, nodes[i].lineno, _describe(nodes, parent, lines, i, new, label, before, after)
+
+                        def describe(
+                            i: int = i, new: Any = new, label: str = label, shown: int = shown, before: Any = before
+                        ) -> str:
+                            after = ast.unparse(nodes[shown]) if shown != i else None
+                            return _describe(nodes, parent, lines, i, new, label, before, after)
+
+                        yield fdef, nodes[i].lineno, describe
                 finally:
-                    undo()  # the caller compiled the edited tree before asking for the next one
+                    undo()  # the caller compiled the edited tree (and described a fitting one) before the next
 
 
 def _shown(nodes: list[ast.AST], parent: dict[int, int], i: int) -> int:

@@ -242,10 +242,9 @@ def solution_doubled_run(model: torch.nn.Linear, x: Tensor) -> Tensor:
     ### END SOLUTION
 
 
-def test_a_large_shared_module_is_restored_after_every_mutant():
-    # too large to copy per mutant: the mutants share it, and whatever one leaves behind is undone
+def test_a_shared_module_is_restored_after_every_mutant():
+    # modules are not copied per mutant: the mutants share them, and whatever one leaves behind is undone
     model = torch.nn.Linear(400, 300)
-    assert sum(p.numel() for p in model.parameters()) > 100_000
     before = model.weight.detach().clone()
     x = torch.randn(3, 400)
     expected = solution_doubled_run(model, x)
@@ -333,3 +332,22 @@ def test_a_reduction_taken_after_the_division_is_named():
     expected, actual = solution_ratio(W, 7, 3), (3 / 7 * W.shape[1] / W.pow(2)).sum(dim=(1, 2))
     hint = one_change_diagnosis(call(solution_ratio, W, 7, 3), actual, expected)
     assert hint is not None and "`.sum(…)` taken after this step instead of before" in hint, hint
+
+
+def solution_flagged_run(model: torch.nn.Linear, x: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    model.scale = torch.tensor([2.0, 3.0])
+    y = model(x) * model.scale
+    del model.scale
+    return y
+    ### END SOLUTION
+
+
+def test_attributes_a_mutant_leaves_on_a_shared_module_are_removed():
+    model = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    expected = solution_flagged_run(model, x)
+    with torch.no_grad():
+        unscaled = model(x)
+    hint = one_change_diagnosis(call(solution_flagged_run, model, x), unscaled, expected)
+    assert hint is not None and not hasattr(model, "scale")
