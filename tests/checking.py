@@ -563,12 +563,14 @@ def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | t
 
 
 def _input_sizes(reference: Reference | None) -> list[int | tuple[str, int]]:
-    """The axis sizes of the tensors the reference was called with (a module's parameters included), and the
-    integer fields of the configs it was given (named `cfg.<field>`)."""
-    if reference is None:
-        return []
+    return [] if reference is None else input_sizes(reference.args, reference.kwargs)
+
+
+def input_sizes(*objects: Any) -> list[int | tuple[str, int]]:
+    """The axis sizes of the tensors in `objects` (a module's parameters included), and the integer fields of
+    the configs among them or held by a module (named `cfg.<field>`): what `generic_diagnosis` names a factor by."""
     found: list[int | tuple[str, int]] = []
-    stack: list[Any] = [reference.args, reference.kwargs]
+    stack: list[Any] = list(objects)
     while stack:
         item = stack.pop()
         if isinstance(item, Tensor):

@@ -27,6 +27,7 @@ from tests.checking import (
     expect_tensor,
     fail,
     generic_diagnosis,
+    input_sizes,
 )
 from tests.mutants import call
 from tests.part1_superposition_diagnosis import (
@@ -237,7 +238,7 @@ def check_loss(
         ignores_out_failure(lambda y: model.calculate_loss(y, batch), out, loss, right_with, model)
     generic = None
     if grad is not None:
-        generic = generic_diagnosis(grad, grad_right, "batch inst feats")
+        generic = generic_diagnosis(grad, grad_right, "batch inst feats", sizes=input_sizes(model, batch))
         generic = generic or loss_gradient_diagnosis(grad, out.detach(), target, imp)
     hint = (
         generic[1]

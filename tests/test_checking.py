@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -20,6 +21,7 @@ from tests.checking import (
     expect_scalar,
     expect_tensor,
     generic_diagnosis,
+    input_sizes,
 )
 
 
@@ -152,6 +154,13 @@ def test_catalogue_names_the_matching_mutant_and_both_when_two_fit():
     assert both.code == "a" and "hint a" in both.hint and "hint b" in both.hint
 
 
+@dataclasses.dataclass
+class _Config:
+    n_features: int
+    d_hidden: int
+    n_instances: int
+
+
 def test_generic_diagnosis_names_unlisted_mistakes():
     torch.manual_seed(0)
     e = torch.randn(4, 3, 5) + 0.1
@@ -164,6 +173,11 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     ratio = generic_diagnosis(e * 7 / 8, e, dims, sizes=(8, 7, 4))
     assert ratio is not None and ratio[0] == "scale" and "7/8" in ratio[1] and "divided by 8 where 7" in ratio[1]
     assert "a missing or extra constant factor" in generic_diagnosis(e * 1.37, e, dims, sizes=(8, 7))[1]
+    # sizes named by config fields (every field of that size is listed: no guess between them)
+    model = torch.nn.Linear(2, 2)
+    model.cfg = _Config(n_features=7, d_hidden=8, n_instances=8)
+    named = generic_diagnosis(e * 7 / 8, e, dims, sizes=input_sizes(model))[1]
+    assert "7 (cfg.n_features)" in named and "8 (cfg.d_hidden or cfg.n_instances)" in named
     assert _code(-e, e, dims=dims).code == "sign"
     assert _code(e + 0.5, e, dims=dims).code == "offset"
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
