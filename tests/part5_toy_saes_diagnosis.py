@@ -99,6 +99,14 @@ def check_init_values(sae: Any) -> None:
             "normalised (forward normalises it when it decodes)",
             code="decoder_rescaled",
         )
+    if not D.any():
+        fail(
+            "the untied _W_dec is all zeros: it doesn't start as W_enc transposed",
+            "was it cloned from W_enc before W_enc was initialised (e.g. from torch.zeros, then kaiming_uniform_ in "
+            "place)? Initialise W_enc first, then `self._W_dec = nn.Parameter(self.W_enc.detach().transpose(-1, -2)"
+            ".clone())`",
+            code="decoder_zero",
+        )
     # The same multiset of values in other places (reshape/view instead of transpose): sorted, they are equal.
     if D.shape == E.shape and torch.equal(D.flatten(1).sort(-1).values, E.flatten(1).sort(-1).values):
         fail(
@@ -235,6 +243,11 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
             ("x", "", lambda: h - b_dec),
             ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h),
             ("b_dec_added", "the encoder reads h + b_dec, not h - b_dec", lambda: h + b_dec),
+            (
+                "input_normalised",
+                "h is normalised to unit norm before the encoder (the SAE reads h at its real scale)",
+                lambda: torch.nn.functional.normalize(h, dim=-1) - b_dec,
+            ),
         ],
         [
             ("W", "", lambda: sae.W_enc),
@@ -279,6 +292,11 @@ def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., T
         [
             ("W", "", lambda: sae.W_dec_normalized),
             ("unnormalized_decoder", "it decodes with W_dec, not W_dec_normalized", lambda: sae.W_dec),
+            (
+                "decoder_first_instance",
+                "every instance decodes with instance 0's decoder (W_dec_normalized[0]), not its own",
+                lambda: sae.W_dec_normalized[:1].expand_as(sae.W_dec_normalized),
+            ),
             ("decoder_is_encoder", "it decodes with W_enc transposed, not W_dec_normalized", lambda: sae.W_enc.mT),
             (
                 "decoder_is_normalised_encoder",
@@ -512,7 +530,9 @@ def other_losses(sae: Any) -> dict[str, Tensor]:
         h = sae.generate_batch(4)
         order = (h[:, 0] - sae.b_dec[0]).abs().argmax(-1).argsort()  # the batch's types shift from call to call
         loss_dict = sae(h[order])[0]
-    return {k: v.T.double() for k, v in loss_dict.items() if k != "L_reconstruction" and v.ndim == 2}
+        shifted = sae(h[order] - sae.b_dec)[0]["L_reconstruction"]  # the forward given h - b_dec
+    out = {k: v.T.double() for k, v in loss_dict.items() if k != "L_reconstruction" and v.ndim == 2}
+    return out | {"input_minus_b_dec": shifted.T.double()}
 
 
 # --------------------------------------------------------------------------------------------

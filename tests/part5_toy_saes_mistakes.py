@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +116,12 @@ GEN_MISTAKES: list[tuple[str, str, Callable[[Tensor, Tensor], Tensor]]] = [
         "W_reshaped",
         "W is [inst d_in feats]: contract its last axis with the features (or transpose it); reshape scrambles it",
         lambda x, W: torch.einsum("bif,ifd->bid", x, W.reshape(W.shape[0], W.shape[2], W.shape[1])),
+    ),
+    (
+        "unit_feature_directions",
+        "map through self.model.W as it is: yours normalised each feature's direction W[inst, :, feat] to unit "
+        "length first (the features' norms are part of the toy model's h)",
+        lambda x, W: hidden(x, torch.nn.functional.normalize(W, dim=1)),
     ),
 ]
 
@@ -377,75 +384,6 @@ def selection_rules(frac: Tensor, groups: dict[str, Tensor]) -> list[tuple[str, 
 # --------------------------------------------------------------------------------------------
 # Advanced resampling: what the sampling weights might follow
 # --------------------------------------------------------------------------------------------
-def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tuple[str, str, Tensor]]:
-    """(code, hint, expected probability of each input type [inst types]) for the usual wrong sampling weights,
-    given each type's squared distance from b_dec [inst types] (L_reconstruction · d_in) and ‖h‖² [inst types]."""
-
-    def normalise(w: Tensor) -> Tensor:
-        return w / w.sum(-1, keepdim=True)
-
-    uniform = torch.ones_like(loss)
-    return [
-        (
-            "sampling_linear",
-            "sample with probability proportional to the *square* of each example's reconstruction loss, "
-            "not the loss itself",
-            normalise(loss),
-        ),
-        (
-            "sampling_uniform",
-            "weight the examples by their squared reconstruction loss; yours look uniform",
-            normalise(uniform),
-        ),
-        (
-            "sampling_cubed",
-            "sample with probability proportional to the square of the loss (L_reconstruction ** 2)",
-            normalise(loss.pow(3)),
-        ),
-        (
-            "sampling_inverse",
-            "badly reconstructed examples should be *more* likely: weights = L_reconstruction ** 2, not its inverse",
-            normalise(loss.pow(-2)),
-        ),
-        (
-            "sampling_input_norm",
-            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
-            normalise(input_sq_norm.pow(2)),
-        ),
-        (
-            "sampling_input_norm",
-            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
-            normalise(input_sq_norm),
-        ),
-        (
-            "sampling_first_instance",
-            "use each instance's own losses as weights (L_reconstruction[:, inst]), not instance 0's for all",
-            normalise(loss[:1].pow(2)).expand_as(loss),
-        ),
-        (
-            "sampling_softmax",
-            "sample with probability proportional to L_reconstruction ** 2 (torch.multinomial normalises the weights), "
-            "not to a softmax of the losses",
-            torch.softmax(loss / d_in, dim=-1),
-        ),
-        (
-            "sampling_pooled",
-            "use each instance's own losses as weights (L_reconstruction[:, inst]), not losses summed over instances",
-            normalise(loss.pow(2).sum(0, keepdim=True)).expand_as(loss),
-        ),
-        *[
-            (
-                "sampling_other_batch",
-                "each pick follows the loss of a *neighbouring* example type (generate_batch cycles its types and "
-                "shifts them on every call): are the losses computed on a second generate_batch call, not on the h "
-                "the directions come from? (or an index off by one)",
-                normalise(loss.roll(shift, -1).pow(2)),
-            )
-            for shift in (-1, 1)
-        ],
-    ]
-
-
 def scale_candidates(
     W_enc: Tensor, dead: Tensor, resample_scale: float, W_dec: Tensor | None = None
 ) -> list[tuple[str, str, Tensor]]:
@@ -569,6 +507,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             "(dim=0), `(frac_active_in_window <= 0).all(dim=0)`, to get one flag per (instance, latent)",
             code="nothing_resampled",
         )
+    P.threshold_rule(changed, expected, frac, active)
     if (changed & ~expected).any():
         fail(
             f"{int((changed & ~expected).sum())} latents that are not dead were changed",
@@ -679,6 +618,10 @@ def normalise(w: Tensor) -> Tensor:
     return w / w.sum(-1, keepdim=True)
 
 
+# names of other_losses' entries that are not loss_dict keys
+ALT = {"input_minus_b_dec": "the L_reconstruction of sae.forward(h - b_dec) (b_dec subtracted twice: pass h itself)"}
+
+
 def check_sampling(
     rows: Tensor,
     dead: Tensor,
@@ -742,7 +685,11 @@ def check_sampling(
     if ((observed - expected.to(observed)).abs() <= tol).all():
         return
     others = [
-        (f"sampling_{name}", f"the picks follow {name}{power}: weight by L_reconstruction² instead", normalise(v))
+        (
+            f"sampling_{name}",
+            f"the picks follow {ALT.get(name, name)}{power}: weight by L_reconstruction² instead",
+            normalise(v),
+        )
         for name, value in alt.items()
         for power, v in (("²", value[insts].pow(2)), ("", value[insts]))
         if (v.sum(-1) > 0).all()
@@ -757,13 +704,16 @@ def check_sampling(
         for power, p in (("", 1), (" squared", 2))
         if q.shape[0] == q.shape[1] and (q.T[insts].sum(-1) > 0).all()
     ]
-    for code, hint, probs in weight_candidates(loss, sq_norm, rows.shape[1]) + others:
-        if ((observed - probs.to(observed)).abs() <= tol).all():
-            fail(
-                f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}",
-                hint,
-                code,
-            )
+    fits = [
+        (c, h) for c, h, p in P.weight_candidates(loss, sq_norm, rows.shape[1]) + others if P.fits(observed, p, tol)
+    ]
+    if fits:  # two rules the frequencies can't tell apart: list both
+        hint = fits[0][1] if len(fits) == 1 else "either of: " + "; or ".join(h for _, h in fits)
+        fail(
+            f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}",
+            hint,
+            fits[0][0],
+        )
     fail(
         f"per instance, the inputs were picked with frequencies {observed.round(decimals=2).tolist()}, expected "
         f"{expected.round(decimals=2).tolist()} (∝ L_reconstruction²)",

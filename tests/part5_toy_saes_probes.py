@@ -136,3 +136,114 @@ def enc_length_hint(
             "decoder row), not from h - b_dec itself: v · resample_scale · mean live encoder norm",
             code="enc_unnormalised_input",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Advanced resampling: the usual wrong sampling weights (moved from the catalogue, which is near 800 lines)
+# --------------------------------------------------------------------------------------------
+def fits(observed: Tensor, probs: Tensor, tol: Tensor) -> bool:
+    return bool(((observed - probs.to(observed)).abs() <= tol).all())
+
+
+def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, expected probability of each input type [inst types]) for the usual wrong sampling weights,
+    given each type's squared distance from b_dec [inst types] (L_reconstruction · d_in) and ‖h‖² [inst types]."""
+
+    def normalise(w: Tensor) -> Tensor:
+        return w / w.sum(-1, keepdim=True)
+
+    uniform = torch.ones_like(loss)
+    return [
+        (
+            "sampling_linear",
+            "sample with probability proportional to the *square* of each example's reconstruction loss, "
+            "not the loss itself",
+            normalise(loss),
+        ),
+        (
+            "sampling_uniform",
+            "weight the examples by their squared reconstruction loss; yours look uniform",
+            normalise(uniform),
+        ),
+        (
+            "sampling_cubed",
+            "sample with probability proportional to the square of the loss (L_reconstruction ** 2)",
+            normalise(loss.pow(3)),
+        ),
+        (
+            "sampling_inverse",
+            "badly reconstructed examples should be *more* likely: weights = L_reconstruction ** 2, not its inverse",
+            normalise(loss.pow(-2)),
+        ),
+        (
+            "sampling_input_norm",
+            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
+            normalise(input_sq_norm.pow(2)),
+        ),
+        (
+            "sampling_input_norm",
+            "weight by the squared *reconstruction loss* of each example (from sae.forward), not by the size of h",
+            normalise(input_sq_norm),
+        ),
+        (
+            "sampling_first_instance",
+            "use each instance's own losses as weights (L_reconstruction[:, inst]), not instance 0's for all",
+            normalise(loss[:1].pow(2)).expand_as(loss),
+        ),
+        (
+            "sampling_softmax",
+            "sample with probability proportional to L_reconstruction ** 2 (torch.multinomial normalises the weights), "
+            "not to a softmax of the losses",
+            torch.softmax(loss / d_in, dim=-1),
+        ),
+        (
+            "sampling_sqrt",
+            "the picks follow the square root of the loss, i.e. the error's norm ‖h - h_rec‖ (not its square, nor "
+            "L_reconstruction itself): weight by L_reconstruction ** 2",
+            normalise(loss.sqrt()),
+        ),
+        (
+            "sampling_pooled",
+            "use each instance's own losses as weights (L_reconstruction[:, inst]), not losses summed over instances",
+            normalise(loss.pow(2).sum(0, keepdim=True)).expand_as(loss),
+        ),
+        *[
+            (
+                "sampling_other_batch",
+                "each pick follows the loss of a *neighbouring* example type (generate_batch cycles its types and "
+                "shifts them on every call): are the losses computed on a second generate_batch call, not on the h "
+                "the directions come from? (or an index off by one)",
+                normalise(loss.roll(shift, -1).pow(2)),
+            )
+            for shift in (-1, 1)
+        ],
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling: which latents changed, read as a threshold on a statistic of the window
+# --------------------------------------------------------------------------------------------
+def threshold_rule(changed: Tensor, expected: Tensor, frac: Tensor, active: Tensor) -> None:
+    """Fail naming the rule when the changed latents are exactly those whose window statistic (sum, largest or
+    last value of frac_active_in_window [window inst d_sae]) lies below some threshold, and that catches live ones."""
+    if torch.equal(changed, expected) or not (changed & ~expected).any():
+        return
+    stats = (
+        ("frac_active_in_window.sum(0) (or its mean)", frac.sum(0)),
+        ("frac_active_in_window.amax(0)", frac.amax(0)),
+        ("frac_active_in_window[-1]", frac[-1]),
+    )
+    act = active[:, None].expand_as(changed)
+    for name, stat in stats:
+        below, above = stat[changed & act], stat[~changed & act]
+        if below.numel() == 0 or above.numel() == 0 or below.max() >= above.min():
+            continue
+        lo, hi = float(below.max()), float(above.min())
+        counts = " (e.g. `< 1`: are the fractions read as counts? they lie in [0, 1])" if lo < 1 <= hi else ""
+        fail(
+            f"{int(changed.sum())} latents were resampled, expected the {int(expected.sum())} dead ones: exactly "
+            f"those with {name} below a threshold between {lo:.4g} and {hi:.4g}{counts}, live latents included",
+            "a latent is dead only if its fraction is 0 at every step of the window: "
+            "`(frac_active_in_window <= 0).all(dim=0)`",
+            code="threshold_rule",
+        )

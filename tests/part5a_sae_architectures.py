@@ -49,6 +49,8 @@ from tests.part5a_sae_architectures_diagnosis import (
     HALF_WINDOW,
     THETA_FACTORS,
     auxk_extra,
+    gated_acts_options,
+    gated_decode_options,
     jumprelu_acts_options,
     ratio_pooled,
     recovery_extra,
@@ -61,59 +63,6 @@ from tests.part5a_sae_architectures_diagnosis import (
 # --------------------------------------------------------------------------------------------
 # Exercise 7: Gated SAE
 # --------------------------------------------------------------------------------------------
-def _gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
-    """acts_post = 1[gate > 0] · ReLU(magnitude), with realistic alternatives for each ingredient of the paths."""
-    x = h - sae.b_dec
-
-    def combine(x_in: Tensor, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any, on: str) -> Tensor:
-        p = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
-        gate = p + gate_bias
-        mag = (gate if mag_in == "gate" else p) * scale + mag_bias
-        return (gate.relu() if on == "relu" else (gate > 0).to(h.dtype)) * mag.relu()
-
-    return combine, [
-        [("x", "", lambda: x), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
-        [
-            ("gate", "", lambda: sae.b_enc),
-            ("no_b_gate", "the gate path has no b_gate (b_enc)", lambda: 0.0),
-            ("gate_bias_b_mag", "the gate path adds b_mag instead of b_gate (b_enc)", lambda: sae.b_mag),
-        ],
-        [
-            ("proj", "", lambda: "proj"),
-            (
-                "gate_bias_in_mag",
-                "the magnitude path scales x @ W_enc + b_gate (the gate's pre-activation) instead of x @ W_enc alone",
-                lambda: "gate",
-            ),
-        ],
-        [
-            ("exp", "", lambda: sae.r_mag.exp()),
-            ("r_mag_no_exp", "the magnitude scale is r_mag, not exp(r_mag)", lambda: sae.r_mag),
-            ("no_r_mag", "the magnitude path is not scaled by exp(r_mag)", lambda: 1.0),
-        ],
-        [
-            ("b_mag", "", lambda: sae.b_mag),
-            ("no_b_mag", "the magnitude path has no b_mag", lambda: 0.0),
-            ("mag_bias_b_enc", "the magnitude path adds b_enc instead of b_mag", lambda: sae.b_enc),
-        ],
-        [
-            ("step", "", lambda: "step"),
-            (
-                "relu_gate_times_mag",
-                "the magnitude is multiplied by ReLU(π_gate) instead of the 0/1 switch 1[π_gate > 0]",
-                lambda: "relu",
-            ),
-        ],
-    ]
-
-
-def _gated_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
-    x = h - sae.b_dec
-    proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
-    gate, mag = proj + sae.b_enc, proj * sae.r_mag.exp() + sae.b_mag
-    return D.decode_options(sae, mag, (gate > 0).to(h.dtype) * mag.relu())
-
-
 @checker("gated_forward", kind="class")
 def test_gated_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.GatedToySAE, impl, ("forward",))
@@ -128,7 +77,7 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over "
         "instances",
     }
-    ingredients = {"acts": _gated_acts_options, "h_reconstructed": _gated_decode_options}
+    ingredients = {"acts": gated_acts_options, "h_reconstructed": gated_decode_options}
     check_sae_forward(
         sae,
         reference,
@@ -297,7 +246,7 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
         dth=lambda x, th, bw: -th * M.rect((x - th) / bw) / bw,
         device=device,
         fwd_mistakes=M.JUMPRELU_FORWARD,
-        x_mistakes=M.JUMPRELU_GRAD_X,
+        x_mistakes=[*M.JUMPRELU_GRAD_X, *PR.JUMPRELU_GRAD_X],
         th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW, *THETA_FACTORS],
     )
     return "forward values and pseudo-derivatives"
@@ -432,15 +381,15 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 @checker("auxk_loss", kind="function")
 def test_auxk_loss(impl: Callable, device: torch.device) -> str:
-    n_inst, d_sae, d_in, k_aux, batch = 4, 8, 4, 2, 64
+    n_inst, d_sae, d_in, k_aux, batch = 4, 8, 5, 3, 64  # k_aux is no size, nor the root of one
     pre = torch.randn(batch, n_inst, d_sae, device=device) - 0.5  # mostly negative: dead latents rarely fire
     pre[:, 3] += torch.linspace(-0.3, 0.3, d_sae, device=device)
     residual = 0.3 * torch.randn(batch, n_inst, d_in, device=device)
     W_dec = torch.nn.functional.normalize(torch.randn(n_inst, d_sae, d_in, device=device), dim=-1)
     dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
-    dead[0, [1, 4, 6]] = True  # more dead latents than k_aux
+    dead[0, [1, 4, 6]] = True  # exactly k_aux dead latents
     dead[1, 2] = True  # fewer dead latents than k_aux
-    dead[3, [0, 3, 5, 7]] = True  # instance 2: none dead, so the loss is mean(residual²)
+    dead[3, [0, 2, 3, 5, 7]] = True  # more than k_aux + 1; instance 2: none dead, so the loss is mean(residual²)
     inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)
     out = returned(impl(*inputs), "auxk_loss")
     if isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta":
@@ -545,7 +494,7 @@ def _metric(
     """Call a metric; name a known wrong shape (`shapes`: {shape: (code, hint)}) or a bool/int mean before the
     generic checks. Every metric tested here has fractional expected values, so an integer result is wrong."""
     try:
-        out = returned(impl(*[a.clone() for a in args]), what)
+        out = returned(PR.unchanged_call(impl, args, what), what)
         if isinstance(out, Tensor) and tuple(out.shape) == shape:
             D.integer_fraction(out, what)
     except RuntimeError as err:
@@ -619,6 +568,7 @@ def dead_mistakes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
             silent.sum(-1) / acts.shape[0],
         ),
         *M.metric_extra("dead", acts),
+        *PR.first_example("dead", acts),
     ]
 
 
@@ -693,7 +643,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.l0_norm(acts),
         "l0_norm",
-        M.l0_mistakes(acts),
+        M.l0_mistakes(acts) + PR.first_example("l0", acts),
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
         reference=call(ref_a.l0_norm, acts),
@@ -705,6 +655,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
 def test_fraction_variance_explained(impl: Callable, device: torch.device) -> str:
     h = torch.randn(100, N_INST, D_IN, device=device) * torch.tensor([0.3, 1.0, 2.0], device=device) + 1.5
     h_rec = 0.9 * h + 0.4 * torch.randn_like(h) * torch.tensor([1.0, 0.2, 0.5], device=device)[:, None] + 0.1
+    h_rec[:, 1] = 1.5 * h[:, 1].mean(0) - 0.5 * h_rec[:, 1]  # worse than the mean: FVE < 0 (about -1.3), not clamped
     shapes = {
         (): ("reduced_instances", "compute one value per instance: sum over batch and d_in only, not over instances"),
         (N_INST, D_IN): ("per_dim_unreduced", "sum over d_in as well as the batch before dividing (a ratio of sums)"),
@@ -754,7 +705,8 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
     W_dec = torch.randn(N_INST, D_SAE, D_IN, device=device) * torch.linspace(0.5, 3.0, D_SAE, device=device)[:, None]
     W_dec[:, 0] = -2.0 * W_feat[:, :, 0]  # an anti-aligned latent: cosine -1, not +1
     W_dec[:, 1] = 0.5 * W_feat[:, :, 2] + 0.1 * W_dec[:, 1]
-    out = returned(impl(W_feat.clone(), W_dec.clone()), "feature_recovery(W_features, W_dec)")
+    what = "feature_recovery(W_features, W_dec)"
+    out = returned(PR.unchanged_call(impl, (W_feat, W_dec), what), what)
     if isinstance(out, Tensor) and out.shape == (N_INST, N_FEATS) and not out.is_floating_point():
         fail(
             f"feature_recovery returned {out.dtype} values: indices, not cosines?",

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_diagnosis as D
 from tests.checking import fail
 
 BANDWIDTH = 0.1
@@ -160,6 +162,11 @@ def jumprelu_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
             ("theta", "", lambda: sae.log_threshold.exp()),
             ("no_exp", "the threshold is log_threshold, not exp(log_threshold)", lambda: sae.log_threshold),
             (
+                "softplus_threshold",
+                "the threshold is softplus(log_threshold), not exp(log_threshold)",
+                lambda: torch.nn.functional.softplus(sae.log_threshold),
+            ),
+            (
                 "threshold_from_config",
                 "the threshold is cfg.jumprelu_init_threshold (the config's initial value), not the trained parameter "
                 "exp(self.log_threshold)",
@@ -199,7 +206,17 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
             "where an instance has fewer than k_aux dead latents, top-k fills the extra slots with -inf: set those "
             "values to 0 (gathering them from pre decodes live latents there)",
             (residual - rec).pow(2).mean(-1),
-        )
+        ),
+        (
+            "divided_by_k_aux",
+            f"auxk_loss is the plain mean over d_in of the squared error: yours is divided by k_aux (= {k_aux})",
+            want / k_aux,
+        ),
+        (
+            "times_k_aux",
+            f"auxk_loss is the plain mean over d_in of the squared error: yours is multiplied by k_aux (= {k_aux})",
+            want * k_aux,
+        ),
     ]
 
 
@@ -248,3 +265,64 @@ def recovery_extra(W_feat: Tensor, W_dec: Tensor) -> list:
             cos.gather(1, raw.argmax(1, keepdim=True))[:, 0],
         )
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Gated SAE: the ingredients of each path (moved from the checker module, near 800 lines)
+# --------------------------------------------------------------------------------------------
+def gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
+    """acts_post = 1[gate > 0] · ReLU(magnitude), with realistic alternatives for each ingredient of the paths."""
+    x = h - sae.b_dec
+
+    def combine(xs: tuple, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any, on: str) -> Tensor:
+        p_gate, p = (torch.einsum("bid,ids->bis", x_in, sae.W_enc) for x_in in xs)  # the two paths' projections
+        gate = p_gate + gate_bias
+        mag = (gate if mag_in == "gate" else p) * scale + mag_bias
+        return (gate.relu() if on == "relu" else (gate > 0).to(h.dtype)) * mag.relu()
+
+    return combine, [
+        [
+            ("x", "", lambda: (x, x)),
+            ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: (h, h)),
+            ("gate_reads_h", "the gate path reads h, not h - b_dec (the magnitude path is right)", lambda: (h, x)),
+            ("mag_reads_h", "the magnitude path reads h, not h - b_dec (the gate path is right)", lambda: (x, h)),
+        ],
+        [
+            ("gate", "", lambda: sae.b_enc),
+            ("no_b_gate", "the gate path has no b_gate (b_enc)", lambda: 0.0),
+            ("gate_bias_b_mag", "the gate path adds b_mag instead of b_gate (b_enc)", lambda: sae.b_mag),
+        ],
+        [
+            ("proj", "", lambda: "proj"),
+            (
+                "gate_bias_in_mag",
+                "the magnitude path scales x @ W_enc + b_gate (the gate's pre-activation) instead of x @ W_enc alone",
+                lambda: "gate",
+            ),
+        ],
+        [
+            ("exp", "", lambda: sae.r_mag.exp()),
+            ("r_mag_no_exp", "the magnitude scale is r_mag, not exp(r_mag)", lambda: sae.r_mag),
+            ("no_r_mag", "the magnitude path is not scaled by exp(r_mag)", lambda: 1.0),
+        ],
+        [
+            ("b_mag", "", lambda: sae.b_mag),
+            ("no_b_mag", "the magnitude path has no b_mag", lambda: 0.0),
+            ("mag_bias_b_enc", "the magnitude path adds b_enc instead of b_mag", lambda: sae.b_enc),
+        ],
+        [
+            ("step", "", lambda: "step"),
+            (
+                "relu_gate_times_mag",
+                "the magnitude is multiplied by ReLU(π_gate) instead of the 0/1 switch 1[π_gate > 0]",
+                lambda: "relu",
+            ),
+        ],
+    ]
+
+
+def gated_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
+    x = h - sae.b_dec
+    proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
+    gate, mag = proj + sae.b_enc, proj * sae.r_mag.exp() + sae.b_mag
+    return D.decode_options(sae, mag, (gate > 0).to(h.dtype) * mag.relu())

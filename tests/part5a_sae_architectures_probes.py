@@ -46,6 +46,10 @@ def _bandwidth(cfg: Any, which: str | None) -> float:
 def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
     """`M.jumprelu_forward`, plus the bugs `jump_bw` / `heavi_bw` ("init": cfg.jumprelu_init_threshold, "one": 1):
     another bandwidth given to JumpReLU.apply or to Heaviside.apply alone."""
+    if bug.get("rec_target_centred"):
+        d, _, acts, h_rec = M.jumprelu_forward(sae, h)
+        d = d | {"L_reconstruction": (h_rec - (h - sae.b_dec)).pow(2).mean(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
     if "jump_bw" not in bug and "heavi_bw" not in bug:
         return M.jumprelu_forward(sae, h, **bug)
     pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
@@ -83,7 +87,8 @@ def topk_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
     def combine(x_in: Tensor, chosen_on: str) -> Tensor:
         proj = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
         post = (proj + sae.b_enc).relu()
-        idx = {"post": post, "proj": proj}[chosen_on].topk(k, dim=-1).indices
+        score = {"post": post, "proj": proj, "dec_norm": post * sae.W_dec.norm(dim=-1)[None]}[chosen_on]
+        idx = score.topk(k, dim=-1).indices
         return torch.zeros_like(post).scatter(-1, idx, post.gather(-1, idx))
 
     return combine, [
@@ -95,6 +100,12 @@ def topk_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
                 "the top k latents are chosen on (h - b_dec) @ W_enc, before b_enc is added (the values kept, "
                 "ReLU(pre), are right): choose them on ReLU(pre) with pre including b_enc",
                 lambda: "proj",
+            ),
+            (
+                "topk_by_decoder_norm",
+                "the top k latents are chosen on ReLU(pre) times the decoder row norms ‖W_dec[j]‖ (the values kept "
+                "are right): choose them on ReLU(pre) alone",
+                lambda: "dec_norm",
             ),
         ],
     ]
@@ -112,3 +123,53 @@ def topk_decode_options(sae: Any, h: Tensor) -> tuple[Any, list]:
         )
     )
     return combine, options
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: the caller's tensors must come back unchanged
+# --------------------------------------------------------------------------------------------
+def unchanged_call(impl: Any, args: tuple, what: str) -> Any:
+    """impl(*copies of args); fail naming the argument when the call wrote into it (the caller's acts, h or
+    W_dec would be changed for every later use). `what`: "name(arg1, arg2)", for the argument names."""
+    copies = [a.clone() for a in args]
+    out = impl(*copies)
+    names = what[what.index("(") + 1 : -1].split(", ")
+    for name, a, c in zip(names, args, copies, strict=False):
+        if c.shape != a.shape or not torch.equal(c, a):
+            n = int((c != a).sum()) if c.shape == a.shape else a.numel()
+            fail(
+                f"{what} changed its input `{name}` in place ({n} of {a.numel()} entries changed)",
+                f"don't write into `{name}` (x[mask] = ..., x /= ..., x -= ..., x.abs_()): the caller still needs it. "
+                "Compute into a new tensor, e.g. (acts != 0).float(), x - y, x / n, or x = x.clone() first",
+                code="input_modified",
+            )
+    return out
+
+
+def first_example(metric: str, acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The l0 / dead-fraction metric computed on example 0 alone (acts[0]), as a catalogue entry."""
+    one = acts[0]
+    value = (one != 0).to(acts.dtype).sum(-1) if metric == "l0" else (one == 0).to(acts.dtype).mean(-1)
+    what = "average the counts over every example" if metric == "l0" else "a latent is dead when zero on every example"
+    return [("single_example", f"your values are example 0's alone (acts[0]): {what} of the batch", value)]
+
+
+# --------------------------------------------------------------------------------------------
+# JumpReLU: the forward's value as the x-gradient; the reconstruction compared with h - b_dec
+# --------------------------------------------------------------------------------------------
+JUMPRELU_GRAD_X = [
+    (
+        "grad_x_is_forward",
+        "∂JumpReLU/∂x is the step 1[x > θ], times grad_output: yours is x · 1[x > θ] · grad_output, the forward's "
+        "value (x appears once too often)",
+        lambda x, th, bw: x * (x > th).to(x.dtype),
+    )
+]
+JUMPRELU_BANDWIDTH_MISTAKES.append(
+    (
+        "rec_target_centred",
+        "compare h_reconstructed with h itself, not with h - b_dec (h_reconstructed already has b_dec added back)",
+        "L_reconstruction",
+        {"rec_target_centred": True},
+    )
+)

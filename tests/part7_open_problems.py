@@ -33,7 +33,7 @@ from tests.part7_open_problems_mistakes import (
     rate_tolerance,
     target_mistakes,
 )
-from tests.part7_open_problems_probes import absent_value_hint, affine_alignment_hint, pair_reads_hint
+from tests.part7_open_problems_probes import absent_value_hint, affine_alignment_hint, fixed_axis_hint, pair_reads_hint
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -473,6 +473,7 @@ def test_compute_target(impl, device):
                     "drop the trailing size-1 axis: no keepdim=True (or .squeeze(-1) at the end)",
                     code="keepdim",
                 )
+            fixed_axis_hint(got, expected, what, shape)
             got = expect_tensor(
                 got,
                 what,

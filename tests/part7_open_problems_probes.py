@@ -106,3 +106,21 @@ def affine_alignment_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
         "the alignment is max_k |W_ki| / ‖Wᵢ‖ itself: no factor or offset",
         code="alignment_affine",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# compute_target: right on [batch inst feats], wrong shape with more leading axes
+# --------------------------------------------------------------------------------------------
+def fixed_axis_hint(got: object, expected: Tensor, what: str, shape: tuple) -> None:
+    """Called on the input with two leading axes, after the 3-axis input of the same target passed: a wrong shape
+    here means the code counts axes from the front (or unpacks three sizes)."""
+    if len(shape) <= 3 or not isinstance(got, Tensor) or tuple(got.shape) == tuple(expected.shape):
+        return
+    fail(
+        f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}; with [batch inst feats] input "
+        "(3 axes) your result was right",
+        "your code assumes exactly 3 axes: an axis position counted from the front (dim=2, or a slice like "
+        "[:, :, 0::2], which on 4 axes slices inst), or a reshape/unpacking of three sizes. Count from the end so "
+        "extra leading axes pass through: dim=-1, [..., 0::2], features.shape[:-1]",
+        code="fixed_axis",
+    )

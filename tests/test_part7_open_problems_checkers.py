@@ -483,8 +483,8 @@ TARGET_BUGS = [
     (target_bug_one_based, "argmax_one_based"),
     (target_bug_identity_abs, "identity_abs"),
     (target_bug_max_sum, "max_sum"),
-    (target_bug_pairs_3d, "shape"),
-    (target_bug_argmax_dim2, "shape"),
+    (target_bug_pairs_3d, "fixed_axis"),
+    (target_bug_argmax_dim2, "fixed_axis"),
     (target_bug_square_double, "square_double"),
 ]
 
