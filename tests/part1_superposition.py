@@ -36,7 +36,16 @@ from tests.part1_superposition_diagnosis import (
     reference_model,
     returned_hidden_hint,
 )
-from tests.part1_superposition_draws import fresh_draws_failure, ignores_out_failure, with_reference_generators
+from tests.part1_superposition_draws import (
+    fresh_draws_failure,
+    ignores_out_failure,
+    instance_p_candidates,
+    never_partners_failure,
+    pair_layout_failure,
+    scaled_values_failure,
+    with_reference_generators,
+)
+from tests.part1_superposition_hints import forward_output_failure
 from tests.part1_superposition_mistakes import (
     DELTA,
     ZERO_DRAW_ALLOWANCE,
@@ -138,6 +147,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
         out = call_naming_axes(lambda: model(x), AXES_7352, MATMUL)
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, (7,), cfg.n_inst, cfg.d_hidden)
+    forward_output_failure(out, "model(features)", (7, 3, 5), "batch inst feats")
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA) + relu_placement_mutants(x, W, W, b)
     no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
@@ -169,6 +179,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     with torch.no_grad():
         out1 = one(x1)
     what = "model(features) with n_inst=1, n_features=1, d_hidden=1"
+    forward_output_failure(out1, what, (4, 1, 1), "batch inst feats")
     expect_tensor(out1, what, shape=(4, 1, 1), dims="batch inst feats", dtype=x1.dtype, device=device)
     ref1 = reference_model(RefToyModel, cfg1, device, {"W": W1, "b_final": b1})
     expect_matches(
@@ -320,7 +331,9 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device), importance=IMP_GEN.to(device))
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
     stationarity_failure(batch != 0, P_TABLE, "the batch")
-    check_independent_features(batch, P_TABLE, "the batch", extra=[importance_candidate(IMP_GEN)])
+    scaled_values_failure(batch, {"self.importance": IMP_GEN}, "the batch")
+    extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE)]
+    check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
@@ -373,7 +386,7 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
 def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
     batch = _call_generator(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     decoy = _ignores_p(torch.full_like(P_TABLE, DECOY["generate_uncorrelated_features"]), "uncorrelated")
-    check_independent_features(batch, P_TABLE, "the batch", extra=[decoy])
+    check_independent_features(batch, P_TABLE, "the batch", extra=[decoy, *instance_p_candidates(P_TABLE)])
     _check_block_shape(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     return "presence rates, U[0, 1] values and independence"
 
@@ -382,13 +395,6 @@ def _pair_states(present: Tensor, n_pairs: int) -> tuple[Tensor, Tensor]:
     """Per pair: how often the two features differ, and how often both are on ([inst pairs] counts), adjacent layout."""
     first, second = present[..., 0 : 2 * n_pairs : 2], present[..., 1 : 2 * n_pairs : 2]
     return (first != second).sum(0), (first & second).sum(0)
-
-
-def _swapped_layout(present: Tensor, rule: str) -> bool:
-    """The pairs follow `rule` as features (j, j + n_pairs): '(two pair)' instead of '(pair two)'."""
-    k = present.shape[-1] // 2
-    first, second = present[..., :k], present[..., k:]
-    return int((first != second).sum()) <= ZERO_DRAW_ALLOWANCE if rule == "together" else not (first & second).any()
 
 
 def _independent_pairs(present: Tensor, p_pairs: Tensor) -> bool:
@@ -407,14 +413,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     differ, _ = _pair_states(present, P_PAIRS.shape[1])
     if int(differ.sum()) > ZERO_DRAW_ALLOWANCE:
         message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
-        if _swapped_layout(present, "together"):
-            fail(
-                f"{what}: the pairs are features (j, j + n_pairs)",
-                "pair j must occupy the adjacent features 2j and 2j + 1: repeat with '(pair two)', or "
-                "repeat_interleave, "
-                "not '(two pair)' or .repeat",
-                code="pair_layout",
-            )
+        pair_layout_failure(present, "together", what)
         twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
         if _independent_pairs(present, P_PAIRS):
             fail(
@@ -551,13 +550,8 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     _, both = _pair_states(present, P_PAIRS.shape[1])
     if int(both.sum()) > 0:
         message = f"{what}: in {int(both.sum())} cases both features of a pair are present"
-        if _swapped_layout(present, "never"):
-            fail(
-                f"{what}: the pairs are features (j, j + n_pairs)",
-                "pair j must occupy the adjacent features 2j and 2j + 1: "
-                "stack the two features on a last axis and flatten '(pair two)'",
-                code="pair_layout",
-            )
+        pair_layout_failure(present, "never", what)
+        never_partners_failure(present, message)
         if _independent_pairs(present, P_PAIRS):
             fail(
                 message,

@@ -34,7 +34,8 @@ def fresh_draws_failure(draw: Callable[[], object], what: str) -> None:
         return
     if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.shape != b.shape or a.numel() < 100:
         return
-    if bool((a != 0).any()) and torch.equal(a.detach().cpu(), b.detach().cpu()):
+    a, b = a.detach().cpu(), b.detach().cpu()
+    if bool((a != 0).any()) and torch.equal(a, b):
         fail(
             f"two calls of {what} returned exactly the same batch",
             "every call must draw new random numbers: the draws are reseeded inside the method (torch.manual_seed(...) "
@@ -42,6 +43,29 @@ def fresh_draws_failure(draw: Callable[[], object], what: str) -> None:
             "batch and training sees one batch over and over; seed once outside (the notebook does), never inside "
             "the generator",
             code="same_draws_every_call",
+        )
+    reused_draws_failure(a, b, what)
+
+
+def reused_draws_failure(a: Tensor, b: Tensor, what: str) -> None:
+    """Two calls share their values where both are present (values drawn once, presence redrawn), or share their
+    presence while the values differ. Two float32 uniforms are equal with probability about 2^-24, and two presence
+    masks of >= 100 entries at rates in (0, 1) agree everywhere with vanishing probability."""
+    both = (a != 0) & (b != 0)
+    m, same = int(both.sum()), int((a[both] == b[both]).sum())
+    if m >= 50 and same > m / 2:
+        fail(
+            f"two calls of {what}: at the {m} entries present in both batches, {same} have exactly the same value",
+            "the values are drawn once and reused (kept on self, or drawn in __init__), and only presence is drawn "
+            "again: every call draws new values for its entries (torch.rand inside the method)",
+            code="values_reused",
+        )
+    if bool(((a != 0) != (b != 0)).sum() == 0) and 0 < m < a.numel():
+        fail(
+            f"two calls of {what} have their nonzero entries at exactly the same places (new values, same presence)",
+            "the presence mask is drawn once and reused (kept on self, or drawn in __init__): every call draws a new "
+            "presence mask (`rand < p` inside the method)",
+            code="presence_reused",
         )
 
 
@@ -220,3 +244,130 @@ def with_reference_generators(cls: type, names: tuple[str, ...], ref: type) -> t
         return generator
 
     return type("ProbeToyModel", (cls,), {name: wrap(name) for name in names})
+
+
+def support_failures(batch: Tensor, what: str, low: float, p: Tensor | None = None) -> None:
+    """Absent entries that are not 0 (absent_value_failure), and facts about a batch that no correct generator
+    shows: every example's values normalised to sum (or norm, or largest value) 1 per instance, and (for U[0, 1]
+    values) negative values in some (inst, feature) columns only."""
+    absent_value_failure(batch, what, p)
+    rows = (batch != 0).any(-1)
+    if int(rows.sum()) >= 100 and float(batch[batch != 0].abs().std()) > 1e-3:  # constant values: named later
+        x = batch.double()
+        for label, stat in (("sum", x.sum(-1)), ("norm", x.norm(dim=-1)), ("largest value", x.abs().amax(-1))):
+            if bool(((stat[rows] - 1).abs() <= 1e-4).all()):
+                fail(
+                    f"{what}: for every example, each instance's values over the features have {label} 1",
+                    f"the examples are normalised (divided by their {label} over the features, like probabilities): "
+                    "the features are independent, each present value its own draw; leave the examples unscaled",
+                    code="normalised_examples",
+                )
+    neg = (batch < 0).any(0)  # [inst feats]
+    if low < 0 or not bool(neg.any()) or bool(neg.all()) or batch.ndim != 3:
+        return
+    feats = sorted({c for _, c in neg.nonzero().tolist()})
+    fail(
+        f"{what}: negative values (down to {float(batch.min()):.3g}) in {int(neg.sum())} of {neg.numel()} (inst, "
+        f"feature) columns, only in features {feats}, never in the others",
+        "U[0, 1] values under a 0/1 mask are never negative: a mask that holds -1 there (masks combined by "
+        "subtraction as floats or ints, e.g. second = active - first, give -1 where the first was drawn but the "
+        "pair is not active, and a -1 entry also reads as present, value != 0), or a minus sign on some values. "
+        "Build masks as booleans (active & ~first) and use them to select U[0, 1] values",
+        code="mask_negative",
+    )
+
+
+def scaled_values_failure(batch: Tensor, tables: dict[str, Tensor], what: str) -> None:
+    """Each (inst, feature) cell's largest |value| equals a table of the model (importance, p) instead of 1: the values
+    were multiplied by it. A cell with m >= 200 present U values has max |v| above 1 - 5% with probability
+    1 - 0.95^m > 1 - 4e-5, and a table is only named when it is not all close to 1."""
+    present = batch != 0
+    counts = present.sum(0)
+    enough = counts >= 200
+    if batch.ndim != 3 or int(enough.sum()) < 3:
+        return
+    top = batch.abs().amax(0).double()
+    for name, table in tables.items():
+        t = table.double().cpu()
+        if t.shape != top.shape or bool(((t - 1).abs() < 0.1).all()):
+            continue
+        if bool(((top - t).abs() <= 0.05 * t)[enough].all()):
+            i, c = (int(v) for v in divmod(int(t.argmax()), t.shape[1]))
+            fail(
+                f"{what}: each (inst, feature) cell's largest |value| is {name} there, not 1 (inst {i}, feature {c}: "
+                f"{float(top[i, c]):.3g} for {name} = {float(t[i, c]):.3g})",
+                f"the values are multiplied by {name}: draw each present value from U[-1, 1] or U[0, 1] as it is "
+                "(the importance weights only the loss)",
+                code="values_scaled_by_table",
+            )
+
+
+def instance_p_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Rate tables [inst feats] of a presence drawn against one probability per instance (its largest, smallest or
+    mean p)."""
+    tables = (
+        ("largest", "amax", p.amax(-1, keepdim=True)),
+        ("smallest", "amin", p.amin(-1, keepdim=True)),
+        ("mean", "mean", p.mean(-1, keepdim=True)),
+    )
+    return [
+        (
+            f"presence_instance_{how}",
+            f"every feature of an instance is present at the instance's {how} probability (p.{op}(-1)): each "
+            "feature keeps its own p[inst, feature]",
+            table.expand_as(p),
+        )
+        for how, op, table in tables
+    ]
+
+
+def pair_layout_failure(present: Tensor, rule: str, what: str) -> None:
+    """The pairs follow `rule` ('together' or 'never') as features (j, j + n_pairs): '(two pair)' not '(pair two)'."""
+    k = present.shape[-1] // 2
+    first, second = present[..., :k], present[..., k:]
+    swapped = int((first != second).sum()) == 0 if rule == "together" else not bool((first & second).any())
+    if not swapped:
+        return
+    how = (
+        "repeat with '(pair two)', or repeat_interleave, not '(two pair)' or .repeat"
+        if rule == "together"
+        else ("stack the two features on a last axis and flatten '(pair two)'")
+    )
+    fail(
+        f"{what}: the pairs are features (j, j + n_pairs)",
+        f"pair j must occupy the adjacent features 2j and 2j + 1: {how}",
+        code="pair_layout",
+    )
+
+
+def never_partners_failure(present: Tensor, message: str) -> None:
+    """(Anticorrelated pairs, after both features of a pair were seen on together) every (inst, feature) column is
+    never on together with exactly one other column, which is not its adjacent partner: the pairs were laid out across
+    the wrong axes. Two independent columns of N draws at rates >= a, b are never on together with probability
+    (1 - ab)^N: with >= 50 expected joint hits (rates >= 0.05 at N = 20000) that is below e^-50."""
+    n, k, f = present.shape
+    cols = present.reshape(n, k * f).T.double()
+    if bool((cols.sum(1) < 0.03 * n).any()):
+        return
+    both = cols @ cols.T
+    both.fill_diagonal_(n)
+    zero = both == 0
+    if not bool((zero.sum(1) == 1).all()):
+        return
+    partner = zero.double().argmax(1)
+    seen = [(a, int(b)) for a, b in enumerate(partner.tolist()) if a < b][:3]
+    across = any(a // f != b // f for a, b in seen)
+    fail(
+        f"{message}; instead presence never overlaps for features that are not a pair: "
+        + "; ".join(f"(inst {a // f}, feature {a % f}) and (inst {b // f}, feature {b % f})" for a, b in seen),
+        "the two features of each pair are laid out on the wrong axes: "
+        + (
+            "they were stacked on another axis (torch.stack([first, second], dim=1), the instance axis) and reshaped, "
+            "which mixes the inst and pair axes; "
+            if across
+            else ""
+        )
+        + "stack the two features on a new last axis (dim=-1) and flatten '(pair two)' (or einops.rearrange([first, "
+        "second], 'two b i p -> b i (p two)'))",
+        code="pair_layout",
+    )

@@ -567,7 +567,7 @@ def check_batch_independence(present: Tensor, p: Tensor, what: str, unit: str) -
 # --------------------------------------------------------------------------------------------
 def check_value_support(batch: Tensor, what: str, low: float, high: float, p: Tensor | None = None) -> Tensor:
     """Present values lie in [low, high] and are not constant; returns the presence mask (value != 0)."""
-    draws.absent_value_failure(batch, what, p)
+    draws.support_failures(batch, what, low, p)
     present = batch != 0
     values = batch[present].double()
     law = f"U[{low:g}, {high:g}]"

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
+from tests.part1_superposition_hints import factor_name, gap_shape, importance_weights_hint, input_transform_hint
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
 # quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
@@ -104,13 +105,6 @@ def relu_placement_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, ac
     ]
 
 
-def _factor_name(c: float, d_hidden: int) -> str:
-    names = {f"1/√d_hidden = 1/√{d_hidden}": d_hidden**-0.5, f"√d_hidden = √{d_hidden}": d_hidden**0.5}
-    names |= {f"1/d_hidden = 1/{d_hidden}": 1 / d_hidden, f"d_hidden = {d_hidden}": d_hidden, "2": 2.0, "1/2": 0.5}
-    found = [k for k, v in names.items() if abs(c - v) < 1e-3 * v]
-    return f" = {found[0]}" if found else ""
-
-
 def probe_forward(
     model: Callable,
     b: Tensor,
@@ -149,7 +143,7 @@ def probe_forward(
             if abs(c - 1) > 1e-3 and torch.allclose(o, torch.relu(c * zz + bb), rtol=1e-4, atol=1e-5):
                 return "weights_term_scale", (
                     f"your output is ReLU(c·z + b_final) with z the product with the weights and c = {c:.4g}"
-                    f"{_factor_name(c, d_hidden) if d_hidden else ''}: "
+                    f"{factor_name(c, d_hidden) if d_hidden else ''}: "
                     "a constant factor on the weights term (a scaling such as 1/√d_hidden, a mean where a sum is "
                     "wanted, or a rescaled input); the forward pass has no such factor"
                 )
@@ -192,17 +186,16 @@ INPUT_TRANSFORMS = (
 )
 
 
-def input_transform_diagnosis(out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor) -> tuple[str, str] | None:
+def input_transform_diagnosis(
+    out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor, d_hidden: int = 0
+) -> tuple[str, str] | None:
     """(code, hint) when `out` equals the right forward pass `right` applied to a transformed input T(x)."""
     if not isinstance(out, Tensor) or not out.is_floating_point():
         return None
     for label, transform in INPUT_TRANSFORMS:
         expected = right(transform(x))
         if out.shape == expected.shape and torch.allclose(out.detach().double(), expected.double(), atol=1e-5):
-            return "input_transformed", (
-                f"your output is exactly the right forward pass applied to {label} instead of x: the input is "
-                "changed before the first product with the weights; the forward pass takes the features as they are"
-            )
+            return "input_transformed", input_transform_hint(label, d_hidden)
     return None
 
 
@@ -330,11 +323,7 @@ def loss_gradient_diagnosis(grad: Tensor, out: Tensor, target: Tensor, imp: Tens
                     f"the gradient with respect to `out` shows each squared error weighted by importance^{alpha:.3g}"
                     f"{name}, not by the importance itself: use self.importance as it is, I · (target - out)²"
                 )
-        i, j = divmod(int((weights - imp).abs().argmax()), imp.shape[1])
-        return "importance_weights", (
-            f"the gradient with respect to `out` shows each squared error weighted by a w[inst, feat] that is not "
-            f"importance[inst, feat] (inst {i}, feat {j}: {float(weights[i, j]):.3g} instead of {float(imp[i, j]):.3g})"
-        )
+        return importance_weights_hint(weights, imp)
     t = out.detach().double() - g * n_avg / (2 * imp)
     if out.shape[2] > 1 and bool(((t - t[..., :1]).abs() <= 1e-4 * (1 + t.abs())).all()):
         return "target_reduced", (
@@ -702,6 +691,8 @@ def reshaped_batched(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Cal
 def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
     """What the pooled values look like (diagnosis only, after the law has failed): atoms at the bounds, or where
     the mass piles up."""
+    if gap := gap_shape(values, low, high):
+        return gap
     at_bounds = float(((values == low) | (values == high)).double().mean())
     if at_bounds > 0.01:
         return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "

@@ -25,7 +25,8 @@ from tests.part1_superposition_diagnosis import (
     reference_model,
     returned_hidden_hint,
 )
-from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure
+from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure, scaled_values_failure
+from tests.part1_superposition_hints import forward_output_failure
 from tests.part1_superposition_mistakes import (
     check_independent_features,
     check_input_unchanged,
@@ -91,6 +92,7 @@ def _check_forward(
         out = model(x)
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, tuple(x.shape[:-2]), x.shape[-2], d_hidden)
+    forward_output_failure(out, "model(features)", tuple(x.shape), "batch inst feats")
     expect_tensor(out, "model(features)", shape=x.shape, dims="batch inst feats", dtype=x.dtype, device=device)
     right = two_layer(x, W_in, W_out, b, act=relu)
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
@@ -101,7 +103,7 @@ def _check_forward(
         random = MIXED
     code, hint = (
         random
-        or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x)
+        or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
         or hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
         or diagnosis
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
@@ -289,6 +291,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             "leave the examples unscaled",
             code="normalised_examples",
         )
+    scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE}, "the batch")
     try:
         check_independent_features(
             batch.detach().cpu(),

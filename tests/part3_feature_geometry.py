@@ -23,6 +23,7 @@ from torch import Tensor
 import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
+from tests.part1_superposition_hints import dtype_failure
 
 Mistake = tuple[str, str, Tensor]
 
@@ -588,6 +589,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     )
     # 4) float64 in, float64 out
     out64 = compute_dimensionality(W.double())
+    dtype_failure(out64, torch.float64, "compute_dimensionality(W.double())")
     expect_tensor(
         out64, "compute_dimensionality(W.double())", shape=(3, 7), dims="inst feats", dtype=torch.float64, finite=False
     )

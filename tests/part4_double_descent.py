@@ -386,6 +386,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         _cosine_floor(got_t, right, steps, warmup, catalogue)
         _cosine_period(got_t, right, steps, warmup, catalogue)
+        ramp = mistakes.warmup_ramp_diagnosis(got_t, steps, warmup)
         expect_matches(
             got_t,
             right,
@@ -394,7 +395,10 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
             rtol=1e-6,
             atol=1e-7,
             dims="step",
-            hint="linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
+            hint=ramp[1]
+            if ramp
+            else "linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
+            code=ramp[0] if ramp else "values",
             reference=mistakes.Schedule(ref.warmup_cosine_lr, (steps, warmup)),
         )
     return "linear warm-up, then half a cosine to 0"

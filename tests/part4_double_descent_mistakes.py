@@ -561,3 +561,36 @@ def swapped_arguments(schedule: Callable, steps: int, warmup: int) -> list[tuple
             torch.tensor(swapped, dtype=torch.float64),
         )
     ]
+
+
+def warmup_ramp_diagnosis(got: Tensor, steps: int, warmup: int) -> tuple[str, str] | None:
+    """(code, hint) when the warm-up steps 1 .. warmup - 1 follow step / W for another length W (warmup_steps read
+    as a fraction of the run: W = warmup_steps · steps), or (step / warmup_steps)^k with k != 1."""
+    if min(warmup, steps) < 4:
+        return None
+    s = torch.arange(1, min(warmup, steps), dtype=torch.float64)
+    v = got[1 : len(s) + 1].double()
+    if len(s) < 3 or not bool(((v > 0) & (v < 1)).all()):
+        return None
+    length = s / v
+    if bool(((length - length[0]).abs() <= 1e-6 * length[0]).all()) and abs(float(length[0]) - warmup) > 1e-6:
+        W = float(length[0])
+        why = (
+            f" = warmup_steps · steps ({warmup} · {steps}): warmup_steps was read as a fraction of the run; it is "
+            "already a number of steps"
+            if abs(W - warmup * steps) < 1e-6 * W
+            else ""
+        )
+        return "warmup_length", (
+            f"your warm-up is linear but reaches 1 only after {W:g} steps{why}; it should reach 1 at step "
+            f"warmup_steps = {warmup}: step / warmup_steps"
+        )
+    power = v.log() / (s / warmup).log()
+    if bool(((power - power[0]).abs() <= 1e-6 * power[0].abs()).all()) and abs(float(power[0]) - 1) > 1e-3:
+        k = float(power[0])
+        name = {2.0: " (quadratic)", 0.5: " (a square root)", 3.0: " (cubic)"}.get(round(k * 4) / 4, "")
+        return "warmup_shape", (
+            f"your warm-up is (step / warmup_steps)^{k:.3g}{name}, not linear: the learning rate rises as "
+            "step / warmup_steps, then follows the cosine"
+        )
+    return None

@@ -182,7 +182,7 @@ def test_forward_accepts(impl):
         (fwd_float64, "dtype"),
         (fwd_returns_none, "returned_none"),
         (fwd_clamps_input, "modified_input"),
-        (fwd_squeeze, "shape"),
+        (fwd_squeeze, "squeezed"),
     ],
 )
 def test_forward_rejects(impl, code):

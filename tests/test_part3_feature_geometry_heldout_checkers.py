@@ -93,3 +93,18 @@ def test_fresh7_mistakes_are_named():
     assert "j > i" in err.message and "both orders" in err.hint
     err = assert_fails(checks.test_compute_dimensionality, cd_tril_strict, "triangle_only")
     assert "j < i" in err.message
+
+
+def cd_float32_buffer(W):
+    k, _, f = W.shape
+    out = torch.zeros(k, f)
+    for inst in range(k):
+        G = W[inst].T @ W[inst]
+        den, num = G.pow(2).sum(-1), G.diagonal() ** 2
+        out[inst] = torch.where(den > 0, num / den.clamp_min(1e-300), 0.0)
+    return out
+
+
+def test_float32_buffer_named():
+    err = assert_fails(checks.test_compute_dimensionality, cd_float32_buffer, "dtype")
+    assert "default dtype" in err.hint

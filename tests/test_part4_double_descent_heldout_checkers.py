@@ -362,3 +362,23 @@ def test_fresh8_part4():
     assert_fails(checks.test_generate_dataset, gen_times_sqrt_count, "norm_sqrt_count")
     assert_fails(checks.test_compute_dimensionality, cd_gram_rows, "gram_row_sum")
     assert_fails(checks.test_compute_dimensionality, cd_gram_first_instance, "instances_mixed")
+
+
+def lr_warmup_fraction(step, steps, warmup_steps):
+    w = int(warmup_steps * steps)
+    if step < w:
+        return step / w
+    return 0.5 * (1 + math.cos(math.pi * (step - w) / (steps - w)))
+
+
+def lr_quadratic_warmup(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return (step / warmup_steps) ** 2
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
+
+
+def test_warmup_ramp_named():
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_warmup_fraction, "warmup_length")
+    assert "fraction" in err.hint
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_quadratic_warmup, "warmup_shape")
+    assert "quadratic" in err.hint

@@ -1,0 +1,137 @@
+"""Hints of parts 1 to 3 that read a wrong output closely (no imports from the other check modules, so any of them can
+use these): what a forward pass returned instead of a tensor of the right shape, a factor that an input scaling and an
+output scaling share, a loss weight that is the importance summed, the direction of a dtype change, and the gaps in
+the support of drawn values.
+
+Each runs only on an output that is already wrong (or on a fact no correct answer shows), and when two mistakes give
+the same output it lists both rather than pick one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+
+def factor_name(c: float, d_hidden: int) -> str:
+    """' = 1/√d_hidden = 1/√4' when the factor c is a familiar function of d_hidden (or 2, 1/2); else ''."""
+    names = {f"1/√d_hidden = 1/√{d_hidden}": d_hidden**-0.5, f"√d_hidden = √{d_hidden}": d_hidden**0.5}
+    names |= {f"1/d_hidden = 1/{d_hidden}": 1 / d_hidden, f"d_hidden = {d_hidden}": d_hidden, "2": 2.0, "1/2": 0.5}
+    found = [k for k, v in names.items() if d_hidden and abs(c - v) < 1e-3 * v] if d_hidden else []
+    return f" = {found[0]}" if found else ""
+
+
+def forward_output_failure(out: object, what: str, shape: tuple[int, ...], dims: str) -> None:
+    """A forward pass returned a module (nn.ReLU(z) builds one), or its output lost exactly the axes of size 1."""
+    if isinstance(out, torch.nn.Module):
+        name = type(out).__name__
+        fail(
+            f"{what} is an nn.{name} module, not a tensor",
+            f"nn.{name}(z) constructs a module (its argument is a setting such as `inplace`), it does not apply "
+            f"anything: call the function, torch.relu(z) (or F.relu(z)), or apply a module: nn.{name}()(z)",
+            code="module_returned",
+        )
+    if not isinstance(out, Tensor) or 1 not in shape or out.ndim >= len(shape):
+        return
+    if tuple(out.shape) == tuple(s for s in shape if s != 1):
+        gone = ", ".join(f"{d}=1" for d, s in zip(dims.split(), shape, strict=True) if s == 1)
+        fail(
+            f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims}): the axes of size 1 ({gone}) are gone",
+            f"an axis of size 1 was removed: .squeeze() without a dim drops every axis of size 1 (here {gone}), "
+            "and so does an index such as [..., 0]; keep the shape [batch, inst, feats] (drop the .squeeze())",
+            code="squeezed",
+        )
+
+
+def input_transform_hint(label: str, d_hidden: int = 0) -> str:
+    """The hint for an output that equals the right forward pass on a transformed input `label` (e.g. 'x / 2')."""
+    hint = f"your output is exactly the right forward pass applied to {label} instead of x"
+    scale = {"2x": 2.0, "x / 2": 0.5}.get(label)
+    if scale is not None:
+        return (
+            f"{hint}, which is also the right forward pass with its output weights term (the product with the output "
+            f"weights, before b_final is added) multiplied by {scale:g}{factor_name(scale, d_hidden)}: the ReLUs pass "
+            "a positive factor through, so the two give the same output. Possible causes: the input scaled before "
+            "the first product, or a factor on the output term (a scaling such as 1/√d_hidden); the forward pass has "
+            "neither"
+        )
+    if label == "-x":
+        hint += " (the same as a minus sign on the first product with the weights, -W x)"
+    return (
+        f"{hint}: the input is changed before the first product with the weights; the forward pass takes the "
+        "features as they are"
+    )
+
+
+def importance_weights_hint(weights: Tensor, imp: Tensor) -> tuple[str, str]:
+    """(code, hint) for a loss whose gradient shows per-(inst, feat) weights `weights` that are not `imp`."""
+    i, j = divmod(int((weights - imp).abs().argmax()), imp.shape[1])
+    got = f"inst {i}, feat {j}: {float(weights[i, j]):.3g} instead of {float(imp[i, j]):.3g}"
+    for how, table in (("summed", imp.sum(-1, keepdim=True)), ("averaged", imp.mean(-1, keepdim=True))):
+        if imp.shape[1] > 1 and torch.allclose(weights, table.expand_as(imp), rtol=1e-3, atol=1e-9):
+            return f"importance_{how}", (
+                f"the gradient with respect to `out` shows every squared error of an instance weighted by its "
+                f"importances {how} over the features ({got}): the importance was taken out of the mean and "
+                f"{how} (mean(err) · importance.{'sum' if how == 'summed' else 'mean'}(-1)); weight each element "
+                "by its own importance, I[inst, feat] · (target - out)², then reduce"
+            )
+    return "importance_weights", (
+        f"the gradient with respect to `out` shows each squared error weighted by a w[inst, feat] that is not "
+        f"importance[inst, feat] ({got})"
+    )
+
+
+def dtype_failure(out: object, dtype: torch.dtype, what: str) -> None:
+    """A float64 input gave a float32 output (or the other way): name the direction's usual cause."""
+    if not isinstance(out, Tensor) or not out.is_floating_point() or out.dtype == dtype:
+        return
+    if out.dtype.itemsize < dtype.itemsize:
+        hint = (
+            f"the {dtype} input came out as {out.dtype}: a tensor created with the default dtype (torch.zeros, "
+            "torch.ones or torch.empty without dtype=, torch.tensor of Python numbers) and filled with the results, "
+            "or a .float(), lowers the precision; create buffers with the input's dtype (dtype=W.dtype, "
+            "torch.zeros_like, W.new_zeros(...)) and don't cast"
+        )
+    else:
+        hint = (
+            f"the {dtype} input came out as {out.dtype}: a float64 tensor (torch.tensor of a NumPy value, "
+            "a .double(), numpy arithmetic) mixed into the computation raises the precision; keep the input's dtype"
+        )
+    fail(f"{what} has dtype {out.dtype}, expected {dtype} (the input's)", hint, code="dtype")
+
+
+def gap_shape(values: Tensor, low: float, high: float) -> str:
+    """(Diagnosis only, after the law has failed) 'present values fill only [a, b) ∪ [c, d] ...; ' when whole
+    twentieths of [low, high] are empty. With n >= 4000 values a twentieth expects >= 200 of U[low, high]: an empty
+    one has probability e^-200 for a correct draw."""
+    n, bins = values.numel(), 20
+    if n < 4000:
+        return ""
+    width = (high - low) / bins
+    counts = torch.histc(values.double(), bins, low, high)
+    full = (counts > 0).tolist()
+    if all(full) or not any(full):
+        return ""
+    runs, start = [], None
+    for k, on in enumerate([*full, False]):
+        if on and start is None:
+            start = k
+        elif not on and start is not None:
+            runs.append((low + start * width, low + k * width))
+            start = None
+    support = " ∪ ".join(f"[{a:.3g}, {b:.3g}]" for a, b in runs)
+    halves = [(-0.5, 0.0), (0.5, 1.0)]
+    if len(runs) == 2 and all(
+        abs(u - v) < 1e-9 for r, t in zip(runs, halves, strict=True) for u, v in zip(r, t, strict=True)
+    ):
+        return (
+            f"the present values fill only {support}: the negative values are the small ones and the positive ones "
+            "the large ones, as when one uniform v gives both the sign and the size (torch.where(v < 0.5, -v, v)); "
+            "draw the value as one U[-1, 1] (2 * rand - 1), or the sign and the size from separate draws; "
+        )
+    return (
+        f"the present values fill only {support} of [{low:g}, {high:g}]: a rule that maps the draw into part of the "
+        "range (one uniform giving both the sign and the size, a piecewise formula, a shift of some values)? "
+    )
