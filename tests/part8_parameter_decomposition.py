@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
+from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
@@ -128,7 +129,8 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         right, mistakes = mis.svd_candidates(W)
         adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
         hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
-        code, hint = diag.reordered_hint(out, right) or ("values" if adds_up else "not_sum", hint)
+        code = "values" if adds_up else "not_sum"
+        code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     return "rank-one SVD terms, largest first, on square and wide matrices"
@@ -328,6 +330,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
         total = (lower * p["g_lower"]).sum() + (upper * p["g_upper"]).sum()
         if (unused := probes.unused_hidden_units(module, total)) is not None:  # a loop over too few hidden units
             mistakes.append((*unused, lower.detach()))
+        mistakes += behaviour.ci_behaviour(CausalImportance, module, p, lower.detach())
     solution = diag.with_parameters(sol.CausalImportance(3, 4, 9, alpha=CI_ALPHA, device=device), p)
     for n, (value, what) in enumerate(((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances"))):
         expect_matches(
@@ -416,7 +419,8 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     rs = []
     for layer, (m, g) in enumerate(zip(masks, ci, strict=True)):
         m, g = m.detach(), g.detach()
-        diag.diagnose_range(m, g, layer)
+        behaviour.binary_masks(m, g, layer)
+        diag.diagnose_range(m, g, layer, behaviour.span_law)
         r = (m - g) / (1 - g)
         if ((r < 1e-6) | (r > 1 - 1e-6)).float().mean() > 0.9:
             fail(
@@ -438,6 +442,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
                 code="max_not_interpolation",
             )
         diag.check_not_shared(r, f"mask {layer}")
+        behaviour.r_span(r, g, layer)
         rs.append(r)
     if diag.shared_draws(rs[0][..., :3], rs[1]):
         fail(
@@ -538,6 +543,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     right, mistakes = mis.product_candidates(p)
     code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
     mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p)
+    mistakes += behaviour.mask_scale_invariance(masked_product, p, out.detach())
     reference = call(sol.masked_product, *(p[k] for k in names))
     expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     g = _randn(6, 3, 4, seed=96, device=device)
@@ -756,9 +762,10 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         out,
         torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)]),
         "the adversarial sources on a loss that couples the two sources, -(s0 + s1 - 1)²",
-        probes.sequential_mistakes(loss_fn, init, N_STEPS, STEP_SIZE),
+        behaviour.coupled_mistakes(loss_fn, init, N_STEPS, STEP_SIZE),
         hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for every source from the same gradients",
         reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
     )
     probes.zero_gradient_probe(adversarial_sources, N_STEPS, STEP_SIZE, device)
+    behaviour.small_gradient_probe(adversarial_sources, N_STEPS, STEP_SIZE, device)
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -25,15 +25,22 @@ from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail
 Mistakes = list[tuple[str, str, Tensor]]
 
 
-def _failing_op(frames: list[traceback.FrameSummary]) -> str | None:
-    """ "matmul" when the learner's failing expression (Python's column span of it) is a matrix product (`@`,
-    matmul, bmm), "elementwise" when it is another operation, None when the span can't be read."""
+def _failing_span(frames: list[traceback.FrameSummary]) -> str | None:
+    """The learner's failing expression (Python's column span of it), or None when it can't be read."""
     frame = next((f for f in reversed(frames) if _is_learner_frame(f.filename)), None)
     if frame is None or frame.colno is None or frame.end_colno is None or frame.end_lineno != frame.lineno:
         return None
-    raw = linecache.getline(frame.filename, frame.lineno or 0)
+    return linecache.getline(frame.filename, frame.lineno or 0)[frame.colno : frame.end_colno].strip()
+
+
+def _failing_op(frames: list[traceback.FrameSummary]) -> str | None:
+    """ "matmul" when the learner's failing expression is a matrix product (`@`, matmul, bmm), "elementwise" when
+    it is another operation, None when the span can't be read."""
+    span = _failing_span(frames)
+    if span is None:
+        return None
     try:
-        node = ast.parse(raw[frame.colno : frame.end_colno].strip(), mode="eval").body
+        node = ast.parse(span, mode="eval").body
     except SyntaxError:
         return None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
@@ -235,11 +242,9 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
                 for n in sorted(clash)
             }
             what = " vs ".join(f"{n} ({'/'.join(dict.fromkeys(v)) or 'no input axis'})" for n, v in named.items())
-            hint += (
-                f". The failing operation ({line.strip()}) is elementwise, not a matrix product: broadcasting lines "
-                f"up its operands' last axes, and the clash is {what}: one operand has more or fewer axes than "
-                "intended (an extra None/unsqueeze, or one missing), so its axes sit under the wrong axes of the "
-                "other; print both operands' shapes"
+            pairs = [f"{k} [{dims[k]}]" for k, t in args.items() if t.ndim >= 2 and set(t.shape[-2:]) == clash]
+            hint += f". The failing operation ({line.strip()}) is elementwise, not a matrix product: " + _clash_causes(
+                what, _failing_span(frames) or line, pairs
             )
         elif op == "matmul" or "@" in line or "matmul" in line or "bmm" in line:
             hint += (
@@ -248,6 +253,31 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
                 "pairs batch with inst; use einsum with named axes (or move the axes so they line up)"
             )
         raise CheckFailed(described.message, hint, code="broadcast") from None
+
+
+def _clash_causes(what: str, line: str, pairs: list[str]) -> str:
+    """The causes of an elementwise clash between sizes `what`: a transposed operand when both sizes are the last two
+    axes of one input (`pairs`) and the line transposes something; an operand with more or fewer axes when the line
+    adds axes; both when nothing on the line tells them apart."""
+    moved = re.search(r"\.mT\b|\.T\b|\.t\(\)|transpose|permute|swapaxes|movedim", line)
+    start = f"broadcasting lines up its operands' last axes, and the clash is {what}"
+    extra = (
+        "one operand has more or fewer axes than intended (an extra None/unsqueeze, or one missing), so its axes sit "
+        "under the wrong axes of the other"
+    )
+    if not pairs or re.search(r"None|unsqueeze", line):
+        return f"{start}: {extra}; print both operands' shapes"
+    both = f"the last two axes of {' and of '.join(pairs)}"
+    if moved:
+        return (
+            f"{start}, {both}, and the failing expression transposes an operand (`{moved[0]}`): a transposed operand "
+            f"puts each of these sizes under the other ({pairs[0]} as given, not transposed): drop the transpose, "
+            "or transpose the other side too; print both operands' shapes"
+        )
+    return (
+        f"{start}, {both}. Possible causes: one operand transposed (its last two axes swapped, so each sits under "
+        f"the other); or {extra}; print both operands' shapes"
+    )
 
 
 def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float, right: Tensor) -> tuple[str, str] | None:
@@ -510,8 +540,9 @@ def check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, code
         )
 
 
-def diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
-    """Masks outside [g, 1]: name the distribution that was drawn."""
+def diagnose_range(m: Tensor, g: Tensor, layer: int, span: Callable | None = None) -> None:
+    """Masks outside [g, 1]: name the distribution that was drawn (`span(m, g)`: the span the draws cover and the
+    formula that gives it, when their ends are lines in g)."""
     r = (m - g) / (1 - g)
     what = f"mask {layer}"
     if r.min() < -0.5 and r.max() > 1.5:
@@ -544,6 +575,14 @@ def diagnose_range(m: Tensor, g: Tensor, layer: int) -> None:
                 f"{what} has values below g: r = (m - g) / (1 - g) spans [{r.min():.2f}, {r.max():.2f}]",
                 "r is uniform on [-1, 1]: draw it on [0, 1] (torch.rand)",
                 code="signed_uniform",
+            )
+        if span is not None and (law := span(m, g)) is not None:
+            fail(
+                f"{what} has values below its causal importance g: its draws span {law[0]} (the smallest and largest "
+                f"of each cell's {m.shape[0]} draws, against the cell's g), where m = g + (1 - g) r spans [g, 1]",
+                f"your masks behave as m = {law[1]} with r uniform on [0, 1] (or 1 - r: the same law); the mask is "
+                "m = g + (1 - g) r",
+                code="mask_span",
             )
         fail(
             f"{what} has values below its causal importance g (e.g. {m[m < g - 1e-6][0]:.3f})",

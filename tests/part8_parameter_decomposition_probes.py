@@ -7,6 +7,9 @@ inputs now tell apart, and probes that observe a behaviour instead of matching o
 don't reach the output, moves off the lattice of whole steps, sources updated one after the other). The eighth
 added: size errors named by the layer the chain was running or the sizes that met, a count other than d_out,
 the delta mask's shape from the wrong end of g's, two calls of sample_masks compared, a loss with a zero gradient.
+The ninth added mutants (a baseline from the terms' sum, norms added before squaring, a difference of squared norms,
+a mean error squared, masked products reading the unmasked run, eps in the exponent); its behavioural probes are in
+`tests.part8_parameter_decomposition_behaviour`.
 """
 
 from __future__ import annotations
@@ -67,11 +70,18 @@ def call_naming_term_count(fn: Callable, W: Tensor) -> Any:
 def ablation_mistakes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
     original, W0, K = chain(x), chain.weights[0], terms.shape[1]
 
-    def losses(first: Callable[[int], Tensor], reduce=lambda d: d.pow(2).mean(-1)) -> Tensor:
-        out = [reduce(mis.run_with_first(chain, first(k), x) - original) for k in range(K)]
+    def losses(first: Callable[[int], Tensor], reduce=lambda d: d.pow(2).mean(-1), base: Tensor = original) -> Tensor:
+        out = [reduce(mis.run_with_first(chain, first(k), x) - base) for k in range(K)]
         return torch.stack(out).permute(2, 0, 1)
 
+    summed = mis.run_with_first(chain, terms.sum(1), x)
     return [
+        (
+            "baseline_from_terms",
+            "y_original is the model's own output, chain(x), with W_0 itself: the run with W_0 replaced by Σ_k T_k "
+            "is the decomposed model, and the terms you are given need not add up to W_0",
+            losses(lambda k: W0 - terms[:, k], base=summed),
+        ),
         (
             "remove_others",
             "ablate term k alone: W_0 - T_k; W_0 - Σ_{j≠k} T_j removes every other term and keeps T_k",
@@ -227,7 +237,22 @@ def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor
         "your value is instance {}'s loss alone: every instance is its own decomposition, sum the loss over all of "
         "them (W - U @ V on the whole [inst d_out d_in] tensors; only N counts one instance's entries, W[0].numel())"
     )
+    norms = sum(torch.linalg.matrix_norm(W - u @ v) for W, u, v in zip(weights, U, V, strict=True))  # [inst]
+    squares = lambda ts: sum(t.pow(2).sum((-2, -1)) for t in ts)
+    n = deltas.shape[1]
     return [
+        (
+            "norms_summed",
+            "square each matrix's norm, then add: Σ_l ‖W_l - U_l V_l‖², not (Σ_l ‖W_l - U_l V_l‖)² (the norms added "
+            "before squaring)",
+            (norms.pow(2) / n).sum(),
+        ),
+        (
+            "norm_difference",
+            "the loss is the squared norm of the difference, ‖W - U V‖², not the difference of the squared norms "
+            "‖W‖² - ‖U V‖²",
+            ((squares(weights) - squares([u @ v for u, v in zip(U, V, strict=True)])) / n).sum(),
+        ),
         ("variance", hint, deltas.var(1, unbiased=False).sum()),
         ("variance", hint, deltas.var(1, unbiased=True).sum()),
         *[("one_instance", one.format(i), loss) for i, loss in enumerate(per_instance)],
@@ -386,21 +411,41 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             "square each instance's error, then sum the per-instance losses: the instances are separate models, and "
             "summing their errors before squaring, (Σ_inst d)², mixes them; the loss is Σ_inst mean_(batch, d_out) d²"
         )
+        square = (
+            "square each error, then average: the MSE is mean(d²) over output dims and batch, not the square of a mean "
+            "error (mean(d)², where errors of opposite signs cancel)"
+        )
+        early = [
+            lambda d: d.mean((0, 2)).pow(2).sum(),
+            lambda d: d.mean(0).pow(2).mean(-1).sum(),
+            lambda d: d.mean(-1).pow(2).mean(0).sum(),
+        ]
+        cached = (
+            "each masked product reads the activation `a` that layer_fn receives in this run: with every matrix "
+            "masked, matrix l's input is the masked run's own (what the masked matrices before it produced), not the "
+            "unmasked run's activation (chain.run(x)'s inputs)"
+        )
         return [
             ("layerwise_vs_masked", hint, torch.stack([right[0], vs_full])),
             ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=lambda layer, t: F.relu(t))),
             ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=act)),
             ("instances_summed_first", mix, _recon_losses(chain, p, x, reduce=mixed)),
+            *[("mean_then_square", square, _recon_losses(chain, p, x, reduce=r)) for r in early],
+            ("unmasked_inputs", cached, _recon_losses(chain, p, x, cached=True)),
         ]
 
 
-def _recon_losses(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, wrap=None, reduce=None) -> Tensor:
-    """(full, layerwise) with layer_fn's products passed through wrap(l, product), or another reduction."""
-    target, L = chain(x), len(chain.weights)
+def _recon_losses(
+    chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, wrap=None, reduce=None, cached: bool = False
+) -> Tensor:
+    """(full, layerwise) with layer_fn's products passed through wrap(l, product), or another reduction, or the
+    masked products reading the unmasked run's activations (`cached`)."""
+    (target, inputs), L = chain.run(x), len(chain.weights)
     reduce = reduce or (lambda d: d.pow(2).mean((0, 2)).sum())
 
     def loss(layers: set[int]) -> Tensor:
         def layer_fn(layer: int, a: Tensor) -> Tensor:
+            a = inputs[layer] if cached and layer in layers else a
             q = {"a": a, "W": chain.weights[layer], "U": p["U"][layer], "V": p["V"][layer]}
             q |= {"mask": p["masks"][layer], "delta_mask": p["delta_masks"][layer]}
             out = mis.product_reference(q) if layer in layers else mis.mm(a, chain.weights[layer])
@@ -445,7 +490,14 @@ def minimality_mistakes(ci: list[Tensor], p: float, eps: float) -> Mistakes:
         distributed = sum((g.pow(p) + eps**p).sum(-1) for g in ci).mean(0).sum()
         per_matrix = sum((g + eps).sum(-1).pow(p) for g in ci).mean(0).sum()
         precedence = sum((g + eps**p).sum(-1) for g in ci).mean(0).sum()
+        in_exponent = sum(g.pow(p + eps).sum(-1) for g in ci).mean(0).sum()
     return [
+        (
+            "eps_in_exponent",
+            "eps goes into the base, not the exponent: (g + eps) ** p, not g ** (p + eps) (parentheses around the "
+            "wrong sum?)",
+            in_exponent,
+        ),
         (
             "pow_distributed",
             "(g + eps)^p is not g^p + eps^p (a power doesn't distribute over a sum): add eps first, then raise",

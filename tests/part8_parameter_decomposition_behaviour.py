@@ -1,0 +1,260 @@
+"""Behavioural probes for part 8's checkers (`tests.part8_parameter_decomposition`), from the ninth fresh held-out
+measurement: what a wrong answer does, observed on inputs built to show it, rather than one mutant matched.
+
+* svd_terms: terms in the right rank-one directions u_k v_kᵀ whose sizes are not σ_k (1/σ, σ/Σσ, ... named);
+* CausalImportance: the hidden activation read off a module whose output is 0.5 + 0.1 · act(t), and importances
+  that don't change when V's rows or the inputs are rescaled (normalised);
+* sample_masks: masks that only take 0 and 1, and the span each cell's draws cover as lines in its g (the formula
+  that gives it: (g + r) / 2 spans [g/2, (1 + g)/2]; r drawn on [g, 1] spans [g, 1]);
+* masked_product: an output that doesn't change when every mask of an example is scaled by one factor;
+* adversarial_sources: gradients small but not 0 (a threshold on |g|), and another number of steps than n_steps
+  on a loss whose ascent goes back and forth (every count of one parity fits: all are listed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tests import part8_parameter_decomposition_mistakes as mis
+from tests.checking import CheckFailed, fail
+from tests.part8_parameter_decomposition_probes import sequential_mistakes
+
+Mistakes = list[tuple[str, str, Tensor]]
+
+
+def term_size_hint(out: Tensor, W: Tensor, code: str) -> tuple[str, str] | None:
+    """(code, hint) when every term is a multiple c_k u_k v_kᵀ of the right rank-one direction but c_k is not σ_k:
+    the function of σ the sizes c_k follow when it is a usual one (code "term_size"), else the sizes seen (`code`)."""
+    U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+    unit = torch.einsum("iak,ikb->ikab", U, Vh)  # u_k v_kᵀ, Frobenius norm 1
+    if not isinstance(out, Tensor) or out.shape != unit.shape or not out.is_floating_point():
+        return None
+    c = (out.double() * unit).sum((-2, -1))  # [inst r]
+    if not torch.allclose(out.double(), c[..., None, None] * unit, rtol=1e-3, atol=1e-5):
+        return None
+    known = {
+        "1 / σ_k: divided by the singular value instead of multiplied": 1 / S,
+        "σ_k / Σ_j σ_j: σ normalised to sum to 1": S / S.sum(-1, keepdim=True),
+        "σ_k / σ_1: σ divided by the largest one": S / S[..., :1],
+        "σ_k / ‖σ‖: σ normalised to norm 1": S / S.norm(dim=-1, keepdim=True),
+        "σ_k² / Σ_j σ_j²: the share of the squared norm": S**2 / S.pow(2).sum(-1, keepdim=True),
+        "√σ_k: the square root of the singular value": S.sqrt(),
+        "σ_k²: the singular value squared": S**2,
+        "1: no singular value at all": torch.ones_like(S),
+    }
+    named = [what for what, value in known.items() if torch.allclose(c.abs(), value, rtol=1e-3, atol=1e-6)]
+    sign = " (some with the opposite sign)" if bool((c < 0).any()) else ""
+    seen = ", ".join(f"{float(x):.3g}" for x in c[0])
+    sigma = ", ".join(f"{float(x):.3g}" for x in S[0])
+    if named:
+        return "term_size", (
+            f"every term has the right direction u_k v_kᵀ, but its size is {named[0]}{sign} (instance 0: {seen}; "
+            f"σ = {sigma}): each term is σ_k u_k v_kᵀ, σ_k times the outer product of column k of U and row k of Vh"
+        )
+    return code, (
+        f"every term has the right direction u_k v_kᵀ, but not the size σ_k{sign}: instance 0's terms have sizes "
+        f"{seen}, where σ = {sigma}; each term is σ_k u_k v_kᵀ, S[..., k] times the outer product"
+    )
+
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "F.silu (SiLU / Swish, x·sigmoid(x))": F.silu,
+    "F.relu": F.relu,
+    "GELU's tanh approximation (F.gelu(x, approximate='tanh'))": lambda t: F.gelu(t, approximate="tanh"),
+    "x·sigmoid(1.702 x) (the sigmoid approximation of GELU)": lambda t: t * torch.sigmoid(1.702 * t),
+    "0.5 x (1 + erf(x / 2)): a GELU written by hand with the √2 forgotten (GELU is 0.5 x (1 + erf(x / √2)))": (
+        lambda t: 0.5 * t * (1 + torch.erf(t / 2))
+    ),
+    "0.5 x (1 + erf(x)): a GELU written by hand with the / √2 forgotten (GELU is 0.5 x (1 + erf(x / √2)))": (
+        lambda t: 0.5 * t * (1 + torch.erf(t))
+    ),
+    "x (1 + erf(x / √2)): a GELU written by hand with the 0.5 forgotten": lambda t: t * (1 + torch.erf(t / 2**0.5)),
+    "F.elu": F.elu,
+    "F.softplus": F.softplus,
+    "torch.sigmoid": torch.sigmoid,
+    "torch.tanh": torch.tanh,
+    "no activation at all (the identity)": lambda t: t,
+}
+
+
+def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, Tensor], lower: Tensor) -> Mistakes:
+    """[(code, hint, lower)] for what two probes observe of the learner's module: its hidden activation, read off a
+    module whose output is 0.5 + 0.1 · act(t) (h = t swept over [-3, 3], w_in = 1, b_in = 0, w_out = 0.1 / d_ci,
+    b_out = 0.5: inside [0, 1], where the clamp is the identity), when it is a usual one other than GELU; and
+    importances that don't change when V's rows (or the inputs a) are rescaled, which they must."""
+    found: Mistakes = []
+    n_inst, C, d_ci = p["w_in"].shape
+    t = torch.linspace(-3, 3, 25, device=lower.device)
+    try:
+        probe = CausalImportance(n_inst, C, d_ci, alpha=0.05, device=lower.device)
+        with torch.no_grad():
+            for k, v in {"w_in": 1.0, "b_in": 0.0, "w_out": 0.1 / d_ci, "b_out": 0.5}.items():
+                getattr(probe, k).fill_(v)
+            a = torch.zeros(25, n_inst, p["a"].shape[-1], device=lower.device)
+            a[..., 0] = t[:, None]
+            V = torch.zeros_like(p["V"])
+            V[..., 0] = 1.0
+            act = ((probe(a, V)[0] - 0.5) / 0.1).reshape(25, -1)
+        if bool((act - act[:, :1]).abs().max() < 1e-4) and not torch.allclose(act[:, 0], F.gelu(t), atol=1e-4):
+            named = [k for k, f in ACTIVATIONS.items() if torch.allclose(act[:, 0], f(t), atol=1e-4)]
+            if named:
+                hint = f"your MLP's hidden activation is {named[0]}, not GELU: hidden = F.gelu(w_in h + b_in)"
+                found.append(("activation", hint, lower))
+        with torch.no_grad():
+            scale = torch.tensor([2.0, 0.5, 3.0, 0.25], device=lower.device)[:C, None]
+            rescaled = {
+                "V's rows are rescaled (by factors 0.25 to 3)": ((p["a"], p["V"] * scale), "V / V.norm(dim=-1, ...)"),
+                "the inputs a are doubled": ((2 * p["a"], p["V"]), "a / a.norm(dim=-1, ...)"),
+            }
+            for name, (args, norm) in rescaled.items():
+                if torch.allclose(module(*args)[0], lower, rtol=1e-4, atol=1e-6):
+                    hint = (
+                        f"your importances don't change when {name}, and they must: h = V a, with V and a as given. "
+                        f"Was it normalised ({norm}), or h divided by its size?"
+                    )
+                    found.append(("normalised_inputs", hint, lower))
+    except Exception:  # a probe that the learner's module can't run says nothing
+        return found
+    return found
+
+
+def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
+    """Fails when mask `layer` takes only the values 0 and 1, saying whether each cell's share of ones is its g (a
+    coin flip kept with probability g). Tolerance: a cell's share of ones over n = 4000 Bernoulli(g) draws is within
+    sqrt(ln(2 · 24 / 1e-6) / (2n)) = 0.047 of g for all 24 cells with probability 1 - 1e-6 (Hoeffding); 0.05 used."""
+    if not bool(((m == 0) | (m == 1)).all()) or bool((m == 0).all()) or bool((m == 1).all()):
+        return
+    shares = m.double().mean(0)
+    seen = "each cell's share of ones is its g" if bool(((shares - g[0]).abs() < 0.05).all()) else "never in between"
+    fail(
+        f"mask {layer} takes only the values 0 and 1 ({seen})",
+        "a mask is not a coin flip keeping the piece with probability g (torch.bernoulli(g), or rand < g): it is a "
+        "continuous scale between g and 1, m = g + (1 - g) r with r = torch.rand_like(g)",
+        code="binary_mask",
+    )
+
+
+def span_law(v: Tensor, g: Tensor) -> tuple[str, str] | None:
+    """(the span, the formula) when the smallest and largest of each cell's draws v [n inst C] follow lines in the
+    cell's g [n inst C] (constant along n): v spans [a + b·g, c + d·g], as a + b·g + ((c - a) + (d - b)·g)·r does
+    with r uniform on [0, 1]. Tolerance: a uniform law on a span of width w ≤ 1 leaves its ends uncovered by more
+    than 0.01 in n = 4000 draws with probability (1 - 0.01/w)^n ≤ e^-40, so lines through the true ends fit the
+    observed ones within 0.01; a residual above 0.015 means the ends aren't lines (or the law isn't uniform).
+    Coefficients within 0.015 of a multiple of 0.05 are shown as that multiple; ends whose slopes in g are all below
+    0.1 give None (a law that ignores g, e.g. a mean of two uniform draws, is left to the moment tests)."""
+    gg = g[0].flatten().double()
+    X = torch.stack([torch.ones_like(gg), gg], 1)
+    coefs = []
+    for end in (v.min(0).values, v.max(0).values):
+        y = end.flatten().double()
+        sol = torch.linalg.lstsq(X, y[:, None]).solution.flatten()
+        if float((X @ sol - y).abs().max()) > 0.015:
+            return None
+        coefs += [
+            round(float(c) * 20) / 20 if abs(float(c) * 20 - round(float(c) * 20)) < 0.3 else float(c) for c in sol
+        ]
+    a, b, c, d = coefs
+    if max(abs(b), abs(d)) < 0.1:  # ends that don't follow g: a law of its own, which the moment tests name
+        return None
+
+    def line(k: float, slope: float) -> str:
+        g = "g" if abs(slope - 1) < 1e-9 else "-g" if abs(slope + 1) < 1e-9 else f"{slope:.3g}·g"
+        parts = ([f"{k:.3g}"] if abs(k) > 1e-9 else []) + ([g] if abs(slope) > 1e-9 else [])
+        return " + ".join(parts).replace("+ -", "- ") or "0"
+
+    width, start = line(c - a, d - b), line(a, b)
+    scale = f"({width})·r" if " " in width or width.startswith("-") else f"{width}·r"
+    formula = scale if start == "0" else f"{start} + {scale}"
+    return f"[{line(a, b)}, {line(c, d)}]", formula
+
+
+def r_span(r: Tensor, g: Tensor, layer: int) -> None:
+    """Fails when r = (mask - g) / (1 - g) spans a range that follows g rather than [0, 1]: g applied twice."""
+    law = span_law(r, g)
+    if law is None:
+        return
+    fail(
+        f"r = (mask - g) / (1 - g) of matrix {layer} spans {law[0]} (the smallest and largest of each cell's "
+        f"{r.shape[0]} draws, against the cell's g), not [0, 1]",
+        "r's range depends on g, so g went in twice: the mask is g + (1 - g) r with r = torch.rand_like(g) "
+        "itself, not r drawn on [g, 1] (or a mask interpolated from g again)",
+        code="g_twice",
+    )
+
+
+def mask_scale_invariance(masked_product: Callable, p: dict[str, Tensor], out: Tensor) -> Mistakes:
+    """[(code, hint, out)] when the output doesn't change when every mask of an example is scaled by one factor
+    (0.5 to 0.9, per example), which changes the right output (each mask scales its own subcomponent)."""
+    scale = torch.linspace(0.5, 0.9, p["mask"].shape[0], device=out.device)[:, None, None]
+    q = {**{k: v.detach().clone() for k, v in p.items()}, "mask": p["mask"].detach() * scale}
+    try:
+        with torch.no_grad():
+            other = masked_product(*(q[k] for k in ("a", "W", "U", "V", "mask", "delta_mask")))
+        same = isinstance(other, Tensor) and other.shape == out.shape and torch.allclose(other, out, 1e-4, 1e-6)
+    except Exception:
+        return []
+    if not same or torch.allclose(mis.product_reference(q), mis.product_reference(p), 1e-4, 1e-6):
+        return []
+    hint = (
+        "your output doesn't change when every mask of an example is scaled by the same factor (0.5 to 0.9), and it "
+        "must: each mask scales its own subcomponent, U (mask ⊙ V a). Were the masks normalised over the "
+        "subcomponents (mask / mask.sum(-1), or by their max or norm)? Use them as given"
+    )
+    return [("mask_normalised", hint, out)]
+
+
+def small_gradient_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:
+    """A linear loss Σ w·s whose gradients w are small but never 0, |w| from 1e-7 to 1e-1 (positive for sources[0],
+    negative for sources[1]): sign(w) is ±1 whatever |w|, so every entry moves n_steps whole steps (up for
+    sources[0], down for sources[1], from 0.3 and 0.7: no clamp). Fails, naming the size, when the entries with
+    the smallest gradients stayed where they started and the others moved."""
+    sizes = 10.0 ** torch.arange(-7, 0, device=device, dtype=torch.float32)
+    loss_fn = lambda s: (s[0] * sizes).sum() - (s[1] * sizes).sum()
+    init = [torch.full((7,), 0.3, device=device), torch.full((7,), 0.7, device=device)]
+    out = [torch.as_tensor(o).detach().to(device) for o in adversarial_sources(loss_fn, init, n_steps, step)]
+    if [o.shape for o in out] != [t.shape for t in init]:
+        return
+    still = torch.stack([(o - t).abs() < 1e-6 for o, t in zip(out, init, strict=True)]).all(0)  # per size
+    n = int(still.sum())
+    if 0 < n < len(sizes) and bool(still[:n].all()):
+        stayed, moved = float(sizes[n - 1]), float(sizes[n])
+        raise CheckFailed(
+            "on a linear loss whose gradients are small but not 0 (|∂loss/∂r| from 1e-7 to 0.1), the entries with "
+            f"gradients up to {stayed:.0e} never moved; those from {moved:.0e} up did",
+            "sign(∂loss/∂r) is ±1 for any non-zero gradient, however small, so every entry moves by step_size: "
+            f"don't treat gradients below some size (here between {stayed:.0e} and {moved:.0e}) as 0 (a threshold "
+            "like g.abs() > 1e-2, or a rounded gradient); use g.sign() itself",
+            code="small_gradient",
+        )
+
+
+def coupled_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    """The sequential updates, and the sources after another number of steps than n_steps (0 to n_steps + 2): the
+    coupled ascent goes back and forth, so counts of one parity end in the same place; the hint lists the counts
+    that fit and the usual causes instead of asserting one."""
+    flat = lambda sources: torch.cat([t.flatten() for t in sources])
+    mistakes = sequential_mistakes(loss_fn, init, n_steps, step)
+    known = [flat(mis.adversarial_reference(loss_fn, init, n_steps, step))] + [m for *_, m in mistakes]
+    groups: list[tuple[list[int], Tensor]] = []
+    for n in [n for n in range(n_steps + 3) if n != n_steps]:
+        out = flat(mis.adversarial_reference(loss_fn, init, n, step))
+        same = [counts for counts, value in groups if torch.allclose(value, out, rtol=1e-4, atol=1e-5)]
+        if same:
+            same[0].append(n)
+        elif not any(torch.allclose(k, out, rtol=1e-4, atol=1e-5) for k in known):
+            groups.append(([n], out))
+    for counts, value in groups:
+        listed = " or ".join(str(n) for n in counts)
+        hint = (
+            f"your sources are where {listed} step{'s' if counts != [1] else ''} put them, not n_steps = {n_steps} "
+            f"(this ascent goes back and forth, so every step count of one parity ends in the same place): a loop "
+            "that runs another number of steps than n_steps (a range off by one?), or one that stops early (a "
+            "break when the loss stops rising?); take exactly n_steps steps"
+        )
+        mistakes.append(("step_count", hint, value))
+    return mistakes
