@@ -9,17 +9,20 @@ still gets a message that points at it, and one that can't be pinned down gets i
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import re
+import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
-from tests.checking import fail
 from tests.mutants import Reference, call
-from tests.part5b_absorption_mistakes import RateStats
+from tests.part5b_absorption_mistakes import RateStats, check_rates
 from utils.part5b_absorption import HierarchyConfig
 
 
@@ -577,6 +580,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
     pow2 = lambda *shape: (2.0 ** torch.randint(-2, 3, shape, generator=gen).float()).to(acts.device)
     perm = torch.stack([torch.randperm(acts.shape[-1], generator=gen) for _ in range(acts.shape[1])]).to(acts.device)
     lat_idx = perm[None].expand_as(acts)
+    parent_cols = (torch.tensor(parent_of) == -1).to(features)  # [feats]: 1 for a parent, 0 for a child
     probes = [
         (
             "feature_norms",
@@ -606,6 +610,14 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "every latent was duplicated (acts and the rows of W_dec concatenated with a copy)",
             "an absorbed example counts once, however many active latents carry the parent: .any(-1) over the "
             "carriers (a .sum(-1) counts it once per carrier)",
+        ),
+        (
+            "non_cases",
+            (torch.cat([features, features * parent_cols, 0 * features]), torch.cat([acts] * 3), W_dec, W_feat),
+            "the batch was extended with two copies of its examples, one with only the parents on, one with every "
+            "feature off (no new case)",
+            "only the cases count, in the numerator as in the denominator: absorbed = cases & parent latent off & "
+            "carried (an example without the parent and a child is never absorbed)",
         ),
         (
             "activation_values",
@@ -665,3 +677,122 @@ def all_zero(out: Tensor, expected: Tensor, what: str) -> None:
             "counts were divided with // (floor division rounds every fraction below 1 down to 0)",
             code="all_zero",
         )
+
+
+def graft(base: type, impl: Any, name: str, helpers: dict[str, Any]) -> type:
+    """A subclass of `base` with the learner's method `name`.
+
+    The helpers in `helpers` that the method calls by global name (e.g. `batch_topk`) are swapped for the
+    reference's, so only the method itself is the learner's code."""
+    try:
+        attr = inspect.getattr_static(impl, name)
+    except AttributeError:
+        fail(
+            f"{getattr(impl, '__name__', impl)!r} has no `{name}`",
+            f"pass the class that defines `{name}`",
+            code="missing",
+        )
+    fn = attr
+    if isinstance(fn, types.FunctionType) and any(h in fn.__code__.co_names for h in helpers):
+        fn = types.FunctionType(
+            fn.__code__, {**fn.__globals__, **helpers}, fn.__name__, fn.__defaults__, fn.__closure__
+        )
+        fn.__kwdefaults__ = attr.__kwdefaults__
+    return type(f"Learner{base.__name__}", (base,), {name: fn})
+
+
+def fresh_start(make: Callable[[type], Any], cls: type, ref_cls: type, h: Tensor) -> None:
+    """The threshold starts at 0 (as __init__ leaves it) and the first training call is one moving-average step
+    from there, like every other: 0 + THRESHOLD_MOMENTUM · min_kept. The main check starts from non-zero
+    thresholds, so a special case for a threshold still at 0 (a warm start) shows only here."""
+    sae, right = make(cls), make(ref_cls)
+    with torch.no_grad():
+        sae.threshold.zero_()
+        right.threshold.zero_()
+    sae.train()
+    right.train()
+    right.encode(h)
+    sae.encode(h)
+    got, want = sae.threshold.detach(), right.threshold.detach()
+    if got.shape != want.shape or torch.allclose(got, want, rtol=1e-3, atol=1e-7):
+        return
+    min_kept = want / ref_cls.THRESHOLD_MOMENTUM
+    if torch.allclose(got, min_kept, rtol=1e-3, atol=1e-7):
+        fail(
+            f"from a fresh SAE (self.threshold all 0, as __init__ leaves it), the first training call set the "
+            f"threshold to min_kept = {_short(min_kept)} itself, expected one moving-average step "
+            f"{_short(want)} = THRESHOLD_MOMENTUM · min_kept",
+            "no special case for a threshold still at 0 (a warm start that jumps to the first batch's min_kept): "
+            "every call, the first included, moves it threshold + THRESHOLD_MOMENTUM · (min_kept - threshold)",
+            code="warm_start",
+        )
+    fail(
+        f"from a fresh SAE (self.threshold all 0, as __init__ leaves it), the first training call moved the "
+        f"threshold to {_short(got)}, expected {_short(want)} = THRESHOLD_MOMENTUM · min_kept (calls from a "
+        "non-zero threshold were right)",
+        "the update must not depend on whether the threshold is still 0: threshold + THRESHOLD_MOMENTUM · "
+        "(min_kept - threshold) on every call (no initialisation from the first batch, no test on 0)",
+        code="fresh_threshold",
+    )
+
+
+def rates_followed(impl: Callable, x: Tensor, cfg: HierarchyConfig, what: str, device: Any) -> None:
+    """check_rates, and when a parent's or a child's rate is off (no pattern named, or the two probabilities
+    swapped, which a fixed number can mimic), a probe: the same call with that probability changed in the config.
+    A rate that stays where it was, whichever probability changes, doesn't read its config field."""
+    try:
+        check_rates(x, cfg, what)
+    except CheckFailed as err:
+        child = "frequency of a child" in err.message
+        if err.code in ("parent_frequency", "child_frequency", "swapped_probabilities"):
+            _field_ignored(impl, x, cfg, ("p_parent", "p_child")[child], ("p_child", "p_parent")[child], device)
+        raise
+
+
+def _pooled_rate(x: Tensor, cfg: HierarchyConfig, field: str) -> tuple[Tensor, Tensor]:
+    """(hits, counts): every parent pooled (p_parent), or each child index pooled given its parent (p_child)."""
+    on = x.bool()
+    parents = on[..., : cfg.n_parents]
+    if field == "p_parent":
+        return parents.sum().reshape(1), torch.tensor([parents.numel()])
+    grouped = on[..., cfg.n_parents :].unflatten(-1, (cfg.n_parents, cfg.n_children))
+    return grouped.sum((0, 1, 2)), parents.sum().expand(cfg.n_children)
+
+
+def _probed_rate(impl: Callable, x: Tensor, cfg: HierarchyConfig, field: str, changed: str, device: Any):
+    """(new value of `changed`, the rate `field` governs in a batch drawn with it), or None if the call fails."""
+    old = getattr(cfg, changed)
+    new = old / 2 if changed == "p_child" else (0.75 if old < 0.5 else 0.2)  # p_child / 2 keeps exclusive valid
+    other = dataclasses.replace(cfg, **{changed: new})
+    try:
+        y = impl(other, x.shape[0], device)
+    except Exception:
+        return None
+    if not isinstance(y, Tensor) or y.shape != x.shape:
+        return None
+    hits, counts = _pooled_rate(y.detach().cpu(), other, field)
+    return new, hits / counts.clamp_min(1), counts
+
+
+def _field_ignored(impl: Callable, x: Tensor, cfg: HierarchyConfig, field: str, other: str, device: Any) -> None:
+    hits, n1 = _pooled_rate(x.cpu(), cfg, field)
+    r1 = hits / n1.clamp_min(1)
+    tol = lambda n, p: torch.tensor([RateStats.tolerance(int(c), float(p)) for c in n])
+    probed = _probed_rate(impl, x, cfg, field, field, device)
+    if probed is None:
+        return
+    new, r2, n2 = probed
+    stays = lambda r, n: bool(((r - r1).abs() <= tol(n1, r1.mean()) + tol(n, r.mean())).all())
+    if not stays(r2, n2) or not bool(((r2 - new).abs() > tol(n2, new)).any()):
+        return  # it follows its field
+    crossed = _probed_rate(impl, x, cfg, field, other, device)
+    if crossed is None or not stays(*crossed[1:]):
+        return  # it follows the other probability: the catalogue's diagnosis (swapped) stands
+    label = "parent's rate" if field == "p_parent" else "child's rate given its parent"
+    fail(
+        f"the {label} stays at {r1.mean().item():.2%} when cfg.{field} changes from {getattr(cfg, field)} to {new} "
+        f"(expected {new:.0%} then), and when cfg.{other} changes",
+        f"the rate doesn't follow cfg.{field}: a fixed number where cfg.{field} belongs (the text's example value, "
+        "or the default's?)",
+        code=f"{field}_ignored",
+    )

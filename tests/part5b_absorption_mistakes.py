@@ -188,6 +188,13 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
                 "exclusive_always_one",
             ),
             (
+                torch.where(j == nc - 1, 1 - (nc - 1) * pc, pc),
+                "the last child takes the rest: it fires with 1 - (n_children - 1)·p_child, so some child always "
+                "fires. With exclusive children no child fires with probability 1 - n_children·p_child: child j "
+                "only when u is in [j·p_child, (j + 1)·p_child), the last one included (no `u >= lower` alone)",
+                "exclusive_last_rest",
+            ),
+            (
                 ((j + 1) * pc).clamp(max=pp).sub(j * pc).clamp(min=0) / pp,
                 f"{shared} (given `u < p_parent`, child j fires when u is in [j·p_child, (j + 1)·p_child) ∩ "
                 "[0, p_parent), so the rates depend on j)",
@@ -247,6 +254,7 @@ def absorption_variant(
     off_rule: str = "zero",
     pooled: bool = False,
     exclude_all: bool = False,
+    numerator: str = "cases",
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
     parent_off_arg = parent_off
@@ -285,6 +293,9 @@ def absorption_variant(
             mean = (acts * parent_on[..., None]).sum(0)
             latent = mean.argmax(-1).expand(acts.shape[0], -1)
         carrier_score = score[:, :, children].amax(-1) if carriers == "child_cosine" else score[:, :, p]
+        if carriers == "latent_cosine":  # cosine with the parent LATENT's decoder row, not the parent feature
+            own = score[:, :, p].argmax(-1)
+            carrier_score = torch.einsum("isd,id->is", dec, dec[torch.arange(n_inst), own])
         is_carrier = carrier_score > threshold if strict else carrier_score >= threshold  # [inst d_sae]
         is_carrier = is_carrier.expand(acts.shape[0], -1, -1).clone()
         if off_rule != "not_top_incl":  # the parent's own latent isn't a carrier (it matters only when it can be on)
@@ -301,11 +312,12 @@ def absorption_variant(
         carried = {
             "active": ((acts > 0) & is_carrier).any(-1),
             "child_cosine": ((acts > 0) & is_carrier).any(-1),
+            "latent_cosine": ((acts > 0) & is_carrier).any(-1),
             "any_active": ((acts > 0) & others).any(-1),
             "none": torch.ones_like(parent_off),
         }[carriers]
         off = parent_off if parent_off_rule else torch.ones_like(parent_off)
-        absorbed = cases & off & carried
+        absorbed = cases & off & carried if numerator == "cases" else off & carried  # "all": every example
         if pooled:  # one fraction over all instances together, repeated for each
             num, den = absorbed.sum().float().expand(n_inst), cases.sum().float().expand(n_inst)
         elif denominator == "cases":
@@ -412,6 +424,13 @@ ABSORPTION_MISTAKES = [
         "asks how many of the cases are absorbed",
     ),
     (
+        {"numerator": "all"},
+        "numerator_not_cases",
+        "count an example as absorbed only among the cases: absorbed = cases & parent latent off & carried (the "
+        "numerator counted examples outside the cases, e.g. the parent without a child, while the denominator "
+        "counts the cases)",
+    ),
+    (
         {"exclude_all": True},
         "exclude_all_instances",
         "exclude each instance's OWN parent latent from its carriers (carriers[torch.arange(n_inst), lat] = "
@@ -456,6 +475,12 @@ RANDOM_ONLY_MISTAKES = [
         "cases_two_children",
         "a case is an example with the parent and AT LEAST ONE of its children on: (children on).sum(-1) >= 1 "
         "or .any(-1), not > 1",
+    ),
+    (
+        {"carriers": "latent_cosine"},
+        "carrier_by_latent",
+        "a carrier's decoder cosine is taken with the parent FEATURE's direction (W_features[:, :, p]), not with "
+        "the parent latent's decoder row: cos[:, :, p] >= cos_threshold",
     ),
     (
         {"children_rule": "all"},

@@ -348,10 +348,10 @@ def test_absorption_hand_built_case_by_hand():
     case = checks._absorption_case("cpu")
     got = P.absorption_fraction(*case, checks.ABS_PARENT_OF)
     # P0: absorbed types 0, 7, 12, 15 among types 0, 1, 3, 4, 5, 6, 7, 12, 13, 15. P1: absorbed type 8 among 8, 9, 12.
-    expected = torch.tensor([[7 / 16, 2 / 4], [5 / 15, 1 / 5], [6 / 14, 0.0]])
+    expected = torch.tensor([[7 / 18, 2 / 4], [7 / 17, 1 / 5], [6 / 14, 0.0]])
     torch.testing.assert_close(got, expected)
     strict = _abs_bug("strict")(*case, checks.ABS_PARENT_OF, 0.5)  # `half` (cosine exactly 0.5) no longer counts
-    torch.testing.assert_close(strict, torch.tensor([[6 / 16, 2 / 4], [3 / 15, 1 / 5], [5 / 14, 0.0]]))
+    torch.testing.assert_close(strict, torch.tensor([[5 / 18, 2 / 4], [5 / 17, 1 / 5], [5 / 14, 0.0]]))
 
 
 # --------------------------------------------------------------------------------------------
