@@ -25,11 +25,15 @@ from tests.checking import checker, expect_dict, expect_matches, expect_tensor, 
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
+    first_sequence_f,
     frequency_extra,
     integer_effect,
+    logit_extra,
     logits_means,
     per_sequence_topk,
+    sequences_mixed,
     steer_extra,
+    top_extra,
 )
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
@@ -302,6 +306,7 @@ def _top_inputs(device: torch.device) -> Tensor:
     acts = torch.rand(n_seq, seq, generator=gen) * (torch.rand(n_seq, seq, generator=gen) < 0.4)
     acts[:, 0] = 2.0 + torch.rand(n_seq, generator=gen)  # BOS: the largest values, to be ignored
     acts[1, 12], acts[6, 3], acts[0, 5] = 1.9, 1.8, 1.7  # corners that catch a wrong unravel
+    acts[1, 1] = 1.75  # position 1 is a real token: a mask over positions 0 and 1 shows (second of its sequence)
     others = acts[1:, 0].sort().values
     acts[0, 0] = (others[2] + others[3]) / 2  # a middle BOS: neither the top k (k < n_seq) nor the top 1 singles it out
     return acts.to(device)
@@ -354,7 +359,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     exp_values, exp_seq, exp_pos = ref.top_activations(before, k)
     got = torch.stack([values.double(), seq_idx.double(), pos_idx.double()])
     expected = torch.stack([exp_values.double(), exp_seq.double(), exp_pos.double()])
-    mistakes = top_mistakes(before, k)
+    mistakes = top_mistakes(before, k) + top_extra(before, k)
     close = lambda a, b: b is not None and bool(torch.allclose(a, b.to(a.device), rtol=RTOL, atol=ATOL))
     if close(got, expected) or any(close(got, value) for _, _, value in mistakes):
         expect_matches(  # passes, or names it
@@ -443,6 +448,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             expected,
             f"the logit effect of latent {latent}",
             logit_effect_mistakes(model, sae, latent)
+            + logit_extra(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp}),
             rtol=1e-3,
@@ -534,6 +540,11 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     )
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
+    if not any(
+        v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-4)
+        for v in [expected] + [v for _, _, v in mistakes]
+    ):
+        sequences_mixed(lambda t: impl(model, sae, t, latent, coeff), tokens, out, "the steered logits")
     expect_matches(
         out,
         expected,
@@ -559,8 +570,14 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     out = _logits(impl(model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected = ref.ablate_latent(model, sae, tokens, latent)
     mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
+    mistakes += first_sequence_f(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
+    if not any(
+        v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-4)
+        for v in [expected] + [v for _, _, v in mistakes]
+    ):
+        sequences_mixed(lambda t: impl(model, sae, t, latent), tokens, out, "the ablated logits")
     expect_matches(
         out,
         expected,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -105,4 +106,85 @@ def integer_effect(out: Any, d_vocab: int) -> None:
             "return the whole vector of logit effects, W_dec[latent] @ W_out[0] @ W_U (shape [d_vocab]), not the ids "
             "of its top tokens (topk(...).indices): ranking them comes after",
             code="token_ids",
+        )
+
+
+def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, [3 k] stack) of top_activations with positions 0 AND 1 left out (the inputs have a large
+    activation at position 1, so the mistake shows)."""
+    seq = acts.shape[1]
+    masked = acts.clone()
+    masked[:, :2] = -torch.inf
+    values, flat = masked.flatten().topk(k)
+    return [
+        (
+            "positions_0_1",
+            "positions 0 AND 1 were left out: only position 0 (BOS) is excluded (mask [:, 0], or keep positions "
+            "`>= 1`; `> 1` or [:, :2] drops position 1, a real token, too)",
+            torch.stack([values.double(), (flat // seq).double(), (flat % seq).double()]),
+        )
+    ]
+
+
+def logit_extra(model, sae, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The MLP neuron numbered `latent` instead of the latent's decoder row, and a per-token normalisation."""
+    right = sae.W_dec[latent] @ model.W_out[0] @ model.W_U
+    rows = [
+        (
+            "unembed_normalised",
+            "each token's entry was divided by the norm of its unembedding column (W_U.norm(dim=0)): return the raw "
+            "change of the logits, W_dec[latent] @ W_out[0] @ W_U, without normalising",
+            right / model.W_U.norm(dim=0),
+        )
+    ]
+    if latent < model.cfg.d_mlp:
+        rows.append(
+            (
+                "mlp_neuron",
+                f"that is MLP neuron {latent}'s effect (row {latent} of W_out[0]): the SAE latent writes the "
+                "direction sae.W_dec[latent] into the MLP's activations, so its effect is W_dec[latent] @ W_out[0] "
+                "@ W_U (the decoder row first)",
+                model.W_out[0][latent] @ model.W_U,
+            )
+        )
+    return rows
+
+
+def first_sequence_f(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The latent's activations of the first sequence used for every sequence (encode(act)[0] broadcast)."""
+    d = sae.W_dec[latent]
+
+    def hook(a: Tensor, hook: Any) -> Tensor:
+        return a - sae.encode(a)[:1, :, latent, None] * d
+
+    return [
+        (
+            "first_sequence",
+            "every sequence used the first sequence's activations f (encode(act)[0], written for a batch of one): "
+            "take each position's own f = sae.encode(act)[..., latent], shape [batch seq]",
+            run(model, tokens, sae.hook_name, hook),
+        )
+    ]
+
+
+def sequences_mixed(on_tokens: Callable[[Tensor], Any], tokens: Tensor, out: Tensor, what: str) -> None:
+    """Each sequence's logits depend on that sequence alone: the same call on the batch without its first sequence,
+    in reverse order, must give the matching rows of `out`. When it doesn't, something is taken from one sequence or
+    reduced over the batch (a subset changes a mean, the reversal changes which sequence is first or last)."""
+    if tokens.shape[0] < 3:
+        return
+    try:
+        again = on_tokens(tokens[1:].flip(0).clone())
+    except Exception:
+        return
+    if not isinstance(again, Tensor) or again.shape != (tokens.shape[0] - 1, *out.shape[1:]):
+        return
+    if not torch.allclose(again.detach().flip(0), out.detach()[1:], rtol=1e-4, atol=1e-4):
+        fail(
+            f"{what} for a sequence change when the rest of the batch changes (the batch without its first sequence, "
+            "reversed, gives other logits for the same sequences)",
+            "the sequences affect each other: a value taken from one sequence (an index [0] where [..., latent] or "
+            "a batch axis belongs) or reduced over the batch (a mean or sum over axis 0) is used for all; compute "
+            "the edit from each position's own activation",
+            code="sequences_mixed",
         )

@@ -87,3 +87,55 @@ def _ablate(bug):
 @pytest.mark.parametrize("bug, code", [("b_dec", "b_dec_twice"), ("mean", "mean_ablated")])
 def test_ablate_fresh8(bug, code):
     assert_fails(checks.test_ablate_latent, _ablate(bug), code)
+
+
+# ---- fresh9 held-out trial -------------------------------------------------------------------------------------
+def _top_from_2(acts, k):
+    masked = torch.where(torch.arange(acts.shape[1]) > 1, acts, torch.tensor(float("-inf")))
+    v, i = masked.flatten().topk(k)
+    return v, i // acts.shape[1], i % acts.shape[1]
+
+
+def test_top_positions_0_and_1():
+    assert_fails(checks.test_top_activations, _top_from_2, "positions_0_1")
+
+
+@pytest.mark.parametrize(
+    "impl, code",
+    [
+        (lambda m, s, i: m.W_out[0][i] @ m.W_U, "mlp_neuron"),
+        (lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_U / m.W_U.norm(dim=0), "unembed_normalised"),
+    ],
+)
+def test_logit_effect_fresh9(impl, code):
+    assert_fails(checks.test_latent_logit_effect, impl, code)
+
+
+def _ablate9(bug):
+    def ablate_latent(model, sae, tokens, latent):
+        d = sae.W_dec[latent]
+
+        def fn(a, hook):
+            f = sae.encode(a)[..., latent]
+            f = f[:1].expand_as(f) if bug == "first" else f.mean(0, keepdim=True)  # one sequence's, or the batch mean
+            return a - f[..., None] * d
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
+
+    return ablate_latent
+
+
+@pytest.mark.parametrize("bug, code", [("first", "first_sequence"), ("batch_mean", "sequences_mixed")])
+def test_ablate_fresh9(bug, code):
+    """batch_mean is unlisted: the reordered-batch probe names it."""
+    assert_fails(checks.test_ablate_latent, _ablate9(bug), code)
+
+
+def test_steer_sequences_mixed():
+    def steer_with_latent(model, sae, tokens, latent, coeff):
+        def fn(a, hook):  # the vector scaled by the first sequence's activation norm, for every sequence
+            return a + coeff * a[:1].norm(dim=-1, keepdim=True) * sae.W_dec[latent]
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
+
+    assert_fails(checks.test_steer_with_latent, steer_with_latent, "sequences_mixed")
