@@ -114,7 +114,7 @@ def _float(value: Any, what: str) -> float:
 
 def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None:
     try:
-        result = impl(tc, x)
+        result = extra.forward_call(impl, tc, x)
     except (AttributeError, TypeError) as e:
         if tc.W_skip is None and "NoneType" in str(e):
             fail(
@@ -135,7 +135,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
         fail("acts and out are swapped", "return (acts, out): the latents first, then the output", code="swapped")
     acts = expect_tensor(acts, "acts", shape=(*lead, tc.d_sae), dtype=x.dtype, device=x.device)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
-    mistakes = known.forward_mistakes(tc, x)
+    mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts)
     expect_matches(
@@ -397,7 +397,7 @@ def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> 
     return pre, logits
 
 
-LINEARISED_MISTAKES = {**known.LINEARISED_MISTAKES, **known.LINEARISED_TERM_MISTAKES}
+LINEARISED_MISTAKES = {**known.LINEARISED_MISTAKES, **known.LINEARISED_TERM_MISTAKES, **extra.LINEARISED_EXTRA}
 
 
 @checker("linearised_forward", kind="function")
@@ -575,7 +575,7 @@ def _influence_inputs(device: torch.device) -> tuple[Tensor, Tensor]:
 def test_node_influence(impl: Callable, device: torch.device) -> str:
     A, weights = _influence_inputs(device)
     A_in, w_in = A.clone(), weights.clone()
-    out = returned(impl(A_in, w_in), "node_influence(adjacency, logit_weights)")
+    out = returned(extra.influence_signs(impl, A_in, w_in), "node_influence(adjacency, logit_weights)")
     what = "node_influence(...)"
     out = expect_tensor(out, what, shape=(len(A),), dims="n_nodes", device=device, dtype=A.dtype, finite=False)
     if out.isnan().any():

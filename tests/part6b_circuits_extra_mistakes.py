@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_extra_mistakes import NOT_A_LOSS
 from tests.part6b_circuits_mistakes import quantile_variant, same_groups
@@ -52,7 +55,18 @@ def other_bands(impl: Callable, acts: Tensor) -> None:
 
 
 def token_view_shape(out: Any, d_vocab: int, what: str) -> Any:
-    """One entry short of d_vocab: a row of W_E (or a column of W_U) dropped, most likely BOS's [1:]."""
+    """One entry short of d_vocab: a row of W_E (or a column of W_U) dropped, most likely BOS's [1:]. Or fewer
+    integers than d_vocab, all valid token ids: the ids of the top tokens (topk's indices), not the values."""
+    if isinstance(out, Tensor) and out.dim() == 1 and not out.is_floating_point() and out.dtype != torch.bool:
+        ids = out.detach().cpu()
+        if 0 < ids.shape[0] < d_vocab and bool(((ids >= 0) & (ids < d_vocab)).all()):
+            fail(
+                f"{what} is {ids.shape[0]} integers, all valid token ids (the top tokens?), expected {d_vocab} "
+                "floats, one per token",
+                "return the whole vector of values, one per token of the vocabulary (shape [d_vocab]), not the ids "
+                "of its top tokens (topk(...).indices): ranking them comes after",
+                code="token_ids",
+            )
     if isinstance(out, Tensor) and out.dim() == 1 and out.shape[0] == d_vocab - 1:
         fail(
             f"{what} has {d_vocab - 1} entries, one fewer than d_vocab = {d_vocab}",
@@ -91,3 +105,81 @@ def token_view_relations(out: Tensor, expected: Tensor, what: str) -> None:
             "return the raw values, without centring",
             code="centred",
         )
+
+
+def forward_extra(tc: Any, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
+    """(code, hint, acts, out) of transcoder_forward with the gate on |pre| (a latent firing on a large negative
+    pre-activation too)."""
+    pre = x @ tc.W_enc + tc.b_enc
+    acts = pre * (pre.abs() > tc.threshold)
+    out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+    return [
+        (
+            "abs_gate",
+            "the gate compares pre itself with the threshold (pre > threshold), not its magnitude |pre|: a large "
+            "negative pre-activation doesn't fire",
+            acts,
+            out,
+        )
+    ]
+
+
+def forward_call(impl: Callable, tc: Any, x: Tensor) -> Any:
+    """impl(tc, x); a size mismatch raised inside it, between the latent size d_sae and the output size, is named
+    by the transcoder's sizes (and the encoder's bias where the decoder's belongs, when the line uses b_enc)."""
+    try:
+        return impl(tc, x)
+    except RuntimeError as err:
+        match = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", str(err))
+        sizes = {int(v) for v in match.groups()} if match else set()
+        if tc.d_sae == tc.d_out or sizes != {tc.d_sae, tc.d_out}:
+            raise
+        described, frames = describe_error(err), traceback.extract_tb(err.__traceback__)
+        hint = (
+            "tc.b_enc is the encoder's bias, [d_sae]: it belongs in pre = x @ W_enc + b_enc; the output adds the "
+            "decoder's bias tc.b_dec, [d_out]: out = acts @ W_dec + b_dec (+ x @ W_skip.T)"
+            if frames and "b_enc" in (frames[-1].line or "")
+            else "a [d_sae] tensor (acts, pre, b_enc, threshold) met a [d_out] one (out, b_dec): print their shapes; "
+            "a latent-side tensor is used on the output side, or the reverse"
+        )
+        fail(
+            f"{described.message}\n(size {tc.d_sae} is d_sae, the latents; size {tc.d_out} is d_out, the output)",
+            hint,
+            code="latent_output_mix",
+        )
+
+
+LINEARISED_EXTRA = {
+    "error_added": "when `error` is given it replaces frozen.error (the error node's value is what is passed), "
+    "it is not added to it",
+}
+
+
+def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
+    """impl(A, weights); if it raises, the same call on |A| (every edge positive, where the reference is unchanged:
+    Â normalises |A|). Right there means the signs are mishandled, which a raise on A alone doesn't say."""
+    A0, w0 = A.clone(), weights.clone()  # the learner's call gets the originals: an in-place change shows after
+    try:
+        return impl(A, weights)
+    except Exception as err:
+        try:
+            positive = impl(A0.abs(), w0.clone())
+        except Exception:
+            raise err from None
+        from solutions.part6b_circuits import node_influence
+
+        right = node_influence(A0, w0)
+        if (
+            isinstance(positive, Tensor)
+            and positive.shape == right.shape
+            and torch.allclose(positive.detach().to(right), right, rtol=1e-4, atol=1e-6)
+        ):
+            fail(
+                f"node_influence raised {type(err).__name__} ({str(err)[:80]}) on a signed adjacency, and is "
+                "right on |adjacency| (every edge made positive)",
+                "the signs are mishandled: Â uses |A| in the entries AND in the row sums (|A| / |A|.sum(-1)); a "
+                "row sum of the signed entries can be 0 or negative (clamped to a tiny positive number, it "
+                "blows the entries up and I - Â turns singular)",
+                code="signed_normaliser",
+            )
+        raise

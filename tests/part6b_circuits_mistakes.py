@@ -361,7 +361,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         f = frozen.acts
     else:
         f = pre * frozen.active
-    e = frozen.error if (error is None or bug.get("error_ignored")) else error
+    e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
     skip = tc.skip(resid_mid if bug.get("skip_resid") else x)
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
     mlp_out = mlp_out + (0 if bug.get("no_error") else e)

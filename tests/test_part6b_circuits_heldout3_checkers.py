@@ -89,3 +89,55 @@ def test_quantile_n_bands_hard_coded():
 def test_quantile_k_hard_coded():
     impl = lambda acts, k, n_bands=4: ref.quantile_examples(acts, 3, n_bands)
     assert_fails(checks.test_quantile_examples, impl, "arguments_ignored")
+
+
+# ---- fresh9 held-out trial -------------------------------------------------------------------------------------
+def _forward9(bug):
+    def transcoder_forward(tc, x):
+        pre = x @ tc.W_enc + tc.b_enc
+        acts = pre * ((pre.abs() if bug == "abs" else pre) > tc.threshold)
+        if bug == "b_enc_out":
+            out = acts @ tc.W_dec + tc.b_enc
+        elif bug == "threshold_out":
+            out = acts @ tc.W_dec + tc.threshold
+        else:
+            out = acts @ tc.W_dec + tc.b_dec
+        return acts, out + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+
+    return transcoder_forward
+
+
+@pytest.mark.parametrize(
+    "bug, code, says",
+    [
+        ("abs", "abs_gate", "magnitude"),
+        ("b_enc_out", "latent_output_mix", "encoder's bias"),
+        ("threshold_out", "latent_output_mix", "latent-side tensor"),
+    ],
+)
+def test_forward_fresh9(bug, code, says):
+    failure = assert_fails(checks.test_transcoder_forward, _forward9(bug), code)
+    assert says in failure.hint
+
+
+def test_de_embedding_top_ids():
+    impl = lambda model, tc, i: (model.W_E @ tc.W_enc[:, i]).topk(20).indices
+    assert_fails(checks.test_latent_de_embedding, impl, "token_ids")
+
+
+def test_linearised_error_added():
+    def linearised_forward(model, tc, frozen, embeds, latents=None, error=None):
+        return ref.linearised_forward(
+            model, tc, frozen, embeds, latents, None if error is None else error + frozen.error
+        )
+
+    assert_fails(checks.test_linearised_forward, linearised_forward, "error_added")
+
+
+def test_influence_signed_row_sums():
+    def node_influence(adjacency, logit_weights):
+        a = adjacency.abs() / adjacency.sum(-1, keepdim=True).clamp_min(1e-12)
+        eye = torch.eye(len(a), dtype=a.dtype)
+        return logit_weights @ (torch.linalg.solve(eye - a, eye) - eye)
+
+    assert_fails(checks.test_node_influence, node_influence, "signed_normaliser")
