@@ -532,6 +532,16 @@ def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | t
     sizes of the inputs (one of them, or a ratio of two: a division by the wrong count). `sizes` holds plain
     sizes or (name, size) pairs, e.g. ("cfg.d_hidden", 2), so the count can be named."""
     near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
+    reason = _size_reason(factor, near, named, sizes)
+    if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
+        half = "a ½ convention (½·x², ½·MSE) added or dropped"
+        return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"
+    return reason or "a missing or extra constant factor?"
+
+
+def _size_reason(
+    factor: float, near: Callable[[float], bool], named: dict[str, int], sizes: Sequence[int | tuple[str, int]]
+) -> str:
     axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
     if axis:
         return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {named[axis]})?"
@@ -559,7 +569,7 @@ def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | t
             f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
             f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
         )
-    return "a missing or extra constant factor?"
+    return ""
 
 
 def _input_sizes(reference: Reference | None) -> list[int | tuple[str, int]]:

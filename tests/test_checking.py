@@ -173,6 +173,11 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     ratio = generic_diagnosis(e * 7 / 8, e, dims, sizes=(8, 7, 4))
     assert ratio is not None and ratio[0] == "scale" and "7/8" in ratio[1] and "divided by 8 where 7" in ratio[1]
     assert "a missing or extra constant factor" in generic_diagnosis(e * 1.37, e, dims, sizes=(8, 7))[1]
+    # a factor 2 or ½ is also the ½·MSE convention: both causes are listed when 2 is a size too
+    odd = torch.randn(3, 5, 7) + 0.1  # no axis whose size or root is 2
+    half = generic_diagnosis(odd / 2, odd, "inst feats d", sizes=(2, 7))[1]
+    assert "½ convention" in half and "2 is a size of your inputs" in half
+    assert "½ convention" in generic_diagnosis(e * 2, e, dims)[1]
     # sizes named by config fields (every field of that size is listed: no guess between them)
     model = torch.nn.Linear(2, 2)
     model.cfg = _Config(n_features=7, d_hidden=8, n_instances=8)
