@@ -214,29 +214,18 @@ def _fitting_edits(
     rtol: float,
     atol: float,
 ) -> list[tuple[int, str]] | None:
-    """(line, description) of the edits whose output equals `actual` (stopping past MAX_LINES lines), or None."""
-    with _restored(_shared_modules((reference.args, reference.kwargs))) as restore:
-        return _fits(reference, fdef, lines, region, actual, expected, start + TIME_BUDGET_S, rtol, atol, restore)
-
-
-def _fits(
-    reference: Reference,
-    fdef: ast.FunctionDef,
-    lines: list[str],
-    region: tuple[int, int],
-    actual: Tensor,
-    expected: Tensor,
-    deadline: float,
-    rtol: float,
-    atol: float,
-    restore: Callable[[], None],
-) -> list[tuple[int, str]] | None:
-    same = _output(reference, _compile(fdef, reference.fn), deadline)
-    restore()
-    if same is None or not _close(same[0], expected, rtol, atol):
-        return None  # the copy doesn't reproduce the reference: random, or not the call compared
-    fits: list[tuple[int, str]] = []  # (line, description), in the order tried: most common slips first
-    with contextlib.closing(_mutants(fdef, lines, region)) as mutants:
+    """(line, description) of the edits whose output equals `actual`, most common slips first (stopping past
+    MAX_LINES lines), or None when the unedited copy doesn't reproduce `expected`."""
+    deadline = start + TIME_BUDGET_S
+    with (
+        _restored(_shared_modules((reference.args, reference.kwargs))) as restore,
+        contextlib.closing(_mutants(fdef, lines, region)) as mutants,
+    ):
+        same = _output(reference, _compile(fdef, reference.fn), deadline)
+        restore()
+        if same is None or not _close(same[0], expected, rtol, atol):
+            return None  # the copy doesn't reproduce the reference: random, or not the call compared
+        fits: list[tuple[int, str]] = []
         for mutant, line, describe in mutants:
             if time.perf_counter() > deadline:
                 break
