@@ -98,13 +98,15 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
 
 def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """x near and far from positive thresholds (inside and outside the rectangle, and near 0), and an upstream
-    gradient that is not 1. No x sits exactly on θ or on an edge of the rectangle."""
+    gradient that is not 1. One x per row sits exactly on θ (the step is strict there: 1[x > θ] is 0, so `>=`
+    shows); no x sits on an edge of the rectangle."""
     threshold = 0.3 + torch.rand(4, 60, device=device)
     u = torch.linspace(-6, 6, 50, device=device) + 0.013  # (x - threshold) / bandwidth
     x = torch.empty(4, 60, device=device)
     x[:, :50] = threshold[:, :50] + BANDWIDTH * u
     x[:, 50:55] = torch.tensor([-0.043, -0.021, 0.011, 0.033, 0.047], device=device)  # near 0: |x/ε| < 1/2
     x[:, 55:] = -0.5 + 0.07 * torch.arange(5, device=device)
+    x[:, 59] = threshold[:, 59]  # exactly on θ: u = 0, inside the rectangle, off the step
     grad_out = torch.randn(4, 60, device=device) + 0.5
     return x, threshold, grad_out
 
@@ -186,6 +188,7 @@ def _check_step_function(
     def catalogue(mistakes: list, swapped: Tensor) -> list:
         return [(c, h, (fn(x0, th0, BANDWIDTH) * g) if fn is not None else swapped) for c, h, fn in mistakes]
 
+    PR.saved_order_hint(solution, x0, th0, g, BANDWIDTH, grad_x, grad_th, name)
     expect_matches(
         grad_x,
         want_x,
@@ -210,7 +213,7 @@ def _check_step_function(
     # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
-        window = threshold_window(impl, grad_th, bool(outside.any()))
+        window = threshold_window(impl, torch.where(x0 == th0, 0.0, grad_th), bool(outside.any()))  # off θ
         if window is not None:
             th_code, th_hint = window
             if th_code != "kernel_shape":  # sure diagnoses, ahead of the catalogue
@@ -294,6 +297,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
 @checker("topk_forward", kind="class")
 def test_topk_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.TopKToySAE, impl, ("forward",))
+    PR.topk_k_ignored(cls, device)
     checked = []
     for k in (2, 3):
         # non-zero sparsity coefficients: the TopK loss must ignore them
@@ -634,6 +638,7 @@ def recovery_mistakes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Ten
 @checker("l0_norm", kind="function")
 def test_l0_norm(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
+    acts[:375, 0, 3:] = 0.5  # a heavy tail in instance 0: its mean count (≈2.7) is neither its median (2) nor whole
     shapes = {
         (acts.shape[0], N_INST): ("no_batch_mean", "average the per-example counts over the batch (dim 0)"),
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
@@ -643,7 +648,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.l0_norm(acts),
         "l0_norm",
-        M.l0_mistakes(acts) + PR.first_example("l0", acts),
+        M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts),
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
         reference=call(ref_a.l0_norm, acts),

@@ -101,7 +101,7 @@ def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, st
         return None
     seen = ", ".join(f"|x - θ| up to {m[0]:.2g} (height {m[1]:.3g}) at ε = {e:g}" for e, m in measured.items())
     return "window_too_narrow", (
-        f"your threshold gradient is 0 on every test input but non-zero very close to θ ({seen}): the window is "
+        f"your threshold gradient is 0 on every test input off θ but non-zero very close to θ ({seen}): the window is "
         "far narrower than ε. K is 1[|u| < 1/2] with u = (x - θ)/ε: is ε used as passed, and u divided by it?"
     )
 

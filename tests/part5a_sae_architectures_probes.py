@@ -4,6 +4,7 @@ latents and what it decodes (ingredients, as `tests.part5_toy_saes_diagnosis.ing
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -33,6 +34,34 @@ def step_side_hint(out: Tensor, want: Tensor, x: Tensor, th: Tensor, name: str) 
             f"{name} forward is {value:g} wherever {where}, expected {right} there (the other side is right)",
             f"the step's output is {right} where {where}{sign}",
             code="forward_below_threshold" if where == "x < θ" else "forward_above_threshold",
+        )
+
+
+def saved_order_hint(
+    solution: Any, x: Tensor, th: Tensor, g: Tensor, bw: float, grad_x: Tensor, grad_th: Tensor, name: str
+) -> None:
+    """Fail when both gradients are the solution's backward run with the saved tensors in the other order
+    (`threshold, x = ctx.saved_tensors` after save_for_backward(x, threshold)): x and θ trade places everywhere in
+    backward, so one gradient alone can look like another comparison or another factor."""
+    try:
+        ctx = SimpleNamespace(saved_tensors=(th, x), bandwidth=bw)
+        other = [t if t is not None else torch.zeros_like(x) for t in solution.backward(ctx, g)[:2]]
+        right = [
+            t if t is not None else torch.zeros_like(x)
+            for t in solution.backward(SimpleNamespace(saved_tensors=(x, th), bandwidth=bw), g)[:2]
+        ]
+    except Exception:  # the solution's backward is known to run; anything else says nothing
+        return
+    same = lambda a, b: a.shape == b.shape and torch.allclose(a.detach().to(b.dtype), b, rtol=1e-4, atol=1e-6)
+    if all(same(a, b) for a, b in zip((grad_x, grad_th), other, strict=True)) and not all(
+        same(a, b) for a, b in zip((grad_x, grad_th), right, strict=True)
+    ):
+        fail(
+            f"both gradients of {name} are the right formulas with x and threshold trading places: the saved tensors "
+            "were unpacked in another order than they were saved",
+            "ctx.saved_tensors comes back in the order given to ctx.save_for_backward: after "
+            "save_for_backward(x, threshold), read `x, threshold = ctx.saved_tensors`",
+            code="saved_order",
         )
 
 
@@ -173,3 +202,45 @@ JUMPRELU_BANDWIDTH_MISTAKES.append(
         {"rec_target_centred": True},
     )
 )
+
+
+# --------------------------------------------------------------------------------------------
+# TopK: a k that does not follow cfg.k; l0: a mean count rounded to a whole number
+# --------------------------------------------------------------------------------------------
+def topk_k_ignored(cls: type, device: torch.device) -> None:
+    """Fail when forward keeps the same number of latents per example with cfg.k = 2 and cfg.k = 3 (instance 2
+    has nearly every pre-activation positive, so the right answer keeps exactly k there). Silent on errors."""
+    from tests.part5_toy_saes import COEFFS, D_SAE, N_INST, random_hidden, reference_sae
+
+    counts = []
+    try:
+        for k in (2, 3):
+            sae = reference_sae(cls, device, k=k, sparsity_coeff=COEFFS)
+            with torch.no_grad():
+                sae.b_enc[2] += 3.0
+            acts = sae(random_hidden(64, N_INST, sae.cfg.d_in, device))[2]
+            counts.append((acts.detach() != 0).sum(-1)[:, 2].cpu())
+    except Exception:  # the checker's own steps report a forward that fails
+        return
+    if counts[0].shape != counts[1].shape or not torch.equal(counts[0], counts[1]):
+        return
+    n = sorted(set(counts[0].tolist()))
+    if not n or max(n) in (0, D_SAE):
+        return
+    fail(
+        f"acts_post keeps the same number of non-zero latents per example ({', '.join(map(str, n[:4]))}) with "
+        "cfg.k = 2 and with cfg.k = 3",
+        "the number kept must follow the config: topk(self.cfg.k, dim=-1). Is k hard-coded, or read from another "
+        "field (aux_k, d_in, ...)?",
+        code="k_ignored",
+    )
+
+
+def l0_rounded(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The mean count rounded or truncated to a whole number, as catalogue entries."""
+    mean = (acts != 0).to(acts.dtype).sum(-1).mean(0)
+    hint = (
+        "your values are whole numbers: the mean count is a fraction (e.g. 2.7 latents per example), don't round "
+        "it or convert it to an integer (round, .long(), //)"
+    )
+    return [("rounded", hint, mean.round()), ("rounded", hint, mean.floor())]

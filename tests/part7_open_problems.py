@@ -33,7 +33,13 @@ from tests.part7_open_problems_mistakes import (
     rate_tolerance,
     target_mistakes,
 )
-from tests.part7_open_problems_probes import absent_value_hint, affine_alignment_hint, fixed_axis_hint, pair_reads_hint
+from tests.part7_open_problems_probes import (
+    absent_value_hint,
+    affine_alignment_hint,
+    fixed_axis_hint,
+    pair_reads_hint,
+    pair_sign_hint,
+)
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -392,13 +398,15 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Targets
 # --------------------------------------------------------------------------------------------
-TARGET_INPUTS = [  # (target, kind of features): AND/OR are defined on the lab's binary inputs
+TARGET_INPUTS = [  # (target, kind of features): AND/OR on binary inputs, then signed ones (the contract: non-zero)
     ("identity", "signed"),
     ("abs", "signed"),
     ("square", "signed"),
     ("max_pairs", "signed"),
     ("and_pairs", "binary"),
     ("or_pairs", "binary"),
+    ("and_pairs", "signed"),
+    ("or_pairs", "signed"),
     ("argmax", "positive"),
     ("argmax", "signed_argmax"),
 ]
@@ -497,7 +505,9 @@ def test_compute_target(impl, device):
                         code="argmax_empty",
                     )
             if not torch.equal(got, expected):
-                pair_reads_hint(impl, features, target, got, [v for _, _, v in target_mistakes(features, target)])
+                listed = [v for _, _, v in target_mistakes(features, target)]
+                pair_reads_hint(impl, features, target, got, listed)
+                pair_sign_hint(features, target, got, expected, listed)
             expect_matches(
                 got,
                 expected,

@@ -78,6 +78,40 @@ def pair_reads_hint(impl: Callable, features: Tensor, target: str, got: Tensor, 
     )
 
 
+def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor, listed: list[Tensor]) -> None:
+    """For AND / OR on signed features with an uncatalogued wrong output of the right shape: fail when it is not 0/1
+    (a value, not a truth value), or when it is right wherever both members of a pair are >= 0 and wrong only on
+    pairs with a negative member (negative values read as absent: > 0, a product's or a sum's sign)."""
+    if target not in ("and_pairs", "or_pairs") or not isinstance(got, Tensor) or got.shape != expected.shape:
+        return
+    if any(v.shape == got.shape and torch.allclose(got, v) for v in listed):
+        return
+    g = got.detach().to(expected.dtype)
+    a, b = features[..., 0::2], features[..., 1::2]
+    name = "AND" if target == "and_pairs" else "OR"
+    other = (g != 0) & (g != 1)
+    if other.any() and (features.abs() != 1).any():
+        seen = [round(v, 3) for v in g[other].unique()[:4].tolist()]
+        fail(
+            f"compute_target(features, {target!r}) returned values other than 0 and 1 (e.g. {seen}) for features "
+            "whose present values are not 1",
+            f"{name} depends only on whether each feature is non-zero, not on its value: compare with 0 first "
+            "((a != 0), (b != 0)); a product a·b, a min / max or a sum a + b agrees only on 0/1 inputs",
+            code="pair_not_boolean",
+        )
+    op = "&" if name == "AND" else "|"
+    wrong = g != expected
+    nonneg = (a >= 0) & (b >= 0)
+    if wrong.any() and not (wrong & nonneg).any():
+        fail(
+            f"compute_target(features, {target!r}) is right wherever both features of a pair are >= 0 and wrong on "
+            f"{int(wrong.sum())} pairs with a negative member",
+            f"'non-zero' includes negative values: {name} tests (a != 0) {op} (b != 0). A test such as a > 0, a·b > 0 "
+            "or a + b > 0 reads a negative feature as absent (or depends on the signs)",
+            code="pair_negative",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # basis_alignment: an affine rescaling of the right values
 # --------------------------------------------------------------------------------------------

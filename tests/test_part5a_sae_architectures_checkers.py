@@ -324,7 +324,7 @@ class _JumpReLUWhere(torch.autograd.Function):
         return torch.where(x > th, g, 0.0), torch.where(inside, -th * g / ctx.bw, 0.0), None
 
 
-@pytest.mark.parametrize("impl", [A.Heaviside, _step_fn("heaviside"), _step_fn("heaviside", ge=True), _HeavisideZeros])
+@pytest.mark.parametrize("impl", [A.Heaviside, _step_fn("heaviside"), _HeavisideZeros])
 def test_heaviside_variants(impl):
     assert_passes(checks.test_heaviside, impl)
 
@@ -334,7 +334,7 @@ def test_heaviside_bugs(code):
     assert_fails(checks.test_heaviside, HEAVISIDE_BUGS[code], code)
 
 
-@pytest.mark.parametrize("impl", [A.JumpReLU, _step_fn("jumprelu"), _step_fn("jumprelu", ge=True), _JumpReLUWhere])
+@pytest.mark.parametrize("impl", [A.JumpReLU, _step_fn("jumprelu"), _JumpReLUWhere])
 def test_jumprelu_variants(impl):
     assert_passes(checks.test_jumprelu, impl)
 

@@ -257,3 +257,63 @@ def test_heldout3_cases():
 def test_fve_clamped_at_zero():  # one instance reconstructs worse than its mean: FVE < 0 must come back as it is
     err = assert_fails(C.test_fraction_variance_explained, fve_clamped, "one_change")
     assert "relu" in err.hint or "clamp" in err.hint
+
+
+# ---------------- fresh10: a non-strict step, saved tensors read in another order, a hard-coded k, a rounded L0
+def _step(kind, ge=False, swap=False):
+    class Step(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, threshold, bandwidth):
+            ctx.save_for_backward(x, threshold)
+            ctx.bandwidth = bandwidth
+            on = (x >= threshold) if ge else (x > threshold)
+            return on.to(x.dtype) * (x if kind == "jumprelu" else 1)
+
+        @staticmethod
+        def backward(ctx, g):
+            if swap:
+                t, x = ctx.saved_tensors
+            else:
+                x, t = ctx.saved_tensors
+            bw = ctx.bandwidth
+            k = rect((x - t) / bw) / bw
+            if kind == "jumprelu":
+                return (x > t).to(g.dtype) * g, -t * k * g, None
+            return torch.zeros_like(x), -k * g, None
+
+    return Step
+
+
+def test_heaviside_non_strict_step():
+    err = assert_fails(C.test_heaviside, _step("heaviside", ge=True), "one_change")
+    assert ">=" in err.hint
+
+
+def test_jumprelu_non_strict_step():
+    assert_fails(C.test_jumprelu, _step("jumprelu", ge=True), "one_change")
+
+
+def test_jumprelu_saved_tensors_in_another_order():
+    assert_fails(C.test_jumprelu, _step("jumprelu", swap=True), "saved_order")
+
+
+def test_topk_k_hard_coded():
+    for fixed in (1, 2):
+
+        def forward(self, h, fixed=fixed):
+            pre = F.relu(
+                einops.einsum(h - self.b_dec, self.W_enc, "batch inst d_in, inst d_in d_sae -> batch inst d_sae")
+                + self.b_enc
+            )
+            top = pre.topk(fixed, dim=-1)
+            acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
+            h_rec = einops.einsum(acts, self.W_dec_normalized, "batch inst d_sae, inst d_sae d_in -> batch inst d_in")
+            rec = (h_rec + self.b_dec - h).pow(2).mean(-1)
+            return {"L_reconstruction": rec, "L_sparsity": (acts > 0).float().sum(-1)}, rec.mean(0).sum(), acts, h_rec
+
+        assert_fails(C.test_topk_forward, W(A.TopKToySAE, forward=forward), "k_ignored")
+
+
+def test_l0_rounded():
+    assert_fails(C.test_l0_norm, lambda acts: (acts != 0).float().sum(-1).mean(0).round(), "rounded")
+    assert_fails(C.test_l0_norm, lambda acts: (acts != 0).float().sum(-1).mean(0).long().float(), "rounded")

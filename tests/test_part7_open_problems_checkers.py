@@ -327,7 +327,7 @@ def target_reference(features, target):
 
 
 def target_rearrange(features, target):
-    """Pairs via einops, AND as a product and OR as a max (right on binary inputs)."""
+    """Pairs via einops, AND as a product and OR as a max (right on binary inputs only: rejected, heldout3)."""
     if target == "identity":
         return features.clone()
     if target == "abs":
@@ -347,7 +347,7 @@ def target_rearrange(features, target):
 
 
 def target_min_clamp(features, target):
-    """AND as a min, OR as a clamped sum, max via relu."""
+    """AND as a min, OR as a clamped sum, max via relu (right on binary inputs only: rejected, heldout3)."""
     a, b = features[..., ::2], features[..., 1::2]
     if target == "max_pairs":
         return b + F.relu(a - b)
@@ -458,7 +458,7 @@ target_bug_argmax_dim2 = _target_bug("argmax", lambda x: torch.where(x.ne(0).any
 target_bug_square_double = _target_bug("square", lambda x: 2 * x)
 
 
-@pytest.mark.parametrize("impl", [target_reference, target_rearrange, target_min_clamp, target_view])
+@pytest.mark.parametrize("impl", [target_reference, target_view])  # rearrange/min_clamp: heldout3
 def test_compute_target_accepts(impl):
     assert_passes(checks.test_compute_target, impl)
 

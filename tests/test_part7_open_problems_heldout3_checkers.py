@@ -6,6 +6,7 @@ from __future__ import annotations
 import solutions.part7_open_problems as ref
 import tests.part7_open_problems as checks
 from tests.proving import assert_fails
+from tests.test_part7_open_problems_checkers import target_min_clamp, target_rearrange
 
 
 def test_compute_target_pairs_sliced_from_the_front():
@@ -31,3 +32,38 @@ def test_compute_target_argmax_dim_2():
         return ref.compute_target(features, target)
 
     assert_fails(checks.test_compute_target, compute_target, "fixed_axis")
+
+
+# fresh10: AND / OR on signed features ("non-zero" includes negative values)
+def test_compute_target_and_as_positive_product():
+    def compute_target(features, target):
+        if target == "and_pairs":
+            return (features[..., 0::2] * features[..., 1::2] > 0).to(features.dtype)
+        return ref.compute_target(features, target)
+
+    assert_fails(checks.test_compute_target, compute_target, "pair_negative")
+
+
+def test_compute_target_or_as_positive_sum():
+    def compute_target(features, target):
+        if target == "or_pairs":
+            return (features[..., 0::2] + features[..., 1::2] > 0).to(features.dtype)
+        return ref.compute_target(features, target)
+
+    assert_fails(checks.test_compute_target, compute_target, "pair_negative")
+
+
+def test_compute_target_and_as_product_value():
+    def compute_target(features, target):
+        if target == "and_pairs":
+            return features[..., 0::2] * features[..., 1::2]
+        return ref.compute_target(features, target)
+
+    assert_fails(checks.test_compute_target, compute_target, "pair_not_boolean")
+
+
+def test_compute_target_pairs_right_on_binary_inputs_only():
+    # once accepted (AND/OR were checked on 0/1 inputs alone): a product, a min, a max or a clamped sum is not a
+    # truth value on the lab's other kinds of features ("1.0 when both are non-zero")
+    assert_fails(checks.test_compute_target, target_rearrange, "pair_not_boolean")
+    assert_fails(checks.test_compute_target, target_min_clamp, "pair_not_boolean")
