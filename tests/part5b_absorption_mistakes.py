@@ -255,6 +255,7 @@ def absorption_variant(
     pooled: bool = False,
     exclude_all: bool = False,
     numerator: str = "cases",
+    combine: str = "and",
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
     parent_off_arg = parent_off
@@ -280,7 +281,8 @@ def absorption_variant(
         elif cases_rule == "or":
             cases = parent_on | (n_on >= 1)
         else:
-            cases = parent_on & {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1}[cases_rule]
+            rule = {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1, "one": n_on == 1}[cases_rule]
+            cases = parent_on & rule
         if parent_latent == "cosine":
             latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
         elif parent_latent == "abs_cosine":  # the largest |cosine| (carriers still by the signed cosine)
@@ -317,6 +319,8 @@ def absorption_variant(
             "none": torch.ones_like(parent_off),
         }[carriers]
         off = parent_off if parent_off_rule else torch.ones_like(parent_off)
+        if combine == "or":  # (parent off | carried): OR where AND was meant
+            off, carried = off | carried, torch.ones_like(carried)
         absorbed = cases & off & carried if numerator == "cases" else off & carried  # "all": every example
         if pooled:  # one fraction over all instances together, repeated for each
             num, den = absorbed.sum().float().expand(n_inst), cases.sum().float().expand(n_inst)
@@ -337,6 +341,12 @@ def absorption_variant(
 
 ABSORPTION_MISTAKES = [
     ({"empty": math.nan}, "nan_no_cases", None),
+    (
+        {"combine": "or"},
+        "or_not_and",
+        "absorbed needs the parent latent off AND a carrier active: `cases & (parent_off | carried)` counts a case "
+        "where either holds (use &)",
+    ),
     (
         {"denominator": "parent_on"},
         "denominator",
@@ -442,6 +452,11 @@ ABSORPTION_MISTAKES = [
 # Mistakes the hand-built case can't tell apart (its features are axis-aligned and no example has two children
 # of one parent on, so all three give 0 everywhere there): the checker names them from the random inputs.
 RANDOM_ONLY_MISTAKES = [
+    (
+        {"cases_rule": "one"},
+        "exactly_one_child",
+        "a case has the parent and AT LEAST one of its children on (>= 1, .any(-1)), not exactly one (== 1)",
+    ),
     (
         {"parent_latent": "abs_cosine"},
         "parent_latent_abs",

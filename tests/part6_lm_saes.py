@@ -347,6 +347,13 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     values, seq_idx, pos_idx = result
     per_sequence_topk(values, acts.shape[0], k)
     _too_few_diagnosis(values, before, k)
+    if isinstance(values, Tensor) and values.is_floating_point() and values.isnan().any():
+        fail(
+            f"values contains {int(values.isnan().sum())} NaN",
+            "NaN in the values: was position 0 masked with NaN? topk ranks NaN above every number; mask it with "
+            "-inf (acts[:, 0] = -torch.inf on a copy)",
+            code="not_finite",
+        )
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
     for name, idx in (("seq_idx", seq_idx), ("pos_idx", pos_idx)):
         expect_tensor(idx, name, shape=(k,), dims="k", device=device, finite=False)

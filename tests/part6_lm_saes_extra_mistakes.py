@@ -116,13 +116,23 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     masked = acts.clone()
     masked[:, :2] = -torch.inf
     values, flat = masked.flatten().topk(k)
+    best, best_seq = acts[:, 1:].max(0)  # the best sequence at each position, then the top positions
+    pos_values, pos = best.topk(min(k, seq - 1))
+    per_position = torch.stack([pos_values.double(), best_seq[pos].double(), (pos + 1).double()])
     return [
+        (
+            "per_position",
+            "only the best sequence at each position competes (a max over the sequences first, then topk over the "
+            "positions): two of the k largest can share a position; take topk over all (sequence, position) pairs "
+            "together, acts.flatten().topk(k)",
+            per_position if pos_values.shape[0] == k else None,
+        ),
         (
             "positions_0_1",
             "positions 0 AND 1 were left out: only position 0 (BOS) is excluded (mask [:, 0], or keep positions "
             "`>= 1`; `> 1` or [:, :2] drops position 1, a real token, too)",
             torch.stack([values.double(), (flat // seq).double(), (flat % seq).double()]),
-        )
+        ),
     ]
 
 

@@ -497,7 +497,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
-        known.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
+        extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
         gap = values - out[rows].sum(-1) - bias
         bad = gap.abs() > 1e-3 * values.abs().max() + 1e-3
         if bad.any():
@@ -620,16 +620,17 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 def _quantile_inputs(device: torch.device) -> Tensor:
     """[6, 10] activations with max 4.5 at a position >= 1 and bands (3.375, 4.5], (2.25, 3.375], (1.125, 2.25],
-    (0, 1.125]: the top, second and bottom bands hold fewer than k = 3 examples, the edge values sit at the top
-    of their bands,
-    zeros are not firing, and larger values at position 0 (BOS) must be ignored."""
+    (0, 1.125]: the second and bottom bands hold fewer than k = 3 examples, the edge values sit at the top of their
+    bands, zeros are not firing, and position 0 (BOS, larger values and one inside a band) must be ignored."""
     g = torch.Generator().manual_seed(2)
     acts = (1 + torch.rand(6, 10, generator=g)) * (torch.rand(6, 10, generator=g) < 0.4)  # band (1, 2)
     acts[2, 7], acts[4, 3] = 4.0, 3.6  # top band: two examples
     acts[1, 9], acts[0, 6] = 3.0, 2.6  # second band: its top edge and one more
     acts[0, 4] = 2.0  # the top edge of the third band
     acts[5, 8], acts[3, 2] = 0.3, 0.8  # bottom band: two examples
+    acts[3, 5], acts[5, 2], acts[1, 4] = 3.8, 3.3, 3.05  # top band: 5, closest to the middle != largest != smallest
     acts[:, 0] = 5.0 + torch.rand(6, generator=g)
+    acts[3, 0] = 2.5  # one BOS inside (0, m], at a band's middle: it must not be chosen either
     # × 1.125 (exact in binary, edges 1.125·i stay exact): max 4.5, so floor division of the edges is not exact
     return (acts * 1.125).to(device)
 

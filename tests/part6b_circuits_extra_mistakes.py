@@ -91,6 +91,18 @@ def token_view_relations(out: Tensor, expected: Tensor, what: str) -> None:
                 "rank them afterwards (topk) when you need the top tokens",
                 code="sorted",
             )
+    kept, missing = a != 0, (a == 0) & (e.abs() > 1e-4)
+    if missing.any() and close(a[kept], e[kept]):  # zeros where the values aren't, the right values elsewhere
+        n, total = int(missing.sum()), a.numel()
+        fail(
+            f"{what} is 0 at {n}/{total} tokens where the expected values are not"
+            + ("" if kept.any() else " (it is 0 everywhere)")
+            + ("; where it is not 0 it is right" if kept.any() else ""),
+            "something zeroed entries: the threshold applied to the de-embedding or logit effect (a JumpReLU or ReLU "
+            "gate, `v * (v > threshold)`), a mask, or nothing computed? Return the raw linear value for every token: "
+            "the threshold gates activations, not these views",
+            code="gated",
+        )
     centred = e - e.mean()
     for unbiased in (True, False):
         if close(a, centred / e.std(unbiased=unbiased)):
@@ -183,3 +195,18 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
                 code="signed_normaliser",
             )
         raise
+
+
+def leaf_targets(out: Tensor, values: Tensor, n_latents: int) -> None:
+    """Latent rows holding only an edge to the latent itself, equal to its value: the target was the injected leaf
+    (d leaf / d leaf = 1, nothing else reaches it), not the pre-activation recomputed by the forward."""
+    own = torch.zeros_like(out[:n_latents])
+    own[torch.arange(n_latents), torch.arange(n_latents)] = values
+    if n_latents and torch.allclose(out[:n_latents], own, rtol=1e-3, atol=2e-4):
+        fail(
+            "each latent target's row has a single edge, to the latent itself, equal to its activation",
+            "the latent targets were the injected values themselves (a leaf: its gradient is 1 to itself and 0 to "
+            "everything else): take each latent target from what linearised_forward computes, its pre-activation "
+            "pre[pos, idx], which depends on the earlier nodes",
+            code="leaf_targets",
+        )

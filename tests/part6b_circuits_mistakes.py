@@ -14,7 +14,6 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tests.checking import fail
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder
 
@@ -678,10 +677,10 @@ def influence_mistakes(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tenso
 
 def quantile_variant(acts: Tensor, k: int, n_bands: int, **bug) -> list[tuple[Tensor, Tensor, Tensor]]:
     flat = acts.clone()
-    if not bug.get("bos"):
+    if not (bug.get("bos") or bug.get("bos_candidates")):
         flat[:, 0] = 0
     flat = flat.flatten()
-    top = acts.max() if bug.get("top_with_bos") else flat.max()
+    top = acts.max() if bug.get("top_with_bos") else acts[:, 1:].max() if bug.get("bos_candidates") else flat.max()
     firing = flat[flat > 0]
     groups = []
     for j in range(n_bands):
@@ -698,6 +697,8 @@ def quantile_variant(acts: Tensor, k: int, n_bands: int, **bug) -> list[tuple[Te
         else:
             in_band = (flat > lo) & (flat <= hi)
         n = k if bug.get("short_band") else min(k, int(in_band.sum()))
+        if bug.get("middle_from_bottom"):  # in_band is set: only the middle moves
+            lo, hi = top * j / n_bands, top * (j + 1) / n_bands
         if bug.get("largest"):
             score = torch.where(in_band, -flat, torch.full_like(flat, float("inf")))
         elif bug.get("outside_band"):
@@ -722,6 +723,10 @@ QUANTILE_MISTAKES = {
     "quantiles": "the bands split the activation *range* (0, max] into equal parts, not the distribution into "
     "quantiles",
     "largest": "take the examples closest to each band's middle, not the largest in the band",
+    "middle_from_bottom": "the middles are counted from the bottom (m·(j+½)/n) while the bands count from the top: "
+    "band j (highest first) is (m(n-j-1)/n, m(n-j)/n], its middle m(n-j-½)/n",
+    "bos_candidates": "position 0 (BOS) was left out of the maximum m but kept among the candidates: set it to 0 "
+    "in a copy before choosing too",
     "outside_band": "choose only among activations inside the band (mask the others out before topk)",
     "short_band": "a band can hold fewer than k examples: take min(k, number in the band)",
     "floor_division": "the band edges are m·(n-j-1)/n and m·(n-j)/n with true division `/`: floor division `//` "
@@ -780,18 +785,3 @@ def same_groups(a, b) -> bool:
         )
     except (TypeError, IndexError, RuntimeError, AttributeError):
         return False
-
-
-def leaf_targets(out: Tensor, values: Tensor, n_latents: int) -> None:
-    """Latent rows holding only an edge to the latent itself, equal to its value: the target was the injected leaf
-    (d leaf / d leaf = 1, nothing else reaches it), not the pre-activation recomputed by the forward."""
-    own = torch.zeros_like(out[:n_latents])
-    own[torch.arange(n_latents), torch.arange(n_latents)] = values
-    if n_latents and torch.allclose(out[:n_latents], own, rtol=1e-3, atol=2e-4):
-        fail(
-            "each latent target's row has a single edge, to the latent itself, equal to its activation",
-            "the latent targets were the injected values themselves (a leaf: its gradient is 1 to itself and 0 to "
-            "everything else): take each latent target from what linearised_forward computes, its pre-activation "
-            "pre[pos, idx], which depends on the earlier nodes",
-            code="leaf_targets",
-        )

@@ -10,6 +10,7 @@ import torch
 import solutions.part5b_absorption as P
 import tests.part5b_absorption as checks
 from tests.part5b_absorption_diagnosis import ref_absorption
+from tests.part5b_absorption_mistakes import absorption_variant
 from tests.proving import assert_fails
 
 
@@ -220,3 +221,15 @@ def _fresh9_encode(bug):
 def test_encode_fresh_start():
     assert_fails(checks.test_batchtopk_encode, _fresh9_encode("warm_start"), "warm_start")
     assert_fails(checks.test_batchtopk_encode, _fresh9_encode("half"), "fresh_threshold")
+
+
+@pytest.mark.parametrize(
+    "kwargs, code", [({"combine": "or"}, "or_not_and"), ({"cases_rule": "one"}, "exactly_one_child")]
+)
+def test_absorption_fresh10(kwargs, code):
+    """OR where AND was meant in the numerator, and cases needing exactly one child."""
+
+    def absorption_fraction(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+        return absorption_variant(features, acts, W_dec, W_features, parent_of, cos_threshold, **kwargs)
+
+    assert_fails(checks.test_absorption_fraction, absorption_fraction, code)

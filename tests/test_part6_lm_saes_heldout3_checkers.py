@@ -139,3 +139,23 @@ def test_steer_sequences_mixed():
         return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, fn)])
 
     assert_fails(checks.test_steer_with_latent, steer_with_latent, "sequences_mixed")
+
+
+def _top_fresh10(bug):
+    def top_activations(acts, k):
+        seq = acts.shape[1]
+        if bug == "nan":  # position 0 masked with NaN: topk ranks NaN first
+            m = acts.clone()
+            m[:, 0] = float("nan")
+            v, i = m.flatten().topk(k)
+            return v, i // seq, i % seq
+        best, s = acts[:, 1:].max(0)  # the best sequence per position, then the top positions
+        v, p = best.topk(k)
+        return v, s[p], p + 1
+
+    return top_activations
+
+
+@pytest.mark.parametrize("bug, code", [("nan", "not_finite"), ("per_position", "per_position")])
+def test_top_activations_fresh10(bug, code):
+    assert_fails(checks.test_top_activations, _top_fresh10(bug), code)

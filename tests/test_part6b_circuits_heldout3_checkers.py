@@ -141,3 +141,9 @@ def test_influence_signed_row_sums():
         return logit_weights @ (torch.linalg.solve(eye - a, eye) - eye)
 
     assert_fails(checks.test_node_influence, node_influence, "signed_normaliser")
+
+
+def test_de_embedding_gated_fresh10():
+    """The de-embedding gated by the JumpReLU threshold: zeros where the values aren't, named as a gate."""
+    gated = lambda m, tc, i: (lambda v: v * (v > tc.threshold[i]))(ref.latent_de_embedding(m, tc, i))
+    assert_fails(checks.test_latent_de_embedding, gated, "gated")
