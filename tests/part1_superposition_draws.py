@@ -371,3 +371,59 @@ def never_partners_failure(present: Tensor, message: str) -> None:
         "second], 'two b i p -> b i (p two)'))",
         code="pair_layout",
     )
+
+
+def batch_drift_failure(present: Tensor, p: Tensor, what: str) -> None:
+    """The rates of the first and second halves of the batch [n inst feats] differ: the probability a cell follows
+    changes along the batch (p laid out over the batch axis, e.g. repeat_interleave(n, 0).view(n, ...)). Each half's
+    rate is within rate_tolerance(n // 2) at variance 1/4 (the largest of any rate, so whatever the true rate) of its
+    true rate with the checks' failure probability, so two halves drawn at one rate differ by at most twice that."""
+    if not isinstance(present, Tensor) or present.ndim != 3 or tuple(present.shape[1:]) != tuple(p.shape):
+        return
+    h = present.shape[0] // 2
+    first, second = present[:h].double().mean(0).cpu(), present[h : 2 * h].double().mean(0).cpu()
+    pp = p.double().cpu()
+    excess = (first - second).abs() - 2 * rate_tolerance(h, torch.full_like(pp, 0.5))  # any rate: its largest variance
+    if bool((excess > 0).any()):
+        i, j = divmod(int(excess.argmax()), pp.shape[1])
+        fail(
+            f"{what}: presence: inst {i}, feature {j} is present in {float(first[i, j]):.2%} of the first half of the "
+            f"batch and {float(second[i, j]):.2%} of the second (p = {float(pp[i, j]):.2%})",
+            "the probability a cell follows changes along the batch: p's layout is scrambled, so the instance (or "
+            "feature) whose p a cell uses depends on its batch index (p.repeat_interleave(n, 0).view(n, ...) or a "
+            "reshape of a repeated p?); broadcast p [inst feats] over a new leading batch axis instead "
+            "(p.expand(n, -1, -1), or rand(n, inst, feats) < p)",
+            code="batch_layout",
+        )
+
+
+def mean_probability_hint(p: Tensor, n: int, unit: str) -> str:
+    """The hint for rates at p.mean(): it names the per-axis averages when n draws can't tell them from p.mean()."""
+    close = any(
+        not bool(((t - p.mean()).abs() > 2 * rate_tolerance(n, t)).any())
+        for t in (p.mean(0, keepdim=True).expand_as(p), p.mean(1, keepdim=True).expand_as(p))
+    )
+    return "every entry uses the mean probability: compare with p itself, not p.mean()" + (
+        f" (or an average over one axis, p.mean(0) or p.mean(-1): with these p the per-instance or per-{unit} "
+        "averages are too close to the overall mean to tell apart)"
+        if close
+        else ""
+    )
+
+
+def averaged_rates_failure(observed: Tensor, expected: Tensor, n: int, message: str, unit: str) -> None:
+    """A fallback after the rate candidates: the rates match p averaged over one axis, a table the candidates leave
+    out where n draws can't tell it from the overall mean (which then did not match, so this one is the better
+    account of the rates)."""
+    for dim, how, code in (
+        (1, f"the {unit}s of each instance (p.mean(-1))", unit),
+        (0, "the instances (p.mean(0))", "instance"),
+    ):
+        table = expected.mean(dim, keepdim=True).expand_as(expected)
+        if consistent(observed, table, n) and not consistent(observed, expected, n):
+            fail(
+                message,
+                f"the rates match p averaged over {how}: every entry should use its own probability p[inst, {unit}], "
+                "not an average of them",
+                code=f"{code}_mean_probability",
+            )

@@ -405,7 +405,7 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
         ),
         (
             "mean_probability",
-            "every entry uses the mean probability: compare with p itself, not p.mean()",
+            draws.mean_probability_hint(p, n, unit),
             torch.full_like(p, float(p.mean())),
         ),
         *[
@@ -423,7 +423,7 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
                     p.mean(1, keepdim=True).expand_as(p),
                 ),
             )
-            # Listed only where a sample of n draws can tell it from the overall mean (else that one names it).
+            # Listed only where a sample of n draws can tell it from the overall mean (else check_rates' fallback).
             if bool(((table - p.mean()).abs() > 2 * rate_tolerance(n, table)).any())
         ],
     ]
@@ -474,6 +474,7 @@ def check_rates(
                 f"order than the {name}s they belong to (keep p's axes in the order [inst, {unit}])",
                 code=f"{'instance' if name == 'inst' else unit}_order",
             )
+    draws.averaged_rates_failure(observed, expected, n, message, unit)
     draws.clamped_rates_failure(observed, expected, n, message)
     code, hint = rate_pattern_diagnosis(observed, expected, n, unit) or ("presence_probability", default_hint)
     fail(message, hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]", code)
@@ -781,6 +782,7 @@ def check_independent_features(
     n = batch.shape[0]
     present = check_value_support(batch, what, low, high, p)
     check_not_shared_over_batch(present, what)
+    draws.batch_drift_failure(present, p, what)
     check_rates(
         present.double().mean(0), p, n, f"{what}: presence", [*extra, *common_rate_candidates(p.double().cpu(), n=n)]
     )

@@ -62,7 +62,12 @@ def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
     if bool(agree[pos].all()) and not bool(agree[neg].all()):
         return "negative_not_zeroed", (
             "where the value before the output ReLU is positive your output is right, but negative values are not set "
-            "to 0: the output nonlinearity is a ReLU (F.relu), not leaky_relu, ELU or none"
+            "to 0: the output nonlinearity is a ReLU (F.relu), not "
+            + (
+                "abs (your output is |pre|: .abs() or torch.abs)"
+                if bool(torch.allclose(a, p.abs(), atol=1e-5))
+                else "abs, leaky_relu, ELU or none"
+            )
         )
     good, bad = p[agree & pos], p[~agree]
     if good.numel() < 3 or bad.numel() < 3:
@@ -161,7 +166,12 @@ def random_forward(model: Callable, x: Tensor) -> tuple[str, str] | None:
     try:
         with torch.no_grad():
             a, b = model(x.clone()), model(x.clone())
-        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and not torch.equal(a, b):
+        if (
+            isinstance(a, Tensor)
+            and isinstance(b, Tensor)
+            and a.shape == b.shape
+            and not torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6)
+        ):
             return "forward_random", (
                 "two calls of model(features) on the same input gave different outputs: your forward pass is random "
                 "(dropout left on, e.g. F.dropout with its default training=True, or a random draw in forward); the "

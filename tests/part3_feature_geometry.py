@@ -195,7 +195,9 @@ def dimensionality_structure(
             "your values change when every vector is rotated by the same orthogonal matrix; D_i only depends on dot "
             "products between the vectors, so a rotation leaves it unchanged",
             "somewhere your formula uses single coordinates where it should use a dot product over the d coordinates "
-            "(an elementwise product, a max or a norm over the wrong axis, a sum of coordinates before squaring?)",
+            "(an elementwise product, a max or a norm over the wrong axis, a sum of coordinates before squaring?), or "
+            "a non-Euclidean norm: ‖W_i‖ and Ŵ_i use the L2 norm (norm(dim=...) with its default p=2), not the L1 "
+            "norm (p=1, abs().sum()) or the max (L∞)",
             code="not_rotation_invariant",
         )
     scaled = probe(2 * v.detach())
@@ -246,6 +248,17 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
         ),
         ("numerator_one", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
         (
+            "numerator_rank",
+            "the numerator is d_hidden = W.shape[1], the number of hidden dimensions, not the rank of W[inst] "
+            "(torch.linalg.matrix_rank): they differ when W has a zero or dependent row",
+            torch.linalg.matrix_rank(W).double() / frob_sq,
+        ),
+        (
+            "norms_summed_squared",
+            "‖W‖²_F is the sum of the *squared* column norms, Σ_i ‖W_i‖², not the square of their sum (Σ_i ‖W_i‖)²",
+            d / W.norm(dim=1).sum(-1).pow(2),
+        ),
+        (
             "hardcoded_d_hidden",
             "take d_hidden from W (W.shape[1]) instead of writing the notebook's 10: the check uses other sizes",
             10 / frob_sq,
@@ -290,6 +303,12 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             "gram_sum",
             "‖W‖²_F is the *trace* of W Wᵀ (its diagonal), not the sum of all its entries",
             d / (W @ W.transpose(1, 2)).sum((1, 2)),
+        ),
+        (
+            "gram_sum",
+            "‖W‖²_F is the *trace* of WᵀW (its diagonal, Σ_i W_i·W_i), not the sum of all its entries (Σ_ij W_i·W_j "
+            "also counts the overlaps between features)",
+            d / (W.transpose(1, 2) @ W).sum((1, 2)),
         ),
         (
             "mean_over_features",
@@ -342,6 +361,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
 @checker("dimensions_per_feature", kind="function")
 def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.device) -> str:
     W = _weights(device, n_inst=3, d=5, n_feats=8)  # three different sizes, so a wrong axis shows
+    W[1, 2] = 0.0  # instance 1 has a zero hidden dimension (rank 4 < d_hidden = 5), so the rank is not d_hidden
     W_in = W.clone()
     right, values, shapes = _dpf_mistakes(W)
     what = "dimensions_per_feature(W)"
@@ -465,6 +485,12 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norms_sq / dots_raw.pow(2).sum(-1),
         ),
         ("numerator_square", "the numerator is the *squared* norm ‖W_i‖², not ‖W_i‖", norms_sq.sqrt() / den),
+        (
+            "self_term_twice",
+            "your denominator counts the self-term (Ŵ_i·W_i)² = ‖W_i‖² twice: the sum over every j already includes "
+            "j = i, so don't add ‖W_i‖² to it",
+            norms_sq / (den + norms_sq),
+        ),
         (
             "numerator_power",
             "your values are the right ones times ‖W_i‖², which either of two slips gives: the unit vector computed as "

@@ -200,7 +200,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
         bad = ((norms - 1).abs() * nonzero).argmax()
         e, k = divmod(int(bad), GEN_INST)
         fail(
-            f"example {e} of instance {k} has L2 norm {norms[e, k].item():.4f} over the features, expected 1",
+            f"example {e} of instance {k} has L2 norm {norms[e, k].item():.4g} over the features, expected 1",
             hint,
             code,
         )
@@ -551,6 +551,12 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     data = model.train_data.clone()
     first = _call(generate_batch, "generate_batch(16)", model, 16)
     what = "generate_batch(16)"
+    if isinstance(first, (list, tuple)) and len(first) > 0 and all(isinstance(t, Tensor) for t in first):
+        fail(
+            f"{what} returned a {type(first).__name__} of {len(first)} tensors, expected a tensor {tuple(data.shape)}",
+            "return the tensor self.train_data itself, not a list of its rows (list(...) or [*...] splits it)",
+            code="not_tensor",
+        )
     if isinstance(first, Tensor) and first.device.type != "meta" and tuple(first.shape) != tuple(data.shape):
         got, d = first.detach().to(data.device, torch.float64), data.double()
         if got.shape == (16, 3, 50) and torch.allclose(got, d[:16]):
@@ -586,7 +592,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
                     "of the inst axis",
                     code="one_instance",
                 )
-        if got.shape == (n_train - 2, 3, 50) and torch.equal(got, d[d.abs().sum((1, 2)) > 0]):
+        if got.shape == (n_train - 2, 3, 50) and mistakes.same(got, d[d.abs().sum((1, 2)) > 0]):
             fail(
                 f"{what} has {got.shape[0]} examples, expected {n_train}: the all-zero training examples are missing",
                 "return self.train_data as it is: examples with no feature present are part of the training set",
@@ -601,7 +607,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     first = expect_tensor(
         first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
-    if first.requires_grad and torch.equal(first.detach(), data):
+    if first.requires_grad and mistakes.same(first, data):
         fail(
             f"{what} requires grad: the training data became a trainable tensor (nn.Parameter, or requires_grad_?)",
             "return the buffer self.train_data itself: the data is an input, not a parameter of the model",
@@ -611,11 +617,11 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     second = expect_tensor(
         second, "generate_batch() (no batch size)", shape=tuple(data.shape), dims="examples inst feats"
     )
-    if not torch.equal(model.train_data, data):
+    if not mistakes.same(model.train_data, data):
         fail("generate_batch changed self.train_data", "return the training set without modifying it", code="modified")
-    if torch.equal(first, data) and torch.equal(second, data):
+    if mistakes.same(first, data) and mistakes.same(second, data):
         return "the same full training set at every call"
-    wrong = first if not torch.equal(first, data) else second
+    wrong = first if not mistakes.same(first, data) else second
     with torch.inference_mode():
         reconstruction = model(data)
     if torch.allclose(wrong, reconstruction, atol=1e-6):
@@ -631,7 +637,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             code="first_instance",
         )
     if _rows_of(wrong, data):
-        if torch.equal(first, second):
+        if mistakes.same(first, second):
             fail(
                 "generate_batch returned the training examples in another order",
                 "return self.train_data as it is (no shuffling needed: every step uses the whole set)",
@@ -643,7 +649,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             code="minibatch",
         )
     mistakes.transformed_failure(wrong, data)
-    if torch.equal(first, second):
+    if mistakes.same(first, second):
         fail(
             "generate_batch returned the same data at both calls, but not self.train_data (not even the same "
             "features present)",

@@ -161,6 +161,12 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
             lambda s: warm(s, lambda t: _cos((t - warmup + 1) / rest)),
         ),
         (
+            "sine_not_cosine",
+            "the decay is 0.5 * (1 + cos(π progress)), a cosine: with sin it starts at ½ instead of 1, peaks halfway "
+            "and ends at ½ instead of 0",
+            lambda s: warm(s, lambda t: 0.5 * (1 + math.sin(math.pi * (t - warmup) / rest))),
+        ),
+        (
             "warmup_constant",
             "during the warm-up the factor rises linearly from 0 (step / warmup_steps), it isn't constant",
             lambda s: 1.0 if s < warmup else right(s),
@@ -244,6 +250,12 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norm_sq / dots.sum(-1).pow(2),
         ),
         ("numerator", "the numerator is the squared norm ‖vᵢ‖², not the norm ‖vᵢ‖", norm_sq.sqrt() / den),
+        (
+            "self_term_twice",
+            "your denominator counts the self-term (v̂ᵢ · vᵢ)² = ‖vᵢ‖² twice: the sum over every j already includes "
+            "j = i, so don't add ‖vᵢ‖² to it",
+            norm_sq / (den + norm_sq),
+        ),
         (
             "numerator_power",
             "your values are the right ones times ‖vᵢ‖², which either of two slips gives: the unit vector computed as "
@@ -349,6 +361,17 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
             "each example has unit norm over instances *and* features together: normalise each instance's "
             "example separately, over the feature axis only (dim=-1)"
         )
+    for dims, what in (
+        ((0, 1), "feature, over all examples and instances"),
+        ((0, 2), "instance, over its whole data set"),
+    ):
+        other = x.norm(dim=dims)
+        if close(other[other > 0]):
+            return "norm_axis_other", (
+                f"every {what}, has unit norm: the norm was taken over dims {dims} (or torch.renorm(x, 2, dim, 1), "
+                "which rescales each slice *indexed by* dim, and only shrinks); normalise each example over the "
+                "feature axis only: x / x.norm(dim=-1, keepdim=True)"
+            )
     if close(x.norm()[None]):
         return "norm_global", "divide each example by its own norm (dim=-1, keepdim=True), not by the whole tensor's"
     count = (x != 0).sum(-1).double()  # the number of non-zero entries of each example
@@ -394,9 +417,26 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                 "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
             )
         if (row_l2 < 1 - NORM_TOL).all():
-            return "normalised_before_mask", (
-                "you normalised before applying the mask, so the norm included the features the mask then "
-                "zeroed: mask first, then divide by the norm of what is left"
+            # normalising dense U[0, 1] draws before masking leaves present values u / ‖u_all‖, whose mean a seeded
+            # simulation gives (40,000 draws: its own error is below 1%); a value mean off it by more than a quarter
+            # means the examples were shrunk otherwise, so the causes are listed instead of one asserted
+            g = torch.Generator().manual_seed(0)
+            dense = torch.rand(40_000, x.shape[-1], generator=g, dtype=torch.float64)
+            expected = float((dense / dense.norm(dim=-1, keepdim=True)).mean())
+            observed = f"every non-empty example has L2 norm below 1 (median {float(rows.median()):.3g})"
+            if abs(mean - expected) <= 0.25 * expected:
+                return "normalised_before_mask", (
+                    f"{observed}, and the present values average {mean:.3g}, as U[0, 1] values divided by the norm "
+                    f"of all {x.shape[-1]} features do ({expected:.3g}): you normalised before applying the mask, so "
+                    "the norm included the features the mask then zeroed: mask first, then divide by the norm of "
+                    "what is left"
+                )
+            return "norm_below_one", (
+                f"{observed}; the present values average {mean:.3g}. Possible causes: the norm taken over other "
+                "axes than the features (or over more of them), torch.renorm (it only shrinks, and rescales the "
+                "slices indexed by its dim), the examples normalised before the mask zeroed some features, or an "
+                "extra factor; divide each example by its own L2 norm over the features: "
+                "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
             )
     return "not_unit_norm", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
 
@@ -594,3 +634,10 @@ def warmup_ramp_diagnosis(got: Tensor, steps: int, warmup: int) -> tuple[str, st
             "step / warmup_steps, then follows the cosine"
         )
     return None
+
+
+def same(a: Tensor, b: Tensor) -> bool:
+    """Equal up to float rounding (a normalised copy of the unit-norm data, F.normalize(..), is the data)."""
+    if a.shape != b.shape:
+        return False
+    return bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=1e-5, atol=1e-6))
