@@ -51,6 +51,11 @@ def term_size_hint(out: Tensor, W: Tensor, code: str) -> tuple[str, str] | None:
     sign = " (some with the opposite sign)" if bool((c < 0).any()) else ""
     seen = ", ".join(f"{float(x):.3g}" for x in c[0])
     sigma = ", ".join(f"{float(x):.3g}" for x in S[0])
+    if sign and torch.allclose(c.abs(), S, rtol=1e-3, atol=1e-6):
+        return "sign_flip", (
+            f"every term is ±σ_k u_k v_kᵀ, some with the opposite sign (instance 0: {seen}; σ = {sigma}): a sign "
+            "flipped on u_k (a canonical sign) must flip v_k too, so that σ_k u_k v_kᵀ is unchanged"
+        )
     if named:
         return "term_size", (
             f"every term has the right direction u_k v_kᵀ, but its size is {named[0]}{sign} (instance 0: {seen}; "
