@@ -22,7 +22,6 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
-from tests import part8_parameter_decomposition_heldout as held
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import (
@@ -125,7 +124,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
                 code="full_matrices",
             )
         dims = "inst r d_out d_in"
-        held.one_tensor(out, what, held.SVD_RETURNED)
+        behaviour.one_tensor(out, what, behaviour.SVD_RETURNED)
         diag.merged_axes(out, (n_inst, r, d_out, d_in), dims)
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
@@ -170,7 +169,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
         or probes.ablation_hint(out, right, chain(x))
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
-    mistakes += probes.ablation_mistakes(chain, terms, x) + held.ablation_squares(chain, terms, x)
+    mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -186,7 +185,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)", weights[0].dtype)
     right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
-    mistakes += probes.faithfulness_mistakes(weights, U0, V0) + held.faithfulness_inst_summed(weights, U0, V0)
+    mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
     n_w, n_uv = (
         sum(W[0].numel() for W in weights),
         sum(u[0].numel() + v[0].numel() for u, v in zip(U0, V0, strict=True)),
@@ -235,7 +234,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
         )
     x0, g = sigmoid_inputs(device)
     x = x0.clone().requires_grad_(True)
-    held.one_tensor(out := impl.apply(x, ALPHA), f"{name}.apply(x, alpha)", held.TUPLE_FORWARD)
+    behaviour.one_tensor(out := impl.apply(x, ALPHA), f"{name}.apply(x, alpha)", behaviour.TUPLE_FORWARD)
     out = expect_tensor(out, f"{name}.apply(x, alpha)", shape=x.shape, dtype=x.dtype, device=device)
     if not torch.equal(x.detach(), x0):
         fail(
@@ -318,7 +317,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
-    mistakes += diag.layout_mistakes(right, dims) + probes.ci_mistakes(p) + held.ci_scale_mistakes(p, CI_ALPHA)
+    mistakes += diag.layout_mistakes(right, dims) + probes.ci_mistakes(p) + behaviour.ci_scale_mistakes(p, CI_ALPHA)
     if not torch.allclose(lower.detach(), right, rtol=1e-4, atol=1e-5) and not any(
         torch.allclose(lower.detach(), m, rtol=1e-4, atol=1e-5) for _, _, m in mistakes
     ):
@@ -358,8 +357,8 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
             and g.abs().gt(0).any()
             and not any(torch.allclose(g, m, rtol=1e-4, atol=1e-6) for m in [r] + [m for *_, m in leaf])
         ):
-            held.ci_slopes(module, p, CI_ALPHA)  # the slope each sigmoid uses outside [0, 1]
-            hint = held.GRAD_HINT
+            behaviour.ci_slopes(module, p, CI_ALPHA)  # the slope each sigmoid uses outside [0, 1]
+            hint = behaviour.GRAD_HINT
         _expect_grad(g, r, name, leaf, hint, "grad")
     return "inner activations, one MLP per subcomponent, both leaky sigmoids, gradients to V and every MLP parameter"
 
@@ -554,7 +553,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
     right, mistakes = mis.product_candidates(p)
     code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
-    mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p) + held.product_delta_mean_mask(p)
+    mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p) + behaviour.product_delta_mean_mask(p)
     mistakes += behaviour.mask_scale_invariance(masked_product, p, out.detach())
     reference = call(sol.masked_product, *(p[k] for k in names))
     expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -593,7 +592,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     full = expect_scalar(full, "the full stochastic reconstruction loss", x.dtype)
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
-    mistakes += probes.recon_mistakes(chain, p, x, right) + held.recon_accumulator(right, chain, p, x)
+    mistakes += probes.recon_mistakes(chain, p, x, right) + behaviour.recon_accumulator(right, chain, p, x)
     got, (batch, n_inst, d_out) = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape
     L = len(chain.weights)
     means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
@@ -658,10 +657,10 @@ def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("importance_minimality_loss", kind="function")
 def test_importance_minimality_loss(importance_minimality_loss: Callable, device: torch.device) -> str:
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
-    held.one_tensor(loss := importance_minimality_loss(ci, P_NORM, EPS), "the penalty", held.LIST_PENALTY)
+    behaviour.one_tensor(loss := importance_minimality_loss(ci, P_NORM, EPS), "the penalty", behaviour.LIST_PENALTY)
     loss = expect_scalar(loss, "importance_minimality_loss(ci, p, eps)", ci[0].dtype)
     if not torch.allclose(loss.detach(), mis.minimality_reference(minimality_inputs(device), P_NORM, EPS)):
-        held.zeros_probe(importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
+        behaviour.zeros_probe(importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
     mistakes += probes.minimality_mistakes(minimality_inputs(device), P_NORM, EPS)
     generic = None
@@ -735,7 +734,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     if not any(torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):
-        held.start_probe(adversarial_sources, loss_fn, init, flat, STEP_SIZE)
+        behaviour.start_probe(adversarial_sources, loss_fn, init, flat, STEP_SIZE)
     code, hint = (
         diag.unmoved_sources(out, init, right_list)
         or diag.ascent_hint(flat, torch.cat([t.flatten() for t in init]), N_STEPS, STEP_SIZE, right)
