@@ -5,27 +5,13 @@ summed or averaged out of the loss's mean, values scaled by the importance (part
 
 from __future__ import annotations
 
-import einops
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import tests.part1_superposition as checks
-from solutions.part1_superposition import CorrelatedToyModel, ToyModel
 from tests.proving import assert_fails, assert_passes
-
-
-def variant(**methods) -> type:
-    return type("Variant", (ToyModel,), methods)
-
-
-def corr_variant(**methods) -> type:
-    return type("CorrelatedVariant", (CorrelatedToyModel,), methods)
-
-
-def _down_up(x, W):
-    h = einops.einsum(x, W, "... i f, i d f -> ... i d")
-    return einops.einsum(h, W, "... i d, i d f -> ... i f")
+from tests.test_part1_superposition_heldout_checkers import _down_up, corr_variant, variant
 
 
 def forward_squeezed(self, x):
