@@ -353,11 +353,7 @@ def expect_tensor(
         expected = _named_shape(shape, dims)
         fail(f"{what} has shape {tuple(x.shape)}, expected {expected}", _shape_hint(x.shape, shape, dims), code="shape")
     if dtype is not None and x.dtype != dtype:
-        fail(
-            f"{what} has dtype {x.dtype}, expected {dtype}",
-            "keep the dtype of the inputs (a float64 literal or torch.tensor(...) without dtype can upcast)",
-            code="dtype",
-        )
+        fail(f"{what} has dtype {x.dtype}, expected {dtype}", _dtype_hint(x.dtype, dtype), code="dtype")
     if device is not None and not _same_device(x.device, device):
         fail(
             f"{what} is on {x.device}, expected {device}",
@@ -368,6 +364,20 @@ def expect_tensor(
         n_bad = int((~torch.isfinite(x)).sum())
         fail(f"{what} contains {n_bad} NaN or infinite values", code="not_finite")
     return x
+
+
+def _dtype_hint(got: torch.dtype, want: torch.dtype) -> str:
+    """What usually gives `got` where `want` was asked: the hint depends on the direction of the change."""
+    if got == torch.bool:
+        return "a comparison or mask came back as booleans: convert it with .float() (or .to(x.dtype))"
+    if not got.is_floating_point:
+        return "an integer result: a count or an index, or integer division, where floats were asked (.float())"
+    if want.is_floating_point and torch.finfo(got).bits > torch.finfo(want).bits:
+        return "keep the dtype of the inputs (a float64 literal, numpy, or torch.tensor(...) without dtype can upcast)"
+    return (
+        "keep the dtype of the inputs: a .half()/.float() conversion, or a buffer created with the default dtype "
+        "(torch.zeros without dtype=), lowers the precision"
+    )
 
 
 def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> str:

@@ -319,3 +319,18 @@ def test_an_unrecognised_error_keeps_its_own_message_only():
         _unknown_error()
     described = _describe_error(info.value)
     assert described.code == "exception" and described.hint is None and "particular" in str(described)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (torch.ones(3, dtype=torch.bool), ".float()"),
+        (torch.ones(3, dtype=torch.int64), "integer"),
+        (torch.ones(3, dtype=torch.float64), "upcast"),
+        (torch.ones(3, dtype=torch.float16), "lowers the precision"),
+    ],
+)
+def test_a_wrong_dtype_gets_the_hint_of_its_direction(value, words):
+    with pytest.raises(CheckFailed) as err:
+        expect_tensor(value, "x", dtype=torch.float32)
+    assert err.value.code == "dtype" and words in err.value.hint
