@@ -37,6 +37,7 @@ from tests.part1_superposition_diagnosis import (
     returned_hidden_hint,
 )
 from tests.part1_superposition_draws import (
+    choice_split_hint,
     fresh_draws_failure,
     ignores_out_failure,
     instance_p_candidates,
@@ -299,6 +300,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
 # Probabilities that differ per instance and per feature, so swapped axes, 1 - p and shared masks show up.
 P_TABLE = torch.tensor([[0.01, 0.2, 0.7, 0.99], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])  # 0.01, 0.99: clamps
 P_PAIRS = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.25]])  # [inst pairs], all <= 1/2 for anticorrelation
+P_CORR = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.8]])  # correlated pairs: one p > 1/2 shows a clamp at 1/2
 # The generators take their probabilities as an argument `p`; their checks build the model with this (otherwise
 # unused) feature_probability, so using self.feature_probability instead shows up as its own rate table.
 DECOY = {
@@ -406,16 +408,16 @@ def _independent_pairs(present: Tensor, p_pairs: Tensor) -> bool:
 
 @checker("generate_correlated_features", kind="class")
 def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.device) -> str:
-    batch = _call_generator(CorrelatedToyModel, "generate_correlated_features", P_PAIRS, device)
+    batch = _call_generator(CorrelatedToyModel, "generate_correlated_features", P_CORR, device)
     what = "the batch"
     present = check_value_support(batch, what, 0.0, 1.0)
     check_not_shared_over_batch(present, what)
-    differ, _ = _pair_states(present, P_PAIRS.shape[1])
+    differ, _ = _pair_states(present, P_CORR.shape[1])
     if int(differ.sum()) > ZERO_DRAW_ALLOWANCE:
         message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
         pair_layout_failure(present, "together", what)
         twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
-        if _independent_pairs(present, P_PAIRS):
+        if _independent_pairs(present, P_CORR):
             fail(
                 message,
                 "the two features of a pair are drawn independently: draw one presence per pair "
@@ -429,20 +431,20 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
         )
     first = present[..., 0::2]
     candidates = [
-        _ignores_p(torch.full_like(P_PAIRS, DECOY["generate_correlated_features"]), "correlated"),
-        *common_rate_candidates(P_PAIRS, "pair"),
+        _ignores_p(torch.full_like(P_CORR, DECOY["generate_correlated_features"]), "correlated"),
+        *common_rate_candidates(P_CORR, "pair"),
     ]
-    check_rates(first.double().mean(0), P_PAIRS, N_SAMPLES, f"{what}: presence", candidates, unit="pair")
+    check_rates(first.double().mean(0), P_CORR, N_SAMPLES, f"{what}: presence", candidates, unit="pair")
     check_pairwise_independence(
         first,
-        P_PAIRS,
+        P_CORR,
         what,
         "pair",
         "draw presence independently for every pair: the random tensor needs the shape [batch, inst, pairs]",
         "draw presence independently for every instance: the random tensor needs the shape [batch, inst, pairs]",
         ("shared_over_pairs", "shared_over_instances"),
     )
-    check_batch_independence(first, P_PAIRS, what, "pair")
+    check_batch_independence(first, P_CORR, what, "pair")
     same = int(((batch[..., 0::2] == batch[..., 1::2]) & first).sum())
     if same > _EQUAL:
         fail(
@@ -451,11 +453,11 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
             "[batch, inst, 2 * pairs] shape",
             code="shared_values",
         )
-    check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", P_PAIRS.repeat_interleave(2, dim=1))
+    check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", P_CORR.repeat_interleave(2, dim=1))
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch[..., 0::2], first, what, "pair")
     _check_pair_values_independent(batch, first, what)
-    _check_block_shape(CorrelatedToyModel, "generate_correlated_features", P_PAIRS, device)
+    _check_block_shape(CorrelatedToyModel, "generate_correlated_features", P_CORR, device)
     return "pairs on together with probability p, independent values, independent pairs"
 
 
@@ -577,7 +579,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     candidates = anticorrelated_rate_candidates(P_PAIRS, DECOY["generate_anticorrelated_features"])
     rates = present.double().mean(0)
     first_ok, second_ok = consistent(rates[:, 0::2], P_PAIRS, N_SAMPLES), consistent(rates[:, 1::2], P_PAIRS, N_SAMPLES)
-    default = None
+    default = choice_split_hint(present, P_PAIRS, N_SAMPLES)
     if first_ok != second_ok:
         default = (
             f"the {'first' if first_ok else 'second'} feature of every pair is present at the right rate p, the "

@@ -373,11 +373,37 @@ def never_partners_failure(present: Tensor, message: str) -> None:
     )
 
 
+def fixed_count_failure(present: Tensor, what: str) -> None:
+    """Every example of an instance has the same number of present features (neither none nor all): the features are
+    not drawn independently (a fixed count k = round(p * n_features) placed by randperm / topk / multinomial). With
+    independent draws the count of a row takes any single value with probability below 1 whenever some feature has
+    0 < p < 1, so thousands of examples sharing one count happen with probability below that to the n-th power."""
+    if not isinstance(present, Tensor) or present.ndim != 3 or present.shape[0] < 1000 or present.shape[2] < 2:
+        return
+    counts = present.sum(-1)  # [n inst]
+    fixed = (counts == counts[:1]).all(0) & (counts[0] > 0) & (counts[0] < present.shape[2])
+    if bool(fixed.any()):
+        i = int(fixed.nonzero()[0, 0])
+        rates = ", ".join(f"{float(r):.1%}" for r in present[:, i].double().mean(0))
+        fail(
+            f"{what}: every one of the {present.shape[0]} examples has exactly {int(counts[0, i])} of the "
+            f"{present.shape[2]} features of instance {i} present (presence rates {rates})",
+            "the number of present features per example is fixed, so the features are not independent: each feature "
+            "needs its own coin (`rand(batch, inst, feats) < p`); possible causes: a count k (round(p * n_features), "
+            "p.mean() * n, ...) of features chosen per example (randperm, topk, multinomial without replacement), "
+            "or a mask built by sorting or ranking the draws",
+            code="fixed_count",
+        )
+
+
 def batch_drift_failure(present: Tensor, p: Tensor, what: str) -> None:
-    """The rates of the first and second halves of the batch [n inst feats] differ: the probability a cell follows
+    """Runs fixed_count_failure first.
+
+    The rates of the first and second halves of the batch [n inst feats] differ: the probability a cell follows
     changes along the batch (p laid out over the batch axis, e.g. repeat_interleave(n, 0).view(n, ...)). Each half's
     rate is within rate_tolerance(n // 2) at variance 1/4 (the largest of any rate, so whatever the true rate) of its
     true rate with the checks' failure probability, so two halves drawn at one rate differ by at most twice that."""
+    fixed_count_failure(present, what)
     if not isinstance(present, Tensor) or present.ndim != 3 or tuple(present.shape[1:]) != tuple(p.shape):
         return
     h = present.shape[0] // 2
@@ -427,3 +453,28 @@ def averaged_rates_failure(observed: Tensor, expected: Tensor, n: int, message: 
                 "not an average of them",
                 code=f"{code}_mean_probability",
             )
+
+
+def choice_split_hint(present: Tensor, p_pairs: Tensor, n: int) -> str | None:
+    """When an anticorrelated pair is active at the right rate 2p (first | second) but its activity is not split half
+    and half between the two features: describe the split that was observed (the which-one draw is not a fair coin).
+    The share of the first feature among active examples is a rate over about 2pn draws, within rate_tolerance of 1/2
+    for a fair coin."""
+    first, second = present[..., 0::2].double().mean(0).cpu(), present[..., 1::2].double().mean(0).cpu()
+    if not consistent(first + second, 2 * p_pairs.double(), n):
+        return None
+    active = (first + second).clamp(min=1e-12)
+    share = first / active
+    if consistent(share, 0.5, max(1, int(n * float(2 * p_pairs.min())))):
+        return None
+    splits = "; ".join(
+        f"inst {i}: "
+        + ", ".join(f"p {float(p_pairs[i, j]):.2f} -> {float(share[i, j]):.0%}" for j in range(share.shape[1]))
+        for i in range(share.shape[0])
+    )
+    return (
+        f"each pair is active at the right rate 2p, but the share of its active examples that go to the first feature "
+        f"is not 1/2 ({splits}; the rest go to the second): the draw that picks which feature is on should be a fair "
+        "coin (rand < 0.5); possible causes: a coin against a probability that depends on p (a precedence slip such "
+        "as p / 2 * p for p / (2 * p)?), or a threshold other than 0.5"
+    )

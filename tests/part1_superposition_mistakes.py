@@ -385,7 +385,8 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
         ),
         (
             "presence_ignores_p",
-            "every rate is 50%: presence must follow p (`rand < p`), not a fair coin",
+            "every rate is 50%: presence does not follow p (`rand < p`); possible causes: a fair coin (rand < 0.5), a "
+            "draw against a probability that is 1/2 here, or presence decided by a rank or count, not each p",
             torch.full_like(p, 0.5),
         ),
         (

@@ -34,6 +34,7 @@ from tests.part1_superposition_mistakes import (
     two_layer,
 )
 from tests.part1_superposition_probes import (
+    GRID,
     activation_diagnosis,
     check_param_gradients,
     hidden_probe,
@@ -104,6 +105,7 @@ def _check_forward(
     code, hint = (
         random
         or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
+        or _output_sign_probe(type(model), params, device)
         or hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
         or diagnosis
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
@@ -122,6 +124,29 @@ def _check_forward(
         lambda P: two_layer(
             x, P[params[0]], P[params[1]].transpose(-1, -2) if W_t else P[params[0]], P["b_final"], act=relu
         ),
+    )
+
+
+def _output_sign_probe(cls: type, params: list[str], device: torch.device) -> tuple[str, str] | None:
+    """(code, hint) when, on the one-feature model with weights 1, the output reads B - ReLU(x) where it should read
+    ReLU(ReLU(x) + B) (B = 10 keeps the output ReLU out of play): the hidden term enters with a minus sign. Checked
+    before hidden_probe, which would read the negated hidden layer as a wrong hidden nonlinearity."""
+    x = torch.tensor(GRID, device=device).reshape(-1, 1, 1)
+    try:
+        with torch.no_grad():
+            got = _unit_model(cls, params, 10.0, device)(x)
+        if not isinstance(got, Tensor) or got.shape != x.shape:
+            return None
+        g, h = (got.double() - 10).flatten().cpu(), torch.relu(x.double()).flatten().cpu()
+        if not (torch.allclose(g, -h, atol=1e-4) and bool((h > 0).any())):
+            return None
+    except Exception:  # the learner's code failed on the probe: no evidence either way
+        return None
+    table = ", ".join(f"{v:g} → {float(o):.3g}" for v, o in zip(GRID, got.flatten().cpu(), strict=True))
+    return "output_term_sign", (
+        f"on a one-feature model with weights 1 and b_final = 10 your output maps {table}: that is 10 - ReLU(x), "
+        "expected 10 + ReLU(x). The hidden ReLU looks right; the hidden term enters the output with a minus sign "
+        "(b_final - W h, a negated weight or einsum result?): the output is ReLU(W h + b_final)"
     )
 
 

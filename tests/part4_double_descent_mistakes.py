@@ -432,13 +432,27 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                     "what is left"
                 )
             return "norm_below_one", (
-                f"{observed}; the present values average {mean:.3g}. Possible causes: the norm taken over other "
-                "axes than the features (or over more of them), torch.renorm (it only shrinks, and rescales the "
-                "slices indexed by its dim), the examples normalised before the mask zeroed some features, or an "
+                f"{observed}; the present values average {mean:.3g}{_norm_by_count(x)}. Possible causes: the norm "
+                "taken over other axes than the features (or over more of them), torch.renorm (it only shrinks, and "
+                "rescales the slices indexed by its dim), the examples normalised before the mask zeroed some "
+                "features, a divisor other than the L2 norm (the count of present features, or its square root: "
+                "the norms then stay near sqrt(1/3) ≈ 0.577, the RMS of U[0, 1] values, whatever the count), or an "
                 "extra factor; divide each example by its own L2 norm over the features: "
                 "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
             )
     return "not_unit_norm", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
+
+
+def _norm_by_count(x: Tensor) -> str:
+    """The mean L2 norm of the examples with k present features, for each k held by at least 20 examples: how the
+    norm depends on the count tells a divisor that is a function of the count (sqrt(k) leaves it flat near 0.577)."""
+    norms, counts = x.double().norm(dim=-1).flatten(), (x > 0).sum(-1).flatten()
+    parts = [
+        f"{k} → {float(norms[counts == k].mean()):.3g}"
+        for k in range(1, x.shape[-1] + 1)
+        if int((counts == k).sum()) >= 20
+    ]
+    return f"; mean norm by number of present features: {', '.join(parts[:8])}" if parts else ""
 
 
 def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """Proofs for the fresh10 held-out fixes in part 1: |z| as the output nonlinearity, p laid out along the batch,
-anticorrelated activity at the features' mean rate."""
+anticorrelated activity at the features' mean rate; fresh11: a fixed count of present features per example, the
+which-one coin of an anticorrelated pair at p / 2 * p, and correlated pairs clamped at p = 1/2."""
 
 from __future__ import annotations
 
@@ -42,3 +43,41 @@ def test_part1_heldout10():
     assert_fails(p1.test_generate_uncorrelated_features, model, "batch_layout")
     model = _sub(CorrelatedToyModel, generate_anticorrelated_features=anti_pmean)
     assert_fails(p1.test_generate_anticorrelated_features, model, "feature_mean_probability")
+
+
+def batch_exact_k(self, n):
+    p = self.feature_probability
+    kk = (p * p.shape[-1]).round().mean(-1).round().long()
+    ranks = torch.rand(n, *p.shape).argsort(-1).argsort(-1)
+    return torch.where(ranks < kk[None, :, None], torch.rand(n, *p.shape), 0.0)
+
+
+def test_part1_heldout11_fixed_count():
+    err = assert_fails(p1.test_generate_batch, _sub(ToyModel, generate_batch=batch_exact_k), "fixed_count")
+    assert "exactly 2 of the 4 features" in err.message and "fair coin" not in err.hint
+
+
+def anti_choice_precedence(self, n, p):
+    k, m = p.shape
+    active = torch.rand(n, k, m) < 2 * p
+    first = torch.rand(n, k, m) < p / 2 * p
+    present = torch.stack([active & first, active & ~first], -1).flatten(-2)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def test_part1_heldout11_choice_split():
+    model = _sub(CorrelatedToyModel, generate_anticorrelated_features=anti_choice_precedence)
+    err = assert_fails(p1.test_generate_anticorrelated_features, model, "presence_probability")
+    assert "share of its active examples" in err.hint and "its own probability" not in err.hint
+
+
+def correlated_clamped(self, n, p):
+    k, m = p.shape
+    present = (torch.rand(n, k, m) < p.clamp(max=0.5)).repeat_interleave(2, -1)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def test_part1_heldout11_correlated_clamp():
+    model = _sub(CorrelatedToyModel, generate_correlated_features=correlated_clamped)
+    err = assert_fails(p1.test_generate_correlated_features, model, "presence_clamped")
+    assert "p = 0.8" in err.message

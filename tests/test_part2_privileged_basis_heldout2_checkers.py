@@ -57,3 +57,15 @@ def test_computation_held_out():
 def test_computation_loss_importance_summed():
     model = comp_variant(calculate_loss=comp_loss_importance_summed)
     assert_fails(checks2.test_computation_calculate_loss, model, "importance_summed")
+
+
+def comp_forward_output_sign(self, x):
+    h = F.relu(einops.einsum(x, self.W1, "... i f, i d f -> ... i d"))
+    return F.relu(self.b_final - einops.einsum(h, self.W2, "... i d, i f d -> ... i f"))
+
+
+def test_part2_heldout11_output_sign():
+    err = assert_fails(
+        checks2.test_computation_forward, comp_variant(forward=comp_forward_output_sign), "output_term_sign"
+    )
+    assert "minus sign" in err.hint and "not a ReLU" not in err.hint

@@ -92,3 +92,13 @@ def gen_shrunk(n_examples, n_inst, n_features, feature_probability, device=None)
 def test_generate_dataset_norms_below_one_are_described():
     err = assert_fails(p4.test_generate_dataset, gen_shrunk, "norm_below_one")
     assert "median" in err.message or "median" in (err.hint or "")
+
+
+def gen_sqrt_count(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _draw(n_examples, n_inst, n_features, feature_probability, device)
+    return x / (x > 0).sum(-1, keepdim=True).clamp_min(1).sqrt()
+
+
+def test_generate_dataset_count_divisor_is_listed():
+    err = assert_fails(p4.test_generate_dataset, gen_sqrt_count, "norm_below_one")
+    assert "count of present features" in err.hint and "mean norm by number of present features" in err.hint
