@@ -465,6 +465,8 @@ def _acts(device: torch.device, batch: int = 1500) -> Tensor:
     acts[5:12, 1, 6] = small.flip(0)
     acts[:, 1, 4:6] = 0.0
     acts[3, 1, 5] = 0.7  # fires once: alive, with a rate below 1e-3
+    acts[:, 1, 0] = 0.0  # instance 1 has two dead latents: a count or a 0/1 flag differs from the fraction
+    acts[:, 1, 2] = 0.3  # constant over the batch at a non-zero value: alive (std == 0 is not dead)
     acts[-1, :, 3], acts[-1, :, 6] = 0.2, 0.4  # the last example fires on latents 3 and 6 at least
     acts[:, 2, 0] = 0.0
     acts[9, 2, 0] = 1e-7  # alive with a mean activation below 1e-9
@@ -696,7 +698,21 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.dead_latent_fraction(acts),
         "dead_latent_fraction",
-        dead_mistakes(acts),
+        [
+            *dead_mistakes(acts),
+            (
+                "any_dead_flag",
+                "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
+                "dead, (acts == 0).all(dim=0) averaged over the latents",
+                (acts == 0).all(0).any(-1).to(acts.dtype),
+            ),
+            (
+                "constant_latent",
+                "a latent constant over the batch at a non-zero value fires: dead means zero on every example, "
+                "not zero variance",
+                (acts.std(0) == 0).to(acts.dtype).mean(-1),
+            ),
+        ],
         dims="inst",
         hint="fraction of latents with acts == 0 on every example of the batch",
         reference=call(ref_a.dead_latent_fraction, acts),

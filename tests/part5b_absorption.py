@@ -51,7 +51,6 @@ from tests.part5b_absorption_diagnosis import (
     routed_batch_topk,
     threshold_change_reference,
     topk_layout,
-    where_swapped,
 )
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
@@ -64,6 +63,7 @@ from tests.part5b_absorption_mistakes import (
     topk_candidates,
     topk_diagnosis,
 )
+from tests.part5b_absorption_probes import where_swapped
 from utils.part5b_absorption import HierarchyConfig
 
 

@@ -544,32 +544,6 @@ def prefix_on_inst(impl: Callable, args: tuple, sizes: tuple[int, ...], n_inst: 
         )
 
 
-def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
-    """When a training call left self.threshold where it was but it should have moved, a probe on a copy: a batch in
-    which only instance 0 keeps nothing (h = b_dec there). If exactly that instance's threshold moves, the two
-    branches of torch.where(has_any, updated, self.threshold) are swapped."""
-    th = sae.threshold.detach()
-    if th.shape != before.shape or not torch.equal(th, before) or torch.equal(right, before):
-        return
-    probe = copy.deepcopy(sae)
-    silent = batch.clone()
-    silent[:, 0] = b_dec0
-    try:
-        probe.encode(silent)
-    except Exception:
-        return
-    moved = probe.threshold.detach() != before  # NaN and inf count as moved
-    if bool(moved[0]) and not bool(moved[1:].any()):
-        fail(
-            "self.threshold kept its old value after a training call in which every instance kept positive "
-            f"activations, and moved (to {probe.threshold[0].item():.4g}) at instance 0 only in a batch where "
-            "instance 0 alone kept nothing",
-            "the branches of torch.where are swapped: torch.where(has_any, updated, self.threshold) moves the "
-            "instances that kept something and leaves the others",
-            code="where_swapped",
-        )
-
-
 def absorption_probes(impl: Callable, inputs: tuple) -> None:
     """Changes of the inputs that leave the absorption fraction exactly as it is (checked on the reference):
     rescaling feature directions or decoder rows by powers of 2 (cosines), reordering the latents, rescaling
@@ -579,7 +553,12 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
     gen = torch.Generator().manual_seed(11)
     pow2 = lambda *shape: (2.0 ** torch.randint(-2, 3, shape, generator=gen).float()).to(acts.device)
     perm = torch.stack([torch.randperm(acts.shape[-1], generator=gen) for _ in range(acts.shape[1])]).to(acts.device)
-    lat_idx = perm[None].expand_as(acts)
+    permuted = lambda p: (
+        features,
+        acts.gather(-1, p[None].expand_as(acts)),
+        W_dec.gather(1, p[..., None].expand_as(W_dec)),
+        W_feat,
+    )
     parent_cols = (torch.tensor(parent_of) == -1).to(features)  # [feats]: 1 for a parent, 0 for a child
     probes = [
         (
@@ -599,10 +578,19 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
         ),
         (
             "latent_order",
-            (features, acts.gather(-1, lat_idx), W_dec.gather(1, perm[..., None].expand_as(W_dec)), W_feat),
-            "the latents were reordered (acts' last axis and the rows of W_dec permuted together)",
+            permuted(perm[:1].expand_as(perm)),
+            "the latents were reordered the same way in every instance (acts' last axis and W_dec's rows together)",
             "a latent index comes from another axis: cos is [inst d_sae feats], so the parent's latent is "
             "cos[:, :, p].argmax(-1), an argmax over d_sae (cos[:, p] picks latent p's row instead)",
+        ),
+        (
+            "instance_latent",
+            permuted(perm),
+            "the latents were reordered differently in each instance (a reordering shared by all instances "
+            "changed nothing)",
+            "each instance has its own parent latent, cos[:, :, p].argmax(-1) of shape [inst]: one instance's "
+            "latent (e.g. instance 0's) used for every instance, or an argmax over a flattened (inst d_sae) axis, "
+            "shows this",
         ),
         (
             "carriers_counted",

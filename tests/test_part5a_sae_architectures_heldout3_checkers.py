@@ -317,3 +317,8 @@ def test_topk_k_hard_coded():
 def test_l0_rounded():
     assert_fails(C.test_l0_norm, lambda acts: (acts != 0).float().sum(-1).mean(0).round(), "rounded")
     assert_fails(C.test_l0_norm, lambda acts: (acts != 0).float().sum(-1).mean(0).long().float(), "rounded")
+
+
+def test_dead_any_flag_and_constant_latent_named():  # fresh11
+    assert_fails(C.test_dead_latent_fraction, lambda a: (a == 0).all(0).any(-1).float(), "any_dead_flag")
+    assert_fails(C.test_dead_latent_fraction, lambda a: (a.std(0) == 0).float().mean(-1), "constant_latent")

@@ -25,6 +25,7 @@ def _absorption(bug):
             kids = [c for c, r in enumerate(parent_of) if r == p]
             cases = (features[..., p] > 0) & (features[..., kids].sum(-1) > 0)
             lat = cos[:, p].argmax(-1) if bug == "latent_row" else cos[:, :, p].argmax(-1)
+            lat = lat[:1].expand(n_inst) if bug == "inst0_latent" else lat
             off = acts[:, ar, lat] == 0
             carriers = cos[:, :, p] >= cos_threshold
             carriers[ar, lat] = False
@@ -47,6 +48,7 @@ def _absorption(bug):
         ("sum", "carriers_counted"),
         ("top", "activation_values"),
         ("latent_row", "latent_order"),
+        ("inst0_latent", "instance_latent"),  # fresh11: instance 0's parent latent used for every instance
         ("feat_dim0", "feature_norms"),
     ],
 )
