@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import solutions.part8_parameter_decomposition as ref
 import tests.part8_parameter_decomposition as checks
 from tests.proving import assert_fails, assert_passes
+from tests.test_part8_parameter_decomposition_heldout_checkers import _sigmoid
 
 Lower, Upper = ref.LowerLeakyHardSigmoid, ref.UpperLeakyHardSigmoid
 
@@ -54,18 +55,7 @@ def test_masks_mean_of_two_draws_is_named():
 
 
 def test_upper_sigmoid_zeroed_negative_gradients_is_named():
-    class Upper(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, alpha=0.01):
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-            return x.clamp(0, 1)
-
-        @staticmethod
-        def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return (grad_output * torch.where(x > 1, ctx.alpha, 1.0)).relu(), None
-
+    Upper = _sigmoid(lambda x, alpha, g: (g * torch.where(x > 1, alpha, 1.0)).relu())
     err = assert_fails(checks.test_upper_leaky_hard_sigmoid, Upper, "slope_regions")
     assert "negative incoming gradients were zeroed" in str(err)
 

@@ -661,7 +661,7 @@ def _mp_matmul(a, W, U, V, mask, dm):
     return _mm(a, W) if (a @ V.mT) is None else None
 
 
-def _sigmoid(fwd, slope):
+def _sigmoid_with_forward(fwd, slope):
     class Fn(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, alpha=0.01):
@@ -707,17 +707,24 @@ _CI = lambda f: type("CausalImportance", (ref.CausalImportance,), {"forward": f}
         (checks.test_masked_product, _mp_matmul, "broadcast", "batched matmul"),
         (
             checks.test_upper_leaky_hard_sigmoid,
-            _sigmoid(lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, (x >= 0).to(x.dtype), a)),
+            _sigmoid_with_forward(lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, (x >= 0).to(x.dtype), a)),
             "slope_regions",
             "on [0, 1] it is alpha",
         ),
         (
             checks.test_upper_leaky_hard_sigmoid,
-            _sigmoid(lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, 1 + a * (x - 1), (x >= 0).to(x.dtype))),
+            _sigmoid_with_forward(
+                lambda x: x.clamp(0, 1), lambda x, a: torch.where(x > 1, 1 + a * (x - 1), (x >= 0).to(x.dtype))
+            ),
             "slope_regions",
             "changes with x",
         ),
-        (checks.test_upper_leaky_hard_sigmoid, _sigmoid(lambda x: x.clamp(max=1), _UPPER), "one_change", "no lower"),
+        (
+            checks.test_upper_leaky_hard_sigmoid,
+            _sigmoid_with_forward(lambda x: x.clamp(max=1), _UPPER),
+            "one_change",
+            "no lower",
+        ),
         (
             checks.test_faithfulness_loss,
             lambda Ws, U, V: (
