@@ -291,7 +291,9 @@ if MAIN:
 #
 # Given one latent's activations on a dataset, `acts: [n_seq seq]`, return the `k` largest values
 # over all (sequence, position) pairs with position $\ge 1$, in decreasing order, with their
-# sequence and position indices.
+# sequence and position indices. Write it for any real values, negative ones included: the same
+# ranking is useful on pre-activations or on differences of activations, so position 0 must lose to
+# every real entry.
 #
 # <details><summary>Hint</summary>
 #
@@ -304,7 +306,7 @@ if MAIN:
 def top_activations(
     acts: Float[Tensor, "n_seq seq"], k: int
 ) -> tuple[Float[Tensor, " k"], Int[Tensor, " k"], Int[Tensor, " k"]]:
-    """The k largest entries of acts at positions >= 1, largest first: (values, seq_idx, pos_idx)."""
+    """The k largest entries of acts (any real values) at positions >= 1, largest first: (values, seq_idx, pos_idx)."""
     ### BEGIN SOLUTION
     masked = acts.clone()
     masked[:, 0] = -float("inf")

@@ -460,6 +460,7 @@ def test_init(impl: type, device: torch.device) -> str:
                 fail(
                     f"self.{name} doesn't require gradients", "don't freeze the SAE's own parameters", code="sae_frozen"
                 )
+    P.check_fresh_init(sae, _build(impl, cfg, model))
     # generic sizes (n_inst 4, d_in 5, d_sae 1800): no Kaiming fan is 2, 3 or 6 times another (D.check_init_bound)
     big = ref.ToySAEConfig(n_inst=4, d_in=5, d_sae=1800)
     D.check_init_values(_build(impl, big, _toy_model(device, n_inst=4, d_in=5)))
@@ -559,6 +560,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             code="norm_detached",
             rtol=1e-3,
         )
+        P.check_recomputed(sae, param, _read_normalized, out)
     return "unit rows, zero row safe, tied and untied, gradients"
 
 

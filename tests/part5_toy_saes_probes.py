@@ -247,3 +247,35 @@ def threshold_rule(changed: Tensor, expected: Tensor, frac: Tensor, active: Tens
             "`(frac_active_in_window <= 0).all(dim=0)`",
             code="threshold_rule",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# __init__ and W_dec_normalized: fresh values on every call
+# --------------------------------------------------------------------------------------------
+def check_fresh_init(first: Any, second: Any) -> None:
+    """Two SAEs built one after the other from the same config must start from different random weights: equal
+    W_enc means __init__ seeds the random state itself (the draws repeat, and so does everything after them)."""
+    W1, W2 = getattr(first, "W_enc", None), getattr(second, "W_enc", None)
+    if isinstance(W1, Tensor) and isinstance(W2, Tensor) and W1.shape == W2.shape and torch.equal(W1, W2):
+        fail(
+            "two SAEs built one after the other start with exactly the same W_enc",
+            "don't seed inside __init__ (torch.manual_seed, or a torch.Generator seeded there): it resets the random "
+            "state, so every SAE and every later draw repeats; seed once, outside the class, when you want "
+            "reproducibility",
+            code="seeded_init",
+        )
+
+
+def check_recomputed(sae: Any, param: Tensor, read: Any, before: Tensor) -> None:
+    """After the decoder changes (as it does every training step), W_dec_normalized must follow it. `read`
+    returns the current W_dec_normalized; `before` is what it returned before the change."""
+    with torch.no_grad():
+        param.add_(torch.linspace(-0.5, 0.5, param.numel(), device=param.device).reshape(param.shape))
+    after = read(sae)
+    if isinstance(after, Tensor) and after.shape == before.shape and torch.equal(after.detach(), before.detach()):
+        fail(
+            "W_dec_normalized returned the same values after the decoder changed",
+            "it was computed once and stored (functools.cached_property, or a tensor saved on the object): make it a "
+            "plain @property that recomputes from self.W_dec on every access, since training changes W_dec each step",
+            code="stale_normalized",
+        )

@@ -32,6 +32,7 @@ from tests.part6_lm_saes_extra_mistakes import (
     logits_means,
     per_sequence_topk,
     sequences_mixed,
+    signed_top_probe,
     steer_extra,
     top_extra,
 )
@@ -409,6 +410,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             code="unravel",
         )
     if torch.equal(got, expected.to(got.device)):
+        signed_top_probe(impl, ref.top_activations, device)
         return ""
     fail(
         f"(seq_idx, pos_idx) = ({seq_idx.tolist()}, {pos_idx.tolist()}), expected ({exp_seq.tolist()}, "

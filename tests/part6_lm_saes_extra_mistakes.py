@@ -198,3 +198,37 @@ def sequences_mixed(on_tokens: Callable[[Tensor], Any], tokens: Tensor, out: Ten
             "the edit from each position's own activation",
             code="sequences_mixed",
         )
+
+
+def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
+    """top_activations on activations with negative values (the contract doesn't promise acts >= 0): position 0
+    set to 0 instead of -inf then outranks every negative entry, which non-negative activations never show."""
+    gen = torch.Generator().manual_seed(1)
+    acts = -0.1 - torch.rand(5, 9, generator=gen, dtype=torch.float64)
+    acts[:, 0] = 3.0 + torch.rand(5, generator=gen, dtype=torch.float64)  # BOS, to be ignored
+    acts[1, 4], acts[3, 2], acts[0, 7] = 1.0, 0.5, 0.7  # only three positive entries at positions >= 1
+    acts = acts.float().to(device)
+    k = 6
+    result = impl(acts.clone(), k)
+    exp_values, exp_seq, exp_pos = reference(acts, k)
+    try:
+        values, seq_idx, pos_idx = (torch.as_tensor(r).detach().cpu() for r in result)
+        same = torch.equal(values.double(), exp_values.double().cpu()) and torch.equal(seq_idx.long(), exp_seq.cpu())
+        same = same and torch.equal(pos_idx.long(), exp_pos.cpu())
+    except (TypeError, ValueError, RuntimeError):
+        values, same = None, False
+    if same:
+        return
+    zero_at_bos = values is not None and values.shape == pos_idx.shape and bool(((pos_idx == 0) & (values == 0)).any())
+    shown = [round(float(v), 3) for v in values.flatten()[:8]] if values is not None else result
+    fail(
+        "on activations with negative entries (three positive ones after position 0, k = 6), the result is "
+        f"{shown}, expected {[round(float(v), 3) for v in exp_values]}"
+        + (": position 0 came back with the value 0" if zero_at_bos else ""),
+        "position 0 must lose to every real entry, negative ones too: set it to -inf (acts[:, 0] = -torch.inf on a "
+        "copy), not to 0 and not by multiplying with a 0/1 mask"
+        if zero_at_bos
+        else "the k largest entries at positions >= 1 even when some are negative (exclude position 0 with -inf, "
+        "not 0; no clamp or ReLU)",
+        code="bos_masked_zero" if zero_at_bos else "signed_acts",
+    )

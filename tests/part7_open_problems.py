@@ -435,6 +435,8 @@ def _mixed_features(device: torch.device, kind: str, shape: tuple[int, ...] = (6
         x = torch.where(negative_only, -values.abs() - 0.05, x)
         x[1] = 0.0  # a row whose present features sum to 0: it has a label
         x[1, ..., 0], x[1, ..., 1] = 0.7, -0.7
+    if kind == "signed":
+        x[1, ..., 0], x[1, ..., 1] = 0.7, -0.7  # a pair that sums to 0 with both present: OR and AND are 1
     x[0] = 0.0
     return x.to(device)
 

@@ -101,6 +101,15 @@ def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor,
         )
     op = "&" if name == "AND" else "|"
     wrong = g != expected
+    cancel = (a != 0) & (a + b == 0)
+    if wrong.any() and bool((wrong == cancel).all()):
+        fail(
+            f"compute_target(features, {target!r}) is wrong exactly on the {int(wrong.sum())} pairs whose two present "
+            "values cancel (a + b = 0, e.g. 0.7 and -0.7)",
+            f"a sum of the pair's values is 0 when they cancel, though both are present: test each member, "
+            f"(a != 0) {op} (b != 0)",
+            code="pair_sum_cancels",
+        )
     nonneg = (a >= 0) & (b >= 0)
     if wrong.any() and not (wrong & nonneg).any():
         fail(

@@ -2,9 +2,11 @@
 W_enc was initialised (all zeros), h mapped through unit feature directions, the forward normalising h or
 decoding every instance with instance 0's decoder, a dead mask thresholding the window's summed fractions at 1,
 and advanced resampling weighted by the error's norm (indistinguishable from a softmax: both listed) or by the
-losses of sae.forward(h - b_dec)."""
+losses of sae.forward(h - b_dec); after fresh11, a seed inside __init__ and a cached W_dec_normalized."""
 
 from __future__ import annotations
+
+import functools
 
 import einops
 import torch
@@ -105,3 +107,22 @@ def test_resample_advanced_error_norm():  # ∝ loss^½: a softmax of the losses
 def test_resample_advanced_input_minus_b_dec():
     err = assert_fails(checks.test_resample_advanced, _advanced("input_minus_b_dec"), "sampling_input_minus_b_dec")
     assert "subtracted twice" in err.hint
+
+
+# fresh11: a seed inside __init__, and a W_dec_normalized computed once and cached
+def test_init_seeded_inside():
+    base = P.ToySAE.__init__
+
+    def __init__(self, cfg, model=None):
+        torch.manual_seed(0)
+        base(self, cfg, model)
+
+    assert_fails(checks.test_init, _with(__init__=__init__), "seeded_init")
+
+
+def test_W_dec_normalized_cached():
+    def W_dec_normalized(self):
+        return self.W_dec / (self.W_dec.norm(dim=-1, keepdim=True) + self.cfg.weight_normalize_eps)
+
+    cached = functools.cached_property(W_dec_normalized)
+    assert_fails(checks.test_W_dec_normalized, _with(W_dec_normalized=cached), "stale_normalized")

@@ -381,10 +381,10 @@ def top_bug_float_idx(acts, k):
     return values, seq.float(), pos.float()
 
 
-def top_zero_mask(acts, k):
-    """Correct for activations (never negative): position 0 set to 0 instead of -inf."""
+def top_min_mask(acts, k):
+    """Position 0 set below the smallest entry instead of -inf."""
     masked = acts.clone()
-    masked[:, 0] = 0
+    masked[:, 0] = acts.min() - 1
     values, flat = torch.topk(masked.reshape(-1), k)
     return values, torch.div(flat, acts.shape[1], rounding_mode="floor"), torch.remainder(flat, acts.shape[1])
 
@@ -430,7 +430,7 @@ def top_bug_python_lists(acts, k):
 
 
 def test_top_activations_correct():
-    for impl in (ref.top_activations, top_unravel, top_sort, top_argsort_loop, top_zero_mask):
+    for impl in (ref.top_activations, top_unravel, top_sort, top_argsort_loop, top_min_mask):
         assert_passes(checks.test_top_activations, impl)
 
 

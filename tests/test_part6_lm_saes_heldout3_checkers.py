@@ -159,3 +159,23 @@ def _top_fresh10(bug):
 @pytest.mark.parametrize("bug, code", [("nan", "not_finite"), ("per_position", "per_position")])
 def test_top_activations_fresh10(bug, code):
     assert_fails(checks.test_top_activations, _top_fresh10(bug), code)
+
+
+def _top_fresh11(bug):
+    def top_activations(acts, k):
+        seq = acts.shape[1]
+        if bug == "bos_masked_zero":  # position 0 set to 0: it outranks every negative activation
+            m = acts.clone()
+            m[:, 0] = 0
+        else:  # every activation clamped at 0 first, as if they were all ReLU outputs
+            m = acts.clamp(min=0)
+            m[:, 0] = -torch.inf
+        v, i = m.flatten().topk(k)
+        return v, i // seq, i % seq
+
+    return top_activations
+
+
+@pytest.mark.parametrize("bug, code", [("bos_masked_zero", "bos_masked_zero"), ("clamped", "signed_acts")])
+def test_top_activations_fresh11(bug, code):
+    assert_fails(checks.test_top_activations, _top_fresh11(bug), code)

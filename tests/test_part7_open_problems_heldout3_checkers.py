@@ -1,11 +1,12 @@
 """Proofs for part 7's probe added after the fresh9 held-out measurement: compute_target right on [batch inst
-feats] input but counting axes from the front (dim=2, [:, :, 0::2]), so that two leading axes break it."""
+feats] input but counting axes from the front (dim=2, [:, :, 0::2]), so that two leading axes break it;
+AND / OR on signed features (fresh10, fresh11)."""
 
 from __future__ import annotations
 
 import solutions.part7_open_problems as ref
 import tests.part7_open_problems as checks
-from tests.proving import assert_fails
+from tests.proving import assert_fails, assert_passes
 from tests.test_part7_open_problems_checkers import target_min_clamp, target_rearrange
 
 
@@ -67,3 +68,22 @@ def test_compute_target_pairs_right_on_binary_inputs_only():
     # truth value on the lab's other kinds of features ("1.0 when both are non-zero")
     assert_fails(checks.test_compute_target, target_rearrange, "pair_not_boolean")
     assert_fails(checks.test_compute_target, target_min_clamp, "pair_not_boolean")
+
+
+# fresh11: OR as a sum's non-zero test (a pair 0.7, -0.7 cancels), and the product form of AND (correct)
+def test_compute_target_or_as_nonzero_sum():
+    def compute_target(features, target):
+        if target == "or_pairs":
+            return (features[..., 0::2] + features[..., 1::2] != 0).to(features.dtype)
+        return ref.compute_target(features, target)
+
+    assert_fails(checks.test_compute_target, compute_target, "pair_sum_cancels")
+
+
+def test_compute_target_and_as_nonzero_product_passes():
+    def compute_target(features, target):
+        if target == "and_pairs":
+            return (features[..., 0::2] * features[..., 1::2] != 0).to(features.dtype)
+        return ref.compute_target(features, target)
+
+    assert_passes(checks.test_compute_target, compute_target)
