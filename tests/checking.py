@@ -19,7 +19,6 @@ In a notebook the exceptions render as a short red message instead of a tracebac
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import math
@@ -37,6 +36,7 @@ import torch
 from torch import Tensor
 
 from tests.mutants import Reference, one_change_diagnosis
+from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, reset_notes
 from utils.device import get_device
 
 CHECK_SEED = 1234
@@ -102,6 +102,7 @@ def checker(exercise: str, kind: str | None = None) -> Callable:
         @functools.wraps(fn)
         def run(impl: Any = None, device: str | torch.device | None = None) -> None:
             device = torch.device(device) if device is not None else get_device()
+            notes = clear_notes()
             try:
                 expect_kind(impl, kind)
                 with seeded(CHECK_SEED, device):
@@ -117,6 +118,8 @@ def checker(exercise: str, kind: str | None = None) -> Callable:
                 outcome = _describe_error(err)
                 outcome.exercise = exercise
                 raise outcome from None
+            finally:
+                reset_notes(notes)
             suffix = f" {_DIM}({detail}){_RESET}" if isinstance(detail, str) and detail else ""
             print(f"{_GREEN}✅ {exercise}: passed{_RESET}{suffix}")
 
@@ -310,8 +313,16 @@ def _error_hint(err: BaseException) -> str | None:
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
         if match:
-            return hint.format(*match.groups())
+            return hint.format(*match.groups()) + _sizes_named(message)
     return None
+
+
+def _sizes_named(message: str) -> str:
+    """' (in your inputs, 3 is cfg.n_inst; 5 is terms.shape[1])' for the sizes in an error message, or ''."""
+    sizes = dict.fromkeys(int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", message) if int(n) > 1)
+    known = [name_size(n) for n in sizes]
+    known = [k for k in known if k]
+    return f" (in your inputs, {'; '.join(known)})" if known else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,9 +415,12 @@ def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> s
         wrong = [(n, s, g) for n, s, g in zip(names, shape, got, strict=True) if s != g]
         if len(wrong) == 1:
             n, s, g = wrong[0]
-            return (
-                f"axis {n} has size {g}, not {s}: check which axis your reduction, indexing, slicing or diagonal "
-                "keeps there"
+            known = name_size(g)
+            return f"axis {n} has size {g}, not {s}" + (
+                f" ({known} in your inputs): that axis was kept where `{n}` belongs (a reduction over another axis, "
+                "or an index, slice or matrix product on the wrong one)?"
+                if known
+                else ": check which axis your reduction, indexing, slicing or diagonal keeps there"
             )
     if math.prod(got) == math.prod(shape):
         return "the right number of elements in the wrong shape: did a reshape or squeeze change the axes?"
@@ -537,76 +551,8 @@ def expect_matches(
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
 
 
-def _factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tuple[str, int]]) -> str:
-    """Why the values could be `factor` × the right ones: a size of a named output axis, its root, or the
-    sizes of the inputs (one of them, or a ratio of two: a division by the wrong count). `sizes` holds plain
-    sizes or (name, size) pairs, e.g. ("cfg.d_hidden", 2), so the count can be named."""
-    near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
-    reason = _size_reason(factor, near, named, sizes)
-    if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
-        half = "a ½ convention (½·x², ½·MSE) added or dropped"
-        return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"
-    return reason or "a missing or extra constant factor?"
-
-
-def _size_reason(
-    factor: float, near: Callable[[float], bool], named: dict[str, int], sizes: Sequence[int | tuple[str, int]]
-) -> str:
-    axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
-    if axis:
-        return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {named[axis]})?"
-    root = next((n for n, s in named.items() if near(s**0.5) or near(s**-0.5)), None)
-    if root:
-        return (
-            f"√{named[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of a sum) "
-            "was asked, or the reverse?"
-        )
-    fields: dict[int, list[str]] = {}  # size -> the config fields with that value (all of them: no guessing)
-    for item in [*named.values(), *sizes]:
-        name, size = item if isinstance(item, tuple) else (None, item)
-        if size > 1:
-            fields.setdefault(size, [])
-            if name and name not in fields[size]:
-                fields[size].append(name)
-    labels = {s: f"{s} ({' or '.join(names)})" if names else str(s) for s, names in fields.items()}
-    counts = sorted(labels)
-    one = next((s for s in counts if near(s) or near(1 / s)), None)
-    if one:
-        return f"{labels[one]} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
-    ratio = next(((s, t) for s in counts for t in counts if s != t and near(s / t)), None)
-    if ratio:
-        return (
-            f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
-            f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
-        )
-    return ""
-
-
 def _input_sizes(reference: Reference | None) -> list[int | tuple[str, int]]:
     return [] if reference is None else input_sizes(reference.args, reference.kwargs)
-
-
-def input_sizes(*objects: Any) -> list[int | tuple[str, int]]:
-    """The axis sizes of the tensors in `objects` (a module's parameters included), and the integer fields of
-    the configs among them or held by a module (named `cfg.<field>`): what `generic_diagnosis` names a factor by."""
-    found: list[int | tuple[str, int]] = []
-    stack: list[Any] = list(objects)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Tensor):
-            found.extend(item.shape)
-        elif isinstance(item, (tuple, list)):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, torch.nn.Module):
-            stack.extend(p for p in item.parameters())
-            stack.append(getattr(item, "cfg", None))
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            found.extend(
-                (f"cfg.{f.name}", v) for f in dataclasses.fields(item) if type(v := getattr(item, f.name, None)) is int
-            )
-    return found
 
 
 def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: float) -> bool:
@@ -642,7 +588,7 @@ def generic_diagnosis(
         factor = float((a * e).sum()) / e_sq
         if abs(factor - 1) > 1e-3 and abs(factor) > 1e-6 and close(a, factor * e):
             named = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
-            return "scale", f"your values are {factor:.4g} × the expected ones: {_factor_reason(factor, named, sizes)}"
+            return "scale", f"your values are {factor:.4g} × the expected ones: {factor_reason(factor, named, sizes)}"
     offset = float((a - e).mean())
     if abs(offset) > atol and close(a - offset, e):
         return "offset", f"your values are the expected ones shifted by {offset:.4g}: a bias added twice, or missing?"

@@ -23,6 +23,7 @@ from tests.checking import (
     generic_diagnosis,
     input_sizes,
 )
+from tests.sizes import note_inputs
 
 
 @checker("demo")
@@ -334,3 +335,58 @@ def test_a_wrong_dtype_gets_the_hint_of_its_direction(value, words):
     with pytest.raises(CheckFailed) as err:
         expect_tensor(value, "x", dtype=torch.float32)
     assert err.value.code == "dtype" and words in err.value.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Noted inputs: a wrong size, or a size in an error, named by the input it comes from
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _SizesConfig:
+    n_inst: int = 3
+    d_model: int = 128
+
+
+@checker("sizes_demo")
+def check_sizes_demo(impl, device):
+    note_inputs(_SizesConfig(), terms=torch.zeros(3, 5), n_tokens=470)
+    expect_tensor(impl(), "out", shape=(5,), dims="k")
+
+
+def test_wrong_size_named_by_the_noted_input():
+    with pytest.raises(CheckFailed) as err:
+        check_sizes_demo(lambda: torch.zeros(3))
+    assert "3 is cfg.n_inst or terms.shape[0]" in err.value.hint
+    with pytest.raises(CheckFailed) as err:
+        check_sizes_demo(lambda: torch.zeros(470))
+    assert "470 is n_tokens" in err.value.hint
+    with pytest.raises(CheckFailed) as err:  # a size no input has: the generic hint, nothing invented
+        check_sizes_demo(lambda: torch.zeros(7))
+    assert "check which axis" in err.value.hint and " is " not in err.value.hint.split(":")[0]
+
+
+def test_sizes_in_an_error_are_named_and_notes_end_with_the_run():
+    def impl():
+        return torch.zeros(3) + torch.zeros(5)
+
+    with pytest.raises(CheckFailed) as err:
+        check_sizes_demo(impl)
+    assert (
+        err.value.code == "exception"
+        and "3 is cfg.n_inst" in err.value.hint
+        and "5 is terms.shape[1]" in err.value.hint
+    )
+    with pytest.raises(CheckFailed) as err:  # another checker, no notes: nothing named from the last run
+        check_demo(lambda d: torch.zeros(3) + torch.zeros(5))
+    assert "cfg.n_inst" not in (err.value.hint or "")
+
+
+def test_factor_named_by_a_noted_count():
+    @checker("factor_demo")
+    def check(impl, device):
+        note_inputs(n_tokens=470)
+        expected = torch.linspace(1, 2, 6)
+        expect_matches(impl(expected), expected, "out", [], dims="k")
+
+    with pytest.raises(CheckFailed) as err:
+        check(lambda e: e / 470)
+    assert "470 (n_tokens)" in err.value.hint

@@ -1,0 +1,135 @@
+"""The sizes of a checker's inputs, and what a wrong size or factor in a learner's output says about the mistake.
+
+A checker calls `note_inputs(...)` with what it hands the learner (tensors, modules, configs, or named counts such
+as `n_tokens=470`); a wrong axis size, a size in an error message, or a factor in the values is then named by the
+input it comes from ("470 is n_tokens"), which tells the learner which axis or count they used. The notes live for
+one checker run: `checker` clears them before and after.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_NOTED: contextvars.ContextVar[tuple[tuple[str | None, Any], ...]] = contextvars.ContextVar("noted", default=())
+
+
+def note_inputs(*objects: Any, **named: Any) -> None:
+    """Record the inputs of the learner's call (keywords name them: `note_inputs(sae, h=h, n_tokens=470)`)."""
+    _NOTED.set(_NOTED.get() + tuple((None, o) for o in objects) + tuple(named.items()))
+
+
+def clear_notes() -> contextvars.Token:
+    """Start a checker run with no notes (`_NOTED.reset(token)` ends it)."""
+    return _NOTED.set(())
+
+
+def reset_notes(token: contextvars.Token) -> None:
+    _NOTED.reset(token)
+
+
+def size_labels() -> dict[int, list[str]]:
+    """size -> what in the noted inputs has that size (config fields and named counts first, then tensor axes)."""
+    labels: dict[int, list[str]] = {}
+    for name, value in _NOTED.get():
+        for label, size in _labelled_sizes(name, value):
+            if size > 1 and label not in labels.setdefault(size, []):
+                labels[size].append(label)
+    return labels
+
+
+def name_size(size: int) -> str:
+    """'470 is n_tokens' (at most three names), or '' when no noted input has that size."""
+    names = size_labels().get(size, [])
+    return f"{size} is {' or '.join(names[:3])}" if names else ""
+
+
+def _labelled_sizes(name: str | None, value: Any) -> list[tuple[str, int]]:
+    if type(value) is int:
+        return [(name, value)] if name else []
+    if isinstance(value, Tensor):
+        return [(f"{name}.shape[{i}]" if name else f"an input's axis {i}", s) for i, s in enumerate(value.shape)]
+    if isinstance(value, torch.nn.Module):
+        cfg = getattr(value, "cfg", None)
+        return _config_sizes(cfg) if cfg is not None else []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _config_sizes(value)
+    return []
+
+
+def _config_sizes(cfg: Any) -> list[tuple[str, int]]:
+    if not dataclasses.is_dataclass(cfg):
+        return []
+    return [(f"cfg.{f.name}", v) for f in dataclasses.fields(cfg) if type(v := getattr(cfg, f.name, None)) is int]
+
+
+def input_sizes(*objects: Any) -> list[int | tuple[str, int]]:
+    """The axis sizes of the tensors in `objects` (a module's parameters included), and the integer fields of
+    the configs among them or held by a module (named `cfg.<field>`): what `generic_diagnosis` names a factor by."""
+    found: list[int | tuple[str, int]] = []
+    stack: list[Any] = list(objects)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            found.extend(item.shape)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, torch.nn.Module):
+            stack.extend(p for p in item.parameters())
+            stack.append(getattr(item, "cfg", None))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            found.extend(_config_sizes(item))
+    return found
+
+
+def factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tuple[str, int]]) -> str:
+    """Why the values could be `factor` × the right ones: a size of a named output axis, its root, or the
+    sizes of the inputs (one of them, or a ratio of two: a division by the wrong count). `sizes` holds plain
+    sizes or (name, size) pairs, e.g. ("cfg.d_hidden", 2), so the count can be named."""
+    near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
+    noted = [(label, s) for s, labels in size_labels().items() for label in labels if not label.startswith("an ")]
+    reason = _size_reason(factor, near, named, [*sizes, *noted])
+    if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
+        half = "a ½ convention (½·x², ½·MSE) added or dropped"
+        return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"
+    return reason or "a missing or extra constant factor?"
+
+
+def _size_reason(
+    factor: float, near: Callable[[float], bool], named: dict[str, int], sizes: Sequence[int | tuple[str, int]]
+) -> str:
+    axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
+    if axis:
+        return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {named[axis]})?"
+    root = next((n for n, s in named.items() if near(s**0.5) or near(s**-0.5)), None)
+    if root:
+        return (
+            f"√{named[root]}, the root of the size of `{root}`: a root-mean-square where a norm (the root of a sum) "
+            "was asked, or the reverse?"
+        )
+    fields: dict[int, list[str]] = {}  # size -> the config fields with that value (all of them: no guessing)
+    for item in [*named.values(), *sizes]:
+        name, size = item if isinstance(item, tuple) else (None, item)
+        if size > 1:
+            fields.setdefault(size, [])
+            if name and name not in fields[size]:
+                fields[size].append(name)
+    labels = {s: f"{s} ({' or '.join(names)})" if names else str(s) for s, names in fields.items()}
+    counts = sorted(labels)
+    one = next((s for s in counts if near(s) or near(1 / s)), None)
+    if one:
+        return f"{labels[one]} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
+    ratio = next(((s, t) for s in counts for t in counts if s != t and near(s / t)), None)
+    if ratio:
+        return (
+            f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
+            f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
+        )
+    return ""
