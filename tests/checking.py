@@ -213,7 +213,30 @@ def _describe_error(err: Exception) -> CheckFailed:
             code="bad_output",
         )
     lines = "".join(traceback.format_list(frames[-3:])).rstrip()
-    return CheckFailed(f"your code raised {kind}\n{lines}", _error_hint(err), code="exception")
+    hint = _error_hint(err)
+    if hint and re.search(r"size|shape|einsum|dimension", str(err)):
+        hint += _line_shapes(err)
+    return CheckFailed(f"your code raised {kind}\n{lines}", hint, code="exception")
+
+
+def _line_shapes(err: BaseException) -> str:
+    """'; on that line, x: [7, 4, 5], self.W_enc: [3, 5, 6]': the shapes of the tensors named on the failing
+    line of the learner's code, read from its frame, so a wrong operand shows without a print."""
+    tb, frame = err.__traceback__, None
+    while tb is not None:
+        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return ""
+    line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+    shapes: dict[str, list[int]] = {}
+    for name in re.findall(r"\b(?:self\.)?[A-Za-z_]\w*\b", line):
+        owner, _, attr = name.rpartition(".")
+        value = frame.f_locals.get(name) if not owner else getattr(frame.f_locals.get(owner), attr, None)
+        if isinstance(value, Tensor) and value.ndim > 0:
+            shapes.setdefault(name, list(value.shape))
+    return "; on that line, " + ", ".join(f"{n}: {s}" for n, s in list(shapes.items())[:6]) if shapes else ""
 
 
 # What torch's and Python's common errors usually mean in an exercise (the message pattern, then the hint).

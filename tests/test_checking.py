@@ -390,3 +390,21 @@ def test_factor_named_by_a_noted_count():
     with pytest.raises(CheckFailed) as err:
         check(lambda e: e / 470)
     assert "470 (n_tokens)" in err.value.hint
+
+
+def test_shape_error_shows_the_shapes_on_the_failing_line():
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W_enc = torch.nn.Parameter(torch.zeros(2, 2))
+
+        def encode(self, x, U):
+            return torch.einsum("ioc,icd->iod", x, U) @ self.W_enc
+
+    @checker("line_shapes_demo")
+    def check(impl, device):
+        impl(torch.zeros(7, 4, 5), torch.zeros(3, 5, 6))
+
+    with pytest.raises(CheckFailed) as err:
+        check(Encoder().encode)
+    assert "on that line, x: [7, 4, 5], U: [3, 5, 6], self.W_enc: [2, 2]" in err.value.hint
