@@ -422,6 +422,21 @@ def _index_axis(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str
         yield _copy_with(node, slice=ast.Tuple([full, copy.deepcopy(index)], ast.Load())), "an index on another axis"
 
 
+def _guards(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`x.clamp(min=c)` -> `x + c` (a constant added to keep a divisor away from 0), and a divisor off by one."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_method_of_value(node):
+        bound = next((k.value for k in node.keywords if k.arg == "min"), None)
+        if node.func.attr == "clamp_min" and node.args:
+            bound = node.args[0]
+        if node.func.attr in ("clamp", "clamp_min") and bound is not None:
+            summed = ast.BinOp(copy.deepcopy(node.func.value), ast.Add(), copy.deepcopy(bound))
+            yield summed, "a constant added instead of a lower bound (x + c where the solution clamps at c)"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not isinstance(node.right, ast.Name):
+        for op in (ast.Add(), ast.Sub()):
+            divisor = ast.BinOp(copy.deepcopy(node.right), op, ast.Constant(1))
+            yield _copy_with(node, right=divisor), "a divisor off by one"
+
+
 def _is_full(node: ast.AST) -> bool:
     return isinstance(node, ast.Slice) and node.lower is None and node.upper is None and node.step is None
 
@@ -446,4 +461,5 @@ EDITS: tuple[Edit, ...] = (
     _statements,
     _wrapped,
     _names_off_by_one,
+    _guards,
 )

@@ -351,3 +351,35 @@ def test_attributes_a_mutant_leaves_on_a_shared_module_are_removed():
         unscaled = model(x)
     hint = one_change_diagnosis(call(solution_flagged_run, model, x), unscaled, expected)
     assert hint is not None and not hasattr(model, "scale")
+
+
+def solution_weighted_error(out: Tensor, target: Tensor, importance: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    return (importance * (target - out) ** 2).mean(0).sum()
+    ### END SOLUTION
+
+
+def test_a_scalar_slip_is_named_unless_its_value_is_a_simple_ratio():
+    g = torch.Generator().manual_seed(3)
+    out, target, importance = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), torch.rand(5) + 0.5
+    reference = call(solution_weighted_error, out, target, importance)
+    expected = solution_weighted_error(out, target, importance)
+    precedence = (importance * (target - out**2)).mean(0).sum()  # a loss below zero: the square reached `out` only
+    assert "parentheses left out" in one_change_diagnosis(reference, precedence, expected)
+    # a sum where the mean was meant is 6 × the right value: a count, named by the factor diagnosis instead
+    assert one_change_diagnosis(reference, (importance * (target - out) ** 2).sum(0).sum(), expected) is None
+
+
+def solution_masked_mean(x: Tensor, valid: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    return (x * valid).sum(0) / valid.sum(0).clamp(min=1)
+    ### END SOLUTION
+
+
+def test_a_guard_written_as_an_added_constant_is_named():
+    g = torch.Generator().manual_seed(4)
+    x, valid = torch.randn(9, 4, generator=g), (torch.rand(9, 4, generator=g) < 0.6).float()
+    valid[:, 0] = 1.0  # counts differ per column, and none is 0
+    wrong, right = (x * valid).sum(0) / (valid.sum(0) + 1), solution_masked_mean(x, valid)
+    hint = one_change_diagnosis(call(solution_masked_mean, x, valid), wrong, right)
+    assert "a constant added instead of a lower bound" in hint and "`valid.sum(0) + 1`" in hint
