@@ -6,7 +6,8 @@ weights, non-zero biases, matrices of different sizes, coefficients that are not
 both flat sides of the hard sigmoid); when the values are wrong, the catalogue of mutants in
 `tests.part8_parameter_decomposition_mistakes` names the mistake, on values and on gradients.
 `sample_masks` is random: it is tested on the distribution of its draws, with tolerances from Bernstein's
-inequality, and diagnostic statistics name the distribution, the shared axis or the missing delta mask.
+inequality, and diagnostic statistics name the distribution, the shared axis or the missing delta mask. Every
+checker passes its own inputs and compares them with saved copies right after the call (in-place edits named).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
+from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import (
@@ -115,8 +117,9 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
             "returns square U [d_out d_out] and Vh [d_in d_in] unless full_matrices=False, while S has r values"
         )
         sizes = {r, max(d_out, d_in)} if d_out != d_in else None  # square: full_matrices changes nothing
-        named = lambda W: probes.call_naming_term_count(svd_terms, W)
-        out = diag.call_naming_sizes(named, (W.clone(),), sizes, full, "full_matrices")
+        deflate = " (a deflation loop: R = W.clone() first, then R = R - term)"
+        named = lambda W: probes.call_naming_term_count(svd_terms, W)  # on the checker's own W: edits show
+        out = diag.call_naming_sizes(inp.call_unchanged, (named, {"W": W}, what, deflate), sizes, full, "full_matrices")
         if isinstance(out, Tensor) and out.shape == (n_inst, max(d_out, d_in), d_out, d_in) and r != out.shape[1]:
             fail(
                 f"{what} has {out.shape[1]} terms, expected {r}",
@@ -150,17 +153,14 @@ def ablation_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, Te
 @checker("ablation_losses", kind="function")
 def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str:
     chain, terms, x = ablation_inputs(device)
-    before = [W.clone() for W in chain.weights] + [terms.clone(), x.clone()]
+    what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
+    inputs = {"chain.weights": chain.weights, "chain.biases": chain.biases, "terms": terms, "x": x}
+    saved = inp.snapshot(inputs)
     with torch.no_grad():
         out = probes.call_naming_layer(ablation_losses, chain, terms, x)
-    if any(not torch.equal(a, b) for a, b in zip([*chain.weights, terms, x], before, strict=True)):
-        fail(
-            "ablation_losses changed its inputs (chain.weights, terms or x)",
-            "build a new matrix W_0 - T_k for each term instead of modifying chain.weights in place (-=)",
-            code="in_place",
-        )
-    what, dims = "ablation_losses(chain, terms, x)", "inst k batch"
+    inp.unchanged(inputs, saved, what, ": build a new matrix W = chain.weights[0] - terms[:, k] for each term")
     probes.kept_output_dims(out, chain, (3, terms.shape[1], 6), dims)
+    inp.sizes_named(out, what, (3, terms.shape[1], 6), dims, inp.ablation_sizes(chain, terms, x))
     out = expect_tensor(out, what, shape=(3, terms.shape[1], 6), dims=dims, dtype=x.dtype, device=device)
     right, mistakes = mis.ablation_candidates(chain, terms, x)
     code, hint = (
@@ -183,8 +183,10 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
 def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) -> str:
     weights, U0, V0 = probes.faithfulness_inputs(device)
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
-    loss = expect_scalar(faithfulness_loss(weights, U, V), "faithfulness_loss(weights, U, V)", weights[0].dtype)
-    right, mistakes = mis.faithfulness_candidates(weights, U0, V0)
+    right, mistakes = mis.faithfulness_candidates(weights, U0, V0)  # from the weights before the call
+    loss = inp.call_unchanged(faithfulness_loss, {"weights": weights, "U": U, "V": V}, what := "faithfulness_loss")
+    inp.one_element(loss, what, right)
+    loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
     n_w, n_uv = (
         sum(W[0].numel() for W in weights),
@@ -311,7 +313,8 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
         with torch.no_grad():
             param.copy_(p[k])
     V = p["V"].clone().requires_grad_()
-    out = diag.call_naming_apply(module, p["a"], V)
+    apply = lambda a, V: diag.call_naming_apply(module, a, V)
+    out = inp.call_unchanged(apply, {"a": p["a"], "V": V}, "CausalImportance.forward(a, V)")
     lower, upper = _pair(returned(out, "CausalImportance.forward"), "forward", "(lower, upper)")
     shape, dims = (7, 3, 4), "batch inst C"
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
@@ -382,7 +385,8 @@ def mask_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("sample_masks", kind="function")
 def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     ci = mask_inputs(device)
-    masks, deltas = _pair(returned(sample_masks(ci), "sample_masks"), "sample_masks", "masks, delta_masks")
+    out = inp.call_unchanged(sample_masks, {"causal_importances": ci}, "sample_masks")
+    masks, deltas = _pair(returned(out, "sample_masks"), "sample_masks", "masks, delta_masks")
     if not isinstance(masks, tuple | list) or not isinstance(deltas, tuple | list):
         fail(
             f"sample_masks should return two lists (masks, delta_masks), got {type(masks).__name__} and "
@@ -548,11 +552,16 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     q = {**p, **{k: p[k].clone().requires_grad_() for k in mis.PRODUCT_LEAVES}}
     names = {"a": "batch inst d_in", "W": "inst d_out d_in", "U": "inst d_out C", "V": "inst C d_in"}
     names |= {"mask": "batch inst C", "delta_mask": "batch inst"}
-    out = diag.call_naming_shapes(masked_product, {k: q[k] for k in names}, names)
+    named = lambda *args: diag.call_naming_shapes(masked_product, dict(zip(names, args, strict=True)), names)
+    out = inp.call_unchanged(named, {k: q[k] for k in names}, "masked_product")  # a and W: the checker's own
     what, dims = "masked_product(...)", "batch inst d_out"
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
     right, mistakes = mis.product_candidates(p)
-    code, hint = diag.reordered_hint(out, right) or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
+    axes = {"a": 1, "W": 0, "U": 0, "V": 0, "mask": 1, "delta_mask": 1}
+    mixing = not torch.allclose(out.detach(), right, 1e-4, 1e-5) and inp.instance_mixing(
+        masked_product, {k: (p[k], axes[k]) for k in names}, 1
+    )
+    code, hint = diag.reordered_hint(out, right) or mixing or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
     mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p) + behaviour.product_delta_mean_mask(p)
     mistakes += behaviour.mask_scale_invariance(masked_product, p, out.detach())
     reference = call(sol.masked_product, *(p[k] for k in names))
@@ -584,11 +593,14 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
 def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Callable, device: torch.device) -> str:
     chain, p, x = probes.recon_inputs(device)
     q = {k: [t.clone().requires_grad_() for t in v] for k, v in p.items()}
+    saved = inp.snapshot(inputs := {"chain.weights": chain.weights, "chain.biases": chain.biases, "x": x, **q})
     out = returned(
-        stochastic_reconstruction_losses(chain, q["U"], q["V"], x, q["masks"], q["delta_masks"]),
-        "stochastic_reconstruction_losses",
+        inp.call_naming_recon(stochastic_reconstruction_losses, chain, q, x), "stochastic_reconstruction_losses"
     )
+    inp.unchanged(inputs, saved, "stochastic_reconstruction_losses")
     full, layerwise = _pair(out, "stochastic_reconstruction_losses", "full, layerwise")
+    inp.one_element(full, "the full loss")
+    inp.one_element(layerwise, "the layerwise loss")
     full = expect_scalar(full, "the full stochastic reconstruction loss", x.dtype)
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
@@ -657,7 +669,9 @@ def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("importance_minimality_loss", kind="function")
 def test_importance_minimality_loss(importance_minimality_loss: Callable, device: torch.device) -> str:
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
-    behaviour.one_tensor(loss := importance_minimality_loss(ci, P_NORM, EPS), "the penalty", behaviour.LIST_PENALTY)
+    loss = inp.call_unchanged(lambda ci: importance_minimality_loss(ci, P_NORM, EPS), {"ci": ci}, "the penalty")
+    behaviour.one_tensor(loss, "the penalty", behaviour.LIST_PENALTY)
+    inp.one_element(loss, "importance_minimality_loss", mis.minimality_reference(ci, P_NORM, EPS).detach())
     loss = expect_scalar(loss, "importance_minimality_loss(ci, p, eps)", ci[0].dtype)
     if not torch.allclose(loss.detach(), mis.minimality_reference(minimality_inputs(device), P_NORM, EPS)):
         behaviour.zeros_probe(importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
@@ -705,14 +719,11 @@ N_STEPS, STEP_SIZE = 4, 0.15
 @checker("adversarial_sources", kind="function")
 def test_adversarial_sources(adversarial_sources: Callable, device: torch.device) -> str:
     loss_fn, init = probes.adversarial_inputs(device)
-    before = [t.clone() for t in init]
-    out = returned(adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE), "adversarial_sources")
-    if any(not torch.equal(a, b) for a, b in zip(init, before, strict=True)):
-        fail(
-            "adversarial_sources changed `init` in place",
-            "start from copies: [s.detach().clone() for s in init]",
-            code="in_place",
-        )
+    saved = inp.snapshot({"init": init})
+    out = returned(
+        inp.call_naming_grad_none(adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE), "adversarial_sources"
+    )
+    inp.unchanged({"init": init}, saved, "adversarial_sources", ": start from [s.detach().clone() for s in init]")
     if not isinstance(out, list | tuple) or len(out) != len(init):
         fail(
             f"expected a list of {len(init)} tensors, got {type(out).__name__}",

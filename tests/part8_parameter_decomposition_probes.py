@@ -370,11 +370,11 @@ def _first_slices(p: dict[str, Tensor]) -> Mistakes:
 # --------------------------------------------------------------------------------------------
 # stochastic_reconstruction_losses: L = 4 matrices, 3 instances, a batch of 7, 5 output dims
 # --------------------------------------------------------------------------------------------
-RECON_DIMS, RECON_BATCH, RECON_C = [5, 3, 8, 2, 5], 7, 6
+RECON_DIMS, RECON_BATCH, RECON_C = [5, 9, 8, 2, 5], 7, 6
 
 
 def recon_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict[str, list[Tensor]], Tensor]:
-    """3 instances, L = 4 matrices 5 -> 3 -> 8 -> 2 -> 5, a batch of 7, 6 subcomponents per matrix that don't add
+    """3 instances, L = 4 matrices 5 -> 9 -> 8 -> 2 -> 5, a batch of 7, 6 subcomponents per matrix that don't add
     up to W (a non-zero delta): the counts a loss might be divided by all differ."""
     d, L = RECON_DIMS, len(RECON_DIMS) - 1
     weights = [_randn(3, d[n + 1], d[n], seed=10 + n, scale=0.8, device=device) for n in range(L)]

@@ -1,0 +1,263 @@
+"""What part 8's checkers observe about the learner's use of its inputs (from the twelfth fresh held-out
+measurement), rather than one mutant matched:
+
+* in-place edits: every checker saves private copies of the inputs it passes (its own tensors, never a clone the
+  learner's code doesn't see) and compares them right after the call, before any expected value is computed from
+  them (`W -= term` in a deflation loop, `delta = W; delta -= U @ V`, `a.mul_(mask)` are named, not diagnosed as
+  wrong values computed from the already-edited input);
+* a one-element tensor where a scalar belongs (shape (1,)): what builds one, listed;
+* an output axis whose size is another input's size (3 instances where K = 5 terms belong): the size named;
+* an instance's output that changes with another instance's inputs (a sum or product over `inst`): named by input;
+* a size error in stochastic_reconstruction_losses: which inputs (and which matrix) have the sizes that met;
+* `.grad` read as None in adversarial_sources: whether the tensor read is a leaf, and the usual causes.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail
+from tests.part8_parameter_decomposition_probes import _chain_layer
+
+Inputs = dict[str, Any]  # name -> a tensor, or a list of tensors (one per matrix)
+
+
+# --------------------------------------------------------------------------------------------
+# In-place edits of the inputs
+# --------------------------------------------------------------------------------------------
+def _entries(inputs: Inputs) -> list[tuple[str, Any]]:
+    out = []
+    for name, v in inputs.items():
+        out += [(f"{name}[{n}]", t) for n, t in enumerate(v)] if isinstance(v, list | tuple) else [(name, v)]
+    return out
+
+
+def snapshot(inputs: Inputs) -> list[tuple[str, Tensor]]:
+    """Private copies of the tensors the checker is about to pass, taken before the learner's call."""
+    return [(name, t.detach().clone()) for name, t in _entries(inputs)]
+
+
+def _same(t: Any, copy: Tensor) -> bool:
+    if not isinstance(t, Tensor) or t.shape != copy.shape or t.dtype != copy.dtype or t.device != copy.device:
+        return False
+    return torch.equal(t.detach(), copy)
+
+
+def unchanged(inputs: Inputs, saved: list[tuple[str, Tensor]], what: str, advice: str = "") -> None:
+    """Fail (code in_place), naming the input, when the learner's call wrote into one of `inputs` (or replaced,
+    added or removed an entry of a list the checker passed)."""
+    now = dict(_entries(inputs))
+    for name, copy in saved:
+        if name in now and _same(now[name], copy):
+            continue
+        t = now.get(name)
+        if name not in now or not isinstance(t, Tensor):
+            seen = "removed it" if name not in now else f"replaced it with a {type(t).__name__}"
+        elif t.shape == copy.shape and t.dtype == copy.dtype:
+            seen = f"{int((t.detach() != copy.to(t.device)).sum())} of {copy.numel()} entries changed"
+        else:
+            seen = f"now {tuple(t.shape)} {t.dtype}, was {tuple(copy.shape)} {copy.dtype}"
+        _in_place(what, name, seen, advice)
+    if added := [name for name in now if name not in dict(saved)]:
+        _in_place(what, added[0], "appended to the list", advice)
+
+
+def _in_place(what: str, name: str, seen: str, advice: str) -> None:
+    fail(
+        f"{what} changed its input `{name}` in place ({seen})",
+        f"don't write into `{name.split('[')[0]}`: the caller still uses it (in the notebook, the model's own "
+        "tensors). `x -= y`, `x *= y`, `x.mul_(y)`, `x[i] = ...` edit x itself, and so does `y = x; y -= z` "
+        "(y is x under another name, not a copy): compute a new tensor (y = x - z) or start from x.clone()" + advice,
+        code="in_place",
+    )
+
+
+def call_unchanged(fn: Callable, inputs: Inputs, what: str, advice: str = "") -> Any:
+    """fn(*inputs.values()) on the checker's own tensors, then the in-place check."""
+    saved = snapshot(inputs)
+    out = fn(*inputs.values())
+    unchanged(inputs, saved, what, advice)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# A one-element tensor where a scalar belongs
+# --------------------------------------------------------------------------------------------
+def one_element(out: Any, what: str, right: Tensor | None = None) -> None:
+    """Fail (code not_scalar) with the usual causes when `out` holds one number in a tensor with axes."""
+    if not isinstance(out, Tensor) or out.ndim == 0 or out.numel() != 1:
+        return
+    same = right is not None and torch.allclose(out.detach().reshape(()).double(), right.double(), 1e-4, 1e-6)
+    fail(
+        f"{what} should be a scalar (0-dim) tensor, got shape {tuple(out.shape)}"
+        + (" (its one value is right)" if same else ""),
+        f"a shape {tuple(out.shape)} holds one number but keeps {out.ndim} axis{'es' if out.ndim > 1 else ''} of "
+        "size 1: it usually comes from a [1]-shaped tensor at the start, an accumulator torch.zeros(1) or "
+        "torch.tensor([0.]) that the terms are added into (start from 0., torch.zeros(()) or torch.tensor(0.)), "
+        "or from keepdim=True, [None], .unsqueeze, .reshape(1) or .view(1); return the 0-dim value (.squeeze() "
+        "also works)",
+        code="not_scalar",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# An output axis whose size is another input's
+# --------------------------------------------------------------------------------------------
+def sizes_named(out: Any, what: str, shape: tuple[int, ...], dims: str, sizes: dict[int, str]) -> None:
+    """Fail (code axis_size) when `out` has the asked number of axes and each wrong size is the size of another
+    input axis (`sizes`: size -> what has it; the checker's inputs have no two such sizes equal)."""
+    if not isinstance(out, Tensor) or out.ndim != len(shape) or sorted(out.shape) == sorted(shape):
+        return  # another number of axes, or the right sizes in another order: expect_tensor says so
+    names = dims.split()
+    wrong = [(names[i], s, g) for i, (s, g) in enumerate(zip(shape, out.shape, strict=True)) if s != g]
+    if not wrong or any(g not in sizes or s not in sizes for _, s, g in wrong):
+        return
+    seen = "; ".join(f"axis {n} has size {g}, {sizes[g]}, where {s}, {sizes[s]}, belongs" for n, s, g in wrong)
+    fail(
+        f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)} [{dims}]: {seen}",
+        "a count taken from the wrong input axis: a loop or range over the size "
+        + " / ".join(str(g) for _, _, g in wrong)
+        + " (e.g. range(t.shape[0]) where range(t.shape[1]) belongs), or an axis of another tensor kept in the "
+        "output? Take each output axis's size from the input axis the exercise names",
+        code="axis_size",
+    )
+
+
+def ablation_sizes(chain: Any, terms: Tensor, x: Tensor) -> dict[int, str]:
+    """Every size of ablation_losses' inputs -> what has it (all differ on the checker's inputs)."""
+    n_inst, K, d_out, d_in = terms.shape
+    pairs = [
+        (n_inst, "the number of instances (terms.shape[0], x.shape[1], n_inst)"),
+        (K, "the number of terms K (terms.shape[1])"),
+        (x.shape[0], "the batch (x.shape[0])"),
+        (d_out, "W_0's d_out (terms.shape[2])"),
+        (d_in, "W_0's d_in (terms.shape[3], x.shape[2])"),
+    ]
+    pairs += [(W.shape[1], f"matrix {n}'s d_out") for n, W in enumerate(chain.weights[1:], 1)]
+    sizes: dict[int, str] = {}
+    for size, name in pairs:
+        sizes[size] = f"{sizes[size]} and {name}" if size in sizes else name
+    return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# An instance's output that changes with another instance's inputs
+# --------------------------------------------------------------------------------------------
+def instance_mixing(fn: Callable, inputs: dict[str, tuple[Tensor, int]], out_axis: int) -> tuple[str, str] | None:
+    """(code, hint) when instance i's output depends on instance j ≠ i's slice of an input (inputs: name ->
+    (tensor, its instance axis)). fn is called again on copies that require grad; gradients of each instance's
+    output (weighted by fixed random numbers, so nothing cancels) are read on the other instances' slices."""
+    leaves = {k: t.detach().clone().requires_grad_() for k, (t, _) in inputs.items()}
+    try:
+        out = fn(*leaves.values())
+        n_inst = out.shape[out_axis]
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out)
+        found: dict[str, list[tuple[int, int]]] = {}
+        for i in range(n_inst):
+            total = (out.select(out_axis, i) * weights.select(out_axis, i)).sum()
+            grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True, retain_graph=True)
+            for (k, (_, axis)), g in zip(inputs.items(), grads, strict=True):
+                for j in range(n_inst):
+                    if j != i and g is not None and g.select(axis, j).abs().gt(1e-7).any():
+                        found.setdefault(k, []).append((i, j))
+    except Exception:  # a probe that fails says nothing
+        return None
+    if not found:
+        return None
+    i, j = next(iter(found.values()))[0]
+    names = ", ".join(f"`{k}`" for k in found)
+    return "mixes_instances", (
+        f"instance {i}'s output changes with instance {j}'s {names}: every instance is its own model, so its output "
+        "may only use its own slice. Something sums or mixes over the inst axis: an einsum whose output drops "
+        "`inst` (e.g. 'ioc,icd->od' sums U V over the instances; keep inst: 'ioc,icd->iod' or U @ V), a matmul "
+        "that pairs inst with another axis, a sum or mean over inst, or one instance's slice used for every instance "
+        "(an index [0] that broadcasts)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic_reconstruction_losses: which inputs have the sizes of a size error
+# --------------------------------------------------------------------------------------------
+def call_naming_recon(fn: Callable, chain: Any, q: dict[str, list[Tensor]], x: Tensor) -> Any:
+    """fn(chain, U, V, x, masks, delta_masks); a size error raised in the learner's code gets the inputs whose
+    axes have the sizes it names, and the matrix the chain was running (the chain's sizes all differ)."""
+    try:
+        return fn(chain, q["U"], q["V"], x, q["masks"], q["delta_masks"])
+    except RuntimeError as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        numbers = [int(n) for n in dict.fromkeys(_sizes(err))]
+        if not numbers or not any(_is_learner_frame(f.filename) for f in frames):
+            raise
+        batch, n_inst, d0 = x.shape
+        has: dict[int, list[str]] = {}
+        add = lambda size, name: has.setdefault(size, []).append(name)
+        add(batch, "the batch (x.shape[0])")
+        add(n_inst, "the instances (x.shape[1])")
+        add(d0, "the size of the chain's input x (x.shape[2] = matrix 0's d_in, V[0].shape[2])")
+        for layer, W in enumerate(chain.weights):
+            if layer > 0:
+                add(W.shape[2], f"matrix {layer}'s d_in (V[{layer}].shape[2], the size of the `a` it multiplies)")
+            add(W.shape[1], f"matrix {layer}'s d_out (U[{layer}].shape[1])")
+        add(q["U"][0].shape[2], "the subcomponents C (U[l].shape[2], V[l].shape[1], masks[l].shape[2])")
+        known = [n for n in numbers if n in has]
+        if not known:
+            raise
+        layer = _chain_layer(err)
+        seen = "; ".join(f"{n} is {' and '.join(dict.fromkeys(has[n]))}" for n in known)
+        hint = (f"the chain was running matrix l = {layer}; " if layer is not None else "") + f"the sizes: {seen}"
+        if layer is not None and layer > 0 and d0 in known and chain.weights[layer].shape[2] in known:
+            hint += (
+                f". x's size {d0} met matrix {layer}'s d_in {chain.weights[layer].shape[2]}: was the chain's input x "
+                f"passed at matrix {layer}? layer_fn(l, a) must use the activation `a` it is given, "
+                "masked_product(a, ...), not x (x only enters matrix 0)"
+            )
+        raise CheckFailed(_describe_error(err).message, hint, code="input_sizes") from None
+
+
+def _sizes(err: BaseException) -> list[str]:
+    """The sizes a size error names ("size 3", "(5)", "[6, 3, 5]"; not "dimension 2" or "operand 1")."""
+    if not re.search(r"size|shape", str(err)):
+        return []
+    text = re.sub(r"\b(dimension|dim|operand|argument|index|position|axis) -?\d+", "", str(err))
+    return re.findall(r"(?<![\w.])(\d+)(?![\w.])", re.sub(r"(\d)x(?=\d)", r"\1 ", text))  # 21x5: 21 and 5
+
+
+# --------------------------------------------------------------------------------------------
+# adversarial_sources: .grad read as None
+# --------------------------------------------------------------------------------------------
+def call_naming_grad_none(fn: Callable, *args: Any) -> Any:
+    """fn(*args); an AttributeError on None raised on a learner's line that reads `.grad` says why .grad is
+    None, and whether the tensor read is a leaf (it is not when it was computed outside torch.no_grad())."""
+    try:
+        return fn(*args)
+    except AttributeError as err:
+        tb, frame = err.__traceback__, None
+        while tb is not None:
+            frame = tb.tb_frame if _is_learner_frame(tb.tb_frame.f_code.co_filename) else frame
+            tb = tb.tb_next
+        line = next((f.line or "" for f in reversed(traceback.extract_tb(err.__traceback__))), "")
+        read = re.search(r"([A-Za-z_]\w*)\.grad\b", line)
+        if "'NoneType'" not in str(err) or frame is None or read is None:
+            raise
+        t = frame.f_locals.get(read[1])
+        seen = ""
+        if isinstance(t, Tensor) and t.grad_fn is not None:
+            seen = (
+                f" `{read[1]}` is not a leaf here (it has a grad_fn, {type(t.grad_fn).__name__}): it was computed "
+                "from other tensors with autograd on, e.g. by an update made outside torch.no_grad()."
+            )
+        raise CheckFailed(
+            _describe_error(err).message,
+            f"`{read[1]}.grad` is None on that line ({line.strip()}).{seen} backward() fills .grad only on leaf "
+            "tensors that require grad: a source updated with autograd on (s + step_size * ...) is a new, non-leaf "
+            "tensor whose .grad stays None; or no backward() reached it. Update inside `with torch.no_grad():` "
+            "(then .requires_grad_() again), or on s.data, or take the gradients with "
+            "torch.autograd.grad(loss, sources)",
+            code="grad_none",
+        ) from None
