@@ -84,6 +84,13 @@ from tests.part1_superposition_probes import (
     stationarity_failure,
     twins_elsewhere,
 )
+from tests.part1_superposition_slips import (
+    combined_rate_candidates,
+    flat_masked_failure,
+    grid_rate_candidates,
+    loss_slip_mutants,
+    negative_loss_note,
+)
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
@@ -215,7 +222,7 @@ def check_loss(
     solution's model of the same class (its calculate_loss gives the same value); `extra(out, batch, target)` adds
     the section's own mutants.
     """
-    B, n_inst, n_feats = 6, *imp.shape
+    B, n_inst, n_feats = 8, *imp.shape  # 8 and 8 - 1: neither a size nor a product of sizes (3, 5, d_hidden 2)
     batch = make_batch(B, n_inst, n_feats)
     # Mostly positive like a ReLU output, with some negative entries: the loss takes any `out` as it is, so an |out|
     # or ReLU(out) in the formula shows.
@@ -236,7 +243,8 @@ def check_loss(
     err = imp * (target - out.detach()) ** 2
     right = err.mean(dim=(0, 2)).sum()
     grad_right = 2 * imp * (out.detach() - target) / (B * n_feats)
-    mistakes = loss_mutants(out.detach(), batch, imp, target) + (extra(out.detach(), batch, target) if extra else [])
+    mistakes = loss_mutants(out.detach(), batch, imp, target) + loss_slip_mutants(out.detach(), target, imp)
+    mistakes += extra(out.detach(), batch, target) if extra else []
     grad = None
     if loss.requires_grad:
         try:
@@ -252,7 +260,7 @@ def check_loss(
     if grad is not None:
         generic = generic_diagnosis(grad, grad_right, "batch inst feats", sizes=input_sizes(model, batch))
         generic = generic or loss_gradient_diagnosis(grad, out.detach(), target, imp)
-    hint = (
+    hint = negative_loss_note(loss) + (
         generic[1]
         if generic and generic[1].startswith("the gradient")
         else f"the gradient with respect to `out` tells: {generic[1]}"
@@ -298,7 +306,11 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
 # generate_batch and the three generators
 # --------------------------------------------------------------------------------------------
 # Probabilities that differ per instance and per feature, so swapped axes, 1 - p and shared masks show up.
-P_TABLE = torch.tensor([[0.01, 0.2, 0.7, 0.99], [0.3, 0.6, 0.1, 0.75], [0.8, 0.15, 0.35, 0.4]])  # 0.01, 0.99: clamps
+# Off any 0.01 grid, so a presence uniform that takes only 100 values (randint(0, 100) / 100, or rounded) shows at the
+# small rates; 0.0011, 0.0103 and 0.9887 show clamps.
+P_TABLE = torch.tensor(
+    [[0.0103, 0.2047, 0.6931, 0.9887], [0.3019, 0.5963, 0.0011, 0.7462], [0.8049, 0.1487, 0.3507, 0.4013]]
+)
 P_PAIRS = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.25]])  # [inst pairs], all <= 1/2 for anticorrelation
 P_CORR = torch.tensor([[0.1, 0.3], [0.45, 0.05], [0.2, 0.8]])  # correlated pairs: one p > 1/2 shows a clamp at 1/2
 # The generators take their probabilities as an argument `p`; their checks build the model with this (otherwise
@@ -315,6 +327,7 @@ IMP_GEN = torch.tensor([[0.6, 1.0, 0.25, 0.45], [0.95, 0.1, 0.55, 0.35], [0.4, 0
 
 
 def _output(batch: object, what: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    flat_masked_failure(batch, shape, what)
     axis_multiple_failure(batch, shape, "batch inst feats", what)
     return (
         expect_tensor(batch, what, shape=shape, dims="batch inst feats", dtype=torch.float32, device=device)
@@ -334,7 +347,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
     stationarity_failure(batch != 0, P_TABLE, "the batch")
     scaled_values_failure(batch, {"self.importance": IMP_GEN}, "the batch")
-    extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE)]
+    extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
     check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
@@ -388,7 +401,8 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
 def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.device) -> str:
     batch = _call_generator(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     decoy = _ignores_p(torch.full_like(P_TABLE, DECOY["generate_uncorrelated_features"]), "uncorrelated")
-    check_independent_features(batch, P_TABLE, "the batch", extra=[decoy, *instance_p_candidates(P_TABLE)])
+    extra = [decoy, *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
+    check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     _check_block_shape(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     return "presence rates, U[0, 1] values and independence"
 
@@ -628,57 +642,6 @@ P_COMBINED = torch.tensor(
     ]
 )
 N_CORR, N_ANTI = 2, 2
-
-
-def _block_rates(p: Tensor, corr: slice | list, anti: slice | list, unc: slice | list) -> Tensor:
-    """Per-feature presence rates of a batch whose blocks got p[:, corr], p[:, anti] (one per pair) and p[:, unc]."""
-    anti_rates = p[:, anti].clamp(max=0.5)  # 2p > 1 makes the pair always active: each feature on half the time
-    return torch.cat([p[:, corr].repeat_interleave(2, 1), anti_rates.repeat_interleave(2, 1), p[:, unc]], dim=1)
-
-
-def combined_rate_candidates(p: Tensor, nc: int, na: int) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
-    """The right per-feature rates, and those of the usual slicing mistakes."""
-    s_anti, s_unc, n_unc = 2 * nc, 2 * (nc + na), p.shape[1] - 2 * (nc + na)
-    right = _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(s_unc, None))
-    no_step = (
-        "pair j of a block uses the probability of the block's feature 2j: slice with a step of 2 (p[:, start:stop:2])"
-    )
-    mistakes = [
-        ("no_step", no_step, _block_rates(p, slice(0, nc), slice(nc, nc + na), slice(s_unc, None))),
-        ("no_step", no_step, _block_rates(p, slice(0, nc), slice(s_anti, s_unc, 2), slice(s_unc, None))),
-        ("no_step", no_step, _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_anti + na), slice(s_unc, None))),
-        (
-            "second_member",
-            "each pair uses the probability of its *first* feature: start the step-2 slices at the block's start, "
-            "not one after",
-            _block_rates(p, slice(1, s_anti, 2), slice(s_anti + 1, s_unc, 2), slice(s_unc, None)),
-        ),
-        (
-            "anticorrelated_offset",
-            "the anticorrelated block starts at feature 2 * n_correlated_pairs, not n_correlated_pairs",
-            _block_rates(p, slice(0, s_anti, 2), slice(nc, nc + 2 * na, 2), slice(s_unc, None)),
-        ),
-        (
-            "uncorrelated_slice",
-            "the uncorrelated block uses the probabilities of the last n_uncorrelated features, "
-            "p[:, 2 * (n_corr + n_anti):]",
-            _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(0, n_unc)),
-        ),
-        (
-            "uncorrelated_slice",
-            "the uncorrelated block uses the probabilities of the last n_uncorrelated features, "
-            "p[:, 2 * (n_corr + n_anti):]",
-            _block_rates(p, slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(nc + na, nc + na + n_unc)),
-        ),
-        (
-            "anticorrelated_doubled",
-            "the anticorrelated block has twice its rates: its generator doubles p itself (a pair is active with "
-            "2p, each feature then on with p), so pass it p[:, 2 * n_corr : 2 * (n_corr + n_anti) : 2] as it is, "
-            "not 2 * p",
-            torch.cat([right[:, :s_anti], (2 * right[:, s_anti:s_unc]).clamp(max=0.5), right[:, s_unc:]], 1),
-        ),
-    ]
-    return right, mistakes
 
 
 def _pair_kinds(present: Tensor, n_pairs: int) -> list[str]:

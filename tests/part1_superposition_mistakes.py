@@ -25,6 +25,7 @@ from torch import Tensor
 
 from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
+from tests import part1_superposition_slips as slips
 from tests.checking import CheckFailed, bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
 
@@ -430,18 +431,6 @@ def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) ->
     ]
 
 
-def _permutation(observed: Tensor, p: Tensor, n: int, dim: int) -> list[int] | None:
-    """For each slice of `observed` along `dim`, the slice of p it is consistent with, when that is a permutation."""
-    mapping = []
-    for i in range(observed.shape[dim]):
-        obs = observed.select(dim, i)
-        match = [j for j in range(p.shape[dim]) if consistent(obs, p.select(dim, j), n)]
-        if len(match) != 1:
-            return None
-        mapping.append(match[0])
-    return mapping if sorted(mapping) == list(range(len(mapping))) and mapping != list(range(len(mapping))) else None
-
-
 def check_rates(
     observed: Tensor,
     expected: Tensor,
@@ -466,7 +455,7 @@ def check_rates(
         if consistent(observed, table.double().cpu(), n):
             fail(message, hint, code=code)
     for dim, name in ((0, "inst"), (1, unit)):
-        mapping = _permutation(observed, expected, n, dim)
+        mapping = slips.permutation(observed, expected, n, dim)
         if mapping is not None:
             k = next(k for k, m in enumerate(mapping) if m != k)
             fail(
@@ -477,7 +466,8 @@ def check_rates(
             )
     draws.averaged_rates_failure(observed, expected, n, message, unit)
     draws.clamped_rates_failure(observed, expected, n, message)
-    code, hint = rate_pattern_diagnosis(observed, expected, n, unit) or ("presence_probability", default_hint)
+    found = rate_pattern_diagnosis(observed, expected, n, unit) or slips.borrowed_rates(observed, expected, n, unit)
+    code, hint = found or ("presence_probability", default_hint)
     fail(message, hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]", code)
 
 

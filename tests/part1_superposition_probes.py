@@ -356,12 +356,16 @@ def rate_pattern_diagnosis(observed: Tensor, p: Tensor, n: int, unit: str) -> tu
             "use p (present where a uniform draw is below p, `rand < p`)"
         )
     if consistent(observed.flatten().sort().values, p.flatten().sort().values, n):
-        where = ""
-        if p.shape[0] != p.shape[1] and consistent(observed, p.T.reshape(p.shape), n):
-            where = f" (they are p.T reshaped to [inst, {unit}s]: a [batch, {unit}s, inst] draw reshaped, not permuted)"
+        if p.shape[0] != p.shape[1] and consistent(observed, p.T.reshape(p.shape), n):  # the only explanation
+            return "presence_reordered", (
+                f"every rate is one of p's values, but in the wrong place: they are p.T reshaped to [inst, {unit}s], "
+                f"a [batch, {unit}s, inst] draw reshaped, not permuted; reorder axes with permute, transpose or "
+                f"einops.rearrange, never reshape or view, and keep p's [inst, {unit}] order"
+            )
         return "presence_reordered", (
-            f"every rate is one of p's values, but in the wrong place{where}: reorder axes with permute, transpose or "
-            f"einops.rearrange, never reshape or view, and keep p's [inst, {unit}] order"
+            "every rate is one of p's values, but in the wrong place. Possible causes: slices of p given to the wrong "
+            "block or generator (two slices swapped?), an index that picks other entries of p, or a reshape or view "
+            f"where axes should be permuted (use permute or einops.rearrange); each entry uses its own p[inst, {unit}]"
         )
     first = p[:1].expand_as(p)
     if p.shape[0] > 1 and consistent(observed, first, n) and not consistent(p, first, n):

@@ -44,6 +44,7 @@ from tests.part1_superposition_probes import (
     relu_placement_mutants,
     sign_sharing_failure,
 )
+from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 
 relu = torch.relu
 
@@ -276,7 +277,14 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
 # --------------------------------------------------------------------------------------------
 # Presence probabilities differ across features and instances, so a mask that ignores either axis, or that is
 # `rand > p`, shows up in at least one entry.
-PROBS = torch.tensor([[0.9, 0.6, 0.35, 0.2, 0.08], [0.15, 0.45, 0.7, 0.05, 0.3], [0.5, 0.25, 0.1, 0.8, 0.6]])
+# Off any 0.01 grid (0.0103, 0.0207 small), so a presence uniform that takes only 100 values shows.
+PROBS = torch.tensor(
+    [
+        [0.9013, 0.6047, 0.3519, 0.2031, 0.0813],
+        [0.1487, 0.4519, 0.6963, 0.0103, 0.2987],
+        [0.5021, 0.2513, 0.0207, 0.7987, 0.6031],
+    ]
+)
 N_SAMPLES = 20_000
 # Two independent presence draws of probability p/2, one for the positive and one for the negative values, added:
 # an entry is present when either fires, 1 - (1 - p/2)² = p - p²/4.
@@ -297,8 +305,21 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
     model = _computation_model(
         NeuronComputationModel, device, cfg, feature_probability=PROBS.to(device), importance=imp
     )
+    try:
+        batch = model.generate_batch(N_SAMPLES)
+    except AttributeError as err:
+        if "'W'" not in str(err):
+            raise
+        fail(
+            f"generate_batch({N_SAMPLES}) raised AttributeError: {err}",
+            "NeuronComputationModel has no W (it has W1 and W2): part 1's generate_batch (called through super(), "
+            "or copied) reads self.W, e.g. for its device. Draw the features here as the exercise says: present "
+            "where rand < p, values 2 * rand - 1 (U[-1, 1]), on self.b_final.device",
+            code="part1_generate_batch",
+        )
+    flat_masked_failure(batch, (N_SAMPLES, n_inst, n_feats), f"generate_batch({N_SAMPLES})")
     batch = expect_tensor(
-        model.generate_batch(N_SAMPLES),
+        batch,
         f"generate_batch({N_SAMPLES})",
         shape=(N_SAMPLES, n_inst, n_feats),
         dims="batch inst feats",
@@ -317,6 +338,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             code="normalised_examples",
         )
     scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE}, "the batch")
+    negative_values_failure(batch.detach().cpu(), PROBS, "the batch")
     try:
         check_independent_features(
             batch.detach().cpu(),
@@ -324,7 +346,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             "the batch",
             low=-1.0,
             high=1.0,
-            extra=[importance_candidate(IMPORTANCE), TWO_SIGN_COINS],
+            extra=[importance_candidate(IMPORTANCE), TWO_SIGN_COINS, *grid_rate_candidates(PROBS)],
         )
     except CheckFailed:
         sign_sharing_failure(batch.detach().cpu(), "the batch")

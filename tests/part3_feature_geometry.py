@@ -103,6 +103,36 @@ def unexplained(out: Tensor, expected: Tensor, values: Sequence[Mistake], dims: 
     return generic_diagnosis(got, expected.double().cpu(), dims, rtol, atol) is None
 
 
+def norm_threshold_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -> None:
+    """The values are right for every feature on one side of a column-norm threshold and wrong on the other: a clamp
+    or a threshold on ‖W_i‖ (clamp(min=1) where an epsilon was meant). Random errors don't sort by norm."""
+    got, exp = out.detach().double().cpu(), expected.double().cpu()
+    norms = W.detach().double().norm(dim=1).cpu()
+    wrong = ~torch.isclose(got, exp, rtol=1e-4, atol=1e-5)
+    if int(wrong.sum()) < 2 or int((~wrong).sum()) < 2:
+        return
+    bad, good = norms[wrong], norms[~wrong]
+    if float(bad.max()) < float(good.min()):
+        lo, hi, side = float(bad.max()), float(good.min()), "shorter"
+    elif float(bad.min()) > float(good.max()):
+        lo, hi, side = float(good.max()), float(bad.min()), "longer"
+    else:
+        return
+    cause = (
+        "1 lies in between: a clamp(min=1) or max(‖W_i‖, 1) on the norm, where a tiny epsilon (clamp_min(1e-12)) "
+        "was meant to guard only zero columns?"
+        if lo < 1 <= hi
+        else "a clamp or a threshold on the norm?"
+    )
+    fail(
+        f"{what} is wrong for exactly the {int(wrong.sum())} features whose column is {side} than a threshold "
+        f"between ‖W_i‖ = {lo:.4g} and {hi:.4g}, and right for all the others",
+        f"your values depend on which side of a norm threshold a column lies: {cause} Normalise every column by its "
+        "own norm, Ŵ_i = W_i / ‖W_i‖",
+        code="norm_threshold",
+    )
+
+
 def dimensionality_structure(
     fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor, name: str = "vector", sym: tuple[str, str] = ("v", "v̂")
 ) -> None:
@@ -331,7 +361,10 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
         ),
         (
             "reduce_axes",
-            "sum over d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
+            "you have one value per feature: the sum ran over inst and d_hidden (dims 0 and 1). Two slips give this: "
+            "W.T on a 3-d tensor, which reverses *all* its axes to [feats, d_hidden, inst] (so (W.T ** 2).sum((1, 2)) "
+            "sums over d_hidden and inst; W.mT swaps only the last two), or the wrong dims in the sum. Sum W² over "
+            "d_hidden and feats (dims 1 and 2) and keep the inst axis (dim 0)",
             d / W.pow(2).sum((0, 1)),
         ),
         (
@@ -506,6 +539,18 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "left out",
             norms_sq / dots.pow(2).sum(-2),
         ),
+        *[
+            (
+                "one_norm",
+                f"Ŵ_i = W_i / ‖W_i‖ divides each column by its own norm; {how} Take the norm over d_hidden only, "
+                "W.norm(dim=1, keepdim=True)",
+                norms_sq / (dots_raw / scale).pow(2).sum(-1),
+            )
+            for how, scale in (
+                ("W.norm() without dim= is one number for the whole tensor (every instance, every feature).", W.norm()),
+                ("W.norm(dim=(1, 2)) is one number per instance matrix.", W.norm(dim=(1, 2))[:, None, None]),
+            )
+        ],
         (
             "mean_not_sum",
             "the denominator is a *sum* over j, not a mean over the features",
@@ -571,6 +616,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expected = _reference(W)
     expect_no_zeroed(out, expected, what)
     if unexplained(out, expected, values, "inst feats"):
+        norm_threshold_failure(out, expected, W, what)
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
         )

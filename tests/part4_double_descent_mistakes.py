@@ -171,6 +171,20 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
             "during the warm-up the factor rises linearly from 0 (step / warmup_steps), it isn't constant",
             lambda s: 1.0 if s < warmup else right(s),
         ),
+        *[
+            (
+                "cosine_parentheses",
+                f"a parenthesis is misplaced in the cosine part: you compute {form}; half a cosine from 1 to 0 is "
+                "0.5 * (1 + math.cos(math.pi * progress)), the `1 +` outside the cosine and the 0.5 on both terms",
+                lambda s, f=f: warm(s, lambda t: f((t - warmup) / rest)),
+            )
+            for form, f in (
+                ("0.5 * cos(π · progress + 1)", lambda q: 0.5 * math.cos(math.pi * q + 1)),
+                ("0.5 * 1 + cos(π · progress)", lambda q: 0.5 + math.cos(math.pi * q)),
+                ("0.5 * (1 + cos(π) · progress)", lambda q: 0.5 * (1 - q)),
+                ("0.5 * (1 + cos(π · progress + 1))", lambda q: 0.5 * (1 + math.cos(math.pi * q + 1))),
+            )
+        ],
     ]
     values = torch.tensor([right(s) for s in range(steps)], dtype=torch.float64)
     out: list[Mistake] = []

@@ -81,3 +81,101 @@ def test_part1_heldout11_correlated_clamp():
     model = _sub(CorrelatedToyModel, generate_correlated_features=correlated_clamped)
     err = assert_fails(p1.test_generate_correlated_features, model, "presence_clamped")
     assert "p = 0.8" in err.message
+
+
+# fresh12: a presence draw on a 0.01 grid, boolean-mask indexing, the loss's square left out or misplaced, a count
+# minus one, rates borrowed from a neighbouring feature, the pair slices swapped in the combined batch.
+def _shape(self, n):
+    return (n, self.cfg.n_inst, self.cfg.n_features)
+
+
+def batch_grid(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.randint(0, 100, s) / 100 < self.feature_probability, torch.rand(s), 0.0)
+
+
+def batch_rounded(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.rand(s).round(decimals=2) < self.feature_probability, torch.rand(s), 0.0)
+
+
+def batch_masked(self, n):
+    s = _shape(self, n)
+    return torch.rand(s)[torch.rand(s) < self.feature_probability]
+
+
+def uncorrelated_grid(self, n, p):
+    s = (n, *p.shape)
+    return torch.where(torch.randint(0, 100, s) / 100 < p, torch.rand(s), 0.0)
+
+
+def uncorrelated_step(self, n, p):
+    pp = p[:, ::2].repeat_interleave(2, -1)[:, : p.shape[1]]
+    s = (n, *p.shape)
+    return torch.where(torch.rand(s) < pp, torch.rand(s), 0.0)
+
+
+def uncorrelated_rolled(self, n, p):
+    pp = p.flatten().roll(1).view(p.shape)
+    s = (n, *p.shape)
+    return torch.where(torch.rand(s) < pp, torch.rand(s), 0.0)
+
+
+def loss_with(err):
+    def calculate_loss(self, out, batch):
+        return einops.reduce(self.importance * err(batch, out), "b i f -> i", "mean").sum()
+
+    return calculate_loss
+
+
+def loss_bessel(self, out, batch):
+    return ((self.importance * (batch - out) ** 2).sum(0) / (batch.shape[0] - 1)).mean(-1).sum()
+
+
+def combined_swapped(self, n):
+    nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+    p, sa, su = self.feature_probability, 2 * nc, 2 * (nc + na)
+    return torch.cat(
+        [
+            self.generate_correlated_features(n, p[:, sa:su:2]),
+            self.generate_anticorrelated_features(n, p[:, 0:sa:2]),
+            self.generate_uncorrelated_features(n, p[:, su:]),
+        ],
+        -1,
+    )
+
+
+def test_part1_heldout12_draws():
+    err = assert_fails(p1.test_generate_batch, _sub(ToyModel, generate_batch=batch_grid), "presence_grid")
+    assert "randint" in err.hint
+    assert_fails(p1.test_generate_batch, _sub(ToyModel, generate_batch=batch_rounded), "presence_grid")
+    err = assert_fails(p1.test_generate_batch, _sub(ToyModel, generate_batch=batch_masked), "boolean_mask_flat")
+    assert "torch.where(present, values, 0)" in err.hint
+    unc = p1.test_generate_uncorrelated_features
+    assert_fails(unc, _sub(CorrelatedToyModel, generate_uncorrelated_features=uncorrelated_grid), "presence_grid")
+    err = assert_fails(
+        unc, _sub(CorrelatedToyModel, generate_uncorrelated_features=uncorrelated_step), "feature_rates_borrowed"
+    )
+    assert "feature 1 at those of feature 0" in err.hint
+    err = assert_fails(
+        unc, _sub(CorrelatedToyModel, generate_uncorrelated_features=uncorrelated_rolled), "presence_reordered"
+    )
+    assert "Possible causes" in err.hint  # not a reshape: the causes are listed
+    err = assert_fails(
+        p1.test_generate_combined_batch,
+        _sub(CorrelatedToyModel, generate_batch=combined_swapped),
+        "pair_slices_swapped",
+    )
+    assert "reshape" not in err.hint
+
+
+def test_part1_heldout12_loss():
+    for err, code in (
+        (lambda b, o: b - o, "loss_not_squared"),
+        (lambda b, o: o - b, "loss_not_squared"),
+        (lambda b, o: b - o**2, "square_precedence"),
+        (lambda b, o: o - b**2, "square_precedence"),
+    ):
+        assert_fails(p1.test_calculate_loss, _sub(ToyModel, calculate_loss=loss_with(err)), code)
+    err = assert_fails(p1.test_calculate_loss, _sub(ToyModel, calculate_loss=loss_bessel), "count_minus_one")
+    assert "8/7" in err.hint and "batch" in err.hint

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import tests.part2_privileged_basis as checks2
+from solutions.part1_superposition import ToyModel
 from solutions.part2_privileged_basis import NeuronComputationModel
 from tests.proving import assert_fails
 
@@ -69,3 +70,49 @@ def test_part2_heldout11_output_sign():
         checks2.test_computation_forward, comp_variant(forward=comp_forward_output_sign), "output_term_sign"
     )
     assert "minus sign" in err.hint and "not a ReLU" not in err.hint
+
+
+# fresh12: part 1's generate_batch reached through super() (it reads self.W), a sign drawn with randint(-1, 1), a
+# presence draw on a 0.01 grid, boolean-mask indexing, and the batch sum divided by B - 1.
+def comp_gen_super(self, n):
+    x = super(NeuronComputationModel, self).generate_batch(n)
+    return x * (torch.randint(0, 2, x.shape) * 2 - 1)
+
+
+def comp_gen_randint_sign(self, n):
+    s = _shape(self, n)
+    x = torch.where(torch.rand(s) < self.feature_probability, torch.rand(s), 0.0)
+    return x * torch.randint(-1, 1, s)
+
+
+def comp_gen_grid(self, n):
+    s = _shape(self, n)
+    return torch.where(torch.randint(0, 100, s) / 100 < self.feature_probability, 2 * torch.rand(s) - 1, 0.0)
+
+
+def comp_gen_masked(self, n):
+    s = _shape(self, n)
+    return (2 * torch.rand(s) - 1)[torch.rand(s) < self.feature_probability]
+
+
+def comp_loss_bessel(self, out, batch):
+    return ((self.importance * (batch.abs() - out) ** 2).sum(0) / (batch.shape[0] - 1)).mean(-1).sum()
+
+
+def comp_loss_precedence(self, out, batch):
+    return (self.importance * (batch.abs() - out**2)).mean((0, 2)).sum()
+
+
+def test_part2_heldout12():
+    assert issubclass(NeuronComputationModel, ToyModel)
+    gen = checks2.test_computation_generate_batch
+    err = assert_fails(gen, comp_variant(generate_batch=comp_gen_super), "part1_generate_batch")
+    assert "has no W" in err.hint
+    err = assert_fails(gen, comp_variant(generate_batch=comp_gen_randint_sign), "values_all_negative")
+    assert "randint(-1, 1)" in err.hint
+    assert_fails(gen, comp_variant(generate_batch=comp_gen_grid), "presence_grid")
+    assert_fails(gen, comp_variant(generate_batch=comp_gen_masked), "boolean_mask_flat")
+    loss = checks2.test_computation_calculate_loss
+    err = assert_fails(loss, comp_variant(calculate_loss=comp_loss_bessel), "count_minus_one")
+    assert "8/7" in err.hint and "cfg.n_features" not in err.hint
+    assert_fails(loss, comp_variant(calculate_loss=comp_loss_precedence), "square_precedence")

@@ -152,7 +152,7 @@ def test_fresh4_loss_mistakes_are_named():
     assert err.hint and ".item()" in err.hint
     impl = computation(calculate_loss=loss_importance_unsqueezed)
     err = assert_fails(checks.test_computation_calculate_loss, impl, "axes_met")
-    assert "`inst` axis (size 3)" in err.hint and "`batch` axis (size 6)" in err.hint
+    assert "`inst` axis (size 3)" in err.hint and "`batch` axis (size 8)" in err.hint
 
 
 def batch_forgot_minus_one(self, n):

@@ -42,3 +42,28 @@ def test_part3_dimensions():
     err = assert_fails(p3.test_compute_dimensionality, cd3_l1, "not_rotation_invariant")
     assert "L1" in err.hint
     assert_fails(p3.test_compute_dimensionality, cd3_self_twice, "self_term_twice")
+
+
+# fresh12: .T on a 3-d W, one norm for the whole tensor (or per instance), and a clamp(min=1) on the column norms.
+def d_dot_t(W):
+    return W.shape[1] / (W.permute(2, 1, 0) ** 2).sum(dim=(1, 2))  # what W.T does to a 3-d tensor
+
+
+def _cd_with(unit):
+    def compute_dimensionality(W):
+        num = W.pow(2).sum(1)
+        den = einops.einsum(unit(W), W, "i d f, i d g -> i f g").pow(2).sum(-1)
+        return torch.where(num > 0, num / den.clamp_min(1e-30), 0.0)
+
+    return compute_dimensionality
+
+
+def test_part3_heldout12():
+    err = assert_fails(p3.test_dimensions_per_feature, d_dot_t, "reduce_axes")
+    assert "W.T on a 3-d tensor" in err.hint
+    cd = p3.test_compute_dimensionality
+    err = assert_fails(cd, _cd_with(lambda W: W / W.norm()), "one_norm")
+    assert "without dim=" in err.hint
+    assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=(1, 2), keepdim=True)), "one_norm")
+    err = assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=1, keepdim=True).clamp(min=1)), "norm_threshold")
+    assert "clamp(min=1)" in err.hint and "shorter" in err.message

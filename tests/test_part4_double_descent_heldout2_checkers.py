@@ -102,3 +102,24 @@ def gen_sqrt_count(n_examples, n_inst, n_features, feature_probability, device=N
 def test_generate_dataset_count_divisor_is_listed():
     err = assert_fails(p4.test_generate_dataset, gen_sqrt_count, "norm_below_one")
     assert "count of present features" in err.hint and "mean norm by number of present features" in err.hint
+
+
+# fresh12: a parenthesis misplaced in the cosine part of the schedule.
+def _lr_with(cosine):
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step < warmup_steps:
+            return step / warmup_steps
+        return cosine((step - warmup_steps) / (steps - warmup_steps))
+
+    return warmup_cosine_lr
+
+
+def test_part4_heldout12_cosine_parentheses():
+    for cosine in (
+        lambda q: 0.5 * math.cos(math.pi * q + 1),
+        lambda q: 0.5 * 1 + math.cos(math.pi * q),
+        lambda q: 0.5 * (1 + math.cos(math.pi) * q),
+        lambda q: 0.5 * (1 + math.cos(math.pi * q + 1)),
+    ):
+        err = assert_fails(p4.test_warmup_cosine_lr, _lr_with(cosine), "cosine_parentheses")
+        assert "misplaced" in err.hint
