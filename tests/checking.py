@@ -376,7 +376,7 @@ def expect_tensor(
     """
     returned(x, what)
     if not isinstance(x, Tensor):
-        fail(f"{what} should be a torch.Tensor, got {type(x).__name__}", code="not_tensor")
+        fail(f"{what} should be a torch.Tensor, got {type(x).__name__}", _not_tensor_hint(x), code="not_tensor")
     if x.device.type == "meta":
         fail(
             f"{what} is a meta tensor (a shape without data)",
@@ -398,6 +398,17 @@ def expect_tensor(
         n_bad = int((~torch.isfinite(x)).sum())
         fail(f"{what} contains {n_bad} NaN or infinite values", code="not_finite")
     return x
+
+
+def _not_tensor_hint(x: Any) -> str:
+    """What usually returns `x` where a tensor was asked."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return "a numpy result (np.* functions or .numpy()): stay in torch (torch.* and tensor methods), or convert back"
+    if isinstance(x, (tuple, list)):
+        return "a Python sequence: stack its tensors (torch.stack) or return the one tensor asked for, not a tuple"
+    if isinstance(x, (int, float, bool)):
+        return "a Python number (.item(), float(...), math.* or the builtin sum/max): keep the tensor"
+    return "return a tensor, computed with torch operations"
 
 
 def _dtype_hint(got: torch.dtype, want: torch.dtype) -> str:

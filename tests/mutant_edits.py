@@ -437,6 +437,24 @@ def _guards(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
             yield _copy_with(node, right=divisor), "a divisor off by one"
 
 
+def _norms(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
+    """`x.norm(dim=d)` written by hand with a slip: squared (no root), without the squares, or as an L1 norm."""
+    if not (isinstance(node, ast.Call) and _is_method_of_value(node) and node.func.attr == "norm"):
+        return
+    if any(k.arg in ("p", "ord") for k in node.keywords) or (node.args and not isinstance(node.args[0], ast.Constant)):
+        return  # another norm than the L2 one, or an unusual signature
+    args = node.args[1:] if node.args and node.args[0].value in (2, 2.0, None) else node.args
+    value = node.func.value
+
+    def summed(of: ast.AST) -> ast.Call:
+        return ast.Call(ast.Attribute(of, "sum", ast.Load()), copy.deepcopy(args), copy.deepcopy(node.keywords))
+
+    squares = ast.Call(ast.Attribute(copy.deepcopy(value), "pow", ast.Load()), [ast.Constant(2)], [])
+    yield summed(squares), "a squared norm (the root left out)"
+    yield ast.Call(ast.Attribute(summed(copy.deepcopy(value)), "sqrt", ast.Load()), [], []), "a norm without squares"
+    yield summed(ast.Call(ast.Attribute(copy.deepcopy(value), "abs", ast.Load()), [], [])), "an L1 norm (Σ|x|)"
+
+
 def _is_full(node: ast.AST) -> bool:
     return isinstance(node, ast.Slice) and node.lower is None and node.upper is None and node.step is None
 
@@ -462,4 +480,5 @@ EDITS: tuple[Edit, ...] = (
     _wrapped,
     _names_off_by_one,
     _guards,
+    _norms,
 )
