@@ -30,7 +30,11 @@ from tests.part6_lm_saes_extra_mistakes import (
     integer_effect,
     logit_extra,
     logits_means,
+    noop_hook_failure,
+    noop_hooks,
     per_sequence_topk,
+    per_token_frequencies,
+    recovered_extra,
     sequences_mixed,
     signed_top_probe,
     steer_extra,
@@ -196,8 +200,10 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
+    out = returned(impl(model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
+    per_token_frequencies(out, *tokens.shape, sae.d_sae)
     out = _float_tensor(
-        returned(impl(model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)"),
+        out,
         "latent_frequencies(...)",
         (sae.d_sae,),
         "d_sae",
@@ -251,11 +257,17 @@ def _number(value: Any, what: str) -> float:
 def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:6, :64]
-    out = returned(impl(model, sae, tokens.clone()), "reconstruction_losses(...)")
+    with noop_hooks(model) as found:
+        try:
+            out = returned(impl(model, sae, tokens.clone()), "reconstruction_losses(...)")
+        except Exception as err:
+            noop_hook_failure(found, err)
+            raise
     expect_dict(out, "reconstruction_losses", KEYS)
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.reconstruction_losses(model, sae, tokens)
     mistakes = loss_mistakes(model, sae, tokens, exp)
+    mistakes["recovered"] += recovered_extra(exp)
     for key, extra in logits_means(model, sae, tokens).items():
         mistakes[key] = mistakes[key] + extra
     general = {
@@ -308,6 +320,8 @@ def _top_inputs(device: torch.device) -> Tensor:
     acts[:, 0] = 2.0 + torch.rand(n_seq, generator=gen)  # BOS: the largest values, to be ignored
     acts[1, 12], acts[6, 3], acts[0, 5] = 1.9, 1.8, 1.7  # corners that catch a wrong unravel
     acts[1, 1] = 1.75  # position 1 is a real token: a mask over positions 0 and 1 shows (second of its sequence)
+    acts[0, 12] = 2.2  # sequence 0 holds the top value, above one BOS: dropping sequence 0 (acts[1:]) and dropping
+    # only its BOS (flatten()[1:]) give different top k; at position 12, like 1.9, so one per position differs too
     others = acts[1:, 0].sort().values
     acts[0, 0] = (others[2] + others[3]) / 2  # a middle BOS: neither the top k (k < n_seq) nor the top 1 singles it out
     return acts.to(device)

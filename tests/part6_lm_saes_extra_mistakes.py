@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_mistakes import run
 
@@ -29,6 +31,71 @@ def logits_means(model, sae, tokens: Tensor) -> dict[str, list[tuple[str, str, T
     return {k: [("logits_mean", NOT_A_LOSS, as_t(v.mean()))] for k, v in runs.items()}
 
 
+def recovered_extra(exp: dict[str, float]) -> list[tuple[str, str, Tensor]]:
+    """recovered measured against the clean loss alone (1 - relative increase), without the zero-ablation baseline."""
+    c, s = exp["clean"], exp[next(k for k in exp if k not in ("clean", "zero_ablated", "recovered"))]
+    return [
+        (
+            "recovered_relative",
+            "that is 1 - (spliced - clean) / clean, one minus the relative increase over the clean loss: recovered "
+            "is on the zero-ablation scale, (zero - spliced) / (zero - clean)",
+            torch.tensor(1 - (s - c) / c, dtype=torch.float64),
+        )
+    ]
+
+
+@contextlib.contextmanager
+def noop_hooks(model: Any) -> Iterator[list[str]]:
+    """Within the block, model.run_with_hooks records (by hook name) each hook that returned None and left its
+    activation unchanged in place: a run with it is a run without it (e.g. `act = torch.zeros_like(act)` in the
+    hook, which rebinds the local name, and no return)."""
+    found: list[str] = []
+    original = model.run_with_hooks
+
+    def watched(name: Any, fn: Callable) -> Callable:
+        def hook(act: Tensor, *args: Any, **kwargs: Any) -> Any:
+            before = act.detach().clone()
+            out = fn(act, *args, **kwargs)
+            if out is None and act.shape == before.shape and torch.equal(act.detach(), before):
+                found.append(name if isinstance(name, str) else "a hook filtered by a function")
+            return out
+
+        return hook
+
+    def spy(*args: Any, fwd_hooks: Any = (), **kwargs: Any) -> Any:
+        try:
+            hooks = [(name, watched(name, fn)) for name, fn in fwd_hooks]
+        except (TypeError, ValueError):
+            hooks = fwd_hooks
+        return original(*args, fwd_hooks=hooks, **kwargs)
+
+    model.run_with_hooks = spy
+    try:
+        yield found
+    finally:
+        del model.run_with_hooks
+
+
+NOOP_HOOK = (
+    "a hook must *return* the new activation: rebinding the name inside it (`act = torch.zeros_like(act)`) changes "
+    "only the local variable, and a hook that returns None leaves the activation as it was; `return` the new "
+    "tensor (e.g. `return torch.zeros_like(act)`)"
+)
+
+
+def noop_hook_failure(found: list[str], err: Exception) -> None:
+    """After the learner's code raised: name a hook that changed nothing (recorded by `noop_hooks`), if any."""
+    if not found:
+        return
+    seen = (
+        f"a hook you passed to run_with_hooks at {found[0]} returned None and left the activation unchanged, so that "
+        "run is the same as a run without the hook"
+    )
+    if isinstance(err, ZeroDivisionError):
+        seen += ": its loss equals the clean loss, and a difference of the two (zero - clean) is 0"
+    fail(f"{describe_error(err).message}\n({seen})", NOOP_HOOK, code="noop_hook")
+
+
 def frequency_extra(fired: Tensor, batch_size: int) -> list[tuple[str, str, Tensor]]:
     """fired [n_seq seq-1 d_sae] (float): the positions of each batch counted as its tokens."""
     n_batches = -(-fired.shape[0] // batch_size)
@@ -40,6 +107,23 @@ def frequency_extra(fired: Tensor, batch_size: int) -> list[tuple[str, str, Tens
             fired.sum((0, 1)) / (n_batches * fired.shape[1]),
         )
     ]
+
+
+def per_token_frequencies(out: Any, n_seq: int, seq: int, d_sae: int) -> None:
+    """A result with one entry per token counted (n_seq × (seq - 1), or n_seq × seq with BOS), not per latent: the
+    mean (or sum) was taken over the latent axis, giving each token's fraction of latents that fire."""
+    if not isinstance(out, Tensor) or out.device.type == "meta" or tuple(out.shape) == (d_sae,):
+        return
+    for n_pos, note in ((seq - 1, "positions >= 1"), (seq, "every position, BOS included")):
+        if out.numel() == n_seq * n_pos and n_seq * n_pos != d_sae:
+            fail(
+                f"latent_frequencies(...) has shape {tuple(out.shape)}: {out.numel()} = {n_seq} sequences × {n_pos} "
+                f"positions ({note}), the number of tokens counted, expected one value per latent (d_sae = {d_sae})",
+                "one value per token means the reduction ran over the latent axis (a mean over the last axis, "
+                "dim=-1: each token's fraction of latents firing): reduce over the tokens instead (the batch and "
+                "position axes, e.g. (acts > 0).float().sum((0, 1))), keeping the d_sae axis",
+                code="per_token",
+            )
 
 
 def steer_extra(model, sae, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
@@ -71,7 +155,19 @@ def ablate_extra(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, str
         f = sae.encode(a)[..., latent]
         return a - (f - f.mean())[..., None] * d
 
+    def error_subtracted(a: Tensor, hook: Any) -> Tensor:
+        f = sae.encode(a)
+        f0 = f.clone()
+        f0[..., latent] = 0
+        return sae.decode(f0) - (a - sae.decode(f))
+
     return [
+        (
+            "error_sign",
+            "the SAE's error term was subtracted: decode(f0) - error, with error = act - decode(f) and f0 = f with "
+            "the latent zeroed; add it back, decode(f0) + (act - decode(f)), which equals act - f · W_dec[latent]",
+            run(model, tokens, sae.hook_name, error_subtracted),
+        ),
         (
             "b_dec_twice",
             "sae.encode already subtracts b_dec: f = sae.encode(act)[..., latent], not sae.encode(act - b_dec) "
@@ -119,7 +215,26 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     best, best_seq = acts[:, 1:].max(0)  # the best sequence at each position, then the top positions
     pos_values, pos = best.topk(min(k, seq - 1))
     per_position = torch.stack([pos_values.double(), best_seq[pos].double(), (pos + 1).double()])
+    first_only, first_flat = acts.flatten()[1:].topk(k)  # only sequence 0's position 0 left out
+    first = lambda shift: torch.stack(
+        [first_only.double(), ((first_flat + shift) // seq).double(), (first_flat + shift) % seq]
+    )
     return [
+        *[
+            (
+                "first_bos_only",
+                "your top k leaves out position 0 of sequence 0 only: the other sequences' position 0 (BOS) values "
+                "are in it"
+                + (", and your indices are one less than the positions of the values" if shift == 0 else "")
+                + ". Possible causes: `acts.flatten()[1:]` (that skips the first element of the flattened tensor, "
+                "sequence 0's BOS alone"
+                + ("; its indices also count from 1, so + 1 would be needed" if shift == 0 else "")
+                + "), or a mask on acts[0, 0] only: exclude position 0 of every sequence (acts[:, 0] = -inf on a copy) "
+                "before flattening",
+                first(shift),
+            )
+            for shift in (1, 0)
+        ],
         (
             "per_position",
             "only the best sequence at each position competes (a max over the sequences first, then topk over the "

@@ -134,6 +134,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     if all(isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.float(), b, atol=1e-4) for a, b in pairs):
         fail("acts and out are swapped", "return (acts, out): the latents first, then the output", code="swapped")
     acts = expect_tensor(acts, "acts", shape=(*lead, tc.d_sae), dtype=x.dtype, device=x.device)
+    extra.out_number(out, tc, what)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
@@ -224,49 +225,9 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             code="no_splice",
         )
     if not close(got["replaced"], exp["replaced"]):
-        tc_out = lambda x, a: tc(x)
-        added = lambda x, a: a + tc(x)
-        candidates = [
-            (
-                _spliced(model, tc, tokens, tc.hook_name_out, tc_out),
-                "same_hook",
-                "a transcoder reads the MLP *input* (tc.hook_name) and replaces the *output* (tc.hook_name_out)",
-            ),
-            (
-                _loss(model, tokens, [(tc.hook_name, lambda a, hook: tc(a))]),
-                "write_input",
-                "tc.hook_name is where the transcoder *reads* x; its output tc(x) replaces the MLP's output: return it "
-                "at tc.hook_name_out",
-            ),
-            (
-                _spliced(model, tc, tokens, "blocks.0.hook_resid_mid", tc_out),
-                "input_hook",
-                "read the input after the normalisation, at tc.hook_name (blocks.0.ln2.hook_normalized)",
-            ),
-            (
-                _spliced(model, tc, tokens, tc.hook_name, added),
-                "added",
-                "return the transcoder's output *instead of* the MLP's, not added to it",
-            ),
-            (
-                _spliced(
-                    model,
-                    tc,
-                    tokens,
-                    tc.hook_name,
-                    lambda x, a: torch.relu(x @ tc.W_enc + tc.b_enc) @ tc.W_dec + tc.b_dec + tc.skip(x),
-                ),
-                "relu",
-                "use the transcoder's own forward pass `tc(x)` (a JumpReLU), not a ReLU",
-            ),
-            (
-                _spliced(model, tc, tokens, tc.hook_name, lambda x, a: tc.decode(tc.encode(x))),
-                "no_skip",
-                "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",
-            ),
-        ]
-        for value, code, hint in candidates:
-            if close(got["replaced"], value):
+        spliced = lambda read_at, fn: _spliced(model, tc, tokens, read_at, fn)
+        for value, code, hint in extra.replaced_candidates(tc, spliced, lambda hooks: _loss(model, tokens, hooks)):
+            if close(got["replaced"], value()):
                 fail(f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}", hint, code=code)
         fail(
             f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}",
@@ -295,13 +256,15 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             ((z - r) / z, "recovered_denominator", "divide by the whole gap zero - clean, not by the zero loss: "),
             (c / r, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
             (r / c, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
+            *extra.recovered_relative(c, r),
         ]
-        for value, wrong_code, why in wrong:
-            if close(got["recovered"], value) and not close(value, exp["recovered"]):
-                hint, code = why + formula, wrong_code
-                break
+        fits = [(c, why) for v, c, why in wrong if close(got["recovered"], v) and not close(v, exp["recovered"])]
+        if fits:  # c / r and 1 - (r - c) / c agree to second order in (r - c) / c: then both are named
+            whys = list(dict.fromkeys(why.rstrip(": ") for _, why in fits))
+            hint, code = ("two formulas fit: " * (len(whys) > 1)) + "; or ".join(whys) + ": " + formula, fits[0][0]
         fail(f"recovered is {got['recovered']:.4f}, expected {exp['recovered']:.4f}", hint, code=code)
     _second_call(impl, model, tc, _inputs(device)[2][4:8, :48], got)
+    extra.bos_probe(impl, model, tc, ref.replacement_losses, close)
     return f"loss recovered {exp['recovered']:.1%} on this sample"
 
 
@@ -337,7 +300,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
     model, tc, _ = _inputs(device)
     for latent in _live_latents(tc):
         out = expect_tensor(
-            extra.token_view_shape(impl(model, tc, latent), model.cfg.d_vocab, f"{name}(model, tc, {latent})"),
+            extra.token_view_shape(impl(model, tc, latent), model, tc, f"{name}(model, tc, {latent})"),
             f"{name}(model, tc, {latent})",
             shape=(model.cfg.d_vocab,),
             dims="d_vocab",
@@ -462,7 +425,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
     frozen, graph = _fresh(device)
     out = expect_tensor(
-        impl(model, tc, frozen, graph),
+        extra.edges_call(impl, model, tc, frozen, graph),
         "attribution_edges(...)",
         shape=(graph.n_nodes, graph.n_nodes),
         dims="target source",
@@ -595,7 +558,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         out,
         ref.node_influence(A, weights),
         "the influence",
-        known.influence_mistakes(A, weights),
+        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights),
         rtol=1e-4,
         atol=1e-6,
         dims="node",

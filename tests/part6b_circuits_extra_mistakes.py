@@ -54,9 +54,33 @@ def other_bands(impl: Callable, acts: Tensor) -> None:
         )
 
 
-def token_view_shape(out: Any, d_vocab: int, what: str) -> Any:
+WIDTHS = {
+    "d_model": "the residual stream (the transcoder's input and output, a row of W_E or a column of W_U)",
+    "d_sae": "the transcoder's latents",
+    "n_ctx": "the context (positions)",
+}
+
+
+def token_view_shape(out: Any, model: Any, tc: Any, what: str) -> Any:
     """One entry short of d_vocab: a row of W_E (or a column of W_U) dropped, most likely BOS's [1:]. Or fewer
-    integers than d_vocab, all valid token ids: the ids of the top tokens (topk's indices), not the values."""
+    integers than d_vocab, all valid token ids: the ids of the top tokens (topk's indices), not the values. Or a
+    vector as long as one of the model's other widths (d_model, d_sae): named by the model's config."""
+    d_vocab = model.cfg.d_vocab
+    sizes = {"d_model": model.cfg.d_model, "d_sae": tc.d_sae, "n_ctx": model.cfg.n_ctx}
+    width = next((w for w, n in sizes.items() if isinstance(out, Tensor) and out.shape == (n,) and n != d_vocab), None)
+    if width is not None and out.is_floating_point():
+        fail(
+            f"{what} has shape ({sizes[width]},), expected (d_vocab) = ({d_vocab},)",
+            f"your vector has {sizes[width]} = {width} entries, the width of {WIDTHS[width]}: expected one value per "
+            f"token of the vocabulary, d_vocab = {d_vocab}"
+            + (
+                " (a product that kept d_model and summed over the vocabulary axis, or the vocabulary matrix W_E / "
+                "W_U left out?)"
+                if width == "d_model"
+                else ""
+            ),
+            code="shape",
+        )
     if isinstance(out, Tensor) and out.dim() == 1 and not out.is_floating_point() and out.dtype != torch.bool:
         ids = out.detach().cpu()
         if 0 < ids.shape[0] < d_vocab and bool(((ids >= 0) & (ids < d_vocab)).all()):
@@ -103,6 +127,15 @@ def token_view_relations(out: Tensor, expected: Tensor, what: str) -> None:
             "the threshold gates activations, not these views",
             code="gated",
         )
+    for name, norm in (("L2 norm (normalised to unit length)", e.norm()), ("largest |value|", e.abs().max())):
+        if close(a, e / norm):
+            fail(
+                f"{what} is the right vector divided by its {name}: your values are {float(1 / norm):.4g} × the "
+                f"expected ones, and 1/{float(norm):.4g} = {float(1 / norm):.4g}",
+                "return the raw values, without normalising the result: their size is part of what they say (how "
+                "strongly each token drives or is driven by the latent)",
+                code="normalised_output",
+            )
     centred = e - e.mean()
     for unbiased in (True, False):
         if close(a, centred / e.std(unbiased=unbiased)):
@@ -125,6 +158,9 @@ def forward_extra(tc: Any, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
     pre = x @ tc.W_enc + tc.b_enc
     acts = pre * (pre.abs() > tc.threshold)
     out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+    z = x @ tc.W_enc  # the gate on x W_enc, b_enc added after it
+    late = z * (z > tc.threshold) + tc.b_enc
+    late_out = late @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
     return [
         (
             "abs_gate",
@@ -132,8 +168,29 @@ def forward_extra(tc: Any, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
             "negative pre-activation doesn't fire",
             acts,
             out,
-        )
+        ),
+        (
+            "b_enc_after_gate",
+            "b_enc was added after the gate: the JumpReLU gates x @ W_enc, then b_enc is added to every latent "
+            "(firing or not); b_enc belongs inside, pre = x @ W_enc + b_enc, and the gate acts on pre: acts = pre · "
+            "[pre > threshold]",
+            late,
+            late_out,
+        ),
     ]
+
+
+def out_number(out: Any, tc: Any, what: str) -> None:
+    """out is a plain number 0 on a transcoder without skip: a conditional expression that took the whole sum."""
+    if isinstance(out, int | float) and not isinstance(out, bool) and out == 0 and tc.W_skip is None:
+        fail(
+            f"out of {what} is the number {out!r}, not a tensor (this transcoder has no skip: tc.W_skip is None)",
+            "a conditional expression binds everything to its left: `acts @ W_dec + b_dec + x @ W_skip.T if W_skip "
+            "is not None else 0` is `(acts @ W_dec + b_dec + x @ W_skip.T) if ... else 0`, so the whole out becomes "
+            "0 without skip: parenthesise the skip term, `acts @ W_dec + b_dec + (x @ tc.W_skip.T if tc.W_skip is "
+            "not None else 0)`",
+            code="ternary_skip",
+        )
 
 
 def forward_call(impl: Callable, tc: Any, x: Tensor) -> Any:
@@ -210,3 +267,124 @@ def leaf_targets(out: Tensor, values: Tensor, n_latents: int) -> None:
             "pre[pos, idx], which depends on the earlier nodes",
             code="leaf_targets",
         )
+
+
+def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The rows of the paths matrix B normalised (after the series) instead of the rows of |A| (before it)."""
+    eye = torch.eye(len(A), device=A.device, dtype=A.dtype)
+    rows = lambda M: M / M.sum(-1, keepdim=True).clamp_min(1e-12)
+    series = lambda M: torch.linalg.inv(eye - M) - eye
+    hint = (
+        "the rows of the paths matrix B = (I - M)⁻¹ - I were normalised, after the series: normalise the rows of |A| "
+        "before it, Â = |A| / |A|.sum(-1), then B = (I - Â)⁻¹ - I as it comes (its rows need not sum to 1)"
+    )
+    return [("rows_of_B", hint, weights @ rows(series(M))) for M in (A.abs(), rows(A.abs()))]
+
+
+UNUSED_GRAD = (
+    "torch.autograd.grad was asked for the gradient of a target with respect to a tensor that target does not "
+    "depend on (one target at a time, most nodes can't reach it: a latent at a later position, another position's "
+    "error or token): pass allow_unused=True (with materialize_grads=True, or turn the None into zeros), or "
+    "differentiate each target only with respect to the nodes it depends on"
+)
+
+
+def edges_call(impl: Callable, *args: Any) -> Any:
+    """impl(*args); torch's 'appears to not have been used in the graph' error named (allow_unused)."""
+    try:
+        return impl(*args)
+    except RuntimeError as err:
+        if "not have been used in the graph" not in str(err):
+            raise
+        fail(describe_error(err).message, UNUSED_GRAD, code="unused_grad")
+
+
+def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tuple[Callable, str, str]]:
+    """(loss thunk, code, hint) of the known wrong splices of replacement_losses: `spliced(read_at, fn)` is the
+    loss with x read at read_at and fn(x, act) written at tc.hook_name_out; `loss(hooks)` a run with hooks."""
+    tc_out = lambda x, a: tc(x)
+    return [
+        (
+            lambda: spliced(tc.hook_name_out, tc_out),
+            "same_hook",
+            "a transcoder reads the MLP *input* (tc.hook_name) and replaces the *output* (tc.hook_name_out)",
+        ),
+        (
+            lambda: loss([(tc.hook_name, lambda a, hook: tc(a))]),
+            "write_input",
+            "tc.hook_name is where the transcoder *reads* x; its output tc(x) replaces the MLP's output: return it "
+            "at tc.hook_name_out",
+        ),
+        (
+            lambda: spliced("blocks.0.hook_resid_mid", tc_out),
+            "input_hook",
+            "read the input after the normalisation, at tc.hook_name (blocks.0.ln2.hook_normalized)",
+        ),
+        (
+            lambda: spliced(tc.hook_name, lambda x, a: a + tc(x)),
+            "added",
+            "return the transcoder's output *instead of* the MLP's, not added to it",
+        ),
+        (
+            lambda: spliced(
+                tc.hook_name, lambda x, a: torch.relu(x @ tc.W_enc + tc.b_enc) @ tc.W_dec + tc.b_dec + tc.skip(x)
+            ),
+            "relu",
+            "use the transcoder's own forward pass `tc(x)` (a JumpReLU), not a ReLU",
+        ),
+        (
+            lambda: spliced(tc.hook_name, lambda x, a: tc.decode(tc.encode(x))),
+            "no_skip",
+            "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",
+        ),
+        (
+            lambda: spliced(tc.hook_name, lambda x, a: tc(x)[1]),
+            "batch_index",
+            "the replaced loss is that of sequence 1's transcoder output written into every sequence (tc(x)[1], "
+            "broadcast over the batch): tc(x) returns one tensor, the output [batch seq d_model], not a tuple "
+            "(acts, out) like transcoder_forward; return tc(x) itself (or transcoder_forward(tc, x)[1])",
+        ),
+    ]
+
+
+def recovered_relative(c: float, r: float) -> list[tuple[float, str, str]]:
+    """recovered measured against the clean loss alone, as (value, code, why) for replacement_losses's list."""
+    return [(1 - (r - c) / c, "recovered_relative", "that is 1 - (replaced - clean) / clean, without the baseline: ")]
+
+
+def bos_probe(impl: Callable, model: Any, tc: Any, reference: Callable, close: Callable) -> None:
+    """replacement_losses on 2-token sequences (BOS, then a token). The only loss term is position 0's prediction,
+    which in this one-layer model depends only on the MLP output at position 0 (BOS): a replacement that skips
+    position 0 gives the clean loss there. The second tokens are those whose log-probability the replacement
+    changes most, so the replaced loss is far from the clean one (0.011, with a tolerance of 1e-4 relative)."""
+    bos = torch.full((1, 1), model.tokenizer.bos_token_id, device=model.W_E.device)
+    seen: dict = {}
+    read = (tc.hook_name, lambda a, hook: seen.__setitem__("x", a))
+    replaced = model.run_with_hooks(bos, fwd_hooks=[read, (tc.hook_name_out, lambda a, hook: tc(seen["x"]))])
+    delta = replaced.log_softmax(-1)[0, 0] - model(bos).log_softmax(-1)[0, 0]
+    second = (-delta).topk(6).indices
+    tokens = torch.stack([bos[0].expand_as(second), second], dim=1)
+    exp = reference(model, tc, tokens)
+    out = impl(model, tc, tokens.clone())
+    if not isinstance(out, dict) or any(not isinstance(out.get(k), int | float | Tensor) for k in exp):
+        return
+    got = {k: float(out[k]) for k in exp}
+    if all(close(got[k], exp[k]) for k in exp):
+        return
+    if close(got["replaced"], got["clean"]) and not close(exp["replaced"], exp["clean"]):
+        fail(
+            f"on 2-token sequences (BOS, then one token) the replaced loss {got['replaced']:.5f} equals the clean loss "
+            f"{got['clean']:.5f}, expected {exp['replaced']:.5f}; on longer sequences it was right",
+            "there the only loss term is position 0's prediction, which in this one-layer model depends only on the "
+            "MLP output at position 0 (BOS): the transcoder's output did not replace it there. Replace the MLP "
+            "output at every position, BOS included (no [:, 1:] slice, no torch.cat keeping act[:, :1])",
+            code="bos_kept",
+        )
+    k = next(k for k in exp if not close(got[k], exp[k]))
+    fail(
+        f"on 2-token sequences (BOS, then one token), out[{k!r}] = {got[k]:.5f}, expected {exp[k]:.5f}; on longer "
+        "sequences it was right",
+        "the only loss term there is position 0's prediction (from BOS): something treats position 0, or short "
+        "sequences, differently (a slice from position 1, a fixed length)",
+        code="short_sequences",
+    )

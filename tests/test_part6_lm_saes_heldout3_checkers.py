@@ -179,3 +179,68 @@ def _top_fresh11(bug):
 @pytest.mark.parametrize("bug, code", [("bos_masked_zero", "bos_masked_zero"), ("clamped", "signed_acts")])
 def test_top_activations_fresh11(bug, code):
     assert_fails(checks.test_top_activations, _top_fresh11(bug), code)
+
+
+# fresh12 held-out trial
+def _freq_per_token(model, sae, tokens, batch_size=32):
+    fired = []
+    for chunk in tokens.split(batch_size):
+        _, cache = model.run_with_cache(chunk, names_filter=sae.hook_name)
+        fired.append((sae.encode(cache[sae.hook_name][:, 1:]) > 0).float().mean(-1).flatten())
+    return torch.cat(fired)
+
+
+def test_frequencies_mean_over_latents_fresh12():
+    failure = assert_fails(checks.test_latent_frequencies, _freq_per_token, "per_token")
+    assert "470 = 10 sequences × 47 positions" in failure.message
+
+
+def _losses_fresh12(bug):
+    def reconstruction_losses(model, sae, tokens):
+        def zero(act, hook):
+            if bug == "zero_rebind":
+                act = torch.zeros_like(act)  # rebinds the local name, returns None
+                return None
+            return act * 0.0
+
+        splice = lambda act, hook: sae.decode(sae.encode(act))
+        loss = lambda hooks: float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=hooks))
+        c, s, z = loss([]), loss([(sae.hook_name, splice)]), loss([(sae.hook_name, zero)])
+        rec = 1 - (s - c) / c if bug == "relative" else (s - z) / (c - z)
+        return {"clean": c, "spliced": s, "zero_ablated": z, "recovered": rec}
+
+    return reconstruction_losses
+
+
+@pytest.mark.parametrize("bug, code", [("relative", "recovered_relative"), ("zero_rebind", "noop_hook")])
+def test_reconstruction_losses_fresh12(bug, code):
+    failure = assert_fails(checks.test_reconstruction_losses, _losses_fresh12(bug), code)
+    if code == "noop_hook":
+        assert "ZeroDivisionError" in failure.message and "return" in failure.hint
+
+
+@pytest.mark.parametrize("shift", [1, 0])
+def test_top_activations_first_bos_only_fresh12(shift):
+    """flatten()[1:] skips only sequence 0's BOS: named as what it shows, not as dropping sequence 0."""
+
+    def top_activations(acts, k):
+        seq = acts.shape[1]
+        v, i = acts.flatten()[1:].topk(k)
+        i = i + shift
+        return v, i // seq, i % seq
+
+    failure = assert_fails(checks.test_top_activations, top_activations, "first_bos_only")
+    assert "acts[1:]" not in failure.hint
+
+
+def test_ablate_error_subtracted_fresh12():
+    def ablate_latent(model, sae, tokens, latent):
+        def hook(act, hook):
+            f = sae.encode(act)
+            f0 = f.clone()
+            f0[..., latent] = 0
+            return sae.decode(f0) - (act - sae.decode(f))
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+    assert_fails(checks.test_ablate_latent, ablate_latent, "error_sign")
