@@ -659,8 +659,6 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
 @checker("forward", kind="class")
 def test_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("forward",))
-    sae = reference_sae(cls, device)
-    reference = twin(sae, ref.ToySAE)
     h = random_hidden(32, N_INST, D_IN, device)
     hints = {
         "acts": "acts_post = ReLU((h - b_dec) @ W_enc + b_enc), per instance",
@@ -670,16 +668,14 @@ def test_forward(impl: type, device: torch.device) -> str:
         "sparsity_coeff is [inst], used as it is",
     }
     ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
-    check_sae_forward(
-        sae,
-        reference,
-        h,
-        M.vanilla_forward,
-        M.FORWARD_MISTAKES,
-        hints=hints,
-        ingredients=ingredients,
-        solution=ref.ToySAE.forward,
-    )
+    for tied in (False, True):  # tied: sae._W_dec is None, the decoder is W_enc transposed
+        sae = reference_sae(cls, device, tied_weights=tied)
+        listed = [m for m in M.FORWARD_MISTAKES if not tied or m[0] != "decoder_is_encoder"]  # the same when tied
+        run = lambda s=sae, listed=listed: check_sae_forward(
+            s, twin(s, ref.ToySAE), h, M.vanilla_forward, listed, hints=hints,
+            ingredients=ingredients, solution=ref.ToySAE.forward,
+        )  # fmt: skip
+        P.check_tied_forward(run) if tied else run()
     return "activations, reconstruction, per-example losses, total loss and gradients"
 
 
@@ -747,8 +743,8 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     for mask in groups.values():
         mask[:, 0] = False
     dead = groups["dead"]
-    with torch.no_grad():  # dead latents' encoder columns 2.5 times longer: their mean norm is not the live one
-        sae.W_enc.mul_(torch.where(dead, 2.5, 1.0)[:, None, :])
+    with torch.no_grad():  # each group's encoder columns scaled apart: which latents a mean norm is over shows
+        sae.W_enc.mul_(P.group_scales(groups)[:, None, :])
     q = torch.tensor(M.Q, device=device)
     active = q.sum(-1) > 0
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
@@ -778,7 +774,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
                 "use the same direction v for both: encoder column = v · resample_scale · mean live encoder norm",
                 code="enc_mismatch",
             )
-        P.enc_length_hint(enc, rows, want, inst_of, before["W_enc"], dead, scale, q)
+        P.enc_length_hint(enc, rows, want, inst_of, before["W_enc"], dead, scale, q, frac)
         per_inst = torch.stack([length[inst_of == k].mean() for k in range(n_inst) if active[k]])
         for code, hint, value in candidates:
             if torch.allclose(per_inst, value[active], rtol=1e-3):

@@ -108,8 +108,27 @@ def check_loop_stopped(sae: Any, before: dict, dead: Tensor) -> None:
 # --------------------------------------------------------------------------------------------
 # resample_advanced: what the new encoder columns' lengths follow
 # --------------------------------------------------------------------------------------------
+def group_scales(groups: dict[str, Tensor]) -> Tensor:
+    """[inst d_sae] factors for the encoder columns of each latent group of `M.window_groups`, all different
+    (dead 2.5, fired at the first step only 3.5, ...), so a mean norm over any other set of latents than the live
+    ones (all, fired at the last step, fired at every step, dead) is at least a few % away from the right one."""
+    factors = {"dead": 2.5, "first_only": 3.5, "last_only": 0.3, "middle_only": 4.0, "rare": 0.5}
+    out = torch.ones_like(groups["dead"], dtype=torch.float32)
+    for name, f in factors.items():
+        out = torch.where(groups[name], f, out)
+    return out
+
+
 def enc_length_hint(
-    enc: Tensor, rows: Tensor, want: Tensor, inst_of: Tensor, W_enc: Tensor, dead: Tensor, scale: float, q: Tensor
+    enc: Tensor,
+    rows: Tensor,
+    want: Tensor,
+    inst_of: Tensor,
+    W_enc: Tensor,
+    dead: Tensor,
+    scale: float,
+    q: Tensor,
+    frac: Tensor | None = None,
 ) -> None:
     """`enc`, `rows` [n d_in]: new encoder columns and decoder rows; `want` [inst]: the right length; `W_enc`:
     the encoder before resampling; `q` [inst types]: the squared norm of each input type (input j of instance k
@@ -126,6 +145,24 @@ def enc_length_hint(
             "average ‖W_enc[inst, :, j]‖ over the live latents j (~dead): is the mask inverted?",
             code="dead_latents_norm",
         )
+    if frac is not None:  # the mean over another set than the live ones (~dead); all latents: code all_norm
+        for mask, which in (
+            (frac[-1] > 0, "the latents that fired at the last step of the window (frac[-1] > 0)"),
+            (frac[0] > 0, "the latents that fired at the first step of the window (frac[0] > 0)"),
+            ((frac > 0).all(0), "the latents that fired at every step of the window"),
+        ):
+            m = mask.to(norms.dtype)
+            mean = (norms * m).sum(-1) / m.sum(-1).clamp_min(1)
+            if not torch.allclose(mean, want / scale, rtol=1e-3) and torch.allclose(
+                length, scale * mean[inst_of], rtol=1e-3
+            ):
+                fail(
+                    f"the new encoder columns have resample_scale times the mean encoder norm over {which}, not "
+                    "over the live latents",
+                    "live means fired at some step of the window: average ‖W_enc[inst, :, j]‖ over ~dead, with "
+                    "dead = (frac_active_in_window <= 0).all(dim=0), the same mask as the latents you resample",
+                    code="live_set",
+                )
     picked = q.sqrt()[inst_of, rows.abs().argmax(-1)].to(length.dtype)  # ‖h - b_dec‖ of each latent's input
     if not torch.allclose(picked, picked[:1].expand_as(picked)) and torch.allclose(
         length, want[inst_of] * picked, rtol=1e-3
@@ -279,3 +316,22 @@ def check_recomputed(sae: Any, param: Tensor, read: Any, before: Tensor) -> None
             "plain @property that recomputes from self.W_dec on every access, since training changes W_dec each step",
             code="stale_normalized",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# forward with tied weights: self._W_dec is None, the decoder is the property self.W_dec
+# --------------------------------------------------------------------------------------------
+def check_tied_forward(run: Any) -> None:
+    """`run()` checks the forward of a tied SAE; name a crash on self._W_dec (None when tied)."""
+    try:
+        run()
+    except (TypeError, AttributeError) as err:
+        if "NoneType" in str(err):
+            fail(
+                f"with tied weights (cfg.tied_weights, so self._W_dec is None) forward raised "
+                f"{type(err).__name__}: {err}",
+                "decode with self.W_dec_normalized (built from the property self.W_dec, which is W_enc transposed "
+                "when tied), not from self._W_dec",
+                code="used_private_W_dec",
+            )
+        raise

@@ -188,6 +188,7 @@ def _check_step_function(
     def catalogue(mistakes: list, swapped: Tensor) -> list:
         return [(c, h, (fn(x0, th0, BANDWIDTH) * g) if fn is not None else swapped) for c, h, fn in mistakes]
 
+    PR.copied_backward(name, grad_x, grad_th, x0, th0, g, BANDWIDTH)
     PR.saved_order_hint(solution, x0, th0, g, BANDWIDTH, grad_x, grad_th, name)
     expect_matches(
         grad_x,
@@ -271,7 +272,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         reference,
         h,
         PR.jumprelu_forward,
-        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES],
+        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES, *PR.JUMPRELU_DECODE_MISTAKES],
         ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
@@ -398,10 +399,12 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     out = returned(impl(*inputs), "auxk_loss")
     if isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta":
         if not torch.isfinite(out.detach()).all():
+            nan = " (NaN: -inf · 0 is NaN, so multiplying by a 0/1 mask doesn't clear -inf: use torch.where or " \
+                "masked_fill)" if out.detach().isnan().any() else ""  # fmt: skip
             fail(
                 "auxk_loss returned inf or NaN",
                 "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
-                "by 0 before decoding",
+                f"by 0 before decoding{nan}",
                 code="inf",
             )
         if out.detach().abs().max() > 1e6:
@@ -501,6 +504,8 @@ def _metric(
     generic checks. Every metric tested here has fractional expected values, so an integer result is wrong."""
     try:
         out = returned(PR.unchanged_call(impl, args, what), what)
+        if out is not None and not isinstance(out, Tensor):
+            fail(f"{what} should be a torch.Tensor, got {type(out).__name__}", PR.NOT_TENSOR, code="not_tensor")
         if isinstance(out, Tensor) and tuple(out.shape) == shape:
             D.integer_fraction(out, what)
     except RuntimeError as err:
@@ -668,7 +673,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
         (N_INST, D_IN): ("per_dim_unreduced", "sum over d_in as well as the batch before dividing (a ratio of sums)"),
     }
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
-    want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec)
+    want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
@@ -689,6 +694,8 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
 @checker("dead_latent_fraction", kind="function")
 def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
+    acts[:, 2, 4], acts[:, 0, 6] = 0.5, 0.6  # alive, zero on exactly n_inst (3) / d_sae (7) examples: a zero
+    acts[10:13, 2, 4], acts[20:27, 0, 6] = 0.0, 0.0  # count compared with a size other than the batch shows
     shapes = {
         (N_INST, D_SAE): ("per_latent", "average over the latents: the fraction of dead latents per instance"),
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
@@ -700,6 +707,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         "dead_latent_fraction",
         [
             *dead_mistakes(acts),
+            *PR.dead_count_sizes(acts),
             (
                 "any_dead_flag",
                 "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
@@ -753,7 +761,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + PR.recovery_diagonal(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
         reference=call(ref_a.feature_recovery, W_feat, W_dec),

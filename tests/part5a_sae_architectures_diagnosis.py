@@ -97,12 +97,46 @@ def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, st
         return "bandwidth_ignored", ignored
     if outside:
         return "kernel_shape", _window_hint(measured)
+    if not (grad_th != 0).any() and measured[BANDWIDTH] is None:
+        return _window_far(impl)
     if (grad_th != 0).any() or measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
         return None
     seen = ", ".join(f"|x - θ| up to {m[0]:.2g} (height {m[1]:.3g}) at ε = {e:g}" for e, m in measured.items())
     return "window_too_narrow", (
         f"your threshold gradient is 0 on every test input off θ but non-zero very close to θ ({seen}): the window is "
         "far narrower than ε. K is 1[|u| < 1/2] with u = (x - θ)/ε: is ε used as passed, and u divided by it?"
+    )
+
+
+def _window_far(impl: Any) -> tuple[str, str] | None:
+    """A threshold gradient that is 0 on every test input and within 8 of θ: is it non-zero farther away (θ = 1,
+    ε = BANDWIDTH, x up to 60 from θ)? Then it is not "None or zeros": say where it is non-zero, and the likely
+    causes. None when it is 0 there too (or the backward fails)."""
+    d = torch.linspace(-60, 60, 240001, dtype=torch.float64) + 3e-4
+    x, th = (1.0 + d).requires_grad_(True), torch.ones_like(d).requires_grad_(True)
+    try:
+        (grad,) = torch.autograd.grad(impl.apply(x, th, BANDWIDTH).sum(), th, allow_unused=True)
+    except Exception:  # the learner's backward failing on these inputs: say nothing
+        return None
+    if grad is None or not (grad.detach() != 0).any():
+        return None
+    on = x.detach()[grad.detach() != 0]
+    lo, hi = float(on.min()), float(on.max())
+    centre = (lo + hi) / 2
+    likely = ""
+    if abs(centre - 1 / BANDWIDTH) < 0.1:
+        likely = (
+            f" It is centred on θ/ε = {1 / BANDWIDTH:g}: K's argument is x - θ / ε, which divides only θ (operator "
+            "precedence): write K((x - θ) / ε) with the parentheses."
+        )
+    causes = likely or (
+        " Possible causes: the kernel's argument built wrongly (operator precedence: x - θ / ε or x / ε - θ for "
+        "(x - θ) / ε; another tensor than x - θ), or a window centred elsewhere than θ"
+    )
+    return "window_misplaced", (
+        f"your threshold gradient is 0 at every test input (all within 8 of θ) but non-zero for x between {lo:.3g} "
+        f"and {hi:.3g} at θ = 1, ε = {BANDWIDTH:g}; K((x - θ)/ε) is non-zero only for |x - θ| < ε/2, i.e. "
+        f"{1 - BANDWIDTH / 2:g} < x < {1 + BANDWIDTH / 2:g}.{causes}"
     )
 
 

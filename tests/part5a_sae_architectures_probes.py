@@ -79,6 +79,13 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
         d, _, acts, h_rec = M.jumprelu_forward(sae, h)
         d = d | {"L_reconstruction": (h_rec - (h - sae.b_dec)).pow(2).mean(-1)}
         return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
+    if "decode" in bug:  # acts_post right, but another tensor decoded: ReLU(pre) or pre itself
+        d, _, acts, _ = M.jumprelu_forward(sae, h)
+        pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+        src = pre.relu() if bug["decode"] == "relu" else pre
+        h_rec = torch.einsum("bis,isd->bid", src, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
     if "jump_bw" not in bug and "heavi_bw" not in bug:
         return M.jumprelu_forward(sae, h, **bug)
     pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
@@ -104,6 +111,85 @@ JUMPRELU_BANDWIDTH_MISTAKES = [
     for fn, other, key in (("JumpReLU", "Heaviside", "jump_bw"), ("Heaviside", "JumpReLU", "heavi_bw"))
     for which in ("init", "one")
 ]
+
+
+NOT_TENSOR = (
+    "return a torch tensor, computed with torch operations on the input (numpy's count_nonzero, .numpy() or "
+    ".item()/.tolist() leave torch: no device, no gradient, and another dtype)"
+)
+JUMPRELU_DECODE_MISTAKES = [
+    (
+        "decoded_relu",
+        "h_reconstructed decodes ReLU(pre), not the JumpReLU output: decode acts_post (the latents below θ are 0), "
+        "h_reconstructed = acts_post @ W_dec_normalized + b_dec",
+        "h_reconstructed",
+        {"decode": "relu"},
+    ),
+    (
+        "decoded_pre",
+        "h_reconstructed decodes the pre-activations, not the JumpReLU output: decode acts_post",
+        "h_reconstructed",
+        {"decode": "pre"},
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: mistakes beyond the catalogue (which is at 800 lines)
+# --------------------------------------------------------------------------------------------
+def fve_extra(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """FVE with another power of the deviations than 2: absolute values, or norms (square roots of the sums)."""
+    num, den = (h - h_rec).abs(), (h - h.mean(0)).abs()
+    sq_num, sq_den = (h - h_rec).pow(2).sum((0, 2)), (h - h.mean(0)).pow(2).sum((0, 2))
+    return [
+        (
+            "abs_deviations",
+            "square the deviations: 1 - Σ(h - h_rec)² / Σ(h - mean(h))²; you summed absolute values |h - h_rec| and "
+            "|h - mean(h)| (a ratio of L1 norms, not of variances)",
+            1 - num.sum((0, 2)) / den.sum((0, 2)),
+        ),
+        (
+            "sqrt_ratio",
+            "the ratio of the sums of squares itself, not its square root (norms ‖h - h_rec‖ / ‖h - mean(h)‖): "
+            "1 - Σ(h - h_rec)² / Σ(h - mean(h))²",
+            1 - (sq_num / sq_den).sqrt(),
+        ),
+    ]
+
+
+def recovery_diagonal(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Feature f paired with latent f (the diagonal of the cosine matrix), no max over the latents."""
+    n = min(W_dec.shape[1], W_feat.shape[2])
+    if n != W_feat.shape[2]:
+        return []
+    f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
+    cos = torch.einsum("isd,idf->isf", W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8), f_hat)
+    return [
+        (
+            "diagonal",
+            "that pairs feature f with latent f (the diagonal of the cosine matrix): an SAE's latents come in no "
+            "particular order, so take the max over all latents of each feature's cosine, cos.amax(dim=1)",
+            cos.diagonal(dim1=1, dim2=2),
+        )
+    ]
+
+
+def dead_count_sizes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """A latent's zero count compared with another size than the batch (acts.shape[0]): the instances or the
+    latents. The checker's acts have latents with exactly that many zeros, so each size shows."""
+    zeros = (acts == 0).sum(0)
+    out = []
+    for axis, name in ((1, "n_inst"), (2, "d_sae")):
+        size = acts.shape[axis]
+        out.append(
+            (
+                "count_wrong_size",
+                f"a latent is dead when its zero count equals the batch size, acts.shape[0] = {acts.shape[0]}: you "
+                f"compared it with acts.shape[{axis}] = {size}, {name}. Or use (acts == 0).all(dim=0)",
+                (zeros == size).to(acts.dtype).mean(-1),
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,3 +330,27 @@ def l0_rounded(acts: Tensor) -> list[tuple[str, str, Tensor]]:
         "it or convert it to an integer (round, .long(), //)"
     )
     return [("rounded", hint, mean.round()), ("rounded", hint, mean.floor())]
+
+
+# --------------------------------------------------------------------------------------------
+# Step functions: the other function's backward copied whole (Heaviside's into JumpReLU, or back)
+# --------------------------------------------------------------------------------------------
+def copied_backward(name: str, grad_x: Tensor, grad_th: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float) -> None:
+    """Fail when both gradients are the *other* step function's: each check alone would name only half."""
+    window = ((x - th) / bw).abs().lt(0.5).to(x.dtype) / bw
+    heavi = (torch.zeros_like(x), -window * g)
+    jump = ((x > th).to(x.dtype) * g, -th * window * g)
+    other, (gx, gth) = ("Heaviside", heavi) if name == "JumpReLU" else ("JumpReLU", jump)
+    close = lambda a, b: a.shape == b.shape and bool(torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5))
+    if close(grad_x, gx) and close(grad_th, gth):
+        want = (
+            "1[x > θ] for x and -(θ/ε) K((x - θ)/ε) for θ (x passes straight through above θ, and the factor θ "
+            "is the size of the jump)"
+            if name == "JumpReLU"
+            else "0 for x and -(1/ε) K((x - θ)/ε) for θ (no factor θ: the jump has height 1)"
+        )
+        fail(
+            f"both gradients of {name} are {other}'s: the backward was copied from {other}",
+            f"{name}'s pseudo-derivatives are {want}, each times grad_output",
+            code="copied_backward",
+        )

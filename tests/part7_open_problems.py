@@ -327,9 +327,11 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
     low, high = UNIFORM_KINDS[kind]
     draw = draw_code(low, high)
     if values.std() < 1e-6:
+        one = " (the branch for constant values ran? `x == 'a' or 'b'` is always true, since a non-empty string is " \
+            "truthy: write x in ('a', 'b'))" if values[0].item() == 1 else ""  # fmt: skip
         fail(
             f"with values={kind!r} every present value is {values[0].item():.3g}",
-            f"draw each present value from U[{low:g}, {high:g}]: {draw}",
+            f"draw each present value from U[{low:g}, {high:g}]: {draw}{one}",
             code="not_random",
         )
     # Values drawn once and shared: along the batch (a [inst feats] draw), along features ([batch inst 1]).

@@ -294,6 +294,15 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             "(F.cross_entropy's `weight` does the latter)",
             (term.sum(0) / torch.where(valid, weight, 0.0).sum(0).clamp(min=1e-12)).sum(),
         ),
+        *[
+            (
+                "count_off_by_one",
+                f"divide by the number of labelled examples itself, not that count {sign} 1 (an off-by-one): to "
+                "avoid dividing by zero, clamp the count at 1 (.clamp(min=1)), which changes nothing when it is >= 1",
+                total(nll, den=(valid.sum(0) + step).clamp(min=1)),
+            )
+            for sign, step in (("+", 1), ("-", -1))
+        ],
         (
             "denominator",
             "average over labelled examples only: divide by how many labels are not NO_LABEL",
@@ -419,6 +428,15 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             fixed(W.abs().amax(1) / W.abs().sum(1).clamp(min=1e-12)),
         ),
         ("squared_norm", "divide by the norm ‖Wᵢ‖, not the squared norm ‖Wᵢ‖²", fixed(W.abs().amax(1) / safe**2)),
+        *[
+            (
+                "norm_no_squares",
+                f"‖Wᵢ‖ = sqrt(Σ_k W_ki²): square the entries before summing; sqrt(Σ_k {what}) forgets the squares"
+                + (" (and is NaN where the sum is negative)" if what == "W_ki" else ""),
+                torch.where(s > 0, W.abs().amax(1) / s.clamp(min=1e-12).sqrt(), 0.0),
+            )
+            for what, s in (("W_ki", W.sum(1)), ("|W_ki|", W.abs().sum(1)))
+        ],
         ("squared", "the ratio of max |W_ki| to ‖Wᵢ‖ itself, not of their squares", fixed(W.pow(2).amax(1) / safe**2)),
         (
             "instance_norm",

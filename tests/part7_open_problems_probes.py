@@ -70,10 +70,17 @@ def pair_reads_hint(impl: Callable, features: Tensor, target: str, got: Tensor, 
         f"out {j} reads features {sorted(reads[j]) if reads[j] else 'none'} (expected [{2 * j}, {2 * j + 1}])"
         for j in wrong[:3]
     )
+    common = set.intersection(*reads) if m > 1 else set()
+    single = (
+        f"; every output reads feature {sorted(common)[0]}: a slice of one feature (like 1:2 or 0:1) where every "
+        "second feature (1::2, 0::2) was meant, broadcast to every pair"
+        if len(common) == 1
+        else ""
+    )
     fail(
         f"compute_target(features, {target!r}): changing one feature at a time shows {shown}",
         "pair j is features 2j and 2j+1: features[..., 0::2] and features[..., 1::2] (not features j and j+1, "
-        "nor the two halves)",
+        f"nor the two halves{single})",
         code="pair_reads",
     )
 

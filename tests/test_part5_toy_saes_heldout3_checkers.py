@@ -2,13 +2,15 @@
 W_enc was initialised (all zeros), h mapped through unit feature directions, the forward normalising h or
 decoding every instance with instance 0's decoder, a dead mask thresholding the window's summed fractions at 1,
 and advanced resampling weighted by the error's norm (indistinguishable from a softmax: both listed) or by the
-losses of sae.forward(h - b_dec); after fresh11, a seed inside __init__ and a cached W_dec_normalized."""
+losses of sae.forward(h - b_dec); after fresh11, a seed inside __init__ and a cached W_dec_normalized; after
+fresh12, a forward reading self._W_dec (None when tied) and the live-norm mean over another set of latents."""
 
 from __future__ import annotations
 
 import functools
 
 import einops
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,7 +80,7 @@ def test_resample_simple_fractions_as_counts():
     assert "all(dim=0)" in assert_fails(checks.test_resample_simple, resample, "threshold_rule").hint
 
 
-def _advanced(bug):
+def _advanced(bug, live=lambda frac, dead: ~dead):
     def resample(sae, frac, resample_scale, batch_size):
         dead = (frac <= 0).all(dim=0)
         h = sae.generate_batch(batch_size)
@@ -91,7 +93,7 @@ def _advanced(bug):
             if len(idx) == 0 or float(w.sum()) <= 0:
                 continue
             d = F.normalize(h[torch.multinomial(w, len(idx), replacement=True), inst] - sae.b_dec[inst], dim=-1)
-            scale = sae.W_enc[inst][:, ~dead[inst]].norm(dim=0).mean()
+            scale = sae.W_enc[inst][:, live(frac, dead)[inst]].norm(dim=0).mean()
             sae.W_dec.data[inst, idx] = d.detach()
             sae.W_enc.data[inst][:, idx] = (d * resample_scale * scale).T.detach()
             sae.b_enc.data[inst, idx] = 0.0
@@ -126,3 +128,27 @@ def test_W_dec_normalized_cached():
 
     cached = functools.cached_property(W_dec_normalized)
     assert_fails(checks.test_W_dec_normalized, _with(W_dec_normalized=cached), "stale_normalized")
+
+
+# fresh12: a forward normalising self._W_dec inline (None when tied); the live mean norm over another latent set
+def test_forward_private_W_dec():
+    def forward(self, h):
+        acts = F.relu(einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc)
+        Wn = self._W_dec / (self._W_dec.norm(dim=-1, keepdim=True) + self.cfg.weight_normalize_eps)
+        h_rec = einops.einsum(acts, Wn, "b i s, i s d -> b i d") + self.b_dec
+        Lr, Ls = (h_rec - h).pow(2).mean(-1), acts.abs().sum(-1)
+        return {"L_reconstruction": Lr, "L_sparsity": Ls}, (Lr + self.sparsity_coeff * Ls).mean(0).sum(), acts, h_rec
+
+    assert "W_dec_normalized" in assert_fails(checks.test_forward, _with(forward=forward), "used_private_W_dec").hint
+
+
+@pytest.mark.parametrize(
+    "live, words",
+    [
+        (lambda frac, dead: frac[-1] > 0, "last step"),
+        (lambda frac, dead: frac[0] > 0, "first step"),
+        (lambda frac, dead: (frac > 0).all(0), "every step"),
+    ],
+)
+def test_resample_advanced_live_set(live, words):
+    assert words in assert_fails(checks.test_resample_advanced, _advanced(None, live), "live_set").message

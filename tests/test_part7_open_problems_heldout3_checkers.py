@@ -1,8 +1,12 @@
 """Proofs for part 7's probe added after the fresh9 held-out measurement: compute_target right on [batch inst
 feats] input but counting axes from the front (dim=2, [:, :, 0::2]), so that two leading axes break it;
-AND / OR on signed features (fresh10, fresh11)."""
+AND / OR on signed features (fresh10, fresh11); fresh12: a one-feature slice 1:2 for the pairs' second members,
+`values == 'constant' or 'binary'` (always true), the labelled count off by one, a norm without its squares."""
 
 from __future__ import annotations
+
+import pytest
+import torch
 
 import solutions.part7_open_problems as ref
 import tests.part7_open_problems as checks
@@ -87,3 +91,44 @@ def test_compute_target_and_as_nonzero_product_passes():
         return ref.compute_target(features, target)
 
     assert_passes(checks.test_compute_target, compute_target)
+
+
+# fresh12
+def test_compute_target_second_member_one_feature_slice():
+    def compute_target(features, target):
+        if target == "max_pairs":
+            return torch.maximum(features[..., 0::2], features[..., 1:2])
+        return ref.compute_target(features, target)
+
+    assert "1:2" in assert_fails(checks.test_compute_target, compute_target, "pair_reads").hint
+
+
+def test_generate_features_or_always_true():
+    def generate_features(feature_probability, batch_size, values="uniform"):
+        if values == "uniform":
+            return ref.generate_features(feature_probability, batch_size, values)
+        elif values == "constant" or "binary":  # noqa: SIM222 (the learner's slip: always true)
+            return ref.generate_features(feature_probability, batch_size, "constant")
+
+    assert "always true" in assert_fails(checks.test_generate_features, generate_features, "not_random").hint
+
+
+@pytest.mark.parametrize("step", [1, -1])
+def test_cross_entropy_count_off_by_one(step):
+    def cross_entropy_loss(logits, labels, importance):
+        valid = labels != ref.NO_LABEL
+        lab = labels.clamp(min=0)
+        nll = -logits.log_softmax(-1).gather(-1, lab[..., None])[..., 0]
+        w = importance.expand_as(logits).gather(-1, lab[..., None])[..., 0]
+        return (torch.where(valid, w * nll, 0.0).sum(0) / (valid.sum(0) + step).clamp(min=1)).sum()
+
+    assert_fails(checks.test_cross_entropy_loss, cross_entropy_loss, "count_off_by_one")
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_basis_alignment_norm_without_squares(absolute):
+    def basis_alignment(W):
+        norm = (W.abs() if absolute else W).sum(1).sqrt()
+        return torch.where(norm > 0, W.abs().amax(1) / norm, 0.0)
+
+    assert_fails(checks.test_basis_alignment, basis_alignment, "norm_no_squares")
