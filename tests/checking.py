@@ -403,7 +403,7 @@ def expect_tensor(
 def _not_tensor_hint(x: Any) -> str:
     """What usually returns `x` where a tensor was asked."""
     if isinstance(x, (np.ndarray, np.generic)):
-        return "a numpy result (np.* functions or .numpy()): stay in torch (torch.* and tensor methods), or convert back"
+        return "a numpy result (np.* functions or .numpy()): stay in torch (torch.* and tensor methods)"
     if isinstance(x, (tuple, list)):
         return "a Python sequence: stack its tensors (torch.stack) or return the one tensor asked for, not a tuple"
     if isinstance(x, (int, float, bool)):
