@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from tests.mutants import Reference, one_change_diagnosis
-from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, reset_notes
+from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, register_checker, reset_notes
 from utils.device import get_device
 
 CHECK_SEED = 1234
@@ -99,6 +99,8 @@ def checker(exercise: str, kind: str | None = None) -> Callable:
         raise ValueError(f"kind must be 'class', 'function' or None, got {kind!r}")
 
     def decorate(fn: Callable) -> Callable:
+        register_checker(fn)  # its local variables name the sizes in its hints
+
         @functools.wraps(fn)
         def run(impl: Any = None, device: str | torch.device | None = None) -> None:
             device = torch.device(device) if device is not None else get_device()
@@ -336,14 +338,15 @@ def _error_hint(err: BaseException) -> str | None:
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
         if match:
-            return hint.format(*match.groups()) + _sizes_named(message)
+            return hint.format(*match.groups()) + _sizes_named(message, err)
     return None
 
 
-def _sizes_named(message: str) -> str:
+def _sizes_named(message: str, err: BaseException) -> str:
     """' (in your inputs, 3 is cfg.n_inst; 5 is terms.shape[1])' for the sizes in an error message, or ''."""
     sizes = dict.fromkeys(int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", message) if int(n) > 1)
-    known = [name_size(n) for n in sizes]
+    frames = [frame for frame, _ in traceback.walk_tb(err.__traceback__)]
+    known = [name_size(n, frames) for n in sizes]
     known = [k for k in known if k]
     return f" (in your inputs, {'; '.join(known)})" if known else ""
 
@@ -449,7 +452,7 @@ def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> s
         wrong = [(n, s, g) for n, s, g in zip(names, shape, got, strict=True) if s != g]
         if len(wrong) == 1:
             n, s, g = wrong[0]
-            known = name_size(g)
+            known = name_size(g, skip=got)
             return f"axis {n} has size {g}, not {s}" + (
                 f" ({known} in your inputs): that axis was kept where `{n}` belongs (a reduction over another axis, "
                 "or an index, slice or matrix product on the wrong one)?"

@@ -1,21 +1,25 @@
 """The sizes of a checker's inputs, and what a wrong size or factor in a learner's output says about the mistake.
 
-A checker calls `note_inputs(...)` with what it hands the learner (tensors, modules, configs, or named counts such
-as `n_tokens=470`); a wrong axis size, a size in an error message, or a factor in the values is then named by the
-input it comes from ("470 is n_tokens"), which tells the learner which axis or count they used. The notes live for
-one checker run: `checker` clears them before and after.
+A checker's own local variables (what it hands the learner: tensors, modules, configs, counts) name sizes by
+themselves; `note_inputs(...)` adds what no variable holds (a named count such as `n_tokens=470`). A wrong axis
+size, a size in an error message, or a factor in the values is then named by the input it comes from ("470 is
+n_tokens"), which tells the learner which axis or count they used. The notes live for one checker run: `checker`
+clears them before and after.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
 from typing import Any
 
 import torch
 from torch import Tensor
 
+_CHECKER_CODES: set = set()  # the code objects of every @checker-decorated function
 _NOTED: contextvars.ContextVar[tuple[tuple[str | None, Any], ...]] = contextvars.ContextVar("noted", default=())
 
 
@@ -33,19 +37,44 @@ def reset_notes(token: contextvars.Token) -> None:
     _NOTED.reset(token)
 
 
-def size_labels() -> dict[int, list[str]]:
-    """size -> what in the noted inputs has that size (config fields and named counts first, then tensor axes)."""
+def register_checker(fn: Callable) -> None:
+    """Mark `fn`'s frames as a checker's: its local variables (what it hands the learner) name sizes too."""
+    _CHECKER_CODES.add(fn.__code__)
+
+
+def _checker_locals(frames: Iterable[FrameType] | None) -> list[tuple[str | None, Any]]:
+    """The named locals of the innermost checker frame among `frames` (default: the live stack): tensors, modules,
+    configs and counts (ints with a descriptive name: `k`, `batch_size`, not a loop's `i`)."""
+    if frames is None:
+        frame, frames = sys._getframe(1), []
+        while frame is not None:
+            frames.append(frame)
+            frame = frame.f_back
+        frames.reverse()
+    checker = next((f for f in reversed(list(frames)) if f.f_code in _CHECKER_CODES), None)
+    if checker is None:
+        return []
+    items = [(n, v) for n, v in checker.f_locals.items() if not n.startswith("_")]
+    return [(n, v) for n, v in items if type(v) is not int or len(n) > 1 or n == "k"]
+
+
+def size_labels(frames: Iterable[FrameType] | None = None, skip: tuple[int, ...] = ()) -> dict[int, list[str]]:
+    """size -> what in the noted inputs, or the checker's own variables, has that size (config fields and named
+    counts first, then tensor axes). Tensors of shape `skip` (the learner's output under judgement) are left out."""
     labels: dict[int, list[str]] = {}
-    for name, value in _NOTED.get():
+    items = [*_NOTED.get(), *_checker_locals(frames)]
+    items = [(n, v) for n, v in items if not (isinstance(v, Tensor) and tuple(v.shape) == skip)]
+    items.sort(key=lambda item: isinstance(item[1], Tensor))  # counts and configs before tensor axes
+    for name, value in items:
         for label, size in _labelled_sizes(name, value):
             if size > 1 and label not in labels.setdefault(size, []):
                 labels[size].append(label)
     return labels
 
 
-def name_size(size: int) -> str:
+def name_size(size: int, frames: Iterable[FrameType] | None = None, skip: tuple[int, ...] = ()) -> str:
     """'470 is n_tokens' (at most three names), or '' when no noted input has that size."""
-    names = size_labels().get(size, [])
+    names = size_labels(frames, skip).get(size, [])
     return f"{size} is {' or '.join(names[:3])}" if names else ""
 
 

@@ -408,3 +408,15 @@ def test_shape_error_shows_the_shapes_on_the_failing_line():
     with pytest.raises(CheckFailed) as err:
         check(Encoder().encode)
     assert "on that line, x: [7, 4, 5], U: [3, 5, 6], self.W_enc: [2, 2]" in err.value.hint
+
+
+def test_a_checkers_own_variables_name_sizes_but_not_the_output_under_judgement():
+    @checker("locals_demo")
+    def check(impl, device):
+        features = torch.zeros(4, 3, 6)
+        out = impl(features)
+        expect_tensor(out, "out", shape=(4, 3), dims="batch inst")
+
+    with pytest.raises(CheckFailed) as err:
+        check(lambda features: features.sum(1))  # the instance axis reduced where the features' belongs
+    assert "6 is features.shape[2]" in err.value.hint and "out.shape" not in err.value.hint
