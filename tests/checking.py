@@ -24,7 +24,6 @@ import inspect
 import math
 import random
 import re
-import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
 from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, register_checker, reset_notes
 from utils.device import get_device
@@ -176,16 +176,6 @@ class seeded:
         random.setstate(self._py)
 
 
-def _is_learner_frame(filename: str) -> bool:
-    """Frames from the learner's notebook or files, not from the checkers or installed libraries."""
-    path = Path(filename)
-    if path.resolve().parent == _TESTS_DIR and not path.name.startswith("test_"):
-        return False  # the checkers themselves (the suite's own test_*.py variants count as learner code)
-    return not any(part in ("site-packages", "dist-packages") for part in path.parts) and not filename.startswith(
-        sys.prefix
-    )
-
-
 def _raised_by(err: BaseException) -> str:
     frames = traceback.extract_tb(err.__traceback__)
     for frame in reversed(frames):
@@ -219,136 +209,6 @@ def _describe_error(err: Exception) -> CheckFailed:
     if hint and re.search(r"size|shape|einsum|dimension", str(err)):
         hint += _line_shapes(err)
     return CheckFailed(f"your code raised {kind}\n{lines}", hint, code="exception")
-
-
-def _line_shapes(err: BaseException) -> str:
-    """'; on that line, x: [7, 4, 5], self.W_enc: [3, 5, 6]': the shapes of the tensors named on the failing
-    line of the learner's code, read from its frame, so a wrong operand shows without a print."""
-    tb, frame = err.__traceback__, None
-    while tb is not None:
-        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
-            frame = tb.tb_frame
-        tb = tb.tb_next
-    if frame is None:
-        return ""
-    line = traceback.extract_stack(frame, limit=1)[-1].line or ""
-    shapes: dict[str, list[int]] = {}
-    for name in re.findall(r"\b(?:self\.)?[A-Za-z_]\w*\b", line):
-        owner, _, attr = name.rpartition(".")
-        value = frame.f_locals.get(name) if not owner else getattr(frame.f_locals.get(owner), attr, None)
-        if isinstance(value, Tensor) and value.ndim > 0:
-            shapes.setdefault(name, list(value.shape))
-    return "; on that line, " + ", ".join(f"{n}: {s}" for n, s in list(shapes.items())[:6]) if shapes else ""
-
-
-# What torch's and Python's common errors usually mean in an exercise (the message pattern, then the hint).
-_ERROR_HINTS: list[tuple[str, str]] = [
-    (
-        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
-        "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
-        "([..., None]), a transposed operand (.mT), an index or slice over the wrong axis, or another tensor than "
-        "the one meant (the encoder's bias where the decoder's belongs?)",
-    ),
-    (
-        r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
-        "a matrix product whose inner sizes differ: one operand needs transposing (.mT), or the wrong axes meet",
-    ),
-    (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
-    (
-        r"Boolean value of Tensor with more than one value is ambiguous",
-        "a tensor used as a Python bool (in `if`, `and`, `or`, or a chained comparison like 0 <= x <= 1): combine "
-        "elementwise conditions with & and |, e.g. (x >= 0) & (x <= 1)",
-    ),
-    (
-        r"leaf Variable that requires grad is being used in an in-place operation",
-        "an input that requires grad was changed in place (add_, clamp_, x[...] = ...): compute a new tensor instead",
-    ),
-    (
-        r"does not require grad and does not have a grad_fn|One of the differentiated Tensors does not require grad",
-        "the gradient was asked of a value computed without autograd: inside torch.no_grad(), from .detach() or "
-        ".data, or with respect to tensors the value was not computed from (call requires_grad_(True) on the "
-        "tensors you differentiate, then compute from them)",
-    ),
-    (
-        r"stack expects each tensor to be equal size",
-        "torch.stack needs tensors of equal shape: reduce each one first (e.g. sum it), or use torch.cat",
-    ),
-    (
-        r"torch\.return_types\.(max|min|sort|topk|kthvalue|median|mode)",
-        "{0}(dim=...) returns a (values, indices) pair: use .values (or torch.amax / torch.amin)",
-    ),
-    (
-        r"only integer tensors of a single element can be converted to an index",
-        "a tensor or list was used where a single index or number was expected: check which variable that is (a "
-        "config list instead of a tensor buffer?)",
-    ),
-    (
-        r"index (\d+) is out of bounds for dimension \d+ with size (\d+)",
-        "an index of {0} on an axis of size {1}: a flat index (argmax or topk without dim= count positions in the "
-        "flattened tensor), an index meant for another axis, or an off-by-one",
-    ),
-    (
-        r"selected index k out of range",
-        "topk or kthvalue asked for more entries than the axis has: check k (multiplied twice?) and the dim it "
-        "runs over",
-    ),
-    (
-        r"singular",
-        "a linear-algebra routine met a singular matrix: an inverse or solve where the formula divides elementwise, "
-        "or a normaliser (a row sum?) that is 0",
-    ),
-    (
-        r"'(float|int|bool)' object has no attribute '(\w+)'",
-        "a Python {0} was used as a tensor (.{1}): arguments declared or passed in another order than the "
-        "signature, or a number where a tensor belongs",
-    ),
-    (
-        r"argument '\w+'.* must be Tensor, not (\w+)",
-        "a {0} was passed where torch expects a tensor: torch.maximum/minimum take two tensors (use "
-        "x.clamp(min=...) for a number)",
-    ),
-    (
-        r"Sizes of tensors must match except in dimension (\d+)",
-        "torch.cat joins along dim {0}, so every other axis must match: another dim, or torch.stack, was meant?",
-    ),
-    (
-        r"takes (\d+) positional arguments? but (\d+) (?:were|was) given|missing \d+ required positional argument",
-        "a function was called with another number of arguments than it declares: compare its signature with the "
-        "exercise's",
-    ),
-    (
-        r"index -\d+ is out of bounds",
-        "a negative index reached an index operation: a label of -1 (no label?) used as an index, or an axis mix-up",
-    ),
-    (
-        r"unsupported operand type\(s\) for .*NoneType",
-        "a value is None: a function without `return`, or an "
-        "in-place method's result (x.add_ returns x, but list.sort and dict.update return None) used as a value",
-    ),
-    (
-        r"Legacy autograd function with non-static forward method is deprecated",
-        "call a torch.autograd.Function through .apply: MyFunction.apply(x, ...), not MyFunction()(x)",
-    ),
-]
-
-
-def _error_hint(err: BaseException) -> str | None:
-    """A hint for an error raised in the learner's code, from what its message usually means."""
-    message = str(err)
-    for pattern, hint in _ERROR_HINTS:
-        match = re.search(pattern, message)
-        if match:
-            return hint.format(*match.groups()) + _sizes_named(message, err)
-    return None
-
-
-def _sizes_named(message: str, err: BaseException) -> str:
-    """' (in your inputs, 3 is cfg.n_inst; 5 is terms.shape[1])' for the sizes in an error message, or ''."""
-    sizes = dict.fromkeys(int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", message) if int(n) > 1)
-    frames = [frame for frame, _ in traceback.walk_tb(err.__traceback__)]
-    known = [name_size(n, frames) for n in sizes]
-    known = [k for k in known if k]
-    return f" (in your inputs, {'; '.join(known)})" if known else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,10 +303,13 @@ def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> s
         )
     if len(got) > len(shape) and not missing:
         sizes = ", ".join(str(s) for s in sorted(extra.elements()))
+        known = "; ".join(k for k in (name_size(s, skip=got) for s in sorted(set(extra))) if k)
+        known = f" ({known} in your inputs)" if known else ""
         return (
             f"an extra axis of size {sizes}: keepdim=True or an unsqueeze, or a reduction over that axis left out?"
             if set(extra) == {1}
-            else f"an extra axis of size {sizes}: a reduction (sum or mean) over it left out, or a broadcast too many?"
+            else f"an extra axis of size {sizes}{known}: an index that picks one entry of it left out (e.g. "
+            "`W[latent]`), a reduction (sum or mean) over it left out, or a broadcast too many?"
         )
     if len(got) == len(shape):
         wrong = [(n, s, g) for n, s, g in zip(names, shape, got, strict=True) if s != g]
@@ -601,6 +464,21 @@ def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: floa
     )
 
 
+def _normalised_by(factor: float, e: Tensor) -> str:
+    """'divided by their largest |value| (...)' when the factor is 1 over a statistic of the right values."""
+    near = lambda x: x > 0 and abs(factor * x - 1) < 1e-3
+    for label, stat in (
+        ("their largest |value|", e.abs().max()),
+        ("their L2 norm", e.norm()),
+        ("their sum", e.sum()),
+        ("the sum of their |values|", e.abs().sum()),
+        ("their mean", e.mean()),
+    ):
+        if near(float(stat)):
+            return f"they are the right values divided by {label} ({float(stat):.4g}): a normalisation not asked for?"
+    return ""
+
+
 def generic_diagnosis(
     actual: Tensor,
     expected: Tensor,
@@ -625,7 +503,8 @@ def generic_diagnosis(
         factor = float((a * e).sum()) / e_sq
         if abs(factor - 1) > 1e-3 and abs(factor) > 1e-6 and close(a, factor * e):
             named = {n: s for n, s in zip(names, a.shape, strict=True) if s > 1}
-            return "scale", f"your values are {factor:.4g} × the expected ones: {factor_reason(factor, named, sizes)}"
+            reason = _normalised_by(factor, e) or factor_reason(factor, named, sizes)
+            return "scale", f"your values are {factor:.4g} × the expected ones: {reason}"
     offset = float((a - e).mean())
     if abs(offset) > atol and close(a - offset, e):
         return "offset", f"your values are the expected ones shifted by {offset:.4g}: a bias added twice, or missing?"
@@ -646,9 +525,17 @@ def generic_diagnosis(
             wrong = bad.transpose(0, axis).reshape(a.shape[axis], -1).any(-1)
             if int(wrong.sum()) == 1:
                 index = int(wrong.nonzero()[0])
+                mine = a.narrow(axis, index, 1)
+                others = (j for j in range(a.shape[axis]) if j != index and close(mine, e.narrow(axis, j, 1)))
+                other = next(others, None)
+                if other is not None:
+                    return "one_slice", (
+                        f"`{name}` {index} got the values `{name}` {other} should have, and every other `{name}` is "
+                        f"right: an index of {other} (or a value left from an earlier loop iteration) used for it"
+                    )
                 return "one_slice", (
-                    f"only `{name}` {index} is wrong; the others are right: look at what is special about it "
-                    "(an edge case, a boundary, an off-by-one?)"
+                    f"only `{name}` {index} is wrong; every other `{name}` is right: compare what your code does for "
+                    "that one with the others"
                 )
     return None
 

@@ -420,3 +420,50 @@ def test_a_checkers_own_variables_name_sizes_but_not_the_output_under_judgement(
     with pytest.raises(CheckFailed) as err:
         check(lambda features: features.sum(1))  # the instance axis reduced where the features' belongs
     assert "6 is features.shape[2]" in err.value.hint and "out.shape" not in err.value.hint
+
+
+def test_generic_hints_for_a_borrowed_slice_a_normalisation_and_an_index_left_out():
+    e = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    borrowed = e.clone()
+    borrowed[:, 2] = e[:, 0]  # instance 2 computed from instance 0's values (a stale loop variable)
+    err = _code(borrowed, e, dims="batch inst feats")
+    assert err.code == "one_slice" and "`inst` 2 got the values `inst` 0 should have" in err.hint
+    assert "divided by their largest |value|" in _code(e / e.abs().max(), e).hint
+    assert "divided by their L2 norm" in _code(e / e.norm(), e).hint
+
+    @checker("index_demo")
+    def check(impl, device):
+        W_dec, W_U = torch.zeros(1024, 16), torch.zeros(16, 50)
+        expect_tensor(impl(W_dec, W_U), "effect", shape=(50,), dims="d_vocab")
+
+    with pytest.raises(CheckFailed) as failure:
+        check(lambda W_dec, W_U: W_dec @ W_U)  # `[latent]` forgotten: every latent's effect
+    assert "1024 is W_dec.shape[0]" in failure.value.hint and "an index that picks one entry" in failure.value.hint
+
+
+def test_a_missing_attribute_lists_what_the_object_has_and_common_type_errors_get_hints():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = torch.nn.Parameter(torch.zeros(2, 2))
+            self.b_final = torch.nn.Parameter(torch.zeros(2))
+
+        def forward(self, x):
+            return x @ self.W1  # the name from another exercise's model
+
+    @checker("error_demo")
+    def check(impl, device):
+        impl(torch.ones(3, 2))
+
+    hints = {}
+    for name, impl in {
+        "attribute": Model(),
+        "method": lambda x: x.abs - 1,
+        "called": lambda x: x(),
+    }.items():
+        with pytest.raises(CheckFailed) as failure:
+            check(impl)
+        hints[name] = failure.value.hint
+    assert "`Model` has no `W1`; it has `W`, `b_final`" in hints["attribute"] and "training" not in hints["attribute"]
+    assert "`x.abs()`" in hints["method"]
+    assert "a tensor was called like a function" in hints["called"]

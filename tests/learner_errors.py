@@ -1,0 +1,188 @@
+"""What an error raised in the learner's code usually means: a hint from its message, the sizes in it named by the
+checker's inputs, and the shapes of the tensors on the failing line (read from the learner's own frame)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import traceback
+from pathlib import Path
+
+from torch import Tensor
+
+from tests.sizes import name_size
+
+_TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _is_learner_frame(filename: str) -> bool:
+    """Frames from the learner's notebook or files, not from the checkers or installed libraries."""
+    path = Path(filename)
+    if path.resolve().parent == _TESTS_DIR and not path.name.startswith("test_"):
+        return False  # the checkers themselves (the suite's own test_*.py variants count as learner code)
+    return not any(part in ("site-packages", "dist-packages") for part in path.parts) and not filename.startswith(
+        sys.prefix
+    )
+
+
+def _line_shapes(err: BaseException) -> str:
+    """'; on that line, x: [7, 4, 5], self.W_enc: [3, 5, 6]': the shapes of the tensors named on the failing
+    line of the learner's code, read from its frame, so a wrong operand shows without a print."""
+    tb, frame = err.__traceback__, None
+    while tb is not None:
+        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return ""
+    line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+    shapes: dict[str, list[int]] = {}
+    for name in re.findall(r"\b(?:self\.)?[A-Za-z_]\w*\b", line):
+        owner, _, attr = name.rpartition(".")
+        value = frame.f_locals.get(name) if not owner else getattr(frame.f_locals.get(owner), attr, None)
+        if isinstance(value, Tensor) and value.ndim > 0:
+            shapes.setdefault(name, list(value.shape))
+    return "; on that line, " + ", ".join(f"{n}: {s}" for n, s in list(shapes.items())[:6]) if shapes else ""
+
+
+# What torch's and Python's common errors usually mean in an exercise (the message pattern, then the hint).
+_ERROR_HINTS: list[tuple[str, str]] = [
+    (
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
+        "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
+        "([..., None]), a transposed operand (.mT), an index or slice over the wrong axis, or another tensor than "
+        "the one meant (the encoder's bias where the decoder's belongs?)",
+    ),
+    (
+        r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
+        "a matrix product whose inner sizes differ: one operand needs transposing (.mT), or the wrong axes meet",
+    ),
+    (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
+    (
+        r"Boolean value of Tensor with more than one value is ambiguous",
+        "a tensor used as a Python bool (in `if`, `and`, `or`, or a chained comparison like 0 <= x <= 1): combine "
+        "elementwise conditions with & and |, e.g. (x >= 0) & (x <= 1)",
+    ),
+    (
+        r"leaf Variable that requires grad is being used in an in-place operation",
+        "an input that requires grad was changed in place (add_, clamp_, x[...] = ...): compute a new tensor instead",
+    ),
+    (
+        r"does not require grad and does not have a grad_fn|One of the differentiated Tensors does not require grad",
+        "the gradient was asked of a value computed without autograd: inside torch.no_grad(), from .detach() or "
+        ".data, or with respect to tensors the value was not computed from (call requires_grad_(True) on the "
+        "tensors you differentiate, then compute from them)",
+    ),
+    (
+        r"stack expects each tensor to be equal size",
+        "torch.stack needs tensors of equal shape: reduce each one first (e.g. sum it), or use torch.cat",
+    ),
+    (
+        r"torch\.return_types\.(max|min|sort|topk|kthvalue|median|mode)",
+        "{0}(dim=...) returns a (values, indices) pair: use .values (or torch.amax / torch.amin)",
+    ),
+    (
+        r"only integer tensors of a single element can be converted to an index",
+        "a tensor or list was used where a single index or number was expected: check which variable that is (a "
+        "config list instead of a tensor buffer?)",
+    ),
+    (
+        r"index (\d+) is out of bounds for dimension \d+ with size (\d+)",
+        "an index of {0} on an axis of size {1}: a flat index (argmax or topk without dim= count positions in the "
+        "flattened tensor), an index meant for another axis, or an off-by-one",
+    ),
+    (
+        r"selected index k out of range",
+        "topk or kthvalue asked for more entries than the axis has: check k (multiplied twice?) and the dim it "
+        "runs over",
+    ),
+    (
+        r"singular",
+        "a linear-algebra routine met a singular matrix: an inverse or solve where the formula divides elementwise, "
+        "or a normaliser (a row sum?) that is 0",
+    ),
+    (
+        r"'(float|int|bool)' object has no attribute '(\w+)'",
+        "a Python {0} was used as a tensor (.{1}): arguments declared or passed in another order than the "
+        "signature, or a number where a tensor belongs",
+    ),
+    (
+        r"'Tensor' object is not callable",
+        "a tensor was called like a function: drop the parentheses (`self.data`, not `self.data()`), or a variable "
+        "holding a tensor hides the function of the same name",
+    ),
+    (
+        r"unsupported operand type\(s\) for .*'(builtin_function_or_method|method)'",
+        "a method used without calling it: `x.abs` where `x.abs()` was meant (the parentheses are missing)",
+    ),
+    (
+        r"argument '\w+'.* must be Tensor, not (\w+)",
+        "a {0} was passed where torch expects a tensor: torch.maximum/minimum take two tensors (use "
+        "x.clamp(min=...) for a number)",
+    ),
+    (
+        r"Sizes of tensors must match except in dimension (\d+)",
+        "torch.cat joins along dim {0}, so every other axis must match: another dim, or torch.stack, was meant?",
+    ),
+    (
+        r"takes (\d+) positional arguments? but (\d+) (?:were|was) given|missing \d+ required positional argument",
+        "a function was called with another number of arguments than it declares: compare its signature with the "
+        "exercise's",
+    ),
+    (
+        r"index -\d+ is out of bounds",
+        "a negative index reached an index operation: a label of -1 (no label?) used as an index, or an axis mix-up",
+    ),
+    (
+        r"unsupported operand type\(s\) for .*NoneType",
+        "a value is None: a function without `return`, or an "
+        "in-place method's result (x.add_ returns x, but list.sort and dict.update return None) used as a value",
+    ),
+    (
+        r"Legacy autograd function with non-static forward method is deprecated",
+        "call a torch.autograd.Function through .apply: MyFunction.apply(x, ...), not MyFunction()(x)",
+    ),
+]
+
+
+def _error_hint(err: BaseException) -> str | None:
+    """A hint for an error raised in the learner's code, from what its message usually means."""
+    message = str(err)
+    for pattern, hint in _ERROR_HINTS:
+        match = re.search(pattern, message)
+        if match:
+            return hint.format(*match.groups()) + _sizes_named(message, err)
+    return _missing_attribute_hint(err)
+
+
+def _missing_attribute_hint(err: BaseException) -> str | None:
+    """For `'X' object has no attribute 'Y'`: what the object does have (its tensors and sub-modules first), read
+    from the learner's frames, since a name from another exercise's class or a typo is the usual cause."""
+    match = re.search(r"'(\w+)' object has no attribute '(\w+)'", str(err))
+    if not isinstance(err, AttributeError) or match is None:
+        return None
+    kind, missing = match.groups()
+    if kind == "Tensor":
+        return f"tensors have no `.{missing}`: a typo, a numpy or list method, or a tensor where a module was meant?"
+    owner = None
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        owner = next((v for v in frame.f_locals.values() if type(v).__name__ == kind), owner)
+    if owner is None:
+        return f"`{kind}` has no `{missing}`: a typo, or a name from another exercise's class?"
+    if hasattr(owner, "named_parameters"):
+        names = [n for n, _ in owner.named_parameters(recurse=False)]
+        names += [n for n, _ in owner.named_buffers(recurse=False)] + [n for n, _ in owner.named_children()]
+    else:
+        names = []
+    names += [n for n, v in vars(owner).items() if not n.startswith("_") and n not in [*names, "training"]]
+    shown = ", ".join(f"`{n}`" for n in names[:10]) or "no public attributes"
+    return f"`{kind}` has no `{missing}`; it has {shown}: a name from another exercise's class, or a typo?"
+
+
+def _sizes_named(message: str, err: BaseException) -> str:
+    """' (in your inputs, 3 is cfg.n_inst; 5 is terms.shape[1])' for the sizes in an error message, or ''."""
+    sizes = dict.fromkeys(int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", message) if int(n) > 1)
+    frames = [frame for frame, _ in traceback.walk_tb(err.__traceback__)]
+    known = [name_size(n, frames) for n in sizes]
+    known = [k for k in known if k]
+    return f" (in your inputs, {'; '.join(known)})" if known else ""
