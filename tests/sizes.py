@@ -161,4 +161,12 @@ def _size_reason(
             f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
             f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
         )
+    for s in counts:
+        for off, what in ((-1, "minus one"), (1, "plus one")):
+            if s + off > 0 and (near(s / (s + off)) or near((s + off) / s)):
+                wrong, right = (s + off, s) if near(s / (s + off)) else (s, s + off)
+                return (f"{factor:.4g} = {s}/{s + off}" if near(s / (s + off)) else f"{factor:.4g} = {s + off}/{s}") + (
+                    f": divided by {wrong} where {right} belongs, a count off by one ({labels[s]} {what}"
+                    f"{', as an unbiased count' if off == -1 else ''}, or the reverse)?"
+                )
     return ""

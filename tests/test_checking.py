@@ -467,3 +467,15 @@ def test_a_missing_attribute_lists_what_the_object_has_and_common_type_errors_ge
     assert "`Model` has no `W1`; it has `W`, `b_final`" in hints["attribute"] and "training" not in hints["attribute"]
     assert "`x.abs()`" in hints["method"]
     assert "a tensor was called like a function" in hints["called"]
+
+
+def test_a_count_off_by_one_is_named():
+    @checker("count_demo")
+    def check(impl, device):
+        acts = torch.rand(40, 3, 7, generator=torch.Generator().manual_seed(0))
+        expected = (acts > 0.5).double().sum((0, 2)) / 7
+        expect_matches(impl(acts).double(), expected, "fraction", [], dims="inst")
+
+    with pytest.raises(CheckFailed) as failure:
+        check(lambda acts: (acts > 0.5).double().sum((0, 2)) / 6)  # divided by d_sae - 1
+    assert "7/6: divided by 6 where 7 belongs, a count off by one" in failure.value.hint
