@@ -608,8 +608,8 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
             code="not_model_batch",
         )
     W = sae.model.W.detach()
-    # the learner may draw more than once: compare with the drawn batch closest to what came back
-    features = min(drawn, key=lambda x: float((M.hidden(x, W) - h.detach()).abs().sum()))
+    # the learner may draw more than once (e.g. once per instance): each cell from the draw closest to it there
+    features = D.closest_features(drawn, h, W, [fn for _, _, fn in M.GEN_MISTAKES])
     mistakes = [(code, hint, fn(features, W)) for code, hint, fn in M.GEN_MISTAKES]
     mistakes.append(
         (

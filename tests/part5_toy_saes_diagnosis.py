@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import re
@@ -26,6 +27,34 @@ from tests.checking import FAILURE_PROBABILITY, fail
 
 def hidden(features: Tensor, W: Tensor) -> Tensor:
     return torch.einsum("bif,idf->bid", features, W)
+
+
+def closest_features(drawn: list[Tensor], h: Tensor, W: Tensor, views: list[Callable] = ()) -> Tensor:
+    """The features behind each (example, instance) cell of h. Every correct way of drawing is accepted: once for
+    all, once per instance (column i of its own draw), once per example (generate_batch(1) in a loop): each cell
+    may come from any draw, and each draw has the right distribution. Per cell, the draw whose W x (or one of
+    `views(x, W)`, the listed mistakes, so that a mistake made on per-instance draws is still named) is closest."""
+    batch = h.shape[0]
+    cands = [x for x in drawn if x.ndim == 3 and x.shape[0] == batch and x.shape == drawn[0].shape]
+    if len(drawn) > 1 and sum(x.shape[0] for x in drawn) == batch:
+        with contextlib.suppress(RuntimeError):  # draws of different shapes
+            cands.append(torch.cat(drawn))
+    if not cands or cands[0].shape[:2] != h.shape[:2]:
+        return min(drawn, key=lambda x: float((hidden(x, W) - h.detach()).abs().sum()))
+    stack = torch.stack(cands)  # [draw batch inst feats]
+    dist = (torch.einsum("kbif,idf->kbid", stack, W) - h.detach()).abs().sum(-1)  # [draw batch inst]
+    best = float(dist.min(0).values.sum())
+    for view in views:  # the one view (mistake) that explains h best picks the draws; W x wins a tie
+        try:
+            seen = torch.stack([view(x, W) for x in cands])
+        except (RuntimeError, ValueError, IndexError):
+            continue
+        if seen.shape[:4] == (*dist.shape, h.shape[2]):
+            d = (seen - h.detach()).abs().sum(-1).nan_to_num(float("inf"))
+            if float(d.min(0).values.sum()) < best - 1e-6:
+                dist, best = d, float(d.min(0).values.sum())
+    pick = dist.argmin(0)[None, :, :, None].expand(1, *stack.shape[1:])
+    return stack.gather(0, pick)[0]
 
 
 def feature_space_output(h: Tensor, drawn: list[Tensor], model: Any) -> None:
