@@ -464,6 +464,7 @@ def test_init(impl: type, device: torch.device) -> str:
     # generic sizes (n_inst 4, d_in 5, d_sae 1800): no Kaiming fan is 2, 3 or 6 times another (D.check_init_bound)
     big = ref.ToySAEConfig(n_inst=4, d_in=5, d_sae=1800)
     D.check_init_values(_build(impl, big, _toy_model(device, n_inst=4, d_in=5)))
+    P.check_model_optional(impl, big)
     return "shapes, zero biases, tied and untied decoders, frozen model"
 
 

@@ -514,6 +514,17 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             "change only the dead latents' encoder columns, decoder rows and encoder biases",
             code="alive_touched",
         )
+    skipped = [k for k in range(expected.shape[0]) if expected[k].any() and not changed[k].any()]
+    if skipped and all(torch.equal(changed[k], expected[k]) for k in range(expected.shape[0]) if k not in skipped):
+        zero = [k for k in range(min(skipped)) if not active[k]]
+        fail(
+            f"instances {skipped} were left entirely alone (their dead latents too); the others are right",
+            f"they all come after instance {zero[0]}, whose losses are all 0: a `return` or `break` where `continue` "
+            "was meant (skip only that instance)"
+            if zero and skipped == list(range(min(skipped), expected.shape[0]))
+            else "every instance is resampled, each from its own losses",
+            code="instances_skipped",
+        )
     fail(
         f"{int((expected & ~changed).sum())} of {int(expected.sum())} dead latents were not resampled",
         "resample every latent that is dead over the window, in every instance",
@@ -727,8 +738,9 @@ def check_sampling(
 # --------------------------------------------------------------------------------------------
 # Loss profiles of the four input types per instance: instance k's examples of type j have squared distance
 # Q[k, j] from b_dec (so L_reconstruction ∝ Q, nothing fires). Every instance has its own profile, so weights
-# taken from another instance or pooled over instances show; instance 3's inputs are b_dec itself (loss 0).
-Q = [[1.0, 1.0, 2.0, 4.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]
+# taken from another instance or pooled over instances show; instance 1's inputs are b_dec itself (loss 0).
+Q = [[1.0, 1.0, 2.0, 4.0], [0.0, 0.0, 0.0, 0.0], [4.0, 2.0, 1.0, 1.0], [1.0, 4.0, 1.0, 2.0]]
+# (the all-zero instance comes early: a `return` where `continue` was meant skips the instances after it)
 
 
 def prototype_batch(b_dec: Tensor, q: Tensor) -> Callable[[int], Tensor]:

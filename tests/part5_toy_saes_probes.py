@@ -15,6 +15,19 @@ from tests.checking import fail
 # --------------------------------------------------------------------------------------------
 # __init__: the toy model itself, or a frozen copy of it
 # --------------------------------------------------------------------------------------------
+def check_model_optional(impl: type, cfg: Any) -> None:
+    """The docstring makes the model optional ("The model (if given)"): ToySAE(cfg) alone must build."""
+    try:
+        impl(cfg, None)
+    except Exception as err:  # any error here is the learner's: named, not a crash
+        fail(
+            f"ToySAE(cfg, model=None) raised {type(err).__name__}: {err}",
+            "the model is optional: guard everything that reads it (`model.requires_grad_(False)`, its device) "
+            "with `if model is not None`",
+            code="model_none",
+        )
+
+
 def kept_model(sae: Any, model: torch.nn.Module) -> torch.nn.Module | None:
     """The toy model as the SAE keeps it: `model` itself, or a copy with the same weights (the docstring says
     "keep a frozen copy of the toy model"; the SAE only reads from it). None when self.model is neither."""

@@ -30,7 +30,7 @@ def _init_variant(body, call_super=True):
         if call_super:
             nn.Module.__init__(self)
         self.cfg = cfg
-        device = model.W.device
+        device = model.W.device if model is not None else torch.device("cpu")  # the model is optional
         body(self, cfg, model, device)
         self.register_buffer("sparsity_coeff", torch.full((cfg.n_inst,), 0.1, device=device))
 
@@ -38,7 +38,8 @@ def _init_variant(body, call_super=True):
 
 
 def _good_init(self, cfg, model, device):
-    model.requires_grad_(False)
+    if model is not None:
+        model.requires_grad_(False)
     self.model = model
     w = torch.empty(cfg.n_inst, cfg.d_sae, cfg.d_in, device=device)  # Kaiming on the transposed shape: same fan
     nn.init.kaiming_uniform_(w, nonlinearity="relu")
@@ -49,7 +50,7 @@ def _good_init(self, cfg, model, device):
 
 
 def _good_init_loop(self, cfg, model, device):
-    for p in model.parameters():
+    for p in model.parameters() if model is not None else []:
         p.requires_grad = False
     self.model = model
     # uniform on [-b, b] with Kaiming's bound (uniform_(-1, 1) is rejected since fresh7: init_scale)
@@ -66,7 +67,7 @@ def _good_init_loop(self, cfg, model, device):
 
 def _good_init_per_instance(self, cfg, model, device):
     """Correct: one Kaiming draw per instance, stacked; parameters registered with register_parameter."""
-    self.model = model.requires_grad_(False)
+    self.model = model.requires_grad_(False) if model is not None else None
     blocks = [nn.init.kaiming_uniform_(torch.empty(cfg.d_sae, cfg.d_in, device=device)).T for _ in range(cfg.n_inst)]
     self.register_parameter("W_enc", nn.Parameter(torch.stack(blocks)))
     self.register_parameter("_W_dec", None if cfg.tied_weights else nn.Parameter(torch.stack(blocks).mT.clone()))

@@ -24,7 +24,7 @@ def _with(**methods) -> type:
 def _init(keep) -> type:
     def __init__(self, cfg, model=None):
         nn.Module.__init__(self)
-        self.cfg, self.model = cfg, keep(model)
+        self.cfg, self.model = cfg, (keep(model) if model is not None else None)
         n, d, s = cfg.n_inst, cfg.d_in, cfg.d_sae
         self.W_enc = nn.Parameter(nn.init.kaiming_uniform_(torch.empty(n, d, s)))
         self._W_dec = None if cfg.tied_weights else nn.Parameter(self.W_enc.detach().mT.clone())

@@ -22,7 +22,7 @@ def _with(**methods) -> type:
 def _init(w_enc, w_dec=None) -> type:
     def __init__(self, cfg, model=None):
         nn.Module.__init__(self)
-        self.cfg, self.model = cfg, model.requires_grad_(False)
+        self.cfg, self.model = cfg, (model.requires_grad_(False) if model is not None else None)
         n, d, s = cfg.n_inst, cfg.d_in, cfg.d_sae
         self.W_enc = nn.Parameter(w_enc(n, d, s))
         dec = self.W_enc.detach().transpose(-1, -2).clone() if w_dec is None else w_dec(self.W_enc.detach())
