@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import random
 import re
@@ -464,6 +465,22 @@ def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: floa
     )
 
 
+def _reshaped_layout(a: Tensor, e: Tensor, names: list[str], close: Callable) -> str:
+    """'... laid out as [inst batch d_in], then reshaped ...' when `a` is `e` computed with its axes in another order
+    and then reshaped (not permuted) to the asked shape: reshape and view regroup memory, they don't move axes."""
+    if a.ndim > 4:
+        return ""
+    for order in itertools.permutations(range(a.ndim)):
+        if order != tuple(range(a.ndim)) and close(a, e.permute(order).reshape(e.shape)):
+            laid = " ".join(names[i] for i in order)
+            return (
+                f"your values are the right ones computed as [{laid}] and then reshaped to [{' '.join(names)}]: "
+                "reshape and view only regroup the numbers in memory; move axes with permute, transpose or "
+                "einops.rearrange (or compute in the asked order)"
+            )
+    return ""
+
+
 def _normalised_by(factor: float, e: Tensor) -> str:
     """'divided by their largest |value| (...)' when the factor is 1 over a statistic of the right values."""
     near = lambda x: x > 0 and abs(factor * x - 1) < 1e-3
@@ -519,6 +536,9 @@ def generic_diagnosis(
             for j in range(i + 1, a.ndim):
                 if a.shape[i] == a.shape[j] and close(a, e.transpose(i, j)):
                     return "transposed", f"your values are the expected ones with `{names[i]}` and `{names[j]}` swapped"
+        reshaped = _reshaped_layout(a, e, names, close)
+        if reshaped:
+            return "reshaped_not_permuted", reshaped
     bad = ~torch.isclose(a, e, rtol=rtol, atol=atol)
     for axis, name in enumerate(names):
         if a.shape[axis] > 1:

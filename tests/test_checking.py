@@ -479,3 +479,10 @@ def test_a_count_off_by_one_is_named():
     with pytest.raises(CheckFailed) as failure:
         check(lambda acts: (acts > 0.5).double().sum((0, 2)) / 6)  # divided by d_sae - 1
     assert "7/6: divided by 6 where 7 belongs, a count off by one" in failure.value.hint
+
+
+def test_axes_computed_in_another_order_then_reshaped_are_named():
+    e = torch.randn(6, 3, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    wrong = e.permute(1, 0, 2).reshape(6, 3, 5)  # computed as [inst batch d_in], then reshaped
+    err = _code(wrong, e, dims="batch inst d_in")
+    assert err.code == "reshaped_not_permuted" and "[inst batch d_in]" in err.hint
