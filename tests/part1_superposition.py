@@ -46,7 +46,7 @@ from tests.part1_superposition_draws import (
     scaled_values_failure,
     with_reference_generators,
 )
-from tests.part1_superposition_hints import forward_output_failure
+from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
 from tests.part1_superposition_mistakes import (
     DELTA,
     ZERO_DRAW_ALLOWANCE,
@@ -68,7 +68,6 @@ from tests.part1_superposition_mistakes import (
 )
 from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_probes import (
-    activation_diagnosis,
     axis_multiple_failure,
     call_naming_axes,
     cat_axis_failure,
@@ -78,6 +77,7 @@ from tests.part1_superposition_probes import (
     generator_cfg_failure,
     importance_candidate,
     loss_gradient_diagnosis,
+    own_feature_diagnosis,
     probe_forward,
     random_forward,
     relu_placement_mutants,
@@ -90,7 +90,9 @@ from tests.part1_superposition_slips import (
     grid_rate_candidates,
     loss_slip_mutants,
     negative_loss_note,
+    swapped_sizes_failure,
 )
+from tests.sizes import note_inputs
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
 GENERATORS = ("generate_correlated_features", "generate_anticorrelated_features", "generate_uncorrelated_features")
@@ -164,6 +166,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     code, hint = (
         random_forward(model, x)
         or activation_diagnosis(out, pre)
+        or own_feature_diagnosis(model, x, lambda t: two_layer(t, W, W, b))
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, pre - b, cfg.d_hidden)
     )
     ref = reference_model(RefToyModel, cfg, device, {"W": W, "b_final": b}, importance=imp)
@@ -358,17 +361,37 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
     cls = _expect_methods(CorrelatedToyModel, (method,))
     n_feats = 2 * p.shape[1] if method != "generate_uncorrelated_features" else p.shape[1]
     model = cls(
-        ToyModelConfig(n_inst=p.shape[0], n_features=n_feats, d_hidden=2),
+        ToyModelConfig(n_inst=p.shape[0], n_features=n_feats, d_hidden=5),  # d_hidden = 5: no other size
         feature_probability=DECOY[method],
         device=device,
     )
     p_in = p.clone().to(device)  # a copy: a learner's in-place edit must not reach the module's table
+    if method != GENERATORS[2]:  # name the sizes: a feature axis of n_pairs, or n_inst and n_pairs swapped
+        note_inputs(n_inst=p.shape[0], n_pairs=p.shape[1])
     field = {GENERATORS[0]: "n_correlated_pairs", GENERATORS[1]: "n_anticorrelated_pairs"}.get(method)
     matching = cls(replace(model.cfg, **{field: p.shape[1]}), device=device) if field else model
-    out = generator_cfg_failure(
-        lambda: getattr(model, method)(N_SAMPLES, p_in), lambda: getattr(matching, method)(10, p.to(device)), method
-    )
+    try:
+        out = generator_cfg_failure(
+            lambda: getattr(model, method)(N_SAMPLES, p_in), lambda: getattr(matching, method)(10, p.to(device)), method
+        )
+    except Exception as err:  # sizes unpacked from p.shape in the wrong order are named, anything else goes on
+        swapped_sizes_failure(err, {"inst": p.shape[0], "pairs" if field else "feats": p.shape[1]}, method)
+        raise
     check_input_unchanged(p, p_in, "p")
+    if field and isinstance(out, Tensor) and tuple(out.shape) == (N_SAMPLES, *p.shape):
+        fail(
+            f"{method}(n, p) has shape {tuple(out.shape)}: one feature per pair (n_pairs = {p.shape[1]}), expected "
+            f"(batch={N_SAMPLES}, inst={p.shape[0]}, feats=2 * n_pairs = {n_feats})",
+            "the second feature of each pair is missing: pair j is the two adjacent features 2j and 2j + 1, and "
+            "each needs its own column ("
+            + (
+                "both present together: repeat_interleave(2, dim=-1) on the pair mask"
+                if field == "n_correlated_pairs"
+                else "at most one of them present: stack the two masks on a last axis, then flatten"
+            )
+            + ", or two columns per pair in a loop)",
+            code="one_per_pair",
+        )
     return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
 
 
@@ -425,7 +448,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     batch = _call_generator(CorrelatedToyModel, "generate_correlated_features", P_CORR, device)
     what = "the batch"
     present = check_value_support(batch, what, 0.0, 1.0)
-    check_not_shared_over_batch(present, what)
+    check_not_shared_over_batch(present, what, P_CORR.repeat_interleave(2, dim=1))
     differ, _ = _pair_states(present, P_CORR.shape[1])
     if int(differ.sum()) > ZERO_DRAW_ALLOWANCE:
         message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
@@ -543,6 +566,16 @@ def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, s
             "not rand < p",
             pairwise(2 * p * p, 2 * p * (1 - p)),
         ),
+        *[
+            (
+                "one_feature_own_draw",
+                f"the {a} feature is present with p and the {b} with 2p(1 - p): as when the {a} is drawn on its own "
+                f"(rand < p, not tied to 'pair active') and the {b} is active & ~{a}. Draw 'pair active' (2p) and one "
+                "fair coin, then first = active & coin, second = active & ~coin",
+                pairwise(p, 2 * p * (1 - p)) if a == "first" else pairwise(2 * p * (1 - p), p),
+            )
+            for a, b in (("first", "second"), ("second", "first"))
+        ],
         (
             "always_active",
             "each feature is present half the time: the pair is always active. Draw 'active' with probability "
@@ -563,6 +596,8 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     what = "the batch"
     present = check_value_support(batch, what, 0.0, 1.0)
     check_not_shared_over_batch(present, what)
+    pairs = present[..., 0::2] | present[..., 1::2]  # 'pair active': one of its two features present
+    check_not_shared_over_batch(pairs, what, 2 * P_PAIRS, unit="pair", state="active (one of its features present)")
     _, both = _pair_states(present, P_PAIRS.shape[1])
     if int(both.sum()) > 0:
         message = f"{what}: in {int(both.sum())} cases both features of a pair are present"

@@ -15,13 +15,14 @@ diagnoses run only after a test has failed, or on facts that no correct answer s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
-from tests.part1_superposition_probes import consistent, rate_tolerance
+from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
 
 
 def fresh_draws_failure(draw: Callable[[], object], what: str) -> None:
@@ -45,6 +46,34 @@ def fresh_draws_failure(draw: Callable[[], object], what: str) -> None:
             code="same_draws_every_call",
         )
     reused_draws_failure(a, b, what)
+
+
+def constant_cells_failure(
+    present: Tensor, p: Tensor, what: str, unit: str = "feature", state: str = "present"
+) -> None:
+    """Some (inst, unit) cells `state` in every example of the batch and others in none, at rates p that make either
+    impossible for independent draws (p^n and (1 - p)^n below DELTA): a draw made once and broadcast over the batch.
+
+    A rate mistake turns rates into other rates, not into 0 for some cells and 1 for others of the same batch, so both
+    kinds of constant cell are required before the draw is named."""
+    n, p = present.shape[0], p.double().cpu().expand(present.shape[1:])
+    on, off = present.all(0).cpu(), (~present).all(0).cpu()
+    with torch.no_grad():
+        never_all = p.clamp(1e-300, 1).log() * n < math.log(DELTA)  # p^n < DELTA
+        never_none = (1 - p).clamp(1e-300, 1).log() * n < math.log(DELTA)  # (1 - p)^n < DELTA
+    always, never = on & never_all, off & never_none
+    if n < 2 or not bool(always.any()) or not bool(never.any()):
+        return
+    (i, j), (k, m) = always.nonzero()[0].tolist(), never.nonzero()[0].tolist()
+    fail(
+        f"{what}: inst {i}, {unit} {j} is {state} in all {n} examples and inst {k}, {unit} {m} in none "
+        f"({int(always.sum())} cells always, {int(never.sum())} never; their expected rates are "
+        f"{float(p[i, j]):.3g} and {float(p[k, m]):.3g})",
+        f"whether a {unit} is {state} is drawn once and shared by the whole batch: the random tensor has no batch axis "
+        f"(torch.rand_like(p), or a shape [inst, {unit}s], broadcast against the batch); draw it with the shape "
+        f"[batch, inst, {unit}s]",
+        code="shared_over_batch",
+    )
 
 
 def reused_draws_failure(a: Tensor, b: Tensor, what: str) -> None:

@@ -15,6 +15,60 @@ from torch import Tensor
 from tests.checking import fail
 
 
+def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when `out` equals ReLU(pre) on one range of the right output pre-activation `pre` and differs
+    everywhere beyond it: the output nonlinearity is wrong (the products and the bias are right, or the output
+    could not be right on a whole range of pre-activations)."""
+    if not isinstance(out, Tensor) or out.shape != pre.shape or not out.is_floating_point():
+        return None
+    a, p = out.detach().double(), pre.detach().double().to(out.device)
+    right = torch.relu(p)
+    agree = (a - right).abs() <= 1e-5 + 1e-4 * right.abs()
+    pos, neg = p > 1e-3, p < -1e-3
+    if not pos.any() or not neg.any() or agree.all():
+        return None
+    if torch.allclose(a, p.clamp(max=0), rtol=1e-4, atol=1e-5):
+        return "output_negative_part", (
+            "your output is min(pre, 0) = -ReLU(-pre), with pre the value before the output ReLU (the weights term "
+            "plus b_final): the output nonlinearity keeps the negative part and zeroes the positive one (clamp(max=0) "
+            "or clamp_max(0) where clamp(min=0) / clamp_min(0) was meant, or torch.minimum); the output is ReLU(pre)"
+        )
+    if bool((a <= 1e-6).all()) and bool((a < -1e-6).any()):
+        return "output_nonpositive", (
+            "every value of your output is at most 0 and some are negative, but a ReLU's output is never negative "
+            "(and positive wherever the pre-activation is): possible causes: a clamp with max= where min= was meant, "
+            "a minus sign on the output (-ReLU(...)) or on the pre-activation, or a nonlinearity other than ReLU"
+        )
+    if bool(agree[pos].all()) and not bool(agree[neg].all()):
+        return "negative_not_zeroed", (
+            "where the value before the output ReLU is positive your output is right, but negative values are not set "
+            "to 0: the output nonlinearity is a ReLU (F.relu), not "
+            + (
+                "abs (your output is |pre|: .abs() or torch.abs)"
+                if bool(torch.allclose(a, p.abs(), atol=1e-5))
+                else "abs, leaky_relu, ELU or none"
+            )
+        )
+    good, bad = p[agree & pos], p[~agree]
+    if good.numel() < 3 or bad.numel() < 3:
+        return None
+    where = "the output pre-activation WᵀWx + b_final (before the ReLU)"
+    if float(bad.min()) > float(good.max()):
+        return "output_nonlinearity_large", (
+            f"your output equals ReLU(pre) wherever {where} is at most {float(good.max()):.3g}, and differs at every "
+            f"position where it is above {float(bad.min()):.3g} (there you return values in "
+            f"[{float(a[~agree].min()):.3g}, {float(a[~agree].max()):.3g}]): the output nonlinearity caps or bends "
+            "large values (a clamp, min, sigmoid or tanh?); it is a plain ReLU"
+        )
+    if float(bad.max()) < float(good.min()) and float(bad.max()) > 1e-3:
+        return "output_nonlinearity_small", (
+            f"your output equals ReLU(pre) wherever {where} is at least {float(good.min()):.3g}, and differs at every "
+            f"position below {float(bad.max()):.3g}: the output nonlinearity is wrong for small values; it is a "
+            "plain ReLU (0 below 0, the identity above)"
+        )
+    return None
+
+
 def factor_name(c: float, d_hidden: int) -> str:
     """' = 1/√d_hidden = 1/√4' when the factor c is a familiar function of d_hidden (or 2, 1/2); else ''."""
     names = {f"1/√d_hidden = 1/√{d_hidden}": d_hidden**-0.5, f"√d_hidden = √{d_hidden}": d_hidden**0.5}

@@ -474,8 +474,11 @@ def check_rates(
 # --------------------------------------------------------------------------------------------
 # Random generators: independence
 # --------------------------------------------------------------------------------------------
-def check_not_shared_over_batch(present: Tensor, what: str) -> None:
-    """Every (inst, unit) cell changes across the batch (a mask drawn once for the whole batch doesn't)."""
+def check_not_shared_over_batch(present: Tensor, what: str, p: Tensor | None = None, **unit: str) -> None:
+    """Every (inst, unit) cell changes across the batch (a mask drawn once for the whole batch doesn't); with the rates
+    p, some cells always and others never present also name a draw shared over the batch (`unit`: its words)."""
+    if p is not None:
+        draws.constant_cells_failure(present, p, what, **unit)
     constant = (present.all(0) | (~present).all(0)).all()
     if present.shape[0] > 1 and constant and not present.all():  # all present is a rate mistake, named by the rates
         fail(
@@ -772,7 +775,7 @@ def check_independent_features(
     don't depend on presence."""
     n = batch.shape[0]
     present = check_value_support(batch, what, low, high, p)
-    check_not_shared_over_batch(present, what)
+    check_not_shared_over_batch(present, what, p)
     draws.batch_drift_failure(present, p, what)
     check_rates(
         present.double().mean(0), p, n, f"{what}: presence", [*extra, *common_rate_candidates(p.double().cpu(), n=n)]

@@ -47,48 +47,6 @@ def consistent(observed: Tensor, table: Tensor | float, n: int) -> bool:
 # --------------------------------------------------------------------------------------------
 # Forward passes
 # --------------------------------------------------------------------------------------------
-def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
-    """(code, hint) when `out` equals ReLU(pre) on one range of the right output pre-activation `pre` and differs
-    everywhere beyond it: the output nonlinearity is wrong (the products and the bias are right, or the output
-    could not be right on a whole range of pre-activations)."""
-    if not isinstance(out, Tensor) or out.shape != pre.shape or not out.is_floating_point():
-        return None
-    a, p = out.detach().double(), pre.detach().double().to(out.device)
-    right = torch.relu(p)
-    agree = (a - right).abs() <= 1e-5 + 1e-4 * right.abs()
-    pos, neg = p > 1e-3, p < -1e-3
-    if not pos.any() or not neg.any() or agree.all():
-        return None
-    if bool(agree[pos].all()) and not bool(agree[neg].all()):
-        return "negative_not_zeroed", (
-            "where the value before the output ReLU is positive your output is right, but negative values are not set "
-            "to 0: the output nonlinearity is a ReLU (F.relu), not "
-            + (
-                "abs (your output is |pre|: .abs() or torch.abs)"
-                if bool(torch.allclose(a, p.abs(), atol=1e-5))
-                else "abs, leaky_relu, ELU or none"
-            )
-        )
-    good, bad = p[agree & pos], p[~agree]
-    if good.numel() < 3 or bad.numel() < 3:
-        return None
-    where = "the output pre-activation WᵀWx + b_final (before the ReLU)"
-    if float(bad.min()) > float(good.max()):
-        return "output_nonlinearity_large", (
-            f"your output equals ReLU(pre) wherever {where} is at most {float(good.max()):.3g}, and differs at every "
-            f"position where it is above {float(bad.min()):.3g} (there you return values in "
-            f"[{float(a[~agree].min()):.3g}, {float(a[~agree].max()):.3g}]): the output nonlinearity caps or bends "
-            "large values (a clamp, min, sigmoid or tanh?); it is a plain ReLU"
-        )
-    if float(bad.max()) < float(good.min()) and float(bad.max()) > 1e-3:
-        return "output_nonlinearity_small", (
-            f"your output equals ReLU(pre) wherever {where} is at least {float(good.min()):.3g}, and differs at every "
-            f"position below {float(bad.max()):.3g}: the output nonlinearity is wrong for small values; it is a "
-            "plain ReLU (0 below 0, the identity above)"
-        )
-    return None
-
-
 def relu_placement_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Callable = lambda t: t) -> list:
     """Catalogue entries (code, hint, output) for the output ReLU and the bias combined otherwise than ReLU(z + b),
     with z = W_outᵀ act(W_in x) the weights term."""
@@ -136,9 +94,15 @@ def probe_forward(
     except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
         return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
     if not bias_right:
+        seen = ""
+        if isinstance(zero_out, Tensor) and zero_out.shape == shape and zero_out.is_floating_point():
+            got, want = zero_out.detach().double().flatten().cpu(), torch.relu(b).expand(shape).double().flatten().cpu()
+            i = int((got - want).abs().argmax())
+            seen = f" (e.g. {float(got[i]):.4g} where ReLU(b_final) = {float(want[i]):.4g})"
         return "bias_term", (
-            "with every feature 0 your output should be ReLU(b_final), and it isn't: check how b_final enters "
-            "(added once, per instance, before the output ReLU)"
+            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes: how "
+            "b_final enters (added once, per instance, before the output ReLU), or the output nonlinearity applied to "
+            "it (a clamp, min or sign other than ReLU's)"
         )
     if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
         o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)
@@ -158,6 +122,36 @@ def probe_forward(
         "`d_hidden`, per instance); an extra or misplaced nonlinearity (a ReLU on the weights term before b_final is "
         "added); the bias combined otherwise than added (torch.maximum(z, b_final), a product); or a rescaled input "
         "or output (a constant factor, 2x - 1)"
+    )
+
+
+def own_feature_diagnosis(model: Callable, x: Tensor, right: Callable[[Tensor], Tensor]) -> tuple[str, str] | None:
+    """(code, hint) when every output feature depends on its own input feature only (nudging input feature j changes
+    no other output), where the right forward pass `right` mixes them: the products don't contract `feats`."""
+    cross_got = cross_right = own_got = 0.0
+    try:
+        with torch.no_grad():
+            base, base_right = model(x.clone()), right(x)
+            for j in range(x.shape[-1]):
+                x2 = x.clone()
+                x2[..., j] += 0.5
+                d, r = (model(x2) - base).abs().double(), (right(x2) - base_right).abs().double()
+                others = torch.arange(x.shape[-1], device=x.device) != j
+                cross_got = max(cross_got, float(d[..., others].max()))
+                cross_right, own_got = (
+                    max(cross_right, float(r[..., others].max())),
+                    max(own_got, float(d[..., j].max())),
+                )
+    except Exception:  # the learner's code failed on the probe (or returned something else): no evidence either way
+        return None
+    if cross_got > 1e-6 or cross_right < 1e-3 or own_got < 1e-3:
+        return None
+    return "only_own_feature", (
+        "each output feature depends only on its own input feature: nudging input feature j changes output j and no "
+        "other, where the right forward pass mixes the features (output j reads every feature through the hidden "
+        "layer). The products with the weights don't contract the feature axis; possible causes: the first product "
+        "summed over `d_hidden` and kept `feats` ('... inst feats, inst d_hidden feats -> ... inst feats'), or "
+        "elementwise products (x * W) where h = W x sums over `feats` ('... inst feats, inst d feats -> ... inst d')"
     )
 
 
@@ -212,10 +206,10 @@ def input_transform_diagnosis(
 GRID = (-2.0, -1.0, -0.5, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)  # small positives: a threshold above 0 shows
 
 
-def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device) -> tuple[str, str] | None:
+def hidden_probe(build: Callable[[float, float], torch.nn.Module], device: torch.device) -> tuple[str, str] | None:
     """(code, hint) when the hidden nonlinearity, read off a one-feature model, is not a ReLU.
 
-    `build(B)` returns the learner's model with n_inst = n_features = d_hidden = 1, every weight 1 and b_final = B,
+    `build(B, w)` returns the learner's model with n_inst = n_features = d_hidden = 1, every weight w and b_final = B,
     so its output is ReLU(g(x) + B) with g the hidden nonlinearity. With B = 10 and B = 20 the two outputs must
     differ by exactly 10 (the output side adds b_final and passes it through); only then is g = out - 10 read.
     """
@@ -230,6 +224,11 @@ def hidden_probe(build: Callable[[float], torch.nn.Module], device: torch.device
         # The hidden layer read at b_final = 10 must also explain the output at b_final = 0 (ReLU(g(x))): otherwise
         # b_final enters before the output too (e.g. subtracted from the input) and g is not the hidden nonlinearity.
         if not torch.allclose(out0.double(), torch.relu(out10.double() - 10), atol=1e-4):
+            return None
+        # With weights -1 on the input -x the hidden layer is g(x) again and the output ReLU(10 - g(x)): a b_final that
+        # also enters the hidden layer (ReLU(W x + b)) reads as the identity above but fails this
+        flipped = build(10.0, -1.0)(-x)
+        if not torch.allclose(flipped.double(), torch.relu(20 - out10.double()), atol=1e-4):
             return None
     except Exception:  # the learner's code failed on the probe: no evidence either way
         return None

@@ -8,6 +8,8 @@
 * The combined batch's rate tables for the usual slicing mistakes, the correlated and anticorrelated slices passed
   to each other's generators among them.
 * A flat result of boolean-mask indexing, `values[present]`: a 1-d tensor of the present entries only.
+* A generator's sizes unpacked from p.shape in the wrong order (`n_pairs, n_inst = p.shape`): the learner's own
+  variables, read from its failing frame, hold each other's sizes.
 * Part 2's signed values all negative: a sign drawn with torch.randint(-1, 1) is -1 or 0.
 * Losses with the square left out or misplaced (`target - out ** 2`), and a batch or feature count minus one
   (B - 1, the unbiased-variance habit).
@@ -15,13 +17,49 @@
 
 from __future__ import annotations
 
+import linecache
+
 import torch
 from torch import Tensor
 
-from tests.checking import fail
+from tests.checking import _is_learner_frame, fail
 from tests.part1_superposition_probes import consistent
 
 RateCandidate = tuple[str, str, Tensor]
+
+
+def swapped_sizes_failure(err: BaseException, sizes: dict[str, int], method: str) -> None:
+    """`err` was raised by the learner's generator, in whose innermost frame an int variable whose name says which
+    axis it counts (`n_inst`, `n_pairs`: the first 4 letters of a key of `sizes`) holds another axis's size."""
+    tb, frame = err.__traceback__, None
+    while tb is not None:
+        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None or len(set(sizes.values())) < len(sizes):
+        return
+    wrong = [
+        (name, value, key, other)
+        for name, value in frame.f_locals.items()
+        if type(value) is int
+        for key, size in sizes.items()
+        if key[:4] in name.lower() and value != size
+        for other, other_size in sizes.items()
+        if other != key and value == other_size
+    ]
+    if not wrong:
+        return
+    said = "; ".join(
+        f"your `{n}` is {v}, but p's {k} axis has size {sizes[k]} ({v} is the size of its {o} axis)"
+        for n, v, k, o in wrong
+    )
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    fail(
+        f"{method}(n, p) raised {type(err).__name__}: {err}\n  on the line `{line}`\n{said}",
+        f"p is [{', '.join(sizes)}] = {list(sizes.values())}: its sizes were unpacked in the wrong order? "
+        f"{', '.join(f'n_{k}' for k in sizes)} = p.shape",
+        code="sizes_swapped",
+    )
 
 
 # --------------------------------------------------------------------------------------------

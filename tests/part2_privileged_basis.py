@@ -26,7 +26,7 @@ from tests.part1_superposition_diagnosis import (
     returned_hidden_hint,
 )
 from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure, scaled_values_failure
-from tests.part1_superposition_hints import forward_output_failure
+from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
 from tests.part1_superposition_mistakes import (
     check_independent_features,
     check_input_unchanged,
@@ -35,11 +35,11 @@ from tests.part1_superposition_mistakes import (
 )
 from tests.part1_superposition_probes import (
     GRID,
-    activation_diagnosis,
     check_param_gradients,
     hidden_probe,
     importance_candidate,
     input_transform_diagnosis,
+    own_feature_diagnosis,
     random_forward,
     relu_placement_mutants,
     sign_sharing_failure,
@@ -107,8 +107,9 @@ def _check_forward(
         random
         or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
         or _output_sign_probe(type(model), params, device)
-        or hidden_probe(lambda B: _unit_model(type(model), params, B, device), device)
+        or hidden_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
         or diagnosis
+        or own_feature_diagnosis(model, x, lambda t: two_layer(t, W_in, W_out, b, act=relu))
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
     )
     expect_matches(
@@ -151,12 +152,12 @@ def _output_sign_probe(cls: type, params: list[str], device: torch.device) -> tu
     )
 
 
-def _unit_model(cls: type, params: list[str], B: float, device: torch.device) -> torch.nn.Module:
-    """The learner's model with one instance, feature and neuron: every weight 1, b_final = B (for `hidden_probe`)."""
+def _unit_model(cls: type, params: list[str], B: float, device: torch.device, w: float = 1.0) -> torch.nn.Module:
+    """The learner's model with one instance, feature and neuron: every weight w, b_final = B (for `hidden_probe`)."""
     model = cls(ToyModelConfig(n_inst=1, n_features=1, d_hidden=1), feature_probability=0.5, device=device)
     with torch.no_grad():
         for name in params:
-            getattr(model, name).fill_(B if name == "b_final" else 1.0)
+            getattr(model, name).fill_(B if name == "b_final" else w)
     return model
 
 

@@ -342,8 +342,9 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
         ),
         (
             "mean_over_features",
-            "‖W‖²_F is the *sum* over the features of ‖W_i‖², not their mean (your values are feats = "
-            f"{n_feats} × too large)",
+            f"your values are feats = {n_feats} × the right ones. Possible causes: a mean over the features where "
+            "‖W‖²_F is their *sum* of ‖W_i‖², or a numerator that counts d_hidden · feats instead of d_hidden "
+            "(W.flatten(1).shape[1], W[0].numel()): D* = d_hidden / ‖W‖²_F, d_hidden = W.shape[1]",
             d / W.pow(2).sum(1).mean(-1),
         ),
     ]

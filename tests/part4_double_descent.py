@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -28,15 +29,7 @@ from tests.mutants import call
 from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
-
-def _call(fn: Callable, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function; a call its signature can't take is named (not reported as a crash)."""
-    try:
-        return fn(*args, **kwargs)
-    except TypeError as err:
-        if err.__traceback__ is not None and err.__traceback__.tb_next is None:  # raised by the call itself
-            fail(f"{what} could not be called: {err}", "keep the signature of the exercise's stub", code="signature")
-        raise
+_call = mistakes.call_learner
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,11 +424,11 @@ def _cosine_floor(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue
         return  # the warm-up is wrong too: a whole-schedule scale or offset is named by the generic diagnosis
     g, r = got[warmup:], right[warmup:]
     if float(g.max() - g.min()) < 1e-9:
+        seen, hint = mistakes.constant_cosine(float(g[0]))
         fail(
             f"after the warm-up your factor stays at {float(g[0]):.4g} at every step (steps={steps}, "
-            f"warmup_steps={warmup}), expected half a cosine from 1 down to 0",
-            "the factor never decays: progress may always be 0 (integer division `//` or an int() cast of "
-            "(step - warmup) / (steps - warmup)), or the cosine part is missing",
+            f"warmup_steps={warmup}), expected half a cosine from 1 down to 0{seen}",
+            hint,
             code="cosine_constant",
         )
     design = torch.stack([torch.ones_like(r), r], -1)
@@ -549,6 +542,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     ):  # sparse data has all-zero examples (rare at p = 0.1, 50 feats): make two so dropping them shows
         model.train_data[[5, 23]] = 0.0
     data = model.train_data.clone()
+    model.generate_batch = types.MethodType(generate_batch, model)  # self.generate_batch is the learner's method too
     first = _call(generate_batch, "generate_batch(16)", model, 16)
     what = "generate_batch(16)"
     if isinstance(first, (list, tuple)) and len(first) > 0 and all(isinstance(t, Tensor) for t in first):

@@ -10,7 +10,10 @@ which distribution the values come from).
 from __future__ import annotations
 
 import math
+import traceback
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,6 +22,39 @@ from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
 
 Mistake = tuple[str, str, Tensor]
+
+
+def call_learner(fn: Callable, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function; a call its signature can't take is named (not reported as a crash)."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as err:
+        if err.__traceback__ is not None and err.__traceback__.tb_next is None:  # raised by the call itself
+            fail(f"{what} could not be called: {err}", "keep the signature of the exercise's stub", code="signature")
+        raise
+    except RecursionError as err:
+        recursion_failure(err, what)
+        raise
+
+
+def recursion_failure(err: RecursionError, what: str) -> None:
+    """Name a function that calls itself without end: the same line repeats down the RecursionError's traceback."""
+    frames = traceback.extract_tb(err.__traceback__)
+    counts = Counter((f.filename, f.lineno, f.name) for f in frames)
+    if not counts:
+        return
+    (_, _, name), n = counts.most_common(1)[0]
+    line = next(f.line for f in frames if f.name == name)
+    if n < 20:
+        return  # a deep but finite chain of different calls: the generic error report shows it
+    fail(
+        f"{what} never returns: `{name}` calls itself ({n} nested calls before Python's RecursionError) on the line "
+        f"`{line}`",
+        "infinite recursion: the method calls itself, and that call calls it again, with nothing to stop it. Compute "
+        "the result instead of calling the same function (for a method of the model, use the attribute or buffer it "
+        "should return, e.g. self.train_data, not self.<the same method>(...))",
+        code="recursion",
+    )
 
 
 def separable(right: Tensor, catalogue: list[Mistake], rtol: float = 1e-6, atol: float = 1e-7) -> list[Mistake]:
@@ -51,6 +87,32 @@ class Schedule(Reference):
         schedule = fn or self.fn
         steps, warmup = self.args
         return torch.tensor([float(schedule(s, steps, warmup)) for s in range(steps)], dtype=torch.float64)
+
+
+def constant_cosine(c: float) -> tuple[str, str]:
+    """What a cosine part constant at c says about progress (0.5 (1 + cos(π progress)) = c), and its causes."""
+    if abs(c) < 1e-9:
+        return ": 0.5 * (1 + cos(π progress)) = 0 means progress is always 1", (
+            "progress = (step - warmup_steps) / (steps - warmup_steps) is 1 at every step: possible causes: its "
+            "numerator doesn't use the current step (`steps` written for `step`, so numerator and denominator are "
+            "the same), the last step used in place of the current one, or the cosine part replaced by 0"
+        )
+    if abs(c - 1) < 1e-9:
+        return ": 0.5 * (1 + cos(π progress)) = 1 means progress is always 0", (
+            "progress = (step - warmup_steps) / (steps - warmup_steps) is 0 at every step: possible causes: integer "
+            "division `//` or an int() cast of the fraction, a numerator that doesn't use the current step "
+            "(warmup_steps - warmup_steps, or a step counter that never advances), or the cosine part left out"
+        )
+    if -1e-9 <= c <= 1 + 1e-9:
+        progress = math.acos(min(1.0, max(-1.0, 2 * c - 1))) / math.pi
+        seen = f": 0.5 * (1 + cos(π progress)) = {c:.4g} means progress stays at {progress:.4g}"
+    else:
+        seen = ", a value half a cosine never takes"
+    return seen, (
+        "the factor never decays, so progress = (step - warmup_steps) / (steps - warmup_steps) doesn't change with "
+        "the step: possible causes: a variable other than the current step in its numerator, a value computed once "
+        "(at the first step) and reused, or the cosine part replaced by a constant"
+    )
 
 
 def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]:
@@ -263,7 +325,13 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "square each dot product *before* summing: Σⱼ (v̂ᵢ · vⱼ)², not (Σⱼ v̂ᵢ · vⱼ)²",
             norm_sq / dots.sum(-1).pow(2),
         ),
-        ("numerator", "the numerator is the squared norm ‖vᵢ‖², not the norm ‖vᵢ‖", norm_sq.sqrt() / den),
+        (
+            "numerator",
+            "your values are the right ones divided by ‖vᵢ‖: a power of the norm is off by one somewhere, e.g. the "
+            "numerator ‖vᵢ‖ where ‖vᵢ‖² was meant, or the squared overlaps (vᵢ · vⱼ)² divided by ‖vᵢ‖ where "
+            "(v̂ᵢ · vⱼ)² = (vᵢ · vⱼ)² / ‖vᵢ‖² needs the square",
+            norm_sq.sqrt() / den,
+        ),
         (
             "self_term_twice",
             "your denominator counts the self-term (v̂ᵢ · vᵢ)² = ‖vᵢ‖² twice: the sum over every j already includes "
@@ -410,6 +478,14 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
         )
     rows = row_l2[nonzero]
     unit = (rows - 1).abs() <= NORM_TOL
+    longer = rows > 1 + NORM_TOL
+    if 0.05 < float(unit.double().mean()) < 0.95 and bool((unit | longer).all()):
+        return "norm_capped_at_one", (
+            f"{int(unit.sum())} examples are unit and the other {int(longer.sum())} all have norms above 1 (up to "
+            f"{float(rows.max()):.3g}): the examples longer than 1 were not normalised, as when the divisor is capped "
+            "at 1 (norm.clamp(1e-12, 1), clamp(max=1) or torch.minimum(norm, 1)); bound the norm from below only: "
+            "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
+        )
     if rows.numel() > 0 and bool((rows <= 1 + NORM_TOL).all()):
         if 0.05 < float(unit.double().mean()) < 0.95 and float(rows[~unit].max()) < 1 - NORM_TOL:
             return "norm_clamped_at_one", (

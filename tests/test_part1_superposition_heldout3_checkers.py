@@ -1,6 +1,7 @@
 """Proofs for the fresh10 held-out fixes in part 1: |z| as the output nonlinearity, p laid out along the batch,
 anticorrelated activity at the features' mean rate; fresh11: a fixed count of present features per example, the
-which-one coin of an anticorrelated pair at p / 2 * p, and correlated pairs clamped at p = 1/2."""
+which-one coin of an anticorrelated pair at p / 2 * p, and correlated pairs clamped at p = 1/2; fresh12 and fresh13
+(draws shared over the batch, one column per pair, sizes unpacked swapped, a feature-diagonal forward pass)."""
 
 from __future__ import annotations
 
@@ -179,3 +180,73 @@ def test_part1_heldout12_loss():
         assert_fails(p1.test_calculate_loss, _sub(ToyModel, calculate_loss=loss_with(err)), code)
     err = assert_fails(p1.test_calculate_loss, _sub(ToyModel, calculate_loss=loss_bessel), "count_minus_one")
     assert "8/7" in err.hint and "batch" in err.hint
+
+
+# fresh13: a pair's activity drawn without the batch axis, one column per pair, p.shape unpacked swapped, the first
+# feature of an anticorrelated pair drawn on its own, the first product keeping `feats`, clamp(max=0) at the output.
+def anti_active_no_batch(self, n, p):
+    k, m = p.shape
+    active = torch.rand_like(p) < 2 * p  # [inst, pairs]: one draw shared by every example
+    first = torch.rand(n, k, m) < 0.5
+    present = torch.stack([active & first, active & ~first], -1).flatten(-2)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def correlated_one_column(self, n, p):
+    k, m = p.shape
+    cols = [torch.where(torch.rand(n, k) < p[:, j], torch.rand(n, k), 0.0) for j in range(m)]
+    return torch.stack(cols, -1)
+
+
+def correlated_unpack_swapped(self, n, p):
+    n_pairs, n_inst = p.shape
+    present = (torch.rand(n, n_inst, n_pairs) < p).repeat_interleave(2, -1)
+    return torch.where(present, torch.rand(n, n_inst, 2 * n_pairs), 0.0)
+
+
+def anti_first_own(self, n, p):
+    k, m = p.shape
+    active = torch.rand(n, k, m) < 2 * p
+    first = torch.rand(n, k, m) < p
+    present = torch.stack([first, active & ~first], -1).flatten(-2)
+    return torch.where(present, torch.rand(n, k, 2 * m), 0.0)
+
+
+def forward_keeps_feats(self, features):
+    h = einops.einsum(features, self.W, "... inst feats, inst d_hidden feats -> ... inst feats")
+    out = einops.einsum(h, self.W, "... inst feats, inst d_hidden feats -> ... inst feats")
+    return torch.relu(out + self.b_final)
+
+
+def forward_clamp_max(self, features):
+    h = einops.einsum(features, self.W, "... i f, i d f -> ... i d")
+    return (einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final).clamp(max=0)
+
+
+def forward_negated_softplus(self, features):
+    h = einops.einsum(features, self.W, "... i f, i d f -> ... i d")
+    return -torch.nn.functional.softplus(-(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final))
+
+
+def test_part1_heldout13_generators():
+    model = _sub(CorrelatedToyModel, generate_anticorrelated_features=anti_active_no_batch)
+    err = assert_fails(p1.test_generate_anticorrelated_features, model, "shared_over_batch")
+    assert "in all 20000 examples" in err.message and "no batch axis" in err.hint
+    model = _sub(CorrelatedToyModel, generate_correlated_features=correlated_one_column)
+    err = assert_fails(p1.test_generate_correlated_features, model, "one_per_pair")
+    assert "second feature of each pair is missing" in err.hint
+    model = _sub(CorrelatedToyModel, generate_correlated_features=correlated_unpack_swapped)
+    err = assert_fails(p1.test_generate_correlated_features, model, "sizes_swapped")
+    assert "your `n_pairs` is 3" in err.message and "n_inst, n_pairs = p.shape" in err.hint
+    model = _sub(CorrelatedToyModel, generate_anticorrelated_features=anti_first_own)
+    err = assert_fails(p1.test_generate_anticorrelated_features, model, "one_feature_own_draw")
+    assert "first is drawn on its own" in err.hint
+
+
+def test_part1_heldout13_forward():
+    err = assert_fails(p1.test_forward, _sub(ToyModel, forward=forward_keeps_feats), "only_own_feature")
+    assert "kept `feats`" in err.hint
+    err = assert_fails(p1.test_forward, _sub(ToyModel, forward=forward_clamp_max), "output_negative_part")
+    assert "clamp(max=0)" in err.hint
+    err = assert_fails(p1.test_forward, _sub(ToyModel, forward=forward_negated_softplus), "output_nonpositive")
+    assert "possible causes" in err.hint

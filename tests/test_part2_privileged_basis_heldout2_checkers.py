@@ -1,5 +1,7 @@
 """Proofs for part 2's diagnoses of the fresh9 held-out mistakes: the importance summed out of the loss's mean, one
-uniform giving sign and size, values scaled by the importance, and an input scale that is also an output-term scale."""
+uniform giving sign and size, values scaled by the importance, and an input scale that is also an output-term scale;
+fresh13: the output clamped with max=0, a hidden bias taken from b_final (the bias hint lists its causes), a first
+product that keeps `feats`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 import tests.part2_privileged_basis as checks2
 from solutions.part1_superposition import ToyModel
-from solutions.part2_privileged_basis import NeuronComputationModel
+from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
 from tests.proving import assert_fails
 
 
@@ -116,3 +118,30 @@ def test_part2_heldout12():
     err = assert_fails(loss, comp_variant(calculate_loss=comp_loss_bessel), "count_minus_one")
     assert "8/7" in err.hint and "cfg.n_features" not in err.hint
     assert_fails(loss, comp_variant(calculate_loss=comp_loss_precedence), "square_precedence")
+
+
+# fresh13
+def neuron_clamp_max(self, features):
+    h = F.relu(einops.einsum(features, self.W, "... i f, i d f -> ... i d"))
+    return (einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final).clamp(max=0)
+
+
+def neuron_keeps_feats(self, features):
+    h = F.relu(einops.einsum(features, self.W, "... i f, i d f -> ... i f"))
+    return F.relu(einops.einsum(h, self.W, "... i f, i d f -> ... i f") + self.b_final)
+
+
+def comp_hidden_bias(self, x):
+    d = self.cfg.d_hidden
+    h = F.relu(einops.einsum(x, self.W1, "... i f, i d f -> ... i d") + self.b_final[:, :d])
+    return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f"))
+
+
+def test_part2_heldout13():
+    variant = type("NeuronVariant", (NeuronModel,), {"forward": neuron_clamp_max})
+    err = assert_fails(checks2.test_neuron_forward, variant, "output_negative_part")
+    assert "clamp(max=0)" in err.hint
+    variant = type("NeuronVariant", (NeuronModel,), {"forward": neuron_keeps_feats})
+    assert_fails(checks2.test_neuron_forward, variant, "only_own_feature")
+    err = assert_fails(checks2.test_computation_forward, comp_variant(forward=comp_hidden_bias), "bias_term")
+    assert "Possible causes" in err.hint and "output nonlinearity" in err.hint

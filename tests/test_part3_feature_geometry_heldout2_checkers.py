@@ -1,5 +1,5 @@
 """Proofs for the fresh10 held-out fixes in part 3: a rank numerator, norms summed then squared and the Gram sum in
-D*; L1-normalised dimensionality and the self-term counted twice."""
+D*; L1-normalised dimensionality and the self-term counted twice; fresh13: a numerator that counts d_hidden · feats."""
 
 from __future__ import annotations
 
@@ -67,3 +67,14 @@ def test_part3_heldout12():
     assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=(1, 2), keepdim=True)), "one_norm")
     err = assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=1, keepdim=True).clamp(min=1)), "norm_threshold")
     assert "clamp(min=1)" in err.hint and "shorter" in err.message
+
+
+# fresh13: W.flatten(1).shape[1] = d_hidden · feats as the numerator gives the values of a mean over the features
+def d_flat_numerator(W):
+    flat = W.flatten(1)
+    return flat.shape[1] / flat.pow(2).sum(-1)
+
+
+def test_part3_heldout13():
+    err = assert_fails(p3.test_dimensions_per_feature, d_flat_numerator, "mean_over_features")
+    assert "Possible causes" in err.hint and "d_hidden · feats" in err.hint and "mean" in err.hint

@@ -1,6 +1,7 @@
 """Proofs for the fresh10 held-out fixes in part 4: a float-equivalent training set accepted (F.normalize of unit
 rows), a list returned by generate_batch, renorm and other-axis norms in generate_dataset, norms below one
-described, a sine schedule, L1-normalised dimensionality and the self-term counted twice."""
+described, a sine schedule, L1-normalised dimensionality and the self-term counted twice; fresh13: recursion, a norm
+capped at 1, a constant cosine part read as a constant progress, a power of the norm off by one."""
 
 from __future__ import annotations
 
@@ -123,3 +124,45 @@ def test_part4_heldout12_cosine_parentheses():
     ):
         err = assert_fails(p4.test_warmup_cosine_lr, _lr_with(cosine), "cosine_parentheses")
         assert "misplaced" in err.hint
+
+
+# fresh13: generate_batch calling itself, a clamp of the norm with an upper bound, progress always 1 (or 0), the
+# overlaps divided by the norm instead of its square
+def gb_recursion(self, batch_size=None):
+    return self.generate_batch(batch_size)
+
+
+def gen_clamp_both(n_examples, n_inst, n_features, feature_probability, device=None):
+    x = _draw(n_examples, n_inst, n_features, feature_probability, device)
+    return x / x.norm(dim=-1, keepdim=True).clamp(1e-12, 1)
+
+
+def lr_steps_typo(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (steps - warmup_steps) / (steps - warmup_steps)))
+
+
+def lr_floor_division(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * ((step - warmup_steps) // (steps - warmup_steps))))
+
+
+def cd_div_norm(vectors):
+    n2 = (vectors**2).sum(-1)
+    overlaps = (vectors @ vectors.mT) ** 2 / n2.sqrt().clamp_min(1e-12)[..., None]
+    return n2 / overlaps.sum(-1).clamp_min(1e-30)
+
+
+def test_part4_heldout13():
+    err = assert_fails(p4.test_generate_batch, _sub(DoubleDescentModel, generate_batch=gb_recursion), "recursion")
+    assert "calls itself" in err.hint and "return self.generate_batch(batch_size)" in err.message
+    err = assert_fails(p4.test_generate_dataset, gen_clamp_both, "norm_capped_at_one")
+    assert "norms above 1" in err.hint
+    err = assert_fails(p4.test_warmup_cosine_lr, lr_steps_typo, "cosine_constant")
+    assert "progress is always 1" in err.message and "possible causes" in err.hint
+    err = assert_fails(p4.test_warmup_cosine_lr, lr_floor_division, "cosine_constant")
+    assert "progress is always 0" in err.message and "`//`" in err.hint
+    err = assert_fails(p4.test_compute_dimensionality, cd_div_norm, "numerator")
+    assert "off by one" in err.hint and "divided by ‖vᵢ‖" in err.hint
