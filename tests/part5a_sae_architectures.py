@@ -45,6 +45,7 @@ from tests.part5_toy_saes import (
     twin,
 )
 from tests.part5a_sae_architectures_diagnosis import (
+    AUXK_HINTS,
     BANDWIDTH,
     HALF_WINDOW,
     THETA_FACTORS,
@@ -299,6 +300,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
 def test_topk_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.TopKToySAE, impl, ("forward",))
     PR.topk_k_ignored(cls, device)
+    PR.dtype_followed(cls, device, k=2)
     checked = []
     for k in (2, 3):
         # non-zero sparsity coefficients: the TopK loss must ignore them
@@ -428,7 +430,10 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         out.detach(),
         expected,
         "auxk_loss",
-        [(code, hint, M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug)) for code, hint, bug in M.AUXK_MISTAKES]
+        [
+            (code, AUXK_HINTS.get(code, hint), M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug))
+            for code, hint, bug in M.AUXK_MISTAKES
+        ]
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
@@ -533,6 +538,13 @@ def _metric(
     ):
         out = out.to(args[0].dtype)  # an integer count is fine where the values are integers
     out = expect_tensor(out, what, shape=shape, dims=dims, device=device)
+    if out.is_floating_point() and torch.finfo(out.dtype).bits < torch.finfo(args[0].dtype).bits:
+        fail(
+            f"{what} returned {out.dtype} values for {args[0].dtype} inputs",
+            f"keep the inputs' precision ({args[0].dtype}): a conversion such as .half() or .to(torch.float16) "
+            "rounds the result (float16 keeps about 3 significant digits)",
+            code="lower_precision",
+        )
     return out if out.is_floating_point() else out.to(args[0].dtype)
 
 
@@ -696,6 +708,9 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
     acts[:, 2, 4], acts[:, 0, 6] = 0.5, 0.6  # alive, zero on exactly n_inst (3) / d_sae (7) examples: a zero
     acts[10:13, 2, 4], acts[20:27, 0, 6] = 0.0, 0.0  # count compared with a size other than the batch shows
+    small = torch.linspace(1e-3, 2e-3, acts.shape[0], device=device)
+    acts[:, 2, 1], acts[:, 2, 5] = small, small.flip(0)  # alive, never an example's largest (but as argmax's ties)
+    acts[11, 2, [1, 5]] = 0.0  # example 11 of instance 2 stays all zero
     shapes = {
         (N_INST, D_SAE): ("per_latent", "average over the latents: the fraction of dead latents per instance"),
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
@@ -708,6 +723,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         [
             *dead_mistakes(acts),
             *PR.dead_count_sizes(acts),
+            *PR.dead_never_largest(acts),
             (
                 "any_dead_flag",
                 "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
@@ -716,8 +732,8 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
             ),
             (
                 "constant_latent",
-                "a latent constant over the batch at a non-zero value fires: dead means zero on every example, "
-                "not zero variance",
+                "your fraction counts as dead the latents with zero variance over the batch (latent 2 of instance "
+                "1 is 0.3 on every example): such a latent fires; dead means zero on every example",
                 (acts.std(0) == 0).to(acts.dtype).mean(-1),
             ),
         ],

@@ -79,11 +79,40 @@ def _window_hint(measured: dict) -> str:
             f"the window is ≈ {2 * w1 * BANDWIDTH:.2g}/ε wide and shrinks as ε grows, instead of ε wide: is u "
             "computed as (x - θ) · ε instead of (x - θ) / ε?"
         )
+    profile = _profile(measured[BANDWIDTH][2])
     if abs(w4 / w1 - 4) < 0.2:
         return base + (
-            f"the window grows with ε but is {2 * w1 / BANDWIDTH:.2g}·ε wide instead of ε: K is 1[|u| < 1/2]"
+            f"the window grows with ε but is {w4 / (2 * BANDWIDTH):.2g}·ε wide instead of ε, and {profile}. K is the "
+            "flat rectangle 1[|u| < 1/2] with u = (x - θ)/ε. Possible causes: another kernel (a triangle 1 - |u|, "
+            "a Gaussian ...), u divided by another multiple of ε, or the cutoff at another |u|"
         )
-    return base + "K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
+    return base + f"{profile}. K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
+
+
+def _profile(grad: Tensor) -> str:
+    """Describe the shape of a threshold gradient measured on `_window`'s grid (θ = 1): flat, triangular, or
+    varying with x - θ."""
+    fine = torch.logspace(-8, -1, 200, dtype=torch.float64)
+    d = torch.cat([torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4, fine, -fine]).abs()
+    on = grad != 0
+    dd, hh = d[on], grad[on].abs().double()
+    top, low = float(hh.max()), float(hh.min())
+    if low > 0.99 * top:
+        return f"flat (height ≈ {top:.3g})"
+    width = float(dd.max())
+    slope = torch.linalg.lstsq(torch.stack([torch.ones_like(dd), dd], 1), hh[:, None]).solution[:, 0]
+    a, b = float(slope[0]), float(slope[1])
+    fit = a + b * dd
+    if b < 0 and float((fit - hh).abs().max()) < 0.02 * top:
+        return (
+            f"triangular: largest (≈ {a:.3g}) at x = θ, falling linearly to 0 at |x - θ| ≈ {-a / b:.2g}, "
+            "instead of flat"
+        )
+    inner, outer = hh[dd < width / 4], hh[dd > 3 * width / 4]
+    falls = inner.numel() > 0 and outer.numel() > 0 and float(inner.mean()) > float(outer.mean())
+    return (
+        "largest at x = θ and falling off away from it, instead of flat" if falls else "not flat: it varies with x - θ"
+    )
 
 
 def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, str] | None:
@@ -99,7 +128,18 @@ def threshold_window(impl: Any, grad_th: Tensor, outside: bool) -> tuple[str, st
         return "kernel_shape", _window_hint(measured)
     if not (grad_th != 0).any() and measured[BANDWIDTH] is None:
         return _window_far(impl)
-    if (grad_th != 0).any() or measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
+    if measured[BANDWIDTH] is None or measured[4 * BANDWIDTH] is None:
+        return None
+    w1, w4 = measured[BANDWIDTH][0], measured[4 * BANDWIDTH][0]
+    if (grad_th != 0).any() and abs(w4 / w1 - 4) < 0.2 and 2 * w1 / BANDWIDTH < 0.9:
+        r = 2 * w4 / (4 * BANDWIDTH)  # the wider window: the grid's spacing matters less
+        return "window_width", (
+            f"your threshold gradient is non-zero only for |x - θ| up to {w1:.3g} at ε = {BANDWIDTH:g} and up to "
+            f"{w4:.3g} at ε = {4 * BANDWIDTH:g}: the window grows with ε but is {r:.2g}·ε wide instead of ε "
+            f"({_profile(measured[BANDWIDTH][2])}). K is 1[|u| < 1/2] with u = (x - θ)/ε: is u divided by "
+            f"{r:.2g}·ε instead of ε, or the rectangle cut at |u| < {r / 2:.2g} instead of 1/2?"
+        )
+    if (grad_th != 0).any():
         return None
     seen = ", ".join(f"|x - θ| up to {m[0]:.2g} (height {m[1]:.3g}) at ε = {e:g}" for e, m in measured.items())
     return "window_too_narrow", (
@@ -252,6 +292,14 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
             want * k_aux,
         ),
     ]
+
+
+# catalogue hints that can't be sure of the cause: what was seen, and the possible causes
+AUXK_HINTS = {
+    "all_dead_latents": "your loss decodes every dead latent of an example, not only its k_aux largest. Possible "
+    "causes: no top-k at all, or the top-k (and scatter) along another axis, such as dim=1 (the instances), where "
+    "a latent is dead in fewer than k_aux instances: take topk(k_aux, dim=-1) over the latents and scatter along -1",
+}
 
 
 def ratio_pooled(out: Tensor, num: Tensor, den: Tensor) -> None:

@@ -322,6 +322,39 @@ def topk_k_ignored(cls: type, device: torch.device) -> None:
     )
 
 
+def dtype_followed(cls: type, device: torch.device, **cfg: Any) -> None:
+    """Fail when forward, run on a float64 SAE and float64 inputs, returns acts_post in another dtype: a tensor
+    built without dtype= (torch.zeros(shape), torch.tensor(...)) takes the default float32. Silent on errors."""
+    from tests.part5_toy_saes import COEFFS, N_INST, random_hidden, reference_sae
+
+    try:
+        sae = reference_sae(cls, device, sparsity_coeff=COEFFS, **cfg).double()
+        acts = sae(random_hidden(16, N_INST, sae.cfg.d_in, device).double())[2]
+    except Exception as err:  # the checker's own steps report a forward that fails, unless dtypes disagree
+        if "dtype" not in str(err) and "Double" not in str(err):
+            return
+        seen, acts = f"forward raised {type(err).__name__}: {str(err).splitlines()[0][:200]}", None
+    else:
+        seen = f"acts_post is {getattr(acts, 'dtype', None)}"
+    if acts is None or (isinstance(acts, Tensor) and acts.is_floating_point() and acts.dtype != torch.float64):
+        fail(
+            f"with a float64 SAE and float64 inputs, {seen}",
+            "a tensor made without dtype= takes the default float32: build it from pre, e.g. torch.zeros_like(pre) "
+            "instead of torch.zeros(pre.shape) (or pass dtype=pre.dtype, device=pre.device)",
+            code="default_dtype",
+        )
+
+
+def dead_never_largest(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Dead read as "never the largest latent of an example" (argmax), as a catalogue entry."""
+    won = torch.nn.functional.one_hot(acts.argmax(-1), acts.shape[-1]).sum(0) > 0
+    hint = (
+        "your fraction counts as dead the latents that are never an example's largest (argmax): a latent that is "
+        "non-zero on some example is alive even if another is larger there; dead means zero on every example"
+    )
+    return [("never_largest", hint, (~won).to(acts.dtype).mean(-1))]
+
+
 def l0_rounded(acts: Tensor) -> list[tuple[str, str, Tensor]]:
     """The mean count rounded or truncated to a whole number, as catalogue entries."""
     mean = (acts != 0).to(acts.dtype).sum(-1).mean(0)
