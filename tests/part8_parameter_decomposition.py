@@ -128,6 +128,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
             )
         dims = "inst r d_out d_in"
         behaviour.one_tensor(out, what, behaviour.SVD_RETURNED)
+        behaviour.svd_term_count(out, W)
         diag.merged_axes(out, (n_inst, r, d_out, d_in), dims)
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
@@ -136,6 +137,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         code = "values" if adds_up else "not_sum"
         code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
+        mistakes += behaviour.svd_one_instance(W)  # one instance's S, U or Vh used for all
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     return "rank-one SVD terms, largest first, on square and wide matrices"
 
@@ -188,16 +190,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     inp.one_element(loss, what, right)
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
-    n_w, n_uv = (
-        sum(W[0].numel() for W in weights),
-        sum(u[0].numel() + v[0].numel() for u, v in zip(U0, V0, strict=True)),
-    )
-    counts = {
-        "the entries of U_l and V_l": n_uv,
-        "the entries of W_l, U_l and V_l": n_w + n_uv,
-        "the entries of U_l and V_l over all instances": 3 * n_uv,
-        "the number of matrices": len(weights),
-    }
+    n_w, counts = probes.faithfulness_counts(weights, U0, V0)
     generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3}) or (
         diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
     )
@@ -289,9 +282,9 @@ def ci_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
     return {
         "a": _randn(7, 3, 6, seed=70, device=device),
         "V": _randn(3, 4, 6, seed=71, scale=0.5, device=device),
-        "w_in": _randn(3, 4, 9, seed=72, device=device),
-        "b_in": _randn(3, 4, 9, seed=73, scale=0.5, device=device),
-        "w_out": _randn(3, 4, 9, seed=74, scale=0.6, device=device),
+        "w_in": _randn(3, 4, 10, seed=72, device=device),
+        "b_in": _randn(3, 4, 10, seed=73, scale=0.5, device=device),
+        "w_out": _randn(3, 4, 10, seed=74, scale=0.6, device=device),
         "b_out": _randn(3, 4, seed=75, scale=0.3, device=device) + 0.4,
         "g_lower": _randn(7, 3, 4, seed=76, device=device),
         "g_upper": _randn(7, 3, 4, seed=77, device=device),
@@ -301,7 +294,7 @@ def ci_inputs(device: torch.device | str = "cpu") -> dict[str, Tensor]:
 @checker("causal_importance", kind="class")
 def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     p = ci_inputs(device)
-    module = CausalImportance(3, 4, 9, alpha=CI_ALPHA, device=device)
+    module = CausalImportance(3, 4, 10, alpha=CI_ALPHA, device=device)
     for k in mis.CI_PARAMS[1:]:
         param = getattr(module, k, None)
         if not isinstance(param, torch.nn.Parameter) or param.shape != p[k].shape:
@@ -336,7 +329,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
         if (unused := probes.unused_hidden_units(module, total)) is not None:  # a loop over too few hidden units
             mistakes.append((*unused, lower.detach()))
         mistakes += behaviour.ci_behaviour(CausalImportance, module, p, lower.detach())
-    solution = diag.with_parameters(sol.CausalImportance(3, 4, 9, alpha=CI_ALPHA, device=device), p)
+    solution = diag.with_parameters(sol.CausalImportance(3, 4, 10, alpha=CI_ALPHA, device=device), p)
     for n, (value, what) in enumerate(((lower, "the lower-leaky importances"), (upper, "the upper-leaky importances"))):
         expect_matches(
             value.detach(),
@@ -448,6 +441,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
                 "r is uniform on [0, 1], a continuous value: torch.rand_like(g), not torch.randint or rounded values",
                 code="discrete",
             )
+        behaviour.point_masses(r, g, layer)
         if ((r.abs() < 1e-6) & (g > 0)).float().mean() > 0.05:
             fail(
                 f"mask {layer} equals its causal importance g on {((r.abs() < 1e-6) & (g > 0)).float().mean():.0%} "
@@ -600,6 +594,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     inp.unchanged(inputs, saved, "stochastic_reconstruction_losses")
     full, layerwise = _pair(out, "stochastic_reconstruction_losses", "full, layerwise")
     inp.one_element(full, "the full loss")
+    behaviour.layerwise_per_matrix(layerwise, len(chain.weights))
     inp.one_element(layerwise, "the layerwise loss")
     full = expect_scalar(full, "the full stochastic reconstruction loss", x.dtype)
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)

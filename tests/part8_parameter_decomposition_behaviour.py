@@ -18,7 +18,12 @@ rather than one mutant matched.
   the penalty of importances all 0.3 is right);
 * adversarial_sources: the sources it returns after 0 steps (they should be init itself);
 * one-off mutants: ablation's difference of squares, faithfulness with U V summed over instances, masked_product's
-  delta term scaled by the mean mask, a layerwise accumulator started from the full loss.
+  delta term scaled by the mean mask, a layerwise accumulator started from the full loss;
+* (thirteenth measurement) svd_terms: n_inst terms (min(W.shape)), one instance's S, U or Vh used for all;
+  CausalImportance: two parameters in each other's places, and a factor on the hidden sum (or z) fitted where the
+  importances lie inside (0, 1) and named by the sizes it fits (1/√d_ci); sample_masks: point masses at the ends
+  of [0, 1] the same in every cell (a clipped draw); masked_product: masks replaced and the output unchanged (not
+  used); the layerwise loss returned per matrix; eps as a floor after the power, seen on all-zero importances.
 """
 
 from __future__ import annotations
@@ -97,6 +102,43 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+def svd_term_count(out: Any, W: Tensor) -> None:
+    """Fails (code term_count) when the output has n_inst terms where r = min(d_out, d_in) belong and n_inst is
+    min(W.shape): the count of terms took in the instance axis (the inputs' n_inst differs from r on one W)."""
+    n_inst, d_out, d_in = W.shape
+    r = min(d_out, d_in)
+    if not isinstance(out, Tensor) or out.ndim != 4 or out.shape[0] != n_inst or out.shape[2:] != W.shape[1:]:
+        return
+    if out.shape[1] != n_inst or n_inst == r:
+        return
+    fail(
+        f"svd_terms(W) for W of shape {tuple(W.shape)} has {n_inst} terms, expected r = min(d_out, d_in) = {r}",
+        f"{n_inst} is n_inst, the number of instances (W.shape[0]){' = min(W.shape)' if n_inst < r else ''}: the "
+        "count of terms took in the instance axis (min(W.shape) is the min over all three axes, or a loop over "
+        "range(len(W)))? There are r = min(W.shape[-2:]) = min(d_out, d_in) terms per instance",
+        code="term_count",
+    )
+
+
+def svd_one_instance(W: Tensor) -> Mistakes:
+    """The terms with one instance's singular values (or singular vectors) used for every instance: an einsum or
+    index that dropped `inst` from one factor (S[0] where S belongs)."""
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    terms = lambda U_, S_, Vh_: torch.einsum("iak,ik,ikb->ikab", U_, S_, Vh_)
+    found: Mistakes = []
+    for i in range(W.shape[0]):
+        for name, factors in (("singular values S", (U, S[i].expand_as(S), Vh)), ("U", (U[i].expand_as(U), S, Vh))):
+            hint = (
+                f"your terms use instance {i}'s {name} for every instance ({name.split()[-1]}[{i}]): keep the inst "
+                "axis of every factor, each instance has its own SVD (einsum 'inst d_out r, inst r, inst r d_in -> "
+                "inst r d_out d_in')"
+            )
+            found.append(("one_instance_factor", hint, terms(*factors)))
+        hint = f"your terms use instance {i}'s Vh for every instance (Vh[{i}]): keep the inst axis of every factor"
+        found.append(("one_instance_factor", hint, terms(U, S, Vh[i].expand_as(Vh))))
+    return found
+
+
 def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, Tensor], lower: Tensor) -> Mistakes:
     """[(code, hint, lower)] for what two probes observe of the learner's module: its hidden activation, read off a
     module whose output is 0.5 + 0.1 · act(t) (h = t swept over [-3, 3], w_in = 1, b_in = 0, w_out = 0.1 / d_ci,
@@ -135,7 +177,7 @@ def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, T
                     found.append(("normalised_inputs", hint, lower))
     except Exception:  # a probe that the learner's module can't run says nothing
         return found
-    return found
+    return found + ci_sum_factor(p, lower)
 
 
 def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
@@ -151,6 +193,35 @@ def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
         "a mask is not a coin flip keeping the piece with probability g (torch.bernoulli(g), or rand < g): it is a "
         "continuous scale between g and 1, m = g + (1 - g) r with r = torch.rand_like(g)",
         code="binary_mask",
+    )
+
+
+def point_masses(r: Tensor, g: Tensor, layer: int) -> None:
+    """Fails (code point_masses) when r = (m - g) / (1 - g) [n inst C] sits exactly at 0 or exactly at 1 on a share
+    of its draws: a uniform r has no point mass (a float draw hits an exact end about once in 2^24), so a share
+    over 1% is a clipped or overwritten draw. Only masses the same in every cell (r clipped whatever g is) are
+    named here, and the law whose shares they are when they fit within 0.05 (a cell's share over n = 4000 draws
+    is within 0.047 of its probability for all 24 cells with probability 1 - 1e-6, Hoeffding; cells whose shares
+    differ by more than 0.1 have different probabilities). Masses that follow each cell's g (max(g, r) at 0,
+    (g + r).clamp(max=1) at 1) are left to the checks after this one."""
+    at0, at1 = (r.abs() < 1e-6).double().mean(0), ((r - 1).abs() < 1e-6).double().mean(0)  # [inst C]
+    s0, s1 = float(at0.mean()), float(at1.mean())
+    if max(s0, s1) <= 0.01 or max(float(at0.max() - at0.min()), float(at1.max() - at1.min())) > 0.1:
+        return  # none, or masses that change with the cell's g: a transform of g + r (named by later checks)
+    clipped_normal = abs(s0 - 0.5) < 0.05 and abs(s1 - 0.1587) < 0.05  # P(N < 0) = 1/2, P(N > 1) = 0.1587
+    law = (
+        " These are the shares of a standard normal clipped to [0, 1] (torch.randn(...).clamp(0, 1): 50% below 0, "
+        "16% above 1), not of a uniform draw."
+        if clipped_normal
+        else ""
+    )
+    fail(
+        f"r = (mask - g) / (1 - g) of matrix {layer} is exactly 0 on {s0:.0%} and exactly 1 on {s1:.0%} of its "
+        f"{r.shape[0]} draws: point masses at the ends of [0, 1], which a uniform r never has.{law}",
+        "the ends are hit when a draw on a wider range is clamped into [0, 1] (a normal, torch.randn, or a rand that "
+        "was scaled or shifted), or when values are set to 0 or 1 by a condition (torch.where); r is uniform on "
+        "[0, 1] itself: torch.rand_like(g), no clamp needed",
+        code="point_masses",
     )
 
 
@@ -203,17 +274,34 @@ def r_span(r: Tensor, g: Tensor, layer: int) -> None:
 
 
 def mask_scale_invariance(masked_product: Callable, p: dict[str, Tensor], out: Tensor) -> Mistakes:
-    """[(code, hint, out)] when the output doesn't change when every mask of an example is scaled by one factor
-    (0.5 to 0.9, per example), which changes the right output (each mask scales its own subcomponent)."""
-    scale = torch.linspace(0.5, 0.9, p["mask"].shape[0], device=out.device)[:, None, None]
-    q = {**{k: v.detach().clone() for k, v in p.items()}, "mask": p["mask"].detach() * scale}
-    try:
-        with torch.no_grad():
-            other = masked_product(*(q[k] for k in ("a", "W", "U", "V", "mask", "delta_mask")))
+    """[(code, hint, out)] for what replacing the masks shows: an output that doesn't change at all when the masks
+    are replaced by 1 - themselves (other values in (0.1, 0.9), which change the right output): they are not used
+    (an unused delta mask is in the catalogue, delta_unmasked); else one that doesn't change when every mask of an
+    example is scaled by one factor (0.5 to 0.9, per example), which changes the right output too (each mask scales
+    its own subcomponent)."""
+    keys = ("a", "W", "U", "V", "mask", "delta_mask")
+    base = {k: v.detach().clone() for k, v in p.items()}
+
+    def unchanged(**changed: Tensor) -> bool:
+        q = {**base, **changed}
+        try:
+            with torch.no_grad():
+                other = masked_product(*(q[k] for k in keys))
+        except Exception:  # a probe only
+            return False
         same = isinstance(other, Tensor) and other.shape == out.shape and torch.allclose(other, out, 1e-4, 1e-6)
-    except Exception:
-        return []
-    if not same or torch.allclose(mis.product_reference(q), mis.product_reference(p), 1e-4, 1e-6):
+        return same and not torch.allclose(mis.product_reference(q), mis.product_reference(base), 1e-4, 1e-6)
+
+    if unchanged(mask=1 - base["mask"]):
+        hint = (
+            "your output doesn't change when `mask` is replaced by other values (1 - mask), and it must: the masks "
+            "are not used. Each mask scales its own subcomponent and delta_mask the delta: U (mask ⊙ V a) + "
+            "delta_mask · (W - U V) a (the full W a is the output with every mask 1)"
+        )
+        return [("masks_unused", hint, out)]
+    if not unchanged(
+        mask=base["mask"] * torch.linspace(0.5, 0.9, base["mask"].shape[0], device=out.device)[:, None, None]
+    ):
         return []
     hint = (
         "your output doesn't change when every mask of an example is scaled by the same factor (0.5 to 0.9), and it "
@@ -275,6 +363,23 @@ def coupled_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: 
     return mistakes
 
 
+def layerwise_per_matrix(layerwise: Any, n_matrices: int) -> None:
+    """Fails (code layerwise_list) when the layerwise loss is the L per-matrix losses themselves (a list or tuple
+    of L one-number tensors, or a tensor of shape (L,)) where their mean belongs."""
+    listed = isinstance(layerwise, tuple | list) and all(isinstance(t, Tensor) and t.numel() == 1 for t in layerwise)
+    stacked = isinstance(layerwise, Tensor) and tuple(layerwise.shape) == (n_matrices,)
+    if not (listed and len(layerwise) == n_matrices) and not stacked:
+        return
+    kind = f"a {type(layerwise).__name__} of {n_matrices} losses" if listed else f"a tensor of shape ({n_matrices},)"
+    fail(
+        f"the layerwise stochastic reconstruction loss should be one scalar tensor, got {kind}: one per matrix "
+        f"(L = {n_matrices})",
+        "average the per-matrix losses into one scalar: the layerwise loss is the mean over the L matrices of the "
+        "loss with only that matrix masked, torch.stack(losses).mean()",
+        code="layerwise_list",
+    )
+
+
 def one_tensor(out: Any, what: str, hint: str) -> None:
     """Fail (code not_tensor, with a hint) when `out` is a tuple or list where one tensor was expected."""
     if isinstance(out, tuple | list):
@@ -310,8 +415,18 @@ def ci_scale_mistakes(p: dict[str, Tensor], alpha: float) -> Mistakes:
         f"1/C = 1/{C}": 1 / C,
         f"√d_in = √{d_in}": d_in**0.5,
     }
+    roles = "z = Σ_j w_out GELU(w_in h + b_in) + b_out: w_in multiplies h, b_in is added inside the GELU, w_out weighs"
     with torch.no_grad():
-        return [
+        swaps = [  # two parameters in each other's places (w_in and w_out: in the catalogue)
+            (
+                "roles_swapped",
+                f"{one} and {other} are in each other's places (your values are those of {roles.split(':')[0]} "
+                f"with {one} and {other} exchanged): {roles.split(': ')[1]} the hidden units",
+                mis.ci_reference({**p, one: p[other], other: p[one]}, alpha)[0],
+            )
+            for one, other in (("w_in", "b_in"), ("b_in", "w_out"))
+        ]
+        return swaps + [
             (
                 "inner_scaled",
                 f"your importances are those of inner activations h = V a × {name}: h is V a itself, no scaling "
@@ -320,6 +435,43 @@ def ci_scale_mistakes(p: dict[str, Tensor], alpha: float) -> Mistakes:
             )
             for name, c in scales.items()
         ]
+
+
+def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
+    """[(code, hint, lower)] when, wherever the learner's importances lie strictly inside (0, 1) (where the clamp
+    is the identity, so lower = z), the sum over the hidden units (z - b_out), or z itself, is c × the expected
+    one for one constant c ≠ 1 (fitted by least squares, required to hold on every such entry, at least 10). The
+    factor is named by the sizes it fits (d_ci, C, d_in, the batch, n_inst, their roots and inverses), all of
+    them, or stated alone."""
+    n_inst, C, d_ci = p["w_in"].shape
+    with torch.no_grad():
+        h = torch.einsum("bid,icd->bic", p["a"], p["V"])
+        hidden = (F.gelu(h[..., None] * p["w_in"] + p["b_in"]) * p["w_out"]).sum(-1)
+    inside = (lower > 1e-4) & (lower < 1 - 1e-4)
+    if int(inside.sum()) < 10:
+        return []
+    sizes = {"d_ci": d_ci, "C": C, "d_in": p["a"].shape[-1], "the batch": p["a"].shape[0], "n_inst": n_inst}
+    for what, got, right in (
+        ("Σ_j w_out GELU(w_in h + b_in) (before b_out is added)", (lower - p["b_out"])[inside], hidden[inside]),
+        ("z (b_out included)", lower[inside], (hidden + p["b_out"])[inside]),
+    ):
+        c = float((got * right).sum() / (right * right).sum())
+        if abs(c - 1) < 1e-3 or abs(c) < 1e-6 or not torch.allclose(got, c * right, rtol=1e-4, atol=1e-5):
+            continue
+        near = lambda x, c=c: abs(c - x) < 1e-4 * max(1.0, x)
+        fits = [f"{n} = {name}" for name, n in sizes.items() if near(n)]
+        fits += [f"1/{n} = 1/{name}" for name, n in sizes.items() if near(1 / n)]
+        fits += [f"√{n} = √{name}" for name, n in sizes.items() if near(n**0.5)]
+        fits += [f"1/√{n} = 1/√{name}" for name, n in sizes.items() if near(n**-0.5)]
+        causes = ["a scale such as __init__'s 1/√d_ci copied into forward"] if any("√" in f for f in fits) else []
+        causes += ["a mean where a sum belongs, or the reverse"] if any("√" not in f for f in fits) else []
+        why = f" ({' or '.join(fits)}: {', or '.join(causes)}?)" if fits else " (a missing or extra constant factor?)"
+        hint = (
+            f"your {what} is {c:.4g} × the expected one{why}: z = Σ_j w_out GELU(w_in h + b_in) + b_out, the plain "
+            "sum over the hidden units, no scaling (the init scales the parameters, not the forward)"
+        )
+        return [("sum_scaled", hint, lower)]
+    return []
 
 
 def ci_slopes(module: torch.nn.Module, p: dict[str, Tensor], alpha: float) -> None:
@@ -388,6 +540,21 @@ def zeros_probe(fn: Callable, ci: list[Tensor], p: float, eps: float) -> None:
     if not isinstance(got, Tensor) or got.numel() != 1:
         return
     expected = ci[0].shape[1] * sum(g.shape[-1] for g in ci) * eps**p
+    n = ci[0].shape[1] * sum(g.shape[-1] for g in ci)
+    if abs(float(got) - n * eps) < 1e-4 * n * eps and abs(p - 1) > 1e-3:  # each zero counted eps, not eps^p
+        try:
+            plain = fn([torch.full_like(g, 0.3) for g in ci], p, eps)  # 0.3^p > eps: does eps change it at all?
+        except Exception:  # a probe only
+            return
+        if isinstance(plain, Tensor) and plain.numel() == 1 and abs(float(plain) - n * 0.3**p) < 1e-4 * n * 0.3**p:
+            fail(
+                f"importance_minimality_loss of importances that are all exactly 0 is {float(got):.4g} = instances "
+                f"× subcomponents × eps, expected {expected:.4g} = instances × subcomponents × eps^p; of importances "
+                "all 0.3 it is instances × subcomponents × 0.3^p, without eps",
+                "eps is only a floor applied after the power (g.pow(p).clamp(min=eps), or torch.maximum(g ** p, eps)"
+                "?): it belongs inside the power, (g + eps) ** p, for every importance",
+                code="eps_after_power",
+            )
     try:  # right where no importance is 0 (so eps and p are used as asked), 0 where all are
         inside = fn([torch.full_like(g, 0.3) for g in ci], p, eps)
     except Exception:  # a probe only

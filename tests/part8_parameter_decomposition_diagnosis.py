@@ -156,16 +156,26 @@ def with_parameters(module: torch.nn.Module, p: dict[str, Tensor]) -> torch.nn.M
 
 
 def divisor_hint(actual: Tensor, total: Tensor, counts: dict[str, int], right: int) -> tuple[str, str] | None:
-    """(code, hint) when a normalised loss is `total / n` with a whole n other than `right`: what was counted.
+    """(code, hint) when a normalised loss is `total / n` with n other than `right`: what was counted.
 
-    `counts` names sizes a learner might count instead (a description -> the number). The observation (the
-    divisor) is always stated; a cause only when the divisor is one of `counts`."""
+    `counts` names sizes a learner might count instead (a description -> the number). A divisor is claimed only
+    when n is a whole number to float precision (a relative 1e-5: a float32 loss's rounding is ~1e-6, and a random
+    ratio near 500 lands that close to a whole number about once in 100); a cause only when n is one of `counts`.
+    Any other ratio is stated as a factor, with the usual causes listed rather than one asserted."""
     a, t = float(actual), float(total)
     if a <= 0 or t <= 0 or not a < float("inf"):
         return None
     n = t / a
-    if abs(n - round(n)) > 1e-3 * max(n, 1) or round(n) in (right, 0):
+    if round(n) in (right, 0) and abs(n - round(n)) <= 1e-5 * n:
         return None
+    if abs(n - round(n)) > 1e-5 * n:  # no whole count: what was seen, and what usually gives it
+        return "values", (
+            f"your value is {right / n:.4g} × the expected one (the squared error divided by {n:.4g}, no whole count, "
+            f"where N = {right} belongs): a reduction taken before the square (W - U V averaged or summed over the "
+            "instances or over entries before .pow(2)), a square missing or applied to something else, or other "
+            "entries than those of every W_l - U_l V_l? Square every entry, sum over the matrices, divide by N, sum "
+            "over the instances"
+        )
     n = round(n)
     named = [what for what, c in counts.items() if c == n]
     why = f": {' or '.join(named)}" if named else ""
@@ -466,16 +476,26 @@ def law(values: list[float]) -> str:
 def check_not_shared(r: Tensor, what: str) -> None:
     """r [n inst C]: fresh randomness along every axis."""
     if (r.std(0) < 1e-6).all():
+        same = lambda axis: r.shape[axis] < 2 or bool((r - r.narrow(axis, 0, 1)).abs().max() < 1e-5)
+        also = [name for axis, name in ((1, "instance"), (2, "subcomponent")) if same(axis)]
+        shared = ", ".join(["example", *also][:-1]) + f" and {also[-1]}" if also else ""
         fail(
-            f"{what}: every example in the batch got the same random draw",
-            "masks drawn once per batch instead of "
-            "per example: draw a random number for every entry, e.g. torch.rand_like(g)",
+            f"{what}: every example in the batch got the same random draw"
+            + (
+                f" (one draw for every {shared}{': one number for the whole mask' if len(also) == 2 else ''})"
+                if also
+                else ""
+            ),
+            f"masks drawn once per batch{' (a single torch.rand(1)?)' if len(also) == 2 else ''} instead of per "
+            "example: draw a random number for every entry (every example, instance and subcomponent), e.g. "
+            "torch.rand_like(g)",
             code="shared_over_batch",
         )
     if r.shape[-1] > 1 and shared_draws(r[..., 0], r[..., 1]):
+        inst = r.shape[1] > 1 and shared_draws(r[:, 0], r[:, 1])  # one draw per example: rand(batch, 1, 1)
         fail(
-            f"{what}: all subcomponents of an example share one random draw",
-            "draw a separate r for every subcomponent (shape [batch inst C])",
+            f"{what}: all subcomponents {'and instances ' if inst else ''}of an example share one random draw",
+            f"draw a separate r for every {'instance and ' if inst else ''}subcomponent (shape [batch inst C])",
             code="shared_over_components",
         )
     if shared_draws(r[:, 0], r[:, 1]):

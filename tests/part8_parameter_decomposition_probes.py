@@ -226,6 +226,25 @@ def faithfulness_inputs(device: torch.device | str = "cpu") -> tuple[list[Tensor
     return weights, U, V
 
 
+def faithfulness_counts(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> tuple[int, dict[str, int]]:
+    """N (the entries of one instance's matrices) and the counts a learner might divide by instead, named."""
+    n_w = sum(W[0].numel() for W in weights)
+    n_uv = sum(u[0].numel() + v[0].numel() for u, v in zip(U, V, strict=True))
+    counts = {
+        "the entries of U_l and V_l": n_uv,
+        "the entries of W_l, U_l and V_l": n_w + n_uv,
+        "the entries of U_l and V_l over all instances": 3 * n_uv,
+        "the number of matrices": len(weights),
+    }
+    ones: dict[int, list[str]] = {}  # one matrix's entries only (N taken inside the loop, or from weights[0])
+    for n, W in enumerate(weights):
+        which = {0: "the first matrix", len(weights) - 1: "the last matrix"}.get(n, f"matrix {n}")
+        ones.setdefault(W[0].numel(), []).append(f"{which} (weights[{n}][0].numel())")
+    for size, which in ones.items():
+        counts.setdefault(f"the entries of {' or '.join(which)} only, not of all matrices together", size)
+    return n_w, counts
+
+
 def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> Mistakes:
     deltas = torch.cat([(W - u @ v).flatten(1) for W, u, v in zip(weights, U, V, strict=True)], 1)  # [inst N]
     hint = (
@@ -240,7 +259,14 @@ def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor
     norms = sum(torch.linalg.matrix_norm(W - u @ v) for W, u, v in zip(weights, U, V, strict=True))  # [inst]
     squares = lambda ts: sum(t.pow(2).sum((-2, -1)) for t in ts)
     n = deltas.shape[1]
+    before = (  # each delta reduced over the instances before it is squared: one decomposition, not n_inst
+        "your value is the loss of W - U V {} over the instances before squaring: every instance is its own "
+        "decomposition; square each instance's entries of W_l - U_l V_l, divide by N, then sum over instances"
+    )
+    reduced = lambda reduce: sum(reduce(W - u @ v).pow(2).sum() for W, u, v in zip(weights, U, V, strict=True)) / n
     return [
+        ("reduced_before_square", before.format("averaged"), reduced(lambda d: d.mean(0))),
+        ("reduced_before_square", before.format("summed"), reduced(lambda d: d.sum(0))),
         (
             "norms_summed",
             "square each matrix's norm, then add: Σ_l ‖W_l - U_l V_l‖², not (Σ_l ‖W_l - U_l V_l‖)² (the norms added "
@@ -553,7 +579,13 @@ def adversarial_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, st
         "loss at clamp(r) while r leaves [0, 1] gives r a zero gradient there (the clamp's), and clamping on return "
         "doesn't undo the steps taken outside"
     )
-    return [("clamp_in_loss", hint, torch.cat([t.clamp(0, 1).flatten() for t in s]))]
+    unit = (
+        "your sources are where steps of size 1 put them (each step moved every entry to an end of [0, 1]): the step "
+        "is step_size · sign(∂loss/∂r), with step_size outside the sign; (step_size * g).sign() is sign(g) itself, "
+        "the step_size lost inside it (or a step of 1 written where step_size belongs)"
+    )
+    ones = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps, 1.0)])
+    return [("clamp_in_loss", hint, torch.cat([t.clamp(0, 1).flatten() for t in s])), ("unit_steps", unit, ones)]
 
 
 def zero_gradient_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:

@@ -1,6 +1,6 @@
 """Proofs for part 8's checkers, fifth file: mistakes from the seventh fresh held-out measurement. Most are named
 because the inputs are now generic (K = 5 ablated terms, L = 4 matrices, 3 instances, a batch of 7, a tall matrix,
-9 hidden units for 4 subcomponents, a loss that couples two sources), the rest by behavioural probes."""
+10 hidden units for 4 subcomponents, a loss that couples two sources), the rest by behavioural probes."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ def test_ci_chained_sigmoids_hint_names_both_causes():
 
 
 @pytest.mark.parametrize(
-    ("n", "why"), [(lambda self: self.w_in.shape[1], "the C subcomponents"), (lambda self: 8, "one short")]
+    ("n", "why"),
+    [(lambda self: self.w_in.shape[1], "the C subcomponents"), (lambda self: self.w_in.shape[-1] - 1, "one short")],
 )
 def test_ci_too_few_hidden_units_are_observed(n, why):
     failure = assert_fails(checks.test_causal_importance, ci_class(z_first_units(n)), "unused_hidden_units")
