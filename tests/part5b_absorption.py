@@ -63,7 +63,7 @@ from tests.part5b_absorption_mistakes import (
     topk_candidates,
     topk_diagnosis,
 )
-from tests.part5b_absorption_probes import where_swapped
+from tests.part5b_absorption_probes import best_kept_too, matryoshka_fresh13, where_swapped
 from utils.part5b_absorption import HierarchyConfig
 
 
@@ -438,6 +438,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             if found is not None:
                 fail(f"{what} is not the top k·batch of each instance", found[1], code=found[0])
             topk_layout(out.detach(), pre.detach(), k, what)
+            best_kept_too(out.detach(), pre.detach(), expected, what)
             check_topk_counts(out, k, what)
             kept = out.detach() != 0
             if torch.equal(out.detach()[kept].sort().values, expected[expected != 0].sort().values):
@@ -749,7 +750,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
             out.detach(),
             expected,
             what,
-            matryoshka_candidates(acts, W_hat, b_dec, h, sizes),
+            matryoshka_candidates(acts, W_hat, b_dec, h, sizes) + matryoshka_fresh13(acts, W_hat, b_dec, h, sizes),
             dims="batch inst",
             hint="sum over m in prefix_sizes of mean over d_in of (acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
             reference=call(ref.matryoshka_loss, acts, W_hat, b_dec, h, sizes),

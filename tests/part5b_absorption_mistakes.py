@@ -176,6 +176,13 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         first = pc * (1 - pc) ** j
         candidates += [
             (
+                ((j + 1) * pp).clamp(0, 1).sub((j * pp).clamp(0, 1)),
+                f"the children's rates follow cfg.p_parent = {pp}, not cfg.p_child: child j fires when u is in "
+                "[j·p_parent, (j + 1)·p_parent), bins as wide as the wrong config field; the bins are [j·p_child, "
+                "(j + 1)·p_child), so each child fires with p_child given its parent",
+                "bins_of_p_parent",
+            ),
+            (
                 pc / nc,
                 "each child fires with p_child given its parent, not p_child / n_children: some child fires "
                 "with probability n_children·p_child",
@@ -256,6 +263,7 @@ def absorption_variant(
     exclude_all: bool = False,
     numerator: str = "cases",
     combine: str = "and",
+    stale_parent: bool = False,
 ) -> Tensor:
     """The reference computation with one rule changed: what a known mistake returns."""
     parent_off_arg = parent_off
@@ -272,6 +280,7 @@ def absorption_variant(
     n_inst = acts.shape[1]
     out = []
     for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        d = parent_of.index(-1) if stale_parent else p  # the first parent's direction reused for every parent
         children = [f for f, q in enumerate(parent_of) if (q == p if children_rule == "own" else q != -1)]
         parent_on = features[..., p] > 0
         kids_on = features[..., children] > 0
@@ -284,26 +293,26 @@ def absorption_variant(
             rule = {"all": kids_on.all(-1), "two": n_on > 1, "any": n_on >= 1, "one": n_on == 1}[cases_rule]
             cases = parent_on & rule
         if parent_latent == "cosine":
-            latent = score[:, :, p].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
+            latent = score[:, :, d].argmax(-1).expand(acts.shape[0], -1)  # [batch inst]
         elif parent_latent == "abs_cosine":  # the largest |cosine| (carriers still by the signed cosine)
-            latent = score[:, :, p].abs().argmax(-1).expand(acts.shape[0], -1)
+            latent = score[:, :, d].abs().argmax(-1).expand(acts.shape[0], -1)
         elif parent_latent == "argmin":
-            latent = score[:, :, p].argmin(-1).expand(acts.shape[0], -1)
+            latent = score[:, :, d].argmin(-1).expand(acts.shape[0], -1)
         elif parent_latent == "most_active":
             latent = acts.argmax(-1)
         else:  # the latent most active, on average, where the parent fires
             mean = (acts * parent_on[..., None]).sum(0)
             latent = mean.argmax(-1).expand(acts.shape[0], -1)
-        carrier_score = score[:, :, children].amax(-1) if carriers == "child_cosine" else score[:, :, p]
+        carrier_score = score[:, :, children].amax(-1) if carriers == "child_cosine" else score[:, :, d]
         if carriers == "latent_cosine":  # cosine with the parent LATENT's decoder row, not the parent feature
-            own = score[:, :, p].argmax(-1)
+            own = score[:, :, d].argmax(-1)
             carrier_score = torch.einsum("isd,id->is", dec, dec[torch.arange(n_inst), own])
         is_carrier = carrier_score > threshold if strict else carrier_score >= threshold  # [inst d_sae]
         is_carrier = is_carrier.expand(acts.shape[0], -1, -1).clone()
         if off_rule != "not_top_incl":  # the parent's own latent isn't a carrier (it matters only when it can be on)
             is_carrier.scatter_(-1, latent.unsqueeze(-1), False)
         if exclude_all:  # carriers[:, lat]: every instance's parent latent excluded in every instance
-            is_carrier[:, :, score[:, :, p].argmax(-1)] = False
+            is_carrier[:, :, score[:, :, d].argmax(-1)] = False
         parent_off = acts.gather(-1, latent.unsqueeze(-1)).squeeze(-1) == 0
         if off_rule in ("not_top", "not_top_incl"):  # "off" read as "not the most active latent"
             parent_off = acts.argmax(-1) != latent
@@ -380,6 +389,13 @@ ABSORPTION_MISTAKES = [
         "the parent's latent is chosen by decoder cosine (argmax over latents), not by how active it is",
     ),
     ({"strict": True}, "strict_threshold", "a latent carries the parent when its cosine is ≥ cos_threshold, not >"),
+    (
+        {"stale_parent": True},
+        "stale_parent",
+        "every parent was judged by the FIRST parent's direction (its cosines pick the parent latent and the "
+        "carriers): a loop variable from an earlier loop, or an index fixed at 0? use each parent p's own column, "
+        "W_features[..., p]",
+    ),
     (
         {"parent_off": False},
         "parent_latent_on",
@@ -756,6 +772,12 @@ def threshold_candidates(
             masked_min + m * (th - masked_min),
         ),
         ("no_ema", "move the threshold a step of THRESHOLD_MOMENTUM towards min_kept, don't replace it", masked_min),
+        (
+            "ema_momentum_twice",
+            "THRESHOLD_MOMENTUM was applied twice to the new value: (1 - m)·threshold + m·(1 - m)·min_kept; the "
+            "weights are 1 - m and m: threshold + m·(min_kept - threshold)",
+            torch.where(has_any, (1 - m) * th + m * (1 - m) * masked_min, th),
+        ),
         (
             "shared_threshold",
             "one threshold per instance: take the minimum over batch and latents (dims 0 and 2), "

@@ -25,9 +25,13 @@ from tests.checking import checker, expect_dict, expect_matches, expect_tensor, 
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
+    ablate_fresh13,
+    abs_ranked,
+    all_negative_probe,
     first_sequence_f,
     frequency_extra,
     integer_effect,
+    log_frequencies,
     logit_extra,
     logits_means,
     noop_hook_failure,
@@ -38,6 +42,7 @@ from tests.part6_lm_saes_extra_mistakes import (
     sequences_mixed,
     signed_top_probe,
     steer_extra,
+    steer_fresh13,
     top_extra,
 )
 from tests.part6_lm_saes_mistakes import (
@@ -211,6 +216,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         "divide a float count (e.g. `(acts > 0).float().sum(...)`) by the number of tokens",
     )
     expected = ref.latent_frequencies(model, sae, tokens, batch_size=4)
+    log_frequencies(out, expected)
     expect_matches(
         out,
         expected,
@@ -392,6 +398,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             dims="output k",
             reference=call(ref.top_activations, before, k, pick=lambda out: torch.stack([o.double() for o in out])),
         )
+    abs_ranked(values, before, k)
     by_value = got[:, values.detach().double().argsort(descending=True)]
     if not close(got, expected) and torch.allclose(by_value, expected.to(got.device), rtol=RTOL, atol=ATOL):
         fail(
@@ -425,6 +432,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
         )
     if torch.equal(got, expected.to(got.device)):
         signed_top_probe(impl, ref.top_activations, device)
+        all_negative_probe(impl, ref.top_activations, device)
         return ""
     fail(
         f"(seq_idx, pos_idx) = ({seq_idx.tolist()}, {pos_idx.tolist()}), expected ({exp_seq.tolist()}, "
@@ -445,6 +453,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     model, sae, _ = _inputs(device)
     d_mlp = model.cfg.d_mlp
     for latent in (3, 100, sae.d_sae - 1):
+        expected = ref.latent_logit_effect(model, sae, latent)
         what = f"latent_logit_effect(model, sae, {latent})"
         out = returned(impl(model, sae, latent), what)
         integer_effect(out, model.cfg.d_vocab)
@@ -456,7 +465,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             device,
             "return the logit changes (floats)",
         )
-        expected = ref.latent_logit_effect(model, sae, latent)
+        expect_tensor(out, what, dtype=expected.dtype)
         if not torch.allclose(out, expected, rtol=1e-3, atol=1e-4):
             every = sae.W_dec @ model.W_out[0] @ model.W_U  # [d_sae d_vocab]: the effect of every latent
             same = torch.isclose(every, out[None], rtol=1e-3, atol=1e-4).all(-1).nonzero().flatten().tolist()
@@ -559,7 +568,9 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     out = _logits(impl(model, sae, tokens.clone(), latent, coeff), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected, mistakes = (
         ref.steer_with_latent(model, sae, tokens, latent, coeff),
-        steer_mistakes(model, sae, tokens, latent, coeff) + steer_extra(model, sae, tokens, latent, coeff),
+        steer_mistakes(model, sae, tokens, latent, coeff)
+        + steer_extra(model, sae, tokens, latent, coeff)
+        + steer_fresh13(model, sae, tokens, latent, coeff),
     )
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
@@ -593,6 +604,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     out = _logits(impl(model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected = ref.ablate_latent(model, sae, tokens, latent)
     mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
+    mistakes += ablate_fresh13(model, sae, tokens, latent)
     mistakes += first_sequence_f(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)

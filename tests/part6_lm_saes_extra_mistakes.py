@@ -347,3 +347,139 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
         "not 0; no clamp or ReLU)",
         code="bos_masked_zero" if zero_at_bos else "signed_acts",
     )
+
+
+def steer_fresh13(model, sae, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
+    """The vector written into the residual stream before the MLP (its image coeff · W_dec[latent] @ W_out, added at
+    resid_pre or resid_mid, goes through the MLP too), and coeff · decode(one-hot): b_dec scaled along."""
+    vec = coeff * (sae.W_dec[latent] @ model.W_out[0])
+    one = torch.zeros(sae.d_sae, device=sae.W_dec.device, dtype=sae.W_dec.dtype)
+    one[latent] = 1
+    scaled = coeff * sae.decode(one)
+    rows = [
+        (
+            "resid_before_mlp",
+            f"the vector went into the residual stream at blocks.0.hook_{where}, before the MLP, so "
+            f"{'attention and the MLP read' if where == 'resid_pre' else 'the MLP reads'} it too: add coeff · "
+            "W_dec[latent] where the SAE reads, at sae.hook_name (the MLP's activations)",
+            run(model, tokens, f"blocks.0.hook_{where}", lambda a, hook: a + vec),
+        )
+        for where in ("resid_pre", "resid_mid")
+    ]
+    rows.append(
+        (
+            "decode_times_coeff",
+            "that adds coeff · decode(one-hot) = coeff · (W_dec[latent] + b_dec): decode adds b_dec, which coeff "
+            "then scales too; the steering vector is coeff · W_dec[latent] alone (sae.W_dec[latent], no decode)",
+            run(model, tokens, sae.hook_name, lambda a, hook: a + scaled),
+        )
+    )
+    return rows
+
+
+def ablate_fresh13(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    """Every MLP activation zeroed where the latent fires; the last position's f used at all."""
+    d = sae.W_dec[latent]
+
+    def zeroed(a: Tensor, hook: Any) -> Tensor:
+        return a * (sae.encode(a)[..., latent, None] <= 0).to(a.dtype)
+
+    def one_position(p: slice) -> Callable:
+        def hook(a: Tensor, hook: Any) -> Tensor:
+            return a - sae.encode(a)[:, p, latent, None] * d
+
+        return hook
+
+    rows = [
+        (
+            "zeroed_where_fires",
+            "that zeroes the whole activation vector at each position where the latent fires (act · [f == 0]): "
+            "remove only the latent's own term, act - f[..., None] · W_dec[latent]",
+            run(model, tokens, sae.hook_name, zeroed),
+        )
+    ]
+    for p, name in ((slice(-1, None), "last"),):  # (the first, BOS, is off for the checker's latent: a no-op)
+        rows.append(
+            (
+                "one_position_f",
+                f"every position used the {name} position's f (f[:, {p.start}], broadcast over the sequence): take "
+                "each position's own f = sae.encode(act)[..., latent], shape [batch seq], and subtract f[..., None] · "
+                "W_dec[latent]",
+                run(model, tokens, sae.hook_name, one_position(p)),
+            )
+        )
+    return rows
+
+
+def log_frequencies(out: Tensor, expected: Tensor) -> None:
+    """Frequencies returned on a log scale (the histogram's): log10 (or ln) of the right ones where they are > 0."""
+    on = expected > 0
+    if not bool(on.any()) or out.shape != expected.shape:
+        return
+    for name, log in (("log10", torch.log10), ("the natural log", torch.log)):
+        want = log(expected[on].double())
+        if torch.allclose(out[on].double(), want, rtol=1e-4, atol=1e-5):
+            fail(
+                f"the frequencies are {name} of the expected ones (wherever those are > 0; e.g. {float(out[on][0]):.4g}"
+                f" = {name}({float(expected[on][0]):.4g}))",
+                "return the fractions themselves, in [0, 1]: the log scale is for the histogram, which takes the "
+                "log when it plots",
+                code="log_scale",
+            )
+
+
+def abs_ranked(values: Any, acts: Tensor, k: int) -> None:
+    """values ordered by |value| (non-increasing magnitudes), holding a negative entry although a larger real entry
+    (position >= 1) was left out: a ranking by absolute value."""
+    if not (isinstance(values, Tensor) and values.dim() == 1 and values.shape[0] == k and values.is_floating_point()):
+        return
+    v = values.detach().double().cpu()
+    mags = v.abs()
+    if not bool((mags[:-1] >= mags[1:]).all()) or not bool((v < 0).any()):
+        return
+    real = acts[:, 1:].detach().double().cpu().flatten()
+    left_out = real[real > float(v[v < 0].max())]
+    if int(left_out.numel()) > int((v > float(v[v < 0].max())).sum()):
+        fail(
+            f"values {[round(x, 3) for x in v.tolist()]} are ordered by magnitude |value| and hold a negative "
+            "entry, while larger real activations were left out",
+            "that ranks by absolute value (topk of acts.abs()): rank by the activations themselves, largest first "
+            "(topk of the masked acts), and return the signed values",
+            code="abs_ranked",
+        )
+
+
+def all_negative_probe(impl: Callable, reference: Callable, device: Any) -> None:
+    """top_activations when every entry is negative (BOS included): position 0 masked with a value that is only low
+    for positive activations (0, -acts.max(), -1) then outranks every real entry."""
+    gen = torch.Generator().manual_seed(3)
+    acts = -0.2 - 2 * torch.rand(4, 8, generator=gen, dtype=torch.float64)
+    acts[:, 0] = -0.1 - 0.05 * torch.rand(4, generator=gen, dtype=torch.float64)  # BOS: the largest, to be ignored
+    acts = acts.float().to(device)
+    k = 5
+    result = impl(acts.clone(), k)
+    exp_values, exp_seq, exp_pos = reference(acts, k)
+    try:
+        values, seq_idx, pos_idx = (torch.as_tensor(r).detach().cpu() for r in result)
+        same = torch.equal(values.double(), exp_values.double().cpu()) and torch.equal(seq_idx.long(), exp_seq.cpu())
+        same = same and torch.equal(pos_idx.long(), exp_pos.cpu())
+        at_bos = values[pos_idx.long() == 0].double() if values.shape == pos_idx.shape else values[:0].double()
+    except (TypeError, ValueError, RuntimeError):
+        return
+    if same:
+        return
+    a = acts.detach().double().cpu()
+    fills = {"-acts.max()": -float(a.max()), "0": 0.0, "-1": -1.0}
+    named = next((n for n, f in fills.items() if bool(torch.isclose(at_bos, torch.tensor(f).double()).any())), None)
+    fail(
+        "on activations that are all negative (BOS included), the result is "
+        f"{[round(float(v), 3) for v in values.flatten()[:8]]}, expected {[round(float(v), 3) for v in exp_values]}"
+        + (f": position 0 came back with the value {named} = {fills[named]:.4g}" if named else ""),
+        (
+            f"position 0 was masked with {named}, which is above every entry when all are negative"
+            if named
+            else "position 0 must lose to every real entry, however negative"
+        )
+        + ": mask it with -inf (acts[:, 0] = -torch.inf on a copy), or a value below acts.min()",
+        code="bos_mask_not_lowest",
+    )

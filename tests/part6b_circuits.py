@@ -458,6 +458,8 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
                 code="structure",
             )
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
+        forward = lambda fr, e, lat, r: known.variant_forward(model, tc, fr, e, lat, r)
+        mistakes += extra.abs_token_edges(model, tc, frozen, graph, direct, forward)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
@@ -649,6 +651,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             hint, code = _band_diagnosis(before, j, n_bands, values.float(), exp_values.float())
             fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
         n_seq, seq_len = before.shape
+        extra.swapped_indices(before, j, values, seq_idx, pos_idx)
         ranges = (("seq_idx", seq_idx, n_seq, "sequences"), ("pos_idx", pos_idx, seq_len, "positions"))
         for name, t, size, axis in ranges:
             if t.numel() and (int(t.min()) < 0 or int(t.max()) >= size):
@@ -665,6 +668,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 code="indices",
             )
     extra.other_bands(impl, before)
+    extra.empty_band(impl, device)
     return ""
 
 

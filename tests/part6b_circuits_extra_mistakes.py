@@ -54,6 +54,53 @@ def other_bands(impl: Callable, acts: Tensor) -> None:
         )
 
 
+def swapped_indices(acts: Tensor, j: int, values: Tensor, seq_idx: Tensor, pos_idx: Tensor) -> None:
+    """Band j's indices returned as (pos_idx, seq_idx): acts[pos_idx, seq_idx] gives back the values."""
+    s_idx, p_idx = pos_idx.long(), seq_idx.long()
+    if not s_idx.numel() or torch.equal(s_idx, p_idx) or min(int(s_idx.min()), int(p_idx.min())) < 0:
+        return
+    if (
+        int(s_idx.max()) < acts.shape[0]
+        and int(p_idx.max()) < acts.shape[1]
+        and torch.equal(acts[s_idx, p_idx], values)
+    ):
+        fail(
+            f"band {j}: acts[pos_idx, seq_idx] gives back the values, acts[seq_idx, pos_idx] does not: the two index "
+            "tensors are swapped",
+            "return (values, seq_idx, pos_idx): the sequence index (i // seq_len) first, then the position "
+            "(i % seq_len)",
+            code="indices_swapped",
+        )
+
+
+def empty_band(impl: Callable, device: Any) -> None:
+    """quantile_examples where one band holds no activation: its group is still returned (three empty tensors), so
+    that group j is band j whatever the data; a learner who skips it returns n_bands - 1 groups."""
+    acts = torch.zeros(3, 7)
+    acts[0, 0], acts[1, 0], acts[2, 0] = 5.0, 4.5, 2.5  # BOS, to be ignored
+    acts[1, 3], acts[0, 5], acts[2, 2] = 4.0, 3.5, 3.25  # band (3, 4]
+    acts[0, 2], acts[2, 6] = 1.5, 1.75  # band (1, 2]; band (2, 3] is empty
+    acts[1, 1], acts[2, 4] = 0.5, 0.75  # band (0, 1]
+    acts = acts.to(device)
+    k, n_bands = 2, 4
+    out = impl(acts.clone(), k, n_bands)
+    expected = quantile_variant(acts, k, n_bands)
+    if same_groups(out, expected):
+        return
+    n_out = len(out) if isinstance(out, list | tuple) else None
+    fail(
+        f"on activations with max 4 where band 1, (2, 3], holds no value (k={k}, n_bands={n_bands}), the result "
+        + (f"has {n_out} groups, expected {n_bands}" if n_out != n_bands else "differs from the expected groups"),
+        (
+            "an empty band still gets its group, three empty tensors (topk of 0 elements, or an empty selection), "
+            "so that group j is always band j: don't skip it (no `continue` when the band has no members)"
+        )
+        if n_out == n_bands - 1
+        else "return n_bands groups, one per band, an empty band as three empty tensors",
+        code="empty_band",
+    )
+
+
 WIDTHS = {
     "d_model": "the residual stream (the transcoder's input and output, a row of W_E or a column of W_U)",
     "d_sae": "the transcoder's latents",
@@ -161,7 +208,17 @@ def forward_extra(tc: Any, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
     z = x @ tc.W_enc  # the gate on x W_enc, b_enc added after it
     late = z * (z > tc.threshold) + tc.b_enc
     late_out = late @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+    floor = torch.maximum(pre, tc.threshold.expand_as(pre))  # pre.clamp(min=threshold)
+    floor_out = floor @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
     return [
+        (
+            "clamp_at_threshold",
+            "that is pre.clamp(min=threshold): every latent below its threshold is raised TO it instead of set to 0. "
+            "The JumpReLU keeps pre where pre > threshold and gives 0 elsewhere: acts = pre · [pre > threshold] "
+            "(torch.where(pre > tc.threshold, pre, 0))",
+            floor,
+            floor_out,
+        ),
         (
             "abs_gate",
             "the gate compares pre itself with the threshold (pre > threshold), not its magnitude |pre|: a large "
@@ -221,6 +278,13 @@ def forward_call(impl: Callable, tc: Any, x: Tensor) -> Any:
 LINEARISED_EXTRA = {
     "error_added": "when `error` is given it replaces frozen.error (the error node's value is what is passed), "
     "it is not added to it",
+    "relu_active": "f = pre · frozen.active, with no ReLU: the frozen mask decides which latents are on, and a "
+    "latent that is on stays linear in pre even where pre < 0 (away from the prompt), so that the model is affine "
+    "in its inputs; relu(pre) · active bends it",
+    "scale_mean": "the frozen scales were averaged over positions (scale.mean()?), but each position has its "
+    "own: divide position p by frozen.ln*_scale[p] (the [pos, 1] tensor broadcast over d_model)",
+    "no_ln1": "LN1 was left out: attention read the raw embeddings; it reads LN1 of them, x1 = (embeds - mean) / "
+    "frozen.ln1_scale, which feeds W_V, while the residual stream adds the raw embeds",
 }
 
 
@@ -278,7 +342,19 @@ def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]
         "the rows of the paths matrix B = (I - M)⁻¹ - I were normalised, after the series: normalise the rows of |A| "
         "before it, Â = |A| / |A|.sum(-1), then B = (I - Â)⁻¹ - I as it comes (its rows need not sum to 1)"
     )
-    return [("rows_of_B", hint, weights @ rows(series(M))) for M in (A.abs(), rows(A.abs()))]
+    B = series(rows(A.abs()))
+    unweighted = (
+        "the logit weights were left out: influence = logit_weights @ B, each target's row of B = (I - Â)⁻¹ - I "
+        "weighted by logit_weights (0 for non-logit nodes)"
+    )
+    return [
+        *[("rows_of_B", hint, weights @ rows(series(M))) for M in (A.abs(), rows(A.abs()))],
+        (
+            "weights_ignored",
+            unweighted + ", not B summed over every target (B.sum(0): every node weighted 1)",
+            B.sum(0),
+        ),
+    ]
 
 
 UNUSED_GRAD = (
@@ -289,14 +365,55 @@ UNUSED_GRAD = (
 )
 
 
+NO_GRAD = (
+    "attribution_edges is called with gradients off, as in the notebook (torch.set_grad_enabled(False) at its top; "
+    "this check calls it under torch.no_grad()), so nothing computed there has a grad_fn: compute the forward pass "
+    "and the gradients inside `with torch.enable_grad():` (and no torch.no_grad() of your own around them)"
+)
+
+
 def edges_call(impl: Callable, *args: Any) -> Any:
-    """impl(*args); torch's 'appears to not have been used in the graph' error named (allow_unused)."""
+    """impl(*args) with gradients off, as the notebook calls it; torch's 'appears to not have been used in the graph'
+    error named (allow_unused), and 'does not require grad' with gradients off (enable_grad left out)."""
     try:
-        return impl(*args)
+        with torch.no_grad():
+            return impl(*args)
     except RuntimeError as err:
+        if "does not require grad" in str(err):
+            fail(describe_error(err).message, NO_GRAD, code="grad_disabled")
         if "not have been used in the graph" not in str(err):
             raise
         fail(describe_error(err).message, UNUSED_GRAD, code="unused_grad")
+
+
+def abs_token_edges(model: Any, tc: Any, frozen: Any, graph: Any, correct: Tensor, forward: Callable) -> list:
+    """The token (and error) columns as sum |grad ⊙ vector| (magnitudes summed over d_model) instead of the dot
+    product; forward(frozen, embeds, latents, error) is the local replacement model."""
+    pos, idx = graph.latent_pos, graph.latent_idx
+    T, E = graph.nodes("token"), graph.nodes("error")
+    tok, both = correct.clone(), correct.clone()
+    with torch.enable_grad():
+        embeds = frozen.embeds.detach().clone().requires_grad_(True)
+        error = frozen.error.detach().clone().requires_grad_(True)
+        latents = torch.zeros_like(frozen.acts)
+        latents[pos, idx] = frozen.acts[pos, idx]
+        pre, logits = forward(frozen, embeds, latents, error)
+        targets = torch.cat([pre[pos, idx], logits[-1, graph.logit_ids]])
+        rows = list(range(graph.n_latents)) + list(range(graph.nodes("logit").start, graph.n_nodes))
+        for row, t in zip(rows, targets, strict=True):
+            ge, gm = torch.autograd.grad(t, (error, embeds), retain_graph=True, allow_unused=True)
+            ge = torch.zeros_like(error) if ge is None else ge
+            gm = torch.zeros_like(embeds) if gm is None else gm
+            tok[row, T] = both[row, T] = (gm * embeds.detach()).abs().sum(-1)
+            both[row, E] = (ge * error.detach()).abs().sum(-1)
+    advice = (
+        "a vector node's edge is the dot product (grad · vector).sum(-1), signed; its terms cancel, and their "
+        "magnitudes summed break completeness"
+    )
+    return [
+        ("abs_dot", f"the token edges are sum |grad ⊙ embed| over d_model: {advice}", tok),
+        ("abs_dot", f"the token and error edges are sum |grad ⊙ vector| over d_model: {advice}", both),
+    ]
 
 
 def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tuple[Callable, str, str]]:
@@ -344,7 +461,25 @@ def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tupl
             "broadcast over the batch): tc(x) returns one tensor, the output [batch seq d_model], not a tuple "
             "(acts, out) like transcoder_forward; return tc(x) itself (or transcoder_forward(tc, x)[1])",
         ),
+        (
+            lambda: loss([(tc.hook_name_out, lambda a, hook: torch.zeros_like(a))]),
+            "keys_swapped",
+            "that is the zero-ablated loss: are the keys 'replaced' and 'zero_ablated' swapped?",
+        ),
+        (
+            lambda: _written_at(tc, loss, "blocks.0.hook_resid_post"),
+            "residual_replaced",
+            "the transcoder's output was written over the whole residual stream at blocks.0.hook_resid_post: it "
+            f"replaces the MLP's output only, one term of the residual stream: return tc(x) at tc.hook_name_out "
+            f"({tc.hook_name_out})",
+        ),
     ]
+
+
+def _written_at(tc: Any, loss: Callable, where: str) -> float:
+    """The loss with x read at tc.hook_name and tc(x) written at `where` (not the MLP's output)."""
+    seen: dict = {}
+    return loss([(tc.hook_name, lambda a, hook: seen.__setitem__("x", a)), (where, lambda a, hook: tc(seen["x"]))])
 
 
 def recovered_relative(c: float, r: float) -> list[tuple[float, str, str]]:

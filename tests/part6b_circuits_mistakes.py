@@ -330,11 +330,12 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
 
     def ln(v: Tensor, scale: Tensor, frozen_scale: bool = True) -> Tensor:
         centred = v - v.mean(-1, keepdim=True) if not bug.get("no_centring") else v
+        scale = scale.mean() if bug.get("scale_mean") else scale
         if not frozen_scale:
             scale = (centred.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
         return centred / scale
 
-    x1 = ln(embeds, frozen.ln1_scale, not bug.get("ln_recomputed"))
+    x1 = embeds if bug.get("no_ln1") else ln(embeds, frozen.ln1_scale, not bug.get("ln_recomputed"))
     pattern = frozen.pattern
     if bug.get("pattern_recomputed"):
         q = torch.einsum("kd,hde->hke", x1, model.W_Q[0]) + model.b_Q[0][:, None]
@@ -359,7 +360,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     elif bug.get("acts_constant"):
         f = frozen.acts
     else:
-        f = pre * frozen.active
+        f = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
     e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
     skip = tc.skip(resid_mid if bug.get("skip_resid") else x)
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
