@@ -60,16 +60,18 @@ from tests.part5a_sae_architectures_diagnosis import (
     threshold_window,
 )
 
-
 # --------------------------------------------------------------------------------------------
 # Exercise 7: Gated SAE
 # --------------------------------------------------------------------------------------------
+GATED_D_IN = 4  # every size distinct (n_inst 3, d_in 4, d_sae 7): [inst d_sae] can't broadcast onto [inst d_in d_sae]
+
+
 @checker("gated_forward", kind="class")
 def test_gated_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.GatedToySAE, impl, ("forward",))
-    sae = reference_sae(cls, device)
+    sae = reference_sae(cls, device, d_in=GATED_D_IN)  # d_in ≠ n_inst: a broadcast that lines them up raises
     reference = twin(sae, ref_a.GatedToySAE)
-    h = random_hidden(48, N_INST, D_IN, device)
+    h = random_hidden(48, N_INST, GATED_D_IN, device)
     hints = {
         "acts": "acts_post = 1[π_gate > 0] · ReLU(π_mag), with x = h - b_dec, π_gate = x @ W_enc + b_enc and "
         "π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
@@ -667,7 +669,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.l0_norm(acts),
         "l0_norm",
-        M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts),
+        M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts),
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
         reference=call(ref_a.l0_norm, acts),
@@ -686,6 +688,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     }
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
+    mistakes += PR.fve_example_as_instance(h, h_rec)
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
@@ -777,7 +780,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + PR.recovery_diagonal(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + PR.recovery_more(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
         reference=call(ref_a.feature_recovery, W_feat, W_dec),

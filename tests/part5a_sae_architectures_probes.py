@@ -387,3 +387,74 @@ def copied_backward(name: str, grad_x: Tensor, grad_th: Tensor, x: Tensor, th: T
             f"{name}'s pseudo-derivatives are {want}, each times grad_output",
             code="copied_backward",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics (fresh13): an average over the active examples only, an example indexed as an instance, one instance's
+# directions for every instance, norms clamped at 1
+# --------------------------------------------------------------------------------------------
+def l0_active_examples(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The count averaged over the examples with at least one active latent only (the checker's acts have
+    examples with none, in every instance)."""
+    count = (acts != 0).to(acts.dtype).sum(-1)
+    hint = (
+        "your mean leaves out the examples with no active latent: average the count over every example of the "
+        "batch (an example with nothing active counts 0), .mean(dim=0)"
+    )
+    return [("active_examples_only", hint, count.sum(0) / (count > 0).to(acts.dtype).sum(0).clamp(min=1))]
+
+
+def fve_example_as_instance(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Instance i's FVE computed on example i (h[i], [inst d_in]) instead of h[:, i]."""
+    n = h.shape[1]
+    if h.shape[0] < n:
+        return []
+    x, r = h[:n], h_rec[:n]  # x[i] is example i: [inst d_in], read as a batch of n_inst rows
+    value = 1 - (x - r).pow(2).sum((1, 2)) / (x - x.mean(1, keepdim=True)).pow(2).sum((1, 2))
+    hint = (
+        "your value for instance i is computed on example i: h[i] indexes the batch axis (dim 0), giving one "
+        "example's [inst d_in] rows; instance i is h[:, i] ([batch d_in])"
+    )
+    return [("example_as_instance", hint, value)]
+
+
+def recovery_first_instance(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Every instance's cosines computed with instance 0's decoder rows, or with instance 0's features."""
+    f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
+    d_hat = W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8)
+    out = []
+    for name, d, f in (("W_dec", d_hat[:1].expand_as(d_hat), f_hat), ("W_features", d_hat, f_hat[:1].expand_as(f_hat))):
+        hint = (
+            f"every instance's values use instance 0's {name} ({name}[0], or a slice 0:1 broadcast): each instance "
+            f"compares its own features with its own decoder, {name}[i] for instance i (keep the instance axis in "
+            "the einsum / matmul)"
+        )
+        out.append(("first_instance_only", hint, torch.einsum("isd,idf->isf", d, f).amax(1)))
+    return out
+
+
+def recovery_norm_clamped(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Norms clamped at 1 (clamp(min=1), max(norm, 1)): vectors shorter than 1 are not scaled up to unit length."""
+    f_n, d_n = W_feat.norm(dim=1, keepdim=True), W_dec.norm(dim=-1, keepdim=True)
+    hint = (
+        "a norm clamped at 1 ({}): a direction shorter than 1 is then divided by 1, not by its norm, so its "
+        "'cosine' is too small; divide by the norm itself (clamp it only at a tiny value such as 1e-8 against 0)"
+    )
+    options = (
+        ("both norms", d_n.clamp(min=1), f_n.clamp(min=1)),
+        ("the decoder rows' norms", d_n.clamp(min=1), f_n),
+        ("the features' norms", d_n, f_n.clamp(min=1)),
+    )
+    return [
+        ("norm_clamped_at_one", hint.format(what), torch.einsum("isd,idf->isf", W_dec / d, W_feat / f).amax(1))
+        for what, d, f in options
+    ]
+
+
+def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The recovery entries of this module: the diagonal, instance 0's directions, norms clamped at 1."""
+    return [
+        *recovery_diagonal(W_feat, W_dec),
+        *recovery_first_instance(W_feat, W_dec),
+        *recovery_norm_clamped(W_feat, W_dec),
+    ]

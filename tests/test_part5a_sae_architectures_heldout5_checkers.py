@@ -73,3 +73,56 @@ def test_auxk_topk_along_the_instances_lists_the_axis():
         return (residual - einops.einsum(acts, W_dec, "b i s, i s d -> b i d")).pow(2).mean(-1)
 
     assert "dim=1" in assert_fails(C.test_auxk_loss, impl, "all_dead_latents").hint
+
+
+# fresh13, second round: inputs where n_inst ≠ d_in, and the metrics' named slips
+def test_gated_r_mag_broadcast_without_the_d_in_axis_raises():
+    def forward(self, h):
+        x = h - self.b_dec
+        gate_pre = einops.einsum(x, self.W_enc, "b i d, i d s -> b i s") + self.b_enc
+        W_mag = self.W_enc * self.r_mag.exp()  # [inst d_sae] onto [inst d_in d_sae]: needs [:, None, :]
+        acts = (gate_pre > 0).float() * F.relu(einops.einsum(x, W_mag, "b i d, i d s -> b i s") + self.b_mag)
+        h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
+        via = einops.einsum(F.relu(gate_pre), self.W_dec_normalized.detach(), "b i s, i s d -> b i d")
+        rec, aux, sp = (h_rec - h).pow(2).mean(-1), (via + self.b_dec.detach() - h).pow(2).mean(-1), gate_pre.relu()
+        loss = (rec + self.sparsity_coeff * sp.sum(-1) + aux).mean(0).sum()
+        return {"L_reconstruction": rec, "L_sparsity": sp.sum(-1), "L_aux": aux}, loss, acts, h_rec
+
+    failure = assert_fails(C.test_gated_forward, type("G", (A.GatedToySAE,), {"forward": forward}), "exception")
+    assert "4 is cfg.d_in" in failure.hint and "3 is cfg.n_inst" in failure.hint
+
+
+def test_l0_over_active_examples_only():
+    def impl(acts):
+        c = (acts != 0).float().sum(-1)
+        return c.sum(0) / (c > 0).float().sum(0).clamp(min=1)
+
+    assert_fails(C.test_l0_norm, impl, "active_examples_only")
+
+
+def test_fve_loop_indexing_the_batch_axis():
+    def impl(h, h_rec):
+        out = []
+        for i in range(h.shape[1]):
+            hi, ri = h[i], h_rec[i]
+            out.append(1 - (hi - ri).pow(2).sum() / (hi - hi.mean(0)).pow(2).sum())
+        return torch.stack(out)
+
+    assert_fails(C.test_fraction_variance_explained, impl, "example_as_instance")
+
+
+def test_recovery_with_instance_0_decoder():
+    def impl(W_features, W_dec):
+        Wf = W_features / (W_features.norm(dim=1, keepdim=True) + 1e-8)
+        Wd = W_dec[0:1] / (W_dec[0:1].norm(dim=-1, keepdim=True) + 1e-8)
+        return torch.einsum("isd,idf->isf", Wd.expand_as(W_dec), Wf).max(1).values
+
+    assert "W_dec[0]" in assert_fails(C.test_feature_recovery, impl, "first_instance_only").hint
+
+
+def test_recovery_norms_clamped_at_one():
+    def impl(W_features, W_dec):
+        Wf = W_features / W_features.norm(dim=1, keepdim=True).clamp(min=1)
+        return torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), Wf).amax(1)
+
+    assert "features' norms" in assert_fails(C.test_feature_recovery, impl, "norm_clamped_at_one").hint
