@@ -257,6 +257,12 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 "rows with no feature get NO_LABEL = -1 (not the last class)",
                 torch.where(present, labels, x.shape[-1] - 1),
             ),
+            (
+                "argmax_of_presence",
+                "that is the first *present* feature (argmax of the presence mask x != 0, where every present "
+                "feature ties at 1): the label is the index of the largest *value*, x.argmax(-1)",
+                torch.where(present, on(x).to(x.dtype).argmax(-1), NO_LABEL),
+            ),
         ]
     return []
 
@@ -382,6 +388,25 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             "mean importance over classes",
             total(nll, imp.mean(-1)),
         ),
+        *[
+            (
+                "stability_shift_axis",
+                "the stability shift of a log-softmax must be one number per example (the max over the classes, "
+                f"logits.amax(-1, keepdim=True)): a max over {name} differs from class to class, so the shifted "
+                "logits no longer give the same softmax. Or use logits.log_softmax(-1)",
+                total(nll_of(shifted - shifted.exp().sum(-1, keepdim=True).log())),
+            )
+            for name, shifted in (
+                ("the batch (dim 0)", logits - logits.amax(0, keepdim=True)),
+                ("the instances (dim 1)", logits - logits.amax(1, keepdim=True)),
+            )
+        ],
+        (
+            "importance_normalised",
+            "use importance[inst, label] as given: dividing each instance's importances by their sum (or making "
+            "them sum to 1) rescales every instance's loss by another factor",
+            total(nll, (imp / imp.sum(-1, keepdim=True)).gather(-1, safe)[..., 0]),
+        ),
         (
             "importance_averaged_apart",
             "weight each example's own NLL by its own importance and average the products, mean(w · nll): the mean "
@@ -453,6 +478,15 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             "W.abs().max(dim=1) returns (values, indices): take .values (or use amax), not the indices",
             fixed(W.abs().argmax(1).to(W.dtype) / safe),
         ),
+        *[
+            (
+                "std_not_norm",
+                "divide by the Euclidean norm ‖Wᵢ‖ = sqrt(Σ_k W_ki²), not the standard deviation over the neurons "
+                "(which subtracts the mean and divides by the count)",
+                torch.where(sd > 0, W.abs().amax(1) / sd.clamp(min=1e-12), 0.0),
+            )
+            for sd in (W.std(dim=1), W.std(dim=1, unbiased=False))
+        ],
         (
             "zero_norm",
             "a zero vector has no direction: return 0 for it (torch.where on the norm)",

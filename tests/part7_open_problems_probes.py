@@ -5,12 +5,15 @@ right one."""
 from __future__ import annotations
 
 import math
+import re
+import traceback
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.learner_errors import _is_learner_frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,3 +177,48 @@ def fixed_axis_hint(got: object, expected: Tensor, what: str, shape: tuple) -> N
         "extra leading axes pass through: dim=-1, [..., 0::2], features.shape[:-1]",
         code="fixed_axis",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# basis_alignment: an error whose failing line holds W reduced over another axis than the neurons
+# --------------------------------------------------------------------------------------------
+_AXES = ("the instances (dim 0)", "the neurons (dim 1)", "the features (dim 2)")
+_REDUCTIONS = {
+    "norm": lambda W, d: W.norm(dim=d),
+    "max |W|": lambda W, d: W.abs().amax(d),
+    "sum": lambda W, d: W.sum(d),
+    "mean": lambda W, d: W.mean(d),
+    "std": lambda W, d: W.std(d),
+}
+
+
+def alignment_call(impl: Callable, W: Tensor) -> object:
+    """impl(W); when it raises, look at the tensors named on the learner's failing line: one that is W reduced over
+    another axis than the neurons (W.norm(dim=0), a max over the features, ...) names the mistake. Otherwise the
+    error goes on to the generic description (its sizes and the line's shapes)."""
+    try:
+        return impl(W)
+    except RuntimeError as err:
+        frame = None
+        for f, _ in traceback.walk_tb(err.__traceback__):
+            if _is_learner_frame(f.f_code.co_filename):
+                frame = f
+        if frame is None:
+            raise
+        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
+            value = frame.f_locals.get(name)
+            if not isinstance(value, Tensor) or value.ndim != 2 or value.is_complex():
+                continue
+            for what, reduce in _REDUCTIONS.items():
+                for d in (0, 2):
+                    want = reduce(W, d)
+                    if want.shape == value.shape and torch.allclose(value.detach().to(want.dtype), want, rtol=1e-4):
+                        fail(
+                            f"basis_alignment(W) raised {type(err).__name__}: {str(err).splitlines()[0]}; on that "
+                            f"line, `{name}` {list(value.shape)} is W's {what} over {_AXES[d]}",
+                            f"reduce over the neurons only, dim 1 of W [inst, neurons, feats]: max_k |W_ki| and ‖Wᵢ‖ "
+                            f"are both [inst, feats]; yours, over {_AXES[d]}, has shape {list(value.shape)}",
+                            code="reduced_wrong_axis",
+                        )
+        raise

@@ -132,3 +132,71 @@ def test_basis_alignment_norm_without_squares(absolute):
         return torch.where(norm > 0, W.abs().amax(1) / norm, 0.0)
 
     assert_fails(checks.test_basis_alignment, basis_alignment, "norm_no_squares")
+
+
+# fresh13: an argmax of the presence mask, a log-softmax shifted per class, importances normalised, a std for the
+# norm, a norm over the instances (raises on these inputs: named from the failing line)
+NO_LABEL = -1
+
+
+def test_compute_target_argmax_of_the_presence_mask():
+    def compute_target(features, target):
+        if target == "argmax":
+            present = features != 0
+            return torch.where(present.any(-1), present.float().argmax(-1), NO_LABEL)
+        return ref.compute_target(features, target)
+
+    assert_fails(checks.test_compute_target, compute_target, "argmax_of_presence")
+
+
+def _ce(shift_dim=None, normalise=False):
+    def cross_entropy_loss(logits, labels, importance):
+        valid, idx = labels != NO_LABEL, labels.clamp(min=0)
+        if shift_dim is None:
+            logp = logits.log_softmax(-1)
+        else:
+            z = logits - logits.amax(shift_dim, keepdim=True)
+            logp = z - z.exp().sum(-1, keepdim=True).log()
+        imp = importance / importance.sum(-1, keepdim=True) if normalise else importance
+        w = imp.expand_as(logits).gather(-1, idx[..., None])[..., 0]
+        nll = -logp.gather(-1, idx[..., None])[..., 0]
+        return (torch.where(valid, w * nll, 0.0).sum(0) / valid.sum(0).clamp(min=1)).sum()
+
+    return cross_entropy_loss
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_cross_entropy_stability_shift_over_another_axis(dim):
+    assert_fails(checks.test_cross_entropy_loss, _ce(shift_dim=dim), "stability_shift_axis")
+
+
+def test_cross_entropy_stability_shift_over_the_classes_passes():
+    assert_passes(checks.test_cross_entropy_loss, _ce(shift_dim=-1))
+
+
+def test_cross_entropy_importances_normalised():
+    assert_fails(checks.test_cross_entropy_loss, _ce(normalise=True), "importance_normalised")
+
+
+def test_basis_alignment_std_for_the_norm():
+    def basis_alignment(W):
+        s = W.std(dim=1)
+        return torch.where(s > 0, W.abs().amax(1) / s.clamp(min=1e-12), 0.0)
+
+    assert_fails(checks.test_basis_alignment, basis_alignment, "std_not_norm")
+
+
+def test_basis_alignment_norm_over_the_instances_named_from_the_failing_line():
+    def basis_alignment(W):
+        n = W.norm(dim=0)
+        return torch.where(n > 0, W.abs().amax(1) / n.clamp(min=1e-12), 0.0)
+
+    err = assert_fails(checks.test_basis_alignment, basis_alignment, "reduced_wrong_axis")
+    assert "`n` [3, 6] is W's norm over the instances (dim 0)" in err.message
+
+
+def test_basis_alignment_unrelated_error_stays_generic():
+    def basis_alignment(W):
+        return W.abs().amax(1) / torch.ones(5, device=W.device)
+
+    assert_fails(checks.test_basis_alignment, basis_alignment, "exception")
