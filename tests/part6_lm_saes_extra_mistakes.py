@@ -315,15 +315,9 @@ def sequences_mixed(on_tokens: Callable[[Tensor], Any], tokens: Tensor, out: Ten
         )
 
 
-def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
-    """top_activations on activations with negative values (the contract doesn't promise acts >= 0): position 0
-    set to 0 instead of -inf then outranks every negative entry, which non-negative activations never show."""
-    gen = torch.Generator().manual_seed(1)
-    acts = -0.1 - torch.rand(5, 9, generator=gen, dtype=torch.float64)
-    acts[:, 0] = 3.0 + torch.rand(5, generator=gen, dtype=torch.float64)  # BOS, to be ignored
-    acts[1, 4], acts[3, 2], acts[0, 7] = 1.0, 0.5, 0.7  # only three positive entries at positions >= 1
-    acts = acts.float().to(device)
-    k = 6
+def _top_run(impl: Callable, reference: Callable, acts: Tensor, k: int) -> tuple[Any, tuple, Tensor, bool]:
+    """The learner's top_activations(acts, k): (what it returned, its three outputs as CPU tensors or Nones, the
+    expected values, whether all three equal the reference's)."""
     result = impl(acts.clone(), k)
     exp_values, exp_seq, exp_pos = reference(acts, k)
     try:
@@ -331,7 +325,19 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
         same = torch.equal(values.double(), exp_values.double().cpu()) and torch.equal(seq_idx.long(), exp_seq.cpu())
         same = same and torch.equal(pos_idx.long(), exp_pos.cpu())
     except (TypeError, ValueError, RuntimeError):
-        values, same = None, False
+        return result, (None, None, None), exp_values, False
+    return result, (values, seq_idx, pos_idx), exp_values, same
+
+
+def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
+    """top_activations on activations with negative values (the contract doesn't promise acts >= 0): position 0
+    set to 0 instead of -inf then outranks every negative entry, which non-negative activations never show."""
+    gen = torch.Generator().manual_seed(1)
+    acts = -0.1 - torch.rand(5, 9, generator=gen, dtype=torch.float64)
+    acts[:, 0] = 3.0 + torch.rand(5, generator=gen, dtype=torch.float64)  # BOS, to be ignored
+    acts[1, 4], acts[3, 2], acts[0, 7] = 1.0, 0.5, 0.7  # only three positive entries at positions >= 1
+    k = 6
+    result, (values, _, pos_idx), exp_values, same = _top_run(impl, reference, acts.float().to(device), k)
     if same:
         return
     zero_at_bos = values is not None and values.shape == pos_idx.shape and bool(((pos_idx == 0) & (values == 0)).any())
@@ -456,18 +462,10 @@ def all_negative_probe(impl: Callable, reference: Callable, device: Any) -> None
     acts = -0.2 - 2 * torch.rand(4, 8, generator=gen, dtype=torch.float64)
     acts[:, 0] = -0.1 - 0.05 * torch.rand(4, generator=gen, dtype=torch.float64)  # BOS: the largest, to be ignored
     acts = acts.float().to(device)
-    k = 5
-    result = impl(acts.clone(), k)
-    exp_values, exp_seq, exp_pos = reference(acts, k)
-    try:
-        values, seq_idx, pos_idx = (torch.as_tensor(r).detach().cpu() for r in result)
-        same = torch.equal(values.double(), exp_values.double().cpu()) and torch.equal(seq_idx.long(), exp_seq.cpu())
-        same = same and torch.equal(pos_idx.long(), exp_pos.cpu())
-        at_bos = values[pos_idx.long() == 0].double() if values.shape == pos_idx.shape else values[:0].double()
-    except (TypeError, ValueError, RuntimeError):
+    _, (values, _, pos_idx), exp_values, same = _top_run(impl, reference, acts, 5)
+    if same or values is None:
         return
-    if same:
-        return
+    at_bos = values[pos_idx.long() == 0].double() if values.shape == pos_idx.shape else values[:0].double()
     a = acts.detach().double().cpu()
     fills = {"-acts.max()": -float(a.max()), "0": 0.0, "-1": -1.0}
     named = next((n for n, f in fills.items() if bool(torch.isclose(at_bos, torch.tensor(f).double()).any())), None)
