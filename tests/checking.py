@@ -266,6 +266,9 @@ def expect_tensor(
 
 def _not_tensor_hint(x: Any) -> str:
     """What usually returns `x` where a tensor was asked."""
+    if isinstance(x, torch.autograd.Function) or (inspect.isclass(x) and issubclass(x, torch.autograd.Function)):
+        name = x.__name__ if inspect.isclass(x) else type(x).__name__
+        return f"a torch.autograd.Function is used through its .apply: `{name}.apply(z, ...)`, not `{name}(z, ...)`"
     if isinstance(x, (np.ndarray, np.generic)):
         return "a numpy result (np.* functions or .numpy()): stay in torch (torch.* and tensor methods)"
     if isinstance(x, (tuple, list)):
@@ -355,9 +358,15 @@ def expect_scalar(x: Any, what: str, dtype: torch.dtype | None = None) -> Tensor
     float32 inputs means something upcast, and comparing it with the reference would fail on the dtype)."""
     x = expect_tensor(x, what, dtype=dtype)
     if x.ndim != 0:
+        known = "; ".join(k for k in (name_size(s, skip=tuple(x.shape)) for s in dict.fromkeys(x.shape) if s > 1) if k)
         fail(
-            f"{what} should be a scalar (0-dim) tensor, got shape {tuple(x.shape)}",
-            "reduce over every axis the exercise names (mean or sum) so a single number is returned",
+            f"{what} should be a scalar (0-dim) tensor, got shape {tuple(x.shape)}"
+            + (f" ({known} in your inputs)" if known else ""),
+            "reduce over every axis the exercise names (mean or sum) so a single number is returned"
+            + (": that axis was left unreduced (its sum or mean missing)?" if known else "")
+            if x.numel() != 1
+            else "a shape of 1s around a single number: a [1]-shaped start (torch.zeros(1), torch.tensor([0.])), "
+            "keepdim=True, an unsqueeze or [None]? Return a 0-dim tensor (.squeeze(), or sum without keepdim)",
             code="not_scalar",
         )
     return x

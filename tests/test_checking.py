@@ -486,3 +486,34 @@ def test_axes_computed_in_another_order_then_reshaped_are_named():
     wrong = e.permute(1, 0, 2).reshape(6, 3, 5)  # computed as [inst batch d_in], then reshaped
     err = _code(wrong, e, dims="batch inst d_in")
     assert err.code == "reshaped_not_permuted" and "[inst batch d_in]" in err.hint
+
+
+def test_a_scalar_with_an_axis_left_names_it_and_a_function_object_gets_apply():
+    @dataclasses.dataclass
+    class Cfg:
+        n_inst: int = 3
+
+    @checker("scalar_demo")
+    def check(impl, device):
+        cfg = Cfg()
+        expect_scalar(impl(torch.ones(5, cfg.n_inst)), "loss")
+
+    with pytest.raises(CheckFailed) as failure:
+        check(lambda x: x.mean(0))  # the sum over instances forgotten
+    assert "3 is cfg.n_inst" in failure.value.message and "left unreduced" in failure.value.hint
+    with pytest.raises(CheckFailed) as failure:
+        check(lambda x: x.mean().reshape(1))
+    assert "[1]-shaped start" in failure.value.hint
+
+    class Step(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(CheckFailed) as failure:
+        expect_tensor(Step, "importances")
+    assert "`Step.apply(z, ...)`" in failure.value.hint
