@@ -50,8 +50,19 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     (
         r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
         "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
-        "([..., None]), a transposed operand (.mT), an index or slice over the wrong axis, or another tensor than "
-        "the one meant (the encoder's bias where the decoder's belongs?)",
+        "([..., None]) or keepdim=True (or one too many), a transposed operand (.mT; on a 3-d tensor .T reverses "
+        "every axis), an index or slice over the wrong axis, or another tensor than the one meant (the encoder's "
+        "bias where the decoder's belongs?)",
+    ),
+    (
+        r"not implemented for '(Bool|Long|Int|Byte)'",
+        "a float operation (a random draw, a mean, a softmax) on a {0} tensor: draw floats with the shape "
+        "(torch.rand(x.shape)) or convert first (x.float())",
+    ),
+    (
+        r"a Tensor with \d+ elements cannot be converted to Scalar",
+        ".item(), float() or int() on a tensor with several values: keep it a tensor (no .item()), or reduce it to "
+        "one number first",
     ),
     (
         r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
@@ -60,8 +71,16 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
     (
         r"Boolean value of Tensor with more than one value is ambiguous",
-        "a tensor used as a Python bool (in `if`, `and`, `or`, or a chained comparison like 0 <= x <= 1): combine "
-        "elementwise conditions with & and |, e.g. (x >= 0) & (x <= 1)",
+        "a tensor used as a Python bool (in `if`, `and`, `or`, a chained comparison like 0 <= x <= 1, or Python's "
+        "max()/min() on a tensor): combine elementwise conditions with & and |, e.g. (x >= 0) & (x <= 1), and use "
+        "x.clamp(min=1) or torch.maximum(x, y) for an elementwise max",
+    ),
+    (
+        r"shape mismatch: value tensor of shape \[([\d, ]*)\] cannot be broadcast to indexing result of shape "
+        r"\[([\d, ]*)\]",
+        "an assignment x[index] = value whose value [{0}] doesn't fit the part the index picks [{1}]: check the "
+        "index (a nonzero() result used as one index picks whole rows along the first axis: unpack it, or use "
+        "as_tuple=True) and the value's axes (the sizes it was drawn or built with)",
     ),
     (
         r"leaf Variable that requires grad is being used in an in-place operation",

@@ -159,7 +159,8 @@ def _size_reason(
     if ratio:
         return (
             f"{factor:.4g} = {ratio[0]}/{ratio[1]}, a ratio of two sizes of your inputs: divided by {labels[ratio[1]]} "
-            f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field)?"
+            f"where {labels[ratio[0]]} belongs (a mean over the wrong axis, or the wrong count or config field), or "
+            "a constant (a rate, coefficient or momentum) used where another belongs?"
         )
     for s in counts:
         for off, what in ((-1, "minus one"), (1, "plus one")):

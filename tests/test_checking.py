@@ -517,3 +517,22 @@ def test_a_scalar_with_an_axis_left_names_it_and_a_function_object_gets_apply():
     with pytest.raises(CheckFailed) as failure:
         expect_tensor(Step, "importances")
     assert "`Step.apply(z, ...)`" in failure.value.hint
+
+
+def test_a_not_implemented_error_from_torch_is_an_error_not_a_stub():
+    @checker("torch_not_implemented_demo")
+    def check(impl, device):
+        impl(torch.zeros(4, 3))
+
+    def draws_from_a_mask(x):
+        return torch.rand_like(x > 0)  # torch has no uniform draw for booleans
+
+    with pytest.raises(CheckFailed) as failure:
+        check(draws_from_a_mask)
+    assert failure.value.code == "exception" and "on a Bool tensor" in failure.value.hint
+
+    def stub(x):
+        raise NotImplementedError("not implemented yet")
+
+    with pytest.raises(NotDone):
+        check(stub)
