@@ -105,7 +105,7 @@ def random_hidden(batch: int, n_inst: int, d_in: int, device: torch.device) -> T
 def call_forward(sae: ref.ToySAE, h: Tensor, what: str = "forward") -> tuple[dict, Tensor, Tensor, Tensor]:
     """Call the learner's forward on a copy of h; fail on a malformed return or on h changed in place."""
     h_in = h.clone()
-    out = returned(sae(h_in), what)
+    out = returned(P.reduced_local_on_error(lambda: sae(h_in), h, getattr(sae.cfg, "__dict__", {}), what), what)
     if not isinstance(out, tuple | list) or len(out) != 4:
         fail(
             f"{what} should return a tuple (loss_dict, loss, acts_post, h_reconstructed), got {type(out).__name__}"
@@ -703,6 +703,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     before = _snapshot(sae)
     D.call_resampler(lambda: impl(sae, frac.clone(), scale))
     P.check_loop_stopped(sae, before, dead)
+    P.encoder_through_reshape(sae, before, dead, scale)
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
     M.check_encoder_bias(sae, dead)
     rows = M.unit_rows(sae, before, dead, scale)

@@ -4,12 +4,16 @@ the length of advanced resampling's new encoder columns (the dead latents' mean 
 
 from __future__ import annotations
 
+import re
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.learner_errors import _is_learner_frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,3 +352,92 @@ def check_tied_forward(run: Any) -> None:
                 code="used_private_W_dec",
             )
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# Fresh14: an error whose failing line holds a local tensor that is another local reduced over one axis (e.g.
+# torch.max(pre, 0).values, a max over the batch, where an elementwise ReLU was meant); the encoder written
+# through a reshape of W_enc (the memory reinterpreted, not the axes swapped)
+# --------------------------------------------------------------------------------------------
+_REDUCTIONS = {
+    "max": lambda x, d: x.amax(d),
+    "min": lambda x, d: x.amin(d),
+    "sum": lambda x, d: x.sum(d),
+    "mean": lambda x, d: x.mean(d),
+}
+
+
+def _axis_names(x: Tensor, h: Tensor, sizes: dict[str, int]) -> list[str]:
+    """Names of x's axes when x is [batch inst ...] like h and its last size names one config field."""
+    names = [f"dim {d}" for d in range(x.ndim)]
+    if x.ndim == 3 and x.shape[:2] == h.shape[:2] and h.shape[0] != h.shape[1]:
+        names[:2] = ["dim 0, the batch", "dim 1, the instances"]
+        fields = [k for k in ("d_in", "d_sae") if sizes.get(k) == x.shape[2]]
+        if len(fields) == 1 and x.shape[2] not in h.shape[:2]:
+            names[2] = f"dim 2, {fields[0]}"
+    return names
+
+
+def reduced_local_on_error(fn: Callable[[], Any], h: Tensor, sizes: dict[str, int], what: str = "forward") -> Any:
+    """fn(); when it raises a RuntimeError, look at the tensors named on the learner's failing line: one that is
+    another local tensor of that frame reduced over one axis (max, min, sum or mean) names the lost axis. Otherwise
+    the error goes on to the generic description."""
+    try:
+        return fn()
+    except RuntimeError as err:
+        frame = None
+        for f, _ in traceback.walk_tb(err.__traceback__):
+            if _is_learner_frame(f.f_code.co_filename):
+                frame = f
+        if frame is None:
+            raise
+        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+        local = {k: v for k, v in frame.f_locals.items() if isinstance(v, Tensor) and v.is_floating_point()}
+        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
+            value = local.get(name)
+            if value is None or value.ndim == 0:
+                continue
+            for source, x in local.items():
+                usable = x.numel() > 0 and x.dtype == value.dtype and x.device == value.device != torch.device("meta")
+                if x.ndim != value.ndim + 1 or source == name or not usable:
+                    continue
+                for d in range(x.ndim):
+                    if (x.amax(d) == x.amin(d)).all():
+                        continue  # constant along d: any reduction gives it back, nothing to name
+                    for how, reduce in _REDUCTIONS.items():
+                        want = reduce(x.detach(), d)
+                        if want.shape != value.shape or not torch.allclose(value.detach(), want, rtol=1e-5):
+                            continue
+                        axis = _axis_names(x, h, sizes)[d]
+                        hint = (
+                            f"`torch.max(x, {d})` / `x.max({d})` is a reduction along dim {d} (it returns values and "
+                            "indices), not an elementwise max with 0: for ReLU use F.relu(x), x.clamp(min=0) or "
+                            "torch.maximum(x, torch.zeros_like(x))"
+                            if how == "max"
+                            else f"keep that axis: a {how} over {axis} removed it (was another axis meant, or none?)"
+                        )
+                        fail(
+                            f"{what} raised {type(err).__name__}: {str(err).splitlines()[0]}; on that line, `{name}` "
+                            f"{list(value.shape)} is `{source}` {list(x.shape)} with a {how} over {axis}",
+                            hint,
+                            code="reduced_axis",
+                        )
+        raise
+
+
+def encoder_through_reshape(sae: Any, before: dict, dead: Tensor, scale: float) -> None:
+    """Fail naming it when the encoder is exactly the dead latents' new decoder rows × scale written through
+    W_enc.reshape(n_inst, d_sae, d_in) (or .view): a reshape keeps the memory order, it doesn't swap the axes."""
+    n_inst, d_in, d_sae = before["W_enc"].shape
+    enc = sae.W_enc.detach().reshape(n_inst, d_sae, d_in)
+    if not dead.any() or torch.equal(sae.W_enc.detach(), before["W_enc"]):
+        return
+    same_rest = torch.equal(enc[~dead], before["W_enc"].reshape(n_inst, d_sae, d_in)[~dead])
+    if same_rest and torch.allclose(enc[dead], sae.W_dec.detach()[dead] * scale, rtol=1e-4, atol=1e-6):
+        fail(
+            "the encoder holds the new directions × resample_scale written through W_enc.reshape(n_inst, d_sae, "
+            "d_in): its entries are scrambled over the latents and input dimensions, live latents included",
+            "reshape (or view) reinterprets the memory in order, it doesn't swap axes: write the dead latents' "
+            "encoder columns through W_enc.transpose(-1, -2) (or .mT), e.g. W_enc.data.transpose(-1, -2)[dead] = ...",
+            code="reshape_not_transpose",
+        )

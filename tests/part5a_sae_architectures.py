@@ -339,6 +339,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                     code="negative_acts",
                 )
             if unlisted and ((acts.detach() != 0).sum(-1) > k).any():
+                PR.topk_shared_indices(acts, k)
                 fail(
                     f"some examples have {int((acts.detach() != 0).sum(-1).max())} non-zero latents, at most k={k} "
                     "expected",
@@ -547,6 +548,8 @@ def _metric(
             "rounds the result (float16 keeps about 3 significant digits)",
             code="lower_precision",
         )
+    if out.is_floating_point():  # a float64 result (a float64 literal, .double(), numpy) breaks the dtype contract
+        expect_tensor(out, what, shape=shape, dims=dims, dtype=args[0].dtype, device=device)
     return out if out.is_floating_point() else out.to(args[0].dtype)
 
 
@@ -688,7 +691,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     }
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
-    mistakes += PR.fve_example_as_instance(h, h_rec)
+    mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
@@ -773,9 +776,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
             "take the max over the latents (dim 1 of the [inst d_sae feats] cosines), not over the instances",
             code="max_over_instances",
         )
-    out = expect_tensor(
-        out, "feature_recovery(W_features, W_dec)", shape=(N_INST, N_FEATS), dims="inst feats", device=device
-    )
+    out = expect_tensor(out, what, shape=(N_INST, N_FEATS), dims="inst feats", dtype=W_feat.dtype, device=device)
     expect_matches(
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),

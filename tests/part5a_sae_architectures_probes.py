@@ -266,7 +266,8 @@ def first_example(metric: str, acts: Tensor) -> list[tuple[str, str, Tensor]]:
     one = acts[0]
     value = (one != 0).to(acts.dtype).sum(-1) if metric == "l0" else (one == 0).to(acts.dtype).mean(-1)
     what = "average the counts over every example" if metric == "l0" else "a latent is dead when zero on every example"
-    return [("single_example", f"your values are example 0's alone (acts[0]): {what} of the batch", value)]
+    single = ("single_example", f"your values are example 0's alone (acts[0]): {what} of the batch", value)
+    return [single, *(example_as_instance(acts) if metric == "l0" else [])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,4 +458,92 @@ def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]
         *recovery_diagonal(W_feat, W_dec),
         *recovery_first_instance(W_feat, W_dec),
         *recovery_norm_clamped(W_feat, W_dec),
+        *recovery_norm_axes(W_feat, W_dec),
+        *recovery_distance(W_feat, W_dec),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Fresh14: an example indexed as an instance (l0, dead), a std where a variance belongs (FVE), a norm over the
+# wrong set of axes or a distance as the similarity (recovery), one index tensor written into every example (TopK)
+# --------------------------------------------------------------------------------------------
+def example_as_instance(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Instance i's l0 computed on example i (acts[i], [inst d_sae]) instead of acts[:, i]. (The dead fraction's
+    version equals a count compared with d_sae on the checker's inputs: not listed.)"""
+    n = acts.shape[1]
+    if acts.shape[0] < n:
+        return []
+    x = acts[:n]  # x[i] is example i: [inst d_sae]
+    value = (x != 0).to(acts.dtype).sum(-1).mean(-1)
+    hint = (
+        "your value for instance i is computed on example i: acts[i] indexes the batch axis (dim 0), giving one "
+        "example's [inst d_sae] activations; instance i is acts[:, i] ([batch d_sae])"
+    )
+    return [("example_as_instance", hint, value)]
+
+
+def fve_std_denominator(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The denominator built from standard deviations (times the batch size, or batch · d_in) instead of variances."""
+    resid, n, d = (h - h_rec).pow(2).sum((0, 2)), h.shape[0], h.shape[-1]
+    hint = (
+        "your denominator uses the standard deviation where the variance (its square) belongs: "
+        "Σ(h - mean(h))² over batch and d_in is batch × Σ_d var_d, not batch × Σ_d std_d; compute the centred "
+        "sum of squares directly, (h - h.mean(0)).pow(2).sum((0, 2))"
+    )
+    out = []
+    for unbiased in (False, True):
+        out.append(("std_not_variance", hint, 1 - resid / (h.std(0, unbiased=unbiased).sum(-1) * n)))
+        out.append(("std_not_variance", hint, 1 - resid / (h.std((0, 2), unbiased=unbiased) * n * d)))
+    return out
+
+
+def recovery_norm_axes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Each set of directions divided by a norm over a set of axes that the other entries don't cover (a single
+    wrong axis or the whole tensor is listed elsewhere): two axes, e.g. each instance's Frobenius norm."""
+    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
+    d_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    out = []
+    for name, names, right in (("W_dec", ("inst", "d_sae", "d_in"), 2), ("W_features", ("inst", "d_in", "feats"), 1)):
+        x = W_dec if name == "W_dec" else W_feat
+        for dims in ((0, 1), (0, 2), (1, 2)):
+            wrong = x / x.norm(dim=dims, keepdim=True)
+            d, f = (wrong, f_hat) if name == "W_dec" else (d_hat, wrong)
+            over = ", ".join(names[i] for i in dims)
+            extra = " (each instance's Frobenius norm)" if dims == (1, 2) else ""
+            hint = (
+                f"you divide {name} by one norm over ({over}){extra}: normalise each direction by its own norm, "
+                f"over {names[right]} only ({name}.norm(dim={right}, keepdim=True))"
+            )
+            out.append(("norm_wrong_axes", hint, torch.einsum("isd,idf->isf", d, f).amax(1)))
+    return out
+
+
+def recovery_distance(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """A similarity made from the distance of the unit vectors (1 - ‖f̂ - d̂‖, 1 - ‖f̂ - d̂‖², -‖f̂ - d̂‖)."""
+    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
+    d_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    sq = (2 - 2 * torch.einsum("isd,idf->isf", d_hat, f_hat)).clamp(min=0)  # ‖f̂ - d̂‖² of unit vectors
+    hint = (
+        "your similarity is built from the distance ‖f̂ - d̂‖ of the unit vectors ({}): the cosine is their dot "
+        "product, which for unit vectors is 1 - ‖f̂ - d̂‖²/2"
+    )
+    forms = (("1 - ‖f̂ - d̂‖", 1 - sq.sqrt()), ("1 - ‖f̂ - d̂‖²", 1 - sq), ("-‖f̂ - d̂‖", -sq.sqrt()))
+    return [("distance_not_cosine", hint.format(what), value.amax(1)) for what, value in forms]
+
+
+def topk_shared_indices(acts: Tensor, k: int) -> None:
+    """Fail naming it when every example has the same set of more than k active latents (per instance): the top-k
+    indices of all examples written into each one, as `acts[..., top.indices] = top.values` does."""
+    active = acts.detach() != 0
+    if not (active.sum(-1) > k).any() or not (active == active[:1]).all():
+        return
+    counts = active[0].sum(-1).tolist()
+    where = "every instance" if (active == active[:1, :1]).all() else "each instance"
+    fail(
+        f"every example has the same active latents ({where} the same set; counts per instance {counts}), more "
+        f"than k={k}: the indices picked for all examples were written into each example",
+        "`acts[..., top.indices] = top.values` does that: an index tensor in one axis selects those d_sae positions "
+        "for every example (and instance). Put each example's values at its own indices: "
+        "torch.zeros_like(pre).scatter(-1, top.indices, top.values)",
+        code="indices_shared",
+    )
