@@ -492,4 +492,13 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             "a zero vector has no direction: return 0 for it (torch.where on the norm)",
             torch.where(nonzero, W.abs().amax(1) / safe, 1.0),
         ),
+        (
+            "where_swapped",
+            "your values are 0 for every feature, also where the column is non-zero (only the zero column's 0 is "
+            "right). Possible causes: "
+            "torch.where's branches swapped (it is torch.where(condition, value_if_true, value_if_false): "
+            "torch.where(norm > 0, ratio, 0.0)); its condition inverted (norm == 0 where norm > 0 was meant); or "
+            "the ratio multiplied by a mask of the zero columns",
+            torch.where(nonzero, 0.0, W.abs().amax(1) / safe),
+        ),
     ]

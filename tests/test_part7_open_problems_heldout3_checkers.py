@@ -200,3 +200,12 @@ def test_basis_alignment_unrelated_error_stays_generic():
         return W.abs().amax(1) / torch.ones(5, device=W.device)
 
     assert_fails(checks.test_basis_alignment, basis_alignment, "exception")
+
+
+def test_alignment_where_branches_swapped():
+    def basis_alignment(W):
+        n = W.norm(dim=1)
+        return torch.where(n > 0, 0.0, W.abs().amax(1) / n.clamp(min=1e-12))
+
+    err = assert_fails(checks.test_basis_alignment, basis_alignment, "where_swapped")
+    assert "torch.where" in err.hint
