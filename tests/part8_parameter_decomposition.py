@@ -546,10 +546,13 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     q = {**p, **{k: p[k].clone().requires_grad_() for k in mis.PRODUCT_LEAVES}}
     names = {"a": "batch inst d_in", "W": "inst d_out d_in", "U": "inst d_out C", "V": "inst C d_in"}
     names |= {"mask": "batch inst C", "delta_mask": "batch inst"}
-    named = lambda *args: diag.call_naming_shapes(masked_product, dict(zip(names, args, strict=True)), names)
+    named = lambda *a: diag.call_naming_shapes(
+        masked_product, dict(zip(names, a, strict=True)), names, "batch inst d_out"
+    )
     out = inp.call_unchanged(named, {k: q[k] for k in names}, "masked_product")  # a and W: the checker's own
     what, dims = "masked_product(...)", "batch inst d_out"
     out = expect_tensor(out, what, shape=(6, 3, 4), dims=dims, dtype=p["a"].dtype, device=device)
+    inp.deterministic(masked_product, {k: p[k] for k in names}, out, what, "mask and delta_mask")
     right, mistakes = mis.product_candidates(p)
     axes = {"a": 1, "W": 0, "U": 0, "V": 0, "mask": 1, "delta_mask": 1}
     mixing = not torch.allclose(out.detach(), right, 1e-4, 1e-5) and inp.instance_mixing(
@@ -664,7 +667,9 @@ def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("importance_minimality_loss", kind="function")
 def test_importance_minimality_loss(importance_minimality_loss: Callable, device: torch.device) -> str:
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
-    loss = inp.call_unchanged(lambda ci: importance_minimality_loss(ci, P_NORM, EPS), {"ci": ci}, "the penalty")
+    penalty = (lambda ci: importance_minimality_loss(ci, P_NORM, EPS), {"ci": ci}, "the penalty")
+    sizes = {g.shape[-1] for g in ci}  # C differs between the matrices: combining them raises
+    loss = diag.call_naming_sizes(inp.call_unchanged, penalty, sizes, behaviour.C_CLASH, "matrices_combined")
     behaviour.one_tensor(loss, "the penalty", behaviour.LIST_PENALTY)
     inp.one_element(loss, "importance_minimality_loss", mis.minimality_reference(ci, P_NORM, EPS).detach())
     loss = expect_scalar(loss, "importance_minimality_loss(ci, p, eps)", ci[0].dtype)
@@ -719,6 +724,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         inp.call_naming_grad_none(adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE), "adversarial_sources"
     )
     inp.unchanged({"init": init}, saved, "adversarial_sources", ": start from [s.detach().clone() for s in init]")
+    inp.extra_value(out, len(init), "adversarial_sources", "sources")
     if not isinstance(out, list | tuple) or len(out) != len(init):
         fail(
             f"expected a list of {len(init)} tensors, got {type(out).__name__}",

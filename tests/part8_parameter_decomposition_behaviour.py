@@ -109,6 +109,17 @@ def svd_term_count(out: Any, W: Tensor) -> None:
     r = min(d_out, d_in)
     if not isinstance(out, Tensor) or out.ndim != 4 or out.shape[0] != n_inst or out.shape[2:] != W.shape[1:]:
         return
+    if out.shape[1] == 1 < r:
+        U, S, Vh = torch.linalg.svd(W.detach(), full_matrices=False)
+        top = (U[..., :1] * S[:, None, :1]) @ Vh[:, :1]  # σ_1 u_1 v_1ᵀ
+        same = torch.allclose(out.detach()[:, 0].to(top), top, 1e-4, 1e-5)
+        fail(
+            f"svd_terms(W) for W of shape {tuple(W.shape)} has 1 term, expected r = min(d_out, d_in) = {r}"
+            + (" (your one term is the top term σ_1 u_1 v_1ᵀ)" if same else ""),
+            "only one term kept: a slice or index ([:1], [0], [..., :1]) on U, S or Vh, or keepdim on a reduction? "
+            "Keep all r terms, largest σ first: the terms add up to W",
+            code="one_term",
+        )
     if out.shape[1] != n_inst or n_inst == r:
         return
     fail(
@@ -398,6 +409,12 @@ SVD_RETURNED = (
 TUPLE_FORWARD = (
     "forward returns one tensor, clamp(x, 0, 1): only backward returns one gradient per input of forward (a None "
     "for alpha)"
+)
+C_CLASH = (
+    "the two sizes that clash are the matrices' numbers of subcomponents C (each matrix has its own): their "
+    "importances can't be stacked or added entry by entry. The penalty sums g^p over the matrices: Σ_l Σ_c "
+    "(g_lc + eps)^p, each matrix's importances raised to the power p and summed over its own C, then the matrices' "
+    "terms added (not (Σ_l g_l + eps)^p: matrices combined before the power)"
 )
 LIST_PENALTY = "add the matrices' penalties into one scalar tensor (sum over matrices), don't return them as a list"
 

@@ -220,10 +220,11 @@ def constant_axis_hint(actual: Tensor, expected: Tensor, dims: str) -> tuple[str
     return None
 
 
-def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, str]) -> Any:
+def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, str], out_dims: str = "") -> Any:
     """fn(*args.values()); a size mismatch raised in the learner's code gets a hint listing the inputs' shapes by
     name and, when a lower-rank input's last size is one of the two sizes in the error, naming that input (it was
-    probably multiplied by a higher-rank tensor without a trailing axis: broadcasting aligns the last axes)."""
+    probably multiplied by a higher-rank tensor without a trailing axis: broadcasting aligns the last axes); an
+    elementwise clash also names an operand computed from another input than the one meant (output axes `out_dims`)."""
     try:
         return fn(*args.values())
     except RuntimeError as err:
@@ -253,9 +254,13 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
             }
             what = " vs ".join(f"{n} ({'/'.join(dict.fromkeys(v)) or 'no input axis'})" for n, v in named.items())
             pairs = [f"{k} [{dims[k]}]" for k, t in args.items() if t.ndim >= 2 and set(t.shape[-2:]) == clash]
-            hint += f". The failing operation ({line.strip()}) is elementwise, not a matrix product: " + _clash_causes(
-                what, _failing_span(frames) or line, pairs
-            )
+            from tests.part8_parameter_decomposition_inputs import other_tensor_cause  # (it imports this module)
+
+            other = other_tensor_cause(err, args, dims, clash, out_dims) if out_dims else ""
+            causes = _clash_causes(what, _failing_span(frames) or line, pairs)
+            causes = causes if other.startswith(";") or not other else f"the clash is {what}{other}"
+            causes = causes.replace("; print both", f"{other}; print both") if other.startswith(";") else causes
+            hint += f". The failing operation ({line.strip()}) is elementwise, not a matrix product: " + causes
         elif op == "matmul" or "@" in line or "matmul" in line or "bmm" in line:
             hint += (
                 f". The failing line multiplies matrices ({line.strip()}): a batched matmul treats every axis but "

@@ -4,7 +4,10 @@ measurement), rather than one mutant matched:
 * in-place edits: every checker saves private copies of the inputs it passes (its own tensors, never a clone the
   learner's code doesn't see) and compares them right after the call, before any expected value is computed from
   them (`W -= term` in a deflation loop, `delta = W; delta -= U @ V`, `a.mul_(mask)` are named, not diagnosed as
-  wrong values computed from the already-edited input);
+  wrong values computed from the already-edited input); a changed requires_grad or .grad is named too (`sources =
+  init` then `s.requires_grad_()` on each);
+* a function that must be deterministic returning other values on a second call (randomness drawn inside);
+* the asked list returned inside a tuple with another value (`return sources, loss`);
 * a one-element tensor where a scalar belongs (shape (1,)): what builds one, listed;
 * an output axis whose size is another input's size (3 instances where K = 5 terms belong): the size named;
 * an instance's output that changes with another instance's inputs (a sum or product over `inst`): named by input;
@@ -14,6 +17,7 @@ measurement), rather than one mutant matched:
 
 from __future__ import annotations
 
+import linecache
 import re
 import traceback
 from collections.abc import Callable
@@ -38,9 +42,15 @@ def _entries(inputs: Inputs) -> list[tuple[str, Any]]:
     return out
 
 
-def snapshot(inputs: Inputs) -> list[tuple[str, Tensor]]:
-    """Private copies of the tensors the checker is about to pass, taken before the learner's call."""
-    return [(name, t.detach().clone()) for name, t in _entries(inputs)]
+def _flags(t: Tensor) -> tuple[bool, Tensor | None]:
+    """The attributes of an input a caller relies on besides its values: requires_grad and .grad."""
+    return t.requires_grad, None if t.grad is None else t.grad.detach().clone()
+
+
+def snapshot(inputs: Inputs) -> list[tuple[str, Tensor, Any]]:
+    """Private copies of the tensors the checker is about to pass (values, requires_grad, .grad), taken before the
+    learner's call."""
+    return [(name, t.detach().clone(), _flags(t)) for name, t in _entries(inputs)]
 
 
 def _same(t: Any, copy: Tensor) -> bool:
@@ -49,12 +59,14 @@ def _same(t: Any, copy: Tensor) -> bool:
     return torch.equal(t.detach(), copy)
 
 
-def unchanged(inputs: Inputs, saved: list[tuple[str, Tensor]], what: str, advice: str = "") -> None:
+def unchanged(inputs: Inputs, saved: list[tuple[str, Tensor, Any]], what: str, advice: str = "") -> None:
     """Fail (code in_place), naming the input, when the learner's call wrote into one of `inputs` (or replaced,
-    added or removed an entry of a list the checker passed)."""
+    added or removed an entry of a list the checker passed); code input_flags when it changed an input's
+    requires_grad or .grad instead (`s.requires_grad_()` on the caller's own tensor, a backward() reaching it)."""
     now = dict(_entries(inputs))
-    for name, copy in saved:
+    for name, copy, flags in saved:
         if name in now and _same(now[name], copy):
+            _flags_unchanged(what, name, now[name], flags, advice)
             continue
         t = now.get(name)
         if name not in now or not isinstance(t, Tensor):
@@ -64,8 +76,36 @@ def unchanged(inputs: Inputs, saved: list[tuple[str, Tensor]], what: str, advice
         else:
             seen = f"now {tuple(t.shape)} {t.dtype}, was {tuple(copy.shape)} {copy.dtype}"
         _in_place(what, name, seen, advice)
-    if added := [name for name in now if name not in dict(saved)]:
+    if added := [name for name in now if name not in {n for n, *_ in saved}]:
         _in_place(what, added[0], "appended to the list", advice)
+
+
+def _flags_unchanged(what: str, name: str, t: Tensor, flags: tuple[bool, Tensor | None], advice: str) -> None:
+    requires_grad, grad = flags
+    if t.requires_grad != requires_grad:
+        seen = f"its requires_grad is now {t.requires_grad}, was {requires_grad}"
+        cause = (
+            "`x.requires_grad_()` (or x.requires_grad = True) sets the flag on the caller's tensor itself, and so "
+            "does it on `s` after `s = x`, `sources = xs` or `for s in xs` (another name, not a copy): from then on "
+            "the caller's tensor builds graphs and collects gradients. Make your own leaves: "
+            "s = x.detach().clone().requires_grad_()"
+            if t.requires_grad
+            else "`x.requires_grad_(False)` or x.detach_() switches the caller's tensor off autograd itself: "
+            "detach a copy instead (x.detach() returns a new tensor)"
+        )
+    elif (grad is None) != (t.grad is None) or (grad is not None and not torch.equal(t.grad.detach(), grad)):
+        seen = "its .grad was filled or changed"
+        cause = (
+            "a backward() reached the caller's tensor and accumulated into its .grad (or .grad was assigned): "
+            "differentiate with torch.autograd.grad(loss, inputs) instead, or on your own copies"
+        )
+    else:
+        return
+    fail(
+        f"{what} changed its input `{name}` ({seen}); its values are unchanged",
+        f"{cause}. The caller's inputs must come back as they were given" + advice,
+        code="input_flags",
+    )
 
 
 def _in_place(what: str, name: str, seen: str, advice: str) -> None:
@@ -84,6 +124,87 @@ def call_unchanged(fn: Callable, inputs: Inputs, what: str, advice: str = "") ->
     out = fn(*inputs.values())
     unchanged(inputs, saved, what, advice)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Randomness drawn inside a deterministic function; an extra value returned
+# --------------------------------------------------------------------------------------------
+def deterministic(fn: Callable, args: Inputs, out: Tensor, what: str, given: str) -> None:
+    """Fail (code random_output) when fn(*args) on fresh copies of the same inputs differs from `out`: something
+    inside draws random numbers (`given`: the random inputs the caller draws and passes)."""
+    try:
+        again = fn(*(v.detach().clone() if isinstance(v, Tensor) else v for v in args.values()))
+        differs = not torch.allclose(torch.as_tensor(again).detach().to(out), out.detach(), 1e-5, 1e-6)
+    except Exception:  # a probe that fails says nothing
+        return
+    if differs:
+        fail(
+            f"{what} returns other values when called twice on the same inputs: it is random",
+            f"it must be a deterministic function of its inputs: use the {given} it is given (the caller draws "
+            "them), don't draw new ones inside (torch.rand_like, torch.rand, torch.bernoulli, dropout)",
+            code="random_output",
+        )
+
+
+def extra_value(out: Any, n: int, what: str, noun: str) -> None:
+    """Fail (code extra_value) when `out` is a tuple or list holding, next to other values, the list of `n` tensors
+    asked for (`return sources, loss`)."""
+    is_list = lambda v: isinstance(v, list | tuple) and len(v) == n and all(isinstance(t, Tensor) for t in v)
+    if isinstance(out, list | tuple) and not is_list(out) and (at := [i for i, v in enumerate(out) if is_list(v)]):
+        kinds = ", ".join(type(v).__name__ for v in out)
+        fail(
+            f"{what} returned {len(out)} values ({kinds}); item {at[0]} is the list of {n} tensors asked for",
+            f"return only the list of {noun} (an extra value was returned: `return {noun}`, not `return {noun}, loss`)",
+            code="extra_value",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# An elementwise size clash: an operand computed from another tensor than the one meant
+# --------------------------------------------------------------------------------------------
+def other_tensor_cause(err: BaseException, args: Inputs, dims: dict[str, str], clash: set[int], out_dims: str) -> str:
+    """What an elementwise clash between two sizes says when they are two axes of the inputs (all sizes differ):
+    the inputs that differ only in holding one of these axes instead of the other (V [inst C d_in] where U [inst
+    d_out C] belongs), and, from the learner's frame, the operand on the failing line whose axes are the output's
+    but for one of the clashing sizes (a computed tensor: the inputs themselves hold their own axes)."""
+    axis = {n: d for k, t in args.items() for n, d in zip(t.shape, dims[k].split(), strict=True)}
+    if len(clash) != 2 or not clash <= set(axis):
+        return ""
+    tb, frame = err.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame if _is_learner_frame(tb.tb_frame.f_code.co_filename) else frame
+        tb = tb.tb_next
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno) if frame is not None else ""
+    want = out_dims.split()
+    for var in dict.fromkeys(re.findall(r"(?<![\w.])([A-Za-z_]\w*)(?![\w(])", line)):
+        t = frame.f_locals.get(var) if frame is not None else None
+        if not isinstance(t, Tensor) or any(t is v for v in args.values()):  # an input, e.g. an argument on the line
+            continue
+        if t.ndim != len(want) or any(n not in axis for n in t.shape):
+            continue
+        got = [axis[n] for n in t.shape]
+        off = [(g, w) for g, w in zip(got, want, strict=True) if g != w]
+        if len(off) == 1 and {axis[n] for n in clash} == set(off[0]):
+            wrong, right = off[0]
+            break
+    else:
+        wrong, right, var = *sorted(axis[n] for n in clash), None
+    sets = {k: set(dims[k].split()) for k in args}
+    swaps = [
+        (k, j)
+        for k in args
+        for j in args
+        if wrong in sets[k] and right in sets[j] and sets[k] - {wrong} == sets[j] - {right}
+    ]
+    pairs = ", ".join(f"{k} [{dims[k]}] where {j} [{dims[j]}] belongs" for k, j in swaps)
+    tensor = f"another tensor than the one meant ({pairs})" if pairs else "another tensor than the one meant"
+    if var is None:
+        return f"; or an operand computed from {tensor}, so it holds one axis's size where the other's belongs"
+    return (
+        f". `{var}` on the failing line has shape {tuple(t.shape)} [{' '.join(got)}] where the output's [{out_dims}] "
+        f"belongs: the right number of axes, but {wrong} where {right} belongs. Was it computed from {tensor}, or "
+        f"by an einsum or reduction that keeps {wrong} instead of {right}? Print the shapes of what it comes from"
+    )
 
 
 # --------------------------------------------------------------------------------------------

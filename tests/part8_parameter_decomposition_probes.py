@@ -256,6 +256,11 @@ def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor
         "your value is instance {}'s loss alone: every instance is its own decomposition, sum the loss over all of "
         "them (W - U @ V on the whole [inst d_out d_in] tensors; only N counts one instance's entries, W[0].numel())"
     )
+    extreme = (
+        "your value is the {} instance's loss (instance {}): a .{}() over the instances where .sum() belongs? "
+        "Every instance is its own decomposition: sum their losses"
+    )
+    extremes = [("max", "largest", per_instance.max(0)), ("min", "smallest", per_instance.min(0))]
     norms = sum(torch.linalg.matrix_norm(W - u @ v) for W, u, v in zip(weights, U, V, strict=True))  # [inst]
     squares = lambda ts: sum(t.pow(2).sum((-2, -1)) for t in ts)
     n = deltas.shape[1]
@@ -282,6 +287,7 @@ def faithfulness_mistakes(weights: list[Tensor], U: list[Tensor], V: list[Tensor
         ("variance", hint, deltas.var(1, unbiased=False).sum()),
         ("variance", hint, deltas.var(1, unbiased=True).sum()),
         *[("one_instance", one.format(i), loss) for i, loss in enumerate(per_instance)],
+        *[("one_instance", extreme.format(w, int(at), f), v) for f, w, (v, at) in extremes],  # same as an index
     ]
 
 

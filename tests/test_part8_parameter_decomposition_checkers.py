@@ -127,7 +127,7 @@ def test_svd_terms_accepts(impl):
         (svd_variant(order=lambda t: t[:1].expand_as(t)), "first_slice_for_all"),
         (svd_variant(sigma=lambda S: S + 0.1), "not_sum"),
         (lambda W: ref.svd_terms(W).permute(0, 2, 3, 1), "axis_order"),
-        (lambda W: ref.svd_terms(W)[:, :1], "shape"),
+        (lambda W: ref.svd_terms(W)[:, :1], "one_term"),
         (lambda W: ref.svd_terms(W).double(), "dtype"),
         (lambda W: list(ref.svd_terms(W)), "not_tensor"),
         (lambda W: ref.svd_terms(W) * float("nan"), "not_finite"),
