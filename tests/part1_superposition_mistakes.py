@@ -355,7 +355,13 @@ RateCandidate = tuple[str, str, Tensor]
 def common_rate_candidates(p: Tensor, unit: str = "feature", n: int = 20_000) -> list[RateCandidate]:
     """Rate tables [inst units] of the usual presence mistakes, for presence probabilities p [inst units] (n draws)."""
     return [
-        ("presence_one_minus_p", "the rates are 1 - p: a feature is present when `rand < p`, not `rand > p`", 1 - p),
+        (
+            "presence_one_minus_p",
+            "the rates are 1 - p (the batch cannot tell which): the comparison flipped (present when `rand < p`, not "
+            "`rand > p`), or torch.where's branches swapped (0 where present, the value where absent: "
+            "`torch.where(present, values, 0.0)`)",
+            1 - p,
+        ),
         (
             "presence_half_p",
             "the rates are p / 2: something halves the presence probability (a division by 2, an extra 50% coin "

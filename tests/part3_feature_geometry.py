@@ -492,6 +492,14 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "square each dot product in the denominator: Σ_j (Ŵ_i·W_j)², not Σ_j |Ŵ_i·W_j|",
             norms_sq / dots.abs().sum(-1),
         ),
+        *[
+            (
+                "not_squared",
+                "square each dot product in the denominator: Σ_j (Ŵ_i·W_j)², not the signed sum Σ_j Ŵ_i·W_j",
+                norms_sq / signed,
+            )
+            for signed in (dots.sum(-1), dots.sum(-1).clamp_min(1e-30))  # a clamp against 0 turns a negative sum huge
+        ],
         (
             "square_of_sum",
             "square each dot product *before* summing: Σ_j (Ŵ_i·W_j)², not (Σ_j Ŵ_i·W_j)²",
@@ -518,7 +526,13 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "values come from leaving the numerator ‖W_i‖² out: 1 / Σ_j (Ŵ_i·W_j)²)",
             norms_sq / dots_raw.pow(2).sum(-1),
         ),
-        ("numerator_square", "the numerator is the *squared* norm ‖W_i‖², not ‖W_i‖", norms_sq.sqrt() / den),
+        (
+            "numerator_square",
+            "your values are the right ones divided by ‖W_i‖: a power of the norm is off by one somewhere, e.g. the "
+            "numerator ‖W_i‖ where ‖W_i‖² was meant, or the squared overlaps (W_i·W_j)² divided by ‖W_i‖ where "
+            "(Ŵ_i·W_j)² = (W_i·W_j)² / ‖W_i‖² needs the square",
+            norms_sq.sqrt() / den,
+        ),
         (
             "self_term_twice",
             "your denominator counts the self-term (Ŵ_i·W_i)² = ‖W_i‖² twice: the sum over every j already includes "

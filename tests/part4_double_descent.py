@@ -537,9 +537,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=50, d_hidden=2)
     n_train = 40
     model = RefDoubleDescentModel(cfg, n_train=n_train, feature_probability=0.1, device=device)
-    with (
-        torch.no_grad()
-    ):  # sparse data has all-zero examples (rare at p = 0.1, 50 feats): make two so dropping them shows
+    with torch.no_grad():  # all-zero examples (rare at p = 0.1, 50 feats): make two so dropping them shows
         model.train_data[[5, 23]] = 0.0
     data = model.train_data.clone()
     model.generate_batch = types.MethodType(generate_batch, model)  # self.generate_batch is the learner's method too
@@ -613,6 +611,16 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     )
     if not mistakes.same(model.train_data, data):
         fail("generate_batch changed self.train_data", "return the training set without modifying it", code="modified")
+    small = _call(generate_batch, "generate_batch(2)", model, 2)  # 2 < inst (3) < n_train (40) < feats (50)
+    if mistakes.same(first, data) and isinstance(small, Tensor) and not mistakes.same(small, data):
+        cut = [n for n, a, b in zip(("examples", "inst", "feats"), small.shape, data.shape, strict=False) if a != b]
+        fail(
+            f"generate_batch(2) returned shape {tuple(small.shape)}, expected {tuple(data.shape)} (16 gave the whole "
+            "set only because 16 > n_inst = 3)",
+            f"batch_size cuts the {' and '.join(cut) or 'data'} axis (train_data[:, :batch_size] slices the "
+            "instances): return the whole self.train_data and ignore batch_size",
+            code="batch_size_slice",
+        )
     if mistakes.same(first, data) and mistakes.same(second, data):
         return "the same full training set at every call"
     wrong = first if not mistakes.same(first, data) else second

@@ -464,10 +464,21 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
             f"{k**0.5:.4g} = √{k}): the unit-norm example is multiplied by √(number present) (or divided by the "
             "norm over the present entries' RMS); divide each example by its own norm and nothing else"
         )
+    f = x.shape[-1]
+    if f > 1 and torch.allclose(row_l2[nonzero], torch.full_like(row_l2[nonzero], f**0.5), rtol=NORM_TOL):
+        return "norm_rms", (
+            f"every example's L2 norm is √{f} = √(number of features): it was divided by its RMS, the root of the "
+            "*mean* of squares (x.pow(2).mean(-1).sqrt()), not by the L2 norm, the root of the *sum* of squares"
+        )
     if x.max() > 1 + NORM_TOL:
         undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
         if undone.max() <= 1 + NORM_TOL:
             return "norm_squared", "divide by the norm ‖x‖, not by the squared norm ‖x‖² (x.pow(2).sum(-1))"
+        if abs(float(undone.max()) - 2) < 0.05:  # x = raw / (2‖raw‖²): `s ** 1/2` parses as (s ** 1) / 2
+            return "power_precedence", (
+                "every example is raw / (2‖raw‖²): `x / s ** 1/2` parses as (x / s) / 2, since ** binds before /; "
+                "write s ** 0.5 or s.sqrt() (or x.norm(dim=-1, keepdim=True))"
+            )
     # x = raw / sqrt(Σ raw) (the squares left out of the root): x * Σx recovers the raw U[0, 1] values
     raw = (x * x.sum(-1, keepdim=True))[x > 0]
     uniform = raw.numel() > 100 and abs(raw.mean().item() - 0.5) <= tolerance(raw.numel(), 1 / 12)
