@@ -63,7 +63,7 @@ from tests.part5b_absorption_mistakes import (
     topk_candidates,
     topk_diagnosis,
 )
-from tests.part5b_absorption_probes import best_kept_too, matryoshka_fresh13, where_swapped
+from tests.part5b_absorption_probes import best_kept_too, matryoshka_fresh13, other_k, other_momentum, where_swapped
 from utils.part5b_absorption import HierarchyConfig
 
 
@@ -546,6 +546,7 @@ def _check_threshold(
             "(torch.where(has_any, updated, self.threshold))",
             code="threshold_inf",
         )
+    other_momentum(before, th.detach(), expected, ref.BatchTopKToySAE.THRESHOLD_MOMENTUM, what)
     expect_matches(
         th.detach() - before,
         expected - before,
@@ -613,6 +614,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
                 )
                 for t in (th0, threshold_candidates(th0, expected.detach(), m, _pre(sae, h))[0])
             ],
+            *other_k(_pre(sae, h), K, ref.batch_topk),
         ],
         dims="batch inst d_sae",
         hint="acts = batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",

@@ -90,3 +90,48 @@ def matryoshka_fresh13(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tup
             for which, m in (("first", sizes[0]), ("last", sizes[-1]))
         ]
     return rows
+
+
+def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what: str) -> None:
+    """The threshold moved towards the right target (the minimum kept activation) by one common factor other than
+    THRESHOLD_MOMENTUM: name that factor (e.g. (threshold + min_kept) / 2 is an EMA with factor 0.5).
+
+    The implied factor per instance is change / (min_kept - threshold), where min_kept - threshold =
+    (right - before) / m; the catalogued factors (1 - m: the weights swapped, 1: no EMA, 0: not updated) are left
+    to the catalogue's hints."""
+    if after.shape != before.shape or not torch.isfinite(after).all():
+        return
+    step = (right - before).double() / m  # min_kept - threshold, per instance (0 where nothing was kept)
+    moved = step.abs() > 1e-3
+    if int(moved.sum()) < 2:
+        return
+    factor = (after - before).double()[moved] / step[moved]
+    f = float(factor.mean())
+    # 1e-3 relative: float32 rounding of threshold + f·step is ~1e-7 of values ~1, against steps >= 1e-3
+    if not torch.allclose(factor, torch.full_like(factor, f), rtol=1e-3, atol=1e-4):
+        return
+    if any(abs(f - c) <= 1e-3 * max(abs(c), 1e-3) for c in (m, 1 - m, 1.0, 0.0)):
+        return
+    fail(
+        f"the change of self.threshold {what} is {f:.4g} × (min kept − threshold) at every instance, expected "
+        f"THRESHOLD_MOMENTUM = {m:g} × (min kept − threshold)",
+        f"your update is an EMA step with factor {f:.4g}"
+        + (" (the average (threshold + min_kept) / 2)" if abs(f - 0.5) < 1e-3 else "")
+        + f": use the class's THRESHOLD_MOMENTUM (self.THRESHOLD_MOMENTUM = {m:g}), threshold ← threshold + "
+        "THRESHOLD_MOMENTUM · (min_kept − threshold)",
+        code="momentum",
+    )
+
+
+def other_k(pre: Tensor, k: int, batch_topk: Any) -> list[tuple[str, str, Tensor]]:
+    """batch_topk with another per-example budget than cfg.k (a hard-coded k, or another config field)."""
+    return [
+        (
+            "topk_budget",
+            f"that is batch_topk(pre, k={other}): {other}·batch entries kept per instance, expected k = cfg.k = {k} "
+            "(a hard-coded k, or another field than self.cfg.k?)",
+            batch_topk(pre, other),
+        )
+        for other in range(1, 2 * k + 2)
+        if other != k
+    ]

@@ -45,6 +45,7 @@ from tests.part6_lm_saes_extra_mistakes import (
     steer_fresh13,
     top_extra,
 )
+from tests.part6_lm_saes_fresh14 import same_hook_runs, strided_mask
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -272,6 +273,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     expect_dict(out, "reconstruction_losses", KEYS)
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.reconstruction_losses(model, sae, tokens)
+    same_hook_runs(got, exp)
     mistakes = loss_mistakes(model, sae, tokens, exp)
     mistakes["recovered"] += recovered_extra(exp)
     for key, extra in logits_means(model, sae, tokens).items():
@@ -387,6 +389,8 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     exp_values, exp_seq, exp_pos = ref.top_activations(before, k)
     got = torch.stack([values.double(), seq_idx.double(), pos_idx.double()])
     expected = torch.stack([exp_values.double(), exp_seq.double(), exp_pos.double()])
+    if not torch.allclose(got, expected.to(got.device), rtol=RTOL, atol=ATOL):
+        strided_mask(impl, tuple(before.shape), device)
     mistakes = top_mistakes(before, k) + top_extra(before, k)
     close = lambda a, b: b is not None and bool(torch.allclose(a, b.to(a.device), rtol=RTOL, atol=ATOL))
     if close(got, expected) or any(close(got, value) for _, _, value in mistakes):

@@ -657,7 +657,9 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
             "noop",
             "the logits are unchanged, so the edit had no effect: the hook never ran (not registered: pass it as "
             "fwd_hooks=[(sae.hook_name, hook_fn)]), or it didn't *return* the modified activation, or the edit "
-            "cancels out (an error term computed after zeroing the latent, act - decode(edited), puts it back)",
+            "cancels out (an error term computed after zeroing the latent, act - decode(edited), puts it back), or "
+            "the latent's value was read AFTER zeroing it (f[..., latent] = 0, then f[..., latent] · W_dec[latent] "
+            "removes 0 · d): read it before, or subtract it from a copy",
             model(tokens),
         ),
         (
