@@ -45,7 +45,6 @@ from tests.part6_lm_saes_extra_mistakes import (
     steer_fresh13,
     top_extra,
 )
-from tests.part6_lm_saes_fresh14 import same_hook_runs, strided_mask
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -57,6 +56,7 @@ from tests.part6_lm_saes_mistakes import (
     steer_mistakes,
     top_mistakes,
 )
+from tests.part6_lm_saes_probes import same_hook_runs, strided_mask
 from utils import lm
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -27,7 +27,7 @@ from tests.checking import checker, expect_dict, expect_matches, expect_tensor, 
 from tests.mutants import call
 from tests.part6_lm_saes import guard_shared_modules, without_grad
 from tests.part6_lm_saes_mistakes import clipped_mutants
-from tests.part6b_circuits_fresh14 import influence_nan, keys_swapped
+from tests.part6b_circuits_probes import influence_nan, keys_swapped
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder

@@ -64,7 +64,7 @@ def test_ablate_latent_zeroed_before_read_fresh14():
 
 def test_top_activations_probe_leaves_correct_alone_fresh14():
     """The stride probe names nothing for a correct mask (every seq-th entry) or for acts[0, 0] alone."""
-    from tests.part6_lm_saes_fresh14 import strided_mask
+    from tests.part6_lm_saes_probes import strided_mask
 
     strided_mask(_top_strided(lambda n_seq, seq: seq), (7, 13), torch.device("cpu"))
     strided_mask(_top_strided(lambda n_seq, seq: 7 * 13), (7, 13), torch.device("cpu"))

@@ -1,4 +1,5 @@
-"""Part 6 diagnoses from the fresh14 held-out round (kept apart from the catalogues for their size)."""
+"""Behavioural probes for part 6's checkers: runs that use one hook twice (late binding), which flattened positions
+a mask left out (a stride from the wrong axis)."""
 
 from __future__ import annotations
 

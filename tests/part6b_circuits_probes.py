@@ -1,4 +1,5 @@
-"""Part 6b diagnoses from the fresh14 held-out round (kept apart from the catalogues for their size)."""
+"""Behavioural probes for part 6b's checkers: two losses in each other's places, and NaN influences told apart by a
+probe (an elementwise reciprocal for the matrix inverse, or unguarded row sums)."""
 
 from __future__ import annotations
 
