@@ -19,6 +19,7 @@ from torch import Tensor
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
+from tests import part1_superposition_pairs as pair_rates
 from tests.checking import (
     bernstein_tolerance,
     checker,
@@ -452,6 +453,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     differ, _ = _pair_states(present, P_CORR.shape[1])
     if int(differ.sum()) > ZERO_DRAW_ALLOWANCE:
         message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
+        pair_rates.correlated_pair_failure(present, P_CORR, what, ZERO_DRAW_ALLOWANCE)
         pair_layout_failure(present, "together", what)
         twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
         if _independent_pairs(present, P_CORR):
@@ -587,6 +589,7 @@ def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, s
             for c, h, t in common_rate_candidates(p, "pair")
             if c not in ("presence_ignores_p", "presence_half_p")
         ],
+        *pair_rates.active_law_candidates(p),
     ]
 
 
@@ -601,6 +604,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     _, both = _pair_states(present, P_PAIRS.shape[1])
     if int(both.sum()) > 0:
         message = f"{what}: in {int(both.sum())} cases both features of a pair are present"
+        pair_rates.anticorrelated_pair_failure(present, P_PAIRS, what, message)
         pair_layout_failure(present, "never", what)
         never_partners_failure(present, message)
         if _independent_pairs(present, P_PAIRS):
@@ -766,7 +770,9 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     cfg = ToyModelConfig(n_inst=2, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)
     out = Probe(cfg, feature_probability=P_COMBINED[:, 4:].clamp(max=0.45).to(device), device=device)
     what_u = "generate_batch(n) with 1 correlated, 2 anticorrelated pairs"
-    out = _output(out.generate_batch(N_SAMPLES), what_u, (N_SAMPLES, 2, 7), device)
+    out = out.generate_batch(N_SAMPLES)
+    pair_rates.count_mixup_failure(out, cfg, what_u, ZERO_DRAW_ALLOWANCE)
+    out = _output(out, what_u, (N_SAMPLES, 2, 7), device)
     kinds = _pair_kinds(out.detach().cpu() != 0, 3)
     if kinds != ["together", "never", "never"]:
         fail(

@@ -182,9 +182,27 @@ def combined_rate_candidates(p: Tensor, nc: int, na: int) -> tuple[Tensor, list[
 # --------------------------------------------------------------------------------------------
 # Output shapes
 # --------------------------------------------------------------------------------------------
+def no_batch_axis_failure(out: object, shape: tuple[int, ...], what: str) -> None:
+    """The result has the expected shape less its first (batch) axis, and the batch size is none of the other sizes:
+    the random tensors were drawn with the shape (inst, feats), one example's worth. Exact zeros among the values
+    (absent features) say it is a draw, not an average over the batch (which is 0 only where p = 0)."""
+    if not isinstance(out, Tensor) or len(shape) < 2 or tuple(out.shape) != tuple(shape[1:]) or shape[0] in shape[1:]:
+        return
+    zeros = out.device.type != "meta" and bool((out.detach() == 0).any())
+    fail(
+        f"{what} has shape {tuple(out.shape)}: the expected shape {shape} without its batch axis (of {shape[0]})"
+        + (", with some values exactly 0 (absent features, as in one draw)" if zeros else ""),
+        f"the tensor was drawn without the batch axis: put batch_size first in the shape of every random draw, "
+        f"torch.rand(batch_size, n_inst, n_features) (rand_like(p) or rand(p.shape) gives p's shape, {shape[1:]})"
+        + ("" if zeros else "; or the batch axis was reduced away (.sum(0), .mean(0)) or indexed ([0])"),
+        code="no_batch_axis",
+    )
+
+
 def flat_masked_failure(out: object, shape: tuple[int, ...], what: str) -> None:
     """A 1-d result shorter than the whole batch: boolean-mask indexing (values[present]) keeps the selected entries
     only, flattened."""
+    no_batch_axis_failure(out, shape, what)
     full = 1
     for s in shape:
         full *= s

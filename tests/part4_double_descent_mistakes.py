@@ -382,6 +382,19 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         ("all_pairs", "sum the squared overlaps over j, so there is one number per vector", norm_sq[..., None] / dots),
     ]
+    # .T on a 3-d tensor reverses all three axes ([inst, n, d] -> [d, n, inst]); part 3's compute_dimensionality reads
+    # [inst, d_hidden, feats], so on v.T it sees d instances of `inst` vectors in n dimensions.
+    reversed_axes = (
+        "transpose_all",
+        "your output is the dimensionality computed on v.T: on a 3-d tensor .T reverses all three axes ([inst, n, "
+        "d] becomes [d, n, inst]); to hand part 3's compute_dimensionality its [inst, d_hidden, feats] layout swap "
+        "only the last two axes: v.mT (or v.transpose(-1, -2))",
+    )
+    for table in (dimensionality(v.permute(2, 0, 1)), dimensionality(v.permute(2, 1, 0))):
+        if table.shape == right.shape:
+            values.append((*reversed_axes, table))
+        else:
+            shapes.append((*reversed_axes, table))
     return values, shapes
 
 

@@ -1,7 +1,7 @@
 """Proofs for part 2's diagnoses of the fresh9 held-out mistakes: the importance summed out of the loss's mean, one
 uniform giving sign and size, values scaled by the importance, and an input scale that is also an output-term scale;
 fresh13: the output clamped with max=0, a hidden bias taken from b_final (the bias hint lists its causes), a first
-product that keeps `feats`."""
+product that keeps `feats`; fresh14: a batch drawn without its batch axis."""
 
 from __future__ import annotations
 
@@ -145,3 +145,14 @@ def test_part2_heldout13():
     assert_fails(checks2.test_neuron_forward, variant, "only_own_feature")
     err = assert_fails(checks2.test_computation_forward, comp_variant(forward=comp_hidden_bias), "bias_term")
     assert "Possible causes" in err.hint and "output nonlinearity" in err.hint
+
+
+def comp_batch_no_batch_axis(self, n):
+    p = self.feature_probability
+    return torch.where(torch.rand(p.shape) < p, 2 * torch.rand(p.shape) - 1, 0.0)
+
+
+def test_part2_heldout14_no_batch_axis():
+    variant = comp_variant(generate_batch=comp_batch_no_batch_axis)
+    err = assert_fails(checks2.test_computation_generate_batch, variant, "no_batch_axis")
+    assert "drawn without the batch axis" in err.hint

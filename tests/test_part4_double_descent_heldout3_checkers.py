@@ -1,5 +1,5 @@
 """Proofs for the fresh14 held-out fixes in part 4: a batch_size that slices the instance axis (seen only with a
-batch size below n_inst), RMS normalisation, `** 1/2` precedence."""
+batch size below n_inst), RMS normalisation, `** 1/2` precedence, part 3's function on v.T (transpose_all)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,14 @@ def test_part4_heldout14():
     err = assert_fails(p4.test_generate_dataset, gen_rms, "norm_rms")
     assert "mean" in err.hint
     err = assert_fails(p4.test_generate_dataset, gen_precedence, "power_precedence")
+
+
+def cd4_part3_on_T(vectors):
+    from solutions.part3_feature_geometry import compute_dimensionality
+
+    return compute_dimensionality(vectors.permute(2, 1, 0))  # what vectors.T gives on a 3-d tensor
+
+
+def test_part4_heldout14_transpose_all():
+    err = assert_fails(p4.test_compute_dimensionality, cd4_part3_on_T, "transpose_all")
+    assert "v.mT" in err.hint
