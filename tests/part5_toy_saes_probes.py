@@ -395,8 +395,8 @@ def reduced_local_on_error(fn: Callable[[], Any], h: Tensor, sizes: dict[str, in
         local = {k: v for k, v in frame.f_locals.items() if isinstance(v, Tensor) and v.is_floating_point()}
         for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
             value = local.get(name)
-            if value is None or value.ndim == 0:
-                continue
+            if value is None or value.ndim == 0 or value.shape == h.shape[:2]:
+                continue  # [batch inst] is what the forward's per-example losses rightly reduce to
             for source, x in local.items():
                 usable = x.numel() > 0 and x.dtype == value.dtype and x.device == value.device != torch.device("meta")
                 if x.ndim != value.ndim + 1 or source == name or not usable:
