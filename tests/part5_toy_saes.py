@@ -790,8 +790,8 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     if idle[~active].any():
         fail(
             "latents of an instance whose reconstruction losses are all 0 were resampled",
-            "an instance with nothing left to explain has no input to resample towards: if the weights sum to 0, "
-            "leave that instance alone",
+            "an instance with nothing left to explain has no input to resample towards: leave it alone when its "
+            "weights sum to 0, and weight by the reconstruction loss alone (L_rec², no sparsity term, which isn't 0)",
             code="zero_loss_instance",
         )
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"
