@@ -102,8 +102,9 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     ),
     (
         r"only integer tensors of a single element can be converted to an index",
-        "a tensor or list was used where a single index or number was expected: check which variable that is (a "
-        "config list instead of a tensor buffer?)",
+        "a tensor or list was used where a single index or number was expected: check which variable that is "
+        "(arguments passed or declared in another order than the signature, or a config list instead of a tensor "
+        "buffer?)",
     ),
     (
         r"index (\d+) is out of bounds for dimension \d+ with size (\d+)",
@@ -126,6 +127,11 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         "signature, or a number where a tensor belongs",
     ),
     (
+        r"name '(\w+)' is not defined",
+        "`{0}` isn't defined where it is used: a variable of another function or cell (an autograd.Function's "
+        "backward can't see forward's locals: store it on ctx, `ctx.{0} = {0}`), or a typo?",
+    ),
+    (
         r"'Tensor' object is not callable",
         "a tensor was called like a function: drop the parentheses (`self.data`, not `self.data()`), or a variable "
         "holding a tensor hides the function of the same name",
@@ -136,8 +142,8 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     ),
     (
         r"argument '\w+'.* must be Tensor, not (\w+)",
-        "a {0} was passed where torch expects a tensor: torch.maximum/minimum take two tensors (use "
-        "x.clamp(min=...) for a number)",
+        "a {0} was passed where torch expects a tensor: torch.maximum, minimum and heaviside take two tensors (use "
+        "x.clamp(min=...) for a number, or torch.full_like(x, value))",
     ),
     (
         r"Sizes of tensors must match except in dimension (\d+)",

@@ -536,3 +536,22 @@ def test_a_not_implemented_error_from_torch_is_an_error_not_a_stub():
 
     with pytest.raises(NotDone):
         check(stub)
+
+
+def test_a_name_not_defined_in_backward_points_at_ctx():
+    class Step(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, alpha):
+            return x * alpha
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * alpha, None  # noqa: F821  (forward's local, never stored on ctx)
+
+    @checker("name_demo")
+    def check(impl, device):
+        impl(torch.ones(3, requires_grad=True)).sum().backward()
+
+    with pytest.raises(CheckFailed) as failure:
+        check(lambda x: Step.apply(x, 0.5))
+    assert "`ctx.alpha = alpha`" in failure.value.hint

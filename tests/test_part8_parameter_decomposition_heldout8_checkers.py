@@ -135,3 +135,14 @@ def test_minimality_matrices_combined_before_the_power_is_named(combine):
 
     failure = assert_fails(checks.test_importance_minimality_loss, impl, "matrices_combined")
     assert "sums g^p over the matrices" in failure.hint and "Σ_l Σ_c (g_lc + eps)^p" in failure.hint
+
+
+def test_faithfulness_without_the_square_claims_no_divisor():
+    # fresh15: Σ(W - U V) / N, the square forgotten: the ratio to the right loss is a large near-whole number by
+    # chance (22034 in the measurement), which a relative tolerance alone took for a count
+    def faithfulness_loss(weights, U, V):
+        error = sum((W - U_l @ V_l).sum((-2, -1)) for W, U_l, V_l in zip(weights, U, V, strict=True))
+        return (error / sum(W[0].numel() for W in weights)).sum()
+
+    failure = assert_fails(checks.test_faithfulness_loss, faithfulness_loss, "values")
+    assert "no whole count" in failure.hint and "a square missing" in failure.hint
