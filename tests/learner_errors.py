@@ -66,7 +66,8 @@ _ERROR_HINTS: list[tuple[str, str]] = [
     ),
     (
         r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2",
-        "a matrix product whose inner sizes differ: one operand needs transposing (.mT), or the wrong axes meet",
+        "a matrix product whose inner sizes differ: one operand needs transposing (.mT), the wrong axes meet, or an "
+        "operand is another tensor than the one meant (an SAE's latents where its input or output belongs?)",
     ),
     (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
     (
@@ -177,7 +178,22 @@ def _error_hint(err: BaseException) -> str | None:
         match = re.search(pattern, message)
         if match:
             return hint.format(*match.groups()) + _sizes_named(message, err)
-    return _missing_attribute_hint(err)
+    return _missing_attribute_hint(err) or _missing_key_hint(err)
+
+
+def _missing_key_hint(err: BaseException) -> str | None:
+    """For a KeyError: which keys the dict had, read from the learner's frames."""
+    if not isinstance(err, KeyError) or not err.args:
+        return None
+    key = err.args[0]
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        for value in frame.f_locals.values():
+            if isinstance(value, dict) and key not in value and 0 < len(value) <= 20:
+                return (
+                    f"no key {key!r}; that dict has {', '.join(repr(k) for k in list(value)[:8])}: stored under "
+                    "another key, or read before it was stored (a hook that reads runs before the one that writes?)"
+                )
+    return f"no key {key!r} there: stored under another key, or read before it was stored?"
 
 
 def _missing_attribute_hint(err: BaseException) -> str | None:

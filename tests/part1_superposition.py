@@ -552,8 +552,9 @@ def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, s
         ),
         (
             "second_one_minus_p",
-            "the second feature is present with probability 1 - p: with one uniform u, give the first u < p "
-            "and the second an interval of width p (u > 1 - p, or p <= u < 2p), not u > p",
+            "the second feature is present with probability 1 - p, whenever the first is absent: u > p with one "
+            "uniform u (give it an interval of width p: p <= u < 2p), or the complement ~first / ~(active & first) "
+            "(the second needs the pair active and the first absent: active & ~first)",
             pairwise(p, 1 - p),
         ),
         (

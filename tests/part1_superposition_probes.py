@@ -100,9 +100,9 @@ def probe_forward(
             i = int((got - want).abs().argmax())
             seen = f" (e.g. {float(got[i]):.4g} where ReLU(b_final) = {float(want[i]):.4g})"
         return "bias_term", (
-            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes: how "
-            "b_final enters (added once, per instance, before the output ReLU), or the output nonlinearity applied to "
-            "it (a clamp, min or sign other than ReLU's)"
+            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes: the "
+            "output ReLU missing or moved (onto the hidden layer), how b_final enters (added once, per instance, "
+            "before the output ReLU), or another output nonlinearity (a clamp, min or sign other than ReLU's)"
         )
     if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
         o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)

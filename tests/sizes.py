@@ -83,7 +83,7 @@ def _labelled_sizes(name: str | None, value: Any) -> list[tuple[str, int]]:
         return [(name, value)] if name else []
     if isinstance(value, Tensor):
         return [(f"{name}.shape[{i}]" if name else f"an input's axis {i}", s) for i, s in enumerate(value.shape)]
-    if isinstance(value, torch.nn.Module):
+    if isinstance(value, torch.nn.Module) or dataclasses.is_dataclass(getattr(value, "cfg", None)):
         cfg = getattr(value, "cfg", None)
         return _config_sizes(cfg) if cfg is not None else []
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

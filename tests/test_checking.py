@@ -555,3 +555,17 @@ def test_a_name_not_defined_in_backward_points_at_ctx():
     with pytest.raises(CheckFailed) as failure:
         check(lambda x: Step.apply(x, 0.5))
     assert "`ctx.alpha = alpha`" in failure.value.hint
+
+
+def test_a_missing_key_lists_the_keys_the_dict_had():
+    @checker("key_demo")
+    def check(impl, device):
+        impl(torch.ones(3))
+
+    def impl(x):
+        cache = {"h": x}
+        return cache["x"]
+
+    with pytest.raises(CheckFailed) as failure:
+        check(impl)
+    assert "no key 'x'; that dict has 'h'" in failure.value.hint
