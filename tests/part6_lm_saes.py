@@ -431,7 +431,9 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     if not torch.equal(before.cpu()[s_idx, p_idx], values.cpu()):
         fail(
             "acts[seq_idx, pos_idx] does not give back the values",
-            f"turn a flat index i into (i // seq_len, i % seq_len); seq_len = acts.shape[1] = {acts.shape[1]}",
+            f"turn a flat index i into (i // row, i % row), where row is the length of the rows you flattened: "
+            f"acts.shape[1] = {acts.shape[1]} for acts itself, {acts.shape[1] - 1} for acts[:, 1:] (then add 1 to "
+            "the position)",
             code="unravel",
         )
     if torch.equal(got, expected.to(got.device)):
