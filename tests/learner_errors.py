@@ -69,6 +69,23 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         "a matrix product whose inner sizes differ: one operand needs transposing (.mT), the wrong axes meet, or an "
         "operand is another tensor than the one meant (an SAE's latents where its input or output belongs?)",
     ),
+    (
+        r"size mismatch, got input \((\d+)\), mat \((\d+)x(\d+)\), vec \((\d+)\)",
+        "a matrix [{1}×{2}] times a vector of length {3} (matrix @ vector): the vector meets the matrix's LAST axis "
+        "({2}), so a vector of length {3} belongs on the left (vector @ matrix meets the first axis, {1}): the "
+        "operands in the wrong order, or the matrix needs transposing (.mT)",
+    ),
+    (
+        r"inconsistent tensor size, expected tensor \[(\d+)\] and src \[(\d+)\]",
+        "a dot product of vectors of lengths {0} and {1}: one of them is another vector than the one meant, or "
+        "needs a matrix between them",
+    ),
+    (
+        r"expand\(\w+\.\w+\{\[([\d, ]*)\]\}, size=\[([\d, ]*)\]\): the number of sizes provided",
+        "a tensor of shape [{0}] was put where [{1}] fits (an assignment x[...] = value, or expand): it has more "
+        "axes than the slot; a reduction left out (a .sum(-1) over the last axis?), or an index that picks too "
+        "little",
+    ),
     (r"einsum\(\)", "compare each operand's actual shape with the axes its einsum pattern names, in order"),
     (
         r"Boolean value of Tensor with more than one value is ambiguous",

@@ -56,7 +56,16 @@ from tests.part6_lm_saes_mistakes import (
     steer_mistakes,
     top_mistakes,
 )
-from tests.part6_lm_saes_probes import same_hook_runs, strided_mask
+from tests.part6_lm_saes_probes import (
+    fresh14_ablate,
+    fresh14_frequency,
+    fresh14_logit,
+    fresh14_steer,
+    hook_point_error,
+    same_hook_runs,
+    strided_mask,
+)
+from tests.sizes import register_checker
 from utils import lm
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -86,6 +95,8 @@ def guard_shared_modules(setup: Callable[[str], tuple]) -> Callable:
     check (the reference included)."""
 
     def decorate(fn: Callable) -> Callable:
+        register_checker(fn)  # the checker's own locals (not this wrapper's) name the sizes in its hints
+
         @functools.wraps(fn)
         def run(impl: Any, device: torch.device) -> Any:
             modules = setup(str(device))[:2]
@@ -152,6 +163,7 @@ def _undo_side_effects(modules: tuple, originals: list[dict[str, Tensor]]) -> No
 
 def without_grad(fn: Callable) -> Callable:
     """Run a checker under torch.no_grad() (its inputs and reference need no autograd)."""
+    register_checker(fn)
 
     @functools.wraps(fn)
     def run(impl: Any, device: torch.device) -> Any:
@@ -197,6 +209,15 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
     return expect_tensor(x, what)
 
 
+def _hooked(impl: Callable, model: Any, sae: lm.LMSAE, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function; an error from an activation taken at another hook point is named."""
+    try:
+        return impl(model, sae, *args, **kwargs)
+    except Exception as err:
+        hook_point_error(err, model, sae)
+        raise
+
+
 # --------------------------------------------------------------------------------------------
 # Exercise 1
 # --------------------------------------------------------------------------------------------
@@ -206,7 +227,7 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
-    out = returned(impl(model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
+    out = returned(_hooked(impl, model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
     per_token_frequencies(out, *tokens.shape, sae.d_sae)
     out = _float_tensor(
         out,
@@ -223,7 +244,8 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         expected,
         "the frequencies",
         frequency_mistakes(model, sae, tokens, 4)
-        + frequency_extra((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), 4),
+        + frequency_extra((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), 4)
+        + fresh14_frequency(sae.encode(mlp_acts(model, sae.hook_name, tokens))),
         atol=1e-6,
         dims="d_sae",
         hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -487,6 +509,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             f"the logit effect of latent {latent}",
             logit_effect_mistakes(model, sae, latent)
             + logit_extra(model, sae, latent)
+            + fresh14_logit(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp}),
             rtol=1e-3,
@@ -571,12 +594,15 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens, latent, coeff = tokens[:3, :24], 7, 2.5
     what = "steer_with_latent(...)"
-    out = _logits(impl(model, sae, tokens.clone(), latent, coeff), what, (*tokens.shape, model.cfg.d_vocab), device)
+    out = _logits(
+        _hooked(impl, model, sae, tokens.clone(), latent, coeff), what, (*tokens.shape, model.cfg.d_vocab), device
+    )
     expected, mistakes = (
         ref.steer_with_latent(model, sae, tokens, latent, coeff),
         steer_mistakes(model, sae, tokens, latent, coeff)
         + steer_extra(model, sae, tokens, latent, coeff)
-        + steer_fresh13(model, sae, tokens, latent, coeff),
+        + steer_fresh13(model, sae, tokens, latent, coeff)
+        + fresh14_steer(model, sae, tokens, latent, coeff),
     )
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
@@ -607,11 +633,11 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     tokens = tokens[:3, :32]
     latent = _busy_latent(model, sae, tokens)
     what = "ablate_latent(...)"
-    out = _logits(impl(model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
+    out = _logits(_hooked(impl, model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected = ref.ablate_latent(model, sae, tokens, latent)
     mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
     mistakes += ablate_fresh13(model, sae, tokens, latent)
-    mistakes += first_sequence_f(model, sae, tokens, latent)
+    mistakes += first_sequence_f(model, sae, tokens, latent) + fresh14_ablate(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     if not any(

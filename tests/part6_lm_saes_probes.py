@@ -3,11 +3,16 @@ a mask left out (a stride from the wrong axis)."""
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Callable
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from tests.checking import fail
+from tests.learner_errors import _is_learner_frame
 
 
 def same_hook_runs(got: dict[str, float], exp: dict[str, float]) -> None:
@@ -71,4 +76,92 @@ def strided_mask(impl: Callable, shape: tuple[int, int], device: torch.device) -
         f"is every seq-th entry (flat[::seq], seq = {seq}); simpler, mask acts[:, 0] = -inf on a copy before "
         "flattening",
         code="mask_stride",
+    )
+
+
+def fresh14_frequency(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """`acts` [n_seq seq d_sae]: position 0 counted in the numerator, left out of the denominator."""
+    n_seq, seq = acts.shape[:2]
+    return [
+        (
+            "bos_numerator",
+            f"your counts include position 0 (BOS) but the token count you divide by ({n_seq * (seq - 1)}) leaves it "
+            "out: count `acts[:, 1:] > 0` too, so numerator and denominator cover the same positions",
+            (acts > 0).float().sum((0, 1)) / (n_seq * (seq - 1)),
+        )
+    ]
+
+
+def fresh14_logit(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The decoder row centred over the latents (minus the mean decoder row) before the path to the logits."""
+    path = model.W_out[0] @ model.W_U
+    return [
+        (
+            "centred_latents",
+            "you subtracted the mean decoder row (W_dec.mean(0)) from W_dec[latent]: the logit effect is that of "
+            "the latent's own direction, W_dec[latent] @ W_out[0] @ W_U, nothing subtracted",
+            (sae.W_dec[latent] - sae.W_dec.mean(0)) @ path,
+        )
+    ]
+
+
+def fresh14_steer(model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
+    d = sae.W_dec[latent]
+    clean = model(tokens)
+    steered = model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, lambda a, hook: a + coeff * d)])
+    return [
+        (
+            "coeff_on_act",
+            "that is act · coeff + W_dec[latent]: the coefficient scales the activation, not the latent's direction; "
+            "add coeff · W_dec[latent] to the activation unchanged",
+            model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, lambda a, hook: a * coeff + d)]),
+        ),
+        (
+            "difference",
+            "those are the steered logits minus the clean ones: return the steered logits themselves",
+            steered - clean,
+        ),
+    ]
+
+
+def fresh14_ablate(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    def hook(a: Tensor, hook: Any) -> Tensor:
+        return a - sae.encode(a)[..., latent, None] * sae.W_dec[latent]
+
+    ablated = model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+    return [
+        (
+            "difference",
+            "those are the ablated logits minus the clean ones: return the ablated logits themselves",
+            ablated - model(tokens),
+        )
+    ]
+
+
+def hook_point_error(err: Exception, model: Any, sae: Any) -> None:
+    """An error whose sizes are d_model and the SAE's width, raised while the learner's code held the name (or the
+    HookPoint) of another activation than sae.hook_name: the activation was read or edited at the wrong point."""
+    d_in = sae.W_dec.shape[1]
+    sizes = {int(n) for n in re.findall(r"\d+", str(err))}
+    if not {model.cfg.d_model, d_in} <= sizes or model.cfg.d_model == d_in:
+        return
+    names = set()
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        if not _is_learner_frame(frame.f_code.co_filename):
+            continue
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", value) if not isinstance(value, str) else value
+            if isinstance(name, str) and name in model.hook_dict and name != sae.hook_name:
+                names.add(name)
+    if len(names) != 1:
+        return
+    (name,) = names
+    if not re.search(r"hook_(resid_\w+|mlp_out|attn_out|normalized)$", name):  # residual-width points only
+        return
+    fail(
+        f"your code raised {type(err).__name__}: {err}, while using the activation at {name!r}",
+        f"{name!r} holds [..., {model.cfg.d_model}] (d_model, the residual-stream width), but the SAE reads and "
+        f"writes {sae.hook_name!r} = sae.hook_name ([..., {d_in}], d_mlp, the MLP's hidden activations): hook or "
+        "cache sae.hook_name, not a name written out by hand",
+        code="hook_point",
     )
