@@ -23,6 +23,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_probes as probes
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
 from tests.mutants import call
 from tests.part6_lm_saes import guard_shared_modules, without_grad
@@ -116,6 +117,9 @@ def _float(value: Any, what: str) -> float:
 def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None:
     try:
         result = extra.forward_call(impl, tc, x)
+    except RuntimeError as e:
+        probes.bool_index_error(e)
+        raise
     except (AttributeError, TypeError) as e:
         if tc.W_skip is None and "NoneType" in str(e):
             fail(
@@ -205,7 +209,11 @@ def _spliced(model, tc: Transcoder, tokens: Tensor, read_at: str, fn: Callable) 
 def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
     tokens = tokens[:4, :48]
-    out = returned(impl(model, tc, tokens), "replacement_losses(...)")
+    try:
+        out = returned(impl(model, tc, tokens), "replacement_losses(...)")
+    except RuntimeError as err:
+        probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
+        raise
     expect_dict(out, "replacement_losses", KEYS)
     got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.replacement_losses(model, tc, tokens)
@@ -335,7 +343,10 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
 @guard_shared_modules(_setup)
 @without_grad
 def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
-    return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, known.de_embedding_mistakes)
+    mistakes = lambda model, tc, i: (
+        known.de_embedding_mistakes(model, tc, i) + probes.de_embedding_fresh14(model, tc, i)
+    )
+    return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, mistakes)
 
 
 @checker("latent_logit_effect", kind="function")
@@ -362,7 +373,12 @@ def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> 
     return pre, logits
 
 
-LINEARISED_MISTAKES = {**known.LINEARISED_MISTAKES, **known.LINEARISED_TERM_MISTAKES, **extra.LINEARISED_EXTRA}
+LINEARISED_MISTAKES = {
+    **known.LINEARISED_MISTAKES,
+    **known.LINEARISED_TERM_MISTAKES,
+    **extra.LINEARISED_EXTRA,
+    **probes.LINEARISED_FRESH14,
+}
 
 
 @checker("linearised_forward", kind="function")
@@ -462,6 +478,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
         forward = lambda fr, e, lat, r: known.variant_forward(model, tc, fr, e, lat, r)
         mistakes += extra.abs_token_edges(model, tc, frozen, graph, direct, forward)
+        mistakes += probes.token_total(direct, graph.nodes("token"))
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
@@ -558,7 +575,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         out,
         ref.node_influence(A, weights),
         "the influence",
-        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights),
+        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights) + probes.influence_fresh14(A, weights),
         rtol=1e-4,
         atol=1e-6,
         dims="node",
@@ -643,6 +660,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)
+        probes.quantile_fresh14(out, expected, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]

@@ -329,7 +329,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     """The local replacement model with one mistake switched on (`bug` names it); no bug = the reference."""
 
     def ln(v: Tensor, scale: Tensor, frozen_scale: bool = True) -> Tensor:
-        centred = v - v.mean(-1, keepdim=True) if not bug.get("no_centring") else v
+        centred = v - v.mean(*(() if bug.get("global_mean") else (-1, True))) if not bug.get("no_centring") else v
         scale = scale.mean() if bug.get("scale_mean") else scale
         if not frozen_scale:
             scale = (centred.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
@@ -362,7 +362,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     else:
         f = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
     e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
-    skip = tc.skip(resid_mid if bug.get("skip_resid") else x)
+    skip = tc.skip(resid_mid if bug.get("skip_resid") else x) if not bug.get("skip_untransposed") else x @ tc.W_skip
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
     mlp_out = mlp_out + (0 if bug.get("no_error") else e)
     resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out

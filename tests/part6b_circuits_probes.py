@@ -3,12 +3,16 @@ probe (an elementwise reciprocal for the matrix inverse, or unguarded row sums).
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.learner_errors import _is_learner_frame
 
 
 def keys_swapped(got: dict[str, float], exp: dict[str, float], close: Callable[[float, float], bool]) -> None:
@@ -65,3 +69,130 @@ def influence_nan(out: Tensor, A: Tensor, weights: Tensor, impl: Callable) -> No
         f"possible causes: {rows}; or {reciprocal}",
         code="zero_rows",
     )
+
+
+# `variant_forward` flags from the fresh14 trial, merged into the checker's linearised-forward catalogue.
+LINEARISED_FRESH14 = {
+    "global_mean": "each normalisation subtracts the mean over d_model at each position (v.mean(-1, keepdim=True)), "
+    "not one mean over every position and feature (v.mean())",
+    "skip_untransposed": "the skip connection is x @ W_skip.T (tc.skip(x)): W_skip is [d_out d_in] like a Linear "
+    "layer's weight, so x @ W_skip (square here, so no error) multiplies by its transpose",
+}
+
+
+def de_embedding_fresh14(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
+    enc = tc.W_enc[:, i]
+    direct = model.W_E @ enc
+    return [
+        (
+            "positional",
+            "leave the position embedding out (here its mean over positions, W_pos.mean(0)): it is the same for "
+            "every token at a position, so it shifts every token's value alike",
+            (model.W_E + model.W_pos.mean(0)) @ enc,
+        ),
+        (
+            "threshold_scale",
+            "the values are divided by the latent's threshold: return W_E @ W_enc[:, latent] as it is, in the "
+            "units of the pre-activation",
+            direct / tc.threshold[i],
+        ),
+    ]
+
+
+def bool_index_error(err: Exception) -> None:
+    """An error on a 1-d tensor whose length is the number of True entries of a boolean mask of 2+ axes held by
+    the same learner frame: `pre[mask]` kept the selected values only, flattened."""
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        if not _is_learner_frame(frame.f_code.co_filename):
+            continue
+        items = [(n, v) for n, v in frame.f_locals.items() if isinstance(v, Tensor)]
+        masks = [(n, v) for n, v in items if v.dtype == torch.bool and v.ndim >= 2]
+        for name, flat in items:
+            if flat.ndim != 1 or flat.dtype == torch.bool:
+                continue
+            for mask_name, mask in masks:
+                if flat.numel() == int(mask.sum()) and flat.numel() not in mask.shape:
+                    fail(
+                        f"your code raised {type(err).__name__}: {err}",
+                        f"`{name}` is 1-d with {flat.numel()} entries, the number of True entries of `{mask_name}` "
+                        f"{list(mask.shape)}: boolean indexing (x[{mask_name}]) keeps only the selected values, "
+                        f"flattened; keep the shape with torch.where({mask_name}, x, 0.0) or x * {mask_name}",
+                        code="bool_index",
+                    )
+
+
+def hook_width_error(err: Exception, d_model: int, d_sae: int) -> None:
+    """A size mismatch between d_model and d_sae raised inside the model's forward (not on a line of the learner's):
+    a hook probably returned the latents where the activation belongs."""
+    frames = traceback.extract_tb(err.__traceback__)
+    sizes = {int(n) for n in re.findall(r"\d+", str(err))}
+    if not frames or _is_learner_frame(frames[-1].filename) or not {d_model, d_sae} <= sizes:
+        return
+    fail(
+        f"your code raised {type(err).__name__}: {err}, inside the model's forward pass",
+        f"a tensor of width {d_sae} (d_sae, the transcoder's latents; d_vocab may be the same size) met the "
+        f"residual stream (d_model = {d_model}) "
+        "in the model: probably a hook returned something else than an activation of the shape it received; the "
+        "hook on tc.hook_name_out must return the transcoder's output, [batch, seq, d_model] "
+        "(transcoder_forward(tc, x)[1]), not its latents ([0])",
+        code="hook_width",
+    )
+
+
+def token_total(direct: Tensor, tokens: slice) -> list[tuple[str, str, Tensor]]:
+    """Every token column of a row holding the sum of that row's token edges (one number for all positions)."""
+    mutant = direct.clone()
+    mutant[:, tokens] = direct[:, tokens].sum(-1, keepdim=True)
+    return [
+        (
+            "token_total",
+            "each token node's edge is the total over every position: sum the product gradient · embedding over "
+            "d_model only (.sum(-1)), one edge per position",
+            mutant,
+        )
+    ]
+
+
+def influence_fresh14(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
+    a = A.abs()
+    s = a.sum(-1, keepdim=True)
+    a = torch.where(s > 0, a / s.clamp_min(1e-30), torch.zeros_like(a))
+    eye = torch.eye(len(a), dtype=a.dtype, device=a.device)
+    return [
+        (
+            "matrix_exp",
+            "that is w @ (exp(Â) - I): exp weights a path of length n by 1/n!, but influence sums every path with "
+            "weight 1: Σ Âⁿ (n >= 1) = (I - Â)⁻¹ - I (torch.linalg.inv or solve)",
+            weights @ (torch.linalg.matrix_exp(a) - eye),
+        )
+    ]
+
+
+def quantile_fresh14(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
+    """Band-wise: the distances to the band's middle returned as the values; every band cut to the same count c < k
+    (k split among the bands)."""
+    body = acts.clone()
+    body[:, 0] = 0
+    top = float(body.max())
+    got = [torch.as_tensor(g[0]).detach().double().cpu() for g in out]
+    want = [e[0].double().cpu() for e in expected]
+    mids = [top * (2 * (n_bands - j) - 1) / (2 * n_bands) for j in range(n_bands)]
+    dist = [(w - m).abs().sort().values for w, m in zip(want, mids, strict=True)]
+    if any(len(w) for w in want) and all(
+        g.shape == d.shape and torch.allclose(g.sort().values, d, atol=1e-5) for g, d in zip(got, dist, strict=True)
+    ):
+        fail(
+            "each band's values are the distances of its examples to the band's middle",
+            "rank by |a - middle|, but return the activations themselves (acts at the chosen positions), sorted "
+            "by decreasing value",
+            code="distances",
+        )
+    counts = {len(g) for g in got}
+    c = max(counts)
+    if c < k and all(len(g) == min(c, len(w)) for g, w in zip(got, want, strict=True)) and max(map(len, want)) > c:
+        split = f" (k // n_bands = {k} // {n_bands} = {k // n_bands})" if c == k // n_bands else ""
+        fail(
+            f"each band holds at most {c} examples, expected up to k = {k} per band{split}",
+            "k is the number of examples for EACH band, not a total to split among the bands",
+            code="k_per_band",
+        )
