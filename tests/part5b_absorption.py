@@ -63,7 +63,17 @@ from tests.part5b_absorption_mistakes import (
     topk_candidates,
     topk_diagnosis,
 )
-from tests.part5b_absorption_probes import best_kept_too, matryoshka_fresh13, other_k, other_momentum, where_swapped
+from tests.part5b_absorption_probes import (
+    best_kept_too,
+    carrier_scope,
+    eval_gate_candidates,
+    feature_count,
+    kept_pattern,
+    matryoshka_fresh13,
+    other_k,
+    other_momentum,
+    where_swapped,
+)
 from utils.part5b_absorption import HierarchyConfig
 
 
@@ -154,8 +164,10 @@ def test_generate_hierarchical_batch(impl: Callable, device: torch.device) -> st
     for cfg in GEN_CONFIGS:
         label = f"exclusive={cfg.exclusive}"
         what = f"the batch ({cfg.n_parents} parents × {cfg.n_children} children, {label})"
+        out = impl(cfg, N_GEN, device)
+        feature_count(impl, cfg, out, N_GEN, f"generate_hierarchical_batch(cfg, {N_GEN}) with {label}", device)
         x = _float_output(
-            impl(cfg, N_GEN, device),
+            out,
             f"generate_hierarchical_batch(cfg, {N_GEN}) with {label}",
             (N_GEN, cfg.n_inst, cfg.n_features),
             "batch inst feats",
@@ -278,6 +290,7 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
             continue
         value = absorption_variant(features, acts, W_dec, W_feat, ABS_PARENT_OF, th, **kwargs)
         mistakes.append((code, hint, value))
+    carrier_scope(impl, inputs, ABS_PARENT_OF, th, out, absorption_variant)
     floor_division(out, expected, what)
     named = any(torch.allclose(out, v.to(out.device), rtol=1e-4, atol=1e-5) for _, _, v in mistakes)
     if not named and not torch.allclose(out, expected, rtol=1e-4, atol=1e-5):
@@ -439,6 +452,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
                 fail(f"{what} is not the top k·batch of each instance", found[1], code=found[0])
             topk_layout(out.detach(), pre.detach(), k, what)
             best_kept_too(out.detach(), pre.detach(), expected, what)
+            kept_pattern(impl, out.detach(), pre.detach(), expected, k, what, lambda *s: _distinct_pre(*s, device))
             check_topk_counts(out, k, what)
             kept = out.detach() != 0
             if torch.equal(out.detach()[kept].sort().values, expected[expected != 0].sort().values):
@@ -696,6 +710,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
                 "subtract b_dec from h before encoding",
                 _pre(sae, h, sub_b_dec=False) * (_pre(sae, h, sub_b_dec=False) > th[:, None]),
             ),
+            *eval_gate_candidates(pre, _pre(sae, h, relu=False, add_b_enc=False), th),
         ],
         dims="batch inst d_sae",
         hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",

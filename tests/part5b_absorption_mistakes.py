@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
+from tests.part5b_absorption_probes import exclusive_draw_candidates
 from utils.part5b_absorption import HierarchyConfig
 
 # Every statistic of a configuration gets failure probability FAILURE_PROBABILITY / GEN_TESTS (a union
@@ -163,6 +164,7 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
     if not cfg.exclusive:
         candidates.append((normal_cdf(pc), RANDN_HINT.format(p="p_child", v=normal_cdf(pc)), "randn_not_rand"))
     if cfg.exclusive:
+        candidates += exclusive_draw_candidates(j, pc, nc)
         candidates += [
             (
                 ((j + 1 + s) * pc).clamp(0, 1).sub(((j + s) * pc).clamp(0, 1)),
@@ -325,6 +327,7 @@ def absorption_variant(
             "child_cosine": ((acts > 0) & is_carrier).any(-1),
             "latent_cosine": ((acts > 0) & is_carrier).any(-1),
             "any_active": ((acts > 0) & others).any(-1),
+            "batch": ((acts > 0).any(0) & is_carrier).any(-1),  # a carrier active anywhere in the batch
             "none": torch.ones_like(parent_off),
         }[carriers]
         off = parent_off if parent_off_rule else torch.ones_like(parent_off)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -134,4 +136,224 @@ def other_k(pre: Tensor, k: int, batch_topk: Any) -> list[tuple[str, str, Tensor
         )
         for other in range(1, 2 * k + 2)
         if other != k
+    ]
+
+
+# ---------------------------------------------------------------- fresh15: the generator's counts and draws
+def exclusive_draw_candidates(j: Tensor, pc: float, nc: int) -> list[tuple[Tensor, str, str]]:
+    """Exclusive children's rates given the parent (over child index `j`) for two more ways of drawing: u from a
+    standard normal (child j fires at Φ((j + 1)·p) − Φ(j·p)), and independent draws with every child of a parent
+    dropped when more than one fired (each at p·(1 − p)^(n_children − 1))."""
+    phi = lambda x: 0.5 * (1 + torch.erf(x / 2**0.5))
+    normal = phi((j + 1) * pc) - phi(j * pc)
+    alone = pc * (1 - pc) ** (nc - 1)
+    return [
+        (
+            normal,
+            "the children's rates follow a standard NORMAL's CDF: child j fires at Φ((j + 1)·p_child) − Φ(j·p_child) "
+            f"({', '.join(f'{v:.1%}' for v in normal.tolist())}), so u was drawn with torch.randn where "
+            "torch.rand (uniform on [0, 1)) was meant: child j when u is in [j·p_child, (j + 1)·p_child)",
+            "randn_not_rand",
+        ),
+        (
+            torch.full_like(j, alone),
+            f"every child fires at p_child·(1 − p_child)^(n_children − 1) = {alone:.1%}: independent draws per "
+            "child, with all the children of a parent dropped when more than one fired (only the examples where "
+            "exactly one fired keep it). That makes the rate smaller than p_child: draw ONE uniform u per parent "
+            "and pick child j when u is in [j·p_child, (j + 1)·p_child)",
+            "exclusive_dropped_together",
+        ),
+    ]
+
+
+FEATURE_PROBE = {"n_inst": 7, "n_parents": 3, "n_children": 5, "d_in": 19}  # all formulas below differ on it
+
+
+def _count_formulas() -> list[tuple[str, Callable[[Any], int], str]]:
+    fields = ("n_parents", "n_children", "n_inst", "d_in")
+    rows: list[tuple[str, Callable[[Any], int], str]] = []
+    for x in fields:
+        if x != "n_children":
+            rows.append(
+                (
+                    f"cfg.n_parents + cfg.n_parents·cfg.{x}",
+                    lambda c, x=x: c.n_parents + c.n_parents * getattr(c, x),
+                    f"the children per parent counted with cfg.{x} where cfg.n_children belongs (an arange, range, "
+                    "shape or loop bound over the wrong field)",
+                )
+            )
+        if x != "n_parents":
+            rows.append(
+                (
+                    f"cfg.{x} + cfg.{x}·cfg.n_children",
+                    lambda c, x=x: getattr(c, x) + getattr(c, x) * c.n_children,
+                    f"the parents counted with cfg.{x} where cfg.n_parents belongs",
+                )
+            )
+    return [
+        *rows,
+        ("cfg.n_parents·cfg.n_children", lambda c: c.n_parents * c.n_children, "the parents' own columns missing"),
+        ("cfg.n_parents", lambda c: c.n_parents, "the children's columns missing"),
+        (
+            "cfg.n_parents + cfg.n_children",
+            lambda c: c.n_parents + c.n_children,
+            "n_children children in all, where each parent has its own n_children",
+        ),
+        (
+            "cfg.n_parents + cfg.n_parents·(cfg.n_children + 1)",
+            lambda c: c.n_parents * (c.n_children + 2),
+            "one child too many per parent (a range off by one)",
+        ),
+    ]
+
+
+def feature_count(impl: Callable, cfg: Any, out: Any, n: int, what: str, device: Any) -> None:
+    """A [batch inst feats] output whose feats axis has the wrong size: the count formulas over the config's fields
+    that give it, on `cfg` and on a probe config where every formula gives a different size."""
+    if not isinstance(out, Tensor) or out.dim() != 3 or tuple(out.shape[:2]) != (n, cfg.n_inst):
+        return
+    size = out.shape[2]
+    if size == cfg.n_features:
+        return
+    fits = [row for row in _count_formulas() if row[1](cfg) == size]
+    if not fits:
+        return
+    probe = dataclasses.replace(cfg, **FEATURE_PROBE, p_child=min(cfg.p_child, 1 / FEATURE_PROBE["n_children"]))
+    seen = ""
+    try:
+        other = impl(probe, 64, device)
+    except Exception:
+        other = None
+    if isinstance(other, Tensor) and other.dim() == 3:
+        fits = [row for row in fits if row[1](probe) == other.shape[2]] or fits
+        seen = (
+            f" (and {other.shape[2]} on a config with n_parents={probe.n_parents}, n_children={probe.n_children}, "
+            f"n_inst={probe.n_inst}, d_in={probe.d_in}: the same formula)"
+        )
+    causes = "; or ".join(f"{size} = {f}: {why}" for f, _, why in fits)
+    fail(
+        f"{what} has shape {tuple(out.shape)}, expected (batch={n}, inst={cfg.n_inst}, feats={cfg.n_features})",
+        f"the feats axis has {size} columns{seen}: {causes}? There are n_parents + n_parents·n_children = "
+        f"cfg.n_features = {cfg.n_features} features: the parents, then n_children children per parent",
+        code="feature_count",
+    )
+
+
+# ---------------------------------------------------------------- fresh15: absorption carriers over the batch
+def carrier_scope(impl: Callable, inputs: tuple, parent_of: list[int], th: float, out: Tensor, variant: Any) -> None:
+    """When the output matches 'no carrier needed' on the hand-built case, where some carrier of every parent is
+    active somewhere in the batch: a probe tells that apart from a carrier looked for anywhere in the BATCH instead
+    of in the same example. Every carrier is silenced, then one extra example with no feature on has them all
+    active in instances 1 and up: only an any-over-the-batch carrier counts there, and nothing counts at inst 0."""
+    features, acts, W_dec, W_feat = inputs
+    none = variant(features, acts, W_dec, W_feat, parent_of, th, carriers="none")
+    if out.shape != none.shape or not torch.allclose(out, none.to(out.device), rtol=1e-4, atol=1e-5):
+        return
+    cos = torch.einsum(
+        "isd,idf->isf", W_dec / W_dec.norm(dim=-1, keepdim=True), W_feat / W_feat.norm(dim=1, keepdim=True)
+    )
+    parents = [f for f, q in enumerate(parent_of) if q == -1]
+    own = torch.zeros(cos.shape[:2], dtype=torch.bool, device=cos.device)
+    for p in parents:
+        own.scatter_(1, cos[..., p].argmax(1, keepdim=True), True)
+    carriers = (cos[..., parents] >= th).any(-1) & ~own  # [inst d_sae]
+    quiet = acts.masked_fill(carriers, 0.0)
+    extra = carriers.to(acts.dtype)[None].clone()
+    extra[:, 0] = 0.0
+    p_features = torch.cat([features, torch.zeros_like(features[:1])])
+    p_acts = torch.cat([quiet, extra])
+    args = (p_features, p_acts, W_dec, W_feat)
+    whole = variant(*args, parent_of, th, carriers="batch")
+    right = variant(*args, parent_of, th)
+    if torch.allclose(whole, right) or torch.allclose(whole, variant(*args, parent_of, th, carriers="none")):
+        return
+    try:
+        got = impl(*(t.clone() for t in args), list(parent_of), cos_threshold=th)
+    except Exception:
+        return
+    if isinstance(got, Tensor) and got.shape == whole.shape and torch.allclose(got.detach().to(whole), whole):
+        fail(
+            "absorption_fraction counts a case as absorbed when a carrier is active ANYWHERE in the batch: with every "
+            "carrier silenced except in one extra example with no feature on (instances 1 and up), it gives "
+            f"{_rounded(got)}, expected {_rounded(right)}",
+            "the carrier must be active in the same example as the case: ((acts > 0) & carriers).any(-1), a "
+            "[batch inst] mask, not (acts > 0).any(0) (any over the batch axis) combined with the carriers",
+            code="carrier_whole_batch",
+        )
+
+
+def _rounded(x: Tensor) -> list:
+    return [[round(v, 4) for v in row] for row in x.detach().double().cpu().tolist()]
+
+
+# ---------------------------------------------------------------- fresh15: batch_topk's kept pattern
+TOPK_PROBE = (3, 8, 11, 2)  # batch, n_inst, d_sae, k: k·batch = 6 is below both n_inst and d_sae
+
+
+def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: int, what: str, make: Any) -> None:
+    """Named patterns of kept entries: the complement of the right ones (an inverted mask); k·batch kept per
+    EXAMPLE; and when everything was kept, a probe with k·batch below n_inst and d_sae (`make(batch, n_inst,
+    d_sae)` draws it) tells a slice on the instance axis from a per-example top k·batch from nothing zeroed."""
+    batch, _, d_sae = pre.shape
+    if torch.equal(out, torch.where(expected == 0, pre, torch.zeros_like(pre))):
+        fail(
+            f"{what} zeroes exactly the top k·batch entries of each instance and keeps all the others",
+            "the mask is inverted: masked_fill(mask, 0) fills where mask is TRUE, so with mask = the kept entries "
+            "use masked_fill(~mask, 0) (or pre * mask)",
+            code="mask_inverted",
+        )
+    nonzero = out != 0
+    if k * batch < d_sae and (nonzero.sum(-1) == k * batch).all():
+        fail(
+            f"{what}: every example keeps k·batch = {k * batch} latents",
+            _PER_EXAMPLE_KB,
+            code="per_example",
+        )
+    if not nonzero.all():
+        return
+    pb, pi, ps, pk = TOPK_PROBE
+    probe = make(pb, pi, ps)
+    try:
+        got = impl(probe.clone(), pk)
+    except Exception:
+        return
+    if not isinstance(got, Tensor) or got.shape != probe.shape:
+        return
+    kept = got.detach() != 0
+    per_inst = kept.sum((0, 2))
+    where = f"on pre [{pb}, {pi}, {ps}] with k={pk} (k·batch = {pk * pb} below n_inst and d_sae)"
+    if (kept.sum(-1) == pk * pb).all():
+        fail(
+            f"{what}: every entry is kept, and {where} every example keeps k·batch = {pk * pb} latents",
+            _PER_EXAMPLE_KB + f" (here k·batch = {k * batch} ≥ d_sae = {d_sae}, so every latent was kept)",
+            code="per_example",
+        )
+    rows = min(pk * pb, pi)
+    if (per_inst[:rows] == pb * ps).all() and (per_inst[rows:] == 0).all():
+        fail(
+            f"{what}: every entry is kept, and {where} instances 0 to {rows - 1} keep every entry, the others none",
+            "the slice [:k·batch] cut the INSTANCE axis of the sorted indices [inst, batch·d_sae] (the first "
+            "k·batch rows, every index in them), not the entries: slice the last axis, argsort(...)[:, :k·batch] "
+            "(or use topk(k·batch, dim=-1))",
+            code="slice_wrong_axis",
+        )
+
+
+_PER_EXAMPLE_KB = (
+    "that is a top k·batch per example, over d_sae alone: merge batch and d_sae before the selection, "
+    "[batch inst d_sae] -> [inst (batch d_sae)] (permute then reshape), so the k·batch are chosen over the "
+    "whole batch of an instance, then undo it"
+)
+
+
+# ---------------------------------------------------------------- fresh15: the eval gate
+def eval_gate_candidates(pre: Tensor, before_b_enc: Tensor, th: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Eval-mode outputs of a gate on another quantity than relu(pre): the pre-activation before b_enc."""
+    return [
+        (
+            "gate_before_b_enc",
+            "the gate compared the pre-activation BEFORE b_enc with the threshold: compare the activation itself, "
+            "relu((h - b_dec) @ W_enc + b_enc) > threshold, and keep it where it passes",
+            pre * (before_b_enc > th[:, None]),
+        )
     ]
