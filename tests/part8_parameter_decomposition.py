@@ -658,8 +658,9 @@ P_NORM, EPS = 0.7, 1e-3  # generic: p not 0.5 or 1, eps large enough to see wher
 
 
 def minimality_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
-    ci = [_rand(8, 3, 4, seed=150, device=device), _rand(8, 3, 2, seed=151, device=device)]
-    ci[0][0, 0, :2] = 0.0  # exact zeros, where the gradient of g^p needs eps
+    """C = 5 and 4: their sum 9 is no product of the batch 8, the 3 instances and the 2 matrices."""
+    ci = [_rand(8, 3, c, seed=150 + n, device=device) for n, c in enumerate((5, 4))]
+    ci[0][0, 0, :2] = ci[0][::2, :, 0] = 0.0  # exact zeros (where the gradient of g^p needs eps; eps^p ≫ eps)
     ci[1][1, 2, 1] = 1.0
     return ci
 
@@ -677,6 +678,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
         behaviour.zeros_probe(importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
     mistakes += probes.minimality_mistakes(minimality_inputs(device), P_NORM, EPS)
+    mistakes += behaviour.minimality_reductions(minimality_inputs(device), P_NORM, EPS)
     generic = None
     for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
         if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):
@@ -690,7 +692,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     ):
         args, changed = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
         generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), changed)
-    generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, {"instances": 3, "matrices": 2})
+    generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, behaviour.minimality_sums(ci))
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
     reference = call(sol.importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
     expect_matches(

@@ -656,3 +656,36 @@ def recon_accumulator(right: Tensor, chain: Any, p: dict[str, list[Tensor]], x: 
         f"0, the mean of the L = {L} single-matrix losses alone"
     )
     return [("layerwise_from_full", hint, torch.stack([right[0], layerwise]))]
+
+
+def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
+    """[(code, hint, value)] for every combination of reductions with the mean over subcomponents among them (the
+    ones that aren't a constant factor of the right value, which `scalar_hint` names): each axis summed or averaged,
+    two or more at once. The single swaps and the mean per matrix (over C and instances) are in the catalogue."""
+    wrong = {
+        "batch": "a sum over the batch where a mean was asked",
+        "inst": "a mean over instances where a sum was asked",
+        "matrices": "a mean over matrices where a sum was asked",
+    }
+    out = []
+    with torch.no_grad():
+        terms = [(g + eps).pow(p).mean(-1) for g in ci]  # [batch inst] per matrix: the mean over C, always here
+        for mask in range(1, 8):
+            picked = [axis for n, axis in enumerate(wrong) if mask >> n & 1]
+            if picked == ["inst"]:  # = the catalogue's mean_per_matrix
+                continue
+            per_example = sum(terms) / (len(ci) if "matrices" in picked else 1)
+            per_inst = per_example.sum(0) if "batch" in picked else per_example.mean(0)
+            value = per_inst.mean() if "inst" in picked else per_inst.sum()
+            why = " and ".join(["a mean over subcomponents where a sum was asked"] + [wrong[a] for a in picked])
+            hint = (
+                f"the reductions: {why}. Sum over subcomponents and matrices, mean over the batch, sum over instances"
+            )
+            out.append(("reductions", hint, value))
+    return out
+
+
+def minimality_sums(ci: list[Tensor]) -> dict[str, int]:
+    """The axes the penalty sums over, for `scalar_hint`: a mean over one of them divides by its size."""
+    n_sub = sum(g.shape[-1] for g in ci)
+    return {"instances": ci[0].shape[1], "matrices": len(ci), f"all Σ_l C_l = {n_sub} subcomponents": n_sub}

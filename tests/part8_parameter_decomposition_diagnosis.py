@@ -566,6 +566,15 @@ def check_uniform(r: Tensor, what: str, dims: str, n_tests: int, hint: str, code
         )
 
 
+ABOVE_ONE_SLIPS = {  # laws above 1 (span_law's formula) and the slip that gives them
+    "g + 1·r": ": g + r can exceed 1, scale the random part: m = g + (1 - g) r",
+    "1 + g·r": (
+        ": g + 1 - g·r = 1 + g(1 - r) is that law, operator precedence: the parentheses around (1 - g) dropped? "
+        "m = g + (1 - g) * r"
+    ),
+}
+
+
 def diagnose_range(m: Tensor, g: Tensor, layer: int, span: Callable | None = None) -> None:
     """Masks outside [g, 1]: name the distribution that was drawn (`span(m, g)`: the span the draws cover and the
     formula that gives it, when their ends are lines in g)."""
@@ -579,8 +588,13 @@ def diagnose_range(m: Tensor, g: Tensor, layer: int, span: Callable | None = Non
         )
     if (m > 1 + 1e-6).any():
         hint = "m = g + (1 - g) r lies in [g, 1]"
-        if ((m - g) >= -1e-6).all() and (m - g <= 1 + 1e-6).all():
-            hint = "g + r can exceed 1: scale the random part, m = g + (1 - g) r"
+        law = span(m, g) if span is not None else None
+        if law is not None:  # the law the draws follow names the formula (g + r, or precedence: 1 + g(1 - r))
+            hint = f"your masks behave as m = {law[1]} with r uniform on [0, 1] (or 1 - r: the same law), "
+            hint += f"spanning {law[0]}"
+            hint += ABOVE_ONE_SLIPS.get(law[1], ": m = g + (1 - g) r lies in [g, 1]")
+        elif ((m - g) >= -1e-6).all() and (m - g <= 1 + 1e-6).all():
+            hint = "m - g lies in [0, 1] but m exceeds 1: is the random part scaled by (1 - g)? m = g + (1 - g) r"
         fail(f"{what} has values above 1 (max {m.max().item():.3f})", hint, code="above_one")
     if (m < g - 1e-6).any():
         cell_means = m.mean(0)
