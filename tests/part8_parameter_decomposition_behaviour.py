@@ -443,15 +443,19 @@ def ci_scale_mistakes(p: dict[str, Tensor], alpha: float) -> Mistakes:
             )
             for one, other in (("w_in", "b_in"), ("b_in", "w_out"))
         ]
-        return swaps + [
-            (
-                "inner_scaled",
-                f"your importances are those of inner activations h = V a × {name}: h is V a itself, no scaling "
-                "(this is not attention's scaled dot product)",
-                mis.ci_reference({**p, "V": p["V"] * c}, alpha)[0],
-            )
-            for name, c in scales.items()
-        ]
+        return (
+            swaps
+            + ci_mlp_order(p)
+            + [
+                (
+                    "inner_scaled",
+                    f"your importances are those of inner activations h = V a × {name}: h is V a itself, no scaling "
+                    "(this is not attention's scaled dot product)",
+                    mis.ci_reference({**p, "V": p["V"] * c}, alpha)[0],
+                )
+                for name, c in scales.items()
+            ]
+        )
 
 
 def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
@@ -626,7 +630,7 @@ def ablation_squares(chain: Any, terms: Tensor, x: Tensor) -> Mistakes:
         "the loss is the mean of the squared difference, (y_ablated - y)², not the difference of the squares, "
         "y_ablated² - y² (which can be negative)"
     )
-    return [("difference_of_squares", hint, out)]
+    return [("difference_of_squares", hint, out), *ablation_slips(chain, terms, x)]
 
 
 def faithfulness_inst_summed(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> Mistakes:
@@ -645,7 +649,7 @@ def product_delta_mean_mask(p: dict[str, Tensor]) -> Mistakes:
     with torch.no_grad():
         out = mis.product_reference({**p, "delta_mask": p["mask"].mean(-1)})
     hint = "the delta term is scaled by delta_mask (its own draw), not by the mean of the subcomponent masks"
-    return [("delta_mask_from_masks", hint, out)]
+    return [("delta_mask_from_masks", hint, out), *product_sum_of_factors(p)]
 
 
 def recon_accumulator(right: Tensor, chain: Any, p: dict[str, list[Tensor]], x: Tensor) -> Mistakes:
@@ -689,3 +693,78 @@ def minimality_sums(ci: list[Tensor]) -> dict[str, int]:
     """The axes the penalty sums over, for `scalar_hint`: a mean over one of them divides by its size."""
     n_sub = sum(g.shape[-1] for g in ci)
     return {"instances": ci[0].shape[1], "matrices": len(ci), f"all Σ_l C_l = {n_sub} subcomponents": n_sub}
+
+
+def ci_mlp_order(p: dict[str, Tensor]) -> Mistakes:
+    """The MLP's steps in another order: the bias added before the weight, or a product of sums over the hidden
+    units (Σ_j hidden_j)(Σ_j w_out_j) where the sum of products Σ_j w_out_j hidden_j was asked."""
+    with torch.no_grad():
+        h = torch.einsum("bid,icd->bic", p["a"], p["V"])[..., None]
+        hidden = F.gelu(h * p["w_in"] + p["b_in"])
+        summed = hidden.sum(-1) * p["w_out"].sum(-1) + p["b_out"]
+        early = (F.gelu((h + p["b_in"]) * p["w_in"]) * p["w_out"]).sum(-1) + p["b_out"]
+    return [
+        (
+            "product_of_sums",
+            "your z is (Σ_j hidden_j)(Σ_j w_out_j): each factor summed over the hidden units on its own; weight each "
+            "hidden unit first, then sum: z = Σ_j w_out_j GELU(w_in_j h + b_in_j) + b_out ((hidden * w_out).sum(-1))",
+            summed.clamp(0, 1),
+        ),
+        (
+            "bias_before_weight",
+            "the hidden layer is GELU(w_in h + b_in): your code adds b_in before multiplying by w_in, GELU((h + b_in) "
+            "w_in)",
+            early.clamp(0, 1),
+        ),
+    ]
+
+
+def product_sum_of_factors(p: dict[str, Tensor]) -> Mistakes:
+    """U (m ⊙ V a) with each factor summed over C on its own: (Σ_c m_c (V a)_c)(Σ_c U_c)."""
+    with torch.no_grad():
+        inner = torch.einsum("bid,icd->bic", p["a"], p["V"]) * p["mask"]
+        out = inner.sum(-1, keepdim=True) * p["U"].sum(-1)
+        out = out + p["delta_mask"][..., None] * torch.einsum("bid,iod->bio", p["a"], p["W"] - p["U"] @ p["V"])
+    hint = (
+        "your subcomponent part is (Σ_c m_c (V a)_c) · (Σ_c U[:, :, c]): V a and U summed over C each on its own; "
+        "multiply each subcomponent's column of U by its own masked activation, then sum over C: U (m ⊙ V a) "
+        "(einsum 'batch inst C, inst d_out C -> batch inst d_out')"
+    )
+    return [("product_of_sums", hint, out)]
+
+
+def ablation_slips(chain: Any, terms: Tensor, x: Tensor) -> Mistakes:
+    """The Euclidean distance ‖Δy‖ as the loss; W_0 - T_k rebuilt from the terms as Σ_{j≠k} T_j (right only when
+    they add up to W_0, which the checker's generic terms don't); the input of a later matrix (chain.run(x)[1][l],
+    l ≥ 2) taken as the output."""
+    with torch.no_grad():
+        y0, W0, K = chain(x), chain.weights[0], terms.shape[1]
+        runs = lambda first: [mis.run_with_first(chain, first(k), x) for k in range(K)]
+        stack = lambda values: torch.stack(values).permute(2, 0, 1)
+        ablated = runs(lambda k: W0 - terms[:, k])
+        out = [
+            (
+                "distance",
+                "your losses are the Euclidean distance ‖y_ablated - y‖ (the root of the sum of squares): the loss is "
+                "the mean over output dims of the squared change, (y_ablated - y).pow(2).mean(-1), no root",
+                stack([(y - y0).pow(2).sum(-1).sqrt() for y in ablated]),
+            ),
+            (
+                "rebuilt_from_terms",
+                "your ablated matrix is Σ_{j≠k} T_j, rebuilt from the terms: that is W_0 - T_k only when the terms add "
+                "up to W_0 exactly, which the terms you are given need not do (here they don't); remove the term from "
+                "the matrix itself, chain.weights[0] - terms[:, k]",
+                stack([(y - y0).pow(2).mean(-1) for y in runs(lambda k: terms.sum(1) - terms[:, k])]),
+            ),
+        ]
+        for layer in range(2, len(chain.weights)):
+            inputs = lambda first: chain.run(x, lambda n, a: mis.mm(a, first if n == 0 else chain.weights[n]))[1]
+            base = inputs(W0)[layer]
+            hint = (
+                f"your losses measure the change of chain.run(x)[1][{layer}], the input of matrix {layer} (run returns "
+                "(output, inputs): its second entry lists what each matrix multiplies); the output is chain(x), or "
+                "chain.run(x)[0]"
+            )
+            changes = [(inputs(W0 - terms[:, k])[layer] - base).pow(2).mean(-1) for k in range(K)]
+            out.append(("hidden_change", hint, stack(changes)))
+    return out

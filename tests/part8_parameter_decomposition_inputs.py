@@ -310,7 +310,11 @@ def call_naming_recon(fn: Callable, chain: Any, q: dict[str, list[Tensor]], x: T
     axes have the sizes it names, and the matrix the chain was running (the chain's sizes all differ)."""
     try:
         return fn(chain, q["U"], q["V"], x, q["masks"], q["delta_masks"])
+    except (TypeError, IndexError) as err:
+        layer_fn_order(err)
+        raise
     except RuntimeError as err:
+        layer_fn_order(err)
         frames = traceback.extract_tb(err.__traceback__)
         numbers = [int(n) for n in dict.fromkeys(_sizes(err))]
         if not numbers or not any(_is_learner_frame(f.filename) for f in frames):
@@ -382,3 +386,34 @@ def call_naming_grad_none(fn: Callable, *args: Any) -> Any:
             "torch.autograd.grad(loss, sources)",
             code="grad_none",
         ) from None
+
+
+def layer_fn_order(err: BaseException) -> None:
+    """Fails naming the swap when the learner's layer_fn, called by the chain as layer_fn(l, a), declared its
+    parameters the other way round: its second parameter (the activation tensor) used as an index on the failing
+    line (`chain.weights[l]` with `l` holding a), or its first (the index) used where a tensor belongs."""
+    frames = [(frame, line) for frame, line in traceback.walk_tb(err.__traceback__)]
+    for n, (frame, _) in enumerate(frames[:-1]):
+        if frame.f_code.co_name != "run" or type(frame.f_locals.get("self")).__name__ != "WeightChain":
+            continue
+        inner, at = frames[n + 1]
+        code = inner.f_code
+        if not _is_learner_frame(code.co_filename) or code.co_argcount < 2:
+            return
+        first, second = code.co_varnames[:2]
+        index, act = inner.f_locals.get(first), inner.f_locals.get(second)
+        failing = frames[-1]
+        text = linecache.getline(failing[0].f_code.co_filename, failing[1]) if failing[0] is inner else ""
+        text = text or linecache.getline(code.co_filename, at)
+        if not isinstance(index, int) or not isinstance(act, Tensor):
+            return
+        if re.search(rf"\[\s*{second}\s*\]", text) or re.search(rf"\b{first}\b\s*[@*]|[@*]\s*\b{first}\b", text):
+            fail(
+                f"your code raised {type(err).__name__}: {err}",
+                f"the chain calls layer_fn(l, a), the matrix index first and the activation second; your "
+                f"layer_fn({first}, {second}, ...) names them the other way round, so `{second}` holds the activation "
+                f"(a tensor of shape {list(act.shape)}) and `{first}` the index {index}: declare layer_fn({second}, "
+                f"{first}) (index first)",
+                code="layer_fn_order",
+            )
+        return

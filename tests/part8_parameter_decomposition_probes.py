@@ -672,3 +672,47 @@ def sequential_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, ste
     )
     orders = [list(range(len(init))), list(reversed(range(len(init))))]
     return [("sequential_updates", hint, sequential_reference(loss_fn, init, n_steps, step, o)) for o in orders]
+
+
+def svd_broadcasts(W: Tensor, known: list[Tensor]) -> Mistakes:
+    """The outer products written by broadcasting, A.unsqueeze(i) * B.unsqueeze(j), with A = U·σ (or its
+    transpose) and B = Vh (or its transpose): every shape-compatible pairing that is wrong and no catalogued mistake
+    gives, named by the expression and the axes it pairs."""
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    right = torch.einsum("iak,ik,ikb->ikab", U, S, Vh)
+    A = {"(U * S[:, None, :])": ((U * S[:, None, :]), ("d_out", "r")), "(U * S[:, None, :]).mT": None}
+    A["(U * S[:, None, :]).mT"] = ((U * S[:, None, :]).mT, ("r", "d_out"))
+    B = {"Vh": (Vh, ("r", "d_in")), "Vh.mT": (Vh.mT, ("d_in", "r"))}
+    found: Mistakes = []
+    for (a_name, (a, a_axes)), (b_name, (b, b_axes)) in itertools.product(A.items(), B.items()):
+        for i, j in itertools.product((1, -2, -1), repeat=2):
+            try:
+                value = a.unsqueeze(i) * b.unsqueeze(j)
+            except RuntimeError:
+                continue
+            if value.shape != right.shape or torch.allclose(value, right, 1e-4, 1e-5):
+                continue
+            if any(k.shape == value.shape and torch.allclose(value, k, 1e-4, 1e-5) for k in known + _values(found)):
+                continue
+            a_at, b_at = _axes_after(a_axes, i), _axes_after(b_axes, j)
+            pairs = [f"U's {x} with Vh's {y}" for x, y in zip(a_at, b_at, strict=True) if "·" not in (x, y)]
+            hint = (
+                f"your terms are {a_name}.unsqueeze({i}) * {b_name}.unsqueeze({j}): broadcasting lines up "
+                f"{' and '.join(pairs)}, where term k must pair column k of U (with σ_k) and row k of Vh on the term "
+                "axis: "
+                "(U * S[:, None, :]).mT.unsqueeze(-1) * Vh.unsqueeze(-2), or einsum 'inst d_out r, inst r, inst r d_in "
+                "-> inst r d_out d_in'"
+            )
+            found.append(("broadcast_axes", hint, value))
+    return found
+
+
+def _values(found: Mistakes) -> list[Tensor]:
+    return [v for *_, v in found]
+
+
+def _axes_after(axes: tuple[str, str], at: int) -> list[str]:
+    """The names of axes 1-3 of a [inst x y] tensor after .unsqueeze(at) (the new axis is '·')."""
+    names = ["inst", *axes]
+    names.insert(at if at >= 0 else len(names) + 1 + at, "·")
+    return names[1:]
