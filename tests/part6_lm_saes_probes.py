@@ -165,3 +165,130 @@ def hook_point_error(err: Exception, model: Any, sae: Any) -> None:
         "cache sae.hook_name, not a name written out by hand",
         code="hook_point",
     )
+
+
+def fresh15_frequency(fired: Tensor, n_seq: int, seq: int, batch_size: int) -> list[tuple[str, str, Tensor]]:
+    """`fired` [n_seq seq-1 d_sae] (float, positions >= 1): the counts divided by another whole count than the tokens
+    counted (each named by how it is built from n_seq, seq and the batches), and a running average of the batches'
+    frequencies that halves the old value at every batch."""
+    counts, n_tok = fired.sum((0, 1)), n_seq * (seq - 1)
+    n_batches = -(-n_seq // batch_size)
+    right = f"the tokens counted are n_seq × (seq − 1) = {n_seq} × {seq - 1} = {n_tok}"
+    divisors = [
+        (
+            n_seq * seq - 1,
+            f"n_seq * seq - 1 = {n_seq} × {seq} − 1: position 0 taken off once in all, not once per sequence (operator "
+            "precedence? write n_seq * (seq - 1))",
+        ),
+        (
+            n_seq * seq - n_batches,
+            f"the sum over the {n_batches} batches of (sequences × seq − 1): position 0 taken off once per batch, not "
+            "once per sequence (operator precedence? write b * (seq - 1))",
+        ),
+    ]
+    out = [
+        ("divisor", f"your values are the counts divided by {d}, {why}; {right}", counts / d)
+        for d, why in divisors
+        if d != n_tok
+    ]
+    batch_freqs = [fired[i : i + batch_size].mean((0, 1)) for i in range(0, n_seq, batch_size)]
+    for start in (batch_freqs[0], torch.zeros_like(batch_freqs[0])):
+        freq = start
+        for bf in batch_freqs[1:] if start is batch_freqs[0] else batch_freqs:
+            freq = (freq + bf) / 2
+        out.append(
+            (
+                "halving_average",
+                "that is a running average (freq + batch_freq) / 2 over the batches: it halves the weight of every "
+                f"earlier batch (the last of the {n_batches} batches weighs 1/2); accumulate the counts and the number "
+                "of tokens over the batches and divide once at the end",
+                freq,
+            )
+        )
+    return out
+
+
+def recovered_formulas(c: float, s: float, z: float, known: list) -> list[tuple[str, str, Tensor]]:
+    """Ratios of two differences of the three losses, and one minus them, that are neither the right value nor a
+    mistake already in `known`: the formula that gives the learner's value is quoted (which differences it divides)."""
+    losses = {"clean": c, "spliced": s, "zero": z}
+    right = (z - s) / (z - c)
+    seen = [right, *(float(v) for _, _, v in known)]
+    diffs = [(f"{a} - {b}", losses[a] - losses[b]) for a in losses for b in losses if a != b]
+    diffs.sort(key=lambda item: item[1] < 0)  # positive differences first: (b - a) / (d - c) is quoted as written
+    out = []
+    for (num, n), (den, d) in ((x, y) for x in diffs for y in diffs):
+        if abs(d) < 1e-9 or abs(abs(n) - abs(d)) < 1e-9:
+            continue
+        for text, value in ((f"({num}) / ({den})", n / d), (f"1 - ({num}) / ({den})", 1 - n / d)):
+            if any(abs(value - v) <= 1e-4 * abs(v) + 1e-6 for v in seen):
+                continue
+            seen.append(value)
+            out.append(
+                (
+                    "recovered_formula",
+                    f"your recovered equals {text} on these losses; recovered = (zero - spliced) / (zero - clean), "
+                    "the MLP's effect the SAE keeps over the MLP's whole effect",
+                    torch.tensor(value, dtype=torch.float64),
+                )
+            )
+    return out
+
+
+def hooks_reused(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The spliced run made with the zero-ablation hook still in its list, before the splice (one list appended to)."""
+    zero = lambda a, hook: torch.zeros_like(a)
+    splice = lambda a, hook: sae.decode(sae.encode(a))
+    loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(sae.hook_name, zero), (sae.hook_name, splice)])
+    return [
+        (
+            "hooks_reused",
+            "that is the loss with the zero-ablation hook AND the splice on (the splice then reconstructs zeros): one "
+            "hook list reused and appended to between runs? give each run its own list",
+            torch.tensor(float(loss), dtype=torch.float64),
+        )
+    ]
+
+
+def fresh15_steer(model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
+    d = sae.W_dec[latent]
+    hook = lambda a, hook: a + coeff * sae.encode(a)[..., latent, None] * d
+    return [
+        (
+            "scaled_by_f",
+            "that adds coeff · f_latent(x) · W_dec[latent], scaled by the latent's own activation (nothing added where "
+            "it does not fire): steering adds coeff · W_dec[latent] at every position, whatever f is",
+            model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
+        )
+    ]
+
+
+def fresh15_ablate(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    """f_latent averaged over the positions before the term is removed: one value per sequence (the mean over every
+    token is `mean_activation`, the mean over the batch `sequences_mixed`)."""
+    d = sae.W_dec[latent]
+    hook = lambda a, hook: a - sae.encode(a)[..., latent].mean(1, keepdim=True)[..., None] * d
+    return [
+        (
+            "f_averaged",
+            "your f_latent was averaged over the positions (one value per sequence) before removing f · "
+            "W_dec[latent]: remove each position's own term, f_latent(x) at that position (shape [batch seq], no "
+            "reduction)",
+            model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
+        )
+    ]
+
+
+def sorted_effect(out: Tensor, expected: Tensor, what: str) -> None:
+    """The right values sorted (as part 6b's token views name it): the token order lost."""
+    if out.shape != expected.shape or not out.is_floating_point():
+        return
+    a, e = out.detach().double().cpu(), expected.detach().double().cpu()
+    for descending in (True, False):
+        if torch.allclose(a, e.sort(descending=descending).values, rtol=1e-3, atol=1e-4):
+            fail(
+                f"{what} holds the right values, sorted ({'largest' if descending else 'smallest'} first)",
+                "return them in token order (entry i is token i's value): sorting loses which token each belongs to; "
+                "rank them afterwards (topk) when you need the top tokens",
+                code="sorted",
+            )

@@ -157,7 +157,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     )
     catalogue = [(c, h, o) for c, h, _, o in mistakes]
     if not _matches_any(out, [o for _, _, o in catalogue], 1e-4, 1e-4):
-        catalogue += known.out_terms(tc, x, acts, out)
+        catalogue += known.out_terms(tc, x, acts, out) + probes.identity_skip_terms(tc, x, acts, out)
     expect_matches(
         out,
         want_out,
@@ -209,16 +209,21 @@ def _spliced(model, tc: Transcoder, tokens: Tensor, read_at: str, fn: Callable) 
 def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     model, tc, tokens = _inputs(device)
     tokens = tokens[:4, :48]
-    try:
-        out = returned(impl(model, tc, tokens), "replacement_losses(...)")
-    except RuntimeError as err:
-        probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
-        raise
+    exp = ref.replacement_losses(model, tc, tokens)
+    close = lambda a, b: abs(a - b) <= 1e-4 * abs(b) + 1e-5
+    with probes.HookRuns(model) as runs:
+        try:
+            out = returned(impl(model, tc, tokens), "replacement_losses(...)")
+        except Exception as err:
+            if isinstance(err, RuntimeError):
+                probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
+            if runs.raised_at == tc.hook_name:
+                seen = f"your code raised {type(err).__name__}: {err} in the hook at tc.hook_name"
+                probes.names_swapped(runs, tc, exp["replaced"], close, seen)
+            raise
     expect_dict(out, "replacement_losses", KEYS)
     got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
-    exp = ref.replacement_losses(model, tc, tokens)
     extra.logits_means(model, tc, tokens, got)
-    close = lambda a, b: abs(a - b) <= 1e-4 * abs(b) + 1e-5
     keys_swapped(got, exp, close)
     if not close(got["clean"], exp["clean"]):
         fail(
@@ -235,6 +240,8 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             code="no_splice",
         )
     if not close(got["replaced"], exp["replaced"]):
+        seen = f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}"
+        probes.names_swapped(runs, tc, exp["replaced"], close, seen)
         spliced = lambda read_at, fn: _spliced(model, tc, tokens, read_at, fn)
         for value, code, hint in extra.replaced_candidates(tc, spliced, lambda hooks: _loss(model, tokens, hooks)):
             if close(got["replaced"], value()):
@@ -344,7 +351,9 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
 @without_grad
 def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
     mistakes = lambda model, tc, i: (
-        known.de_embedding_mistakes(model, tc, i) + probes.de_embedding_fresh14(model, tc, i)
+        known.de_embedding_mistakes(model, tc, i)
+        + probes.de_embedding_fresh14(model, tc, i)
+        + probes.cosine_view(model, tc, i, "de")
     )
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, mistakes)
 
@@ -353,7 +362,10 @@ def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
 @guard_shared_modules(_setup)
 @without_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
-    return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, known.logit_effect_mistakes)
+    mistakes = lambda model, tc, i: (
+        known.logit_effect_mistakes(model, tc, i) + probes.cosine_view(model, tc, i, "logit")
+    )
+    return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, mistakes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,7 +455,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
     frozen, graph = _fresh(device)
     out = expect_tensor(
-        extra.edges_call(impl, model, tc, frozen, graph),
+        probes.edges_call(impl, model, tc, frozen, graph),
         "attribution_edges(...)",
         shape=(graph.n_nodes, graph.n_nodes),
         dims="target source",

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_extra_mistakes as extra
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 
@@ -196,3 +197,157 @@ def quantile_fresh14(out: Any, expected: list, acts: Tensor, k: int, n_bands: in
             "k is the number of examples for EACH band, not a total to split among the bands",
             code="k_per_band",
         )
+
+
+def identity_skip_terms(tc: Any, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:
+    """out fitted (least squares) by acts @ W_dec, b_dec, x @ W_skip.T and x itself: an exact fit with small integer
+    weights in which x has a weight names an identity skip (x where x @ W_skip.T belongs), with any other term's
+    weight that is off."""
+    if tc.W_skip is None or out.shape != (*x.shape[:-1], tc.d_out) or x.shape[-1] != tc.d_out:
+        return []
+    terms = {"acts @ W_dec": acts @ tc.W_dec, "b_dec": tc.b_dec.expand_as(out), "x @ W_skip.T": x @ tc.W_skip.T}
+    terms["x itself"] = x
+    basis = torch.stack([t.flatten() for t in terms.values()], 1).double()
+    weights = torch.linalg.lstsq(basis, out.detach().flatten().double()[:, None]).solution.flatten()
+    rounded = weights.round()
+    if not torch.allclose(weights, rounded, atol=1e-3) or rounded[-1] == 0 or rounded.abs().max() > 2:
+        return []
+    said = {0: "is missing", -1: "has the wrong sign", 2: "is added twice"}
+    wrong = [f"the skip term {said[int(w)]}" for w in rounded[2:3].tolist() if w != 1]
+    wrong += [f"{name} {said[int(w)]}" for name, w in zip(terms, rounded[:2].tolist(), strict=False) if w != 1]
+    x_said = "x itself is added" if rounded[-1] == 1 else f"x itself appears with weight {int(rounded[-1])}"
+    return [
+        (
+            "identity_skip",
+            "; ".join([x_said, *wrong]) + ": the skip connection is the learned map x @ W_skip.T, not x (an identity "
+            "skip); out = acts @ W_dec + b_dec (+ x @ W_skip.T when tc.W_skip is not None)",
+            (basis @ rounded).to(out.dtype).reshape(out.shape),
+        )
+    ]
+
+
+class HookRuns:
+    """Within `with HookRuns(model) as runs:`, every model.run_with_hooks call is recorded (its arguments and its
+    (name, hook) list), and the hook point whose hook raised, if one did."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls, self.raised_at = model, [], None
+
+    def __enter__(self) -> HookRuns:
+        original = self.model.run_with_hooks
+
+        def watched(name: Any, fn: Callable) -> Callable:
+            def hook(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return fn(*args, **kwargs)
+                except Exception:
+                    self.raised_at = name
+                    raise
+
+            return hook
+
+        def spy(*args: Any, fwd_hooks: Any = (), **kwargs: Any) -> Any:
+            try:
+                hooks = list(fwd_hooks)
+                self.calls.append((args, kwargs, hooks))
+                wrapped = [(name, watched(name, fn)) for name, fn in hooks]
+            except (TypeError, ValueError):
+                wrapped = fwd_hooks
+            return original(*args, fwd_hooks=wrapped, **kwargs)
+
+        self.model.run_with_hooks = spy
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        del self.model.run_with_hooks
+
+
+def names_swapped(runs: HookRuns, tc: Any, expected: float, close: Callable[[float, float], bool], seen: str) -> None:
+    """A recorded run hooking both tc.hook_name and tc.hook_name_out that, rerun with the two names exchanged, gives
+    the expected replaced loss: the input was read at the output's hook point and written at the input's."""
+    pair = {tc.hook_name: tc.hook_name_out, tc.hook_name_out: tc.hook_name}
+    for args, kwargs, hooks in runs.calls:
+        names = [name for name, _ in hooks if isinstance(name, str)]
+        if sorted(set(names)) != sorted(pair) or len(names) != len(hooks):
+            continue
+        try:
+            loss = runs.model.run_with_hooks(*args, fwd_hooks=[(pair[n], fn) for n, fn in hooks], **kwargs)
+            loss = float(loss)
+        except Exception:
+            continue
+        if close(loss, expected):
+            fail(
+                f"{seen}; with the names of your two hooks exchanged, the run gives the expected replaced loss "
+                f"{expected:.5f}",
+                "the hook names are swapped: the one that stores the input must be at tc.hook_name (the MLP's input, "
+                "which runs first) and the one that returns tc(x) at tc.hook_name_out (its output, which runs "
+                "after); TransformerLens runs hooks in the forward order of their points, whatever the list's order",
+                code="hook_names_swapped",
+            )
+
+
+def cosine_view(model: Any, tc: Any, i: int, side: str) -> list[tuple[str, str, Tensor]]:
+    """The token view as cosine similarities (both the token vectors and the latent's direction unit-normalised)."""
+    unit = lambda v, dim: torch.nn.functional.normalize(v, dim=dim)
+    if side == "de":
+        value, what = unit(model.W_E, -1) @ unit(tc.W_enc[:, i], 0), "W_E @ W_enc[:, latent]"
+    else:
+        value, what = unit(tc.W_dec[i], 0) @ unit(model.W_U, 0), "W_dec[latent] @ W_U"
+    return [
+        (
+            "cosine",
+            f"that is the cosine similarity of each token's vector with the latent's direction: the view is the raw "
+            f"dot product {what}, no normalisation (the norms are part of how strongly the latent and the token "
+            "interact)",
+            value,
+        )
+    ]
+
+
+SIZE_ERRORS = (
+    r"expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\)",  # slot, then value
+    r"value tensor of shape \[([\d, ]*)\] cannot be broadcast to indexing result of shape \[([\d, ]*)\]",  # value, slot
+)
+
+
+def edges_call(impl: Callable, model: Any, tc: Any, frozen: Any, graph: Any) -> Any:
+    """extra.edges_call, with an assignment of a value whose size is another of the graph's sizes than its slot's
+    named (a d_model axis left where one value per position belongs: a sum over the wrong axis)."""
+    try:
+        return extra.edges_call(impl, model, tc, frozen, graph)
+    except RuntimeError as err:
+        sizes = {
+            "n_pos (one token and one error node per position)": graph.n_pos,
+            "n_latents (latent nodes)": graph.n_latents,
+            "n_logits (logit nodes)": len(graph.logit_ids),
+            "n_nodes": graph.n_nodes,
+            "d_model": model.cfg.d_model,
+            "d_sae": tc.d_sae,
+            "d_vocab": model.cfg.d_vocab,
+        }
+        _assignment_sizes(err, sizes, graph.n_pos, model.cfg.d_model)
+        raise
+
+
+def _assignment_sizes(err: RuntimeError, sizes: dict[str, int], n_pos: int, d_model: int) -> None:
+    for k, pattern in enumerate(SIZE_ERRORS):
+        match = re.search(pattern, str(err))
+        if match is None:
+            continue
+        first, second = ([int(n) for n in g.replace(",", " ").split()] for g in match.groups())
+        slot, value = (first, second) if k == 0 else (second, first)
+        name = lambda n: " or ".join(w for w, s in sizes.items() if s == n) or "none of the graph's sizes"
+        if not slot or not value or (slot[-1] not in sizes.values() and value[-1] not in sizes.values()):
+            return
+        said = (
+            f"your code raised RuntimeError: {err}; an assignment put {value[-1]} values ({name(value[-1])}) into a "
+            f"slot of {slot[-1]} ({name(slot[-1])})"
+        )
+        hint = "the value has another size than its slot: a reduction over the wrong axis, or the wrong slice?"
+        if value[-1] == d_model and slot[-1] == n_pos and n_pos != d_model:
+            hint = (
+                "the value still has the d_model axis where the slot holds one edge per position: the edge from a "
+                "token or error node is a dot product over d_model, (grad * vector).sum(-1); a sum over another axis "
+                "(sum(0), over the positions) leaves d_model"
+            )
+        fail(said, hint, code="edge_size")
