@@ -199,16 +199,22 @@ def _error_hint(err: BaseException) -> str | None:
 
 
 def _missing_key_hint(err: BaseException) -> str | None:
-    """For a KeyError: which keys the dict had, read from the learner's frames."""
+    """For a KeyError: which keys the dict named on the learner's failing line had (read from its frame)."""
     if not isinstance(err, KeyError) or not err.args:
         return None
     key = err.args[0]
-    for frame, _ in traceback.walk_tb(err.__traceback__):
-        for value in frame.f_locals.values():
-            if isinstance(value, dict) and key not in value and 0 < len(value) <= 20:
+    frame = None
+    for f, _ in traceback.walk_tb(err.__traceback__):
+        frame = f if _is_learner_frame(f.f_code.co_filename) else frame
+    if frame is not None:
+        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
+            value = frame.f_locals.get(name)
+            if isinstance(value, dict) and key not in value:
+                has = f"has {', '.join(repr(k) for k in list(value)[:8])}" if value else "is empty"
                 return (
-                    f"no key {key!r}; that dict has {', '.join(repr(k) for k in list(value)[:8])}: stored under "
-                    "another key, or read before it was stored (a hook that reads runs before the one that writes?)"
+                    f"no key {key!r}; `{name}` {has}: stored under another key, or read before it was stored (a "
+                    "hook that reads runs before the one that writes?)"
                 )
     return f"no key {key!r} there: stored under another key, or read before it was stored?"
 

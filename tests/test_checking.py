@@ -568,4 +568,4 @@ def test_a_missing_key_lists_the_keys_the_dict_had():
 
     with pytest.raises(CheckFailed) as failure:
         check(impl)
-    assert "no key 'x'; that dict has 'h'" in failure.value.hint
+    assert "no key 'x'; `cache` has 'h'" in failure.value.hint
