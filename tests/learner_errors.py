@@ -7,6 +7,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
+from types import FrameType
 
 from torch import Tensor
 
@@ -25,19 +26,24 @@ def _is_learner_frame(filename: str) -> bool:
     )
 
 
+def failing_line(err: BaseException) -> tuple[FrameType | None, str, list[str]]:
+    """The learner's innermost frame in `err`'s traceback, its failing line, and the names on that line (in order,
+    `self.x` kept whole): what the diagnoses that read the learner's own variables start from."""
+    frame = None
+    for f, _ in traceback.walk_tb(err.__traceback__):
+        frame = f if _is_learner_frame(f.f_code.co_filename) else frame
+    if frame is None:
+        return None, "", []
+    line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+    return frame, line, list(dict.fromkeys(re.findall(r"\b(?:self\.)?[A-Za-z_]\w*\b", line)))
+
+
 def _line_shapes(err: BaseException) -> str:
     """'; on that line, x: [7, 4, 5], self.W_enc: [3, 5, 6]': the shapes of the tensors named on the failing
     line of the learner's code, read from its frame, so a wrong operand shows without a print."""
-    tb, frame = err.__traceback__, None
-    while tb is not None:
-        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
-            frame = tb.tb_frame
-        tb = tb.tb_next
-    if frame is None:
-        return ""
-    line = traceback.extract_stack(frame, limit=1)[-1].line or ""
+    frame, _, names = failing_line(err)
     shapes: dict[str, list[int]] = {}
-    for name in re.findall(r"\b(?:self\.)?[A-Za-z_]\w*\b", line):
+    for name in names:
         owner, _, attr = name.rpartition(".")
         value = frame.f_locals.get(name) if not owner else getattr(frame.f_locals.get(owner), attr, None)
         if isinstance(value, Tensor) and value.ndim > 0:
@@ -203,19 +209,15 @@ def _missing_key_hint(err: BaseException) -> str | None:
     if not isinstance(err, KeyError) or not err.args:
         return None
     key = err.args[0]
-    frame = None
-    for f, _ in traceback.walk_tb(err.__traceback__):
-        frame = f if _is_learner_frame(f.f_code.co_filename) else frame
-    if frame is not None:
-        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
-        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
-            value = frame.f_locals.get(name)
-            if isinstance(value, dict) and key not in value:
-                has = f"has {', '.join(repr(k) for k in list(value)[:8])}" if value else "is empty"
-                return (
-                    f"no key {key!r}; `{name}` {has}: stored under another key, or read before it was stored (a "
-                    "hook that reads runs before the one that writes?)"
-                )
+    frame, _, names = failing_line(err)
+    for name in names if frame is not None else []:
+        value = frame.f_locals.get(name)
+        if isinstance(value, dict) and key not in value:
+            has = f"has {', '.join(repr(k) for k in list(value)[:8])}" if value else "is empty"
+            return (
+                f"no key {key!r}; `{name}` {has}: stored under another key, or read before it was stored (a hook "
+                "that reads runs before the one that writes?)"
+            )
     return f"no key {key!r} there: stored under another key, or read before it was stored?"
 
 

@@ -4,8 +4,6 @@ the length of advanced resampling's new encoder columns (the dead latents' mean 
 
 from __future__ import annotations
 
-import re
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +11,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
-from tests.learner_errors import _is_learner_frame
+from tests.learner_errors import failing_line
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,15 +383,11 @@ def reduced_local_on_error(fn: Callable[[], Any], h: Tensor, sizes: dict[str, in
     try:
         return fn()
     except RuntimeError as err:
-        frame = None
-        for f, _ in traceback.walk_tb(err.__traceback__):
-            if _is_learner_frame(f.f_code.co_filename):
-                frame = f
+        frame, _, names = failing_line(err)
         if frame is None:
             raise
-        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
         local = {k: v for k, v in frame.f_locals.items() if isinstance(v, Tensor) and v.is_floating_point()}
-        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
+        for name in names:
             value = local.get(name)
             if value is None or value.ndim == 0 or value.shape == h.shape[:2]:
                 continue  # [batch inst] is what the forward's per-example losses rightly reduce to

@@ -5,15 +5,13 @@ right one."""
 from __future__ import annotations
 
 import math
-import re
-import traceback
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from tests.checking import fail
-from tests.learner_errors import _is_learner_frame
+from tests.learner_errors import failing_line
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,14 +197,10 @@ def alignment_call(impl: Callable, W: Tensor) -> object:
     try:
         return impl(W)
     except RuntimeError as err:
-        frame = None
-        for f, _ in traceback.walk_tb(err.__traceback__):
-            if _is_learner_frame(f.f_code.co_filename):
-                frame = f
+        frame, _, names = failing_line(err)
         if frame is None:
             raise
-        line = traceback.extract_stack(frame, limit=1)[-1].line or ""
-        for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line)):
+        for name in names:
             value = frame.f_locals.get(name)
             if not isinstance(value, Tensor) or value.ndim != 2 or value.is_complex():
                 continue
