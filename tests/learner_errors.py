@@ -156,6 +156,10 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         "backward can't see forward's locals: store it on ctx, `ctx.{0} = {0}`), or a typo?",
     ),
     (
+        r"argument 'keepdim' \(position 2\) must be bool",
+        "several axes go in one tuple: x.sum((-2, -1)), not x.sum(-2, -1) (the second number is read as keepdim)",
+    ),
+    (
         r"'Tensor' object is not callable",
         "a tensor was called like a function: drop the parentheses (`self.data`, not `self.data()`), or a variable "
         "holding a tensor hides the function of the same name",
@@ -195,7 +199,15 @@ _ERROR_HINTS: list[tuple[str, str]] = [
 
 
 def _error_hint(err: BaseException) -> str | None:
-    """A hint for an error raised in the learner's code, from what its message usually means."""
+    """A hint for an error raised in the learner's code, from what its message usually means (None when nothing
+    fits, or when reading the learner's frames fails: a hint must never be why a check crashes)."""
+    try:
+        return _hint_for(err)
+    except Exception:
+        return None
+
+
+def _hint_for(err: BaseException) -> str | None:
     message = str(err)
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
@@ -230,6 +242,11 @@ def _missing_attribute_hint(err: BaseException) -> str | None:
     kind, missing = match.groups()
     if kind == "Tensor":
         return f"tensors have no `.{missing}`: a typo, a numpy or list method, or a tensor where a module was meant?"
+    if kind in ("tuple", "list", "dict", "int", "float", "str", "NoneType"):
+        return (
+            f"a {kind} has no `.{missing}`: a {kind} where a tensor was meant? (torch.autograd.grad, .max(dim) and "
+            "topk return tuples: index or unpack them; a Python number or list needs torch.tensor)"
+        )
     owner = None
     for frame, _ in traceback.walk_tb(err.__traceback__):
         owner = next((v for v in frame.f_locals.values() if type(v).__name__ == kind), owner)
@@ -240,7 +257,8 @@ def _missing_attribute_hint(err: BaseException) -> str | None:
         names += [n for n, _ in owner.named_buffers(recurse=False)] + [n for n, _ in owner.named_children()]
     else:
         names = []
-    names += [n for n, v in vars(owner).items() if not n.startswith("_") and n not in [*names, "training"]]
+    attributes = getattr(owner, "__dict__", {})
+    names += [n for n in attributes if not n.startswith("_") and n not in [*names, "training"]]
     shown = ", ".join(f"`{n}`" for n in names[:10]) or "no public attributes"
     return f"`{kind}` has no `{missing}`; it has {shown}: a name from another exercise's class, or a typo?"
 

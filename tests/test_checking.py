@@ -569,3 +569,17 @@ def test_a_missing_key_lists_the_keys_the_dict_had():
     with pytest.raises(CheckFailed) as failure:
         check(impl)
     assert "no key 'x'; `cache` has 'h'" in failure.value.hint
+
+
+def test_an_attribute_missing_on_a_tuple_gets_a_hint_and_never_crashes_the_check():
+    @checker("tuple_demo")
+    def check(impl, device):
+        impl(torch.ones(3, requires_grad=True))
+
+    def impl(x):
+        grads = torch.autograd.grad(x.pow(2).sum(), [x])
+        return grads.sign()  # the tuple torch.autograd.grad returns, used as the tensor
+
+    with pytest.raises(CheckFailed) as failure:
+        check(impl)
+    assert failure.value.code == "exception" and "torch.autograd.grad" in failure.value.hint
