@@ -194,6 +194,15 @@ def _raised_by(err: BaseException) -> str:
 
 
 def _describe_error(err: Exception) -> CheckFailed:
+    """The one-line outcome for an exception raised while checking: the learner's error with its frames and a hint,
+    or the checker's own trouble with their output. Describing it can never raise in turn."""
+    try:
+        return _described(err)
+    except Exception:
+        return CheckFailed(f"your code raised {type(err).__name__}: {err}", code="exception")
+
+
+def _described(err: Exception) -> CheckFailed:
     frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
     kind = f"{type(err).__name__}: {err}"
     if not frames:
