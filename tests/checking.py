@@ -199,7 +199,7 @@ def _describe_error(err: Exception) -> CheckFailed:
     try:
         return _described(err)
     except Exception:
-        return CheckFailed(f"your code raised {type(err).__name__}: {err}", code="exception")
+        return CheckFailed(f"your code raised {type(err).__name__}", code="exception")
 
 
 def _described(err: Exception) -> CheckFailed:
@@ -235,7 +235,12 @@ def _described(err: Exception) -> CheckFailed:
 def returned(value: Any, what: str) -> Any:
     """Fail clearly when the learner's function returned None (a missing ``return``)."""
     if value is None:
-        fail(f"{what} returned None", "did you forget the `return` statement?", code="returned_none")
+        fail(
+            f"{what} returned None",
+            "did you forget the `return` statement, or does an if/elif chain leave a case without one (a boundary "
+            "value such as ==, that neither `<` nor `>` covers)?",
+            code="returned_none",
+        )
     return value
 
 

@@ -156,6 +156,11 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         "backward can't see forward's locals: store it on ctx, `ctx.{0} = {0}`), or a typo?",
     ),
     (
+        r"Tensors must have same number of dimensions: got (\d+) and (\d+)",
+        "torch.cat met tensors with {0} and {1} axes: collect whole tensors with list.append (`blocks += x` extends "
+        "a list by x's rows), or add the missing axis (unsqueeze) before joining",
+    ),
+    (
         r"argument 'keepdim' \(position 2\) must be bool",
         "several axes go in one tuple: x.sum((-2, -1)), not x.sum(-2, -1) (the second number is read as keepdim)",
     ),

@@ -235,7 +235,8 @@ def negative_values_failure(batch: Tensor, p: Tensor, what: str) -> None:
             "present entries and makes the rest negative; draw the sign with torch.randint(0, 2) * 2 - 1, or the "
             "value as 2 * torch.rand(...) - 1"
             if half
-            else "Something makes every value negative: a sign that is always -1, or a value drawn as -rand?"
+            else "Something makes every value negative: a sign that is always -1, a value drawn as -rand, or a "
+            "misplaced parenthesis (2 * (rand - 1) spans [-2, 0]; 2 * rand - 1 spans [-1, 1])?"
         ),
         code="values_all_negative",
     )

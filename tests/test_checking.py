@@ -583,3 +583,20 @@ def test_an_attribute_missing_on_a_tuple_gets_a_hint_and_never_crashes_the_check
     with pytest.raises(CheckFailed) as failure:
         check(impl)
     assert failure.value.code == "exception" and "torch.autograd.grad" in failure.value.hint
+
+
+def test_an_error_that_cannot_even_be_printed_still_gives_one_line():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no text")
+
+    @checker("unprintable_demo")
+    def check(impl, device):
+        impl()
+
+    def impl():
+        raise Unprintable()
+
+    with pytest.raises(CheckFailed) as failure:
+        check(impl)
+    assert failure.value.code == "exception" and "Unprintable" in failure.value.message
