@@ -55,10 +55,11 @@ def _line_shapes(err: BaseException) -> str:
 _ERROR_HINTS: list[tuple[str, str]] = [
     (
         r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
-        "two operands with sizes {0} and {1} met on that line: print their shapes; usually a missing unsqueeze "
-        "([..., None]) or keepdim=True (or one too many), a transposed operand (.mT; on a 3-d tensor .T reverses "
-        "every axis), an index or slice over the wrong axis, or another tensor than the one meant (the encoder's "
-        "bias where the decoder's belongs?)",
+        "two operands with sizes {0} and {1} met on that line: print their shapes; usually a reduction left out or "
+        "over the wrong axis (a .mean(-1) or .sum(-1) missing leaves an extra axis), a missing unsqueeze ([..., None]) "
+        "or keepdim=True (or one too many), a transposed operand (.mT; on a 3-d tensor .T reverses every axis), an "
+        "index or slice over the wrong axis, or another tensor than the one meant (the encoder's bias where the "
+        "decoder's belongs?)",
     ),
     (
         r"not implemented for '(Bool|Long|Int|Byte)'",
@@ -159,6 +160,11 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         r"Tensors must have same number of dimensions: got (\d+) and (\d+)",
         "torch.cat met tensors with {0} and {1} axes: collect whole tensors with list.append (`blocks += x` extends "
         "a list by x's rows), or add the missing axis (unsqueeze) before joining",
+    ),
+    (
+        r"too many indices for tensor of dimension (\d+)",
+        "an index with more axes than the tensor has ({0}): a scalar or a reduced tensor (a loss, a total) indexed "
+        "as if it still had its batch or feature axes? Index the unreduced tensor",
     ),
     (
         r"argument 'keepdim' \(position 2\) must be bool",

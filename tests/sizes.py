@@ -155,6 +155,12 @@ def _size_reason(
     one = next((s for s in counts if near(s) or near(1 / s)), None)
     if one:
         return f"{labels[one]} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
+    root = next((s for s in counts if s > 3 and (near(s**0.5) or near(s**-0.5))), None)
+    if root:
+        return (
+            f"{factor:.4g} = {'1/' if factor < 1 else ''}√{labels[root]}: a scale by the root of a size (as in "
+            "attention's 1/√d) added or left out, or a root-mean-square where a norm was asked (or the reverse)?"
+        )
     ratio = next(((s, t) for s in counts for t in counts if s != t and near(s / t)), None)
     if ratio:
         return (

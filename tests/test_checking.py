@@ -600,3 +600,9 @@ def test_an_error_that_cannot_even_be_printed_still_gives_one_line():
     with pytest.raises(CheckFailed) as failure:
         check(impl)
     assert failure.value.code == "exception" and "Unprintable" in failure.value.message
+
+
+def test_a_factor_equal_to_the_root_of_an_input_size_is_named():
+    from tests.sizes import factor_reason
+
+    assert "1/√128 (cfg.d_model)" in factor_reason(128**-0.5, {"d_vocab": 2048}, [("cfg.d_model", 128)])
