@@ -192,9 +192,9 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
     n_w, counts = probes.faithfulness_counts(weights, U0, V0)
-    generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3}) or (
-        diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
-    )
+    generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3})
+    generic = generic or inp.faithfulness_divisors(faithfulness_loss, loss.detach(), weights, U0, V0)
+    generic = generic or diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
     code, hint = generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
     reference = call(sol.faithfulness_loss, weights, U0, V0)
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
@@ -671,7 +671,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     ci = [g.clone().requires_grad_() for g in minimality_inputs(device)]
     penalty = (lambda ci: importance_minimality_loss(ci, P_NORM, EPS), {"ci": ci}, "the penalty")
     sizes = {g.shape[-1] for g in ci}  # C differs between the matrices: combining them raises
-    loss = diag.call_naming_sizes(inp.call_unchanged, penalty, sizes, behaviour.C_CLASH, "matrices_combined")
+    loss = diag.call_naming_sizes(inp.call_unchanged, penalty, sizes, inp.minimality_clash(8, 3), "matrices_combined")
     behaviour.one_tensor(loss, "the penalty", behaviour.LIST_PENALTY)
     inp.one_element(loss, "importance_minimality_loss", mis.minimality_reference(ci, P_NORM, EPS).detach())
     loss = expect_scalar(loss, "importance_minimality_loss(ci, p, eps)", ci[0].dtype)

@@ -410,12 +410,6 @@ TUPLE_FORWARD = (
     "forward returns one tensor, clamp(x, 0, 1): only backward returns one gradient per input of forward (a None "
     "for alpha)"
 )
-C_CLASH = (
-    "the two sizes that clash are the matrices' numbers of subcomponents C (each matrix has its own): their "
-    "importances can't be stacked or added entry by entry. The penalty sums g^p over the matrices: Σ_l Σ_c "
-    "(g_lc + eps)^p, each matrix's importances raised to the power p and summed over its own C, then the matrices' "
-    "terms added (not (Σ_l g_l + eps)^p: matrices combined before the power)"
-)
 LIST_PENALTY = "add the matrices' penalties into one scalar tensor (sum over matrices), don't return them as a list"
 
 

@@ -173,8 +173,9 @@ def divisor_hint(actual: Tensor, total: Tensor, counts: dict[str, int], right: i
         return "values", (
             f"your value is {right / n:.4g} × the expected one (the squared error divided by {n:.4g}, no whole count, "
             f"where N = {right} belongs): a reduction taken before the square (W - U V averaged or summed over the "
-            "instances or over entries before .pow(2)), a square missing or applied to something else, or other "
-            "entries than those of every W_l - U_l V_l? Square every entry, sum over the matrices, divide by N, sum "
+            "instances or over entries before .pow(2)), a square missing or applied to something else, a divisor per "
+            "matrix (its own d_out, d_in or entries: a mean over one axis), or other entries than those of every "
+            "W_l - U_l V_l? Square every entry, sum over the matrices, divide by N, sum "
             "over the instances"
         )
     n = round(n)
@@ -365,9 +366,9 @@ def unmoved_sources(out: list[Tensor], init: list[Tensor], right: list[Tensor]) 
 # --------------------------------------------------------------------------------------------
 # Calls that raise: a size clash whose sizes say what went wrong
 # --------------------------------------------------------------------------------------------
-def call_naming_sizes(fn: Callable, args: tuple, sizes: set[int] | None, hint: str, code: str) -> Any:
+def call_naming_sizes(fn: Callable, args: tuple, sizes: set[int] | None, hint: Any, code: str) -> Any:
     """fn(*args); an error raised in the learner's code whose message names every size in `sizes` (a clash
-    between exactly these sizes) gets `hint`, which says what those sizes are and what usually produces them."""
+    between exactly these sizes) gets `hint` (a str, or hint(err)): what those sizes are, what usually produces them."""
     try:
         return fn(*args)
     except RuntimeError as err:
@@ -375,7 +376,7 @@ def call_naming_sizes(fn: Callable, args: tuple, sizes: set[int] | None, hint: s
         numbers = {int(n) for n in re.findall(r"\d+", str(err))}
         if not sizes or not sizes <= numbers or not any(_is_learner_frame(f.filename) for f in frames):
             raise
-        raise CheckFailed(_describe_error(err).message, hint, code=code) from None
+        raise CheckFailed(_describe_error(err).message, hint(err) if callable(hint) else hint, code=code) from None
 
 
 def ignored_argument(impl: Callable, args: tuple, base: Tensor, probes: dict[int, tuple[str, Any]]):

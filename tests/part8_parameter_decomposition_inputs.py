@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail
+from tests.learner_errors import failing_line
 from tests.part8_parameter_decomposition_probes import _chain_layer
 
 Inputs = dict[str, Any]  # name -> a tensor, or a list of tensors (one per matrix)
@@ -417,3 +418,106 @@ def layer_fn_order(err: BaseException) -> None:
                 code="layer_fn_order",
             )
         return
+
+
+# --------------------------------------------------------------------------------------------
+# The faithfulness loss: what each matrix's squared error is divided by
+# --------------------------------------------------------------------------------------------
+def _matrix_divisors(fn: Callable, weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> list[float] | None:
+    """What the learner divides each matrix's squared error by, measured: called with every other matrix exact
+    (W_l = U_l V_l, so its error is 0), the loss is matrix k's squared error (summed over instances) over it. None
+    unless the error doubled, with random signs, gives 4 × the loss (a norm, an absolute value or a mean taken
+    before the square is no divisor of the squared entries)."""
+    out = []
+    for k in range(len(weights)):
+        signs = 2 * torch.randint(0, 2, weights[k].shape, generator=torch.Generator().manual_seed(k)) - 1
+        value = []
+        for scale in (1, 2 * signs.to(weights[k])):
+            ws = [
+                u @ v + (scale * (W - u @ v) if n == k else 0)
+                for n, (W, u, v) in enumerate(zip(weights, U, V, strict=True))
+            ]
+            try:
+                with torch.no_grad():
+                    value.append(float(fn(ws, [u.clone() for u in U], [v.clone() for v in V])))
+            except Exception:  # a probe that fails says nothing
+                return None
+        if not value[0] > 0 or abs(value[1] - 4 * value[0]) > 1e-4 * value[1]:
+            return None
+        out.append(float((weights[k] - U[k] @ V[k]).pow(2).sum()) / value[0])
+    return out
+
+
+def faithfulness_divisors(fn: Callable, loss: Tensor, weights: list[Tensor], U: list[Tensor], V: list[Tensor]):
+    """(code, hint) when the learner's loss is Σ_l (squared error of W_l) / d_l with per-matrix divisors d_l that
+    differ between the matrices (one N for all is right): each d_l fitted by a probe, named by that matrix's sizes
+    when they all agree on one (its d_out, its d_in, its own entries), else listed. None when the loss isn't a
+    per-matrix weighting (the fitted terms don't add up to the loss) or one divisor serves every matrix."""
+    with torch.no_grad():
+        d = _matrix_divisors(fn, weights, U, V)
+        errors = [float((W - u @ v).pow(2).sum()) for W, u, v in zip(weights, U, V, strict=True)]
+    if not d or not all(0 < x < float("inf") for x in d) or max(d) - min(d) <= 1e-4 * max(d):
+        return None
+    if abs(sum(e / x for e, x in zip(errors, d, strict=True)) - float(loss)) > 1e-4 * abs(float(loss)):
+        return None  # not a per-matrix weighting of the squared errors (a square root, a norm, another mistake)
+    n = sum(W[0].numel() for W in weights)
+    sizes = {"d_out (W_l.shape[-2])": -2, "d_in (W_l.shape[-1])": -1}
+    families = {name: [W.shape[axis] for W in weights] for name, axis in sizes.items()}
+    families["own entries d_out·d_in (W_l[0].numel())"] = [W[0].numel() for W in weights]
+    m = len(weights[0])  # a mean over the instances too
+    families |= {f"{k} × the {m} instances": [m * c for c in v] for k, v in families.items()}
+    named = [name for name, c in families.items() if all(abs(x - y) <= 1e-4 * y for x, y in zip(d, c, strict=True))]
+    shown = ", ".join(f"{x:.4g}" for x in d)
+    what = f"its own {named[0]}: {shown}" if named else f"a number of its own ({shown})"
+    return "per_matrix_divisor", (
+        f"your loss divides each matrix's squared error by {what}, where one N = {n} (the entries of every matrix "
+        "of one instance together) belongs for all of them: a mean taken per matrix or over one axis (.mean(-1), "
+        ".mean(-2), F.mse_loss on one matrix) instead of the sum of the squared entries of every matrix divided by N"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# importance_minimality_loss: the matrices' C clash, read from the failing line
+# --------------------------------------------------------------------------------------------
+_REDUCTION = re.compile(
+    r"\.(sum|mean)\(\s*(-?\d)\s*[,)]|\b(sum|mean)\((?:[^()]|\([^()]*\))*?\b(?:dim|axis)\s*=\s*(-?\d)"
+)
+
+
+def minimality_clash(batch: int, n_inst: int) -> Callable[[BaseException], str]:
+    """The hint for an error where the matrices' numbers of subcomponents C clash: what on the failing line still
+    carried a C axis into the combination of the matrices, when it shows (a reduction over another axis of the
+    [batch inst C] importances, a local shaped [batch C] or [inst C], a stack or cat), else the usual causes listed."""
+    axes = {0: "batch", 1: "inst", -2: "inst", -3: "batch"}
+    rule = (
+        "The penalty sums g^p over the matrices: Σ_l Σ_c (g_lc + eps)^p, each matrix's importances raised to the "
+        "power p and summed over its own C (the last axis, .sum(-1)), then the matrices' terms added"
+    )
+
+    def hint(err: BaseException) -> str:
+        frame, line, _ = failing_line(err)
+        code = line.split("#")[0]
+        seen = [
+            f"`{call}` reduces the {axes[int(m[2] or m[4])]} axis of the [batch inst C] importances"
+            for m in _REDUCTION.finditer(code)
+            if int(m[2] or m[4]) in axes
+            for call in [f".{m[1]}({m[2]})" if m[1] else f"{m[3]}(..., dim={m[4]})"]
+        ]
+        for name, t in frame.f_locals.items() if frame is not None else ():
+            kept = {(batch,): "batch", (n_inst,): "inst"}.get(tuple(t.shape[:-1])) if isinstance(t, Tensor) else None
+            if kept and name in code:
+                seen.append(
+                    f"`{name}` is [{kept} C] {list(t.shape)}: the {({'batch', 'inst'} - {kept}).pop()} axis reduced"
+                )
+        start = "the two sizes that clash are the matrices' numbers of subcomponents C (each matrix has its own)"
+        if seen:
+            return f"{start}; on that line {'; '.join(seen)}, so C is still there when the matrices meet. {rule}"
+        if re.search(r"\b(cat|stack|concat|hstack|vstack)\b", code):
+            return f"{start}: their importances can't be stacked or concatenated. {rule} (not (Σ_l g_l + eps)^p)"
+        return (
+            f"{start}: something that still has a C axis was combined across matrices: the importances added or "
+            "stacked before the power ((Σ_l g_l + eps)^p), or each matrix's term reduced over another axis than C "
+            f"(.sum(1) sums the instances and keeps C)? {rule}"
+        )
+
+    return hint
