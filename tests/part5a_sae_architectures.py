@@ -50,12 +50,14 @@ from tests.part5a_sae_architectures_diagnosis import (
     HALF_WINDOW,
     THETA_FACTORS,
     auxk_extra,
+    auxk_output,
     gated_acts_options,
     gated_decode_options,
     jumprelu_acts_options,
     ratio_pooled,
     recovery_extra,
     recovery_zero_norms,
+    reduced_broadcast,
     smooth_step,
     threshold_window,
 )
@@ -102,15 +104,17 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
 def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """x near and far from positive thresholds (inside and outside the rectangle, and near 0), and an upstream
     gradient that is not 1. One x per row sits exactly on θ (the step is strict there: 1[x > θ] is 0, so `>=`
-    shows); no x sits on an edge of the rectangle."""
-    threshold = 0.3 + torch.rand(4, 60, device=device)
+    shows); no x sits on an edge of the rectangle. Two x lie 6.4 and 7.3 below θ: there K((x - θ) · ε) is 0 too, so
+    u multiplied by ε is told from no window at all (and x - θ/ε stays far from them)."""
+    threshold = 0.3 + torch.rand(4, 62, device=device)
     u = torch.linspace(-6, 6, 50, device=device) + 0.013  # (x - threshold) / bandwidth
-    x = torch.empty(4, 60, device=device)
+    x = torch.empty(4, 62, device=device)
     x[:, :50] = threshold[:, :50] + BANDWIDTH * u
     x[:, 50:55] = torch.tensor([-0.043, -0.021, 0.011, 0.033, 0.047], device=device)  # near 0: |x/ε| < 1/2
-    x[:, 55:] = -0.5 + 0.07 * torch.arange(5, device=device)
+    x[:, 55:60] = -0.5 + 0.07 * torch.arange(5, device=device)
+    x[:, 60:] = threshold[:, 60:] - torch.tensor([6.4, 7.3], device=device)
     x[:, 59] = threshold[:, 59]  # exactly on θ: u = 0, inside the rectangle, off the step
-    grad_out = torch.randn(4, 60, device=device) + 0.5
+    grad_out = torch.randn(4, 62, device=device) + 0.5
     return x, threshold, grad_out
 
 
@@ -222,6 +226,8 @@ def _check_step_function(
             th_code, th_hint = window
             if th_code != "kernel_shape":  # sure diagnoses, ahead of the catalogue
                 expect_close(grad_th, want_th, what, th_hint, code=th_code)
+    each = "each element of threshold gets its own -(factor/ε) · K((x - θ)/ε) · grad_output: don't average or sum it"
+    reduced_broadcast(grad_th, want_th, what, each + " over the batch (autograd sums over a broadcast θ by itself)")
     expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code, reference=backward(1))
 
 
@@ -402,29 +408,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     dead[3, [0, 2, 3, 5, 7]] = True  # more than k_aux + 1; instance 2: none dead, so the loss is mean(residual²)
     inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)
     out = returned(impl(*inputs), "auxk_loss")
-    if isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta":
-        if not torch.isfinite(out.detach()).all():
-            nan = " (NaN: -inf · 0 is NaN, so multiplying by a 0/1 mask doesn't clear -inf: use torch.where or " \
-                "masked_fill)" if out.detach().isnan().any() else ""  # fmt: skip
-            fail(
-                "auxk_loss returned inf or NaN",
-                "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
-                f"by 0 before decoding{nan}",
-                code="inf",
-            )
-        if out.detach().abs().max() > 1e6:
-            fail(
-                f"auxk_loss returned values up to {out.detach().abs().max():.3g}",
-                "a stand-in for -inf (like -1e9, or nan_to_num's most negative float) was decoded: where fewer than "
-                "k_aux latents are dead, replace the masked values by 0 before decoding",
-                code="sentinel_decoded",
-            )
-        if out.shape == (n_inst,) or out.shape == ():
-            fail(
-                f"auxk_loss returned shape {tuple(out.shape)}, expected (batch={batch}, inst={n_inst})",
-                "return the per-example loss: mean over d_in only, no reduction over the batch",
-                code="reduced_batch",
-            )
+    auxk_output(out, batch, n_inst, d_in)
     out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
     if not torch.equal(inputs[0].detach(), pre) or not torch.equal(inputs[2], dead):
         fail("auxk_loss changed its inputs in place", "compute new tensors; don't edit pre or dead", code="in_place")

@@ -80,6 +80,17 @@ def _window_hint(measured: dict) -> str:
             "computed as (x - θ) · ε instead of (x - θ) / ε?"
         )
     profile = _profile(measured[BANDWIDTH][2])
+    (lo1, hi1), (lo4, hi4) = _edges(measured[BANDWIDTH][2]), _edges(measured[4 * BANDWIDTH][2])
+    centre, width = (lo4 + hi4) / 2 / (4 * BANDWIDTH), (hi4 - lo4) / (4 * BANDWIDTH)
+    if abs(w4 / w1 - 4) < 0.2 and abs(centre) > 0.1:  # the window seen by its edges: off θ
+        where = "below" if centre < 0 else "above"
+        return (
+            f"your threshold gradient is non-zero for x - θ between {lo1:.3g} and {hi1:.3g} at ε = {BANDWIDTH:g}, and "
+            f"between {lo4:.3g} and {hi4:.3g} at ε = {4 * BANDWIDTH:g}: a window {width:.2g}·ε wide, {profile}, "
+            f"centred {abs(centre):.2g}·ε {where} θ instead of on θ (K((x - θ)/ε) is non-zero for -ε/2 < x - θ < "
+            "ε/2). Possible causes: a one-sided window (θ - ε < x <= θ, or θ <= x < θ + ε), the kernel's argument "
+            "shifted (u ± 1/2, x - θ ± ε), or the window's edges written by hand with the wrong bounds"
+        )
     if abs(w4 / w1 - 4) < 0.2:
         return base + (
             f"the window grows with ε but is {w4 / (2 * BANDWIDTH):.2g}·ε wide instead of ε, and {profile}. K is the "
@@ -87,6 +98,35 @@ def _window_hint(measured: dict) -> str:
             "a Gaussian ...), u divided by another multiple of ε, or the cutoff at another |u|"
         )
     return base + f"{profile}. K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
+
+
+def _edges(grad: Tensor) -> tuple[float, float]:
+    """The smallest and largest x - θ (signed, rounded to 1e-3) where a gradient measured on `_window`'s grid is
+    non-zero."""
+    fine = torch.logspace(-8, -1, 200, dtype=torch.float64)
+    d = torch.cat([torch.linspace(-8, 8, 16001, dtype=torch.float64)[:-1] + 3e-4, fine, -fine])[grad != 0]
+    return round(float(d.min()), 3) + 0.0, round(float(d.max()), 3) + 0.0
+
+
+def reduced_broadcast(got: Tensor, want: Tensor, what: str, hint: str) -> None:
+    """Fail when `got` is `want` averaged or summed over one axis and broadcast back (the same value at every
+    position along that axis): `hint` says what each element should get instead."""
+    if got.shape != want.shape or got.ndim < 2:
+        return
+    g, w = got.detach().double(), want.detach().double()
+    for axis in range(w.ndim):
+        for how, red in (("averaged", w.mean(axis, keepdim=True)), ("summed", w.sum(axis, keepdim=True))):
+            if (
+                w.shape[axis] > 1
+                and not torch.allclose(red.expand_as(w), w, rtol=1e-4, atol=1e-5)
+                and torch.allclose(g, red.expand_as(w), rtol=1e-4, atol=1e-5)
+            ):
+                fail(
+                    f"{what} is the same at every position along axis {axis} (size {w.shape[axis]}): it is the "
+                    f"expected gradient {how} over axis {axis} and broadcast back",
+                    hint,
+                    code="reduced_broadcast",
+                )
 
 
 def _profile(grad: Tensor) -> str:
@@ -282,6 +322,14 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
             (residual - rec).pow(2).mean(-1),
         ),
         (
+            "nothing_decoded",
+            "your loss is mean(residual²) for every example, as if no latent were decoded: every chosen value is "
+            "0. Possible causes: the mask built by arithmetic, pre·dead + (1 - dead)·(-inf), where 0·(-inf) = NaN "
+            "makes every dead latent NaN, which the top-k ranks first and the NaN-to-0 step then zeroes (use "
+            "torch.where(dead, pre, -inf)); the decoded term left out; or a mask that keeps no latent",
+            residual.pow(2).mean(-1),
+        ),
+        (
             "divided_by_k_aux",
             f"auxk_loss is the plain mean over d_in of the squared error: yours is divided by k_aux (= {k_aux})",
             want / k_aux,
@@ -292,6 +340,46 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
             want * k_aux,
         ),
     ]
+
+
+def auxk_output(out: Any, batch: int, n_inst: int, d_in: int) -> None:
+    """Checks on auxk_loss's output before its shape and values: inf or NaN, a decoded stand-in for -inf, the batch
+    reduced too, or the mean over another axis of [batch inst d_in] than d_in."""
+    if not (isinstance(out, Tensor) and out.is_floating_point() and out.device.type != "meta"):
+        return
+    if not torch.isfinite(out.detach()).all():
+        nan = " (NaN: -inf · 0 is NaN, so multiplying by a 0/1 mask doesn't clear -inf: use torch.where or " \
+            "masked_fill)" if out.detach().isnan().any() else ""  # fmt: skip
+        fail(
+            "auxk_loss returned inf or NaN",
+            "where an instance has fewer dead latents than k_aux, the top-k picks some -inf values: replace them "
+            f"by 0 before decoding{nan}",
+            code="inf",
+        )
+    if out.detach().abs().max() > 1e6:
+        fail(
+            f"auxk_loss returned values up to {out.detach().abs().max():.3g}",
+            "a stand-in for -inf (like -1e9, or nan_to_num's most negative float) was decoded: where fewer than "
+            "k_aux latents are dead, replace the masked values by 0 before decoding",
+            code="sentinel_decoded",
+        )
+    if out.shape == (n_inst,) or out.shape == ():
+        fail(
+            f"auxk_loss returned shape {tuple(out.shape)}, expected (batch={batch}, inst={n_inst})",
+            "return the per-example loss: mean over d_in only, no reduction over the batch",
+            code="reduced_batch",
+        )
+    full = {"batch": batch, "inst": n_inst, "d_in": d_in}  # the squared error's axes: [batch inst d_in]
+    for axis, name in enumerate(full):
+        kept = {n: v for n, v in full.items() if n != name}
+        if name != "d_in" and out.shape == tuple(kept.values()):
+            fail(
+                f"auxk_loss returned shape {tuple(out.shape)} = ({', '.join(kept)}), expected (batch={batch}, "
+                f"inst={n_inst})",
+                f"the squared error (residual - decoded)² is [batch inst d_in]: yours is reduced over {name} (dim "
+                f"{axis}) instead of over d_in: take .mean(-1)",
+                code="reduced_wrong_axis",
+            )
 
 
 # catalogue hints that can't be sure of the cause: what was seen, and the possible causes
@@ -335,7 +423,7 @@ def recovery_zero_norms(impl: Any, W_feat: Tensor, W_dec: Tensor) -> None:
 
 
 def recovery_extra(W_feat: Tensor, W_dec: Tensor) -> list:
-    """The latent picked by the raw dot product (not the cosine), its cosine reported."""
+    """The latent picked by the raw dot product (not the cosine), its cosine reported; cosines summed over latents."""
     f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
     cos = torch.einsum("isd,idf->isf", W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8), f_hat)
     raw = torch.einsum("isd,idf->isf", W_dec, W_feat)
@@ -345,7 +433,13 @@ def recovery_extra(W_feat: Tensor, W_dec: Tensor) -> list:
             "take the max of the cosine itself over the latents: the latent with the largest raw dot product (a long "
             "decoder row) is not always the one with the largest cosine",
             cos.gather(1, raw.argmax(1, keepdim=True))[:, 0],
-        )
+        ),
+        (
+            "latents_summed",
+            "your values are the cosines summed over the latents (an einsum whose output drops d_sae, 'i s d, i d f "
+            "-> i f', sums them): keep d_sae ('-> i s f') and take the max over it, .amax(dim=1)",
+            cos.sum(1),
+        ),
     ]
 
 

@@ -138,7 +138,8 @@ JUMPRELU_DECODE_MISTAKES = [
 # Metrics: mistakes beyond the catalogue (which is at 800 lines)
 # --------------------------------------------------------------------------------------------
 def fve_extra(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
-    """FVE with another power of the deviations than 2: absolute values, or norms (square roots of the sums)."""
+    """FVE with another power of the deviations than 2: absolute values, or norms (square roots of the sums); the
+    residual taken from the centred h."""
     num, den = (h - h_rec).abs(), (h - h.mean(0)).abs()
     sq_num, sq_den = (h - h_rec).pow(2).sum((0, 2)), (h - h.mean(0)).pow(2).sum((0, 2))
     return [
@@ -153,6 +154,12 @@ def fve_extra(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             "the ratio of the sums of squares itself, not its square root (norms ‖h - h_rec‖ / ‖h - mean(h)‖): "
             "1 - Σ(h - h_rec)² / Σ(h - mean(h))²",
             1 - (sq_num / sq_den).sqrt(),
+        ),
+        (
+            "residual_centred",
+            "centre h only in the denominator: the residual is h - h_rec with h as given. You centred h first and "
+            "used that centred h in the residual too, (h - mean(h)) - h_rec, though h_rec reconstructs h itself",
+            1 - ((h - h.mean(0)) - h_rec).pow(2).sum((0, 2)) / sq_den,
         ),
     ]
 
