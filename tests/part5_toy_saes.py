@@ -660,7 +660,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
 @checker("forward", kind="class")
 def test_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("forward",))
-    h = random_hidden(32, N_INST, D_IN, device)
+    h = random_hidden(32, N_INST, D_IN + 1, device)  # d_in = 4: no size equals another (n_inst 3, d_sae 7)
     hints = {
         "acts": "acts_post = ReLU((h - b_dec) @ W_enc + b_enc), per instance",
         "L_reconstruction": "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1)",
@@ -670,7 +670,7 @@ def test_forward(impl: type, device: torch.device) -> str:
     }
     ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
     for tied in (False, True):  # tied: sae._W_dec is None, the decoder is W_enc transposed
-        sae = reference_sae(cls, device, tied_weights=tied)
+        sae = reference_sae(cls, device, tied_weights=tied, d_in=D_IN + 1)
         listed = [m for m in M.FORWARD_MISTAKES if not tied or m[0] != "decoder_is_encoder"]  # the same when tied
         run = lambda s=sae, listed=listed: check_sae_forward(
             s, twin(s, ref.ToySAE), h, M.vanilla_forward, listed, hints=hints,

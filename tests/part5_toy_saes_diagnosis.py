@@ -183,13 +183,29 @@ def check_init_bound(W: Tensor) -> None:
         f"gain 1 (nonlinearity='linear') with fan {n}" for n, f in fans.items() if abs(b / math.sqrt(3 / f) - 1) < 0.01
     ]
     seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
+    sizes = {"n_inst": n_inst, "d_in": d_in, "d_sae": d_sae}
+    factors = {f"{p}{n}": v**e for n, v in sizes.items() for p, e in (("", 1), ("√", 0.5)) if v > 1}
+    extra = [  # the right bound times one extra factor (1/√d_in: a division added "to keep the activations small")
+        f"the kaiming bound {v:.4g} (fan {k}) {op} {name} (= {f:.4g})"
+        for (g, k), v in bounds.items()
+        if g == "√2" and k == "d_in·d_sae"  # the docstring's call: other fans would give equal products
+        for name, f in factors.items()
+        for op, r in (("divided by", 1 / f), ("multiplied by", f))
+        if abs(b / (v * r) - 1) < 0.01
+    ]
+    (g0, k0), v0 = min(bounds.items(), key=lambda kv: abs(math.log(b / kv[1])))
     fail(
         f"W_enc is uniform on [-b, b] with b ≈ {b:.4g} (largest |w| per instance "
         f"{[round(float(x), 4) for x in b_hat]}), but nn.init.kaiming_uniform_ (default gain √2, for the ReLU) gives "
         "b = √(6 / fan) = "
         + ", ".join(f"{v:.4g} (fan {k})" for (g, k), v in bounds.items() if g == "√2")
         + (f"; {b:.4g} is what " + " or ".join(seen) + " gives" if seen else "")
-        + f"; ratio to the nearest: {min((b / v for v in bounds.values()), key=lambda r: abs(math.log(r))):.3g}",
+        + (f"; {b:.4g} is " + " or ".join(extra) + ": an extra factor on a correct kaiming init?" if extra else "")
+        + (
+            ""
+            if seen or extra
+            else f"; the nearest accepted bound is {v0:.4g} (gain {g0}, fan {k0}), {b / v0:.3g} × it"
+        ),
         "initialise W_enc with nn.init.kaiming_uniform_(torch.empty(n_inst, d_in, d_sae)) and its default "
         "nonlinearity/gain, as the docstring asks; not another init, gain or bound",
         code="init_scale",

@@ -438,6 +438,13 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             "whose largest-magnitude entry is negative",
             fixed(W.amax(1).abs() / safe),
         ),
+        (
+            "signed_at_argmax",
+            "your values are right in size but keep the sign of the largest-|W_ki| entry (negative where that entry "
+            "is negative): W.gather(1, W.abs().argmax(1)) picks the signed entry. Take the max of |W_ki| itself, "
+            "W.abs().amax(1)",
+            fixed(W.gather(1, W.abs().argmax(1, keepdim=True))[:, 0] / safe),
+        ),
         ("normalise", "divide by the feature's norm ‖Wᵢ‖ so the scale of W doesn't matter", fixed(W.abs().amax(1))),
         (
             "norm_axis",

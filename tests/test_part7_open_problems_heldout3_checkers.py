@@ -209,3 +209,12 @@ def test_alignment_where_branches_swapped():
 
     err = assert_fails(checks.test_basis_alignment, basis_alignment, "where_swapped")
     assert "torch.where" in err.hint
+
+
+def test_alignment_signed_entry_at_argmax():  # fresh16
+    def alignment(W):
+        n = W.norm(dim=1)
+        m = W.gather(1, W.abs().argmax(1, keepdim=True))[:, 0]
+        return torch.where(n > 0, m / n.clamp(min=1e-12), 0.0)
+
+    assert_fails(checks.test_basis_alignment, alignment, "signed_at_argmax")
