@@ -350,7 +350,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device), importance=IMP_GEN.to(device))
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
     stationarity_failure(batch != 0, P_TABLE, "the batch")
-    scaled_values_failure(batch, {"self.importance": IMP_GEN}, "the batch")
+    scaled_values_failure(batch, {"self.importance": IMP_GEN, "1 / p": 1 / P_TABLE}, "the batch")
     extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
     check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
@@ -379,20 +379,7 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
         swapped_sizes_failure(err, {"inst": p.shape[0], "pairs" if field else "feats": p.shape[1]}, method)
         raise
     check_input_unchanged(p, p_in, "p")
-    if field and isinstance(out, Tensor) and tuple(out.shape) == (N_SAMPLES, *p.shape):
-        fail(
-            f"{method}(n, p) has shape {tuple(out.shape)}: one feature per pair (n_pairs = {p.shape[1]}), expected "
-            f"(batch={N_SAMPLES}, inst={p.shape[0]}, feats=2 * n_pairs = {n_feats})",
-            "the second feature of each pair is missing: pair j is the two adjacent features 2j and 2j + 1, and "
-            "each needs its own column ("
-            + (
-                "both present together: repeat_interleave(2, dim=-1) on the pair mask"
-                if field == "n_correlated_pairs"
-                else "at most one of them present: stack the two masks on a last axis, then flatten"
-            )
-            + ", or two columns per pair in a loop)",
-            code="one_per_pair",
-        )
+    pair_rates.block_width_failure(out, method, field, p, N_SAMPLES)
     return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
 
 
@@ -455,6 +442,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
         message = f"{what}: in {int(differ.sum())} cases one feature of a pair is present without the other"
         pair_rates.correlated_pair_failure(present, P_CORR, what, ZERO_DRAW_ALLOWANCE)
         pair_layout_failure(present, "together", what)
+        pair_rates.unwritten_columns_failure(present, message, ZERO_DRAW_ALLOWANCE)
         twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
         if _independent_pairs(present, P_CORR):
             fail(
@@ -607,6 +595,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
         message = f"{what}: in {int(both.sum())} cases both features of a pair are present"
         pair_rates.anticorrelated_pair_failure(present, P_PAIRS, what, message)
         pair_layout_failure(present, "never", what)
+        pair_rates.unwritten_columns_failure(present, message, ZERO_DRAW_ALLOWANCE)
         never_partners_failure(present, message)
         if _independent_pairs(present, P_PAIRS):
             fail(

@@ -321,12 +321,16 @@ def scaled_values_failure(batch: Tensor, tables: dict[str, Tensor], what: str) -
         if t.shape != top.shape or bool(((t - 1).abs() < 0.1).all()):
             continue
         if bool(((top - t).abs() <= 0.05 * t)[enough].all()):
-            i, c = (int(v) for v in divmod(int(t.argmax()), t.shape[1]))
+            i, c = (int(v) for v in divmod(int(torch.where(enough, t, -torch.inf).argmax()), t.shape[1]))
+            how = f"multiplied by {name}"
+            if name.startswith("1 / "):
+                how = f"divided by {name[4:]} (the 1/p rescaling of inverted dropout, or a normalisation by p?)"
             fail(
                 f"{what}: each (inst, feature) cell's largest |value| is {name} there, not 1 (inst {i}, feature {c}: "
                 f"{float(top[i, c]):.3g} for {name} = {float(t[i, c]):.3g})",
-                f"the values are multiplied by {name}: draw each present value from U[-1, 1] or U[0, 1] as it is "
-                "(the importance weights only the loss)",
+                f"the values are {how}: draw each present value from U[-1, 1] or U[0, 1] as it is "
+                "(the presence probability only decides which features are present; the importance weights only the "
+                "loss)",
                 code="values_scaled_by_table",
             )
 

@@ -54,6 +54,17 @@ def activation_diagnosis(out: Tensor, pre: Tensor) -> tuple[str, str] | None:
         return None
     where = "the output pre-activation WᵀWx + b_final (before the ReLU)"
     if float(bad.min()) > float(good.max()):
+        cap = a[~agree]
+        c = float(cap.mean())
+        if float(cap.max() - cap.min()) <= 1e-5 * max(1.0, abs(c)) and float(good.max()) - 1e-4 <= c < float(bad.min()):
+            known = {6.0: " (F.relu6 / nn.ReLU6 caps at 6)", 1.0: " (F.hardtanh / clamp(0, 1) caps at 1)"}
+            return "output_capped", (
+                f"your output is ReLU(pre) clipped at {c:.4g}: it equals ReLU(pre) wherever {where} is at most "
+                f"{float(good.max()):.3g}, and is exactly {c:.4g} at every position where pre is above "
+                f"{float(bad.min()):.3g}, so large outputs are capped at {c:.4g}"
+                f"{known.get(round(c, 4), ' (a clamp with max= or torch.minimum?)')}; the output nonlinearity is a "
+                "plain ReLU, with no upper bound"
+            )
         return "output_nonlinearity_large", (
             f"your output equals ReLU(pre) wherever {where} is at most {float(good.max()):.3g}, and differs at every "
             f"position where it is above {float(bad.min()):.3g} (there you return values in "

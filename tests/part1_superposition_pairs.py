@@ -97,6 +97,16 @@ def anticorrelated_pair_failure(present: Tensor, p: Tensor, what: str, message: 
                 "active & coin, so exactly one of the two is on when the pair is active",
                 code=f"{a}_is_active",
             )
+    both = (first & second).double().mean(0)
+    if laws["first"] == laws["second"] == "p" and consistent(both, p / 2, n) and not consistent(both, p * p, n):
+        fail(
+            f"{message}; each feature is present at p (p = {_shown(p)}...) and both at once in {_shown(both)}... of "
+            "examples, p/2: half of the pair's active rate 2p, as if each feature of an active pair had its own coin",
+            "the fair coin is drawn per feature ([batch, inst, 2 * pairs]), not per pair: with a coin each, both "
+            "features of an active pair are on a quarter of the time (and neither another quarter). Draw one coin per "
+            "pair ([batch, inst, pairs]): first = active & coin, second = active & ~coin",
+            code="coin_per_feature",
+        )
 
 
 def active_law_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -167,4 +177,100 @@ def count_mixup_failure(out: object, cfg: object, what: str, allowance: int) -> 
             "laid out as that would give; possible causes: a block sized from the wrong field, or a slice boundary of "
             "p off by one. Size the blocks from self.cfg.n_correlated_pairs and self.cfg.n_anticorrelated_pairs",
             code="pair_counts",
+        )
+
+
+def unwritten_columns_failure(present: Tensor, message: str, allowance: int) -> None:
+    """(A pair generator whose pairs are broken) some features are never present in any example: nothing was written
+    there. Every pair probability of the checks is >= 0.05, so a correct column of 20000 draws is empty with
+    probability below 0.95^20000. When the empty ones are features n_pairs + 1 .. 2 n_pairs - 1 of every instance and
+    features n_pairs - 1 and n_pairs share their draws, the pairs were written at stride 1 (columns j, j + 1)."""
+    n, _, f = present.shape
+    never = ~present.any(0)  # [inst feats]
+    if not bool(never.any()):
+        return
+    cols = sorted({int(c) for c in never.nonzero()[:, 1]})
+    everywhere = bool((never == never[0]).all())
+    shown = ", ".join(map(str, cols[:6])) + (" ..." if len(cols) > 6 else "")
+    where = "of every instance " if everywhere else ""
+    observed = f"{message}; feature(s) {shown} {where}are never present (0 in all {n} examples)"
+    m = f // 2
+    stride_one = (
+        everywhere
+        and m >= 2
+        and never[0].tolist() == [c > m for c in range(f)]
+        and int((present[..., m - 1] != present[..., m]).sum()) <= allowance
+    )
+    if stride_one:
+        rest = f"feature {m + 1} is" if m + 1 == f - 1 else f"features {m + 1} to {f - 1} are"
+        fail(
+            observed + f", and features {m - 1} and {m} share one draw",
+            f"the pairs are written overlapping, at stride 1: pair j went to features j and j + 1 (out[..., j:j + 2]) "
+            f"instead of 2j and 2j + 1 (out[..., 2 * j:2 * j + 2]), so each pair overwrites the previous pair's second "
+            f"feature and {rest} never written (a feature never written stays 0)",
+            code="pairs_overlapping",
+        )
+    fail(
+        observed,
+        "a feature that is never written stays 0: possible causes: pairs written at the wrong positions (a loop "
+        "writing pair j at j where 2 * j was meant, slices that overlap or stop short), a slice or reshape that leaves "
+        "features out, or a mask that is never true there. Pair j occupies the adjacent features 2j and 2j + 1",
+        code="unwritten_features",
+    )
+
+
+def block_width_failure(out: object, method: str, field: str | None, p: Tensor, n_samples: int) -> None:
+    """A generator's block with the wrong number of features: one column per pair (or half the pairs with two columns
+    each, the same count when n_pairs is even: told apart by whether adjacent columns behave as pairs), or an
+    uncorrelated block with two columns per probability (a pair generator's layout)."""
+    if not isinstance(out, Tensor) or out.ndim != 3 or tuple(out.shape[:2]) != (n_samples, p.shape[0]):
+        return
+    w, n = out.shape[-1], p.shape[1]
+    present = out.detach().cpu() != 0
+    pairs = w % 2 == 0 and w > 0
+    a, b = present[..., 0::2], present[..., 1::2]
+    together = pairs and int((a != b).sum()) <= 2 and bool(a.any())
+    never = pairs and not bool((a & b).any()) and bool((a | b).any())
+    if field and w == n:
+        expected = f"(batch={n_samples}, inst={p.shape[0]}, feats=2 * n_pairs = {2 * n})"
+        head = f"{method}(n, p) has shape {tuple(out.shape)}: {w} features, n_pairs of them, expected {expected}"
+        rule = together if field == "n_correlated_pairs" else never
+        if rule:
+            fail(
+                f"{head}; its features 2j and 2j + 1 behave as pairs ({'always' if together else 'never'} on "
+                f"together), so it holds {w // 2} pair(s) of two features, not {n}",
+                f"half the pairs are drawn: p holds one probability per PAIR (its {n} columns), so p[:, ::2] (p read "
+                "as if it had one column per feature) or a slice such as p[:, : n_pairs // 2] drops half of them. Use "
+                "every column of p: n_pairs = p.shape[1], and the block has 2 * n_pairs features",
+                code="pairs_subsampled",
+            )
+        fail(
+            head,
+            "one column per pair: the second feature of each pair is missing (pair j is the two adjacent features 2j "
+            "and 2j + 1, and each needs its own column: "
+            + (
+                "both present together: repeat_interleave(2, dim=-1) on the pair mask"
+                if field == "n_correlated_pairs"
+                else "at most one of them present: stack the two masks on a last axis, then flatten"
+            )
+            + ", or two columns per pair in a loop); or p was read per feature (p[:, ::2]) and half the pairs are "
+            "drawn",
+            code="one_per_pair",
+        )
+    if not field and w == 2 * n:
+        seen = (
+            "features 2j and 2j + 1 are always on together (the correlated generator's body?)"
+            if together
+            else "features 2j and 2j + 1 are never on together (the anticorrelated generator's body?)"
+            if never
+            else "two columns per probability"
+        )
+        fail(
+            f"{method}(n, p) has shape {tuple(out.shape)}: {w} features, twice the {n} columns of p, expected "
+            f"(batch={n_samples}, inst={p.shape[0]}, feats={n}); {seen}",
+            "twice the feature count: that is a pair generator's layout (repeat_interleave(2, dim=-1), or two masks "
+            "stacked and flattened, as in generate_correlated_features / generate_anticorrelated_features). The "
+            "uncorrelated generator draws one feature per column of p: shape [batch, inst, p.shape[1]], each present "
+            "with its own p",
+            code="uncorrelated_pair_layout",
         )

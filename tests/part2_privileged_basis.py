@@ -162,9 +162,17 @@ def _unit_model(cls: type, params: list[str], B: float, device: torch.device, w:
 
 
 def _inputs(device: torch.device, shape=(16, 3, 6)) -> Tensor:
-    """Sparse features, mostly non-negative as in training, with some negative values so a ReLU on the input shows."""
+    """Sparse features, mostly non-negative as in training, with some negative values so a ReLU on the input shows,
+    and large ones in the last examples (see `_large_examples`)."""
     mask = torch.rand(shape, device=device) < 0.6
-    return (torch.rand(shape, device=device) * 1.4 - 0.3) * mask
+    return _large_examples((torch.rand(shape, device=device) * 1.4 - 0.3) * mask)
+
+
+def _large_examples(x: Tensor) -> Tensor:
+    """x with its last 3 examples scaled by 9, so some output pre-activations are far above 1 and 6 (up to ~30): a
+    capped output nonlinearity (ReLU6, hardtanh, a clamp with max=) differs there from the ReLU."""
+    x[-3:] *= 9
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +224,7 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
         model.W2.copy_(W2)
         model.b_final.copy_(b)
     mask = torch.rand(16, cfg.n_inst, cfg.n_features, device=device) < 0.6
-    x = (2 * torch.rand(16, cfg.n_inst, cfg.n_features, device=device) - 1) * mask  # values of both signs
+    x = _large_examples((2 * torch.rand(16, cfg.n_inst, cfg.n_features, device=device) - 1) * mask)  # both signs
     W2t = W2.transpose(-1, -2)  # [inst d feats]: the read layout two_layer takes
     formula = "ReLU(W2 ReLU(W1 x) + b_final)"
     mistakes = [
@@ -338,7 +346,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             "leave the examples unscaled",
             code="normalised_examples",
         )
-    scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE}, "the batch")
+    scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE, "1 / p": 1 / PROBS}, "the batch")
     negative_values_failure(batch.detach().cpu(), PROBS, "the batch")
     try:
         check_independent_features(
