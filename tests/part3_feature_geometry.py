@@ -320,6 +320,19 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / torch.linalg.matrix_norm(W, ord=2) ** 2,
         ),
         ("abs_not_squared", "square the entries: ‖W‖²_F = Σ W², not Σ |W|", d / W.abs().sum((1, 2))),
+        (
+            "l1_norm_squared",
+            "your denominator is (Σ |W|)², the entrywise L1 norm of W[inst] squared: ‖W‖²_F squares each entry "
+            "before summing, Σ W² (W.pow(2).sum((1, 2)), or torch.linalg.norm(W, dim=(1, 2)) ** 2 with its default "
+            "Frobenius norm)",
+            d / W.abs().sum((1, 2)) ** 2,
+        ),
+        (
+            "nuclear_norm",
+            "‖W‖_F is the Frobenius norm (√ of the sum of squared entries = √ of the sum of squared singular values); "
+            "ord='nuc' is the nuclear norm, the sum of the singular values, another norm",
+            d / torch.linalg.matrix_norm(W, ord="nuc") ** 2,
+        ),
         *[
             (  # ‖WᵀW‖_F = ‖W Wᵀ‖_F (the same singular values): one entry names both
                 "gram_norm",

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
+from tests.part4_double_descent_divisors import common_divisor_diagnosis
 
 Mistake = tuple[str, str, Tensor]
 
@@ -320,6 +321,15 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norm_sq / (both_unit**2).sum(-1),
         ),
         ("not_squared", "square the dot products: Σⱼ (v̂ᵢ · vⱼ)², not Σⱼ |v̂ᵢ · vⱼ|", norm_sq / dots.abs().sum(-1)),
+        *[
+            (
+                "distances_not_dots",
+                f"your denominator sums squared distances {label} (torch.cdist measures distances): the overlap is "
+                "the dot product v̂ᵢ · vⱼ (v̂ @ v.mT, or an einsum), how far vⱼ reaches along v̂ᵢ; Σⱼ (v̂ᵢ · vⱼ)²",
+                norm_sq / torch.cdist(a, b).pow(2).sum(-1),
+            )
+            for label, a, b in (("‖v̂ᵢ - vⱼ‖²", unit, v), ("‖vᵢ - vⱼ‖²", v, v), ("‖v̂ᵢ - v̂ⱼ‖²", unit, unit))
+        ],
         (
             "square_of_sum",
             "square each dot product *before* summing: Σⱼ (v̂ᵢ · vⱼ)², not (Σⱼ v̂ᵢ · vⱼ)²",
@@ -554,6 +564,8 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                 "extra factor; divide each example by its own L2 norm over the features: "
                 "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
             )
+    if (common := common_divisor_diagnosis(x, FAILURE_PROBABILITY / GEN_TESTS)) is not None:
+        return common
     return "not_unit_norm", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
 
 

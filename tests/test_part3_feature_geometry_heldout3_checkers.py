@@ -29,3 +29,12 @@ def test_part3_heldout14():
     assert "off by one somewhere" in err.hint
     err = assert_fails(p3.test_compute_dimensionality, cd_signed, "not_squared")
     assert "signed" in err.hint
+
+
+def dpf_l1_squared(W):  # fresh16: the L1 norm where the Frobenius norm belongs
+    return W.shape[1] / W.abs().sum((1, 2)) ** 2
+
+
+def test_part3_heldout16():
+    err = assert_fails(p3.test_dimensions_per_feature, dpf_l1_squared, "l1_norm_squared")
+    assert "(Σ |W|)²" in err.hint
