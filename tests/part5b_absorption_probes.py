@@ -303,6 +303,7 @@ def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: 
             code="mask_inverted",
         )
     nonzero = out != 0
+    batch_rows_written(out, pre, what)
     if k * batch < d_sae and (nonzero.sum(-1) == k * batch).all():
         fail(
             f"{what}: every example keeps k·batch = {k * batch} latents",
@@ -337,6 +338,26 @@ def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: 
             "(or use topk(k·batch, dim=-1))",
             code="slice_wrong_axis",
         )
+
+
+def batch_rows_written(out: Tensor, pre: Tensor, what: str) -> None:
+    """Only the first n_inst examples (batch rows) hold non-zero entries: a loop over the instances that wrote
+    out[i] (the batch axis) where out[:, i] was meant. The checker's batch (7) exceeds n_inst (3), so the rows
+    past n_inst show it, and each written row is broadcast over the instances (out[i] = a [d_sae] row)."""
+    batch, n_inst, _ = pre.shape
+    nonzero = out != 0
+    if batch <= n_inst or nonzero[n_inst:].any() or not nonzero[:n_inst].any():
+        return
+    if not all(torch.equal(out[i], out[i, :1].expand_as(out[i])) for i in range(n_inst)):
+        return  # values kept in the first slots of [inst (batch d_sae)] also leave the last rows empty
+    fail(
+        f"{what}: only examples 0 to {n_inst - 1} (the first n_inst = {n_inst} rows of the batch axis) hold non-zero "
+        f"entries, examples {n_inst} to {batch - 1} are all zero, and each of them holds the same row in every "
+        "instance (one [d_sae] row broadcast over inst)",
+        "a loop over the instances that writes out[i] indexes the BATCH axis (out is [batch inst d_sae]): write "
+        "instance i's result to out[:, i] (or stack the per-instance results with dim=1)",
+        code="loop_batch_axis",
+    )
 
 
 _PER_EXAMPLE_KB = (

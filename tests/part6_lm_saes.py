@@ -67,6 +67,7 @@ from tests.part6_lm_saes_probes import (
     hook_point_error,
     hooks_reused,
     recovered_formulas,
+    same_entry_repeated,
     same_hook_runs,
     sorted_effect,
     strided_mask,
@@ -411,6 +412,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             code="not_finite",
         )
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
+    same_entry_repeated(values, seq_idx, pos_idx, k)
     for name, idx in (("seq_idx", seq_idx), ("pos_idx", pos_idx)):
         expect_tensor(idx, name, shape=(k,), dims="k", device=device, finite=False)
         if idx.is_floating_point():

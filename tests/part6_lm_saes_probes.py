@@ -292,3 +292,18 @@ def sorted_effect(out: Tensor, expected: Tensor, what: str) -> None:
                 "rank them afterwards (topk) when you need the top tokens",
                 code="sorted",
             )
+
+
+def same_entry_repeated(values: Tensor, seq_idx: Tensor, pos_idx: Tensor, k: int) -> None:
+    """top_activations returning one entry k times: k rounds of argmax (or max) where the picked entry was never
+    knocked out before the next round. The checker's acts have distinct values, so a right answer never repeats."""
+    if k < 2 or not all(isinstance(t, Tensor) and t.shape == (k,) for t in (values, seq_idx, pos_idx)):
+        return
+    if all(bool((t == t[0]).all()) for t in (values, seq_idx, pos_idx)):
+        fail(
+            f"(values, seq_idx, pos_idx) hold the same entry k = {k} times: value {float(values[0]):.4g} at sequence "
+            f"{int(seq_idx[0])}, position {int(pos_idx[0])}",
+            "the picked entry wasn't removed before the next argmax: set it to -inf on the copy after each pick "
+            "(masked[s, p] = -torch.inf), or take the k largest at once with topk(k) on the flattened copy",
+            code="not_knocked_out",
+        )

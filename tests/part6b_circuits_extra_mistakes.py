@@ -56,6 +56,7 @@ def other_bands(impl: Callable, acts: Tensor) -> None:
 
 def swapped_indices(acts: Tensor, j: int, values: Tensor, seq_idx: Tensor, pos_idx: Tensor) -> None:
     """Band j's indices returned as (pos_idx, seq_idx): acts[pos_idx, seq_idx] gives back the values."""
+    reordered_values(acts, j, values, seq_idx, pos_idx)
     s_idx, p_idx = pos_idx.long(), seq_idx.long()
     if not s_idx.numel() or torch.equal(s_idx, p_idx) or min(int(s_idx.min()), int(p_idx.min())) < 0:
         return
@@ -70,6 +71,30 @@ def swapped_indices(acts: Tensor, j: int, values: Tensor, seq_idx: Tensor, pos_i
             "return (values, seq_idx, pos_idx): the sequence index (i // seq_len) first, then the position "
             "(i % seq_len)",
             code="indices_swapped",
+        )
+
+
+def reordered_values(acts: Tensor, j: int, values: Tensor, seq_idx: Tensor, pos_idx: Tensor) -> None:
+    """Band j's indices point at the right entries but in another order than the values: the values were sorted
+    (or reordered) on their own and the indices left as they were."""
+    s_idx, p_idx = seq_idx.long(), pos_idx.long()
+    if not s_idx.numel() or s_idx.shape != values.shape or p_idx.shape != values.shape:
+        return
+    if (
+        min(int(s_idx.min()), int(p_idx.min())) < 0
+        or int(s_idx.max()) >= acts.shape[0]
+        or int(p_idx.max()) >= acts.shape[1]
+    ):
+        return
+    at = acts[s_idx, p_idx]
+    if not torch.equal(at, values) and torch.equal(at.sort().values, values.sort().values):
+        fail(
+            f"band {j}: acts[seq_idx, pos_idx] = {[round(v, 3) for v in at.tolist()]} holds the right values in "
+            f"another order than values = {[round(v, 3) for v in values.tolist()]}",
+            "the values were sorted (or reordered) but the indices weren't reordered with them: sort the flat "
+            "indices (by their values, descending) and take the values, i // seq_len and i % seq_len from the same "
+            "sorted indices",
+            code="indices_order",
         )
 
 

@@ -19,6 +19,7 @@ from tests.learner_errors import _is_learner_frame
 def keys_swapped(got: dict[str, float], exp: dict[str, float], close: Callable[[float, float], bool]) -> None:
     """Two of the losses each hold the other's expected value (and those two values differ): their keys are swapped."""
     names = ("clean", "replaced", "zero_ablated")
+    rounded_losses(got, exp, close, names)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             if close(exp[a], exp[b]) or close(got[a], exp[a]):
@@ -29,6 +30,24 @@ def keys_swapped(got: dict[str, float], exp: dict[str, float], close: Callable[[
                     f"(expected {exp[a]:.5f} and {exp[b]:.5f})",
                     f"the values of {a!r} and {b!r} are swapped: check which run's loss goes under which key",
                     code="keys_swapped",
+                )
+
+
+def rounded_losses(got: dict, exp: dict, close: Callable[[float, float], bool], names: tuple[str, ...]) -> None:
+    """Every loss that is off is the expected one rounded to d decimals (a multiple of 10^-d within half a unit of
+    it): the losses were rounded (round(x, 3), a formatted string read back) before being returned."""
+    off = [n for n in names if not close(got[n], exp[n])]
+    multiple = lambda n, d: abs(got[n] - round(got[n], d)) <= 1e-6 * max(1.0, abs(got[n]))
+    for group in (names, off):  # every loss rounded alike names the number of decimals; else those that are off
+        for d in range(1, 5):
+            if off and all(multiple(n, d) and abs(got[n] - exp[n]) <= 0.51 * 10.0**-d for n in group):
+                seen = ", ".join(f"out[{n!r}] = {got[n]:.{d}f} (expected {exp[n]:.5f})" for n in off)
+                fail(
+                    f"{seen}: the right loss{'es' * (len(off) > 1)} rounded to {d} decimal{'s' * (d != 1)}"
+                    + " (or more)" * (group is off),
+                    "don't round: return the losses as they are (float(loss) or loss.item()); rounding also shifts "
+                    "`recovered` when it is computed from the rounded values",
+                    code="rounded",
                 )
 
 
