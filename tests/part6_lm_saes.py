@@ -64,15 +64,18 @@ from tests.part6_lm_saes_probes import (
     fresh15_ablate,
     fresh15_frequency,
     fresh15_steer,
+    fresh16_splice,
     hook_point_error,
     hooks_reused,
+    logit_call,
     recovered_formulas,
     same_entry_repeated,
+    same_for_every_latent,
     same_hook_runs,
     sorted_effect,
     strided_mask,
 )
-from tests.sizes import register_checker
+from tests.sizes import note_inputs, register_checker
 from utils import lm
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -234,6 +237,7 @@ def _hooked(impl: Callable, model: Any, sae: lm.LMSAE, *args: Any, **kwargs: Any
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     model, sae, tokens = _inputs(device)
     tokens = tokens[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
+    note_inputs(sequences_in_the_last_batch=tokens.shape[0] % 4)  # a count from the last batch alone is named
     out = returned(_hooked(impl, model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
     per_token_frequencies(out, *tokens.shape, sae.d_sae)
     out = _float_tensor(
@@ -246,6 +250,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     )
     expected = ref.latent_frequencies(model, sae, tokens, batch_size=4)
     log_frequencies(out, expected)
+    same_for_every_latent(out, expected, "the frequencies")
     expect_matches(
         out,
         expected,
@@ -309,7 +314,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     mistakes["recovered"] += recovered_formulas(
         exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
     )
-    mistakes["spliced"] += hooks_reused(model, sae, tokens)
+    mistakes["spliced"] += hooks_reused(model, sae, tokens) + fresh16_splice(model, sae, tokens)
     for key, extra in logits_means(model, sae, tokens).items():
         mistakes[key] = mistakes[key] + extra
     general = {
@@ -496,7 +501,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     for latent in (3, 100, sae.d_sae - 1):
         expected = ref.latent_logit_effect(model, sae, latent)
         what = f"latent_logit_effect(model, sae, {latent})"
-        out = returned(impl(model, sae, latent), what)
+        out = returned(logit_call(impl, model, sae, latent), what)
         integer_effect(out, model.cfg.d_vocab)
         out = _float_tensor(
             out,

@@ -307,3 +307,66 @@ def same_entry_repeated(values: Tensor, seq_idx: Tensor, pos_idx: Tensor, k: int
             "(masked[s, p] = -torch.inf), or take the k largest at once with topk(k) on the flattened copy",
             code="not_knocked_out",
         )
+
+
+def same_for_every_latent(out: Tensor, expected: Tensor, what: str) -> None:
+    """Every latent got one and the same frequency while the right ones differ: a count summed over every axis
+    (`.sum()` without dims, the latent axis too) added to each latent, or a mean over the latent axis."""
+    if out.ndim != 1 or out.numel() < 2 or not out.is_floating_point() or torch.allclose(expected, expected[:1]):
+        return
+    if torch.equal(out, out[:1].expand_as(out)) and float(out[0]) not in (0.0, 1.0):  # none / all fire: elsewhere
+        fail(
+            f"{what}: every latent got the same value {float(out[0]):.6g} (the right ones run from "
+            f"{float(expected.min()):.4g} to {float(expected.max()):.4g})",
+            "a count reduced over every axis, the latent axis too: `.sum()` with no dims gives one number for all "
+            "latents; sum over the batch and position axes only, e.g. fired.sum((0, 1)), to keep one count per latent",
+            code="latent_axis_reduced",
+        )
+
+
+def fresh16_splice(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Spliced losses of reconstructions made another way: decoded with the encoder transposed (the tied-weights
+    habit), or with a ReLU on the reconstruction (post-GELU activations assumed non-negative)."""
+    splices = [
+        (
+            "tied_decode",
+            "that is the loss with the latents decoded by the ENCODER transposed, f @ W_enc.T + b_dec: this SAE is "
+            "untied, decode with its own decoder, sae.decode(f) = f @ W_dec + b_dec",
+            lambda a, hook: sae.encode(a) @ sae.W_enc.T + sae.b_dec,
+        ),
+        (
+            "relu_reconstruction",
+            "that is the loss with a ReLU on the reconstruction: splice in sae.decode(sae.encode(act)) as it is (the "
+            "MLP's GELU activations can be negative, and so can the reconstruction)",
+            lambda a, hook: torch.relu(sae.decode(sae.encode(a))),
+        ),
+    ]
+    out = []
+    for code, hint, hook in splices:
+        with torch.no_grad():
+            loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(sae.hook_name, hook)])
+        out.append((code, hint, torch.tensor(float(loss), dtype=torch.float64)))
+    return out
+
+
+def missing_matrix(err: Exception, model: Any) -> None:
+    """A product where a d_mlp-long vector (a decoder row) meets a matrix whose first axis is d_model (W_U): the
+    matrix between them, W_out (the MLP's output weights, [d_mlp d_model]), was left out."""
+    sizes = [int(s) for s in re.findall(r"(\d+)x(\d+) and (\d+)x(\d+)", str(err))[:1] for s in s]
+    d_mlp, d_model = model.cfg.d_mlp, model.cfg.d_model
+    if isinstance(err, RuntimeError) and len(sizes) == 4 and sizes[1] == d_mlp and sizes[2] == d_model != d_mlp:
+        fail(
+            f"your code raised RuntimeError: {err}",
+            f"a factor left out: the decoder row lives in the MLP's hidden space (d_mlp = {d_mlp}) and W_U reads the "
+            f"residual stream (d_model = {d_model}): map it through the MLP's output weights first, "
+            "W_dec[latent] @ W_out[0] @ W_U (W_out is [n_layers d_mlp d_model])",
+            code="missing_W_out",
+        )
+
+
+def logit_call(impl: Callable, model: Any, sae: Any, latent: int) -> Any:
+    try:
+        return impl(model, sae, latent)
+    except RuntimeError as err:
+        missing_matrix(err, model)
+        raise

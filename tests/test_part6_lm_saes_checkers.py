@@ -496,7 +496,7 @@ LOGIT_BUGS = {
     "normalised": lambda m, s, i: torch.nn.functional.normalize(s.W_dec[i] @ m.W_out[0] @ m.W_U, dim=0),
     "sign": lambda m, s, i: -(s.W_dec[i] @ m.W_out[0] @ m.W_U),
     "scale": lambda m, s, i: s.W_dec[i] @ m.W_out[0] @ m.W_U * 3.0,
-    "exception": lambda m, s, i: s.W_dec[i] @ m.W_U,
+    "missing_W_out": lambda m, s, i: s.W_dec[i] @ m.W_U,
     "shape": lambda m, s, i: (s.W_dec[i] @ m.W_out[0] @ m.W_U)[None],
 }
 

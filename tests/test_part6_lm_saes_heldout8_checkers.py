@@ -24,3 +24,57 @@ def test_top_activations_argmax_not_knocked_out_fresh16():
 
     err = assert_fails(checks.test_top_activations, top_activations, "not_knocked_out")
     assert "-inf" in err.hint
+
+
+def test_latent_frequencies_shadowed_tokens_fresh16():
+    def latent_frequencies(model, sae, tokens, batch_size=32):
+        counts = torch.zeros(sae.d_sae, device=sae.W_enc.device)
+        for tokens in tokens.split(batch_size):  # noqa: B020  the loop variable shadows `tokens`
+            _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+            counts += (sae.encode(cache[sae.hook_name][:, 1:]) > 0).float().sum((0, 1))
+        return counts / (tokens.shape[0] * (tokens.shape[1] - 1))
+
+    err = assert_fails(checks.test_latent_frequencies, latent_frequencies, "scale")
+    assert "sequences_in_the_last_batch" in err.hint
+
+
+def test_latent_frequencies_sum_without_dims_fresh16():
+    def latent_frequencies(model, sae, tokens, batch_size=32):
+        counts, n = torch.zeros(sae.d_sae, device=sae.W_enc.device), 0
+        for batch in tokens.split(batch_size):
+            _, cache = model.run_with_cache(batch, names_filter=sae.hook_name)
+            fired = sae.encode(cache[sae.hook_name])[:, 1:] > 0
+            counts += fired.float().sum()
+            n += fired.shape[0] * fired.shape[1]
+        return counts / n
+
+    assert_fails(checks.test_latent_frequencies, latent_frequencies, "latent_axis_reduced")
+
+
+def _losses(bug):
+    def reconstruction_losses(model, sae, tokens):
+        def splice(act, hook):
+            f = sae.encode(act)
+            return f @ sae.W_enc.T + sae.b_dec if bug == "tied_decode" else torch.relu(sae.decode(f))
+
+        L = lambda hooks: float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=hooks))
+        clean, s = L([]), L([(sae.hook_name, splice)])
+        z = L([(sae.hook_name, lambda act, hook: torch.zeros_like(act))])
+        return {"clean": clean, "spliced": s, "zero_ablated": z, "recovered": (z - s) / (z - clean)}
+
+    return reconstruction_losses
+
+
+def test_reconstruction_losses_tied_decode_fresh16():
+    assert_fails(checks.test_reconstruction_losses, _losses("tied_decode"), "tied_decode")
+
+
+def test_reconstruction_losses_relu_reconstruction_fresh16():
+    assert_fails(checks.test_reconstruction_losses, _losses("relu"), "relu_reconstruction")
+
+
+def test_latent_logit_effect_W_out_left_out_fresh16():
+    err = assert_fails(
+        checks.test_latent_logit_effect, lambda model, sae, latent: sae.W_dec[latent] @ model.W_U, "missing_W_out"
+    )
+    assert "W_out" in err.hint
