@@ -56,7 +56,7 @@ def best_kept_too(out: Tensor, pre: Tensor, expected: Tensor, what: str) -> None
     )
 
 
-def matryoshka_fresh13(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
+def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
     """More matryoshka_loss mistakes: one prefix's loss alone (a `return` inside the loop, or the total overwritten),
     the latents after each prefix (acts[..., m:]), the squared error averaged over the instances too."""
     d_sae = acts.shape[-1]

@@ -25,7 +25,7 @@ from tests.checking import checker, expect_dict, expect_matches, expect_tensor, 
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
-    ablate_fresh13,
+    ablate_slips,
     abs_ranked,
     all_negative_probe,
     first_sequence_f,
@@ -42,7 +42,7 @@ from tests.part6_lm_saes_extra_mistakes import (
     sequences_mixed,
     signed_top_probe,
     steer_extra,
-    steer_fresh13,
+    steer_slips,
     top_extra,
 )
 from tests.part6_lm_saes_mistakes import (
@@ -57,22 +57,22 @@ from tests.part6_lm_saes_mistakes import (
     top_mistakes,
 )
 from tests.part6_lm_saes_probes import (
+    frequency_slips,
     fresh14_ablate,
-    fresh14_frequency,
-    fresh14_logit,
     fresh14_steer,
     fresh15_ablate,
     fresh15_frequency,
     fresh15_steer,
-    fresh16_splice,
     hook_point_error,
     hooks_reused,
     logit_call,
+    logit_slips,
     recovered_formulas,
     same_entry_repeated,
     same_for_every_latent,
     same_hook_runs,
     sorted_effect,
+    splice_slips,
     strided_mask,
 )
 from tests.sizes import note_inputs, register_checker
@@ -257,7 +257,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         "the frequencies",
         frequency_mistakes(model, sae, tokens, 4)
         + frequency_extra((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), 4)
-        + fresh14_frequency(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
+        + frequency_slips(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
         + fresh15_frequency((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), *tokens.shape, 4),
         atol=1e-6,
         dims="d_sae",
@@ -314,7 +314,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     mistakes["recovered"] += recovered_formulas(
         exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
     )
-    mistakes["spliced"] += hooks_reused(model, sae, tokens) + fresh16_splice(model, sae, tokens)
+    mistakes["spliced"] += hooks_reused(model, sae, tokens) + splice_slips(model, sae, tokens)
     for key, extra in logits_means(model, sae, tokens).items():
         mistakes[key] = mistakes[key] + extra
     general = {
@@ -524,7 +524,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
         catalogue = (
             logit_effect_mistakes(model, sae, latent)
             + logit_extra(model, sae, latent)
-            + fresh14_logit(model, sae, latent)
+            + logit_slips(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )
@@ -624,7 +624,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         ref.steer_with_latent(model, sae, tokens, latent, coeff),
         steer_mistakes(model, sae, tokens, latent, coeff)
         + steer_extra(model, sae, tokens, latent, coeff)
-        + steer_fresh13(model, sae, tokens, latent, coeff)
+        + steer_slips(model, sae, tokens, latent, coeff)
         + fresh14_steer(model, sae, tokens, latent, coeff)
         + fresh15_steer(model, sae, tokens, latent, coeff),
     )
@@ -660,7 +660,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     out = _logits(_hooked(impl, model, sae, tokens.clone(), latent), what, (*tokens.shape, model.cfg.d_vocab), device)
     expected = ref.ablate_latent(model, sae, tokens, latent)
     mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
-    mistakes += ablate_fresh13(model, sae, tokens, latent)
+    mistakes += ablate_slips(model, sae, tokens, latent)
     mistakes += first_sequence_f(model, sae, tokens, latent) + fresh14_ablate(model, sae, tokens, latent)
     mistakes += fresh15_ablate(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]

@@ -355,7 +355,7 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
     )
 
 
-def steer_fresh13(model, sae, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
+def steer_slips(model, sae, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
     """The vector written into the residual stream before the MLP (its image coeff · W_dec[latent] @ W_out, added at
     resid_pre or resid_mid, goes through the MLP too), and coeff · decode(one-hot): b_dec scaled along."""
     vec = coeff * (sae.W_dec[latent] @ model.W_out[0])
@@ -383,7 +383,7 @@ def steer_fresh13(model, sae, tokens: Tensor, latent: int, coeff: float) -> list
     return rows
 
 
-def ablate_fresh13(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+def ablate_slips(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
     """Every MLP activation zeroed where the latent fires; the last position's f used at all."""
     d = sae.W_dec[latent]
 

@@ -79,7 +79,7 @@ def strided_mask(impl: Callable, shape: tuple[int, int], device: torch.device) -
     )
 
 
-def fresh14_frequency(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+def frequency_slips(acts: Tensor) -> list[tuple[str, str, Tensor]]:
     """`acts` [n_seq seq d_sae]: position 0 counted in the numerator, left out of the denominator."""
     n_seq, seq = acts.shape[:2]
     return [
@@ -92,7 +92,7 @@ def fresh14_frequency(acts: Tensor) -> list[tuple[str, str, Tensor]]:
     ]
 
 
-def fresh14_logit(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+def logit_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
     """The decoder row centred over the latents (minus the mean decoder row) before the path to the logits."""
     path = model.W_out[0] @ model.W_U
     return [
@@ -324,7 +324,7 @@ def same_for_every_latent(out: Tensor, expected: Tensor, what: str) -> None:
         )
 
 
-def fresh16_splice(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
+def splice_slips(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
     """Spliced losses of reconstructions made another way: decoded with the encoder transposed (the tied-weights
     habit), or with a ReLU on the reconstruction (post-GELU activations assumed non-negative)."""
     splices = [
