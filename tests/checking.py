@@ -41,7 +41,6 @@ from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, regi
 from utils.device import get_device
 
 CHECK_SEED = 1234
-_TESTS_DIR = Path(__file__).resolve().parent
 _RED, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
 
 
