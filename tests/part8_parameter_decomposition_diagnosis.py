@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
+from tests.part8_parameter_decomposition_hints import varying
 
 Mistakes = list[tuple[str, str, Tensor]]
 
@@ -766,7 +767,7 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
             return f"{pos} where grad_output > 0 but {neg} where grad_output < 0"
         if sign is not None and (c := constant(v / sign)) is not None:
             return f"{c} × grad_output itself"
-        return f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
+        return varying(v, xs)
 
     parts = []
     for name, region in (("below 0", x < 0), ("on [0, 1]", (x >= 0) & (x <= 1)), ("above 1", x > 1)):
@@ -786,10 +787,8 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
         )
     if any("where grad_output < 0" in p for p in seen_parts):
         zeroed = any("but 0 where grad_output < 0" in p for p in seen_parts)
-        extra = (
-            ": your slope depends on the sign of the incoming gradient, which it must not (backward returns "
-            "grad_output times the slope, whatever grad_output's sign)"
-            + ": negative incoming gradients were zeroed (a .relu() or clamp(min=0) on the gradient?)"
-            * zeroed
+        extra = ": your slope depends on the sign of the incoming gradient, which it must not (backward returns "
+        extra += "grad_output times the slope, whatever grad_output's sign)" + zeroed * (
+            ": negative incoming gradients were zeroed (a .relu() or clamp(min=0) on the gradient?)"
         )
     return f"{what} " + "; ".join(parts) + extra

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_hints as hints
 from tests.part8_parameter_decomposition_diagnosis import recon_reductions
 from tests.part8_parameter_decomposition_diagnosis import sigmoid_forward_candidates as sigmoid_forward_candidates
 from utils.part8_parameter_decomposition import WeightChain
@@ -320,8 +321,8 @@ def ci_reference(
     w_in, bi, w_out, bo = p["w_in"], p["b_in"], p["w_out"], p["b_out"]
     if variant == "shared_mlp":
         w_in, bi, w_out, bo = (t[:, :1].expand_as(t) for t in (w_in, bi, w_out, bo))
-    if variant == "instance_0":
-        w_in, bi, w_out, bo = (t[:1].expand_as(t) for t in (w_in, bi, w_out, bo))
+    if variant in ("instance_0", "instance_mean"):  # one MLP for every instance: instance 0's, or the mean
+        w_in, bi, w_out, bo = (t[:1] if variant == "instance_0" else t.mean(0, True) for t in (w_in, bi, w_out, bo))
     inner = torch.einsum("bid,icd->bic", p["a"], p["V"])
     if variant == "inner_detached":
         inner = inner.detach()
@@ -336,6 +337,7 @@ def ci_reference(
         pre, act = pre, lambda t: t
     hidden = act(pre) + (bi if variant == "b_in_outside" else 0)
     z = (hidden * w_out).sum(-1) if variant != "mean_over_hidden" else (hidden * w_out).mean(-1)
+    z = z.sum(-1, keepdim=True).expand_as(z) if variant == "sum_over_C" else z
     z = z + (0 if variant == "no_b_out" else bo) * (w_in.shape[-1] if variant == "b_out_in_sum" else 1)
     if variant == "gelu_outside":
         z = F.gelu(z)
@@ -369,6 +371,8 @@ CI_VALUE_MISTAKES = [
     ("mean_over_hidden", "sum over the hidden units (Σ_j w_out · hidden), don't average"),
     ("shared_mlp", "every subcomponent has its own MLP: use w_in[i, c], not one MLP for all subcomponents"),
     ("instance_0", "every instance has its own MLPs: keep the inst axis of the parameters"),
+    ("instance_mean", hints.INSTANCE_MEAN),
+    ("sum_over_C", hints.SUM_OVER_C),
     ("smooth_sigmoid", "apply the hard sigmoid (the leaky autograd functions), not torch.sigmoid"),
     ("torch_hardsigmoid", "F.hardsigmoid is relu6(z + 3) / 6, not clamp(z, 0, 1): use the leaky hard sigmoids"),
     ("no_sigmoid", "pass the MLP output through the hard sigmoids: causal importances lie in [0, 1]"),
@@ -468,8 +472,8 @@ def product_reference(p: dict[str, Tensor], variant: str = "right") -> Tensor:
         delta = delta.detach()
     m = {"mask_squared": m**2, "mask_ignored": torch.ones_like(m), "mask_inverted": 1 - m}.get(variant, m)
     comps = torch.einsum("bic,ioc->bio", inner * m, U)
-    if variant == "mask_batch_mean":
-        comps = torch.einsum("bic,ioc->bio", inner * m.mean(0), U)
+    if variant in ("mask_batch_mean", "mask_batch_sum"):  # one masked matrix for the whole batch
+        comps = torch.einsum("bic,ioc->bio", inner * (m.mean(0) if variant == "mask_batch_mean" else m.sum(0)), U)
     if variant == "mask_mean":
         comps = torch.einsum("bic,ioc->bio", inner, U) * m.mean(-1, keepdim=True)
     dm = dm[..., None]
@@ -502,6 +506,7 @@ PRODUCT_MISTAKES = [
     ("delta_mask_on_W", "the delta mask scales the whole delta (W - U V) a, not only its W a part"),
     ("delta_mask_mean", "each example has its own delta mask: delta_mask[..., None] * delta, not delta_mask.mean()"),
     ("mask_batch_mean", "every example has its own masks: don't average the mask over the batch (one per instance)"),
+    ("mask_batch_sum", hints.MASK_BATCH_SUM),
     (
         "mask_mean",
         "each subcomponent has its own mask: multiply V a by mask (one factor per subcomponent c) before U, not the "

@@ -1,0 +1,42 @@
+"""Part 8's newer hint texts (the catalogue's longer ones), and the region descriptions: how a function of x that
+varies within a region (x < 0, [0, 1], x > 1) depends on x, for the hard sigmoids' region-by-region hints (a
+straight line named by its slope and intercept, else the range of values seen)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def varying(v: Tensor, xs: Tensor) -> str:
+    """`v` named as a straight line in `xs` (c·x, x / k, c·x + b) when one fits to 1e-4, else its range."""
+    spread = f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
+    x, y = xs.double().flatten(), v.double().flatten()
+    if x.numel() < 3 or float(x.max() - x.min()) < 1e-6:
+        return spread
+    xc = x - x.mean()
+    slope = float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+    intercept = float(y.mean()) - slope * float(x.mean())
+    if float((y - (slope * x + intercept)).abs().max()) > 1e-4 * max(1.0, float(y.abs().max())):
+        return spread
+    k = 1 / slope if abs(slope) > 1e-8 else 0.0
+    line = f"x / {round(k)}" if abs(slope) < 1 and round(k) != 0 and abs(k - round(k)) < 1e-3 else f"{slope:.4g}·x"
+    line += f" {'+' if intercept > 0 else '-'} {abs(intercept):.4g}" if abs(intercept) > 1e-4 else ""
+    lo, hi = float(v.min()), float(v.max())
+    return f"a value that changes with x as {line} (a straight line of slope {slope:.4g}, {lo:.3g} to {hi:.3g})"
+
+
+INSTANCE_MEAN = (
+    "every instance has its own MLPs: your importances match one MLP shared by all instances, with parameters "
+    "averaged over the inst axis (w_in.mean(0), ...); keep the inst axis of w_in, b_in, w_out, b_out"
+)
+
+SUM_OVER_C = (
+    "each subcomponent c gets its own z_c: the output layer sums over the hidden units only, not over C too "
+    "(an einsum output '... -> batch inst' drops C and sums over it; keep C in the output: 'batch inst C')"
+)
+
+MASK_BATCH_SUM = (
+    "every example has its own masks, so there is no single masked matrix for the batch: your output matches the "
+    "masks summed over the batch (an einsum over mask, U, V with output 'inst d_out d_in' sums over batch); "
+    "mask V a per example: U (mask ⊙ V a)"
+)
