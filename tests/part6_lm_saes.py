@@ -66,6 +66,7 @@ from tests.part6_lm_saes_probes import (
     hook_point_error,
     hooks_reused,
     logit_call,
+    logit_run_slips,
     logit_slips,
     recovered_formulas,
     same_entry_repeated,
@@ -74,6 +75,7 @@ from tests.part6_lm_saes_probes import (
     sorted_effect,
     splice_slips,
     strided_mask,
+    summed_ablate,
 )
 from tests.sizes import note_inputs, register_checker
 from utils import lm
@@ -525,6 +527,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             logit_effect_mistakes(model, sae, latent)
             + logit_extra(model, sae, latent)
             + logit_slips(model, sae, latent)
+            + logit_run_slips(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )
@@ -662,7 +665,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     mistakes = ablate_mistakes(model, sae, tokens, latent) + ablate_extra(model, sae, tokens, latent)
     mistakes += ablate_slips(model, sae, tokens, latent)
     mistakes += first_sequence_f(model, sae, tokens, latent) + fresh14_ablate(model, sae, tokens, latent)
-    mistakes += fresh15_ablate(model, sae, tokens, latent)
+    mistakes += fresh15_ablate(model, sae, tokens, latent) + summed_ablate(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     if not any(

@@ -370,3 +370,43 @@ def logit_call(impl: Callable, model: Any, sae: Any, latent: int) -> Any:
     except RuntimeError as err:
         missing_matrix(err, model)
         raise
+
+
+def logit_run_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The effect measured by running the model (steered minus clean logits) on a one-token input: the final
+    LayerNorm (and the attention and the residual stream) stand between the decoder row and the logits."""
+    d = sae.W_dec[latent]
+    rows = []
+    starts = {0}
+    bos = getattr(getattr(model, "tokenizer", None), "bos_token_id", None)
+    if isinstance(bos, int) and 0 <= bos < model.cfg.d_vocab:
+        starts.add(bos)
+    for t in sorted(starts):
+        toks = torch.tensor([[t]], device=d.device)
+        clean = model(toks)[0, -1]
+        steered = model.run_with_hooks(toks, fwd_hooks=[(sae.hook_name, lambda a, hook: a + d)])[0, -1]
+        rows.append(
+            (
+                "ran_model",
+                f"those are the logits of a one-token run (token {t}) steered by W_dec[latent] minus the clean ones: "
+                "running the model passes the row through the final LayerNorm (a rescaling that depends on the "
+                "input), so the change isn't the latent's direct effect; compute it in weight space, W_dec[latent] "
+                "@ W_out[0] @ W_U",
+                steered - clean,
+            )
+        )
+    return rows
+
+
+def summed_ablate(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    """f_latent summed over the positions before the term is removed: one value per sequence."""
+    d = sae.W_dec[latent]
+    hook = lambda a, hook: a - sae.encode(a)[..., latent].sum(1, keepdim=True)[..., None] * d
+    return [
+        (
+            "f_summed",
+            "your f_latent was summed over the positions (one value per sequence) before removing f · W_dec[latent]: "
+            "remove each position's own term, f_latent(x) at that position (shape [batch seq], no reduction)",
+            model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
+        )
+    ]

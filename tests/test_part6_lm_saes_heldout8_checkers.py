@@ -78,3 +78,25 @@ def test_latent_logit_effect_W_out_left_out_fresh16():
         checks.test_latent_logit_effect, lambda model, sae, latent: sae.W_dec[latent] @ model.W_U, "missing_W_out"
     )
     assert "W_out" in err.hint
+
+
+def test_latent_logit_effect_steered_minus_clean_fresh16():
+    def latent_logit_effect(model, sae, latent):
+        toks = torch.tensor([[0]], device=sae.W_dec.device)
+        clean = model(toks)[0, -1]
+        hook = lambda a, hook: a + sae.W_dec[latent]
+        return model.run_with_hooks(toks, fwd_hooks=[(sae.hook_name, hook)])[0, -1] - clean
+
+    err = assert_fails(checks.test_latent_logit_effect, latent_logit_effect, "ran_model")
+    assert "LayerNorm" in err.hint
+
+
+def test_ablate_latent_f_summed_over_positions_fresh16():
+    def ablate_latent(model, sae, tokens, latent):
+        def hook(act, hook):
+            f = sae.encode(act)[..., latent].sum(1, keepdim=True)
+            return act - f[..., None] * sae.W_dec[latent]
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+    assert_fails(checks.test_ablate_latent, ablate_latent, "f_summed")
