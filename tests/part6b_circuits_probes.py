@@ -179,18 +179,59 @@ def influence_fresh14(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor
     a = torch.where(s > 0, a / s.clamp_min(1e-30), torch.zeros_like(a))
     eye = torch.eye(len(a), dtype=a.dtype, device=a.device)
     return [
+        *influence_slips(A, weights, a, eye),
         (
             "matrix_exp",
             "that is w @ (exp(Â) - I): exp weights a path of length n by 1/n!, but influence sums every path with "
             "weight 1: Σ Âⁿ (n >= 1) = (I - Â)⁻¹ - I (torch.linalg.inv or solve)",
             weights @ (torch.linalg.matrix_exp(a) - eye),
-        )
+        ),
     ]
+
+
+def influence_slips(A: Tensor, weights: Tensor, a: Tensor, eye: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Fresh16: the clamp put on |A| itself (a zero row becomes uniform); the strongest single logit kept."""
+    floored = A.abs().clamp_min(1e-12)
+    floored = floored / floored.sum(-1, keepdim=True)
+    paths = torch.linalg.solve(eye - a, a)  # Σ Âⁿ, n >= 1: B[t, s]
+    return [
+        (
+            "clamped_entries",
+            "you clamped the entries of |A| (clamp_min) instead of the row sums: every zero entry becomes 1e-12, so a "
+            "row with no edges normalises to a uniform row (1/n each) and I - Â can become singular; clamp only the "
+            "row sums, |A| / |A|.sum(-1, keepdim=True).clamp_min(1e-12)",
+            weights @ torch.linalg.solve(eye - floored, floored),
+        ),
+        (
+            "max_over_logits",
+            "that is the strongest single logit's contribution, max_t w_t · B[t, s]: influence is the weighted sum "
+            "over the logits, w @ B = Σ_t w_t · B[t, s]",
+            (weights[:, None] * paths).max(0).values,
+        ),
+    ]
+
+
+def band_shift(out: Any, expected: list, n_bands: int) -> None:
+    """Every band's values are those of the band one step above or below (edges m(n-j)/n off by one step)."""
+    got = [torch.as_tensor(g[0]).detach().double().cpu() for g in out]
+    want = [e[0].double().cpu() for e in expected]
+    same = lambda g, w: g.shape == w.shape and torch.allclose(g, w, atol=1e-6)
+    for step, where in ((1, "higher"), (-1, "lower")):
+        pairs = [(got[j], want[j - step]) for j in range(n_bands) if 0 <= j - step < n_bands]
+        if any(len(w) for _, w in pairs) and all(same(g, w) for g, w in pairs):
+            fail(
+                f"each band holds the examples of the band one step {'below' if step == 1 else 'above'} it: your "
+                f"band edges are one step {where} than band j's (m(n-j-1)/n, m(n-j)/n] (m = the largest activation "
+                "outside position 0, n = n_bands), so one band falls outside (0, m] and one is missing",
+                "band j (j = 0 the highest) is (m·(n-j-1)/n, m·(n-j)/n]: check the edges for j = 0 give (m·(n-1)/n, m]",
+                code="band_shift",
+            )
 
 
 def quantile_fresh14(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
     """Band-wise: the distances to the band's middle returned as the values; every band cut to the same count c < k
     (k split among the bands)."""
+    band_shift(out, expected, n_bands)
     body = acts.clone()
     body[:, 0] = 0
     top = float(body.max())
