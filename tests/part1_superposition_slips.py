@@ -22,7 +22,8 @@ import linecache
 import torch
 from torch import Tensor
 
-from tests.checking import _is_learner_frame, fail
+from tests.checking import fail
+from tests.learner_errors import failing_line
 from tests.part1_superposition_probes import consistent
 
 RateCandidate = tuple[str, str, Tensor]
@@ -31,11 +32,7 @@ RateCandidate = tuple[str, str, Tensor]
 def swapped_sizes_failure(err: BaseException, sizes: dict[str, int], method: str) -> None:
     """`err` was raised by the learner's generator, in whose innermost frame an int variable whose name says which
     axis it counts (`n_inst`, `n_pairs`: the first 4 letters of a key of `sizes`) holds another axis's size."""
-    tb, frame = err.__traceback__, None
-    while tb is not None:
-        if _is_learner_frame(tb.tb_frame.f_code.co_filename):
-            frame = tb.tb_frame
-        tb = tb.tb_next
+    frame = failing_line(err)[0]
     if frame is None or len(set(sizes.values())) < len(sizes):
         return
     wrong = [

@@ -171,11 +171,7 @@ def other_tensor_cause(err: BaseException, args: Inputs, dims: dict[str, str], c
     axis = {n: d for k, t in args.items() for n, d in zip(t.shape, dims[k].split(), strict=True)}
     if len(clash) != 2 or not clash <= set(axis):
         return ""
-    tb, frame = err.__traceback__, None
-    while tb is not None:
-        frame = tb.tb_frame if _is_learner_frame(tb.tb_frame.f_code.co_filename) else frame
-        tb = tb.tb_next
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno) if frame is not None else ""
+    frame, line, _ = failing_line(err)
     want = out_dims.split()
     for var in dict.fromkeys(re.findall(r"(?<![\w.])([A-Za-z_]\w*)(?![\w(])", line)):
         t = frame.f_locals.get(var) if frame is not None else None
@@ -363,10 +359,7 @@ def call_naming_grad_none(fn: Callable, *args: Any) -> Any:
     try:
         return fn(*args)
     except AttributeError as err:
-        tb, frame = err.__traceback__, None
-        while tb is not None:
-            frame = tb.tb_frame if _is_learner_frame(tb.tb_frame.f_code.co_filename) else frame
-            tb = tb.tb_next
+        frame = failing_line(err)[0]
         line = next((f.line or "" for f in reversed(traceback.extract_tb(err.__traceback__))), "")
         read = re.search(r"([A-Za-z_]\w*)\.grad\b", line)
         if "'NoneType'" not in str(err) or frame is None or read is None:
