@@ -441,9 +441,10 @@ def _norms(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
     """`x.norm(dim=d)` written by hand with a slip: squared (no root), without the squares, or as an L1 norm."""
     if not (isinstance(node, ast.Call) and _is_method_of_value(node) and node.func.attr == "norm"):
         return
-    if any(k.arg in ("p", "ord") for k in node.keywords) or (node.args and not isinstance(node.args[0], ast.Constant)):
-        return  # another norm than the L2 one, or an unusual signature
-    args = node.args[1:] if node.args and node.args[0].value in (2, 2.0, None) else node.args
+    p = node.args[0] if node.args else None
+    if any(k.arg in ("p", "ord") for k in node.keywords) or (p is not None and getattr(p, "value", 0) not in (2, None)):
+        return  # another norm than the L2 one (a positional p of 1, inf, ...), or an unusual signature
+    args = node.args[1:]  # norm's positional arguments are (p, dim, keepdim); sum's are (dim, keepdim)
     value = node.func.value
 
     def summed(of: ast.AST) -> ast.Call:

@@ -383,3 +383,15 @@ def test_a_guard_written_as_an_added_constant_is_named():
     wrong, right = (x * valid).sum(0) / (valid.sum(0) + 1), solution_masked_mean(x, valid)
     hint = one_change_diagnosis(call(solution_masked_mean, x, valid), wrong, right)
     assert "a constant added instead of a lower bound" in hint and "`valid.sum(0) + 1`" in hint
+
+
+def test_norm_slips_keep_the_axes_and_leave_other_norms_alone():
+    import ast
+
+    from tests.mutant_edits import _norms
+
+    def edits(src):
+        return [ast.unparse(m) for m, _ in _norms(ast.parse(src, mode="eval").body, None)]
+
+    assert edits("W.norm(2, 1)") == ["W.pow(2).sum(1)", "W.sum(1).sqrt()", "W.abs().sum(1)"]
+    assert edits("W.norm(1)") == [] and edits("W.norm(p=1)") == []  # an L1 norm: its p is not an axis
