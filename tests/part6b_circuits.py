@@ -22,6 +22,7 @@ from torch import Tensor
 
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
+from tests import part6b_circuits_fresh16 as fresh16
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
@@ -217,6 +218,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
         except Exception as err:
             if isinstance(err, RuntimeError):
                 probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
+            fresh16.lost_hook_input(err, runs, tc)
             if runs.raised_at == tc.hook_name:
                 seen = f"your code raised {type(err).__name__}: {err} in the hook at tc.hook_name"
                 probes.names_swapped(runs, tc, exp["replaced"], close, seen)
@@ -390,6 +392,7 @@ LINEARISED_MISTAKES = {
     **known.LINEARISED_TERM_MISTAKES,
     **extra.LINEARISED_EXTRA,
     **probes.LINEARISED_FRESH14,
+    **fresh16.LINEARISED_FRESH16,
 }
 
 

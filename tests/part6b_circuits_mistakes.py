@@ -345,10 +345,13 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         pattern = scores.masked_fill(~causal, -torch.inf).softmax(-1)
     if bug.get("pattern_transposed"):
         pattern = pattern.transpose(-1, -2)
+    if bug.get("pattern_summed_q") or bug.get("pattern_summed_k"):  # z[h, k] = (Σ_q or Σ_k pattern) · v[h, k]
+        pattern = torch.diag_embed(pattern.sum(-2 if bug.get("pattern_summed_q") else -1))
     v = torch.einsum("kd,hde->hke", x1, model.W_V[0]) + model.b_V[0][:, None]
     attn = torch.einsum("hqe,hed->qd", torch.einsum("hqk,hke->hqe", pattern, v), model.W_O[0])
     b_O = model.b_O[0] * (model.cfg.n_heads if bug.get("b_O_per_head") else 1)
-    resid_mid = attn + (0 if bug.get("no_b_O") else b_O) + (0 if bug.get("no_residual") else embeds)
+    stream = 0 if bug.get("no_residual") else x1 if bug.get("resid_x1") else embeds
+    resid_mid = attn + (0 if bug.get("no_b_O") else b_O) + stream
     x = ln(resid_mid, frozen.ln1_scale if bug.get("ln2_scale_ln1") else frozen.ln2_scale, not bug.get("ln_recomputed"))
     if bug.get("mlp_in_unscaled"):
         x = resid_mid - resid_mid.mean(-1, keepdim=True)

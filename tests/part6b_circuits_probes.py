@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from tests import part6b_circuits_extra_mistakes as extra
+from tests import part6b_circuits_fresh16 as fresh16
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 
@@ -386,6 +387,9 @@ def edges_call(impl: Callable, model: Any, tc: Any, frozen: Any, graph: Any) -> 
             "d_vocab": model.cfg.d_vocab,
         }
         _assignment_sizes(err, sizes, graph.n_pos, model.cfg.d_model)
+        raise
+    except IndexError as err:
+        fresh16.latent_id_as_node(err, graph)
         raise
 
 
