@@ -22,7 +22,7 @@ from torch import Tensor
 
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
-from tests import part6b_circuits_fresh16 as fresh16
+from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
 from tests.checking import checker, expect_dict, expect_matches, expect_tensor, fail, generic_diagnosis, returned
@@ -218,7 +218,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
         except Exception as err:
             if isinstance(err, RuntimeError):
                 probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
-            fresh16.lost_hook_input(err, runs, tc)
+            hints.lost_hook_input(err, runs, tc)
             if runs.raised_at == tc.hook_name:
                 seen = f"your code raised {type(err).__name__}: {err} in the hook at tc.hook_name"
                 probes.names_swapped(runs, tc, exp["replaced"], close, seen)
@@ -354,7 +354,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
 def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
     mistakes = lambda model, tc, i: (
         known.de_embedding_mistakes(model, tc, i)
-        + probes.de_embedding_fresh14(model, tc, i)
+        + probes.de_embedding_probed(model, tc, i)
         + probes.cosine_view(model, tc, i, "de")
     )
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, mistakes)
@@ -391,8 +391,8 @@ LINEARISED_MISTAKES = {
     **known.LINEARISED_MISTAKES,
     **known.LINEARISED_TERM_MISTAKES,
     **extra.LINEARISED_EXTRA,
-    **probes.LINEARISED_FRESH14,
-    **fresh16.LINEARISED_FRESH16,
+    **probes.LINEARISED_PROBED,
+    **hints.LINEARISED_HINTS,
 }
 
 
@@ -590,7 +590,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         out,
         ref.node_influence(A, weights),
         "the influence",
-        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights) + probes.influence_fresh14(A, weights),
+        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights) + probes.influence_probed(A, weights),
         rtol=1e-4,
         atol=1e-6,
         dims="node",
@@ -675,7 +675,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)
-        probes.quantile_fresh14(out, expected, before, k, n_bands)
+        probes.quantile_probed(out, expected, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]

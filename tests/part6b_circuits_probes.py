@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from tests import part6b_circuits_extra_mistakes as extra
-from tests import part6b_circuits_fresh16 as fresh16
+from tests import part6b_circuits_hints as hints
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 
@@ -93,7 +93,7 @@ def influence_nan(out: Tensor, A: Tensor, weights: Tensor, impl: Callable) -> No
 
 
 # `variant_forward` flags from the fresh14 trial, merged into the checker's linearised-forward catalogue.
-LINEARISED_FRESH14 = {
+LINEARISED_PROBED = {
     "global_mean": "each normalisation subtracts the mean over d_model at each position (v.mean(-1, keepdim=True)), "
     "not one mean over every position and feature (v.mean())",
     "skip_untransposed": "the skip connection is x @ W_skip.T (tc.skip(x)): W_skip is [d_out d_in] like a Linear "
@@ -101,7 +101,7 @@ LINEARISED_FRESH14 = {
 }
 
 
-def de_embedding_fresh14(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
+def de_embedding_probed(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
     enc = tc.W_enc[:, i]
     direct = model.W_E @ enc
     return [
@@ -174,7 +174,7 @@ def token_total(direct: Tensor, tokens: slice) -> list[tuple[str, str, Tensor]]:
     ]
 
 
-def influence_fresh14(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
+def influence_probed(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
     a = A.abs()
     s = a.sum(-1, keepdim=True)
     a = torch.where(s > 0, a / s.clamp_min(1e-30), torch.zeros_like(a))
@@ -229,7 +229,7 @@ def band_shift(out: Any, expected: list, n_bands: int) -> None:
             )
 
 
-def quantile_fresh14(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
+def quantile_probed(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
     """Band-wise: the distances to the band's middle returned as the values; every band cut to the same count c < k
     (k split among the bands)."""
     band_shift(out, expected, n_bands)
@@ -389,7 +389,7 @@ def edges_call(impl: Callable, model: Any, tc: Any, frozen: Any, graph: Any) -> 
         _assignment_sizes(err, sizes, graph.n_pos, model.cfg.d_model)
         raise
     except IndexError as err:
-        fresh16.latent_id_as_node(err, graph)
+        hints.latent_id_as_node(err, graph)
         raise
 
 

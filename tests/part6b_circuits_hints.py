@@ -1,4 +1,4 @@
-"""Probes for part 6b's checkers from the fresh16 trial: a read hook whose stored input never reaches the write
+"""Hints for part 6b's checkers: a read hook whose stored input never reaches the write
 hook (a local assigned inside the hook), a latent's id used where its node index belongs, and two linearised-forward
 flags (the residual carrying LN1's output, the pattern reduced over one of its axes)."""
 
@@ -10,7 +10,7 @@ from typing import Any
 from tests.checking import fail
 
 # `variant_forward` flags, merged into the checker's linearised-forward catalogue.
-LINEARISED_FRESH16 = {
+LINEARISED_HINTS = {
     "resid_x1": "the residual stream carries the embeddings themselves: resid_mid = embeds + attention output + b_O; "
     "x1 = LN1(embeds) is only the attention's input, it is not what the residual adds",
     "pattern_summed_q": "each query mixes the values with its own row of the pattern: z[h, q] = Σ_k pattern[h, q, k] "
