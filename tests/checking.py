@@ -526,6 +526,25 @@ def _normalised_by(factor: float, e: Tensor) -> str:
     return ""
 
 
+def _shift_reason(offset: float, e: Tensor) -> str:
+    """Why every value moved by the same `offset`: a statistic of the right values subtracted, else every cause."""
+    stats = (
+        ("their max", e.max()),
+        ("their mean", e.mean()),
+        ("their median", e.median()),
+        ("their min", e.min()),
+        ("their logsumexp (a log_softmax)", e.flatten().logsumexp(0)),
+    )
+    for label, stat in stats:
+        if abs(offset + float(stat)) <= 1e-4 * max(1.0, abs(float(stat))):
+            return f"{label} ({float(stat):.4g}) was subtracted from every value: a normalisation the exercise does not ask for"
+    return (
+        "one number subtracted from or added to every value: a normalisation not asked for (subtracting a "
+        "max, mean or logsumexp, a log_softmax, a difference of two softmaxes' logs), or a bias added twice or "
+        "left out"
+    )
+
+
 def generic_diagnosis(
     actual: Tensor,
     expected: Tensor,
@@ -554,7 +573,7 @@ def generic_diagnosis(
             return "scale", f"your values are {factor:.4g} × the expected ones: {reason}"
     offset = float((a - e).mean())
     if abs(offset) > atol and close(a - offset, e):
-        return "offset", f"your values are the expected ones shifted by {offset:.4g}: a bias added twice, or missing?"
+        return "offset", f"your values are the expected ones shifted by {offset:.4g}: {_shift_reason(offset, e)}"
     for axis, name in enumerate(names):
         first = e.narrow(axis, 0, 1).expand_as(e)
         if a.shape[axis] > 1 and not close(first, e) and close(a, first):

@@ -186,6 +186,12 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     assert "7 (cfg.n_features)" in named and "8 (cfg.d_hidden or cfg.n_instances)" in named
     assert _code(-e, e, dims=dims).code == "sign"
     assert _code(e + 0.5, e, dims=dims).code == "offset"
+    # a shift by a statistic of the right values is named; any other shift lists every cause
+    assert "their max" in _code(e - e.max(), e, dims=dims).hint
+    assert "logsumexp" in _code(e - e.flatten().logsumexp(0), e, dims=dims).hint
+    assert "their median" in _code(e - e.median(), e, dims=dims).hint
+    other = _code(e + 0.5, e, dims=dims).hint
+    assert "a bias added twice" in other and "log_softmax" in other and "their max" not in other
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
     square = torch.randn(3, 3)
     assert _code(square.T.clone(), square).code == "transposed"
