@@ -537,7 +537,7 @@ def _shift_reason(offset: float, e: Tensor) -> str:
     )
     for label, stat in stats:
         if abs(offset + float(stat)) <= 1e-4 * max(1.0, abs(float(stat))):
-            return f"{label} ({float(stat):.4g}) was subtracted from every value: a normalisation the exercise does not ask for"
+            return f"{label} ({float(stat):.4g}) was subtracted from every value: a normalisation not asked for"
     return (
         "one number subtracted from or added to every value: a normalisation not asked for (subtracting a "
         "max, mean or logsumexp, a log_softmax, a difference of two softmaxes' logs), or a bias added twice or "
