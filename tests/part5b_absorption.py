@@ -24,6 +24,7 @@ from torch import Tensor
 
 from solutions import part5b_absorption as ref
 from solutions.part5_toy_saes import ToySAEConfig
+from tests import part5b_absorption_probes as probes
 from tests.checking import (
     checker,
     expect_close,
@@ -300,16 +301,17 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         absorption_probes(impl, _random_absorption_inputs(acts.device))
     if not named:
         all_zero(out, expected, what)
-    expect_matches(
-        out,
-        expected,
-        what,
-        mistakes,
-        dims="inst parents",
-        hint="among examples with the parent and a child on: parent latent (argmax decoder cosine) off and some "
-        "other active latent with cosine ≥ cos_threshold",
-        reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(ABS_PARENT_OF), th),
-    )
+    with probes.unnamed("values", probes.carrier_set, impl, _random_absorption_inputs(acts.device)):
+        expect_matches(
+            out,
+            expected,
+            what,
+            mistakes,
+            dims="inst parents",
+            hint="among examples with the parent and a child on: parent latent (argmax decoder cosine) off and some "
+            "other active latent with cosine ≥ cos_threshold",
+            reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(ABS_PARENT_OF), th),
+        )
 
 
 def _random_absorption_inputs(device: torch.device) -> tuple[Tensor, ...]:
@@ -560,27 +562,22 @@ def _check_threshold(
             "(torch.where(has_any, updated, self.threshold))",
             code="threshold_inf",
         )
-    other_momentum(before, th.detach(), expected, ref.BatchTopKToySAE.THRESHOLD_MOMENTUM, what)
-    expect_matches(
-        th.detach() - before,
-        expected - before,
-        f"the change of self.threshold {what}",
-        [(code, hint, value - before) for code, hint, value in mistakes],
-        rtol=1e-3,
-        atol=1e-6,
-        dims="inst",
-        hint="threshold ← threshold + THRESHOLD_MOMENTUM · (min positive kept activation − threshold), per "
-        "instance; "
-        + implied_target_note(
-            before,
-            th.detach(),
-            ref.BatchTopKToySAE.THRESHOLD_MOMENTUM,
-            kept,
-            before + (expected - before) / ref.BatchTopKToySAE.THRESHOLD_MOMENTUM,
-        ),
-        code="threshold",
-        reference=reference,
-    )
+    m = ref.BatchTopKToySAE.THRESHOLD_MOMENTUM
+    other_momentum(before, th.detach(), expected, m, what)
+    with probes.unnamed("threshold", probes.threshold_one_example, before, th, kept, m, what):
+        expect_matches(
+            th.detach() - before,
+            expected - before,
+            f"the change of self.threshold {what}",
+            [(code, hint, value - before) for code, hint, value in mistakes],
+            rtol=1e-3,
+            atol=1e-6,
+            dims="inst",
+            hint="threshold ← threshold + THRESHOLD_MOMENTUM · (min positive kept activation − threshold), per "
+            "instance; " + implied_target_note(before, th.detach(), m, kept, before + (expected - before) / m),
+            code="threshold",
+            reference=reference,
+        )
 
 
 @checker("batchtopk_encode", kind="class")
@@ -683,40 +680,41 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
             "update the threshold only when self.training is True",
             code="updated_in_eval",
         )
-    expect_matches(
-        acts.detach(),
-        expected,
-        "encode(h) in eval mode",
-        [
-            (
-                "eval_uses_batch",
-                "in eval mode use the threshold, not batch_topk (check self.training)",
-                ref.batch_topk(pre, K),
-            ),
-            (
-                "shared_threshold",
-                "use each instance's own threshold: self.threshold[:, None] against [batch inst d_sae]",
-                pre * (pre > th[0]),
-            ),
-            ("shared_threshold", "use each instance's own threshold", pre * (pre > th.mean())),
-            (
-                "soft_threshold",
-                "keep the activation itself where it is above the threshold (pre * (pre > threshold)), don't "
-                "subtract the threshold (relu(pre - threshold) shrinks every kept value)",
-                F.relu(pre - th[:, None]),
-            ),
-            (
-                "no_b_dec",
-                "subtract b_dec from h before encoding",
-                _pre(sae, h, sub_b_dec=False) * (_pre(sae, h, sub_b_dec=False) > th[:, None]),
-            ),
-            *eval_gate_candidates(pre, _pre(sae, h, relu=False, add_b_enc=False), th),
-        ],
-        dims="batch inst d_sae",
-        hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",
-        code="eval_acts",
-        reference=call(ref.BatchTopKToySAE.encode, reference, h, pick=lambda out: out.detach()),
-    )
+    with probes.unnamed("eval_acts", probes.eval_subset, acts, expected, K, "encode(h) in eval mode"):
+        expect_matches(
+            acts.detach(),
+            expected,
+            "encode(h) in eval mode",
+            [
+                (
+                    "eval_uses_batch",
+                    "in eval mode use the threshold, not batch_topk (check self.training)",
+                    ref.batch_topk(pre, K),
+                ),
+                (
+                    "shared_threshold",
+                    "use each instance's own threshold: self.threshold[:, None] against [batch inst d_sae]",
+                    pre * (pre > th[0]),
+                ),
+                ("shared_threshold", "use each instance's own threshold", pre * (pre > th.mean())),
+                (
+                    "soft_threshold",
+                    "keep the activation itself where it is above the threshold (pre * (pre > threshold)), don't "
+                    "subtract the threshold (relu(pre - threshold) shrinks every kept value)",
+                    F.relu(pre - th[:, None]),
+                ),
+                (
+                    "no_b_dec",
+                    "subtract b_dec from h before encoding",
+                    _pre(sae, h, sub_b_dec=False) * (_pre(sae, h, sub_b_dec=False) > th[:, None]),
+                ),
+                *eval_gate_candidates(pre, _pre(sae, h, relu=False, add_b_enc=False), th),
+            ],
+            dims="batch inst d_sae",
+            hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",
+            code="eval_acts",
+            reference=call(ref.BatchTopKToySAE.encode, reference, h, pick=lambda out: out.detach()),
+        )
     part = sae.encode(h[:5])
     expect_close(
         part.detach(),
@@ -763,15 +761,16 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
             )
         out = _float_output(out, what, (batch, n_inst), "batch inst", device)
         expected = ref.matryoshka_loss(acts, W_hat, b_dec, h, sizes)
-        expect_matches(
-            out.detach(),
-            expected,
-            what,
-            matryoshka_candidates(acts, W_hat, b_dec, h, sizes) + matryoshka_slips(acts, W_hat, b_dec, h, sizes),
-            dims="batch inst",
-            hint="sum over m in prefix_sizes of mean over d_in of (acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
-            reference=call(ref.matryoshka_loss, acts, W_hat, b_dec, h, sizes),
-        )
+        with probes.unnamed("values", probes.prefix_terms, out, (acts, W_hat, b_dec, h), sizes):
+            expect_matches(
+                out.detach(),
+                expected,
+                what,
+                matryoshka_candidates(acts, W_hat, b_dec, h, sizes) + matryoshka_slips(acts, W_hat, b_dec, h, sizes),
+                dims="batch inst",
+                hint="sum over m in prefix_sizes of mean over d_in of (acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
+                reference=call(ref.matryoshka_loss, acts, W_hat, b_dec, h, sizes),
+            )
         if not out.requires_grad:
             fail(
                 f"{what} has no gradient",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from tests.checking import fail
+from tests.checking import CheckFailed, fail
 
 
 def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
@@ -147,7 +149,18 @@ def exclusive_draw_candidates(j: Tensor, pc: float, nc: int) -> list[tuple[Tenso
     phi = lambda x: 0.5 * (1 + torch.erf(x / 2**0.5))
     normal = phi((j + 1) * pc) - phi(j * pc)
     alone = pc * (1 - pc) ** (nc - 1)
+    any_fired = 1 - (1 - pc) ** nc
     return [
+        (
+            torch.full_like(j, any_fired / nc),
+            f"every child fires at (1 − (1 − p_child)^n_children) / n_children = {any_fired / nc:.1%} given its "
+            "parent, never two together: some child fires whenever any of n_children independent draws at p_child "
+            f"does ({any_fired:.1%}), and then each one equally often. That is what independent draws give with "
+            "ONE of the children that fired kept at random (or 'any fired' decided first, then a uniform child). "
+            "Each child should fire with p_child: draw ONE uniform u per parent, child j when u is in "
+            "[j·p_child, (j + 1)·p_child), none above n_children·p_child",
+            "exclusive_random_kept",
+        ),
         (
             normal,
             "the children's rates follow a standard NORMAL's CDF: child j fires at Φ((j + 1)·p_child) − Φ(j·p_child) "
@@ -378,3 +391,200 @@ def eval_gate_candidates(pre: Tensor, before_b_enc: Tensor, th: Tensor) -> list[
             pre * (before_b_enc > th[:, None]),
         )
     ]
+
+
+# ---------------------------------------------------------------- fresh16: naming what a bare failure left unnamed
+@contextlib.contextmanager
+def unnamed(code: str, diagnose: Callable[..., None], *args: Any) -> Iterator[None]:
+    """Run a check; when it fails with the bare `code` (no catalogue entry, one-change edit or generic relation
+    named the mistake), `diagnose(err, *args)` may name it by calling fail; otherwise the failure stands."""
+    try:
+        yield
+    except CheckFailed as err:
+        if err.code == code:
+            diagnose(err, *args)
+        raise
+
+
+# ---------------------------------------------------------------- fresh16: which prefixes the loss sums
+def prefix_terms(err: CheckFailed, out: Tensor, args: tuple, sizes: tuple[int, ...]) -> None:
+    """When the learner's loss is a sum of prefix losses with whole multiplicities (m from 0 to d_sae, each loss
+    the right per-prefix loss mean_d_in((acts[..., :m] · W[:, :m] + b - h)²)), say which prefixes it summed: a
+    prefix of prefix_sizes left out or counted twice, or one that isn't in prefix_sizes. Solved by least squares
+    over every m, then checked exactly (rtol 1e-4), so only a true decomposition is reported."""
+    acts, W, b, h = args
+    d_sae = acts.shape[-1]
+    with torch.no_grad():
+        per = [
+            (torch.einsum("bis,isd->bid", acts[..., :m], W[:, :m]) + b - h).pow(2).mean(-1).double().flatten()
+            for m in range(d_sae + 1)
+        ]
+        basis = torch.stack(per, -1).cpu()
+        y = out.detach().double().flatten().cpu()
+        if basis.shape[0] <= basis.shape[1] or not torch.isfinite(y).all():
+            return
+        coef = torch.linalg.lstsq(basis, y[:, None]).solution.flatten().round()
+        if (coef < 0).any() or coef.sum() == 0 or not torch.allclose(basis @ coef, y, rtol=1e-4, atol=1e-5):
+            return
+    counts = {m: int(c) for m, c in enumerate(coef.tolist()) if c}
+    want = {m: sizes.count(m) for m in set(sizes)}
+    if counts == want:
+        return
+    summed = ", ".join(f"m = {m}" + (f" ({c} times)" if c > 1 else "") for m, c in counts.items())
+    notes = [f"m = {m} of prefix_sizes left out" for m in sorted(want) if m not in counts]
+    notes += [f"m = {m} counted {counts[m]} times" for m in sorted(want) if counts.get(m, 0) > max(want[m], 1)]
+    notes += [f"m = {m}, which isn't in prefix_sizes" for m in counts if m not in want]
+    hint = (
+        f"your loss is exactly the sum of the prefix losses for {summed}, with prefix_sizes={tuple(sizes)}: "
+        + "; ".join(notes)
+        + ". Sum the loss of every m in prefix_sizes, each once (loop over prefix_sizes itself)"
+    )
+    fail(err.message, hint, code="prefix_terms")
+
+
+# ---------------------------------------------------------------- fresh16: the threshold follows one example
+def threshold_one_example(_: CheckFailed, before: Tensor, after: Tensor, acts: Tensor, m: float, what: str) -> None:
+    """The threshold's change is exactly one EMA step towards the smallest kept activation of ONE example b (the
+    same b in every instance; an instance where b kept nothing stays put): name b."""
+    positive = acts > 0
+    per_example = torch.where(positive, acts, torch.inf).amin(-1)  # [batch inst]
+    change = (after - before).detach()
+    fits = []
+    for b in range(acts.shape[0]):
+        has = positive[b].any(-1)
+        step = torch.where(has, m * (per_example[b] - before), torch.zeros_like(before))
+        if has.any() and torch.allclose(change, step, rtol=1e-3, atol=1e-6):
+            fits.append(b)
+    if len(fits) != 1:
+        return
+    b = fits[0]
+    fail(
+        f"the change of self.threshold {what} is exactly one EMA step towards the smallest kept activation of "
+        f"example {b} alone (acts[{b}]), in every instance where that example kept one (the others stayed put)",
+        "the target is the smallest positive kept activation over the WHOLE batch and all latents of the instance: "
+        "torch.where(acts > 0, acts, inf).amin(dim=(0, 2)) ([batch inst d_sae] -> [inst]), not one example's",
+        code="threshold_one_example",
+    )
+
+
+# ---------------------------------------------------------------- fresh16: eval mode keeps only part of the gate
+def eval_subset(_: CheckFailed, out: Tensor, expected: Tensor, k: int, what: str) -> None:
+    """The eval output is the right one with some entries that pass the threshold set to 0 (every nonzero output
+    equals the right value there). Say how many were dropped and, when the counts kept are exactly k·batch per
+    instance (or k per example) wherever more passed, that a top-k was applied on top of the gate."""
+    out, expected = out.detach(), expected.detach()
+    nz = out != 0
+    if out.shape != expected.shape or not nz.any() or not torch.equal(out[nz], expected[nz]):
+        return
+    dropped = int(((expected != 0) & ~nz).sum())
+    if dropped == 0:
+        return
+    batch = out.shape[0]
+    passed_inst, kept_inst = (expected != 0).sum((0, 2)), nz.sum((0, 2))
+    passed_ex, kept_ex = (expected != 0).sum(-1), nz.sum(-1)
+    base = (
+        f"{what}: your output is the right one with {dropped} entries that pass the threshold set to 0 (every "
+        "nonzero entry you return is right)"
+    )
+    if torch.equal(kept_inst, passed_inst.clamp(max=k * batch)) and (passed_inst > k * batch).any():
+        fail(
+            base + f"; each instance keeps at most k·batch = {k * batch} entries, the count of batch_topk",
+            "in eval mode use the threshold INSTEAD of batch_topk, not on top of it: relu(pre) where relu(pre) > "
+            "threshold, whatever the batch (batch_topk is for training only)",
+            code="eval_both",
+        )
+    if torch.equal(kept_ex, passed_ex.clamp(max=k)) and (passed_ex > k).any():
+        fail(
+            base + f"; each example keeps at most k = {k} entries, a per-example top-k",
+            "in eval mode use the threshold alone: relu(pre) where relu(pre) > threshold (no top-k on top of it)",
+            code="eval_both",
+        )
+    fail(
+        base,
+        "eval mode keeps EVERY activation above its instance's threshold; possible causes: a top-k or another "
+        "mask applied as well as the gate, or a gate on another quantity than relu(pre)",
+        code="eval_dropped",
+    )
+
+
+# ---------------------------------------------------------------- fresh16: which latents count as carriers
+def _fraction_with(features: Tensor, acts: Tensor, parent_of: list[int], latent: Tensor, carriers: Tensor) -> Tensor:
+    """The absorption fraction [inst parents] with the parent latents `latent` [inst parents] and the carrier
+    mask `carriers` [inst d_sae parents] given."""
+    out = []
+    for j, p in enumerate(f for f, q in enumerate(parent_of) if q == -1):
+        kids = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
+        off = acts.gather(-1, latent[None, :, j, None].expand(acts.shape[0], -1, 1)).squeeze(-1) == 0
+        carried = ((acts > 0) & carriers[None, :, :, j]).any(-1)
+        out.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1).to(acts.dtype)
+
+
+def carrier_set(_: CheckFailed, impl: Callable, inputs: tuple, th: float = 0.3) -> None:
+    """Which latents the learner counts as carriers: one call per latent s, a batch with, for each parent, one
+    example with the parent and its first child on and only latent s active. Reported only when that carrier set,
+    put into the right computation, reproduces the learner's output on `inputs` (so the probe read it right)."""
+    features, acts, W_dec, W_feat, parent_of = inputs
+    parents = [f for f, q in enumerate(parent_of) if q == -1]
+    n_inst, d_sae = acts.shape[1], acts.shape[2]
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
+    latent = cos[..., parents].argmax(1)  # [inst parents]
+    probe_f = torch.zeros(len(parents), n_inst, features.shape[-1], dtype=features.dtype, device=features.device)
+    for j, p in enumerate(parents):
+        probe_f[j, :, [p, parent_of.index(p)]] = 1.0
+    seen = torch.zeros(n_inst, d_sae, len(parents), dtype=torch.bool, device=acts.device)
+    try:
+        for s in range(d_sae):
+            probe_a = torch.zeros(len(parents), n_inst, d_sae, dtype=acts.dtype, device=acts.device)
+            probe_a[..., s] = 1.0
+            got = impl(probe_f.clone(), probe_a, W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=th)
+            if (
+                not isinstance(got, Tensor)
+                or got.shape != (n_inst, len(parents))
+                or not ((got == 0) | (got == 1)).all()
+            ):
+                return
+            seen[:, s] = got.detach() > 0.5
+        out = impl(*(t.clone() for t in inputs[:4]), list(parent_of), cos_threshold=th)
+    except Exception:
+        return
+    right = (cos[..., parents] >= th) & (torch.arange(d_sae, device=cos.device)[None, :, None] != latent[:, None])
+    if torch.equal(seen, right) or not isinstance(out, Tensor) or out.shape != (n_inst, len(parents)):
+        return
+    if not torch.allclose(
+        out.detach().to(acts.dtype), _fraction_with(features, acts, parent_of, latent, seen), atol=1e-5
+    ):
+        return
+    best = cos.argmax(-1)  # [inst d_sae]: the best-matching feature of each latent
+    child_best = torch.stack(
+        [
+            torch.isin(best, torch.tensor([f for f, q in enumerate(parent_of) if q == p], device=best.device))
+            for p in parents
+        ],
+        -1,
+    )
+    ex = lambda mask: "; ".join(
+        f"inst {i}, latent {s}, parent {parents[j]}: cosine {cos[i, s, parents[j]]:.2f}, best-matching "
+        f"feature {int(best[i, s])}"
+        for i, s, j in mask.nonzero().tolist()[:3]
+    )
+    extra, missing = seen & ~right, right & ~seen
+    msg = (
+        f"a probe (one example per parent with the parent and a child on, one latent active at a time, "
+        f"cos_threshold={th}) shows which latents your code counts as carriers, and that set reproduces your "
+        f"output on random inputs: {int(extra.sum())} counted that shouldn't be"
+        + (f" ({ex(extra)})" if extra.any() else "")
+        + f", {int(missing.sum())} not counted that should be"
+        + (f" ({ex(missing)})" if missing.any() else "")
+    )
+    rule = "a carrier is any latent other than the parent's own with decoder cosine ≥ cos_threshold with the PARENT"
+    if torch.equal(seen, child_best & (torch.arange(d_sae, device=cos.device)[None, :, None] != latent[:, None])):
+        fail(
+            msg,
+            "your carriers are exactly the latents whose best-matching feature is a child of the parent: "
+            + rule
+            + " feature (cos[..., p] >= cos_threshold), whatever feature it matches best",
+            code="carriers_child_best",
+        )
+    # another carrier set is left to the failure as it stands: no mistake that gives it has been seen yet
