@@ -37,6 +37,7 @@ from torch import Tensor
 
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
+from tests.regions import describe_disagreement
 from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, register_checker, reset_notes
 from utils.device import get_device
 
@@ -479,6 +480,10 @@ def expect_matches(
     generic = generic_diagnosis(actual, expected, dims, rtol, atol, _input_sizes(reference))
     if generic is not None:
         expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
+    # Nothing names the mistake: say how and where the values are wrong, before the formula. The code stays the
+    # caller's, so a section's own diagnosis of that code (more specific) still runs after this one.
+    observed = describe_disagreement(actual, expected, dims, rtol, atol)
+    hint = f"{observed}. The formula: {hint}" if observed and hint else observed or hint
     expect_close(actual, expected, what, hint, code=code, rtol=rtol, atol=atol, dims=dims)
 
 

@@ -60,7 +60,13 @@ class Context:
         names = [a.arg for a in [*fdef.args.posonlyargs, *fdef.args.args, *fdef.args.kwonlyargs]]
         attributes: dict[str, list[str]] = {}
         # a comprehension's own variable is a loop index, not a value one could mix up with the others
-        bound = {n.id for c in ast.walk(fdef) if isinstance(c, ast.comprehension) for n in ast.walk(c.target)}
+        bound = {
+            n.id
+            for c in ast.walk(fdef)
+            if isinstance(c, ast.comprehension)
+            for n in ast.walk(c.target)
+            if isinstance(n, ast.Name)
+        }
         for node in ast.walk(fdef):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in names:
                 names.append(node.id)

@@ -612,3 +612,26 @@ def test_a_factor_equal_to_the_root_of_an_input_size_is_named():
     from tests.sizes import factor_reason
 
     assert "1/√128 (cfg.d_model)" in factor_reason(128**-0.5, {"d_vocab": 2048}, [("cfg.d_model", 128)])
+
+
+def test_an_unnamed_mistake_is_described_by_how_and_where_it_is_wrong():
+    e = torch.linspace(-2, 3, 24).reshape(4, 6)
+    e[1, 2] = e[3, 4] = 0.0
+    relu = _code(e.clamp(min=0), e, dims="inst feats")
+    assert relu.code == "values" and "every negative value set to 0" in relu.hint and "the formula" in relu.hint
+    assert "absolute values" in _code(e.abs(), e).hint
+    assert "1 − the right ones" in _code(1 - e, e).hint
+    at_zeros = e.clone()
+    at_zeros[e == 0] = 0.1
+    assert "only entries whose right value is 0 are wrong (2 of the 2 zeros" in _code(at_zeros, e).hint
+    filled = e.clone()
+    filled[e > 1] = 1.0
+    assert "values above 1 were lowered to 1" in _code(filled, e).hint
+    schedule = torch.linspace(0, 1, 20)
+    warm = schedule.clone()
+    warm[1:5] = warm[1:5].sqrt()
+    assert (
+        "only `step` 1–4 are wrong (4 of 20); `step` below 1 and above 4 are all right"
+        in _code(warm, schedule, dims="step").hint
+    )
+    assert _code(torch.randn(4, 6), e).hint == "the formula"  # nothing recognisable: the formula alone

@@ -395,3 +395,15 @@ def test_norm_slips_keep_the_axes_and_leave_other_norms_alone():
 
     assert edits("W.norm(2, 1)") == ["W.pow(2).sum(1)", "W.sum(1).sqrt()", "W.abs().sum(1)"]
     assert edits("W.norm(1)") == [] and edits("W.norm(p=1)") == []  # an L1 norm: its p is not an axis
+
+
+def solution_column_sums(x: Tensor) -> Tensor:
+    """A reference whose comprehension unpacks a tuple (`for j, column in ...`)."""
+    return torch.stack([column.abs().sum() + j for j, column in enumerate(x.T)])
+
+
+def test_a_comprehension_with_a_tuple_target_does_not_silence_the_search():
+    x = torch.randn(7, 4, generator=torch.Generator().manual_seed(5))
+    wrong, right = x.sum(0) + torch.arange(4), solution_column_sums(x)
+    hint = one_change_diagnosis(call(solution_column_sums, x), wrong, right)
+    assert hint is not None and "a step left out (`.abs(…)`)" in hint
