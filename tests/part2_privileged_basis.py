@@ -11,6 +11,7 @@ statistics that define it, with part 1's diagnostics for values in U[-1, 1].
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
@@ -268,6 +269,18 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             f"the output nonlinearity is a ReLU, not |.|: {formula}",
             two_layer(x, W1, W2t, b, act=relu, out=torch.abs),
         ),
+        *[
+            (
+                "weights_normalised",
+                f"{name} was normalised over its {axis} axis (F.normalize({name}, dim={dim}), or divided by a norm): "
+                "the forward pass uses the weights as they are, no normalisation",
+                two_layer(x, F.normalize(W1, dim=dim), W2t, b, act=relu)
+                if name == "W1"
+                else two_layer(x, W1, F.normalize(W2, dim=dim).transpose(-1, -2), b, act=relu),
+            )
+            for name, axes in (("W1", ("feats", "d_hidden")), ("W2", ("d_hidden", "feats")))
+            for dim, axis in zip((-1, -2), axes, strict=True)
+        ],
         (
             "residual",
             f"the input x is added to the output (a residual connection): this model has none, {formula}",
@@ -304,6 +317,55 @@ TWO_SIGN_COINS = (
     "one sign, or split one uniform u: positive when u < p/2, negative when p/2 <= u < p",
     1 - (1 - PROBS / 2) ** 2,
 )
+
+
+def _absent_not_zero_failure(batch: Tensor) -> None:
+    """No entry is exactly 0 although some features have p near 0.01 (about 99% of their entries should be 0): the
+    absent entries are not zeroed. Whether no mask was drawn or the mask picks between two non-zero values (where(
+    present, v, -v)) cannot be told from the batch (both give U[-1, 1] everywhere), so both causes are listed."""
+    zeros = int((batch == 0).sum())
+    if batch.ndim != 3 or zeros > 1e-3 * batch.numel():
+        return
+    lo, hi = float(batch.min()), float(batch.max())
+    i, c = (int(v) for v in divmod(int(PROBS.argmin()), PROBS.shape[1]))
+    seen = f"values in [{lo:.3g}, {hi:.3g}]" + (
+        ", spread like U[-1, 1]" if lo >= -1 and hi <= 1 and abs(float(batch.abs().mean()) - 0.5) < 0.02 else ""
+    )
+    fail(
+        f"the batch: {zeros} of its {batch.numel()} entries are 0 ({seen}), though inst {i}, feature {c} has "
+        f"p = {float(PROBS[i, c]):.4g}: about {100 * (1 - float(PROBS[i, c])):.0f}% of its entries should be 0",
+        "absent entries are not zero. Possible causes: no presence mask drawn at all, or the mask choosing between "
+        "two non-zero values (torch.where(present, v, -v), or v kept where absent). An absent feature is exactly 0: "
+        "torch.where(rand < p, v, 0.0)",
+        code="always_present",
+    )
+
+
+def _dropout_failure(batch: Tensor) -> None:
+    """The present values fill [-m, m] with m = 1 / (the share of present entries), and every feature is present at
+    about that one share: F.dropout(U[-1, 1], 1 - q) keeps each entry with one rate q and divides the kept ones by q.
+    Per-feature rates from N = 20000 draws have standard deviation <= 0.0036; 0.03 is over 8 of them, and the
+    probabilities PROBS differ by far more than that, so a correct batch never has one shared rate."""
+    present = batch != 0
+    q, top = float(present.double().mean()), float(batch.abs().max())
+    if batch.ndim != 3 or q <= 0 or top < 1.05 or abs(top * q - 1) > 0.03:
+        return
+    rates = present.double().mean(0)
+    one_rate = bool(((rates - q).abs() < 0.03).all())
+    fail(
+        f"the batch: present values reach |{top:.3g}| ≈ 1 / {q:.3g}, and {100 * q:.1f}% of the entries are present"
+        + (" (about that share for every feature)" if one_rate else ""),
+        f"the kept values are divided by the keep rate {q:.3g}: F.dropout (or nn.Dropout) rescales what it keeps by "
+        "1 / (1 - dropout probability)"
+        + (
+            ", and it uses one rate for every feature (the mean of p?) where each feature has its own p"
+            if one_rate
+            else ""
+        )
+        + ". Draw the mask yourself, present where torch.rand(...) < self.feature_probability, and keep U[-1, 1] "
+        "values as they are",
+        code="dropout_rescaled",
+    )
 
 
 @checker("NeuronComputationModel.generate_batch", kind="class")
@@ -346,6 +408,8 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             "leave the examples unscaled",
             code="normalised_examples",
         )
+    _absent_not_zero_failure(batch.detach().cpu())
+    _dropout_failure(batch.detach().cpu())
     scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE, "1 / p": 1 / PROBS}, "the batch")
     negative_values_failure(batch.detach().cpu(), PROBS, "the batch")
     try:
@@ -381,6 +445,24 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
         ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
         ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
         ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),
+        (
+            "one_sided_error",
+            "only under-prediction is penalised ((|batch| - out).clamp(min=0) squared): the loss squares the error "
+            "in both directions, (|batch| - out)²",
+            (imp * (target - out).clamp(min=0) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "one_sided_error",
+            "only over-prediction is penalised ((out - |batch|).clamp(min=0) squared): the loss squares the error "
+            "in both directions, (|batch| - out)²",
+            (imp * (out - target).clamp(min=0) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "huber_loss",
+            "that is the Huber (smooth L1) loss, F.huber_loss / F.smooth_l1_loss: ½ err² for small errors and linear "
+            "for large ones. The loss is the plain squared error (|batch| - out)², weighted by the importance",
+            (imp * F.huber_loss(out, target, reduction="none")).mean(dim=(0, 2)).sum(),
+        ),
     ]
 
 

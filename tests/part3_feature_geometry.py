@@ -241,7 +241,8 @@ def dimensionality_structure(
                     "scale-free",
                     f"numerator and denominator must have the same degree (‖{x}_i‖² over Σ_j ({u}_i·{x}_j)²: both "
                     f"c²): a power of a norm is off by {k:.3g} (a unit vector left unnormalised, a norm not "
-                    "squared, or squared twice?)",
+                    "squared, or squared twice?), or the overlaps are not dot products (pairwise distances "
+                    f"‖{x}_i - {x}_j‖ from torch.cdist scale like c, not like the dot products' c²)",
                     code="not_scale_free",
                 )
 
@@ -320,6 +321,18 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / torch.linalg.matrix_norm(W, ord=2) ** 2,
         ),
         ("abs_not_squared", "square the entries: ‖W‖²_F = Σ W², not Σ |W|", d / W.abs().sum((1, 2))),
+        (
+            "row_norms_summed_squared",
+            "your denominator is (Σ_d ‖row_d‖)², the norms of the d_hidden rows W[inst, d, :] summed and then "
+            "squared: ‖W‖²_F is the sum of the *squared* row (or column) norms, Σ_d ‖row_d‖² = W.pow(2).sum((1, 2))",
+            d / W.norm(dim=2).sum(-1).pow(2),
+        ),
+        (
+            "norm_of_squared_norms",
+            "your denominator is the L2 norm of diag(WᵀW) (the squared column norms ‖W_i‖², then a norm over them, "
+            "sqrt(Σ_i ‖W_i‖⁴)): ‖W‖²_F is their *sum*, Σ_i ‖W_i‖² = the trace of WᵀW (W.pow(2).sum((1, 2)))",
+            d / W.pow(2).sum(1).norm(dim=-1),
+        ),
         (
             "l1_norm_squared",
             "your denominator is (Σ |W|)², the entrywise L1 norm of W[inst] squared: ‖W‖²_F squares each entry "
@@ -584,6 +597,16 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "the denominator is a *sum* over j, not a mean over the features",
             norms_sq / dots.pow(2).mean(-1),
         ),
+        *[
+            (
+                "distances_not_overlaps",
+                "your denominator sums squared *distances* ‖W_i - W_j‖² (torch.cdist, or a norm of a difference) "
+                "where it should sum squared *dot products* (Ŵ_i·W_j)²: the overlaps are the Gram matrix Ŵᵀ W "
+                "(einsum over d_hidden, or W.mT @ W divided by the norms), not pairwise distances",
+                num / torch.cdist(W.mT, W.mT).pow(2).sum(-1),
+            )
+            for num in (norms_sq, norms_sq**2)
+        ],
         (
             "instance_mixing",
             "each instance is a separate model: only sum over features j of the *same* instance (one inst "

@@ -22,6 +22,7 @@ from torch import Tensor
 
 import solutions.part4_double_descent as ref
 import tests.part4_double_descent_mistakes as mistakes
+import tests.part4_double_descent_slips as slips
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
@@ -379,7 +380,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         _cosine_floor(got_t, right, steps, warmup, catalogue)
         _cosine_period(got_t, right, steps, warmup, catalogue)
-        ramp = mistakes.warmup_ramp_diagnosis(got_t, steps, warmup)
+        ramp = mistakes.warmup_ramp_diagnosis(got_t, steps, warmup) or slips.warmup_diagnosis(got_t, right, warmup)
         expect_matches(
             got_t,
             right,
@@ -388,10 +389,8 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
             rtol=1e-6,
             atol=1e-7,
             dims="step",
-            hint=ramp[1]
-            if ramp
-            else "linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))",
-            code=ramp[0] if ramp else "values",
+            hint=ramp[1],
+            code=ramp[0],
             reference=mistakes.Schedule(ref.warmup_cosine_lr, (steps, warmup)),
         )
     return "linear warm-up, then half a cosine to 0"
@@ -596,6 +595,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
                 "return self.train_data as it is, [n_train, inst, feats]: no transpose",
                 code="axis_order",
             )
+    slips.nonfinite_rows_failure(first, data, what)
     first = expect_tensor(
         first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
@@ -689,7 +689,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     v = (torch.randn(3, 7, 3, generator=g) * torch.logspace(-1, 1, 7)[None, :, None]).to(device)
     v_in = v.clone()
     what = "compute_dimensionality(v)"
-    values, shapes = mistakes.dimensionality_candidates(v.cpu())
+    values, shapes = slips.dimensionality_candidates(v.cpu())
     out = expect_output(
         _call(compute_dimensionality, what, v_in), what, (3, 7), "inst vectors", torch.float32, device, shapes
     )

@@ -54,3 +54,60 @@ def test_part2_fresh16_values_divided_by_p():
     model = _sub(NeuronComputationModel, generate_batch=comp_gen_divided_by_p)
     err = assert_fails(checks2.test_computation_generate_batch, model, "values_scaled_by_table")
     assert "divided by p" in err.hint
+
+
+# fresh17: absent entries kept non-zero, F.dropout's rescaling, normalised weights, one-sided and Huber losses
+def comp_gen_absent_negated(self, n):
+    shape = (n, self.cfg.n_inst, self.cfg.n_features)
+    v = 2 * torch.rand(shape) - 1
+    return torch.where(torch.rand(shape) < self.feature_probability, v, -v)
+
+
+def comp_gen_dropout(self, n):
+    shape = (n, self.cfg.n_inst, self.cfg.n_features)
+    return F.dropout(2 * torch.rand(shape) - 1, p=1 - self.feature_probability.mean().item(), training=True)
+
+
+def comp_normalised_rows(self, features):
+    h = F.relu(einops.einsum(features, F.normalize(self.W1, dim=-1), DOWN))
+    return F.relu(einops.einsum(h, self.W2, "... inst d_hidden, inst feats d_hidden -> ... inst feats") + self.b_final)
+
+
+def comp_normalised_w2(self, features):
+    h = F.relu(einops.einsum(features, self.W1, DOWN))
+    W2 = F.normalize(self.W2, dim=-2)
+    return F.relu(einops.einsum(h, W2, "... inst d_hidden, inst feats d_hidden -> ... inst feats") + self.b_final)
+
+
+def loss_under_only(self, out, batch):
+    return (self.importance * (batch.abs() - out).clamp(min=0) ** 2).mean((0, 2)).sum()
+
+
+def loss_over_only(self, out, batch):
+    return (self.importance * (out - batch.abs()).clamp(min=0) ** 2).mean((0, 2)).sum()
+
+
+def loss_huber(self, out, batch):
+    return (self.importance * F.smooth_l1_loss(out, batch.abs(), reduction="none")).mean((0, 2)).sum()
+
+
+def test_part2_fresh17_generate_batch():
+    model = _sub(NeuronComputationModel, generate_batch=comp_gen_absent_negated)
+    err = assert_fails(checks2.test_computation_generate_batch, model, "always_present")
+    assert "absent entries are not zero" in err.hint and "where(present, v, -v)" in err.hint
+    model = _sub(NeuronComputationModel, generate_batch=comp_gen_dropout)
+    err = assert_fails(checks2.test_computation_generate_batch, model, "dropout_rescaled")
+    assert "F.dropout" in err.hint and "one rate" in err.hint
+
+
+def test_part2_fresh17_forward_and_loss():
+    for forward in (comp_normalised_rows, comp_normalised_w2):
+        model = _sub(NeuronComputationModel, forward=forward)
+        err = assert_fails(checks2.test_computation_forward, model, "weights_normalised")
+        assert "normalised" in err.hint
+    for loss in (loss_under_only, loss_over_only):
+        model = _sub(NeuronComputationModel, calculate_loss=loss)
+        assert_fails(checks2.test_computation_calculate_loss, model, "one_sided_error")
+    model = _sub(NeuronComputationModel, calculate_loss=loss_huber)
+    err = assert_fails(checks2.test_computation_calculate_loss, model, "huber_loss")
+    assert "Huber" in err.hint

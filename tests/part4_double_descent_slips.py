@@ -1,0 +1,115 @@
+"""Part 4 diagnoses kept out of the full checker and catalogue modules: a warm-up of another start value or shape (the
+cosine part right), NaN rows from normalising all-zero training examples again, and the squared overlaps of the
+dimensionality written as a matrix product instead of an elementwise square."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+import tests.part4_double_descent_mistakes as mistakes
+from tests.checking import fail
+
+Mistake = tuple[str, str, Tensor]
+
+
+SCHEDULE = "linear from 0 over warmup_steps, then 0.5 * (1 + cos(π (step - warmup) / (steps - warmup)))"
+
+
+def warmup_diagnosis(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str]:
+    """(code, hint) for a schedule that differs from the right one: when the steps from warmup_steps on are right and
+    the warm-up steps 0 .. warmup - 1 are not, names a linear ramp from another start value, a sine or half-cosine
+    ramp, and otherwise quotes the values seen next to linear-from-0's; else ("values", the formula)."""
+    return _warmup_only(got, right, warmup) or ("values", SCHEDULE)
+
+
+def _warmup_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | None:
+    if warmup < 3 or len(got) <= warmup or not bool(torch.isfinite(got).all()):
+        return None
+    if not torch.allclose(got[warmup:], right[warmup:], rtol=1e-6, atol=1e-7):
+        return None
+    g, r = got[:warmup].double(), right[:warmup].double()
+    if torch.allclose(g, r, rtol=1e-6, atol=1e-7):
+        return None
+    t = torch.arange(warmup, dtype=torch.float64) / warmup
+    close = lambda a: bool(torch.allclose(g, a, rtol=1e-6, atol=1e-7))
+    start = float(g[0])
+    rest = "then the cosine from step warmup_steps on (that part is right)"
+    if abs(start) > 1e-9 and close(start + (1 - start) * t):
+        return "warmup_start", (
+            f"your warm-up is linear but starts at {start:.4g} at step 0, rising to 1 at step warmup_steps: it starts "
+            f"at 0, step / warmup_steps; {rest}"
+        )
+    shapes = {
+        "a quarter sine, sin(π/2 · step / warmup_steps)": torch.sin(math.pi / 2 * t),
+        "a half cosine, (1 - cos(π · step / warmup_steps)) / 2": (1 - torch.cos(math.pi * t)) / 2,
+        "linear to 1 one step early, step / (warmup_steps - 1)": torch.arange(warmup, dtype=torch.float64)
+        / (warmup - 1),
+    }
+    for name, values in shapes.items():
+        if close(values):
+            return "warmup_shape", f"your warm-up is {name}; it is linear, step / warmup_steps, {rest}"
+    k = min(warmup, 4)
+    seen = ", ".join(f"{float(v):.4g}" for v in g[:k])
+    lin = ", ".join(f"{float(v):.4g}" for v in r[:k])
+    return "warmup_shape", (
+        f"only the warm-up is wrong: at steps 0..{k - 1} you return {seen} (starting at {start:.4g}), linear from 0 "
+        f"gives {lin}. The warm-up is step / warmup_steps, from 0 at step 0 to 1 at step warmup_steps; {rest}"
+    )
+
+
+def nonfinite_rows_failure(out: object, data: Tensor, what: str) -> None:
+    """out has NaN or infinite values exactly in the training examples that are all zero: they were divided by their
+    zero norm (the training set normalised again)."""
+    if not isinstance(out, Tensor) or tuple(out.shape) != tuple(data.shape) or not out.is_floating_point():
+        return
+    bad = ~torch.isfinite(out.detach().to(data.device))
+    if not bool(bad.any()):
+        return
+    empty = data.abs().sum(-1) == 0  # [examples inst]
+    if not bool(empty.any()) or not torch.equal(bad.any(-1), empty):
+        return
+    rows = ", ".join(f"({int(n)}, {int(i)})" for n, i in empty.nonzero()[:4])
+    fail(
+        f"{what} contains {int(bad.sum())} NaN or infinite values, all in the training examples that are all zero "
+        f"(example, instance: {rows})",
+        "NaN from dividing by a zero norm: rows that are all zero give 0 / 0. The training set is already normalised "
+        "when it is drawn; return self.train_data as it is (and where you do normalise, clamp the norm: "
+        "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12))",
+        code="renormalised_nan",
+    )
+
+
+def overlap_square_candidates(v: Tensor) -> list[Mistake]:
+    """The squared overlaps (v̂ᵢ·vⱼ)² written with matrix algebra instead of an elementwise square, on v [inst n d]:
+    O * O.mT (the overlap times its transpose, v̂ᵢ·vⱼ · v̂ⱼ·vᵢ) and O @ O (torch.linalg.matrix_power(O, 2)), each raw
+    and with the usual clamps of the denominator."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    ov = torch.einsum("kid,kjd->kij", v / norm_sq.sqrt().clamp_min(1e-300)[..., None], v)
+    out = []
+    for code, hint, den in (
+        (
+            "overlap_times_transpose",
+            "your denominator is Σⱼ Oᵢⱼ Oⱼᵢ (the overlap matrix times its transpose, elementwise: O * O.mT): "
+            "the square of each overlap is Oᵢⱼ², O ** 2 (O is not symmetric: v̂ᵢ·vⱼ ≠ v̂ⱼ·vᵢ)",
+            (ov * ov.mT).sum(-1),
+        ),
+        (
+            "overlap_matrix_power",
+            "your denominator sums the rows of O @ O (torch.linalg.matrix_power(O, 2) is a matrix product): the "
+            "square of each overlap is elementwise, O ** 2 (or O * O)",
+            (ov @ ov).sum(-1),
+        ),
+    ):
+        for d in (den, den.clamp_min(1e-30), den.clamp_min(1e-12)):
+            out.append((code, hint, norm_sq / d))
+    return out
+
+
+def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
+    """The catalogue's dimensionality mistakes on v [inst n d] plus `overlap_square_candidates`."""
+    values, shapes = mistakes.dimensionality_candidates(v)
+    return values + overlap_square_candidates(v), shapes
