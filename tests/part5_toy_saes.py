@@ -485,6 +485,7 @@ def _read_normalized(sae: ref.ToySAE) -> Any:
             )
         raise
     except RuntimeError as err:
+        P.recursion_hint(err)
         if "must match the size" in str(err):
             fail(
                 f"W_dec_normalized raised RuntimeError: {err}",
@@ -704,6 +705,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     D.call_resampler(lambda: impl(sae, frac.clone(), scale))
     P.check_loop_stopped(sae, before, dead)
     P.encoder_through_reshape(sae, before, dead, scale)
+    P.pooled_dead_probe(impl, lambda **kw: reference_sae(ref.ToySAE, device, sparsity_coeff=0.1, **kw))
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
     M.check_encoder_bias(sae, dead)
     rows = M.unit_rows(sae, before, dead, scale)

@@ -107,6 +107,11 @@ GEN_MISTAKES: list[tuple[str, str, Callable[[Tensor, Tensor], Tensor]]] = [
         lambda x, W: hidden(x, W) - hidden(x, W).mean(0, keepdim=True),
     ),
     (
+        "centred_d_in",
+        "don't subtract each example's mean over d_in: the SAE reads h = W x itself",
+        lambda x, W: hidden(x, W) - hidden(x, W).mean(-1, keepdim=True),
+    ),
+    (
         "contracted_d_in",
         "contract the feats axis: einsum(features, W, 'batch inst feats, inst d_in feats -> batch inst d_in'); "
         "yours summed W over d_in, kept feats and cut it to the first d_in features",
@@ -167,6 +172,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         "sq": lambda: sp_acts.pow(2).sum(-1),
         "mean": lambda: sp_acts.abs().mean(-1),
         "pre": lambda: (pre + bias).abs().sum(-1),
+        "relu_no_b_enc": lambda: pre.relu().sum(-1),
         "h_rec": lambda: h_rec.abs().sum(-1),
     }[bug.get("sparsity", "l1")]()
     coeff = sae.sparsity_coeff[0] if bug.get("first_coeff") else sae.sparsity_coeff
@@ -269,6 +275,12 @@ FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
         "L_sparsity is the L1 norm of the latent activations acts_post, not of h_reconstructed",
         "L_sparsity",
         {"sparsity": "h_rec"},
+    ),
+    (
+        "sparsity_no_b_enc",
+        "penalise acts_post itself, ReLU(x W_enc + b_enc): your L_sparsity left b_enc out (ReLU(x W_enc) only)",
+        "L_sparsity",
+        {"sparsity": "relu_no_b_enc"},
     ),
     (
         "sparsity_pre_relu",

@@ -435,3 +435,51 @@ def encoder_through_reshape(sae: Any, before: dict, dead: Tensor, scale: float) 
             "encoder columns through W_enc.transpose(-1, -2) (or .mT), e.g. W_enc.data.transpose(-1, -2)[dead] = ...",
             code="reshape_not_transpose",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# resample_simple: the dead mask pooled over instances
+# --------------------------------------------------------------------------------------------
+def pooled_dead_probe(impl: Callable, make_sae: Callable[..., Any]) -> None:
+    """Fail when, on a small window whose instances have different, partly overlapping dead sets (their union
+    is not every latent), the resampled set in every instance is the union of the dead sets: a latent dead in
+    any instance was resampled in all of them. The main check's dead sets cover every latent between them, so
+    there this looks like "all resampled"."""
+    n_inst, d_sae = 4, 40
+    sae = make_sae(n_inst=n_inst, d_in=3, d_sae=d_sae)
+    device = sae.W_enc.device
+    frac = torch.rand(6, n_inst, d_sae, device=device) * 0.2 + 0.01
+    dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
+    for k in range(n_inst):
+        dead[k, 4 * k : 4 * k + 6] = True  # 6 per instance, 2 shared with the next: union 18 of 40
+    frac[:, dead] = 0.0
+    W_enc, W_dec, b_enc = (t.detach().clone() for t in (sae.W_enc, sae.W_dec, sae.b_enc))
+    try:
+        with torch.no_grad():
+            impl(sae, frac, 0.37)
+    except Exception:  # a crash here is left to the main check, which names it
+        return
+    changed = (
+        (sae.W_enc.detach() != W_enc).any(1) | (sae.W_dec.detach() != W_dec).any(-1) | (sae.b_enc.detach() != b_enc)
+    )
+    union = dead.any(0, keepdim=True).expand_as(dead)
+    if torch.equal(changed, union):
+        fail(
+            f"with instances whose dead latents differ (6 each, {int(union[0].sum())} in their union), every "
+            "instance resampled the union: a latent dead in any instance was resampled in all of them",
+            "keep the inst axis in the dead mask: dead = (frac_active_in_window <= 0).all(dim=0) is [inst d_sae], "
+            "one set per instance; an .any() over instances, or one list of latent indices used for every "
+            "instance, pools them",
+            code="dead_pooled",
+        )
+
+
+def recursion_hint(err: BaseException, name: str = "W_dec_normalized") -> None:
+    """Name a RecursionError raised by reading a property: the property reads itself."""
+    if isinstance(err, RecursionError):
+        fail(
+            f"reading {name} raised RecursionError (maximum recursion depth exceeded)",
+            f"the property {name} reads itself (self.{name} inside its own body), so it calls itself forever: "
+            "use the underlying decoder, self.W_dec (the parameter, or W_enc transposed when tied)",
+            code="recursion",
+        )

@@ -161,6 +161,33 @@ def fve_extra(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             "used that centred h in the residual too, (h - mean(h)) - h_rec, though h_rec reconstructs h itself",
             1 - ((h - h.mean(0)) - h_rec).pow(2).sum((0, 2)) / sq_den,
         ),
+        *fve_other_totals(h, h_rec),
+    ]
+
+
+def fve_other_totals(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """FVE as the squared correlation of h and h_rec, and with the total Σh² - (Σh)² (the 1/n left out)."""
+    n, sq_num = h.shape[0], (h - h_rec).pow(2).sum((0, 2))
+
+    def corr2(axes: tuple[int, ...]) -> Tensor:  # centred per d_in (axes (0,)) or over the whole instance
+        dh, dr = h - h.mean(axes, keepdim=True), h_rec - h_rec.mean(axes, keepdim=True)
+        return (dh * dr).sum((0, 2)).pow(2) / (dh.pow(2).sum((0, 2)) * dr.pow(2).sum((0, 2)))
+
+    no_n = (h.pow(2).sum(0) - h.sum(0).pow(2)).sum(-1)
+    return [
+        (
+            "fve_correlation",
+            "FVE is 1 - Σ(h - h_rec)² / Σ(h - mean(h))², not the squared correlation of h and h_rec: r² ignores "
+            "a scale or offset in h_rec that FVE counts as error",
+            value,
+        )
+        for value in (corr2((0,)), corr2((0, 2)))
+    ] + [
+        (
+            "fve_total_no_n",
+            f"Σ(h - mean(h))² = Σh² - (Σh)²/n over the batch (n = {n}): your total left out the /n",
+            1 - sq_num / no_n,
+        ),
     ]
 
 
@@ -467,6 +494,31 @@ def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]
         *recovery_norm_clamped(W_feat, W_dec),
         *recovery_norm_axes(W_feat, W_dec),
         *recovery_distance(W_feat, W_dec),
+        *recovery_other_norms(W_feat, W_dec),
+    ]
+
+
+def recovery_other_norms(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Cosines whose vectors were divided by something other than their L2 norm (+ 1e-8): the largest |entry|
+    (the inf-norm) for the decoder rows, or a + 1 in both denominators."""
+    f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
+    d_inf = W_dec / (W_dec.abs().amax(-1, keepdim=True) + 1e-8)
+    plus_one = torch.einsum(
+        "isd,idf->isf", W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1), W_feat / (W_feat.norm(dim=1, keepdim=True) + 1)
+    )
+    return [
+        (
+            "dec_inf_norm",
+            "divide each decoder row by its Euclidean norm ‖W_dec[j]‖ = sqrt(Σ_d W_dec[j, d]²); yours divided by its "
+            "largest |entry| (the inf-norm), so the rows are not unit vectors and the cosines are off",
+            torch.einsum("isd,idf->isf", d_inf, f_hat).amax(1),
+        ),
+        (
+            "norm_plus_one",
+            "the epsilon keeps the division finite and must be tiny next to the norms (1e-8): yours added 1 to the "
+            "denominators (‖v‖ + 1), which shrinks every cosine",
+            plus_one.amax(1),
+        ),
     ]
 
 

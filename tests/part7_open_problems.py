@@ -38,8 +38,10 @@ from tests.part7_open_problems_probes import (
     affine_alignment_hint,
     alignment_call,
     fixed_axis_hint,
+    merged_axes_hint,
     pair_reads_hint,
     pair_sign_hint,
+    zero_column_hint,
 )
 from utils.part7_open_problems import NO_LABEL
 
@@ -688,7 +690,8 @@ def _alignment_input(device: torch.device) -> Tensor:
     W = torch.randn(4, 3, 6) * torch.linspace(0.5, 2.0, 6)  # features of different norms
     W[0, :, 1] = torch.tensor([0.0, -2.0, 0.0])  # on one (negative) axis: alignment 1
     W[1, :, 2] = torch.tensor([1.0, -1.0, 1.0])  # spread evenly: 1/sqrt(3)
-    W[2, :, 3] = 0.0  # a dropped feature: 0
+    W[2, :, 3] = 0.0  # dropped features: 0 (in two instances, so a zero-column slip is not one instance's)
+    W[0, :, 5] = 0.0
     W[3] *= 3.0  # a larger scale must not matter
     return W.to(device)
 
@@ -698,6 +701,7 @@ def test_basis_alignment(impl, device):
     W = _alignment_input(device)
     before = W.clone()
     got = returned(alignment_call(impl, W), "basis_alignment(W)")
+    merged_axes_hint(got, ref.basis_alignment(before), "basis_alignment(W)", "inst feats")
     got = expect_tensor(got, "basis_alignment(W)", shape=(4, 6), dims="inst feats", device=device, finite=False)
     if not torch.equal(W, before):
         fail("basis_alignment changed W in place", "work on copies (no in-place ops on W)", code="in_place")
@@ -711,12 +715,13 @@ def test_basis_alignment(impl, device):
         fail("basis_alignment(W) has NaN or infinite values for non-zero features", code="not_finite")
     if not torch.isfinite(got).all():
         fail(
-            "basis_alignment(W) is NaN for the feature with Wᵢ = 0 (instance 2, feature 3)",
+            "basis_alignment(W) is NaN for the features with Wᵢ = 0 (instance 0 feature 5, instance 2 feature 3)",
             "0 / 0 is NaN: return 0 where the norm is 0 (torch.where(norm > 0, ..., 0.0), with a clamped denominator)",
             code="not_finite",
         )
     expected = ref.basis_alignment(W)
     expect_tensor(got, "basis_alignment(W)", dtype=W.dtype)
+    zero_column_hint(got, expected, W)
     _alignment_structure(got, expected, W)
     expect_matches(
         got,

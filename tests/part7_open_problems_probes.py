@@ -216,3 +216,54 @@ def alignment_call(impl: Callable, W: Tensor) -> object:
                             code="reduced_wrong_axis",
                         )
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# basis_alignment: the per-instance results joined along an existing axis; the all-zero columns
+# --------------------------------------------------------------------------------------------
+def merged_axes_hint(got: object, expected: Tensor, name: str, dims: str) -> None:
+    """Fail when `got` holds the right values in the right order but two adjacent expected axes are one axis of
+    their product's size: what torch.cat of per-slice results gives where torch.stack was needed (or a flatten)."""
+    if not isinstance(got, Tensor) or got.shape == expected.shape or got.numel() != expected.numel():
+        return
+    names, shape = dims.split(), tuple(expected.shape)
+    for a in range(len(shape) - 1):
+        merged = (*shape[:a], shape[a] * shape[a + 1], *shape[a + 2 :])
+        if tuple(got.shape) != merged:
+            continue
+        flat = got.detach().reshape(shape).to(expected.device, expected.dtype)
+        if not torch.allclose(flat, expected, rtol=1e-4, atol=1e-5, equal_nan=True):
+            return
+        want = ", ".join(f"{n}={s}" for n, s in zip(names, shape, strict=False))
+        fail(
+            f"{name} has shape {tuple(got.shape)}, expected ({want}); its values, in order, are the right ones with "
+            f"[{names[a]} {names[a + 1]}] joined into one axis of {shape[a]}·{shape[a + 1]} = {merged[a]}",
+            f"the per-{names[a]} results were concatenated (torch.cat extends an existing axis) where a stack was "
+            f"needed (torch.stack adds the new {names[a]} axis), or a flatten/reshape merged the two axes",
+            code="concatenated",
+        )
+
+
+def zero_column_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
+    """Fail when the alignment is wrong exactly at the features whose column Wᵢ is all zero (several, in
+    different instances) and right everywhere else: the zero-column rule, whatever value was put there."""
+    zero = W.norm(dim=1) == 0
+    g, e = got.detach().to(expected.dtype), expected.detach()
+    wrong = ~torch.isclose(g, e, rtol=1e-4, atol=1e-5)
+    if not bool(zero.any()) or not torch.equal(wrong, zero):
+        return
+    values = g[zero].unique()
+    where = ", ".join(f"instance {i} feature {f}" for i, f in zero.nonzero().tolist())
+    said = (
+        f"{float(values[0]):.5g}" if values.numel() == 1 else "values " + ", ".join(f"{v:.4g}" for v in values.tolist())
+    )
+    d = W.shape[1]
+    if values.numel() == 1 and math.isclose(float(values[0]), d**-0.5, rel_tol=1e-4):
+        said += f" = 1/√d (d = {d})"
+    fail(
+        f"basis_alignment(W) is {said} for every feature whose column Wᵢ is all zero ({where}), expected 0; "
+        "every other value is right",
+        "a feature with Wᵢ = 0 has no direction, so its alignment must be 0 (not a fill value): "
+        "torch.where(norm > 0, max|W_ki| / norm, 0.0)",
+        code="zero_norm",
+    )

@@ -218,3 +218,35 @@ def test_alignment_signed_entry_at_argmax():  # fresh16
         return torch.where(n > 0, m / n.clamp(min=1e-12), 0.0)
 
     assert_fails(checks.test_basis_alignment, alignment, "signed_at_argmax")
+
+
+def test_alignment_zero_columns_filled_with_one_over_sqrt_d():  # fresh17
+    def alignment(W):
+        n = W.norm(dim=1)
+        return torch.where(n > 0, W.abs().amax(1) / n.clamp(min=1e-12), W.shape[1] ** -0.5)
+
+    err = assert_fails(checks.test_basis_alignment, alignment, "zero_norm")
+    assert "all zero" in err.message and "1/√d" in err.message and "only `inst`" not in err.hint
+
+
+def test_alignment_per_instance_loop_joined_with_cat():  # fresh17
+    def alignment(W):
+        out = []
+        for i in range(W.shape[0]):
+            n = W[i].norm(dim=0)
+            out.append(torch.where(n > 0, W[i].abs().amax(0) / n.clamp(min=1e-12), 0.0))
+        return torch.cat(out)
+
+    err = assert_fails(checks.test_basis_alignment, alignment, "concatenated")
+    assert "torch.stack" in err.hint
+
+
+def test_alignment_per_instance_loop_joined_with_stack_passes():  # fresh17
+    def alignment(W):
+        out = []
+        for i in range(W.shape[0]):
+            n = W[i].norm(dim=0)
+            out.append(torch.where(n > 0, W[i].abs().amax(0) / n.clamp(min=1e-12), 0.0))
+        return torch.stack(out)
+
+    assert_passes(checks.test_basis_alignment, alignment)
