@@ -19,6 +19,7 @@ from torch import Tensor
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
+from tests import part1_superposition_causes as causes
 from tests import part1_superposition_pairs as pair_rates
 from tests.checking import (
     bernstein_tolerance,
@@ -38,6 +39,7 @@ from tests.part1_superposition_diagnosis import (
     returned_hidden_hint,
 )
 from tests.part1_superposition_draws import (
+    batch_drift_failure,
     choice_split_hint,
     fresh_draws_failure,
     ignores_out_failure,
@@ -461,6 +463,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
         _ignores_p(torch.full_like(P_CORR, DECOY["generate_correlated_features"]), "correlated"),
         *common_rate_candidates(P_CORR, "pair"),
     ]
+    batch_drift_failure(first, P_CORR, what)
     check_rates(first.double().mean(0), P_CORR, N_SAMPLES, f"{what}: presence", candidates, unit="pair")
     check_pairwise_independence(
         first,
@@ -613,11 +616,11 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     rates = present.double().mean(0)
     lower, upper = torch.minimum(rates[:, 0::2], rates[:, 1::2]), torch.maximum(rates[:, 0::2], rates[:, 1::2])
     if consistent(lower, 0.0, N_SAMPLES) and consistent(upper, 2 * P_PAIRS, N_SAMPLES):
-        fail(
-            f"{what}: in every pair one feature is never present and the other is present whenever the pair is active",
-            "the draw that picks which feature of a pair is on is made once for the whole batch: draw it per example, "
-            "with the shape [batch, inst, pairs]",
-            code="choice_shared_over_batch",
+        k, m = P_PAIRS.shape  # fresh calls tell a constant coin from one drawn once per call
+        cfg = ToyModelConfig(n_inst=k, n_features=2 * m, d_hidden=5, n_anticorrelated_pairs=m)
+        model = CorrelatedToyModel(cfg, feature_probability=DECOY["generate_anticorrelated_features"], device=device)
+        causes.constant_choice_failure(
+            present, what, lambda: model.generate_anticorrelated_features(50, P_PAIRS.to(device))
         )
     candidates = anticorrelated_rate_candidates(P_PAIRS, DECOY["generate_anticorrelated_features"])
     rates = present.double().mean(0)
@@ -736,25 +739,8 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
         "anticorrelated": (s_anti, s_unc, "p[:, 2 * n_corr : 2 * (n_corr + n_anti) : 2]"),
         "uncorrelated": (s_unc, n_feats, "p[:, 2 * (n_corr + n_anti) :]"),
     }
-    wrong = []
-    for name, (a, b, code) in blocks.items():
-        got, want = rates[:, a:b], right[:, a:b].double()
-        if not consistent(got, want, N_SAMPLES):
-            k = float((got * want).sum() / (want * want).sum())
-            factor = (
-                f" (its rates are {k:.2g} × the right ones: a factor on p?)"
-                if consistent(got, k * want, N_SAMPLES)
-                else ""
-            )
-            wrong.append(f"the {name} block (features {a}-{b - 1}) has the wrong rates{factor}: give it {code}")
-    check_rates(
-        rates,
-        right,
-        N_SAMPLES,
-        f"{what}: presence",
-        mistakes,
-        default_hint="; ".join(wrong) + " (pair j of a block uses the probability of the block's feature 2j)",
-    )
+    default = causes.block_rate_notes(rates, right, P_COMBINED, blocks, N_SAMPLES)
+    check_rates(rates, right, N_SAMPLES, f"{what}: presence", mistakes, default_hint=default)
 
     # Unequal counts (1 correlated, 2 anticorrelated pairs), so each count must come from its own config field.
     cfg = ToyModelConfig(n_inst=2, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)

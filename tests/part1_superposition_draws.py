@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part1_superposition_causes import pooled_drift_failure
 from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
 
 
@@ -437,6 +438,7 @@ def batch_drift_failure(present: Tensor, p: Tensor, what: str) -> None:
     rate is within rate_tolerance(n // 2) at variance 1/4 (the largest of any rate, so whatever the true rate) of its
     true rate with the checks' failure probability, so two halves drawn at one rate differ by at most twice that."""
     fixed_count_failure(present, what)
+    pooled_drift_failure(present, p, what)
     if not isinstance(present, Tensor) or present.ndim != 3 or tuple(present.shape[1:]) != tuple(p.shape):
         return
     h = present.shape[0] // 2

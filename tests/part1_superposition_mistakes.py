@@ -23,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part1_superposition_causes as causes
 from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
 from tests import part1_superposition_slips as slips
 from tests.checking import CheckFailed, bernstein_tolerance, fail
-from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
+from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
 
 relu = torch.relu
 Mutant = tuple[str, str, Tensor]
@@ -472,7 +473,7 @@ def check_rates(
             )
     draws.averaged_rates_failure(observed, expected, n, message, unit)
     draws.clamped_rates_failure(observed, expected, n, message)
-    found = rate_pattern_diagnosis(observed, expected, n, unit) or slips.borrowed_rates(observed, expected, n, unit)
+    found = causes.rate_causes(observed, expected, n, unit, default_hint)
     code, hint = found or ("presence_probability", default_hint)
     fail(message, hint or f"each {unit} of each instance is present with its own probability p[inst, {unit}]", code)
 
@@ -642,9 +643,9 @@ def check_values_per_cell(
 ) -> None:
     """The mean present value of every (inst, unit) cell is (low + high) / 2: values don't depend on p or presence.
 
-    `p` [inst units], the cells' presence probabilities, lets the diagnosis recognise values confined to a part of
-    the range whose width follows p (the presence draw reused as the value, or values scaled by p).
+    `p` [inst units], the presence probabilities, names values whose range's width follows p (a reused draw).
     """
+    causes.per_example_values_failure(batch, present, what, low, high)
     counts = present.sum(0).double()
     for a, c in (counts >= 10).nonzero().tolist():
         cell = batch[:, a, c][present[:, a, c]]
@@ -665,8 +666,7 @@ def check_values_per_cell(
         f"{what}: present values of inst {i}, {unit} {j} have mean {means[i, j]:.3f}, "
         f"expected {(low + high) / 2:.3f} ± {tol[i, j]:.3f}"
     )
-    # Diagnosis only (the test above has already failed). Reusing the presence draw (or scaling by p) confines each
-    # cell's values to an interval of width p * (high - low); cells with enough draws show that width.
+    # Diagnosis only: reusing the presence draw (or scaling by p) confines a cell's values to a width p * (high - low).
     enough = (counts >= 200) & (excess > 0)  # the failing cells with enough draws to show their span
     if p is not None and enough.any():
         spans = torch.zeros_like(means)

@@ -1,0 +1,234 @@
+"""Statistics of parts 1 and 2 that name the cause of a wrong draw, rather than only saying that it is wrong.
+
+* Rates that are a known law of p other than p itself: presence drawn from another distribution than rand() < p
+  (|randn| < p gives erf(p/√2), Poisson(p) > 0 gives 1 - e^-p, rand() ** 2 < p gives √p); rates that only rise with p
+  list those causes.
+* The pooled presence rate of successive chunks of the batch: a probability table laid out along the batch axis
+  (p.flatten().repeat_interleave(n)) cycles every cell through all of p, so each cell's overall rate is p.mean() while
+  the chunks differ.
+* Within one cell, the present values' mean per number of present features in the example: values normalised per
+  example (divided by that count, or by the values' sum) shrink as more features are present.
+* An anticorrelated choice that never varies (a constant coin: torch.randint(0, 1) is always 0) against one that is
+  drawn per pair but shared by the batch, told apart by the sides chosen across pairs and across fresh calls.
+* Per block of the combined batch: a pair's rate that is a combination of its two features' p (product, mean, ...).
+
+Each test fails a correct answer with probability below DELTA per statistic; the namings run after a failure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tests.checking import bernstein_tolerance, fail
+from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
+from tests.part1_superposition_slips import borrowed_rates
+
+RATE_LAWS = (
+    ("erf(p/√2) = P(|N(0, 1)| < p)", "|randn| < p (a half-normal draw)", lambda p: torch.erf(p / math.sqrt(2))),
+    ("1 - e^-p = P(Poisson(p) > 0)", "Poisson(p) > 0 or an exponential draw below p", lambda p: 1 - torch.exp(-p)),
+    ("√p", "rand() ** 2 < p or rand() < p ** 0.5", torch.sqrt),
+)
+LAW_CAUSES = "; ".join(f"{how} gives {label}" for label, how, _ in RATE_LAWS) + "; randn < p gives Φ(p)"
+
+
+def _law_diagnosis(observed: Tensor, p: Tensor, n: int) -> tuple[str, str] | None:
+    for label, how, law in RATE_LAWS:
+        table = law(p)
+        if consistent(observed, table, n) and not consistent(p, table, n):
+            return "presence_law", (
+                f"the rates are {label}, not p: presence is not drawn as rand() < p but from another distribution "
+                f"— {how} gives these rates; draw it as torch.rand(...) < p, a uniform draw compared with p"
+            )
+    return None
+
+
+def _rises_with_p(observed: Tensor, p: Tensor, n: int) -> bool:
+    """Every cell with a larger p has a rate at least as large (within tolerance): the rates are an increasing
+    function of p."""
+    o, q = observed.flatten(), p.flatten()
+    tol = rate_tolerance(n, o.clamp(0, 1))
+    larger = q[:, None] > q[None, :]
+    return bool(((o[:, None] + tol[:, None] >= o[None, :] - tol[None, :]) | ~larger).all()) and float(q.var()) > 0
+
+
+def rate_causes(
+    observed: Tensor, expected: Tensor, n: int, unit: str, default_hint: str | None
+) -> tuple[str, str] | None:
+    """(code, hint) naming why the rates `observed` [inst units] are not `expected`, after the candidate tables."""
+    found = (
+        _law_diagnosis(observed, expected, n)
+        or rate_pattern_diagnosis(observed, expected, n, unit)
+        or borrowed_rates(observed, expected, n, unit)
+    )
+    if found or default_hint is not None or not _rises_with_p(observed, expected, n):
+        return found
+    return "presence_law", (
+        "the rates rise with p but are not p: presence is not drawn as rand() < p. Possible causes: a draw from "
+        f"another distribution compared with p ({LAW_CAUSES}), or p transformed by an increasing function before "
+        "the draw; compare torch.rand(...) itself with p"
+    )
+
+
+def pooled_drift_failure(present: Tensor, p: Tensor, what: str, chunks: int = 8) -> None:
+    """The presence rate pooled over every cell is the same in each of `chunks` successive chunks of the batch. Each
+    chunk's pooled rate over m = (n // chunks) · cells independent draws is within rate_tolerance(m, 1/2) of its
+    expected value (a variance of 1/4 bounds any rate's), and so is the whole batch's over chunks · m draws; a correct
+    draw has one expected value for all of them, whatever p."""
+    if not isinstance(present, Tensor) or present.ndim != 3 or tuple(present.shape[1:]) != tuple(p.shape):
+        return
+    size = present.shape[0] // chunks
+    if size < 100:
+        return
+    rates = present[: size * chunks].double().reshape(chunks, -1).mean(1).cpu()
+    overall = float(rates.mean())
+    tol = float(rate_tolerance(size * p.numel(), 0.5) + rate_tolerance(chunks * size * p.numel(), 0.5))
+    if bool(((rates - overall).abs() <= tol).all()):
+        return
+    seen = ", ".join(f"{float(r):.1%}" for r in rates)
+    fail(
+        f"{what}: presence pooled over all cells changes along the batch: in {chunks} successive chunks of "
+        f"{size} examples it is {seen}; a draw that does not depend on the batch index keeps it at one value "
+        f"(here {overall:.1%} ± {tol:.1%})",
+        "the probability a cell follows depends on its batch index: p's layout is scrambled over the batch axis "
+        "(p.flatten().repeat_interleave(n) or p.repeat_interleave(n, 0) viewed as [n, ...]?), so each cell cycles "
+        "through all of p and its overall rate looks like p.mean(); broadcast p [inst, ...] over a new leading "
+        "batch axis instead (rand(n, *p.shape) < p)",
+        code="batch_layout",
+    )
+
+
+def per_example_values_failure(batch: Tensor, present: Tensor, what: str, low: float, high: float) -> None:
+    """Within each cell, the present values' mean |value| is the same whatever the number k of present features of
+    its (example, inst): independent values don't depend on the others. Each (cell, k) mean with at least 200 values
+    is within a Bernstein tolerance (range R = max(|low|, |high|), variance <= R²/4) of its true mean, and so is the
+    cell's pooled mean."""
+    if present.shape != batch.shape or present.ndim != 3:
+        return
+    big = max(abs(low), abs(high))
+    k = present.sum(-1, keepdim=True).expand_as(present)
+    values = batch.abs().double()
+    tol = lambda m: bernstein_tolerance(m, big * big / 4, big, DELTA)
+    by_count: dict[int, list[float]] = {}  # count -> [sum, number] of the values with that many present
+    worst = None
+    for i, j in present.sum(0).nonzero().tolist():
+        mask = present[:, i, j]
+        cell, counts = values[:, i, j][mask], k[:, i, j][mask]
+        if cell.numel() < 200:
+            continue
+        mean = float(cell.mean())
+        for c in counts.unique().tolist():
+            group = cell[counts == c]
+            if group.numel() < 200:
+                continue
+            total = by_count.setdefault(int(c), [0.0, 0])
+            total[0], total[1] = total[0] + float(group.sum()), total[1] + group.numel()
+            excess = abs(float(group.mean()) - mean) - tol(group.numel()) - tol(cell.numel())
+            if excess > 0 and (worst is None or excess > worst[0]):
+                worst = (excess, i, j)
+    if worst is None:
+        return
+    means = {c: v[0] / v[1] for c, v in sorted(by_count.items())}
+    word = "value" if low >= 0 else "|value|"
+    seen = ", ".join(f"{m:.3f} with {c} present" for c, m in means.items())
+    message = (
+        f"{what}: the mean present {word} of inst {worst[1]}, feature {worst[2]} depends on how many features of its "
+        f"example are present (all cells: {seen}); independent values have the same mean whatever that count"
+    )
+    lone = means.get(1)
+    scaled = lone is not None and all(
+        abs(c * m - lone) <= c * tol(by_count[c][1]) + tol(by_count[1][1]) for c, m in means.items()
+    )
+    mid = (abs(low) + abs(high)) / 2 if low >= 0 else big / 2
+    if scaled and abs(lone - mid) <= tol(by_count[1][1]):
+        fail(
+            message,
+            "the values are divided by the number of present features of their example (x / present.sum(-1)): "
+            "each present value is drawn from its own law whatever else is present; don't normalise per example",
+            code="values_per_present_count",
+        )
+    fail(
+        message,
+        "the values are normalised per example"
+        + (" (a lone present value is always about " + f"{lone:.3g}: x / x.sum(-1)?)" if scaled else "")
+        + ": possible causes: a division by the number of present features, by the values' sum, norm or max. Each "
+        "present value is drawn on its own, whatever else is present; don't normalise per example",
+        code="values_normalised_per_example",
+    )
+
+
+def constant_choice_failure(present: Tensor, what: str, redraw: Callable[[], object], calls: int = 24) -> None:
+    """Called when in every anticorrelated pair one feature is never present and the other is present whenever the
+    pair is active: the choice of feature does not vary across the batch. If the side chosen differs between pairs
+    or instances, the choice is drawn per pair but shared by the batch; if it is the same everywhere and in `calls`
+    fresh calls (a coin drawn once per call keeps one side through all of them with probability 2^(1 - calls)),
+    the coin is constant."""
+    side = present[..., 1::2].any(0)  # True where the second feature is the one on
+    if bool((side != side.flatten()[0]).any()):
+        fail(
+            f"{what}: in every pair one feature is never present and the other is present whenever the pair is "
+            "active, and which one differs between pairs",
+            "the draw that picks which feature of a pair is on is made once for the whole batch: draw it per "
+            "example, with the shape [batch, inst, pairs]",
+            code="choice_shared_over_batch",
+        )
+    on = "second" if bool(side.flatten()[0]) else "first"
+    for _ in range(calls):
+        try:
+            out = redraw()
+        except Exception:  # a fresh call that fails tells nothing about the coin
+            break
+        if isinstance(out, Tensor) and out.shape[1:] == present.shape[1:]:
+            flips = (out.detach().cpu() != 0)[..., slice(0 if on == "second" else 1, None, 2)]
+            if bool(flips.any()):
+                fail(
+                    f"{what}: within one call the {on} feature of every pair is the one on, but other calls pick "
+                    "the other feature",
+                    "the choice of feature is one draw per call, shared by the whole batch and every pair (a "
+                    "Python random.random() or a 0-d torch.rand(())): draw it with the shape [batch, inst, pairs]",
+                    code="choice_shared_over_batch",
+                )
+    fail(
+        f"{what}: in every pair of every instance, and in {calls} more calls, the {on} feature is the one present "
+        "whenever the pair is active; the other never is",
+        f"the coin that picks which feature is on is constant (always the {on}): possible causes: "
+        "torch.randint(0, 1, ...) is always 0 (randint's upper bound is exclusive: randint(0, 2, ...)), a "
+        "comparison that always or never holds (rand < 1, rand > 1, rand < 0), or a coin fixed in the code; "
+        "draw a fair coin per example, rand(batch, inst, pairs) < 0.5",
+        code="choice_constant",
+    )
+
+
+PAIR_COMBINATIONS = (
+    ("the product p[2j] · p[2j + 1] of its two features' p", lambda a, b: a * b),
+    ("the mean of its two features' p", lambda a, b: (a + b) / 2),
+    ("the larger of its two features' p", torch.maximum),
+    ("the smaller of its two features' p", torch.minimum),
+    ("1 - (1 - p[2j])(1 - p[2j + 1]), either of its two features' p", lambda a, b: 1 - (1 - a) * (1 - b)),
+    ("the p of its second feature, p[2j + 1]", lambda a, b: b),
+)
+
+
+def block_rate_notes(rates: Tensor, right: Tensor, p: Tensor, blocks: dict, n: int) -> str:
+    """The default hint of the combined batch's rates: each block with wrong rates, what its rates are if a factor
+    or a combination of each pair's two probabilities accounts for them, and the slice it should get."""
+    wrong = []
+    for name, (a, b, code) in blocks.items():
+        got, want = rates[:, a:b], right[:, a:b].double()
+        if consistent(got, want, n):
+            continue
+        k = float((got * want).sum() / (want * want).sum())
+        note = f" (its rates are {k:.2g} × the right ones: a factor on p?)" if consistent(got, k * want, n) else ""
+        if name != "uncorrelated":
+            pa, pb = p[:, a:b:2].double(), p[:, a + 1 : b : 2].double()
+            for label, combine in PAIR_COMBINATIONS:
+                table = combine(pa, pb).repeat_interleave(2, 1)
+                table = table.clamp(max=0.5) if name == "anticorrelated" else table
+                if consistent(got, table, n):
+                    note = f" (each pair's rate is {label}: a pair uses the p of its first feature, p[2j], alone)"
+                    break
+        wrong.append(f"the {name} block (features {a}-{b - 1}) has the wrong rates{note}: give it {code}")
+    return "; ".join(wrong) + " (pair j of a block uses the probability of the block's feature 2j)"
