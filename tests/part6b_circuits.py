@@ -144,7 +144,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
-        mistakes += known.scalar_gate(tc, x, acts)
+        mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts)
     expect_matches(
         acts,
         want_acts,
@@ -333,7 +333,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
             extra.token_view_relations(out, expected, f"{name} of latent {latent}")
         if unlisted and generic_diagnosis(out, expected, "d_vocab", 1e-3, 1e-4) is None:
             side = "de" if name == "latent_de_embedding" else "logit"
-            catalogue += known.direction_mistakes(model, tc, latent, out, side) if out.isfinite().all() else []
+            catalogue += hints.direction_mistakes(model, tc, latent, out, side) if out.isfinite().all() else []
         expect_matches(
             out,
             expected,
@@ -356,6 +356,7 @@ def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
         known.de_embedding_mistakes(model, tc, i)
         + probes.de_embedding_probed(model, tc, i)
         + probes.cosine_view(model, tc, i, "de")
+        + hints.normalised_matrix(model, tc, i, "de")
     )
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, mistakes)
 
@@ -365,7 +366,9 @@ def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
 @without_grad
 def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
     mistakes = lambda model, tc, i: (
-        known.logit_effect_mistakes(model, tc, i) + probes.cosine_view(model, tc, i, "logit")
+        known.logit_effect_mistakes(model, tc, i)
+        + probes.cosine_view(model, tc, i, "logit")
+        + hints.normalised_matrix(model, tc, i, "logit")
     )
     return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, mistakes)
 
@@ -586,11 +589,16 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
             "work on copies (e.g. `adjacency.abs()` makes one)",
             code="inplace",
         )
+    right = ref.node_influence(A, weights)
+    catalogue = known.influence_mistakes(A, weights) + extra.influence_extra(A, weights)
+    catalogue += probes.influence_probed(A, weights)
+    if not _matches_any(out, [right] + [v for _, _, v in catalogue], 1e-4, 1e-6):
+        hints.influence_signed(impl, A, weights, out, right)
     expect_matches(
         out,
-        ref.node_influence(A, weights),
+        right,
         "the influence",
-        known.influence_mistakes(A, weights) + extra.influence_extra(A, weights) + probes.influence_probed(A, weights),
+        catalogue,
         rtol=1e-4,
         atol=1e-6,
         dims="node",
@@ -607,6 +615,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
             "0 (clamp_min(1e-12), or skip zero rows), not to at least 1 (clamp_min(1), max(sum, 1))",
             code="row_scale",
         )
+    hints.deep_graph(impl, device, ref.node_influence)
     return ""
 
 
@@ -676,10 +685,11 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)
         probes.quantile_probed(out, expected, before, k, n_bands)
+        hints.one_per_sequence(out, expected, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
             got_list, want_list = [round(v, 3) for v in values.tolist()], [round(v, 3) for v in exp_values.tolist()]
-            hint, code = _band_diagnosis(before, j, n_bands, values.float(), exp_values.float())
+            hint, code = hints.band_diagnosis(before, j, n_bands, values.float(), exp_values.float(), out, k)
             fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
         n_seq, seq_len = before.shape
         extra.swapped_indices(before, j, values, seq_idx, pos_idx)
@@ -743,55 +753,3 @@ def _edges_diagnosis(out: Any, acts: Tensor, k: int, n_bands: int) -> None:
                     f"m·i/n_bands for i = 0..n_bands (e.g. torch.linspace(0, m, n_bands + 1)), starting at 0",
                     code="edges",
                 )
-
-
-def _implied_centre(flat: Tensor, lo: float, hi: float, values: Tensor) -> str:
-    """If the chosen values are a contiguous run of the band's sorted values, the centres c they are the closest to
-    form an interval [(left neighbour + largest) / 2, (smallest + right neighbour) / 2]: report it, and the mean of
-    the band's values if it lies there (a possible cause, not a certain one)."""
-    band = flat[(flat > lo) & (flat <= hi)].double().sort().values
-    chosen = values.double().sort().values
-    idx = [int((band - v).abs().argmin()) for v in chosen.tolist()]
-    if idx != list(range(idx[0], idx[0] + len(idx))):
-        return ""
-    a, b = idx[0], idx[-1]
-    left = float(band[a - 1] + band[b]) / 2 if a > 0 else -math.inf
-    right = float(band[a] + band[b + 1]) / 2 if b + 1 < len(band) else math.inf
-    mean = float(band.mean())
-    mean_note = f"; the mean of the band's values, {mean:.3g}, lies there" if left <= mean <= right else ""
-    return f" (they are the closest to a point between {left:.3g} and {right:.3g}{mean_note})"
-
-
-def _band_diagnosis(acts: Tensor, j: int, n_bands: int, values: Tensor, expected: Tensor) -> tuple[str, str]:
-    """(hint, code) for band j's wrong values: the right ones in the wrong order, or the right number of examples
-    from inside the band that are not the ones closest to its middle, or else the formula."""
-    body = acts.clone()
-    body[:, 0] = 0
-    top = float(body.max())
-    lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
-    if values.shape == expected.shape and torch.allclose(values.sort().values, expected.sort().values):
-        return "the right examples in the wrong order: sort each group by decreasing activation", "not_sorted"
-    on_edge = [v for v in values.tolist() if math.isclose(v, lo, rel_tol=1e-6, abs_tol=1e-12)]
-    inside = lambda low_ok, high_ok: bool((((values > lo) | low_ok) & ((values <= hi) & high_ok)).all())
-    closed_bottom = inside(torch.isclose(values, torch.tensor(lo, dtype=values.dtype)), True)
-    if on_edge and closed_bottom and not bool(torch.isclose(expected, torch.tensor(on_edge[0])).any()):
-        return (
-            f"band {j} holds {on_edge[0]:.3g}, its lower edge: a band is open at the bottom, ({lo:.3g}, {hi:.3g}], so "
-            "a value exactly on the edge belongs to the band below (and 0 to no band): use a > lo, not a >= lo",
-            "boundary",
-        )
-    missing_top = [v for v in expected.tolist() if math.isclose(v, hi, rel_tol=1e-6) and v not in values.tolist()]
-    if missing_top and values.shape[0] <= expected.shape[0] and inside(False, values < hi):
-        return (
-            f"band {j} is missing {missing_top[0]:.3g}, its upper edge: a band is closed at the top, ({lo:.3g}, "
-            f"{hi:.3g}]: use a <= hi, not a < hi",
-            "boundary",
-        )
-    if values.shape == expected.shape and bool(((values > lo) & (values <= hi)).all()):
-        return (
-            f"these are inside band {j} ({lo:.3g}, {hi:.3g}] but not the {len(expected)} closest to its middle "
-            f"{(lo + hi) / 2:.3g}{_implied_centre(body.flatten(), lo, hi, values)}: rank the band's activations by "
-            "|a - middle|, smallest first, with middle = (lo + hi) / 2",
-            "not_closest",
-        )
-    return "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value", "values"
