@@ -45,6 +45,13 @@ from tests.part6_lm_saes_extra_mistakes import (
     steer_slips,
     top_extra,
 )
+from tests.part6_lm_saes_hints import (
+    ablate_second_call,
+    frequency_positions,
+    logit_normalised,
+    loss_increases,
+    steer_second_call,
+)
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -260,7 +267,8 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         frequency_mistakes(model, sae, tokens, 4)
         + frequency_extra((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), 4)
         + frequency_slips(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
-        + fresh15_frequency((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), *tokens.shape, 4),
+        + fresh15_frequency((sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float(), *tokens.shape, 4)
+        + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens))),
         atol=1e-6,
         dims="d_sae",
         hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -312,6 +320,8 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     exp = ref.reconstruction_losses(model, sae, tokens)
     same_hook_runs(got, exp)
     mistakes = loss_mistakes(model, sae, tokens, exp)
+    for key, extra in loss_increases(exp).items():
+        mistakes[key] += extra
     mistakes["recovered"] += recovered_extra(exp)
     mistakes["recovered"] += recovered_formulas(
         exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
@@ -528,6 +538,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             + logit_extra(model, sae, latent)
             + logit_slips(model, sae, latent)
             + logit_run_slips(model, sae, latent)
+            + logit_normalised(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )
@@ -610,6 +621,10 @@ def _positions_diagnosis(
 
 
 STEER_TODO = "add the vector at every position, whether or not the latent fires there"
+STEER_FIX = (
+    "steering does not depend on the activations at all: the vector added is coeff · W_dec[latent] at every "
+    "position whatever the activations are (no f, max or mean of the latent scales it)"
+)
 ABLATE_TODO = "remove the latent's term f · W_dec[latent] wherever f > 0 (where f = 0 the term is 0 anyway)"
 
 
@@ -637,7 +652,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-4)
         for v in [expected] + [v for _, _, v in mistakes]
     ):
-        sequences_mixed(lambda t: impl(model, sae, t, latent, coeff), tokens, out, "the steered logits")
+        sequences_mixed(lambda t: impl(model, sae, t, latent, coeff), tokens, out, "the steered logits", STEER_FIX)
     expect_matches(
         out,
         expected,
@@ -649,6 +664,8 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         hint="add coeff * W_dec[latent] at sae.hook_name, every position",
         reference=call(ref.steer_with_latent, model, sae, tokens, latent, coeff),
     )
+    again = lambda l2, c2: _logits(_hooked(impl, model, sae, tokens.clone(), l2, c2), what, out.shape, device)
+    steer_second_call(again, ref.steer_with_latent, model, sae, tokens, (latent, coeff), (sae.d_sae - 5, -1.7))
     return ""
 
 
@@ -692,13 +709,14 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., bos_latent]
     what = f"the ablated logits for latent {bos_latent} (it fires at BOS)"
     # the catalogue was matched on the busy latent; for this one (which fires at few positions) some of its
-    # mutants coincide, so only the positions diagnosis and the generic ones are used here
-    _positions_diagnosis(out, expected, model(tokens), f, what, [], ABLATE_TODO)
+    # mutants coincide, so only the positions diagnosis, the generic ones and the first call's values are used here
+    stale = ablate_second_call(model, sae, tokens, latent, bos_latent)
+    _positions_diagnosis(out, expected, model(tokens), f, what, stale, ABLATE_TODO)
     expect_matches(
         out,
         expected,
         what,
-        [],
+        stale,
         rtol=1e-4,
         atol=1e-4,
         dims="batch seq d_vocab",

@@ -292,7 +292,13 @@ def first_sequence_f(model, sae, tokens: Tensor, latent: int) -> list[tuple[str,
     ]
 
 
-def sequences_mixed(on_tokens: Callable[[Tensor], Any], tokens: Tensor, out: Tensor, what: str) -> None:
+def sequences_mixed(
+    on_tokens: Callable[[Tensor], Any],
+    tokens: Tensor,
+    out: Tensor,
+    what: str,
+    fix: str = "compute the edit from each position's own activation",
+) -> None:
     """Each sequence's logits depend on that sequence alone: the same call on the batch without its first sequence,
     in reverse order, must give the matching rows of `out`. When it doesn't, something is taken from one sequence or
     reduced over the batch (a subset changes a mean, the reversal changes which sequence is first or last)."""
@@ -309,8 +315,7 @@ def sequences_mixed(on_tokens: Callable[[Tensor], Any], tokens: Tensor, out: Ten
             f"{what} for a sequence change when the rest of the batch changes (the batch without its first sequence, "
             "reversed, gives other logits for the same sequences)",
             "the sequences affect each other: a value taken from one sequence (an index [0] where [..., latent] or "
-            "a batch axis belongs) or reduced over the batch (a mean or sum over axis 0) is used for all; compute "
-            "the edit from each position's own activation",
+            "a batch axis belongs) or reduced over the batch (a max, mean or sum over axis 0) is used for all; " + fix,
             code="sequences_mixed",
         )
 
@@ -459,7 +464,7 @@ def all_negative_probe(impl: Callable, reference: Callable, device: Any) -> None
     """top_activations when every entry is negative (BOS included): position 0 masked with a value that is only low
     for positive activations (0, -acts.max(), -1) then outranks every real entry."""
     gen = torch.Generator().manual_seed(3)
-    acts = -0.2 - 2 * torch.rand(4, 8, generator=gen, dtype=torch.float64)
+    acts = -1.3 - 2.4 * torch.rand(4, 8, generator=gen, dtype=torch.float64)  # below -1 too (down to -3.7)
     acts[:, 0] = -0.1 - 0.05 * torch.rand(4, generator=gen, dtype=torch.float64)  # BOS: the largest, to be ignored
     acts = acts.float().to(device)
     _, (values, _, pos_idx), exp_values, same = _top_run(impl, reference, acts, 5)

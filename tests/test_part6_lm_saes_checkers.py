@@ -320,7 +320,7 @@ def test_reconstruction_losses_stub():
 # Exercise 3: top_activations
 # --------------------------------------------------------------------------------------------
 def top_unravel(acts, k):
-    masked = torch.cat([torch.full_like(acts[:, :1], -1.0), acts[:, 1:]], dim=1)
+    masked = torch.cat([torch.full_like(acts[:, :1], -torch.inf), acts[:, 1:]], dim=1)
     values, flat = masked.reshape(-1).topk(k)
     seq_idx, pos_idx = torch.unravel_index(flat, acts.shape)
     return values, seq_idx, pos_idx
