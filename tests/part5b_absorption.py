@@ -53,6 +53,8 @@ from tests.part5b_absorption_diagnosis import (
     threshold_change_reference,
     topk_layout,
 )
+from tests.part5b_absorption_draws import shared_over_batch
+from tests.part5b_absorption_fractions import carrier_rule, check_on_carrier_inputs, count_relation
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
@@ -152,12 +154,7 @@ def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                 "uniform draw per parent, e.g. child j when u lies in [j·p_child, (j + 1)·p_child)",
                 code="siblings_together",
             )
-    if x.shape[0] > 1 and (on == on[:1]).all():
-        fail(
-            f"{what}: every example in the batch is the same",
-            "draw separately for every example: random tensors of shape [batch, inst, ...]",
-            code="shared_over_batch",
-        )
+    shared_over_batch(on, cfg, what)  # before any rate: a draw shared by the batch makes a rate 0% or 100%
 
 
 @checker("generate_hierarchical_batch", kind="function")
@@ -298,10 +295,11 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         found = _random_diagnosis(impl, acts.device)
         if found is not None:
             expect_close(out, expected, what, found[1], code=found[0], dims="inst parents")
+        carrier_rule(impl, acts.device)  # a carrier set some rule names, else nothing
         absorption_probes(impl, _random_absorption_inputs(acts.device))
     if not named:
         all_zero(out, expected, what)
-    with probes.unnamed("values", probes.carrier_set, impl, _random_absorption_inputs(acts.device)):
+    with probes.unnamed("values", count_relation, out, _count_cases(features, ABS_PARENT_OF), expected):
         expect_matches(
             out,
             expected,
@@ -382,6 +380,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
             "latents that are carriers for several parents",
             reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), threshold),
         )
+    check_on_carrier_inputs(impl, device)
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 

@@ -22,6 +22,7 @@ from torch import Tensor
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
+from tests.part5b_absorption_fractions import moved_entries
 from tests.part5b_absorption_mistakes import RateStats, check_rates
 from utils.part5b_absorption import HierarchyConfig
 
@@ -580,8 +581,10 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "latent_order",
             permuted(perm[:1].expand_as(perm)),
             "the latents were reordered the same way in every instance (acts' last axis and W_dec's rows together)",
-            "a latent index comes from another axis: cos is [inst d_sae feats], so the parent's latent is "
-            "cos[:, :, p].argmax(-1), an argmax over d_sae (cos[:, p] picks latent p's row instead)",
+            "the right fraction doesn't depend on the latents' order, so some latent is picked by its position, not "
+            "by its cosines. Possible causes: the parent's latent read from another axis (cos is [inst d_sae feats]: "
+            "cos[:, :, p].argmax(-1) is an argmax over d_sae, cos[:, p] is latent p's row), an index off by one "
+            "(e.g. latent lat + 1 excluded from the carriers instead of lat itself), or a latent fixed by number",
         ),
         (
             "instance_latent",
@@ -635,7 +638,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
         if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
             fail(
                 f"on random inputs, your absorption fraction changed when {change}, which leaves the right one "
-                f"as it is (first entries {_short(base)} before, {_short(out)} after)",
+                f"as it is ({moved_entries(base, out)})",
                 hint,
                 code=code,
             )

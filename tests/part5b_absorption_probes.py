@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import CheckFailed, fail
@@ -505,86 +504,3 @@ def eval_subset(_: CheckFailed, out: Tensor, expected: Tensor, k: int, what: str
         "mask applied as well as the gate, or a gate on another quantity than relu(pre)",
         code="eval_dropped",
     )
-
-
-# ---------------------------------------------------------------- fresh16: which latents count as carriers
-def _fraction_with(features: Tensor, acts: Tensor, parent_of: list[int], latent: Tensor, carriers: Tensor) -> Tensor:
-    """The absorption fraction [inst parents] with the parent latents `latent` [inst parents] and the carrier
-    mask `carriers` [inst d_sae parents] given."""
-    out = []
-    for j, p in enumerate(f for f, q in enumerate(parent_of) if q == -1):
-        kids = [f for f, q in enumerate(parent_of) if q == p]
-        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
-        off = acts.gather(-1, latent[None, :, j, None].expand(acts.shape[0], -1, 1)).squeeze(-1) == 0
-        carried = ((acts > 0) & carriers[None, :, :, j]).any(-1)
-        out.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
-    return torch.stack(out, -1).to(acts.dtype)
-
-
-def carrier_set(_: CheckFailed, impl: Callable, inputs: tuple, th: float = 0.3) -> None:
-    """Which latents the learner counts as carriers: one call per latent s, a batch with, for each parent, one
-    example with the parent and its first child on and only latent s active. Reported only when that carrier set,
-    put into the right computation, reproduces the learner's output on `inputs` (so the probe read it right)."""
-    features, acts, W_dec, W_feat, parent_of = inputs
-    parents = [f for f, q in enumerate(parent_of) if q == -1]
-    n_inst, d_sae = acts.shape[1], acts.shape[2]
-    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
-    latent = cos[..., parents].argmax(1)  # [inst parents]
-    probe_f = torch.zeros(len(parents), n_inst, features.shape[-1], dtype=features.dtype, device=features.device)
-    for j, p in enumerate(parents):
-        probe_f[j, :, [p, parent_of.index(p)]] = 1.0
-    seen = torch.zeros(n_inst, d_sae, len(parents), dtype=torch.bool, device=acts.device)
-    try:
-        for s in range(d_sae):
-            probe_a = torch.zeros(len(parents), n_inst, d_sae, dtype=acts.dtype, device=acts.device)
-            probe_a[..., s] = 1.0
-            got = impl(probe_f.clone(), probe_a, W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=th)
-            if (
-                not isinstance(got, Tensor)
-                or got.shape != (n_inst, len(parents))
-                or not ((got == 0) | (got == 1)).all()
-            ):
-                return
-            seen[:, s] = got.detach() > 0.5
-        out = impl(*(t.clone() for t in inputs[:4]), list(parent_of), cos_threshold=th)
-    except Exception:
-        return
-    right = (cos[..., parents] >= th) & (torch.arange(d_sae, device=cos.device)[None, :, None] != latent[:, None])
-    if torch.equal(seen, right) or not isinstance(out, Tensor) or out.shape != (n_inst, len(parents)):
-        return
-    if not torch.allclose(
-        out.detach().to(acts.dtype), _fraction_with(features, acts, parent_of, latent, seen), atol=1e-5
-    ):
-        return
-    best = cos.argmax(-1)  # [inst d_sae]: the best-matching feature of each latent
-    child_best = torch.stack(
-        [
-            torch.isin(best, torch.tensor([f for f, q in enumerate(parent_of) if q == p], device=best.device))
-            for p in parents
-        ],
-        -1,
-    )
-    ex = lambda mask: "; ".join(
-        f"inst {i}, latent {s}, parent {parents[j]}: cosine {cos[i, s, parents[j]]:.2f}, best-matching "
-        f"feature {int(best[i, s])}"
-        for i, s, j in mask.nonzero().tolist()[:3]
-    )
-    extra, missing = seen & ~right, right & ~seen
-    msg = (
-        f"a probe (one example per parent with the parent and a child on, one latent active at a time, "
-        f"cos_threshold={th}) shows which latents your code counts as carriers, and that set reproduces your "
-        f"output on random inputs: {int(extra.sum())} counted that shouldn't be"
-        + (f" ({ex(extra)})" if extra.any() else "")
-        + f", {int(missing.sum())} not counted that should be"
-        + (f" ({ex(missing)})" if missing.any() else "")
-    )
-    rule = "a carrier is any latent other than the parent's own with decoder cosine ≥ cos_threshold with the PARENT"
-    if torch.equal(seen, child_best & (torch.arange(d_sae, device=cos.device)[None, :, None] != latent[:, None])):
-        fail(
-            msg,
-            "your carriers are exactly the latents whose best-matching feature is a child of the parent: "
-            + rule
-            + " feature (cos[..., p] >= cos_threshold), whatever feature it matches best",
-            code="carriers_child_best",
-        )
-    # another carrier set is left to the failure as it stands: no mistake that gives it has been seen yet
