@@ -25,6 +25,7 @@ from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -137,7 +138,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         code = "values" if adds_up else "not_sum"
         code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
-        mistakes += behaviour.svd_one_instance(W)  # one instance's S, U or Vh used for all
+        mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired
         mistakes += probes.svd_broadcasts(W, [m for *_, m in mistakes])  # A.unsqueeze(i) * B.unsqueeze(j)
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     return "rank-one SVD terms, largest first, on square and wide matrices"
@@ -173,9 +174,11 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
+    mistakes += fresh.ablation_reductions(chain, terms, x)
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
+    fresh.ablation_tied(ablation_losses, device)  # a later matrix shaped like W_0ᵀ: tied weights show
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -191,6 +194,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     inp.one_element(loss, what, right)
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
+    mistakes += fresh.faithfulness_norms(weights, U0, V0)
     n_w, counts = probes.faithfulness_counts(weights, U0, V0)
     generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3})
     generic = generic or inp.faithfulness_divisors(faithfulness_loss, loss.detach(), weights, U0, V0)
@@ -252,7 +256,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
         seen = diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):")
-        hint, code = (f"{seen}. The {hint}", "slope_regions") if seen else (hint, code)
+        hint, code = fresh.slope_code(seen, hint, code)
     # the learner writes backward itself: its one-edit mutants, on a ctx holding what the solution saved
     backward = call(
         getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
@@ -561,7 +565,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     )
     code, hint = diag.reordered_hint(out, right) or mixing or ("values", "U (mask ⊙ V a) + delta_mask · (W - U V) a")
     mistakes += diag.layout_mistakes(right, dims) + probes.product_mistakes(p) + behaviour.product_delta_mean_mask(p)
-    mistakes += behaviour.mask_scale_invariance(masked_product, p, out.detach())
+    mistakes += behaviour.mask_scale_invariance(masked_product, p, out.detach()) + fresh.product_extra(p)
     reference = call(sol.masked_product, *(p[k] for k in names))
     expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     g = _randn(6, 3, 4, seed=96, device=device)
@@ -604,6 +608,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
     mistakes += probes.recon_mistakes(chain, p, x, right) + behaviour.recon_accumulator(right, chain, p, x)
+    mistakes += fresh.recon_first_masks(chain, p, x)
     got, (batch, n_inst, d_out) = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape
     L = len(chain.weights)
     means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
@@ -680,6 +685,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     right, mistakes = mis.minimality_candidates(minimality_inputs(device), P_NORM, EPS)
     mistakes += probes.minimality_mistakes(minimality_inputs(device), P_NORM, EPS)
     mistakes += behaviour.minimality_reductions(minimality_inputs(device), P_NORM, EPS)
+    mistakes += fresh.minimality_products(minimality_inputs(device), P_NORM, EPS)
     generic = None
     for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
         if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):
@@ -728,24 +734,15 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     )
     inp.unchanged({"init": init}, saved, "adversarial_sources", ": start from [s.detach().clone() for s in init]")
     inp.extra_value(out, len(init), "adversarial_sources", "sources")
-    if not isinstance(out, list | tuple) or len(out) != len(init):
-        fail(
-            f"expected a list of {len(init)} tensors, got {type(out).__name__}",
-            "return one tensor per source",
-            code="not_list",
-        )
+    fresh.expect_source_list(out, init)
     out = [
         expect_tensor(o, f"source {n}", shape=t.shape, dtype=t.dtype, device=device)
         for n, (o, t) in enumerate(zip(out, init, strict=True))
     ]
-    if any(o.requires_grad for o in out):
-        fail(
-            "the returned sources still require gradients",
-            "return them detached: [s.detach() for s in sources]",
-            code="not_detached",
-        )
+    fresh.expect_detached(out)
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
     mistakes += probes.adversarial_mistakes(loss_fn, init, N_STEPS, STEP_SIZE)
+    mistakes += fresh.adversarial_extra(loss_fn, init, N_STEPS, STEP_SIZE)
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     if not any(torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):

@@ -494,6 +494,7 @@ def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> 
     off = 0 if not torch.allclose(got[0], right[0], rtol=1e-4, atol=1e-5) else 1
     ratio = float(got[off] / right[off]) if float(right[off]) != 0 else float("nan")
     if off == 1 and ratio > 0:
+        counts = {**counts, f"L - 1 = {L - 1}, an off-by-one": L - 1, f"L + 1 = {L + 1}, an off-by-one": L + 1}
         n = L / ratio  # the layerwise sum over the L runs, divided by n instead of L
         named = [what for what, c in counts.items() if abs(n - c) < 1e-3 * c]
         if named:

@@ -190,7 +190,7 @@ def recon(divisor=None, layer_target=None, layer_masks=None):
 @pytest.mark.parametrize(
     ("impl", "said"),
     [
-        (recon(divisor=lambda chain, x: len(chain.weights[0])), "divided by 3 (instances)"),
+        (recon(divisor=lambda chain, x: len(chain.weights[0])), "divided by 3 (instances or L - 1"),
         (recon(divisor=lambda chain, x: len(x)), "divided by 7 (the batch)"),
     ],
 )

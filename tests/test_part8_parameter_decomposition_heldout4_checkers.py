@@ -131,7 +131,7 @@ def test_lower_grad_output_edited_in_place_is_accepted():
 
 
 def test_upper_grad_output_twice_is_named():
-    failure = assert_fails(checks.test_upper_leaky_hard_sigmoid, UpperGradTwice, "slope_regions")
+    failure = assert_fails(checks.test_upper_leaky_hard_sigmoid, UpperGradTwice, "grad_output_twice")
     assert "multiplied in twice" in failure.hint and "changes with x" not in failure.hint
 
 
