@@ -56,8 +56,8 @@ def scalar_hint(
 ) -> tuple[str, str] | None:
     """(code, hint) when a wrong scalar is the right one times a constant: sums over axes the loss averages
     (`means`: axis name -> size) and means over axes it sums (`sums`), in every combination, another whole
-    factor, or the opposite sign. Scalars get no generic diagnosis from `expect_matches`, so the checkers of losses
-    ask this one. Every combination whose factor fits is named (two fit only when the sizes collide)."""
+    factor, a division by one count where another belongs, or the opposite sign. Every combination whose factor fits
+    is named (two fit only when the sizes collide)."""
     a, e = float(actual), float(expected)
     if e == 0 or a == 0 or not abs(a) < float("inf"):
         return None
@@ -79,6 +79,12 @@ def scalar_hint(
         return "scale", f"your value is {size} × the expected one: {'; or '.join(fits)}?"
     if abs(ratio - 0.5) < 1e-4:
         return "scale", "your value is 1/2 × the expected one: a factor 1/2 too many (the ½ MSE convention, ½ Σ d²)?"
+    counts = {**means, **sums}  # a division by one count where another belongs: the ratio of the two
+    pairs = [(a, n, b, m) for a, n in counts.items() for b, m in counts.items() if n != m]
+    if wrong := [
+        f"divided by {m} ({b}) where {n} ({a}) belongs" for a, n, b, m in pairs if abs(ratio * m / n - 1) < 1e-4
+    ]:
+        return "scale", f"your value is {ratio:.4g} × the expected one: {'; or '.join(wrong)}?"
     whole = abs(ratio - round(ratio)) < 1e-4 or abs(1 / ratio - round(1 / ratio)) < 1e-4
     if abs(ratio - 1) > 1e-3 and whole:  # only a whole factor (or its inverse) says something about the code
         return "scale", f"your value is {ratio:.4g} × the expected one: a missing or extra constant factor?"

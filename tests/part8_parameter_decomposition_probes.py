@@ -402,24 +402,24 @@ def _first_slices(p: dict[str, Tensor]) -> Mistakes:
 # --------------------------------------------------------------------------------------------
 # stochastic_reconstruction_losses: L = 4 matrices, 3 instances, a batch of 7, 5 output dims
 # --------------------------------------------------------------------------------------------
-RECON_DIMS, RECON_BATCH, RECON_C = [5, 9, 8, 2, 5], 7, 6
+RECON_DIMS, RECON_BATCH, RECON_C, RECON_INST = [10, 9, 8, 2, 10], 7, 6, 12
 
 
 def recon_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict[str, list[Tensor]], Tensor]:
-    """3 instances, L = 4 matrices 5 -> 9 -> 8 -> 2 -> 5, a batch of 7, 6 subcomponents per matrix that don't add
-    up to W (a non-zero delta): the counts a loss might be divided by all differ."""
-    d, L = RECON_DIMS, len(RECON_DIMS) - 1
-    weights = [_randn(3, d[n + 1], d[n], seed=10 + n, scale=0.8, device=device) for n in range(L)]
-    biases = [_randn(3, d[n + 1], seed=20 + n, scale=0.3, device=device) + 0.1 for n in range(L)]
+    """12 instances, L = 4 matrices 10 -> 9 -> 8 -> 2 -> 10, a batch of 7, 6 subcomponents per matrix that don't add
+    up to W (a non-zero delta): the counts a loss might be divided by all differ, L ± 1 included."""
+    d, L, inst = RECON_DIMS, len(RECON_DIMS) - 1, RECON_INST
+    weights = [_randn(inst, d[n + 1], d[n], seed=10 + n, scale=0.8, device=device) for n in range(L)]
+    biases = [_randn(inst, d[n + 1], seed=20 + n, scale=0.3, device=device) + 0.1 for n in range(L)]
     chain = WeightChain(weights, biases, ["relu", "gelu", "relu", "gelu"], [f"W{n}" for n in range(L)])
     C, B = RECON_C, RECON_BATCH
     p = {
-        "U": [_randn(3, d[n + 1], C, seed=100 + n, scale=0.6, device=device) for n in range(L)],
-        "V": [_randn(3, C, d[n], seed=110 + n, scale=0.6, device=device) for n in range(L)],
-        "masks": [_rand(B, 3, C, seed=120 + n, low=0.05, high=0.95, device=device) for n in range(L)],
-        "delta_masks": [_rand(B, 3, seed=130 + n, low=0.05, high=0.95, device=device) for n in range(L)],
+        "U": [_randn(inst, d[n + 1], C, seed=100 + n, scale=0.6, device=device) for n in range(L)],
+        "V": [_randn(inst, C, d[n], seed=110 + n, scale=0.6, device=device) for n in range(L)],
+        "masks": [_rand(B, inst, C, seed=120 + n, low=0.05, high=0.95, device=device) for n in range(L)],
+        "delta_masks": [_rand(B, inst, seed=130 + n, low=0.05, high=0.95, device=device) for n in range(L)],
     }
-    return chain, p, _rand(B, 3, d[0], seed=140, device=device)
+    return chain, p, _rand(B, inst, d[0], seed=140, device=device)
 
 
 def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, right: Tensor) -> Mistakes:

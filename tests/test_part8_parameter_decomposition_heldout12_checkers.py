@@ -33,10 +33,11 @@ def _recon(chain, U, V, x, masks, dms, divisor=None, same=False):
     return loss(set(range(n))), sum(loss({m}) for m in range(n)) / (divisor or n)
 
 
-def test_layerwise_divided_by_L_minus_1_lists_both_causes():
+def test_layerwise_divided_by_L_minus_1_is_named():
+    # the recon inputs have 12 instances, so L - 1 = 3 is no other count and the one-change search names it
     fn = lambda c, U, V, x, m, d: _recon(c, U, V, x, m, d, divisor=len(c.weights) - 1)
-    failure = assert_fails(checks.test_stochastic_reconstruction_losses, fn, "layerwise_divisor")
-    assert "instances or L - 1" in failure.hint
+    failure = assert_fails(checks.test_stochastic_reconstruction_losses, fn, "one_change")
+    assert "/ (n_layers - 1)" in failure.hint
 
 
 def test_recon_matrix_0_masks_for_every_matrix_is_named():

@@ -190,12 +190,12 @@ def recon(divisor=None, layer_target=None, layer_masks=None):
 @pytest.mark.parametrize(
     ("impl", "said"),
     [
-        (recon(divisor=lambda chain, x: len(chain.weights[0])), "divided by 3 (instances or L - 1"),
-        (recon(divisor=lambda chain, x: len(x)), "divided by 7 (the batch)"),
+        (recon(divisor=lambda chain, x: len(chain.weights[0])), "divided by 12 (instances) where 4 (the L = 4"),
+        (recon(divisor=lambda chain, x: len(x)), "divided by 7 (the batch) where 4 (the L = 4"),
     ],
 )
 def test_recon_layerwise_divisor_is_named(impl, said):
-    failure = assert_fails(checks.test_stochastic_reconstruction_losses, impl, "layerwise_divisor")
+    failure = assert_fails(checks.test_stochastic_reconstruction_losses, impl, "scale")
     assert said in failure.hint
 
 
