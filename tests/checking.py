@@ -37,7 +37,7 @@ from torch import Tensor
 
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
-from tests.regions import describe_disagreement
+from tests.regions import describe_disagreement, region_of_disagreement
 from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, register_checker, reset_notes
 from utils.device import get_device
 
@@ -607,9 +607,10 @@ def generic_diagnosis(
                         f"`{name}` {index} got the values `{name}` {other} should have, and every other `{name}` is "
                         f"right: an index of {other} (or a value left from an earlier loop iteration) used for it"
                     )
+                found = region_of_disagreement(a, e, bad, atol)  # what sets that slice apart, when it shows
                 return "one_slice", (
-                    f"only `{name}` {index} is wrong; every other `{name}` is right: compare what your code does for "
-                    "that one with the others"
+                    f"only `{name}` {index} is wrong; every other `{name}` is right: "
+                    + (f"{found[1]}" if found else "compare what your code does for that one with the others")
                 )
     return None
 

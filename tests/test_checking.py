@@ -635,3 +635,12 @@ def test_an_unnamed_mistake_is_described_by_how_and_where_it_is_wrong():
         in _code(warm, schedule, dims="step").hint
     )
     assert _code(torch.randn(4, 6), e).hint == "the formula"  # nothing recognisable: the formula alone
+
+
+def test_a_lone_wrong_slice_says_what_sets_it_apart():
+    e = torch.linspace(0.5, 3, 24).reshape(4, 6)
+    e[2, 3] = 0.0  # the only zero sits in `inst` 2
+    wrong = e.clone()
+    wrong[2, 3] = 0.41
+    err = _code(wrong, e, dims="inst feats")
+    assert err.code == "one_slice" and "only `inst` 2 is wrong" in err.hint and "right value is 0" in err.hint
