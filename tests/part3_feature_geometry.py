@@ -24,6 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates
 
 Mistake = tuple[str, str, Tensor]
 
@@ -637,6 +638,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norms_sq / den * W.shape[1],
         ),
     ]
+    values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖")
     right = _reference(W)
     shapes = [
         ("transposed_output", "return [inst, feats]: the output has the instances first", right.T),

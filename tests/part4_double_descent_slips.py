@@ -11,6 +11,7 @@ from torch import Tensor
 
 import tests.part4_double_descent_mistakes as mistakes
 from tests.checking import fail
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates
 
 Mistake = tuple[str, str, Tensor]
 
@@ -82,34 +83,8 @@ def nonfinite_rows_failure(out: object, data: Tensor, what: str) -> None:
     )
 
 
-def overlap_square_candidates(v: Tensor) -> list[Mistake]:
-    """The squared overlaps (v̂ᵢ·vⱼ)² written with matrix algebra instead of an elementwise square, on v [inst n d]:
-    O * O.mT (the overlap times its transpose, v̂ᵢ·vⱼ · v̂ⱼ·vᵢ) and O @ O (torch.linalg.matrix_power(O, 2)), each raw
-    and with the usual clamps of the denominator."""
-    v = v.double()
-    norm_sq = (v**2).sum(-1)
-    ov = torch.einsum("kid,kjd->kij", v / norm_sq.sqrt().clamp_min(1e-300)[..., None], v)
-    out = []
-    for code, hint, den in (
-        (
-            "overlap_times_transpose",
-            "your denominator is Σⱼ Oᵢⱼ Oⱼᵢ (the overlap matrix times its transpose, elementwise: O * O.mT): "
-            "the square of each overlap is Oᵢⱼ², O ** 2 (O is not symmetric: v̂ᵢ·vⱼ ≠ v̂ⱼ·vᵢ)",
-            (ov * ov.mT).sum(-1),
-        ),
-        (
-            "overlap_matrix_power",
-            "your denominator sums the rows of O @ O (torch.linalg.matrix_power(O, 2) is a matrix product): the "
-            "square of each overlap is elementwise, O ** 2 (or O * O)",
-            (ov @ ov).sum(-1),
-        ),
-    ):
-        for d in (den, den.clamp_min(1e-30), den.clamp_min(1e-12)):
-            out.append((code, hint, norm_sq / d))
-    return out
-
-
 def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
-    """The catalogue's dimensionality mistakes on v [inst n d] plus `overlap_square_candidates`."""
+    """The catalogue's dimensionality mistakes on v [inst n d] plus the squared overlaps written as matrix products
+    (`tests.part3_feature_geometry_overlaps`, shared with part 3)."""
     values, shapes = mistakes.dimensionality_candidates(v)
     return values + overlap_square_candidates(v), shapes

@@ -53,6 +53,7 @@ from tests.part5a_sae_architectures_diagnosis import (
     auxk_output,
     gated_acts_options,
     gated_decode_options,
+    grad_x_window,
     jumprelu_acts_options,
     ratio_pooled,
     recovery_extra,
@@ -197,13 +198,15 @@ def _check_step_function(
 
     PR.copied_backward(name, grad_x, grad_th, x0, th0, g, BANDWIDTH)
     PR.saved_order_hint(solution, x0, th0, g, BANDWIDTH, grad_x, grad_th, name)
+    x_catalogue = catalogue(x_mistakes, want_th) + [
+        ("no_grad_output", "multiply by grad_output (the chain rule)", dx(x0, th0, BANDWIDTH))
+    ] * (not torch.equal(dx(x0, th0, BANDWIDTH), torch.zeros_like(x0)))
+    grad_x_window(name, grad_x, x0, th0, g, BANDWIDTH, [*x_catalogue, ("right", "", want_x)])
     expect_matches(
         grad_x,
         want_x,
         f"the gradient of {name} with respect to x",
-        catalogue(x_mistakes, want_th)
-        + [("no_grad_output", "multiply by grad_output (the chain rule)", dx(x0, th0, BANDWIDTH))]
-        * (not torch.equal(dx(x0, th0, BANDWIDTH), torch.zeros_like(x0))),
+        x_catalogue,
         hint="see the ∂/∂x column of the table, times grad_output",
         code="grad_x",
         reference=backward(0),
@@ -656,7 +659,11 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.l0_norm(acts),
         "l0_norm",
-        M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts),
+        M.l0_mistakes(acts)
+        + PR.first_example("l0", acts)
+        + PR.l0_rounded(acts)
+        + PR.l0_active_examples(acts)
+        + PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts"),
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
         reference=call(ref_a.l0_norm, acts),
@@ -676,6 +683,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
     mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
+    mistakes += PR.reshaped_inputs(ref_a.fraction_variance_explained, (h, h_rec), "batch inst d_in", "h and h_rec")
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()

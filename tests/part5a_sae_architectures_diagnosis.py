@@ -4,6 +4,7 @@
 * Heaviside and JumpReLU: where the learner's threshold pseudo-derivative is non-zero, measured at two bandwidths
   on a fine grid around θ: the bandwidth unused (the same gradient at both), a window of the wrong width or shape,
   or one far narrower than ε.
+* Heaviside and JumpReLU: an x-gradient non-zero only inside the window (`grad_x_window`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,42 @@ def _window_hint(measured: dict) -> str:
             "a Gaussian ...), u divided by another multiple of ε, or the cutoff at another |u|"
         )
     return base + f"{profile}. K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
+
+
+def grad_x_window(name: str, grad_x: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, known: list) -> None:
+    """Fail when the x-gradient is non-zero only inside the rectangle window |x - θ| < ε/2 (and not a catalogue
+    mistake, in `known`): the window K((x - θ)/ε), the θ pseudo-derivative's kernel, given to x. Says the value it
+    has there per unit of grad_output when that is one constant (1: K itself; 1/ε: K/ε), else where it is non-zero.
+    """
+    gx, want = grad_x.detach().double(), g.double()
+    close = lambda a, b: a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-6))
+    if gx.shape != x.shape or not bool(torch.isfinite(gx).all()) or any(close(gx, v) for *_, v in known):
+        return
+    inside = ((x - th) / bw).abs() < 0.5
+    on = gx.abs() > 1e-7
+    if not bool(on.any()) or bool((on & ~inside).any()):
+        return
+    ratio = (gx / want)[inside]
+    c = float(ratio.median())
+    if bool(torch.allclose(ratio, torch.full_like(ratio, c), rtol=1e-4, atol=1e-6)):
+        named = {1.0: "1, the window K((x - θ)/ε) itself", 1 / bw: f"1/ε = {1 / bw:g}, the window divided by ε"}
+        label = next((v for k, v in named.items() if abs(c - k) <= 1e-4 * abs(k)), f"the constant {c:.4g}")
+        there = f"equal to {label}, times grad_output, at every one of them"
+    else:
+        above, below = int((on & (x > th)).sum()), int((on & (x < th)).sum())
+        there = f"non-zero at {int(on.sum())} of them ({above} above θ, {below} below)"
+    right = (
+        "the step 1[x > θ]: 1 wherever x > θ, however far above θ, and 0 below"
+        if name == "JumpReLU"
+        else "0 everywhere (the step is flat on both sides of θ): return None or zeros for x"
+    )
+    fail(
+        f"the gradient of {name} with respect to x is 0 everywhere outside the window |x - θ| < ε/2 and, inside it "
+        f"({int(inside.sum())} of the {x.numel()} test inputs), {there}",
+        f"∂{name}/∂x is {right}; the window K((x - θ)/ε) is the step's pseudo-derivative, which goes to θ only "
+        f"(the ∂/∂θ column of the table), not to x",
+        code="grad_x_window",
+    )
 
 
 def _edges(grad: Tensor) -> tuple[float, float]:

@@ -4,6 +4,8 @@ latents and what it decodes (ingredients, as `tests.part5_toy_saes_diagnosis.ing
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -606,3 +608,47 @@ def topk_shared_indices(acts: Tensor, k: int) -> None:
         "torch.zeros_like(pre).scatter(-1, top.indices, top.values)",
         code="indices_shared",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: the inputs reshaped (not permuted) into another axis order, then the right formula on that layout
+# --------------------------------------------------------------------------------------------
+def _same(a: Tensor, b: Tensor) -> bool:
+    return bool(torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-9, equal_nan=True))
+
+
+def reshaped_inputs(fn: Callable, inputs: tuple, names: str, what: str) -> list[tuple[str, str, Tensor]]:
+    """What `fn` gives when every input [names] is first reshaped to its shape in another axis order and read as
+    laid out in that order (acts.reshape(n_inst, batch, d_sae) for a permute). Orders that give the same values
+    (both reduced axes swapped, say) make one candidate whose hint names each of them; an order whose shape is the
+    input's own (two equal sizes swapped) reshapes nothing and is left to the wrong-axes entries."""
+    axes = names.split()
+    first = inputs[0]
+    found: list[tuple[Tensor, list[tuple[int, ...]]]] = []
+    for order in itertools.permutations(range(first.ndim)):
+        if [first.shape[k] for k in order] == list(first.shape):  # no reshape at all: axes read wrongly, elsewhere
+            continue
+        back = [order.index(j) for j in range(first.ndim)]
+        try:
+            value = fn(*(t.reshape([t.shape[k] for k in order]).permute(back) for t in inputs))
+        except RuntimeError:
+            continue
+        same = next((orders for v, orders in found if v.shape == value.shape and _same(v, value)), None)
+        if same is None:
+            found.append((value, [order]))
+        else:
+            same.append(order)
+    out = []
+    for value, orders in found:
+        laid = " or ".join(
+            f"[{' '.join(axes[k] for k in o)}] (.reshape({', '.join(str(first.shape[k]) for k in o)}))" for o in orders
+        )
+        also = " (each gives these values)" if len(orders) > 1 else ""
+        hint = (
+            f"your value is the right one computed on {what} reshaped to {laid}{also}: reshape and view only "
+            f"regroup the numbers in memory, they don't move axes. Move axes with .permute("
+            f"{', '.join(map(str, orders[0]))}) or einops.rearrange, or reduce over the right dims of [{names}] "
+            "without moving anything"
+        )
+        out.append(("reshaped_not_permuted", hint, value))
+    return out

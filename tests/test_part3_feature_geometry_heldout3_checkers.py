@@ -1,5 +1,6 @@
 """Proofs for the fresh14 held-out fixes in part 3: squared overlaps over ‖W_i‖ (a power of the norm off by one,
-not only the numerator), overlaps not squared (a signed sum)."""
+not only the numerator), overlaps not squared (a signed sum), overlaps squared with matrix products (O * O.mT,
+O @ O, G @ G; shared with part 4)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,38 @@ def test_part3_fresh17():
     assert "torch.cdist" in err.hint
     err = assert_fails(p3.test_compute_dimensionality, cd_cdist_sqrt, "not_scale_free")
     assert "torch.cdist" in err.hint
+
+
+def _overlaps(W):
+    return einops.einsum(_unit(W), W, "k d i, k d j -> k i j")
+
+
+def cd_times_transpose(W):  # O * O.mT for the square of O (O is not symmetric)
+    ov = _overlaps(W)
+    return W.pow(2).sum(1) / (ov * ov.mT).sum(-1)
+
+
+def cd_matrix_power(W):  # torch.linalg.matrix_power(O, 2) for O ** 2, guarded against a zero denominator
+    den = torch.linalg.matrix_power(_overlaps(W), 2).sum(-1)
+    return torch.where(den > 0, W.pow(2).sum(1) / den, torch.zeros_like(den))
+
+
+def cd_gram_matmul(W):  # the Gram form ‖W_i‖⁴ / Σ_j (W_i·W_j)² with G @ G for G ** 2
+    G = W.mT @ W
+    return W.pow(2).sum(1) ** 2 / (G @ G).sum(-1).clamp_min(1e-12)
+
+
+def cd_gram_times_transpose(W):  # correct: G is symmetric, so G * G.mT is G ** 2
+    G = W.mT @ W
+    den = (G * G.mT).sum(-1)
+    return torch.where(den > 0, W.pow(2).sum(1) ** 2 / den, torch.zeros_like(den))
+
+
+def test_part3_overlaps_squared_as_matrix_products():
+    err = assert_fails(p3.test_compute_dimensionality, cd_times_transpose, "overlap_times_transpose")
+    assert "O * O.mT" in err.hint and "Ŵ_i·W_j" in err.hint
+    err = assert_fails(p3.test_compute_dimensionality, cd_matrix_power, "overlap_matrix_power")
+    assert "O @ O" in err.hint
+    err = assert_fails(p3.test_compute_dimensionality, cd_gram_matmul, "overlap_matrix_power")
+    assert "G @ G" in err.hint and "‖W_i‖⁴" in err.hint
+    p3.test_compute_dimensionality(cd_gram_times_transpose)

@@ -1,0 +1,62 @@
+"""The squared overlaps of the dimensionality ‖vᵢ‖² / Σⱼ (v̂ᵢ·vⱼ)² written with matrix algebra instead of an
+elementwise square. Part 3 (features, the columns of W) and part 4 (hidden vectors and features) both ask for this
+formula, so both catalogues take these candidates from here (part 4 imports it: a later section may import an
+earlier one)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+Mistake = tuple[str, str, Tensor]
+
+
+def _guards(num: Tensor, den: Tensor) -> list[Tensor]:
+    """num / den as learners guard it: raw, clamped at the two usual floors, or 0 wherever den is not positive."""
+    return [
+        num / den,
+        num / den.clamp_min(1e-30),
+        num / den.clamp_min(1e-12),
+        torch.where(den > 0, num / den, torch.zeros_like(num)),
+    ]
+
+
+def overlap_square_candidates(
+    v: Tensor, dot: str = "v̂ᵢ·vⱼ", dot_t: str = "v̂ⱼ·vᵢ", raw: str = "vᵢ·vⱼ", gram: str = "G = v vᵀ", norm: str = "‖vᵢ‖"
+) -> list[Mistake]:
+    """On v [inst n d]: O * O.mT (the overlap times its transpose, `dot` · `dot_t`, elementwise) and O @ O
+    (torch.linalg.matrix_power(O, 2)) with O = v̂ vᵀ, and the Gram form G @ G over ‖vᵢ‖⁴ (G * G.mT is right there:
+    G is symmetric), each raw and with the usual guards of the denominator. `dot`, `dot_t`, `raw`, `gram` and `norm`
+    name the overlaps and norms in the section's own notation."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    ov = torch.einsum("kid,kjd->kij", v / norm_sq.sqrt().clamp_min(1e-300)[..., None], v)
+    g = torch.einsum("kid,kjd->kij", v, v)
+    power = (
+        "the square of each overlap is elementwise, O ** 2 (or O * O), not a power of the matrix "
+        "(torch.linalg.matrix_power(O, 2) and O @ O are matrix products)"
+    )
+    out = []
+    for code, hint, num, den in (
+        (
+            "overlap_times_transpose",
+            f"your denominator is Σⱼ Oᵢⱼ Oⱼᵢ (the overlap matrix times its transpose, elementwise: O * O.mT): the "
+            f"square of each overlap is Oᵢⱼ², O ** 2 (O is not symmetric: {dot} ≠ {dot_t})",
+            norm_sq,
+            (ov * ov.mT).sum(-1),
+        ),
+        (
+            "overlap_matrix_power",
+            f"your denominator sums the rows of O @ O (Oᵢⱼ = {dot}): {power}",
+            norm_sq,
+            (ov @ ov).sum(-1),
+        ),
+        (
+            "overlap_matrix_power",
+            f"your denominator sums the rows of G @ G ({gram}, Gᵢⱼ = {raw}, over {norm}⁴): {power.replace('O', 'G')}",
+            norm_sq**2,
+            (g @ g).sum(-1),
+        ),
+    ):
+        out += [(code, hint, value) for value in _guards(num, den)]
+    return out
