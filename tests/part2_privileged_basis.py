@@ -176,13 +176,67 @@ def _large_examples(x: Tensor) -> Tensor:
     return x
 
 
+# Generic per-(inst, feature) importance and probability for the forward checkers: with the defaults (all 1, or one
+# scalar) a forward pass that multiplies by either is indistinguishable from the right one.
+FWD_IMPORTANCE = torch.tensor(
+    [[1.3, 0.7, 0.45, 1.9, 0.25, 1.1], [0.6, 1.45, 0.85, 0.35, 2.2, 0.95], [1.75, 0.15, 1.2, 0.55, 0.8, 1.6]]
+)
+FWD_PROBABILITY = torch.tensor(
+    [[0.31, 0.47, 0.12, 0.66, 0.23, 0.58], [0.09, 0.72, 0.38, 0.27, 0.51, 0.19], [0.44, 0.16, 0.63, 0.35, 0.07, 0.82]]
+)
+
+
+def _forward_kwargs(device: torch.device) -> dict[str, Tensor]:
+    return {"feature_probability": FWD_PROBABILITY.to(device), "importance": FWD_IMPORTANCE.to(device)}
+
+
+def _bias_reduced_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor) -> list[tuple[str, str, Tensor]]:
+    """b_final reduced over one of its axes (the mean or sum over instances, or over features) before it is added."""
+    out = []
+    for axis, dim in (("instances", 0), ("features", 1)):
+        for how in ("mean", "sum"):
+            red = getattr(b, how)(dim, keepdim=True).expand_as(b)
+            out.append(
+                (
+                    "bias_reduced",
+                    f"b_final was reduced over its {axis} (b_final.{how}({dim})) before being added: each instance "
+                    "and feature adds its own bias, b_final [inst feats] as it is",
+                    two_layer(x, W_in, W_out, red, act=relu),
+                )
+            )
+    return out
+
+
+def _config_factor_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The forward pass with the model's importance or feature probability multiplied in (on the output, on the
+    input, or on the bias): those belong to the loss and to generate_batch, never to the forward pass."""
+    out = []
+    for name, t in (("self.importance", FWD_IMPORTANCE), ("self.feature_probability", FWD_PROBABILITY)):
+        t = t.to(x.device)
+        where = {
+            "the output": two_layer(x, W_in, W_out, b, act=relu) * t,
+            "the input features": two_layer(x * t, W_in, W_out, b, act=relu),
+            "b_final": two_layer(x, W_in, W_out, b * t, act=relu),
+        }
+        use = "it weights the loss" if name == "self.importance" else "it only sets how often generate_batch draws"
+        for part, value in where.items():
+            out.append(
+                (
+                    "config_factor",
+                    f"{part} is multiplied by {name}: the forward pass does not use it ({use} a feature)",
+                    value,
+                )
+            )
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # NeuronModel.forward
 # --------------------------------------------------------------------------------------------
 @checker("NeuronModel.forward", kind="class")
 def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
-    model = NeuronModel(cfg, feature_probability=0.5, device=device)
+    model = NeuronModel(cfg, device=device, **_forward_kwargs(device))
     expect_parameters(model, {"W": (3, 4, 6), "b_final": (3, 6)})
     W = torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features, device=device) * 0.8
     b = torch.randn(cfg.n_inst, cfg.n_features, device=device) * 0.6  # both signs: both ReLUs clip something
@@ -191,7 +245,8 @@ def test_neuron_forward(NeuronModel: type, device: torch.device) -> str:
         model.b_final.copy_(b)
     x = _inputs(device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=True, formula="ReLU(Wᵀ ReLU(W x) + b_final)")
-    ref = reference_model(RefNeuronModel, cfg, device, {"W": W, "b_final": b}, feature_probability=0.5)
+    mistakes += _config_factor_mutants(x, W, W, b) + _bias_reduced_mutants(x, W, W, b)
+    ref = reference_model(RefNeuronModel, cfg, device, {"W": W, "b_final": b}, **_forward_kwargs(device))
     reference = call(RefNeuronModel.forward, ref, x)
     _check_forward(model, ["W", "b_final"], x, W, W, b, mistakes, cfg.d_hidden, device, reference)
     return "ReLU(Wᵀ ReLU(W x) + b_final)"
@@ -216,7 +271,7 @@ def _computation_model(NeuronComputationModel: type, device: torch.device, cfg: 
 @checker("NeuronComputationModel.forward", kind="class")
 def test_computation_forward(NeuronComputationModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
-    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=0.5)
+    model = _computation_model(NeuronComputationModel, device, cfg, **_forward_kwargs(device))
     W1 = torch.randn(cfg.n_inst, cfg.d_hidden, cfg.n_features, device=device) * 0.8
     W2 = torch.randn(cfg.n_inst, cfg.n_features, cfg.d_hidden, device=device) * 0.8
     b = torch.randn(cfg.n_inst, cfg.n_features, device=device) * 0.6
@@ -281,14 +336,16 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             for name, axes in (("W1", ("feats", "d_hidden")), ("W2", ("d_hidden", "feats")))
             for dim, axis in zip((-1, -2), axes, strict=True)
         ],
+        *_bias_reduced_mutants(x, W1, W2t, b),
         (
             "residual",
             f"the input x is added to the output (a residual connection): this model has none, {formula}",
             two_layer(x, W1, W2t, b + x, act=relu),
         ),
     ]
+    mistakes += _config_factor_mutants(x, W1, W2t, b)
     params = {"W1": W1, "W2": W2, "b_final": b}
-    ref = reference_model(RefNeuronComputationModel, cfg, device, params, feature_probability=0.5)
+    ref = reference_model(RefNeuronComputationModel, cfg, device, params, **_forward_kwargs(device))
     reference = call(RefNeuronComputationModel.forward, ref, x)
     _check_forward(model, ["W1", "W2", "b_final"], x, W1, W2t, b, mistakes, cfg.d_hidden, device, reference)
     return "ReLU(W2 ReLU(W1 x) + b_final)"
@@ -445,6 +502,16 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
         ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
         ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
         ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),
+        ("target_relu", "the target is |x| (batch.abs()), not ReLU(-x) (the negative part only)", loss(relu(-batch))),
+        *[
+            (
+                "mixed_error_factors",
+                f"the squared error is a product of two different errors, (|batch| - out) · ({name} - out): one "
+                "factor uses another target. Square the one error, (|batch| - out)²",
+                (imp * (target - out) * (alt - out)).mean(dim=(0, 2)).sum(),
+            )
+            for name, alt in (("batch", batch), ("ReLU(batch)", relu(batch)), ("-batch", -batch))
+        ],
         (
             "one_sided_error",
             "only under-prediction is penalised ((|batch| - out).clamp(min=0) squared): the loss squares the error "

@@ -24,7 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_overlaps import overlap_square_candidates
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 
 Mistake = tuple[str, str, Tensor]
 
@@ -311,6 +311,13 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             (d / frob_sq.sum()).expand(n_inst),
         ),
         (
+            "instances_crossed",
+            "your denominator is Σ_j Σ_{d,f} W[i] ⊙ W[j], summed over every other instance j too: the two einsum "
+            "operands use different instance letters ('idf,jdf->i'). Use one letter for both, 'idf,idf->i', or "
+            "W.pow(2).sum((1, 2))",
+            d / (W * W.sum(0)).sum((1, 2)),
+        ),
+        (
             "first_instance",
             "every instance got instance 0's value: compute it for each W[inst] (sum over dims (1, 2))",
             right[:1].expand(n_inst),
@@ -419,6 +426,31 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
     return right, values, shapes
 
 
+def _constant_factor_hint(f: float, d: int, n_feats: int) -> str:
+    """What a result off from d_hidden / ‖W‖²_F by one constant factor f (the same in every instance) says: the factor
+    may sit on either side, the numerator or the denominator, so both are named."""
+    for label, size, axes in (
+        ("d_hidden", d, "d_hidden"),
+        ("n_features", n_feats, "the features"),
+        ("d_hidden · n_features", d * n_feats, "both axes"),
+    ):
+        if abs(f - size) <= 1e-3 * size:
+            return (
+                f"a factor {label} = {size} too many, on either side: the numerator multiplied by {label} (d_hidden · "
+                f"{label}), or the denominator a mean over {axes} (‖W‖²_F / {size}, e.g. W.pow(2).mean(...)) where a "
+                "sum belongs. D* = d_hidden / W.pow(2).sum((1, 2))"
+            )
+        if abs(f * size - 1) <= 1e-3:
+            return (
+                f"a factor {label} = {size} missing, on either side: the numerator divided by {label}, or the "
+                f"denominator multiplied by it. D* = d_hidden / W.pow(2).sum((1, 2))"
+            )
+    return (
+        f"one constant factor {f:.4g} off in every instance: the numerator is not d_hidden = {d}, or the denominator "
+        "is ‖W‖²_F times a constant (a mean where a sum belongs?). D* = d_hidden / W.pow(2).sum((1, 2))"
+    )
+
+
 @checker("dimensions_per_feature", kind="function")
 def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.device) -> str:
     W = _weights(device, n_inst=3, d=5, n_feats=8)  # three different sizes, so a wrong axis shows
@@ -448,7 +480,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
         fail(
             f"{what} is {numerator[0]:.4g} / ‖W‖²_F for every instance, expected d_hidden / ‖W‖²_F = "
             f"{W.shape[1]} / ‖W‖²_F",
-            f"the denominator is right; the numerator should be d_hidden = W.shape[1] = {W.shape[1]}",
+            _constant_factor_hint(numerator[0] / W.shape[1], W.shape[1], W.shape[2]),
             code="numerator",
         )
     expect_matches(
@@ -581,18 +613,6 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "left out",
             norms_sq / dots.pow(2).sum(-2),
         ),
-        *[
-            (
-                "one_norm",
-                f"Ŵ_i = W_i / ‖W_i‖ divides each column by its own norm; {how} Take the norm over d_hidden only, "
-                "W.norm(dim=1, keepdim=True)",
-                norms_sq / (dots_raw / scale).pow(2).sum(-1),
-            )
-            for how, scale in (
-                ("W.norm() without dim= is one number for the whole tensor (every instance, every feature).", W.norm()),
-                ("W.norm(dim=(1, 2)) is one number per instance matrix.", W.norm(dim=(1, 2))[:, None, None]),
-            )
-        ],
         (
             "mean_not_sum",
             "the denominator is a *sum* over j, not a mean over the features",
@@ -639,6 +659,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
     ]
     values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖")
+    values += whole_norm_candidates(W.mT, "W", "W.norm(dim=1, keepdim=True), over d_hidden")
     right = _reference(W)
     shapes = [
         ("transposed_output", "return [inst, feats]: the output has the instances first", right.T),

@@ -60,3 +60,27 @@ def overlap_square_candidates(
     ):
         out += [(code, hint, value) for value in _guards(num, den)]
     return out
+
+
+def whole_norm_candidates(v: Tensor, name: str = "v", own: str = "v.norm(dim=-1, keepdim=True)") -> list[Mistake]:
+    """On v [inst n d]: one norm of the whole instance (or the whole tensor) where each vector's own belongs, in the
+    numerator (‖V‖²_F for ‖vᵢ‖²) or in the unit vectors (vᵢ / ‖V‖_F for v̂ᵢ): the two slips give the same values,
+    ‖V‖²_F ‖vᵢ‖² / Σⱼ (vᵢ·vⱼ)², so both are listed. `name` is the section's tensor, `own` its per-vector norm."""
+    v = v.double()
+    norm_sq = (v**2).sum(-1)
+    raw = torch.einsum("kid,kjd->kij", v, v).pow(2).sum(-1)
+    out = []
+    for what, code, whole in (
+        ("the whole tensor (every instance)", "", v.pow(2).sum()),
+        ("the instance", "dim=(1, 2)", v.pow(2).sum((1, 2))[:, None]),
+    ):
+        norm = f"{name}.norm({code})" if code else f"{name}.norm() (no dim=)"
+        hint = (
+            f"your values are ‖{name}‖²_F · ‖{name}ᵢ‖² / Σⱼ ({name}ᵢ·{name}ⱼ)², with ‖{name}‖_F the norm of {what}: "
+            f"one norm {norm} used where each vector's own belongs. Two slips give exactly this: the numerator "
+            f"‖{name}‖²_F of {what} ({name}.pow(2).sum({'(1, 2)' if code else ''})) where ‖{name}ᵢ‖² is meant, or the "
+            f"unit vectors divided by {norm} instead of each vector's own norm. Take the norm over each vector only, "
+            f"{own}"
+        )
+        out += [("one_norm", hint, value) for value in _guards(whole * norm_sq, raw)]
+    return out

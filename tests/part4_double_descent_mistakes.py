@@ -583,6 +583,13 @@ def _norm_by_count(x: Tensor) -> str:
 
 def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
     """(code, hint) for presence frequencies freq [inst feats] (each over n examples) that are not p."""
+    if bool((freq == 1).all()):
+        return "always_present", (
+            "no entry of any example is 0: the absent features are not zeroed. Possible causes: the mask added to "
+            "the values instead of multiplied (mask + values: present ones in [1, 2], absent ones in [0, 1] before "
+            "normalising), no mask applied at all, or a mask that is always true. Absent features are exactly 0: "
+            "values * mask, or torch.where(mask, values, 0.0)"
+        )
     if bool(((freq == 0) | (freq == 1)).all()):
         return "same_across_examples", (
             "every feature is present in all examples or in none: the presence mask was drawn once and reused "
@@ -717,6 +724,12 @@ def transformed_failure(out: Tensor, data: Tensor) -> None:
             f"your output / self.train_data is the same along `{'` and `'.join(constant)}`: the training set "
             f"multiplied or divided by something computed over {' and '.join(constant)} (a normalisation, e.g. "
             "F.normalize or x / x.norm(dim=...), over that axis?)"
+        )
+    elif torch.equal(got, got.half().double()) and not torch.equal(d, d.half().double()):
+        how = (
+            "every value of your output is exactly representable in float16, the training set's are not, and they "
+            f"agree to float16 precision (largest difference {float((got - d).abs().max()):.2g}): the values were "
+            "rounded to float16 (a .half() round trip, or autocast), losing precision. Keep float32"
         )
     else:
         how = "the training set transformed elementwise (a power, an abs, a clamp?)"

@@ -11,7 +11,7 @@ from torch import Tensor
 
 import tests.part4_double_descent_mistakes as mistakes
 from tests.checking import fail
-from tests.part3_feature_geometry_overlaps import overlap_square_candidates
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 
 Mistake = tuple[str, str, Tensor]
 
@@ -87,4 +87,18 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     """The catalogue's dimensionality mistakes on v [inst n d] plus the squared overlaps written as matrix products
     (`tests.part3_feature_geometry_overlaps`, shared with part 3)."""
     values, shapes = mistakes.dimensionality_candidates(v)
-    return values + overlap_square_candidates(v), shapes
+    return values + overlap_square_candidates(v) + whole_norm_candidates(v), shapes
+
+
+def filled_rows_hint(c: float, n_feats: int) -> str:
+    """What empty examples filled with one constant c say: 1 / sqrt(n_feats) is a uniform unit vector (an epsilon added
+    to x before normalising); any other constant is a fill of the NaNs that 0 / 0 gives (both listed when unsure)."""
+    eps = "an epsilon added to x before normalising turns an empty example into a uniform unit vector"
+    fill = (
+        f"the NaNs of 0 / 0 replaced by the constant {c:.4g} (torch.nan_to_num(x, nan={c:.4g}), or "
+        f"torch.where(x.isnan(), {c:.4g}, x))"
+    )
+    fix = "an example with no feature present must stay all zeros: clamp the norm instead (norm.clamp_min(1e-12))"
+    if abs(c * n_feats**0.5 - 1) < 1e-3:
+        return f"{fix}. Possible causes: {eps}, or {fill}"
+    return f"{fix}: {fill} (these examples do not have norm 1, so no epsilon before normalising explains them)"

@@ -63,7 +63,7 @@ def test_part3_heldout12():
     assert "W.T on a 3-d tensor" in err.hint
     cd = p3.test_compute_dimensionality
     err = assert_fails(cd, _cd_with(lambda W: W / W.norm()), "one_norm")
-    assert "without dim=" in err.hint
+    assert "no dim=" in err.hint
     assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=(1, 2), keepdim=True)), "one_norm")
     err = assert_fails(cd, _cd_with(lambda W: W / W.norm(dim=1, keepdim=True).clamp(min=1)), "norm_threshold")
     assert "clamp(min=1)" in err.hint and "shorter" in err.message
