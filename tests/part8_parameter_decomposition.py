@@ -129,13 +129,11 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
             )
         dims = "inst r d_out d_in"
         behaviour.one_tensor(out, what, behaviour.SVD_RETURNED)
-        behaviour.svd_term_count(out, W)
+        fresh.svd_term_count(out, W)  # a residual term appended, then the other counts
         diag.merged_axes(out, (n_inst, r, d_out, d_in), dims)
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
-        adds_up = torch.allclose(out.sum(1), W, rtol=1e-4, atol=1e-5)
-        hint = "σ_k u_k v_kᵀ, largest σ first" if adds_up else "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
-        code = "values" if adds_up else "not_sum"
+        code, hint = fresh.sum_hint(out, W)  # adds up to W, to W minus its means (centred first), or not
         code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
         mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired
@@ -174,7 +172,9 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
-    mistakes += fresh.ablation_reductions(chain, terms, x)
+    mistakes += fresh.ablation_reductions(chain, terms, x) + fresh.ablation_terms_ignored(
+        ablation_losses, chain, terms, x, out
+    )
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -256,7 +256,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
         seen = diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):")
-        hint, code = fresh.slope_code(seen, hint, code)
+        hint, code = fresh.slope_code(seen, hint, code, lambda: fresh.backward_linearity(impl, name, x0, g, ALPHA))
     # the learner writes backward itself: its one-edit mutants, on a ctx holding what the solution saved
     backward = call(
         getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
@@ -416,7 +416,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     if len(deltas) != 2 or any(d is None for d in deltas):
         fail(
             f"expected one delta mask per matrix (2), got {[type(d).__name__ for d in deltas]}",
-            "the delta mask was forgotten: draw one U[0, 1] value per example and matrix, shape [batch inst]",
+            fresh.delta_count_hint(deltas, 2),
             code="delta_missing",
         )
     masks = [
@@ -608,7 +608,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
     mistakes += probes.recon_mistakes(chain, p, x, right) + behaviour.recon_accumulator(right, chain, p, x)
-    mistakes += fresh.recon_first_masks(chain, p, x)
+    mistakes += fresh.recon_first_masks(chain, p, x) + fresh.recon_relative(chain, p, x)
     got, (batch, n_inst, d_out) = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape
     L = len(chain.weights)
     means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
@@ -678,6 +678,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     sizes = {g.shape[-1] for g in ci}  # C differs between the matrices: combining them raises
     loss = diag.call_naming_sizes(inp.call_unchanged, penalty, sizes, inp.minimality_clash(8, 3), "matrices_combined")
     behaviour.one_tensor(loss, "the penalty", behaviour.LIST_PENALTY)
+    fresh.finite_penalty(importance_minimality_loss, loss, minimality_inputs(device), P_NORM, EPS)
     inp.one_element(loss, "importance_minimality_loss", mis.minimality_reference(ci, P_NORM, EPS).detach())
     loss = expect_scalar(loss, "importance_minimality_loss(ci, p, eps)", ci[0].dtype)
     if not torch.allclose(loss.detach(), mis.minimality_reference(minimality_inputs(device), P_NORM, EPS)):
@@ -686,6 +687,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     mistakes += probes.minimality_mistakes(minimality_inputs(device), P_NORM, EPS)
     mistakes += behaviour.minimality_reductions(minimality_inputs(device), P_NORM, EPS)
     mistakes += fresh.minimality_products(minimality_inputs(device), P_NORM, EPS)
+    mistakes += fresh.minimality_batch_reductions(minimality_inputs(device), P_NORM, EPS)
     generic = None
     for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
         if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):
@@ -743,6 +745,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
     mistakes += probes.adversarial_mistakes(loss_fn, init, N_STEPS, STEP_SIZE)
     mistakes += fresh.adversarial_extra(loss_fn, init, N_STEPS, STEP_SIZE)
+    mistakes += fresh.adversarial_init_bound(loss_fn, init, N_STEPS, STEP_SIZE)
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     if not any(torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):
@@ -750,10 +753,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     code, hint = (
         diag.unmoved_sources(out, init, right_list)
         or diag.ascent_hint(flat, torch.cat([t.flatten() for t in init]), N_STEPS, STEP_SIZE, right)
-        or (
-            "values",
-            "each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)",
-        )
+        or ("values", "each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1)")
     )
     if code == "values" and not any(
         torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]

@@ -153,8 +153,15 @@ def extra_value(out: Any, n: int, what: str, noun: str) -> None:
     is_list = lambda v: isinstance(v, list | tuple) and len(v) == n and all(isinstance(t, Tensor) for t in v)
     if isinstance(out, list | tuple) and not is_list(out) and (at := [i for i, v in enumerate(out) if is_list(v)]):
         kinds = ", ".join(type(v).__name__ for v in out)
+        if len(at) > 1:  # several lists of n tensors: which one is meant is not for the checker to say
+            fail(
+                f"{what} returned {len(out)} values ({kinds}); {len(at)} of them are lists of {n} tensors",
+                f"return one list of {n} tensors, the {noun} after the last step (a list kept per step, the history "
+                "of the iterates, or several results returned together?)",
+                code="extra_value",
+            )
         fail(
-            f"{what} returned {len(out)} values ({kinds}); item {at[0]} is the list of {n} tensors asked for",
+            f"{what} returned {len(out)} values ({kinds}); item {at[0]} is a list of {n} tensors",
             f"return only the list of {noun} (an extra value was returned: `return {noun}`, not `return {noun}, loss`)",
             code="extra_value",
         )

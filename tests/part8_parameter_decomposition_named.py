@@ -216,8 +216,285 @@ def expect_detached(out: list[Tensor]) -> None:
 
 
 # ---------------------------------------------------------------- the leaky hard sigmoids' backward: g² named
-def slope_code(seen: str, hint: str, code: str) -> tuple[str, str]:
-    """(hint, code) from the region-by-region description: grad_output used twice gets its own code."""
+def slope_code(seen: str, hint: str, code: str, linearity: Callable | None = None) -> tuple[str, str]:
+    """(hint, code) from the region-by-region description: grad_output used twice gets its own code; otherwise a
+    backward that is not linear in grad_output (the `linearity` probe) is said first, before any region is
+    described (its slope gradient / grad_output would vary with grad_output, not with x)."""
     if not seen:
         return hint, code
+    plain = "grad_output itself" not in seen and "where grad_output < 0" not in seen
+    if linearity is not None and plain and (found := linearity()) is not None:
+        return found[1], found[0]
     return f"{seen}. The {hint}", "grad_output_twice" if "× grad_output itself" in seen else "slope_regions"
+
+
+# ---------------------------------------------------------------- leaky sigmoids: is backward linear in grad_output?
+def _region_names(x: Tensor, where: Tensor) -> str:
+    regions = (("below 0", x < 0), ("on [0, 1]", (x >= 0) & (x <= 1)), ("above 1", x > 1))
+    return " and ".join(name for name, region in regions if bool((region & where).any()))
+
+
+def backward_linearity(impl: Any, name: str, x0: Tensor, g: Tensor, alpha: float) -> tuple[str, str] | None:
+    """(code, hint) when the gradient backward returns is not grad_output times a slope of x: the checker runs it
+    again with grad_output doubled, sign-flipped and all ones. A gradient g + alpha (something added), alpha·sign(g)
+    (magnitude dropped) or |g|·slope (sign dropped) fails the scaling; one that mixes positions (a sum over
+    grad_output) fails the all-ones run. None when backward is grad_output times a function of x."""
+    from tests import part8_parameter_decomposition_diagnosis as diag
+
+    def grad_for(go: Tensor) -> Tensor | None:
+        x = x0.clone().requires_grad_(True)
+        got = diag.backward_grad(impl.apply(x, alpha), x, go, name)
+        return got.detach() if isinstance(got, Tensor) and got.shape == x0.shape else None
+
+    base, doubled, flipped, ones = grad_for(g), grad_for(2 * g), grad_for(-g), grad_for(torch.ones_like(g))
+    if base is None or doubled is None or flipped is None or ones is None:
+        return None
+    close = lambda a, b: torch.isclose(a, b, rtol=1e-4, atol=1e-6)
+    bad2, badf = ~close(doubled, 2 * base), ~close(flipped, -base)
+    seen = []
+    if bool(bad2.any()):
+        offset = (2 * base - doubled)[bad2]  # the part that does not scale with grad_output (b in s·g + b)
+        where = _region_names(x0, bad2)
+        if bool(close(doubled, base)[bad2].all()):
+            seen.append(f"doubling grad_output leaves it unchanged {where}: its magnitude is dropped there")
+        elif float(offset.max() - offset.min()) < 1e-5:
+            c = float(offset.mean())
+            named = f"alpha ({alpha:g})" if abs(c - alpha) < 1e-5 else f"{c:.4g}"
+            seen.append(
+                f"{named} is added {where}: doubling grad_output doubles all of it but {named} "
+                "(grad_output + alpha where grad_output * alpha belongs?)"
+            )
+        else:
+            ratio = (doubled / torch.where(base.abs() > 1e-8, base, torch.ones_like(base)))[bad2]
+            seen.append(
+                f"doubling grad_output multiplies it by {float(ratio.min()):.3g} to {float(ratio.max()):.3g} {where}, "
+                "not by 2"
+            )
+    if bool(badf.any()) and not bool(bad2.any()):
+        where = _region_names(x0, badf)
+        same = bool(close(flipped, base)[badf].all())
+        seen.append(f"flipping grad_output's sign {'leaves it unchanged' if same else 'does not flip it'} {where}")
+    if not seen:
+        slope = base / torch.where(g.abs() > 1e-8, g, torch.ones_like(g))
+        mixed = ~close(slope, ones) & (g.abs() > 1e-3)
+        if not bool(mixed.any()):
+            return None
+        seen.append(
+            f"it is not grad_output times its value for grad_output = 1 {_region_names(x0, mixed)}: the gradient at "
+            "one position depends on grad_output at other positions (a sum, mean or reshape of grad_output?)"
+        )
+    return "not_grad_times_slope", (
+        "your gradient is not grad_output times a slope: "
+        + "; ".join(seen)
+        + ". Something is added to grad_output, or its magnitude or sign is dropped: backward returns grad_output * "
+        "slope, elementwise, with the slope 1 on [0, 1], alpha on the leaky side, 0 on the other (alpha multiplies "
+        "grad_output: grad_output * alpha, not grad_output + alpha or alpha * grad_output.sign())"
+    )
+
+
+# ---------------------------------------------------------------- svd_terms: the residual appended, W centred
+def svd_term_count(out: Any, W: Tensor) -> None:
+    """More than r terms, the extra ones W - Σ of the others (a residual appended "so the terms add up"), named
+    before the other term-count checks."""
+    from tests import part8_parameter_decomposition_behaviour as behaviour
+
+    n_inst, d_out, d_in = W.shape
+    r = min(d_out, d_in)
+    if isinstance(out, Tensor) and out.ndim == 4 and out.shape[0] == n_inst and out.shape[2:] == W.shape[1:]:
+        k = out.shape[1]
+        o = out.detach().to(W.dtype)
+        if k > r:
+            right = sol.svd_terms(W.detach())
+            first_right = torch.allclose(o[:, :r], right, rtol=1e-4, atol=1e-5)
+            residual = torch.allclose(o[:, -1], W - o[:, :-1].sum(1), rtol=1e-4, atol=1e-5)
+            if residual or (first_right and torch.allclose(o.sum(1), W, rtol=1e-4, atol=1e-5)):
+                size = float(o[:, r:].abs().max())
+                fail(
+                    f"svd_terms(W) for W of shape {tuple(W.shape)} has {k} terms, expected r = min(d_out, d_in) = {r}"
+                    + (f": the first {r} are the SVD terms" if first_right else "")
+                    + f", and the last is W minus the sum of the others (a residual, here at most {size:.2g} in size)",
+                    "r = min(d_out, d_in) terms σ_k u_k v_kᵀ already add up to W exactly (to rounding): there is no "
+                    "residual to append; return only the r terms, shape [inst r d_out d_in]",
+                    code="residual_term",
+                )
+    behaviour.svd_term_count(out, W)
+
+
+def sum_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
+    """(code, hint) from what the terms add up to: W (values), W minus its row/column/overall mean (W changed
+    before the SVD), or something else (not_sum)."""
+    total = out.detach().sum(1).to(W.dtype)
+    if torch.allclose(total, W, rtol=1e-4, atol=1e-5):
+        return "values", "σ_k u_k v_kᵀ, largest σ first"
+    changed = {
+        "its row means (the mean over d_in of each row, W.mean(-1))": W - W.mean(-1, keepdim=True),
+        "its column means (the mean over d_out of each column, W.mean(-2))": W - W.mean(-2, keepdim=True),
+        "its mean (over every entry)": W - W.mean((-2, -1), keepdim=True),
+    }
+    for name, centred in changed.items():
+        if torch.allclose(total, centred, rtol=1e-4, atol=1e-5):
+            return "changed_before_svd", (
+                f"W changed before the SVD: your terms add up to W minus {name}, as if W was centred first (a PCA "
+                "habit): decompose W itself, so that Σ_k σ_k u_k v_kᵀ = W"
+            )
+    return "not_sum", "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
+
+
+# ---------------------------------------------------------------- ablation_losses: terms ignored
+def ablation_terms_ignored(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, out: Tensor) -> Mistakes:
+    """What W_0 with its column or row k zeroed, or W_0 minus its own k-th SVD term, gives (k wrapped around the
+    sizes), then, when the learner's losses don't change for other terms (a generic probe), that observation."""
+    with torch.no_grad():
+        original, W0, K = chain(x), chain.weights[0], terms.shape[1]
+        loss = lambda make: torch.stack(
+            [(mis.run_with_first(chain, make(k), x) - original).pow(2).mean(-1) for k in range(K)]
+        ).permute(2, 0, 1)
+
+        def zeroed(k: int, axis: int) -> Tensor:
+            W = W0.clone()
+            W.select(axis, k % W.shape[axis]).zero_()
+            return W
+
+        own = sol.svd_terms(W0)
+        out_list = [
+            (
+                "zeroed_column",
+                "your ablation zeroes column k of W_0 (W_0[:, :, k] = 0) instead of subtracting the k-th term: the "
+                "ablated first matrix is W_0 - terms[:, k], the whole rank-one term removed, not a column",
+                loss(lambda k: zeroed(k, 2)),
+            ),
+            (
+                "zeroed_row",
+                "your ablation zeroes row k of W_0 (W_0[:, k] = 0) instead of subtracting the k-th term: the ablated "
+                "first matrix is W_0 - terms[:, k]",
+                loss(lambda k: zeroed(k, 1)),
+            ),
+            (
+                "own_svd_terms",
+                "your ablation ignores `terms`: it removes W_0's own k-th SVD term (an SVD of chain.weights[0] inside "
+                "the function): subtract the terms passed in, W_0 - terms[:, k]",
+                loss(lambda k: W0 - own[:, k % own.shape[1]]),
+            ),
+        ]
+        if torch.allclose(out, original.new_zeros(()).expand_as(out)) or out.shape != (
+            original.shape[1],
+            K,
+            x.shape[0],
+        ):
+            return out_list
+        try:
+            again = fn(chain, terms.flip(1) * 1.7 + 0.1, x)
+        except Exception:  # a probe: its own failure says nothing
+            return out_list
+    named = any(torch.allclose(out, m, rtol=1e-4, atol=1e-6) for *_, m in out_list)
+    same = isinstance(again, Tensor) and again.shape == out.shape and torch.allclose(again.detach(), out, 1e-5, 1e-7)
+    if same and not named:
+        out_list.append(
+            (
+                "ignores_terms",
+                "your losses don't change when `terms` changes (the checker called it again with other terms): the "
+                "ablated run must use the terms passed in, W_0 - terms[:, k] as the first matrix (not a column or row "
+                "of W_0 zeroed, nor W_0's own SVD terms)",
+                out,
+            )
+        )
+    return out_list
+
+
+# ---------------------------------------------------------------- recon: relative MSE
+def recon_relative(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor) -> Mistakes:
+    """Each MSE divided by the target's mean square (the relative error an evaluation reports)."""
+    with torch.no_grad():
+        target, L = chain(x), len(chain.weights)
+        run = lambda layers: mis.masked_run(chain, p, x, layers)[0] - target
+        out = []
+        for name, denom in (
+            ("per instance, target.pow(2).mean((0, 2))", target.pow(2).mean((0, 2))),
+            ("over everything, target.pow(2).mean()", target.pow(2).mean()),
+        ):
+            rel = lambda layers, denom=denom: (run(layers).pow(2).mean((0, 2)) / denom).sum()
+            full = rel(set(range(L)))
+            layerwise = sum(rel({m}) for m in range(L)) / L
+            hint = (
+                f"your losses are relative MSEs, divided by the target's mean square ({name}): the loss is the plain "
+                "MSE to the original output, (y - chain(x))² averaged over batch and output dims, summed over instances"
+            )
+            out.append(("relative_mse", hint, torch.stack([full, layerwise])))
+        return out
+
+
+# ---------------------------------------------------------------- minimality: other batch reductions, NaN at g = 0
+def minimality_batch_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
+    with torch.no_grad():
+        per = sum((g + eps).pow(p).sum(-1) for g in ci)  # [batch inst]
+        return [
+            (
+                "batch_reduction",
+                f"your value takes the {name} over the batch instead of the mean: Σ_inst mean_batch Σ_l Σ_c "
+                "(g + eps)^p (.mean(0) over the batch axis)",
+                reduce(per).sum(),
+            )
+            for name, reduce in (
+                ("median", lambda t: t.median(0).values),
+                ("max", lambda t: t.amax(0)),
+                ("min", lambda t: t.amin(0)),
+            )
+        ]
+
+
+def finite_penalty(fn: Callable, loss: Any, ci: list[Tensor], p: float, eps: float) -> None:
+    """A NaN or infinite penalty: run again on importances without exact zeros and say where it comes from."""
+    if not isinstance(loss, Tensor) or loss.is_meta or not loss.is_floating_point() or loss.numel() == 0:
+        return  # no numbers to read: the shape and type checks that follow say what is wrong
+    if bool(torch.isfinite(loss.detach()).all()):
+        return
+    kind = "NaN" if bool(torch.isnan(loss.detach()).any()) else "infinite"
+    shifted = [g.detach().clone().clamp_min(0.05) for g in ci]
+    try:
+        again = fn(shifted, p, eps)
+        finite_without_zeros = isinstance(again, Tensor) and bool(torch.isfinite(again.detach()).all())
+    except Exception:  # a probe: its own failure says nothing
+        finite_without_zeros = False
+    if finite_without_zeros and kind == "NaN":
+        hint = (
+            "NaN from a negative base to a fractional power: the importances include exact zeros, and your penalty "
+            "is finite once none is 0, so the base is negative where g = 0 (g - eps < 0 where g = 0: eps subtracted "
+            f"where it is added?): a negative number to the power p = {p:g} is NaN. Use (g + eps) ** p"
+        )
+    elif finite_without_zeros:
+        hint = "infinite only when some importance is exactly 0: a division by g or a log(g)? Use (g + eps) ** p"
+    else:
+        hint = (
+            f"your penalty is {kind} even on importances without zeros: a negative base to the fractional power "
+            f"p = {p:g}, a division by zero or a log of 0? Use (g + eps) ** p, with g in [0, 1] and eps > 0"
+        )
+    fail(f"importance_minimality_loss(ci, p, eps) is {kind}", hint, code="not_finite")
+
+
+# ---------------------------------------------------------------- adversarial: projected onto [init, 1]
+def adversarial_init_bound(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    low = [t.detach().clone() for t in init]
+    s = [t.detach().clone() for t in init]
+    for _ in range(n_steps):
+        leaves = [t.requires_grad_(True) for t in s]
+        grads = torch.autograd.grad(loss_fn(leaves), leaves)
+        s = [
+            torch.maximum((t + step * d.sign()).detach().clamp(max=1), lo)
+            for t, d, lo in zip(leaves, grads, low, strict=True)
+        ]
+    hint = (
+        "your sources never go below where they started: the projection is onto [init, 1] (init read as the lower "
+        "bound) instead of [0, 1]: clamp(s, 0, 1) after every step, whatever the starting point"
+    )
+    return [("init_lower_bound", hint, torch.cat([t.flatten() for t in s]))]
+
+
+def delta_count_hint(deltas: Any, n: int) -> str:
+    """What the list of delta masks held, when it is not one tensor per matrix."""
+    draw = "draw one U[0, 1] value per example and matrix, shape [batch inst], one tensor per matrix"
+    real = [d for d in deltas if d is not None]
+    if not real:
+        return f"the delta mask was forgotten: {draw}"
+    count = "one delta mask was" if len(deltas) == 1 else f"{len(deltas)} delta masks were"
+    nones = f" ({len(deltas) - len(real)} of them None)" if len(real) < len(deltas) else ""
+    return f"{count} returned{nones} where one per matrix ({n}) was asked: {draw}"

@@ -305,7 +305,12 @@ def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
         )
         after = (F.gelu(h[..., None] + p["b_in"]) * p["w_in"] * p["w_out"]).sum(-1) + p["b_out"]
         w_in = "w_in multiplies h inside the GELU: GELU(w_in h + b_in), not GELU(h + b_in) · w_in (after it)"
-        return [("gelu_twice", hint, F.gelu(z).clamp(0, 1)), ("w_in_after_gelu", w_in, after.clamp(0, 1))]
+        residual = "z = MLP(h) + h: no residual (skip) connection: z = Σ_j w_out GELU(w_in h + b_in) + b_out alone"
+        return [
+            ("gelu_twice", hint, F.gelu(z).clamp(0, 1)),
+            ("w_in_after_gelu", w_in, after.clamp(0, 1)),
+            ("residual", residual, (z + h).clamp(0, 1)),
+        ]
 
 
 def unused_hidden_units(module: torch.nn.Module, total: Tensor) -> tuple[str, str] | None:
