@@ -20,6 +20,7 @@ from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToy
 from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
 from tests import part1_superposition_causes as causes
+from tests import part1_superposition_loss_relations as loss_relations
 from tests import part1_superposition_pairs as pair_rates
 from tests.checking import (
     bernstein_tolerance,
@@ -35,6 +36,7 @@ from tests.mutants import call
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
+    generic_importance,
     reference_model,
     returned_hidden_hint,
 )
@@ -150,8 +152,8 @@ def _toy(ToyModel: type, cfg: ToyModelConfig, device: torch.device, **kwargs) ->
 @checker("forward", kind="class")
 def test_forward(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
-    imp = IMPORTANCE.to(device)  # not all 1, so importance misused in the forward pass changes the output
-    model = _toy(ToyModel, cfg, device, importance=imp)
+    imp, p = IMPORTANCE.to(device), P_LOSS.to(device)  # neither all 1: either misused in forward changes the output
+    model = _toy(ToyModel, cfg, device, importance=imp, feature_probability=p)
     W, b = _set_params(model)
     W, b = W.to(device), b.to(device)
     x = torch.rand(7, 3, 5, device=device) * 2 - 0.5  # some negative inputs so every sign path is exercised
@@ -165,6 +167,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA) + relu_placement_mutants(x, W, W, b)
     no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
     mistakes += [("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)]
+    mistakes += loss_relations.forward_tensor_mutants(x, W, b, p, two_layer)
     pre = two_layer(x, W, W, b, out=lambda t: t)
     code, hint = (
         random_forward(model, x)
@@ -172,7 +175,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
         or own_feature_diagnosis(model, x, lambda t: two_layer(t, W, W, b))
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, pre - b, cfg.d_hidden)
     )
-    ref = reference_model(RefToyModel, cfg, device, {"W": W, "b_final": b}, importance=imp)
+    ref = reference_model(RefToyModel, cfg, device, {"W": W, "b_final": b}, importance=imp, feature_probability=p)
     expect_matches(
         out,
         two_layer(x, W, W, b),
@@ -211,6 +214,9 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
 # calculate_loss
 # --------------------------------------------------------------------------------------------
 IMPORTANCE = torch.tensor([[1.0, 0.8, 0.5, 0.3, 0.1], [0.2, 1.5, 0.7, 1.0, 0.4], [2.0, 0.1, 0.9, 0.6, 1.2]])
+# feature_probability of the forward and loss checks: per instance and feature, none 1 and unlike IMPORTANCE, so a
+# forward pass or a loss that uses it where it has no place shows.
+P_LOSS = torch.tensor([[0.35, 0.8, 0.15, 0.6, 0.05], [0.9, 0.25, 0.45, 0.1, 0.7], [0.2, 0.55, 0.75, 0.4, 0.3]])
 
 
 def check_loss(
@@ -221,12 +227,13 @@ def check_loss(
     device: torch.device,
     solution: torch.nn.Module,
     extra: Callable | None = None,
+    relations: Callable | None = None,
 ) -> None:
     """calculate_loss(out, batch) = Σ_inst mean_{batch, feats} I (target - out)², its gradient, inputs untouched.
 
     `target_of(batch)` is the regression target (batch itself in part 1, |batch| in part 2); `solution` is the
     solution's model of the same class (its calculate_loss gives the same value); `extra(out, batch, target)` adds
-    the section's own mutants.
+    the section's own mutants; `relations(loss, grad, out, target)` a (code, hint) for a mistake nobody listed.
     """
     B, n_inst, n_feats = 8, *imp.shape  # 8 and 8 - 1: neither a size nor a product of sizes (3, 5, d_hidden 2)
     batch = make_batch(B, n_inst, n_feats)
@@ -262,13 +269,13 @@ def check_loss(
     if grad is None or not bool(grad.abs().any()):
         right_with = lambda m: (imp * (target - m(batch)) ** 2).mean(dim=(0, 2)).sum()
         ignores_out_failure(lambda y: model.calculate_loss(y, batch), out, loss, right_with, model)
-    generic = None
-    if grad is not None:
+    generic = relations(loss.detach(), grad, out.detach(), target) if relations else None
+    if grad is not None and generic is None:
         generic = generic_diagnosis(grad, grad_right, "batch inst feats", sizes=input_sizes(model, batch))
         generic = generic or loss_gradient_diagnosis(grad, out.detach(), target, imp)
     hint = negative_loss_note(loss) + (
         generic[1]
-        if generic and generic[1].startswith("the gradient")
+        if generic and generic[1].startswith(("the gradient", "your loss"))
         else f"the gradient with respect to `out` tells: {generic[1]}"
         if generic
         else "Σ over instances of the mean over (batch, feats) of importance · (target - out)²"
@@ -301,10 +308,19 @@ def check_loss(
 @checker("calculate_loss", kind="class")
 def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=5, d_hidden=2)
-    imp = IMPORTANCE.to(device)
-    model = _toy(ToyModel, cfg, device, importance=imp)
-    solution = reference_model(RefToyModel, cfg, device, {}, importance=imp)
-    check_loss(model, imp, lambda batch: batch, lambda *shape: torch.rand(shape, device=device), device, solution)
+    imp, p = IMPORTANCE.to(device), P_LOSS.to(device)
+    model = _toy(ToyModel, cfg, device, importance=imp, feature_probability=p)
+    solution = reference_model(RefToyModel, cfg, device, {}, importance=imp, feature_probability=p)
+    tables = {"feature_probability": p, "(1 - feature_probability)": 1 - p}
+
+    def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
+        return loss_relations.reduction_relation(loss, grad, out, target, imp) or (
+            loss_relations.weight_table_relation(grad, out, target, imp, tables)
+        )
+
+    extra = lambda out, batch, target: loss_relations.model_tensor_mutants(out, target, imp, p)
+    make_batch = lambda *shape: torch.rand(shape, device=device)
+    check_loss(model, imp, lambda batch: batch, make_batch, device, solution, extra=extra, relations=relations)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
 
 
@@ -366,6 +382,7 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
     model = cls(
         ToyModelConfig(n_inst=p.shape[0], n_features=n_feats, d_hidden=5),  # d_hidden = 5: no other size
         feature_probability=DECOY[method],
+        importance=generic_importance(p.shape[0], n_feats),  # not 1: values scaled by it show
         device=device,
     )
     p_in = p.clone().to(device)  # a copy: a learner's in-place edit must not reach the module's table
@@ -671,6 +688,7 @@ P_COMBINED = torch.tensor(
     [
         [0.2, 0.55, 0.4, 0.05, 0.3, 0.42, 0.1, 0.15, 0.65, 0.08, 0.85],
         [0.5, 0.12, 0.05, 0.33, 0.15, 0.02, 0.35, 0.48, 0.25, 0.7, 0.45],
+        [0.35, 0.6, 0.15, 0.27, 0.22, 0.09, 0.4, 0.03, 0.55, 0.18, 0.72],
     ]
 )
 N_CORR, N_ANTI = 2, 2
@@ -701,13 +719,15 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     what = "the batch"
     n_inst, n_feats = P_COMBINED.shape
     cfg = ToyModelConfig(
-        n_inst=n_inst, n_features=n_feats, d_hidden=2, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
+        n_inst=n_inst, n_features=n_feats, d_hidden=5, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
     )
-    model = Probe(cfg, feature_probability=P_COMBINED.to(device), device=device)
+    imp = generic_importance(n_inst, n_feats).to(device)  # not 1: a batch scaled by it shows
+    model = Probe(cfg, feature_probability=P_COMBINED.to(device), importance=imp, device=device)
     try:
         out = model.generate_batch(N_SAMPLES)
     except RuntimeError as err:
         cat_axis_failure(err, "generate_batch(n)", 2)
+        loss_relations.cat_instances_failure(err, "generate_batch(n)", n_inst, N_SAMPLES)
         raise
     combined_length_failure(out, (N_SAMPLES, n_inst, n_feats), N_CORR, N_ANTI, what, _pair_kinds)
     batch = _output(out, "generate_batch(n)", (N_SAMPLES, n_inst, n_feats), device)
@@ -741,14 +761,15 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     }
     default = causes.block_rate_notes(rates, right, P_COMBINED, blocks, N_SAMPLES)
     check_rates(rates, right, N_SAMPLES, f"{what}: presence", mistakes, default_hint=default)
+    check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", right)  # e.g. not scaled by self.importance
 
     # Unequal counts (1 correlated, 2 anticorrelated pairs), so each count must come from its own config field.
-    cfg = ToyModelConfig(n_inst=2, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)
+    cfg = ToyModelConfig(n_inst=3, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)
     out = Probe(cfg, feature_probability=P_COMBINED[:, 4:].clamp(max=0.45).to(device), device=device)
     what_u = "generate_batch(n) with 1 correlated, 2 anticorrelated pairs"
     out = out.generate_batch(N_SAMPLES)
     pair_rates.count_mixup_failure(out, cfg, what_u, ZERO_DRAW_ALLOWANCE)
-    out = _output(out, what_u, (N_SAMPLES, 2, 7), device)
+    out = _output(out, what_u, (N_SAMPLES, 3, 7), device)
     kinds = _pair_kinds(out.detach().cpu() != 0, 3)
     if kinds != ["together", "never", "never"]:
         fail(
@@ -766,9 +787,9 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     batch = _output(plain.generate_batch(N_SAMPLES), "generate_batch(n) with no pairs", (N_SAMPLES, 3, 4), device)
     check_independent_features(batch, P_TABLE, f"{what} with no pairs")
     # With no uncorrelated features (allowed: n_features = 2 * (n_corr + n_anti)), the uncorrelated block is empty.
-    cfg = ToyModelConfig(n_inst=2, n_features=4, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=1)
+    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=1)
     out = Probe(cfg, feature_probability=P_COMBINED[:, :4].to(device), device=device).generate_batch(N_SAMPLES)
-    combined_length_failure(out, (N_SAMPLES, 2, 4), 1, 1, f"{what} with n_uncorrelated = 0", _pair_kinds)
-    _output(out, "generate_batch(n) with n_uncorrelated = 0", (N_SAMPLES, 2, 4), device)
+    combined_length_failure(out, (N_SAMPLES, 3, 4), 1, 1, f"{what} with n_uncorrelated = 0", _pair_kinds)
+    _output(out, "generate_batch(n) with n_uncorrelated = 0", (N_SAMPLES, 3, 4), device)
     fresh_draws_failure(lambda: plain.generate_batch(500), "generate_batch(500)")
     return "blocks in order with the right probabilities; no pairs = independent features"

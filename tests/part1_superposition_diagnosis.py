@@ -33,6 +33,11 @@ def expect_parameters(model: object, shapes: dict[str, tuple[int, ...]]) -> None
             )
 
 
+def generic_importance(n_inst: int, n_feats: int) -> Tensor:
+    """Importances in [0.15, 0.95], different per instance and feature: a generator that uses them shows."""
+    return 0.15 + 0.8 * torch.rand(n_inst, n_feats, generator=torch.Generator().manual_seed(7))
+
+
 def reference_model(
     cls: type, cfg: ToyModelConfig, device: torch.device, params: dict[str, Tensor], **kwargs
 ) -> torch.nn.Module:

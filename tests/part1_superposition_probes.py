@@ -119,9 +119,9 @@ def probe_forward(
     return "weights_term", (
         "with every feature 0 your output is right (ReLU(b_final)): the bias alone is handled right, and the part "
         "that depends on the features differs. Possible causes: the products with the weights (contract `feats`, then "
-        "`d_hidden`, per instance); an extra or misplaced nonlinearity (a ReLU on the weights term before b_final is "
-        "added); the bias combined otherwise than added (torch.maximum(z, b_final), a product); or a rescaled input "
-        "or output (a constant factor, 2x - 1)"
+        "`d_hidden`, per instance); an extra or misplaced nonlinearity (a ReLU applied to W itself, or to the weights "
+        "term before b_final is added); the bias combined otherwise than added (torch.maximum(z, b_final), a product); "
+        "or a rescaled input or output (a constant factor, 2x - 1)"
     )
 
 
