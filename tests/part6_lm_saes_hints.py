@@ -1,19 +1,21 @@
 """More named mistakes for part 6's checkers: state carried from one call to the next (a second call with other
 arguments, compared with the first call's), other positions or another test for 'fires' in the frequencies, a
 loss increase reported for a loss, recovered computed on perplexities, and logit effects normalised into
-probabilities or cosines."""
+probabilities or cosines; what the learner's hooks did to the activation (recorded) in steering and ablation, the
+sequences a frequency counts twice, and losses normalised over another axis than the vocabulary."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tests.checking import expect_matches
+from tests.checking import expect_matches, fail
 from tests.mutants import call
 
 STALE = (
@@ -170,3 +172,222 @@ def logit_normalised(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
             F.cosine_similarity(d[:, None], model.W_U, dim=0),
         ),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# What the learner's hooks did (recorded), the sequences a frequency counts, losses on another softmax axis
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def recorded_edits(model: Any, hook_name: str) -> Iterator[list[tuple[Tensor, Tensor]]]:
+    """Within the block, every hook the learner passes to model.run_with_hooks for `hook_name` is recorded as
+    (activation it received, activation it returned), both copied (an in-place edit is seen too). Hooks added
+    another way (model.hooks, add_hook, a name filter) are not recorded: the probes below then say nothing."""
+    edits: list[tuple[Tensor, Tensor]] = []
+    original = model.run_with_hooks
+
+    def watched(fn: Callable) -> Callable:
+        def hook(act: Tensor, *args: Any, **kwargs: Any) -> Any:
+            before = act.detach().clone()
+            out = fn(act, *args, **kwargs)
+            new = act if out is None else out
+            if isinstance(new, Tensor) and new.shape == before.shape:
+                edits.append((before, new.detach().clone()))
+            return out
+
+        return hook
+
+    def spy(*args: Any, fwd_hooks: Any = (), **kwargs: Any) -> Any:
+        try:
+            hooks = [(name, watched(fn) if name == hook_name else fn) for name, fn in fwd_hooks]
+        except (TypeError, ValueError):
+            hooks = fwd_hooks
+        return original(*args, fwd_hooks=hooks, **kwargs)
+
+    model.run_with_hooks = spy
+    try:
+        yield edits
+    finally:
+        del model.run_with_hooks
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-4)
+
+
+def steer_edit(edits: list, model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float, out: Tensor) -> None:
+    """Steering must add the same vector coeff · W_dec[latent] at every position, whatever the activation: read the
+    change each recorded hook made (the edit is additive when it is one vector everywhere, linear in coeff when
+    that vector is coeff · W_dec[latent]) and name what differs. Runs only when the output matched nothing else."""
+    d = sae.W_dec[latent].double()
+    for a, b in edits:
+        a, b = a.double(), b.double()
+        delta = (b - a).reshape(-1, d.shape[0])
+        if torch.allclose(delta, coeff * d.expand_as(delta), rtol=1e-4, atol=1e-4):
+            continue
+        k = float(delta[0] @ d / (d @ d))
+        if torch.allclose(delta, (k * d).expand_as(delta), rtol=1e-4, atol=1e-4):
+            clean = model(tokens).double()
+            run = model.run_with_hooks(
+                tokens, fwd_hooks=[(sae.hook_name, lambda x, hook, k=k: x + k * sae.W_dec[latent])]
+            )
+            scale = coeff / k if abs(k) > 1e-9 else None
+            if scale is not None and _close(out, clean + scale * (run.double() - clean)):
+                fail(
+                    f"your hook added {k:.4g} · W_dec[latent] (not coeff · W_dec[latent] = {coeff} · W_dec[latent]), "
+                    f"and your logits are the clean ones plus {scale:.4g} × that run's change",
+                    "a logit change scaled by coeff assumes the logits are linear in coeff; they are not (the final "
+                    "LayerNorm comes after the hook): add coeff · W_dec[latent] in the hook and return that run's "
+                    "logits",
+                    code="scaled_logit_change",
+                )
+            fail(
+                f"your hook added {k:.4g} · W_dec[latent] at every position, expected coeff · W_dec[latent] = "
+                f"{coeff} · W_dec[latent]"
+                + (f" (coeff² = {coeff**2:.4g}: coeff applied twice?)" * (abs(k - coeff**2) < 1e-3)),
+                "scale the latent's decoder row by this call's coeff inside the hook",
+                code="steer_coeff",
+            )
+        if _close(b, a * (1 + coeff * d)) or _close(b, a * coeff * d) or _close(b, a + a * coeff * d):
+            fail(
+                "your hook's change to the activation differs between positions: it is the activation multiplied "
+                "elementwise by coeff · W_dec[latent] (multiplicative steering)",
+                "steering is additive: act + coeff · W_dec[latent], the same vector at every position whatever the "
+                "activation is",
+                code="steer_multiplicative",
+            )
+        g = delta @ d / (d @ d)
+        along = torch.allclose(delta, g[:, None] * d, rtol=1e-4, atol=1e-4)
+        fail(
+            "your hook's change to the activation differs between positions"
+            + (f" (g · W_dec[latent] with g from {float(g.min()):.4g} to {float(g.max()):.4g})" if along else ""),
+            "steering adds one vector, coeff · W_dec[latent], at every position whatever the activation is; a change "
+            "that varies has several possible causes: the activation multiplied or normalised, a scale read from the "
+            "latent's activation f, or the SAE splice without its error term (act − sae.decode(sae.encode(act)))",
+            code="steer_not_additive",
+        )
+
+
+def ablate_edit(edits: list, sae: Any, latent: int) -> None:
+    """Ablating must return act − f · W_dec[latent] with f = sae.encode(act)[..., latent]: read each recorded
+    hook's output and say how it differs (f taken from elsewhere, the SAE error dropped where the latent fires)."""
+    for a, b in edits:
+        f = sae.encode(a)[..., latent]
+        d = sae.W_dec[latent]
+        right = a - f[..., None] * d
+        if _close(b, right):
+            continue
+        delta = (b - a).double()
+        g = -(delta @ d.double()) / (d.double() @ d.double())
+        if torch.allclose(delta, -g[..., None] * d.double(), rtol=1e-4, atol=1e-4):
+            recon = sae.decode(sae.encode(a))
+            pre = (a - sae.b_dec) @ sae.W_enc[:, latent] + sae.b_enc[latent]
+            sources = [
+                (
+                    recon[..., latent],
+                    "entry `latent` of the reconstruction sae(act) = sae.decode(sae.encode(act)) (a "
+                    "coordinate of x̂, an MLP neuron, not the latent)",
+                ),
+                (a[..., latent], "entry `latent` of the activation itself, act[..., latent] (an MLP neuron)"),
+                (
+                    pre,
+                    "the latent's pre-activation (act − b_dec) @ W_enc[:, latent] + b_enc[latent], no activation "
+                    "function",
+                ),
+            ]
+            for value, what in sources:
+                if _close(g, value.double()):
+                    fail(
+                        f"your hook removes g · W_dec[latent] with g = {what}",
+                        "f is the latent's activation: f = sae.encode(act)[..., latent]",
+                        code="f_source",
+                    )
+            continue
+        wrong = ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1)
+        fires = f > 0
+        if wrong.any() and torch.equal(wrong, fires):
+            a0 = sae.encode(a)
+            a0[..., latent] = 0
+            if _close(b[fires], sae.decode(a0)[fires]):
+                fail(
+                    f"your hook's output is wrong exactly at the {int(fires.sum())} positions where the latent fires "
+                    "(f > 0): there it is sae.decode(f with the latent zeroed), without the SAE's error",
+                    "keep the error term everywhere: sae.decode(f with the latent zeroed) + (act − sae.decode(f)), "
+                    "which is act − f · W_dec[latent]",
+                    code="error_dropped",
+                )
+            fail(
+                f"your hook's output is wrong exactly at the {int(fires.sum())} positions where the latent fires "
+                "(f > 0) and right elsewhere",
+                "what your hook does where the latent fires differs from act − f · W_dec[latent]: possible causes "
+                "are the SAE's error term dropped there, another f (not sae.encode(act)[..., latent]) or another row",
+                code="fires_positions",
+            )
+
+
+def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
+    """`fired` [n_seq seq-1 d_sae] (float). The learner's frequencies written as a combination of the per-sequence
+    frequencies (least squares over the latents, exact when it is one): sequences counted twice are named (a
+    right answer weighs every sequence equally; equal weights of another size are a scale, named elsewhere)."""
+    per_seq = fired.mean(1).double().cpu()  # [n_seq d_sae]
+    y = out.detach().double().cpu()
+    if y.shape != per_seq.shape[1:] or not torch.isfinite(y).all():
+        return
+    v = torch.linalg.lstsq(per_seq.T, y[:, None]).solution[:, 0]
+    if (per_seq.T @ v - y).norm() > 1e-5 * (y.norm() + 1e-12) or (v <= 1e-9).all():
+        return
+    m = v / v[v > 1e-9].min()
+    if not torch.allclose(m, m.round(), atol=0.02) or m.max() < 1.5 or m.max() > 5:
+        return
+    m = m.round().long()
+    twice = [i for i in range(len(m)) if m[i] > 1]
+    skipped = [i for i in range(len(m)) if m[i] == 0]
+    starts = [i for i in range(batch_size, len(m), batch_size)]
+    where = " (the first sequence of each later batch)" if twice == starts else ""
+    fail(
+        f"your frequencies weigh sequence{'s' * (len(twice) > 1)} {' and '.join(map(str, twice))} "
+        f"{'twice' if int(m.max()) == 2 else f'{int(m.max())} times'} as much as the others{where}"
+        + (f", and leave out sequence{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}" if skipped else ""),
+        f"those sequences are counted more than once: overlapping batches (an end index start + batch_size + 1, or a "
+        f"step smaller than batch_size = {batch_size})? take tokens[start : start + batch_size] for start in "
+        "range(0, n_seq, batch_size): each sequence exactly once",
+        code="counted_twice",
+    )
+
+
+def softmax_axis_losses(model: Any, sae: Any, tokens: Tensor) -> dict[str, list[tuple[str, str, Tensor]]]:
+    """Each loss computed by hand with log_softmax over another axis than the vocabulary (sequence or batch), and
+    the splice rescaled to the activation's norm."""
+    runs = {
+        "clean": [],
+        "spliced": [(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))],
+        "zero_ablated": [(sae.hook_name, lambda a, hook: torch.zeros_like(a))],
+    }
+    out: dict[str, list[tuple[str, str, Tensor]]] = {k: [] for k in runs}
+    names = {0: "batch", 1: "sequence"}
+    for key, hooks in runs.items():
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)[:, :-1].double()
+        for dim, name in names.items():
+            lp = logits.log_softmax(dim=dim).gather(-1, tokens[:, 1:, None])
+            out[key].append(
+                (
+                    "softmax_axis",
+                    f"that is the cross-entropy with log_softmax over the {name} axis (dim={dim}): normalise over the "
+                    "vocabulary, the last axis (log_softmax(dim=-1)), or use model(tokens, return_type='loss')",
+                    torch.tensor(float(-lp.mean()), dtype=torch.float64),
+                )
+            )
+
+    def renorm(a: Tensor, hook: Any) -> Tensor:
+        rec = sae.decode(sae.encode(a))
+        return rec * a.norm(dim=-1, keepdim=True) / rec.norm(dim=-1, keepdim=True)
+
+    loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(sae.hook_name, renorm)])
+    out["spliced"].append(
+        (
+            "renormalised_splice",
+            "that is the loss with the reconstruction rescaled to the activation's norm: splice in "
+            "sae.decode(sae.encode(act)) as it is (its norm is part of what the SAE gets right or wrong)",
+            torch.tensor(float(loss), dtype=torch.float64),
+        )
+    )
+    return out

@@ -581,7 +581,7 @@ STEER_BUGS = {
     ),
     "bias": _steer(vector=lambda s, i, c: c * s.W_dec[i] + s.b_dec),
     "latent_index": _steer(vector=lambda s, i, c: c * s.W_dec[i + 1]),
-    "values": _steer(vector=lambda s, i, c: c * c * s.W_dec[i]),
+    "steer_coeff": _steer(vector=lambda s, i, c: c * c * s.W_dec[i]),  # read off the hook's edit (coeff² named)
     "shape": _steer(post=lambda x: x[:, -1]),
 }
 
