@@ -622,7 +622,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
                     "in training mode return batch_topk's output as it is: the threshold only masks in eval mode",
                     expected.detach() * (expected.detach() > t[:, None]),
                 )
-                for t in (th0, threshold_candidates(th0, expected.detach(), m, _pre(sae, h))[0])
+                for t in (th0, threshold_candidates(th0, expected.detach(), m, _pre(sae, h), K)[0])
             ],
             *other_k(_pre(sae, h), K, ref.batch_topk),
         ],
@@ -633,7 +633,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     )
     if not acts.requires_grad:
         fail("encode's output has no gradient", "don't compute the activations under torch.no_grad()", code="no_grad")
-    right, mistakes = threshold_candidates(th0, expected.detach(), m, _pre(sae, h))
+    right, mistakes = threshold_candidates(th0, expected.detach(), m, _pre(sae, h), K)
     where_swapped(sae, th0, right, more[0].to(device), reference.b_dec.detach()[0])
     _check_threshold(sae, th0, right, mistakes, "after one training call", expected.detach(), first_call)
 
@@ -644,7 +644,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
         change = threshold_change_reference(reference, h_next)
         sae.encode(h_next)
         kept = reference.encode(h_next).detach()
-        right, mistakes = threshold_candidates(before, kept, m, _pre(sae, h_next))
+        right, mistakes = threshold_candidates(before, kept, m, _pre(sae, h_next), K)
         _check_threshold(sae, before, right, mistakes, f"after {step + 2} training calls", kept, change)
 
     # A batch in which instance 0 keeps nothing positive (h = b_dec there, so pre = b_enc < 0): its
@@ -655,7 +655,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     change = threshold_change_reference(reference, silent)
     sae.encode(silent)
     kept = reference.encode(silent).detach()
-    right, mistakes = threshold_candidates(before, kept, m, _pre(sae, silent))
+    right, mistakes = threshold_candidates(before, kept, m, _pre(sae, silent), K)
     _check_threshold(
         sae, before, right, mistakes, "after a batch in which instance 0 kept nothing positive", kept, change
     )

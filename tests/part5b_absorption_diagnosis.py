@@ -22,7 +22,7 @@ from torch import Tensor
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
-from tests.part5b_absorption_fractions import moved_entries
+from tests.part5b_absorption_fractions import copies_verdict, moved_entries
 from tests.part5b_absorption_mistakes import RateStats, check_rates
 from utils.part5b_absorption import HierarchyConfig
 
@@ -137,7 +137,10 @@ def implied_target_note(before: Tensor, after: Tensor, m: float, acts: Tensor, r
         elif hits:
             where = f"the kept positive activation ranked {hits[0] + 1} of {kept.numel()} from the smallest"
         else:
-            where = "none of the kept activations (an average, or a value from outside the kept ones?)"
+            where = (
+                "none of the kept activations. Possible causes: an average of them, a value from outside the kept "
+                "ones, or the EMA stepped more than once per batch (n steps move it 1 - (1 - m)^n of the way)"
+            )
         notes.append(f"inst {i}: towards {target[i].item():.4g} ({where}; right: {right[i].item():.4g})")
     return "the update moved the threshold (target = threshold + change / THRESHOLD_MOMENTUM) " + "; ".join(notes)
 
@@ -636,6 +639,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
         if not torch.allclose(ref_absorption(*args, parent_of), right, rtol=1e-5, atol=1e-6):
             continue  # not an invariance of these inputs (never expected: the pytest suite checks it)
         if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
+            code, hint = copies_verdict(base, out, hint) if code == "carriers_counted" else (code, hint)
             fail(
                 f"on random inputs, your absorption fraction changed when {change}, which leaves the right one "
                 f"as it is ({moved_entries(base, out)})",

@@ -63,3 +63,37 @@ def shared_over_batch(on: Tensor, cfg: HierarchyConfig, what: str) -> None:
             "[batch_size, n_inst, n_parents, ...], then keep them only where their parent fires",
             code="children_shared_over_batch",
         )
+
+
+def children_sharing_parent_draw(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) -> tuple[str, str] | None:
+    """(hint, code) when, with independent children, SOME children fire given their parent at the rate a draw shared
+    with the parent gives, min(p_child, p_parent) / p_parent, and every other child at p_child (each rate within 6
+    standard errors of its value, the two values far apart): those children compare the parent's uniform with
+    p_child. rates, counts: [inst parent child], the rate given the parent and the number of examples with it."""
+    pp, pc = cfg.p_parent, cfg.p_child
+    if cfg.exclusive:
+        return None
+    shared = min(pc, pp) / pp
+    n = counts.clamp_min(1).double()
+    se = lambda p: ((p * (1 - p)) if 0 < p < 1 else 1e-4) / n
+    near = lambda p: (rates.double() - p).abs() < 6 * se(p).sqrt()
+    if ((shared - pc) ** 2 < 144 * se(pc)).any():
+        return None  # the two rates are too close here to tell apart
+    as_shared, as_right = near(shared), near(pc)
+    if not (as_shared | as_right).all() or not as_shared.any() or not as_right.any():
+        return None  # every child wrong is another candidate's pattern (all children share the draw)
+    kids = as_shared.all(0).all(0).nonzero().flatten().tolist()
+    if as_shared.equal(as_shared.all(0).all(0).expand_as(as_shared)):
+        which = f"child {', '.join(map(str, kids))} of every parent in every instance"
+    else:
+        which = ", ".join(f"inst {i} parent {p} child {c}" for i, p, c in as_shared.nonzero().tolist()[:3])
+    always = " (every time its parent fires, as p_child ≥ p_parent)" if shared == 1 else ""
+    return (
+        f"{which} fires at min(p_child, p_parent) / p_parent = {shared:.0%} given its parent{always}, the other "
+        f"children at p_child = {pc:.0%}: randomness shared between a parent and its child. The same uniform u is "
+        "compared with two thresholds, u < p_parent for the parent and u < p_child for the child, so given its "
+        "parent the child fires when u < min(p_child, p_parent), e.g. a slice of one random tensor [..., 1 + "
+        "n_children] that hands the parent's column to that child. Draw every child from its own uniform (other "
+        "causes of this rate: that child's probability p_child / p_parent, or, at 100%, the child set to its parent)",
+        "child_shares_parent_draw",
+    )

@@ -142,6 +142,19 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
             "or an index shifted by a slice): exclude latent lat = cos[:, :, p].argmax(-1) itself",
         ),
     ]
+    second = cos[..., parents].topk(2, dim=1).indices[:, 1]  # [inst parents]: the second-best cosine
+    rules.append(
+        (
+            right & (index == second[:, None]),
+            "carriers_second_only",
+            "only the second-best-cosine latent counted as carrier: your carriers are, per (instance, parent), the "
+            "one latent with the second-highest decoder cosine with the parent (when it reaches cos_threshold), "
+            "e.g. topk(2).indices[..., 1]. "
+            + rule
+            + ": every such latent but the parent's own, (cos[:, :, p] >= cos_threshold) with the parent's latent "
+            "cos[:, :, p].argmax(-1) set to False, then ((acts > 0) & carriers).any(-1)",
+        )
+    )
     fits = [(code, hint) for mask, code, hint in rules if torch.equal(seen, mask)]
     if not fits:
         return  # another carrier set is left to the failure as it stands: no mistake that gives it has been seen yet
@@ -223,4 +236,21 @@ def check_on_carrier_inputs(impl: Callable, device: torch.device | str, th: floa
         "a parent, some matching best the parent itself, the other parent or a child, some right next to the "
         "parent's own latent. Every one of them except the parent's own latent (cos[:, :, p].argmax(-1)) is a carrier",
         reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), th),
+    )
+
+
+def copies_verdict(base: Tensor, out: Tensor, hint: str) -> tuple[str, str]:
+    """(code, hint) for a fraction that moved when every latent was duplicated: an over-count (`hint`, code
+    carriers_counted) only when the data show one, every moved entry larger than before; else the causes."""
+    b, o = base.detach().double().cpu(), out.detach().double().cpu()
+    if (o >= b - 1e-5).all():
+        return "carriers_counted", hint
+    return (
+        "latent_copies",
+        "with every latent duplicated, the parent's own latent has a twin with the same cosine, and so has every "
+        "carrier; the right fraction stays (the twin of the parent's latent is off whenever it is, the carriers are "
+        "the same latents twice). Your fraction dropped, so your carriers or the parent's latent depend on the "
+        "latents' ranks or their number. Possible causes: carriers chosen by rank (e.g. only the second-best-cosine "
+        "latent, now the parent latent's twin), a fixed number of carriers (topk), or a count divided by the number "
+        "of latents; a carrier is every latent but the parent's own with cosine ≥ cos_threshold",
     )

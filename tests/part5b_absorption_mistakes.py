@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
+from tests.part5b_absorption_draws import children_sharing_parent_draw
+from tests.part5b_absorption_ema import cut_value_candidates
 from tests.part5b_absorption_probes import exclusive_draw_candidates
 from utils.part5b_absorption import HierarchyConfig
 
@@ -238,7 +240,8 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         se = (expected * (1 - expected)).clamp_min(1e-4).div(n).sqrt()
         if ((rates.double() - expected).abs() < 6 * se).all():
             return hint, code
-    return "given its parent fires, each child should fire with probability p_child", "child_frequency"
+    found = children_sharing_parent_draw(rates, counts, cfg)
+    return found or ("given its parent fires, each child should fire with probability p_child", "child_frequency")
 
 
 def absorption_variant(
@@ -699,7 +702,7 @@ def topk_candidates(pre: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
 
 
 def threshold_candidates(
-    th: Tensor, acts: Tensor, m: float, pre: Tensor | None = None
+    th: Tensor, acts: Tensor, m: float, pre: Tensor | None = None, k: int | None = None
 ) -> tuple[Tensor, list[tuple[str, str, Tensor]]]:
     """The right EMA update from kept activations `acts` (and the ReLU'd pre-activations `pre` they were kept
     from), and what the usual mistakes give."""
@@ -714,6 +717,8 @@ def threshold_candidates(
                 torch.where(torch.isfinite(from_pre), th + m * (from_pre - th), th),
             )
         )
+    if pre is not None and k is not None:
+        extra += cut_value_candidates(th, pre, k, m)
     per_example = torch.where(positive, acts, torch.inf).amin(-1)  # [batch inst]
     has = torch.isfinite(per_example)
     max_of_min = torch.where(has, per_example, -torch.inf).amax(0)

@@ -11,7 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
+from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 
 
 def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
@@ -70,6 +72,20 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             "latents, acts[..., :m] with W_dec[:, :m]",
             sum(per(m, d_sae) for m in sizes),
         ),
+        *[
+            (
+                "prefix_ends_mismatched",
+                f"that decodes the {acts_end} m activations with the {rows_end} m decoder rows ({code}): the "
+                "activations and the decoder rows of a prefix are the same latents, the FIRST m of both, "
+                "acts[..., :m] with W_dec_normalized[:, :m] (a negative slice takes the prefix from the wrong end)",
+                sum((torch.einsum("bis,isd->bid", a_of(m), w_of(m)) + b - h).pow(2).mean(-1) for m in sizes),
+            )
+            for acts_end, rows_end, code, a_of, w_of in (
+                ("first", "LAST", "acts[..., :m] with W_dec[:, -m:]", lambda m: acts[..., :m], lambda m: W[:, -m:]),
+                ("LAST", "first", "acts[..., -m:] with W_dec[:, :m]", lambda m: acts[..., -m:], lambda m: W[:, :m]),
+            )
+            if min(sizes) < d_sae  # at m = d_sae both ends are the whole
+        ],
         (
             "mean_over_instances",
             "each prefix's squared error was averaged over the instances as well as d_in (every instance gets the "
@@ -115,6 +131,7 @@ def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what:
         return
     if any(abs(f - c) <= 1e-3 * max(abs(c), 1e-3) for c in (m, 1 - m, 1.0, 0.0)):
         return
+    factor_of_repeated_steps(f, m, what)
     fail(
         f"the change of self.threshold {what} is {f:.4g} × (min kept − threshold) at every instance, expected "
         f"THRESHOLD_MOMENTUM = {m:g} × (min kept − threshold)",
@@ -316,6 +333,7 @@ def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: 
         )
     nonzero = out != 0
     batch_rows_written(out, pre, what)
+    same_latents_every_example(out, pre, k, what)
     if k * batch < d_sae and (nonzero.sum(-1) == k * batch).all():
         fail(
             f"{what}: every example keeps k·batch = {k * batch} latents",
@@ -369,6 +387,47 @@ def batch_rows_written(out: Tensor, pre: Tensor, what: str) -> None:
         "a loop over the instances that writes out[i] indexes the BATCH axis (out is [batch inst d_sae]): write "
         "instance i's result to out[:, i] (or stack the per-instance results with dim=1)",
         code="loop_batch_axis",
+    )
+
+
+def same_latents_every_example(out: Tensor, pre: Tensor, k: int, what: str) -> None:
+    """Each instance keeps whole latents: a latent is kept (pre's value) in every example or zeroed in every one,
+    the same set for every example, though the right output keeps different latents in different examples. The
+    ranking that picks the set is named when one statistic over the batch gives it (sum, max), else described."""
+    batch = pre.shape[0]
+    cols = out != 0  # [batch inst d_sae]
+    if (
+        batch < 2
+        or not cols.any()
+        or cols.all()
+        or not (cols == cols[:1]).all()
+        or not torch.equal(out[cols], pre[cols])
+    ):
+        return
+    right = ref.batch_topk(pre, k) != 0
+    if (right == right[:1]).all():
+        return  # the right output keeps whole latents too: nothing sets this one apart
+    chosen = cols[0]  # [inst d_sae]
+    sizes = chosen.sum(-1).tolist()
+    ranked = {"sum over the batch": pre.sum(0), "max over the batch": pre.amax(0)}
+    named = [
+        name
+        for name, stat in ranked.items()
+        if all(
+            torch.equal(chosen[i], stat[i] >= stat[i].topk(int(n)).values[-1]) if n else True
+            for i, n in enumerate(sizes)
+        )
+    ]
+    by = f"the latents with the largest {' or '.join(named)} of pre" if named else "latents by some ranking"
+    fail(
+        f"{what}: every example keeps the same latents, instance by instance ({sizes} latents per instance, kept in "
+        f"all {batch} examples and zeroed in all of them otherwise); the right output keeps different latents in "
+        "different examples",
+        f"your code chose {by} once per instance and kept them for every example. Batch top-k chooses ENTRIES, not "
+        f"latents: the k·batch = {k * batch} largest entries of pre over the whole [batch d_sae] of an instance, so "
+        "one example may keep more than k latents and another fewer: rearrange [batch inst d_sae] -> [inst (batch "
+        "d_sae)], topk(k·batch, dim=-1), scatter the values back and undo the rearrangement",
+        code="same_latents_every_example",
     )
 
 
@@ -455,6 +514,7 @@ def threshold_one_example(_: CheckFailed, before: Tensor, after: Tensor, acts: T
         if has.any() and torch.allclose(change, step, rtol=1e-3, atol=1e-6):
             fits.append(b)
     if len(fits) != 1:
+        repeated_steps(before, after, acts, m, what)  # several EMA steps in the call, one per example or entry
         return
     b = fits[0]
     fail(
