@@ -144,7 +144,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
-        mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts)
+        mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
     expect_matches(
         acts,
         want_acts,
@@ -227,7 +227,15 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     got = {k: _float(out[k], f"out[{k!r}]") for k in KEYS}
     extra.logits_means(model, tc, tokens, got)
     keys_swapped(got, exp, close)
+    n_seq, seq_len = tokens.shape
+    counts = {
+        "the batch size (tokens.shape[0])": n_seq,
+        "the number of positions predicted per sequence (seq_len - 1)": seq_len - 1,
+        "the sequence length (tokens.shape[1])": seq_len,
+        "the number of tokens predicted (batch × (seq_len - 1))": n_seq * (seq_len - 1),
+    }
     if not close(got["clean"], exp["clean"]):
+        probes.loss_relation("clean", got["clean"], exp, close, counts)
         fail(
             f"clean loss {got['clean']:.5f}, expected {exp['clean']:.5f}",
             "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
@@ -244,6 +252,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     if not close(got["replaced"], exp["replaced"]):
         seen = f"replaced loss {got['replaced']:.5f}, expected {exp['replaced']:.5f}"
         probes.names_swapped(runs, tc, exp["replaced"], close, seen)
+        probes.loss_relation("replaced", got["replaced"], exp, close, counts)
         spliced = lambda read_at, fn: _spliced(model, tc, tokens, read_at, fn)
         for value, code, hint in extra.replaced_candidates(tc, spliced, lambda hooks: _loss(model, tokens, hooks)):
             if close(got["replaced"], value()):
@@ -254,6 +263,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             code="replaced",
         )
     if not close(got["zero_ablated"], exp["zero_ablated"]):
+        probes.loss_relation("zero_ablated", got["zero_ablated"], exp, close, counts)
         mean = _loss(model, tokens, [(tc.hook_name_out, lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a))])
         hint = "replace the MLP output by zeros (`torch.zeros_like(act)`)"
         code = "ablation"
@@ -500,6 +510,8 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
+        counts = {"d_model": model.cfg.d_model, "the number of positions": graph.n_pos, "d_sae": tc.d_sae}
+        probes.source_blocks(out, direct, graph, rows, counts)
         gap = values - out[rows].sum(-1) - bias
         bad = gap.abs() > 1e-3 * values.abs().max() + 1e-3
         if bad.any():
@@ -673,6 +685,8 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 )
         if seq_idx.is_floating_point() or pos_idx.is_floating_point():
             fail(f"the indices of band {j} are floats", "use integer division `//` and `%`", code="dtype")
+    if not known.same_groups(out, expected):
+        hints.wrong_middle(out, before, k, n_bands, impl)
     for code, groups in mistakes.items():
         if known.same_groups(out, groups) and not known.same_groups(out, expected):
             fail(f"the groups differ from the expected ones ({code})", known.QUANTILE_MISTAKES[code], code=code)

@@ -475,6 +475,17 @@ def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tupl
             "use the transcoder's own forward pass `tc(x)` (a JumpReLU), not a ReLU",
         ),
         (
+            lambda: spliced(tc.hook_name, lambda x, a: tc(x) + tc.b_dec),
+            "b_dec_twice",
+            "tc(x) already includes b_dec (acts @ W_dec + b_dec + skip): yours adds tc.b_dec on top of it, so b_dec "
+            "is counted twice; return tc(x) as it is",
+        ),
+        (
+            lambda: spliced(tc.hook_name, lambda x, a: tc(x) - tc.b_dec),
+            "no_b_dec",
+            "the transcoder's output includes b_dec: return tc(x) as it is, without subtracting tc.b_dec",
+        ),
+        (
             lambda: spliced(tc.hook_name, lambda x, a: tc.decode(tc.encode(x))),
             "no_skip",
             "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",

@@ -24,6 +24,8 @@ LINEARISED_HINTS = {
     "pattern_summed_q": "each query mixes the values with its own row of the pattern: z[h, q] = Σ_k pattern[h, q, k] "
     "v[h, k] ('h q k, h k e -> h q e'); yours weights each position's value by its pattern column summed over the "
     "queries (an output axis k where q belongs: '... -> h k e')",
+    "embeds_twice": "the embeddings are added to the residual stream once, in resid_mid = embeds + attention output; "
+    "the final residual is resid_mid + MLP output, with no second embeds (yours adds them again)",
     "pattern_summed_k": "each query mixes the values with its own row of the pattern: z[h, q] = Σ_k pattern[h, q, k] "
     "v[h, k]; yours gives each position its own value (the pattern's rows, which sum to 1, summed over the keys: "
     "'h q k, h q e -> h q e' pairs the pattern with the query's value instead of each key's)",
@@ -195,6 +197,19 @@ def direction_mistakes(model: Any, tc: Any, i: int, actual: Tensor, side: str) -
     else:
         form, vector, scaled = "v @ W_U", "W_dec[latent]", "each row of W_U (one per d_model coordinate)"
         eg, own = "F.normalize(W_U, dim=1)", "W_dec[latent] @ W_U"
+    one_hot = _one_hot_vector(model, actual, side)
+    if one_hot is not None:
+        c = one_hot
+        column = f"model.W_E[:, {c}], column {c} of W_E" if side == "de" else f"model.W_U[{c}], row {c} of W_U"
+        index = f"the latent's index {i} used as a d_model coordinate" if c == i else f"d_model coordinate {c}"
+        return [
+            (
+                "matrix_slice",
+                f"your values are {column} ({index}): the latent's own vector {vector} is missing; the view is "
+                f"{own}, a product with the latent's vector",
+                rows[0][2],
+            )
+        ]
     hint = (
         f"what you return is {form} for some d_model vector v, but v is not {vector} (cosine {cosine:.2f} with the "
         f"right values); possible causes: the matrix rescaled per d_model coordinate ({scaled} scaled by its own "
@@ -202,6 +217,16 @@ def direction_mistakes(model: Any, tc: Any, i: int, actual: Tensor, side: str) -
         f"mixed in or rescaled per coordinate): the view is {own}, both as they are"
     )
     return [("direction", hint, rows[0][2])]
+
+
+def _one_hot_vector(model: Any, actual: Tensor, side: str) -> int | None:
+    """The d_model coordinate c when `actual` is one column of W_E (or one row of W_U), else None."""
+    matrix = model.W_E if side == "de" else model.W_U.T
+    v = torch.linalg.lstsq(matrix.double(), actual.double()[:, None]).solution.flatten()
+    c = int(v.abs().argmax())
+    if abs(float(v[c]) - 1) < 1e-3 and float(v.abs().sum() - v[c].abs()) < 1e-3:
+        return c
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,3 +505,110 @@ def band_diagnosis(
             "not_closest",
         )
     return "band j: (m(n-j-1)/n, m(n-j)/n]; the k closest to its middle; sorted by decreasing value", "values"
+
+
+# Wrong middles a band's ranking may use, as (what, middle(lo, hi)).
+MIDDLES = (
+    ("lo + hi / 2 (the brackets around lo + hi missing)", lambda lo, hi: lo + hi / 2),
+    ("lo + hi (the / 2 forgotten)", lambda lo, hi: lo + hi),
+    ("(hi - lo) / 2 (the half-width, not the middle)", lambda lo, hi: (hi - lo) / 2),
+    ("hi - lo / 2 (the brackets around hi - lo missing)", lambda lo, hi: hi - lo / 2),
+    ("hi / 2", lambda lo, hi: hi / 2),
+    ("(lo + hi) // 2 (floor division)", lambda lo, hi: (lo + hi) // 2),
+)
+
+
+def _ranked(flat: Tensor, top: float, k: int, n_bands: int, middle: Callable | None) -> list[Tensor]:
+    """The k in-band values closest to middle(lo, hi) in each band (the k largest when middle is None)."""
+    groups = []
+    for j in range(n_bands):
+        lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
+        vals = flat[(flat > lo) & (flat <= hi)]
+        order = (-vals).argsort() if middle is None else (vals - middle(lo, hi)).abs().argsort()
+        groups.append(vals[order[:k]].sort(descending=True).values)
+    return groups
+
+
+def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | None = None) -> None:
+    """The groups are the k in-band activations closest to some other point than the band's middle (lo + hi) / 2:
+    name every written middle that reproduces every band. When the k largest fit too (a point at or above a band's
+    top ranks them so), a call with k = 1 tells them apart where the lowest band has more than one example (there
+    lo + hi / 2 is the true middle); if both still fit, both causes are listed, never the largest alone."""
+    body = _body(acts)
+    flat, top = body.flatten(), float(body.max())
+    if _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):
+        return
+    fits = [(what, m) for what, m in MIDDLES if _same_bands(out, _ranked(flat, top, k, n_bands, m))]
+    if not fits:
+        return
+    largest, probed = _same_bands(out, _ranked(flat, top, k, n_bands, None)), False
+    smallest = _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: lo))
+    if largest and impl is not None:
+        try:
+            one = impl(acts.clone(), 1, n_bands)
+        except Exception:  # a probe only: the main call's diagnosis stands
+            one = None
+        if one is not None and not _same_bands(one, _ranked(flat, top, 1, n_bands, lambda lo, hi: (lo + hi) / 2)):
+            fits = [(w, m) for w, m in fits if _same_bands(one, _ranked(flat, top, 1, n_bands, m))]
+            largest, probed = _same_bands(one, _ranked(flat, top, 1, n_bands, None)), True
+            if not fits:
+                return
+    points, written = " or to ".join(w for w, _ in fits), " or ".join(w for w, _ in fits)
+    rule = "rank the band's activations by |a - middle| with middle = (lo + hi) / 2, the brackets around lo + hi"
+    for extreme, fit, side, order, code in (
+        (largest, "largest", "at or above the band's top", "by value (topk)", "largest"),
+        (smallest, "smallest", "at or below the band's bottom", "by increasing value", "not_closest"),
+    ):
+        if extreme:
+            fail(
+                f"your groups are the {fit} in-band examples of each band, which is also what ranking by the distance "
+                f"to {points} gives (in these bands that point lies {side})",
+                f"possible causes: a middle written {written}, or the examples ranked {order} instead of by closeness "
+                f"to the middle; {rule}",
+                code=code,
+            )
+    fail(
+        f"your groups are the k in-band activations closest to {points}, not to each band's middle (lo + hi) / 2"
+        + (" (told apart from the largest by a call with k = 1)" if probed else ""),
+        rule,
+        code="wrong_middle",
+    )
+
+
+def soft_gate(tc: Any, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
+    """acts = pre times a factor strictly between 0 and 1 for many entries, rising with pre - threshold: a smooth
+    gate (a sigmoid, named when it is one) where the JumpReLU's hard step belongs. Inferred from the learner's acts,
+    as a mutant (code, hint, acts, out)."""
+    pre = x @ tc.W_enc + tc.b_enc
+    if acts.shape != pre.shape or not acts.isfinite().all():
+        return []
+    z = (pre - tc.threshold).double().flatten()
+    use = pre.double().flatten().abs() > 1e-3
+    r = (acts.double().flatten() / pre.double().flatten())[use]
+    z = z[use]
+    between = (r > 0.01) & (r < 0.99)
+    if r.numel() < 10 or not bool(((r > -1e-4) & (r < 1 + 1e-4)).all()) or float(between.double().mean()) < 0.05:
+        return []
+    rank = lambda t: t.argsort().argsort().double()
+    rz, rr = rank(z), rank(r)
+    spearman = float(torch.corrcoef(torch.stack([rz, rr]))[0, 1])
+    if spearman < 0.95:
+        return []
+    rule = "the JumpReLU gate is a hard step: acts = pre · [pre > threshold], either 0 or pre, nothing in between"
+    named = [
+        ("sigmoid(pre - threshold)", torch.sigmoid(pre - tc.threshold)),
+        ("sigmoid(pre)", torch.sigmoid(pre)),
+        ("sigmoid(pre - threshold) with pre = relu(pre)", torch.sigmoid(pre - tc.threshold) * (pre > 0)),
+    ]
+    what = next((w for w, g in named if torch.allclose(pre * g, acts, rtol=1e-4, atol=1e-4)), None)
+    seen = (
+        f"your acts are pre · {what}, a soft gate"
+        if what
+        else (
+            f"your acts are pre times a factor strictly between 0 and 1 for {float(between.double().mean()):.0%} of "
+            f"the entries (from {float(r.min()):.3g} to {float(r.max()):.3g}), rising smoothly with pre - threshold: "
+            "a soft gate (e.g. a sigmoid)"
+        )
+    )
+    out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+    return [("soft_gate", f"{seen}; {rule}", acts.clone(), out)]

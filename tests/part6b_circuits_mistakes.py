@@ -369,6 +369,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
     mlp_out = mlp_out + (0 if bug.get("no_error") else e)
     resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out
+    resid = resid + embeds if bug.get("embeds_twice") else resid
     final = frozen.ln2_scale if bug.get("final_scale_ln2") else frozen.final_scale
     logits = resid if bug.get("no_final_ln") else ln(resid, final, not bug.get("ln_recomputed"))
     logits = logits @ model.W_U + (0 if bug.get("no_b_U") else model.b_U)

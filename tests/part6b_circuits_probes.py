@@ -415,3 +415,77 @@ def _assignment_sizes(err: RuntimeError, sizes: dict[str, int], n_pos: int, d_mo
                 "(sum(0), over the positions) leaves d_model"
             )
         fail(said, hint, code="edge_size")
+
+
+def loss_relation(key: str, got: float, exp: dict[str, float], close: Callable, counts: dict[str, int]) -> None:
+    """out[key] is not the loss itself but a relation of the right losses (a difference or ratio with another), or
+    the loss times a count of the inputs (the batch, the positions predicted, the tokens): say which."""
+    names = {"clean": "clean", "replaced": "replaced", "zero_ablated": "zero"}
+    mine = exp[key]
+    relations = []
+    for other, label in names.items():
+        if other == key:
+            continue
+        v = exp[other]
+        relations += [
+            (mine - v, f"{names[key]} - {label}", f"the difference with the {label} loss"),
+            (v - mine, f"{label} - {names[key]}", f"the difference with the {label} loss"),
+            (mine / v, f"{names[key]} / {label}", f"the ratio to the {label} loss"),
+        ]
+    for value, formula, what in relations:
+        if close(got, value) and not close(value, mine):
+            fail(
+                f"out[{key!r}] = {got:.5f}, expected {mine:.5f}; yours is {formula} = {value:.5f}",
+                f"out[{key!r}] is the {names[key]} loss itself, not {what}: report each loss as it is (the recovered "
+                "fraction is the only derived number)",
+                code=f"{key}_relative",
+            )
+    for name, n in counts.items():
+        for factor, how in ((n, "summed over"), (1 / n, "divided again by")):
+            if n > 1 and close(got, mine * factor):
+                fail(
+                    f"out[{key!r}] = {got:.5f}, expected {mine:.5f}: {got / mine:.4g} × the expected, and {n} is "
+                    f"{name}",
+                    f"the loss is the mean cross-entropy over every predicted token; yours looks {how} {name} "
+                    f"({n}): e.g. per-sequence mean losses summed over the batch, or per-token losses summed where "
+                    "the mean belongs: `model(tokens, return_type='loss')` gives the mean",
+                    code="loss_scale",
+                )
+
+
+def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], counts: dict[str, int]) -> None:
+    """Only one kind of source (latent, error or token columns) wrong, the others right: name a constant factor on
+    it (a count of the inputs: a mean over d_model where the dot product belongs) or the edges kept only where the
+    source sits at the target's own position (the paths through attention dropped); else the checker goes on."""
+    kinds = ("latent", "error", "token")
+    tol = dict(rtol=1e-3, atol=2e-4)
+    blocks = {k: (out[rows][:, graph.nodes(k)].double(), direct[rows][:, graph.nodes(k)].double()) for k in kinds}
+    wrong = [k for k, (b, d) in blocks.items() if not torch.allclose(b, d, **tol)]
+    if len(wrong) != 1:
+        return
+    kind = wrong[0]
+    b, d = blocks[kind]
+    right = " and ".join(k for k in kinds if k != kind)
+    rule = "edge = d(target)/d(source) · source: the gradient dotted with the source's vector, summed over d_model"
+    c = float((b * d).sum() / (d * d).sum().clamp_min(1e-30))
+    if torch.allclose(b, c * d, **tol):
+        named = [f"1/{n}, one over {name}" for name, n in counts.items() if abs(c * n - 1) < 1e-3]
+        named += [f"{n}, {name}" for name, n in counts.items() if abs(c / n - 1) < 1e-3]
+        why = f" ({' or '.join(named)}: a mean where a sum belongs, or the reverse)" if named else ""
+        fail(
+            f"your {kind} edges are {c:.4g} × the right ones{why}; the {right} edges are right",
+            rule,
+            code=f"{kind}_edges_scaled",
+        )
+    pos = lambda r: int(graph.latent_pos[r]) if r < graph.n_latents else graph.n_pos - 1
+    target_pos = torch.tensor([pos(r) for r in rows])
+    source_pos = graph.latent_pos.cpu() if kind == "latent" else torch.arange(graph.n_pos)
+    own = (target_pos[:, None] == source_pos[None, :]).to(d.device)
+    if torch.allclose(b, d * own, **tol) and not torch.allclose(d, d * own, **tol):
+        fail(
+            f"your {kind} edges are right where the source sits at the target's own position and zero at every "
+            f"other position; the {right} edges are right",
+            "a source at an earlier position reaches the target through attention: take the gradient of the target "
+            f"with respect to the {kind} vectors of every position, not only the target's own; {rule}",
+            code=f"{kind}_edges_own_position",
+        )
