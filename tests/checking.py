@@ -38,7 +38,15 @@ from torch import Tensor
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
 from tests.regions import describe_disagreement, region_of_disagreement
-from tests.sizes import clear_notes, factor_reason, input_sizes, name_size, register_checker, reset_notes
+from tests.sizes import (
+    clear_notes,
+    factor_reason,
+    input_sizes,
+    name_size,
+    register_checker,
+    reset_notes,
+    size_relation,
+)
 from utils.device import get_device
 
 CHECK_SEED = 1234
@@ -341,7 +349,11 @@ def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> s
         wrong = [(n, s, g) for n, s, g in zip(names, shape, got, strict=True) if s != g]
         if len(wrong) == 1:
             n, s, g = wrong[0]
-            known = name_size(g, skip=got)
+            known, related = name_size(g, skip=got), size_relation(g, s, skip=got)
+            if related:  # how the size follows from the right one says more than a coincidence with an input
+                return f"axis {n} has size {g}, not {s}: {related}" + (
+                    f"; or {known}, a size taken from it?" if known else ""
+                )
             return f"axis {n} has size {g}, not {s}" + (
                 f" ({known} in your inputs): a size taken from the wrong field or variable, or that axis kept where "
                 f"`{n}` belongs (a reduction over another axis, or an index, slice or product on the wrong one)?"

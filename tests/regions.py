@@ -136,7 +136,8 @@ def contiguous_range(bad: Tensor, names: list[str]) -> tuple[str, str] | None:
         hit = bad.transpose(0, axis).reshape(size, -1).any(-1).nonzero().flatten()
         lo, hi = int(hit.min()), int(hit.max())
         span = hi - lo + 1
-        if span == len(hit) and 1 < span < size and (best is None or span / size < best[0]):
+        # at most half the axis: a range covering most of it (the rest right by coincidence) would mislead
+        if span == len(hit) and span > 1 and 2 * span <= size and (best is None or span / size < best[0]):
             best = (span / size, axis, lo, hi)
     if best is None:
         return None

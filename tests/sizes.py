@@ -177,3 +177,27 @@ def _size_reason(
                     f"{', as an unbiased count' if off == -1 else ''}, or the reverse)?"
                 )
     return ""
+
+
+def size_relation(got: int, right: int, skip: tuple[int, ...] = ()) -> str:
+    """How a wrong axis size `got` follows from the right one `right` and the inputs' sizes: one more or fewer,
+    the right size divided or multiplied by an input's size, or an input's size off by one. '' when none fits."""
+    if got == right + 1 or got == right - 1:
+        return (
+            f"{got} is one {'more' if got > right else 'fewer'} than {right}: a count off by one (a `+ 1` or `- 1`, "
+            "an inclusive end, or a slice such as [1:] or [:-1])"
+        )
+    labels = size_labels(skip=skip)
+    named = lambda t: f"{t} ({' or '.join(labels[t][:2])})"
+    for t in sorted(labels):
+        if t > 1 and right // t == got and right % t:
+            return f"{got} = {right} // {named(t)}: the right size divided by {t} (a share per instance or group?)"
+        if t > 1 and right // t == got:
+            return f"{got} = {right} / {named(t)}: the right size divided by {t} (a share per instance or group?)"
+        if t > 1 and right * t == got:
+            return f"{got} = {right} × {named(t)}: the right size multiplied by {t} (axes merged or tiled?)"
+    near = [t for t in labels if abs(got - t) == 1 and t != right]
+    if near:
+        t = near[0]
+        return f"{got} is {named(t)} {'+ 1' if got > t else '- 1'}: a count off by one"
+    return ""

@@ -644,3 +644,33 @@ def test_a_lone_wrong_slice_says_what_sets_it_apart():
     wrong[2, 3] = 0.41
     err = _code(wrong, e, dims="inst feats")
     assert err.code == "one_slice" and "only `inst` 2 is wrong" in err.hint and "right value is 0" in err.hint
+
+
+def test_a_wrong_axis_size_is_named_by_how_it_follows_from_the_right_one():
+    from tests.sizes import clear_notes, note_inputs, reset_notes
+
+    token = clear_notes()
+    try:
+        note_inputs(n_inst=3, d_model=48)
+        cases = [
+            ((6666, 3), "6666 = 20000 // 3 (n_inst)"),
+            ((20001, 3), "20001 is one more than 20000: a count off by one"),
+            ((60000, 3), "60000 = 20000 × 3 (n_inst)"),
+        ]
+        for got, words in cases:
+            with pytest.raises(CheckFailed) as info:
+                expect_tensor(torch.zeros(got), "batch", shape=(20000, 3), dims="batch inst")
+            assert words in info.value.hint, info.value.hint
+        with pytest.raises(CheckFailed) as info:  # an input's size off by one, the right size unrelated
+            expect_tensor(torch.zeros(49, 3), "x", shape=(20, 3), dims="pos inst")
+        assert "49 is 48 (d_model) + 1" in info.value.hint
+    finally:
+        reset_notes(token)
+
+
+def test_a_range_covering_most_of_an_axis_is_not_described():
+    # 'only `batch` 1–63 are wrong, `batch` 0 right' points at an index range that is right by coincidence
+    e = torch.linspace(1, 2, 64)
+    wrong = e.clone()
+    wrong[1:] += 0.3 * torch.linspace(0.1, 1, 63)
+    assert "only `batch`" not in _code(wrong, e, dims="batch").hint
