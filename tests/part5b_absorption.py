@@ -54,7 +54,8 @@ from tests.part5b_absorption_diagnosis import (
     topk_layout,
 )
 from tests.part5b_absorption_draws import shared_over_batch
-from tests.part5b_absorption_fractions import carrier_rule, check_on_carrier_inputs, count_relation
+from tests.part5b_absorption_ema import recording, topk_unused
+from tests.part5b_absorption_fractions import carrier_rule, check_feature_order, check_on_carrier_inputs, count_relation
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
@@ -381,6 +382,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
             reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), threshold),
         )
     check_on_carrier_inputs(impl, device)
+    check_feature_order(impl, device)
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 
@@ -581,7 +583,9 @@ def _check_threshold(
 
 @checker("batchtopk_encode", kind="class")
 def test_batchtopk_encode(impl: type, device: torch.device) -> str:
-    cls = graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": routed_batch_topk(K, ref.batch_topk)})
+    calls: list = []  # the k of every batch_topk call
+    routed = recording(routed_batch_topk(K, ref.batch_topk), calls)
+    cls = graft(ref.BatchTopKToySAE, impl, "encode", {"batch_topk": routed})
     sae = _batchtopk_sae(cls, device)
     reference = _batchtopk_sae(ref.BatchTopKToySAE, device)
     reference.load_state_dict(sae.state_dict())
@@ -598,6 +602,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
     acts = encode_named(sae, h, D_SAE, N_INST)
     acts = _float_output(acts, "encode(h) in training mode", (16, N_INST, D_SAE), "batch inst d_sae", device)
     expected = reference.encode(h)
+    topk_unused(acts.detach(), expected.detach(), _pre(sae, h), _pre(sae, h, relu=False), K, calls)
     expect_matches(
         acts.detach(),
         expected.detach(),

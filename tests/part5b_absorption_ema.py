@@ -1,11 +1,14 @@
 """What a learner's EMA update of BatchTopKToySAE.threshold did (`tests.part5b_absorption`): several EMA steps in
 one training call (one per example, one per kept activation, or k steps towards the batch minimum), and a target
 read from the top-k cut (the k·batch-th largest relu(pre), 0 where fewer are positive) instead of the smallest
-positive kept activation."""
+positive kept activation. And a training-mode output that is the pre-activations themselves (the top-k result
+never used)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -100,3 +103,40 @@ def factor_of_repeated_steps(f: float, m: float, what: str) -> None:
             )
         if 1 - (1 - m) ** n > f * (1 + 1e-3):
             return
+
+
+def recording(fn: Callable, calls: list) -> Callable:
+    """`fn` (the batch_topk given to the learner's encode), noting the k of every call in `calls`."""
+
+    def recorded(pre: Any, k: Any) -> Any:
+        calls.append(k)
+        return fn(pre, k)
+
+    return recorded
+
+
+def topk_unused(acts: Tensor, expected: Tensor, pre: Tensor, raw: Tensor, k: int, calls: list) -> None:
+    """Training-mode acts equal to relu(pre) (`pre`) or to the pre-activations before the ReLU (`raw`): nothing was
+    cut. Named before the other budgets are tried: a batch_topk with k large enough to keep every positive entry
+    gives the same relu(pre), so that is listed as the other cause unless batch_topk was seen called with cfg.k."""
+    if torch.allclose(acts, expected, rtol=1e-4, atol=1e-5):
+        return
+    for value, name in ((pre, "relu(pre)"), (raw, "pre before the ReLU")):
+        if acts.shape != value.shape or not torch.allclose(acts, value, rtol=1e-5, atol=1e-6):
+            continue
+        batch = pre.shape[0]
+        positives = (pre > 0).transpose(0, 1).flatten(1).sum(-1)  # [inst]
+        enough = max(math.ceil(int(n) / batch) for n in positives)
+        what = f"encode(h) in training mode returned {name} itself: nothing was cut (expected {k}·batch entries kept)"
+        unused = (
+            "the top-k result is never used: return batch_topk's output (acts = batch_topk(relu(pre), self.cfg.k); "
+            "return acts), not the pre-activations it was computed from"
+        )
+        if k in calls:
+            fail(what + f"; batch_topk was called with k = cfg.k = {k}", unused, code="topk_unused")
+        fail(
+            what,
+            f"{unused}. Or a budget so large that every positive entry is kept (k ≥ {enough} here, expected "
+            f"cfg.k = {k}: a hard-coded k, or another field than self.cfg.k?)",
+            code="topk_unused",
+        )

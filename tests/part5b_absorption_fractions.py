@@ -85,6 +85,7 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
     failure as it stands."""
     inputs = carrier_inputs(device)
     features, acts, W_dec, W_feat, parent_of = inputs
+    all_carriers(impl, inputs)
     parents = [f for f, q in enumerate(parent_of) if q == -1]
     d_sae = acts.shape[2]
     seen = _probed_carriers(impl, inputs, th)
@@ -177,6 +178,63 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
     fail(msg, "several rules give this carrier set here: " + " OR ".join(h for _, h in fits), code="carrier_set")
 
 
+def _fraction_groups(inputs: tuple, groups: list[tuple[int, list[int]]], th: float, every: bool = False) -> Tensor:
+    """The absorption fraction [inst parents] with the (parent, children) pairs `groups` given (the parents' and
+    children's feature indices, however found); `every`: a case is carried only when EVERY carrier is active
+    (`.all` where `.any` belongs, vacuously true when the parent has no carrier but its own latent)."""
+    features, acts, W_dec, W_feat, _ = inputs
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
+    out = []
+    for p, kids in groups:
+        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
+        latent = cos[..., p].argmax(-1)  # [inst]
+        carriers = (cos[..., p] >= th) & (torch.arange(acts.shape[-1], device=cos.device) != latent[:, None])
+        off = acts.gather(-1, latent[None, :, None].expand(acts.shape[0], -1, 1)).squeeze(-1) == 0
+        on = acts > 0
+        carried = (on | ~carriers).all(-1) if every else (on & carriers).any(-1)
+        out.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1).to(acts.dtype)
+
+
+def _groups(parent_of: list[int]) -> list[tuple[int, list[int]]]:
+    return [(p, [f for f, q in enumerate(parent_of) if q == p]) for p, q in enumerate(parent_of) if q == -1]
+
+
+def all_carriers(impl: Callable, inputs: tuple) -> None:
+    """Named when the learner's output on `inputs` (where many latents carry each parent) is, at two thresholds,
+    the fraction in which a case counts as carried only when every carrier is active (`.all` where `.any`
+    belongs); the threshold 0.5 leaves a parent with a single carrier, where both agree, and others where they don't."""
+    features, acts, W_dec, W_feat, parent_of = inputs
+    outs = []
+    for th in (0.3, 0.5):
+        every = _fraction_groups(inputs, _groups(parent_of), th, every=True)
+        try:
+            out = impl(features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=th)
+        except Exception:
+            return
+        if not isinstance(out, Tensor) or out.shape != every.shape or not torch.isfinite(out).all():
+            return
+        if not torch.allclose(out.detach().to(every.dtype), every, rtol=1e-4, atol=1e-5):
+            return
+        outs.append(out)
+    right = ref.absorption_fraction(*inputs, 0.3)
+    fail(
+        "on random decoders in which many latents carry each parent, your absorption fraction is, at cos_threshold "
+        f"0.3 and 0.5, the fraction of cases in which EVERY carrier is active (at 0.3: {every_shown(outs[0], right)})",
+        "a case is absorbed when the parent's latent is off and ANY carrier is active: "
+        "carried = ((acts > 0) & carriers).any(-1), not .all (which asks every latent with cosine ≥ cos_threshold "
+        "to fire at once, e.g. ((acts > 0) | ~carriers).all(-1))",
+        code="carriers_all",
+    )
+
+
+def every_shown(out: Tensor, right: Tensor) -> str:
+    o, r = out.detach().double().cpu().flatten(), right.detach().double().cpu().flatten()
+    return ", ".join(
+        f"{a:.4g} where {b:.4g} was expected" for a, b in list(zip(o.tolist(), r.tolist(), strict=True))[:3]
+    )
+
+
 def count_relation(err: CheckFailed, out: Tensor, cases: Tensor, expected: Tensor) -> None:
     """On the hand-built case (cases [inst parents]: the examples with the parent and a child on; expected: the
     right fractions, so absorbed = expected · cases), the learner's fraction is exactly (absorbed + a) / (cases + b)
@@ -251,6 +309,75 @@ def copies_verdict(base: Tensor, out: Tensor, hint: str) -> tuple[str, str]:
         "carrier; the right fraction stays (the twin of the parent's latent is off whenever it is, the carriers are "
         "the same latents twice). Your fraction dropped, so your carriers or the parent's latent depend on the "
         "latents' ranks or their number. Possible causes: carriers chosen by rank (e.g. only the second-best-cosine "
-        "latent, now the parent latent's twin), a fixed number of carriers (topk), or a count divided by the number "
-        "of latents; a carrier is every latent but the parent's own with cosine ≥ cos_threshold",
+        "latent, now the parent latent's twin), a fixed number of carriers (topk), a count divided by the number "
+        "of latents, or .all where .any belongs (every carrier required active: the twin of the parent's own latent "
+        "is then a carrier, off whenever the parent's latent is); a carrier is every latent but the parent's own "
+        "with cosine ≥ cos_threshold",
+    )
+
+
+# A feature order other than the standard layout [parents, children of parent 0, children of parent 1, ...]: new
+# position k holds feature ORDER[k] of `carrier_inputs` (P0 P1 C00 C01 C02 C10 C11 C12), so the parents sit at 1 and
+# 5 (in the same order) and each parent's children are apart: the right fraction is the same as on those inputs.
+ORDER = [5, 0, 2, 6, 3, 1, 7, 4]
+
+
+def reordered_inputs(device: torch.device | str) -> tuple:
+    """`carrier_inputs` with the features listed in ORDER and parent_of to match."""
+    features, acts, W_dec, W_feat, parent_of = carrier_inputs(device)
+    new = {old: k for k, old in enumerate(ORDER)}
+    reordered = [-1 if parent_of[old] == -1 else new[parent_of[old]] for old in ORDER]
+    return features[..., ORDER], acts, W_dec, W_feat[..., ORDER], reordered
+
+
+def check_feature_order(impl: Callable, device: torch.device | str, th: float = 0.3) -> None:
+    """The fraction on `reordered_inputs`, where parent_of is not the standard layout. Run after
+    `check_on_carrier_inputs` (the same inputs in the standard order passed): a difference here is the order."""
+    inputs = reordered_inputs(device)
+    features, acts, W_dec, W_feat, parent_of = inputs
+    expected = ref.absorption_fraction(*inputs, th)  # before the learner's call, from the checker's own tensors
+    n_p = parent_of.count(-1)
+    n_c = (len(parent_of) - n_p) // n_p
+    blocks = [list(range(n_p + j * n_c, n_p + (j + 1) * n_c)) for j in range(n_p)]
+    parents = [f for f, q in enumerate(parent_of) if q == -1]
+    what = (
+        f"absorption_fraction with the features in another order, parent_of = {parent_of} (parents at "
+        f"{parents}, each one's children apart; cos_threshold={th})"
+    )
+    out = impl(features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=th)
+    expect_tensor(out, what, shape=(acts.shape[1], n_p))
+    rule = "the children of parent p are the features f with parent_of[f] == p, wherever they are"
+    mistakes = [
+        (
+            "layout_children",
+            f"you found the children by the standard layout (parent j's children at {n_p} + j·{n_c} onwards), not "
+            f"from parent_of: {rule}, e.g. [f for f, q in enumerate(parent_of) if q == p]",
+            _fraction_groups(inputs, list(zip(parents, blocks, strict=True)), th),
+        ),
+        (
+            "layout_parents",
+            f"you took the first {n_p} features as the parents (and the children in blocks after them): the parents "
+            f"are the features with parent_of[f] == -1 and {rule}",
+            _fraction_groups(inputs, list(zip(range(n_p), blocks, strict=True)), th),
+        ),
+        (
+            "parent_ordinal",
+            "you matched the children by the parent's position among the parents (parent_of[f] == j, j = 0, 1, ...) "
+            f"instead of its feature index: parent_of holds the parent's FEATURE index, so {rule}",
+            _fraction_groups(
+                inputs, [(p, [f for f, q in enumerate(parent_of) if q == j]) for j, p in enumerate(parents)], th
+            ),
+        ),
+    ]
+    expect_matches(
+        out.detach().to(expected.dtype),
+        expected,
+        what,
+        mistakes,
+        dims="inst parents",
+        hint="the same inputs in the standard order (parents first, then each parent's children together) passed, "
+        "and the right fraction doesn't depend on the order; so something assumes that layout: where the parents "
+        f"are (parent_of[f] == -1), where their children are ({rule}), or an index into parent_of",
+        code="feature_order",
+        reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), th),
     )

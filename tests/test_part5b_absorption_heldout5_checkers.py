@@ -45,5 +45,7 @@ def test_batchtopk_encode_k_hard_coded_fresh14():
 
 
 def test_batchtopk_encode_k_from_other_field_fresh14():
-    err = assert_fails(checks.test_batchtopk_encode, _encode_class(k=4), "topk_budget")
-    assert "k=4" in err.hint
+    """k = 4 keeps every positive entry here: the output is relu(pre) itself, which an unused top-k result gives
+    too, so both causes are listed (the unused result first; batch_topk wasn't seen called with cfg.k)."""
+    err = assert_fails(checks.test_batchtopk_encode, _encode_class(k=4), "topk_unused")
+    assert "never used" in err.hint and "k ≥ 4" in err.hint and "a hard-coded k" in err.hint
