@@ -89,6 +89,14 @@ from tests.part6_lm_saes_probes import (
     strided_mask,
     summed_ablate,
 )
+from tests.part6_lm_saes_variants import (
+    ablate_encodes,
+    frequency_encodes,
+    logit_rescaled,
+    one_more_than_k,
+    splice_variants,
+    steer_mlp_out,
+)
 from tests.sizes import note_inputs, register_checker
 from utils import lm
 
@@ -276,7 +284,8 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             + frequency_extra(fired, 4)
             + frequency_slips(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             + fresh15_frequency(fired, *tokens.shape, 4)
-            + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens))),
+            + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
+            + frequency_encodes(sae, mlp_acts(model, sae.hook_name, tokens)),
             atol=1e-6,
             dims="d_sae",
             hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -339,6 +348,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
         exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
     )
     mistakes["spliced"] += hooks_reused(model, sae, tokens) + splice_slips(model, sae, tokens)
+    mistakes["spliced"] += splice_variants(model, sae, tokens)
     for key, extra in logits_means(model, sae, tokens).items():
         mistakes[key] = mistakes[key] + extra
     for key, extra in softmax_axis_losses(model, sae, tokens).items():
@@ -435,6 +445,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     values, seq_idx, pos_idx = result
     per_sequence_topk(values, acts.shape[0], k)
     _too_few_diagnosis(values, before, k)
+    one_more_than_k(values, k)
     if isinstance(values, Tensor) and values.is_floating_point() and values.isnan().any():
         fail(
             f"values contains {int(values.isnan().sum())} NaN",
@@ -553,6 +564,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             + logit_slips(model, sae, latent)
             + logit_run_slips(model, sae, latent)
             + logit_normalised(model, sae, latent)
+            + logit_rescaled(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )
@@ -658,7 +670,8 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         + steer_extra(model, sae, tokens, latent, coeff)
         + steer_slips(model, sae, tokens, latent, coeff)
         + fresh14_steer(model, sae, tokens, latent, coeff)
-        + fresh15_steer(model, sae, tokens, latent, coeff),
+        + fresh15_steer(model, sae, tokens, latent, coeff)
+        + steer_mlp_out(model, sae, tokens, latent, coeff),
     )
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
@@ -700,6 +713,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     mistakes += ablate_slips(model, sae, tokens, latent)
     mistakes += first_sequence_f(model, sae, tokens, latent) + fresh14_ablate(model, sae, tokens, latent)
     mistakes += fresh15_ablate(model, sae, tokens, latent) + summed_ablate(model, sae, tokens, latent)
+    mistakes += ablate_encodes(model, sae, tokens, latent)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     if not any(

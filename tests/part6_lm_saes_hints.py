@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tests.checking import expect_matches, fail
 from tests.mutants import call
+from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
 
 STALE = (
     "a value kept from an earlier call (a global, a dict or attribute filled once, a default argument, an "
@@ -247,6 +248,7 @@ def steer_edit(edits: list, model: Any, sae: Any, tokens: Tensor, latent: int, c
                 "scale the latent's decoder row by this call's coeff inside the hook",
                 code="steer_coeff",
             )
+        steer_constant(delta, sae, latent, coeff)
         if _close(b, a * (1 + coeff * d)) or _close(b, a * coeff * d) or _close(b, a + a * coeff * d):
             fail(
                 "your hook's change to the activation differs between positions: it is the activation multiplied "
@@ -315,11 +317,13 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                     "which is act − f · W_dec[latent]",
                     code="error_dropped",
                 )
+            ablate_where_fires(a, b, right, f, sae, latent)
             fail(
                 f"your hook's output is wrong exactly at the {int(fires.sum())} positions where the latent fires "
                 "(f > 0) and right elsewhere",
                 "what your hook does where the latent fires differs from act − f · W_dec[latent]: possible causes "
-                "are the SAE's error term dropped there, another f (not sae.encode(act)[..., latent]) or another row",
+                "are the SAE's error term dropped there, another f (not sae.encode(act)[..., latent]), another row, "
+                "or the result rescaled (to the activation's norm, say)",
                 code="fires_positions",
             )
 

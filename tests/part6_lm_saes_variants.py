@@ -1,0 +1,217 @@
+"""Slips in the SAE's own formulas, shared by part 6's checkers: the encoder's biases (b_dec subtracted twice or
+added, b_enc left out) and the decoder's (b_dec added again), a reconstruction of one sequence used for all, a
+decoder row rescaled to another norm, a steering vector added at hook_mlp_out with b_out; and what a constant
+steering vector or an ablation that is wrong where the latent fires is, read from the learner's recorded hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tests.checking import fail
+
+ENCODE = "f = sae.encode(act) = relu((act − b_dec) @ W_enc + b_enc)"
+
+
+def encode_variants(sae: Any) -> list[tuple[str, str, Any]]:
+    """(code, what, encode) for the encoder written with a bias slip; `encode(x)` gives every latent."""
+    relu = torch.relu
+    return [
+        (
+            "b_dec_twice",
+            f"b_dec subtracted twice (sae.encode(act − b_dec): sae.encode subtracts it already): {ENCODE}",
+            lambda x: sae.encode(x - sae.b_dec),
+        ),
+        (
+            "encode_sign",
+            f"the input centred with + b_dec (relu((act + b_dec) @ W_enc + b_enc)): {ENCODE}",
+            lambda x: relu((x + sae.b_dec) @ sae.W_enc + sae.b_enc),
+        ),
+        (
+            "no_b_enc",
+            f"the encoder's bias b_enc left out (relu((act − b_dec) @ W_enc)): {ENCODE}",
+            lambda x: relu((x - sae.b_dec) @ sae.W_enc),
+        ),
+    ]
+
+
+def frequency_encodes(sae: Any, acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    """`acts` [n_seq seq d_mlp]: the frequencies with each encoder slip."""
+    return [
+        (code, f"that counts latents encoded with {what}", (enc(acts)[:, 1:] > 0).float().mean((0, 1)))
+        for code, what, enc in encode_variants(sae)
+    ]
+
+
+def ablate_encodes(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tuple[str, str, Tensor]]:
+    d = sae.W_dec[latent]
+    out = []
+    for code, what, enc in encode_variants(sae)[1:2]:  # b_dec twice and no b_enc are in the catalogue already
+        hook = lambda a, hook, enc=enc: a - enc(a)[..., latent, None] * d
+        out.append(
+            (
+                code,
+                f"that removes f · W_dec[latent] with f encoded with {what}",
+                model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
+            )
+        )
+    return out
+
+
+def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The spliced loss with a decoder or encoder bias slip, or one sequence's reconstruction for all."""
+    loss = lambda fn: torch.tensor(
+        float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(sae.hook_name, fn)])), dtype=torch.float64
+    )
+    out = [
+        (
+            "b_dec_twice",
+            "that is the loss with b_dec added again after sae.decode (which adds it already): splice in "
+            "sae.decode(sae.encode(act)) as it is",
+            loss(lambda a, hook: sae.decode(sae.encode(a)) + sae.b_dec),
+        ),
+        (
+            "one_sequence",
+            "that is the loss with the reconstruction of the first sequence alone (act[0]) put in every sequence: "
+            "reconstruct the whole batch, sae.decode(sae.encode(act)) on act itself",
+            loss(lambda a, hook: sae.decode(sae.encode(a[0])).expand_as(a).clone()),
+        ),
+    ]
+    for code, what, enc in encode_variants(sae):
+        out.append(
+            (
+                code,
+                f"that is the loss with the latents encoded with {what}",
+                loss(lambda a, hook, enc=enc: sae.decode(enc(a))),
+            )
+        )
+    return out
+
+
+def logit_rescaled(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The decoder row rescaled to unit L1 or max norm before the effect (its L2 norm is 1 already)."""
+    d = sae.W_dec[latent]
+    right = d @ model.W_out[0] @ model.W_U
+    return [
+        (
+            "row_normalised",
+            f"that is the effect of W_dec[latent] / {name} = {float(n):.4g}: the decoder row rescaled to unit "
+            f"{kind} norm; use the row as it is (W_dec[latent] @ W_out[0] @ W_U)",
+            right / n,
+        )
+        for name, kind, n in (("‖W_dec[latent]‖₁", "L1", d.abs().sum()), ("max |W_dec[latent]|", "max", d.abs().max()))
+    ]
+
+
+def steer_mlp_out(model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:
+    """coeff · W_dec[latent] carried through W_out to hook_mlp_out, with b_out added (or W_out left out)."""
+    v = coeff * sae.W_dec[latent] @ model.W_out[0]
+    name = sae.hook_name.replace("mlp.hook_post", "hook_mlp_out")
+    if name == sae.hook_name or name not in model.hook_dict:
+        return []
+    return [
+        (
+            "b_out_added",
+            f"that adds coeff · W_dec[latent] @ W_out + b_out at {name}: b_out is in the MLP's output already (added "
+            "once per position whatever the steering); add coeff · W_dec[latent] at sae.hook_name (or only "
+            f"coeff · W_dec[latent] @ W_out at {name})",
+            model.run_with_hooks(tokens, fwd_hooks=[(name, lambda a, hook: a + v + model.b_out[0])]),
+        )
+    ]
+
+
+def _offset(j: int, latent: int) -> str:
+    return f"latent {'+' if j > latent else '−'} {abs(j - latent)}"
+
+
+def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
+    """`delta` [positions d_in] the change a steering hook made. When it is one vector v at every position (and
+    not a multiple of W_dec[latent], named before), say what v is."""
+    v = delta[0]
+    close = lambda x, y: bool(torch.allclose(x, y, rtol=1e-4, atol=1e-4))
+    if not close(delta, v.expand_as(delta)):
+        return
+    W, b = sae.W_dec.double(), sae.b_dec.double()
+    d = W[latent]
+    head = "your hook adds the same vector v at every position, and v = "
+    fix = "steer with coeff · W_dec[latent], the decoder row of this call's latent, at every position"
+    rows = torch.isclose(coeff * W, v[None], rtol=1e-4, atol=1e-4).all(-1).nonzero().flatten().tolist()
+    if rows:
+        j = rows[0]
+        fail(
+            f"{head}coeff · W_dec[{j}], the decoder row of {_offset(j, latent)}, not of latent {latent}",
+            fix,
+            code="steer_row",
+        )
+    bias = ": no bias (b_dec is part of every reconstruction, not of the latent's direction)"
+    named = [
+        ("coeff · (W_dec[latent] − b_dec)", coeff * (d - b), bias),
+        ("coeff · (W_dec[latent] + b_dec)", coeff * (d + b), bias),
+        ("coeff · W_dec[latent] − b_dec", coeff * d - b, bias),
+        (
+            "coeff · W_enc[:, latent] (the encoder column)",
+            coeff * sae.W_enc[:, latent].double(),
+            ": a latent writes with its decoder row, the encoder column only reads",
+        ),
+    ]
+    for what, value, why in named:
+        if close(v, value):
+            fail(f"{head}{what}, not coeff · W_dec[latent]", fix + why, code="steer_vector")
+    cos = float(F.cosine_similarity(v, d, dim=0))
+    ratio = float(v.norm() / (abs(coeff) * d.norm()))
+    fail(
+        f"your hook adds one constant vector at every position that is not coeff · W_dec[latent]: its cosine with "
+        f"coeff · W_dec[latent] is {cos:.3f} and its norm is {ratio:.3g} × that one's",
+        f"{fix}; possible causes: another row or matrix (W_enc, a transpose), a bias added to the row, or a vector "
+        "built from the model rather than the SAE",
+        code="steer_vector",
+    )
+
+
+def ablate_where_fires(a: Tensor, b: Tensor, right: Tensor, f: Tensor, sae: Any, latent: int) -> None:
+    """The hook's output `b` is wrong exactly where the latent fires: say whether it is `right` rescaled to the
+    activation's norm, or another decoder row (one vector per unit of f) removed."""
+    fires = f > 0
+    close = lambda x, y: bool(torch.allclose(x.double(), y.double(), rtol=1e-4, atol=1e-4))
+    norm = lambda x: x.norm(dim=-1, keepdim=True)
+    if close(b, right * norm(a) / norm(right)):
+        fail(
+            f"your hook's output is act − f · W_dec[latent] rescaled to the activation's norm at each position "
+            f"(wrong at the {int(fires.sum())} positions where the latent fires)",
+            "return act − f · W_dec[latent] as it is: removing the latent's term changes the norm, and that change is "
+            "part of the ablation",
+            code="ablate_renormalised",
+        )
+    if close(norm(b), norm(a)) and not close(norm(right), norm(a)):
+        fail(
+            "your hook's output has the same norm as the activation at every position",
+            "a rescaling to the activation's norm? return act − f · W_dec[latent] as it is",
+            code="ablate_renormalised",
+        )
+    removed = ((a - b)[fires] / f[fires][:, None]).double()
+    v = removed[0]
+    if not close(removed, v.expand_as(removed)):
+        return
+    rows = torch.isclose(sae.W_dec.double(), v[None], rtol=1e-4, atol=1e-4).all(-1).nonzero().flatten().tolist()
+    if rows and rows[0] != latent:
+        j = rows[0]
+        fail(
+            f"your hook removes f · W_dec[{j}] (the decoder row of {_offset(j, latent)}) with f of latent {latent}",
+            "remove the latent's own term: f · W_dec[latent], the same index for f and the row",
+            code="ablate_row",
+        )
+
+
+def one_more_than_k(values: Any, k: int) -> None:
+    """values with k + 1 entries: one more than k."""
+    if not (isinstance(values, Tensor) and values.dim() == 1 and values.shape[0] == k + 1):
+        return
+    fail(
+        f"values has {k + 1} entries, one more than k = {k}",
+        "topk(k + 1) or a slice [: k + 1] (one extra for a BOS kept?): mask position 0 out before topk and take "
+        "exactly k",
+        code="shape",
+    )
