@@ -39,6 +39,7 @@ from tests.checking import (
 )
 from tests.mutants import Reference, call, one_change_diagnosis
 from tests.part8_parameter_decomposition_probes import _rand, _randn
+from tests.sizes import note_inputs
 from utils.part8_parameter_decomposition import WeightChain
 
 
@@ -147,7 +148,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 def ablation_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, Tensor, Tensor]:
     chain = generic_chain(device)
-    terms = _randn(3, 5, 2, 4, seed=3, scale=0.5, device=device)  # K = 5 terms: no size of the output repeats
+    terms = _randn(3, 10, 2, 4, seed=3, scale=0.5, device=device)  # K = 10: no size (nor K ± 1) repeats
     x = _rand(6, 3, 4, seed=4, device=device)
     return chain, terms, x
 
@@ -194,12 +195,8 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     inp.one_element(loss, what, right)
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
-    mistakes += fresh.faithfulness_norms(weights, U0, V0)
-    n_w, counts = probes.faithfulness_counts(weights, U0, V0)
-    generic = diag.scalar_hint(loss.detach(), right, {"the N parameters": n_w}, {"instances": 3})
-    generic = generic or inp.faithfulness_divisors(faithfulness_loss, loss.detach(), weights, U0, V0)
-    generic = generic or diag.divisor_hint(loss.detach(), right * n_w, counts, n_w)
-    code, hint = generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
+    mistakes += fresh.faithfulness_norms(weights, U0, V0) + fresh.faithfulness_slips(weights, U0, V0)
+    code, hint = fresh.faithfulness_hint(faithfulness_loss, loss.detach(), right, weights, U0, V0)
     reference = call(sol.faithfulness_loss, weights, U0, V0)
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
     grads = _grads(loss, U + V)
@@ -255,13 +252,14 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     hint, code = "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other", "grad"
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
-        seen = diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):")
+        seen = fresh.alpha_squared(diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):"))
         hint, code = fresh.slope_code(seen, hint, code, lambda: fresh.backward_linearity(impl, name, x0, g, ALPHA))
     # the learner writes backward itself: its one-edit mutants, on a ctx holding what the solution saved
     backward = call(
         getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
     )
     _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code, backward if code == "grad" else None)
+    fresh.default_alpha(impl, name, x0)  # the exercise's signature has alpha=0.01
 
 
 @checker("lower_leaky_hard_sigmoid", kind="class")
@@ -318,6 +316,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     right, mistakes = mis.ci_value_candidates(p, CI_ALPHA)
+    mistakes += fresh.ci_instance0(p, CI_ALPHA)  # one instance's V or MLP for all
     mistakes += diag.layout_mistakes(right, dims) + probes.ci_mistakes(p) + behaviour.ci_scale_mistakes(p, CI_ALPHA)
     if not torch.allclose(lower.detach(), right, rtol=1e-4, atol=1e-5) and not any(
         torch.allclose(lower.detach(), m, rtol=1e-4, atol=1e-5) for _, _, m in mistakes
@@ -383,6 +382,7 @@ def mask_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 @checker("sample_masks", kind="function")
 def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     ci = mask_inputs(device)
+    note_inputs(**{"len(causal_importances), the number of matrices": len(ci)})  # a wrong size 2 named
     out = inp.call_unchanged(sample_masks, {"causal_importances": ci}, "sample_masks")
     masks, deltas = _pair(returned(out, "sample_masks"), "sample_masks", "masks, delta_masks")
     if not isinstance(masks, tuple | list) or not isinstance(deltas, tuple | list):
@@ -569,7 +569,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
     reference = call(sol.masked_product, *(p[k] for k in names))
     expect_matches(out.detach(), right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     g = _randn(6, 3, 4, seed=96, device=device)
-    right_g, grad_mistakes = mis.product_grad_candidates(p, g)
+    right_g, grad_mistakes = fresh.product_grads(p, g)
     grads = _grads((out * g).sum(), [q[k] for k in mis.PRODUCT_LEAVES])
     for n, (name, gr, r) in enumerate(zip(mis.PRODUCT_LEAVES, grads, right_g, strict=True)):
         hint = (
@@ -585,6 +585,7 @@ def test_masked_product(masked_product: Callable, device: torch.device) -> str:
             hint,
             "mask_detached" if name == "mask" else "grad",
         )
+    fresh.product_input_grad(masked_product, p, g)  # earlier matrices learn through a
     return "masked subcomponents plus the masked delta, gradients to U, V and the masks"
 
 

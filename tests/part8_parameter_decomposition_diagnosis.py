@@ -332,13 +332,13 @@ def ascent_hint(out: Tensor, init: Tensor, n_steps: int, step: float, right: Ten
                 f"after {n_steps} steps no entry is more than one step ({step}) from where it started, and some "
                 f"moved by less than a step without reaching 0 or 1 ({_moves_seen(moves, n_steps, step)}): every "
                 "step moves each entry by ±step_size, so are the steps smaller than step_size (step_size / n_steps, "
-                "or a scaled step)? Restarting every step from init, or taking a single step, would also keep every "
-                "entry within one step"
+                "or a scaled step)? Restarting every step from init, a single step, or a projection around the "
+                "starting point (an ε-ball of radius step_size, as in PGD) would also keep every entry within one step"
             )
         return "within_one_step", (
             f"after {n_steps} steps no entry is more than one step ({step}) from where it started, while the right "
-            "sources move further: does every step start again from init instead of the current sources, or was "
-            "only one step taken?"
+            "sources move further: does every step start again from init instead of the current sources, was only "
+            "one step taken, or is there a projection around the starting point (an ε-ball, as in PGD)?"
         )
     return None
 

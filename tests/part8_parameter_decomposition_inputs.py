@@ -241,6 +241,14 @@ def sizes_named(out: Any, what: str, shape: tuple[int, ...], dims: str, sizes: d
         return  # another number of axes, or the right sizes in another order: expect_tensor says so
     names = dims.split()
     wrong = [(names[i], s, g) for i, (s, g) in enumerate(zip(shape, out.shape, strict=True)) if s != g]
+    if len(wrong) == 1 and abs(wrong[0][1] - wrong[0][2]) == 1 and wrong[0][2] not in sizes:  # K ± 1: no input's
+        n, s, g = wrong[0]
+        fail(
+            f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)} [{dims}]: axis {n} has size {g}, one "
+            f"{'fewer' if g < s else 'more'} than {s}, {sizes.get(s, 'its size')} (no input has an axis of size {g})",
+            f"an off-by-one: range(n - 1), range(1, n), a slice [:-1] / [1:] or n + 1 where range({s}) belongs",
+            code="off_by_one",
+        )
     if not wrong or any(g not in sizes or s not in sizes for _, s, g in wrong):
         return
     seen = "; ".join(f"axis {n} has size {g}, {sizes[g]}, where {s}, {sizes[s]}, belongs" for n, s, g in wrong)

@@ -68,7 +68,42 @@ def ablation_reductions(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistake
             reduce(deltas).permute(2, 0, 1),
         )
         for name, reduce in reductions.items()
-    ]
+    ] + ablation_removals(chain, terms, x)
+
+
+def _last_product(chain: WeightChain, W0: Tensor, x: Tensor) -> Tensor:
+    """The last matrix's product W_{L-1} a, before its bias and activation."""
+    seen: dict[int, Tensor] = {}
+
+    def layer_fn(layer: int, a: Tensor) -> Tensor:
+        seen[layer] = mis.mm(a, W0 if layer == 0 else chain.weights[layer])
+        return seen[layer]
+
+    chain(x, layer_fn)
+    return seen[len(chain.weights) - 1]
+
+
+def ablation_removals(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
+    """A term removed otherwise than by subtraction, and the change measured elsewhere than at the output."""
+    W0, K = chain.weights[0], terms.shape[1]
+    with torch.no_grad():
+        run = lambda first, at=mis.run_with_first: torch.stack(
+            [(at(chain, first(k), x) - at(chain, W0, x)).pow(2).mean(-1) for k in range(K)]
+        ).permute(2, 0, 1)
+        return [
+            (
+                "multiplicative_removal",
+                "your ablated matrix is W_0 * (1 - T_k), elementwise (a mask), instead of W_0 - T_k: a term is "
+                "removed by subtracting it, chain.weights[0] - terms[:, k]",
+                run(lambda k: W0 * (1 - terms[:, k])),
+            ),
+            (
+                "measured_before_output",
+                "your change is measured on the last matrix's product W_{L-1} a, before its bias and activation: "
+                "compare the chain's outputs, chain(x, layer_fn) - chain(x), after the last bias and activation",
+                run(lambda k: W0 - terms[:, k], _last_product),
+            ),
+        ]
 
 
 def tied_chain(device: Any = "cpu") -> tuple[WeightChain, Tensor, Tensor]:
@@ -127,6 +162,55 @@ def faithfulness_norms(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) 
     ]
 
 
+def faithfulness_slips(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> Mistakes:
+    """An integer division by N (floor or truncation, per instance or of the total) and instance 0's weights
+    compared with every instance's U V."""
+    n = sum(W[0].numel() for W in weights)
+    with torch.no_grad():
+        se = sum((W - u @ v).pow(2).sum((-2, -1)) for W, u, v in zip(weights, U, V, strict=True))  # [inst]
+        se0 = sum((W[:1] - u @ v).pow(2).sum((-2, -1)) for W, u, v in zip(weights, U, V, strict=True))
+    floor = (
+        f"your value is a whole number: an integer division (// N, torch.div(..., rounding_mode='floor' or 'trunc'), "
+        f"int() or round()) where the true division / N (N = {n}) belongs"
+    )
+    inst0 = (
+        "your value compares instance 0's weights W_l[0] with every instance's U_l V_l (W[0] - U V broadcasts over "
+        "the instances): each instance i has its own W_l[i] - U_l[i] V_l[i]"
+    )
+    return [
+        ("floor_division", floor, torch.floor(se / n).sum()),
+        ("floor_division", floor, torch.floor(se.sum() / n)),
+        ("floor_division", floor, torch.trunc(se / n).sum()),
+        ("instance0_weights", inst0, (se0 / n).sum()),
+    ]
+
+
+def whole_number_hint(loss: Tensor, right: Tensor) -> tuple[str, str] | None:
+    """A whole-number loss where the right one is not: an integer division or rounding somewhere."""
+    got, want = float(loss), float(right)
+    if got != round(got) or want == round(want) or abs(got - want) < 1e-6 * abs(want):
+        return None
+    return "integer_result", (
+        f"your value {got:g} is a whole number where the right one ({want:.6g}) is not: an integer division "
+        "(// where / belongs, rounding_mode='floor' or 'trunc'), int(), round() or .floor() somewhere in your loss?"
+    )
+
+
+def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) -> tuple[str, str]:
+    """The generic hint for a wrong faithfulness loss: a whole number, a named count or factor, per-matrix
+    divisors, or the formula."""
+    from tests import part8_parameter_decomposition_diagnosis as diag
+    from tests import part8_parameter_decomposition_inputs as inp
+    from tests import part8_parameter_decomposition_probes as probes
+
+    n_w, counts = probes.faithfulness_counts(weights, U, V)
+    generic = whole_number_hint(loss, right)
+    generic = generic or diag.scalar_hint(loss, right, {"the N parameters": n_w}, {"instances": 3})
+    generic = generic or inp.faithfulness_divisors(fn, loss, weights, U, V)
+    generic = generic or diag.divisor_hint(loss, right * n_w, counts, n_w)
+    return generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
+
+
 # ---------------------------------------------------------------- masked_product: W a on top
 def product_extra(p: dict[str, Tensor]) -> Mistakes:
     right, Wa = mis.product_reference(p), mis.mm(p["a"], p["W"])
@@ -134,7 +218,67 @@ def product_extra(p: dict[str, Tensor]) -> Mistakes:
         "your output is the masked product plus W a: the original matrix is already inside it through the delta "
         "term, delta_mask · (W - U V) a; don't add W a (a residual) on top"
     )
-    return [("plus_W", hint, (right + Wa).detach())]
+    dm = p["delta_mask"][..., None]
+    comps = torch.einsum("bic,ioc->bio", torch.einsum("bid,icd->bic", p["a"], p["V"]) * p["mask"], p["U"])
+    swapped = (
+        "your output puts the delta mask on the pieces and leaves the delta term unmasked (the roles swapped): "
+        "each piece c has its own mask[..., c] (mask ⊙ V a), and the delta term (W - U V) a is scaled by delta_mask"
+    )
+    unmasked = dm * comps + mis.mm(p["a"], p["W"] - p["U"] @ p["V"])
+    return [("plus_W", hint, (right + Wa).detach()), ("delta_mask_roles", swapped, unmasked.detach())]
+
+
+def _product(p: dict[str, Tensor], detach: str = "") -> Tensor:
+    """The masked product with one input detached in one place ("V_inner": V in V a; "a": the input everywhere)."""
+    a = p["a"].detach() if detach == "a" else p["a"]
+    V_in = p["V"].detach() if detach == "V_inner" else p["V"]
+    U_out = p["U"].detach() if detach == "U_outer" else p["U"]
+    comps = torch.einsum("bic,ioc->bio", torch.einsum("bid,icd->bic", a, V_in) * p["mask"], U_out)
+    return comps + p["delta_mask"][..., None] * mis.mm(a, p["W"] - p["U"] @ p["V"])
+
+
+def product_grads(p: dict[str, Tensor], g: Tensor) -> tuple[list[Tensor], list[tuple[str, str, list[Tensor]]]]:
+    """The right gradients for U, V and the masks, the catalogue's mistakes and one input detached in one place."""
+    right, mistakes = mis.product_grad_candidates(p, g)
+    for where, hint in (
+        ("V_inner", "your gradient for V misses the path through the pieces: V is detached in V a (V.detach())"),
+        ("U_outer", "your gradient for U misses the path through the pieces: U is detached in U (mask ⊙ V a)"),
+    ):
+        q = {**p, **{k: p[k].detach().clone().requires_grad_() for k in mis.PRODUCT_LEAVES}}
+        grads = torch.autograd.grad((_product(q, where) * g).sum(), [q[k] for k in mis.PRODUCT_LEAVES])
+        mistakes.append(("detached", hint + ": don't detach anything in masked_product", list(grads)))
+    return right, mistakes
+
+
+def product_input_grad(fn: Callable, p: dict[str, Tensor], g: Tensor) -> None:
+    """The gradient for the layer's input a: in a chain of masked matrices, every earlier matrix's masks, U and V
+    learn through it, so a detached (or otherwise cut) input fails here."""
+    names = ("a", "W", "U", "V", "mask", "delta_mask")
+    q = {k: p[k].detach().clone() for k in names}
+    q["a"].requires_grad_(True)
+    out = fn(*(q[k] for k in names))
+    right = torch.autograd.grad((_product({**q, "a": q["a"]}) * g).sum(), q["a"])[0]
+    got = None
+    if isinstance(out, Tensor) and out.requires_grad:
+        got = torch.autograd.grad((out * g).sum(), q["a"], allow_unused=True)[0]
+    cut = (
+        "no gradient reaches the layer's input a: a.detach() (or torch.no_grad, .data, .item()) cuts it, so in "
+        "a chain of masked matrices the masks, U and V of every earlier matrix get no gradient through this one: "
+        "compute the product from a itself"
+    )
+    if got is None or not bool(got.abs().gt(0).any()):
+        fail("the gradient of masked_product with respect to a is zero", cut, code="input_detached")
+    mistakes = [("input_detached", cut, torch.zeros_like(right))]
+    expect_matches(
+        got,
+        right,
+        "the gradient of masked_product with respect to a",
+        mistakes,
+        hint=cut.replace("no gradient reaches", "the gradient does not match for"),
+        code="input_grad",
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------- stochastic_reconstruction_losses: masks[0]
@@ -148,7 +292,26 @@ def recon_first_masks(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor)
         "own masks[l] and delta_masks[l] (index with the layer number layer_fn receives)"
     )
     with torch.no_grad():
-        return [("masks_first", hint, mis.recon_reference(chain, q, x))]
+        return [("masks_first", hint, mis.recon_reference(chain, q, x)), *recon_delta_overrides(chain, p, x)]
+
+
+def recon_delta_overrides(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor) -> Mistakes:
+    """The delta masks replaced by zeros (the delta switched off) or ones, in the full run, the layerwise runs or
+    both: each named by which runs and which constant."""
+    right, out = mis.recon_reference(chain, p, x), []
+    for value, what in ((0.0, "zeros (the delta switched off)"), (1.0, "ones (the delta always whole)")):
+        q = {**p, "delta_masks": [torch.full_like(d, value) for d in p["delta_masks"]]}
+        other = mis.recon_reference(chain, q, x)
+        for runs, got in (
+            ("the layerwise runs", torch.stack([right[0], other[1]])),
+            ("the full run", torch.stack([other[0], right[1]])),
+        ):
+            hint = (
+                f"{runs} used delta masks of {what} instead of the sampled ones: pass each matrix's own delta mask "
+                "(delta_masks[l]) to masked_product in every run"
+            )
+            out.append(("delta_masks_overridden", hint, got))
+    return out
 
 
 # ---------------------------------------------------------------- importance_minimality_loss: * for **
@@ -439,7 +602,29 @@ def minimality_batch_reductions(ci: list[Tensor], p: float, eps: float) -> Mista
                 ("max", lambda t: t.amax(0)),
                 ("min", lambda t: t.amin(0)),
             )
-        ]
+        ] + minimality_slips(ci, p, eps)
+
+
+def minimality_slips(ci: list[Tensor], p: float, eps: float) -> Mistakes:
+    """eps added inside the exp of exp(p·log g) (outside the log), and the batch divided out twice."""
+    B = ci[0].shape[0]
+    with torch.no_grad():
+        per = sum((g + eps).pow(p).sum(-1) for g in ci)
+        exp_log = sum(torch.exp(p * torch.log(g) + eps).sum(-1) for g in ci)
+    return [
+        (
+            "eps_outside_log",
+            "your value is exp(p·log g + eps): eps is added after the log, where (g + eps)^p = exp(p·log(g + eps)) "
+            "adds it to g inside",
+            exp_log.mean(0).sum(),
+        ),
+        (
+            "batch_twice",
+            f"your value is 1/B = 1/{B} × the expected one (B = {B}, the batch size): the batch is divided out "
+            "twice (a mean over the batch and then / B again): take the mean over the batch once",
+            per.mean(0).sum() / B,
+        ),
+    ]
 
 
 def finite_penalty(fn: Callable, loss: Any, ci: list[Tensor], p: float, eps: float) -> None:
@@ -498,3 +683,53 @@ def delta_count_hint(deltas: Any, n: int) -> str:
     count = "one delta mask was" if len(deltas) == 1 else f"{len(deltas)} delta masks were"
     nones = f" ({len(deltas) - len(real)} of them None)" if len(real) < len(deltas) else ""
     return f"{count} returned{nones} where one per matrix ({n}) was asked: {draw}"
+
+
+# ---------------------------------------------------------------- causal_importance: instance 0's parameters
+def ci_instance0(p: dict[str, Tensor], alpha: float) -> Mistakes:
+    """Instance 0's V (or one MLP parameter) used for every instance: only instance 0's values are right."""
+    out = []
+    with torch.no_grad():
+        for k in mis.CI_PARAMS:
+            q = {**p, k: p[k][:1].expand_as(p[k])}
+            hint = (
+                f"only instance 0 is right: your code uses instance 0's {k} ({k}[0]) for every instance; each "
+                f"instance i has its own {k}[i] (keep the inst axis in the einsum)"
+            )
+            out.append(("instance0_params", hint, mis.ci_reference(q, alpha)[0]))
+    return out
+
+
+def alpha_squared(seen: str) -> str:
+    """' = alpha²' after a slope that is alpha squared in the region description (the leak applied twice)."""
+    import re
+
+    def named(m: re.Match) -> str:
+        got, alpha = float(m.group(1)), float(m.group(2))
+        if abs(got - alpha**2) <= 1e-3 * alpha**2:
+            return m.group(0) + ": alpha² (alpha applied twice: a slope that already holds alpha multiplied by alpha)"
+        return m.group(0)
+
+    return re.sub(r"it is (-?[\d.e-]+) \(expected alpha \(([\d.e-]+)\)\)", named, seen)
+
+
+def default_alpha(impl: Any, name: str, x0: Tensor) -> None:
+    """The exercise's signature is forward(ctx, x, alpha=0.01): apply(x) without alpha must leak with slope 0.01."""
+    from tests import part8_parameter_decomposition_diagnosis as diag
+
+    x = x0.clone().requires_grad_(True)
+    try:
+        out = impl.apply(x)
+    except TypeError:
+        return  # no default at all: the notebook always passes alpha, so this is not checked
+    grad = diag.backward_grad(out, x, torch.ones_like(x0), name) if isinstance(out, Tensor) else None
+    if not isinstance(grad, Tensor) or grad.shape != x0.shape:
+        return
+    leaky = (x0 < 0) if "Lower" in name else (x0 > 1)
+    slopes = grad.detach()[leaky]
+    if len(slopes) and not torch.allclose(slopes, torch.full_like(slopes, 0.01), rtol=1e-4, atol=1e-7):
+        fail(
+            f"{name}.apply(x) without alpha leaks with slope {float(slopes.mean()):.4g}, expected 0.01",
+            "keep the given default: forward(ctx, x, alpha=0.01) (the exercise's signature)",
+            code="alpha_default",
+        )
