@@ -161,3 +161,101 @@ def test_quantile_half_width_lists_both_causes():
 def test_quantile_largest_lists_both_causes():
     err = assert_fails(checks.test_quantile_examples, _quantile_middle(lambda lo, hi: lo + hi), "largest")
     assert "possible causes" in err.hint and "lo + hi (the / 2 forgotten)" in err.hint
+
+
+# ---- mistakes the shipped inputs hide or blur (tests/part6b_circuits_sensitivity.py)
+
+
+def test_transcoder_input_normalised_again():
+    def impl(tc, x):
+        return ref.transcoder_forward(tc, F.layer_norm(x, x.shape[-1:]))
+
+    err = assert_fails(checks.test_transcoder_forward, impl, "input_normalised")
+    assert "normalises it first" in err.hint
+
+
+def _splice(read_at=None, write=None, recovered=None, tc_of=None):
+    def impl(model, tc, tokens):
+        t = tc if tc_of is None else tc_of(tc)
+        seen = {}
+        hooks = [(read_at or t.hook_name, lambda a, hook: seen.__setitem__("x", a))]
+        out = (lambda a, hook: t(seen["x"])) if write is None else (lambda a, hook: write(t, seen["x"], a))
+        loss = lambda h: model.run_with_hooks(tokens, return_type="loss", fwd_hooks=h).item()
+        c, r = loss([]), loss([*hooks, (t.hook_name_out, out)])
+        z = loss([(t.hook_name_out, lambda a, hook: torch.zeros_like(a))])
+        rec = (z - r) / (z - c) if recovered is None else recovered(c, r, z)
+        return {"clean": c, "replaced": r, "zero_ablated": z, "recovered": rec}
+
+    return impl
+
+
+@pytest.mark.parametrize("where", ["blocks.0.hook_resid_pre", "blocks.0.hook_attn_out"])
+def test_replacement_other_hook_point_named(where):
+    err = assert_fails(checks.test_replacement_losses, _splice(read_at=where), "input_hook")
+    assert where in err.message
+
+
+def test_replacement_rescaled_output_named():
+    def write(tc, x, act):
+        out = tc(x)
+        return out * act.norm(dim=-1, keepdim=True) / out.norm(dim=-1, keepdim=True)
+
+    err = assert_fails(checks.test_replacement_losses, _splice(write=write), "rescaled_output")
+    assert "1.5 × the shipped" in err.message and "stale" not in err.message + err.hint
+
+
+def test_replacement_recovered_over_zero_minus_replaced():
+    rec = lambda c, r, z: 1 - (r - c) / (z - r)
+    err = assert_fails(checks.test_replacement_losses, _splice(recovered=rec), "recovered_denominator_replaced")
+    assert "zero - replaced instead of the whole gap" in err.hint and "stale" not in err.hint
+
+
+def test_replacement_ignoring_the_given_transcoder():
+    shipped = lambda tc: checks._inputs(torch.device("cpu"))[1]
+    err = assert_fails(checks.test_replacement_losses, _splice(tc_of=shipped), "transcoder_output")
+    assert "unchanged from the shipped" in err.message
+
+
+def test_replacement_second_call_without_state_is_not_called_stale():
+    # right except on the second call's tokens, by a function of this call's tokens alone: no state kept
+    second = checks._inputs(torch.device("cpu"))[2][4:8, :48]
+    right = _splice()
+
+    def impl(model, tc, tokens):
+        out = right(model, tc, tokens)
+        if tokens.shape == second.shape and torch.equal(tokens, second):
+            out["replaced"] *= 1.001
+        return out
+
+    err = assert_fails(checks.test_replacement_losses, impl, "second_call")
+    assert "state kept between calls is unlikely" in err.hint and "the first call was right" not in err.message
+
+
+def test_token_views_row_for_column():
+    de = lambda model, tc, latent: (model.W_E @ tc.W_enc)[latent]
+    err = assert_fails(checks.test_latent_de_embedding, de, "wrong_axis")
+    assert "row `latent` of W_E @ W_enc" in err.hint and "shape cannot tell" in err.hint
+    logit = lambda model, tc, latent: (tc.W_dec @ model.W_U)[:, latent]
+    err = assert_fails(checks.test_latent_logit_effect, logit, "wrong_axis")
+    assert "column `latent` of W_dec @ W_U" in err.hint
+
+
+def test_token_views_through_the_mlp_weights():
+    logit = lambda model, tc, latent: tc.W_dec[latent] @ model.W_out[0] @ model.W_U
+    err = assert_fails(checks.test_latent_logit_effect, logit, "through_W_out")
+    assert "leave W_out out" in err.hint and "(1x128 and 512x128)" in err.message
+    de = lambda model, tc, latent: model.W_E @ model.W_in[0] @ tc.W_enc[:, latent]
+    err = assert_fails(checks.test_latent_de_embedding, de, "through_W_in")
+    assert "leave W_in out" in err.hint
+
+
+def test_attribution_frozen_acts_written_in_place():
+    def impl(model, tc, frozen, graph):
+        lat = frozen.acts  # the caller's tensor, not a copy
+        vals = frozen.acts[graph.latent_pos, graph.latent_idx].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            lat[graph.latent_pos, graph.latent_idx] = vals
+        return ref.attribution_edges(model, tc, frozen, graph)
+
+    err = assert_fails(checks.test_attribution_edges, impl, "inplace")
+    assert "frozen.acts" in err.message and "grad_fn=" in err.message
