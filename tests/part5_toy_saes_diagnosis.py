@@ -32,8 +32,9 @@ def hidden(features: Tensor, W: Tensor) -> Tensor:
 def closest_features(drawn: list[Tensor], h: Tensor, W: Tensor, views: list[Callable] = ()) -> Tensor:
     """The features behind each (example, instance) cell of h. Every correct way of drawing is accepted: once for
     all, once per instance (column i of its own draw), once per example (generate_batch(1) in a loop): each cell
-    may come from any draw, and each draw has the right distribution. Per cell, the draw whose W x (or one of
-    `views(x, W)`, the listed mistakes, so that a mistake made on per-instance draws is still named) is closest."""
+    may come from any draw, and each draw has the right distribution. Per instance (one draw for all its examples,
+    so that a mask from a second draw can't pass as examples of it), the draw whose W x (or one of `views(x, W)`,
+    the listed mistakes, so that a mistake made on per-instance draws is still named) is closest."""
     batch = h.shape[0]
     cands = [x for x in drawn if x.ndim == 3 and x.shape[0] == batch and x.shape == drawn[0].shape]
     if len(drawn) > 1 and sum(x.shape[0] for x in drawn) == batch:
@@ -42,18 +43,18 @@ def closest_features(drawn: list[Tensor], h: Tensor, W: Tensor, views: list[Call
     if not cands or cands[0].shape[:2] != h.shape[:2]:
         return min(drawn, key=lambda x: float((hidden(x, W) - h.detach()).abs().sum()))
     stack = torch.stack(cands)  # [draw batch inst feats]
-    dist = (torch.einsum("kbif,idf->kbid", stack, W) - h.detach()).abs().sum(-1)  # [draw batch inst]
+    dist = (torch.einsum("kbif,idf->kbid", stack, W) - h.detach()).abs().sum((1, 3))  # [draw inst]
     best = float(dist.min(0).values.sum())
     for view in views:  # the one view (mistake) that explains h best picks the draws; W x wins a tie
         try:
             seen = torch.stack([view(x, W) for x in cands])
         except (RuntimeError, ValueError, IndexError):
             continue
-        if seen.shape[:4] == (*dist.shape, h.shape[2]):
-            d = (seen - h.detach()).abs().sum(-1).nan_to_num(float("inf"))
+        if seen.shape[1:] == h.shape:
+            d = (seen - h.detach()).abs().sum((1, 3)).nan_to_num(float("inf"))
             if float(d.min(0).values.sum()) < best - 1e-6:
                 dist, best = d, float(d.min(0).values.sum())
-    pick = dist.argmin(0)[None, :, :, None].expand(1, *stack.shape[1:])
+    pick = dist.argmin(0)[None, None, :, None].expand(1, *stack.shape[1:])
     return stack.gather(0, pick)[0]
 
 
@@ -280,6 +281,7 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
             "before": lambda: pre.relu() + bias,
             "none": lambda: pre + bias,
             "negative": lambda: (pre + bias).clamp(max=0),
+            **{n: (lambda f=f: f(pre + bias)) for n, (_, f) in SMOOTH.items()},
         }[nonlin]()
 
     b_dec, W_hat = sae.b_dec, sae.W_dec_normalized
@@ -318,8 +320,20 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
                 "the nonlinearity keeps the negative part, min(x, 0) (clamp(max=0)): ReLU is clamp(min=0)",
                 lambda: "negative",
             ),
+            *[(n, f"the nonlinearity is {what}, not ReLU", lambda n=n: n) for n, (what, _) in SMOOTH.items()],
         ],
     ]
+
+
+F_ = torch.nn.functional
+SMOOTH = {  # smooth relatives of ReLU a learner may reach for: acts_post = f(pre)
+    "gelu": ("GELU (F.gelu)", F_.gelu),
+    "gelu_tanh": ("GELU, tanh approximation", lambda x: F_.gelu(x, approximate="tanh")),
+    "silu": ("SiLU / swish (F.silu)", F_.silu),
+    "softplus": ("softplus", F_.softplus),
+    "elu": ("ELU", F_.elu),
+    "leaky_relu": ("leaky ReLU (slope 0.01)", F_.leaky_relu),
+}
 
 
 def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
@@ -479,6 +493,7 @@ def linear_map_hint(h: Tensor, features: Tensor, W: Tensor) -> None:
     """When h is a linear map of the features in every instance (fitted by least squares), describe the map:
     one shared by all instances (W averaged, summed, or another instance's), named when recognised."""
     P.input_slice_hint(h, features, W)  # first: another instance's features (then h is not linear in its own)
+    P.batch_scaling_hint(h, hidden(features, W))  # examples zeroed, or each coordinate rescaled by a batch statistic
     x, y = features.detach().double(), h.detach().double()
     n_inst = x.shape[1]
     seen = (x != 0).any(0)  # [inst feats]: the columns the data can identify

@@ -678,6 +678,7 @@ def check_sampling(
                 "use the input minus b_dec (what the encoder sees), normalised",
                 code="b_dec_not_subtracted",
             )
+        P.other_b_dec_hint(rows, dead, q, b_dec)
         fail(
             "new decoder directions are not (input - b_dec) of examples from sae.generate_batch",
             "pick examples of h = sae.generate_batch(batch_size); the direction is (h[i] - b_dec) / ‖h[i] - b_dec‖",

@@ -316,6 +316,8 @@ def check_fresh_init(first: Any, second: Any) -> None:
             "reproducibility",
             code="seeded_init",
         )
+    check_own_storage(first)
+    check_own_storage(second)
 
 
 def check_recomputed(sae: Any, param: Tensor, read: Any, before: Tensor) -> None:
@@ -483,3 +485,92 @@ def recursion_hint(err: BaseException, name: str = "W_dec_normalized") -> None:
             "use the underlying decoder, self.W_dec (the parameter, or W_enc transposed when tied)",
             code="recursion",
         )
+
+
+def check_own_storage(sae: Any) -> None:
+    """Every parameter needs its own memory, one entry per element: a tensor made by `.expand` (stride 0 along an
+    axis) or parameters that overlap in memory make every instance (or both parameters) one shared number, and an
+    optimiser step on it raises (or moves all of them at once)."""
+    params = [(n, p) for n, p in sae.named_parameters() if not n.startswith("model.")]
+    for name, p in params:
+        shared = [i for i, (s, n) in enumerate(zip(p.stride(), p.shape, strict=True)) if s == 0 and n > 1]
+        if shared:
+            axis = "the inst axis (0)" if shared == [0] else f"axes {shared}"
+            fail(
+                f"self.{name} (shape {tuple(p.shape)}, strides {p.stride()}) has stride 0 along {axis}: its "
+                "entries there share one storage, so every instance holds the same numbers",
+                f"build self.{name} at its full shape (torch.zeros(cfg.n_inst, ...)), or add .clone() after "
+                ".expand(...): an expanded view is not a copy, and optimizer.step() can't update it in place",
+                code="shared_storage",
+            )
+    spans = {n: (p.data_ptr(), p.data_ptr() + p.numel() * p.element_size()) for n, p in params if p.numel()}
+    names = list(spans)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]:
+                fail(
+                    f"self.{a} and self.{b} share memory: changing one changes the other",
+                    f"give each parameter its own tensor: .clone() the one {b} is made from",
+                    code="shared_storage",
+                )
+
+
+def batch_scaling_hint(h: Tensor, want: Tensor) -> None:
+    """h against W x of its own features: whole examples zeroed (the rest right), or every hidden coordinate
+    multiplied by one factor shared by all examples (a statistic of the batch), named when it is one."""
+    g, w = h.detach().double(), want.detach().double()
+    if g.shape != w.shape or torch.allclose(g, w, rtol=1e-4, atol=1e-5):
+        return
+    right = torch.isclose(g, w, rtol=1e-4, atol=1e-5).all(-1)  # [batch inst]
+    zeroed = (g == 0).all(-1) & ~right
+    if zeroed.any() and (right | zeroed).all():
+        fail(
+            f"{int(zeroed.sum())} of the {zeroed.numel()} (example, instance) rows of h are all 0 where W x is not; "
+            "every other row is exactly W x",
+            "h = W x of the drawn features, nothing else: don't multiply by a mask (e.g. one computed from a second "
+            "generate_batch draw, or from a condition on the batch), which zeroes whole examples",
+            code="examples_zeroed",
+        )
+    known = w.abs() > 1e-6
+    ratio = torch.where(known, g / w.where(known, 1.0), float("nan"))  # [batch inst d_in]
+    factor = ratio.nanmean(0, keepdim=True)  # per (inst, d_in)
+    if not (known.any(0).all() and torch.allclose(ratio[known], factor.expand_as(ratio)[known], rtol=1e-4)):
+        return
+    stats = {
+        "h.std(0) (each coordinate's std over the batch)": w.std(0, keepdim=True),
+        "h.std(0, unbiased=False)": w.std(0, unbiased=False, keepdim=True),
+        "h.norm(dim=0) (each coordinate's norm over the batch)": w.norm(dim=0, keepdim=True),
+        "h.abs().max(0) (each coordinate's largest value over the batch)": w.abs().amax(0, keepdim=True),
+        "h.mean(0)": w.mean(0, keepdim=True),
+        "h.var(0)": w.var(0, keepdim=True),
+    }
+    named = [n for n, s in stats.items() if torch.allclose(factor * s, torch.ones_like(s), rtol=1e-3)]
+    if not named and torch.allclose(factor, factor.flatten()[0].expand_as(factor), rtol=1e-4):
+        return  # one constant everywhere: not a batch statistic
+    fail(
+        "every coordinate of h is W x times a factor shared by all examples of the batch (one per instance and "
+        "d_in coordinate)" + (f": h was divided by {named[0]}" if named else ""),
+        "don't normalise h with statistics of the batch: the SAE reads h = W x at its real scale (each batch would "
+        "otherwise be rescaled differently)",
+        code="batch_scaled",
+    )
+
+
+def other_b_dec_hint(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor) -> None:
+    """New directions that are (input - b_dec) with one other instance's b_dec (or the mean over instances)
+    subtracted in every instance: the instance index is missing where b_dec is read."""
+    inst_of = dead.nonzero()[:, 0]
+    spikes = torch.diag_embed(q.sqrt())  # [inst types d_in]: input type j of instance k is b_dec[k] + spikes[k, j]
+    options = [(f"instance {j}'s b_dec (b_dec[{j}])", b_dec[j]) for j in range(b_dec.shape[0])]
+    options.append(("the mean of b_dec over instances", b_dec.mean(0)))
+    for name, other in options:
+        if all(torch.equal(other, b_dec[int(k)]) for k in inst_of.unique()):
+            continue  # the right b_dec wherever it matters
+        protos = torch.nn.functional.normalize(b_dec[:, None, :] + spikes - other, dim=-1)
+        raw = torch.stack([(protos[int(k)] @ r).max() for k, r in zip(inst_of, rows, strict=True)])
+        if (raw > 1 - 1e-4).all():
+            fail(
+                f"new decoder directions are (input - {name}) in every instance, not input - that instance's b_dec",
+                "subtract the instance's own b_dec (sae.b_dec[inst]): h[i, inst] - b_dec[inst], normalised",
+                code="b_dec_other_instance",
+            )

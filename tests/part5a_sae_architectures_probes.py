@@ -164,6 +164,7 @@ def fve_extra(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
             1 - ((h - h.mean(0)) - h_rec).pow(2).sum((0, 2)) / sq_den,
         ),
         *fve_other_totals(h, h_rec),
+        *fve_sum_of_ratios(h, h_rec),
     ]
 
 
@@ -303,7 +304,7 @@ def first_example(metric: str, acts: Tensor) -> list[tuple[str, str, Tensor]]:
     value = (one != 0).to(acts.dtype).sum(-1) if metric == "l0" else (one == 0).to(acts.dtype).mean(-1)
     what = "average the counts over every example" if metric == "l0" else "a latent is dead when zero on every example"
     single = ("single_example", f"your values are example 0's alone (acts[0]): {what} of the batch", value)
-    return [single, *(example_as_instance(acts) if metric == "l0" else [])]
+    return [single, *(example_as_instance(acts) + l0_example_dropped(acts) if metric == "l0" else [])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,6 +498,7 @@ def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]
         *recovery_norm_axes(W_feat, W_dec),
         *recovery_distance(W_feat, W_dec),
         *recovery_other_norms(W_feat, W_dec),
+        *recovery_axes(W_feat, W_dec),
     ]
 
 
@@ -652,3 +654,57 @@ def reshaped_inputs(fn: Callable, inputs: tuple, names: str, what: str) -> list[
         )
         out.append(("reshaped_not_permuted", hint, value))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: one example too few, a sum of per-coordinate ratios, cosines over the wrong axis
+# --------------------------------------------------------------------------------------------
+def l0_example_dropped(acts: Tensor) -> list[tuple[str, str, Tensor]]:
+    count = (acts != 0).to(acts.dtype).sum(-1)
+    return [
+        (
+            f"example_dropped_{end}",
+            f"average over every example of the batch: yours left out the {end} one ({sl}), an off-by-one slice",
+            part.mean(0),
+        )
+        for end, sl, part in (("first", "acts[1:]", count[1:]), ("last", "acts[:-1]", count[:-1]))
+    ]
+
+
+def fve_sum_of_ratios(h: Tensor, h_rec: Tensor) -> list[tuple[str, str, Tensor]]:
+    r, t = (h - h_rec).pow(2).sum(0), (h - h.mean(0)).pow(2).sum(0)  # [inst d_in]
+    return [
+        (
+            "sum_of_ratios",
+            "sum over d_in before dividing (a ratio of sums): yours is 1 - Σ_d (residual_d / total_d), one ratio "
+            "per d_in coordinate, summed",
+            1 - (r / t).sum(-1),
+        )
+    ]
+
+
+def recovery_axes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    f_hat = W_feat / (W_feat.norm(dim=1, keepdim=True) + 1e-8)
+    d_hat = W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8)
+    i, s, d = d_hat.shape
+    return [
+        (
+            "decoder_reshaped",
+            "transpose the normalised decoder ([inst d_sae d_in] -> [inst d_in d_sae] with .transpose(-1, -2)): yours "
+            "was reshaped, which regroups its entries instead of swapping the axes",
+            torch.einsum("ids,idf->isf", d_hat.reshape(i, d, s), f_hat).amax(1),
+        ),
+        (
+            "cosine_over_d_sae",
+            "take the cosine over d_in (the axis both vectors live in): yours was over the d_sae axis "
+            "(F.cosine_similarity's dim picked the latents of the broadcast [inst d_sae d_in feats])",
+            torch.nn.functional.cosine_similarity(W_dec[..., None], W_feat[:, None], dim=1).amax(1),
+        ),
+        (
+            "mean_feature_norm",
+            "divide each feature column by its own norm: yours divided by the instance's mean feature norm",
+            torch.einsum("isd,idf->isf", d_hat, W_feat / W_feat.norm(dim=1, keepdim=True).mean(-1, keepdim=True)).amax(
+                1
+            ),
+        ),
+    ]

@@ -1,0 +1,76 @@
+"""Proofs for part 5's diagnoses added after the fresh19 held-out measurement: a parameter whose instances share
+one storage (.expand), generate_batch zeroing whole examples (a mask from a second draw) or dividing h by a batch
+statistic per coordinate, a smooth nonlinearity (GELU) in place of ReLU, and advanced resampling subtracting
+another instance's b_dec."""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import solutions.part5_toy_saes as P
+import tests.part5_toy_saes as checks
+from tests.proving import assert_fails
+
+
+def test_init_b_dec_expanded():
+    class Expanded(P.ToySAE):
+        def __init__(self, cfg, model=None):
+            super().__init__(cfg, model)
+            self.b_dec = nn.Parameter(torch.zeros(cfg.d_in).expand(cfg.n_inst, -1))
+
+    failure = assert_fails(checks.test_init, Expanded, "shared_storage")
+    assert "b_dec" in failure.message and "expand" in failure.hint
+
+
+def _generate(post):
+    def generate_batch(self, batch_size):
+        h = einops.einsum(self.model.generate_batch(batch_size), self.model.W, "b i f, i d f -> b i d")
+        return post(self, h, batch_size)
+
+    return type("G", (P.ToySAE,), {"generate_batch": generate_batch})
+
+
+def test_generate_batch_masked_by_second_draw():
+    impl = _generate(lambda self, h, n: h * (self.model.generate_batch(n).sum(-1, keepdim=True) > 0))
+    assert_fails(checks.test_generate_batch, impl, "examples_zeroed")
+
+
+def test_generate_batch_divided_by_batch_statistics():
+    failure = assert_fails(checks.test_generate_batch, _generate(lambda s, h, n: h / h.std(0)), "batch_scaled")
+    assert "h.std(0)" in failure.message
+    failure = assert_fails(checks.test_generate_batch, _generate(lambda s, h, n: h / h.norm(dim=0)), "batch_scaled")
+    assert "h.norm(dim=0)" in failure.message
+
+
+def test_forward_gelu():
+    def forward(self, h):
+        acts = F.gelu(einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc)
+        h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
+        rec, sp = (h_rec - h).pow(2).mean(-1), acts.abs().sum(-1)
+        return {"L_reconstruction": rec, "L_sparsity": sp}, (rec + self.sparsity_coeff * sp).mean(0).sum(), acts, h_rec
+
+    failure = assert_fails(checks.test_forward, type("F", (P.ToySAE,), {"forward": forward}), "gelu")
+    assert "GELU" in failure.hint
+
+
+def test_resample_advanced_instance_0_b_dec():
+    def resample_advanced(sae, frac_active_in_window, resample_scale, batch_size):
+        dead = (frac_active_in_window <= 0).all(dim=0)
+        h = sae.generate_batch(batch_size)
+        l2 = sae.forward(h)[0]["L_reconstruction"]
+        for inst in range(sae.cfg.n_inst):
+            idx, w = torch.where(dead[inst])[0], l2[:, inst].pow(2)
+            if len(idx) == 0 or w.sum() <= 0:
+                continue
+            d = h[torch.multinomial(w, len(idx), replacement=True), inst] - sae.b_dec[0]  # instance 0's b_dec
+            d = d / d.norm(dim=-1, keepdim=True)
+            norms = sae.W_enc[inst][:, ~dead[inst]].norm(dim=0)
+            sae.W_dec.data[inst, idx] = d
+            sae.W_enc.data[inst][:, idx] = (d * resample_scale * norms.mean()).T
+            sae.b_enc.data[inst, idx] = 0.0
+
+    failure = assert_fails(checks.test_resample_advanced, resample_advanced, "b_dec_other_instance")
+    assert "b_dec[0]" in failure.message
