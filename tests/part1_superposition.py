@@ -87,7 +87,6 @@ from tests.part1_superposition_probes import (
     random_forward,
     relu_placement_mutants,
     stationarity_failure,
-    twins_elsewhere,
 )
 from tests.part1_superposition_slips import (
     combined_rate_candidates,
@@ -425,6 +424,7 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
             code="block_shape",
         )
     fresh_draws_failure(lambda: getattr(model, method)(500, p.to(device)), f"{method}(500, p)")
+    pair_rates.max_scaled_failure(lambda n: getattr(model, method)(n, p.to(device)), method)
 
 
 @checker("generate_uncorrelated_features", kind="class")
@@ -462,7 +462,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
         pair_rates.correlated_pair_failure(present, P_CORR, what, ZERO_DRAW_ALLOWANCE)
         pair_layout_failure(present, "together", what)
         pair_rates.unwritten_columns_failure(present, message, ZERO_DRAW_ALLOWANCE)
-        twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
+        pair_rates.twins_elsewhere(present, message, ZERO_DRAW_ALLOWANCE)
         if _independent_pairs(present, P_CORR):
             fail(
                 message,

@@ -8,6 +8,7 @@ which only permute draws of rate p and so never explain a feature that is always
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import product
 
 import torch
@@ -274,3 +275,124 @@ def block_width_failure(out: object, method: str, field: str | None, p: Tensor, 
             "with its own p",
             code="uncorrelated_pair_layout",
         )
+
+
+def _shared_draw_groups(present: Tensor, allowance: int) -> tuple[list[list[int]], int]:
+    """Groups of (inst, feature) columns [inst * feats + feature] whose presence agrees in all but `allowance`
+    examples (the same draw, bar values drawn as exactly 0), and how many columns agree so with a column other than
+    their adjacent partner (features 2j, 2j + 1 of one instance). Two independent columns of >= 10^4 draws at rates
+    in [0.05, 0.95] never agree that closely."""
+    n, k, f = present.shape
+    cols = present.reshape(n, k * f).T.float()
+    differ = cols @ (1 - cols).T + (1 - cols) @ cols.T  # [C C] number of examples where two columns differ
+    same = differ <= allowance
+    idx = torch.arange(k * f)
+    elsewhere = same.clone()
+    elsewhere[idx, idx] = False
+    elsewhere[idx, idx ^ 1] = False
+    label = list(range(k * f))
+
+    def root(a: int) -> int:
+        while label[a] != a:
+            a = label[a]
+        return a
+
+    for a, b in same.nonzero().tolist():
+        label[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for a in range(k * f):
+        groups.setdefault(root(a), []).append(a)
+    return sorted(groups.values()), int(elsewhere.any(1).sum())
+
+
+def _within_instance(groups: list[list[int]], k: int, f: int) -> list[list[int]] | None:
+    """The partition of features every instance shares (feature lists), or None when a group spans instances or
+    the instances are grouped differently."""
+    if any(len({c // f for c in g}) > 1 for g in groups):
+        return None
+    per = [sorted([c % f for c in g] for g in groups if g[0] // f == i) for i in range(k)]
+    return per[0] if all(q == per[0] for q in per) else None
+
+
+def _offset_partitions(f: int) -> list[list[list[int]]]:
+    """The feature partitions a pair index (arange(f) ± 1) // 2 gives, clamped into range or wrapped around."""
+    found = []
+    for shift in (1, -1):
+        raw = (torch.arange(f) + shift).div(2, rounding_mode="floor")
+        for idx in (raw.clamp(0, f // 2 - 1), raw % (f // 2)):
+            found.append(sorted([j for j in range(f) if idx[j] == v] for v in idx.unique().tolist()))
+    return found
+
+
+def twins_elsewhere(present: Tensor, message: str, allowance: int) -> None:
+    """Each shared presence draw landed on features that are not a pair: most columns share their draw with a column
+    that is not their adjacent partner. Say which features share one draw; name a pair index off by one (features
+    2j + 1 and 2j + 2 together, pair j's draw one feature late or early) apart from a reshape that mixes the inst and
+    pair axes (groups spanning instances), and otherwise describe the grouping without blaming either."""
+    _, k, f = present.shape
+    groups, misplaced = _shared_draw_groups(present, allowance)
+    if misplaced < k * f / 2:
+        return
+    within = _within_instance(groups, k, f)
+    if within is None:
+        shown = [g for g in groups if len(g) > 1][:3]
+        seen = "; ".join(" and ".join(f"(inst {c // f}, feature {c % f})" for c in g) for g in shown)
+        across = any(len({c // f for c in g}) > 1 for g in groups)
+        fail(
+            f"{message}; instead presence is shared by features that are not a pair: {seen}",
+            (
+                "the pairs' presence draws land on the wrong features, across instances: a stack or cat followed "
+                "by a reshape (or view) that mixes the `inst` and pair axes into each other (torch.stack([m, m], "
+                "dim=1).reshape(...)); "
+                if across
+                else "the pairs' presence draws land on different features in different instances; "
+            )
+            + "put the copy last and adjacent to its pair: repeat_interleave(2, dim=-1), or einops.repeat(m, 'b i p "
+            "-> b i (p two)', two=2)",
+            code="pair_layout",
+        )
+    seen = "; ".join(
+        ("features " + ", ".join(map(str, g)) + " share one draw") if len(g) > 1 else f"feature {g[0]} has its own"
+        for g in within
+    )
+    if within in _offset_partitions(f):
+        fail(
+            f"{message}; instead, in every instance, {seen}: features 2j + 1 and 2j + 2 are paired",
+            "the pair index is off by one: pair j's draw reaches features 2j + 1 and 2j + 2, or 2j - 1 and 2j (an "
+            "index such as (arange(2 * n_pairs) + 1) // 2 or (arange(2 * n_pairs) - 1) // 2, clamped or wrapped at "
+            "the ends, or a roll by one feature), where pair j is the adjacent features 2j and 2j + 1: index with "
+            "arange(2 * n_pairs) // 2, or repeat_interleave(2, dim=-1) on the pair mask",
+            code="pair_index_offset",
+        )
+    fail(
+        f"{message}; instead, in every instance, {seen}",
+        "the index or pattern that copies each pair's draw to its features picks the wrong features (pair j is the "
+        "adjacent features 2j and 2j + 1, and only those two share its draw): build it with arange(2 * n_pairs) // "
+        "2, repeat_interleave(2, dim=-1), or einops.repeat(m, 'b i p -> b i (p two)', two=2)",
+        code="pair_layout",
+    )
+
+
+def max_scaled_failure(draw: Callable[[int], object], method: str, calls: int = 3, n: int = 4) -> None:
+    """Values rescaled so the largest is 1 (x / x.max(), over the batch or per feature): in small batches (n = 4) the
+    largest U[0, 1] draw is visibly below 1, so a value of exactly 1.0 in every one of `calls` calls shows the rescaling
+    (in a batch of 20000 its max is 0.9999 and the change is invisible). torch.rand draws from [0, 1) and never gives
+    1; a correct 1 - torch.rand gives exactly 1 with probability 2^-24 per value, at most 48 values per call here
+    (4 examples x 3 instances x 4 features), so every one of 3 calls holding a 1 has probability below (3e-6)^3."""
+    ones = []
+    for _ in range(calls):
+        out = draw(n)
+        if not isinstance(out, Tensor) or not out.is_floating_point() or out.device.type == "meta":
+            return
+        ones.append(int((out.detach() == 1).sum()))
+        if ones[-1] == 0:
+            return
+    fail(
+        f"{method}({n}, p) holds a value of exactly 1.0 in each of {calls} calls ({', '.join(map(str, ones))} of "
+        "them): "
+        f"U[0, 1) draws never reach 1, and in a batch of {n} the largest draw is usually well below it",
+        "the values were rescaled so that the largest is 1: divided by their maximum (x / x.max(), over the batch, "
+        "an instance or a feature), or clamped at 1 (values that reach past 1, min(·, 1)). Use the uniform draws "
+        "as they are: torch.rand(...) where the feature is present",
+        code="values_max_scaled",
+    )

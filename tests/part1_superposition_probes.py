@@ -668,32 +668,6 @@ def _snap(x: float, span: float) -> float:
     return r if abs(x - r) < 0.05 * span else x
 
 
-def twins_elsewhere(present: Tensor, message: str, allowance: int) -> None:
-    """Each shared presence draw landed on two features that are not a pair: most (inst, feature) columns equal another
-    column (at most `allowance` differences, from values drawn as exactly 0) that is not their adjacent partner.
-    Two independent columns of >= 10^4 draws at rates in [0.05, 0.95] never agree that closely."""
-    n, k, f = present.shape
-    cols = present.reshape(n, k * f).T.float()
-    differ = cols @ (1 - cols).T + (1 - cols) @ cols.T  # [C C] number of examples where two columns differ
-    differ.fill_diagonal_(n)
-    idx = torch.arange(k * f)
-    differ[idx, idx ^ 1] = n  # the adjacent partner (features 2j, 2j + 1 of one instance) is not a twin elsewhere
-    twins = (differ <= allowance).nonzero().tolist()
-    if len({a for a, _ in twins}) < k * f / 2:
-        return
-    seen = "; ".join(
-        f"(inst {a // f}, feature {a % f}) and (inst {b // f}, feature {b % f})" for a, b in twins[::2][:3]
-    )
-    fail(
-        f"{message}; instead presence is shared by features that are not a pair: {seen}",
-        "the pairs' presence draws land on the wrong features: a stack or cat followed by a reshape (or view) that "
-        "mixes the `inst` and pair axes into each other (torch.stack([m, m], dim=1).reshape(...)); put the copy "
-        "last and adjacent to its pair: repeat_interleave(2, dim=-1), or einops.repeat(m, 'b i p -> b i (p two)', "
-        "two=2)",
-        code="pair_layout",
-    )
-
-
 def reshaped_batched(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Callable) -> Tensor:
     """The forward pass on x [batch inst feats] reshaped (not permuted) to [inst batch feats], reshaped back."""
     xs = x.reshape(x.shape[-2], -1, x.shape[-1])

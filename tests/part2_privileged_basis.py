@@ -499,6 +499,17 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
     return [
         ("out_transformed", f"|out| is used in the loss: {as_is}", loss(target, out.abs())),
         ("out_transformed", f"ReLU(out) is used in the loss: {as_is}", loss(target, relu(out))),
+        *[
+            (
+                "abs_on_output",
+                f"the loss is ({name} - {shown})²: a nonlinearity on the output, where the absolute value belongs on "
+                "the target. The model learns to compute |x|, so the target is |batch| and the output enters as it "
+                "is: (batch.abs() - out)²",
+                loss(t, f(out)),
+            )
+            for name, t in (("batch", batch), ("ReLU(batch)", relu(batch)))
+            for shown, f in (("|out|", torch.abs), ("ReLU(out)", relu))
+        ],
         ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
         ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
         ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),

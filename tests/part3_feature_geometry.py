@@ -25,6 +25,7 @@ from tests.checking import checker, expect_close, expect_matches, expect_tensor,
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_subsets import subset_norm_failure
 
 Mistake = tuple[str, str, Tensor]
 
@@ -318,6 +319,18 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / (W * W.sum(0)).sum((1, 2)),
         ),
         (
+            "ratio_per_feature",
+            "D* is one ratio per instance, d_hidden / Σ_i ‖W_i‖² (the squared norms summed first), not the sum over "
+            "features of d_hidden / ‖W_i‖² (a sum of per-feature ratios)",
+            (d / W.pow(2).sum(1)).sum(-1),
+        ),
+        (
+            "ratio_per_feature",
+            "D* is one ratio per instance, d_hidden / Σ_i ‖W_i‖² (the squared norms summed first), not the mean over "
+            "features of d_hidden / ‖W_i‖² (an average of per-feature ratios)",
+            (d / W.pow(2).sum(1)).mean(-1),
+        ),
+        (
             "first_instance",
             "every instance got instance 0's value: compute it for each W[inst] (sum over dims (1, 2))",
             right[:1].expand(n_inst),
@@ -470,6 +483,8 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
                 "entries of W[inst] (a soft count: a half-represented feature counts for its ‖W_i‖²)",
                 code="counted_features",
             )
+    if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
+        subset_norm_failure(out, W, what)
     numerator = (out.detach().double().cpu() * W.double().pow(2).sum((1, 2)).cpu()).tolist()
     if (
         not _close(out, right)
@@ -658,7 +673,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norms_sq / den * W.shape[1],
         ),
     ]
-    values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖")
+    values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖", "M = W Wᵀ")
     values += whole_norm_candidates(W.mT, "W", "W.norm(dim=1, keepdim=True), over d_hidden")
     right = _reference(W)
     shapes = [

@@ -22,16 +22,26 @@ def _guards(num: Tensor, den: Tensor) -> list[Tensor]:
 
 
 def overlap_square_candidates(
-    v: Tensor, dot: str = "v̂ᵢ·vⱼ", dot_t: str = "v̂ⱼ·vᵢ", raw: str = "vᵢ·vⱼ", gram: str = "G = v vᵀ", norm: str = "‖vᵢ‖"
+    v: Tensor,
+    dot: str = "v̂ᵢ·vⱼ",
+    dot_t: str = "v̂ⱼ·vᵢ",
+    raw: str = "vᵢ·vⱼ",
+    gram: str = "G = v vᵀ",
+    norm: str = "‖vᵢ‖",
+    outer: str = "M = Σⱼ vⱼ vⱼᵀ",
 ) -> list[Mistake]:
     """On v [inst n d]: O * O.mT (the overlap times its transpose, `dot` · `dot_t`, elementwise) and O @ O
     (torch.linalg.matrix_power(O, 2)) with O = v̂ vᵀ, and the Gram form G @ G over ‖vᵢ‖⁴ (G * G.mT is right there:
-    G is symmetric), each raw and with the usual guards of the denominator. `dot`, `dot_t`, `raw`, `gram` and `norm`
-    name the overlaps and norms in the section's own notation."""
+    G is symmetric), each raw and with the usual guards of the denominator; and the quadratic form v̂ᵢᵀ M v̂ᵢ of the
+    [d d] matrix M = Σⱼ vⱼ vⱼᵀ (equal to Σⱼ (v̂ᵢ·vⱼ)²) written ‖M v̂ᵢ‖², M applied twice. `dot`, `dot_t`, `raw`,
+    `gram`, `norm` and `outer` name the overlaps and matrices in the section's own notation."""
     v = v.double()
     norm_sq = (v**2).sum(-1)
     ov = torch.einsum("kid,kjd->kij", v / norm_sq.sqrt().clamp_min(1e-300)[..., None], v)
     g = torch.einsum("kid,kjd->kij", v, v)
+    m_unit = torch.einsum(
+        "kde,kie->kid", torch.einsum("kjd,kje->kde", v, v), v / norm_sq.sqrt().clamp_min(1e-300)[..., None]
+    )
     power = (
         "the square of each overlap is elementwise, O ** 2 (or O * O), not a power of the matrix "
         "(torch.linalg.matrix_power(O, 2) and O @ O are matrix products)"
@@ -56,6 +66,14 @@ def overlap_square_candidates(
             f"your denominator sums the rows of G @ G ({gram}, Gᵢⱼ = {raw}, over {norm}⁴): {power.replace('O', 'G')}",
             norm_sq**2,
             (g @ g).sum(-1),
+        ),
+        (
+            "gram_applied_twice",
+            f"your denominator is ‖M v̂ᵢ‖² with {outer} (a [d d] matrix): that is v̂ᵢᵀ M² v̂ᵢ, M applied twice. Σⱼ "
+            f"({dot})² is the quadratic form v̂ᵢᵀ M v̂ᵢ (M applied once, then a dot product with v̂ᵢ): "
+            "einsum('...i,...ij,...j->...', v̂, M, v̂), or sum the squared overlaps directly",
+            norm_sq,
+            (m_unit**2).sum(-1),
         ),
     ):
         out += [(code, hint, value) for value in _guards(num, den)]

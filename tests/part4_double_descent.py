@@ -28,10 +28,8 @@ from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescen
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
+from tests.part4_double_descent_calls import call_learner as _call
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
-
-_call = mistakes.call_learner
-
 
 # --------------------------------------------------------------------------------------------
 # generate_dataset
@@ -620,6 +618,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "instances): return the whole self.train_data and ignore batch_size",
             code="batch_size_slice",
         )
+    slips.tiled_failure(_call(generate_batch, "generate_batch(100)", model, 100), data, 100)  # 100 > n_train
     if mistakes.same(first, data) and mistakes.same(second, data):
         return "the same full training set at every call"
     wrong = first if not mistakes.same(first, data) else second

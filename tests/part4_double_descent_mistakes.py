@@ -10,10 +10,7 @@ which distribution the values come from).
 from __future__ import annotations
 
 import math
-import traceback
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,39 +20,6 @@ from tests.mutants import Reference
 from tests.part4_double_descent_divisors import common_divisor_diagnosis
 
 Mistake = tuple[str, str, Tensor]
-
-
-def call_learner(fn: Callable, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function; a call its signature can't take is named (not reported as a crash)."""
-    try:
-        return fn(*args, **kwargs)
-    except TypeError as err:
-        if err.__traceback__ is not None and err.__traceback__.tb_next is None:  # raised by the call itself
-            fail(f"{what} could not be called: {err}", "keep the signature of the exercise's stub", code="signature")
-        raise
-    except RecursionError as err:
-        recursion_failure(err, what)
-        raise
-
-
-def recursion_failure(err: RecursionError, what: str) -> None:
-    """Name a function that calls itself without end: the same line repeats down the RecursionError's traceback."""
-    frames = traceback.extract_tb(err.__traceback__)
-    counts = Counter((f.filename, f.lineno, f.name) for f in frames)
-    if not counts:
-        return
-    (_, _, name), n = counts.most_common(1)[0]
-    line = next(f.line for f in frames if f.name == name)
-    if n < 20:
-        return  # a deep but finite chain of different calls: the generic error report shows it
-    fail(
-        f"{what} never returns: `{name}` calls itself ({n} nested calls before Python's RecursionError) on the line "
-        f"`{line}`",
-        "infinite recursion: the method calls itself, and that call calls it again, with nothing to stop it. Compute "
-        "the result instead of calling the same function (for a method of the model, use the attribute or buffer it "
-        "should return, e.g. self.train_data, not self.<the same method>(...))",
-        code="recursion",
-    )
 
 
 def separable(right: Tensor, catalogue: list[Mistake], rtol: float = 1e-6, atol: float = 1e-7) -> list[Mistake]:

@@ -23,7 +23,7 @@ def warmup_diagnosis(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str]
     """(code, hint) for a schedule that differs from the right one: when the steps from warmup_steps on are right and
     the warm-up steps 0 .. warmup - 1 are not, names a linear ramp from another start value, a sine or half-cosine
     ramp, and otherwise quotes the values seen next to linear-from-0's; else ("values", the formula)."""
-    return _warmup_only(got, right, warmup) or ("values", SCHEDULE)
+    return _warmup_only(got, right, warmup) or _decay_only(got, right, warmup) or ("values", SCHEDULE)
 
 
 def _warmup_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | None:
@@ -58,6 +58,68 @@ def _warmup_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | N
     return "warmup_shape", (
         f"only the warm-up is wrong: at steps 0..{k - 1} you return {seen} (starting at {start:.4g}), linear from 0 "
         f"gives {lin}. The warm-up is step / warmup_steps, from 0 at step 0 to 1 at step warmup_steps; {rest}"
+    )
+
+
+def _decay_fits(t: Tensor, g: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(how the decay reads, what to check, the fitted values) of the shapes a wrong decay part is compared with: a
+    power of the right cosine A · c^k (c = 0.5 (1 + cos(π t)), so k = 2 is 'the cosine squared'), exponential
+    A · exp(-λ t), linear a + b t, a power of the remaining fraction A · (1 - t)^k. Each is fitted by least squares
+    (on the logarithm for the multiplicative ones, which needs g > 0)."""
+    c = 0.5 * (1 + torch.cos(math.pi * t))
+    ones = torch.ones_like(t)
+    fits = []
+
+    def lstsq(x: Tensor, y: Tensor) -> tuple[float, float]:
+        a, b = torch.linalg.lstsq(torch.stack([ones, x], -1), y[:, None]).solution.flatten().tolist()
+        return a, b
+
+    a, b = lstsq(t, g)
+    fits.append((f"linear, {a:.4g} {b:+.4g} · progress", "a straight line", a + b * t))
+    if bool((g > 0).all()):
+        log = g.log()
+        scale = lambda a: "" if abs(math.exp(a) - 1) < 1e-4 else f"{math.exp(a):.4g} · "
+        a, b = lstsq(t, log)
+        fits.append((f"exponential, {scale(a)}exp({b:.4g} · progress)", "an exponential", math.exp(a) * (b * t).exp()))
+        a, k = lstsq(c.log(), log)
+        fits.append(
+            (
+                f"{scale(a)}(0.5 (1 + cos(π progress)))^{k:.3g}, the right cosine factor to the power {k:.3g}",
+                "a power of the cosine factor (a square or exponent misplaced: 0.5 * (1 + cos) ** 2 squares the "
+                "whole factor and doubles it)",
+                math.exp(a) * c**k,
+            )
+        )
+        keep = t < 1
+        a, k = lstsq((1 - t[keep]).log(), log[keep])
+        fits.append((f"{scale(a)}(1 - progress)^{k:.3g}", "a polynomial decay", math.exp(a) * (1 - t) ** k))
+    return fits
+
+
+def _decay_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | None:
+    """(code, hint) when the warm-up is right and the decay after it is not: the shape the decay follows exactly
+    (exponential, linear, a power of the cosine, ...), else its values at a quarter, half and three quarters of
+    the way next to the cosine's, its square's and a straight line's."""
+    n = len(got) - warmup
+    if n < 6 or not bool(torch.isfinite(got).all()):
+        return None
+    if not torch.allclose(got[:warmup], right[:warmup], rtol=1e-6, atol=1e-7):
+        return None
+    t = torch.arange(n, dtype=torch.float64) / n
+    g = got[warmup:].double()
+    right_part = (
+        "the warm-up is right; the decay is half a cosine, 0.5 * (1 + cos(π progress)) with progress = (step - "
+        "warmup_steps) / (steps - warmup_steps), from 1 down to 0"
+    )
+    for how, check, fitted in _decay_fits(t, g):
+        if torch.allclose(fitted, g, rtol=1e-6, atol=1e-6):
+            return "decay_shape", f"after the warm-up your factor is {how}: {check}, not the cosine; {right_part}"
+    at = [n // 4, n // 2, 3 * n // 4]
+    c = 0.5 * (1 + torch.cos(math.pi * t))
+    row = lambda v: ", ".join(f"{float(v[i]):.3g}" for i in at)
+    return "decay_shape", (
+        f"only the decay after the warm-up is wrong: at progress ¼, ½, ¾ you return {row(g)}; the cosine gives "
+        f"{row(c)}, its square {row(c**2)}, a straight line {row(1 - t)}; {right_part}"
     )
 
 
@@ -102,3 +164,43 @@ def filled_rows_hint(c: float, n_feats: int) -> str:
     if abs(c * n_feats**0.5 - 1) < 1e-3:
         return f"{fix}. Possible causes: {eps}, or {fill}"
     return f"{fix}: {fill} (these examples do not have norm 1, so no epsilon before normalising explains them)"
+
+
+def tiled_failure(out: object, data: Tensor, batch_size: int) -> None:
+    """generate_batch(batch_size) with batch_size above n_train (100 > 40, not a multiple): the training set tiled or
+    each example repeated (train_data.repeat(batch_size // n_train, 1, 1), repeat_interleave, expand) to reach the
+    batch size, or its rows cut or otherwise resized by it. The stub ignores batch_size, so any batch size returns
+    the whole set."""
+    if not isinstance(out, Tensor) or out.device.type == "meta" or out.ndim != data.ndim or out.shape == data.shape:
+        return
+    n, m = data.shape[0], out.shape[0]
+    what = f"generate_batch({batch_size})"
+    if tuple(out.shape[1:]) == tuple(data.shape[1:]) and m > n and m % n == 0:
+        got, d, r = out.detach().to(data.device, torch.float64), data.double(), m // n
+        how = next(
+            (
+                label
+                for label, tiled in (
+                    ("the whole set tiled", d.repeat(r, 1, 1)),
+                    ("each example repeated in place", d.repeat_interleave(r, 0)),
+                )
+                if torch.allclose(got, tiled)
+            ),
+            None,
+        )
+        if how:
+            fail(
+                f"{what} has {m} examples: {r} copies of the {n} training examples ({how}; {r} = {batch_size} // {n}"
+                " = batch_size // n_train)"
+                if r == batch_size // n
+                else f"{what} has {m} examples: {r} copies of the {n} training examples ({how})",
+                "batch_size is ignored (training is full batch): return self.train_data once, whatever batch_size is, "
+                "not tiled (.repeat, repeat_interleave, expand) to reach the batch size",
+                code="tiled",
+            )
+    if tuple(out.shape[1:]) == tuple(data.shape[1:]) and m in (batch_size, min(batch_size, n)) and m != n:
+        fail(
+            f"{what} has {m} examples, expected all {n} (batch_size {batch_size} > n_train {n})",
+            "batch_size is ignored (training is full batch): return the whole self.train_data for any batch_size",
+            code="batch_size_rows",
+        )
