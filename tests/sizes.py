@@ -182,6 +182,8 @@ def _size_reason(
 def size_relation(got: int, right: int, skip: tuple[int, ...] = ()) -> str:
     """How a wrong axis size `got` follows from the right one `right` and the inputs' sizes: one more or fewer,
     the right size divided or multiplied by an input's size, or an input's size off by one. '' when none fits."""
+    if got <= 1:  # a size of 1 is an axis indexed or kept with keepdim, not a count computed wrongly
+        return ""
     if got == right + 1 or got == right - 1:
         return (
             f"{got} is one {'more' if got > right else 'fewer'} than {right}: a count off by one (a `+ 1` or `- 1`, "

@@ -674,3 +674,16 @@ def test_a_range_covering_most_of_an_axis_is_not_described():
     wrong = e.clone()
     wrong[1:] += 0.3 * torch.linspace(0.1, 1, 63)
     assert "only `batch`" not in _code(wrong, e, dims="batch").hint
+
+
+def test_a_wrong_axis_of_size_one_is_not_read_as_a_division():
+    from tests.sizes import clear_notes, note_inputs, reset_notes
+
+    token = clear_notes()
+    try:
+        note_inputs(d_hidden=2)
+        with pytest.raises(CheckFailed) as info:
+            expect_tensor(torch.zeros(4, 1), "x", shape=(4, 3), dims="batch inst")
+        assert "//" not in info.value.hint and "has size 1, not 3" in info.value.hint
+    finally:
+        reset_notes(token)
