@@ -20,6 +20,7 @@ from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests.checking import (
@@ -84,6 +85,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "instances",
     }
     ingredients = {"acts": gated_acts_options, "h_reconstructed": gated_decode_options}
+    listed = [M.gated_forward(reference, h, **bug)[0]["L_aux"] for _, _, st, bug in M.GATED_MISTAKES if st == "L_aux"]
+    DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
     check_sae_forward(
         sae,
         reference,
@@ -224,6 +227,7 @@ def _check_step_function(
     # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
+        DG.theta_factor(impl, grad_th, x0, th0, g, name)  # another factor than 1 or θ, or another power of ε
         window = threshold_window(impl, torch.where(x0 == th0, 0.0, grad_th), bool(outside.any()))  # off θ
         if window is not None:
             th_code, th_hint = window
@@ -332,6 +336,8 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, D_SAE) and acts.device.type != "meta":
             listed = [M.topk_forward(reference, h, **bug)[2] for _, _, stage, bug in M.TOPK_MISTAKES if stage == "acts"]
             unlisted = not any(torch.allclose(acts.detach(), a.detach(), atol=1e-5) for a in listed)
+            if unlisted:
+                DG.topk_first_slots(acts, M.topk_forward(reference, h)[2], k)
             if unlisted and (acts.detach() == 0).all():
                 fail(
                     "acts_post is zero everywhere",
@@ -375,6 +381,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             ref_dict, _, ref_acts, _ = reference(h)
             value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
             if not torch.allclose(value.detach().to(h.dtype), ref_acts.detach().sum(-1), atol=1e-5):
+                DG.per_example_broadcast(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']")
                 D.relation_hint(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']", {"k": k})
             expect_matches(
                 value.detach().to(h.dtype),

@@ -145,13 +145,17 @@ def _edges(grad: Tensor) -> tuple[float, float]:
     return round(float(d.min()), 3) + 0.0, round(float(d.max()), 3) + 0.0
 
 
-def reduced_broadcast(got: Tensor, want: Tensor, what: str, hint: str) -> None:
+def reduced_broadcast(
+    got: Tensor, want: Tensor, what: str, hint: str, noun: str = "gradient", dims: tuple[str, ...] | None = None
+) -> None:
     """Fail when `got` is `want` averaged or summed over one axis and broadcast back (the same value at every
-    position along that axis): `hint` says what each element should get instead."""
+    position along that axis): `hint` says what each element should get instead. `noun`: what `want` is (in the
+    message); `dims`: the axes' names (else their numbers)."""
     if got.shape != want.shape or got.ndim < 2:
         return
     g, w = got.detach().double(), want.detach().double()
     for axis in range(w.ndim):
+        name = f"the {dims[axis]} axis" if dims else f"axis {axis}"
         for how, red in (("averaged", w.mean(axis, keepdim=True)), ("summed", w.sum(axis, keepdim=True))):
             if (
                 w.shape[axis] > 1
@@ -159,8 +163,8 @@ def reduced_broadcast(got: Tensor, want: Tensor, what: str, hint: str) -> None:
                 and torch.allclose(g, red.expand_as(w), rtol=1e-4, atol=1e-5)
             ):
                 fail(
-                    f"{what} is the same at every position along axis {axis} (size {w.shape[axis]}): it is the "
-                    f"expected gradient {how} over axis {axis} and broadcast back",
+                    f"{what} is the same at every position along {name} (size {w.shape[axis]}): it is the "
+                    f"expected {noun} {how} over {name} and broadcast back",
                     hint,
                     code="reduced_broadcast",
                 )
@@ -491,7 +495,8 @@ def gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list
         p_gate, p = (torch.einsum("bid,ids->bis", x_in, sae.W_enc) for x_in in xs)  # the two paths' projections
         gate = p_gate + gate_bias
         mag = (gate if mag_in == "gate" else p) * scale + mag_bias
-        return (gate.relu() if on == "relu" else (gate > 0).to(h.dtype)) * mag.relu()
+        switch = {"relu": gate.relu, "sigmoid": gate.sigmoid}.get(on, lambda: (gate > 0).to(h.dtype))()
+        return switch * mag.relu()
 
     return combine, [
         [
@@ -530,6 +535,13 @@ def gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list
                 "the magnitude is multiplied by ReLU(π_gate) instead of the 0/1 switch 1[π_gate > 0]",
                 lambda: "relu",
             ),
+            (
+                "sigmoid_gate",
+                "the magnitude is multiplied by the soft gate sigmoid(π_gate) instead of the 0/1 switch "
+                "1[π_gate > 0] (the gate's value is a hard step; the gate path is trained through L_sparsity and "
+                "L_aux, not through a smooth switch)",
+                lambda: "sigmoid",
+            ),
         ],
     ]
 
@@ -539,3 +551,149 @@ def gated_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
     proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
     gate, mag = proj + sae.b_enc, proj * sae.r_mag.exp() + sae.b_mag
     return D.decode_options(sae, mag, (gate > 0).to(h.dtype) * mag.relu())
+
+
+def _aux_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
+    """L_aux = ((ReLU(π_gate) @ W_dec_normalized + b_dec - h) ** 2).mean(-1), with alternatives for each ingredient."""
+    proj = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
+    gate, mag = proj + sae.b_enc, proj * sae.r_mag.exp() + sae.b_mag
+
+    def combine(decoded: Tensor, W: Tensor, bias: Tensor | float, mean: bool) -> Tensor:
+        err = (torch.einsum("bis,isd->bid", decoded, W) + bias - h).pow(2)
+        return err.mean(-1) if mean else err.sum(-1)
+
+    what = "L_aux decodes {} instead of the gate path's ReLU(π_gate)"
+    return combine, [
+        [
+            ("gate_post", "", gate.relu),
+            ("aux_decodes_mag", what.format("ReLU(π_mag), the magnitude path,"), mag.relu),
+            ("aux_decodes_mag_pre", what.format("π_mag (the magnitude path, no ReLU)"), lambda: mag),
+            ("aux_decodes_acts", what.format("acts_post"), lambda: (gate > 0).to(h.dtype) * mag.relu()),
+            ("aux_decodes_gate_pre", what.format("π_gate without its ReLU"), lambda: gate),
+            ("aux_decodes_indicator", what.format("the 0/1 switch 1[π_gate > 0]"), lambda: (gate > 0).to(h.dtype)),
+        ],
+        [
+            ("W_hat", "", lambda: sae.W_dec_normalized),
+            ("aux_unnormalized", "L_aux decodes with W_dec instead of W_dec_normalized", lambda: sae.W_dec),
+        ],
+        [("b_dec", "", lambda: sae.b_dec), ("aux_no_b_dec", "L_aux's reconstruction has no + b_dec", lambda: 0.0)],
+        [("mean", "", lambda: True), ("aux_sum", "L_aux is summed over d_in instead of averaged", lambda: False)],
+    ]
+
+
+def gated_aux(learner: Any, reference: Any, h: Tensor, listed: list[Tensor]) -> None:
+    """When the learner's acts_post and h_reconstructed are right but L_aux is not, and no catalogued L_aux (`listed`)
+    fits: name the ingredients of L_aux that differ (what is decoded, the decoder, b_dec, the reduction). `learner`
+    is a copy of the learner's SAE (its forward is called once more here, on a copy of h). Does nothing otherwise:
+    the main check reports it."""
+    try:
+        with torch.no_grad():
+            d, _, acts, h_rec = learner(h.clone())
+            got = d["L_aux"].detach().to(h.dtype)
+    except Exception:  # a malformed return or an error: the main check names it
+        return
+    with torch.no_grad():
+        want, _, want_acts, want_rec = reference(h)
+        close = lambda a, b: (
+            isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, 1e-4, 1e-5)
+        )
+        if not (close(acts, want_acts) and close(h_rec, want_rec)) or any(
+            close(got, v) for v in [want["L_aux"], *listed]
+        ):
+            return
+        D.ingredient_diagnosis(got, want["L_aux"].detach(), "loss_dict['L_aux']", *_aux_options(reference, h))
+
+
+# The factor F in front of a threshold gradient -(F/ε)·K((x - θ)/ε)·grad_output: what F may have been instead
+# (each times a power of ε below: (x - θ)/ε is x - θ with power -1)
+_FACTORS: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
+    "1": lambda x, th, bw: torch.ones_like(x),
+    "θ": lambda x, th, bw: th,
+    "x": lambda x, th, bw: x,
+    "x - θ": lambda x, th, bw: x - th,
+    "θ - x": lambda x, th, bw: th - x,
+}
+_POWER_HINTS = {
+    -1: "you divide by ε twice (ε²): the pseudo-derivative divides by ε once, -(F/ε)·K(u) (u = (x - θ)/ε only "
+    "feeds K, it doesn't scale the height)",
+    1: "the division by ε is missing: the rectangle's height is 1/ε, -(F/ε)·K((x - θ)/ε)",
+    2: "you multiply by ε where the formula divides by it: -(F/ε)·K((x - θ)/ε)",
+    -2: "you divide by ε three times: the formula divides by ε once, -(F/ε)·K((x - θ)/ε)",
+}
+
+
+def _threshold_grad(impl: Any, x: Tensor, th: Tensor, g: Tensor, bw: float) -> Tensor | None:
+    x, th = x.clone().requires_grad_(True), th.clone().requires_grad_(True)
+    try:
+        (grad,) = torch.autograd.grad((impl.apply(x, th, bw) * g).sum(), th, allow_unused=True)
+    except Exception:  # the learner's backward failing here: the main check reports it
+        return None
+    return None if grad is None else grad.detach()
+
+
+def theta_factor(impl: Any, got: Tensor, x: Tensor, th: Tensor, g: Tensor, name: str) -> None:
+    """Fail when a wrong threshold gradient is -(F/ε)·K((x - θ)/ε)·grad_output with F a simple quantity (x, x - θ,
+    θ - x, 1, θ) times a power of ε other than the exercise's F (1 for Heaviside, θ for JumpReLU), the same at
+    ε and 4ε (so a power of ε is told from a constant that merely equals one at ε): name F and the power. Does
+    nothing otherwise."""
+    right = "1" if name == "Heaviside" else "θ"
+    got4 = _threshold_grad(impl, x, th, g, 4 * BANDWIDTH)
+    if got4 is None:
+        return
+    fits = []
+    for f_name, f in _FACTORS.items():
+        for p in (0, -1, 1, -2, 2):
+            if (f_name, p) == (right, 0):
+                continue
+            ok = True
+            for grad, bw in ((got, BANDWIDTH), (got4, 4 * BANDWIDTH)):
+                pred = -f(x, th, bw) * bw**p / bw * _rect((x - th) / bw) * g
+                ok = ok and bool(torch.allclose(grad.detach().to(pred.dtype), pred, rtol=1e-4, atol=1e-5))
+            if ok and (f(x, th, BANDWIDTH) * _rect((x - th) / BANDWIDTH) != 0).any():
+                fits.append((f_name, p))
+    if len(fits) != 1:
+        return  # none, or ambiguous: the main check describes what it sees
+    f_name, p = fits[0]
+    power = {0: "", 1: "·ε", -1: "/ε", 2: "·ε²", -2: "/ε²"}[p]
+    f_name = f"({f_name})" if p and " " in f_name else f_name  # (x - θ)/ε, not x - θ/ε
+    seen = (
+        f"the gradient of {name} with respect to threshold is -(F/ε)·K((x - θ)/ε)·grad_output with F = {f_name}{power} "
+        f"(at ε = {BANDWIDTH:g} and at ε = {4 * BANDWIDTH:g}); {name}'s factor is F = {right}"
+    )
+    if f_name == right:  # a power of ε only
+        fail(
+            f"{seen}: your values are ε^{p} = {BANDWIDTH**p:g} × the expected ones at ε = {BANDWIDTH:g}",
+            _POWER_HINTS[p],
+            code="epsilon_power",
+        )
+    fail(
+        seen,
+        f"the factor in front of K((x - θ)/ε)/ε is {right}, not {f_name}{power}: see the ∂/∂θ column",
+        code="theta_factor",
+    )
+
+
+def topk_first_slots(acts: Tensor, want: Tensor, k: int) -> None:
+    """Fail when acts_post holds each example's k largest values (right values) in its first k latents and zeros
+    elsewhere, where the reference keeps them at their own latents: the top-k indices were dropped."""
+    a, w = acts.detach(), want.detach().to(acts.dtype)
+    if a.shape != w.shape or torch.allclose(a, w, atol=1e-5) or not (a[..., k:] == 0).all():
+        return
+    top = w.topk(k, dim=-1).values
+    if not torch.allclose(a[..., :k].sort(-1, descending=True).values, top, rtol=1e-4, atol=1e-5):
+        return
+    moved = int((~torch.isclose(a, w, rtol=1e-4, atol=1e-5)).any(-1).sum())
+    fail(
+        f"acts_post holds each example's k = {k} largest values in its first {k} latents (d_sae 0–{k - 1}) and zeros "
+        f"elsewhere: the values are right but not at the latents they came from ({moved} of {a.shape[0] * a.shape[1]} "
+        "examples and instances differ)",
+        "put each value back at its own latent: torch.zeros_like(pre).scatter(-1, top.indices, top.values) "
+        "(concatenating top.values with zeros, or writing them into [..., :k], loses the indices)",
+        code="values_not_scattered",
+    )
+
+
+def per_example_broadcast(got: Tensor, want: Tensor, what: str) -> None:
+    """A per-example count reduced over the batch (or the instances) and broadcast back, named."""
+    hint = f"{what} is one number per example and instance: reduce over the latents only (.sum(-1)), not the batch"
+    reduced_broadcast(got, want, what, hint, noun="value", dims=("batch", "inst"))
