@@ -45,19 +45,17 @@ def recovered_extra(exp: dict[str, float]) -> list[tuple[str, str, Tensor]]:
 
 
 @contextlib.contextmanager
-def noop_hooks(model: Any) -> Iterator[list[str]]:
-    """Within the block, model.run_with_hooks records (by hook name) each hook that returned None and left its
-    activation unchanged in place: a run with it is a run without it (e.g. `act = torch.zeros_like(act)` in the
-    hook, which rebinds the local name, and no return)."""
-    found: list[str] = []
+def watching_hooks(model: Any, record: Callable[[Any, Tensor, Tensor, Any], None]) -> Iterator[None]:
+    """Within the block, every hook the learner passes to `model.run_with_hooks(..., fwd_hooks=...)` calls
+    `record(name, activation before, activation after, what the hook returned)` after it runs (the activation
+    before is a copy, so an in-place edit shows). Hooks added another way are not seen."""
     original = model.run_with_hooks
 
     def watched(name: Any, fn: Callable) -> Callable:
         def hook(act: Tensor, *args: Any, **kwargs: Any) -> Any:
             before = act.detach().clone()
             out = fn(act, *args, **kwargs)
-            if out is None and act.shape == before.shape and torch.equal(act.detach(), before):
-                found.append(name if isinstance(name, str) else "a hook filtered by a function")
+            record(name, before, act, out)
             return out
 
         return hook
@@ -71,9 +69,24 @@ def noop_hooks(model: Any) -> Iterator[list[str]]:
 
     model.run_with_hooks = spy
     try:
-        yield found
+        yield
     finally:
         del model.run_with_hooks
+
+
+@contextlib.contextmanager
+def noop_hooks(model: Any) -> Iterator[list[str]]:
+    """Within the block, model.run_with_hooks records (by hook name) each hook that returned None and left its
+    activation unchanged in place: a run with it is a run without it (e.g. `act = torch.zeros_like(act)` in the
+    hook, which rebinds the local name, and no return)."""
+    found: list[str] = []
+
+    def record(name: Any, before: Tensor, act: Tensor, out: Any) -> None:
+        if out is None and act.shape == before.shape and torch.equal(act.detach(), before):
+            found.append(name if isinstance(name, str) else "a hook filtered by a function")
+
+    with watching_hooks(model, record):
+        yield found
 
 
 NOOP_HOOK = (

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tests.checking import expect_matches, fail
 from tests.mutants import call
+from tests.part6_lm_saes_extra_mistakes import watching_hooks
 from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
 
 STALE = (
@@ -184,31 +185,14 @@ def recorded_edits(model: Any, hook_name: str) -> Iterator[list[tuple[Tensor, Te
     (activation it received, activation it returned), both copied (an in-place edit is seen too). Hooks added
     another way (model.hooks, add_hook, a name filter) are not recorded: the probes below then say nothing."""
     edits: list[tuple[Tensor, Tensor]] = []
-    original = model.run_with_hooks
 
-    def watched(fn: Callable) -> Callable:
-        def hook(act: Tensor, *args: Any, **kwargs: Any) -> Any:
-            before = act.detach().clone()
-            out = fn(act, *args, **kwargs)
-            new = act if out is None else out
-            if isinstance(new, Tensor) and new.shape == before.shape:
-                edits.append((before, new.detach().clone()))
-            return out
+    def record(name: Any, before: Tensor, act: Tensor, out: Any) -> None:
+        new = act if out is None else out
+        if name == hook_name and isinstance(new, Tensor) and new.shape == before.shape:
+            edits.append((before, new.detach().clone()))
 
-        return hook
-
-    def spy(*args: Any, fwd_hooks: Any = (), **kwargs: Any) -> Any:
-        try:
-            hooks = [(name, watched(fn) if name == hook_name else fn) for name, fn in fwd_hooks]
-        except (TypeError, ValueError):
-            hooks = fwd_hooks
-        return original(*args, fwd_hooks=hooks, **kwargs)
-
-    model.run_with_hooks = spy
-    try:
+    with watching_hooks(model, record):
         yield edits
-    finally:
-        del model.run_with_hooks
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
