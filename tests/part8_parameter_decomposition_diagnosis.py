@@ -140,11 +140,10 @@ def backward_grad(out: Tensor, x: Tensor, g: Tensor, name: str) -> Tensor | None
                 "return one per input of forward: (grad_x, None), None for alpha",
                 code="n_grads",
             )
-        fail(
-            f"autograd rejected what {name}.backward returned: {str(err).splitlines()[0]}",
-            "return (grad_x, None) with grad_x a tensor shaped like x",
-            code="backward",
-        )
+        hint = "return (grad_x, None) with grad_x a tensor shaped like x"
+        if "must implement either the backward" in str(err):  # no method called `backward` at all
+            hint = "your Function has no method named `backward` (misspelt, e.g. `backwards`?): a @staticmethod"
+        fail(f"autograd rejected what {name}.backward returned: {str(err).splitlines()[0]}", hint, code="backward")
 
 
 class SavingContext:

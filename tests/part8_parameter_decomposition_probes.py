@@ -647,7 +647,7 @@ def off_lattice_hint(out: Tensor, init: Tensor, step: float) -> tuple[str, str] 
         f"{int(off.sum())} entries moved by amounts that no sequence of whole steps of {step} gives (net moves "
         f"{seen}): every step moves each entry by exactly ±step_size (then the clamp). Possible causes: a step size "
         "that changes from step to step (decayed, step_size / (t + 1)), a step scaled by the gradient's size, or "
-        "a step_size other than the one given"
+        "a step_size other than the one given, or a projection other than the clamp (rescaled or wrapped into [0, 1])"
     )
 
 

@@ -661,9 +661,9 @@ def test_a_wrong_axis_size_is_named_by_how_it_follows_from_the_right_one():
             with pytest.raises(CheckFailed) as info:
                 expect_tensor(torch.zeros(got), "batch", shape=(20000, 3), dims="batch inst")
             assert words in info.value.hint, info.value.hint
-        with pytest.raises(CheckFailed) as info:  # an input's size off by one, the right size unrelated
+        with pytest.raises(CheckFailed) as info:  # an input's size off by one is too weak a sign: not named
             expect_tensor(torch.zeros(49, 3), "x", shape=(20, 3), dims="pos inst")
-        assert "49 is 48 (d_model) + 1" in info.value.hint
+        assert "48" not in info.value.hint
     finally:
         reset_notes(token)
 
