@@ -16,6 +16,7 @@ from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
+from tests.part5_toy_saes import COEFFS, D_SAE, N_INST, random_hidden, reference_sae
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +335,6 @@ JUMPRELU_BANDWIDTH_MISTAKES.append(
 def topk_k_ignored(cls: type, device: torch.device) -> None:
     """Fail when forward keeps the same number of latents per example with cfg.k = 2 and cfg.k = 3 (instance 2
     has nearly every pre-activation positive, so the right answer keeps exactly k there). Silent on errors."""
-    from tests.part5_toy_saes import COEFFS, D_SAE, N_INST, random_hidden, reference_sae
 
     counts = []
     try:
@@ -363,7 +363,6 @@ def topk_k_ignored(cls: type, device: torch.device) -> None:
 def dtype_followed(cls: type, device: torch.device, **cfg: Any) -> None:
     """Fail when forward, run on a float64 SAE and float64 inputs, returns acts_post in another dtype: a tensor
     built without dtype= (torch.zeros(shape), torch.tensor(...)) takes the default float32. Silent on errors."""
-    from tests.part5_toy_saes import COEFFS, N_INST, random_hidden, reference_sae
 
     try:
         sae = reference_sae(cls, device, sparsity_coeff=COEFFS, **cfg).double()

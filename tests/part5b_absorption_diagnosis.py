@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from solutions.part5b_absorption import absorption_fraction
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
@@ -649,8 +650,6 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
 
 
 def ref_absorption(features: Tensor, acts: Tensor, W_dec: Tensor, W_feat: Tensor, parent_of: list[int]) -> Tensor:
-    from solutions.part5b_absorption import absorption_fraction
-
     return absorption_fraction(features, acts, W_dec, W_feat, list(parent_of), 0.3)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from solutions.part6b_circuits import node_influence
 from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_extra_mistakes import NOT_A_LOSS
@@ -324,8 +325,6 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
             positive = impl(A0.abs(), w0.clone())
         except Exception:
             raise err from None
-        from solutions.part6b_circuits import node_influence
-
         right = node_influence(A0, w0)
         if (
             isinstance(positive, Tensor)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
+from tests.part8_parameter_decomposition_clashes import other_tensor_cause
 from tests.part8_parameter_decomposition_hints import varying
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -262,7 +263,6 @@ def call_naming_shapes(fn: Callable, args: dict[str, Tensor], dims: dict[str, st
             }
             what = " vs ".join(f"{n} ({'/'.join(dict.fromkeys(v)) or 'no input axis'})" for n, v in named.items())
             pairs = [f"{k} [{dims[k]}]" for k, t in args.items() if t.ndim >= 2 and set(t.shape[-2:]) == clash]
-            from tests.part8_parameter_decomposition_inputs import other_tensor_cause  # (it imports this module)
 
             other = other_tensor_cause(err, args, dims, clash, out_dims) if out_dims else ""
             causes = _clash_causes(what, _failing_span(frames) or line, pairs)

@@ -15,7 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
+from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_diagnosis as diag
+from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part8_parameter_decomposition_probes import _rand, _randn
@@ -199,9 +203,6 @@ def whole_number_hint(loss: Tensor, right: Tensor) -> tuple[str, str] | None:
 def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) -> tuple[str, str]:
     """The generic hint for a wrong faithfulness loss: a whole number, a named count or factor, per-matrix
     divisors, or the formula."""
-    from tests import part8_parameter_decomposition_diagnosis as diag
-    from tests import part8_parameter_decomposition_inputs as inp
-    from tests import part8_parameter_decomposition_probes as probes
 
     n_w, counts = probes.faithfulness_counts(weights, U, V)
     generic = whole_number_hint(loss, right)
@@ -402,7 +403,6 @@ def backward_linearity(impl: Any, name: str, x0: Tensor, g: Tensor, alpha: float
     again with grad_output doubled, sign-flipped and all ones. A gradient g + alpha (something added), alpha·sign(g)
     (magnitude dropped) or |g|·slope (sign dropped) fails the scaling; one that mixes positions (a sum over
     grad_output) fails the all-ones run. None when backward is grad_output times a function of x."""
-    from tests import part8_parameter_decomposition_diagnosis as diag
 
     def grad_for(go: Tensor) -> Tensor | None:
         x = x0.clone().requires_grad_(True)
@@ -459,7 +459,6 @@ def backward_linearity(impl: Any, name: str, x0: Tensor, g: Tensor, alpha: float
 def svd_term_count(out: Any, W: Tensor) -> None:
     """More than r terms, the extra ones W - Σ of the others (a residual appended "so the terms add up"), named
     before the other term-count checks."""
-    from tests import part8_parameter_decomposition_behaviour as behaviour
 
     n_inst, d_out, d_in = W.shape
     r = min(d_out, d_in)
@@ -715,7 +714,6 @@ def alpha_squared(seen: str) -> str:
 
 def default_alpha(impl: Any, name: str, x0: Tensor) -> None:
     """The exercise's signature is forward(ctx, x, alpha=0.01): apply(x) without alpha must leak with slope 0.01."""
-    from tests import part8_parameter_decomposition_diagnosis as diag
 
     x = x0.clone().requires_grad_(True)
     try:

@@ -171,6 +171,33 @@ def test_the_patch_finder_catches_what_it_should(tmp_path):
     assert len(monkey) == 3, monkey
 
 
+def deferred_curriculum_imports(path: Path) -> list[str]:
+    """Imports of curriculum modules (tests, solutions, utils) inside a function of `path`."""
+    found = []
+    for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(n.split(".")[0] in ("tests", "solutions", "utils") for n in names):
+                    found.append(f"{rel(path)}:{node.lineno}")
+    return found
+
+
+def test_checkers_import_their_modules_at_module_level():
+    # The grader loads a section's checkers, then deletes that section's files from the copy the submission runs
+    # in: an import deferred into a function fails when a check runs there (ImportError instead of a verdict).
+    checkers = [p for p in (ROOT / "tests").glob("part*.py")]
+    found = [hit for path in checkers for hit in deferred_curriculum_imports(path)]
+    assert not found, "import curriculum modules at the top of checker modules:\n" + "\n".join(found)
+
+
+def test_the_deferred_import_finder_catches_what_it_should(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text("import torch\nfrom tests import a\ndef f():\n    from tests.b import c\n    import torch\n")
+    assert deferred_curriculum_imports(source) == [f"{rel(source)}:4"]
+
+
 @pytest.mark.parametrize("path", python_files(), ids=rel)
 def test_no_file_is_over_800_lines(path):
     n_lines = len(path.read_text(encoding="utf-8").splitlines())
