@@ -23,7 +23,7 @@ from solutions.part5b_absorption import absorption_fraction
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
-from tests.part5b_absorption_fractions import copies_verdict, moved_entries
+from tests.part5b_absorption_fractions import copies_verdict, moved_entries, product_fraction
 from tests.part5b_absorption_mistakes import RateStats, check_rates
 from utils.part5b_absorption import HierarchyConfig
 
@@ -603,8 +603,9 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "carriers_counted",
             (features, torch.cat([acts, acts], -1), torch.cat([W_dec, W_dec], 1), W_feat),
             "every latent was duplicated (acts and the rows of W_dec concatenated with a copy)",
-            "an absorbed example counts once, however many active latents carry the parent: .any(-1) over the "
-            "carriers (a .sum(-1) counts it once per carrier)",
+            "your fraction grew: possible causes are an absorbed example counted once per carrier (a .sum(-1) over "
+            "the carriers where .any(-1) belongs), or a product of two separate fractions instead of the share of "
+            "examples where both hold (the parent's latent off AND some carrier active, counted once)",
         ),
         (
             "non_cases",
@@ -640,7 +641,8 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
         if not torch.allclose(ref_absorption(*args, parent_of), right, rtol=1e-5, atol=1e-6):
             continue  # not an invariance of these inputs (never expected: the pytest suite checks it)
         if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
-            code, hint = copies_verdict(base, out, hint) if code == "carriers_counted" else (code, hint)
+            if code == "carriers_counted":
+                code, hint = copies_verdict(base, out, hint, product_fraction(*inputs[:4], list(parent_of)))
             fail(
                 f"on random inputs, your absorption fraction changed when {change}, which leaves the right one "
                 f"as it is ({moved_entries(base, out)})",

@@ -297,10 +297,35 @@ def check_on_carrier_inputs(impl: Callable, device: torch.device | str, th: floa
     )
 
 
-def copies_verdict(base: Tensor, out: Tensor, hint: str) -> tuple[str, str]:
-    """(code, hint) for a fraction that moved when every latent was duplicated: an over-count (`hint`, code
-    carriers_counted) only when the data show one, every moved entry larger than before; else the causes."""
+def product_fraction(features: Tensor, acts: Tensor, W_dec: Tensor, W_feat: Tensor, parent_of: list[int]) -> Tensor:
+    """The mistake fraction(parent latent off) × fraction(carried), each among the cases, [inst parents]."""
+    cos = F.normalize(W_dec.double(), dim=-1) @ F.normalize(W_feat.double(), dim=-2)  # [inst d_sae feats]
+    out = []
+    for p in [q for q, pp in enumerate(parent_of) if pp == -1]:
+        ch = [q for q, pp in enumerate(parent_of) if pp == p]
+        cases = (features[..., p] > 0) & (features[..., ch] > 0).any(-1) if ch else features[..., p] < -1
+        lat = cos[..., p].argmax(-1)  # [inst]
+        off = acts.gather(-1, lat.view(1, -1, 1).expand(acts.shape[0], -1, 1))[..., 0] == 0
+        carriers = (cos[..., p] >= 0.3) & (torch.arange(cos.shape[1], device=cos.device) != lat[:, None])
+        carried = ((acts > 0) & carriers).any(-1)
+        n = cases.sum(0).clamp_min(1).double()
+        out.append((cases & off).sum(0) / n * (cases & carried).sum(0) / n)
+    return torch.stack(out, -1).cpu()
+
+
+def copies_verdict(base: Tensor, out: Tensor, hint: str, product: Tensor | None = None) -> tuple[str, str]:
+    """(code, hint) for a fraction that moved when every latent was duplicated: `product` (the fraction of cases
+    with the parent latent off times that of cases carried) named when it is the learner's answer; an over-count
+    (`hint`, code carriers_counted) only when every moved entry grew; else the causes."""
     b, o = base.detach().double().cpu(), out.detach().double().cpu()
+    if product is not None and product.shape == b.shape and torch.allclose(b, product.double(), atol=1e-6):
+        return (
+            "fraction_product",
+            "your fraction equals fraction(parent latent off) × fraction(carried), each among the cases: a product "
+            "of two separate fractions instead of the share of cases where both hold. Count the cases that are "
+            "absorbed, (cases & off & carried).sum(0), and divide by the number of cases (duplicating the latents "
+            "gives the parent's latent an active twin, a carrier, which raised your fraction(carried))",
+        )
     if (o >= b - 1e-5).all():
         return "carriers_counted", hint
     return (

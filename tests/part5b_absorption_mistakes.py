@@ -755,10 +755,13 @@ def threshold_candidates(
     else:
         stays = (
             "threshold_not_updated",
-            "self.threshold kept its old value where every instance kept positive activations and it should have "
-            "moved; possible causes: no update in training mode, an update that isn't written into self.threshold "
-            "(in place, under torch.no_grad(): .copy_ or a slice assignment, not a new local tensor), or the "
-            "branches of torch.where swapped (torch.where(has_any, updated, self.threshold), not the reverse)",
+            f"none of the {th.numel()} instances' thresholds moved, though every instance kept positive "
+            "activations in this batch, so all should have; possible causes: no update in training mode, an update "
+            "that isn't written into self.threshold (in place, under torch.no_grad(): .copy_ or a slice assignment, "
+            "not a new local tensor), the branches of torch.where swapped (torch.where(has_any, updated, "
+            "self.threshold), not the reverse), or the update skipped for these instances (a minimum taken over "
+            "the zeros first and the positives filtered after, or a condition such as 'every example kept "
+            "something'; skip only an instance that kept nothing positive in the whole batch)",
             th,
         )
     return right, [

@@ -329,6 +329,17 @@ def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
     m = m.round().long()
     twice = [i for i in range(len(m)) if m[i] > 1]
     skipped = [i for i in range(len(m)) if m[i] == 0]
+    rem = len(m) % batch_size
+    if rem and not skipped and twice == list(range(len(m) - rem, len(m))) and int(m.max()) * rem == batch_size:
+        fail(
+            f"your frequencies weigh the sequences of the last, short batch ({' and '.join(map(str, twice))}; "
+            f"{rem} of them, batch_size = {batch_size}) {int(m.max())} times as much as the others, each batch "
+            "counting the same however many sequences it holds",
+            "possible causes: a mean (or sum) of per-batch means, or a count of batches as the divisor, while "
+            f"n_seq = {len(m)} isn't a multiple of batch_size; accumulate the counts and the number of tokens over "
+            "all batches and divide once at the end",
+            code="batch_means",
+        )
     starts = [i for i in range(batch_size, len(m), batch_size)]
     where = " (the first sequence of each later batch)" if twice == starts else ""
     fail(

@@ -147,3 +147,21 @@ def _matryoshka(end):
 def test_matryoshka_prefix_ends_mismatched(end):
     err = assert_fails(checks.test_matryoshka_loss, _matryoshka(end), "prefix_ends_mismatched")
     assert ("W_dec[:, -m:]" in err.hint) == (end == "rows")
+
+
+def test_product_of_fractions_named_not_over_count():
+    base = torch.tensor([[0.2, 0.5], [0.1, 0.0]])
+    code, hint = copies_verdict(base, base * 2, "over", product=base.clone())
+    assert code == "fraction_product" and "both hold" in hint
+    assert copies_verdict(base, base * 2, "over", product=base + 0.1)[0] == "carriers_counted"
+
+
+def _absorption_product(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    from tests.part5b_absorption_fractions import product_fraction
+
+    return product_fraction(features, acts, W_dec, W_features, parent_of).to(acts.dtype)
+
+
+def test_absorption_product_of_fractions_named():
+    err = assert_fails(checks.test_absorption_fraction, _absorption_product, "fraction_product")
+    assert "product of two separate fractions" in err.hint

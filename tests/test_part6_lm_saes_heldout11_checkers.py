@@ -115,3 +115,17 @@ def test_ablate_latent_sign_norm_and_row(bug, code):
     err = assert_fails(checks.test_ablate_latent, ablate_latent, code)
     if bug == "next_row":
         assert "latent + 1" in err.message
+
+
+def test_short_last_batch_weights_named_batch_means_not_overlap():
+    from tests.checking import CheckFailed
+    from tests.part6_lm_saes_hints import sequence_weights
+
+    torch.manual_seed(0)
+    fired = (torch.rand(10, 7, 12) > 0.6).float()
+    per_batch = [fired[s : s + 4].mean((0, 1)) for s in range(0, 10, 4)]
+    out = torch.stack(per_batch).sum(0) / (10 // 4)
+    with pytest.raises(CheckFailed) as err:
+        sequence_weights(out, fired, 4)
+    assert err.value.code == "batch_means" and "overlap" not in err.value.hint
+    assert "a count of batches as the divisor" in err.value.hint
