@@ -27,6 +27,7 @@ from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_slips as slips
 from tests.checking import (
     FAILURE_PROBABILITY,
     bernstein_tolerance,
@@ -248,7 +249,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
     grad = diag.backward_grad(out, x, g, name)
-    right, mistakes = mis.sigmoid_candidates(x0, g, ALPHA, lower)
+    right, mistakes = slips.sigmoid_candidates(x0, g, ALPHA, lower)
     hint, code = "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other", "grad"
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)

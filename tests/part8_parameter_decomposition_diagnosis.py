@@ -178,8 +178,8 @@ def divisor_hint(actual: Tensor, total: Tensor, counts: dict[str, int], right: i
         return None
     if not whole or n > 100 * right:  # no whole count (or none a learner could have counted): what was seen
         return "values", (
-            f"your value is {right / n:.4g} × the expected one (the squared error divided by {n:.4g}, no whole count, "
-            f"where N = {right} belongs): a reduction taken before the square (W - U V averaged or summed over the "
+            f"your value is {right / n:.4g} × the expected one (not the squared error over another whole count than "
+            f"N = {right}): a reduction taken before the square (W - U V averaged or summed over the "
             "instances or over entries before .pow(2)), a square missing or applied to something else, a divisor per "
             "matrix (its own d_out, d_in or entries: a mean over one axis), or other entries than those of every "
             "W_l - U_l V_l? Square every entry, sum over the matrices, divide by N, sum "

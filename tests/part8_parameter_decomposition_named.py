@@ -20,6 +20,7 @@ from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_slips as slips
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part8_parameter_decomposition_probes import _rand, _randn
@@ -48,7 +49,7 @@ def svd_pairings(W: Tensor) -> Mistakes:
         side = ", ".join(f"v_{k} with u_{j}" for k, j in enumerate(perm) if k != j)
         hint = hint.replace(f"pairs {pairs}", f"pairs {side}")
         out.append(("mispaired", hint, torch.einsum("iak,ik,ikb->ikab", U[:, :, idx], S, Vh)))
-    return out
+    return out + slips.svd_whole_terms(W)
 
 
 # ---------------------------------------------------------------- ablation_losses: other per-example reductions
@@ -186,6 +187,7 @@ def faithfulness_slips(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) 
         ("floor_division", floor, torch.floor(se.sum() / n)),
         ("floor_division", floor, torch.trunc(se / n).sum()),
         ("instance0_weights", inst0, (se0 / n).sum()),
+        *slips.faithfulness_expansions(weights, U, V),
     ]
 
 
@@ -226,7 +228,11 @@ def product_extra(p: dict[str, Tensor]) -> Mistakes:
         "each piece c has its own mask[..., c] (mask ⊙ V a), and the delta term (W - U V) a is scaled by delta_mask"
     )
     unmasked = dm * comps + mis.mm(p["a"], p["W"] - p["U"] @ p["V"])
-    return [("plus_W", hint, (right + Wa).detach()), ("delta_mask_roles", swapped, unmasked.detach())]
+    return [
+        ("plus_W", hint, (right + Wa).detach()),
+        ("delta_mask_roles", swapped, unmasked.detach()),
+        *slips.product_added_mask(p),
+    ]
 
 
 def _product(p: dict[str, Tensor], detach: str = "") -> Tensor:
@@ -326,6 +332,7 @@ def minimality_products(ci: list[Tensor], p: float, eps: float) -> Mistakes:
                 total(lambda g: (g + eps) * p),
             ),
             ("divided_by_p", "raise to the power p, (g + eps) ** p, not (g + eps) / p", total(lambda g: (g + eps) / p)),
+            *slips.minimality_derivative(ci, p, eps),
         ]
 
 
@@ -696,7 +703,7 @@ def ci_instance0(p: dict[str, Tensor], alpha: float) -> Mistakes:
                 f"instance i has its own {k}[i] (keep the inst axis in the einsum)"
             )
             out.append(("instance0_params", hint, mis.ci_reference(q, alpha)[0]))
-    return out
+    return out + slips.ci_slips(p)
 
 
 def alpha_squared(seen: str) -> str:
