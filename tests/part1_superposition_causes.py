@@ -220,6 +220,12 @@ def block_rate_notes(rates: Tensor, right: Tensor, p: Tensor, blocks: dict, n: i
         got, want = rates[:, a:b], right[:, a:b].double()
         if consistent(got, want, n):
             continue
+        if bool((got >= 1 - 1 / n).all()):
+            wrong.append(
+                f"the {name} block (features {a}-{b - 1}) is present in every example: no presence mask was drawn "
+                f"(values from torch.rand alone?); draw its presence with rand < {code}"
+            )
+            continue
         k = float((got * want).sum() / (want * want).sum())
         note = f" (its rates are {k:.2g} × the right ones: a factor on p?)" if consistent(got, k * want, n) else ""
         if name != "uncorrelated":
@@ -232,3 +238,23 @@ def block_rate_notes(rates: Tensor, right: Tensor, p: Tensor, blocks: dict, n: i
                     break
         wrong.append(f"the {name} block (features {a}-{b - 1}) has the wrong rates{note}: give it {code}")
     return "; ".join(wrong) + " (pair j of a block uses the probability of the block's feature 2j)"
+
+
+def pair_value_correlation_failure(batch: Tensor, present: Tensor, message: str) -> None:
+    """Values of adjacent features (a pair's two) correlated where both are present: the second derived from the
+    first. Under independence the sample correlation has standard deviation 1/sqrt(m); 6 of them is the bar."""
+    for j in range(batch.shape[-1] // 2):
+        both = present[..., 2 * j] & present[..., 2 * j + 1]
+        m = int(both.sum())
+        if m < 200:
+            continue
+        x, y = batch[..., 2 * j][both].double(), batch[..., 2 * j + 1][both].double()
+        r = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+        if abs(r) > 6 / m**0.5:
+            fail(
+                message + f"; where features {2 * j} and {2 * j + 1} are both present their values correlate "
+                f"(r = {r:.2f})",
+                "the two values of a pair are tied: the second value derived from the first (a product or function "
+                "of it)? Each value needs its own independent uniform draw; only presence is shared in a pair",
+                code="values_depend_on_cell",
+            )

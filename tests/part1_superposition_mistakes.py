@@ -9,7 +9,6 @@ ReLU (and separate write weights), and its batch draws values from U[-1, 1] inst
   when a statistic is off they name the cause by testing alternative hypotheses on the same sample: which rate
   table the presence follows (1 - p, p of instance 0, a fair coin ...), which axis a random draw is shared
   along, which value distribution was drawn.
-
 Every statistic that can fail a correct answer gets failure probability FAILURE_PROBABILITY / GEN_TESTS (a union
 bound over the fewer than GEN_TESTS statistics a generator checker computes). The alternative hypotheses are
 tested only after a statistic has failed, so they cannot fail a correct answer.
@@ -686,6 +685,7 @@ def check_values_per_cell(
     pooled = float(sums.sum() / counts.sum())
     if bool(((means - pooled).abs() <= tol)[counts > 0].all()):
         return  # every cell has the same (wrong) law: the pooled test below names it
+    causes.pair_value_correlation_failure(batch, present, message)
     fail(
         message,
         "the values' law differs from cell to cell; possible causes: values scaled by a per-cell table (p, "

@@ -249,7 +249,11 @@ def hidden_probe(build: Callable[[float, float], torch.nn.Module], device: torch
                 f"{float(xs[xs > cut].min()):g} on: a threshold above 0 (F.threshold(h, t, 0), h * (h > t) with t > 0)"
             )
         elif bool((g[xs > 0] - 1).abs().max() < 1e-6):
-            where += ": every positive value became 1, the mask (h > 0) itself instead of h * mask or ReLU(h)?"
+            where += (
+                ": every positive value became 1 on this one-neuron probe; possible causes: the mask (h > 0) itself "
+                "instead of h * mask or ReLU(h), or h divided by its norm over d_hidden (F.normalize(h, dim=-1), "
+                "which is 1 here where d_hidden is 1)"
+            )
     return "hidden_nonlinearity", (
         f"the hidden nonlinearity is not a ReLU: on a one-feature model with weights 1 (and b_final = 10 taken off) "
         f"your hidden layer maps {table}; it is {where}. Use torch.relu (F.relu) on W x"
@@ -617,11 +621,19 @@ def combined_length_failure(
             "from its start, p[:, 2 * (n_corr + n_anti):]",
             code="uncorrelated_negative_slice",
         )
+    if name == "uncorrelated" and got[name] - want[name] == 2 * na and 2 * na != nc + na:
+        fail(
+            message,
+            "the uncorrelated block is too long by the anticorrelated block's 2 * n_anticorrelated_pairs features: "
+            "it starts at feature 2 * (n_correlated_pairs + n_anticorrelated_pairs), not 2 * n_correlated_pairs",
+            code="uncorrelated_start",
+        )
     if name == "uncorrelated" and got[name] - want[name] == nc + na:
         fail(
             message,
             "the uncorrelated block is too long: it starts at feature 2 * (n_correlated_pairs + "
-            "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs",
+            "n_anticorrelated_pairs), not n_correlated_pairs + n_anticorrelated_pairs"
+            + (" (or 2 * n_correlated_pairs: the anticorrelated block left out of the offset)" if nc == na else ""),
             code="uncorrelated_start",
         )
     if name == "uncorrelated":

@@ -377,6 +377,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         _cosine_floor(got_t, right, steps, warmup, catalogue)
         _cosine_period(got_t, right, steps, warmup, catalogue)
+        slips.warmup_overwritten_failure(got_t, right, steps, warmup)
         ramp = mistakes.warmup_ramp_diagnosis(got_t, steps, warmup) or slips.warmup_diagnosis(got_t, right, warmup)
         expect_matches(
             got_t,

@@ -204,3 +204,22 @@ def tiled_failure(out: object, data: Tensor, batch_size: int) -> None:
             "batch_size is ignored (training is full batch): return the whole self.train_data for any batch_size",
             code="batch_size_rows",
         )
+
+
+def warmup_overwritten_failure(got: Tensor, right: Tensor, steps: int, warmup: int) -> None:
+    """The warm-up steps hold the decay formula evaluated there (the decay branch ran for every step) and the rest
+    is right: the warm-up value was overwritten (no else or return)."""
+    if warmup < 2 or torch.allclose(got, right, rtol=1e-6, atol=1e-7):
+        return
+    s = torch.arange(warmup, dtype=torch.float64)
+    decay = 0.5 * (1 + torch.cos(math.pi * (s - warmup) / (steps - warmup)))
+    if torch.allclose(got[:warmup], decay, rtol=1e-6, atol=1e-7) and torch.allclose(
+        got[warmup:], right[warmup:], rtol=1e-6, atol=1e-7
+    ):
+        fail(
+            f"warmup_cosine_lr(step, steps={steps}, warmup_steps={warmup}): the first {warmup} steps hold the decay "
+            f"formula evaluated there (step 0: {float(got[0]):.4g}, expected 0)",
+            "the warm-up value is overwritten by the decay (no else or return): return the warm-up value, or put "
+            "the decay in an else branch",
+            code="warmup_overwritten",
+        )
