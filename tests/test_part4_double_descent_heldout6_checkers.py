@@ -76,3 +76,15 @@ def test_decay_shape_named():
 def test_gram_applied_twice_named():
     err = assert_fails(p4.test_compute_dimensionality, cd_gram_twice, "gram_applied_twice")
     assert "applied twice" in err.hint
+
+
+def test_warmup_overwritten_by_the_decay_is_named():
+    # no else/return after the warm-up branch: the decay formula runs for every step and overwrites it
+    def lr(step, steps, warmup_steps):
+        value = step / warmup_steps if step < warmup_steps else 1.0
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        value = 0.5 * (1 + math.cos(math.pi * progress))
+        return value
+
+    err = assert_fails(p4.test_warmup_cosine_lr, lr, "warmup_overwritten")
+    assert "overwritten by the decay" in err.hint
