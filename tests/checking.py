@@ -622,7 +622,7 @@ def generic_diagnosis(
                 found = region_of_disagreement(a, e, bad, atol)  # what sets that slice apart, when it shows
                 return "one_slice", (
                     f"only `{name}` {index} is wrong; every other `{name}` is right: "
-                    + (f"{found[1]}" if found else "compare what your code does for that one with the others")
+                    + (found or "compare what your code does for that one with the others")
                 )
     return None
 

@@ -7,7 +7,8 @@ Two kinds of description, both observations that are true by construction (never
 - a region of disagreement: the wrong entries are exactly those whose right value is 0, or negative, or one
   constant fills them, or they sit in one contiguous range of an axis (the first 10 steps of a schedule).
 
-`generic_diagnosis` in `tests.checking` calls these after its factor, offset and layout relations.
+`expect_matches` in `tests.checking` puts `describe_disagreement` before the formula hint when nothing names the
+mistake; `generic_diagnosis` uses `region_of_disagreement` to say what sets a lone wrong slice apart.
 """
 
 from __future__ import annotations
@@ -20,72 +21,66 @@ from torch import Tensor
 Close = Callable[[Tensor, Tensor], bool]
 
 
-def elementwise_relation(a: Tensor, e: Tensor, close: Close) -> tuple[str, str] | None:
-    """(code, hint) when `a` is an elementwise function of `e` that names a slip, else None."""
-    candidates: list[tuple[str, str, Callable[[], Tensor], bool]] = [
+def elementwise_relation(a: Tensor, e: Tensor, close: Close) -> str:
+    """What `a` is when it is an elementwise function of `e` that names a slip ('your values are the squares of
+    the right ones ...'), else ''."""
+    candidates: list[tuple[str, Callable[[], Tensor], bool]] = [
         (
-            "abs",
             "the absolute values of the right ones: a sign was lost (an abs, or the root of a square)",
             lambda: e.abs(),
             bool((e < 0).any()),
         ),
         (
-            "relu",
             "the right ones with every negative value set to 0: a ReLU or clamp(min=0) not asked for",
             lambda: e.clamp(min=0),
             bool((e < 0).any()),
         ),
         (
-            "squared",
             "the squares of the right ones: squared twice, or a square where none belongs",
             lambda: e * e,
             True,
         ),
         (
-            "sqrt",
             "the square roots of the right ones: a square (or a squared norm) left out",
             lambda: e.clamp(min=0).sqrt(),
             bool((e >= 0).all()),
         ),
         (
-            "one_minus",
             "1 − the right ones: the complement (for example the share kept where the share removed "
             "was asked, or the reverse)",
             lambda: 1 - e,
             True,
         ),
-        ("reciprocal", "1 / the right ones: a ratio upside down", lambda: 1 / e, bool((e != 0).all())),
+        ("1 / the right ones: a ratio upside down", lambda: 1 / e, bool((e != 0).all())),
         (
-            "exp",
             "exp of the right ones: an exp not asked for (or a log left out)",
             lambda: e.exp(),
             bool((e.abs() < 30).all()),
         ),
         (
-            "log",
             "the log of the right ones: a log not asked for (or an exp left out)",
             lambda: e.log(),
             bool((e > 0).all()),
         ),
     ]
-    for code, hint, relation, applies in candidates:
+    for hint, relation, applies in candidates:
         if applies:
             value = relation()
             if bool(torch.isfinite(value).all()) and close(a, value):
-                return code, f"your values are {hint}"
-    return None
+                return f"your values are {hint}"
+    return ""
 
 
-def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> tuple[str, str] | None:
-    """(code, hint) describing which entries are wrong when they form a recognisable set, else None.
+def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> str:
+    """A description of which entries are wrong when they form a recognisable set, else ''.
 
     `bad` marks the wrong entries. Every description says what was observed, then the usual causes."""
     n_bad, total = int(bad.sum()), bad.numel()
     if n_bad == 0 or n_bad == total:
-        return None
+        return ""
     zero = e.abs() <= atol
     if bool(zero[bad].all()):
-        return "wrong_at_zeros", (
+        return (
             f"only entries whose right value is 0 are wrong ({n_bad} of the {int(zero.sum())} zeros; every non-zero "
             "entry is right): what your code leaves where the answer is 0 is off (a mask or gate that keeps a value "
             "there, a where() whose other branch isn't 0, a ReLU left out, or a small constant such as an eps added)"
@@ -96,18 +91,18 @@ def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> tu
     negative, positive = e < -atol, e > atol
     for side, mask, other in (("negative", negative, "positive"), ("positive", positive, "negative")):
         if bool(mask[bad].all()) and bool((~mask & ~zero).any()):
-            return f"wrong_where_{side}", (
+            return (
                 f"only entries whose right value is {side} are wrong ({n_bad} of {int(mask.sum())}; every {other} "
                 f"entry is right): your code treats {side} values differently (an abs, a ReLU or clamp, a square "
                 "that loses the sign, or a comparison on the sign)"
             )
-    return None
+    return ""
 
 
-def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> tuple[str, str]:
+def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> str:
     lo, hi = float(right.min()), float(right.max())
     if abs(c) <= atol:
-        return "zeroed", (
+        return (
             f"{n_bad} entries are 0 where the right value isn't (right values there from {lo:.4g} to {hi:.4g}); every "
             "other entry is right: a mask, threshold or ReLU that removes too much (a strict or non-strict "
             "comparison, a wrong threshold or index), or entries never written"
@@ -118,16 +113,16 @@ def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> tuple[st
         how = f"values above {c:.4g} were lowered to {c:.4g}: a clamp(max=…) or min(·, {c:.4g}) not asked for"
     else:
         how = "a fill value or default written where the right values belong"
-    return "constant_fill", (
+    return (
         f"every wrong entry ({n_bad}) holds the same value {c:.4g} (right values there from {lo:.4g} to {hi:.4g}), "
         f"and every other entry is right: {how}"
     )
 
 
-def contiguous_range(bad: Tensor, names: list[str]) -> tuple[str, str] | None:
+def contiguous_range(bad: Tensor, names: list[str]) -> str:
     """'only `step` 0–9 are wrong ...' for the axis along which the wrong entries fill the shortest range."""
     if not bool(bad.any()) or bool(bad.all()):
-        return None
+        return ""
     best: tuple[float, int, int, int] | None = None
     for axis in range(bad.ndim):
         size = bad.shape[axis]
@@ -140,11 +135,11 @@ def contiguous_range(bad: Tensor, names: list[str]) -> tuple[str, str] | None:
         if span == len(hit) and span > 1 and 2 * span <= size and (best is None or span / size < best[0]):
             best = (span / size, axis, lo, hi)
     if best is None:
-        return None
+        return ""
     _, axis, lo, hi = best
     name, size = names[axis], bad.shape[axis]
     rest = f"{0}–{lo - 1}" if hi == size - 1 else f"{hi + 1}–{size - 1}" if lo == 0 else f"below {lo} and above {hi}"
-    return "wrong_range", (
+    return (
         f"only `{name}` {lo}–{hi} are wrong ({hi - lo + 1} of {size}); `{name}` {rest} are all right: compare what "
         f"your code does for `{name}` {lo}–{hi} with what it does for the others"
     )
@@ -162,6 +157,6 @@ def describe_disagreement(actual: Tensor, expected: Tensor, dims: str | None, rt
         bad = ~torch.isclose(a, e, rtol=rtol, atol=atol)
         found = elementwise_relation(a, e, close) or region_of_disagreement(a, e, bad, atol)
         found = found or contiguous_range(bad, names)
-        return found[1] if found else ""
+        return found
     except Exception:  # a description is a bonus: it never breaks the check
         return ""
