@@ -317,8 +317,13 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
             loss_relations.weight_table_relation(grad, out, target, imp, tables)
         )
 
-    extra = lambda out, batch, target: loss_relations.model_tensor_mutants(out, target, imp, p)
-    make_batch = lambda *shape: torch.rand(shape, device=device)
+    extra = lambda out, batch, target: (
+        loss_relations.model_tensor_mutants(out, target, imp, p)
+        + loss_relations.present_mean_mutants(out, batch, imp, target)
+    )
+    # Sparse like generate_batch's: each feature present with its probability, exact zeros elsewhere, so a mean over
+    # the present entries only differs from the mean over all.
+    make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)
     check_loss(model, imp, lambda batch: batch, make_batch, device, solution, extra=extra, relations=relations)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
 
@@ -682,16 +687,8 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
 # --------------------------------------------------------------------------------------------
 # The combined batch
 # --------------------------------------------------------------------------------------------
-# 2 correlated pairs, 2 anticorrelated pairs, 3 uncorrelated features. The second feature of each pair has its own
-# (unused) probability, so a slice that picks the wrong members or the wrong offset shows up in the rates.
-P_COMBINED = torch.tensor(
-    [
-        [0.2, 0.55, 0.4, 0.05, 0.3, 0.42, 0.1, 0.15, 0.65, 0.08, 0.85],
-        [0.5, 0.12, 0.05, 0.33, 0.15, 0.02, 0.35, 0.48, 0.25, 0.7, 0.45],
-        [0.35, 0.6, 0.15, 0.27, 0.22, 0.09, 0.4, 0.03, 0.55, 0.18, 0.72],
-    ]
-)
-N_CORR, N_ANTI = 2, 2
+# The combined batch's config and p (see part1_superposition_pairs): no two of its sizes coincide.
+P_COMBINED, N_CORR, N_ANTI, D_HIDDEN = pair_rates.P_COMBINED, pair_rates.N_CORR, pair_rates.N_ANTI, pair_rates.D_HIDDEN
 
 
 def _pair_kinds(present: Tensor, n_pairs: int) -> list[str]:
@@ -719,7 +716,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     what = "the batch"
     n_inst, n_feats = P_COMBINED.shape
     cfg = ToyModelConfig(
-        n_inst=n_inst, n_features=n_feats, d_hidden=5, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
+        n_inst=n_inst, n_features=n_feats, d_hidden=D_HIDDEN, n_correlated_pairs=N_CORR, n_anticorrelated_pairs=N_ANTI
     )
     imp = generic_importance(n_inst, n_feats).to(device)  # not 1: a batch scaled by it shows
     model = Probe(cfg, feature_probability=P_COMBINED.to(device), importance=imp, device=device)
@@ -740,6 +737,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
             f"{what}: the first {2 * (N_CORR + N_ANTI)} features should be {N_CORR} correlated then {N_ANTI} "
             f"anticorrelated pairs; seen {seen}"
         )
+        pair_rates.pair_layout_failure(present, N_CORR, N_ANTI, message, _pair_kinds)
         if sorted(kinds) == sorted(expected):
             fail(
                 message,
@@ -765,7 +763,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
 
     # Unequal counts (1 correlated, 2 anticorrelated pairs), so each count must come from its own config field.
     cfg = ToyModelConfig(n_inst=3, n_features=7, d_hidden=2, n_correlated_pairs=1, n_anticorrelated_pairs=2)
-    out = Probe(cfg, feature_probability=P_COMBINED[:, 4:].clamp(max=0.45).to(device), device=device)
+    out = Probe(cfg, feature_probability=P_COMBINED[:, 4:11].clamp(max=0.45).to(device), device=device)
     what_u = "generate_batch(n) with 1 correlated, 2 anticorrelated pairs"
     out = out.generate_batch(N_SAMPLES)
     pair_rates.count_mixup_failure(out, cfg, what_u, ZERO_DRAW_ALLOWANCE)

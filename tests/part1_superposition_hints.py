@@ -9,6 +9,8 @@ the same output it lists both rather than pick one.
 
 from __future__ import annotations
 
+from itertools import product
+
 import torch
 from torch import Tensor
 
@@ -200,3 +202,25 @@ def gap_shape(values: Tensor, low: float, high: float) -> str:
         f"the present values fill only {support} of [{low:g}, {high:g}]: a rule that maps the draw into part of the "
         "range (one uniform giving both the sign and the size, a piecewise formula, a shift of some values)? "
     )
+
+
+def pair_slice_candidates(block: str, count: int, nc: int, na: int) -> list[str]:
+    """The slices of p, written with the usual slips in a pair block's start, stop or step, that give `count`
+    probabilities with these counts (the right slice left out): each a possible cause of a block of the wrong length."""
+    right_start = 0 if block == "correlated" else 2 * nc
+    starts = {"0": 0} if block == "correlated" else {"2 * n_corr": 2 * nc, "n_corr": nc}
+    stops = {
+        "2 * n_corr": 2 * nc,
+        "n_corr": nc,
+        "2 * n_anti": 2 * na,
+        "n_anti": na,
+        "n_corr + n_anti": nc + na,
+        "2 * (n_corr + n_anti)": 2 * (nc + na),
+        "2 * n_corr + n_anti": 2 * nc + na,
+    }
+    right_stop = 2 * nc if block == "correlated" else 2 * (nc + na)
+    found = []
+    for (a_name, a), (b_name, b), step in product(starts.items(), stops.items(), (2, 1)):
+        if (a, b, step) != (right_start, right_stop, 2) and len(range(a, b, step)) == count:
+            found.append(f"p[:, {a_name} : {b_name}{' : 2' if step == 2 else ''}]")
+    return found

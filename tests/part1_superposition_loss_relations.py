@@ -180,6 +180,38 @@ def model_tensor_mutants(out: Tensor, target: Tensor, imp: Tensor, p: Tensor) ->
     ]
 
 
+def present_mean_mutants(out: Tensor, batch: Tensor, imp: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The loss averaged over the present entries only (batch != 0) where the mean over all belongs, in its usual
+    forms: one mean over every present entry, a mean per instance (or per feature) over its present entries, or
+    the whole sum divided by the number present; and the absent entries' errors dropped from a mean over all."""
+    err = imp * (target - out) ** 2
+    m = (batch != 0).to(err.dtype)
+    kept = err * m
+    hint = (
+        "your loss averages over the present entries only (batch != 0), {}: take the mean over all of batch and "
+        "feats, absent features included (their target is 0, and out there should be 0 too: that is what the "
+        "model has to learn), then sum over instances"
+    )
+    return [
+        ("mean_over_present", hint.format("one mean over every present entry"), kept.sum() / m.sum()),
+        ("mean_over_present", hint.format("per instance"), (kept.sum((0, 2)) / m.sum((0, 2))).sum()),
+        ("mean_over_present", hint.format("per instance"), (kept.sum((0, 2)) / m.sum((0, 2))).mean()),
+        ("mean_over_present", hint.format("per feature"), (kept.sum(0) / m.sum(0)).mean(-1).sum()),
+        ("mean_over_present", hint.format("every error divided by the number present"), err.sum() / m.sum()),
+        (
+            "mean_over_present",
+            hint.format("every error divided by the number present"),
+            (err.sum((0, 2)) / m.sum((0, 2))).sum(),
+        ),
+        (
+            "absent_errors_dropped",
+            "your loss leaves out the errors of absent features (batch == 0): their target is 0 and out there "
+            "should be 0 too, so they count in the mean over all of batch and feats",
+            kept.mean(dim=(0, 2)).sum(),
+        ),
+    ]
+
+
 def forward_tensor_mutants(
     x: Tensor, W: Tensor, b: Tensor, p: Tensor, two_layer: Callable[..., Tensor]
 ) -> list[tuple[str, str, Tensor]]:

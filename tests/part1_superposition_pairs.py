@@ -17,6 +17,88 @@ from torch import Tensor
 from tests.checking import fail
 from tests.part1_superposition_probes import consistent
 
+# 2 correlated pairs, 5 anticorrelated pairs, 6 uncorrelated features, 3 instances, d_hidden 9: no two of n_corr,
+# n_anti, 2 n_corr, 2 n_anti, n_corr + n_anti, n_uncorr, n_inst, d_hidden are equal, so each block offset or length
+# written with the wrong count gives its own size. The second feature of each pair has its own (unused) probability,
+# so a slice that picks the wrong members or the wrong offset shows up in the rates.
+P_COMBINED = torch.tensor(
+    [
+        [
+            0.2,
+            0.55,
+            0.4,
+            0.05,
+            0.3,
+            0.42,
+            0.1,
+            0.15,
+            0.25,
+            0.6,
+            0.4,
+            0.07,
+            0.12,
+            0.33,
+            0.65,
+            0.08,
+            0.85,
+            0.3,
+            0.5,
+            0.13,
+            0.23,
+            0.58,
+        ],
+        [
+            0.5,
+            0.12,
+            0.05,
+            0.33,
+            0.15,
+            0.02,
+            0.35,
+            0.48,
+            0.05,
+            0.21,
+            0.2,
+            0.52,
+            0.45,
+            0.1,
+            0.25,
+            0.7,
+            0.45,
+            0.6,
+            0.09,
+            0.38,
+            0.64,
+            0.17,
+        ],
+        [
+            0.35,
+            0.6,
+            0.15,
+            0.27,
+            0.22,
+            0.09,
+            0.4,
+            0.03,
+            0.3,
+            0.14,
+            0.08,
+            0.37,
+            0.28,
+            0.66,
+            0.55,
+            0.18,
+            0.72,
+            0.1,
+            0.4,
+            0.62,
+            0.26,
+            0.47,
+        ],
+    ]
+)
+N_CORR, N_ANTI, D_HIDDEN = 2, 5, 9
+
 
 def rate_laws(p: Tensor) -> list[tuple[str, str, Tensor]]:
     """(label, how a learner writes it, table) for the functions of p a presence rate is compared with."""
@@ -395,4 +477,31 @@ def max_scaled_failure(draw: Callable[[int], object], method: str, calls: int = 
         "an instance or a feature), or clamped at 1 (values that reach past 1, min(·, 1)). Use the uniform draws "
         "as they are: torch.rand(...) where the feature is present",
         code="values_max_scaled",
+    )
+
+
+def pair_layout_failure(present: Tensor, nc: int, na: int, message: str, pair_kinds: Callable) -> None:
+    """The combined batch's pairs are laid out wrong: read how many pairs are on together, then how many are never
+    both on, off the whole batch, and name the counts (config fields or p slices) that give those numbers. The
+    config's counts are all different, so each count names its source."""
+    kinds = pair_kinds(present, present.shape[-1] // 2)
+    t = next((j for j, kind in enumerate(kinds) if kind != "together"), len(kinds))
+    a = next((j for j, kind in enumerate(kinds[t:]) if kind != "never"), len(kinds) - t)
+    if (t, a) == (nc, na) or t + a == 0:
+        return
+    causes = []
+    if t == na != nc:
+        causes.append("the correlated block sized by n_anticorrelated_pairs (or given the anticorrelated slice of p)")
+    if a == nc != na:
+        causes.append("the anticorrelated block sized by n_correlated_pairs (or given the correlated slice of p)")
+    if not causes:
+        return
+    fail(
+        f"{message}; read from the pair structure: {t} correlated pairs (expected {nc}), then {a} anticorrelated "
+        f"(expected {na})",
+        ("the two counts are swapped: " if len(causes) == 2 else "")
+        + "; ".join(causes)
+        + ": size each block from its own config field, n_corr = self.cfg.n_correlated_pairs and "
+        "n_anti = self.cfg.n_anticorrelated_pairs, and give each generator its own slice of p",
+        code="pair_counts",
     )

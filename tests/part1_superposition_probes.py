@@ -21,7 +21,13 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
-from tests.part1_superposition_hints import factor_name, gap_shape, importance_weights_hint, input_transform_hint
+from tests.part1_superposition_hints import (
+    factor_name,
+    gap_shape,
+    importance_weights_hint,
+    input_transform_hint,
+    pair_slice_candidates,
+)
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
 # quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
@@ -638,10 +644,13 @@ def combined_length_failure(
         )
     if name == "uncorrelated":
         fail(message, "give the uncorrelated block p[:, 2 * (n_corr + n_anti):]", code="block_length")
+    slips = pair_slice_candidates(name, got[name] // 2, nc, na)
     fail(
         message,
         f"the {name} block's slice of p has {got[name] // 2} probabilities where one per pair ({want[name] // 2}) "
-        "was expected: p[:, start:stop:2] with start and stop feature indices (correlated 0 to 2 * n_corr, "
+        "was expected"
+        + (f" (as {' or '.join(slips)} gives)" if slips else "")
+        + ": the right slice is p[:, start:stop:2] with start and stop feature indices (correlated 0 to 2 * n_corr, "
         "anticorrelated 2 * n_corr to 2 * (n_corr + n_anti)); a missing step 2 doubles the count, a stop of "
         "n_corr instead of 2 * n_corr halves it",
         code="block_length",

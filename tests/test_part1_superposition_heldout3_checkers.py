@@ -165,9 +165,9 @@ def test_part1_heldout12_draws():
     err = assert_fails(
         p1.test_generate_combined_batch,
         _sub(CorrelatedToyModel, generate_batch=combined_swapped),
-        "pair_slices_swapped",
+        "pair_counts",  # n_corr != n_anti: the swapped slices give each block the other's pair count
     )
-    assert "reshape" not in err.hint
+    assert "reshape" not in err.hint and "given the anticorrelated slice of p" in err.hint
 
 
 def test_part1_heldout12_loss():

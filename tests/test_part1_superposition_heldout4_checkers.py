@@ -84,6 +84,7 @@ def test_part1_heldout14_pairs():
 def test_part1_heldout14_counts_and_batch_axis():
     model = _sub(CorrelatedToyModel, generate_batch=combined_counts_from_anti)
     err = assert_fails(p1.test_generate_combined_batch, model, "pair_counts")
-    assert "n_corr = cfg.n_anticorrelated_pairs" in err.message and "s_unc" not in err.hint
+    assert "5 correlated pairs (expected 2)" in err.message and "s_unc" not in err.hint
+    assert "correlated block sized by n_anticorrelated_pairs" in err.hint
     err = assert_fails(p1.test_generate_batch, _sub(ToyModel, generate_batch=batch_no_batch_axis), "no_batch_axis")
     assert "drawn without the batch axis" in err.hint

@@ -171,8 +171,8 @@ def test_fresh2_repeated_axis_and_blocks():
     )
     assert "`inst`" in err.hint and "repeat_interleave" in err.hint
     empty_anti = _combined(lambda p, nc, na: (p[:, 0 : 2 * nc : 2], p[:, 2 * nc : 2 * na : 2], p[:, 2 * (nc + na) :]))
-    err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=empty_anti), "missing_block")
-    assert "anticorrelated block is missing" in err.hint
+    err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=empty_anti), "block_length")
+    assert "anticorrelated 6 (expected 10)" in err.message and "p[:, 2 * n_corr : 2 * n_anti : 2]" in err.hint
     inst0 = _combined(
         lambda p, nc, na: (
             p[:1, 0 : 2 * nc : 2].expand(p.shape[0], -1),
@@ -283,7 +283,7 @@ def test_fresh4_mistakes_are_named():
     check = checks.test_generate_correlated_features
     assert_fails(check, corr_variant(generate_correlated_features=corr_pairs_from_cfg), "block_shape")
     err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=anti_no_step), "block_length")
-    assert "anticorrelated 8 (expected 4)" in err.message and "step 2" in err.hint
+    assert "anticorrelated 20 (expected 10)" in err.message and "step 2" in err.hint
     err = assert_fails(checks.test_generate_combined_batch, corr_variant(generate_batch=corr_stop_nc), "block_length")
     assert "correlated 2 (expected 4)" in err.message and "halves" in err.hint
     combined = checks.test_generate_combined_batch
