@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -116,3 +119,22 @@ def minimality_derivative(ci: list[Tensor], p: float, eps: float) -> Mistakes:
         "Σ (g + eps)^p (autograd takes the derivative)"
     )
     return [("derivative_written", hint, value)]
+
+
+def learner_sigmoid(backward: Callable[[Tensor, float, Tensor], Tensor]) -> type[torch.autograd.Function]:
+    """A learner's leaky hard sigmoid (the exercise's signature) whose backward returns `backward(x, alpha,
+    grad_output)`: how the proofs write a wrong backward in one line."""
+
+    class LearnerSigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Tensor, alpha: float = 0.01) -> Tensor:
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+            return x.clamp(0, 1)
+
+        @staticmethod
+        def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+            (x,) = ctx.saved_tensors
+            return backward(x, ctx.alpha, g), None
+
+    return LearnerSigmoid

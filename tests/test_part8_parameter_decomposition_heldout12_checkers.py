@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import solutions.part8_parameter_decomposition as ref
 import tests.part8_parameter_decomposition as checks
+import tests.part8_parameter_decomposition_slips as slips
 from tests.proving import assert_fails
 
 EIN = "batch inst d_in, inst d_out d_in -> batch inst d_out"
@@ -127,18 +128,9 @@ def test_minimality_times_p_is_named():
     assert_fails(checks.test_importance_minimality_loss, fn, "times_p")
 
 
-class _LowerG2(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, alpha=0.01):
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return x.clamp(0, 1)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        slope = torch.where(x < 0, ctx.alpha * g, torch.where(x > 1, torch.zeros_like(g), g))
-        return g * slope, None
+_LowerG2 = slips.learner_sigmoid(  # grad_output inside the slope and multiplied again
+    lambda x, a, g: g * torch.where(x < 0, a * g, torch.where(x > 1, torch.zeros_like(g), g))
+)
 
 
 def test_grad_output_twice_is_named():

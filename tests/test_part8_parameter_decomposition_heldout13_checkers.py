@@ -13,26 +13,15 @@ import torch.nn.functional as F
 
 import solutions.part8_parameter_decomposition as ref
 import tests.part8_parameter_decomposition as checks
+import tests.part8_parameter_decomposition_slips as slips
 from tests.proving import assert_fails
 
 EIN = "batch inst d_in, inst d_out d_in -> batch inst d_out"
 
 
 def _leaky(lower: bool, leak):
-    class Leaky(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, alpha=0.01):
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-            return x.clamp(0, 1)
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            inside = ((x >= 0) & (x <= 1)).to(g.dtype)
-            return torch.where(x < 0 if lower else x > 1, leak(g, ctx.alpha), g * inside), None
-
-    return Leaky
+    inside = lambda x, g: ((x >= 0) & (x <= 1)).to(g.dtype)
+    return slips.learner_sigmoid(lambda x, a, g: torch.where(x < 0 if lower else x > 1, leak(g, a), g * inside(x, g)))
 
 
 def test_leak_added_to_grad_output_is_not_a_slope():

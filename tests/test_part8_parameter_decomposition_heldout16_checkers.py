@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import solutions.part8_parameter_decomposition as sol
 import tests.part8_parameter_decomposition as checks
+import tests.part8_parameter_decomposition_slips as slips
 from tests.proving import assert_fails
 
 SVD_EIN = "inst d_out r, inst r, inst r d_in -> inst r d_out d_in"
@@ -30,17 +31,7 @@ def test_a_hand_expanded_square_with_the_cross_term_factor_lost_is_named():
 
 
 def test_a_gradient_multiplied_by_alpha_throughout_is_named():
-    class Lower(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, alpha=0.01):
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-            return x.clamp(0, 1)
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return ctx.alpha * g * torch.where(x < 0, ctx.alpha, (x <= 1).to(x.dtype)), None
+    Lower = slips.learner_sigmoid(lambda x, a, g: a * g * torch.where(x < 0, a, (x <= 1).to(x.dtype)))
 
     failure = assert_fails(checks.test_lower_leaky_hard_sigmoid, Lower, "alpha_scaled")
     assert "alpha (0.03)" in failure.hint
