@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+import solutions.part5a_sae_architectures as A
 import tests.part5a_sae_architectures as checks
 from tests.proving import assert_fails
 
@@ -50,41 +51,24 @@ def test_recovery_plus_one_in_the_denominators():
     assert_fails(checks.test_feature_recovery, _recovery(l2, 1.0), "norm_plus_one")
 
 
+def _with_grad_x(base: type, grad_x) -> type:
+    """The reference step function `base` (its forward and θ-gradient) with `grad_x(x, θ, ε, window)` as the
+    x-gradient."""
+
+    def backward(ctx, g):
+        x, threshold = ctx.saved_tensors
+        window = ((x - threshold) / ctx.bandwidth).abs().lt(0.5).to(x.dtype)
+        return grad_x(x, threshold, ctx.bandwidth, window) * g, base.backward(ctx, g)[1], None
+
+    return type(base.__name__, (base,), {"backward": staticmethod(backward)})
+
+
 def _jumprelu(grad_x):
-    """JumpReLU with the reference forward and θ-gradient, and `grad_x(x, θ, ε, window)` as the x-gradient."""
-
-    class J(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, threshold, bandwidth):
-            ctx.save_for_backward(x, threshold)
-            ctx.bandwidth = bandwidth
-            return x * (x > threshold).to(x.dtype)
-
-        @staticmethod
-        def backward(ctx, g):
-            x, threshold = ctx.saved_tensors
-            window = ((x - threshold) / ctx.bandwidth).abs().lt(0.5).to(x.dtype)
-            grad_th = -(threshold / ctx.bandwidth) * window * g
-            return grad_x(x, threshold, ctx.bandwidth, window) * g, grad_th, None
-
-    return J
+    return _with_grad_x(A.JumpReLU, grad_x)
 
 
 def _heaviside(grad_x):
-    class H(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, threshold, bandwidth):
-            ctx.save_for_backward(x, threshold)
-            ctx.bandwidth = bandwidth
-            return (x > threshold).to(x.dtype)
-
-        @staticmethod
-        def backward(ctx, g):
-            x, threshold = ctx.saved_tensors
-            window = ((x - threshold) / ctx.bandwidth).abs().lt(0.5).to(x.dtype)
-            return grad_x(x, threshold, ctx.bandwidth, window) * g, -window / ctx.bandwidth * g, None
-
-    return H
+    return _with_grad_x(A.Heaviside, grad_x)
 
 
 def test_step_x_gradient_only_inside_the_window():
