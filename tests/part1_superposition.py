@@ -789,5 +789,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
     out = Probe(cfg, feature_probability=P_COMBINED[:, :4].to(device), device=device).generate_batch(N_SAMPLES)
     combined_length_failure(out, (N_SAMPLES, 3, 4), 1, 1, f"{what} with n_uncorrelated = 0", _pair_kinds)
     _output(out, "generate_batch(n) with n_uncorrelated = 0", (N_SAMPLES, 3, 4), device)
+    draw = lambda c, p: Probe(c, feature_probability=p.to(device), device=device).generate_batch(N_SAMPLES)
+    pair_rates.zero_count_failure(draw, ToyModelConfig, P_COMBINED, what, _pair_kinds)
     fresh_draws_failure(lambda: plain.generate_batch(500), "generate_batch(500)")
     return "blocks in order with the right probabilities; no pairs = independent features"

@@ -507,9 +507,24 @@ def choice_split_hint(present: Tensor, p_pairs: Tensor, n: int) -> str | None:
         + ", ".join(f"p {float(p_pairs[i, j]):.2f} -> {float(share[i, j]):.0%}" for j in range(share.shape[1]))
         for i in range(share.shape[0])
     )
+    observed = (
+        f"the share of its active examples that go to the first feature is not 1/2 ({splits}; the rest go to the "
+        "second)"
+    )
+    # One uniform u reused for both draws (active = u < 2p, first = u < 0.5 or u >= 0.5): the first feature's share
+    # of the active examples is then min(1, 0.5 / 2p) (or the rest), a fixed function of p, not 1/2.
+    low = (0.5 / (2 * p_pairs.double())).clamp(max=1.0)
+    count = max(1, int(n * float(2 * p_pairs.min())))
+    if any(consistent(share, s, count) for s in (low, 1 - low)):
+        return (
+            f"each pair is active at the right rate 2p, but {observed}: it is min(1, 0.5 / 2p) (or 1 minus it), "
+            "exactly what one uniform reused for both draws gives (active = u < 2p, then the coin u < 0.5 on the same "
+            "u: for 2p <= 0.5 every active u is below 0.5). The coin must be a draw of its own: first = "
+            "torch.rand(...) < 0.5, independent of the activity draw"
+        )
     return (
-        f"each pair is active at the right rate 2p, but the share of its active examples that go to the first feature "
-        f"is not 1/2 ({splits}; the rest go to the second): the draw that picks which feature is on should be a fair "
-        "coin (rand < 0.5); possible causes: a coin against a probability that depends on p (a precedence slip such "
-        "as p / 2 * p for p / (2 * p)?), or a threshold other than 0.5"
+        f"each pair is active at the right rate 2p, but {observed}: the draw that picks which feature is on should be "
+        "a fair coin (rand < 0.5) of its own; possible causes: a coin against a probability that depends on p (a "
+        "precedence slip such as p / 2 * p for p / (2 * p)?), a threshold other than 0.5, or a coin that reuses "
+        "the uniform of the activity draw"
     )

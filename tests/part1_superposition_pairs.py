@@ -505,3 +505,40 @@ def pair_layout_failure(present: Tensor, nc: int, na: int, message: str, pair_ki
         "n_anti = self.cfg.n_anticorrelated_pairs, and give each generator its own slice of p",
         code="pair_counts",
     )
+
+
+def zero_count_failure(generate: Callable, config: Callable, p: Tensor, what: str, pair_kinds: Callable) -> None:
+    """The combined batch with one of the two pair counts 0 (allowed: each block may be empty): the other blocks must
+    stay. `generate(cfg, p)` draws a batch from the learner's class (reference generators); `config(**fields)` builds
+    the config. A block that appears only when the *other* count is nonzero (a copy-pasted `if n_anti:` guard around
+    the correlated block, or the blocks built inside one loop over the anticorrelated pairs) is caught here."""
+    n_inst = p.shape[0]
+    for nc, na, n_feats in ((2, 0, 7), (0, 3, 8)):
+        cfg = config(n_inst=n_inst, n_features=n_feats, d_hidden=5, n_correlated_pairs=nc, n_anticorrelated_pairs=na)
+        out = generate(cfg, p[:, :n_feats].clamp(max=0.45))
+        if not isinstance(out, Tensor) or out.ndim != 3 or out.shape[1] != n_inst:
+            continue
+        kinds = pair_kinds(out.detach().cpu() != 0, out.shape[-1] // 2)
+        want = ["together"] * nc + ["never"] * na
+        if out.shape[-1] == n_feats and kinds[: nc + na] == want:
+            continue
+        t = next((j for j, kind in enumerate(kinds) if kind != "together"), len(kinds))
+        a = next((j for j, kind in enumerate(kinds[t:]) if kind != "never"), len(kinds) - t)
+        zero, kept = ("n_anticorrelated_pairs", "correlated") if na == 0 else ("n_correlated_pairs", "anticorrelated")
+        seen = f"{out.shape[-1]} features, read from the pair structure: {t} correlated pair(s), {a} anticorrelated"
+        if out.shape[-1] == n_feats - 2 * (nc + na):
+            fail(
+                f"{what} with n_correlated_pairs={nc}, n_anticorrelated_pairs={na} has {seen}, expected {n_feats} "
+                f"features with {nc} correlated and {na} anticorrelated pair(s)",
+                f"with {zero} = 0 your {kept} block is missing too: is it built or appended only under a condition "
+                "on the other count (an `if n_anti:` / `if n_corr:` copied from the other block, or one loop over "
+                "the other block's pairs)? Each block depends on its own count only; an empty block is fine",
+                code="block_needs_other_count",
+            )
+        fail(
+            f"{what} with n_correlated_pairs={nc}, n_anticorrelated_pairs={na} has {seen}, expected {n_feats} "
+            f"features with {nc} correlated and {na} anticorrelated pair(s)",
+            f"with {zero} = 0 (an empty block) the other blocks must stay as they are: size each block from its own "
+            "count, and let a count of 0 give an empty block",
+            code="zero_count",
+        )

@@ -24,8 +24,8 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
-from tests.part3_feature_geometry_subsets import subset_norm_failure
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates, regrouped_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
 
 Mistake = tuple[str, str, Tensor]
 
@@ -439,31 +439,6 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
     return right, values, shapes
 
 
-def _constant_factor_hint(f: float, d: int, n_feats: int) -> str:
-    """What a result off from d_hidden / ‖W‖²_F by one constant factor f (the same in every instance) says: the factor
-    may sit on either side, the numerator or the denominator, so both are named."""
-    for label, size, axes in (
-        ("d_hidden", d, "d_hidden"),
-        ("n_features", n_feats, "the features"),
-        ("d_hidden · n_features", d * n_feats, "both axes"),
-    ):
-        if abs(f - size) <= 1e-3 * size:
-            return (
-                f"a factor {label} = {size} too many, on either side: the numerator multiplied by {label} (d_hidden · "
-                f"{label}), or the denominator a mean over {axes} (‖W‖²_F / {size}, e.g. W.pow(2).mean(...)) where a "
-                "sum belongs. D* = d_hidden / W.pow(2).sum((1, 2))"
-            )
-        if abs(f * size - 1) <= 1e-3:
-            return (
-                f"a factor {label} = {size} missing, on either side: the numerator divided by {label}, or the "
-                f"denominator multiplied by it. D* = d_hidden / W.pow(2).sum((1, 2))"
-            )
-    return (
-        f"one constant factor {f:.4g} off in every instance: the numerator is not d_hidden = {d}, or the denominator "
-        "is ‖W‖²_F times a constant (a mean where a sum belongs?). D* = d_hidden / W.pow(2).sum((1, 2))"
-    )
-
-
 @checker("dimensions_per_feature", kind="function")
 def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.device) -> str:
     W = _weights(device, n_inst=3, d=5, n_feats=8)  # three different sizes, so a wrong axis shows
@@ -485,19 +460,8 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             )
     if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
         subset_norm_failure(out, W, what)
-    numerator = (out.detach().double().cpu() * W.double().pow(2).sum((1, 2)).cpu()).tolist()
-    if (
-        not _close(out, right)
-        and all(math.isfinite(c) for c in numerator)
-        and max(numerator) - min(numerator) <= 1e-4 * max(abs(c) for c in numerator)
-        and not any(_close(out, v) for _, _, v in values)
-    ):
-        fail(
-            f"{what} is {numerator[0]:.4g} / ‖W‖²_F for every instance, expected d_hidden / ‖W‖²_F = "
-            f"{W.shape[1]} / ‖W‖²_F",
-            _constant_factor_hint(numerator[0] / W.shape[1], W.shape[1], W.shape[2]),
-            code="numerator",
-        )
+    if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
+        constant_numerator_failure(out, W, what)
     expect_matches(
         out,
         right,
@@ -533,6 +497,14 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
         )
     out1 = expect_tensor(out1, "dimensions_per_feature(W[:1])", shape=(1,), dims="inst")
     expect_close(out1, right[:1], "dimensions_per_feature(W[:1])", DPF_FORMULA, code="values", dims="inst")
+    # a wide W (d_hidden 6 > n_features 4): d_hidden read as min(W.shape[1:]), or as the feature count, shows
+    wide = _weights(device, n_inst=2, d=6, n_feats=4)
+    what_w = "dimensions_per_feature(W) with d_hidden 6 > n_features 4"
+    out_w = expect_tensor(dimensions_per_feature(wide.clone()), what_w, shape=(2,), dims="inst", device=device)
+    right_w = 6 / wide.double().pow(2).sum((1, 2)).cpu()
+    if not _close(out_w, right_w):
+        constant_numerator_failure(out_w, wide, what_w)
+    expect_close(out_w, right_w, what_w, DPF_FORMULA, code="values", dims="inst")
     return "d_hidden / ‖W‖²_F per instance"
 
 
@@ -622,10 +594,11 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         (
             "sum_axis",
-            "your values are 1 / Σ_j (Ŵ_i·Ŵ_j)² (every norm cancelled), which three mistakes give: the sum over i "
-            "instead of j (sum over dim=-1, the *second* feature index: Σ_j (Ŵ_i·W_j)²); the wrong vector "
-            "normalised (Σ_j (W_i·Ŵ_j)² instead of Σ_j (Ŵ_i·W_j)²); or both vectors normalised and the numerator "
-            "left out",
+            "your values are 1 / Σ_j (Ŵ_i·Ŵ_j)² (every norm cancelled), which these mistakes give: the sum over i "
+            "instead of j (sum over dim=-1, the *second* feature index: Σ_j (Ŵ_i·W_j)²); the wrong vector's norm "
+            "(Σ_j (W_i·Ŵ_j)² instead of Σ_j (Ŵ_i·W_j)², e.g. cos²_ij times a norm broadcast along the wrong axis: "
+            "‖W_i‖² where ‖W_j‖² belongs, norms[:, :, None] vs norms[:, None, :]); or both vectors normalised and "
+            "the numerator left out",
             norms_sq / dots.pow(2).sum(-2),
         ),
         (
@@ -675,6 +648,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     ]
     values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖", "M = W Wᵀ")
     values += whole_norm_candidates(W.mT, "W", "W.norm(dim=1, keepdim=True), over d_hidden")
+    values += regrouped_candidates(W, _reference, "W", ("inst", "d_hidden", "feats"))
     right = _reference(W)
     shapes = [
         ("transposed_output", "return [inst, feats]: the output has the instances first", right.T),

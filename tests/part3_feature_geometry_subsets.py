@@ -4,6 +4,8 @@ threshold ('represented' features only), a slice or a mask is named by the featu
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -60,3 +62,49 @@ def subset_norm_failure(out: Tensor, W: Tensor, what: str) -> None:
         "‖W_i‖²): W.pow(2).sum((1, 2))",
         code="features_subset",
     )
+
+
+def _constant_factor_hint(f: float, d: int, n_feats: int) -> str:
+    """What a result off from d_hidden / ‖W‖²_F by one constant factor f (the same in every instance) says: the factor
+    may sit on either side, the numerator or the denominator, so both are named."""
+    for label, size, axes in (
+        ("d_hidden", d, "d_hidden"),
+        ("n_features", n_feats, "the features"),
+        ("d_hidden · n_features", d * n_feats, "both axes"),
+    ):
+        if abs(f - size) <= 1e-3 * size:
+            return (
+                f"a factor {label} = {size} too many, on either side: the numerator multiplied by {label} (d_hidden · "
+                f"{label}), or the denominator a mean over {axes} (‖W‖²_F / {size}, e.g. W.pow(2).mean(...)) where a "
+                "sum belongs. D* = d_hidden / W.pow(2).sum((1, 2))"
+            )
+        if abs(f * size - 1) <= 1e-3:
+            return (
+                f"a factor {label} = {size} missing, on either side: the numerator divided by {label}, or the "
+                f"denominator multiplied by it. D* = d_hidden / W.pow(2).sum((1, 2))"
+            )
+    return (
+        f"one constant factor {f:.4g} off in every instance: the numerator is not d_hidden = {d}, or the denominator "
+        "is ‖W‖²_F times a constant (a mean where a sum belongs?). D* = d_hidden / W.pow(2).sum((1, 2))"
+    )
+
+
+def constant_numerator_failure(out: Tensor, W: Tensor, what: str) -> None:
+    """D* read back as c / ‖W‖²_F with one c for every instance: name the numerator c. A c equal to n_features (on a
+    W whose two axes differ) is d_hidden read from the wrong axis, or as min(W.shape[1:]) on a wide W."""
+    numerator = (out.detach().double().cpu() * W.double().pow(2).sum((1, 2)).cpu()).tolist()
+    if not all(math.isfinite(c) for c in numerator) or max(numerator) - min(numerator) > 1e-4 * max(
+        abs(c) for c in numerator
+    ):
+        return
+    c, d, n_feats = numerator[0], W.shape[1], W.shape[2]
+    message = f"{what} is {c:.4g} / ‖W‖²_F for every instance, expected d_hidden / ‖W‖²_F = {d} / ‖W‖²_F"
+    if d != n_feats and abs(c - n_feats) <= 1e-4 * n_feats:
+        smaller = " (here also min(d_hidden, n_features): the smaller axis)" if n_feats < d else ""
+        fail(
+            message,
+            f"your numerator is n_features = {n_feats}{smaller}: d_hidden is the size of W's hidden axis, "
+            "W.shape[1], whether W is taller or wider than square (not W.shape[2], nor min(W.shape[1:]), nor a rank)",
+            code="numerator",
+        )
+    fail(message, _constant_factor_hint(c / d, d, n_feats), code="numerator")

@@ -28,7 +28,9 @@ from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescen
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
+from tests.part3_feature_geometry_overlaps import regrouped_candidates
 from tests.part4_double_descent_calls import call_learner as _call
+from tests.part4_double_descent_calls import size_one_axis_failure, training_slice_failure
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
 # --------------------------------------------------------------------------------------------
@@ -265,6 +267,9 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
             "state (torch.rand without a generator) and leave seeding to the caller",
             code="same_every_call",
         )
+    one = _call(generate_dataset, "generate_dataset", 37, 1, 5, 0.3, device=device)
+    size_one_axis_failure(one, (37, 1, 5), ("examples", "inst", "feats"), "generate_dataset(37, 1, 5, 0.3)")
+    expect_tensor(one, "generate_dataset(37, 1, 5, 0.3)", shape=(37, 1, 5), dims=GEN_DIMS, device=device)
     return "sparse, unit-norm examples, independent across examples, instances and features"
 
 
@@ -548,12 +553,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
         )
     if isinstance(first, Tensor) and first.device.type != "meta" and tuple(first.shape) != tuple(data.shape):
         got, d = first.detach().to(data.device, torch.float64), data.double()
-        if got.shape == (16, 3, 50) and torch.allclose(got, d[:16]):
-            fail(
-                f"{what} returned the first 16 training examples, expected all {n_train}",
-                "training is full batch: return the whole self.train_data and ignore batch_size",
-                code="batch_size_rows",
-            )
+        training_slice_failure(got, d, what, 16)
         if got.shape == (16, 3, 50) and _rows_of(got, d):
             fail(
                 f"{what} returned 16 of the {n_train} training examples (batch_size rows), expected all of them",
@@ -689,6 +689,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     v_in = v.clone()
     what = "compute_dimensionality(v)"
     values, shapes = slips.dimensionality_candidates(v.cpu())
+    values += regrouped_candidates(v.cpu(), mistakes.dimensionality, "v", ("inst", "vectors", "d"))
     out = expect_output(
         _call(compute_dimensionality, what, v_in), what, (3, 7), "inst vectors", torch.float32, device, shapes
     )

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from tests.checking import fail
@@ -86,3 +87,43 @@ def accessor_failure(err: AttributeError, what: str, args: tuple) -> None:
         + f": read it as {fix}",
         code="wrong_accessor",
     )
+
+
+def training_slice_failure(got: Any, data: Any, what: str, batch_size: int) -> None:
+    """generate_batch returned a run of consecutive training examples (a slice of self.train_data) instead of all of
+    them: name the slice by its ends, and the batch size when its length is that."""
+    n = data.shape[0]
+    if got.ndim != data.ndim or tuple(got.shape[1:]) != tuple(data.shape[1:]) or not 0 < got.shape[0] < n:
+        return
+    m = got.shape[0]
+    for start in range(n - m + 1):
+        if not torch.allclose(got, data[start : start + m]):
+            continue
+        part = "the first" if start == 0 else "the last" if start + m == n else f"examples {start} to {start + m - 1},"
+        why = (
+            "batch_size rows: training is full batch: return the whole self.train_data and ignore batch_size"
+            if m == batch_size
+            else ("a train/validation split (half of them)? " if 2 * m == n else "a slice of self.train_data? ")
+            + "generate_batch returns the whole training set self.train_data, every example, unchanged"
+        )
+        fail(
+            f"{what} returned {part} {m} of the {n} training examples (rows {start}:{start + m}), expected all {n}",
+            why,
+            code="batch_size_rows" if m == batch_size else "training_slice",
+        )
+
+
+def size_one_axis_failure(out: Any, shape: tuple[int, ...], names: tuple[str, ...], what: str) -> None:
+    """A call with an axis of size 1 (one instance): an output with that axis dropped is a .squeeze() (or an
+    index [:, 0]) that only shows when the size is 1; name it before the generic shape message."""
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) == tuple(shape):
+        return
+    dropped = [i for i, size in enumerate(shape) if size == 1]
+    if dropped and tuple(out.shape) == tuple(s for s in shape if s != 1):
+        axes = ", ".join(names[i] for i in dropped)
+        fail(
+            f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}: the axis {axes} of size 1 is gone",
+            "keep every axis even when its size is 1: a .squeeze() without a dim (or an index like [:, 0]) drops it; "
+            "use squeeze(dim) with the axis you mean, or no squeeze at all",
+            code="squeezed",
+        )

@@ -1,0 +1,44 @@
+"""Proofs for part 3's fresh21 fixes: a reshape where a transpose belongs (W.reshape(inst, feats, d_hidden) used as
+[inst feats d_hidden]) is named as such, the norm broadcast along the wrong axis is listed among the sum_axis causes,
+and d_hidden read as min(W.shape[1:]) is caught on a wide W (d_hidden 6 > n_features 4) and named."""
+
+from __future__ import annotations
+
+import torch
+
+import tests.part3_feature_geometry as p3
+from tests.proving import assert_fails
+
+
+def cd_reshape(W):
+    k, d, f = W.shape
+    V = W.reshape(k, f, d)
+    G = V @ V.mT
+    sq = G.diagonal(dim1=-2, dim2=-1)
+    return torch.where(sq > 0, sq**2 / G.pow(2).sum(-1).clamp_min(1e-30), 0.0)
+
+
+def cd_norm_wrong_axis(W):
+    norms = W.norm(dim=1)
+    W_hat = W / norms[:, None, :].clamp_min(1e-12)
+    cos = W_hat.mT @ W_hat
+    return norms**2 / (cos**2 * (norms**2)[:, :, None]).sum(-1)
+
+
+def dpf_min_axis(W):
+    return min(W.shape[1:]) / W.pow(2).sum((1, 2))
+
+
+def test_reshape_for_transpose_is_named():
+    err = assert_fails(p3.test_compute_dimensionality, cd_reshape, "reshape_not_transpose")
+    assert "reshape" in err.hint and "transpose" in err.hint
+
+
+def test_norm_broadcast_along_wrong_axis_is_listed():
+    err = assert_fails(p3.test_compute_dimensionality, cd_norm_wrong_axis, "sum_axis")
+    assert "broadcast along the wrong axis" in err.hint
+
+
+def test_min_of_axes_for_d_hidden_is_named():
+    err = assert_fails(p3.test_dimensions_per_feature, dpf_min_axis, "numerator")
+    assert "min(W.shape[1:])" in err.hint
