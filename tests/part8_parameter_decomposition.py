@@ -27,6 +27,7 @@ from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_slips as slips
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -174,9 +175,8 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
-    mistakes += fresh.ablation_reductions(chain, terms, x) + fresh.ablation_terms_ignored(
-        ablation_losses, chain, terms, x, out
-    )
+    mistakes += fresh.ablation_reductions(chain, terms, x) + readings.output_readings(out, right, dims)
+    mistakes += fresh.ablation_terms_ignored(ablation_losses, chain, terms, x, out)
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -205,9 +205,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     U_ref, V_ref = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     ref = torch.autograd.grad(mis.faithfulness_candidates(weights, U_ref, V_ref)[0], U_ref + V_ref)
     for name, g, r in zip(names, grads, ref, strict=True):
-        _expect_grad(
-            g, r, name, [], "compute the loss from U and V with torch operations (no .detach() or .item())", "no_grad"
-        )
+        _expect_grad(g, r, name, [], readings.NO_GRAD, "no_grad")
     return "one global mean over the parameters of all matrices, summed over instances"
 
 
@@ -789,7 +787,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     expect_matches(
         out,
         torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)]),
-        "the adversarial sources on a loss that couples the two sources, -(s0 + s1 - 1)²",
+        "the adversarial sources on a loss that couples three sources, -(s0 + s1 + s2 - 1)²",
         behaviour.coupled_mistakes(loss_fn, init, N_STEPS, STEP_SIZE),
         hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for every source from the same gradients",
         reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),

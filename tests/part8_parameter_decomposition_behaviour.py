@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_readings as readings
 from tests.checking import CheckFailed, fail
 from tests.part8_parameter_decomposition_probes import sequential_mistakes
 
@@ -352,7 +353,7 @@ def coupled_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: 
     coupled ascent goes back and forth, so counts of one parity end in the same place; the hint lists the counts
     that fit and the usual causes instead of asserting one."""
     flat = lambda sources: torch.cat([t.flatten() for t in sources])
-    mistakes = sequential_mistakes(loss_fn, init, n_steps, step)
+    mistakes = sequential_mistakes(loss_fn, init, n_steps, step) + readings.held_at_init(loss_fn, init, n_steps, step)
     known = [flat(mis.adversarial_reference(loss_fn, init, n_steps, step))] + [m for *_, m in mistakes]
     groups: list[tuple[list[int], Tensor]] = []
     for n in [n for n in range(n_steps + 3) if n != n_steps]:
@@ -653,7 +654,8 @@ def recon_accumulator(right: Tensor, chain: Any, p: dict[str, list[Tensor]], x: 
         f"your layerwise loss is (full + Σ_l loss_l) / L: the accumulator starts from the full loss; start it from "
         f"0, the mean of the L = {L} single-matrix losses alone"
     )
-    return [("layerwise_from_full", hint, torch.stack([right[0], layerwise]))]
+    out = [("layerwise_from_full", hint, torch.stack([right[0], layerwise]))]
+    return out + readings.full_as_sum(right, L) + readings.recon_others(chain, p, x)
 
 
 def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
@@ -680,7 +682,7 @@ def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
                 f"the reductions: {why}. Sum over subcomponents and matrices, mean over the batch, sum over instances"
             )
             out.append(("reductions", hint, value))
-    return out
+    return out + readings.minimality_penalties(ci, p, eps)
 
 
 def minimality_sums(ci: list[Tensor]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_slips as slips
 from tests.checking import expect_matches, fail
 from tests.mutants import call
@@ -207,7 +208,7 @@ def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) 
     divisors, or the formula."""
 
     n_w, counts = probes.faithfulness_counts(weights, U, V)
-    generic = whole_number_hint(loss, right)
+    generic = whole_number_hint(loss, right) or readings.divided_twice(loss, right, n_w)
     generic = generic or diag.scalar_hint(loss, right, {"the N parameters": n_w}, {"instances": 3})
     generic = generic or inp.faithfulness_divisors(fn, loss, weights, U, V)
     generic = generic or diag.divisor_hint(loss, right * n_w, counts, n_w)

@@ -647,17 +647,19 @@ def off_lattice_hint(out: Tensor, init: Tensor, step: float) -> tuple[str, str] 
         f"{int(off.sum())} entries moved by amounts that no sequence of whole steps of {step} gives (net moves "
         f"{seen}): every step moves each entry by exactly ±step_size (then the clamp). Possible causes: a step size "
         "that changes from step to step (decayed, step_size / (t + 1)), a step scaled by the gradient's size, or "
-        "a step_size other than the one given, or a projection other than the clamp (rescaled or wrapped into [0, 1])"
+        "a step scaled by the entry itself (multiplicative, r · (1 ± step_size)), a step_size other than the one "
+        "given, or a projection other than the clamp (rescaled or wrapped into [0, 1])"
     )
 
 
 def coupled_probe(device: Any) -> tuple[Callable, list[Tensor]]:
-    """A loss whose two sources are coupled, -(s0 + s1 - 1)², from s0 + s1 = 0.9 (no ties: every sum seen is at
-    least 0.01 from 1 until a clamp makes it exact): updated together, both step up, then both down, and after an
-    even number of steps they are back where they started; updated one after the other, the second sees the first's
-    new value and steps the other way, and the two drift apart towards 0 and 1 (in either order)."""
-    loss_fn = lambda s: -(s[0] + s[1] - 1).pow(2).sum()
-    return loss_fn, [torch.tensor([0.44, 0.47], device=device), torch.tensor([0.46, 0.43], device=device)]
+    """A loss coupling three sources, -(s0 + s1 + s2 - 1)², from a sum of 0.8 (every sum seen at least 0.05 from 1
+    until a clamp makes it exact): updated together, all step up (sum 1.25, a lower loss: the first step already
+    lowers it), then all down, and after an even number of steps they are back where they started; one source's
+    own step alone (0.95) never crosses 1, so a gradient read with the others held at init keeps stepping up;
+    updated one after the other, the later ones see the earlier ones' new values and step the other way."""
+    loss_fn = lambda s: -(s[0] + s[1] + s[2] - 1).pow(2).sum()
+    return loss_fn, [torch.tensor(v, device=device) for v in ([0.26, 0.28], [0.27, 0.25], [0.27, 0.27])]
 
 
 def sequential_reference(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float, order: list[int]):
