@@ -42,9 +42,28 @@ def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0
         )
 
 
+def shuffled(out: Tensor, expected: Tensor, what: str) -> None:
+    """Nonzero exactly where expected is, holding the same multiset of values, but not in their places: the
+    indices were reordered apart from the values (a sort of topk's indices, values from another call). A
+    layout slip (reshape for rearrange) moves the kept positions too, so it never lands here."""
+    kept = expected != 0
+    if torch.equal(out, expected) or not torch.equal(out != 0, kept):
+        return
+    if not torch.equal(out[kept].sort().values, expected[kept].sort().values):
+        return
+    fail(
+        f"{what} keeps the right entries, but each holds another kept entry's value",
+        "scatter topk's values back with topk's own indices, in the same order: sorting or reordering one of "
+        "them without the other shuffles the values among the kept entries (or keep pre * mask)",
+        code="values_shuffled",
+    )
+
+
 def best_kept_too(out: Tensor, pre: Tensor, expected: Tensor, what: str) -> None:
     """The top k·batch of each instance, plus each example's largest latent kept as well (at least one per
-    example): more than k·batch entries wherever an example's best is outside the budget."""
+    example): more than k·batch entries wherever an example's best is outside the budget. Also: the right
+    entries kept, but their values shuffled among them (indices reordered apart from their values)."""
+    shuffled(out, expected, what)
     best = pre == pre.amax(-1, keepdim=True)
     union = torch.where((expected != 0) | best, pre, torch.zeros_like(pre))
     if torch.equal(union, expected) or not torch.equal(out, union):

@@ -77,9 +77,11 @@ from tests.part6_lm_saes_probes import (
     fresh15_steer,
     hook_point_error,
     hooks_reused,
+    indices_reordered,
     logit_call,
     logit_run_slips,
     logit_slips,
+    more_sequences_than_positions,
     recovered_formulas,
     same_entry_repeated,
     same_for_every_latent,
@@ -257,8 +259,8 @@ def _hooked(impl: Callable, model: Any, sae: lm.LMSAE, *args: Any, **kwargs: Any
 @guard_shared_modules(_setup)
 @without_grad
 def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
-    model, sae, tokens = _inputs(device)
-    tokens = tokens[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
+    model, sae, tokens_all = _inputs(device)
+    tokens = tokens_all[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
     note_inputs(sequences_in_the_last_batch=tokens.shape[0] % 4)  # a count from the last batch alone is named
     note_inputs(positions_after_bos=tokens.shape[1] - 1)  # the count of positions >= 1 per sequence (47)
     out = returned(_hooked(impl, model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
@@ -295,6 +297,11 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
         if err.code == "values":
             sequence_weights(out, fired, 4)
         raise
+    more_sequences_than_positions(
+        lambda t, b: _hooked(impl, model, sae, t, batch_size=b),
+        lambda t, b: ref.latent_frequencies(model, sae, t, batch_size=b),
+        tokens_all,
+    )
     return f"{int((expected == 0).sum())} of {sae.d_sae} latents silent on this small sample"
 
 
@@ -506,6 +513,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             code="unravel",
         )
     if not torch.equal(before.cpu()[s_idx, p_idx], values.cpu()):
+        indices_reordered(s_idx, p_idx, exp_seq.cpu(), exp_pos.cpu())
         fail(
             "acts[seq_idx, pos_idx] does not give back the values",
             f"turn a flat index i into (i // row, i % row), where row is the length of the rows you flattened: "

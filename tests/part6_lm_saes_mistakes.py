@@ -549,7 +549,8 @@ def steer_mistakes(model, sae, tokens: Tensor, latent: int, coeff: float) -> lis
             "noop",
             "the logits are unchanged, so the hook changed nothing: either it never ran (not registered: pass it "
             "as fwd_hooks=[(sae.hook_name, hook_fn)] to run_with_hooks, or add it with model.add_hook) or it didn't "
-            "*return* the modified activation",
+            "*return* the modified activation, or the hooked run's logits were thrown away (return what "
+            "run_with_hooks returns, not a fresh model(tokens))",
             model(tokens),
         ),
         (
@@ -659,7 +660,8 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
             "fwd_hooks=[(sae.hook_name, hook_fn)]), or it didn't *return* the modified activation, or the edit "
             "cancels out (an error term computed after zeroing the latent, act - decode(edited), puts it back), or "
             "the latent's value was read AFTER zeroing it (f[..., latent] = 0, then f[..., latent] · W_dec[latent] "
-            "removes 0 · d): read it before, or subtract it from a copy",
+            "removes 0 · d): read it before, or subtract it from a copy; or the hooked run's logits were thrown "
+            "away (return what run_with_hooks returns, not a fresh model(tokens))",
             model(tokens),
         ),
         (

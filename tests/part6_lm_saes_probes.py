@@ -410,3 +410,61 @@ def summed_ablate(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tup
             model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
         )
     ]
+
+
+def more_sequences_than_positions(run: Callable, right: Callable, tokens: Tensor) -> None:
+    """A second call on 14 sequences of 6 positions, in batches of 3: more sequences than positions, so a batch loop
+    bounded by the wrong axis of tokens (range(0, tokens.shape[1], batch_size)) covers only the first 6 sequences.
+    The main call (10 sequences of 48 positions) hides it: there a loop over 48 covers all 10. `run(tokens,
+    batch_size)` calls the learner's function, `right(tokens, batch_size)` the reference."""
+    n_seq, seq_len, batch = 14, 6, 3
+    small = tokens[:n_seq, :seq_len]
+    out = run(small.clone(), batch)
+    expected = right(small, batch)
+    if not isinstance(out, Tensor) or out.shape != expected.shape:
+        return
+    out = out.detach().to(expected.device, torch.float64)
+    if torch.allclose(out, expected.double(), atol=1e-6):
+        return
+    what = f"latent_frequencies on tokens of {n_seq} sequences × {seq_len} positions, batch_size={batch},"
+    covered = -(-seq_len // batch) * batch  # range(0, seq_len, batch) starts seq_len/batch batches (rounded up)
+    if torch.allclose(out, right(small[:covered], batch).double(), atol=1e-6):
+        fail(
+            f"{what} is the frequency over the first {covered} sequences only (right on the main call's 10 × 48)",
+            "the batch loop runs over the positions axis: range(0, tokens.shape[1], batch_size) stops after "
+            f"{covered} sequences when there are more sequences than positions; loop over tokens.shape[0] (the "
+            "number of sequences)",
+            code="loop_over_positions",
+        )
+    nz = expected != 0
+    ratio = out[nz] / expected[nz].double()
+    scaled = f": {float(ratio[0]):.4g} × the expected values" if bool(torch.allclose(ratio, ratio[0])) else ""
+    fail(
+        f"{what} differs from the expected values{scaled} (right on the main call's 10 sequences × 48 positions)",
+        "your code is right for one shape of tokens only; possible causes: a size written as a number (47 positions "
+        "after BOS, 10 sequences) instead of read off tokens, or a loop or count taken from tokens.shape[1] "
+        "(positions) where tokens.shape[0] (sequences) belongs",
+        code="small_tokens",
+    )
+
+
+def indices_reordered(s_idx: Tensor, p_idx: Tensor, exp_seq: Tensor, exp_pos: Tensor) -> None:
+    """The values are right, and (seq_idx, pos_idx) name the right k entries, but in another order than the values:
+    the indices came from another ranking than the values (an ascending argsort, a sort of the indices, a set)."""
+    got = sorted(zip(s_idx.tolist(), p_idx.tolist(), strict=True))
+    exp = list(zip(exp_seq.long().tolist(), exp_pos.long().tolist(), strict=True))
+    if got != sorted(exp) or len(set(exp)) != len(exp):
+        return
+    order = (
+        "in reverse (smallest first)"
+        if list(zip(s_idx.tolist(), p_idx.tolist(), strict=True)) == exp[::-1]
+        else ("in another order")
+    )
+    fail(
+        f"(seq_idx, pos_idx) are the right k entries, but {order}: acts[seq_idx, pos_idx] does not give back the "
+        "values in their order",
+        "take the values and the flat indices from the same ranking (values, flat = x.flatten().topk(k)), largest "
+        "first: indices from another one (an ascending argsort()[-k:], a sort of the indices) don't line up with the "
+        "values",
+        code="indices_order",
+    )

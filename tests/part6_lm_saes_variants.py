@@ -160,13 +160,25 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
     for what, value, why in named:
         if close(v, value):
             fail(f"{head}{what}, not coeff · W_dec[latent]", fix + why, code="steer_vector")
+    extra = v - coeff * d  # what was added to the right vector: a multiple of a direction the learner used?
+    for what, u in (
+        ("the mean decoder row W_dec.mean(0)", W.mean(0)),
+        ("the all-ones vector (a mean over d_in)", None),
+    ):
+        u = torch.ones_like(d) if u is None else u
+        if extra.norm() > 1e-4 * v.norm() and abs(float(F.cosine_similarity(extra, u, dim=0))) > 1 - 1e-6:
+            fail(
+                f"{head}coeff · W_dec[latent] plus a multiple of {what}, not coeff · W_dec[latent] alone",
+                f"{fix}: the row as it is, nothing subtracted from it (no centring, no mean row taken away)",
+                code="steer_shifted",
+            )
     cos = float(F.cosine_similarity(v, d, dim=0))
     ratio = float(v.norm() / (abs(coeff) * d.norm()))
     fail(
         f"your hook adds one constant vector at every position that is not coeff · W_dec[latent]: its cosine with "
         f"coeff · W_dec[latent] is {cos:.3f} and its norm is {ratio:.3g} × that one's",
-        f"{fix}; possible causes: another row or matrix (W_enc, a transpose), a bias added to the row, or a vector "
-        "built from the model rather than the SAE",
+        f"{fix}; possible causes: another row or matrix (W_enc, a transpose), a bias or another vector added to or "
+        "subtracted from the row, or a vector built from the model rather than the SAE",
         code="steer_vector",
     )
 
