@@ -43,7 +43,7 @@ from tests.checking import (
 )
 from tests.mutants import Reference, call
 
-N_INST, D_IN, D_SAE, N_FEATS = 3, 3, 7, 5
+N_INST, D_IN, D_SAE, N_FEATS = 3, 4, 7, 5  # every size distinct: a factor or axis is named by one size only
 COEFFS = [0.1, 0.3, 0.05]
 
 
@@ -501,6 +501,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
     for tied in (False, True):
         sae = reference_sae(cls, device, tied_weights=tied)
         with torch.no_grad():
+            sae.W_dec.data.mul_(torch.linspace(0.15, 2.5, D_SAE, device=device)[:, None])  # norms on both sides of 1
             sae.W_dec.data[1, 2] = 0.0  # a zero row must give zeros, not NaN
         eps = sae.cfg.weight_normalize_eps
         W = sae.W_dec.detach().clone()
@@ -661,7 +662,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
 @checker("forward", kind="class")
 def test_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("forward",))
-    h = random_hidden(32, N_INST, D_IN + 1, device)  # d_in = 4: no size equals another (n_inst 3, d_sae 7)
+    h = random_hidden(32, N_INST, D_IN, device)  # d_in = 4: no size equals another (n_inst 3, d_sae 7)
     hints = {
         "acts": "acts_post = ReLU((h - b_dec) @ W_enc + b_enc), per instance",
         "L_reconstruction": "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1)",
@@ -671,7 +672,7 @@ def test_forward(impl: type, device: torch.device) -> str:
     }
     ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
     for tied in (False, True):  # tied: sae._W_dec is None, the decoder is W_enc transposed
-        sae = reference_sae(cls, device, tied_weights=tied, d_in=D_IN + 1)
+        sae = reference_sae(cls, device, tied_weights=tied)
         listed = [m for m in M.FORWARD_MISTAKES if not tied or m[0] != "decoder_is_encoder"]  # the same when tied
         run = lambda s=sae, listed=listed: check_sae_forward(
             s, twin(s, ref.ToySAE), h, M.vanilla_forward, listed, hints=hints,

@@ -163,16 +163,17 @@ def check_init_values(sae: Any) -> None:
 def check_init_bound(W: Tensor) -> None:
     """W_enc [inst d_in d_sae] is U[-b, b] (checked before): b must be Kaiming-uniform's, b = gain · √(3 / fan),
     with the default gain √2 (nonlinearity 'leaky_relu' with a=0, or 'relu': the ReLU that follows) or nn.Linear's
-    own a=√5 (gain √(1/3)), for any fan torch's kaiming_uniform_ can use on the docstring's tensor: fan_in d_in·d_sae
-    or fan_out n_inst·d_sae of the whole [inst d_in d_sae] tensor, fan_out n_inst·d_in of a transposed [inst d_sae
-    d_in] one, or per-instance slices [d_in d_sae] / [d_sae d_in] (d_sae, d_in). Window: each instance's largest |w|
+    own a=√5 (gain √(1/3)), for the default mode='fan_in' on the docstring's tensor (d_in·d_sae, also of a transposed
+    [inst d_sae d_in] one) or per-instance slices [d_in d_sae] / [d_sae d_in] (d_sae, d_in, either mode). Rejected
+    and named: mode='fan_out' on the whole tensor (n_inst·d_sae, or n_inst·d_in transposed), whose fan counts the
+    instances, independent SAEs that no unit sums over. Window: each instance's largest |w|
     is b̂ <= b, and b̂ < b(1 - t) has probability (1 - t)^n (n = d_in·d_sae per instance; t = 0.004, n = 9000:
     < e^-36), so b̂ in [b(1 - t), b(1 + 1e-6)]. Rejected: gain 1 (nonlinearity='linear') and fixed bounds
     (uniform_(-1, 1)), which land outside every window when the sizes are generic (n_inst 4, d_in 5, d_sae 1800:
     no fan is 2, 3 or 6 times another, and no accepted b is within 5% of 1, 0.5, 0.1, 0.01, ...)."""
     n_inst, d_in, d_sae = W.shape
-    fans = {"d_in·d_sae": d_in * d_sae, "n_inst·d_sae": n_inst * d_sae, "n_inst·d_in": n_inst * d_in}
-    fans |= {"d_sae": d_sae, "d_in": d_in}
+    fans = {"d_in·d_sae": d_in * d_sae, "d_sae": d_sae, "d_in": d_in}
+    fan_out = {"n_inst·d_sae": n_inst * d_sae, "n_inst·d_in": n_inst * d_in}  # mode='fan_out': counts instances
     gains = {"√2": math.sqrt(2), "√(1/3) (a=√5)": math.sqrt(1 / 3)}
     bounds = {(g, name): gain * math.sqrt(3 / fan) for g, gain in gains.items() for name, fan in fans.items()}
     b_hat = W.flatten(1).abs().amax(-1)
@@ -184,6 +185,12 @@ def check_init_bound(W: Tensor) -> None:
         f"gain 1 (nonlinearity='linear') with fan {n}" for n, f in fans.items() if abs(b / math.sqrt(3 / f) - 1) < 0.01
     ]
     seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
+    seen += [
+        f"mode='fan_out' (fan {n} = {f}, which counts the instances: independent SAEs, not inputs of one unit)"
+        for n, f in fan_out.items()
+        for gain in gains.values()
+        if abs(b / (gain * math.sqrt(3 / f)) - 1) < 0.01
+    ]
     sizes = {"n_inst": n_inst, "d_in": d_in, "d_sae": d_sae}
     factors = {f"{p}{n}": v**e for n, v in sizes.items() for p, e in (("", 1), ("√", 0.5)) if v > 1}
     extra = [  # the right bound times one extra factor (1/√d_in: a division added "to keep the activations small")
@@ -208,7 +215,7 @@ def check_init_bound(W: Tensor) -> None:
             else f"; the nearest accepted bound is {v0:.4g} (gain {g0}, fan {k0}), {b / v0:.3g} × it"
         ),
         "initialise W_enc with nn.init.kaiming_uniform_(torch.empty(n_inst, d_in, d_sae)) and its default "
-        "nonlinearity/gain, as the docstring asks; not another init, gain or bound",
+        "mode ('fan_in') and nonlinearity/gain, as the docstring asks; not another init, mode, gain or bound",
         code="init_scale",
     )
 

@@ -188,6 +188,41 @@ def enc_length_hint(
             "decoder row), not from h - b_dec itself: v · resample_scale · mean live encoder norm",
             code="enc_unnormalised_input",
         )
+    count_factor_hint(length, want, inst_of, dead, W_enc.shape[1])
+
+
+def count_factor_hint(length: Tensor, want: Tensor, inst_of: Tensor, dead: Tensor, d_in: int) -> None:
+    """The new encoder lengths are the right ones times (or divided by) a count: the live or dead latents of the
+    instance, d_sae or d_in. The checker's sizes keep these apart (about 100 live, 900 dead, d_sae 1000, d_in 5),
+    so the count a ratio matches (rtol 1e-3) is the only one it can be."""
+    d_sae = dead.shape[-1]
+    ratio = (length / want[inst_of]).double()
+    counts = {
+        "the number of live latents in that instance (a sum over the live latents where their mean was asked)": (
+            (~dead).sum(-1),
+            "divide the sum of the live latents' encoder norms by their count: a mean, not a sum",
+        ),
+        "the number of dead (resampled) latents in that instance": (
+            dead.sum(-1),
+            "no factor for how many latents are dead: each new column is v · resample_scale · mean live norm",
+        ),
+    }
+    for which, (count, hint) in counts.items():
+        for power, how in ((1, "times"), (-1, "divided by")):
+            factor = count.double()[inst_of] ** power
+            if bool((count[inst_of] > 1).all()) and torch.allclose(ratio, factor, rtol=1e-3):
+                fail(
+                    f"the new encoder columns' lengths are the right ones {how} {which}", hint, code="enc_count_factor"
+                )
+    for name, size in (("d_sae", d_sae), ("d_in", d_in), ("√d_in", d_in**0.5), ("√d_sae", d_sae**0.5)):
+        for power, how in ((1, "times"), (-1, "divided by")):
+            if torch.allclose(ratio, torch.full_like(ratio, size**power), rtol=1e-3):
+                fail(
+                    f"the new encoder columns' lengths are the right ones {how} {name} = {size:.4g}",
+                    "a sum where a mean was asked (or the reverse), or an extra normalisation: encoder column = "
+                    "v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",
+                    code="enc_count_factor",
+                )
 
 
 # --------------------------------------------------------------------------------------------

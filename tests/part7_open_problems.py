@@ -37,6 +37,7 @@ from tests.part7_open_problems_probes import (
     absent_value_hint,
     affine_alignment_hint,
     alignment_call,
+    examples_alone,
     fixed_axis_hint,
     merged_axes_hint,
     pair_reads_hint,
@@ -385,12 +386,12 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
                 "with a separate rand call",
                 code="reused_draw",
             )
-        looks = name_distribution(batch[present])
+        looks = name_distribution(batch[present], continuous=True)
         seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
         fail(message, f"{seen}present values should be U[{low:g}, {high:g}]: {draw}", code="value_mean")
     if (mean_sq - exp_sq).abs().max() > t_sq:
         k, i = divmod(int((mean_sq - exp_sq).abs().argmax()), _N_FEATS)
-        looks = name_distribution(batch[present])
+        looks = name_distribution(batch[present], continuous=True)
         seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
         fail(
             f"with values={kind!r} the mean square of the present values of instance {k}, feature {i} is "
@@ -637,15 +638,17 @@ def test_cross_entropy_loss(impl, device):
     total = call(ref.cross_entropy_loss, logits, labels, importance, pick=Tensor.detach)
     if close(expected.detach()) or any(close(value) for _, _, value in mistakes):
         expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general, reference=total)
-    expect_matches(
-        per_inst.detach(),
-        expected_per_inst.detach(),
-        "the loss of each instance alone",
-        _per_instance_mistakes(logits.detach(), labels, importance),
-        dims="inst",
-        hint=general,
-        reference=_EachInstance(ref.cross_entropy_loss, (logits, labels, importance)),
-    )
+    value = lambda *a: _loss_value(impl, a, "cross_entropy_loss on one labelled example", device)
+    with examples_alone(value, ref.cross_entropy_loss, (logits, labels, importance), per_inst, expected_per_inst):
+        expect_matches(
+            per_inst.detach(),
+            expected_per_inst.detach(),
+            "the loss of each instance alone",
+            _per_instance_mistakes(logits.detach(), labels, importance),
+            dims="inst",
+            hint=general,
+            reference=_EachInstance(ref.cross_entropy_loss, (logits, labels, importance)),
+        )
     if not close(expected.detach()) and generic_diagnosis(got.detach()[None], expected.detach()[None]) is None:
         fail(
             f"each instance alone gets the right loss, but with {logits.shape[1]} instances together the loss is "

@@ -128,14 +128,26 @@ KNOWN_DISTRIBUTIONS = [
 ]
 
 
-def name_distribution(values: Tensor) -> tuple[str, str] | None:
+def name_distribution(values: Tensor, continuous: bool = False) -> tuple[str, str] | None:
     """(name, how it is drawn) of the known distribution a sample of present values looks like, or None.
 
     The sample has thousands of values: its min and max lie within 1% of a uniform's bounds and its mean and
-    variance within a few percent; a normal shows as values beyond ±2.5 with variance near 1."""
+    variance within a few percent; a normal shows as values beyond ±2.5 with variance near 1. `continuous`: the
+    values should come from a continuous draw, so one value held by >= 5% of them (float32 rand has 2^24 values:
+    among thousands of draws a value repeats a handful of times at most) is an atom that a clamp/max/where made."""
     if values.numel() < 100:
         return None
     v = values.double()
+    if continuous:
+        unique, counts = v.unique(return_counts=True)
+        top = int(counts.argmax())
+        if int(counts[top]) >= max(10, 0.05 * v.numel()):
+            a, share = float(unique[top]), float(counts[top]) / v.numel()
+            return (
+                f"a draw with {share:.0%} of the values exactly {a:g}",
+                f"a clamp, max or where() that moves every value beyond a bound onto {a:g}, instead of rescaling "
+                "the draw onto the range",
+            )
     lo, hi, mean, var = float(v.min()), float(v.max()), float(v.mean()), float(v.var())
     for name, draw, m, s2, low, high in KNOWN_DISTRIBUTIONS:
         if math.isinf(low) or math.isinf(high):

@@ -5,12 +5,13 @@ right one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
 
-from tests.checking import fail
+from tests.checking import CheckFailed, fail
 from tests.learner_errors import failing_line
 
 
@@ -267,3 +268,37 @@ def zero_column_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
         "torch.where(norm > 0, max|W_ki| / norm, 0.0)",
         code="zero_norm",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# cross_entropy_loss: each labelled example alone (a behavioural probe)
+# --------------------------------------------------------------------------------------------
+@contextmanager
+def examples_alone(
+    loss_of: Callable, solution: Callable, args: tuple[Tensor, Tensor, Tensor], got: Tensor, want: Tensor
+) -> Iterator[None]:
+    """Around the per-instance comparison (`got`/`want` [inst]: each instance's loss alone, the learner's and the
+    solution's): when it fails with no diagnosis (code `values`), run the learner's loss on single labelled
+    examples of instance 0 (batch 1, one instance). If every one is right, the per-example term is right and the
+    error is in how the examples are combined: say that, with the usual causes, rather than the formula hint."""
+    try:
+        yield
+    except CheckFailed as err:
+        if err.code != "values":
+            raise
+        close = lambda a, b: bool(torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5))
+        logits, labels, importance = (t.detach() for t in args)
+        rows = (labels[:, 0] >= 0).nonzero()[:, 0][:4].tolist()
+        one = lambda b: (logits[b : b + 1, :1].clone(), labels[b : b + 1, :1].clone(), importance[:1].clone())
+        if len(rows) < 2 or close(got[0], want[0]):
+            raise
+        if not all(close(loss_of(*one(b)).detach(), solution(*one(b)).detach()) for b in rows):
+            raise
+        fail(
+            f"the loss of instance 0 alone is {got[0].item():.6g}, expected {want[0].item():.6g}, yet each of its "
+            f"labelled examples alone (a batch of 1) gets the right loss: the examples interact",
+            "the per-example term is right; what goes wrong is how the examples are combined: a softmax or logsumexp "
+            "over the batch axis as well as the classes, a sum where the mean over labelled examples was asked, or a "
+            "mean over the wrong examples (the unlabelled ones included)?",
+            code="examples_interact",
+        )

@@ -74,3 +74,38 @@ def test_resample_advanced_instance_0_b_dec():
 
     failure = assert_fails(checks.test_resample_advanced, resample_advanced, "b_dec_other_instance")
     assert "b_dec[0]" in failure.message
+
+
+# fresh21: every size of the checker's config distinct (n_inst 3, d_in 4, d_sae 7), so factors and fans name one size
+def test_init_kaiming_fan_out_named():
+    class FanOut(P.ToySAE):
+        def __init__(self, cfg, model=None):
+            super().__init__(cfg, model)
+            with torch.no_grad():
+                nn.init.kaiming_uniform_(self.W_enc, mode="fan_out")
+                if self._W_dec is not None:
+                    self._W_dec.copy_(self.W_enc.transpose(-1, -2))
+
+    failure = assert_fails(checks.test_init, FanOut, "init_scale")
+    assert "mode='fan_out'" in failure.message and "n_inst·d_sae" in failure.message
+
+
+def test_W_dec_normalized_rms_rows_name_d_in():
+    rms = lambda self: self.W_dec / (self.W_dec.pow(2).mean(-1, keepdim=True).sqrt() + self.cfg.weight_normalize_eps)
+    failure = assert_fails(
+        checks.test_W_dec_normalized, type("R", (P.ToySAE,), {"W_dec_normalized": property(rms)}), "scale"
+    )
+    assert "d_in" in failure.hint and "`inst`" not in failure.hint
+
+
+def test_resample_advanced_sum_of_live_norms():
+    def resample(sae, frac, resample_scale, batch_size):
+        before = sae.W_enc.detach().clone()
+        n_live = (frac > 0).any(0).sum(-1)  # [inst]
+        P.resample_advanced(sae, frac, resample_scale, batch_size)
+        with torch.no_grad():
+            changed = (sae.W_enc != before).any(1)  # [inst d_sae]
+            sae.W_enc.mul_(torch.where(changed, n_live[:, None].to(sae.W_enc.dtype), 1.0)[:, None, :])
+
+    failure = assert_fails(checks.test_resample_advanced, resample, "enc_count_factor")
+    assert "live latents" in failure.message

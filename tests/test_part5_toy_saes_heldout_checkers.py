@@ -40,7 +40,8 @@ def _kaiming(n, d, s):
 INIT_GOOD = [
     _init(lambda n, d, s: torch.stack([nn.init.kaiming_uniform_(torch.empty(s, d)).T for _ in range(n)])),
     _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), a=5**0.5)),
-    _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), mode="fan_out", nonlinearity="relu")),
+    # mode="fan_out" on the whole tensor (fan n_inst·d_sae, counting instances) is a named mistake since fresh21
+    _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, d, s), nonlinearity="relu")),
     _init(lambda n, d, s: torch.stack([nn.init.kaiming_uniform_(torch.empty(d, s)) for _ in range(n)])),
     _init(lambda n, d, s: nn.init.kaiming_uniform_(torch.empty(n, s, d)).mT.contiguous()),
 ]

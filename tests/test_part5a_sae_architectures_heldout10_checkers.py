@@ -113,3 +113,10 @@ def test_topk_sparsity_summed_over_the_batch():
 
 def test_topk_scatter_passes():
     assert_passes(C.test_topk_forward, _topk())
+
+
+def test_feature_recovery_dot_averaged_over_d_in_names_d_in():
+    """fresh21: the checker's sizes are all distinct (n_inst 3, d_in 4), so a 1/d_in factor names d_in, not inst."""
+    fn = lambda W_features, W_dec: A.feature_recovery(W_features, W_dec) / W_features.shape[1]
+    failure = assert_fails(C.test_feature_recovery, fn, "scale")
+    assert "W_feat.shape[1]" in failure.hint and "inst" not in failure.hint

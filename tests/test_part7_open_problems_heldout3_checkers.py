@@ -250,3 +250,33 @@ def test_alignment_per_instance_loop_joined_with_stack_passes():  # fresh17
         return torch.stack(out)
 
     assert_passes(checks.test_basis_alignment, alignment)
+
+
+def test_generate_features_uniform_half_clamped():
+    """fresh21: U[0.5, 1] drawn as rand().clamp(min=0.5): half the values sit exactly on 0.5 (an atom)."""
+
+    def generate_features(feature_probability, batch_size, values="uniform"):
+        out = ref.generate_features(feature_probability, batch_size, values)
+        if values == "uniform_half":
+            present = out != 0
+            out = torch.where(present, torch.rand_like(out).clamp(min=0.5), 0.0)
+        return out
+
+    err = assert_fails(checks.test_generate_features, generate_features, "value_mean")
+    assert "exactly 0.5" in err.hint and "clamp" in err.hint
+
+
+def test_cross_entropy_logsumexp_over_batch_and_classes():
+    """fresh21: the normaliser taken over (batch, classes): each example alone is right, the batch is not."""
+
+    def cross_entropy_loss(logits, labels, importance):
+        total = logits.new_zeros(())
+        for k in range(logits.shape[1]):
+            lab = labels[:, k]
+            keep = lab >= 0
+            logp = logits[:, k] - logits[:, k].logsumexp(dim=(0, 1))
+            picked = logp[keep, lab[keep]] * importance[k, lab[keep]]
+            total = total - picked.sum() / keep.sum().clamp(min=1)
+        return total
+
+    assert_fails(checks.test_cross_entropy_loss, cross_entropy_loss, "examples_interact")
