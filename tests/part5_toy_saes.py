@@ -43,7 +43,7 @@ from tests.checking import (
 )
 from tests.mutants import Reference, call
 
-N_INST, D_IN, D_SAE, N_FEATS = 3, 4, 7, 5  # every size distinct: a factor or axis is named by one size only
+N_INST, D_IN, D_SAE, N_FEATS = 3, 4, 7, 6  # every size distinct: a factor or axis is named by one size only
 COEFFS = [0.1, 0.3, 0.05]
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
+from tests.checking import CheckFailed
 from tests.proving import assert_fails, assert_passes
 
 
@@ -237,7 +238,12 @@ def _advanced(bug):
     ["same_input", "dec_zero", "normalized_wrong_axis", "sampling_other_batch", "rms_norm", "sampling_other_axis"],
 )
 def test_resample_advanced_fresh2(code):
-    assert_fails(checks.test_resample_advanced, _advanced(code), code)
+    # "same_input" weights by L_sparsity²: which inputs fire the live latent depends on the fixture's draws, so
+    # the picks may spread over several inputs, and then the weights are named (sampling_L_sparsity) instead
+    want = ("same_input", "sampling_L_sparsity") if code == "same_input" else (code,)
+    with pytest.raises(CheckFailed) as info:
+        checks.test_resample_advanced(_advanced(code), device="cpu")
+    assert info.value.code in want, info.value
 
 
 # ---- fresh3: b_final added to h, decoding with the normalised encoder, a size ratio in L_reconstruction
