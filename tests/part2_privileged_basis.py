@@ -46,6 +46,7 @@ from tests.part1_superposition_probes import (
     sign_sharing_failure,
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
+from tests.part2_privileged_basis_contractions import contraction_mutants
 
 relu = torch.relu
 
@@ -101,6 +102,7 @@ def _check_forward(
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
     z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
     mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu)
+    mistakes += contraction_mutants(x, W_in, W_out, b, params[0], params[1] if len(params) > 2 else params[0])
     random = random_forward(model, x)
     if random is None and _instances_mixed(model, params, x):
         random = MIXED
@@ -510,6 +512,18 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
             for name, t in (("batch", batch), ("ReLU(batch)", relu(batch)))
             for shown, f in (("|out|", torch.abs), ("ReLU(out)", relu))
         ],
+        (
+            "importance_on_output",
+            "the importance multiplies the output inside the square, (|batch| - I · out)²: it weights the squared "
+            "error, I · (|batch| - out)²",
+            ((target - imp * out) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "precedence",
+            "the loss is I · |batch| - out²: `**` binds tighter than `-` and `*`, so only out is squared. Put the "
+            "difference in parentheses: self.importance * (batch.abs() - out) ** 2",
+            (imp * target - out**2).mean(dim=(0, 2)).sum(),
+        ),
         ("target_not_abs", "the target is |x| (batch.abs()), not x: the model computes absolute values", loss(batch)),
         ("target_relu", "the target is |x| (batch.abs()), not ReLU(x)", loss(relu(batch))),
         ("target_squared", "the target is |x| (batch.abs()), not x²", loss(batch**2)),

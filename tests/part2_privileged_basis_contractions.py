@@ -1,0 +1,81 @@
+"""Slips inside the contractions of part 2's two-layer forward passes, as catalogue mutants.
+
+Each layer is a contraction (a sum of products over one axis). Two slips change what is summed without changing any
+shape, so no shape check sees them and the bias-only probe reads them only as "the weights term differs":
+
+* the contracted axis spelled differently in the two inputs of an einsum (a letter typo, 'd' / 'd_hidden'): einsum
+  then sums each input over its own copy of the axis, a product of two sums instead of a sum of products;
+* the nonlinearity applied to each product term before the sum (relu(x[..., None, :] * W).sum(-1)).
+
+Both are written for either layer, so a slip in the read (hidden) layer and one in the write (output) layer are told
+apart by the checker's generic weights (both signs, every size different).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tests.part1_superposition_mistakes import Mutant, down, up
+
+relu = torch.relu
+
+
+def contraction_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, read: str, write: str) -> list[Mutant]:
+    """The forward pass ReLU(W_outᵀ ReLU(W_in x) + b) with one contraction slip (W_out in the read layout [inst d
+    feats]); `read` and `write` are the learner's names of the two weight matrices ("W" twice for a tied model)."""
+    h = relu(down(x, W_in))
+    split_read = x.sum(-1, keepdim=True) * W_in.sum(-1)  # [... inst 1] · [inst d]
+    split_write = h.sum(-1, keepdim=True) * W_out.sum(-2)  # [... inst 1] · [inst feats]
+    per_term_read = relu(x[..., None, :] * W_in).sum(-1)  # [... inst d]
+    per_term_write = (h[..., :, None] * W_out).relu().sum(-2)  # [... inst feats]
+    typo = (
+        "{axis} has two different names in the two inputs of the {layer} einsum (a letter typo, e.g. 'd' in one "
+        "and 'd_hidden' in the other): einsum then sums each input over its own copy of the axis, giving a product "
+        "of two sums, {got}, instead of the sum of products {right}. Spell the shared axis the same in both inputs"
+    )
+    per_term = (
+        "the ReLU is applied to each product term before the sum over {axis} ({code}): a neuron's ReLU acts on its "
+        "whole weighted sum, {right}"
+    )
+    w = f"{write}[d, f]" if write == read else f"{write}[f, d]"  # the tied W is [d f], the computation W2 [f d]
+    return [
+        (
+            "axis_name_mismatch",
+            typo.format(
+                axis="`feats`",
+                layer="hidden-layer",
+                got=f"(Σ_f x_f)(Σ_f {read}[d, f])",
+                right=f"Σ_f {read}[d, f] x_f",
+            ),
+            relu(up(relu(split_read), W_out) + b),
+        ),
+        (
+            "axis_name_mismatch",
+            typo.format(
+                axis="`d_hidden`",
+                layer="output",
+                got=f"(Σ_d h_d)(Σ_d {w})",
+                right=f"Σ_d {w} h_d",
+            ),
+            relu(split_write + b),
+        ),
+        (
+            "relu_per_term",
+            per_term.format(
+                axis="features",
+                code=f"relu(x[..., None, :] * {read}).sum(-1)",
+                right=f"ReLU(Σ_f {read}[d, f] x_f), the ReLU outside the sum",
+            ),
+            relu(up(per_term_read, W_out) + b),
+        ),
+        (
+            "relu_per_term",
+            per_term.format(
+                axis="hidden neurons",
+                code="a ReLU on each h_d · weight before summing over d_hidden",
+                right="ReLU(Σ_d weight · h_d + b_final), with the ReLU after the sum and the bias",
+            ),
+            relu(per_term_write + b),
+        ),
+    ]
