@@ -335,11 +335,31 @@ def _patterns(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]
             new_parts = [*parts[:p], (" " if spaced else "").join(swapped), *parts[p + 1 :]]
             new = (", " if spaced else ",").join(new_parts[:-1]) + " -> " + new_parts[-1]
             yield ast.Constant(new if spaced else new.replace(" ", "")), "two axes swapped in the einsum pattern"
+        if p < len(parts) - 1:
+            yield from _axis_renamed(parts, p, axes, spaced)
         if p == len(parts) - 1:
             for k in range(len(axes)):
                 kept = [*axes[:k], *axes[k + 1 :]]
                 new = lhs.strip() + " -> " + (" " if spaced else "").join(kept)
                 yield ast.Constant(new if spaced else new.replace(" ", "")), f"`{axes[k]}` summed away in the einsum"
+
+
+def _axis_renamed(parts: list[str], p: int, axes: list[str], spaced: bool) -> Iterator[tuple[ast.AST, str]]:
+    """An axis two inputs share, spelled differently in one of them: einsum then sums each copy on its own, a
+    product of two sums where a sum of products belongs."""
+    inputs = [part.split() if spaced else list(part.replace(" ", "")) for part in parts[:-1]]
+    used = {axis for part in [*inputs, parts[-1].split() if spaced else list(parts[-1])] for axis in part}
+    for k, axis in enumerate(axes):
+        if axis in ("...", ".") or sum(axis in other for other in inputs) < 2:
+            continue
+        fresh = next((c for c in "zyxwvutsrq" if c not in used), None) if not spaced else f"{axis}_other"
+        if fresh is None or fresh in used:
+            continue
+        renamed = [*inputs[:p], [*axes[:k], fresh, *axes[k + 1 :]], *inputs[p + 1 :]]
+        joined = [(" " if spaced else "").join(part) for part in renamed]
+        new = (", " if spaced else ",").join(joined) + " -> " + parts[-1]
+        label = f"`{axis}` spelled differently in one input of the einsum (each copy summed on its own)"
+        yield ast.Constant(new if spaced else new.replace(" ", "")), label
 
 
 def _statements(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:

@@ -3,6 +3,7 @@ style, stays silent when it can't be sure, never touches the checker's inputs, a
 
 from __future__ import annotations
 
+import einops
 import pytest
 import torch
 from torch import Tensor
@@ -407,3 +408,24 @@ def test_a_comprehension_with_a_tuple_target_does_not_silence_the_search():
     wrong, right = x.sum(0) + torch.arange(4), solution_column_sums(x)
     hint = one_change_diagnosis(call(solution_column_sums, x), wrong, right)
     assert hint is not None and "a step left out (`.abs(…)`)" in hint
+
+
+def solution_overlaps(W: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    return einops.einsum(W, W, "inst d feat_i, inst d feat_j -> inst feat_i feat_j").pow(2).sum(-1)
+    ### END SOLUTION
+
+
+def solution_overlaps_packed(W: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    return torch.einsum("kdi,kdj->kij", W, W).pow(2).sum(-1)
+    ### END SOLUTION
+
+
+@pytest.mark.parametrize("solution", [solution_overlaps, solution_overlaps_packed])
+def test_an_axis_spelled_differently_in_one_einsum_input_is_named(solution):
+    """A typo in one input's axis name makes einsum sum each copy on its own: (Σ_d W)(Σ_d W), not Σ_d W W."""
+    W = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(3))
+    actual = (W.sum(1)[:, :, None] * W.sum(1)[:, None, :]).pow(2).sum(-1)
+    hint = one_change_diagnosis(call(solution, W), actual, solution(W))
+    assert hint is not None and "spelled differently in one input" in hint and "`d`" in hint, hint
