@@ -94,6 +94,7 @@ from tests.part6_lm_saes_probes import (
 from tests.part6_lm_saes_variants import (
     ablate_encodes,
     frequency_encodes,
+    logit_path_slips,
     logit_rescaled,
     one_more_than_k,
     splice_variants,
@@ -573,6 +574,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             + logit_run_slips(model, sae, latent)
             + logit_normalised(model, sae, latent)
             + logit_rescaled(model, sae, latent)
+            + logit_path_slips(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )

@@ -253,6 +253,35 @@ def steer_edit(edits: list, model: Any, sae: Any, tokens: Tensor, latent: int, c
         )
 
 
+def hook_combination(a: Tensor, b: Tensor, f: Tensor, sae: Any, latent: int) -> None:
+    """The hook's output written as a combination α·act + β·x̂ + γ·f·W_dec[latent] + δ·b_dec (x̂ = sae.decode(
+    sae.encode(act))), four numbers fitted over every position; when that is exact with whole coefficients other
+    than the right (1, 0, −1, 0), the combination is told as it is (and the SAE error's share, act − x̂, named)."""
+    terms = [a, sae.decode(sae.encode(a)), f[..., None] * sae.W_dec[latent], sae.b_dec.expand_as(a)]
+    basis = torch.stack([t.reshape(-1).double() for t in terms], -1)
+    c = torch.linalg.lstsq(basis, b.reshape(-1).double()[:, None]).solution[:, 0]
+    y = b.reshape(-1).double()
+    if (basis @ c - y).norm() > 1e-5 * (y.norm() + 1e-12) or not torch.allclose(c, c.round(), atol=1e-3):
+        return
+    k = [int(v) for v in c.round()]
+    if k == [1, 0, -1, 0]:
+        return
+    names = ("act", "x̂", "f·W_dec[latent]", "b_dec")
+    text = " ".join(
+        f"{'+' if v > 0 else '−'} {'' if abs(v) == 1 else f'{abs(v)}·'}{n}" for v, n in zip(k, names, strict=True) if v
+    )
+    reading = ""
+    if k == [1, -1, 1, 0]:
+        reading = " = the SAE's error (act − x̂) plus the latent's own term: act − sae.decode(f with the latent zeroed)"
+    fail(
+        f"your hook returns {text.lstrip('+ ')}{reading} (x̂ = sae.decode(sae.encode(act)), f = the latent's "
+        "activation), expected act − f·W_dec[latent]",
+        "subtract only the latent's term from the activation: act − f · W_dec[latent] (equivalently, with "
+        "g = f with every other latent zeroed, act − sae.decode(g) + b_dec)",
+        code="hook_combination",
+    )
+
+
 def ablate_edit(edits: list, sae: Any, latent: int) -> None:
     """Ablating must return act − f · W_dec[latent] with f = sae.encode(act)[..., latent]: read each recorded
     hook's output and say how it differs (f taken from elsewhere, the SAE error dropped where the latent fires)."""
@@ -288,6 +317,7 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                         code="f_source",
                     )
             continue
+        hook_combination(a, b, f, sae, latent)
         wrong = ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1)
         fires = f > 0
         if wrong.any() and torch.equal(wrong, fires):
@@ -323,7 +353,8 @@ def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
     v = torch.linalg.lstsq(per_seq.T, y[:, None]).solution[:, 0]
     if (per_seq.T @ v - y).norm() > 1e-5 * (y.norm() + 1e-12) or (v <= 1e-9).all():
         return
-    m = v / v[v > 1e-9].min()
+    v = torch.where(v > 1e-6 * v.max(), v, torch.zeros_like(v))  # lstsq leaves ~1e-9 where a weight is 0
+    m = v / v[v > 0].min()
     if not torch.allclose(m, m.round(), atol=0.02) or m.max() < 1.5 or m.max() > 5:
         return
     m = m.round().long()
@@ -341,15 +372,27 @@ def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
             code="batch_means",
         )
     starts = [i for i in range(batch_size, len(m), batch_size)]
-    where = " (the first sequence of each later batch)" if twice == starts else ""
+    strided = sorted(i for i in range(len(m)) if m[i] > 0) == list(range(0, len(m), batch_size))
+    where = " (the first sequence of each later batch)" if twice == starts and not strided else ""
+    times = lambda k: "twice" if k == 2 else f"{k} times"
+    weighed = "; ".join(
+        f"sequence{'s' * (len(idx) > 1)} {' and '.join(map(str, idx))} {times(k)}"
+        for k in sorted({int(m[i]) for i in twice})
+        for idx in [[i for i in twice if int(m[i]) == k]]
+    )
     fail(
-        f"your frequencies weigh sequence{'s' * (len(twice) > 1)} {' and '.join(map(str, twice))} "
-        f"{'twice' if int(m.max()) == 2 else f'{int(m.max())} times'} as much as the others{where}"
+        f"your frequencies weigh {weighed} as much as the others{where}"
         + (f", and leave out sequence{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}" if skipped else ""),
-        f"those sequences are counted more than once: overlapping batches (an end index start + batch_size + 1, or a "
-        f"step smaller than batch_size = {batch_size})? take tokens[start : start + batch_size] for start in "
-        "range(0, n_seq, batch_size): each sequence exactly once",
-        code="counted_twice",
+        (
+            f"only every {batch_size}-th sequence counts, later ones more often: a strided slice "
+            f"tokens[start::batch_size] (every batch_size-th sequence from start) where a block belongs? "
+            if strided
+            else f"those sequences are counted more than once: overlapping batches (an end index start + batch_size + "
+            f"1, or a step smaller than batch_size = {batch_size})? "
+        )
+        + "take tokens[start : start + batch_size] for start in range(0, n_seq, batch_size): each sequence "
+        "exactly once",
+        code="strided_batches" if strided else "counted_twice",
     )
 
 

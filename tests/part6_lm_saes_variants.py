@@ -227,3 +227,51 @@ def one_more_than_k(values: Any, k: int) -> None:
         "exactly k",
         code="shape",
     )
+
+
+def logit_path_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The latent's path to the logits with one factor changed generically: the decoder row through an elementwise
+    function (ReLU, |.|), or W_dec / W_out[0] normalised along an axis (the wrong one, or at all),
+    and the effect of the one MLP neuron the row weighs most (its entry kept or dropped)."""
+    d, W_out, W_U = sae.W_dec[latent], model.W_out[0], model.W_U
+    own = "the logit effect is W_dec[latent] @ W_out[0] @ W_U, each factor as it is"
+    rows = [
+        (
+            "row_pointwise",
+            f"that is the effect of {name}: the decoder row is a direction in the MLP's activation space, its "
+            f"negative entries count as they are; {own}",
+            g @ W_out @ W_U,
+        )
+        for name, g in (("relu(W_dec[latent])", F.relu(d)), ("|W_dec[latent]|", d.abs()))
+    ]
+    # W_dec's rows are unit norm already (dim 1 is the identity) and W_U normalised is `unembed_normalised`
+    for name, M, dim, axis in (("W_dec", sae.W_dec, 0, "latents"), ("W_out[0]", W_out, 0, "d_mlp")):
+        N = F.normalize(M, dim=dim)
+        rows.append(
+            (
+                "matrix_normalised",
+                f"that is the effect with {name} normalised along dim {dim} (over {axis}, F.normalize({name}, "
+                f"dim={dim})): {own}, nothing normalised",
+                N[latent] @ W_out @ W_U if name == "W_dec" else d @ N @ W_U,
+            )
+        )
+    rows.append(
+        (
+            "matrix_normalised",
+            f"that is the effect with W_out[0] normalised along dim 1 (over d_model, F.normalize(W_out[0], dim=1)): "
+            f"{own}, nothing normalised",
+            d @ F.normalize(W_out, dim=1) @ W_U,
+        )
+    )
+    j = int(d.abs().argmax())
+    one = W_out[j] @ W_U
+    for v, form in ((one, f"(W_out[0] @ W_U)[{j}]"), (d[j] * one, f"W_dec[latent][{j}] · (W_out[0] @ W_U)[{j}]")):
+        rows.append(
+            (
+                "one_neuron",
+                f"that is {form}, the effect of MLP neuron {j} alone (the one W_dec[latent] weighs most): the latent "
+                f"writes its whole decoder row, every neuron weighted by its entry; {own}",
+                v,
+            )
+        )
+    return rows
