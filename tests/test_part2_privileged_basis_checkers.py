@@ -72,6 +72,15 @@ class NeuronMixedInstances(NeuronModel):
         return F.relu(torch.einsum("...id,idf->...if", hidden, self.W) + self.b_final)
 
 
+class NeuronMeanOverInstances(NeuronModel):
+    """The instances' weights averaged into one shared matrix."""
+
+    def forward(self, features):
+        W = self.W.mean(0, keepdim=True).expand_as(self.W)
+        hidden = F.relu(torch.einsum("...if,idf->...id", features, W))
+        return F.relu(torch.einsum("...id,idf->...if", hidden, W) + self.b_final)
+
+
 class NeuronBatchOnly(NeuronModel):
     """Works for [batch inst feats] only."""
 
@@ -152,7 +161,8 @@ def test_neuron_forward_accepts(impl):
         (NeuronNoBias, "no_bias"),
         (NeuronBiasAfterReLU, "bias_after_relu"),
         (NeuronNoOutputReLU, "no_relu"),
-        (NeuronMixedInstances, "instances_mixed"),
+        (NeuronMixedInstances, "one_change"),  # the typo quoted: `inst` spelled differently in one einsum input
+        (NeuronMeanOverInstances, "instances_mixed"),
         (NeuronBatchOnly, "leading_dims"),
         (NeuronDouble, "dtype"),
         (NeuronReLUOnInput, "relu_on_input"),
@@ -295,7 +305,7 @@ def test_computation_forward_accepts(impl):
         (CompNoOutputReLU, "no_relu"),
         (CompAbsInput, "abs_in_forward"),
         (CompTied, "tied_weights"),
-        (CompMixedInstances, "instances_mixed"),
+        (CompMixedInstances, "one_change"),
         (CompReshapedW2, "reshaped_W2"),
         (CompAbsHidden, "abs_hidden"),
         (CompAbsOutput, "abs_output"),
