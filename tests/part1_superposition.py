@@ -22,6 +22,7 @@ from solutions.part1_superposition import ToyModelConfig
 from tests import part1_superposition_causes as causes
 from tests import part1_superposition_loss_relations as loss_relations
 from tests import part1_superposition_pairs as pair_rates
+from tests import part1_superposition_weight_transforms as weights
 from tests.checking import (
     bernstein_tolerance,
     checker,
@@ -167,6 +168,8 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
     mistakes += [("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)]
     mistakes += loss_relations.forward_tensor_mutants(x, W, b, p, two_layer)
+    new = weights.weight_transform_mutants(x, W, W, b, formula=FORMULA) + weights.gram_mutants(x, W, b)
+    mistakes += weights.novel(new, mistakes)
     pre = two_layer(x, W, W, b, out=lambda t: t)
     code, hint = (
         random_forward(model, x)

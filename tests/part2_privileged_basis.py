@@ -46,6 +46,7 @@ from tests.part1_superposition_probes import (
     sign_sharing_failure,
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
+from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_contractions import contraction_mutants
 
 relu = torch.relu
@@ -102,7 +103,9 @@ def _check_forward(
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
     z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
     mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu)
-    mistakes += contraction_mutants(x, W_in, W_out, b, params[0], params[1] if len(params) > 2 else params[0])
+    names = (params[0], params[1] if len(params) > 2 else params[0])
+    mistakes += contraction_mutants(x, W_in, W_out, b, *names)
+    mistakes += novel(weight_transform_mutants(x, W_in, W_out, b, relu, names), mistakes)
     random = random_forward(model, x)
     if random is None and _instances_mixed(model, params, x):
         random = MIXED

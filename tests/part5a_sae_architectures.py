@@ -21,6 +21,7 @@ from torch import Tensor
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_diagnosis as DG
+from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests.checking import (
@@ -431,7 +432,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
             (code, AUXK_HINTS.get(code, hint), M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug))
             for code, hint, bug in M.AUXK_MISTAKES
         ]
-        + auxk_extra(pre, residual, dead, W_dec, k_aux, expected),
+        + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
+        + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),
@@ -722,27 +724,28 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
     }
     out = _metric(impl, (acts,), "dead_latent_fraction(acts)", (N_INST,), "inst", device, shapes)
+    mistakes = [
+        *dead_mistakes(acts),
+        *PR.dead_count_sizes(acts),
+        *PR.dead_never_largest(acts),
+        (
+            "any_dead_flag",
+            "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
+            "dead, (acts == 0).all(dim=0) averaged over the latents",
+            (acts == 0).all(0).any(-1).to(acts.dtype),
+        ),
+        (
+            "constant_latent",
+            "your fraction counts as dead the latents with zero variance over the batch (latent 2 of instance "
+            "1 is 0.3 on every example): such a latent fires; dead means zero on every example",
+            (acts.std(0) == 0).to(acts.dtype).mean(-1),
+        ),
+    ]
     expect_matches(
         out.detach(),
         ref_a.dead_latent_fraction(acts),
         "dead_latent_fraction",
-        [
-            *dead_mistakes(acts),
-            *PR.dead_count_sizes(acts),
-            *PR.dead_never_largest(acts),
-            (
-                "any_dead_flag",
-                "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
-                "dead, (acts == 0).all(dim=0) averaged over the latents",
-                (acts == 0).all(0).any(-1).to(acts.dtype),
-            ),
-            (
-                "constant_latent",
-                "your fraction counts as dead the latents with zero variance over the batch (latent 2 of instance "
-                "1 is 0.3 on every example): such a latent fires; dead means zero on every example",
-                (acts.std(0) == 0).to(acts.dtype).mean(-1),
-            ),
-        ],
+        mistakes + FIT.dead_threshold(acts, mistakes),
         dims="inst",
         hint="fraction of latents with acts == 0 on every example of the batch",
         reference=call(ref_a.dead_latent_fraction, acts),

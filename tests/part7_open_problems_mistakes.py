@@ -225,6 +225,7 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
     if target == "argmax":
         present = on(x).any(-1)
         labels = x.argmax(-1)
+        right = torch.where(present, labels, NO_LABEL)
         signed = [  # these coincide with the answer on non-negative features: only listed for signed ones
             (
                 "argmax_abs",
@@ -244,6 +245,17 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 "some are present",
                 torch.where(x.sum(-1) != 0, labels, NO_LABEL),
             ),
+        ]
+        tests = (("x.sum(-1) > 0 (or x.mean(-1) > 0)", x.sum(-1) > 0),)
+        signed += [  # "no feature present" tested on a summary of the row: wrong where present values are negative
+            (
+                "argmax_presence_test",
+                f"your rows with no label are those where {expr} fails: that is not 'no feature present' (a row "
+                "with negative features, or features that cancel, has features present). Test (x != 0).any(-1)",
+                torch.where(test, labels, NO_LABEL),
+            )
+            for expr, test in tests
+            if not any(torch.equal(torch.where(test, labels, NO_LABEL), v) for v in [*(m[2] for m in signed), right])
         ]
         return [
             *(signed if bool((x < 0).any()) else []),

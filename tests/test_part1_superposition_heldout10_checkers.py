@@ -60,3 +60,23 @@ def test_one_uniform_split_passes():
     assert_passes(
         p1.test_generate_anticorrelated_features, _sub(generate_anticorrelated_features=anti_one_uniform_split)
     )
+
+
+def test_fresh22_forward_weight_transforms_and_gram_edits():
+    """fresh22: |W| in the up projection and the Gram matrix with its diagonal forced to 1 are named (generic
+    weight-transform and Gram-edit families, shared with part 2's forward)."""
+    from solutions.part1_superposition import ToyModel
+
+    def absup(self, x):
+        h = torch.einsum("...kf,kdf->...kd", x, self.W)
+        return torch.relu(torch.einsum("...kd,kdf->...kf", h, self.W.abs()) + self.b_final)
+
+    def diag1(self, x):
+        G = torch.einsum("kdf,kdg->kfg", self.W, self.W)
+        G = G - torch.diag_embed(G.diagonal(dim1=-2, dim2=-1)) + torch.eye(G.shape[-1])
+        return torch.relu(torch.einsum("...kf,kfg->...kg", x, G) + self.b_final)
+
+    err = assert_fails(p1.test_forward, type("M", (ToyModel,), {"forward": absup}), "weight_transform")
+    assert "second product" in err.hint and "|W|" in err.hint
+    err = assert_fails(p1.test_forward, type("M", (ToyModel,), {"forward": diag1}), "gram_edit")
+    assert "diagonal set to 1" in err.hint

@@ -120,3 +120,23 @@ def test_feature_recovery_dot_averaged_over_d_in_names_d_in():
     fn = lambda W_features, W_dec: A.feature_recovery(W_features, W_dec) / W_features.shape[1]
     failure = assert_fails(C.test_feature_recovery, fn, "scale")
     assert "W_feat.shape[1]" in failure.hint and "inst" not in failure.hint
+
+
+def test_fresh22_auxk_offset_and_dead_tolerance():
+    """fresh22: the batch-mean residual added to auxk's reconstruction is fitted and named; a tolerance |a| < 1e-2
+    in dead_latent_fraction is named with the range of thresholds it stands for; l0 as (acts > 0) is a correct
+    variant on SAE activations (never negative)."""
+
+    def auxk_loss(pre, residual, dead, W, k_aux):
+        top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+        v = torch.where(top.values.isfinite(), top.values, torch.zeros_like(top.values))
+        rh = torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, top.indices, v), W)
+        return ((residual - rh - residual.mean(0, keepdim=True)) ** 2).mean(-1)
+
+    err = assert_fails(C.test_auxk_loss, auxk_loss, "reconstruction_offset")
+    assert "residual.mean(0)" in err.hint
+    err = assert_fails(
+        C.test_dead_latent_fraction, lambda a: (a.abs() < 1e-2).all(0).to(a.dtype).mean(-1), "zero_tolerance"
+    )
+    assert "tolerance" in err.hint
+    assert_passes(C.test_l0_norm, lambda a: (a > 0).to(a.dtype).sum(-1).mean(0))

@@ -280,3 +280,20 @@ def test_cross_entropy_logsumexp_over_batch_and_classes():
         return total
 
     assert_fails(checks.test_cross_entropy_loss, cross_entropy_loss, "examples_interact")
+
+
+def test_compute_target_argmax_presence_tested_by_the_sum():
+    """fresh22: 'no feature present' tested as features.sum(-1) > 0 (wrong for rows of negative or cancelling
+    features) is named with the test it used; returning `features` itself for identity is a correct variant (the
+    contract only forbids modifying features)."""
+
+    def compute_target(features, target):
+        if target == "argmax":
+            return torch.where(features.sum(-1) > 0, features.argmax(-1), ref.NO_LABEL)
+        if target == "identity":
+            return features
+        return ref.compute_target(features, target)
+
+    err = assert_fails(checks.test_compute_target, compute_target, "argmax_presence_test")
+    assert "x.sum(-1) > 0" in err.hint
+    assert_passes(checks.test_compute_target, lambda f, t: f if t == "identity" else ref.compute_target(f, t))

@@ -1,0 +1,97 @@
+"""A toy model's forward pass with its weights transformed before use, as catalogue entries for both parts' forward
+checkers: each layer's weights (or both) taken as |W|, ReLU(W), W², or normalised along one axis, and (part 1) the
+Gram matrix WᵀW edited (its diagonal set to 1 or to 0, |WᵀW|, ReLU(WᵀW)).
+
+Each entry names the transform and the product it was seen in, from the checker's own inputs; an entry that
+coincides with another catalogue entry on these inputs is dropped with `novel` (the other entry names it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Mutant = tuple[str, str, Tensor]
+
+
+def _unit(W: Tensor, dim: int) -> Tensor:
+    return W / W.norm(dim=dim, keepdim=True).clamp_min(1e-8)
+
+
+# (description of the transformed weights, transform), W in the read layout [inst d_hidden feats]
+TRANSFORMS: tuple[tuple[str, Callable[[Tensor], Tensor]], ...] = (
+    ("|W| (W.abs())", torch.abs),
+    ("ReLU(W) (its negative entries zeroed)", torch.relu),
+    ("W² (each entry squared)", torch.square),
+    ("W normalised along `d_hidden` (unit columns, one per feature)", lambda W: _unit(W, -2)),
+    ("W normalised along `feats` (unit rows, one per hidden neuron)", lambda W: _unit(W, -1)),
+)
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def novel(entries: list[Mutant], known: list[Mutant]) -> list[Mutant]:
+    """`entries` less those equal on these inputs to one of `known` or to an earlier entry (an edit that coincides
+    with an existing, more specific catalogue entry: that one names it)."""
+    kept: list[Mutant] = []
+    for entry in entries:
+        if not any(_same(entry[2], other[2]) for other in [*known, *kept]):
+            kept.append(entry)
+    return kept
+
+
+def weight_transform_mutants(
+    x: Tensor,
+    W_in: Tensor,
+    W_out: Tensor,
+    b: Tensor,
+    act: Callable[[Tensor], Tensor] = lambda t: t,
+    names: tuple[str, str] = ("W", "W"),
+    formula: str = "",
+) -> list[Mutant]:
+    """The forward pass with the first product's weights, the second's, or both transformed; `names` are the
+    parameters each product reads (part 1: W both times), `formula` the reference written out for the hints."""
+    h_in = lambda W: act(torch.einsum("...if,idf->...id", x, W))
+    model = lambda Wi, Wo: torch.relu(torch.einsum("...id,idf->...if", h_in(Wi), Wo) + b)
+    first, second = (
+        f"the first product ({names[0]} x, down to d_hidden)",
+        f"the second product (back up with {names[1]})",
+    )
+    out: list[Mutant] = []
+    for what, f in TRANSFORMS:
+        for where, Wi, Wo in (
+            (first, f(W_in), W_out),
+            (second, W_in, f(W_out)),
+            ("both products", f(W_in), f(W_out)),
+        ):
+            hint = f"{where} used {what}: use the weights as they are, with no transform" + (
+                f" ({formula})" if formula else ""
+            )
+            out.append(("weight_transform", hint, model(Wi, Wo)))
+    return out
+
+
+def gram_mutants(x: Tensor, W: Tensor, b: Tensor) -> list[Mutant]:
+    """Part 1's forward written as ReLU(x G + b) with the Gram matrix G = WᵀW [inst feats feats] edited."""
+    G = torch.einsum("idf,idg->ifg", W, W)
+    diag = torch.diag_embed(G.diagonal(dim1=-2, dim2=-1))
+    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+    edits = (
+        ("its diagonal set to 1 (as if every column of W had norm 1)", G - diag + eye),
+        ("its diagonal set to 0 (each feature's own term ‖W_f‖² x_f dropped)", G - diag),
+        ("its absolute values |WᵀW|", G.abs()),
+        ("ReLU(WᵀW) (negative interference zeroed)", torch.relu(G)),
+    )
+    return [
+        (
+            "gram_edit",
+            f"your output is ReLU(x G + b_final) with the Gram matrix G = WᵀW changed: {what}. The forward pass uses "
+            "WᵀW exactly as the two products give it, ReLU(Wᵀ W x + b_final), diagonal and sign included",
+            torch.relu(torch.einsum("...if,ifg->...ig", x, Gx) + b),
+        )
+        for what, Gx in edits
+    ]

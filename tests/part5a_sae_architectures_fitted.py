@@ -1,0 +1,73 @@
+"""Part 5a mistakes whose one free number is read off the learner's own output, as catalogue entries: an offset
+vector added to auxk_loss's reconstruction (fitted by least squares), and a tolerance threshold that makes small
+activations count as zero in dead_latent_fraction (located between two latents' largest |activation|).
+
+Each returns an entry only when the fitted form reproduces the learner's output exactly and differs from the right
+answer, so a correct implementation never meets one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+Mutant = tuple[str, str, Tensor]
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-6)
+
+
+def auxk_offset(out: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list[Mutant]:
+    """An auxk_loss mean_d (residual - r̂ - c)² with a constant vector c per instance (the same for every example).
+
+    Per example, d·L_b - |e_b|² = -2 e_b·c + |c|² with e_b = residual - r̂ the right error: linear in (c, |c|²), so
+    c is the least-squares solution over the batch; the entry is offered only when it fits every example."""
+    if not isinstance(out, Tensor) or out.shape != residual.shape[:2] or not out.is_floating_point():
+        return []
+    top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+    values = torch.where(top.values.isfinite(), top.values, torch.zeros_like(top.values))
+    r_hat = torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, top.indices, values), W_dec).double()
+    e, d = residual.double() - r_hat, residual.shape[-1]
+    y = d * out.detach().double() - e.pow(2).sum(-1)  # [batch inst]
+    A = torch.cat([-2 * e, torch.ones_like(e[..., :1])], -1).transpose(0, 1)  # [inst batch d+1]
+    sol = torch.linalg.lstsq(A, y.transpose(0, 1).unsqueeze(-1)).solution.squeeze(-1)  # [inst d+1]
+    c = sol[:, :-1]
+    fitted = (e - c).pow(2).mean(-1)
+    if c.norm(dim=-1).max() < 1e-4 or not _close(fitted, out.detach()):
+        return []
+    mean = residual.double().mean(0)
+    if torch.allclose(c, mean, atol=1e-4):
+        what = "+ residual.mean(0) (the batch mean of the residual, added like a b_dec)"
+    elif torch.allclose(c, -mean, atol=1e-4):
+        what = "- residual.mean(0) (the batch mean of the residual, subtracted)"
+    else:
+        norms = ", ".join(f"{float(v):.3g}" for v in c.norm(dim=-1))
+        what = f"+ c, a constant vector per instance that is none of the inputs (norms {norms}): a bias or a mean"
+    hint = (
+        f"your loss is the right one with the dead latents' reconstruction offset by the same vector on every "
+        f"example, r̂ {what}. The auxiliary reconstruction is only the chosen dead latents' pre-activations times "
+        "W_dec_normalized: no b_dec, no mean, nothing else added"
+    )
+    return [("reconstruction_offset", hint, fitted.to(out.dtype))]
+
+
+def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
+    """dead_latent_fraction with |a| < t counted as zero, for each t between two latents' largest |activation|:
+    one entry per distinct outcome, naming the range of t it stands for (none equal to a `known` entry)."""
+    peak = acts.abs().amax(0)  # [inst d_sae]: a latent is 'dead' under a threshold t exactly when peak < t
+    right = (acts == 0).all(0).to(acts.dtype).mean(-1)
+    levels = sorted({float(v) for v in peak.flatten() if v > 0})
+    entries: list[Mutant] = []
+    for lo, hi in zip(levels, [*levels[1:], float("inf")], strict=True):
+        value = (peak <= lo).to(acts.dtype).mean(-1)  # t in (lo, hi]: every latent with peak <= lo counts as dead
+        if _close(value, right) or any(_close(value, v) for _, _, v in [*known, *entries]):
+            continue
+        span = f"above {lo:.3g}" if hi == float("inf") else f"between {lo:.3g} and {hi:.3g}"
+        hint = (
+            f"your fraction counts a latent as dead when its activations stay below a tolerance t (some t {span}, "
+            "e.g. |a| < t or a <= t): latents that fire only weakly are alive. Dead means exactly zero on every "
+            "example, (acts == 0).all(dim=0)"
+        )
+        entries.append(("zero_tolerance", hint, value))
+    return entries
