@@ -43,6 +43,12 @@ NORM_MISTAKES: list[tuple[str, str, Callable[[Tensor, float], Tensor]]] = [
         lambda W, eps: W / (W.pow(2).sum(-1, keepdim=True) + eps),
     ),
     (
+        "eps_in_sqrt",
+        "add eps to the norm, sqrt(sum of squares) + eps, not inside the square root: sqrt(sum of squares + eps) "
+        "shortens every short row (a row of norm 5e-4 came out about 2% short)",
+        lambda W, eps: W / (W.pow(2).sum(-1, keepdim=True) + eps).sqrt(),
+    ),
+    (
         "l1_norm",
         "use the Euclidean (L2) norm of each row, not the sum of absolute values",
         lambda W, eps: W / (W.abs().sum(-1, keepdim=True) + eps),

@@ -4,6 +4,7 @@ the length of advanced resampling's new encoder columns (the dead latents' mean 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -508,6 +509,61 @@ def pooled_dead_probe(impl: Callable, make_sae: Callable[..., Any]) -> None:
             "one set per instance; an .any() over instances, or one list of latent indices used for every "
             "instance, pools them",
             code="dead_pooled",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# W_dec_normalized: reading the property, and a short row that shows where eps went
+# --------------------------------------------------------------------------------------------
+# The norm of one decoder row in the checker (eps = cfg.weight_normalize_eps = 1e-8). Dividing by norm + eps, by
+# max(norm, eps) (F.normalize, clamp_min) or by the bare norm differs from the reference there by about eps / norm
+# = 2e-5 relative, inside expect_matches' rtol 1e-4; eps inside the square root, sqrt(norm² + eps), is off by
+# sqrt(1 + eps / norm²) - 1 = 2% (eps / norm² = 0.04), 200 times the tolerance.
+SHORT_ROW = 5e-4
+
+
+def read_normalized(sae: Any) -> Any:
+    """Read sae.W_dec_normalized, naming a tied decoder read from _W_dec, a lost keepdim, a self-reading property."""
+    attr = inspect.getattr_static(type(sae), "W_dec_normalized", None)
+    try:
+        # through the property's getter: nn.Module would turn an AttributeError inside it into "no attribute"
+        return attr.fget(sae) if isinstance(attr, property) else sae.W_dec_normalized
+    except (TypeError, AttributeError) as err:
+        if "NoneType" in str(err) and sae._W_dec is None:
+            fail(
+                f"with tied weights W_dec_normalized raised TypeError: {err}",
+                "use the property self.W_dec (W_enc transposed when tied), not self._W_dec, which is None then",
+                code="used_private_W_dec",
+            )
+        raise
+    except RuntimeError as err:
+        recursion_hint(err)
+        if "must match the size" in str(err):
+            fail(
+                f"W_dec_normalized raised RuntimeError: {err}",
+                "keep the reduced axis: norm(dim=-1, keepdim=True), so [inst d_sae 1] broadcasts over d_in",
+                code="no_keepdim",
+            )
+        raise
+
+
+def short_row_hint(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, eps: float) -> None:
+    """Only the short row is off, pointing the right way, and no catalogue mutant fits: say what eps did there."""
+    short = (W.norm(dim=-1) > 0) & (W.norm(dim=-1) < 1e-2)
+    close = torch.isclose(out, expected, rtol=1e-4, atol=1e-5).all(-1)
+    if not short.any() or bool(close[short].all()) or not bool(close[~short].all()):
+        return
+    if any(torch.allclose(out, value, rtol=1e-4, atol=1e-5) for _, _, value in mistakes if value.shape == out.shape):
+        return  # a catalogue mistake (eps inside the square root) names it
+    cos = torch.nn.functional.cosine_similarity(out[short], W[short], dim=-1)
+    if bool((cos > 1 - 1e-4).all()):
+        lengths = ", ".join(f"{x:.4g}" for x in out[short].norm(dim=-1).tolist())
+        fail(
+            f"W_dec_normalized is right on every row except the short one (norm {SHORT_ROW:g}), which points the "
+            f"right way but has length {lengths}, not 1 - eps / norm = {1 - eps / SHORT_ROW:.6g}",
+            "eps changes short rows more than it should: divide by (norm + cfg.weight_normalize_eps), the config's "
+            f"eps ({eps:g}); a larger hard-coded eps or clamp, or eps inside the square root, shortens them",
+            code="short_row",
         )
 
 

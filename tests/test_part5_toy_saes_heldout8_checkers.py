@@ -1,18 +1,20 @@
 """Proofs for part 5's diagnoses added after the fresh19 held-out measurement: a parameter whose instances share
 one storage (.expand), generate_batch zeroing whole examples (a mask from a second draw) or dividing h by a batch
 statistic per coordinate, a smooth nonlinearity (GELU) in place of ReLU, and advanced resampling subtracting
-another instance's b_dec."""
+another instance's b_dec. After fresh22: W_dec_normalized with eps inside the square root or a too-large eps / clamp
+(a short decoder row shows both), and the correct placements of eps that must still pass."""
 
 from __future__ import annotations
 
 import einops
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
-from tests.proving import assert_fails
+from tests.proving import assert_fails, assert_passes
 
 
 def test_init_b_dec_expanded():
@@ -109,3 +111,47 @@ def test_resample_advanced_sum_of_live_norms():
 
     failure = assert_fails(checks.test_resample_advanced, resample, "enc_count_factor")
     assert "live latents" in failure.message
+
+
+# fresh22: eps inside the square root of W_dec_normalized, seen on a decoder row of norm 5e-4 (P.SHORT_ROW)
+def _normalized(fn):
+    return type("N", (P.ToySAE,), {"W_dec_normalized": property(fn)})
+
+
+def test_W_dec_normalized_eps_inside_sqrt():
+    def inside(self):
+        return self.W_dec / (self.W_dec.pow(2).sum(-1, keepdim=True) + self.cfg.weight_normalize_eps).sqrt()
+
+    failure = assert_fails(checks.test_W_dec_normalized, _normalized(inside), "eps_in_sqrt")
+    assert "inside the square root" in failure.hint
+    fixed = _normalized(lambda self: self.W_dec / torch.sqrt((self.W_dec**2).sum(-1, keepdim=True) + 1e-8))
+    assert_fails(checks.test_W_dec_normalized, fixed, "eps_in_sqrt")
+
+
+@pytest.mark.parametrize(
+    "norm",
+    [
+        lambda W: W.norm(dim=-1, keepdim=True).clamp_min(1e-3),  # a clamp far above the config's eps
+        lambda W: W.norm(dim=-1, keepdim=True) + 1e-6,  # a hard-coded eps 100 times the config's
+    ],
+)
+def test_W_dec_normalized_short_row_shortened(norm):
+    failure = assert_fails(
+        checks.test_W_dec_normalized, _normalized(lambda self: self.W_dec / norm(self.W_dec)), "short_row"
+    )
+    assert "weight_normalize_eps" in failure.hint and "short one" in failure.message
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda s: F.normalize(s.W_dec, dim=-1),  # max(norm, 1e-12)
+        lambda s: F.normalize(s.W_dec, dim=-1, eps=s.cfg.weight_normalize_eps),
+        lambda s: s.W_dec / s.W_dec.norm(dim=-1, keepdim=True).clamp_min(s.cfg.weight_normalize_eps),
+        lambda s: s.W_dec * (s.W_dec.pow(2).sum(-1).sqrt() + s.cfg.weight_normalize_eps).reciprocal().unsqueeze(-1),
+        lambda s: s.W_dec / (torch.linalg.vector_norm(s.W_dec, dim=-1, keepdim=True) + 1e-8),
+        lambda s: s.W_dec / (s.W_dec.norm(dim=-1, keepdim=True) + 1e-9),  # any eps well below the short row's norm
+    ],
+)
+def test_W_dec_normalized_eps_placements_pass(fn):
+    assert_passes(checks.test_W_dec_normalized, _normalized(fn))
