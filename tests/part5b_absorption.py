@@ -456,6 +456,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             topk_layout(out.detach(), pre.detach(), k, what)
             best_kept_too(out.detach(), pre.detach(), expected, what)
             kept_pattern(impl, out.detach(), pre.detach(), expected, k, what, lambda *s: _distinct_pre(*s, device))
+            probes.topk_cut_rank(out, pre, k, what)
             check_topk_counts(out, k, what)
             kept = out.detach() != 0
             if torch.equal(out.detach()[kept].sort().values, expected[expected != 0].sort().values):
@@ -765,7 +766,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
             )
         out = _float_output(out, what, (batch, n_inst), "batch inst", device)
         expected = ref.matryoshka_loss(acts, W_hat, b_dec, h, sizes)
-        with probes.unnamed("values", probes.prefix_terms, out, (acts, W_hat, b_dec, h), sizes):
+        with probes.unnamed("values", probes.loss_terms, out, (acts, W_hat, b_dec, h), sizes):
             expect_matches(
                 out.detach(),
                 expected,

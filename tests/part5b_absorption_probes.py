@@ -106,6 +106,12 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             if min(sizes) < d_sae  # at m = d_sae both ends are the whole
         ],
         (
+            "target_normalised",
+            "that is the error against h normalised per example (h / |h|): the target is h itself, as it is: "
+            "(acts[..., :m] · W_dec[:, :m] + b_dec - h)²",
+            sum((rec(0, m) - h / h.norm(dim=-1, keepdim=True)).pow(2).mean(-1) for m in sizes),
+        ),
+        (
             "mean_over_instances",
             "each prefix's squared error was averaged over the instances as well as d_in (every instance gets the "
             "same loss): average over d_in only, .mean(-1), keeping [batch inst]",
@@ -583,3 +589,51 @@ def eval_subset(_: CheckFailed, out: Tensor, expected: Tensor, k: int, what: str
         "mask applied as well as the gate, or a gate on another quantity than relu(pre)",
         code="eval_dropped",
     )
+
+
+# ---------------------------------------------------------------- batch_topk: a cut at another rank
+def topk_cut_rank(out: Tensor, pre: Tensor, k: int, what: str) -> None:
+    """Every instance keeps exactly its n largest entries, values unchanged, for one n other than k·batch: name the
+    cut only when n = batch·d_sae - k·batch (+ 1): counted from the smallest end (other counts: check_topk_counts)."""
+    batch, n_inst, d_sae = pre.shape
+    flat_out = out.detach().transpose(0, 1).reshape(n_inst, -1)
+    flat_pre = pre.detach().transpose(0, 1).reshape(n_inst, -1)
+    counts = (flat_out != 0).sum(-1)
+    n = int(counts[0])
+    if not (counts == n).all() or n not in (batch * d_sae - k * batch, batch * d_sae - k * batch + 1):
+        return
+    top = torch.zeros_like(flat_pre).scatter(-1, flat_pre.topk(n, -1).indices, 1.0).bool()
+    if not torch.equal(flat_out != 0, top) or not torch.equal(flat_out[top], flat_pre[top]):
+        return
+    total, kb = batch * d_sae, k * batch
+    seen = f"{what} keeps the {n} largest entries of each instance, expected the k·batch = {kb} largest"
+    if n in (total - kb + 1, total - kb):
+        fail(
+            seen + f" ({n} = batch·d_sae - k·batch{' + 1' if n == total - kb + 1 else ''}): the cut is the k·batch-th "
+            "SMALLEST value, not the k·batch-th largest",
+            "kthvalue (and sort ascending) count from the smallest: the k·batch-th largest of an instance's "
+            f"{total} entries is kthvalue({total} - k·batch + 1), or take flat.topk(k·batch).values[:, -1:] as the cut",
+            code="cut_from_smallest",
+        )
+
+
+# ---------------------------------------------------------------- matryoshka_loss: one value for the whole batch
+def loss_terms(err: CheckFailed, out: Tensor, args: tuple, sizes: tuple[int, ...]) -> None:
+    """The learner's loss is the same for every example of an instance (constant along batch) where the right one
+    varies: the batch axis was reduced (a mean or sum over it) and broadcast back. Else prefix_terms."""
+    acts, W, b, h = args
+    got = out.detach()
+    if got.ndim == 2 and got.shape[0] > 1 and torch.isfinite(got).all():
+        flat = torch.allclose(got, got[:1].expand_as(got), rtol=1e-5, atol=1e-7)
+        with torch.no_grad():
+            per = sum((torch.einsum("bis,isd->bid", acts[..., :m], W[:, :m]) + b - h).pow(2).mean(-1) for m in sizes)
+        if flat and not torch.allclose(per, per[:1].expand_as(per), rtol=1e-3):
+            ratio = float((got[0] / per.mean(0)).mean())
+            how = "the mean over the batch" if abs(ratio - 1) < 1e-3 else f"{ratio:.4g} × the mean over the batch"
+            fail(
+                err.message + f"; every example of an instance gets the same loss ({how} of the right ones)",
+                "the batch axis was reduced and broadcast back: each prefix's squared error is averaged over d_in "
+                "only, .mean(-1), one loss per example and instance [batch inst]",
+                code="batch_reduced",
+            )
+    prefix_terms(err, out, args, sizes)

@@ -155,6 +155,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x) + sens.forward_normalised(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
+        mistakes += probes.gate_quantities(tc, x, acts)
     expect_matches(
         acts,
         want_acts,
@@ -507,6 +508,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
             or out[graph.nodes("error")].abs().max() > 0
         )
         if misplaced and not torch.allclose(out, direct.T, rtol=1e-3, atol=2e-4):
+            probes.misplaced_rows(out, direct, graph)
             fail(
                 "there are edges into token or error nodes, or out of logit nodes",
                 "adjacency[target, source]: only latent and logit rows are filled, logit columns stay zero",
@@ -518,6 +520,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes += probes.token_total(direct, graph.nodes("token"))
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
+        probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)
         extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
         counts = {"d_model": model.cfg.d_model, "the number of positions": graph.n_pos, "d_sae": tc.d_sae}
         probes.source_blocks(out, direct, graph, rows, counts)

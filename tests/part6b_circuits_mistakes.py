@@ -365,7 +365,10 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     else:
         f = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
     e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
-    skip = tc.skip(resid_mid if bug.get("skip_resid") else x) if not bug.get("skip_untransposed") else x @ tc.W_skip
+    skip_in = (
+        resid_mid if bug.get("skip_resid") else embeds if bug.get("skip_embeds") else x1 if bug.get("skip_x1") else x
+    )
+    skip = tc.skip(skip_in) if not bug.get("skip_untransposed") else x @ tc.W_skip
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
     mlp_out = mlp_out + (0 if bug.get("no_error") else e)
     resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out

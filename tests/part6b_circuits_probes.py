@@ -98,6 +98,10 @@ LINEARISED_PROBED = {
     "not one mean over every position and feature (v.mean())",
     "skip_untransposed": "the skip connection is x @ W_skip.T (tc.skip(x)): W_skip is [d_out d_in] like a Linear "
     "layer's weight, so x @ W_skip (square here, so no error) multiplies by its transpose",
+    "skip_embeds": "the skip connection was fed the raw embeddings: like the encoder it reads the MLP input x = "
+    "LN2(resid_mid) (frozen scale), tc.skip(x), not embeds",
+    "skip_x1": "the skip connection was fed LN1 of the embeddings (the attention's input): like the encoder it reads "
+    "the MLP input x = LN2(resid_mid), tc.skip(x)",
 }
 
 
@@ -488,4 +492,81 @@ def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], coun
             "a source at an earlier position reaches the target through attention: take the gradient of the target "
             f"with respect to the {kind} vectors of every position, not only the target's own; {rule}",
             code=f"{kind}_edges_own_position",
+        )
+
+
+# ---------------------------------------------------------------- the gate compared another quantity
+def gate_quantities(tc: Any, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
+    """acts = pre · [q > threshold] with q another quantity than pre (b_enc left out of the comparison, x centred
+    by b_dec first): mutants (code, hint, acts, out), the out built from those acts."""
+    pre = x @ tc.W_enc + tc.b_enc
+    quantities = [("x @ W_enc (b_enc left out)", x @ tc.W_enc)]
+    if tc.b_dec.shape[-1] == x.shape[-1]:
+        quantities.append(("(x - b_dec) @ W_enc + b_enc", (x - tc.b_dec) @ tc.W_enc + tc.b_enc))
+    rows = []
+    for said, q in quantities:
+        a = pre * (q > tc.threshold)
+        out = a @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
+        hint = (
+            f"your gate compares {said} with the threshold, while the kept value is pre = x @ W_enc + b_enc: "
+            "compare pre itself, acts = pre · [pre > threshold] (the same pre on both sides)"
+        )
+        rows.append(("gate_quantity", hint, a, out))
+    return rows
+
+
+# ---------------------------------------------------------------- whose edges a misplaced row holds
+def misplaced_rows(out: Tensor, direct: Tensor, graph: Any) -> None:
+    """Every non-zero row of the learner's adjacency equals some row of the right one: when some sit at another
+    row, say which node's edges each misplaced block holds and where they belong (rows are targets)."""
+    moved = []
+    for i in range(out.shape[0]):
+        if not out[i].abs().max() > 0 or torch.allclose(out[i], direct[i], rtol=1e-3, atol=2e-4):
+            continue
+        js = [j for j in range(direct.shape[0]) if torch.allclose(out[i], direct[j], rtol=1e-3, atol=2e-4)]
+        if not js or not direct[js[0]].abs().max() > 0:
+            return
+        moved.append((i, js[0]))
+    if not moved:
+        return
+    shown = "; ".join(f"row {i} holds the edges into {graph.label(j)} (row {j})" for i, j in moved[:4])
+    more = f" and {len(moved) - 4} more" if len(moved) > 4 else ""
+    kinds = {name: graph.nodes(name) for name in ("latent", "error", "token", "logit")}
+    lay = ", ".join(f"{name} {s.start}..{s.stop - 1}" for name, s in kinds.items() if s.stop > s.start)
+    fail(
+        f"your adjacency has the right edges in the wrong rows: {shown}{more}",
+        f"row r of adjacency holds the edges INTO node r, in the graph's node order ({lay}): write a target's "
+        "edges at its own node index (graph.nodes('latent') / graph.nodes('logit')), not at a running count of "
+        "the targets",
+        code="rows_misplaced",
+    )
+
+
+# ---------------------------------------------------------------- edges: the value factor, the sign of a dot
+def edge_factors(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: Any) -> None:
+    """Two relations on the learner's edges: the latent columns are the gradients alone (times the source value they
+    give the right edges), or the token/error edges are magnitudes (never negative, each at least |right edge|, the
+    Cauchy-Schwarz bound |g·v| <= |g||v| and <= sum |g ⊙ v|) where the right ones are signed dot products."""
+    L = graph.nodes("latent")
+    got, want = out[rows], direct[rows]
+    lat_got, lat_want = got[:, L], want[:, L]
+    if not torch.allclose(lat_got, lat_want, rtol=1e-3, atol=2e-4) and lat_want.abs().max() > 0:
+        if torch.allclose(lat_got * values, lat_want, rtol=1e-3, atol=2e-4):
+            fail(
+                "the edges out of latent nodes are the gradients alone: times each source latent's value they "
+                "give the right edges",
+                "an edge is gradient × source value (the source's direct effect): d(target)/d(f_s) · f_s for a "
+                "latent, (grad · vector).sum(-1) for a token or error node",
+                code="gradient_only",
+            )
+        return
+    vec = torch.cat([got[:, graph.nodes("error")], got[:, graph.nodes("token")]], -1)
+    right = torch.cat([want[:, graph.nodes("error")], want[:, graph.nodes("token")]], -1)
+    if (right < -1e-4).any() and (vec >= 0).all() and (vec >= right.abs() - 1e-3 * right.abs().max() - 2e-4).all():
+        fail(
+            "the token and error edges are never negative and each is at least |the right edge|, while the right "
+            f"ones are signed ({int((right < -1e-4).sum())} negative): a magnitude where a signed dot product belongs",
+            "possible causes: |grad|·|vector| (a product of norms), sum |grad ⊙ vector|, or |grad · vector|: the edge "
+            "from a token or error node is the signed dot product (grad * vector).sum(-1)",
+            code="vector_magnitude",
         )
