@@ -11,6 +11,8 @@ def varying(v: Tensor, xs: Tensor) -> str:
     """`v` named as a straight line in `xs` (c·x, x / k, c·x + b) when one fits to 1e-4, else its range."""
     spread = f"a value that changes with x ({float(v.min()):.3g} to {float(v.max()):.3g})"
     x, y = xs.double().flatten(), v.double().flatten()
+    if (step := two_pieces(x, y)) is not None:
+        return step
     if x.numel() < 3 or float(x.max() - x.min()) < 1e-6:
         return spread
     xc = x - x.mean()
@@ -40,3 +42,21 @@ MASK_BATCH_SUM = (
     "masks summed over the batch (an einsum over mask, U, V with output 'inst d_out d_in' sums over batch); "
     "mask V a per example: U (mask ⊙ V a)"
 )
+
+
+def two_pieces(x: Tensor, y: Tensor) -> str | None:
+    """`y` named as two constants split at one x (a region edge in the wrong place, e.g. a |x| <= 1 mask), when it
+    takes exactly two values (to 1e-4) and every x of one lies below every x of the other; else None."""
+    lo, hi = float(y.min()), float(y.max())
+    low = (y - lo).abs() < 1e-4
+    if hi - lo < 1e-4 or not (low | ((y - hi).abs() < 1e-4)).all():
+        return None
+    left, right = (lo, hi) if float(x[low].max()) < float(x[~low].min()) else (hi, lo)
+    below = low if left == lo else ~low
+    if float(x[below].max()) >= float(x[~below].min()):
+        return None
+    edge = (float(x[below].max()) + float(x[~below].min())) / 2
+    return (
+        f"{left:.3g} for x below about {edge:.3g} and {right:.3g} above it (two constants, but the break is at "
+        f"x ≈ {edge:.3g}, not at a region edge 0 or 1: a wrong threshold or comparison, e.g. a |x| <= 1 mask)"
+    )

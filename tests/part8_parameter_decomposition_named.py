@@ -229,9 +229,25 @@ def product_extra(p: dict[str, Tensor]) -> Mistakes:
         "each piece c has its own mask[..., c] (mask ⊙ V a), and the delta term (W - U V) a is scaled by delta_mask"
     )
     unmasked = dm * comps + mis.mm(p["a"], p["W"] - p["U"] @ p["V"])
+    uv = mis.mm(p["a"], p["U"] @ p["V"])
+    on_uv = (
+        "your output is U (mask ⊙ V a) + W a - delta_mask · U V a: the delta mask multiplies only the U V a part of "
+        "the delta; it scales the whole delta term, delta_mask · (W a - U V a) = delta_mask · (W - U V) a"
+    )
+    reduced = [
+        (
+            "delta_mask_reduced",
+            f"each example and instance has its own delta mask: your output uses delta_mask averaged over the {axis} "
+            f"axis (delta_mask.mean({n})); use delta_mask[..., None] (shape [batch inst 1]) as it is",
+            mis.product_reference({**p, "delta_mask": p["delta_mask"].mean(n, keepdim=True).expand_as(dm[..., 0])}),
+        )
+        for n, axis in enumerate(("batch", "inst"))
+    ]
     return [
         ("plus_W", hint, (right + Wa).detach()),
         ("delta_mask_roles", swapped, unmasked.detach()),
+        ("delta_mask_on_uv", on_uv, (comps + Wa - dm * uv).detach()),
+        *[(c, h, v.detach()) for c, h, v in reduced],
         *slips.product_added_mask(p),
     ]
 
@@ -630,6 +646,18 @@ def minimality_slips(ci: list[Tensor], p: float, eps: float) -> Mistakes:
             f"your value is 1/B = 1/{B} × the expected one (B = {B}, the batch size): the batch is divided out "
             "twice (a mean over the batch and then / B again): take the mean over the batch once",
             per.mean(0).sum() / B,
+        ),
+        (
+            "batch_minus_one",
+            f"your value is the sum over the batch divided by B - 1 = {B - 1} (an unbiased-variance reflex, or a "
+            f"divisor off by one), not by B = {B}: take the plain mean over the batch (.mean(0))",
+            per.sum(0).sum() / (B - 1),
+        ),
+        (
+            "complement",
+            "your value is the penalty of 1 - g, (1 - g + eps)^p: the penalty is on the importances themselves, "
+            "(g + eps)^p, so that a subcomponent with importance 0 costs (almost) nothing",
+            sum((1 - g + eps).pow(p).sum(-1) for g in ci).mean(0).sum(),
         ),
     ]
 

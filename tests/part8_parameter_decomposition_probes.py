@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_readings as readings
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame
 from tests.part8_parameter_decomposition_diagnosis import common_factor
 from utils.part8_parameter_decomposition import WeightChain
@@ -174,6 +175,7 @@ def count_mistakes(out: Tensor, right: Tensor, chain: WeightChain, x: Tensor, kn
     d_out, n = chain.weights[-1].shape[-2], chain.weights[-1].shape[-2] / c
     counts = {"x.shape[-1], the input's d_in": x.shape[-1], "the batch": x.shape[0], "the K terms": right.shape[1]}
     counts |= {f"the width of layer {n_} ({W.shape[-2]})": W.shape[-2] for n_, W in enumerate(chain.weights[:-1])}
+    counts["d_out - 1 (an unbiased-variance reflex, or a divisor off by one)"] = d_out - 1  # 6: no size of the inputs
     named = [what for what, size in counts.items() if abs(n - size) < 1e-3 * size]
     if len(named) != 1:
         return []
@@ -457,10 +459,16 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             lambda d: d.mean(0).pow(2).mean(-1).sum(),
             lambda d: d.mean(-1).pow(2).mean(0).sum(),
         ]
-        cached = (
-            "each masked product reads the activation `a` that layer_fn receives in this run: with every matrix "
-            "masked, matrix l's input is the masked run's own (what the masked matrices before it produced), not the "
-            "unmasked run's activation (chain.run(x)'s inputs)"
+        cached = (  # reading the unmasked run's inputs makes the full run's output the last single-matrix run's
+            f"your full loss equals the loss of the run with only the last matrix (matrix {L - 1}) masked; two "
+            "mistakes give exactly that: the full loss computed from the last single-matrix run's output (a "
+            "variable such as `out` reused, or overwritten, in the layerwise loop), or each masked product reading "
+            "the unmasked run's activation (chain.run(x)'s inputs) instead of the `a` that layer_fn receives in this "
+            "run (with every matrix masked, matrix l's input is what the masked matrices before it produced)"
+        )
+        one_run = lambda n: (
+            f"your full loss is the loss of the run with only matrix {n} masked: compute it from the run where every "
+            "matrix is masked (its own output, not a single-matrix run's output left in a reused variable)"
         )
         return [
             ("layerwise_vs_masked", hint, torch.stack([right[0], vs_full])),
@@ -469,14 +477,22 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             ("instances_summed_first", mix, _recon_losses(chain, p, x, reduce=mixed)),
             *[("mean_then_square", square, _recon_losses(chain, p, x, reduce=r)) for r in early],
             ("unmasked_inputs", cached, _recon_losses(chain, p, x, cached=True)),
+            *[("full_from_one_run", one_run(n), _recon_losses(chain, p, x, full={n})) for n in range(L - 1)],
         ]
 
 
 def _recon_losses(
-    chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, wrap=None, reduce=None, cached: bool = False
+    chain: WeightChain,
+    p: dict[str, list[Tensor]],
+    x: Tensor,
+    wrap=None,
+    reduce=None,
+    cached: bool = False,
+    full: set[int] | None = None,
 ) -> Tensor:
     """(full, layerwise) with layer_fn's products passed through wrap(l, product), or another reduction, or the
-    masked products reading the unmasked run's activations (`cached`)."""
+    masked products reading the unmasked run's activations (`cached`), or the full loss taken from the run that
+    masks only the matrices in `full`."""
     (target, inputs), L = chain.run(x), len(chain.weights)
     reduce = reduce or (lambda d: d.pow(2).mean((0, 2)).sum())
 
@@ -490,7 +506,7 @@ def _recon_losses(
 
         return reduce(chain(x, layer_fn) - target)
 
-    return torch.stack([loss(set(range(L))), sum(loss({n}) for n in range(L)) / L])
+    return torch.stack([loss(full if full is not None else set(range(L))), sum(loss({n}) for n in range(L)) / L])
 
 
 def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> tuple[str, str]:
@@ -576,6 +592,7 @@ def adversarial_inputs(device: torch.device | str = "cpu") -> tuple[Callable[[li
         _rand(5, 3, seed=164, low=0.05, high=0.95, device=device),
         _rand(5, seed=165, low=0.05, high=0.95, device=device),
     ]
+    init[0][4, 2] = 0.9  # source 0 too overshoots 1 and comes back: a per-step clamp skipped on any one source shows
     return loss_fn, init
 
 
@@ -597,7 +614,8 @@ def adversarial_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, st
         "the step_size lost inside it (or a step of 1 written where step_size belongs)"
     )
     ones = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps, 1.0)])
-    return [("clamp_in_loss", hint, torch.cat([t.clamp(0, 1).flatten() for t in s])), ("unit_steps", unit, ones)]
+    found = [("clamp_in_loss", hint, torch.cat([t.clamp(0, 1).flatten() for t in s])), ("unit_steps", unit, ones)]
+    return found + readings.partial_clamp(loss_fn, init, n_steps, step)
 
 
 def zero_gradient_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:

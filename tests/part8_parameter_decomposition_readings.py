@@ -4,6 +4,7 @@ transformed importance, each source's gradient read with the others held where t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests.checking import fail
 
 Mistakes = list[tuple[str, str, Tensor]]
 NO_GRAD = "compute the loss from U and V with torch operations (no torch.no_grad(), .detach() or .item())"
@@ -144,3 +146,90 @@ def held_at_init(loss_fn: Callable, init: list[Tensor], n_steps: int, step: floa
         "sources with respect to every source)"
     )
     return [("others_at_init", hint, torch.cat([t.flatten() for t in s]))]
+
+
+class _RecordingContext:
+    """A stand-in for an autograd Function's ctx that records which tensors forward marks non-differentiable."""
+
+    def __init__(self) -> None:
+        self.marked: tuple[Tensor, ...] = ()
+        self.needs_input_grad = (True, False)
+
+    def save_for_backward(self, *tensors: Tensor) -> None:
+        self.saved_tensors = tensors
+
+    def mark_non_differentiable(self, *tensors: Tensor) -> None:
+        self.marked += tensors
+
+    def __getattr__(self, name: str) -> Callable[..., None]:  # mark_dirty, set_materialize_grads, ...
+        return lambda *args, **kwargs: None
+
+
+def no_output_grad_hint(impl: Any, x: Tensor, alpha: float) -> str:
+    """The hint when `impl.apply(x)`'s output has no gradient: forward re-run on a recording ctx says whether it
+    marked its output non-differentiable; otherwise the possible causes are listed (none is asserted)."""
+    ctx = _RecordingContext()
+    try:
+        with torch.no_grad():
+            out = impl.forward(ctx, x.clone(), alpha)
+    except Exception:
+        out = None
+    if isinstance(out, Tensor) and any(t is out for t in ctx.marked):
+        return (
+            "forward calls ctx.mark_non_differentiable on its output: that tells autograd the output has no gradient "
+            "(it is for integer-like outputs such as indices), so backward is never called; remove that line"
+        )
+    return (
+        "possible causes: ctx.mark_non_differentiable(output) in forward (it tells autograd the output has no "
+        "gradient: remove it), or an output not produced by the Function's apply (e.g. returned through .detach() "
+        "or .data outside it); call it as name.apply(x, alpha) and return clamp(x, 0, 1) from forward"
+    )
+
+
+def ci_cut(grads: list[Tensor | None], names: tuple[str, ...]) -> None:
+    """Fails naming where CausalImportance's graph is cut when some of V, w_in, b_in, w_out, b_out get no gradient
+    and others do: the leaves without one are exactly those upstream of a detach. V alone is left to the catalogue
+    (inner_detached); none or all of them to the per-leaf checks."""
+    missing = [k for k, g in zip(names, grads, strict=True) if g is None or not g.abs().gt(0).any()]
+    if not missing or len(missing) == len(names) or missing == ["V"]:
+        return
+    reached = [k for k in names if k not in missing]
+    if set(missing) == {"V", "w_in", "b_in"}:
+        fail(
+            "no gradient reaches V, w_in or b_in, while w_out and b_out get theirs",
+            "the graph is cut between the hidden layer and the output layer: the hidden activations "
+            "GELU(w_in h + b_in) were detached (or taken through .data / torch.no_grad()) before Σ_j w_out · hidden "
+            "+ b_out; keep them in autograd (the masks train V and the whole MLP through these importances)",
+            code="hidden_detached",
+        )
+    fail(
+        f"no gradient reaches {', '.join(missing)}, while {', '.join(reached)} get theirs",
+        f"something on the path from {', '.join(missing)} to the importances was detached (a .detach(), .data, "
+        ".item() or torch.no_grad()), while the path from the others was kept: keep every step in autograd",
+        code="partly_detached",
+    )
+
+
+def partial_clamp(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    """Every step projects only some sources (`sources[0] = sources[0].clamp(0, 1)`), the others never: one
+    candidate per proper, non-empty subset of the sources that are clamped."""
+    n = len(init)
+    found: Mistakes = []
+    for size in range(1, n):
+        for kept in itertools.combinations(range(n), size):
+            s = [t.detach().clone() for t in init]
+            for _ in range(n_steps):
+                leaves = [t.requires_grad_(True) for t in s]
+                grads = torch.autograd.grad(loss_fn(leaves), leaves)
+                s = [(t + step * g.sign()).detach() for t, g in zip(leaves, grads, strict=True)]
+                s = [t.clamp(0, 1) if i in kept else t for i, t in enumerate(s)]
+            rest = [i for i in range(n) if i not in kept]
+            plural = "s" if len(rest) > 1 else ""
+            hint = (
+                f"only source{'s' if size > 1 else ''} {', '.join(map(str, kept))} of the {n} "
+                f"{'are' if size > 1 else 'is'} clamped to [0, 1] after each step (source{plural} "
+                f"{', '.join(map(str, rest))} never, e.g. `sources[0] = sources[0].clamp(0, 1)` alone): clamp every "
+                "source after every step"
+            )
+            found.append(("partial_clamp", hint, torch.cat([t.flatten() for t in s])))
+    return found
