@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import solutions.part8_parameter_decomposition as sol
 import tests.part8_parameter_decomposition as checks
+from tests.part8_parameter_decomposition_slips import learner_sigmoid
 from tests.proving import assert_fails
 
 EIN = "batch inst d_in, inst d_out d_in -> batch inst d_out"
@@ -55,18 +56,7 @@ def test_an_output_marked_non_differentiable_is_named():
 
 
 def test_a_slope_cut_at_abs_x_le_1_is_described_as_a_misplaced_break():
-    class LowerAbs(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, alpha=0.01):
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-            return x.clamp(0, 1)
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * torch.where(x < 0, ctx.alpha, 1.0) * (x.abs() <= 1), None
-
+    LowerAbs = learner_sigmoid(lambda x, alpha, g: g * torch.where(x < 0, alpha, 1.0) * (x.abs() <= 1))
     failure = assert_fails(checks.test_lower_leaky_hard_sigmoid, LowerAbs, "slope_regions")
     assert "break is at x ≈ -1" in failure.hint and "changes with x" not in failure.hint
 
