@@ -24,6 +24,7 @@ from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
+from tests import part5a_sae_architectures_reductions as RD
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -408,7 +409,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 @checker("auxk_loss", kind="function")
 def test_auxk_loss(impl: Callable, device: torch.device) -> str:
-    n_inst, d_sae, d_in, k_aux, batch = 4, 8, 5, 3, 64  # k_aux is no size, nor the root of one
+    n_inst, d_sae, d_in, k_aux, batch = 6, 8, 5, 3, 64  # k_aux is no size, nor the root of one
     pre = torch.randn(batch, n_inst, d_sae, device=device) - 0.5  # mostly negative: dead latents rarely fire
     pre[:, 3] += torch.linspace(-0.3, 0.3, d_sae, device=device)
     residual = 0.3 * torch.randn(batch, n_inst, d_in, device=device)
@@ -417,6 +418,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     dead[0, [1, 4, 6]] = True  # exactly k_aux dead latents
     dead[1, 2] = True  # fewer dead latents than k_aux
     dead[3, [0, 2, 3, 5, 7]] = True  # more than k_aux + 1; instance 2: none dead, so the loss is mean(residual²)
+    dead[4, [1, 2, 5, 6]], dead[5] = True, torch.arange(d_sae, device=device) != 2  # more than k_aux: which k shows
     inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)
     out = returned(impl(*inputs), "auxk_loss")
     auxk_output(out, batch, n_inst, d_in)
@@ -664,15 +666,14 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
     }
     out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
+    mistakes = M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts)
+    mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts")
+    RD.pooled_over_instances(out, ref_a.l0_norm(acts), mistakes, "l0_norm", "the batch and d_sae")
     expect_matches(
         out.detach(),
         ref_a.l0_norm(acts),
         "l0_norm",
-        M.l0_mistakes(acts)
-        + PR.first_example("l0", acts)
-        + PR.l0_rounded(acts)
-        + PR.l0_active_examples(acts)
-        + PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts"),
+        mistakes,
         dims="inst",
         hint="mean over the batch of the number of non-zero latents",
         reference=call(ref_a.l0_norm, acts),
@@ -699,6 +700,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
     if D.uncatalogued(out.detach(), want, mistakes):
         ratio_pooled(out, num, den)
+        RD.fve_implied_total(out, h, h_rec)
     expect_matches(
         out.detach(),
         want,
@@ -719,6 +721,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
     small = torch.linspace(1e-3, 2e-3, acts.shape[0], device=device)
     acts[:, 2, 1], acts[:, 2, 5] = small, small.flip(0)  # alive, never an example's largest (but as argmax's ties)
     acts[11, 2, [1, 5]] = 0.0  # example 11 of instance 2 stays all zero
+    acts[:, 0, 0], acts[:, 1, 1] = 0.0, 0.0  # 2, 3, 0 dead of 7: instance 0's is no mean (5/21) or max over them
     shapes = {
         (N_INST, D_SAE): ("per_latent", "average over the latents: the fraction of dead latents per instance"),
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
@@ -741,11 +744,13 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
             (acts.std(0) == 0).to(acts.dtype).mean(-1),
         ),
     ]
+    mistakes, want = mistakes + FIT.dead_threshold(acts, mistakes), ref_a.dead_latent_fraction(acts)
+    RD.pooled_over_instances(out, want, mistakes, "dead_latent_fraction", "the batch and d_sae")
     expect_matches(
         out.detach(),
-        ref_a.dead_latent_fraction(acts),
+        want,
         "dead_latent_fraction",
-        mistakes + FIT.dead_threshold(acts, mistakes),
+        mistakes,
         dims="inst",
         hint="fraction of latents with acts == 0 on every example of the batch",
         reference=call(ref_a.dead_latent_fraction, acts),

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
 
 BANDWIDTH = 0.1
@@ -342,43 +343,85 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
     top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
     live_fill = torch.zeros_like(pre).scatter(-1, top.indices, pre.gather(-1, top.indices))
     rec = torch.einsum("bis,isd->bid", live_fill, W_dec)
+    return (
+        _auxk_choice(pre, residual, dead, W_dec, k_aux)
+        + [
+            (
+                f"normalised_by_residual_{name.replace(' ', '_')}",
+                f"auxk_loss is the plain mean over d_in of the squared error, not divided by the residual's {name} "
+                "(no normalisation; the scale is set by the AuxK coefficient)",
+                want / value,
+            )
+            for name, value in (
+                ("mean square", residual.pow(2).mean(-1)),
+                ("squared norm", residual.pow(2).sum(-1)),
+                ("norm", residual.norm(dim=-1)),
+                ("batch mean square", residual.pow(2).mean((0, 2))),
+            )
+        ]
+        + [
+            (
+                "live_fill",
+                "where an instance has fewer than k_aux dead latents, top-k fills the extra slots with -inf: set those "
+                "values to 0 (gathering them from pre decodes live latents there)",
+                (residual - rec).pow(2).mean(-1),
+            ),
+            (
+                "nothing_decoded",
+                "your loss is mean(residual²) for every example, as if no latent were decoded: every chosen value is "
+                "0. Possible causes: the mask built by arithmetic, pre·dead + (1 - dead)·(-inf), where 0·(-inf) = NaN "
+                "makes every dead latent NaN, which the top-k ranks first and the NaN-to-0 step then zeroes (use "
+                "torch.where(dead, pre, -inf)); the decoded term left out; or a mask that keeps no latent",
+                residual.pow(2).mean(-1),
+            ),
+            (
+                "divided_by_k_aux",
+                f"auxk_loss is the plain mean over d_in of the squared error: yours is divided by k_aux (= {k_aux})",
+                want / k_aux,
+            ),
+            (
+                "times_k_aux",
+                f"auxk_loss is the plain mean over d_in of the squared error: yours is multiplied by k_aux (= {k_aux})",
+                want * k_aux,
+            ),
+        ]
+    )
+
+
+def _auxk_choice(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list:
+    """AuxK with the wrong dead latents chosen: live ones masked to 0 (not -inf), the k_aux smallest, or example 0's
+    choice for the whole batch."""
+    finite = lambda v: torch.where(v.isfinite(), v, torch.zeros_like(v))
+    loss = lambda acts: (residual - torch.einsum("bis,isd->bid", acts, W_dec)).pow(2).mean(-1)
+    masked = torch.where(dead, pre, -torch.inf)
+    low = torch.where(dead, pre, torch.inf).topk(k_aux, dim=-1, largest=False)
+    first = masked[:1].topk(k_aux, dim=-1).indices.expand(pre.shape[0], -1, -1)
+    first_acts = torch.zeros_like(pre).scatter(-1, first, finite(masked.gather(-1, first)))
+    hint = (
+        "your loss decodes the right dead latents only where an instance has at most k_aux of them: where it has "
+        "more, it decodes other ones than each example's k_aux largest dead pre-activations. "
+    )
+    dropped = next(h for c, h, _ in M.AUXK_MISTAKES if c == "dropped_negatives")
     return [
-        (
-            f"normalised_by_residual_{name.replace(' ', '_')}",
-            f"auxk_loss is the plain mean over d_in of the squared error, not divided by the residual's {name} "
-            "(no normalisation; the scale is set by the AuxK coefficient)",
-            want / value,
-        )
-        for name, value in (
-            ("mean square", residual.pow(2).mean(-1)),
-            ("squared norm", residual.pow(2).sum(-1)),
-            ("norm", residual.norm(dim=-1)),
-            ("batch mean square", residual.pow(2).mean((0, 2))),
-        )
-    ] + [
-        (
-            "live_fill",
-            "where an instance has fewer than k_aux dead latents, top-k fills the extra slots with -inf: set those "
-            "values to 0 (gathering them from pre decodes live latents there)",
-            (residual - rec).pow(2).mean(-1),
+        (  # live latents masked to 0: with fewer than k_aux live ones, negative dead values are decoded
+            "dropped_negatives",
+            dropped,
+            M.auxk_variant(pre, residual, dead, W_dec, k_aux, mask_zero=True),
         ),
         (
-            "nothing_decoded",
-            "your loss is mean(residual²) for every example, as if no latent were decoded: every chosen value is "
-            "0. Possible causes: the mask built by arithmetic, pre·dead + (1 - dead)·(-inf), where 0·(-inf) = NaN "
-            "makes every dead latent NaN, which the top-k ranks first and the NaN-to-0 step then zeroes (use "
-            "torch.where(dead, pre, -inf)); the decoded term left out; or a mask that keeps no latent",
-            residual.pow(2).mean(-1),
+            "smallest_dead",
+            hint + "Yours match the k_aux *smallest* (topk(..., largest=False), or a sort in ascending order): "
+            "keep the largest, topk(k_aux, dim=-1) with the live latents masked to -inf",
+            loss(torch.zeros_like(pre).scatter(-1, low.indices, finite(low.values))),
         ),
-        (
-            "divided_by_k_aux",
-            f"auxk_loss is the plain mean over d_in of the squared error: yours is divided by k_aux (= {k_aux})",
-            want / k_aux,
-        ),
-        (
-            "times_k_aux",
-            f"auxk_loss is the plain mean over d_in of the squared error: yours is multiplied by k_aux (= {k_aux})",
-            want * k_aux,
+        *(
+            (
+                "first_example_choice",
+                hint + "Yours match example 0's choice (its top-k indices) used for every example of the batch: "
+                "take the top k_aux per example, over dim=-1 of the whole [batch inst d_sae] tensor, not of pre[0]",
+                loss(acts),
+            )
+            for acts in (first_acts, first_acts[:1].expand_as(pre))
         ),
     ]
 
