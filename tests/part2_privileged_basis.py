@@ -18,6 +18,7 @@ from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
 from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
+from tests.loss_square_of_mean import square_of_mean_relation
 from tests.mutants import Reference, call
 from tests.part1_superposition import IMPORTANCE, check_loss, probe_forward
 from tests.part1_superposition_diagnosis import (
@@ -576,5 +577,6 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
             "the model has no calculate_loss", "define calculate_loss in NeuronComputationModel", code="missing_method"
         )
     solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=0.5, importance=imp)
-    check_loss(model, imp, torch.abs, make_batch, device, solution, extra=_target_mutants)
+    relations = lambda loss, grad, out, target: square_of_mean_relation(loss, grad, out, target, imp, "|batch|")
+    check_loss(model, imp, torch.abs, make_batch, device, solution, extra=_target_mutants, relations=relations)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

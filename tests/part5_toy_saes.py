@@ -471,15 +471,21 @@ def test_init(impl: type, device: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Exercise 2: W_dec_normalized
 # --------------------------------------------------------------------------------------------
+def _normalization_sae(cls: type, device: torch.device, tied: bool) -> ref.ToySAE:
+    """An SAE whose decoder rows have norms on both sides of 1, one zero row and one short row."""
+    sae = reference_sae(cls, device, tied_weights=tied)
+    with torch.no_grad():
+        sae.W_dec.data.mul_(torch.linspace(0.15, 2.5, D_SAE, device=device)[:, None])  # norms on both sides of 1
+        sae.W_dec.data[1, 2] = 0.0  # a zero row must give zeros, not NaN
+        sae.W_dec.data[2, 5] *= P.SHORT_ROW / sae.W_dec.data[2, 5].norm()  # eps inside a sqrt shows (P.SHORT_ROW)
+    return sae
+
+
 @checker("W_dec_normalized", kind="class")
 def test_W_dec_normalized(impl: type, device: torch.device) -> str:
     cls = graft(ref.ToySAE, impl, ("W_dec_normalized",))
     for tied in (False, True):
-        sae = reference_sae(cls, device, tied_weights=tied)
-        with torch.no_grad():
-            sae.W_dec.data.mul_(torch.linspace(0.15, 2.5, D_SAE, device=device)[:, None])  # norms on both sides of 1
-            sae.W_dec.data[1, 2] = 0.0  # a zero row must give zeros, not NaN
-            sae.W_dec.data[2, 5] *= P.SHORT_ROW / sae.W_dec.data[2, 5].norm()  # eps inside a sqrt shows (P.SHORT_ROW)
+        sae = _normalization_sae(cls, device, tied)
         eps = sae.cfg.weight_normalize_eps
         W = sae.W_dec.detach().clone()
         expected = ref.ToySAE.W_dec_normalized.fget(sae).detach()
@@ -542,6 +548,8 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             rtol=1e-3,
         )
         P.check_recomputed(sae, param, P.read_normalized, out)
+    # the config's eps, not a hard-coded one: read again with another eps (a fresh SAE, after every other check)
+    P.config_eps_failure(_normalization_sae(cls, device, tied=False), P.read_normalized)
     return "unit rows, zero row safe, tied and untied, gradients"
 
 

@@ -665,3 +665,56 @@ def other_b_dec_hint(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor) -> No
                 "subtract the instance's own b_dec (sae.b_dec[inst]): h[i, inst] - b_dec[inst], normalised",
                 code="b_dec_other_instance",
             )
+
+
+# A non-default eps, twice the short row's norm (SHORT_ROW = 5e-4): there dividing by norm + eps gives length
+# n / (n + eps) = 1/3 and a clamp at eps (F.normalize(eps=...), clamp_min(eps)) gives n / eps = 1/2, both far from the
+# ≈ 1 of an eps hard-coded at the default 1e-8 (or F.normalize's 1e-12); on the other rows (norms ≥ 0.05) the right
+# output moves by eps / norm ≥ 4e-4, 40× float32's rounding, so an output that does not move at all ignores the config.
+OTHER_EPS = 1e-3
+
+
+def config_eps_failure(sae: Any, read: Callable[[Any], Any]) -> None:
+    """Read W_dec_normalized with the default eps, then again with cfg.weight_normalize_eps = OTHER_EPS (the same
+    weights, the config restored afterwards); name an output that doesn't change (a hard-coded eps), else describe
+    rows whose length lies outside what dividing by norm + eps (or a clamp at eps) gives."""
+    cfg = sae.cfg
+    default = cfg.weight_normalize_eps
+    out = read(sae)
+    if not isinstance(out, Tensor):
+        return
+    try:
+        cfg.weight_normalize_eps = OTHER_EPS
+        got = read(sae)
+    finally:
+        cfg.weight_normalize_eps = default
+    if not isinstance(got, Tensor) or got.shape != out.shape or not got.is_floating_point():
+        return
+    got, before, W = got.detach().double(), out.detach().double(), sae.W_dec.detach().double()
+    norms = W.norm(dim=-1)
+    right = W / (norms[..., None] + OTHER_EPS)
+    if torch.allclose(got, before, rtol=1e-6, atol=1e-9) and not torch.allclose(right, before, rtol=1e-5, atol=0):
+        fail(
+            f"W_dec_normalized is the same with cfg.weight_normalize_eps = {OTHER_EPS:g} as with the default "
+            f"{default:g}: the row of norm {SHORT_ROW:g} keeps length "
+            f"{float(got[(norms - SHORT_ROW).abs() < 1e-6 * SHORT_ROW + 1e-9].norm(dim=-1).max()):.5g}, where "
+            f"dividing by norm + eps gives {SHORT_ROW / (SHORT_ROW + OTHER_EPS):.4g}",
+            "the eps is hard-coded (1e-8, or F.normalize's default 1e-12) instead of read from the config: divide by "
+            "(norm + self.cfg.weight_normalize_eps), so a config with another eps is honoured",
+            code="hard_coded_eps",
+        )
+    lengths = got.norm(dim=-1)
+    lo = norms / (norms + OTHER_EPS)  # norm + eps
+    hi = torch.maximum(lo, (norms / OTHER_EPS).clamp(max=1))  # a clamp at eps
+    live = norms > 0
+    outside = live & ((lengths < lo * (1 - 1e-4) - 1e-6) | (lengths > hi * (1 + 1e-4) + 1e-6))
+    if bool(outside.any()):
+        idx = tuple(int(i) for i in outside.nonzero()[0])
+        fail(
+            f"with cfg.weight_normalize_eps = {OTHER_EPS:g}, W_dec_normalized row {list(idx)} (norm "
+            f"{float(norms[idx]):.4g}) has length {float(lengths[idx]):.5g}; dividing by norm + eps gives "
+            f"{float(lo[idx]):.5g} ({int(outside.sum())} row(s) off, all right with the default eps)",
+            "the config's eps is not used as asked: divide by (norm + self.cfg.weight_normalize_eps). Possible "
+            "causes: a hard-coded eps alongside the config's, the eps scaled or squared, or added elsewhere",
+            code="config_eps",
+        )

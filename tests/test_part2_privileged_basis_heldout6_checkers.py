@@ -5,6 +5,7 @@ model; the importance multiplying only the output inside the square; I · |x| - 
 from __future__ import annotations
 
 import einops
+import pytest
 import torch.nn.functional as F
 
 import tests.part2_privileged_basis as checks2
@@ -97,3 +98,27 @@ def test_loss_importance_placement_named():
         "precedence",
     )
     assert "parentheses" in err.hint
+
+
+# fresh23: the mean of the signed difference taken before squaring (over batch, feats or both, a mean or a sum)
+@pytest.mark.parametrize(
+    "reduce, over",
+    [
+        (lambda d: d.mean(0), "`batch`"),
+        (lambda d: d.mean(-1, keepdim=True), "`feats`"),
+        (lambda d: d.sum(0), "`batch`"),
+        (lambda d: d.mean((0, 2), keepdim=True), "`batch` and `feats`"),
+    ],
+)
+def test_computation_loss_square_of_mean(reduce, over):
+    def calculate_loss(self, out, batch):
+        d = reduce(batch.abs() - out)
+        sq = self.importance * d**2  # broadcast back over what was reduced
+        return sq.reshape(-1, *sq.shape[-2:]).mean(0).mean(-1).sum()
+
+    failure = assert_fails(
+        checks2.test_computation_calculate_loss,
+        _sub(NeuronComputationModel, calculate_loss=calculate_loss),
+        "square_of_mean",
+    )
+    assert over in failure.hint and "square of the mean" in failure.hint

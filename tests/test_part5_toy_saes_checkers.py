@@ -155,9 +155,13 @@ NORM_GOOD = [
     lambda self: F.normalize(self.W_dec, dim=-1, eps=self.cfg.weight_normalize_eps),
     lambda self: self.W_dec / (self.W_dec.pow(2).sum(-1, keepdim=True).sqrt() + self.cfg.weight_normalize_eps),
     lambda self: einops.einsum(
-        self.W_dec, 1 / (self.W_dec.norm(dim=2) + 1e-8), "inst d_sae d_in, inst d_sae -> inst d_sae d_in"
+        self.W_dec,
+        1 / (self.W_dec.norm(dim=2) + self.cfg.weight_normalize_eps),
+        "inst d_sae d_in, inst d_sae -> inst d_sae d_in",
     ),
-    lambda self: self.W_dec / torch.linalg.vector_norm(self.W_dec, dim=-1, keepdim=True).clamp_min(1e-8),
+    lambda self: (
+        self.W_dec / torch.linalg.vector_norm(self.W_dec, dim=-1, keepdim=True).clamp_min(self.cfg.weight_normalize_eps)
+    ),
 ]
 NORM_BUGS = {
     "zero_row": lambda self: self.W_dec / self.W_dec.norm(dim=-1, keepdim=True),

@@ -145,13 +145,32 @@ def test_W_dec_normalized_short_row_shortened(norm):
 @pytest.mark.parametrize(
     "fn",
     [
-        lambda s: F.normalize(s.W_dec, dim=-1),  # max(norm, 1e-12)
         lambda s: F.normalize(s.W_dec, dim=-1, eps=s.cfg.weight_normalize_eps),
         lambda s: s.W_dec / s.W_dec.norm(dim=-1, keepdim=True).clamp_min(s.cfg.weight_normalize_eps),
         lambda s: s.W_dec * (s.W_dec.pow(2).sum(-1).sqrt() + s.cfg.weight_normalize_eps).reciprocal().unsqueeze(-1),
-        lambda s: s.W_dec / (torch.linalg.vector_norm(s.W_dec, dim=-1, keepdim=True) + 1e-8),
-        lambda s: s.W_dec / (s.W_dec.norm(dim=-1, keepdim=True) + 1e-9),  # any eps well below the short row's norm
     ],
 )
 def test_W_dec_normalized_eps_placements_pass(fn):
     assert_passes(checks.test_W_dec_normalized, _normalized(fn))
+
+
+# fresh23: an eps hard-coded at (or near) the default passed, since the checker used only the default config
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda s: s.W_dec / (s.W_dec.norm(dim=-1, keepdim=True) + 1e-8),
+        lambda s: s.W_dec / (torch.linalg.vector_norm(s.W_dec, dim=-1, keepdim=True) + 1e-9),
+        lambda s: F.normalize(s.W_dec, dim=-1),  # max(norm, 1e-12)
+        lambda s: s.W_dec / s.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8),
+    ],
+)
+def test_W_dec_normalized_hard_coded_eps(fn):
+    failure = assert_fails(checks.test_W_dec_normalized, _normalized(fn), "hard_coded_eps")
+    assert "weight_normalize_eps" in failure.hint
+
+
+def test_W_dec_normalized_eps_used_twice():
+    """The config's eps and a second one: right with the default, off by a factor with another eps."""
+    eps = lambda s: s.cfg.weight_normalize_eps
+    fn = lambda s: s.W_dec / (s.W_dec.norm(dim=-1, keepdim=True) + 3 * eps(s))
+    assert_fails(checks.test_W_dec_normalized, _normalized(fn), "config_eps")
