@@ -1,6 +1,7 @@
-"""Proofs for part 3's fresh21 and fresh23 fixes: a reshape where a transpose belongs (W.reshape(inst, feats, d_hidden) used as
-[inst feats d_hidden]) is named as such, the norm broadcast along the wrong axis is listed among the sum_axis causes,
-and d_hidden read as min(W.shape[1:]) is caught on a wide W (d_hidden 6 > n_features 4) and named."""
+"""Proofs for part 3's fresh21 and fresh23 fixes: a reshape where a transpose belongs (W.reshape(inst, feats,
+d_hidden) used as [inst feats d_hidden]) is named as such, the norm broadcast along the wrong axis is listed among the
+sum_axis causes, d_hidden read as min(W.shape[1:]) is caught on a wide W (d_hidden 6 > n_features 4) and named, and
+(fresh23) entries a loop never wrote are described as such, not as a threshold in the zero guard."""
 
 from __future__ import annotations
 
