@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.loss_square_of_mean import square_of_mean_relation  # noqa: F401  (part 1's loss relations, one place)
 
 _OPS: dict[str, Callable[[Tensor, int], Tensor]] = {
     "mean": lambda t, d: t.mean(d),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 import tests.part1_superposition as p1
-from solutions.part1_superposition import CorrelatedToyModel
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel
 from tests.proving import assert_fails, assert_passes
 
 
@@ -65,7 +65,6 @@ def test_one_uniform_split_passes():
 def test_fresh22_forward_weight_transforms_and_gram_edits():
     """fresh22: |W| in the up projection and the Gram matrix with its diagonal forced to 1 are named (generic
     weight-transform and Gram-edit families, shared with part 2's forward)."""
-    from solutions.part1_superposition import ToyModel
 
     def absup(self, x):
         h = torch.einsum("...kf,kdf->...kd", x, self.W)
@@ -80,3 +79,14 @@ def test_fresh22_forward_weight_transforms_and_gram_edits():
     assert "second product" in err.hint and "|W|" in err.hint
     err = assert_fails(p1.test_forward, type("M", (ToyModel,), {"forward": diag1}), "gram_edit")
     assert "diagonal set to 1" in err.hint
+
+
+def test_a_loss_squaring_the_batch_mean_of_the_error_is_named():
+    """The signed error averaged over the batch before squaring (shared with part 2: tests/loss_square_of_mean.py)."""
+
+    def calculate_loss(self, out, batch):
+        return (self.importance * (batch - out).mean(0) ** 2).mean(-1).sum()
+
+    impl = type("ToyModel", (ToyModel,), {"calculate_loss": calculate_loss})
+    failure = assert_fails(p1.test_calculate_loss, impl, "square_of_mean")
+    assert "`batch`" in failure.hint and "square of the mean" in failure.hint
