@@ -136,7 +136,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         diag.merged_axes(out, (n_inst, r, d_out, d_in), dims)
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
-        code, hint = fresh.sum_hint(out, W)  # adds up to W, to W minus its means (centred first), or not
+        code, hint = fresh.sum_hint(out, W, svd_terms)  # adds up to W, to W minus its means (centred first), or not
         code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
         mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired

@@ -301,6 +301,8 @@ def call_naming_recon(fn: Callable, chain: Any, q: dict[str, list[Tensor]], x: T
         known = [n for n in numbers if n in has]
         if not known:
             raise
+        if swap := _swapped_uv(err, q):
+            raise CheckFailed(_describe_error(err).message, swap, code="swapped_uv") from None
         layer = _chain_layer(err)
         seen = "; ".join(f"{n} is {' and '.join(dict.fromkeys(has[n]))}" for n in known)
         hint = (f"the chain was running matrix l = {layer}; " if layer is not None else "") + f"the sizes: {seen}"
@@ -311,6 +313,24 @@ def call_naming_recon(fn: Callable, chain: Any, q: dict[str, list[Tensor]], x: T
                 "masked_product(a, ...), not x (x only enters matrix 0)"
             )
         raise CheckFailed(_describe_error(err).message, hint, code="input_sizes") from None
+
+
+def _swapped_uv(err: BaseException, q: dict[str, list[Tensor]]) -> str:
+    """A frame of the failing call that holds a `U` shaped like some V[l] and a `V` shaped like U[l]: the two
+    were passed in each other's place (masked_product(a, W, V[l], U[l], ...))."""
+    pairs = {(tuple(v.shape), tuple(u.shape)): n for n, (u, v) in enumerate(zip(q["U"], q["V"], strict=True))}
+    tb = err.__traceback__
+    while tb is not None:
+        U, V = tb.tb_frame.f_locals.get("U"), tb.tb_frame.f_locals.get("V")
+        if isinstance(U, Tensor) and isinstance(V, Tensor) and (key := (tuple(U.shape), tuple(V.shape))) in pairs:
+            n = pairs[key]
+            return (
+                f"in {tb.tb_frame.f_code.co_name}, `U` has the shape of V[{n}] {list(U.shape)} and `V` that of "
+                f"U[{n}] {list(V.shape)}: U and V were passed in each other's place. masked_product takes "
+                "(a, W, U, V, mask, delta_mask): U [inst d_out C] goes back up, V [inst C d_in] reads a"
+            )
+        tb = tb.tb_next
+    return ""
 
 
 def _sizes(err: BaseException) -> list[str]:
@@ -329,6 +349,9 @@ def call_naming_grad_none(fn: Callable, *args: Any) -> Any:
     None, and whether the tensor read is a leaf (it is not when it was computed outside torch.no_grad())."""
     try:
         return fn(*args)
+    except RuntimeError as err:
+        _first_for_every_source(err, args[1])
+        raise
     except AttributeError as err:
         frame = failing_line(err)[0]
         line = next((f.line or "" for f in reversed(traceback.extract_tb(err.__traceback__))), "")
@@ -350,6 +373,40 @@ def call_naming_grad_none(fn: Callable, *args: Any) -> Any:
             "(then .requires_grad_() again), or on s.data, or take the gradients with "
             "torch.autograd.grad(loss, sources)",
             code="grad_none",
+        ) from None
+
+
+def _first_for_every_source(err: RuntimeError, init: list[Tensor]) -> None:
+    """A size error on a learner's line that indexes a list of per-source tensors with a constant (`grads[0]`)
+    while another source's tensor is on that line: one source's gradient (or value) used for every source."""
+    frame, line, _ = failing_line(err)
+    if frame is None or not line or not re.search(r"size|shape", str(err)):
+        return
+    shapes = [tuple(t.shape) for t in init]
+    for m in re.finditer(r"([A-Za-z_]\w*)\[(\d+)\]", line):
+        seq, k = frame.f_locals.get(m[1]), int(m[2])
+        if not isinstance(seq, list | tuple) or len(seq) != len(init) or k >= len(init):
+            continue
+        if [tuple(t.shape) if isinstance(t, Tensor) else None for t in seq] != shapes:
+            continue
+        other = next(
+            (
+                (name, n)
+                for name, t in frame.f_locals.items()
+                if isinstance(t, Tensor) and name != m[1]
+                for n, shape in enumerate(shapes)
+                if n != k and tuple(t.shape) == shape and shape != shapes[k]
+            ),
+            None,
+        )
+        if other is None:
+            continue
+        raise CheckFailed(
+            _describe_error(err).message,
+            f"on that line `{m[0]}` has source {k}'s shape {list(shapes[k])} while `{other[0]}` has source "
+            f"{other[1]}'s {list(shapes[other[1]])}: `{m[1]}` holds one tensor per source, and `{m[0]}` uses source "
+            f"{k}'s for every source. Pair each source with its own: for source, grad in zip(sources, {m[1]})",
+            code="one_source_for_all",
         ) from None
 
 

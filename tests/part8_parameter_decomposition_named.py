@@ -16,6 +16,7 @@ from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_boundaries as boundaries
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -208,11 +209,23 @@ def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) 
     divisors, or the formula."""
 
     n_w, counts = probes.faithfulness_counts(weights, U, V)
-    generic = whole_number_hint(loss, right) or readings.divided_twice(loss, right, n_w)
+    generic = _n_matrices_factor(float(loss), float(right), len(weights)) or whole_number_hint(loss, right)
+    generic = generic or readings.divided_twice(loss, right, n_w)
     generic = generic or diag.scalar_hint(loss, right, {"the N parameters": n_w}, {"instances": 3})
     generic = generic or inp.faithfulness_divisors(fn, loss, weights, U, V)
     generic = generic or diag.divisor_hint(loss, right * n_w, counts, n_w)
     return generic or ("values", "Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices")
+
+
+def _n_matrices_factor(loss: float, right: float, n_matrices: int) -> tuple[str, str] | None:
+    """L × the right loss (the inputs' L = 4 differs from the 3 instances): N averaged over the matrices."""
+    if right == 0 or abs(loss / right / n_matrices - 1) > 1e-4:
+        return None
+    return "n_over_matrices", (
+        f"your value is {n_matrices} × the expected one, and {n_matrices} = L, the number of matrices: N divided by L "
+        "(the average matrix size Σ_l numel(W_l) / L, or a mean over the matrices) where N is their total, the "
+        "entries of all of one instance's matrices together; or a factor L too many"
+    )
 
 
 # ---------------------------------------------------------------- masked_product: W a on top
@@ -506,10 +519,18 @@ def svd_term_count(out: Any, W: Tensor) -> None:
     behaviour.svd_term_count(out, W)
 
 
-def sum_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
+def sum_hint(out: Tensor, W: Tensor, fn: Callable | None = None) -> tuple[str, str]:
     """(code, hint) from what the terms add up to: W (values), W minus its row/column/overall mean (W changed
-    before the SVD), or something else (not_sum)."""
+    before the SVD), or something else (not_sum); first, instance i's terms changing with instance j's W (a probe
+    on the gradients: one SVD of the instances stacked, a reshape that mixes them)."""
     total = out.detach().sum(1).to(W.dtype)
+    mixing = inp.instance_mixing(fn, {"W": (W, 0)}, 0) if fn is not None and len(W) > 1 else None
+    if mixing and not torch.equal(out.detach(), sol.svd_terms(W)):
+        return mixing[0], (
+            f"{mixing[1]}. Here: one SVD per instance (torch.linalg.svd on the whole [inst d_out d_in] W works "
+            "batched over inst), not one SVD of the instances stacked into one matrix (a reshape to [inst·d_out, "
+            "d_in] or [d_out, inst·d_in])"
+        )
     if torch.allclose(total, W, rtol=1e-4, atol=1e-5):
         return "values", "σ_k u_k v_kᵀ, largest σ first"
     changed = {
@@ -722,14 +743,15 @@ def delta_count_hint(deltas: Any, n: int) -> str:
 
 # ---------------------------------------------------------------- causal_importance: instance 0's parameters
 def ci_instance0(p: dict[str, Tensor], alpha: float) -> Mistakes:
-    """Instance 0's V (or one MLP parameter) used for every instance: only instance 0's values are right."""
+    """Instance 0's V, one MLP parameter or input a used for every instance: only instance 0's values are right."""
     out = []
     with torch.no_grad():
-        for k in mis.CI_PARAMS:
-            q = {**p, k: p[k][:1].expand_as(p[k])}
+        for k, axis in [*((k, 0) for k in mis.CI_PARAMS), ("a", 1)]:  # a: [batch inst d_in]
+            q = {**p, k: p[k].narrow(axis, 0, 1).expand_as(p[k])}
+            index = f"{k}[0]" if axis == 0 else f"{k}[:, 0], {k}[:, :1]"
             hint = (
-                f"only instance 0 is right: your code uses instance 0's {k} ({k}[0]) for every instance; each "
-                f"instance i has its own {k}[i] (keep the inst axis in the einsum)"
+                f"only instance 0 is right: your code uses instance 0's {k} ({index}) for every instance; each "
+                f"instance i has its own {k}{'[i]' if axis == 0 else '[:, i]'} (keep the inst axis in the einsum)"
             )
             out.append(("instance0_params", hint, mis.ci_reference(q, alpha)[0]))
     return out + slips.ci_slips(p)
@@ -749,8 +771,9 @@ def alpha_squared(seen: str) -> str:
 
 
 def default_alpha(impl: Any, name: str, x0: Tensor) -> None:
-    """The exercise's signature is forward(ctx, x, alpha=0.01): apply(x) without alpha must leak with slope 0.01."""
-
+    """The slope at the break points x = 0 and 1 themselves; then the exercise's signature,
+    forward(ctx, x, alpha=0.01): apply(x) without alpha must leak with slope 0.01."""
+    boundaries.closed_interval(impl, name, 0.03, x0.device)  # the checker's ALPHA
     x = x0.clone().requires_grad_(True)
     try:
         out = impl.apply(x)
