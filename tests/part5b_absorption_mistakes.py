@@ -16,7 +16,7 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.part5b_absorption_draws import children_sharing_parent_draw
 from tests.part5b_absorption_ema import cut_value_candidates
-from tests.part5b_absorption_probes import exclusive_draw_candidates
+from tests.part5b_absorption_probes import exclusive_draw_candidates, nothing_zeroed
 from utils.part5b_absorption import HierarchyConfig
 
 # Every statistic of a configuration gets failure probability FAILURE_PROBABILITY / GEN_TESTS (a union
@@ -332,6 +332,7 @@ def absorption_variant(
             "any_active": ((acts > 0) & others).any(-1),
             "batch": ((acts > 0).any(0) & is_carrier).any(-1),  # a carrier active anywhere in the batch
             "none": torch.ones_like(parent_off),
+            "inactive": is_carrier.any(-1),  # `acts >= 0` for active: every carrier counts, on or off
         }[carriers]
         off = parent_off if parent_off_rule else torch.ones_like(parent_off)
         if combine == "or":  # (parent off | carried): OR where AND was meant
@@ -377,8 +378,8 @@ ABSORPTION_MISTAKES = [
     (
         {"carriers": "none"},
         "no_carrier",
-        "an example counts as absorbed only if some *other active* latent has decoder cosine ≥ cos_threshold "
-        "with the parent's direction (the parent latent being off is not enough)",
+        "an example counts as absorbed only if some *other active* latent (acts > 0: acts >= 0 holds for every "
+        "latent) has decoder cosine ≥ cos_threshold with the parent's direction (the parent latent off is not enough)",
     ),
     (
         {"parent_latent": "argmin"},
@@ -551,12 +552,7 @@ def check_topk_counts(out: Tensor, k: int, what: str) -> None:
     if (per_inst == k * batch).all():
         return
     if nonzero.all():
-        fail(
-            f"{what}: every entry is non-zero, nothing was zeroed",
-            "scatter the kept values into a tensor of zeros (torch.zeros_like(flat).scatter(...)), not into pre "
-            "itself or a copy of it: the entries outside the top k·batch must become 0",
-            code="nothing_zeroed",
-        )
+        nothing_zeroed(out, k, what)
     if (nonzero.sum(-1) == k).all():
         fail(
             f"{what}: every example keeps exactly k={k} latents",
@@ -598,6 +594,7 @@ def check_topk_counts(out: Tensor, k: int, what: str) -> None:
         "d_sae": d_sae,
         "n_inst": n_inst,
         "k·batch·d_sae": k * batch * d_sae,
+        "k·batch·n_inst (the batch of every instance together)": k * batch * n_inst,
         "k + batch (a sum where the product k·batch was meant)": k + batch,
     }
     names = [n for n, size in budgets.items() if (per_inst == size).all() and size != k * batch]

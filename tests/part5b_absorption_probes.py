@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from solutions import part5b_absorption as ref
@@ -303,6 +304,7 @@ def carrier_scope(impl: Callable, inputs: tuple, parent_of: list[int], th: float
     none = variant(features, acts, W_dec, W_feat, parent_of, th, carriers="none")
     if out.shape != none.shape or not torch.allclose(out, none.to(out.device), rtol=1e-4, atol=1e-5):
         return
+    carrier_activity(impl, inputs, parent_of, th, variant)
     cos = torch.einsum(
         "isd,idf->isf", W_dec / W_dec.norm(dim=-1, keepdim=True), W_feat / W_feat.norm(dim=1, keepdim=True)
     )
@@ -333,6 +335,44 @@ def carrier_scope(impl: Callable, inputs: tuple, parent_of: list[int], th: float
             "the carrier must be active in the same example as the case: ((acts > 0) & carriers).any(-1), a "
             "[batch inst] mask, not (acts > 0).any(0) (any over the batch axis) combined with the carriers",
             code="carrier_whole_batch",
+        )
+
+
+def carrier_activity(
+    impl: Callable, inputs: tuple, parent_of: list[int], at: float, variant: Any, th: float = 0.9
+) -> None:
+    """The output matches 'no carrier needed', which an activity test that holds for every latent (acts >= 0) also
+    gives wherever each parent has some carrier: cos_threshold=0.9, which no latent but the parent's own reaches on
+    the hand-built case, tells them apart (no carrier at all: 0 with `acts >= 0`, the parent-off share without);
+    the case with every carrier silenced (at the checker's threshold `at`) tells `>= 0` from a carrier active
+    anywhere in the batch, or any other rule that needs a carrier to exist: only `>= 0` counts a silent one."""
+    none, every = (variant(*inputs, parent_of, th, carriers=c) for c in ("none", "inactive"))
+    if torch.allclose(none, every) or not torch.allclose(every, variant(*inputs, parent_of, th)):
+        return
+    features, acts, W_dec, W_feat = inputs  # and, at cos_threshold=at, every carrier silenced: only `>= 0` counts it
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
+    parents = [f for f, q in enumerate(parent_of) if q == -1]
+    own = torch.zeros(cos.shape[:2], dtype=torch.bool, device=cos.device)
+    for p in parents:
+        own.scatter_(1, cos[..., p].argmax(1, keepdim=True), True)
+    quiet = (features, acts.masked_fill((cos[..., parents] >= at).any(-1) & ~own, 0.0), W_dec, W_feat)
+    quiet_every = variant(*quiet, parent_of, at, carriers="inactive")
+    if torch.allclose(quiet_every, variant(*quiet, parent_of, at)):
+        return
+    try:
+        got = impl(*(t.clone() for t in inputs), list(parent_of), cos_threshold=th)
+        again = impl(*(t.clone() for t in quiet), list(parent_of), cos_threshold=at)
+    except Exception:
+        return
+    same = lambda x, y: isinstance(x, Tensor) and x.shape == y.shape and torch.allclose(x.detach().to(y), y)
+    if same(got, every) and same(again, quiet_every):
+        fail(
+            "absorption_fraction counts every carrier, active or not: on the hand-built case it equals the fraction "
+            f"with no carrier condition, yet with cos_threshold={th} (no carrier at all) it gives {_rounded(got)}, "
+            f"not {_rounded(none)}; with every carrier silenced it still counts them: {_rounded(again)}",
+            "a carrier must be ACTIVE in the same example: active means acts > 0, and acts >= 0 holds for every "
+            "latent (activations are never negative), so ((acts > 0) & carriers).any(-1)",
+            code="carrier_inactive",
         )
 
 
@@ -393,6 +433,56 @@ def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: 
             "(or use topk(k·batch, dim=-1))",
             code="slice_wrong_axis",
         )
+    budget_named(impl, what, make)
+
+
+# ---------------------------------------------------------------- fresh23: a budget too large to zero anything
+def nothing_zeroed(out: Tensor, k: int, what: str) -> None:
+    """Every entry is non-zero: a budget of at least batch·d_sae (k·batch·n_inst, k·d_sae) or a scatter into pre
+    itself; the hint names the budgets the input can't tell from the scatter (budget_named's probe tells them)."""
+    batch, n_inst, d_sae = out.shape
+    big = {"k·batch·n_inst": k * batch * n_inst, "k·d_sae": k * d_sae}
+    large = " or ".join(f"{name} = {size}" for name, size in big.items() if size >= batch * d_sae)
+    either = f"either the budget is too large ({large} ≥ batch·d_sae = {batch * d_sae} entries per instance), or "
+    fail(
+        f"{what}: every entry is non-zero, nothing was zeroed",
+        either * bool(large) + "the kept values were scattered into pre itself or a copy of it, not into a tensor "
+        "of zeros (torch.zeros_like(flat).scatter(...)): the entries outside the top k·batch must become 0",
+        code="nothing_zeroed",
+    )
+
+
+BUDGET_PROBE = (6, 4, 25, 3)  # batch, n_inst, d_sae, k: batch·d_sae = 150 exceeds every budget below but k·d_sae
+
+
+def budget_named(impl: Callable, what: str, make: Any) -> None:
+    """Everything was kept: on a probe whose batch·d_sae (150) exceeds the wrong counts that hold no d_sae, every
+    instance keeping the same number n of its largest entries names the budget n (k·batch·n_inst = 72, ...)."""
+    pb, pi, ps, pk = BUDGET_PROBE
+    probe = make(pb, pi, ps)
+    try:
+        got = impl(probe.clone(), pk)
+    except Exception:
+        return
+    if not isinstance(got, Tensor) or got.shape != probe.shape or not got.is_floating_point():
+        return
+    flat_out = got.detach().transpose(0, 1).reshape(pi, -1)
+    flat_pre = probe.transpose(0, 1).reshape(pi, -1)
+    counts = (flat_out != 0).sum(-1)
+    n = int(counts[0])
+    top = torch.zeros_like(flat_pre).scatter(-1, flat_pre.topk(min(n, pb * ps), -1).indices, 1.0).bool()
+    if not (counts == n).all() or not torch.equal(flat_out != 0, top) or not pk * pb < n < pb * ps:
+        return
+    budgets = {"k·batch·n_inst": pk * pb * pi, "k·d_sae": pk * ps, "k·n_inst": pk * pi, "k + batch": pk + pb}
+    budgets |= {"batch·n_inst": pb * pi, "k·batch + 1": pk * pb + 1, "k·batch - 1": pk * pb - 1}
+    name = next((f"{n} = {name}" for name, size in budgets.items() if size == n), f"{n}")
+    fail(
+        f"{what}: every entry is kept; on pre [{pb}, {pi}, {ps}] with k={pk} each instance keeps its {name} largest "
+        f"entries, expected k·batch = {pk * pb}",
+        f"the budget is too large (here it covers all batch·d_sae entries, so nothing was zeroed): each instance "
+        f"keeps k·batch entries (k per example on average), not {name.split(' = ')[-1]}",
+        code="budget",
+    )
 
 
 def batch_rows_written(out: Tensor, pre: Tensor, what: str) -> None:

@@ -46,10 +46,10 @@ def recovered_extra(exp: dict[str, float]) -> list[tuple[str, str, Tensor]]:
 
 @contextlib.contextmanager
 def watching_hooks(model: Any, record: Callable[[Any, Tensor, Tensor, Any], None]) -> Iterator[None]:
-    """Within the block, every hook the learner passes to `model.run_with_hooks(..., fwd_hooks=...)` calls
-    `record(name, activation before, activation after, what the hook returned)` after it runs (the activation
-    before is a copy, so an in-place edit shows). Hooks added another way are not seen."""
-    original = model.run_with_hooks
+    """Within the block, every forward hook the learner adds to one of `model`'s hook points (run_with_hooks, the
+    model.hooks context, add_hook, a name filter: all end in the point's HookPoint.add_hook) calls `record(point's
+    name, activation before, activation after, what the hook returned)` after it runs (the activation before is a
+    copy, so an in-place edit shows). TransformerLens's own hooks (run_with_cache's caching hooks) are not watched."""
 
     def watched(name: Any, fn: Callable) -> Callable:
         def hook(act: Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -60,18 +60,25 @@ def watching_hooks(model: Any, record: Callable[[Any, Tensor, Tensor, Any], None
 
         return hook
 
-    def spy(*args: Any, fwd_hooks: Any = (), **kwargs: Any) -> Any:
-        try:
-            hooks = [(name, watched(name, fn)) for name, fn in fwd_hooks]
-        except (TypeError, ValueError):
-            hooks = fwd_hooks
-        return original(*args, fwd_hooks=hooks, **kwargs)
+    def spy(point: Any, name: str) -> Callable:
+        original = point.add_hook
 
-    model.run_with_hooks = spy
+        def add_hook(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+            ours = str(getattr(fn, "__module__", None) or "").startswith("transformer_lens")
+            if kwargs.get("dir", args[0] if args else "fwd") == "fwd" and callable(fn) and not ours:
+                fn = watched(name, fn)
+            return original(fn, *args, **kwargs)
+
+        return add_hook
+
+    points = list(model.hook_dict.items())
+    for name, point in points:
+        point.add_hook = spy(point, name)
     try:
         yield
     finally:
-        del model.run_with_hooks
+        for _, point in points:
+            del point.add_hook
 
 
 @contextlib.contextmanager
@@ -101,7 +108,7 @@ def noop_hook_failure(found: list[str], err: Exception) -> None:
     if not found:
         return
     seen = (
-        f"a hook you passed to run_with_hooks at {found[0]} returned None and left the activation unchanged, so that "
+        f"a hook you added at {found[0]} returned None and left the activation unchanged, so that "
         "run is the same as a run without the hook"
     )
     if isinstance(err, ZeroDivisionError):

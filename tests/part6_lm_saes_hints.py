@@ -181,9 +181,9 @@ def logit_normalised(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
 # --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def recorded_edits(model: Any, hook_name: str) -> Iterator[list[tuple[Tensor, Tensor]]]:
-    """Within the block, every hook the learner passes to model.run_with_hooks for `hook_name` is recorded as
-    (activation it received, activation it returned), both copied (an in-place edit is seen too). Hooks added
-    another way (model.hooks, add_hook, a name filter) are not recorded: the probes below then say nothing."""
+    """Within the block, every hook the learner adds at `hook_name` (run_with_hooks, model.hooks, add_hook, a name
+    filter: see watching_hooks) is recorded as (activation it received, activation it returned), both copied (an
+    in-place edit is seen too)."""
     edits: list[tuple[Tensor, Tensor]] = []
 
     def record(name: Any, before: Tensor, act: Tensor, out: Any) -> None:

@@ -13,11 +13,13 @@ place by attribution_edges.
 
 from __future__ import annotations
 
+import copy
 import re
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -355,3 +357,19 @@ def frozen_unchanged(frozen: Any, saved: dict[str, tuple[Tensor, bool, Any]], wh
                 "(and attaches it to your graph)",
                 code="inplace",
             )
+
+
+def with_value_bias(model: Any, seed: int = 12) -> Any:
+    """A copy of `model` that shares every weight but the attention's value bias b_V, made non-zero (the shipped
+    model's is 0: TransformerLens folds it into b_O), so a linearised forward that leaves b_V out shows. The copy
+    is a deepcopy whose memo holds every other parameter, buffer and the tokenizer: nothing large is copied, and
+    the shared model is never edited."""
+    memo = {id(t): t for name, t in [*model.named_parameters(), *model.named_buffers()] if not name.endswith("b_V")}
+    memo[id(getattr(model, "tokenizer", None))] = getattr(model, "tokenizer", None)
+    biased = copy.deepcopy(model, memo)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in biased.blocks:
+            b_V = block.attn.b_V
+            b_V.copy_(0.3 * torch.randn(b_V.shape, generator=g).to(b_V) + 0.1)
+    return biased
