@@ -48,7 +48,7 @@ from tests.part1_superposition_probes import (
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
-from tests.part2_privileged_basis_contractions import contraction_mutants
+from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
 
 relu = torch.relu
 
@@ -349,7 +349,7 @@ def test_computation_forward(NeuronComputationModel: type, device: torch.device)
             two_layer(x, W1, W2t, b + x, act=relu),
         ),
     ]
-    mistakes += _config_factor_mutants(x, W1, W2t, b)
+    mistakes += _config_factor_mutants(x, W1, W2t, b) + regrouped_weight_mutants(x, W1, W2t, b)
     params = {"W1": W1, "W2": W2, "b_final": b}
     ref = reference_model(RefNeuronComputationModel, cfg, device, params, **_forward_kwargs(device))
     reference = call(RefNeuronComputationModel.forward, ref, x)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from tests.part1_superposition_mistakes import Mutant, down, up
+from tests.reshape_scrambles import regrouped_candidates
 
 relu = torch.relu
 
@@ -78,4 +79,16 @@ def contraction_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, read:
             ),
             relu(per_term_write + b),
         ),
+    ]
+
+
+def regrouped_weight_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor) -> list[Mutant]:
+    """The computation model's forward pass with one weight replaced by its reshape-where-a-transpose-belongs
+    scramble, by part 3's shared `regrouped_candidates` (W2 itself reshaped is the catalogue's `reshaped_W2`):
+    W1 or W1.mT, and W2.mT ([inst d_hidden feats], `W_out` here), reshaped and used as if transposed."""
+    forward = lambda W1, W2t: relu(up(relu(down(x, W1)), W2t) + b)
+    return [
+        *regrouped_candidates(W_in, lambda W: forward(W, W_out), "W1", ("inst", "d_hidden", "feats")),
+        *regrouped_candidates(W_in.mT, lambda Wm: forward(Wm.mT, W_out), "W1.mT", ("inst", "feats", "d_hidden")),
+        *regrouped_candidates(W_out, lambda Wt: forward(W_in, Wt), "W2.mT", ("inst", "d_hidden", "feats")),
     ]

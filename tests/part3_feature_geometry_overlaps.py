@@ -5,10 +5,10 @@ earlier one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
+
+from tests.reshape_scrambles import regrouped_candidates  # noqa: F401  (shared with parts 2 and 4)
 
 Mistake = tuple[str, str, Tensor]
 
@@ -104,23 +104,3 @@ def whole_norm_candidates(v: Tensor, name: str = "v", own: str = "v.norm(dim=-1,
         )
         out += [("one_norm", hint, value) for value in _guards(whole * norm_sq, raw)]
     return out
-
-
-def regrouped_candidates(x: Tensor, reference: Callable[[Tensor], Tensor], name: str, axes: tuple[str, str, str]):
-    """What a reshape where a transpose belongs gives: `x` [a0 a1 a2] regrouped to [a0 a2 a1] by reshape or view (the
-    numbers kept in memory order) and then used as if its last two axes had been swapped. `reference` takes x's own
-    layout, so the value is reference(x.reshape(a0, a2, a1).mT). Sizes a1 != a2 make it differ from the right one."""
-    k, a, b = x.shape
-    if a == b:
-        return []
-    moved = f"{name}.reshape({axes[0]}, {axes[2]}, {axes[1]})"
-    return [
-        (
-            "reshape_not_transpose",
-            f"your values are the right ones computed from {moved} (sizes {k}, {b}, {a}) as if it were {name} with its "
-            f"last two axes swapped: reshape and view only regroup the numbers in memory order, they don't move axes, "
-            f"so each of your vectors mixes coordinates of several vectors; swap the axes with {name}.transpose(1, 2) "
-            f"(or {name}.mT), or contract over the right axis without moving any",
-            reference(x.reshape(k, b, a).mT),
-        )
-    ]

@@ -30,6 +30,7 @@ from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
+from tests import part5_toy_saes_readoffs as R
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -770,6 +771,12 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
         for code, hint, value in candidates:
             if torch.allclose(per_inst, value[active], rtol=1e-3):
                 fail("the new encoder columns have the wrong length", hint, code)
+        if stat := R.live_norm_statistic(length, inst_of, before["W_enc"].norm(dim=1), dead, scale):
+            fail(
+                stat,
+                "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",
+                "enc_stat",
+            )
         fail(
             f"the new encoder columns have lengths {per_inst.tolist()} per instance, expected {want[active].tolist()}",
             "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, fail
+from tests.part5_toy_saes_readoffs import reconstruction_factor
 
 
 def hidden(features: Tensor, W: Tensor) -> Tensor:
@@ -447,19 +448,7 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
     parts = []
     if not close(R, R_ref):
         factor = R / R_ref if R_ref else float("nan")
-        why = next(
-            (
-                f" ({name})"
-                for name, v in (
-                    ("1/n_inst: averaged over instances instead of summed", 1 / n_inst),
-                    ("n_inst: summed where a mean was asked", n_inst),
-                    ("batch: summed over the batch, not averaged", h.shape[0]),
-                    ("1/batch", 1 / h.shape[0]),
-                )
-                if abs(factor - v) < 1e-3 * v
-            ),
-            "",
-        )
+        why = reconstruction_factor(factor, h.shape[0], n_inst, h.shape[-1])
         parts.append(f"the reconstruction part (your loss with sparsity_coeff = 0) is {factor:.4g} × the expected{why}")
     if not all(close(a, b) for a, b in zip(w, w_ref, strict=True)):
         if all(abs(b) < 1e-9 for b in w_ref):

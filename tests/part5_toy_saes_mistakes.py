@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
+from tests.part5_toy_saes_readoffs import divisor_readoff
 
 # --------------------------------------------------------------------------------------------
 # W_dec_normalized: mutants of W / (‖W‖ + eps), as functions of (W_dec, eps)
@@ -80,8 +81,9 @@ def norm_hint(out: Tensor, W: Tensor) -> str:
     unit = bool(torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all())
     if bool((cos > 1 - 1e-4).all()) and not unit:
         return (
-            f"every row points the right way but its length is between {norms.min():.3g} and {norms.max():.3g}, not 1: "
-            "divide each row by its own norm (+ eps) and nothing else (no clamp, no extra factor)"
+            f"every row points the right way but its length is between {norms.min():.3g} and {norms.max():.3g}, not 1"
+            f"{divisor_readoff(out.detach(), W)}: divide each row by its own norm (+ eps) and nothing else (no clamp, "
+            "no extra factor)"
         )
     if unit:
         return "your rows have unit length but point elsewhere: divide W_dec itself by its row norms, don't change it"
@@ -744,7 +746,9 @@ def check_sampling(
         if q.shape[0] == q.shape[1] and (q.T[insts].sum(-1) > 0).all()
     ]
     fits = [
-        (c, h) for c, h, p in P.weight_candidates(loss, sq_norm, rows.shape[1]) + others if P.fits(observed, p, tol)
+        (c, h)
+        for c, h, p in P.weight_candidates(loss, sq_norm, rows.shape[1], counts) + others
+        if P.fits(observed, p, tol)
     ]
     if fits:  # two rules the frequencies can't tell apart: list both
         hint = fits[0][1] if len(fits) == 1 else "either of: " + "; or ".join(h for _, h in fits)

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.learner_errors import failing_line
+from tests.part5_toy_saes_readoffs import fitted_power
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,13 +230,37 @@ def count_factor_hint(length: Tensor, want: Tensor, inst_of: Tensor, dead: Tenso
 # --------------------------------------------------------------------------------------------
 # Advanced resampling: the usual wrong sampling weights (moved from the catalogue, which is near 800 lines)
 # --------------------------------------------------------------------------------------------
+def power_candidates(loss: Tensor, counts: Tensor | None) -> list[tuple[str, str, Tensor]]:
+    """L_rec^p with p the whole exponent fitted from the picks (maximum likelihood; 3 when no counts are given),
+    other than the powers listed on their own (0 uniform, 1 linear, 2 right, -2 inverse)."""
+    fitted = fitted_power(loss, counts) if counts is not None else 3.0
+    p = round(fitted)
+    if p in (0, 1, 2, -2) or abs(fitted - p) > 0.3:  # not clearly a whole power: nothing named
+        return []
+    cause = {
+        3: "an extra factor of the loss (L_rec² · L_rec)?",
+        4: "the loss squared twice (** 2 applied to losses already squared, or L_rec² · L_rec²)?",
+    }.get(p, "check the power the weights are raised to")
+    return [
+        (
+            "sampling_cubed" if p == 3 else "sampling_power",
+            f"the picks follow L_reconstruction^{p} (the exponent fitted from the pick frequencies is {fitted:.2f}), "
+            f"not L_reconstruction²: {cause} Sample with probability proportional to L_reconstruction ** 2",
+            (loss.pow(p) / loss.pow(p).sum(-1, keepdim=True)),
+        )
+    ]
+
+
 def fits(observed: Tensor, probs: Tensor, tol: Tensor) -> bool:
     return bool(((observed - probs.to(observed)).abs() <= tol).all())
 
 
-def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tuple[str, str, Tensor]]:
+def weight_candidates(
+    loss: Tensor, input_sq_norm: Tensor, d_in: int, counts: Tensor | None = None
+) -> list[tuple[str, str, Tensor]]:
     """(code, hint, expected probability of each input type [inst types]) for the usual wrong sampling weights,
-    given each type's squared distance from b_dec [inst types] (L_reconstruction · d_in) and ‖h‖² [inst types]."""
+    given each type's squared distance from b_dec [inst types] (L_reconstruction · d_in) and ‖h‖² [inst types];
+    `counts` [inst types], the picks per type, gives the power of the loss they follow (`power_candidates`)."""
 
     def normalise(w: Tensor) -> Tensor:
         return w / w.sum(-1, keepdim=True)
@@ -253,11 +278,7 @@ def weight_candidates(loss: Tensor, input_sq_norm: Tensor, d_in: int) -> list[tu
             "weight the examples by their squared reconstruction loss; yours look uniform",
             normalise(uniform),
         ),
-        (
-            "sampling_cubed",
-            "sample with probability proportional to the square of the loss (L_reconstruction ** 2)",
-            normalise(loss.pow(3)),
-        ),
+        *power_candidates(loss, counts),
         (
             "sampling_inverse",
             "badly reconstructed examples should be *more* likely: weights = L_reconstruction ** 2, not its inverse",

@@ -1,0 +1,109 @@
+"""Part 5 (toy SAEs): what a wrong number in the learner's output reads as, told by the checkers' own inputs.
+
+* `reconstruction_factor`: the loss's reconstruction part off by a factor: the size of an axis of h (d_in, batch,
+  inst), with the direction of the slip (a sum where the formula takes a mean, or the reverse);
+* `live_norm_statistic`: new encoder lengths that follow another statistic of the live latents' encoder norms
+  (the median, the largest, ...) or divide by it instead of multiplying;
+* `fitted_power`: the exponent the resampling picks follow, fitted from the pick frequencies (L_rec^p);
+* `divisor_readoff`: decoder rows that point the right way but were divided by another norm than their own (the
+  instance's largest row norm, instance 0's row norms, ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from tests.sizes import factor_reason
+
+
+def reconstruction_factor(factor: float, batch: int, n_inst: int, d_in: int) -> str:
+    """' (why)' for a reconstruction part `factor` × the right one; the sizes batch, n_inst, d_in are all different
+    in the checker, so a factor equal to one of them names its axis. '' when none fits."""
+    near = lambda v: abs(factor - v) < 1e-3 * v
+    for why, v in (
+        (f"{d_in} is d_in: the squared error summed over d_in where L_reconstruction takes its mean (.mean(-1))", d_in),
+        (f"1/{d_in}, 1/d_in: the squared error averaged twice over d_in (or a mean where a sum is asked)", 1 / d_in),
+        (f"{n_inst} is n_inst: summed where a mean was asked", n_inst),
+        (f"1/{n_inst}, 1/n_inst: averaged over instances instead of summed", 1 / n_inst),
+        (f"{batch} is the batch size: summed over the batch, not averaged", batch),
+        (f"1/{batch}, 1/batch: divided by the batch size once more", 1 / batch),
+        (
+            f"{batch * d_in} = batch · d_in: summed over the batch and over d_in, both where a mean is asked",
+            batch * d_in,
+        ),
+    ):
+        if near(v):
+            return f" ({why})"
+    reason = factor_reason(factor, {"d_in": d_in, "batch": batch, "inst": n_inst}, [])
+    return f" ({reason})" if reason and not reason.startswith("a missing") else ""
+
+
+def live_norm_statistic(length: Tensor, inst_of: Tensor, norms: Tensor, dead: Tensor, scale: float) -> str | None:
+    """`length` [n]: the new encoder columns' lengths; `norms` [inst d_sae]: the encoder column norms before
+    resampling. The message when every length is resample_scale times, or divided by, one statistic of the
+    instance's live norms other than their mean (the right one: its mismatch is told elsewhere)."""
+    stats = {}
+    for k in range(norms.shape[0]):
+        live = norms[k][~dead[k]].double()
+        if live.numel() < 2:
+            return None
+        for name, value in (
+            ("the median (torch.median)", live.median()),
+            ("the median (quantile 0.5)", live.quantile(0.5)),
+            ("the mean", live.mean()),
+            ("the largest", live.max()),
+            ("the smallest", live.min()),
+            ("the root mean square", live.pow(2).mean().sqrt()),
+        ):
+            stats.setdefault(name, []).append(value)
+    got = length.double()
+    for name, values in stats.items():
+        s = torch.stack(values)[inst_of]
+        for how, value in (("times", scale * s), ("divided by", scale / s), ("over resample_scale:", s / scale)):
+            if name == "the mean" and how == "times":
+                continue
+            if torch.allclose(got, value, rtol=1e-3):
+                rule = (
+                    f"the live latents' encoder norms divided by resample_scale ({name} of them / {scale:g})"
+                    if how.startswith("over")
+                    else f"resample_scale {how} {name} of the live latents' encoder norms"
+                )
+                return f"the new encoder columns' lengths are {rule} (per instance), not resample_scale times the mean"
+    return None
+
+
+def fitted_power(loss: Tensor, counts: Tensor) -> float:
+    """The exponent p that best explains `counts` [inst types] of picks with probability ∝ loss^p (maximum
+    likelihood on a grid of step 0.01 over [-6, 8]; types of zero loss are left out)."""
+    ok = loss > 0
+    log_loss = torch.where(ok, loss.double().clamp_min(1e-300).log(), torch.zeros_like(loss.double()))
+    grid = torch.arange(-6.0, 8.0001, 0.01, dtype=torch.float64)
+    logits = grid[:, None, None] * log_loss[None]
+    logits = torch.where(ok[None], logits, torch.full_like(logits, -math.inf))
+    logp = torch.log_softmax(logits, -1).nan_to_num(neginf=0.0)
+    ll = (counts.double()[None] * logp).sum((-1, -2))
+    return float(grid[int(ll.argmax())])
+
+
+def divisor_readoff(out: Tensor, W: Tensor) -> str:
+    """When the rows of `out` [inst d_sae d_in] point along W's but are not unit: what each row was divided by,
+    read off as ‖W_row‖ / ‖out_row‖ and compared with other norms than the row's own. '' when none fits."""
+    rows = (W.norm(dim=-1) > 0) & (out.norm(dim=-1) > 0)
+    if not rows.any():
+        return ""
+    divisor = W.norm(dim=-1) / out.norm(dim=-1).clamp_min(1e-30)  # [inst d_sae]
+    norms = W.norm(dim=-1)
+    for name, value in (
+        ("the largest row norm of its instance (W.norm(dim=-1).amax(-1))", norms.amax(-1, keepdim=True)),
+        ("the mean row norm of its instance", norms.mean(-1, keepdim=True)),
+        ("instance 0's row norms (norm[0]) for every instance", norms[:1]),
+        ("the row norms averaged over the instances", norms.mean(0, keepdim=True)),
+        ("the largest row norm of the whole tensor", norms.amax().reshape(1, 1)),
+    ):
+        value = value.expand_as(divisor)
+        if not torch.allclose(value, norms) and torch.allclose(divisor[rows], value[rows], rtol=1e-3):
+            return f"; each row was divided by {name}, not by its own norm"
+    return ""
