@@ -24,8 +24,9 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_overlaps import overlap_square_candidates, regrouped_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
+from tests.reshape_scrambles import regrouped_candidates
 
 Mistake = tuple[str, str, Tensor]
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tests.reshape_scrambles import regrouped_candidates  # noqa: F401  (shared with parts 2 and 4)
-
 Mistake = tuple[str, str, Tensor]
 
 

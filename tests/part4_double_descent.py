@@ -28,9 +28,9 @@ from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescen
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
-from tests.part3_feature_geometry_overlaps import regrouped_candidates
 from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure, training_slice_failure
+from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
 # --------------------------------------------------------------------------------------------
