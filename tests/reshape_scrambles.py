@@ -1,5 +1,5 @@
 """A reshape where a transpose belongs, as a candidate value: shared by the checkers of parts 2, 3 and 4 (a section
-imports only earlier sections, so the shared mechanism lives here; part 3's overlaps module re-exports it)."""
+imports only earlier sections, so the shared mechanism lives here)."""
 
 from __future__ import annotations
 
