@@ -22,6 +22,7 @@ from torch import Tensor
 
 from solutions import part6_lm_saes as ref
 from tests.checking import CheckFailed, checker, expect_dict, expect_matches, expect_tensor, fail, returned
+from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
@@ -39,6 +40,7 @@ from tests.part6_lm_saes_extra_mistakes import (
     per_sequence_topk,
     per_token_frequencies,
     recovered_extra,
+    recovered_per_sequence,
     sequences_mixed,
     signed_top_probe,
     steer_extra,
@@ -96,6 +98,7 @@ from tests.part6_lm_saes_variants import (
     frequency_encodes,
     logit_path_slips,
     logit_rescaled,
+    logit_row_shifted,
     one_more_than_k,
     splice_variants,
     steer_mlp_out,
@@ -241,6 +244,12 @@ def _float_tensor(x: Any, what: str, shape: tuple[int, ...], dims: str, device: 
     x = expect_tensor(x, what, shape=shape, dims=dims, device=device, finite=False)
     if not x.is_floating_point():
         fail(f"{what} has dtype {x.dtype}, expected a float tensor", hint, code="dtype")
+    if torch.finfo(x.dtype).bits < 32:  # float16/bfloat16 round every value: named before any value diagnosis
+        fail(
+            f"{what} has dtype {x.dtype}, expected float32 (the inputs' dtype)",
+            dtype_hint(x.dtype, torch.float32),
+            code="dtype",
+        )
     return expect_tensor(x, what)
 
 
@@ -351,7 +360,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     mistakes = loss_mistakes(model, sae, tokens, exp)
     for key, extra in loss_increases(exp).items():
         mistakes[key] += extra
-    mistakes["recovered"] += recovered_extra(exp)
+    mistakes["recovered"] += recovered_extra(exp) + recovered_per_sequence(model, sae, tokens)
     mistakes["recovered"] += recovered_formulas(
         exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
     )
@@ -579,6 +588,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
         )
         if not any(torch.allclose(out, v, rtol=1e-3, atol=1e-4) for v in [expected] + [v for _, _, v in catalogue]):
+            logit_row_shifted(out, expected, model, sae, latent)
             sorted_effect(out, expected, f"the logit effect of latent {latent}")
         expect_matches(
             out,

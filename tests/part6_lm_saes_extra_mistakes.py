@@ -44,6 +44,27 @@ def recovered_extra(exp: dict[str, float]) -> list[tuple[str, str, Tensor]]:
     ]
 
 
+def recovered_per_sequence(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
+    """recovered computed for each sequence (from its own mean losses) and then averaged over the sequences: the
+    mean of ratios, where recovered is the ratio of the mean losses."""
+    hooks = {"clean": [], "spliced": [(sae.hook_name, lambda a, hook: sae.decode(sae.encode(a)))]}
+    hooks["zero"] = [(sae.hook_name, lambda a, hook: torch.zeros_like(a))]
+    per_seq = {
+        k: model.run_with_hooks(tokens, return_type="loss", loss_per_token=True, fwd_hooks=h).double().mean(-1)
+        for k, h in hooks.items()
+    }
+    c, s, z = per_seq["clean"], per_seq["spliced"], per_seq["zero"]
+    return [
+        (
+            "recovered_per_sequence",
+            "that is the mean over sequences of each sequence's own (zero - spliced) / (zero - clean): the mean of "
+            "the ratios; recovered is the ratio of the mean losses, (zero - spliced) / (zero - clean) with each loss "
+            "the mean over all sequences and positions",
+            ((z - s) / (z - c)).mean(),
+        )
+    ]
+
+
 @contextlib.contextmanager
 def watching_hooks(model: Any, record: Callable[[Any, Tensor, Tensor, Any], None]) -> Iterator[None]:
     """Within the block, every forward hook the learner adds to one of `model`'s hook points (run_with_hooks, the

@@ -5,6 +5,7 @@ steering vector or an ablation that is wrong where the latent fires is, read fro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -127,6 +128,25 @@ def _offset(j: int, latent: int) -> str:
     return f"latent {'+' if j > latent else '−'} {abs(j - latent)}"
 
 
+def shifted_by(extra: Tensor, value: Tensor, W: Tensor, through: Callable[[Tensor], Tensor] | None = None) -> str:
+    """Which direction a decoder row was shifted along, when `extra` (the learner's `value` minus the right one) is
+    a non-zero multiple of the mean decoder row W.mean(0) or of the all-ones vector over d_in (a row centred, or
+    its mean taken away), each carried through the linear map `through` (the identity when None) first; '' when
+    neither. The cosine bound 1 - 1e-6 is ~1e4 times the float32 noise of a difference 1e-4 · |value| or larger."""
+    through = through or (lambda u: u)
+    if extra.norm() <= 1e-4 * value.norm():
+        return ""
+    rows = W.double()
+    for what, u in (
+        ("the mean decoder row W_dec.mean(0)", rows.mean(0)),
+        ("the all-ones vector (a mean over d_in)", torch.ones_like(rows[0])),
+    ):
+        u = through(u).double()
+        if abs(float(F.cosine_similarity(extra.double(), u, dim=0))) > 1 - 1e-6:
+            return what
+    return ""
+
+
 def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
     """`delta` [positions d_in] the change a steering hook made. When it is one vector v at every position (and
     not a multiple of W_dec[latent], named before), say what v is."""
@@ -160,18 +180,13 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
     for what, value, why in named:
         if close(v, value):
             fail(f"{head}{what}, not coeff · W_dec[latent]", fix + why, code="steer_vector")
-    extra = v - coeff * d  # what was added to the right vector: a multiple of a direction the learner used?
-    for what, u in (
-        ("the mean decoder row W_dec.mean(0)", W.mean(0)),
-        ("the all-ones vector (a mean over d_in)", None),
-    ):
-        u = torch.ones_like(d) if u is None else u
-        if extra.norm() > 1e-4 * v.norm() and abs(float(F.cosine_similarity(extra, u, dim=0))) > 1 - 1e-6:
-            fail(
-                f"{head}coeff · W_dec[latent] plus a multiple of {what}, not coeff · W_dec[latent] alone",
-                f"{fix}: the row as it is, nothing subtracted from it (no centring, no mean row taken away)",
-                code="steer_shifted",
-            )
+    what = shifted_by(v - coeff * d, v, W)  # what was added to the right vector: a multiple of a direction?
+    if what:
+        fail(
+            f"{head}coeff · W_dec[latent] plus a multiple of {what}, not coeff · W_dec[latent] alone",
+            f"{fix}: the row as it is, nothing subtracted from it (no centring, no mean row taken away)",
+            code="steer_shifted",
+        )
     cos = float(F.cosine_similarity(v, d, dim=0))
     ratio = float(v.norm() / (abs(coeff) * d.norm()))
     fail(
@@ -275,3 +290,22 @@ def logit_path_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
             )
         )
     return rows
+
+
+def logit_row_shifted(out: Tensor, expected: Tensor, model: Any, sae: Any, latent: int) -> None:
+    """The logit effect of W_dec[latent] shifted along the mean decoder row or the all-ones vector (the row centred
+    over d_mlp first, d − d.mean()): the same test as the steering vector's, carried through W_out[0] @ W_U."""
+    what = shifted_by(
+        out.double() - expected.double(),
+        expected,
+        sae.W_dec,
+        lambda u: u.to(model.W_U.dtype) @ model.W_out[0] @ model.W_U,
+    )
+    if what:
+        fail(
+            f"the logit effect of latent {latent} is the effect of W_dec[latent] plus a multiple of {what}, not of "
+            "W_dec[latent] alone",
+            "use the decoder row as it is, nothing subtracted from it (no centring over d_mlp, no mean row taken "
+            "away): W_dec[latent] @ W_out[0] @ W_U",
+            code="row_shifted",
+        )

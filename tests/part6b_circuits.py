@@ -26,6 +26,7 @@ from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
+from tests import part6b_circuits_ties as ties
 from tests.checking import (
     CheckOutcome,
     checker,
@@ -154,6 +155,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     extra.out_number(out, tc, what)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x) + sens.forward_normalised(tc, x)
+    mistakes += ties.gate_non_strict(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
         mistakes += probes.gate_quantities(tc, x, acts)
@@ -194,6 +196,8 @@ def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     small = known.synthetic_transcoder(device)
     x = torch.randn(3, 5, small.d_in, generator=torch.Generator().manual_seed(3)).to(device)
     _check_forward(impl, small, x, "transcoder_forward on a small transcoder with a skip connection")
+    tied, x_tied = ties.with_exact_ties(small, x)  # pre == threshold exactly at some entries: the gate is strict
+    _check_forward(impl, tied, x_tied, "transcoder_forward on a small transcoder with pre-activations at threshold")
     no_skip = known.synthetic_transcoder(device, skip=False)
     _check_forward(impl, no_skip, x, "transcoder_forward on a small transcoder without skip (W_skip is None)")
     return "shipped transcoder and a skip transcoder"
