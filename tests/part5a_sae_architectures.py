@@ -25,16 +25,9 @@ from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
-from tests.checking import (
-    _is_learner_frame,
-    checker,
-    expect_close,
-    expect_matches,
-    expect_tensor,
-    fail,
-    returned,
-)
+from tests.checking import _is_learner_frame, checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
+from tests.parameter_signs import check_negated_parameter
 from tests.part5_toy_saes import (
     COEFFS,
     D_IN,
@@ -89,6 +82,7 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
     ingredients = {"acts": gated_acts_options, "h_reconstructed": gated_decode_options}
     listed = [M.gated_forward(reference, h, **bug)[0]["L_aux"] for _, _, st, bug in M.GATED_MISTAKES if st == "L_aux"]
     DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
+    check_negated_parameter(twin(sae, cls), reference, h, "GatedToySAE.forward")  # e.g. exp(-r_mag)
     check_sae_forward(
         sae,
         reference,

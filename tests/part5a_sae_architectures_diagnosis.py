@@ -18,6 +18,7 @@ from torch import Tensor
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
+from tests.loss_difference_of_squares import difference_of_squares
 
 BANDWIDTH = 0.1
 
@@ -343,8 +344,14 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
     top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
     live_fill = torch.zeros_like(pre).scatter(-1, top.indices, pre.gather(-1, top.indices))
     rec = torch.einsum("bis,isd->bid", live_fill, W_dec)
+    right = torch.zeros_like(pre).scatter(-1, top.indices, torch.where(top.values.isfinite(), top.values, 0.0))
+    r_hat = torch.einsum("bis,isd->bid", right, W_dec)  # the right decoded estimate of the residual
+    relu_hint = "ReLU applied to the decoded estimate r̂ (a d_in vector that is negative as often as positive): " \
+        "the residual estimate is the chosen dead latents' values times W_dec_normalized, with no ReLU"  # fmt: skip
     return (
         _auxk_choice(pre, residual, dead, W_dec, k_aux)
+        + [("decoded_relu", relu_hint, (residual - r_hat.relu()).pow(2).mean(-1))]
+        + difference_of_squares(residual, r_hat, lambda e: e.mean(-1), "residual", "residual_hat")
         + [
             (
                 f"normalised_by_residual_{name.replace(' ', '_')}",

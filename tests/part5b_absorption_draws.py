@@ -97,3 +97,38 @@ def children_sharing_parent_draw(rates: Tensor, counts: Tensor, cfg: HierarchyCo
         "causes of this rate: that child's probability p_child / p_parent, or, at 100%, the child set to its parent)",
         "child_shares_parent_draw",
     )
+
+
+def rates_by_child_index(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) -> tuple[str, str] | None:
+    """(hint, code) when the children's rates given their parent depend on the child's index j alone: every
+    (instance, parent) has the same rate for child j (each within 6 standard errors of the rate pooled over them),
+    and the pooled rates differ from p_child and between two indices (by more than 6 standard errors of their
+    difference). Reports the rate per index, says whether it falls or rises with j, and lists possible causes
+    rather than asserting one. rates, counts: [inst parent child], the rate given the parent and the number of
+    examples with it."""
+    nc, pc = cfg.n_children, cfg.p_child
+    if nc < 2 or rates.ndim != 3 or rates.shape[-1] != nc:
+        return None
+    n = counts.double().clamp_min(1)
+    hits = rates.double() * n
+    pooled = hits.sum((0, 1)) / n.sum((0, 1))  # [child]
+    var = lambda p, m: (p * (1 - p)).clamp_min(1e-4) / m
+    if not ((rates.double() - pooled).abs() < 6 * var(pooled, n).sqrt()).all():
+        return None  # the rates also depend on the instance or the parent: not a pattern in j alone
+    se = var(pooled, n.sum((0, 1))).sqrt()
+    spread = pooled.max() - pooled.min()
+    lo, hi = int(pooled.argmin()), int(pooled.argmax())
+    if spread < 6 * (se[lo] ** 2 + se[hi] ** 2).sqrt() or ((pooled - pc).abs() < 6 * se).all():
+        return None
+    steps = pooled.diff()
+    trend = "falls" if (steps < 0).all() else "rises" if (steps > 0).all() else "changes"
+    listed = ", ".join(f"child {j}: {float(v):.1%}" for j, v in enumerate(pooled))
+    return (
+        f"given its parent, the rate {trend} with the child's index ({listed}, pooled over instances and parents; "
+        f"the same pattern in each): every child should fire with p_child = {pc:.0%} given its parent, whatever its "
+        "index. Possible causes: intervals for u whose widths or edges depend on j (child j fires when u is in "
+        "[j·p_child, (j + 1)·p_child), every width p_child), a child's probability adjusted for its earlier siblings "
+        "(p_child is already each child's own rate), or children drawn one after another with the draw changed by "
+        "the earlier ones",
+        "child_rate_by_index",
+    )

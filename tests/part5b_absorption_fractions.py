@@ -143,6 +143,18 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
             "or an index shifted by a slice): exclude latent lat = cos[:, :, p].argmax(-1) itself",
         ),
     ]
+    kid_cos = torch.stack([cos[..., k].amax(-1) for k in kids], -1)  # [inst d_sae parents]: the best child's cosine
+    rules.append(
+        (
+            right & (cos[..., parents] > kid_cos),
+            "carriers_beat_children",
+            "your carriers must also have a larger decoder cosine with the parent than with any of its children "
+            "(cos[:, :, p] > cos[:, :, children].max), which drops the latents that lean towards a child, exactly "
+            "the ones absorption is about (a child's latent that has taken up the parent's direction): "
+            + rule
+            + ", whatever its cosine with the children",
+        )
+    )
     second = cos[..., parents].topk(2, dim=1).indices[:, 1]  # [inst parents]: the second-best cosine
     rules.append(
         (

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
-from tests.part5b_absorption_draws import children_sharing_parent_draw
+from tests.part5b_absorption_draws import children_sharing_parent_draw, rates_by_child_index
 from tests.part5b_absorption_ema import cut_value_candidates
 from tests.part5b_absorption_probes import exclusive_draw_candidates, nothing_zeroed
 from utils.part5b_absorption import HierarchyConfig
@@ -240,7 +240,7 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         se = (expected * (1 - expected)).clamp_min(1e-4).div(n).sqrt()
         if ((rates.double() - expected).abs() < 6 * se).all():
             return hint, code
-    found = children_sharing_parent_draw(rates, counts, cfg)
+    found = children_sharing_parent_draw(rates, counts, cfg) or rates_by_child_index(rates, counts, cfg)
     return found or ("given its parent fires, each child should fire with probability p_child", "child_frequency")
 
 
