@@ -376,12 +376,12 @@ def _mutants(
     ]
     context = Context.of(fdef)
     parent = {id(child): k for k, node in enumerate(nodes) for child in ast.iter_child_nodes(node)}
-    sources = {i: _short(ast.unparse(nodes[i])) for i in inside}
+    sources = {i: " ".join(ast.unparse(nodes[i]).split()) for i in inside}  # full text: a truncated one hides edits
     seen: set[tuple[int, str]] = set()
     for edits in EDITS:
         for i in inside:
             for new, label in edits(nodes[i], context):
-                new_src = "(nothing)" if new is None else _short(ast.unparse(new))
+                new_src = "(nothing)" if new is None else " ".join(ast.unparse(new).split())
                 if (i, new_src) in seen or new_src == sources[i]:
                     continue
                 seen.add((i, new_src))
@@ -430,9 +430,24 @@ def _describe(
         return f"{label}: `{line}` left out"
     label = _accumulator(nodes, parent, i, new) or label
     if isinstance(nodes[i], ast.stmt):
-        return f"{label}: `{_short(ast.unparse(new).splitlines()[0])}` instead of `{line}`"
+        new_line, old_line = (ast.unparse(node).splitlines()[0] for node in (new, nodes[i]))
+        if _short(new_line) == _short(old_line):  # the edit is past the cut: quote both around it
+            new_line, old_line = _around_difference(new_line, old_line)
+            return f"{label}: `{new_line}` instead of `{old_line}`"
+        return f"{label}: `{_short(new_line)}` instead of `{line}`"
     old_src, new_src = (before, after) if before is not None else (ast.unparse(nodes[i]), ast.unparse(new))
-    return f"{label}: `{_short(new_src)}` instead of `{_short(old_src)}` in `{line}`"
+    new_src, old_src = _around_difference(new_src, old_src)
+    return f"{label}: `{new_src}` instead of `{old_src}` in `{line}`"
+
+
+def _around_difference(a: str, b: str, width: int = 90) -> tuple[str, str]:
+    """Both texts cut to `width`, starting shortly before where they first differ: an edit at the end of a long
+    expression must show in the quote, not fall past its cut."""
+    a, b = " ".join(a.split()), " ".join(b.split())
+    first = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, first - 30) if first > width - 20 else 0
+    cut = lambda t: ("…" if start else "") + _short(t[start:], width)
+    return cut(a), cut(b)
 
 
 def _degenerate(node: ast.AST) -> bool:

@@ -429,3 +429,20 @@ def test_an_axis_spelled_differently_in_one_einsum_input_is_named(solution):
     actual = (W.sum(1)[:, :, None] * W.sum(1)[:, None, :]).pow(2).sum(-1)
     hint = one_change_diagnosis(call(solution, W), actual, solution(W))
     assert hint is not None and "spelled differently in one input" in hint and "`d`" in hint, hint
+
+
+def solution_long_line(activations: Tensor, decoder_weights: Tensor) -> Tensor:
+    ### BEGIN SOLUTION
+    reconstruction = einops.einsum(activations, decoder_weights, "batch latent, latent d_model -> batch d_model")
+    return reconstruction.pow(2).mean(-1)
+    ### END SOLUTION
+
+
+def test_an_edit_at_the_end_of_a_long_line_is_still_tried():
+    """Edits are told apart by their full text: one past the quoted width (here a `.relu()` appended to a line
+    longer than 90 characters) used to look like the unedited line and was skipped."""
+    g = torch.Generator().manual_seed(4)
+    acts, W = torch.rand(6, 5, generator=g), torch.randn(5, 7, generator=g)
+    actual = (acts @ W).relu().pow(2).mean(-1)
+    hint = one_change_diagnosis(call(solution_long_line, acts, W), actual, solution_long_line(acts, W))
+    assert hint is not None and ".relu()" in hint, hint
