@@ -96,6 +96,10 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     ),
     "x (1 + erf(x / √2)): a GELU written by hand with the 0.5 forgotten": lambda t: t * (1 + torch.erf(t / 2**0.5)),
     "F.elu": F.elu,
+    "F.leaky_relu(x, alpha) (alpha is the leaky sigmoids' slope, after z; the hidden layer has no leak)": (
+        lambda t: F.leaky_relu(t, 0.05)  # ci_behaviour's probe module has alpha = 0.05
+    ),
+    "F.leaky_relu (slope 0.01)": lambda t: F.leaky_relu(t, 0.01),
     "F.softplus": F.softplus,
     "torch.sigmoid": torch.sigmoid,
     "torch.tanh": torch.tanh,

@@ -23,6 +23,7 @@ from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_slips as slips
+from tests import part8_parameter_decomposition_variants as variants
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part8_parameter_decomposition_probes import _rand, _randn
@@ -262,6 +263,7 @@ def product_extra(p: dict[str, Tensor]) -> Mistakes:
         ("delta_mask_on_uv", on_uv, (comps + Wa - dm * uv).detach()),
         *[(c, h, v.detach()) for c, h, v in reduced],
         *slips.product_added_mask(p),
+        *variants.product_delta_variants(p),
     ]
 
 
@@ -289,7 +291,8 @@ def product_grads(p: dict[str, Tensor], g: Tensor) -> tuple[list[Tensor], list[t
 
 def product_input_grad(fn: Callable, p: dict[str, Tensor], g: Tensor) -> None:
     """The gradient for the layer's input a: in a chain of masked matrices, every earlier matrix's masks, U and V
-    learn through it, so a detached (or otherwise cut) input fails here."""
+    learn through it, so a detached (or otherwise cut) input fails here. Then a float64 call keeps its dtype."""
+    variants.product_float64(fn, p)
     names = ("a", "W", "U", "V", "mask", "delta_mask")
     q = {k: p[k].detach().clone() for k in names}
     q["a"].requires_grad_(True)
@@ -329,7 +332,8 @@ def recon_first_masks(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor)
         "own masks[l] and delta_masks[l] (index with the layer number layer_fn receives)"
     )
     with torch.no_grad():
-        return [("masks_first", hint, mis.recon_reference(chain, q, x)), *recon_delta_overrides(chain, p, x)]
+        first = [("masks_first", hint, mis.recon_reference(chain, q, x)), *recon_delta_overrides(chain, p, x)]
+        return first + variants.recon_robust(chain, p, x)
 
 
 def recon_delta_overrides(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor) -> Mistakes:
@@ -363,6 +367,7 @@ def minimality_products(ci: list[Tensor], p: float, eps: float) -> Mistakes:
             ),
             ("divided_by_p", "raise to the power p, (g + eps) ** p, not (g + eps) / p", total(lambda g: (g + eps) / p)),
             *slips.minimality_derivative(ci, p, eps),
+            *variants.minimality_inner_batch(ci, p, eps),
         ]
 
 
@@ -395,7 +400,7 @@ def adversarial_extra(loss_fn: Callable, init: list[Tensor], n_steps: int, step:
     reflect = "values that left [0, 1] were reflected back (1.05 becomes 0.95) instead of clamped: clamp(s, 0, 1)"
     out.append(("wrapped", wrap, _ascent(loss_fn, init, n_steps, step, 0.0, lambda t: torch.remainder(t, 1.0))))
     out.append(("reflected", reflect, _ascent(loss_fn, init, n_steps, step, 0.0, lambda t: 1 - (1 - t.abs()).abs())))
-    return out
+    return out + variants.adversarial_variants(loss_fn, init, n_steps, step)
 
 
 def expect_source_list(out: Any, init: list[Tensor]) -> None:

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_readings as readings
+from tests import part8_parameter_decomposition_variants as variants
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame
 from tests.part8_parameter_decomposition_diagnosis import common_factor
 from utils.part8_parameter_decomposition import WeightChain
@@ -93,6 +94,7 @@ def ablation_mistakes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
             "every instance has its own terms: remove terms[:, k] (instance i gets terms[i, k]), not terms[0, k]",
             losses(lambda k: W0 - terms[0, k]),
         ),
+        *variants.zero_output(losses(lambda k: W0 - terms[:, k]), "your losses are", variants.ABLATION_ZERO),
     ]
 
 
@@ -357,8 +359,10 @@ def delta_shape_slip(deltas: list[Any], ci: list[Tensor]) -> None:
             )
 
 
-def check_fresh_draws(sample_masks: Callable, device: Any) -> None:
-    """Fails when two calls return the same masks or delta masks: a seed set inside the function."""
+def check_fresh_draws(sample_masks: Callable, device: Any, rs: list[Tensor], deltas: list[Tensor]) -> None:
+    """Fails when two calls return the same masks or delta masks: a seed set inside the function; then the draws
+    paired along the batch (`rs`, `deltas`: the main call's) and a float64 call."""
+    variants.batch_mean_spread(rs, [d.detach() for d in deltas])
     ci = [torch.full((5, 2, 3), 0.25, device=device), torch.full((5, 2, 2), 0.6, device=device)]
     first, second = sample_masks(ci), sample_masks(ci)
     for n, what in enumerate(("masks", "delta masks")):
@@ -369,6 +373,7 @@ def check_fresh_draws(sample_masks: Callable, device: Any) -> None:
                 "inside the function (torch.manual_seed, or a torch.Generator seeded there); seed once, outside",
                 code="same_every_call",
             )
+    variants.masks_float64(sample_masks, device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def test_faithfulness_first_matrix_size_as_n_is_named():
 # sample_masks
 # --------------------------------------------------------------------------------------------
 def masks_with(r_of):
-    return lambda ci: ([g + (1 - g) * r_of(g) for g in ci], [torch.rand(g.shape[:-1]) for g in ci])
+    return lambda ci: ([g + (1 - g) * r_of(g) for g in ci], [torch.rand(g.shape[:-1], dtype=g.dtype) for g in ci])
 
 
 def test_clipped_normal_is_named_by_its_point_masses():
@@ -241,6 +241,6 @@ def test_step_size_inside_the_sign_is_named():
 
 
 def test_correct_variants_still_pass():
-    assert_passes(checks.test_sample_masks, masks_with(lambda g: torch.rand(g.numel()).view_as(g)))
+    assert_passes(checks.test_sample_masks, masks_with(lambda g: torch.rand(g.numel(), dtype=g.dtype).view_as(g)))
     assert_passes(checks.test_masked_product, ref.masked_product)
     assert_passes(checks.test_causal_importance, ref.CausalImportance)

@@ -247,9 +247,9 @@ def test_adversarial_where_projection_is_accepted():
 def test_ablation_all_zeros_gets_no_axis_hint():
     """A constant output (nothing ablated) is not blamed on one axis."""
     failure = assert_fails(
-        checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, t.shape[1], x.shape[0]), "values"
+        checks.test_ablation_losses, lambda c, t, x: torch.zeros(3, t.shape[1], x.shape[0]), "all_zero"
     )
-    assert "same for every" not in failure.hint
+    assert "same for every" not in failure.hint and "0 everywhere" in failure.hint
 
 
 # --------------------------------------------------------------------------------------------

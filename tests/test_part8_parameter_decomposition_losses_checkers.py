@@ -30,22 +30,22 @@ def masks_variant(draw=lambda g, layer: torch.rand_like(g), mask=lambda g, r: g 
 
 
 def masks_lerp(cis):
-    return [torch.lerp(g, torch.ones_like(g), torch.rand(g.shape, device=g.device)) for g in cis], [
-        torch.empty(g.shape[:-1], device=g.device).uniform_(0, 1) for g in cis
+    return [torch.lerp(g, torch.ones_like(g), torch.rand(g.shape, device=g.device, dtype=g.dtype)) for g in cis], [
+        torch.empty(g.shape[:-1], device=g.device, dtype=g.dtype).uniform_(0, 1) for g in cis
     ]
 
 
 def masks_one_draw(cis):
     """One random tensor for everything, split afterwards (still independent entries)."""
     sizes = [g.shape[-1] + 1 for g in cis]
-    r = torch.rand(*cis[0].shape[:-1], sum(sizes), device=cis[0].device).split(sizes, dim=-1)
+    r = torch.rand(*cis[0].shape[:-1], sum(sizes), device=cis[0].device, dtype=cis[0].dtype).split(sizes, dim=-1)
     return [g + (1 - g) * rr[..., :-1] for g, rr in zip(cis, r, strict=False)], [rr[..., -1] for rr in r]
 
 
 def masks_distribution(cis):
     """Uniform(g, 1).rsample(): reparametrised, so gradients reach g; 1 - r is uniform too."""
     masks = [torch.distributions.Uniform(g, torch.ones_like(g) + 1e-7).rsample().clamp(max=1) for g in cis]
-    return masks, [1 - torch.rand(g.shape[:-1], device=g.device) for g in cis]
+    return masks, [1 - torch.rand(g.shape[:-1], device=g.device, dtype=g.dtype) for g in cis]
 
 
 SHARED_R = {}
