@@ -25,6 +25,7 @@ from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
+from tests import part5a_sae_architectures_slips as SL
 from tests.checking import _is_learner_frame, checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.parameter_signs import check_negated_parameter
@@ -87,8 +88,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        M.gated_forward,
-        M.GATED_MISTAKES,
+        SL.gated_forward,
+        SL.GATED_MISTAKES,
         hints=hints,
         ingredients=ingredients,
         solution=ref_a.GatedToySAE.forward,
@@ -265,6 +266,7 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
         x_mistakes=[*M.JUMPRELU_GRAD_X, *PR.JUMPRELU_GRAD_X],
         th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW, *THETA_FACTORS],
     )
+    SL.negative_threshold(impl, "JumpReLU", BANDWIDTH)
     return "forward values and pseudo-derivatives"
 
 
@@ -279,12 +281,13 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     sae = reference_sae(cls, device, jumprelu_bandwidth=0.3, jumprelu_init_threshold=0.1)
     reference = twin(sae, ref_a.JumpReLUToySAE)
     h = random_hidden(64, N_INST, D_IN, device)
+    check_negated_parameter(twin(sae, cls), reference, h, "JumpReLUToySAE.forward")  # e.g. exp(-log_threshold)
     check_sae_forward(
         sae,
         reference,
         h,
-        PR.jumprelu_forward,
-        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES, *PR.JUMPRELU_DECODE_MISTAKES],
+        SL.jumprelu_forward,
+        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES, *PR.JUMPRELU_DECODE_MISTAKES, *SL.JUMPRELU_SLIPS],
         ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
@@ -321,6 +324,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             sae.b_enc[2] += 3.0  # instance 2 mostly has every latent positive: the k smallest are not zeros
         reference = twin(sae, ref_a.TopKToySAE)
         h = random_hidden(64, N_INST, D_IN, device)
+        check_negated_parameter(twin(sae, cls), reference, h, "TopKToySAE.forward")
         out = returned(sae(h.clone()), "forward")
         acts = out[2] if isinstance(out, tuple | list) and len(out) == 4 else None
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, k):
@@ -330,7 +334,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                 code="values_not_scattered",
             )
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, D_SAE) and acts.device.type != "meta":
-            listed = [M.topk_forward(reference, h, **bug)[2] for _, _, stage, bug in M.TOPK_MISTAKES if stage == "acts"]
+            listed = SL.topk_listed_acts(reference, h)
             unlisted = not any(torch.allclose(acts.detach(), a.detach(), atol=1e-5) for a in listed)
             if unlisted:
                 DG.topk_first_slots(acts, M.topk_forward(reference, h)[2], k)
@@ -366,8 +370,8 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             sae,
             reference,
             h,
-            M.topk_forward,
-            M.TOPK_MISTAKES,
+            SL.topk_forward,
+            SL.TOPK_MISTAKES,
             keys=("L_reconstruction",),
             hints=hints,
             ingredients={"acts": PR.topk_acts_options, "h_reconstructed": PR.topk_decode_options},
@@ -429,6 +433,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
             for code, hint, bug in M.AUXK_MISTAKES
         ]
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
+        + SL.auxk_coeff(expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
@@ -677,7 +682,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
 
 @checker("fraction_variance_explained", kind="function")
 def test_fraction_variance_explained(impl: Callable, device: torch.device) -> str:
-    h = torch.randn(100, N_INST, D_IN, device=device) * torch.tensor([0.3, 1.0, 2.0, 0.6], device=device) + 1.5
+    h = torch.randn(97, N_INST, D_IN, device=device) * torch.tensor([0.3, 1.0, 2.0, 0.6], device=device) + 1.5
     h_rec = 0.9 * h + 0.4 * torch.randn_like(h) * torch.tensor([1.0, 0.2, 0.5], device=device)[:, None] + 0.1
     h_rec[:, 1] = 1.5 * h[:, 1].mean(0) - 0.5 * h_rec[:, 1]  # worse than the mean: FVE < 0 (about -1.3), not clamped
     shapes = {
@@ -687,6 +692,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
     mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
+    mistakes += SL.percentage("fraction_variance_explained", want)
     mistakes = [m for m in mistakes if m[2] is not None]  # an entry the sizes can't tell apart is None
     mistakes += PR.reshaped_inputs(ref_a.fraction_variance_explained, (h, h_rec), "batch inst d_in", "h and h_rec")
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
@@ -783,7 +789,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + PR.recovery_more(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + SL.recovery_more(W_feat, W_dec),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
         reference=call(ref_a.feature_recovery, W_feat, W_dec),

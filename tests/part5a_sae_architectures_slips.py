@@ -1,0 +1,184 @@
+"""Part 5a: one-token slips the generic mechanisms can't name by themselves (an exp added where it multiplies, an
+L1 penalty in the loss while L0 is logged, top-k chosen by |pre|, the AuxK coefficient applied inside auxk_loss,
+a percentage, one Frobenius norm per instance), and the step functions at negative thresholds (the table allows any
+threshold: a ReLU habit `x > 0` in the x-gradient shows only there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from solutions.part5_toy_saes import ToySAEConfig
+from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_probes as PR
+from tests.checking import fail
+
+AUX_COEFF = ToySAEConfig.aux_coeff
+
+
+def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`M.gated_forward`, plus `r_mag_added`: π_mag = x @ W_enc + exp(r_mag) + b_mag (the scale added)."""
+    if not bug.get("r_mag_added"):
+        return M.gated_forward(sae, h, **bug)
+    d, _, _, _ = M.gated_forward(sae, h)
+    x = h - sae.b_dec
+    proj = torch.einsum("bid,ids->bis", x, sae.W_enc)
+    acts = (proj + sae.b_enc > 0).to(h.dtype) * (proj + sae.r_mag.exp() + sae.b_mag).relu()
+    h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+    d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+    per = d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
+    return d, per.mean(0).sum(), acts, h_rec
+
+
+GATED_MISTAKES = [
+    *M.GATED_MISTAKES,
+    (
+        "r_mag_added",
+        "exp(r_mag) is a per-latent *scale* of the magnitude path: π_mag = (x @ W_enc) · exp(r_mag) + b_mag (you added "
+        "it: x @ W_enc + exp(r_mag))",
+        "acts",
+        {"r_mag_added": True},
+    ),
+]
+
+
+def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`PR.jumprelu_forward`, plus `loss_l1`: L_sparsity (the L0 count) logged right, the loss penalising the L1
+    norm of acts_post instead."""
+    if not bug.get("loss_l1"):
+        return PR.jumprelu_forward(sae, h, **bug)
+    d, _, acts, h_rec = M.jumprelu_forward(sae, h)
+    return d, (d["L_reconstruction"] + sae.sparsity_coeff * acts.abs().sum(-1)).mean(0).sum(), acts, h_rec
+
+
+JUMPRELU_SLIPS = [
+    (
+        "loss_l1_logged_l0",
+        "your loss penalises the L1 norm of acts_post (Σ|acts|, the vanilla SAE's penalty) while L_sparsity logs the "
+        "L0 count: the JumpReLU loss uses L_sparsity itself, L_reconstruction + sparsity_coeff · L_sparsity",
+        "loss",
+        {"loss_l1": True},
+    )
+]
+
+
+def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`M.topk_forward`, plus `abs_then_relu`: the k largest |pre| chosen, their ReLU values kept."""
+    if not bug.get("abs_then_relu"):
+        return M.topk_forward(sae, h, **bug)
+    d, _, _, _ = M.topk_forward(sae, h)
+    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+    idx = pre.abs().topk(sae.cfg.k, dim=-1).indices
+    acts = torch.zeros_like(pre).scatter(-1, idx, pre.relu().gather(-1, idx))
+    h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+    d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": (acts > 0).to(h.dtype).sum(-1)}
+    return d, d["L_reconstruction"].mean(0).sum(), acts, h_rec
+
+
+TOPK_MISTAKES = [
+    *M.TOPK_MISTAKES,
+    (
+        "chosen_by_abs_pre",
+        "choose the k largest values of ReLU(pre), not the k largest |pre|: a large negative pre-activation took a "
+        "slot (and became 0 after the ReLU) that a positive one should have had",
+        "acts",
+        {"abs_then_relu": True},
+    ),
+]
+
+
+def topk_listed_acts(reference: Any, h: Tensor) -> list[Tensor]:
+    """acts_post of every catalogued TopK mistake at the acts stage."""
+    return [topk_forward(reference, h, **bug)[2] for _, _, stage, bug in TOPK_MISTAKES if stage == "acts"]
+
+
+def auxk_coeff(want: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The AuxK coefficient (cfg.aux_coeff) applied inside auxk_loss."""
+    hint = (
+        f"your values are {AUX_COEFF:.4g} × the expected ones, cfg.aux_coeff: auxk_loss returns the unweighted "
+        "per-example loss; the forward multiplies by aux_coeff (once)"
+    )
+    return [("aux_coeff_inside", hint, want * AUX_COEFF)]
+
+
+def percentage(name: str, want: Tensor) -> list[tuple[str, str, Tensor]]:
+    """A fraction returned as a percentage (× 100)."""
+    return [
+        ("percentage", f"your values are 100 × the expected: return {name} as a fraction, not a percentage", 100 * want)
+    ]
+
+
+def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
+    """`PR.recovery_more`, plus cosines divided by one Frobenius norm of each whole matrix per instance."""
+    dots = torch.einsum("isd,idf->isf", W_dec, W_feat)
+    norms = W_dec.norm(dim=(1, 2))[:, None, None] * W_feat.norm(dim=(1, 2))[:, None, None]
+    hint = (
+        "normalise each decoder row W_dec[i, j, :] and each feature column W_features[i, :, f] by its own norm "
+        "(dim=-1 and dim=1), not each whole matrix by one (Frobenius) norm per instance"
+    )
+    return [*PR.recovery_more(W_feat, W_dec), ("global_norm", hint, (dots / norms).amax(1))]
+
+
+_TABLE = {  # name: (forward, ∂/∂x, ∂/∂θ) as in the exercise's table
+    "JumpReLU": (
+        lambda x, th, bw: x * (x > th).to(x.dtype),
+        lambda x, th, bw: (x > th).to(x.dtype),
+        lambda x, th, bw: -th * M.rect((x - th) / bw) / bw,
+    ),
+}
+
+
+def negative_threshold(impl: Any, name: str, bandwidth: float) -> None:
+    """Call the step function at negative thresholds (the table allows any threshold) and compare with the table.
+    x spreads over (θ - 1, 1): some x lie in (θ, 0], where a ReLU habit (`x > 0` as well as `x > θ`) shows."""
+    fwd, dx, dth = _TABLE[name]
+    gen = torch.Generator().manual_seed(5)
+    th0 = -0.45 - 0.5 * torch.rand(3, 40, generator=gen, dtype=torch.float64).float()
+    x0 = th0 + torch.linspace(-0.93, 1.87, 40) + 0.0071  # no x on θ, on 0 or on a window edge
+    g = torch.randn(3, 40, generator=gen, dtype=torch.float64).float() + 0.5
+    x, th = x0.clone().requires_grad_(True), th0.clone().requires_grad_(True)
+    try:
+        out = impl.apply(x, th, bandwidth)
+        grads = torch.autograd.grad((out * g).sum(), (x, th), allow_unused=True)
+    except Exception:  # an error at negative thresholds alone: leave it to a clear comparison below
+        return
+    grad_x = torch.zeros_like(x0) if grads[0] is None else grads[0].detach()
+    grad_th = torch.zeros_like(th0) if grads[1] is None else grads[1].detach()
+    close = lambda a, b: torch.allclose(a.detach().to(b.dtype), b, rtol=1e-4, atol=1e-5)
+    between = (x0 > th0) & (x0 <= 0)  # where `x > 0` and `x > θ` disagree
+    seen = f"at negative thresholds (θ from {th0.min():.2f} to {th0.max():.2f}; the table allows any threshold)"
+    want_out, want_x, want_th = fwd(x0, th0, bandwidth), dx(x0, th0, bandwidth) * g, dth(x0, th0, bandwidth) * g
+    if not close(out, want_out):
+        bad = ~torch.isclose(out.detach().to(x0.dtype), want_out, rtol=1e-4, atol=1e-5)
+        where = "all of them where θ < x ≤ 0" if bool((bad == between).all()) else f"{int(bad.sum())} positions"
+        fail(
+            f"{name}'s forward is wrong {seen}: at {where}",
+            "see the forward column of the table: it compares x with θ only. Possible causes: an extra `x > 0` (or a "
+            "ReLU) beside `x > θ`, or a threshold assumed positive (abs, clamp)",
+            code="negative_threshold_forward",
+        )
+    if not close(grad_x, want_x):
+        relu_habit = (dx(x0, th0, bandwidth) * (x0 > 0).to(x0.dtype)) * g
+        if close(grad_x, relu_habit):
+            fail(
+                f"the gradient of {name} with respect to x is 0 {seen} where θ < x ≤ 0 (there the step is on), right "
+                "elsewhere: your x-gradient is masked by `x > 0` as well as `x > θ`",
+                "∂/∂x is 1[x > θ] alone (times grad_output): drop the extra `x > 0` (a ReLU habit; it only differs "
+                "when θ < 0, but the function takes any threshold)",
+                code="relu_mask_grad_x",
+            )
+        fail(
+            f"the gradient of {name} with respect to x is wrong {seen}, right at the positive thresholds",
+            "see the ∂/∂x column of the table: it compares x with θ only. Possible causes: a sign or a mask that "
+            "assumes θ > 0 (an extra `x > 0`, abs(θ), a clamp)",
+            code="negative_threshold_grad_x",
+        )
+    if not close(grad_th, want_th):
+        fail(
+            f"the gradient of {name} with respect to threshold is wrong {seen}, right at the positive thresholds",
+            "see the ∂/∂θ column of the table, with θ's own sign. Possible causes: abs(θ) or a clamp of θ, or a "
+            "mask `x > 0` in the backward",
+            code="negative_threshold_grad_th",
+        )
