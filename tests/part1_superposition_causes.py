@@ -46,6 +46,25 @@ def _law_diagnosis(observed: Tensor, p: Tensor, n: int) -> tuple[str, str] | Non
     return None
 
 
+def _capped_diagnosis(observed: Tensor, expected: Tensor, n: int) -> tuple[str, str] | None:
+    """The rates follow the right table up to some value c and are flat at c above it: min(expected, c). c is read
+    off as the mean observed rate of the cells that are low; every cell must then match min(expected, c)."""
+    low = (expected - observed) > rate_tolerance(n, expected)
+    if not bool(low.any()) or bool(low.all()):
+        return None
+    c = float(observed[low].mean())
+    capped = expected.clamp(max=c)
+    if not consistent(observed, capped, n) or consistent(observed, expected, n):
+        return None
+    return "rate_capped", (
+        f"the rates equal the right ones up to {c:.1%} and stay flat at {c:.1%} for every cell whose rate should be "
+        "higher: a rate capped at a constant (a clamp(max=...) or min(...) on the probability, such as "
+        "(2p).clamp(max=0.5) for a pair's activity rate 2p). Possible causes: a bound meant for p (such as "
+        "p <= 1/2) applied to a "
+        "derived rate; draw with the probability itself, uncapped"
+    )
+
+
 def _rises_with_p(observed: Tensor, p: Tensor, n: int) -> bool:
     """Every cell with a larger p has a rate at least as large (within tolerance): the rates are an increasing
     function of p."""
@@ -61,6 +80,7 @@ def rate_causes(
     """(code, hint) naming why the rates `observed` [inst units] are not `expected`, after the candidate tables."""
     found = (
         _law_diagnosis(observed, expected, n)
+        or _capped_diagnosis(observed, expected, n)
         or rate_pattern_diagnosis(observed, expected, n, unit)
         or borrowed_rates(observed, expected, n, unit)
     )

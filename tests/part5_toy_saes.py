@@ -640,6 +640,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     h2 = sae.generate_batch(batch_size)
     if isinstance(h2, Tensor) and h2.shape == h.shape and torch.equal(h.detach(), h2.detach()):
         fail("two calls returned the same batch", "draw a fresh feature batch on every call", code="not_fresh")
+    R.batch_of_one_failure(sae)
     return "h = W x of a fresh feature batch from the model"
 
 

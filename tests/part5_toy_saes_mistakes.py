@@ -17,12 +17,13 @@ from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
-from tests.part5_toy_saes_readoffs import divisor_readoff
+from tests.part5_toy_saes_readoffs import NORM_P_POSITIONAL, divisor_readoff, negated_direction_hint, window_slice_rule
 
 # --------------------------------------------------------------------------------------------
 # W_dec_normalized: mutants of W / (‖W‖ + eps), as functions of (W_dec, eps)
 # --------------------------------------------------------------------------------------------
 NORM_MISTAKES: list[tuple[str, str, Callable[[Tensor, float], Tensor]]] = [
+    NORM_P_POSITIONAL,
     (
         "wrong_axis",
         "a latent's direction runs along d_in (the last axis): normalise with norm(dim=-1), not dim=-2",
@@ -528,6 +529,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             code="nothing_resampled",
         )
     P.threshold_rule(changed, expected, frac, active)
+    window_slice_rule(changed, frac, active)
     if (changed & ~expected).any() and not (changed & expected).any():
         every = torch.equal(changed, (frac > 0).all(0) & active[:, None])
         fail(
@@ -686,6 +688,7 @@ def check_sampling(
                 "use the input minus b_dec (what the encoder sees), normalised",
                 code="b_dec_not_subtracted",
             )
+        negated_direction_hint(rows)
         P.other_b_dec_hint(rows, dead, q, b_dec)
         fail(
             "new decoder directions are not (input - b_dec) of examples from sae.generate_batch",

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from tests.checking import fail
+from tests.part4_double_descent_calls import size_one_axis_failure
 from tests.sizes import factor_reason
 
 
@@ -107,3 +109,62 @@ def divisor_readoff(out: Tensor, W: Tensor) -> str:
         if not torch.allclose(value, norms) and torch.allclose(divisor[rows], value[rows], rtol=1e-3):
             return f"; each row was divided by {name}, not by its own norm"
     return ""
+
+
+# W_dec_normalized: `W.norm(-1, keepdim=True)`: Tensor.norm's first positional argument is p, not dim, so this is
+# the p = -1 "norm" (Σ |w|⁻¹)⁻¹ of the WHOLE tensor, one number, 0 as soon as one entry is 0 (the checker's decoder
+# has a zero row): the output is then W / eps.
+NORM_P_POSITIONAL = (
+    "norm_p_positional",
+    "your output is W_dec divided by one number for the whole tensor, not each row by its own norm: here "
+    "W / (W.norm(-1, keepdim=True) + eps), where norm(-1) is the p = -1 'norm' (Σ|w|⁻¹)⁻¹ of every entry, which "
+    "is 0 when any entry is 0, so the output is W / eps. Possible causes: the norm's arguments: "
+    "Tensor.norm(p, dim): a positional -1 is p, not dim (write norm(dim=-1, keepdim=True)); any reduction "
+    "without dim (over the whole tensor)",
+    lambda W, eps: W / (W.norm(-1, keepdim=True) + eps),
+)
+
+
+def batch_of_one_failure(sae) -> None:
+    """generate_batch(1): the contract allows any batch_size, and an output whose batch axis of size 1 is gone (a
+    .squeeze() without dim) is named by the axis it dropped."""
+    out = sae.generate_batch(1)
+    n_inst, d_in = sae.cfg.n_inst, sae.cfg.d_in
+    size_one_axis_failure(out, (1, n_inst, d_in), ("batch", "inst", "d_in"), "generate_batch(1)")
+
+
+def window_slice_rule(changed: Tensor, frac: Tensor, active: Tensor) -> None:
+    """Fail when the changed latents are exactly those silent on one contiguous part of the window (steps a..b-1,
+    not all of it): dead judged on a slice of frac_active_in_window. Every slice is tried (the window is short);
+    all slices that give the same latents are listed (the checker's window may not tell them apart)."""
+    n = frac.shape[0]
+    slices = [
+        f"[{a}:{b}]"
+        for a in range(n)
+        for b in range(a + 1, n + 1)
+        if (a, b) != (0, n) and torch.equal(changed, (frac[a:b] <= 0).all(0) & active[:, None])
+    ]
+    if slices:
+        fail(
+            f"the latents you resampled are exactly those that fired at no step of a part of the {n}-step window "
+            f"(frac_active_in_window{' or '.join(slices)} gives them), not of the whole window: latents that fired "
+            "only at the other steps were treated as dead (or the other way round)",
+            "a latent is dead if it fired at no step of the WHOLE window: (frac_active_in_window <= 0).all(dim=0) "
+            "over every row, not a slice of the window (such as its last half)",
+            code="window_slice",
+        )
+
+
+def negated_direction_hint(rows: Tensor) -> None:
+    """Fail when every new direction is minus a right one (unit, on one input type's axis, but pointing the
+    other way): the direction was b_dec - h, not h - b_dec (or negated later)."""
+    best = rows.abs().max(-1)
+    signs = rows.gather(-1, best.indices[:, None])
+    if rows.numel() and bool((best.values > 1 - 1e-4).all()) and bool((signs < 0).all()):
+        fail(
+            "every new decoder direction points exactly opposite to (input - b_dec) of an example from "
+            "sae.generate_batch: a negated direction",
+            "the direction is (h[i] - b_dec) / ‖h[i] - b_dec‖. Possible causes: the subtraction reversed (b_dec - h); "
+            "a minus sign on the direction, or the residual taken as ĥ - h instead of h - ĥ",
+            code="direction_negated",
+        )

@@ -271,6 +271,14 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 torch.where(present, labels + 1, NO_LABEL),
             ),
             (
+                "argmax_shifted_labels",
+                "your labels are the right ones shifted up by one everywhere: feature i labelled i + 1 and "
+                f"'no feature' labelled 0 instead of {NO_LABEL} (1-based classes with 0 for none, or labels + 1 "
+                f"after NO_LABEL = {NO_LABEL} was applied). Labels are argmax's 0-based indices, and NO_LABEL = "
+                f"{NO_LABEL} marks rows with no feature",
+                torch.where(present, labels + 1, 0),
+            ),
+            (
                 "argmax_all_present",
                 "NO_LABEL marks examples where NO feature is present (.any(-1) is False), not those where some "
                 "feature is absent (.all)",

@@ -137,6 +137,7 @@ def affine_alignment_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
     """Fail when, on every non-zero feature, got = α · alignment + β with β != 0 (a pure factor or offset is named
     by the generic diagnosis): say so, and name the rescaling of [1/√d, 1] onto [0, 1] when that is it."""
     nz = (W.norm(dim=1) > 0).cpu()
+    power_alignment_hint(got, W)
     y, x = got.detach().double().cpu()[nz], expected.detach().double().cpu()[nz]
     if y.numel() < 3 or not torch.isfinite(y).all() or float(x.max() - x.min()) < 1e-6:
         return
@@ -157,6 +158,31 @@ def affine_alignment_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
         "rescaling)",
         "the alignment is max_k |W_ki| / ‖Wᵢ‖ itself: no factor or offset",
         code="alignment_affine",
+    )
+
+
+def power_alignment_hint(got: Tensor, W: Tensor) -> None:
+    """Fail when got = max_k |W_ki| / ‖Wᵢ‖^k on every non-zero feature for one exponent k != 1 (fitted by least
+    squares on log(max|W_ki| / got) = k · log ‖Wᵢ‖ over the columns whose norm is away from 1, where k shows):
+    the denominator raised to a power, whatever the code (a power written without parentheses, a square kept)."""
+    W = W.detach().double().cpu()
+    norm, top = W.norm(dim=1), W.abs().amax(1)
+    g = got.detach().double().cpu()
+    use = (norm > 0) & ((norm.log()).abs() > 0.1) & (g > 0) & torch.isfinite(g)
+    if int(use.sum()) < 4:
+        return
+    x, y = norm[use].log(), (top[use] / g[use]).log()
+    k = float((x * y).sum() / (x * x).sum())
+    if abs(k - 1) < 0.02 or abs(k - 2) < 1e-3 or not torch.allclose(k * x, y, rtol=1e-4, atol=1e-6):
+        return
+    named = next((f" = {n}" for n, v in (("√2", 2**0.5), ("1/2", 0.5), ("3", 3.0)) if abs(k - v) < 1e-3), "")
+    fail(
+        f"basis_alignment(W) is max_k |W_ki| / ‖Wᵢ‖^{k:.4g}{named} on every non-zero feature: the denominator is "
+        "the norm raised to a power",
+        "divide by ‖Wᵢ‖ itself (power 1). Possible causes: operator precedence in a hand-written norm (`x ** 2 ** "
+        "0.5` is x ** (2 ** 0.5) = x^√2, since ** groups right to left: write (x ** 2) ** 0.5, or W.norm(dim=1)); "
+        "a power or square root applied to an already-taken norm",
+        code="norm_power",
     )
 
 
