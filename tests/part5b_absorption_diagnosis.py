@@ -23,7 +23,8 @@ from solutions.part5b_absorption import absorption_fraction
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
-from tests.part5b_absorption_fractions import copies_verdict, moved_entries, product_fraction
+from tests.part5b_absorption_fractions import FEATURE_INDEX_CAUSE as FEAT_CAUSE
+from tests.part5b_absorption_fractions import copies_verdict, feature_index_excluded, moved_entries, product_fraction
 from tests.part5b_absorption_mistakes import RateStats, check_rates
 from utils.part5b_absorption import HierarchyConfig
 
@@ -588,7 +589,8 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "the right fraction doesn't depend on the latents' order, so some latent is picked by its position, not "
             "by its cosines. Possible causes: the parent's latent read from another axis (cos is [inst d_sae feats]: "
             "cos[:, :, p].argmax(-1) is an argmax over d_sae, cos[:, p] is latent p's row), an index off by one "
-            "(e.g. latent lat + 1 excluded from the carriers instead of lat itself), or a latent fixed by number",
+            "(e.g. latent lat + 1 excluded from the carriers instead of lat itself), or a latent fixed by number"
+            + FEAT_CAUSE,
         ),
         (
             "instance_latent",
@@ -596,8 +598,8 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "the latents were reordered differently in each instance (a reordering shared by all instances "
             "changed nothing)",
             "each instance has its own parent latent, cos[:, :, p].argmax(-1) of shape [inst]: one instance's "
-            "latent (e.g. instance 0's) used for every instance, or an argmax over a flattened (inst d_sae) axis, "
-            "shows this",
+            "latent (e.g. instance 0's) used for every instance, or an argmax over a flattened (inst d_sae) axis"
+            + FEAT_CAUSE,
         ),
         (
             "carriers_counted",
@@ -631,6 +633,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
     if not isinstance(base, Tensor) or not torch.isfinite(base).all():
         return
     right = ref_absorption(features, acts, W_dec, W_feat, parent_of)
+    feature_index_excluded(base, features, acts, W_dec, W_feat, list(parent_of), right)
     for code, args, change, hint in probes:
         try:
             out = impl(*(t.clone() for t in args), list(parent_of), cos_threshold=0.3)
@@ -641,6 +644,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
         if not torch.allclose(ref_absorption(*args, parent_of), right, rtol=1e-5, atol=1e-6):
             continue  # not an invariance of these inputs (never expected: the pytest suite checks it)
         if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
+            feature_index_excluded(out, *args, list(parent_of), ref_absorption(*args, parent_of), change)
             if code == "carriers_counted":
                 code, hint = copies_verdict(base, out, hint, product_fraction(*inputs[:4], list(parent_of)))
             fail(

@@ -418,3 +418,52 @@ def check_feature_order(impl: Callable, device: torch.device | str, th: float = 
         code="feature_order",
         reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), th),
     )
+
+
+FEATURE_INDEX_CAUSE = (
+    "; or a feature index used where a latent index belongs (the parent's latent is cos[:, :, p].argmax(-1), one "
+    "per instance, not p itself: carriers[:, p] = False excludes latent number p)"
+)
+
+
+def feature_index_excluded(
+    base: Tensor,
+    features: Tensor,
+    acts: Tensor,
+    W_dec: Tensor,
+    W_feat: Tensor,
+    parent_of: list[int],
+    right: Tensor,
+    change: str = "",
+) -> None:
+    """Names a learner's fraction (on these inputs, cos_threshold 0.3) equal to the reference's with latent number
+    p (the parent's FEATURE index) excluded from the carriers instead of the parent's latent, when that differs
+    from the right fraction. `change`: how these inputs were made from the random ones, if they were."""
+    dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    cos = torch.einsum("isd,idf->isf", dec, W_feat / W_feat.norm(dim=1, keepdim=True))
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        children = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., children] > 0).any(-1)
+        latent = cos[:, :, p].argmax(-1)
+        carriers = cos[:, :, p] >= 0.3
+        if p < carriers.shape[-1]:
+            carriers[:, p] = False
+        off = acts[:, torch.arange(acts.shape[1], device=acts.device), latent] == 0
+        absorbed = cases & off & ((acts > 0) & carriers).any(-1)
+        out.append(absorbed.sum(0) / cases.sum(0).clamp_min(1))
+    variant = torch.stack(out, -1).double().cpu()
+    b, r = base.detach().double().cpu(), right.detach().double().cpu()
+    if variant.shape != b.shape or torch.allclose(variant, r, atol=1e-6) or not torch.allclose(b, variant, atol=1e-6):
+        return
+    where = (~torch.isclose(b, r, atol=1e-6)).nonzero().tolist()[:3]
+    moved = "; ".join(f"inst {i}, parent {j}: {b[i, j]:.4g}, expected {r[i, j]:.4g}" for i, j in where)
+    made = f" in which {change}" if change else ""
+    fail(
+        f"on random inputs{made}, your absorption fraction is the one obtained when latent number p (the parent's "
+        f"feature index) is excluded from the carriers instead of the parent's own latent ({moved})",
+        "a feature index used where a latent index belongs: the parent's latent is the argmax of the decoder "
+        "cosines, cos[:, :, p].argmax(-1) (one per instance), not p; exclude THAT latent from the carriers "
+        "(carriers[torch.arange(n_inst), parent_latent] = False)",
+        code="feature_index_latent",
+    )

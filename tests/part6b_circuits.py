@@ -696,6 +696,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 f"group {j} should be a tuple (values, seq_idx, pos_idx)", "return three tensors per band", "not_tuple"
             )
         values, seq_idx, pos_idx = group
+        hints.non_finite_band(before, j, n_bands, values, expected[j][0], out, k)
         for name, t in (("values", values), ("seq_idx", seq_idx), ("pos_idx", pos_idx)):
             expect_tensor(t, f"{name} of band {j}", device=device)
             if t.ndim != 1:

@@ -612,3 +612,23 @@ def soft_gate(tc: Any, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tensor, 
     )
     out = acts @ tc.W_dec + tc.b_dec + (x @ tc.W_skip.T if tc.W_skip is not None else 0)
     return [("soft_gate", f"{seen}; {rule}", acts.clone(), out)]
+
+
+def non_finite_band(acts: Tensor, j: int, n_bands: int, values: Any, expected: Tensor, out: Any, k: int) -> None:
+    """Band j's values hold NaN or ±inf: when they are the band's right entries plus entries from outside it
+    (masked ones, e.g. position 0 set to -inf, picked by a topk(k) over a band holding fewer than k), name that
+    before the non-finite values are reported."""
+    if not isinstance(values, Tensor) or values.ndim != 1 or not values.is_floating_point():
+        return
+    if torch.isfinite(values).all():
+        return
+    hint, code = band_diagnosis(acts, j, n_bands, values.float(), expected.float(), out, k)
+    if code != "short_band":
+        return
+    got = [round(v, 3) for v in values.tolist()]
+    fail(
+        f"band {j}: values {got}, expected {[round(v, 3) for v in expected.tolist()]} (only {len(expected)} "
+        f"activations lie in band {j}, fewer than k = {k}; the non-finite values come from outside it)",
+        hint.replace("(entries masked out", "(topk(k) pulled in entries outside the band: entries masked out"),
+        code=code,
+    )

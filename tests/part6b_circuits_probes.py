@@ -481,6 +481,7 @@ def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], coun
             rule,
             code=f"{kind}_edges_scaled",
         )
+    equal_across(b, d, kind, right, rule)
     pos = lambda r: int(graph.latent_pos[r]) if r < graph.n_latents else graph.n_pos - 1
     target_pos = torch.tensor([pos(r) for r in rows])
     source_pos = graph.latent_pos.cpu() if kind == "latent" else torch.arange(graph.n_pos)
@@ -493,6 +494,37 @@ def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], coun
             f"with respect to the {kind} vectors of every position, not only the target's own; {rule}",
             code=f"{kind}_edges_own_position",
         )
+
+
+def equal_across(b: Tensor, d: Tensor, kind: str, right: str, rule: str) -> None:
+    """The learner's `kind` edges (rows: targets, columns: the `kind` nodes, one per position) hold one number per
+    row, the same in every `kind` node, where the right ones differ: name it, and say when that number is the row's
+    total of the right edges (a sum over the positions too, copied into every node) or their mean."""
+    tol = dict(rtol=1e-3, atol=2e-4)
+    same = lambda t: torch.allclose(t, t[:, :1].expand_as(t), **tol)
+    if b.shape[1] < 2 or not same(b) or same(d):
+        return
+    n = b.shape[1]
+    which = [
+        name
+        for name, v in (("total", d.sum(-1)), ("mean", d.mean(-1)), ("first", d[:, 0]), ("last", d[:, -1]))
+        if torch.allclose(b[:, 0], v, **tol)
+    ]
+    what = {
+        "total": f"the row's total over all {n} {kind} nodes, the gradient · {kind} summed over the positions as "
+        "well as d_model and copied into every node",
+        "mean": f"the mean of the row's right {kind} edges over the {n} positions",
+        "first": f"the right edge of the first {kind} node, copied into every node",
+        "last": f"the right edge of the last {kind} node, copied into every node",
+    }
+    got = f": {what[which[0]]}" if which else ""
+    fail(
+        f"your {kind} edges are equal across the {n} {kind} nodes of each target's row (one number per row{got}), "
+        f"where the right edges differ from position to position; the {right} edges are right",
+        f"each {kind} node is one position, with its own edge: sum the product gradient · {kind} over d_model only "
+        f"(.sum(-1)), leaving one edge per position, and write each into its own column; {rule}",
+        code=f"{kind}_edges_equal",
+    )
 
 
 # ---------------------------------------------------------------- the gate compared another quantity

@@ -63,3 +63,24 @@ def _carriers_beat_children(features, acts, W_dec, W_features, parent_of, cos_th
 def test_carriers_required_to_beat_the_children():
     failure = assert_fails(checks.test_absorption_fraction, _carriers_beat_children, "carriers_beat_children")
     assert "not counted that should be" in failure.message and "any of its children" in failure.hint
+
+
+def _absorption_feature_index(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    Wd = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    cos = torch.einsum("isd,idf->isf", Wd, W_features / W_features.norm(dim=1, keepdim=True))
+    out = []
+    for p in [i for i, q in enumerate(parent_of) if q == -1]:
+        ch = [i for i, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., ch].sum(-1) > 0)
+        pl = cos[:, :, p].argmax(-1)
+        carriers = cos[:, :, p] >= cos_threshold
+        carriers[:, p] = False  # the parent's FEATURE index, not its latent
+        off = acts[:, torch.arange(acts.shape[1]), pl] == 0
+        absorbed = cases & off & ((acts > 0) & carriers).any(-1)
+        out.append(absorbed.float().sum(0) / cases.float().sum(0).clamp_min(1))
+    return torch.stack(out, -1).to(acts.dtype)
+
+
+def test_absorption_feature_index_excluded_from_the_carriers():
+    failure = assert_fails(checks.test_absorption_fraction, _absorption_feature_index, "feature_index_latent")
+    assert "latent number p" in failure.message and "a feature index used where a latent index" in failure.hint
