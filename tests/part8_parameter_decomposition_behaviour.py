@@ -62,6 +62,7 @@ def term_size_hint(out: Tensor, W: Tensor, code: str) -> tuple[str, str] | None:
         "√σ_k: the square root of the singular value": S.sqrt(),
         "σ_k²: the singular value squared": S**2,
         "1: no singular value at all": torch.ones_like(S),
+        "σ_k averaged over the instances (S.mean(0)): every instance must keep its own σ": S.mean(0).expand_as(S),
     }
     named = [what for what, value in known.items() if torch.allclose(c.abs(), value, rtol=1e-3, atol=1e-6)]
     sign = " (some with the opposite sign)" if bool((c < 0).any()) else ""
@@ -73,13 +74,19 @@ def term_size_hint(out: Tensor, W: Tensor, code: str) -> tuple[str, str] | None:
             "flipped on u_k (a canonical sign) must flip v_k too, so that σ_k u_k v_kᵀ is unchanged"
         )
     if named:
-        return "term_size", (
+        return "mixes_instances" if "instances" in named[0] else "term_size", (
             f"every term has the right direction u_k v_kᵀ, but its size is {named[0]}{sign} (instance 0: {seen}; "
             f"σ = {sigma}): each term is σ_k u_k v_kᵀ, σ_k times the outer product of column k of U and row k of Vh"
         )
     return code, (
         f"every term has the right direction u_k v_kᵀ, but not the size σ_k{sign}: instance 0's terms have sizes "
         f"{seen}, where σ = {sigma}; each term is σ_k u_k v_kᵀ, S[..., k] times the outer product"
+        + (
+            ". The sizes of one instance change with another instance's W: something sums or averages over the inst "
+            "axis (every instance has its own σ, S[i])"
+            if code == "mixes_instances"
+            else ""
+        )
     )
 
 

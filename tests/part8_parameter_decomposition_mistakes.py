@@ -240,7 +240,8 @@ def sigmoid_candidates(x: Tensor, g: Tensor, alpha: float, lower: bool) -> tuple
         ),
         (
             "no_leak",
-            f"let a gradient of slope alpha through {side}: this is a plain clamp's gradient",
+            f"let a gradient of slope alpha through {side}: a plain clamp's gradient. Causes: no leak, or an integer "
+            "slope tensor ((x >= 0).long(), then slope[m] = alpha truncates alpha to 0: build it with .to(x.dtype))",
             g * slope(x, 0, 1, 0),
         ),
         (
@@ -632,7 +633,11 @@ RECON_MISTAKES = [
         "after the loop (late binding); bind it now, lambda l, a, m=m: ...",
     ),
     ("layerwise_from_m", "run m of the layerwise loss masks matrix m only (l == m), not m and every later one"),
-    ("layerwise_first_only", "the layerwise loss is the mean over every matrix l of the loss with only l masked"),
+    (
+        "layerwise_first_only",
+        "every layerwise run masked matrix 0: the loop over l doesn't use l (masks[0], or a {0} where {l} belongs); "
+        "run l masks matrix l alone, and the layerwise loss is the mean of those L losses",
+    ),
     ("layerwise_with_full", "average only the L runs with one matrix masked; the full run is the other output"),
     ("others_without_delta", "the matrices that are not masked keep their original weights W_l (not U_l V_l)"),
     ("hidden_target", "every loss compares the model's final output with chain(x), never a hidden activation"),

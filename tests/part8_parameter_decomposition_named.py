@@ -779,6 +779,7 @@ def default_alpha(impl: Any, name: str, x0: Tensor) -> None:
     """The slope at the break points x = 0 and 1 themselves; then the exercise's signature,
     forward(ctx, x, alpha=0.01): apply(x) without alpha must leak with slope 0.01."""
     boundaries.closed_interval(impl, name, 0.03, x0.device)  # the checker's ALPHA
+    variants.sigmoid_float64(impl, name, x0, 0.03)
     x = x0.clone().requires_grad_(True)
     try:
         out = impl.apply(x)

@@ -94,6 +94,18 @@ def ablation_mistakes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistakes:
             "every instance has its own terms: remove terms[:, k] (instance i gets terms[i, k]), not terms[0, k]",
             losses(lambda k: W0 - terms[0, k]),
         ),
+        *(
+            (
+                "instances_mixed_terms",
+                f"every instance removed the {how} of term k over the instances ({code}): instance i removes its own "
+                "term, W_0[i] - terms[i, k] (W_0 - terms[:, k], keeping the inst axis)",
+                losses(lambda k, f=f: W0 - f(terms[:, k])),
+            )
+            for how, code, f in (
+                ("sum", "terms[:, k].sum(0)", lambda t: t.sum(0)),
+                ("mean", "terms[:, k].mean(0)", lambda t: t.mean(0)),
+            )
+        ),
         *variants.zero_output(losses(lambda k: W0 - terms[:, k]), "your losses are", variants.ABLATION_ZERO),
     ]
 
@@ -645,6 +657,7 @@ def zero_gradient_probe(adversarial_sources: Callable, n_steps: int, step: float
             "an entry whose gradient is 0 doesn't move: sign(0) = 0 (torch.sign), not +1 or -1",
             code="moves_at_zero_gradient",
         )
+    variants.adversarial_float64(adversarial_sources, loss_fn, init, n_steps, step)
 
 
 def final_probe(n_steps: int, step_size: float, device: Any) -> tuple[Callable, list[Tensor]]:
@@ -671,7 +684,8 @@ def off_lattice_hint(out: Tensor, init: Tensor, step: float) -> tuple[str, str] 
         f"{seen}): every step moves each entry by exactly ±step_size (then the clamp). Possible causes: a step size "
         "that changes from step to step (decayed, step_size / (t + 1)), a step scaled by the gradient's size, or "
         "a step scaled by the entry itself (multiplicative, r · (1 ± step_size)), a step_size other than the one "
-        "given, or a projection other than the clamp (rescaled or wrapped into [0, 1])"
+        "given, a projection other than the clamp (rescaled or wrapped into [0, 1]), or the average of the iterates "
+        "returned (Polyak averaging) in place of the last one"
     )
 
 

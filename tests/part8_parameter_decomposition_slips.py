@@ -77,10 +77,15 @@ def svd_whole_terms(W: Tensor) -> Mistakes:
     ]
 
 
-def _ci(p: dict[str, Tensor], batch_mean: bool = False, softmax: bool = False) -> Tensor:
+def _ci(p: dict[str, Tensor], batch_mean: bool = False, softmax: bool = False, variant: str = "") -> Tensor:
     h = torch.einsum("bid,icd->bic", p["a"], p["V"])
     h = h.mean(0, keepdim=True).expand_as(h) if batch_mean else h
-    z = (F.gelu(h[..., None] * p["w_in"] + p["b_in"]) * p["w_out"]).sum(-1) + p["b_out"]
+    h = h.sum(1, keepdim=True).expand_as(h) if variant == "inst_sum" else h
+    hidden = F.gelu(h[..., None] * p["w_in"] + p["b_in"])
+    if variant == "b_out_inside":
+        z = ((hidden + p["b_out"][..., None]) * p["w_out"]).sum(-1)
+    else:
+        z = (hidden * p["w_out"]).sum(-1) + p["b_out"]
     return (z.softmax(-1) if softmax else z).clamp(0, 1)
 
 
@@ -99,6 +104,19 @@ def ci_slips(p: dict[str, Tensor]) -> Mistakes:
                 "(h.mean(0)) before the MLPs; each example has its own h = V a and its own importances",
                 _ci(p, batch_mean=True),
             ),
+            (
+                "instances_summed",
+                "your importances are the same for every instance: h = V a summed over the instances (an einsum "
+                "whose output drops inst, e.g. '-> batch C') and broadcast back; each instance has its own "
+                "h[:, i] = V[i] a[:, i]",
+                _ci(p, variant="inst_sum"),
+            ),
+            (
+                "b_out_inside",
+                "your b_out is added to the hidden units before the product with w_out, (GELU(...) + b_out) · w_out: "
+                "b_out is added once, after the sum, z = Σ_j w_out GELU(w_in h + b_in) + b_out",
+                _ci(p, variant="b_out_inside"),
+            ),
         ]
 
 
@@ -108,7 +126,14 @@ def product_added_mask(p: dict[str, Tensor]) -> Mistakes:
         pieces = torch.einsum("bic,ioc->bio", inner + p["mask"], p["U"])
         delta = p["delta_mask"][..., None] * torch.einsum("bid,iod->bio", p["a"], p["W"] - p["U"] @ p["V"])
     hint = "your output is U (V a + mask) + delta: the mask is added to V a where it multiplies it, U (mask ⊙ V a)"
-    return [("mask_added", hint, pieces + delta)]
+    with torch.no_grad():
+        right = torch.einsum("bic,ioc->bio", inner * p["mask"], p["U"])
+        plus = p["delta_mask"][..., None] + torch.einsum("bid,iod->bio", p["a"], p["W"] - p["U"] @ p["V"])
+    hint_d = (
+        "your delta term is delta_mask + (W - U V) a: the delta mask is added where it multiplies, "
+        "delta_mask · (W - U V) a (delta_mask[..., None] times the product)"
+    )
+    return [("mask_added", hint, pieces + delta), ("delta_mask_added", hint_d, right + plus)]
 
 
 def minimality_derivative(ci: list[Tensor], p: float, eps: float) -> Mistakes:

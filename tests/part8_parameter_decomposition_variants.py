@@ -1,7 +1,8 @@
 """Part 8: formula variants a learner writes in place of the asked one (a delta without W,
-a robust loss, the batch division inside the power, a batch-summed or round-robin ascent, an output that is zero
-everywhere), and two probes the checkers' float32 inputs can't make: a float64 call (a draw or cast that drops the
-dtype) and the spread of the batch means of the masks' r (draws paired along the batch, e.g. antithetic r, 1 - r)."""
+a robust loss, the batch division inside the power, a batch-summed or round-robin ascent, the average of the
+iterates, an output that is zero everywhere), and two probes the checkers' float32 inputs can't make: a float64 call
+(a draw or cast that drops the dtype) and the spread of the batch means of the masks' r (draws paired along the
+batch, e.g. antithetic r, 1 - r)."""
 
 from __future__ import annotations
 
@@ -94,11 +95,21 @@ def minimality_inner_batch(ci: list[Tensor], p: float, eps: float) -> Mistakes:
     with torch.no_grad():
         inside = sum(((g + eps) / B).pow(p).sum() for g in ci)
         eps_after = sum((g / B + eps).pow(p).sum() for g in ci)
+        summed = sum((g.sum(0) + eps).pow(p).sum() for g in ci)
     hint = (
         f"your value divides the importances by the batch size B = {B} inside the power, ((g + eps)/B)^p: the mean "
         "over the batch comes after the power, Σ_inst mean_batch Σ_l Σ_c (g + eps)^p (sum the powers, then / B)"
     )
-    return [("batch_inside_power", hint, inside), ("batch_inside_power", hint, eps_after)]
+    hint_s = (
+        f"your value sums the importances over the batch before the power, (Σ_batch g + eps)^p: the power is taken "
+        f"per example, Σ_inst mean_batch Σ_l Σ_c (g + eps)^p (the power first, then the mean over the batch of {B})"
+    )
+    return [
+        ("batch_inside_power", hint, inside),
+        ("batch_inside_power", hint, eps_after),
+        ("batch_summed_before_power", hint_s, summed / B),
+        ("batch_summed_before_power", hint_s, summed),
+    ]
 
 
 # ---------------------------------------------------------------- adversarial ascent: batch-summed, round-robin
@@ -117,6 +128,60 @@ def _ascent(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float, ru
     return torch.cat([t.flatten() for t in s])
 
 
+def _iterates(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> list[Tensor]:
+    """The flattened sources after each step (the initial ones first)."""
+    s, seen = [t.detach().clone() for t in init], []
+    seen.append(torch.cat([t.flatten() for t in s]))
+    for _ in range(n_steps):
+        leaves = [t.requires_grad_(True) for t in s]
+        grads = torch.autograd.grad(loss_fn(leaves), leaves)
+        with torch.no_grad():
+            s = [(t + step * g.sign()).clamp(0, 1) for t, g in zip(leaves, grads, strict=True)]
+        s = [t.detach() for t in s]
+        seen.append(torch.cat([t.flatten() for t in s]))
+    return seen
+
+
+def adversarial_average(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
+    """The mean of the iterates (Polyak averaging), with or without the starting point."""
+    seen = _iterates(loss_fn, init, n_steps, step)
+    hint = (
+        "your sources are the average of the iterates (Polyak averaging: the mean of the sources after each step{}): "
+        "return the sources after the last step, r = clamp(r + step_size · sign(∂loss/∂r), 0, 1) applied n_steps "
+        "times"
+    )
+    return [
+        ("average_iterate", hint.format(""), torch.stack(seen[1:]).mean(0)),
+        ("average_iterate", hint.format(", the starting point included"), torch.stack(seen).mean(0)),
+    ]
+
+
+def adversarial_float64(fn: Callable, loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> None:
+    """The sources in float64: they must come back float64 (a .float() cast or a float32 tensor would drop it)."""
+    out = fn(loss_fn, [t.detach().double() for t in init], n_steps, step)
+    for n, o in enumerate(out if isinstance(out, (list, tuple)) else []):
+        if isinstance(o, Tensor) and o.dtype != torch.float64:
+            fail(
+                f"adversarial_sources on float64 sources returned source {n} as {o.dtype}",
+                "keep the sources' dtype: no .float() (or float32 tensors created without dtype=) inside the "
+                "function; every source here is float64, so every returned source must be float64 too",
+                code="dtype",
+            )
+
+
+def sigmoid_float64(impl: Any, name: str, x0: Tensor, alpha: float) -> None:
+    """A float64 x: the forward's output must stay float64 (a .float() cast would drop it)."""
+    x = x0.detach().double().requires_grad_(True)
+    out = impl.apply(x, alpha)
+    if isinstance(out, Tensor) and out.dtype != torch.float64:
+        fail(
+            f"{name}.apply(x, alpha) on a float64 x returned {out.dtype}",
+            "keep x's dtype: forward returns x.clamp(0, 1) as it is (no .float(), no float32 tensor created "
+            "without dtype=); on a float64 x the output must be float64 too",
+            code="dtype",
+        )
+
+
 def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
     summed = (
         "every example's source moved the same way: your step follows the sign of the gradient summed over the batch "
@@ -130,6 +195,7 @@ def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, st
     return [
         ("batch_summed_gradient", summed, _ascent(loss_fn, init, n_steps, step, "batch_summed")),
         ("round_robin", robin, _ascent(loss_fn, init, n_steps, step, "round_robin")),
+        *adversarial_average(loss_fn, init, n_steps, step),
     ]
 
 
