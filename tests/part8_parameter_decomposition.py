@@ -192,7 +192,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     weights, U0, V0 = probes.faithfulness_inputs(device)
     U, V = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     right, mistakes = mis.faithfulness_candidates(weights, U0, V0)  # from the weights before the call
-    loss = inp.call_unchanged(faithfulness_loss, {"weights": weights, "U": U, "V": V}, what := "faithfulness_loss")
+    loss = inp.call_unchanged_uv(faithfulness_loss, {"weights": weights, "U": U, "V": V}, what := "faithfulness_loss")
     inp.one_element(loss, what, right)
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)

@@ -333,6 +333,31 @@ def _swapped_uv(err: BaseException, q: dict[str, list[Tensor]]) -> str:
     return ""
 
 
+def call_unchanged_uv(fn: Callable, inputs: Inputs, what: str) -> Any:
+    """call_unchanged, naming U and V swapped when the learner's error comes from a line where a local named like
+    U (u, U_l, Ul, ...) has the shape of some V[l] and one named like V that of U[l] (zip(weights, U, V) unpacked
+    as W, V_l, U_l)."""
+    try:
+        return call_unchanged(fn, inputs, what)
+    except (RuntimeError, ValueError) as err:
+        Us, Vs = [tuple(u.shape) for u in inputs["U"]], [tuple(v.shape) for v in inputs["V"]]
+        tb = err.__traceback__
+        while tb is not None:
+            local = {k: v for k, v in tb.tb_frame.f_locals.items() if isinstance(v, Tensor)}
+            u = [k for k, v in local.items() if k[:1] in "uU" and tuple(v.shape) in Vs and tuple(v.shape) not in Us]
+            v = [k for k, t in local.items() if k[:1] in "vV" and tuple(t.shape) in Us and tuple(t.shape) not in Vs]
+            if u and v:
+                raise CheckFailed(
+                    _describe_error(err).message,
+                    f"on the failing line, `{u[0]}` has the shape of a V {list(local[u[0]].shape)} and `{v[0]}` that "
+                    f"of a U {list(local[v[0]].shape)}: U and V are in each other's place (a zip(weights, U, V) "
+                    "unpacked in another order?). U[l] is [inst d_out C], V[l] is [inst C d_in], and W ≈ U V",
+                    code="swapped_uv",
+                ) from None
+            tb = tb.tb_next
+        raise
+
+
 def _sizes(err: BaseException) -> list[str]:
     """The sizes a size error names ("size 3", "(5)", "[6, 3, 5]"; not "dimension 2" or "operand 1")."""
     if not re.search(r"size|shape", str(err)):

@@ -145,3 +145,12 @@ def test_a_layerwise_loop_that_always_masks_matrix_0_says_the_loop_variable_is_u
 
     failure = assert_fails(checks.test_stochastic_reconstruction_losses, first_only, "layerwise_first_only")
     assert "doesn't use l" in failure.hint
+
+
+def test_u_and_v_unpacked_in_each_others_place_are_named():
+    def swapped(weights, U, V):
+        total = sum((W - Ul @ Vl).pow(2).sum((-2, -1)) for W, Vl, Ul in zip(weights, U, V, strict=True))
+        return total.sum() / sum(W[0].numel() for W in weights)
+
+    failure = assert_fails(checks.test_faithfulness_loss, swapped, "swapped_uv")
+    assert "`Ul`" in failure.hint and "`Vl`" in failure.hint
