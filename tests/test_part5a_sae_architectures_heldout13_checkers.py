@@ -14,18 +14,14 @@ import tests.part5a_sae_architectures as C
 from tests.proving import assert_fails
 
 
-class _ReluMaskJumpReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, threshold, bandwidth):
-        ctx.save_for_backward(x, threshold)
-        ctx.bandwidth = bandwidth
-        return x * (x > threshold).to(x.dtype)
+class _ReluMaskJumpReLU(A.JumpReLU):
+    """The reference's forward and θ-gradient, with an extra `x > 0` mask on the x-gradient."""
 
     @staticmethod
     def backward(ctx, g):
-        x, th = ctx.saved_tensors
-        grad_th = -(th / ctx.bandwidth) * A.rectangle((x - th) / ctx.bandwidth) * g
-        return ((x > 0) & (x > th)).to(x.dtype) * g, grad_th, None
+        grad_x, grad_th, _ = A.JumpReLU.backward(ctx, g)
+        x, _ = ctx.saved_tensors
+        return grad_x * (x > 0).to(x.dtype), grad_th, None
 
 
 def test_relu_mask_in_jumprelu_grad_x_is_named():
