@@ -24,6 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
+from tests.part3_feature_geometry_floors import bent_ratio_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
 from tests.reshape_scrambles import regrouped_candidates
@@ -302,6 +303,12 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / W.norm(dim=1).sum(-1).pow(2),
         ),
         (
+            "l1_norms_squared",
+            "‖W_i‖ is the Euclidean norm (sqrt of the sum of squares), not the L1 norm Σ_d |W_di|: your denominator "
+            "is Σ_i (Σ_d |W_di|)²; ‖W‖²_F = Σ_i ‖W_i‖² = W.pow(2).sum((1, 2))",
+            d / W.abs().sum(1).pow(2).sum(-1),
+        ),
+        (
             "hardcoded_d_hidden",
             "take d_hidden from W (W.shape[1]) instead of writing the notebook's 10: the check uses other sizes",
             10 / frob_sq,
@@ -487,6 +494,17 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     what_s = "dimensions_per_feature(0.05 * W)"
     out_s = expect_tensor(dimensions_per_feature(small.clone()), what_s, shape=(3,), dims="inst", device=device)
     if not _close(out_s, right_s):
+        both = torch.cat([out.detach().double().cpu(), out_s.detach().double().cpu()])
+        frobs = torch.cat([W.double().pow(2).sum((1, 2)), small.double().pow(2).sum((1, 2))]).cpu()
+        bent_ratio_failure(
+            both,
+            torch.tensor(float(W.shape[1])),
+            frobs,
+            f"{what} and {what_s}",
+            "d_hidden",
+            "‖W‖²_F",
+            code="small_norm",
+        )
         den = (W.shape[1] / out_s.detach().double().cpu()).tolist()
         fail(
             f"{what_s} is {[round(v, 4) for v in out_s.tolist()]}, expected {[round(v, 4) for v in right_s.tolist()]} "
@@ -690,6 +708,15 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expect_no_zeroed(out, expected, what, W)
     if unexplained(out, expected, values, "inst feats"):
         norm_threshold_failure(out, expected, W, what)
+        Wd = W.double()
+        bent_ratio_failure(
+            out,
+            Wd.pow(2).sum(1).pow(2),
+            torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1),
+            what,
+            "‖W_i‖⁴",
+            "Σ_j (W_i·W_j)²",
+        )
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
         )
