@@ -403,6 +403,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             total(nll_of((logits * importance).log_softmax(-1))),
         ),
         (
+            "importance_on_logits",
+            "your loss is −log softmax(importance · logits)[label], unweighted: the importance multiplies each "
+            "example's loss after the softmax, importance[inst, label] · (−log softmax(logits)[label]), not the logits",
+            total(nll_of((logits * importance).log_softmax(-1)), torch.ones_like(weight)),
+        ),
+        (
             "no_label_counted",
             "leave NO_LABEL (-1) examples out of the sum: clamped to class 0 they still add their loss",
             (
