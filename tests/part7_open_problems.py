@@ -38,7 +38,6 @@ from tests.part7_open_problems_probes import (
     affine_alignment_hint,
     alignment_call,
     examples_alone,
-    extreme_logits_check,
     fixed_axis_hint,
     merged_axes_hint,
     pair_reads_hint,
@@ -675,7 +674,6 @@ def test_cross_entropy_loss(impl, device):
         hint="the gradient flows through log_softmax to every logit of a labelled example (none to unlabelled ones)",
         code="gradient",
     )
-    extreme_logits_check(impl, logits.detach(), labels, importance, ref.cross_entropy_loss)
     all_empty = torch.full_like(labels, NO_LABEL)
     empty = _loss_value(impl, (logits.detach(), all_empty, importance), "the loss when no example is labelled", device)
     if abs(empty.item()) > 1e-6:

@@ -1,6 +1,6 @@
 """Proofs for part 7 after the fresh26 measurement: the importance multiplied into the logits (and not weighting the
-loss) is named, and softmax(...).log() in place of log_softmax is caught on logits reaching ±200 (where log_softmax
-stays finite) and named, while logsumexp - logit and F.cross_entropy still pass."""
+loss) is named; the docstring's −log softmax written literally as softmax(...).log() passes, as do logsumexp - logit
+and F.cross_entropy."""
 
 from __future__ import annotations
 
@@ -33,17 +33,10 @@ def test_importance_only_on_logits_is_named():
     assert "softmax(importance · logits)" in err.hint
 
 
-def test_softmax_log_is_named():
-    err = assert_fails(checks.test_cross_entropy_loss, _ce(lambda z: z.softmax(-1).log()), "unstable_log_softmax")
-    assert "softmax(...).log()" in err.hint and "±200" in err.message
-
-
-def test_hand_written_logsumexp_is_named():
-    lp = lambda z: z - z.exp().sum(-1, keepdim=True).log()
-    assert_fails(checks.test_cross_entropy_loss, _ce(lp), "unstable_log_softmax")
-
-
-def test_stable_variants_pass():
+def test_log_of_softmax_and_its_stable_forms_pass():
+    """The docstring's −log softmax(logits)[label] may be written literally: softmax(...).log() is accepted (the
+    checker's logits are moderate), as are logsumexp - logit and F.cross_entropy."""
+    assert_passes(checks.test_cross_entropy_loss, _ce(lambda z: z.softmax(-1).log()))
     assert_passes(checks.test_cross_entropy_loss, _ce(lambda z: z - z.logsumexp(-1, keepdim=True)))
 
     def f_ce(logits, labels, importance):
