@@ -26,6 +26,7 @@ from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
+from tests import part8_parameter_decomposition_outputs as outputs
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_slips as slips
@@ -142,6 +143,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired
         mistakes += probes.svd_broadcasts(W, [m for *_, m in mistakes])  # A.unsqueeze(i) * B.unsqueeze(j)
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
+    outputs.svd_rank_deficient(svd_terms, device)  # rank 2 < min(d_out, d_in): every term kept
     return "rank-one SVD terms, largest first, on square and wide matrices"
 
 
@@ -170,7 +172,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     right, mistakes = mis.ablation_candidates(chain, terms, x)
     code, hint = (
         diag.constant_axis_hint(out, right, dims)
-        or diag.reordered_hint(out, right)
+        or diag.reordered_hint(out, right, dims)
         or probes.ablation_hint(out, right, chain(x))
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
@@ -181,6 +183,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
     fresh.ablation_tied(ablation_losses, device)  # a later matrix shaped like W_0ᵀ: tied weights show
+    outputs.ablation_same_shape(ablation_losses, device)  # one shaped like W_0: only layer 0 ablated
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -196,7 +199,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     inp.one_element(loss, what, right)
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
-    mistakes += fresh.faithfulness_norms(weights, U0, V0) + fresh.faithfulness_slips(weights, U0, V0)
+    mistakes += outputs.faithfulness_more(weights, U0, V0)  # norms, slips, a log of the loss
     code, hint = fresh.faithfulness_hint(faithfulness_loss, loss.detach(), right, weights, U0, V0)
     reference = call(sol.faithfulness_loss, weights, U0, V0)
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
@@ -206,6 +209,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     ref = torch.autograd.grad(mis.faithfulness_candidates(weights, U_ref, V_ref)[0], U_ref + V_ref)
     for name, g, r in zip(names, grads, ref, strict=True):
         _expect_grad(g, r, name, [], readings.NO_GRAD, "no_grad")
+    outputs.faithfulness_zeros(faithfulness_loss, device)  # N counts the zeros too
     return "one global mean over the parameters of all matrices, summed over instances"
 
 
@@ -253,8 +257,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
         seen = fresh.alpha_squared(diag.regions_hint(grad, right, x0, g, ALPHA, "your slope (gradient / grad_output):"))
         hint, code = fresh.slope_code(seen, hint, code, lambda: fresh.backward_linearity(impl, name, x0, g, ALPHA))
-    # the learner writes backward itself: its one-edit mutants, on a ctx holding what the solution saved
-    backward = call(
+    backward = call(  # the learner writes backward itself: one-edit mutants, on a ctx with what the solution saved
         getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
     )
     _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code, backward if code == "grad" else None)
@@ -367,8 +370,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
 # Exercise 6: sample_masks
 # --------------------------------------------------------------------------------------------
 N_MASKS = 4000
-# Causal importances per (inst, subcomponent) for two matrices with 4 and 3 subcomponents: exact zeros, values
-# in between, none at 1 (where the mask carries no randomness to test).
+# Causal importances per (inst, subcomponent), 4 and 3 subcomponents: zeros, values in between, none at 1 (no draw).
 CI_TABLES = [
     [[0.0, 0.2, 0.55, 0.9], [0.35, 0.0, 0.7, 0.1], [0.8, 0.45, 0.0, 0.25]],
     [[0.6, 0.0, 0.3], [0.15, 0.85, 0.0], [0.0, 0.5, 0.75]],
@@ -766,8 +768,8 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     reference = call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten)
     if code == "values":  # moves that no sequence of whole steps gives: what was seen, and its usual causes
         code, hint = probes.off_lattice_hint(flat, torch.cat([t.flatten() for t in init]), STEP_SIZE) or (code, hint)
-    # the one-change diagnosis only where the checks above found nothing specific to say
-    reference = reference if code in ("values", "off_lattice") else None
+    reference = reference if code in ("values", "off_lattice") else None  # one-change: nothing specific found
+    outputs.constant_sources(flat, right, [m for *_, m in mistakes])  # all 0 / all 1 described as such
     expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code, reference=reference)
     loss_fn, init = probes.final_probe(N_STEPS, STEP_SIZE, device)  # an ascent that oscillates: best ≠ final
     out = torch.cat([torch.as_tensor(o).flatten() for o in adversarial_sources(loss_fn, init, N_STEPS, STEP_SIZE)])
@@ -793,6 +795,5 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for every source from the same gradients",
         reference=call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten),
     )
-    probes.zero_gradient_probe(adversarial_sources, N_STEPS, STEP_SIZE, device)
-    behaviour.small_gradient_probe(adversarial_sources, N_STEPS, STEP_SIZE, device)
+    outputs.adversarial_gradient_probes(adversarial_sources, N_STEPS, STEP_SIZE, device)
     return f"{N_STEPS} steps of projected sign-gradient ascent"

@@ -23,6 +23,7 @@ from torch import Tensor
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
 from tests.part8_parameter_decomposition_clashes import other_tensor_cause
 from tests.part8_parameter_decomposition_hints import varying
+from tests.part8_parameter_decomposition_readings import reordered_hint  # noqa: F401  (diag.reordered_hint)
 
 Mistakes = list[tuple[str, str, Tensor]]
 
@@ -434,19 +435,6 @@ def layout_mistakes(right: Tensor, dims: str, same_shape: str | None = None) -> 
             )
             out.append(("reshape_not_permute", hint, right.permute(*perm).reshape(right.shape)))
     return out
-
-
-def reordered_hint(actual: Tensor, expected: Tensor) -> tuple[str, str] | None:
-    """(code, hint) when the values are the right ones, at other positions (the same sorted values)."""
-    if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
-        return None
-    a, e = actual.detach().flatten().double().sort().values, expected.detach().flatten().double().sort().values
-    if not torch.allclose(a, e, rtol=1e-4, atol=1e-6):
-        return None
-    return "reordered", (
-        "your output holds exactly the expected values, at other positions: the axes are out of order (a reshape or "
-        "view where a permute was needed, or the loop's axes stacked in another order?)"
-    )
 
 
 # --------------------------------------------------------------------------------------------

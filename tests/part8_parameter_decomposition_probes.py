@@ -621,9 +621,10 @@ def adversarial_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, st
         grads = torch.autograd.grad(loss_fn([t.clamp(0, 1) for t in leaves]), leaves)
         s = [(t + step * g.sign()).detach() for t, g in zip(leaves, grads, strict=True)]
     hint = (
-        "project the iterate itself after every step, r = clamp(r + step_size · sign(∂loss/∂r), 0, 1): reading the "
-        "loss at clamp(r) while r leaves [0, 1] gives r a zero gradient there (the clamp's), and clamping on return "
-        "doesn't undo the steps taken outside"
+        "sources that reached 0 or 1 stayed there although the gradient later pointed back into [0, 1]: sources at "
+        "a bound frozen (left out of the update once at 0 or 1, a where((r > 0) & (r < 1), ...) mask), or the loss "
+        "read at clamp(r) while r itself left [0, 1] (the clamp's zero gradient there; clamping on return doesn't "
+        "undo the steps taken outside)? Every step moves every source: r = clamp(r + step_size · sign(∂loss/∂r), 0, 1)"
     )
     unit = (
         "your sources are where steps of size 1 put them (each step moved every entry to an end of [0, 1]): the step "

@@ -233,3 +233,27 @@ def partial_clamp(loss_fn: Callable, init: list[Tensor], n_steps: int, step: flo
             )
             found.append(("partial_clamp", hint, torch.cat([t.flatten() for t in s])))
     return found
+
+
+def reordered_hint(actual: Tensor, expected: Tensor, dims: str | None = None) -> tuple[str, str] | None:
+    """(code, hint) when the values are the right ones, at other positions (the same sorted values); with `dims`,
+    a reordering along one axis only (the same values along it at every other position) names that axis."""
+    if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
+        return None
+    a, e = actual.detach().flatten().double().sort().values, expected.detach().flatten().double().sort().values
+    if not torch.allclose(a, e, rtol=1e-4, atol=1e-6):
+        return None
+    names = dims.split() if dims and len(dims.split()) == actual.ndim else []
+    for axis, name in enumerate(names):
+        along = lambda t, axis=axis: t.detach().double().sort(axis).values
+        if actual.shape[axis] > 1 and torch.allclose(along(actual), along(expected), rtol=1e-4, atol=1e-6):
+            return "reordered", (
+                f"your output holds the expected values with only the `{name}` axis reordered (at every other "
+                f"position the same values along `{name}`, in another order): the `{name}` entries taken in another "
+                f"order than the input's (sorted, by norm or size? reversed? stacked in another order?): keep the "
+                f"order they come in"
+            )
+    return "reordered", (
+        "your output holds exactly the expected values, at other positions: the axes are out of order (a reshape or "
+        "view where a permute was needed, or the loop's axes stacked in another order?)"
+    )
