@@ -193,6 +193,10 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     other = _code(e + 0.5, e, dims=dims).hint
     assert "a bias added twice" in other and "log_softmax" in other and "their max" not in other
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
+    # a constant output (all 0) is not read as "slice 0 for all" even where the right slice 0 is all 0 too
+    zero_first = e.clone()
+    zero_first[:, 0] = 0.0
+    assert _code(torch.zeros_like(e), zero_first, dims=dims).code != "first_slice_for_all"
     square = torch.randn(3, 3)
     assert _code(square.T.clone(), square).code == "transposed"
     one = e.clone()
