@@ -102,10 +102,14 @@ def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> st
 def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> str:
     lo, hi = float(right.min()), float(right.max())
     if abs(c) <= atol:
+        # fractions rounded down: `counts // n` or int(...) turns every value in (0, 1) into 0
+        rounded = (
+            ", or an integer division (`//`) or int cast that rounds fractions down to 0" if lo > 0 and hi < 1 else ""
+        )
         return (
             f"{n_bad} entries are 0 where the right value isn't (right values there from {lo:.4g} to {hi:.4g}); every "
             "other entry is right: a mask, threshold or ReLU that removes too much (a strict or non-strict "
-            "comparison, a wrong threshold or index), or entries never written"
+            f"comparison, a wrong threshold or index), or entries never written{rounded}"
         )
     if hi < c:
         how = f"values below {c:.4g} were raised to {c:.4g}: a clamp(min=…) or max(·, {c:.4g}) not asked for"

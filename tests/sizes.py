@@ -125,6 +125,9 @@ def factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tu
     near = lambda x: abs(factor - x) < 1e-3 * max(1.0, x)
     noted = [(label, s) for s, labels in size_labels().items() for label in labels if not label.startswith("an ")]
     reason = _size_reason(factor, near, named, [*sizes, *noted])
+    if near(100) or near(0.01):  # a percentage: list it first, with any size that is also 100
+        percent = "a percentage (× 100) where a fraction was asked, or the reverse"
+        return f"{percent}; or {reason[0].lower()}{reason[1:]}" if reason else f"{percent}?"
     if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
         half = "a ½ convention (½·x², ½·MSE) added or dropped"
         return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"

@@ -691,3 +691,15 @@ def test_a_wrong_axis_of_size_one_is_not_read_as_a_division():
         assert "//" not in info.value.hint and "has size 1, not 3" in info.value.hint
     finally:
         reset_notes(token)
+
+
+def test_a_percentage_and_fractions_rounded_down_are_listed_among_the_causes():
+    """A factor of exactly 100 reads first as a percentage (even where a size is 100); fractions that came out 0
+    list an integer division among the causes."""
+    e = torch.rand(4, 5, generator=torch.Generator().manual_seed(5)) * 0.9 + 0.05
+    percent = generic_diagnosis(100 * e, e, "a b", sizes=(("cfg.width", 100),))
+    assert percent is not None and percent[1].index("a percentage") < percent[1].index("cfg.width")
+    floored = e.clone()
+    floored[:, 1] = 0.0
+    _, hint = generic_diagnosis(floored, e, "a b")
+    assert "integer division" in hint, hint
