@@ -60,13 +60,19 @@ def product_float64(fn: Callable, p: dict[str, Tensor]) -> None:
     q = {k: p[k].detach().double() for k in names}
     with torch.no_grad():
         out = fn(*(q[k] for k in names))
-    if isinstance(out, Tensor) and out.dtype != torch.float64:
-        fail(
-            f"masked_product on float64 inputs returned {out.dtype}",
-            "keep the inputs' dtype: no .float() (or float32 tensors created without dtype=) inside the function; "
-            "every input here is float64, so the output must be float64 too",
-            code="dtype",
-        )
+    _expect_float64(
+        [("", out)],
+        "masked_product on float64 inputs",
+        "keep the inputs' dtype: no .float() (or float32 tensors created without dtype=) inside the function; "
+        "every input here is float64, so the output must be float64 too",
+    )
+
+
+def _expect_float64(returned: list[tuple[str, Any]], call: str, fix: str) -> None:
+    """Fail (code `dtype`) at the first returned tensor that is not float64: "<call> returned <label><dtype>"."""
+    for label, t in returned:
+        if isinstance(t, Tensor) and t.dtype != torch.float64:
+            fail(f"{call} returned {label}{t.dtype}", fix, code="dtype")
 
 
 # ---------------------------------------------------------------- reconstruction: a robust loss in place of MSE
@@ -159,27 +165,24 @@ def adversarial_average(loss_fn: Callable, init: list[Tensor], n_steps: int, ste
 def adversarial_float64(fn: Callable, loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> None:
     """The sources in float64: they must come back float64 (a .float() cast or a float32 tensor would drop it)."""
     out = fn(loss_fn, [t.detach().double() for t in init], n_steps, step)
-    for n, o in enumerate(out if isinstance(out, (list, tuple)) else []):
-        if isinstance(o, Tensor) and o.dtype != torch.float64:
-            fail(
-                f"adversarial_sources on float64 sources returned source {n} as {o.dtype}",
-                "keep the sources' dtype: no .float() (or float32 tensors created without dtype=) inside the "
-                "function; every source here is float64, so every returned source must be float64 too",
-                code="dtype",
-            )
+    _expect_float64(
+        [(f"source {n} as ", o) for n, o in enumerate(out if isinstance(out, (list, tuple)) else [])],
+        "adversarial_sources on float64 sources",
+        "keep the sources' dtype: no .float() (or float32 tensors created without dtype=) inside the "
+        "function; every source here is float64, so every returned source must be float64 too",
+    )
 
 
 def sigmoid_float64(impl: Any, name: str, x0: Tensor, alpha: float) -> None:
     """A float64 x: the forward's output must stay float64 (a .float() cast would drop it)."""
     x = x0.detach().double().requires_grad_(True)
     out = impl.apply(x, alpha)
-    if isinstance(out, Tensor) and out.dtype != torch.float64:
-        fail(
-            f"{name}.apply(x, alpha) on a float64 x returned {out.dtype}",
-            "keep x's dtype: forward returns x.clamp(0, 1) as it is (no .float(), no float32 tensor created "
-            "without dtype=); on a float64 x the output must be float64 too",
-            code="dtype",
-        )
+    _expect_float64(
+        [("", out)],
+        f"{name}.apply(x, alpha) on a float64 x",
+        "keep x's dtype: forward returns x.clamp(0, 1) as it is (no .float(), no float32 tensor created "
+        "without dtype=); on a float64 x the output must be float64 too",
+    )
 
 
 def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, step: float) -> Mistakes:
@@ -201,18 +204,19 @@ def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, st
 
 # ---------------------------------------------------------------- sample_masks: dtype and draws paired along the batch
 def masks_float64(sample_masks: Callable, device: Any) -> None:
-    ci = [torch.full((6, 2, 3), 0.3, dtype=torch.float64, device=device), torch.full((6, 2, 2), 0.55).double()]
-    ci[1] = ci[1].to(device)
+    f64 = {"dtype": torch.float64, "device": device}
+    ci = [torch.full((6, 2, 3), 0.3, **f64), torch.full((6, 2, 2), 0.55, **f64)]
     masks, deltas = sample_masks(ci)
-    for kind, group in (("mask", masks), ("delta mask", deltas)):
-        for n, t in enumerate(group):
-            if isinstance(t, Tensor) and t.dtype != torch.float64:
-                fail(
-                    f"on float64 causal importances, {kind} {n} is {t.dtype}",
-                    "draw in the importances' dtype: torch.rand(shape, dtype=g.dtype, device=g.device) or "
-                    "torch.rand_like(g) (torch.rand(shape) alone draws float32)",
-                    code="dtype",
-                )
+    _expect_float64(
+        [
+            (f"{kind} {n} as ", t)
+            for kind, group in (("mask", masks), ("delta mask", deltas))
+            for n, t in enumerate(group)
+        ],
+        "sample_masks on float64 causal importances",
+        "draw in the importances' dtype: torch.rand(shape, dtype=g.dtype, device=g.device) or "
+        "torch.rand_like(g) (torch.rand(shape) alone draws float32)",
+    )
 
 
 def batch_mean_spread(rs: list[Tensor], deltas: list[Tensor]) -> None:
