@@ -114,7 +114,11 @@ def _float(value: Any, what: str) -> float:
             fail(
                 f"{what} should be one number, got a tensor of shape {tuple(value.shape)}", "use .item()", "not_scalar"
             )
-        value = value.item()
+        fail(
+            f"{what} is a 0-d tensor ({value.item():.5g}), the docstring asks for Python floats",
+            "return Python floats (`.item()` or float(...)), not tensors",
+            code="not_float",
+        )
     if not isinstance(value, int | float) or isinstance(value, bool):
         fail(f"{what} should be a float, got {type(value).__name__}", "return Python floats", code="not_float")
     if not math.isfinite(value):
@@ -745,6 +749,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 code="indices",
             )
     extra.other_bands(impl, before)
+    extra.negative_acts(impl, before)
     extra.empty_band(impl, device)
     return ""
 

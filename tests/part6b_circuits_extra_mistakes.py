@@ -55,6 +55,55 @@ def other_bands(impl: Callable, acts: Tensor) -> None:
         )
 
 
+def _range_groups(acts: Tensor, k: int, n_bands: int, bottom: float) -> list[Tensor]:
+    """The values quantile_examples chooses when its bands split [bottom, max] (not (0, max]) into equal parts."""
+    flat = acts.clone()
+    flat[:, 0] = 0
+    flat = flat.flatten()
+    top = float(flat.max())
+    groups = []
+    for j in range(n_bands):
+        hi = top - j * (top - bottom) / n_bands
+        lo = hi - (top - bottom) / n_bands
+        vals = flat[(flat > lo) & (flat <= hi)]
+        groups.append(vals[(vals - (lo + hi) / 2).abs().argsort()[:k]].sort(descending=True).values)
+    return groups
+
+
+def negative_acts(impl: Callable, acts: Tensor) -> None:
+    """A second call on activations with negative entries: the bands split (0, max], so a value <= 0 is in no band;
+    bands from the minimum coincide with these on activations >= 0 (the minimum is then 0, position 0 zeroed)."""
+    k, n_bands = 3, 4
+    neg = acts.clone()
+    below = acts[:, 1:] == 0  # non-firing entries, the first few of them made negative
+    spots = below.nonzero()[: max(4, int(below.sum()) // 2)]
+    drop = torch.linspace(-0.9, -0.1, len(spots), dtype=acts.dtype, device=acts.device) * float(acts[:, 1:].max())
+    neg[spots[:, 0], spots[:, 1] + 1] = drop
+    out = impl(neg.clone(), k, n_bands)
+    if same_groups(out, quantile_variant(neg, k, n_bands)):
+        return
+    low = float(drop.min())
+    what = f"on activations with negative entries (down to {low:.3g}; k={k}, n_bands={n_bands}) your groups"
+    for bottom, name in ((low, "the minimum"), (float(neg[:, 1:].min()), "the minimum without position 0")):
+        wrong = _range_groups(neg, k, n_bands, bottom)
+        got = [torch.as_tensor(g[0]).detach().float().cpu() for g in out] if isinstance(out, list | tuple) else []
+        if len(got) == n_bands and all(
+            a.shape == b.shape and torch.allclose(a, b.float().cpu()) for a, b in zip(got, wrong, strict=True)
+        ):
+            fail(
+                f"{what} are those of {n_bands} equal bands from {name} ({bottom:.3g}) to the max",
+                "the bands split (0, max] into equal parts, starting at 0, not at the smallest activation: a value "
+                "<= 0 is in no band (on activations >= 0 the two agree, the minimum being 0)",
+                code="band_range",
+            )
+    fail(
+        f"{what} differ from the expected ones, while activations >= 0 gave the right groups",
+        "the bands split (0, max] into equal parts, starting at 0: a value <= 0 is in no band. Possible causes: "
+        "edges or band membership computed from the minimum, or from |acts|, or negative values counted as firing",
+        code="band_range",
+    )
+
+
 def swapped_indices(acts: Tensor, j: int, values: Tensor, seq_idx: Tensor, pos_idx: Tensor) -> None:
     """Band j's indices returned as (pos_idx, seq_idx): acts[pos_idx, seq_idx] gives back the values."""
     reordered_values(acts, j, values, seq_idx, pos_idx)
@@ -411,11 +460,11 @@ def edges_call(impl: Callable, *args: Any) -> Any:
 
 
 def abs_token_edges(model: Any, tc: Any, frozen: Any, graph: Any, correct: Tensor, forward: Callable) -> list:
-    """The token (and error) columns as sum |grad ⊙ vector| (magnitudes summed over d_model) instead of the dot
+    """The token and/or error columns as sum |grad ⊙ vector| (magnitudes summed over d_model) instead of the dot
     product; forward(frozen, embeds, latents, error) is the local replacement model."""
     pos, idx = graph.latent_pos, graph.latent_idx
     T, E = graph.nodes("token"), graph.nodes("error")
-    tok, both = correct.clone(), correct.clone()
+    tok, err, both = correct.clone(), correct.clone(), correct.clone()
     with torch.enable_grad():
         embeds = frozen.embeds.detach().clone().requires_grad_(True)
         error = frozen.error.detach().clone().requires_grad_(True)
@@ -429,7 +478,7 @@ def abs_token_edges(model: Any, tc: Any, frozen: Any, graph: Any, correct: Tenso
             ge = torch.zeros_like(error) if ge is None else ge
             gm = torch.zeros_like(embeds) if gm is None else gm
             tok[row, T] = both[row, T] = (gm * embeds.detach()).abs().sum(-1)
-            both[row, E] = (ge * error.detach()).abs().sum(-1)
+            err[row, E] = both[row, E] = (ge * error.detach()).abs().sum(-1)
     advice = (
         "a vector node's edge is the dot product (grad · vector).sum(-1), signed; its terms cancel, and their "
         "magnitudes summed break completeness"
@@ -437,6 +486,7 @@ def abs_token_edges(model: Any, tc: Any, frozen: Any, graph: Any, correct: Tenso
     return [
         ("abs_dot", f"the token edges are sum |grad ⊙ embed| over d_model: {advice}", tok),
         ("abs_dot", f"the token and error edges are sum |grad ⊙ vector| over d_model: {advice}", both),
+        ("abs_dot", f"the error edges are sum |grad ⊙ error| over d_model: {advice}", err),
     ]
 
 

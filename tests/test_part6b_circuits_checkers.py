@@ -177,7 +177,7 @@ def losses_context(model, tc, tokens):
         replaced = model(tokens, return_type="loss")
     with model.hooks(fwd_hooks=[(tc.hook_name_out, lambda a, hook: torch.zeros_like(a))]):
         zero = model(tokens, return_type="loss")
-    clean = model(tokens, return_type="loss")
+    clean, replaced, zero = (float(loss) for loss in (model(tokens, return_type="loss"), replaced, zero))
     return {"clean": clean, "replaced": replaced, "zero_ablated": zero, "recovered": (zero - replaced) / (zero - clean)}
 
 
