@@ -93,6 +93,7 @@ from tests.part6_lm_saes_probes import (
     strided_mask,
     summed_ablate,
 )
+from tests.part6_lm_saes_units import frequency_units, integer_frequencies, position_batches, unit_row_reference
 from tests.part6_lm_saes_variants import (
     ablate_encodes,
     frequency_encodes,
@@ -275,6 +276,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     note_inputs(positions_after_bos=tokens.shape[1] - 1)  # the count of positions >= 1 per sequence (47)
     out = returned(_hooked(impl, model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
     per_token_frequencies(out, *tokens.shape, sae.d_sae)
+    integer_frequencies(out, sae.d_sae)
     out = _float_tensor(
         out,
         "latent_frequencies(...)",
@@ -297,7 +299,9 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             + frequency_slips(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             + fresh15_frequency(fired, *tokens.shape, 4)
             + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
-            + frequency_encodes(sae, mlp_acts(model, sae.hook_name, tokens)),
+            + frequency_encodes(sae, mlp_acts(model, sae.hook_name, tokens))
+            + frequency_units(expected)
+            + position_batches(model, sae, tokens, 4),
             atol=1e-6,
             dims="d_sae",
             hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -693,6 +697,8 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         + fresh15_steer(model, sae, tokens, latent, coeff)
         + steer_mlp_out(model, sae, tokens, latent, coeff),
     )
+    steer_ref = unit_row_reference(out, expected, ref.steer_with_latent, model, sae, tokens, latent, coeff)
+    expected = steer_ref(model, sae, tokens, latent, coeff)  # a row divided by its (unit) norm is a correct variant
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the steered logits", mistakes, STEER_TODO)
     if not any(
@@ -710,10 +716,10 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         atol=1e-4,
         dims="batch seq d_vocab",
         hint="add coeff * W_dec[latent] at sae.hook_name, every position",
-        reference=call(ref.steer_with_latent, model, sae, tokens, latent, coeff),
+        reference=call(steer_ref, model, sae, tokens, latent, coeff),
     )
     again = lambda l2, c2: _logits(_hooked(impl, model, sae, tokens.clone(), l2, c2), what, out.shape, device)
-    steer_second_call(again, ref.steer_with_latent, model, sae, tokens, (latent, coeff), (sae.d_sae - 5, -1.7))
+    steer_second_call(again, steer_ref, model, sae, tokens, (latent, coeff), (sae.d_sae - 5, -1.7))
     return ""
 
 
