@@ -464,7 +464,15 @@ def _guards(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
 
 
 def _norms(node: ast.AST, _: Context) -> Iterator[tuple[ast.AST | None, str]]:
-    """`x.norm(dim=d)` written by hand with a slip: squared (no root), without the squares, or as an L1 norm."""
+    """`x.norm(dim=d)` written by hand with a slip: squared (no root), without the squares, or as an L1 norm; and
+    `x.sum(d)` (an L1 norm of non-negative values, e.g. a sparsity penalty) written as the L2 norm `x.norm(dim=d)`."""
+    if isinstance(node, ast.Call) and _is_method_of_value(node) and node.func.attr == "sum":
+        if len(node.args) <= 2 and all(k.arg in ("dim", "keepdim") for k in node.keywords):
+            keywords = [ast.keyword(k, copy.deepcopy(a)) for k, a in zip(("dim", "keepdim"), node.args, strict=False)]
+            keywords += copy.deepcopy(node.keywords)
+            norm = ast.Call(ast.Attribute(copy.deepcopy(node.func.value), "norm", ast.Load()), [], keywords)
+            yield norm, "an L2 norm (√Σx²) where the sum (the L1 norm Σ|x|) belongs"
+        return
     if not (isinstance(node, ast.Call) and _is_method_of_value(node) and node.func.attr == "norm"):
         return
     p = node.args[0] if node.args else None

@@ -196,6 +196,7 @@ def _check_step_function(
     def catalogue(mistakes: list, swapped: Tensor) -> list:
         return [(c, h, (fn(x0, th0, BANDWIDTH) * g) if fn is not None else swapped) for c, h, fn in mistakes]
 
+    SL.grad_output_in_place(impl, name, (x0, th0, g), BANDWIDTH, (grad_x, grad_th), (want_x, want_th))
     PR.copied_backward(name, grad_x, grad_th, x0, th0, g, BANDWIDTH)
     PR.saved_order_hint(solution, x0, th0, g, BANDWIDTH, grad_x, grad_th, name)
     x_catalogue = catalogue(x_mistakes, want_th) + [

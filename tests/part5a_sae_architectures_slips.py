@@ -182,3 +182,32 @@ def negative_threshold(impl: Any, name: str, bandwidth: float) -> None:
             "mask `x > 0` in the backward",
             code="negative_threshold_grad_th",
         )
+
+
+def grad_output_in_place(
+    impl: Any, name: str, inputs: tuple[Tensor, Tensor, Tensor], bandwidth: float, got: tuple, want: tuple
+) -> None:
+    """When the gradients are wrong, re-run backward on a grad_output the checker keeps a copy of: a backward that
+    edits grad_output in place (`grad_output.mul_(mask)`, `grad_output[x <= θ] = 0`) hands the edited values to
+    every gradient computed after the edit, so the edit is named rather than the values it spoilt."""
+    close = lambda a, b: a.shape == b.shape and bool(torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5))
+    if all(close(a, b) for a, b in zip(got, want, strict=True)):
+        return
+    x0, th0, g = inputs
+    x, th, mine = x0.clone().requires_grad_(True), th0.clone().requires_grad_(True), g.clone()
+    try:
+        out = impl.apply(x, th, bandwidth)
+        torch.autograd.grad(out, (x, th), grad_outputs=mine, allow_unused=True)
+    except Exception:  # the checks that follow name a backward that fails
+        return
+    if torch.equal(mine, g):
+        return
+    changed = int((mine != g).sum())
+    fail(
+        f"{name}.backward changed grad_output in place ({changed}/{g.numel()} entries differ after the call), and "
+        "its gradients are wrong",
+        "grad_output is autograd's tensor, not yours to edit: an in-place op on it (grad_output.mul_(mask), "
+        "grad_output[mask] = 0, *=) changes it for every gradient computed after that line; build new tensors "
+        "(grad_output * mask, grad_output.masked_fill(...))",
+        code="grad_output_in_place",
+    )

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from solutions import part7_open_problems as ref
+from tests import part7_open_problems_alignment as A
 from tests.checking import (
     checker,
     expect_frequency,
@@ -735,25 +736,9 @@ def test_basis_alignment(impl, device):
         hint="max over neurons (dim 1) of |W_ki|, divided by ‖Wᵢ‖ over the same axis",
         reference=call(ref.basis_alignment, W),
     )
-    _small_column(impl, W)
+    A.small_column(impl, W)
+    A.size_one_calls(impl, W)
     return None
-
-
-def _small_column(impl, W: Tensor) -> None:
-    """A column small but not zero (‖Wᵢ‖ = 9e-4) keeps its alignment (0.80 here): only exact zeros give 0. Within
-    5% of the value, so an epsilon up to 1e-5 in the denominator still passes."""
-    W = W.clone()
-    W[1, :, 4] = torch.tensor([2e-4, -7e-4, 5e-4], device=W.device)
-    got = returned(impl(W.clone()), "basis_alignment(W)")
-    want = ref.basis_alignment(W)[1, 4]
-    if isinstance(got, Tensor) and got.shape == (4, 6) and not (got[1, 4] - want).abs() < 0.05 * want:
-        fail(
-            f"basis_alignment(W) is {float(got[1, 4]):.4g} for a feature whose column is small but not zero "
-            f"(‖Wᵢ‖ = {float(W[1, :, 4].norm()):.2g}, instance 1, feature 4), expected {float(want):.4g}",
-            "only an exactly zero column gets 0: test norm > 0 (not norm > some threshold), and keep any epsilon "
-            "far below the norms (a clamp or + eps of 1e-12)",
-            code="small_column",
-        )
 
 
 def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:
@@ -769,6 +754,7 @@ def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:
         return
     if generic_diagnosis(got.detach(), expected.detach(), "inst feats") is not None:
         return
+    A.instances_alike_hint(got, expected, W)
     affine_alignment_hint(got, expected, W)
     nonzero = W.norm(dim=1) > 0
     if not bool((got[nonzero] > 0).all()):

@@ -396,6 +396,9 @@ def test_norm_slips_keep_the_axes_and_leave_other_norms_alone():
 
     assert edits("W.norm(2, 1)") == ["W.pow(2).sum(1)", "W.sum(1).sqrt()", "W.abs().sum(1)"]
     assert edits("W.norm(1)") == [] and edits("W.norm(p=1)") == []  # an L1 norm: its p is not an axis
+    # a sum (an L1 penalty of non-negative values) written as the L2 norm: the axes move to norm's keywords
+    assert edits("a.sum(-1)") == ["a.norm(dim=-1)"] and edits("a.sum(1, True)") == ["a.norm(dim=1, keepdim=True)"]
+    assert edits("a.sum(dtype=t)") == []
 
 
 def solution_column_sums(x: Tensor) -> Tensor:
