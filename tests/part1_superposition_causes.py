@@ -278,3 +278,44 @@ def pair_value_correlation_failure(batch: Tensor, present: Tensor, message: str)
                 "of it)? Each value needs its own independent uniform draw; only presence is shared in a pair",
                 code="values_depend_on_cell",
             )
+
+
+def constant_values_failure(
+    batch: Tensor, present: Tensor, what: str, low: float, high: float, p: Tensor | None
+) -> None:
+    """Present values that never vary over the batch within a cell (checked on cells present at least 10 times):
+    named by what the constants are: equal to p (the presence probability used as the value: nothing drawn), else
+    a per-cell table without a batch axis (or a fixed parameter table used as the value)."""
+    if present.shape != batch.shape or present.ndim != 3:
+        return
+    cells = (present.sum(0) >= 10).nonzero().tolist()
+    constants = {}
+    for a, c in cells:
+        cell = batch[:, a, c][present[:, a, c]]
+        if not bool((cell == cell[0]).all()):
+            return  # some cell varies: the per-cell test of the caller looks at the law
+        constants[a, c] = float(cell[0])
+    if not constants:
+        return
+    (a, c), value = next(iter(constants.items()))
+    where = f"{what}: inst {a}, feature {c} has the value {value:.3g} in every example where it is present"
+    law = f"U[{low:g}, {high:g}]"
+    if p is not None and p.shape == batch.shape[1:]:
+        table = p.detach().double().cpu()
+        if all(
+            abs(v - float(table[i, j])) <= 1e-6 * max(1.0, abs(float(table[i, j]))) for (i, j), v in constants.items()
+        ):
+            fail(
+                where + f" (its probability p = {float(table[a, c]):.3g}; every present cell holds its own p)",
+                f"the present value equals the feature's probability p: no value was drawn (p used as the value, e.g. "
+                f"torch.where(present, p, 0)); draw each present value from {law}",
+                code="values_equal_p",
+            )
+    values = set(constants.values())  # (one value everywhere fails earlier as constant_magnitude)
+    fail(
+        where + f" (each present cell holds its own fixed value; {len(values)} different values over the cells)",
+        "every example needs its own values: the values have no batch axis (drawn with the shape [inst, features] "
+        "and broadcast), or a fixed per-feature table (a config parameter such as the importance) was used as the "
+        f"value; draw the value tensor with the batch axis, [batch, inst, features], from {law}",
+        code="values_shared_over_batch",
+    )

@@ -645,6 +645,7 @@ def check_values_per_cell(
     `p` [inst units], the presence probabilities, names values whose range's width follows p (a reused draw).
     """
     causes.per_example_values_failure(batch, present, what, low, high)
+    causes.constant_values_failure(batch, present, what, low, high, p)
     counts = present.sum(0).double()
     for a, c in (counts >= 10).nonzero().tolist():
         cell = batch[:, a, c][present[:, a, c]]

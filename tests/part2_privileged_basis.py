@@ -49,6 +49,7 @@ from tests.part1_superposition_probes import (
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
+from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
 
 relu = torch.relu
 
@@ -114,9 +115,11 @@ def _check_forward(
         random
         or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
         or _output_sign_probe(type(model), params, device)
+        or hidden_shift_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
         or hidden_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
         or diagnosis
         or own_feature_diagnosis(model, x, lambda t: two_layer(t, W_in, W_out, b, act=relu))
+        or hidden_offset_diagnosis(out, x, W_in, W_out, b)
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
     )
     expect_matches(

@@ -11,7 +11,7 @@ from torch import Tensor
 
 import tests.part4_double_descent_mistakes as mistakes
 from tests.checking import fail
-from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_overlaps import _guards, overlap_square_candidates, whole_norm_candidates
 
 Mistake = tuple[str, str, Tensor]
 
@@ -149,7 +149,30 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     """The catalogue's dimensionality mistakes on v [inst n d] plus the squared overlaps written as matrix products
     (`tests.part3_feature_geometry_overlaps`, shared with part 3)."""
     values, shapes = mistakes.dimensionality_candidates(v)
-    return values + overlap_square_candidates(v) + whole_norm_candidates(v), shapes
+    return values + overlap_square_candidates(v) + whole_norm_candidates(v) + numerator_axis_candidates(v), shapes
+
+
+def numerator_axis_candidates(v: Tensor) -> list[Mistake]:
+    """On v [inst n d] (n != d): the numerator's squared norm taken over the vectors axis instead of over d, then
+    averaged over the other axis, so every vector of an instance gets the same numerator: (v**2).sum(-2).mean(-1) =
+    ‖V‖²_F / d, or (v**2).mean(-2).sum(-1) = ‖V‖²_F / n (the mean of the ‖vᵢ‖²), or v.pow(2).mean((-2, -1))."""
+    v = v.double()
+    n, d = v.shape[-2], v.shape[-1]
+    unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    den = torch.einsum("kid,kjd->kij", unit, v).pow(2).sum(-1)
+    frob = v.pow(2).sum((-2, -1))[:, None].expand(den.shape)
+    out = []
+    for code, how, size in (
+        ("(v**2).sum(-2).mean(-1)", f"the norm over the {n} vectors (dim -2), then averaged over d = {d}", d),
+        ("(v**2).mean(-2).sum(-1)", f"the mean over the {n} vectors (dim -2) of the squared norms", n),
+        ("v.pow(2).mean((-2, -1))", f"the mean over the {n} vectors and d = {d} coordinates", n * d),
+    ):
+        hint = (
+            f"your numerator is the same for every vector of an instance, ‖V‖²_F / {size} = {code}: {how}. The "
+            "numerator ‖vᵢ‖² is each vector's own squared norm, summed over d only: (v**2).sum(-1), one per vector"
+        )
+        out += [("numerator_axis", hint, value) for value in _guards(frob / size, den)]
+    return out
 
 
 def filled_rows_hint(c: float, n_feats: int) -> str:

@@ -24,3 +24,23 @@ def test_anticorrelated_rate_capped():
     )
     failure = assert_fails(p1.test_generate_anticorrelated_features, variant, "rate_capped")
     assert "capped at a constant" in failure.hint
+
+
+def _uncorrelated(values_of):
+    def generate_uncorrelated_features(self, n, p):
+        shape = (n, *p.shape)
+        present = torch.rand(shape, device=p.device) < p
+        return torch.where(present, values_of(p, shape), 0.0)
+
+    return type("Variant", (CorrelatedToyModel,), {"generate_uncorrelated_features": generate_uncorrelated_features})
+
+
+def test_present_value_equal_to_p_is_named():
+    variant = _uncorrelated(lambda p, shape: p.expand(shape))
+    failure = assert_fails(p1.test_generate_uncorrelated_features, variant, "values_equal_p")
+    assert "probability p" in failure.hint and "U[0, 1]" in failure.hint
+
+
+def test_values_without_batch_axis_still_named():
+    variant = _uncorrelated(lambda p, shape: torch.rand(shape[1:], device=p.device).expand(shape))
+    assert_fails(p1.test_generate_uncorrelated_features, variant, "values_shared_over_batch")

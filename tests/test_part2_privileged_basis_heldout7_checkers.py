@@ -34,3 +34,24 @@ def _forward(W1_of, W2_of):
 def test_computation_weight_reshaped_not_transposed(W1_of, W2_of, name):
     failure = assert_fails(checks2.test_computation_forward, _forward(W1_of, W2_of), "reshape_not_transpose")
     assert name in failure.hint
+
+
+def _hidden_offset(offset_of):
+    def forward(self, x):
+        h = F.relu(einops.einsum(x, self.W1, DOWN) + offset_of(self))
+        return F.relu(einops.einsum(h, self.W2, UP2) + self.b_final)
+
+    return type("Variant", (NeuronComputationModel,), {"forward": forward})
+
+
+@pytest.mark.parametrize(
+    "offset_of",
+    [
+        lambda self: self.b_final.mean(-1, keepdim=True),  # one per instance, hidden by the ReLU when negative
+        lambda self: -0.3,
+        lambda self: self.b_final[:, : self.cfg.d_hidden],  # one per hidden neuron, some positive
+    ],
+)
+def test_computation_hidden_bias_is_named(offset_of):
+    failure = assert_fails(checks2.test_computation_forward, _hidden_offset(offset_of), "hidden_bias")
+    assert "inside the hidden layer" in failure.hint

@@ -40,3 +40,22 @@ def test_half_of_the_training_set_is_named():
 
 def test_reshape_for_transpose_is_named():
     assert_fails(p4.test_compute_dimensionality, cd_reshaped, "reshape_not_transpose")
+
+
+def cd_numerator_over_vectors(v):
+    norm_sq = (v**2).sum(-2, keepdim=True).expand_as(v).sum(-1) / v.shape[-1]
+    unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return norm_sq / (torch.einsum("kid,kjd->kij", unit, v) ** 2).sum(-1).clamp_min(1e-30)
+
+
+def cd_numerator_mean_norm(v):
+    norm_sq = (v**2).sum(-1).mean(-1, keepdim=True)
+    unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return norm_sq / (torch.einsum("kid,kjd->kij", unit, v) ** 2).sum(-1).clamp_min(1e-12)
+
+
+def test_numerator_over_the_vectors_axis_is_named():
+    failure = assert_fails(p4.test_compute_dimensionality, cd_numerator_over_vectors, "numerator_axis")
+    assert "(v**2).sum(-2).mean(-1)" in failure.hint
+    failure = assert_fails(p4.test_compute_dimensionality, cd_numerator_mean_norm, "numerator_axis")
+    assert "(v**2).mean(-2).sum(-1)" in failure.hint
