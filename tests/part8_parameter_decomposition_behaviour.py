@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_pairings as pairings
 from tests import part8_parameter_decomposition_readings as readings
 from tests.checking import CheckFailed, fail
 from tests.part8_parameter_decomposition_probes import sequential_mistakes
@@ -200,7 +201,9 @@ def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, T
                     found.append(("normalised_inputs", hint, lower))
     except Exception:  # a probe that the learner's module can't run says nothing
         return found
-    return found + ci_sum_factor(p, lower)
+    return (
+        found + pairings.ci_reductions(p) + pairings.ci_batch_independence(module, p, lower) + ci_sum_factor(p, lower)
+    )
 
 
 def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
@@ -615,6 +618,7 @@ def start_probe(
     start = torch.cat([t.flatten() for t in init])
     if out0.shape != start.shape or torch.allclose(out0, start, atol=1e-6) or torch.allclose(out0, flat, atol=1e-6):
         return
+    pairings.start_rounded(out0, start)  # init rounded, binarised or clamped: not a start elsewhere
     shown, initial = (", ".join(f"{float(v):.3g}" for v in t[:4]) for t in (out0, start))
     fail(
         f"with n_steps = 0 adversarial_sources returns {shown}, ..., not init ({initial}, ...)",
@@ -666,7 +670,12 @@ def recon_accumulator(right: Tensor, chain: Any, p: dict[str, list[Tensor]], x: 
         f"0, the mean of the L = {L} single-matrix losses alone"
     )
     out = [("layerwise_from_full", hint, torch.stack([right[0], layerwise]))]
-    return out + readings.full_as_sum(right, L) + readings.recon_others(chain, p, x)
+    return (
+        out
+        + readings.full_as_sum(right, L)
+        + readings.recon_others(chain, p, x)
+        + pairings.recon_permuted_masks(chain, p, x)
+    )
 
 
 def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
@@ -693,7 +702,7 @@ def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
                 f"the reductions: {why}. Sum over subcomponents and matrices, mean over the batch, sum over instances"
             )
             out.append(("reductions", hint, value))
-    return out + readings.minimality_penalties(ci, p, eps)
+    return out + readings.minimality_penalties(ci, p, eps) + pairings.minimality_soft_max(ci, p, eps)
 
 
 def minimality_sums(ci: list[Tensor]) -> dict[str, int]:
@@ -737,7 +746,7 @@ def product_sum_of_factors(p: dict[str, Tensor]) -> Mistakes:
         "multiply each subcomponent's column of U by its own masked activation, then sum over C: U (m ⊙ V a) "
         "(einsum 'batch inst C, inst d_out C -> batch inst d_out')"
     )
-    return [("product_of_sums", hint, out)]
+    return [("product_of_sums", hint, out), *pairings.product_mask_powers(p)]
 
 
 def ablation_slips(chain: Any, terms: Tensor, x: Tensor) -> Mistakes:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_pairings as pairings
 from tests.checking import FAILURE_PROBABILITY, fail
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -199,6 +200,9 @@ def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, st
         ("batch_summed_gradient", summed, _ascent(loss_fn, init, n_steps, step, "batch_summed")),
         ("round_robin", robin, _ascent(loss_fn, init, n_steps, step, "round_robin")),
         *adversarial_average(loss_fn, init, n_steps, step),
+        *pairings.adversarial_rounded(
+            torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps, step)])
+        ),
     ]
 
 
