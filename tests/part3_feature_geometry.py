@@ -24,7 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_floors import bent_ratio_failure
+from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
 from tests.reshape_scrambles import regrouped_candidates
@@ -707,15 +707,11 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expected = _reference(W)
     expect_no_zeroed(out, expected, what, W)
     if unexplained(out, expected, values, "inst feats"):
-        norm_threshold_failure(out, expected, W, what)
-        Wd = W.double()
+        for probe in (norm_threshold_failure, norm_constant_failure):  # a clamp or an added constant on ‖W_i‖
+            probe(out, expected, W, what)
+        Wd, names = W.double(), ("‖W_i‖⁴", "Σ_j (W_i·W_j)²")
         bent_ratio_failure(
-            out,
-            Wd.pow(2).sum(1).pow(2),
-            torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1),
-            what,
-            "‖W_i‖⁴",
-            "Σ_j (W_i·W_j)²",
+            out, Wd.pow(2).sum(1).pow(2), torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1), what, *names
         )
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")

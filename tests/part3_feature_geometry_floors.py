@@ -65,3 +65,29 @@ def bent_ratio_failure(
         seen += f", wrong at the {n} of {total} positions where it is smaller"
     both = " (with this numerator the two give the same values)" if cap_ok and floor_ok else ""
     fail(f"{what}: {seen}", f"possible causes{both}: " + "; or ".join(causes), code=code)
+
+
+def norm_constant_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -> None:
+    """D_i read back with a normalisation that has an additive constant: Ŵ_i = W_i / (‖W_i‖ + c) makes D_i the right
+    one times ((‖W_i‖ + c) / ‖W_i‖)², Ŵ_i = W_i / √(‖W_i‖² + c) times (‖W_i‖² + c) / ‖W_i‖². The constant c is
+    solved per feature and named only when every feature (columns of different norms) gives the same c."""
+    got, exp = out.detach().double().cpu().flatten(), expected.detach().double().cpu().flatten()
+    norms = W.detach().double().norm(dim=1).cpu().flatten()
+    keep = (exp > 0) & (norms > 0)
+    if got.shape != exp.shape or int(keep.sum()) < 3 or not bool((got[keep] > 0).all()):
+        return
+    ratio, n = got[keep] / exp[keep], norms[keep]
+    if bool(torch.isclose(ratio, torch.ones_like(ratio), rtol=1e-4).all()):
+        return
+    for c, how, fix in (
+        (_constant(n * (ratio.sqrt() - 1)), "W_i / (‖W_i‖ + {c})", "a constant added to the norm"),
+        (_constant(n.pow(2) * (ratio - 1)), "W_i / √(‖W_i‖² + {c})", "a constant added to the squared norm"),
+    ):
+        if c is not None and abs(c) > 1e-6:
+            fail(
+                f"{what}: your values are the right D_i with Ŵ_i = {how.format(c=f'{c:.4g}')} in place of W_i / ‖W_i‖ "
+                "(the ratio to the right value follows every column's norm exactly that way)",
+                f"{fix} in the normalisation (an eps of {c:.4g}) changes every D_i, most for short columns: divide "
+                "by the norm itself, and guard only a zero column (torch.where, or an eps like 1e-12)",
+                code="norm_plus_constant",
+            )

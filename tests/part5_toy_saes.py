@@ -43,6 +43,7 @@ from tests.checking import (
     returned,
 )
 from tests.mutants import Reference, call
+from tests.output_order import FORWARD_OUTPUTS, expect_output_order
 
 N_INST, D_IN, D_SAE, N_FEATS = 3, 4, 7, 6  # every size distinct: a factor or axis is named by one size only
 COEFFS = [0.1, 0.3, 0.05]
@@ -238,6 +239,7 @@ def check_sae_forward(
 
     loss_dict, loss, acts, h_rec = call_forward(sae, h)
     ref_dict, ref_loss, ref_acts, ref_rec = forward(reference, h)
+    expect_output_order((loss_dict, loss, acts, h_rec), (ref_dict, ref_loss, ref_acts, ref_rec), FORWARD_OUTPUTS)
     outs = {}
     for code, hint, stage, bug in mistakes:
         d, total, a, r = forward(reference, h, **bug)

@@ -59,6 +59,12 @@ def live_norm_statistic(length: Tensor, inst_of: Tensor, norms: Tensor, dead: Te
             ("the largest", live.max()),
             ("the smallest", live.min()),
             ("the root mean square", live.pow(2).mean().sqrt()),
+            (
+                "the root of the summed squares (= the Frobenius norm of the whole live block, "
+                "W_enc[inst][:, live].norm(), √n_live × their root mean square)",
+                live.pow(2).sum().sqrt(),
+            ),
+            ("the sum", live.sum()),
         ):
             stats.setdefault(name, []).append(value)
     got = length.double()

@@ -355,10 +355,9 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     _check_absorption(impl, case, 0.5, "absorption_fraction on a hand-built case with cos_threshold=0.5")
     features, acts, W_dec, W_feat, parent_of = _random_absorption_inputs(device)
     for threshold in (0.3, 0.6):
+        args = (features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of))
         out = _float_output(
-            impl(
-                features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of), cos_threshold=threshold
-            ),
+            impl(*args, cos_threshold=threshold),
             f"absorption_fraction on random inputs (cos_threshold={threshold})",
             (acts.shape[1], parent_of.count(-1)),
             "inst parents",
@@ -369,18 +368,19 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
             (code, hint, absorption_variant(features, acts, W_dec, W_feat, parent_of, threshold, **kw))
             for kw, code, hint in ABSORPTION_MISTAKES[1:] + RANDOM_ONLY_MISTAKES
         ]
-        ignored = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)
+        ignored = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)  # the fixed 0.3 kept
         mistakes.append(("threshold_ignored", "use the cos_threshold argument, not a fixed 0.3", ignored))
-        expect_matches(
-            out,
-            expected,
-            f"absorption_fraction on random inputs (cos_threshold={threshold})",
-            distinct_mistakes(mistakes, expected),
-            dims="inst parents",
-            hint="the hand-built case passed, so look at what it doesn't cover: several children per parent, "
-            "latents that are carriers for several parents",
-            reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), threshold),
-        )
+        with probes.unnamed("values", lambda _, t=threshold: carrier_rule(impl, device, t)):  # a carrier set, named
+            expect_matches(
+                out,
+                expected,
+                f"absorption_fraction on random inputs (cos_threshold={threshold})",
+                distinct_mistakes(mistakes, expected),
+                dims="inst parents",
+                hint="the hand-built case passed, so look at what it doesn't cover: several children per parent, "
+                "latents that are carriers for several parents",
+                reference=call(ref.absorption_fraction, features, acts, W_dec, W_feat, list(parent_of), threshold),
+            )
     check_on_carrier_inputs(impl, device)
     check_feature_order(impl, device)
     return "hand-built cases (every rule matters) and random decoders, several instances"

@@ -168,6 +168,17 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
             "cos[:, :, p].argmax(-1) set to False, then ((acts > 0) & carriers).any(-1)",
         )
     )
+    top = cos[..., parents].amax(1, keepdim=True)  # [inst 1 parents]: the parent's best cosine (its own latent's)
+    rules.append(
+        (
+            (cos[..., parents] >= th * top) & not_own,
+            "carriers_relative_threshold",
+            "your carriers are the latents whose cosine reaches cos_threshold TIMES the parent's best cosine "
+            "(cos >= cos_threshold * cos.max()): the threshold is absolute, "
+            + rule
+            + " (cos[:, :, p] >= cos_threshold), whatever the best cosine is",
+        )
+    )
     fits = [(code, hint) for mask, code, hint in rules if torch.equal(seen, mask)]
     if not fits:
         return  # another carrier set is left to the failure as it stands: no mistake that gives it has been seen yet

@@ -537,7 +537,7 @@ def sum_hint(out: Tensor, W: Tensor, fn: Callable | None = None) -> tuple[str, s
             "d_in] or [d_out, inst·d_in])"
         )
     if torch.allclose(total, W, rtol=1e-4, atol=1e-5):
-        return "values", "σ_k u_k v_kᵀ, largest σ first"
+        return readings.summed_hint(out, W)  # right, or singular vectors accurate only to a few digits
     changed = {
         "its row means (the mean over d_in of each row, W.mean(-1))": W - W.mean(-1, keepdim=True),
         "its column means (the mean over d_out of each column, W.mean(-2))": W - W.mean(-2, keepdim=True),
@@ -549,7 +549,7 @@ def sum_hint(out: Tensor, W: Tensor, fn: Callable | None = None) -> tuple[str, s
                 f"W changed before the SVD: your terms add up to W minus {name}, as if W was centred first (a PCA "
                 "habit): decompose W itself, so that Σ_k σ_k u_k v_kᵀ = W"
             )
-    return "not_sum", "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
+    return readings.unsummed_hint(out, W)  # a perturbed W, inexact singular vectors, or just not W
 
 
 # ---------------------------------------------------------------- ablation_losses: terms ignored

@@ -257,3 +257,63 @@ def reordered_hint(actual: Tensor, expected: Tensor, dims: str | None = None) ->
         "your output holds exactly the expected values, at other positions: the axes are out of order (a reshape or "
         "view where a permute was needed, or the loop's axes stacked in another order?)"
     )
+
+
+# ---------------------------------------------------------------- svd_terms: terms that don't add up to W
+INEXACT = (
+    "singular vectors not accurate to float precision (an iterative method such as power iteration, with or "
+    "without deflation, stopped before converging?): use torch.linalg.svd"
+)
+
+
+def _svd_terms(W: Tensor) -> Tensor:
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return torch.einsum("iak,ik,ikb->ikab", U, S, Vh)
+
+
+def summed_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
+    """(code, hint) when the terms add up to W: terms within 1% of the exact SVD terms (relative Frobenius
+    difference) but not equal to them are singular vectors that are only approximate; else the formula."""
+    terms, right = out.detach().double(), _svd_terms(W.detach().double())
+    rel = float((terms - right).norm() / right.norm().clamp_min(1e-30))
+    if 1e-5 < rel < 1e-2:
+        return "inexact_svd", (
+            f"your terms add up to W, and are within {rel:.2g} (relative) of the exact SVD terms, but not equal to "
+            f"them: {INEXACT}"
+        )
+    return "values", "σ_k u_k v_kᵀ, largest σ first"
+
+
+def unsummed_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
+    """(code, hint) when the terms don't add up to W, from two observed facts: how far their sum S is from W
+    (relative Frobenius error), and whether the terms are an exact SVD of S itself (rank one, orthogonal, largest
+    first: the solution's SVD of S gives them back). An exact SVD of S ≠ W whose directions u_k v_kᵀ are not W's: W
+    was changed before decomposing (the difference's rank is reported: dense noise has full rank); W's own directions
+    with other sizes are σ changed, left to the term-size hint. Not an exact SVD, but S close to W: singular vectors
+    that are only approximate (an iterative method stopped early)."""
+    terms = out.detach().double()
+    total, Wd = terms.sum(1), W.detach().double()
+    rel = float((total - Wd).norm() / Wd.norm().clamp_min(1e-30))
+    if not bool(torch.isfinite(terms).all()):
+        return "not_sum", "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
+    own = _svd_terms(total)
+    scale = float(total.abs().max().clamp_min(1e-30))
+    unit = lambda t: t / t.flatten(-2).norm(dim=-1)[..., None, None].clamp_min(1e-30)  # each term's direction
+    same_dirs = torch.allclose(unit(terms), unit(_svd_terms(W.detach().double())), atol=1e-4)
+    if torch.allclose(terms, own, rtol=1e-4, atol=1e-5 * scale) and not same_dirs:  # W's directions: only σ changed
+        d = total - Wd
+        s = torch.linalg.svdvals(d)
+        rank = int((s > 1e-6 * float(s.max().clamp_min(1e-30))).sum(-1).max())
+        full = min(W.shape[-2:])
+        spread = "of full rank, as dense noise is" if rank == full else f"of rank {rank} (full rank is {full})"
+        return "perturbed_W", (
+            f"your terms are an exact SVD, but of a matrix that is not W: they add up to W plus a difference of "
+            f"relative size {rel:.2g} (‖Σ terms − W‖ / ‖W‖), {spread}. W was changed before decomposing (noise added, "
+            "e.g. a jitter W + ε·randn, or another modification of W): decompose W itself, so Σ_k σ_k u_k v_kᵀ = W"
+        )
+    if rel < 1e-2:
+        return "inexact_svd", (
+            f"your terms add up to W only approximately (relative error {rel:.2g}, far above float precision) and "
+            f"are not an exact SVD of their own sum: {INEXACT}"
+        )
+    return "not_sum", "the terms must add up to W: Σ_k σ_k u_k v_kᵀ = W"
