@@ -23,12 +23,15 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
+from tests import part8_parameter_decomposition_draws as draws
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
+from tests import part8_parameter_decomposition_normalised as normalised
 from tests import part8_parameter_decomposition_outputs as outputs
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_readings as readings
+from tests import part8_parameter_decomposition_reorderings as axes
 from tests import part8_parameter_decomposition_slips as slips
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -44,12 +47,6 @@ from tests.mutants import Reference, call, one_change_diagnosis
 from tests.part8_parameter_decomposition_probes import _rand, _randn
 from tests.sizes import note_inputs
 from utils.part8_parameter_decomposition import WeightChain
-
-
-def _pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
-    if not isinstance(out, tuple | list) or len(out) != 2:
-        fail(f"{what} should return a pair ({names}), got {type(out).__name__}", f"return {names}", code="not_pair")
-    return out[0], out[1]
 
 
 def _grads(out: Tensor, inputs: list[Tensor], retain: bool = False) -> list[Tensor | None]:
@@ -138,7 +135,9 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
         out = expect_tensor(out, what, shape=(n_inst, r, d_out, d_in), dims=dims, dtype=W.dtype, device=device)
         right, mistakes = mis.svd_candidates(W)
         code, hint = fresh.sum_hint(out, W, svd_terms)  # adds up to W, to W minus its means (centred first), or not
-        code, hint = diag.reordered_hint(out, right) or behaviour.term_size_hint(out, W, code) or (code, hint)
+        code, hint = (
+            axes.reordered_hint(out, right, dims, False) or behaviour.term_size_hint(out, W, code) or (code, hint)
+        )
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
         mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired
         mistakes += probes.svd_broadcasts(W, [m for *_, m in mistakes])  # A.unsqueeze(i) * B.unsqueeze(j)
@@ -172,13 +171,13 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     right, mistakes = mis.ablation_candidates(chain, terms, x)
     code, hint = (
         diag.constant_axis_hint(out, right, dims)
-        or diag.reordered_hint(out, right, dims)
+        or axes.reordered_hint(out, right, dims)
         or probes.ablation_hint(out, right, chain(x))
     )
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
     mistakes += fresh.ablation_reductions(chain, terms, x) + readings.output_readings(out, right, dims)
-    mistakes += fresh.ablation_terms_ignored(ablation_losses, chain, terms, x, out)
+    mistakes += normalised.ablation_more(ablation_losses, chain, terms, x, out)
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -313,7 +312,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
     V = p["V"].clone().requires_grad_()
     apply = lambda a, V: diag.call_naming_apply(module, a, V)
     out = inp.call_unchanged(apply, {"a": p["a"], "V": V}, "CausalImportance.forward(a, V)")
-    lower, upper = _pair(returned(out, "CausalImportance.forward"), "forward", "(lower, upper)")
+    lower, upper = outputs.pair(returned(out, "CausalImportance.forward"), "forward", "(lower, upper)")
     shape, dims = (7, 3, 4), "batch inst C"
     lower = expect_tensor(lower, "the lower-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
     upper = expect_tensor(upper, "the upper-leaky importances", shape=shape, dims=dims, dtype=V.dtype, device=device)
@@ -386,7 +385,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     ci = mask_inputs(device)
     note_inputs(**{"len(causal_importances), the number of matrices": len(ci)})  # a wrong size 2 named
     out = inp.call_unchanged(sample_masks, {"causal_importances": ci}, "sample_masks")
-    masks, deltas = _pair(returned(out, "sample_masks"), "sample_masks", "masks, delta_masks")
+    masks, deltas = outputs.pair(returned(out, "sample_masks"), "sample_masks", "masks, delta_masks")
     if not isinstance(masks, tuple | list) or not isinstance(deltas, tuple | list):
         fail(
             f"sample_masks should return two lists (masks, delta_masks), got {type(masks).__name__} and "
@@ -457,7 +456,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
                 code="max_not_interpolation",
             )
         diag.check_not_shared(r, f"mask {layer}")
-        behaviour.r_span(r, g, layer)
+        draws.r_draws(r, g, layer)
         rs.append(r)
     if diag.shared_draws(rs[0][..., :3], rs[1]):
         fail(
@@ -603,7 +602,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         inp.call_naming_recon(stochastic_reconstruction_losses, chain, q, x), "stochastic_reconstruction_losses"
     )
     inp.unchanged(inputs, saved, "stochastic_reconstruction_losses")
-    full, layerwise = _pair(out, "stochastic_reconstruction_losses", "full, layerwise")
+    full, layerwise = outputs.pair(out, "stochastic_reconstruction_losses", "full, layerwise")
     inp.one_element(full, "the full loss")
     behaviour.layerwise_per_matrix(layerwise, len(chain.weights))
     inp.one_element(layerwise, "the layerwise loss")

@@ -12,6 +12,7 @@ from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import expect_matches, expect_scalar, expect_tensor, fail, returned
@@ -57,13 +58,34 @@ def faithfulness_logs(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
     return [("log_loss", seen + plain, per.log().sum()), ("log_loss", whole + plain, per.sum().log())]
 
 
+def pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
+    """The two entries of a returned pair, or a failure (code not_pair)."""
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        fail(f"{what} should return a pair ({names}), got {type(out).__name__}", f"return {names}", code="not_pair")
+    return out[0], out[1]
+
+
 def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> list[tuple[str, str, Tensor]]:
     """The norm and slip readings of faithfulness_loss, and a log taken of the loss."""
     return (
         fresh.faithfulness_norms(weights, U, V)
         + fresh.faithfulness_slips(weights, U, V)
         + faithfulness_logs(weights, U, V)
+        + faithfulness_doubled_count(weights, U, V)
     )
+
+
+def faithfulness_doubled_count(
+    weights: list[Tensor], U: list[Tensor], V: list[Tensor]
+) -> list[tuple[str, str, Tensor]]:
+    """Half the right loss: N counted twice (W's entries and U V's, both the same number) and the ½ MSE convention
+    give the same value on every input, so both are listed, the count first. Code "scale", as the ½ reading had."""
+    hint = (
+        "your value is 1/2 × the expected one: N counted twice (the entries of W and of U V both counted, or each "
+        "parameter counted twice: N is the number of entries of W alone), or a factor 1/2 too many (the ½ MSE "
+        "convention, ½ Σ d²)?"
+    )
+    return [("scale", hint, mis.faithfulness_candidates(weights, U, V)[0] / 2)]
 
 
 def adversarial_gradient_probes(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:
