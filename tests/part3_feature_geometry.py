@@ -24,6 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
+from tests.part3_feature_geometry_denominators import constant_denominator_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
@@ -221,16 +222,7 @@ def dimensionality_structure(
             "instead of the sum (the self-overlap is usually the largest), or a reduction over the wrong axis",
             code="ignores_others",
         )
-    norm_sq = v.detach().double().cpu().pow(2).sum(-1)
-    ratio = base / norm_sq
-    if bool(torch.isfinite(ratio).all()) and same(ratio, ratio[:, :1].expand_as(ratio)):
-        fail(
-            f"within each instance your values are ‖{x}_i‖² times one constant: the denominator is the same for every "
-            f"{name} i",
-            f"each {name} i has its own denominator Σ_j ({u}_i·{x}_j)²: was the square summed over both indices (a d×d "
-            f"product {x}ᵀ{x}, or a sum over i and j) instead of over j only?",
-            code="denominator_constant",
-        )
+    constant_denominator_failure(base, v, name, sym)
     q, _ = torch.linalg.qr(torch.randn(v.shape[-1], v.shape[-1], generator=g, dtype=torch.float64))
     turned = probe((v.detach().double().cpu() @ q).to(v))
     if turned is not None and not same(turned, base):

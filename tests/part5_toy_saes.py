@@ -31,6 +31,7 @@ from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
+from tests import part5_toy_saes_row_norms as RN
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -507,18 +508,14 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
                 "return a new tensor; don't divide in place (/=, div_) or write into .data",
                 code="in_place",
             )
-        if not torch.isfinite(out).all():
-            fail(
-                "W_dec_normalized contains NaN or inf for an all-zero decoder row",
-                "add cfg.weight_normalize_eps to the norm before dividing",
-                code="zero_row",
-            )
+        RN.nonfinite_rows_failure(out, W, eps)
         mistakes = [(code, hint, fn(W, eps)) for code, hint, fn in M.NORM_MISTAKES]
         if not tied:
             W_enc = sae.W_enc.detach()
             from_enc = (W_enc / (W_enc.norm(dim=1, keepdim=True) + eps)).transpose(-1, -2)
             mistakes.append(("used_W_enc", "normalise the decoder (self.W_dec), not the encoder", from_enc))
         P.short_row_hint(out.detach(), expected, W, mistakes, eps)
+        RN.row_failures(out.detach(), expected, W, mistakes, {} if tied else {"W_enc transposed": sae.W_enc.mT}, eps)
         expect_matches(
             out.detach(),
             expected,

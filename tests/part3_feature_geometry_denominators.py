@@ -1,0 +1,52 @@
+"""A dimensionality D_i = ‖v_i‖² / Σ_j (v̂_i·v_j)² (= ‖v_i‖⁴ / Σ_j (v_i·v_j)²) whose denominator is one number per
+instance instead of one per vector: read back from the learner's values as ‖v_i‖² / D_i (the normalised form) and
+‖v_i‖⁴ / D_i (the raw form). When either is the same for every vector of an instance, the denominator does not
+depend on i; the constant is then compared with the sums over ALL pairs (i, j) to say which one it is."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+
+def _same_over_vectors(x: Tensor) -> bool:
+    return bool(torch.isfinite(x).all()) and bool(torch.allclose(x, x[:, :1].expand_as(x), rtol=1e-4, atol=1e-12))
+
+
+def constant_denominator_failure(base: Tensor, v: Tensor, name: str, sym: tuple[str, str]) -> None:
+    """`base` [inst n]: the learner's values on `v` [inst n d]. Fail (code denominator_constant) when ‖v_i‖^(2k) /
+    D_i is constant over i within every instance for k = 1 or 2, naming the all-pairs sum it equals if one does."""
+    x, u = sym
+    v = v.detach().double().cpu()
+    base = base.detach().double().cpu()
+    norm_sq = v.pow(2).sum(-1)  # [inst n]
+    if bool((norm_sq <= 0).any()) or bool((base == 0).any()):
+        return
+    unit = v / norm_sq.sqrt()[..., None]
+    raw, half, both = (torch.einsum("kid,kjd->kij", a, b).pow(2) for a, b in ((v, v), (unit, v), (unit, unit)))
+    sums = (
+        (f"Σ_i Σ_j ({x}_i·{x}_j)² (the squared Frobenius norm of the Gram matrix)", raw.sum((-1, -2))),
+        (f"Σ_i Σ_j ({u}_i·{x}_j)²", half.sum((-1, -2))),
+        (f"Σ_i Σ_j ({u}_i·{u}_j)²", both.sum((-1, -2))),
+    )
+    for k, power in ((1, "²"), (2, "⁴")):
+        per_inst = norm_sq.pow(k) / base  # the denominator each value implies
+        if not _same_over_vectors(per_inst):
+            continue
+        const = per_inst[:, 0]
+        seen = next((label for label, s in sums if torch.allclose(const, s, rtol=1e-4)), None)
+        which = (
+            f"; that number is {seen}, the sum over ALL pairs (i, j) of the instance"
+            if seen
+            else f" ({', '.join(f'{float(c):.4g}' for c in const)} per instance)"
+        )
+        fail(
+            f"within each instance your values are ‖{x}_i‖{power} times one constant: ‖{x}_i‖{power} / D_i, the "
+            f"denominator your values imply, is the same number for every {name} i{which}",
+            f"each {name} i has its own denominator Σ_j ({u}_i·{x}_j)² (= Σ_j ({x}_i·{x}_j)² / ‖{x}_i‖²), a sum over "
+            f"j only: was the square summed over both indices (.sum((-1, -2)), a sum over i and j, or the squared "
+            "d×d product) instead of over j only (.sum(-1) of the [n, n] matrix of squared overlaps)?",
+            code="denominator_constant",
+        )

@@ -1,0 +1,166 @@
+"""Part 5's W_dec_normalized (W_dec / (‖W_dec row‖ + eps)) read back row by row, for outputs no catalogue entry
+explains:
+
+* `nonfinite_rows_failure`: NaN or inf told apart by WHERE it is: in the all-zero rows only (a 0 / 0: eps
+  missing) or in rows that are not zero (the squared norm went negative under a square root: not a sum of squares);
+* `divisor_power_failure`: rows that point the right way, each divided by a·‖W_row‖^p, with a and p fitted from
+  every row's divisor ‖W_row‖ / ‖out_row‖ (the checker's rows have norms from 0.15 to 2.5, so a and p are
+  determined): ‖W‖² / 2 is the precedence slip `** 1/2`;
+* `numerator_source_failure`: rows that point along another tensor's rows (W_enc transposed, untied case), with the
+  divisor read back and compared with the norms of W_dec and of that tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+_NORM_FIX = "write the norm as W.norm(dim=-1, keepdim=True) or (W ** 2).sum(-1, keepdim=True).sqrt()"
+
+
+def _squared_norm_candidates(W: Tensor) -> list[tuple[str, Tensor]]:
+    """Wrong "squared norms" [inst d_sae] that can be negative (so their square root is NaN)."""
+    return [
+        (
+            "each row dotted with the sum of all rows of its instance: einsum('isd,itd->is', W, W) sums the second "
+            "operand over t separately (write einsum('isd,isd->is', W, W), one index for the row)",
+            torch.einsum("isd,itd->is", W, W),
+        ),
+        (
+            "each row dotted with the sum of that latent's rows over the instances: einsum('isd,jsd->is', W, W)",
+            torch.einsum("isd,jsd->is", W, W),
+        ),
+        ("the row's entries summed without squaring them (W.sum(-1))", W.sum(-1)),
+    ]
+
+
+def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
+    """Fail when `out` [inst d_sae d_in] has NaN or inf; the message depends on whether the bad rows are the
+    all-zero rows of W (eps missing) or rows that are not zero (the norm itself is wrong)."""
+    out = out.detach()
+    bad = ~torch.isfinite(out).all(-1)
+    if not bad.any():
+        return
+    zero = W.norm(dim=-1) == 0
+    if not bool((bad & ~zero).any()):
+        fail(
+            "W_dec_normalized contains NaN or inf for an all-zero decoder row (and only there)",
+            "add cfg.weight_normalize_eps to the norm before dividing",
+            code="zero_row",
+        )
+    n_bad, n_rows, has_nan = int((bad & ~zero).sum()), bad.numel(), bool(torch.isnan(out[bad & ~zero]).any())
+    low = float(W.norm(dim=-1)[bad & ~zero].min())
+    where = f"{n_bad} of the {n_rows} decoder rows that are NOT zero (rows of norm {low:.3g} and up)"
+    for name, sq in _squared_norm_candidates(W.double()):
+        if torch.equal(bad & ~zero, (sq < 0) & ~zero):
+            fail(
+                f"W_dec_normalized contains NaN in {where}: exactly the rows where {name.split(':')[0]} is negative",
+                f"your squared norm looks like {name}; its square root is NaN wherever it is negative. The squared "
+                f"norm is the sum of the row's own squared entries, never negative: {_NORM_FIX}",
+                code="norm_nan",
+            )
+    if has_nan:
+        fail(
+            f"W_dec_normalized contains NaN in {where}, so eps is not the problem",
+            "a NaN in a non-zero row usually comes from a square root of a negative number: the quantity under "
+            "your square root is not a sum of squares of the row's own entries (an einsum or product over the wrong "
+            f"indices? a difference?): {_NORM_FIX}",
+            code="norm_nan",
+        )
+    fail(
+        f"W_dec_normalized contains inf in {where}: those rows were divided by 0",
+        f"the norm you divide by is 0 for rows that are not zero: it is not the row's own L2 norm. {_NORM_FIX}",
+        code="norm_nan",
+    )
+
+
+def _rows(out: Tensor, W: Tensor) -> Tensor:
+    """Rows used for read-backs: finite, W_row not short (eps is negligible there), out_row not zero."""
+    return torch.isfinite(out).all(-1) & (W.norm(dim=-1) > 1e-2) & (out.norm(dim=-1) > 0)
+
+
+def _fit_power(divisor: Tensor, norms: Tensor) -> tuple[float, float] | None:
+    """(a, p) with divisor = a · norms^p on every row (relative 1e-3), or None."""
+    if divisor.numel() < 3 or float(norms.max() / norms.min()) < 1.5:
+        return None
+    X = torch.stack([torch.ones_like(norms), norms.log()], -1)
+    coef = torch.linalg.lstsq(X, divisor.log()[:, None]).solution[:, 0]
+    p = float(coef[1])
+    p_round = round(p * 2) / 2 if abs(p * 2 - round(p * 2)) < 0.01 else p
+    a_fit = float((divisor / norms.pow(p_round)).median())
+    if not torch.allclose(divisor, a_fit * norms.pow(p_round), rtol=1e-3):
+        return None
+    return a_fit, p_round
+
+
+def divisor_power_failure(out: Tensor, W: Tensor) -> None:
+    """Every row points along W's row and was divided by a·‖W_row‖^p with p ≠ 1: name the power (and the
+    precedence slip `** 1/2` for a = 1/2, p = 2)."""
+    out, W = out.detach().double(), W.detach().double()
+    rows = _rows(out, W)
+    if int(rows.sum()) < 3:
+        return
+    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
+    if not bool((cos > 1 - 1e-4).all()):
+        return
+    norms = W.norm(dim=-1)[rows]
+    fit = _fit_power(norms / out[rows].norm(dim=-1), norms)
+    if fit is None or abs(fit[1] - 1) < 0.01:
+        return  # p = 1: a constant factor, named by the generic factor diagnosis
+    a, p = fit
+    if abs(p - 2) < 0.01 and abs(a - 0.5) < 1e-3:
+        fail(
+            "W_dec_normalized: every row points the right way but was divided by ‖W_row‖² / 2 (its squared norm "
+            "halved), not by its norm ‖W_row‖",
+            "`x ** 1/2` is `(x ** 1) / 2`: ** binds tighter than /, so (W ** 2).sum(-1) ** 1/2 is half the squared "
+            "norm, not its square root. Write ** 0.5, .sqrt(), or W.norm(dim=-1, keepdim=True)",
+            code="norm_power",
+        )
+    scale = "" if abs(a - 1) < 1e-3 else f"{a:.4g} · "
+    fail(
+        f"W_dec_normalized: every row points the right way but was divided by {scale}‖W_row‖^{p:g} (read back from "
+        "every row's ‖W_row‖ / ‖output row‖), not by ‖W_row‖",
+        f"divide each row by its norm to the power 1: a power of the norm is off ({p:g} instead of 1: a square root "
+        f"missing, or taken twice?){' and a constant factor ' + f'{a:.4g}' if scale else ''}. {_NORM_FIX}",
+        code="norm_power",
+    )
+
+
+def numerator_source_failure(out: Tensor, W: Tensor, sources: dict[str, Tensor], eps: float) -> None:
+    """Every output row is parallel to the same row of another tensor (`sources`: name -> [inst d_sae d_in], not W):
+    the numerator came from there; the divisor is read back and compared with W's and that tensor's row norms."""
+    out, W = out.detach().double(), W.detach().double()
+    for name, S in sources.items():
+        S = S.detach().double()
+        rows = _rows(out, W) & (S.norm(dim=-1) > 1e-2)
+        if int(rows.sum()) < 3 or torch.allclose(S, W):
+            continue
+        cos = torch.nn.functional.cosine_similarity(out[rows], S[rows], dim=-1)
+        if not bool((cos > 1 - 1e-4).all()):
+            continue
+        divisor = S.norm(dim=-1)[rows] / out[rows].norm(dim=-1)
+        for den_name, den in (("W_dec's own row norms (+ eps)", W), (f"the row norms of {name} (+ eps)", S)):
+            if torch.allclose(divisor, den.norm(dim=-1)[rows] + eps, rtol=1e-3):
+                by = den_name
+                break
+        else:
+            by = f"something else (row divisors from {float(divisor.min()):.3g} to {float(divisor.max()):.3g})"
+        fail(
+            f"W_dec_normalized: every row points along the same row of {name}, not of W_dec, and was divided by "
+            f"{by}: the numerator is {name}",
+            f"normalise the decoder itself: self.W_dec / (self.W_dec.norm(dim=-1, keepdim=True) + eps), numerator and "
+            f"norm from the same tensor. With an untied decoder (tied_weights=False) W_dec is its own parameter, "
+            f"not {name}",
+            code="numerator_source",
+        )
+
+
+def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sources: dict[str, Tensor], eps: float):
+    """The row read-backs above, run only when `out` is wrong and no catalogue mistake matches it."""
+    close = lambda v: v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-5)
+    if close(expected) or any(close(value) for _, _, value in mistakes):
+        return
+    divisor_power_failure(out, W)
+    numerator_source_failure(out, W, sources, eps)
