@@ -512,6 +512,16 @@ def _same_output(reference: Reference, expected: Tensor, rtol: float, atol: floa
     )
 
 
+def reversed_axes(a: Tensor, e: Tensor, close: Callable) -> tuple[int, ...] | None:
+    """The fewest axes (at most 3, each longer than 1) whose flip turns `e` into `a`, or None."""
+    sized = [i for i in range(a.ndim) if a.shape[i] > 1]
+    for k in range(1, min(len(sized), 3) + 1):
+        for subset in itertools.combinations(sized, k):
+            if close(a, e.flip(subset)):
+                return subset
+    return None
+
+
 def _reshaped_layout(a: Tensor, e: Tensor, names: list[str], close: Callable) -> str:
     """'... laid out as [inst batch d_in], then reshaped ...' when `a` is `e` computed with its axes in another order
     and then reshaped (not permuted) to the asked shape: reshape and view regroup memory, they don't move axes."""
@@ -606,6 +616,14 @@ def generic_diagnosis(
         reshaped = _reshaped_layout(a, e, names, close)
         if reshaped:
             return "reshaped_not_permuted", reshaped
+    flipped = reversed_axes(a, e, close)
+    if flipped:
+        listed = " and ".join(f"`{names[i]}` (axis {i})" for i in flipped)
+        flip = f".flip({', '.join(map(str, flipped))})"
+        return "axes_reversed", (
+            f"your values are the expected ones with {listed} reversed (yours{flip} equals the expected "
+            "output): a flip or [::-1] index on one axis where another was meant, or an order reversed that was right?"
+        )
     bad = ~torch.isclose(a, e, rtol=rtol, atol=atol)
     for axis, name in enumerate(names):
         if a.shape[axis] > 1:

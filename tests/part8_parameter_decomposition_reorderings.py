@@ -3,17 +3,16 @@
 The generic version of `readings.reordered_hint`'s fallback ("the axes are out of order"): when the returned tensor
 equals the expected one read backwards along some axes (`.flip(axes)`), or with the entries of one axis taken in
 another order, say which axis (a flip or index on the instance axis where the term axis was meant, for example).
-A patch putting `axes_reordered` into `tests.checking.generic_diagnosis` is proposed separately.
+The flip search is `tests.checking.reversed_axes`, shared with `generic_diagnosis`.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_diagnosis as diag
+from tests.checking import reversed_axes
 
 RTOL, ATOL = 1e-4, 1e-6
 
@@ -46,29 +45,28 @@ def axes_reordered(actual: Tensor, expected: Tensor, dims: str | None) -> tuple[
     names = dims.split() if dims and len(dims.split()) == a.ndim else [f"axis {i}" for i in range(a.ndim)]
     axes = [i for i in range(a.ndim) if a.shape[i] > 1]
     label = lambda i: f"`{names[i]}` (axis {i})"
-    for k in range(1, len(axes) + 1):
-        for subset in itertools.combinations(axes, k):
-            if not _close(a, e.flip(subset)):
-                continue
-            listed = " and ".join(label(i) for i in subset)
-            flip = f".flip({', '.join(map(str, subset))})"
-            if k == 1:
-                cause = (
-                    f"the `{names[subset[0]]}` entries in reverse order: a flip or [::-1] index on the "
-                    f"`{names[subset[0]]}` axis where another axis was meant (or an order reversed that was right)?"
-                )
-            else:
-                first, second = names[subset[0]], names[subset[1]]
-                cause = (
-                    f"the `{first}` entries in another order: a flip or index on the `{first}` axis where the "
-                    f"`{second}` axis was meant (or the reverse)? e.g. an ascending order undone with "
-                    f".flip({subset[0]}) instead of .flip({subset[1]}) leaves the `{second}` entries reversed and "
-                    f"reverses the `{first}` ones"
-                )
-            return "axes_reversed", (
-                f"your output is the expected one with the {listed} ax{'is' if k == 1 else 'es'} reversed (yours{flip} "
-                f"equals the expected output): {cause}"
+    subset = reversed_axes(a, e, _close)
+    if subset is not None:
+        k = len(subset)
+        listed = " and ".join(label(i) for i in subset)
+        flip = f".flip({', '.join(map(str, subset))})"
+        if k == 1:
+            cause = (
+                f"the `{names[subset[0]]}` entries in reverse order: a flip or [::-1] index on the "
+                f"`{names[subset[0]]}` axis where another axis was meant (or an order reversed that was right)?"
             )
+        else:
+            first, second = names[subset[0]], names[subset[1]]
+            cause = (
+                f"the `{first}` entries in another order: a flip or index on the `{first}` axis where the "
+                f"`{second}` axis was meant (or the reverse)? e.g. an ascending order undone with "
+                f".flip({subset[0]}) instead of .flip({subset[1]}) leaves the `{second}` entries reversed and "
+                f"reverses the `{first}` ones"
+            )
+        return "axes_reversed", (
+            f"your output is the expected one with the {listed} ax{'is' if k == 1 else 'es'} reversed (yours{flip} "
+            f"equals the expected output): {cause}"
+        )
     for axis in axes:
         perm = _slice_permutation(a, e, axis)
         if perm is not None:

@@ -498,6 +498,14 @@ def test_axes_computed_in_another_order_then_reshaped_are_named():
     assert err.code == "reshaped_not_permuted" and "[inst batch d_in]" in err.hint
 
 
+def test_axes_read_backwards_are_named():
+    e = torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    err = _code(e.flip(0), e, dims="inst r d")  # an ascending order undone on the wrong axis
+    assert err.code == "axes_reversed" and "`inst` (axis 0) reversed" in err.hint and ".flip(0)" in err.hint
+    err = _code(e.flip(0, 1), e, dims="inst r d")
+    assert err.code == "axes_reversed" and "`inst` (axis 0) and `r` (axis 1)" in err.hint
+
+
 def test_a_scalar_with_an_axis_left_names_it_and_a_function_object_gets_apply():
     @dataclasses.dataclass
     class Cfg:
