@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
@@ -118,6 +119,14 @@ def input_sizes(*objects: Any) -> list[int | tuple[str, int]]:
     return found
 
 
+_LOG_BASES = {  # factor -> why: a logarithm in another base is the right one times a constant
+    1 / math.log(2): "1/ln 2: a logarithm in base 2 (bits) where the natural log (nats) was asked",
+    math.log(2): "ln 2: a natural log where base 2 (bits) was asked",
+    1 / math.log(10): "1/ln 10: a logarithm in base 10 where the natural log was asked",
+    math.log(10): "ln 10: a natural log where base 10 was asked",
+}
+
+
 def factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tuple[str, int]]) -> str:
     """Why the values could be `factor` × the right ones: a size of a named output axis, its root, or the
     sizes of the inputs (one of them, or a ratio of two: a division by the wrong count). `sizes` holds plain
@@ -128,6 +137,9 @@ def factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tu
     if near(100) or near(0.01):  # a percentage: list it first, with any size that is also 100
         percent = "a percentage (× 100) where a fraction was asked, or the reverse"
         return f"{percent}; or {reason[0].lower()}{reason[1:]}" if reason else f"{percent}?"
+    base = next((why for value, why in _LOG_BASES.items() if near(value)), None)
+    if base:  # a ratio of two sizes can come close to an irrational factor: list it after the log base
+        return f"{factor:.4g} = {base} (torch.log is the natural log)" + (f"; or {reason}" if reason else "?")
     if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
         half = "a ½ convention (½·x², ½·MSE) added or dropped"
         return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"

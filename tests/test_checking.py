@@ -711,3 +711,10 @@ def test_a_percentage_and_fractions_rounded_down_are_listed_among_the_causes():
     floored[:, 1] = 0.0
     _, hint = generic_diagnosis(floored, e, "a b")
     assert "integer division" in hint, hint
+
+
+def test_a_logarithm_in_another_base_is_named():
+    from tests.sizes import factor_reason
+
+    assert "base 2 (bits)" in factor_reason(1 / math.log(2), {"batch": 9}, [("cfg.n_classes", 4)])
+    assert "base 10" in factor_reason(1 / math.log(10), {"batch": 9}, [])
