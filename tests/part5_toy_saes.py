@@ -476,8 +476,9 @@ def test_init(impl: type, device: torch.device) -> str:
 # Exercise 2: W_dec_normalized
 # --------------------------------------------------------------------------------------------
 def _normalization_sae(cls: type, device: torch.device, tied: bool) -> ref.ToySAE:
-    """An SAE whose decoder rows have norms on both sides of 1, one zero row and one short row."""
-    sae = reference_sae(cls, device, tied_weights=tied)
+    """An SAE whose decoder rows have norms on both sides of 1, one zero row and one short row; the config's float
+    fields all distinct (jumprelu_init_threshold moved off jumprelu_bandwidth's 1e-3), so an eps read back names one."""
+    sae = reference_sae(cls, device, tied_weights=tied, jumprelu_init_threshold=2.5e-3)
     with torch.no_grad():
         sae.W_dec.data.mul_(torch.linspace(0.15, 2.5, D_SAE, device=device)[:, None])  # norms on both sides of 1
         sae.W_dec.data[1, 2] = 0.0  # a zero row must give zeros, not NaN
@@ -515,7 +516,8 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             from_enc = (W_enc / (W_enc.norm(dim=1, keepdim=True) + eps)).transpose(-1, -2)
             mistakes.append(("used_W_enc", "normalise the decoder (self.W_dec), not the encoder", from_enc))
         P.short_row_hint(out.detach(), expected, W, mistakes, eps)
-        RN.row_failures(out.detach(), expected, W, mistakes, {} if tied else {"W_enc transposed": sae.W_enc.mT}, eps)
+        sources = {} if tied else {"W_enc transposed": sae.W_enc.mT}
+        RN.row_failures(out.detach(), expected, W, mistakes, sources, sae.cfg)
         expect_matches(
             out.detach(),
             expected,
@@ -620,6 +622,8 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
             "bias_added",
         )
     if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
+        R.pooled_features_failure(h, features, W)
+        R.feature_scale_failure(h, features, W, sae.model)
         D.linear_map_hint(h, features, W)
     expect_matches(
         h.detach(),
@@ -771,7 +775,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
         for code, hint, value in candidates:
             if torch.allclose(per_inst, value[active], rtol=1e-3):
                 fail("the new encoder columns have the wrong length", hint, code)
-        if stat := R.live_norm_statistic(length, inst_of, before["W_enc"].norm(dim=1), dead, scale):
+        if stat := R.live_norm_statistic(length, inst_of, before["W_enc"], dead, scale):
             fail(
                 stat,
                 "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",

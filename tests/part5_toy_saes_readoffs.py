@@ -2,8 +2,8 @@
 
 * `reconstruction_factor`: the loss's reconstruction part off by a factor: the size of an axis of h (d_in, batch,
   inst), with the direction of the slip (a sum where the formula takes a mean, or the reverse);
-* `live_norm_statistic`: new encoder lengths that follow another statistic of the live latents' encoder norms
-  (the median, the largest, ...) or divide by it instead of multiplying;
+* `live_norm_statistic`: new encoder lengths that follow another statistic of the live latents' encoder columns
+  (the median norm, the largest, the norm of the mean column, ...) or divide by it instead of multiplying;
 * `fitted_power`: the exponent the resampling picks follow, fitted from the pick frequencies (L_rec^p);
 * `divisor_readoff`: decoder rows that point the right way but were divided by another norm than their own (the
   instance's largest row norm, instance 0's row norms, ...).
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,16 +44,22 @@ def reconstruction_factor(factor: float, batch: int, n_inst: int, d_in: int) -> 
     return f" ({reason})" if reason and not reason.startswith("a missing") else ""
 
 
-def live_norm_statistic(length: Tensor, inst_of: Tensor, norms: Tensor, dead: Tensor, scale: float) -> str | None:
-    """`length` [n]: the new encoder columns' lengths; `norms` [inst d_sae]: the encoder column norms before
-    resampling. The message when every length is resample_scale times, or divided by, one statistic of the
-    instance's live norms other than their mean (the right one: its mismatch is told elsewhere)."""
+def live_norm_statistic(length: Tensor, inst_of: Tensor, W_enc: Tensor, dead: Tensor, scale: float) -> str | None:
+    """`length` [n]: the new encoder columns' lengths; `W_enc` [inst d_in d_sae]: the encoder before resampling.
+    The message when every length is resample_scale times, or divided by, one statistic of the instance's live
+    encoder columns other than the mean of their norms (the right one: its mismatch is told elsewhere)."""
     stats = {}
-    for k in range(norms.shape[0]):
-        live = norms[k][~dead[k]].double()
+    for k in range(W_enc.shape[0]):
+        columns = W_enc[k][:, ~dead[k]].double()  # [d_in n_live]
+        live = columns.norm(dim=0)
         if live.numel() < 2:
             return None
         for name, value in (
+            (
+                "the norm of the mean live column (W_enc[inst][:, live].mean(-1).norm(): the columns averaged "
+                "before the norm, not their norms averaged)",
+                columns.mean(-1).norm(),
+            ),
             ("the median (torch.median)", live.median()),
             ("the median (quantile 0.5)", live.quantile(0.5)),
             ("the mean", live.mean()),
@@ -74,12 +81,16 @@ def live_norm_statistic(length: Tensor, inst_of: Tensor, norms: Tensor, dead: Te
             if name == "the mean" and how == "times":
                 continue
             if torch.allclose(got, value, rtol=1e-3):
+                of = "" if name.startswith("the norm of the mean") else " of the live latents' encoder norms"
                 rule = (
-                    f"the live latents' encoder norms divided by resample_scale ({name} of them / {scale:g})"
+                    f"{name}{of} divided by resample_scale ({scale:g})"
                     if how.startswith("over")
-                    else f"resample_scale {how} {name} of the live latents' encoder norms"
+                    else f"resample_scale {how} {name}{of}"
                 )
-                return f"the new encoder columns' lengths are {rule} (per instance), not resample_scale times the mean"
+                return (
+                    f"the new encoder columns' lengths are {rule} (per instance), not resample_scale times the mean "
+                    "of the live latents' encoder column norms"
+                )
     return None
 
 
@@ -174,3 +185,111 @@ def negated_direction_hint(rows: Tensor) -> None:
             "a minus sign on the direction, or the residual taken as ĥ - h instead of h - ĥ",
             code="direction_negated",
         )
+
+
+def pooled_features_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
+    """generate_batch: fail when every instance's h is its own W applied to one weighted sum Σ_j c_j x[:, j] of the
+    instances' features, the weights c fitted by least squares per instance (batch · d_in equations for n_inst
+    unknowns), exactly, and not the instance's own features: the features pooled over the inst axis. One-hot c
+    (another instance's features) is left to the instance-slice diagnosis."""
+    x, y, Wd = features.detach().double(), h.detach().double(), W.detach().double()
+    n_inst = x.shape[1]
+    if y.shape[:2] != x.shape[:2] or y.shape[2] != Wd.shape[1] or n_inst < 2:
+        return
+    weights = []
+    for i in range(n_inst):
+        design = torch.stack([(x[:, j] @ Wd[i].T).flatten() for j in range(n_inst)], -1)  # [batch·d_in n_inst]
+        c = torch.linalg.lstsq(design, y[:, i].flatten()[:, None]).solution[:, 0]
+        if not torch.allclose(design @ c, y[:, i].flatten(), rtol=1e-4, atol=1e-4):
+            return
+        weights.append(c)
+    C = torch.stack(weights)  # [inst j]
+    eye = torch.eye(n_inst, dtype=C.dtype)
+    one_hot = ((C - C.round()).abs() < 1e-3).all() and (C.round().abs().sum(-1) == 1).all()
+    if bool(((C * (1 - eye)).abs() < 1e-3).all()) or one_hot:
+        return  # each instance its own features only (maybe scaled: told elsewhere), or another instance's
+    for name, value in (
+        ("averaged over the instances (features.mean(1) or mean over the inst axis)", 1 / n_inst),
+        ("summed over the instances (features.sum(1))", 1.0),
+    ):
+        if torch.allclose(C, torch.full_like(C, value), atol=1e-3):
+            fail(
+                f"every instance's h is its own W applied to the same features, {name}: each instance must see its "
+                "own features",
+                "keep the inst axis of the features: h = einsum(features, self.model.W, 'batch inst feats, inst d_in "
+                "feats -> batch inst d_in'), with no reduction over instances",
+                code="features_pooled",
+            )
+    rows = "; ".join(f"instance {i}: {[round(v, 3) for v in C[i].tolist()]}" for i in range(n_inst))
+    fail(
+        "every instance's h is its own W applied to a mix of ALL instances' features (weights per instance read back "
+        f"by least squares: {rows}), not to its own features",
+        "each instance's h uses its own features only: keep the inst axis aligned in the einsum, no reduction or "
+        "mixing over instances",
+        code="features_pooled",
+    )
+
+
+def _model_fields(model: Any, shape: torch.Size) -> list[tuple[str, Tensor]]:
+    """Per-feature tensors of the toy model (buffers broadcastable to [inst feats]), and simple functions of them."""
+    out = []
+    for name, t in model.named_buffers():
+        t = t.detach().double().cpu()
+        if t.ndim > 2 or name.startswith("_"):
+            continue
+        try:
+            t = t.expand(shape)
+        except RuntimeError:
+            continue
+        out += [
+            (f"self.model.{name}", t),
+            (f"1 / self.model.{name}", 1 / t),
+            (f"1 - self.model.{name}", 1 - t),
+            (f"self.model.{name} squared", t**2),
+            (f"the square root of self.model.{name}", t.clamp_min(0).sqrt()),
+        ]
+    return out
+
+
+def feature_scale_failure(h: Tensor, features: Tensor, W: Tensor, model: Any) -> None:
+    """generate_batch: fail when h = W (s ⊙ x), each feature scaled by a factor s[inst, feat] ≠ 1 fitted by least
+    squares per instance (the features seen in the batch), named when s equals a per-feature field of the toy model
+    (feature_probability, importance) or a simple function of one; else the factors are listed."""
+    x, y, Wd = features.detach().double().cpu(), h.detach().double().cpu(), W.detach().double().cpu()
+    if y.shape[:2] != x.shape[:2] or y.shape[2] != Wd.shape[1]:
+        return
+    n_inst, n_feats = x.shape[1], x.shape[2]
+    s = torch.full((n_inst, n_feats), float("nan"), dtype=torch.float64)
+    for i in range(n_inst):
+        cols = (x[:, i] != 0).any(0).nonzero().flatten()
+        if cols.numel() == 0:
+            return
+        design = torch.stack([(x[:, i, f, None] * Wd[i, :, f]).flatten() for f in cols.tolist()], -1)
+        c = torch.linalg.lstsq(design, y[:, i].flatten()[:, None]).solution[:, 0]
+        if not torch.allclose(design @ c, y[:, i].flatten(), rtol=1e-4, atol=1e-4):
+            return
+        s[i, cols] = c
+    seen = ~s.isnan()
+    if torch.allclose(s[seen], torch.ones_like(s[seen]), atol=1e-3):
+        return
+    if torch.allclose(s[seen], s[seen][:1].expand_as(s[seen]), rtol=1e-3, atol=1e-6):
+        return  # one constant factor: the generic factor diagnosis names it
+    for name, value in _model_fields(model, s.shape):
+        if torch.allclose(s[seen], value[seen], rtol=1e-3, atol=1e-5):
+            fail(
+                f"h = W (s ⊙ x): each feature was multiplied by its own factor before W (factors read back per "
+                f"instance and feature by least squares), and the factors are {name}",
+                "the features go into W as drawn: h = einsum(features, self.model.W, 'batch inst feats, inst d_in "
+                f"feats -> batch inst d_in'); {name} is no part of h (generate_batch already drew the features with "
+                "their probabilities)",
+                code="feature_scaled",
+            )
+    shown = [[None if v != v else round(v, 3) for v in row] for row in s.tolist()]
+    fail(
+        f"h = W (s ⊙ x): each feature was multiplied by its own factor before W, the factors per [inst, feat] read "
+        f"back by least squares: {shown}",
+        "the features go into W as drawn: h = einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> "
+        "batch inst d_in'). Possible causes: a per-feature tensor multiplied in (a probability, an importance, a "
+        "mask), or the features rescaled per feature",
+        code="feature_scaled",
+    )

@@ -7,10 +7,15 @@ explains:
   every row's divisor ‖W_row‖ / ‖out_row‖ (the checker's rows have norms from 0.15 to 2.5, so a and p are
   determined): ‖W‖² / 2 is the precedence slip `** 1/2`;
 * `numerator_source_failure`: rows that point along another tensor's rows (W_enc transposed, untied case), with the
-  divisor read back and compared with the norms of W_dec and of that tensor.
+  divisor read back and compared with the norms of W_dec and of that tensor;
+* `eps_readoff_failure`: rows that point the right way, each divided by ‖W_row‖ + c with one c for every row (read
+  back as ‖W_row‖ / ‖out_row‖ − ‖W_row‖) other than cfg.weight_normalize_eps: c is named by the config fields that
+  hold it (the checker's config gives its float fields distinct values, so one field fits).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -157,10 +162,57 @@ def numerator_source_failure(out: Tensor, W: Tensor, sources: dict[str, Tensor],
         )
 
 
-def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sources: dict[str, Tensor], eps: float):
+def eps_readoff_failure(out: Tensor, W: Tensor, cfg) -> None:
+    """Every row points along W's and was divided by ‖W_row‖ + c, the same c for every row, c clearly not
+    cfg.weight_normalize_eps: name c by the config fields equal to it (a wrong field), else report it."""
+    out, W = out.detach().double(), W.detach().double()
+    norms = W.norm(dim=-1)
+    rows = torch.isfinite(out).all(-1) & (norms > 0) & (out.norm(dim=-1) > 0)
+    if int(rows.sum()) < 3:
+        return
+    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
+    if not bool((cos > 1 - 1e-4).all()):
+        return
+    # float32 outputs: ‖out_row‖ is right to ~1e-6 relative, so each row's c to ~1e-6 · ‖W_row‖ (norms up to 2.5)
+    c = norms[rows] / out[rows].norm(dim=-1) - norms[rows]
+    fit = float(c.median())
+    eps = float(cfg.weight_normalize_eps)
+    if not bool(((c - fit).abs() <= 1e-5 + 1e-3 * abs(fit)).all()) or abs(fit - eps) <= 1e-5 + 1e-2 * abs(eps):
+        return
+    fields = [
+        f.name
+        for f in dataclasses.fields(cfg)
+        if type(getattr(cfg, f.name)) in (int, float)
+        and f.name != "weight_normalize_eps"
+        and abs(getattr(cfg, f.name) - fit) <= 1e-3 * abs(fit) + 1e-7
+    ]
+    observed = (
+        f"W_dec_normalized: every row points the right way and was divided by ‖W_row‖ + {fit:.4g} (the same "
+        f"{fit:.4g} on every row, read back as ‖W_row‖ / ‖output row‖ − ‖W_row‖): an eps of {fit:.4g} where "
+        f"cfg.weight_normalize_eps = {eps:g} belongs"
+    )
+    if fields:
+        named = " or ".join(f"cfg.{name}" for name in fields)
+        fail(
+            f"{observed}; {fit:.4g} is {named}: the wrong config field",
+            f"read the eps from cfg.weight_normalize_eps, not {named}: divide by (norm + "
+            "self.cfg.weight_normalize_eps)",
+            code="eps_field",
+        )
+    fail(
+        f"{observed}; no config field holds {fit:.4g}",
+        "divide by (norm + self.cfg.weight_normalize_eps). Possible causes: an eps hard-coded (or computed) instead "
+        "of read from the config, the config's eps scaled, or a constant added to the norm",
+        code="eps_value",
+    )
+
+
+def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sources: dict[str, Tensor], cfg):
     """The row read-backs above, run only when `out` is wrong and no catalogue mistake matches it."""
+    eps = cfg.weight_normalize_eps
     close = lambda v: v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-5)
     if close(expected) or any(close(value) for _, _, value in mistakes):
         return
     divisor_power_failure(out, W)
     numerator_source_failure(out, W, sources, eps)
+    eps_readoff_failure(out, W, cfg)
