@@ -3,6 +3,7 @@ checker's inputs, and the shapes of the tensors on the failing line (read from t
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 import traceback
@@ -223,8 +224,30 @@ def _hint_for(err: BaseException) -> str | None:
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
         if match:
-            return hint.format(*match.groups()) + _sizes_named(message, err)
+            return _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
     return _missing_attribute_hint(err) or _missing_key_hint(err)
+
+
+def _one_hot_reading(message: str, err: BaseException) -> str:
+    """For a size mismatch in learner code that calls one_hot without num_classes (on the failing line or anywhere
+    in that function): one_hot's width is max(label) + 1, which is fewer columns than the classes whenever the
+    largest class is missing from the labels. '' otherwise."""
+    if "must match the size of tensor" not in message:
+        return ""
+    frame, line, _ = failing_line(err)
+    if frame is None:
+        return ""
+    try:
+        source = "".join(inspect.getsourcelines(frame.f_code)[0])
+    except (OSError, TypeError):
+        source = line
+    calls = re.findall(r"one_hot\(([^()]*(?:\([^()]*\)[^()]*)*)\)", source)
+    if not any("num_classes" not in args and args.count(",") == 0 for args in calls):
+        return ""
+    return (
+        "your code calls one_hot without num_classes: F.one_hot(labels) makes max(label)+1 columns (fewer than the "
+        "classes when the largest class does not occur), so pass num_classes=logits.shape[-1]. If that is not it: "
+    )
 
 
 def _missing_key_hint(err: BaseException) -> str | None:

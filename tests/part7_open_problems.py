@@ -68,6 +68,7 @@ N_TESTS = len(KINDS) * (3 * PROBABILITY.numel() + _N_INST + _N_FEATS) + len(UNIF
 @checker("generate_features", kind="function")
 def test_generate_features(impl, device):
     p = PROBABILITY.to(device)
+    # (The checker runs inside a forked RNG, `checking.seeded`: a seed set by the learner's code ends with it.)
     for kind in KINDS:
         batch = _draw(impl, p, kind, device).detach().cpu()
         present = batch != 0
@@ -76,6 +77,14 @@ def test_generate_features(impl, device):
         _check_presence(present, kind)
         _check_independence(present, kind)
         _check_values(batch, present, kind)
+        # After the statistics (a batch that is never present is the same every time for another reason).
+        if kind == KINDS[0] and torch.equal(batch, _draw(impl, p, kind, device).detach().cpu()):
+            fail(
+                f"two calls generate_features(p, {BATCH}, {kind!r}) in a row returned the same batch",
+                "draw a fresh batch on every call: don't seed inside the function (torch.manual_seed belongs to "
+                "the caller)",
+                code="not_fresh",
+            )
     return f"presence, values and independence for {len(KINDS)} value kinds"
 
 
@@ -754,6 +763,8 @@ def _alignment_structure(got: Tensor, expected: Tensor, W: Tensor) -> None:
         return
     if generic_diagnosis(got.detach(), expected.detach(), "inst feats") is not None:
         return
+    A.constant_output_hint(got, W)
+    A.parts_read_back(got, W)
     A.instances_alike_hint(got, expected, W)
     affine_alignment_hint(got, expected, W)
     nonzero = W.norm(dim=1) > 0

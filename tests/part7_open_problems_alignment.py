@@ -79,3 +79,71 @@ def instances_alike_hint(got: Tensor, expected: Tensor, W: Tensor) -> None:
         "[inst, neurons, feats] all the way through",
         code="instances_pooled",
     )
+
+
+def constant_output_hint(got: Tensor, W: Tensor) -> None:
+    """Fail when every non-zero feature got the same value while the right alignments differ: a constant is no
+    rescaling of the alignment (a fitted slope of ~0 says nothing). All ones: numerator and denominator are one
+    quantity (max |W| over max |W|, a norm over itself)."""
+    nz = (W.norm(dim=1) > 0).cpu()
+    g = got.detach().double().cpu()[nz]
+    if g.numel() < 3 or not torch.isfinite(g).all() or float(g.max() - g.min()) > 1e-6 * max(1.0, float(g.abs().max())):
+        return
+    value = float(g[0])
+    if abs(value - 1) < 1e-6:
+        fail(
+            "basis_alignment(W) is 1 for every non-zero feature: the numerator and the denominator are the same "
+            "quantity",
+            "the numerator is max over neurons |W_ki| and the denominator the L2 norm over the neurons ‖Wᵢ‖ "
+            "(W.norm(dim=1), ord 2), not max |W| again",
+            code="alignment_constant",
+        )
+    fail(
+        f"basis_alignment(W) is {value:.6g} for every non-zero feature, while the right alignments differ between "
+        "features (from 1/√d to 1)",
+        "the output must depend on each feature's column: max over neurons |W_ki| divided by ‖Wᵢ‖ (the L2 norm over "
+        "dim 1); a constant, a size or a reduction over every axis took its place",
+        code="alignment_constant",
+    )
+
+
+def parts_read_back(got: Tensor, W: Tensor) -> None:
+    """Read the learner's numerator back (got · ‖Wᵢ‖, with the right denominator) and denominator back
+    (max |W_ki| / got, with the right numerator) on the non-zero features, and name them when they are one of the
+    usual stand-ins: an eps added to the norm, the range or the signed max or max W² in the numerator."""
+    Wd = W.detach().double().cpu()
+    norm, top = Wd.norm(dim=1), Wd.abs().amax(1)
+    g = got.detach().double().cpu()
+    nz = norm > 0
+    if int(nz.sum()) < 4 or not torch.isfinite(g[nz]).all() or not bool((g[nz] > 0).all()):
+        return
+    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-7))
+    extra = (top / g - norm)[nz]  # the denominator minus ‖Wᵢ‖
+    c = float(extra.median())
+    # float32 outputs read back to ~1e-6 of the norm: the constant must stand well above that, everywhere alike.
+    alike = bool(((extra - c).abs() <= 1e-5 * norm[nz] + 1e-3 * c).all())
+    if alike and c > 3e-5 * float(norm[nz].max()):
+        fail(
+            f"basis_alignment(W) is max|W_ki| / (‖Wᵢ‖ + {c:.3g}) on every non-zero feature: an eps of {c:.3g} added "
+            "to the norm",
+            f"an eps of {c:.3g} is not small next to these norms (it lowers every value): leave it out and handle "
+            "the zero columns with torch.where(norm > 0, ..., 0.0) and a clamp far below the norms (1e-12)",
+            code="denominator_eps",
+        )
+    numerator = (g * norm)[nz]
+    readings = [
+        ("max W − min W (the range of the column)", Wd.amax(1) - Wd.amin(1)),
+        ("max |W_ki| − min |W_ki|", top - Wd.abs().amin(1)),
+        ("max W_ki² (squared, not the absolute value)", Wd.pow(2).amax(1)),
+        ("max W_ki (signed, no absolute value)", Wd.amax(1)),
+        ("−min W_ki (the most negative entry)", -Wd.amin(1)),
+    ]
+    for what, value in readings:
+        if close(numerator, value[nz]) and not close(numerator, top[nz]):
+            fail(
+                f"basis_alignment(W): with the right denominator ‖Wᵢ‖, your numerator is {what} on every non-zero "
+                "feature",
+                "the numerator is the largest magnitude in the column, max over neurons of |W_ki| "
+                "(W.abs().amax(dim=1))",
+                code="numerator_reading",
+            )
