@@ -42,6 +42,7 @@ from tests.part6_lm_saes import guard_shared_modules, without_grad
 from tests.part6_lm_saes_extra_mistakes import noop_hook_failure, noop_hooks
 from tests.part6_lm_saes_mistakes import clipped_mutants
 from tests.part6b_circuits_probes import influence_nan, keys_swapped
+from tests.part6b_circuits_small_edges import pruned_catalogue, pruned_edges
 from utils import lm
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder, load_transcoder
@@ -628,7 +629,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         )
     right = ref.node_influence(A, weights)
     catalogue = known.influence_mistakes(A, weights) + extra.influence_extra(A, weights)
-    catalogue += probes.influence_probed(A, weights)
+    catalogue += probes.influence_probed(A, weights) + pruned_catalogue(A, weights)
     if not _matches_any(out, [right] + [v for _, _, v in catalogue], 1e-4, 1e-6):
         hints.influence_signed(impl, A, weights, out, right)
     expect_matches(
@@ -653,6 +654,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
             code="row_scale",
         )
     hints.deep_graph(impl, device, ref.node_influence)
+    pruned_edges(impl, device, ref.node_influence)
     return ""
 
 

@@ -360,6 +360,12 @@ LINEARISED_EXTRA = {
     "own: divide position p by frozen.ln*_scale[p] (the [pos, 1] tensor broadcast over d_model)",
     "no_ln1": "LN1 was left out: attention read the raw embeddings; it reads LN1 of them, x1 = (embeds - mean) / "
     "frozen.ln1_scale, which feeds W_V, while the residual stream adds the raw embeds",
+    "pattern_softmaxed": "your values are those of softmax(frozen.pattern) in place of the pattern: frozen.pattern "
+    "is already the softmax (each query's row sums to 1, zeros above the diagonal), so use it as it is; a second "
+    "softmax flattens it and gives weight to future keys",
+    "error_in_ln2": "your values are those of the error added to resid_mid before LN2, so it feeds the encoder and "
+    "the skip: the error node is part of the MLP's output, mlp_out = f @ W_dec + b_dec + skip(x) + error, added "
+    "after the encoder read x = LN2(resid_mid)",
 }
 
 

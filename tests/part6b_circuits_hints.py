@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_vector_slips as vector_slips
 from tests.checking import fail
 
 # `variant_forward` flags, merged into the checker's linearised-forward catalogue.
@@ -189,6 +190,9 @@ def direction_mistakes(model: Any, tc: Any, i: int, actual: Tensor, side: str) -
     rows = known.direction_mistakes(model, tc, i, actual, side)
     if [c for c, _, _ in rows] != ["direction"]:
         return rows
+    named = vector_slips.named_vector(model, tc, i, actual, side)
+    if named:
+        return named
     right = model.W_E @ tc.W_enc[:, i] if side == "de" else tc.W_dec[i] @ model.W_U
     cosine = float(torch.cosine_similarity(actual.double(), right.double(), 0))
     if side == "de":

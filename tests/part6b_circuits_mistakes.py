@@ -343,6 +343,7 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         scores = torch.einsum("hqe,hke->hqk", q, k) / model.cfg.d_head**0.5
         causal = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
         pattern = scores.masked_fill(~causal, -torch.inf).softmax(-1)
+    pattern = pattern.softmax(-1) if bug.get("pattern_softmaxed") else pattern
     if bug.get("pattern_transposed"):
         pattern = pattern.transpose(-1, -2)
     if bug.get("pattern_summed_q") or bug.get("pattern_summed_k"):  # z[h, k] = (Σ_q or Σ_k pattern) · v[h, k]
@@ -351,7 +352,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     attn = torch.einsum("hqe,hed->qd", torch.einsum("hqk,hke->hqe", pattern, v), model.W_O[0])
     b_O = model.b_O[0] * (model.cfg.n_heads if bug.get("b_O_per_head") else 1)
     stream = 0 if bug.get("no_residual") else x1 if bug.get("resid_x1") else embeds
-    resid_mid = attn + (0 if bug.get("no_b_O") else b_O) + stream
+    e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
+    resid_mid = attn + (0 if bug.get("no_b_O") else b_O) + stream + (e if bug.get("error_in_ln2") else 0)
     x = ln(resid_mid, frozen.ln1_scale if bug.get("ln2_scale_ln1") else frozen.ln2_scale, not bug.get("ln_recomputed"))
     if bug.get("mlp_in_unscaled"):
         x = resid_mid - resid_mid.mean(-1, keepdim=True)
@@ -364,13 +366,12 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         f = frozen.acts
     else:
         f = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
-    e = frozen.error if error is None or bug.get("error_ignored") else error + bug.get("error_added", 0) * frozen.error
     skip_in = (
         resid_mid if bug.get("skip_resid") else embeds if bug.get("skip_embeds") else x1 if bug.get("skip_x1") else x
     )
     skip = tc.skip(skip_in) if not bug.get("skip_untransposed") else x @ tc.W_skip
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
-    mlp_out = mlp_out + (0 if bug.get("no_error") else e)
+    mlp_out = mlp_out + (0 if bug.get("no_error") or bug.get("error_in_ln2") else e)
     resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out
     resid = resid + embeds if bug.get("embeds_twice") else resid
     final = frozen.ln2_scale if bug.get("final_scale_ln2") else frozen.final_scale
