@@ -1,11 +1,11 @@
 """Checkers for part 5a (SAE architectures and metrics).
 
 Built like part 5's checkers (`tests.part5_toy_saes`, whose building blocks these reuse): each checker runs the
-learner's method on a subclass of the reference class, compares every output with the reference on the same
-inputs (non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several instances), then the
-gradients; a wrong output or gradient is compared with the catalogue of known mistakes
-(`tests.part5a_sae_architectures_mistakes`), and otherwise with generic relations (a constant factor, the
-opposite sign, one slice wrong ...) that name mistakes nobody listed.
+learner's method on a subclass of the reference class, compares every output with the reference on the same inputs
+(non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several instances), then the gradients;
+a wrong one is compared with the catalogue of known mistakes (`tests.part5a_sae_architectures_mistakes` and the
+section's other modules), and otherwise with generic relations (a constant factor, the opposite sign, one slice
+wrong ...) that name mistakes nobody listed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
+from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
@@ -506,8 +507,7 @@ def _axes_hint(got: tuple, sizes: dict[str, int], want: str) -> str | None:
 def _metric(
     impl: Callable, args: tuple, what: str, shape: tuple, dims: str, device: torch.device, shapes: dict | None = None
 ) -> Tensor:
-    """Call a metric; name a known wrong shape (`shapes`: {shape: (code, hint)}) or a bool/int mean before the
-    generic checks. Every metric tested here has fractional expected values, so an integer result is wrong."""
+    """Call a metric; name a known wrong shape (`shapes`: {shape: (code, hint)}) or an int result (all fractional)."""
     try:
         out = returned(PR.unchanged_call(impl, args, what), what)
         if out is not None and not isinstance(out, Tensor):
@@ -667,7 +667,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
     }
     out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
     mistakes = M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts)
-    mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts")
+    mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts") + MS.l0_every_latent(acts)
     RD.pooled_over_instances(out, ref_a.l0_norm(acts), mistakes, "l0_norm", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -693,7 +693,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
     mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
-    mistakes += SL.percentage("fraction_variance_explained", want)
+    mistakes += SL.percentage("fraction_variance_explained", want) + MS.fve_slips(h, h_rec)
     mistakes = [m for m in mistakes if m[2] is not None]  # an entry the sizes can't tell apart is None
     mistakes += PR.reshaped_inputs(ref_a.fraction_variance_explained, (h, h_rec), "batch inst d_in", "h and h_rec")
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
@@ -716,7 +716,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
 
 @checker("dead_latent_fraction", kind="function")
 def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
-    acts = _acts(device)
+    acts = MS.with_tiny_alive(_acts(device))  # two latents alive only at values below 1e-8
     acts[:, 2, 4], acts[:, 0, 6] = 0.5, 0.6  # alive, zero on exactly n_inst (3) / d_sae (7) examples: a zero
     acts[10:13, 2, 4], acts[20:27, 0, 6] = 0.0, 0.0  # count compared with a size other than the batch shows
     small = torch.linspace(1e-3, 2e-3, acts.shape[0], device=device)

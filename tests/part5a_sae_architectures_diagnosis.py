@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
 from tests.loss_difference_of_squares import difference_of_squares
@@ -350,6 +351,7 @@ def auxk_extra(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
         "the residual estimate is the chosen dead latents' values times W_dec_normalized, with no ReLU"  # fmt: skip
     return (
         _auxk_choice(pre, residual, dead, W_dec, k_aux)
+        + MS.auxk_slips(pre, residual, dead, W_dec, k_aux)
         + [("decoded_relu", relu_hint, (residual - r_hat.relu()).pow(2).mean(-1))]
         + difference_of_squares(residual, r_hat, lambda e: e.mean(-1), "residual", "residual_hat")
         + [

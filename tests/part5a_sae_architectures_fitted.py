@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_slips as MS
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -69,5 +71,7 @@ def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
             "e.g. |a| < t or a <= t): latents that fire only weakly are alive. Dead means exactly zero on every "
             "example, (acts == 0).all(dim=0)"
         )
+        if lo < 1e-8 < hi:  # the range holds torch.isclose's / numpy.isclose's default atol
+            hint = MS.isclose_hint(f"or another tolerance t {span}")
         entries.append(("zero_tolerance", hint, value))
     return entries

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from solutions.part5_toy_saes import ToySAEConfig
+from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests.checking import fail
@@ -111,14 +112,16 @@ def percentage(name: str, want: Tensor) -> list[tuple[str, str, Tensor]]:
 
 
 def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
-    """`PR.recovery_more`, plus cosines divided by one Frobenius norm of each whole matrix per instance."""
+    """`PR.recovery_more`, plus cosines divided by one Frobenius norm of each whole matrix per instance, and
+    latents matched to features one-to-one (`MS.recovery_one_to_one`)."""
     dots = torch.einsum("isd,idf->isf", W_dec, W_feat)
     norms = W_dec.norm(dim=(1, 2))[:, None, None] * W_feat.norm(dim=(1, 2))[:, None, None]
     hint = (
         "normalise each decoder row W_dec[i, j, :] and each feature column W_features[i, :, f] by its own norm "
         "(dim=-1 and dim=1), not each whole matrix by one (Frobenius) norm per instance"
     )
-    return [*PR.recovery_more(W_feat, W_dec), ("global_norm", hint, (dots / norms).amax(1))]
+    one_to_one = MS.recovery_one_to_one(W_feat, W_dec)
+    return [*PR.recovery_more(W_feat, W_dec), ("global_norm", hint, (dots / norms).amax(1)), *one_to_one]
 
 
 _TABLE = {  # name: (forward, ∂/∂x, ∂/∂θ) as in the exercise's table
