@@ -28,6 +28,7 @@ from torch import Tensor
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
@@ -302,6 +303,7 @@ def check_sae_forward(
             )
         value = expect_tensor(value, f"loss_dict[{key!r}]", shape=h.shape[:2], dims="batch inst", device=h.device)
         if unlisted(value, key):
+            RL.loss_readings(value.to(h.dtype), ref_dict[key], key, ref_rec, h, reference)
             D.relation_hint(value.to(h.dtype), ref_dict[key], f"loss_dict[{key!r}]", {"k": getattr(sae.cfg, "k", -1)})
             if key == "L_sparsity" and hasattr(reference, "W_enc"):
                 norms = {"‖W_dec[inst, latent]‖ (the unnormalised decoder rows' norms)": reference.W_dec.norm(dim=-1)}
@@ -314,7 +316,7 @@ def check_sae_forward(
             f"loss_dict[{key!r}]",
             catalogue(key),
             dims="batch inst",
-            hint=hints.get(key),
+            hint=RL.key_hint(hints, key),
             reference=solution_call(key),
         )
         accepted.append((picker(key), value.detach().to(h.dtype)))

@@ -1,11 +1,8 @@
-"""Checkers for part 5a (SAE architectures and metrics).
-
-Built like part 5's checkers (`tests.part5_toy_saes`, whose building blocks these reuse): each checker runs the
-learner's method on a subclass of the reference class, compares every output with the reference on the same inputs
-(non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several instances), then the gradients;
-a wrong one is compared with the catalogue of known mistakes (`tests.part5a_sae_architectures_mistakes` and the
-section's other modules), and otherwise with generic relations (a constant factor, the opposite sign, one slice
-wrong ...) that name mistakes nobody listed.
+"""Checkers for part 5a (SAE architectures and metrics), built like part 5's (`tests.part5_toy_saes`, whose blocks
+these reuse): each runs the learner's method on a subclass of the reference class, compares every output with the
+reference on the same inputs (non-zero biases, per-instance sparsity coefficients, uneven decoder norms, several
+instances), then the gradients; a wrong output or gradient is compared with the catalogue of known mistakes
+(`tests.part5a_sae_architectures_mistakes`), and otherwise with generic relations that name unlisted mistakes.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_metric_slips as MS
@@ -383,6 +381,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             ref_dict, _, ref_acts, _ = reference(h)
             value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
             if not torch.allclose(value.detach().to(h.dtype), ref_acts.detach().sum(-1), atol=1e-5):
+                RL.every_latent_counted(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']", D_SAE)
                 DG.per_example_broadcast(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']")
                 D.relation_hint(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']", {"k": k})
             expect_matches(

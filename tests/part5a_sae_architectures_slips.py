@@ -20,7 +20,20 @@ AUX_COEFF = ToySAEConfig.aux_coeff
 
 
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """`M.gated_forward`, plus `r_mag_added`: π_mag = x @ W_enc + exp(r_mag) + b_mag (the scale added)."""
+    """`M.gated_forward`, plus `r_mag_added`: π_mag = x @ W_enc + exp(r_mag) + b_mag (the scale added);
+    `sparsity_dec_norms`: L_sparsity = Σ ReLU(π_gate) · ‖W_dec row‖ (the unnormalised rows' norms);
+    `r_mag_decoder`: exp(r_mag) also scales the decoder rows in the main reconstruction."""
+    if bug.get("sparsity_dec_norms") or bug.get("r_mag_decoder"):
+        d, _, acts, h_rec = M.gated_forward(sae, h)
+        if bug.get("sparsity_dec_norms"):
+            gate = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+            d = d | {"L_sparsity": (gate.relu() * sae.W_dec.norm(dim=-1)).sum(-1)}
+        if bug.get("r_mag_decoder"):
+            W = sae.W_dec_normalized * sae.r_mag.exp()[..., None]
+            h_rec = torch.einsum("bis,isd->bid", acts, W) + sae.b_dec
+            d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        per = d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
+        return d, per.mean(0).sum(), acts, h_rec
     if not bug.get("r_mag_added"):
         return M.gated_forward(sae, h, **bug)
     d, _, _, _ = M.gated_forward(sae, h)
@@ -42,12 +55,35 @@ GATED_MISTAKES = [
         "acts",
         {"r_mag_added": True},
     ),
+    (
+        "sparsity_decoder_norms",
+        "your L_sparsity weights each latent's ReLU(π_gate) by the norm of its unnormalised decoder row ‖W_dec[i, "
+        "s]‖ (the convention of Anthropic's April 2024 update, not asked here): L_sparsity = ReLU(π_gate).sum(-1), "
+        "unweighted",
+        "L_sparsity",
+        {"sparsity_dec_norms": True},
+    ),
+    (
+        "r_mag_scales_decoder",
+        "your reconstruction scales each decoder row by exp(r_mag) too: r_mag belongs to the encoder's magnitude "
+        "path only (π_mag = (x @ W_enc) · exp(r_mag) + b_mag); decode with W_dec_normalized as it is, "
+        "h_reconstructed = acts_post @ W_dec_normalized + b_dec",
+        "h_reconstructed",
+        {"r_mag_decoder": True},
+    ),
 ]
 
 
 def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
     """`PR.jumprelu_forward`, plus `loss_l1`: L_sparsity (the L0 count) logged right, the loss penalising the L1
     norm of acts_post instead."""
+    if bug.get("soft_threshold"):
+        d, _, acts, _ = M.jumprelu_forward(sae, h)
+        pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+        soft = (pre - sae.log_threshold.exp()).relu()  # JumpReLU.apply(pre - θ, 0, ε): pre - θ where pre > θ
+        h_rec = torch.einsum("bis,isd->bid", soft, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), soft, h_rec
     if not bug.get("loss_l1"):
         return PR.jumprelu_forward(sae, h, **bug)
     d, _, acts, h_rec = M.jumprelu_forward(sae, h)
@@ -61,7 +97,14 @@ JUMPRELU_SLIPS = [
         "L0 count: the JumpReLU loss uses L_sparsity itself, L_reconstruction + sparsity_coeff · L_sparsity",
         "loss",
         {"loss_l1": True},
-    )
+    ),
+    (
+        "soft_threshold",
+        "your activations are pre - θ where kept (e.g. JumpReLU.apply(pre - θ, 0, ε)): a soft threshold that shrinks "
+        "every kept value by θ. JumpReLU keeps pre itself above θ: acts_post = JumpReLU.apply(pre, θ, ε)",
+        "acts",
+        {"soft_threshold": True},
+    ),
 ]
 
 

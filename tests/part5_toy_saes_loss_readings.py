@@ -1,0 +1,72 @@
+"""Parts 5/5a: readings of a wrong loss_dict entry shared by every SAE forward (vanilla, Gated, JumpReLU, TopK).
+
+`key_hint`: the formula for a loss_dict entry, so a wrong value never comes back with no hint. `loss_readings`:
+L_reconstruction recomputed against other targets than h (the centred input h - b_dec, h + b_dec), and an
+L0 count equal to d_sae on every example (a comparison that is true for zeros too, `>= 0`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+KEY_HINTS = {
+    "L_reconstruction": "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1): the reconstruction compared with "
+    "the input h itself, per example and instance",
+    "L_sparsity": "recompute L_sparsity from that example's activations, as the exercise's formula says",
+    "L_aux": "recompute L_aux from the exercise's formula, per example and instance",
+}
+
+
+def key_hint(hints: dict[str, str], key: str) -> str:
+    """The hint for loss_dict[key]: the checker's own, else the shared formula, else a pointer to the formula."""
+    return hints.get(key) or KEY_HINTS.get(key) or f"recompute loss_dict[{key!r}] from the exercise's formula"
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5))
+
+
+def every_latent_counted(got: Tensor, want: Tensor, what: str, d_sae: int) -> None:
+    """An L0 count equal to d_sae on every example, where the right counts are smaller: every latent counted."""
+    g = got.detach().double()
+    if g.numel() == 0 or _close(g, want) or not bool((g == d_sae).all()) or bool((want.detach() == d_sae).all()):
+        return
+    fail(
+        f"{what} is {d_sae} for every example: every latent counted ({d_sae} = d_sae), zeros included",
+        "count only the latents that fire: a comparison that is true for zeros too (>= 0) where > 0 (or != 0) "
+        "belongs, e.g. (acts_post > 0).sum(-1)",
+        code="every_latent_counted",
+    )
+
+
+def reconstruction_target(got: Tensor, want: Tensor, h_rec: Tensor, h: Tensor, b_dec: Tensor, what: str) -> None:
+    """L_reconstruction equal to mean_d (h_reconstructed - t)² for a target t other than h: name the target."""
+    if _close(got, want):
+        return
+    targets = {
+        "the centred input x = h - b_dec (the encoder's input)": (
+            h - b_dec,
+            "b_dec is part of the reconstruction (h_reconstructed = acts @ W_dec + b_dec), so compare it with h "
+            "itself: ((h_reconstructed - h) ** 2).mean(-1)",
+        ),
+        "h + b_dec (or h_reconstructed - b_dec against h)": (
+            h + b_dec,
+            "compare h_reconstructed, b_dec included once, with h itself: ((h_reconstructed - h) ** 2).mean(-1)",
+        ),
+    }
+    for name, (target, hint) in targets.items():
+        if _close(got, (h_rec - target).detach().pow(2).mean(-1)):
+            fail(f"{what} compares h_reconstructed with {name}, not with h", hint, code="reconstruction_target")
+
+
+def loss_readings(got: Tensor, want: Tensor, key: str, h_rec: Tensor, h: Tensor, sae: Any) -> None:
+    """The readings above that apply to loss_dict[key] (`h_rec`: the right reconstruction; `sae`: the reference)."""
+    what = f"loss_dict[{key!r}]"
+    if key == "L_reconstruction":
+        reconstruction_target(got, want, h_rec.detach(), h.detach(), sae.b_dec.detach(), what)
+    if key == "L_sparsity":
+        every_latent_counted(got, want, what, sae.cfg.d_sae)
