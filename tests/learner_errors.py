@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 from types import FrameType
 
+import torch
 from torch import Tensor
 
 from tests.sizes import name_size
@@ -220,6 +221,8 @@ def _error_hint(err: BaseException) -> str | None:
 
 
 def _hint_for(err: BaseException) -> str | None:
+    if (direct := _function_forward_called(err)) is not None:
+        return direct
     message = str(err)
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
@@ -248,6 +251,37 @@ def _one_hot_reading(message: str, err: BaseException) -> str:
         "your code calls one_hot without num_classes: F.one_hot(labels) makes max(label)+1 columns (fewer than the "
         "classes when the largest class does not occur), so pass num_classes=logits.shape[-1]. If that is not it: "
     )
+
+
+_CTX_ONLY = ("save_for_backward", "saved_tensors", "needs_input_grad", "mark_dirty", "mark_non_differentiable")
+
+
+def _function_forward_called(err: BaseException) -> str | None:
+    """For an error raised inside an autograd.Function's forward (or backward) called directly, with a ctx that is
+    not autograd's (None, or another object), or for a None that has no `ctx` attribute such as save_for_backward:
+    the Function is called through .apply."""
+    direct = "an autograd.Function is called with .apply(x, ...), not .forward(ctx, ...) (nor .backward)"
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        code = frame.f_code
+        if code.co_name not in ("forward", "backward") or code.co_argcount == 0:
+            continue
+        owner = frame.f_globals.get(getattr(code, "co_qualname", "").split(".")[0])
+        ctx = frame.f_locals.get(code.co_varnames[0], None)
+        function = isinstance(owner, type) and issubclass(owner, torch.autograd.Function)
+        if function and owner.setup_context is not torch.autograd.Function.setup_context:
+            continue  # forward(x, ...) without a ctx: its first argument is an input
+        if (function or (code.co_varnames[0] == "ctx" and ctx is None)) and not isinstance(
+            ctx, torch.autograd.function.FunctionCtx
+        ):
+            name = owner.__name__ if function else "the Function"
+            return (
+                f"{name}.{code.co_name} ran with {type(ctx).__name__} as its ctx, so it was called directly: "
+                f"{direct}: {name}.apply(...) makes the ctx itself and records the backward"
+            )
+    match = re.search(r"'NoneType' object has no attribute '(\w+)'", str(err))
+    if isinstance(err, AttributeError) and match and match.group(1) in _CTX_ONLY:
+        return f"ctx is None where `ctx.{match.group(1)}` ran: {direct}, which makes the ctx itself"
+    return None
 
 
 def _missing_key_hint(err: BaseException) -> str | None:

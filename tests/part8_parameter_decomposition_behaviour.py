@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_ci_structure as structure
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_pairings as pairings
 from tests import part8_parameter_decomposition_readings as readings
@@ -200,10 +201,10 @@ def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, T
                     )
                     found.append(("normalised_inputs", hint, lower))
     except Exception:  # a probe that the learner's module can't run says nothing
-        return found
+        return found + structure.ci_structure(CausalImportance, p, lower, 0.05)
     return (
         found + pairings.ci_reductions(p) + pairings.ci_batch_independence(module, p, lower) + ci_sum_factor(p, lower)
-    )
+    ) + structure.ci_structure(CausalImportance, p, lower, 0.05)
 
 
 def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
