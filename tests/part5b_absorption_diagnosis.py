@@ -589,8 +589,9 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "the right fraction doesn't depend on the latents' order, so some latent is picked by its position, not "
             "by its cosines. Possible causes: the parent's latent read from another axis (cos is [inst d_sae feats]: "
             "cos[:, :, p].argmax(-1) is an argmax over d_sae, cos[:, p] is latent p's row), an index off by one "
-            "(e.g. latent lat + 1 excluded from the carriers instead of lat itself), or a latent fixed by number"
-            + FEAT_CAUSE,
+            "(e.g. latent lat + 1 excluded from the carriers instead of lat itself), a latent fixed by number, or "
+            "the FIRST latent with cosine ≥ cos_threshold taken as the parent's latent (argmax of a boolean mask, "
+            "nonzero()[0]) instead of the one with the largest cosine, cos[:, :, p].argmax(-1)" + FEAT_CAUSE,
         ),
         (
             "instance_latent",

@@ -277,7 +277,7 @@ def absorption_variant(
         W_features / W_features.norm(dim=1, keepdim=True) if normalise in ("both", "feat", "dec_axis") else W_features
     )
     if normalise == "dec_axis":  # decoder rows normalised over the latents (dim 1) instead of d_in
-        dec = W_dec / W_dec.norm(dim=1, keepdim=True)
+        dec = W_dec / W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)  # F.normalize: a zero column stays 0
     if normalise == "feat_axis":  # feature directions normalised over the features (dim -1) instead of d_in
         feat = W_features / W_features.norm(dim=-1, keepdim=True)
     cos = torch.einsum("isd,idf->isf", dec, feat)

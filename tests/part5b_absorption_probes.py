@@ -14,6 +14,7 @@ from torch import Tensor
 
 from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
+from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 
 
@@ -300,6 +301,7 @@ def carrier_scope(impl: Callable, inputs: tuple, parent_of: list[int], th: float
     active somewhere in the batch: a probe tells that apart from a carrier looked for anywhere in the BATCH instead
     of in the same example. Every carrier is silenced, then one extra example with no feature on has them all
     active in instances 1 and up: only an any-over-the-batch carrier counts there, and nothing counts at inst 0."""
+    decoder_axis(impl, inputs, parent_of, th, out, variant)  # 'decoder unnormalised' told from another axis
     features, acts, W_dec, W_feat = inputs
     none = variant(features, acts, W_dec, W_feat, parent_of, th, carriers="none")
     if out.shape != none.shape or not torch.allclose(out, none.to(out.device), rtol=1e-4, atol=1e-5):

@@ -316,6 +316,7 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                         "f is the latent's activation: f = sae.encode(act)[..., latent]",
                         code="f_source",
                     )
+            removed_fraction(g, f.double())
             continue
         hook_combination(a, b, f, sae, latent)
         wrong = ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1)
@@ -340,6 +341,20 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                 "or the result rescaled (to the activation's norm, say)",
                 code="fires_positions",
             )
+
+
+def removed_fraction(g: Tensor, f: Tensor) -> None:
+    """The hook removes g · W_dec[latent] with g = c · f for one constant c ≠ 1 (fitted by least squares)."""
+    if float((f * f).sum()) == 0:
+        return
+    c = float((g * f).sum() / (f * f).sum())
+    if abs(c - 1) > 1e-3 and abs(c) > 1e-3 and torch.allclose(g, c * f, rtol=1e-4, atol=1e-4):
+        fail(
+            f"your hook removes {c:.4g} × the latent's contribution: act − {c:.4g} · f · W_dec[latent] (fitted on "
+            "the hook's output, f = sae.encode(act)[..., latent])",
+            "ablating removes the whole contribution: act − f · W_dec[latent] (no factor)",
+            code="ablate_fraction",
+        )
 
 
 def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:

@@ -44,6 +44,13 @@ def frequency_encodes(sae: Any, acts: Tensor) -> list[tuple[str, str, Tensor]]:
     return [
         (code, f"that counts latents encoded with {what}", (enc(acts)[:, 1:] > 0).float().mean((0, 1)))
         for code, what, enc in encode_variants(sae)
+    ] + [
+        (
+            "reencoded",
+            "that counts the latents of the reconstruction encoded again, sae.encode(sae.decode(sae.encode(act))): "
+            "count where f = sae.encode(act) itself is > 0",
+            (sae.encode(sae.decode(sae.encode(acts)))[:, 1:] > 0).float().mean((0, 1)),
+        )
     ]
 
 
@@ -59,6 +66,17 @@ def ablate_encodes(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tu
                 model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]),
             )
         )
+
+    def strongest(a: Tensor, hook: Any) -> Tensor:  # each position's largest latent removed instead of `latent`
+        f = sae.encode(a)
+        top = f.argmax(-1)
+        return a - f.gather(-1, top[..., None]) * sae.W_dec[top]
+
+    what = (
+        "that removes each position's strongest latent (f.argmax(-1), its f · W_dec[top]) instead of the latent "
+        "asked for: remove f[..., latent] · W_dec[latent], the same latent at every position"
+    )
+    out.append(("strongest_latent", what, model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, strongest)])))
     return out
 
 
@@ -104,7 +122,47 @@ def logit_rescaled(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Te
             right / n,
         )
         for name, kind, n in (("‖W_dec[latent]‖₁", "L1", d.abs().sum()), ("max |W_dec[latent]|", "max", d.abs().max()))
+    ] + logit_directions(model, sae, latent)
+
+
+def logit_directions(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The encoder column mixed into the direction (the average or the sum of W_enc[:, latent] and W_dec[latent]),
+    and the effect divided by a spread of the decoder row or of the d_model vector W_dec[latent] @ W_out[0] (its
+    std, its norm; the row's std or RMS): the factor is named with what it equals."""
+    d, e_col, W_out, W_U = sae.W_dec[latent], sae.W_enc[:, latent], model.W_out[0], model.W_U
+    use = "use the decoder row alone, W_dec[latent] @ W_out[0] @ W_U"
+    out = [
+        (
+            "direction_mixed",
+            f"that is the effect of (W_enc[:, latent] + W_dec[latent]) / 2, the encoder column averaged in: {use}",
+            (e_col + d) / 2 @ W_out @ W_U,
+        ),
+        (
+            "direction_mixed",
+            f"that is the effect of W_enc[:, latent] + W_dec[latent], the encoder column added in: {use}",
+            (e_col + d) @ W_out @ W_U,
+        ),
     ]
+    v = d @ W_out
+    # v divided by its biased std or RMS, or centred first, is model.ln_final(v) (named in the catalogue already)
+    spreads = [
+        (v.std(), "the d_model vector W_dec[latent] @ W_out[0]'s std (vector.std(), ln_final imitated)"),
+        (v.norm(), "the d_model vector W_dec[latent] @ W_out[0]'s norm"),
+        (d.std(), "the decoder row W_dec[latent]'s std"),
+        (d.std(unbiased=False), "the decoder row W_dec[latent]'s std (unbiased=False)"),
+        (d.pow(2).mean().sqrt(), "the decoder row W_dec[latent]'s RMS"),
+    ]
+    for n, name in spreads:
+        if abs(float(n) - 1) > 1e-3:
+            out.append(
+                (
+                    "spread_scaled",
+                    f"that is the effect divided by {float(n):.4g} = {name}: the effect is of one unit of "
+                    f"activation, with no rescaling (ln_final is not part of it); {use}",
+                    v / n @ W_U,
+                )
+            )
+    return out
 
 
 def steer_mlp_out(model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float) -> list[tuple[str, str, Tensor]]:

@@ -671,7 +671,7 @@ ABLATE_BUGS = {
     "all_latents": _ablate(lambda s, i: lambda a, hook: a - s.encode(a) @ s.W_dec),
     "positions": _ablate(_last_only),
     "mean_activation": _ablate(lambda s, i: lambda a, hook: a - f_of(s, i, a).mean((0, 1), keepdim=True) * s.W_dec[i]),
-    "values": _ablate(lambda s, i: lambda a, hook: a - 0.5 * f_of(s, i, a) * s.W_dec[i]),
+    "values": _ablate(lambda s, i: lambda a, hook: a - (0.5 * f_of(s, i, a) + 0.1) * s.W_dec[i]),  # 0.5·f: named
 }
 
 
