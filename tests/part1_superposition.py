@@ -406,13 +406,12 @@ def _call_generator(CorrelatedToyModel: type, method: str, p: Tensor, device: to
         swapped_sizes_failure(err, {"inst": p.shape[0], "pairs" if field else "feats": p.shape[1]}, method)
         raise
     check_input_unchanged(p, p_in, "p")
-    pair_rates.block_width_failure(out, method, field, p, N_SAMPLES)
+    pair_rates.block_width_failure(out, method, field, p, N_SAMPLES, model.cfg)
     return _output(out, f"{method}(n, p)", (N_SAMPLES, p.shape[0], n_feats), device)
 
 
 def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device: torch.device) -> None:
-    """generate_batch hands each generator a slice of the probabilities: on a model with 3 more features than the
-    block, the generator's output still has the block's size, read from p (not from self.cfg)."""
+    """On a model with 3 more features than p's block, a generator's output has the block's size (read from p)."""
     n_feats = 2 * p.shape[1] if method != "generate_uncorrelated_features" else p.shape[1]
     cfg = ToyModelConfig(n_inst=p.shape[0], n_features=n_feats + 3, d_hidden=2)
     got, expected = None, (10, p.shape[0], n_feats)
@@ -510,6 +509,7 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
             code="shared_values",
         )
     check_values_per_cell(batch, present, what, 0.0, 1.0, "feature", P_CORR.repeat_interleave(2, dim=1))
+    pair_rates.pair_sum_failure(batch, first, what)
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch[..., 0::2], first, what, "pair")
     _check_pair_values_independent(batch, first, what)

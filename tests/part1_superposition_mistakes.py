@@ -26,6 +26,7 @@ from tests import part1_superposition_causes as causes
 from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
 from tests import part1_superposition_slips as slips
+from tests import part1_superposition_value_laws as value_laws
 from tests.checking import CheckFailed, bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
 
@@ -584,10 +585,7 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float, p: Te
         if (lo < -1 or hi > 1) and abs(mean) < 0.1 and 0.7 < var < 1.4:
             code, hint = "values_normal", f"values look normal (torch.randn, mean 0, variance 1): draw them from {law}"
         elif low == 0 and lo >= -1 and hi <= 1 and (values < 0).double().mean() > 0.3:
-            code, hint = (
-                "values_signed",
-                "values look like U[-1, 1] (2 * rand - 1): this exercise draws U[0, 1] (torch.rand)",
-            )
+            code, hint = "values_signed", value_laws.signed_values_hint(values, law)
         elif (described := probes.describe_value_law(batch, values, low, high)) is not None:
             code, hint = described
         elif lo >= low and hi <= 2.05 * high - low:

@@ -302,13 +302,26 @@ def unwritten_columns_failure(present: Tensor, message: str, allowance: int) -> 
     )
 
 
-def block_width_failure(out: object, method: str, field: str | None, p: Tensor, n_samples: int) -> None:
+def block_width_failure(
+    out: object, method: str, field: str | None, p: Tensor, n_samples: int, cfg: object = None
+) -> None:
     """A generator's block with the wrong number of features: one column per pair (or half the pairs with two columns
-    each, the same count when n_pairs is even: told apart by whether adjacent columns behave as pairs), or an
-    uncorrelated block with two columns per probability (a pair generator's layout)."""
+    each, the same count when n_pairs is even: told apart by whether adjacent columns behave as pairs), an
+    uncorrelated block with two columns per probability (a pair generator's layout), or a pair count read from the
+    model's config `cfg` (whose counts differ from p's: the checker's model counts no pairs)."""
     if not isinstance(out, Tensor) or out.ndim != 3 or tuple(out.shape[:2]) != (n_samples, p.shape[0]):
         return
     w, n = out.shape[-1], p.shape[1]
+    counted = getattr(cfg, field, None) if field else None
+    if isinstance(counted, int) and counted != n and w != 2 * n and w in (counted, 2 * counted):
+        fail(
+            f"{method}(n, p) has shape {tuple(out.shape)}, expected (batch={n_samples}, inst={p.shape[0]}, "
+            f"feats=2 * n_pairs = {2 * n}), with p of shape {tuple(p.shape)}",
+            f"{w} is {'2 · ' if w == 2 * counted and w else ''}cfg.{field} (this model's config counts {counted}): "
+            "take the number of pairs from p.shape[1] (the block the function is given), not from the config "
+            "(generate_batch passes each generator its slice of the probabilities)",
+            code="block_shape",
+        )
     present = out.detach().cpu() != 0
     pairs = w % 2 == 0 and w > 0
     a, b = present[..., 0::2], present[..., 1::2]
@@ -542,3 +555,23 @@ def zero_count_failure(generate: Callable, config: Callable, p: Tensor, what: st
             "count, and let a count of 0 give an empty block",
             code="zero_count",
         )
+
+
+def pair_sum_failure(batch: Tensor, first: Tensor, what: str) -> None:
+    """The two values of every present correlated pair sum to one constant: the values were normalised within the pair
+    (v / v.sum(-1)) or one was computed from the other (1 - v). Correct values are independent U[0, 1], whose sum has
+    standard deviation sqrt(2 / 12) ≈ 0.41 and a density at most 1, so k ≥ 100 sums all within ±1e-3 of their median
+    happen with probability below 0.002^(k - 1): never."""
+    sums = (batch[..., 0::2] + batch[..., 1::2])[first].double()
+    if sums.numel() < 100:
+        return
+    c = float(sums.median())
+    if float((sums - c).abs().max()) > 1e-3:
+        return
+    fail(
+        f"{what}: the two values of every present pair sum to {c:.4g} ({sums.numel()} present pairs)",
+        f"the pair's values are made dependent (normalised to sum to {c:.3g}, or one computed from the other as "
+        f"{c:.3g} - v): the pair shares presence only; draw each value independently from U[0, 1] (torch.rand with "
+        "the full [batch, inst, 2 * pairs] shape)",
+        code="values_dependent",
+    )

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part1_superposition_value_laws as value_laws
 from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
 from tests.part1_superposition_hints import (
     factor_name,
@@ -710,7 +711,10 @@ def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> st
     if q[0] < q[1] < q[2] < q[3]:
         return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
     if min(q[1], q[2]) > max(q[0], q[3]):
-        return "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn?); "
+        return (
+            "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn, or values made "
+            "dependent: normalised by their sum, or shared within a pair?); "
+        )
     if min(q[0], q[3]) > max(q[1], q[2]):
         return "values crowd both ends of the range (a tanh or sign of a wide draw?); "
     return ""
@@ -791,4 +795,4 @@ def describe_value_law(batch: Tensor, values: Tensor, low: float, high: float) -
             f"present values look like |N(0, 1)| (mean {float(v.mean()):.2f}, max {hi:.3g}): e.g. "
             f"torch.randn(...).abs() where torch.rand was meant; draw them from {law}"
         )
-    return None
+    return value_laws.exponential_law(v, law)

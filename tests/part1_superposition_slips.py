@@ -263,6 +263,13 @@ def loss_slip_mutants(out: Tensor, target: Tensor, imp: Tensor) -> list[RateCand
         ("square_precedence", precedence, loss(target**2 - out)),
         ("square_precedence", precedence, loss(out**2 - target)),
     ]
+    # (I · target - out)² is loss_mutants' importance_on_target; its mirror on the output side:
+    on_output = (
+        "your loss is the mean of (target - importance · out)²: the importance multiplies the output inside the "
+        "difference instead of weighting the squared error; weight it outside the square, importance · (target - out) "
+        "** 2"
+    )
+    mutants.append(("importance_on_output", on_output, ((target - imp * out) ** 2).mean(dim=(0, 2)).sum()))
     for size, axis in ((B, "batch"), (n_feats, "feats")):
         if size > 2:
             mutants.append(

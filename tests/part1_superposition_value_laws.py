@@ -1,0 +1,66 @@
+"""Readings of out-of-range present values that name the law they follow, shared by every part 1 generator's check.
+
+* Signed values: named by their observed endpoints, U[-0.5, 0.5] as `rand - 0.5`, U[-1, 1] as `2 * rand - 1`, any
+  other signed range described as observed, with no formula asserted.
+* Non-negative values with a long right tail: an exponential law (`exponential_()`, `-log(rand)`), named with its
+  fitted mean.
+
+Descriptive only: both run after the batch has already been rejected (values outside the allowed range), so a correct
+draw never reaches them. A law is named only when the sample fits it: the Kolmogorov-Smirnov distance to the law's CDF
+is below the DKW bound eps = sqrt(ln(2/δ) / 2n) (P(sup|F_n - F| > eps) ≤ δ) plus 0.01 of slack (for the snapped
+endpoints, or the fitted mean's error, which moves an exponential CDF by at most |Δm / m| / e ≈ 1/sqrt(n) / e).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from tests.checking import FAILURE_PROBABILITY
+
+
+def _dkw(n: int) -> float:
+    """The KS distance a sample of n draws of a law stays below with probability ≥ 1 - FAILURE_PROBABILITY, + 0.01."""
+    return math.sqrt(math.log(2 / FAILURE_PROBABILITY) / (2 * n)) + 0.01
+
+
+def signed_values_hint(values: Tensor, law: str) -> str:
+    """The hint for present values of both signs where `law` (non-negative) was asked, from their observed range.
+
+    The endpoints are named only on 1000 values or more: the minimum of n draws of U[a, b] lies above a + 0.02 (b - a)
+    with probability (1 - 0.02)^n ≤ e^-20 (the maximum likewise), and the KS test must accept the uniform law too."""
+    v = values.double().flatten().sort().values
+    n, lo, hi = v.numel(), float(v[0]), float(v[-1])
+    if n >= 1000:
+        ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+        for a, b, formula in ((-0.5, 0.5, "rand - 0.5"), (-1.0, 1.0, "2 * rand - 1")):
+            ends = abs(lo - a) < 0.02 * (b - a) and abs(hi - b) < 0.02 * (b - a)
+            if ends and float((ecdf - ((v - a) / (b - a)).clamp(0, 1)).abs().max()) < _dkw(n):
+                return f"values look like U[{a:g}, {b:g}] ({formula}): this exercise draws {law} (torch.rand)"
+    negative = float((v < 0).double().mean())
+    return (
+        f"present values are signed, from {lo:.3g} to {hi:.3g} ({negative:.0%} of them negative): a shift or a signed "
+        f"draw (randn, rand - c, a * rand - b) where {law} was meant; draw them with torch.rand, as they are"
+    )
+
+
+def exponential_law(v: Tensor, law: str) -> tuple[str, str] | None:
+    """(code, hint) when sorted non-negative present values `v` (at least 100) fit an exponential law; else None."""
+    n = v.numel()
+    if n < 100 or float(v[0]) < 0:
+        return None
+    mean = float(v.mean())
+    ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    if mean <= 0 or float((ecdf - (1 - torch.exp(-v / mean))).abs().max()) >= _dkw(n):
+        return None
+    above = float((v > mean).double().mean())
+    rate = "Exp(1), torch.empty(...).exponential_() or -torch.log(torch.rand(...))"
+    which = (
+        rate if abs(mean - 1) < 0.05 else f"an exponential law of mean {mean:.3g} (exponential_(lambd={1 / mean:.3g}))"
+    )
+    return "values_exponential", (
+        f"present values look exponential (mean {mean:.3g}, max {float(v[-1]):.3g}, {above:.0%} above the mean where "
+        f"an exponential law has e^-1 ≈ 37%): {which} where torch.rand was meant; draw them from {law}"
+    )
