@@ -1,7 +1,8 @@
 """Proofs for part 1 after the fresh25 and fresh30 measurements: an anticorrelated pair's activity rate capped at a
 constant, (2p).clamp(max=0.5), named as a rate that follows the right law up to a value and is flat after it; the
-importance multiplying the output inside the loss's difference; signed values named by their observed range and exponential
-values by their law (the shared value-law reading); a pair count read from the config; a pair's values normalised."""
+importance multiplying the output inside the loss's difference; signed values named by their observed range and
+exponential values by their law (the shared value-law reading); a pair count read from the config; a pair's values
+normalised."""
 
 from __future__ import annotations
 
