@@ -25,6 +25,7 @@ from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
+from tests import part5a_sae_architectures_step_grads as SG
 from tests.checking import _is_learner_frame, checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.parameter_signs import check_negated_parameter
@@ -224,6 +225,7 @@ def _check_step_function(
     # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
+        SG.theta_grad_slips(grad_th, x0, th0, g, BANDWIDTH, dth, name)
         DG.theta_factor(impl, grad_th, x0, th0, g, name)  # another factor than 1 or θ, or another power of ε
         window = threshold_window(impl, torch.where(x0 == th0, 0.0, grad_th), bool(outside.any()))  # off θ
         if window is not None:

@@ -84,6 +84,13 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
         h_rec = torch.einsum("bis,isd->bid", soft, sae.W_dec_normalized) + sae.b_dec
         d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
         return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), soft, h_rec
+    if bug.get("decode_mask"):
+        d, _, acts, _ = M.jumprelu_forward(sae, h)
+        pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
+        mask = (pre > sae.log_threshold.exp()).to(h.dtype)
+        h_rec = torch.einsum("bis,isd->bid", mask, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
     if not bug.get("loss_l1"):
         return PR.jumprelu_forward(sae, h, **bug)
     d, _, acts, h_rec = M.jumprelu_forward(sae, h)
@@ -105,16 +112,26 @@ JUMPRELU_SLIPS = [
         "acts",
         {"soft_threshold": True},
     ),
+    (
+        "decoded_mask",
+        "h_reconstructed decodes the 0/1 mask (Heaviside(pre, θ), the L0 code) instead of the activations: decode "
+        "acts_post, h_reconstructed = acts_post @ W_dec_normalized + b_dec",
+        "h_reconstructed",
+        {"decode_mask": True},
+    ),
 ]
 
 
 def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """`M.topk_forward`, plus `abs_then_relu`: the k largest |pre| chosen, their ReLU values kept."""
-    if not bug.get("abs_then_relu"):
+    """`M.topk_forward`, plus `abs_then_relu`: the k largest |pre| chosen, their ReLU values kept; and
+    `decoder_encoder`: W_dec_normalized transposed used as the encoder (tied weights)."""
+    if not (bug.get("abs_then_relu") or bug.get("decoder_encoder")):
         return M.topk_forward(sae, h, **bug)
     d, _, _, _ = M.topk_forward(sae, h)
-    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
-    idx = pre.abs().topk(sae.cfg.k, dim=-1).indices
+    W_enc = sae.W_dec_normalized.mT if bug.get("decoder_encoder") else sae.W_enc
+    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, W_enc) + sae.b_enc
+    score = pre.relu() if bug.get("decoder_encoder") else pre.abs()
+    idx = score.topk(sae.cfg.k, dim=-1).indices
     acts = torch.zeros_like(pre).scatter(-1, idx, pre.relu().gather(-1, idx))
     h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
     d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": (acts > 0).to(h.dtype).sum(-1)}
@@ -129,6 +146,13 @@ TOPK_MISTAKES = [
         "slot (and became 0 after the ReLU) that a positive one should have had",
         "acts",
         {"abs_then_relu": True},
+    ),
+    (
+        "decoder_as_encoder",
+        "your encoder is the decoder transposed (W_dec_normalized.mT, tied weights): this SAE has its own encoder, "
+        "pre = (h - b_dec) @ W_enc + b_enc",
+        "acts",
+        {"decoder_encoder": True},
     ),
 ]
 

@@ -117,6 +117,10 @@ def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> str:
         how = f"values above {c:.4g} were lowered to {c:.4g}: a clamp(max=…) or min(·, {c:.4g}) not asked for"
     else:
         how = "a fill value or default written where the right values belong"
+    how += (
+        "; or a reduction of one factor (a .sum()/.mean() of an upstream gradient, a kernel or a weight where the "
+        "elementwise product belongs) that turned many values into one"
+    )
     return (
         f"every wrong entry ({n_bad}) holds the same value {c:.4g} (right values there from {lo:.4g} to {hi:.4g}), "
         f"and every other entry is right: {how}"
