@@ -24,6 +24,7 @@ from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_named_slips as slips
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_ties as ties
@@ -160,7 +161,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     extra.out_number(out, tc, what)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x) + sens.forward_normalised(tc, x)
-    mistakes += ties.gate_non_strict(tc, x)
+    mistakes += ties.gate_non_strict(tc, x) + slips.forward_slips(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
         mistakes += probes.gate_quantities(tc, x, acts)
@@ -201,6 +202,8 @@ def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     small = known.synthetic_transcoder(device)
     x = torch.randn(3, 5, small.d_in, generator=torch.Generator().manual_seed(3)).to(device)
     _check_forward(impl, small, x, "transcoder_forward on a small transcoder with a skip connection")
+    silent = slips.with_silent_tokens(small, x)  # the skip term at every token, also where no latent fires
+    _check_forward(impl, small, silent, "transcoder_forward on a small transcoder, with tokens where no latent fires")
     tied, x_tied = ties.with_exact_ties(small, x)  # pre == threshold exactly at some entries: the gate is strict
     _check_forward(impl, tied, x_tied, "transcoder_forward on a small transcoder with pre-activations at threshold")
     no_skip = known.synthetic_transcoder(device, skip=False)
@@ -259,6 +262,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     }
     if not close(got["clean"], exp["clean"]):
         probes.loss_relation("clean", got["clean"], exp, close, counts)
+        slips.clean_shift(model, tokens, got["clean"], close)
         fail(
             f"clean loss {got['clean']:.5f}, expected {exp['clean']:.5f}",
             "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
@@ -310,6 +314,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             (c / r, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
             (r / c, "recovered_ratio", "a ratio of two losses does not use the zero-ablated baseline: "),
             *extra.recovered_relative(c, r),
+            *slips.recovered_precedence(c, r, z),
         ]
         fits = [(c, why) for v, c, why in wrong if close(got["recovered"], v) and not close(v, exp["recovered"])]
         if fits:  # c / r and 1 - (r - c) / c agree to second order in (r - c) / c: then both are named
@@ -385,6 +390,7 @@ def test_latent_de_embedding(impl: Callable, device: torch.device) -> str:
         + probes.cosine_view(model, tc, i, "de")
         + hints.normalised_matrix(model, tc, i, "de")
         + sens.token_view_index(model, tc, i, "de")
+        + slips.de_embedding_paths(model, tc, i)
     )
     return _check_token_view(impl, device, "latent_de_embedding", ref.latent_de_embedding, mistakes)
 
@@ -419,13 +425,7 @@ def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> 
     return pre, logits
 
 
-LINEARISED_MISTAKES = {
-    **known.LINEARISED_MISTAKES,
-    **known.LINEARISED_TERM_MISTAKES,
-    **extra.LINEARISED_EXTRA,
-    **probes.LINEARISED_PROBED,
-    **hints.LINEARISED_HINTS,
-}
+LINEARISED_MISTAKES = slips.LINEARISED_MISTAKES
 
 
 @checker("linearised_forward", kind="function")
@@ -451,7 +451,7 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
             pre, logits = _expect_pair(impl(m, tc, frozen, *args), f"linearised_forward {what}", frozen, m, tc)
             want = known.variant_forward(m, tc, frozen, *args)
             mistakes = {
-                code: known.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES
+                code: slips.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES
             }
             hint = "follow the equations step by step"
             if what == "at the prompt":

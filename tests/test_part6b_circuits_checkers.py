@@ -453,7 +453,7 @@ def test_linearised_mistakes_are_distinct():
     error = torch.randn(frozen.error.shape, generator=g)
     calls = [(frozen.embeds + shift,), (frozen.embeds + shift, latents, error)]
     joined = lambda **bug: torch.cat(
-        [t.flatten() for args in calls for t in mistakes.variant_forward(model, tc, frozen, *args, **bug)]
+        [t.flatten() for args in calls for t in checks.slips.variant_forward(model, tc, frozen, *args, **bug)]
     )
     # every code the checker knows (the catalogue's and the term mistakes found in held-out trials)
     _distinct([(c, joined(**{c: True})) for c in checks.LINEARISED_MISTAKES], joined(), rtol=1e-3, atol=1e-3)
