@@ -416,8 +416,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     residual = 0.3 * torch.randn(batch, n_inst, d_in, device=device)
     W_dec = torch.nn.functional.normalize(torch.randn(n_inst, d_sae, d_in, device=device), dim=-1)
     dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device)
-    dead[0, [1, 4, 6]] = True  # exactly k_aux dead latents
-    dead[1, 2] = True  # fewer dead latents than k_aux
+    dead[0, [1, 6]] = True  # fewer dead latents than k_aux: its count used for every instance shows
+    dead[1, [2, 4, 7]] = True  # exactly k_aux dead latents
     dead[3, [0, 2, 3, 5, 7]] = True  # more than k_aux + 1; instance 2: none dead, so the loss is mean(residual²)
     dead[4, [1, 2, 5, 6]], dead[5] = True, torch.arange(d_sae, device=device) != 2  # more than k_aux: which k shows
     inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)

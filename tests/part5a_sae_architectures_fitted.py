@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from tests import part5a_sae_architectures_metric_slips as MS
+from tests import part5a_sae_architectures_metric_variants as MV
 
 Mutant = tuple[str, str, Tensor]
 
@@ -56,11 +57,12 @@ def auxk_offset(out: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, W_dec:
 
 def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
     """dead_latent_fraction with |a| < t counted as zero, for each t between two latents' largest |activation|:
-    one entry per distinct outcome, naming the range of t it stands for (none equal to a `known` entry)."""
+    one entry per distinct outcome, naming the range of t it stands for (none equal to a `known` entry). A cast to
+    float16 / bfloat16 is such a threshold, named first (`MV.dead_low_precision`)."""
     peak = acts.abs().amax(0)  # [inst d_sae]: a latent is 'dead' under a threshold t exactly when peak < t
     right = (acts == 0).all(0).to(acts.dtype).mean(-1)
     levels = sorted({float(v) for v in peak.flatten() if v > 0})
-    entries: list[Mutant] = []
+    entries: list[Mutant] = MV.dead_low_precision(acts)
     for lo, hi in zip(levels, [*levels[1:], float("inf")], strict=True):
         value = (peak <= lo).to(acts.dtype).mean(-1)  # t in (lo, hi]: every latent with peak <= lo counts as dead
         if _close(value, right) or any(_close(value, v) for _, _, v in [*known, *entries]):

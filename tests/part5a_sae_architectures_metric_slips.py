@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_variants as MV
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -21,7 +23,8 @@ def _decode(dead_acts: Tensor, W_dec: Tensor) -> Tensor:
 
 def auxk_slips(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list[Mutant]:
     """auxk_loss with the same dead latents for every example (ranked by a batch statistic), the top values
-    decoded with the first k_aux decoder rows (no scatter), and the dead mask replaced by this example's pre <= 0."""
+    decoded with the first k_aux decoder rows (no scatter), the dead mask replaced by this example's pre <= 0, and
+    (`MV.auxk_k_from_instance0`) k taken from instance 0's dead count."""
     entries: list[Mutant] = []
     for name, score in (("mean", pre.mean(0)), ("max", pre.amax(0)), ("sum of the ReLU", pre.relu().sum(0))):
         top = torch.where(dead, score, -torch.inf).topk(k_aux, dim=-1)
@@ -52,17 +55,19 @@ def auxk_slips(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
         "torch.where(dead, pre, -inf)"
     )
     entries.append(("auxk_dead_ignored", hint, (residual - _decode(acts, W_dec)).pow(2).mean(-1)))
-    return entries
+    return entries + MV.auxk_k_from_instance0(pre, residual, dead, W_dec, k_aux)
 
 
 def l0_every_latent(acts: Tensor) -> list[Mutant]:
-    """L0 counting every latent, zeros included: (|a| ** 0).sum(-1) (0 ** 0 is 1 in torch) or (a >= 0).sum(-1)."""
+    """L0 counting every latent, zeros included: (|a| ** 0).sum(-1) (0 ** 0 is 1 in torch) or (a >= 0).sum(-1); and
+    (`MV.l0_int_cast`) counting after an integer cast."""
     d = acts.shape[-1]
     hint = (
         f"{d} = d_sae: every latent counted, zeros included (0 ** 0 is 1 in torch; a >= 0 comparison). Count the "
         "non-zero ones: (acts != 0).sum(-1) or (acts > 0), then mean over the batch"
     )
-    return [("counted_every_latent", hint, torch.full(acts.shape[1:2], float(d), dtype=acts.dtype))]
+    every = torch.full(acts.shape[1:2], float(d), dtype=acts.dtype)
+    return [("counted_every_latent", hint, every), *MV.l0_int_cast(acts)]
 
 
 def _fve(h: Tensor, h_rec: Tensor, total: Tensor) -> Tensor:
@@ -71,7 +76,7 @@ def _fve(h: Tensor, h_rec: Tensor, total: Tensor) -> Tensor:
 
 def fve_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
     """FVE with the batch mean h.sum(0) / s for each size s other than the batch, and the shortcut total
-    Σh² - c·Σ_d mean_d² with c = 1 or another size instead of the batch."""
+    Σh² - c·Σ_d mean_d² with c = 1 or another size instead of the batch; and `MV.fve_ratio_slips`."""
     n, inst, d = h.shape
     others = {"d_in": d, "n_inst": inst, "batch - 1": n - 1, "batch·d_in": n * d}
     entries: list[Mutant] = []
@@ -94,7 +99,7 @@ def fve_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
             f"batch · Σ_d mean_d² (batch = {n}). Or compute (h - h.mean(0)).pow(2).sum over batch and d_in directly"
         )
         entries.append(("shortcut_factor", hint, _fve(h, h_rec, sq - c * means)))
-    return entries
+    return entries + MV.fve_ratio_slips(h, h_rec)
 
 
 def _greedy(cos: Tensor) -> Tensor:
@@ -133,12 +138,16 @@ def recovery_one_to_one(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
 
 
 def with_tiny_alive(acts: Tensor) -> Tensor:
-    """acts with two ordinary live latents made alive only at tiny values (peaks 3e-9 and 4e-13, their squares still
-    normal floats, so a norm over the batch stays non-zero): a tolerance such as torch.isclose's atol 1e-8 counts
-    them dead. The right fractions are unchanged (they stay alive)."""
-    acts[:, 0, 4], acts[:, 2, 2] = 0.0, 0.0
-    acts[[7, 40, 41], 0, 4] = torch.tensor([3e-9, 1e-12, 1e-9], dtype=acts.dtype, device=acts.device)
-    acts[[100, 200], 2, 2] = torch.tensor([1e-15, 4e-13], dtype=acts.dtype, device=acts.device)
+    """acts with three ordinary live latents made alive only at tiny values (peaks 6e-8, 2e-8 and 4e-13, their
+    squares still normal floats, so a norm over the batch stays non-zero): a tolerance such as torch.isclose's atol
+    1e-8 counts the last dead (it fires on half the batch, so no firing-rate rule does), a cast to float16 (0 below
+    2**-25 ≈ 3e-8) the last two, a tolerance of float32's eps (1.2e-7) or a small mean all three. The right
+    fractions are unchanged (they stay alive)."""
+    acts[:, 0, 4], acts[:, 2, 2], acts[:, 1, 3] = 0.0, 0.0, 0.0
+    acts[[7, 40, 41], 0, 4] = torch.tensor([2e-8, 1e-12, 1e-9], dtype=acts.dtype, device=acts.device)
+    acts[[30, 31], 1, 3] = torch.tensor([6e-8, 5e-8], dtype=acts.dtype, device=acts.device)
+    acts[1::2, 2, 2] = 1e-15  # firing on half the batch: not a rarely firing latent
+    acts[200, 2, 2] = 4e-13
     return acts
 
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from solutions.part5_toy_saes import ToySAEConfig
 from tests import part5a_sae_architectures_metric_slips as MS
+from tests import part5a_sae_architectures_metric_variants as MV
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
 from tests.checking import fail
@@ -180,7 +181,8 @@ def percentage(name: str, want: Tensor) -> list[tuple[str, str, Tensor]]:
 
 def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]]:
     """`PR.recovery_more`, plus cosines divided by one Frobenius norm of each whole matrix per instance, and
-    latents matched to features one-to-one (`MS.recovery_one_to_one`)."""
+    latents matched to features one-to-one (`MS.recovery_one_to_one`), and the latent picked by |cos|
+    (`MV.recovery_abs_pick`)."""
     dots = torch.einsum("isd,idf->isf", W_dec, W_feat)
     norms = W_dec.norm(dim=(1, 2))[:, None, None] * W_feat.norm(dim=(1, 2))[:, None, None]
     hint = (
@@ -188,7 +190,12 @@ def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]
         "(dim=-1 and dim=1), not each whole matrix by one (Frobenius) norm per instance"
     )
     one_to_one = MS.recovery_one_to_one(W_feat, W_dec)
-    return [*PR.recovery_more(W_feat, W_dec), ("global_norm", hint, (dots / norms).amax(1)), *one_to_one]
+    return [
+        *PR.recovery_more(W_feat, W_dec),
+        ("global_norm", hint, (dots / norms).amax(1)),
+        *one_to_one,
+        *MV.recovery_abs_pick(W_feat, W_dec),
+    ]
 
 
 _TABLE = {  # name: (forward, ∂/∂x, ∂/∂θ) as in the exercise's table
