@@ -33,6 +33,7 @@ from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_reorderings as axes
 from tests import part8_parameter_decomposition_slips as slips
+from tests import part8_parameter_decomposition_uneven_c as uneven
 from tests.checking import (
     FAILURE_PROBABILITY,
     bernstein_tolerance,
@@ -610,9 +611,8 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
     mistakes += probes.recon_mistakes(chain, p, x, right) + behaviour.recon_accumulator(right, chain, p, x)
-    mistakes += fresh.recon_first_masks(chain, p, x) + fresh.recon_relative(chain, p, x)
-    got, (batch, n_inst, d_out) = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape
-    L = len(chain.weights)
+    mistakes += uneven.recon_more(chain, p, x, right)  # masks[0], relative errors, a weighted mean over matrices
+    got, (batch, n_inst, d_out), L = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape, len(q["U"])
     means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
     known = any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes)
     if (fits := diag.common_factor(got, right)) is not None and not known:  # `loss` is never a reduction axis
@@ -656,6 +656,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
             else "keep the losses differentiable in U and V"
         )
         _expect_grad(gr, r, name, [], hint, "grad")
+    uneven.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C
     return "all matrices masked, one at a time averaged, MSE to the original output, gradients to masks, U and V"
 
 

@@ -297,7 +297,11 @@ def call_naming_recon(fn: Callable, chain: Any, q: dict[str, list[Tensor]], x: T
             if layer > 0:
                 add(W.shape[2], f"matrix {layer}'s d_in (V[{layer}].shape[2], the size of the `a` it multiplies)")
             add(W.shape[1], f"matrix {layer}'s d_out (U[{layer}].shape[1])")
-        add(q["U"][0].shape[2], "the subcomponents C (U[l].shape[2], V[l].shape[1], masks[l].shape[2])")
+        for layer, u in enumerate(q["U"]):
+            add(
+                u.shape[2],
+                f"matrix {layer}'s subcomponents C (U[{layer}].shape[2], V[{layer}].shape[1], masks[{layer}])",
+            )
         known = [n for n in numbers if n in has]
         if not known:
             raise

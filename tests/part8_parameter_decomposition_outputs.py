@@ -15,6 +15,7 @@ from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_reduction_order as order
 from tests.checking import expect_matches, expect_scalar, expect_tensor, fail, returned
 from tests.mutants import call
 from utils.part8_parameter_decomposition import WeightChain
@@ -66,12 +67,13 @@ def pair(out: Any, what: str, names: str) -> tuple[Any, Any]:
 
 
 def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -> list[tuple[str, str, Tensor]]:
-    """The norm and slip readings of faithfulness_loss, and a log taken of the loss."""
+    """The norm and slip readings of faithfulness_loss, a log taken of the loss, and the difference of norms."""
     return (
         fresh.faithfulness_norms(weights, U, V)
         + fresh.faithfulness_slips(weights, U, V)
         + faithfulness_logs(weights, U, V)
         + faithfulness_doubled_count(weights, U, V)
+        + order.faithfulness_norm_difference(weights, U, V)
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_reduction_order as order
 from tests.checking import fail
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -111,7 +112,8 @@ def recon_others(chain: Any, p: dict[str, list[Tensor]], x: Tensor) -> Mistakes:
 
 
 def minimality_penalties(ci: list[Tensor], p: float, eps: float) -> Mistakes:
-    """The penalty put on g² instead of g, or the log penalty p·log(g + eps) in place of (g + eps)^p."""
+    """The penalty put on g² instead of g, the log penalty p·log(g + eps) in place of (g + eps)^p, or a sum or mean
+    over the batch or instances taken before the power."""
     total = lambda f: sum(f(g).sum(-1) for g in ci).mean(0).sum()
     with torch.no_grad():
         return [
@@ -127,6 +129,7 @@ def minimality_penalties(ci: list[Tensor], p: float, eps: float) -> Mistakes:
                 "(g + eps).pow(p)",
                 total(lambda g: p * torch.log(g + eps)),
             ),
+            *order.minimality_inside_power(ci, p, eps),  # (Σ_inst g + eps)^p: a reduction inside the power
         ]
 
 
