@@ -20,6 +20,7 @@ import ast
 import contextlib
 import copy
 import functools
+import gc
 import inspect
 import io
 import sys
@@ -198,11 +199,17 @@ def _diagnose(reference: Reference, actual: Tensor, expected: Tensor, rtol: floa
     start = _clock()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # hundreds of tiny runs: thread start-up would cost more than the work
+    # A full garbage collection over a large heap (a loaded language model) can take longer than one mutant's
+    # budget: it would time out the very edit that fits, and the hint would depend on when the collector ran.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with _quiet():
             fits = _fitting_edits(reference, fdef, lines, region, a, expected, start, rtol, atol)
     finally:
         torch.set_num_threads(threads)
+        if collecting:
+            gc.enable()
     if not fits or len({line for line, _ in fits}) > MAX_LINES:
         return None  # edits in several places fit: the slip could be in any of them
     quoted = [description for _, description in fits[:MAX_FITS]]
@@ -268,6 +275,8 @@ def _simple_ratio(a: float, e: float) -> bool:
 
 
 def _scaled(a: Tensor, expected: Tensor, rtol: float, atol: float) -> bool:
+    if a.shape != expected.shape:
+        return False
     a, e = a.double(), expected.detach().to(a.device).double()
     e_sq = float((e * e).sum())
     return e_sq > 0 and bool(torch.allclose(a, float((a * e).sum()) / e_sq * e, rtol=rtol, atol=atol))
