@@ -28,6 +28,7 @@ from torch import Tensor
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5_toy_saes_fallbacks as FB
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
@@ -497,7 +498,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
         W = sae.W_dec.detach().clone()
         expected = ref.ToySAE.W_dec_normalized.fget(sae).detach()
         out = expect_tensor(
-            P.read_normalized(sae),
+            RN.norms_returned(P.read_normalized(sae), W, eps),
             "W_dec_normalized",
             shape=(N_INST, D_SAE, D_IN),
             dims="inst d_sae d_in",
@@ -753,10 +754,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     M.check_which_latents(sae, before, expected, frac, groups, active)
     M.check_encoder_bias(sae, expected)
     rows = M.unit_rows(sae, before, expected, scale)
-    again = lambda: (
-        spare.generate_batch.rewind(),
-        D.call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size)),
-    )
+    again = D.rerun(impl, spare, frac, scale, batch_size)
     alt = D.other_losses(spare)  # before the second run: the per-type losses a wrong weight might follow
     M.check_sampling(rows, expected, q, b_dec, active, lambda: D.check_random_choice(again, spare, rows, expected), alt)
     # encoder column = v · resample_scale · (mean norm of the live latents' encoder columns in that instance)
@@ -796,4 +794,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
             "weights sum to 0, and weight by the reconstruction loss alone (L_rec², no sparsity term, which isn't 0)",
             code="zero_loss_instance",
         )
+    FB.all_dead_instance(impl, device, D.call_resampler)  # "1.0 if no latent is alive"
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

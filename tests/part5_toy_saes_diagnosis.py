@@ -777,3 +777,13 @@ def call_resampler(fn: Callable[[], Any]) -> None:
                 code="zero_loss_instance",
             )
         raise
+
+
+def rerun(impl: Callable, spare: Any, frac: Tensor, scale: float, batch_size: int) -> Callable[[], None]:
+    """A second run of the resampler on `spare`, its batch generator rewound (whether the choice is random shows)."""
+
+    def again() -> None:
+        spare.generate_batch.rewind()
+        call_resampler(lambda: impl(spare, frac.clone(), scale, batch_size))
+
+    return again

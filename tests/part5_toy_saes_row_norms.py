@@ -216,3 +216,21 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     divisor_power_failure(out, W)
     numerator_source_failure(out, W, sources, eps)
     eps_readoff_failure(out, W, cfg)
+
+
+def norms_returned(out: object, W: Tensor, eps: float) -> object:
+    """The rows' norms (or norms + eps) returned in place of the normalised rows: size 1 on d_in, the values the
+    divisor. Returns `out` unchanged otherwise, for the shape check that follows."""
+    if not isinstance(out, Tensor) or out.shape != (*W.shape[:-1], 1) or out.shape == W.shape:
+        return out
+    norms = W.detach().norm(dim=-1, keepdim=True)
+    got = out.detach().to(norms.dtype)
+    for divisor, what in ((norms + eps, "‖row‖ + eps"), (norms, "‖row‖"), (norms.clamp_min(eps), "max(‖row‖, eps)")):
+        if torch.allclose(got, divisor, rtol=1e-5, atol=1e-7):
+            fail(
+                f"W_dec_normalized has shape {tuple(out.shape)} (size 1 on d_in) and holds each decoder row's {what}",
+                "you returned the rows' norms, not the rows divided by them: return W_dec / (norm + eps), "
+                "shape [inst d_sae d_in]",
+                code="returned_norms",
+            )
+    return out

@@ -32,6 +32,7 @@ from tests import part8_parameter_decomposition_outputs as outputs
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_reorderings as axes
+from tests import part8_parameter_decomposition_sigmoid_state as leaky
 from tests import part8_parameter_decomposition_slips as slips
 from tests import part8_parameter_decomposition_uneven_c as uneven
 from tests.checking import (
@@ -250,8 +251,8 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
     expect_matches(out.detach(), right, f"{name} forward", mistakes, hint=hint, code="forward", reference=reference)
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", readings.no_output_grad_hint(impl, x0, ALPHA), code="no_grad")
-    grad = diag.backward_grad(out, x, g, name)
     right, mistakes = slips.sigmoid_candidates(x0, g, ALPHA, lower)
+    grad = leaky.backward_grad(out, x, g, name, right)  # names a clipped x saved for backward
     hint, code = "grad_output times the slope: 1 on [0, 1], alpha on the leaky side, 0 on the other", "grad"
     if grad is not None:
         grad = expect_tensor(grad, f"the gradient {name}.backward returns", shape=x.shape, dtype=x.dtype)
@@ -261,7 +262,7 @@ def _check_leaky_sigmoid(impl: Any, name: str, lower: bool, device: torch.device
         getattr(sol, name).backward, SimpleNamespace(saved_tensors=(x0,), alpha=ALPHA), g, pick=itemgetter(0)
     )
     _expect_grad(grad, right, f"{name} with respect to x", mistakes, hint, code, backward if code == "grad" else None)
-    fresh.default_alpha(impl, name, x0)  # the exercise's signature has alpha=0.01
+    leaky.after_values(impl, name, x0)  # alpha on ctx, narrow bands, break points, the default alpha=0.01
 
 
 @checker("lower_leaky_hard_sigmoid", kind="class")

@@ -115,7 +115,7 @@ def _advanced(norms_of="live", direction="unit"):
             raw = h[torch.multinomial(w, idx.numel(), replacement=True), i] - sae.b_dec[i]
             v = raw / raw.norm(dim=-1, keepdim=True)
             mask = ~dead[i] if norms_of == "live" else dead[i]
-            scale = sae.W_enc[i][:, mask].norm(dim=0).mean()
+            scale = sae.W_enc[i][:, mask].norm(dim=0).mean() if mask.any() else 1.0
             enc = v if direction == "unit" else raw
             sae.W_dec.data[i, idx] = v
             sae.W_enc.data[i][:, idx] = enc.T * resample_scale * scale

@@ -128,6 +128,7 @@ def _resample(bug):
             v = F.normalize(h[picked, inst] - sae.b_dec[inst], dim=-1)
             live = sae.W_enc[inst, :, ~dead[inst]]
             norm = live.norm(dim=1).mean() if bug == "enc_norm_axis" else live.norm(dim=0).mean()
+            norm = norm if live.shape[-1] else 1.0  # 1.0 if no latent is alive
             sae.W_dec.data[inst, idx] = v
             sae.W_enc.data[inst][:, idx] = v.T * resample_scale * norm
             sae.b_enc.data[inst, idx] = 0.0

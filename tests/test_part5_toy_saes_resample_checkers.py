@@ -242,7 +242,7 @@ def _mean_norm(rule, W_enc, norms_all, alive_all, k, W_dec_norms=None):
         return W_dec_norms[k][alive].mean()
     if rule == "squared":
         return norms[alive].pow(2).mean()
-    return norms[alive].mean()
+    return norms[alive].mean() if alive.any() else 1.0  # the docstring's fallback: 1.0 if no latent is alive
 
 
 def _advanced(weights="sq", sub_bdec=True, scale_mode="alive", skip_zero=True, rule="window", one_draw=False, **kw):
@@ -289,7 +289,7 @@ def _advanced_cumsum(sae, frac, resample_scale, batch_size):
         if p.sum() == 0:
             continue
         cdf = torch.cumsum(p / p.sum(), 0)
-        alive_norm = sae.W_enc[k][:, ~dead[k]].norm(dim=0).mean()
+        alive_norm = sae.W_enc[k][:, ~dead[k]].norm(dim=0).mean() if (~dead[k]).any() else 1.0
         for j in dead[k].nonzero().flatten().tolist():
             i = int(torch.searchsorted(cdf, torch.rand(1, device=cdf.device) * cdf[-1]).clamp(max=len(cdf) - 1))
             v = F.normalize(h[i, k] - sae.b_dec[k], dim=0)
@@ -305,7 +305,7 @@ def _advanced_vectorised(sae, frac, resample_scale, batch_size):
     loss_dict, _, _, h_rec = sae.forward(h)
     L = loss_dict["L_reconstruction"].T  # [inst batch]
     enc_norms = sae.W_enc.norm(dim=1)  # [inst d_sae]
-    alive_mean = (enc_norms * ~dead).sum(-1) / (~dead).sum(-1)
+    alive_mean = ((enc_norms * ~dead).sum(-1) / (~dead).sum(-1)).nan_to_num(1.0)  # 1.0 if no latent is alive
     for k in range(sae.cfg.n_inst):
         n = int(dead[k].sum())
         if n == 0 or L[k].sum() == 0:
