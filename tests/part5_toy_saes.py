@@ -794,5 +794,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
             "weights sum to 0, and weight by the reconstruction loss alone (L_rec², no sparsity term, which isn't 0)",
             code="zero_loss_instance",
         )
-    FB.all_dead_instance(impl, device, D.call_resampler)  # "1.0 if no latent is alive"
+    FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

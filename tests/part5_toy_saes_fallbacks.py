@@ -12,16 +12,15 @@ from collections.abc import Callable
 
 import torch
 
+from solutions import part5_toy_saes as ref
 from tests.checking import fail
 
 N_INST, D_IN, D_SAE, BATCH, SCALE = 2, 5, 3, 11, 0.37  # sizes distinct from each other and from the main check's
 
 
-def all_dead_instance(impl: Callable, device: torch.device, call_resampler: Callable) -> None:
-    """Instance 0: every latent dead (encoder columns = SCALE · unit direction); instance 1: latent 0 alive."""
-    from solutions import part5_toy_saes as ref
-    from tests.part5_toy_saes import reference_sae  # a late import: tests.part5_toy_saes imports this module
-
+def all_dead_instance(impl: Callable, device: torch.device, call_resampler: Callable, reference_sae: Callable) -> None:
+    """Instance 0: every latent dead (encoder columns = SCALE · unit direction); instance 1: latent 0 alive.
+    `reference_sae` is the checker's SAE builder (tests.part5_toy_saes, which imports this module)."""
     sae = reference_sae(ref.ToySAE, device, n_inst=N_INST, d_in=D_IN, d_sae=D_SAE, sparsity_coeff=0.1)
     gen = torch.Generator().manual_seed(5)
     h = (torch.randn(BATCH, N_INST, D_IN, generator=gen) + 1.0).to(device)

@@ -1,6 +1,7 @@
-"""Proofs for the leaky hard sigmoids after the fresh30 measurement: alpha stored on the class (the last forward's
-alpha leaks into an earlier call's backward), x.relu() saved for backward (negatives read as 0), and the leak
-applied for x < alpha (a band [0, alpha) with the wrong slope, not a `<` / `<=` slip at x = 0)."""
+"""Proofs for the leaky hard sigmoids after the fresh30 measurement: alpha stored outside ctx (a global here, a class
+attribute alike: the last forward's alpha leaks into an earlier call's backward), x.relu() saved for backward
+(negatives read as 0), and the leak applied for x < alpha (a band [0, alpha) with the wrong slope, not a `<` / `<=`
+slip at x = 0)."""
 
 from __future__ import annotations
 
@@ -9,31 +10,33 @@ import torch
 import tests.part8_parameter_decomposition as checks
 from tests.proving import assert_fails
 
+SHARED: dict[str, float] = {}  # alpha kept outside ctx, as a class attribute or a global would be
+
 
 class LowerClassAttr(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha=0.01):
         ctx.save_for_backward(x)
-        LowerClassAttr.alpha = alpha
+        SHARED["alpha"] = alpha  # outside ctx: the last call's alpha
         return x.clamp(0, 1)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * torch.where(x < 0, LowerClassAttr.alpha, (x <= 1).to(x.dtype)), None
+        return g * torch.where(x < 0, SHARED["alpha"], (x <= 1).to(x.dtype)), None
 
 
 class UpperClassAttr(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, alpha=0.01):
         ctx.save_for_backward(x)
-        UpperClassAttr.alpha = alpha
+        SHARED["alpha"] = alpha  # outside ctx: the last call's alpha
         return x.clamp(0, 1)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * torch.where(x > 1, UpperClassAttr.alpha, (x >= 0).to(x.dtype)), None
+        return g * torch.where(x > 1, SHARED["alpha"], (x >= 0).to(x.dtype)), None
 
 
 class UpperSaveRelu(torch.autograd.Function):
