@@ -27,7 +27,7 @@ from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
-from tests import part6b_circuits_slip_readings as slips
+from tests import part6b_circuits_slip_readings as reads
 from tests import part6b_circuits_ties as ties
 from tests.checking import (
     CheckOutcome,
@@ -532,11 +532,11 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
         forward = lambda fr, e, lat, r: known.variant_forward(model, tc, fr, e, lat, r)
         mistakes += extra.abs_token_edges(model, tc, frozen, graph, direct, forward)
-        mistakes += probes.token_total(direct, graph.nodes("token")) + slips.gradient_swaps(model, tc, frozen, graph)
+        mistakes += probes.token_total(direct, graph.nodes("token")) + reads.gradient_swaps(model, tc, frozen, graph)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)
-        slips.edge_rows(out, direct, graph, values, rows)
+        reads.edge_rows(out, direct, graph, values, rows)
         counts = {"d_model": model.cfg.d_model, "the number of positions": graph.n_pos, "d_sae": tc.d_sae}
         probes.source_blocks(out, direct, graph, rows, counts)
         gap = values - out[rows].sum(-1) - bias
@@ -630,9 +630,9 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         )
     right = ref.node_influence(A, weights)
     catalogue = known.influence_mistakes(A, weights) + extra.influence_extra(A, weights)
-    catalogue += probes.influence_probed(A, weights) + pruned_catalogue(A, weights) + slips.identity_terms(A, weights)
+    catalogue += probes.influence_probed(A, weights) + pruned_catalogue(A, weights) + reads.identity_terms(A, weights)
     if not _matches_any(out, [right] + [v for _, _, v in catalogue], 1e-4, 1e-6):
-        slips.influence_readings(impl, A, weights, out, right)
+        reads.influence_readings(impl, A, weights, out, right)
     expect_matches(
         out,
         right,
@@ -727,7 +727,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)
-        slips.quantile_slips(out, expected, before, k, n_bands)
+        reads.quantile_slips(out, expected, before, k, n_bands)
         hints.one_per_sequence(out, expected, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):
