@@ -27,6 +27,7 @@ from torch import Tensor
 
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
+from tests import part5_toy_saes_batch_calls as BC
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_fallbacks as FB
 from tests import part5_toy_saes_loss_readings as RL
@@ -749,7 +750,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
     before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second run shows whether the choice is random
     b_dec = sae.b_dec.detach().clone()
-    D.call_resampler(lambda: impl(sae, frac.clone(), scale, batch_size))
+    BC.called_with_batch_size(sae, batch_size, lambda: impl(sae, frac.clone(), scale, batch_size), D.call_resampler)
     expected = dead & active[:, None]
     M.check_which_latents(sae, before, expected, frac, groups, active)
     M.check_encoder_bias(sae, expected)

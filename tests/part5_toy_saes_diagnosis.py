@@ -318,6 +318,12 @@ def vanilla_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], li
             ("b", "", lambda: sae.b_enc),
             ("no_b_enc", "b_enc is missing", lambda: 0.0),
             ("b_enc_subtracted", "b_enc is subtracted, not added", lambda: -sae.b_enc),
+            (
+                "b_dec_folded_as_sum",
+                "b_dec folded into b_enc as a sum, b_enc − b_dec.sum(-1): (h − b_dec) @ W_enc = h @ W_enc − b_dec @ "
+                "W_enc, so the centring term is b_dec @ W_enc (one per latent), not the sum of b_dec's entries",
+                lambda: sae.b_enc - sae.b_dec.sum(-1, keepdim=True),
+            ),
         ],
         [
             ("relu", "", lambda: "after"),

@@ -490,6 +490,15 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             fixed((W / W.norm(dim=-1, keepdim=True).clamp(min=1e-12)).abs().amax(1)),
         ),
         ("max", "take the largest |W_ki| over neurons k, not the sum", fixed(W.abs().sum(1) / safe)),
+        *[
+            (
+                "normalised_weights",
+                "your values are max over neurons of softmax(|W_ki|) (|W| normalised over the hidden axis by a "
+                "softmax): the alignment is max|W_ki| / ‖Wᵢ‖, the largest magnitude divided by the Euclidean norm",
+                value,
+            )
+            for value in (fixed(W.abs().softmax(1).amax(1)), W.abs().softmax(1).amax(1))
+        ],
         ("mean", "take the largest |W_ki| over neurons k, not the mean", fixed(W.abs().mean(1) / safe)),
         ("min", "take the LARGEST |W_ki| over neurons k", fixed(W.abs().amin(1) / safe)),
         (
