@@ -1,5 +1,6 @@
 """Part 5a mistakes whose one free number is read off the learner's own output, as catalogue entries: an offset
-vector added to auxk_loss's reconstruction (fitted by least squares), and a tolerance threshold that makes small
+vector added to auxk_loss's reconstruction (fitted by least squares; named as the empty top-k slots filled
+with a non-zero value when it is that value times those slots' decoder rows), and a tolerance threshold that makes small
 activations count as zero in dead_latent_fraction (located between two latents' largest |activation|).
 
 Each returns an entry only when the fitted form reproduces the learner's output exactly and differs from the right
@@ -40,13 +41,29 @@ def auxk_offset(out: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, W_dec:
     if c.norm(dim=-1).max() < 1e-4 or not _close(fitted, out.detach()):
         return []
     mean = residual.double().mean(0)
+    # the empty top-k slots (an instance with fewer dead latents than k_aux) decoded with a value v, not 0: c = v · s
+    empty = ~top.values[0].isfinite()  # [inst k_aux]: the same for every example (dead is per instance)
+    s = (W_dec.double().gather(1, top.indices[0].unsqueeze(-1).expand(-1, -1, d)) * empty.unsqueeze(-1)).sum(1)
+    v = float((c * s).sum() / (s * s).sum().clamp_min(1e-12))
+    if empty.any() and abs(v) > 1e-4 and torch.allclose(c, v * s, atol=1e-4):
+        hint = (
+            f"your loss is the right one plus the decoder rows of the empty top-k slots times {v:.4g}: where an "
+            f"instance has fewer dead latents than k_aux, the slots topk filled with -inf were given the value {v:.4g} "
+            "(e.g. ones_like / full_like as the fill of torch.where(values.isfinite(), values, fill)) before decoding. "
+            "Those slots contribute nothing: fill them with 0 (zeros_like, or nan_to_num(neginf=0))"
+        )
+        return [("empty_slots_filled", hint, fitted.to(out.dtype))]
     if torch.allclose(c, mean, atol=1e-4):
         what = "+ residual.mean(0) (the batch mean of the residual, added like a b_dec)"
     elif torch.allclose(c, -mean, atol=1e-4):
         what = "- residual.mean(0) (the batch mean of the residual, subtracted)"
     else:
         norms = ", ".join(f"{float(v):.3g}" for v in c.norm(dim=-1))
-        what = f"+ c, a constant vector per instance that is none of the inputs (norms {norms}): a bias or a mean"
+        what = (
+            f"+ c, a constant vector per instance that is none of the inputs (norms {norms}). Possible causes: a "
+            "bias or a mean added; the empty top-k slots (fewer dead latents than k_aux) filled with a non-zero value "
+            "(ones_like / full) before decoding"
+        )
     hint = (
         f"your loss is the right one with the dead latents' reconstruction offset by the same vector on every "
         f"example, r̂ {what}. The auxiliary reconstruction is only the chosen dead latents' pre-activations times "

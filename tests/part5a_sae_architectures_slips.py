@@ -85,6 +85,14 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
         h_rec = torch.einsum("bis,isd->bid", soft, sae.W_dec_normalized) + sae.b_dec
         d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
         return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), soft, h_rec
+    if bug.get("b_enc_after"):  # JumpReLU(x @ W_enc, θ) + b_enc: the bias added to the activations
+        d, _, _, _ = M.jumprelu_forward(sae, h)
+        pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
+        theta = sae.log_threshold.exp()
+        acts = pre * (pre > theta).to(h.dtype) + sae.b_enc
+        h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
     if bug.get("decode_mask"):
         d, _, acts, _ = M.jumprelu_forward(sae, h)
         pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
@@ -112,6 +120,14 @@ JUMPRELU_SLIPS = [
         "every kept value by θ. JumpReLU keeps pre itself above θ: acts_post = JumpReLU.apply(pre, θ, ε)",
         "acts",
         {"soft_threshold": True},
+    ),
+    (
+        "relu_before_bias",
+        "your activations are JumpReLU(x @ W_enc, θ) + b_enc: b_enc added after the nonlinearity, to the "
+        "activations. It belongs to the pre-activation, before the JumpReLU: acts_post = JumpReLU.apply(pre, θ, ε) "
+        "with pre = (h - b_dec) @ W_enc + b_enc",
+        "acts",
+        {"b_enc_after": True},
     ),
     (
         "decoded_mask",
@@ -288,3 +304,17 @@ def grad_output_in_place(
         "(grad_output * mask, grad_output.masked_fill(...))",
         code="grad_output_in_place",
     )
+
+
+def auxk_in_place(inputs: tuple, saved: dict[str, Tensor]) -> None:
+    """Fail when auxk_loss edited one of the tensors it was given (compared with the checker's saved copies, in
+    order), e.g. `residual -= residual_hat`, naming which."""
+    changed = [k for a, (k, b) in zip(inputs, saved.items(), strict=False) if not torch.equal(a.detach(), b)]
+    if changed:
+        fail(
+            f"auxk_loss changed its input{'s' * (len(changed) > 1)} {', '.join(changed)} in place: the caller's "
+            "tensors are edited",
+            "compute new tensors and leave the inputs as they are: residual - residual_hat, not residual -= "
+            "residual_hat (nor masked_fill_ / scatter_ / += on an input)",
+            code="in_place",
+        )

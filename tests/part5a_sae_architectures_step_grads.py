@@ -4,7 +4,9 @@ misname, each told by recomputing the reference gradient with the one slip in it
 * grad_output reduced to one number (`g.sum()` / `g.mean()`) instead of each entry's own grad_output: inside the
   rectangle the kernel is constant, so the wrong entries share one value and read like a clamp;
 * an extra ∓1[x > θ] · grad_output term (the derivative of ReLU(x - θ) w.r.t. θ mixed into JumpReLU's);
-* JumpReLU's factor θ pooled (mean, sum, max) over every axis or one axis instead of each element's own θ.
+* JumpReLU's factor θ pooled (mean, sum, max) over every axis or one axis instead of each element's own θ;
+* the whole gradient times a per-element quantity (1/θ, θ, θ², 1/θ², x, 1/x, x/θ, θ/x, exp(θ)): the element-wise
+  ratio got / expected over the window read back and named when exactly one such quantity reproduces it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,20 @@ _POOLS: tuple[tuple[str, Callable[[Tensor, tuple[int, ...] | None], Tensor]], ..
     ("mean", lambda t, dims: t.mean() if dims is None else t.mean(dims, keepdim=True)),
     ("sum", lambda t, dims: t.sum() if dims is None else t.sum(dims, keepdim=True)),
     ("max", lambda t, dims: t.max() if dims is None else t.amax(dims, keepdim=True)),
+)
+
+
+# (name, quantity, a likely cause): the learner's θ-gradient is the expected one times the quantity
+_RATIOS: tuple[tuple[str, Callable[[Tensor, Tensor], Tensor], str], ...] = (
+    ("divided by θ", lambda x, th: 1 / th, "the chain rule of θ = exp(log_threshold) applied backwards"),
+    ("multiplied by θ", lambda x, th: th, "the chain rule of θ = exp(log_threshold) applied inside backward"),
+    ("multiplied by θ²", lambda x, th: th * th, ""),
+    ("divided by θ²", lambda x, th: 1 / (th * th), ""),
+    ("multiplied by x", lambda x, th: x, "x (the input) used as a factor"),
+    ("divided by x", lambda x, th: 1 / x, "a division by the input x"),
+    ("multiplied by x/θ", lambda x, th: x / th, ""),
+    ("multiplied by θ/x", lambda x, th: th / x, ""),
+    ("multiplied by exp(θ)", lambda x, th: th.exp(), "θ exponentiated again in backward"),
 )
 
 
@@ -53,6 +69,7 @@ def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, d
                 "grad_output",
                 code="relu_theta_term",
             )
+    _ratio(got, kernel * g, x, th, name)
     if name != "JumpReLU":
         return
     per_theta = kernel / th  # the factor θ divided out (θ > 0 here)
@@ -69,3 +86,28 @@ def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, d
                 f"don't pool θ ({how} {where}) in backward",
                 code="theta_pooled",
             )
+
+
+def _ratio(got: Tensor, want: Tensor, x: Tensor, th: Tensor, name: str) -> None:
+    """Fail when `got` is `want` times exactly one quantity of `_RATIOS`, element by element (zero where `want` is:
+    outside the window), naming it with the range of the ratio read back over the window."""
+    inside = want != 0
+    if not inside.any():
+        return
+    # a factor F of -(F/ε)·K that `DG.theta_factor` names (checked at two bandwidths) is left to it
+    theirs = ("multiplied by θ", "multiplied by x") if name == "Heaviside" else ("divided by θ", "multiplied by x/θ")
+    fits = [(how, q, c) for how, q, c in _RATIOS if how not in theirs and _close(got, want * q(x, th))]
+    if len(fits) != 1:
+        return  # none, or ambiguous: the other readings describe what they see
+    how, _, cause = fits[0]
+    ratio = (got[inside].double() / want[inside].double()).clamp(-1e12, 1e12)
+    span = f"from {float(ratio.min()):.4g} to {float(ratio.max()):.4g}"
+    right = "-(1/ε) · K((x - θ)/ε)" if name == "Heaviside" else "-(θ/ε) · K((x - θ)/ε)"
+    why = f" (possible cause: {cause})" if cause else ""
+    fail(
+        f"the gradient of {name} with respect to threshold is the expected one {how} at every position: the "
+        f"ratio of yours to the expected one, element by element over the window |x - θ| < ε/2, runs {span}",
+        f"your θ-gradient is the right one {how}{why}. backward returns ∂out/∂θ itself, {right} · grad_output "
+        "element-wise; autograd applies any chain rule outside the Function",
+        code="theta_factor",
+    )
