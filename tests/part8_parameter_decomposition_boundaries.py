@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_diagnosis as diag
+from tests import part8_parameter_decomposition_saved_output as saved_output
 from tests.checking import fail
 
 POINTS = (-0.0, 0.0, 1.0)
@@ -54,9 +55,14 @@ def closed_interval(impl: Any, name: str, alpha: float, device: torch.device | s
             if lower
             else "x = 1 belongs to [0, 1]: the leak is for x > 1 only"
         )
-    fail(
+    message = (
         f"the gradient of {name} at the break points is wrong: your slope is {seen}, expected 1 (the table's "
-        "slope on [0, 1], a closed interval)",
+        "slope on [0, 1], a closed interval)"
+    )
+    if (hint := saved_output.reads_clamped_output(impl, name, alpha, {p: got[p] for p in at}, device)) is not None:
+        fail(message, hint, code="saved_output")
+    fail(
+        message,
         f"a comparison puts a break point on the wrong side ({'; '.join(fixes)}): "
         "check `<` against `<=` and `>` against `>=` in your backward",
         code="boundary",

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_bias_places as bias_places
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_variants as variants
@@ -326,6 +327,7 @@ def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
             ("gelu_twice", hint, F.gelu(z).clamp(0, 1)),
             ("w_in_after_gelu", w_in, after.clamp(0, 1)),
             ("residual", residual, (z + h).clamp(0, 1)),
+            *bias_places.ci_bias_places(p),  # b_out on h, inside or after the GELU (moved, or added twice)
         ]
 
 

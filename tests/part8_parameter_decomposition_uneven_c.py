@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
+from tests import part8_parameter_decomposition_error_measures as measures
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
@@ -44,6 +45,7 @@ def uneven_inputs(device: torch.device | str = "cpu") -> tuple[WeightChain, dict
 def recon_more(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, right: Tensor) -> list:
     """The main check's later candidates: matrix 0's masks for all, relative errors, a weighted layerwise mean."""
     more = fresh.recon_first_masks(chain, p, x) + fresh.recon_relative(chain, p, x)
+    more += measures.recon_error_measures(chain, p, x)  # norm, RMS, L1, max or 1 - cosine per example
     return more + weighted_layerwise(chain, p, x, right)
 
 
