@@ -318,7 +318,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
         return loss_relations.reduction_relation(loss, grad, out, target, imp) or (
             loss_relations.weight_table_relation(grad, out, target, imp, tables)
-            or loss_relations.square_of_mean_relation(loss, grad, out, target, imp)
+            or loss_relations.difference_relation(loss, grad, out, target, imp)
         )
 
     extra = lambda out, batch, target: (

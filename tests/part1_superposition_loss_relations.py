@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
-from tests.loss_square_of_mean import square_of_mean_relation  # noqa: F401  (part 1's loss relations, one place)
+from tests.loss_penalties import difference_relation  # noqa: F401  (part 1's loss relations, one place)
+from tests.loss_square_of_mean import square_of_mean_relation  # noqa: F401
 
 _OPS: dict[str, Callable[[Tensor, int], Tensor]] = {
     "mean": lambda t, d: t.mean(d),

@@ -18,7 +18,7 @@ from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
 from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
-from tests.loss_square_of_mean import square_of_mean_relation
+from tests.loss_penalties import difference_relation
 from tests.mutants import Reference, call
 from tests.part1_superposition import IMPORTANCE, check_loss, probe_forward
 from tests.part1_superposition_diagnosis import (
@@ -50,6 +50,7 @@ from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candi
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
 from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
+from tests.part2_privileged_basis_saturation import hidden_nonlinearity_note, saturation_probe
 
 relu = torch.relu
 
@@ -118,9 +119,10 @@ def _check_forward(
         or hidden_shift_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
         or hidden_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
         or diagnosis
+        or saturation_probe(model, lambda t: two_layer(t, W_in, W_out, b, act=relu), tuple(x.shape), device)
         or own_feature_diagnosis(model, x, lambda t: two_layer(t, W_in, W_out, b, act=relu))
         or hidden_offset_diagnosis(out, x, W_in, W_out, b)
-        or probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden)
+        or hidden_nonlinearity_note(*probe_forward(model, b, (1, *x.shape[1:]), device, out, z, d_hidden))
     )
     expect_matches(
         out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code, reference=reference
@@ -580,6 +582,6 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
             "the model has no calculate_loss", "define calculate_loss in NeuronComputationModel", code="missing_method"
         )
     solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=0.5, importance=imp)
-    relations = lambda loss, grad, out, target: square_of_mean_relation(loss, grad, out, target, imp, "|batch|")
+    relations = lambda loss, grad, out, target: difference_relation(loss, grad, out, target, imp, "|batch|")
     check_loss(model, imp, torch.abs, make_batch, device, solution, extra=_target_mutants, relations=relations)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

@@ -33,7 +33,9 @@ def overlap_square_candidates(
     """On v [inst n d]: O * O.mT (the overlap times its transpose, `dot` · `dot_t`, elementwise) and O @ O
     (torch.linalg.matrix_power(O, 2)) with O = v̂ vᵀ, and the Gram form G @ G over ‖vᵢ‖⁴ (G * G.mT is right there:
     G is symmetric), each raw and with the usual guards of the denominator; and the quadratic form v̂ᵢᵀ M v̂ᵢ of the
-    [d d] matrix M = Σⱼ vⱼ vⱼᵀ (equal to Σⱼ (v̂ᵢ·vⱼ)²) written ‖M v̂ᵢ‖², M applied twice. `dot`, `dot_t`, `raw`,
+    [d d] matrix M = Σⱼ vⱼ vⱼᵀ (equal to Σⱼ (v̂ᵢ·vⱼ)²) written ‖M v̂ᵢ‖², M applied twice; and the overlaps summed
+    before squaring, (Σⱼ |vᵢ·vⱼ|)² over ‖vᵢ‖⁴ (the signed
+    (Σⱼ vᵢ·vⱼ)² is each section's own `square_of_sum`). `dot`, `dot_t`, `raw`,
     `gram`, `norm` and `outer` name the overlaps and matrices in the section's own notation."""
     v = v.double()
     norm_sq = (v**2).sum(-1)
@@ -66,6 +68,14 @@ def overlap_square_candidates(
             f"your denominator sums the rows of G @ G ({gram}, Gᵢⱼ = {raw}, over {norm}⁴): {power.replace('O', 'G')}",
             norm_sq**2,
             (g @ g).sum(-1),
+        ),
+        (
+            "square_after_sum",
+            f"your values are {norm}⁴ / (Σⱼ |{raw}|)² (= {norm}² / (Σⱼ |{dot}|)²): the overlaps summed "
+            f"first and the sum squared, where the sum of the squares belongs. Square each overlap, then sum over j: "
+            f"Σⱼ ({dot})²",
+            norm_sq**2,
+            g.abs().sum(-1) ** 2,
         ),
         (
             "gram_applied_twice",
