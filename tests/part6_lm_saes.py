@@ -59,6 +59,7 @@ from tests.part6_lm_saes_hints import (
     steer_edit,
     steer_second_call,
 )
+from tests.part6_lm_saes_mask_floor import far_below_probe
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -538,6 +539,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     if torch.equal(got, expected.to(got.device)):
         signed_top_probe(impl, ref.top_activations, device)
         all_negative_probe(impl, ref.top_activations, device)
+        far_below_probe(impl, ref.top_activations, device)
         return ""
     fail(
         f"(seq_idx, pos_idx) = ({seq_idx.tolist()}, {pos_idx.tolist()}), expected ({exp_seq.tolist()}, "

@@ -674,7 +674,7 @@ def _quantile_inputs(device: torch.device) -> Tensor:
     acts[5, 8], acts[3, 2] = 0.3, 0.8  # bottom band: two examples
     acts[3, 5], acts[5, 2], acts[1, 4] = 3.8, 3.3, 3.05  # top band: 5, closest to the middle != largest != smallest
     acts[:, 0] = 5.0 + torch.rand(6, generator=g)
-    acts[3, 0] = 2.5  # one BOS inside (0, m], at a band's middle: it must not be chosen either
+    acts[3, 0], acts[1, 0] = 2.5, 1.5  # BOS inside (0, m] at band middles (one band with >= k): never chosen
     # × 1.125 (exact in binary, edges 1.125·i stay exact): max 4.5, so floor division of the edges is not exact
     return (acts * 1.125).to(device)
 

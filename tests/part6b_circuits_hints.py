@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_bos_order as bos_order
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_named_factors as factors
 from tests import part6b_circuits_vector_slips as vector_slips
 from tests.checking import fail
 
@@ -167,7 +169,8 @@ def normalised_matrix(model: Any, tc: Any, i: int, side: str) -> list[tuple[str,
             ("W_E divided by its norm, W_E / W_E.norm()", E / E.norm()),
         ]
         tail = "the de-embedding uses the raw embeddings as they are, W_E @ W_enc[:, latent]"
-        return [("embed_normalised", f"your values are those of {what}: {tail}", M @ w) for what, M in views]
+        rows = [("embed_normalised", f"your values are those of {what}: {tail}", M @ w) for what, M in views]
+        return rows + factors.latent_norm_scales(E @ w, tc, i, side)
     U, d = model.W_U, tc.W_dec[i]
     views = [
         (
@@ -180,7 +183,8 @@ def normalised_matrix(model: Any, tc: Any, i: int, side: str) -> list[tuple[str,
         ),
     ]
     tail = "the logit effect uses the raw unembedding as it is, W_dec[latent] @ W_U"
-    return [("unembed_normalised", f"your values are those of {what}: {tail}", d @ M) for what, M in views]
+    rows = [("unembed_normalised", f"your values are those of {what}: {tail}", d @ M) for what, M in views]
+    return rows + factors.latent_norm_scales(d @ U, tc, i, side)
 
 
 def direction_mistakes(model: Any, tc: Any, i: int, actual: Tensor, side: str) -> list[tuple[str, str, Tensor]]:
@@ -538,6 +542,7 @@ def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | 
     name every written middle that reproduces every band. When the k largest fit too (a point at or above a band's
     top ranks them so), a call with k = 1 tells them apart where the lowest band has more than one example (there
     lo + hi / 2 is the true middle); if both still fit, both causes are listed, never the largest alone."""
+    bos_order.removed_after_choosing(out, acts, k, n_bands)
     body = _body(acts)
     flat, top = body.flatten(), float(body.max())
     if _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):
