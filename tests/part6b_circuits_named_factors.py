@@ -1,7 +1,8 @@
 """Factors that can be named from the inputs' own numbers.
 
 latent_de_embedding / latent_logit_effect: the right view times a norm (or an entry) of the latent's own vectors
-(‖W_dec[latent]‖, ‖W_enc[:, latent]‖, their inverses, b_enc[latent], threshold[latent]). The generic scale
+(‖W_dec[latent]‖, ‖W_enc[:, latent]‖, their inverses and squares; b_enc[latent] and threshold[latent]
+are named by the mistakes catalogue already). The generic scale
 reading would only say "0.9878 × the expected ones"; these rows say which number that is. Factors that coincide
 on these inputs are named together, so the reading never picks one of two equal candidates.
 
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 
-def _factors(tc: Any, i: int) -> list[tuple[str, str, float]]:
+def _factors(tc: Any, i: int, side: str) -> list[tuple[str, str, float]]:
     """(written, what it is, value) for each number of the latent's own vectors."""
     dec, enc = float(tc.W_dec[i].norm()), float(tc.W_enc[:, i].norm())
     rows = [
@@ -34,14 +35,18 @@ def _factors(tc: Any, i: int) -> list[tuple[str, str, float]]:
         rows.append(("threshold[latent]", "the latent's threshold", th))
         if th != 0:
             rows.append(("1/threshold[latent]", "divided by the latent's threshold", 1 / th))
-    return [r for r in rows if r[2] == r[2] and abs(r[2]) not in (0.0, float("inf")) and abs(r[2] - 1) > 1e-3]
+    # named already by the mistakes catalogue (unit_direction, threshold_scale, activation): not listed twice
+    named = {"1/‖W_enc[:, latent]‖"} if side == "de" else {"1/‖W_dec[latent]‖"}
+    named |= {"threshold[latent]", "1/threshold[latent]", "b_enc[latent]"}
+    keep = lambda r: r[0] not in named and r[2] == r[2] and abs(r[2]) not in (0.0, float("inf"))
+    return [r for r in rows if keep(r) and abs(r[2] - 1) > 1e-3]
 
 
 def latent_norm_scales(expected: Tensor, tc: Any, i: int, side: str) -> list[tuple[str, str, Tensor]]:
     """Catalogue rows: `expected` times each named factor (factors within 1e-3 of each other named together)."""
     view = "de-embedding, W_E @ W_enc[:, latent]" if side == "de" else "logit effect, W_dec[latent] @ W_U"
     groups: list[list[tuple[str, str, float]]] = []
-    for row in _factors(tc, i):
+    for row in _factors(tc, i, side):
         same = next((g for g in groups if abs(g[0][2] - row[2]) <= 1e-3 * abs(row[2])), None)
         (same.append(row) if same is not None else groups.append([row]))
     out = []

@@ -24,12 +24,6 @@ def test_logit_effect_scaled_by_the_encoder_column_norm_is_named():
     assert "‖W_enc[:, latent]‖ (the encoder column's norm)" in failure.hint
 
 
-def test_logit_effect_divided_by_the_decoder_row_norm_lists_both_readings():
-    impl = lambda model, tc, i: (tc.W_dec[i] @ model.W_U) / tc.W_dec[i].norm()
-    failure = assert_fails(checks.test_latent_logit_effect, impl, "unit_direction")
-    assert "1/‖W_dec[latent]‖" in failure.hint
-
-
 def _row_mean_influence(adjacency, w):
     a = adjacency.abs()
     a = a / (a != 0).sum(-1, keepdim=True).clamp_min(1)
