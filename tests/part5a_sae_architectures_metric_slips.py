@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_metric_variants as MV
 
 Mutant = tuple[str, str, Tensor]
@@ -67,7 +68,7 @@ def l0_every_latent(acts: Tensor) -> list[Mutant]:
         "non-zero ones: (acts != 0).sum(-1) or (acts > 0), then mean over the batch"
     )
     every = torch.full(acts.shape[1:2], float(d), dtype=acts.dtype)
-    return [("counted_every_latent", hint, every), *MV.l0_int_cast(acts)]
+    return [("counted_every_latent", hint, every), *MV.l0_int_cast(acts), *MR.l0_readings(acts)]
 
 
 def _fve(h: Tensor, h_rec: Tensor, total: Tensor) -> Tensor:
@@ -99,7 +100,7 @@ def fve_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
             f"batch · Σ_d mean_d² (batch = {n}). Or compute (h - h.mean(0)).pow(2).sum over batch and d_in directly"
         )
         entries.append(("shortcut_factor", hint, _fve(h, h_rec, sq - c * means)))
-    return entries + MV.fve_ratio_slips(h, h_rec)
+    return entries + MV.fve_ratio_slips(h, h_rec) + MR.fve_readings(h, h_rec)
 
 
 def _greedy(cos: Tensor) -> Tensor:
@@ -148,7 +149,7 @@ def with_tiny_alive(acts: Tensor) -> Tensor:
     acts[[30, 31], 1, 3] = torch.tensor([6e-8, 5e-8], dtype=acts.dtype, device=acts.device)
     acts[1::2, 2, 2] = 1e-15  # firing on half the batch: not a rarely firing latent
     acts[200, 2, 2] = 4e-13
-    return acts
+    return MR.edge_only_latents(acts)
 
 
 def isclose_hint(also: str) -> str:

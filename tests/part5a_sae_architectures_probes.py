@@ -14,6 +14,7 @@ from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
 from tests.part5_toy_saes import COEFFS, D_SAE, N_INST, random_hidden, reference_sae
@@ -227,7 +228,7 @@ def dead_count_sizes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
                 (zeros == size).to(acts.dtype).mean(-1),
             )
         )
-    return out
+    return out + MR.dead_readings(acts)  # counts off by one, slices dropped, instance 0's for all
 
 
 # --------------------------------------------------------------------------------------------

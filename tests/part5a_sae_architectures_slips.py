@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from solutions.part5_toy_saes import ToySAEConfig
+from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_variants as MV
 from tests import part5a_sae_architectures_mistakes as M
@@ -211,6 +212,7 @@ def recovery_more(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Tensor]
         ("global_norm", hint, (dots / norms).amax(1)),
         *one_to_one,
         *MV.recovery_abs_pick(W_feat, W_dec),
+        *MR.recovery_readings(W_feat, W_dec),
     ]
 
 

@@ -1,0 +1,157 @@
+"""Part 5a per-instance metrics read generically, as catalogue entries (code, hint, value) built from the checker's
+own inputs: the right computation with a count replaced by its neighbour (n ± 1), an example or latent slice
+dropped (first or last, divided by the kept or the full count), instance 0's value for every instance, the FVE's
+ratio rearranged or its mean pooled over the wrong axes, and feature recovery's cosine rescaled or averaged over
+the best few latents. `edge_only_latents` gives dead_latent_fraction's input latents alive on one end example only.
+
+A 1-D output equal to instance 0's value everywhere is one constant, which the generic first-slice reading leaves
+alone (a constant matches slice 0 of many things); these entries name it where the metric is known.
+Each entry is the right computation with one thing changed; an entry equal to the right values is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Mutant = tuple[str, str, Tensor]
+
+
+def _differs(value: Tensor, right: Tensor) -> bool:
+    return value.shape != right.shape or not torch.allclose(value, right, rtol=1e-5, atol=1e-7)
+
+
+def _l0(acts: Tensor) -> Tensor:
+    return (acts != 0).to(acts.dtype).sum(-1).mean(0)
+
+
+def _dead(acts: Tensor) -> Tensor:
+    return (acts == 0).all(0).to(acts.dtype).mean(-1)
+
+
+def _keep(entries: list[Mutant], right: Tensor) -> list[Mutant]:
+    return [e for e in entries if _differs(e[2], right)]
+
+
+def instance0_for_all(metric: str, right: Tensor) -> list[Mutant]:
+    """Instance 0's value returned for every instance (an index 0 where the instance axis belongs)."""
+    hint = (
+        f"every instance got instance 0's {metric} ({float(right[0]):.4g}): an index [:, 0] (or a loop that kept "
+        "its first result) where each instance's own slice belongs; compute per instance, keeping the instance axis"
+    )
+    return _keep([("first_instance_for_all", hint, right[:1].expand_as(right).clone())], right)
+
+
+def _slices(acts: Tensor, fn: Callable[[Tensor], Tensor], fraction: bool) -> list[Mutant]:
+    n, d = acts.shape[0], acts.shape[-1]
+    entries: list[Mutant] = []
+    for end, sl in (("first", slice(1, None)), ("last", slice(None, -1))):
+        idx = "1:" if end == "first" else ":-1"
+        what = f"example ({end}, acts[{idx}])"
+        entries.append(
+            (
+                f"example_dropped_{end}",
+                f"your value leaves out one {what} of the {n}: an off-by-one slice or range; use every example",
+                fn(acts[sl]),
+            )
+        )
+        kept = fn(acts[..., sl])
+        hint = (
+            f"your value leaves out one latent ({end}, acts[..., {idx}] or a range starting at 1 / stopping at "
+            f"d_sae - 1) of the {d}: an off-by-one slice or loop; use every latent"
+        )
+        entries.append(("latent_dropped", hint, kept))
+        if fraction:  # the kept latents' count over the full d_sae
+            entries.append(
+                ("latent_dropped", hint + f" (you divided by d_sae = {d} but counted {d - 1})", kept * (d - 1) / d)
+            )
+    return entries
+
+
+def _count_off(right: Tensor, name: str, s: int) -> list[Mutant]:
+    return [
+        (
+            "mean_count_off_by_one",
+            f"your mean divides by {name} {sign} 1 ({s + k}), not by {name} ({s}): a mean with the wrong count "
+            "(a Bessel-style n - 1 habit, or a range off by one); use .mean() over that axis",
+            right * s / (s + k),
+        )
+        for k, sign in ((-1, "-"), (1, "+"))
+    ]
+
+
+def l0_readings(acts: Tensor) -> list[Mutant]:
+    """l0_norm with the batch mean over batch ± 1, a latent or an example left out, or instance 0's for all."""
+    right = _l0(acts)
+    entries = _count_off(right, "batch", acts.shape[0]) + _slices(acts, _l0, fraction=False)
+    return _keep(entries + instance0_for_all("L0", right), right)
+
+
+def dead_readings(acts: Tensor) -> list[Mutant]:
+    """dead_latent_fraction over d_sae ± 1, a latent or an example left out, or instance 0's for all."""
+    right = _dead(acts)
+    entries = _count_off(right, "d_sae", acts.shape[-1]) + _slices(acts, _dead, fraction=True)
+    return _keep(entries + instance0_for_all("dead fraction", right), right)
+
+
+def edge_only_latents(acts: Tensor) -> Tensor:
+    """acts with latent 5 of instance 1 firing on the last example only and latent 3 of instance 2 on the first
+    only: both alive, so a slice dropping either end example (acts[:-1], acts[1:]) counts one of them dead."""
+    acts[:, 1, 5], acts[:, 2, 3] = 0.0, 0.0
+    acts[-1, 1, 5], acts[0, 2, 3] = 0.7, 0.4
+    return acts
+
+
+def fve_readings(h: Tensor, h_rec: Tensor) -> list[Mutant]:
+    """FVE with the ratio rearranged ((T - R) / R, 1 - R / (T + R), T / (T + R)) and its total centred on a mean
+    pooled over the wrong axes (batch and d_in, or batch and instances), or the pooled shortcut with another count."""
+    n, d = h.shape[0], h.shape[-1]
+    res, tot = (h - h_rec).pow(2).sum((0, 2)), (h - h.mean(0, keepdim=True)).pow(2).sum((0, 2))
+    right = 1 - res / tot
+    form = "the FVE is 1 - R / T with R = Σ(h - h_rec)² and T = Σ(h - h.mean(0))²"
+    entries: list[Mutant] = [
+        ("ratio_rearranged", f"yours is (T - R) / R, divided by the residual R: {form}", (tot - res) / res),
+        (
+            "ratio_rearranged",
+            f"yours is 1 - R / (T + R), the residual added to the total: {form}",
+            1 - res / (tot + res),
+        ),
+        ("ratio_rearranged", f"yours is T / (T + R): {form}", tot / (tot + res)),
+    ]
+    sq, pooled = h.pow(2).sum((0, 2)), h.sum((0, 2)).pow(2)
+    for name, c in {"batch": n, "d_in": d, "batch·d_in": n * d}.items():
+        told = "a mean pooled over batch and d_in" + ("" if c == n * d else f", divided by {name} ({c}) not batch·d_in")
+        hint = (
+            f"your total is Σh² - (Σ_(batch, d_in) h)² / {c}: {told}. The total centres each d_in coordinate on its "
+            "own batch mean: Σ(h - h.mean(0))², i.e. Σh² - batch · Σ_d mean_d²"
+        )
+        entries.append(("mean_pooled_axes", hint, 1 - res / (sq - pooled / c)))
+    hint = (
+        "your total centres h on one mean pooled over the batch and the instances (h.mean((0, 1))): each instance "
+        "is its own model; centre on h.mean(0), the batch mean per instance and d_in coordinate"
+    )
+    entries.append(("mean_pooled_axes", hint, 1 - res / (h - h.mean((0, 1), keepdim=True)).pow(2).sum((0, 2))))
+    return _keep(entries + instance0_for_all("FVE", right), right)
+
+
+def recovery_readings(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
+    """feature_recovery with the cosine rescaled to [0, 1] ((cos + 1) / 2) and the mean of the best k latents."""
+    f_hat = W_feat / W_feat.norm(dim=1, keepdim=True)
+    cos = torch.einsum("isd,idf->isf", W_dec / W_dec.norm(dim=-1, keepdim=True), f_hat)
+    right = cos.amax(1)
+    entries: list[Mutant] = [
+        (
+            "cosine_rescaled",
+            "your values are (cos + 1) / 2, the cosine rescaled to [0, 1]: return the best cosine itself, in [-1, 1]",
+            (right + 1) / 2,
+        )
+    ]
+    for k in (2, 3):
+        hint = (
+            f"your value is the mean of the {k} best latents' cosines (topk({k}) then .mean()): the recovery is the "
+            "single best one, cos.max(dim=latents).values"
+        )
+        entries.append(("topk_mean", hint, cos.topk(k, dim=1).values.mean(1)))
+    return _keep(entries, right)
