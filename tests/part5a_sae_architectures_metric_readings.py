@@ -97,10 +97,11 @@ def dead_readings(acts: Tensor) -> list[Mutant]:
 
 
 def edge_only_latents(acts: Tensor) -> Tensor:
-    """acts with latent 5 of instance 1 firing on the last example only and latent 3 of instance 2 on the first
-    only: both alive, so a slice dropping either end example (acts[:-1], acts[1:]) counts one of them dead."""
-    acts[:, 1, 5], acts[:, 2, 3] = 0.0, 0.0
-    acts[-1, 1, 5], acts[0, 2, 3] = 0.7, 0.4
+    """acts with latent 5 of instances 0 and 1 firing on the last example only and latent 3 of instance 0 on the
+    first only: all alive, so a slice dropping either end example (acts[:-1], acts[1:]) counts some dead, in a
+    pattern of instances (0 and 1; 0 alone) no zero tolerance (2; 0 and 2; all) or constant latent (1) gives."""
+    acts[:, :2, 5], acts[:, 0, 3] = 0.0, 0.0
+    acts[-1, :2, 5], acts[0, 0, 3] = 0.7, 0.4
     return acts
 
 
