@@ -34,6 +34,7 @@ from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_reorderings as axes
 from tests import part8_parameter_decomposition_sigmoid_state as leaky
 from tests import part8_parameter_decomposition_slips as slips
+from tests import part8_parameter_decomposition_substitutes as subs
 from tests import part8_parameter_decomposition_uneven_c as uneven
 from tests.checking import (
     FAILURE_PROBABILITY,
@@ -141,7 +142,7 @@ def test_svd_terms(svd_terms: Callable, device: torch.device) -> str:
             axes.reordered_hint(out, right, dims, False) or behaviour.term_size_hint(out, W, code) or (code, hint)
         )
         mistakes += diag.layout_mistakes(right, dims, same_shape="axis_order")  # r = d_out = d_in: orders named
-        mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W)  # one instance's for all; mis-paired
+        mistakes += behaviour.svd_one_instance(W) + fresh.svd_pairings(W) + subs.svd_projectors(W)
         mistakes += probes.svd_broadcasts(W, [m for *_, m in mistakes])  # A.unsqueeze(i) * B.unsqueeze(j)
         expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=call(sol.svd_terms, W))
     outputs.svd_rank_deficient(svd_terms, device)  # rank 2 < min(d_out, d_in): every term kept
@@ -179,7 +180,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     mistakes += diag.axis_reductions(right, dims) + diag.layout_mistakes(right, dims)
     mistakes += probes.ablation_mistakes(chain, terms, x) + behaviour.ablation_squares(chain, terms, x)
     mistakes += fresh.ablation_reductions(chain, terms, x) + readings.output_readings(out, right, dims)
-    mistakes += normalised.ablation_more(ablation_losses, chain, terms, x, out)
+    mistakes += normalised.ablation_more(ablation_losses, chain, terms, x, out)  # + other baselines, losses
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
@@ -747,9 +748,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     ]
     fresh.expect_detached(out)
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
-    mistakes += probes.adversarial_mistakes(loss_fn, init, N_STEPS, STEP_SIZE)
-    mistakes += fresh.adversarial_extra(loss_fn, init, N_STEPS, STEP_SIZE)
-    mistakes += fresh.adversarial_init_bound(loss_fn, init, N_STEPS, STEP_SIZE)
+    mistakes += subs.adversarial_more(out, loss_fn, init, N_STEPS, STEP_SIZE)  # step size read back from out
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     if not any(torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):

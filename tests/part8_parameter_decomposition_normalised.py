@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
+from tests import part8_parameter_decomposition_substitutes as subs
 from utils.part8_parameter_decomposition import WeightChain
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -71,5 +72,6 @@ def ablation_normalised(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistake
 
 
 def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, out: Tensor) -> Mistakes:
-    """`fresh.ablation_terms_ignored` and the normalisations above."""
-    return fresh.ablation_terms_ignored(fn, chain, terms, x, out) + ablation_normalised(chain, terms, x)
+    """`fresh.ablation_terms_ignored`, the normalisations above, other baselines and other losses (`subs`)."""
+    named = fresh.ablation_terms_ignored(fn, chain, terms, x, out) + ablation_normalised(chain, terms, x)
+    return named + subs.ablation_substitutes(chain, terms, x)
