@@ -748,7 +748,7 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
     ]
     fresh.expect_detached(out)
     right, mistakes = mis.adversarial_candidates(loss_fn, init, N_STEPS, STEP_SIZE)
-    mistakes += subs.adversarial_more(out, loss_fn, init, N_STEPS, STEP_SIZE)  # step size read back from out
+    mistakes += subs.adversarial_more(out, loss_fn, init, N_STEPS, STEP_SIZE, mistakes)  # + step read back
     flat = torch.cat([o.flatten() for o in out])
     right_list = mis.adversarial_reference(loss_fn, init, N_STEPS, STEP_SIZE)
     if not any(torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]):

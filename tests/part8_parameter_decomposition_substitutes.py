@@ -4,7 +4,7 @@
 * ablation_losses: each ablated output compared with another baseline than chain(x) (the previous ablation's
   output, the batch-mean original output);
 * a loss reading: the same differences Δ read under another loss than the mean square (Huber / smooth_l1 with
-  β = 1, ½Δ², Σ|Δ|): `difference_readings`, usable by any mean-squared-error checker;
+  β = 1, Σ|Δ|; ½Δ² is `scale`): `difference_readings`, usable by any mean-squared-error checker;
 * adversarial_sources: the step size read back from the output (steps of f × step_size), confirmed by a re-run.
 """
 
@@ -46,12 +46,9 @@ def difference_readings(d: Tensor, dim: int = -1, what: str = "differences") -> 
     With every |d| < 1, Huber (β = 1) is ½d² exactly, so the hint names both causes."""
     right = f"the mean squared {what}: mean(Δ²) over the output dims"
     huber = F.smooth_l1_loss(d, torch.zeros_like(d), reduction="none").mean(dim)
-    half = d.pow(2).mean(dim) / 2
     small = bool(d.abs().lt(1).all())
-    both = " (every |Δ| < 1 here, where Huber is ½Δ²: a stray factor ½ gives the same values)" if small else ""
+    both = " (every |Δ| < 1 here, where Huber is ½Δ²: a factor ½ gives the same values)" if small else ""
     out = [("huber", f"{right}, not smooth_l1 / Huber loss (β = 1){both}", huber)]
-    if not small:
-        out.append(("half_squared", f"{right}, without a factor ½", half))
     out.append(("sum_abs", f"{right}, not the sum of |Δ| (an L1 norm)", d.abs().sum(dim)))
     return out
 
@@ -107,11 +104,14 @@ def step_factor(out: list[Tensor], loss_fn: Callable, init: list[Tensor], n_step
     return []
 
 
-def adversarial_more(out: list[Tensor], loss_fn: Callable, init: list[Tensor], n: int, step: float) -> Mistakes:
-    """The adversarial mistakes of `probes` and `fresh`, then the step size read back from the output."""
-    return (
-        probes.adversarial_mistakes(loss_fn, init, n, step)
-        + fresh.adversarial_extra(loss_fn, init, n, step)
-        + fresh.adversarial_init_bound(loss_fn, init, n, step)
-        + step_factor(out, loss_fn, init, n, step)
-    )
+def adversarial_more(
+    out: list[Tensor], loss_fn: Callable, init: list[Tensor], n: int, step: float, known: Mistakes
+) -> Mistakes:
+    """The adversarial mistakes of `probes` and `fresh`, then (when none of them nor `known` fits) the step size read
+    back from the output."""
+    named = probes.adversarial_mistakes(loss_fn, init, n, step) + fresh.adversarial_extra(loss_fn, init, n, step)
+    named += fresh.adversarial_init_bound(loss_fn, init, n, step)
+    flat = torch.cat([torch.as_tensor(o).detach().flatten() for o in out])
+    if any(m.shape == flat.shape and torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for *_, m in known + named):
+        return named  # a named cause (step_size / n_steps, ...) fits: no factor read back
+    return named + step_factor(out, loss_fn, init, n, step)
