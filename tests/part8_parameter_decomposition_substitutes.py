@@ -100,7 +100,8 @@ def step_factor(out: list[Tensor], loss_fn: Callable, init: list[Tensor], n_step
                 f"the sources moved in steps of {f:g} × step_size ({f * step_size:g}, read from their spacing "
                 f"relative to init): each step is r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), by step_size itself"
             )
-            return [("step_factor", hint, cand)]
+            code = "small_steps" if abs(f * n_steps - 1) < 1e-3 else "step_factor"  # step_size / n_steps
+            return [(code, hint.replace("step_size (", f"step_size = step_size / {n_steps} ("), cand)]
     return []
 
 
