@@ -101,7 +101,15 @@ def step_factor(out: list[Tensor], loss_fn: Callable, init: list[Tensor], n_step
                 f"relative to init): each step is r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), by step_size itself"
             )
             code = "small_steps" if abs(f * n_steps - 1) < 1e-3 else "step_factor"  # step_size / n_steps
-            return [(code, hint.replace("step_size (", f"step_size = step_size / {n_steps} ("), cand)]
+            return [
+                (
+                    code,
+                    hint.replace(
+                        "step_size (", f"step_size = step_size / n_steps = {f * step_size:g} (n_steps = {n_steps}; "
+                    ),
+                    cand,
+                )
+            ]
     return []
 
 
