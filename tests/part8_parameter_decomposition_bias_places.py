@@ -38,6 +38,8 @@ def ci_bias_places(p: dict[str, Tensor]) -> list[tuple[str, str, Tensor]]:
         for place, what in B_OUT_PLACES.items():
             adds = {"h": (bo, 0.0, 0.0), "pre": (0.0, bo[..., None], 0.0), "hidden": (0.0, 0.0, bo[..., None])}[place]
             for also in (True, False):
+                if place == "hidden" and not also:
+                    continue  # the catalogue's b_out_inside: (GELU(...) + b_out) · w_out, b_out moved there
                 z = _z(p, *adds, bo if also else 0.0)
                 how = f"also added {what}, besides after the sum" if also else f"added {what} instead of after the sum"
                 hint = f"your importances match b_out {how}: a bias in the wrong place. {RIGHT}"
