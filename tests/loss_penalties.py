@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tests.loss_square_of_mean import square_of_mean_relation
+from tests.loss_square_of_mean import close, square_of_mean_relation, wrong_loss_inputs
 
 _SQUARE = "importance · ({t} - out)², the square of each difference (F.mse_loss(..., reduction='none'))"
 
@@ -70,15 +70,10 @@ def penalty_relation(
 ) -> tuple[str, str] | None:
     """(code, hint) when the learner's loss and its gradient are those of another penalty of each difference (see
     the module docstring); None otherwise, or when the gradient is unknown."""
-    if grad is None or loss.numel() != 1 or loss.device.type == "meta" or tuple(grad.shape) != tuple(out.shape):
+    inputs = wrong_loss_inputs(loss, grad, out, target, imp)
+    if inputs is None:
         return None
-    value = float(loss.detach().double().cpu())
-    o, t, w = out.detach().double().cpu(), target.detach().double().cpu(), imp.detach().double().cpu()
-    g = grad.detach().double().cpu()
-    close = lambda a, b: abs(a - b) <= 1e-5 + 1e-4 * abs(b)
-    right = float((w * (t - o) ** 2).mean(dim=(0, 2)).sum())
-    if close(value, right):
-        return None
+    value, o, t, w, g, right = inputs
     biggest = float((t - o).abs().max())
     candidates = [
         (code, name, lambda y, f=f, r=r: r(w * f(t - y)), where)

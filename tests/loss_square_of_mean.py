@@ -25,20 +25,33 @@ def _loss(out: Tensor, target: Tensor, imp: Tensor, axes: tuple[str, ...], op: s
     return (imp * d**2).mean(dim=(0, 2)).sum()  # the broadcast keeps the other axes' means as they are
 
 
+def close(a: float, b: float) -> bool:
+    """Two loss values equal within float32 rounding of a mean over thousands of terms."""
+    return abs(a - b) <= 1e-5 + 1e-4 * abs(b)
+
+
+def wrong_loss_inputs(
+    loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor, imp: Tensor
+) -> tuple[float, Tensor, Tensor, Tensor, Tensor, float] | None:
+    """(value, out, target, importance, gradient, right value), in float64 on the CPU, for a scalar loss that is
+    wrong and whose gradient with respect to `out` is known; None otherwise (nothing for a reading to explain)."""
+    if grad is None or loss.numel() != 1 or loss.device.type == "meta" or tuple(grad.shape) != tuple(out.shape):
+        return None
+    value = float(loss.detach().double().cpu())
+    o, t, w = out.detach().double().cpu(), target.detach().double().cpu(), imp.detach().double().cpu()
+    right = float((w * (t - o) ** 2).mean(dim=(0, 2)).sum())
+    return None if close(value, right) else (value, o, t, w, grad.detach().double().cpu(), right)
+
+
 def square_of_mean_relation(
     loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor, imp: Tensor, target_name: str = "target"
 ) -> tuple[str, str] | None:
     """('square_of_mean', hint) when the learner's loss and its gradient are those of the loss whose difference was
     reduced before squaring (see the module docstring); None otherwise, or when the gradient is unknown."""
-    if grad is None or loss.numel() != 1 or loss.device.type == "meta" or tuple(grad.shape) != tuple(out.shape):
+    inputs = wrong_loss_inputs(loss, grad, out, target, imp)
+    if inputs is None:
         return None
-    value = float(loss.detach().double().cpu())
-    o, t, w = out.detach().double().cpu(), target.detach().double().cpu(), imp.detach().double().cpu()
-    g = grad.detach().double().cpu()
-    close = lambda a, b: abs(a - b) <= 1e-5 + 1e-4 * abs(b)
-    right = float((w * (t - o) ** 2).mean(dim=(0, 2)).sum())
-    if close(value, right):
-        return None
+    value, o, t, w, g, right = inputs
     fits = []
     for n_axes, op in itertools.product((1, 2), ("mean", "sum")):
         for axes in itertools.combinations(_AXES, n_axes):
