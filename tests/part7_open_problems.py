@@ -38,6 +38,7 @@ from tests.part7_open_problems_probes import (
     absent_value_hint,
     affine_alignment_hint,
     alignment_call,
+    argmax_negative_rows,
     examples_alone,
     fixed_axis_hint,
     merged_axes_hint,
@@ -544,6 +545,7 @@ def test_compute_target(impl, device):
                 code=target,
                 reference=call(ref.compute_target, features, target),
             )
+    argmax_negative_rows(impl, device)  # present values all negative: max is 0, yet a label
     return "7 targets, with extra leading axes"
 
 

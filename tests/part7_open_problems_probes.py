@@ -330,3 +330,50 @@ def examples_alone(
             "mean over the wrong examples (the unlabelled ones included)?",
             code="examples_interact",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# compute_target("argmax"): rows whose present values are all negative still have a label
+# --------------------------------------------------------------------------------------------
+def argmax_negative_rows(impl: Callable, device: torch.device) -> None:
+    """Rows (batch 9, 4 instances, 7 features) whose present values are all negative, next to absent ones: a
+    feature is present, so the label is not NO_LABEL = -1, though max over the features is 0 (an absent one). Which
+    index is "largest" there (an absent 0, or the largest present value) is accepted either way; NO_LABEL on such a
+    row, or an index that is largest under neither reading, fails. The all-zero rows keep NO_LABEL."""
+    gen = torch.Generator().manual_seed(29)
+    shape = (9, 4, 7)
+    values = -torch.empty(shape).uniform_(0.1, 1.5, generator=gen)
+    present = torch.rand(shape, generator=gen) < 0.5
+    present[..., 0], present[..., 1] = True, False  # every row has a present feature and an absent one
+    x = torch.where(present, values, 0.0)
+    x[0, 1] = 0.0  # one all-zero row: NO_LABEL
+    x = x.to(device)
+    saved = x.clone()
+    what = "compute_target(features [9, 4, 7], 'argmax') on rows whose present values are all negative"
+    got = impl(x, "argmax")
+    if not torch.equal(x, saved):
+        fail(f"{what} changed its input in place", "compute the target without writing into `features`", "in_place")
+    if not isinstance(got, Tensor) or tuple(got.shape) != (9, 4):
+        fail(f"{what} returned {type(got).__name__} {tuple(getattr(got, 'shape', ()))}, expected shape (9, 4)")
+    got = got.to(x.device).long()
+    has = (x != 0).any(-1)
+    if bool((got[has] == -1).any()):
+        n = int((got[has] == -1).sum())
+        fail(
+            f"{what}: {n} row(s) with a present feature got NO_LABEL = -1",
+            "a row with only negative present values has max 0: test presence with != 0 / any, not max == 0 "
+            "(NO_LABEL only where no feature is non-zero: (features != 0).any(-1))",
+            code="argmax_negative_present",
+        )
+    if not bool((got[~has] == -1).all()):
+        fail(f"{what}: an all-zero row did not get NO_LABEL = -1", "argmax of an all-zero row is 0: mark it -1")
+    idx = got[has].clamp(0, 6)
+    rows, picked = x[has], x[has].gather(-1, idx[:, None])[:, 0]
+    present_max = rows.masked_fill(rows == 0, float("-inf")).amax(-1)
+    ok = (got[has] >= 0) & (got[has] < 7) & ((picked == rows.amax(-1)) | ((picked == present_max) & (picked != 0)))
+    if not bool(ok.all()):
+        fail(
+            f"{what}: {int((~ok).sum())} row(s) got an index that is not the largest feature",
+            "the label is the index of the largest feature (argmax over the last axis)",
+            code="argmax",
+        )

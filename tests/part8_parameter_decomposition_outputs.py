@@ -94,6 +94,36 @@ def adversarial_gradient_probes(adversarial_sources: Callable, n_steps: int, ste
     """A source with an exactly-zero gradient (it must stay), then gradients too small to matter to a sign."""
     probes.zero_gradient_probe(adversarial_sources, n_steps, step, device)
     behaviour.small_gradient_probe(adversarial_sources, n_steps, step, device)
+    zero_source_probe(adversarial_sources, n_steps, step, device)
+
+
+def zero_source_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:
+    """Sources at exactly 0 whose gradient pushes them up: sources[0] starts with zeros under a linear loss, and
+    sources[1] (0.1, 0.9) ascends -(s - c)² with c near 0, so its first step clamps it to 0 and the next must lift
+    it again. Each step moves an entry by step_size · sign(g) whatever its value, 0 included."""
+    weights, c = torch.tensor([1.0, -0.5, 0.7], device=device), torch.tensor([0.02, 0.95], device=device)
+    loss_fn = lambda s: (weights * s[0]).sum() - (s[1] - c).pow(2).sum()
+    init = [torch.tensor([0.0, 0.3, 0.0], device=device), torch.tensor([0.1, 0.9], device=device)]
+    saved = [t.clone() for t in init]
+    flatten = lambda sources: torch.cat([torch.as_tensor(s).detach().flatten() for s in sources])
+    right = flatten(sol.adversarial_sources(loss_fn, saved, n_steps, step))
+    src = [t.clone() for t in saved]
+    for _ in range(n_steps):  # the mistake: sign(g · r), 0 wherever r = 0
+        src = [t.detach().requires_grad_(True) for t in src]
+        grads = torch.autograd.grad(loss_fn(src), src)
+        src = [(t + step * (g * t).sign()).clamp(0, 1).detach() for t, g in zip(src, grads, strict=True)]
+    times_r = flatten(src)
+    out = flatten(returned(adversarial_sources(loss_fn, init, n_steps, step), "adversarial_sources"))
+    what = "the adversarial sources from sources at exactly 0 whose gradient pushes them up"
+    hint = "sign(grad · r) is 0 where r = 0: the step is step_size · sign(grad)"
+    expect_matches(
+        out.to(right.dtype),
+        right,
+        what,
+        [("sign_times_source", hint, times_r)],
+        hint="each step: r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), for entries at 0 too",
+        reference=call(sol.adversarial_sources, loss_fn, saved, n_steps, step, pick=flatten),
+    )
 
 
 # --------------------------------------------------------------------------------------------
