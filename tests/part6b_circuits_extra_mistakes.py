@@ -556,8 +556,11 @@ def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tupl
         ),
         (
             lambda: loss([(tc.hook_name_out, lambda a, hook: torch.zeros_like(a))]),
-            "keys_swapped",
-            "that is the zero-ablated loss: are the keys 'replaced' and 'zero_ablated' swapped?",
+            "replaced_zeroed",
+            "that is the zero-ablated loss, while your 'zero_ablated' is not the replaced one (so the keys are not "
+            "swapped): your 'replaced' run zero-ablated the MLP: the replacement hook returned zeros (a lambda "
+            "defined in a loop binds the loop variable late; a hook reused for both runs?), or the zero-ablated "
+            "loss was stored under 'replaced' too",
         ),
         (
             lambda: _written_at(tc, loss, "blocks.0.hook_resid_post"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests.part6b_circuits_vector_edges import zero_vector_columns
 from utils import part6b_circuits as circuits
 from utils.transcoder import Transcoder
 
@@ -537,9 +538,7 @@ def edge_mistakes(model, tc, frozen, graph, correct: Tensor) -> list[tuple[str, 
         out.append(
             (
                 "token_nodes",
-                f"the {' and '.join(kinds)} columns are zero: a vector node's edge is (gradient · vector).sum(-1), "
-                "e.g. (grad_embeds * embeds).sum(-1) (the gradient alone sums to 0 over d_model, as every "
-                "normalisation subtracts the mean)",
+                zero_vector_columns(kinds),
                 empty,
             )
         )
