@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_factors as factors
@@ -246,6 +247,12 @@ def _influence_of(a_hat: Tensor, weights: Tensor) -> Tensor:
     return weights.double() @ (torch.linalg.inv(eye - a_hat) - eye)
 
 
+def _kept(a: Tensor) -> Tensor:
+    """Â built from the entries of one sign only: relu(a) over its own row sums (zero rows stay zero)."""
+    kept = a.clamp_min(0)
+    return kept / kept.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
 def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, right: Tensor) -> None:
     """Wrong on the signed adjacency, right on |A| (every edge positive: the right influence is the same, Â
     normalises |A|): the signs are mishandled. Name the reading of Â that reproduces the output, else list them."""
@@ -274,6 +281,8 @@ def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, ri
         "(A / A.sum(-1)).abs(): |·| taken after normalising the signed rows": guard(a).abs(),
         "|A| / A.sum(-1): |·| on the entries but not in the row sums": guard(a.abs()),
         "|A| / A.sum(-1).clamp_min(1e-12): |·| on the entries but not in the row sums": a.abs() / s.clamp_min(1e-12),
+        "A.clamp_min(0) normalised (relu(A)): only the positive (excitatory) edges kept: use |A|": _kept(a),
+        "(-A).clamp_min(0) normalised: only the negative (inhibitory) edges kept, made positive: use |A|": _kept(-a),
     }
     seen = (
         "your influence is wrong on the signed adjacency and right on |adjacency| (every edge made positive, where the "
@@ -289,7 +298,8 @@ def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, ri
         seen,
         "the signs are mishandled; possible causes: the rows of the signed A normalised (A / A.sum(-1): a row whose "
         "signed sum is negative or near 0 flips or blows up), |·| taken after normalising, |·| in the entries but not "
-        f"in the row sums, or a guard on the signed row sum that drops rows: {rule}",
+        "in the row sums, a guard on the signed row sum that drops rows, or the negative edges dropped "
+        f"(clamp_min(0)/relu) rather than made positive: {rule}",
         code="signed_normaliser",
     )
 
@@ -476,9 +486,10 @@ def band_diagnosis(
         outside = ", ".join(f"{v:.3g}" for v in values[~in_band].tolist())
         return (
             f"band {j} holds {len(values)} examples, but only {len(expected)} activations lie in it ({lo:.3g}, "
-            f"{hi:.3g}]; the others ({outside}) are outside the band: a band can hold fewer than k = {k}, take "
-            "min(k, number in the band) (entries masked out, e.g. with an infinite distance, are still picked when "
-            "k are taken)",
+            f"{hi:.3g}]; the others ({outside}) are outside the band: possible causes: k taken from a band holding "
+            f"fewer than k = {k}, take min(k, number in the band) (entries masked out, e.g. with an infinite "
+            "distance, are still picked when k are taken), or a band test missing one of its edges (a > lo only, or "
+            "a <= hi only): test (a > lo) & (a <= hi)",
             "short_band",
         )
     on_edge = [v for v in values.tolist() if math.isclose(v, lo, rel_tol=1e-6, abs_tol=1e-12)]
@@ -543,6 +554,7 @@ def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | 
     top ranks them so), a call with k = 1 tells them apart where the lowest band has more than one example (there
     lo + hi / 2 is the true middle); if both still fit, both causes are listed, never the largest alone."""
     bos_order.removed_after_choosing(out, acts, k, n_bands)
+    band_readings.band_readings(out, acts, k, n_bands)
     body = _body(acts)
     flat, top = body.flatten(), float(body.max())
     if _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):

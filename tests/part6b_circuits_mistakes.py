@@ -736,7 +736,8 @@ QUANTILE_MISTAKES = {
     "bos_candidates": "position 0 (BOS) was left out of the maximum m but kept among the candidates: set it to 0 "
     "in a copy before choosing too",
     "outside_band": "choose only among activations inside the band (mask the others out before topk)",
-    "short_band": "a band can hold fewer than k examples: take min(k, number in the band)",
+    "short_band": "a band can hold fewer than k examples: take min(k, number in the band) (or a band test is missing "
+    "one of its edges: (a > lo) & (a <= hi))",
     "floor_division": "the band edges are m·(n-j-1)/n and m·(n-j)/n with true division `/`: floor division `//` "
     "rounds them down to whole numbers (the max m is a float)",
     "ascending": "sort each group by decreasing activation",
