@@ -187,7 +187,6 @@ def _check_step_function(
     grad_x = torch.zeros_like(x0) if grad_x is None else grad_x
     grad_th = torch.zeros_like(th0) if grad_th is None else grad_th
     want_x, want_th = dx(x0, th0, BANDWIDTH) * g, dth(x0, th0, BANDWIDTH) * g
-
     # the solution's backward, given what its forward saved and the upstream gradient g: (grad_x, grad_threshold)
     backward = lambda i: call(
         solution.backward, SimpleNamespace(saved_tensors=(x0, th0), bandwidth=BANDWIDTH), g, pick=lambda out: out[i]
@@ -235,6 +234,7 @@ def _check_step_function(
     each = "each element of threshold gets its own -(factor/ε) · K((x - θ)/ε) · grad_output: don't average or sum it"
     reduced_broadcast(grad_th, want_th, what, each + " over the batch (autograd sums over a broadcast θ by itself)")
     expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code, reference=backward(1))
+    SG.theta_grad_alone(impl, name, x0, th0, g, BANDWIDTH, want_th)  # x not requiring grad, θ requiring it
 
 
 @checker("heaviside", kind="class")
@@ -728,6 +728,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         (): ("reduced_instances", "return one value per instance: don't average over instances too"),
     }
     out = _metric(impl, (acts,), "dead_latent_fraction(acts)", (N_INST,), "inst", device, shapes)
+    RD.dead_latent_reductions(impl, acts)  # a median (or min) over latents, on acts where it differs
     mistakes = [
         *dead_mistakes(acts),
         *PR.dead_count_sizes(acts),

@@ -93,3 +93,34 @@ def fve_implied_total(out: Tensor, h: Tensor, h_rec: Tensor) -> None:
                         "and d_in",
                         code="fve_total_squared_sum",
                     )
+
+
+def dead_latent_reductions(impl, acts: Tensor) -> None:
+    """Call dead_latent_fraction on a copy of `acts` where instance 1 has 5 of 7 latents dead and instance 2 all of
+    them (so a median or a min over the latents of the dead mask differs from its mean, and from a pooling over the
+    instances), and fail when the output is that median or min. A failing call or another output is left to the
+    main check on `acts`."""
+    if acts.ndim != 3 or acts.shape[1] < 3 or acts.shape[2] < 7:
+        return
+    probe = acts.clone()
+    probe[:, 1, 3:7], probe[:, 2] = 0.0, 0.0
+    try:
+        out = impl(probe.clone())
+    except Exception:  # the main check reports it
+        return
+    if not isinstance(out, Tensor) or out.shape != (acts.shape[1],):
+        return
+    dead = (probe == 0).all(0).double()  # [inst d_sae]
+    right, out = dead.mean(-1), out.detach().double().cpu().to(dead.device)
+    if _close(out, right):
+        return
+    for how, value in (("median", dead.median(-1).values), ("min", dead.amin(-1))):
+        if _close(out, value) and not _close(value, right):
+            fail(
+                f"dead_latent_fraction on acts where instance 1 has 5 of 7 latents dead and instance 2 all 7: got "
+                f"{[round(v, 4) for v in out.tolist()]}, the {how} over latents of the dead mask, expected the "
+                f"fractions {[round(v, 4) for v in right.tolist()]}",
+                f"a {how} over latents where the mean (the fraction) belongs: (acts == 0).all(dim=0) gives one "
+                "0/1 per latent and instance; average it over the latents, .float().mean(-1)",
+                code=f"{how}_over_latents",
+            )

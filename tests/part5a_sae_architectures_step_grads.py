@@ -111,3 +111,24 @@ def _ratio(got: Tensor, want: Tensor, x: Tensor, th: Tensor, name: str) -> None:
         "element-wise; autograd applies any chain rule outside the Function",
         code="theta_factor",
     )
+
+
+def theta_grad_alone(impl: type, name: str, x0: Tensor, th0: Tensor, g: Tensor, bw: float, want_th: Tensor) -> None:
+    """Fail when the θ-gradient is lost (or changed) in a call where x does NOT require grad and θ does: backward
+    read the needs_input_grad flags of the other input (needs_input_grad[0] is x's, [1] is θ's)."""
+    th = th0.clone().requires_grad_(True)
+    try:
+        out = impl.apply(x0.clone(), th, bw)
+        (grad,) = torch.autograd.grad((out * g).sum(), (th,), allow_unused=True)
+    except RuntimeError:
+        grad = None
+    grad = torch.zeros_like(th0) if grad is None else grad.detach()
+    if _close(grad, want_th):
+        return
+    fail(
+        f"{name}.apply(x, θ, ε) with x NOT requiring grad (and θ requiring it) gave θ a different gradient "
+        f"(largest difference {float((grad - want_th).abs().max()):.4g}) than with both requiring grad",
+        "θ's gradient depends on whether x requires grad: needs_input_grad[1] is θ's flag, [0] is x's (return "
+        "the θ-gradient whenever ctx.needs_input_grad[1] is true, whatever x's flag)",
+        code="needs_input_grad",
+    )

@@ -450,6 +450,7 @@ def feature_index_excluded(
     """Names a learner's fraction (on these inputs, cos_threshold 0.3) equal to the reference's with latent number
     p (the parent's FEATURE index) excluded from the carriers instead of the parent's latent, when that differs
     from the right fraction. `change`: how these inputs were made from the random ones, if they were."""
+    instance0_carriers(base, features, acts, W_dec, W_feat, parent_of, right)
     dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
     cos = torch.einsum("isd,idf->isf", dec, W_feat / W_feat.norm(dim=1, keepdim=True))
     out = []
@@ -477,4 +478,29 @@ def feature_index_excluded(
         "cosines, cos[:, :, p].argmax(-1) (one per instance), not p; exclude THAT latent from the carriers "
         "(carriers[torch.arange(n_inst), parent_latent] = False)",
         code="feature_index_latent",
+    )
+
+
+def instance0_carriers(
+    base: Tensor, features: Tensor, acts: Tensor, W_dec: Tensor, W_feat: Tensor, parent_of: list[int], right: Tensor
+) -> None:
+    """Names a learner's fraction (cos_threshold 0.3) equal to the reference's with instance 0's carrier set
+    (cos[0, :, p] >= 0.3) used for every instance, each instance still excluding its own parent latent."""
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
+    parents = [f for f, q in enumerate(parent_of) if q == -1]
+    latent = cos[:, :, parents].argmax(1)  # [inst parents]
+    carriers = (cos[:1, :, parents] >= 0.3).expand_as(cos[:, :, parents]).clone()  # [inst d_sae parents]
+    carriers.scatter_(1, latent[:, None], False)
+    variant = _fraction_with(features, acts, parent_of, latent, carriers).double().cpu()
+    b, r = base.detach().double().cpu(), right.detach().double().cpu()
+    if variant.shape != b.shape or torch.allclose(variant, r, atol=1e-6) or not torch.allclose(b, variant, atol=1e-6):
+        return
+    where = (~torch.isclose(b, r, atol=1e-6)).nonzero().tolist()[:3]
+    moved = "; ".join(f"inst {i}, parent {j}: {b[i, j]:.4g}, expected {r[i, j]:.4g}" for i, j in where)
+    fail(
+        f"on random inputs, your absorption fraction is the one obtained when instance 0's carriers (its latents "
+        f"with cosine ≥ cos_threshold with the parent) are used for every instance ({moved})",
+        "the carriers of instance 0 used for every instance: each instance has its own cosines, so its own carrier "
+        "set, cos[:, :, p] >= cos_threshold of shape [inst d_sae] (not cos[0, :, p] expanded over the instances)",
+        code="instance0_carriers",
     )
