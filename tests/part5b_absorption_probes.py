@@ -120,6 +120,19 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             sum((rec(0, m) - h).pow(2).mean((-2, -1))[:, None].expand_as(h[..., 0]) for m in sizes),
         ),
     ]
+    if min(sizes) < d_sae:  # at m = d_sae the rescaling is by 1
+        rows.append(
+            (
+                "prefix_rescaled",
+                "that rescales each prefix's activations by d_sae / m (acts[..., :m] · d_sae / m, as dropout "
+                "rescales what it keeps): a prefix decodes its first m activations as they are, "
+                "acts[..., :m] · W_dec[:, :m] + b_dec, with no rescaling",
+                sum(
+                    (torch.einsum("bis,isd->bid", acts[..., :m] * (d_sae / m), W[:, :m]) + b - h).pow(2).mean(-1)
+                    for m in sizes
+                ),
+            )
+        )
     if len(sizes) > 1:
         rows += [
             (

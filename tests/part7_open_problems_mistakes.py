@@ -459,6 +459,13 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
 # --------------------------------------------------------------------------------------------
 # basis_alignment
 # --------------------------------------------------------------------------------------------
+def _centred_alignment(W: Tensor) -> Tensor:
+    """The alignment of each column mean-centred over the hidden axis (0 where the centred column is 0)."""
+    Wc = W - W.mean(1, keepdim=True)
+    norm = Wc.norm(dim=1)
+    return torch.where(norm > 0, Wc.abs().amax(1) / norm.clamp(min=1e-12), 0.0)
+
+
 def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
     """(code, hint, output) for the known mistakes, with zero columns set to 0 as the exercise asks."""
     norm = W.norm(dim=1)
@@ -486,8 +493,21 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
         ("normalise", "divide by the feature's norm ‖Wᵢ‖ so the scale of W doesn't matter", fixed(W.abs().amax(1))),
         (
             "norm_axis",
-            "‖Wᵢ‖ is the norm over the hidden axis (dim 1), one per feature",
+            "your values are max over neurons of W normalised over the features (dim 2): ‖Wᵢ‖ is the norm over the "
+            "hidden axis (dim 1), one per (instance, feature)",
             fixed((W / W.norm(dim=-1, keepdim=True).clamp(min=1e-12)).abs().amax(1)),
+        ),
+        (
+            "norm_axis",
+            "your values are max over neurons of W normalised over the instances (dim 0), F.normalize(W, dim=0): "
+            "‖Wᵢ‖ is the norm over the hidden axis (dim 1), one per (instance, feature); normalise over dim 1",
+            fixed((W / W.norm(dim=0, keepdim=True).clamp(min=1e-12)).abs().amax(1)),
+        ),
+        (
+            "centred",
+            "your values are the alignment of each column after subtracting its mean over the neurons "
+            "(W − W.mean(1)): the alignment is of W itself, max|W_ki| / ‖Wᵢ‖ with no centring",
+            _centred_alignment(W),
         ),
         ("max", "take the largest |W_ki| over neurons k, not the sum", fixed(W.abs().sum(1) / safe)),
         *[
