@@ -24,7 +24,12 @@ AUX_COEFF = ToySAEConfig.aux_coeff
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
     """`M.gated_forward`, plus `r_mag_added`: π_mag = x @ W_enc + exp(r_mag) + b_mag (the scale added);
     `sparsity_dec_norms`: L_sparsity = Σ ReLU(π_gate) · ‖W_dec row‖ (the unnormalised rows' norms);
-    `r_mag_decoder`: exp(r_mag) also scales the decoder rows in the main reconstruction."""
+    `r_mag_decoder`: exp(r_mag) also scales the decoder rows in the main reconstruction; `coeff_on_aux`:
+    sparsity_coeff multiplies L_aux instead of L_sparsity."""
+    if bug.get("coeff_on_aux"):
+        d, _, acts, h_rec = M.gated_forward(sae, h)
+        per = d["L_reconstruction"] + d["L_sparsity"] + sae.sparsity_coeff * d["L_aux"]
+        return d, per.mean(0).sum(), acts, h_rec
     if bug.get("sparsity_dec_norms") or bug.get("r_mag_decoder"):
         d, _, acts, h_rec = M.gated_forward(sae, h)
         if bug.get("sparsity_dec_norms"):
@@ -72,6 +77,13 @@ GATED_MISTAKES = [
         "h_reconstructed = acts_post @ W_dec_normalized + b_dec",
         "h_reconstructed",
         {"r_mag_decoder": True},
+    ),
+    (
+        "coeff_on_aux",
+        "the sparsity coefficient applied to another loss term (L_aux) instead of L_sparsity: loss = "
+        "(L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over instances",
+        "loss",
+        {"coeff_on_aux": True},
     ),
 ]
 
@@ -142,15 +154,21 @@ JUMPRELU_SLIPS = [
 
 def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
     """`M.topk_forward`, plus `abs_then_relu`: the k largest |pre| chosen, their ReLU values kept; and
-    `decoder_encoder`: W_dec_normalized transposed used as the encoder (tied weights)."""
-    if not (bug.get("abs_then_relu") or bug.get("decoder_encoder")):
+    `decoder_encoder`: W_dec_normalized transposed used as the encoder (tied weights); `argsort_ranks`: the
+    indices argsort returns compared with k as if they were ranks (mask = argsort(desc) < k); `scatter_full`:
+    scatter(-1, indices, ReLU(pre)) with the whole tensor as src (the first k latents' values land in the slots)."""
+    if not any(bug.get(b) for b in ("abs_then_relu", "decoder_encoder", "argsort_ranks", "scatter_full")):
         return M.topk_forward(sae, h, **bug)
     d, _, _, _ = M.topk_forward(sae, h)
     W_enc = sae.W_dec_normalized.mT if bug.get("decoder_encoder") else sae.W_enc
     pre = torch.einsum("bid,ids->bis", h - sae.b_dec, W_enc) + sae.b_enc
-    score = pre.relu() if bug.get("decoder_encoder") else pre.abs()
+    score = pre.abs() if bug.get("abs_then_relu") else pre.relu()
     idx = score.topk(sae.cfg.k, dim=-1).indices
     acts = torch.zeros_like(pre).scatter(-1, idx, pre.relu().gather(-1, idx))
+    if bug.get("argsort_ranks"):
+        acts = pre.relu() * (pre.relu().argsort(-1, descending=True) < sae.cfg.k)
+    if bug.get("scatter_full"):
+        acts = torch.zeros_like(pre).scatter(-1, idx, pre.relu())
     h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
     d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": (acts > 0).to(h.dtype).sum(-1)}
     return d, d["L_reconstruction"].mean(0).sum(), acts, h_rec
@@ -171,6 +189,23 @@ TOPK_MISTAKES = [
         "pre = (h - b_dec) @ W_enc + b_enc",
         "acts",
         {"decoder_encoder": True},
+    ),
+    (
+        "argsort_as_ranks",
+        "your mask is built from argsort's indices compared with k (argsort(desc) < k): argsort returns the index "
+        "of the j-th largest latent, not each latent's rank (mask[j] = argsort(desc)[j] < k asks whether the j-th "
+        "largest latent has an index "
+        "below k). Use topk(k).indices and scatter the gathered values (or argsort twice to get ranks)",
+        "acts",
+        {"argsort_ranks": True},
+    ),
+    (
+        "scatter_whole_src",
+        "scatter(-1, indices, ReLU(pre)) takes src's first k entries along the last axis (src[..., j] for j < k), "
+        "not the chosen latents' values: the first k latents' values landed in the chosen slots. Gather the "
+        "values first: zeros_like(pre).scatter(-1, indices, ReLU(pre).gather(-1, indices)) (or topk's .values)",
+        "acts",
+        {"scatter_full": True},
     ),
 ]
 

@@ -43,13 +43,17 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5)
 
 
-def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str) -> None:
+def theta_grad_slips(
+    got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str, impl: type | None = None
+) -> None:
     """Fail with a named diagnosis when the learner's threshold gradient `got` is the reference (`dth(x, th, bw)`
     per unit grad_output, `g` the upstream gradient) with one of the slips in the module docstring."""
     got = got.detach()
     kernel = dth(x, th, bw)
     if _close(got, kernel * g):
         return
+    if impl is not None:
+        _zero_tensor(impl, got, x, th, g, bw, kernel, name)
     for how, total in (("sum", g.sum()), ("mean", g.mean())):
         if _close(got, kernel * total):
             fail(
@@ -86,6 +90,38 @@ def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, d
                 f"don't pool θ ({how} {where}) in backward",
                 code="theta_pooled",
             )
+
+
+def _zero_tensor(
+    impl: type, got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, kernel: Tensor, name: str
+) -> None:
+    """Fail when the θ-gradient is zero everywhere although backward returned a tensor for θ (not None), listing
+    the possible causes; the empty window of half-width ε // 2 (floor division) is checked as a candidate."""
+    if (got != 0).any() or not (kernel * g).any():
+        return
+    xs, ths = x.clone().requires_grad_(True), th.clone().requires_grad_(True)
+    try:
+        (grad,) = torch.autograd.grad((impl.apply(xs, ths, bw) * g).sum(), (ths,), allow_unused=True)
+    except RuntimeError:
+        return
+    if grad is None:
+        return  # None for θ: the catalogue's "not None or zeros" says it
+    causes = [
+        "backward returned zeros (torch.zeros_like) for θ",
+        "the θ-gradient multiplied by a mask that is never true",
+    ]
+    floor = ((x - th).abs() < bw // 2).to(g.dtype) * kernel * g  # the window of half-width ε // 2
+    if _close(got, floor):
+        causes.insert(
+            0, f"an empty window: ε // 2 is 0 for ε < 2 (floor division, here {bw} // 2 = {bw // 2}); use ε / 2"
+        )
+    fail(
+        f"the gradient of {name} with respect to threshold is zero at every position although backward returned a "
+        "tensor for θ (not None); the expected one is non-zero wherever |x - θ| < ε/2",
+        "possible causes: " + "; ".join(causes) + ". The θ-gradient is -(factor/ε) · K((x - θ)/ε) · grad_output, "
+        "K = 1 on the window |x - θ| < ε/2",
+        code="threshold_grad_zero",
+    )
 
 
 def _ratio(got: Tensor, want: Tensor, x: Tensor, th: Tensor, name: str) -> None:
