@@ -220,17 +220,17 @@ def _check_step_function(
         ("no_grad_output", "multiply by grad_output (the chain rule)", want_th / g),
     ]
     close = lambda a, b: a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5)
-    # a catalogue mutant other than "zeros" that fits is named first; a gradient that is merely 0 on these inputs
-    # is measured at two bandwidths before "None or zeros" is said (a hard-coded tiny ε is 0 here too)
+    # a catalogue mutant other than "zeros" is named first; a gradient merely 0 here is read at two bandwidths
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
-        SG.theta_grad_slips(grad_th, x0, th0, g, BANDWIDTH, dth, name, impl)
+        SG.theta_grad_slips(grad_th, x0, th0, g, BANDWIDTH, dth, name)
         DG.theta_factor(impl, grad_th, x0, th0, g, name)  # another factor than 1 or θ, or another power of ε
         window = threshold_window(impl, torch.where(x0 == th0, 0.0, grad_th), bool(outside.any()))  # off θ
         if window is not None:
             th_code, th_hint = window
             if th_code != "kernel_shape":  # sure diagnoses, ahead of the catalogue
                 expect_close(grad_th, want_th, what, th_hint, code=th_code)
+        SG.zero_theta_grad(impl, grad_th, x0, th0, g, BANDWIDTH, dth, name)  # a tensor of zeros, not None
     each = "each element of threshold gets its own -(factor/ε) · K((x - θ)/ε) · grad_output: don't average or sum it"
     reduced_broadcast(grad_th, want_th, what, each + " over the batch (autograd sums over a broadcast θ by itself)")
     expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code, reference=backward(1))

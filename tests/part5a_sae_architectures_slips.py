@@ -79,7 +79,7 @@ GATED_MISTAKES = [
         {"r_mag_decoder": True},
     ),
     (
-        "coeff_on_aux",
+        "sparsity_coeff_on_aux",
         "the sparsity coefficient applied to another loss term (L_aux) instead of L_sparsity: loss = "
         "(L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over instances",
         "loss",

@@ -21,7 +21,7 @@ class _CoeffOnAux(A.GatedToySAE):
 
 
 def test_gated_coeff_on_aux_is_named():
-    failure = assert_fails(C.test_gated_forward, _CoeffOnAux, "coeff_on_aux")
+    failure = assert_fails(C.test_gated_forward, _CoeffOnAux, "sparsity_coeff_on_aux")
     assert "L_aux" in failure.hint
 
 
