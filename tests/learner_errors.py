@@ -227,7 +227,8 @@ def _hint_for(err: BaseException) -> str | None:
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
         if match:
-            return _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
+            found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
+            return found + _first_axis_indexed(match.groups(), err)
     return _missing_attribute_hint(err) or _missing_key_hint(err)
 
 
@@ -338,3 +339,27 @@ def _sizes_named(message: str, err: BaseException) -> str:
     known = [name_size(n, frames) for n in sizes]
     known = [k for k in known if k]
     return f" (in your inputs, {'; '.join(known)})" if known else ""
+
+
+def _first_axis_indexed(sizes: tuple[str, ...], err: BaseException) -> str:
+    """'; a: [6, 8] is pre's shape [64, 6, 8] without its first axis (64): ...' when a tensor on the failing line has
+    the shape of one of the learner's tensors with its first axis gone, and that axis's size is one the error names:
+    x[i] takes entry i of the first axis where x[:, i] (axis 1) may have been meant. A question, never a verdict."""
+    frame, _, names = failing_line(err)
+    if frame is None:
+        return ""
+    named = {int(n) for n in sizes}
+    local = {n: v for n, v in frame.f_locals.items() if isinstance(v, Tensor) and v.ndim > 1}
+    for name in names:
+        value = frame.f_locals.get(name)
+        if not isinstance(value, Tensor) or value.ndim == 0:
+            continue
+        for other, x in local.items():
+            first = x.shape[0]
+            if other != name and x.shape[1:] == value.shape and first in named and first != x.shape[1]:
+                return (
+                    f"; {name}: {list(value.shape)} has the shape of {other} {list(x.shape)} without its first axis "
+                    f"({first}): {other}[i] takes entry i of that first axis (an example, if {first} is the batch) "
+                    f"where {other}[:, i] (entry i of axis 1, size {x.shape[1]}: an instance?) may have been meant"
+                )
+    return ""

@@ -167,4 +167,12 @@ def recovery_readings(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
             "single best one, cos.max(dim=latents).values"
         )
         entries.append(("topk_mean", hint, cos.topk(k, dim=1).values.mean(1)))
+    Fc, Dc = W_feat - W_feat.mean(1, keepdim=True), W_dec - W_dec.mean(-1, keepdim=True)
+    pearson = torch.einsum("isd,idf->isf", Dc / Dc.norm(dim=-1, keepdim=True), Fc / Fc.norm(dim=1, keepdim=True))
+    hint = (
+        "your values are Pearson correlations: each vector centred on its mean over d_in before the cosine. The "
+        "recovery is the plain cosine of the uncentred directions, W_features[:, :, f] and W_dec[:, j, :] each "
+        "divided by its norm, with no mean subtracted"
+    )
+    entries.append(("correlation_not_cosine", hint, pearson.amax(1)))
     return _keep(entries, right)

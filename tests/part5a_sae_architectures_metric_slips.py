@@ -56,7 +56,11 @@ def auxk_slips(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux
         "torch.where(dead, pre, -inf)"
     )
     entries.append(("auxk_dead_ignored", hint, (residual - _decode(acts, W_dec)).pow(2).mean(-1)))
-    return entries + MV.auxk_k_from_instance0(pre, residual, dead, W_dec, k_aux)
+    return (
+        entries
+        + MV.auxk_k_from_instance0(pre, residual, dead, W_dec, k_aux)
+        + MV.auxk_unit_values(pre, residual, dead, W_dec, k_aux)
+    )
 
 
 def l0_every_latent(acts: Tensor) -> list[Mutant]:
@@ -100,7 +104,7 @@ def fve_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
             f"batch · Σ_d mean_d² (batch = {n}). Or compute (h - h.mean(0)).pow(2).sum over batch and d_in directly"
         )
         entries.append(("shortcut_factor", hint, _fve(h, h_rec, sq - c * means)))
-    return entries + MV.fve_ratio_slips(h, h_rec) + MR.fve_readings(h, h_rec)
+    return entries + MV.fve_ratio_slips(h, h_rec) + MR.fve_readings(h, h_rec) + MV.fve_residual_slips(h, h_rec)
 
 
 def _greedy(cos: Tensor) -> Tensor:

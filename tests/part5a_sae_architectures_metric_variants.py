@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests.loss_difference_of_squares import difference_of_squares
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -116,3 +118,33 @@ def auxk_k_from_instance0(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Te
         "out (torch.where(top.values.isfinite(), top.values, 0))"
     )
     return [("k_from_instance0", hint, value)] if _differs(value, right) else []
+
+
+def auxk_unit_values(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list[Mutant]:
+    """auxk_loss with the chosen dead latents decoded at activation 1 (their decoder rows summed, values lost)."""
+    right = _auxk(pre, residual, dead, W_dec, k_aux)
+    top = torch.where(dead, pre.detach(), -torch.inf).topk(k_aux, dim=-1)
+    ones = top.values.isfinite().to(pre.dtype)
+    acts = torch.zeros_like(pre.detach()).scatter(-1, top.indices, ones)
+    value = (residual - torch.einsum("bis,isd->bid", acts, W_dec.detach())).pow(2).mean(-1)
+    hint = (
+        "your loss decodes each chosen dead latent with activation 1, as if their decoder rows were just summed: the "
+        "top-k values themselves are lost (a mask or a scatter of ones where the values belong?). Decode the values: "
+        "torch.zeros_like(pre).scatter(-1, top.indices, top.values) (the -inf of non-dead latents set to 0)"
+    )
+    return [("auxk_unit_values", hint, value)] if _differs(value, right) else []
+
+
+def fve_residual_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
+    """FVE with the residual Σ(h - h_rec ** 2) (precedence: only h_rec squared) or Σ(h² - h_rec²) (a difference
+    of squares, `loss_difference_of_squares`)."""
+    tot = (h - h.mean(0, keepdim=True)).pow(2).sum((0, 2))
+    right = 1 - (h - h_rec).pow(2).sum((0, 2)) / tot
+    hint = (
+        "your residual is Σ(h - h_rec ** 2): ** binds tighter than -, so only h_rec is squared. Bracket the "
+        "difference: (h - h_rec) ** 2, or (h - h_rec).pow(2)"
+    )
+    entries: list[Mutant] = [("precedence_square", hint, 1 - (h - h_rec**2).sum((0, 2)) / tot)]
+    for code, told, value in difference_of_squares(h, h_rec, lambda x: x.sum((0, 2)), "h", "h_rec"):
+        entries.append((code, f"in your FVE's residual Σ(h - h_rec)²: {told}", 1 - value / tot))
+    return [e for e in entries if _differs(e[2], right)]

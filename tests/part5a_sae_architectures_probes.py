@@ -228,7 +228,9 @@ def dead_count_sizes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
                 (zeros == size).to(acts.dtype).mean(-1),
             )
         )
-    return out + MR.dead_readings(acts)  # counts off by one, slices dropped, instance 0's for all
+    reshaped = reshaped_inputs(ref_a.dead_latent_fraction, (acts,), "batch inst d_sae", "acts")  # reshape for permute
+    reshaped = [e for e in reshaped if not torch.equal(e[2], e[2][:1].expand_as(e[2]))]  # one shared value: pooled
+    return out + MR.dead_readings(acts) + reshaped  # counts off by one, slices dropped, instance 0's for all
 
 
 # --------------------------------------------------------------------------------------------
