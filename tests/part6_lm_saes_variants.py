@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part6_lm_saes_latent_factors import ablate_activations, logit_latent_factors
 
 ENCODE = "f = sae.encode(act) = relu((act − b_dec) @ W_enc + b_enc)"
 
@@ -77,7 +78,7 @@ def ablate_encodes(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tu
         "asked for: remove f[..., latent] · W_dec[latent], the same latent at every position"
     )
     out.append(("strongest_latent", what, model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, strongest)])))
-    return out
+    return out + ablate_activations(model, sae, tokens, latent)
 
 
 def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -114,15 +115,22 @@ def logit_rescaled(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Te
     """The decoder row rescaled to unit L1 or max norm before the effect (its L2 norm is 1 already)."""
     d = sae.W_dec[latent]
     right = d @ model.W_out[0] @ model.W_U
-    return [
-        (
-            "row_normalised",
-            f"that is the effect of W_dec[latent] / {name} = {float(n):.4g}: the decoder row rescaled to unit "
-            f"{kind} norm; use the row as it is (W_dec[latent] @ W_out[0] @ W_U)",
-            right / n,
-        )
-        for name, kind, n in (("‖W_dec[latent]‖₁", "L1", d.abs().sum()), ("max |W_dec[latent]|", "max", d.abs().max()))
-    ] + logit_directions(model, sae, latent)
+    return (
+        [
+            (
+                "row_normalised",
+                f"that is the effect of W_dec[latent] / {name} = {float(n):.4g}: the decoder row rescaled to unit "
+                f"{kind} norm; use the row as it is (W_dec[latent] @ W_out[0] @ W_U)",
+                right / n,
+            )
+            for name, kind, n in (
+                ("‖W_dec[latent]‖₁", "L1", d.abs().sum()),
+                ("max |W_dec[latent]|", "max", d.abs().max()),
+            )
+        ]
+        + logit_directions(model, sae, latent)
+        + logit_latent_factors(sae, latent, right)
+    )
 
 
 def logit_directions(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:

@@ -294,8 +294,8 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     if not close(got["zero_ablated"], exp["zero_ablated"]):
         probes.loss_relation("zero_ablated", got["zero_ablated"], exp, close, counts)
         mean = _loss(model, tokens, [(tc.hook_name_out, lambda a, hook: a.mean((0, 1), keepdim=True).expand_as(a))])
-        hint = "replace the MLP output by zeros (`torch.zeros_like(act)`)"
-        code = "ablation"
+        slips.zero_ablated_elsewhere(model, tc, tokens, got["zero_ablated"], exp["zero_ablated"], close, _loss)
+        hint, code = "replace the MLP output by zeros (`torch.zeros_like(act)`)", "ablation"
         if close(got["zero_ablated"], mean):
             hint = "that is mean-ablation; this exercise asks for zero-ablation: " + hint
         elif close(got["zero_ablated"], _loss(model, tokens, [(tc.hook_name, lambda a, hook: torch.zeros_like(a))])):
@@ -349,7 +349,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
         try:
             result = impl(model, tc, latent)
         except RuntimeError as err:
-            sens.through_mlp_weights(err, model, "de" if name == "latent_de_embedding" else "logit")
+            slips.token_view_error(err, model, tc, "de" if name == "latent_de_embedding" else "logit")
             raise
         out = expect_tensor(
             extra.token_view_shape(result, model, tc, f"{name}(model, tc, {latent})"),

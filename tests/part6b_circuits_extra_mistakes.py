@@ -548,6 +548,12 @@ def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tupl
             "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",
         ),
         (
+            lambda: spliced(tc.hook_name, lambda x, a: tc.encode(x) @ tc.W_dec),
+            "no_b_dec_no_skip",
+            "yours writes acts @ W_dec alone (e.g. tc.encode(x) @ tc.W_dec): the transcoder's output also adds b_dec "
+            "and the skip connection (x @ W_skip.T): return tc(x), which includes both",
+        ),
+        (
             lambda: spliced(tc.hook_name, lambda x, a: tc(x)[1]),
             "batch_index",
             "the replaced loss is that of sequence 1's transcoder output written into every sequence (tc(x)[1], "

@@ -5,6 +5,7 @@ de-embedding, and heads averaged instead of summed in the local replacement mode
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
+from tests import part6b_circuits_sensitivity as sens
 from tests.checking import fail
 from utils.transcoder import Transcoder
 
@@ -120,6 +122,11 @@ class _HeadsAveraged:
 
 
 LINEARISED_SLIPS = {
+    "ln1_at_query": "LN1 normalises each *key* position's embedding before W_V (x1 = (embeds - mean) / "
+    "frozen.ln1_scale, row k by its own scale): yours divides the attention output by the *query* position's scale "
+    "instead (the scale applied after the pattern mixes positions); normalise first, then v = x1 @ W_V + b_V",
+    "error_twice": "the error term enters once, inside the MLP output (mlp_out = f @ W_dec + b_dec + skip + error): "
+    "yours adds it again to resid_mid + mlp_out, so it is counted twice",
     "heads_mean": "the heads' outputs are summed, not averaged: yours has a factor 1/n_heads on the attention output "
     "(e.g. per-head outputs .mean(0) instead of .sum(0)); resid_mid = embeds + Σ_h z_h W_O[h] + b_O",
 }
@@ -137,4 +144,64 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     """known.variant_forward, plus the slips of LINEARISED_SLIPS."""
     if bug.pop("heads_mean", False):
         model = _HeadsAveraged(model)
+    if bug.pop("error_twice", False):  # the error enters only through mlp_out: twice = an error of 2e given once
+        return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
+    if bug.pop("ln1_at_query", False):
+        return _ln1_at_query(model, tc, frozen, embeds, latents, error)
     return known.variant_forward(model, tc, frozen, embeds, latents, error, **bug)
+
+
+def _ln1_at_query(model, tc, frozen, embeds, latents=None, error=None) -> tuple[Tensor, Tensor]:
+    """The local replacement model with LN1's scale applied after attention: the centred embeddings go through W_V
+    unscaled and the mixed values are divided by the query position's ln1 scale (b_V added after)."""
+    ln = lambda v, s: (v - v.mean(-1, keepdim=True)) / s
+    v = torch.einsum("kd,hde->hke", embeds - embeds.mean(-1, keepdim=True), model.W_V[0])
+    z = torch.einsum("hqk,hke->hqe", frozen.pattern, v) / frozen.ln1_scale[None] + model.b_V[0][:, None]
+    mid = embeds + torch.einsum("hqe,hed->qd", z, model.W_O[0]) + model.b_O[0]
+    x = ln(mid, frozen.ln2_scale)
+    pre = x @ tc.W_enc + tc.b_enc
+    f = pre * frozen.active if latents is None else latents
+    e = frozen.error if error is None else error
+    resid = mid + f @ tc.W_dec + tc.b_dec + tc.skip(x) + e
+    return pre, ln(resid, frozen.final_scale) @ model.W_U + model.b_U
+
+
+ZEROED_ELSEWHERE = {
+    "blocks.0.hook_attn_out": "the attention output",
+    "blocks.0.hook_resid_mid": "the residual stream before the MLP (resid_mid)",
+    "blocks.0.hook_resid_post": "the whole residual stream after the block (resid_post)",
+    "blocks.0.hook_resid_pre": "the embeddings (resid_pre)",
+}
+
+
+def zero_ablated_elsewhere(model, tc, tokens, got: float, want: float, close: Callable, loss: Callable) -> None:
+    """The zero-ablated loss with another hook point than the MLP's output zeroed: say which one."""
+    for where, what in ZEROED_ELSEWHERE.items():
+        if where != tc.hook_name_out and close(
+            got, loss(model, tokens, [(where, lambda a, hook: torch.zeros_like(a))])
+        ):
+            fail(
+                f"zero-ablated loss {got:.5f}, expected {want:.5f}: that is the loss with {what} zeroed ({where})",
+                f"zero-ablation removes the MLP's output, the part the transcoder replaces: zero it at "
+                f"tc.hook_name_out ({tc.hook_name_out}), with `torch.zeros_like(act)`",
+                code="ablation_elsewhere",
+            )
+
+
+def token_view_error(err: Exception, model: Any, tc: Transcoder, side: str) -> None:
+    """A shape error of latent_logit_effect / latent_de_embedding: the MLP's own matrices (sens.through_mlp_weights),
+    or a vector over the latents (d_sae long, e.g. the column W_dec[:, i]) where a d_model vector belongs."""
+    sens.through_mlp_weights(err, model, side)
+    d_sae, d_model = tc.d_sae, model.cfg.d_model
+    if not isinstance(err, RuntimeError) or d_sae == d_model:
+        return
+    shapes = [(int(a), int(b)) for a, b in re.findall(r"(\d+)x(\d+)", str(err))]
+    if side != "logit" or not shapes or shapes[0] != (1, d_sae) or (d_model, model.cfg.d_vocab) not in shapes[1:]:
+        return
+    fail(
+        f"your code raised RuntimeError: {err}: the vector multiplied into W_U [d_model d_vocab] is {d_sae} long, "
+        f"d_sae (the number of latents), where d_model = {d_model} belongs",
+        f"W_dec[:, i] is a column over the latents (d_sae = {d_sae}): the latent's decoder row is W_dec[i] "
+        "([d_sae d_model] has one row per latent), so the logit effect is tc.W_dec[latent] @ model.W_U",
+        code="dec_column",
+    )
