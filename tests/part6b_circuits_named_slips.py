@@ -126,7 +126,7 @@ LINEARISED_SLIPS = {
     "frozen.ln1_scale, row k by its own scale): yours divides the attention output by the *query* position's scale "
     "instead (the scale applied after the pattern mixes positions); normalise first, then v = x1 @ W_V + b_V",
     "error_twice": "the error term enters once, inside the MLP output (mlp_out = f @ W_dec + b_dec + skip + error): "
-    "yours adds it again to resid_mid + mlp_out, so it is counted twice",
+    "yours has it counted twice (added again to resid_mid + mlp_out, or 2 × the error)",
     "heads_mean": "the heads' outputs are summed, not averaged: yours has a factor 1/n_heads on the attention output "
     "(e.g. per-head outputs .mean(0) instead of .sum(0)); resid_mid = embeds + Σ_h z_h W_O[h] + b_O",
 }

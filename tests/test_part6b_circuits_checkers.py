@@ -422,11 +422,11 @@ def test_linearised_forward_buggy(code):
     assert_fails(checks.test_linearised_forward, _lin_bug(code), code)
 
 
-def test_linearised_forward_unnamed_mistake_at_the_prompt():
+def test_linearised_forward_doubled_error_at_the_prompt():
     doubled_error = lambda m, t, fr, e, lat=None, err=None: ref.linearised_forward(
         m, t, fr, e, lat, 2 * fr.error if err is None else err
     )
-    assert_fails(checks.test_linearised_forward, doubled_error, "not_exact")
+    assert_fails(checks.test_linearised_forward, doubled_error, "error_twice")
 
 
 def test_linearised_forward_malformed():
