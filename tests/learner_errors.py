@@ -345,10 +345,10 @@ def _first_axis_indexed(sizes: tuple[str, ...], err: BaseException) -> str:
     """'; a: [6, 8] is pre's shape [64, 6, 8] without its first axis (64): ...' when a tensor on the failing line has
     the shape of one of the learner's tensors with its first axis gone, and that axis's size is one the error names:
     x[i] takes entry i of the first axis where x[:, i] (axis 1) may have been meant. A question, never a verdict."""
-    frame, _, names = failing_line(err)
+    named = {int(n) for n in sizes if isinstance(n, str) and n.isdigit()}  # a pattern's groups are not all sizes
+    frame, _, names = failing_line(err) if named else (None, "", [])
     if frame is None:
         return ""
-    named = {int(n) for n in sizes}
     local = {n: v for n, v in frame.f_locals.items() if isinstance(v, Tensor) and v.ndim > 1}
     for name in names:
         value = frame.f_locals.get(name)

@@ -68,9 +68,6 @@ def scalar_hint(
         return "sign", "your value has the opposite sign of the expected one"
     swaps = [(f"a sum over {name} where a mean was asked", n) for name, n in means.items()]
     swaps += [(f"a mean over {name} where a sum was asked", 1 / n) for name, n in sums.items()]
-    swaps += [
-        (f"the sum over {name} taken twice (an extra × {n}, the number of {name})", n) for name, n in sums.items()
-    ]
     fits = []
     for k in range(1, len(swaps) + 1):
         for combo in itertools.combinations(swaps, k):
