@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import Tensor
 
-from tests import part6b_circuits_hints as hints  # a cycle: hints calls band_readings, which reads hints' bands
+from tests import part6b_circuits_band_groups as groups
 from tests.checking import fail
 
 EDGE_RULE = "band j is (lo, hi] = (m(n-j-1)/n, m(n-j)/n]: test both edges, (a > lo) & (a <= hi)"
@@ -27,7 +27,7 @@ def _open_edge(out: Any, flat: Tensor, k: int, n_bands: int, top: float) -> str 
             member = lambda v, lo, hi, j, c=closed: ((v >= lo) if c else (v > lo)) & (v > 0)
         else:
             member = lambda v, lo, hi, j: (v <= hi) & (v > 0)
-        if hints._same_bands(out, hints._bands(flat, k, n_bands, top, member)):
+        if groups.same_bands(out, groups.member_bands(flat, k, n_bands, top, member)):
             return what
     return None
 
@@ -35,10 +35,10 @@ def _open_edge(out: Any, flat: Tensor, k: int, n_bands: int, top: float) -> str 
 def band_readings(out: Any, acts: Tensor, k: int, n_bands: int) -> None:
     """Fail naming a band test missing one edge, or every band ranked from m/2, when it reproduces every band."""
     try:
-        body = hints._body(acts)
+        body = groups.without_position_zero(acts)
         flat, top = body.flatten(), float(body.max())
         edge = _open_edge(out, flat, k, n_bands, top)
-        whole = hints._same_bands(out, hints._ranked(flat, top, k, n_bands, lambda lo, hi: top / 2))
+        whole = groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, lambda lo, hi: top / 2))
     except (TypeError, IndexError, RuntimeError, AttributeError, ValueError):
         return
     if edge is not None:

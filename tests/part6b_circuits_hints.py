@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_band_groups as groups
 from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
 from tests import part6b_circuits_mistakes as known
@@ -385,34 +386,6 @@ def implied_centre(flat: Tensor, lo: float, hi: float, values: Tensor) -> str:
     return f" (they are the closest to a point between {left:.3g} and {right:.3g}{mean_note})"
 
 
-def _values(group: Any) -> Tensor:
-    return torch.as_tensor(group[0]).detach().double().flatten().cpu()
-
-
-def _bands(flat: Tensor, k: int, n_bands: int, top: float, member: Callable) -> list[Tensor]:
-    """The k values of `flat` closest to each band's middle, highest band first; member(values, lo, hi, j) says
-    which lie in band j."""
-    groups = []
-    for j in range(n_bands):
-        lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
-        vals = flat[member(flat, lo, hi, j)]
-        groups.append(vals[(vals - (lo + hi) / 2).abs().argsort()[:k]].sort(descending=True).values)
-    return groups
-
-
-def _same_bands(out: Any, bands: list[Tensor]) -> bool:
-    got = [_values(g) for g in out]
-    return len(got) == len(bands) and all(
-        a.shape == b.shape and torch.allclose(a, b) for a, b in zip(got, bands, strict=True)
-    )
-
-
-def _body(acts: Tensor) -> Tensor:
-    body = acts.detach().double().cpu().clone()
-    body[:, 0] = 0
-    return body
-
-
 def one_per_sequence(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
     """Every returned example from a different sequence while the expected groups repeat one: the bands filled from
     each sequence's largest activation (named when the groups are exactly those), or else examples dropped by
@@ -424,10 +397,10 @@ def one_per_sequence(out: Any, expected: list, acts: Tensor, k: int, n_bands: in
     want_seq = torch.cat([e[1].long().flatten().cpu() for e in expected])
     if len(got_seq) < 2 or len(got_seq.unique()) < len(got_seq) or len(want_seq.unique()) == len(want_seq):
         return
-    body = _body(acts)
+    body = groups.without_position_zero(acts)
     best = body.max(1).values
     member = lambda v, lo, hi, j: (v > lo) & (v <= hi)
-    per_seq = _bands(best, k, n_bands, float(body.max()), member)
+    per_seq = groups.member_bands(best, k, n_bands, float(body.max()), member)
     s = int(want_seq.mode().values)
     positions = sorted(int(e[2][i]) for e in expected for i in (e[1].long() == s).nonzero().flatten().tolist())
     seen = (
@@ -438,7 +411,7 @@ def one_per_sequence(out: Any, expected: list, acts: Tensor, k: int, n_bands: in
         "every (sequence, position) is a candidate: set position 0 to 0 in a copy, flatten all the activations and "
         "band them"
     )
-    if _same_bands(out, per_seq):
+    if groups.same_bands(out, per_seq):
         fail(
             seen + "; your groups are the bands filled from each sequence's largest activation only",
             rule + "; a per-sequence max first (acts.max(1)) keeps one example per sequence",
@@ -456,13 +429,13 @@ def one_per_sequence(out: Any, expected: list, acts: Tensor, k: int, n_bands: in
 def _open_top(out: Any, acts: Tensor, k: int, n_bands: int) -> bool:
     """Whether the groups are those of bands open at the top (a < hi; a >= lo or a > lo; the top band closed or
     not), read on every band at once."""
-    body = _body(acts)
+    body = groups.without_position_zero(acts)
     flat, top = body.flatten(), float(body.max())
     for closed_low, closed_max in ((False, False), (False, True), (True, False), (True, True)):
         member = lambda v, lo, hi, j, cl=closed_low, cm=closed_max: (
             ((v >= lo) if cl else (v > lo)) & ((v <= hi) if (cm and j == 0) else (v < hi)) & (v > 0)
         )
-        if _same_bands(out, _bands(flat, k, n_bands, top, member)):
+        if groups.same_bands(out, groups.member_bands(flat, k, n_bands, top, member)):
             return True
     return False
 
@@ -537,17 +510,6 @@ MIDDLES = (
 )
 
 
-def _ranked(flat: Tensor, top: float, k: int, n_bands: int, middle: Callable | None) -> list[Tensor]:
-    """The k in-band values closest to middle(lo, hi) in each band (the k largest when middle is None)."""
-    groups = []
-    for j in range(n_bands):
-        lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
-        vals = flat[(flat > lo) & (flat <= hi)]
-        order = (-vals).argsort() if middle is None else (vals - middle(lo, hi)).abs().argsort()
-        groups.append(vals[order[:k]].sort(descending=True).values)
-    return groups
-
-
 def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | None = None) -> None:
     """The groups are the k in-band activations closest to some other point than the band's middle (lo + hi) / 2:
     name every written middle that reproduces every band. When the k largest fit too (a point at or above a band's
@@ -555,23 +517,24 @@ def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | 
     lo + hi / 2 is the true middle); if both still fit, both causes are listed, never the largest alone."""
     bos_order.removed_after_choosing(out, acts, k, n_bands)
     band_readings.band_readings(out, acts, k, n_bands)
-    body = _body(acts)
+    body = groups.without_position_zero(acts)
     flat, top = body.flatten(), float(body.max())
-    if _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):
+    if groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):
         return
-    fits = [(what, m) for what, m in MIDDLES if _same_bands(out, _ranked(flat, top, k, n_bands, m))]
+    fits = [(what, m) for what, m in MIDDLES if groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, m))]
     if not fits:
         return
-    largest, probed = _same_bands(out, _ranked(flat, top, k, n_bands, None)), False
-    smallest = _same_bands(out, _ranked(flat, top, k, n_bands, lambda lo, hi: lo))
+    largest, probed = groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, None)), False
+    smallest = groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, lambda lo, hi: lo))
     if largest and impl is not None:
         try:
             one = impl(acts.clone(), 1, n_bands)
         except Exception:  # a probe only: the main call's diagnosis stands
             one = None
-        if one is not None and not _same_bands(one, _ranked(flat, top, 1, n_bands, lambda lo, hi: (lo + hi) / 2)):
-            fits = [(w, m) for w, m in fits if _same_bands(one, _ranked(flat, top, 1, n_bands, m))]
-            largest, probed = _same_bands(one, _ranked(flat, top, 1, n_bands, None)), True
+        right_one = groups.ranked_bands(flat, top, 1, n_bands, lambda lo, hi: (lo + hi) / 2)
+        if one is not None and not groups.same_bands(one, right_one):
+            fits = [(w, m) for w, m in fits if groups.same_bands(one, groups.ranked_bands(flat, top, 1, n_bands, m))]
+            largest, probed = groups.same_bands(one, groups.ranked_bands(flat, top, 1, n_bands, None)), True
             if not fits:
                 return
     points, written = " or to ".join(w for w, _ in fits), " or ".join(w for w, _ in fits)
