@@ -211,7 +211,7 @@ def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) 
 
     n_w, counts = probes.faithfulness_counts(weights, U, V)
     generic = _n_matrices_factor(float(loss), float(right), len(weights)) or whole_number_hint(loss, right)
-    generic = generic or readings.divided_twice(loss, right, n_w)
+    generic = generic or readings.divided_twice(loss, right, n_w) or readings.instances_counted_twice(loss, right, 3)
     generic = generic or diag.scalar_hint(loss, right, {"the N parameters": n_w}, {"instances": 3})
     generic = generic or inp.faithfulness_divisors(fn, loss, weights, U, V)
     generic = generic or diag.divisor_hint(loss, right * n_w, counts, n_w)

@@ -30,6 +30,19 @@ def divided_twice(loss: Tensor, right: Tensor, n: int) -> tuple[str, str] | None
     return None
 
 
+def instances_counted_twice(loss: Tensor, right: Tensor, n_inst: int) -> tuple[str, str] | None:
+    """(code, hint) when the loss is n_inst × the right one: the sum over instances taken (or multiplied in) twice.
+    The faithfulness inputs have 3 instances and 4 matrices, so this factor names no other count."""
+    if float(right) != 0 and abs(float(loss) / float(right) / n_inst - 1) < 1e-4:
+        return "instances_twice", (
+            f"your value is {n_inst} × the expected one, and {n_inst} is the number of instances: the instances "
+            "counted twice (a total that already sums over the instances, then multiplied by n_inst or summed over "
+            "them again, or an [inst] loss broadcast against [inst, 1] before .sum())? Each instance's mean squared "
+            "error is added once"
+        )
+    return None
+
+
 def output_readings(got: Tensor, right: Tensor, dims: str) -> Mistakes:
     """The right values put on a log scale (log, log10 or log2 of value + c, with the small c read off the
     learner's own output, |c| ≤ 1e-3 · the largest value), or divided by their sum (or max, or norm) along one named

@@ -2,7 +2,7 @@
 (clamp(1, 0)) are described as constant, sources frozen at a bound are listed with the clamp-in-loss reading, terms
 taken in another order are named as a reordering along k, a log of the faithfulness loss is named; new inputs catch
 dropped zero-σ terms (rank-deficient W), the ablated matrix chosen by shape (a second matrix shaped like W_0) and N
-counted as nonzero weights (weights with exact zeros)."""
+counted as nonzero weights (weights with exact zeros); the instances counted twice in the faithfulness loss."""
 
 from __future__ import annotations
 
@@ -83,3 +83,12 @@ def test_dropping_zero_singular_values_is_caught_on_a_rank_deficient_w():
         return einops.einsum(U[..., keep], S[:, keep], Vh[:, keep], "i o r, i r, i r d -> i r o d")
 
     assert "min(d_out, d_in)" in assert_fails(checks.test_svd_terms, svd_terms, code="rank_truncated").hint
+
+
+def test_instances_counted_twice_in_the_faithfulness_loss_are_named():
+    def faithfulness_loss(weights, U, V):  # a total over every instance, then × n_inst as well
+        total = sum((W - u @ v).pow(2).sum() for W, u, v in zip(weights, U, V, strict=True))
+        return total / sum(W[0].numel() for W in weights) * weights[0].shape[0]
+
+    hint = assert_fails(checks.test_faithfulness_loss, faithfulness_loss, code="instances_twice").hint
+    assert "number of instances" in hint
