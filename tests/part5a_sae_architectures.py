@@ -20,6 +20,7 @@ from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
+from tests import part5a_sae_architectures_forward_causes as FC
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
@@ -88,8 +89,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        SL.gated_forward,
-        SL.GATED_MISTAKES,
+        FC.gated_forward,
+        [*SL.GATED_MISTAKES, *FC.GATED_CAUSES],
         hints=hints,
         ingredients=ingredients,
         solution=ref_a.GatedToySAE.forward,
@@ -278,8 +279,7 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
 @checker("jumprelu_forward", kind="class")
 def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.JumpReLUToySAE, impl, ("forward",))
-    # θ in [0.2, 0.5] and ε = 0.3: many pre-activations fall inside the window; the init threshold (another config
-    # field a learner might use as the bandwidth) differs from ε
+    # θ in [0.2, 0.5], ε = 0.3: many pre-activations in the window; the init threshold (a rival bandwidth) differs
     sae = reference_sae(cls, device, jumprelu_bandwidth=0.3, jumprelu_init_threshold=0.1)
     reference = twin(sae, ref_a.JumpReLUToySAE)
     h = random_hidden(64, N_INST, D_IN, device)
@@ -288,8 +288,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        SL.jumprelu_forward,
-        [*M.JUMPRELU_MISTAKES, *PR.JUMPRELU_BANDWIDTH_MISTAKES, *PR.JUMPRELU_DECODE_MISTAKES, *SL.JUMPRELU_SLIPS],
+        FC.jumprelu_forward,
+        FC.JUMPRELU_MISTAKES,
         ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
@@ -435,7 +435,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
             for code, hint, bug in M.AUXK_MISTAKES
         ]
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
-        + SL.auxk_coeff(expected)
+        + FC.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",

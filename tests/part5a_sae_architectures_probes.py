@@ -358,7 +358,13 @@ def topk_k_ignored(cls: type, device: torch.device) -> None:
         f"acts_post keeps the same number of non-zero latents per example ({', '.join(map(str, n[:4]))}) with "
         "cfg.k = 2 and with cfg.k = 3",
         "the number kept must follow the config: topk(self.cfg.k, dim=-1). Is k hard-coded, or read from another "
-        "field (aux_k, d_in, ...)?",
+        "field (aux_k, d_in, ...)?"
+        + (
+            " Or is the cut-off the largest value (top.values[..., :1] or values[..., 0]) instead of the k-th largest "
+            "(top.values[..., -1:])? That keeps one latent whatever k is"
+            if max(n) == 1
+            else ""
+        ),
         code="k_ignored",
     )
 

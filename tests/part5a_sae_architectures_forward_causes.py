@@ -1,0 +1,112 @@
+"""Further named causes for the part 5a forwards: a Gated L_aux decoding ReLU(x @ W_enc) (b_enc left out of the
+auxiliary path only), a JumpReLU reconstruction loss penalising each difference otherwise than by its square (the
+shared penalties of `tests/loss_penalties.py`: L1, Huber, a higher power), JumpReLU activations multiplied by the
+Heaviside gate again (the forward values unchanged, the threshold's gradient not), and an AuxK reconstruction
+divided by k_aux.
+
+Each forward here is the slips' forward (`tests.part5a_sae_architectures_slips`) extended with these bugs, so the
+checkers pass the lists below with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from solutions import part5a_sae_architectures as ref_a
+from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_probes as PR
+from tests import part5a_sae_architectures_slips as SL
+from tests.loss_penalties import _penalties
+
+_REC = "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1): the square of each difference, mean over d_in"
+
+
+def _pre(sae: Any, h: Tensor) -> Tensor:
+    return torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
+
+
+def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`SL.gated_forward`, plus `aux_no_b_enc`: L_aux decodes ReLU(x @ W_enc), b_enc left out of the aux path."""
+    if not bug.get("aux_no_b_enc"):
+        return SL.gated_forward(sae, h, **bug)
+    d, _, acts, h_rec = SL.gated_forward(sae, h)
+    via = torch.einsum("bis,isd->bid", _pre(sae, h).relu(), sae.W_dec_normalized.detach()) + sae.b_dec.detach()
+    d = d | {"L_aux": (via - h).pow(2).mean(-1)}
+    loss = (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+    return d, loss, acts, h_rec
+
+
+GATED_CAUSES = [
+    (
+        "aux_no_b_enc",
+        "your L_aux decodes ReLU(x @ W_enc), without b_enc: the auxiliary path decodes the gate's own activations "
+        "ReLU(π_gate) with π_gate = x @ W_enc + b_enc, the same π_gate whose sign gates the main path",
+        "L_aux",
+        {"aux_no_b_enc": True},
+    )
+]
+
+
+def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`SL.jumprelu_forward`, plus `penalty=f`: L_reconstruction = f(h_rec - h).mean(-1); `gate_twice`: acts_post =
+    JumpReLU(pre, θ, ε) · Heaviside(pre, θ, ε)."""
+    penalty, twice = bug.pop("penalty", None), bug.pop("gate_twice", False)
+    if penalty is None and not twice:
+        return SL.jumprelu_forward(sae, h, **bug)
+    d, _, acts, h_rec = SL.jumprelu_forward(sae, h)
+    if twice:
+        pre = _pre(sae, h) + sae.b_enc
+        theta, eps = sae.log_threshold.exp().expand_as(pre), sae.cfg.jumprelu_bandwidth
+        acts = ref_a.JumpReLU.apply(pre, theta, eps) * ref_a.Heaviside.apply(pre, theta, eps)
+        h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+    if penalty is not None:
+        d = d | {"L_reconstruction": penalty(h_rec - h).mean(-1)}
+    return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
+
+
+JUMPRELU_CAUSES = [
+    (
+        code,
+        f"your L_reconstruction is the mean over d_in of {name.format(t='h')} (with out = h_reconstructed): it "
+        f"penalises each difference otherwise than by its square. {_REC}",
+        "L_reconstruction",
+        {"penalty": f},
+    )
+    for code, name, f, _ in _penalties()
+]
+JUMPRELU_CAUSES += [
+    (
+        "gate_applied_twice",
+        "your activations are multiplied by the gate twice (JumpReLU.apply(pre, θ, ε) · Heaviside.apply(pre, θ, ε), "
+        "or another extra Heaviside factor): the values are unchanged (the gate is 0 or 1), but the extra factor adds "
+        "its own threshold gradient (acts · ∂H/∂θ) and removes JumpReLU's below θ. acts_post = JumpReLU.apply(pre, "
+        "θ, ε) alone; Heaviside only gives L_sparsity",
+        "grad",
+        {"gate_twice": True},
+    )
+]
+JUMPRELU_MISTAKES = [
+    *M.JUMPRELU_MISTAKES,
+    *PR.JUMPRELU_BANDWIDTH_MISTAKES,
+    *PR.JUMPRELU_DECODE_MISTAKES,
+    *SL.JUMPRELU_SLIPS,
+    *JUMPRELU_CAUSES,
+]
+
+
+def auxk_causes(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int, expected: Tensor) -> list:
+    """(code, hint, value) for auxk_loss's expect_matches: `SL.auxk_coeff`'s, and the decoded residual divided by
+    k_aux."""
+    top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+    values = torch.where(top.values.isfinite(), top.values, torch.zeros_like(top.values))
+    r_hat = torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, top.indices, values), W_dec)
+    hint = (
+        f"your decoded residual is divided by k_aux = {k_aux} (an average of the dead latents' contributions): the "
+        "auxiliary reconstruction is their sum, dead_acts @ W_dec_normalized (no division); the loss is the mean "
+        "over d_in of (residual - that sum)²"
+    )
+    value = (residual - r_hat / k_aux).pow(2).mean(-1).detach()
+    return [*SL.auxk_coeff(expected), ("divided_by_k_aux", hint, value)]
