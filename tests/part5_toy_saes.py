@@ -244,13 +244,13 @@ def check_sae_forward(
     loss_dict, loss, acts, h_rec = call_forward(sae, h)
     ref_dict, ref_loss, ref_acts, ref_rec = forward(reference, h)
     expect_output_order((loss_dict, loss, acts, h_rec), (ref_dict, ref_loss, ref_acts, ref_rec), FORWARD_OUTPUTS)
-    outs = {}
+    outs = []  # a list, not a dict by code: several mistakes may share a code (the Huber thresholds, the powers)
     for code, hint, stage, bug in mistakes:
         d, total, a, r = forward(reference, h, **bug)
-        outs[code] = (hint, stage, {"acts": a, "h_reconstructed": r, "loss": total, **d}, total)
+        outs.append((code, (hint, stage, {"acts": a, "h_reconstructed": r, "loss": total, **d}, total)))
 
     def catalogue(stage: str) -> list[tuple[str, str, Tensor]]:
-        return [(c, hint, o[stage].detach()) for c, (hint, st, o, _) in outs.items() if st == stage]
+        return [(c, hint, o[stage].detach()) for c, (hint, st, o, _) in outs if st == stage]
 
     def unlisted(got: Any, stage: str) -> bool:
         return isinstance(got, Tensor) and not any(
@@ -341,7 +341,7 @@ def check_sae_forward(
             code="no_grad",
         )
     got, want = grads_of(sae, loss), grads_of(reference, ref_loss)
-    grad_mistakes = [(c, hint, grads_of(reference, tot)) for c, (hint, st, _, tot) in outs.items() if st == "grad"]
+    grad_mistakes = [(c, hint, grads_of(reference, tot)) for c, (hint, st, _, tot) in outs if st == "grad"]
     expect_grads(got, want, grad_mistakes, grad_hints)
 
 

@@ -86,7 +86,9 @@ def _topk(bug):
 
 def test_topk_diagnoses():
     assert_fails(checks.test_topk_forward, _topk("constant"), "constant")
-    assert_fails(checks.test_topk_forward, _topk("loss_parts"), "loss_parts")
+    assert_fails(
+        checks.test_topk_forward, _topk("loss_parts"), "sparsity_in_loss"
+    )  # an L1 penalty added to the TopK loss
 
 
 def test_dead_latent_fraction_axes_swapped():
