@@ -1,11 +1,10 @@
 """Checkers for part 4 (superposition and deep double descent).
 
-Call them from the notebook as `tests.part4_double_descent.test_<exercise>(<object>)`.
-The data-set generator is tested on the statistics that define it (never on particular draws), and when
-one is off, further statistics name the cause: which normalisation was applied, which rate the presence
-follows, which axis the randomness is shared along, which distribution the values come from. The schedule
-and the dimensionality are compared with the formula, and a wrong answer is matched against what the
-usual mistakes return (tests/part4_double_descent_mistakes.py) so the hint can name the mistake.
+Call them from the notebook as `tests.part4_double_descent.test_<exercise>(<object>)`. The data-set generator is
+tested on the statistics that define it (never on particular draws), and when one is off, further statistics name
+the cause: the normalisation applied, the rate the presence follows, the axis the randomness is shared along, the
+distribution of the values. The schedule and the dimensionality are compared with the formula, and a wrong answer
+is matched against the usual mistakes (tests/part4_double_descent_mistakes.py) so the hint can name the mistake.
 """
 
 from __future__ import annotations
@@ -22,14 +21,15 @@ from torch import Tensor
 
 import solutions.part4_double_descent as ref
 import tests.part4_double_descent_mistakes as mistakes
+import tests.part4_double_descent_probes as probes
 import tests.part4_double_descent_slips as slips
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
-from tests.part3_feature_geometry import dimensionality_structure, expect_output, expect_unmodified, unexplained
+from tests.part3_feature_geometry import expect_output, expect_unmodified, unexplained
 from tests.part4_double_descent_calls import call_learner as _call
-from tests.part4_double_descent_calls import size_one_axis_failure, training_slice_failure
+from tests.part4_double_descent_calls import size_one_axis_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
@@ -553,7 +553,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
         )
     if isinstance(first, Tensor) and first.device.type != "meta" and tuple(first.shape) != tuple(data.shape):
         got, d = first.detach().to(data.device, torch.float64), data.double()
-        training_slice_failure(got, d, what, 16)
+        probes.training_rows_failure(got, d, what, 16)
         if got.shape == (16, 3, 50) and _rows_of(got, d):
             fail(
                 f"{what} returned 16 of the {n_train} training examples (batch_size rows), expected all of them",
@@ -650,10 +650,10 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             code="minibatch",
         )
     mistakes.transformed_failure(wrong, data)
+    probes.reordered_failure(wrong, data)
     if mistakes.same(first, second):
         fail(
-            "generate_batch returned the same data at both calls, but not self.train_data (not even the same "
-            "features present)",
+            "generate_batch returned the same data at both calls, but not self.train_data (nor its values reordered)",
             "a data set of your own (drawn again with a fixed seed, or cached on the first call)? Return the one "
             "drawn in __init__, self.train_data",
             code="regenerated",
@@ -697,7 +697,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expected = mistakes.dimensionality(v.cpu())
     code, hint = mistakes.gram_rows_diagnosis(out, v) or ("values", CD4_FORMULA)
     if code == "values" and unexplained(out, expected, values, "inst vectors", atol=1e-6):
-        dimensionality_structure(lambda x: _call(compute_dimensionality, what, x), v, out)
+        probes.dimensionality_probes(lambda x: _call(compute_dimensionality, what, x), v, out, expected)
     expect_matches(
         out.double().cpu(),
         expected,

@@ -572,6 +572,16 @@ def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
             "features are present with probability p(1 - p): two draws (`rand < p` and `rand > p`) combined?",
         ),
         (1 - p * p, "presence_inverted", "features are present with probability 1 - p²: an inverted mask?"),
+        *[
+            (
+                0.5 * (1 + math.erf(sign * p / math.sqrt(2))),
+                "presence_normal",
+                f"features are present at Φ({sign * p:g}) = {0.5 * (1 + math.erf(sign * p / math.sqrt(2))):.2%}, the "
+                f"rate of a standard normal draw compared with p: is the mask `torch.randn(...) {op} p`? Draw it "
+                "uniform, torch.rand(...) < p, which is true with probability p",
+            )
+            for sign, op in ((1, "<"), (-1, ">"))
+        ],
     ]
     candidates.append(
         (
