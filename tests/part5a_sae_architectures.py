@@ -21,6 +21,7 @@ from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_causes as FC
+from tests import part5a_sae_architectures_metric_signed as SG2
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
@@ -660,6 +661,7 @@ def recovery_mistakes(W_feat: Tensor, W_dec: Tensor) -> list[tuple[str, str, Ten
 @checker("l0_norm", kind="function")
 def test_l0_norm(impl: Callable, device: torch.device) -> str:
     acts = _acts(device)
+    acts = SG2.with_tiny_values(acts)  # latents at 1e-9 / 1e-12: counted, but 0 after a float16 cast
     acts[:375, 0, 3:] = 0.5  # a heavy tail in instance 0: its mean count (≈2.7) is neither its median (2) nor whole
     shapes = {
         (acts.shape[0], N_INST): ("no_batch_mean", "average the per-example counts over the batch (dim 0)"),
@@ -668,6 +670,8 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
     out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
     mistakes = M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts)
     mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts") + MS.l0_every_latent(acts)
+    SG2.l0_signed_in_place(impl, acts)  # acts.abs_() changes nothing on the non-negative main input
+    mistakes += SG2.l0_low_precision(acts)
     RD.pooled_over_instances(out, ref_a.l0_norm(acts), mistakes, "l0_norm", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -694,6 +698,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
     mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
     mistakes += SL.percentage("fraction_variance_explained", want) + MS.fve_slips(h, h_rec)
+    mistakes += SG2.fve_formula_slips(h, h_rec) + SG2.rounded("fraction_variance_explained", want)
     mistakes = [m for m in mistakes if m[2] is not None]  # an entry the sizes can't tell apart is None
     mistakes += PR.reshaped_inputs(ref_a.fraction_variance_explained, (h, h_rec), "batch inst d_in", "h and h_rec")
     sizes = {"batch": h.shape[0], "d_in": D_IN, "batch·d_in": h.shape[0] * D_IN}
@@ -733,20 +738,10 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         *dead_mistakes(acts),
         *PR.dead_count_sizes(acts),
         *PR.dead_never_largest(acts),
-        (
-            "any_dead_flag",
-            "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
-            "dead, (acts == 0).all(dim=0) averaged over the latents",
-            (acts == 0).all(0).any(-1).to(acts.dtype),
-        ),
-        (
-            "constant_latent",
-            "your fraction counts as dead the latents with zero variance over the batch (latent 2 of instance "
-            "1 is 0.3 on every example): such a latent fires; dead means zero on every example",
-            (acts.std(0) == 0).to(acts.dtype).mean(-1),
-        ),
+        *SG2.dead_flag_readings(acts),
     ]
     mistakes, want = mistakes + FIT.dead_threshold(acts, mistakes), ref_a.dead_latent_fraction(acts)
+    mistakes += SG2.rounded("dead_latent_fraction", want)
     RD.pooled_over_instances(out, want, mistakes, "dead_latent_fraction", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -757,6 +752,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         hint="fraction of latents with acts == 0 on every example of the batch",
         reference=call(ref_a.dead_latent_fraction, acts),
     )
+    SG2.dead_cancelling_probe(impl, acts, ref_a.dead_latent_fraction)  # a latent at +0.5 / -0.5: alive
     return "fraction of latents silent on the whole batch"
 
 
@@ -791,7 +787,11 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
-        recovery_mistakes(W_feat, W_dec) + recovery_extra(W_feat, W_dec) + SL.recovery_more(W_feat, W_dec),
+        recovery_mistakes(W_feat, W_dec)
+        + recovery_extra(W_feat, W_dec)
+        + SL.recovery_more(W_feat, W_dec)
+        + SG2.recovery_norm_slips(W_feat, W_dec)
+        + SG2.rounded("feature_recovery", ref_a.feature_recovery(W_feat, W_dec)),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
         reference=call(ref_a.feature_recovery, W_feat, W_dec),

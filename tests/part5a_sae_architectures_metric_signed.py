@@ -1,0 +1,219 @@
+"""Part 5a metric checks with signed and tiny activations, and a few formula slips as catalogue entries.
+
+The metrics' docstrings do not restrict the activations' sign ("non-zero", "zero on every example"), so two
+behavioural probes call the learner on a signed copy of the checker's input: l0_norm's for a write into the input
+that only changes negative entries (acts.abs_()), dead_latent_fraction's for a latent whose +0.5 / -0.5 cancel
+exactly (dead = mean or sum over the batch == 0). The probes are built so that a positive-only reading (acts > 0)
+agrees with the reference on them: only the named behaviours are rejected.
+
+The catalogue entries (code, hint, value) are the right computation with one thing changed: L0 after a float16 cast
+(tiny activations round to 0), the FVE's shortcut total without brackets, its total as the biased variance times a
+size other than the batch, its residual a norm instead of a square, a metric rounded to a few decimals, and the
+recovery cosine divided by a sum of norms. An entry equal to the right values on the inputs is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import CheckOutcome, fail
+
+Mutant = tuple[str, str, Tensor]
+
+
+def _differs(value: Tensor, right: Tensor) -> bool:
+    return value.shape != right.shape or not torch.allclose(value, right, rtol=1e-3, atol=1e-5)
+
+
+def with_tiny_values(acts: Tensor) -> Tensor:
+    """`acts` with instance 2's latent 0 firing at 1e-9 / 1e-12 on 400 examples: non-zero, so counted, but 0 after
+    a cast to float16 (its smallest subnormal is about 6e-8)."""
+    acts[100:300, 2, 0] = 1e-9
+    acts[300:500, 2, 0] = 1e-12
+    return acts
+
+
+def l0_low_precision(acts: Tensor) -> list[Mutant]:
+    """L0 counted after a cast to float16 / bfloat16: activations too small for that dtype count as zero."""
+    right = (acts != 0).to(acts.dtype).sum(-1).mean(0)
+    entries: list[Mutant] = []
+    for dtype, name in ((torch.float16, "float16 (.half())"), (torch.bfloat16, "bfloat16")):
+        value = (acts.to(dtype) != 0).to(acts.dtype).sum(-1).mean(0)
+        if not _differs(value, right):
+            continue
+        info = torch.finfo(dtype)
+        tiny = info.smallest_normal * info.eps / 2
+        hint = (
+            f"your count is the one after a cast to {name}: activations below about {tiny:.2g} round to 0 in that "
+            "dtype (the input has latents firing at 1e-9 and 1e-12), so they are not counted. Test the activations "
+            "in their own dtype: (acts != 0).sum(-1), then the mean over the batch"
+        )
+        entries.append(("low_precision_cast", hint, value))
+    return entries
+
+
+def _signed(acts: Tensor) -> Tensor:
+    """A copy of `acts` with the sign of every other non-zero entry of each latent flipped (some negatives in every
+    instance), values unchanged in magnitude."""
+    signed = acts.clone()
+    flip = torch.ones_like(signed)
+    flip[1::2] = -1.0
+    return signed * flip
+
+
+def l0_signed_in_place(impl: Any, acts: Tensor) -> None:
+    """Call l0_norm on a signed copy of `acts`; fail (code input_modified) when the call changed the tensor it was given
+    (acts.abs_(), acts.relu_(), acts[acts < 0] = ...): the checker's main input is non-negative, where such writes
+    change nothing."""
+    signed = _signed(acts)
+    given, before = signed, signed.clone()
+    try:
+        impl(given)
+    except CheckOutcome:
+        raise
+    except Exception:  # a crash on signed input is not what this probe tests
+        return
+    if given.shape != before.shape or not torch.equal(given, before):
+        n = int((given != before).sum()) if given.shape == before.shape else before.numel()
+        neg = int((before < 0).sum())
+        fail(
+            f"l0_norm(acts) changed its input `acts` in place when called on signed activations ({n} of "
+            f"{before.numel()} entries changed; {neg} entries were negative)",
+            "don't write into `acts` (acts.abs_(), acts.relu_(), acts[acts < 0] = 0): the caller still needs it. "
+            "Compute into a new tensor: (acts != 0) needs no abs at all, or use acts.abs() (not abs_)",
+            code="input_modified",
+        )
+
+
+def dead_cancelling_probe(impl: Any, acts: Tensor, reference: Any) -> None:
+    """Call dead_latent_fraction on a copy of `acts` where instance 0's dead latent 1 alternates +0.5 / -0.5 (its
+    batch sum and mean are exactly 0, but it fires on every example); fail when the answer differs from the
+    reference, naming the cancellation when the output is the mean / sum reading."""
+    probe = acts.clone()
+    probe[:, 0, 1] = 0.5
+    probe[1::2, 0, 1] = -0.5
+    if probe.shape[0] % 2:
+        probe[-1, 0, 1] = 0.0  # an even count of ±0.5: the sum is exactly 0
+    want = reference(probe)
+    try:
+        out = impl(probe.clone())
+    except CheckOutcome:
+        raise
+    except Exception:  # a crash on signed input is not what this probe tests
+        return
+    if not isinstance(out, Tensor) or out.shape != want.shape:
+        return
+    got = out.detach().to(want.dtype)
+    if torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+        return
+    cancelled = (probe.mean(0) == 0).to(probe.dtype).mean(-1)
+    if torch.allclose(got, cancelled, rtol=1e-4, atol=1e-5):
+        fail(
+            "dead_latent_fraction on acts where a latent is +0.5 and -0.5 on alternate examples (its batch mean and "
+            f"sum are exactly 0): got {got.tolist()}, expected {want.tolist()}: you count that latent as dead",
+            "a latent is dead when it is zero on every example, not when its activations add up to 0: signed "
+            "activations can cancel. Test each activation: (acts == 0).all(dim=0), or (acts != 0).any(dim=0) for alive",
+            code="cancelling_signs",
+        )
+    fail(
+        "dead_latent_fraction on acts where instance 0's latent 1 is +0.5 and -0.5 on alternate examples: got "
+        f"{got.tolist()}, expected {want.tolist()}",
+        "that latent fires on every example, so it is alive. Possible causes: a test on a reduction over the batch "
+        "that signed values can cancel (a sum, a mean), or a test on |a| or a² that a tolerance hides; dead means "
+        "(acts == 0).all(dim=0)",
+        code="signed_dead",
+    )
+
+
+def dead_flag_readings(acts: Tensor) -> list[Mutant]:
+    """dead_latent_fraction as a yes/no flag per instance, or counting the constant (zero-variance) latents."""
+    return [
+        (
+            "any_dead_flag",
+            "that is a yes/no flag per instance (does it have any dead latent?): return the fraction of latents "
+            "dead, (acts == 0).all(dim=0) averaged over the latents",
+            (acts == 0).all(0).any(-1).to(acts.dtype),
+        ),
+        (
+            "constant_latent",
+            "your fraction counts as dead the latents with zero variance over the batch (latent 2 of instance "
+            "1 is 0.3 on every example): such a latent fires; dead means zero on every example",
+            (acts.std(0) == 0).to(acts.dtype).mean(-1),
+        ),
+    ]
+
+
+def fve_formula_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
+    """FVE with the shortcut total Σh² - B·Σmean² missing its brackets, the total as the biased variance times
+    n_inst or d_in (instead of the batch), and the residual a per-example norm or a whole norm (not squared)."""
+    n = h.shape[0]
+    res = (h - h_rec).pow(2).sum((0, 2))
+    total = (h - h.mean(0, keepdim=True)).pow(2).sum((0, 2))
+    right = 1 - res / total
+    var = h.var(0, unbiased=False).sum(-1)
+    entries: list[Mutant] = [
+        (
+            "precedence",
+            "your value is 1 - Σres² / Σh² - B·Σmean(h)²: the shortcut total Σh² - B·Σmean(h)² lost its brackets. "
+            "Divide by the whole total: 1 - Σ(h - h_rec)² / (Σh² - B·Σmean(h)²), or use Σ(h - mean(h))²",
+            1 - res / h.pow(2).sum((0, 2)) - n * h.mean(0).pow(2).sum(-1),
+        ),
+    ]
+    for name, size in (("n_inst (h.shape[1])", h.shape[1]), ("d_in (h.shape[2])", h.shape[2])):
+        if size != n:
+            entries.append(
+                (
+                    "total_size_factor",
+                    f"your total is the biased variance (summed over d_in) times {name} = {size}: Σ(h - mean(h))² "
+                    f"is the biased variance times the batch size (h.shape[0] = {n}), not times {name}",
+                    1 - res / (var * size),
+                )
+            )
+    per_example = (h - h_rec).norm(dim=-1).sum(0)
+    entries.append(
+        (
+            "residual_not_squared",
+            "your residual is Σ_batch ‖h - h_rec‖ (each example's L2 norm, not squared): use the squared error "
+            "Σ(h - h_rec)² over batch and d_in, the same kind of sum as the total",
+            1 - per_example / total,
+        )
+    )
+    entries.append(
+        (
+            "residual_not_squared",
+            "your residual is ‖h - h_rec‖ (the square root of Σ(h - h_rec)²), not the squared error itself: "
+            "use Σ(h - h_rec)² over batch and d_in",
+            1 - res.sqrt() / total,
+        )
+    )
+    return [e for e in entries if _differs(e[2], right)]
+
+
+def rounded(metric: str, want: Tensor) -> list[Mutant]:
+    """The metric rounded to 1, 2 or 3 decimals (a logging habit, .round(decimals=k) or round(x, k))."""
+    entries: list[Mutant] = []
+    for k in (1, 2, 3):
+        value = want.round(decimals=k)
+        if _differs(value, want):
+            hint = (
+                f"your values are the right ones rounded to {k} decimal{'s' if k > 1 else ''} (.round(decimals={k})): "
+                f"return the unrounded {metric}; round only when printing"
+            )
+            entries.append(("rounded", hint, value))
+    return entries
+
+
+def recovery_norm_slips(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
+    """Feature recovery with the dot product divided by the sum of the two norms (not their product)."""
+    dot = torch.einsum("isd,idf->isf", W_dec, W_feat)
+    dn, fn = W_dec.norm(dim=-1)[:, :, None], W_feat.norm(dim=1)[:, None, :]
+    right = (dot / (dn * fn)).amax(1)
+    value = (dot / (dn + fn)).amax(1)
+    hint = (
+        "your cosine is W_dec[j] · W_features[:, f] / (‖W_dec[j]‖ + ‖W_features[:, f]‖): a sum of the norms. "
+        "The cosine divides by their product, ‖W_dec[j]‖ · ‖W_features[:, f]‖ (or normalise both first)"
+    )
+    return [("norm_sum", hint, value)] if _differs(value, right) else []
