@@ -532,7 +532,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes = known.edge_mistakes(model, tc, frozen, graph, direct)
         forward = lambda fr, e, lat, r: known.variant_forward(model, tc, fr, e, lat, r)
         mistakes += extra.abs_token_edges(model, tc, frozen, graph, direct, forward)
-        mistakes += probes.token_total(direct, graph.nodes("token")) + reads.gradient_swaps(model, tc, frozen, graph)
+        mistakes += probes.token_total(direct, graph) + reads.gradient_swaps(model, tc, frozen, graph)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)

@@ -15,7 +15,7 @@ from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_extra_mistakes import NOT_A_LOSS
 from tests.part6b_circuits_mistakes import quantile_variant, same_groups
-from tests.part6b_circuits_named_factors import influence_row_counts
+from tests.part6b_circuits_named_factors import influence_elementwise, influence_row_counts
 
 
 def logits_means(model: Any, tc: Any, tokens: Tensor, got: dict[str, float]) -> None:
@@ -435,6 +435,7 @@ def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]
             B.sum(0),
         ),
         *influence_row_counts(A, weights),
+        *influence_elementwise(A, weights),
     ]
 
 

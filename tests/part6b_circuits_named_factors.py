@@ -6,7 +6,8 @@ are named by the mistakes catalogue already). The generic scale
 reading would only say "0.9878 × the expected ones"; these rows say which number that is. Factors that coincide
 on these inputs are named together, so the reading never picks one of two equal candidates.
 
-node_influence: each row of |A| divided by a count (its nonzero entries: a mean; or every node) instead of its sum.
+node_influence: each row of |A| divided by a count (its nonzero entries: a mean; or every node) instead of its sum;
+the weights multiplied elementwise into the node's own row sum of B instead of a vector-matrix product.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def _factors(tc: Any, i: int, side: str) -> list[tuple[str, str, float]]:
         ("1/‖W_enc[:, latent]‖", "divided by the encoder column's norm", 1 / enc),
         ("‖W_dec[latent]‖²", "the decoder row's squared norm", dec**2),
         ("‖W_enc[:, latent]‖²", "the encoder column's squared norm", enc**2),
+        ("1/‖W_dec[latent]‖²", "divided by the decoder row's squared norm", 1 / dec**2),
+        (
+            "1/‖W_enc[:, latent]‖²",
+            "divided by the encoder column's squared norm (a projection coefficient)",
+            1 / enc**2,
+        ),
         ("‖W_dec[latent]‖·‖W_enc[:, latent]‖", "both norms", dec * enc),
         ("b_enc[latent]", "the latent's encoder bias", float(tc.b_enc[i])),
     ]
@@ -84,3 +91,22 @@ def influence_row_counts(A: Tensor, weights: Tensor) -> list[tuple[str, str, Ten
         M = a / count if count is not None else a / len(A)
         out.append((code, hint, weights @ (torch.linalg.inv(eye - M) - eye)))
     return out
+
+
+def influence_elementwise(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
+    """w multiplied into B elementwise on the target axis and B then summed over the source axis: each node's own weight
+    times its row sum of B, not Σ_t w_t B[t, n]."""
+    eye = torch.eye(len(A), device=A.device, dtype=A.dtype)
+    a = A.abs()
+    B = torch.linalg.inv(eye - a / a.sum(-1, keepdim=True).clamp_min(1e-12)) - eye
+    tail = (
+        "so a node whose own weight is 0 gets 0 whatever it feeds: the influence of node n is Σ_t w[t] B[t, n], "
+        "i.e. w @ B (or (B * w[:, None]).sum(0): weight the target axis and sum over it)"
+    )
+    return [
+        (
+            "weights_elementwise",
+            f"yours is w[n] × Σ_m B[n, m], e.g. (B * w[:, None]).sum(1): {tail}",
+            weights * B.sum(1),
+        ),
+    ]

@@ -127,6 +127,10 @@ LINEARISED_SLIPS = {
     "instead (the scale applied after the pattern mixes positions); normalise first, then v = x1 @ W_V + b_V",
     "error_twice": "the error term enters once, inside the MLP output (mlp_out = f @ W_dec + b_dec + skip + error): "
     "yours has it counted twice (added again to resid_mid + mlp_out, or 2 × the error)",
+    "pos_again": "`embeds` already hold the residual stream r_0 = W_E[tokens] + W_pos (positions included): yours adds "
+    "model.W_pos[:seq] to them again; use embeds as they are",
+    "embed_again": "`embeds` already hold the residual stream r_0 = W_E[tokens] + W_pos: yours adds the token "
+    "embeddings model.W_E[tokens] to them again; use embeds as they are",
     "heads_mean": "the heads' outputs are summed, not averaged: yours has a factor 1/n_heads on the attention output "
     "(e.g. per-head outputs .mean(0) instead of .sum(0)); resid_mid = embeds + Σ_h z_h W_O[h] + b_O",
 }
@@ -144,6 +148,10 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     """known.variant_forward, plus the slips of LINEARISED_SLIPS."""
     if bug.pop("heads_mean", False):
         model = _HeadsAveraged(model)
+    if bug.pop("pos_again", False):
+        embeds = embeds + model.W_pos[: embeds.shape[0]]
+    if bug.pop("embed_again", False):
+        embeds = embeds + model.W_E[frozen.tokens]
     if bug.pop("error_twice", False):  # the error enters only through mlp_out: twice = an error of 2e given once
         return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
     if bug.pop("ln1_at_query", False):

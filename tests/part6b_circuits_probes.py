@@ -164,18 +164,23 @@ def hook_width_error(err: Exception, d_model: int, d_sae: int) -> None:
     )
 
 
-def token_total(direct: Tensor, tokens: slice) -> list[tuple[str, str, Tensor]]:
-    """Every token column of a row holding the sum of that row's token edges (one number for all positions)."""
-    mutant = direct.clone()
-    mutant[:, tokens] = direct[:, tokens].sum(-1, keepdim=True)
-    return [
-        (
-            "token_total",
-            "each token node's edge is the total over every position: sum the product gradient · embedding over "
-            "d_model only (.sum(-1)), one edge per position",
-            mutant,
+def token_total(direct: Tensor, graph: Any) -> list[tuple[str, str, Tensor]]:
+    """Every token (and/or error) column of a row holding the sum of that row's edges of the block (one number for
+    all positions): `(grad * x).sum()` without a dim sums over positions AND d_model."""
+    blocks = {"token": graph.nodes("token"), "error": graph.nodes("error")}
+    out = []
+    for names in (["token"], ["error"], ["token", "error"]):
+        mutant = direct.clone()
+        for b in names:
+            mutant[:, blocks[b]] = direct[:, blocks[b]].sum(-1, keepdim=True)
+        which = " and ".join(names)
+        hint = (
+            f"each {which} node's edge is the total over every position (one number broadcast to all of them): "
+            "(gradient * x).sum() without a dim sums over positions AND d_model; sum over d_model only "
+            "(.sum(-1)), one edge per position"
         )
-    ]
+        out.append(("token_total", hint, mutant))
+    return out
 
 
 def influence_probed(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
@@ -74,6 +75,7 @@ def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
         + faithfulness_logs(weights, U, V)
         + faithfulness_doubled_count(weights, U, V)
         + order.faithfulness_norm_difference(weights, U, V)
+        + layer_sums.faithfulness_combined(weights, U, V)
     )
 
 
