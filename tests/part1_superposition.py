@@ -728,7 +728,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
         out = model.generate_batch(N_SAMPLES)
     except RuntimeError as err:
         cat_axis_failure(err, "generate_batch(n)", 2)
-        loss_relations.cat_instances_failure(err, "generate_batch(n)", n_inst, N_SAMPLES)
+        loss_relations.cat_instances_failure(err, "generate_batch(n)", n_inst, N_SAMPLES, pair_rates.BLOCK_SIZES)
         raise
     combined_length_failure(out, (N_SAMPLES, n_inst, n_feats), N_CORR, N_ANTI, what, _pair_kinds)
     batch = _output(out, "generate_batch(n)", (N_SAMPLES, n_inst, n_feats), device)

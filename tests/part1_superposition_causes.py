@@ -74,12 +74,40 @@ def _rises_with_p(observed: Tensor, p: Tensor, n: int) -> bool:
     return bool(((o[:, None] + tol[:, None] >= o[None, :] - tol[None, :]) | ~larger).all()) and float(q.var()) > 0
 
 
+def _edge_never_diagnosis(observed: Tensor, expected: Tensor, n: int, unit: str) -> tuple[str, str] | None:
+    """The last (or first) few units are never present in any instance, though p says they should be, while every
+    other unit has its right rate: those units are never drawn (a loop or slice that stops one short)."""
+    never = (observed == 0).all(0) & (expected > rate_tolerance(n, expected)).any(0)
+    m = observed.shape[1]
+    if not bool(never.any()) or bool(never.all()):
+        return None
+    idx = [int(j) for j in never.nonzero().flatten()]
+    rest = ~never
+    if not consistent(observed[:, rest], expected[:, rest], n):
+        return None
+    count = len(idx)
+    if idx == list(range(m - count, m)):
+        which, how = "last", f"a loop over range(n - {count}) where range(n) was meant, or a slice ending at -{count}"
+    elif idx == list(range(count)):
+        which, how = "first", f"a loop over range({count}, n) where range(n) was meant, or a slice from {count}"
+    else:
+        return None
+    units = f"{unit}{'s' if count > 1 else ''} {', '.join(map(str, idx))}"
+    return "edge_never_drawn", (
+        f"the {which} {units} {'are' if count > 1 else 'is'} never present in any instance, while every other "
+        f"{unit} has its right rate: the {which} {unit}{'s are' if count > 1 else ' is'} never drawn. An "
+        f"off-by-one in a loop or slice over the {unit}s ({how}?): cover all {m} of them, or draw them all at once "
+        "without a loop"
+    )
+
+
 def rate_causes(
     observed: Tensor, expected: Tensor, n: int, unit: str, default_hint: str | None
 ) -> tuple[str, str] | None:
     """(code, hint) naming why the rates `observed` [inst units] are not `expected`, after the candidate tables."""
     found = (
-        _law_diagnosis(observed, expected, n)
+        _edge_never_diagnosis(observed, expected, n, unit)
+        or _law_diagnosis(observed, expected, n)
         or _capped_diagnosis(observed, expected, n)
         or rate_pattern_diagnosis(observed, expected, n, unit)
         or borrowed_rates(observed, expected, n, unit)

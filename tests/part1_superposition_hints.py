@@ -224,3 +224,27 @@ def pair_slice_candidates(block: str, count: int, nc: int, na: int) -> list[str]
         if (a, b, step) != (right_start, right_stop, 2) and len(range(a, b, step)) == count:
             found.append(f"p[:, {a_name} : {b_name}{' : 2' if step == 2 else ''}]")
     return found
+
+
+def duplicated_block_failure(out: Tensor, message: str, got: dict, want: dict) -> None:
+    """A combined batch whose feature columns repeat a run of earlier columns exactly (in every example, not all
+    zero) holds one block's output twice: a copy-paste in the list given to torch.cat. Name the missing block."""
+    x = out.detach().cpu()
+    g = x.shape[-1]
+    for width in range(g // 2, 0, -1):
+        for start in range(0, g - 2 * width + 1):
+            a, b = x[..., start : start + width], x[..., start + width : start + 2 * width]
+            if bool(a.ne(0).any()) and torch.equal(a, b):
+                missing = [name for name in want if got[name] == 0 and want[name] > 0]
+                fail(
+                    message,
+                    f"features {start}-{start + width - 1} and {start + width}-{start + 2 * width - 1} are identical "
+                    "in every example: the same block's output is concatenated twice (a copy-paste in the list "
+                    "given to torch.cat?)"
+                    + (
+                        f", and the {' and '.join(missing)} block is missing: put its output in that place"
+                        if missing
+                        else ": each block appears once, [correlated | anticorrelated | uncorrelated]"
+                    ),
+                    code="duplicated_block",
+                )

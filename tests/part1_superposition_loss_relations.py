@@ -238,7 +238,9 @@ def forward_tensor_mutants(
 _CAT_SIZES = re.compile(r"Expected size (\d+) but got size (\d+) for tensor number (\d+)")
 
 
-def cat_instances_failure(err: Exception, what: str, n_inst: int, n_batch: int) -> None:
+def cat_instances_failure(
+    err: Exception, what: str, n_inst: int, n_batch: int, block_sizes: tuple[int, ...] = ()
+) -> None:
     """Fail naming the instance axis when torch.cat of the blocks failed because one block has another number of
     instances than the model's n_inst (and the batch size is not the one that differs): the probabilities handed to
     that block were sliced along the instance axis (p[::2], p[:, a:b][::2] or p[a:b]), not along the features."""
@@ -249,6 +251,16 @@ def cat_instances_failure(err: Exception, what: str, n_inst: int, n_batch: int) 
     if n_inst not in (first, other) or first == other or n_batch in (first, other):
         return
     odd, position = (first, 0) if first != n_inst else (other, index)
+    if position < len(block_sizes) and odd == block_sizes[position] > n_inst:  # slicing instances only shrinks
+        names = ("correlated", "anticorrelated", "uncorrelated")
+        fail(
+            f"{what} raised {type(err).__name__}: {err}",
+            f"block {position} in the list (counting from 0, the {names[position]} block) has {odd} on the "
+            f"instance axis, its own number of {'features' if position == 2 else 'pairs'}, where n_inst = {n_inst} "
+            "belongs: its generator got its probabilities as [features, inst], p's axes swapped (a slice of p.T not "
+            "transposed back with .T, or a transpose too many?). Each generator takes p[:, ...] of shape [inst, ...]",
+            code="p_transposed_block",
+        )
     if odd > n_inst:
         return
     steps = [s for s in range(2, n_inst) if len(range(0, n_inst, s)) == odd]

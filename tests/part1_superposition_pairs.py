@@ -98,6 +98,7 @@ P_COMBINED = torch.tensor(
     ]
 )
 N_CORR, N_ANTI, D_HIDDEN = 2, 5, 9
+BLOCK_SIZES = (N_CORR, N_ANTI, P_COMBINED.shape[1] - 2 * (N_CORR + N_ANTI))  # each block's pairs or features
 
 
 def rate_laws(p: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -204,6 +205,15 @@ def active_law_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
         )
         for label, expr, table in rate_laws(p)
         if label in ("p²", "p/2", "1 - p", "√p")  # 2p² gives p² per feature, presence_p_squared
+    ] + [
+        (
+            "anti_thresholds_swapped",
+            f"the {first} feature of each pair is present at p and the {second} at 1/2 - p: the two thresholds are "
+            "swapped — the pair's activity drawn with probability 1/2 and the choice of feature with 2p. The pair "
+            "is active with probability 2p (rand < 2 * p), then a fair coin (rand < 1/2) picks one of the two",
+            torch.stack([a, b], dim=-1).flatten(-2),
+        )
+        for first, second, a, b in (("first", "second", p, 0.5 - p), ("second", "first", 0.5 - p, p))
     ]
 
 

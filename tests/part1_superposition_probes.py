@@ -23,6 +23,7 @@ from torch import Tensor
 from tests import part1_superposition_value_laws as value_laws
 from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
 from tests.part1_superposition_hints import (
+    duplicated_block_failure,
     factor_name,
     gap_shape,
     importance_weights_hint,
@@ -614,6 +615,7 @@ def combined_length_failure(
     seen = ", ".join(f"{name} {got[name]} (expected {want[name]})" for name in got)
     message = f"{what} has {g} features, expected {f}; read from the pair structure, the blocks have: {seen}"
     name = next(name for name in got if got[name] != want[name])
+    duplicated_block_failure(out, message, got, want)
     if got[name] == 0:
         fail(
             message,
