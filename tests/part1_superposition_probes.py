@@ -708,14 +708,16 @@ def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> st
     if at_bounds > 0.01:
         return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "
     q = quarters.tolist()
+    if product := value_laws.product_law(values, low, high):
+        return product
     if q[0] > q[1] > q[2] > q[3]:
         return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
     if q[0] < q[1] < q[2] < q[3]:
         return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
     if min(q[1], q[2]) > max(q[0], q[3]):
         return (
-            "values crowd the middle of the range (a sum or mean of draws, a sigmoid/tanh of randn, or values made "
-            "dependent: normalised by their sum, or shared within a pair?); "
+            "values crowd the middle of the range (a sum, mean or product of draws, a sigmoid/tanh of randn, or "
+            "values made dependent: normalised by their sum, or shared within a pair?); "
         )
     if min(q[0], q[3]) > max(q[1], q[2]):
         return "values crowd both ends of the range (a tanh or sign of a wide draw?); "

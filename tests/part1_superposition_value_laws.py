@@ -64,3 +64,23 @@ def exponential_law(v: Tensor, law: str) -> tuple[str, str] | None:
         f"present values look exponential (mean {mean:.3g}, max {float(v[-1]):.3g}, {above:.0%} above the mean where "
         f"an exponential law has e^-1 ≈ 37%): {which} where torch.rand was meant; draw them from {law}"
     )
+
+
+def product_law(values: Tensor, low: float, high: float) -> str | None:
+    """A product of two draws, named when the values fit its law; None otherwise.
+
+    On a range symmetric about 0 ([-a, a]) or starting at 0 ([0, a]), |v| / a of a product u1 · u2 of two independent
+    U[0, 1] draws (e.g. part 1's rand times a signed 2 * rand - 1) has CDF F(t) = t - t ln t. The KS distance to it
+    is compared with the DKW bound, so such a sample is named with probability ≥ 1 - FAILURE_PROBABILITY."""
+    if not (low == 0 or abs(low + high) < 1e-9) or high <= 0 or values.numel() < 100:
+        return None
+    t = (values.double().abs() / high).clamp(1e-300, 1).sort().values
+    n = t.numel()
+    ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    if float((ecdf - (t - t * t.log())).abs().max()) >= _dkw(n):
+        return None
+    signed = "rand * (2 * rand - 1)" if low < 0 else "rand * rand"
+    return (
+        f"|values| follow the law of a product of two uniform draws (e.g. {signed}: one draw multiplying another, "
+        "such as a batch drawn once and then multiplied by a fresh draw), which piles them towards 0; "
+    )

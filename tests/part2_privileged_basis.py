@@ -17,10 +17,11 @@ from torch import Tensor
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
 from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
+from tests import part1_superposition_loss_relations as loss_relations
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
 from tests.loss_penalties import difference_relation
 from tests.mutants import Reference, call
-from tests.part1_superposition import IMPORTANCE, check_loss, probe_forward
+from tests.part1_superposition import IMPORTANCE, P_LOSS, check_loss, probe_forward
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
@@ -49,6 +50,7 @@ from tests.part1_superposition_probes import (
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
+from tests.part2_privileged_basis_loss_weights import rate_product_candidates, reduced_then_weighted_failure
 from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
 from tests.part2_privileged_basis_saturation import hidden_nonlinearity_note, saturation_probe
 
@@ -487,7 +489,12 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             "the batch",
             low=-1.0,
             high=1.0,
-            extra=[importance_candidate(IMPORTANCE), TWO_SIGN_COINS, *grid_rate_candidates(PROBS)],
+            extra=[
+                importance_candidate(IMPORTANCE),
+                *rate_product_candidates(PROBS, IMPORTANCE),
+                TWO_SIGN_COINS,
+                *grid_rate_candidates(PROBS),
+            ],
         )
     except CheckFailed:
         sign_sharing_failure(batch.detach().cpu(), "the batch")
@@ -570,9 +577,9 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
 @checker("NeuronComputationModel.calculate_loss", kind="class")
 def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.device) -> str:
     n_inst, n_feats = IMPORTANCE.shape
-    imp = IMPORTANCE.to(device)
+    imp, p = IMPORTANCE.to(device), P_LOSS.to(device)  # p per (inst, feat), never 0.5: a p in the loss shows
     cfg = ToyModelConfig(n_inst=n_inst, n_features=n_feats, d_hidden=2)
-    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=0.5, importance=imp)
+    model = _computation_model(NeuronComputationModel, device, cfg, feature_probability=p, importance=imp)
 
     def make_batch(*shape: int) -> Tensor:
         return (2 * torch.rand(shape, device=device) - 1) * (torch.rand(shape, device=device) < 0.7)
@@ -581,7 +588,17 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
         fail(
             "the model has no calculate_loss", "define calculate_loss in NeuronComputationModel", code="missing_method"
         )
-    solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=0.5, importance=imp)
-    relations = lambda loss, grad, out, target: difference_relation(loss, grad, out, target, imp, "|batch|")
-    check_loss(model, imp, torch.abs, make_batch, device, solution, extra=_target_mutants, relations=relations)
+    solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=p, importance=imp)
+    tables = {"feature_probability": p, "(1 - feature_probability)": 1 - p}
+
+    def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
+        return loss_relations.weight_table_relation(grad, out, target, imp, tables) or difference_relation(
+            loss, grad, out, target, imp, "|batch|"
+        )
+
+    extra = lambda out, batch, target: (
+        _target_mutants(out, batch, target) + loss_relations.model_tensor_mutants(out, target, imp, p)
+    )
+    reduced_then_weighted_failure(model.calculate_loss, imp, make_batch, torch.abs, device)
+    check_loss(model, imp, torch.abs, make_batch, device, solution, extra=extra, relations=relations)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

@@ -27,6 +27,12 @@ from tests.part1_superposition_hints import dtype_failure
 from tests.part3_feature_geometry_denominators import constant_denominator_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_scale_probes import (
+    abs_dot_mutants,
+    capped_norm_mutants,
+    per_instance_factor_failure,
+    small_feature_failure,
+)
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
 from tests.reshape_scrambles import regrouped_candidates
 
@@ -283,6 +289,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             n_inst / frob_sq,
         ),
         ("numerator_one", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
+        *capped_norm_mutants(W),
         (
             "numerator_rank",
             "the numerator is d_hidden = W.shape[1], the number of hidden dimensions, not the rank of W[inst] "
@@ -666,6 +673,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norms_sq / den * W.shape[1],
         ),
     ]
+    values += abs_dot_mutants(W, norms_sq, W_hat)
     values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖", "M = W Wᵀ")
     values += whole_norm_candidates(W.mT, "W", "W.norm(dim=1, keepdim=True), over d_hidden")
     values += regrouped_candidates(W, _reference, "W", ("inst", "d_hidden", "feats"))
@@ -699,7 +707,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expected = _reference(W)
     expect_no_zeroed(out, expected, what, W)
     if unexplained(out, expected, values, "inst feats"):
-        for probe in (norm_threshold_failure, norm_constant_failure):  # a clamp or an added constant on ‖W_i‖
+        for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure):
             probe(out, expected, W, what)
         Wd, names = W.double(), ("‖W_i‖⁴", "Σ_j (W_i·W_j)²")
         bent_ratio_failure(
@@ -753,6 +761,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expect_tensor(
         out64, "compute_dimensionality(W.double())", shape=(3, 7), dims="inst feats", dtype=torch.float64, finite=False
     )
+    small_feature_failure(compute_dimensionality, device, what)  # only an all-zero column gets 0
     # 5) a zero feature: defined as 0, and the other features are unaffected
     W_zero = W.clone()
     W_zero[1, :, 2] = 0

@@ -43,7 +43,7 @@ MISTAKES = [
     ("C", cd_wrong_vector_normalised, "sum_axis"),
     ("C", cd_elementwise, "ignores_others"),
     ("C", cd_pairs_summed_over_both, "denominator_constant"),
-    ("C", cd_rotation_dependent, "not_rotation_invariant"),
+    ("C", cd_rotation_dependent, "abs_before_dot"),
 ]
 CHECKS = {"D": checks.test_dimensions_per_feature, "C": checks.test_compute_dimensionality}
 
