@@ -1,9 +1,8 @@
 """Diagnoses shared by parts 1 and 2 that describe what a wrong answer does, for mistakes nobody listed.
 
-* Forward passes: where the output disagrees with the reference, in terms of the output pre-activation (a wrong
-  output nonlinearity is right on one range of pre-activations and wrong on another); the hidden nonlinearity read
-  off a one-feature model; and the gradients reaching the parameters (values can be right while a .detach() cuts
-  the training signal).
+* Forward passes: where the output disagrees with the reference, by output pre-activation (a wrong output
+  nonlinearity is right on one range and wrong on another); the hidden nonlinearity read off a one-feature model;
+  and the gradients reaching the parameters (values can be right while a .detach() cuts the training signal).
 * Losses: the weights and targets the learner's loss implies, read from its gradient with respect to `out`.
 * Generators: the shape of a wrong rate table (constant, p's entries in another order, an affine function of p).
 
@@ -700,16 +699,15 @@ def reshaped_batched(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Cal
 
 
 def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
-    """What the pooled values look like (diagnosis only, after the law has failed): atoms at the bounds, or where
-    the mass piles up."""
+    """After the law has failed: what the pooled values look like (atoms at the bounds, where the mass piles up)."""
     if gap := gap_shape(values, low, high):
         return gap
     at_bounds = float(((values == low) | (values == high)).double().mean())
     if at_bounds > 0.01:
         return f"{at_bounds:.0%} of the values are exactly {low:g} or {high:g}: a clamped wider distribution? "
-    q = quarters.tolist()
     if product := value_laws.product_law(values, low, high):
         return product
+    q = quarters.tolist()
     if q[0] > q[1] > q[2] > q[3]:
         return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
     if q[0] < q[1] < q[2] < q[3]:
