@@ -165,11 +165,11 @@ def hook_width_error(err: Exception, d_model: int, d_sae: int) -> None:
 
 
 def token_total(direct: Tensor, graph: Any) -> list[tuple[str, str, Tensor]]:
-    """Every token (and/or error) column of a row holding the sum of that row's edges of the block (one number for
+    """Every token column (or token and error column) of a row holding the sum of its block's edges (one number for
     all positions): `(grad * x).sum()` without a dim sums over positions AND d_model."""
     blocks = {"token": graph.nodes("token"), "error": graph.nodes("error")}
     out = []
-    for names in (["token"], ["error"], ["token", "error"]):
+    for names in (["token"], ["token", "error"]):  # the error block alone: error_edges_equal (reads its total)
         mutant = direct.clone()
         for b in names:
             mutant[:, blocks[b]] = direct[:, blocks[b]].sum(-1, keepdim=True)
