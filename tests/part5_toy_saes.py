@@ -602,6 +602,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
             "draw features with `self.model.generate_batch(batch_size)`, then map them through self.model.W",
             code="not_model_batch",
         )
+    R.repeated_examples_failure(h, drawn)  # before any reading of the draws: one draw tiled over the batch
     W = sae.model.W.detach()
     # the learner may draw more than once (e.g. once per instance): each cell from the draw closest to it there
     features = D.closest_features(drawn, h, W, [fn for _, _, fn in M.GEN_MISTAKES])

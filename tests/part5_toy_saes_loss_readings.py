@@ -61,6 +61,22 @@ def reconstruction_target(got: Tensor, want: Tensor, h_rec: Tensor, h: Tensor, b
     for name, (target, hint) in targets.items():
         if _close(got, (h_rec - target).detach().pow(2).mean(-1)):
             fail(f"{what} compares h_reconstructed with {name}, not with h", hint, code="reconstruction_target")
+    normalised_reconstruction(got, h_rec, h, what)
+
+
+def normalised_reconstruction(got: Tensor, h_rec: Tensor, h: Tensor, what: str) -> None:
+    """L_reconstruction divided by the input's squared norm (a normalised MSE, ‖h − ĥ‖² / ‖h‖²), per example or by
+    the batch's mean ‖h‖², with the error summed or averaged over d_in."""
+    err, size = (h_rec - h).detach().pow(2), h.detach().pow(2).sum(-1)
+    for numer, n_name in ((err.sum(-1), "‖h − h_reconstructed‖²"), (err.mean(-1), "mean_d (h − h_reconstructed)²")):
+        for denom, d_name in ((size, "that example's ‖h‖²"), (size.mean(0, keepdim=True), "the batch's mean ‖h‖²")):
+            if _close(got, numer / denom):
+                fail(
+                    f"{what} is {n_name} divided by {d_name}: a normalised MSE (error relative to the input's size)",
+                    "L_reconstruction is the plain mean squared error, not divided by the size of h: "
+                    "((h_reconstructed - h) ** 2).mean(-1)",
+                    code="normalised_mse",
+                )
 
 
 def loss_readings(got: Tensor, want: Tensor, key: str, h_rec: Tensor, h: Tensor, sae: Any) -> None:

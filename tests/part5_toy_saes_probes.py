@@ -686,6 +686,32 @@ def other_b_dec_hint(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor) -> No
                 "subtract the instance's own b_dec (sae.b_dec[inst]): h[i, inst] - b_dec[inst], normalised",
                 code="b_dec_other_instance",
             )
+    other_instance_inputs(rows, inst_of, spikes, b_dec)
+
+
+def other_instance_inputs(rows: Tensor, inst_of: Tensor, spikes: Tensor, b_dec: Tensor) -> None:
+    """New directions of instance k that are (an input of ANOTHER instance m) - b_dec[k], normalised: the picked
+    example read from the wrong instance of the batch (h[picked, 0] where h[picked, inst] was meant)."""
+    n_inst = b_dec.shape[0]
+    inputs = b_dec[:, None, :] + spikes  # [inst types d_in]
+    source = []
+    for k, r in zip(inst_of.tolist(), rows, strict=True):
+        protos = torch.nn.functional.normalize(inputs - b_dec[k], dim=-1)  # [m types d_in]
+        match = ((protos @ r) > 1 - 1e-4).any(-1).nonzero().flatten().tolist()
+        if not match:
+            return
+        source.append((k, match))
+    if all(k in m for k, m in source):
+        return
+    fixed = [m for m in range(n_inst) if all(m in ms for _, ms in source)]
+    read = f"instance {fixed[0]}'s inputs (h[i, {fixed[0]}])" if len(fixed) == 1 else "another instance's inputs"
+    fail(
+        f"new decoder directions are {read} minus that instance's b_dec, for instances whose own inputs they are not: "
+        "the picked examples were read from the wrong instance of the batch",
+        "read each picked example from its own instance: h[picked, inst] - b_dec[inst], normalised (the sampling "
+        "weights, the example index and the input must all belong to the same instance)",
+        code="other_instance_input",
+    )
 
 
 # A non-default eps, twice the short row's norm (SHORT_ROW = 5e-4): there dividing by norm + eps gives length

@@ -142,6 +142,32 @@ NORM_P_POSITIONAL = (
 )
 
 
+def repeated_examples_failure(h: Tensor, drawn: list[Tensor]) -> None:
+    """Fail when two examples of one instance of generate_batch's output are the same non-zero vector. Features are
+    drawn independently with continuous values, so two equal non-zero examples never happen by chance (all-zero
+    examples can, and are left out, as are as many repeats as the draws have all-zero feature vectors): the same draw was repeated over the batch (`.expand`, `.repeat`)."""
+    h = h.detach()
+    if h.ndim != 3 or h.shape[0] < 2:
+        return
+    n_repeated = 0
+    for i in range(h.shape[1]):
+        rows = h[:, i][h[:, i].abs().amax(-1) > 0]
+        n_repeated = max(n_repeated, rows.shape[0] - torch.unique(rows, dim=0).shape[0])
+    # an all-zero feature draw gives the same h in a correct generator too (0, or a bias added, named later): allow
+    # as many repeats as the recorded draws have all-zero examples
+    allowed = sum(int((d == 0).flatten(2).all(-1).sum()) for d in drawn if d.ndim == 3)
+    if n_repeated > allowed:
+        asked = sorted({d.shape[0] for d in drawn if d.ndim >= 1})
+        fail(
+            f"generate_batch({h.shape[0]}) returned examples that are exact copies of each other ({n_repeated} "
+            "repeated non-zero examples in one instance): the examples of a batch must be independent draws"
+            + (f"; it asked the toy model for {', '.join(map(str, asked))} example(s)" if asked else ""),
+            "one draw repeated over the batch (an .expand/.repeat of a smaller batch): draw all batch_size examples "
+            "at once with self.model.generate_batch(batch_size)",
+            code="repeated_examples",
+        )
+
+
 def batch_of_one_failure(sae) -> None:
     """generate_batch(1): the contract allows any batch_size, and an output whose batch axis of size 1 is gone (a
     .squeeze() without dim) is named by the axis it dropped."""

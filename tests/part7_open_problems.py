@@ -41,6 +41,7 @@ from tests.part7_open_problems_probes import (
     argmax_negative_rows,
     examples_alone,
     fixed_axis_hint,
+    instances_combined_failure,
     merged_axes_hint,
     pair_reads_hint,
     pair_sign_hint,
@@ -662,13 +663,7 @@ def test_cross_entropy_loss(impl, device):
             reference=_EachInstance(ref.cross_entropy_loss, (logits, labels, importance)),
         )
     if not close(expected.detach()) and generic_diagnosis(got.detach()[None], expected.detach()[None]) is None:
-        fail(
-            f"each instance alone gets the right loss, but with {logits.shape[1]} instances together the loss is "
-            f"{got.item():.6g}, not the sum of their losses {expected.item():.6g}",
-            "L = Σ_k L_k: compute each instance's mean over its own labelled examples, then sum over instances "
-            "(no pooling of examples across instances, no mean over instances)",
-            code="instances_combined",
-        )
+        instances_combined_failure(value, ref.cross_entropy_loss, (logits, labels, importance), got, expected)
     expect_matches(got.detach(), expected.detach(), "the loss", hint=general, reference=total)
     if not got.requires_grad:
         fail(

@@ -137,6 +137,9 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
         ("max W_ki² (squared, not the absolute value)", Wd.pow(2).amax(1)),
         ("max W_ki (signed, no absolute value)", Wd.amax(1)),
         ("−min W_ki (the most negative entry)", -Wd.amin(1)),
+        ("logsumexp over neurons of |W_ki| (a smooth max, not the max)", Wd.abs().logsumexp(1)),
+        ("logsumexp over neurons of W_ki (a smooth max of the signed entries)", Wd.logsumexp(1)),
+        ("Σ_k softmax(|W_ki|) · |W_ki| (a softmax-weighted, smooth max)", (Wd.abs().softmax(1) * Wd.abs()).sum(1)),
     ]
     for what, value in readings:
         if close(numerator, value[nz]) and not close(numerator, top[nz]):

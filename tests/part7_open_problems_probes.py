@@ -377,3 +377,34 @@ def argmax_negative_rows(impl: Callable, device: torch.device) -> None:
             "the label is the index of the largest feature (argmax over the last axis)",
             code="argmax",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# cross_entropy_loss: each instance alone right, all of them together wrong
+# --------------------------------------------------------------------------------------------
+def instances_combined_failure(value: Callable, solution: Callable, args: tuple, got: Tensor, want: Tensor) -> None:
+    """Fail for a loss whose one-instance slices are right but whose total over the instances is not. Two kinds of
+    slip do that: how the instances' terms are combined (examples pooled, a mean over instances), and where the
+    importances are read (a reshape or transpose of importance [inst, classes], which a one-instance slice hides).
+    A probe tells them apart: the learner's loss with every importance 1, where no lookup can go wrong."""
+    logits, labels, importance = (t.detach() for t in args)
+    n = logits.shape[1]
+    ones = torch.ones_like(importance)
+    uniform = value(logits, labels, ones)
+    if torch.allclose(uniform.double(), solution(logits, labels, ones).double(), rtol=1e-4, atol=1e-5):
+        fail(
+            f"each instance alone gets the right loss, and with every importance set to 1 the {n} instances together "
+            f"do too; with the checker's importances they give {got.item():.6g}, not {want.item():.6g}: the "
+            "importances are read at the wrong entries when several instances are together",
+            "importance is [inst, classes]: weight example b of instance k by importance[k, labels[b, k]]. Possible "
+            "causes: importance reshaped or transposed to [classes, inst] (a reshape is not a transpose), indexed "
+            "[label, inst], or one instance's row used for all (a one-instance slice hides each of these)",
+            code="importance_lookup",
+        )
+    fail(
+        f"each instance alone gets the right loss, but with {n} instances together the loss is {got.item():.6g}, not "
+        f"the sum of their losses {want.item():.6g} (with every importance 1 it is wrong too)",
+        "L = Σ_k L_k: compute each instance's mean over its own labelled examples, then sum over instances "
+        "(no pooling of examples across instances, no mean over instances)",
+        code="instances_combined",
+    )
