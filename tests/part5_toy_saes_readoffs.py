@@ -145,7 +145,8 @@ NORM_P_POSITIONAL = (
 def repeated_examples_failure(h: Tensor, drawn: list[Tensor]) -> None:
     """Fail when two examples of one instance of generate_batch's output are the same non-zero vector. Features are
     drawn independently with continuous values, so two equal non-zero examples never happen by chance (all-zero
-    examples can, and are left out, as are as many repeats as the draws have all-zero feature vectors): the same draw was repeated over the batch (`.expand`, `.repeat`)."""
+    examples can, and are left out, as are as many repeats as
+    the draws have all-zero feature vectors): the same draw was repeated over the batch (`.expand`, `.repeat`)."""
     h = h.detach()
     if h.ndim != 3 or h.shape[0] < 2:
         return

@@ -19,9 +19,9 @@ def _loss(logits, labels, weight):
 
 def test_importance_reshaped():
     def cross_entropy_loss(logits, labels, importance):
-        B, I, C = logits.shape
-        inst = torch.arange(I, device=logits.device).expand(B, I)
-        return _loss(logits, labels, importance.reshape(C, I)[labels.clamp(min=0), inst])
+        b, n_inst, n_classes = logits.shape
+        inst = torch.arange(n_inst, device=logits.device).expand(b, n_inst)
+        return _loss(logits, labels, importance.reshape(n_classes, n_inst)[labels.clamp(min=0), inst])
 
     failure = assert_fails(checks.test_cross_entropy_loss, cross_entropy_loss, "importance_lookup")
     assert "reshaped or transposed to [classes, inst]" in failure.hint
