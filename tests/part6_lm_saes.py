@@ -24,6 +24,8 @@ from solutions import part6_lm_saes as ref
 from tests.checking import CheckFailed, checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
+from tests.part6_lm_saes_bos_broadcast import bos_latent as _bos_latent
+from tests.part6_lm_saes_bos_broadcast import unchanged_but_edits
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
     ablate_slips,
@@ -59,7 +61,7 @@ from tests.part6_lm_saes_hints import (
     steer_edit,
     steer_second_call,
 )
-from tests.part6_lm_saes_mask_floor import far_below_probe
+from tests.part6_lm_saes_mask_floor import far_below_probe, min_fill_probe
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -540,6 +542,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
         signed_top_probe(impl, ref.top_activations, device)
         all_negative_probe(impl, ref.top_activations, device)
         far_below_probe(impl, ref.top_activations, device)
+        min_fill_probe(impl, ref.top_activations, device)
         return ""
     fail(
         f"(seq_idx, pos_idx) = ({seq_idx.tolist()}, {pos_idx.tolist()}), expected ({exp_seq.tolist()}, "
@@ -742,6 +745,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     mistakes += first_sequence_f(model, sae, tokens, latent) + fresh14_ablate(model, sae, tokens, latent)
     mistakes += fresh15_ablate(model, sae, tokens, latent) + summed_ablate(model, sae, tokens, latent)
     mistakes += ablate_encodes(model, sae, tokens, latent)
+    unchanged_but_edits(lambda lat: impl(model, sae, tokens.clone(), lat), model, sae, tokens, latent, out)
     f = sae.encode(mlp_acts(model, sae.hook_name, tokens))[..., latent]
     _positions_diagnosis(out, expected, model(tokens), f, "the ablated logits", mistakes, ABLATE_TODO)
     if not any(
@@ -784,9 +788,3 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
         reference=call(ref.ablate_latent, model, sae, tokens, bos_latent),
     )
     return f"latent {latent} ablated"
-
-
-def _bos_latent(model, sae, tokens: Tensor) -> int:
-    """The latent with the largest activation at BOS among those firing at every BOS of `tokens`."""
-    f0 = sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 0]
-    return int(torch.where((f0 > 0).all(0), f0.min(0).values, torch.zeros_like(f0[0])).argmax())

@@ -387,6 +387,18 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
     if same:
         return
     zero_at_bos = values is not None and values.shape == pos_idx.shape and bool(((pos_idx == 0) & (values == 0)).any())
+    by_abs = acts.abs()
+    by_abs[:, 0] = -torch.inf
+    abs_top = acts.flatten()[by_abs.flatten().topk(k).indices].double().cpu()
+    if values is not None and not zero_at_bos and values.shape == (k,) and torch.allclose(values.double(), abs_top):
+        fail(
+            f"on activations with negative entries (three positive ones after position 0, k = {k}), the result "
+            f"is {[round(float(v), 3) for v in values]}: the k entries of largest magnitude |acts|, expected "
+            f"{[round(float(v), 3) for v in exp_values]}",
+            "that ranks by absolute value (topk of acts.abs()), so large negative entries outrank small positive "
+            "ones: rank by the signed activations themselves (topk of the masked acts), largest first",
+            code="abs_ranked",
+        )
     shown = [round(float(v), 3) for v in values.flatten()[:8]] if values is not None else result
     fail(
         "on activations with negative entries (three positive ones after position 0, k = 6), the result is "

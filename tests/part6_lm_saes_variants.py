@@ -130,7 +130,38 @@ def logit_rescaled(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Te
         ]
         + logit_directions(model, sae, latent)
         + logit_latent_factors(sae, latent, right)
+        + logit_whole_decoder(model, sae, latent)
     )
+
+
+def logit_whole_decoder(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
+    """The whole decoder matrix where its row `latent` was meant: the row divided by the matrix's Frobenius norm
+    (`.norm()` without `dim`; √d_sae when the rows are unit vectors), and every latent's effect summed or averaged."""
+    W_dec, W_out, W_U = sae.W_dec, model.W_out[0], model.W_U
+    n = W_dec.norm()
+    unit = bool(torch.allclose(W_dec.norm(dim=-1), torch.ones_like(W_dec[:, 0]), atol=1e-3))
+    every = W_dec @ W_out @ W_U  # [d_sae d_vocab]
+    one = "the effect of one latent is its own row: W_dec[latent] @ W_out[0] @ W_U"
+    return [
+        (
+            "whole_matrix_norm",
+            f"that is the effect of W_dec[latent] / W_dec.norm(), divided by the norm of the WHOLE decoder matrix "
+            f"(‖W_dec‖_F = {float(n):.4g}"
+            + (f", = √d_sae = √{sae.W_dec.shape[0]} as its rows are unit vectors" if unit else "")
+            + "): `.norm()` without `dim` takes every entry; use the row as it is (W_dec[latent] @ W_out[0] @ W_U)",
+            sae.W_dec[latent] / n @ W_out @ W_U,
+        ),
+        (
+            "all_latents",
+            f"that is every latent's effect summed, (W_dec @ W_out[0] @ W_U).sum(0): {one}",
+            every.sum(0),
+        ),
+        (
+            "all_latents",
+            f"that is every latent's effect averaged, (W_dec @ W_out[0] @ W_U).mean(0): {one}",
+            every.mean(0),
+        ),
+    ]
 
 
 def logit_directions(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:

@@ -1,0 +1,65 @@
+"""ablate_latent whose logits equal the clean run's for a latent that is off at position 0 (BOS): before reading
+that as a hook that never ran, the same function is run on a latent that fires at every BOS. If the logits change
+there, the hook did run and edit: the edit used position 0's activation at every position (f[:, :1] or f[:, 0]
+broadcast), or otherwise depends on position 0's value only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+from tests.part6_lm_saes_mistakes import mlp_acts
+
+
+def bos_latent(model: Any, sae: Any, tokens: Tensor) -> int:
+    """The latent with the largest activation at BOS among those firing at every BOS of `tokens`."""
+    f0 = sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 0]
+    return int(torch.where((f0 > 0).all(0), f0.min(0).values, torch.zeros_like(f0[0])).argmax())
+
+
+def unchanged_but_edits(ablate: Callable, model: Any, sae: Any, tokens: Tensor, latent: int, out: Any) -> None:
+    """`ablate(latent)` -> logits. Returns unless `out` (the logits for `latent`) equals the clean run's, `latent`
+    is off at every BOS but fires elsewhere, and the logits for a latent firing at every BOS do change."""
+    clean = model(tokens)
+    if not (isinstance(out, Tensor) and out.shape == clean.shape and torch.allclose(out, clean, atol=1e-5)):
+        return
+    acts = mlp_acts(model, sae.hook_name, tokens)
+    f = sae.encode(acts)
+    if bool((f[:, 0, latent] != 0).any()) or not bool((f[:, 1:, latent] > 0).any()):
+        return
+    other = bos_latent(model, sae, tokens)
+    if not bool((f[:, 0, other] > 0).all()):
+        return
+    try:
+        second = ablate(other)
+    except Exception:  # the first call's reading stands
+        return
+    if not (isinstance(second, Tensor) and second.shape == clean.shape) or torch.allclose(second, clean, atol=1e-5):
+        return
+    d = sae.W_dec[other]
+    broadcast = model.run_with_hooks(
+        tokens, fwd_hooks=[(sae.hook_name, lambda a, hook: a - sae.encode(a)[:, :1, other, None] * d)]
+    )
+    n_on = int((f[:, 1:, latent] > 0).sum())
+    seen = (
+        f"the logits for latent {latent} are exactly the clean ones, although it fires at {n_on} positions (never at "
+        f"position 0, BOS); for latent {other}, which fires at every BOS, your logits do change"
+    )
+    if torch.allclose(second.to(broadcast.device), broadcast, rtol=1e-4, atol=1e-4):
+        fail(
+            f"{seen}, and match an ablation that removes position 0's activation at every position",
+            "that uses position 0's activation (f[:, :1] or f[:, 0]) at every position: index the latent only, "
+            "f = sae.encode(act)[..., latent], so each position removes its own f · W_dec[latent]",
+            code="bos_broadcast",
+        )
+    fail(
+        seen,
+        "so the hook runs and edits, but the edit seems to depend on the activation at position 0 only (e.g. "
+        "f[:, :1] or f[:, 0] broadcast to every position, or only position 0 edited): each position must remove its "
+        "own f_latent · W_dec[latent]",
+        code="bos_only",
+    )
