@@ -24,7 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_denominators import constant_denominator_failure
+from tests.part3_feature_geometry_denominators import constant_denominator_failure, self_term_readings
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_scale_probes import (
@@ -612,6 +612,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "j = i, so don't add ‖W_i‖² to it",
             norms_sq / (den + norms_sq),
         ),
+        *self_term_readings(norms_sq, den),
         (
             "numerator_power",
             "your values are the right ones times ‖W_i‖², which either of two slips gives: the unit vector computed as "

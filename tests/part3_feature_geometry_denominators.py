@@ -50,3 +50,16 @@ def constant_denominator_failure(base: Tensor, v: Tensor, name: str, sym: tuple[
             "d×d product) instead of over j only (.sum(-1) of the [n, n] matrix of squared overlaps)?",
             code="denominator_constant",
         )
+
+
+def self_term_readings(norms_sq: Tensor, den: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The denominator Σ_j (Ŵ_i·W_j)² with its j = i term, ‖W_i‖², replaced by 1 (unit norms assumed)."""
+    return [
+        (
+            "self_term_one",
+            "your denominator has 1 where its j = i term belongs: Σ_{j≠i} (Ŵ_i·W_j)² + 1, as if every feature had unit "
+            "norm. The self-term is (Ŵ_i·W_i)² = ‖W_i‖², which is 1 only for a unit-norm feature (these features have "
+            "different norms): sum (Ŵ_i·W_j)² over every j, i included",
+            norms_sq / (den - norms_sq + 1),
+        )
+    ]

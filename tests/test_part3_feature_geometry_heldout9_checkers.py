@@ -1,6 +1,6 @@
 """Proofs for part 3 after the fresh33 measurement: a small nonzero feature zeroed by a threshold (`small_feature`),
 D_i rescaled per instance (`per_instance_rescaled`), |Ŵ_i|·|W_j| (`abs_before_dot`), ‖W_i‖² capped at 1 in D*
-(`norms_capped`)."""
+(`norms_capped`); after fresh34: the self-term taken as 1 (`self_term_one`)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ def test_norms_capped():
     assert_fails(
         p3.test_dimensions_per_feature, lambda W: W.shape[1] / W.pow(2).sum(1).clamp(max=1).sum(-1), "norms_capped"
     )
+
+
+def test_self_term_taken_as_one_is_named():
+    def compute_dimensionality(W):  # the j = i term replaced by 1, as if every feature had unit norm
+        n2, U = _parts(W)
+        den = (einops.einsum(U, W, "k d i, k d j -> k i j") ** 2).sum(-1)
+        return n2 / (den - n2 + 1)
+
+    assert "unit norm" in assert_fails(p3.test_compute_dimensionality, compute_dimensionality, "self_term_one").hint
