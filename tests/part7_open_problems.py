@@ -43,6 +43,7 @@ from tests.part7_open_problems_probes import (
     fixed_axis_hint,
     instances_combined_failure,
     merged_axes_hint,
+    one_instance_only,
     pair_reads_hint,
     pair_sign_hint,
     zero_column_hint,
@@ -651,6 +652,7 @@ def test_cross_entropy_loss(impl, device):
     total = call(ref.cross_entropy_loss, logits, labels, importance, pick=Tensor.detach)
     if close(expected.detach()) or any(close(value) for _, _, value in mistakes):
         expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general, reference=total)
+    one_instance_only(close(expected.detach()), per_inst, expected_per_inst)
     value = lambda *a: _loss_value(impl, a, "cross_entropy_loss on one labelled example", device)
     with examples_alone(value, ref.cross_entropy_loss, (logits, labels, importance), per_inst, expected_per_inst):
         expect_matches(

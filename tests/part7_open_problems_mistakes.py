@@ -143,6 +143,15 @@ def name_distribution(values: Tensor, continuous: bool = False) -> tuple[str, st
         top = int(counts.argmax())
         if int(counts[top]) >= max(10, 0.05 * v.numel()):
             a, share = float(unique[top]), float(counts[top]) / v.numel()
+            rest = name_distribution(values[v != a]) if 0.3 <= share <= 0.7 else None
+            if rest is not None:  # a 0/1 factor in the product, then a shift: b = 0 lands exactly on the shift
+                return (
+                    f"a draw with {share:.0%} of the values exactly {a:g} and the rest like {rest[0]}",
+                    f"a 0/1 factor multiplied into the draw before a shift (operator precedence: rand * "
+                    f"randint(0, 2) * 2 - 1 is (rand · b · 2) - 1, so every b = 0 gives exactly {a:g}; put the sign "
+                    "in brackets, rand * (randint(0, 2) * 2 - 1), or draw 2 * rand - 1), or a clamp, max or where() "
+                    f"that moves values onto {a:g}",
+                )
             return (
                 f"a draw with {share:.0%} of the values exactly {a:g}",
                 f"a clamp, max or where() that moves every value beyond a bound onto {a:g}, instead of rescaling "
@@ -257,7 +266,14 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
             for expr, test in tests
             if not any(torch.equal(torch.where(test, labels, NO_LABEL), v) for v in [*(m[2] for m in signed), right])
         ]
+        inst_axis = (  # argmax over the instance axis (dim -2), one feature's column read for every instance
+            "argmax_instance_axis",
+            "your labels are the argmax over the INSTANCE axis (dim -2) of one feature, the same for every instance: "
+            "the label is the index of the largest feature, argmax over the last axis (dim -1)",
+            torch.where(present, x.argmax(-2, keepdim=True)[..., 0].expand(present.shape), NO_LABEL),
+        )
         return [
+            inst_axis,
             *(signed if bool((x < 0).any()) else []),
             ("argmax_empty", "argmax of an all-zero row is 0; mark rows with no feature with NO_LABEL = -1", labels),
             (
@@ -525,6 +541,12 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             "l1_norm",
             "divide by the Euclidean norm ‖Wᵢ‖₂, not the sum of |W_ki|",
             fixed(W.abs().amax(1) / W.abs().sum(1).clamp(min=1e-12)),
+        ),
+        (
+            "mean_abs_norm",
+            "your denominator is sqrt(d)·mean_k |W_ki| (= Σ_k |W_ki| / sqrt(d)), which equals ‖Wᵢ‖ only when every "
+            "|W_ki| is the same: ‖Wᵢ‖ = sqrt(d)·RMS = sqrt(Σ_k W_ki²), the mean of the squares, then the root",
+            fixed(W.abs().amax(1) * W.shape[1] ** 0.5 / W.abs().sum(1).clamp(min=1e-12)),
         ),
         ("squared_norm", "divide by the norm ‖Wᵢ‖, not the squared norm ‖Wᵢ‖²", fixed(W.abs().amax(1) / safe**2)),
         *[

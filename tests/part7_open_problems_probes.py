@@ -326,8 +326,11 @@ def examples_alone(
             f"the loss of instance 0 alone is {got[0].item():.6g}, expected {want[0].item():.6g}, yet each of its "
             f"labelled examples alone (a batch of 1) gets the right loss: the examples interact",
             "the per-example term is right; what goes wrong is how the examples are combined: a softmax or logsumexp "
-            "over the batch axis as well as the classes, a sum where the mean over labelled examples was asked, or a "
-            "mean over the wrong examples (the unlabelled ones included)?",
+            "over the batch axis as well as the classes, a sum where the mean over labelled examples was asked, a "
+            "mean over the wrong examples (the unlabelled ones included), or a per-example term that broadcast to "
+            "[batch, ..., batch]: indexing with the label tensor (log_probs[..., labels] pairs every example with "
+            "every label: use gather(-1, labels[..., None]) or take_along_dim), or a bare .squeeze() that also "
+            "dropped a size-1 axis (use squeeze(-1) or [..., 0])?",
             code="examples_interact",
         )
 
@@ -407,4 +410,19 @@ def instances_combined_failure(value: Callable, solution: Callable, args: tuple,
         "L = Σ_k L_k: compute each instance's mean over its own labelled examples, then sum over instances "
         "(no pooling of examples across instances, no mean over instances)",
         code="instances_combined",
+    )
+
+
+def one_instance_only(total_right: bool, got: Tensor, want: Tensor) -> None:
+    """The loss with all instances is right, yet an instance alone (a [batch, 1, classes] slice) is wrong: the code
+    depends on the instance axis having size > 1, most often a bare .squeeze() that drops it when it is 1."""
+    if not total_right or bool(torch.allclose(got.detach().to(want.dtype), want.detach(), rtol=1e-4, atol=1e-5)):
+        return
+    fail(
+        f"with all {len(want)} instances the loss is right, but each instance alone (logits [batch, 1, classes]) gets "
+        f"{[round(v, 4) for v in got.tolist()]}, expected {[round(v, 4) for v in want.tolist()]}",
+        "something breaks when an axis has size 1: a bare .squeeze() (after gather, say) also drops the instance "
+        "axis when n_inst = 1, and the [batch] term then broadcasts against a [batch, 1] mask. Squeeze only the axis "
+        "you mean (.squeeze(-1) or [..., 0])",
+        code="size_one_squeeze",
     )
