@@ -605,8 +605,9 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     R.repeated_examples_failure(h, drawn)  # before any reading of the draws: one draw tiled over the batch
     W = sae.model.W.detach()
     # the learner may draw more than once (e.g. once per instance): each cell from the draw closest to it there
-    features = D.closest_features(drawn, h, W, [fn for _, _, fn in M.GEN_MISTAKES])
-    mistakes = [(code, hint, fn(features, W)) for code, hint, fn in M.GEN_MISTAKES]
+    gen_mistakes = [*M.GEN_MISTAKES, R.PRESENCE_MISTAKE]  # 0/1 presence: values dropped
+    features = D.closest_features(drawn, h, W, [fn for _, _, fn in gen_mistakes])
+    mistakes = [(code, hint, fn(features, W)) for code, hint, fn in gen_mistakes]
     mistakes.append(
         (
             "importance_weighted",
@@ -773,6 +774,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
                 code="enc_mismatch",
             )
         P.enc_length_hint(enc, rows, want, inst_of, before["W_enc"], dead, scale, q, frac)
+        R.pooled_live_set(length, inst_of, before["W_enc"], dead, scale)
         per_inst = torch.stack([length[inst_of == k].mean() for k in range(n_inst) if active[k]])
         for code, hint, value in candidates:
             if torch.allclose(per_inst, value[active], rtol=1e-3):
@@ -788,13 +790,6 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
             "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",
             code="enc_length",
         )
-    idle = (sae.W_dec.detach() != before["W_dec"]).any(-1) | (sae.W_enc.detach() != before["W_enc"]).any(1)
-    if idle[~active].any():
-        fail(
-            "latents of an instance whose reconstruction losses are all 0 were resampled",
-            "an instance with nothing left to explain has no input to resample towards: leave it alone when its "
-            "weights sum to 0, and weight by the reconstruction loss alone (L_rec², no sparsity term, which isn't 0)",
-            code="zero_loss_instance",
-        )
+    R.left_alone(sae, before, ~active)  # every parameter of an all-zero-loss instance unchanged
     FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

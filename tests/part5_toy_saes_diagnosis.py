@@ -23,7 +23,7 @@ from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, fail
-from tests.part5_toy_saes_readoffs import reconstruction_factor
+from tests.part5_toy_saes_readoffs import reconstruction_factor, sparsity_factor
 
 
 def hidden(features: Tensor, W: Tensor) -> Tensor:
@@ -473,6 +473,7 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
             parts.append(
                 "the sparsity part of instance i (how your loss changes with sparsity_coeff[i]) is "
                 f"{[round(r, 4) for r in ratios]} × the expected"
+                + sparsity_factor(ratios, h.shape[0], n_inst, sae.W_enc.shape[-1])
             )
     if parts:
         fail(

@@ -2,7 +2,8 @@
 
 `key_hint`: the formula for a loss_dict entry, so a wrong value never comes back with no hint. `loss_readings`:
 L_reconstruction recomputed against other targets than h (the centred input h - b_dec, h + b_dec), and an
-L0 count equal to d_sae on every example (a comparison that is true for zeros too, `>= 0`)."""
+L0 count equal to d_sae on every example (a comparison that is true for zeros too, `>= 0`), and an L0 count where
+the L1 sum is asked (`l0_where_l1`)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,26 @@ def loss_readings(got: Tensor, want: Tensor, key: str, h_rec: Tensor, h: Tensor,
         reconstruction_target(got, want, h_rec.detach(), h.detach(), sae.b_dec.detach(), what)
     if key == "L_sparsity":
         every_latent_counted(got, want, what, sae.cfg.d_sae)
+        l0_where_l1(got, want, h, sae, what)
+
+
+def l0_where_l1(got: Tensor, want: Tensor, h: Tensor, sae: Any, what: str) -> None:
+    """L_sparsity equal to the number of active latents (an L0 count) where the expected value is the L1 sum of the
+    reference's activations; silent when the exercise's L_sparsity is itself a count (JumpReLU) or another quantity."""
+    if _close(got, want):
+        return
+    try:
+        with torch.no_grad():
+            acts = sae.forward(h)[2]
+    except Exception:  # a reference without this output shape: nothing to read
+        return
+    if not isinstance(acts, Tensor) or acts.shape[:-1] != got.shape:
+        return
+    acts = acts.detach().double()
+    if _close(got, (acts != 0).sum(-1).double()) and _close(want, acts.abs().sum(-1)):
+        fail(
+            f"{what} is the number of active latents on each example (an L0 count, e.g. (acts > 0).sum(-1)): an "
+            "integer count where the L1 norm, the sum of the activations' sizes, is asked",
+            "L_sparsity = acts_post.abs().sum(-1): add up the activations' values, don't count the non-zero ones",
+            code="l0_count",
+        )

@@ -22,6 +22,29 @@ from tests.part4_double_descent_calls import size_one_axis_failure
 from tests.sizes import factor_reason
 
 
+def sparsity_factor(ratios: list[float], batch: int, n_inst: int, d_sae: int) -> str:
+    """' (why)' when every instance's sparsity part is the same `factor` × the right one and the factor is a ratio
+    of the sizes batch, n_inst, d_sae (all different in the checker); '' otherwise."""
+    if not ratios or max(ratios) - min(ratios) > 1e-3 * abs(ratios[0]):
+        return ""
+    near = lambda v: abs(ratios[0] - v) < 1e-3 * v
+    for why, v in (
+        (
+            f"{batch}/{n_inst} = batch / n_inst: summed over the batch and divided by n_inst, where the mean over the "
+            "batch is asked",
+            batch / n_inst,
+        ),
+        (f"{batch} is the batch size: summed over the batch, not averaged", batch),
+        (f"1/{batch}: divided by the batch size once more", 1 / batch),
+        (f"{n_inst}/{batch} = n_inst / batch: divided by the batch size and multiplied by n_inst", n_inst / batch),
+        (f"1/{d_sae}, 1/d_sae: |acts| averaged over the latents where L_sparsity sums them", 1 / d_sae),
+        (f"1/{n_inst}, 1/n_inst: the sparsity term averaged over instances instead of summed", 1 / n_inst),
+    ):
+        if near(v):
+            return f" ({why})"
+    return ""
+
+
 def reconstruction_factor(factor: float, batch: int, n_inst: int, d_in: int) -> str:
     """' (why)' for a reconstruction part `factor` × the right one; the sizes batch, n_inst, d_in are all different
     in the checker, so a factor equal to one of them names its axis. '' when none fits."""
@@ -320,3 +343,54 @@ def feature_scale_failure(h: Tensor, features: Tensor, W: Tensor, model: Any) ->
         "mask), or the features rescaled per feature",
         code="feature_scaled",
     )
+
+
+def pooled_live_set(length: Tensor, inst_of: Tensor, W_enc: Tensor, dead: Tensor, scale: float) -> None:
+    """The new encoder columns' `length` [n] equal to resample_scale × the mean live norm taken over a live set shared
+    by every instance (live in every instance, ~dead.any(0), or in any, ~dead.all(0)) instead of each instance's own."""
+    got = length.double()
+    for mask, how in ((~dead.any(0), "~dead.any(0): live in every instance"), (~dead.all(0), "~dead.all(0)")):
+        if not mask.any() or torch.equal(mask.expand_as(dead), ~dead):
+            continue
+        means = torch.stack([W_enc[k][:, mask].double().norm(dim=0).mean() for k in range(W_enc.shape[0])])
+        if torch.allclose(got, scale * means[inst_of], rtol=1e-3):
+            fail(
+                "the new encoder columns have the length of a mean live encoder norm taken over the wrong latents: "
+                f"one live set shared by every instance ({how}, {int(mask.sum())} latent(s)) instead of each "
+                "instance's own live latents",
+                "take the live mask per instance: ~dead[inst], and average ‖W_enc[inst, :, j]‖ over those j",
+                code="live_set_pooled",
+            )
+
+
+def left_alone(sae: Any, before: dict, skipped: Tensor) -> None:
+    """Every parameter of the `skipped` instances [inst] (all reconstruction losses 0: nothing to resample towards)
+    equal to its value `before` the call: W_enc, W_dec, then the biases b_enc and b_dec."""
+    W_enc, W_dec = sae.W_enc.detach()[skipped], sae.W_dec.detach()[skipped]
+    if (W_dec != before["W_dec"][skipped]).any() or (W_enc != before["W_enc"][skipped]).any():
+        fail(
+            "latents of an instance whose reconstruction losses are all 0 were resampled",
+            "an instance with nothing left to explain has no input to resample towards: leave it alone when its "
+            "weights sum to 0, and weight by the reconstruction loss alone (L_rec², no sparsity term, which isn't 0)",
+            code="zero_loss_instance",
+        )
+    for name in ("b_enc", "b_dec"):
+        now, was = getattr(sae, name).detach()[skipped], before[name][skipped]
+        if (now != was).any():
+            changed = now != was
+            fail(
+                f"{name} changed in an instance whose reconstruction losses are all 0 (nothing is resampled there: its "
+                f"W_enc and W_dec are untouched): {int(changed.sum())} entries, e.g. {was[changed][0].item():.4g} → "
+                f"{now[changed][0].item():.4g}",
+                "every parameter of a skipped instance stays as it was: set b_enc to 0 only for the latents you "
+                "resample, inside the per-instance loop after the skip (not for every dead latent before it)",
+                code="skipped_instance_bias",
+            )
+
+
+PRESENCE_MISTAKE = (
+    "feature_presence",
+    "h = W x with the features' values as drawn: yours replaced each feature by its presence (0/1, e.g. "
+    "(x > 0).float()), dropping how large it is",
+    lambda x, W: torch.einsum("bif,idf->bid", (x > 0).to(x.dtype), W),
+)
