@@ -20,7 +20,7 @@ from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
-from tests import part5a_sae_architectures_forward_causes as FC
+from tests import part5a_sae_architectures_forward_readings as FR
 from tests import part5a_sae_architectures_metric_signed as SG2
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_mistakes as M
@@ -90,8 +90,8 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        FC.gated_forward,
-        [*SL.GATED_MISTAKES, *FC.GATED_CAUSES],
+        FR.gated_forward,
+        FR.GATED_MISTAKES,
         hints=hints,
         ingredients=ingredients,
         solution=ref_a.GatedToySAE.forward,
@@ -251,7 +251,7 @@ def test_heaviside(impl: Any, device: torch.device) -> str:
         device=device,
         fwd_mistakes=M.HEAVISIDE_FORWARD,
         x_mistakes=M.HEAVISIDE_GRAD_X,
-        th_mistakes=M.HEAVISIDE_GRAD_TH,
+        th_mistakes=[*M.HEAVISIDE_GRAD_TH, FR.HEAVISIDE_SAVED_OUTPUT],
     )
     return "forward values and pseudo-derivatives"
 
@@ -289,8 +289,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        FC.jumprelu_forward,
-        FC.JUMPRELU_MISTAKES,
+        FR.jumprelu_forward,
+        FR.JUMPRELU_MISTAKES,
         ingredients={"acts": jumprelu_acts_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
@@ -300,8 +300,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         },
         grad_hints={
             "log_threshold": (
-                "the threshold gets its gradient from JumpReLU and Heaviside: pass exp(log_threshold), expanded "
-                "to pre's shape, to both",
+                "the threshold's gradient differs. Possible causes: θ = exp(log_threshold) not passed (or detached) to "
+                "JumpReLU or Heaviside; a bandwidth other than cfg.jumprelu_bandwidth given to either",
                 "threshold_grad",
             )
         },
@@ -373,8 +373,8 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             sae,
             reference,
             h,
-            SL.topk_forward,
-            SL.TOPK_MISTAKES,
+            FR.topk_forward,
+            FR.TOPK_MISTAKES,
             keys=("L_reconstruction",),
             hints=hints,
             ingredients={"acts": PR.topk_acts_options, "h_reconstructed": PR.topk_decode_options},
@@ -436,7 +436,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
             for code, hint, bug in M.AUXK_MISTAKES
         ]
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
-        + FC.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
+        + FR.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
