@@ -16,6 +16,7 @@ from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
+from tests.part5b_absorption_prefix_weights import weighted_prefixes
 
 
 def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
@@ -613,7 +614,7 @@ def prefix_terms(err: CheckFailed, out: Tensor, args: tuple, sizes: tuple[int, .
             return
         coef = torch.linalg.lstsq(basis, y[:, None]).solution.flatten().round()
         if (coef < 0).any() or coef.sum() == 0 or not torch.allclose(basis @ coef, y, rtol=1e-4, atol=1e-5):
-            return
+            return weighted_prefixes(err, basis, y, tuple(sizes))
     counts = {m: int(c) for m, c in enumerate(coef.tolist()) if c}
     want = {m: sizes.count(m) for m in set(sizes)}
     if counts == want:

@@ -96,6 +96,7 @@ from tests.part6_lm_saes_probes import (
     strided_mask,
     summed_ablate,
 )
+from tests.part6_lm_saes_threshold import firing_threshold
 from tests.part6_lm_saes_units import frequency_units, integer_frequencies, position_batches, unit_row_reference
 from tests.part6_lm_saes_variants import (
     ablate_encodes,
@@ -313,6 +314,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     except CheckFailed as err:  # nothing specific matched: which sequences the values count, when that is exact
         if err.code == "values":
             sequence_weights(out, fired, 4)
+            firing_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:])
         raise
     more_sequences_than_positions(
         lambda t, b: _hooked(impl, model, sae, t, batch_size=b),

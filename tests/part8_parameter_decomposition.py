@@ -25,6 +25,7 @@ from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
 from tests import part8_parameter_decomposition_inputs as inp
+from tests import part8_parameter_decomposition_matrix_terms as mterms
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_normalised as normalised
@@ -704,8 +705,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     if not generic and not any(
         torch.allclose(loss.detach(), m, rtol=1e-4, atol=1e-5) for m in [right] + [m for *_, m in mistakes]
     ):
-        args, changed = (minimality_inputs(device), P_NORM, EPS), {1: ("p", 0.3), 2: ("eps", 0.02)}
-        generic = diag.ignored_argument(importance_minimality_loss, args, loss.detach().reshape(1), changed)
+        generic = mterms.unnamed(importance_minimality_loss, minimality_inputs(device), P_NORM, EPS, loss)
     generic = generic or diag.scalar_hint(loss.detach(), right, {"the batch": 8}, behaviour.minimality_sums(ci))
     code, hint = generic or ("values", "Σ_inst mean_batch Σ_l Σ_c (g + eps)^p")
     reference = call(sol.importance_minimality_loss, minimality_inputs(device), P_NORM, EPS)
