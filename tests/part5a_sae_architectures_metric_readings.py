@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_spans as SP
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -58,17 +60,18 @@ def instance0_for_all(metric: str, right: Tensor) -> list[Mutant]:
 
 def _slices(acts: Tensor, fn: Callable[[Tensor], Tensor], fraction: bool) -> list[Mutant]:
     n, d = acts.shape[0], acts.shape[-1]
-    entries: list[Mutant] = []
+    entries: list[Mutant] = SP.example_spans(acts, fn) if fraction else []  # dead: every prefix / suffix length
     for end, sl in (("first", slice(1, None)), ("last", slice(None, -1))):
         idx = "1:" if end == "first" else ":-1"
         what = f"example ({end}, acts[{idx}])"
-        entries.append(
-            (
-                f"example_dropped_{end}",
-                f"your value leaves out one {what} of the {n}: an off-by-one slice or range; use every example",
-                fn(acts[sl]),
+        if not fraction:
+            entries.append(
+                (
+                    f"example_dropped_{end}",
+                    f"your value leaves out one {what} of the {n}: an off-by-one slice or range; use every example",
+                    fn(acts[sl]),
+                )
             )
-        )
         kept = fn(acts[..., sl])
         hint = (
             f"your value leaves out one latent ({end}, acts[..., {idx}] or a range starting at 1 / stopping at "
@@ -98,6 +101,7 @@ def l0_readings(acts: Tensor) -> list[Mutant]:
     """l0_norm with the batch mean over batch ± 1, a latent or an example left out, or instance 0's for all."""
     right = _l0(acts)
     entries = _count_off(right, "batch", acts.shape[0]) + _slices(acts, _l0, fraction=False)
+    entries += SP.l0_relative_thresholds(acts) + SP.sorted_along("L0", right, 0, "instance")
     return _keep(entries + instance0_for_all("L0", right), right)
 
 
@@ -105,6 +109,7 @@ def dead_readings(acts: Tensor) -> list[Mutant]:
     """dead_latent_fraction over d_sae ± 1, a latent or an example left out, or instance 0's for all."""
     right = _dead(acts)
     entries = _count_off(right, "d_sae", acts.shape[-1]) + _slices(acts, _dead, fraction=True)
+    entries += SP.sorted_along("dead fraction", right, 0, "instance")
     return _keep(entries + instance0_for_all("dead fraction", right), right)
 
 
@@ -175,4 +180,5 @@ def recovery_readings(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
         "divided by its norm, with no mean subtracted"
     )
     entries.append(("correlation_not_cosine", hint, pearson.amax(1)))
+    entries += SP.sorted_along("feature recovery", right, -1, "feature") + SP.recovery_centred(W_feat, W_dec)
     return _keep(entries, right)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_spans as SP
 from tests.checking import fail
 
 _REDUCTIONS = (("mean", lambda w: w.mean(0)), ("sum", lambda w: w.sum(0)), ("max", lambda w: w.amax(0)))
@@ -56,6 +57,7 @@ def fve_implied_total(out: Tensor, h: Tensor, h_rec: Tensor) -> None:
     """For an uncatalogued FVE output: the total it implies with the right numerator, num/(1 - out), compared with
     other totals built from per-d_in spreads, up to a size factor (the numerator or denominator reduced with a
     mean where a sum belongs, or the reverse). Names the total; says nothing when none fits."""
+    SP.fve_named_totals(out, h, h_rec)  # another named total (one example, the mean's energy, one coordinate)
     n, d = h.shape[0], h.shape[-1]
     hd, o = h.detach().double(), out.detach().double()
     num = (hd - h_rec.detach().double()).pow(2).sum((0, 2))
