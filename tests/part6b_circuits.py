@@ -165,7 +165,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     mistakes += ties.gate_non_strict(tc, x) + slips.forward_slips(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
-        mistakes += probes.gate_quantities(tc, x, acts)
+        mistakes += probes.gate_quantities(tc, x, acts) + slips.topk_gate(tc, x, acts)
     expect_matches(
         acts,
         want_acts,
@@ -405,6 +405,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
         + probes.cosine_view(model, tc, i, "logit")
         + hints.normalised_matrix(model, tc, i, "logit")
         + sens.token_view_index(model, tc, i, "logit")
+        + slips.bias_direction(model, tc, i)
     )
     return _check_token_view(impl, device, "latent_logit_effect", ref.latent_logit_effect, mistakes)
 

@@ -16,6 +16,7 @@ from tests.checking import fail
 from tests.part6_lm_saes_extra_mistakes import NOT_A_LOSS
 from tests.part6b_circuits_mistakes import quantile_variant, same_groups
 from tests.part6b_circuits_named_factors import influence_elementwise, influence_row_counts
+from tests.part6b_circuits_term_readings import ones_identity
 
 
 def logits_means(model: Any, tc: Any, tokens: Tensor, got: dict[str, float]) -> None:
@@ -377,6 +378,7 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
     try:
         return impl(A, weights)
     except Exception as err:
+        ones_identity(err, len(A0))
         try:
             positive = impl(A0.abs(), w0.clone())
         except Exception:

@@ -18,9 +18,11 @@ from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
+from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
 from utils.transcoder import Transcoder
 
+topk_gate, bias_direction = terms.topk_gate, terms.bias_direction
 SILENT_AT = ((0, 1), (1, 3), (2, 0), (2, 4))  # (batch, position) of the tokens where no latent fires
 
 
@@ -60,6 +62,7 @@ def forward_slips(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Ten
             acts,
             acts @ unit + tc.b_dec + skip,
         ),
+        *terms.input_bias_slips(tc, x),
     ]
 
 
@@ -91,7 +94,7 @@ def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str,
         "1 - replaced - clean / (zero - clean)": 1 - r - c / (z - c),
     }
     why = "operator precedence: yours computes {} (/ binds tighter than -): write both differences in parentheses: "
-    return [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()]
+    return [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()] + terms.recovered_sign(c, r, z)
 
 
 def de_embedding_paths(model: Any, tc: Transcoder, i: int) -> list[tuple[str, str, Tensor]]:
@@ -122,6 +125,7 @@ class _HeadsAveraged:
 
 
 LINEARISED_SLIPS = {
+    "recorded_output": terms.RECORDED_HINT,
     "ln1_at_query": "LN1 normalises each *key* position's embedding before W_V (x1 = (embeds - mean) / "
     "frozen.ln1_scale, row k by its own scale): yours divides the attention output by the *query* position's scale "
     "instead (the scale applied after the pattern mixes positions); normalise first, then v = x1 @ W_V + b_V",
@@ -154,6 +158,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         embeds = embeds + model.W_E[frozen.tokens]
     if bug.pop("error_twice", False):  # the error enters only through mlp_out: twice = an error of 2e given once
         return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
+    if bug.pop("recorded_output", False):  # frozen's own recordings: they don't depend on embeds
+        return frozen.acts, frozen.logits
     if bug.pop("ln1_at_query", False):
         return _ln1_at_query(model, tc, frozen, embeds, latents, error)
     return known.variant_forward(model, tc, frozen, embeds, latents, error, **bug)

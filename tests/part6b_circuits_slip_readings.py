@@ -14,6 +14,7 @@ from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_probes as probes
+from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
 
 CLOSE = {"rtol": 1e-3, "atol": 2e-4}
@@ -208,4 +209,5 @@ def quantile_slips(out: Any, expected: list, acts: Tensor, k: int, n_bands: int)
         groups = [(g,) for g in _pick(flat, k, n_bands, flat.max(), float("inf"))]
         if known.same_values(out, groups) and not known.same_values(out, expected):
             fail("the groups' values are those of bands with position 0 left in for some sequences", hint, "bos_some")
+    terms.bos_positions(out, expected, acts, k, n_bands, known.quantile_variant, known.same_groups)
     probes.quantile_probed(out, expected, acts, k, n_bands)
