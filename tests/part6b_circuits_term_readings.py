@@ -63,15 +63,12 @@ def recovered_sign(c: float, r: float, z: float) -> list[tuple[float, str, str]]
 
 
 def bias_direction(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
-    """(code, hint, value) of the logit effect with the decoder bias subtracted from / added to W_dec[latent]."""
+    """(code, hint, value) of the logit effect with the decoder bias subtracted from W_dec[latent]."""
     hint = (
         "yours is (W_dec[latent] {} b_dec) @ W_U: b_dec is written at every token whatever fires, so it is no part of "
         "what one unit of this latent writes: the effect is W_dec[latent] @ W_U"
     )
-    return [
-        ("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U),
-        ("bias_direction", hint.format("+"), (tc.W_dec[i] + tc.b_dec) @ model.W_U),
-    ]
+    return [("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U)]  # + b_dec: `bias`
 
 
 RECORDED_HINT = (
