@@ -205,6 +205,16 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         "in-place method's result (x.add_ returns x, but list.sort and dict.update return None) used as a value",
     ),
     (
+        r"where expected condition to be a boolean tensor, but got a tensor with dtype (\w+)",
+        "torch.where needs a boolean condition, and this one is {0}: a 0/1 mask (from torch.bernoulli or a float "
+        "product) must be made boolean first (mask.bool(), or draw it as torch.rand(...) < p)",
+    ),
+    (
+        r"^(?=[\s\S]*(?:Expected 2D|dimensions))[\s\S]*?\b(max_pool[12]d|avg_pool[12]d)\b",  # a shape error only
+        "{0} pools over windows of a [batch, channels, length] (1d) or [batch, channels, h, w] (2d) tensor: for a "
+        "max or mean over one axis of a bigger tensor use x.amax(dim=...) or x.mean(dim=...)",
+    ),
+    (
         r"Legacy autograd function with non-static forward method is deprecated",
         "call a torch.autograd.Function through .apply: MyFunction.apply(x, ...), not MyFunction()(x)",
     ),

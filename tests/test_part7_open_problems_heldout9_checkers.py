@@ -1,10 +1,12 @@
 """Proofs for the round AI (fresh34) part 7 cases: a precedence slip in the signed draw, argmax over the
-instance axis, a bare squeeze after gather, and sqrt(d)·mean|W| for the norm."""
+instance axis, a bare squeeze after gather, and sqrt(d)·mean|W| for the norm; hints for a float mask given to
+torch.where and a pooling layer given a 4-d tensor (tests/learner_errors.py)."""
 
 from __future__ import annotations
 
 import torch
 
+import solutions.part7_open_problems as ref
 import tests.part7_open_problems as checks
 from tests.proving import assert_fails
 from utils.part7_open_problems import NO_LABEL
@@ -79,3 +81,22 @@ def test_mean_abs_norm():
         return torch.where(W.abs().sum(1) > 0, W.abs().amax(1) / den.clamp(min=1e-12), 0.0)
 
     assert_fails(checks.test_basis_alignment, basis_alignment, "mean_abs_norm")
+
+
+def test_a_float_mask_in_torch_where_gets_a_hint():
+    def generate_features(p, n, values="uniform"):
+        present = torch.bernoulli(p.expand(n, *p.shape))  # float 0/1, not a boolean condition
+        return torch.where(present, torch.rand(n, *p.shape), 0.0)
+
+    hint = assert_fails(checks.test_generate_features, generate_features, "exception").hint
+    assert "mask.bool()" in hint
+
+
+def test_a_pooling_layer_on_a_4d_tensor_gets_a_hint():
+    def compute_target(x, target):
+        if target == "max_pairs":
+            return torch.nn.functional.max_pool1d(x, 2)  # takes 2-d or 3-d inputs only
+        return ref.compute_target(x, target)
+
+    hint = assert_fails(checks.test_compute_target, compute_target, "exception").hint
+    assert "amax(dim=...)" in hint
