@@ -475,7 +475,7 @@ if MAIN:
 
 # %%
 def l0_norm(acts: Float[Tensor, "batch inst d_sae"]) -> Float[Tensor, " inst"]:
-    """Mean number of non-zero latents per example."""
+    """Mean number of non-zero latents per example (`acts`: an SAE's activations, never negative)."""
     ### BEGIN SOLUTION
     return (acts != 0).to(acts.dtype).sum(-1).mean(0)
     ### END SOLUTION
@@ -493,7 +493,8 @@ def fraction_variance_explained(
 
 
 def dead_latent_fraction(acts: Float[Tensor, "batch inst d_sae"]) -> Float[Tensor, " inst"]:
-    """Fraction of latents that are zero on every example of the batch."""
+    """Fraction of latents that are zero on every example of the batch (`acts`: an SAE's activations, never
+    negative)."""
     ### BEGIN SOLUTION
     return (acts == 0).all(0).to(acts.dtype).mean(-1)
     ### END SOLUTION

@@ -96,5 +96,6 @@ def test_dead_isclose_named_and_exact_forms_pass():
         lambda a: (torch.count_nonzero(a, dim=0) == 0).to(a.dtype).mean(-1),
         lambda a: (a.norm(dim=0) == 0).to(a.dtype).mean(-1),
         lambda a: (a.amax(0) == 0).to(a.dtype).mean(-1),
-    ):  # (a.sum(0) == 0) counts a cancelling ±0.5 latent dead: the docstring allows signed acts (metric_signed)
+        lambda a: (a.sum(0) == 0).to(a.dtype).mean(-1),  # activations are never negative (the docstring)
+    ):
         assert_passes(C.test_dead_latent_fraction, right)

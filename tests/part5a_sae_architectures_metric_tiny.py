@@ -1,10 +1,7 @@
-"""Part 5a metric checks with signed and tiny activations, and a few formula slips as catalogue entries.
+"""Part 5a metric checks with tiny activations, and a few formula slips as catalogue entries.
 
-The metrics' docstrings do not restrict the activations' sign ("non-zero", "zero on every example"), so two
-behavioural probes call the learner on a signed copy of the checker's input: l0_norm's for a write into the input
-that only changes negative entries (acts.abs_()), dead_latent_fraction's for a latent whose +0.5 / -0.5 cancel
-exactly (dead = mean or sum over the batch == 0). The probes are built so that a positive-only reading (acts > 0)
-agrees with the reference on them: only the named behaviours are rejected.
+The metrics take an SAE's activations, which are never negative (their docstrings say so), so a positive-only reading
+(acts > 0, a zero sum over the batch) is right and no probe feeds them signed values.
 
 The catalogue entries (code, hint, value) are the right computation with one thing changed: L0 after a float16 cast
 (tiny activations round to 0), the FVE's shortcut total without brackets, its total as the biased variance times a
@@ -14,12 +11,8 @@ recovery cosine divided by a sum of norms. An entry equal to the right values on
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
-
-from tests.checking import CheckOutcome, fail
 
 Mutant = tuple[str, str, Tensor]
 
@@ -53,79 +46,6 @@ def l0_low_precision(acts: Tensor) -> list[Mutant]:
         )
         entries.append(("low_precision_cast", hint, value))
     return entries
-
-
-def _signed(acts: Tensor) -> Tensor:
-    """A copy of `acts` with the sign of every other non-zero entry of each latent flipped (some negatives in every
-    instance), values unchanged in magnitude."""
-    signed = acts.clone()
-    flip = torch.ones_like(signed)
-    flip[1::2] = -1.0
-    return signed * flip
-
-
-def l0_signed_in_place(impl: Any, acts: Tensor) -> None:
-    """Call l0_norm on a signed copy of `acts`; fail (code input_modified) when the call changed the tensor it was given
-    (acts.abs_(), acts.relu_(), acts[acts < 0] = ...): the checker's main input is non-negative, where such writes
-    change nothing."""
-    signed = _signed(acts)
-    given, before = signed, signed.clone()
-    try:
-        impl(given)
-    except CheckOutcome:
-        raise
-    except Exception:  # a crash on signed input is not what this probe tests
-        return
-    if given.shape != before.shape or not torch.equal(given, before):
-        n = int((given != before).sum()) if given.shape == before.shape else before.numel()
-        neg = int((before < 0).sum())
-        fail(
-            f"l0_norm(acts) changed its input `acts` in place when called on signed activations ({n} of "
-            f"{before.numel()} entries changed; {neg} entries were negative)",
-            "don't write into `acts` (acts.abs_(), acts.relu_(), acts[acts < 0] = 0): the caller still needs it. "
-            "Compute into a new tensor: (acts != 0) needs no abs at all, or use acts.abs() (not abs_)",
-            code="input_modified",
-        )
-
-
-def dead_cancelling_probe(impl: Any, acts: Tensor, reference: Any) -> None:
-    """Call dead_latent_fraction on a copy of `acts` where instance 0's dead latent 1 alternates +0.5 / -0.5 (its
-    batch sum and mean are exactly 0, but it fires on every example); fail when the answer differs from the
-    reference, naming the cancellation when the output is the mean / sum reading."""
-    probe = acts.clone()
-    probe[:, 0, 1] = 0.5
-    probe[1::2, 0, 1] = -0.5
-    if probe.shape[0] % 2:
-        probe[-1, 0, 1] = 0.0  # an even count of ±0.5: the sum is exactly 0
-    want = reference(probe)
-    try:
-        out = impl(probe.clone())
-    except CheckOutcome:
-        raise
-    except Exception:  # a crash on signed input is not what this probe tests
-        return
-    if not isinstance(out, Tensor) or out.shape != want.shape:
-        return
-    got = out.detach().to(want.dtype)
-    if torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-        return
-    cancelled = (probe.mean(0) == 0).to(probe.dtype).mean(-1)
-    if torch.allclose(got, cancelled, rtol=1e-4, atol=1e-5):
-        fail(
-            "dead_latent_fraction on acts where a latent is +0.5 and -0.5 on alternate examples (its batch mean and "
-            f"sum are exactly 0): got {got.tolist()}, expected {want.tolist()}: you count that latent as dead",
-            "a latent is dead when it is zero on every example, not when its activations add up to 0: signed "
-            "activations can cancel. Test each activation: (acts == 0).all(dim=0), or (acts != 0).any(dim=0) for alive",
-            code="cancelling_signs",
-        )
-    fail(
-        "dead_latent_fraction on acts where instance 0's latent 1 is +0.5 and -0.5 on alternate examples: got "
-        f"{got.tolist()}, expected {want.tolist()}",
-        "that latent fires on every example, so it is alive. Possible causes: a test on a reduction over the batch "
-        "that signed values can cancel (a sum, a mean), or a test on |a| or a² that a tolerance hides; dead means "
-        "(acts == 0).all(dim=0)",
-        code="signed_dead",
-    )
 
 
 def dead_flag_readings(acts: Tensor) -> list[Mutant]:
