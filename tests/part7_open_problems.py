@@ -46,6 +46,7 @@ from tests.part7_open_problems_probes import (
     one_instance_only,
     pair_reads_hint,
     pair_sign_hint,
+    whole_number_losses,
     zero_column_hint,
 )
 from utils.part7_open_problems import NO_LABEL
@@ -653,6 +654,7 @@ def test_cross_entropy_loss(impl, device):
     if close(expected.detach()) or any(close(value) for _, _, value in mistakes):
         expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general, reference=total)
     one_instance_only(close(expected.detach()), per_inst, expected_per_inst)
+    whole_number_losses(per_inst, expected_per_inst)
     value = lambda *a: _loss_value(impl, a, "cross_entropy_loss on one labelled example", device)
     with examples_alone(value, ref.cross_entropy_loss, (logits, labels, importance), per_inst, expected_per_inst):
         expect_matches(

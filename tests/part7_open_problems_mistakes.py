@@ -211,6 +211,12 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 torch.maximum(a.abs(), b.abs()),
             ),
             ("min_pairs", "that is the minimum of each pair: use torch.maximum", torch.minimum(a, b)),
+            (
+                "max_pairs_magnitude",
+                "your value is whichever member of the pair has the larger |x|, sign kept (where the pair's signs "
+                "differ, a large negative member wins): max compares the signed values, torch.maximum(a, b)",
+                torch.where(b.abs() > a.abs(), b, a),
+            ),
             ("max_sum", "max(x, y) is the larger of the two, not their sum", a + b),
             ("max_first", "compare both members of the pair: max(x_2j, x_2j+1)", a),
             ("mean_pairs", "max(x, y) is the larger of the two, not their mean (x + y) / 2", (a + b) / 2),
@@ -253,6 +259,13 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
                 "NO_LABEL is for rows with no feature present, (x != 0).any(-1): signed features can sum to 0 while "
                 "some are present",
                 torch.where(x.sum(-1) != 0, labels, NO_LABEL),
+            ),
+            (
+                "argmax_negatives_as_zero",
+                "your labels differ only on rows whose present features are all negative, where you give 0: the "
+                "negative values were read as 0 (a clamp(min=0) / relu before argmax, or a running max started at "
+                "0). The largest feature of such a row is its least negative one: argmax of x itself",
+                torch.where(present, x.clamp(min=0).argmax(-1), NO_LABEL),
             ),
         ]
         tests = (("x.sum(-1) > 0 (or x.mean(-1) > 0)", x.sum(-1) > 0),)
@@ -456,6 +469,18 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             )
         ],
         (
+            "no_gather",
+            "your loss sums importance · (−log softmax) over every class: take only the label's term, "
+            "log_softmax(logits).gather(-1, label) weighted by importance[inst, label]",
+            total(-(imp * logits.log_softmax(-1)).sum(-1), torch.ones_like(weight)),
+        ),
+        (
+            "log_sigmoid",
+            "your loss is −log sigmoid(z_label): a per-class binary probability. The class probability is the "
+            "softmax over the classes, −log_softmax(logits)[label] (cross-entropy)",
+            total(nll_of(torch.nn.functional.logsigmoid(logits))),
+        ),
+        (
             "importance_normalised",
             "use importance[inst, label] as given: dividing each instance's importances by their sum (or making "
             "them sum to 1) rescales every instance's loss by another factor",
@@ -526,6 +551,21 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
             _centred_alignment(W),
         ),
         ("max", "take the largest |W_ki| over neurons k, not the sum", fixed(W.abs().sum(1) / safe)),
+        (
+            "mean_abs_denominator",
+            "your denominator is the mean of |W_ki| over the neurons: divide by the norm ‖Wᵢ‖ = √(Σ_k W_ki²)",
+            fixed(W.abs().amax(1) / W.abs().mean(1).clamp(min=1e-12)),
+        ),
+        *[
+            (
+                "root_hidden_factor",
+                f"your values are {W.shape[1] ** power:.4g} = {'1/' if power < 0 else ''}√d_hidden (√{W.shape[1]}, "
+                "the number of neurons) × the expected ones: a normalisation so an evenly spread feature scores 1, "
+                "or a root-mean-square where the norm belongs? The ratio is max|W_ki| / ‖Wᵢ‖ as it is",
+                fixed(W.abs().amax(1) / safe * W.shape[1] ** power),
+            )
+            for power in (0.5, -0.5)
+        ],
         *[
             (
                 "normalised_weights",

@@ -426,3 +426,21 @@ def one_instance_only(total_right: bool, got: Tensor, want: Tensor) -> None:
         "you mean (.squeeze(-1) or [..., 0])",
         code="size_one_squeeze",
     )
+
+
+def whole_number_losses(got: Tensor, want: Tensor) -> None:
+    """Every loss the learner returned is a whole number where the right ones are not: something rounded or
+    divided as integers. Said as observed, with the usual causes (no single one asserted)."""
+    g, w = got.detach().double(), want.detach().double()
+    if bool(torch.allclose(g, w, rtol=1e-4, atol=1e-5)) or not bool((g == g.round()).all()):
+        return
+    if bool((w == w.round()).all()):
+        return
+    shown = ", ".join(f"{v:g}" for v in g.flatten().tolist()[:4])
+    fail(
+        f"the loss of each instance alone is a whole number ({shown}), expected {', '.join(f'{v:.6g}' for v in w)}",
+        "a whole number where the right value has a fraction: integer (floor) division `//` (use `/`), a count "
+        "or a sum kept as an integer tensor and divided with rounding_mode, or a .round() / int() / .long() "
+        "conversion on the way",
+        code="whole_number",
+    )
