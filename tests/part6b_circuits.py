@@ -25,6 +25,7 @@ from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
+from tests import part6b_circuits_permuted_readings as views
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_slip_readings as reads
@@ -363,7 +364,7 @@ def _check_token_view(impl: Callable, device: torch.device, name: str, expected_
         catalogue = _separable(expected, mistakes_fn(model, tc, latent) + clipped_mutants(expected), 1e-3, 1e-4)
         unlisted = not _matches_any(out, [expected] + [v for _, _, v in catalogue], 1e-3, 1e-4)
         if unlisted:
-            extra.token_view_relations(out, expected, f"{name} of latent {latent}")
+            views.token_view(out, expected, f"{name} of latent {latent}", model, tc, extra.token_view_relations)
         if unlisted and generic_diagnosis(out, expected, "d_vocab", 1e-3, 1e-4) is None:
             side = "de" if name == "latent_de_embedding" else "logit"
             catalogue += hints.direction_mistakes(model, tc, latent, out, side) if out.isfinite().all() else []
@@ -437,8 +438,7 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
     frozen, _ = _fresh(device)
     g = torch.Generator().manual_seed(11)
     with torch.no_grad():
-        # At the prompt itself (exact there), then away from it with a shift that is not centred, so the
-        # normalisations' mean subtraction matters, then with `latents` and `error` given.
+        # At the prompt (exact there), at a shift that is not centred (LN's mean matters), with latents/error given.
         shift = torch.randn(frozen.embeds.shape, generator=g).to(device) * 0.6 + 0.3
         latents = (torch.rand(frozen.acts.shape, generator=g) < 0.02).float().to(device) * 2.0
         error = torch.randn(frozen.error.shape, generator=g).to(device)
@@ -714,7 +714,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                     "shape",
                 )
         if seq_idx.is_floating_point() or pos_idx.is_floating_point():
-            fail(f"the indices of band {j} are floats", "use integer division `//` and `%`", code="dtype")
+            views.band_tuple_order(group, j) or fail(f"the indices of band {j} are floats", "use `//` and `%`", "dtype")
     if not known.same_groups(out, expected):
         hints.wrong_middle(out, before, k, n_bands, impl)
     for code, groups in mistakes.items():

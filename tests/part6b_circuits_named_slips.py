@@ -5,6 +5,7 @@ de-embedding, and heads averaged instead of summed in the local replacement mode
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,8 @@ LINEARISED_SLIPS = {
     "model.W_pos[:seq] to them again; use embeds as they are",
     "embed_again": "`embeds` already hold the residual stream r_0 = W_E[tokens] + W_pos: yours adds the token "
     "embeddings model.W_E[tokens] to them again; use embeds as they are",
+    "one_head_pattern": "each head mixes positions with its OWN attention pattern, frozen.pattern[h]: yours uses head "
+    "0's pattern for every head (frozen.pattern[0], or an index that never moves with the head); z_h = pattern[h] v_h",
     "heads_mean": "the heads' outputs are summed, not averaged: yours has a factor 1/n_heads on the attention output "
     "(e.g. per-head outputs .mean(0) instead of .sum(0)); resid_mid = embeds + Σ_h z_h W_O[h] + b_O",
 }
@@ -152,6 +155,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     """known.variant_forward, plus the slips of LINEARISED_SLIPS."""
     if bug.pop("heads_mean", False):
         model = _HeadsAveraged(model)
+    if bug.pop("one_head_pattern", False):  # head 0's pattern for every head
+        frozen = dataclasses.replace(frozen, pattern=frozen.pattern[:1].expand_as(frozen.pattern))
     if bug.pop("pos_again", False):
         embeds = embeds + model.W_pos[: embeds.shape[0]]
     if bug.pop("embed_again", False):

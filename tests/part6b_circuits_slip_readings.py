@@ -13,6 +13,7 @@ from torch import Tensor
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_permuted_readings as permuted
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
@@ -26,6 +27,7 @@ def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: lis
     ones are not, and rows that are the right ones times a per-target factor (named when it is 1 / the target)."""
     extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
     got, want = out[rows], direct[rows]
+    permuted.rows_permuted(got, want, graph, rows)
     empty = (got.abs().amax(-1) == 0) & (want.abs().amax(-1) > 0)
     if empty.any():
         n_lat = graph.n_latents
