@@ -50,9 +50,30 @@ def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
         return
     zero = W.norm(dim=-1) == 0
     if not bool((bad & ~zero).any()):
+        good = ~bad & ~zero
+        want = W / (W.norm(dim=-1, keepdim=True) + eps)
+        err = float((out[good] - want[good]).abs().max()) if good.any() else 0.0
+        vanish = [
+            n
+            for n, dt in (("float16", torch.float16), ("bfloat16", torch.bfloat16))
+            if float(torch.tensor(eps, dtype=dt)) == 0
+        ]
+        low = 1e-6 < err < 3e-2 and vanish
         fail(
-            "W_dec_normalized contains NaN or inf for an all-zero decoder row (and only there)",
-            "add cfg.weight_normalize_eps to the norm before dividing",
+            "W_dec_normalized contains NaN or inf for an all-zero decoder row (and only there)"
+            + (
+                f"; the other rows differ from the float32 result by up to {err:.2g}, a low-precision rounding"
+                if low
+                else ""
+            ),
+            f"the norm of a zero row is 0, so 0 / (0 + eps) needs an eps that survives: add cfg.weight_normalize_eps "
+            f"({eps:g}) to the norm before dividing, in float32"
+            + (
+                f". Possible causes: eps missing, or the norm computed in low precision ({' or '.join(vanish)}, "
+                f"e.g. W.half()), where {eps:g} rounds to 0 and vanishes"
+                if vanish
+                else ""
+            ),
             code="zero_row",
         )
     n_bad, n_rows, has_nan = int((bad & ~zero).sum()), bad.numel(), bool(torch.isnan(out[bad & ~zero]).any())

@@ -1,0 +1,142 @@
+"""Part 5 readings that compare instances or read back what went into a formula: resample_simple on dead counts
+that differ per instance (instance 0 with the fewest), a per-instance value equal to instance 0's for every
+instance, a scale equal to another norm of the live encoder columns, and generate_batch's effective W (least
+squares) or features (a clamp threshold) read back before the einsum."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tests.checking import fail
+
+# dead latents per instance: instance 0 the fewest (one), the others more, no two counts equal
+DEAD_COUNTS = (1, 5, 3, 7)
+
+
+def dead_count_probe(impl: Callable, make_sae: Callable[..., Any], call_resampler: Callable) -> None:
+    """resample_simple on an SAE whose instances have different numbers of dead latents (DEAD_COUNTS, instance 0
+    the fewest): every dead latent must get a unit decoder row, whatever instance 0's count is."""
+    n_inst, d_sae = len(DEAD_COUNTS), 23
+    sae = make_sae(n_inst=n_inst, d_in=3, d_sae=d_sae)
+    frac = torch.rand(4, n_inst, d_sae, device=sae.W_enc.device) * 0.2 + 0.01
+    dead = torch.zeros(n_inst, d_sae, dtype=torch.bool, device=frac.device)
+    for k, n in enumerate(DEAD_COUNTS):
+        dead[k, torch.randperm(d_sae, device=frac.device)[:n]] = True
+    frac[:, dead] = 0.0
+    W_dec = sae.W_dec.detach().clone()
+    call_resampler(lambda: impl(sae, frac.clone(), 0.37))
+    new = sae.W_dec.detach()
+    unit = ((new.norm(dim=-1) - 1).abs() < 1e-3) & (new != W_dec).any(-1)  # [inst d_sae]: resampled to a unit row
+    got = [int(unit[k][dead[k]].sum()) for k in range(n_inst)]
+    if got == list(DEAD_COUNTS):
+        return
+    counts = dict(zip(range(n_inst), DEAD_COUNTS, strict=True))
+    like0 = all(g == min(n, DEAD_COUNTS[0]) for g, n in zip(got, DEAD_COUNTS, strict=True))
+    fail(
+        f"with dead latents per instance {counts}, the dead latents resampled to a unit decoder row per instance "
+        f"were {got}" + (" — instance 0's count (or fewer) in every instance" if like0 else ""),
+        "take the dead latents of each instance separately (dead[inst].nonzero(), or index with the [inst d_sae] "
+        "mask): the number of new directions drawn in instance inst is that instance's own dead count"
+        + (", not instance 0's" if like0 else ""),
+        code="dead_count",
+    )
+
+
+def enc_length_failure(per_inst: Tensor, want: Tensor, active: Tensor, W_enc: Tensor, dead: Tensor, scale: float):
+    """resample_advanced: the new encoder columns' lengths per active instance are wrong. Name instance 0's value
+    used for every instance, or a scale equal to another norm (L1, L∞, squared L2) of the live columns; else list."""
+    expected = want[active]
+    hint = "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖ (the L2 norm)"
+    first = int(active.nonzero()[0, 0])
+    same = torch.allclose(expected, expected[:1].expand_as(expected), rtol=1e-3)
+    if len(per_inst) > 1 and not same and torch.allclose(per_inst, want[first].expand_as(per_inst), rtol=1e-3):
+        fail(
+            f"the new encoder columns have lengths {per_inst.tolist()} per instance: instance {first}'s value "
+            f"{float(want[first]):.4g} in every instance (expected {expected.tolist()})",
+            "take the mean live encoder norm of each instance from that instance's own columns and live mask "
+            "(W_enc[inst][:, ~dead[inst]]), not instance 0's",
+            code="enc_instance0",
+        )
+    live_norms = {
+        "the L1 norm (sum of |entries|, norm(p=1))": lambda c: c.abs().sum(0),
+        "the L∞ norm (largest |entry|)": lambda c: c.abs().amax(0),
+        "the squared L2 norm (sum of squares, no square root)": lambda c: c.pow(2).sum(0),
+    }
+    idx = active.nonzero().flatten().tolist()
+    for name, fn in live_norms.items():
+        value = torch.stack([fn(W_enc[k][:, ~dead[k]]).mean() for k in idx]) * scale
+        if torch.allclose(per_inst, value.to(per_inst), rtol=1e-3):
+            fail(
+                f"the new encoder columns have lengths {per_inst.tolist()} per instance, expected "
+                f"{expected.tolist()}: the lengths read back equal resample_scale · the mean of {name} of the live "
+                "encoder columns",
+                hint,
+                code="enc_norm_kind",
+            )
+    fail(
+        f"the new encoder columns have lengths {per_inst.tolist()} per instance, expected {expected.tolist()}",
+        hint,
+        code="enc_length",
+    )
+
+
+def _effective_maps(h: Tensor, x: Tensor) -> Tensor | None:
+    """A [inst d_in feats] with h[:, i] = x[:, i] @ A[i].T by least squares (NaN where a feature never fires), or
+    None when h is not linear in the features."""
+    maps = []
+    for i in range(x.shape[1]):
+        cols = (x[:, i] != 0).any(0).nonzero().flatten()
+        if cols.numel() == 0:
+            return None
+        sol = torch.linalg.lstsq(x[:, i][:, cols], h[:, i]).solution
+        if not torch.allclose(x[:, i][:, cols] @ sol, h[:, i], rtol=1e-4, atol=1e-4):
+            return None
+        full = torch.full((x.shape[2], h.shape[2]), float("nan"), dtype=x.dtype)
+        full[cols] = sol
+        maps.append(full.T)
+    return torch.stack(maps)
+
+
+def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
+    """generate_batch: read back what went into the einsum. When h is linear in the features, the effective W
+    (least squares per instance) named when it is W transformed (|W|, W with rows or columns normalised, -W);
+    when it is not, the features clamped at a threshold read back from a grid."""
+    x, y, Wd = features.detach().double().cpu(), h.detach().double().cpu(), W.detach().double().cpu()
+    if y.shape[:2] != x.shape[:2] or y.shape[2] != Wd.shape[1]:
+        return
+    fix = "h = einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in'), W as it is"
+    A = _effective_maps(y, x)
+    if A is not None:
+        known = ~A.isnan()
+        if torch.allclose(A[known], Wd[known], rtol=1e-3, atol=1e-4):
+            return
+        for name, value in (
+            ("|W| (W.abs(): the signs of W lost)", Wd.abs()),
+            ("W with each row normalised over feats (W / ‖W[inst, d, :]‖, e.g. F.normalize(W, dim=-1))",
+             F.normalize(Wd, dim=-1)),
+            ("W with each feature's column normalised over d_in (F.normalize(W, dim=-2))", F.normalize(Wd, dim=-2)),
+            ("-W (the sign flipped)", -Wd),
+        ):  # fmt: skip
+            if torch.allclose(A[known], value[known], rtol=1e-3, atol=1e-5):
+                fail(
+                    f"your h is linear in the drawn features, but the map read back by least squares is {name}, "
+                    "not self.model.W",
+                    fix + ": the weights are not transformed before mapping",
+                    code="weights_transformed",
+                )
+        return
+    grid = torch.arange(1, 100, dtype=torch.float64) / 100
+    for op, kw in (("max", "max"), ("min", "min")):
+        for c in grid.tolist():
+            if torch.allclose(torch.einsum("bif,idf->bid", x.clamp(**{kw: c}), Wd), y, rtol=1e-4, atol=1e-5):
+                fail(
+                    f"your h equals W x for the drawn features clamped with {op}={c:g} (read back): the features "
+                    "were changed before the map",
+                    fix + "; the features go in as self.model.generate_batch drew them (no clamp)",
+                    code="features_clamped",
+                )
