@@ -52,6 +52,7 @@ from tests.part6_lm_saes_extra_mistakes import (
 from tests.part6_lm_saes_hints import (
     ablate_edit,
     ablate_second_call,
+    edits_rerun,
     frequency_positions,
     logit_normalised,
     loss_increases,
@@ -713,7 +714,7 @@ def test_steer_with_latent(impl: Callable, device: torch.device) -> str:
         for v in [expected] + [v for _, _, v in mistakes]
     ):
         sequences_mixed(lambda t: impl(model, sae, t, latent, coeff), tokens, out, "the steered logits", STEER_FIX)
-        steer_edit(edits, model, sae, tokens, latent, coeff, out)
+        steer_edit(edits, model, sae, tokens, latent, coeff, out, edits_rerun(impl, model, sae, tokens, latent))
     expect_matches(
         out,
         expected,

@@ -18,6 +18,7 @@ from torch import Tensor
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
+from tests.part6_lm_saes_steer_scale import steer_scale
 from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
 
 STALE = (
@@ -195,14 +196,38 @@ def recorded_edits(model: Any, hook_name: str) -> Iterator[list[tuple[Tensor, Te
         yield edits
 
 
+def edits_rerun(impl: Callable, model: Any, sae: Any, tokens: Tensor, latent: int) -> Callable[[float], list]:
+    """rerun(c2): the hook edits recorded while the learner steers `latent` by c2 (none when the call fails)."""
+
+    def rerun(c2: float) -> list:
+        with recorded_edits(model, sae.hook_name) as edits:
+            try:
+                impl(model, sae, tokens.clone(), latent, c2)
+            except Exception:  # the first call succeeded; a failing second one reads as no edit
+                return []
+        return edits
+
+    return rerun
+
+
 def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-4)
 
 
-def steer_edit(edits: list, model: Any, sae: Any, tokens: Tensor, latent: int, coeff: float, out: Tensor) -> None:
+def steer_edit(
+    edits: list,
+    model: Any,
+    sae: Any,
+    tokens: Tensor,
+    latent: int,
+    coeff: float,
+    out: Tensor,
+    rerun: Callable[[float], list] | None = None,
+) -> None:
     """Steering must add the same vector coeff · W_dec[latent] at every position, whatever the activation: read the
     change each recorded hook made (the edit is additive when it is one vector everywhere, linear in coeff when
-    that vector is coeff · W_dec[latent]) and name what differs. Runs only when the output matched nothing else."""
+    that vector is coeff · W_dec[latent]) and name what differs. Runs only when the output matched nothing else.
+    `rerun(c2)` gives the hook edits of a call with another coeff (whether a wrong amount follows coeff)."""
     d = sae.W_dec[latent].double()
     for a, b in edits:
         a, b = a.double(), b.double()
@@ -225,13 +250,14 @@ def steer_edit(edits: list, model: Any, sae: Any, tokens: Tensor, latent: int, c
                     "logits",
                     code="scaled_logit_change",
                 )
-            fail(
-                f"your hook added {k:.4g} · W_dec[latent] at every position, expected coeff · W_dec[latent] = "
-                f"{coeff} · W_dec[latent]"
-                + (f" (coeff² = {coeff**2:.4g}: coeff applied twice?)" * (abs(k - coeff**2) < 1e-3)),
-                "scale the latent's decoder row by this call's coeff inside the hook",
-                code="steer_coeff",
-            )
+            if abs(k - coeff**2) < 1e-3:
+                fail(
+                    f"your hook added {k:.4g} · W_dec[latent] at every position, expected coeff · W_dec[latent] = "
+                    f"{coeff} · W_dec[latent] (coeff² = {coeff**2:.4g}: coeff applied twice?)",
+                    "scale the latent's decoder row by this call's coeff once, inside the hook",
+                    code="steer_coeff",
+                )
+            steer_scale(k, coeff, model, sae, latent, rerun)
         steer_constant(delta, sae, latent, coeff)
         if _close(b, a * (1 + coeff * d)) or _close(b, a * coeff * d) or _close(b, a + a * coeff * d):
             fail(

@@ -209,30 +209,44 @@ def fresh15_frequency(fired: Tensor, n_seq: int, seq: int, batch_size: int) -> l
 
 
 def recovered_formulas(c: float, s: float, z: float, known: list) -> list[tuple[str, str, Tensor]]:
-    """Ratios of two differences of the three losses, and one minus them, that are neither the right value nor a
-    mistake already in `known`: the formula that gives the learner's value is quoted (which differences it divides)."""
+    """Ratios of two terms, each a difference of two of the three losses or one loss alone, and one minus them,
+    that are neither the right value nor a mistake already in `known`: the formula that gives the learner's value
+    is quoted (what it divides by what), and a loss alone where the right formula has a difference is named."""
     losses = {"clean": c, "spliced": s, "zero": z}
     right = (z - s) / (z - c)
     seen = [right, *(float(v) for _, _, v in known)]
     diffs = [(f"{a} - {b}", losses[a] - losses[b]) for a in losses for b in losses if a != b]
     diffs.sort(key=lambda item: item[1] < 0)  # positive differences first: (b - a) / (d - c) is quoted as written
+    terms = diffs + list(losses.items())
     out = []
-    for (num, n), (den, d) in ((x, y) for x in diffs for y in diffs):
+    for (num, n), (den, d) in ((x, y) for x in terms for y in terms):
         if abs(d) < 1e-9 or abs(abs(n) - abs(d)) < 1e-9:
             continue
-        for text, value in ((f"({num}) / ({den})", n / d), (f"1 - ({num}) / ({den})", 1 - n / d)):
+        a, b = (f"({t})" if " - " in t else t for t in (num, den))
+        for text, value in ((f"{a} / {b}", n / d), (f"1 - {a} / {b}", 1 - n / d)):
             if any(abs(value - v) <= 1e-4 * abs(v) + 1e-6 for v in seen):
                 continue
             seen.append(value)
             out.append(
                 (
                     "recovered_formula",
-                    f"your recovered equals {text} on these losses; recovered = (zero - spliced) / (zero - clean), "
-                    "the MLP's effect the SAE keeps over the MLP's whole effect",
+                    f"your recovered equals {text} on these losses{_alone(num, den)}; recovered = (zero - spliced) / "
+                    "(zero - clean), the MLP's effect the SAE keeps over the MLP's whole effect",
                     torch.tensor(value, dtype=torch.float64),
                 )
             )
     return out
+
+
+def _alone(num: str, den: str) -> str:
+    """A loss alone where recovered = 1 - (spliced - clean) / (zero - clean) has a difference, named."""
+    said = []
+    if " - " not in den:
+        left = "- clean" if den == "zero" else "zero -" if den == "clean" else None
+        said.append(f"the denominator is {den} alone" + (f", zero - clean without its {left}" if left else ""))
+    if " - " not in num:
+        said.append(f"the numerator is {num} alone, where the formula has a difference of two losses")
+    return " (" + "; ".join(said) + ")" if said else ""
 
 
 def hooks_reused(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
