@@ -225,7 +225,7 @@ def _check_step_function(
     # a catalogue mutant other than "zeros" is named first; a gradient merely 0 here is read at two bandwidths
     named = any(close(grad_th, v) for c, _, v in th_catalogue if c != "no_threshold_grad" and v is not None)
     if not close(grad_th, want_th) and not named:
-        SG.theta_grad_slips(grad_th, x0, th0, g, BANDWIDTH, dth, name)
+        SG.theta_grad_slips(grad_th, x0, th0, g, BANDWIDTH, dth, name, impl)
         DG.theta_factor(impl, grad_th, x0, th0, g, name)  # another factor than 1 or θ, or another power of ε
         window = threshold_window(impl, torch.where(x0 == th0, 0.0, grad_th), bool(outside.any()))  # off θ
         if window is not None:

@@ -1,7 +1,8 @@
 """Part 5a mistakes whose one free number is read off the learner's own output, as catalogue entries: an offset
 vector added to auxk_loss's reconstruction (fitted by least squares; named as the empty top-k slots filled
 with a non-zero value when it is that value times those slots' decoder rows), and a tolerance threshold that makes small
-activations count as zero in dead_latent_fraction (located between two latents' largest |activation|).
+activations count as zero in dead_latent_fraction (located between two latents' largest |activation|), or a latent
+counted dead when its batch mean activation or firing rate is below a tolerance (located between two latents' own).
 
 Each returns an entry only when the fitted form reproduces the learner's output exactly and differs from the right
 answer, so a correct implementation never meets one.
@@ -93,4 +94,30 @@ def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
         if lo < 1e-8 < hi:  # the range holds torch.isclose's / numpy.isclose's default atol
             hint = MS.isclose_hint(f"or another tolerance t {span}")
         entries.append(("zero_tolerance", hint, value))
+    return entries + _statistic_thresholds(acts, right, [*known, *entries])
+
+
+def _statistic_thresholds(acts: Tensor, right: Tensor, known: list[Mutant]) -> list[Mutant]:
+    """dead_latent_fraction with a latent counted dead when its mean activation (or its firing rate) over the batch
+    is below a tolerance t > 0: one entry per distinct outcome, naming the range of t read from the latents' own
+    means (rates), none equal to the right answer or a `known` entry."""
+    stats = (
+        ("mean activation over the batch, acts.mean(0)", acts.mean(0)),
+        ("firing rate over the batch, (acts > 0).mean(0)", (acts != 0).to(acts.dtype).mean(0)),
+    )
+    entries: list[Mutant] = []
+    for what, stat in stats:
+        levels = sorted({float(v) for v in stat.flatten() if v > 0})
+        for lo, hi in zip(levels, [*levels[1:], float("inf")], strict=True):
+            value = (stat <= lo).to(acts.dtype).mean(-1)  # t in (lo, hi]
+            if _close(value, right) or any(_close(value, v) for _, _, v in [*known, *entries]):
+                continue
+            span = f"above {lo:.3g}" if hi == float("inf") else f"between {lo:.3g} and {hi:.3g}"
+            hint = (
+                f"your fraction counts a latent as dead when its {what}, is below a threshold t > 0 (some t {span}, "
+                "e.g. 1e-2 or another tolerance): a latent that fires rarely or weakly is alive. Dead means exactly "
+                "zero on every example, (acts == 0).all(dim=0) (for activations that are never negative, "
+                "acts.sum(0) == 0 says the same)"
+            )
+            entries.append(("dead_stat_threshold", hint, value))
     return entries

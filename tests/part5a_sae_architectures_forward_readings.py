@@ -41,16 +41,19 @@ def _penalty_causes() -> list:
 
 
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """`FC.gated_forward`, plus `b_mag_in_gate`: π_gate = x @ W_enc + b_enc + b_mag; `penalty=f`:
-    L_reconstruction = f(h_rec - h).mean(-1)."""
+    """`FC.gated_forward`, plus `b_mag_in_gate`: π_gate = x @ W_enc + b_enc + b_mag; `scaled=(g, m)`: the gate
+    path's projection times exp(r_mag) when g, the magnitude path's when m (the right one is (False, True));
+    `penalty=f`: L_reconstruction = f(h_rec - h).mean(-1)."""
     penalty, in_gate = bug.pop("penalty", None), bug.pop("b_mag_in_gate", False)
-    if penalty is None and not in_gate:
+    scaled = bug.pop("scaled", None)
+    if penalty is None and not in_gate and scaled is None:
         return FC.gated_forward(sae, h, **bug)
     d, _, acts, h_rec = FC.gated_forward(sae, h)
-    if in_gate:
+    if in_gate or scaled is not None:
         proj = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
-        gate = proj + sae.b_enc + sae.b_mag
-        acts = (gate > 0).to(h.dtype) * (proj * sae.r_mag.exp() + sae.b_mag).relu()
+        s_gate, s_mag = scaled or (False, True)
+        gate = (proj * sae.r_mag.exp() if s_gate else proj) + sae.b_enc + (sae.b_mag if in_gate else 0)
+        acts = (gate > 0).to(h.dtype) * ((proj * sae.r_mag.exp() if s_mag else proj) + sae.b_mag).relu()
         h_rec = _dec(acts, sae)
         via = torch.einsum("bis,isd->bid", gate.relu(), sae.W_dec_normalized.detach()) + sae.b_dec.detach()
         d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": gate.relu().sum(-1)} | {
@@ -71,6 +74,21 @@ GATED_MISTAKES = [
         "x @ W_enc + b_enc (no b_mag) and π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
         "acts",
         {"b_mag_in_gate": True},
+    ),
+    (
+        "r_mag_on_gate",
+        "the two paths' scalings are swapped: your exp(r_mag) rescales the gate path, π_gate = (x @ W_enc) · "
+        "exp(r_mag) + b_enc, and the magnitude path is left unscaled. It belongs on the magnitude path only: "
+        "π_gate = x @ W_enc + b_enc and π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"scaled": (True, False)},
+    ),
+    (
+        "r_mag_on_both",
+        "your exp(r_mag) rescales both paths: it belongs on the magnitude path only, π_gate = x @ W_enc + b_enc "
+        "(no exp(r_mag)) and π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"scaled": (True, True)},
     ),
     *_penalty_causes(),
 ]

@@ -5,6 +5,10 @@ misname, each told by recomputing the reference gradient with the one slip in it
   rectangle the kernel is constant, so the wrong entries share one value and read like a clamp;
 * an extra ∓1[x > θ] · grad_output term (the derivative of ReLU(x - θ) w.r.t. θ mixed into JumpReLU's);
 * JumpReLU's factor θ pooled (mean, sum, max) over every axis or one axis instead of each element's own θ;
+* the window one-sided (the rectangle compares u with 1/2, not |u|) or its width scaled by θ (ε·θ, ε/θ), the
+  slope -(factor/ε) unchanged: the reference recomputed with that window;
+* the whole gradient times 2 at ε and at 4ε alike (so not a power of ε): the half-width ε/2 divides the slope
+  where ε belongs;
 * the whole gradient times a per-element quantity (1/θ, θ, θ², 1/θ², x, 1/x, x/θ, θ/x, exp(θ)): the element-wise
   ratio got / expected over the window read back and named when exactly one such quantity reproduces it.
 """
@@ -43,9 +47,12 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5)
 
 
-def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str) -> None:
+def theta_grad_slips(
+    got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str, impl: type | None = None
+) -> None:
     """Fail with a named diagnosis when the learner's threshold gradient `got` is the reference (`dth(x, th, bw)`
-    per unit grad_output, `g` the upstream gradient) with one of the slips in the module docstring."""
+    per unit grad_output, `g` the upstream gradient) with one of the slips in the module docstring (`impl`, the
+    learner's Function, is re-run at 4ε to tell a constant factor from a power of ε)."""
     got = got.detach()
     kernel = dth(x, th, bw)
     if _close(got, kernel * g):
@@ -69,6 +76,9 @@ def theta_grad_slips(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, d
                 "grad_output",
                 code="relu_theta_term",
             )
+    _window_variants(got, x, th, g, bw, dth, name)
+    if impl is not None:
+        _constant_factor(impl, got, x, th, g, bw, dth, name)
     _ratio(got, kernel * g, x, th, name)
     if name != "JumpReLU":
         return
@@ -164,4 +174,84 @@ def theta_grad_alone(impl: type, name: str, x0: Tensor, th0: Tensor, g: Tensor, 
         "θ's gradient depends on whether x requires grad: needs_input_grad[1] is θ's flag, [0] is x's (return "
         "the θ-gradient whenever ctx.needs_input_grad[1] is true, whatever x's flag)",
         code="needs_input_grad",
+    )
+
+
+_RIGHT_WINDOW = "K = 1[|u| < 1/2] with u = (x - θ)/ε: the window |x - θ| < ε/2 on both sides of θ, whatever θ"
+# (code, what the learner's window is, K(x, θ, ε)): the slope -(factor/ε) kept, only the window changed
+_WINDOWS: tuple[tuple[str, str, Callable[[Tensor, Tensor, float], Tensor]], ...] = (
+    (
+        "window_one_sided",
+        "one-sided: non-zero for every x below θ + ε/2, however far below θ, and cut only above (the rectangle "
+        "compares u itself with 1/2, 1[u < 1/2]: the abs is missing)",
+        lambda x, th, bw: ((x - th) / bw < 0.5).to(x.dtype),
+    ),
+    (
+        "window_one_sided",
+        "one-sided: non-zero for every x above θ - ε/2, however far above θ, and cut only below (the rectangle "
+        "compares u itself with -1/2, 1[u > -1/2]: the abs is missing)",
+        lambda x, th, bw: ((x - th) / bw > -0.5).to(x.dtype),
+    ),
+    (
+        "window_scaled_by_theta",
+        "ε·θ wide instead of ε, so it grows with the threshold: u = (x - θ)/(ε·θ), a window relative to θ",
+        lambda x, th, bw: ((x - th).abs() / (bw * th) < 0.5).to(x.dtype),
+    ),
+    (
+        "window_scaled_by_theta",
+        "ε/θ wide instead of ε, so it shrinks as the threshold grows: u = θ·(x - θ)/ε",
+        lambda x, th, bw: ((x - th).abs() * th / bw < 0.5).to(x.dtype),
+    ),
+)
+
+
+def _window_variants(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str) -> None:
+    """Fail when `got` is the right slope -(factor/ε) (read as `dth` at x = θ) times one of `_WINDOWS`' kernels."""
+    slope = dth(th, th, bw).expand_as(x)  # u = 0: K = 1, what is left is -(factor/ε)
+    right = dth(x, th, bw) * g
+    for code, what, kernel in _WINDOWS:
+        wrong = slope * kernel(x, th, bw) * g
+        if _close(wrong, right) or not _close(got, wrong):
+            continue
+        diff = int((~torch.isclose(got.to(right.dtype), right, rtol=1e-4, atol=1e-5)).sum())
+        fail(
+            f"the gradient of {name} with respect to threshold has the right slope but another window: it differs "
+            f"from the expected one at {diff}/{right.numel()} positions, each at the edge of or outside the window "
+            f"|x - θ| < ε/2 (ε = {bw:g})",
+            f"your window is {what}. {_RIGHT_WINDOW}",
+            code=code,
+        )
+
+
+def _constant_factor(
+    impl: type, got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, dth: Callable, name: str
+) -> None:
+    """Fail when `got` is the expected θ-gradient times 2 and the learner's gradient at 4ε is the expected one there
+    times 2 as well (a power of ε would change with ε: `DG.theta_factor` names those; other constants are left to
+    the generic `scale` reading)."""
+    want = dth(x, th, bw) * g
+    inside = want != 0
+    if not inside.any():
+        return
+    c = float((got[inside].double() / want[inside].double()).median())
+    if abs(c - 2) > 1e-3 or not _close(got, want * c):  # other constants: the generic `scale` reading
+        return
+    xs, ths = x.clone().requires_grad_(True), th.clone().requires_grad_(True)
+    try:
+        (grad4,) = torch.autograd.grad((impl.apply(xs, ths, 4 * bw) * g).sum(), (ths,), allow_unused=True)
+    except RuntimeError:
+        return
+    if grad4 is None or not _close(grad4.detach(), dth(x, th, 4 * bw) * g * c):
+        return
+    right = "-(1/ε) · K((x - θ)/ε)" if name == "Heaviside" else "-(θ/ε) · K((x - θ)/ε)"
+    top = "1" if name == "Heaviside" else "θ"
+    why = (
+        f"a factor 2 from the bandwidth in the slope: it divides by ε/2 where ε belongs, -({top}/(ε/2)) (the "
+        "window's half-width ε/2 used in the slope). The window is |x - θ| < ε/2, but the slope divides by ε"
+    )
+    fail(
+        f"the gradient of {name} with respect to threshold is {c:.4g} × the expected one at every position, at "
+        f"ε = {bw:g} and at ε = {4 * bw:g} alike (a constant, not a power of ε)",
+        f"your θ-gradient shows {why}. backward returns {right} · grad_output",
+        code="theta_constant_factor",
     )
