@@ -36,6 +36,7 @@ from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
 from tests import part5_toy_saes_row_norms as RN
+from tests.autograd_inplace import inplace_failure, learner_backward
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -155,6 +156,7 @@ def grads_of(sae: torch.nn.Module, loss: Tensor) -> dict[str, Tensor]:
     try:
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     except RuntimeError as err:
+        inplace_failure(err, "your loss")
         if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
             raise
         if "derivative for" in str(err) and "not implemented" in str(err):
@@ -540,7 +542,8 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
             )
         param = sae._W_dec if sae._W_dec is not None else sae.W_enc
         weights = torch.linspace(0.5, 1.5, D_IN, device=device)
-        (grad,) = torch.autograd.grad((out * weights).sum(), param, allow_unused=True)
+        with learner_backward("W_dec_normalized"):
+            (grad,) = torch.autograd.grad((out * weights).sum(), param, allow_unused=True)
         (ref_grad,) = torch.autograd.grad((ref.ToySAE.W_dec_normalized.fget(sae) * weights).sum(), param)
         grad = torch.zeros_like(ref_grad) if grad is None else grad
         if tied:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_probes as P
 from tests.checking import FAILURE_PROBABILITY, fail
 from tests.part5_toy_saes_readoffs import reconstruction_factor, sparsity_factor
@@ -450,6 +451,9 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
     scale = max(1.0, abs(mine[-1]))
     if abs(R + sum(c * x for c, x in zip(coeffs.tolist(), w, strict=True)) - mine[-1]) > 1e-4 * scale:
         return  # not linear in sparsity_coeff: nothing simple to say
+    with torch.no_grad():  # the reference's per-instance reconstruction part: the batch mean of L_reconstruction
+        rec_ref = forward(reference, h)[0]["L_reconstruction"].mean(0).tolist()
+    RL.coeff_on_reconstruction(R, w, R_ref, w_ref, rec_ref)
     close = lambda a, b: abs(a - b) <= 1e-4 * max(1.0, abs(b))
     parts = []
     if not close(R, R_ref):

@@ -110,3 +110,22 @@ def l0_where_l1(got: Tensor, want: Tensor, h: Tensor, sae: Any, what: str) -> No
             "L_sparsity = acts_post.abs().sum(-1): add up the activations' values, don't count the non-zero ones",
             code="l0_count",
         )
+
+
+def coeff_on_reconstruction(R: float, w: list[float], R_ref: float, w_ref: list[float], rec_ref: list[float]) -> None:
+    """Fail when sparsity_coeff multiplies the whole per-example loss, c_i · (L_rec + L_sparsity), not only the
+    sparsity term: the loss at c = 0 is then 0, and instance i's coefficient moves the loss by its reconstruction
+    part (rec_ref[i], the reference's batch mean of L_reconstruction) plus its sparsity part w_ref[i]."""
+    tol = lambda b: 1e-4 * max(1.0, abs(b))
+    if abs(R_ref) < 1e-6 or abs(R) > tol(R_ref) or len(rec_ref) != len(w):
+        return
+    if not all(abs(a - (r + b)) <= tol(r + b) for a, r, b in zip(w, rec_ref, w_ref, strict=True)):
+        return
+    fail(
+        "sparsity_coeff multiplies the reconstruction term too: your loss is 0 with sparsity_coeff = 0 (expected "
+        f"{R_ref:.4g}), and sparsity_coeff[i] scales instance i's L_reconstruction + L_sparsity "
+        f"({[round(a, 4) for a in w]} per unit, expected {[round(b, 4) for b in w_ref]} from L_sparsity alone)",
+        "weight only the sparsity term: loss = (L_reconstruction + sparsity_coeff * L_sparsity).mean(0).sum(), "
+        "not sparsity_coeff * (L_reconstruction + L_sparsity)",
+        code="coeff_on_reconstruction",
+    )

@@ -28,6 +28,7 @@ from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
 from tests import part5a_sae_architectures_step_grads as SG
+from tests.autograd_inplace import inplace_failure
 from tests.checking import _is_learner_frame, checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.parameter_signs import check_negated_parameter
@@ -123,6 +124,7 @@ def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
 
 def _backward_error(err: RuntimeError, name: str) -> None:
     """Name an error autograd raised about what the learner's backward returned (not raised in their code)."""
+    inplace_failure(err, name)  # an in-place edit of a tensor autograd saved, not what backward returned
     if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
         raise err
     first = str(err).splitlines()[0]
