@@ -138,6 +138,10 @@ LINEARISED_SLIPS = {
     "embeddings model.W_E[tokens] to them again; use embeds as they are",
     "one_head_pattern": "each head mixes positions with its OWN attention pattern, frozen.pattern[h]: yours uses head "
     "0's pattern for every head (frozen.pattern[0], or an index that never moves with the head); z_h = pattern[h] v_h",
+    "pattern_summed": "each head mixes positions with its OWN attention pattern, frozen.pattern[h]: yours applies "
+    "the patterns summed over the heads (pattern.sum(0)) to every head's values; z_h = pattern[h] v_h",
+    "pattern_averaged": "each head mixes positions with its OWN attention pattern, frozen.pattern[h]: yours applies "
+    "the patterns averaged over the heads (pattern.mean(0)) to every head's values; z_h = pattern[h] v_h",
     "heads_mean": "the heads' outputs are summed, not averaged: yours has a factor 1/n_heads on the attention output "
     "(e.g. per-head outputs .mean(0) instead of .sum(0)); resid_mid = embeds + Σ_h z_h W_O[h] + b_O",
 }
@@ -157,6 +161,9 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         model = _HeadsAveraged(model)
     if bug.pop("one_head_pattern", False):  # head 0's pattern for every head
         frozen = dataclasses.replace(frozen, pattern=frozen.pattern[:1].expand_as(frozen.pattern))
+    for code, merge in (("pattern_summed", torch.sum), ("pattern_averaged", torch.mean)):
+        if bug.pop(code, False):  # every head mixes with the heads' patterns merged
+            frozen = dataclasses.replace(frozen, pattern=merge(frozen.pattern, 0, True).expand_as(frozen.pattern))
     if bug.pop("pos_again", False):
         embeds = embeds + model.W_pos[: embeds.shape[0]]
     if bug.pop("embed_again", False):

@@ -129,5 +129,67 @@ def token_view(out: Tensor, expected: Tensor, what: str, model: Any, tc: Any, re
     relations(out, expected, what)
     view_ranks(out, expected, what)
     view_named_factor(out, expected, what, model, tc)
+    view_named_offset(out, expected, what, model, tc)
     if what.startswith("latent_logit_effect"):
         view_probability_change(out, expected, what, model)
+
+
+def view_named_offset(out: Tensor, expected: Tensor, what: str, model: Any, tc: Any) -> None:
+    """The right token view plus one number for every token that is ± (or 2×) a named bias of the latent: its encoder
+    bias b_enc[latent], the decoder bias read through its encoder column, its threshold."""
+    if out.shape != expected.shape or not out.is_floating_point() or "latent " not in what:
+        return
+    a, e = out.detach().double().cpu(), expected.detach().double().cpu()
+    shift = float((a - e).mean())
+    if abs(shift) < 1e-4 or not torch.allclose(a, e + shift, rtol=1e-3, atol=1e-4):
+        return
+    i = int(what.split("latent ")[-1].split()[0])
+    named = {
+        "tc.b_enc[latent] (the encoder bias)": tc.b_enc[i],
+        "tc.b_dec @ tc.W_enc[:, latent] (the decoder bias read through the encoder)": tc.b_dec @ tc.W_enc[:, i],
+    }
+    if getattr(tc, "threshold", None) is not None:
+        named["tc.threshold[latent] (the JumpReLU threshold)"] = tc.threshold[i]
+    for name, v in named.items():
+        v = float(v.detach().double().cpu()) if v.dim() == 0 else None
+        for k, how in ((1, "+"), (-1, "−"), (2, "+ 2 ×"), (-2, "− 2 ×")):
+            if v is not None and abs(v) > 1e-4 and abs(shift - k * v) <= 2e-3 * abs(shift) + 1e-5:
+                fail(
+                    f"{what}: your values are the expected ones shifted by {shift:.4g} = {how} {name} "
+                    f"({float(v):.4g}) at every token",
+                    f"{name.split(' (')[0]} is a constant of the latent, the same for every token: the view is the "
+                    "plain matrix product of the formula, with no bias added or subtracted (a constant shift says "
+                    "nothing about which tokens matter)",
+                    code="bias_offset",
+                )
+
+
+def rows_identical(got: Tensor, want: Tensor, graph: Any, rows: list[int]) -> None:
+    """Every target row holds the same edges where the right rows differ: one gradient for all the targets (of their
+    sum, named when the common row is the sum of the right rows) instead of one per target."""
+    if got.shape != want.shape or len(rows) < 2:
+        return
+    g, w = got.detach().double().cpu(), want.detach().double().cpu()
+    close = lambda x, y: bool(torch.allclose(x, y, rtol=1e-3, atol=2e-4))
+    if not close(g, g[:1].expand_as(g)) or close(w, w[:1].expand_as(w)) or not g.abs().max() > 0:
+        return
+    seen = f"all {len(rows)} target rows of the adjacency hold the same edges, where the right rows differ"
+    how = (
+        "one gradient per target: a loop over the targets with torch.autograd.grad(target, ..., retain_graph=True), "
+        "or torch.func.jacrev; a single backward gives one row for all of them"
+    )
+    if close(g[0], w.sum(0)):
+        fail(
+            f"{seen}: each is the sum of the right rows, the gradient of the sum of all the targets (one backward "
+            "or autograd.grad of targets.sum())",
+            how,
+            code="summed_targets",
+        )
+    match = [k for k in range(len(rows)) if close(g[0], w[k])]
+    of = f" (they are the edges into {graph.label(rows[match[0]])})" if match else ""
+    fail(
+        seen + of,
+        "possible causes: one gradient taken for all the targets (of their sum or of one target) and written into "
+        "every row, or a row variable that never changes in the loop; take " + how,
+        code="identical_rows",
+    )

@@ -28,6 +28,7 @@ def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: lis
     extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
     got, want = out[rows], direct[rows]
     permuted.rows_permuted(got, want, graph, rows)
+    permuted.rows_identical(got, want, graph, rows)
     empty = (got.abs().amax(-1) == 0) & (want.abs().amax(-1) > 0)
     if empty.any():
         n_lat = graph.n_latents
