@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tests.autograd_inplace import inplace_reading
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
 from tests.regions import describe_disagreement, region_of_disagreement
@@ -93,6 +94,12 @@ class CheckFailed(CheckOutcome, AssertionError):
 
 def fail(message: str, hint: str | None = None, code: str = "failed") -> None:
     raise CheckFailed(message, hint, code)
+
+
+def inplace_failure(err: BaseException, what: str) -> None:
+    """Fail (code inplace_autograd) when `err` is autograd's in-place error from a checker's backward over `what`."""
+    if inplace := inplace_reading(err, what):
+        fail(*inplace, code="inplace_autograd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +221,8 @@ def _described(err: Exception) -> CheckFailed:
     frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
     kind = f"{type(err).__name__}: {err}"
     if not frames:
+        if inplace := inplace_reading(err, "your output"):  # the checker's backward met the learner's in-place edit
+            return CheckFailed(*inplace, code="inplace_autograd")
         every = traceback.extract_tb(err.__traceback__)
         if every and Path(every[-1].filename).name == "function.py" and "autograd" in every[-1].filename:
             # torch's autograd machinery raised while running a learner's torch.autograd.Function

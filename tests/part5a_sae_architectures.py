@@ -7,7 +7,6 @@ instances), then the gradients; a wrong output or gradient is compared with the 
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -28,8 +27,7 @@ from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
 from tests import part5a_sae_architectures_step_grads as SG
-from tests.autograd_inplace import inplace_failure
-from tests.checking import _is_learner_frame, checker, expect_close, expect_matches, expect_tensor, fail, returned
+from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.parameter_signs import check_negated_parameter
 from tests.part5_toy_saes import (
@@ -122,21 +120,6 @@ def _step_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     return x, threshold, grad_out
 
 
-def _backward_error(err: RuntimeError, name: str) -> None:
-    """Name an error autograd raised about what the learner's backward returned (not raised in their code)."""
-    inplace_failure(err, name)  # an in-place edit of a tensor autograd saved, not what backward returned
-    if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
-        raise err
-    first = str(err).splitlines()[0]
-    if "incorrect number of gradients" in first:
-        hint = "backward returns one gradient per input of forward, in order: (grad_x, grad_threshold, None)"
-        code = "grad_count"
-    else:
-        hint = "backward must return gradients shaped like x and threshold (and None for the bandwidth)"
-        code = "grad_shape"
-    fail(f"the backward pass of {name} failed: {first}", hint, code=code)
-
-
 def _check_step_function(
     impl: Any,
     name: str,
@@ -187,7 +170,7 @@ def _check_step_function(
     try:
         grad_x, grad_th = torch.autograd.grad((out * g).sum(), (x, th), allow_unused=True)
     except RuntimeError as err:
-        _backward_error(err, name)
+        SG.backward_error(err, name)
     grad_x = torch.zeros_like(x0) if grad_x is None else grad_x
     grad_th = torch.zeros_like(th0) if grad_th is None else grad_th
     want_x, want_th = dx(x0, th0, BANDWIDTH) * g, dth(x0, th0, BANDWIDTH) * g

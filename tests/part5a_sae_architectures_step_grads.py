@@ -11,16 +11,20 @@ misname, each told by recomputing the reference gradient with the one slip in it
   where ε belongs;
 * the whole gradient times a per-element quantity (1/θ, θ, θ², 1/θ², x, 1/x, x/θ, θ/x, exp(θ)): the element-wise
   ratio got / expected over the window read back and named when exactly one such quantity reproduces it.
+
+`backward_error` names what autograd rejected in a learner's backward (a gradient count or shape, an in-place edit).
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from tests.checking import fail
+from tests.checking import fail, inplace_failure
+from tests.learner_errors import _is_learner_frame
 
 _POOLS: tuple[tuple[str, Callable[[Tensor, tuple[int, ...] | None], Tensor]], ...] = (
     ("mean", lambda t, dims: t.mean() if dims is None else t.mean(dims, keepdim=True)),
@@ -255,3 +259,18 @@ def _constant_factor(
         f"your θ-gradient shows {why}. backward returns {right} · grad_output",
         code="theta_constant_factor",
     )
+
+
+def backward_error(err: RuntimeError, name: str) -> None:
+    """Name an error autograd raised about what the learner's backward returned (not raised in their code)."""
+    inplace_failure(err, name)  # an in-place edit of a tensor autograd saved, not what backward returned
+    if any(_is_learner_frame(f.filename) for f in traceback.extract_tb(err.__traceback__)):
+        raise err
+    first = str(err).splitlines()[0]
+    if "incorrect number of gradients" in first:
+        hint = "backward returns one gradient per input of forward, in order: (grad_x, grad_threshold, None)"
+        code = "grad_count"
+    else:
+        hint = "backward must return gradients shaped like x and threshold (and None for the bandwidth)"
+        code = "grad_shape"
+    fail(f"the backward pass of {name} failed: {first}", hint, code=code)

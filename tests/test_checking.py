@@ -718,3 +718,13 @@ def test_a_logarithm_in_another_base_is_named():
 
     assert "base 2 (bits)" in factor_reason(1 / math.log(2), {"batch": 9}, [("cfg.n_classes", 4)])
     assert "base 10" in factor_reason(1 / math.log(10), {"batch": 9}, [])
+
+
+def test_an_in_place_edit_met_by_the_checkers_backward_is_the_learners():
+    x = torch.ones(2, 3, requires_grad=True)
+    norm = x.norm(dim=-1, keepdim=True)
+    out = x / norm.add_(1e-8)  # the learner's in-place edit of a tensor autograd saved
+    with pytest.raises(RuntimeError) as info:
+        out.sum().backward()
+    failure = _describe_error(info.value.with_traceback(None))  # raised in the checker's call: no learner frame
+    assert failure.code == "inplace_autograd" and "a norm" in failure.message and "norm + eps" in failure.hint
