@@ -168,7 +168,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
     mistakes += [("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)]
     mistakes += loss_relations.forward_tensor_mutants(x, W, b, p, two_layer)
-    new = weights.weight_transform_mutants(x, W, W, b, formula=FORMULA) + weights.gram_mutants(x, W, b)
+    new = weights.part1_weight_mutants(x, W, b, formula=FORMULA)
     mistakes += weights.novel(new, mistakes)
     pre = two_layer(x, W, W, b, out=lambda t: t)
     code, hint = (

@@ -95,3 +95,41 @@ def gram_mutants(x: Tensor, W: Tensor, b: Tensor) -> list[Mutant]:
         )
         for what, Gx in edits
     ]
+
+
+def reshape_mutants(
+    x: Tensor,
+    W_in: Tensor,
+    W_out: Tensor,
+    b: Tensor,
+    act: Callable[[Tensor], Tensor] = lambda t: t,
+    names: tuple[str, str] = ("W", "W"),
+    formula: str = "",
+) -> list[Mutant]:
+    """The forward pass with a reshape (or .view) where a transpose belongs: either product's weights [inst d feats]
+    read as W.reshape(inst, feats, d) in the transposed layout [inst feats d], or both. A reshape keeps the memory
+    order, so the entries land in the wrong places (unlike .transpose / .mT) while every shape still fits."""
+    h_in = lambda W: act(torch.einsum("...if,idf->...id", x, W))
+    model = lambda Wi, Wo: torch.relu(torch.einsum("...id,idf->...if", h_in(Wi), Wo) + b)
+    flip = lambda W: W.reshape(W.shape[0], W.shape[2], W.shape[1]).transpose(-1, -2)  # reshape read as the transpose
+    k, d, f = W_in.shape
+    out: list[Mutant] = []
+    for where, Wi, Wo in (
+        (f"the first product (with {names[0]})", flip(W_in), W_out),
+        (f"the second product (with {names[1]}ᵀ)", W_in, flip(W_out)),
+        ("both products", flip(W_in), flip(W_out)),
+    ):
+        hint = (
+            f"{where} reads the weights reshaped where a transpose belongs: your output is what "
+            f"W.reshape({k}, {f}, {d}) (or .view) gives in place of the transposed W [inst feats d_hidden]. A reshape "
+            "keeps the memory order and only relabels the sizes, so the entries land in the wrong places; swap the "
+            "axes with W.transpose(-1, -2) (or .mT), or name the axes in einsum" + (f" ({formula})" if formula else "")
+        )
+        out.append(("reshape_transpose", hint, model(Wi, Wo)))
+    return out
+
+
+def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
+    """Part 1's forward (W read by both products): the transforms, the Gram edits and the reshapes above."""
+    transformed = weight_transform_mutants(x, W, W, b, formula=formula)
+    return transformed + gram_mutants(x, W, b) + reshape_mutants(x, W, W, b, formula=formula)

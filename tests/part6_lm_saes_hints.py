@@ -18,6 +18,7 @@ from torch import Tensor
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
+from tests.part6_lm_saes_sequence_subset import only_some_sequences
 from tests.part6_lm_saes_steer_scale import steer_scale
 from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
 
@@ -396,6 +397,8 @@ def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
         return
     v = torch.where(v > 1e-6 * v.max(), v, torch.zeros_like(v))  # lstsq leaves ~1e-9 where a weight is 0
     m = v / v[v > 0].min()
+    if torch.allclose(m, m.round(), atol=0.02) and m.max() < 1.5:  # equal weights on a subset: name the subset
+        only_some_sequences(y, per_seq, m.round().long(), batch_size)
     if not torch.allclose(m, m.round(), atol=0.02) or m.max() < 1.5 or m.max() > 5:
         return
     m = m.round().long()

@@ -1,7 +1,8 @@
 """Proofs for part 1 after the fresh33 measurement: a pair loop that stops one short (the last pair never drawn),
 the anticorrelated thresholds swapped (activity 1/2, choice 2p), a combined batch holding one block twice (a
 copy-paste, detected by identical columns), and a block whose probabilities were read from p.T (its pair count on
-the instance axis, named from torch.cat's sizes)."""
+the instance axis, named from torch.cat's sizes); fresh36: a reshape where the transpose of W belongs, named per
+product (in both products the older reshaped_weights entry names it)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 import tests.part1_superposition as p1
-from solutions.part1_superposition import CorrelatedToyModel
-from tests.proving import assert_fails
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel
+from tests.proving import assert_fails, assert_passes
 
 
 def _variant(**methods):
@@ -94,3 +95,36 @@ def test_block_probabilities_from_p_transposed_named(block):
         p1.test_generate_combined_batch, _variant(generate_batch=generate_batch), "p_transposed_block"
     )
     assert f"block {block}" in failure.hint and "p.T" in failure.hint
+
+
+def _reshaped(where):
+    """W.reshape(k, f, d) (memory order kept) where the transposed W [inst feats d] belongs, in either product."""
+
+    def forward(self, x):
+        k, d, f = self.W.shape
+        Wr = self.W.reshape(k, f, d)
+        W_down = Wr.transpose(-1, -2) if where in ("first", "both") else self.W
+        h = torch.einsum("...if,idf->...id", x, W_down)
+        W_up = Wr if where in ("second", "both") else self.W.transpose(-1, -2)
+        return torch.relu(torch.einsum("...id,ifd->...if", h, W_up) + self.b_final)
+
+    return forward
+
+
+@pytest.mark.parametrize(("where", "named"), [("first", "first product"), ("second", "second product")])
+def test_forward_reshape_for_transpose_is_named(where, named):
+    err = assert_fails(p1.test_forward, type("M", (ToyModel,), {"forward": _reshaped(where)}), "reshape_transpose")
+    assert named in err.hint and "W.reshape(3, 5, 2)" in err.hint and "transpose" in err.hint
+
+
+def test_forward_reshape_in_both_products_is_named():
+    err = assert_fails(p1.test_forward, type("M", (ToyModel,), {"forward": _reshaped("both")}), "reshaped_weights")
+    assert "transpose" in err.hint
+
+
+def test_forward_with_mT_still_passes():
+    def forward(self, x):
+        h = torch.einsum("...if,ifd->...id", x, self.W.mT)
+        return torch.relu(torch.einsum("...id,ifd->...if", h, self.W.mT) + self.b_final)
+
+    assert_passes(p1.test_forward, type("M", (ToyModel,), {"forward": forward}))

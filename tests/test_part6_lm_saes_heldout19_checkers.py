@@ -1,7 +1,8 @@
 """Proofs for part 6's diagnoses added after the fresh35 held-out measurement: recovered with a loss alone in the
 ratio (zero - clean written as zero) quoted as the formula it is, and a steering vector with an extra scale read
 back (k / coeff compared with named norms; a coeff that does not follow the call, or an unnamed factor, reported
-with its possible causes, none asserted). The correct steering (in place) still passes."""
+with its possible causes, none asserted). The correct steering (in place) still passes. fresh36: frequencies of
+some whole batches alone (the last one: a count reset in the loop) named from the per-sequence weights read back."""
 
 from __future__ import annotations
 
@@ -80,3 +81,35 @@ def test_steer_in_place_correct_passes():
         return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
 
     assert_passes(checks.test_steer_with_latent, steer_with_latent)
+
+
+def _frequencies(keep):
+    """Per-batch counts kept by `keep(batch_index, n_batches)`: reset in the loop (last batch only) and the like."""
+
+    def latent_frequencies(model, sae, tokens, batch_size=32):
+        starts = list(range(0, tokens.shape[0], batch_size))
+        count, n = 0, 0
+        for i, s in enumerate(starts):
+            _, cache = model.run_with_cache(tokens[s : s + batch_size], names_filter=sae.hook_name)
+            fired = (sae.encode(cache[sae.hook_name])[:, 1:] > 0).float()
+            if keep(i, len(starts)):
+                count, n = count + fired.sum((0, 1)), n + fired.shape[0] * fired.shape[1]
+        return count / n
+
+    return latent_frequencies
+
+
+@pytest.mark.parametrize(
+    ("keep", "code", "named"),
+    [
+        (lambda i, k: i == k - 1, "last_batch_only", "the last batch alone"),
+        (lambda i, k: i == 1, "sequences_subset", "batch 2 of 3 alone"),
+    ],
+)
+def test_latent_frequencies_of_some_batches_alone_are_named(keep, code, named):
+    err = assert_fails(checks.test_latent_frequencies, _frequencies(keep), code)
+    assert named in err.message and "exactly those sequences' own frequencies" in err.message
+
+
+def test_latent_frequencies_every_batch_still_passes():
+    assert_passes(checks.test_latent_frequencies, _frequencies(lambda i, k: True))
