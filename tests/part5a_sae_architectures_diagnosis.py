@@ -664,6 +664,8 @@ _FACTORS: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
     "x": lambda x, th, bw: x,
     "x - θ": lambda x, th, bw: x - th,
     "θ - x": lambda x, th, bw: th - x,
+    "x·1[x > θ] (the forward output)": lambda x, th, bw: x * (x > th).to(x.dtype),
+    "1[x > θ] (the forward output)": lambda x, th, bw: (x > th).to(x.dtype),
 }
 _POWER_HINTS = {
     -1: "you divide by ε twice (ε²): the pseudo-derivative divides by ε once, -(F/ε)·K(u) (u = (x - θ)/ε only "

@@ -6,7 +6,9 @@ The metrics take an SAE's activations, which are never negative (their docstring
 The catalogue entries (code, hint, value) are the right computation with one thing changed: L0 after a float16 cast
 (tiny activations round to 0), the FVE's shortcut total without brackets, its total as the biased variance times a
 size other than the batch, its residual a norm instead of a square, a metric rounded to a few decimals, and the
-recovery cosine divided by a sum of norms. An entry equal to the right values on the inputs is left out.
+recovery cosine divided by a sum of norms or by a norm reduced over the instance's rows, on W_features reshaped where a
+transpose belongs, or reduced over an axis and broadcast back; the FVE residual centred on its own mean.
+An entry equal to the right values on the inputs is left out.
 """
 
 from __future__ import annotations
@@ -101,6 +103,16 @@ def fve_formula_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
             1 - per_example / total,
         )
     )
+    r = h - h_rec
+    entries.append(
+        (
+            "residual_centred",
+            "your residual is centred on its own batch mean, Σ(r - mean(r))² with r = h - h_rec (sklearn's "
+            "explained_variance_score): the FVE's residual is the plain squared error Σ(h - h_rec)², so a constant "
+            "offset in h_rec counts as error. Centre only the total, on mean(h)",
+            1 - (r - r.mean(0, keepdim=True)).pow(2).sum((0, 2)) / total,
+        )
+    )
     entries.append(
         (
             "residual_not_squared",
@@ -127,7 +139,8 @@ def rounded(metric: str, want: Tensor) -> list[Mutant]:
 
 
 def recovery_norm_slips(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
-    """Feature recovery with the dot product divided by the sum of the two norms (not their product)."""
+    """Feature recovery with the dot product divided by the sum of the two norms (not their product), by a norm
+    reduced over the instance's rows, on a reshaped (not transposed) input, or reduced over an axis and broadcast."""
     dot = torch.einsum("isd,idf->isf", W_dec, W_feat)
     dn, fn = W_dec.norm(dim=-1)[:, :, None], W_feat.norm(dim=1)[:, None, :]
     right = (dot / (dn * fn)).amax(1)
@@ -136,4 +149,82 @@ def recovery_norm_slips(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
         "your cosine is W_dec[j] · W_features[:, f] / (‖W_dec[j]‖ + ‖W_features[:, f]‖): a sum of the norms. "
         "The cosine divides by their product, ‖W_dec[j]‖ · ‖W_features[:, f]‖ (or normalise both first)"
     )
-    return [("norm_sum", hint, value)] if _differs(value, right) else []
+    entries = [("norm_sum", hint, value), *_recovery_norm_reduced(dot, W_dec, W_feat)]
+    entries += _recovery_reshaped(W_feat, W_dec) + broadcast_reductions(right, ("instance", "feature"), "recovery")
+    return [e for e in entries if _differs(e[2], right)]
+
+
+def _recovery_norm_reduced(dot: Tensor, W_dec: Tensor, W_feat: Tensor) -> list[Mutant]:
+    """The cosine with one side's norm reduced over the instance's rows (the largest, the mean or the sum of the
+    latents' or features' norms) instead of each row's own norm."""
+    dn, fn = W_dec.norm(dim=-1, keepdim=True), W_feat.norm(dim=1, keepdim=True)  # [i s 1], [i 1 f]
+    out: list[Mutant] = []
+    for side, own, noun, dim in (("W_dec", dn, "latents", -1), ("W_features", fn, "features", 1)):
+        axis = 1 if side == "W_dec" else 2
+        for how, red in (
+            ("the largest norm among", own.amax(axis, keepdim=True)),
+            ("the mean norm of", own.mean(axis, keepdim=True)),
+            ("the sum of the norms of", own.sum(axis, keepdim=True)),
+        ):
+            if side == "W_features" and how == "the mean norm of":
+                continue  # the catalogue's mean_feature_norm
+            value = (dot / ((red * fn) if side == "W_dec" else (dn * red))).amax(1)
+            hint = (
+                f"your {side} vectors are divided by {how} the instance's {noun}, not each by its own norm: "
+                f"normalise each one by itself, {side} / {side}.norm(dim={dim}, keepdim=True), so every cosine "
+                "lies in [-1, 1]"
+            )
+            out.append(("norm_reduced", hint, value))
+    return out
+
+
+def _recovery_reshaped(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
+    """Feature recovery on W_features reshaped to [inst feats d_in] (or W_dec to [inst d_in d_sae]) and read as if
+    transposed: reshape regroups the numbers in memory, it doesn't swap axes."""
+    i, d, f = W_feat.shape
+    s = W_dec.shape[1]
+    out: list[Mutant] = []
+    for what, fe, de, shape, fix in (
+        (
+            "W_features",
+            W_feat.reshape(i, f, d).transpose(1, 2),
+            W_dec,
+            f"({i}, {f}, {d})",
+            "W_features.transpose(1, 2)",
+        ),
+        ("W_dec", W_feat, W_dec.reshape(i, d, s).transpose(1, 2), f"({i}, {d}, {s})", "W_dec.transpose(1, 2)"),
+    ):
+        value = _recovery(fe, de)
+        hint = (
+            f"your values are the right ones computed with {what}.reshape{shape} in place of a transpose: reshape "
+            f"and view regroup the numbers in memory, they don't swap axes. Use {fix} (or einops.rearrange), or "
+            "contract over d_in directly with einsum"
+        )
+        out.append(("reshaped_not_transposed", hint, value))
+    return out
+
+
+def _recovery(W_feat: Tensor, W_dec: Tensor) -> Tensor:
+    dot = torch.einsum("isd,idf->isf", W_dec, W_feat)
+    return (dot / (W_dec.norm(dim=-1)[:, :, None] * W_feat.norm(dim=1)[:, None, :])).amax(1)
+
+
+def broadcast_reductions(want: Tensor, dims: tuple[str, ...], noun: str) -> list[Mutant]:
+    """The right values averaged, summed, maxed or minned over one axis and broadcast back along it (every position
+    along that axis the same): a reduction over an axis that should stay."""
+    out: list[Mutant] = []
+    for axis, name in enumerate(dims):
+        if want.shape[axis] < 2:
+            continue
+        for how, red in (
+            ("averaged", want.mean(axis, keepdim=True)),
+            ("summed", want.sum(axis, keepdim=True)),
+            ("maxed", want.amax(axis, keepdim=True)),
+            ("minned", want.amin(axis, keepdim=True)),
+        ):
+            hint = (
+                f"your values are the same at every {name} (size {want.shape[axis]}): the expected {noun} {how} over "
+                f"the {name}s and broadcast back. Each {name} gets its own value: don't reduce over that axis"
+            )
+            out.append(("reduced_broadcast", hint, red.expand_as(want)))
+    return out
