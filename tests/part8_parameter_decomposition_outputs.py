@@ -12,6 +12,7 @@ from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_count_ratios as ratios
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
@@ -76,6 +77,7 @@ def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
         + faithfulness_doubled_count(weights, U, V)
         + order.faithfulness_norm_difference(weights, U, V)
         + layer_sums.faithfulness_combined(weights, U, V)
+        + ratios.faithfulness_product_scaled(weights, U, V)
     )
 
 

@@ -175,3 +175,22 @@ def start_rounded(out0: Tensor, start: Tensor) -> None:
                 "clamp the sources to [0, 1] (and only after a step): with no step they are init itself",
                 code="sources_clamped",
             )
+
+
+def ci_random(module: torch.nn.Module, p: dict[str, Tensor], lower: Tensor) -> Mistakes:
+    """Two calls of the learner's module on the same (a, V) that differ: a random forward pass (dropout left on,
+    a random draw), named before any probe that assumes a deterministic forward reads the difference as structure."""
+    try:
+        with torch.no_grad():
+            one, two = (torch.as_tensor(module(p["a"].clone(), p["V"].clone())[0]).detach() for _ in range(2))
+    except Exception:  # a probe only
+        return []
+    if one.shape != two.shape or torch.allclose(one.double(), two.double(), rtol=1e-5, atol=1e-7):
+        return []
+    hint = (
+        f"two calls of forward on the same (a, V) gave different importances ({int((one != two).sum())} of "
+        f"{one.numel()} entries differ): your forward pass is random: dropout left on (F.dropout's default is "
+        "training=True, and nn.Dropout is active in training mode) or a random draw (torch.rand / randn / "
+        "bernoulli) in forward. The importances are a deterministic function of a and V: drop the random op"
+    )
+    return [("random_forward", hint, lower)]

@@ -96,21 +96,28 @@ def step_factor(out: list[Tensor], loss_fn: Callable, init: list[Tensor], n_step
         seen.append(f)
         cand = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps, f * step_size)])
         if torch.allclose(flat, cand, rtol=1e-4, atol=1e-5):
+            fits = counts_fitting(f, {"n_steps": n_steps, "the number of sources (len(init))": len(init)})
+            named = "".join(f" = {c}" for c in fits)
+            why = f" (a count that fits: {' or '.join(fits)})" if len(fits) > 1 else ""
             hint = (
-                f"the sources moved in steps of {f:g} × step_size ({f * step_size:g}, read from their spacing "
-                f"relative to init): each step is r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), by step_size itself"
+                f"the sources moved in steps of {f:g} × step_size{named} = {f * step_size:g}{why}, read from their "
+                f"spacing relative to init (step_size = {step_size:g}, n_steps = {n_steps}, {len(init)} sources): "
+                "each step is r = clamp(r + step_size * sign(∂loss/∂r), 0, 1), by step_size itself"
             )
             code = "small_steps" if abs(f * n_steps - 1) < 1e-3 else "step_factor"  # step_size / n_steps
-            return [
-                (
-                    code,
-                    hint.replace(
-                        "step_size (", f"step_size = step_size / n_steps = {f * step_size:g} (n_steps = {n_steps}; "
-                    ),
-                    cand,
-                )
-            ]
+            return [(code, hint, cand)]
     return []
+
+
+def counts_fitting(f: float, counts: dict[str, int]) -> list[str]:
+    """Every way f is a count or its reciprocal (step_size / c or c × step_size), for each named count c > 1."""
+    out = []
+    for name, c in counts.items():
+        if c > 1 and abs(f * c - 1) < 1e-3:
+            out.append(f"step_size / {name}")
+        elif c > 1 and abs(f - c) < 1e-3:
+            out.append(f"{name} × step_size")
+    return out
 
 
 def adversarial_more(
