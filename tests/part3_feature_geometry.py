@@ -30,6 +30,7 @@ from tests.part3_feature_geometry_overlaps import overlap_square_candidates, who
 from tests.part3_feature_geometry_scale_probes import (
     abs_dot_mutants,
     capped_norm_mutants,
+    output_probe,
     per_instance_factor_failure,
     small_feature_failure,
 )
@@ -166,15 +167,7 @@ def dimensionality_structure(
     base = out.detach().double().cpu()
     x, u = sym
 
-    def probe(x: Tensor) -> Tensor | None:
-        try:
-            y = fn(x.clone())
-        except Exception:
-            return None
-        if not isinstance(y, Tensor) or tuple(y.shape) != tuple(base.shape) or not y.is_floating_point():
-            return None
-        y = y.detach().double().cpu()
-        return y if bool(torch.isfinite(y).all()) else None
+    probe = output_probe(fn, base)
 
     same = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
     g = torch.Generator().manual_seed(11)

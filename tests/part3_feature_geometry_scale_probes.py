@@ -101,3 +101,20 @@ def capped_norm_mutants(W: Tensor) -> list[tuple[str, str, Tensor]]:
             W.shape[1] / W.pow(2).sum(1).clamp(max=1).sum(-1),
         )
     ]
+
+
+def output_probe(fn: Callable[[Tensor], Tensor], base: Tensor) -> Callable[[Tensor], Tensor | None]:
+    """fn on a copy of an input, as a finite float64 CPU tensor shaped like `base`; None for anything else (an
+    exception, another shape or type, NaN): a probe's answer that can't be read says nothing."""
+
+    def probe(x: Tensor) -> Tensor | None:
+        try:
+            y = fn(x.clone())
+        except Exception:
+            return None
+        if not isinstance(y, Tensor) or tuple(y.shape) != tuple(base.shape) or not y.is_floating_point():
+            return None
+        y = y.detach().double().cpu()
+        return y if bool(torch.isfinite(y).all()) else None
+
+    return probe

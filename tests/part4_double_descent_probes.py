@@ -11,6 +11,7 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.part3_feature_geometry import dimensionality_structure
+from tests.part3_feature_geometry_scale_probes import output_probe
 from tests.part4_double_descent_calls import training_slice_failure
 
 AXES = ("examples", "inst", "feats")
@@ -147,15 +148,7 @@ def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor
     _rescaled_failure(out, expected, v)
     base = out.detach().double().cpu()
 
-    def probe(x: Tensor) -> Tensor | None:
-        try:
-            y = fn(x.clone())
-        except Exception:
-            return None
-        if not isinstance(y, Tensor) or tuple(y.shape) != tuple(base.shape) or not y.is_floating_point():
-            return None
-        y = y.detach().double().cpu()
-        return y if bool(torch.isfinite(y).all()) else None
+    probe = output_probe(fn, base)
 
     _triangle_failure(probe, v, base)
     dimensionality_structure(fn, v, out)
