@@ -17,6 +17,7 @@ from torch import Tensor
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
+from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_term_readings as terms
@@ -152,6 +153,7 @@ LINEARISED_MISTAKES = {
     **probes.LINEARISED_PROBED,
     **hints.LINEARISED_HINTS,
     **LINEARISED_SLIPS,
+    **placement.ERROR_PLACEMENT,
 }
 
 
@@ -172,6 +174,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
     if bug.pop("recorded_output", False):  # frozen's own recordings: they don't depend on embeds
         return frozen.acts, frozen.logits
+    if bug.pop("error_after_ln", False):
+        return placement.error_after_final_ln(model, tc, frozen, embeds, latents, error)
     if bug.pop("ln1_at_query", False):
         return _ln1_at_query(model, tc, frozen, embeds, latents, error)
     return known.variant_forward(model, tc, frozen, embeds, latents, error, **bug)

@@ -63,7 +63,10 @@ def view_named_factor(out: Tensor, expected: Tensor, what: str, model: Any, tc: 
         return
     a, e = out.detach().double().cpu(), expected.detach().double().cpu()
     ratio = float((a * e).sum() / (e * e).sum().clamp_min(1e-30))
-    if not torch.allclose(a, ratio * e, rtol=1e-3, atol=1e-4) or abs(ratio - 1) < 1e-3 or ratio <= 0:
+    if not torch.allclose(a, ratio * e, rtol=1e-3, atol=1e-4) or abs(ratio - 1) < 1e-3:
+        return
+    own_factor(ratio, e, what)
+    if ratio <= 0:
         return
     mats = {"W_E": model.W_E, "W_U": model.W_U.T, "W_enc": tc.W_enc.T, "W_dec": tc.W_dec}
     named = {}
@@ -82,6 +85,30 @@ def view_named_factor(out: Tensor, expected: Tensor, what: str, model: Any, tc: 
                     "no rescaling belongs here: the view is the plain matrix product of the formula (a guessed "
                     "LayerNorm scale or normalisation changes the size of every value)",
                     code="named_factor",
+                )
+
+
+def own_factor(ratio: float, e: Tensor, what: str) -> None:
+    """The right values divided by (or times) one of their own statistics: their sum, mean, L2 norm, max, |max|."""
+    named = {
+        "their sum": e.sum(),
+        "their mean": e.mean(),
+        "their L2 norm": e.norm(),
+        "their sum of absolute values": e.abs().sum(),
+        "their largest value": e.max(),
+        "their largest absolute value": e.abs().max(),
+        "their standard deviation": e.std(),
+    }
+    for name, v in named.items():
+        v = float(v)
+        for power, how in ((-1, "divided by"), (1, "multiplied by")):
+            if v != 0 and abs(ratio - v**power) <= 2e-3 * abs(ratio):
+                fail(
+                    f"{what} is the right vector {how} {name} ({v:.4g}): your values are {ratio:.4g} × the "
+                    f"expected ones",
+                    "no rescaling belongs here: return the plain matrix product of the formula (dividing by the "
+                    "values' own sum or norm turns them into shares and changes the size and sign of every value)",
+                    code="own_factor",
                 )
 
 
