@@ -94,9 +94,9 @@ def every_position(frozen, graph, direct: Tensor, forward: Callable) -> list[tup
         pre, logits = forward(frozen, frozen.embeds.detach(), lat, frozen.error.detach())
         targets = torch.cat([pre[pos, idx], logits[-1, graph.logit_ids]])
         A = direct.clone()
-        for row, t in zip(rows, targets, strict=True):
-            (g,) = torch.autograd.grad(t, vals, retain_graph=True, allow_unused=True)
-            A[row, graph.nodes("latent")] = 0 if g is None else (g * vals.detach()).to(A.dtype)
+        eye = torch.eye(len(rows), dtype=targets.dtype, device=targets.device)  # one backward for every target row
+        (g,) = torch.autograd.grad(targets, vals, grad_outputs=eye, is_grads_batched=True, allow_unused=True)
+        A[rows, graph.nodes("latent")] = 0 if g is None else (g * vals.detach()).to(A.dtype)
     return [
         (
             "latents_every_position",
