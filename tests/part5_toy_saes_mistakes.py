@@ -351,7 +351,7 @@ FORWARD_MISTAKES: list[tuple[str, str, str, dict]] = [
 def window_groups(n_inst: int, d_sae: int, n_dead: int, device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
     """frac_active_in_window [window inst d_sae] with, per instance (a different random choice in each), groups
     of latents that tell the usual rules apart. Returns (window, {group: [inst d_sae] bool mask})."""
-    window = 6
+    window = 23  # longer than any slice a rule might read (a last-10 slice of a 6-step window is all of it)
     frac = torch.rand(window, n_inst, d_sae, device=device) * 0.2 + 0.01
     names = ("dead", "first_only", "last_only", "middle_only", "rare")
     groups = {name: torch.zeros(n_inst, d_sae, dtype=torch.bool, device=device) for name in names}
@@ -363,8 +363,9 @@ def window_groups(n_inst: int, d_sae: int, n_dead: int, device: torch.device) ->
         frac[:, k, perm[:n_dead]] = 0.0
         frac[1:, k, perm[cut[1] : cut[2]]] = 0.0  # fired at the first step only: alive
         frac[:-1, k, perm[cut[2] : cut[3]]] = 0.0  # fired at the last step only: alive
-        frac[0, k, perm[cut[3] : cut[4]]] = 0.0  # fired in the middle only: alive
-        frac[-1, k, perm[cut[3] : cut[4]]] = 0.0
+        steps = [1 + (3 * k + r) * (window - 2) // (3 * n_inst) for r in range(3)]  # each at one step: alive
+        frac[:, k, perm[cut[3] : cut[4]]] = 0.0  # (spread over the window, so a slice read shows its bounds)
+        frac[steps, k, perm[cut[3] : cut[4]]] = torch.rand(3, device=device) * 0.2 + 0.01
         frac[:, k, perm[cut[4] : cut[5]]] = 2e-4  # fires rarely but at every step: alive
     return frac, groups
 

@@ -211,6 +211,17 @@ def window_slice_rule(changed: Tensor, frac: Tensor, active: Tensor) -> None:
         for b in range(a + 1, n + 1)
         if (a, b) != (0, n) and torch.equal(changed, (frac[a:b] <= 0).all(0) & active[:, None])
     ]
+    lasts = [s for s in slices if s.endswith(f":{n}]")]
+    if slices and len(lasts) == len(slices):
+        ms = sorted(n - int(s[1:].split(":")[0]) for s in lasts)
+        fail(
+            f"the latents you resampled are exactly those that fired at no step of only the last m steps of the "
+            f"{n}-step window (frac_active_in_window[-m:], m = {' or '.join(map(str, ms))} here), not of the whole "
+            "window: latents that fired only at an earlier step were treated as dead",
+            "a latent is dead if it fired at no step of the WHOLE window: (frac_active_in_window <= 0).all(dim=0), "
+            "not the last few rows (the notebook's window is 250 steps long, whatever slice you took)",
+            code="window_slice",
+        )
     if slices:
         fail(
             f"the latents you resampled are exactly those that fired at no step of a part of the {n}-step window "
