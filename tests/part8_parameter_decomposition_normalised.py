@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
+from tests import part8_parameter_decomposition_misplaced as misplaced
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_one_input as one_input
@@ -76,5 +77,5 @@ def ablation_normalised(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistake
 def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, out: Tensor) -> Mistakes:
     """`fresh.ablation_terms_ignored`, the normalisations above, other baselines and other losses (`subs`)."""
     named = fresh.ablation_terms_ignored(fn, chain, terms, x, out) + ablation_normalised(chain, terms, x)
-    named += one_input.ablation_one_input(chain, terms, x)
+    named += one_input.ablation_one_input(chain, terms, x) + misplaced.ablation_factors(chain, terms, x, out)
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_misplaced as misplaced
 from tests import part8_parameter_decomposition_mistakes as mis
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -117,6 +118,7 @@ def ci_slips(p: dict[str, Tensor]) -> Mistakes:
                 "b_out is added once, after the sum, z = Σ_j w_out GELU(w_in h + b_in) + b_out",
                 _ci(p, variant="b_out_inside"),
             ),
+            *misplaced.ci_params_in_place(p),
         ]
 
 
@@ -133,7 +135,8 @@ def product_added_mask(p: dict[str, Tensor]) -> Mistakes:
         "your delta term is delta_mask + (W - U V) a: the delta mask is added where it multiplies, "
         "delta_mask · (W - U V) a (delta_mask[..., None] times the product)"
     )
-    return [("mask_added", hint, pieces + delta), ("delta_mask_added", hint_d, right + plus)]
+    found = [("mask_added", hint, pieces + delta), ("delta_mask_added", hint_d, right + plus)]
+    return found + misplaced.product_parts_scaled(p)
 
 
 def minimality_derivative(ci: list[Tensor], p: float, eps: float) -> Mistakes:
@@ -143,7 +146,7 @@ def minimality_derivative(ci: list[Tensor], p: float, eps: float) -> Mistakes:
         "your value is Σ p (g + eps)^(p - 1): the derivative of the penalty; the penalty itself is "
         "Σ (g + eps)^p (autograd takes the derivative)"
     )
-    return [("derivative_written", hint, value)]
+    return [("derivative_written", hint, value), *misplaced.minimality_power_after_sum(ci, p, eps)]
 
 
 def learner_sigmoid(backward: Callable[[Tensor, float, Tensor], Tensor]) -> type[torch.autograd.Function]:
