@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part1_superposition_value_order as value_order
 from tests.checking import bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
 from tests.part1_superposition_slips import borrowed_rates
@@ -289,8 +290,11 @@ def block_rate_notes(rates: Tensor, right: Tensor, p: Tensor, blocks: dict, n: i
 
 
 def pair_value_correlation_failure(batch: Tensor, present: Tensor, message: str) -> None:
-    """Values of adjacent features (a pair's two) correlated where both are present: the second derived from the
-    first. Under independence the sample correlation has standard deviation 1/sqrt(m); 6 of them is the bar."""
+    """Values ordered along the features (value_order), else values of adjacent features correlated where both are
+    present: the second derived from the first. Under independence the sample correlation has standard deviation
+    1/sqrt(m); 6 of them is the bar. Features 2j and 2j + 1 are called a pair only where they share presence (a
+    correlated block); in a batch of independent features (no pairs) the hint doesn't talk about pairs."""
+    value_order.value_order_failure(batch, present, message)
     for j in range(batch.shape[-1] // 2):
         both = present[..., 2 * j] & present[..., 2 * j + 1]
         m = int(both.sum())
@@ -299,11 +303,17 @@ def pair_value_correlation_failure(batch: Tensor, present: Tensor, message: str)
         x, y = batch[..., 2 * j][both].double(), batch[..., 2 * j + 1][both].double()
         r = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
         if abs(r) > 6 / m**0.5:
+            either = present[..., 2 * j] | present[..., 2 * j + 1]
+            paired = float(both.sum()) >= 0.99 * float(either.sum())  # the two share presence: a correlated pair
             fail(
                 message + f"; where features {2 * j} and {2 * j + 1} are both present their values correlate "
                 f"(r = {r:.2f})",
                 "the two values of a pair are tied: the second value derived from the first (a product or function "
-                "of it)? Each value needs its own independent uniform draw; only presence is shared in a pair",
+                "of it)? Each value needs its own independent uniform draw; only presence is shared in a pair"
+                if paired
+                else f"the values of features {2 * j} and {2 * j + 1} are tied (each feature should have its own "
+                "independent draw). Possible causes: one value derived from another's (a product or function of it), "
+                "or the values reordered across the feature axis",
                 code="values_depend_on_cell",
             )
 

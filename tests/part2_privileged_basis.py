@@ -49,6 +49,7 @@ from tests.part1_superposition_probes import (
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
+from tests.part2_privileged_basis_absent_values import shifted_absent_failure
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
 from tests.part2_privileged_basis_loss_weights import rate_product_candidates, reduced_then_weighted_failure
 from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
@@ -396,6 +397,7 @@ def _absent_not_zero_failure(batch: Tensor) -> None:
     zeros = int((batch == 0).sum())
     if batch.ndim != 3 or zeros > 1e-3 * batch.numel():
         return
+    shifted_absent_failure(batch, PROBS, -1.0, 1.0)
     lo, hi = float(batch.min()), float(batch.max())
     i, c = (int(v) for v in divmod(int(PROBS.argmin()), PROBS.shape[1]))
     seen = f"values in [{lo:.3g}, {hi:.3g}]" + (
@@ -405,7 +407,8 @@ def _absent_not_zero_failure(batch: Tensor) -> None:
         f"the batch: {zeros} of its {batch.numel()} entries are 0 ({seen}), though inst {i}, feature {c} has "
         f"p = {float(PROBS[i, c]):.4g}: about {100 * (1 - float(PROBS[i, c])):.0f}% of its entries should be 0",
         "absent entries are not zero. Possible causes: no presence mask drawn at all, or the mask choosing between "
-        "two non-zero values (torch.where(present, v, -v), or v kept where absent). An absent feature is exactly 0: "
+        "two non-zero values (torch.where(present, v, -v), or v kept where absent), or a shift or rescale applied "
+        "after the mask (the absent entries then all share one value). An absent feature is exactly 0: "
         "torch.where(rand < p, v, 0.0)",
         code="always_present",
     )
