@@ -16,6 +16,7 @@ from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
+from tests.part5b_absorption_normalised import normalised_prefixes
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
 
 
@@ -149,7 +150,7 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             )
             for which, m in (("first", sizes[0]), ("last", sizes[-1]))
         ]
-    return rows
+    return rows + normalised_prefixes(acts, W, b, h, sizes)
 
 
 def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what: str) -> None:

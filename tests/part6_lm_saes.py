@@ -63,6 +63,7 @@ from tests.part6_lm_saes_hints import (
     steer_second_call,
 )
 from tests.part6_lm_saes_mask_floor import far_below_probe, min_fill_probe
+from tests.part6_lm_saes_masked_returned import masked_entries_returned
 from tests.part6_lm_saes_mistakes import (
     ablate_mistakes,
     clipped_mutants,
@@ -480,6 +481,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
             "-inf (acts[:, 0] = -torch.inf on a copy)",
             code="not_finite",
         )
+    masked_entries_returned(impl, values, pos_idx, k, device)
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
     same_entry_repeated(values, seq_idx, pos_idx, k)
     for name, idx in (("seq_idx", seq_idx), ("pos_idx", pos_idx)):
