@@ -165,6 +165,7 @@ def _check_step_function(
         code="forward",
         reference=call(solution.forward, SimpleNamespace(save_for_backward=lambda *saved: None), x0, th0, BANDWIDTH),
     )
+    SG.dtype_kept(impl, name, x0, th0, BANDWIDTH)  # float64 / float16 x: the output keeps x's dtype
     if not out.requires_grad:
         fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
     try:
@@ -422,7 +423,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         ]
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
         + FR.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
-        + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux),
+        + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux)
+        + FIT.auxk_centred_d_in(pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),

@@ -1,8 +1,10 @@
 """Part 5a mistakes whose one free number is read off the learner's own output, as catalogue entries: an offset
 vector added to auxk_loss's reconstruction (fitted by least squares; named as the empty top-k slots filled
-with a non-zero value when it is that value times those slots' decoder rows), and a tolerance threshold that makes small
-activations count as zero in dead_latent_fraction (located between two latents' largest |activation|), or a latent
-counted dead when its batch mean activation or firing rate is below a tolerance (located between two latents' own).
+with a non-zero value when it is that value times those slots' decoder rows, or as a tensor centred over the
+batch), auxk_loss with a tensor centred over d_in per example (`auxk_centred_d_in`, plain entries), and a
+tolerance threshold that makes small activations count as zero in dead_latent_fraction (located between two
+latents' largest |activation|), or a latent counted dead when its batch mean activation or firing rate is below a
+tolerance (located between two latents' own).
 
 Each returns an entry only when the fitted form reproduces the learner's output exactly and differs from the right
 answer, so a correct implementation never meets one.
@@ -55,9 +57,16 @@ def auxk_offset(out: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, W_dec:
         )
         return [("empty_slots_filled", hint, fitted.to(out.dtype))]
     if torch.allclose(c, mean, atol=1e-4):
-        what = "+ residual.mean(0) (the batch mean of the residual, added like a b_dec)"
+        what = (
+            "+ residual.mean(0) (the batch mean of the residual added like a b_dec, or, the same values, the "
+            "residual centred over the batch: residual - residual.mean(0))"
+        )
     elif torch.allclose(c, -mean, atol=1e-4):
         what = "- residual.mean(0) (the batch mean of the residual, subtracted)"
+    elif torch.allclose(c, e.mean(0), atol=1e-4):
+        what = "+ (residual - r̂).mean(0) (the same values as the error residual - r̂ centred over the batch)"
+    elif torch.allclose(c, -r_hat.mean(0), atol=1e-4):
+        what = "- r̂.mean(0) (the dead latents' reconstruction r̂ centred over the batch)"
     else:
         norms = ", ".join(f"{float(v):.3g}" for v in c.norm(dim=-1))
         what = (
@@ -71,6 +80,32 @@ def auxk_offset(out: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, W_dec:
         "W_dec_normalized: no b_dec, no mean, nothing else added"
     )
     return [("reconstruction_offset", hint, fitted.to(out.dtype))]
+
+
+def auxk_centred_d_in(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list[Mutant]:
+    """auxk_loss with a tensor centred over d_in for each example (its mean over the d_in coordinates removed): the
+    residual, the dead latents' reconstruction r̂, or their difference. Each offset is per example, so
+    `auxk_offset` (one vector for the whole batch) can't fit it; the batch-centred forms are named there."""
+    top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+    values = torch.where(top.values.isfinite(), top.values, torch.zeros_like(top.values))
+    r_hat = torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, top.indices, values), W_dec).detach()
+    centre = lambda t: t - t.mean(-1, keepdim=True)
+    right = "the loss is the mean over d_in of (residual - r̂)² with the residual as given and r̂ = the chosen dead "
+    right += "latents' pre-activations @ W_dec_normalized: nothing centred (no b_dec means nothing is added, not that "
+    right += "a mean is removed)"
+    forms = [
+        ("the residual", "residual - residual.mean(-1, keepdim=True)", (centre(residual) - r_hat)),
+        ("r̂", "r̂ - r̂.mean(-1, keepdim=True)", (residual - centre(r_hat))),
+        ("the error residual - r̂", "e - e.mean(-1, keepdim=True), a variance over d_in", centre(residual - r_hat)),
+    ]
+    return [
+        (
+            "centred_d_in",
+            f"your loss has {what} centred over d_in for each example ({how}): {right}",
+            err.pow(2).mean(-1),
+        )
+        for what, how, err in forms
+    ]
 
 
 def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:

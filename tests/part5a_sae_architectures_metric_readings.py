@@ -1,8 +1,9 @@
 """Part 5a per-instance metrics read generically, as catalogue entries (code, hint, value) built from the checker's
 own inputs: the right computation with a count replaced by its neighbour (n ± 1), an example or latent slice
 dropped (first or last, divided by the kept or the full count), instance 0's value for every instance, the FVE's
-ratio rearranged or its mean pooled over the wrong axes, and feature recovery's cosine rescaled or averaged over
-the best few latents. `edge_only_latents` gives dead_latent_fraction's input latents alive on one end example only.
+ratio rearranged, its mean pooled over the wrong axes or the explained sum of squares over the total (ESS / TSS),
+and feature recovery's cosine rescaled or averaged over the best few latents. `edge_only_latents` gives
+dead_latent_fraction's input latents alive on one end example only.
 
 A 1-D output equal to instance 0's value everywhere is one constant, which the generic first-slice reading leaves
 alone (a constant matches slice 0 of many things); these entries name it where the metric is known.
@@ -151,7 +152,21 @@ def fve_readings(h: Tensor, h_rec: Tensor) -> list[Mutant]:
         "is its own model; centre on h.mean(0), the batch mean per instance and d_in coordinate"
     )
     entries.append(("mean_pooled_axes", hint, 1 - res / (h - h.mean((0, 1), keepdim=True)).pow(2).sum((0, 2))))
+    entries += _explained_over_total(h, h_rec, tot)
     return _keep(entries + instance0_for_all("FVE", right), right)
+
+
+def _explained_over_total(h: Tensor, h_rec: Tensor, tot: Tensor) -> list[Mutant]:
+    """The explained sum of squares over the total, ESS / TSS with ESS = Σ(h_rec - h.mean(0))²: the R² of a
+    least-squares fit with an intercept, not 1 - R / T in general (h_rec on its own mean is `variance_ratio`)."""
+    why = (
+        "ESS / TSS equals 1 - SSE / SST only for a least-squares fit with an intercept (its residual orthogonal to "
+        "the fit); an SAE's reconstruction is no such fit, so the two differ. FVE is 1 - Σ(h - h_rec)² / "
+        "Σ(h - h.mean(0))², sums over batch and d_in"
+    )
+    ess = (h_rec - h.mean(0, keepdim=True)).pow(2).sum((0, 2))  # h_rec on its own mean: variance_ratio (M)
+    hint = f"yours is the explained sum of squares over the total, ESS / TSS with ESS = Σ(h_rec - h.mean(0))²: {why}"
+    return [("explained_over_total", hint, ess / tot)]
 
 
 def recovery_readings(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:

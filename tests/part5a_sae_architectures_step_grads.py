@@ -12,6 +12,8 @@ misname, each told by recomputing the reference gradient with the one slip in it
 * the whole gradient times a per-element quantity (1/θ, θ, θ², 1/θ², x, 1/x, x/θ, θ/x, exp(θ)): the element-wise
   ratio got / expected over the window read back and named when exactly one such quantity reproduces it.
 
+`dtype_kept` names a forward whose output dtype is not x's (float64 and float16 probes; the checker's own float32
+inputs can't show a `.float()`).
 `backward_error` names what autograd rejected in a learner's backward (a gradient count or shape, an in-place edit).
 """
 
@@ -274,3 +276,25 @@ def backward_error(err: RuntimeError, name: str) -> None:
         hint = "backward must return gradients shaped like x and threshold (and None for the bandwidth)"
         code = "grad_shape"
     fail(f"the backward pass of {name} failed: {first}", hint, code=code)
+
+
+def dtype_kept(impl: type, name: str, x0: Tensor, th0: Tensor, bw: float) -> None:
+    """Fail when the forward, given float64 (then float16) x and threshold, returns another floating dtype: the
+    checker's float32 inputs can't tell `.float()` or a default-dtype constant from `.to(x.dtype)`. Forward only,
+    without gradients; silent when the learner's forward raises on that dtype (the float32 checks judge it)."""
+    for dtype in (torch.float64, torch.float16):
+        try:
+            with torch.no_grad():
+                out = impl.apply(x0.to(dtype), th0.to(dtype), bw)
+        except Exception:  # a forward that fails on another dtype is not this probe's to judge
+            continue
+        if not isinstance(out, Tensor) or not out.is_floating_point() or out.dtype == dtype:
+            continue
+        fail(
+            f"{name}.apply(x, threshold, bandwidth) with {dtype} x and threshold returned {out.dtype}, not x's dtype "
+            "(the values may be right)",
+            f"keep x's dtype, as rectangle does: {'x * ' if name == 'JumpReLU' else ''}(x > threshold).to(x.dtype). "
+            "Possible causes: .float() (always float32), torch.where(mask, 1.0, 0.0) with Python numbers (the "
+            "default dtype), or a tensor made without dtype= (torch.ones(x.shape))",
+            code="dtype",
+        )
