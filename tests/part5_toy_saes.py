@@ -36,6 +36,7 @@ from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
 from tests import part5_toy_saes_row_norms as RN
+from tests import part5_toy_saes_sources as S
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -589,8 +590,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
                 "draw exactly batch_size examples: self.model.generate_batch(batch_size)",
                 code="batch_size",
             )
-        if h.shape[2] == N_FEATS:
-            D.feature_space_output(h, drawn, sae.model)
+        S.feature_space_output(h, drawn, sae.model)  # [batch inst feats], or one cut to d_in
     h = expect_tensor(
         h,
         "generate_batch(64)",
@@ -795,4 +795,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
         IR.enc_length_failure(per_inst, want, active, before["W_enc"], dead, scale)
     R.left_alone(sae, before, ~active)  # every parameter of an all-zero-loss instance unchanged
     FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
+    S.own_instance_examples(impl, device, D.call_resampler, reference_sae)  # inputs that differ per instance
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"
