@@ -42,10 +42,12 @@ from tests.part7_open_problems_probes import (
     examples_alone,
     fixed_axis_hint,
     instances_combined_failure,
+    label_smoothing_failure,
     merged_axes_hint,
     one_instance_only,
     pair_reads_hint,
     pair_sign_hint,
+    power_law_seen,
     whole_number_losses,
     zero_column_hint,
 )
@@ -407,6 +409,7 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
         k, i = divmod(int((mean_sq - exp_sq).abs().argmax()), _N_FEATS)
         looks = name_distribution(batch[present], continuous=True)
         seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
+        seen = power_law_seen(batch[present], low, high) or seen
         fail(
             f"with values={kind!r} the mean square of the present values of instance {k}, feature {i} is "
             f"{mean_sq[k, i]:.3f}, expected {exp_sq:.3f} ± {t_sq:.3f}",
@@ -655,6 +658,7 @@ def test_cross_entropy_loss(impl, device):
         expect_matches(got.detach(), expected.detach(), "the loss", mistakes, hint=general, reference=total)
     one_instance_only(close(expected.detach()), per_inst, expected_per_inst)
     whole_number_losses(per_inst, expected_per_inst)
+    label_smoothing_failure(logits, labels, importance, per_inst, expected_per_inst)
     value = lambda *a: _loss_value(impl, a, "cross_entropy_loss on one labelled example", device)
     with examples_alone(value, ref.cross_entropy_loss, (logits, labels, importance), per_inst, expected_per_inst):
         expect_matches(

@@ -392,6 +392,19 @@ def instances_combined_failure(value: Callable, solution: Callable, args: tuple,
     A probe tells them apart: the learner's loss with every importance 1, where no lookup can go wrong."""
     logits, labels, importance = (t.detach() for t in args)
     n = logits.shape[1]
+    batch, _, classes = logits.shape
+    # F.cross_entropy wants the classes on axis 1: logits.reshape(B, C, I) moves the numbers, not the axes, so each
+    # example's class scores are mixed with other instances' (a one-instance slice, where I = 1, hides it).
+    mixed = logits.reshape(batch, classes, n).transpose(1, 2)
+    if torch.allclose(got.detach().double(), solution(mixed, labels, importance).double(), rtol=1e-4, atol=1e-5):
+        fail(
+            f"each instance alone gets the right loss, but with {n} instances together the loss is "
+            f"{got.item():.6g}, not {want.item():.6g}: it equals the loss of logits.reshape({batch}, {classes}, {n}) "
+            "read as [batch, classes, inst], so the class and instance axes are mixed",
+            "a reshape/view keeps the memory order and does not swap axes: to put the classes on axis 1 for "
+            "F.cross_entropy use logits.permute(0, 2, 1) (or .movedim(-1, 1) / .transpose(1, 2))",
+            code="reshape_not_permute",
+        )
     ones = torch.ones_like(importance)
     uniform = value(logits, labels, ones)
     if torch.allclose(uniform.double(), solution(logits, labels, ones).double(), rtol=1e-4, atol=1e-5):
@@ -408,7 +421,9 @@ def instances_combined_failure(value: Callable, solution: Callable, args: tuple,
         f"each instance alone gets the right loss, but with {n} instances together the loss is {got.item():.6g}, not "
         f"the sum of their losses {want.item():.6g} (with every importance 1 it is wrong too)",
         "L = Σ_k L_k: compute each instance's mean over its own labelled examples, then sum over instances "
-        "(no pooling of examples across instances, no mean over instances)",
+        "(no pooling of examples across instances, no mean over instances). Possible causes: examples pooled "
+        "across instances, a mean over instances, or a reshape/view where a permute/movedim belongs (the class and "
+        "instance axes mixed)",
         code="instances_combined",
     )
 
@@ -444,3 +459,53 @@ def whole_number_losses(got: Tensor, want: Tensor) -> None:
         "conversion on the way",
         code="whole_number",
     )
+
+
+def label_smoothing_failure(logits: Tensor, labels: Tensor, importance: Tensor, got: Tensor, want: Tensor) -> None:
+    """Each instance's loss is (1 − ε)·(the right loss) + ε·(the same weighted mean of −log p averaged over all the
+    classes), with one ε in (0, 1) for every instance: label smoothing (F.cross_entropy(..., label_smoothing=ε)).
+    ε is read back from the learner's numbers; nothing is named unless every instance gives the same ε."""
+    g, w = got.detach().double(), want.detach().double()
+    if bool(torch.allclose(g, w, rtol=1e-4, atol=1e-5)):
+        return
+    logits, importance = logits.detach().double(), importance.detach().double()
+    valid = labels != -1
+    index = labels.clamp(min=0)[..., None]
+    weight = importance.expand_as(logits).gather(-1, index)[..., 0]
+    spread = -logits.log_softmax(-1).mean(-1)
+    u = torch.where(valid, weight * spread, 0.0).sum(0) / valid.sum(0).clamp(min=1)
+    gap = u - w
+    if bool((gap.abs() < 1e-3).any()):
+        return
+    eps = (g - w) / gap
+    e = float(eps.mean())
+    if not 0 < e < 1 or not torch.allclose(g, (1 - e) * w + e * u, rtol=1e-4, atol=1e-5):
+        return
+    fail(
+        f"each instance's loss is (1 − {e:.3g})·(the right loss) + {e:.3g}·(the mean of −log p over all classes): "
+        f"label smoothing with ε ≈ {e:.3g} (first instance: got {g[0]:.6g}, expected {w[0]:.6g})",
+        "the loss is the plain cross-entropy at the label: no label_smoothing (drop label_smoothing= from "
+        "F.cross_entropy, or don't mix in the other classes' log-probabilities)",
+        code="label_smoothing",
+    )
+
+
+def power_law_seen(values: Tensor, low: float, high: float) -> str:
+    """Magnitudes drawn as rand()**k (k ≠ 1) instead of rand(): said when the first two moments of the scaled
+    magnitudes t agree with E[t] = 1/(k+1) and E[t²] = 1/(2k+1) for one k. Only for U[0, h] and U[-h, h]."""
+    if low == 0:
+        t = values.detach().double() / high
+    elif low == -high:
+        t = values.detach().double().abs() / high
+    else:
+        return ""
+    m1, m2 = float(t.mean()), float((t**2).mean())
+    if not 0 < m1 < 1:
+        return ""
+    k = 1 / m1 - 1
+    # The mean square of n draws has standard deviation below 1/(2 sqrt n) (t in [0, 1]); 5 of them as tolerance.
+    if abs(k - 1) < 0.25 or abs(m2 - 1 / (2 * k + 1)) > 2.5 / len(t) ** 0.5:
+        return ""
+    sign = "± " if low == -high else ""
+    where = "piled toward 0" if k > 1 else "pushed toward the ends"
+    return f"your values' magnitudes look like {sign}rand()**{k:.2g} ({where}), not rand(); "
