@@ -674,7 +674,7 @@ def test_forward(impl: type, device: torch.device) -> str:
     ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
     for tied in (False, True):  # tied: sae._W_dec is None, the decoder is W_enc transposed
         sae = reference_sae(cls, device, tied_weights=tied)
-        listed = [m for m in M.FORWARD_MISTAKES if not tied or m[0] != "decoder_is_encoder"]  # the same when tied
+        listed = [m for m in M.FORWARD_MISTAKES + RL.FORWARD_EXTRA if not tied or m[0] != "decoder_is_encoder"]
         run = lambda s=sae, listed=listed: check_sae_forward(
             s, twin(s, ref.ToySAE), h, M.vanilla_forward, listed, hints=hints,
             ingredients=ingredients, solution=ref.ToySAE.forward,

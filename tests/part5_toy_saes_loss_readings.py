@@ -129,3 +129,23 @@ def coeff_on_reconstruction(R: float, w: list[float], R_ref: float, w_ref: list[
         "not sparsity_coeff * (L_reconstruction + L_sparsity)",
         code="coeff_on_reconstruction",
     )
+
+
+# More (code, hint, output, bug) rows for M.FORWARD_MISTAKES (its module is at the line limit): the error's norm
+# divided by d_in (a square root left in a mean), and the coefficient squared.
+FORWARD_EXTRA: list[tuple[str, str, str, dict]] = [
+    (
+        "rec_norm_over_d_in",
+        "L_reconstruction is the mean over d_in of the SQUARED error, ((h_reconstructed - h) ** 2).mean(-1): yours "
+        "is the error's norm ‖h_reconstructed − h‖ divided by d_in (a square root where no root belongs)",
+        "L_reconstruction",
+        {"rec": "norm_over_d"},
+    ),
+    (
+        "coeff_squared",
+        "weight L_sparsity by sparsity_coeff as it is: yours used sparsity_coeff ** 2 (coeff · L_sparsity, not "
+        "coeff² · L_sparsity)",
+        "loss",
+        {"terms": "coeff_squared"},
+    ),
+]

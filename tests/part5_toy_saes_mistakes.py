@@ -172,6 +172,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         "mean": lambda: err.pow(2).mean(-1),
         "sum": lambda: err.pow(2).sum(-1),
         "norm": lambda: err.norm(dim=-1),
+        "norm_over_d": lambda: err.norm(dim=-1) / err.shape[-1],
         "abs": lambda: err.abs().mean(-1),
     }[rec]()
     sp_acts = acts.detach() if bug.get("sparsity_detached") else acts
@@ -191,6 +192,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
     per = {
         "standard": lambda: L_rec + coeff * L_sp,
         "no_coeff": lambda: L_rec + L_sp,
+        "coeff_squared": lambda: L_rec + coeff**2 * L_sp,
         "coeff_on_rec": lambda: coeff * L_rec + L_sp,
         "no_sparsity": lambda: L_rec,
     }[bug.get("terms", "standard")]()

@@ -741,6 +741,8 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
     tokens = tokens[:3, :32]
     latent = _busy_latent(model, sae, tokens)
     what = "ablate_latent(...)"
+    # A size d_sae in a learner's error is most often the whole decoder where its row W_dec[latent] belongs.
+    note_inputs(**{"sae.W_dec.shape[0] (d_sae: all of W_dec where its row W_dec[latent] belongs?)": sae.d_sae})
     with recorded_edits(model, sae.hook_name) as edits:
         out = _hooked(impl, model, sae, tokens.clone(), latent)
     out = _logits(out, what, (*tokens.shape, model.cfg.d_vocab), device)

@@ -284,6 +284,16 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
             f"{fix}: the row as it is, nothing subtracted from it (no centring, no mean row taken away)",
             code="steer_shifted",
         )
+    ones = torch.ones_like(v)
+    if v.norm() > 0 and float(F.cosine_similarity(v.double(), ones.double(), dim=0)) > 1 - 1e-6:
+        c = float(v.mean())
+        fail(
+            f"your hook adds the same number ({c:.4g}) to every entry of the activation at every position: "
+            "a scalar, with no direction",
+            f"{fix}: coeff scales that d_in-vector (the direction was left out); a number added to every entry "
+            "moves the activation along the all-ones vector instead",
+            code="steer_scalar",
+        )
     cos = float(F.cosine_similarity(v, d, dim=0))
     ratio = float(v.norm() / (abs(coeff) * d.norm()))
     fail(

@@ -438,6 +438,18 @@ def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]
         ),
         *influence_row_counts(A, weights),
         *influence_elementwise(A, weights),
+        *[
+            (
+                "signed_clamped",
+                f"the adjacency was clamped ({how}) while still signed, before abs: {what}; take |A| first "
+                "(adjacency.abs()), and keep any clamp for the row sums you divide by",
+                weights @ series(rows(A.clamp_min(c).abs())),
+            )
+            for c, how, what in (
+                (1e-12, "clamp_min(1e-12)", "every negative edge and every absent (0) edge became 1e-12"),
+                (0.0, "clamp_min(0) or relu", "every negative edge was dropped, though its size counts as much"),
+            )
+        ],
     ]
 
 

@@ -24,3 +24,27 @@ def test_top_activations_abs_after_inf_mask_is_named():
 def test_top_activations_ascending_after_inf_mask_is_named():
     err = assert_fails(checks.test_top_activations, lambda a, k: _masked_then(a, k, "asc"), "smallest")
     assert "LARGEST" in err.hint
+
+
+def test_steer_scalar_added_is_named():
+    """Round AM: the hook adds coeff itself to every entry (W_dec[latent] left out)."""
+
+    def steer_with_latent(model, sae, tokens, latent, coeff):
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, lambda act, hook: act + coeff)])
+
+    err = assert_fails(checks.test_steer_with_latent, steer_with_latent, "steer_scalar")
+    assert "every entry" in err.message and "direction" in err.hint
+
+
+def test_ablate_whole_decoder_size_is_named():
+    """Round AM: [latent] left off W_dec, so f · W_dec meets d_sae in a broadcast error; the size is named."""
+
+    def ablate_latent(model, sae, tokens, latent):
+        def hook(act, hook):
+            f_all = sae.encode(act)
+            return act - f_all[..., latent, None, None] * sae.W_dec
+
+        return model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
+
+    err = assert_fails(checks.test_ablate_latent, ablate_latent, "exception")
+    assert "W_dec[latent]" in err.hint and "d_sae" in err.hint
