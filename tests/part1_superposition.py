@@ -433,6 +433,7 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
         )
     fresh_draws_failure(lambda: getattr(model, method)(500, p.to(device)), f"{method}(500, p)")
     pair_rates.max_scaled_failure(lambda n: getattr(model, method)(n, p.to(device)), method)
+    pair_rates.wide_pair_layout_failure(CorrelatedToyModel, method, device)  # 5 pairs: no two layouts coincide
 
 
 @checker("generate_uncorrelated_features", kind="class")

@@ -295,13 +295,17 @@ def pair_value_correlation_failure(batch: Tensor, present: Tensor, message: str)
     1/sqrt(m); 6 of them is the bar. Features 2j and 2j + 1 are called a pair only where they share presence (a
     correlated block); in a batch of independent features (no pairs) the hint doesn't talk about pairs."""
     value_order.value_order_failure(batch, present, message)
+    # Centred within each (inst, feature) cell: cells whose means differ (a per-cell law) pooled over the instances
+    # correlate without any tie between the two draws (Simpson's effect), so only within-cell co-variation counts.
+    counts = present.sum(0).double().clamp_min(1)
+    centred = batch.double() - torch.where(present, batch, 0.0).double().sum(0) / counts
     for j in range(batch.shape[-1] // 2):
         both = present[..., 2 * j] & present[..., 2 * j + 1]
         m = int(both.sum())
         if m < 200:
             continue
-        x, y = batch[..., 2 * j][both].double(), batch[..., 2 * j + 1][both].double()
-        r = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+        x, y = centred[..., 2 * j][both], centred[..., 2 * j + 1][both]
+        r = float((x * y).sum() / ((x * x).sum() * (y * y).sum()).sqrt().clamp_min(1e-300))
         if abs(r) > 6 / m**0.5:
             either = present[..., 2 * j] | present[..., 2 * j + 1]
             paired = float(both.sum()) >= 0.99 * float(either.sum())  # the two share presence: a correlated pair

@@ -363,7 +363,8 @@ def pair_layout_failure(present: Tensor, rule: str, what: str) -> None:
     if not swapped:
         return
     how = (
-        "repeat with '(pair two)', or repeat_interleave, not '(two pair)' or .repeat"
+        "repeat with '(pair two)', or repeat_interleave(2, dim=-1); the layout you have comes from '(two pair)', "
+        ".repeat, or repeat_interleave over another axis (dim=1, the instance axis) followed by a reshape"
         if rule == "together"
         else ("stack the two features on a last axis and flatten '(pair two)'")
     )

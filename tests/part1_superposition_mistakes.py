@@ -684,6 +684,7 @@ def check_values_per_cell(
     pooled = float(sums.sum() / counts.sum())
     if bool(((means - pooled).abs() <= tol)[counts > 0].all()):
         return  # every cell has the same (wrong) law: the pooled test below names it
+    value_laws.per_cell_law_failure(batch, present, p, message, low, high)
     causes.pair_value_correlation_failure(batch, present, message)
     fail(
         message,

@@ -14,6 +14,7 @@ from itertools import product
 import torch
 from torch import Tensor
 
+from solutions.part1_superposition import ToyModelConfig
 from tests.checking import fail
 from tests.part1_superposition_probes import consistent
 
@@ -584,4 +585,58 @@ def pair_sum_failure(batch: Tensor, first: Tensor, what: str) -> None:
         f"{c:.3g} - v): the pair shares presence only; draw each value independently from U[0, 1] (torch.rand with "
         "the full [batch, inst, 2 * pairs] shape)",
         code="values_dependent",
+    )
+
+
+def _partners(present: Tensor, rule: str) -> list[int] | None:
+    """For instance 0 of a batch [n inst 2m]: each feature's partner, the one other feature it is always on with
+    ('together') or never on with ('never'); None when some feature has no single such partner."""
+    cols = present[:, 0].T.double()  # [2m n]
+    tie = (cols[:, None, :] == cols[None, :, :]).all(-1) if rule == "together" else (cols @ cols.T) == 0
+    tie.fill_diagonal_(False)
+    if not bool((tie.sum(1) == 1).all()):
+        return None
+    return tie.double().argmax(1).tolist()
+
+
+def wide_pair_layout_failure(cls: type, method: str, device: torch.device) -> None:
+    """A pair generator called with 5 pairs (2 instances): with 1 or 2 pairs the permutations '(two m) -> (m two)'
+    and its inverse '(m two) -> (two m)' coincide, with 5 no two layouts do. Each feature of instance 0 must have its
+    adjacent partner (2j, 2j + 1): always on together (correlated) or never (anticorrelated). At rate 0.3 two
+    independent or non-partner columns of 3000 draws are on together about 270 times (never with probability below
+    e^-200), and a correlated non-partner differs from it about 1260 times."""
+    if method not in ("generate_correlated_features", "generate_anticorrelated_features"):
+        return
+    rule = "together" if method == "generate_correlated_features" else "never"
+    m, k = 5, 2
+    key = "n_correlated_pairs" if rule == "together" else "n_anticorrelated_pairs"
+    try:
+        model = cls(ToyModelConfig(n_inst=k, n_features=2 * m, d_hidden=3, **{key: m}), device=device)
+        out = getattr(model, method)(3000, torch.full((k, m), 0.3, device=device))
+    except NotImplementedError:
+        raise
+    except Exception:
+        return
+    if not isinstance(out, Tensor) or tuple(out.shape) != (3000, k, 2 * m):
+        return
+    partner = _partners(out.detach() != 0, rule)
+    if partner is None or partner == [j ^ 1 for j in range(2 * m)]:
+        return
+    ids = torch.arange(m).repeat(2).view(m, 2).T.reshape(-1)  # cat([first, second]) then '(m two) -> (two m)'
+    inverse = [next(i for i in range(2 * m) if i != j and ids[i] == ids[j]) for j in range(2 * m)]
+    seen = [(j, b) for j, b in enumerate(partner) if j < b][:4]
+    fail(
+        f"{method}(n, p) with {m} pairs: the pairs are not adjacent features; "
+        + "; ".join(
+            f"features {a} and {b} are {'on together' if rule == 'together' else 'never on together'}" for a, b in seen
+        ),
+        "pair j must occupy the adjacent features 2j and 2j + 1 (the checker's main call had only 2 pairs, where some "
+        "wrong layouts coincide with the right one): "
+        + (
+            "this is torch.cat([first, second], -1) rearranged with the inverse permutation '(m two) -> (two m)': "
+            "rearrange the cat as '(two m) -> (m two)', or stack on a last axis and flatten '(m two)'"
+            if partner == inverse
+            else "stack the two features on a new last axis and flatten '(pair two)' (or repeat_interleave(2, dim=-1))"
+        ),
+        code="pair_layout",
     )

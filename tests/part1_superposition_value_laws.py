@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from tests.checking import FAILURE_PROBABILITY
+from tests.checking import FAILURE_PROBABILITY, fail
 
 
 def _dkw(n: int) -> float:
@@ -84,3 +84,41 @@ def product_law(values: Tensor, low: float, high: float) -> str | None:
         f"|values| follow the law of a product of two uniform draws (e.g. {signed}: one draw multiplying another, "
         "such as a batch drawn once and then multiplied by a fresh draw), which piles them towards 0; "
     )
+
+
+def per_cell_law_failure(
+    batch: Tensor, present: Tensor, p: Tensor | None, message: str, low: float, high: float
+) -> None:
+    """(After a cell's mean value was rejected) name a per-cell uniform law whose interval moves with p: every present
+    value of cell (i, j) mapped by its candidate interval [a_ij, b_ij] to (v - a) / (b - a), pooled, is compared
+    with U[0, 1] by the Kolmogorov-Smirnov distance against the DKW bound, so the right law is named with probability
+    >= 1 - FAILURE_PROBABILITY and a law that does not fit is not named."""
+    if p is None or present.shape != batch.shape or present.ndim != 3 or int(present.sum()) < 1000:
+        return
+    width, q = high - low, p.double().cpu()
+    candidates = (
+        (
+            low + q * width,
+            torch.full_like(q, high),
+            "uniform on [p, 1] in each cell: a draw shifted by p, such as rand * (1 - p) + p",
+            "values_shifted_by_p",
+        ),
+        (
+            torch.full_like(q, low),
+            low + (1 - q) * width,
+            "uniform on [0, 1 - p] in each cell: a draw scaled by 1 - p",
+            "values_scaled_by_1_minus_p",
+        ),
+    )
+    v, cells = batch.double().cpu(), present.cpu()
+    for a, b, law, code in candidates:
+        u = ((v - a) / (b - a).clamp_min(1e-12))[cells].sort().values
+        n = u.numel()
+        ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+        if float((ecdf - u.clamp(0, 1)).abs().max()) < _dkw(n):
+            fail(
+                message + "; each cell's present values fit a uniform law whose interval moves with p",
+                f"the values are {law}: draw them from U[{low:g}, {high:g}] (torch.rand), the same law in every cell, "
+                "independent of p",
+                code=code,
+            )

@@ -545,6 +545,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     model.generate_batch = types.MethodType(generate_batch, model)  # self.generate_batch is the learner's method too
     first = _call(generate_batch, "generate_batch(16)", model, 16)
     what = "generate_batch(16)"
+    probes.train_data_edited_failure(model.train_data, data, what)  # compared exactly, right after the call
     if isinstance(first, (list, tuple)) and len(first) > 0 and all(isinstance(t, Tensor) for t in first):
         fail(
             f"{what} returned a {type(first).__name__} of {len(first)} tensors, expected a tensor {tuple(data.shape)}",

@@ -152,3 +152,17 @@ def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor
 
     _triangle_failure(probe, v, base)
     dimensionality_structure(fn, v, out)
+
+
+def train_data_edited_failure(train_data: Tensor, before: Tensor, what: str) -> None:
+    """The fixed training set compared exactly with its copy saved before the call: an in-place edit (clamp_ to
+    1e-6, mul_, add_) is named even when it moves the values by less than any value tolerance."""
+    if isinstance(train_data, Tensor) and not torch.equal(train_data.detach(), before):
+        changed = int((train_data.detach() != before).sum())
+        fail(
+            f"{what} changed self.train_data in place ({changed} of its {before.numel()} entries differ from before "
+            "the call)",
+            "the training set is fixed: return it without modifying it (no clamp_, mul_, add_ or item assignment on "
+            "self.train_data; use out-of-place operations on a copy if you need to change values)",
+            code="modified",
+        )
