@@ -85,6 +85,12 @@ def gram_mutants(x: Tensor, W: Tensor, b: Tensor) -> list[Mutant]:
         ("its diagonal set to 0 (each feature's own term ‖W_f‖² x_f dropped)", G - diag),
         ("its absolute values |WᵀW|", G.abs()),
         ("ReLU(WᵀW) (negative interference zeroed)", torch.relu(G)),
+        (
+            "its columns reversed (a .flip(-1) on G or G.mT: output feature g gets feature n_feats - 1 - g's term)",
+            G.flip(-1),
+        ),
+        ("its rows reversed (a .flip(-2): the input features read in reverse order)", G.flip(-2)),
+        ("both its axes reversed (.flip((-2, -1)))", G.flip((-2, -1))),
     )
     return [
         (

@@ -7,7 +7,7 @@ import einops
 import torch
 
 import tests.part1_superposition as p1
-from solutions.part1_superposition import CorrelatedToyModel
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel
 from tests.proving import assert_fails, assert_passes
 
 
@@ -77,3 +77,12 @@ def test_uncorrelated_values_scaled_by_one_minus_p_are_named():
     assert_fails(
         p1.test_generate_uncorrelated_features, _cv(generate_uncorrelated_features=gen), "values_scaled_by_1_minus_p"
     )
+
+
+def test_forward_gram_columns_reversed_is_named():
+    def forward(self, x):
+        G = torch.einsum("kdf,kdg->kfg", self.W, self.W)
+        return torch.relu(torch.einsum("...kf,kfg->...kg", x, G.mT.flip(-1)) + self.b_final)
+
+    err = assert_fails(p1.test_forward, type("TV", (ToyModel,), {"forward": forward}), "gram_edit")
+    assert "columns reversed" in err.hint
