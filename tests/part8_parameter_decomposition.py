@@ -24,6 +24,7 @@ import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
+from tests import part8_parameter_decomposition_float64 as f64
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_matrix_terms as mterms
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -206,10 +207,11 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     code, hint = fresh.faithfulness_hint(faithfulness_loss, loss.detach(), right, weights, U0, V0)
     reference = call(sol.faithfulness_loss, weights, U0, V0)
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
-    grads = _grads(loss, U + V)
-    names = [f"U[{n}]" for n in range(len(U))] + [f"V[{n}]" for n in range(len(V))]
+    grads, names = _grads(loss, U + V), [f"U[{n}]" for n in range(len(U))] + [f"V[{n}]" for n in range(len(V))]
     U_ref, V_ref = [u.clone().requires_grad_() for u in U0], [v.clone().requires_grad_() for v in V0]
     ref = torch.autograd.grad(mis.faithfulness_candidates(weights, U_ref, V_ref)[0], U_ref + V_ref)
+    if not f64.close32(grads, ref) and f64.faithfulness_rounding(faithfulness_loss, weights, U0, V0):
+        grads = list(ref)  # the float32 gap is rounding alone: in float64 the gradients agree
     for name, g, r in zip(names, grads, ref, strict=True):
         _expect_grad(g, r, name, [], readings.NO_GRAD, "no_grad")
     outputs.faithfulness_zeros(faithfulness_loss, device)  # N counts the zeros too
@@ -651,14 +653,12 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
         [t for k in ("masks", "U", "V") for t in ref_leaves[k]],
     )
     grads = _grads(full + 0.5 * layerwise, leaves)
+    if not f64.close32(grads, right_g) and f64.recon_rounding(stochastic_reconstruction_losses, chain, p, x):
+        grads = list(right_g)  # the float32 gap is rounding alone (e.g. an all-ones masked target): float64 agrees
+    to_masks = "gradients must flow to the masks (and through them to the causal importances): don't detach them"
     for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
-        name = f"{('masks', 'U', 'V')[n // L]}[{n % L}]"
-        hint = (
-            "gradients must flow to the masks (and through them to the causal importances): don't detach them"
-            if n < L
-            else "keep the losses differentiable in U and V"
-        )
-        _expect_grad(gr, r, name, [], hint, "grad")
+        hint = to_masks if n < L else "keep the losses differentiable in U and V"
+        _expect_grad(gr, r, f"{('masks', 'U', 'V')[n // L]}[{n % L}]", [], hint, "grad")
     uneven.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C
     return "all matrices masked, one at a time averaged, MSE to the original output, gradients to masks, U and V"
 

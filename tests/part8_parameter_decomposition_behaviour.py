@@ -380,13 +380,16 @@ def coupled_mistakes(loss_fn: Callable, init: list[Tensor], n_steps: int, step: 
             same[0].append(n)
         elif not any(torch.allclose(k, out, rtol=1e-4, atol=1e-5) for k in known):
             groups.append(([n], out))
+    split = n_steps // len(init)
     for counts, value in groups:
         listed = " or ".join(str(n) for n in counts)
         hint = (
             f"your sources are where {listed} step{'s' if counts != [1] else ''} put them, not n_steps = {n_steps} "
             f"(this ascent goes back and forth, so every step count of one parity ends in the same place): a loop "
             "that runs another number of steps than n_steps (a range off by one?), or one that stops early (a "
-            "break when the loss stops rising?); take exactly n_steps steps"
+            "break when the loss stops rising?)"
+            + (f", or n_steps split among the {len(init)} sources (n_steps // {len(init)})" if split in counts else "")
+            + "; take exactly n_steps steps, each moving every source"
         )
         mistakes.append(("step_count", hint, value))
     return mistakes
@@ -470,6 +473,9 @@ def ci_scale_mistakes(p: dict[str, Tensor], alpha: float) -> Mistakes:
         )
 
 
+GELU_HAND = "GELU(x) = 0.5 x (1 + erf(x/√2)); x (1 + erf(x/√2)) without the 0.5 is 2·GELU"
+
+
 def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
     """[(code, hint, lower)] when, wherever the learner's importances lie strictly inside (0, 1) (where the clamp
     is the identity, so lower = z), the sum over the hidden units (z - b_out), or z itself, is c × the expected
@@ -498,7 +504,10 @@ def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
         fits += [f"1/√{n} = 1/√{name}" for name, n in sizes.items() if near(n**-0.5)]
         causes = ["a scale such as __init__'s 1/√d_ci copied into forward"] if any("√" in f for f in fits) else []
         causes += ["a mean where a sum belongs, or the reverse"] if any("√" not in f for f in fits) else []
+        if near(2.0) or near(0.5):  # a hand-written GELU scales every hidden unit alike: indistinguishable here
+            causes.append(f"a GELU off by a factor {c:.4g} ({GELU_HAND})")
         why = f" ({' or '.join(fits)}: {', or '.join(causes)}?)" if fits else " (a missing or extra constant factor?)"
+        why = f" ({', or '.join(causes)}?)" if causes and not fits else why
         hint = (
             f"your {what} is {c:.4g} × the expected one{why}: z = Σ_j w_out GELU(w_in h + b_in) + b_out, the plain "
             "sum over the hidden units, no scaling (the init scales the parameters, not the forward)"

@@ -196,9 +196,19 @@ def adversarial_variants(loss_fn: Callable, init: list[Tensor], n_steps: int, st
         "your steps update one source per step, in turn (step n moves source n mod the number of sources): every step "
         "moves every source, each by the sign of its own gradient, all computed at the same point"
     )
+    robin_out, S = _ascent(loss_fn, init, n_steps, step, "round_robin"), len(init)
+    split = torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps // S, step)])
+    if torch.allclose(robin_out, split, rtol=1e-4, atol=1e-5):  # this loss doesn't couple the sources: both fit
+        robin = (
+            f"your sources are where n_steps // {S} = {n_steps // S} steps put them (each source moved "
+            f"{n_steps // S} times, not n_steps = {n_steps}): either the n_steps steps are split among the {S} "
+            "sources (a loop of n_steps // len(sources) steps, every source moved at each), or each step updates "
+            "one source in turn (step n moves source n mod the number of sources). Take n_steps steps, each "
+            "moving every source by the sign of its own gradient, all computed at the same point"
+        )
     return [
         ("batch_summed_gradient", summed, _ascent(loss_fn, init, n_steps, step, "batch_summed")),
-        ("round_robin", robin, _ascent(loss_fn, init, n_steps, step, "round_robin")),
+        ("round_robin", robin, robin_out),
         *adversarial_average(loss_fn, init, n_steps, step),
         *pairings.adversarial_rounded(
             torch.cat([t.flatten() for t in mis.adversarial_reference(loss_fn, init, n_steps, step)])
