@@ -95,6 +95,7 @@ def term_size_hint(out: Tensor, W: Tensor, code: str) -> tuple[str, str] | None:
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "F.silu (SiLU / Swish, x·sigmoid(x))": F.silu,
     "F.relu": F.relu,
+    "F.mish (x·tanh(softplus(x)))": F.mish,
     "GELU's tanh approximation (F.gelu(x, approximate='tanh'))": lambda t: F.gelu(t, approximate="tanh"),
     "x·sigmoid(1.702 x) (the sigmoid approximation of GELU)": lambda t: t * torch.sigmoid(1.702 * t),
     "0.5 x (1 + erf(x / 2)): a GELU written by hand with the √2 forgotten (GELU is 0.5 x (1 + erf(x / √2)))": (

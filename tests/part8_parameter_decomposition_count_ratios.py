@@ -68,3 +68,16 @@ def faithfulness_product_scaled(weights: list[Tensor], U: list[Tensor], V: list[
             )
             out.append(("product_scaled", hint, value))
     return out + count_ratio(right, counts, f"The loss is {right_formula}")
+
+
+def per_subcomponent(loss: Tensor, right: Tensor, U: list[Tensor]) -> tuple[str, str] | None:
+    """loss = right / C or C × right (C = 7 differs from L, the instances and N): an extra mean over C, or a sum."""
+    C = U[0].shape[-1]
+    for factor, how in ((1 / C, "divided by"), (C, "multiplied by")):
+        if float(right) != 0 and abs(float(loss) / (factor * float(right)) - 1) < 1e-4:
+            return "per_subcomponent", (
+                f"your value is {factor:.4g} × the expected one, {how} C = {C}, the number of subcomponents "
+                "(U[l].shape[-1]): each matrix's error ‖W_l - U_l V_l‖² is not averaged (or summed) over the C "
+                "subcomponents; the loss is Σ_inst (1/N) Σ_l ‖W_l - U_l V_l‖², N = entries of one instance's matrices"
+            )
+    return None

@@ -17,6 +17,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_boundaries as boundaries
+from tests import part8_parameter_decomposition_count_ratios as ratios
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -211,7 +212,8 @@ def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) 
 
     n_w, counts = probes.faithfulness_counts(weights, U, V)
     generic = _n_matrices_factor(float(loss), float(right), len(weights)) or whole_number_hint(loss, right)
-    generic = generic or readings.divided_twice(loss, right, n_w) or readings.instances_counted_twice(loss, right, 3)
+    generic = generic or readings.divided_twice(loss, right, n_w)
+    generic = generic or ratios.per_subcomponent(loss, right, U) or readings.instances_counted_twice(loss, right, 3)
     generic = generic or diag.scalar_hint(loss, right, {"the N parameters": n_w}, {"instances": 3})
     generic = generic or inp.faithfulness_divisors(fn, loss, weights, U, V)
     generic = generic or diag.divisor_hint(loss, right * n_w, counts, n_w)

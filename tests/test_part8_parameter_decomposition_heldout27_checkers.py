@@ -76,3 +76,22 @@ def test_n_steps_split_among_the_sources_is_named():
 
     failure = assert_fails(checks.test_adversarial_sources, split, "round_robin")
     assert "split among the" in failure.hint and "n_steps // 2" in failure.hint
+
+
+def test_mish_as_the_hidden_activation_is_named():
+    class Mish(sol.CausalImportance):
+        def forward(self, a, V):
+            p = torch.einsum("bid,icd->bic", a, V)[..., None] * self.w_in + self.b_in
+            z = (F.mish(p) * self.w_out).sum(-1) + self.b_out
+            return sol.LowerLeakyHardSigmoid.apply(z, self.alpha), sol.UpperLeakyHardSigmoid.apply(z, self.alpha)
+
+    assert "F.mish" in assert_fails(checks.test_causal_importance, Mish, "activation").hint
+
+
+def test_faithfulness_divided_by_c_is_named():
+    def over_c(weights, U, V):
+        n = sum(W[0].numel() for W in weights)
+        errs = [(W - u @ v).pow(2).sum((-2, -1)) / u.shape[-1] for W, u, v in zip(weights, U, V, strict=True)]
+        return (sum(errs) / n).sum()
+
+    assert "C = 7" in assert_fails(checks.test_faithfulness_loss, over_c, "per_subcomponent").hint
