@@ -407,6 +407,12 @@ def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
                 "delta_mask · (W - U V) a",
                 mis.product_reference({**p, "delta_mask": p["delta_mask"] ** 2}),
             ),
+            (
+                "delta_uv",
+                "your delta term is delta_mask · U V a: the delta is what U V misses of W, delta_mask · (W - U V) a",
+                mis.product_reference({**p, "delta_mask": 0 * p["delta_mask"]})
+                + p["delta_mask"][..., None] * mis.mm(p["a"], p["U"] @ p["V"]),
+            ),
             *_first_slices(p),
         ]
 

@@ -95,3 +95,12 @@ def test_faithfulness_divided_by_c_is_named():
         return (sum(errs) / n).sum()
 
     assert "C = 7" in assert_fails(checks.test_faithfulness_loss, over_c, "per_subcomponent").hint
+
+
+def test_a_delta_term_of_u_v_a_is_named():
+    def uv_delta(a, W, U, V, mask, dm):
+        inner = torch.einsum("bid,icd->bic", a, V) * mask
+        uv = torch.einsum("bid,iod->bio", a, U @ V)
+        return torch.einsum("bic,ioc->bio", inner, U) + dm[..., None] * uv
+
+    assert "delta_mask · U V a" in assert_fails(checks.test_masked_product, uv_delta, "delta_uv").hint
