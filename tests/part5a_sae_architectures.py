@@ -186,7 +186,7 @@ def _check_step_function(
     SL.grad_output_in_place(impl, name, (x0, th0, g), BANDWIDTH, (grad_x, grad_th), (want_x, want_th))
     PR.copied_backward(name, grad_x, grad_th, x0, th0, g, BANDWIDTH)
     PR.saved_order_hint(solution, x0, th0, g, BANDWIDTH, grad_x, grad_th, name)
-    x_catalogue = catalogue(x_mistakes, want_th) + [
+    x_catalogue = catalogue(x_mistakes, SG.grad_x_copies_theta(grad_x, grad_th, want_x, want_th, name)) + [
         ("no_grad_output", "multiply by grad_output (the chain rule)", dx(x0, th0, BANDWIDTH))
     ] * (not torch.equal(dx(x0, th0, BANDWIDTH), torch.zeros_like(x0)))
     grad_x_window(name, grad_x, x0, th0, g, BANDWIDTH, [*x_catalogue, ("right", "", want_x)])

@@ -462,8 +462,8 @@ JUMPRELU_MISTAKES: list[Mistake] = [
     ),
     (
         "threshold_grad",
-        "θ gets no gradient from L_sparsity: counted without Heaviside (acts_post > 0), or θ not passed as its "
-        "threshold (Heaviside.apply(pre - θ, 0, ε)): use Heaviside.apply(pre, θ, bandwidth).sum(-1)",
+        "θ gets no gradient from L_sparsity: counted without Heaviside (acts_post > 0), θ detached in that call "
+        "(θ.detach(), .data), or not passed as its threshold (pre - θ, 0): use Heaviside.apply(pre, θ, ε).sum(-1)",
         "grad",
         {"sparsity": "count"},
     ),

@@ -298,3 +298,25 @@ def dtype_kept(impl: type, name: str, x0: Tensor, th0: Tensor, bw: float) -> Non
             "default dtype), or a tensor made without dtype= (torch.ones(x.shape))",
             code="dtype",
         )
+
+
+def grad_x_copies_theta(grad_x: Tensor, grad_th: Tensor, want_x: Tensor, want_th: Tensor, name: str) -> Tensor:
+    """Name an x-gradient equal to θ's pseudo-derivative; return what the catalogue's `grads_swapped` may match.
+
+    Only a real swap (grad_x is the expected θ-gradient AND grad_threshold is the expected x-gradient) is named
+    `grads_swapped`; otherwise that entry gets NaNs (never matched) and the copy is named for what it is.
+    """
+    if _close(grad_x, want_x) or not _close(grad_x, want_th):
+        return want_th if _close(grad_th, want_x) else torch.full_like(want_th, float("nan"))
+    if _close(grad_th, want_x):
+        return want_th  # a real swap: the catalogue names it
+    step = "0 (the step is flat in x)" if name == "Heaviside" else "1[x > θ] · grad_output"
+    th_state = "the threshold gradient is right" if _close(grad_th, want_th) else "the threshold gradient is wrong too"
+    fail(
+        f"the gradient of {name} with respect to x equals the θ pseudo-derivative -(factor/ε) · K((x - θ)/ε) · "
+        f"grad_output ({th_state}); the gradients are not swapped",
+        f"{name}'s x-gradient is {step}: the pseudo-derivative goes to θ only. Likely causes: the θ-gradient "
+        "tensor also returned (or copied) as the x-gradient, or x's gradient computed with θ's formula",
+        code="grad_x_theta_grad",
+    )
+    return want_th
