@@ -28,7 +28,22 @@ def _pre(sae: Any, h: Tensor) -> Tensor:
 
 
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """`SL.gated_forward`, plus `aux_no_b_enc`: L_aux decodes ReLU(x @ W_enc), b_enc left out of the aux path."""
+    """`SL.gated_forward`, plus `aux_no_b_enc`: L_aux decodes ReLU(x @ W_enc), b_enc left out of the aux path;
+    `mag="both"`: π_mag = (x @ W_enc) · exp(r_mag) + b_mag + b_enc; `mag="scaled_bias"`: π_mag = x @ W_enc + b_mag ·
+    exp(r_mag); `sparsity_scaled`: L_sparsity = (ReLU(π_gate) · exp(r_mag)).sum(-1)."""
+    mag, scaled = bug.pop("mag", None), bug.pop("sparsity_scaled", False)
+    if mag is not None or scaled:
+        d, _, acts, h_rec = SL.gated_forward(sae, h)
+        proj, scale = _pre(sae, h), sae.r_mag.exp()
+        if mag is not None:
+            pi_mag = proj * scale + sae.b_mag + sae.b_enc if mag == "both" else proj + sae.b_mag * scale
+            acts = ((proj + sae.b_enc) > 0).to(h.dtype) * pi_mag.relu()
+            h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+            d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+        if scaled:
+            d = d | {"L_sparsity": ((proj + sae.b_enc).relu() * scale).sum(-1)}
+        loss = (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+        return d, loss, acts, h_rec
     if not bug.get("aux_no_b_enc"):
         return SL.gated_forward(sae, h, **bug)
     d, _, acts, h_rec = SL.gated_forward(sae, h)
@@ -45,7 +60,28 @@ GATED_CAUSES = [
         "ReLU(π_gate) with π_gate = x @ W_enc + b_enc, the same π_gate whose sign gates the main path",
         "L_aux",
         {"aux_no_b_enc": True},
-    )
+    ),
+    (
+        "mag_both_biases",
+        "your magnitude path adds b_enc as well as b_mag: b_enc is the gate's bias only. π_gate = x @ W_enc + b_enc "
+        "and π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"mag": "both"},
+    ),
+    (
+        "r_mag_scales_b_mag",
+        "your exp(r_mag) rescales b_mag instead of the projection (x @ W_enc + b_mag · exp(r_mag)): π_mag = "
+        "(x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"mag": "scaled_bias"},
+    ),
+    (
+        "sparsity_r_mag_scaled",
+        "your L_sparsity multiplies ReLU(π_gate) by exp(r_mag): the magnitude scaling belongs to the magnitude path "
+        "only. L_sparsity = ReLU(π_gate).sum(-1)",
+        "L_sparsity",
+        {"sparsity_scaled": True},
+    ),
 ]
 
 

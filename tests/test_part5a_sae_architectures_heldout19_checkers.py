@@ -61,3 +61,30 @@ def test_detached_theta_in_heaviside_hint_lists_detach():
 
     failure = assert_fails(C.test_jumprelu_forward, S, "threshold_grad")
     assert "detach" in failure.hint
+
+
+def _gated(mode):
+    class G(A.GatedToySAE):
+        def forward(self, h):
+            proj = einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s")
+            gate, scale = proj + self.b_enc, self.r_mag.exp()
+            mag = {"both": proj * scale + self.b_enc + self.b_mag, "bias": proj + self.b_mag * scale}.get(
+                mode, proj * scale + self.b_mag
+            )
+            acts = (gate > 0).to(h.dtype) * mag.relu()
+            wd = self.W_dec_normalized
+            h_rec = einops.einsum(acts, wd, "b i s, i s d -> b i d") + self.b_dec
+            via = einops.einsum(gate.relu(), wd.detach(), "b i s, i s d -> b i d") + self.b_dec.detach()
+            sp = (gate.relu() * scale if mode == "sp" else gate.relu()).sum(-1)
+            ld = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": sp, "L_aux": (via - h).pow(2).mean(-1)}
+            per = ld["L_reconstruction"] + self.sparsity_coeff * sp + ld["L_aux"]
+            return ld, per.mean(0).sum(), acts, h_rec
+
+    return G
+
+
+def test_gated_magnitude_and_sparsity_slips_are_named():
+    assert_fails(C.test_gated_forward, _gated("both"), "mag_both_biases")
+    assert_fails(C.test_gated_forward, _gated("bias"), "r_mag_scales_b_mag")
+    assert_fails(C.test_gated_forward, _gated("sp"), "sparsity_r_mag_scaled")
+    assert_passes(C.test_gated_forward, _gated("right"))
