@@ -145,4 +145,21 @@ def auxk_causes(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_au
         "over d_in of (residual - that sum)²"
     )
     value = (residual - r_hat / k_aux).pow(2).mean(-1).detach()
-    return [*SL.auxk_coeff(expected), ("divided_by_k_aux", hint, value)]
+    loss = lambda idx, v: residual - torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, idx, v), W_dec)
+    mixed = loss(pre.topk(k_aux, dim=-1).indices, values).pow(2).mean(-1).detach()
+    by_abs = torch.where(dead, pre, -torch.inf).abs().topk(k_aux, dim=-1).indices
+    kept = torch.where(torch.gather(dead.expand_as(pre), -1, by_abs), pre.gather(-1, by_abs), 0.0)
+    mixed_hint = (
+        "your decoded values sit at the wrong latents: the indices come from a top-k of the unmasked pre-activations "
+        "and the values from the dead-only top-k. Take indices and values from the same top-k of the masked tensor"
+    )
+    abs_hint = (
+        "your top-k ranks |masked pre| (the -inf of live latents become +inf and win, then are zeroed): rank the "
+        "dead latents' pre-activations themselves, live ones set to -inf, with no abs"
+    )
+    return [
+        *SL.auxk_coeff(expected),
+        ("divided_by_k_aux", hint, value),
+        ("auxk_mixed_indices", mixed_hint, mixed),
+        ("auxk_abs_after_mask", abs_hint, loss(by_abs, kept).pow(2).mean(-1).detach()),
+    ]

@@ -1,6 +1,7 @@
 """Proofs for part 5a after the fresh38 measurement: a step function whose x-gradient copies θ's pseudo-derivative
 (the θ-gradient itself right) is named for that, not as swapped gradients; a real swap is still `grads_swapped`;
-the JumpReLU SAE whose Heaviside gets θ.detach() gets a hint that lists the detach among the causes."""
+the JumpReLU SAE whose Heaviside gets θ.detach() gets a hint that lists the detach among the causes; Gated
+magnitude/sparsity slips and AuxK selection slips (mixed top-k indices, |·| after masking) are named."""
 
 from __future__ import annotations
 
@@ -88,3 +89,26 @@ def test_gated_magnitude_and_sparsity_slips_are_named():
     assert_fails(C.test_gated_forward, _gated("bias"), "r_mag_scales_b_mag")
     assert_fails(C.test_gated_forward, _gated("sp"), "sparsity_r_mag_scaled")
     assert_passes(C.test_gated_forward, _gated("right"))
+
+
+def _auxk(mode):
+    def f(pre, residual, dead, Wd, k_aux):
+        masked = torch.where(dead, pre, -torch.inf)
+        if mode == "mixed":
+            idx = pre.topk(k_aux, dim=-1).indices
+            vals = masked.topk(k_aux, dim=-1).values
+            vals = torch.where(vals.isfinite(), vals, torch.zeros_like(vals))
+        else:
+            top = masked.abs().topk(k_aux, dim=-1)
+            idx = top.indices
+            vals = torch.where(top.values.isfinite(), pre.gather(-1, idx), torch.zeros_like(top.values))
+        acts = torch.zeros_like(pre).scatter(-1, idx, vals)
+        return (residual - einops.einsum(acts, Wd, "b i s, i s d -> b i d")).pow(2).mean(-1)
+
+    return f
+
+
+def test_auxk_selection_slips_are_named():
+    assert_fails(C.test_auxk_loss, _auxk("mixed"), "auxk_mixed_indices")
+    assert_fails(C.test_auxk_loss, _auxk("abs"), "auxk_abs_after_mask")
+    assert_passes(C.test_auxk_loss, A.auxk_loss)
