@@ -447,8 +447,7 @@ def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]
             )
             for c, how, what in (
                 (1e-12, "clamp_min(1e-12)", "every negative edge and every absent (0) edge became 1e-12"),
-                (0.0, "clamp_min(0) or relu", "every negative edge was dropped, though its size counts as much"),
-            )
+            )  # clamp_min(0) / relu keeps the excitatory edges only: signed_normaliser names it
         ],
     ]
 
