@@ -103,16 +103,22 @@ def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor]
     return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
 
 
-JUMPRELU_CAUSES = [
-    (
-        code,
-        f"your L_reconstruction is the mean over d_in of {name.format(t='h')} (with out = h_reconstructed): it "
-        f"penalises each difference otherwise than by its square. {_REC}",
-        "L_reconstruction",
-        {"penalty": f},
-    )
-    for code, name, f, _ in _penalties()
-]
+def penalty_causes() -> list:
+    """A forward's L_reconstruction penalising each difference otherwise than by its square (the shared penalties:
+    L1, Huber, a higher power), as (code, hint, stage, bug) entries for the forwards taking `penalty=f`."""
+    return [
+        (
+            code,
+            f"your L_reconstruction is the mean over d_in of {name.format(t='h')} (with out = h_reconstructed): it "
+            f"penalises each difference otherwise than by its square. {_REC}",
+            "L_reconstruction",
+            {"penalty": f},
+        )
+        for code, name, f, _ in _penalties()
+    ]
+
+
+JUMPRELU_CAUSES = penalty_causes()
 JUMPRELU_CAUSES += [
     (
         "gate_applied_twice",

@@ -18,26 +18,10 @@ from solutions import part5a_sae_architectures as ref_a
 from tests import part5a_sae_architectures_forward_causes as FC
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_slips as SL
-from tests.loss_penalties import _penalties
-
-_REC = "L_reconstruction = ((h_reconstructed - h) ** 2).mean(-1): the square of each difference, mean over d_in"
 
 
 def _dec(acts: Tensor, sae: Any) -> Tensor:
     return torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
-
-
-def _penalty_causes() -> list:
-    return [
-        (
-            code,
-            f"your L_reconstruction is the mean over d_in of {name.format(t='h')} (with out = h_reconstructed): it "
-            f"penalises each difference otherwise than by its square. {_REC}",
-            "L_reconstruction",
-            {"penalty": f},
-        )
-        for code, name, f, _ in _penalties()
-    ]
 
 
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
@@ -90,7 +74,7 @@ GATED_MISTAKES = [
         "acts",
         {"scaled": (True, True)},
     ),
-    *_penalty_causes(),
+    *FC.penalty_causes(),
 ]
 
 
@@ -168,7 +152,7 @@ TOPK_MISTAKES = [
         "acts",
         {"enc_normalised": True},
     ),
-    *_penalty_causes(),
+    *FC.penalty_causes(),
 ]
 
 # Heaviside's backward reading the saved output H = 1[x > θ] in place of x: K((H - θ)/ε) is 1 only where H sits
