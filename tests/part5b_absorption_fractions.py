@@ -336,6 +336,14 @@ def product_fraction(features: Tensor, acts: Tensor, W_dec: Tensor, W_feat: Tens
     return torch.stack(out, -1).cpu()
 
 
+# A parent latent counted "off" while still active: its duplicate twin (cosine 1, active with it) is then a carrier.
+THRESHOLD_CAUSE = (
+    "; or the parent's latent counted off while it is still active: an off test with a threshold above 0 (e.g. "
+    "act < 1.0, or act < the parent feature's value) where act == 0 belongs (an active latent with a small "
+    "activation is on; duplicating the latents gives it an active twin, a carrier, so such examples became absorbed)"
+)
+
+
 def copies_verdict(base: Tensor, out: Tensor, hint: str, product: Tensor | None = None) -> tuple[str, str]:
     """(code, hint) for a fraction that moved when every latent was duplicated: `product` (the fraction of cases
     with the parent latent off times that of cases carried) named when it is the learner's answer; an over-count
@@ -350,7 +358,7 @@ def copies_verdict(base: Tensor, out: Tensor, hint: str, product: Tensor | None 
             "gives the parent's latent an active twin, a carrier, which raised your fraction(carried))",
         )
     if (o >= b - 1e-5).all():
-        return "carriers_counted", hint
+        return "carriers_counted", hint.rstrip(".") + THRESHOLD_CAUSE
     return (
         "latent_copies",
         "with every latent duplicated, the parent's own latent has a twin with the same cosine, and so has every "
