@@ -711,8 +711,7 @@ def integer_fraction(out: Any, what: str) -> None:
 
 
 def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) -> None:
-    """The new encoder columns are not scale · (new decoder rows): name what they are when it is recognisable,
-    otherwise describe what was observed (direction and length) and list the possible causes."""
+    """Encoder columns != scale · (new decoder rows): name what they are, else describe them and list causes."""
     close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-6))
     what = "the new encoder columns are not resample_scale times the new decoder directions"
     for value, hint, code in (
@@ -725,6 +724,7 @@ def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) 
         (rows, "the encoder column is resample_scale · v, not v itself: resample_scale was ignored", "scale_ignored"),
         (rows / scale, "multiply by resample_scale, don't divide", "scale_inverted"),
         (torch.zeros_like(rows), "the encoder column is resample_scale · v, not zero", "enc_zero"),
+        (-rows * scale, "the encoder column is −resample_scale · v: the sign is flipped (use +)", "enc_negated"),
         (
             old + rows * scale,
             "each new encoder column is the old column plus resample_scale · v: replace it (=), don't add to it (+=)",
@@ -746,7 +746,7 @@ def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) 
         f"{what}: they don't point along the new decoder rows (cosine between {float(cos.min()):.3g} and "
         f"{float(cos.max()):.3g})",
         "decoder row v, encoder column resample_scale · v with the same v. Possible causes: a second random draw for "
-        "the encoder; the new value mixed with (added to) the old column; the rows and columns indexed differently",
+        "the encoder; a flipped sign; the new value mixed with (added to) the old column; rows/columns indexed apart",
         code="enc_mismatch",
     )
 
