@@ -228,6 +228,16 @@ def dead_count_sizes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
                 (zeros == size).to(acts.dtype).mean(-1),
             )
         )
+    dead, d_sae = (acts == 0).all(0).to(acts.dtype).sum(-1), acts.shape[2]
+    size = acts.shape[1]  # the right count over n_inst: d_sae / n_inst × the values (the batch: divided_by_batch)
+    out.append(
+        (
+            "dead_divided_wrong_size",
+            f"your values are {d_sae}/{size} × the expected ones: the dead count divided by {size} "
+            f"(acts.shape[1], n_inst) where {d_sae} (acts.shape[2], d_sae) belongs",
+            dead / size,
+        )
+    )
     reshaped = reshaped_inputs(ref_a.dead_latent_fraction, (acts,), "batch inst d_sae", "acts")  # reshape for permute
     reshaped = [e for e in reshaped if not torch.equal(e[2], e[2][:1].expand_as(e[2]))]  # one shared value: pooled
     return out + MR.dead_readings(acts) + reshaped  # counts off by one, slices dropped, instance 0's for all

@@ -1,7 +1,8 @@
 """Proofs for part 5a's diagnoses added after the fresh12 held-out measurement: a threshold gradient whose window
 sits far from θ (K(x - θ/ε), operator precedence), one step function's backward copied into the other, the JumpReLU
-SAE decoding ReLU(pre), FVE with absolute deviations or norms, a zero count compared with n_inst or d_sae, feature f
-paired with latent f, a numpy result, and AuxK's -inf cleared by a 0/1 mask (NaN)."""
+SAE decoding ReLU(pre), FVE with absolute deviations or norms, a zero count compared with n_inst or d_sae (or the
+dead count divided by n_inst), feature f paired with latent f, a numpy result, and AuxK's -inf cleared by a 0/1 mask
+(NaN)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,12 @@ def test_dead_count_compared_with_another_size(axis):
     dead = lambda acts: ((acts == 0).sum(0) == acts.shape[axis]).float().mean(-1)
     err = assert_fails(C.test_dead_latent_fraction, dead, "count_wrong_size")
     assert f"acts.shape[{axis}]" in err.hint
+
+
+def test_dead_count_divided_by_n_inst():
+    dead = lambda acts: (acts == 0).all(0).float().sum(-1) / acts.shape[1]
+    err = assert_fails(C.test_dead_latent_fraction, dead, "dead_divided_wrong_size")
+    assert "acts.shape[1]" in err.hint and "largest" not in err.hint
 
 
 def test_recovery_diagonal():
