@@ -44,6 +44,13 @@ def novel(entries: list[Mutant], known: list[Mutant]) -> list[Mutant]:
     return kept
 
 
+def _forward_with(x: Tensor, b: Tensor, act: Callable[[Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The forward pass ReLU(W_out act(W_in x) + b) on the checker's x and b, as a function of the two weights."""
+    return lambda W_in, W_out: torch.relu(
+        torch.einsum("...id,idf->...if", act(torch.einsum("...if,idf->...id", x, W_in)), W_out) + b
+    )
+
+
 def weight_transform_mutants(
     x: Tensor,
     W_in: Tensor,
@@ -55,8 +62,7 @@ def weight_transform_mutants(
 ) -> list[Mutant]:
     """The forward pass with the first product's weights, the second's, or both transformed; `names` are the
     parameters each product reads (part 1: W both times), `formula` the reference written out for the hints."""
-    h_in = lambda W: act(torch.einsum("...if,idf->...id", x, W))
-    model = lambda Wi, Wo: torch.relu(torch.einsum("...id,idf->...if", h_in(Wi), Wo) + b)
+    model = _forward_with(x, b, act)
     first, second = (
         f"the first product ({names[0]} x, down to d_hidden)",
         f"the second product (back up with {names[1]})",
@@ -115,8 +121,7 @@ def reshape_mutants(
     """The forward pass with a reshape (or .view) where a transpose belongs: either product's weights [inst d feats]
     read as W.reshape(inst, feats, d) in the transposed layout [inst feats d], or both. A reshape keeps the memory
     order, so the entries land in the wrong places (unlike .transpose / .mT) while every shape still fits."""
-    h_in = lambda W: act(torch.einsum("...if,idf->...id", x, W))
-    model = lambda Wi, Wo: torch.relu(torch.einsum("...id,idf->...if", h_in(Wi), Wo) + b)
+    model = _forward_with(x, b, act)
     flip = lambda W: W.reshape(W.shape[0], W.shape[2], W.shape[1]).transpose(-1, -2)  # reshape read as the transpose
     k, d, f = W_in.shape
     out: list[Mutant] = []

@@ -372,12 +372,13 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     )
     skip = tc.skip(skip_in) if not bug.get("skip_untransposed") else x @ tc.W_skip
     mlp_out = f @ tc.W_dec + (0 if bug.get("no_b_dec") else tc.b_dec) + (0 if bug.get("no_skip") else skip)
-    mlp_out = mlp_out + (0 if bug.get("no_error") or bug.get("error_in_ln2") else e)
+    after_ln = bug.get("error_after_ln")  # the error added to the normalised stream, after ln_final
+    mlp_out = mlp_out + (0 if bug.get("no_error") or bug.get("error_in_ln2") or after_ln else e)
     resid = mlp_out if bug.get("no_final_resid") else (embeds if bug.get("final_no_attn") else resid_mid) + mlp_out
     resid = resid + embeds if bug.get("embeds_twice") else resid
     final = frozen.ln2_scale if bug.get("final_scale_ln2") else frozen.final_scale
     logits = resid if bug.get("no_final_ln") else ln(resid, final, not bug.get("ln_recomputed"))
-    logits = logits @ model.W_U + (0 if bug.get("no_b_U") else model.b_U)
+    logits = (logits + (e if after_ln else 0)) @ model.W_U + (0 if bug.get("no_b_U") else model.b_U)
     return pre, logits
 
 

@@ -174,8 +174,6 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
     if bug.pop("recorded_output", False):  # frozen's own recordings: they don't depend on embeds
         return frozen.acts, frozen.logits
-    if bug.pop("error_after_ln", False):
-        return placement.error_after_final_ln(model, tc, frozen, embeds, latents, error)
     if bug.pop("ln1_at_query", False):
         return _ln1_at_query(model, tc, frozen, embeds, latents, error)
     return known.variant_forward(model, tc, frozen, embeds, latents, error, **bug)

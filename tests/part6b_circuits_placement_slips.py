@@ -5,7 +5,8 @@
 - `recovered` computed per sequence (or per predicted token) and then averaged, instead of from the mean losses;
 - latent values written at every position (`latents[:, idx] = values`, the position index dropped) in the
   attribution graph's forward;
-- the error term added after the final LayerNorm (to the normalised stream) in the local replacement model.
+- the error term added after the final LayerNorm (to the normalised stream) in the local replacement model (the hint
+  only: `part6b_circuits_mistakes.variant_forward` computes it, as its `error_after_ln`).
 """
 
 from __future__ import annotations
@@ -105,20 +106,6 @@ def every_position(frozen, graph, direct: Tensor, forward: Callable) -> list[tup
             A,
         )
     ]
-
-
-def error_after_final_ln(model, tc, frozen, embeds, latents=None, error=None) -> tuple[Tensor, Tensor]:
-    """The local replacement model with the error term added after ln_final, to the normalised stream."""
-    ln = lambda v, s: (v - v.mean(-1, keepdim=True)) / s
-    v = torch.einsum("kd,hde->hke", ln(embeds, frozen.ln1_scale), model.W_V[0]) + model.b_V[0][:, None]
-    z = torch.einsum("hqk,hke->hqe", frozen.pattern, v)
-    mid = embeds + torch.einsum("hqe,hed->qd", z, model.W_O[0]) + model.b_O[0]
-    x = ln(mid, frozen.ln2_scale)
-    pre = x @ tc.W_enc + tc.b_enc
-    f = pre * frozen.active if latents is None else latents
-    e = frozen.error if error is None else error
-    resid = mid + f @ tc.W_dec + tc.b_dec + tc.skip(x)
-    return pre, (ln(resid, frozen.final_scale) + e) @ model.W_U + model.b_U
 
 
 ERROR_PLACEMENT = {
