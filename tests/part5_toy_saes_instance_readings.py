@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part5_toy_saes_batch_edits as BE
 from tests.checking import fail
 
 # dead latents per instance: instance 0 the fewest (one), the others more, no two counts equal
@@ -109,6 +110,8 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
     x, y, Wd = features.detach().double().cpu(), h.detach().double().cpu(), W.detach().double().cpu()
     if y.shape[:2] != x.shape[:2] or y.shape[2] != Wd.shape[1]:
         return
+    BE.running_sum_failure(y, torch.einsum("bif,idf->bid", x, Wd))
+    BE.features_dropped_failure(y, x, Wd)
     fix = "h = einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> batch inst d_in'), W as it is"
     A = _effective_maps(y, x)
     if A is not None:

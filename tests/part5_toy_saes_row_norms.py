@@ -235,8 +235,44 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     if close(expected) or any(close(value) for _, _, value in mistakes):
         return
     divisor_power_failure(out, W)
+    root_ratio_failure(out, W, cfg)
     numerator_source_failure(out, W, sources, eps)
     eps_readoff_failure(out, W, cfg)
+
+
+def root_ratio_failure(out: Tensor, W: Tensor, cfg) -> None:
+    """Every row points along W's row and was divided by a·‖W_row‖ with a = √(cfg.f / cfg.g) for two integer config
+    fields: a root-mean-square scaled back by the wrong count (√(mean(W²)·cfg.d_sae) where cfg.d_in belongs)."""
+    out, W = out.detach().double(), W.detach().double()
+    rows = _rows(out, W)
+    if int(rows.sum()) < 3:
+        return
+    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
+    if not bool((cos > 1 - 1e-4).all()):
+        return
+    ratio = 1 / out[rows].norm(dim=-1)  # the divisor over ‖W_row‖: ‖W_row‖ / ‖out_row‖ / ‖W_row‖
+    a = float(ratio.median())
+    if abs(a - 1) < 1e-3 or not torch.allclose(ratio, torch.full_like(ratio, a), rtol=1e-3):
+        return
+    fields = {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if type(getattr(cfg, f.name)) is int and getattr(cfg, f.name) > 1
+    }
+    if len(set(fields.values())) != len(fields):
+        return  # two fields of one size: which one was used can't be told apart
+    row_len = W.shape[-1]
+    for f, vf in fields.items():
+        for g, vg in fields.items():
+            if f != g and abs(a - (vf / vg) ** 0.5) < 1e-3 * a:
+                belongs = f"cfg.{g} (the length of a row, {row_len})" if vg == row_len else f"cfg.{g}"
+                fail(
+                    f"W_dec_normalized: every row points the right way but was divided by {a:.4g} · ‖W_row‖, and "
+                    f"{a:.4g} = √(cfg.{f} / cfg.{g}) = √({vf}/{vg})",
+                    f"a count inside the root is the wrong config field: cfg.{f} where {belongs} belongs (e.g. "
+                    f"√(mean(W²) · cfg.{f}) for the norm √(mean(W²) · cfg.{g}) = ‖W_row‖). {_NORM_FIX}",
+                    code="norm_wrong_field",
+                )
 
 
 def norms_returned(out: object, W: Tensor, eps: float) -> object:
