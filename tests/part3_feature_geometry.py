@@ -24,7 +24,11 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
-from tests.part3_feature_geometry_denominators import constant_denominator_failure, self_term_readings
+from tests.part3_feature_geometry_denominators import (
+    constant_denominator_failure,
+    frobenius_statistic_readings,
+    self_term_readings,
+)
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_scale_probes import (
@@ -283,6 +287,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
         ),
         ("numerator_one", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
         *capped_norm_mutants(W),
+        *frobenius_statistic_readings(W),
         (
             "numerator_rank",
             "the numerator is d_hidden = W.shape[1], the number of hidden dimensions, not the rank of W[inst] "

@@ -63,3 +63,24 @@ def self_term_readings(norms_sq: Tensor, den: Tensor) -> list[tuple[str, str, Te
             norms_sq / (den - norms_sq + 1),
         )
     ]
+
+
+def frobenius_statistic_readings(W: Tensor) -> list[tuple[str, str, Tensor]]:
+    """d_hidden / (a statistic of W's norms) for the statistics a learner writes in place of ‖W‖²_F = Σ_i ‖W_i‖²:
+    the column (feature) norms or the row (hidden-dimension) norms, not squared, averaged or summed (Σ_i ‖W_i‖ and
+    the squared norms averaged are in the catalogue already)."""
+    W = W.double()
+    d = W.shape[1]
+    axes = (("column", "feature", 1), ("row", "hidden-dimension", 2))
+    out = []
+    for name, words, dim in axes:
+        norms = W.norm(dim=dim)
+        for red, how in (("mean", "averaged"), ("sum", "summed")):
+            if dim == 1 and red == "sum":  # Σ_i ‖W_i‖: `norms_not_squared` in the catalogue
+                continue
+            hint = (
+                f"your denominator is the {words} norms ({name} norms of W[inst], not squared) {how}; D* divides by "
+                "‖W‖²_F = Σ_i ‖W_i‖², the SUM of the SQUARED feature norms (= W.pow(2).sum((1, 2)))"
+            )
+            out.append((f"{name}_norms_{red}", hint, d / getattr(norms, red)(-1)))
+    return out

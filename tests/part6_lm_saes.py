@@ -62,6 +62,7 @@ from tests.part6_lm_saes_hints import (
     steer_edit,
     steer_second_call,
 )
+from tests.part6_lm_saes_index_values import values_off_indices
 from tests.part6_lm_saes_mask_floor import far_below_probe, min_fill_probe
 from tests.part6_lm_saes_masked_returned import masked_entries_returned
 from tests.part6_lm_saes_mistakes import (
@@ -493,6 +494,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
                 code="dtype",
             )
     exp_values, exp_seq, exp_pos = ref.top_activations(before, k)
+    values_off_indices(values, seq_idx, pos_idx, before, k, (exp_values, exp_seq, exp_pos))
     got = torch.stack([values.double(), seq_idx.double(), pos_idx.double()])
     expected = torch.stack([exp_values.double(), exp_seq.double(), exp_pos.double()])
     if not torch.allclose(got, expected.to(got.device), rtol=RTOL, atol=ATOL):

@@ -154,6 +154,7 @@ LINEARISED_MISTAKES = {
     **hints.LINEARISED_HINTS,
     **LINEARISED_SLIPS,
     **placement.ERROR_PLACEMENT,
+    **placement.SKIP_PLACEMENT,
 }
 
 
@@ -174,6 +175,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
         return known.variant_forward(model, tc, frozen, embeds, latents, 2 * (frozen.error if error is None else error))
     if bug.pop("recorded_output", False):  # frozen's own recordings: they don't depend on embeds
         return frozen.acts, frozen.logits
+    if bug.pop("skip_ln2_embeds", False):  # the skip term reads LN2 of r₀ (the embeddings), not of resid_mid
+        tc = placement.SkipFed(tc, (embeds - embeds.mean(-1, keepdim=True)) / frozen.ln2_scale)
     if bug.pop("ln1_at_query", False):
         return _ln1_at_query(model, tc, frozen, embeds, latents, error)
     return known.variant_forward(model, tc, frozen, embeds, latents, error, **bug)

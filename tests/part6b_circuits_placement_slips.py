@@ -112,3 +112,22 @@ ERROR_PLACEMENT = {
     "error_after_ln": "the error term was added after the final LayerNorm (to the normalised stream): it is part of "
     "the MLP's output, so add it to mlp_out, before ln_final (its centring and frozen scale apply to it too)",
 }
+
+SKIP_PLACEMENT = {
+    "skip_ln2_embeds": "the skip connection was fed LN2 of the embeddings (r₀ = embeds normalised by "
+    "frozen.ln2_scale): it reads the same MLP input as the encoder, x = LN2(resid_mid) with resid_mid = embeds + "
+    "attention output + b_O, tc.skip(x): the residual after attention, not the one before it",
+}
+
+
+class SkipFed:
+    """A transcoder whose skip term reads `fed` whatever it is given (the skip fed the wrong residual)."""
+
+    def __init__(self, tc, fed: Tensor) -> None:
+        self._tc, self._fed = tc, fed
+
+    def skip(self, _x: Tensor) -> Tensor:
+        return self._tc.skip(self._fed)
+
+    def __getattr__(self, name: str):
+        return getattr(self._tc, name)

@@ -252,19 +252,30 @@ def other_hook_points(model: Any, tc: Transcoder, tokens: Tensor, got: float, ri
 # transcoder_forward, token views
 # --------------------------------------------------------------------------------------------
 def forward_normalised(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
-    """(code, hint, acts, out) of transcoder_forward with x layer-normalised again before the encoder."""
-    acts = tc.encode(F.layer_norm(x, x.shape[-1:]))
-    out = acts @ tc.W_dec + tc.b_dec + (0 if tc.W_skip is None else x @ tc.W_skip.T)
-    return [
-        (
-            "input_normalised",
-            "the encoder reads x as it is: yours normalises it first (a layer norm over d_in: mean removed, divided "
-            "by the std). x at tc.hook_name is already the MLP's normalised input (ln2's output), and the "
-            "transcoder was trained on it unchanged: pre = x @ W_enc + b_enc",
-            acts,
-            out,
-        )
+    """(code, hint, acts, out) of transcoder_forward with x normalised again before the encoder: F.layer_norm, a
+    hand-written layer norm with the unbiased std (x.std, no eps), centring only, an RMS norm; the skip term fed the
+    raw x or the normalised one."""
+    centred = x - x.mean(-1, keepdim=True)
+    norms = [
+        ("a layer norm over d_in: mean removed, divided by the std", F.layer_norm(x, x.shape[-1:])),
+        ("a hand-written layer norm, (x - mean) / x.std(-1) over d_in", centred / x.std(-1, keepdim=True)),
+        ("the mean over d_in removed (a centring)", centred),
+        ("an RMS norm over d_in, x / sqrt(mean x²)", x / x.pow(2).mean(-1, keepdim=True).sqrt()),
     ]
+    out = []
+    for what, xn in norms:
+        acts = tc.encode(xn)
+        for skip_in, also in ((x, ""), (xn, " (and the skip term reads the normalised x too)")):
+            if skip_in is xn and tc.W_skip is None:
+                continue
+            dec = acts @ tc.W_dec + tc.b_dec + (0 if tc.W_skip is None else skip_in @ tc.W_skip.T)
+            hint = (
+                f"the encoder reads x as it is: yours normalises it first ({what}){also}. x at tc.hook_name is "
+                "already the MLP's normalised input (ln2's output), so this applies a norm a second time, and the "
+                "transcoder was trained on x unchanged: pre = x @ W_enc + b_enc, skip = x @ W_skip.T"
+            )
+            out.append(("input_normalised", hint, acts, dec))
+    return out
 
 
 def token_view_index(model: Any, tc: Transcoder, i: int, side: str) -> list[tuple[str, str, Tensor]]:

@@ -150,3 +150,24 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
                 "(W.abs().amax(dim=1))",
                 code="numerator_reading",
             )
+    denominator = (top / g)[nz]
+    readings = [
+        (
+            "‖Wᵢ‖² / 2, half the squared norm: `x ** 1/2` parses as `(x ** 1) / 2`, not a square root (write "
+            "`x ** 0.5`, `x.sqrt()` or W.norm(dim=1))",
+            Wd.pow(2).sum(1) / 2,
+        ),
+        ("‖Wᵢ‖², the squared norm (the square root is missing)", Wd.pow(2).sum(1)),
+        ("Σ_k |W_ki|, the L1 norm (not the Euclidean norm)", Wd.abs().sum(1)),
+        ("sqrt(mean_k W_ki²), the RMS over neurons (a mean where the norm sums)", Wd.pow(2).mean(1).sqrt()),
+        ("Σ_k W_ki² / n_neurons, the mean square (a mean and no square root)", Wd.pow(2).mean(1)),
+    ]
+    for what, value in readings:
+        if close(denominator, value[nz]) and not close(denominator, norm[nz]):
+            fail(
+                f"basis_alignment(W): with the right numerator max|W_ki|, your denominator is {what} on every "
+                "non-zero feature",
+                "the denominator is the Euclidean norm of the column over the neurons, ‖Wᵢ‖ = sqrt(Σ_k W_ki²) "
+                "(W.norm(dim=1))",
+                code="denominator_reading",
+            )

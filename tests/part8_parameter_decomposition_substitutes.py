@@ -2,9 +2,9 @@
 
 * svd_terms: the projectors u_k u_kᵀ (or v_k v_kᵀ, or σ_k times either) returned instead of the terms σ_k u_k v_kᵀ;
 * ablation_losses: each ablated output compared with another baseline than chain(x) (the previous ablation's
-  output, the batch-mean original output);
+  output, the batch-mean original output), or measured as 1 - cosine similarity;
 * a loss reading: the same differences Δ read under another loss than the mean square (Huber / smooth_l1 with
-  β = 1, Σ|Δ|; ½Δ² is `scale`): `difference_readings`, usable by any mean-squared-error checker;
+  β = 1, Σ|Δ|, their variance; ½Δ² is `scale`): `difference_readings`, usable by any mean-squared-error checker;
 * adversarial_sources: the step size read back from the output (steps of f × step_size), confirmed by a re-run.
 """
 
@@ -50,6 +50,9 @@ def difference_readings(d: Tensor, dim: int = -1, what: str = "differences") -> 
     both = " (every |Δ| < 1 here, where Huber is ½Δ²: a factor ½ gives the same values)" if small else ""
     out = [("huber", f"{right}, not smooth_l1 / Huber loss (β = 1){both}", huber)]
     out.append(("sum_abs", f"{right}, not the sum of |Δ| (an L1 norm)", d.abs().sum(dim)))
+    centred = "the mean of Δ subtracted first: mean(Δ²) - mean(Δ)²"
+    out.append(("variance", f"{right}, not their variance (Δ.var(): {centred}, over n - 1)", d.var(dim)))
+    out.append(("variance", f"{right}, not their variance (unbiased=False: {centred})", d.var(dim, unbiased=False)))
     return out
 
 
@@ -71,6 +74,12 @@ def ablation_substitutes(chain: WeightChain, terms: Tensor, x: Tensor) -> Mistak
             "batch_mean_baseline",
             f"{base}, not with the original output averaged over the batch",
             stack([mse(a, y.mean(0, keepdim=True)) for a in ablated]),
+        ),
+        (
+            "cosine_distance",
+            "each loss is the mean squared change of the output, mean((ablated - chain(x))²) over output dims, not "
+            "1 - the cosine similarity of the ablated and original outputs (a direction change: it ignores size)",
+            stack([1 - F.cosine_similarity(a, y, dim=-1) for a in ablated]),
         ),
     ] + [(c, h, v.permute(2, 0, 1)) for c, h, v in difference_readings(torch.stack(ablated) - y, what="change")]
 
