@@ -283,6 +283,16 @@ THETA_FACTORS = [
         "the factor θ multiplies, -(θ/ε) · K((x - θ)/ε): you divided by θ, -K/(θ·ε)",
         lambda x, th, bw: -_rect((x - th) / bw) / (th * bw),
     ),
+    (
+        "x_over_theta_factor",
+        "the factor is θ, -(θ/ε) · K((x - θ)/ε) · grad_output: yours is x/θ (a ratio where θ alone belongs)",
+        lambda x, th, bw: -(x / th) * _rect((x - th) / bw) / bw,
+    ),
+    (
+        "x_factor",
+        "the factor is θ, -(θ/ε) · K((x - θ)/ε) · grad_output: yours is x (the input where the threshold belongs)",
+        lambda x, th, bw: -x * _rect((x - th) / bw) / bw,
+    ),
 ]
 
 
@@ -546,7 +556,7 @@ def gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list
     def combine(xs: tuple, gate_bias: Any, mag_in: str, scale: Tensor | float, mag_bias: Any, on: str) -> Tensor:
         p_gate, p = (torch.einsum("bid,ids->bis", x_in, sae.W_enc) for x_in in xs)  # the two paths' projections
         gate = p_gate + gate_bias
-        mag = (gate if mag_in == "gate" else p) * scale + mag_bias
+        mag = {"gate": gate, "relu_proj": p.relu()}.get(mag_in, p) * scale + mag_bias
         switch = {"relu": gate.relu, "sigmoid": gate.sigmoid}.get(on, lambda: (gate > 0).to(h.dtype))()
         return switch * mag.relu()
 
@@ -569,11 +579,21 @@ def gated_acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list
                 "the magnitude path scales x @ W_enc + b_gate (the gate's pre-activation) instead of x @ W_enc alone",
                 lambda: "gate",
             ),
+            (
+                "relu_before_mag_scale",
+                "the magnitude path applies ReLU to x @ W_enc before scaling and adding b_mag: π_mag = (x @ W_enc) · "
+                "exp(r_mag) + b_mag, and the only ReLU is the last step, ReLU(π_mag)",
+                lambda: "relu_proj",
+            ),
         ],
         [
             ("exp", "", lambda: sae.r_mag.exp()),
             ("r_mag_no_exp", "the magnitude scale is r_mag, not exp(r_mag)", lambda: sae.r_mag),
             ("no_r_mag", "the magnitude path is not scaled by exp(r_mag)", lambda: 1.0),
+            *[
+                (f"r_mag_{name}", f"the magnitude scale is {name}(r_mag), not exp(r_mag)", lambda f=f: f(sae.r_mag))
+                for name, f in (("softplus", torch.nn.functional.softplus), ("sigmoid", torch.sigmoid))
+            ],
         ],
         [
             ("b_mag", "", lambda: sae.b_mag),

@@ -188,4 +188,15 @@ def auxk_causes(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_au
             "instance decodes its own dead latents with its own decoder, 'b i s, i s d -> b i d'",
             loss(summed),
         ),
+        *[
+            (
+                f"dead_values_{name}",
+                f"your loss decodes {name} of the chosen dead pre-activations: decode the k_aux pre-activations "
+                "themselves (no function applied), scattered in place",
+                loss(
+                    torch.einsum("bis,isd->bid", torch.zeros_like(pre).scatter(-1, top.indices, f(top.values)), W_dec)
+                ),
+            )
+            for name, f in (("sigmoid", torch.sigmoid), ("exp", torch.exp), ("softplus", torch.nn.functional.softplus))
+        ],
     ]

@@ -250,12 +250,13 @@ def topk_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
     """acts_post = the k largest ReLU(pre) kept in place, with alternatives for what the top k are chosen on."""
     k = sae.cfg.k
 
-    def combine(x_in: Tensor, chosen_on: str) -> Tensor:
+    def combine(x_in: Tensor, chosen_on: str, kept: str) -> Tensor:
         proj = torch.einsum("bid,ids->bis", x_in, sae.W_enc)
         post = (proj + sae.b_enc).relu()
         score = {"post": post, "proj": proj, "dec_norm": post * sae.W_dec.norm(dim=-1)[None]}[chosen_on]
         idx = score.topk(k, dim=-1).indices
-        return torch.zeros_like(post).scatter(-1, idx, post.gather(-1, idx))
+        values = {"post": post, "relu_proj": proj.relu(), "pre": proj + sae.b_enc}[kept]
+        return torch.zeros_like(post).scatter(-1, idx, values.gather(-1, idx))
 
     return combine, [
         [("x", "", lambda: h - sae.b_dec), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
@@ -272,6 +273,15 @@ def topk_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
                 "the top k latents are chosen on ReLU(pre) times the decoder row norms ‖W_dec[j]‖ (the values kept "
                 "are right): choose them on ReLU(pre) alone",
                 lambda: "dec_norm",
+            ),
+        ],
+        [
+            ("post", "", lambda: "post"),
+            (
+                "kept_values_without_b_enc",
+                "the values kept are ReLU((h - b_dec) @ W_enc), without b_enc (the latents chosen are right): keep "
+                "ReLU(pre) with pre = (h - b_dec) @ W_enc + b_enc",
+                lambda: "relu_proj",
             ),
         ],
     ]
