@@ -18,6 +18,7 @@ from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
 from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
 from tests import part1_superposition_loss_relations as loss_relations
+from tests import part2_privileged_basis_target_readings as target_readings
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
 from tests.loss_penalties import difference_relation
 from tests.mutants import Reference, call
@@ -593,15 +594,19 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
         )
     solution = reference_model(RefNeuronComputationModel, cfg, device, {}, feature_probability=p, importance=imp)
     tables = {"feature_probability": p, "(1 - feature_probability)": 1 - p}
+    seen: dict[str, Tensor] = {}  # the batch check_loss drew (`extra` runs first): the target is read against it
 
     def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
-        return loss_relations.weight_table_relation(grad, out, target, imp, tables) or difference_relation(
-            loss, grad, out, target, imp, "|batch|"
+        return (
+            loss_relations.weight_table_relation(grad, out, target, imp, tables)
+            or difference_relation(loss, grad, out, target, imp, "|batch|")
+            or target_readings.target_relation(loss, grad, out, target, imp, seen.get("batch"))
         )
 
-    extra = lambda out, batch, target: (
-        _target_mutants(out, batch, target) + loss_relations.model_tensor_mutants(out, target, imp, p)
-    )
+    def extra(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:
+        seen["batch"] = batch
+        return _target_mutants(out, batch, target) + loss_relations.model_tensor_mutants(out, target, imp, p)
+
     reduced_then_weighted_failure(model.calculate_loss, imp, make_batch, torch.abs, device)
     check_loss(model, imp, torch.abs, make_batch, device, solution, extra=extra, relations=relations)
     return "Σ_inst mean_{batch, feats} I (|x| - y)²"

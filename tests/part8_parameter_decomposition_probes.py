@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_bias_places as bias_places
+from tests import part8_parameter_decomposition_gelu_places as gelu_places
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_product_slips as product_slips
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_variants as variants
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame
@@ -327,6 +329,7 @@ def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
             ("gelu_twice", hint, F.gelu(z).clamp(0, 1)),
             ("w_in_after_gelu", w_in, after.clamp(0, 1)),
             ("residual", residual, (z + h).clamp(0, 1)),
+            *gelu_places.ci_weight_places(p),  # w_out inside the GELU
             *bias_places.ci_bias_places(p),  # b_out on h, inside or after the GELU (moved, or added twice)
         ]
 
@@ -495,7 +498,7 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             f"your full loss is the loss of the run with only matrix {n} masked: compute it from the run where every "
             "matrix is masked (its own output, not a single-matrix run's output left in a reused variable)"
         )
-        return [
+        found = [
             ("layerwise_vs_masked", hint, torch.stack([right[0], vs_full])),
             ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=lambda layer, t: F.relu(t))),
             ("activation_in_layer_fn", twice, _recon_losses(chain, p, x, wrap=act)),
@@ -504,6 +507,7 @@ def recon_mistakes(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, ri
             ("unmasked_inputs", cached, _recon_losses(chain, p, x, cached=True)),
             *[("full_from_one_run", one_run(n), _recon_losses(chain, p, x, full={n})) for n in range(L - 1)],
         ]
+        return found + product_slips.recon_product_slips(chain, p, x, found)  # masked_product's slips, carried
 
 
 def _recon_losses(
