@@ -22,6 +22,7 @@ from torch import Tensor
 
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
+from tests import part6b_circuits_failure_readings as failed
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
@@ -625,6 +626,8 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
     catalogue = known.influence_mistakes(A, weights) + extra.influence_extra(A, weights)
     catalogue += probes.influence_probed(A, weights) + pruned_catalogue(A, weights) + reads.identity_terms(A, weights)
     if not _matches_any(out, [right] + [v for _, _, v in catalogue], 1e-4, 1e-6):
+        failed.weight_sum_factor(out, right, weights)
+        failed.raw_rows(out, A, weights)
         reads.influence_readings(impl, A, weights, out, right)
     expect_matches(
         out,
@@ -707,6 +710,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
                 )
         if seq_idx.is_floating_point() or pos_idx.is_floating_point():
             views.band_tuple_order(group, j) or fail(f"the indices of band {j} are floats", "use `//` and `%`", "dtype")
+    failed.empty_bands(impl, before, out, expected, k, n_bands)
     if not known.same_groups(out, expected):
         hints.wrong_middle(out, before, k, n_bands, impl)
     for code, groups in mistakes.items():

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from solutions.part6b_circuits import node_influence
+from tests import part6b_circuits_failure_readings as failure_readings
 from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_extra_mistakes import NOT_A_LOSS
@@ -379,6 +380,7 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
         return impl(A, weights)
     except Exception as err:
         ones_identity(err, len(A0))
+        failure_readings.self_loops(err, A0)
         try:
             positive = impl(A0.abs(), w0.clone())
         except Exception:
@@ -397,6 +399,7 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
                 "blows the entries up and I - Â turns singular)",
                 code="signed_normaliser",
             )
+        failure_readings.singular_causes(err)
         raise
 
 

@@ -75,7 +75,7 @@ def gradient_swaps(model: Any, tc: Any, frozen: Any, graph: Any) -> list[tuple[s
     (or the token edges from the error gradient), a copy-paste slip."""
     pos, idx = graph.latent_pos, graph.latent_idx
     by_token = torch.zeros(graph.n_nodes, graph.n_nodes, device=frozen.embeds.device)
-    by_error = by_token.clone()
+    by_error, both = by_token.clone(), by_token.clone()
     with torch.enable_grad():
         embeds = frozen.embeds.detach().clone().requires_grad_(True)
         error = frozen.error.detach().clone().requires_grad_(True)
@@ -88,12 +88,14 @@ def gradient_swaps(model: Any, tc: Any, frozen: Any, graph: Any) -> list[tuple[s
             gv, ge, gm = torch.autograd.grad(t, (vals, error, embeds), retain_graph=True, allow_unused=True)
             gv = torch.zeros_like(vals) if gv is None else gv
             ge = torch.zeros_like(error) if ge is None else ge
-            for A in (by_token, by_error):
+            for A in (by_token, by_error, both):
                 A[row, graph.nodes("latent")] = gv * vals.detach()
             by_token[row, graph.nodes("error")] = (gm * error.detach()).sum(-1)
             by_token[row, graph.nodes("token")] = (gm * embeds.detach()).sum(-1)
             by_error[row, graph.nodes("error")] = (ge * error.detach()).sum(-1)
             by_error[row, graph.nodes("token")] = (ge * embeds.detach()).sum(-1)
+            both[row, graph.nodes("error")] = (gm * error.detach()).sum(-1)
+            both[row, graph.nodes("token")] = (ge * embeds.detach()).sum(-1)
     return [
         (
             "swapped_gradient",
@@ -106,6 +108,13 @@ def gradient_swaps(model: Any, tc: Any, frozen: Any, graph: Any) -> list[tuple[s
             "the token edges were built from the gradient at the error nodes: token edges = grad at the error node · "
             "embedding; a token node's edge is (grad at the embeddings · embedding).sum(-1), its own gradient",
             by_error,
+        ),
+        (
+            "swapped_gradients",
+            "the token and error gradients are swapped (e.g. the grads of (values, error, embeds) unpacked in "
+            "another order): each error edge is grad at the TOKEN node · error and each token edge grad at the "
+            "ERROR node · embedding; unpack the gradients in the order of the inputs passed to autograd.grad",
+            both,
         ),
     ]
 
