@@ -147,6 +147,8 @@ def empty_bands(impl: Callable, acts: Tensor, out: Any, expected: list, k: int, 
     except Exception:
         pass
     want = [len(e[0]) for e in expected]
+    if not watch.seen and k // n_bands == 0:
+        return  # k split among the bands (k // n_bands = 0) empties every band too: left to that reading
     if watch.seen:
         fail(
             f"every band is empty (expected {want} examples), and a `{watch.seen}` in your code returned NaN",
