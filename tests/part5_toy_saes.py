@@ -671,7 +671,7 @@ def test_forward(impl: type, device: torch.device) -> str:
         "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances; "
         "sparsity_coeff is [inst], used as it is",
     }
-    ingredients = {"acts": D.vanilla_acts_options, "h_reconstructed": D.vanilla_decode_options}
+    ingredients = {"acts": IR.acts_options, "h_reconstructed": D.vanilla_decode_options}
     for tied in (False, True):  # tied: sae._W_dec is None, the decoder is W_enc transposed
         sae = reference_sae(cls, device, tied_weights=tied)
         listed = [m for m in M.FORWARD_MISTAKES + RL.FORWARD_EXTRA if not tied or m[0] != "decoder_is_encoder"]

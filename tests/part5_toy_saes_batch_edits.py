@@ -60,3 +60,47 @@ def features_dropped_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
         f"are: {_FIX}",
         code="features_dropped",
     )
+
+
+def permuted_features_failure(A: Tensor, W: Tensor) -> None:
+    """A: the map read back by least squares from h = A x ([inst d_in feats], NaN columns for features never
+    active). When every known column of A is one of W's columns (each used once), but not its own, the features
+    met W's columns in another order: name the order (reversed, rolled, or the permutation read back)."""
+    n_inst, _, n_feats = W.shape
+    if A.shape != W.shape:
+        return
+    perms, moved = [], False
+    for i in range(n_inst):
+        perm = []
+        for f in range(n_feats):
+            col = A[i, :, f]
+            if col.isnan().any():
+                perm.append(None)
+                continue
+            hits = [g for g in range(n_feats) if torch.allclose(col, W[i, :, g], rtol=1e-3, atol=1e-4)]
+            if len(hits) != 1:
+                return
+            perm.append(hits[0])
+            moved |= hits[0] != f
+        known = [g for g in perm if g is not None]
+        if len(set(known)) != len(known):
+            return
+        perms.append(perm)
+    if not moved:
+        return
+    flip = all(g is None or g == n_feats - 1 - f for p in perms for f, g in enumerate(p))
+    rolls = [
+        s for s in range(1, n_feats) if all(g is None or g == (f + s) % n_feats for p in perms for f, g in enumerate(p))
+    ]
+    if flip:
+        order = "in reverse order (feature f meets W's column feats-1-f: a .flip(-1) or [..., ::-1] of one of them)"
+    elif rolls:
+        order = f"shifted by {rolls[0]} (feature f meets W's column f+{rolls[0]}: a roll or an off-by-one index)"
+    else:
+        order = "in another order (feature f meets W's column perm[f], read back per instance: " + str(perms) + ")"
+    fail(
+        f"your h is W x with the features matched to W's columns {order}",
+        "feature f goes with W[:, :, f]: don't reorder the features or W's columns (no flip, sort, roll or "
+        f"permutation). {_FIX}",
+        code="features_permuted",
+    )

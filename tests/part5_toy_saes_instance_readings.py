@@ -14,6 +14,7 @@ from torch import Tensor
 
 from tests import part5_toy_saes_batch_edits as BE
 from tests.checking import fail
+from tests.part5_toy_saes_diagnosis import vanilla_acts_options
 
 # dead latents per instance: instance 0 the fewest (one), the others more, no two counts equal
 DEAD_COUNTS = (1, 5, 3, 7)
@@ -118,6 +119,7 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
         known = ~A.isnan()
         if torch.allclose(A[known], Wd[known], rtol=1e-3, atol=1e-4):
             return
+        BE.permuted_features_failure(A, Wd)
         for name, value in (
             ("|W| (W.abs(): the signs of W lost)", Wd.abs()),
             ("W with each row normalised over feats (W / ‖W[inst, d, :]‖, e.g. F.normalize(W, dim=-1))",
@@ -143,3 +145,26 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
                     fix + "; the features go in as self.model.generate_batch drew them (no clamp)",
                     code="features_clamped",
                 )
+
+
+def acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Any]]]:
+    """vanilla_acts_options plus the encoder's input centred with a b_dec shared by every instance (the bias averaged
+    over instances, or instance 0's for all): b_dec is [inst, d_in], each instance subtracts its own row."""
+    combine, options = vanilla_acts_options(sae, h)
+    b_dec = sae.b_dec
+    options[0] = [
+        *options[0],
+        (
+            "b_dec_pooled_over_inst",
+            "the encoder reads h - b_dec.mean(0): b_dec averaged over the instances (one bias shared by all), where "
+            "each instance subtracts its own row, h - b_dec ([inst, d_in] broadcasts over the batch)",
+            lambda: h - b_dec.mean(0),
+        ),
+        (
+            "b_dec_first_inst",
+            "the encoder reads h - b_dec[0]: instance 0's bias for every instance, where each instance subtracts "
+            "its own row, h - b_dec",
+            lambda: h - b_dec[0],
+        ),
+    ]
+    return combine, options

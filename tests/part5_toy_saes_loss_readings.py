@@ -85,9 +85,30 @@ def loss_readings(got: Tensor, want: Tensor, key: str, h_rec: Tensor, h: Tensor,
     what = f"loss_dict[{key!r}]"
     if key == "L_reconstruction":
         reconstruction_target(got, want, h_rec.detach(), h.detach(), sae.b_dec.detach(), what)
+        error_variance(got, want, h_rec.detach(), h.detach(), what)
     if key == "L_sparsity":
         every_latent_counted(got, want, what, sae.cfg.d_sae)
         l0_where_l1(got, want, h, sae, what)
+
+
+def error_variance(got: Tensor, want: Tensor, h_rec: Tensor, h: Tensor, what: str) -> None:
+    """L_reconstruction equal to the variance over d_in of the error (its mean removed first, unbiased or not) where
+    the mean square of the error belongs: the two differ by the squared mean error (and a d_in/(d_in-1) factor)."""
+    if _close(got, want):
+        return
+    err = (h_rec - h).double()
+    for unbiased, how in (
+        (True, "(h_reconstructed - h).var(-1)"),
+        (False, "(h_reconstructed - h).var(-1, unbiased=False)"),
+    ):
+        if _close(got.double(), err.var(-1, unbiased=unbiased)):
+            fail(
+                f"{what} is the VARIANCE over d_in of the error, {how}: the error's mean is subtracted before "
+                "squaring, so an error that is the same in every coordinate (an offset) costs nothing",
+                "L_reconstruction is the mean of the squared error itself, nothing subtracted: "
+                "((h_reconstructed - h) ** 2).mean(-1)",
+                code="error_variance",
+            )
 
 
 def l0_where_l1(got: Tensor, want: Tensor, h: Tensor, sae: Any, what: str) -> None:

@@ -234,10 +234,54 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     close = lambda v: v.shape == out.shape and torch.allclose(out, v, rtol=1e-4, atol=1e-5)
     if close(expected) or any(close(value) for _, _, value in mistakes):
         return
+    scrambled_failure(out, expected)
+    partial_norm_failure(out, W, eps)
     divisor_power_failure(out, W)
     root_ratio_failure(out, W, cfg)
     numerator_source_failure(out, W, sources, eps)
     eps_readoff_failure(out, W, cfg)
+
+
+def scrambled_failure(out: Tensor, expected: Tensor) -> None:
+    """Each instance holds exactly the right values, but in other positions: a reshape/view where a transpose
+    belonged (e.g. rows normalised, then reshaped to [inst d_in d_sae] and transposed)."""
+    if out.shape != expected.shape or out.ndim != 3 or not torch.isfinite(out).all():
+        return
+    a, b = out.detach().flatten(1).sort(-1).values, expected.detach().flatten(1).sort(-1).values
+    if torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+        fail(
+            "W_dec_normalized holds exactly the right values in each instance, but in the wrong positions: the "
+            "[d_sae d_in] entries are rearranged",
+            "a reshape/view (or .view after a transpose) scrambles the rows: keep W_dec's [inst d_sae d_in] layout "
+            "and divide each row by its norm, W_dec / (W_dec.norm(dim=-1, keepdim=True) + eps)",
+            code="rows_scrambled",
+        )
+
+
+def partial_norm_failure(out: Tensor, W: Tensor, eps: float) -> None:
+    """Every row points along W's row but was divided by the norm of only some of its d_in coordinates (+ eps), the
+    same ones for every row: a slice such as W[..., :-1] or W[..., 1:] inside the norm. All subsets are tried."""
+    out, W = out.detach().double(), W.detach().double()
+    d_in = W.shape[-1]
+    rows = _rows(out, W)
+    if d_in > 10 or int(rows.sum()) < 3:
+        return
+    o, w = out[rows], W[rows]
+    cos = torch.nn.functional.cosine_similarity(o, w, dim=-1)
+    if not bool((cos > 1 - 1e-4).all()):
+        return
+    divisor = w.norm(dim=-1) / o.norm(dim=-1)
+    for mask in range(1, 2**d_in - 1):
+        keep = [j for j in range(d_in) if mask >> j & 1]
+        if torch.allclose(divisor, w[:, keep].norm(dim=-1) + eps, rtol=1e-4, atol=1e-6):
+            left = [j for j in range(d_in) if j not in keep]
+            fail(
+                f"W_dec_normalized: every row points the right way, but was divided by the norm of its d_in "
+                f"coordinates {keep} only, not of all {d_in} (coordinate(s) {left} left out of the norm)",
+                "the norm is over the whole row, every d_in coordinate: W_dec.norm(dim=-1, keepdim=True) + eps; a "
+                "slice inside the norm (W[..., :-1], W[..., 1:]) is an off-by-one",
+                code="norm_partial_row",
+            )
 
 
 def root_ratio_failure(out: Tensor, W: Tensor, cfg) -> None:

@@ -17,6 +17,7 @@ from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 from tests.part5b_absorption_normalised import normalised_prefixes
+from tests.part5b_absorption_prefix_targets import shared_cut_failure, target_slips
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
 
 
@@ -150,7 +151,7 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             )
             for which, m in (("first", sizes[0]), ("last", sizes[-1]))
         ]
-    return rows + normalised_prefixes(acts, W, b, h, sizes)
+    return rows + normalised_prefixes(acts, W, b, h, sizes) + target_slips(acts, W, b, h, sizes)
 
 
 def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what: str) -> None:
@@ -702,6 +703,7 @@ def eval_subset(_: CheckFailed, out: Tensor, expected: Tensor, k: int, what: str
 def topk_cut_rank(out: Tensor, pre: Tensor, k: int, what: str) -> None:
     """Every instance keeps exactly its n largest entries, values unchanged, for one n other than k·batch: name the
     cut only when n = batch·d_sae - k·batch (+ 1): counted from the smallest end (other counts: check_topk_counts)."""
+    shared_cut_failure(out, pre, k, what)
     batch, n_inst, d_sae = pre.shape
     flat_out = out.detach().transpose(0, 1).reshape(n_inst, -1)
     flat_pre = pre.detach().transpose(0, 1).reshape(n_inst, -1)
