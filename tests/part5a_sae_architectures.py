@@ -20,6 +20,7 @@ from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
+from tests import part5a_sae_architectures_metric_fits as MF
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_tiny as SG2
 from tests import part5a_sae_architectures_mistakes as M
@@ -657,7 +658,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
     out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
     mistakes = M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts)
     mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts") + MS.l0_every_latent(acts)
-    mistakes += SG2.l0_low_precision(acts)
+    mistakes += SG2.l0_low_precision(acts) + MF.l0_threshold(out, acts, mistakes)  # t > 0 read from the counts
     RD.pooled_over_instances(out, ref_a.l0_norm(acts), mistakes, "l0_norm", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -682,7 +683,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     }
     out = _metric(impl, (h, h_rec), "fraction_variance_explained(h, h_rec)", (N_INST,), "inst", device, shapes)
     want, mistakes = ref_a.fraction_variance_explained(h, h_rec), M.fve_mistakes(h, h_rec) + PR.fve_extra(h, h_rec)
-    mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec)
+    mistakes += PR.fve_example_as_instance(h, h_rec) + PR.fve_std_denominator(h, h_rec) + MF.fve_summed(h, h_rec)
     mistakes += SL.percentage("fraction_variance_explained", want) + MS.fve_slips(h, h_rec)
     mistakes += SG2.fve_formula_slips(h, h_rec) + SG2.rounded("fraction_variance_explained", want)
     mistakes = [m for m in mistakes if m[2] is not None]  # an entry the sizes can't tell apart is None
@@ -691,6 +692,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     D.complement_factor_hint(out.detach(), want, mistakes, "instance", sizes)
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
     if D.uncatalogued(out.detach(), want, mistakes):
+        MF.fve_degenerate_total(impl, out, h, h_rec)  # a total about 0: summed before squaring
         ratio_pooled(out, num, den)
         RD.fve_implied_total(out, h, h_rec)
     expect_matches(
@@ -743,10 +745,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
 
 @checker("feature_recovery", kind="function")
 def test_feature_recovery(impl: Callable, device: torch.device) -> str:
-    W_feat = torch.randn(N_INST, D_IN, N_FEATS, device=device) * torch.linspace(0.3, 2.0, N_FEATS, device=device)
-    W_dec = torch.randn(N_INST, D_SAE, D_IN, device=device) * torch.linspace(0.5, 3.0, D_SAE, device=device)[:, None]
-    W_dec[:, 0] = -2.0 * W_feat[:, :, 0]  # an anti-aligned latent: cosine -1, not +1
-    W_dec[:, 1] = 0.5 * W_feat[:, :, 2] + 0.1 * W_dec[:, 1]
+    W_feat, W_dec = MF.recovery_inputs(device, N_INST, D_IN, D_SAE, N_FEATS)  # feature 3 of inst 1: best cos < 0
     what = "feature_recovery(W_features, W_dec)"
     out = returned(PR.unchanged_call(impl, (W_feat, W_dec), what), what)
     if isinstance(out, Tensor) and out.shape == (N_INST, N_FEATS) and not out.is_floating_point():
@@ -776,6 +775,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         + recovery_extra(W_feat, W_dec)
         + SL.recovery_more(W_feat, W_dec)
         + SG2.recovery_norm_slips(W_feat, W_dec)
+        + MF.recovery_readings(W_feat, W_dec)
         + SG2.rounded("feature_recovery", ref_a.feature_recovery(W_feat, W_dec)),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",
