@@ -384,6 +384,7 @@ def influence_signs(impl: Callable, A: Tensor, weights: Tensor) -> Any:
         try:
             positive = impl(A0.abs(), w0.clone())
         except Exception:
+            failure_readings.singular_causes(err)
             raise err from None
         right = node_influence(A0, w0)
         if (

@@ -80,3 +80,40 @@ def test_edges_unpack_order_is_named():
         return A
 
     assert_fails(checks.test_attribution_edges, attribution_edges, "swapped_gradients")
+
+
+def test_singular_fallback_lists_causes():
+    """I - Â with the rows of edgeless nodes zeroed (not a self loop in any variable): the singular-matrix error is
+    reported as observed, with its possible causes, never as a different named mistake."""
+
+    def node_influence(adjacency, w):
+        a = adjacency.abs()
+        s = a.sum(-1, keepdim=True)
+        eye = torch.eye(len(a), dtype=a.dtype, device=a.device)
+        m = eye - a / s.clamp_min(1e-12)
+        m[s[:, 0] == 0] = 0
+        return w @ (torch.linalg.inv(m) - eye)
+
+    err = assert_fails(checks.test_node_influence, node_influence, "singular")
+    assert "self loop" in err.hint
+
+
+def test_empty_bands_fallback_lists_causes():
+    """Band comparisons the wrong way round empty every band without any NaN: said as observed, with causes."""
+
+    def quantile_examples(acts, k, n_bands=4):
+        seq = acts.shape[1]
+        flat = acts.clone()
+        flat[:, 0] = 0
+        flat = flat.flatten()
+        m = flat.max()
+        groups = []
+        for j in range(n_bands):
+            lo, hi = m * (n_bands - j - 1) / n_bands, m * (n_bands - j) / n_bands
+            inb = (flat < lo) & (flat >= hi)
+            ch = torch.nonzero(inb).flatten()[:k]
+            groups.append((flat[ch], ch // seq, ch % seq))
+        return groups
+
+    err = assert_fails(checks.test_quantile_examples, quantile_examples, "empty_bands")
+    assert "the wrong way round" in err.hint
