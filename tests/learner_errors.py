@@ -82,7 +82,8 @@ _ERROR_HINTS: list[tuple[str, str]] = [
         r"size mismatch, got input \((\d+)\), mat \((\d+)x(\d+)\), vec \((\d+)\)",
         "a matrix [{1}×{2}] times a vector of length {3} (matrix @ vector): the vector meets the matrix's LAST axis "
         "({2}), so a vector of length {3} belongs on the left (vector @ matrix meets the first axis, {1}): the "
-        "operands in the wrong order, or the matrix needs transposing (.mT)",
+        "operands in the wrong order, the matrix needs transposing (.mT), or a row taken where a column belongs (M[i] "
+        "vs M[:, i])",
     ),
     (
         r"inconsistent tensor size, expected tensor \[(\d+)\] and src \[(\d+)\]",
@@ -238,7 +239,7 @@ def _hint_for(err: BaseException) -> str | None:
         match = re.search(pattern, message)
         if match:
             found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
-            return found + _first_axis_indexed(match.groups(), err)
+            return found + (_first_axis_indexed(match.groups(), err) or _row_for_column(match.groups(), err))
     return _missing_attribute_hint(err) or _missing_key_hint(err)
 
 
@@ -372,4 +373,29 @@ def _first_axis_indexed(sizes: tuple[str, ...], err: BaseException) -> str:
                     f"({first}): {other}[i] takes entry i of that first axis (an example, if {first} is the batch) "
                     f"where {other}[:, i] (entry i of axis 1, size {x.shape[1]}: an instance?) may have been meant"
                 )
+    return ""
+
+
+def _row_for_column(sizes: tuple[str, ...], err: BaseException) -> str:
+    """'; tc.W_enc[latent] is row latent of tc.W_enc [128, 2048] (length 2048): ...' when the failing line indexes a
+    matrix with one index (M[i]) and both its row length and its column length are sizes the error names: M[i] takes
+    row i where the column M[:, i] may have been meant. A question, never a verdict."""
+    named = {int(n) for n in sizes if isinstance(n, str) and n.isdigit()}
+    frame, line, _ = failing_line(err) if named else (None, "", [])
+    if frame is None:
+        return ""
+    for expr, index in re.findall(r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[([^\[\]:,]+)\]", line):
+        base, *attrs = expr.split(".")
+        value = frame.f_locals.get(base, frame.f_globals.get(base))
+        for attr in attrs:
+            value = getattr(value, attr, None)
+        if not isinstance(value, Tensor) or value.ndim != 2:
+            continue
+        n_rows, n_cols = value.shape
+        if n_rows != n_cols and {n_rows, n_cols} <= named:
+            i = index.strip()
+            return (
+                f"; {expr}[{i}] is row {i} of {expr} {list(value.shape)} (length {n_cols}): if column {i} was meant, "
+                f"{expr}[:, {i}] (length {n_rows}) takes it"
+            )
     return ""

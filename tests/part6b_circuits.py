@@ -23,6 +23,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_failure_readings as failed
+from tests import part6b_circuits_generic_transcoders as generic
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
@@ -166,7 +167,7 @@ def _check_forward(impl: Callable, tc: Transcoder, x: Tensor, what: str) -> None
     extra.out_number(out, tc, what)
     out = expect_tensor(out, "out", shape=(*lead, tc.d_out), dtype=x.dtype, device=x.device)
     mistakes = known.forward_mistakes(tc, x) + extra.forward_extra(tc, x) + sens.forward_normalised(tc, x)
-    mistakes += ties.gate_non_strict(tc, x) + slips.forward_slips(tc, x)
+    mistakes += ties.gate_non_strict(tc, x) + slips.forward_slips(tc, x) + generic.gate_readings(tc, x)
     if not _matches_any(acts, [a for _, _, a, _ in mistakes], 1e-4, 1e-4):
         mistakes += known.scalar_gate(tc, x, acts) + hints.kept_value_offset(tc, x, acts) + hints.soft_gate(tc, x, acts)
         mistakes += probes.gate_quantities(tc, x, acts) + slips.topk_gate(tc, x, acts)
@@ -213,6 +214,8 @@ def test_transcoder_forward(impl: Callable, device: torch.device) -> str:
     _check_forward(impl, tied, x_tied, "transcoder_forward on a small transcoder with pre-activations at threshold")
     no_skip = known.synthetic_transcoder(device, skip=False)
     _check_forward(impl, no_skip, x, "transcoder_forward on a small transcoder without skip (W_skip is None)")
+    negative = generic.with_negative_thresholds(small)  # a pre in (threshold, 0) passes the gate, negative
+    _check_forward(impl, negative, x, "transcoder_forward on a small transcoder with some negative thresholds")
     return "shipped transcoder and a skip transcoder"
 
 
@@ -294,6 +297,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
     if not close(got["zero_ablated"], exp["zero_ablated"]):
         probes.loss_relation("zero_ablated", got["zero_ablated"], exp, close, counts)
         slips.zero_ablated_elsewhere(model, tc, tokens, got["zero_ablated"], exp["zero_ablated"], close, _loss)
+        generic.skip_written(model, tc, tokens, got["zero_ablated"], exp["zero_ablated"], close, _loss)
         placement.zero_ablation(model, tc, tokens, got["zero_ablated"], exp["zero_ablated"], close, _loss)
     if not close(got["recovered"], exp["recovered"]):
         c, r, z = exp["clean"], exp["replaced"], exp["zero_ablated"]
@@ -323,6 +327,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
         pass
     sens.scaled_probe(impl, model, tc, tokens, got, ref.replacement_losses)
     sens.second_call(impl, model, tc, (tokens, _inputs(device)[2][4:8, :48]), got, ref.replacement_losses)
+    generic.recovered_outside_unit(impl, model, tc, tokens, ref.replacement_losses)
     extra.bos_probe(impl, model, tc, ref.replacement_losses, close)
     return f"loss recovered {exp['recovered']:.1%} on this sample"
 

@@ -31,7 +31,7 @@ def fwd_einsum(tc, x):
 
 def fwd_relu_mask(tc, x):
     pre = torch.addmm(tc.b_enc, x.reshape(-1, tc.d_in), tc.W_enc).reshape(*x.shape[:-1], -1)
-    acts = torch.relu(pre) * (pre > tc.threshold)  # the same for positive thresholds
+    acts = torch.relu(pre) * (pre > tc.threshold)  # the same for positive thresholds only: a slip (relu_gate)
     out = acts @ tc.W_dec + tc.b_dec
     skip = x @ tc.W_skip.T if tc.W_skip is not None else torch.zeros_like(out)
     return acts, out + skip
@@ -84,8 +84,12 @@ FWD_BUGS = [
 
 
 def test_transcoder_forward_correct():
-    for impl in (ref.transcoder_forward, fwd_einsum, fwd_relu_mask, fwd_methods):
+    for impl in (ref.transcoder_forward, fwd_einsum, fwd_methods):
         assert_passes(checks.test_transcoder_forward, impl)
+
+
+def test_transcoder_forward_relu_mask_differs_below_zero_thresholds():
+    assert_fails(checks.test_transcoder_forward, fwd_relu_mask, "relu_gate")
 
 
 @pytest.mark.parametrize("code", FWD_BUGS)
