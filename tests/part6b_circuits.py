@@ -623,9 +623,7 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
     expect_tensor(out, what, finite=True)
     if not (torch.equal(A_in, A) and torch.equal(w_in, weights)):
         fail(
-            "node_influence changed its inputs in place",
-            "work on copies (e.g. `adjacency.abs()` makes one)",
-            code="inplace",
+            "node_influence changed its inputs in place", "work on copies (`adjacency.abs()` makes one)", code="inplace"
         )
     right = ref.node_influence(A, weights)
     catalogue = known.influence_mistakes(A, weights) + extra.influence_extra(A, weights)

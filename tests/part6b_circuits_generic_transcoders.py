@@ -46,11 +46,11 @@ def _outs(tc: Transcoder, x: Tensor, acts: Tensor, x_skip: Tensor) -> Tensor:
 
 
 def gate_readings(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
-    """(code, hint, acts, out): a ReLU before the jump gate, and the input re-centred over d_in."""
+    """(code, hint, acts, out): a ReLU before the jump gate (a re-centred input is one of `forward_normalised`'s)."""
     pre = x @ tc.W_enc + tc.b_enc
     relu_gate = torch.relu(pre) * (pre > tc.threshold)
     n_neg = int((tc.threshold < 0).sum())
-    out = [
+    return [
         (
             "relu_gate",
             f"your gate also applies a ReLU (relu(pre) · [pre > threshold]): that is the same gate only when every "
@@ -60,17 +60,6 @@ def gate_readings(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Ten
             _outs(tc, x, relu_gate, x),
         )
     ]
-    centred = x - x.mean(-1, keepdim=True)
-    pre_c = centred @ tc.W_enc + tc.b_enc
-    acts_c = pre_c * (pre_c > tc.threshold)
-    why = (
-        "the input was re-centred over d_in (x - x.mean(-1)) before encoding{}: a transcoder reads the MLP's input "
-        "as it is (the layer norm already happened before tc.hook_name): pre = x @ W_enc + b_enc, no centring"
-    )
-    out.append(("input_centred", why.format(" and before the skip"), acts_c, _outs(tc, x, acts_c, centred)))
-    if tc.W_skip is not None:
-        out.append(("input_centred", why.format(" (the skip term got x as it is)"), acts_c, _outs(tc, x, acts_c, x)))
-    return out
 
 
 def recovered_outside_unit(impl: Callable, model: Any, tc: Transcoder, tokens: Tensor, reference: Callable) -> None:

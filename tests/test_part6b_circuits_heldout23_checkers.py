@@ -44,8 +44,8 @@ def test_negative_thresholds_copy_leaves_the_shared_transcoder_alone():
 
 @pytest.mark.parametrize("centred", ["encoder", "both"])
 def test_input_recentred_is_named(centred):
-    err = assert_fails(checks.test_transcoder_forward, _forward(centred=centred), "input_centred")
-    assert "x.mean(-1)" in err.hint
+    err = assert_fails(checks.test_transcoder_forward, _forward(centred=centred), "input_normalised")
+    assert "centring" in err.hint
 
 
 def _losses(clamp: bool = False, skip_zero: bool = False):
