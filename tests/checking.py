@@ -217,6 +217,12 @@ def _describe_error(err: Exception) -> CheckFailed:
         return CheckFailed(f"your code raised {type(err).__name__}", code="exception")
 
 
+def _first_sentence(text: str, limit: int = 240) -> str:
+    """The start of a long error (torch's dispatcher errors list every backend): up to the first line break."""
+    first = text.split("\n", 1)[0]
+    return first if len(first) <= limit else first[:limit] + " ..."
+
+
 def _described(err: Exception) -> CheckFailed:
     frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
     kind = f"{type(err).__name__}: {err}"
@@ -234,8 +240,15 @@ def _described(err: Exception) -> CheckFailed:
                 "input of forward, each shaped like that input",
                 code="autograd_function",
             )
+        if "Sparse" in str(err) or "sparse" in str(err):
+            return CheckFailed(
+                f"checking your output raised {type(err).__name__}: an operation is not supported on sparse tensors",
+                "your output is (or holds) a sparse tensor: return a dense one (drop .to_sparse(), or call "
+                ".to_dense()); zeros are part of the answer",
+                code="sparse",
+            )
         return CheckFailed(
-            f"checking your output raised {kind}",
+            f"checking your output raised {_first_sentence(kind)}",
             "the output probably has the wrong type or shape for what the exercise asks",
             code="bad_output",
         )
@@ -280,6 +293,12 @@ def expect_tensor(
     returned(x, what)
     if not isinstance(x, Tensor):
         fail(f"{what} should be a torch.Tensor, got {type(x).__name__}", _not_tensor_hint(x), code="not_tensor")
+    if x.layout != torch.strided:
+        fail(
+            f"{what} is a sparse tensor (layout {x.layout})",
+            "return a dense tensor (drop .to_sparse(), or call .to_dense()): zeros are part of the answer",
+            code="sparse",
+        )
     if x.device.type == "meta":
         fail(
             f"{what} is a meta tensor (a shape without data)",

@@ -68,6 +68,7 @@ def test_learner_exception_is_named_with_learner_frames_only():
         (torch.zeros(3, dtype=torch.float64), {"dtype": torch.float32}, "dtype"),
         (torch.zeros(3), {"device": torch.device("meta")}, "device"),
         (torch.tensor([1.0, float("nan")]), {}, "not_finite"),
+        (torch.eye(3).to_sparse(), {"shape": (3, 3)}, "sparse"),
     ],
 )
 def test_expect_tensor_names_each_problem(value, kwargs, code):

@@ -33,6 +33,7 @@ JUNK = {
     "int tensor": torch.zeros(3, 4, dtype=torch.long),
     "NaN matrix": torch.full((2, 2), float("nan")),
     "meta tensor": torch.empty(2, 3, device="meta"),
+    "sparse tensor": torch.eye(3).to_sparse(),
 }
 
 
