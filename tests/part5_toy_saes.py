@@ -584,12 +584,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     batch_size = 64
     h = returned(sae.generate_batch(batch_size), "generate_batch(64)")
     if isinstance(h, Tensor) and h.ndim == 3 and h.shape[1] == N_INST and h.device.type != "meta":
-        if h.shape[0] != batch_size:
-            fail(
-                f"generate_batch(64) returned {h.shape[0]} examples",
-                "draw exactly batch_size examples: self.model.generate_batch(batch_size)",
-                code="batch_size",
-            )
+        R.batch_count_failure(h, batch_size, drawn, sae.model.W.detach())  # n_inst rows: x[i] for x[:, i]?
         S.feature_space_output(h, drawn, sae.model)  # [batch inst feats], or one cut to d_in
     h = expect_tensor(
         h,

@@ -388,13 +388,13 @@ def decode_options(sae: Any, pre: Tensor, acts: Tensor) -> tuple[Callable[..., T
             ("no_b_dec_add", "b_dec is not added back after decoding", lambda: 0.0),
             ("b_dec_subtracted", "b_dec is subtracted after decoding instead of added", lambda: -b_dec),
             ("b_dec_added_twice", "b_dec is added twice", lambda: 2 * b_dec),
+            ("b_dec0_added", "every instance adds back b_dec[0] (instance 0's), not its own", lambda: b_dec[0]),
         ],
     ]
 
 
 def vanilla_decode_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Ingredient]]]:
-    pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
-    return decode_options(sae, pre, pre.relu())
+    return decode_options(sae, pre := torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc, pre.relu())
 
 
 def relation_hint(got: Tensor, want: Tensor, what: str, constants: dict[str, float] | None = None) -> None:

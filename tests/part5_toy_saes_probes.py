@@ -14,6 +14,7 @@ from torch import Tensor
 from tests.checking import fail
 from tests.learner_errors import failing_line
 from tests.part5_toy_saes_readoffs import fitted_power
+from tests.part5_toy_saes_row_norms import read_back_eps
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,6 +483,24 @@ def encoder_through_reshape(sae: Any, before: dict, dead: Tensor, scale: float) 
     """Fail naming it when the encoder is exactly the dead latents' new decoder rows × scale written through
     W_enc.reshape(n_inst, d_sae, d_in) (or .view): a reshape keeps the memory order, it doesn't swap the axes."""
     n_inst, d_in, d_sae = before["W_enc"].shape
+    rows, unit = sae.W_dec.detach()[dead], lambda m: bool(((m.norm(dim=0) - 1).abs() < 1e-4).all())
+    if (
+        dead.any()
+        and not unit(rows.T)
+        and (
+            unit(rows.reshape(d_in, -1))
+            or all(
+                unit(r.reshape(d_in, -1)) for r in (sae.W_dec.detach()[k][dead[k]] for k in range(n_inst)) if r.numel()
+            )
+        )
+    ):
+        fail(
+            "the new decoder rows are not unit vectors, but read in memory order as a [d_in, n_dead] matrix their "
+            "columns are: unit directions drawn as columns, then .reshape(n_dead, d_in) (or .view) where .T belongs",
+            "reshape keeps the memory order, it doesn't swap axes: transpose the [d_in, n_dead] directions (.T), or "
+            "draw them as [n_dead, d_in] and normalise each row over d_in",
+            code="directions_reshaped",
+        )
     enc = sae.W_enc.detach().reshape(n_inst, d_sae, d_in)
     if not dead.any() or torch.equal(sae.W_enc.detach(), before["W_enc"]):
         return
@@ -757,11 +776,12 @@ def config_eps_failure(sae: Any, read: Callable[[Any], Any]) -> None:
     outside = live & ((lengths < lo * (1 - 1e-4) - 1e-6) | (lengths > hi * (1 + 1e-4) + 1e-6))
     if bool(outside.any()):
         idx = tuple(int(i) for i in outside.nonzero()[0])
+        read_back_eps(norms[live], ((got * W).sum(-1)[live] / norms[live]), OTHER_EPS, default)  # signed lengths
         fail(
             f"with cfg.weight_normalize_eps = {OTHER_EPS:g}, W_dec_normalized row {list(idx)} (norm "
             f"{float(norms[idx]):.4g}) has length {float(lengths[idx]):.5g}; dividing by norm + eps gives "
             f"{float(lo[idx]):.5g} ({int(outside.sum())} row(s) off, all right with the default eps)",
-            "the config's eps is not used as asked: divide by (norm + self.cfg.weight_normalize_eps). Possible "
-            "causes: a hard-coded eps alongside the config's, the eps scaled or squared, or added elsewhere",
+            "the config's eps is not used as asked: divide by (norm + self.cfg.weight_normalize_eps). The rows are "
+            "not norm / (norm + c) for one constant c; e.g. an eps inside a square root, or a clamp and an eps both",
             code="config_eps",
         )

@@ -405,3 +405,32 @@ PRESENCE_MISTAKE = (
     "(x > 0).float()), dropping how large it is",
     lambda x, W: torch.einsum("bif,idf->bid", (x > 0).to(x.dtype), W),
 )
+
+
+def batch_count_failure(h: Tensor, batch_size: int, drawn: list[Tensor], W: Tensor) -> None:
+    """Fail when generate_batch returned another number of examples than asked; when that number is another size
+    of the inputs (n_inst, d_in, n_feats), say so, and name a per-instance loop that indexed the batch axis (x[i]
+    where x[:, i] was meant) when h[k, i] = W[i] x[i, k] reproduces the output."""
+    n = h.shape[0]
+    if n == batch_size:
+        return
+    n_inst, d_in, n_feats = W.shape
+    sizes = {"n_inst": n_inst, "d_in": d_in, "n_feats": n_feats}
+    same = [name for name, size in sizes.items() if size == n]
+    x = next((d for d in drawn if d.shape[0] == batch_size and d.shape[1:] == (n_inst, n_feats)), None)
+    if x is not None and n == n_inst and h.shape[1:] == (n_inst, d_in) and n_inst <= batch_size:
+        swapped = torch.einsum("ikf,idf->kid", x[:n_inst].to(W), W)  # h[k, i] = W[i] x[i, k]
+        if torch.allclose(h.detach().to(W), swapped, rtol=1e-4, atol=1e-5):
+            fail(
+                f"generate_batch({batch_size}) returned {n} examples, which is n_inst: its row k, instance i is "
+                f"W[i] @ x[i, k], the features of example i (not of example k, instance i)",
+                "x[i] indexes the batch axis (axis 0) of the features x [batch inst feats]: in a per-instance loop "
+                "take x[:, i] (instance i of every example), or do all instances at once with einsum",
+                code="batch_axis_indexed",
+            )
+    fail(
+        f"generate_batch({batch_size}) returned {n} examples"
+        + (f" ({n} is {' and '.join(same)}: an axis of that size ended up first?)" if same else ""),
+        "draw exactly batch_size examples with self.model.generate_batch(batch_size), and keep its batch axis first",
+        code="batch_size",
+    )

@@ -335,3 +335,22 @@ def norms_returned(out: object, W: Tensor, eps: float) -> object:
                 code="returned_norms",
             )
     return out
+
+
+def read_back_eps(norms: Tensor, lengths: Tensor, eps: float, default: float) -> None:
+    """Fail naming it when every row's length is norm / (norm + c) for one constant c (read back per row as
+    norm / length - norm), and c is a simple function of the config's eps: -eps (a sign typo), 2 eps, eps²..."""
+    c = norms / lengths - norms
+    if not bool((lengths != 0).all()) or not torch.allclose(c, c.median().expand_as(c), rtol=1e-3, atol=1e-7):
+        return
+    c0 = float(c.median())
+    names = [("-eps (norm - eps: the sign of eps flipped)", -eps, "eps_sign"), ("2·eps", 2 * eps, "eps_twice")]
+    names += [("eps²", eps**2, "eps_squared"), ("eps + the default eps", eps + default, "eps_hard_coded_too")]
+    named = [(n, code) for n, v, code in names if abs(c0 - v) <= 1e-3 * abs(v) and abs(c0 - eps) > 1e-3 * eps]
+    if named:
+        fail(
+            f"with cfg.weight_normalize_eps = {eps:g}, every W_dec_normalized row has length norm / (norm + c) for "
+            f"c = {c0:.4g}, read back from the rows: c = {named[0][0]}",
+            "divide by (norm + self.cfg.weight_normalize_eps): the eps is added to the norm, once, as it is",
+            code=named[0][1],
+        )
