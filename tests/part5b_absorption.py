@@ -105,10 +105,10 @@ N_GEN = 40_000  # examples per configuration: frequencies to about ±1.5% (±2.5
 # 1/n_children and p_parent·p_child all differ.
 GEN_CONFIGS = (
     HierarchyConfig(n_inst=3, n_parents=3, n_children=2, p_parent=0.3, p_child=0.4, exclusive=False, d_in=9),
-    HierarchyConfig(n_inst=3, n_parents=2, n_children=3, p_parent=0.6, p_child=0.3, exclusive=True, d_in=8),
+    HierarchyConfig(n_inst=3, n_parents=2, n_children=3, p_parent=0.6, p_child=0.26, exclusive=True, d_in=8),
 )
-# (n_children + 1)·p_child = 1.2 > 1 for the exclusive one: interval edges shifted by one child put the last
-# child's interval partly past 1, so its rate drops to 0.1 (with (C + 1)·p = 1 that mistake draws the same law).
+# Exclusive: (C + 1)·p = 1.04 > 1, so edges shifted by one child push the last child partly past 1 (rate 0.22, not
+# 0.26); C·p = 0.78, not the text's 0.9, so "none" at a fixed 0.1 then a uniform child (0.3 each) shows too.
 
 
 def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:

@@ -23,6 +23,7 @@ from solutions.part5b_absorption import absorption_fraction
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
+from tests.part5b_absorption_draws import RATE_LABEL, no_child_rate
 from tests.part5b_absorption_fractions import FEATURE_INDEX_CAUSE as FEAT_CAUSE
 from tests.part5b_absorption_fractions import copies_verdict, feature_index_excluded, moved_entries, product_fraction
 from tests.part5b_absorption_mistakes import RateStats, check_rates
@@ -789,10 +790,9 @@ def _field_ignored(impl: Callable, x: Tensor, cfg: HierarchyConfig, field: str, 
     crossed = _probed_rate(impl, x, cfg, field, other, device)
     if crossed is None or not stays(*crossed[1:]):
         return  # it follows the other probability: the catalogue's diagnosis (swapped) stands
-    label = "parent's rate" if field == "p_parent" else "child's rate given its parent"
     fail(
-        f"the {label} stays at {r1.mean().item():.2%} when cfg.{field} changes from {getattr(cfg, field)} to {new} "
-        f"(expected {new:.0%} then), and when cfg.{other} changes",
+        f"the {RATE_LABEL[field]} stays at {r1.mean().item():.2%} when cfg.{field} changes from {getattr(cfg, field)} "
+        f"to {new} (expected {new:.0%} then), and when cfg.{other} changes{no_child_rate(x.cpu(), cfg, field)}",
         f"the rate doesn't follow cfg.{field}: a fixed number where cfg.{field} belongs (the text's example value, "
         "or the default's?)",
         code=f"{field}_ignored",

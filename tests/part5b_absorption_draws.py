@@ -132,3 +132,25 @@ def rates_by_child_index(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         "the earlier ones",
         "child_rate_by_index",
     )
+
+
+RATE_LABEL = {"p_parent": "parent's rate", "p_child": "child's rate given its parent"}
+
+
+def no_child_rate(x: Tensor, cfg: HierarchyConfig, field: str) -> str:
+    """With exclusive children, what share of firing parents had no child (observed, and 1 - n_children·p_child
+    expected), said when a child's rate ignores cfg.p_child: a draw of "none" at a fixed rate, then a child picked
+    uniformly, shows up here as that fixed rate (the text's example has 3 × 0.3 = 0.9, so "none" is 0.1 there)."""
+    if field != "p_child" or not cfg.exclusive:
+        return ""
+    on = x.bool()
+    parents = on[..., : cfg.n_parents]
+    some = on[..., cfg.n_parents :].unflatten(-1, (cfg.n_parents, cfg.n_children)).any(-1)
+    n = int(parents.sum())
+    seen = int((parents & ~some).sum()) / max(n, 1)
+    want = 1 - cfg.n_children * cfg.p_child
+    note = f"; a firing parent has no child in {seen:.1%} of examples (expected 1 - n_children·p_child = {want:.0%})"
+    # 6 binomial standard deviations at the observed count: a draw at exactly 0.1 lands inside with certainty
+    if abs(seen - 0.1) <= 6 * (0.1 * 0.9 / max(n, 1)) ** 0.5 and abs(want - 0.1) > 0.05:
+        note += ": the text's example value 0.1 for 'none' (3 children × 0.3 there) used as a fixed rate"
+    return note
