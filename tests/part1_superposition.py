@@ -19,6 +19,7 @@ from torch import Tensor
 from solutions.part1_superposition import CorrelatedToyModel as RefCorrelatedToyModel
 from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
+from tests import part1_superposition_blocks as blocks
 from tests import part1_superposition_causes as causes
 from tests import part1_superposition_loss_relations as loss_relations
 from tests import part1_superposition_pairs as pair_rates
@@ -654,11 +655,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
     first_ok, second_ok = consistent(rates[:, 0::2], P_PAIRS, N_SAMPLES), consistent(rates[:, 1::2], P_PAIRS, N_SAMPLES)
     default = choice_split_hint(present, P_PAIRS, N_SAMPLES)
     if first_ok != second_ok:
-        default = (
-            f"the {'first' if first_ok else 'second'} feature of every pair is present at the right rate p, the "
-            f"{'second' if first_ok else 'first'} is not: it should be present exactly when the pair is active "
-            "(probability 2p) and the choice (a fair coin) picked it"
-        )
+        default = blocks.second_rate_hint(rates, first_ok)
     check_rates(rates, p, N_SAMPLES, f"{what}: presence", candidates, default_hint=default)
     active = present[..., 0::2] | present[..., 1::2]
     check_pairwise_independence(

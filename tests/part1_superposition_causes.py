@@ -102,12 +102,32 @@ def _edge_never_diagnosis(observed: Tensor, expected: Tensor, n: int, unit: str)
     )
 
 
+def _instance_never_diagnosis(observed: Tensor, expected: Tensor, n: int) -> tuple[str, str] | None:
+    """A whole instance (every unit) is never present, though p says it should be, while every other instance has
+    its right rates: that instance is left empty (a loop over the instances that stops one short)."""
+    never = (observed == 0).all(1) & (expected > rate_tolerance(n, expected)).any(1)
+    if not bool(never.any()) or bool(never.all()) or not consistent(observed[~never], expected[~never], n):
+        return None
+    idx = [int(i) for i in never.nonzero().flatten()]
+    k = observed.shape[0]
+    loop = {
+        tuple(range(k - len(idx), k)): f"a loop over range(n_inst - {len(idx)}) where range(n_inst) was meant?",
+        tuple(range(len(idx))): f"a loop over range({len(idx)}, n_inst) where range(n_inst) was meant?",
+    }.get(tuple(idx), "a loop over the instances that skips some?")
+    return "instance_never_drawn", (
+        f"instance {', '.join(map(str, idx))} is never present for any feature (its rows are all zero), while every "
+        f"other instance has its right rates: an instance left empty, e.g. {loop} Cover all {k} instances, or draw "
+        "them all at once without a loop"
+    )
+
+
 def rate_causes(
     observed: Tensor, expected: Tensor, n: int, unit: str, default_hint: str | None
 ) -> tuple[str, str] | None:
     """(code, hint) naming why the rates `observed` [inst units] are not `expected`, after the candidate tables."""
     found = (
         _edge_never_diagnosis(observed, expected, n, unit)
+        or _instance_never_diagnosis(observed, expected, n)
         or _law_diagnosis(observed, expected, n)
         or _capped_diagnosis(observed, expected, n)
         or rate_pattern_diagnosis(observed, expected, n, unit)

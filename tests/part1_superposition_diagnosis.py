@@ -72,7 +72,42 @@ def check_leading_dims(
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             fail(
                 f"model(features) with features of shape {shape} returned {got}, expected {shape}",
-                hint,
+                _extra_axis_hint(model, x, got, shape) or hint,
                 code="leading_dims",
             )
         expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")
+
+
+def _extra_axis_hint(model: torch.nn.Module, x: Tensor, got: object, shape: tuple[int, ...]) -> str | None:
+    """(The output has extra leading size-1 axes) say so, then read back which term brought them: the same call with
+    b_final replaced by a 0-d bias (which broadcasts against anything) gives the right shape only when the bias
+    term carried the extra axis (b_final[None], b_final.unsqueeze(0))."""
+    if not isinstance(got, tuple) or len(got) <= len(shape) or got[len(got) - len(shape) :] != shape:
+        return None
+    extra = got[: len(got) - len(shape)]
+    if any(d != 1 for d in extra):
+        return None
+    seen = f"the output has {len(extra)} extra leading axis of size 1 ({got} for an input of shape {shape})"
+    original = getattr(model, "b_final", None)
+    probed = None
+    if isinstance(original, Tensor):
+        scalar = torch.zeros((), dtype=original.dtype, device=original.device)
+        try:
+            model.b_final = torch.nn.Parameter(scalar) if isinstance(original, torch.nn.Parameter) else scalar
+            with torch.no_grad():
+                probed = model(x)
+        except Exception:
+            probed = None
+        finally:
+            model.b_final = original
+    if isinstance(probed, Tensor) and tuple(probed.shape) == shape:
+        return (
+            f"{seen}, and with b_final replaced by a scalar the output has the right shape: the bias term brings the "
+            "extra axis, a bias given an extra axis (b_final[None] / b_final.unsqueeze(0)) adds a batch axis that an "
+            "unbatched input doesn't have. Add self.b_final as it is: [inst feats] broadcasts against any leading axes"
+        )
+    return (
+        f"{seen}: some term adds a batch axis an unbatched input doesn't have, e.g. a bias given an extra axis "
+        "(b_final[None] / unsqueeze(0)) or the input given one (x[None], x.unsqueeze(0)) and never removed. Accept any "
+        "number of leading batch axes: `...` in the einsum patterns, and the bias added as it is"
+    )

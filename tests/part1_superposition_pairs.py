@@ -16,6 +16,7 @@ from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
 from tests.checking import fail
+from tests.part1_superposition_blocks import empty_block_failure, tiled_p_failure
 from tests.part1_superposition_probes import consistent
 
 # 2 correlated pairs, 5 anticorrelated pairs, 6 uncorrelated features, 3 instances, d_hidden 9: no two of n_corr,
@@ -138,6 +139,7 @@ def _shown(rates: Tensor) -> str:
 def correlated_pair_failure(present: Tensor, p: Tensor, what: str, allowance: int) -> None:
     """(Correlated pairs, some feature present without its partner) one feature of every pair at rate p and the other
     always present, or present exactly when the first is absent: name which feature's mask is wrong."""
+    tiled_p_failure(present, p, what, f"{what}: one feature of a pair is present without the other")
     n = present.shape[0]
     first, second, r1, r2 = _split(present)
     laws = {"first": law_of(r1, p, n), "second": law_of(r2, p, n)}
@@ -605,6 +607,7 @@ def wide_pair_layout_failure(cls: type, method: str, device: torch.device) -> No
     adjacent partner (2j, 2j + 1): always on together (correlated) or never (anticorrelated). At rate 0.3 two
     independent or non-partner columns of 3000 draws are on together about 270 times (never with probability below
     e^-200), and a correlated non-partner differs from it about 1260 times."""
+    empty_block_failure(cls, method, device)
     if method not in ("generate_correlated_features", "generate_anticorrelated_features"):
         return
     rule = "together" if method == "generate_correlated_features" else "never"

@@ -53,6 +53,7 @@ from tests.part1_superposition_weight_transforms import novel, weight_transform_
 from tests.part2_privileged_basis_absent_values import shifted_absent_failure
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
 from tests.part2_privileged_basis_loss_weights import rate_product_candidates, reduced_then_weighted_failure
+from tests.part2_privileged_basis_nonfinite import nan_signs_failure
 from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
 from tests.part2_privileged_basis_saturation import hidden_nonlinearity_note, saturation_probe
 
@@ -463,6 +464,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
             code="part1_generate_batch",
         )
     flat_masked_failure(batch, (N_SAMPLES, n_inst, n_feats), f"generate_batch({N_SAMPLES})")
+    nan_signs_failure(batch, f"generate_batch({N_SAMPLES})")
     batch = expect_tensor(
         batch,
         f"generate_batch({N_SAMPLES})",
@@ -520,6 +522,13 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
     as_is = "only the target is |batch|: the output enters the loss as it is, (|batch| - out)²"
     return [
         ("out_transformed", f"|out| is used in the loss: {as_is}", loss(target, out.abs())),
+        (
+            "absent_masked",
+            "the errors of absent features (batch == 0) are multiplied by 0 ((batch != 0) as a mask) while the mean "
+            "still divides by every (batch, feat) cell: an absent feature's target is 0 and its output must learn 0, "
+            "so its error counts like any other",
+            (imp * (target - out) ** 2 * (batch != 0)).mean(dim=(0, 2)).sum(),
+        ),
         ("out_transformed", f"ReLU(out) is used in the loss: {as_is}", loss(target, relu(out))),
         *[
             (
