@@ -53,6 +53,14 @@ def tiled_p_failure(present: Tensor, p: Tensor, what: str, message: str) -> None
     tiled, interleaved = p.double().cpu().repeat(1, 2), p.double().cpu().repeat_interleave(2, -1)
     if consistent(interleaved, tiled, 1 << 40) or not consistent(rates, tiled, n):
         return
+    # one draw per pair compared with two probabilities: the rarer feature is present only with its partner (a tiled
+    # MASK, pairs (j, j + m), has the same rates but independent partners: that is a layout slip, not this one)
+    on = present[..., : 2 * m].bool().cpu()
+    rarer_first = tiled[:, 0::2] <= tiled[:, 1::2]
+    rarer = torch.where(rarer_first, on[..., 0::2], on[..., 1::2])
+    other = torch.where(rarer_first, on[..., 1::2], on[..., 0::2])
+    if bool((rarer & ~other).any()):
+        return
     fail(
         message + f"; the features' rates follow p tiled ({', '.join(f'{float(r):.0%}' for r in rates[0])} in "
         f"instance 0 for p = {', '.join(f'{float(r):.0%}' for r in p[0])})",

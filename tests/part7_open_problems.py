@@ -41,6 +41,7 @@ from tests.part7_open_problems_probes import (
     argmax_negative_rows,
     examples_alone,
     fixed_axis_hint,
+    float64_probability,
     instances_combined_failure,
     label_smoothing_failure,
     merged_axes_hint,
@@ -91,7 +92,7 @@ def test_generate_features(impl, device):
                 "the caller)",
                 code="not_fresh",
             )
-    return A.float64_probability(impl, p, BATCH) or f"presence, values and independence for {len(KINDS)} value kinds"
+    return float64_probability(impl, p, BATCH) or f"presence, values and independence for {len(KINDS)} value kinds"
 
 
 def _draw(impl, p: Tensor, kind: str, device: torch.device) -> Tensor:

@@ -171,15 +171,3 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
                 "(W.norm(dim=1))",
                 code="denominator_reading",
             )
-
-
-def float64_probability(impl, p: Tensor, batch: int) -> None:
-    """generate_features with float64 probabilities (the contract allows any float p; it returns float32 always)."""
-    out = impl(p.detach().double().clone(), batch, "uniform")
-    if isinstance(out, Tensor) and out.dtype == torch.float64:
-        fail(
-            f"generate_features(p.double(), {batch}, 'uniform') has dtype torch.float64 (with float32 p it was float32)",
-            "return float32 whatever feature_probability's dtype: the output followed p's dtype, e.g. values drawn "
-            "with dtype=p.dtype, torch.rand_like on p, or arithmetic with p before the draw",
-            code="dtype_follows_p",
-        )

@@ -509,3 +509,15 @@ def power_law_seen(values: Tensor, low: float, high: float) -> str:
     sign = "± " if low == -high else ""
     where = "piled toward 0" if k > 1 else "pushed toward the ends"
     return f"your values' magnitudes look like {sign}rand()**{k:.2g} ({where}), not rand(); "
+
+
+def float64_probability(impl, p: Tensor, batch: int) -> None:
+    """generate_features with float64 probabilities (the contract allows any float p; it returns float32 always)."""
+    out = impl(p.detach().double().clone(), batch, "uniform")
+    if isinstance(out, Tensor) and out.dtype == torch.float64:
+        fail(
+            f"generate_features(p.double(), {batch}, 'uniform') has dtype torch.float64 (float32 with float32 p)",
+            "return float32 whatever feature_probability's dtype: the output followed p's dtype, e.g. values drawn "
+            "with dtype=p.dtype, torch.rand_like on p, or arithmetic with p before the draw",
+            code="dtype_follows_p",
+        )

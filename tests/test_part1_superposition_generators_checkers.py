@@ -341,7 +341,7 @@ def corr_loop(self, n, p):
     for j in range(p.shape[1]):
         on = (torch.rand(n, p.shape[0], device=p.device) < p[:, j]).float()
         cols += [on * torch.rand(n, p.shape[0], device=p.device), on * torch.rand(n, p.shape[0], device=p.device)]
-    return torch.stack(cols, dim=-1)
+    return torch.stack(cols, dim=-1) if cols else torch.zeros(n, p.shape[0], 0, device=p.device)  # an empty block
 
 
 def _corr(n, p, on, values=None):

@@ -29,7 +29,7 @@ def _narrowing_bins(cfg, batch_size, device="cpu"):
 def test_exclusive_rates_falling_with_the_child_index():
     failure = assert_fails(checks.test_generate_hierarchical_batch, _narrowing_bins, "child_rate_by_index")
     assert "falls with the child's index" in failure.hint and "child 0: " in failure.hint
-    assert "p_child = 30%" in failure.hint and "Possible causes" in failure.hint
+    assert "p_child = 26%" in failure.hint and "Possible causes" in failure.hint
 
 
 def test_rates_by_child_index_silent_when_every_child_is_right():
