@@ -248,8 +248,9 @@ def dimensionality_structure(
                     f"your values grow {2**k:.4g}× when every vector is doubled (they scale like c^{k:.3g}); D_i is "
                     "scale-free",
                     f"numerator and denominator must have the same degree (‖{x}_i‖² over Σ_j ({u}_i·{x}_j)²: both "
-                    f"c²): a power of a norm is off by {k:.3g} (a unit vector left unnormalised, a norm not "
-                    "squared, or squared twice?), or the overlaps are not dot products (pairwise distances "
+                    f"c²): a power of a norm is off by {k:.3g} (e.g. a unit vector left unnormalised, one normalised "
+                    f"once too often (a Gram Σ_j {u}_j {x}_jᵀ with one side unit), a norm not squared or squared "
+                    "twice), or the overlaps are not dot products (pairwise distances "
                     f"‖{x}_i - {x}_j‖ from torch.cdist scale like c, not like the dot products' c²)",
                     code="not_scale_free",
                 )

@@ -68,7 +68,7 @@ def self_term_readings(norms_sq: Tensor, den: Tensor) -> list[tuple[str, str, Te
 def frobenius_statistic_readings(W: Tensor) -> list[tuple[str, str, Tensor]]:
     """d_hidden / (a statistic of W's norms) for the statistics a learner writes in place of ‖W‖²_F = Σ_i ‖W_i‖²:
     the column (feature) norms or the row (hidden-dimension) norms, not squared, averaged or summed (Σ_i ‖W_i‖ and
-    the squared norms averaged are in the catalogue already)."""
+    the squared norms averaged are in the catalogue already), then Σ_i ‖W_i‖⁴ and the mean of the per-feature D_i."""
     W = W.double()
     d = W.shape[1]
     axes = (("column", "feature", 1), ("row", "hidden-dimension", 2))
@@ -83,4 +83,21 @@ def frobenius_statistic_readings(W: Tensor) -> list[tuple[str, str, Tensor]]:
                 "‖W‖²_F = Σ_i ‖W_i‖², the SUM of the SQUARED feature norms (= W.pow(2).sum((1, 2)))"
             )
             out.append((f"{name}_norms_{red}", hint, d / getattr(norms, red)(-1)))
+    norms_sq, gram = W.pow(2).sum(1), W.mT @ W  # [inst feats], [inst feats feats]
+    per_feature = norms_sq.pow(2) / gram.pow(2).sum(-1).clamp_min(1e-300)  # D_i = ‖W_i‖⁴ / Σ_j (W_i·W_j)²
+    out += [
+        (
+            "norms_fourth_power",
+            "your denominator is Σ_i ‖W_i‖⁴ (each feature's squared norm squared again: (W.pow(2).sum(1) ** 2)"
+            ".sum(-1)); D* divides by ‖W‖²_F = Σ_i ‖W_i‖², each squared norm summed once (W.pow(2).sum((1, 2)))",
+            d / norms_sq.pow(2).sum(-1),
+        ),
+        (
+            "mean_feature_dimensionality",
+            "your values are the mean over the features of the per-feature dimensionality D_i "
+            "(compute_dimensionality(W).mean(-1)); D* is another quantity, d_hidden / ‖W‖²_F (hidden dimensions per "
+            "feature, each feature counted by its ‖W_i‖²), not an average of the D_i",
+            per_feature.where(norms_sq > 0, 0.0).mean(-1),
+        ),
+    ]
     return out

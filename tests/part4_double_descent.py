@@ -30,6 +30,8 @@ from tests.mutants import call
 from tests.part3_feature_geometry import expect_output, expect_unmodified, unexplained
 from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure
+from tests.part4_double_descent_dataset_shape import dataset_shape_failure
+from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
@@ -46,25 +48,6 @@ GEN_EXAMPLES, GEN_INST, GEN_FEATS, GEN_P = 6_000, 3, 24, 0.1
 # FAILURE_PROBABILITY / GEN_TESTS from Bernstein's inequality (a union bound over fewer than GEN_TESTS tests).
 GEN_SHAPE = (GEN_EXAMPLES, GEN_INST, GEN_FEATS)
 GEN_DIMS = "examples inst feats"
-
-
-def _dataset_shape(x: Any) -> None:
-    if not isinstance(x, Tensor) or tuple(x.shape) == GEN_SHAPE:
-        return
-    got = tuple(x.shape)
-    if sorted(got) == sorted(GEN_SHAPE):
-        fail(
-            f"generate_dataset(...) has shape {got}, expected (examples={GEN_EXAMPLES}, inst={GEN_INST}, "
-            f"feats={GEN_FEATS})",
-            "the axes are in another order: the data set is [n_examples, n_inst, n_features]",
-            code="axis_order",
-        )
-    if got == (GEN_EXAMPLES, GEN_FEATS):
-        fail(
-            f"generate_dataset(...) has shape {got}, expected {GEN_SHAPE}",
-            "the inst axis is missing: every instance gets its own data set, shape [n_examples, n_inst, n_features]",
-            code="missing_inst",
-        )
 
 
 def _check_values(x: Tensor, present: Tensor) -> None:
@@ -135,7 +118,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
     except RuntimeError as err:
         _keepdim_failure(err)
         raise
-    _dataset_shape(x)
+    dataset_shape_failure(x, GEN_SHAPE, GEN_P)
     what = "generate_dataset(...)"
     x = expect_tensor(x, what, shape=GEN_SHAPE, dims=GEN_DIMS, dtype=torch.float32, device=device, finite=False)
     x = x.detach().cpu().double()
@@ -756,6 +739,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         reference=call(ref.compute_dimensionality, pentagons),
     )
 
+    small_vector_failure(lambda x: _call(compute_dimensionality, "compute_dimensionality(v)", x), device)
     # A zero vector (a dropped feature, an empty example) has dimensionality 0, not NaN.
     with_zero = torch.cat([v[:1, :4].cpu(), torch.zeros(1, 1, 3)], 1)
     out = expect_tensor(

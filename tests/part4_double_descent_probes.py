@@ -13,6 +13,7 @@ from tests.checking import fail
 from tests.part3_feature_geometry import dimensionality_structure
 from tests.part3_feature_geometry_scale_probes import output_probe
 from tests.part4_double_descent_calls import training_slice_failure
+from tests.part4_double_descent_dimensionality import extra_dimensionality_candidates
 
 AXES = ("examples", "inst", "feats")
 
@@ -27,7 +28,22 @@ def training_rows_failure(got: Any, data: Tensor, what: str, batch_size: int) ->
     training_slice_failure(got, data, what, batch_size)
     if not isinstance(got, Tensor) or got.ndim != data.ndim or tuple(got.shape[1:]) != tuple(data.shape[1:]):
         return
-    if not 0 < got.shape[0] < data.shape[0]:
+    n, m = data.shape[0], got.shape[0]
+    head, tail = (
+        m > n and bool(torch.allclose(part.double(), data.double(), atol=1e-6)) for part in (got[:n], got[-n:])
+    )
+    if head or tail:
+        extra = (got[n:] if head else got[: m - n]).double()
+        norms = extra.norm(dim=-1)
+        unit = bool((((norms - 1).abs() < 1e-4) | (norms == 0)).all())
+        fail(
+            f"{what} has {m} examples, expected {n}: all of self.train_data in order, plus {m - n} more examples "
+            f"({m - n}{' = batch_size' if m - n == batch_size else ''}; {'unit-norm' if unit else 'not unit-norm'})",
+            "training is full batch on the fixed training set: return self.train_data alone, with nothing appended "
+            "(no torch.cat with a freshly drawn batch)",
+            code="extra_examples",
+        )
+    if not 0 < m < n:
         return
     match = _same_rows(got, data)
     if not (bool(match.any(1).all()) and bool(match.any(0).all())):
@@ -90,7 +106,8 @@ def dimensionality_candidates(v: Tensor) -> list[tuple[str, str, Tensor]]:
             "overlap is the signed dot product v̂_i·v_j, squared afterwards, Σ_j (v̂_i·v_j)² (the square already "
             "removes the sign; abs of single coordinates changes the value and is not rotation invariant)",
             norm_sq / dots.pow(2).sum(-1).clamp_min(1e-30),
-        )
+        ),
+        *extra_dimensionality_candidates(v),
     ]
 
 
