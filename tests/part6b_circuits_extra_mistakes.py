@@ -561,6 +561,12 @@ def replaced_candidates(tc: Any, spliced: Callable, loss: Callable) -> list[tupl
             "the transcoder's output includes b_dec: return tc(x) as it is, without subtracting tc.b_dec",
         ),
         (
+            lambda: spliced(tc.hook_name, lambda x, a: tc(x) + tc.skip(x)),
+            "skip_twice",
+            "tc(x) already includes the skip term x @ W_skip.T: yours adds tc.skip(x) on top of it, so the skip "
+            "connection is counted twice; return tc(x) as it is",
+        ),
+        (
             lambda: spliced(tc.hook_name, lambda x, a: tc.decode(tc.encode(x))),
             "no_skip",
             "tc.decode(tc.encode(x)) leaves the skip connection out: return tc(x), which adds x @ W_skip.T",

@@ -58,7 +58,19 @@ def gate_readings(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Ten
             "the threshold and 0 passes the gate with its negative value: acts = pre · [pre > threshold], no ReLU",
             relu_gate,
             _outs(tc, x, relu_gate, x),
-        )
+        ),
+        *[
+            (
+                "encoder_normalised",
+                f"your pre-activations use W_enc with unit-norm {part} (W_enc / W_enc.norm(dim={dim})), an SAE habit: "
+                "a transcoder's encoder is used as it is, pre = x @ W_enc + b_enc",
+                acts,
+                _outs(tc, x, acts, x),
+            )
+            for dim, part in ((0, "columns"), (1, "rows"))
+            for pre_n in [x @ (tc.W_enc / tc.W_enc.norm(dim=dim, keepdim=True)) + tc.b_enc]
+            for acts in [pre_n * (pre_n > tc.threshold)]
+        ],
     ]
 
 

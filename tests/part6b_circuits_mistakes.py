@@ -130,6 +130,7 @@ def scalar_gate(tc: Transcoder, x: Tensor, acts: Tensor) -> list[tuple[str, str,
                 ("threshold²", th * th),
                 ("-threshold", -th),
                 ("√threshold", math.sqrt(max(th, 0))),
+                ("log(threshold)", math.log(th) if th > 0 else math.nan),
             )
             if low < v <= high
         ]
@@ -306,7 +307,6 @@ def logit_effect_rows(model, tc: Transcoder, dec: Tensor, i: int) -> list[tuple[
             "this is the de-embedding (input side); the logit effect is W_dec[latent] @ W_U",
             model.W_E @ tc.W_enc[:, i],
         ),
-        ("activation", "one unit of activation, not the threshold's worth", tc.threshold[i] * dec @ model.W_U),
         ("activation", "one unit of activation: no factor of b_enc", tc.b_enc[i] * dec @ model.W_U),
         ("activation", "one unit of activation: no factor of b_enc", tc.b_enc[i].abs() * dec @ model.W_U),
         *[
@@ -468,10 +468,10 @@ def edge_mistakes(model, tc, frozen, graph, correct: Tensor) -> list[tuple[str, 
     out.append(
         (
             "error_nodes",
-            "the error nodes' columns are zero (to rounding), which has several possible causes: an edge from an "
-            "error node is (grad · error).sum(-1), the gradient dotted with the error vector, not grad.sum(-1) (the "
-            "final normalisation centres the gradient, so its sum over d_model is 0); or the error vectors are not "
-            "leaves that require grad (no gradient reaches them); or their columns were never filled",
+            "observed: the error nodes' columns are zero (to rounding), the rest is right. Possible causes, e.g.: "
+            "an edge grad.sum(-1) instead of (grad · error).sum(-1) (the final normalisation centres the gradient, "
+            "so its sum over d_model is 0); error vectors that are not leaves requiring grad; a leaf without the "
+            "error's values (zeros_like); or columns never filled",
             no_error,
         )
     )

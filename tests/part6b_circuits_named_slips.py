@@ -112,6 +112,7 @@ def de_embedding_paths(model: Any, tc: Transcoder, i: int) -> list[tuple[str, st
             "part of the token's own direct effect)",
             model.W_E @ enc + model.W_E @ (ov @ enc),
         ),
+        *terms.threshold_factor(model, tc, i, "de"),
     ]
 
 

@@ -15,6 +15,7 @@ from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
+from tests.part6b_circuits_error_leaf import error_value_unread
 
 
 def keys_swapped(got: dict[str, float], exp: dict[str, float], close: Callable[[float, float], bool]) -> None:
@@ -386,7 +387,7 @@ def edges_call(impl: Callable, model: Any, tc: Any, frozen: Any, graph: Any) -> 
     """extra.edges_call, with an assignment of a value whose size is another of the graph's sizes than its slot's
     named (a d_model axis left where one value per position belongs: a sum over the wrong axis)."""
     try:
-        return extra.edges_call(impl, model, tc, frozen, graph)
+        result = extra.edges_call(impl, model, tc, frozen, graph)
     except RuntimeError as err:
         sizes = {
             "n_pos (one token and one error node per position)": graph.n_pos,
@@ -402,6 +403,8 @@ def edges_call(impl: Callable, model: Any, tc: Any, frozen: Any, graph: Any) -> 
     except IndexError as err:
         hints.latent_id_as_node(err, graph)
         raise
+    error_value_unread(impl, model, tc, frozen, graph, result)
+    return result
 
 
 def _assignment_sizes(err: RuntimeError, sizes: dict[str, int], n_pos: int, d_model: int) -> None:

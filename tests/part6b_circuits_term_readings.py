@@ -68,7 +68,19 @@ def bias_direction(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]
         "yours is (W_dec[latent] {} b_dec) @ W_U: b_dec is written at every token whatever fires, so it is no part of "
         "what one unit of this latent writes: the effect is W_dec[latent] @ W_U"
     )
-    return [("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U)]  # + b_dec: `bias`
+    minus = ("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U)  # + b_dec: `bias`
+    return [minus, *threshold_factor(model, tc, i, "logit")]
+
+
+def threshold_factor(model: Any, tc: Any, i: int, side: str) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, value) of the de-embedding or logit effect multiplied by threshold[latent]: one firing's worth."""
+    right = "W_E @ W_enc[:, latent]" if side == "de" else "W_dec[latent] @ W_U"
+    value = model.W_E @ tc.W_enc[:, i] if side == "de" else tc.W_dec[i] @ model.W_U
+    hint = (
+        f"yours is threshold[latent] = {float(tc.threshold[i]):.4g} × the expected values: the {right} of one unit "
+        "of activation, not the threshold's worth (one firing at threshold): no factor of the threshold"
+    )
+    return [("activation", hint, tc.threshold[i] * value)]
 
 
 RECORDED_HINT = (
