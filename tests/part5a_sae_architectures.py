@@ -18,6 +18,7 @@ from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
+from tests import part5a_sae_architectures_edge_inputs as EI
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
 from tests import part5a_sae_architectures_metric_fits as MF
@@ -224,6 +225,7 @@ def _check_step_function(
     reduced_broadcast(grad_th, want_th, what, each + " over the batch (autograd sums over a broadcast θ by itself)")
     expect_matches(grad_th, want_th, what, th_catalogue, hint=th_hint, code=th_code, reference=backward(1))
     SG.theta_grad_alone(impl, name, x0, th0, g, BANDWIDTH, want_th)  # x not requiring grad, θ requiring it
+    EI.small_threshold(impl, name, dth, BANDWIDTH)  # θ < ε/2: the window reaches below x = 0
 
 
 @checker("heaviside", kind="class")
@@ -269,6 +271,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     cls = graft(ref_a.JumpReLUToySAE, impl, ("forward",))
     # θ in [0.2, 0.5], ε = 0.3: many pre-activations in the window; the init threshold (a rival bandwidth) differs
     sae = reference_sae(cls, device, jumprelu_bandwidth=0.3, jumprelu_init_threshold=0.1)
+    EI.small_threshold_latent(sae, 0.3)  # latent 0: θ = 0.05 < ε/2, negative pre inside its window
     reference = twin(sae, ref_a.JumpReLUToySAE)
     h = random_hidden(64, N_INST, D_IN, device)
     check_negated_parameter(twin(sae, cls), reference, h, "JumpReLUToySAE.forward")  # e.g. exp(-log_threshold)
@@ -287,8 +290,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         },
         grad_hints={
             "log_threshold": (
-                "the threshold's gradient differs. Possible causes: θ = exp(log_threshold) not passed (or detached) to "
-                "JumpReLU or Heaviside; a bandwidth other than cfg.jumprelu_bandwidth given to either",
+                EI.THRESHOLD_GRAD_HINT,
                 "threshold_grad",
             )
         },
@@ -409,8 +411,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     dead[3, [0, 2, 3, 5, 7]] = True  # more than k_aux + 1; instance 2: none dead, so the loss is mean(residual²)
     dead[4, [1, 2, 5, 6]], dead[5] = True, torch.arange(d_sae, device=device) != 2  # more than k_aux: which k shows
     inputs = (pre.clone().requires_grad_(True), residual.clone(), dead.clone(), W_dec.clone().requires_grad_(), k_aux)
-    out = returned(impl(*inputs), "auxk_loss")
-    auxk_output(out, batch, n_inst, d_in)
+    auxk_output(out := returned(impl(*inputs), "auxk_loss"), batch, n_inst, d_in)
     out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
     SL.auxk_in_place(inputs, {"pre": pre, "residual": residual, "dead": dead, "W_dec_normalized": W_dec})
     expected = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
@@ -425,7 +426,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
         + FR.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux)
-        + FIT.auxk_centred_d_in(pre, residual, dead, W_dec, k_aux),
+        + FIT.auxk_centred_d_in(pre, residual, dead, W_dec, k_aux)
+        + EI.auxk_readings(pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),
@@ -520,12 +522,7 @@ def _metric(
         hint = _axes_hint(tuple(out.shape), dict(zip(names.split(), args[0].shape, strict=True)), dims)
         if hint:
             fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code="wrong_axes")
-    if (
-        isinstance(out, Tensor)
-        and out.dtype not in (torch.bool,)
-        and not out.is_floating_point()
-        and out.shape == shape
-    ):
+    if isinstance(out, Tensor) and out.dtype != torch.bool and not out.is_floating_point() and out.shape == shape:
         out = out.to(args[0].dtype)  # an integer count is fine where the values are integers
     out = expect_tensor(out, what, shape=shape, dims=dims, device=device)
     if out.is_floating_point() and torch.finfo(out.dtype).bits < torch.finfo(args[0].dtype).bits:
@@ -537,6 +534,7 @@ def _metric(
         )
     if out.is_floating_point():  # a float64 result (a float64 literal, .double(), numpy) breaks the dtype contract
         expect_tensor(out, what, shape=shape, dims=dims, dtype=args[0].dtype, device=device)
+    EI.single_instance(impl, args, what)  # n_inst = 1: a trailing .squeeze() returns a 0-d tensor
     return out if out.is_floating_point() else out.to(args[0].dtype)
 
 
@@ -658,7 +656,7 @@ def test_l0_norm(impl: Callable, device: torch.device) -> str:
     out = _metric(impl, (acts,), "l0_norm(acts)", (N_INST,), "inst", device, shapes)
     mistakes = M.l0_mistakes(acts) + PR.first_example("l0", acts) + PR.l0_rounded(acts) + PR.l0_active_examples(acts)
     mistakes += PR.reshaped_inputs(ref_a.l0_norm, (acts,), "batch inst d_sae", "acts") + MS.l0_every_latent(acts)
-    mistakes += SG2.l0_low_precision(acts) + MF.l0_threshold(out, acts, mistakes)  # t > 0 read from the counts
+    mistakes += EI.l0_smooth(acts) + SG2.l0_low_precision(acts) + MF.l0_threshold(out, acts, mistakes)  # t > 0
     RD.pooled_over_instances(out, ref_a.l0_norm(acts), mistakes, "l0_norm", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -729,7 +727,7 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
         *SG2.dead_flag_readings(acts),
     ]
     mistakes, want = mistakes + FIT.dead_threshold(acts, mistakes), ref_a.dead_latent_fraction(acts)
-    mistakes += SG2.rounded("dead_latent_fraction", want)
+    mistakes += SG2.rounded("dead_latent_fraction", want) + EI.dead_example_column(acts)
     RD.pooled_over_instances(out, want, mistakes, "dead_latent_fraction", "the batch and d_sae")
     expect_matches(
         out.detach(),
@@ -776,6 +774,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         + SL.recovery_more(W_feat, W_dec)
         + SG2.recovery_norm_slips(W_feat, W_dec)
         + MF.recovery_readings(W_feat, W_dec)
+        + EI.recovery_angular(ref_a.feature_recovery(W_feat, W_dec))
         + SG2.rounded("feature_recovery", ref_a.feature_recovery(W_feat, W_dec)),
         dims="inst feats",
         hint="max over latents of cos(W_features[:, :, f], W_dec[:, j, :])",

@@ -120,13 +120,14 @@ def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Te
     """`SL.topk_forward`, plus `relu_input`: the encoder reads ReLU(h - b_dec); `enc_normalised`: W_enc's columns
     (over d_in) normalised too; `penalty=f`: L_reconstruction = f(h_rec - h).mean(-1)."""
     penalty, relu_in, norm_enc = bug.pop("penalty", None), bug.pop("relu_input", False), bug.pop("enc_normalised", 0)
-    if penalty is None and not relu_in and not norm_enc:
+    twice = bug.pop("b_enc_twice", 0)  # b_enc added to pre a second time
+    if penalty is None and not relu_in and not norm_enc and not twice:
         return SL.topk_forward(sae, h, **bug)
     d, _, acts, h_rec = SL.topk_forward(sae, h)
-    if relu_in or norm_enc:
+    if relu_in or norm_enc or twice:
         x = (h - sae.b_dec).relu() if relu_in else h - sae.b_dec
         W_enc = sae.W_enc / sae.W_enc.norm(dim=1, keepdim=True) if norm_enc else sae.W_enc
-        pre = (torch.einsum("bid,ids->bis", x, W_enc) + sae.b_enc).relu()
+        pre = (torch.einsum("bid,ids->bis", x, W_enc) + sae.b_enc * (1 + twice)).relu()
         top = pre.topk(sae.cfg.k, dim=-1)
         acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
         h_rec = _dec(acts, sae)
@@ -151,6 +152,13 @@ TOPK_MISTAKES = [
         "normalised (W_dec_normalized); the encoder is used as it is, pre = (h - b_dec) @ W_enc + b_enc",
         "acts",
         {"enc_normalised": True},
+    ),
+    (
+        "b_enc_twice",
+        "your pre-activations hold b_enc twice (pre already includes it, pre = (h - b_dec) @ W_enc + b_enc): add "
+        "b_enc once, then ReLU and keep the top k",
+        "acts",
+        {"b_enc_twice": 1},
     ),
     *FC.penalty_causes(),
 ]

@@ -394,17 +394,6 @@ def _jump(**bug):
     return forward
 
 
-def _jump_relu_first(self, h):
-    """Correct: a ReLU before the JumpReLU changes nothing when the threshold is positive."""
-    pre = F.relu(einops.einsum(h - self.b_dec, self.W_enc, "b i d, i d s -> b i s") + self.b_enc)
-    th = torch.exp(self.log_threshold)[None].expand(pre.shape[0], -1, -1)
-    acts = A.JumpReLU.apply(pre, th, self.cfg.jumprelu_bandwidth)
-    h_rec = einops.einsum(acts, self.W_dec_normalized, "b i s, i s d -> b i d") + self.b_dec
-    l0 = A.Heaviside.apply(pre, th, self.cfg.jumprelu_bandwidth).sum(-1)
-    l_rec = F.mse_loss(h_rec, h, reduction="none").mean(-1)
-    return {"L_reconstruction": l_rec, "L_sparsity": l0}, (l_rec + self.sparsity_coeff * l0).mean(0).sum(), acts, h_rec
-
-
 def _jump_loop(self, h):
     """Correct: instance by instance, the threshold repeated over the batch with repeat."""
     acts_all, recs, l0s = [], [], []
@@ -446,7 +435,8 @@ JUMP_BUGS = {
 }
 
 
-@pytest.mark.parametrize("fn", [_jump(), _jump_relu_first, _jump_loop, _jump(no_expand=True)])
+# ReLU(pre) fed to JumpReLU/Heaviside is wrong for θ < ε/2 (proved in heldout22)
+@pytest.mark.parametrize("fn", [_jump(), _jump_loop, _jump(no_expand=True)])
 def test_jumprelu_forward_variants(fn):
     assert_passes(checks.test_jumprelu_forward, A.JumpReLUToySAE)
     assert_passes(checks.test_jumprelu_forward, _with(A.JumpReLUToySAE, forward=fn))
