@@ -13,6 +13,7 @@ from types import FrameType
 import torch
 from torch import Tensor
 
+from tests.learner_values import index_on_wrong_axis, wrong_operand
 from tests.sizes import name_size
 
 _TESTS_DIR = Path(__file__).resolve().parent
@@ -235,12 +236,16 @@ def _hint_for(err: BaseException) -> str | None:
     if (direct := _function_forward_called(err)) is not None:
         return direct
     message = str(err)
+    frame, line, _ = failing_line(err)
+    operand = wrong_operand(err, frame, line)  # "`self.cfg.x` is a list here ...": what the values were
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
         if match:
             found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
-            return found + (_first_axis_indexed(match.groups(), err) or _row_for_column(match.groups(), err))
-    return _missing_attribute_hint(err) or _missing_key_hint(err)
+            found = (f"{operand}. " if operand else "") + found
+            axis = index_on_wrong_axis(err, frame, line)
+            return found + (axis or _first_axis_indexed(match.groups(), err) or _row_for_column(match.groups(), err))
+    return operand or _missing_attribute_hint(err) or _missing_key_hint(err)
 
 
 def _one_hot_reading(message: str, err: BaseException) -> str:

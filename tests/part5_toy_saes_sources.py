@@ -26,6 +26,7 @@ from tests.checking import fail
 
 # The probe's sizes: distinct from each other and from the main check's (4, 4, 1000, 400) and the fallback's
 N_INST, D_IN, D_SAE, BATCH, SCALE = 3, 6, 8, 13, 0.37
+SHORT = 0.15  # the last instance's inputs: b_dec + 0.15·(z + offset), ‖·‖ ≈ 0.55 < 1 (> 1 needs χ²₆ ≫ 40)
 COS = 1 - 1e-4  # float32 rounding of a unit vector's cosine with itself is ~1e-7; random directions in 6-d: far below
 
 
@@ -69,17 +70,19 @@ def own_instance_examples(
     drawn: list[Tensor] = []
 
     def generate(batch_size: int) -> Tensor:
-        h = (torch.randn(int(batch_size), N_INST, D_IN, generator=gen) + offset).to(device)
+        h = torch.randn(int(batch_size), N_INST, D_IN, generator=gen) + offset
+        h[:, -1] = b_dec[-1].cpu() + SHORT * h[:, -1]  # the last instance's ‖h - b_dec‖ < 1: a norm floor shows
+        h = h.to(device)
         drawn.append(h.clone())
         return h
 
+    b_dec = sae.b_dec.detach().clone()
     sae.generate_batch = generate
     with torch.no_grad():  # nothing fires, so h_rec = b_dec: the residual h - h_rec (a correct variant) is h - b_dec
         sae.b_enc.fill_(-100.0)
     frac = torch.zeros(5, N_INST, D_SAE, device=device)
     for k in range(N_INST):
         frac[:, k, : k + 1] = 0.2  # instance k: latents 0..k alive, the rest dead (a different count per instance)
-    b_dec = sae.b_dec.detach().clone()
     before = sae.W_dec.detach().clone()
     call_resampler(lambda: impl(sae, frac, SCALE, BATCH))
     if not drawn:
@@ -88,11 +91,12 @@ def own_instance_examples(
     after = sae.W_dec.detach()
     # directions[m, n]: normalised (input of instance m) - (b_dec of instance n), [m n examples d_in]
     directions = torch.nn.functional.normalize(X.transpose(0, 1)[:, None] - b_dec[None, :, None], dim=-1)
-    sources, unmatched = [], []
+    sources, unmatched, short = [], [], []
     for k in range(N_INST):
         for j in range(k + 1, D_SAE):
             r = after[k, j]
             if torch.equal(r, before[k, j]) or not torch.isfinite(r).all() or abs(float(r.norm()) - 1) > 1e-3:
+                short += _scaled_example(r, directions[k, k], X[:, k] - b_dec[k])
                 continue  # unchanged or not a unit row: the main check's business
             hit = ((directions @ r) > COS).any(-1).nonzero().tolist()  # [(m, n)] that give this row
             if [k, k] in hit:
@@ -129,6 +133,41 @@ def own_instance_examples(
             "of instances, an input from another batch than the one drawn, or b_dec changed before it was read",
             code="not_an_example",
         )
+    short_rows(short)
+
+
+def _scaled_example(row: Tensor, directions: Tensor, examples: Tensor) -> list[tuple[float, float]]:
+    """[(‖h - b_dec‖, row length)] when a non-unit row points along one drawn example of its own instance, else []."""
+    length = float(row.norm())
+    if not 1e-6 < length < 1e6:
+        return []
+    cos = directions @ (row / length)
+    i = int(cos.argmax())
+    return [(float(examples[i].norm()), length)] if float(cos[i]) > COS else []
+
+
+def short_rows(short: list[tuple[float, float]]) -> None:
+    """Rows along their own example but not of unit length (where ‖h - b_dec‖ < 1, as on the probe's last instance):
+    read back the floor c of a length ‖x‖ / max(‖x‖, c), otherwise say what was seen (an eps added, ‖x‖ / (‖x‖ + eps),
+    big enough to show here already fails the main check's unit rows, whose examples have ‖x‖ >= 1)."""
+    if not short:
+        return
+    x, n = torch.tensor(short, dtype=torch.float64).T
+    seen = (
+        f"on a second call whose last instance has inputs with ‖h - b_dec‖ < 1, {len(short)} new decoder rows "
+        f"point along their example's "
+        f"h - b_dec but have lengths {float(n.min()):.4g} to {float(n.max()):.4g}, not 1"
+    )
+    fix = "normalise to unit length: v = (h - b_dec) / ‖h - b_dec‖ (F.normalize; any guard against 0 must be tiny)"
+    c = x / n  # a length ‖x‖ / max(‖x‖, c) gives c = ‖x‖ / length on every short example
+    if float(c.max() - c.min()) <= 1e-3 * float(c.mean()):
+        floor = f"{float(c.mean()):.4g}"
+        fail(
+            f"{seen}: each is (h - b_dec) / max(‖h - b_dec‖, {floor})",
+            f"{fix}; a floor of {floor} shrinks every example shorter than it",
+            "dec_norm_floor",
+        )
+    fail(seen, fix, "dec_not_unit")
 
 
 def _whose(pairs: list[tuple[int, int]], what: str) -> str:
