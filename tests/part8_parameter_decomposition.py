@@ -390,7 +390,7 @@ def mask_inputs(device: torch.device | str = "cpu") -> list[Tensor]:
 def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
     ci = mask_inputs(device)
     note_inputs(**{"len(causal_importances), the number of matrices": len(ci)})  # a wrong size 2 named
-    out = inp.call_unchanged(sample_masks, {"causal_importances": ci}, "sample_masks")
+    out = draws.masks_call(inp.call_unchanged, sample_masks, ci)  # raises: one r reused for every matrix?
     masks, deltas = outputs.pair(returned(out, "sample_masks"), "sample_masks", "masks, delta_masks")
     if not isinstance(masks, tuple | list) or not isinstance(deltas, tuple | list):
         fail(

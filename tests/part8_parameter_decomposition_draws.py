@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests.checking import fail
+from tests.part8_parameter_decomposition_structure_slips import masks_call  # noqa: F401  (used by the checker)
 
 WHAT = "r = (mask - g) / (1 - g) of matrix {}"
 ROUNDING = 1e-6  # r is recovered from the mask in float32: an ordered pair may come back out of order by this much

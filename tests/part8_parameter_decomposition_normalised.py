@@ -18,6 +18,7 @@ from tests import part8_parameter_decomposition_misplaced as misplaced
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_one_input as one_input
+from tests import part8_parameter_decomposition_structure_slips as structure
 from tests import part8_parameter_decomposition_substitutes as subs
 from utils.part8_parameter_decomposition import WeightChain
 
@@ -78,4 +79,5 @@ def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, ou
     """`fresh.ablation_terms_ignored`, the normalisations above, other baselines and other losses (`subs`)."""
     named = fresh.ablation_terms_ignored(fn, chain, terms, x, out) + ablation_normalised(chain, terms, x)
     named += one_input.ablation_one_input(chain, terms, x) + misplaced.ablation_factors(chain, terms, x, out)
+    named += structure.ablation_slips(fn, chain, terms, x)  # + the squeeze probe (one instance, one term)
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)

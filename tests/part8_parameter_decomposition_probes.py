@@ -29,6 +29,7 @@ from tests import part8_parameter_decomposition_gelu_places as gelu_places
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_product_slips as product_slips
 from tests import part8_parameter_decomposition_readings as readings
+from tests import part8_parameter_decomposition_structure_slips as structure
 from tests import part8_parameter_decomposition_variants as variants
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame
 from tests.part8_parameter_decomposition_diagnosis import common_factor
@@ -331,6 +332,7 @@ def ci_mistakes(p: dict[str, Tensor]) -> Mistakes:
             ("residual", residual, (z + h).clamp(0, 1)),
             *gelu_places.ci_weight_places(p),  # w_out inside the GELU
             *bias_places.ci_bias_places(p),  # b_out on h, inside or after the GELU (moved, or added twice)
+            *structure.ci_slips(p),  # b_in multiplied
         ]
 
 
@@ -399,6 +401,7 @@ def check_fresh_draws(sample_masks: Callable, device: Any, rs: list[Tensor], del
 def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
     with torch.no_grad():
         return [
+            *structure.product_slips(p),  # the delta added like a bias
             (
                 "mask_thresholded",
                 "use the mask's value itself (in [0, 1], and it carries gradient), not a 0/1 threshold (mask > 0.5)",
@@ -575,6 +578,7 @@ def minimality_mistakes(ci: list[Tensor], p: float, eps: float) -> Mistakes:
         precedence = sum((g + eps**p).sum(-1) for g in ci).mean(0).sum()
         in_exponent = sum(g.pow(p + eps).sum(-1) for g in ci).mean(0).sum()
     return [
+        *structure.minimality_slips(ci, p, eps),  # max over the matrices
         (
             "eps_in_exponent",
             "eps goes into the base, not the exponent: (g + eps) ** p, not g ** (p + eps) (parentheses around the "
@@ -694,11 +698,12 @@ def off_lattice_hint(out: Tensor, init: Tensor, step: float) -> tuple[str, str] 
     seen = ", ".join(f"{m:.4g}" for m in moves[:4]) + (", ..." if len(moves) > 4 else "")
     return "off_lattice", (
         f"{int(off.sum())} entries moved by amounts that no sequence of whole steps of {step} gives (net moves "
-        f"{seen}): every step moves each entry by exactly ±step_size (then the clamp). Possible causes: a step size "
-        "that changes from step to step (decayed, step_size / (t + 1)), a step scaled by the gradient's size, or "
-        "a step scaled by the entry itself (multiplicative, r · (1 ± step_size)), a step_size other than the one "
-        "given, a projection other than the clamp (rescaled or wrapped into [0, 1]), or the average of the iterates "
-        "returned (Polyak averaging) in place of the last one"
+        f"{seen}): every step moves each entry by exactly ±step_size (then the clamp), so something other than whole "
+        "sign steps moved them. Causes that give such moves include, e.g., a step size that changes from step to "
+        "step (step_size / (t + 1)), a step scaled by the gradient's size or by the entry itself (multiplicative, "
+        "r · (1 ± step_size)), a step_size other than the one given, a direction averaged or shared over entries, "
+        "a projection other than the clamp, or the average of the iterates returned (Polyak averaging): print one "
+        "entry's value after each step to see which"
     )
 
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_structure_slips as structure
 from utils.part8_parameter_decomposition import WeightChain
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -33,6 +34,7 @@ def svd_projectors(W: Tensor) -> Mistakes:
     term = "each term is σ_k u_k v_kᵀ = S[:, k] · (U[:, :, k] outer Vh[:, k]) (or u_k u_kᵀ W)"
     sigma = S[:, :, None, None]
     return [
+        *structure.svd_slips(W),  # the given column_terms, a reshape for a transpose
         ("projectors", f"{term}; this is the projector u_k u_kᵀ onto the left singular vector: W is forgotten", pu),
         ("projectors", f"{term}; this is the projector v_k v_kᵀ onto the right singular vector: W is forgotten", pv),
         ("projectors", f"{term}; this is σ_k u_k u_kᵀ: v_kᵀ replaced by u_kᵀ", sigma * pu),
@@ -137,6 +139,7 @@ def adversarial_more(
     named = probes.adversarial_mistakes(loss_fn, init, n, step) + fresh.adversarial_extra(loss_fn, init, n, step)
     named += fresh.adversarial_init_bound(loss_fn, init, n, step)
     flat = torch.cat([torch.as_tensor(o).detach().flatten() for o in out])
+    named += structure.adversarial_slips(flat, loss_fn, init, n, step)  # reduced gradients, clamp bounds read back
     if any(m.shape == flat.shape and torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for *_, m in known + named):
         return named  # a named cause (step_size / n_steps, ...) fits: no factor read back
     return named + step_factor(out, loss_fn, init, n, step)
