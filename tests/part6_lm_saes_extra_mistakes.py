@@ -13,6 +13,7 @@ from torch import Tensor
 from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_mistakes import run
+from tests.part6_lm_saes_readings import zero_elsewhere
 
 NOT_A_LOSS = (
     "that is the mean of the logits, not a loss: the run returned logits (return_type defaults to 'logits'); "
@@ -28,7 +29,9 @@ def logits_means(model, sae, tokens: Tensor) -> dict[str, list[tuple[str, str, T
         "spliced": run(model, tokens, sae.hook_name, lambda a, hook: sae.decode(sae.encode(a))),
         "zero_ablated": run(model, tokens, sae.hook_name, lambda a, hook: torch.zeros_like(a)),
     }
-    return {k: [("logits_mean", NOT_A_LOSS, as_t(v.mean()))] for k, v in runs.items()}
+    out = {k: [("logits_mean", NOT_A_LOSS, as_t(v.mean()))] for k, v in runs.items()}
+    out["zero_ablated"] += zero_elsewhere(model, sae, tokens)  # the error kept, or zeros at another hook point
+    return out
 
 
 def recovered_extra(exp: dict[str, float]) -> list[tuple[str, str, Tensor]]:
@@ -253,6 +256,10 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     masked = acts.clone()
     masked[:, :2] = -torch.inf
     values, flat = masked.flatten().topk(k)
+    ends = acts.clone()
+    ends[:, [0, -1]] = -torch.inf
+    v_end, f_end = ends.flatten().topk(k)
+    last_too = torch.stack([v_end.double(), (f_end // seq).double(), (f_end % seq).double()])
     best, best_seq = acts[:, 1:].max(0)  # the best sequence at each position, then the top positions
     pos_values, pos = best.topk(min(k, seq - 1))
     per_position = torch.stack([pos_values.double(), best_seq[pos].double(), (pos + 1).double()])
@@ -282,6 +289,12 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
             "positions): two of the k largest can share a position; take topk over all (sequence, position) pairs "
             "together, acts.flatten().topk(k)",
             per_position if pos_values.shape[0] == k else None,
+        ),
+        (
+            "first_last_masked",
+            "the last position was left out as well as position 0: only position 0 (BOS) is excluded (mask [:, 0] "
+            "alone; every later position, the last included, competes)",
+            last_too,
         ),
         (
             "positions_0_1",

@@ -18,6 +18,7 @@ from torch import Tensor
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
+from tests.part6_lm_saes_readings import ablate_reencoded, f_shifted
 from tests.part6_lm_saes_sequence_subset import only_some_sequences
 from tests.part6_lm_saes_steer_scale import steer_scale
 from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
@@ -343,8 +344,10 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                         "f is the latent's activation: f = sae.encode(act)[..., latent]",
                         code="f_source",
                     )
+            f_shifted(g, f.double())
             removed_fraction(g, f.double())
             continue
+        ablate_reencoded(a, b, right, sae)
         hook_combination(a, b, f, sae, latent)
         wrong = ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1)
         fires = f > 0
@@ -360,12 +363,19 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                     code="error_dropped",
                 )
             ablate_where_fires(a, b, right, f, sae, latent)
+            off = (b - right)[fires].double()
+            d64 = d.double() / d.double().norm()
+            along = float((off @ d64).norm() / off.norm().clamp_min(1e-30))
             fail(
                 f"your hook's output is wrong exactly at the {int(fires.sum())} positions where the latent fires "
-                "(f > 0) and right elsewhere",
-                "what your hook does where the latent fires differs from act − f · W_dec[latent]: possible causes "
-                "are the SAE's error term dropped there, another f (not sae.encode(act)[..., latent]), another row, "
-                "or the result rescaled (to the activation's norm, say)",
+                f"(f > 0) and right elsewhere; there it differs from act − f · W_dec[latent] by a vector of mean norm "
+                f"{float(off.norm(dim=-1).mean()):.3g} (the removed term f · W_dec[latent] has mean norm "
+                f"{float((f[fires, None] * d).double().norm(dim=-1).mean()):.3g}), {along:.0%} of it along "
+                "W_dec[latent]",
+                "return act − f · W_dec[latent] with f = sae.encode(act)[..., latent], nothing else changed; a "
+                "difference only where the latent fires has several possible causes, e.g. the SAE's error term "
+                "dropped there, another f or another row, the result rescaled, or a further SAE step (an "
+                "encode/decode) applied to the edited activation",
                 code="fires_positions",
             )
 

@@ -37,6 +37,11 @@ def encode_variants(sae: Any) -> list[tuple[str, str, Any]]:
             f"the encoder's bias b_enc left out (relu((act − b_dec) @ W_enc)): {ENCODE}",
             lambda x: relu((x - sae.b_dec) @ sae.W_enc),
         ),
+        (
+            "no_b_dec",
+            f"the input not centred: b_dec left out of the encoder (relu(act @ W_enc + b_enc)): {ENCODE}",
+            lambda x: relu(x @ sae.W_enc + sae.b_enc),
+        ),
     ]
 
 
@@ -100,7 +105,7 @@ def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str
             loss(lambda a, hook: sae.decode(sae.encode(a[0])).expand_as(a).clone()),
         ),
     ]
-    for code, what, enc in encode_variants(sae):
+    for code, what, enc in encode_variants(sae)[:3]:  # no_b_dec is in loss_mistakes (encode_no_bias)
         out.append(
             (
                 code,
