@@ -115,6 +115,17 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
     norm, top = Wd.norm(dim=1), Wd.abs().amax(1)
     g = got.detach().double().cpu()
     nz = norm > 0
+    rest = (Wd.pow(2).sum(1) - top.pow(2)).clamp_min(0).sqrt()  # the norm of the other entries
+    by_rest = top / rest.clamp_min(1e-300)
+    spread = nz & (rest > 1e-6 * norm)  # the columns where it is finite; one-hot columns give 0, inf or NaN
+    if int(spread.sum()) >= 4 and bool(torch.allclose(g[spread], by_rest[spread], rtol=1e-4, atol=1e-7)):
+        fail(
+            "basis_alignment(W) is max|W_ki| / sqrt(Σ_k W_ki² − max_k W_ki²) on every feature with more than one "
+            "non-zero entry: the denominator is the norm of the OTHER entries (the largest left out)",
+            "the denominator is the norm of the whole column, largest entry included: ‖Wᵢ‖ = sqrt(Σ_k W_ki²) "
+            "(W.norm(dim=1)), so a one-hot column scores exactly 1",
+            code="denominator_others",
+        )
     if int(nz.sum()) < 4 or not torch.isfinite(g[nz]).all() or not bool((g[nz] > 0).all()):
         return
     close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-7))

@@ -1,4 +1,5 @@
-"""Proofs for part 7's generate_features called with float64 probabilities (the output stays float32)."""
+"""Proofs for part 7: generate_features called with float64 probabilities (the output stays float32); basis_alignment
+over the norm of the other entries."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def test_float32_whatever_the_probabilities_dtype_passes():
     )
     assert_passes(checks.test_generate_features, sol.generate_features)
     assert torch.float32 == sol.generate_features(torch.full((2, 3), 0.5, dtype=torch.float64), 4).dtype
+
+
+def test_alignment_over_the_other_entries_norm_is_named():
+    """The denominator as the norm of the other entries, sqrt(Σ W² − max W²) (a one-hot column then gives 0 / 0,
+    guarded to 0)."""
+
+    def basis_alignment(W):
+        top = W.abs().amax(1)
+        rest = (W.pow(2).sum(1) - top**2).clamp(min=0).sqrt()
+        return torch.where(rest > 0, top / rest.clamp(min=1e-12), 0.0)
+
+    err = assert_fails(checks.test_basis_alignment, basis_alignment, "denominator_others")
+    assert "OTHER entries" in err.message
