@@ -1,6 +1,7 @@
 """matryoshka_loss and batch_topk readings of what a prefix is compared with, or what one cut is: the prefix
 reconstructions summed before one loss (against len(prefix_sizes)·h), each prefix compared with the previous
-prefix's reconstruction instead of h, and batch_topk cutting every instance at one shared value."""
+prefix's reconstruction instead of h, instance 0's decoder used for every instance, and batch_topk cutting every
+instance at one shared value."""
 
 from __future__ import annotations
 
@@ -20,7 +21,19 @@ def target_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int
         return []
     recs = [torch.einsum("bis,isd->bid", acts[..., :m], W[:, :m]) + b for m in sizes]
     previous = [h, *recs[:-1]]
+    first = [torch.einsum("bis,sd->bid", acts[..., :m], W[0, :m]) + b for m in sizes]
+    rows = []
+    if W.shape[0] > 1:
+        rows.append(
+            (
+                "decoder_first_instance",
+                "every instance is decoded with instance 0's decoder (W_dec[0, :m] for all): each instance has its "
+                f"own, W_dec[:, :m] (keep the instance axis in the einsum). {_PREFIX_FIX}",
+                sum((r - h).pow(2).mean(-1) for r in first),
+            )
+        )
     return [
+        *rows,
         (
             "reconstructions_summed",
             "that is ONE loss of the prefix reconstructions summed first, mean over d_in of (Σ_m rec_m - "

@@ -1,6 +1,6 @@
-"""Proofs for section 5b's generate_hierarchical_batch: exclusive "no child" drawn at the text's fixed 0.1, then a
-child picked uniformly (right only when n_children·p_child = 0.9), is caught on a config with C·p = 0.78 and the
-0.1 is named."""
+"""Proofs for section 5b: exclusive "no child" drawn at the text's fixed 0.1, then a child picked uniformly (right
+only when n_children·p_child = 0.9), caught on a config with C·p = 0.78 and the 0.1 named; matryoshka_loss decoding
+every instance with instance 0's decoder."""
 
 from __future__ import annotations
 
@@ -25,3 +25,14 @@ def test_none_at_a_fixed_tenth_then_a_uniform_child_is_named():
 
     failure = assert_fails(checks.test_generate_hierarchical_batch, generate_hierarchical_batch, code="p_child_ignored")
     assert "0.1" in failure.message and "no child" in failure.message
+
+
+def test_matryoshka_with_instance_0_decoder_is_named():
+    def matryoshka_loss(acts, W, b_dec, h, prefix_sizes):
+        total = 0
+        for m in prefix_sizes:
+            rec = torch.einsum("bim,md->bid", acts[..., :m], W[0, :m]) + b_dec
+            total = total + (rec - h).pow(2).mean(-1)
+        return total
+
+    assert_fails(checks.test_matryoshka_loss, matryoshka_loss, "decoder_first_instance")
