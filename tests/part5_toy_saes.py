@@ -752,7 +752,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     q = torch.tensor(M.Q, device=device)
     active = q.sum(-1) > 0
     sae.generate_batch = M.prototype_batch(sae.b_dec, q)
-    before, spare = _snapshot(sae), copy.deepcopy(sae)  # spare: a second run shows whether the choice is random
+    before, spare = {**_snapshot(sae), "q": q}, copy.deepcopy(sae)  # spare: a 2nd run shows if the choice is random
     b_dec = sae.b_dec.detach().clone()
     BC.called_with_batch_size(sae, batch_size, lambda: impl(sae, frac.clone(), scale, batch_size), D.call_resampler)
     expected = dead & active[:, None]

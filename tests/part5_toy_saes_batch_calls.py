@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tests import part5_toy_saes_resample_readbacks as RB
 from tests.checking import fail
 
 
@@ -26,6 +27,9 @@ def called_with_batch_size(sae: Any, batch_size: int, run: Callable[[], Any], ca
     sae.generate_batch = spy
     try:
         call(run)
+    except IndexError as err:
+        RB.latent_index_error(err, sae, batch_size)
+        raise
     finally:
         sae.generate_batch = inner
     wrong = [n for n in asked if not _same(n, batch_size)]

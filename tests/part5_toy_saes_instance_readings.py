@@ -167,4 +167,14 @@ def acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[
             lambda: h - b_dec[0],
         ),
     ]
+    d_in = sae.W_enc.shape[-2]
+    options[1] = [
+        *options[1],
+        (
+            "encoder_mean_over_d_in",
+            f"the pre-activations are 1/d_in = 1/{d_in} × (h - b_dec) @ W_enc: the products averaged over d_in "
+            "(e.g. (x[..., None] * W_enc).mean(-2)) where the matmul sums them",
+            lambda: sae.W_enc / d_in,
+        ),
+    ]
     return combine, options

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
+from tests import part5_toy_saes_resample_readbacks as RB
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
 from tests.part5_toy_saes_readoffs import NORM_P_POSITIONAL, divisor_readoff, negated_direction_hint, window_slice_rule
 
@@ -510,6 +511,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
     ) & active[:, None]  # the other instances are checked separately
     if torch.equal(changed, expected):
         return
+    RB.renormalised_live_rows(sae, before, expected, active)
     weights_changed = (sae.W_enc.detach() != before["W_enc"]).any(1) | (sae.W_dec.detach() != before["W_dec"]).any(-1)
     if torch.equal(weights_changed & active[:, None], expected) and ((changed & ~expected).any()):
         fail(
@@ -548,17 +550,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             "change only the dead latents' encoder columns, decoder rows and encoder biases",
             code="alive_touched",
         )
-    skipped = [k for k in range(expected.shape[0]) if expected[k].any() and not changed[k].any()]
-    if skipped and all(torch.equal(changed[k], expected[k]) for k in range(expected.shape[0]) if k not in skipped):
-        zero = [k for k in range(min(skipped)) if not active[k]]
-        fail(
-            f"instances {skipped} were left entirely alone (their dead latents too); the others are right",
-            f"they all come after instance {zero[0]}, whose losses are all 0: a `return` or `break` where `continue` "
-            "was meant (skip only that instance)"
-            if zero and skipped == list(range(min(skipped), expected.shape[0]))
-            else "every instance is resampled, each from its own losses",
-            code="instances_skipped",
-        )
+    RB.skipped_instances(changed, expected, active, before.get("q"))
     fail(
         f"{int((expected & ~changed).sum())} of {int(expected.sum())} dead latents were not resampled",
         "resample every latent that is dead over the window, in every instance",
@@ -617,6 +609,7 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Te
 def check_isotropic(rows: Tensor) -> None:
     """Uniform on the sphere in 3D: every coordinate is U[-1, 1] (Archimedes), so each coordinate's sign is a fair
     coin, its mean is 0, and its empirical CDF stays within the DKW bound of the uniform one."""
+    RB.corner_directions(rows)
     n, d_in = rows.shape
     n_tests = 3 * d_in
     expect_frequency(

@@ -57,6 +57,12 @@ def reconstruction_factor(factor: float, batch: int, n_inst: int, d_in: int) -> 
         (f"{batch} is the batch size: summed over the batch, not averaged", batch),
         (f"1/{batch}, 1/batch: divided by the batch size once more", 1 / batch),
         (
+            f"1/{d_in * n_inst} = 1/(d_in · n_inst): e.g. the total divided by h.numel() = batch · n_inst · d_in, "
+            "where "
+            "the loss is the batch mean summed over instances",
+            1 / (d_in * n_inst),
+        ),
+        (
             f"{batch * d_in} = batch · d_in: summed over the batch and over d_in, both where a mean is asked",
             batch * d_in,
         ),

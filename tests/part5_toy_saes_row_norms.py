@@ -235,6 +235,7 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     if close(expected) or any(close(value) for _, _, value in mistakes):
         return
     scrambled_failure(out, expected)
+    transform_failure(out, W, eps)
     partial_norm_failure(out, W, eps)
     divisor_power_failure(out, W)
     root_ratio_failure(out, W, cfg)
@@ -354,3 +355,32 @@ def read_back_eps(norms: Tensor, lengths: Tensor, eps: float, default: float) ->
             "divide by (norm + self.cfg.weight_normalize_eps): the eps is added to the norm, once, as it is",
             code=named[0][1],
         )
+
+
+def transform_failure(out: Tensor, W: Tensor, eps: float) -> None:
+    """Each (non-tiny) row read back as another row-wise transform of W_dec than W / (‖W‖ + eps)."""
+    rows = W.norm(dim=-1) > 1e-2
+    f = torch.nn.functional
+    for what, fn in (
+        ("a softmax over d_in (F.softmax(W_dec, dim=-1))", lambda: f.softmax(W, dim=-1)),
+        (
+            "a layer norm over d_in (centred, unit variance: F.layer_norm)",
+            lambda: f.layer_norm(W, W.shape[-1:], eps=eps),
+        ),
+        ("a layer norm over d_in (centred, unit variance: F.layer_norm)", lambda: f.layer_norm(W, W.shape[-1:])),
+        (
+            "each row standardised ((W - mean) / std over d_in)",
+            lambda: (W - W.mean(-1, True)) / W.std(-1, keepdim=True),
+        ),
+        ("each row divided by its sum (W / W.sum(-1))", lambda: W / W.sum(-1, keepdim=True)),
+        ("each row divided by its L1 norm (W / |W|.sum(-1))", lambda: W / W.abs().sum(-1, keepdim=True)),
+        ("each row divided by its largest entry (W / W.max(-1))", lambda: W / W.amax(-1, keepdim=True)),
+        ("each row divided by its largest |entry| (W / |W|.max(-1))", lambda: W / W.abs().amax(-1, keepdim=True)),
+    ):
+        if torch.allclose(out[rows], fn()[rows], rtol=1e-4, atol=1e-5):
+            fail(
+                f"W_dec_normalized is {what} (read back on every non-zero row)",
+                "normalise = divide each row by its L2 norm over d_in (plus eps): W_dec / (W_dec.norm(dim=-1, "
+                "keepdim=True) + eps), rows of unit length along the same direction",
+                code="row_transform",
+            )
