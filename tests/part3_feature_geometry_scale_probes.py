@@ -48,6 +48,7 @@ def small_feature_failure(fn: Callable, device: torch.device, what: str) -> None
 
 def per_instance_factor_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -> None:
     """Fail when out = f_k · expected per instance k with f_k varying over the instances (not one global factor)."""
+    permuted_values_failure(out, expected, what, "feature")
     o, e = out.detach().double().cpu(), expected.detach().double().cpu()
     if o.shape != e.shape or o.ndim != 2 or o.shape[0] < 2 or not bool(torch.isfinite(o).all()):
         return
@@ -118,3 +119,30 @@ def output_probe(fn: Callable[[Tensor], Tensor], base: Tensor) -> Callable[[Tens
         return y if bool(torch.isfinite(y).all()) else None
 
     return probe
+
+
+def permuted_values_failure(out: Tensor, expected: Tensor, what: str, item: str) -> None:
+    """Fail (code permuted) when each instance's row [inst, n] holds the right values in another order: read back
+    whether the order is descending or ascending (a sort, e.g. for a bar plot) or some other permutation."""
+    o, e = out.detach().double().cpu(), expected.detach().double().cpu()
+    if o.shape != e.shape or o.ndim != 2 or not bool(torch.isfinite(o).all()) or not bool(torch.isfinite(e).all()):
+        return
+    tol = 1e-5 * e.abs().amax().clamp_min(1e-12)
+    if not torch.allclose(o.sort(-1).values, e.sort(-1).values, rtol=1e-5, atol=float(tol)):
+        return
+    if torch.allclose(o, e, rtol=1e-5, atol=float(tol)):
+        return
+    desc = bool((o[:, :-1] >= o[:, 1:]).all())
+    asc = bool((o[:, :-1] <= o[:, 1:]).all())
+    order = "sorted in descending order" if desc else "sorted in ascending order" if asc else "reordered"
+    fail(
+        f"{what}: each instance's values are the right ones, but {order} (instance 0: got "
+        f"{', '.join(f'{float(x):.3g}' for x in o[0, :5])}, expected {', '.join(f'{float(x):.3g}' for x in e[0, :5])})",
+        f"return D_i in the {item}s' own order (entry i belongs to {item} i): "
+        + (
+            "sort only a copy for the plot, e.g. D.sort(dim=-1, descending=True) outside the function"
+            if desc or asc
+            else "no sorting or indexing of the output"
+        ),
+        code="permuted",
+    )

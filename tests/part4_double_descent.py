@@ -29,7 +29,7 @@ from tests.checking import checker, expect_close, expect_matches, expect_tensor,
 from tests.mutants import call
 from tests.part3_feature_geometry import expect_output, expect_unmodified, unexplained
 from tests.part4_double_descent_calls import call_learner as _call
-from tests.part4_double_descent_calls import size_one_axis_failure
+from tests.part4_double_descent_calls import size_one_axis_failure, size_one_batch_failure
 from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.reshape_scrambles import regrouped_candidates
@@ -360,9 +360,9 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         catalogue = catalogue + mistakes.swapped_arguments(ref.warmup_cosine_lr, steps, warmup)
         if warmup == 0:
             _zero_warmup_case(got_t, right, steps)
-        # the section's schedule has the meaning of the shared one in utils.schedules
         shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
+        slips.rounded_schedule_failure(got_t, right, steps, warmup)
         _cosine_floor(got_t, right, steps, warmup, catalogue)
         _cosine_period(got_t, right, steps, warmup, catalogue)
         slips.warmup_overwritten_failure(got_t, right, steps, warmup)
@@ -517,8 +517,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "pass the DoubleDescentModel class whose generate_batch you wrote",
             code="no_method",
         )
-    # The reference model (with the reference generate_dataset) holds the training set, so only the
-    # learner's generate_batch is under test. n_train = 40 differs from the batch size asked for (16).
+    # The reference model holds the training set (only generate_batch is under test); n_train 40 != batch 16.
     cfg = ToyModelConfig(n_inst=3, n_features=50, d_hidden=2)
     n_train = 40
     model = RefDoubleDescentModel(cfg, n_train=n_train, feature_probability=0.1, device=device)
@@ -604,6 +603,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             code="batch_size_slice",
         )
     slips.tiled_failure(_call(generate_batch, "generate_batch(100)", model, 100), data, 100)  # 100 > n_train
+    size_one_batch_failure(generate_batch, device)
     if mistakes.same(first, data) and mistakes.same(second, data):
         return "the same full training set at every call"
     wrong = first if not mistakes.same(first, data) else second

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import traceback
+import types
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from solutions.part1_superposition import ToyModelConfig
+from solutions.part4_double_descent import DoubleDescentModel
 from tests.checking import fail
 
 
@@ -127,3 +130,13 @@ def size_one_axis_failure(out: Any, shape: tuple[int, ...], names: tuple[str, ..
             "use squeeze(dim) with the axis you mean, or no squeeze at all",
             code="squeezed",
         )
+
+
+def size_one_batch_failure(generate_batch: Callable, device: Any) -> None:
+    """generate_batch on a model with n_inst = 1 (the config allows it): a .squeeze() drops the inst axis there."""
+    cfg = ToyModelConfig(n_inst=1, n_features=50, d_hidden=2)
+    model = DoubleDescentModel(cfg, n_train=40, feature_probability=0.1, device=device)
+    model.generate_batch = types.MethodType(generate_batch, model)
+    what = "generate_batch(16) on a model with n_inst = 1"
+    out = call_learner(generate_batch, what, model, 16)
+    size_one_axis_failure(out, tuple(model.train_data.shape), ("examples", "inst", "feats"), what)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.part3_feature_geometry import dimensionality_structure
-from tests.part3_feature_geometry_scale_probes import output_probe
+from tests.part3_feature_geometry_scale_probes import output_probe, permuted_values_failure
 from tests.part4_double_descent_calls import training_slice_failure
 from tests.part4_double_descent_dimensionality import extra_dimensionality_candidates
 
@@ -108,7 +108,30 @@ def dimensionality_candidates(v: Tensor) -> list[tuple[str, str, Tensor]]:
             norm_sq / dots.pow(2).sum(-1).clamp_min(1e-30),
         ),
         *extra_dimensionality_candidates(v),
+        *chunk_local_candidates(v),
     ]
+
+
+def chunk_local_candidates(v: Tensor) -> list[tuple[str, str, Tensor]]:
+    """On v [inst n d]: the sum over j run only inside i's own chunk of c vectors (2 <= c < n): a loop over chunks of
+    i (for memory) whose overlaps were taken within the chunk, a block-diagonal overlap matrix."""
+    v = v.double()
+    n = v.shape[1]
+    norm_sq = v.pow(2).sum(-1)
+    unit = v / norm_sq.sqrt().clamp_min(1e-12)[..., None]
+    dots = torch.einsum("kid,kjd->kij", unit, v).pow(2)
+    out = []
+    for c in range(2, n):
+        block = torch.arange(n) // c
+        den = (dots * (block[:, None] == block[None, :])).sum(-1)
+        hint = (
+            f"your values are D_i with the sum over j run only inside i's own chunk of {c} vectors (vectors "
+            f"0..{c - 1}, {c}..{2 * c - 1}, ...: a block-diagonal overlap matrix): a loop over chunks of i (for "
+            "memory) must still sum over every vector j of the instance, e.g. einsum of the chunk v̂[:, s:s+c] with "
+            "all of v, Σ_j (v̂_i·v_j)² over j = 0..n-1"
+        )
+        out.append(("chunk_local", hint, norm_sq / den.clamp_min(1e-30)))
+    return out
 
 
 def _rescaled_failure(out: Tensor, expected: Tensor, v: Tensor) -> None:
@@ -162,6 +185,7 @@ def _triangle_failure(probe: Callable[[Tensor], Tensor | None], v: Tensor, base:
 
 def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor, expected: Tensor) -> None:
     """Rescaled values and one-sided overlaps, then part 3's structural probes (rotation, scale, other vectors)."""
+    permuted_values_failure(out, expected, "compute_dimensionality(v)", "vector")
     _rescaled_failure(out, expected, v)
     base = out.detach().double().cpu()
 

@@ -250,3 +250,23 @@ def warmup_overwritten_failure(got: Tensor, right: Tensor, steps: int, warmup: i
             "the decay in an else branch",
             code="warmup_overwritten",
         )
+
+
+def rounded_schedule_failure(got: Tensor, right: Tensor, steps: int, warmup: int) -> None:
+    """Every value sits on a grid of 10^-k (k = 1..4 decimals) and within half a grid step of the right one, and is
+    not right: the factor was rounded (round(x, k), or a value copied from a print)."""
+    if torch.allclose(got, right, rtol=1e-6, atol=1e-7) or not bool(torch.isfinite(got).all()):
+        return
+    for k in range(1, 5):
+        scaled = got * 10**k
+        on_grid = bool(((scaled - scaled.round()).abs() <= 1e-6).all())
+        if on_grid and bool(((got - right).abs() <= 0.5 * 10**-k + 1e-9).all()):
+            i = int((got - right).abs().argmax())
+            fail(
+                f"warmup_cosine_lr(step, steps={steps}, warmup_steps={warmup}): every value has at most {k} "
+                f"decimal{'s' if k > 1 else ''} and lies within {0.5 * 10**-k:g} of the right one (step {i}: got "
+                f"{float(got[i]):.6g}, expected {float(right[i]):.6g})",
+                f"the factor is rounded to {k} decimal{'s' if k > 1 else ''} (round(x, {k}), or a value copied from "
+                "a print): return the unrounded float",
+                code="rounded",
+            )
