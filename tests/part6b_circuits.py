@@ -534,7 +534,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)
-        reads.edge_rows(out, direct, graph, values, rows)
+        reads.edge_rows(out, direct, graph, values, rows, (model, tc, frozen))
         counts = {"d_model": model.cfg.d_model, "the number of positions": graph.n_pos, "d_sae": tc.d_sae}
         probes.source_blocks(out, direct, graph, rows, counts)
         gap = values - out[rows].sum(-1) - bias

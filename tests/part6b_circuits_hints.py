@@ -19,6 +19,7 @@ from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_factors as factors
+from tests import part6b_circuits_readbacks as readbacks
 from tests import part6b_circuits_vector_slips as vector_slips
 from tests.checking import fail
 
@@ -340,7 +341,7 @@ def deep_graph(impl: Callable, device: torch.device, reference: Callable) -> Non
     want = reference(A, weights)
     got = torch.as_tensor(got, device=device)
     if got.shape == want.shape and torch.allclose(got.to(want), want, rtol=1e-4, atol=1e-6):
-        return
+        return readbacks.chain_graph(impl, device, reference)
     seen = (
         f"node_influence is right on the first graph (paths of at most 3 edges) but not on an {len(A)}-node graph "
         f"whose longest path has {depth} edges"
@@ -469,6 +470,13 @@ def band_diagnosis(
     inside = lambda low_ok, high_ok: bool((((values > lo) | low_ok) & ((values <= hi) & high_ok)).all())
     closed_bottom = inside(torch.isclose(values, torch.tensor(lo, dtype=values.dtype)), True)
     if on_edge and closed_bottom and not bool(torch.isclose(expected, torch.tensor(on_edge[0])).any()):
+        if not any(known.same_values(out, c) for c in known.closed_bottom_values(acts, k, n_bands)):
+            return (
+                f"band {j} holds {on_edge[0]:.3g}, which sits on its lower edge {lo:.3g} for bands ({lo:.3g}, "
+                f"{hi:.3g}] on the max {top:.3g}, but bands closed at the bottom (a >= lo) don't give your groups: "
+                "possible causes, e.g. band edges from another m than the max, or another band test",
+                "values",
+            )
         return (
             f"band {j} holds {on_edge[0]:.3g}, its lower edge: a band is open at the bottom, ({lo:.3g}, {hi:.3g}], so "
             "a value exactly on the edge belongs to the band below (and 0 to no band): use a > lo, not a >= lo",

@@ -15,6 +15,7 @@ from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_permuted_readings as permuted
 from tests import part6b_circuits_probes as probes
+from tests import part6b_circuits_readbacks as readbacks
 from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
 
@@ -22,10 +23,12 @@ CLOSE = {"rtol": 1e-3, "atol": 2e-4}
 
 
 # ------------------------------------------------------------------------------------------------ attribution_edges
-def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: list[int]) -> None:
+def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: list[int], run: tuple = ()) -> None:
     """Leaf targets (extra.leaf_targets), then two row-wise readings: target rows that are all zero where the right
     ones are not, and rows that are the right ones times a per-target factor (named when it is 1 / the target)."""
     extra.leaf_targets(out, values[: graph.n_latents], graph.n_latents)
+    if run:
+        readbacks.edge_readbacks(out, direct, *run, graph)
     got, want = out[rows], direct[rows]
     permuted.rows_permuted(got, want, graph, rows)
     permuted.rows_identical(got, want, graph, rows)
@@ -159,6 +162,7 @@ def influence_readings(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, 
             "the influence: influence = w @ ((I - Â)⁻¹ - I)",
             code="identity_term",
         )
+    readbacks.influence_readbacks(out, A, weights)
 
 
 # ------------------------------------------------------------------------------------------------ quantile_examples
@@ -197,6 +201,7 @@ def _out_of_band_wins(out: Any, acts: Tensor, k: int, n_bands: int) -> bool:
 def quantile_slips(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
     """Out-of-band examples that win (distances masked with 0, not inf), position 0 zeroed in one sequence only or the
     first sequence zeroed instead; then probes.quantile_probed."""
+    readbacks.quantile_readbacks(out, acts, k, n_bands)
     try:
         wins = _out_of_band_wins(out, acts.cpu(), k, n_bands)
     except (TypeError, IndexError, RuntimeError, AttributeError):
