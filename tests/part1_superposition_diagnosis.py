@@ -72,10 +72,21 @@ def check_leading_dims(
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             fail(
                 f"model(features) with features of shape {shape} returned {got}, expected {shape}",
-                _extra_axis_hint(model, x, got, shape) or hint,
+                _extra_axis_hint(model, x, got, shape) or _squeezed_hint(got, shape) or hint,
                 code="leading_dims",
             )
         expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")
+
+
+def _squeezed_hint(got: object, shape: tuple[int, ...]) -> str | None:
+    """The output is the expected shape with its size-1 axes dropped: a .squeeze() (every size-1 axis, not one)."""
+    if not isinstance(got, tuple) or 1 not in shape or got != tuple(d for d in shape if d != 1):
+        return None
+    return (
+        f"the output lost the size-1 axes of the input ({got} for {shape}): a .squeeze() without a dim drops every "
+        "size-1 axis (here the batch or instance axis of size 1), not only the one your matmul added; squeeze that "
+        "one axis (.squeeze(-1)) or use einsum"
+    )
 
 
 def _extra_axis_hint(model: torch.nn.Module, x: Tensor, got: object, shape: tuple[int, ...]) -> str | None:

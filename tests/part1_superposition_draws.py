@@ -442,6 +442,7 @@ def batch_drift_failure(present: Tensor, p: Tensor, what: str) -> None:
     pooled_drift_failure(present, p, what)
     if not isinstance(present, Tensor) or present.ndim != 3 or tuple(present.shape[1:]) != tuple(p.shape):
         return
+    _no_empty_failure(present, p, what)
     h = present.shape[0] // 2
     first, second = present[:h].double().mean(0).cpu(), present[h : 2 * h].double().mean(0).cpu()
     pp = p.double().cpu()
@@ -528,4 +529,39 @@ def choice_split_hint(present: Tensor, p_pairs: Tensor, n: int) -> str | None:
         "a fair coin (rand < 0.5) of its own; possible causes: a coin against a probability that depends on p (a "
         "precedence slip such as p / 2 * p for p / (2 * p)?), a threshold other than 0.5, or a coin that reuses "
         "the uniform of the activity draw"
+    )
+
+
+def grid_ties(batch: Tensor, present: Tensor, same: int, within: bool) -> bool:
+    """Equal values within one example are evidence of a shared draw only beyond the ties a discrete draw gives: the
+    same count for pairs whose second entry comes from the next example (independent of the first under any law)
+    is the baseline. A shared draw ties every present pair (≫ 2 × baseline + 6); a grid of k values ties about
+    1 / k of them in both counts alike."""
+    other = batch.roll(1, 0)
+    if within:
+        ties = (batch.unsqueeze(-1) == other.unsqueeze(-2)) & present.unsqueeze(-1) & present.roll(1, 0).unsqueeze(-2)
+        ties = ties & ~torch.eye(batch.shape[-1], dtype=torch.bool)
+    else:
+        ties = (batch.unsqueeze(2) == other.unsqueeze(1)) & present.unsqueeze(2) & present.roll(1, 0).unsqueeze(1)
+        ties = ties & ~torch.eye(batch.shape[1], dtype=torch.bool)[:, :, None]
+    return same <= 2 * (int(ties.sum()) // 2) + 6
+
+
+def _no_empty_failure(present: Tensor, p: Tensor, what: str) -> None:
+    """No example of an instance has every feature absent, though independent features at the observed rates r
+    give n · Π(1 - r) of them (observed rates, so that a wrong p alone never fires this): at an expected count
+    e >= 30, a correct draw has none with probability <= e^-30. Read back: every example has a present feature."""
+    n = present.shape[0]
+    expected = n * (1 - present.double().mean(0).cpu()).prod(-1)  # [inst], from the observed rates: any wrong p too
+    empty = (~present.any(-1)).sum(0).cpu()  # [inst]
+    bad = (empty == 0) & (expected >= 30)
+    if not bool(bad.any()):
+        return
+    i = int(bad.nonzero()[0])
+    fail(
+        f"{what}: no example of inst {i} has every feature absent, though independent features give about "
+        f"{float(expected[i]):.0f} such examples in {n} at the observed rates r (n · Π(1 - r))",
+        "every example has at least one present feature: e.g. a feature forced present in empty examples, or "
+        "empty examples redrawn. Features are independent: an example with no present feature is allowed (all 0)",
+        code="no_empty_examples",
     )

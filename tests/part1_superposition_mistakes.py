@@ -608,7 +608,7 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float, p: Te
                 f"magnitude drawn; draw each present value from {law}"
             )
         fail(f"{what}: every present value has magnitude {float(values.abs()[0]):.3g}", hint, code="constant_magnitude")
-    probes.grid_values_failure(values, what, law)
+    value_laws.grid_values_failure(values, what, law)
     # A correct draw puts Poisson(< 0.06) values exactly on a bound (as for zeros). A clamp of a wider draw piles
     # values on the upper bound (and, when the lower one is not 0, on both: clamped 0s would look absent).
     atoms = [int((values == v).sum()) for v in (low, high)]
@@ -744,7 +744,7 @@ def check_values_not_shared(batch: Tensor, present: Tensor, what: str, unit: str
         (int((within & ~torch.eye(k, dtype=torch.bool)).sum()) // 2, unit, f"{unit}s of one instance"),
         (int((across & ~torch.eye(n_inst, dtype=torch.bool)[:, :, None]).sum()) // 2, "instance", "instances"),
     ):
-        if same > EQUAL_DRAW_ALLOWANCE:
+        if same > EQUAL_DRAW_ALLOWANCE and not draws.grid_ties(batch, present, same, axis == unit):
             fail(
                 f"{what}: {same} times two present {label} have exactly the same value in one example",
                 f"draw the values with the full shape [batch, inst, {unit}s]: a value tensor broadcast along the "

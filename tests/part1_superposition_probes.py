@@ -106,10 +106,12 @@ def probe_forward(
             got, want = zero_out.detach().double().flatten().cpu(), torch.relu(b).expand(shape).double().flatten().cpu()
             i = int((got - want).abs().argmax())
             seen = f" (e.g. {float(got[i]):.4g} where ReLU(b_final) = {float(want[i]):.4g})"
+            seen += " (exactly 2 × ReLU(b_final) everywhere)" if torch.allclose(got, 2 * want, atol=1e-5) else ""
         return "bias_term", (
-            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes: the "
-            "output ReLU missing or moved (onto the hidden layer), how b_final enters (added once, per instance, "
-            "before the output ReLU), or another output nonlinearity (a clamp, min or sign other than ReLU's)"
+            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes, e.g.: "
+            "the output ReLU missing or moved (onto the hidden layer), how b_final enters (added once, per instance, "
+            "before the output ReLU), another output nonlinearity (a clamp, min or sign), or the pass run twice and "
+            "added (f(x) + f(-x), a symmetrised output)"
         )
     if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
         o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)
@@ -718,41 +720,8 @@ def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> st
             "values made dependent: normalised by their sum, or shared within a pair?); "
         )
     if min(q[0], q[3]) > max(q[1], q[2]):
-        return "values crowd both ends of the range (a tanh or sign of a wide draw?); "
+        return value_laws.ends_shape(values, low, high)
     return ""
-
-
-def grid_values_failure(values: Tensor, what: str, law: str) -> None:
-    """Present values on a grid (a quantised draw: rounding, a cast, randint(0, m) / m) fail, naming the grid's step.
-
-    A float32 torch.rand takes 2^24 values: n <= 4e6 draws have about n - n^2 / 2^25 >= 0.88 n distinct ones (the
-    count concentrates: its variance is below its mean deficit), never n / 4, and their gaps are multiples of 2^-24,
-    below the 1e-4 step asked here. Values shared over the batch are few too, but off any grid (checked later)."""
-    n, distinct = values.numel(), values.double().unique()
-    k = distinct.numel()
-    if n <= 100 or k > n / 4 or k < 2:
-        return
-    step = float(distinct.diff().min())
-    offset = (distinct - distinct[0]) / step
-    percent = bool(((distinct * 100 - (distinct * 100).round()).abs() < 1e-4).all()) and k <= 16
-    if not (percent or (k >= 4 and step >= 1e-4 and bool(((offset - offset.round()).abs() < 1e-4).all()))):
-        return
-    step = 0.01 if percent and step < 0.01 else step
-    zero = abs(float(distinct[0]) / step - round(float(distinct[0]) / step)) < 1e-4
-    fail(
-        f"{what}: the present values take only {k} distinct values "
-        f"({', '.join(f'{float(v):.3g}' for v in distinct[:8])}{', ...' if k > 8 else ''}), "
-        f"on a grid of step {step:.3g}",
-        "the values are quantised: rounded (.round()), cast to int, drawn with randint(0, m) / m, or a mask or sign "
-        "used as the value"
-        + (
-            ": on that grid a draw of exactly 0 also makes a present feature look absent (lowering its rate)"
-            if zero
-            else ""
-        )
-        + f"; draw each present value from {law} (torch.rand, kept as float)",
-        code="discrete_values",
-    )
 
 
 def describe_value_law(batch: Tensor, values: Tensor, low: float, high: float) -> tuple[str, str] | None:

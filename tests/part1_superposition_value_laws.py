@@ -122,3 +122,67 @@ def per_cell_law_failure(
                 "independent of p",
                 code=code,
             )
+
+
+def grid_values_failure(values: Tensor, what: str, law: str) -> None:
+    """Present values on a grid (a quantised draw: rounding, a cast, randint(0, m) / m) fail, naming the grid's step.
+
+    A float32 torch.rand takes 2^24 values: n <= 4e6 draws have about n - n^2 / 2^25 >= 0.88 n distinct ones (the
+    count concentrates: its variance is below its mean deficit), never n / 4, and their gaps are multiples of 2^-24,
+    below the 1e-4 step asked here. Values shared over the batch are few too, but off any grid (checked later)."""
+    n, distinct = values.numel(), values.double().unique()
+    k = distinct.numel()
+    if n <= 100 or k > n / 4 or k < 2:
+        return
+    span = float(distinct[-1] - distinct[0])
+    step = span / max(
+        round(span / float(distinct.diff().min())), 1
+    )  # from the span: min(diff) carries float32 rounding
+    offset = (distinct - distinct[0]) / step
+    percent = bool(((distinct * 100 - (distinct * 100).round()).abs() < 1e-4).all()) and k <= 16
+    if not (percent or (k >= 4 and step >= 1e-4 and bool(((offset - offset.round()).abs() < 1e-4).all()))):
+        return
+    step = 0.01 if percent and step < 0.01 else step
+    zero = abs(float(distinct[0]) / step - round(float(distinct[0]) / step)) < 1e-4
+    fail(
+        f"{what}: the present values take only {k} distinct values "
+        f"({', '.join(f'{float(v):.3g}' for v in distinct[:8])}{', ...' if k > 8 else ''}), "
+        f"on a grid of step {step:.3g}",
+        "the values are quantised: rounded (.round()), cast to int, drawn with randint(0, m) / m, or a mask or sign "
+        "used as the value"
+        + (
+            ": on that grid a draw of exactly 0 also makes a present feature look absent (lowering its rate)"
+            if zero
+            else ""
+        )
+        + f"; draw each present value from {law} (torch.rand, kept as float)",
+        code="discrete_values",
+    )
+
+
+def ends_shape(values: Tensor, low: float, high: float) -> str:
+    """Values crowd both ends of [low, high]: what is observed, then the power law of the distance from the centre
+    read back. m = |v - centre| / half-width is U[0, 1] for a uniform draw; a magnitude rand ** (1 / a) has CDF
+    P(m <= t) = t^a (√rand: t²). The exponent is the MLE a = -1 / mean(log m); the law is named only when the
+    empirical CDF is within 3 / sqrt(n) + 0.005 of t^a everywhere (Kolmogorov-Smirnov: a correct power law exceeds
+    3 / sqrt(n) with probability 2e^-18)."""
+    centre, half = (low + high) / 2, (high - low) / 2
+    m = ((values.double() - centre).abs() / half).clamp(1e-12, 1).sort().values
+    outer = float((m > 0.5).double().mean())
+    seen = (
+        f"values crowd both ends of the range ({outer:.0%} in the outer quarters, where U[{low:g}, {high:g}] has 50%)"
+    )
+    n = m.numel()
+    if n >= 100:
+        a = float(-1 / m.log().mean())
+        ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+        if float((ecdf - m**a).abs().max()) < 3 / math.sqrt(n) + 0.005:
+            dist = f"|v - {centre:g}|" if centre else "|v|"
+            root = "√rand (rand ** 0.5)" if abs(a - 2) < 0.05 else f"rand ** {1 / a:.2g}"
+            return (
+                f"{seen}: the distance from the centre, {dist}, has P(≤ t) = t^{a:.2f} "
+                f"(read back on every value), the law of {root}: a magnitude drawn as {root}"
+                + (" with a random sign" if low < 0 < high else "")
+                + " where a plain rand belongs; "
+            )
+    return f"{seen}: e.g. a tanh of a wide draw, a root of rand for the magnitude, or a sign of a draw; "

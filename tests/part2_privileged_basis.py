@@ -133,7 +133,10 @@ def _check_forward(
         out, right, "model(features)", mistakes, dims="batch inst feats", hint=hint, code=code, reference=reference
     )
     check_leading_dims(
-        model, lambda x2: two_layer(x2, W_in, W_out, b, act=relu), [(2, 8, *x.shape[1:]), tuple(x.shape[1:])], device
+        model,
+        lambda x2: two_layer(x2, W_in, W_out, b, act=relu),
+        [(2, 8, *x.shape[1:]), tuple(x.shape[1:]), (1, *x.shape[1:])],
+        device,
     )
     W_t = W_out is not W_in  # the computation model's W2 is stored [inst feats d], two_layer takes it transposed
     check_param_gradients(
