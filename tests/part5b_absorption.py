@@ -25,6 +25,7 @@ from torch import Tensor
 from solutions import part5b_absorption as ref
 from solutions.part5_toy_saes import ToySAEConfig
 from tests import part5b_absorption_probes as probes
+from tests import part5b_absorption_readbacks as rb
 from tests.checking import (
     checker,
     expect_close,
@@ -38,7 +39,6 @@ from tests.part5b_absorption_diagnosis import (
     absorption_probes,
     all_zero,
     check_independence,
-    check_layout,
     encode_named,
     floor_division,
     fresh_start,
@@ -46,7 +46,6 @@ from tests.part5b_absorption_diagnosis import (
     graft,
     implied_target_note,
     matryoshka_candidates,
-    prefix_on_inst,
     rates_followed,
     reseeded,
     routed_batch_topk,
@@ -145,7 +144,7 @@ def _check_structure(x: Tensor, cfg: HierarchyConfig, what: str) -> None:
                 "put the parents first: [P0, P1, C0.0, C0.1, ...], i.e. torch.cat([parents, children], dim=-1)",
                 code="parents_last",
             )
-        check_layout(x, cfg, what, orphans)  # names another layout the columns follow, or what was observed
+        rb.layout_or_cleared(x, cfg, what, orphans)  # names another layout the columns follow, or what was observed
     if cfg.exclusive:
         together = int((grouped.sum(-1) > 1).sum())
         if together:
@@ -383,6 +382,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
             )
     check_on_carrier_inputs(impl, device)
     check_feature_order(impl, device)
+    rb.childless_parent(impl, device)
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 
@@ -610,7 +610,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
         "encode(h) in training mode",
         [
             ("no_b_dec", "subtract b_dec from h before encoding", ref.batch_topk(_pre(sae, h, sub_b_dec=False), K)),
-            ("no_relu", "apply the ReLU before batch_topk", ref.batch_topk(_pre(sae, h, relu=False), K)),
+            *rb.pre_entries(sae, h, K),
             ("no_b_enc", "add b_enc to the pre-activations", ref.batch_topk(_pre(sae, h, add_b_enc=False), K)),
             (
                 "uses_threshold",
@@ -756,7 +756,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
         acts, W_hat, b_dec, h = _matryoshka_inputs(batch, n_inst, d_sae, d_in, device)
         leaves = [t.clone().requires_grad_() for t in (acts, W_hat, b_dec)]
         what = f"matryoshka_loss with prefix_sizes={sizes}"
-        out = prefix_on_inst(impl, (*leaves, h.clone(), tuple(sizes)), sizes, n_inst, (batch, d_sae, d_in))
+        out = rb.unedited(impl, leaves, h, sizes, (acts, W_hat, b_dec), what, n_inst, (batch, d_sae, d_in))
         if isinstance(out, Tensor) and out.shape == (n_inst, d_in) and (n_inst, d_in) != (batch, n_inst):
             fail(
                 f"{what} has shape {tuple(out.shape)} = (inst, d_in), expected (batch={batch}, inst={n_inst})",

@@ -19,6 +19,7 @@ from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 from tests.part5b_absorption_normalised import normalised_prefixes
 from tests.part5b_absorption_prefix_targets import shared_cut_failure, target_slips
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
+from tests.part5b_absorption_topk_rules import topk_kept_rules
 
 
 def where_swapped(sae: Any, before: Tensor, right: Tensor, batch: Tensor, b_dec0: Tensor) -> None:
@@ -122,6 +123,15 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             "same loss): average over d_in only, .mean(-1), keeping [batch inst]",
             sum((rec(0, m) - h).pow(2).mean((-2, -1))[:, None].expand_as(h[..., 0]) for m in sizes),
         ),
+        *[
+            (
+                "error_variance",
+                "that is the VARIANCE of each prefix's error over d_in (its mean subtracted, e.g. .var(-1)): the "
+                "loss is the mean of the squared error itself, (acts[..., :m] · W_dec[:, :m] + b_dec - h)².mean(-1)",
+                sum((rec(0, m) - h).var(-1, unbiased=unbiased) for m in sizes),
+            )
+            for unbiased in (False, True)
+        ],
     ]
     if min(sizes) < d_sae:  # at m = d_sae the rescaling is by 1
         rows.append(
@@ -704,6 +714,7 @@ def topk_cut_rank(out: Tensor, pre: Tensor, k: int, what: str) -> None:
     """Every instance keeps exactly its n largest entries, values unchanged, for one n other than k·batch: name the
     cut only when n = batch·d_sae - k·batch (+ 1): counted from the smallest end (other counts: check_topk_counts)."""
     shared_cut_failure(out, pre, k, what)
+    topk_kept_rules(out, pre, k, what)
     batch, n_inst, d_sae = pre.shape
     flat_out = out.detach().transpose(0, 1).reshape(n_inst, -1)
     flat_pre = pre.detach().transpose(0, 1).reshape(n_inst, -1)
