@@ -45,10 +45,12 @@ from tests.part7_open_problems_probes import (
     instances_combined_failure,
     label_smoothing_failure,
     merged_axes_hint,
+    noted_axes,
     one_instance_only,
     pair_reads_hint,
     pair_sign_hint,
     power_law_seen,
+    value_mean_failure,
     whole_number_losses,
     zero_column_hint,
 )
@@ -403,9 +405,7 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
                 "with a separate rand call",
                 code="reused_draw",
             )
-        looks = name_distribution(batch[present], continuous=True)
-        seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
-        fail(message, f"{seen}present values should be U[{low:g}, {high:g}]: {draw}", code="value_mean")
+        value_mean_failure(message, batch, present, low, high, draw)
     if (mean_sq - exp_sq).abs().max() > t_sq:
         k, i = divmod(int((mean_sq - exp_sq).abs().argmax()), _N_FEATS)
         looks = name_distribution(batch[present], continuous=True)
@@ -469,7 +469,7 @@ def _mixed_features(device: torch.device, kind: str, shape: tuple[int, ...] = (6
 def test_compute_target(impl, device):
     for target, kind in TARGET_INPUTS:
         for shape in ((64, 3, 6), (5, 8, 2, 4)):  # extra leading axes ([... inst feats]), as the lab's plots use
-            features = _mixed_features(device, kind, shape)
+            features = noted_axes(_mixed_features(device, kind, shape))
             before = features.clone()
             expected = ref.compute_target(features, target)
             what = f"compute_target(features {list(shape)}, {target!r})"

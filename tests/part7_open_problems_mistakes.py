@@ -401,6 +401,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             total(-logits.gather(-1, safe)[..., 0]),
         ),
         (
+            "relu_logits",
+            "take log_softmax of the raw logits: a ReLU (or clamp(min=0)) before it reads every negative logit as 0, "
+            "which changes the loss wherever a logit is negative",
+            total(nll_of(logits.relu().log_softmax(-1))),
+        ),
+        (
             "global_mean",
             "average within each instance (over its own labelled examples), then sum over instances",
             term.sum() / valid.sum().clamp(min=1),

@@ -5,6 +5,7 @@ right one."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,8 @@ from torch import Tensor
 
 from tests.checking import CheckFailed, fail
 from tests.learner_errors import failing_line
+from tests.part7_open_problems_mistakes import name_distribution
+from tests.sizes import note_inputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,9 +229,10 @@ def alignment_call(impl: Callable, W: Tensor) -> object:
     try:
         return impl(W)
     except RuntimeError as err:
-        frame, _, names = failing_line(err)
+        frame, line, names = failing_line(err)
         if frame is None:
             raise
+        _like_of_wrong_tensor(err, frame, line, W)
         for name in names:
             value = frame.f_locals.get(name)
             if not isinstance(value, Tensor) or value.ndim != 2 or value.is_complex():
@@ -521,3 +525,55 @@ def float64_probability(impl, p: Tensor, batch: int) -> None:
             "with dtype=p.dtype, torch.rand_like on p, or arithmetic with p before the draw",
             code="dtype_follows_p",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# generate_features: the sign of a signed distribution; compute_target: the axes' counts named
+# --------------------------------------------------------------------------------------------
+def value_mean_failure(message: str, batch: Tensor, present: Tensor, low: float, high: float, draw: str) -> None:
+    """The mean of the present values is off: say what the values look like and, for a signed distribution, whether
+    some feature's present values all have one sign (observed: with an independent fair sign, n >= 40 present values
+    of one sign have probability 2 · 2^-40 < 1e-11 per feature)."""
+    looks = name_distribution(batch[present], continuous=True)
+    seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
+    if low < 0 < high:
+        n, neg = present.sum(0), (present & (batch < 0)).sum(0)
+        one_sign = (n >= 40) & ((neg == 0) | (neg == n))
+        if bool(one_sign.any()):
+            k, i = (int(v) for v in one_sign.nonzero()[0])
+            sign = "negative" if int(neg[k, i]) else "positive"
+            seen = (
+                f"every present value of instance {k}, feature {i} ({int(n[k, i])} of them) is {sign}, and "
+                f"{int(one_sign.sum())} of {one_sign.numel()} features have a single sign: the sign is not drawn "
+                "independently of presence (e.g. the presence draw u < p reused as u < 0.5 for the sign, or a sign "
+                f"drawn once per feature); {seen}"
+            )
+    fail(message, f"{seen}present values should be U[{low:g}, {high:g}]: {draw}", code="value_mean")
+
+
+def noted_axes(features: Tensor) -> Tensor:
+    """`features` [... inst feats], with its instance and feature counts noted so a size in an error names its axis."""
+    note_inputs(n_instances=features.shape[-2], n_features=features.shape[-1])
+    return features
+
+
+def _like_of_wrong_tensor(err: BaseException, frame: object, line: str, W: Tensor) -> None:
+    """A size error on a line with `torch.zeros_like(X)` (ones_/full_/empty_like) where X has W's shape [inst neurons
+    feats] and another tensor on the line has the output's shape [inst feats]: the filler has the wrong shape."""
+    if "must match the size" not in str(err):
+        return
+    for fn, name in re.findall(r"\b(zeros_like|ones_like|full_like|empty_like)\(\s*([A-Za-z_]\w*)", line):
+        value = frame.f_locals.get(name)
+        if not isinstance(value, Tensor) or tuple(value.shape) != tuple(W.shape):
+            continue
+        out = (W.shape[0], W.shape[2])
+        others = [n for n in re.findall(r"\b[A-Za-z_]\w*\b", line) if n != name]
+        if any(isinstance(v := frame.f_locals.get(n), Tensor) and tuple(v.shape) == out for n in others):
+            fail(
+                f"basis_alignment(W) raised {type(err).__name__}: {str(err).splitlines()[0]}; on that line, "
+                f"torch.{fn}({name}) has {name}'s shape {list(value.shape)} [inst neurons feats], where the ratio's "
+                f"(and the norm's) shape {list(out)} [inst feats] belongs",
+                f"the value for the zero columns must have the output's shape [inst feats]: a scalar 0.0 "
+                f"(torch.where(norm > 0, ratio, 0.0)) or torch.{fn} of the norm, not of {name}",
+                code="like_wrong_tensor",
+            )
