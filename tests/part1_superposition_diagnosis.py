@@ -70,10 +70,11 @@ def check_leading_dims(
             )
         if not isinstance(out, Tensor) or tuple(out.shape) != shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            squeezed = _squeezed_hint(got, shape)
             fail(
                 f"model(features) with features of shape {shape} returned {got}, expected {shape}",
-                _extra_axis_hint(model, x, got, shape) or _squeezed_hint(got, shape) or hint,
-                code="leading_dims",
+                _extra_axis_hint(model, x, got, shape) or squeezed or hint,
+                code="squeezed" if squeezed else "leading_dims",
             )
         expect_close(out, reference(x), f"model(features) for features of shape {shape}", hint, code="leading_dims")
 

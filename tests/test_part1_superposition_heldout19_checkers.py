@@ -1,5 +1,5 @@
 """Proofs for part 1 after the fresh42 measurement: every example forced to have a present feature is named from
-the missing empty examples (no_empty_examples), and a .squeeze() dropping a batch of 1 is named (leading_dims)."""
+the missing empty examples (no_empty_examples), and a .squeeze() dropping a batch of 1 is named (squeezed)."""
 
 from __future__ import annotations
 
@@ -29,5 +29,5 @@ def test_squeeze_batch_of_one_named():
         h = self.W @ x.unsqueeze(-1)
         return torch.relu((self.W.mT @ h).squeeze() + self.b_final)
 
-    err = assert_fails(C.test_forward, type("TV", (ToyModel,), {"forward": forward}), "leading_dims")
+    err = assert_fails(C.test_forward, type("TV", (ToyModel,), {"forward": forward}), "squeezed")
     assert ".squeeze()" in err.hint

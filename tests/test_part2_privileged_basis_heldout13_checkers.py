@@ -1,4 +1,4 @@
-"""Proofs for part 2 after the fresh42 measurement: a .squeeze() that drops a size-1 batch axis (leading_dims, a
+"""Proofs for part 2 after the fresh42 measurement: a .squeeze() that drops a size-1 batch axis (squeezed, a
 batch of 1 among the generic inputs), values on a 0.01 grid named as a discretised draw (not as values shared over
 the features: ties count as sharing only beyond the ties between different examples), a √U magnitude read back
 from the CDF of |v|, and a symmetrised forward pass listed among the bias_term causes."""
@@ -30,7 +30,7 @@ def test_squeeze_drops_batch_of_one_named():
         h = F.relu(self.W1 @ x.unsqueeze(-1))
         return F.relu((self.W2 @ h).squeeze() + self.b_final)
 
-    err = assert_fails(C.test_computation_forward, _cv(forward=forward), "leading_dims")
+    err = assert_fails(C.test_computation_forward, _cv(forward=forward), "squeezed")
     assert ".squeeze()" in err.hint
 
 
