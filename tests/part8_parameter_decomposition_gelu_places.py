@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_layer_reads as reads
+
 RIGHT = "z = Σ_j w_out GELU(w_in h + b_in) + b_out: w_out multiplies each hidden unit after the GELU"
 
 
@@ -31,4 +33,4 @@ def ci_weight_places(p: dict[str, Tensor]) -> list[tuple[str, str, Tensor]]:
                 (hidden.sum(-1) + b_out).clamp(0, 1),
             )
             for name, hidden in places.items()
-        ]
+        ] + reads.ci_nonlinearity_places(p)  # the GELU after the sum, the hard sigmoid per hidden unit

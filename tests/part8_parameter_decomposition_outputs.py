@@ -13,6 +13,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_count_ratios as ratios
+from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
@@ -78,6 +79,7 @@ def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
         + order.faithfulness_norm_difference(weights, U, V)
         + layer_sums.faithfulness_combined(weights, U, V)
         + ratios.faithfulness_product_scaled(weights, U, V)
+        + reads.faithfulness_subsets(weights, U, V)
     )
 
 

@@ -16,6 +16,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_error_measures as measures
 from tests import part8_parameter_decomposition_inputs as inp
+from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
@@ -46,6 +47,7 @@ def recon_more(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, right:
     """The main check's later candidates: matrix 0's masks for all, relative errors, a weighted layerwise mean."""
     more = fresh.recon_first_masks(chain, p, x) + fresh.recon_relative(chain, p, x)
     more += measures.recon_error_measures(chain, p, x)  # norm, RMS, L1, max or 1 - cosine per example
+    more += reads.recon_hidden_activation(chain, p, x)  # a hidden activation compared, not the output
     return more + weighted_layerwise(chain, p, x, right)
 
 
