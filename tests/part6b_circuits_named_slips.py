@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part6b_circuits_extra_mistakes as extra
+from tests import part6b_circuits_forward_readings as readings
 from tests import part6b_circuits_hints as hints
+from tests import part6b_circuits_loss_readings as losses
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
@@ -25,6 +27,12 @@ from tests.checking import fail
 from utils.transcoder import Transcoder
 
 topk_gate, bias_direction = terms.topk_gate, terms.bias_direction
+forward_call, forward_tail, linearised_gradient = (
+    readings.forward_call,
+    readings.forward_tail,
+    readings.linearised_gradient,
+)
+zero_division, replaced_readings = losses.zero_division, losses.replaced_readings
 SILENT_AT = ((0, 1), (1, 3), (2, 0), (2, 4))  # (batch, position) of the tokens where no latent fires
 
 
@@ -113,6 +121,7 @@ def de_embedding_paths(model: Any, tc: Transcoder, i: int) -> list[tuple[str, st
             model.W_E @ enc + model.W_E @ (ov @ enc),
         ),
         *terms.threshold_factor(model, tc, i, "de"),
+        *losses.de_shares(model, tc, i),
     ]
 
 
@@ -156,11 +165,17 @@ LINEARISED_MISTAKES = {
     **LINEARISED_SLIPS,
     **placement.ERROR_PLACEMENT,
     **placement.SKIP_PLACEMENT,
+    **readings.LINEARISED_FROZEN_SLIPS,
 }
 
 
 def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) -> tuple[Tensor, Tensor]:
-    """known.variant_forward, plus the slips of LINEARISED_SLIPS."""
+    """known.variant_forward, plus the slips of LINEARISED_SLIPS and readings.LINEARISED_FROZEN_SLIPS."""
+    if bug.pop("final_scale_recomputed", False):
+        return readings.final_recomputed(known.variant_forward, model, tc, frozen, embeds, latents, error)
+    for code in readings.LINEARISED_FROZEN_SLIPS:
+        if bug.pop(code, False):
+            frozen = readings.with_frozen_slip(frozen, code)
     if bug.pop("heads_mean", False):
         model = _HeadsAveraged(model)
     if bug.pop("one_head_pattern", False):  # head 0's pattern for every head
