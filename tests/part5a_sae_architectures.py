@@ -26,6 +26,7 @@ from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_tiny as SG2
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_probes as PR
+from tests import part5a_sae_architectures_readbacks as RB
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
 from tests import part5a_sae_architectures_step_grads as SG
@@ -281,7 +282,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         h,
         FR.jumprelu_forward,
         FR.JUMPRELU_MISTAKES,
-        ingredients={"acts": jumprelu_acts_options},
+        ingredients={"acts": jumprelu_acts_options, "h_reconstructed": RB.jumprelu_decode_options},
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
             "and θ = exp(log_threshold)",
@@ -414,6 +415,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     auxk_output(out := returned(impl(*inputs), "auxk_loss"), batch, n_inst, d_in)
     out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
     SL.auxk_in_place(inputs, {"pre": pre, "residual": residual, "dead": dead, "W_dec_normalized": W_dec})
+    RB.auxk_float64(impl, pre, residual, dead, W_dec, k_aux)  # float64 inputs: float64-accurate result
     expected = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
     expect_matches(
         out.detach(),
@@ -426,7 +428,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         + auxk_extra(pre, residual, dead, W_dec, k_aux, expected)
         + FR.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux)
-        + FIT.auxk_centred_d_in(pre, residual, dead, W_dec, k_aux)
+        + RB.auxk_inf_decoded(pre, residual, dead, W_dec, k_aux)
         + EI.auxk_readings(pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
@@ -535,6 +537,7 @@ def _metric(
     if out.is_floating_point():  # a float64 result (a float64 literal, .double(), numpy) breaks the dtype contract
         expect_tensor(out, what, shape=shape, dims=dims, dtype=args[0].dtype, device=device)
     EI.single_instance(impl, args, what)  # n_inst = 1: a trailing .squeeze() returns a 0-d tensor
+    RB.float64_kept(impl, args, what)  # float64 inputs: a .float() or torch.zeros(shape) inside shows
     return out if out.is_floating_point() else out.to(args[0].dtype)
 
 
@@ -720,12 +723,8 @@ def test_dead_latent_fraction(impl: Callable, device: torch.device) -> str:
     }
     out = _metric(impl, (acts,), "dead_latent_fraction(acts)", (N_INST,), "inst", device, shapes)
     RD.dead_latent_reductions(impl, acts)  # a median (or min) over latents, on acts where it differs
-    mistakes = [
-        *dead_mistakes(acts),
-        *PR.dead_count_sizes(acts),
-        *PR.dead_never_largest(acts),
-        *SG2.dead_flag_readings(acts),
-    ]
+    mistakes = [*dead_mistakes(acts), *PR.dead_count_sizes(acts), *PR.dead_never_largest(acts)]
+    mistakes += SG2.dead_flag_readings(acts)
     mistakes, want = mistakes + FIT.dead_threshold(acts, mistakes), ref_a.dead_latent_fraction(acts)
     mistakes += SG2.rounded("dead_latent_fraction", want) + EI.dead_example_column(acts)
     RD.pooled_over_instances(out, want, mistakes, "dead_latent_fraction", "the batch and d_sae")
@@ -765,13 +764,14 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
             code="max_over_instances",
         )
     out = expect_tensor(out, what, shape=(N_INST, N_FEATS), dims="inst feats", dtype=W_feat.dtype, device=device)
+    RB.float64_kept(impl, (W_feat, W_dec), what)  # dtype only: the eps conventions differ by ~1e-8
     expect_matches(
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
         "feature_recovery",
         recovery_mistakes(W_feat, W_dec)
         + recovery_extra(W_feat, W_dec)
-        + SL.recovery_more(W_feat, W_dec)
+        + RB.recovery_order_slips(W_feat, W_dec)
         + SG2.recovery_norm_slips(W_feat, W_dec)
         + MF.recovery_readings(W_feat, W_dec)
         + EI.recovery_angular(ref_a.feature_recovery(W_feat, W_dec))

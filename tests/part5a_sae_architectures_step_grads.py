@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_readbacks as RB
 from tests.checking import fail, inplace_failure
 from tests.learner_errors import _is_learner_frame
 
@@ -72,6 +73,8 @@ def theta_grad_slips(
                 "-(factor/ε) · K((x - θ)/ε) · grad_output elementwise",
                 code="grad_output_reduced",
             )
+    RB.upstream_transformed(got, kernel, g, name)
+    RB.theta_centre_pooled(got, x, th, g, bw, dth, name)
     step = (x > th).to(g.dtype) * g
     for sign, label in ((-1, "an extra -1[x > θ] · grad_output"), (1, "an extra +1[x > θ] · grad_output")):
         if step.any() and _close(got, kernel * g + sign * step):
