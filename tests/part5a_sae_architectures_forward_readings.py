@@ -75,14 +75,6 @@ GATED_MISTAKES = [
         {"scaled": (True, True)},
     ),
     *FC.penalty_causes(),
-    (
-        "count_added_to_loss",
-        "your loss is the expected one plus L_sparsity (the count of active latents; mean over the batch, summed "
-        "over instances) with no coefficient: in the TopK SAE L_sparsity is for logging only, the loss is the "
-        "reconstruction loss alone",
-        "loss",
-        {"count_added": True},
-    ),
 ]
 
 
@@ -129,9 +121,6 @@ def topk_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Te
     (over d_in) normalised too; `penalty=f`: L_reconstruction = f(h_rec - h).mean(-1)."""
     penalty, relu_in, norm_enc = bug.pop("penalty", None), bug.pop("relu_input", False), bug.pop("enc_normalised", 0)
     twice = bug.pop("b_enc_twice", 0)  # b_enc added to pre a second time
-    if bug.pop("count_added", False):  # the logging-only count added to the loss, no coefficient
-        d, loss, acts, h_rec = topk_forward(sae, h, **bug)
-        return d, loss + d["L_sparsity"].mean(0).sum(), acts, h_rec
     if penalty is None and not relu_in and not norm_enc and not twice:
         return SL.topk_forward(sae, h, **bug)
     d, _, acts, h_rec = SL.topk_forward(sae, h)
