@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from solutions.part5a_sae_architectures import auxk_loss
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_mistakes as M
@@ -107,8 +108,6 @@ def float64_kept(impl: Callable, args: tuple, what: str, reference: Callable | N
 def auxk_float64(impl: Callable, pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> None:
     """`float64_kept` for auxk_loss, W_dec's rows made unit in float64 (a learner re-normalising them then changes
     nothing beyond ~1e-16, where float32-normalised rows would move by ~1e-7)."""
-    from solutions.part5a_sae_architectures import auxk_loss
-
     wide_dec = torch.nn.functional.normalize(W_dec.detach().double(), dim=-1).requires_grad_(W_dec.requires_grad)
     float64_kept(impl, (pre, residual, dead, wide_dec, k_aux), "auxk_loss(...)", auxk_loss)
 
