@@ -415,7 +415,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     auxk_output(out := returned(impl(*inputs), "auxk_loss"), batch, n_inst, d_in)
     out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
     SL.auxk_in_place(inputs, {"pre": pre, "residual": residual, "dead": dead, "W_dec_normalized": W_dec})
-    RB.auxk_float64(impl, pre, residual, dead, W_dec, k_aux)  # float64 inputs: float64-accurate result
+    RB.auxk_float64(impl, pre, residual, dead, W_dec, k_aux, out)  # float64: float64-accurate
     expected = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
     expect_matches(
         out.detach(),
@@ -537,7 +537,7 @@ def _metric(
     if out.is_floating_point():  # a float64 result (a float64 literal, .double(), numpy) breaks the dtype contract
         expect_tensor(out, what, shape=shape, dims=dims, dtype=args[0].dtype, device=device)
     EI.single_instance(impl, args, what)  # n_inst = 1: a trailing .squeeze() returns a 0-d tensor
-    RB.float64_kept(impl, args, what)  # float64 inputs: a .float() or torch.zeros(shape) inside shows
+    RB.float64_kept(impl, args, what, got=out)  # float64 inputs: a .float() or torch.zeros(shape) shows
     return out if out.is_floating_point() else out.to(args[0].dtype)
 
 
@@ -764,7 +764,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
             code="max_over_instances",
         )
     out = expect_tensor(out, what, shape=(N_INST, N_FEATS), dims="inst feats", dtype=W_feat.dtype, device=device)
-    RB.float64_kept(impl, (W_feat, W_dec), what)  # dtype only: the eps conventions differ by ~1e-8
+    RB.float64_kept(impl, (W_feat, W_dec), what, got=out)  # dtype only: the eps conventions differ by ~1e-8
     expect_matches(
         out.detach(),
         ref_a.feature_recovery(W_feat, W_dec),
