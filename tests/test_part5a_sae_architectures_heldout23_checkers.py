@@ -1,9 +1,10 @@
 """Proofs for part 5a after the fresh42 measurement: fve, auxk_loss and feature_recovery are also called on
-float64 inputs (l0/dead counts may be float32; a float32 buffer or .float() inside is float64_inputs, named only
-when the float32 values are right, so a values mistake keeps its own name); the threshold gradient is read back for grad_output.sign()/.abs()
-(grad_output_transformed) and a window centred on a pooled θ (window_centre_pooled); JumpReLU decoding with W_enc
-transposed (decoder_is_encoder); AuxK's -inf scattered then nan_to_num'd (auxk_inf_decoded); a logsumexp or the
-second-largest cosine over latents (smooth_max, second_largest). Float64-safe correct variants pass."""
+float64 inputs (l0/dead counts may be float32); a float32 buffer or .float() inside is float64_inputs, named only
+when the float32 values are right, so a values mistake keeps its own name. The threshold gradient is read back for
+grad_output.sign()/.abs() (grad_output_transformed) and a window centred on a pooled θ (window_centre_pooled);
+JumpReLU decoding with W_enc transposed (decoder_is_encoder); AuxK's -inf scattered then nan_to_num'd
+(auxk_inf_decoded); a logsumexp or the second-largest cosine over latents (smooth_max, second_largest).
+Float64-safe correct variants pass."""
 
 from __future__ import annotations
 
