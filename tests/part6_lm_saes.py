@@ -99,6 +99,7 @@ from tests.part6_lm_saes_probes import (
     strided_mask,
     summed_ablate,
 )
+from tests.part6_lm_saes_read_back import indices_not_values, nan_values, same_latent_effect
 from tests.part6_lm_saes_threshold import firing_threshold
 from tests.part6_lm_saes_units import frequency_units, integer_frequencies, position_batches, unit_row_reference
 from tests.part6_lm_saes_variants import (
@@ -307,7 +308,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             + fresh15_frequency(fired, *tokens.shape, 4)
             + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             + frequency_encodes(sae, mlp_acts(model, sae.hook_name, tokens))
-            + frequency_units(expected)
+            + frequency_units(expected, tokens.shape[1] - 1)
             + position_batches(model, sae, tokens, 4),
             atol=1e-6,
             dims="d_sae",
@@ -475,13 +476,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
     per_sequence_topk(values, acts.shape[0], k)
     _too_few_diagnosis(values, before, k)
     one_more_than_k(values, k)
-    if isinstance(values, Tensor) and values.is_floating_point() and values.isnan().any():
-        fail(
-            f"values contains {int(values.isnan().sum())} NaN",
-            "NaN in the values: was position 0 masked with NaN? topk ranks NaN above every number; mask it with "
-            "-inf (acts[:, 0] = -torch.inf on a copy)",
-            code="not_finite",
-        )
+    nan_values(impl, values, pos_idx, before)
     masked_entries_returned(impl, values, pos_idx, k, device)
     values = _float_tensor(values, "values", (k,), "k", device, "return the activations themselves (floats)")
     same_entry_repeated(values, seq_idx, pos_idx, k)
@@ -538,13 +533,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
         )
     if not torch.equal(before.cpu()[s_idx, p_idx], values.cpu()):
         indices_reordered(s_idx, p_idx, exp_seq.cpu(), exp_pos.cpu())
-        fail(
-            "acts[seq_idx, pos_idx] does not give back the values",
-            f"turn a flat index i into (i // row, i % row), where row is the length of the rows you flattened: "
-            f"acts.shape[1] = {acts.shape[1]} for acts itself, {acts.shape[1] - 1} for acts[:, 1:] (then add 1 to "
-            "the position)",
-            code="unravel",
-        )
+        indices_not_values(values, s_idx, p_idx, before, (exp_seq, exp_pos))
     if torch.equal(got, expected.to(got.device)):
         signed_top_probe(impl, ref.top_activations, device)
         all_negative_probe(impl, ref.top_activations, device)
@@ -584,14 +573,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
         )
         expect_tensor(out, what, dtype=expected.dtype)
         if not torch.allclose(out, expected, rtol=1e-3, atol=1e-4):
-            every = sae.W_dec @ model.W_out[0] @ model.W_U  # [d_sae d_vocab]: the effect of every latent
-            same = torch.isclose(every, out[None], rtol=1e-3, atol=1e-4).all(-1).nonzero().flatten().tolist()
-            if same:
-                fail(
-                    f"the logit effect of latent {latent} is the effect of latent {same[0]}",
-                    f"index the decoder with `latent` itself (row {latent} of sae.W_dec), not row {same[0]}",
-                    code="latent_index",
-                )
+            same_latent_effect(impl, out, model, sae, latent)
         catalogue = (
             logit_effect_mistakes(model, sae, latent)
             + logit_extra(model, sae, latent)

@@ -30,6 +30,20 @@ def logits_means(model, sae, tokens: Tensor) -> dict[str, list[tuple[str, str, T
         "zero_ablated": run(model, tokens, sae.hook_name, lambda a, hook: torch.zeros_like(a)),
     }
     out = {k: [("logits_mean", NOT_A_LOSS, as_t(v.mean()))] for k, v in runs.items()}
+    n_seq, seq = tokens.shape  # per-token losses (seq − 1 per sequence) summed and divided by every token
+    for k, v in runs.items():
+        loss = float(model.loss_fn(v, tokens)) if hasattr(model, "loss_fn") else None
+        if loss is not None:
+            out[k].append(
+                (
+                    "numel_denominator",
+                    f"that is the loss × {seq - 1}/{seq}: the per-token losses summed and divided by tokens.numel() = "
+                    f"{n_seq}·{seq}, but only {n_seq}·{seq - 1} positions are predicted (the last has no next token): "
+                    "divide by the number of per-token losses (loss_per_token=True gives [batch, seq − 1]) or use "
+                    "return_type='loss', their mean",
+                    as_t(loss * (seq - 1) / seq),
+                )
+            )
     out["zero_ablated"] += zero_elsewhere(model, sae, tokens)  # the error kept, or zeros at another hook point
     return out
 

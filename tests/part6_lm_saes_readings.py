@@ -26,18 +26,24 @@ def zero_elsewhere(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str,
             loss(sae.hook_name, lambda a, hook: a - sae.decode(sae.encode(a))),
         )
     ]
-    block = sae.hook_name.split(".")[:2]
+    block = ".".join(sae.hook_name.split(".")[:2])
     # mlp.hook_pre zeroed is the same run as mlp.hook_post zeroed (GELU(0) = 0): left out, a correct variant;
-    # hook_mlp_out and hook_resid_post zeroed are the catalogue's zero_hook
-    for point in ("hook_resid_pre", "hook_resid_mid"):
-        name = ".".join([*block, point])
-        if name != sae.hook_name and name in model.hook_dict:
+    # hook_mlp_out and hook_resid_post zeroed are the catalogue's zero_hook; every other hook point of the model
+    skip = {sae.hook_name, f"{block}.mlp.hook_pre", f"{block}.hook_mlp_out", f"{block}.hook_resid_post"}
+    zeros = lambda a, hook: torch.zeros_like(a)  # runs named elsewhere (no ablation, zero_hook) are not repeated
+    seen = [loss(n, zeros) for n in skip - {f"{block}.mlp.hook_pre"}] + [loss(sae.hook_name, lambda a, hook: a)]
+    for name in model.hook_dict:
+        if name not in skip:
+            value = loss(name, lambda a, hook: torch.zeros_like(a))
+            if not value.isfinite() or any(torch.isclose(value, s, rtol=2e-5, atol=1e-6) for s in seen):
+                continue
+            seen.append(value)
             out.append(
                 (
                     "zero_hook_point",
                     f"that is the loss with zeros at {name}, not at sae.hook_name = {sae.hook_name!r}: zero the "
                     "activations the SAE reads, at sae.hook_name",
-                    loss(name, lambda a, hook: torch.zeros_like(a)),
+                    value,
                 )
             )
     return out

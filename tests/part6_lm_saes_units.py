@@ -33,9 +33,17 @@ def integer_frequencies(out: Any, d_sae: int) -> None:
         )
 
 
-def frequency_units(expected: Tensor) -> list[tuple[str, str, Tensor]]:
-    """The right frequencies rounded down (an integer division) and × 100 (a percentage)."""
+def frequency_units(expected: Tensor, per_seq: int) -> list[tuple[str, str, Tensor]]:
+    """The right frequencies rounded down (an integer division) and × 100 (a percentage); and × per_seq² (the
+    positions >= 1 of a sequence, squared): counts / n_seq * per_seq, a precedence slip."""
     return [
+        (
+            "precedence",
+            f"that is the fraction × {per_seq}² = {per_seq**2}, (seq − 1)² with seq − 1 = {per_seq} positions >= 1 "
+            f"per sequence: counts / n_seq * (seq − 1) divides by n_seq and then MULTIPLIES by seq − 1 (`/` and `*` "
+            "go left to right); divide by the product, counts / (n_seq * (seq − 1))",
+            expected * per_seq**2,
+        ),
         ("int_division", f"that is every frequency rounded down to an integer: {INT_DIV}", expected.floor()),
         (
             "percent",

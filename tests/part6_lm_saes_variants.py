@@ -5,6 +5,7 @@ steering vector or an ablation that is wrong where the latent fires is, read fro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,23 @@ def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str
             loss(lambda a, hook: sae.decode(sae.encode(a[0])).expand_as(a).clone()),
         ),
     ]
+    b, t = tokens.shape  # flattened one way, put back the other: every token gets another token's reconstruction
+    recon = lambda a: sae.decode(sae.encode(a))
+    for code_flat, flat, unflat in (
+        ("(s b)", lambda a: a.transpose(0, 1), lambda r: r.reshape(b, t, -1)),
+        ("(b s)", lambda a: a, lambda r: r.reshape(t, b, -1).transpose(0, 1)),
+    ):
+        other = "(b s)" if code_flat == "(s b)" else "(s b)"
+        out.append(
+            (
+                "tokens_scrambled",
+                f"that is the loss with the activations flattened as {code_flat} and the reconstruction put back as "
+                f"{other} (einops/reshape with the axes in another order): tokens land in other sequences and "
+                "positions; flatten and unflatten with the same pattern, or call sae.decode(sae.encode(act)) on "
+                "[batch, seq, d] directly",
+                loss(lambda a, hook, f=flat, u=unflat: u(recon(f(a).reshape(-1, a.shape[-1]))).contiguous()),
+            )
+        )
     for code, what, enc in encode_variants(sae)[:3]:  # no_b_dec is in loss_mistakes (encode_no_bias)
         out.append(
             (
@@ -260,6 +278,15 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
     d = W[latent]
     head = "your hook adds the same vector v at every position, and v = "
     fix = "steer with coeff · W_dec[latent], the decoder row of this call's latent, at every position"
+    swap = torch.isclose(float(latent) * W, v[None], rtol=1e-4, atol=1e-4).all(-1).nonzero().flatten().tolist()
+    if swap and float(latent) != coeff and swap[0] in (math.floor(coeff), math.ceil(coeff)):
+        fail(
+            f"{head}{latent} · W_dec[{swap[0]}]: latent ({latent}) used as the coefficient and coeff ({coeff}) as "
+            "the row index",
+            "latent and coeff are swapped: the signature is steer_with_latent(model, sae, tokens, latent, coeff); "
+            "check the order of your parameters",
+            code="steer_swapped",
+        )
     rows = torch.isclose(coeff * W, v[None], rtol=1e-4, atol=1e-4).all(-1).nonzero().flatten().tolist()
     if rows:
         j = rows[0]
