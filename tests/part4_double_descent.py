@@ -32,6 +32,7 @@ from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure, size_one_batch_failure
 from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
+from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
 
@@ -85,6 +86,7 @@ def _check_values(x: Tensor, present: Tensor) -> None:
             "draw a value for every example: torch.rand(n_examples, n_inst, n_features), not one row reused",
             code="values_shared_examples",
         )
+    feature_weight_failure(x)
     n = sample.numel()
     tol_mean = mistakes.tolerance(n, 1 / 12)
     tol_sq = mistakes.tolerance(n, 4 / 45)  # x² for x ~ U[0, 1]: variance 1/5 - 1/9
@@ -635,11 +637,13 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
         )
     mistakes.transformed_failure(wrong, data)
     probes.reordered_failure(wrong, data)
+    train_data_transform_failure(wrong, data)
     if mistakes.same(first, second):
         fail(
-            "generate_batch returned the same data at both calls, but not self.train_data (nor its values reordered)",
-            "a data set of your own (drawn again with a fixed seed, or cached on the first call)? Return the one "
-            "drawn in __init__, self.train_data",
+            "generate_batch returned the same data at both calls, but not self.train_data (nor its values reordered, "
+            "nor a centred, standardised or shifted copy of it)",
+            "return the one drawn in __init__, self.train_data, unchanged (e.g. a data set of your own, drawn again "
+            "with a fixed seed, or another transform of self.train_data?)",
             code="regenerated",
         )
     diff = (wrong.detach().double() - data.double()).abs()

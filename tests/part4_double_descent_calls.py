@@ -140,3 +140,9 @@ def size_one_batch_failure(generate_batch: Callable, device: Any) -> None:
     what = "generate_batch(16) on a model with n_inst = 1"
     out = call_learner(generate_batch, what, model, 16)
     size_one_axis_failure(out, tuple(model.train_data.shape), ("examples", "inst", "feats"), what)
+    # n_train = 1 (the contract allows any n_train >= 1): a .squeeze(0) drops the examples axis there
+    model = DoubleDescentModel(ToyModelConfig(n_inst=3, n_features=50, d_hidden=2), 1, 0.1, device=device)
+    model.generate_batch = types.MethodType(generate_batch, model)
+    what = "generate_batch(16) on a model with n_train = 1"
+    out = call_learner(generate_batch, what, model, 16)
+    size_one_axis_failure(out, tuple(model.train_data.shape), ("examples", "inst", "feats"), what)

@@ -32,14 +32,28 @@ def dataset_shape_failure(x: Any, shape: tuple[int, int, int], p: float) -> None
         return
     empty = x.detach().abs().sum(-1) == 0  # [examples inst]: no feature present
     rate = (1 - p) ** n_feats  # an (example, instance) pair is empty with this probability
-    if bool(empty.all(-1).any()):
-        return
-    where = "in any instance" if not bool(empty.any()) else "in every instance"
+    # Evidence that the missing examples are the empty ones: none left, AND the count kept is the binomial count of
+    # non-empty examples (mean n q, sd sqrt(n q (1 - q)); 7 sd + 1 misses a correct drop with probability < 1e-11).
+    none_any, none_all = not bool(empty.any()), not bool(empty.all(-1).any())
+    kept_any, kept_all = (1 - rate) ** n_inst, 1 - rate**n_inst  # P(kept) for the mask .all(-1) / .any(-1)
+    close = lambda q: abs(got[0] - n * q) <= 7 * (n * q * (1 - q)) ** 0.5 + 1
+    if (none_any and close(kept_any)) or (none_all and not none_any and close(kept_all)):
+        where = "in any instance" if none_any else "in every instance"
+        fail(
+            f"generate_dataset(...) has {got[0]} examples, expected {n}, and none of them is empty {where}: with "
+            f"p = {p}, (1 - p)^{n_feats} = {rate:.1%} of the (example, instance) pairs have no feature present",
+            f"examples with no active feature were dropped (a boolean mask over the examples, e.g. x[(x.sum(-1) > 0)"
+            f"{'.all(-1)' if none_any else '.any(-1)'}]): keep all {n} examples. An all-zero example "
+            "is kept as it is: the normalisation's guard (norm.clamp_min(1e-12)) leaves it all zeros instead of 0 / 0",
+            code="dropped_empty",
+        )
+    relation, over = "", ""
+    for size, name, axis in ((n_inst, "n_inst", "instances"), (n_feats, "n_features", "features")):
+        if got[0] == n // size:
+            relation, over = f": {got[0]} = {n} / {name} ({size})", axis
     fail(
-        f"generate_dataset(...) has {got[0]} examples, expected {n}, and none of them is empty {where}: with "
-        f"p = {p}, (1 - p)^{n_feats} = {rate:.1%} of the (example, instance) pairs have no feature present",
-        f"examples with no active feature were dropped (a boolean mask over the examples, e.g. x[(x.sum(-1) > 0)"
-        f"{'.all(-1)' if where == 'in any instance' else '.any(-1)'}]): keep all {n} examples. An all-zero example "
-        "is kept as it is: the normalisation's guard (norm.clamp_min(1e-12)) leaves it all zeros instead of 0 / 0",
-        code="dropped_empty",
+        f"generate_dataset(...) has {got[0]} examples, expected {n}{relation}",
+        "n_examples is the number of examples of every instance: the data set has shape [n_examples, n_inst, "
+        "n_features]" + (f" (e.g. n_examples read as the total over the {over}?)" if over else ""),
+        code="example_count",
     )
