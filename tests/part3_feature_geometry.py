@@ -31,6 +31,12 @@ from tests.part3_feature_geometry_denominators import (
 )
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
+from tests.part3_feature_geometry_readbacks import (
+    dpf_readings,
+    expect_no_zeroed,
+    flat_join,
+    squared_before_matmul_failure,
+)
 from tests.part3_feature_geometry_scale_probes import (
     abs_dot_mutants,
     capped_norm_mutants,
@@ -89,33 +95,6 @@ def expect_unmodified(W: Tensor, before: Tensor, what: str, name: str = "W") -> 
             f"caller's tensor: use out-of-place operations (`{name} / ...`, `{name}.pow(2)`) so it is left alone",
             code="modified_input",
         )
-
-
-def expect_no_zeroed(out: Tensor, expected: Tensor, what: str, W: Tensor) -> None:
-    """Name a threshold: every value right except some set to 0 where the answer is not 0, and the zeroed ones are
-    exactly the features below some column norm (or right value), as a threshold in the zero guard leaves them.
-    Zeros that don't sort that way (a whole instance, feature 0 of every instance: entries a loop never wrote) are
-    left to `expect_matches`, whose region description lists those causes."""
-    if tuple(out.shape) != tuple(expected.shape) or not out.is_floating_point():
-        return
-    got, want = out.detach().double().cpu(), expected.double().cpu()
-    zeroed = (got == 0) & (want.abs() > 1e-6)
-    rest_right = torch.isclose(got, want, rtol=1e-4, atol=1e-5) | zeroed
-    if not (zeroed.any() and bool(rest_right.all())):
-        return
-    kept = ~zeroed & (want.abs() > 1e-6)
-    norms = W.detach().double().norm(dim=1).cpu()
-    if kept.any() and not any(float(q[zeroed].max()) < float(q[kept].min()) for q in (norms, want.abs())):
-        return
-    idx = [int(i) for i in zeroed.nonzero()[0]]
-    fail(
-        f"{what} is 0 at {int(zeroed.sum())} position(s) where it should not be (first at {idx}: expected "
-        f"{want[tuple(idx)].item():.4g}), and these are exactly the features with the shortest columns (or the "
-        "smallest right values); everything else is right",
-        "only an all-zero vector gets 0: a small but non-zero one keeps its value. Is there a threshold (on the "
-        "norm, or a clamp that is too large) in the zero-vector guard?",
-        code="zeroed_small",
-    )
 
 
 def unexplained(out: Tensor, expected: Tensor, values: Sequence[Mistake], dims: str, rtol=1e-4, atol=1e-5) -> bool:
@@ -276,17 +255,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             d / frob_sq.sqrt(),
         ),
         ("inverted", "it's d_hidden / ‖W‖²_F, not ‖W‖²_F / d_hidden", frob_sq / d),
-        (
-            "numerator_features",
-            "the numerator is d_hidden = W.shape[1] (the hidden dimensions), not the number of features W.shape[2]",
-            n_feats / frob_sq,
-        ),
-        (
-            "numerator_instances",
-            "the numerator is d_hidden = W.shape[1], not the number of instances W.shape[0] (len(W))",
-            n_inst / frob_sq,
-        ),
-        ("numerator_one", "the numerator is d_hidden = W.shape[1], not 1", 1 / frob_sq),
+        *dpf_readings(W, frob_sq),
         *capped_norm_mutants(W),
         *frobenius_statistic_readings(W),
         (
@@ -456,12 +425,13 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
 
 @checker("dimensions_per_feature", kind="function")
 def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.device) -> str:
-    W = _weights(device, n_inst=3, d=5, n_feats=8)  # three different sizes, so a wrong axis shows
+    W = _weights(device, n_inst=6, d=5, n_feats=8)  # sizes unlike each other and W.ndim = 3: a wrong count shows
+    W = W * (6.25 / W.pow(2).sum((1, 2), keepdim=True)).clamp_min(1).sqrt()  # D* <= 0.8: a cap at 1 shows on 0.05 W
     W[1, 2] = 0.0  # instance 1 has a zero hidden dimension (rank 4 < d_hidden = 5), so the rank is not d_hidden
     W_in = W.clone()
     right, values, shapes = _dpf_mistakes(W)
     what = "dimensions_per_feature(W)"
-    out = expect_output(dimensions_per_feature(W_in), what, (3,), "inst", W.dtype, device, shapes)
+    out = expect_output(dimensions_per_feature(W_in), what, (6,), "inst", W.dtype, device, shapes)
     expect_unmodified(W_in, W, what)
     if not _close(out, right):
         counts = W.shape[1] / out.detach().double().cpu()
@@ -490,7 +460,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     small = W * 0.05
     right_s = W.shape[1] / small.pow(2).sum((1, 2))
     what_s = "dimensions_per_feature(0.05 * W)"
-    out_s = expect_tensor(dimensions_per_feature(small.clone()), what_s, shape=(3,), dims="inst", device=device)
+    out_s = expect_tensor(dimensions_per_feature(small.clone()), what_s, shape=(6,), dims="inst", device=device)
     if not _close(out_s, right_s):
         both = torch.cat([out.detach().double().cpu(), out_s.detach().double().cpu()])
         frobs = torch.cat([W.double().pow(2).sum((1, 2)), small.double().pow(2).sum((1, 2))]).cpu()
@@ -691,6 +661,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             "sum the squared overlaps over j, so there is one number per feature",
             norms_sq[..., None] / dots,
         ),
+        *flat_join(right),
     ]
     return values, shapes
 
@@ -705,8 +676,9 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     out = expect_output(compute_dimensionality(W_in), what, (3, 7), "inst feats", torch.float32, device, shapes)
     expect_unmodified(W_in, W, what)
     expected = _reference(W)
-    expect_no_zeroed(out, expected, what, W)
+    expect_no_zeroed(out, expected, what, W, compute_dimensionality)
     if unexplained(out, expected, values, "inst feats"):
+        squared_before_matmul_failure(out, W, what)
         for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure):
             probe(out, expected, W, what)
         Wd, names = W.double(), ("‖W_i‖⁴", "Σ_j (W_i·W_j)²")
