@@ -26,6 +26,7 @@ from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
 from tests.part6_lm_saes_bos_broadcast import bos_latent as _bos_latent
 from tests.part6_lm_saes_bos_broadcast import unchanged_but_edits
+from tests.part6_lm_saes_elementwise import edited_then_raised, logit_affine, statistic_threshold, too_few_prefix
 from tests.part6_lm_saes_extra_mistakes import (
     ablate_extra,
     ablate_slips,
@@ -152,7 +153,11 @@ def guard_shared_modules(setup: Callable[[str], tuple]) -> Callable:
 
             @functools.wraps(impl)
             def guarded(*args: Any, **kwargs: Any) -> Any:
-                out = impl(*args, **kwargs)
+                try:
+                    out = impl(*args, **kwargs)
+                except Exception as err:  # a weight edited in place before raising is named, not just the error
+                    edited_then_raised(modules, originals, err, _restore)
+                    raise
                 _undo_side_effects(modules, originals)
                 return out
 
@@ -282,6 +287,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     tokens = tokens_all[:10, :48]  # 10 sequences in batches of 4: the last batch is partial
     note_inputs(sequences_in_the_last_batch=tokens.shape[0] % 4)  # a count from the last batch alone is named
     note_inputs(positions_after_bos=tokens.shape[1] - 1)  # the count of positions >= 1 per sequence (47)
+    note_inputs(n_tokens=tokens.shape[0] * (tokens.shape[1] - 1))  # 470 (a count off by one is named by it)
     out = returned(_hooked(impl, model, sae, tokens.clone(), batch_size=4), "latent_frequencies(...)")
     per_token_frequencies(out, *tokens.shape, sae.d_sae)
     integer_frequencies(out, sae.d_sae)
@@ -318,6 +324,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     except CheckFailed as err:  # nothing specific matched: which sequences the values count, when that is exact
         if err.code == "values":
             sequence_weights(out, fired, 4)
+            statistic_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:], 4)
             firing_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:])
         raise
     more_sequences_than_positions(
@@ -447,11 +454,22 @@ def _too_few_diagnosis(values: Any, acts: Tensor, k: int) -> None:
     top, flat = acts.flatten().topk(k)
     after = top[flat % acts.shape[1] != 0]
     same = values.shape == after.shape and torch.allclose(values.detach().double().cpu(), after.double().cpu())
+    masked = acts.clone()
+    masked[:, 0] = -torch.inf
+    prefix = "" if same else too_few_prefix(values, masked.flatten().topk(k).values, k)
     fail(
         f"values has {values.shape[0]} entries, fewer than k={k}"
-        + (": they are the top k over all positions with the position-0 ones removed" if same else ""),
-        "fewer than k results: entries were removed after selecting (position 0 dropped after topk, a filter or a "
-        "mask applied to topk's output?); exclude position 0 before topk (set it to -inf) so k remain",
+        + (": they are the top k over all positions with the position-0 ones removed" if same else prefix),
+        "fewer than k results: "
+        + (
+            "entries were removed after selecting (position 0 dropped after topk, a filter or a mask applied to "
+            "topk's output?)"
+            if same
+            else "a smaller k passed to topk or a slice (topk(k - 1), [:k-1], [:-1]?)"
+            if prefix
+            else "e.g. entries removed after selecting (position 0 dropped after topk, a filter), or a smaller k"
+        )
+        + "; exclude position 0 before topk (set it to -inf) and take topk(k), so k remain",
         code="too_few",
     )
 
@@ -587,6 +605,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
         )
         if not any(torch.allclose(out, v, rtol=1e-3, atol=1e-4) for v in [expected] + [v for _, _, v in catalogue]):
             logit_row_shifted(out, expected, model, sae, latent)
+            logit_affine(out, expected)
             sorted_effect(out, expected, f"the logit effect of latent {latent}")
         expect_matches(
             out,

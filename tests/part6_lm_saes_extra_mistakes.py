@@ -143,6 +143,15 @@ NOOP_HOOK = (
 
 def noop_hook_failure(found: list[str], err: Exception) -> None:
     """After the learner's code raised: name a hook that changed nothing (recorded by `noop_hooks`), if any."""
+    if not found and isinstance(err, ZeroDivisionError):
+        fail(
+            f"{describe_error(err).message}\n(a difference of two of your losses is 0: e.g. the zero-ablated run gave "
+            "the clean loss, so that run ablated nothing)",
+            "zero-ablate in a hook at sae.hook_name (return torch.zeros_like(act)); possible causes of an unchanged "
+            "run, e.g. no hook passed to that run, or a weight zeroed on a copy (in TransformerLens model.W_out, "
+            "model.W_in, ... are stacked copies: editing them changes nothing) rather than in a hook",
+            code="zero_difference",
+        )
     if not found:
         return
     seen = (

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tests.checking import expect_matches, fail
 from tests.mutants import call
+from tests.part6_lm_saes_elementwise import steer_max_min
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
 from tests.part6_lm_saes_readings import ablate_reencoded, f_shifted
 from tests.part6_lm_saes_sequence_subset import only_some_sequences
@@ -269,14 +270,16 @@ def steer_edit(
                 "activation is",
                 code="steer_multiplicative",
             )
+        steer_max_min(a, b, d, coeff)
         g = delta @ d / (d @ d)
         along = torch.allclose(delta, g[:, None] * d, rtol=1e-4, atol=1e-4)
         fail(
             "your hook's change to the activation differs between positions"
             + (f" (g · W_dec[latent] with g from {float(g.min()):.4g} to {float(g.max()):.4g})" if along else ""),
             "steering adds one vector, coeff · W_dec[latent], at every position whatever the activation is; a change "
-            "that varies has several possible causes: the activation multiplied or normalised, a scale read from the "
-            "latent's activation f, or the SAE splice without its error term (act − sae.decode(sae.encode(act)))",
+            "that varies has several possible causes, e.g. the activation multiplied or normalised, a scale read "
+            "from the latent's activation f, a function of the activation (a max, clamp or mask), or the SAE splice "
+            "without its error term (act − sae.decode(sae.encode(act)))",
             code="steer_not_additive",
         )
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part6_lm_saes_elementwise import steer_elementwise_row
 from tests.part6_lm_saes_latent_factors import ablate_activations, logit_latent_factors
 
 ENCODE = "f = sae.encode(act) = relu((act − b_dec) @ W_enc + b_enc)"
@@ -326,13 +327,15 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
             "moves the activation along the all-ones vector instead",
             code="steer_scalar",
         )
+    steer_elementwise_row(v, d, coeff)
     cos = float(F.cosine_similarity(v, d, dim=0))
     ratio = float(v.norm() / (abs(coeff) * d.norm()))
     fail(
         f"your hook adds one constant vector at every position that is not coeff · W_dec[latent]: its cosine with "
         f"coeff · W_dec[latent] is {cos:.3f} and its norm is {ratio:.3g} × that one's",
-        f"{fix}; possible causes: another row or matrix (W_enc, a transpose), a bias or another vector added to or "
-        "subtracted from the row, or a vector built from the model rather than the SAE",
+        f"{fix}; possible causes, e.g. another row or matrix (W_enc, a transpose), a bias or another vector added "
+        "to or subtracted from the row, a function applied to the row's entries, or a vector built from the model "
+        "rather than the SAE",
         code="steer_vector",
     )
 
