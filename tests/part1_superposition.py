@@ -98,6 +98,7 @@ from tests.part1_superposition_slips import (
     negative_loss_note,
     swapped_sizes_failure,
 )
+from tests.part1_superposition_small_batches import small_batch_failures
 from tests.sizes import note_inputs
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
@@ -240,8 +241,7 @@ def check_loss(
     """
     B, n_inst, n_feats = 8, *imp.shape  # 8 and 8 - 1: neither a size nor a product of sizes (3, 5, d_hidden 2)
     batch = make_batch(B, n_inst, n_feats)
-    # Mostly positive like a ReLU output, with some negative entries: the loss takes any `out` as it is, so an |out|
-    # or ReLU(out) in the formula shows.
+    # Mostly positive like a ReLU output, some negative: an |out| or ReLU(out) in the loss formula shows.
     out = (torch.rand(B, n_inst, n_feats, device=device) * 1.7 - 0.2).requires_grad_()
     batch_before, out_before = batch.clone(), out.detach().clone()
     advice = "importance [inst, feats] lines up with the last two axes of out and batch [batch, inst, feats] as it is"
@@ -326,8 +326,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
         loss_relations.model_tensor_mutants(out, target, imp, p)
         + loss_relations.present_mean_mutants(out, batch, imp, target)
     )
-    # Sparse like generate_batch's: each feature present with its probability, exact zeros elsewhere, so a mean over
-    # the present entries only differs from the mean over all.
+    # Sparse like generate_batch's (exact zeros where absent): a mean over the present entries only differs.
     make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)
     check_loss(model, imp, lambda batch: batch, make_batch, device, solution, extra=extra, relations=relations)
     return "importance-weighted squared error, mean over batch and features, sum over instances"
@@ -381,6 +380,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
     check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
+    small_batch_failures(model, device, importance=IMP_GEN.to(device))
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
 

@@ -179,6 +179,29 @@ def model_tensor_mutants(out: Tensor, target: Tensor, imp: Tensor, p: Tensor) ->
     return [
         ("loss_weight_factor", hint.format("feature_probability"), (imp * p * err).mean(dim=(0, 2)).sum()),
         ("loss_weight_factor", hint.format("(1 - feature_probability)"), (imp * (1 - p) * err).mean(dim=(0, 2)).sum()),
+        *_slice_and_mask_mutants(out, target, imp),
+    ]
+
+
+def _slice_and_mask_mutants(out: Tensor, target: Tensor, imp: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The target of example 0 (batch[0]) compared with every example's output, and the errors kept only where the
+    output is positive (a mask out > 0, as if a dead output needed no error)."""
+    first = (imp * (target[:1] - out) ** 2).mean(dim=(0, 2)).sum()
+    alive = (imp * (target - out) ** 2 * (out > 0)).mean(dim=(0, 2)).sum()
+    return [
+        (
+            "first_example_target",
+            "your loss compares every example's output with the target of example 0 (batch[0] broadcast over the "
+            "batch): each example's output is compared with its own target, (target - out) with both [batch inst "
+            "feats]",
+            first,
+        ),
+        (
+            "dead_outputs_dropped",
+            "your loss keeps the errors only where out > 0 (a mask such as (out > 0)): an output at or below 0 where "
+            "the target is positive is an error too, and the mean over batch and feats counts every entry",
+            alive,
+        ),
     ]
 
 

@@ -49,6 +49,7 @@ from tests.part1_superposition_probes import (
     sign_sharing_failure,
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
+from tests.part1_superposition_small_batches import small_batch_failures, zeroed_negatives_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_absent_values import shifted_absent_failure
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
@@ -491,6 +492,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
     _dropout_failure(batch.detach().cpu())
     scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE, "1 / p": 1 / PROBS}, "the batch")
     negative_values_failure(batch.detach().cpu(), PROBS, "the batch")
+    zeroed_negatives_failure(batch.detach().cpu(), PROBS, "the batch")
     try:
         check_independent_features(
             batch.detach().cpu(),
@@ -510,6 +512,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
         raise
     check_sign_independence(batch.detach().cpu(), "the batch")
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
+    small_batch_failures(model, device, importance=imp)
     return f"presence rates, U[-1, 1] values and independence on {N_SAMPLES} examples"
 
 

@@ -30,6 +30,8 @@ def contraction_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, read:
     split_write = h.sum(-1, keepdim=True) * W_out.sum(-2)  # [... inst 1] · [inst feats]
     per_term_read = relu(x[..., None, :] * W_in).sum(-1)  # [... inst d]
     per_term_write = (h[..., :, None] * W_out).relu().sum(-2)  # [... inst feats]
+    # The hidden layer computed as [... d_hidden inst] and reshaped (not transposed) to [... inst d_hidden].
+    regrouped = h.mT.reshape(h.shape) if h.shape[-1] != h.shape[-2] else None
     typo = (
         "{axis} has two different names in the two inputs of the {layer} einsum (a letter typo, e.g. 'd' in one "
         "and 'd_hidden' in the other): einsum then sums each input over its own copy of the axis, giving a product "
@@ -79,7 +81,19 @@ def contraction_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, read:
             ),
             relu(per_term_write + b),
         ),
-    ]
+    ] + ([] if regrouped is None else [_regrouped_hidden(relu(up(regrouped, W_out) + b))])
+
+
+def _regrouped_hidden(value: Tensor) -> Mutant:
+    return (
+        "hidden_reshaped_not_transposed",
+        "your output is the right one computed from hidden activations laid out [... d_hidden inst] (e.g. an einsum "
+        "with output '... d_hidden inst') and then reshaped (or viewed) to [... inst d_hidden]: reshape keeps the "
+        "numbers in memory order, it does not move axes, so each instance's hidden vector mixes the values of "
+        "several instances. Swap the axes with .transpose(-1, -2) (or einops.rearrange), or write the einsum's "
+        "output as '... inst d_hidden' directly",
+        value,
+    )
 
 
 def regrouped_weight_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor) -> list[Mutant]:
