@@ -9,6 +9,7 @@ second, small call has one such instance (and one with a live latent, so a fallb
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -55,4 +56,20 @@ def all_dead_instance(impl: Callable, device: torch.device, call_resampler: Call
         "an instance with no live latent: use 1.0 as the scale, as the docstring says; the decoder rows there are "
         f"{'unit' if torch.allclose(dec.norm(dim=-1), torch.ones(D_SAE, device=device), rtol=1e-3) else 'not unit'}",
         code="no_live_fallback",
+    )
+
+
+def model_not_module_failure(kept: Any, model: torch.nn.Module) -> None:
+    """init: self.model holds something other than a module, e.g. one of the toy model's weights (model.W)."""
+    if kept is None or isinstance(kept, torch.nn.Module):
+        return
+    seen = type(kept).__name__ + (f" of shape {tuple(kept.shape)}" if isinstance(kept, torch.Tensor) else "")
+    which = [n for n, p in model.named_parameters() if isinstance(kept, torch.Tensor) and kept is p]
+    fail(
+        f"self.model is a {seen}"
+        + (f" (the toy model's parameter `{which[0]}`)" if which else "")
+        + f", not the {type(model).__name__} passed in",
+        "store the toy model itself, `self.model = model` (frozen with model.requires_grad_(False), which returns "
+        "the model); generate_batch needs its generate_batch and W",
+        code="model_not_module",
     )

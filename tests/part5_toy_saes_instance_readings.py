@@ -22,7 +22,8 @@ DEAD_COUNTS = (1, 5, 3, 7)
 
 def dead_count_probe(impl: Callable, make_sae: Callable[..., Any], call_resampler: Callable) -> None:
     """resample_simple on an SAE whose instances have different numbers of dead latents (DEAD_COUNTS, instance 0
-    the fewest): every dead latent must get a unit decoder row, whatever instance 0's count is."""
+    the fewest): every dead latent must get a unit decoder row, whatever instance 0's count is. Then one dead
+    latent in the whole SAE (lone_dead_probe), after the counts, so instance 0's count used for all keeps its name."""
     n_inst, d_sae = len(DEAD_COUNTS), 23
     sae = make_sae(n_inst=n_inst, d_in=3, d_sae=d_sae)
     frac = torch.rand(4, n_inst, d_sae, device=sae.W_enc.device) * 0.2 + 0.01
@@ -36,7 +37,7 @@ def dead_count_probe(impl: Callable, make_sae: Callable[..., Any], call_resample
     unit = ((new.norm(dim=-1) - 1).abs() < 1e-3) & (new != W_dec).any(-1)  # [inst d_sae]: resampled to a unit row
     got = [int(unit[k][dead[k]].sum()) for k in range(n_inst)]
     if got == list(DEAD_COUNTS):
-        return
+        return lone_dead_probe(impl, make_sae, call_resampler)
     counts = dict(zip(range(n_inst), DEAD_COUNTS, strict=True))
     like0 = all(g == min(n, DEAD_COUNTS[0]) for g, n in zip(got, DEAD_COUNTS, strict=True))
     fail(
@@ -46,6 +47,28 @@ def dead_count_probe(impl: Callable, make_sae: Callable[..., Any], call_resample
         "mask): the number of new directions drawn in instance inst is that instance's own dead count"
         + (", not instance 0's" if like0 else ""),
         code="dead_count",
+    )
+
+
+def lone_dead_probe(impl: Callable, make_sae: Callable[..., Any], call_resampler: Callable) -> None:
+    """resample_simple with exactly one dead latent in the whole SAE (instance 1 of 3, latent 6 of 11): it must get
+    a unit decoder row like any other (a guard such as `if n_dead <= 1`, or a .squeeze() of one index, drops it)."""
+    n_inst, d_sae, inst, lat = 3, 11, 1, 6
+    sae = make_sae(n_inst=n_inst, d_in=5, d_sae=d_sae)
+    frac = torch.rand(4, n_inst, d_sae, device=sae.W_enc.device) * 0.2 + 0.01
+    frac[:, inst, lat] = 0.0
+    before = sae.W_dec.detach().clone()
+    call_resampler(lambda: impl(sae, frac.clone(), 0.37))
+    row = sae.W_dec.detach()[inst, lat]
+    if (row.norm() - 1).abs() < 1e-3 and not torch.equal(row, before[inst, lat]):
+        return
+    seen = "left unchanged" if torch.equal(row, before[inst, lat]) else f"given a row of norm {float(row.norm()):.4g}"
+    fail(
+        f"with exactly one dead latent in the whole SAE (instance {inst}, latent {lat}), it was {seen}; the main "
+        "check's many dead latents were resampled",
+        "resample whenever at least one latent is dead: e.g. a guard `if n_dead <= 1: return` (or `< 2`, `> 1`) "
+        "skips a lone dead latent, and a .squeeze() can turn its single index into a scalar",
+        code="lone_dead_skipped",
     )
 
 
@@ -167,6 +190,15 @@ def acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[
             lambda: h - b_dec[0],
         ),
     ]
+    options[2] = [
+        *options[2],
+        (
+            "b_enc_twice",
+            "b_enc is added twice (e.g. once into acts_pre and again before the ReLU): the pre-activations are "
+            "(h - b_dec) @ W_enc + b_enc, with b_enc added once",
+            lambda: 2 * sae.b_enc,
+        ),
+    ]
     d_in = sae.W_enc.shape[-2]
     options[1] = [
         *options[1],
@@ -178,3 +210,25 @@ def acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[
         ),
     ]
     return combine, options
+
+
+def unfilled_instances_failure(h: Tensor, expected: Tensor, what: str = "h") -> None:
+    """Fail when some instances of `h` [batch inst ...] are all zero while every other instance is exactly right:
+    those instances were never written (e.g. a per-instance loop one short into a zeros tensor)."""
+    if h.shape != expected.shape or h.ndim < 2 or h.shape[1] < 2:
+        return
+    y, want = h.detach(), expected.detach()
+    zero = [i for i in range(y.shape[1]) if (y[:, i] == 0).all() and (want[:, i] != 0).any()]
+    right = [i for i in range(y.shape[1]) if torch.allclose(y[:, i], want[:, i], rtol=1e-4, atol=1e-5)]
+    if not zero or len(zero) + len(right) != y.shape[1]:
+        return
+    last = zero == [y.shape[1] - 1]
+    fail(
+        f"instance(s) {zero} of {what} are all zero, while the other instances {right} are exactly right: "
+        + ("the last instance was never filled in" if last else "those instances were never filled in"),
+        "write every instance: e.g. a per-instance loop "
+        + ("one short (range(n_inst - 1), a slice [:-1]) " if last else "that skips some ")
+        + "into a zeros tensor leaves them 0; loop over range(cfg.n_inst), or map all instances at once with one "
+        "einsum",
+        code="instance_unfilled",
+    )

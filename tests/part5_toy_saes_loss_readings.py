@@ -7,6 +7,7 @@ the L1 sum is asked (`l0_where_l1`)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -170,3 +171,36 @@ FORWARD_EXTRA: list[tuple[str, str, str, dict]] = [
         {"terms": "coeff_squared"},
     ),
 ]
+
+
+_COLUMN = re.compile(
+    r"sparsity_coeff\s*(\[\s*:\s*,\s*None\s*\]|\[\s*\.\.\.\s*,\s*None\s*\]|\.unsqueeze\(\s*(-1|1)\s*\)|"
+    r"\.(view|reshape)\(\s*-1\s*,\s*1\s*\))"
+)
+
+
+def coeff_column_failure(err: BaseException, frame: Any, line: str, names: list[str], n_inst: int, batch: int) -> None:
+    """forward raised a size mismatch between n_inst and the batch on a line where sparsity_coeff is a column
+    ([:, None], unsqueeze(-1), view(-1, 1) written there, or a local [inst, 1] holding its values): sparsity_coeff
+    is [inst] and broadcasts against [batch inst] as it is."""
+    sizes = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", str(err))
+    if sizes is None or n_inst == batch or {int(sizes[1]), int(sizes[2])} != {n_inst, batch}:
+        return
+    match = _COLUMN.search(line)
+    written = f"`{match[0]}`" if match else None
+    coeff = getattr(frame.f_locals.get("self"), "sparsity_coeff", None)
+    for name in names if written is None and isinstance(coeff, Tensor) and coeff.shape == (n_inst,) else []:
+        value = frame.f_locals.get(name)
+        if isinstance(value, Tensor) and value.shape == (n_inst, 1) and torch.equal(value[:, 0], coeff):
+            written = f"`{name}` (sparsity_coeff as a column)"
+    if written is None:
+        return
+    fail(
+        f"forward raised {type(err).__name__}: {str(err).splitlines()[0]}, on a line with {written}: "
+        f"sparsity_coeff is [inst] = [{n_inst}], and there it is a column [inst, 1] = [{n_inst}, 1], whose "
+        f"inst axis then lines up with the batch axis ({batch}) of the [batch inst] = [{batch}, {n_inst}] losses",
+        "sparsity_coeff ([inst]) broadcasts against the [batch inst] per-example losses as it is, "
+        "sparsity_coeff * L_sparsity (or as a row, sparsity_coeff[None, :]); a column [inst, 1] ([:, None], "
+        "unsqueeze(-1)) pairs it with the batch axis instead",
+        code="coeff_column",
+    )

@@ -13,6 +13,8 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.learner_errors import failing_line
+from tests.part5_toy_saes_fallbacks import model_not_module_failure
+from tests.part5_toy_saes_loss_readings import coeff_column_failure
 from tests.part5_toy_saes_readoffs import fitted_power
 from tests.part5_toy_saes_row_norms import read_back_eps
 
@@ -37,6 +39,7 @@ def kept_model(sae: Any, model: torch.nn.Module) -> torch.nn.Module | None:
     """The toy model as the SAE keeps it: `model` itself, or a copy with the same weights (the docstring says
     "keep a frozen copy of the toy model"; the SAE only reads from it). None when self.model is neither."""
     kept = getattr(sae, "model", None)
+    model_not_module_failure(kept, model)
     if kept is model:
         return model
     if type(kept) is not type(model):
@@ -443,9 +446,10 @@ def reduced_local_on_error(fn: Callable[[], Any], h: Tensor, sizes: dict[str, in
     try:
         return fn()
     except RuntimeError as err:
-        frame, _, names = failing_line(err)
+        frame, line, names = failing_line(err)
         if frame is None:
             raise
+        coeff_column_failure(err, frame, line, names, sizes.get("n_inst", -1), h.shape[0])
         local = {k: v for k, v in frame.f_locals.items() if isinstance(v, Tensor) and v.is_floating_point()}
         for name in names:
             value = local.get(name)

@@ -235,12 +235,37 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     if close(expected) or any(close(value) for _, _, value in mistakes):
         return
     scrambled_failure(out, expected)
+    rounded_failure(out, expected)
     transform_failure(out, W, eps)
     partial_norm_failure(out, W, eps)
     divisor_power_failure(out, W)
     root_ratio_failure(out, W, cfg)
     numerator_source_failure(out, W, sources, eps)
     eps_readoff_failure(out, W, cfg)
+
+
+def rounded_failure(out: Tensor, expected: Tensor) -> None:
+    """Every entry of W_dec_normalized is a whole number where the right quotient is fractional: the division
+    rounded its result. Named as floor / trunc / round when that rounding of the right quotient reproduces it."""
+    if out.shape != expected.shape or not torch.isfinite(out).all() or not torch.equal(out, out.round()):
+        return
+    if torch.equal(expected, expected.round()):
+        return
+    hows = {"floor": torch.floor, "trunc": torch.trunc, "round": torch.round}
+    hit = [n for n, f in hows.items() if torch.allclose(out, f(expected), atol=1e-6)]
+    how = (
+        f"the right quotient rounded with {hit[0]} (e.g. torch.div(..., rounding_mode={hit[0]!r})"
+        + (" or //)" if hit[0] == "floor" else ")")
+        if len(hit) == 1
+        else "rounded, e.g. // or torch.div(..., rounding_mode=...)"
+    )
+    fail(
+        f"every entry of W_dec_normalized is a whole number ({sorted(set(out.flatten().tolist()))[:6]}...): "
+        f"the division's result was {how}",
+        "divide with true division, W_dec / (norm + eps) (torch.div without rounding_mode): the entries of a unit "
+        "row are fractions",
+        code="rounded_quotient",
+    )
 
 
 def scrambled_failure(out: Tensor, expected: Tensor) -> None:
