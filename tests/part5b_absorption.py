@@ -46,7 +46,6 @@ from tests.part5b_absorption_diagnosis import (
     graft,
     implied_target_note,
     matryoshka_candidates,
-    rates_followed,
     reseeded,
     routed_batch_topk,
     threshold_change_reference,
@@ -68,7 +67,6 @@ from tests.part5b_absorption_mistakes import (
 )
 from tests.part5b_absorption_probes import (
     best_kept_too,
-    carrier_scope,
     eval_gate_candidates,
     feature_count,
     kept_pattern,
@@ -77,6 +75,7 @@ from tests.part5b_absorption_probes import (
     other_momentum,
     where_swapped,
 )
+from tests.part5b_absorption_rule_readbacks import carrier_scope, rates_followed
 from utils.part5b_absorption import HierarchyConfig
 
 
@@ -288,7 +287,7 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
             continue
         value = absorption_variant(features, acts, W_dec, W_feat, ABS_PARENT_OF, th, **kwargs)
         mistakes.append((code, hint, value))
-    carrier_scope(impl, inputs, ABS_PARENT_OF, th, out, absorption_variant)
+    carrier_scope(impl, inputs, ABS_PARENT_OF, th, out, absorption_variant, _random_absorption_inputs)
     floor_division(out, expected, what)
     named = any(torch.allclose(out, v.to(out.device), rtol=1e-4, atol=1e-5) for _, _, v in mistakes)
     if not named and not torch.allclose(out, expected, rtol=1e-4, atol=1e-5):

@@ -607,9 +607,9 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             "carriers_counted",
             (features, torch.cat([acts, acts], -1), torch.cat([W_dec, W_dec], 1), W_feat),
             "every latent was duplicated (acts and the rows of W_dec concatenated with a copy)",
-            "your fraction grew: possible causes are an absorbed example counted once per carrier (a .sum(-1) over "
-            "the carriers where .any(-1) belongs), or a product of two separate fractions instead of the share of "
-            "examples where both hold (the parent's latent off AND some carrier active, counted once)",
+            "observed: your fraction grew when every latent got a twin. Possible causes, e.g.: an absorbed example "
+            "counted once per carrier (.sum(-1) over the carriers where .any(-1) belongs), a product of two fractions "
+            "instead of the share of examples where both hold (the parent's latent off AND some carrier active)",
         ),
         (
             "non_cases",

@@ -341,6 +341,8 @@ THRESHOLD_CAUSE = (
     "; or the parent's latent counted off while it is still active: an off test with a threshold above 0 (e.g. "
     "act < 1.0, or act < the parent feature's value) where act == 0 belongs (an active latent with a small "
     "activation is on; duplicating the latents gives it an active twin, a carrier, so such examples became absorbed)"
+    "; or more latents than the parent's own excluded from the carriers (their twins now count); or another rule "
+    "that a twin of each latent undoes"
 )
 
 

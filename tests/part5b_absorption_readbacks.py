@@ -80,6 +80,13 @@ def pre_entries(sae: ref.BatchTopKToySAE, h: Tensor, k: int) -> list[tuple[str, 
             "self.W_enc, relu((h - b_dec) @ W_enc + b_enc); the decoder is a separate parameter",
             ref.batch_topk(F.relu(tied + b_enc), k),
         ),
+        (
+            "bias_after_topk",
+            "your activations are batch_topk(relu((h - b_dec) @ W_enc), k) + b_enc: b_enc was added AFTER the ReLU "
+            "and the top-k (every latent then gets b_enc, kept or not); add it inside, before both: "
+            "batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",
+            ref.batch_topk(F.relu(lin), k) + b_enc,
+        ),
     ]
 
 
