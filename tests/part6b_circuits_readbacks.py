@@ -97,15 +97,53 @@ def influence_readbacks(out: Tensor, A: Tensor, weights: Tensor) -> None:
                 code="elementwise_power",
             )
     right = _series(a_hat, weights)
+    other_axis(out, A, weights)
+    damped(out, a_hat, weights)
     big = float(torch.as_tensor(out).detach().abs().max()) if torch.as_tensor(out).numel() else 0.0
     if big > 1e3 * float(right.abs().max()):
         fail(
-            f"the influence reaches {big:.3g}, more than 1000 × the largest right value {float(right.abs().max()):.3g}",
-            "observed: (I - Â) looks (nearly) singular in your computation, e.g. Â with rows summing to 1 that "
-            "also has nonzero entries where |A| is 0 (softmax, or an offset added to every entry), so the graph is "
-            "no longer acyclic; Â = |A| / row sums keeps the zeros (influence = w @ ((I - Â)⁻¹ - I))",
+            f"observed: the influence reaches {big:.3g}, more than 1000 × the largest right value "
+            f"{float(right.abs().max()):.3g}",
+            "possible causes, e.g. a division by a total that is 0 for some node (clamped to a tiny number), or "
+            "(I - Â) nearly singular because Â has nonzero entries where |A| is 0 (softmax, or an offset added to "
+            "every entry); Â = |A| / its row sums (zero rows left at 0) keeps the zeros "
+            "(influence = w @ ((I - Â)⁻¹ - I))",
             code="values",
         )
+
+
+def other_axis(out: Tensor, A: Tensor, weights: Tensor) -> None:
+    """Â read back as |A| divided by the column sums (each node's OUTGOING total), per row (a.sum(0)[:, None]:
+    row t by node t's outgoing total) or per column (a.sum(0, keepdim=True)), a zero total clamped or set to 1."""
+    a = A.abs().double()
+    col = a.sum(0)
+    w = weights.double()
+    for how, fix in (("clamped", lambda s: s.clamp_min(1e-12)), ("set to 1", lambda s: torch.where(s == 0, 1, s))):
+        for name, a_hat in (
+            ("row t divided by node t's outgoing total (a.sum(0)[:, None]: the column sums)", a / fix(col)[:, None]),
+            ("each column divided by its sum (a.sum(0, keepdim=True): columns sum to 1)", a / fix(col)[None, :]),
+        ):
+            if _close(out, _series(a_hat, w), rtol=1e-3, atol=1e-5):
+                fail(
+                    f"your influence is that of Â = |A| normalised by the other axis's totals: {name}, a zero total "
+                    f"{how}; re-running with that Â gives your output",
+                    "Â[t, s] is the share of target t's INCOMING weight from source s: divide row t by ITS row sum "
+                    "(a / a.sum(-1, keepdim=True), dim=-1 sums over the sources), not by a column sum",
+                    code="column_normalised",
+                )
+
+
+def damped(out: Tensor, a_hat: Tensor, weights: Tensor) -> None:
+    """A damping factor c (PageRank style) read back: w @ ((I - cÂ)⁻¹ - I) for common c."""
+    for c in (0.85, 0.9, 0.95, 0.99, 0.8, 0.5):
+        if _close(out, _series(c * a_hat, weights), rtol=1e-4, atol=1e-6):
+            fail(
+                f"your influence is w @ ((I - {c:g}·Â)⁻¹ - I): the paths are damped by {c:g} per edge (a PageRank-"
+                "style damping factor); re-running with that factor gives your output",
+                "no damping: influence = w @ ((I - Â)⁻¹ - I) counts every path with the product of its normalised "
+                "edge weights, each path of length n through Âⁿ",
+                code="damped",
+            )
 
 
 def chain_inputs(device: torch.device) -> tuple[Tensor, Tensor]:
