@@ -659,7 +659,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
         hint = to_masks if n < L else "keep the losses differentiable in U and V"
         _expect_grad(gr, r, f"{('masks', 'U', 'V')[n // L]}[{n % L}]", [], hint, "grad")
-    uneven.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C
+    uneven.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C, then d_out ≠ d_in
     return "all matrices masked, one at a time averaged, MSE to the original output, gradients to masks, U and V"
 
 

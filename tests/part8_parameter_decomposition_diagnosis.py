@@ -536,9 +536,10 @@ def check_delta(d: Tensor, layer: int, r: Tensor, mask: Tensor) -> None:
             code="delta_discrete",
         )
     check_not_shared(d[..., None], f"delta mask {layer}")
-    if any(shared_draws(d, u) for u in (r[..., 0], mask[..., 0])):
+    cols = [c for c in range(r.shape[-1]) if shared_draws(d, r[..., c]) or shared_draws(d, mask[..., c])]
+    if cols:  # any column: r[..., 0] and r[..., -1] (the last of the masks' own draw) are both realistic
         fail(
-            f"delta mask {layer} reuses the subcomponents' random numbers",
+            f"delta mask {layer} reuses the subcomponents' random numbers (those of subcomponent {cols[0]})",
             "draw the delta mask separately",
             code="delta_reuse",
         )

@@ -13,6 +13,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_count_ratios as ratios
+from tests import part8_parameter_decomposition_early_stop as early_stop
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -101,6 +102,7 @@ def adversarial_gradient_probes(adversarial_sources: Callable, n_steps: int, ste
     probes.zero_gradient_probe(adversarial_sources, n_steps, step, device)
     behaviour.small_gradient_probe(adversarial_sources, n_steps, step, device)
     zero_source_probe(adversarial_sources, n_steps, step, device)
+    early_stop.first_saturates_probe(adversarial_sources, device)  # sources[0] saturates first, others move on
 
 
 def zero_source_probe(adversarial_sources: Callable, n_steps: int, step: float, device: Any) -> None:
