@@ -350,6 +350,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
     predicted_weight = imp.gather(-1, logits.argmax(-1, keepdim=True))[..., 0]
     return [
         (
+            "softmax_twice",
+            "that is the loss of softmax(logits) read as logits: a softmax applied before F.cross_entropy (or "
+            "log_softmax), which applies its own. Pass the raw logits",
+            total(nll_of(logits.softmax(-1).log_softmax(-1))),
+        ),
+        (
             "instances",
             "sum the per-instance losses over instances (don't average them)",
             (term.sum(0) / n_valid).mean(),
@@ -523,6 +529,16 @@ def alignment_mistakes(W: Tensor) -> list[tuple[str, str, Tensor]]:
         return torch.where(nonzero, value, 0.0)
 
     return [
+        (
+            "last_neuron_skipped",
+            "your max runs over every neuron but the last (range(d_hidden - 1) or W[:, :-1]): max over all d_hidden",
+            fixed(W[:, :-1].abs().amax(1) / safe),
+        ),
+        (
+            "first_neuron_skipped",
+            "your max runs over every neuron but the first (range(1, d_hidden) or W[:, 1:]): max over all d_hidden",
+            fixed(W[:, 1:].abs().amax(1) / safe),
+        ),
         ("abs", "take the absolute value first: a feature on −axis k is aligned too", fixed(W.amax(1) / safe)),
         (
             "abs_after_max",
