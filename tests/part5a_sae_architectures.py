@@ -30,6 +30,7 @@ from tests import part5a_sae_architectures_readbacks as RB
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
 from tests import part5a_sae_architectures_step_grads as SG
+from tests import part5a_sae_architectures_weight_readings as WR
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.parameter_signs import check_negated_parameter
@@ -52,7 +53,6 @@ from tests.part5a_sae_architectures_diagnosis import (
     THETA_FACTORS,
     auxk_extra,
     auxk_output,
-    gated_acts_options,
     gated_decode_options,
     grad_x_window,
     jumprelu_acts_options,
@@ -84,7 +84,7 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity + L_aux), mean over the batch, sum over "
         "instances",
     }
-    ingredients = {"acts": gated_acts_options, "h_reconstructed": gated_decode_options}
+    ingredients = {"acts": WR.gated_acts_weights, "h_reconstructed": WR.with_decoder_norms(gated_decode_options)}
     listed = [M.gated_forward(reference, h, **bug)[0]["L_aux"] for _, _, st, bug in M.GATED_MISTAKES if st == "L_aux"]
     DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
     check_negated_parameter(twin(sae, cls), reference, h, "GatedToySAE.forward")  # e.g. exp(-r_mag)
@@ -257,8 +257,8 @@ def test_jumprelu(impl: Any, device: torch.device) -> str:
         dth=lambda x, th, bw: -th * M.rect((x - th) / bw) / bw,
         device=device,
         fwd_mistakes=M.JUMPRELU_FORWARD,
-        x_mistakes=[*M.JUMPRELU_GRAD_X, *PR.JUMPRELU_GRAD_X],
-        th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW, *THETA_FACTORS],
+        x_mistakes=[*M.JUMPRELU_GRAD_X, *PR.JUMPRELU_GRAD_X, *WR.OUTPUT_AS_THETA_X],
+        th_mistakes=[*M.JUMPRELU_GRAD_TH, HALF_WINDOW, *THETA_FACTORS, *WR.OUTPUT_AS_THETA_TH],
     )
     SL.negative_threshold(impl, "JumpReLU", BANDWIDTH)
     return "forward values and pseudo-derivatives"
@@ -276,13 +276,17 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     reference = twin(sae, ref_a.JumpReLUToySAE)
     h = random_hidden(64, N_INST, D_IN, device)
     check_negated_parameter(twin(sae, cls), reference, h, "JumpReLUToySAE.forward")  # e.g. exp(-log_threshold)
+    WR.jumprelu_l0_pooled(twin(sae, cls), reference, h)  # L_sparsity's Heaviside given a pooled θ
     check_sae_forward(
         sae,
         reference,
         h,
         FR.jumprelu_forward,
         FR.JUMPRELU_MISTAKES,
-        ingredients={"acts": jumprelu_acts_options, "h_reconstructed": RB.jumprelu_decode_options},
+        ingredients={
+            "acts": jumprelu_acts_options,
+            "h_reconstructed": WR.with_decoder_norms(RB.jumprelu_decode_options),
+        },
         hints={
             "acts": "acts_post = JumpReLU.apply(pre, θ, cfg.jumprelu_bandwidth) with pre = (h - b_dec) @ W_enc + b_enc "
             "and θ = exp(log_threshold)",
@@ -367,7 +371,10 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             FR.TOPK_MISTAKES,
             keys=("L_reconstruction",),
             hints=hints,
-            ingredients={"acts": PR.topk_acts_options, "h_reconstructed": PR.topk_decode_options},
+            ingredients={
+                "acts": PR.topk_acts_options,
+                "h_reconstructed": WR.with_decoder_norms(PR.topk_decode_options),
+            },
             solution=ref_a.TopKToySAE.forward,
         )
         if "L_sparsity" in out[0]:
@@ -429,7 +436,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         + FR.auxk_causes(pre, residual, dead, W_dec, k_aux, expected)
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux)
         + RB.auxk_inf_decoded(pre, residual, dead, W_dec, k_aux)
-        + EI.auxk_readings(pre, residual, dead, W_dec, k_aux),
+        + EI.auxk_readings(pre, residual, dead, W_dec, k_aux)
+        + WR.auxk_first_instance(pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),

@@ -643,6 +643,11 @@ def _aux_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list]:
             ("aux_decodes_acts", what.format("acts_post"), lambda: (gate > 0).to(h.dtype) * mag.relu()),
             ("aux_decodes_gate_pre", what.format("π_gate without its ReLU"), lambda: gate),
             ("aux_decodes_indicator", what.format("the 0/1 switch 1[π_gate > 0]"), lambda: (gate > 0).to(h.dtype)),
+            (
+                "aux_decodes_gate_scaled",
+                what.format("ReLU(π_gate) · exp(r_mag)"),
+                lambda: gate.relu() * sae.r_mag.exp(),
+            ),
         ],
         [
             ("W_hat", "", lambda: sae.W_dec_normalized),
