@@ -107,6 +107,17 @@ def _rows(out: Tensor, W: Tensor) -> Tensor:
     return torch.isfinite(out).all(-1) & (W.norm(dim=-1) > 1e-2) & (out.norm(dim=-1) > 0)
 
 
+def _aligned(out: Tensor, W: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """(out, W in float64, the read-back rows) when at least 3 rows can be read and every one of them points along
+    W's row (only the length differs); else None."""
+    out, W = out.detach().double(), W.detach().double()
+    rows = _rows(out, W)
+    if int(rows.sum()) < 3:
+        return None
+    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
+    return (out, W, rows) if bool((cos > 1 - 1e-4).all()) else None
+
+
 def _fit_power(divisor: Tensor, norms: Tensor) -> tuple[float, float] | None:
     """(a, p) with divisor = a · norms^p on every row (relative 1e-3), or None."""
     if divisor.numel() < 3 or float(norms.max() / norms.min()) < 1.5:
@@ -124,13 +135,9 @@ def _fit_power(divisor: Tensor, norms: Tensor) -> tuple[float, float] | None:
 def divisor_power_failure(out: Tensor, W: Tensor) -> None:
     """Every row points along W's row and was divided by a·‖W_row‖^p with p ≠ 1: name the power (and the
     precedence slip `** 1/2` for a = 1/2, p = 2)."""
-    out, W = out.detach().double(), W.detach().double()
-    rows = _rows(out, W)
-    if int(rows.sum()) < 3:
+    if (aligned := _aligned(out, W)) is None:
         return
-    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
-    if not bool((cos > 1 - 1e-4).all()):
-        return
+    out, W, rows = aligned
     norms = W.norm(dim=-1)[rows]
     fit = _fit_power(norms / out[rows].norm(dim=-1), norms)
     if fit is None or abs(fit[1] - 1) < 0.01:
@@ -313,13 +320,9 @@ def partial_norm_failure(out: Tensor, W: Tensor, eps: float) -> None:
 def root_ratio_failure(out: Tensor, W: Tensor, cfg) -> None:
     """Every row points along W's row and was divided by a·‖W_row‖ with a = √(cfg.f / cfg.g) for two integer config
     fields: a root-mean-square scaled back by the wrong count (√(mean(W²)·cfg.d_sae) where cfg.d_in belongs)."""
-    out, W = out.detach().double(), W.detach().double()
-    rows = _rows(out, W)
-    if int(rows.sum()) < 3:
+    if (aligned := _aligned(out, W)) is None:
         return
-    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
-    if not bool((cos > 1 - 1e-4).all()):
-        return
+    out, W, rows = aligned
     ratio = 1 / out[rows].norm(dim=-1)  # the divisor over ‖W_row‖: ‖W_row‖ / ‖out_row‖ / ‖W_row‖
     a = float(ratio.median())
     if abs(a - 1) < 1e-3 or not torch.allclose(ratio, torch.full_like(ratio, a), rtol=1e-3):

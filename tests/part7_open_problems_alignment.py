@@ -128,7 +128,6 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
         )
     if int(nz.sum()) < 4 or not torch.isfinite(g[nz]).all() or not bool((g[nz] > 0).all()):
         return
-    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-7))
     extra = (top / g - norm)[nz]  # the denominator minus ‖Wᵢ‖
     c = float(extra.median())
     # float32 outputs read back to ~1e-6 of the norm: the constant must stand well above that, everywhere alike.
@@ -152,15 +151,14 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
         ("logsumexp over neurons of W_ki (a smooth max of the signed entries)", Wd.logsumexp(1)),
         ("Σ_k softmax(|W_ki|) · |W_ki| (a softmax-weighted, smooth max)", (Wd.abs().softmax(1) * Wd.abs()).sum(1)),
     ]
-    for what, value in readings:
-        if close(numerator, value[nz]) and not close(numerator, top[nz]):
-            fail(
-                f"basis_alignment(W): with the right denominator ‖Wᵢ‖, your numerator is {what} on every non-zero "
-                "feature",
-                "the numerator is the largest magnitude in the column, max over neurons of |W_ki| "
-                "(W.abs().amax(dim=1))",
-                code="numerator_reading",
-            )
+    _name_reading(
+        numerator,
+        top[nz],
+        [(w, v[nz]) for w, v in readings],
+        "with the right denominator ‖Wᵢ‖, your numerator",
+        "the numerator is the largest magnitude in the column, max over neurons of |W_ki| (W.abs().amax(dim=1))",
+        "numerator_reading",
+    )
     denominator = (top / g)[nz]
     readings = [
         (
@@ -173,12 +171,19 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
         ("sqrt(mean_k W_ki²), the RMS over neurons (a mean where the norm sums)", Wd.pow(2).mean(1).sqrt()),
         ("Σ_k W_ki² / n_neurons, the mean square (a mean and no square root)", Wd.pow(2).mean(1)),
     ]
+    _name_reading(
+        denominator,
+        norm[nz],
+        [(w, v[nz]) for w, v in readings],
+        "with the right numerator max|W_ki|, your denominator",
+        "the denominator is the Euclidean norm of the column over the neurons, ‖Wᵢ‖ = sqrt(Σ_k W_ki²) (W.norm(dim=1))",
+        "denominator_reading",
+    )
+
+
+def _name_reading(got: Tensor, right: Tensor, readings: list, said: str, hint: str, code: str) -> None:
+    """Name the first stand-in (what, value) that the learner's read-back part equals on every non-zero feature."""
+    close = lambda a, b: bool(torch.allclose(a, b, rtol=1e-4, atol=1e-7))
     for what, value in readings:
-        if close(denominator, value[nz]) and not close(denominator, norm[nz]):
-            fail(
-                f"basis_alignment(W): with the right numerator max|W_ki|, your denominator is {what} on every "
-                "non-zero feature",
-                "the denominator is the Euclidean norm of the column over the neurons, ‖Wᵢ‖ = sqrt(Σ_k W_ki²) "
-                "(W.norm(dim=1))",
-                code="denominator_reading",
-            )
+        if close(got, value) and not close(got, right):
+            fail(f"basis_alignment(W): {said} is {what} on every non-zero feature", hint, code=code)
