@@ -217,6 +217,13 @@ def _describe_error(err: Exception) -> CheckFailed:
         return CheckFailed(f"your code raised {type(err).__name__}", code="exception")
 
 
+_DTYPE_CLASH = re.compile(  # torch's words for two dtypes that met in one operation
+    r"(Half|Float|Double|BFloat16|Long|Int|Bool|ComplexFloat) did not match"
+    r"|expected (m1 and m2|mat1 and mat2|both vectors|all arguments) to have the same dtype"
+    r"|expected scalar type \w+ but found \w+|result type \w+ can't be cast"
+)
+
+
 def _first_sentence(text: str, limit: int = 240) -> str:
     """The start of a long error (torch's dispatcher errors list every backend): up to the first line break."""
     first = text.split("\n", 1)[0]
@@ -239,6 +246,13 @@ def _described(err: Exception) -> CheckFailed:
                 else "check what forward and backward take and return: backward returns one gradient (or None) per "
                 "input of forward, each shaped like that input",
                 code="autograd_function",
+            )
+        if _DTYPE_CLASH.search(str(err)):
+            return CheckFailed(
+                f"checking your output raised {type(err).__name__}: {_first_sentence(str(err))} (a dtype clash)",
+                "your output's dtype differs from the inputs' (float32 here): keep the inputs' dtype, e.g. no "
+                ".half()/.double()/.float() conversion and no tensor created without dtype=",
+                code="dtype",
             )
         if "Sparse" in str(err) or "sparse" in str(err):
             return CheckFailed(

@@ -34,6 +34,7 @@ JUNK = {
     "NaN matrix": torch.full((2, 2), float("nan")),
     "meta tensor": torch.empty(2, 3, device="meta"),
     "sparse tensor": torch.eye(3).to_sparse(),
+    "half tensor": torch.zeros(3, 4, dtype=torch.half),
 }
 
 
