@@ -38,6 +38,7 @@ from torch import Tensor
 from tests.autograd_inplace import inplace_reading
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
+from tests.output_clashes import first_sentence, output_reading
 from tests.regions import describe_disagreement, region_of_disagreement
 from tests.sizes import (
     clear_notes,
@@ -217,19 +218,6 @@ def _describe_error(err: Exception) -> CheckFailed:
         return CheckFailed(f"your code raised {type(err).__name__}", code="exception")
 
 
-_DTYPE_CLASH = re.compile(  # torch's words for two dtypes that met in one operation
-    r"(Half|Float|Double|BFloat16|Long|Int|Bool|ComplexFloat) did not match"
-    r"|expected (m1 and m2|mat1 and mat2|both vectors|all arguments) to have the same dtype"
-    r"|expected scalar type \w+ but found \w+|result type \w+ can't be cast"
-)
-
-
-def _first_sentence(text: str, limit: int = 240) -> str:
-    """The start of a long error (torch's dispatcher errors list every backend): up to the first line break."""
-    first = text.split("\n", 1)[0]
-    return first if len(first) <= limit else first[:limit] + " ..."
-
-
 def _described(err: Exception) -> CheckFailed:
     frames = [f for f in traceback.extract_tb(err.__traceback__) if _is_learner_frame(f.filename)]
     kind = f"{type(err).__name__}: {err}"
@@ -247,22 +235,10 @@ def _described(err: Exception) -> CheckFailed:
                 "input of forward, each shaped like that input",
                 code="autograd_function",
             )
-        if _DTYPE_CLASH.search(str(err)):
-            return CheckFailed(
-                f"checking your output raised {type(err).__name__}: {_first_sentence(str(err))} (a dtype clash)",
-                "your output's dtype differs from the inputs' (float32 here): keep the inputs' dtype, e.g. no "
-                ".half()/.double()/.float() conversion and no tensor created without dtype=",
-                code="dtype",
-            )
-        if "Sparse" in str(err) or "sparse" in str(err):
-            return CheckFailed(
-                f"checking your output raised {type(err).__name__}: an operation is not supported on sparse tensors",
-                "your output is (or holds) a sparse tensor: return a dense one (drop .to_sparse(), or call "
-                ".to_dense()); zeros are part of the answer",
-                code="sparse",
-            )
+        if reading := output_reading(err):  # a dtype clash or a sparse tensor met by the checker's own code
+            return CheckFailed(*reading[:2], code=reading[2])
         return CheckFailed(
-            f"checking your output raised {_first_sentence(kind)}",
+            f"checking your output raised {first_sentence(kind)}",
             "the output probably has the wrong type or shape for what the exercise asks",
             code="bad_output",
         )
