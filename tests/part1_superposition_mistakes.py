@@ -596,7 +596,7 @@ def check_value_support(batch: Tensor, what: str, low: float, high: float, p: Te
     if low < 0 and (values > 0).all():
         fail(
             f"{what}: no present value is negative",
-            f"values should be {law}, not U[0, 1]: use 2 * torch.rand(...) - 1",
+            f"values should be {law}: e.g. a U[0, 1] draw (use 2 * torch.rand(...) - 1) or an abs/ReLU/clamp after it",
             code="values_unsigned",
         )
     if values.numel() > 1 and float(values.abs().std()) < 1e-3:

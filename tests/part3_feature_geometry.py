@@ -439,8 +439,9 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
             fail(
                 f"{what} is {[round(v, 4) for v in out.tolist()]}: d_hidden divided by whole numbers "
                 f"{counts.round().int().tolist()}, expected {[round(v, 4) for v in right.tolist()]}",
-                "you divided by a count of features; D* divides by ‖W‖²_F, the sum of all the squared "
-                "entries of W[inst] (a soft count: a half-represented feature counts for its ‖W_i‖²)",
+                "the denominator is a whole number in every instance, e.g. a count of features or a rounded norm; D* "
+                "divides by ‖W‖²_F, the sum of all the squared entries of W[inst] (a half-represented feature counts "
+                "for its ‖W_i‖²)",
                 code="counted_features",
             )
     if not _close(out, right) and not any(_close(out, v) for _, _, v in values):

@@ -356,8 +356,8 @@ def feature_scale_failure(h: Tensor, features: Tensor, W: Tensor, model: Any) ->
         f"h = W (s ⊙ x): each feature was multiplied by its own factor before W, the factors per [inst, feat] read "
         f"back by least squares: {shown}",
         "the features go into W as drawn: h = einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> "
-        "batch inst d_in'). Possible causes: a per-feature tensor multiplied in (a probability, an importance, a "
-        "mask), or the features rescaled per feature",
+        "batch inst d_in'); the factors that are not 1 show where, e.g. a per-feature tensor multiplied in (a "
+        "probability, an importance, a mask), the features rescaled, or some left out (factor 0)",
         code="feature_scaled",
     )
 

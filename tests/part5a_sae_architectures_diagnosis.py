@@ -92,14 +92,14 @@ def _window_hint(measured: dict) -> str:
             f"your threshold gradient is non-zero for x - θ between {lo1:.3g} and {hi1:.3g} at ε = {BANDWIDTH:g}, and "
             f"between {lo4:.3g} and {hi4:.3g} at ε = {4 * BANDWIDTH:g}: a window {width:.2g}·ε wide, {profile}, "
             f"centred {abs(centre):.2g}·ε {where} θ instead of on θ (K((x - θ)/ε) is non-zero for -ε/2 < x - θ < "
-            "ε/2). Possible causes: a one-sided window (θ - ε < x <= θ, or θ <= x < θ + ε), the kernel's argument "
+            "ε/2). E.g. a one-sided window (θ - ε < x <= θ, or θ <= x < θ + ε), the kernel's argument "
             "shifted (u ± 1/2, x - θ ± ε), or the window's edges written by hand with the wrong bounds"
         )
     if abs(w4 / w1 - 4) < 0.2:
         return base + (
             f"the window grows with ε but is {w4 / (2 * BANDWIDTH):.2g}·ε wide instead of ε, and {profile}. K is the "
-            "flat rectangle 1[|u| < 1/2] with u = (x - θ)/ε. Possible causes: another kernel (a triangle 1 - |u|, "
-            "a Gaussian ...), u divided by another multiple of ε, or the cutoff at another |u|"
+            "flat rectangle 1[|u| < 1/2] with u = (x - θ)/ε. E.g. another kernel (a triangle 1 - |u|, a Gaussian), "
+            "u divided by another multiple of ε, the cutoff at another |u|, or a θ other than each latent's own"
         )
     return base + f"{profile}. K is the rectangle 1[|u| < 1/2] with u = (x - θ)/ε, zero elsewhere"
 
