@@ -38,10 +38,10 @@ from tests.part6_lm_saes_extra_mistakes import (
     log_frequencies,
     logit_extra,
     logits_means,
-    noop_hook_failure,
     noop_hooks,
     per_sequence_topk,
     per_token_frequencies,
+    reconstruction_call_failure,
     recovered_extra,
     recovered_per_sequence,
     sequences_mixed,
@@ -371,7 +371,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
         try:
             out = returned(impl(model, sae, tokens.clone()), "reconstruction_losses(...)")
         except Exception as err:
-            noop_hook_failure(found, err)
+            reconstruction_call_failure(found, err)
             raise
     expect_dict(out, "reconstruction_losses", KEYS)
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}

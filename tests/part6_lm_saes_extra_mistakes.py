@@ -141,10 +141,10 @@ NOOP_HOOK = (
 )
 
 
-def noop_hook_failure(found: list[str], err: Exception, zero_difference: bool = True) -> None:
-    """After the learner's code raised: name a hook that changed nothing (recorded by `noop_hooks`), if any; else
-    (zero_difference) a ZeroDivisionError said as observed (callers with their own reading of it pass False)."""
-    if not found and zero_difference and isinstance(err, ZeroDivisionError):
+def reconstruction_call_failure(found: list[str], err: Exception) -> None:
+    """reconstruction_losses raised: a hook that changed nothing, else a ZeroDivisionError said as observed."""
+    noop_hook_failure(found, err)
+    if isinstance(err, ZeroDivisionError):
         fail(
             f"{describe_error(err).message}\n(a difference of two of your losses is 0: e.g. the zero-ablated run gave "
             "the clean loss, so that run ablated nothing)",
@@ -153,6 +153,10 @@ def noop_hook_failure(found: list[str], err: Exception, zero_difference: bool = 
             "model.W_in, ... are stacked copies: editing them changes nothing) rather than in a hook",
             code="zero_difference",
         )
+
+
+def noop_hook_failure(found: list[str], err: Exception) -> None:
+    """After the learner's code raised: name a hook that changed nothing (recorded by `noop_hooks`), if any."""
     if not found:
         return
     seen = (

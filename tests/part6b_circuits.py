@@ -250,7 +250,7 @@ def test_replacement_losses(impl: Callable, device: torch.device) -> str:
             out = returned(impl(model, tc, tokens), "replacement_losses(...)")
         except Exception as err:
             if isinstance(err, ZeroDivisionError):  # a write hook at the MLP's output that changed nothing
-                noop_hook_failure([n for n in found if n == tc.hook_name_out], err, zero_difference=False)
+                noop_hook_failure([n for n in found if n == tc.hook_name_out], err)
             if isinstance(err, RuntimeError):
                 probes.hook_width_error(err, model.cfg.d_model, tc.d_sae)
             slips.zero_division(err, model, tc, tokens, _loss)
