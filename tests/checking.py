@@ -39,6 +39,7 @@ from tests.autograd_inplace import inplace_reading
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
 from tests.output_clashes import first_sentence, output_reading
+from tests.precision import precision_reading
 from tests.regions import describe_disagreement, region_of_disagreement
 from tests.sizes import (
     clear_notes,
@@ -661,7 +662,7 @@ def generic_diagnosis(
                     f"only `{name}` {index} is wrong; every other `{name}` is right: "
                     + (found or "compare what your code does for that one with the others")
                 )
-    return None
+    return precision_reading(actual, expected, rtol, atol)  # wrong everywhere by about a bfloat16/float16 rounding
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Reading a wrong output as lower-precision arithmetic: values computed (partly) in bfloat16 or float16.
+
+A `.half()`, `.bfloat16()` or autocast somewhere in the learner's code leaves a fingerprint no other mistake has:
+every value is within a few roundings of the right one *relative to its own size* (rounding is relative), and
+when the last operation ran in the low dtype, every value lies on that dtype's grid (``x.to(low).to(x.dtype) ==
+x``). The relative bound is what separates it from a small absolute slip (an eps added somewhere shifts small
+values by far more than their rounding would); the grid is what makes the reading certain.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Unit roundoff (half the spacing at 1) of each low dtype: one rounding moves a value by at most this, relatively.
+_UNIT = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
+_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
+# A few chained roundings (a product, a sum, a ReLU, the cast back) stay within this many units, relative to the
+# size of the terms; errors beyond it are not rounding.
+_ROUNDINGS = 16
+
+
+def precision_reading(actual: Tensor, expected: Tensor, rtol: float, atol: float) -> tuple[str, str] | None:
+    """(code "low_precision", hint) when `actual` differs from `expected` the way low-precision arithmetic does.
+
+    Fires only when (a) the values differ beyond (rtol, atol) at two or more positions, (b) every position is
+    within `_ROUNDINGS` roundings of the low dtype, relative to its own size (with a floor of 1% of the output's
+    scale, for values that are sums of larger terms), and (c) for the dtype named, either every value lies on
+    its grid (while the expected values mostly don't), or the largest relative error is too big for the next
+    finer dtype and the errors go both ways (rounding is unbiased; a small added term is not). Otherwise None:
+    a slip the size of rounding is not claimed without that evidence."""
+    if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
+        return None
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    if not (torch.isfinite(a).all() and torch.isfinite(e).all()):
+        return None
+    off = ~torch.isclose(a, e, rtol=rtol, atol=atol)
+    scale = float(e.abs().max())
+    if int(off.sum()) < 2 or scale == 0:
+        return None
+    relative = (a - e).abs() / (e.abs() + 0.01 * scale)
+    worst = float(relative.max())
+    for low in (torch.float16, torch.bfloat16):  # finer first: a float16 slip also fits bfloat16's bound
+        if worst > _ROUNDINGS * _UNIT[low]:
+            continue
+        on_grid = bool((actual.detach().to(low).to(actual.dtype) == actual.detach()).all())
+        expected_on_grid = float((expected.detach().to(low).to(expected.dtype) == expected.detach()).double().mean())
+        coarser_than_float16 = (
+            low == torch.bfloat16 and worst > _ROUNDINGS * _UNIT[torch.float16] and _unbiased(a, e, off)
+        )
+        if not ((on_grid and expected_on_grid < 0.5) or coarser_than_float16):
+            continue
+        name = _NAMES[low]
+        seen = (
+            f"every value you returned is exactly a {name} number, and each is within {worst:.2%} of the expected"
+            if on_grid
+            else f"every value is within {worst:.2%} of the expected one (relative to its size), beyond float32 "
+            f"rounding but the size of {name} rounding"
+        )
+        return "low_precision", (
+            f"{seen}: part of the computation ran in {name} (a .half()/.bfloat16() round-trip, a tensor made with "
+            f"dtype={name}, or autocast) and lost precision. Keep the inputs' dtype throughout; if nothing is in "
+            "lower precision, look for a small relative change (a constant such as an eps, an approximate function)"
+        )
+    return None
+
+
+def _unbiased(a: Tensor, e: Tensor, off: Tensor) -> bool:
+    """Rounding errors go up and down alike: at 8 or more wrong positions, between 15% and 85% of them are too high
+    (a small term added or an eps in a denominator moves every value the same way)."""
+    signs = (a - e)[off] > 0
+    return signs.numel() >= 8 and 0.15 <= float(signs.double().mean()) <= 0.85
