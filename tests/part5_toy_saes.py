@@ -705,8 +705,8 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     P.encoder_through_reshape(sae, before, dead, scale)
     P.pooled_dead_probe(impl, lambda **kw: reference_sae(ref.ToySAE, device, sparsity_coeff=0.1, **kw))
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
-    M.check_encoder_bias(sae, dead)
-    rows = M.unit_rows(sae, before, dead, scale)
+    M.check_encoder_bias(sae, dead, before)
+    rows = M.unit_rows(sae, before, dead, scale, drawn=True)
     enc = sae.W_enc.detach().transpose(-1, -2)[dead]
     if not torch.allclose(enc, rows * scale, rtol=1e-4, atol=1e-6):
         D.resample_enc_mismatch(enc, rows, before["W_enc"].transpose(-1, -2)[dead], scale)
@@ -758,7 +758,7 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     BC.called_with_batch_size(sae, batch_size, lambda: impl(sae, frac.clone(), scale, batch_size), D.call_resampler)
     expected = dead & active[:, None]
     M.check_which_latents(sae, before, expected, frac, groups, active)
-    M.check_encoder_bias(sae, expected)
+    M.check_encoder_bias(sae, expected, before)
     rows = M.unit_rows(sae, before, expected, scale)
     again = D.rerun(impl, spare, frac, scale, batch_size)
     alt = D.other_losses(spare)  # before the second run: the per-type losses a wrong weight might follow

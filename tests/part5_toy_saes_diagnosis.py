@@ -21,8 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_init_bounds as IB
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_probes as P
+from tests import part5_toy_saes_resample_draws as RD
 from tests.checking import FAILURE_PROBABILITY, fail
 from tests.part5_toy_saes_readoffs import reconstruction_factor, sparsity_factor
 
@@ -115,7 +117,7 @@ def check_init_values(sae: Any) -> None:
             + (": torch.randn and the *_normal_ inits draw a normal distribution" if abs(kurtosis - 3) < 0.3 else ""),
             code="init_not_uniform",
         )
-    check_init_bound(W)
+    IB.check_init_bound(W)
     if sae._W_dec is None:
         return
     D, E = sae._W_dec.detach().double(), W.transpose(-1, -2)
@@ -159,66 +161,6 @@ def check_init_values(sae: Any) -> None:
             else "initialise the decoder as exactly `self.W_enc.detach().transpose(-1, -2).clone()`"
         ),
         code="decoder_not_W_enc_T",
-    )
-
-
-def check_init_bound(W: Tensor) -> None:
-    """W_enc [inst d_in d_sae] is U[-b, b] (checked before): b must be Kaiming-uniform's, b = gain · √(3 / fan),
-    with the default gain √2 (nonlinearity 'leaky_relu' with a=0, or 'relu': the ReLU that follows) or nn.Linear's
-    own a=√5 (gain √(1/3)), for the default mode='fan_in' on the docstring's tensor (d_in·d_sae, also of a transposed
-    [inst d_sae d_in] one) or per-instance slices [d_in d_sae] / [d_sae d_in] (d_sae, d_in, either mode). Rejected
-    and named: mode='fan_out' on the whole tensor (n_inst·d_sae, or n_inst·d_in transposed), whose fan counts the
-    instances, independent SAEs that no unit sums over. Window: each instance's largest |w|
-    is b̂ <= b, and b̂ < b(1 - t) has probability (1 - t)^n (n = d_in·d_sae per instance; t = 0.004, n = 9000:
-    < e^-36), so b̂ in [b(1 - t), b(1 + 1e-6)]. Rejected: gain 1 (nonlinearity='linear') and fixed bounds
-    (uniform_(-1, 1)), which land outside every window when the sizes are generic (n_inst 4, d_in 5, d_sae 1800:
-    no fan is 2, 3 or 6 times another, and no accepted b is within 5% of 1, 0.5, 0.1, 0.01, ...)."""
-    n_inst, d_in, d_sae = W.shape
-    fans = {"d_in·d_sae": d_in * d_sae, "d_sae": d_sae, "d_in": d_in}
-    fan_out = {"n_inst·d_sae": n_inst * d_sae, "n_inst·d_in": n_inst * d_in}  # mode='fan_out': counts instances
-    gains = {"√2": math.sqrt(2), "√(1/3) (a=√5)": math.sqrt(1 / 3)}
-    bounds = {(g, name): gain * math.sqrt(3 / fan) for g, gain in gains.items() for name, fan in fans.items()}
-    b_hat = W.flatten(1).abs().amax(-1)
-    t = 0.004
-    if any(bool(((b_hat >= b * (1 - t)) & (b_hat <= b * (1 + 1e-6))).all()) for b in bounds.values()):
-        return
-    b = float(b_hat.max())
-    seen = [
-        f"gain 1 (nonlinearity='linear') with fan {n}" for n, f in fans.items() if abs(b / math.sqrt(3 / f) - 1) < 0.01
-    ]
-    seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
-    seen += [
-        f"mode='fan_out' (fan {n} = {f}, which counts the instances: independent SAEs, not inputs of one unit)"
-        for n, f in fan_out.items()
-        for gain in gains.values()
-        if abs(b / (gain * math.sqrt(3 / f)) - 1) < 0.01
-    ]
-    sizes = {"n_inst": n_inst, "d_in": d_in, "d_sae": d_sae}
-    factors = {f"{p}{n}": v**e for n, v in sizes.items() for p, e in (("", 1), ("√", 0.5)) if v > 1}
-    extra = [  # the right bound times one extra factor (1/√d_in: a division added "to keep the activations small")
-        f"the kaiming bound {v:.4g} (fan {k}) {op} {name} (= {f:.4g})"
-        for (g, k), v in bounds.items()
-        if g == "√2" and k == "d_in·d_sae"  # the docstring's call: other fans would give equal products
-        for name, f in factors.items()
-        for op, r in (("divided by", 1 / f), ("multiplied by", f))
-        if abs(b / (v * r) - 1) < 0.01
-    ]
-    (g0, k0), v0 = min(bounds.items(), key=lambda kv: abs(math.log(b / kv[1])))
-    fail(
-        f"W_enc is uniform on [-b, b] with b ≈ {b:.4g} (largest |w| per instance "
-        f"{[round(float(x), 4) for x in b_hat]}), but nn.init.kaiming_uniform_ (default gain √2, for the ReLU) gives "
-        "b = √(6 / fan) = "
-        + ", ".join(f"{v:.4g} (fan {k})" for (g, k), v in bounds.items() if g == "√2")
-        + (f"; {b:.4g} is what " + " or ".join(seen) + " gives" if seen else "")
-        + (f"; {b:.4g} is " + " or ".join(extra) + ": an extra factor on a correct kaiming init?" if extra else "")
-        + (
-            ""
-            if seen or extra
-            else f"; the nearest accepted bound is {v0:.4g} (gain {g0}, fan {k0}), {b / v0:.3g} × it"
-        ),
-        "initialise W_enc with nn.init.kaiming_uniform_(torch.empty(n_inst, d_in, d_sae)) and its default "
-        "mode ('fan_in') and nonlinearity/gain, as the docstring asks; not another init, mode, gain or bound",
-        code="init_scale",
     )
 
 
@@ -733,6 +675,7 @@ def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) 
     ):
         if close(enc, value):
             fail(what, hint, code)
+    RD.encoder_before_normalising(enc, rows, scale)  # lengths of unnormalised draws: the order of operations
     cos = torch.nn.functional.cosine_similarity(enc, rows, dim=-1)
     if (cos > 1 - 1e-4).all():
         lengths = enc.norm(dim=-1)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tests import part5_toy_saes_probes as P
+from tests import part5_toy_saes_resample_draws as RD
 from tests import part5_toy_saes_resample_readbacks as RB
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
 from tests.part5_toy_saes_readoffs import NORM_P_POSITIONAL, divisor_readoff, negated_direction_hint, window_slice_rule
@@ -558,8 +559,10 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
     )
 
 
-def check_encoder_bias(sae: Any, dead: Tensor) -> None:
+def check_encoder_bias(sae: Any, dead: Tensor, before: dict | None = None) -> None:
     if (sae.b_enc.detach()[dead] != 0).any():
+        if before is not None:
+            RD.bias_write_lost(sae, before, dead)
         fail("the encoder bias of resampled latents is not zero", "set b_enc to 0 for them", code="b_enc_not_reset")
 
 
@@ -568,8 +571,9 @@ def unit_columns(rows: Tensor) -> bool:
     return bool(torch.isclose(rows.pow(2).sum(0), torch.ones(rows.shape[1], device=rows.device), rtol=1e-3).all())
 
 
-def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Tensor:
-    """The new decoder rows of the dead latents [n d_in], after checking they are unit vectors."""
+def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float, drawn: bool = False) -> Tensor:
+    """The new decoder rows of the dead latents [n d_in], after checking they are unit vectors (`drawn`: they are
+    normalised Gaussian draws, as in resample_simple, so a normalisation over another axis can be read back)."""
     rows = sae.W_dec.detach()[dead]
     if torch.equal(rows, before["W_dec"][dead]):
         fail(
@@ -602,6 +606,8 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float) -> Te
             "normalized_wrong_axis",
         )
     else:
+        if drawn:
+            RD.draw_axis(sae, norms)
         hint, code = "normalise each new direction to unit length before writing it into the decoder", "dec_not_unit"
     fail(f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1", hint, code)
 

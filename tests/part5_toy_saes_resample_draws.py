@@ -1,0 +1,85 @@
+"""Part 5 resampling: readings of how the new random direction was used, for resample_simple's checker.
+
+* The draw normalised over another axis: each new direction is a torch.randn draw divided by a norm over m numbers,
+  so every entry squared has mean exactly 1/m (by symmetry) and a row's squared norm d_in/m. m = d_in is the row's
+  own norm (correct); the latents axis, the instances, a whole instance or the whole draw are read back by name.
+* The encoder written before the direction was normalised (order of operations): the encoder columns point along v
+  but their lengths / resample_scale are the norms of unnormalised Gaussian draws, whose squares have mean d_in.
+* b_enc of the resampled latents kept its old values: the write was lost (never made, or made into the copy that
+  indexing with an index list or mask returns).
+Each window is 5% on a mean over thousands of rows (its relative standard deviation is below 1%); these readings
+only name a failure already found, a correct answer never reaches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests.checking import fail
+
+WINDOW = 0.05
+
+
+def draw_axis(sae: Any, norms: Tensor) -> None:
+    """Decoder rows not unit: when their mean squared norm is d_in / m for m the size of another axis (or axes) of
+    the draw, fail naming it. `norms` [n]: the resampled rows' norms."""
+    n_inst, d_in, d_sae = sae.cfg.n_inst, sae.cfg.d_in, sae.cfg.d_sae
+    total = n_inst * d_sae * d_in
+    axes = {
+        f"the latents axis (d_sae = {d_sae}: dim=1 of a [inst d_sae d_in] draw)": d_sae,
+        f"the instances axis (n_inst = {n_inst}: dim=0 of a [inst d_sae d_in] draw)": n_inst,
+        f"the latents and instances together (n_inst·d_sae = {n_inst * d_sae})": n_inst * d_sae,
+        f"a whole instance at once (d_sae·d_in = {d_sae * d_in}: one norm per instance)": d_sae * d_in,
+        f"the whole draw at once (n_inst·d_sae·d_in = {total}: one norm, no dim)": total,
+    }
+    ms = float(norms.double().pow(2).mean())
+    hits = [name for name, m in axes.items() if m != d_in and abs(ms / (d_in / m) - 1) < WINDOW]
+    if not hits:
+        return
+    fail(
+        f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1; their mean "
+        f"square {ms:.3g} is d_in / m for m the size of " + " or ".join(hits) + ", what a Gaussian draw normalised "
+        f"over that axis gives (each entry divided by a norm over m numbers, not over its row's own d_in = {d_in})",
+        "the draw was normalised over the wrong axis: normalise each new direction over its own d_in entries, "
+        "`v / v.norm(dim=-1, keepdim=True)` on the [... d_in] draw (dim=-1, the last axis)",
+        code="normalized_wrong_axis",
+    )
+
+
+def encoder_before_normalising(enc: Tensor, rows: Tensor, scale: float) -> None:
+    """Encoder columns along v with lengths that vary per latent: when (length / resample_scale)² has mean d_in,
+    an unnormalised Gaussian draw's squared norm, fail naming the order of operations."""
+    if not (torch.nn.functional.cosine_similarity(enc, rows, dim=-1) > 1 - 1e-4).all():
+        return
+    lengths = enc.double().norm(dim=-1) / scale
+    d_in = rows.shape[-1]
+    ms = float(lengths.pow(2).mean())
+    if float(lengths.max() / lengths.min().clamp_min(1e-30)) < 1.01 or abs(ms / d_in - 1) > WINDOW:
+        return
+    fail(
+        "the new encoder columns point along the new decoder directions v but have lengths between "
+        f"{float(lengths.min()) * scale:.4g} and {float(lengths.max()) * scale:.4g} (expected resample_scale = "
+        f"{scale}); (length / resample_scale)² has mean {ms:.3g} ≈ d_in = {d_in}, the squared norm of an "
+        "unnormalised torch.randn draw: each encoder column is resample_scale × the raw draw, before it was normalised",
+        "order of operations: normalise the draw first (v = d / ‖d‖), then write v into the decoder and "
+        "resample_scale · v into the encoder (normalising in place after the encoder was written is too late)",
+        code="enc_before_normalising",
+    )
+
+
+def bias_write_lost(sae: Any, before: dict, dead: Tensor) -> None:
+    """b_enc of the dead latents not zero: when it kept its old values, name the lost write."""
+    got, old = sae.b_enc.detach()[dead], before["b_enc"][dead]
+    if (got == 0).all() or not (got == old).all():
+        return
+    fail(
+        f"the encoder bias b_enc of all {got.numel()} resampled latents kept its old values (not zero), while their "
+        "weights were rewritten",
+        "the write to b_enc was lost: either it is missing, or it went into a copy: indexing with an index list or "
+        "a mask (`b_enc[i][idx]`, `b_enc.data[mask]`) returns a copy, so `.zero_()`, `.fill_(0)` or `.copy_()` on it "
+        "changes only the copy. Assign instead: `b_enc[i, idx] = 0` or `b_enc.data[dead] = 0.0`",
+        code="b_enc_not_reset",
+    )
