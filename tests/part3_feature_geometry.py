@@ -24,6 +24,7 @@ import solutions.part3_feature_geometry as ref
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, generic_diagnosis
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
+from tests.part3_feature_geometry_centred import centred_square_readings
 from tests.part3_feature_geometry_denominators import (
     constant_denominator_failure,
     frobenius_statistic_readings,
@@ -258,6 +259,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
         *dpf_readings(W, frob_sq),
         *capped_norm_mutants(W),
         *frobenius_statistic_readings(W),
+        *centred_square_readings(W),
         (
             "numerator_rank",
             "the numerator is d_hidden = W.shape[1], the number of hidden dimensions, not the rank of W[inst] "
