@@ -57,6 +57,7 @@ from tests.part2_privileged_basis_loss_weights import rate_product_candidates, r
 from tests.part2_privileged_basis_nonfinite import nan_signs_failure
 from tests.part2_privileged_basis_offsets import hidden_offset_diagnosis, hidden_shift_probe
 from tests.part2_privileged_basis_saturation import hidden_nonlinearity_note, saturation_probe
+from tests.part2_privileged_basis_sign_draws import VALUE_CODES, sign_magnitude_failures
 
 relu = torch.relu
 
@@ -507,8 +508,10 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
                 *grid_rate_candidates(PROBS),
             ],
         )
-    except CheckFailed:
+    except CheckFailed as err:
         sign_sharing_failure(batch.detach().cpu(), "the batch")
+        if err.code in VALUE_CODES:
+            sign_magnitude_failures(batch.detach().cpu(), PROBS, "the batch")
         raise
     check_sign_independence(batch.detach().cpu(), "the batch")
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")

@@ -54,4 +54,29 @@ def target_relation(
                 f"your loss and its gradient with respect to `out` are those of I · (t - out)² with the target t = "
                 f"{name}, not |batch|: the model learns to compute absolute values, so the target is batch.abs()"
             )
-    return None  # not a listed function: a target built otherwise (a norm, a mean) keeps its own diagnosis
+    return smoothed_abs_relation(implied, x)  # else None: a target built otherwise (a norm, a mean) keeps its own
+
+
+def smoothed_abs_relation(implied: Tensor, x: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when the implied target is |batch| away from 0 but not 0 where batch is 0: a smoothed or
+    offset |x| (sqrt(x² + ε), |x| + ε, ...), the family of "a differentiable |x|"."""
+    dev = implied - x.abs()
+    absent, far = x == 0, x.abs() > 0.5
+    if not bool(absent.any()) or not bool(far.any()):
+        return None
+    at_zero, dev_far = dev[absent], float(dev[far].abs().max())
+    c = float(at_zero.mean())
+    if abs(c) < 1e-3 or float((at_zero - c).abs().max()) > 1e-4 * (1 + abs(c)):
+        return None  # 0 (or not one value) where the feature is absent: not an offset at 0
+    if float((dev - c).abs().max()) <= 1e-4 * (1 + abs(c)):
+        shape = f"|batch| {'+' if c > 0 else '-'} {abs(c):.3g} everywhere (an ε added to the target)"
+    elif dev_far <= 0.25 * abs(c):
+        shape = f"≈ |batch| away from 0 (within {dev_far:.2g} where |batch| > 0.5) but {c:.3g} where batch = 0"
+        shape += f": a smoothed |x| such as sqrt(x² + ε) (ε ≈ {c * c:.2g} if so)" if c > 0 else ""
+    else:
+        return None
+    return "target_smoothed_abs", (
+        f"your loss and its gradient with respect to `out` are those of I · (t - out)² with a target t {shape}, "
+        "not |batch|: an absent feature's target is exactly 0. The target is data, never differentiated, so |x| "
+        "needs no smoothing or ε: use batch.abs()"
+    )
