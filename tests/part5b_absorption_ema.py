@@ -26,14 +26,24 @@ def cut_value_candidates(th: Tensor, pre: Tensor, k: int, m: float) -> list[tupl
     short = ((flat > 0).sum(-1) < k * pre.shape[0]).nonzero().flatten().tolist()
     if not short:
         return []
+    cause = (
+        "batch_topk kept zeros there, e.g. topk(...).values[..., -1] or a min over every kept slot). The target is "
+        "the smallest POSITIVE kept activation, torch.where(acts > 0, acts, inf).amin(dim=(0, 2))"
+    )
+    if not (flat[short] > 0).any():  # nothing positive there: the minimum over the positives is inf, and 0 if filled
+        cause = (
+            "nothing positive was kept there, so every one of these gives 0: topk(...).values[..., -1], a min over "
+            "every kept slot, or the inf of the minimum over the positives replaced by 0 (torch.nan_to_num(m, "
+            "posinf=0), a torch.where(isinf) fill) with no skip). The target is the smallest POSITIVE kept "
+            "activation, torch.where(acts > 0, acts, inf).amin(dim=(0, 2)); don't replace its inf"
+        )
     return [
         (
             "threshold_cut_value",
             "the threshold moved towards the value at the top-k cut, the k·batch-th largest relu(pre) of each "
             f"instance (here {[round(v, 4) for v in cut.tolist()]}), which is 0 where fewer than k·batch entries are "
-            f"positive (instance(s) {short}: batch_topk kept zeros there, e.g. topk(...).values[..., -1] or a min over "
-            "every kept slot). The target is the smallest POSITIVE kept activation, torch.where(acts > 0, acts, "
-            "inf).amin(dim=(0, 2)), and an instance that kept nothing positive keeps its threshold",
+            f"positive (instance(s) {short}: {cause}, and an instance that kept nothing positive keeps its threshold "
+            "(torch.where(has_any, updated, self.threshold))",
             th + m * (cut - th),
         )
     ]

@@ -16,6 +16,7 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.part5b_absorption_draws import children_sharing_parent_draw, rates_by_child_index
 from tests.part5b_absorption_ema import cut_value_candidates
+from tests.part5b_absorption_gates import gate_candidates
 from tests.part5b_absorption_probes import exclusive_draw_candidates, nothing_zeroed
 from utils.part5b_absorption import HierarchyConfig
 
@@ -761,7 +762,7 @@ def threshold_candidates(
             "something'; skip only an instance that kept nothing positive in the whole batch)",
             th,
         )
-    return right, [
+    listed = [
         stays,
         (
             "threshold_max",
@@ -794,3 +795,4 @@ def threshold_candidates(
         ),
         *extra,
     ]
+    return right, listed + gate_candidates(th, acts, m, right, listed)
