@@ -32,6 +32,7 @@ from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure, size_one_batch_failure
 from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
+from tests.part4_double_descent_draws import fixed_count_failure, low_precision_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
@@ -174,6 +175,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
     if bool((off == benign).all()) and int(benign.sum()) <= 0.001 * int(nonzero.sum()):
         off = torch.zeros_like(off)
     if off.any():
+        low_precision_failure(x, what)
         code, hint = mistakes.norm_diagnosis(x, GEN_P)
         bad = ((norms - 1).abs() * nonzero).argmax()
         e, k = divmod(int(bad), GEN_INST)
@@ -185,6 +187,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
 
     # 3. presence: frequency per (inst, feature); independence across instances and across features
     present = x > 0
+    fixed_count_failure(present, what)
     freq = present.double().mean(0)
     tol = mistakes.tolerance(GEN_EXAMPLES, GEN_P * (1 - GEN_P))
     excess = (freq - GEN_P).abs() - tol
