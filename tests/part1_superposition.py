@@ -25,7 +25,6 @@ from tests import part1_superposition_loss_relations as loss_relations
 from tests import part1_superposition_pairs as pair_rates
 from tests import part1_superposition_weight_transforms as weights
 from tests.checking import (
-    bernstein_tolerance,
     checker,
     expect_matches,
     expect_scalar,
@@ -35,6 +34,7 @@ from tests.checking import (
     input_sizes,
 )
 from tests.mutants import call
+from tests.part1_superposition_batch_axis import batch_axis_failures
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
@@ -54,8 +54,8 @@ from tests.part1_superposition_draws import (
     with_reference_generators,
 )
 from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
+from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_mistakes import (
-    DELTA,
     ZERO_DRAW_ALLOWANCE,
     check_batch_independence,
     check_independent_features,
@@ -73,7 +73,6 @@ from tests.part1_superposition_mistakes import (
     loss_mutants,
     two_layer,
 )
-from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_probes import (
     axis_multiple_failure,
     call_naming_axes,
@@ -293,11 +292,8 @@ def check_loss(
         reference=call(type(solution).calculate_loss, solution, out.detach(), batch),
     )
     if grad is None:
-        fail(
-            "the loss does not depend on `out` through autograd",
-            "compute it with torch operations on `out` (no .item(), .detach(), torch.tensor(...) or numpy)",
-            code="no_grad",
-        )
+        seen, hint = loss_relations.autograd_escape_reading(lambda: model.calculate_loss(out, batch))
+        fail("the loss does not depend on `out` through autograd" + seen, hint, code="no_grad")
     expect_matches(
         grad,
         grad_right,
@@ -381,6 +377,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     check_independent_features(batch, P_TABLE, "the batch", extra=extra)
     fresh_draws_failure(lambda: model.generate_batch(500), "generate_batch(500)")
     small_batch_failures(model, device, importance=IMP_GEN.to(device))
+    batch_axis_failures(model, "generate_batch", P_TABLE, device)
     return f"presence rates, U[0, 1] values and independence on {N_SAMPLES} examples"
 
 
@@ -435,6 +432,7 @@ def _check_block_shape(CorrelatedToyModel: type, method: str, p: Tensor, device:
     fresh_draws_failure(lambda: getattr(model, method)(500, p.to(device)), f"{method}(500, p)")
     pair_rates.max_scaled_failure(lambda n: getattr(model, method)(n, p.to(device)), method)
     pair_rates.wide_pair_layout_failure(CorrelatedToyModel, method, device)  # 5 pairs: no two layouts coincide
+    batch_axis_failures(model, method, p, device)
 
 
 @checker("generate_uncorrelated_features", kind="class")
@@ -514,28 +512,9 @@ def test_generate_correlated_features(CorrelatedToyModel: type, device: torch.de
     pair_rates.pair_sum_failure(batch, first, what)
     check_value_law(batch, present, what, 0.0, 1.0)
     check_values_not_shared(batch[..., 0::2], first, what, "pair")
-    _check_pair_values_independent(batch, first, what)
+    pair_rates.pair_values_independent_failure(batch, first, what)
     _check_block_shape(CorrelatedToyModel, "generate_correlated_features", P_CORR, device)
     return "pairs on together with probability p, independent values, independent pairs"
-
-
-def _check_pair_values_independent(batch: Tensor, first: Tensor, what: str) -> None:
-    """The two values of a present correlated pair are independent: E[(v1 - 1/2)(v2 - 1/2)] = 0.
-
-    The product lies in [-1/4, 1/4] (range 1/2) with variance (1/12)^2 for independent U[0, 1] values; Bernstein at
-    failure probability DELTA (part 1's share of FAILURE_PROBABILITY per statistic) bounds the pooled mean."""
-    v1, v2 = batch[..., 0::2][first].double(), batch[..., 1::2][first].double()
-    if v1.numel() < 100:
-        return
-    cov = float(((v1 - 0.5) * (v2 - 0.5)).mean())
-    tol = bernstein_tolerance(v1.numel(), (1 / 12) ** 2, 0.5, DELTA)
-    if abs(cov) > tol:
-        fail(
-            f"{what}: the two values of a present pair have covariance {cov:.4f}; independent draws give 0 ± {tol:.4f}",
-            "the two features of a pair share presence only: draw each one's value independently (rand with the "
-            "full [batch, inst, 2 * pairs] shape), not one from the other (1 - v, v / 2 ...)",
-            code="values_dependent",
-        )
 
 
 def anticorrelated_rate_candidates(p: Tensor, decoy: float) -> list[tuple[str, str, Tensor]]:

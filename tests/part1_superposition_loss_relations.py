@@ -9,6 +9,8 @@
   feat) table; T is named when it is one of the model's other tensors (feature_probability, 1 - p, ...).
 * `model_tensor_mutants`: the forward pass and the loss with the model's feature_probability (or a ReLU on W) where
   it has no place, for the catalogue.
+* `autograd_escape_reading`: a loss with no gradient told apart by the torch calls it makes (autograd switched off,
+  a .detach(), .item() or numpy).
 * `cat_instances_failure`: torch.cat of the combined batch failing because one block has fewer instances than the
   model: its probabilities were sliced along the instance axis.
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from tests.checking import fail
 from tests.loss_penalties import difference_relation  # noqa: F401  (part 1's loss relations, one place)
@@ -295,4 +298,50 @@ def cat_instances_failure(
         "axis, e.g. p[:, a:b][::2] or p[a:b:2], where the slice belongs on the feature axis: p[:, a:b:2]. Each "
         "generator gets p[:, ...] with all the instances",
         code="p_sliced_instances",
+    )
+
+
+class _GradModeLog(TorchFunctionMode):
+    """Records every torch call made under it: its name, and whether autograd was on when it ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, bool]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls.append((getattr(func, "__name__", str(func)), torch.is_grad_enabled()))
+        return func(*args, **(kwargs or {}))
+
+
+_ESCAPES = (  # (torch call names, what was seen, the fix)
+    (("detach", "detach_"), "calls .detach()", "drop the .detach() (on `out` or on the error)"),
+    (("item", "tolist", "numpy"), "calls .item(), .tolist() or .numpy()", "keep everything a torch tensor"),
+)
+
+
+def autograd_escape_reading(compute: Callable[[], object]) -> tuple[str, str]:
+    """(what was seen, hint) for a loss that does not depend on `out` through autograd, from the torch calls that
+    `compute()` (the learner's loss on `out`) makes: calls run with autograd off (torch.no_grad(), inference_mode,
+    set_grad_enabled(False)) are told apart from a .detach() and from leaving torch (.item(), numpy)."""
+    log = _GradModeLog()
+    try:
+        with log:
+            compute()
+    except Exception:  # the learner's code has been called already: its own failure is reported there
+        pass
+    if log.calls and any(not on for _, on in log.calls):
+        off = sum(not on for _, on in log.calls)
+        return (
+            f" (your calculate_loss ran {off} of its {len(log.calls)} torch operations with autograd switched off)",
+            "don't compute the loss inside torch.no_grad() (or torch.inference_mode(), set_grad_enabled(False)): "
+            "the optimizer needs its gradient; compute it with autograd on",
+        )
+    names = {name for name, _ in log.calls}
+    for calls, seen, fix in _ESCAPES:
+        if names & set(calls):
+            return f" (your calculate_loss {seen})", f"{fix}: the loss must stay connected to `out`"
+    return (
+        "",
+        "compute it with torch operations on `out` (no .item(), .detach(), torch.no_grad(), torch.tensor(...) or "
+        "numpy)",
     )

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from solutions.part1_superposition import ToyModelConfig
-from tests.checking import fail
+from tests.checking import bernstein_tolerance, fail
 from tests.part1_superposition_blocks import empty_block_failure, tiled_p_failure
-from tests.part1_superposition_probes import consistent
+from tests.part1_superposition_probes import DELTA, consistent
 
 # 2 correlated pairs, 5 anticorrelated pairs, 6 uncorrelated features, 3 instances, d_hidden 9: no two of n_corr,
 # n_anti, 2 n_corr, 2 n_anti, n_corr + n_anti, n_uncorr, n_inst, d_hidden are equal, so each block offset or length
@@ -643,3 +643,22 @@ def wide_pair_layout_failure(cls: type, method: str, device: torch.device) -> No
         ),
         code="pair_layout",
     )
+
+
+def pair_values_independent_failure(batch: Tensor, first: Tensor, what: str) -> None:
+    """The two values of a present correlated pair are independent: E[(v1 - 1/2)(v2 - 1/2)] = 0.
+
+    The product lies in [-1/4, 1/4] (range 1/2) with variance (1/12)^2 for independent U[0, 1] values; Bernstein at
+    failure probability DELTA (part 1's share of FAILURE_PROBABILITY per statistic) bounds the pooled mean."""
+    v1, v2 = batch[..., 0::2][first].double(), batch[..., 1::2][first].double()
+    if v1.numel() < 100:
+        return
+    cov = float(((v1 - 0.5) * (v2 - 0.5)).mean())
+    tol = bernstein_tolerance(v1.numel(), (1 / 12) ** 2, 0.5, DELTA)
+    if abs(cov) > tol:
+        fail(
+            f"{what}: the two values of a present pair have covariance {cov:.4f}; independent draws give 0 ± {tol:.4f}",
+            "the two features of a pair share presence only: draw each one's value independently (rand with the "
+            "full [batch, inst, 2 * pairs] shape), not one from the other (1 - v, v / 2 ...)",
+            code="values_dependent",
+        )
