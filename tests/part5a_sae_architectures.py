@@ -21,6 +21,7 @@ from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_edge_inputs as EI
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
+from tests import part5a_sae_architectures_lowered_k as LK
 from tests import part5a_sae_architectures_metric_fits as MF
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_tiny as SG2
@@ -437,7 +438,8 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
         + FIT.auxk_offset(out, pre, residual, dead, W_dec, k_aux)
         + RB.auxk_inf_decoded(pre, residual, dead, W_dec, k_aux)
         + EI.auxk_readings(pre, residual, dead, W_dec, k_aux)
-        + WR.auxk_first_instance(pre, residual, dead, W_dec, k_aux),
+        + WR.auxk_first_instance(pre, residual, dead, W_dec, k_aux)
+        + LK.auxk_k_lowered(pre, residual, dead, W_dec, k_aux),
         dims="batch inst",
         hint="mean over d_in of (residual - the dead latents' top-k_aux decoded)²",
         reference=call(ref_a.auxk_loss, pre, residual, dead, W_dec, k_aux),
@@ -789,4 +791,5 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
         reference=call(ref_a.feature_recovery, W_feat, W_dec),
     )
     recovery_zero_norms(impl, W_feat, W_dec)
+    EI.recovery_size_one(impl, W_feat, W_dec, what)  # n_inst = 1, n_feats = 1: a bare .squeeze() drops them
     return "best signed cosine per feature"

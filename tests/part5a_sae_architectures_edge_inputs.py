@@ -131,3 +131,33 @@ def dead_example_column(acts: Tensor) -> list:
 def recovery_angular(cos: Tensor) -> list:
     hint = "that is the angular similarity 1 - arccos(cos)/π: return the (max) cosine similarity itself"
     return [("angular", hint, 1 - torch.arccos(cos.clamp(-1, 1)) / math.pi)]
+
+
+def recovery_size_one(impl: Callable, W_feat: Tensor, W_dec: Tensor, what: str) -> None:
+    """feature_recovery with one instance, then with one feature (both allowed by the contract): the result keeps
+    shape (inst, feats). A .squeeze() without a dim (e.g. after max(keepdim=True)) drops every size-1 axis."""
+    for label, args in (
+        ("n_inst = 1", (W_feat[:1].clone(), W_dec[:1].clone())),
+        ("n_feats = 1", (W_feat[..., :1].clone(), W_dec.clone())),
+    ):
+        want = (args[0].shape[0], args[0].shape[-1])
+        try:
+            out = impl(*args)
+        except Exception as err:  # the learner's function failing on a size-1 axis is the finding
+            fail(
+                f"{what} with {label} (W_features shaped {tuple(args[0].shape)}) raised {type(err).__name__}: {err}",
+                "every size may be 1, one instance or one feature included: read the sizes from the inputs' shapes "
+                "and reduce over named dims only (no .squeeze() without a dim, no hard-coded sizes)",
+                code="size_one_error",
+            )
+        out = returned(out, what)
+        if not isinstance(out, Tensor) or tuple(out.shape) == want:
+            continue
+        fail(
+            f"{what} with {label} (W_features shaped {tuple(args[0].shape)}) returned shape {tuple(out.shape)}, "
+            f"expected {want} (inst feats)",
+            "an axis of size 1 was dropped: a .squeeze() without a dim (e.g. after max(..., keepdim=True)) removes "
+            "every axis of size 1, not only the one you reduced; squeeze that axis alone (.squeeze(1)), or take "
+            ".max(dim=1).values without keepdim",
+            code="squeezed",
+        )

@@ -116,6 +116,7 @@ def auxk_k_from_instance0(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Te
         f"your k is instance 0's number of dead latents ({int(dead[0].sum())}, fewer than k_aux = {k_aux}) for every "
         "instance: each instance has its own dead set. Keep k = k_aux and let the -inf of the non-dead latents drop "
         "out (torch.where(top.values.isfinite(), top.values, 0))"
+        + ("; or topk(k_aux - 1), one latent short in every instance" if int(dead[0].sum()) == k_aux - 1 else "")
     )
     return [("k_from_instance0", hint, value)] if _differs(value, right) else []
 

@@ -186,6 +186,30 @@ def theta_grad_alone(impl: type, name: str, x0: Tensor, th0: Tensor, g: Tensor, 
     )
 
 
+_HALVES = tuple(  # (side, the learner's window, the missing half, K): x = θ (u = 0) on either side
+    (side, where, other, kernel)
+    for side, where, other, kernels in (
+        (
+            "upper",
+            "θ ≤ x < θ + ε/2",
+            "θ - ε/2 < x < θ",
+            (
+                lambda x, th, bw: ((x >= th) & ((x - th) / bw < 0.5)).to(x.dtype),
+                lambda x, th, bw: ((x > th) & ((x - th) / bw < 0.5)).to(x.dtype),
+            ),
+        ),
+        (
+            "lower",
+            "θ - ε/2 < x ≤ θ",
+            "θ < x < θ + ε/2",
+            (
+                lambda x, th, bw: ((x <= th) & ((x - th) / bw > -0.5)).to(x.dtype),
+                lambda x, th, bw: ((x < th) & ((x - th) / bw > -0.5)).to(x.dtype),
+            ),
+        ),
+    )
+    for kernel in kernels
+)
 _RIGHT_WINDOW = "K = 1[|u| < 1/2] with u = (x - θ)/ε: the window |x - θ| < ε/2 on both sides of θ, whatever θ"
 # (code, what the learner's window is, K(x, θ, ε)): the slope -(factor/ε) kept, only the window changed
 _WINDOWS: tuple[tuple[str, str, Callable[[Tensor, Tensor, float], Tensor]], ...] = (
@@ -200,6 +224,15 @@ _WINDOWS: tuple[tuple[str, str, Callable[[Tensor, Tensor, float], Tensor]], ...]
         "one-sided: non-zero for every x above θ - ε/2, however far above θ, and cut only below (the rectangle "
         "compares u itself with -1/2, 1[u > -1/2]: the abs is missing)",
         lambda x, th, bw: ((x - th) / bw > -0.5).to(x.dtype),
+    ),
+    *(
+        (
+            "window_half",
+            f"only half of it: the {side} half, {where} (the other half, {other}, is missing: is one edge of the "
+            "rectangle put at u = 0 instead of ±1/2, e.g. 0 <= u < 1/2?)",
+            kernel,
+        )
+        for side, where, other, kernel in _HALVES
     ),
     (
         "window_scaled_by_theta",
@@ -225,8 +258,9 @@ def _window_variants(got: Tensor, x: Tensor, th: Tensor, g: Tensor, bw: float, d
         diff = int((~torch.isclose(got.to(right.dtype), right, rtol=1e-4, atol=1e-5)).sum())
         fail(
             f"the gradient of {name} with respect to threshold has the right slope but another window: it differs "
-            f"from the expected one at {diff}/{right.numel()} positions, each at the edge of or outside the window "
-            f"|x - θ| < ε/2 (ε = {bw:g})",
+            f"from the expected one at {diff}/{right.numel()} positions, each "
+            + ("0 inside one half of" if code == "window_half" else "at the edge of or outside")
+            + f" the window |x - θ| < ε/2 (ε = {bw:g})",
             f"your window is {what}. {_RIGHT_WINDOW}",
             code=code,
         )
