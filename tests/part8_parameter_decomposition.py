@@ -204,7 +204,7 @@ def test_faithfulness_loss(faithfulness_loss: Callable, device: torch.device) ->
     loss = expect_scalar(loss, "faithfulness_loss(weights, U, V)", weights[0].dtype)
     mistakes += probes.faithfulness_mistakes(weights, U0, V0) + behaviour.faithfulness_inst_summed(weights, U0, V0)
     mistakes += outputs.faithfulness_more(weights, U0, V0)  # norms, slips, a log of the loss
-    code, hint = fresh.faithfulness_hint(faithfulness_loss, loss.detach(), right, weights, U0, V0)
+    code, hint = outputs.faithfulness_hint(faithfulness_loss, loss.detach(), right, weights, U0, V0)
     reference = call(sol.faithfulness_loss, weights, U0, V0)
     expect_matches(loss.detach(), right, "faithfulness_loss", mistakes, hint=hint, code=code, reference=reference)
     grads, names = _grads(loss, U + V), [f"U[{n}]" for n in range(len(U))] + [f"V[{n}]" for n in range(len(V))]

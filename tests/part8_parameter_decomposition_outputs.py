@@ -14,6 +14,7 @@ import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_count_ratios as ratios
 from tests import part8_parameter_decomposition_early_stop as early_stop
+from tests import part8_parameter_decomposition_faith_divisors as divisors
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -81,7 +82,15 @@ def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
         + layer_sums.faithfulness_combined(weights, U, V)
         + ratios.faithfulness_product_scaled(weights, U, V)
         + reads.faithfulness_subsets(weights, U, V)
+        + divisors.relative_errors(weights, U, V)
     )
+
+
+def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) -> tuple[str, str]:
+    """Fail first when the divisor is a count of U's or V's entries (a probe with another C tells it from the ½
+    factor the catalogue names), then the generic hint for whatever else is wrong."""
+    divisors.uv_count(fn, loss, right, weights, U, V)
+    return fresh.faithfulness_hint(fn, loss, right, weights, U, V)
 
 
 def faithfulness_doubled_count(
