@@ -13,6 +13,7 @@ from torch import Tensor
 from tests.checking import _describe_error as describe_error
 from tests.checking import fail
 from tests.part6_lm_saes_mistakes import run
+from tests.part6_lm_saes_partial_axes import batch_axis_any
 from tests.part6_lm_saes_readings import zero_elsewhere
 
 NOT_A_LOSS = (
@@ -177,7 +178,8 @@ def frequency_extra(fired: Tensor, batch_size: int) -> list[tuple[str, str, Tens
             f"that is the count divided by {n_batches} batches × {fired.shape[1]} positions: the number of tokens of "
             "a batch is sequences × positions (acts.shape[0] * acts.shape[1]), not its positions alone",
             fired.sum((0, 1)) / (n_batches * fired.shape[1]),
-        )
+        ),
+        *batch_axis_any(fired, batch_size),
     ]
 
 
@@ -561,22 +563,46 @@ def all_negative_probe(impl: Callable, reference: Callable, device: Any) -> None
     acts = -1.3 - 2.4 * torch.rand(4, 8, generator=gen, dtype=torch.float64)  # below -1 too (down to -3.7)
     acts[:, 0] = -0.1 - 0.05 * torch.rand(4, generator=gen, dtype=torch.float64)  # BOS: the largest, to be ignored
     acts = acts.float().to(device)
-    _, (values, _, pos_idx), exp_values, same = _top_run(impl, reference, acts, 5)
+    _, (values, seq_idx, pos_idx), exp_values, same = _top_run(impl, reference, acts, 5)
     if same or values is None:
         return
-    at_bos = values[pos_idx.long() == 0].double() if values.shape == pos_idx.shape else values[:0].double()
+    shaped = values.shape == pos_idx.shape == seq_idx.shape
+    at_bos = values[pos_idx.long() == 0].double() if shaped else values[:0].double()
     a = acts.detach().double().cpu()
+    named = _bos_fill(a, at_bos, seq_idx[pos_idx.long() == 0].long() if shaped else seq_idx[:0].long())
     fills = {"-acts.max()": -float(a.max()), "0": 0.0, "-1": -1.0}
-    named = next((n for n, f in fills.items() if bool(torch.isclose(at_bos, torch.tensor(f).double()).any())), None)
+    named = named or next(
+        (f"{n} = {f:.4g}" for n, f in fills.items() if bool(torch.isclose(at_bos, torch.tensor(f).double()).any())),
+        None,
+    )
     fail(
         "on activations that are all negative (BOS included), the result is "
         f"{[round(float(v), 3) for v in values.flatten()[:8]]}, expected {[round(float(v), 3) for v in exp_values]}"
-        + (f": position 0 came back with the value {named} = {fills[named]:.4g}" if named else ""),
+        + (f": position 0 came back with the value {named}" if named else ""),
         (
-            f"position 0 was masked with {named}, which is above every entry when all are negative"
+            f"position 0 was masked with {named.split(' = ')[0].split(' (position')[0]}, which is above every entry "
+            "when all are negative"
             if named
             else "position 0 must lose to every real entry, however negative"
         )
         + ": mask it with -inf (acts[:, 0] = -torch.inf on a copy), or a value below acts.min()",
         code="bos_mask_not_lowest",
+    )
+
+
+def _bos_fill(acts: Tensor, at_bos: Tensor, seqs: Tensor) -> str | None:
+    """The position-0 values that came back, read as a function of each one's own sequence's BOS activation
+    (negated, or its absolute value): only said when every returned position-0 value follows it and, when one came
+    back, it is not also the one value -acts.max() (then both are listed)."""
+    if not at_bos.numel() or seqs.shape != at_bos.shape or bool((seqs < 0).any() | (seqs >= acts.shape[0]).any()):
+        return None
+    own = -acts[seqs, 0]
+    if not bool(torch.isclose(at_bos, own).all()):
+        return None
+    if at_bos.numel() == 1 and bool(torch.isclose(at_bos, torch.tensor(-float(acts.max())).double()).all()):
+        return f"-acts[:, 0] or -acts.max() (position 0 negated, or its max negated: both {float(at_bos[0]):.4g} here)"
+    return (
+        "-acts[:, 0] (position 0 negated, its own sequence's -BOS each: "
+        + ", ".join(f"{float(v):.4g}" for v in at_bos[:4])
+        + ")"
     )

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part6_lm_saes_bias_terms import logit_bias_terms
 from tests.part6_lm_saes_elementwise import steer_elementwise_row
 from tests.part6_lm_saes_latent_factors import ablate_activations, logit_latent_factors
+from tests.part6_lm_saes_partial_axes import spliced_rows
 
 ENCODE = "f = sae.encode(act) = relu((act − b_dec) @ W_enc + b_enc)"
 
@@ -132,7 +134,7 @@ def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str
                 loss(lambda a, hook, enc=enc: sae.decode(enc(a))),
             )
         )
-    return out
+    return out + spliced_rows(model, sae, tokens)
 
 
 def logit_rescaled(model: Any, sae: Any, latent: int) -> list[tuple[str, str, Tensor]]:
@@ -437,6 +439,7 @@ def logit_path_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
 def logit_row_shifted(out: Tensor, expected: Tensor, model: Any, sae: Any, latent: int) -> None:
     """The logit effect of W_dec[latent] shifted along the mean decoder row or the all-ones vector (the row centred
     over d_mlp first, d − d.mean()): the same test as the steering vector's, carried through W_out[0] @ W_U."""
+    logit_bias_terms(out, expected, model, sae, latent)
     what = shifted_by(
         out.double() - expected.double(),
         expected,
