@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests import part6b_circuits_mistakes as known
 from tests.checking import fail
+from tests.part6b_circuits_keepdim import row_sums_broadcast
 
 CLOSE = {"rtol": 1e-3, "atol": 2e-4}
 
@@ -98,6 +99,7 @@ def influence_readbacks(out: Tensor, A: Tensor, weights: Tensor) -> None:
             )
     right = _series(a_hat, weights)
     other_axis(out, A, weights)
+    row_sums_broadcast(out, A, weights)
     damped(out, a_hat, weights)
     big = float(torch.as_tensor(out).detach().abs().max()) if torch.as_tensor(out).numel() else 0.0
     if big > 1e3 * float(right.abs().max()):
