@@ -719,9 +719,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             band_probes.named_mistake(impl, before, k, n_bands, code)
     for code, groups in mistakes.items():  # values alone: ties (zeros) may be picked at other indices
         if known.same_values(out, groups) and not known.same_values(out, expected):
-            closed = [known.same_values(out, c) for c in known.closed_bottom_values(before, k, n_bands)]
-            code, hint = ("boundary", known.EDGE_OR_OUTSIDE) if code == "outside_band" and any(closed) else (code, None)
-            hint = hint or known.QUANTILE_MISTAKES[code]
+            code, hint = band_probes.edge_reading(impl, out, before, k, n_bands, code)
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)

@@ -15,6 +15,8 @@ from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_readbacks as readbacks
 from tests.checking import fail
+from tests.part6b_circuits_lower_edge import closed_on_main, edge_or_outside
+from tests.part6b_circuits_lower_edge import edge_reading as edge_reading  # re-exported for the checker
 
 
 def _flat(acts: Tensor) -> Tensor:
@@ -26,6 +28,9 @@ def _flat(acts: Tensor) -> Tensor:
 def named_mistake(impl: Callable, acts: Tensor, k: int, n_bands: int, code: str) -> None:
     """Fail with the catalogue's mistake `code`; for floor_division (which int(m) reproduces on the main input)
     only after a second input with a max of 6.75 tells the two apart."""
+    if code == "outside_band" and closed_on_main(impl(acts.clone(), k, n_bands), acts, k, n_bands):
+        code, hint = edge_or_outside(impl, acts, k, n_bands)
+        fail(f"the groups differ from the expected ones ({code})", hint, code=code)
     if code != "floor_division":
         fail(f"the groups differ from the expected ones ({code})", known.QUANTILE_MISTAKES[code], code=code)
     probe = acts * (6.75 / float(_flat(acts).max()))

@@ -78,6 +78,6 @@ def _quantile(bug):
 
 def test_quantile_examples_fresh7():
     assert_fails(checks.test_quantile_examples, _quantile("floor"), "floor_division")
-    # the nearest values outside a band sit on its lower edge here: both causes are listed
-    failure = assert_fails(checks.test_quantile_examples, _quantile("unmasked"), "boundary")
-    assert "not only inside the band" in str(failure) and "a > lo" in str(failure)
+    # the nearest values outside a band sit on its lower edge here; a second input tells it from a >= lo
+    failure = assert_fails(checks.test_quantile_examples, _quantile("unmasked"), "outside_band")
+    assert "inside the band" in str(failure)

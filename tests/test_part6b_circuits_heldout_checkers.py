@@ -300,7 +300,7 @@ def _quantiles(bug):
         ("lowest", "not_closest"),
         ("first", "not_closest"),
         ("no_sort", "not_sorted"),
-        ("closed", "boundary"),  # a >= lo: a value on a band's lower edge joins it (fresh trial)
+        ("closed", "closed_bottom"),  # a >= lo: told apart from choosing outside the band on a second input
         ("open_top", "boundary"),  # a < hi: the band's upper edge left out (named by the generic boundary test)
         ("split_by_n_seq", "indices"),  # out-of-range indices: named, never an IndexError in the checker
     ],
