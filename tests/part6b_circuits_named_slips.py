@@ -17,6 +17,7 @@ from torch import Tensor
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_forward_readings as readings
 from tests import part6b_circuits_hints as hints
+from tests import part6b_circuits_ln_axis as ln_axis
 from tests import part6b_circuits_loss_readings as losses
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_placement_slips as placement
@@ -166,11 +167,15 @@ LINEARISED_MISTAKES = {
     **placement.ERROR_PLACEMENT,
     **placement.SKIP_PLACEMENT,
     **readings.LINEARISED_FROZEN_SLIPS,
+    **ln_axis.LN_AXIS_MISTAKES,
 }
 
 
 def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) -> tuple[Tensor, Tensor]:
     """known.variant_forward, plus the slips of LINEARISED_SLIPS and readings.LINEARISED_FROZEN_SLIPS."""
+    for code in ln_axis.LN_AXIS_MISTAKES:
+        if bug.pop(code, False):
+            return ln_axis.forward(model, tc, frozen, embeds, latents, error, code)
     if bug.pop("final_scale_recomputed", False):
         return readings.final_recomputed(known.variant_forward, model, tc, frozen, embeds, latents, error)
     for code in readings.LINEARISED_FROZEN_SLIPS:
