@@ -16,6 +16,7 @@ from tests import part6b_circuits_hints as hints
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 from tests.part6b_circuits_error_leaf import error_value_unread
+from tests.part6b_circuits_zero_columns import zero_columns
 
 
 def keys_swapped(got: dict[str, float], exp: dict[str, float], close: Callable[[float, float], bool]) -> None:
@@ -471,6 +472,7 @@ def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], coun
     """Only one kind of source (latent, error or token columns) wrong, the others right: name a constant factor on
     it (a count of the inputs: a mean over d_model where the dot product belongs) or the edges kept only where the
     source sits at the target's own position (the paths through attention dropped); else the checker goes on."""
+    zero_columns(out, direct, graph, rows)
     kinds = ("latent", "error", "token")
     tol = dict(rtol=1e-3, atol=2e-4)
     blocks = {k: (out[rows][:, graph.nodes(k)].double(), direct[rows][:, graph.nodes(k)].double()) for k in kinds}
