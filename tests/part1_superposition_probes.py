@@ -29,6 +29,7 @@ from tests.part1_superposition_hints import (
     input_transform_hint,
     pair_slice_candidates,
 )
+from tests.precision import precision_reading
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
 # quartiles, summed over its configurations); each gets FAILURE_PROBABILITY / GEN_TESTS.
@@ -125,6 +126,10 @@ def probe_forward(
                     "a constant factor on the weights term (a scaling such as 1/√d_hidden, a mean where a sum is "
                     "wanted, or a rescaled input); the forward pass has no such factor"
                 )
+    if isinstance(out, Tensor) and z is not None and out.shape == z.shape:  # rounding-sized everywhere: bf16/fp16
+        rounded = precision_reading(out, torch.relu(z + b), rtol=1e-4, atol=1e-5, grid_only=False)
+        if rounded:
+            return rounded
     return "weights_term", (
         "with every feature 0 your output is right (ReLU(b_final)): the bias alone is handled right, and the part "
         "that depends on the features differs. Possible causes: the products with the weights (contract `feats`, then "

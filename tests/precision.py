@@ -20,7 +20,9 @@ _NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 _ROUNDINGS = 16
 
 
-def precision_reading(actual: Tensor, expected: Tensor, rtol: float, atol: float) -> tuple[str, str] | None:
+def precision_reading(
+    actual: Tensor, expected: Tensor, rtol: float, atol: float, grid_only: bool = True
+) -> tuple[str, str] | None:
     """(code "low_precision", hint) when `actual` differs from `expected` the way low-precision arithmetic does.
 
     Fires only when (a) the values differ beyond (rtol, atol) at two or more positions, (b) every position is
@@ -28,7 +30,11 @@ def precision_reading(actual: Tensor, expected: Tensor, rtol: float, atol: float
     scale, for values that are sums of larger terms), and (c) for the dtype named, either every value lies on
     its grid (while the expected values mostly don't), or the largest relative error is too big for the next
     finer dtype and the errors go both ways (rounding is unbiased; a small added term is not). Otherwise None:
-    a slip the size of rounding is not claimed without that evidence."""
+    a slip the size of rounding is not claimed without that evidence.
+
+    `grid_only` (the default, for the generic diagnosis that runs before a section's own readings) drops the
+    second kind of evidence: small random noise (a jitter added to W) is unbiased and rounding-sized too. A
+    section calls it with `grid_only=False` where its only other answer is a list of possible causes."""
     if actual.shape != expected.shape or not actual.is_floating_point() or actual.numel() < 2:
         return None
     a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
@@ -46,7 +52,10 @@ def precision_reading(actual: Tensor, expected: Tensor, rtol: float, atol: float
         on_grid = bool((actual.detach().to(low).to(actual.dtype) == actual.detach()).all())
         expected_on_grid = float((expected.detach().to(low).to(expected.dtype) == expected.detach()).double().mean())
         coarser_than_float16 = (
-            low == torch.bfloat16 and worst > _ROUNDINGS * _UNIT[torch.float16] and _unbiased(a, e, off)
+            not grid_only
+            and low == torch.bfloat16
+            and worst > _ROUNDINGS * _UNIT[torch.float16]
+            and _unbiased(a, e, off)
         )
         if not ((on_grid and expected_on_grid < 0.5) or coarser_than_float16):
             continue
@@ -66,7 +75,7 @@ def precision_reading(actual: Tensor, expected: Tensor, rtol: float, atol: float
 
 
 def _unbiased(a: Tensor, e: Tensor, off: Tensor) -> bool:
-    """Rounding errors go up and down alike: at 8 or more wrong positions, between 15% and 85% of them are too high
-    (a small term added or an eps in a denominator moves every value the same way)."""
-    signs = (a - e)[off] > 0
-    return signs.numel() >= 8 and 0.15 <= float(signs.double().mean()) <= 0.85
+    """Rounding moves a value up or down alike, relative to its sign: at 8 or more wrong positions, between 15% and
+    85% of them moved away from 0 (a constant factor, a small added term or an eps moves every value one way)."""
+    away = ((a - e) * e.sign())[off] > 0
+    return away.numel() >= 8 and 0.15 <= float(away.double().mean()) <= 0.85
