@@ -25,6 +25,7 @@ from tests.checking import checker, expect_close, expect_matches, expect_tensor,
 from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
 from tests.part3_feature_geometry_centred import centred_square_readings
+from tests.part3_feature_geometry_clamped_entries import clamped_entries_failure
 from tests.part3_feature_geometry_denominators import (
     constant_denominator_failure,
     frobenius_statistic_readings,
@@ -209,6 +210,7 @@ def dimensionality_structure(
     q, _ = torch.linalg.qr(torch.randn(v.shape[-1], v.shape[-1], generator=g, dtype=torch.float64))
     turned = probe((v.detach().double().cpu() @ q).to(v))
     if turned is not None and not same(turned, base):
+        clamped_entries_failure(base, v, sym)
         fail(
             "your values change when every vector is rotated by the same orthogonal matrix; D_i only depends on dot "
             "products between the vectors, so a rotation leaves it unchanged",

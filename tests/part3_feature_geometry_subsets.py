@@ -89,9 +89,33 @@ def _constant_factor_hint(f: float, d: int, n_feats: int) -> str:
     )
 
 
+def rounded_result_failure(out: Tensor, W: Tensor, what: str) -> None:
+    """D* = d_hidden / ‖W‖²_F rounded to a whole number in every instance (floor division d // ‖W‖²_F, an int() cast,
+    round or ceil). Named only where the right values are not all whole numbers, so a right answer never matches."""
+    got = out.detach().double().cpu()
+    right = W.shape[1] / W.detach().double().pow(2).sum((1, 2)).cpu()
+    if got.shape != right.shape or bool((right == right.round()).all()):
+        return
+    for how, value in (
+        ("rounded down (floor division `//` or an int() cast)", right.floor()),
+        ("rounded to the nearest whole number", right.round()),
+        ("rounded up", right.ceil()),
+    ):
+        if torch.equal(got, value):
+            fail(
+                f"{what} is {[round(x, 4) for x in got.tolist()]}: the right values "
+                f"{[round(x, 4) for x in right.tolist()]} {how}",
+                "your result is a whole number: an integer division `//` (d_hidden // ‖W‖²_F floors the fraction, "
+                "0 whenever ‖W‖²_F > d_hidden), an int() or round on the way; D* is a fraction: use true division, "
+                "d_hidden / W.pow(2).sum((1, 2))",
+                code="rounded_result",
+            )
+
+
 def constant_numerator_failure(out: Tensor, W: Tensor, what: str) -> None:
     """D* read back as c / ‖W‖²_F with one c for every instance: name the numerator c. A c equal to n_features (on a
     W whose two axes differ) is d_hidden read from the wrong axis, or as min(W.shape[1:]) on a wide W."""
+    rounded_result_failure(out, W, what)
     numerator = (out.detach().double().cpu() * W.double().pow(2).sum((1, 2)).cpu()).tolist()
     if not all(math.isfinite(c) for c in numerator) or max(numerator) - min(numerator) > 1e-4 * max(
         abs(c) for c in numerator
