@@ -33,6 +33,7 @@ from tests.part4_double_descent_calls import size_one_axis_failure, size_one_bat
 from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.part4_double_descent_draws import fixed_count_failure, low_precision_failure
+from tests.part4_double_descent_model_tensors import other_model_tensor_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
@@ -540,6 +541,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             code="not_tensor",
         )
     if isinstance(first, Tensor) and first.device.type != "meta" and tuple(first.shape) != tuple(data.shape):
+        other_model_tensor_failure(first, model, what)
         got, d = first.detach().to(data.device, torch.float64), data.double()
         probes.training_rows_failure(got, d, what, 16)
         if got.shape == (16, 3, 50) and _rows_of(got, d):

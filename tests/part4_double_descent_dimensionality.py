@@ -42,21 +42,59 @@ def extra_dimensionality_candidates(v: Tensor) -> list[tuple[str, str, Tensor]]:
     ]
 
 
-def small_vector_failure(fn: Callable[[Tensor], object], device: torch.device) -> None:
-    """One instance, 4 vectors in 3 dimensions: an antipodal pair (1/2 each), a lone vector of norm 0.8 (1) and a lone
-    vector of norm 1e-4 (1: D_i is scale-free; ‖v‖⁴ = 1e-16 is a normal float32). Fails (code small_vector) when
-    only the tiny vector is wrong, reading back the denominator its value implies."""
+def _tiny_vector_value(fn: Callable[[Tensor], object], device: torch.device, size: float) -> float | None:
+    """D of a lone vector of norm `size`, orthogonal to an antipodal pair (1.2) and a lone vector (0.8), or None when
+    the output has the wrong shape or the three other vectors are wrong (then it is not about the tiny vector)."""
     v = torch.zeros(1, 4, 3)
-    v[0, 0, 0], v[0, 1, 0], v[0, 2, 1], v[0, 3, 2] = 1.2, -1.2, 0.8, 1e-4
+    v[0, 0, 0], v[0, 1, 0], v[0, 2, 1], v[0, 3, 2] = 1.2, -1.2, 0.8, size
     out = fn(v.to(device))
     if not isinstance(out, Tensor) or tuple(out.shape) != (1, 4):
-        return  # the shape checks elsewhere name it
+        return None  # the shape checks elsewhere name it
     got, right = out.detach().double().cpu()[0], ref.compute_dimensionality(v.double())[0]
     if not bool(torch.isfinite(got[:3]).all()) or not torch.allclose(got[:3], right[:3], rtol=1e-3, atol=1e-4):
-        return  # not about the tiny vector
-    d = float(got[3])
-    if abs(d - float(right[3])) <= 1e-3:
+        return None
+    return float(got[3])
+
+
+def _floor_reading(d: float, d2: float) -> tuple[str, str]:
+    """Which floor a tiny vector's values at norms 1e-4 (D = d) and 3e-4 (D = d2) imply. A floor e on the norm used to
+    normalise gives D = e² / ‖v‖² (falls 9× when the norm triples), a floor f on the denominator D = ‖v‖² / f (grows
+    9×): the two are told apart by the second size, not by one value."""
+    if d > 0 and d2 > 0 and abs(d / d2 - 9) <= 0.05 * 9:
+        return (
+            f"D falls like 1 / ‖v‖² (D = {d:.4g} at norm 1e-4, {d2:.4g} at 3e-4): the norm used to normalise has a "
+            f"floor e = ‖v‖·√D = {1e-4 * d**0.5:.3g}, so v̂ = v / e is shorter than a unit vector (F.normalize's eps, "
+            "or clamp_min(e) / max(‖v‖, e) on the norm, with e too large). Use a floor far below any real norm: "
+            "clamp_min(1e-12), or F.normalize's default eps",
+            "norm_floor",
+        )
+    if d > 0 and d2 > 0 and abs(d2 / d - 9) <= 0.05 * 9:
+        return (
+            f"D grows like ‖v‖² (D = {d:.4g} at norm 1e-4, {d2:.4g} at 3e-4): the denominator has a floor f = ‖v‖² / "
+            f"D = {1e-8 / d:.3g} (e.g. .clamp_min(f) or max(den, f)); guard only a zero vector: test `denominator > "
+            "0`, or a floor far below any real value (clamp_min(1e-30))",
+            "small_vector",
+        )
+    return (
+        "D_i does not depend on a vector's scale, and only a zero vector is defined as 0. Possible causes: a floor "
+        "on the denominator (e.g. .clamp_min(1e-6): the value implied above is then that floor), an eps added to it, "
+        "a floor on the norm used to normalise (F.normalize(eps=...) or clamp_min(eps) on ‖v_i‖, too large), or a "
+        "threshold that zeroes small vectors (torch.where(den > eps, ...)); guard only a zero vector: clamp the "
+        "norm used to normalise (clamp_min(1e-12)) or test `denominator > 0`",
+        "small_vector",
+    )
+
+
+def small_vector_failure(fn: Callable[[Tensor], object], device: torch.device) -> None:
+    """One instance, 4 vectors in 3 dimensions: an antipodal pair (1/2 each), a lone vector of norm 0.8 (1) and a lone
+    vector of norm 1e-4 (1: D_i is scale-free; ‖v‖⁴ = 1e-16 is a normal float32). Fails (code small_vector, or
+    norm_floor when a second size, 3e-4, shows a floor on the norm used to normalise)
+    when only the tiny vector is wrong,
+    reading back the denominator its value implies."""
+    d = _tiny_vector_value(fn, device, 1e-4)
+    if d is None or abs(d - 1) <= 1e-3:
         return
+    d2 = _tiny_vector_value(fn, device, 3e-4)
     norm_sq = 1e-8
     reads = (
         f"‖v‖² / D = {norm_sq / d:.3g} and ‖v‖⁴ / D = {norm_sq**2 / d:.3g}, where Σ_j (v̂·v_j)² = {norm_sq:.0e} and "
@@ -64,12 +102,10 @@ def small_vector_failure(fn: Callable[[Tensor], object], device: torch.device) -
         if d > 0
         else "it is set to 0"
     )
+    hint, code = _floor_reading(d, d2) if d2 is not None else _floor_reading(d, float("nan"))
     fail(
         f"a vector of norm 1e-4, orthogonal to every other vector, gets D = {d:.4g}, expected 1 ({reads}); the other "
         "vectors of that input are right (an antipodal pair 1/2 each, a lone vector of norm 0.8 gets 1)",
-        "D_i does not depend on a vector's scale, and only a zero vector is defined as 0. Possible causes: a floor "
-        "on the denominator (e.g. .clamp_min(1e-6): the value implied above is then that floor), an eps added to it, "
-        "or a threshold that zeroes small vectors (torch.where(den > eps, ...)); guard only a zero vector: clamp the "
-        "norm used to normalise (clamp_min(1e-12)) or test `denominator > 0`",
-        code="small_vector",
+        hint,
+        code=code,
     )

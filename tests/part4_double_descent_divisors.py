@@ -36,7 +36,13 @@ def common_divisor_diagnosis(x: Tensor, delta: float) -> tuple[str, str] | None:
         f": U[0, 1] draws divided by one number d = 1/m ({divisors}) shared by many examples, so the example norms "
         f"are spread (their mean: {means[0]:.4g} over all examples, {means[1]:.4g} over the non-empty ones)"
     )
-    if max(tops) - min(tops) <= 0.03 * max(tops):
+    if min(tops) > 1e4:  # divided by a floor such as clamp_min(1e-12): the divisor itself was 0
+        cause = (
+            f"the divisor is about {1 / max(tops):.1g}, a clamp floor: the norm you divided by was 0. "
+            "x.norm(-1, keepdim=True) reads -1 as the order p, not as dim (a p = -1 'norm' of the whole tensor, 0 "
+            "once any entry is 0): pass dim by keyword, x.norm(dim=-1, keepdim=True)"
+        )
+    elif max(tops) - min(tops) <= 0.03 * max(tops):
         cause = "every example was divided by the same number" + (
             ", and the example norms average 1: the mean example norm (x.norm(dim=-1, keepdim=True)"
             ".mean()) divides them all"

@@ -212,6 +212,22 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
                 ("0.5 * (1 + cos(π · progress + 1))", lambda q: 0.5 * (1 + math.cos(math.pi * q + 1))),
             )
         ],
+        *[
+            (
+                "warmup_times_cosine",
+                f"your factor is the warm-up ramp times the cosine at every step, {form}, with no branch: the phases "
+                "are separate, step / warmup_steps while step < warmup_steps, then the cosine alone, with progress "
+                "(step - warmup_steps) / (steps - warmup_steps)",
+                lambda s, f=f: (min(1.0, s / warmup) if warmup > 0 else 1.0) * f(s),
+            )
+            for form, f in (
+                ("min(1, step / warmup) · 0.5 (1 + cos(π step / steps))", lambda s: _cos(s / steps)),
+                (
+                    "min(1, step / warmup) · 0.5 (1 + cos(π (step - warmup) / (steps - warmup)))",
+                    lambda s: _cos((s - warmup) / rest),
+                ),
+            )
+        ],
     ]
     values = torch.tensor([right(s) for s in range(steps)], dtype=torch.float64)
     out: list[Mistake] = []
@@ -459,7 +475,7 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
         )
     if x.max() > 1 + NORM_TOL:
         undone = x / (row_l2**2).clamp_min(1e-300)[..., None]  # x / ‖x‖² recovers the raw values if x = raw / ‖raw‖²
-        if undone.max() <= 1 + NORM_TOL:
+        if 0.9 <= undone.max() <= 1 + NORM_TOL:  # the raw values come back (their max near 1), not a rescaling
             return "norm_squared", "divide by the norm ‖x‖, not by the squared norm ‖x‖² (x.pow(2).sum(-1))"
         if abs(float(undone.max()) - 2) < 0.05:  # x = raw / (2‖raw‖²): `s ** 1/2` parses as (s ** 1) / 2
             return "power_precedence", (
