@@ -37,6 +37,7 @@ from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
 from tests import part5_toy_saes_row_norms as RN
 from tests import part5_toy_saes_sources as S
+from tests import part5_toy_saes_tied_lengths as TL
 from tests.checking import (
     _is_learner_frame,
     checker,
@@ -732,6 +733,7 @@ def _check_tied(impl: Callable, device: torch.device) -> None:
             "index through sae.W_dec and sae.W_enc, which share storage when tied; change only the dead latents",
             code="tied_weights",
         )
+    TL.tied_lengths(sae, groups["dead"], 0.37)
     D.check_fresh_draws(lambda: D.call_resampler(lambda: impl(spare, frac.clone(), 0.37)), sae, spare, changed)
 
 

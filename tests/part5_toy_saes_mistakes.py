@@ -18,6 +18,7 @@ from torch import Tensor
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_resample_draws as RD
 from tests import part5_toy_saes_resample_readbacks as RB
+from tests import part5_toy_saes_row_scales as RS
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
 from tests.part5_toy_saes_readoffs import NORM_P_POSITIONAL, divisor_readoff, negated_direction_hint, window_slice_rule
 
@@ -606,6 +607,7 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float, drawn
             "normalized_wrong_axis",
         )
     else:
+        RS.not_unit_readings(rows, norms, inst_of, before["b_dec"])
         if drawn:
             RD.draw_axis(sae, norms)
         hint, code = "normalise each new direction to unit length before writing it into the decoder", "dec_not_unit"

@@ -161,6 +161,32 @@ def divisor_power_failure(out: Tensor, W: Tensor) -> None:
     )
 
 
+def divisor_source_failure(out: Tensor, W: Tensor, sources: dict[str, Tensor], eps: float) -> None:
+    """Every output row points along W's own row but its divisor is the matching row norm of another tensor
+    (`sources`: name -> [inst d_sae d_in], e.g. the encoder's columns): the norm was taken of the wrong tensor."""
+    out, W = out.detach().double(), W.detach().double()
+    rows = _rows(out, W)
+    if int(rows.sum()) < 3:
+        return
+    cos = torch.nn.functional.cosine_similarity(out[rows], W[rows], dim=-1)
+    if not bool((cos > 1 - 1e-4).all()):
+        return
+    divisor = W.norm(dim=-1)[rows] / out[rows].norm(dim=-1)
+    for name, S in sources.items():
+        norms = S.detach().double().norm(dim=-1)[rows]
+        own = torch.allclose(norms, W.norm(dim=-1)[rows], rtol=1e-3)  # tied: the same norms, nothing to name
+        if own or not torch.allclose(divisor, norms + eps, rtol=1e-3):
+            continue
+        fail(
+            f"W_dec_normalized: every row points along W_dec's own row, but its length is ‖W_dec row‖ / ‖row of "
+            f"{name}‖: each row was divided by the norm of the matching row of {name}, not by its own norm",
+            "take the norm of the tensor you divide: self.W_dec / (self.W_dec.norm(dim=-1, keepdim=True) + eps). "
+            "An untied decoder (tied_weights=False) is its own parameter; its row norms differ from the encoder's "
+            "column norms",
+            code="divisor_source",
+        )
+
+
 def numerator_source_failure(out: Tensor, W: Tensor, sources: dict[str, Tensor], eps: float) -> None:
     """Every output row is parallel to the same row of another tensor (`sources`: name -> [inst d_sae d_in], not W):
     the numerator came from there; the divisor is read back and compared with W's and that tensor's row norms."""
@@ -247,6 +273,7 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
     partial_norm_failure(out, W, eps)
     divisor_power_failure(out, W)
     root_ratio_failure(out, W, cfg)
+    divisor_source_failure(out, W, sources, eps)
     numerator_source_failure(out, W, sources, eps)
     eps_readoff_failure(out, W, cfg)
 

@@ -80,7 +80,8 @@ def _simple_loop(sae, frac, resample_scale):
 
 
 def _simple_sum(sae, frac, resample_scale):
-    """Correct: dead = summed activity is zero; directions from a fresh generator on the parameters' device."""
+    """Correct: dead = summed activity is zero; directions from a fresh generator on the parameters' device. The
+    decoder is written before the encoder: tied, W_dec is a view of W_enc and the last write stays (fresh46)."""
     dead = frac.sum(0) == 0
     idx = dead.nonzero(as_tuple=True)
     g = torch.Generator(device=sae.W_enc.device).manual_seed(7)
@@ -88,8 +89,8 @@ def _simple_sum(sae, frac, resample_scale):
     v = v / v.norm(dim=1, keepdim=True)
     with torch.no_grad():
         sae.b_enc[idx] = 0.0
-        sae.W_enc[idx[0], :, idx[1]] = v * resample_scale
         sae.W_dec[idx] = v
+        sae.W_enc[idx[0], :, idx[1]] = v * resample_scale
 
 
 def _simple_where(sae, frac, resample_scale):
