@@ -401,6 +401,10 @@ if MAIN:
 # `dead` has shape `[inst d_sae]`. `sae.W_dec.data[dead]` selects `[n_dead, d_in]` rows (this also
 # works for tied weights, since then `W_dec` is a view of `W_enc`), and so does
 # `sae.W_enc.data.transpose(-1, -2)[dead]`. Assigning into these writes into the parameters.
+#
+# With tied weights the decoder row and the encoder column are the same numbers, so the last write
+# wins: write the decoder row first and the encoder column last. The encoder then keeps
+# `resample_scale` · v, which is what matters (the forward pass normalises the decoder rows anyway).
 # </details>
 #
 # <details><summary>Hint: why not torch.rand?</summary>
