@@ -21,6 +21,8 @@ from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_edge_inputs as EI
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
+from tests import part5a_sae_architectures_gated_slips as GS
+from tests import part5a_sae_architectures_instance_pooling as IP
 from tests import part5a_sae_architectures_lowered_k as LK
 from tests import part5a_sae_architectures_metric_fits as MF
 from tests import part5a_sae_architectures_metric_slips as MS
@@ -86,15 +88,15 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
         "instances",
     }
     ingredients = {"acts": WR.gated_acts_weights, "h_reconstructed": WR.with_decoder_norms(gated_decode_options)}
-    listed = [M.gated_forward(reference, h, **bug)[0]["L_aux"] for _, _, st, bug in M.GATED_MISTAKES if st == "L_aux"]
+    listed = [GS.gated_forward(reference, h, **b)[0]["L_aux"] for _, _, st, b in GS.GATED_MISTAKES if st == "L_aux"]
     DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
     check_negated_parameter(twin(sae, cls), reference, h, "GatedToySAE.forward")  # e.g. exp(-r_mag)
     check_sae_forward(
         sae,
         reference,
         h,
-        FR.gated_forward,
-        FR.GATED_MISTAKES,
+        GS.gated_forward,
+        GS.GATED_MISTAKES,
         hints=hints,
         ingredients=ingredients,
         solution=ref_a.GatedToySAE.forward,
@@ -282,8 +284,8 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
         sae,
         reference,
         h,
-        FR.jumprelu_forward,
-        FR.JUMPRELU_MISTAKES,
+        IP.jumprelu_forward,
+        IP.JUMPRELU_MISTAKES,
         ingredients={
             "acts": jumprelu_acts_options,
             "h_reconstructed": WR.with_decoder_norms(RB.jumprelu_decode_options),
@@ -424,6 +426,7 @@ def test_auxk_loss(impl: Callable, device: torch.device) -> str:
     out = expect_tensor(out, "auxk_loss(...)", shape=(batch, n_inst), dims="batch inst", dtype=pre.dtype, device=device)
     SL.auxk_in_place(inputs, {"pre": pre, "residual": residual, "dead": dead, "W_dec_normalized": W_dec})
     RB.auxk_float64(impl, pre, residual, dead, W_dec, k_aux, out)  # float64: float64-accurate
+    IP.auxk_pooled_mask(impl, pre, residual, dead, W_dec, k_aux, out)  # dead.any(0): all True here
     expected = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
     expect_matches(
         out.detach(),

@@ -1,0 +1,81 @@
+"""Named slips of part 5a's Gated forward read off one step each: a bias added after the ReLU that should act
+inside it (π_mag's b_mag), and L_aux built otherwise than ReLU(π_gate) @ W_dec_normalized.detach() + b_dec.detach()
+(its decoder rows normalised over the d_sae axis instead of d_in; the ReLU applied to the decoded vector instead of
+to π_gate, before or after b_dec).
+
+`gated_forward` extends `tests.part5a_sae_architectures_forward_readings.gated_forward`, so the checker passes
+`GATED_MISTAKES` with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tests import part5a_sae_architectures_forward_readings as FR
+
+
+def _total(sae: Any, d: dict[str, Tensor]) -> Tensor:
+    return (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"] + d["L_aux"]).mean(0).sum()
+
+
+def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """`FR.gated_forward`, plus `bias_after_relu`: π_mag's ReLU before b_mag, ReLU((x @ W_enc)·exp(r_mag)) + b_mag;
+    `aux_norm_dim=1`: L_aux's decoder W_dec / ‖W_dec‖ over d_sae; `aux_relu_decoded` ("inner" or "outer"): L_aux
+    decodes π_gate and ReLUs the result, before adding b_dec ("inner") or after ("outer")."""
+    after, norm_dim = bug.pop("bias_after_relu", False), bug.pop("aux_norm_dim", None)
+    relu_dec = bug.pop("aux_relu_decoded", None)
+    if not after and norm_dim is None and relu_dec is None:
+        return FR.gated_forward(sae, h, **bug)
+    d, _, acts, h_rec = FR.gated_forward(sae, h)
+    proj = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
+    gate = proj + sae.b_enc
+    if after:
+        acts = (gate > 0).to(h.dtype) * ((proj * sae.r_mag.exp()).relu() + sae.b_mag)
+        h_rec = torch.einsum("bis,isd->bid", acts, sae.W_dec_normalized) + sae.b_dec
+        d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
+    if norm_dim is not None:
+        W = sae.W_dec.detach()
+        via = torch.einsum("bis,isd->bid", gate.relu(), W / W.norm(dim=norm_dim, keepdim=True)) + sae.b_dec.detach()
+        d = d | {"L_aux": (via - h).pow(2).mean(-1)}
+    if relu_dec is not None:
+        decoded = torch.einsum("bis,isd->bid", gate, sae.W_dec_normalized.detach())
+        b = sae.b_dec.detach()
+        via = decoded.relu() + b if relu_dec == "inner" else (decoded + b).relu()
+        d = d | {"L_aux": (via - h).pow(2).mean(-1)}
+    return d, _total(sae, d), acts, h_rec
+
+
+_AUX = "L_aux = ((ReLU(π_gate) @ W_dec_normalized.detach() + b_dec.detach() - h) ** 2).mean(-1)"
+GATED_MISTAKES = [
+    *FR.GATED_MISTAKES,
+    (
+        "bias_after_relu",
+        "your b_mag is added after the ReLU, ReLU((x @ W_enc) · exp(r_mag)) + b_mag, so a gated-on latent can be "
+        "negative: the bias goes inside, ReLU(π_mag) with π_mag = (x @ W_enc) · exp(r_mag) + b_mag",
+        "acts",
+        {"bias_after_relu": True},
+    ),
+    (
+        "aux_norm_axis",
+        "your L_aux decoder rows are normalised over the d_sae axis (dim=1): each latent's row is normalised over "
+        f"d_in (dim=-1), as W_dec_normalized already is; use it detached. {_AUX}",
+        "L_aux",
+        {"aux_norm_dim": 1},
+    ),
+    (
+        "aux_relu_after_decoding",
+        "your L_aux applies the ReLU to the decoded vector (ReLU(π_gate @ W_dec)): the ReLU acts on the gate "
+        f"pre-activations before decoding, ReLU(π_gate) @ W_dec. {_AUX}",
+        "L_aux",
+        {"aux_relu_decoded": "inner"},
+    ),
+    (
+        "aux_relu_after_decoding",
+        "your L_aux applies the ReLU to the reconstruction (ReLU(π_gate @ W_dec + b_dec)): the ReLU acts on the "
+        f"gate pre-activations before decoding, ReLU(π_gate) @ W_dec. {_AUX}",
+        "L_aux",
+        {"aux_relu_decoded": "outer"},
+    ),
+]
