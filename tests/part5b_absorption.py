@@ -26,15 +26,9 @@ from solutions import part5b_absorption as ref
 from solutions.part5_toy_saes import ToySAEConfig
 from tests import part5b_absorption_probes as probes
 from tests import part5b_absorption_readbacks as rb
-from tests.checking import (
-    checker,
-    expect_close,
-    expect_matches,
-    expect_tensor,
-    fail,
-    returned,
-)
+from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import Reference, call
+from tests.part5b_absorption_boundaries import orphan_siblings
 from tests.part5b_absorption_diagnosis import (
     absorption_probes,
     all_zero,
@@ -382,6 +376,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     check_on_carrier_inputs(impl, device)
     check_feature_order(impl, device)
     rb.childless_parent(impl, device)
+    orphan_siblings(impl, case, ABS_PARENT_OF, device)  # two children on, the parent off: not a case
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 
