@@ -55,6 +55,7 @@ from tests.part7_open_problems_probes import (
     whole_number_losses,
     zero_column_hint,
 )
+from tests.part7_open_problems_value_shape import value_shape
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -418,6 +419,7 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
             f"{seen}the values are not spread over [{low:g}, {high:g}] as a uniform draw is: use {draw}",
             code="value_spread",
         )
+    value_shape(batch, present, kind, low, high, draw, N_TESTS + len(UNIFORM_KINDS))  # KS against U[low, high]
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from torch import Tensor
 from tests.checking import CheckFailed, fail
 from tests.learner_errors import failing_line
 from tests.part7_open_problems_mistakes import name_distribution
+from tests.part7_open_problems_pair_readings import pair_reading
 from tests.sizes import note_inputs
 
 
@@ -124,11 +125,17 @@ def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor,
         )
     nonneg = (a >= 0) & (b >= 0)
     if wrong.any() and not (wrong & nonneg).any():
+        reading = pair_reading(g, a, b, expected)  # a min / max / product / sum of the values, named when it fits
         fail(
             f"compute_target(features, {target!r}) is right wherever both features of a pair are >= 0 and wrong on "
             f"{int(wrong.sum())} pairs with a negative member",
-            f"'non-zero' includes negative values: {name} tests (a != 0) {op} (b != 0). A test such as a > 0, a·b > 0 "
-            "or a + b > 0 reads a negative feature as absent (or depends on the signs)",
+            f"{reading}'non-zero' includes negative values: {name} tests (a != 0) {op} (b != 0)"
+            + (
+                ""
+                if reading
+                else ". A test such as a > 0, a·b > 0 or a + b > 0 reads a negative feature as absent "
+                "(or depends on the signs)"
+            ),
             code="pair_negative",
         )
 
