@@ -56,11 +56,12 @@ def topk_k_from_data(cls: type, device: torch.device, kept: list[int]) -> None:
 
 
 def auxk_k_lowered(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list:
-    """(code, hint, value): the reference AuxK loss with k' dead latents kept in every instance, 0 ≤ k' < k_aux."""
+    """(code, hint, value): the reference AuxK loss with k' dead latents kept in every instance, 1 ≤ k' < k_aux
+    (k' = 0, nothing decoded, is the diagnosis catalogue's nothing_decoded)."""
     fewest = int(dead.sum(-1).min())
     masked = torch.where(dead, pre, -torch.inf)
     out = []
-    for k in range(k_aux):
+    for k in range(1, k_aux):
         if k == int(dead[0].sum()):  # instance 0's count for every instance: metric_variants' k_from_instance0
             continue
         top = masked.topk(k, dim=-1)
@@ -75,8 +76,6 @@ def auxk_k_lowered(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k
             )
         if k == k_aux - 1:
             causes.append("topk(k_aux - 1)")
-        if k == 0:
-            causes.append("no dead latent decoded at all")
         why = f". Possible causes: {'; '.join(causes)}" if causes else ""
         hint = (
             f"your loss equals the reference with only {k} dead latent(s) kept per example in every instance, not "
