@@ -623,7 +623,12 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
 
     def extra(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:
         seen["batch"] = batch
-        return _target_mutants(out, batch, target) + loss_relations.model_tensor_mutants(out, target, imp, p)
+        present = loss_relations.present_mean_mutants(out, batch, imp, target)  # absent_masked covers the last
+        return (
+            _target_mutants(out, batch, target)
+            + loss_relations.model_tensor_mutants(out, target, imp, p)
+            + [m for m in present if m[0] == "mean_over_present"]
+        )
 
     reduced_then_weighted_failure(model.calculate_loss, imp, make_batch, torch.abs, device)
     check_loss(model, imp, torch.abs, make_batch, device, solution, extra=extra, relations=relations)

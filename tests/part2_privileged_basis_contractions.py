@@ -74,11 +74,11 @@ def contraction_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, read:
         ),
         (
             "relu_per_term",
-            per_term.format(
-                axis="hidden neurons",
-                code="a ReLU on each h_d · weight before summing over d_hidden",
-                right="ReLU(Σ_d weight · h_d + b_final), with the ReLU after the sum and the bias",
-            ),
+            f"your output equals the right one with a ReLU on the output weights: either on {write} itself "
+            f"(F.relu(self.{write}) in the output product) or on each product term h_d · {w} before the sum over "
+            "the hidden neurons (d_hidden); the two give the same values, since h = ReLU(...) ≥ 0. The weights "
+            "enter as they are (they may be negative), and the output's ReLU acts on the whole weighted sum, "
+            "ReLU(Σ_d weight · h_d + b_final), after the sum and the bias",
             relu(per_term_write + b),
         ),
     ] + ([] if regrouped is None else [_regrouped_hidden(relu(up(regrouped, W_out) + b))])

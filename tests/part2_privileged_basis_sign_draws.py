@@ -48,11 +48,27 @@ def biased_sign_failure(batch: Tensor, p: Tensor, what: str) -> None:
         f"{what}: the present values' magnitudes are U[0, 1] in every cell, but their signs are not a fair coin: "
         f"inst {a}, feature {c} (p = {float(p[a, c]):.4g}) has {q:.1%} negative values"
     )
+    follows = lambda table: all(
+        abs(q - float(table[a, c])) <= float(rate_tolerance(n, float(table[a, c]))) for a, c, n, q in shares
+    )
+    for table, name in (
+        (p.clamp(max=0.5) / p, "min(p, 1/2) / p (all negative where p ≤ 1/2)"),
+        ((p - 0.5).clamp(min=0) / p, "max(p - 1/2, 0) / p (none negative where p ≤ 1/2)"),
+    ):
+        if follows(table):
+            fail(
+                observed + f"; in every cell the negative share follows {name}: the share a sign u < 1/2 has "
+                "among the u that passed u < p",
+                "the sign is read off the same uniform as the presence (u < p decides presence, u < 0.5 the sign), "
+                "so it is tied to presence, not a coin: draw the sign from a fresh uniform, "
+                "torch.where(torch.rand(...) < 0.5, -1.0, 1.0), or draw the value as 2 * torch.rand(...) - 1",
+                code="sign_from_presence_draw",
+            )
     for table, name, fix in (
         (p, "p", "the feature probability reused for the sign coin (rand < p)"),
         (1 - p, "1 - p", "the sign coin drawn against the feature probability (rand > p or rand < 1 - p)"),
     ):
-        if all(abs(q - float(table[a, c])) <= float(rate_tolerance(n, float(table[a, c]))) for a, c, n, q in shares):
+        if follows(table):
             fail(
                 observed + f"; in every cell the negative share follows {name}",
                 f"the sign is negative with probability {name}: {fix}. The sign is a fair coin, independent of p: "
