@@ -321,6 +321,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     extra = lambda out, batch, target: (
         loss_relations.model_tensor_mutants(out, target, imp, p)
         + loss_relations.present_mean_mutants(out, batch, imp, target)
+        + loss_relations.one_sided_mutants(out, target, imp)
     )
     # Sparse like generate_batch's (exact zeros where absent): a mean over the present entries only differs.
     make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)

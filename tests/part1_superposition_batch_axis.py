@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import bernstein_tolerance, fail
+from tests.part1_superposition_batch_draws import lagged_neighbour_failure, presence_count_failure
 from tests.part1_superposition_probes import DELTA, rate_tolerance
 
 N_ORDER = 20_000  # examples for the order statistics
@@ -162,4 +163,7 @@ def batch_axis_failures(model: torch.nn.Module, method: str, p: Tensor, device: 
         return
     if isinstance(batch, Tensor) and batch.ndim == 3 and batch.shape[0] == N_ORDER:
         value_order_over_batch_failure(batch, f"{what} (a fresh batch)")
+        lagged_neighbour_failure(batch, f"{what} (a fresh batch)")
+        paired = method in ("generate_correlated_features", "generate_anticorrelated_features")
+        presence_count_failure(batch, p, f"{what} (a fresh batch of {N_ORDER})", paired)
     small_p_failure(draw, tuple(p.shape), what)

@@ -490,6 +490,17 @@ def averaged_rates_failure(observed: Tensor, expected: Tensor, n: int, message: 
                 "not an average of them",
                 code=f"{code}_mean_probability",
             )
+    for dim, axis, code in ((1, f"the {unit}s of each instance", unit), (0, "the instances", "instance")):
+        for name, reduce in (("largest", torch.amax), ("smallest", torch.amin)):
+            table = reduce(expected, dim, keepdim=True).expand_as(expected)
+            if consistent(observed, table, n) and not consistent(observed, expected, n):
+                fail(
+                    message + f"; every rate matches the {name} p over {axis} (p.{reduce.__name__}({dim - 2}))",
+                    f"p was reduced over {axis} (its {name} value, e.g. p.{reduce.__name__}({dim - 2}) or "
+                    f"p.{'max' if name == 'largest' else 'min'}({dim - 2}).values) before the draw: every entry uses "
+                    f"its own probability p[inst, {unit}], with no reduction over an axis",
+                    code=f"{code}_reduced_probability",
+                )
 
 
 def choice_split_hint(present: Tensor, p_pairs: Tensor, n: int) -> str | None:

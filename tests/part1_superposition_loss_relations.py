@@ -345,3 +345,23 @@ def autograd_escape_reading(compute: Callable[[], object]) -> tuple[str, str]:
         "compute it with torch operations on `out` (no .item(), .detach(), torch.no_grad(), torch.tensor(...) or "
         "numpy)",
     )
+
+
+def one_sided_mutants(out: Tensor, target: Tensor, imp: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The squared error kept on one side only: (target - out).clamp(min=0) (F.relu(batch - out)) or the other way."""
+    hint = (
+        "only {} is penalised ({}, squared): the loss squares the error in both directions, (target - out)², "
+        "weighted by the importance"
+    )
+    return [
+        (
+            "one_sided_error",
+            hint.format("under-prediction (out below the target)", "F.relu(target - out) or .clamp(min=0)"),
+            (imp * (target - out).clamp(min=0) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+        (
+            "one_sided_error",
+            hint.format("over-prediction (out above the target)", "F.relu(out - target)"),
+            (imp * (out - target).clamp(min=0) ** 2).mean(dim=(0, 2)).sum(),
+        ),
+    ]

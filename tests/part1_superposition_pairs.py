@@ -211,9 +211,12 @@ def active_law_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
     ] + [
         (
             "anti_thresholds_swapped",
-            f"the {first} feature of each pair is present at p and the {second} at 1/2 - p: the two thresholds are "
-            "swapped — the pair's activity drawn with probability 1/2 and the choice of feature with 2p. The pair "
-            "is active with probability 2p (rand < 2 * p), then a fair coin (rand < 1/2) picks one of the two",
+            f"the {first} feature of each pair is present at p and the {second} at 1/2 - p (never both): two "
+            "mistakes give exactly these rates — the two thresholds swapped (the pair's activity drawn with "
+            f"probability 1/2 and the choice of feature with 2p), or the {second} feature's condition negated as a "
+            f"whole (~active & ~coin: the {second} is on when the pair is INACTIVE, where active & ~coin belongs). "
+            "The pair is active with probability 2p (rand < 2 * p), then a fair coin (rand < 1/2) picks one of the "
+            "two: first = active & coin, second = active & ~coin",
             torch.stack([a, b], dim=-1).flatten(-2),
         )
         for first, second, a, b in (("first", "second", p, 0.5 - p), ("second", "first", 0.5 - p, p))

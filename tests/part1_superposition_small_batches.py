@@ -52,8 +52,10 @@ def small_batch_failures(model: torch.nn.Module, device: torch.device, **kwargs)
             f"with every feature probability {P_HIGH}, {' and '.join(never)} is all zeros",
             f"that example is never drawn: with p = {P_HIGH} a drawn example of {n} entries is all zeros with "
             f"probability {1 - P_HIGH:.1g}^{n}. E.g. a loop over the examples that skips one (range(1, batch_size) "
-            "leaves example 0 at zeros, range(batch_size - 1) the last), or an output filled from the wrong index: "
-            "draw every example, 0 to batch_size - 1",
+            "leaves example 0 at zeros, range(batch_size - 1) the last), an output filled from the wrong index, or "
+            "presence decided by a count over the batch (exactly floor(p · batch_size) examples present per column: "
+            "none at all for a batch of 1): draw every example, 0 to batch_size - 1, each entry on its own "
+            "(torch.rand(...) < p)",
             code="example_never_drawn",
         )
 

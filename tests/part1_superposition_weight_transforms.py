@@ -140,7 +140,57 @@ def reshape_mutants(
     return out
 
 
+def instance_mixup_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
+    """Part 1's forward with one product (or both) reading another instance's weights: W rolled or flipped along the
+    instance axis (W.roll(1, 0), W.roll(-1, 0), W.flip(0)), so instance k goes through instance k ∓ 1's W."""
+    if W.shape[0] < 2:
+        return []
+    model = _forward_with(x, b, lambda t: t)
+    out: list[Mutant] = []
+    for what, g in (
+        ("W.roll(1, 0): instance k uses instance k - 1's W", lambda w: w.roll(1, 0)),
+        ("W.roll(-1, 0): instance k uses instance k + 1's W", lambda w: w.roll(-1, 0)),
+        ("W.flip(0): the instances' weights in reverse order", lambda w: w.flip(0)),
+    ):
+        for where, Wi, Wo in (
+            ("the first product (W x, down to d_hidden)", g(W), W),
+            ("the second product (back up with Wᵀ)", W, g(W)),
+        ):
+            hint = (
+                f"your output is the right one with {where} reading another instance's weights, {what}. Each "
+                "instance is its own model: both products use that instance's W, with the `inst` axis aligned "
+                f"(no roll, flip or shift along dim 0)" + (f" ({formula})" if formula else "")
+            )
+            out.append(("weights_other_instance", hint, model(Wi, Wo)))
+    return out
+
+
+def hidden_normalised_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
+    """Part 1's forward with the hidden vector h = W x rescaled before going back up: to unit norm over d_hidden
+    (F.normalize(h, dim=-1)), or over the instances."""
+    return [
+        (
+            "hidden_normalised",
+            f"your output is the right one with the hidden vector h = W x divided by its norm over {axis} "
+            f"({code}) before the second product. The model keeps h as it is: no normalisation between the "
+            "products" + (f" ({formula})" if formula else ""),
+            _forward_with(x, b, lambda t, d=dim: _unit(t, d))(W, W),
+        )
+        for axis, code, dim in (
+            ("`d_hidden`", "F.normalize(h, dim=-1)", -1),
+            ("the instances", "F.normalize(h, dim=-2)", -2),
+        )
+    ]
+
+
 def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
-    """Part 1's forward (W read by both products): the transforms, the Gram edits and the reshapes above."""
+    """Part 1's forward (W read by both products): the transforms, the Gram edits, the reshapes, another instance's
+    weights and a normalised hidden vector."""
     transformed = weight_transform_mutants(x, W, W, b, formula=formula)
-    return transformed + gram_mutants(x, W, b) + reshape_mutants(x, W, W, b, formula=formula)
+    return (
+        transformed
+        + gram_mutants(x, W, b)
+        + reshape_mutants(x, W, W, b, formula=formula)
+        + instance_mixup_mutants(x, W, b, formula)
+        + hidden_normalised_mutants(x, W, b, formula)
+    )
