@@ -64,6 +64,7 @@ from tests.part6_lm_saes_hints import (
     steer_second_call,
 )
 from tests.part6_lm_saes_index_values import values_off_indices
+from tests.part6_lm_saes_loss_reductions import loss_reductions
 from tests.part6_lm_saes_mask_floor import far_below_probe, min_fill_probe
 from tests.part6_lm_saes_masked_returned import masked_entries_returned
 from tests.part6_lm_saes_mistakes import (
@@ -386,10 +387,9 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     )
     mistakes["spliced"] += hooks_reused(model, sae, tokens) + splice_slips(model, sae, tokens)
     mistakes["spliced"] += splice_variants(model, sae, tokens)
-    for key, extra in logits_means(model, sae, tokens).items():
-        mistakes[key] = mistakes[key] + extra
-    for key, extra in softmax_axis_losses(model, sae, tokens).items():
-        mistakes[key] = mistakes[key] + extra
+    for readings in (logits_means(model, sae, tokens), softmax_axis_losses(model, sae, tokens)):
+        for key, extra in readings.items():
+            mistakes[key] = mistakes[key] + extra
     general = {
         "clean": "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
         "possible causes: the model ran on other tokens than those passed (a slice or a subset), a loss other than "
@@ -404,7 +404,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
             torch.tensor(got[k], dtype=torch.float64),
             torch.tensor(exp[k], dtype=torch.float64),
             f"out[{k!r}]",
-            mistakes[k],
+            mistakes[k] + loss_reductions(model, sae, tokens, k, got[k], exp[k], 2e-5, 1e-6),  # wrong ones only
             # float32 losses (means over a few hundred positions) agree to ~1e-6 whichever way they are computed;
             # 2e-5 separates mistakes that move the loss by 1e-4 (BOS left unspliced, b_dec left out of decode)
             rtol=1e-4 if k == "recovered" else 2e-5,
