@@ -1,7 +1,7 @@
 """Part 6b: terms written at the wrong place, and averages taken at the wrong level.
 
-- a zero-ablation that writes a named constant (the transcoder's b_dec, the MLP's b_out, the transcoder's output on a
-  zero input) instead of zeros;
+- a zero-ablation that spares position 0 (BOS), or that writes a named constant (the transcoder's b_dec, the MLP's
+  b_out, the transcoder's output on a zero input) instead of zeros;
 - `recovered` computed per sequence (or per predicted token) and then averaged, instead of from the mean losses;
 - latent values written at every position (`latents[:, idx] = values`, the position index dropped) in the
   attribution graph's forward;
@@ -32,6 +32,13 @@ def zero_ablation(model, tc, tokens: Tensor, got: float, want: float, close: Cal
             seen,
             "that zeroes the MLP's *input* (tc.hook_name): zero its output, at tc.hook_name_out",
             code="ablation_input",
+        )
+    spared = loss(model, tokens, [(tc.hook_name_out, lambda a, hook: torch.cat([a[:, :1], 0 * a[:, 1:]], 1))])
+    if close(got, spared) and not close(spared, loss(model, tokens, [(tc.hook_name_out, _zeros)])):
+        fail(
+            f"{seen}: that is the loss with the MLP output zeroed at every position but 0 (BOS kept as it was)",
+            "zero the MLP output at every position, BOS included (no [:, 1:] slice, no torch.cat keeping act[:, :1])",
+            code="ablation_bos_kept",
         )
     mlp = model.blocks[0].mlp
     constants = [("the transcoder's decoder bias tc.b_dec (its output with no latent firing)", tc.b_dec)]
