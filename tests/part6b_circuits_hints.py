@@ -19,12 +19,15 @@ from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_factors as factors
+from tests import part6b_circuits_other_rows as other_rows
 from tests import part6b_circuits_readbacks as readbacks
 from tests import part6b_circuits_vector_slips as vector_slips
 from tests.checking import fail
 
 # `variant_forward` flags, merged into the checker's linearised-forward catalogue.
 LINEARISED_HINTS = {
+    "latents_added": "when `latents` is given, it replaces the gated pre-activations: f = latents, not "
+    "pre * frozen.active + latents (yours adds the two)",
     "resid_x1": "the residual stream carries the embeddings themselves: resid_mid = embeds + attention output + b_O; "
     "x1 = LN1(embeds) is only the attention's input, it is not what the residual adds",
     "pattern_summed_q": "each query mixes the values with its own row of the pattern: z[h, q] = Σ_k pattern[h, q, k] "
@@ -197,7 +200,9 @@ def direction_mistakes(model: Any, tc: Any, i: int, actual: Tensor, side: str) -
     rows = known.direction_mistakes(model, tc, i, actual, side)
     if [c for c, _, _ in rows] != ["direction"]:
         return rows
-    named = vector_slips.named_vector(model, tc, i, actual, side)
+    named = vector_slips.named_vector(model, tc, i, actual, side) or other_rows.other_matrix_row(
+        model, tc, i, actual, side
+    )
     if named:
         return named
     right = model.W_E @ tc.W_enc[:, i] if side == "de" else tc.W_dec[i] @ model.W_U

@@ -359,14 +359,15 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     if bug.get("mlp_in_unscaled"):
         x = resid_mid - resid_mid.mean(-1, keepdim=True)
     pre = x @ tc.W_enc + tc.b_enc
+    gated = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
     if latents is not None and not bug.get("latents_ignored"):
-        f = latents * frozen.active if bug.get("latents_masked") else latents
+        f = latents * frozen.active if bug.get("latents_masked") else latents + bug.get("latents_added", 0) * gated
     elif bug.get("acts_recomputed"):
         f = tc.encode(x)
     elif bug.get("acts_constant"):
         f = frozen.acts
     else:
-        f = (pre.relu() if bug.get("relu_active") else pre) * frozen.active
+        f = gated
     skip_in = (
         resid_mid if bug.get("skip_resid") else embeds if bug.get("skip_embeds") else x1 if bug.get("skip_x1") else x
     )

@@ -506,6 +506,16 @@ def source_blocks(out: Tensor, direct: Tensor, graph: Any, rows: list[int], coun
             f"with respect to the {kind} vectors of every position, not only the target's own; {rule}",
             code=f"{kind}_edges_own_position",
         )
+    bound = b >= d.abs() * (1 - 1e-3) - 2e-4  # |g|·|v| ≥ |g · v| (Cauchy–Schwarz), for every edge
+    if bool((b >= -2e-4).all() and bound.all()) and not torch.allclose(b, d.abs(), **tol):
+        fail(
+            f"your {kind} edges are all ≥ 0 and each at least the size of the right edge (|yours| ≥ |right| "
+            f"everywhere, as a product of norms |grad|·|{kind} vector| is by Cauchy–Schwarz); the {right} edges "
+            "are right",
+            f"the edge is the dot product, (grad * {kind}).sum(-1), signed: not grad.norm(dim=-1) * "
+            f"{kind}.norm(dim=-1); {rule}",
+            code=f"{kind}_edges_norms",
+        )
 
 
 def equal_across(b: Tensor, d: Tensor, kind: str, right: str, rule: str) -> None:

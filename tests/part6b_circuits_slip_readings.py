@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_damped_rows as damped_rows
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
@@ -162,6 +163,7 @@ def influence_readings(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, 
             "the influence: influence = w @ ((I - Â)⁻¹ - I)",
             code="identity_term",
         )
+    damped_rows.rows_after_series(out, A, weights)
     readbacks.influence_readbacks(out, A, weights)
 
 
