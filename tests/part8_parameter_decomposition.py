@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
+from tests import part8_parameter_decomposition_ablation_runs as abl_runs
 from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
@@ -186,8 +187,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
-    fresh.ablation_tied(ablation_losses, device)  # a later matrix shaped like W_0ᵀ: tied weights show
-    outputs.ablation_same_shape(ablation_losses, device)  # one shaped like W_0: only layer 0 ablated
+    abl_runs.ablation_other_chains(ablation_losses, device)  # W_0ᵀ's or W_0's shape later, signed outputs
     return "each term removed from the first matrix, squared change of the output"
 
 

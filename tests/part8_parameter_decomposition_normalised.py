@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_ablation_runs as abl_runs
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_misplaced as misplaced
@@ -82,4 +83,5 @@ def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, ou
     named += one_input.ablation_one_input(chain, terms, x) + misplaced.ablation_factors(chain, terms, x, out)
     named += structure.ablation_slips(fn, chain, terms, x)  # + the squeeze probe (one instance, one term)
     named += reads.ablation_input_direction(chain, terms, x)  # a direction projected out of a
+    named += abl_runs.ablation_linearity(chain, terms, x)  # (chain(-T_k alone) - chain(0))²
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)
