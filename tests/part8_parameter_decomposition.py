@@ -23,6 +23,7 @@ from torch import Tensor
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_ablation_runs as abl_runs
 from tests import part8_parameter_decomposition_behaviour as behaviour
+from tests import part8_parameter_decomposition_delta_laws as delta_laws
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
 from tests import part8_parameter_decomposition_float64 as f64
@@ -484,14 +485,7 @@ def test_sample_masks(sample_masks: Callable, device: torch.device) -> str:
             "r in m = g + (1 - g) r should be uniform on [0, 1] (torch.rand)",
             "not_uniform",
         )
-        diag.check_uniform(
-            deltas[layer].detach()[..., None],
-            f"delta mask {layer}",
-            "inst one",
-            n_tests,
-            "the delta mask should be uniform on [0, 1] (torch.rand)",
-            "delta_not_uniform",
-        )
+        delta_laws.check_delta_law(deltas[layer].detach(), layer, r.shape[-1], n_tests)  # a max over C named
     # Independence of neighbouring draws: E[r_a r_b] = 1/4 for independent U[0, 1] (variance 7/144, range 1).
     tol = bernstein_tolerance(N_MASKS, 7 / 144, 1.0, FAILURE_PROBABILITY / n_tests)
     d0 = deltas[0].detach()[:, 0]

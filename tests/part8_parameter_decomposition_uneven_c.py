@@ -21,6 +21,7 @@ from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_output_size as out_size
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_recon_targets as targets
 from tests import part8_parameter_decomposition_skipped_runs as skipped
 from tests.checking import expect_matches, returned
 from tests.mutants import call
@@ -51,6 +52,7 @@ def recon_more(chain: WeightChain, p: dict[str, list[Tensor]], x: Tensor, right:
     more += measures.recon_error_measures(chain, p, x)  # norm, RMS, L1, max or 1 - cosine per example
     more += reads.recon_hidden_activation(chain, p, x)  # a hidden activation compared, not the output
     more += skipped.skipped_runs(chain, p, x)  # a matrix left out of the layerwise or the full run
+    more += targets.recon_masked_target(chain, p, x)  # the fully masked run as the target: full loss 0
     return more + weighted_layerwise(chain, p, x, right)
 
 

@@ -1,7 +1,7 @@
 """Proofs for part 8 after the fresh46 round: the squared difference of |outputs| on a chain with no last
-activation (`abs_difference`), the linearity shortcut chain(-T_k alone) - chain(0) (`linearity_shortcut`), a delta
-mask drawn as the max (or min) of C uniforms (`delta_order_statistic`), the target taken from the fully masked run
-(`target_masked_run`), and the round's correct variants."""
+activation (`abs_difference`), the linearity shortcut chain(-T_k alone) - chain(0) (`linearity_shortcut`), a
+delta mask drawn as the max (or min) of C uniforms (the hint also lists r^(1/k), the same law), the target taken
+from the fully masked run (`target_masked_run`), and the round's correct variants."""
 
 from __future__ import annotations
 
@@ -86,3 +86,85 @@ def test_ablation_mse_none_passes():
 
 def test_ablation_reference_passes():
     assert_passes(checks.test_ablation_losses, S.ablation_losses)
+
+
+# --------------------------------------------------------------------------------------------
+# sample_masks
+# --------------------------------------------------------------------------------------------
+def _masks_delta(reduce):
+    def impl(cis):
+        rs = [torch.rand_like(g) for g in cis]
+        return [g + (1 - g) * r for g, r in zip(cis, rs, strict=True)], [reduce(torch.rand_like(g)) for g in cis]
+
+    return impl
+
+
+def test_delta_max_over_c_named():
+    err = assert_fails(checks.test_sample_masks, _masks_delta(lambda t: t.amax(-1)), "delta_not_uniform")
+    assert "k = 4" in err.message and "= C" in err.message and ".amax(-1)" in err.hint and "r ** (1 / 4)" in err.hint
+
+
+def test_delta_min_over_c_named():
+    err = assert_fails(checks.test_sample_masks, _masks_delta(lambda t: t.amin(-1)), "delta_not_uniform")
+    assert "smallest" in err.message and ".amin(-1)" in err.hint
+
+
+def test_delta_sqrt_of_uniform_lists_both():
+    err = assert_fails(checks.test_sample_masks, _masks_delta(lambda t: t[..., 0] ** 0.5), "delta_not_uniform")
+    assert "k = 2" in err.message and "r ** (1 / 2)" in err.hint and ".amax(-1)" in err.hint
+
+
+def masks_one_minus(cis):
+    return (
+        [1 - (1 - g) * torch.rand_like(g) for g in cis],
+        [1 - torch.rand(g.shape[:-1], dtype=g.dtype, device=g.device) for g in cis],
+    )
+
+
+def masks_uniform_dist(cis):
+    m = [torch.distributions.Uniform(g, torch.ones_like(g), validate_args=False).rsample() for g in cis]
+    return m, [torch.empty(g.shape[:-1], dtype=g.dtype, device=g.device).uniform_() for g in cis]
+
+
+def test_masks_correct_variants_pass():
+    assert_passes(checks.test_sample_masks, masks_one_minus)
+    assert_passes(checks.test_sample_masks, masks_uniform_dist)
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic_reconstruction_losses
+# --------------------------------------------------------------------------------------------
+def _recon(target):
+    def impl(chain, U, V, x, masks, dms):
+        tgt = target(chain, U, V, x, masks, dms)
+        n = len(chain.weights)
+
+        def run(on):
+            fn = lambda l, a: (  # noqa: E741
+                S.masked_product(a, chain.weights[l], U[l], V[l], masks[l], dms[l])
+                if l in on
+                else _mm(a, chain.weights[l])
+            )
+            return (chain(x, fn) - tgt).pow(2).mean((0, 2)).sum()
+
+        return run(set(range(n))), sum(run({l}) for l in range(n)) / n  # noqa: E741
+
+    return impl
+
+
+def _target_masked(ones):
+    def target(chain, U, V, x, masks, dms):
+        pick = (lambda t: torch.ones_like(t)) if ones else (lambda t: t)
+        fn = lambda l, a: S.masked_product(a, chain.weights[l], U[l], V[l], pick(masks[l]), pick(dms[l]))  # noqa: E741
+        return chain(x, fn).detach() if not ones else chain(x, fn)
+
+    return target
+
+
+def test_target_is_masked_run_detached_named():
+    err = assert_fails(checks.test_stochastic_reconstruction_losses, _recon(_target_masked(False)), "target_masked_run")
+    assert "full loss is 0" in err.hint
+
+
+def test_target_masks_and_delta_one_passes():
+    assert_passes(checks.test_stochastic_reconstruction_losses, _recon(_target_masked(True)))
