@@ -118,13 +118,7 @@ def value_order_over_batch_failure(batch: Tensor, what: str, unit: str = "featur
 def small_p_failure(draw: Callable[[int, Tensor], object], p_shape: tuple[int, int], what: str) -> None:
     """Draws `draw(N_SMALL, p)` with every probability of p [inst, units] P_SMALL and compares the presence rate,
     pooled over every entry, with P_SMALL (Bernstein at DELTA)."""
-    p = torch.full(p_shape, P_SMALL)
-    try:
-        out = draw(N_SMALL, p)
-    except NotImplementedError:
-        raise
-    except Exception:  # the learner's code failed on the probe: the main check has called it already
-        return
+    out = _probe(draw, N_SMALL, torch.full(p_shape, P_SMALL))
     if not isinstance(out, Tensor) or out.ndim != 3 or out.shape[0] != N_SMALL or out.numel() == 0:
         return
     m = out.numel()
@@ -155,15 +149,21 @@ def batch_axis_failures(model: torch.nn.Module, method: str, p: Tensor, device: 
         what = "generate_batch(n)"
     else:
         draw, what = lambda n, q: getattr(model, method)(n, q.to(device)), f"{method}(n, p)"
-    try:
-        batch = draw(N_ORDER, p)
-    except NotImplementedError:
-        raise
-    except Exception:  # the learner's code failed on the probe: the main check has called it already
-        return
+    batch = _probe(draw, N_ORDER, p)
     if isinstance(batch, Tensor) and batch.ndim == 3 and batch.shape[0] == N_ORDER:
         value_order_over_batch_failure(batch, f"{what} (a fresh batch)")
         lagged_neighbour_failure(batch, f"{what} (a fresh batch)")
         paired = method in ("generate_correlated_features", "generate_anticorrelated_features")
         presence_count_failure(batch, p, f"{what} (a fresh batch of {N_ORDER})", paired)
     small_p_failure(draw, tuple(p.shape), what)
+
+
+def _probe(draw: Callable[[int, Tensor], object], n: int, p: Tensor) -> object:
+    """`draw(n, p)`, or None when the learner's code fails on the probe (the main check has called it already and
+    said what failed); a stub's NotImplementedError goes through."""
+    try:
+        return draw(n, p)
+    except NotImplementedError:
+        raise
+    except Exception:
+        return None
