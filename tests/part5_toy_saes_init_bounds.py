@@ -43,7 +43,13 @@ def check_init_bound(W: Tensor) -> None:
     no fan is 2, 3 or 6 times another, and no accepted b is within 5% of 1, 0.5, 0.1, 0.01, ...)."""
     n_inst, d_in, d_sae = W.shape
     fans = {"d_in·d_sae": d_in * d_sae, "d_sae": d_sae, "d_in": d_in}
-    fan_out = {"n_inst·d_sae": n_inst * d_sae, "n_inst·d_in": n_inst * d_in}  # mode='fan_out': counts instances
+    # fans that count the instances: mode='fan_out' on the docstring's (or a transposed) tensor, or the default
+    # fan_in of a tensor drawn in another layout ([d_sae, inst, d_in], [d_in, inst, d_sae]) and permuted into place;
+    # both give the same iid U[-b, b] draw, so the bound alone cannot tell them apart
+    fan_out = {
+        "n_inst·d_sae": (n_inst * d_sae, "[inst d_in d_sae]", "[d_in, inst, d_sae]"),
+        "n_inst·d_in": (n_inst * d_in, "[inst d_sae d_in]", "[d_sae, inst, d_in]"),
+    }
     gains = {"√2": math.sqrt(2), "√(1/3) (a=√5)": math.sqrt(1 / 3)}
     bounds = {(g, name): gain * math.sqrt(3 / fan) for g, gain in gains.items() for name, fan in fans.items()}
     b_hat = W.flatten(1).abs().amax(-1)
@@ -56,8 +62,11 @@ def check_init_bound(W: Tensor) -> None:
     ]
     seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
     seen += [
-        f"mode='fan_out' (fan {n} = {f}, which counts the instances: independent SAEs, not inputs of one unit)"
-        for n, f in fan_out.items()
+        f"a fan of {n} = {f}, which counts the instances (independent SAEs, not inputs of one unit): "
+        f"mode='fan_out' on a {out_shape} tensor, or the default fan_in of a tensor drawn in another layout, "
+        f"e.g. torch.empty{drawn.replace('[', '(').replace(']', ')')} then permuted into place (torch reads "
+        "fan_in from that tensor's own dim 1 × its trailing sizes)"
+        for n, (f, out_shape, drawn) in fan_out.items()
         for gain in gains.values()
         if abs(b / (gain * math.sqrt(3 / f)) - 1) < 0.01
     ]
@@ -92,7 +101,8 @@ def check_init_bound(W: Tensor) -> None:
             "not xavier_uniform_: Xavier/Glorot averages fan_in with fan_out (which counts the instances here), "
             "Kaiming uses fan_in alone with the ReLU's gain √2"
             if xavier
-            else "not another init, mode, gain or bound"
+            else "draw on that tensor itself, not on one in another layout permuted afterwards (kaiming reads "
+            "the fan from the tensor it is given); not another init, mode, gain or bound"
         ),
         code="init_scale",
     )
