@@ -35,6 +35,7 @@ from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
+from tests import part5_toy_saes_replacement as RP
 from tests import part5_toy_saes_row_norms as RN
 from tests import part5_toy_saes_sources as S
 from tests import part5_toy_saes_tied_lengths as TL
@@ -794,4 +795,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     R.left_alone(sae, before, ~active)  # every parameter of an all-zero-loss instance unchanged
     FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
     S.own_instance_examples(impl, device, D.call_resampler, reference_sae)  # inputs that differ per instance
+    RP.dominant_example(impl, device, D.call_resampler, reference_sae)  # n_dead <= batch: replacement
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"
