@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from tests import part5a_sae_architectures_metric_tiny as SG2
+from tests import part5a_sae_architectures_returned_quantity as RQ
 from tests.checking import fail
 
 Mutant = tuple[str, str, Tensor]
@@ -106,6 +107,7 @@ def recovery_readings(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
                 "w / w.norm(dim=..., keepdim=True) (the square root of the sum of squares), or F.normalize"
             )
             entries.append(("norm_kind", hint, cos.amax(1)))
+    entries += RQ.recovery_indices(W_feat, W_dec)  # the best latent's index returned in place of its cosine
     return [e for e in entries if not _close(e[2], right, 1e-3)]
 
 

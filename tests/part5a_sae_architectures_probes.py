@@ -17,6 +17,7 @@ from tests import part5_toy_saes_diagnosis as D
 from tests import part5a_sae_architectures_lowered_k as LK
 from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_returned_quantity as RQ
 from tests.checking import fail
 from tests.part5_toy_saes import COEFFS, D_SAE, N_INST, random_hidden, reference_sae
 
@@ -241,7 +242,9 @@ def dead_count_sizes(acts: Tensor) -> list[tuple[str, str, Tensor]]:
     )
     reshaped = reshaped_inputs(ref_a.dead_latent_fraction, (acts,), "batch inst d_sae", "acts")  # reshape for permute
     reshaped = [e for e in reshaped if not torch.equal(e[2], e[2][:1].expand_as(e[2]))]  # one shared value: pooled
-    return out + MR.dead_readings(acts) + reshaped  # counts off by one, slices dropped, instance 0's for all
+    return (
+        out + MR.dead_readings(acts) + RQ.dead_over_other_counts(acts) + reshaped
+    )  # counts off by one, slices dropped, instance 0's for all
 
 
 # --------------------------------------------------------------------------------------------
