@@ -48,6 +48,7 @@ from tests.part5b_absorption_diagnosis import (
 from tests.part5b_absorption_draws import shared_over_batch
 from tests.part5b_absorption_ema import recording, topk_unused
 from tests.part5b_absorption_fractions import carrier_rule, check_feature_order, check_on_carrier_inputs, count_relation
+from tests.part5b_absorption_inputs import activity_level_variants, full_budget, pre_unedited
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
@@ -362,6 +363,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
         ]
         ignored = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)  # the fixed 0.3 kept
         mistakes.append(("threshold_ignored", "use the cos_threshold argument, not a fixed 0.3", ignored))
+        mistakes += activity_level_variants(features, acts, W_dec, W_feat, parent_of, threshold)
         with probes.unnamed("values", lambda _, t=threshold: carrier_rule(impl, device, t)):  # a carrier set, named
             expect_matches(
                 out,
@@ -411,7 +413,8 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
         dtype = torch.float64 if (batch, n_inst, d_sae, k) == shapes[-1] else torch.float32
         pre = _distinct_pre(batch, n_inst, d_sae, device, dtype).requires_grad_()
         what = f"batch_topk(pre [{batch}, {n_inst}, {d_sae}], k={k})"
-        out = impl(pre, k)
+        before, out = pre.detach().clone(), impl(pre, k)
+        pre_unedited(pre, before, what)
         if isinstance(out, tuple | list):
             fail(
                 f"{what} returned a {type(out).__name__}",
@@ -488,6 +491,7 @@ def test_batch_topk(impl: Callable, device: torch.device) -> str:
             code="gradient",
             dims="batch inst d_sae",
         )
+    full_budget(impl, _distinct_pre(3, 2, 4, device))  # k = d_sae: every entry kept
     return "k·batch largest per instance, values in place, gradient to the kept entries"
 
 
