@@ -1,0 +1,71 @@
+"""part7 checks on what a call does to its inputs and on dtypes/boundaries the contract allows: cross_entropy_loss
+leaving logits, labels and importance as they were and keeping float64, compute_target's argmax on rows whose
+present features are all equal (every feature present, binary) and on a single feature."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from solutions import part7_open_problems as ref
+from tests.checking import fail
+
+NAMES = ("logits", "labels", "importance")
+
+
+def ce_first_call(loss_value: Callable, impl: Callable, args: tuple[Tensor, ...], device) -> Tensor:
+    """The loss on the checker's inputs (its dtype the logits'), then a call on copies kept here (code in_place when
+    one of them changed) and one in float64 (code dtype when the loss comes back in a lower precision)."""
+    got = loss_value(impl, args, "cross_entropy_loss(logits, labels, importance)", device)
+    if got.dtype != args[0].dtype:
+        fail(f"the loss has dtype {got.dtype}, expected {args[0].dtype}", "keep the logits' dtype", code="dtype")
+    copies = tuple(t.detach().clone() for t in args)
+    impl(*copies)
+    for name, before, after in zip(NAMES, args, copies, strict=True):
+        changed = after != before.detach()
+        if changed.any():
+            fail(
+                f"cross_entropy_loss changed its input `{name}` in place: {int(changed.sum())} of {before.numel()} "
+                "entries differ after the call (the loss itself may be right)",
+                f"don't write into `{name}` (x[mask] = 0, x.clamp_(...)): the caller reuses it; compute a new "
+                "tensor instead (labels.clamp(min=0) for the gather index)",
+                code="in_place",
+            )
+    wide = (args[0].detach().double(), args[1], args[2].double())
+    got64 = loss_value(impl, wide, "cross_entropy_loss on float64 logits and importance", device)
+    if got64.dtype != torch.float64:
+        fail(
+            f"with float64 logits and importance the loss has dtype {got64.dtype} (differs from the float64 loss "
+            f"by {abs(float(got64) - float(ref.cross_entropy_loss(*wide))):.2g})",
+            "keep the inputs' dtype: no .float() / .to(torch.float32) on logits or importance, and no float32 "
+            "accumulator (torch.zeros(n) without dtype=)",
+            code="dtype",
+        )
+    return got
+
+
+def constant_rows(impl: Callable, device) -> None:
+    """argmax where every present feature has the same value (all present, binary) and with a single feature: the
+    label is the first (or only) present feature; -1 only where none is present."""
+    cases = [
+        torch.tensor([[[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]]),
+        torch.tensor([[[0.7], [0.0], [1.0]]]),
+    ]
+    for features in cases:
+        features = features.to(device)
+        what = f"compute_target(features {features[0].tolist()} of shape {list(features.shape)}, 'argmax')"
+        got = impl(features.clone(), "argmax")
+        expected = ref.compute_target(features, "argmax")
+        if not isinstance(got, Tensor) or got.shape != expected.shape or torch.equal(got.cpu(), expected.cpu()):
+            continue
+        wrong = (got.cpu() != expected.cpu()).nonzero()[:, -1].tolist()
+        rows = [features[0, i].tolist() for i in wrong]
+        fail(
+            f"{what} gives {got.tolist()}, expected {expected.tolist()}: wrong on the row(s) {rows}, where every "
+            "present feature has the same value (or there is only one feature)",
+            "a row has no label only when NO feature is present, (features != 0).any(-1) false; a row whose values "
+            "are all equal (max == min) still has one when they are non-zero: ties go to the first, as argmax does",
+            code="constant_rows",
+        )
