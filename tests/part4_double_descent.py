@@ -22,6 +22,7 @@ from torch import Tensor
 import solutions.part4_double_descent as ref
 import tests.part4_double_descent_mistakes as mistakes
 import tests.part4_double_descent_probes as probes
+import tests.part4_double_descent_rates as rates
 import tests.part4_double_descent_slips as slips
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
@@ -256,6 +257,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
             "state (torch.rand without a generator) and leave seeding to the caller",
             code="same_every_call",
         )
+    rates.second_rate_failure(lambda *a: _call(generate_dataset, "generate_dataset", *a, device=device))
     one = _call(generate_dataset, "generate_dataset", 37, 1, 5, 0.3, device=device)
     size_one_axis_failure(one, (37, 1, 5), ("examples", "inst", "feats"), "generate_dataset(37, 1, 5, 0.3)")
     expect_tensor(one, "generate_dataset(37, 1, 5, 0.3)", shape=(37, 1, 5), dims=GEN_DIMS, device=device)
@@ -341,6 +343,7 @@ def _as_float(value: Any, what: str) -> float:
 
 @checker("warmup_cosine_lr", kind="function")
 def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> str:
+    rates.cached_schedule_failure(lambda *a: _as_float(_call(warmup_cosine_lr, "lr", *a), "warmup_cosine_lr"))
     for steps, warmup in [(200, 20), (37, 5), (1000, 100), (23, 1), (29, 2), (50, 0)]:
         got = []
         for s in range(steps):
@@ -392,6 +395,7 @@ def _zero_warmup_case(got: Tensor, right: Tensor, steps: int) -> None:
     """Checked last, after the schedules with a warm-up passed: only the warmup_steps = 0 special case is wrong."""
     if torch.allclose(got, right, rtol=1e-6, atol=1e-7):
         return
+    rates.zero_as_one_step_warmup_failure(got, steps)
     bad = (got - right).abs() > 1e-6
     seen = f"{float(got[0]):.4g} at every step" if bool((got == got[0]).all()) else "values off the cosine"
     fail(

@@ -1,0 +1,72 @@
+"""Proofs for section 4 (round AV): generate_dataset drawing presence as 'one in int(1 / p)' is caught at p = 0.3
+(its rate is 1 / 3 there) and named; warmup_cosine_lr with warmup_steps = max(warmup_steps, 1) is named as a zero
+warm-up read as a one-step warm-up; a schedule cached by step alone is named from two settings called in both
+orders; and the round's correct variants pass."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import tests.part4_double_descent as checks
+from tests.proving import assert_fails, assert_passes
+
+
+def test_randint_one_in_k_rate():
+    def generate_dataset(n_examples, n_inst, n_features, feature_probability, device=None):
+        shape = (n_examples, n_inst, n_features)
+        present = torch.randint(0, int(1 / feature_probability), shape, device=device) == 0
+        x = torch.where(present, torch.rand(shape, device=device), 0.0)
+        return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    failure = assert_fails(checks.test_generate_dataset, generate_dataset, "rate_one_in_k")
+    assert "int(1 / p)" in str(failure)
+
+
+def test_guard_reassigned_is_a_one_step_warmup():
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        warmup_steps = max(warmup_steps, 1)
+        if step < warmup_steps:
+            return step / warmup_steps
+        progress = (step - warmup_steps) / (steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    failure = assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "zero_warmup_one_step")
+    assert "max(warmup_steps, 1)" in str(failure)
+
+
+def test_cache_by_step():
+    cache = {}
+
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step not in cache:
+            if step < warmup_steps:
+                cache[step] = step / warmup_steps
+            else:
+                cache[step] = 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
+        return cache[step]
+
+    assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "cached_by_step")
+    # a second run, with the cache already filled, says the same
+    assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "cached_by_step")
+
+
+def test_correct_bernoulli_inplace():
+    def generate_dataset(n_examples, n_inst, n_features, feature_probability, device=None):
+        shape = (n_examples, n_inst, n_features)
+        mask = torch.empty(shape, device=device).bernoulli_(feature_probability)
+        x = mask * torch.rand(shape, device=device)
+        n = x.pow(2).sum(-1, keepdim=True).sqrt()
+        return torch.where(n > 0, x / torch.where(n > 0, n, torch.ones_like(n)), x)
+
+    assert_passes(checks.test_generate_dataset, generate_dataset)
+
+
+def test_correct_sin_complement():
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step < warmup_steps:
+            return step / warmup_steps
+        return 0.5 * (1 - math.cos(math.pi * (steps - step) / (steps - warmup_steps)))
+
+    assert_passes(checks.test_warmup_cosine_lr, warmup_cosine_lr)
