@@ -31,6 +31,7 @@ from tests.part3_feature_geometry_denominators import (
     frobenius_statistic_readings,
     self_term_readings,
 )
+from tests.part3_feature_geometry_dim_slips import common_divisor_candidates, restricted_sum_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_readbacks import (
@@ -648,7 +649,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
             norms_sq / den * W.shape[1],
         ),
     ]
-    values += abs_dot_mutants(W, norms_sq, W_hat)
+    values += abs_dot_mutants(W, norms_sq, W_hat) + common_divisor_candidates(W)
     values += overlap_square_candidates(W.mT, "Ŵ_i·W_j", "Ŵ_j·W_i", "W_i·W_j", "G = WᵀW", "‖W_i‖", "M = W Wᵀ")
     values += whole_norm_candidates(W.mT, "W", "W.norm(dim=1, keepdim=True), over d_hidden")
     values += regrouped_candidates(W, _reference, "W", ("inst", "d_hidden", "feats"))
@@ -686,6 +687,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         squared_before_matmul_failure(out, W, what)
         for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure):
             probe(out, expected, W, what)
+        restricted_sum_failure(out, W, what)
         Wd, names = W.double(), ("‖W_i‖⁴", "Σ_j (W_i·W_j)²")
         bent_ratio_failure(
             out, Wd.pow(2).sum(1).pow(2), torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1), what, *names
