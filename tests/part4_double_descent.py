@@ -367,6 +367,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
             )
         right, catalogue = mistakes.schedule_candidates(steps, warmup)
         catalogue = catalogue + mistakes.swapped_arguments(ref.warmup_cosine_lr, steps, warmup)
+        catalogue = catalogue + rates.decay_slips(right, steps, warmup, catalogue)
         if warmup == 0:
             _zero_warmup_case(got_t, right, steps)
         shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)

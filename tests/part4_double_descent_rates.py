@@ -1,7 +1,8 @@
 """Readings that need a second setting (`tests.part4_double_descent`): generate_dataset's presence rate at a p whose
 1 / p is not a whole number (at the checker's p = 0.1 a draw of "one in int(1 / p)" has exactly the right rate);
-warmup_cosine_lr values cached across calls by step only (two settings called in both orders at fresh steps); and a
-zero warm-up read as a one-step warm-up (warmup_steps = max(warmup_steps, 1))."""
+warmup_cosine_lr values cached across calls by step only (two settings called in both orders at fresh steps); a
+zero warm-up read as a one-step warm-up (warmup_steps = max(warmup_steps, 1)); and decay slips (`//` in the cosine's
+argument, a decay one step late)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,46 @@ def zero_as_one_step_warmup_failure(got: Tensor, steps: int) -> None:
             "`step < warmup_steps` before dividing, so with no warm-up step 0 goes straight to the cosine",
             code="zero_warmup_one_step",
         )
+
+
+def _half_cosine(x: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * x))
+
+
+def decay_slips(right: Tensor, steps: int, warmup: int, catalogue: list) -> list:
+    """Decay mistakes as (code, hint, values [steps]), kept only where they differ from `right` and the catalogue:
+    `//` in the cosine's argument (a staircase: floor(π progress) is 0, 1, 2 or 3), and the decay started one step
+    late (1 returned at step == warmup_steps, then the cosine of (step - warmup_steps - 1) / ...)."""
+    rest = steps - warmup
+    late = "the decay starts one step late: "
+    forms = [
+        (
+            "cosine_floor_division",
+            "your decay is a staircase, 0.5 (1 + cos(floor(π progress))): floor(π progress) only takes the values 0, "
+            "1, 2, 3, which is what `//` (floor division) in the cosine's argument gives (math.pi * (step - warmup) "
+            "// (steps - warmup)). Use true division /: cos(π (step - warmup_steps) / (steps - warmup_steps))",
+            lambda s: _half_cosine(math.floor(math.pi * (s - warmup) / rest) / math.pi),
+        ),
+        *[
+            (
+                "decay_one_step_late",
+                late + f"1 at step == warmup_steps and then the cosine of {form}, so the whole decay lags "
+                "a step behind (a special case for the peak step, or a progress shifted by one): the "
+                "peak at step == warmup_steps is already the cosine's progress 0, 0.5 (1 + cos(π (step - "
+                "warmup_steps) / (steps - warmup_steps))); no separate case is needed",
+                lambda s, d=d: 1.0 if s == warmup else _half_cosine((s - warmup - 1) / (rest - d)),
+            )
+            for d, form in (
+                (1, "(step - warmup_steps - 1) / (steps - warmup_steps - 1)"),
+                (0, "(step - warmup_steps - 1) / (steps - warmup_steps)"),
+            )
+            if rest - d > 0
+        ],
+    ]
+    out = []
+    for code, hint, f in forms:
+        value = torch.tensor([s / warmup if s < warmup else f(s) for s in range(steps)], dtype=torch.float64)
+        others = [right, *(v for _, _, v in catalogue), *(v for _, _, v in out)]
+        if not any(torch.allclose(value, v, rtol=1e-6, atol=1e-7) for v in others):
+            out.append((code, hint, value))
+    return out

@@ -70,3 +70,26 @@ def test_correct_sin_complement():
         return 0.5 * (1 - math.cos(math.pi * (steps - step) / (steps - warmup_steps)))
 
     assert_passes(checks.test_warmup_cosine_lr, warmup_cosine_lr)
+
+
+def test_floor_division_in_the_cosine():
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step < warmup_steps:
+            return step / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) // (steps - warmup_steps)))
+
+    failure = assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "cosine_floor_division")
+    assert "//" in str(failure)
+
+
+def test_peak_special_case_delays_the_decay():
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step < warmup_steps:
+            return step / warmup_steps
+        if step == warmup_steps:
+            return 1.0
+        progress = (step - warmup_steps - 1) / (steps - warmup_steps - 1)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    failure = assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "decay_one_step_late")
+    assert "one step late" in str(failure)
