@@ -13,6 +13,7 @@ import tests.part4_double_descent_mistakes as mistakes
 import tests.part4_double_descent_probes as probes
 from tests.checking import fail
 from tests.part3_feature_geometry_overlaps import _guards, overlap_square_candidates, whole_norm_candidates
+from tests.part4_double_descent_gram_slips import gram_slip_candidates
 from tests.part4_double_descent_overlap_signs import signed_overlap_candidates
 from tests.part4_double_descent_readbacks import precedence_candidates
 
@@ -153,9 +154,8 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     (`tests.part3_feature_geometry_overlaps`, shared with part 3)."""
     values, shapes = mistakes.dimensionality_candidates(v)
     extra = probes.dimensionality_candidates(v) + precedence_candidates(v) + signed_overlap_candidates(v)
-    return values + overlap_square_candidates(v) + whole_norm_candidates(v) + numerator_axis_candidates(
-        v
-    ) + extra, shapes
+    listed = values + overlap_square_candidates(v) + whole_norm_candidates(v) + numerator_axis_candidates(v) + extra
+    return listed + gram_slip_candidates(v, mistakes.dimensionality(v), listed), shapes
 
 
 def numerator_axis_candidates(v: Tensor) -> list[Mistake]:
