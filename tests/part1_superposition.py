@@ -90,6 +90,7 @@ from tests.part1_superposition_probes import (
     stationarity_failure,
 )
 from tests.part1_superposition_slips import (
+    buffer_rate_candidates,
     combined_rate_candidates,
     flat_masked_failure,
     grid_rate_candidates,
@@ -733,6 +734,7 @@ def test_generate_combined_batch(CorrelatedToyModel: type, device: torch.device)
             code="pair_structure",
         )
     right, mistakes = combined_rate_candidates(P_COMBINED, N_CORR, N_ANTI)
+    mistakes += buffer_rate_candidates(imp.cpu(), "self.importance", N_CORR, N_ANTI)
     rates, s_anti, s_unc = present.double().mean(0), 2 * N_CORR, 2 * (N_CORR + N_ANTI)
     blocks = {
         "correlated": (0, s_anti, "p[:, 0 : 2 * n_corr : 2]"),

@@ -698,8 +698,7 @@ def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high:
     """Pooled present values: mean, mean square and the share in each quarter of [low, high] match U[low, high]."""
     values = batch[present].double()
     n = values.numel()
-    law = f"U[{low:g}, {high:g}]"
-    width = high - low
+    law, width = f"U[{low:g}, {high:g}]", high - low
     m2 = (high**3 - low**3) / (3 * width)
     m4 = (high**5 - low**5) / (5 * width)
     tol_mean = bernstein_tolerance(n, width**2 / 12, width, DELTA)
@@ -710,15 +709,16 @@ def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high:
     )
     tol_q = float(rate_tolerance(n, 0.25))
     bad_moments = abs(mean - (low + high) / 2) > tol_mean or abs(mean_sq - m2) > tol_sq
-    if not bad_moments and float((quarters - 0.25).abs().max()) <= tol_q:
-        return
     message = (
         f"{what}: present values have mean {mean:.3f}, mean square {mean_sq:.3f} and quarters "
         f"{', '.join(f'{q:.0%}' for q in quarters.tolist())}; {law} gives {(low + high) / 2:.3f} ± {tol_mean:.3f}, "
         f"{m2:.3f} ± {tol_sq:.3f} and 25% each"
     )
-    draw = "2 * torch.rand(...) - 1" if low < 0 else "torch.rand(...)"
-    lo, hi = float(values.min()), float(values.max())
+    fits = not bad_moments and float((quarters - 0.25).abs().max()) <= tol_q
+    value_laws.value_atom_failure(values, message, low, high)  # one value repeated far beyond chance: an atom
+    if fits:
+        return
+    draw, lo, hi = ("2 * torch.rand(...) - 1" if low < 0 else "torch.rand(...)"), values.min(), values.max()
     if hi - lo < 0.6 * width:
         fail(
             message + f" (values span only [{lo:.3f}, {hi:.3f}])",

@@ -125,6 +125,17 @@ def _block_rates(p: Tensor, corr: slice | list, anti: slice | list, unc: slice |
     return torch.cat([p[:, corr].repeat_interleave(2, 1), anti_rates.repeat_interleave(2, 1), p[:, unc]], dim=1)
 
 
+def buffer_rate_candidates(other: Tensor, name: str, nc: int, na: int) -> list[RateCandidate]:
+    """The rates of a combined batch whose blocks slice another [inst, feats] buffer (`name`) the right way."""
+    s_anti, s_unc = 2 * nc, 2 * (nc + na)
+    table = _block_rates(other.clamp(0, 1), slice(0, s_anti, 2), slice(s_anti, s_unc, 2), slice(s_unc, None))
+    hint = (
+        f"the presence rates follow {name}, not self.feature_probability: the blocks slice the wrong buffer "
+        "(the slices themselves fit); slice self.feature_probability"
+    )
+    return [("wrong_buffer", hint, table)]
+
+
 def combined_rate_candidates(p: Tensor, nc: int, na: int) -> tuple[Tensor, list[RateCandidate]]:
     """The right per-feature rates of the combined batch, and those of the usual slicing mistakes."""
     s_anti, s_unc, n_unc = 2 * nc, 2 * (nc + na), p.shape[1] - 2 * (nc + na)

@@ -186,3 +186,46 @@ def ends_shape(values: Tensor, low: float, high: float) -> str:
                 + " where a plain rand belongs; "
             )
     return f"{seen}: e.g. a tanh of a wide draw, a root of rand for the magnitude, or a sign of a draw; "
+
+
+def value_atom_failure(values: Tensor, message: str, low: float, high: float) -> None:
+    """Present values (whose moments and quarters fit U[low, high]) with one value repeated far beyond chance: an atom.
+
+    A float32 U[low, high] draw takes one of G >= 2^24 grid values (2^-24 steps), so among n draws some value is
+    repeated k times with probability <= G · C(n, k) / G^k <= n^k / (k! G^(k-1)); at k = 30 and n <= 10^6 this is
+    below 10^-200. A coarse grid (float16, rounding) repeats every value about alike, so the atom must also be 10
+    times the next most frequent value (+ 1). Read back: where the atom sits (the minimum, the maximum or inside)
+    tells a clamp from a substitution."""
+    v = values.detach().double().flatten().cpu()
+    if v.numel() < 100:
+        return
+    uniq, counts = torch.unique(v, return_counts=True)
+    top = counts.topk(min(2, counts.numel()))
+    c1 = int(top.values[0])
+    c2 = int(top.values[1]) if counts.numel() > 1 else 0
+    if c1 < 30 or c1 <= 10 * (c2 + 1):
+        return
+    atom, share = float(uniq[top.indices[0]]), c1 / v.numel()
+    below, above = int((v < atom).sum()), int((v > atom).sum())
+    seen = f"; {c1} of them ({share:.1%}) are exactly {atom:.4g}"
+    law = f"U[{low:g}, {high:g}]"
+    if below == 0 and atom > low:
+        fail(
+            message + seen + ", and none is below it",
+            f"the values below {atom:.3g} are piled onto {atom:.3g}: a clamp(min={atom:.3g}) (or a max with it) "
+            f"after the draw; present values are {law} with no clamp",
+            code="values_clamped_min",
+        )
+    if above == 0 and atom < high:
+        fail(
+            message + seen + ", and none is above it",
+            f"the values above {atom:.3g} are piled onto {atom:.3g}: a clamp(max={atom:.3g}) (or a min with it) "
+            f"after the draw; present values are {law} with no clamp",
+            code="values_clamped_max",
+        )
+    fail(
+        message + seen,
+        f"some draws are replaced by the constant {atom:.3g} (a where/fill/masked_fill with a constant, or a "
+        f"rounding to it); every present value is its own {law} draw",
+        code="values_atom",
+    )
