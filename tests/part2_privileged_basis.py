@@ -52,6 +52,8 @@ from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candi
 from tests.part1_superposition_small_batches import small_batch_failures, zeroed_negatives_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_absent_values import shifted_absent_failure
+from tests.part2_privileged_basis_batch_mixing import batch_mixing_probe
+from tests.part2_privileged_basis_constant_values import constant_present_failure
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
 from tests.part2_privileged_basis_loss_weights import rate_product_candidates, reduced_then_weighted_failure
 from tests.part2_privileged_basis_nonfinite import nan_signs_failure
@@ -121,6 +123,7 @@ def _check_forward(
         random = MIXED
     code, hint = (
         random
+        or batch_mixing_probe(model, x)
         or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
         or _output_sign_probe(type(model), params, device)
         or hidden_shift_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
@@ -492,6 +495,7 @@ def test_computation_generate_batch(NeuronComputationModel: type, device: torch.
     _absent_not_zero_failure(batch.detach().cpu())
     _dropout_failure(batch.detach().cpu())
     scaled_values_failure(batch.detach().cpu(), {"self.importance": IMPORTANCE, "1 / p": 1 / PROBS}, "the batch")
+    constant_present_failure(batch.detach().cpu(), "the batch")
     negative_values_failure(batch.detach().cpu(), PROBS, "the batch")
     zeroed_negatives_failure(batch.detach().cpu(), PROBS, "the batch")
     try:
