@@ -52,6 +52,7 @@ from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candi
 from tests.part1_superposition_small_batches import small_batch_failures, zeroed_negatives_failure
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_absent_values import shifted_absent_failure
+from tests.part2_privileged_basis_axis_statistics import axis_statistic_mutants
 from tests.part2_privileged_basis_batch_mixing import batch_mixing_probe
 from tests.part2_privileged_basis_constant_values import constant_present_failure
 from tests.part2_privileged_basis_contractions import contraction_mutants, regrouped_weight_mutants
@@ -115,6 +116,7 @@ def _check_forward(
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
     z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
     mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu)
+    mistakes += novel(axis_statistic_mutants(x, W_in, W_out, b), mistakes)
     names = (params[0], params[1] if len(params) > 2 else params[0])
     mistakes += contraction_mutants(x, W_in, W_out, b, *names)
     mistakes += novel(weight_transform_mutants(x, W_in, W_out, b, relu, names), mistakes)

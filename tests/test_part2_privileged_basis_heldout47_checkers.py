@@ -1,8 +1,9 @@
 """Proofs for part 2 after held-out round AV: a forward pass whose outputs depend on the other examples (input
 centred over the batch axis) is read by running examples alone against the batch (batch_dependent), not as a hidden
 bias; a batch whose present values are all exactly 1 (values.bernoulli_(p) overwrote the values with the mask) is
-named values_overwritten_by_mask, any other constant values_constant, before the sign tests. The round's correct
-variants pass."""
+named values_overwritten_by_mask, any other constant values_constant, before the sign tests; hidden pre-activations
+centred over the neurons before the ReLU are a catalogue entry of the axis-statistic family (hidden_centred,
+hidden_normalised, input_centred). The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import tests.part2_privileged_basis as C
-from solutions.part2_privileged_basis import NeuronComputationModel
+from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
 from tests.proving import assert_fails, assert_passes
 
 E = einops.einsum
@@ -92,3 +93,41 @@ def test_values_constant():
 
 def test_generate_batch_correct_variant():
     assert_passes(C.test_computation_generate_batch, CgbUniformDistOK)
+
+
+# ---------------------------------------------------------------- unnamed: a statistic over an axis in a layer
+class NfCentredHidden(NeuronModel):
+    def forward(self, x):
+        h = E(x, self.W, "... i f, i d f -> ... i d")
+        h = F.relu(h - h.mean(-1, keepdim=True))  # "centre the neurons first"
+        return F.relu(E(h, self.W, "... i d, i d f -> ... i f") + self.b_final)
+
+
+class CfInputCentredFeatures(NeuronComputationModel):
+    def forward(self, x):
+        x = x - x.mean(-1, keepdim=True)
+        h = F.relu(E(x, self.W1, "... i f, i d f -> ... i d"))
+        return F.relu(E(h, self.W2, "... i d, i f d -> ... i f") + self.b_final)
+
+
+class NfLoopLinearOK(NeuronModel):
+    def forward(self, x):
+        outs = []
+        for k in range(self.W.shape[0]):
+            Wk = self.W[k]
+            h = F.relu(F.linear(x[..., k, :], Wk))
+            outs.append(F.relu(F.linear(h, Wk.T, self.b_final[k])))
+        return torch.stack(outs, -2)
+
+
+def test_hidden_centred_before_relu():
+    err = assert_fails(C.test_neuron_forward, NfCentredHidden, "hidden_centred")
+    assert "h.mean(-1)" in str(err)
+
+
+def test_input_centred_over_features():
+    assert_fails(C.test_computation_forward, CfInputCentredFeatures, "input_centred")
+
+
+def test_neuron_forward_correct_variant():
+    assert_passes(C.test_neuron_forward, NfLoopLinearOK)
