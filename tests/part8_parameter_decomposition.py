@@ -28,6 +28,7 @@ from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
 from tests import part8_parameter_decomposition_float64 as f64
 from tests import part8_parameter_decomposition_inputs as inp
+from tests import part8_parameter_decomposition_leak_depths as leak_depths
 from tests import part8_parameter_decomposition_matrix_terms as mterms
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
@@ -38,6 +39,7 @@ from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_reorderings as axes
 from tests import part8_parameter_decomposition_sigmoid_state as leaky
 from tests import part8_parameter_decomposition_slips as slips
+from tests import part8_parameter_decomposition_squash as squash
 from tests import part8_parameter_decomposition_substitutes as subs
 from tests import part8_parameter_decomposition_uneven_c as uneven
 from tests.checking import (
@@ -366,7 +368,7 @@ def test_causal_importance(CausalImportance: type, device: torch.device) -> str:
             and g.abs().gt(0).any()
             and not any(torch.allclose(g, m, rtol=1e-4, atol=1e-6) for m in [r] + [m for *_, m in leaf])
         ):
-            behaviour.ci_slopes(module, p, CI_ALPHA)  # the slope each sigmoid uses outside [0, 1]
+            leak_depths.ci_slopes(module, p, CI_ALPHA)  # the slope each sigmoid uses outside [0, 1]
             hint = behaviour.GRAD_HINT
         _expect_grad(g, r, name, leaf, hint, "grad")
     return "inner activations, one MLP per subcomponent, both leaky sigmoids, gradients to V and every MLP parameter"
@@ -760,9 +762,12 @@ def test_adversarial_sources(adversarial_sources: Callable, device: torch.device
         code, hint = diag.ignored_argument(adversarial_sources, args, flat, changed) or (code, hint)
     flatten = lambda sources: torch.cat([s.flatten() for s in sources])
     reference = call(sol.adversarial_sources, loss_fn, init, N_STEPS, STEP_SIZE, pick=flatten)
-    if code == "values":  # moves that no sequence of whole steps gives: what was seen, and its usual causes
-        code, hint = probes.off_lattice_hint(flat, torch.cat([t.flatten() for t in init]), STEP_SIZE) or (code, hint)
-    reference = reference if code in ("values", "off_lattice") else None  # one-change: nothing specific found
+    if code == "values":  # sources moved by a 0 step (a squashing projection), or moves off the step lattice
+        start, zero_step = torch.cat([t.flatten() for t in init]), squash.zero_step_probe
+        code, hint = zero_step(adversarial_sources, loss_fn, init, N_STEPS) or (code, hint)
+        code, hint = (code == "values" and probes.off_lattice_hint(flat, start, STEP_SIZE)) or (code, hint)
+    # one-change reference only where nothing specific was found
+    reference = reference if code in ("values", "off_lattice") else None
     outputs.constant_sources(flat, right, [m for *_, m in mistakes])  # all 0 / all 1 described as such
     expect_matches(flat, right, "the adversarial sources", mistakes, hint=hint, code=code, reference=reference)
     loss_fn, init = probes.final_probe(N_STEPS, STEP_SIZE, device)  # an ascent that oscillates: best ≠ final

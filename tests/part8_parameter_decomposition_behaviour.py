@@ -517,52 +517,6 @@ def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
     return []
 
 
-def ci_slopes(module: torch.nn.Module, p: dict[str, Tensor], alpha: float) -> None:
-    """The slope of each output where every z is far below 0 (lower) or far above 1 (upper), read off b_out's
-    gradient: a leaky side whose slope is not alpha (the default 0.01 of an alpha not passed) is named."""
-    b_out = getattr(module, "b_out", None)
-    if not isinstance(b_out, torch.nn.Parameter):
-        return
-    saved, n = b_out.detach().clone(), p["a"].shape[0]
-    seen = {}
-    try:
-        for which, side, shift in ((0, "lower", -50.0), (1, "upper", 50.0)):
-            with torch.no_grad():
-                b_out.copy_(saved + shift)
-            out = module(p["a"], p["V"])
-            if not isinstance(out, tuple | list) or len(out) != 2 or not isinstance(out[which], Tensor):
-                return
-            if not out[which].requires_grad:
-                return
-            (g,) = torch.autograd.grad(out[which].sum(), [b_out], allow_unused=True)
-            if g is None:
-                return
-            slope = g / n
-            if not torch.allclose(slope, slope.flatten()[0].expand_as(slope), rtol=1e-3, atol=1e-6):
-                return
-            seen[side] = float(slope.flatten()[0])
-    except Exception:  # a probe only: the checks that follow report the failure
-        return
-    finally:
-        with torch.no_grad():
-            b_out.copy_(saved)
-    where = {"lower": "below 0 (every z < 0)", "upper": "above 1 (every z > 1)"}
-    for side, s in seen.items():
-        if abs(s - alpha) > 1e-3 * alpha:
-            other = "Upper" if side == "upper" else "Lower"
-            guess = (
-                " (0.01 is the sigmoid's default alpha: was self.alpha not passed to it?)"
-                if abs(s - 0.01) < 1e-6
-                else ""
-            )
-            fail(
-                f"the gradient of the {side}-leaky importances {where[side]} has slope {s:.4g}, expected alpha = "
-                f"{alpha:g} (the module's self.alpha){guess}",
-                f"pass self.alpha to both sigmoids: {other}LeakyHardSigmoid.apply(z, self.alpha)",
-                code="alpha_not_passed",
-            )
-
-
 GRAD_HINT = (
     "the importances are right but this gradient is not: possible causes: a leaky sigmoid's backward (its slope "
     "outside [0, 1] must be alpha = self.alpha, on the lower side for the first output and the upper side for the "

@@ -19,6 +19,7 @@ from torch import Tensor
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_squash as squash
 from tests import part8_parameter_decomposition_structure_slips as structure
 from utils.part8_parameter_decomposition import WeightChain
 
@@ -138,6 +139,7 @@ def adversarial_more(
     back from the output."""
     named = probes.adversarial_mistakes(loss_fn, init, n, step) + fresh.adversarial_extra(loss_fn, init, n, step)
     named += fresh.adversarial_init_bound(loss_fn, init, n, step)
+    named += squash.squashing_mistakes(loss_fn, init, n, step)  # sigmoid / tanh in place of the clamp
     flat = torch.cat([torch.as_tensor(o).detach().flatten() for o in out])
     named += structure.adversarial_slips(flat, loss_fn, init, n, step)  # reduced gradients, clamp bounds read back
     if any(m.shape == flat.shape and torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for *_, m in known + named):
