@@ -24,6 +24,7 @@ from solutions import part6b_circuits as ref
 from tests import part6b_circuits_band_probes as band_probes
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_failure_readings as failed
+from tests import part6b_circuits_gated_output as gated
 from tests import part6b_circuits_generic_transcoders as generic
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_mistakes as known
@@ -450,6 +451,8 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
         )
         for m, args, what in calls:
             pre, logits = _expect_pair(impl(m, tc, frozen, *args), f"linearised_forward {what}", frozen, m, tc)
+            if what == "at the prompt":  # frozen.acts there: the gated acts returned, or the recording?
+                gated.gated_output(impl, m, tc, frozen, pre, shift, ref.linearised_forward)
             want = known.variant_forward(m, tc, frozen, *args)
             mistakes = {
                 code: slips.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES

@@ -288,6 +288,8 @@ def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, ri
         "(A / A.sum(-1)).abs(): |·| taken after normalising the signed rows": guard(a).abs(),
         "|A| / A.sum(-1): |·| on the entries but not in the row sums": guard(a.abs()),
         "|A| / A.sum(-1).clamp_min(1e-12): |·| on the entries but not in the row sums": a.abs() / s.clamp_min(1e-12),
+        "A / |A|.sum(-1) (F.normalize(A, p=1)): |·| in the row sums but not on the entries, the signs kept": a
+        / a.abs().sum(-1, keepdim=True).clamp_min(1e-12),
         "A.clamp_min(0) normalised (relu(A)): only the positive (excitatory) edges kept: use |A|": _kept(a),
         "(-A).clamp_min(0) normalised: only the negative (inhibitory) edges kept, made positive: use |A|": _kept(-a),
     }
@@ -305,7 +307,8 @@ def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, ri
         seen,
         "the signs are mishandled; possible causes: the rows of the signed A normalised (A / A.sum(-1): a row whose "
         "signed sum is negative or near 0 flips or blows up), |·| taken after normalising, |·| in the entries but not "
-        "in the row sums, a guard on the signed row sum that drops rows, or the negative edges dropped "
+        "in the row sums (or in the row sums but not the entries: F.normalize(A, p=1)), a guard on the signed row sum "
+        "that drops rows, or the negative edges dropped "
         f"(clamp_min(0)/relu) rather than made positive: {rule}",
         code="signed_normaliser",
     )
@@ -520,6 +523,8 @@ MIDDLES = (
     ("hi - lo / 2 (the brackets around hi - lo missing)", lambda lo, hi: hi - lo / 2),
     ("hi / 2", lambda lo, hi: hi / 2),
     ("(lo + hi) // 2 (floor division)", lambda lo, hi: (lo + hi) // 2),
+    ("lo - (hi - lo) / 2 (the middle of the band below: the band index off by one)", lambda lo, hi: lo - (hi - lo) / 2),
+    ("hi + (hi - lo) / 2 (the middle of the band above: the band index off by one)", lambda lo, hi: hi + (hi - lo) / 2),
 )
 
 

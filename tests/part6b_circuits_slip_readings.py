@@ -17,6 +17,7 @@ from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_permuted_readings as permuted
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_readbacks as readbacks
+from tests import part6b_circuits_relative_targets as relative
 from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
 
@@ -33,6 +34,7 @@ def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: lis
     got, want = out[rows], direct[rows]
     permuted.rows_permuted(got, want, graph, rows)
     permuted.rows_identical(got, want, graph, rows)
+    relative.relative_logits(got, want, graph)
     empty = (got.abs().amax(-1) == 0) & (want.abs().amax(-1) > 0)
     if empty.any():
         n_lat = graph.n_latents
