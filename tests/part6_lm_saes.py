@@ -91,7 +91,6 @@ from tests.part6_lm_saes_probes import (
     logit_call,
     logit_run_slips,
     logit_slips,
-    more_sequences_than_positions,
     recovered_formulas,
     same_entry_repeated,
     same_for_every_latent,
@@ -114,6 +113,7 @@ from tests.part6_lm_saes_variants import (
     splice_variants,
     steer_mlp_out,
 )
+from tests.part6_lm_saes_wide_counts import larger_calls, layer_axis
 from tests.sizes import note_inputs, register_checker
 from utils import lm
 
@@ -238,7 +238,7 @@ WIDTHS = {
 def _width_hint(x: Tensor, what: str, shape: tuple[int, ...], dims: str, device: torch.device) -> None:
     """A wrong shape whose wrong axis has one of the model's or SAE's widths: say which width it is."""
     if x.ndim != len(shape) or tuple(x.shape) == tuple(shape):
-        return
+        return layer_axis(x, what, shape, dims, _inputs(device)[0].cfg.n_layers)
     model, sae, _ = _inputs(device)
     widths = {"d_sae": sae.d_sae, "d_mlp": model.cfg.d_mlp, "d_model": model.cfg.d_model, "d_vocab": model.cfg.d_vocab}
     for got, want, name in zip(x.shape, shape, dims.split(), strict=True):
@@ -328,7 +328,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             statistic_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:], 4)
             firing_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:])
         raise
-    more_sequences_than_positions(
+    larger_calls(
         lambda t, b: _hooked(impl, model, sae, t, batch_size=b),
         lambda t, b: ref.latent_frequencies(model, sae, t, batch_size=b),
         tokens_all,
