@@ -73,6 +73,12 @@ from tests.part1_superposition_mistakes import (
     loss_mutants,
     two_layer,
 )
+from tests.part1_superposition_order_readings import (
+    centred_error_mutants,
+    cumulative_rate_candidates,
+    example_order_choice_failure,
+    identical_pair_masks_failure,
+)
 from tests.part1_superposition_probes import (
     axis_multiple_failure,
     call_naming_axes,
@@ -323,6 +329,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
         loss_relations.model_tensor_mutants(out, target, imp, p)
         + loss_relations.present_mean_mutants(out, batch, imp, target)
         + loss_relations.one_sided_mutants(out, target, imp)
+        + centred_error_mutants(out, target, imp)
     )
     # Sparse like generate_batch's (exact zeros where absent): a mean over the present entries only differs.
     make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)
@@ -442,7 +449,7 @@ def test_generate_uncorrelated_features(CorrelatedToyModel: type, device: torch.
     batch = _call_generator(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     decoy = _ignores_p(torch.full_like(P_TABLE, DECOY["generate_uncorrelated_features"]), "uncorrelated")
     extra = [decoy, *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
-    check_independent_features(batch, P_TABLE, "the batch", extra=extra)
+    check_independent_features(batch, P_TABLE, "the batch", extra=extra + cumulative_rate_candidates(P_TABLE))
     _check_block_shape(CorrelatedToyModel, "generate_uncorrelated_features", P_TABLE, device)
     return "presence rates, U[0, 1] values and independence"
 
@@ -609,6 +616,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
         pair_layout_failure(present, "never", what)
         pair_rates.unwritten_columns_failure(present, message, ZERO_DRAW_ALLOWANCE)
         never_partners_failure(present, message)
+        identical_pair_masks_failure(present, message)
         if _independent_pairs(present, P_PAIRS):
             fail(
                 message,
@@ -631,6 +639,7 @@ def test_generate_anticorrelated_features(CorrelatedToyModel: type, device: torc
         causes.constant_choice_failure(
             present, what, lambda: model.generate_anticorrelated_features(50, P_PAIRS.to(device))
         )
+    example_order_choice_failure(present, what)
     candidates = anticorrelated_rate_candidates(P_PAIRS, DECOY["generate_anticorrelated_features"])
     rates = present.double().mean(0)
     first_ok, second_ok = consistent(rates[:, 0::2], P_PAIRS, N_SAMPLES), consistent(rates[:, 1::2], P_PAIRS, N_SAMPLES)
