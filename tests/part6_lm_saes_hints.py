@@ -19,6 +19,7 @@ from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part6_lm_saes_elementwise import steer_max_min
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
+from tests.part6_lm_saes_layouts import loss_inputs
 from tests.part6_lm_saes_readings import ablate_reencoded, f_shifted
 from tests.part6_lm_saes_sequence_subset import only_some_sequences
 from tests.part6_lm_saes_steer_scale import steer_scale
@@ -489,4 +490,6 @@ def softmax_axis_losses(model: Any, sae: Any, tokens: Tensor) -> dict[str, list[
             torch.tensor(float(loss), dtype=torch.float64),
         )
     )
+    for key, extra in loss_inputs(model, sae, tokens).items():
+        out[key] += extra
     return out

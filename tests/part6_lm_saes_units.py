@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part6_lm_saes_layouts import flattened_batches
 
 INT_DIV = (
     "an integer division (`//`, or a division of integer counts with rounding_mode='floor') of the counts by the "
@@ -73,7 +74,7 @@ def position_batches(model: Any, sae: Any, tokens: Tensor, batch_size: int) -> l
         "each chunk of positions then runs without the positions before it and loses its first position as if it "
         "were BOS; batch along the sequences (dim 0: tokens[i:i + batch_size]), each batch keeping whole sequences"
     )
-    out = [("position_batches", what, counts / n)]
+    out = [("position_batches", what, counts / n), *flattened_batches(model, sae, tokens, batch_size)]
     if n != n_seq * (seq - 1):
         out.append(("position_batches", what, counts / (n_seq * (seq - 1))))
     return out

@@ -17,6 +17,7 @@ from tests.checking import fail
 from tests.part6_lm_saes_bias_terms import logit_bias_terms
 from tests.part6_lm_saes_elementwise import steer_elementwise_row
 from tests.part6_lm_saes_latent_factors import ablate_activations, logit_latent_factors
+from tests.part6_lm_saes_layouts import ablate_coefficients, logit_layouts
 from tests.part6_lm_saes_partial_axes import spliced_rows
 
 ENCODE = "f = sae.encode(act) = relu((act − b_dec) @ W_enc + b_enc)"
@@ -87,7 +88,7 @@ def ablate_encodes(model: Any, sae: Any, tokens: Tensor, latent: int) -> list[tu
         "asked for: remove f[..., latent] · W_dec[latent], the same latent at every position"
     )
     out.append(("strongest_latent", what, model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, strongest)])))
-    return out + ablate_activations(model, sae, tokens, latent)
+    return out + ablate_activations(model, sae, tokens, latent) + ablate_coefficients(model, sae, tokens, latent)
 
 
 def splice_variants(model: Any, sae: Any, tokens: Tensor) -> list[tuple[str, str, Tensor]]:
@@ -433,7 +434,7 @@ def logit_path_slips(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
                 v,
             )
         )
-    return rows
+    return rows + logit_layouts(model, sae, latent)
 
 
 def logit_row_shifted(out: Tensor, expected: Tensor, model: Any, sae: Any, latent: int) -> None:
