@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.part5b_absorption_draws import children_sharing_parent_draw, rates_by_child_index
+from tests.part5b_absorption_edges import edges_shifted_candidate
 from tests.part5b_absorption_ema import cut_value_candidates
 from tests.part5b_absorption_gates import gate_candidates
 from tests.part5b_absorption_probes import exclusive_draw_candidates, nothing_zeroed
@@ -168,16 +169,7 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
         candidates.append((normal_cdf(pc), RANDN_HINT.format(p="p_child", v=normal_cdf(pc)), "randn_not_rand"))
     if cfg.exclusive:
         candidates += exclusive_draw_candidates(j, pc, nc)
-        candidates += [
-            (
-                ((j + 1 + s) * pc).clamp(0, 1).sub(((j + s) * pc).clamp(0, 1)),
-                f"the rates depend on the child's index as if child j's interval were [(j{s:+d})·p_child, "
-                f"(j{s + 1:+d})·p_child), cut to [0, 1): an off-by-one in the interval edges; child j fires when "
-                "u is in [j·p_child, (j + 1)·p_child), i.e. lower edges torch.arange(n_children) · p_child",
-                "exclusive_edges_shifted",
-            )
-            for s in (1, -1)
-        ]
+        candidates += [edges_shifted_candidate(j, pc, s) for s in (1, -1)]
         first = pc * (1 - pc) ** j
         candidates += [
             (

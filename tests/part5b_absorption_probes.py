@@ -16,6 +16,7 @@ from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
+from tests.part5b_absorption_error_powers import error_powers
 from tests.part5b_absorption_normalised import normalised_prefixes
 from tests.part5b_absorption_prefix_targets import shared_cut_failure, target_slips
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
@@ -161,6 +162,7 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             )
             for which, m in (("first", sizes[0]), ("last", sizes[-1]))
         ]
+    rows += error_powers(acts, W, b, h, sizes)
     return rows + normalised_prefixes(acts, W, b, h, sizes) + target_slips(acts, W, b, h, sizes)
 
 

@@ -1,0 +1,37 @@
+"""matryoshka_loss mistakes in the error's power: each prefix's error measured by something other than the mean
+of its SQUARE over d_in: the mean absolute error (F.l1_loss), its sum, or the error's Euclidean norm (the root mean
+square is catalogued elsewhere as `rms`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FIX = (
+    "each prefix's loss is the mean over d_in of the SQUARED error, "
+    "((acts[..., :m] · W_dec[:, :m] + b_dec - h)²).mean(-1)"
+)
+
+
+def error_powers(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int, ...]) -> list:
+    """(code, hint, value) rows for the error's power family, over prefix_sizes `sizes`."""
+    errs = [torch.einsum("bis,isd->bid", acts[..., :m], W[:, :m]) + b - h for m in sizes]
+    rows = [
+        (
+            "abs_error",
+            f"that is the mean ABSOLUTE error of each prefix (|e|.mean(-1), F.l1_loss): {FIX}",
+            sum(e.abs().mean(-1) for e in errs),
+        ),
+        (
+            "abs_error",
+            f"that is the summed ABSOLUTE error of each prefix (|e|.sum(-1)): {FIX}",
+            sum(e.abs().sum(-1) for e in errs),
+        ),
+        (
+            "error_norm",
+            f"that is the Euclidean NORM of each prefix's error (e.norm(dim=-1), a square root of the summed "
+            f"squares): {FIX}, with no square root",
+            sum(e.norm(dim=-1) for e in errs),
+        ),
+    ]
+    return rows
