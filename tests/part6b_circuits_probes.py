@@ -16,6 +16,7 @@ from tests import part6b_circuits_hints as hints
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 from tests.part6b_circuits_error_leaf import error_value_unread
+from tests.part6b_circuits_tied_decoder import other_decoders
 from tests.part6b_circuits_zero_columns import zero_columns
 
 
@@ -274,6 +275,11 @@ def quantile_probed(out: Any, expected: list, acts: Tensor, k: int, n_bands: int
 
 
 def identity_skip_terms(tc: Any, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Another decoder matrix (tied_decoder.other_decoders), then the identity skip (_identity_skip)."""
+    return other_decoders(tc, x, acts, out) + _identity_skip(tc, x, acts, out)
+
+
+def _identity_skip(tc: Any, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:
     """out fitted (least squares) by acts @ W_dec, b_dec, x @ W_skip.T and x itself: an exact fit with small integer
     weights in which x has a weight names an identity skip (x where x @ W_skip.T belongs), with any other term's
     weight that is off."""

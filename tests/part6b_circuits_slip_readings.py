@@ -19,6 +19,7 @@ from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_readbacks as readbacks
 from tests import part6b_circuits_relative_targets as relative
 from tests import part6b_circuits_term_readings as terms
+from tests import part6b_circuits_token_values as token_values
 from tests.checking import fail
 
 CLOSE = {"rtol": 1e-3, "atol": 2e-4}
@@ -35,6 +36,8 @@ def edge_rows(out: Tensor, direct: Tensor, graph: Any, values: Tensor, rows: lis
     permuted.rows_permuted(got, want, graph, rows)
     permuted.rows_identical(got, want, graph, rows)
     relative.relative_logits(got, want, graph)
+    if run:
+        token_values.token_values(got, want, run, graph)
     empty = (got.abs().amax(-1) == 0) & (want.abs().amax(-1) > 0)
     if empty.any():
         n_lat = graph.n_latents
