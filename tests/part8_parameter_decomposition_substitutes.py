@@ -19,6 +19,7 @@ from torch import Tensor
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
+from tests import part8_parameter_decomposition_sign_slips as signs
 from tests import part8_parameter_decomposition_squash as squash
 from tests import part8_parameter_decomposition_structure_slips as structure
 from utils.part8_parameter_decomposition import WeightChain
@@ -28,7 +29,7 @@ Mistakes = list[tuple[str, str, Tensor]]
 
 def svd_projectors(W: Tensor) -> Mistakes:
     """u_k u_kᵀ [inst r d_out d_out] and v_k v_kᵀ [inst r d_in d_in] (alone or times σ_k): the shape of the terms
-    only on a square W, which is where they can be compared."""
+    only on a square W, which is where they can be compared; and the terms with |U| or |Vh| (any shape)."""
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)
     pu = torch.einsum("iak,ibk->ikab", U, U)
     pv = torch.einsum("ika,ikb->ikab", Vh, Vh)
@@ -36,6 +37,7 @@ def svd_projectors(W: Tensor) -> Mistakes:
     sigma = S[:, :, None, None]
     return [
         *structure.svd_slips(W),  # the given column_terms, a reshape for a transpose
+        *signs.svd_sign_losses(W),  # |U| or |Vh|: the signs of u_k or v_k lost
         ("projectors", f"{term}; this is the projector u_k u_kᵀ onto the left singular vector: W is forgotten", pu),
         ("projectors", f"{term}; this is the projector v_k v_kᵀ onto the right singular vector: W is forgotten", pv),
         ("projectors", f"{term}; this is σ_k u_k u_kᵀ: v_kᵀ replaced by u_kᵀ", sigma * pu),
