@@ -520,7 +520,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
                 code="in_place",
             )
         RN.nonfinite_rows_failure(out, W, eps)
-        mistakes = [(code, hint, fn(W, eps)) for code, hint, fn in M.NORM_MISTAKES]
+        mistakes = [(code, hint, fn(W, eps)) for code, hint, fn in M.NORM_MISTAKES + RN.NORM_STATISTICS]
         if not tied:
             W_enc = sae.W_enc.detach()
             from_enc = (W_enc / (W_enc.norm(dim=1, keepdim=True) + eps)).transpose(-1, -2)

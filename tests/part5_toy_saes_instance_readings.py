@@ -170,11 +170,35 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
                 )
 
 
+# a ReLU written as where(gate > 0, value, 0) with the gate or the value read before b_enc is added: (pre, pre + b)
+GATES: dict[str, tuple[str, Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]]] = {
+    "relu_gate_before_bias": (
+        "gates on the value before b_enc is added: where(x @ W_enc > 0, x @ W_enc + b_enc, 0), where ReLU tests "
+        "the biased pre-activation itself, where(acts_pre > 0, acts_pre, 0) with acts_pre = x @ W_enc + b_enc",
+        lambda pre, biased: (pre, biased),
+    ),
+    "relu_value_before_bias": (
+        "keeps the value before b_enc is added: where(x @ W_enc + b_enc > 0, x @ W_enc, 0), where ReLU keeps the "
+        "biased pre-activation it tested, where(acts_pre > 0, acts_pre, 0) with acts_pre = x @ W_enc + b_enc",
+        lambda pre, biased: (biased, pre),
+    ),
+}
+
+
 def acts_options(sae: Any, h: Tensor) -> tuple[Callable[..., Tensor], list[list[Any]]]:
     """vanilla_acts_options plus the encoder's input centred with a b_dec shared by every instance (the bias averaged
     over instances, or instance 0's for all): b_dec is [inst, d_in], each instance subtracts its own row."""
-    combine, options = vanilla_acts_options(sae, h)
+    base, options = vanilla_acts_options(sae, h)
     b_dec = sae.b_dec
+
+    def combine(x: Tensor, W: Tensor, bias: Tensor | float, nonlin: str) -> Tensor:
+        if nonlin not in GATES:
+            return base(x, W, bias, nonlin)
+        pre = torch.einsum("bid,ids->bis", x, W)
+        gate, value = GATES[nonlin][1](pre, pre + bias)
+        return torch.where(gate > 0, value, torch.zeros_like(value))
+
+    options[3] = [*options[3], *[(n, f"the ReLU {what}", lambda n=n: n) for n, (what, _) in GATES.items()]]
     options[0] = [
         *options[0],
         (

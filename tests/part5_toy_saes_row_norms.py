@@ -22,6 +22,29 @@ from torch import Tensor
 
 from tests.checking import fail
 
+# Each row divided by another statistic of its d_in entries than its L2 norm (the rows keep their direction, only the
+# length is off): (code, hint, fn(W, eps)), as M.NORM_MISTAKES. The root mean square (‖W_row‖ / √d_in) is named by the
+# scale read-off (code `scale`); std differs from it by the row means, which are not 0 on the checker's rows.
+_STAT = "each row was divided by {} over d_in, not by its L2 norm: divide by W.norm(dim=-1, keepdim=True) + eps"
+NORM_STATISTICS = [
+    (
+        "row_statistic",
+        _STAT.format("its standard deviation (W.std(-1), unbiased)"),
+        lambda W, eps: W / (W.std(-1, keepdim=True) + eps),
+    ),
+    (
+        "row_statistic",
+        _STAT.format("its standard deviation (W.std(-1, unbiased=False))"),
+        lambda W, eps: W / (W.std(-1, unbiased=False, keepdim=True) + eps),
+    ),
+    ("row_statistic", _STAT.format("its variance (W.var(-1))"), lambda W, eps: W / (W.var(-1, keepdim=True) + eps)),
+    (
+        "row_statistic",
+        _STAT.format("the mean of its absolute values (W.abs().mean(-1))"),
+        lambda W, eps: W / (W.abs().mean(-1, keepdim=True) + eps),
+    ),
+]
+
 _NORM_FIX = "write the norm as W.norm(dim=-1, keepdim=True) or (W ** 2).sum(-1, keepdim=True).sqrt()"
 
 
