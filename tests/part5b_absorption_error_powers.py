@@ -1,6 +1,6 @@
 """matryoshka_loss mistakes in the error's power: each prefix's error measured by something other than the mean
-of its SQUARE over d_in: the mean absolute error (F.l1_loss), its sum, or the error's Euclidean norm (the root mean
-square is catalogued elsewhere as `rms`)."""
+of its SQUARE over d_in: the mean absolute error (F.l1_loss) or its sum (the root mean square and the Euclidean
+norm are catalogued elsewhere, as `rms` and `norm`)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,6 @@ def error_powers(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int
             "abs_error",
             f"that is the summed ABSOLUTE error of each prefix (|e|.sum(-1)): {FIX}",
             sum(e.abs().sum(-1) for e in errs),
-        ),
-        (
-            "error_norm",
-            f"that is the Euclidean NORM of each prefix's error (e.norm(dim=-1), a square root of the summed "
-            f"squares): {FIX}, with no square root",
-            sum(e.norm(dim=-1) for e in errs),
         ),
     ]
     return rows
