@@ -10,20 +10,19 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.input_edits import edited_input_failure
 
 
 def pre_unedited(pre: Tensor, before: Tensor, what: str) -> None:
     """Fail (code in_place) when the call wrote into the caller's `pre` (`before`: a copy taken before the call)."""
-    changed = pre.detach() != before
-    if changed.any():
-        zeroed = " (set to 0)" if bool((pre.detach()[changed] == 0).all()) else ""
-        fail(
-            f"{what} changed its input `pre` in place: {int(changed.sum())} of {pre.numel()} entries differ after "
-            f"the call{zeroed}",
-            "don't write into pre (masked_fill_, pre[mask] = 0, pre.mul_(...)): build a new tensor, pre * mask or "
-            "torch.zeros_like(pre).scatter(...), and return that",
-            code="in_place",
-        )
+    edited_input_failure(
+        what,
+        "pre",
+        before,
+        pre,
+        "don't write into pre (masked_fill_, pre[mask] = 0, pre.mul_(...)): build a new tensor, pre * mask or "
+        "torch.zeros_like(pre).scatter(...), and return that",
+    )
 
 
 def full_budget(impl: Callable, pre: Tensor) -> None:
