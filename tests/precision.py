@@ -14,7 +14,9 @@ from torch import Tensor
 
 # Unit roundoff (half the spacing at 1) of each low dtype: one rounding moves a value by at most this, relatively.
 _UNIT = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
-_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
+# The low dtypes by name, coarsest first: a bfloat16 number (8 significant bits) in float16's range is a float16
+# number too, so the grid that names the dtype is the coarsest one the values lie on.
+LOW_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 # A few chained roundings (a product, a sum, a ReLU, the cast back) stay within this many units, relative to the
 # size of the terms; errors beyond it are not rounding.
 _ROUNDINGS = 16
@@ -46,32 +48,34 @@ def precision_reading(
         return None
     relative = (a - e).abs() / (e.abs() + 0.01 * scale)
     worst = float(relative.max())
-    for low in (torch.float16, torch.bfloat16):  # finer first: a float16 slip also fits bfloat16's bound
-        if worst > _ROUNDINGS * _UNIT[low]:
-            continue
-        on_grid = bool((actual.detach().to(low).to(actual.dtype) == actual.detach()).all())
-        expected_on_grid = float((expected.detach().to(low).to(expected.dtype) == expected.detach()).double().mean())
-        coarser_than_float16 = (
-            not grid_only
-            and low == torch.bfloat16
-            and worst > _ROUNDINGS * _UNIT[torch.float16]
-            and _unbiased(a, e, off)
-        )
-        if not ((on_grid and expected_on_grid < 0.5) or coarser_than_float16):
-            continue
-        name = _NAMES[low]
-        seen = (
-            f"every value you returned is exactly a {name} number, and each is within {worst:.2%} of the expected"
-            if on_grid
-            else f"every value is within {worst:.2%} of the expected one (relative to its size), beyond float32 "
-            f"rounding but the size of {name} rounding"
-        )
-        return "low_precision", (
-            f"{seen}: part of the computation ran in {name} (a .half()/.bfloat16() round-trip, a tensor made with "
-            f"dtype={name}, or autocast) and lost precision. Keep the inputs' dtype throughout; if nothing is in "
-            "lower precision, look for a small relative change (a constant such as an eps, an approximate function)"
-        )
+    for low in LOW_DTYPES:
+        share = float((expected.detach().to(low).to(expected.dtype) == expected.detach()).double().mean())
+        if worst <= _ROUNDINGS * _UNIT[low] and on_grid(actual, low) and share < 0.5:
+            return _reading(low, worst, on_grid=True)
+    coarser_than_float16 = _ROUNDINGS / 2 * _UNIT[torch.float16] < worst <= _ROUNDINGS * _UNIT[torch.bfloat16]
+    if not grid_only and coarser_than_float16 and _unbiased(a, e, off):
+        return _reading(torch.bfloat16, worst, on_grid=False)
     return None
+
+
+def on_grid(x: Tensor, low: torch.dtype) -> bool:
+    """Every value of `x` is exactly a number of the dtype `low` (what a result computed in `low` and cast back is)."""
+    return bool((x.detach().to(low).to(x.dtype) == x.detach()).all())
+
+
+def _reading(low: torch.dtype, worst: float, on_grid: bool) -> tuple[str, str]:
+    name = LOW_DTYPES[low]
+    seen = (
+        f"every value you returned is exactly a {name} number, and each is within {worst:.2%} of the expected"
+        if on_grid
+        else f"every value is within {worst:.2%} of the expected one (relative to its size), beyond float32 "
+        f"rounding but the size of {name} rounding"
+    )
+    return "low_precision", (
+        f"{seen}: part of the computation ran in {name} (a .half()/.bfloat16() round-trip, a tensor made with "
+        f"dtype={name}, or autocast) and lost precision. Keep the inputs' dtype throughout; if nothing is in "
+        "lower precision, look for a small relative change (a constant such as an eps, an approximate function)"
+    )
 
 
 def _unbiased(a: Tensor, e: Tensor, off: Tensor) -> bool:

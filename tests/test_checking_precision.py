@@ -38,12 +38,12 @@ def half_dimensionality(W):
 
 def test_bfloat16_products_in_the_toy_forward():
     err = assert_fails(part1.test_forward, Bf16Products, "low_precision")
-    assert "bfloat16" in err.hint
+    assert "the size of bfloat16 rounding" in err.hint
 
 
 def test_bfloat16_hidden_layer_in_the_neuron_forward():
     err = assert_fails(part2.test_neuron_forward, Bf16Hidden, "low_precision")
-    assert "bfloat16" in err.hint
+    assert "the size of bfloat16 rounding" in err.hint
 
 
 def test_float16_dimensionality_is_on_the_float16_grid():
@@ -59,7 +59,7 @@ def test_reading_names_each_dtype_from_its_grid():
     e = _values()
     for low, name in ((torch.bfloat16, "bfloat16"), (torch.float16, "float16")):
         found = precision_reading(e.to(low).float(), e, 1e-4, 1e-5)
-        assert found is not None and found[0] == "low_precision" and name in found[1]
+        assert found is not None and found[0] == "low_precision" and f"exactly a {name} number" in found[1]
 
 
 def test_reading_leaves_a_jitter_and_a_small_term_alone():
@@ -77,4 +77,10 @@ def test_reading_takes_unbiased_rounding_sized_errors_only_when_asked():
     noisy = e * (1 + 1e-2 * torch.sign(_values(2)))  # ±1% relative: bfloat16-sized, both ways, off the grids
     assert precision_reading(noisy, e, 1e-4, 1e-5) is None
     found = precision_reading(noisy, e, 1e-4, 1e-5, grid_only=False)
-    assert found is not None and "bfloat16" in found[1]
+    assert found is not None and "the size of bfloat16 rounding" in found[1]
+
+
+def test_bfloat16_numbers_inside_float16_range_are_named_bfloat16():
+    e = 0.5 + 1.5 * torch.rand(64, 8, generator=torch.Generator().manual_seed(3))  # every bf16 number here is fp16 too
+    found = precision_reading(e.to(torch.bfloat16).float(), e, 1e-4, 1e-5)
+    assert found is not None and "exactly a bfloat16 number" in found[1]
