@@ -36,11 +36,13 @@ import torch
 from torch import Tensor
 
 from tests.autograd_inplace import inplace_reading
+from tests.input_edits import reference_no_longer_reproduces
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
 from tests.output_clashes import first_sentence, output_reading
 from tests.precision import precision_reading
 from tests.regions import describe_disagreement, region_of_disagreement
+from tests.returned_inputs import returned_input_hint
 from tests.sizes import (
     clear_notes,
     factor_reason,
@@ -475,6 +477,8 @@ def expect_matches(
        different mistakes fit, both hints are given (never one that might be wrong);
     2. with `reference` (the solution's call that gave `expected`, see `tests.mutants`), the one-edit
        mutants of the solution whose output equals `actual`: the slip itself, for mistakes nobody listed;
+       then an input the learner's call wrote into (the solution, re-run, no longer gives `expected`), and a
+       tensor of the call itself (an argument, a model's parameter or buffer) handed back unchanged;
     3. generic relations between `actual` and `expected` that identify mistakes nobody listed: a constant
        factor (a mean where a sum was asked, or the reverse), the opposite sign, a constant offset, an axis
        reused from its first slice (instance 0 used for all), a transposition, errors confined to one slice;
@@ -508,6 +512,12 @@ def expect_matches(
         slip = one_change_diagnosis(reference, actual, expected, rtol, atol)
         if slip is not None:
             expect_close(actual, expected, what, slip, code="one_change", rtol=rtol, atol=atol, dims=dims)
+    edited = None if reference is None else reference_no_longer_reproduces(reference, expected, rtol, atol)
+    if edited is not None:
+        expect_close(actual, expected, what, edited, code="in_place", rtol=rtol, atol=atol, dims=dims)
+    returned_input = None if reference is None else returned_input_hint(reference, actual, expected, rtol, atol)
+    if returned_input is not None:
+        expect_close(actual, expected, what, returned_input, code="returned_input", rtol=rtol, atol=atol, dims=dims)
     generic = generic_diagnosis(actual, expected, dims, rtol, atol, _input_sizes(reference))
     if generic is not None:
         expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
@@ -659,8 +669,8 @@ def generic_diagnosis(
                     )
                 found = region_of_disagreement(a, e, bad, atol)  # what sets that slice apart, when it shows
                 return "one_slice", (
-                    f"only `{name}` {index} is wrong; every other `{name}` is right: "
-                    + (found or "compare what your code does for that one with the others")
+                    f"only `{name}` {index} is wrong on these inputs; every other `{name}` is right: "
+                    + (found or "look for what sets that one apart, in your code or in its inputs")
                 )
     return precision_reading(actual, expected, rtol, atol)  # wrong everywhere by about a bfloat16/float16 rounding
 

@@ -74,7 +74,8 @@ def elementwise_relation(a: Tensor, e: Tensor, close: Close) -> str:
 def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> str:
     """A description of which entries are wrong when they form a recognisable set, else ''.
 
-    `bad` marks the wrong entries. Every description says what was observed, then the usual causes."""
+    `bad` marks the wrong entries. Every description says what was observed; a cause is named only when a
+    transformation of the right values reproduces the learner's exactly (read back), never from the pattern."""
     n_bad, total = int(bad.sum()), bad.numel()
     if n_bad == 0 or n_bad == total:
         return ""
@@ -82,12 +83,11 @@ def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> st
     if bool(zero[bad].all()):
         return (
             f"only entries whose right value is 0 are wrong ({n_bad} of the {int(zero.sum())} zeros; every non-zero "
-            "entry is right): what your code leaves where the answer is 0 is off (a mask or gate that keeps a value "
-            "there, a where() whose other branch isn't 0, a ReLU left out, or a small constant such as an eps added)"
+            f"entry is right): {_what_sits_at_zeros(a[bad], a, e, atol)}"
         )
     filled = a[bad]
     if n_bad >= 2 and bool(torch.isclose(filled, filled[0].expand_as(filled), rtol=1e-6, atol=atol).all()):
-        return _constant_fill(float(filled[0]), e[bad], n_bad, atol)
+        return _constant_fill(float(filled[0]), a, e, bad, atol)
     negative, positive = e < -atol, e > atol
     for side, mask, other in (("negative", negative, "positive"), ("positive", positive, "negative")):
         share = float(mask.sum()) / max(1, int((~zero).sum()))
@@ -97,15 +97,41 @@ def region_of_disagreement(a: Tensor, e: Tensor, bad: Tensor, atol: float) -> st
         if bool(mask[bad].all()) and bool((~mask & ~zero).any()):
             return (
                 f"only entries whose right value is {side} are wrong ({n_bad} of {int(mask.sum())}; every {other} "
-                f"entry is right): your code treats {side} values differently (an abs, a ReLU or clamp, a square "
-                "that loses the sign, or a comparison on the sign)"
+                f"entry is right): {_what_sits_on_one_side(a[bad], e[bad], side, atol)}"
             )
     return _few_over_tolerance(a, e, bad, n_bad)
 
 
+def _what_sits_at_zeros(wrong: Tensor, a: Tensor, e: Tensor, atol: float) -> str:
+    """What the learner left where the answer is 0, read back: negatives a clamp at 0 would remove, one constant,
+    or the range of values seen."""
+    if bool((wrong < 0).all()) and bool(torch.allclose(a.clamp(min=0), e, rtol=1e-4, atol=atol)):
+        return (
+            "they are negative, and your output with its negative entries set to 0 is exactly right (what a ReLU "
+            "or clamp(min=0) there would give)"
+        )
+    if wrong.numel() >= 2 and bool(torch.isclose(wrong, wrong[0].expand_as(wrong), rtol=1e-6, atol=atol).all()):
+        return f"each of them holds {float(wrong[0]):.4g} where the answer is 0"
+    return (
+        f"where the answer is 0 yours hold values from {float(wrong.min()):.4g} to {float(wrong.max()):.4g}: "
+        "look at what your code leaves in those entries"
+    )
+
+
+def _what_sits_on_one_side(wrong: Tensor, right: Tensor, side: str, atol: float) -> str:
+    """How the wrong entries relate to the right ones there, read back, else the observation alone."""
+    if bool((wrong.abs() <= atol).all()):
+        return f"they came out 0 (what a ReLU, clamp or mask that removes {side} values would give)"
+    if bool(torch.allclose(wrong, -right, rtol=1e-4, atol=atol)):
+        return "they have the opposite sign of the right ones (what an abs, or the root of a square, would give)"
+    return f"your code does something different with {side} values (yours there: {float(wrong.min()):.4g} to " + (
+        f"{float(wrong.max()):.4g})"
+    )
+
+
 def _few_over_tolerance(a: Tensor, e: Tensor, bad: Tensor, n_bad: int) -> str:
     """A handful of entries over the tolerance while many others differ slightly within it: a small change
-    everywhere that crosses the tolerance only at a few entries (observed first, causes as e.g.)."""
+    everywhere that crosses the tolerance only at a few entries (an observation)."""
     if n_bad > 3:
         return ""
     slight = (~bad & ((a - e).abs() > 1e-6 * e.abs() + 1e-7)).sum()
@@ -115,37 +141,57 @@ def _few_over_tolerance(a: Tensor, e: Tensor, bad: Tensor, n_bad: int) -> str:
     return (
         f"only {n_bad} entr{'y is' if n_bad == 1 else 'ies are'} over the tolerance (off by up to {rel:.2g} of the "
         f"right value), but {int(slight)} of the other {bad.numel() - n_bad} entries differ slightly too, within "
-        "it: a small change that reaches every entry, e.g. an eps or a small constant added, a slightly different "
-        "constant or scale, or a lower precision"
+        "it: a small change reaches every entry, so look for something computed slightly differently everywhere "
+        "rather than at those entries"
     )
 
 
-def _constant_fill(c: float, right: Tensor, n_bad: int, atol: float) -> str:
-    lo, hi = float(right.min()), float(right.max())
+def _constant_fill(c: float, a: Tensor, e: Tensor, bad: Tensor, atol: float) -> str:
+    right = e[bad]
+    n_bad, lo, hi = int(bad.sum()), float(right.min()), float(right.max())
+    observed = (
+        f"every wrong entry ({n_bad}) holds the same value {c:.4g} (right values there from {lo:.4g} to {hi:.4g}), "
+        "and every other entry is right"
+    )
     if abs(c) <= atol:
         # fractions rounded down: `counts // n` or int(...) turns every value in (0, 1) into 0
         rounded = (
-            ", or an integer division (`//`) or int cast that rounds fractions down to 0" if lo > 0 and hi < 1 else ""
+            "; every one of them is a fraction between 0 and 1, which an integer division (`//`) or an int cast "
+            "rounds down to 0"
+            if lo > 0 and hi < 1
+            else ""
         )
-        return (
-            f"{n_bad} entries are 0 where the right value isn't (right values there from {lo:.4g} to {hi:.4g}); every "
-            "other entry is right: a mask, threshold or ReLU that removes too much (a strict or non-strict "
-            f"comparison, a wrong threshold or index), or entries never written{rounded}"
+        kept = e[~bad & (e.abs() > atol)].abs()
+        smallest = (
+            f"; they are exactly the {n_bad} smallest right values (|value| ≤ {float(right.abs().max()):.4g}, every "
+            "larger one kept), as a threshold set too high would give"
+            if kept.numel() and float(right.abs().max()) < float(kept.min())
+            else ""
         )
+        return f"{n_bad} entries are 0 where the right value isn't (right values there from {lo:.4g} to {hi:.4g}); " + (
+            f"every other entry is right: they were set to 0 or never written{smallest}{rounded}"
+        )
+    close = lambda x: bool(torch.allclose(a, x, rtol=1e-4, atol=atol))
     if hi < c:
-        how = f"values below {c:.4g} were raised to {c:.4g}: a clamp(min=…) or max(·, {c:.4g}) not asked for"
+        how = f"values below {c:.4g} were raised to {c:.4g}" + (
+            f": your output is exactly the right one with clamp(min={c:.4g}) (or max(·, {c:.4g})) applied"
+            if close(e.clamp(min=c))
+            else ""
+        )
     elif lo > c:
-        how = f"values above {c:.4g} were lowered to {c:.4g}: a clamp(max=…) or min(·, {c:.4g}) not asked for"
+        how = f"values above {c:.4g} were lowered to {c:.4g}" + (
+            f": your output is exactly the right one with clamp(max={c:.4g}) (or min(·, {c:.4g})) applied"
+            if close(e.clamp(max=c))
+            else ""
+        )
     else:
-        how = "a fill value or default written where the right values belong"
-    how += (
-        "; or a reduction of one factor (a .sum()/.mean() of an upstream gradient, a kernel or a weight where the "
-        "elementwise product belongs) that turned many values into one"
-    )
-    return (
-        f"every wrong entry ({n_bad}) holds the same value {c:.4g} (right values there from {lo:.4g} to {hi:.4g}), "
-        f"and every other entry is right: {how}"
-    )
+        how = "one value was written where these different values belong"
+    if "exactly" not in how and abs(c) > float(right.abs().max()):
+        how += (
+            "; a number outside the right values' range: one number made from many (a .sum()/.mean() of a factor "
+            "where the elementwise product belongs), or a fill value or default"
+        )
+    return f"{observed}: {how}"
 
 
 def contiguous_range(bad: Tensor, names: list[str]) -> str:
@@ -169,8 +215,8 @@ def contiguous_range(bad: Tensor, names: list[str]) -> str:
     name, size = names[axis], bad.shape[axis]
     rest = f"{0}–{lo - 1}" if hi == size - 1 else f"{hi + 1}–{size - 1}" if lo == 0 else f"below {lo} and above {hi}"
     return (
-        f"only `{name}` {lo}–{hi} are wrong ({hi - lo + 1} of {size}); `{name}` {rest} are all right: compare what "
-        f"your code does for `{name}` {lo}–{hi} with what it does for the others"
+        f"only `{name}` {lo}–{hi} are wrong ({hi - lo + 1} of {size}); `{name}` {rest} are all right: look for what "
+        "sets them apart, in your code or in their inputs"
     )
 
 

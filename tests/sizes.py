@@ -141,7 +141,7 @@ def factor_reason(factor: float, named: dict[str, int], sizes: Sequence[int | tu
     if base:  # a ratio of two sizes can come close to an irrational factor: list it after the log base
         return f"{factor:.4g} = {base} (torch.log is the natural log)" + (f"; or {reason}" if reason else "?")
     if near(0.5) or near(2):  # 2 is also a common size: list both causes rather than guess
-        half = "a ½ convention (½·x², ½·MSE) added or dropped"
+        half = "one contribution counted twice, or half of it lost, or a ½ convention (½·x², ½·MSE) added or dropped"
         return f"{half}, or {reason[0].lower()}{reason[1:]}" if reason else f"{half}?"
     return reason or "a missing or extra constant factor?"
 
