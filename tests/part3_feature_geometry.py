@@ -26,6 +26,7 @@ from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
 from tests.part3_feature_geometry_centred import centred_square_readings
 from tests.part3_feature_geometry_clamped_entries import clamped_entries_failure
+from tests.part3_feature_geometry_coordinate_readbacks import ignores_others_failure, rotation_failure
 from tests.part3_feature_geometry_denominators import (
     constant_denominator_failure,
     frobenius_statistic_readings,
@@ -198,29 +199,13 @@ def dimensionality_structure(
     moved[:, 0] = (torch.randn(moved[:, 0].shape, generator=g) * 1.5).to(v)
     after = probe(moved)
     if after is not None and same(after[:, 1:], base[:, 1:]):
-        fail(
-            f"your D_i does not change when another {name} j changes (only {name} 0 was redrawn, and every other "
-            f"{name}'s value stayed the same)",
-            f"the denominator sums the squared overlaps ({u}_i·{x}_j)² over every {name} j (a [n, n] matrix of dot "
-            f"products, summed over j); yours ignores the other {name}s. Possible causes: an elementwise product "
-            f"({u} * {x}) summed over the coordinates (only the j = i term), a max or the diagonal taken over j "
-            "instead of the sum (the self-overlap is usually the largest), or a reduction over the wrong axis",
-            code="ignores_others",
-        )
+        ignores_others_failure(base, v, name, sym)
     constant_denominator_failure(base, v, name, sym)
     q, _ = torch.linalg.qr(torch.randn(v.shape[-1], v.shape[-1], generator=g, dtype=torch.float64))
     turned = probe((v.detach().double().cpu() @ q).to(v))
     if turned is not None and not same(turned, base):
         clamped_entries_failure(base, v, sym)
-        fail(
-            "your values change when every vector is rotated by the same orthogonal matrix; D_i only depends on dot "
-            "products between the vectors, so a rotation leaves it unchanged",
-            "somewhere your formula uses single coordinates where it should use a dot product over the d coordinates "
-            "(an elementwise product, a max or a norm over the wrong axis, a sum of coordinates before squaring?), or "
-            "a non-Euclidean norm: ‖W_i‖ and Ŵ_i use the L2 norm (norm(dim=...) with its default p=2), not the L1 "
-            "norm (p=1, abs().sum()) or the max (L∞)",
-            code="not_rotation_invariant",
-        )
+        rotation_failure(base, turned, v, sym)
     scaled = probe(2 * v.detach())
     if scaled is not None:
         factor = scaled / base
