@@ -404,8 +404,8 @@ def _zero_warmup_case(got: Tensor, right: Tensor, steps: int) -> None:
         f"steps (first at step {int(bad.nonzero()[0])}: got {float(got[bad][0]):.4g}, expected "
         f"{float(right[bad][0]):.4g}); you return {seen}",
         "the schedules with a warm-up are right: only the warmup_steps = 0 case is wrong. With no warm-up the "
-        "schedule is the cosine alone, 0.5 * (1 + cos(π step / steps)), from 1 at step 0 down towards 0: a special "
-        "case for warmup_steps == 0 (an early return?) must not skip the cosine",
+        "schedule is the cosine alone, 0.5 * (1 + cos(π step / steps)), from 1 at step 0 down towards 0"
+        + (": your warmup_steps == 0 case skips the cosine" if bool((got == got[0]).all()) else ""),
         code="zero_warmup_case",
     )
 

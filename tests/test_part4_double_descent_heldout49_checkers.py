@@ -5,6 +5,8 @@ a positional p in norm, the first buffer, F.normalize's eps, entries clamped) ke
 
 from __future__ import annotations
 
+import math
+
 import einops
 import torch
 import torch.nn.functional as F
@@ -97,3 +99,17 @@ def test_rotation_reading_names_only_what_reproduces():
 def test_ignores_others_reading_names_only_what_reproduces():
     err = assert_fails(checks.test_compute_dimensionality, cd_self_cubed, "ignores_others")
     assert "your formula uses" not in err.hint and "Possible causes" not in err.hint
+
+
+def lr_zero_warmup_over_steps_minus_one(step, steps, warmup_steps):
+    # with no warm-up the cosine runs over steps - 1: the cosine is there, no early return skips it
+    if warmup_steps == 0:
+        return 0.5 * (1 + math.cos(math.pi * step / (steps - 1)))
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
+
+
+def test_zero_warmup_reading_guesses_no_early_return():
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_zero_warmup_over_steps_minus_one, "zero_warmup_case")
+    assert "early return" not in err.hint and "skips the cosine" not in err.hint
