@@ -546,7 +546,14 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
             )
     if (common := common_divisor_diagnosis(x, FAILURE_PROBABILITY / GEN_TESTS)) is not None:
         return common
-    return "not_unit_norm", "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
+    rows = row_l2[nonzero]
+    seen = f"from {float(rows.min()):.4g} to {float(rows.max()):.4g}" if rows.numel() else "all 0"
+    return "not_unit_norm", (
+        f"the non-empty examples' L2 norms over the features range {seen} (median "
+        f"{float(rows.median()) if rows.numel() else 0.0:.4g}), not 1 each; a sum, a max, a norm over other axes, a "
+        "squared norm or an RMS as the divisor would give other values; each example is divided by its own L2 norm "
+        "over the features: x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
+    )
 
 
 def _norm_by_count(x: Tensor) -> str:

@@ -113,3 +113,17 @@ def lr_zero_warmup_over_steps_minus_one(step, steps, warmup_steps):
 def test_zero_warmup_reading_guesses_no_early_return():
     err = assert_fails(checks.test_warmup_cosine_lr, lr_zero_warmup_over_steps_minus_one, "zero_warmup_case")
     assert "early return" not in err.hint and "skips the cosine" not in err.hint
+
+
+def gen_divisor_jittered(n_examples, n_inst, n_features, feature_probability, device=None):
+    # the learner did divide by the L2 norm, times a per-example factor in [0.5, 1.5): no listed divisor
+    shape = (n_examples, n_inst, n_features)
+    present = torch.rand(shape, device=device) < feature_probability
+    x = torch.where(present, torch.rand(shape, device=device), 0.0)
+    jitter = 0.5 + torch.rand(n_examples, n_inst, 1, device=device)
+    return x / (x.norm(dim=-1, keepdim=True) * jitter).clamp_min(1e-12)
+
+
+def test_unit_norm_fallback_states_the_norms():
+    err = assert_fails(checks.test_generate_dataset, gen_divisor_jittered, "not_unit_norm")
+    assert "range from" in err.hint and "divide every example by its L2 norm" not in err.hint
