@@ -535,13 +535,19 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                     "the norm included the features the mask then zeroed: mask first, then divide by the norm of "
                     "what is left"
                 )
+            k, c = (x > 0).sum(-1, keepdim=True).double().clamp_min(1), "the count of present features"
+            for div, said in ((k, c), (k.sqrt(), f"the square root of {c}")):
+                raw = (x.double() * div)[x > 0]  # U[0, 1] values again if that was the divisor
+                if float(raw.max()) <= 1 + NORM_TOL and abs(float(raw.mean()) - 0.5) <= tol:
+                    return "norm_below_one", (
+                        f"{observed}; the present values average {mean:.3g}{_norm_by_count(x)}: times {said} they "
+                        f"are U[0, 1] values again, so the divisor was {said}, not the L2 norm; divide each example "
+                        "by its own L2 norm over the features: x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
+                    )
             return "norm_below_one", (
-                f"{observed}; the present values average {mean:.3g}{_norm_by_count(x)}. Possible causes: the norm "
-                "taken over other axes than the features (or over more of them), torch.renorm (it only shrinks, and "
-                "rescales the slices indexed by its dim), the examples normalised before the mask zeroed some "
-                "features, a divisor other than the L2 norm (the count of present features, or its square root: "
-                "the norms then stay near sqrt(1/3) ≈ 0.577, the RMS of U[0, 1] values, whatever the count), or an "
-                "extra factor; divide each example by its own L2 norm over the features: "
+                f"{observed}; the present values average {mean:.3g}{_norm_by_count(x)}. Not the count of present "
+                "features or its square root as the divisor, nor normalising before the mask: those would give "
+                "other values; divide each example by its own L2 norm over the features: "
                 "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
             )
     if (common := common_divisor_diagnosis(x, FAILURE_PROBABILITY / GEN_TESTS)) is not None:

@@ -127,3 +127,16 @@ def gen_divisor_jittered(n_examples, n_inst, n_features, feature_probability, de
 def test_unit_norm_fallback_states_the_norms():
     err = assert_fails(checks.test_generate_dataset, gen_divisor_jittered, "not_unit_norm")
     assert "range from" in err.hint and "divide every example by its L2 norm" not in err.hint
+
+
+def gen_divided_by_cube_root_count(n_examples, n_inst, n_features, feature_probability, device=None):
+    # 3 √count: neither the count nor its square root alone, so the hint must not assert either
+    shape = (n_examples, n_inst, n_features)
+    present = torch.rand(shape, device=device) < feature_probability
+    x = torch.where(present, torch.rand(shape, device=device), 0.0)
+    return x / (3 * (x > 0).sum(-1, keepdim=True).clamp_min(1).sqrt())
+
+
+def test_norm_below_one_names_a_count_divisor_only_by_read_back():
+    err = assert_fails(checks.test_generate_dataset, gen_divided_by_cube_root_count, "norm_below_one")
+    assert "so the divisor was" not in err.hint and "Possible causes" not in err.hint
