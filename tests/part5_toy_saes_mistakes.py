@@ -541,8 +541,8 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
         every = torch.equal(changed, (frac > 0).all(0) & active[:, None])
         fail(
             f"none of the {int(expected.sum())} dead latents was changed, and {int(changed.sum())} live ones were",
-            "the dead latents were left alone and live ones resampled: your mask selects live latents (inverted?"
-            + (" it is (frac_active_in_window > 0).all(dim=0): the latents that fired at every step)" if every else ")")
+            "the dead latents were left alone and live ones resampled: your mask selects live latents "
+            + ("(it is (frac > 0).all(dim=0): the latents that fired at every step)" if every else "(some of them)")
             + ". Dead means it fired at no step of the window: `(frac_active_in_window <= 0).all(dim=0)`",
             code="only_live_resampled",
         )
