@@ -33,6 +33,7 @@ from tests import part5_toy_saes_fallbacks as FB
 from tests import part5_toy_saes_instance_readings as IR
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
+from tests import part5_toy_saes_offset_readings as OR
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
 from tests import part5_toy_saes_replacement as RP
@@ -622,11 +623,8 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     code = "not_model_batch" if len(drawn) == 1 else "values"
     diff = h.detach() - M.hidden(features, W)
     if diff.abs().max() > 1e-4 and torch.allclose(diff, diff[:1].expand_as(diff), atol=1e-5):
-        hint, code = (
-            "your h is W x plus the same vector for every example: h = W x has no bias term (the toy model's b_final "
-            "belongs to its reconstruction ReLU(Wᵀh + b_final), not to h)",
-            "bias_added",
-        )
+        hint = "your h is W x plus the same vector for every example; " + OR.added_vector_reading(diff[0], sae)
+        code = "bias_added"
     if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
         IR.unfilled_instances_failure(h, M.hidden(features, W))
         R.pooled_features_failure(h, features, W)

@@ -20,6 +20,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 
 # Each row divided by another statistic of its d_in entries than its L2 norm (the rows keep their direction, only the
@@ -103,6 +104,14 @@ def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
     low = float(W.norm(dim=-1)[bad & ~zero].min())
     where = f"{n_bad} of the {n_rows} decoder rows that are NOT zero (rows of norm {low:.3g} and up)"
     for name, sq in _squared_norm_candidates(W.double()):
+        if torch.equal(bad & ~zero, (sq < 0) & ~zero) and not OR.divided_by_root(out, W, sq, eps):
+            fail(
+                f"W_dec_normalized contains NaN in {where}: exactly the rows where {name.split(':')[0]} is "
+                "negative, but the finite rows are not divided by its square root",
+                "a root, log or fractional power of that quantity is NaN exactly there; each row's divisor must be "
+                f"its own L2 norm (+ eps): {_NORM_FIX}",
+                code="norm_nan",
+            )
         if torch.equal(bad & ~zero, (sq < 0) & ~zero):
             fail(
                 f"W_dec_normalized contains NaN in {where}: exactly the rows where {name.split(':')[0]} is negative",
@@ -111,11 +120,17 @@ def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
                 code="norm_nan",
             )
     if has_nan:
+        found = OR.nan_rows_reading(out, W, eps)
         fail(
             f"W_dec_normalized contains NaN in {where}, so eps is not the problem",
-            "a NaN in a non-zero row usually comes from a square root of a negative number: the quantity under "
-            "your square root is not a sum of squares of the row's own entries (an einsum or product over the wrong "
-            f"indices? a difference?): {_NORM_FIX}",
+            (
+                f"{found}. The divisor of each row must be its own L2 norm (+ eps), a finite number for every row"
+                if found
+                else "the NaN rows are not the smallest-norm rows with a constant under the root, and not W's "
+                "negative entries: find the step that gives NaN for those rows (a NaN needs 0/0, inf − inf, or a "
+                "root or log of a negative number)"
+            )
+            + f": {_NORM_FIX}",
             code="norm_nan",
         )
     fail(
