@@ -51,13 +51,22 @@ def features_dropped_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
     active = x != 0
     kept_active = (active & (masks[kept] > 0)).sum()
     frac = float(kept_active) / max(int(active.sum()), 1)
+    m = masks[kept] > 0  # [batch inst feats]: the subset each row kept
+    lost, held = x[active & ~m], x[active & m]
+    if lost.numel() and held.numel() and float(lost.max()) < float(held.min()):
+        how = (
+            f"every dropped feature value is below {float(lost.max()):.3g} and every kept one at least "
+            f"{float(held.min()):.3g}: a threshold on the feature values"
+        )
+    else:
+        lo, hi = (f"{float(lost.min()):.3g} to {float(lost.max()):.3g}", "not a threshold on the values")
+        how = f"the dropped values range over {lo}, as the kept ones do: {hi}; another mask was applied"
     fail(
         f"your h is W applied to the drawn features with some of their non-zero entries zeroed: in "
         f"{int(dropped_rows.sum())} of {dropped_rows.numel()} (example, instance) rows h matches W x only with some "
         f"active features dropped (about {frac:.0%} of the active features kept)",
-        "the features were sparsified a second time (e.g. masked again with rand < feature_probability, or a ReLU "
-        "/ threshold applied to them): self.model.generate_batch already draws sparse features; map them as they "
-        f"are: {_FIX}",
+        f"the features were sparsified a second time ({how}): self.model.generate_batch already draws sparse "
+        f"features; map them as they are: {_FIX}",
         code="features_dropped",
     )
 

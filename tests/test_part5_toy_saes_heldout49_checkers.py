@@ -124,3 +124,23 @@ def test_some_live_latents_resampled_not_called_an_inverted_mask():
 
     failure = assert_fails(checks.test_resample_simple, _resample_rows(rule), "only_live_resampled")
     assert "inverted" not in failure.hint
+
+
+def _gen_masked(mask):
+    def generate_batch(self, batch_size):
+        x = self.model.generate_batch(batch_size)
+        return torch.einsum("bif,idf->bid", x * mask(self, x), self.model.W)
+
+    return generate_batch
+
+
+def test_features_thresholded_named_as_threshold():
+    impl = _with(generate_batch=_gen_masked(lambda s, x: x > 0.5))
+    failure = assert_fails(checks.test_generate_batch, impl, "features_dropped")
+    assert "a threshold on the feature values" in failure.hint and "ReLU" not in failure.hint
+
+
+def test_features_masked_at_random_not_called_a_threshold_or_relu():
+    impl = _with(generate_batch=_gen_masked(lambda s, x: torch.rand_like(x) < s.model.feature_probability))
+    failure = assert_fails(checks.test_generate_batch, impl, "features_dropped")
+    assert "not a threshold on the values" in failure.hint and "ReLU" not in failure.hint
