@@ -8,6 +8,8 @@
   back: NaN exactly at W's negative entries (an elementwise root or fractional power of W), or NaN exactly in the
   rows of smallest norm, with the finite rows divided by √(‖W_row‖² − c) for one c (a square root of a negative
   number: the norm minus a constant). Otherwise the message says where the NaN are and names no cause.
+* `zeroed_rows_reading`: generate_batch's h has whole rows 0 where W x is not: says where (examples from index k
+  on, never written; before index k; scattered; different per instance) instead of guessing a mask.
 """
 
 from __future__ import annotations
@@ -99,3 +101,20 @@ def divided_by_root(out: Tensor, W: Tensor, sq: Tensor, eps: float) -> bool:
         return False
     d = W.double()[ok].norm(dim=-1) / out.double()[ok].norm(dim=-1) - eps
     return bool(torch.allclose(d, sq.double()[ok].sqrt(), rtol=1e-3, atol=1e-5))
+
+
+def zeroed_rows_reading(zeroed: Tensor, h_zero: Tensor) -> str:
+    """`zeroed` [batch inst]: the (example, instance) rows of h that are 0 where W x is not; `h_zero` [batch inst]:
+    every row of h that is 0 (rows where W x is 0 too). Where they are: a range at the end or the start of the batch
+    (examples never written), or scattered (which examples)."""
+    whole = h_zero.all(-1)  # examples that are 0 in every instance
+    rows = zeroed.any(-1).nonzero().flatten().tolist()
+    if rows and not (zeroed & ~whole[:, None]).any():
+        k, j = rows[0], rows[-1]
+        if bool(whole[k:].all()):
+            return f"the zero rows are the examples from batch index {k} on, in every instance: they were never written"
+        if bool(whole[: j + 1].all()):
+            return f"the zero rows are the examples before batch index {j + 1}, in every instance: never written"
+        return f"the zero rows are whole examples, scattered over the batch (batch indices {rows[:6]}...)"
+    per_inst = [int(x) for x in zeroed.sum(0)]
+    return f"the zero rows differ between instances (zeroed examples per instance: {per_inst})"

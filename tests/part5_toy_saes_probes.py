@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 from tests.learner_errors import failing_line
 from tests.part5_toy_saes_fallbacks import model_not_module_failure
@@ -661,9 +662,8 @@ def batch_scaling_hint(h: Tensor, want: Tensor) -> None:
     if zeroed.any() and (right | zeroed).all():
         fail(
             f"{int(zeroed.sum())} of the {zeroed.numel()} (example, instance) rows of h are all 0 where W x is not; "
-            "every other row is exactly W x",
-            "h = W x of the drawn features, nothing else: don't multiply by a mask (e.g. one computed from a second "
-            "generate_batch draw, or from a condition on the batch), which zeroes whole examples",
+            "every other row is exactly W x; " + OR.zeroed_rows_reading(zeroed, (g == 0).all(-1)),
+            "h = W x of the drawn features for every example and instance, nothing else",
             code="examples_zeroed",
         )
     known = w.abs() > 1e-6

@@ -144,3 +144,29 @@ def test_features_masked_at_random_not_called_a_threshold_or_relu():
     impl = _with(generate_batch=_gen_masked(lambda s, x: torch.rand_like(x) < s.model.feature_probability))
     failure = assert_fails(checks.test_generate_batch, impl, "features_dropped")
     assert "not a threshold on the values" in failure.hint and "ReLU" not in failure.hint
+
+
+def _gen_post(post):
+    def generate_batch(self, batch_size):
+        h = einops.einsum(self.model.generate_batch(batch_size), self.model.W, "b i f, i d f -> b i d")
+        return post(self, h, batch_size)
+
+    return generate_batch
+
+
+def test_examples_masked_by_second_draw_told_where_not_why():
+    impl = _with(generate_batch=_gen_post(lambda s, h, n: h * (s.model.generate_batch(n).sum(-1, keepdim=True) > 0)))
+    failure = assert_fails(checks.test_generate_batch, impl, "examples_zeroed")
+    assert "the zero rows" in failure.message and "never written" not in failure.message
+
+
+def test_examples_never_written_not_called_a_mask():
+    # a loop over the batch that stops short into a zeros tensor: the old hint said "don't multiply by a mask"
+    def post(self, h, n):
+        out = torch.zeros_like(h)
+        for b in range(n - 3):
+            out[b] = h[b]
+        return out
+
+    failure = assert_fails(checks.test_generate_batch, _with(generate_batch=_gen_post(post)), "examples_zeroed")
+    assert "never written" in failure.message and "mask" not in failure.hint
