@@ -63,11 +63,27 @@ def lone_dead_probe(impl: Callable, make_sae: Callable[..., Any], call_resampler
     if (row.norm() - 1).abs() < 1e-3 and not torch.equal(row, before[inst, lat]):
         return
     seen = "left unchanged" if torch.equal(row, before[inst, lat]) else f"given a row of norm {float(row.norm()):.4g}"
+    # read-back: the same SAE shape with two dead latents (same instance). Both resampled: the count of one is what
+    # is skipped; otherwise a few dead latents fail too and no count guard is named
+    sae2 = make_sae(n_inst=n_inst, d_in=5, d_sae=d_sae)
+    frac2, pair = frac.clone(), [2, lat]
+    frac2[:, inst, 2] = 0.0
+    before2 = sae2.W_dec.detach().clone()
+    call_resampler(lambda: impl(sae2, frac2, 0.37))
+    rows2 = sae2.W_dec.detach()[inst, pair]
+    two_ok = bool(((rows2.norm(dim=-1) - 1).abs() < 1e-3).all()) and not (rows2 == before2[inst, pair]).all(-1).any()
     fail(
         f"with exactly one dead latent in the whole SAE (instance {inst}, latent {lat}), it was {seen}; the main "
-        "check's many dead latents were resampled",
-        "resample whenever at least one latent is dead: e.g. a guard `if n_dead <= 1: return` (or `< 2`, `> 1`) "
-        "skips a lone dead latent, and a .squeeze() can turn its single index into a scalar",
+        "check's many dead latents were resampled, and "
+        + (f"so were two dead latents (latents {pair} of instance {inst})" if two_ok else "two dead latents were not"),
+        "resample whenever at least one latent is dead: "
+        + (
+            "only the count of one is skipped, e.g. a guard `if n_dead <= 1: return` (or `< 2`, `> 1`), or a "
+            ".squeeze() that turns a single index into a scalar"
+            if two_ok
+            else "a few dead latents go wrong too, not just a lone one: check the path taken when few latents are "
+            "dead against the one taken when many are"
+        ),
         code="lone_dead_skipped",
     )
 

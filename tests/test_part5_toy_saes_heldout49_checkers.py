@@ -170,3 +170,27 @@ def test_examples_never_written_not_called_a_mask():
 
     failure = assert_fails(checks.test_generate_batch, _with(generate_batch=_gen_post(post)), "examples_zeroed")
     assert "never written" in failure.message and "mask" not in failure.hint
+
+
+def _resample_unless_few(min_dead):
+    def resample(sae, frac, resample_scale):
+        dead = (frac <= 0).all(dim=0)
+        if int(dead.sum()) < min_dead:
+            return
+        d = torch.nn.functional.normalize(torch.randn(int(dead.sum()), sae.cfg.d_in, device=sae.W_enc.device), dim=-1)
+        sae.W_dec.data[dead] = d
+        sae.W_enc.data.transpose(-1, -2)[dead] = d * resample_scale
+        sae.b_enc.data[dead] = 0.0
+
+    return resample
+
+
+def test_lone_dead_guard_still_named_by_read_back():
+    failure = assert_fails(checks.test_resample_simple, _resample_unless_few(2), "lone_dead_skipped")
+    assert "so were two dead latents" in failure.message and "n_dead <= 1" in failure.hint
+
+
+def test_few_dead_skipped_not_called_a_lone_count_guard():
+    # skipped below 3 dead latents: the old hint put it down to `n_dead <= 1` or a squeeze of one index
+    failure = assert_fails(checks.test_resample_simple, _resample_unless_few(3), "lone_dead_skipped")
+    assert "n_dead <= 1" not in failure.hint and "squeeze" not in failure.hint
