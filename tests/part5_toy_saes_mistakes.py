@@ -530,9 +530,9 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             )
     if not changed.any():
         fail(
-            f"no latent was changed; {int(expected.sum())} are dead",
-            "is your dead mask all False? frac_active_in_window is [window inst d_sae]: reduce the window axis "
-            "(dim=0), `(frac_active_in_window <= 0).all(dim=0)`, to get one flag per (instance, latent)",
+            f"no entry of W_enc, W_dec or b_enc changed, while {int(expected.sum())} latents are dead",
+            "dead = `(frac_active_in_window <= 0).all(dim=0)` (one flag per instance and latent; the window is dim "
+            "0), then write into the parameters themselves (.data[...] = ...; an indexed copy edits only the copy)",
             code="nothing_resampled",
         )
     P.threshold_rule(changed, expected, frac, active)

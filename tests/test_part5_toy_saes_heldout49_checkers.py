@@ -194,3 +194,17 @@ def test_few_dead_skipped_not_called_a_lone_count_guard():
     # skipped below 3 dead latents: the old hint put it down to `n_dead <= 1` or a squeeze of one index
     failure = assert_fails(checks.test_resample_simple, _resample_unless_few(3), "lone_dead_skipped")
     assert "n_dead <= 1" not in failure.hint and "squeeze" not in failure.hint
+
+
+def test_writes_into_an_indexed_copy_not_called_an_all_false_mask():
+    # the mask is right, the writes land in copies (W_dec[dead] is a copy): the old hint asked "is your dead mask
+    # all False?"
+    def resample(sae, frac, resample_scale):
+        dead = (frac <= 0).all(dim=0)
+        d = torch.nn.functional.normalize(torch.randn(int(dead.sum()), sae.cfg.d_in, device=sae.W_enc.device), dim=-1)
+        sae.W_dec.data[dead].copy_(d)
+        sae.W_enc.data.transpose(-1, -2)[dead].copy_(d * resample_scale)
+        sae.b_enc.data[dead].zero_()
+
+    failure = assert_fails(checks.test_resample_simple, resample, "nothing_resampled")
+    assert "all False" not in failure.hint
