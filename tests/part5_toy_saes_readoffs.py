@@ -356,8 +356,15 @@ def feature_scale_failure(h: Tensor, features: Tensor, W: Tensor, model: Any) ->
         f"h = W (s ⊙ x): each feature was multiplied by its own factor before W, the factors per [inst, feat] read "
         f"back by least squares: {shown}",
         "the features go into W as drawn: h = einsum(features, self.model.W, 'batch inst feats, inst d_in feats -> "
-        "batch inst d_in'); the factors that are not 1 show where, e.g. a per-feature tensor multiplied in (a "
-        "probability, an importance, a mask), the features rescaled, or some left out (factor 0)",
+        "batch inst d_in'); the factors that are not 1 show where. They are not the toy model's per-feature "
+        "fields ("
+        + ", ".join(n for n, _ in _model_fields(model, s.shape) if n.startswith("self"))
+        + ") or the functions of them tried"
+        + (
+            f"; {int((s[seen].abs() < 1e-6).sum())} features have factor 0 (left out)"
+            if (s[seen].abs() < 1e-6).any()
+            else ""
+        ),
         code="feature_scaled",
     )
 

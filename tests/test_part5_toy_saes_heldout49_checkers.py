@@ -208,3 +208,14 @@ def test_writes_into_an_indexed_copy_not_called_an_all_false_mask():
 
     failure = assert_fails(checks.test_resample_simple, resample, "nothing_resampled")
     assert "all False" not in failure.hint
+
+
+def test_features_scaled_by_an_unknown_table_names_no_field():
+    # each feature times its own constant (no model field): the old hint offered a probability, an importance, a mask
+    def generate_batch(self, batch_size):
+        x = self.model.generate_batch(batch_size)
+        s = torch.linspace(0.5, 1.5, x.shape[-1], device=x.device)
+        return torch.einsum("bif,idf->bid", x * s, self.model.W)
+
+    failure = assert_fails(checks.test_generate_batch, _with(generate_batch=generate_batch), "feature_scaled")
+    assert "an importance" not in failure.hint and "They are not the toy model's per-feature fields" in failure.hint

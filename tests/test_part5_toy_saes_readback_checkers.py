@@ -65,7 +65,8 @@ def test_features_times_probability_are_named():
 def test_features_times_unknown_per_feature_scale_are_listed():
     impl = _batch(lambda x, m: x * torch.linspace(0.5, 2.0, x.shape[-1]))
     failure = assert_fails(checks.test_generate_batch, impl, "feature_scaled")
-    assert "[0.5, 0.8, 1.1, 1.4, 1.7, 2.0]" in failure.message and "e.g. a per-feature tensor" in failure.hint
+    assert "[0.5, 0.8, 1.1, 1.4, 1.7, 2.0]" in failure.message
+    assert "not the toy model's per-feature fields" in failure.hint
 
 
 def test_einsum_with_features_as_drawn_passes():
