@@ -14,6 +14,7 @@ from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5a_sae_architectures_k_readback as KR
 from tests import part5a_sae_architectures_lowered_k as LK
 from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_mistakes as M
@@ -363,13 +364,15 @@ def topk_k_ignored(cls: type, device: torch.device) -> None:
     """Fail when forward keeps the same number of latents per example with cfg.k = 2 and cfg.k = 3 (instance 2
     has nearly every pre-activation positive, so the right answer keeps exactly k there). Silent on errors."""
 
-    counts = []
+    counts, runs = [], []
     try:
         for k in (2, 3):
             sae = reference_sae(cls, device, k=k, sparsity_coeff=COEFFS)
             with torch.no_grad():
                 sae.b_enc[2] += 3.0
-            acts = sae(random_hidden(64, N_INST, sae.cfg.d_in, device))[2]
+            h = random_hidden(64, N_INST, sae.cfg.d_in, device)
+            acts = sae(h)[2]
+            runs.append((sae, h, acts))
             counts.append((acts.detach() != 0).sum(-1)[:, 2].cpu())
     except Exception:  # the checker's own steps report a forward that fails
         return
@@ -382,14 +385,7 @@ def topk_k_ignored(cls: type, device: torch.device) -> None:
     fail(
         f"acts_post keeps the same number of non-zero latents per example ({', '.join(map(str, n[:4]))}) with "
         "cfg.k = 2 and with cfg.k = 3",
-        "the number kept must follow the config: topk(self.cfg.k, dim=-1). Is k hard-coded, or read from another "
-        "field (aux_k, d_in, ...)?"
-        + (
-            " Or is the cut-off the largest value (top.values[..., :1] or values[..., 0]) instead of the k-th largest "
-            "(top.values[..., -1:])? That keeps one latent whatever k is"
-            if max(n) == 1
-            else ""
-        ),
+        KR.k_ignored_hint(runs),
         code="k_ignored",
     )
 
