@@ -28,6 +28,7 @@ from tests import part5a_sae_architectures_metric_fits as MF
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_tiny as SG2
 from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_negative_acts as NA
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_readbacks as RB
 from tests import part5a_sae_architectures_reductions as RD
@@ -348,9 +349,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             if unlisted and (acts.detach() < 0).any():
                 fail(
                     f"acts_post has {int((acts.detach() < 0).sum())} negative values",
-                    "acts_post is never negative: the ReLU must be the last step before the top-k values are kept. "
-                    "Possible causes: values gathered from pre instead of ReLU(pre); b_enc (or another term) added "
-                    "after the ReLU; no ReLU at all",
+                    NA.negative_acts_hint(acts, reference, h),
                     code="negative_acts",
                 )
             if unlisted and ((acts.detach() != 0).sum(-1) > k).any():

@@ -557,7 +557,7 @@ TOPK_MISTAKES: list[Mistake] = [
     ("mask_not_values", "keep the values themselves at the top-k positions, not ones", "acts", {"acts": "mask"}),
     (
         "kthvalue_smallest",
-        "kthvalue(k) is the k-th *smallest* value: keep the k largest, e.g. threshold at topk(k).values[..., -1:]",
+        "keeps d_sae-k+1 per example, as a cut at kthvalue(k) (k-th smallest) does; cut at topk(k).values[..., -1:]",
         "acts",
         {"acts": "kthvalue"},
     ),

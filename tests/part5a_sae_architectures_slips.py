@@ -15,6 +15,7 @@ from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_variants as MV
 from tests import part5a_sae_architectures_mistakes as M
+from tests import part5a_sae_architectures_negative_theta as NT
 from tests import part5a_sae_architectures_probes as PR
 from tests.checking import fail
 
@@ -285,8 +286,7 @@ def negative_threshold(impl: Any, name: str, bandwidth: float) -> None:
         where = "all of them where θ < x ≤ 0" if bool((bad == between).all()) else f"{int(bad.sum())} positions"
         fail(
             f"{name}'s forward is wrong {seen}: at {where}",
-            "see the forward column of the table: it compares x with θ only. Possible causes: an extra `x > 0` (or a "
-            "ReLU) beside `x > θ`, or a threshold assumed positive (abs, clamp)",
+            NT.forward_hint(out, fwd, x0, th0, bandwidth),
             code="negative_threshold_forward",
         )
     if not close(grad_x, want_x):
@@ -301,15 +301,13 @@ def negative_threshold(impl: Any, name: str, bandwidth: float) -> None:
             )
         fail(
             f"the gradient of {name} with respect to x is wrong {seen}, right at the positive thresholds",
-            "see the ∂/∂x column of the table: it compares x with θ only. Possible causes: a sign or a mask that "
-            "assumes θ > 0 (an extra `x > 0`, abs(θ), a clamp)",
+            NT.grad_x_hint(grad_x, dx, x0, th0, bandwidth, g),
             code="negative_threshold_grad_x",
         )
     if not close(grad_th, want_th):
         fail(
             f"the gradient of {name} with respect to threshold is wrong {seen}, right at the positive thresholds",
-            "see the ∂/∂θ column of the table, with θ's own sign. Possible causes: abs(θ) or a clamp of θ, or a "
-            "mask `x > 0` in the backward",
+            NT.grad_th_hint(grad_th, dth, x0, th0, bandwidth, g),
             code="negative_threshold_grad_th",
         )
 

@@ -131,3 +131,69 @@ def test_topk_k_one_when_any_example_is_short_is_not_called_the_fewest():
 
     failure = assert_fails(C.test_topk_forward, _topk(keep), "k_from_data")
     assert "lowered to the fewest positive" not in failure.hint and "not min(k" in failure.hint
+
+
+# ---------------- negative_acts: causes named only by read-back ----------------
+def _topk_raw(values_of):
+    """A TopK forward keeping the top k of ReLU(pre) at their indices, with values from values_of(pre, proj, b)."""
+
+    def forward(self, h):
+        proj = _enc(h - self.b_dec, self.W_enc)
+        pre = proj + self.b_enc
+        idx = pre.relu().topk(self.cfg.k, dim=-1).indices
+        acts = torch.zeros_like(pre).scatter(-1, idx, values_of(pre, proj, self.b_enc).gather(-1, idx))
+        h_rec = _dec(acts, self.W_dec_normalized) + self.b_dec
+        rec = (h_rec - h).pow(2).mean(-1)
+        return {"L_reconstruction": rec, "L_sparsity": (acts != 0).to(h.dtype).sum(-1)}, rec.mean(0).sum(), acts, h_rec
+
+    return type("TopK", (S.TopKToySAE,), {"forward": forward})
+
+
+def test_topk_values_from_pre_is_read_back():
+    failure = assert_fails(C.test_topk_forward, _topk_raw(lambda pre, proj, b: pre), "negative_acts")
+    assert "gathered from pre" in failure.hint and "read back" in failure.hint
+    assert "and b_enc added after" not in failure.hint
+
+
+def test_topk_values_shifted_negative_names_no_cause():
+    """Negative values at kept positions from another slip (ReLU(pre) - 0.1): neither listed cause reproduces it,
+    and 'no ReLU at all' (a recognised mistake of its own) is not offered."""
+    failure = assert_fails(C.test_topk_forward, _topk_raw(lambda pre, proj, b: pre.relu() - 0.1), "negative_acts")
+    assert "neither" in failure.hint and "no ReLU at all" not in failure.hint
+
+
+def test_topk_k_from_median_count_gets_the_observation_not_a_bare_kthvalue_claim():
+    """k lowered to the batch's median positive count keeps 3 = d_sae - k + 1 at k = 5, exactly what a kthvalue(k)
+    cut keeps: the hint states that count (the observation that reproduces) rather than only asserting kthvalue."""
+
+    def keep(pre, k):
+        kk = max(1, min(k, int((pre > 0).sum(-1).float().median())))
+        top = pre.topk(kk, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, top.indices, top.values)
+
+    failure = assert_fails(C.test_topk_forward, _topk(keep), "kthvalue_smallest")
+    assert "keeps d_sae-k+1 per example" in failure.hint
+
+
+# ---------------- JumpReLU at negative thresholds: causes named only by read-back ----------------
+def _jumprelu_forward(rule):
+    def forward(ctx, x, threshold, bandwidth):
+        ctx.save_for_backward(x, threshold)
+        ctx.bandwidth = bandwidth
+        return x * rule(x, threshold).to(x.dtype)
+
+    return type("JumpReLU", (S.JumpReLU,), {"forward": staticmethod(forward)})
+
+
+def test_jumprelu_relu_habit_forward_is_read_back():
+    failure = assert_fails(
+        C.test_jumprelu, _jumprelu_forward(lambda x, th: (x > th) & (x > 0)), "negative_threshold_forward"
+    )
+    assert "extra `x > 0`" in failure.hint and "read back" in failure.hint
+
+
+def test_jumprelu_doubled_negative_threshold_names_no_cause():
+    """Wrong only at θ < 0 (compares x with 2θ there): none of the ReLU habit, abs(θ) or a clamp reproduces it."""
+    rule = lambda x, th: torch.where(th < 0, x > 2 * th, x > th)
+    failure = assert_fails(C.test_jumprelu, _jumprelu_forward(rule), "negative_threshold_forward")
+    assert "None of" in failure.hint and "Yours equals" not in failure.hint
