@@ -14,6 +14,7 @@ from torch import Tensor
 from solutions import part7_open_problems as ref
 from tests.checking import fail
 from tests.learner_errors import failing_line
+from tests.part7_open_problems_confident import logit_clamp, loss_with, observed
 from utils.part7_open_problems import NO_LABEL
 
 
@@ -152,9 +153,19 @@ def confident_misprediction(value: Callable, device: torch.device) -> None:
             "logits.log_softmax(-1) (or F.cross_entropy), which is exact and stable without one",
             code="log_eps",
         )
+    whole = (logits, labels, importance)
+    clamp_text = logit_clamp(parts, seen_parts, whole, got)
+    if clamp_text:
+        fail(
+            f"{seen}: it is the loss with {clamp_text} before log_softmax (read back: it reproduces instance 0 "
+            "alone, instance 1 alone and the total; your loss is right on the milder logits)",
+            "a clamp of the logits changes the loss exactly where the model is confidently wrong: use "
+            "logits.log_softmax(-1) (e.g. F.cross_entropy) on the logits as they are",
+            code="confident_mistake",
+        )
     fail(
-        seen + " (your loss is right on the milder logits)",
-        "the loss is wrong only where a logit is large: e.g. an eps or clamp inside log(softmax), a clamp of the "
-        "logits or of −log p, or a softmax computed in a way that under/overflows; logits.log_softmax(-1) is exact",
+        observed(seen, seen_parts, [loss_with(part, lambda z: z) for part in parts]),
+        "the contract is the exact −log softmax at every logit size: logits.log_softmax(-1) (or F.cross_entropy) is "
+        "exact and stable; compare your steps with it on these logits",
         code="confident_mistake",
     )
