@@ -628,7 +628,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
                 )
                 for t in (th0, threshold_candidates(th0, expected.detach(), m, _pre(sae, h), K)[0])
             ],
-            *other_k(_pre(sae, h), K, ref.batch_topk),
+            *other_k(_pre(sae, h), K, ref.batch_topk, sae.cfg, calls),
         ],
         dims="batch inst d_sae",
         hint="acts = batch_topk(relu((h - b_dec) @ W_enc + b_enc), k)",

@@ -15,6 +15,7 @@ from torch import Tensor
 from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
+from tests.part5b_absorption_budget import budget_text
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 from tests.part5b_absorption_error_powers import error_powers
 from tests.part5b_absorption_normalised import normalised_prefixes
@@ -198,13 +199,14 @@ def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what:
     )
 
 
-def other_k(pre: Tensor, k: int, batch_topk: Any) -> list[tuple[str, str, Tensor]]:
-    """batch_topk with another per-example budget than cfg.k (a hard-coded k, or another config field)."""
+def other_k(pre: Tensor, k: int, batch_topk: Any, cfg: Any = None, calls: Any = ()) -> list[tuple[str, str, Tensor]]:
+    """batch_topk with another per-example budget than cfg.k; the config fields holding that budget (read back
+    from `cfg`) are named, and nothing else is guessed."""
     return [
         (
             "topk_budget",
-            f"that is batch_topk(pre, k={other}): {other}·batch entries kept per instance, expected k = cfg.k = {k} "
-            "(a hard-coded k, or another field than self.cfg.k?)",
+            f"that is batch_topk(pre, k={other}): {other}·batch entries kept per instance, expected k = cfg.k = {k}"
+            + budget_text(other, k, cfg, calls),
             batch_topk(pre, other),
         )
         for other in range(1, 2 * k + 2)
