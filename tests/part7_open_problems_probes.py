@@ -16,6 +16,7 @@ from tests.checking import CheckFailed, fail
 from tests.learner_errors import failing_line
 from tests.part7_open_problems_mistakes import name_distribution
 from tests.part7_open_problems_pair_readings import pair_reading
+from tests.part7_open_problems_pair_values import pair_value_readback
 from tests.sizes import note_inputs
 
 
@@ -109,7 +110,7 @@ def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor,
             f"compute_target(features, {target!r}) returned values other than 0 and 1 (e.g. {seen}) for features "
             "whose present values are not 1",
             f"{name} depends only on whether each feature is non-zero, not on its value: compare with 0 first "
-            "((a != 0), (b != 0)); a product a·b, a min / max or a sum a + b agrees only on 0/1 inputs",
+            f"((a != 0), (b != 0)){pair_value_readback(g, a, b)}",
             code="pair_not_boolean",
         )
     op = "&" if name == "AND" else "|"

@@ -40,3 +40,23 @@ def test_compressed_logits_not_given_a_clamp_cause():
     assert "clamp(" not in err.message.split("Ruled out")[0]
     assert "under/overflow" not in err.hint and "eps or clamp inside" not in err.hint
     assert "Ruled out" in err.message
+
+
+def _pair_target(combine):
+    def compute_target(features, target):
+        if target == "and_pairs":
+            return combine(features[..., 0::2], features[..., 1::2])
+        return ref.compute_target(features, target)
+
+    return compute_target
+
+
+def test_pair_product_read_back_and_named():
+    err = assert_fails(checks.test_compute_target, _pair_target(lambda a, b: a * b), code="pair_not_boolean")
+    assert "equals a·b of the pair's values" in err.hint
+
+
+def test_pair_other_product_not_given_a_listed_cause():
+    """a·b² (right on 0/1 inputs) matches no read-back combination: the hint states the contract, no value rule."""
+    err = assert_fails(checks.test_compute_target, _pair_target(lambda a, b: a * b * b), code="pair_not_boolean")
+    assert "your output equals" not in err.hint and "agrees only on 0/1 inputs" not in err.hint
