@@ -60,3 +60,13 @@ def test_pair_other_product_not_given_a_listed_cause():
     """a·b² (right on 0/1 inputs) matches no read-back combination: the hint states the contract, no value rule."""
     err = assert_fails(checks.test_compute_target, _pair_target(lambda a, b: a * b * b), code="pair_not_boolean")
     assert "your output equals" not in err.hint and "agrees only on 0/1 inputs" not in err.hint
+
+
+def test_fresh46_and_min_named_as_min():
+    """fresh46 ct_and_min (close to misleading then): the hint now reads back min(a, b) != 0 and says 'present'."""
+    err = assert_fails(
+        checks.test_compute_target,
+        _pair_target(lambda a, b: (torch.minimum(a, b) != 0).to(a.dtype)),
+        code="pair_negative",
+    )
+    assert "min(a, b) != 0" in err.hint and "reads as present" in err.hint
