@@ -17,12 +17,14 @@ from torch import Tensor
 
 from tests.checking import expect_matches, fail
 from tests.mutants import call
+from tests.part6_lm_saes_batch_slices import slicing_read_back
 from tests.part6_lm_saes_elementwise import steer_max_min
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
 from tests.part6_lm_saes_layouts import loss_inputs
 from tests.part6_lm_saes_readings import ablate_reencoded, f_shifted
 from tests.part6_lm_saes_sequence_subset import only_some_sequences
 from tests.part6_lm_saes_steer_scale import steer_scale
+from tests.part6_lm_saes_steer_varying import steer_read_back
 from tests.part6_lm_saes_variants import ablate_where_fires, steer_constant
 
 STALE = (
@@ -274,13 +276,18 @@ def steer_edit(
         steer_max_min(a, b, d, coeff)
         g = delta @ d / (d @ d)
         along = torch.allclose(delta, g[:, None] * d, rtol=1e-4, atol=1e-4)
+        found = steer_read_back(a, b, d, coeff, sae, latent)
         fail(
             "your hook's change to the activation differs between positions"
-            + (f" (g · W_dec[latent] with g from {float(g.min()):.4g} to {float(g.max()):.4g})" if along else ""),
-            "steering adds one vector, coeff · W_dec[latent], at every position whatever the activation is; a change "
-            "that varies has several possible causes, e.g. the activation multiplied or normalised, a scale read "
-            "from the latent's activation f, a function of the activation (a max, clamp or mask), or the SAE splice "
-            "without its error term (act − sae.decode(sae.encode(act)))",
+            + (f" (g · W_dec[latent] with g from {float(g.min()):.4g} to {float(g.max()):.4g})" if along else "")
+            + (
+                ": your hook's output is exactly " + " or ".join(found) + " (recomputed on the activation it got)"
+                if found
+                else "; it is not a GELU or ReLU after the addition, a mask from act or f, a scale from f or "
+                "‖act‖, a rescaling to ‖act‖, or the SAE splice (each recomputed on the activation it got)"
+            ),
+            "steering adds one vector, coeff · W_dec[latent], at every position whatever the activation is: return "
+            "act + coeff · W_dec[latent]",
             code="steer_not_additive",
         )
 
@@ -438,15 +445,20 @@ def sequence_weights(out: Tensor, fired: Tensor, batch_size: int) -> None:
         for k in sorted({int(m[i]) for i in twice})
         for idx in [[i for i in twice if int(m[i]) == k]]
     )
+    found = slicing_read_back([int(x) for x in m], batch_size)
     fail(
         f"your frequencies weigh {weighed} as much as the others{where}"
         + (f", and leave out sequence{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}" if skipped else ""),
         (
-            f"only every {batch_size}-th sequence counts, later ones more often: a strided slice "
-            f"tokens[start::batch_size] (every batch_size-th sequence from start) where a block belongs? "
-            if strided
-            else f"those sequences are counted more than once: overlapping batches (an end index start + batch_size + "
-            f"1, or a step smaller than batch_size = {batch_size})? "
+            "these are exactly the weights of " + " or of ".join(found) + f" (simulated on these {len(m)} sequences); "
+            if found
+            else (
+                f"only every {batch_size}-th sequence counts; "
+                if strided
+                else "those sequences are counted more than once; "
+            )
+            + "not batches cut with a strided slice, an end past the block or a smaller step (those weigh the "
+            "sequences otherwise); "
         )
         + "take tokens[start : start + batch_size] for start in range(0, n_seq, batch_size): each sequence "
         "exactly once",
