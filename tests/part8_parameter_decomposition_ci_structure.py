@@ -1,12 +1,15 @@
 """Part 8, CausalImportance: where the nonlinearity sits and whether each subcomponent's MLP is its own.
 
 * GELU applied to another piece (w_in, b_in or w_out) where the pre-activation w_in h + b_in belongs (exact
-  values), and, generically, a hidden layer that is affine in h (a probe sweeping h), with its possible causes;
+  values), and, generically, a hidden layer that is affine in h (a probe sweeping h), naming only the GELU
+  placements whose mutants reproduce it (read back);
 * a subcomponent-independence probe: one subcomponent's parameters (or its row of V) changed, and the importances
   of the other subcomponents (or instances) must not move: a matmul or a sum over another axis mixes them.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,20 @@ def ci_gelu_placements(p: dict[str, Tensor], alpha: float) -> Mistakes:
         ]
 
 
+def gelu_read_back(p: dict[str, Tensor], lower: Tensor, alpha: float) -> list[str]:
+    """The GELU placements whose mutant reproduces `lower` on the checker's inputs: GELU left out, or applied to
+    two or three of w_in, b_in, w_out at once (one alone is `ci_gelu_placements`)."""
+    found = []
+    with torch.no_grad():
+        for n in (0, 2, 3):
+            for ks in itertools.combinations(("w_in", "b_in", "w_out"), n):
+                value = mis.ci_reference({**p, **{k: F.gelu(p[k]) for k in ks}}, alpha, "no_gelu")[0]
+                if value.shape == lower.shape and torch.allclose(lower, value, rtol=1e-4, atol=1e-5):
+                    on = f"{' and '.join(ks)} ({', '.join(f'F.gelu({k})' for k in ks)}), none on w_in h + b_in"
+                    found.append(f"GELU applied to {on}" if ks else "GELU left out")
+    return found
+
+
 def _probe(CausalImportance: type, p: dict[str, Tensor], device: torch.device) -> torch.nn.Module:
     n_inst, C, d_ci = p["w_in"].shape
     probe = CausalImportance(n_inst, C, d_ci, alpha=0.05, device=device)
@@ -41,10 +58,11 @@ def _probe(CausalImportance: type, p: dict[str, Tensor], device: torch.device) -
     return probe
 
 
-def ci_affine_hidden(CausalImportance: type, p: dict[str, Tensor], lower: Tensor) -> Mistakes:
+def ci_affine_hidden(CausalImportance: type, p: dict[str, Tensor], lower: Tensor, alpha: float = 0.05) -> Mistakes:
     """The hidden activation read off a probe (w_in = 1, b_in = 0, w_out = 0.1 / d_ci, b_out = 0.5, h = t swept over
-    [-3, 3]: z = 0.5 + 0.1 · act(t) stays inside [0, 1]) that is affine in t, k·t + c: GELU is missing or applied
-    to another piece; the slopes each placement gives on this probe are listed where they fit."""
+    [-3, 3]: z = 0.5 + 0.1 · act(t) stays inside [0, 1]) that is affine in t, k·t + c. A cause is named only when
+    its mutant reproduces the learner's values on the checker's inputs (`gelu_read_back`); else the hint says what
+    was seen and which placements were ruled out, with the probe slope each would give where it matches."""
     n_inst, _, d_ci = p["w_in"].shape
     t = torch.linspace(-3, 3, 25, device=lower.device, dtype=lower.dtype)
     try:
@@ -65,18 +83,25 @@ def ci_affine_hidden(CausalImportance: type, p: dict[str, Tensor], lower: Tensor
     if (act - (k * t + c)).abs().max() > 1e-4 or torch.allclose(act, F.gelu(t), atol=1e-4) or abs(k) < 1e-6:
         return []
     g = lambda x: float(F.gelu(torch.tensor(x)))
-    slopes = {
-        "GELU missing (the hidden layer is w_in h + b_in itself)": 1.0,
-        f"GELU applied to w_in (the weight): GELU(1) = {g(1.0):.4g}": g(1.0),
-        f"GELU applied to w_out: GELU(w_out) / w_out = {g(w_out) / w_out:.4g}": g(w_out) / w_out,
-    }
-    fits = [name for name, s in slopes.items() if abs(k - s) < 1e-3 * max(1.0, abs(s))]
-    why = f"; the slope fits {' or '.join(fits)}" if fits else ""
-    hint = (
+    slopes = {"GELU missing (or on b_in alone, 0 here)": 1.0, f"GELU on w_in: GELU(1) = {g(1.0):.4g}": g(1.0)}
+    slopes[f"GELU on w_out: GELU(w_out) / w_out = {g(w_out) / w_out:.4g}"] = g(w_out) / w_out
+    seen = (
         f"your MLP's hidden layer is affine in h: on a probe with w_in = 1, b_in = 0 and h = t swept over [-3, 3] its "
-        f"activation is {k:.4g}·t {c:+.4g}, not GELU(t){why}. Possible causes: GELU missing, or applied to another "
-        f"piece (w_in, b_in, w_out, or h alone) than the pre-activation. {ROLES}"
+        f"activation is {k:.4g}·t {c:+.4g}, not GELU(t)"
     )
+    fits = [name for name, s in slopes.items() if abs(k - s) < 1e-3 * max(1.0, abs(s))]
+    seen += f" (its slope is the one {' or '.join(fits)} gives on this probe)" if fits else ""
+    if found := gelu_read_back(p, lower, alpha):
+        hint = (
+            f"{seen}. Possible causes, read back on the checker's inputs (each reproduces your values): "
+            f"{'; or '.join(found)}. {ROLES}: GELU of the whole w_in h + b_in"
+        )
+    else:
+        hint = (
+            f"{seen}. Read back on the checker's inputs, GELU left out or applied to w_in, b_in, w_out "
+            f"(or any two of them, or all three) in place of the pre-activation gives other values than yours: "
+            f"the cause isn't one of those. {ROLES}: GELU of the whole w_in h + b_in"
+        )
     return [("hidden_affine", hint, lower)]
 
 
@@ -122,4 +147,8 @@ def ci_structure(CausalImportance: type, p: dict[str, Tensor], lower: Tensor, al
     placed = ci_gelu_placements(p, alpha)
     if any(torch.allclose(lower, m, rtol=1e-4, atol=1e-5) for *_, m in placed):
         return placed  # named exactly: the generic probes would only repeat it
-    return placed + ci_subcomponents_mixed(CausalImportance, p, lower) + ci_affine_hidden(CausalImportance, p, lower)
+    return (
+        placed
+        + ci_subcomponents_mixed(CausalImportance, p, lower)
+        + ci_affine_hidden(CausalImportance, p, lower, alpha)
+    )
