@@ -543,7 +543,7 @@ def _recon_losses(
 
 def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> tuple[str, str]:
     """(code, hint) when one of (full, layerwise) is right and the other is not, and no mutant fits: a divisor
-    other than L for the layerwise mean when the ratio says which, else what was observed and the usual causes."""
+    other than L for the layerwise mean when the ratio says which, else what was observed and the contract."""
     off = 0 if not torch.allclose(got[0], right[0], rtol=1e-4, atol=1e-5) else 1
     ratio = float(got[off] / right[off]) if float(right[off]) != 0 else float("nan")
     if off == 1 and ratio > 0:
@@ -562,9 +562,11 @@ def one_loss_off(got: Tensor, right: Tensor, counts: dict[str, int], L: int) -> 
             "same MSE"
         )
     return "layerwise_loss", (
-        f"your full loss is right but the layerwise one is not ({ratio:.4g} × the expected): possible causes: its "
-        f"average (the mean over the L = {L} runs with one matrix masked), its target (the original output chain(x) "
-        "for every run), or which matrix each run masks (matrix l alone, with masks[l] and delta_masks[l])"
+        f"your full loss is right but the layerwise one is not ({ratio:.4g} × the expected; not the right sum over "
+        f"the L = {L} runs divided by {sorted({1, L - 1, L + 1, *counts.values()} - {L})} instead of L, nor the runs "
+        "compared with the masked full output: those were read back). The layerwise loss is the mean over l of "
+        "the L runs that mask matrix l alone (masks[l], delta_masks[l], every other matrix plain), each compared "
+        "with the original output chain(x) by the same MSE"
     )
 
 

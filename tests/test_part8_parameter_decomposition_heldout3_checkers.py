@@ -209,7 +209,8 @@ def test_recon_unexplained_layerwise_lists_causes():
     right, the layerwise one not) and where to look, instead of 'an edge case' of one slice."""
     impl = recon(layer_masks=lambda masks: [m * 0.5 for m in masks])
     failure = assert_fails(checks.test_stochastic_reconstruction_losses, impl, "layerwise_loss")
-    assert "possible causes" in failure.hint and "edge case" not in failure.hint
+    assert "masks[l]" in failure.hint and "edge case" not in failure.hint
+    assert "possible causes" not in failure.hint  # its average, target or matrix: none of them is the halved masks
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ learner's values (read-back), else say what was seen.
 * causal_importance `hidden_affine`: GELU placements (left out, or on two or three of w_in, b_in, w_out) are read
   back on the checker's inputs; a hidden layer merely scaled (0.8413 · pre, the slope GELU(w_in) gives on the probe)
   is not told "GELU applied to w_in" or "GELU missing".
+* stochastic_reconstruction_losses `layerwise_loss`: the layerwise loss off by an unexplained factor is described
+  (the divisors and the masked-output target read back and ruled out), without "possible causes: its average, its
+  target, or which matrix each run masks" (the masks squared in the layerwise runs are none of those).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 import solutions.part8_parameter_decomposition as S
 import tests.part8_parameter_decomposition as checks
 from tests.proving import assert_fails
+from tests.test_part8_parameter_decomposition_heldout3_checkers import recon
 
 Lo, Up = S.LowerLeakyHardSigmoid, S.UpperLeakyHardSigmoid
 
@@ -101,3 +105,16 @@ def test_halved_pre_activation_is_described_not_caused():
     CI = _ci(lambda m, h: 0.5 * (h[..., None] * m.w_in + m.b_in))
     hint = assert_fails(checks.test_causal_importance, CI, code="hidden_affine").hint
     assert "0.5·t" in hint and "Possible causes" not in hint and "isn't one of those" in hint
+
+
+# --------------------------------------------------------------------------------------------
+# stochastic_reconstruction_losses layerwise_loss: what was seen and ruled out, no cause list
+# --------------------------------------------------------------------------------------------
+def test_recon_layerwise_masks_squared_is_described_not_caused():
+    failure = assert_fails(
+        checks.test_stochastic_reconstruction_losses,
+        recon(layer_masks=lambda ms: [m * m for m in ms]),
+        "layerwise_loss",
+    )
+    assert "possible causes" not in failure.hint and "its target" not in failure.hint
+    assert "were read back" in failure.hint and "masks[l]" in failure.hint
