@@ -517,10 +517,11 @@ def ci_sum_factor(p: dict[str, Tensor], lower: Tensor) -> Mistakes:
     return []
 
 
-GRAD_HINT = (
-    "the importances are right but this gradient is not: possible causes: a leaky sigmoid's backward (its slope "
-    "outside [0, 1] must be alpha = self.alpha, on the lower side for the first output and the upper side for the "
-    "second), an input detached or replaced by a constant, or a value computed outside autograd (.item(), numpy)"
+GRAD_HINT = (  # said once both sigmoids' slopes outside [0, 1] were measured to be alpha (leak_depths.ci_slopes)
+    "the importances are right but this gradient is not, and both leaky sigmoids' slopes outside [0, 1] were "
+    "measured and are alpha = self.alpha (so not their backward). The gradient must be the one of the forward as "
+    "computed: z = Σ_j w_out GELU(w_in h + b_in) + b_out with h = V a, all in autograd, every parameter used as "
+    "itself (no .detach(), constant or .item() in its place, no straight-through or custom backward on the way)"
 )
 
 

@@ -8,6 +8,8 @@ learner's values (read-back), else say what was seen.
 * stochastic_reconstruction_losses `layerwise_loss`: the layerwise loss off by an unexplained factor is described
   (the divisors and the masked-output target read back and ruled out), without "possible causes: its average, its
   target, or which matrix each run masks" (the masks squared in the layerwise runs are none of those).
+* causal_importance gradient (`grad`): once both sigmoids' slopes were measured to be alpha, the hint says so and
+  states the contract, without "possible causes: a leaky sigmoid's backward, ...".
 """
 
 from __future__ import annotations
@@ -118,3 +120,16 @@ def test_recon_layerwise_masks_squared_is_described_not_caused():
     )
     assert "possible causes" not in failure.hint and "its target" not in failure.hint
     assert "were read back" in failure.hint and "masks[l]" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# causal_importance gradient: the leaky backward is not named once its slopes were measured right
+# --------------------------------------------------------------------------------------------
+def test_w_in_gradient_bent_is_not_blamed_on_the_sigmoids():
+    """The values are right and w_in's gradient is off (a straight-through term w_in³ - w_in³.detach() in the
+    pre-activation): both sigmoids' slopes are alpha, so the old 'possible causes: a leaky sigmoid's backward ...'
+    named a cause the evidence had ruled out."""
+    cube = lambda w: w.pow(3) - w.pow(3).detach()
+    CI = _ci(lambda m, h: F.gelu(h[..., None] * m.w_in + m.b_in + cube(m.w_in)))
+    failure = assert_fails(checks.test_causal_importance, CI, "grad")
+    assert "possible causes" not in failure.hint and "are alpha = self.alpha" in failure.hint
