@@ -648,10 +648,12 @@ def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float, pool
             "of several draws)? Draw one value per entry"
         )
     where = "crowd towards the middle" if var < 1 / 12 else "crowd towards 0 and 1"
+    mean_of_draws = ", or a mean of several draws (over an axis?)" if var < 1 / 12 else ""  # a mean narrows it
+    ruled = "" if var < 1 / 12 else " (so not a mean of several draws: a mean narrows the spread)"
     return (
-        f". The mean is right but the variance is {var:.3f} (a uniform's is 1/12 = 0.083): the draws {where}. "
-        "Possible causes: r drawn from a different distribution (a sigmoid of a normal, a Beta, ...), a transform "
-        "of a uniform draw, or a mean of several draws (over an axis?); draw r = torch.rand_like(g)"
+        f". The mean is right but the variance is {var:.3f} (a uniform's is 1/12 = 0.083): the draws {where}{ruled}. "
+        "Possible causes: r drawn from a different distribution (a sigmoid of a normal, a Beta, ...) or a transform "
+        f"of a uniform draw{mean_of_draws}; draw r = torch.rand_like(g)"
     )
 
 

@@ -10,6 +10,8 @@ learner's values (read-back), else say what was seen.
   target, or which matrix each run masks" (the masks squared in the layerwise runs are none of those).
 * causal_importance gradient (`grad`): once both sigmoids' slopes were measured to be alpha, the hint says so and
   states the contract, without "possible causes: a leaky sigmoid's backward, ...".
+* sample_masks r law (`not_uniform`): draws with the right mean and a larger spread than a uniform's are not told
+  "a mean of several draws" (a mean narrows the spread: that cause stays listed only for a narrower spread).
 """
 
 from __future__ import annotations
@@ -133,3 +135,21 @@ def test_w_in_gradient_bent_is_not_blamed_on_the_sigmoids():
     CI = _ci(lambda m, h: F.gelu(h[..., None] * m.w_in + m.b_in + cube(m.w_in)))
     failure = assert_fails(checks.test_causal_importance, CI, "grad")
     assert "possible causes" not in failure.hint and "are alpha = self.alpha" in failure.hint
+
+
+# --------------------------------------------------------------------------------------------
+# sample_masks: r with the right mean and a uniform's spread exceeded is not told "a mean of several draws"
+# --------------------------------------------------------------------------------------------
+def _masks_spread_out(cis):
+    def r_like(g):
+        u = 2 * torch.rand_like(g) - 1
+        return 0.5 + 0.5 * u.sign() * u.abs().sqrt()  # mean 1/2, variance 1/8: crowds towards 0 and 1
+
+    masks = [g + (1 - g) * r_like(g) for g in cis]
+    return masks, [torch.rand(g.shape[:-1], dtype=g.dtype) for g in cis]
+
+
+def test_r_crowding_to_the_ends_is_not_told_a_mean_of_draws():
+    failure = assert_fails(checks.test_sample_masks, _masks_spread_out, "not_uniform")
+    assert "crowd towards 0 and 1" in failure.hint and "not a mean of several draws" in failure.hint
+    assert "or a mean of several draws" not in failure.hint
