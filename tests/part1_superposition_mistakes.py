@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part1_superposition_causes as causes
+from tests import part1_superposition_cell_scales as cell_scales
 from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
 from tests import part1_superposition_slips as slips
@@ -686,12 +687,7 @@ def check_values_per_cell(
         return  # every cell has the same (wrong) law: the pooled test below names it
     value_laws.per_cell_law_failure(batch, present, p, message, low, high)
     causes.pair_value_correlation_failure(batch, present, message)
-    fail(
-        message,
-        "the values' law differs from cell to cell; possible causes: values scaled by a per-cell table (p, "
-        "self.importance) or tied to the presence draw. Draw them with their own rand call, same law in every cell",
-        code="values_depend_on_cell",
-    )
+    cell_scales.cell_law_failure(batch, present, means, counts, message, (low, high), unit)
 
 
 def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high: float) -> None:
