@@ -125,7 +125,7 @@ def _check_forward(
         random = MIXED
     code, hint = (
         random
-        or batch_mixing_probe(model, x)
+        or batch_mixing_probe(model, x, lambda t: two_layer(t, W_in, W_out, b, act=relu))
         or input_transform_diagnosis(out, lambda t: two_layer(t, W_in, W_out, b, act=relu), x, d_hidden)
         or _output_sign_probe(type(model), params, device)
         or hidden_shift_probe(lambda B, w=1.0: _unit_model(type(model), params, B, device, w), device)
