@@ -1,8 +1,9 @@
 """What the absent entries of a batch are when none of them is 0.
 
 A correct batch has every absent entry exactly 0. When no entry is 0, the absent entries either hold random
-non-zero values (no mask, or where(present, v, -v)) or one shared constant c: a shift or rescale applied after the
-mask (2 * where(present, u, 0) - 1 sets every absent entry to -1). The constant is told apart by its rate: in each
+non-zero values (no mask, or where(present, v, -v)) or one shared constant c: a fill value c, or (when c is an end
+of the other entries' range) a shift or rescale applied after the mask (2 * where(present, u, 0) - 1 sets every
+absent entry to -1). The constant is told apart by its rate: in each
 (inst, feature) cell it appears at the absence rate 1 - p.
 """
 
@@ -24,6 +25,21 @@ def repeated_value(batch: Tensor) -> tuple[float, int] | None:
     return float(values[top]), int(counts[top])
 
 
+def _shift_note(batch: Tensor, c: float) -> str:
+    """The shift-after-mask reading, offered only when c is an end of the other entries' range (an affine map of a
+    masked draw sends 0 to c and the draws to one side of it)."""
+    rest = batch[batch != c]
+    if rest.numel() == 0:
+        return ""
+    lo, hi = float(rest.min()), float(rest.max())
+    if min(abs(lo - c), abs(hi - c)) > 0.01 * max(hi - lo, 1e-12):
+        return ""
+    return (
+        ", or a shift or rescale applied after the mask (e.g. 2 * torch.where(present, u, 0) - 1 turns every "
+        "absent 0 into -1; here the other entries lie on one side of it)"
+    )
+
+
 def shifted_absent_failure(batch: Tensor, probs: Tensor, low: float, high: float) -> None:
     """Entries equal to one constant c != 0 at the absence rate 1 - p of every (inst, feature) cell (within the
     Bernstein tolerance of rate_tolerance on the batch's n draws): the absent entries were moved to c after masking.
@@ -43,8 +59,8 @@ def shifted_absent_failure(batch: Tensor, probs: Tensor, low: float, high: float
         f"the batch: none of its {batch.numel()} entries is 0, and {count} of them equal {c:.4g}; in each (inst, "
         f"feature) that value appears at the absence rate 1 - p (inst {i}, feature {j}: {100 * float(rates[i, j]):.1f}"
         f"% of the examples, 1 - p = {100 * float(absent[i, j]):.1f}%)",
-        f"the absent entries are all {c:.4g} instead of 0: a shift or rescale applied after the mask (e.g. 2 * "
-        f"torch.where(present, u, 0) - 1 turns every absent 0 into -1). Make the values {law} first, then mask: "
-        f"torch.where(rand < p, 2 * torch.rand(...) - 1, 0.0)",
+        f"the absent entries are all {c:.4g} instead of 0. Ways that give this: the absent entries filled with "
+        f"{c:.4g} (torch.where(present, v, {c:.4g}), or a tensor started at {c:.4g}){_shift_note(batch, c)}. Make "
+        f"the values {law} first, then mask: torch.where(rand < p, 2 * torch.rand(...) - 1, 0.0)",
         code="shifted_after_mask",
     )
