@@ -77,8 +77,10 @@ def biased_sign_failure(batch: Tensor, p: Tensor, what: str) -> None:
             )
     fail(
         observed + "; independent fair signs give 50% in every cell",
-        "the sign coin is biased (compared with something other than 0.5): draw a fair sign, "
-        "torch.where(torch.rand(...) < 0.5, -1.0, 1.0), or draw the value as 2 * torch.rand(...) - 1",
+        "the negative share follows none of p, 1 - p or the presence draw's u < 1/2 among u < p (each was read "
+        "back and gives other shares), so no cause is named: each present value's sign must be a fair coin, "
+        "independent of p and of presence: torch.where(torch.rand(...) < 0.5, -1.0, 1.0), or draw the value as "
+        "2 * torch.rand(...) - 1",
         code="sign_coin_biased",
     )
 
