@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from tests import part1_superposition_value_laws as value_laws
+from tests import part1_superposition_value_shapes as value_shapes
 from tests.checking import FAILURE_PROBABILITY, _describe_error, fail
 from tests.part1_superposition_hints import (
     duplicated_block_failure,
@@ -29,6 +30,7 @@ from tests.part1_superposition_hints import (
     input_transform_hint,
     pair_slice_candidates,
 )
+from tests.part1_superposition_zero_input import zero_input_hint
 from tests.precision import precision_reading
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
@@ -102,18 +104,8 @@ def probe_forward(
     except Exception:  # the learner's code failed on the probe: say nothing more than the comparison does
         return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
     if not bias_right:
-        seen = ""
-        if isinstance(zero_out, Tensor) and zero_out.shape == shape and zero_out.is_floating_point():
-            got, want = zero_out.detach().double().flatten().cpu(), torch.relu(b).expand(shape).double().flatten().cpu()
-            i = int((got - want).abs().argmax())
-            seen = f" (e.g. {float(got[i]):.4g} where ReLU(b_final) = {float(want[i]):.4g})"
-            seen += " (exactly 2 × ReLU(b_final) everywhere)" if torch.allclose(got, 2 * want, atol=1e-5) else ""
-        return "bias_term", (
-            f"with every feature 0 your output should be ReLU(b_final), and it isn't{seen}. Possible causes, e.g.: "
-            "the output ReLU missing or moved (onto the hidden layer), how b_final enters (added once, per instance, "
-            "before the output ReLU), another output nonlinearity (a clamp, min or sign), or the pass run twice and "
-            "added (f(x) + f(-x), a symmetrised output)"
-        )
+        ok = isinstance(zero_out, Tensor) and zero_out.shape == shape and zero_out.is_floating_point()
+        return "bias_term", zero_input_hint(zero_out.detach() if ok else None, b.expand(shape))
     if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
         o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)
         on = o > 1e-6
@@ -715,15 +707,8 @@ def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> st
     if product := value_laws.product_law(values, low, high):
         return product
     q = quarters.tolist()
-    if q[0] > q[1] > q[2] > q[3]:
-        return f"values pile up near {low:g} (a product or power of rand, e.g. rand * rand or rand ** 2?); "
-    if q[0] < q[1] < q[2] < q[3]:
-        return f"values pile up near {high:g} (a max or root of draws, e.g. rand ** 0.5?); "
-    if min(q[1], q[2]) > max(q[0], q[3]):
-        return (
-            "values crowd the middle of the range (a sum, mean or product of draws, a sigmoid/tanh of randn, or "
-            "values made dependent: normalised by their sum, or shared within a pair?); "
-        )
+    if shape := value_shapes.shape_reading(values, low, high, q):
+        return shape
     if min(q[0], q[3]) > max(q[1], q[2]):
         return value_laws.ends_shape(values, low, high)
     return ""

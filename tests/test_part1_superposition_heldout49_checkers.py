@@ -101,3 +101,37 @@ def test_past_anti_second_when_inactive():
 def test_past_combined_importance_as_probability():
     err = assert_fails(C.test_generate_combined_batch, CombImportanceP, "wrong_buffer")
     assert "self.importance" in str(err)
+
+
+# ---------------------------------------------------------------- pooled value shape: read back, or observed only
+def test_power_of_rand_read_back():
+    model = type("V", (ToyModel,), {"generate_batch": _drawn(lambda s: torch.rand(s) ** 2)})
+    err = assert_fails(C.test_generate_batch, model, "value_distribution")
+    assert "read back" in err.hint and "rand ** 2" in err.hint
+
+
+def test_min_of_draws_not_called_a_power():  # piles up near 0 like rand ** 2, but it is a min of two draws
+    model = type("V", (ToyModel,), {"generate_batch": _drawn(lambda s: torch.minimum(torch.rand(s), torch.rand(s)))})
+    err = assert_fails(C.test_generate_batch, model, "value_distribution")
+    assert "pile up near 0" in err.hint and "power or product" not in err.hint and "rand * rand" not in err.hint
+    assert "no power of rand or mean of two draws reproduces them" in err.hint
+
+
+def test_clamped_normal_middle_names_no_cause():  # crowds the middle, no sum/mean/sigmoid of draws
+    model = type(
+        "V", (ToyModel,), {"generate_batch": _drawn(lambda s: (0.5 + 0.15 * torch.randn(s)).clamp(0.001, 0.999))}
+    )
+    err = assert_fails(C.test_generate_batch, model, "value_distribution")
+    assert "crowd the middle" in err.hint and "sigmoid" not in err.hint and "sum, mean" not in err.hint
+
+
+# ---------------------------------------------------------------- zero input: read back, or observed only
+class FwdBiasFlipped(ToyModel):  # b_final reversed along the features: none of the read-back candidates
+    def forward(self, features):
+        h = einops.einsum(features, self.W, "... i f, i d f -> ... i d")
+        return F.relu(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final.flip(-1))
+
+
+def test_zero_input_flipped_bias_names_no_cause():
+    err = assert_fails(C.test_forward, FwdBiasFlipped, "bias_term")
+    assert "no cause is named" in err.hint and "symmetrised" not in err.hint

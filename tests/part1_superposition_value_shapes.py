@@ -1,0 +1,58 @@
+"""Generators: the shape of pooled present values whose quarters of [low, high] are monotone or crowd the middle,
+described after the value law has failed. A law is named only when read back on every value: the empirical CDF of
+m = (v - low) / (high - low) is within 3 / sqrt(n) + 0.005 of the candidate's CDF everywhere (Kolmogorov-Smirnov: a
+sample of the candidate exceeds 3 / sqrt(n) with probability 2e^-18). Candidates: a power of rand, rand ** k, whose
+CDF is t^(1/k) (the exponent from the MLE a = -1 / mean(log m)), which for k = 1/2, 1/3 is also the max of 2, 3
+draws; and the mean of two draws (a triangular law). Otherwise only the observed quarters are reported."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _within(ecdf: Tensor, cdf: Tensor) -> bool:
+    n = ecdf.numel()
+    return float((ecdf - cdf).abs().max()) < 3 / math.sqrt(n) + 0.005
+
+
+def _power_law(m: Tensor, ecdf: Tensor) -> str | None:
+    a = float(-1 / m.log().mean())
+    if not _within(ecdf, m**a):
+        return None
+    k = 1 / a
+    law = f"rand ** {k:.2g}"
+    for draws in (2, 3):
+        if abs(a - draws) < 0.05 * draws:
+            law += f" (the same law as the max of {draws} draws)"
+    return f"(v - low) / width has P(≤ t) = t^{a:.2f} (read back on every value), the law of {law}"
+
+
+def _triangular(m: Tensor, ecdf: Tensor) -> str | None:
+    cdf = torch.where(m < 0.5, 2 * m**2, 1 - 2 * (1 - m) ** 2)
+    if not _within(ecdf, cdf):
+        return None
+    return "they follow the triangular law of the mean of two draws, (rand + rand) / 2 (read back on every value)"
+
+
+def shape_reading(values: Tensor, low: float, high: float, q: list[float]) -> str | None:
+    """The shape phrase for monotone or middle-heavy quarters q, or None for other shapes."""
+    shown = ", ".join(f"{x:.0%}" for x in q)
+    if q[0] > q[1] > q[2] > q[3]:
+        seen = f"values pile up near {low:g} (quarters {shown})"
+    elif q[0] < q[1] < q[2] < q[3]:
+        seen = f"values pile up near {high:g} (quarters {shown})"
+    elif min(q[1], q[2]) > max(q[0], q[3]):
+        seen = f"values crowd the middle of the range (quarters {shown})"
+    else:
+        return None
+    m = ((values.double().flatten().cpu() - low) / (high - low)).clamp(1e-12, 1).sort().values
+    n = m.numel()
+    if n >= 100:
+        ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+        found = _power_law(m, ecdf) or _triangular(m, ecdf)
+        if found:
+            return f"{seen}: {found}, where a plain rand belongs; "
+    return f"{seen}; no power of rand or mean of two draws reproduces them; "
