@@ -52,9 +52,9 @@ def saturation_probe(
         f"your output stops growing when one feature grows: with a single feature at {LARGE[0]:g} and then at "
         f"{LARGE[1]:g} (all others 0) your outputs change by {large_got:.3g} in all, where the right ones change by "
         f"{large_want:.3g} (the right model is piecewise linear, so its outputs that are on keep growing with the "
-        f"feature; yours stay below {top:.3g}). The activations are capped: F.relu6, clamp(max=…) or hardtanh (or a "
-        "bounded sigmoid / tanh) where the plain ReLU belongs, most likely on the hidden layer. Use torch.relu (or "
-        "clamp(min=0)) with no upper bound"
+        f"feature; yours stay below {top:.3g}). Something in your forward pass is bounded (F.relu6, clamp(max=…), "
+        "hardtanh, sigmoid / tanh, …): where it sits (input, hidden layer or output) is not read back. The right "
+        "model has no upper bound anywhere: torch.relu (or clamp(min=0)) for each ReLU"
     )
 
 

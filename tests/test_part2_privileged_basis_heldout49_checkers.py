@@ -160,3 +160,15 @@ class CgbSignByFeatureParity(NeuronComputationModel):  # odd features always pos
 def test_unfair_sign_without_read_back_names_no_comparison():
     err = assert_fails(C.test_computation_generate_batch, CgbSignByFeatureParity, "sign_coin_biased")
     assert "something other than 0.5" not in err.hint and "no cause is named" in err.hint
+
+
+# ---------------------------------------------------------------- saturation: not placed on the hidden layer
+class NfInputCapped(NeuronModel):  # the input clamped, hidden ReLU plain: the old hint said 'most likely hidden'
+    def forward(self, features):
+        h = F.relu(einops.einsum(features.clamp(max=2.0), self.W, "... i f, i d f -> ... i d"))
+        return F.relu(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final)
+
+
+def test_input_cap_not_placed_on_the_hidden_layer():
+    err = assert_fails(C.test_neuron_forward, NfInputCapped, "capped_activation")
+    assert "most likely on the hidden layer" not in err.hint and "not read back" in err.hint
