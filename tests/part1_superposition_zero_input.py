@@ -35,7 +35,6 @@ def zero_input_hint(got: Tensor | None, b: Tensor) -> str:
         return f"{head}{seen}; read back on zeros, your output is {label}"
     return (
         f"{head}{seen}; it is none of b_final without the ReLU, 2 × ReLU(b_final), ReLU(2 · b_final) or 0 (each "
-        "was compared), so no cause is named. Possible causes were not read back: with zero features the weights "
-        "contribute nothing, so look at how b_final, any bias inside the hidden layer and the output nonlinearity "
-        "enter"
+        "was compared), so no cause is named. With zero features the weights contribute nothing: look at how "
+        "b_final, any bias inside the hidden layer and the output nonlinearity enter"
     )
