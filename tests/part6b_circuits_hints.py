@@ -17,6 +17,7 @@ from torch import Tensor
 from tests import part6b_circuits_band_groups as groups
 from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
+from tests import part6b_circuits_influence_observed as observed
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_factors as factors
 from tests import part6b_circuits_other_rows as other_rows
@@ -368,9 +369,10 @@ def deep_graph(impl: Callable, device: torch.device, reference: Callable) -> Non
                     code="truncated_series",
                 )
     fail(
-        seen,
-        f"possible causes: the series Σ Âⁿ stopped after a fixed number of terms, a loop over a fixed number of steps "
-        f"or layers, or something tied to the first graph's size; {series}",
+        f"{seen}: " + observed.unexplained_long_graph(got, want, A, weights, depth - 1)
+        if got.shape == want.shape
+        else f"{seen}: yours has shape {tuple(got.shape)}, expected {tuple(want.shape)}",
+        f"nothing tied to the first graph's size or depth: {series}",
         code="deep_graph",
     )
 

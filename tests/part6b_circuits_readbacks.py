@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_influence_observed as observed
 from tests import part6b_circuits_mistakes as known
 from tests.checking import fail
 from tests.part6b_circuits_keepdim import row_sums_broadcast
@@ -103,15 +104,8 @@ def influence_readbacks(out: Tensor, A: Tensor, weights: Tensor) -> None:
     damped(out, a_hat, weights)
     big = float(torch.as_tensor(out).detach().abs().max()) if torch.as_tensor(out).numel() else 0.0
     if big > 1e3 * float(right.abs().max()):
-        fail(
-            f"observed: the influence reaches {big:.3g}, more than 1000 × the largest right value "
-            f"{float(right.abs().max()):.3g}",
-            "possible causes, e.g. a division by a total that is 0 for some node (clamped to a tiny number), or "
-            "(I - Â) nearly singular because Â has nonzero entries where |A| is 0 (softmax, or an offset added to "
-            "every entry); Â = |A| / its row sums (zero rows left at 0) keeps the zeros "
-            "(influence = w @ ((I - Â)⁻¹ - I))",
-            code="values",
-        )
+        seen, hint = observed.huge(out, right, A, weights)
+        fail(seen, hint, code="values")
 
 
 def other_axis(out: Tensor, A: Tensor, weights: Tensor) -> None:
@@ -187,9 +181,10 @@ def chain_graph(impl: Callable, device: torch.device, reference: Callable) -> No
                 code="truncated_series",
             )
     fail(
-        f"{seen} a step) though it is right on the first graph",
-        "possible causes, e.g. a series stopped early (a tolerance or a fixed number of terms) or a sign kept on "
-        "the chain's alternating edges; influence = w @ ((I - Â)⁻¹ - I), Â = |A| / row sums",
+        f"{seen} a step) though it is right on the first graph: "
+        + observed.unexplained_long_graph(got, want, A, weights, len(A) // 2 - 1),
+        "influence = w @ ((I - Â)⁻¹ - I), Â = |A| / row sums: every path counts, however long, with the product of "
+        "its |edge| shares",
         code="deep_graph",
     )
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from tests import part6b_circuits_damped_rows as damped_rows
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
+from tests import part6b_circuits_influence_observed as observed
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_permuted_readings as permuted
 from tests import part6b_circuits_probes as probes
@@ -158,14 +159,27 @@ def influence_readings(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, 
     diff = (out.to(right) - right).abs() > 1e-4 * right.abs().max() + 1e-6
     on = weights != 0
     if diff.any() and bool((diff <= on).all()):
-        shift = (out.to(right) - right)[diff] / weights[diff]
-        times = f" ({float(shift.mean()):+.3g} × the logit weights there)" if torch.allclose(shift, shift[0]) else ""
+        shift = (out.to(right) - right)[on] / weights[on]
+        same = int(on.sum()) >= 2 and bool(torch.allclose(shift, shift[0], rtol=1e-3, atol=1e-6))
+        seen = f"the influence is wrong only at the {int(diff.sum())} nodes that carry a logit weight"
+        if same:  # read back: out = w @ ((I - Â)⁻¹ - I + c·I) for the one c seen at every weighted node
+            message = f"{seen} ({float(shift.mean()):+.3g} × the logit weights there), every other node is right"
+            hint = (
+                f"yours is w @ ((I - Â)⁻¹ - I) + ({float(shift.mean()):+.3g})·w: a term ± I (the identity) added "
+                "or subtracted (the identity's diagonal adds w there: the series starts at I, or I is subtracted "
+                "twice, e.g. (I - Â)⁻¹Â - I), or the logit weights added to the influence: "
+                "influence = w @ ((I - Â)⁻¹ - I)"
+            )
+        else:
+            message = f"{seen}, by a different multiple of the weight at each ({observed.where_wrong(out, right)})"
+            hint = (
+                "not a term c·I added or subtracted (that would shift every weighted node by the same multiple c of "
+                "its weight); the nodes without a logit weight are right, so compare what yours does at the weighted "
+                "nodes with influence = w @ ((I - Â)⁻¹ - I)"
+            )
         fail(
-            f"the influence is wrong only at the {int(diff.sum())} nodes that carry a logit weight{times}, every "
-            "other node is right",
-            "possible causes: a term ± I (the identity) added or subtracted (the identity's diagonal adds w there: "
-            "the series starts at I, or I is subtracted twice, e.g. (I - Â)⁻¹Â - I), or the logit weights added to "
-            "the influence: influence = w @ ((I - Â)⁻¹ - I)",
+            message,
+            hint,
             code="identity_term",
         )
     damped_rows.rows_after_series(out, A, weights)
