@@ -30,6 +30,7 @@ from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_batch_calls as BC
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_fallbacks as FB
+from tests import part5_toy_saes_gen_layout as GL
 from tests import part5_toy_saes_instance_readings as IR
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
@@ -627,6 +628,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
         code = "bias_added"
     if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
         IR.unfilled_instances_failure(h, M.hidden(features, W))
+        GL.reshaped_layout_failure(h, drawn, W), GL.noise_added_failure(h, M.hidden(features, W))
         R.pooled_features_failure(h, features, W)
         R.feature_scale_failure(h, features, W, sae.model)
         IR.transformed_inputs_failure(h, features, W)

@@ -515,8 +515,8 @@ def check_random_choice(run_again: Callable[[], None], spare: Any, rows: Tensor,
 def check_fresh_draws(run_again: Callable[[], None], first: Any, second: Any, changed: Tensor) -> None:
     """`first` was just resampled; advance the global random stream, then resample `second`, an identical copy
     made before. If the second call wrote the same directions and left the global generator in the state the first
-    call left it in, the function reseeds the global generator (a private torch.Generator is left alone: it
-    doesn't touch the training's random stream)."""
+    call left it in, the function reseeds the global generator; if they are the same while the global stream moved
+    on, a private generator is reseeded with a constant on every call (the draws repeat across calls)."""
     state = torch.random.get_rng_state()
     torch.rand(16)  # a resampler that doesn't reseed leaves the stream past this draw
     run_again()
@@ -529,6 +529,15 @@ def check_fresh_draws(run_again: Callable[[], None], first: Any, second: Any, ch
             "don't call torch.manual_seed inside the resampler: it resets the global random stream, so every draw "
             "after each resample (new directions, and the training batches too) repeats",
             code="reseeded",
+        )
+    if a.shape == b.shape and bool(changed.any()) and torch.equal(a, b):
+        fail(
+            "two calls on identical SAEs wrote exactly the same new directions although the global random stream had "
+            "moved on between them: the directions come from a generator seeded with a constant on every call",
+            "draw fresh directions on each call (torch.randn without a generator, or one generator made once and "
+            "not reseeded): reseeding a torch.Generator with a fixed seed inside the function gives a latent "
+            "resampled twice the same direction again, and every run the same resampling",
+            code="fixed_seed",
         )
 
 

@@ -14,10 +14,13 @@ from torch import Tensor
 from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 from tests.learner_errors import failing_line
+from tests.part5_toy_saes_eps_placement import eps_placement_failure
 from tests.part5_toy_saes_fallbacks import model_not_module_failure
+from tests.part5_toy_saes_instance_union import pooled_instance_indices
 from tests.part5_toy_saes_loss_readings import coeff_column_failure
 from tests.part5_toy_saes_readoffs import fitted_power
 from tests.part5_toy_saes_row_norms import read_back_eps
+from tests.part5_toy_saes_zeroed_mean import zeroed_dead_mean_failure
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ def enc_length_hint(
     is b_dec + sqrt(q[k, j]) e_j, so a row along e_j came from type j). Name a length that follows the dead
     latents' norms or the picked input's norm."""
     length = (enc * rows).sum(-1)
+    zeroed_dead_mean_failure(length, want, inst_of, W_enc, dead, scale)
     norms = W_enc.norm(dim=1)
     dead_f = dead.to(norms.dtype)
     dead_mean = (norms * dead_f).sum(-1) / dead_f.sum(-1).clamp_min(1)
@@ -342,6 +346,7 @@ def threshold_rule(changed: Tensor, expected: Tensor, frac: Tensor, active: Tens
     last value of frac_active_in_window [window inst d_sae]) lies below some threshold, and that catches live ones."""
     if torch.equal(changed, expected) or not (changed & ~expected).any():
         return
+    pooled_instance_indices(changed, expected, frac, active)
     stats = (
         ("frac_active_in_window.sum(0) (or its mean)", frac.sum(0)),
         ("frac_active_in_window.amax(0)", frac.amax(0)),
@@ -780,6 +785,7 @@ def config_eps_failure(sae: Any, read: Callable[[Any], Any]) -> None:
     outside = live & ((lengths < lo * (1 - 1e-4) - 1e-6) | (lengths > hi * (1 + 1e-4) + 1e-6))
     if bool(outside.any()):
         idx = tuple(int(i) for i in outside.nonzero()[0])
+        eps_placement_failure(got, W, OTHER_EPS)
         read_back_eps(norms[live], ((got * W).sum(-1)[live] / norms[live]), OTHER_EPS, default)  # signed lengths
         fail(
             f"with cfg.weight_normalize_eps = {OTHER_EPS:g}, W_dec_normalized row {list(idx)} (norm "

@@ -84,7 +84,7 @@ def _simple_sum(sae, frac, resample_scale):
     decoder is written before the encoder: tied, W_dec is a view of W_enc and the last write stays (fresh46)."""
     dead = frac.sum(0) == 0
     idx = dead.nonzero(as_tuple=True)
-    g = torch.Generator(device=sae.W_enc.device).manual_seed(7)
+    g = torch.Generator(device=sae.W_enc.device).manual_seed(int(torch.randint(2**62, ())))  # fresh per call
     v = torch.randn(len(idx[0]), sae.cfg.d_in, generator=g, device=sae.W_enc.device)
     v = v / v.norm(dim=1, keepdim=True)
     with torch.no_grad():
