@@ -561,7 +561,7 @@ def test_compute_target(impl, device):
 # --------------------------------------------------------------------------------------------
 def _ce_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Logits, labels (a different number unlabelled per instance, instance 2 with a single label) and an
-    importance with a different row per instance, none of them 1 where it matters."""
+    importance with a different row per instance, none of them 1 where it matters, one of them 0 (allowed)."""
     torch.manual_seed(3)
     batch, n_inst, n_classes = 32, 3, 5
     logits = torch.randn(batch, n_inst, n_classes) * 2 + torch.linspace(-1, 1, n_classes)
@@ -569,7 +569,7 @@ def _ce_inputs(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     labels[torch.rand(batch, n_inst) < 0.3] = NO_LABEL
     labels[1:, 2] = NO_LABEL  # instance 2: a single labelled example
     labels[0, 2] = 3
-    importance = torch.tensor([[1.3, 0.5, 2.0, 0.3, 1.5], [0.2, 1.1, 0.9, 3.0, 0.7], [0.8, 1.4, 0.6, 1.2, 0.45]])
+    importance = torch.tensor([[1.3, 0.5, 2.0, 0.0, 1.5], [0.2, 1.1, 0.9, 3.0, 0.7], [0.8, 1.4, 0.6, 1.2, 0.45]])
     return logits.to(device), labels.to(device), importance.to(device)
 
 

@@ -33,7 +33,13 @@ def draw_code(low: float, high: float) -> str:
 def presence_candidates(p: Tensor) -> list[tuple[str, str, Tensor]]:
     """(code, hint, rate [inst feats]) for the presence rates that known mistakes give; p is [inst feats]."""
     return [
-        ("rand_gt_p", "the rates look like 1 - p: is the mask `rand > p` instead of `rand < p`?", 1 - p),
+        (
+            "rand_gt_p",
+            "the rates follow 1 - p: each feature is present exactly where it should be absent (the complement "
+            "of the presence mask). Keep a value where rand < p and zero it elsewhere, e.g. values * (rand < p) or "
+            "torch.where(rand < p, values, 0)",
+            1 - p,
+        ),
         (
             "value_zero",
             "the rates look like p/2: half of the features you drew as present got the value 0, so they look "
@@ -376,6 +382,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             )
             for sign, step in (("+", 1), ("-", -1))
         ],
+        (
+            "count_weighted_only",
+            "that is the loss divided by the number of labelled examples whose class has a nonzero importance: an "
+            "example with importance 0 adds 0 to the sum but still counts; divide by every labelled example",
+            total(nll, den=(valid & (weight != 0)).sum(0).clamp(min=1)),
+        ),
         (
             "denominator",
             "average over labelled examples only: divide by how many labels are not NO_LABEL",
