@@ -23,6 +23,7 @@ from solutions.part5b_absorption import absorption_fraction
 from tests.checking import CheckFailed, fail
 from tests.checking import _describe_error as describe_error
 from tests.mutants import Reference, call
+from tests.part5b_absorption_cross_instance import cross_instance_hint
 from tests.part5b_absorption_draws import RATE_LABEL, no_child_rate
 from tests.part5b_absorption_fractions import FEATURE_INDEX_CAUSE as FEAT_CAUSE
 from tests.part5b_absorption_fractions import copies_verdict, feature_index_excluded, moved_entries, product_fraction
@@ -599,9 +600,7 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             permuted(perm),
             "the latents were reordered differently in each instance (a reordering shared by all instances "
             "changed nothing)",
-            "each instance has its own parent latent, cos[:, :, p].argmax(-1) of shape [inst]: one instance's "
-            "latent (e.g. instance 0's) used for every instance, or an argmax over a flattened (inst d_sae) axis"
-            + FEAT_CAUSE,
+            "",  # cross_instance_hint: which instances read another instance's latents
         ),
         (
             "carriers_counted",
@@ -647,6 +646,8 @@ def absorption_probes(impl: Callable, inputs: tuple) -> None:
             continue  # not an invariance of these inputs (never expected: the pytest suite checks it)
         if not torch.allclose(out.detach().to(base.dtype), base.detach(), rtol=1e-4, atol=1e-5):
             feature_index_excluded(out, *args, list(parent_of), ref_absorption(*args, parent_of), change)
+            if code == "instance_latent":
+                hint = cross_instance_hint(impl, inputs[:4], perm, list(parent_of), base)
             if code == "carriers_counted":
                 code, hint = copies_verdict(base, out, hint, product_fraction(*inputs[:4], list(parent_of)))
             fail(
