@@ -38,5 +38,7 @@ def cross_instance_hint(impl: Callable, inputs: tuple, perm: Tensor, parent_of: 
         return RULE
     return (
         f"observed: the fraction of instance(s) {readers} changed when only the OTHER instances' latents were "
-        f"reordered (its own latents kept in place), so it reads another instance's latents. " + RULE
+        f"reordered (its own latents kept in place), so it reads another instance's latents. "
+        + RULE[0].upper()
+        + RULE[1:]
     )
