@@ -18,6 +18,7 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
 from tests.part4_double_descent_divisors import common_divisor_diagnosis
+from tests.part4_double_descent_mask_order import normalised_before_mask
 
 Mistake = tuple[str, str, Tensor]
 
@@ -521,19 +522,15 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                 "divide every example by its L2 norm over the features: x / x.norm(dim=-1, keepdim=True)"
             )
         if (row_l2 < 1 - NORM_TOL).all():
-            # normalising dense U[0, 1] draws before masking leaves present values u / ‖u_all‖, whose mean a seeded
-            # simulation gives (40,000 draws: its own error is below 1%); a value mean off it by more than a quarter
-            # means the examples were shrunk otherwise, so the causes are listed instead of one asserted
-            g = torch.Generator().manual_seed(0)
-            dense = torch.rand(40_000, x.shape[-1], generator=g, dtype=torch.float64)
-            expected = float((dense / dense.norm(dim=-1, keepdim=True)).mean())
+            # read-back: normalising before the mask gives every count k of present features E[‖x‖² | k] = k / F
             observed = f"every non-empty example has L2 norm below 1 (median {float(rows.median()):.3g})"
-            if abs(mean - expected) <= 0.25 * expected:
+            matched, evidence = normalised_before_mask(x, tolerance)
+            if matched:
                 return "normalised_before_mask", (
-                    f"{observed}, and the present values average {mean:.3g}, as U[0, 1] values divided by the norm "
-                    f"of all {x.shape[-1]} features do ({expected:.3g}): you normalised before applying the mask, so "
-                    "the norm included the features the mask then zeroed: mask first, then divide by the norm of "
-                    "what is left"
+                    f"{observed}, and an example with k of the {x.shape[-1]} features present has squared norm "
+                    f"k / {x.shape[-1]} on average ({evidence}), as U[0, 1] values divided by the norm of all the "
+                    "features give: you normalised before applying the mask, so the norm included the features the "
+                    "mask then zeroed: mask first, then divide by the norm of what is left"
                 )
             k, c = (x > 0).sum(-1, keepdim=True).double().clamp_min(1), "the count of present features"
             for div, said in ((k, c), (k.sqrt(), f"the square root of {c}")):
