@@ -44,6 +44,16 @@ def subset_norm_failure(out: Tensor, W: Tensor, what: str) -> None:
     seen = "; ".join(
         f"instance {i}: features {k}" if len(k) < n else f"instance {i}: all {n}" for i, k in enumerate(kept)
     )
+    single = [int(sq[i].argmax()) if len(k) == 1 and k[0] == int(sq[i].argmax()) else None for i, k in enumerate(kept)]
+    lowest = [len(k) == 1 and k[0] == int(sq[i].argmin()) for i, k in enumerate(kept)]
+    if all(j is not None for j in single) or all(lowest):
+        which, fn = ("largest", "amax / max") if all(j is not None for j in single) else ("smallest", "amin / min")
+        fail(
+            f"{what}: d_hidden / your value is, in every instance, the {which} ‖W_i‖² of its features ({seen}; "
+            f"{n} features each), not their sum",
+            f"an {fn} over the features replaced the sum: ‖W‖²_F = Σ_i ‖W_i‖², W.pow(2).sum((1, 2))",
+            code=f"{which}_feature_only",
+        )
     if float(inside.min()) > float(left.max()):
         rule = (
             f"exactly the features with ‖W_i‖ above a threshold between {float(left.max()):.3g} and "
