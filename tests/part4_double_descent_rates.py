@@ -98,6 +98,18 @@ def zero_as_one_step_warmup_failure(got: Tensor, steps: int) -> None:
             "`step < warmup_steps` before dividing, so with no warm-up step 0 goes straight to the cosine",
             code="zero_warmup_one_step",
         )
+    for w in range(2, steps):
+        other = torch.tensor([ref.warmup_cosine_lr(s, steps, w) for s in range(steps)], dtype=torch.float64)
+        if torch.allclose(got, other, rtol=1e-6, atol=1e-7):
+            fail(
+                f"warmup_cosine_lr(step, steps={steps}, warmup_steps=0) equals the schedule with warmup_steps={w} "
+                f"(a {w}-step warm-up from 0, then the cosine); expected 1 at step 0 and the cosine over all {steps} "
+                "steps",
+                f"a zero warm-up was replaced by {w}: a default such as `warmup_steps or {w}` (0 is falsy) or "
+                f"`if not warmup_steps: warmup_steps = {w}` treats 0 as missing; keep 0 as given (test `is None` for a "
+                "missing value)",
+                code="zero_warmup_replaced",
+            )
 
 
 def _half_cosine(x: float) -> float:

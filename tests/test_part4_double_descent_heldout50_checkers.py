@@ -5,6 +5,8 @@ only when the read-back E[‖x‖² | k present] = k / F holds, so another shrin
 
 from __future__ import annotations
 
+import math
+
 import einops
 import torch
 import torch.nn.functional as F
@@ -92,3 +94,16 @@ def test_round_correct_variants_pass():
     assert_passes(checks.test_generate_dataset, gen_shared_uniform)
     assert_passes(checks.test_generate_dataset, gen_dropout)
     assert_passes(checks.test_compute_dimensionality, cd_vector_norm)
+
+
+def lr_warmup_default_or(step, steps, warmup_steps):
+    warmup_steps = warmup_steps or 10
+    if step < warmup_steps:
+        return step / warmup_steps
+    progress = (step - warmup_steps) / (steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def test_zero_warmup_replaced_by_a_default_is_named():
+    failure = assert_fails(checks.test_warmup_cosine_lr, lr_warmup_default_or, "zero_warmup_replaced")
+    assert "warmup_steps=10" in str(failure)
