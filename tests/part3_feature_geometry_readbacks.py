@@ -19,7 +19,25 @@ def dpf_readings(W: Tensor, frob_sq: Tensor) -> list[Mistake]:
     """D* = c / ‖W‖²_F with c another count of W than d_hidden (the checker's W has no two of them equal), and
     d_hidden over a sum of something other than the squares of all the entries."""
     n_inst, d, n_feats = W.shape
+    gram = W.mT @ W  # [inst feats feats]
+    # .diagonal() with its default dims (0, 1) on the batched Gram pairs instance m with feature m: G[m, m, :]
+    # [feats, min(inst, feats)]; a sum over dim 0 then gives Σ_j W_m·W_j of instance m, not the trace
+    wrong_dims = gram.diagonal().sum(0) if n_inst <= n_feats else None
     return [
+        *(
+            []
+            if wrong_dims is None
+            else [
+                (
+                    "diagonal_default_dims",
+                    "your denominator for instance m is Σ_j W_m·W_j of instance m (row m of its Gram matrix WᵀW): "
+                    ".diagonal() on the batched [inst feats feats] Gram takes dims (0, 1) by default, pairing "
+                    "instance m with feature m; take the diagonal over the feature axes, "
+                    "(W.mT @ W).diagonal(dim1=-2, dim2=-1).sum(-1), or simply W.pow(2).sum((1, 2))",
+                    d / wrong_dims,
+                )
+            ]
+        ),
         (
             "numerator_features",
             "the numerator is d_hidden = W.shape[1] (the hidden dimensions), not the number of features W.shape[2]",

@@ -53,3 +53,12 @@ def test_round_correct_variants_pass():
     assert_passes(checks.test_dimensions_per_feature, dpf_einsum)
     assert_passes(checks.test_compute_dimensionality, cd_nan_to_num)
     assert_passes(checks.test_compute_dimensionality, cd_hidden_gram)
+
+
+def dpf_diagonal_default_dims(W):
+    return W.shape[1] / (W.mT @ W).diagonal().sum(0)
+
+
+def test_diagonal_default_dims_is_named():
+    failure = assert_fails(checks.test_dimensions_per_feature, dpf_diagonal_default_dims, "diagonal_default_dims")
+    assert "dims (0, 1)" in str(failure)
