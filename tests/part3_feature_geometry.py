@@ -739,8 +739,10 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         fail(
             f"a feature whose column is all zeros gets {at_zero.tolist()}, expected 0 "
             f"({int((~torch.isfinite(out0)).sum())} non-finite values in the output)",
-            "normalising a zero column divides by zero: return 0 for it, e.g. clamp the norm with "
-            "clamp_min(1e-12) and use torch.where(denominator > 0, ..., 0)",
+            "for a zero column ‖W_i‖² and Σ_j (Ŵ_i·W_j)² are both 0, so the value is 0 / 0 and must be guarded to "
+            "0: either Ŵ_i = W_i / ‖W_i‖ is unprotected (its NaN also passes a `den != 0` test: clamp the norm, "
+            "clamp_min(1e-12)) or the test lets den = 0 through (`den >= 0` is always true): "
+            "torch.where(denominator > 0, ..., 0)",
             code="zero_feature",
         )
     if not torch.allclose(at_zero.double().cpu(), torch.zeros(2, dtype=torch.float64), atol=1e-6):

@@ -62,3 +62,15 @@ def dpf_diagonal_default_dims(W):
 def test_diagonal_default_dims_is_named():
     failure = assert_fails(checks.test_dimensions_per_feature, dpf_diagonal_default_dims, "diagonal_default_dims")
     assert "dims (0, 1)" in str(failure)
+
+
+def cd_den_ge_zero(W):
+    norm_sq = W.pow(2).sum(1)
+    W_hat = W / norm_sq.sqrt().clamp_min(1e-12)[:, None, :]
+    den = einops.einsum(W_hat, W, "inst d i, inst d j -> inst i j").pow(2).sum(-1)
+    return torch.where(den >= 0, norm_sq / den, torch.zeros_like(norm_sq))
+
+
+def test_zero_feature_nan_names_both_guards():
+    failure = assert_fails(checks.test_compute_dimensionality, cd_den_ge_zero, "zero_feature")
+    assert "`den >= 0` is always true" in str(failure) and "den != 0" in str(failure)
