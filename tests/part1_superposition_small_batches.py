@@ -62,8 +62,8 @@ def small_batch_failures(model: torch.nn.Module, device: torch.device, **kwargs)
 
 def zeroed_negatives_failure(batch: torch.Tensor, p: torch.Tensor, what: str) -> None:
     """Part 2's signed values with every nonzero value positive and the nonzero rates at p / 2 (not p): U[-1, 1]
-    values with the negative half set to 0 (F.relu, clamp(min=0)). A U[0, 1] draw (no sign at all) keeps the rates at
-    p and is left to the value checks."""
+    values with the negative half set to 0 (F.relu, clamp(min=0)), or a {0, 1} sign (same law). A U[0, 1] draw (no
+    sign at all) keeps the rates at p and is left to the value checks."""
     values = batch[batch != 0]
     if values.numel() < 100 or not bool((values > 0).all()):
         return
@@ -77,7 +77,9 @@ def zeroed_negatives_failure(batch: torch.Tensor, p: torch.Tensor, what: str) ->
         f"every feature is nonzero at about half its rate p (e.g. {float(rates.flatten()[i]):.1%} where p = "
         f"{float(p.flatten()[i]):.1%})",
         "that is what U[-1, 1] values look like with their negative half set to 0 (the zeroed ones then read as "
-        "absent): e.g. F.relu or .clamp(min=0) on the values (a U[0, 1] draw would keep the rates at p). The batch "
-        "keeps both signs; |x| is only the target of the loss",
+        "absent), and equally what a sign drawn from {0, 1} instead of {-1, +1} gives (torch.randint(0, 2) without "
+        "the `* 2 - 1`): the two have the same law, so the batch cannot tell them apart. Look for F.relu or "
+        ".clamp(min=0) on the values, or a 0/1 sign; a U[0, 1] draw would keep the rates at p. The batch keeps both "
+        "signs (a ±1 sign); |x| is only the target of the loss",
         code="negatives_zeroed",
     )

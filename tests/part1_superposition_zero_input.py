@@ -27,6 +27,7 @@ def zero_input_hint(got: Tensor | None, b: Tensor) -> str:
             "symmetrised output), or b_final's term doubled after the ReLU",
         ),
         (torch.relu(2 * b), "ReLU(2 · b_final): b_final added twice before the ReLU"),
+        (want + b, "ReLU(b_final) + b_final: b_final added again after the output ReLU, ReLU(… + b_final) + b_final"),
         (torch.zeros_like(b), "all 0: b_final not added"),
     )
     for value, label in candidates:
@@ -34,7 +35,8 @@ def zero_input_hint(got: Tensor | None, b: Tensor) -> str:
             continue
         return f"{head}{seen}; read back on zeros, your output is {label}"
     return (
-        f"{head}{seen}; it is none of b_final without the ReLU, 2 × ReLU(b_final), ReLU(2 · b_final) or 0 (each "
+        f"{head}{seen}; it is none of b_final without the ReLU, 2 × ReLU(b_final), ReLU(2 · b_final), ReLU(b_final) + "
+        "b_final or 0 (each "
         "was compared), so no cause is named. With zero features the weights contribute nothing: look at how "
         "b_final, any bias inside the hidden layer and the output nonlinearity enter"
     )

@@ -547,6 +547,18 @@ def _target_mutants(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[st
         ("out_transformed", f"ReLU(out) is used in the loss: {as_is}", loss(target, relu(out))),
         *[
             (
+                "out_clipped",
+                f"equals the loss with the output clipped to {rng} ({how}) before the error: outputs beyond it then "
+                f"cost nothing and get no gradient, so the model is never pushed back; {as_is}, unclipped",
+                loss(target, y),
+            )
+            for rng, how, y in (
+                ("at most 1", "out.clamp(max=1)", out.clamp(max=1)),
+                ("[0, 1]", "out.clamp(0, 1)", out.clamp(0, 1)),
+            )
+        ],
+        *[
+            (
                 "abs_on_output",
                 f"the loss is ({name} - {shown})²: a nonlinearity on the output, where the absolute value belongs on "
                 "the target. The model learns to compute |x|, so the target is |batch| and the output enters as it "
