@@ -35,6 +35,8 @@ from tests.checking import (
 )
 from tests.mutants import call
 from tests.part1_superposition_batch_axis import batch_axis_failures
+from tests.part1_superposition_buffers import buffer_edit_failure
+from tests.part1_superposition_clipping import clipped_mutants
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
@@ -330,6 +332,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
         + loss_relations.present_mean_mutants(out, batch, imp, target)
         + loss_relations.one_sided_mutants(out, target, imp)
         + centred_error_mutants(out, target, imp)
+        + clipped_mutants(out, target, imp)
     )
     # Sparse like generate_batch's (exact zeros where absent): a mean over the present entries only differs.
     make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)
@@ -379,7 +382,9 @@ def _ignores_p(table: Tensor, method: str) -> tuple[str, str, Tensor]:
 def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
     model = _toy(ToyModel, cfg, device, feature_probability=P_TABLE.to(device), importance=IMP_GEN.to(device))
+    built = {"feature_probability": P_TABLE.to(device, copy=True), "importance": IMP_GEN.to(device, copy=True)}
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
+    buffer_edit_failure(model, built, "generate_batch")  # a clamp_ on self.feature_probability, ...
     stationarity_failure(batch != 0, P_TABLE, "the batch")
     scaled_values_failure(batch, {"self.importance": IMP_GEN, "1 / p": 1 / P_TABLE}, "the batch")
     extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]

@@ -27,6 +27,7 @@ from tests import part1_superposition_cell_scales as cell_scales
 from tests import part1_superposition_draws as draws
 from tests import part1_superposition_probes as probes
 from tests import part1_superposition_slips as slips
+from tests import part1_superposition_support_gaps as support_gaps
 from tests import part1_superposition_value_laws as value_laws
 from tests.checking import CheckFailed, bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
@@ -713,7 +714,7 @@ def check_value_law(batch: Tensor, present: Tensor, what: str, low: float, high:
     fits = not bad_moments and float((quarters - 0.25).abs().max()) <= tol_q
     value_laws.value_atom_failure(values, message, low, high)  # one value repeated far beyond chance: an atom
     if fits:
-        return
+        return support_gaps.support_gap_failure(values, message, low, high)
     draw, lo, hi = ("2 * torch.rand(...) - 1" if low < 0 else "torch.rand(...)"), values.min(), values.max()
     if hi - lo < 0.6 * width:
         fail(

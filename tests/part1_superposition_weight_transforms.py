@@ -67,17 +67,19 @@ def weight_transform_mutants(
         f"the first product ({names[0]} x, down to d_hidden)",
         f"the second product (back up with {names[1]})",
     )
+    either = (
+        f"the first product ({names[0]} x) or the second (back up with {names[1]}): the two give exactly the same "
+        "output here (a positive factor per hidden neuron passes through to the output unchanged), so either one"
+    )
     out: list[Mutant] = []
     for what, f in TRANSFORMS:
-        for where, Wi, Wo in (
-            (first, f(W_in), W_out),
-            (second, W_in, f(W_out)),
-            ("both products", f(W_in), f(W_out)),
-        ):
+        in_first, in_second = model(f(W_in), W_out), model(W_in, f(W_out))
+        places = [(either, in_first)] if _same(in_first, in_second) else [(first, in_first), (second, in_second)]
+        for where, value in (*places, ("both products", model(f(W_in), f(W_out)))):
             hint = f"{where} used {what}: use the weights as they are, with no transform" + (
                 f" ({formula})" if formula else ""
             )
-            out.append(("weight_transform", hint, model(Wi, Wo)))
+            out.append(("weight_transform", hint, value))
     return out
 
 
@@ -97,6 +99,14 @@ def gram_mutants(x: Tensor, W: Tensor, b: Tensor) -> list[Mutant]:
         ),
         ("its rows reversed (a .flip(-2): the input features read in reverse order)", G.flip(-2)),
         ("both its axes reversed (.flip((-2, -1)))", G.flip((-2, -1))),
+        *[
+            (
+                f"only one triangle kept ({name}, or the other one with the product taken the other way round): "
+                "each pair of features then interferes in one direction only, though WᵀW is symmetric",
+                tri(G),
+            )
+            for name, tri in (("torch.triu(WᵀW)", torch.triu), ("torch.tril(WᵀW)", torch.tril))
+        ],
     )
     return [
         (
@@ -137,6 +147,31 @@ def reshape_mutants(
             "axes with W.transpose(-1, -2) (or .mT), or name the axes in einsum" + (f" ({formula})" if formula else "")
         )
         out.append(("reshape_transpose", hint, model(Wi, Wo)))
+    return out
+
+
+def layout_reshape_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
+    """Part 1's forward with an activation computed in a transposed layout and then reshaped (not transposed) back:
+    the hidden vector einsum'd to [... d_hidden inst] or the output to [... feats inst], then .reshape(..., inst, n)."""
+    h = torch.einsum("...if,idf->...id", x, W)
+    out: list[Mutant] = []
+    for where, o in (
+        (
+            "the hidden vector (W x, computed as [... d_hidden inst])",
+            torch.einsum("...id,idf->...if", h.transpose(-1, -2).reshape(h.shape), W),
+        ),
+        ("the output (Wᵀ h, computed as [... feats inst])", torch.einsum("...id,idf->...fi", h, W).reshape(x.shape)),
+    ):
+        out.append(
+            (
+                "reshape_transpose",
+                f"your output equals the right one with {where} put back into [... inst n] by .reshape / .view "
+                "instead of a transpose: a reshape keeps the memory order and only relabels the sizes, so values land "
+                "in other instances and features. Keep `inst` before the feature axis in the einsum output "
+                "('... inst feats'), or swap axes with .transpose(-1, -2)" + (f" ({formula})" if formula else ""),
+                torch.relu(o + b),
+            )
+        )
     return out
 
 
@@ -191,6 +226,7 @@ def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[
         transformed
         + gram_mutants(x, W, b)
         + reshape_mutants(x, W, W, b, formula=formula)
+        + layout_reshape_mutants(x, W, b, formula)
         + instance_mixup_mutants(x, W, b, formula)
         + hidden_normalised_mutants(x, W, b, formula)
     )
