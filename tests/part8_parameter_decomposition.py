@@ -27,6 +27,7 @@ from tests import part8_parameter_decomposition_delta_laws as delta_laws
 from tests import part8_parameter_decomposition_diagnosis as diag
 from tests import part8_parameter_decomposition_draws as draws
 from tests import part8_parameter_decomposition_float64 as f64
+from tests import part8_parameter_decomposition_float64_runs as f64_runs
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_leak_depths as leak_depths
 from tests import part8_parameter_decomposition_matrix_terms as mterms
@@ -190,7 +191,7 @@ def test_ablation_losses(ablation_losses: Callable, device: torch.device) -> str
     mistakes += probes.count_mistakes(out, right, chain, x, [m for *_, m in mistakes])
     reference = call(sol.ablation_losses, chain, terms, x, pick=Tensor.detach)
     expect_matches(out, right, what, mistakes, dims=dims, hint=hint, code=code, reference=reference)
-    abl_runs.ablation_other_chains(ablation_losses, device)  # W_0ᵀ's or W_0's shape later, signed outputs
+    abl_runs.ablation_other_chains(ablation_losses, device, (chain, terms, x))  # W_0ᵀ's, W_0's shape; signed; f64
     return "each term removed from the first matrix, squared change of the output"
 
 
@@ -690,6 +691,7 @@ def test_importance_minimality_loss(importance_minimality_loss: Callable, device
     mistakes += behaviour.minimality_reductions(minimality_inputs(device), P_NORM, EPS)
     mistakes += fresh.minimality_products(minimality_inputs(device), P_NORM, EPS)
     mistakes += fresh.minimality_batch_reductions(minimality_inputs(device), P_NORM, EPS)
+    mistakes += f64_runs.minimality_rounded(minimality_inputs(device), P_NORM, EPS)  # // or floor
     generic = None
     for n, g in enumerate(minimality_inputs(device)):  # one matrix's term only: `=` where `+=` was meant?
         if torch.allclose(loss.detach(), mis.minimality_reference([g], P_NORM, EPS), rtol=1e-4, atol=1e-5):

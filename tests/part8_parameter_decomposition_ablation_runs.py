@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
+from tests import part8_parameter_decomposition_float64_runs as f64_runs
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_outputs as outputs
@@ -91,8 +92,11 @@ def ablation_signed(ablation_losses: Callable, device: Any) -> None:
     expect_matches(out, right, what, mistakes, dims="inst k batch", hint=general, reference=reference)
 
 
-def ablation_other_chains(ablation_losses: Callable, device: Any) -> None:
-    """The chains after the main one: a later matrix shaped like W_0ᵀ, one shaped like W_0, signed outputs."""
+def ablation_other_chains(ablation_losses: Callable, device: Any, main: tuple | None = None) -> None:
+    """The chains after the main one: a later matrix shaped like W_0ᵀ, one shaped like W_0, signed outputs, and the
+    main chain (chain, terms, x) again in float64."""
     fresh.ablation_tied(ablation_losses, device)  # tied weights show
     outputs.ablation_same_shape(ablation_losses, device)  # only layer 0 ablated
     ablation_signed(ablation_losses, device)  # |y| or relu(y) compared
+    if main is not None:
+        f64_runs.ablation_float64(ablation_losses, *main)  # float64 in, float64 out

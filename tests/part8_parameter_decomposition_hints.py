@@ -60,3 +60,17 @@ def two_pieces(x: Tensor, y: Tensor) -> str | None:
         f"{left:.3g} for x below about {edge:.3g} and {right:.3g} above it (two constants, but the break is at "
         f"x ≈ {edge:.3g}, not at a region edge 0 or 1: a wrong threshold or comparison, e.g. a |x| <= 1 mask)"
     )
+
+
+# One sigmoid's leak missing (its gradient is 0 beyond the clamp, the other output's is right): a plain clamp in its
+# place and z clipped before it behave the same on every input, so both are said.
+LOWER_NO_LEAK = (
+    "the first output passes no gradient where z < 0 (its leak below 0 is missing; the second output's is right): it "
+    "is LowerLeakyHardSigmoid.apply(z, self.alpha) of z itself. A plain clamp there, or z clipped at 0 before it "
+    "(relu(z), z.clamp(min=0)), both give this; the two can't be told apart"
+)
+UPPER_NO_LEAK = (
+    "the second output passes no gradient where z > 1 (its leak above 1 is missing; the first output's is right): it "
+    "is UpperLeakyHardSigmoid.apply(z, self.alpha) of z itself. A plain clamp there, or z clipped at 1 before it "
+    "(z.clamp(max=1)), both give this; the two can't be told apart"
+)

@@ -437,12 +437,12 @@ def ci_grad_candidates(p: dict[str, Tensor], alpha: float) -> tuple[list[Tensor]
         ("inner_detached", "gradients must reach V: don't detach the inner activations V a", grads("inner_detached")),
         (
             "lower_no_leak",
-            "the first output is LowerLeakyHardSigmoid.apply(z, self.alpha), not a plain clamp",
+            hints.LOWER_NO_LEAK,
             grads(lower=(0.0, 0.0)),
         ),
         (
             "upper_no_leak",
-            "the second output is UpperLeakyHardSigmoid.apply(z, self.alpha), not a plain clamp",
+            hints.UPPER_NO_LEAK,
             grads(upper=(0.0, 0.0)),
         ),
         (
