@@ -15,6 +15,7 @@ from tests import part8_parameter_decomposition_behaviour as behaviour
 from tests import part8_parameter_decomposition_count_ratios as ratios
 from tests import part8_parameter_decomposition_early_stop as early_stop
 from tests import part8_parameter_decomposition_faith_divisors as divisors
+from tests import part8_parameter_decomposition_float64_runs as f64_runs
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -161,6 +162,7 @@ def svd_rank_deficient(svd_terms: Callable, device: Any) -> None:
     out = expect_tensor(out, what, shape=(3, 5, 5, 7), dims="inst r d_out d_in", dtype=W.dtype, device=device)
     right = sol.svd_terms(W)
     expect_matches(out, right, what, dims="inst r d_out d_in", reference=call(sol.svd_terms, W))
+    f64_runs.svd_float64(svd_terms, device)  # float64 W with an all-zero instance: float64, finite terms
 
 
 def ablation_same_shape(ablation_losses: Callable, device: Any) -> None:

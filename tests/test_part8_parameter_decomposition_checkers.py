@@ -98,15 +98,16 @@ def svd_loop(W):
 
 
 def svd_eigh(W):
-    """From the eigendecomposition of Wᵀ W (σ² = eigenvalues, v = eigenvectors, u = W v / σ), largest first."""
+    """From the eigendecomposition of Wᵀ W (v = eigenvectors, largest eigenvalue first): σ u = W v, so each term is
+    (W v) vᵀ, with no division by σ (which is exactly 0 for a rank-deficient W). Computed in float64, returned in W's
+    dtype."""
     r = min(W.shape[1:])
-    evals, evecs = torch.linalg.eigh(W.double().mT @ W.double())
-    evals, evecs = evals.flip(-1)[..., :r], evecs.flip(-1)[..., :r]
-    u = (W.double() @ evecs) / evals.sqrt()[:, None, :]
-    return torch.einsum("iak,ibk->ikab", u, evecs * evals.sqrt()[:, None, :]).float()
+    _, evecs = torch.linalg.eigh(W.double().mT @ W.double())
+    evecs = evecs.flip(-1)[..., :r]
+    return torch.einsum("iak,ibk->ikab", W.double() @ evecs, evecs).to(W.dtype)
 
 
-@pytest.mark.parametrize("impl", [svd_old_api, svd_loop, svd_eigh, lambda W: ref.svd_terms(W.double()).float()])
+@pytest.mark.parametrize("impl", [svd_old_api, svd_loop, svd_eigh, lambda W: ref.svd_terms(W.double()).to(W.dtype)])
 def test_svd_terms_accepts(impl):
     assert_passes(checks.test_svd_terms, impl)
 

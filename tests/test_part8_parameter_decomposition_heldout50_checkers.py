@@ -1,6 +1,7 @@
 """Proofs for part 8 after held-out round AW (fresh48).
 
-* ablation_losses is also run in float64 (the main chain, terms and x): a .float() cast inside is `float32_result`.
+* svd_terms and ablation_losses are also run in float64: a .float() cast inside is `float32_result`; svd_terms' float64
+  W has an all-zero instance (every σ exactly 0), where u_k = W v_k / σ_k gives NaN, read back as `divided_by_sigma`.
 * importance_minimality_loss: a batch mean written with // is read back as `floor_division` (it was told "eps ignored").
 * causal_importance `lower_no_leak`: relu(z) before a correct lower sigmoid can't be told from a plain clamp; the hint
   says what was seen (no gradient where z < 0) and lists both.
@@ -9,11 +10,41 @@
 from __future__ import annotations
 
 import einops
+import torch
 import torch.nn.functional as F
 
 import solutions.part8_parameter_decomposition as S
 import tests.part8_parameter_decomposition as checks
-from tests.proving import assert_fails
+from tests.proving import assert_fails, assert_passes
+
+
+def _svd_U_from_W_over_S(W):
+    _, Sv, Vh = torch.linalg.svd(W, full_matrices=False)
+    U = (W @ Vh.mT) / Sv[:, None, :]
+    return einops.einsum(U, Sv, Vh, "inst d_out r, inst r, inst r d_in -> inst r d_out d_in")
+
+
+def _svd_float32(W):
+    U, Sv, Vh = torch.linalg.svd(W.float(), full_matrices=False)
+    return einops.einsum(U, Sv, Vh, "inst d_out r, inst r, inst r d_in -> inst r d_out d_in")
+
+
+def _svd_W_v_vT(W):
+    _, _, Vh = torch.linalg.svd(W, full_matrices=False)
+    Wv = W @ Vh.mT
+    return Wv.mT[..., :, :, None] * Vh[..., :, None, :]
+
+
+def test_svd_terms_divided_by_sigma_is_read_back():
+    assert_fails(checks.test_svd_terms, _svd_U_from_W_over_S, "divided_by_sigma")
+
+
+def test_svd_terms_float32_cast_is_caught():
+    assert_fails(checks.test_svd_terms, _svd_float32, "float32_result")
+
+
+def test_svd_terms_w_v_vT_passes():
+    assert_passes(checks.test_svd_terms, _svd_W_v_vT)
 
 
 def test_ablation_float32_result_is_caught():
