@@ -27,6 +27,7 @@ from tests import part6b_circuits_failure_readings as failed
 from tests import part6b_circuits_gated_output as gated
 from tests import part6b_circuits_generic_transcoders as generic
 from tests import part6b_circuits_hints as hints
+from tests import part6b_circuits_influence_cases as cases
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
 from tests import part6b_circuits_permuted_readings as views
@@ -645,17 +646,10 @@ def test_node_influence(impl: Callable, device: torch.device) -> str:
         code="values",
         reference=call(ref.node_influence, A, weights),
     )
-    small = A * torch.linspace(0.05, 0.5, len(A), device=device)[:, None]  # every row sum below 1
-    scaled = returned(impl(small.clone(), weights.clone()), "node_influence(adjacency with row sums < 1, ...)")
-    if not torch.allclose(torch.as_tensor(scaled, device=device), ref.node_influence(small, weights), 1e-4, 1e-6):
-        fail(
-            "the influence changed when each row of the adjacency was scaled down (row sums below 1)",
-            "normalising makes every nonzero row sum to 1, whatever its scale: clamp the row sums only against "
-            "0 (clamp_min(1e-12), or skip zero rows), not to at least 1 (clamp_min(1), max(sum, 1))",
-            code="row_scale",
-        )
+    cases.scaled_rows(impl, A, weights, ref.node_influence)
     hints.deep_graph(impl, device, ref.node_influence)
     pruned_edges(impl, device, ref.node_influence)
+    cases.float64_inputs(impl, A, weights, ref.node_influence)
     return ""
 
 
@@ -726,7 +720,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
         _edges_diagnosis(out, before, k, n_bands)
-        reads.quantile_slips(out, expected, before, k, n_bands)
+        reads.quantile_slips(out, expected, before, k, n_bands, impl)
         hints.one_per_sequence(out, expected, before, k, n_bands)
     for j, ((values, seq_idx, pos_idx), (exp_values, _, _)) in enumerate(zip(out, expected, strict=True)):
         if values.shape != exp_values.shape or not torch.allclose(values.float(), exp_values.float()):

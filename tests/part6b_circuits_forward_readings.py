@@ -2,7 +2,7 @@
 hard-coded for a 3-D x (the contract's x is `... d_in`), acts rescaled per latent by a norm of the latent's own
 vectors, a computation in a reduced-precision dtype cast back, and the latents' gradient path cut (a detach) in the
 local replacement model; plus frozen-scale slips of linearised_forward (an eps added to the frozen scales, position
-0's scale used for every position)."""
+0's or the last position's scale used for every position)."""
 
 from __future__ import annotations
 
@@ -146,9 +146,10 @@ def with_frozen_slip(frozen: Any, code: str) -> Any:
         )
     if code == "final_scale_recomputed":
         return frozen
-    name = code.removesuffix("_pos0")
+    name = code.removesuffix("_pos0").removesuffix("_last")
     scale = getattr(frozen, name)
-    return dataclasses.replace(frozen, **{name: scale[:1].expand_as(scale)})
+    one = scale[-1:] if code.endswith("_last") else scale[:1]
+    return dataclasses.replace(frozen, **{name: one.expand_as(scale)})
 
 
 LINEARISED_FROZEN_SLIPS = {
@@ -157,6 +158,11 @@ LINEARISED_FROZEN_SLIPS = {
     **{
         f"{name}_pos0": f"each position is normalised by its OWN frozen scale, frozen.{name}[p] (a [seq 1] column "
         f"that broadcasts over d_model): yours uses position 0's, frozen.{name}[0], for every position"
+        for name in ("ln1_scale", "ln2_scale", "final_scale")
+    },
+    **{
+        f"{name}_last": f"each position is normalised by its OWN frozen scale, frozen.{name}[p] (a [seq 1] column "
+        f"that broadcasts over d_model): yours uses the last position's, frozen.{name}[-1], for every position"
         for name in ("ln1_scale", "ln2_scale", "final_scale")
     },
     "final_scale_recomputed": "the final normalisation is frozen too: LN(r_2; s_f) = (r_2 - mean) / "

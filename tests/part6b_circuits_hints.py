@@ -519,6 +519,8 @@ def band_diagnosis(
 
 # Wrong middles a band's ranking may use, as (what, middle(lo, hi)).
 MIDDLES = (
+    ("hi (the band's top edge, not its middle)", lambda lo, hi: hi),
+    ("lo (the band's bottom edge, not its middle)", lambda lo, hi: lo),
     ("lo + hi / 2 (the brackets around lo + hi missing)", lambda lo, hi: lo + hi / 2),
     ("lo + hi (the / 2 forgotten)", lambda lo, hi: lo + hi),
     ("(hi - lo) / 2 (the half-width, not the middle)", lambda lo, hi: (hi - lo) / 2),

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part6b_circuits_error_input as error_input
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_forward_readings as readings
 from tests import part6b_circuits_hints as hints
@@ -168,6 +169,7 @@ LINEARISED_MISTAKES = {
     **placement.SKIP_PLACEMENT,
     **readings.LINEARISED_FROZEN_SLIPS,
     **ln_axis.LN_AXIS_MISTAKES,
+    **error_input.ERROR_INPUT,
 }
 
 
@@ -176,6 +178,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     for code in ln_axis.LN_AXIS_MISTAKES:
         if bug.pop(code, False):
             return ln_axis.forward(model, tc, frozen, embeds, latents, error, code)
+    if bug.pop("error_in_mlp_input", False):
+        return error_input.forward(model, tc, frozen, embeds, latents, error)
     if bug.pop("final_scale_recomputed", False):
         return readings.final_recomputed(known.variant_forward, model, tc, frozen, embeds, latents, error)
     for code in readings.LINEARISED_FROZEN_SLIPS:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_band_masks as band_masks
 from tests import part6b_circuits_damped_rows as damped_rows
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_hints as hints
@@ -219,7 +220,7 @@ def _out_of_band_wins(out: Any, acts: Tensor, k: int, n_bands: int) -> bool:
     return seen
 
 
-def quantile_slips(out: Any, expected: list, acts: Tensor, k: int, n_bands: int) -> None:
+def quantile_slips(out: Any, expected: list, acts: Tensor, k: int, n_bands: int, impl: Callable) -> None:
     """Out-of-band examples that win (distances masked with 0, not inf), position 0 zeroed in one sequence only or the
     first sequence zeroed instead; then probes.quantile_probed."""
     readbacks.quantile_readbacks(out, acts, k, n_bands)
@@ -228,12 +229,7 @@ def quantile_slips(out: Any, expected: list, acts: Tensor, k: int, n_bands: int)
     except (TypeError, IndexError, RuntimeError, AttributeError):
         wins = False
     if wins:
-        fail(
-            "the groups hold examples outside their bands, chosen before any inside: the out-of-band examples win",
-            "the distances outside the band were masked with 0 (or anything smaller than an in-band distance), so "
-            "topk(largest=False) picks them first: mask them with float('inf') so that they lose",
-            code="mask_zero",
-        )
+        band_masks.out_of_band_cause(impl, acts.device)
     slips = {
         "position 0 excluded only in the first sequence: exclude position 0 of every sequence (flat[0] = 0 on the "
         "flattened activations is sequence 0's position 0 alone; use acts[:, 0] = 0 before flattening)": True,
