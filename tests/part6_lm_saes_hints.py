@@ -68,6 +68,16 @@ def steer_second_call(
             steered(l2, c1),
         ),
     ]
+    if c2 < 0 < c1:  # the first call's positive coeff was right: a sign-flip mutant there would have failed
+        mistakes.append(
+            (
+                "coeff_sign",
+                f"the second call (coeff {c2}) steered by {-c2} · W_dec[latent] (the first call, coeff {c1}, was "
+                "right): the sign of a negative coeff is dropped; use coeff as given (no abs(), clamp or ReLU on it), "
+                "a negative coeff steers away from the latent",
+                steered(l2, -c2),
+            )
+        )
     expect_matches(
         out,
         steered(l2, c2),
@@ -263,7 +273,7 @@ def steer_edit(
                     "scale the latent's decoder row by this call's coeff once, inside the hook",
                     code="steer_coeff",
                 )
-            steer_scale(k, coeff, model, sae, latent, rerun)
+            steer_scale(k, coeff, model, sae, latent, rerun, tuple(tokens.shape))
         steer_constant(delta, sae, latent, coeff)
         if _close(b, a * (1 + coeff * d)) or _close(b, a * coeff * d) or _close(b, a + a * coeff * d):
             fail(

@@ -87,6 +87,7 @@ def indices_not_values(values: Tensor, s_idx: Tensor, p_idx: Tensor, acts: Tenso
                         "to the position)",
                         code="unravel",
                     )
+    rounded_division(s_idx, p_idx, exp_seq, exp_pos, seq)
     masked = acts.clone()
     masked[:, 0] = -torch.inf
     for srt, off in ((masked.sort(dim=1, descending=True).values, 0), (acts[:, 1:].sort(1, descending=True)[0], 1)):
@@ -110,6 +111,27 @@ def indices_not_values(values: Tensor, s_idx: Tensor, p_idx: Tensor, acts: Tenso
         "transposed copy) than acts",
         code="unravel",
     )
+
+
+def rounded_division(s_idx: Tensor, p_idx: Tensor, exp_seq: Tensor, exp_pos: Tensor, seq: int) -> None:
+    """pos_idx is i % row of the right flat indices i, but seq_idx is a float division i / row rounded (round, ceil)
+    rather than floored: named only when that rounding reproduces seq_idx."""
+    for row, shift in ((seq, 0), (seq - 1, 1)):
+        flat = exp_seq * row + exp_pos - shift
+        if not torch.equal(flat % row + shift, p_idx.long().cpu()):
+            continue
+        for name, fn in (("(i / row).round()", torch.round), ("(i / row).ceil()", torch.ceil)):
+            if torch.equal(fn(flat.double() / row).long(), s_idx.long().cpu()):
+                off = (s_idx.long().cpu() != exp_seq).sum().item()
+                fail(
+                    f"acts[seq_idx, pos_idx] does not give back the values: pos_idx is right (i % {row} of the "
+                    f"flat indices i), but seq_idx equals {name.replace('row', str(row))}, one row too far at "
+                    f"{off}/{len(flat)} entries",
+                    f"turn a flat index into its row with floor division, i // {row} (or torch.div(i, {row}, "
+                    "rounding_mode='floor')); rounding a float division goes one row too far once i % row is past "
+                    "half the row (round) or above 0 (ceil)",
+                    code="rounded_division",
+                )
 
 
 def same_latent_effect(impl: Callable, out: Tensor, model: Any, sae: Any, latent: int) -> None:

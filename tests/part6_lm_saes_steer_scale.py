@@ -40,6 +40,17 @@ def _scale_names(model: Any, sae: Any, latent: int) -> list[tuple[str, float]]:
     return [(w, v) for w, v in rows if math.isfinite(v) and abs(v) > 1e-9 and abs(v - 1) > 1e-3]
 
 
+def _size_names(shape: tuple[int, ...] | None) -> list[tuple[str, float]]:
+    """(what, value) for the sizes of the call's tokens [batch, seq] a steering amount could be spread over."""
+    if shape is None:
+        return []
+    b, n = shape
+    rows = [(f"seq_len = {n}", n), (f"batch = {b}", b), (f"batch · seq_len = {b * n}", b * n)]
+    return [(f"1/{w.split(' = ')[0]} = 1/{v} (coeff spread over the {w.split(' = ')[0]})", 1 / v) for w, v in rows] + [
+        (f"{w} (coeff times the {w.split(' = ')[0]})", float(v)) for w, v in rows
+    ]
+
+
 def _factor_of(edits: list) -> Tensor | None:
     """The change [positions d_in] the first recorded hook made, or None when no hook was recorded."""
     if not edits:
@@ -55,6 +66,7 @@ def steer_scale(
     sae: Any,
     latent: int,
     rerun: Callable[[float], list] | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> None:
     """The hook added k · W_dec[latent] everywhere, k ≠ coeff (and not coeff², named before): fail naming k / coeff
     when it is one of `_scale_names` (coincident names given together), else with the causes it could have. With
@@ -76,7 +88,7 @@ def steer_scale(
         f"your hook added {k:.4g} · W_dec[latent] at every position, expected coeff · W_dec[latent] = {coeff} · "
         "W_dec[latent]"
     )
-    names = [w for w, v in _scale_names(model, sae, latent) if abs(ratio - v) <= 1e-3 * abs(v)]
+    names = [w for w, v in _scale_names(model, sae, latent) + _size_names(shape) if abs(ratio - v) <= 1e-3 * abs(v)]
     if names and follows is not False:
         fail(
             f"{seen}: {k:.4g} = coeff × {ratio:.4g}, and {ratio:.4g} = "

@@ -11,7 +11,9 @@ from torch import Tensor
 from tests.checking import fail
 from tests.part6_lm_saes_probes import more_sequences_than_positions
 
-COPIES, LENGTH, BATCH = 96, 4, 48  # 96 copies of BOS + 3 tokens: 288 positions, in 2 batches of 144
+# 150 copies of BOS + 3 tokens: 450 positions, in batches of 7 sequences (21 positions: odd partial sums above 256,
+# which a count held in bfloat16, 8 significant bits, cannot hold)
+COPIES, LENGTH, BATCH = 150, 4, 7
 
 
 def larger_calls(run: Callable, right: Callable, tokens: Tensor) -> None:
@@ -21,8 +23,8 @@ def larger_calls(run: Callable, right: Callable, tokens: Tensor) -> None:
 
 
 def byte_counts_probe(run: Callable, right: Callable, tokens: Tensor) -> None:
-    """A second call on 96 copies of one short sequence on which some latent fires at every position after BOS, so
-    that latent fires 288 > 255 times (the main call's 10 × 48 tokens stay below 256 for every latent). A count held in
+    """A second call on 150 copies of one short sequence on which some latent fires at every position after BOS, so
+    that latent fires 450 > 255 times (the main call's 10 × 48 tokens stay below 256 for every latent). A count held in
     uint8 (or int8) wraps around modulo 256: named from the wrapped values. `run(tokens, batch_size)` calls the
     learner's function, `right(tokens, batch_size)` the reference."""
     for seq in range(tokens.shape[0]):  # the first sequence with a latent on at every position after BOS
@@ -58,6 +60,7 @@ def byte_counts_probe(run: Callable, right: Callable, tokens: Tensor) -> None:
                 "count in a wide type (torch.long, or float: `(acts > 0).float().sum(...)`)",
                 code="count_wrapped",
             )
+    narrow_float_counts(out, counts, n, what, latent)
     fail(
         f"{what} differs from the expected values (right on the main call's 10 sequences × 48 positions; latent "
         f"{latent}: got {float(out[latent]):.4g}, expected {float(expected[latent]):.4g})",
@@ -65,6 +68,27 @@ def byte_counts_probe(run: Callable, right: Callable, tokens: Tensor) -> None:
         "a narrow integer type, or a count capped or deduplicated across sequences",
         code="many_firings",
     )
+
+
+def narrow_float_counts(out: Tensor, counts: Tensor, n: int, what: str, latent: int) -> None:
+    """Counts accumulated batch by batch in a bfloat16 / float16 tensor: read back by adding the same per-batch counts
+    (every sequence is the same copy) in that dtype; named only when that reproduces the learner's frequencies."""
+    per_seq = counts / COPIES
+    for dtype, bits in ((torch.bfloat16, 8), (torch.float16, 11)):
+        acc = torch.zeros_like(counts, dtype=dtype)
+        for start in range(0, COPIES, BATCH):
+            acc += (per_seq * min(BATCH, COPIES - start)).to(dtype)
+        if torch.allclose(out, acc.double() / n, atol=1e-6):
+            name = str(dtype).removeprefix("torch.")
+            fail(
+                f"{what} gives latent {latent} frequency {float(out[latent]):.4g} = {int(acc[latent])} / {n}, not "
+                f"{int(counts[latent])} / {n}: adding the per-batch counts in {name} gives exactly your values "
+                f"(right on the main call, where every count stays below 256)",
+                f"the counts are accumulated in a {name} tensor, which holds integers exactly only up to "
+                f"{2**bits} ({bits} significant bits); count in float32/float64 or torch.long "
+                "(`(acts > 0).float().sum(...)`)",
+                code="count_precision",
+            )
 
 
 def layer_axis(x: Tensor, what: str, shape: tuple[int, ...], dims: str, n_layers: int) -> None:
