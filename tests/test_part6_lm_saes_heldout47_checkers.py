@@ -1,5 +1,5 @@
 """Proofs for part 6 after the fresh47 round: a frequency count kept in uint8 (wrapping above 255 firings) is caught
-by a second call on which one latent fires 288 times and named from the wrapped values (`count_wrapped`); a logit
+by a second call on which one latent fires 450 times and named from the wrapped values (`count_wrapped`); a logit
 effect through model.W_out without [0] (an extra leading n_layers axis of size 1) is named as the layer axis, with an
 unsqueeze listed as the other cause the shape allows (code `shape`, the hint names W_out[0]); the round's correct
 variants pass."""
