@@ -23,6 +23,7 @@ import functools
 import gc
 import inspect
 import io
+import os
 import sys
 import textwrap
 import time
@@ -36,9 +37,11 @@ from torch import Tensor
 
 from tests.mutant_edits import EDITS, Context
 
-TIME_BUDGET_S = 1.0  # per diagnosis; checkers stay well under 2 s even on a slow laptop
-# The budget counts this process's CPU time, not the wall clock: on a busy machine (a test run beside other work)
-# the search gets the same work done, so what it names doesn't depend on the load. Torch runs on one thread here.
+TIME_BUDGET_S = 1.0  # per diagnosis on a machine no busier than its cores; checkers stay well under 2 s
+# The budget counts this process's CPU time, not the wall clock, and torch runs on one thread here. On a machine
+# loaded past its cores even CPU time stretches (caches and memory bandwidth are shared), so the budget grows with the
+# load, up to MAX_LOAD_FACTOR times: the search tries about the same edits, and what it names doesn't depend on it.
+MAX_LOAD_FACTOR = 4.0
 _clock = time.process_time
 PER_MUTANT_S = 0.25
 MAX_FITS = 3  # edits quoted at most
@@ -234,7 +237,7 @@ def _fitting_edits(
 ) -> list[tuple[int, str]] | None:
     """(line, description) of the edits whose output equals `actual`, most common slips first (stopping past
     MAX_LINES lines), or None when the unedited copy doesn't reproduce `expected`."""
-    deadline = start + TIME_BUDGET_S
+    deadline = start + TIME_BUDGET_S * _load_factor()
     with (
         _restored(_shared_modules((reference.args, reference.kwargs))) as restore,
         contextlib.closing(_mutants(fdef, lines, region)) as mutants,
@@ -262,6 +265,15 @@ def _fitting_edits(
                 if len({n for n, _ in fits}) > MAX_LINES:
                     break
     return fits
+
+
+def _load_factor() -> float:
+    """How many times busier than its cores the machine has been over the last minute, from 1 to MAX_LOAD_FACTOR
+    (1 where the load average isn't available)."""
+    try:
+        return min(max(os.getloadavg()[0] / (os.cpu_count() or 1), 1.0), MAX_LOAD_FACTOR)
+    except (AttributeError, OSError):  # Windows has no load average
+        return 1.0
 
 
 def _change(description: str) -> str:

@@ -449,3 +449,25 @@ def test_an_edit_at_the_end_of_a_long_line_is_still_tried():
     actual = (acts @ W).relu().pow(2).mean(-1)
     hint = one_change_diagnosis(call(solution_long_line, acts, W), actual, solution_long_line(acts, W))
     assert hint is not None and ".relu()" in hint, hint
+
+
+def test_the_search_budget_grows_with_the_load_within_bounds(monkeypatch):
+    """On a machine busier than its cores the one-edit search gets more CPU time (up to MAX_LOAD_FACTOR times), so
+    a heavily loaded test run names the same slips an idle one does; idle or unknown load keeps the 1 s budget."""
+    import os
+
+    import tests.mutants as mutants
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (100.0 * cores, 0.0, 0.0))
+    assert mutants._load_factor() == mutants.MAX_LOAD_FACTOR
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5 * cores, 0.0, 0.0))
+    assert mutants._load_factor() == 1.0
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5 * cores, 0.0, 0.0))
+    assert mutants._load_factor() == 2.5
+
+    def unavailable():
+        raise OSError
+
+    monkeypatch.setattr(os, "getloadavg", unavailable)
+    assert mutants._load_factor() == 1.0
