@@ -48,7 +48,9 @@ from tests.part3_feature_geometry_scale_probes import (
     per_instance_factor_failure,
     small_feature_failure,
 )
+from tests.part3_feature_geometry_squared_entries import squares_inside_dot_failure
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
+from tests.part3_feature_geometry_tiny_scale import check_float64_and_tiny
 from tests.reshape_scrambles import regrouped_candidates
 
 Mistake = tuple[str, str, Tensor]
@@ -492,6 +494,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     if not _close(out_w, right_w):
         constant_numerator_failure(out_w, wide, what_w)
     expect_close(out_w, right_w, what_w, DPF_FORMULA, code="values", dims="inst")
+    check_float64_and_tiny(dimensions_per_feature, W, device)
     return "d_hidden / ‖W‖²_F per instance"
 
 
@@ -670,6 +673,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     expect_no_zeroed(out, expected, what, W, compute_dimensionality)
     if unexplained(out, expected, values, "inst feats"):
         squared_before_matmul_failure(out, W, what)
+        squares_inside_dot_failure(out, W, what)
         for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure):
             probe(out, expected, W, what)
         restricted_sum_failure(out, W, what)
