@@ -31,6 +31,7 @@ from tests.mutants import call
 from tests.part3_feature_geometry import expect_output, expect_unmodified, unexplained
 from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure, size_one_batch_failure
+from tests.part4_double_descent_cosine_slips import cosine_slip
 from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.part4_double_descent_draws import fixed_count_failure, low_precision_failure
@@ -427,6 +428,9 @@ def _cosine_floor(got: Tensor, right: Tensor, steps: int, warmup: int, catalogue
     if not torch.allclose(a + b * r, g, rtol=1e-6, atol=1e-6) or (abs(a) < 1e-4 and abs(b - 1) < 1e-4):
         return
     ends = f"goes from {a + b:.4g} down to {a:.4g}"
+    if (slip := cosine_slip(a, b)) is not None:
+        where = f"(steps={steps}, warmup_steps={warmup})"
+        fail(f"after the warm-up your factor {ends} {where}: it equals {slip[0]} at every step", slip[1], code=slip[2])
     fail(
         f"after the warm-up your factor {ends}, expected half a cosine from 1 down to 0 (steps={steps}, "
         f"warmup_steps={warmup})",

@@ -56,22 +56,28 @@ def _tiny_vector_value(fn: Callable[[Tensor], object], device: torch.device, siz
     return float(got[3])
 
 
-def _floor_reading(d: float, d2: float) -> tuple[str, str]:
-    """Which floor a tiny vector's values at norms 1e-4 (D = d) and 3e-4 (D = d2) imply. A floor e on the norm used to
-    normalise gives D = e² / ‖v‖² (falls 9× when the norm triples), a floor f on the denominator D = ‖v‖² / f (grows
-    9×): the two are told apart by the second size, not by one value."""
+def _short(x: float) -> str:
+    """1e-4, not 1e-04."""
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
+def _floor_reading(d: float, d2: float, size: float) -> tuple[str, str]:
+    """Which floor a tiny vector's values at norms `size` (D = d) and 3·size (D = d2) imply. A floor e on the norm used
+    to normalise gives D = e² / ‖v‖² (falls 9× when the norm triples), a floor f on the denominator D = ‖v‖² / f
+    (grows 9×): the two are told apart by the second size, not by one value."""
+    at = f"D = {d:.4g} at norm {_short(size)}, {d2:.4g} at {_short(3 * size)}"
     if d > 0 and d2 > 0 and abs(d / d2 - 9) <= 0.05 * 9:
         return (
-            f"D falls like 1 / ‖v‖² (D = {d:.4g} at norm 1e-4, {d2:.4g} at 3e-4): the norm used to normalise has a "
-            f"floor e = ‖v‖·√D = {1e-4 * d**0.5:.3g}, so v̂ = v / e is shorter than a unit vector (F.normalize's eps, "
+            f"D falls like 1 / ‖v‖² ({at}): the norm used to normalise has a "
+            f"floor e = ‖v‖·√D = {size * d**0.5:.3g}, so v̂ = v / e is shorter than a unit vector (F.normalize's eps, "
             "or clamp_min(e) / max(‖v‖, e) on the norm, with e too large). Use a floor far below any real norm: "
             "clamp_min(1e-12), or F.normalize's default eps",
             "norm_floor",
         )
     if d > 0 and d2 > 0 and abs(d2 / d - 9) <= 0.05 * 9:
         return (
-            f"D grows like ‖v‖² (D = {d:.4g} at norm 1e-4, {d2:.4g} at 3e-4): the denominator has a floor f = ‖v‖² / "
-            f"D = {1e-8 / d:.3g} (e.g. .clamp_min(f) or max(den, f)); guard only a zero vector: test `denominator > "
+            f"D grows like ‖v‖² ({at}): the denominator has a floor f = ‖v‖² / "
+            f"D = {size**2 / d:.3g} (e.g. .clamp_min(f) or max(den, f)); guard only a zero vector: test `denominator > "
             "0`, or a floor far below any real value (clamp_min(1e-30))",
             "small_vector",
         )
@@ -87,25 +93,27 @@ def _floor_reading(d: float, d2: float) -> tuple[str, str]:
 
 def small_vector_failure(fn: Callable[[Tensor], object], device: torch.device) -> None:
     """One instance, 4 vectors in 3 dimensions: an antipodal pair (1/2 each), a lone vector of norm 0.8 (1) and a lone
-    vector of norm 1e-4 (1: D_i is scale-free; ‖v‖⁴ = 1e-16 is a normal float32). Fails (code small_vector, or
-    norm_floor when a second size, 3e-4, shows a floor on the norm used to normalise)
-    when only the tiny vector is wrong,
+    vector of norm 1e-4, then 1e-7 (1: D_i is scale-free; ‖v‖⁴ = 1e-28 is still a normal float32, so a guard such as
+    clamp_min(1e-6) on the norm shows at the second size). Fails (code small_vector, or norm_floor when a second
+    size, 3× the first, shows a floor on the norm used to normalise) when only the tiny vector is wrong,
     reading back the denominator its value implies."""
-    d = _tiny_vector_value(fn, device, 1e-4)
-    if d is None or abs(d - 1) <= 1e-3:
-        return
-    d2 = _tiny_vector_value(fn, device, 3e-4)
-    norm_sq = 1e-8
-    reads = (
-        f"‖v‖² / D = {norm_sq / d:.3g} and ‖v‖⁴ / D = {norm_sq**2 / d:.3g}, where Σ_j (v̂·v_j)² = {norm_sq:.0e} and "
-        f"Σ_j (v·v_j)² = {norm_sq**2:.0e}"
-        if d > 0
-        else "it is set to 0"
-    )
-    hint, code = _floor_reading(d, d2) if d2 is not None else _floor_reading(d, float("nan"))
-    fail(
-        f"a vector of norm 1e-4, orthogonal to every other vector, gets D = {d:.4g}, expected 1 ({reads}); the other "
-        "vectors of that input are right (an antipodal pair 1/2 each, a lone vector of norm 0.8 gets 1)",
-        hint,
-        code=code,
-    )
+    for size in (1e-4, 1e-7):
+        d = _tiny_vector_value(fn, device, size)
+        if d is None or abs(d - 1) <= 1e-3:
+            continue
+        d2 = _tiny_vector_value(fn, device, 3 * size)
+        norm_sq = size**2
+        reads = (
+            f"‖v‖² / D = {norm_sq / d:.3g} and ‖v‖⁴ / D = {norm_sq**2 / d:.3g}, where Σ_j (v̂·v_j)² = {norm_sq:.0e} and "
+            f"Σ_j (v·v_j)² = {norm_sq**2:.0e}"
+            if d > 0
+            else "it is set to 0"
+        )
+        hint, code = _floor_reading(d, d2 if d2 is not None else float("nan"), size)
+        fail(
+            f"a vector of norm {_short(size)}, orthogonal to every other vector, gets D = {d:.4g}, expected 1 "
+            f"({reads}); the other vectors of that input are right (an antipodal pair 1/2 each, a lone vector of norm "
+            "0.8 gets 1)",
+            hint,
+            code=code,
+        )

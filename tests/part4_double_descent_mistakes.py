@@ -19,6 +19,7 @@ from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
 from tests.part4_double_descent_divisors import common_divisor_diagnosis
 from tests.part4_double_descent_mask_order import normalised_before_mask
+from tests.part4_double_descent_presence_hints import PRESENCE_INVERTED, unscaled_small_rows
 
 Mistake = tuple[str, str, Tensor]
 
@@ -507,6 +508,8 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                 "examples whose norm was above 1 are unit, the others kept their norm: the norm was clamped at 1 "
                 "(clamp(min=1)); clamp it at a tiny value instead, norm.clamp_min(1e-12)"
             )
+        if (floor := unscaled_small_rows(rows, unit)) is not None:
+            return floor
         if float(rows.median()) > 0.9 and not bool(unit.all()):
             return "norm_epsilon", (
                 "every example's norm is a little below 1, the more so the smaller its values: an epsilon added to "
@@ -587,7 +590,7 @@ def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
         )
     pooled, n_pooled = freq.mean().item(), n * freq.numel()
     candidates = [
-        (1 - p, "presence_inverted", "features are present with probability 1 - p: is the mask `rand > p`?"),
+        (1 - p, "presence_inverted", PRESENCE_INVERTED),
         (1.0, "always_present", "every feature is present: the mask is missing (or always true)"),
         (p / 2, "presence_half", "features are present with probability p / 2: is there an extra factor 0.5?"),
         (2 * p, "presence_double", "features are present with probability 2p: compare `rand < p`, not `< 2 * p`"),
