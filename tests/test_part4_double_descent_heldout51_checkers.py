@@ -1,8 +1,8 @@
 """Proofs for section 4 (held-out round AX): a presence rate of 1 - p names both causes the rate cannot tell apart
 (an inverted comparison and F.dropout's p, the drop probability); examples shorter than 1 among ones exactly unit are
 read as a floor on the norm, not an eps added to it; a cosine part fitted as 0.5 + 1 · 0.5(1 + cos) is named as the
-precedence slip 1 + cos(...) / 2; compute_dimensionality's tiny-vector probe also runs at norm 1e-7, so a
-clamp_min(1e-6) on the norm is read back. The round's correct variants pass."""
+parenthesis slip 1 + cos(...) / 2 (and 1 + cos(...) as the missing 0.5); compute_dimensionality's tiny-vector probe
+also runs at norm 1e-7, so a clamp_min(1e-6) on the norm is read back. The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_norm_floor_is_not_called_an_eps():
 
 
 def test_missing_parentheses_in_cosine_is_named():
-    failure = assert_fails(checks.test_warmup_cosine_lr, lr_missing_parens_div, "cosine_precedence")
+    failure = assert_fails(checks.test_warmup_cosine_lr, lr_missing_parens_div, "cosine_parentheses")
     assert "1 + cos(π progress) / 2" in str(failure)
 
 
@@ -88,3 +88,14 @@ def test_round_correct_variants_pass():
     assert_passes(checks.test_warmup_cosine_lr, lr_half_plus_half)
     assert_passes(checks.test_generate_batch, GBNamedBuffers)
     assert_passes(checks.test_compute_dimensionality, cd_bmm_masked)
+
+
+def lr_no_half(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps))
+
+
+def test_missing_half_in_cosine_is_named():
+    failure = assert_fails(checks.test_warmup_cosine_lr, lr_no_half, "cosine_half_missing")
+    assert "0.5 is missing" in failure.hint
