@@ -66,6 +66,17 @@ def _floor_reading(d: float, d2: float, size: float) -> tuple[str, str]:
     to normalise gives D = e² / ‖v‖² (falls 9× when the norm triples), a floor f on the denominator D = ‖v‖² / f
     (grows 9×): the two are told apart by the second size, not by one value."""
     at = f"D = {d:.4g} at norm {_short(size)}, {d2:.4g} at {_short(3 * size)}"
+    for c, c2, how in (
+        (size * (d**0.5 - 1), 3 * size * (d2**0.5 - 1), "added to the norm used to normalise, v / (‖v‖ + e)"),
+        (size**2 * (1 / d - 1), (3 * size) ** 2 * (1 / d2 - 1), "added to the denominator, Σ_j (v̂·v_j)² + e"),
+    ):
+        if d > 0 and d2 > 0 and c > 0 and abs(c2 - c) <= 0.02 * c:
+            return (
+                f"{at}: both equal the right D with a constant e = {c:.3g} {how}, an eps guard that changes D for "
+                "small but valid vectors; guard only a zero vector: clamp the norm used to normalise "
+                "(clamp_min(1e-12)) or test `denominator > 0`",
+                "small_vector",
+            )
     if d > 0 and d2 > 0 and abs(d / d2 - 9) <= 0.05 * 9:
         return (
             f"D falls like 1 / ‖v‖² ({at}): the norm used to normalise has a "

@@ -2,7 +2,8 @@
 (an inverted comparison and F.dropout's p, the drop probability); examples shorter than 1 among ones exactly unit are
 read as a floor on the norm, not an eps added to it; a cosine part fitted as 0.5 + 1 · 0.5(1 + cos) is named as the
 parenthesis slip 1 + cos(...) / 2 (and 1 + cos(...) as the missing 0.5); compute_dimensionality's tiny-vector probe
-also runs at norm 1e-7, so a clamp_min(1e-6) on the norm is read back. The round's correct variants pass."""
+also runs at norm 1e-7, so a clamp_min(1e-6) on the norm is read back, and an eps added to the norm is solved from
+two sizes. The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -99,3 +100,14 @@ def lr_no_half(step, steps, warmup_steps):
 def test_missing_half_in_cosine_is_named():
     failure = assert_fails(checks.test_warmup_cosine_lr, lr_no_half, "cosine_half_missing")
     assert "0.5 is missing" in failure.hint
+
+
+def cd_additive_eps(vectors):
+    n2 = vectors.pow(2).sum(-1)
+    unit = vectors / (vectors.norm(dim=-1, keepdim=True) + 1e-6)
+    return n2 / (unit @ vectors.mT).pow(2).sum(-1).clamp_min(1e-30)
+
+
+def test_eps_added_to_norm_is_read_back():
+    failure = assert_fails(checks.test_compute_dimensionality, cd_additive_eps, "small_vector")
+    assert "e = 1e-06 added to the norm" in failure.hint
