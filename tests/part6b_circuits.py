@@ -51,6 +51,7 @@ from tests.mutants import call
 from tests.part6_lm_saes import guard_shared_modules, without_grad
 from tests.part6_lm_saes_extra_mistakes import noop_hook_failure, noop_hooks
 from tests.part6_lm_saes_mistakes import clipped_mutants
+from tests.part6b_circuits_index_readings import flat_index_reading
 from tests.part6b_circuits_probes import influence_nan, keys_swapped
 from tests.part6b_circuits_small_edges import pruned_catalogue, pruned_edges
 from utils import lm
@@ -729,6 +730,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
         n_seq, seq_len = before.shape
         extra.swapped_indices(before, j, values, seq_idx, pos_idx)
+        flat_index_reading(j, seq_idx, pos_idx, expected[j][1], expected[j][2], n_seq, seq_len)
         ranges = (("seq_idx", seq_idx, n_seq, "sequences"), ("pos_idx", pos_idx, seq_len, "positions"))
         for name, t, size, axis in ranges:
             if t.numel() and (int(t.min()) < 0 or int(t.max()) >= size):
