@@ -24,7 +24,7 @@ from tests.checking import (
     uniform_moments_tolerance,
 )
 from tests.mutants import Reference, call
-from tests.part7_open_problems_inputs import ce_first_call, constant_rows
+from tests.part7_open_problems_inputs import ce_first_call, constant_rows, zero_and_tiny_rows
 from tests.part7_open_problems_mistakes import (
     UNIFORM_KINDS,
     alignment_mistakes,
@@ -56,6 +56,7 @@ from tests.part7_open_problems_probes import (
     whole_number_losses,
     zero_column_hint,
 )
+from tests.part7_open_problems_tiny import labelling_readings
 from tests.part7_open_problems_value_shape import value_shape
 from utils.part7_open_problems import NO_LABEL
 
@@ -465,7 +466,7 @@ def _mixed_features(device: torch.device, kind: str, shape: tuple[int, ...] = (6
         x[1, ..., 0], x[1, ..., 1] = 0.7, -0.7
     if kind == "signed":
         x[1, ..., 0], x[1, ..., 1] = 0.7, -0.7  # a pair that sums to 0 with both present: OR and AND are 1
-    x[0] = 0.0
+    zero_and_tiny_rows(x, kind)
     return x.to(device)
 
 
@@ -527,8 +528,7 @@ def test_compute_target(impl, device):
                     "compute the target without writing into `features`",
                     code="in_place",
                 )
-            if target == "argmax":
-                R.argmax_labelling(got, expected, features, what)
+            labelling_readings(got, expected, features, target, what)
             if not torch.equal(got, expected):
                 listed = [v for _, _, v in target_mistakes(features, target)]
                 pair_reads_hint(impl, features, target, got, listed)

@@ -70,3 +70,15 @@ def constant_rows(impl: Callable, device) -> None:
             "are all equal (max == min) still has one when they are non-zero: ties go to the first, as argmax does",
             code="constant_rows",
         )
+
+
+def zero_and_tiny_rows(x: Tensor, kind: str) -> None:
+    """In place: the first example all zero, and (signed, positive) a row of instance 0 whose present values are tiny
+    but non-zero. "Present" means non-zero at any scale: a pair 1e-30, 1e-30 is present in both (its product
+    underflows to 0 in float32), and a row whose values are all below 1e-6 has a label."""
+    if kind == "signed":
+        x[2, ..., 0, 0], x[2, ..., 0, 1] = 1e-30, 3e-30
+    if kind == "positive":
+        x[2, ..., 0, :] = 0.0
+        x[2, ..., 0, 1], x[2, ..., 0, 3] = 2e-7, 5e-7
+    x[0] = 0.0

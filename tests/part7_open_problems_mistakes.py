@@ -404,6 +404,13 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             total(nll_of(logits.log_softmax(1))),
         ),
         (
+            "instance0_logits",
+            "that is the loss with every instance's labels read from instance 0's log-probabilities: the gather index "
+            "has the wrong shape (labels.unsqueeze(1) is [batch 1 inst]); gather along the class axis with "
+            "labels.unsqueeze(-1), [batch inst 1], so each instance reads its own logits",
+            total(nll_of(logits[:, :1].expand_as(logits).log_softmax(-1))),
+        ),
+        (
             "softmax_batch",
             "take the softmax over the class (last) axis, not over the batch",
             total(nll_of(logits.log_softmax(0))),
