@@ -29,6 +29,7 @@ from tests import part5b_absorption_readbacks as rb
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import Reference, call
 from tests.part5b_absorption_boundaries import orphan_siblings
+from tests.part5b_absorption_dead_rows import dead_decoder_row, pooled_carriers
 from tests.part5b_absorption_diagnosis import (
     absorption_probes,
     all_zero,
@@ -344,9 +345,10 @@ def _random_diagnosis(impl: Callable, device: torch.device) -> tuple[str, str] |
 @checker("absorption_fraction", kind="function")
 def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     case = _absorption_case(device)
+    features, acts, W_dec, W_feat, parent_of = inputs = _random_absorption_inputs(device)
+    pooled_carriers(impl, inputs)  # read back before the hand-built case, whose diagnoses cannot tell it
     _check_absorption(impl, case, None, "absorption_fraction on a hand-built case")
     _check_absorption(impl, case, 0.5, "absorption_fraction on a hand-built case with cos_threshold=0.5")
-    features, acts, W_dec, W_feat, parent_of = _random_absorption_inputs(device)
     for threshold in (0.3, 0.6):
         args = (features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of))
         out = _float_output(
@@ -378,6 +380,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     check_on_carrier_inputs(impl, device)
     check_feature_order(impl, device)
     rb.childless_parent(impl, device)
+    dead_decoder_row(impl, inputs, device)
     orphan_siblings(impl, case, ABS_PARENT_OF, device)  # two children on, the parent off: not a case
     return "hand-built cases (every rule matters) and random decoders, several instances"
 

@@ -247,9 +247,10 @@ def _abs_vectorised(features, acts, W_dec, W_features, parent_of, cos_threshold=
 
 def _abs_keep_parent_latent(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
     """Correct although it doesn't exclude the parent's own latent from the carriers: that latent must be off,
-    so it can never be an *active* carrier. (The "forgot to exclude it" mistake is therefore unobservable.)"""
-    W_dec_hat = W_dec / W_dec.norm(dim=-1, keepdim=True)
-    W_feat_hat = W_features / W_features.norm(dim=1, keepdim=True)
+    so it can never be an *active* carrier. (The "forgot to exclude it" mistake is therefore unobservable.) The
+    eps keeps a dead latent's cosine 0 (round AX: without it, 0/0 = NaN is argmax's pick, code dead_latent)."""
+    W_dec_hat = W_dec / (W_dec.norm(dim=-1, keepdim=True) + 1e-8)
+    W_feat_hat = W_features / (W_features.norm(dim=1, keepdim=True) + 1e-8)
     cos = einops.einsum(W_dec_hat, W_feat_hat, "inst d_sae d_in, inst d_in feats -> inst d_sae feats")
     cols = []
     for p in [f for f, q in enumerate(parent_of) if q == -1]:
