@@ -1,6 +1,6 @@
-"""Proofs for section 7 (round AX): compute_target's inputs hold present values far below 1 (a pair 1e-30, 3e-30 and
-an argmax row of 2e-7, 5e-7), so an AND read off the product (which underflows) and a presence tolerance |x| > 1e-6
-are caught, named by read-back (code tiny_values); cross_entropy_loss's gather index of the wrong shape, which reads
+"""Proofs for section 7 (round AX): compute_target's inputs hold present values far below 1 (a pair 1e-12, 3e-12 and
+an argmax row of 2e-7, 5e-7), so a presence tolerance |x| > 1e-6 is caught, named by read-back (code tiny_values),
+while an AND read off the product `a * b != 0` (right on every value the features take) still passes; cross_entropy_loss's gather index of the wrong shape, which reads
 every instance's labels from instance 0's log-probabilities, is named (code instance0_logits); the correct variants
 of the round still pass."""
 
@@ -61,8 +61,19 @@ def ce_abs_labels_correct(logits, labels, importance):
     return (num / valid.sum(0).clamp(min=1)).sum()
 
 
-def test_and_from_an_underflowing_product_is_caught_and_read_back():
-    assert_fails(checks.test_compute_target, ct_and_product_nonzero, "tiny_values")
+def test_and_from_the_product_still_passes_on_tiny_pairs():
+    assert_passes(checks.test_compute_target, ct_and_product_nonzero)
+
+
+def test_and_with_a_presence_tolerance_is_caught_on_the_tiny_pair():
+    def and_tolerance(features, target):
+        if target == "and_pairs":
+            first, second = features[..., 0::2], features[..., 1::2]
+            return ((first.abs() > 1e-6) & (second.abs() > 1e-6)).to(features.dtype)
+        return ref.compute_target(features, target)
+
+    err = assert_fails(checks.test_compute_target, and_tolerance, "tiny_values")
+    assert "|x| > 1e-06" in err.hint
 
 
 def test_argmax_presence_tolerance_is_caught_and_read_back():
