@@ -652,7 +652,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     grads = _grads(full + 0.5 * layerwise, leaves)
     if not f64.close32(grads, right_g) and f64.recon_rounding(stochastic_reconstruction_losses, chain, p, x):
         grads = list(right_g)  # the float32 gap is rounding alone (e.g. an all-ones masked target): float64 agrees
-    to_masks = "gradients must flow to the masks (and through them to the causal importances): don't detach them"
+    to_masks = outputs.loss_grad_hint({"full": full, "layerwise": layerwise}, leaves)  # a loss with no graph, named
     for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
         hint = to_masks if n < L else "keep the losses differentiable in U and V"
         _expect_grad(gr, r, f"{('masks', 'U', 'V')[n // L]}[{n % L}]", [], hint, "grad")

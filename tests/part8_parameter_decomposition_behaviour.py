@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_ci_readbacks as ci_readbacks
 from tests import part8_parameter_decomposition_ci_structure as structure
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_pairings as pairings
@@ -205,9 +206,12 @@ def ci_behaviour(CausalImportance: type, module: torch.nn.Module, p: dict[str, T
                     found.append(("normalised_inputs", hint, lower))
     except Exception:  # a probe that the learner's module can't run says nothing
         return found + structure.ci_structure(CausalImportance, p, lower, 0.05)
-    return (
-        found + pairings.ci_reductions(p) + pairings.ci_batch_independence(module, p, lower) + ci_sum_factor(p, lower)
-    ) + structure.ci_structure(CausalImportance, p, lower, 0.05)
+    if batch := pairings.ci_batch_independence(module, p, lower):  # a batch statistic: not normalised per example
+        found = [f for f in found if f[0] != "normalised_inputs"]
+        batch = ci_readbacks.batch_statistics(p, lower) or batch
+    return (found + pairings.ci_reductions(p) + batch + ci_sum_factor(p, lower)) + structure.ci_structure(
+        CausalImportance, p, lower, 0.05
+    )
 
 
 def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
@@ -462,6 +466,7 @@ def ci_scale_mistakes(p: dict[str, Tensor], alpha: float) -> Mistakes:
         return (
             swaps
             + ci_mlp_order(p)
+            + ci_readbacks.bias_twice(p)
             + [
                 (
                     "inner_scaled",

@@ -23,6 +23,7 @@ from torch import Tensor
 from tests.checking import CheckFailed, _describe_error, _is_learner_frame, fail, uniform_moments_tolerance
 from tests.part8_parameter_decomposition_clashes import other_tensor_cause
 from tests.part8_parameter_decomposition_hints import varying
+from tests.part8_parameter_decomposition_power_laws import power_observation
 from tests.part8_parameter_decomposition_readings import reordered_hint  # noqa: F401  (diag.reordered_hint)
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -638,6 +639,8 @@ def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float, pool
                 "there, as a clamp does (e.g. (g + r).clamp(max=1) instead of g + (1 - g) r)?"
             )
     var = sq - mean**2
+    if power := power_observation(pool):  # r ** q or 1 - r ** q: a read-back of the whole law
+        return power
     if abs(mean - 0.5) > tol_mean or var <= 0:
         return ""
     k = round(1 / 12 / var)

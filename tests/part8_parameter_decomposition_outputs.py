@@ -24,6 +24,7 @@ from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_reduction_order as order
 from tests.checking import expect_matches, expect_scalar, expect_tensor, fail, returned
 from tests.mutants import call
+from tests.part8_parameter_decomposition_cut_losses import loss_grad_hint  # noqa: F401  (outputs.loss_grad_hint)
 from utils.part8_parameter_decomposition import WeightChain
 
 

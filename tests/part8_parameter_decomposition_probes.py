@@ -260,6 +260,8 @@ def faithfulness_counts(weights: list[Tensor], U: list[Tensor], V: list[Tensor])
     for n, W in enumerate(weights):
         which = {0: "the first matrix", len(weights) - 1: "the last matrix"}.get(n, f"matrix {n}")
         ones.setdefault(W[0].numel(), []).append(f"{which} (weights[{n}][0].numel())")
+    largest = max(W[0].numel() for W in weights)  # a max over the matrices gives the same count: name it too
+    ones[largest].append("the largest matrix (max over l of weights[l][0].numel())")
     for size, which in ones.items():
         counts.setdefault(f"the entries of {' or '.join(which)} only, not of all matrices together", size)
     return n_w, counts
