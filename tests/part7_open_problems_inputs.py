@@ -74,11 +74,11 @@ def constant_rows(impl: Callable, device) -> None:
 
 def zero_and_tiny_rows(x: Tensor, kind: str) -> None:
     """In place: the first example all zero, and (signed, positive) a row of instance 0 whose present values are tiny
-    but non-zero. "Present" means non-zero at any scale: a pair 1e-12, 3e-12 is present in both, and a row whose
-    values are all below 1e-6 has a label. (The pair's product, 3e-24, is still a normal float32: an AND read off
+    but non-zero. "Present" means non-zero at any scale: a pair 2e-12, 3e-12 is present in both, and a row whose
+    values are all below 1e-6 has a label. (The pair's product, 6e-24, is still a normal float32: an AND read off
     `a * b != 0` is right on it, as it is on every value the exercise's features take.)"""
     if kind == "signed":
-        x[2, ..., 0, 0], x[2, ..., 0, 1] = 1e-12, 3e-12
+        x[2, ..., 0, 0], x[2, ..., 0, 1] = 2e-12, 3e-12
     if kind == "positive":
         x[2, ..., 0, :] = 0.0
         x[2, ..., 0, 1], x[2, ..., 0, 3] = 2e-7, 5e-7

@@ -124,7 +124,7 @@ def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor,
             f"(a != 0) {op} (b != 0)",
             code="pair_sum_cancels",
         )
-    tiny = lambda v: (v != 0) & (v.abs() < 1e-6)  # a tiny pair (1e-12, 3e-12): wrong under a tolerance test
+    tiny = lambda v: (v != 0) & (v.abs() < 1e-6)  # a tiny pair (2e-12, 3e-12): wrong under a tolerance test
     nonneg = (a >= 0) & (b >= 0) & ~(tiny(a) | tiny(b))
     if wrong.any() and not (wrong & nonneg).any():
         reading = pair_reading(g, a, b, expected)  # a min / max / product / sum of the values, named when it fits

@@ -1,8 +1,8 @@
-"""Proofs for section 7 (round AX): compute_target's inputs hold present values far below 1 (a pair 1e-12, 3e-12 and
+"""Proofs for section 7 (round AX): compute_target's inputs hold present values far below 1 (a pair 2e-12, 3e-12 and
 an argmax row of 2e-7, 5e-7), so a presence tolerance |x| > 1e-6 is caught, named by read-back (code tiny_values),
-while an AND read off the product `a * b != 0` (right on every value the features take) still passes; cross_entropy_loss's gather index of the wrong shape, which reads
-every instance's labels from instance 0's log-probabilities, is named (code instance0_logits); the correct variants
-of the round still pass."""
+while an AND read off the product `a * b != 0` (right on every value the features take) still passes;
+cross_entropy_loss's gather index of the wrong shape, which reads every instance's labels from instance 0's
+log-probabilities, is named (code instance0_logits); the correct variants of the round still pass."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_and_with_a_presence_tolerance_is_caught_on_the_tiny_pair():
         return ref.compute_target(features, target)
 
     err = assert_fails(checks.test_compute_target, and_tolerance, "tiny_values")
-    assert "|x| > 1e-06" in err.hint
+    assert "presence test |x| > t" in err.hint and "from 1e-09 to 0.001" in err.hint
 
 
 def test_argmax_presence_tolerance_is_caught_and_read_back():
