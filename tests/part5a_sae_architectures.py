@@ -23,6 +23,7 @@ from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
 from tests import part5a_sae_architectures_gated_slips as GS
 from tests import part5a_sae_architectures_instance_pooling as IP
+from tests import part5a_sae_architectures_loss_paths as LP
 from tests import part5a_sae_architectures_lowered_k as LK
 from tests import part5a_sae_architectures_metric_fits as MF
 from tests import part5a_sae_architectures_metric_slips as MS
@@ -33,8 +34,10 @@ from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_readbacks as RB
 from tests import part5a_sae_architectures_reductions as RD
 from tests import part5a_sae_architectures_slips as SL
+from tests import part5a_sae_architectures_small_scale as SS
 from tests import part5a_sae_architectures_step_grads as SG
 from tests import part5a_sae_architectures_ties as TI
+from tests import part5a_sae_architectures_topk_ties as TT
 from tests import part5a_sae_architectures_weight_readings as WR
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
@@ -245,6 +248,7 @@ def test_heaviside(impl: Any, device: torch.device) -> str:
         x_mistakes=M.HEAVISIDE_GRAD_X,
         th_mistakes=[*M.HEAVISIDE_GRAD_TH, FR.HEAVISIDE_SAVED_OUTPUT],
     )
+    SL.negative_threshold(impl, "Heaviside", BANDWIDTH)
     return "forward values and pseudo-derivatives"
 
 
@@ -279,6 +283,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     h = random_hidden(64, N_INST, D_IN, device)
     check_negated_parameter(twin(sae, cls), reference, h, "JumpReLUToySAE.forward")  # e.g. exp(-log_threshold)
     WR.jumprelu_l0_pooled(twin(sae, cls), reference, h)  # L_sparsity's Heaviside given a pooled θ
+    LP.detached_term(twin(sae, cls), reference, h, {"L_sparsity": sae.sparsity_coeff, "L_reconstruction": 1})
     check_sae_forward(
         sae,
         reference,
@@ -295,12 +300,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
             "L_sparsity": "L_sparsity = Heaviside.apply(pre, θ, bandwidth).sum(-1)",
             "loss": "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances",
         },
-        grad_hints={
-            "log_threshold": (
-                EI.THRESHOLD_GRAD_HINT,
-                "threshold_grad",
-            )
-        },
+        grad_hints={"log_threshold": (EI.THRESHOLD_GRAD_HINT, "threshold_grad")},
         solution=ref_a.JumpReLUToySAE.forward,
     )
     return "thresholded activations, L0 penalty, gradients reach the threshold"
@@ -400,6 +400,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                 reference=call(ref_a.TopKToySAE.forward, reference, h, pick=lambda out: out[0]["L_sparsity"].detach()),
             )
         checked.append(k)
+    TT.topk_tied_latents(cls, device)  # the k-th and (k+1)-th values equal: exactly k kept, by index
     return f"k = {checked}: at most k active, values in place, loss and gradients"
 
 
@@ -715,6 +716,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
         hint="1 - Σ(h - h_rec)² / Σ(h - mean(h))², sums over batch and d_in",
         reference=call(ref_a.fraction_variance_explained, h, h_rec),
     )
+    SS.fve_small_scale(impl, h, h_rec, ref_a.fraction_variance_explained)  # totals < 1e-3: a floor on it bites
     return "ratio of sums, centred variance, per instance"
 
 

@@ -42,11 +42,15 @@ def grad_x_hint(grad: Tensor, dx: Formula, x: Tensor, th: Tensor, bw: float, g: 
     return _named(grad, cands, "∂/∂x")
 
 
-def grad_th_hint(grad: Tensor, dth: Formula, x: Tensor, th: Tensor, bw: float, g: Tensor) -> str:
+def grad_th_hint(grad: Tensor, dth: Formula, x: Tensor, th: Tensor, bw: float, g: Tensor, factor: bool) -> str:
+    """`factor`: the table's ∂/∂θ carries the factor θ (JumpReLU), so abs(θ) as that factor is a candidate."""
     cands = {
         "∂/∂θ at abs(θ)": dth(x, th.abs(), bw) * g,
         "∂/∂θ at abs(θ) through abs's chain rule (times sign θ)": dth(x, th.abs(), bw) * th.sign() * g,
         "∂/∂θ masked by `x > 0`": dth(x, th, bw) * (x > 0).to(x.dtype) * g,
         "0 (θ clamped at 0 has no gradient)": torch.zeros_like(x),
+        "∂/∂θ kept only where θ > 0 (zeroed at θ ≤ 0)": dth(x, th, bw) * (th > 0).to(x.dtype) * g,
     }
+    if factor:  # -abs(θ) · K((x - θ)/ε)/ε: the window stays at θ, only the factor loses θ's sign
+        cands["∂/∂θ with the factor abs(θ) in place of θ (window still at θ)"] = dth(x, th, bw) * th.sign() * g
     return _named(grad, cands, "∂/∂θ")
