@@ -39,6 +39,7 @@ from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
 from tests import part5_toy_saes_replacement as RP
 from tests import part5_toy_saes_row_norms as RN
+from tests import part5_toy_saes_small_scale as SC
 from tests import part5_toy_saes_sources as S
 from tests import part5_toy_saes_tied_lengths as TL
 from tests.checking import (
@@ -521,7 +522,7 @@ def test_W_dec_normalized(impl: type, device: torch.device) -> str:
                 "return a new tensor; don't divide in place (/=, div_) or write into .data",
                 code="in_place",
             )
-        RN.nonfinite_rows_failure(out, W, eps)
+        RN.nonfinite_rows_failure(out, W, eps, sae)
         mistakes = [(code, hint, fn(W, eps)) for code, hint, fn in M.NORM_MISTAKES + RN.NORM_STATISTICS]
         if not tied:
             W_enc = sae.W_enc.detach()
@@ -678,6 +679,8 @@ def test_forward(impl: type, device: torch.device) -> str:
             ingredients=ingredients, solution=ref.ToySAE.forward,
         )  # fmt: skip
         P.check_tied_forward(run) if tied else run()
+    small, h_small = reference_sae(cls, device, scale_biases=1e-4), h * 3e-4  # pre-activations ~1e-4
+    SC.small_preactivations(small, twin(small, ref.ToySAE), h_small, call_forward)
     return "activations, reconstruction, per-example losses, total loss and gradients"
 
 
@@ -685,13 +688,8 @@ def test_forward(impl: type, device: torch.device) -> str:
 # Exercises 5 and 6: resampling
 # --------------------------------------------------------------------------------------------
 def _snapshot(sae: ref.ToySAE) -> dict[str, Any]:
-    return {
-        "W_enc": sae.W_enc.detach().clone(),
-        "W_dec": sae.W_dec.detach().clone(),
-        "b_enc": sae.b_enc.detach().clone(),
-        "b_dec": sae.b_dec.detach().clone(),
-        "params": {n: p for n, p in sae.named_parameters(recurse=False)},
-    }
+    snap = {n: getattr(sae, n).detach().clone() for n in ("W_enc", "W_dec", "b_enc", "b_dec")}
+    return {**snap, "params": dict(sae.named_parameters(recurse=False))}
 
 
 @checker("resample_simple", kind="function")
@@ -796,4 +794,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
     FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
     S.own_instance_examples(impl, device, D.call_resampler, reference_sae)  # inputs that differ per instance
     RP.dominant_example(impl, device, D.call_resampler, reference_sae)  # n_dead <= batch: replacement
+    SC.tiny_loss_instance(impl, device, D.call_resampler, reference_sae)  # tiny nonzero losses: not skipped
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

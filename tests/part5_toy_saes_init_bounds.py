@@ -58,7 +58,9 @@ def check_init_bound(W: Tensor) -> None:
         return
     b = float(b_hat.max())
     seen = [
-        f"gain 1 (nonlinearity='linear') with fan {n}" for n, f in fans.items() if abs(b / math.sqrt(3 / f) - 1) < 0.01
+        f"gain 1 (nonlinearity='linear', or a=1: kaiming's gain is √(2 / (1 + a²)), 1 at a=1) with fan {n}"
+        for n, f in fans.items()
+        if abs(b / math.sqrt(3 / f) - 1) < 0.01
     ]
     seen += [f"a fixed bound {c} (uniform_(-{c}, {c}))" for c in (1, 0.5, 0.1, 0.01) if abs(b / c - 1) < 0.01]
     seen += [

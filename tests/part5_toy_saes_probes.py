@@ -14,7 +14,7 @@ from torch import Tensor
 from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 from tests.learner_errors import failing_line
-from tests.part5_toy_saes_eps_placement import eps_placement_failure
+from tests.part5_toy_saes_eps_placement import eps_placement_failure, short_rows_raw_failure
 from tests.part5_toy_saes_fallbacks import model_not_module_failure
 from tests.part5_toy_saes_instance_union import pooled_instance_indices
 from tests.part5_toy_saes_loss_readings import coeff_column_failure
@@ -786,6 +786,7 @@ def config_eps_failure(sae: Any, read: Callable[[Any], Any]) -> None:
     if bool(outside.any()):
         idx = tuple(int(i) for i in outside.nonzero()[0])
         eps_placement_failure(got, W, OTHER_EPS)
+        short_rows_raw_failure(got, W, OTHER_EPS)
         read_back_eps(norms[live], ((got * W).sum(-1)[live] / norms[live]), OTHER_EPS, default)  # signed lengths
         fail(
             f"with cfg.weight_normalize_eps = {OTHER_EPS:g}, W_dec_normalized row {list(idx)} (norm "

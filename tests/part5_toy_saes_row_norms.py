@@ -16,10 +16,12 @@ explains:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_eps_placement as EP
 from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 
@@ -65,7 +67,7 @@ def _squared_norm_candidates(W: Tensor) -> list[tuple[str, Tensor]]:
     ]
 
 
-def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
+def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float, sae: Any = None) -> None:
     """Fail when `out` [inst d_sae d_in] has NaN or inf; the message depends on whether the bad rows are the
     all-zero rows of W (eps missing) or rows that are not zero (the norm itself is wrong)."""
     out = out.detach()
@@ -82,6 +84,7 @@ def nonfinite_rows_failure(out: Tensor, W: Tensor, eps: float) -> None:
             for n, dt in (("float16", torch.float16), ("bfloat16", torch.bfloat16))
             if float(torch.tensor(eps, dtype=dt)) == 0
         ]
+        EP.eps_after_division_failure(out, W, eps, good, sae)
         low = 1e-6 < err < 3e-2 and vanish
         fail(
             "W_dec_normalized contains NaN or inf for an all-zero decoder row (and only there)"
