@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests.part1_superposition_operand_edits import bias_edit_mutants, gram_scale_mutants, hidden_order_mutants
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -80,7 +82,7 @@ def weight_transform_mutants(
                 f" ({formula})" if formula else ""
             )
             out.append(("weight_transform", hint, value))
-    return out
+    return out + hidden_order_mutants(x, W_in, W_out, b, act, names) + bias_edit_mutants(x, W_in, W_out, b, act)
 
 
 def gram_mutants(x: Tensor, W: Tensor, b: Tensor) -> list[Mutant]:
@@ -225,6 +227,7 @@ def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[
     return (
         transformed
         + gram_mutants(x, W, b)
+        + gram_scale_mutants(x, W, b)
         + reshape_mutants(x, W, W, b, formula=formula)
         + layout_reshape_mutants(x, W, b, formula)
         + instance_mixup_mutants(x, W, b, formula)
