@@ -107,6 +107,7 @@ from tests.part1_superposition_slips import (
     swapped_sizes_failure,
 )
 from tests.part1_superposition_small_batches import small_batch_failures
+from tests.part1_superposition_tied_values import neighbour_presence_failure
 from tests.sizes import note_inputs
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
@@ -386,6 +387,7 @@ def test_generate_batch(ToyModel: type, device: torch.device) -> str:
     batch = _output(model.generate_batch(N_SAMPLES), "generate_batch(n)", (N_SAMPLES, 3, 4), device)
     buffer_edit_failure(model, built, "generate_batch")  # a clamp_ on self.feature_probability, ...
     stationarity_failure(batch != 0, P_TABLE, "the batch")
+    neighbour_presence_failure(batch, P_TABLE, "the batch")  # value = another entry's presence uniform
     scaled_values_failure(batch, {"self.importance": IMP_GEN, "1 / p": 1 / P_TABLE}, "the batch")
     extra = [importance_candidate(IMP_GEN), *instance_p_candidates(P_TABLE), *grid_rate_candidates(P_TABLE)]
     check_independent_features(batch, P_TABLE, "the batch", extra=extra)

@@ -1,6 +1,7 @@
 """Proofs for part 1 after held-out round AX (fresh49): WᵀW divided per instance by its trace is read back
 (gram_scaled); a b_final clamped at 0 before it is added, invisible at zero input, is read back (bias_edited); one
-product reading W with its d_hidden axis reversed is named (hidden_order). The round's correct variants pass."""
+product reading W with its d_hidden axis reversed is named (hidden_order); a value that is the previous example's
+presence uniform is named (values_tied_to_presence). The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -115,3 +116,15 @@ def test_round_ax_correct_variants_pass():
     assert_passes(C.test_generate_correlated_features, CorrBernoulliOK)
     assert_passes(C.test_generate_anticorrelated_features, AntiClampOK)
     assert_passes(C.test_generate_combined_batch, CombSplitOK)
+
+
+class GbValsPrevPresenceU(ToyModel):
+    def generate_batch(self, B):
+        s = (B, self.cfg.n_inst, self.cfg.n_features)
+        u = torch.rand(s)
+        return torch.where(u < self.feature_probability, u.roll(1, 0), 0.0)
+
+
+def test_value_is_previous_example_presence_draw():
+    err = assert_fails(C.test_generate_batch, GbValsPrevPresenceU, "values_tied_to_presence")
+    assert "previous example" in err.hint
