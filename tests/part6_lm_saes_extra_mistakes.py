@@ -12,6 +12,7 @@ from torch import Tensor
 
 from tests.checking import _describe_error as describe_error
 from tests.checking import fail
+from tests.part6_lm_saes_left_out import left_out_entries
 from tests.part6_lm_saes_mistakes import run
 from tests.part6_lm_saes_partial_axes import batch_axis_any
 from tests.part6_lm_saes_readings import zero_elsewhere
@@ -570,6 +571,8 @@ def all_negative_probe(impl: Callable, reference: Callable, device: Any) -> None
     at_bos = values[pos_idx.long() == 0].double() if shaped else values[:0].double()
     a = acts.detach().double().cpu()
     named = _bos_fill(a, at_bos, seq_idx[pos_idx.long() == 0].long() if shaped else seq_idx[:0].long())
+    if named is None and shaped and not at_bos.numel():
+        left_out_entries(reference, acts, 5, values, seq_idx, pos_idx)
     fills = {"-acts.max()": -float(a.max()), "0": 0.0, "-1": -1.0}
     named = named or next(
         (f"{n} = {f:.4g}" for n, f in fills.items() if bool(torch.isclose(at_bos, torch.tensor(f).double()).any())),

@@ -651,6 +651,7 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
         act[:, -1] -= f_of(act[:, -1:])[:, 0] * d
         return act
 
+    f_post = f_of(model.run_with_cache(tokens, names_filter=name)[1][name])
     pre = lambda a: ((a - sae.b_dec) @ sae.W_enc[:, latent] + sae.b_enc[latent])[..., None]
     no_b_dec = lambda a: torch.relu(a @ sae.W_enc[:, latent] + sae.b_enc[latent])[..., None]
     return [
@@ -668,6 +669,12 @@ def ablate_mistakes(model, sae, tokens: Tensor, latent: int) -> list[tuple[str, 
             "hook",
             "ablate at `sae.hook_name` (the post-GELU activations the SAE reads), not hook_pre",
             run(model, tokens, HOOK_PRE, lambda a, hook: a - f_of(a) * d),
+        ),
+        (
+            "hook_edit_pre",
+            "that is f read at sae.hook_name (right) but f · W_dec[latent] subtracted at hook_pre, before the GELU: "
+            "subtract it where it was read, at `sae.hook_name`",
+            run(model, tokens, HOOK_PRE, lambda a, hook: a - f_post * d),
         ),
         (
             "projection",

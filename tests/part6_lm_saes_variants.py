@@ -208,6 +208,18 @@ def logit_directions(model: Any, sae: Any, latent: int) -> list[tuple[str, str, 
             f"that is the effect of W_enc[:, latent] + W_dec[latent], the encoder column added in: {use}",
             (e_col + d) @ W_out @ W_U,
         ),
+        (
+            "direction_gated",
+            f"that is the effect of W_dec[latent] * W_enc[:, latent], the decoder row multiplied entry by entry by "
+            f"the encoder column: the encoder only reads the latent, it does not weigh what it writes; {use}",
+            (d * e_col) @ W_out @ W_U,
+        ),
+        (
+            "direction_pinv_encoder",
+            f"that is the effect of pinv(W_enc)[latent], the encoder's pseudo-inverse row taken as the direction: "
+            f"the direction the latent writes is its decoder row; {use}",
+            torch.linalg.pinv(sae.W_enc.double()).to(d.dtype)[latent] @ W_out @ W_U,
+        ),
     ]
     v = d @ W_out
     # v divided by its biased std or RMS, or centred first, is model.ln_final(v) (named in the catalogue already)
