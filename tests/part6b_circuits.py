@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from solutions import part6b_circuits as ref
+from tests import part6b_circuits_band_count as band_count
 from tests import part6b_circuits_band_probes as band_probes
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_failure_readings as failed
@@ -684,6 +685,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
     if not torch.equal(acts, before):
         fail("quantile_examples changed `acts` in place", "work on a copy (`acts.clone()`)", code="inplace")
     if not isinstance(out, list | tuple) or len(out) != n_bands:
+        band_count.band_left_out(out, known.quantile_variant(before, k, n_bands), n_bands)
         fail(
             f"expected a list of {n_bands} groups, one per band, got {type(out).__name__}"
             + (f" of length {len(out)}" if isinstance(out, list | tuple) else ""),
@@ -720,6 +722,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             code, hint = band_probes.edge_reading(impl, out, before, k, n_bands, code)
             fail(f"the groups' values are those of a known mistake ({code})", hint, code=code)
     if not known.same_groups(out, expected):
+        band_count.values_other_layout(out, expected, before)
         _edges_diagnosis(out, before, k, n_bands)
         reads.quantile_slips(out, expected, before, k, n_bands, impl)
         hints.one_per_sequence(out, expected, before, k, n_bands)

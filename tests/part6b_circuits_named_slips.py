@@ -75,7 +75,19 @@ def forward_slips(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Ten
             acts @ unit + tc.b_dec + skip,
         ),
         *terms.input_bias_slips(tc, x),
+        *_bias_in_skip(tc, x, acts),
     ]
+
+
+def _bias_in_skip(tc: Transcoder, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tensor, Tensor]]:
+    """(code, hint, acts, out) with b_dec moved into the skip's input: (x + b_dec) @ W_skip.T, b_dec not added."""
+    if tc.W_skip is None or tc.W_skip.shape[1] != tc.b_dec.shape[-1]:
+        return []
+    hint = (
+        "yours equals acts @ W_dec + (x + b_dec) @ W_skip.T: b_dec went into the skip's input instead of being added "
+        "to the output; the two terms are separate: out = acts @ W_dec + b_dec + x @ W_skip.T"
+    )
+    return [("bias_in_skip", hint, acts, acts @ tc.W_dec + (x + tc.b_dec) @ tc.W_skip.T)]
 
 
 def clean_shift(model: Any, tokens: Tensor, got: float, close: Callable) -> None:
@@ -124,6 +136,19 @@ def de_embedding_paths(model: Any, tc: Transcoder, i: int) -> list[tuple[str, st
         ),
         *terms.threshold_factor(model, tc, i, "de"),
         *losses.de_shares(model, tc, i),
+        *_token_ranking(model.W_E @ enc),
+    ]
+
+
+def _token_ranking(drive: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, value) of the token ids ranked by the expected values (argsort), as floats, instead of them."""
+    hint = (
+        "yours equals {}: the token ids ranked by drive, not the drive itself; return the d_vocab "
+        "values W_E @ W_enc[:, latent] (rank them afterwards, e.g. with topk, when you look at the top tokens)"
+    )
+    return [
+        ("token_ranking", hint.format(f"{call}.float()"), drive.argsort(descending=d).to(drive.dtype))
+        for call, d in (("drive.argsort(descending=True)", True), ("drive.argsort()", False))
     ]
 
 

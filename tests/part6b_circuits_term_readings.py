@@ -69,7 +69,29 @@ def bias_direction(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]
         "what one unit of this latent writes: the effect is W_dec[latent] @ W_U"
     )
     minus = ("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U)  # + b_dec: `bias`
-    return [minus, *threshold_factor(model, tc, i, "logit")]
+    return [minus, *skip_of_encoder(model, tc, i), *threshold_factor(model, tc, i, "logit")]
+
+
+def skip_of_encoder(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
+    """(code, hint, value) of the logit effect with the skip matrix applied to the latent's encoder column added to
+    (or used instead of) its decoder row: the skip path mistaken for part of the latent's write."""
+    if tc.W_skip is None or tc.W_skip.shape[1] != tc.W_enc.shape[0]:
+        return []
+    enc, dec = tc.W_enc[:, i], tc.W_dec[i]
+    hint = (
+        "yours equals ({}) @ W_U: the skip term x @ W_skip.T is written from the input whatever fires, so it is no "
+        "part of what one unit of this latent writes (and W_enc[:, latent] is what it reads, not writes): the effect "
+        "is W_dec[latent] @ W_U"
+    )
+    out = []
+    for name, skip in (
+        ("W_skip @ W_enc[:, latent]", tc.W_skip @ enc),
+        ("W_skip.T @ W_enc[:, latent]", enc @ tc.W_skip),
+    ):
+        if skip.shape == dec.shape:
+            out.append(("skip_direction", hint.format(f"W_dec[latent] + {name}"), (dec + skip) @ model.W_U))
+            out.append(("skip_direction", hint.format(name), skip @ model.W_U))
+    return out
 
 
 def threshold_factor(model: Any, tc: Any, i: int, side: str) -> list[tuple[str, str, Tensor]]:
