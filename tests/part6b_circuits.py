@@ -535,6 +535,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes += extra.abs_token_edges(model, tc, frozen, graph, direct, forward) + probes.token_total(direct, graph)
         mistakes += reads.gradient_swaps(model, tc, frozen, graph)
         mistakes += placement.every_position(frozen, graph, direct, forward)
+        mistakes += placement.strictly_earlier(graph, direct)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
         _accumulated_rows(out, direct, rows)
         probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)

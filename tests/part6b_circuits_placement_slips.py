@@ -138,3 +138,26 @@ class SkipFed:
 
     def __getattr__(self, name: str):
         return getattr(self._tc, name)
+
+
+def strictly_earlier(graph, direct: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The adjacency with each latent target's edges from token (or token and error) nodes at its own position and
+    later zeroed: only strictly earlier positions kept, as if a position could not feed itself."""
+    lat_rows = torch.arange(graph.n_nodes)[graph.nodes("latent")]
+    out = []
+    for kinds in (("token",), ("token", "error")):
+        A = direct.clone()
+        for row, p in zip(lat_rows.tolist(), graph.latent_pos.tolist(), strict=True):
+            for kind in kinds:
+                A[row, graph.nodes(kind).start + int(p) : graph.nodes(kind).stop] = 0
+        what = " and ".join(kinds)
+        out.append(
+            (
+                "strictly_earlier",
+                f"your {what} edges into each latent are those expected from strictly earlier positions only: the ones "
+                f"from the latent's own position are zero. A position feeds its own latents (the residual stream at "
+                f"position p includes the {what} at p; attention is causal, p ≤ the target's position, not <)",
+                A,
+            )
+        )
+    return out

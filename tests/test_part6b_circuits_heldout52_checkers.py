@@ -7,6 +7,7 @@ missing (band_left_out), and one that reads the values from acts.T.flatten() at 
 
 import torch
 
+import solutions.part6b_circuits as R
 import tests.part6b_circuits as checks
 from tests.proving import assert_fails
 
@@ -74,3 +75,17 @@ def test_fresh49_band_loop_from_one_named():
 def test_fresh49_values_read_column_major_named():
     err = assert_fails(checks.test_quantile_examples, _qe("values_from_acts_T"), "values_layout")
     assert "acts.T.flatten()" in str(err)
+
+
+# ------------------------------------------------------------------------------------------- attribution_edges
+def _ae_strict(model, tc, frozen, graph):
+    A = R.attribution_edges(model, tc, frozen, graph)
+    lat = torch.arange(graph.n_nodes)[graph.nodes("latent")]
+    for row, p in zip(lat.tolist(), graph.latent_pos.tolist(), strict=True):
+        A[row, graph.nodes("token").start + int(p) : graph.nodes("token").stop] = 0
+    return A
+
+
+def test_fresh49_token_edges_strictly_earlier_named():
+    err = assert_fails(checks.test_attribution_edges, _ae_strict, "strictly_earlier")
+    assert "own position" in str(err)
