@@ -24,6 +24,7 @@ from solutions import part6_lm_saes as ref
 from tests.checking import CheckFailed, checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
+from tests.part6_lm_saes_ablation_variants import loss_readings
 from tests.part6_lm_saes_bos_broadcast import bos_latent as _bos_latent
 from tests.part6_lm_saes_bos_broadcast import unchanged_but_edits
 from tests.part6_lm_saes_elementwise import edited_then_raised, logit_affine, statistic_threshold, too_few_prefix
@@ -37,7 +38,6 @@ from tests.part6_lm_saes_extra_mistakes import (
     integer_effect,
     log_frequencies,
     logit_extra,
-    logits_means,
     noop_hooks,
     per_sequence_topk,
     per_token_frequencies,
@@ -59,7 +59,6 @@ from tests.part6_lm_saes_hints import (
     loss_increases,
     recorded_edits,
     sequence_weights,
-    softmax_axis_losses,
     steer_edit,
     steer_second_call,
 )
@@ -387,7 +386,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     )
     mistakes["spliced"] += hooks_reused(model, sae, tokens) + splice_slips(model, sae, tokens)
     mistakes["spliced"] += splice_variants(model, sae, tokens)
-    for readings in (logits_means(model, sae, tokens), softmax_axis_losses(model, sae, tokens)):
+    for readings in loss_readings(model, sae, tokens):
         for key, extra in readings.items():
             mistakes[key] = mistakes[key] + extra
     general = {
