@@ -16,6 +16,7 @@ from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5a_sae_architectures_forward_causes as FC
+from tests import part5a_sae_architectures_metric_measures as MM
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_slips as SL
 
@@ -184,6 +185,7 @@ def auxk_causes(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_au
     loss = lambda r_hat: (residual - r_hat).pow(2).mean(-1).detach()
     return [
         *FC.auxk_causes(pre, residual, dead, W_dec, k_aux, expected),
+        *MM.auxk_error_measure(pre, residual, dead, W_dec, k_aux),
         (
             "decoder_renormalised_d_sae",
             "your decoder is re-normalised over dim=1 (the d_sae axis, each column across latents): W_dec_normalized "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_measures as MM
 from tests import part5a_sae_architectures_metric_readings as MR
 from tests import part5a_sae_architectures_metric_variants as MV
 
@@ -72,7 +73,12 @@ def l0_every_latent(acts: Tensor) -> list[Mutant]:
         "non-zero ones: (acts != 0).sum(-1) or (acts > 0), then mean over the batch"
     )
     every = torch.full(acts.shape[1:2], float(d), dtype=acts.dtype)
-    return [("counted_every_latent", hint, every), *MV.l0_int_cast(acts), *MR.l0_readings(acts)]
+    return [
+        ("counted_every_latent", hint, every),
+        *MV.l0_int_cast(acts),
+        *MR.l0_readings(acts),
+        *MM.l0_soft_count(acts),
+    ]
 
 
 def _fve(h: Tensor, h_rec: Tensor, total: Tensor) -> Tensor:
@@ -104,7 +110,8 @@ def fve_slips(h: Tensor, h_rec: Tensor) -> list[Mutant]:
             f"batch · Σ_d mean_d² (batch = {n}). Or compute (h - h.mean(0)).pow(2).sum over batch and d_in directly"
         )
         entries.append(("shortcut_factor", hint, _fve(h, h_rec, sq - c * means)))
-    return entries + MV.fve_ratio_slips(h, h_rec) + MR.fve_readings(h, h_rec) + MV.fve_residual_slips(h, h_rec)
+    entries += MV.fve_residual_slips(h, h_rec) + MM.fve_centre(h, h_rec)
+    return entries + MV.fve_ratio_slips(h, h_rec) + MR.fve_readings(h, h_rec)
 
 
 def _greedy(cos: Tensor) -> Tensor:

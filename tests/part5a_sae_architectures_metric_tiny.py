@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_metric_measures as MM
+
 Mutant = tuple[str, str, Tensor]
 
 
@@ -149,7 +151,11 @@ def recovery_norm_slips(W_feat: Tensor, W_dec: Tensor) -> list[Mutant]:
         "your cosine is W_dec[j] · W_features[:, f] / (‖W_dec[j]‖ + ‖W_features[:, f]‖): a sum of the norms. "
         "The cosine divides by their product, ‖W_dec[j]‖ · ‖W_features[:, f]‖ (or normalise both first)"
     )
-    entries = [("norm_sum", hint, value), *_recovery_norm_reduced(dot, W_dec, W_feat)]
+    entries = [
+        ("norm_sum", hint, value),
+        *_recovery_norm_reduced(dot, W_dec, W_feat),
+        *MM.recovery_norm_eps(W_feat, W_dec),
+    ]
     entries += _recovery_reshaped(W_feat, W_dec) + broadcast_reductions(right, ("instance", "feature"), "recovery")
     return [e for e in entries if _differs(e[2], right)]
 
