@@ -30,8 +30,10 @@ from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_batch_calls as BC
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_fallbacks as FB
+from tests import part5_toy_saes_frozen as FZ
 from tests import part5_toy_saes_gen_layout as GL
 from tests import part5_toy_saes_instance_readings as IR
+from tests import part5_toy_saes_live_norm as LN
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_offset_readings as OR
@@ -464,12 +466,7 @@ def test_init(impl: type, device: torch.device) -> str:
                 code="untied_shares_storage",
             )
         kept = P.kept_model(sae, model)  # the model itself or a copy: the docstring says "keep a frozen copy"
-        if any(p.requires_grad for p in (model if kept is None else kept).parameters()):
-            fail(
-                "the toy model's parameters still require gradients",
-                "freeze it with `model.requires_grad_(False)` so training the SAE can't change it",
-                code="model_not_frozen",
-            )
+        FZ.check_model_frozen(model if kept is None else kept)
         if kept is None:
             fail("self.model should be the toy model passed in", "store it as `self.model`", code="model_missing")
         for name in shapes:
@@ -709,6 +706,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     rows = M.unit_rows(sae, before, dead, scale, drawn=True)
     enc = sae.W_enc.detach().transpose(-1, -2)[dead]
     if not torch.allclose(enc, rows * scale, rtol=1e-4, atol=1e-6):
+        LN.live_norm_factor(enc, rows, before["W_enc"], dead, scale)
         D.resample_enc_mismatch(enc, rows, before["W_enc"].transpose(-1, -2)[dead], scale)
     D.check_shared_draws(sae.W_dec, dead)
     M.check_isotropic(rows)

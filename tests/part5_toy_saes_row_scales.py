@@ -1,5 +1,6 @@
-"""Resampled decoder rows that are not unit vectors, read back exactly: one norm taken over several directions at
-once (their squared lengths sum to 1), or b_dec subtracted (or added) after normalising instead of before."""
+"""Resampled decoder rows that are not unit vectors, read back exactly: an L1 or L∞ norm, one norm taken over several
+directions at once (their squared lengths sum to 1), or b_dec subtracted (or added) after normalising instead of
+before."""
 
 from __future__ import annotations
 
@@ -53,7 +54,25 @@ def bias_after_normalising(rows: Tensor, inst_of: Tensor, b_dec: Tensor) -> None
             )
 
 
+def other_p_norm(rows: Tensor) -> None:
+    """`rows` [n d_in] not unit in L2: when every row has unit L1 norm (sum of |v|) or unit L∞ norm (max |v|), the
+    draw was divided by that norm instead of its Euclidean length."""
+    if rows.shape[-1] < 2:
+        return
+    for p, name, expr in ((1, "L1", "v.abs().sum(-1)"), (float("inf"), "L∞", "v.abs().max(-1)")):
+        n = torch.linalg.vector_norm(rows.double(), ord=p, dim=-1)
+        if bool(torch.allclose(n, torch.ones_like(n), atol=1e-4)):
+            l2 = rows.double().norm(dim=-1)
+            fail(
+                f"resampled decoder rows have Euclidean norms between {l2.min():.3g} and {l2.max():.3g}, expected 1; "
+                f"every row has {name} norm 1 ({expr} = 1): each direction was divided by its {name} norm",
+                "normalise by the Euclidean (L2) length: `v / v.norm(dim=-1, keepdim=True)`",
+                code="dec_wrong_p_norm",
+            )
+
+
 def not_unit_readings(rows: Tensor, norms: Tensor, inst_of: Tensor, b_dec: Tensor) -> None:
-    """Both readings above, for new decoder rows `rows` [n d_in] (norms [n], instance [n]) that are not unit."""
+    """The readings above, for new decoder rows `rows` [n d_in] (norms [n], instance [n]) that are not unit."""
     joint_norm(norms, inst_of)
+    other_p_norm(rows)
     bias_after_normalising(rows, inst_of, b_dec)
