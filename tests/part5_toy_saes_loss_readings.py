@@ -157,6 +157,13 @@ def coeff_on_reconstruction(R: float, w: list[float], R_ref: float, w_ref: list[
 # divided by d_in (a square root left in a mean), and the coefficient squared.
 FORWARD_EXTRA: list[tuple[str, str, str, dict]] = [
     (
+        "reconstruction_detached",
+        "the reconstruction term carries no gradient (L_reconstruction.detach(), .data or no_grad in the loss), so "
+        "only the sparsity term trains the SAE: add L_reconstruction itself to the loss",
+        "grad",
+        {"terms": "rec_detached"},
+    ),
+    (
         "rec_norm_over_d_in",
         "L_reconstruction is the mean over d_in of the SQUARED error, ((h_reconstructed - h) ** 2).mean(-1): yours "
         "is the error's norm ‖h_reconstructed − h‖ divided by d_in (a square root where no root belongs)",

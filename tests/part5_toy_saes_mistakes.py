@@ -162,8 +162,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         acts = (pre + bias).relu()
     W_dec = sae.W_dec if bug.get("unnormalized_decoder") else W_hat
     W_dec = sae.W_enc.transpose(-1, -2) if bug.get("decoder_is_encoder") else W_dec
-    if bug.get("decoder_detached"):
-        W_dec = W_dec.detach()
+    W_dec = W_dec.detach() if bug.get("decoder_detached") else W_dec
     h_rec = torch.einsum("bis,isd->bid", acts.detach() if bug.get("acts_detached") else acts, W_dec)
     if not bug.get("no_b_dec_add"):
         h_rec = h_rec + sae.b_dec
@@ -198,6 +197,7 @@ def vanilla_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor],
         "coeff_squared": lambda: L_rec + coeff**2 * L_sp,
         "coeff_on_rec": lambda: coeff * L_rec + L_sp,
         "no_sparsity": lambda: L_rec,
+        "rec_detached": lambda: L_rec.detach() + coeff * L_sp,
     }[bug.get("terms", "standard")]()
     loss = {
         "standard": lambda: per.mean(0).sum(),

@@ -98,3 +98,22 @@ def test_fresh49b_resample_simple_l1_normalised_is_read_back():
 
 def test_fresh49b_resample_simple_correct_variant_passes():
     assert_passes(checks.test_resample_simple, _rs_ok)
+
+
+def _fwd_rec_detached():
+    def forward(self, h):
+        h_cent = h - self.b_dec
+        pre = torch.einsum("bid,ids->bis", h_cent, self.W_enc) + self.b_enc
+        acts = torch.relu(pre)
+        h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+        L_rec = (h_rec - h).pow(2).mean(-1)
+        L_sp = acts.abs().sum(-1)
+        loss = (L_rec.detach() + self.sparsity_coeff * L_sp).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return type("FwdV", (P.ToySAE,), {"forward": forward})
+
+
+def test_fresh49b_forward_reconstruction_detached_names_the_term():
+    failure = assert_fails(checks.test_forward, _fwd_rec_detached(), "reconstruction_detached")
+    assert "reconstruction term carries no gradient" in failure.hint
