@@ -39,6 +39,7 @@ from tests.autograd_inplace import inplace_reading
 from tests.input_edits import reference_no_longer_reproduces
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
 from tests.mutants import Reference, one_change_diagnosis
+from tests.outcomes import CheckFailed, CheckOutcome, NotDone, fail
 from tests.output_clashes import first_sentence, output_reading
 from tests.precision import precision_reading
 from tests.regions import describe_disagreement, region_of_disagreement
@@ -55,49 +56,7 @@ from tests.sizes import (
 from utils.device import get_device
 
 CHECK_SEED = 1234
-_RED, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
-
-
-# --------------------------------------------------------------------------------------------
-# Outcomes
-# --------------------------------------------------------------------------------------------
-class CheckOutcome(Exception):
-    """Base of the two ways a check can stop. Renders as a few lines in IPython."""
-
-    label = ""
-
-    def __init__(self, message: str, hint: str | None = None, code: str = "failed"):
-        self.message, self.hint, self.code = message, hint, code
-        self.exercise = ""  # filled in by @checker
-        super().__init__(self.text())
-
-    def text(self) -> str:
-        where = f"{self.exercise}: " if self.exercise else ""
-        hint = f"\nHint: {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{hint}"
-
-    def __str__(self) -> str:
-        return self.text()
-
-    def _render_traceback_(self) -> list[str]:
-        first, *rest = self.text().splitlines()
-        return [f"{_RED}{self.label} {first}{_RESET}", *rest]
-
-
-class NotDone(CheckOutcome):
-    """The exercise (or something it needs) still raises NotImplementedError."""
-
-    label = "⏳"
-
-
-class CheckFailed(CheckOutcome, AssertionError):
-    """The learner's code ran but did not do what the exercise asks."""
-
-    label = "❌"
-
-
-def fail(message: str, hint: str | None = None, code: str = "failed") -> None:
-    raise CheckFailed(message, hint, code)
+_GREEN, _DIM, _RESET = "\x1b[32m", "\x1b[2m", "\x1b[0m"
 
 
 def inplace_failure(err: BaseException, what: str) -> None:

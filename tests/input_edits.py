@@ -9,12 +9,11 @@ import torch
 from torch import Tensor
 
 from tests.mutants import Reference
+from tests.outcomes import fail
 
 
 def edited_input_failure(what: str, name: str, before: Tensor, after: Tensor, advice: str, note: str = "") -> None:
     """Fail (code in_place) when `after` (the tensor the call was given) no longer equals `before` (a copy)."""
-    from tests.checking import fail  # tests.checking imports this module
-
     changed = after.detach() != before.detach()
     if not changed.any():
         return
