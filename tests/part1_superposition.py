@@ -108,6 +108,7 @@ from tests.part1_superposition_slips import (
 )
 from tests.part1_superposition_small_batches import small_batch_failures
 from tests.part1_superposition_tied_values import neighbour_presence_failure
+from tests.part1_superposition_weight_readings import importance_table_relation
 from tests.sizes import note_inputs
 
 N_SAMPLES = 20_000  # examples drawn by each generator check: tolerances of about ±2% on a frequency
@@ -325,6 +326,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
     def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
         return loss_relations.reduction_relation(loss, grad, out, target, imp) or (
             loss_relations.weight_table_relation(grad, out, target, imp, tables)
+            or importance_table_relation(grad, out, target, imp)
             or loss_relations.difference_relation(loss, grad, out, target, imp)
         )
 

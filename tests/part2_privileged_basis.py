@@ -50,6 +50,7 @@ from tests.part1_superposition_probes import (
 )
 from tests.part1_superposition_slips import flat_masked_failure, grid_rate_candidates, negative_values_failure
 from tests.part1_superposition_small_batches import small_batch_failures, zeroed_negatives_failure
+from tests.part1_superposition_weight_readings import importance_table_relation
 from tests.part1_superposition_weight_transforms import novel, weight_transform_mutants
 from tests.part2_privileged_basis_absent_values import shifted_absent_failure
 from tests.part2_privileged_basis_axis_statistics import axis_statistic_mutants
@@ -634,7 +635,9 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
 
     def relations(loss: Tensor, grad: Tensor | None, out: Tensor, target: Tensor) -> tuple[str, str] | None:
         return (
-            loss_relations.weight_table_relation(grad, out, target, imp, tables)
+            loss_relations.reduction_relation(loss, grad, out, target, imp)
+            or loss_relations.weight_table_relation(grad, out, target, imp, tables)
+            or importance_table_relation(grad, out, target, imp)
             or difference_relation(loss, grad, out, target, imp, "|batch|")
             or target_readings.target_relation(loss, grad, out, target, imp, seen.get("batch"))
         )

@@ -3,8 +3,9 @@
 A loss of the right form, Σ_inst mean_(batch, feats) I (t - out)², has the gradient 2 I (out - t) / (B · feats) with
 respect to `out`, so the target it regresses onto is t = out - grad · B · feats / (2 I). When that t also gives the
 learner's loss value (the form is right: only the target differs), the target is read off and compared with the
-elementwise functions of the batch a learner might write (x, -x, ReLU(x), x², sign(x), ...); when none fits, the
-section's other diagnoses (a target reduced over an axis, ...) speak.
+elementwise functions of the batch a learner might write (x, -x, ReLU(x), x², sign(x), (x + 1) / 2, ...) and with
+|batch| centred over the batch; when none fits, the section's other diagnoses (a target reduced over an axis, ...)
+speak.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ FUNCTIONS = {
     "2 |batch|": lambda x: 2 * x.abs(),
     "|batch| / 2": lambda x: x.abs() / 2,
     "0 (no target)": torch.zeros_like,
+    "(batch + 1) / 2 (batch rescaled from [-1, 1] to [0, 1])": lambda x: (x + 1) / 2,
+    "|batch| - |batch|.mean(0) (centred over the batch)": lambda x: x.abs() - x.abs().mean(0, keepdim=True),
+    "|batch - batch.mean(0)| (the batch centred before the absolute value)": lambda x: (x - x.mean(0)).abs(),
+}
+# Targets with a code of their own (the rest are `target_function`).
+CODES = {
+    "(batch + 1) / 2 (batch rescaled from [-1, 1] to [0, 1])": "target_rescaled",
+    "|batch| - |batch|.mean(0) (centred over the batch)": "target_centred",
+    "|batch - batch.mean(0)| (the batch centred before the absolute value)": "target_centred",
 }
 
 
@@ -50,7 +60,7 @@ def target_relation(
         return None
     for name, f in FUNCTIONS.items():
         if close(implied, f(x)):
-            return "target_function", (
+            return CODES.get(name, "target_function"), (
                 f"your loss and its gradient with respect to `out` are those of I · (t - out)² with the target t = "
                 f"{name}, not |batch|: the model learns to compute absolute values, so the target is batch.abs()"
             )

@@ -55,7 +55,7 @@ def loss_scrambled_importance(self, out, batch):
 
 def test_loss_held_out():
     assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_sqrt_importance), "importance_power")
-    assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_scrambled_importance), "importance_weights")
+    assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss_scrambled_importance), "importance_reordered")
 
 
 def batch_clamped_normal(self, n):
