@@ -66,16 +66,25 @@ def _floor_reading(d: float, d2: float, size: float) -> tuple[str, str]:
     to normalise gives D = e² / ‖v‖² (falls 9× when the norm triples), a floor f on the denominator D = ‖v‖² / f
     (grows 9×): the two are told apart by the second size, not by one value."""
     at = f"D = {d:.4g} at norm {_short(size)}, {d2:.4g} at {_short(3 * size)}"
-    for c, c2, how in (
-        (size * (d**0.5 - 1), 3 * size * (d2**0.5 - 1), "added to the norm used to normalise, v / (‖v‖ + e)"),
-        (size**2 * (1 / d - 1), (3 * size) ** 2 * (1 / d2 - 1), "added to the denominator, Σ_j (v̂·v_j)² + e"),
-    ):
-        if d > 0 and d2 > 0 and c > 0 and abs(c2 - c) <= 0.02 * c:
+    if d == 0 or d2 == 0:  # set to 0 at one size (a threshold): no constant to solve for
+        return _zeroed_reading(d, d2, size)
+    readings = (
+        (size * (d**0.5 - 1), 3 * size * (d2**0.5 - 1), "added to the norm used to normalise, v / (‖v‖ + e)", ""),
+        (size**2 * (1 / d - 1), (3 * size) ** 2 * (1 / d2 - 1), "added to the denominator, Σ_j (v̂·v_j)² + e", ""),
+        (
+            size**4 * (1 / d - 1),
+            (3 * size) ** 4 * (1 / d2 - 1),
+            "added to the denominator of the unnormalised form, ‖v‖⁴ / (Σ_j (v·v_j)² + e)",
+            "_unnormalised_eps",
+        ),
+    )
+    for c, c2, how, suffix in readings if d > 0 and d2 > 0 else ():  # d or d2 negative or NaN: no constant to solve for
+        if c > 0 and abs(c2 - c) <= 0.02 * c:
             return (
                 f"{at}: both equal the right D with a constant e = {c:.3g} {how}, an eps guard that changes D for "
                 "small but valid vectors; guard only a zero vector: clamp the norm used to normalise "
                 "(clamp_min(1e-12)) or test `denominator > 0`",
-                "small_vector",
+                "small_vector" + suffix,
             )
     if d > 0 and d2 > 0 and abs(d / d2 - 9) <= 0.05 * 9:
         return (
@@ -99,6 +108,23 @@ def _floor_reading(d: float, d2: float, size: float) -> tuple[str, str]:
         "threshold that zeroes small vectors (torch.where(den > eps, ...)); guard only a zero vector: clamp the "
         "norm used to normalise (clamp_min(1e-12)) or test `denominator > 0`",
         "small_vector",
+    )
+
+
+def _zeroed_reading(d: float, d2: float, size: float) -> tuple[str, str]:
+    """The tiny vector's D is 0 at one of the two sizes: a threshold zeroes small vectors."""
+    if d == 0 and d2 == 0:
+        return (
+            f"a vector of norm {_short(size)} and one of norm {_short(3 * size)} both get D = 0: a threshold zeroes "
+            "small but valid vectors (torch.where(den > eps, ...), torch.where(norm > eps, ...), or a mask like "
+            "norm > 1e-3). Only an exactly zero vector gets 0: test `denominator > 0` (or norm > 0)",
+            "small_vector_zeroed",
+        )
+    return (
+        f"D = {d:.4g} at norm {_short(size)}, {d2:.4g} at {_short(3 * size)}: a small but valid vector is set to 0 "
+        "or not finite at one size, so a threshold or a guard depends on the vector's size "
+        "(torch.where(den > eps, ...) or a floor). Only an exactly zero vector gets 0: test `denominator > 0`",
+        "small_vector_zeroed",
     )
 
 

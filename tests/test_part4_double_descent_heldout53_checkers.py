@@ -1,0 +1,94 @@
+"""Proofs for section 4 (held-out round AZ): compute_dimensionality's tiny-vector probe no longer crashes when a
+threshold sets the tiny vector to 0 (it names the threshold), and runs before the pentagons, so an eps added to the
+denominator of the unnormalised form ‖v‖⁴ / (Σ_j (v·v_j)² + e) is solved from two sizes instead of being read as an
+offset. The round's correct variants pass."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import tests.part4_double_descent as checks
+from solutions.part4_double_descent import DoubleDescentModel
+from tests.proving import assert_fails, assert_passes
+
+
+def _gram4(vectors):
+    return torch.einsum("kid,kjd->kij", vectors, vectors).pow(2).sum(-1)
+
+
+def cd_threshold_den(vectors):
+    norm_sq = vectors.pow(2).sum(-1)
+    den = _gram4(vectors)
+    return torch.where(den > 1e-6, norm_sq**2 / den, 0.0)
+
+
+def cd_den_eps(vectors):
+    return vectors.pow(2).sum(-1) ** 2 / (_gram4(vectors) + 1e-4)
+
+
+def test_threshold_on_the_denominator_is_named_not_a_crash():
+    err = assert_fails(checks.test_compute_dimensionality, cd_threshold_den, "small_vector_zeroed")
+    assert "threshold" in err.hint and "denominator > 0" in err.hint
+
+
+def test_eps_in_the_unnormalised_denominator_is_solved():
+    err = assert_fails(checks.test_compute_dimensionality, cd_den_eps, "small_vector_unnormalised_eps")
+    assert "e = 0.0001" in err.hint and "unnormalised form" in err.hint
+
+
+# --- the round's correct variants -------------------------------------------------------------------------------
+
+
+def cd_cdist(vectors):
+    norm_sq = vectors.pow(2).sum(-1)
+    dots = (norm_sq[..., :, None] + norm_sq[..., None, :] - torch.cdist(vectors, vectors) ** 2) / 2
+    return torch.where(norm_sq > 0, norm_sq**2 / dots.pow(2).sum(-1).clamp_min(1e-30), 0.0)
+
+
+def cd_gram_normalize(vectors):
+    unit = F.normalize(vectors, dim=-1)
+    den = ((unit @ (vectors.mT @ vectors)) * unit).sum(-1)
+    return torch.nan_to_num(vectors.pow(2).sum(-1) / den, nan=0.0)
+
+
+def gd_same_draw(n_examples, n_inst, n_features, feature_probability, device=None):
+    u = torch.rand(n_examples, n_inst, n_features, device=device)
+    x = torch.where(u < feature_probability, u, 0.0)  # U[0, p] values: the scale goes with the normalisation
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def gd_transposed(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = (n_inst, n_examples, n_features)
+    x = torch.where(torch.rand(shape, device=device) < feature_probability, torch.rand(shape, device=device), 0.0)
+    return (x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)).transpose(0, 1)
+
+
+def lr_negative_progress(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (warmup_steps - steps)))  # cos is even
+
+
+def lr_numpy_min(step, steps, warmup_steps):
+    t = np.clip((step - warmup_steps) / (steps - warmup_steps), 0, 1)
+    ramp = step / warmup_steps if warmup_steps else 1.0
+    return float(min(ramp, 0.5 * (1 + np.cos(np.pi * t))))
+
+
+class RenormalisedBatch(DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return F.normalize(self.train_data, dim=-1)  # a no-op on unit or all-zero examples
+
+
+def test_round_az_correct_variants_pass():
+    assert_passes(checks.test_compute_dimensionality, cd_cdist)
+    assert_passes(checks.test_compute_dimensionality, cd_gram_normalize)
+    assert_passes(checks.test_generate_dataset, gd_same_draw)
+    assert_passes(checks.test_generate_dataset, gd_transposed)
+    assert_passes(checks.test_warmup_cosine_lr, lr_negative_progress)
+    assert_passes(checks.test_warmup_cosine_lr, lr_numpy_min)
+    assert_passes(checks.test_generate_batch, RenormalisedBatch)
