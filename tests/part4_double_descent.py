@@ -38,6 +38,7 @@ from tests.part4_double_descent_draws import fixed_count_failure, low_precision_
 from tests.part4_double_descent_fresh_draws import repeated_draw_failure
 from tests.part4_double_descent_model_tensors import other_model_tensor_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
+from tests.part4_double_descent_repeated_masks import repeated_mask_failure
 from tests.part4_double_descent_zero_vector import zero_vector_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
@@ -193,6 +194,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
     # 3. presence: frequency per (inst, feature); independence across instances and across features
     present = x > 0
     fixed_count_failure(present, what)
+    repeated_mask_failure(x, present, what)  # before the rates: a reused draw also makes them noisier
     freq = present.double().mean(0)
     tol = mistakes.tolerance(GEN_EXAMPLES, GEN_P * (1 - GEN_P))
     excess = (freq - GEN_P).abs() - tol

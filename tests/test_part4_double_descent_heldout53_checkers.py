@@ -1,7 +1,9 @@
 """Proofs for section 4 (held-out round AZ): compute_dimensionality's tiny-vector probe no longer crashes when a
 threshold sets the tiny vector to 0 (it names the threshold), and runs before the pentagons, so an eps added to the
 denominator of the unnormalised form ‖v‖⁴ / (Σ_j (v·v_j)² + e) is solved from two sizes instead of being read as an
-offset. The round's correct variants pass."""
+offset. generate_dataset names a presence mask (or whole examples) drawn for fewer examples and reused: many pairs of
+examples share one set of six or more present features, far more than independent draws give. The round's correct
+variants pass."""
 
 from __future__ import annotations
 
@@ -38,6 +40,32 @@ def test_threshold_on_the_denominator_is_named_not_a_crash():
 def test_eps_in_the_unnormalised_denominator_is_solved():
     err = assert_fails(checks.test_compute_dimensionality, cd_den_eps, "small_vector_unnormalised_eps")
     assert "e = 0.0001" in err.hint and "unnormalised form" in err.hint
+
+
+def _unit(x):
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def gd_mask_repeated_halves(n_examples, n_inst, n_features, feature_probability, device=None):
+    half = torch.rand((n_examples + 1) // 2, n_inst, n_features, device=device) < feature_probability
+    present = half.repeat(2, 1, 1)[:n_examples]
+    return _unit(torch.where(present, torch.rand(n_examples, n_inst, n_features, device=device), 0.0))
+
+
+def gd_examples_tiled(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = ((n_examples + 9) // 10, n_inst, n_features)
+    x = torch.where(torch.rand(shape, device=device) < feature_probability, torch.rand(shape, device=device), 0.0)
+    return _unit(x).repeat(10, 1, 1)[:n_examples]
+
+
+def test_reused_mask_is_named():
+    err = assert_fails(checks.test_generate_dataset, gd_mask_repeated_halves, "repeated_masks")
+    assert "3000 examples apart" in err.message and "only the presence mask" in err.message
+
+
+def test_tiled_examples_are_named_before_the_rates():
+    err = assert_fails(checks.test_generate_dataset, gd_examples_tiled, "repeated_masks")
+    assert "whole examples are reused" in err.message
 
 
 # --- the round's correct variants -------------------------------------------------------------------------------
