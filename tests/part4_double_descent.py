@@ -39,6 +39,7 @@ from tests.part4_double_descent_fresh_draws import repeated_draw_failure
 from tests.part4_double_descent_model_tensors import other_model_tensor_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.part4_double_descent_repeated_masks import repeated_mask_failure
+from tests.part4_double_descent_schedule_readbacks import schedule_readback_failure
 from tests.part4_double_descent_zero_vector import zero_vector_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
@@ -371,6 +372,7 @@ def test_warmup_cosine_lr(warmup_cosine_lr: Callable, device: torch.device) -> s
         shared = torch.tensor([shared_warmup_cosine_lr(s, steps, warmup) for s in range(steps)], dtype=torch.float64)
         assert torch.allclose(right, shared), "the checker's reference disagrees with utils.schedules"
         slips.rounded_schedule_failure(got_t, right, steps, warmup)
+        schedule_readback_failure(got_t, right, steps, warmup, catalogue)
         _cosine_floor(got_t, right, steps, warmup, catalogue)
         _cosine_period(got_t, right, steps, warmup, catalogue)
         slips.warmup_overwritten_failure(got_t, right, steps, warmup)

@@ -3,7 +3,9 @@ threshold sets the tiny vector to 0 (it names the threshold), and runs before th
 denominator of the unnormalised form ‖v‖⁴ / (Σ_j (v·v_j)² + e) is solved from two sizes instead of being read as an
 offset. generate_dataset names a presence mask (or whole examples) drawn for fewer examples and reused: many pairs of
 examples share one set of six or more present features, far more than independent draws give. The round's correct
-variants pass."""
+variants pass. warmup_cosine_lr reads back a schedule that is still linear or a cosine: step 0 alone wrong (step 1's
+value from a max(step, 1), which the generic reading blamed on an index), a warm-up (step + 0.5) / warmup_steps, and a
+cosine whose progress has another start or length ((steps - warmup_steps + 1), (steps - 1), a half-step shift)."""
 
 from __future__ import annotations
 
@@ -66,6 +68,47 @@ def test_reused_mask_is_named():
 def test_tiled_examples_are_named_before_the_rates():
     err = assert_fails(checks.test_generate_dataset, gd_examples_tiled, "repeated_masks")
     assert "whole examples are reused" in err.message
+
+
+def _schedule(warm, progress):
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        if step < warmup_steps:
+            return warm(step, warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress(step, steps, warmup_steps)))
+
+    return warmup_cosine_lr
+
+
+def _linear(step, warmup_steps):
+    return step / warmup_steps
+
+
+def _progress(step, steps, warmup_steps):
+    return (step - warmup_steps) / (steps - warmup_steps)
+
+
+def test_step_zero_as_step_one_is_named_not_an_index():
+    lr = _schedule(lambda step, warmup_steps: max(step, 1) / warmup_steps, _progress)
+    err = assert_fails(checks.test_warmup_cosine_lr, lr, "warmup_step_zero")
+    assert "max(step, 1)" in err.hint and "index" not in err.hint
+
+
+def test_shifted_warmup_is_read_back():
+    lr = _schedule(lambda step, warmup_steps: (step + 0.5) / warmup_steps, _progress)
+    err = assert_fails(checks.test_warmup_cosine_lr, lr, "warmup_readback")
+    assert "(step + 0.5) / warmup_steps" in err.message
+
+
+def test_cosine_progress_length_and_start_are_read_back():
+    plus_one = _schedule(_linear, lambda step, steps, warmup_steps: (step - warmup_steps) / (steps - warmup_steps + 1))
+    err = assert_fails(checks.test_warmup_cosine_lr, plus_one, "progress_readback")
+    assert "steps - warmup_steps + 1 = 181" in err.hint
+    steps_minus_one = _schedule(_linear, lambda step, steps, warmup_steps: (step - warmup_steps) / (steps - 1))
+    err = assert_fails(checks.test_warmup_cosine_lr, steps_minus_one, "progress_readback")
+    assert "steps - 1 = 199" in err.hint
+    half = _schedule(_linear, lambda step, steps, warmup_steps: (step - warmup_steps + 0.5) / (steps - warmup_steps))
+    err = assert_fails(checks.test_warmup_cosine_lr, half, "progress_readback")
+    assert "step - warmup_steps + 0.5" in err.hint
 
 
 # --- the round's correct variants -------------------------------------------------------------------------------
