@@ -26,6 +26,7 @@ from tests.mutants import call
 from tests.part1_superposition_hints import dtype_failure
 from tests.part3_feature_geometry_centred import centred_square_readings
 from tests.part3_feature_geometry_clamped_entries import clamped_entries_failure
+from tests.part3_feature_geometry_column_slips import column_slip_readings, keepdim_shapes
 from tests.part3_feature_geometry_coordinate_readbacks import ignores_others_failure, rotation_failure
 from tests.part3_feature_geometry_denominators import (
     constant_denominator_failure,
@@ -34,6 +35,7 @@ from tests.part3_feature_geometry_denominators import (
 )
 from tests.part3_feature_geometry_dim_slips import common_divisor_candidates, restricted_sum_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
+from tests.part3_feature_geometry_other_norms import entrywise_ratio_failure, other_norm_readings
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
 from tests.part3_feature_geometry_readbacks import (
     dpf_readings,
@@ -412,7 +414,7 @@ def _dpf_mistakes(W: Tensor) -> tuple[Tensor, list[Mistake], list[Mistake]]:
             for a, b in ((0, 1), (0, 2))
         ],
     ]
-    return right, values, shapes
+    return right, values + other_norm_readings(W), shapes
 
 
 @checker("dimensions_per_feature", kind="function")
@@ -423,7 +425,9 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     W_in = W.clone()
     right, values, shapes = _dpf_mistakes(W)
     what = "dimensions_per_feature(W)"
-    out = expect_output(dimensions_per_feature(W_in), what, (6,), "inst", W.dtype, device, shapes)
+    out = dimensions_per_feature(W_in)
+    entrywise_ratio_failure(out, W, what)
+    out = expect_output(out, what, (6,), "inst", W.dtype, device, shapes)
     expect_unmodified(W_in, W, what)
     if not _close(out, right):
         counts = W.shape[1] / out.detach().double().cpu()
@@ -657,7 +661,7 @@ def _mistakes(W: Tensor) -> tuple[list[Mistake], list[Mistake]]:
         ),
         *flat_join(right),
     ]
-    return values, shapes
+    return values + column_slip_readings(W), shapes + keepdim_shapes(W)
 
 
 @checker("compute_dimensionality", kind="function")
