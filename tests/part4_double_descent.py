@@ -24,6 +24,7 @@ import tests.part4_double_descent_mistakes as mistakes
 import tests.part4_double_descent_probes as probes
 import tests.part4_double_descent_rates as rates
 import tests.part4_double_descent_slips as slips
+import tests.part4_double_descent_value_laws as value_laws
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescentModel
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
@@ -108,7 +109,7 @@ def _check_values(x: Tensor, present: Tensor) -> None:
             "mask), then normalise"
         ),
     )
-    for c, h, s in mistakes.value_candidates(GEN_SHAPE, GEN_P):
+    for c, h, s in value_laws.value_candidates(GEN_SHAPE, GEN_P):
         # both samples are noisy: allow the sum of their tolerances
         if abs(s.mean().item() - mean) <= tol_mean + mistakes.tolerance(s.numel(), 1 / 12):
             code, hint = c, h

@@ -14,6 +14,7 @@ from tests.part3_feature_geometry import dimensionality_structure
 from tests.part3_feature_geometry_scale_probes import output_probe, permuted_values_failure
 from tests.part4_double_descent_calls import training_slice_failure
 from tests.part4_double_descent_dimensionality import extra_dimensionality_candidates
+from tests.part4_double_descent_norm_slips import norm_constant_failure
 from tests.part4_double_descent_readbacks import nondeterministic_failure, zero_output_failure
 
 AXES = ("examples", "inst", "feats")
@@ -190,6 +191,7 @@ def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor
     """Rescaled values and one-sided overlaps, then part 3's structural probes (rotation, scale, other vectors)."""
     nondeterministic_failure(fn, v, out)
     zero_output_failure(fn, v, out, expected)
+    norm_constant_failure(out, expected, v, "compute_dimensionality(v)")
     permuted_values_failure(out, expected, "compute_dimensionality(v)", "vector")
     _rescaled_failure(out, expected, v)
     base = out.detach().double().cpu()

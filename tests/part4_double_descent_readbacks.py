@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part4_double_descent_collapsed_rows import collapsed_rows_failure
 
 Mistake = tuple[str, str, Tensor]
 
@@ -90,6 +91,7 @@ def train_data_transform_failure(wrong: Tensor, data: Tensor) -> None:
     got, d = wrong.detach().double().cpu(), data.double().cpu()
     if got.shape != d.shape:
         return
+    collapsed_rows_failure(got, d)
     for axis, name in enumerate(_AXES):
         mean = d.mean(axis, keepdim=True)
         transforms = [

@@ -14,6 +14,7 @@ import tests.part4_double_descent_probes as probes
 from tests.checking import fail
 from tests.part3_feature_geometry_overlaps import _guards, overlap_square_candidates, whole_norm_candidates
 from tests.part4_double_descent_gram_slips import gram_slip_candidates
+from tests.part4_double_descent_norm_slips import mean_norm_candidates
 from tests.part4_double_descent_overlap_signs import signed_overlap_candidates
 from tests.part4_double_descent_readbacks import precedence_candidates
 
@@ -154,6 +155,7 @@ def dimensionality_candidates(v: Tensor) -> tuple[list[Mistake], list[Mistake]]:
     (`tests.part3_feature_geometry_overlaps`, shared with part 3)."""
     values, shapes = mistakes.dimensionality_candidates(v)
     extra = probes.dimensionality_candidates(v) + precedence_candidates(v) + signed_overlap_candidates(v)
+    extra += mean_norm_candidates(v)
     listed = values + overlap_square_candidates(v) + whole_norm_candidates(v) + numerator_axis_candidates(v) + extra
     return listed + gram_slip_candidates(v, mistakes.dimensionality(v), listed), shapes
 

@@ -5,7 +5,10 @@ offset. generate_dataset names a presence mask (or whole examples) drawn for few
 examples share one set of six or more present features, far more than independent draws give. The round's correct
 variants pass. warmup_cosine_lr reads back a schedule that is still linear or a cosine: step 0 alone wrong (step 1's
 value from a max(step, 1), which the generic reading blamed on an index), a warm-up (step + 0.5) / warmup_steps, and a
-cosine whose progress has another start or length ((steps - warmup_steps + 1), (steps - 1), a half-step shift)."""
+cosine whose progress has another start or length ((steps - warmup_steps + 1), (steps - 1), a half-step shift).
+compute_dimensionality names a constant added to the norm used to normalise (solved per vector) and ‖v_i‖² taken as a
+mean over d; generate_dataset names values drawn as a power of a uniform (√U, U²); generate_batch names every example
+replaced by one row (the mean example)."""
 
 from __future__ import annotations
 
@@ -109,6 +112,64 @@ def test_cosine_progress_length_and_start_are_read_back():
     half = _schedule(_linear, lambda step, steps, warmup_steps: (step - warmup_steps + 0.5) / (steps - warmup_steps))
     err = assert_fails(checks.test_warmup_cosine_lr, half, "progress_readback")
     assert "step - warmup_steps + 0.5" in err.hint
+
+
+def _dims(unit, vectors):
+    return vectors.pow(2).sum(-1) / torch.einsum("kid,kjd->kij", unit, vectors).pow(2).sum(-1).clamp_min(1e-30)
+
+
+def test_constant_added_to_the_norm_is_solved():
+    err = assert_fails(
+        checks.test_compute_dimensionality,
+        lambda v: _dims(v / (v.norm(dim=-1, keepdim=True) + 1e-2), v),
+        "norm_plus_constant",
+    )
+    assert "‖v_i‖ + 0.01" in err.message
+    err = assert_fails(
+        checks.test_compute_dimensionality,
+        lambda v: _dims(v / (v.pow(2).sum(-1, keepdim=True) + 1e-3).sqrt(), v),
+        "norm_plus_constant",
+    )
+    assert "‖v_i‖² + 0.001" in err.message
+
+
+def cd_mean_norm(vectors):
+    mean_sq = vectors.pow(2).mean(-1)
+    unit = vectors / mean_sq.sqrt().clamp_min(1e-12)[..., None]
+    return mean_sq / torch.einsum("kid,kjd->kij", unit, vectors).pow(2).sum(-1).clamp_min(1e-30)
+
+
+def test_mean_over_d_is_named():
+    err = assert_fails(checks.test_compute_dimensionality, cd_mean_norm, "mean_over_d")
+    assert "D_i / 9" in err.hint
+
+
+def gd_sqrt_values(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = (n_examples, n_inst, n_features)
+    present = torch.rand(shape, device=device) < feature_probability
+    return _unit(torch.where(present, torch.rand(shape, device=device).sqrt(), 0.0))
+
+
+def gd_squared_values(n_examples, n_inst, n_features, feature_probability, device=None):
+    shape = (n_examples, n_inst, n_features)
+    present = torch.rand(shape, device=device) < feature_probability
+    return _unit(torch.where(present, torch.rand(shape, device=device) ** 2, 0.0))
+
+
+def test_power_of_a_uniform_is_named():
+    err = assert_fails(checks.test_generate_dataset, gd_sqrt_values, "power_values")
+    assert "U^(1/2)" in err.hint
+    assert_fails(checks.test_generate_dataset, gd_squared_values, "power_values")
+
+
+class MeanExampleBatch(DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return self.train_data.mean(0, keepdim=True).expand_as(self.train_data)
+
+
+def test_mean_example_repeated_is_named():
+    err = assert_fails(checks.test_generate_batch, MeanExampleBatch, "one_row_repeated")
+    assert "the mean example" in err.message
 
 
 # --- the round's correct variants -------------------------------------------------------------------------------
