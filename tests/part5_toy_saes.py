@@ -29,6 +29,7 @@ from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
 from tests import part5_toy_saes_batch_calls as BC
 from tests import part5_toy_saes_diagnosis as D
+from tests import part5_toy_saes_faint_latents as FL
 from tests import part5_toy_saes_fallbacks as FB
 from tests import part5_toy_saes_frozen as FZ
 from tests import part5_toy_saes_gen_layout as GL
@@ -702,6 +703,7 @@ def test_resample_simple(impl: Callable, device: torch.device) -> str:
     P.encoder_through_reshape(sae, before, dead, scale)
     P.pooled_dead_probe(impl, lambda **kw: reference_sae(ref.ToySAE, device, sparsity_coeff=0.1, **kw))
     M.check_which_latents(sae, before, dead, frac, groups, torch.ones(n_inst, dtype=torch.bool, device=device))
+    FL.faint_latents_probe(impl, (scale,), device, reference_sae, D.call_resampler)  # a threshold rule
     M.check_encoder_bias(sae, dead, before)
     rows = M.unit_rows(sae, before, dead, scale, drawn=True)
     enc = sae.W_enc.detach().transpose(-1, -2)[dead]
@@ -787,8 +789,9 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
                 "encoder column = v · resample_scale · mean over live latents j of ‖W_enc[inst, :, j]‖",
                 "enc_stat",
             )
-        IR.enc_length_failure(per_inst, want, active, before["W_enc"], dead, scale)
+        IR.enc_length_failure(per_inst, want, active, before["W_enc"], dead, scale, frac)
     R.left_alone(sae, before, ~active)  # every parameter of an all-zero-loss instance unchanged
+    FL.faint_latents_probe(impl, (scale, 64), device, reference_sae, D.call_resampler)  # a threshold rule
     FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
     S.own_instance_examples(impl, device, D.call_resampler, reference_sae)  # inputs that differ per instance
     RP.dominant_example(impl, device, D.call_resampler, reference_sae)  # n_dead <= batch: replacement

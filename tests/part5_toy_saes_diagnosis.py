@@ -16,11 +16,13 @@ import itertools
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_enc_lengths as EL
 from tests import part5_toy_saes_init_bounds as IB
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_probes as P
@@ -44,8 +46,10 @@ def closest_features(drawn: list[Tensor], h: Tensor, W: Tensor, views: list[Call
     if len(drawn) > 1 and sum(x.shape[0] for x in drawn) == batch:
         with contextlib.suppress(RuntimeError):  # draws of different shapes
             cands.append(torch.cat(drawn))
+    for view in (lambda x, W: hidden(x, W), *views):  # a draw larger than the batch: rows matched under each view
+        cands += [x for x in map(partial(_subset_rows, h=h, W=W, view=view), drawn) if x is not None]
     if not cands or cands[0].shape[:2] != h.shape[:2]:
-        return min(drawn, key=lambda x: float((hidden(x, W) - h.detach()).abs().sum()))
+        return min(drawn, key=lambda x: _distance(x, h, W))
     stack = torch.stack(cands)  # [draw batch inst feats]
     dist = (torch.einsum("kbif,idf->kbid", stack, W) - h.detach()).abs().sum((1, 3))  # [draw inst]
     best = float(dist.min(0).values.sum())
@@ -60,6 +64,28 @@ def closest_features(drawn: list[Tensor], h: Tensor, W: Tensor, views: list[Call
                 dist, best = d, float(d.min(0).values.sum())
     pick = dist.argmin(0)[None, None, :, None].expand(1, *stack.shape[1:])
     return stack.gather(0, pick)[0]
+
+
+def _distance(x: Tensor, h: Tensor, W: Tensor) -> float:
+    """How far W x is from h; inf when the shapes don't line up (a draw of another batch size)."""
+    try:
+        return float((hidden(x, W) - h.detach()).abs().sum())
+    except RuntimeError:
+        return float("inf")
+
+
+def _subset_rows(x: Tensor, h: Tensor, W: Tensor, view: Callable) -> Tensor | None:
+    """A draw with more examples than h (drawn larger, then sliced or subsampled: a correct batch): its rows whose
+    view(x, W) (W x, or a listed mistake) is closest to each example of h, in h's order. None for a draw of h's size
+    or of another layout."""
+    if x.ndim != 3 or x.shape[0] <= h.shape[0] or x.shape[1] != h.shape[1] or h.ndim != 3:
+        return None
+    try:
+        seen = view(x, W)
+        dist = torch.cdist(h.detach().flatten(1).double(), seen.flatten(1).double())  # [batch, drawn]
+    except (RuntimeError, ValueError, IndexError):
+        return None
+    return x[dist.nan_to_num(float("inf")).argmin(-1)]
 
 
 def feature_space_output(h: Tensor, drawn: list[Tensor], model: Any) -> None:
@@ -372,11 +398,11 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
     n_inst = sae.sparsity_coeff.shape[0]
     coeffs = sae.sparsity_coeff.detach().clone()
 
-    def loss_at(model: Any, c: Tensor, fn: Callable) -> float:
+    def loss_at(model: Any, c: Tensor, fn: Callable, x: Tensor = h) -> float:
         with torch.no_grad():
             model.sparsity_coeff.copy_(c)
             try:
-                return float(fn(model, h)[1])
+                return float(fn(model, x)[1])
             finally:
                 model.sparsity_coeff.copy_(coeffs)
 
@@ -392,6 +418,7 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
     R_ref, w_ref = want[0], [m - want[0] for m in want[1 : n_inst + 1]]
     scale = max(1.0, abs(mine[-1]))
     if abs(R + sum(c * x for c, x in zip(coeffs.tolist(), w, strict=True)) - mine[-1]) > 1e-4 * scale:
+        RL.coeff_transformed(mine[-1], R, w_ref, coeffs)  # sqrt(coeff), coeff²: the coefficient used transformed
         return  # not linear in sparsity_coeff: nothing simple to say
     with torch.no_grad():  # the reference's per-instance reconstruction part: the batch mean of L_reconstruction
         rec_ref = forward(reference, h)[0]["L_reconstruction"].mean(0).tolist()
@@ -401,6 +428,8 @@ def loss_probe(sae: Any, reference: Any, h: Tensor, forward: Callable, call: Cal
     if not close(R, R_ref):
         factor = R / R_ref if R_ref else float("nan")
         why = reconstruction_factor(factor, h.shape[0], n_inst, h.shape[-1])
+        ratio = lambda x: loss_at(sae, probes[0], call, x) / loss_at(reference, probes[0], forward, x)
+        why = RL.confirmed_reason(why, h, ratio, lambda f, x: reconstruction_factor(f, x.shape[0], n_inst, x.shape[-1]))
         parts.append(f"the reconstruction part (your loss with sparsity_coeff = 0) is {factor:.4g} × the expected{why}")
     if not all(close(a, b) for a, b in zip(w, w_ref, strict=True)):
         if all(abs(b) < 1e-9 for b in w_ref):
@@ -687,6 +716,7 @@ def resample_enc_mismatch(enc: Tensor, rows: Tensor, old: Tensor, scale: float) 
     RD.encoder_before_normalising(enc, rows, scale)  # lengths of unnormalised draws: the order of operations
     cos = torch.nn.functional.cosine_similarity(enc, rows, dim=-1)
     if (cos > 1 - 1e-4).all():
+        EL.encoder_length_reading(enc, rows, old, scale, what)  # a rule of resample_scale, d_in or the old length
         lengths = enc.norm(dim=-1)
         fail(
             f"{what}: they point along v but have lengths between {float(lengths.min()):.4g} and "

@@ -5,6 +5,7 @@ squares) or features (a clamp threshold) read back before the einsum."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -88,7 +89,40 @@ def lone_dead_probe(impl: Callable, make_sae: Callable[..., Any], call_resampler
     )
 
 
-def enc_length_failure(per_inst: Tensor, want: Tensor, active: Tensor, W_enc: Tensor, dead: Tensor, scale: float):
+def live_threshold_failure(per_inst: Tensor, active: Tensor, W_enc: Tensor, dead: Tensor, frac: Tensor, scale: float):
+    """The mean encoder norm was taken over the latents whose window statistic (mean = sum / window, or max) is
+    above one threshold t shared by the instances, a strict subset of the live latents: fail naming it. Per instance
+    the latents sorted by the statistic give top-m sets; m must match the lengths in every active instance and the
+    t-intervals of those m must overlap (the window's groups have encoder scales set apart: a coincidence is rare)."""
+    norms = W_enc.norm(dim=1)  # [inst d_sae]
+    for name, stat in (("mean (or sum)", frac.mean(0)), ("max", frac.amax(0))):
+        lo, hi, counts = -math.inf, math.inf, []
+        for k in active.nonzero().flatten().tolist():
+            order = stat[k].argsort(descending=True)
+            means = norms[k][order].cumsum(0) / torch.arange(1, norms.shape[1] + 1, device=norms.device)
+            hit = torch.isclose(means * scale, per_inst[len(counts)].expand_as(means), rtol=1e-4).nonzero().flatten()
+            live = int((~dead[k]).sum())
+            ms = [int(m) + 1 for m in hit if int(m) + 1 < live]
+            if not ms:
+                break
+            m, st = ms[0], stat[k][order]
+            lo, hi = max(lo, float(st[m])), min(hi, float(st[m - 1]))
+            counts.append(m)
+        else:
+            if counts and lo < hi:
+                fail(
+                    f"the new encoder columns have lengths {per_inst.tolist()} per instance: resample_scale times the "
+                    f"mean encoder norm over only the {counts} latents per instance whose window {name} is above a "
+                    f"threshold (between {lo:.3g} and {hi:.3g}), not over all live latents",
+                    "live means fired at some step of the window (~dead, dead = (frac_active_in_window <= 0).all(0)): "
+                    "no threshold on the window's mean, sum or max; latents that fire rarely are alive too",
+                    code="live_threshold",
+                )
+
+
+def enc_length_failure(
+    per_inst: Tensor, want: Tensor, active: Tensor, W_enc: Tensor, dead: Tensor, scale: float, frac: Tensor
+):
     """resample_advanced: the new encoder columns' lengths per active instance are wrong. Name instance 0's value
     used for every instance, or a scale equal to another norm (L1, L∞, squared L2) of the live columns; else list."""
     expected = want[active]
@@ -107,7 +141,9 @@ def enc_length_failure(per_inst: Tensor, want: Tensor, active: Tensor, W_enc: Te
         "the L1 norm (sum of |entries|, norm(p=1))": lambda c: c.abs().sum(0),
         "the L∞ norm (largest |entry|)": lambda c: c.abs().amax(0),
         "the squared L2 norm (sum of squares, no square root)": lambda c: c.pow(2).sum(0),
+        "the mean |entry| (abs().mean(), the L1 norm / d_in)": lambda c: c.abs().mean(0),
     }
+    live_threshold_failure(per_inst, active, W_enc, dead, frac, scale)
     idx = active.nonzero().flatten().tolist()
     for name, fn in live_norms.items():
         value = torch.stack([fn(W_enc[k][:, ~dead[k]]).mean() for k in idx]) * scale
@@ -165,6 +201,8 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
              F.normalize(Wd, dim=-1)),
             ("W with each feature's column normalised over d_in (F.normalize(W, dim=-2))", F.normalize(Wd, dim=-2)),
             ("-W (the sign flipped)", -Wd),
+            ("W with each row centred over feats (W - W.mean(-1))", Wd - Wd.mean(-1, keepdim=True)),
+            ("W with each feature's column centred over d_in (W - W.mean(-2))", Wd - Wd.mean(-2, keepdim=True)),
         ):  # fmt: skip
             if torch.allclose(A[known], value[known], rtol=1e-3, atol=1e-5):
                 fail(
@@ -184,6 +222,14 @@ def transformed_inputs_failure(h: Tensor, features: Tensor, W: Tensor) -> None:
                     fix + "; the features go in as self.model.generate_batch drew them (no clamp)",
                     code="features_clamped",
                 )
+    for c in grid.tolist():  # thresholded to 0/1 (x > c; round() is c = 0.5): the values are part of h
+        if torch.allclose(torch.einsum("bif,idf->bid", (x > c).double(), Wd), y, rtol=1e-4, atol=1e-5):
+            fail(
+                f"your h equals W (features > {c:g}) for the drawn features (threshold read back): each feature was "
+                "made 0 or 1 (a comparison, round(), or a mask) before the map",
+                fix + "; the features go in with their values in [0, 1] as drawn, not thresholded to 0/1",
+                code="features_thresholded",
+            )
 
 
 # a ReLU written as where(gate > 0, value, 0) with the gate or the value read before b_enc is added: (pre, pre + b)

@@ -211,3 +211,36 @@ def coeff_column_failure(err: BaseException, frame: Any, line: str, names: list[
         "unsqueeze(-1)) pairs it with the batch axis instead",
         code="coeff_column",
     )
+
+
+def confirmed_reason(why: str, h: Tensor, ratio: Any, reason: Any) -> str:
+    """`why`: a reason read from one constant factor on the batch `h` (a count or size relation, e.g. "a count off
+    by one"). Keep it only if a second batch (fewer examples, other values) gives the same reason with its own
+    sizes, so a factor that fits a size relation by coincidence names nothing. `ratio(x)`: the learner's part over
+    the reference's on batch x; `reason(factor, x)`: the reason read for that factor on x."""
+    if not why:
+        return why
+    x = h[: max(2, h.shape[0] - 7)] * 1.25 - 0.1
+    try:
+        again = reason(ratio(x), x)
+    except Exception:  # the learner's forward failing on the second batch: keep nothing unconfirmed
+        return ""
+    # the skeleton: numbers, and the labels naming where a size comes from ("(h.shape[0])"), left out
+    shape = lambda text: re.sub(r"\d+(\.\d+)?", "#", re.sub(r" \((?:cfg|h|x|self)\.[^()]*\)", "", text))
+    return why if shape(again) == shape(why) else ""
+
+
+def coeff_transformed(loss: float, R: float, w_ref: list[float], coeffs: Tensor) -> None:
+    """The loss is not linear in sparsity_coeff, but equals R + Σ_i g(c_i) · w_ref_i (w_ref_i: instance i's right
+    sparsity part per unit of coefficient) for g one transform of the coefficient: fail naming g. At c = 0 and at
+    one-hot c, sqrt and square agree with the identity, so only the checker's own coefficients show g."""
+    for name, g in (("√sparsity_coeff", torch.sqrt), ("sparsity_coeff²", torch.square)):
+        want = R + float((g(coeffs.double().cpu()) * torch.tensor(w_ref, dtype=torch.float64)).sum())
+        if abs(want - loss) <= 1e-4 * max(1.0, abs(loss)):
+            fail(
+                f"loss is {loss:.6g}: each instance's sparsity term is weighted by {name} (read back), not by "
+                "sparsity_coeff itself",
+                "loss = (L_reconstruction + sparsity_coeff · L_sparsity), mean over the batch, sum over instances: "
+                "multiply by self.sparsity_coeff as it is",
+                code="coeff_transformed",
+            )

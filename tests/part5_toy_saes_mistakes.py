@@ -646,13 +646,7 @@ def check_isotropic(rows: Tensor) -> None:
         cdf = torch.arange(1, n + 1, dtype=torch.float64, device=x.device) / n
         gap = torch.maximum((cdf - (x + 1) / 2).abs(), (cdf - 1 / n - (x + 1) / 2).abs()).max()
         if gap > eps:
-            fail(
-                f"coordinate {j} of the new directions is not uniform on [-1, 1] (largest CDF gap {gap:.3f} > "
-                f"{eps:.3f}), as it is for directions uniform on a sphere in 3D",
-                "normalise a Gaussian vector (torch.randn): a normalised uniform vector (torch.rand · 2 - 1) crowds "
-                "towards the corners of the cube",
-                code="cube_not_sphere",
-            )
+            RD.not_sphere_failure(rows, j, float(gap), eps)  # where the mass went: the cube's corners, the axes
 
 
 def rate_tolerance(n: int, p: float, n_tests: int) -> float:

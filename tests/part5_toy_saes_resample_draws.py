@@ -7,6 +7,10 @@
   but their lengths / resample_scale are the norms of unnormalised Gaussian draws, whose squares have mean d_in.
 * b_enc of the resampled latents kept its old values: the write was lost (never made, or made into the copy that
   indexing with an index list or mask returns).
+* Directions not uniform on the sphere although centred: where the extra mass sits. The largest |coordinate| of
+  a row is smaller on average than a uniform direction's when the rows crowd towards the cube's corners (a normalised
+  uniform draw, torch.rand · 2 - 1) and larger when they crowd towards the axes (a normalised heavy-tailed draw:
+  Laplace, exponential with random signs, Student-t, Cauchy).
 Each window is 5% on a mean over thousands of rows (its relative standard deviation is below 1%); these readings
 only name a failure already found, a correct answer never reaches them.
 """
@@ -82,4 +86,40 @@ def bias_write_lost(sae: Any, before: dict, dead: Tensor) -> None:
         "a mask (`b_enc[i][idx]`, `b_enc.data[mask]`) returns a copy, so `.zero_()`, `.fill_(0)` or `.copy_()` on it "
         "changes only the copy. Assign instead: `b_enc[i, idx] = 0` or `b_enc.data[dead] = 0.0`",
         code="b_enc_not_reset",
+    )
+
+
+def not_sphere_failure(rows: Tensor, j: int, gap: float, tol: float) -> None:
+    """Coordinate j of the new unit directions `rows` [n d_in] failed the uniform-on-[-1, 1] CDF test (largest gap
+    `gap` > `tol`): fail naming where the mass went (cube corners, axes), by the mean largest |coordinate| of a row
+    against a uniform direction's (simulated on 2^20 seeded draws: its standard error is below 3e-4). Six standard
+    errors of the rows' own mean (n in the thousands) separate the two sides."""
+    n, d = rows.shape
+    gen = torch.Generator().manual_seed(0)
+    sphere = torch.randn(2**20, d, generator=gen, dtype=torch.float64)
+    expected = float((sphere.abs().amax(-1) / sphere.norm(dim=-1)).mean())
+    top = rows.double().abs().amax(-1)
+    mean, bound = float(top.mean()), 6 * float(top.std()) / n**0.5 + 1e-3
+    seen = f"coordinate {j} of the new directions is not uniform on [-1, 1] (largest CDF gap {gap:.3f} > {tol:.3f}), "
+    seen += f"as it is for directions uniform on a sphere in {d}D; a row's largest |coordinate| averages {mean:.3f} "
+    seen += f"(uniform directions: {expected:.3f})"
+    if mean < expected - bound:
+        fail(
+            seen + ": the rows crowd towards the corners of the cube",
+            "normalise a Gaussian vector (torch.randn): a normalised uniform vector (torch.rand · 2 - 1) crowds "
+            "towards the corners of the cube",
+            code="cube_not_sphere",
+        )
+    if mean > expected + bound:
+        fail(
+            seen + ": the rows crowd towards the coordinate axes",
+            "normalise a Gaussian vector (torch.randn): a normalised heavy-tailed draw (Laplace, exponential with "
+            "random signs, Student-t, Cauchy) crowds towards the axes",
+            code="axes_not_sphere",
+        )
+    fail(
+        seen,
+        "only a Gaussian vector (torch.randn) divided by its norm is uniform on the sphere: draw the directions that "
+        "way",
+        code="not_sphere",
     )

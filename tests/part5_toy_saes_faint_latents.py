@@ -1,0 +1,54 @@
+"""A probe for the resamplers' dead rule: latents that fired only faintly are alive, not dead.
+
+The main window (`part5_toy_saes_mistakes.window_groups`) has no latent whose total over the window is below its
+rarely-firing group's, so a threshold rule with a small threshold (`frac.mean(0) < 1e-4`, `frac.sum(0) < 1e-3`,
+`frac.amax(0) < 1e-3`) picks exactly the dead latents there. Here two latents fire at one step only: one on one
+example in 4096 (a realistic fraction), one on a fraction 1e-6. A rule that resamples either is a threshold, and
+the message says which statistic of the window it read and the largest threshold that explains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from solutions import part5_toy_saes as ref
+from tests.checking import fail
+
+WINDOW, FAINT = 20, (1 / 4096, 1e-6)
+
+
+def faint_latents_probe(
+    impl: Callable, args: tuple, device: torch.device, reference_sae: Callable[..., Any], call_resampler: Callable
+) -> None:
+    """impl(sae, frac, *args) on a reference SAE (`reference_sae(cls, device, **cfg)`, the checker's builder), run
+    through `call_resampler`. Fails with `faint_threshold` when a latent that fired at one step was resampled."""
+    n_inst, d_in, d_sae = 2, 3, 12
+    sae = reference_sae(ref.ToySAE, device, n_inst=n_inst, d_in=d_in, d_sae=d_sae, sparsity_coeff=0.1)
+    device = sae.W_enc.device
+    frac = torch.rand(WINDOW, n_inst, d_sae, device=device) * 0.2 + 0.01
+    frac[:, :, :4] = 0.0  # dead in both instances
+    faint = {4: FAINT[0], 5: FAINT[1]}
+    for lat, value in faint.items():
+        frac[:, :, lat] = 0.0
+        frac[7 + lat, :, lat] = value  # one step, one faint value: alive
+    before = {n: getattr(sae, n).detach().clone() for n in ("W_dec", "b_enc")}
+    call_resampler(lambda: impl(sae, frac.clone(), *args))
+    changed = (sae.W_dec.detach() != before["W_dec"]).any(-1) | (sae.b_enc.detach() != before["b_enc"])
+    hit = [lat for lat in faint if bool(changed[:, lat].any())]
+    if not hit:
+        return
+    value = max(faint[lat] for lat in hit)  # the threshold is above the largest resampled one
+    kept = [faint[lat] for lat in faint if lat not in hit]
+    bound = f" (and at most {min(kept):.3g})" if kept and min(kept) > value else ""
+    fail(
+        f"a latent that fired at one step of the window (on a fraction {value:.3g} of the examples there, 0 at "
+        f"every other step) was resampled: it is alive. Your rule treats a window whose sum (or max) is {value:.3g}, "
+        f"or whose mean is {value / WINDOW:.3g}, as dead: a threshold above that{bound}",
+        "a latent is dead only if it fired on no example at any step of the window: "
+        "`(frac_active_in_window <= 0).all(dim=0)`, no threshold on the window's sum, mean or max (a threshold "
+        "also resamples latents that fire rarely)",
+        code="faint_threshold",
+    )

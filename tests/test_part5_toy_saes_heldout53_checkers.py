@@ -1,0 +1,208 @@
+"""Proofs for part 5 from held-out round AZ (fresh53).
+
+* generate_batch that draws more examples than asked and keeps a slice or a random subset (a correct batch) passes:
+  the checker no longer crashes reading a draw of another batch size, and a mistake on such a draw is still named.
+* the correct variants the round found still pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import solutions.part5_toy_saes as P
+import tests.part5_toy_saes as checks
+from tests.proving import assert_fails, assert_passes
+
+
+def _gen(variant):
+    def generate_batch(self, batch_size):
+        if variant in ("slice", "slice_relu"):
+            x = self.model.generate_batch(2 * batch_size)[:batch_size]
+        elif variant == "subset":
+            x = self.model.generate_batch(3 * batch_size)
+            x = x[torch.randperm(3 * batch_size)[:batch_size]]
+        else:
+            x = self.model.generate_batch(batch_size + 3)[3:]
+        h = torch.einsum("bif,idf->bid", x, self.model.W)
+        return h.relu() if variant == "slice_relu" else h
+
+    return type("GenV", (P.ToySAE,), {"generate_batch": generate_batch})
+
+
+def test_fresh53_generate_batch_larger_draw_sliced_passes():
+    for variant in ("slice", "subset", "tail"):
+        assert_passes(checks.test_generate_batch, _gen(variant))
+
+
+def test_fresh53_generate_batch_larger_draw_mistake_still_named():
+    assert_fails(checks.test_generate_batch, _gen("slice_relu"), "relu")
+
+
+def _rs_threshold(rule):
+    def resample(sae, frac, resample_scale):
+        dead = frac.mean(0) < 1e-4 if rule == "mean" else frac.sum(0) < 1e-3
+        n = int(dead.sum())
+        if n == 0:
+            return
+        v = torch.randn(n, sae.cfg.d_in)
+        v = v / v.norm(dim=-1, keepdim=True)
+        sae.W_dec.data[dead] = v
+        sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+        sae.b_enc.data[dead] = 0.0
+
+    return resample
+
+
+def test_fresh53_resample_simple_small_threshold_dead_rule_is_caught():
+    for rule in ("mean", "sum"):
+        failure = assert_fails(checks.test_resample_simple, _rs_threshold(rule), "faint_threshold")
+        assert "fired at one step of the window" in failure.message
+
+
+def _ra_threshold(sae, frac, resample_scale, batch_size):
+    dead = frac.mean(0) < 1e-4  # the solution's rule with a threshold: the faint latents count as dead
+    P.resample_advanced(
+        sae, torch.where(dead, torch.zeros_like(frac), frac.clamp_min(1e-3)), resample_scale, batch_size
+    )
+
+
+def test_fresh53_resample_advanced_small_threshold_dead_rule_is_caught():
+    assert_fails(checks.test_resample_advanced, _ra_threshold, "faint_threshold")
+
+
+def _rs_enc(rule):
+    def resample(sae, frac, s):
+        dead = (frac <= 0).all(dim=0)
+        n = int(dead.sum())
+        if n == 0:
+            return
+        v = torch.randn(n, sae.cfg.d_in)
+        v = v / v.norm(dim=-1, keepdim=True)
+        old = sae.W_enc.data.transpose(-1, -2)[dead].norm(dim=-1, keepdim=True)
+        factor = {
+            "sqrt": s**0.5,
+            "square": s**2,
+            "one_minus": 1 - s,
+            "sqrt_d": s * sae.cfg.d_in**0.5,
+            "over_d": s / sae.cfg.d_in,
+            "old": s * old,
+        }[rule]
+        sae.W_dec.data[dead] = v
+        sae.W_enc.data.transpose(-1, -2)[dead] = v * factor
+        sae.b_enc.data[dead] = 0.0
+
+    return resample
+
+
+def test_fresh53_resample_simple_encoder_length_rules_are_read_back():
+    for rule, code in (
+        ("sqrt", "enc_sqrt_scale"),
+        ("square", "enc_scale_squared"),
+        ("one_minus", "enc_one_minus_scale"),
+        ("sqrt_d", "enc_times_sqrt_d_in"),
+        ("over_d", "enc_over_d_in"),
+        ("old", "enc_old_length_scaled"),
+    ):
+        assert_fails(checks.test_resample_simple, _rs_enc(rule), code)
+
+
+def _rs_laplace(sae, frac, resample_scale):
+    dead = (frac <= 0).all(dim=0)
+    v = torch.distributions.Laplace(0.0, 1.0).sample((int(dead.sum()), sae.cfg.d_in))
+    v = v / v.norm(dim=-1, keepdim=True)
+    sae.W_dec.data[dead] = v
+    sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+    sae.b_enc.data[dead] = 0.0
+
+
+def test_fresh53_resample_simple_heavy_tailed_draw_is_not_called_a_cube():
+    failure = assert_fails(checks.test_resample_simple, _rs_laplace, "axes_not_sphere")
+    assert "towards the coordinate axes" in failure.message and "corners" not in failure.hint
+
+
+def _fwd_rec_part(variant):
+    def forward(self, h):
+        acts = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
+        h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+        L_rec, L_sp = (h_rec - h).pow(2).mean(-1), acts.sum(-1)
+        if variant == "unbiased_batch":  # a real count off by one: the batch sum divided by batch - 1
+            rec = L_rec.sum(0).sum() / (h.shape[0] - 1)
+        else:  # 1.5 × on the checker's batch of 32 only: a factor that fits n_inst / (n_inst - 1) by coincidence
+            rec = L_rec.mean(0).sum() * (1.5 if h.shape[0] == 32 else 1.2)
+        loss = rec + (self.sparsity_coeff * L_sp).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return type("FwdV", (P.ToySAE,), {"forward": forward})
+
+
+def test_fresh53_forward_loss_count_reason_needs_a_second_batch():
+    failure = assert_fails(checks.test_forward, _fwd_rec_part("unbiased_batch"), "loss_parts")
+    assert "off by one" in failure.message and "32/31" in failure.message
+    failure = assert_fails(checks.test_forward, _fwd_rec_part("coincidence"), "loss_parts")
+    assert "1.5 × the expected" in failure.message and "off by one" not in failure.message
+
+
+def _ra_scale(rule):
+    def resample(sae, frac, resample_scale, batch_size):
+        dead = (frac <= 0).all(dim=0)
+        h = sae.generate_batch(batch_size)
+        l2 = sae.forward(h)[0]["L_reconstruction"]
+        for k in range(sae.cfg.n_inst):
+            idx = dead[k].nonzero().squeeze(-1)
+            w = l2[:, k].pow(2)
+            if idx.numel() == 0 or w.sum() <= 0:
+                continue
+            d = F.normalize(h[torch.multinomial(w, idx.numel(), replacement=True), k] - sae.b_dec[k], dim=-1)
+            if rule == "mean_abs":
+                s = sae.W_enc[k][:, ~dead[k]].abs().mean()
+            else:  # live = window mean above 1%: the rarely firing live latents left out
+                s = sae.W_enc[k][:, frac[:, k].mean(0) > 0.01].norm(dim=0).mean()
+            sae.W_dec.data[k, idx] = d
+            sae.W_enc.data[k][:, idx] = (d * resample_scale * s).T
+            sae.b_enc.data[k, idx] = 0.0
+
+    return resample
+
+
+def test_fresh53_resample_advanced_live_scale_rules_are_read_back():
+    failure = assert_fails(checks.test_resample_advanced, _ra_scale("mean_abs"), "enc_norm_kind")
+    assert "mean |entry|" in failure.message
+    failure = assert_fails(checks.test_resample_advanced, _ra_scale("threshold"), "live_threshold")
+    assert "window mean (or sum) is above a threshold" in failure.message
+
+
+def _gen_edit(rule):
+    def generate_batch(self, batch_size):
+        x = self.model.generate_batch(batch_size)
+        W = self.model.W
+        if rule == "binarised":
+            x = (x > 0.5).float()
+        else:
+            W = W - W.mean(-1, keepdim=True)
+        return torch.einsum("bif,idf->bid", x, W)
+
+    return type("GenV", (P.ToySAE,), {"generate_batch": generate_batch})
+
+
+def test_fresh53_generate_batch_feature_and_weight_edits_are_read_back():
+    failure = assert_fails(checks.test_generate_batch, _gen_edit("binarised"), "features_thresholded")
+    assert "features > 0.5" in failure.message
+    failure = assert_fails(checks.test_generate_batch, _gen_edit("centred"), "weights_transformed")
+    assert "centred over feats" in failure.message
+
+
+def _fwd_coeff_sqrt():
+    def forward(self, h):
+        acts = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
+        h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+        L_rec, L_sp = (h_rec - h).pow(2).mean(-1), acts.sum(-1)
+        loss = (L_rec + self.sparsity_coeff.sqrt() * L_sp).mean(0).sum()
+        return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+    return type("FwdV", (P.ToySAE,), {"forward": forward})
+
+
+def test_fresh53_forward_transformed_coefficient_is_read_back():
+    failure = assert_fails(checks.test_forward, _fwd_coeff_sqrt(), "coeff_transformed")
+    assert "√sparsity_coeff" in failure.message
