@@ -2,7 +2,18 @@
 
 * generate_batch that draws more examples than asked and keeps a slice or a random subset (a correct batch) passes:
   the checker no longer crashes reading a draw of another batch size, and a mistake on such a draw is still named.
-* the correct variants the round found still pass.
+* generate_batch with the features thresholded to 0/1 (`features_thresholded`, threshold read back) or with W
+  centred over the features (`weights_transformed`).
+* resample_simple and resample_advanced with a small threshold as the dead rule (`frac.mean(0) < 1e-4`,
+  `frac.sum(0) < 1e-3`): a latent that fired once, faintly, is resampled (`faint_threshold`).
+* resample_simple's encoder length read back as a rule: √s, s², 1 - s, s·√d_in, s / d_in, s × the old column's norm
+  (each its own code).
+* resample_simple with normalised Laplace draws: named as crowding towards the axes (`axes_not_sphere`), not as
+  the cube's corners.
+* resample_advanced's encoder scale from the mean |entry| of the live columns (`enc_norm_kind`) or from the latents
+  above a window-mean threshold (`live_threshold`).
+* forward: a loss's "count off by one" reason is kept only when a second batch confirms it (a factor that fits
+  n_inst / (n_inst - 1) by coincidence names nothing); sqrt(sparsity_coeff) read back (`coeff_transformed`).
 """
 
 from __future__ import annotations
