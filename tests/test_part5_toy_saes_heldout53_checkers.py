@@ -12,6 +12,8 @@
   the cube's corners.
 * resample_advanced's encoder scale from the mean |entry| of the live columns (`enc_norm_kind`) or from the latents
   above a window-mean threshold (`live_threshold`).
+* the correct variants the round found (clamped norm, permuted axes, a forward subtracting b_dec · W_enc after
+  encoding, no_grad writes, one multinomial over [inst batch]) pass.
 * forward: a loss's "count off by one" reason is kept only when a second batch confirms it (a factor that fits
   n_inst / (n_inst - 1) by coincidence names nothing); sqrt(sparsity_coeff) read back (`coeff_transformed`).
 """
@@ -217,3 +219,67 @@ def _fwd_coeff_sqrt():
 def test_fresh53_forward_transformed_coefficient_is_read_back():
     failure = assert_fails(checks.test_forward, _fwd_coeff_sqrt(), "coeff_transformed")
     assert "√sparsity_coeff" in failure.message
+
+
+def _norm_ok(variant):
+    def W_dec_normalized(self):
+        W, eps = self.W_dec, self.cfg.weight_normalize_eps
+        if variant == "clamp":  # max(norm, eps), as F.normalize: equal to norm + eps within float32 here
+            return W / W.norm(dim=-1, keepdim=True).clamp_min(eps)
+        Wt = W.permute(2, 1, 0)
+        return (Wt / (Wt.norm(dim=0) + eps)).permute(2, 1, 0)
+
+    return type("NormV", (P.ToySAE,), {"W_dec_normalized": property(W_dec_normalized)})
+
+
+def _fwd_ok(self, h):
+    pre = torch.einsum("bid,ids->bis", h, self.W_enc) - torch.einsum("id,ids->is", self.b_dec, self.W_enc)
+    acts = torch.clamp(pre + self.b_enc, min=0)
+    dec = (acts.unsqueeze(-2) @ self.W_dec_normalized).squeeze(-2)
+    L_rec = F.mse_loss(dec, h - self.b_dec, reduction="none").mean(-1)  # W z - (h - b_dec) = h_rec - h
+    L_sp = acts.norm(p=1, dim=-1)
+    loss = (L_rec + L_sp * self.sparsity_coeff[None, :]).sum(1).mean()
+    return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, dec + self.b_dec
+
+
+def _rs_ok(sae, frac, resample_scale):
+    dead = frac.sum(0) == 0
+    n = int(dead.sum())
+    if n == 0:
+        return
+    v = torch.distributions.MultivariateNormal(torch.zeros(sae.cfg.d_in), torch.eye(sae.cfg.d_in)).sample((n,))
+    v = v / v.norm(dim=-1, keepdim=True)
+    with torch.no_grad():  # writing through the parameters themselves, not .data
+        sae.W_dec[dead] = v
+        sae.W_enc.transpose(-1, -2)[dead] = v * resample_scale
+        sae.b_enc[dead] = 0
+
+
+def _ra_ok(sae, frac, resample_scale, batch_size):
+    """One multinomial over [inst batch] weights (n_max picks each), sliced per instance; sae(h) for the losses."""
+    dead = (frac <= 0).all(0)
+    h = sae.generate_batch(batch_size)
+    w = sae(h)[0]["L_reconstruction"].detach().T.pow(2)  # [inst batch]
+    n = dead.sum(-1)
+    if int(n.max()) == 0:
+        return
+    ok = w.sum(-1) > 0
+    picks = torch.multinomial(torch.where(ok[:, None], w, torch.ones_like(w)), int(n.max()), replacement=True)
+    for k in range(sae.cfg.n_inst):
+        if not ok[k] or n[k] == 0:
+            continue
+        live = sae.W_enc[k][:, ~dead[k]].norm(dim=0)
+        scale = live.mean() if live.numel() else 1.0
+        idx = dead[k].nonzero()[:, 0]
+        d = F.normalize(h[picks[k, : int(n[k])], k] - sae.b_dec[k], dim=-1)
+        sae.W_dec.data[k, idx] = d
+        sae.W_enc.data[k][:, idx] = d.T * resample_scale * scale
+        sae.b_enc.data[k, idx] = 0
+
+
+def test_fresh53_correct_variants_pass():
+    assert_passes(checks.test_W_dec_normalized, _norm_ok("clamp"))
+    assert_passes(checks.test_W_dec_normalized, _norm_ok("permuted"))
+    assert_passes(checks.test_forward, type("FwdV", (P.ToySAE,), {"forward": _fwd_ok}))
+    assert_passes(checks.test_resample_simple, _rs_ok)
+    assert_passes(checks.test_resample_advanced, _ra_ok)
