@@ -19,6 +19,7 @@ from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_edge_inputs as EI
+from tests import part5a_sae_architectures_error_reductions as ER
 from tests import part5a_sae_architectures_fitted as FIT
 from tests import part5a_sae_architectures_forward_readings as FR
 from tests import part5a_sae_architectures_gated_slips as GS
@@ -37,6 +38,7 @@ from tests import part5a_sae_architectures_slips as SL
 from tests import part5a_sae_architectures_small_scale as SS
 from tests import part5a_sae_architectures_step_grads as SG
 from tests import part5a_sae_architectures_ties as TI
+from tests import part5a_sae_architectures_topk_placement as TP
 from tests import part5a_sae_architectures_topk_ties as TT
 from tests import part5a_sae_architectures_weight_readings as WR
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
@@ -95,6 +97,7 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
     listed = [GS.gated_forward(reference, h, **b)[0]["L_aux"] for _, _, st, b in GS.GATED_MISTAKES if st == "L_aux"]
     DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
     check_negated_parameter(twin(sae, cls), reference, h, "GatedToySAE.forward")  # e.g. exp(-r_mag)
+    ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction / L_aux as ‖e‖, Σ|e|, mean |e|
     check_sae_forward(
         sae,
         reference,
@@ -284,6 +287,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     check_negated_parameter(twin(sae, cls), reference, h, "JumpReLUToySAE.forward")  # e.g. exp(-log_threshold)
     WR.jumprelu_l0_pooled(twin(sae, cls), reference, h)  # L_sparsity's Heaviside given a pooled θ
     LP.detached_term(twin(sae, cls), reference, h, {"L_sparsity": sae.sparsity_coeff, "L_reconstruction": 1})
+    ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction as ‖e‖ or Σ|e|
     check_sae_forward(
         sae,
         reference,
@@ -324,6 +328,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         reference = twin(sae, ref_a.TopKToySAE)
         h = random_hidden(64, N_INST, D_IN, device)
         check_negated_parameter(twin(sae, cls), reference, h, "TopKToySAE.forward")
+        ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction as ‖e‖ or Σ|e|
         out = returned(sae(h.clone()), "forward")
         acts = out[2] if isinstance(out, tuple | list) and len(out) == 4 else None
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, k):
@@ -337,6 +342,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
             unlisted = not any(torch.allclose(acts.detach(), a.detach(), atol=1e-5) for a in listed)
             if unlisted:
                 DG.topk_first_slots(acts, M.topk_forward(reference, h)[2], k)
+                TP.misplaced_values(acts, M.topk_forward(reference, h)[2])  # right values, wrong latents
             if unlisted and (acts.detach() == 0).all():
                 fail(
                     "acts_post is zero everywhere",
@@ -388,13 +394,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                 value.detach().to(h.dtype),
                 ref_dict["L_sparsity"].detach(),
                 "loss_dict['L_sparsity']",
-                [
-                    (
-                        "sparsity_l1",
-                        "L_sparsity counts the non-zero latents, it doesn't sum them",
-                        ref_acts.detach().sum(-1),
-                    )
-                ],
+                [("sparsity_l1", "L_sparsity counts the non-zero latents, not their sum", ref_acts.detach().sum(-1))],
                 dims="batch inst",
                 hint="L_sparsity = number of non-zero latents per example (for logging)",
                 reference=call(ref_a.TopKToySAE.forward, reference, h, pick=lambda out: out[0]["L_sparsity"].detach()),

@@ -303,6 +303,15 @@ def topk_decode_options(sae: Any, h: Tensor) -> tuple[Any, list]:
             lambda: pre.relu(),
         )
     )
+    top = pre.topk(sae.cfg.k, dim=-1)  # the top k of pre itself: negative values where fewer than k are positive
+    options[0].append(
+        (
+            "decoded_before_relu",
+            "it decodes the top-k values of pre before the ReLU (negative ones included), and the ReLU comes only "
+            "after decoding: decode acts_post, the top k of ReLU(pre)",
+            lambda: torch.zeros_like(pre).scatter(-1, top.indices, top.values),
+        )
+    )
     return combine, options
 
 
