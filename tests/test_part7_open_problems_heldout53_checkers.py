@@ -3,6 +3,11 @@
 * compute_target's argmax may break ties among equal largest values either way: a label at the LAST tied index
   (flip + argmax) passes `constant_rows`, which used to demand the first one; NO_LABEL on a non-empty constant row
   (max == min read as "no feature") still fails there.
+* generate_features with values='signed_uniform' whose random sign is not drawn per entry: one sign per example that
+  alternates over the batch (`signs_alternate_over_examples`, also shared over features and instances), a sign
+  shared over the instances (`signs_shared_over_instances`) or over the features (`signs_shared_over_features`):
+  every per-(instance, feature) mean is still 0, so only the neighbours' same-sign rate
+  (`tests.part7_open_problems_signs`) sees them; a fair sign drawn from randn's sign still passes.
 * the correct variants the round wrote differently from the reference still pass.
 """
 
@@ -15,6 +20,54 @@ import solutions.part7_open_problems as P
 import tests.part7_open_problems as checks
 from tests.proving import assert_fails, assert_passes
 from utils.part7_open_problems import NO_LABEL
+
+
+def _gen(sign_shape):
+    """generate_features with the signed values' sign drawn with `sign_shape(batch, inst, feats)` (or per example and
+    alternating over the batch when it is None)."""
+
+    def generate(p, batch_size, values="uniform"):
+        shape = (batch_size, *p.shape)
+        if values != "signed_uniform":
+            return P.generate_features(p, batch_size, values)
+        present = torch.rand(shape, device=p.device) < p
+        if sign_shape is None:
+            sign = torch.ones(batch_size, 1, 1, device=p.device)
+            sign[1::2] = -1.0
+        else:
+            sign = torch.where(torch.rand(sign_shape(*shape), device=p.device) < 0.5, -1.0, 1.0)
+        return torch.where(present, torch.rand(shape, device=p.device) * sign, 0.0)
+
+    return generate
+
+
+def _gen_randn_sign_correct(p, batch_size, values="uniform"):
+    if values != "signed_uniform":
+        return P.generate_features(p, batch_size, values)
+    shape = (batch_size, *p.shape)
+    present = torch.rand(shape, device=p.device) < p
+    return torch.where(present, torch.rand(shape, device=p.device) * torch.randn(shape, device=p.device).sign(), 0.0)
+
+
+def test_sign_alternating_over_batch_named():
+    failure = assert_fails(checks.test_generate_features, _gen(None), "signs_alternate_over_examples")
+    assert "alternates along the examples" in failure.hint and "shared along the features" in failure.hint
+
+
+def test_sign_shared_over_instances_named():
+    per_feature = _gen(lambda b, i, f: (b, 1, f))
+    failure = assert_fails(checks.test_generate_features, per_feature, "signs_shared_over_instances")
+    assert "[batch 1 feats]" in failure.hint
+
+
+def test_sign_shared_over_features_named():
+    per_instance = _gen(lambda b, i, f: (b, i, 1))
+    failure = assert_fails(checks.test_generate_features, per_instance, "signs_shared_over_features")
+    assert "[batch inst 1]" in failure.hint
+
+
+def test_fair_sign_from_randn_passes():
+    assert_passes(checks.test_generate_features, _gen_randn_sign_correct)
 
 
 def _ct(features, target, over):
