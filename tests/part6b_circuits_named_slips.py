@@ -24,6 +24,7 @@ from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
 from tests import part6b_circuits_sensitivity as sens
+from tests import part6b_circuits_stale_inputs as stale
 from tests import part6b_circuits_term_readings as terms
 from tests.checking import fail
 from utils.transcoder import Transcoder
@@ -195,6 +196,7 @@ LINEARISED_MISTAKES = {
     **readings.LINEARISED_FROZEN_SLIPS,
     **ln_axis.LN_AXIS_MISTAKES,
     **error_input.ERROR_INPUT,
+    **stale.STALE_INPUTS,
 }
 
 
@@ -203,6 +205,9 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     for code in ln_axis.LN_AXIS_MISTAKES:
         if bug.pop(code, False):
             return ln_axis.forward(model, tc, frozen, embeds, latents, error, code)
+    for code in stale.STALE_INPUTS:
+        if bug.pop(code, False):
+            return stale.forward(model, tc, frozen, embeds, latents, error, code=code)
     if bug.pop("error_in_mlp_input", False):
         return error_input.forward(model, tc, frozen, embeds, latents, error)
     if bug.pop("final_scale_recomputed", False):
