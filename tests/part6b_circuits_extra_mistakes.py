@@ -420,7 +420,8 @@ def leaf_targets(out: Tensor, values: Tensor, n_latents: int) -> None:
 
 
 def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
-    """The rows of the paths matrix B normalised (after the series) instead of the rows of |A| (before it)."""
+    """The rows of the paths matrix B normalised (after the series) instead of the rows of |A| (before it), and the
+    logit weights passed through a softmax (they are already probabilities)."""
     eye = torch.eye(len(A), device=A.device, dtype=A.dtype)
     rows = lambda M: M / M.sum(-1, keepdim=True).clamp_min(1e-12)
     series = lambda M: torch.linalg.inv(eye - M) - eye
@@ -439,6 +440,13 @@ def influence_extra(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]
             "weights_ignored",
             unweighted + ", not B summed over every target (B.sum(0): every node weighted 1)",
             B.sum(0),
+        ),
+        (
+            "weights_softmaxed",
+            "the logit weights went through a softmax: they are the logit nodes' probabilities already (0 "
+            "elsewhere), so softmax(w) gives every node, logit or not, a weight; use them as they are: "
+            "influence = logit_weights @ B",
+            weights.softmax(-1) @ B,
         ),
         *influence_row_counts(A, weights),
         *influence_elementwise(A, weights),

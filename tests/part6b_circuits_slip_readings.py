@@ -132,7 +132,8 @@ def gradient_swaps(model: Any, tc: Any, frozen: Any, graph: Any) -> list[tuple[s
 
 # ------------------------------------------------------------------------------------------------ node_influence
 def identity_terms(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
-    """The path series with the identity subtracted twice, or started at Â² (the direct edges left out)."""
+    """The path series with the identity subtracted twice, written as a matrix of ones (`- 1` for `- I`: 1 taken
+    from every entry), or started at Â² (the direct edges left out)."""
     eye = torch.eye(len(A), device=A.device, dtype=A.dtype)
     a = A.abs()
     a_hat = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -143,6 +144,13 @@ def identity_terms(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
             "the identity is subtracted twice: (I - Â)⁻¹Â - I, or (I - Â)⁻¹ - 2I; the paths of length >= 1 are "
             "Â + Â² + … = (I - Â)⁻¹ - I = (I - Â)⁻¹Â: subtract I once (or use (I - Â)⁻¹Â as it is)",
             right - weights,
+        ),
+        (
+            "identity_as_ones",
+            "the identity was written as a plain 1: (I - Â)⁻¹ - 1 takes 1 from every entry of the matrix (so "
+            "w @ … takes sum(w) from every node), where - I takes it from the diagonal only; subtract "
+            "torch.eye(n): influence = w @ ((I - Â)⁻¹ - I)",
+            right + weights - weights.sum(),
         ),
         (
             "series_from_second",

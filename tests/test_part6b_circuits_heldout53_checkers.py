@@ -1,7 +1,8 @@
 """Held-out round AZ (fresh53), part 6b: trials the checkers caught without naming the mistake, now named.
 linearised_forward whose residual term or attention reads frozen.embeds instead of the `embeds` argument
-(residual_frozen_embeds, attention_frozen_embeds), or whose skip reads LN2 without its centring (skip_uncentred); the
-round's correct variants pass."""
+(residual_frozen_embeds, attention_frozen_embeds), or whose skip reads LN2 without its centring (skip_uncentred);
+node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
+the round's correct variants pass."""
 
 import einops
 import pytest
@@ -41,3 +42,38 @@ def test_fresh53_linearised_stale_inputs_named(bug, code):
 
 def test_fresh53_linearised_correct_variant_passes():
     assert_passes(checks.test_linearised_forward, _lf())
+
+
+# ------------------------------------------------------------------------------------------- node_influence
+def _ni(bug: str = ""):
+    def node_influence(adjacency, logit_weights):
+        a = torch.nn.functional.normalize(adjacency.abs(), p=1, dim=-1)
+        eye = torch.eye(len(a), dtype=a.dtype)
+        w = logit_weights.softmax(-1) if bug == "softmax" else logit_weights
+        return w @ (torch.linalg.inv(eye - a) - (1 if bug == "ones" else eye))
+
+    return node_influence
+
+
+@pytest.mark.parametrize(("bug", "code"), [("softmax", "weights_softmaxed"), ("ones", "identity_as_ones")])
+def test_fresh53_influence_weights_and_identity_named(bug, code):
+    err = assert_fails(checks.test_node_influence, _ni(bug), code)
+    assert ("softmax" if bug == "softmax" else "plain 1") in err.hint
+
+
+def test_fresh53_influence_correct_variant_passes():
+    assert_passes(checks.test_node_influence, _ni())
+
+
+def test_fresh53_influence_new_mutants_are_separated():
+    A, w = checks._influence_inputs(torch.device("cpu"))
+    right = checks.ref.node_influence(A, w)
+    catalogue = checks.known.influence_mistakes(A, w) + checks.extra.influence_extra(A, w)
+    catalogue += checks.probes.influence_probed(A, w) + checks.pruned_catalogue(A, w)
+    catalogue += checks.reads.identity_terms(A, w)
+    new = [(c, v) for c, _, v in catalogue if c in ("weights_softmaxed", "identity_as_ones")]
+    assert len(new) == 2
+    for code, v in new:
+        assert not torch.allclose(v, right, rtol=1e-4, atol=1e-6), code
+        for other, _, u in catalogue:
+            assert other == code or not torch.allclose(v, u, rtol=1e-4, atol=1e-6), (code, other)
