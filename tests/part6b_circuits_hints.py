@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_band_distances as band_distances
 from tests import part6b_circuits_band_groups as groups
 from tests import part6b_circuits_band_readings as band_readings
 from tests import part6b_circuits_bos_order as bos_order
@@ -539,6 +540,7 @@ def wrong_middle(out: Any, acts: Tensor, k: int, n_bands: int, impl: Callable | 
     lo + hi / 2 is the true middle); if both still fit, both causes are listed, never the largest alone."""
     bos_order.removed_after_choosing(out, acts, k, n_bands)
     band_readings.band_readings(out, acts, k, n_bands)
+    band_distances.other_closeness(out, acts, k, n_bands)
     body = groups.without_position_zero(acts)
     flat, top = body.flatten(), float(body.max())
     if groups.same_bands(out, groups.ranked_bands(flat, top, k, n_bands, lambda lo, hi: (lo + hi) / 2)):

@@ -2,7 +2,8 @@
 linearised_forward whose residual term or attention reads frozen.embeds instead of the `embeds` argument
 (residual_frozen_embeds, attention_frozen_embeds), or whose skip reads LN2 without its centring (skip_uncentred);
 node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
-the round's correct variants pass."""
+quantile_examples ranked by the distance to the band's median value (band_median) or by the relative distance
+|a - middle| / a (relative_distance); the round's correct variants pass."""
 
 import einops
 import pytest
@@ -77,3 +78,33 @@ def test_fresh53_influence_new_mutants_are_separated():
         assert not torch.allclose(v, right, rtol=1e-4, atol=1e-6), code
         for other, _, u in catalogue:
             assert other == code or not torch.allclose(v, u, rtol=1e-4, atol=1e-6), (code, other)
+
+
+# ------------------------------------------------------------------------------------------- quantile_examples
+def _qe(bug: str = ""):
+    def quantile_examples(acts, k, n_bands=4):
+        flat = acts.clone()
+        flat[:, 0] = 0
+        flat = flat.flatten()
+        top, seq, out = flat.max(), acts.shape[1], []
+        for j in range(n_bands):
+            lo, hi = top * (n_bands - j - 1) / n_bands, top * (n_bands - j) / n_bands
+            idx = ((flat > lo) & (flat <= hi)).nonzero().flatten()
+            mid = flat[idx].median() if bug == "median" and len(idx) else (lo + hi) / 2
+            dist = (flat[idx] - mid).abs() / (flat[idx] if bug == "relative" else 1)
+            chosen = idx[dist.argsort()[:k]]
+            chosen = chosen[flat[chosen].argsort(descending=True)]
+            out.append((flat[chosen], chosen // seq, chosen % seq))
+        return out
+
+    return quantile_examples
+
+
+@pytest.mark.parametrize(("bug", "code"), [("median", "band_median"), ("relative", "relative_distance")])
+def test_fresh53_quantile_other_closeness_named(bug, code):
+    err = assert_fails(checks.test_quantile_examples, _qe(bug), code)
+    assert ("median of the band's own values" if bug == "median" else "|a - middle| / a") in err.message
+
+
+def test_fresh53_quantile_correct_variant_passes():
+    assert_passes(checks.test_quantile_examples, _qe())
