@@ -20,6 +20,7 @@ from tests import part6b_circuits_forward_readings as readings
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_ln_axis as ln_axis
 from tests import part6b_circuits_loss_readings as losses
+from tests import part6b_circuits_loss_statistics as statistics
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
@@ -92,7 +93,8 @@ def _bias_in_skip(tc: Transcoder, x: Tensor, acts: Tensor) -> list[tuple[str, st
 
 
 def clean_shift(model: Any, tokens: Tensor, got: float, close: Callable) -> None:
-    """The clean loss computed by hand with the next-token shift reversed or missing: say which."""
+    """The clean loss computed by hand with the next-token shift reversed or missing, or another statistic of the
+    per-token losses than their mean: say which."""
     logits = model(tokens).float()
     ce = lambda lg, tk: F.cross_entropy(lg.flatten(0, 1), tk.flatten()).item()
     candidates = (
@@ -107,10 +109,12 @@ def clean_shift(model: Any, tokens: Tensor, got: float, close: Callable) -> None
                 "model(tokens, return_type='loss'), which does the shift for you)",
                 code="shift_reversed",
             )
+    statistics.clean_statistic(model, tokens, got, close)
 
 
 def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str, str]]:
-    """The recovered fraction with a pair of parentheses dropped (operator precedence), as (value, code, why)."""
+    """The recovered fraction with a pair of parentheses dropped (operator precedence), its sign flipped, or rounded,
+    as (value, code, why)."""
     forms = {
         "(zero - replaced) / zero - clean": (z - r) / z - c,
         "zero - replaced / (zero - clean)": z - r / (z - c),
@@ -119,7 +123,8 @@ def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str,
         "1 - replaced - clean / (zero - clean)": 1 - r - c / (z - c),
     }
     why = "operator precedence: yours computes {} (/ binds tighter than -): write both differences in parentheses: "
-    return [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()] + terms.recovered_sign(c, r, z)
+    precedence = [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()]
+    return precedence + terms.recovered_sign(c, r, z) + statistics.recovered_rounded(c, r, z)
 
 
 def de_embedding_paths(model: Any, tc: Transcoder, i: int) -> list[tuple[str, str, Tensor]]:

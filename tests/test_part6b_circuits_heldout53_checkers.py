@@ -3,7 +3,8 @@ linearised_forward whose residual term or attention reads frozen.embeds instead 
 (residual_frozen_embeds, attention_frozen_embeds), or whose skip reads LN2 without its centring (skip_uncentred);
 node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
 quantile_examples ranked by the distance to the band's median value (band_median) or by the relative distance
-|a - middle| / a (relative_distance); the round's correct variants pass."""
+|a - middle| / a (relative_distance); replacement_losses with the clean loss a median of per-sequence losses
+(loss_statistic) or the recovered fraction rounded (recovered_rounded); the round's correct variants pass."""
 
 import einops
 import pytest
@@ -108,3 +109,34 @@ def test_fresh53_quantile_other_closeness_named(bug, code):
 
 def test_fresh53_quantile_correct_variant_passes():
     assert_passes(checks.test_quantile_examples, _qe())
+
+
+# ------------------------------------------------------------------------------------------- replacement_losses
+def _rl(bug: str = ""):
+    def replacement_losses(model, tc, tokens):
+        seen = {}
+
+        def loss(hooks):
+            per_token = model.run_with_hooks(tokens, return_type="loss", loss_per_token=True, fwd_hooks=hooks)
+            return (per_token.mean(-1).median() if bug == "median" else per_token.mean()).item()
+
+        clean = loss([])
+        read = (tc.hook_name, lambda a, hook: seen.update(x=a))
+        replaced = loss([read, (tc.hook_name_out, lambda a, hook: tc(seen["x"]))])
+        zero = loss([(tc.hook_name_out, lambda a, hook: a * 0)])
+        recovered = 1 - (replaced - clean) / (zero - clean)
+        if bug == "rounded":
+            recovered = round(recovered, 2)
+        return {"clean": clean, "replaced": replaced, "zero_ablated": zero, "recovered": recovered}
+
+    return replacement_losses
+
+
+@pytest.mark.parametrize(("bug", "code"), [("median", "loss_statistic"), ("rounded", "recovered_rounded")])
+def test_fresh53_losses_statistic_and_rounding_named(bug, code):
+    err = assert_fails(checks.test_replacement_losses, _rl(bug), code)
+    assert ("median of the per-sequence" in err.message) if bug == "median" else ("round(recovered, 2)" in err.hint)
+
+
+def test_fresh53_losses_correct_variant_passes():
+    assert_passes(checks.test_replacement_losses, _rl())

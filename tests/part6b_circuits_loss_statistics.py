@@ -1,0 +1,48 @@
+"""replacement_losses: numbers that are a rounded or a differently reduced version of the right one. The recovered
+fraction rounded (to 0-3 decimals, or as a rounded percentage), and the clean loss taken as another statistic of the
+per-token cross-entropies than their mean (the median of the per-sequence means or of every token's loss, the
+largest or smallest sequence mean)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from tests.outcomes import fail
+
+
+def recovered_rounded(c: float, r: float, z: float) -> list[tuple[float, str, str]]:
+    """(value, code, why) of the recovered fraction rounded to d decimals, or as a percentage rounded to d decimals."""
+    rec = (z - r) / (z - c)
+    out = [(round(rec, d), "recovered_rounded", f"rounded to {d} decimals (round(recovered, {d})): ") for d in range(4)]
+    percent = "a percentage rounded to {} decimals (round(100 * recovered, {})): "
+    out += [(round(100 * rec, d), "recovered_rounded", percent.format(d, d)) for d in range(3)]
+    tail = "return the fraction unrounded (round only when printing): "
+    return [(v, code, why.rstrip(": ") + "; " + tail) for v, code, why in out]
+
+
+def clean_statistic(model: Any, tokens: Tensor, got: float, close: Callable) -> None:
+    """The clean loss as another statistic of the per-token losses than their mean: say which."""
+    logits = model(tokens).float()
+    per_token = F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
+    per_seq = per_token.view(tokens.shape[0], -1).mean(-1)
+    want = float(per_token.mean())
+    candidates = (
+        (float(per_seq.median()), "the median of the per-sequence mean losses"),
+        (float(per_seq.quantile(0.5)), "the median of the per-sequence mean losses"),
+        (float(per_token.median()), "the median of every token's loss"),
+        (float(per_token.quantile(0.5)), "the median of every token's loss"),
+        (float(per_seq.max()), "the largest per-sequence mean loss"),
+        (float(per_seq.min()), "the smallest per-sequence mean loss"),
+    )
+    for value, what in candidates:
+        if close(got, value) and not close(value, want):
+            fail(
+                f"clean loss {got:.5f}, expected {want:.5f}: that is {what}",
+                "the loss is the mean cross-entropy over every predicted token (every sequence, every position but "
+                "the last): `model(tokens, return_type='loss')`, or the per-token losses' .mean()",
+                code="loss_statistic",
+            )
