@@ -53,9 +53,11 @@ def gate_readings(tc: Transcoder, x: Tensor) -> list[tuple[str, str, Tensor, Ten
     return [
         (
             "relu_gate",
-            f"your gate also applies a ReLU (relu(pre) · [pre > threshold]): that is the same gate only when every "
-            f"threshold is positive; this transcoder has {n_neg} negative thresholds, where a pre-activation between "
-            "the threshold and 0 passes the gate with its negative value: acts = pre · [pre > threshold], no ReLU",
+            f"your gate also applies a ReLU (relu(pre) · [pre > threshold]), or, when the acts you return are right, "
+            f"the decoder reads relu(acts) (e.g. acts.clamp_min(0) @ W_dec): the same only when every threshold is "
+            f"positive; this transcoder has {n_neg} negative thresholds, where a pre-activation between the threshold "
+            "and 0 passes the gate with its negative value and reaches the decoder as it is: acts = pre · "
+            "[pre > threshold], out = acts @ W_dec + …, no ReLU",
             relu_gate,
             _outs(tc, x, relu_gate, x),
         ),

@@ -4,7 +4,8 @@ linearised_forward whose residual term or attention reads frozen.embeds instead 
 node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
 quantile_examples ranked by the distance to the band's median value (band_median) or by the relative distance
 |a - middle| / a (relative_distance); replacement_losses with the clean loss a median of per-sequence losses
-(loss_statistic) or the recovered fraction rounded (recovered_rounded); the round's correct variants pass."""
+(loss_statistic) or the recovered fraction rounded (recovered_rounded); transcoder_forward whose decoder reads
+relu(acts) has that cause listed in relu_gate's hint; the round's correct variants pass."""
 
 import einops
 import pytest
@@ -140,3 +141,16 @@ def test_fresh53_losses_statistic_and_rounding_named(bug, code):
 
 def test_fresh53_losses_correct_variant_passes():
     assert_passes(checks.test_replacement_losses, _rl())
+
+
+# ------------------------------------------------------------------------------------------- transcoder_forward
+def _tf_relu_decoded(tc, x):
+    pre = x @ tc.W_enc + tc.b_enc
+    acts = pre * (pre > tc.threshold)
+    out = acts.clamp_min(0) @ tc.W_dec + tc.b_dec
+    return acts, out if tc.W_skip is None else out + x @ tc.W_skip.T
+
+
+def test_fresh53_relu_between_gate_and_decoder_is_listed():
+    err = assert_fails(checks.test_transcoder_forward, _tf_relu_decoded, "relu_gate")
+    assert "the decoder reads relu(acts)" in err.hint and "no ReLU" in err.hint
