@@ -30,6 +30,7 @@ from tests import part8_parameter_decomposition_float64 as f64
 from tests import part8_parameter_decomposition_float64_runs as f64_runs
 from tests import part8_parameter_decomposition_inputs as inp
 from tests import part8_parameter_decomposition_leak_depths as leak_depths
+from tests import part8_parameter_decomposition_loss_factors as loss_factors
 from tests import part8_parameter_decomposition_matrix_terms as mterms
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
@@ -42,7 +43,6 @@ from tests import part8_parameter_decomposition_sigmoid_state as leaky
 from tests import part8_parameter_decomposition_slips as slips
 from tests import part8_parameter_decomposition_squash as squash
 from tests import part8_parameter_decomposition_substitutes as subs
-from tests import part8_parameter_decomposition_uneven_c as uneven
 from tests.checking import (
     FAILURE_PROBABILITY,
     bernstein_tolerance,
@@ -613,7 +613,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     layerwise = expect_scalar(layerwise, "the layerwise stochastic reconstruction loss", x.dtype)
     right, mistakes = mis.recon_candidates(chain, p, x)
     mistakes += probes.recon_mistakes(chain, p, x, right) + behaviour.recon_accumulator(right, chain, p, x)
-    mistakes += uneven.recon_more(chain, p, x, right)  # masks[0], relative errors, a weighted mean over matrices
+    mistakes += loss_factors.recon_more(chain, p, x, right, mistakes, (full, layerwise))  # + two factors
     got, (batch, n_inst, d_out), L = torch.stack([full.detach(), layerwise.detach()]), chain(x).shape, len(q["U"])
     means, sums = {"output dims": d_out, "the batch": batch}, {"instances": n_inst}
     known = any(torch.allclose(got, m, rtol=1e-4, atol=1e-5) for *_, m in mistakes)
@@ -656,7 +656,7 @@ def test_stochastic_reconstruction_losses(stochastic_reconstruction_losses: Call
     for n, (gr, r) in enumerate(zip(grads, right_g, strict=True)):
         hint = to_masks if n < L else "keep the losses differentiable in U and V"
         _expect_grad(gr, r, f"{('masks', 'U', 'V')[n // L]}[{n % L}]", [], hint, "grad")
-    uneven.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C, then d_out ≠ d_in
+    loss_factors.recon_uneven_c(stochastic_reconstruction_losses, device)  # each matrix its own C, then d_out ≠ d_in
     return "all matrices masked, one at a time averaged, MSE to the original output, gradients to masks, U and V"
 
 

@@ -40,6 +40,7 @@ from tests import part8_parameter_decomposition_ci_structure as structure
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_pairings as pairings
 from tests import part8_parameter_decomposition_readings as readings
+from tests import part8_parameter_decomposition_undrawn_masks as undrawn
 from tests.checking import CheckFailed, fail
 from tests.part8_parameter_decomposition_probes import sequential_mistakes
 
@@ -218,6 +219,7 @@ def binary_masks(m: Tensor, g: Tensor, layer: int) -> None:
     """Fails when mask `layer` takes only the values 0 and 1, saying whether each cell's share of ones is its g (a
     coin flip kept with probability g). Tolerance: a cell's share of ones over n = 4000 Bernoulli(g) draws is within
     sqrt(ln(2 · 24 / 1e-6) / (2n)) = 0.047 of g for all 24 cells with probability 1 - 1e-6 (Hoeffding); 0.05 used."""
+    undrawn.undrawn(m, g, layer)  # m = g (no draw) and m = g ** r, named first
     if not bool(((m == 0) | (m == 1)).all()) or bool((m == 0).all()) or bool((m == 1).all()):
         return
     shares = m.double().mean(0)

@@ -628,6 +628,9 @@ def diagnose_range(m: Tensor, g: Tensor, layer: int, span: Callable | None = Non
         )
 
 
+CLAMP_EXAMPLES = {1.0: "e.g. (g + r).clamp(max=1) instead of g + (1 - g) r", 0.0: "at the low end of the draw"}
+
+
 def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float, pool: Tensor) -> str:
     """What a failing cell's draws look like (only called once they failed the uniform test): an atom at 0 or 1
     (values piled up there, as a clamp does), or the right mean with the spread of a mean of k uniform draws."""
@@ -636,7 +639,7 @@ def _law_observation(cell: Tensor, mean: float, sq: float, tol_mean: float, pool
         if share > 0.01:
             return (
                 f". {share:.0%} of the draws are exactly {end:g}, where a uniform law puts none: values piled up "
-                "there, as a clamp does (e.g. (g + r).clamp(max=1) instead of g + (1 - g) r)?"
+                f"there, as a clamp does ({CLAMP_EXAMPLES[end]})?"
             )
     var = sq - mean**2
     if power := power_observation(pool):  # r ** q or 1 - r ** q: a read-back of the whole law

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part8_parameter_decomposition_ablation_pairs as pairs
 from tests import part8_parameter_decomposition_ablation_runs as abl_runs
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
@@ -84,4 +85,5 @@ def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, ou
     named += structure.ablation_slips(fn, chain, terms, x)  # + the squeeze probe (one instance, one term)
     named += reads.ablation_input_direction(chain, terms, x)  # a direction projected out of a
     named += abl_runs.ablation_linearity(chain, terms, x)  # (chain(-T_k alone) - chain(0))²
+    named += pairs.ablation_pairs(chain, terms, x)  # (T_k x)², and two slips at once
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)

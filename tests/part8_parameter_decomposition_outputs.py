@@ -22,6 +22,7 @@ from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_reduction_order as order
+from tests import part8_parameter_decomposition_rooted_losses as rooted
 from tests.checking import expect_matches, expect_scalar, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part8_parameter_decomposition_cut_losses import loss_grad_hint  # noqa: F401  (outputs.loss_grad_hint)
@@ -85,6 +86,7 @@ def faithfulness_more(weights: list[Tensor], U: list[Tensor], V: list[Tensor]) -
         + ratios.faithfulness_product_scaled(weights, U, V)
         + reads.faithfulness_subsets(weights, U, V)
         + divisors.relative_errors(weights, U, V)
+        + rooted.faithfulness_roots(weights, U, V)
     )
 
 

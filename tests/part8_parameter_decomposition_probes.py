@@ -27,6 +27,7 @@ from torch import Tensor
 from tests import part8_parameter_decomposition_bias_places as bias_places
 from tests import part8_parameter_decomposition_gelu_places as gelu_places
 from tests import part8_parameter_decomposition_mistakes as mis
+from tests import part8_parameter_decomposition_product_pairs as product_pairs
 from tests import part8_parameter_decomposition_product_slips as product_slips
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_structure_slips as structure
@@ -255,6 +256,9 @@ def faithfulness_counts(weights: list[Tensor], U: list[Tensor], V: list[Tensor])
         "the entries of W_l, U_l and V_l": n_w + n_uv,
         "the entries of U_l and V_l over all instances": 3 * n_uv,
         "the number of matrices": len(weights),
+        "Σ_l (d_out + d_in): each matrix's sizes added where the entries are their product d_out · d_in": sum(
+            W.shape[-1] + W.shape[-2] for W in weights
+        ),
     }
     ones: dict[int, list[str]] = {}  # one matrix's entries only (N taken inside the loop, or from weights[0])
     for n, W in enumerate(weights):
@@ -404,6 +408,7 @@ def product_mistakes(p: dict[str, Tensor]) -> Mistakes:
     with torch.no_grad():
         return [
             *structure.product_slips(p),  # the delta added like a bias
+            *product_pairs.product_pairs(p),  # a mask slip and a delta slip at once
             (
                 "mask_thresholded",
                 "use the mask's value itself (in [0, 1], and it carries gradient), not a 0/1 threshold (mask > 0.5)",
