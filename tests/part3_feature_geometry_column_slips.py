@@ -1,7 +1,8 @@
-"""compute_dimensionality: slips in how the columns W_i are prepared or reduced. W centred before D (its mean over the
-features or over d_hidden subtracted); ‖W_i‖² taken as a mean over d_hidden instead of a sum (D / d_hidden when it is
-used once, in the numerator or in the normalisation, D / d_hidden² when used in both); and a norm kept with
-keepdim=True ([inst, 1, feats]) divided by an [inst, feats] denominator, which broadcasts to [inst, inst, feats]."""
+"""compute_dimensionality: slips in how the columns W_i are prepared or reduced. The self term plus only the largest
+other overlap in the denominator (a max where the sum belongs). W centred before D (its mean over the features or over
+d_hidden subtracted). ‖W_i‖² taken as a mean over d_hidden instead of a sum (D / d_hidden when it is used once, in
+the numerator or in the normalisation, D / d_hidden² when used in both). A norm kept with keepdim=True ([inst, 1,
+feats]) divided by an [inst, feats] denominator, which broadcasts to [inst, inst, feats]."""
 
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ def column_slip_readings(W: Tensor) -> list[tuple[str, str, Tensor]]:
     W = W.double()
     d = W.shape[1]
     right = _dimensionality(W)
+    norms_sq = W.pow(2).sum(1)
+    others = torch.einsum("kdi,kdj->kij", W, W).pow(2)
+    others = others.masked_fill(torch.eye(W.shape[2], dtype=torch.bool), 0.0).amax(-1)
     return [
+        (
+            "max_not_sum",
+            "your denominator is the self term plus only the *largest* other overlap, ‖W_i‖⁴ + max_j≠i (W_i·W_j)² "
+            "(or, normalised, ‖W_i‖² + max_j≠i (Ŵ_i·W_j)²): sum the squared overlaps over *every* j, the j = i term "
+            "included, Σ_j (Ŵ_i·W_j)²",
+            torch.where(norms_sq > 0, norms_sq**2 / (norms_sq**2 + others).clamp_min(1e-300), 0.0),
+        ),
         (
             "centred_columns",
             "your values are D_i of W with its mean over the features subtracted first (W - W.mean(2, keepdim=True)): "

@@ -1,8 +1,9 @@
 """Proofs for section 3 (held-out round AZ). dimensions_per_feature names denominators that are another matrix norm
-(matrix_norm's ord=1 / ord=inf operator norms, the nuclear norm or the spectral norm left unsquared), a running total
-over the instances (cumsum), and d_hidden divided by every squared entry before summing (infinite at a zero entry,
-named before the finiteness check). compute_dimensionality names W centred before D, ‖W_i‖² taken as a mean over
-d_hidden (D / d_hidden²), and a keepdim norm broadcast to [inst, inst, feats]. The round's correct variants pass."""
+(matrix_norm's ord=1 / ord=inf operator norms, the nuclear or spectral norm left unsquared), a running total over the
+instances (cumsum), and d_hidden divided by every squared entry before summing (infinite at a zero entry, named
+before the finiteness check). compute_dimensionality names a denominator with only the largest other overlap, W
+centred before D, ‖W_i‖² taken as a mean over d_hidden (D / d_hidden²), and a keepdim norm broadcast to [inst, inst,
+feats]. The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -100,3 +101,16 @@ def test_round_az_correct_variants_pass():
     assert_passes(cd, cd_cos_form)
     assert_passes(cd, cd_gram_rows)
     assert_passes(cd, cd_normalize)
+
+
+def cd_self_plus_largest_other(W):
+    norms_sq = W.pow(2).sum(1)
+    overlaps = einops.einsum(W, W, "k d i, k d j -> k i j").pow(2)
+    others = (overlaps - torch.diag_embed(torch.diagonal(overlaps, dim1=1, dim2=2))).amax(-1)
+    den = norms_sq**2 + others
+    return torch.where(den > 0, norms_sq**2 / den, 0.0)
+
+
+def test_largest_other_overlap_only_is_named():
+    err = assert_fails(cd, cd_self_plus_largest_other, "max_not_sum")
+    assert "largest" in err.hint
