@@ -31,6 +31,16 @@ def _expression(value: float, names: dict[str, float]) -> str | None:
     return None
 
 
+def _offsets(base: str, at: float, halves: bool = False) -> dict[str, float]:
+    """`base` and `base ± k` for k = 1, 2, 3 (and ± 0.5, ± 1.5 with halves): the off-by-a-few slips."""
+    ks = [0.5 * i for i in range(1, 7)] if halves else [1.0, 2.0, 3.0]
+    names = {base: at}
+    for k in ks:
+        names[f"{base} + {k:g}"] = at + k
+        names[f"{base} - {k:g}"] = at - k
+    return names
+
+
 def _step_zero(got: Tensor, right: Tensor, steps: int, warmup: int) -> None:
     if warmup < 2 or not _close(got[1:], right[1:]) or _close(got[:1], right[:1]):
         return
@@ -57,8 +67,8 @@ def _ramp(got: Tensor, right: Tensor, steps: int, warmup: int) -> None:
     if slope <= 0 or not _close(g, g[0] + slope * s):
         return
     length, shift = 1 / slope, float(g[0]) / slope
-    lengths = {"warmup_steps": warmup, "warmup_steps + 1": warmup + 1, "warmup_steps - 1": warmup - 1, "steps": steps}
-    shifts = {"step": 0.0, "step + 0.5": 0.5, "step + 1": 1.0, "step - 1": -1.0, "step - 0.5": -0.5}
+    lengths = {**_offsets("warmup_steps", warmup), **_offsets("steps", steps)}
+    shifts = _offsets("step", 0.0, halves=True)
     length_name, shift_name = _expression(length, lengths), _expression(shift, shifts)
     if length_name is None or shift_name is None:
         return
@@ -93,22 +103,12 @@ def _progress(got: Tensor, right: Tensor, steps: int, warmup: int) -> None:
     if b <= 0 or not _close(g, 0.5 * (1 + torch.cos(math.pi * (b * s + c)))):
         return
     length, start = 1 / b, -c / b
-    lengths = {
-        "steps - warmup_steps": n,
-        "steps - warmup_steps + 1": n + 1,
-        "steps - warmup_steps - 1": n - 1,
-        "steps": steps,
-        "steps - 1": steps - 1,
-        "steps + 1": steps + 1,
-    }
-    starts = {
-        "step - warmup_steps": warmup,
-        "step - warmup_steps + 0.5": warmup - 0.5,
-        "step - warmup_steps - 0.5": warmup + 0.5,
-        "step - warmup_steps + 1": warmup - 1,
-        "step - warmup_steps - 1": warmup + 1,
-        "step": 0.0,
-    }
+    lengths = {**_offsets("steps - warmup_steps", n), **_offsets("steps", steps)}
+    # progress (step - start): start = warmup_steps - k reads as "step - warmup_steps + k"
+    starts = {"step - warmup_steps": float(warmup), "step": 0.0}
+    for k in (0.5 * i for i in range(1, 7)):
+        starts[f"step - warmup_steps + {k:g}"] = warmup - k
+        starts[f"step - warmup_steps - {k:g}"] = warmup + k
     length_name, start_name = _expression(length, lengths), _expression(start, starts)
     if length_name is None or start_name is None:
         return
