@@ -553,8 +553,10 @@ def _shift_reason(offset: float, e: Tensor) -> str:
     for label, stat in stats:
         if abs(offset + float(stat)) <= 1e-4 * max(1.0, abs(float(stat))):
             return f"{label} ({float(stat):.4g}) was subtracted from every value: a normalisation not asked for"
+    small = abs(offset) <= 1e-2 * max(1.0, float(e.abs().max()))  # an eps-sized shift: most likely a stray eps
+    eps = "a small constant (an eps) added to the result or a term where none belongs, or " if small else ""
     return (
-        "one number subtracted from or added to every value: a normalisation not asked for (subtracting a "
+        f"one number subtracted from or added to every value: {eps}a normalisation not asked for (subtracting a "
         "max, mean or logsumexp, a log_softmax, a difference of two softmaxes' logs), or a bias added twice or "
         "left out"
     )
@@ -624,7 +626,8 @@ def generic_diagnosis(
                 if other is not None:
                     return "one_slice", (
                         f"`{name}` {index} got the values `{name}` {other} should have, and every other `{name}` is "
-                        f"right: an index of {other} (or a value left from an earlier loop iteration) used for it"
+                        f"right: an index of {other} used for it, an index clamped to {other} (such as max(i, 1)), "
+                        "or a value left from an earlier loop iteration"
                     )
                 found = region_of_disagreement(a, e, bad, atol)  # what sets that slice apart, when it shows
                 return "one_slice", (

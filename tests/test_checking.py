@@ -193,6 +193,7 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     assert "their median" in _code(e - e.median(), e, dims=dims).hint
     other = _code(e + 0.5, e, dims=dims).hint
     assert "a bias added twice" in other and "log_softmax" in other and "their max" not in other
+    assert "an eps" not in other and "an eps" in _code(e + 1e-3, e, dims=dims).hint  # an eps-sized shift: a stray eps
     assert _code(e[:, :1].expand_as(e).clone(), e, dims=dims).code == "first_slice_for_all"
     # a constant output (all 0) is not read as "slice 0 for all" even where the right slice 0 is all 0 too
     zero_first = e.clone()
@@ -204,6 +205,9 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     one[:, 2] += 1.0
     err = _code(one, e, dims=dims)
     assert err.code == "one_slice" and "`inst` 2" in err.hint
+    clamped = e.clone()
+    clamped[:, 0] = e[:, 1]  # max(i, 1): slice 0 computed as slice 1
+    assert "an index clamped to 1" in _code(clamped, e, dims=dims).hint
     assert _code(torch.randn(4, 3, 5), e, dims=dims).code == "values"  # nothing recognisable: the formula's hint
 
 
