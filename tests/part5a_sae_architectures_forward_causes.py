@@ -163,8 +163,16 @@ def auxk_causes(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_au
         "your top-k ranks |masked pre| (the -inf of live latents become +inf and win, then are zeroed): rank the "
         "dead latents' pre-activations themselves, live ones set to -inf, with no abs"
     )
+    ranked = torch.where(dead, pre.relu(), -torch.inf).topk(k_aux, dim=-1).indices  # negative pre all tie at 0
+    chosen = torch.where(dead.expand_as(pre).gather(-1, ranked), pre.gather(-1, ranked), 0.0)
+    relu_rank_hint = (
+        "your dead latents are ranked by ReLU(pre) (the values kept are pre's own): every negative pre-activation "
+        "ties at 0 there, so which dead latents are chosen is arbitrary. Rank the pre-activations before any ReLU: "
+        "torch.where(dead, pre, -inf).topk(k_aux, dim=-1), and keep those values"
+    )
     return [
         *SL.auxk_coeff(expected),
+        ("ranked_after_relu", relu_rank_hint, loss(ranked, chosen).pow(2).mean(-1).detach()),
         ("divided_by_k_aux", hint, value),
         ("auxk_mixed_indices", mixed_hint, mixed),
         ("auxk_abs_after_mask", abs_hint, loss(by_abs, kept).pow(2).mean(-1).detach()),

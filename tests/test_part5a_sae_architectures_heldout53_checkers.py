@@ -6,6 +6,8 @@
 * TopK decoding the top-k values of pre before the ReLU, the ReLU applied to acts_post only afterwards
   (decoded_before_relu), and the indices sorted before the scatter, so the right values land on the wrong latents
   (values_misplaced): each was "differs" with the formula restated.
+* AuxK ranking the dead latents by ReLU(pre) (every negative pre ties at 0) while keeping pre's own values
+  (ranked_after_relu): was "differs" with an instance pattern.
 * The round's correct variants (torch.where and a folded W_mag in the Gated SAE, torch.heaviside with None for
   grad_x, saved boolean masks in JumpReLU, a repeated θ with F.mse_loss, top-k by kthvalue or a boolean mask, AuxK
   with a loop over instances or masked_fill, L0 as a sum of signs, the FVE total as Σh² - nΣmean², dead latents by
@@ -102,6 +104,17 @@ def test_topk_relu_after_decoding_named():
 def test_topk_sorted_indices_named():
     err = str(assert_fails(C.test_topk_forward, _topk("sorted"), "values_misplaced"))
     assert "wrong latents" in err
+
+
+def _auxk_ranked_on_relu(pre, residual, dead, W, k_aux):
+    idx = torch.where(dead, pre.relu(), -torch.inf).topk(k_aux, dim=-1).indices
+    vals = torch.where(dead.expand_as(pre).gather(-1, idx), pre.gather(-1, idx), 0.0)
+    return (residual - _dec(torch.zeros_like(pre).scatter(-1, idx, vals), W)).pow(2).mean(-1)
+
+
+def test_auxk_ranked_after_relu_named():
+    err = str(assert_fails(C.test_auxk_loss, _auxk_ranked_on_relu, "ranked_after_relu"))
+    assert "ReLU(pre)" in err
 
 
 def test_topk_correct_variants_pass():
