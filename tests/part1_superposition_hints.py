@@ -198,9 +198,18 @@ def gap_shape(values: Tensor, low: float, high: float) -> str:
             "the large ones, as when one uniform v gives both the sign and the size (torch.where(v < 0.5, -v, v)); "
             "draw the value as one U[-1, 1] (2 * rand - 1), or the sign and the size from separate draws; "
         )
+    scaled = ""
+    if len(runs) == 1:  # one stretch: at the low end ([0, c]) or centred ([-c, c]) is the draw times c
+        (a, b), mid = runs[0], (low + high) / 2
+        if abs(a - low) < 1e-9 and low == 0:
+            c = float(values.max()) / high
+            scaled = f"the draw scaled by about {c:.2g} (c · rand, c < 1), or "
+        elif abs((a + b) / 2 - mid) < 1e-9:
+            c = float((values.double() - mid).abs().max()) / ((high - low) / 2)
+            scaled = f"the draw scaled by about {c:.2g} (c · (2 * rand - 1), c < 1), or "
     return (
-        f"the present values fill only {support} of [{low:g}, {high:g}]: a rule that maps the draw into part of the "
-        "range (one uniform giving both the sign and the size, a piecewise formula, a shift of some values)? "
+        f"the present values fill only {support} of [{low:g}, {high:g}]: {scaled}a rule that maps the draw into part "
+        "of the range (one uniform giving both the sign and the size, a piecewise formula, a shift of some values)? "
     )
 
 

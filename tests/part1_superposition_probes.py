@@ -30,7 +30,7 @@ from tests.part1_superposition_hints import (
     input_transform_hint,
     pair_slice_candidates,
 )
-from tests.part1_superposition_zero_input import zero_input_hint
+from tests.part1_superposition_zero_input import zero_input_reading
 from tests.precision import precision_reading
 
 # A generator checker computes at most ~600 statistics (rates, pairwise joints, lagged joints, value means and
@@ -70,6 +70,12 @@ def relu_placement_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, ac
             torch.relu(torch.relu(z) + b),
         ),
         (
+            "bias_on_input",
+            "b_final is added to the input features before the first product, with no bias on the output: it is "
+            "the output's bias, ReLU(Wᵀ · hidden + b_final), added after the second product",
+            torch.relu(torch.einsum("...id,idf->...if", act(torch.einsum("...if,idf->...id", x + b, W_in)), W_out)),
+        ),
+        (
             "max_with_bias",
             "your output is torch.maximum(z, b_final) (z = the product with the weights): ReLU(z + b) is "
             "max(z + b, 0), the bias *added* and then compared with 0",
@@ -105,7 +111,7 @@ def probe_forward(
         return "values", "compare each step with the formula: the two products with the weights, b_final, the ReLUs"
     if not bias_right:
         ok = isinstance(zero_out, Tensor) and zero_out.shape == shape and zero_out.is_floating_point()
-        return "bias_term", zero_input_hint(zero_out.detach() if ok else None, b.expand(shape))
+        return zero_input_reading(zero_out.detach() if ok else None, b.expand(shape))
     if isinstance(out, Tensor) and z is not None and out.shape == z.shape and out.is_floating_point():
         o, zz, bb = out.detach().double(), z.detach().double(), b.detach().double().expand_as(z)
         on = o > 1e-6
@@ -257,8 +263,8 @@ def hidden_probe(build: Callable[[float, float], torch.nn.Module], device: torch
         elif bool((g[xs > 0] - 1).abs().max() < 1e-6):
             where += (
                 ": every positive value became 1 on this one-neuron probe; possible causes: the mask (h > 0) itself "
-                "instead of h * mask or ReLU(h), or h divided by its norm over d_hidden (F.normalize(h, dim=-1), "
-                "which is 1 here where d_hidden is 1)"
+                "instead of h * mask or ReLU(h), or h divided by a statistic of itself over d_hidden (its norm, "
+                "F.normalize(h, dim=-1), its sum h / h.sum(-1) or its max), each 1 here where d_hidden is 1"
             )
     return "hidden_nonlinearity", (
         f"the hidden nonlinearity is not a ReLU: on a one-feature model with weights 1 (and b_final = 10 taken off) "

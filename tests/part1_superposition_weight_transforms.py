@@ -179,7 +179,8 @@ def layout_reshape_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> lis
 
 def instance_mixup_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
     """Part 1's forward with one product (or both) reading another instance's weights: W rolled or flipped along the
-    instance axis (W.roll(1, 0), W.roll(-1, 0), W.flip(0)), so instance k goes through instance k ∓ 1's W."""
+    instance axis (W.roll(1, 0), W.roll(-1, 0), W.flip(0)), so instance k goes through instance k ∓ 1's W, or the
+    mean over instances (W.mean(0)) for every instance."""
     if W.shape[0] < 2:
         return []
     model = _forward_with(x, b, lambda t: t)
@@ -188,10 +189,12 @@ def instance_mixup_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> lis
         ("W.roll(1, 0): instance k uses instance k - 1's W", lambda w: w.roll(1, 0)),
         ("W.roll(-1, 0): instance k uses instance k + 1's W", lambda w: w.roll(-1, 0)),
         ("W.flip(0): the instances' weights in reverse order", lambda w: w.flip(0)),
+        ("W.mean(0): every instance uses the mean of the instances' W", lambda w: w.mean(0, keepdim=True).expand_as(w)),
     ):
         for where, Wi, Wo in (
             ("the first product (W x, down to d_hidden)", g(W), W),
             ("the second product (back up with Wᵀ)", W, g(W)),
+            ("both products", g(W), g(W)),
         ):
             hint = (
                 f"your output is the right one with {where} reading another instance's weights, {what}. Each "
@@ -220,9 +223,28 @@ def hidden_normalised_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> 
     ]
 
 
+def hidden_bounded_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
+    """Part 1's forward with a bounded nonlinearity on the hidden vector h = W x (tanh, clamp to [-1, 1], sigmoid):
+    part 1's hidden layer is linear."""
+    return [
+        (
+            "hidden_bounded",
+            f"your output is the right one with {what} applied to the hidden vector h = W x before the second "
+            "product. Part 1's hidden layer is linear: no nonlinearity between the products, only the output ReLU"
+            + (f" ({formula})" if formula else ""),
+            _forward_with(x, b, act)(W, W),
+        )
+        for what, act in (
+            ("tanh", torch.tanh),
+            ("a clamp to [-1, 1] (h.clamp(-1, 1), F.hardtanh)", lambda t: t.clamp(-1, 1)),
+            ("a sigmoid", torch.sigmoid),
+        )
+    ]
+
+
 def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[Mutant]:
     """Part 1's forward (W read by both products): the transforms, the Gram edits, the reshapes, another instance's
-    weights and a normalised hidden vector."""
+    weights, a normalised hidden vector and a bounded one."""
     transformed = weight_transform_mutants(x, W, W, b, formula=formula)
     return (
         transformed
@@ -232,4 +254,5 @@ def part1_weight_mutants(x: Tensor, W: Tensor, b: Tensor, formula: str) -> list[
         + layout_reshape_mutants(x, W, b, formula)
         + instance_mixup_mutants(x, W, b, formula)
         + hidden_normalised_mutants(x, W, b, formula)
+        + hidden_bounded_mutants(x, W, b, formula)
     )

@@ -3,7 +3,8 @@ sign and its magnitude |v|. A right draw (2 * rand - 1) gives every (inst, feat)
 independently of p. Two families break one half only:
 
 - a biased sign coin: |v| is U[0, 1] in every cell but the share of negative values is not 1/2 (it follows p when
-  the feature probability was reused for the coin, 1 - p when the comparison was flipped);
+  the feature probability was reused for the coin, 1 - p when the comparison was flipped, one value in every cell
+  when the coin has a fixed bias);
 - the magnitude also decided presence: each cell's |v| fills [1 - p, 1] (|v| > 1 - p on v = 2 * rand - 1, or the
   presence uniform u > 1 - p reused as the magnitude); |v| in [0, p] is part 1's values_reuse_mask reading.
 
@@ -75,6 +76,15 @@ def biased_sign_failure(batch: Tensor, p: Tensor, what: str) -> None:
                 "torch.where(torch.rand(...) < 0.5, -1.0, 1.0), or draw the value as 2 * torch.rand(...) - 1",
                 code="sign_coin_biased",
             )
+    overall = sum(n * q for _, _, n, q in shares) / sum(n for _, _, n, _ in shares)
+    if follows(p * 0 + overall):  # one biased coin for every cell, whatever p
+        fail(
+            observed + f"; in every cell about {overall:.1%} of the present values are negative, whatever p",
+            f"the sign is a coin with a fixed bias (negative with probability ≈ {overall:.2f}: e.g. rand < "
+            f"{overall:.2g}, or torch.randint(0, k) compared with one value) where a fair coin belongs: "
+            "torch.where(torch.rand(...) < 0.5, -1.0, 1.0), or draw the value as 2 * torch.rand(...) - 1",
+            code="sign_coin_fixed_bias",
+        )
     fail(
         observed + "; independent fair signs give 50% in every cell",
         "the negative share follows none of p, 1 - p or the presence draw's u < 1/2 among u < p (each was read "

@@ -126,12 +126,20 @@ def test_clamped_normal_middle_names_no_cause():  # crowds the middle, no sum/me
 
 
 # ---------------------------------------------------------------- zero input: read back, or observed only
-class FwdBiasFlipped(ToyModel):  # b_final reversed along the features: none of the read-back candidates
+class FwdBiasFlipped(ToyModel):  # b_final reversed along the features: read back since round AZ (bias_moved)
     def forward(self, features):
         h = einops.einsum(features, self.W, "... i f, i d f -> ... i d")
         return F.relu(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final.flip(-1))
 
 
+class FwdBiasCubed(ToyModel):  # b_final cubed: none of the read-back candidates
+    def forward(self, features):
+        h = einops.einsum(features, self.W, "... i f, i d f -> ... i d")
+        return F.relu(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final**3)
+
+
 def test_zero_input_flipped_bias_names_no_cause():
-    err = assert_fails(C.test_forward, FwdBiasFlipped, "bias_term")
+    err = assert_fails(C.test_forward, FwdBiasFlipped, "bias_moved")
+    assert "flip(-1)" in err.hint and "symmetrised" not in err.hint
+    err = assert_fails(C.test_forward, FwdBiasCubed, "bias_term")
     assert "no cause is named" in err.hint and "symmetrised" not in err.hint

@@ -9,6 +9,9 @@ and names how the importance was changed:
 * one feature's importance for all (`importance_one_entry`), a cumsum (`importance_accumulated`);
 * the squared error divided by the batch variance of the target (`normalised_mse`) or by target² + ε
   (`relative_error`).
+The forward check names b_final moved along an axis (`bias_moved`: its instances reversed or averaged), a NaN on the
+all-zero probe (`nonfinite_on_zeros`: the input normalised), a bounded hidden layer (`hidden_bounded`: a clamp to
+[-1, 1]) and W averaged over the instances in both products (`weights_other_instance`).
 The round's correct variants (bmm, a precomputed WᵀW, loops, one uniform rescaled for presence and value, the
 conditional anticorrelated draw, torch.distributions) pass.
 """
@@ -56,6 +59,24 @@ def test_importance_over_global_max_named_with_its_twin():
     fn = lambda s, o, b: ((s.importance / s.importance.max()) * _sq(s, o, b)).mean((0, 2)).sum()
     err = assert_fails(checks.test_calculate_loss, _loss(fn), "scale")
     assert "importance.max()" in err.hint and "½" in err.hint
+
+
+def _fwd(edit_x=lambda s, x: x, edit_w=lambda w: w, edit_h=lambda h: h, edit_b=lambda b: b):
+    def forward(self, x):
+        W = edit_w(self.W)
+        h = edit_h(einops.einsum(edit_x(self, x), W, "... i f, i d f -> ... i d"))
+        return F.relu(einops.einsum(h, W, "... i d, i d f -> ... i f") + edit_b(self.b_final))
+
+    return type("FwdV", (ToyModel,), {"forward": forward})
+
+
+def test_forward_mistakes_named():
+    assert_fails(checks.test_forward, _fwd(edit_b=lambda b: b.flip(0)), "bias_moved")
+    assert_fails(checks.test_forward, _fwd(edit_b=lambda b: b.mean(0)), "bias_moved")
+    assert_fails(checks.test_forward, _fwd(edit_x=lambda s, x: x / x.norm(dim=-1, keepdim=True)), "nonfinite_on_zeros")
+    assert_fails(checks.test_forward, _fwd(edit_h=lambda h: h.clamp(-1, 1)), "hidden_bounded")
+    mean_w = lambda w: w.mean(0, keepdim=True).expand_as(w)
+    assert_fails(checks.test_forward, _fwd(edit_w=mean_w), "weights_other_instance")
 
 
 class FwdBmm(ToyModel):

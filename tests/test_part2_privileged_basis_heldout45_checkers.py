@@ -77,8 +77,8 @@ def test_sign_coin_one_minus_p_named():
 
 
 def test_sign_coin_skewed_named():
-    err = assert_fails(C.test_computation_generate_batch, CgbSignCoinSkewed, "sign_coin_biased")
-    assert "fair" in err.hint
+    err = assert_fails(C.test_computation_generate_batch, CgbSignCoinSkewed, "sign_coin_fixed_bias")  # since AZ
+    assert "fair" in err.hint and "fixed bias" in err.hint
 
 
 def test_presence_from_magnitude_named():

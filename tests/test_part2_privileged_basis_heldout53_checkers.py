@@ -8,6 +8,10 @@ NeuronComputationModel.calculate_loss now names:
   (`relative_error`);
 * a max over the batch where the mean belongs (`loss_reduction`, part 1's reduction reading);
 * the target (batch + 1) / 2 (`target_rescaled`) and |batch| centred over the batch (`target_centred`).
+NeuronModel.forward names b_final added to the input before the first product (`bias_on_input`), and a hidden
+layer divided by its sum over the neurons is among the causes the one-neuron probe lists (`hidden_nonlinearity`).
+computation_generate_batch names a sign coin with a fixed bias (`sign_coin_fixed_bias`) and values that fill only
+[-0.9, 0.9] as a draw scaled by 0.9 (`value_distribution`).
 The round's correct variants pass.
 """
 
@@ -51,6 +55,45 @@ LOSSES = {
 def test_loss_mistakes_named():
     for code, fn in LOSSES.items():
         assert_fails(C.test_computation_calculate_loss, _loss(fn), code)
+
+
+class NfBiasOnInput(NeuronModel):
+    def forward(self, x):
+        h = F.relu(torch.einsum("...if,idf->...id", x + self.b_final, self.W))
+        return F.relu(torch.einsum("...id,idf->...if", h, self.W))
+
+
+def test_bias_on_input_named():
+    assert_fails(C.test_neuron_forward, NfBiasOnInput, "bias_on_input")
+
+
+class NfSumNormalised(NeuronModel):
+    def forward(self, x):
+        h = F.relu(torch.einsum("...if,idf->...id", x, self.W))
+        h = h / (h.sum(-1, keepdim=True) + 1e-8)
+        return F.relu(torch.einsum("...id,idf->...if", h, self.W) + self.b_final)
+
+
+def test_hidden_sum_normalised_listed():
+    err = assert_fails(C.test_neuron_forward, NfSumNormalised, "hidden_nonlinearity")
+    assert "h / h.sum(-1)" in err.hint
+
+
+def _values(fn):
+    def generate_batch(self, n):
+        s = (n, self.cfg.n_inst, self.cfg.n_features)
+        d = self.b_final.device
+        return torch.where(torch.rand(s, device=d) < self.feature_probability, fn(s, d), 0.0)
+
+    return type("CgV", (NeuronComputationModel,), {"generate_batch": generate_batch})
+
+
+def test_value_mistakes_named():
+    third = lambda s, d: torch.rand(s, device=d) * torch.where(torch.randint(0, 3, s, device=d) > 0, 1.0, -1.0)
+    assert_fails(C.test_computation_generate_batch, _values(third), "sign_coin_fixed_bias")
+    scaled = lambda s, d: 0.9 * (2 * torch.rand(s, device=d) - 1)
+    err = assert_fails(C.test_computation_generate_batch, _values(scaled), "value_distribution")
+    assert "scaled by about 0.9" in err.hint
 
 
 class NfMask(NeuronModel):
