@@ -86,6 +86,7 @@ from tests.part1_superposition_probes import (
     call_naming_axes,
     cat_axis_failure,
     check_param_gradients,
+    clipped_input_diagnosis,
     combined_length_failure,
     expect_loss_tensor,
     generator_cfg_failure,
@@ -187,6 +188,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
         random_forward(model, x)
         or activation_diagnosis(out, pre)
         or own_feature_diagnosis(model, x, lambda t: two_layer(t, W, W, b))
+        or clipped_input_diagnosis(out, lambda t: two_layer(t, W, W, b), x, cfg.d_hidden)
         or probe_forward(model, b, (1, *x.shape[1:]), device, out, pre - b, cfg.d_hidden)
     )
     ref = reference_model(RefToyModel, cfg, device, {"W": W, "b_final": b}, importance=imp, feature_probability=p)

@@ -200,22 +200,48 @@ INPUT_TRANSFORMS = (
     ("x²", lambda t: t * t),
     ("ReLU(x)", torch.relu),
 )
+# Part 1's inputs clipped to the range its batches hold ([0, 1]): the forward pass takes any input as it is.
+CLIPPED_INPUTS = (
+    ("x.clamp(0, 1) (clipped to [0, 1])", lambda t: t.clamp(0, 1)),
+    ("x.clamp(max=1)", lambda t: t.clamp(max=1)),
+    ("|x| (x.abs())", torch.abs),
+)
 
 
 def input_transform_diagnosis(
-    out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor, d_hidden: int = 0
+    out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor, d_hidden: int = 0, transforms: tuple = INPUT_TRANSFORMS
 ) -> tuple[str, str] | None:
     """(code, hint) when `out` equals the right forward pass `right` applied to a transformed input T(x)."""
     if not isinstance(out, Tensor) or not out.is_floating_point():
         return None
-    for label, transform in INPUT_TRANSFORMS:
+    for label, transform in transforms:
         expected = right(transform(x))
         if out.shape == expected.shape and torch.allclose(out.detach().double(), expected.double(), atol=1e-5):
             return "input_transformed", input_transform_hint(label, d_hidden)
     return None
 
 
+def clipped_input_diagnosis(
+    out: Tensor, right: Callable[[Tensor], Tensor], x: Tensor, d_hidden: int = 0
+) -> tuple[str, str] | None:
+    """(code, hint) when `out` is part 1's forward pass `right` on its input clipped to [0, 1] (CLIPPED_INPUTS)."""
+    return input_transform_diagnosis(out, right, x, d_hidden, CLIPPED_INPUTS)
+
+
 GRID = (-2.0, -1.0, -0.5, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)  # small positives: a threshold above 0 shows
+
+
+_ACTIVATIONS = (  # read back on GRID (a hidden layer that is one of these, where a ReLU belongs)
+    ("tanh (torch.tanh)", torch.tanh),
+    ("a sigmoid (torch.sigmoid)", torch.sigmoid),
+    ("GELU (F.gelu)", torch.nn.functional.gelu),
+    ("GELU, tanh approximation", lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+    ("SiLU / swish (F.silu)", torch.nn.functional.silu),
+    ("softplus (F.softplus)", torch.nn.functional.softplus),
+    ("ELU (F.elu)", torch.nn.functional.elu),
+    ("the identity (no hidden nonlinearity)", lambda t: t),
+    ("a clamp to [-1, 1] (F.hardtanh)", lambda t: t.clamp(-1, 1)),
+)
 
 
 def hidden_probe(build: Callable[[float, float], torch.nn.Module], device: torch.device) -> tuple[str, str] | None:
@@ -250,8 +276,10 @@ def hidden_probe(build: Callable[[float, float], torch.nn.Module], device: torch
     if not wrong.any():
         return None
     table = ", ".join(f"{v:g} → {float(gv):.3g}" for v, gv in zip(GRID, g, strict=True))
+    named = next((what for what, f in _ACTIVATIONS if torch.allclose(g, f(xs), rtol=1e-3, atol=1e-4)), None)
     if wrong[xs <= 0].any():
         where = "wrong even where the hidden pre-activation is 0 or negative (a ReLU gives 0 there)"
+        where += f": it is {named}" if named else ""
     else:
         where = "right where it is 0 or negative, wrong where it is positive (a ReLU passes it unchanged)"
         cut = float(xs[wrong].max())

@@ -109,14 +109,23 @@ def _instance_factor(c: Tensor, imp: Tensor, per_inst_loss: Tensor) -> tuple[str
         for what, factor in (
             (f"importance / importance.max() (its largest entry is {float(imp.max()):.3g})", 1 / imp.max()),
             ("importance / importance.sum() (divided by its sum over every instance and feature)", 1 / imp.sum()),
+            (
+                "one weighted average over every instance and feature, Σ I·err / Σ I (importance.sum() over all), "
+                "where each instance's mean of importance · err is summed",
+                n / imp.sum(),
+            ),
             ("importance / importance.mean() (divided by its mean)", 1 / imp.mean()),
         ):
             if abs(float(c.mean() - factor)) <= 1e-4 * float(factor):
-                # One factor for the whole loss: a constant on the loss reads the same, so both are named.
-                return "scale", (
-                    f"{float(c.mean()):.4g} × importance, which is {what}, or the right loss times a constant "
-                    f"{float(c.mean()):.4g} (a ½ convention such as ½·MSE, a term counted twice or lost)"
-                )
+                k = float(c.mean())
+                if any(abs(k * m - round(k * m)) < 1e-4 and round(k * m) > 0 for m in (1, 2, 3, 4)):
+                    # A simple constant (½, 2, ...): a constant on the loss reads the same, so both are named.
+                    return "scale", (
+                        f"{k:.4g} × importance, which is {what}, or the right loss times a constant {k:.4g} (a ½ "
+                        "convention such as ½·MSE, a term counted twice or lost)"
+                    )
+                code = "importance_weighted_average" if "weighted average" in what else "importance_normalised"
+                return code, f"{k:.4g} × importance, which is {what}"
         return None
     candidates = [
         (

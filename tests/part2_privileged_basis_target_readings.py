@@ -32,12 +32,14 @@ FUNCTIONS = {
     "(batch + 1) / 2 (batch rescaled from [-1, 1] to [0, 1])": lambda x: (x + 1) / 2,
     "|batch| - |batch|.mean(0) (centred over the batch)": lambda x: x.abs() - x.abs().mean(0, keepdim=True),
     "|batch - batch.mean(0)| (the batch centred before the absolute value)": lambda x: (x - x.mean(0)).abs(),
+    "|batch| / |batch|.amax(0) (scaled to a maximum of 1 over the batch)": lambda x: x.abs() / x.abs().amax(0),
 }
 # Targets with a code of their own (the rest are `target_function`).
 CODES = {
     "(batch + 1) / 2 (batch rescaled from [-1, 1] to [0, 1])": "target_rescaled",
     "|batch| - |batch|.mean(0) (centred over the batch)": "target_centred",
     "|batch - batch.mean(0)| (the batch centred before the absolute value)": "target_centred",
+    "|batch| / |batch|.amax(0) (scaled to a maximum of 1 over the batch)": "target_rescaled",
 }
 
 

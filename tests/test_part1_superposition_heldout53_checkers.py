@@ -7,11 +7,14 @@ and names how the importance was changed:
   its twin on these inputs, a constant ½ on the loss, since importance.max() is 2);
 * the instances combined with a logsumexp (`instances_logsumexp`);
 * one feature's importance for all (`importance_one_entry`), a cumsum (`importance_accumulated`);
+* one weighted average over everything, Σ I·err / (Σ I · B) (`importance_weighted_average`), a softmax of the
+  importance (`importance_softmax`), the importance rolled (`importance_reordered`);
 * the squared error divided by the batch variance of the target (`normalised_mse`) or by target² + ε
   (`relative_error`).
 The forward check names b_final moved along an axis (`bias_moved`: its instances reversed or averaged), a NaN on the
 all-zero probe (`nonfinite_on_zeros`: the input normalised), a bounded hidden layer (`hidden_bounded`: a clamp to
-[-1, 1]) and W averaged over the instances in both products (`weights_other_instance`).
+[-1, 1]) W averaged over the instances in both products (`weights_other_instance`), and the input clipped to [0, 1]
+(`input_transformed`).
 The round's correct variants (bmm, a precomputed WᵀW, loops, one uniform rescaled for presence and value, the
 conditional anticorrelated draw, torch.distributions) pass.
 """
@@ -46,6 +49,8 @@ LOSSES = {
     "importance_one_entry": lambda s, o, b: (s.importance[:, :1] * _sq(s, o, b)).mean((0, 2)).sum(),
     "importance_accumulated": lambda s, o, b: (s.importance.cumsum(-1) * _sq(s, o, b)).mean((0, 2)).sum(),
     "normalised_mse": lambda s, o, b: (s.importance * _sq(s, o, b) / b.var(0)).mean((0, 2)).sum(),
+    "importance_softmax": lambda s, o, b: (s.importance.softmax(-1) * _sq(s, o, b)).mean((0, 2)).sum(),
+    "importance_reordered": lambda s, o, b: (s.importance.roll(1, -1) * _sq(s, o, b)).mean((0, 2)).sum(),
     "relative_error": lambda s, o, b: (s.importance * _sq(s, o, b) / (b**2 + 1e-6)).mean((0, 2)).sum(),
 }
 
@@ -53,6 +58,9 @@ LOSSES = {
 def test_importance_changes_named():
     for code, fn in LOSSES.items():
         assert_fails(checks.test_calculate_loss, _loss(fn), code)
+    overall = lambda s, o, b: (s.importance * _sq(s, o, b)).sum() / (s.importance.sum() * b.shape[0])
+    err = assert_fails(checks.test_calculate_loss, _loss(overall), "importance_weighted_average")
+    assert "every instance and feature" in err.hint
 
 
 def test_importance_over_global_max_named_with_its_twin():
@@ -77,6 +85,10 @@ def test_forward_mistakes_named():
     assert_fails(checks.test_forward, _fwd(edit_h=lambda h: h.clamp(-1, 1)), "hidden_bounded")
     mean_w = lambda w: w.mean(0, keepdim=True).expand_as(w)
     assert_fails(checks.test_forward, _fwd(edit_w=mean_w), "weights_other_instance")
+    assert_fails(checks.test_forward, _fwd(edit_b=lambda b: b.roll(1, 0)), "bias_moved")
+    assert_fails(checks.test_forward, _fwd(edit_h=torch.tanh), "hidden_bounded")
+    err = assert_fails(checks.test_forward, _fwd(edit_x=lambda s, x: x.clamp(0, 1)), "input_transformed")
+    assert "clamp(0, 1)" in err.hint
 
 
 class FwdBmm(ToyModel):

@@ -162,7 +162,7 @@ def test_neuron_forward_accepts(impl):
         (NeuronBiasAfterReLU, "bias_after_relu"),
         (NeuronNoOutputReLU, "no_relu"),
         (NeuronMixedInstances, "one_change"),  # the typo quoted: `inst` spelled differently in one einsum input
-        (NeuronMeanOverInstances, "instances_mixed"),
+        (NeuronMeanOverInstances, "weights_other_instance"),  # named since round AZ
         (NeuronBatchOnly, "leading_dims"),
         (NeuronDouble, "dtype"),
         (NeuronReLUOnInput, "relu_on_input"),

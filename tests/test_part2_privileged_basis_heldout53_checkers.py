@@ -12,6 +12,10 @@ NeuronModel.forward names b_final added to the input before the first product (`
 layer divided by its sum over the neurons is among the causes the one-neuron probe lists (`hidden_nonlinearity`).
 computation_generate_batch names a sign coin with a fixed bias (`sign_coin_fixed_bias`) and values that fill only
 [-0.9, 0.9] as a draw scaled by 0.9 (`value_distribution`).
+Both forward checks tell apart what carries instance 0 into other instances: its b_final (`bias_other_instance`,
+b_final.roll(1, 0)) or its weights (`weights_other_instance`, W.mean(0)); the one-neuron probe names a tanh hidden
+layer. The loss names a softmax of the importance (`importance_softmax`) and the target |batch| / |batch|.amax(0)
+(`target_rescaled`).
 The round's correct variants pass.
 """
 
@@ -46,6 +50,7 @@ LOSSES = {
     "instances_logsumexp": lambda s, o, b: torch.logsumexp((s.importance * _sq(o, b)).mean((0, 2)), 0),
     "normalised_mse": lambda s, o, b: (s.importance * _sq(o, b) / b.abs().var(0)).mean((0, 2)).sum(),
     "relative_error": lambda s, o, b: (s.importance * _sq(o, b) / (b**2 + 1e-6)).mean((0, 2)).sum(),
+    "importance_softmax": lambda s, o, b: (s.importance.softmax(-1) * _sq(o, b)).mean((0, 2)).sum(),
     "loss_reduction": lambda s, o, b: (s.importance * _sq(o, b)).amax(0).mean(-1).sum(),
     "target_rescaled": lambda s, o, b: (s.importance * ((b + 1) / 2 - o) ** 2).mean((0, 2)).sum(),
     "target_centred": lambda s, o, b: (s.importance * (b.abs() - b.abs().mean(0) - o) ** 2).mean((0, 2)).sum(),
@@ -65,6 +70,31 @@ class NfBiasOnInput(NeuronModel):
 
 def test_bias_on_input_named():
     assert_fails(C.test_neuron_forward, NfBiasOnInput, "bias_on_input")
+
+
+def _nf(edit_w=lambda w: w, edit_b=lambda b: b):
+    def forward(self, x):
+        W = edit_w(self.W)
+        h = F.relu(torch.einsum("...if,idf->...id", x, W))
+        return F.relu(torch.einsum("...id,idf->...if", h, W) + edit_b(self.b_final))
+
+    return type("NfV", (NeuronModel,), {"forward": forward})
+
+
+class CfTanh(NeuronComputationModel):
+    def forward(self, x):
+        h = torch.tanh(torch.einsum("...if,idf->...id", x, self.W1))
+        return F.relu(torch.einsum("...id,ifd->...if", h, self.W2) + self.b_final)
+
+
+def test_instance_sources_and_activation_named():
+    assert_fails(C.test_neuron_forward, _nf(edit_b=lambda b: b.roll(1, 0)), "bias_other_instance")
+    mean_w = lambda w: w.mean(0, keepdim=True).expand_as(w)
+    assert_fails(C.test_neuron_forward, _nf(edit_w=mean_w), "weights_other_instance")
+    err = assert_fails(C.test_computation_forward, CfTanh, "hidden_nonlinearity")
+    assert "it is tanh" in err.hint
+    target = lambda s, o, b: (s.importance * (b.abs() / b.abs().amax(0) - o) ** 2).mean((0, 2)).sum()
+    assert_fails(C.test_computation_calculate_loss, _loss(target), "target_rescaled")
 
 
 class NfSumNormalised(NeuronModel):
