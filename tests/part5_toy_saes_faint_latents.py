@@ -1,4 +1,8 @@
-"""A probe for the resamplers' dead rule: latents that fired only faintly are alive, not dead.
+"""Threshold rules for the resamplers' dead latents: latents that fired only faintly, or rarely, are alive.
+
+`threshold_rule`: on the main window, the latents resampled are exactly those whose window statistic (sum or mean,
+max, last value) lies below some threshold: every statistic that fits is named, not only the first.
+`faint_latents_probe`: a second window for thresholds too small to show on the main one.
 
 The main window (`part5_toy_saes_mistakes.window_groups`) has no latent whose total over the window is below its
 rarely-firing group's, so a threshold rule with a small threshold (`frac.mean(0) < 1e-4`, `frac.sum(0) < 1e-3`,
@@ -13,9 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from solutions import part5_toy_saes as ref
 from tests.checking import fail
+from tests.part5_toy_saes_instance_union import pooled_instance_indices
 
 WINDOW, FAINT = 20, (1 / 4096, 1e-6)
 
@@ -52,3 +58,35 @@ def faint_latents_probe(
         "also resamples latents that fire rarely)",
         code="faint_threshold",
     )
+
+
+def threshold_rule(changed: Tensor, expected: Tensor, frac: Tensor, active: Tensor) -> None:
+    """Fail naming the rule when the changed latents are exactly those whose window statistic (sum, largest or
+    last value of frac_active_in_window [window inst d_sae]) lies below some threshold, and that catches live ones.
+    Every statistic that separates them is listed (on this window a max and a sum threshold can pick the same set)."""
+    if torch.equal(changed, expected) or not (changed & ~expected).any():
+        return
+    pooled_instance_indices(changed, expected, frac, active)
+    stats = (
+        ("frac_active_in_window.sum(0) (or its mean)", frac.sum(0)),
+        ("frac_active_in_window.amax(0)", frac.amax(0)),
+        ("frac_active_in_window[-1]", frac[-1]),
+    )
+    act = active[:, None].expand_as(changed)
+    fits, counts = [], ""
+    for name, stat in stats:
+        below, above = stat[changed & act], stat[~changed & act]
+        if below.numel() == 0 or above.numel() == 0 or below.max() >= above.min():
+            continue
+        lo, hi = float(below.max()), float(above.min())
+        fits.append(f"{name} below a threshold between {lo:.4g} and {hi:.4g}")
+        if lo < 1 <= hi:
+            counts = " (e.g. `< 1`: are the fractions read as counts? they lie in [0, 1])"
+    if fits:
+        fail(
+            f"{int(changed.sum())} latents were resampled, expected the {int(expected.sum())} dead ones: exactly "
+            f"those with {' (or, equally here, '.join(fits)}{')' * (len(fits) - 1)}{counts}, live latents included",
+            "a latent is dead only if its fraction is 0 at every step of the window: "
+            "`(frac_active_in_window <= 0).all(dim=0)`",
+            code="threshold_rule",
+        )

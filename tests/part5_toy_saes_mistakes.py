@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_faint_latents as FL
+from tests import part5_toy_saes_old_directions as OD
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_resample_draws as RD
 from tests import part5_toy_saes_resample_readbacks as RB
@@ -535,7 +537,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
             "0), then write into the parameters themselves (.data[...] = ...; an indexed copy edits only the copy)",
             code="nothing_resampled",
         )
-    P.threshold_rule(changed, expected, frac, active)
+    FL.threshold_rule(changed, expected, frac, active)
     window_slice_rule(changed, frac, active)
     if (changed & ~expected).any() and not (changed & expected).any():
         every = torch.equal(changed, (frac > 0).all(0) & active[:, None])
@@ -584,6 +586,8 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float, drawn
         )
     norms = rows.norm(dim=-1)
     if torch.isclose(norms, torch.ones_like(norms), atol=1e-4).all():
+        if drawn:  # random, not the old direction (nor old + noise)
+            OD.old_direction_failure(rows, before, dead)
         return rows
     zero, inst_of = norms < 1e-6, dead.nonzero()[:, 0]
     if zero.any():
@@ -620,16 +624,16 @@ def check_isotropic(rows: Tensor) -> None:
     RB.corner_directions(rows)
     n, d_in = rows.shape
     n_tests = 3 * d_in
+    positive = (rows > 0).double().mean(0)
     expect_frequency(
-        (rows > 0).double().mean(0),
+        positive,
         0.5,
         n,
         "the fraction of new directions with a positive coordinate",
         dims="d_in",
         n_tests=n_tests,
         code="not_isotropic",
-        hint="directions must be symmetric around 0: draw them with torch.randn, and don't make them positive "
-        "(torch.rand, .abs() or a ReLU all do)",
+        hint=RD.sign_hint(positive),
     )
     tol = bernstein_tolerance(n, 1 / d_in, 2.0, FAILURE_PROBABILITY / n_tests)  # coordinates in [-1, 1], var 1/d_in
     mean = rows.double().mean(0)

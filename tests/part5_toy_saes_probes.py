@@ -16,7 +16,6 @@ from tests.checking import fail
 from tests.learner_errors import failing_line
 from tests.part5_toy_saes_eps_placement import eps_placement_failure, short_rows_raw_failure
 from tests.part5_toy_saes_fallbacks import model_not_module_failure
-from tests.part5_toy_saes_instance_union import pooled_instance_indices
 from tests.part5_toy_saes_loss_readings import coeff_column_failure
 from tests.part5_toy_saes_readoffs import fitted_power
 from tests.part5_toy_saes_row_norms import read_back_eps
@@ -341,33 +340,6 @@ def weight_candidates(
 # --------------------------------------------------------------------------------------------
 # Resampling: which latents changed, read as a threshold on a statistic of the window
 # --------------------------------------------------------------------------------------------
-def threshold_rule(changed: Tensor, expected: Tensor, frac: Tensor, active: Tensor) -> None:
-    """Fail naming the rule when the changed latents are exactly those whose window statistic (sum, largest or
-    last value of frac_active_in_window [window inst d_sae]) lies below some threshold, and that catches live ones."""
-    if torch.equal(changed, expected) or not (changed & ~expected).any():
-        return
-    pooled_instance_indices(changed, expected, frac, active)
-    stats = (
-        ("frac_active_in_window.sum(0) (or its mean)", frac.sum(0)),
-        ("frac_active_in_window.amax(0)", frac.amax(0)),
-        ("frac_active_in_window[-1]", frac[-1]),
-    )
-    act = active[:, None].expand_as(changed)
-    for name, stat in stats:
-        below, above = stat[changed & act], stat[~changed & act]
-        if below.numel() == 0 or above.numel() == 0 or below.max() >= above.min():
-            continue
-        lo, hi = float(below.max()), float(above.min())
-        counts = " (e.g. `< 1`: are the fractions read as counts? they lie in [0, 1])" if lo < 1 <= hi else ""
-        fail(
-            f"{int(changed.sum())} latents were resampled, expected the {int(expected.sum())} dead ones: exactly "
-            f"those with {name} below a threshold between {lo:.4g} and {hi:.4g}{counts}, live latents included",
-            "a latent is dead only if its fraction is 0 at every step of the window: "
-            "`(frac_active_in_window <= 0).all(dim=0)`",
-            code="threshold_rule",
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # __init__ and W_dec_normalized: fresh values on every call
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
   but their lengths / resample_scale are the norms of unnormalised Gaussian draws, whose squares have mean d_in.
 * b_enc of the resampled latents kept its old values: the write was lost (never made, or made into the copy that
   indexing with an index list or mask returns).
-* Directions not uniform on the sphere although centred: where the extra mass sits. The largest |coordinate| of
+* Directions not uniform on the sphere although centred: first whether the coordinates share one scale (each one's
+  mean square is 1/d_in for exchangeable coordinates), then where the extra mass sits. The largest |coordinate| of
   a row is smaller on average than a uniform direction's when the rows crowd towards the cube's corners (a normalised
   uniform draw, torch.rand · 2 - 1) and larger when they crowd towards the axes (a normalised heavy-tailed draw:
   Laplace, exponential with random signs, Student-t, Cauchy).
@@ -17,6 +18,7 @@ only name a failure already found, a correct answer never reaches them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -95,6 +97,19 @@ def not_sphere_failure(rows: Tensor, j: int, gap: float, tol: float) -> None:
     against a uniform direction's (simulated on 2^20 seeded draws: its standard error is below 3e-4). Six standard
     errors of the rows' own mean (n in the thousands) separate the two sides."""
     n, d = rows.shape
+    # each coordinate's mean square is 1/d for any draw whose coordinates are exchangeable (iid); for a uniform
+    # direction x_j² has variance 3/(d(d+2)) - 1/d². Six standard errors (per coordinate) of the sample mean
+    ms = rows.double().pow(2).mean(0)
+    se = math.sqrt((3 / (d * (d + 2)) - 1 / d**2) / n)
+    if ((ms - 1 / d).abs() > 6 * se).any():
+        fail(
+            f"the new directions are not uniform on the sphere: the mean square of each coordinate is "
+            f"{[round(float(m), 4) for m in ms]}, where uniform directions give 1/d_in = {1 / d:.4f} ± {6 * se:.4f} "
+            "for every coordinate: some coordinates were drawn with a larger scale than others",
+            "draw every coordinate with the same distribution (torch.randn(n_dead, d_in), no per-coordinate scale "
+            "or factor), then normalise the vector",
+            code="anisotropic_draw",
+        )
     gen = torch.Generator().manual_seed(0)
     sphere = torch.randn(2**20, d, generator=gen, dtype=torch.float64)
     expected = float((sphere.abs().amax(-1) / sphere.norm(dim=-1)).mean())
@@ -122,4 +137,19 @@ def not_sphere_failure(rows: Tensor, j: int, gap: float, tol: float) -> None:
         "only a Gaussian vector (torch.randn) divided by its norm is uniform on the sphere: draw the directions that "
         "way",
         code="not_sphere",
+    )
+
+
+def sign_hint(positive: Tensor) -> str:
+    """The hint for new directions whose coordinates are not positive half the time (`positive` [d_in]: the
+    fraction positive per coordinate): one sign only means they were made positive; both signs, unequally often,
+    mean an offset was added to the draw."""
+    if bool(((positive > 0.99) | (positive < 0.01)).any()):
+        return (
+            "directions must be symmetric around 0: draw them with torch.randn, and don't make them positive "
+            "(torch.rand, .abs() or a ReLU all do)"
+        )
+    return (
+        "directions must be symmetric around 0: both signs occur, but not equally often: an offset added to the "
+        "draw (a constant, b_dec, a mean) before normalising? Normalise a plain torch.randn vector"
     )

@@ -5,11 +5,14 @@
 * generate_batch with the features thresholded to 0/1 (`features_thresholded`, threshold read back) or with W
   centred over the features (`weights_transformed`).
 * resample_simple and resample_advanced with a small threshold as the dead rule (`frac.mean(0) < 1e-4`,
-  `frac.sum(0) < 1e-3`): a latent that fired once, faintly, is resampled (`faint_threshold`).
+  `frac.sum(0) < 1e-3`): a latent that fired once, faintly, is resampled (`faint_threshold`); a max threshold
+  (`frac.amax(0) < 1e-3`) is listed with the sum threshold that picks the same latents (`threshold_rule`).
 * resample_simple's encoder length read back as a rule: √s, s², 1 - s, s·√d_in, s / d_in, s × the old column's norm
   (each its own code).
 * resample_simple with normalised Laplace draws: named as crowding towards the axes (`axes_not_sphere`), not as
-  the cube's corners.
+  the cube's corners; coordinates drawn with different scales (`anisotropic_draw`); the new direction taken from
+  the old encoder column (`old_direction_reused`) or the old row plus noise (`draw_mixed_with_old`); a draw with an
+  offset (both signs, unequally often) is not called "made positive".
 * resample_advanced's encoder scale from the mean |entry| of the live columns (`enc_norm_kind`) or from the latents
   above a window-mean threshold (`live_threshold`).
 * the correct variants the round found (clamped norm, permuted axes, a forward subtracting b_dec · W_enc after
@@ -54,7 +57,7 @@ def test_fresh53_generate_batch_larger_draw_mistake_still_named():
 
 def _rs_threshold(rule):
     def resample(sae, frac, resample_scale):
-        dead = frac.mean(0) < 1e-4 if rule == "mean" else frac.sum(0) < 1e-3
+        dead = {"mean": frac.mean(0) < 1e-4, "sum": frac.sum(0) < 1e-3, "max": frac.amax(0) < 1e-3}[rule]
         n = int(dead.sum())
         if n == 0:
             return
@@ -283,3 +286,39 @@ def test_fresh53_correct_variants_pass():
     assert_passes(checks.test_forward, type("FwdV", (P.ToySAE,), {"forward": _fwd_ok}))
     assert_passes(checks.test_resample_simple, _rs_ok)
     assert_passes(checks.test_resample_advanced, _ra_ok)
+
+
+def _rs_draw(rule):
+    def resample(sae, frac, resample_scale):
+        dead = (frac <= 0).all(dim=0)
+        n, d_in = int(dead.sum()), sae.cfg.d_in
+        if rule == "anisotropic":
+            v = torch.randn(n, d_in) * torch.arange(1, d_in + 1)
+        elif rule == "shifted":
+            v = torch.randn(n, d_in) + 0.3
+        elif rule == "old_encoder":
+            v = sae.W_enc.data.transpose(-1, -2)[dead].clone()
+        else:  # the old decoder row plus noise
+            v = torch.randn(n, d_in) + sae.W_dec.data[dead]
+        v = v / v.norm(dim=-1, keepdim=True)
+        sae.W_dec.data[dead] = v
+        sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+        sae.b_enc.data[dead] = 0.0
+
+    return resample
+
+
+def test_fresh53_resample_simple_draws_tied_to_scales_or_old_weights_are_named():
+    assert_fails(checks.test_resample_simple, _rs_draw("anisotropic"), "anisotropic_draw")
+    assert_fails(checks.test_resample_simple, _rs_draw("old_encoder"), "old_direction_reused")
+    assert_fails(checks.test_resample_simple, _rs_draw("old_plus_noise"), "draw_mixed_with_old")
+
+
+def test_fresh53_resample_simple_offset_draw_is_not_called_positive():
+    failure = assert_fails(checks.test_resample_simple, _rs_draw("shifted"), "not_isotropic")
+    assert "an offset added to the draw" in failure.hint and ".abs()" not in failure.hint
+
+
+def test_fresh53_resample_simple_max_threshold_is_listed():
+    failure = assert_fails(checks.test_resample_simple, _rs_threshold("max"), "threshold_rule")
+    assert "amax(0) below a threshold" in failure.message
