@@ -57,7 +57,7 @@ from tests.part7_open_problems_probes import (
     zero_column_hint,
 )
 from tests.part7_open_problems_tiny import labelling_readings
-from tests.part7_open_problems_value_shape import value_shape
+from tests.part7_open_problems_value_shape import discrete_hint, value_shape
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
                 n,
                 f"the frequency of value {v:g} among present features",
                 n_tests=N_TESTS,
-                hint="the values 1, 2 and 3 should be equally likely: torch.randint(1, 4, shape)",
+                hint=discrete_hint(values),
                 code="discrete_frequency",
             )
         # Independent values are equal with probability 1/3; values drawn once and broadcast are always equal.
@@ -513,7 +513,7 @@ def test_compute_target(impl, device):
                     code="keepdim",
                 )
             R.argmax_dropped_rows(got, expected, what)
-            fixed_axis_hint(got, expected, what, shape)
+            fixed_axis_hint(got, expected, what, shape, features, target)
             got = expect_tensor(
                 got,
                 what,

@@ -131,6 +131,23 @@ KNOWN_DISTRIBUTIONS = [
     ("a standard normal", "torch.randn(shape)", 0.0, 1.0, -math.inf, math.inf),
     ("|normal|", "torch.randn(shape).abs()", math.sqrt(2 / math.pi), 1 - 2 / math.pi, 0.0, math.inf),
     ("the constant 1", "torch.ones(shape)", 1.0, 0.0, 1.0, 1.0),
+    # The sum or difference of two uniform draws is triangular (peaked in the middle), not uniform.
+    (
+        "a triangular draw on [-1, 1]",
+        "torch.rand(shape) - torch.rand(shape): a difference of two uniforms",
+        0.0,
+        1 / 6,
+        -1.0,
+        1.0,
+    ),
+    (
+        "a triangular draw on [0, 1]",
+        "(torch.rand(shape) + torch.rand(shape)) / 2: a mean of two uniforms",
+        0.5,
+        1 / 24,
+        0.0,
+        1.0,
+    ),
 ]
 
 
@@ -226,6 +243,13 @@ def target_mistakes(features: Tensor, target: str) -> list[tuple[str, str, Tenso
             ("max_sum", "max(x, y) is the larger of the two, not their sum", a + b),
             ("max_first", "compare both members of the pair: max(x_2j, x_2j+1)", a),
             ("mean_pairs", "max(x, y) is the larger of the two, not their mean (x + y) / 2", (a + b) / 2),
+            (
+                "max_present_only",
+                "your max skips an absent member (0): a pair with one absent member and one negative present member "
+                "has max 0, the absent one's value, not the negative value; max(x_2j, x_2j+1) compares the values as "
+                "they are, torch.maximum(a, b)",
+                torch.where(a == 0, b, torch.where(b == 0, a, torch.maximum(a, b))),
+            ),
         ]
     if target == "and_pairs":
         return [
@@ -367,6 +391,12 @@ def cross_entropy_mistakes(logits: Tensor, labels: Tensor, importance: Tensor) -
             (term.sum(0) / n_valid).mean(),
         ),
         ("importance", "weight each example's loss by importance[inst, label]", total(nll, torch.ones_like(weight))),
+        (
+            "divided_by_fraction",
+            "divide by the NUMBER of labelled examples, valid.sum(0), not by their FRACTION of the batch, "
+            "valid.float().mean(0): that multiplies each instance's loss by the batch size",
+            total(nll, den=valid.to(logits.dtype).mean(0).clamp(min=1 / labels.shape[0])),
+        ),
         (
             "weighted_mean",
             "divide by the number of labelled examples, not by the sum of their weights "

@@ -203,9 +203,38 @@ def power_alignment_hint(got: Tensor, W: Tensor) -> None:
 # --------------------------------------------------------------------------------------------
 # compute_target: right on [batch inst feats], wrong shape with more leading axes
 # --------------------------------------------------------------------------------------------
-def fixed_axis_hint(got: object, expected: Tensor, what: str, shape: tuple) -> None:
+_PAIR_OPS = {
+    "max_pairs": lambda a, b: torch.maximum(a, b),
+    "and_pairs": lambda a, b: ((a != 0) & (b != 0)).to(a.dtype),
+    "or_pairs": lambda a, b: ((a != 0) | (b != 0)).to(a.dtype),
+}
+
+
+def overlapping_pairs(got: object, features: Tensor, target: str, what: str) -> None:
+    """A pair target with n_feats - 1 outputs that are the pair operation on the overlapping windows (x_j, x_j+1) for
+    every j: pairs taken with step 1 (unfold(-1, 2, 1), or features[..., :-1] with features[..., 1:])."""
+    n = features.shape[-1]
+    if target not in _PAIR_OPS or not isinstance(got, Tensor) or tuple(got.shape) != (*features.shape[:-1], n - 1):
+        return
+    windows = _PAIR_OPS[target](features[..., :-1], features[..., 1:])
+    if got.is_floating_point() and torch.allclose(got.detach().to(windows.device, windows.dtype), windows):
+        fail(
+            f"{what} has shape {tuple(got.shape)}, expected {(*features.shape[:-1], n // 2)}: your {n - 1} outputs are "
+            f"the pair operation on the overlapping windows (x_j, x_j+1) for j = 0 .. {n - 2}",
+            "the pairs don't overlap: pair j is features 2j and 2j+1, so there are n_feats / 2 of them. Take "
+            "features[..., 0::2] and features[..., 1::2] (or unfold(-1, 2, 2), step 2), not a step of 1",
+            code="overlapping_pairs",
+        )
+
+
+def fixed_axis_hint(
+    got: object, expected: Tensor, what: str, shape: tuple, features: Tensor | None = None, target: str = ""
+) -> None:
     """Called on the input with two leading axes, after the 3-axis input of the same target passed: a wrong shape
-    here means the code counts axes from the front (or unpacks three sizes)."""
+    here means the code counts axes from the front (or unpacks three sizes). First (on every input), a pair target
+    computed on overlapping windows (`overlapping_pairs`)."""
+    if features is not None:
+        overlapping_pairs(got, features, target, what)
     if len(shape) <= 3 or not isinstance(got, Tensor) or tuple(got.shape) == tuple(expected.shape):
         return
     fail(
@@ -505,11 +534,14 @@ def label_smoothing_failure(logits: Tensor, labels: Tensor, importance: Tensor, 
 
 def power_law_seen(values: Tensor, low: float, high: float) -> str:
     """Magnitudes drawn as rand()**k (k ≠ 1) instead of rand(): said when the first two moments of the scaled
-    magnitudes t agree with E[t] = 1/(k+1) and E[t²] = 1/(2k+1) for one k. Only for U[0, h] and U[-h, h]."""
+    magnitudes t agree with E[t] = 1/(k+1) and E[t²] = 1/(2k+1) for one k. For U[0, h] and U[-h, h] t is |x| / h;
+    for U[low, high] with 0 < low, low + (high - low)·rand()**k, t is (x - low) / (high - low)."""
     if low == 0:
         t = values.detach().double() / high
     elif low == -high:
         t = values.detach().double().abs() / high
+    elif 0 < low < high:
+        t = (values.detach().double() - low) / (high - low)
     else:
         return ""
     m1, m2 = float(t.mean()), float((t**2).mean())
@@ -521,6 +553,9 @@ def power_law_seen(values: Tensor, low: float, high: float) -> str:
         return ""
     sign = "± " if low == -high else ""
     where = "piled toward 0" if k > 1 else "pushed toward the ends"
+    if low > 0:
+        where = f"piled toward {low:g}" if k > 1 else f"pushed toward {high:g}"
+        return f"your values look like {low:g} + {high - low:g} · rand()**{k:.2g} ({where}), not a plain rand(); "
     return f"your values' magnitudes look like {sign}rand()**{k:.2g} ({where}), not rand(); "
 
 
@@ -545,6 +580,7 @@ def value_mean_failure(message: str, batch: Tensor, present: Tensor, low: float,
     of one sign have probability 2 · 2^-40 < 1e-11 per feature)."""
     looks = name_distribution(batch[present], continuous=True)
     seen = f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
+    seen = power_law_seen(batch[present], low, high) or seen
     if low < 0 < high:
         n, neg = present.sum(0), (present & (batch < 0)).sum(0)
         one_sign = (n >= 40) & ((neg == 0) | (neg == n))

@@ -4,7 +4,10 @@ Run after the moment checks passed. All present values of one kind are pooled (u
 U[low, high], independent of which entries are present), and their Kolmogorov-Smirnov distance to U[low, high] is
 compared with the Dvoretzky-Kiefer-Wolfowitz bound: P(D > eps) <= 2 exp(-2 n eps²), so at eps = sqrt(ln(2 / delta) /
 (2 n)) a correct answer fails with probability < delta. With ~40k present values eps is about 0.017, while e.g.
-tanh(randn) is 0.05 away from U[-1, 1] (its second moment, 0.394 against 1/3, sits inside the mean-square band)."""
+tanh(randn) is 0.05 away from U[-1, 1] (its second moment, 0.394 against 1/3, sits inside the mean-square band).
+
+Also the hint for values='discrete' frequencies off 1/3 (`discrete_hint`): the frequencies seen, and the draw they fit
+(1/4, 1/2, 1/4: a sum of two coin flips)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,34 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, fail
 from tests.part7_open_problems_signs import sign_structure
 
-__all__ = ["value_shape"]
+__all__ = ["discrete_hint", "value_shape"]
+
+
+# Value frequencies of 1, 2, 3 that realistic discrete draws give, with what gives them (compared within 2 points).
+_DISCRETE_READINGS = (
+    ((0.25, 0.5, 0.25), "1 + the sum of two coin flips (a binomial count), or weights [1, 2, 1] in multinomial"),
+    ((0.5, 0.5, 0.0), "torch.randint(1, 3, shape): the upper bound is excluded"),
+)
+
+
+def discrete_hint(values: Tensor) -> str:
+    """The hint for values='discrete' frequencies that are not 1/3 each: what the frequencies are and, when they fit a
+    known draw, which one."""
+    freq = [float((values == v).double().mean()) for v in (1.0, 2.0, 3.0)]
+    seen = ", ".join(f"{v}: {f:.1%}" for v, f in zip((1, 2, 3), freq, strict=True))
+    reading = next(
+        (
+            what
+            for target, what in _DISCRETE_READINGS
+            if all(abs(f - t) < 0.02 for f, t in zip(freq, target, strict=True))
+        ),
+        None,
+    )
+    drawn = f": they look like {reading}" if reading else ""
+    return (
+        f"your present values are {seen}{drawn}; the values 1, 2 and 3 should be equally likely: "
+        "torch.randint(1, 4, shape)"
+    )
 
 
 def _ks(sorted_t: Tensor, cdf: Tensor) -> tuple[float, int]:

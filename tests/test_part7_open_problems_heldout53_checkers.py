@@ -8,6 +8,13 @@
   shared over the instances (`signs_shared_over_instances`) or over the features (`signs_shared_over_features`):
   every per-(instance, feature) mean is still 0, so only the neighbours' same-sign rate
   (`tests.part7_open_problems_signs`) sees them; a fair sign drawn from randn's sign still passes.
+* generate_features' value readings: signed values as rand - rand named as a triangular draw (the mean of two
+  uniforms for U[0, 1] too, `value_spread`); U[0.5, 1] as 0.5 + 0.5 · sqrt(rand) named as a power of rand
+  (`value_mean`, the power-law reading now covers U[low, high] with low > 0 and the mean check); discrete values
+  with frequencies 1/4, 1/2, 1/4 named as a sum of two coin flips (`discrete_frequency`).
+* compute_target's pairs taken on overlapping windows, unfold(-1, 2, 1) (`overlapping_pairs`, was "axis out has
+  size 5, not 3"); max_pairs that skips an absent member (`max_present_only`) and cross_entropy_loss divided by the
+  labelled FRACTION of the batch (`divided_by_fraction`): catalogue entries.
 * the correct variants the round wrote differently from the reference still pass.
 """
 
@@ -39,6 +46,65 @@ def _gen(sign_shape):
         return torch.where(present, torch.rand(shape, device=p.device) * sign, 0.0)
 
     return generate
+
+
+def _gen_values(kind, draw):
+    """generate_features with `draw(shape, device)` as the present values of `kind`."""
+
+    def generate(p, batch_size, values="uniform"):
+        if values != kind:
+            return P.generate_features(p, batch_size, values)
+        shape = (batch_size, *p.shape)
+        present = torch.rand(shape, device=p.device) < p
+        return torch.where(present, draw(shape, p.device), 0.0)
+
+    return generate
+
+
+def test_value_readings_named():
+    triangular = _gen_values("signed_uniform", lambda s, d: torch.rand(s, device=d) - torch.rand(s, device=d))
+    failure = assert_fails(checks.test_generate_features, triangular, "value_spread")
+    assert "triangular" in failure.hint
+    sqrt_half = _gen_values("uniform_half", lambda s, d: 0.5 + 0.5 * torch.rand(s, device=d).sqrt())
+    failure = assert_fails(checks.test_generate_features, sqrt_half, "value_mean")
+    assert "rand()**0.5" in failure.hint
+    coins = _gen_values(
+        "discrete", lambda s, d: 1.0 + (torch.rand(s, device=d) < 0.5) + (torch.rand(s, device=d) < 0.5)
+    )
+    failure = assert_fails(checks.test_generate_features, coins, "discrete_frequency")
+    assert "two coin flips" in failure.hint
+
+
+def _ct_max_present_only(features, target):
+    def rule(f):
+        a, b = f[..., 0::2], f[..., 1::2]
+        return torch.where(a == 0, b, torch.where(b == 0, a, torch.maximum(a, b)))
+
+    return _ct(features, target, {"max_pairs": rule})
+
+
+def _ct_overlapping_pairs(features, target):
+    return _ct(features, target, {"max_pairs": lambda f: f.unfold(-1, 2, 1).amax(-1)})
+
+
+def test_overlapping_pairs_named():
+    assert_fails(checks.test_compute_target, _ct_overlapping_pairs, "overlapping_pairs")
+
+
+def test_max_present_only_named():
+    assert_fails(checks.test_compute_target, _ct_max_present_only, "max_present_only")
+
+
+def _ce_divided_by_fraction(logits, labels, importance):
+    valid = labels != NO_LABEL
+    index = labels.clamp(min=0)[..., None]
+    nll = -logits.log_softmax(-1).gather(-1, index)[..., 0]
+    weight = importance.expand_as(logits).gather(-1, index)[..., 0]
+    return (torch.where(valid, weight * nll, 0.0).sum(0) / valid.float().mean(0).clamp(min=1e-9)).sum()
+
+
+def test_loss_divided_by_labelled_fraction_named():
+    assert_fails(checks.test_cross_entropy_loss, _ce_divided_by_fraction, "divided_by_fraction")
 
 
 def _gen_randn_sign_correct(p, batch_size, values="uniform"):
