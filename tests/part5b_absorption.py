@@ -28,7 +28,7 @@ from tests import part5b_absorption_probes as probes
 from tests import part5b_absorption_readbacks as rb
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import Reference, call
-from tests.part5b_absorption_boundaries import orphan_siblings
+from tests.part5b_absorption_boundaries import boundary_cases
 from tests.part5b_absorption_dead_rows import dead_decoder_row, pooled_carriers
 from tests.part5b_absorption_diagnosis import (
     absorption_probes,
@@ -381,7 +381,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     check_feature_order(impl, device)
     rb.childless_parent(impl, device)
     dead_decoder_row(impl, inputs, device)
-    orphan_siblings(impl, case, ABS_PARENT_OF, device)  # two children on, the parent off: not a case
+    boundary_cases(impl, case, ABS_PARENT_OF, device)  # orphan children (not a case), a tiny parent activation
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 

@@ -1,4 +1,5 @@
-"""part5b boundary inputs the main checks leave out: two children on with their parent off (absorption_fraction).
+"""part5b boundary inputs the main checks leave out (absorption_fraction): two children on with their parent off, and
+a parent latent with a tiny but positive activation (on, so not absorbed).
 
 It runs after every other check of the exercise passed, and names a mistake only from what the learner's output
 shows on these inputs (re-computed from the named rule). An activation exactly equal to the eval threshold is not
@@ -15,9 +16,74 @@ from torch import Tensor
 from solutions import part5b_absorption as ref
 from tests.checking import fail
 
-__all__ = ["orphan_siblings"]
+__all__ = ["boundary_cases", "orphan_siblings", "tiny_parent_activation"]
 
 N_ORPHAN_ROWS = 3  # examples per (instance, parent) with two children on and the parent off
+TINY = 1e-4  # a parent latent's activation that is small but positive: the latent is on
+
+
+def boundary_cases(impl: Callable, case: tuple[Tensor, ...], parent_of: list[int], device: torch.device) -> None:
+    """Both boundary probes, in order: orphan children, then a tiny parent activation."""
+    orphan_siblings(impl, case, parent_of, device)
+    tiny_parent_activation(impl, case, parent_of, device)
+
+
+def _fraction_off_below(features, acts, W_dec, W_feat, parent_of, level: float, carrier_level: float) -> Tensor:
+    """The right fraction, except that the parent's latent counts as off when its activation is <= level and a
+    carrier as active when its activation is > carrier_level."""
+    cos = _cos(W_dec, W_feat)
+    ar = torch.arange(acts.shape[1])
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        kids = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
+        own = cos[:, :, p].argmax(-1)
+        carriers = cos[:, :, p] >= 0.3
+        carriers[ar, own] = False
+        off = acts[:, ar, own] <= level
+        carried = ((acts > carrier_level) & carriers).any(-1)
+        out.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1)
+
+
+def tiny_parent_activation(impl: Callable, case: tuple[Tensor, ...], parent_of: list[int], device) -> None:
+    """The hand-built case with every parent latent that was off given the activation TINY = 1e-4 instead: on, so
+    those examples are no longer absorbed. A fraction that still counts them reads "off" as a small activation
+    (acts < eps, or a rounding), read back as the right rule with off = activation <= TINY."""
+    features, acts, W_dec, W_feat = (t.detach().cpu() for t in case)
+    cos = _cos(W_dec, W_feat)
+    acts = acts.clone()
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        for i, own in enumerate(cos[:, :, p].argmax(-1).tolist()):
+            column = acts[:, i, own]
+            acts[:, i, own] = torch.where(column == 0, TINY, column)
+    expected = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)
+    args = (features.to(device), acts.to(device), W_dec.to(device), W_feat.to(device))
+    out = impl(*(t.clone() for t in args), list(parent_of), cos_threshold=0.3)
+    if not isinstance(out, Tensor) or out.shape != expected.shape:
+        return
+    got = out.detach().cpu().to(expected.dtype)
+    if torch.allclose(got, expected, rtol=1e-4, atol=1e-5, equal_nan=True):
+        return
+    seen = (
+        f"absorption_fraction on the hand-built case with every parent latent that was off given a tiny activation "
+        f"{TINY:g} (on): the right fractions drop (inst 0: {[round(v, 4) for v in expected[0].tolist()]}), yours are "
+        f"{[round(v, 4) for v in got[0].tolist()]}"
+    )
+    hint = (
+        "the parent's latent is off only when its activation is exactly 0 (acts == 0, or <= 0): any positive "
+        "activation, however small, means it fired"
+    )
+    for carrier_level in (0.0, TINY):
+        reading = _fraction_off_below(features, acts, W_dec, W_feat, parent_of, TINY, carrier_level)
+        if torch.allclose(got, reading.to(got.dtype), rtol=1e-4, atol=1e-5):
+            fail(
+                f"{seen}: they equal the fractions with the parent's latent counted off while its activation is "
+                f"{TINY:g} (a cut such as acts < 1e-3, or a rounding, instead of acts == 0)",
+                hint,
+                code="off_below_level",
+            )
+    fail(seen, hint, code="tiny_parent_activation")
 
 
 def _cos(W_dec: Tensor, W_feat: Tensor) -> Tensor:

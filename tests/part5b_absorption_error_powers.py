@@ -1,6 +1,7 @@
 """matryoshka_loss mistakes in the error's power: each prefix's error measured by something other than the mean
-of its SQUARE over d_in: the mean absolute error (F.l1_loss) or its sum (the root mean square and the Euclidean
-norm are catalogued elsewhere, as `rms` and `norm`)."""
+of its SQUARE over d_in: the mean absolute error (F.l1_loss) or its sum, and the Euclidean norm divided by d_in
+(‖e‖ / d_in, the square of the norm left out of ‖e‖² / d_in); the root mean square and the Euclidean norm itself are
+catalogued elsewhere, as `rms` and `norm`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def error_powers(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple[int
             "abs_error",
             f"that is the summed ABSOLUTE error of each prefix (|e|.sum(-1)): {FIX}",
             sum(e.abs().sum(-1) for e in errs),
+        ),
+        (
+            "norm_over_d_in",
+            f"that is the Euclidean NORM of each prefix's error divided by d_in (‖e‖ / d_in): the mean of the squared "
+            f"error is ‖e‖² / d_in, the norm squared; {FIX}",
+            sum(e.norm(dim=-1) / e.shape[-1] for e in errs),
         ),
     ]
     return rows

@@ -179,6 +179,19 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
             + " (cos[:, :, p] >= cos_threshold), whatever the best cosine is",
         )
     )
+    child_own = torch.zeros_like(right)  # [inst d_sae parents]: each child's own latent (its argmax over d_sae)
+    for j, k in enumerate(kids):
+        child_own[..., j].scatter_(1, cos[..., k].argmax(1), True)
+    rules.append(
+        (
+            right & child_own,
+            "carriers_children_latents",
+            "your carriers are only the children's own latents (for each child, the latent with the largest decoder "
+            "cosine with that child, cos[:, :, child].argmax over d_sae): "
+            + rule
+            + ", whichever feature's own latent it is",
+        )
+    )
     fits = [(code, hint) for mask, code, hint in rules if torch.equal(seen, mask)]
     if not fits:
         return  # another carrier set is left to the failure as it stands: no mistake that gives it has been seen yet

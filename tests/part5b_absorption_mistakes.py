@@ -17,6 +17,7 @@ from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.part5b_absorption_draws import children_sharing_parent_draw, rates_by_child_index
 from tests.part5b_absorption_edges import edges_shifted_candidate
 from tests.part5b_absorption_ema import cut_value_candidates
+from tests.part5b_absorption_ema_targets import ema_target_candidates
 from tests.part5b_absorption_gates import gate_candidates
 from tests.part5b_absorption_probes import exclusive_draw_candidates, nothing_zeroed
 from utils.part5b_absorption import HierarchyConfig
@@ -786,5 +787,6 @@ def threshold_candidates(
             th + m * (global_min - th),
         ),
         *extra,
+        *ema_target_candidates(th, acts, m, pre),
     ]
     return right, listed + gate_candidates(th, acts, m, right, listed)

@@ -217,8 +217,9 @@ def other_k(pre: Tensor, k: int, batch_topk: Any, cfg: Any = None, calls: Any = 
 # ---------------------------------------------------------------- fresh15: the generator's counts and draws
 def exclusive_draw_candidates(j: Tensor, pc: float, nc: int) -> list[tuple[Tensor, str, str]]:
     """Exclusive children's rates given the parent (over child index `j`) for two more ways of drawing: u from a
-    standard normal (child j fires at Φ((j + 1)·p) − Φ(j·p)), and independent draws with every child of a parent
-    dropped when more than one fired (each at p·(1 − p)^(n_children − 1))."""
+    standard normal (child j fires at Φ((j + 1)·p) − Φ(j·p)), independent draws with every child of a parent
+    dropped when more than one fired (each at p·(1 − p)^(n_children − 1)), and a multinomial over the children and
+    'none' with weights [p, ..., p, 1 − p] (each at p / (n·p + 1 − p)))."""
     phi = lambda x: 0.5 * (1 + torch.erf(x / 2**0.5))
     normal = phi((j + 1) * pc) - phi(j * pc)
     alone = pc * (1 - pc) ** (nc - 1)
@@ -248,6 +249,14 @@ def exclusive_draw_candidates(j: Tensor, pc: float, nc: int) -> list[tuple[Tenso
             "exactly one fired keep it). That makes the rate smaller than p_child: draw ONE uniform u per parent "
             "and pick child j when u is in [j·p_child, (j + 1)·p_child)",
             "exclusive_dropped_together",
+        ),
+        (
+            torch.full_like(j, pc / (nc * pc + 1 - pc)),
+            f"every child fires at p_child / (n_children·p_child + 1 − p_child) = {pc / (nc * pc + 1 - pc):.1%} given "
+            "its parent: the choice among the children and 'none' was drawn with weights [p_child, ..., p_child, "
+            "1 − p_child] (torch.multinomial normalises them). The weight of 'none' is 1 − n_children·p_child, so "
+            "that each child keeps p_child: [p_child] * n_children + [1 − n_children·p_child]",
+            "none_weight",
         ),
     ]
 
