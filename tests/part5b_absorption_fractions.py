@@ -1,6 +1,7 @@
 """What a learner's absorption fraction is made of (`tests.part5b_absorption`): which latents it counts as carriers
-(a probe, one latent active at a time, confirmed by recomputing the learner's output with that set) and which
-counts it divides (an exact relation on the hand-built case, whose counts are known)."""
+(a probe, one latent active at a time, confirmed by recomputing the learner's output with that set), whether the
+parent's latent was read as the set of latents whose best feature is the parent, and which counts it divides (an
+exact relation on the hand-built case, whose counts are known)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
     inputs = carrier_inputs(device)
     features, acts, W_dec, W_feat, parent_of = inputs
     all_carriers(impl, inputs)
+    parent_latent_set(impl, inputs, th)
     parents = [f for f, q in enumerate(parent_of) if q == -1]
     d_sae = acts.shape[2]
     seen = _probed_carriers(impl, inputs, th)
@@ -212,6 +214,45 @@ def carrier_rule(impl: Callable, device: torch.device | str, th: float = 0.3) ->
     if len(fits) == 1:
         fail(msg, fits[0][1], code=fits[0][0])
     fail(msg, "several rules give this carrier set here: " + " OR ".join(h for _, h in fits), code="carrier_set")
+
+
+def parent_latent_set(impl: Callable, inputs: tuple, th: float = 0.3) -> None:
+    """The parent's latent read as a SET: every latent whose best-matching feature is the parent (argmax of each
+    latent's cosines over the features, instead of the parent's argmax over the latents). The parent counts as off
+    when none of them is active and the carriers are the other latents with cosine >= th. Named when the learner's
+    output on `carrier_inputs` is that fraction and the right one differs there."""
+    features, acts, W_dec, W_feat, parent_of = inputs
+    cos = torch.einsum("isd,idf->isf", F.normalize(W_dec, dim=-1), F.normalize(W_feat, dim=1))
+    best = cos.argmax(-1)  # [inst d_sae]: each latent's best-matching feature
+    rows = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        kids = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., kids] > 0).any(-1)
+        mine = best == p
+        off = ~((acts > 0) & mine).any(-1)
+        carried = ((acts > 0) & (cos[..., p] >= th) & ~mine).any(-1)
+        rows.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
+    variant = torch.stack(rows, -1).to(acts.dtype)
+    expected = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, th)
+    if torch.allclose(variant, expected, atol=1e-5):
+        return
+    try:
+        out = impl(*(t.clone() for t in inputs[:4]), list(parent_of), cos_threshold=th)
+    except Exception:
+        return
+    if not isinstance(out, Tensor) or out.shape != variant.shape:
+        return
+    if torch.allclose(out.detach().to(variant.dtype), variant, atol=1e-5):
+        fail(
+            f"absorption_fraction on probe inputs (cos_threshold={th}) is {[round(v, 4) for v in out[0].tolist()]} "
+            f"for instance 0, expected {[round(v, 4) for v in expected[0].tolist()]}: yours equals the fraction with "
+            "the parent's latent taken as EVERY latent whose best-matching feature is the parent",
+            "the parent's latent is ONE latent per (instance, parent): the one with the largest decoder cosine with "
+            "the parent, cos[:, :, p].argmax(-1) (an argmax over the latents). A latent that has absorbed the parent "
+            "matches a child best, and an absorbed parent may be no latent's best feature, so 'latents whose "
+            "best feature is p' (an argmax over the features) can be empty exactly where absorption happens",
+            code="parent_latents_by_best_feature",
+        )
 
 
 def _fraction_groups(inputs: tuple, groups: list[tuple[int, list[int]]], th: float, every: bool = False) -> Tensor:

@@ -6,6 +6,8 @@
 * absorption_fraction whose carriers are only the children's own latents (each child's argmax over d_sae) with
   cosine >= cos_threshold: the carrier probe names that set (`carriers_children_latents`), where a one-change
   reading of norm edits that fit the hand-built case by coincidence was reported before.
+* absorption_fraction with the parent's latent read as every latent whose best-matching feature is the parent
+  (`parent_latents_by_best_feature`, was "no example counts as absorbed" with four other causes).
 * BatchTopKToySAE.encode's threshold update read back (tests/part5b_absorption_ema_targets.py): (1 - m)·threshold +
   min_kept (`ema_new_unweighted`, was a list of causes none of which fit), threshold + m·min_kept
   (`ema_old_unweighted`), an instance that kept nothing reset to 0 (`threshold_reset`, was blamed on a missing ReLU),
@@ -198,6 +200,24 @@ def _matryoshka_norm_over_d_in(acts, W_dec_normalized, b_dec, h, prefix_sizes):
 def test_none_weight_and_norm_over_d_in_named():
     assert_fails(checks.test_generate_hierarchical_batch, _hierarchy_none_weight, "none_weight")
     assert_fails(checks.test_matryoshka_loss, _matryoshka_norm_over_d_in, "norm_over_d_in")
+
+
+def _absorption_best_feature_latents(features, acts, W_dec, W_features, parent_of, cos_threshold=0.3):
+    cos = _cos(W_dec, W_features)
+    best = cos.argmax(-1)
+    out = []
+    for p in [f for f, q in enumerate(parent_of) if q == -1]:
+        children = [f for f, q in enumerate(parent_of) if q == p]
+        cases = (features[..., p] > 0) & (features[..., children] > 0).any(-1)
+        mine = best == p
+        off = ~((acts > 0) & mine).any(-1)
+        carried = ((acts > 0) & (cos[:, :, p] >= cos_threshold) & ~mine).any(-1)
+        out.append((cases & off & carried).sum(0) / cases.sum(0).clamp_min(1))
+    return torch.stack(out, -1).to(acts.dtype)
+
+
+def test_parent_latents_by_best_feature_named():
+    assert_fails(checks.test_absorption_fraction, _absorption_best_feature_latents, "parent_latents_by_best_feature")
 
 
 def test_round_correct_variants_pass():
