@@ -1,6 +1,7 @@
 """Spliced and zero-ablated losses computed another way, read back on the checker's own model and tokens: a splice
-that keeps only each token's top latents, an 'ablation' that centres the activations over neurons instead of
-zeroing them, and a zero-ablated loss measured on a leading part of the batch. `loss_readings` gathers these with
+that keeps only each token's top latents, decodes the firing pattern (f > 0) or applies the SAE twice, an 'ablation'
+that centres the activations over neurons or puts position 0's activation everywhere instead of zeroing them, and a
+zero-ablated loss measured on a leading part of the batch. `loss_readings` gathers these with
 the logits-mean and softmax-axis readings for test_reconstruction_losses."""
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def ablation_variants(model: Any, sae: Any, tokens: Tensor) -> dict[str, list[tu
             _loss(model, tokens, h, _top_latents(sae, k)),
         )
         for k in (1, 2)
+    ] + [
+        (
+            "binary_latents",
+            "that is the loss with the firing pattern decoded, sae.decode((f > 0).float()), not the activations: "
+            "splice in sae.decode(sae.encode(act)), each latent weighted by its activation",
+            _loss(model, tokens, h, lambda a, hook: sae.decode((sae.encode(a) > 0).float())),
+        ),
+        (
+            "sae_twice",
+            "that is the loss with the SAE applied twice, sae(sae(act)) (the reconstruction encoded and decoded "
+            "again): splice in one reconstruction, sae.decode(sae.encode(act))",
+            _loss(model, tokens, h, lambda a, hook: sae(sae(a))),
+        ),
     ]
     zero = [
         (
@@ -49,6 +63,14 @@ def ablation_variants(model: Any, sae: Any, tokens: Tensor) -> dict[str, list[tu
             _loss(model, tokens, h, lambda a, hook: a - a.mean(-1, keepdim=True)),
         )
     ]
+    zero.append(
+        (
+            "bos_not_zeroed",
+            "that is the loss with every position's activations replaced by position 0's (the BOS activation "
+            "broadcast, act[:, :1]): zero-ablation replaces them by zeros, torch.zeros_like(act)",
+            _loss(model, tokens, h, lambda a, hook: a[:, :1].expand_as(a).clone()),
+        )
+    )
     n = tokens.shape[0]
     for m in sorted({max(1, n // 2), n - 1} - {n}):
         zero.append(

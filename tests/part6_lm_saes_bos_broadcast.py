@@ -16,9 +16,19 @@ from tests.part6_lm_saes_mistakes import mlp_acts
 
 
 def bos_latent(model: Any, sae: Any, tokens: Tensor) -> int:
-    """The latent with the largest activation at BOS among those firing at every BOS of `tokens`."""
-    f0 = sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 0]
-    return int(torch.where((f0 > 0).all(0), f0.min(0).values, torch.zeros_like(f0[0])).argmax())
+    """The latent with the largest activation at BOS among those firing at every BOS of `tokens`, preferring one
+    whose index neighbours (latent - 1 and latent + 1) both fire at some position where it does not, so that an
+    ablation reading a neighbour's activation (an index slip, a two-latent slice) changes the logits."""
+    acts = sae.encode(mlp_acts(model, sae.hook_name, tokens))
+    f, f0 = acts > 0, acts[:, 0]
+    alone = lambda j, i: bool((f[..., j] & ~f[..., i]).any())
+    score = torch.where((f0 > 0).all(0), f0.min(0).values, torch.zeros_like(f0[0]))
+    for i in score.argsort(descending=True).tolist():
+        if score[i] <= 0:
+            break
+        if 0 < i < sae.d_sae - 1 and alone(i - 1, i) and alone(i + 1, i):
+            return i
+    return int(score.argmax())
 
 
 def unchanged_but_edits(ablate: Callable, model: Any, sae: Any, tokens: Tensor, latent: int, out: Any) -> None:

@@ -181,7 +181,34 @@ def frequency_extra(fired: Tensor, batch_size: int) -> list[tuple[str, str, Tens
             fired.sum((0, 1)) / (n_batches * fired.shape[1]),
         ),
         *batch_axis_any(fired, batch_size),
+        *_other_aggregates(fired, batch_size),
     ]
+
+
+def _other_aggregates(fired: Tensor, batch_size: int) -> list[tuple[str, str, Tensor]]:
+    """The per-sequence or per-batch frequencies combined by a max, a min or a median instead of a token count."""
+    per_seq = fired.mean(1)
+    per_batch = torch.stack([b.mean((0, 1)) for b in fired.split(batch_size)])
+    fix = "add up the firing counts and the numbers of tokens over every batch and divide once at the end"
+    out = []
+    for unit, per in (("sequence", per_seq), (f"batch of {batch_size} sequences", per_batch)):
+        for what, value in (
+            ("the maximum", per.max(0).values),
+            ("the minimum", per.min(0).values),
+            ("the median (torch.median, the lower middle value)", per.median(0).values),
+            ("the median (the mean of the two middle values)", per.quantile(0.5, dim=0)),
+        ):
+            if any(torch.allclose(value, v, atol=1e-6) for _, _, v in out):
+                continue  # an odd count: both medians are the middle value
+            out.append(
+                (
+                    "aggregate",
+                    f"that is {what} over the {per.shape[0]} values of each {unit}'s own frequency, not the fraction "
+                    f"of all tokens: {fix}",
+                    value,
+                )
+            )
+    return out
 
 
 def per_token_frequencies(out: Any, n_seq: int, seq: int, d_sae: int) -> None:
@@ -280,9 +307,16 @@ def integer_effect(out: Any, d_vocab: int) -> None:
         )
 
 
+def masked_bos(acts: Tensor) -> Tensor:
+    """A copy of acts [n_seq seq] with position 0 set to -inf."""
+    out = acts.clone()
+    out[:, 0] = -torch.inf
+    return out
+
+
 def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     """(code, hint, [3 k] stack) of top_activations with positions 0 AND 1 left out (the inputs have a large
-    activation at position 1, so the mistake shows)."""
+    activation at position 1, so the mistake shows), the last sequence left out, and more."""
     seq = acts.shape[1]
     masked = acts.clone()
     masked[:, :2] = -torch.inf
@@ -295,6 +329,8 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
     pos_values, pos = best.topk(min(k, seq - 1))
     per_position = torch.stack([pos_values.double(), best_seq[pos].double(), (pos + 1).double()])
     first_only, first_flat = acts.flatten()[1:].topk(k)  # only sequence 0's position 0 left out
+    v_last, f_last = masked_bos(acts[:-1]).flatten().topk(k)  # the last sequence left out (acts[:-1])
+    last_seq = torch.stack([v_last.double(), (f_last // seq).double(), (f_last % seq).double()])
     first = lambda shift: torch.stack(
         [first_only.double(), ((first_flat + shift) // seq).double(), (first_flat + shift) % seq]
     )
@@ -314,6 +350,12 @@ def top_extra(acts: Tensor, k: int) -> list[tuple[str, str, Tensor]]:
             )
             for shift in (1, 0)
         ],
+        (
+            "last_sequence_dropped",
+            f"your top k leaves out the last sequence (row {acts.shape[0] - 1}): acts[:-1] or a loop/range that stops "
+            "one row early (range(n_seq - 1))? rank every sequence: all rows of acts, position 0 excluded",
+            last_seq,
+        ),
         (
             "per_position",
             "only the best sequence at each position competes (a max over the sequences first, then topk over the "

@@ -18,6 +18,7 @@ from torch import Tensor
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 from tests.part6_lm_saes_batch_slices import slicing_read_back
+from tests.part6_lm_saes_edit_sources import g_sources, index_slips, zeroed_where_wrong
 from tests.part6_lm_saes_elementwise import steer_max_min
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
 from tests.part6_lm_saes_layouts import loss_inputs
@@ -120,6 +121,7 @@ def ablate_second_call(model: Any, sae: Any, tokens: Tensor, first: int, second:
             f"{STALE}; use W_dec[latent] of this call",
             ablated(second, first),
         ),
+        *index_slips(model, sae, tokens, second),
     ]
 
 
@@ -367,7 +369,9 @@ def ablate_edit(edits: list, sae: Any, latent: int) -> None:
                     )
             f_shifted(g, f.double())
             removed_fraction(g, f.double())
+            g_sources(a, g, sae, latent)
             continue
+        zeroed_where_wrong(b, ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1), f > 0)
         ablate_reencoded(a, b, right, sae)
         hook_combination(a, b, f, sae, latent)
         wrong = ~torch.isclose(b, right, rtol=1e-4, atol=1e-4).all(-1)

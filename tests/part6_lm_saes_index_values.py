@@ -1,6 +1,6 @@
 """top_activations: the indices are right but the values are not the activations at those indices. Reads where the
-values were taken from instead (the position before or after, i.e. a +1 shift applied to the indices only), else
-says the two outputs disagree."""
+values were taken from instead (the position before or after, i.e. a +1 shift applied to the indices only, or the
+right entries rounded to float16 / bfloat16), else says the two outputs disagree."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def values_off_indices(values: Tensor, seq_idx: Tensor, pos_idx: Tensor, acts: T
                 "acts[:, 1:] gives positions counted from 1: add the 1 before reading acts, or use the values topk "
                 "returns); values[j] must be acts[seq_idx[j], pos_idx[j]]",
                 code="values_index_shifted",
+            )
+    for dtype in (torch.float16, torch.bfloat16):
+        if torch.equal(v, a[s, p].to(dtype).double()):
+            fail(
+                f"seq_idx and pos_idx are right, but values are acts[seq_idx, pos_idx] rounded to {dtype} (got "
+                f"{v[:3].tolist()}, expected {exp_values[:3].tolist()})",
+                f"the values went through {dtype} (a .half() / .to({dtype}) copy, or autocast): keep the input's "
+                "dtype, float32 here, for the values you return",
+                code="low_precision",
             )
     fail(
         f"seq_idx and pos_idx are right, but values are not acts[seq_idx, pos_idx] (got {v[:3].tolist()}, "

@@ -209,7 +209,8 @@ def fresh15_frequency(fired: Tensor, n_seq: int, seq: int, batch_size: int) -> l
 
 
 def recovered_formulas(c: float, s: float, z: float, known: list) -> list[tuple[str, str, Tensor]]:
-    """Ratios of two terms, each a difference of two of the three losses or one loss alone, and one minus them,
+    """Ratios of two terms, each a difference of two of the three losses or one loss alone (the denominator may also
+    be a sum of two, a sign slip), and one minus them,
     that are neither the right value nor a mistake already in `known`: the formula that gives the learner's value
     is quoted (what it divides by what), and a loss alone where the right formula has a difference is named."""
     losses = {"clean": c, "spliced": s, "zero": z}
@@ -217,12 +218,13 @@ def recovered_formulas(c: float, s: float, z: float, known: list) -> list[tuple[
     seen = [right, *(float(v) for _, _, v in known)]
     diffs = [(f"{a} - {b}", losses[a] - losses[b]) for a in losses for b in losses if a != b]
     diffs.sort(key=lambda item: item[1] < 0)  # positive differences first: (b - a) / (d - c) is quoted as written
+    sums = [(f"{a} + {b}", losses[a] + losses[b]) for i, a in enumerate(losses) for b in list(losses)[i + 1 :]]
     terms = diffs + list(losses.items())
     out = []
-    for (num, n), (den, d) in ((x, y) for x in terms for y in terms):
+    for (num, n), (den, d) in ((x, y) for x in terms for y in terms + sums):  # a sum as the denominator: a sign slip
         if abs(d) < 1e-9 or abs(abs(n) - abs(d)) < 1e-9:
             continue
-        a, b = (f"({t})" if " - " in t else t for t in (num, den))
+        a, b = (f"({t})" if " - " in t or " + " in t else t for t in (num, den))
         for text, value in ((f"{a} / {b}", n / d), (f"1 - {a} / {b}", 1 - n / d)):
             if any(abs(value - v) <= 1e-4 * abs(v) + 1e-6 for v in seen):
                 continue
@@ -239,7 +241,9 @@ def recovered_formulas(c: float, s: float, z: float, known: list) -> list[tuple[
 
 
 def _alone(num: str, den: str) -> str:
-    """A loss alone where recovered = 1 - (spliced - clean) / (zero - clean) has a difference, named."""
+    """A loss alone (or a sum) where recovered = 1 - (spliced - clean) / (zero - clean) has a difference, named."""
+    if " + " in den:
+        return f" (the denominator is a sum, {den}, where the formula has a difference: a sign slip)"
     said = []
     if " - " not in den:
         left = "- clean" if den == "zero" else "zero -" if den == "clean" else None

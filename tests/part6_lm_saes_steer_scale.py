@@ -21,6 +21,7 @@ def _scale_names(model: Any, sae: Any, latent: int) -> list[tuple[str, float]]:
     enc, dec = float(sae.W_enc[:, latent].norm()), float(sae.W_dec[latent].norm())
     dot = float(sae.W_enc[:, latent] @ sae.W_dec[latent])
     n = int(sae.W_dec.shape[-1])
+    whole = float(sae.W_dec.norm()) or math.inf  # with unit rows, √d_sae
     rows = [
         ("1/‖W_enc[:, latent]‖ (divided by the encoder column's norm)", 1 / enc if enc else math.inf),
         ("‖W_enc[:, latent]‖ (times the encoder column's norm)", enc),
@@ -36,6 +37,8 @@ def _scale_names(model: Any, sae: Any, latent: int) -> list[tuple[str, float]]:
         (f"d_model = {n}", float(n)),
         (f"1/d_model = 1/{n}", 1 / n),
         ("b_enc[latent] (the latent's encoder bias)", float(sae.b_enc[latent])),
+        (f"1/‖W_dec‖ = 1/{whole:.4g} (divided by the norm of the WHOLE decoder matrix, not of its row)", 1 / whole),
+        (f"‖W_dec‖ = {whole:.4g} (times the norm of the WHOLE decoder matrix)", whole),
     ]
     return [(w, v) for w, v in rows if math.isfinite(v) and abs(v) > 1e-9 and abs(v - 1) > 1e-3]
 
