@@ -24,6 +24,7 @@ from tests import part6b_circuits_loss_statistics as statistics
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
+from tests import part6b_circuits_scale_swaps as scale_swaps
 from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_stale_inputs as stale
 from tests import part6b_circuits_term_readings as terms
@@ -202,6 +203,7 @@ LINEARISED_MISTAKES = {
     **ln_axis.LN_AXIS_MISTAKES,
     **error_input.ERROR_INPUT,
     **stale.STALE_INPUTS,
+    **scale_swaps.SCALE_SWAPS,
 }
 
 
@@ -210,6 +212,9 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     for code in ln_axis.LN_AXIS_MISTAKES:
         if bug.pop(code, False):
             return ln_axis.forward(model, tc, frozen, embeds, latents, error, code)
+    for code in scale_swaps.SCALE_SWAPS:
+        if bug.pop(code, False):
+            return scale_swaps.forward(model, tc, frozen, embeds, latents, error, code=code)
     for code in stale.STALE_INPUTS:
         if bug.pop(code, False):
             return stale.forward(model, tc, frozen, embeds, latents, error, code=code)

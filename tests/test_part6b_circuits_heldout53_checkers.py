@@ -1,6 +1,7 @@
 """Held-out round AZ (fresh53), part 6b: trials the checkers caught without naming the mistake, now named.
 linearised_forward whose residual term or attention reads frozen.embeds instead of the `embeds` argument
 (residual_frozen_embeds, attention_frozen_embeds), or whose skip reads LN2 without its centring (skip_uncentred);
+linearised_forward with LN1 and LN2's frozen scales swapped (scales_ln2_ln1_final, one of part6b_circuits_scale_swaps);
 node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
 quantile_examples ranked by the distance to the band's median value (band_median) or by the relative distance
 |a - middle| / a (relative_distance); replacement_losses with the clean loss a median of per-sequence losses
@@ -154,3 +155,25 @@ def _tf_relu_decoded(tc, x):
 def test_fresh53_relu_between_gate_and_decoder_is_listed():
     err = assert_fails(checks.test_transcoder_forward, _tf_relu_decoded, "relu_gate")
     assert "the decoder reads relu(acts)" in err.hint and "no ReLU" in err.hint
+
+
+# ------------------------------------------------------------------------------------------- frozen scales
+def _lf_scales(ln1: str, ln2: str):
+    def linearised_forward(model, tc, frozen, embeds, latents=None, error=None):
+        ln = lambda v, s: (v - v.mean(-1, keepdim=True)) / s
+        x1 = ln(embeds, getattr(frozen, f"{ln1}_scale"))
+        v = einops.einsum(x1, model.W_V[0], "k d, h d e -> h k e") + model.b_V[0][:, None]
+        z = einops.einsum(frozen.pattern, v, "h q k, h k e -> h q e")
+        mid = embeds + einops.einsum(z, model.W_O[0], "h q e, h e d -> q d") + model.b_O[0]
+        x = ln(mid, getattr(frozen, f"{ln2}_scale"))
+        pre = x @ tc.W_enc + tc.b_enc
+        f = pre * frozen.active if latents is None else latents
+        out = f @ tc.W_dec + tc.b_dec + tc.skip(x) + (frozen.error if error is None else error)
+        return pre, ln(mid + out, frozen.final_scale) @ model.W_U + model.b_U
+
+    return linearised_forward
+
+
+def test_fresh53_ln_scales_swapped_named():
+    err = assert_fails(checks.test_linearised_forward, _lf_scales("ln2", "ln1"), "scales_ln2_ln1_final")
+    assert "LN1 divides by frozen.ln2_scale and LN2 divides by frozen.ln1_scale" in err.hint
