@@ -39,6 +39,7 @@ from tests import part8_parameter_decomposition_ci_readbacks as ci_readbacks
 from tests import part8_parameter_decomposition_ci_structure as structure
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_pairings as pairings
+from tests import part8_parameter_decomposition_penalty_pairs as penalty_pairs
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_undrawn_masks as undrawn
 from tests.checking import CheckFailed, fail
@@ -677,6 +678,7 @@ def minimality_reductions(ci: list[Tensor], p: float, eps: float) -> Mistakes:
                 f"the reductions: {why}. Sum over subcomponents and matrices, mean over the batch, sum over instances"
             )
             out.append(("reductions", hint, value))
+    out += penalty_pairs.penalty_pairs(ci, p, eps)  # an eps slip and a reduction slip at once
     return out + readings.minimality_penalties(ci, p, eps) + pairings.minimality_soft_max(ci, p, eps)
 
 

@@ -11,6 +11,9 @@
   the layerwise losses summed over the matrices) is named as both (`loss_factors`).
 * masked_product: a mask slip with a delta slip (1 - mask and the delta mask left out) is named as both.
 * adversarial_sources: a step-count slip with a step slip (n_steps - 1 steps of descent) is named as both.
+* importance_minimality_loss: an eps slip with a reduction slip (eps once per matrix's sum, a mean over the
+  matrices) is named as both.
+* svd_terms: σ / Σσ is named (`sigma_normalised`); with the order reversed too, both slips are named.
 * The round's correct variants pass.
 """
 
@@ -290,3 +293,28 @@ def test_adversarial_names_two_slips():
 
 def test_adversarial_accepts_backward_in_place():
     assert_passes(checks.test_adversarial_sources, _adv_backward_inplace)
+
+
+# ---------------------------------------------------------------- importance_minimality_loss, svd_terms
+def _penalty_eps_once_layer_mean(cis, p, eps=1e-12):
+    return (sum(g.pow(p).sum(-1) + eps for g in cis) / len(cis)).mean(0).sum()
+
+
+def test_minimality_names_two_slips():
+    failure = assert_fails(checks.test_importance_minimality_loss, _penalty_eps_once_layer_mean, "two_slips")
+    assert "each matrix's sum" in failure.hint and "mean over the matrices" in failure.hint
+
+
+def _svd_shares(W):
+    U, S_, Vh = torch.linalg.svd(W, full_matrices=False)
+    return einops.einsum(U, S_ / S_.sum(-1, keepdim=True), Vh, "i o r, i r, i r d -> i r o d")
+
+
+def _svd_shares_ascending(W):
+    return _svd_shares(W).flip(1)
+
+
+def test_svd_names_normalised_singular_values():
+    assert_fails(checks.test_svd_terms, _svd_shares, "sigma_normalised")
+    failure = assert_fails(checks.test_svd_terms, _svd_shares_ascending, "two_slips")
+    assert "smallest singular value first" in failure.hint
