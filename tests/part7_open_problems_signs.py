@@ -56,7 +56,7 @@ def sign_structure(batch: Tensor, present: Tensor, kind: str, n_tests: int) -> N
     off.sort(key=lambda entry: ("alternate", "shared", "correlated").index(entry[0]))
     seen = "; ".join(f"neighbouring {axis}: {rate:.1%} (expected 50% ± {tol:.1%})" for _, axis, rate, tol, _ in off)
     facts = []
-    for what, axis, _, _, shape in off:
+    for what, axis, rate, _, shape in off:
         if what == "shared":
             facts.append(f"the sign is shared along the {axis} (drawn once with shape {shape} and broadcast)")
         elif what == "alternate":
@@ -65,7 +65,8 @@ def sign_structure(batch: Tensor, present: Tensor, kind: str, n_tests: int) -> N
                 "pattern, not a random draw)"
             )
         else:
-            facts.append(f"signs of neighbouring {axis} are correlated (agreeing more or less than half the time)")
+            more = "more" if rate > 0.5 else "less"
+            facts.append(f"signs of neighbouring {axis} are correlated: they agree {more} often than half the time")
     first = off[0]
     fail(
         f"with values='signed_uniform', how often present neighbours have the same sign: {seen}",

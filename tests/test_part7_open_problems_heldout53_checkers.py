@@ -5,7 +5,8 @@
   (max == min read as "no feature") still fails there.
 * generate_features with values='signed_uniform' whose random sign is not drawn per entry: one sign per example that
   alternates over the batch (`signs_alternate_over_examples`, also shared over features and instances), a sign
-  shared over the instances (`signs_shared_over_instances`) or over the features (`signs_shared_over_features`):
+  shared over the instances (`signs_shared_over_instances`) or over the features (`signs_shared_over_features`), or
+  shared over the features half the time (`signs_correlated_over_features`):
   every per-(instance, feature) mean is still 0, so only the neighbours' same-sign rate
   (`tests.part7_open_problems_signs`) sees them; a fair sign drawn from randn's sign still passes.
 * generate_features' value readings: signed values as rand - rand named as a triangular draw (the mean of two
@@ -130,6 +131,21 @@ def test_sign_shared_over_features_named():
     per_instance = _gen(lambda b, i, f: (b, i, 1))
     failure = assert_fails(checks.test_generate_features, per_instance, "signs_shared_over_features")
     assert "[batch inst 1]" in failure.hint
+
+
+def _gen_sign_half_shared(p, batch_size, values="uniform"):
+    if values != "signed_uniform":
+        return P.generate_features(p, batch_size, values)
+    shape = (batch_size, *p.shape)
+    present = torch.rand(shape, device=p.device) < p
+    coin = lambda *s: torch.where(torch.rand(*s, device=p.device) < 0.5, -1.0, 1.0)
+    sign = torch.where(torch.rand(shape, device=p.device) < 0.5, coin(batch_size, p.shape[0], 1), coin(*shape))
+    return torch.where(present, torch.rand(shape, device=p.device) * sign, 0.0)
+
+
+def test_sign_partly_shared_over_features_named():
+    failure = assert_fails(checks.test_generate_features, _gen_sign_half_shared, "signs_correlated_over_features")
+    assert "agree more often" in failure.hint
 
 
 def test_fair_sign_from_randn_passes():
