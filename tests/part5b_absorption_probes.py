@@ -18,6 +18,7 @@ from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_budget import budget_text
 from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
 from tests.part5b_absorption_error_powers import error_powers
+from tests.part5b_absorption_kept_values import kept_values_moved
 from tests.part5b_absorption_normalised import normalised_prefixes
 from tests.part5b_absorption_prefix_targets import shared_cut_failure, target_slips
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
@@ -426,7 +427,8 @@ TOPK_PROBE = (3, 8, 11, 2)  # batch, n_inst, d_sae, k: k·batch = 6 is below bot
 
 
 def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: int, what: str, make: Any) -> None:
-    """Named patterns of kept entries: the complement of the right ones (an inverted mask); k·batch kept per
+    """Named patterns of kept entries: the right ones with values moved (`kept_values_moved`); the complement of the
+    right ones (an inverted mask); k·batch kept per
     EXAMPLE; and when everything was kept, a probe with k·batch below n_inst and d_sae (`make(batch, n_inst,
     d_sae)` draws it) tells a slice on the instance axis from a per-example top k·batch from nothing zeroed."""
     batch, _, d_sae = pre.shape
@@ -437,6 +439,7 @@ def kept_pattern(impl: Callable, out: Tensor, pre: Tensor, expected: Tensor, k: 
             "use masked_fill(~mask, 0) (or pre * mask)",
             code="mask_inverted",
         )
+    kept_values_moved(out, pre, expected, what)
     nonzero = out != 0
     batch_rows_written(out, pre, what)
     same_latents_every_example(out, pre, k, what)

@@ -17,6 +17,9 @@
 * generate_hierarchical_batch drawing the exclusive child with torch.multinomial weights [p_child, ..., p_child,
   1 - p_child] (`none_weight`: every child at p / (n·p + 1 - p)), and matryoshka_loss with ‖e‖ / d_in per prefix
   (`norm_over_d_in`): read back, were the formula restated.
+* batch_topk that keeps the right entries with values moved by one constant: ranked after a shift pre - pre.min()
+  whose values are returned (`values_shifted`), or every kept value doubled (`values_scaled`); were "the kept
+  entries don't have their original values" (tests/part5b_absorption_kept_values.py).
 * the correct variants the round wrote differently from the reference still pass.
 """
 
@@ -218,6 +221,23 @@ def _absorption_best_feature_latents(features, acts, W_dec, W_features, parent_o
 
 def test_parent_latents_by_best_feature_named():
     assert_fails(checks.test_absorption_fraction, _absorption_best_feature_latents, "parent_latents_by_best_feature")
+
+
+def _topk_moved(move):
+    def batch_topk(pre, k):
+        batch = pre.shape[0]
+        flat = einops.rearrange(move(pre), "b i d -> i (b d)")
+        top = flat.topk(k * batch, dim=-1)
+        kept = torch.zeros_like(flat).scatter(-1, top.indices, top.values)
+        return einops.rearrange(kept, "i (b d) -> b i d", b=batch)
+
+    return batch_topk
+
+
+def test_kept_values_moved_named():
+    failure = assert_fails(checks.test_batch_topk, _topk_moved(lambda pre: pre - pre.min()), "values_shifted")
+    assert "-pre.min()" in str(failure)
+    assert_fails(checks.test_batch_topk, _topk_moved(lambda pre: 2 * pre), "values_scaled")
 
 
 def test_round_correct_variants_pass():
