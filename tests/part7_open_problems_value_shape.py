@@ -18,6 +18,7 @@ from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, fail
 from tests.part7_open_problems_signs import sign_structure
+from tests.part7_open_problems_value_pairs import value_pairs
 
 __all__ = ["discrete_hint", "value_shape"]
 
@@ -62,8 +63,10 @@ def _ks(sorted_t: Tensor, cdf: Tensor) -> tuple[float, int]:
 def value_shape(batch: Tensor, present: Tensor, kind: str, low: float, high: float, draw: str, n_tests: int) -> None:
     """Fail (code value_shape) when the pooled present values are not distributed as U[low, high]; name a squashed
     normal (tanh / sigmoid of a normal draw) when the values fit one as well as a correct sample fits the uniform.
-    First, for signed values, the signs' independence along each axis (`tests.part7_open_problems_signs`)."""
+    First, for signed values, the signs' independence along each axis (`tests.part7_open_problems_signs`), then the
+    values' (and magnitudes') independence along each axis (`tests.part7_open_problems_value_pairs`)."""
     sign_structure(batch, present, kind, n_tests)
+    value_pairs(batch, present, kind, low, high, n_tests)
     x = batch[present].detach().double().cpu().sort().values
     n = x.numel()
     if n < 1000:

@@ -9,6 +9,10 @@
   shared over the features half the time (`signs_correlated_over_features`):
   every per-(instance, feature) mean is still 0, so only the neighbours' same-sign rate
   (`tests.part7_open_problems_signs`) sees them; a fair sign drawn from randn's sign still passes.
+* generate_features whose present values are not independent along an axis although every moment is right: signed
+  values with a magnitude shared over the features (`magnitudes_correlated_over_features`) or the instances
+  (`magnitudes_correlated_over_instances`) under a fresh sign, and U[0, 1] values whose odd examples are 1 - u of
+  the example before (`values_correlated_over_examples`): tests/part7_open_problems_value_pairs.py.
 * generate_features' value readings: signed values as rand - rand named as a triangular draw (the mean of two
   uniforms for U[0, 1] too, `value_spread`); U[0.5, 1] as 0.5 + 0.5 · sqrt(rand) named as a power of rand
   (`value_mean`, the power-law reading now covers U[low, high] with low > 0 and the mean check); discrete values
@@ -146,6 +150,39 @@ def _gen_sign_half_shared(p, batch_size, values="uniform"):
 def test_sign_partly_shared_over_features_named():
     failure = assert_fails(checks.test_generate_features, _gen_sign_half_shared, "signs_correlated_over_features")
     assert "agree more often" in failure.hint
+
+
+def _gen_pairs(kind, draw):
+    def generate(p, batch_size, values="uniform"):
+        if values != kind:
+            return P.generate_features(p, batch_size, values)
+        shape = (batch_size, *p.shape)
+        present = torch.rand(shape, device=p.device) < p
+        return torch.where(present, draw(shape, p.device), 0.0)
+
+    return generate
+
+
+def _fair_sign(shape, device):
+    return torch.where(torch.rand(shape, device=device) < 0.5, -1.0, 1.0)
+
+
+def _antithetic(shape, device):
+    u = torch.rand(shape, device=device)
+    u[1::2] = 1 - u[0::2][: u[1::2].shape[0]]
+    return u
+
+
+def test_values_correlated_along_an_axis_named():
+    over_features = lambda s, d: torch.rand(s[0], s[1], 1, device=d).expand(s) * _fair_sign(s, d)
+    over_instances = lambda s, d: torch.rand(s[0], 1, s[2], device=d).expand(s) * _fair_sign(s, d)
+    cases = [
+        (_gen_pairs("signed_uniform", over_features), "magnitudes_correlated_over_features"),
+        (_gen_pairs("signed_uniform", over_instances), "magnitudes_correlated_over_instances"),
+        (_gen_pairs("uniform", _antithetic), "values_correlated_over_examples"),
+    ]
+    for impl, code in cases:
+        assert_fails(checks.test_generate_features, impl, code)
 
 
 def test_fair_sign_from_randn_passes():
