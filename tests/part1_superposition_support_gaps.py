@@ -4,7 +4,11 @@ draw from a narrower range (an offset such as 0.01 + 0.99 * rand, a floor with n
 Tolerance: among n independent U[low, high] draws, the sorted values and the two bounds cut [low, high] into n + 1
 spacings, each of which exceeds a share g of the width with probability (1 - g)^n ≤ e^(-n g); by the union bound some
 spacing does with probability ≤ (n + 1) e^(-n g). With g = (ln(n + 1) + ln(1 / δ)) / n that is ≤ δ = the checks'
-FAILURE_PROBABILITY, so a correct draw essentially never fails. Float32 rand steps (2^-24) are far below g."""
+FAILURE_PROBABILITY, so a correct draw essentially never fails. Float32 rand steps (2^-24) are far below g.
+
+`low_precision_failure` runs first: values that are all exact float16 (or bfloat16) numbers were drawn or stored in
+half precision, whose grid leaves such stretches empty. A float32 U[0, 1] draw is a float16 number with probability
+about 2^-13 (bfloat16: 2^-16), so 1000 of them all are essentially never."""
 
 from __future__ import annotations
 
@@ -16,8 +20,28 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, fail
 
 
+def low_precision_failure(values: Tensor, message: str) -> None:
+    """Fail when 1000 or more present values are all exact float16 or bfloat16 numbers (see the module), with more
+    than 64 distinct ones (fewer, on a grid such as k / 4, is a quantised draw, named by the grid reading)."""
+    v = values.detach().float().flatten().cpu()
+    if v.numel() < 1000 or int(v.unique().numel()) <= 64:
+        return
+    for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float16, "float16")):
+        if bool((v.to(dtype).float() == v).all()):
+            k = int(v.unique().numel())
+            fail(
+                f"{message}; every one of the {v.numel()} present values is exactly a {name} number ({k} distinct "
+                "values)",
+                f"the values were drawn or stored in {name} (torch.rand(..., dtype=torch.{name}), .half(), "
+                f".to(torch.{name}) or autocast) and cast back: half precision leaves only a coarse grid of values; "
+                "draw them in float32 (torch.rand(...) as it is)",
+                code="values_low_precision",
+            )
+
+
 def support_gap_failure(values: Tensor, message: str, low: float, high: float) -> None:
     """Fail when no present value lies in a stretch of [low, high] wider than chance allows (see the module)."""
+    low_precision_failure(values, message)
     v = values.detach().double().flatten().cpu()
     n, width = v.numel(), high - low
     if n < 1000:

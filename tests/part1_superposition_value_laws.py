@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, fail
+from tests.part1_superposition_support_gaps import low_precision_failure
 
 
 def _dkw(n: int) -> float:
@@ -134,6 +135,7 @@ def grid_values_failure(values: Tensor, what: str, law: str) -> None:
     k = distinct.numel()
     if n <= 100 or k > n / 4 or k < 2:
         return
+    low_precision_failure(values, f"{what}: the present values take only {k} distinct values")
     span = float(distinct[-1] - distinct[0])
     step = span / max(
         round(span / float(distinct.diff().min())), 1

@@ -15,6 +15,7 @@ The forward check names b_final moved along an axis (`bias_moved`: its instances
 all-zero probe (`nonfinite_on_zeros`: the input normalised), a bounded hidden layer (`hidden_bounded`: a clamp to
 [-1, 1]) W averaged over the instances in both products (`weights_other_instance`), and the input clipped to [0, 1]
 (`input_transformed`).
+generate_batch names values drawn in float16 (`values_low_precision`).
 The round's correct variants (bmm, a precomputed WᵀW, loops, one uniform rescaled for presence and value, the
 conditional anticorrelated draw, torch.distributions) pass.
 """
@@ -89,6 +90,17 @@ def test_forward_mistakes_named():
     assert_fails(checks.test_forward, _fwd(edit_h=torch.tanh), "hidden_bounded")
     err = assert_fails(checks.test_forward, _fwd(edit_x=lambda s, x: x.clamp(0, 1)), "input_transformed")
     assert "clamp(0, 1)" in err.hint
+
+
+class BatchHalf(ToyModel):
+    def generate_batch(self, n):
+        s = (n, self.cfg.n_inst, self.cfg.n_features)
+        v = torch.rand(s, dtype=torch.float16).float()
+        return torch.where(torch.rand(s) < self.feature_probability, v, 0.0)
+
+
+def test_low_precision_values_named():
+    assert_fails(checks.test_generate_batch, BatchHalf, "values_low_precision")
 
 
 class FwdBmm(ToyModel):

@@ -11,7 +11,7 @@ NeuronComputationModel.calculate_loss now names:
 NeuronModel.forward names b_final added to the input before the first product (`bias_on_input`), and a hidden
 layer divided by its sum over the neurons is among the causes the one-neuron probe lists (`hidden_nonlinearity`).
 computation_generate_batch names a sign coin with a fixed bias (`sign_coin_fixed_bias`) and values that fill only
-[-0.9, 0.9] as a draw scaled by 0.9 (`value_distribution`).
+[-0.9, 0.9] as a draw scaled by 0.9 (`value_distribution`) and values drawn in float16 (`values_low_precision`).
 Both forward checks tell apart what carries instance 0 into other instances: its b_final (`bias_other_instance`,
 b_final.roll(1, 0)) or its weights (`weights_other_instance`, W.mean(0)); the one-neuron probe names a tanh hidden
 layer. The loss names a softmax of the importance (`importance_softmax`) and the target |batch| / |batch|.amax(0)
@@ -119,6 +119,8 @@ def _values(fn):
 
 
 def test_value_mistakes_named():
+    half = lambda s, d: (2 * torch.rand(s, dtype=torch.float16) - 1).float().to(d)
+    assert_fails(C.test_computation_generate_batch, _values(half), "values_low_precision")
     third = lambda s, d: torch.rand(s, device=d) * torch.where(torch.randint(0, 3, s, device=d) > 0, 1.0, -1.0)
     assert_fails(C.test_computation_generate_batch, _values(third), "sign_coin_fixed_bias")
     scaled = lambda s, d: 0.9 * (2 * torch.rand(s, device=d) - 1)
