@@ -1,7 +1,8 @@
 """ablate_latent whose logits equal the clean run's for a latent that is off at position 0 (BOS): before reading
 that as a hook that never ran, the same function is run on a latent that fires at every BOS. If the logits change
 there, the hook did run and edit: the edit used position 0's activation at every position (f[:, :1] or f[:, 0]
-broadcast), or otherwise depends on position 0's value only."""
+broadcast), or otherwise depends on position 0's value only, unless it matches an ablation that reads a neighbouring
+latent's activation (an index slip: that neighbour is silent next to the first latent, not next to the second)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part6_lm_saes_edit_sources import index_slips
 from tests.part6_lm_saes_mistakes import mlp_acts
 
 
@@ -50,6 +52,15 @@ def unchanged_but_edits(ablate: Callable, model: Any, sae: Any, tokens: Tensor, 
         return
     if not (isinstance(second, Tensor) and second.shape == clean.shape) or torch.allclose(second, clean, atol=1e-5):
         return
+    for code, hint, value in index_slips(model, sae, tokens, other):  # a neighbour's f: silent next to `latent`
+        if torch.allclose(second.to(value.device), value, rtol=1e-4, atol=1e-4):
+            fail(
+                f"the logits for latent {latent} are exactly the clean ones, although it fires at "
+                f"{int((f[:, 1:, latent] > 0).sum())} positions; for latent {other} your logits change, and match "
+                "an ablation that reads another latent's activation",
+                hint.replace("that removes", "for latent " + str(other) + ", your hook removes", 1),
+                code=code,
+            )
     d = sae.W_dec[other]
     broadcast = model.run_with_hooks(
         tokens, fwd_hooks=[(sae.hook_name, lambda a, hook: a - sae.encode(a)[:, :1, other, None] * d)]

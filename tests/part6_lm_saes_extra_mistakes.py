@@ -191,7 +191,7 @@ def _other_aggregates(fired: Tensor, batch_size: int) -> list[tuple[str, str, Te
     per_batch = torch.stack([b.mean((0, 1)) for b in fired.split(batch_size)])
     fix = "add up the firing counts and the numbers of tokens over every batch and divide once at the end"
     out = []
-    for unit, per in (("sequence", per_seq), (f"batch of {batch_size} sequences", per_batch)):
+    for unit, per in (("sequence", per_seq), (f"batch (of {batch_size} sequences)", per_batch)):
         for what, value in (
             ("the maximum", per.max(0).values),
             ("the minimum", per.min(0).values),
@@ -203,8 +203,8 @@ def _other_aggregates(fired: Tensor, batch_size: int) -> list[tuple[str, str, Te
             out.append(
                 (
                     "aggregate",
-                    f"that is {what} over the {per.shape[0]} values of each {unit}'s own frequency, not the fraction "
-                    f"of all tokens: {fix}",
+                    f"that is {what} of the {per.shape[0]} per-{unit.split(' ')[0]} frequencies (one per {unit}), "
+                    f"not the fraction of all tokens: {fix}",
                     value,
                 )
             )
