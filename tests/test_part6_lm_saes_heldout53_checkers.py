@@ -271,3 +271,9 @@ def test_ablate_correct_variants_pass():
 
     assert_passes(p6.test_ablate_latent, _ablate(decode_delta))
     assert_passes(p6.test_ablate_latent, _ablate(manual_clamp))
+
+
+def test_ablate_previous_latent_is_named():
+    edit = lambda a, sae, i: a - sae.encode(a)[..., i - 1, None] * sae.W_dec[i]
+    err = assert_fails(p6.test_ablate_latent, _ablate(edit), "other_latent_f")
+    assert "index slip" in err.hint
