@@ -141,7 +141,8 @@ def _instance_factor(c: Tensor, imp: Tensor, per_inst_loss: Tensor) -> tuple[str
         (
             "importance_weighted_average",
             "each instance's Σ importance · err divided by Σ importance, a weighted average over the features "
-            "(Σ I·err / Σ I), where the plain mean of importance · err belongs",
+            "(Σ I·err / Σ I; the same weights as importance / importance.mean(-1, keepdim=True)), where the plain "
+            "mean of importance · err belongs",
             n / imp.sum(-1),
         ),
         (
@@ -206,6 +207,7 @@ def _elementwise(w: Tensor, ok: Tensor, t: Tensor, w_right: Tensor) -> tuple[str
             plus = f" + {float(eps):.2g}" if float(eps) > 1e-12 else ""
             return "relative_error", (
                 f"the gradient with respect to `out` shows each squared error divided by {what}{plus}: a relative "
-                f"error (err / target²) where the plain squared error belongs. {RIGHT[0].upper()}{RIGHT[1:]}"
+                f"error (the error scaled by the target's size) where the plain squared error belongs. "
+                f"{RIGHT[0].upper()}{RIGHT[1:]}"
             )
     return None
