@@ -46,13 +46,6 @@ def column_slip_readings(W: Tensor) -> list[tuple[str, str, Tensor]]:
         ),
         (
             "mean_over_hidden",
-            f"your values are D_i / d_hidden (= D_i / {d}): ‖W_i‖² computed as a mean over d_hidden "
-            "(W.pow(2).mean(1)) where the sum belongs, in the numerator or in the norm used to normalise: "
-            "‖W_i‖² = W.pow(2).sum(1)",
-            right / d,
-        ),
-        (
-            "mean_over_hidden",
             f"your values are D_i / d_hidden² (= D_i / {d * d}): ‖W_i‖² computed as a mean over d_hidden "
             "(W.pow(2).mean(1)) where the sum belongs, both in the numerator and in the norm used to normalise: "
             "‖W_i‖² = W.pow(2).sum(1)",
