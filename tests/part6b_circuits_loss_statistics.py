@@ -1,7 +1,7 @@
 """replacement_losses: numbers that are a rounded or a differently reduced version of the right one. The recovered
-fraction rounded (to 0-3 decimals, or as a rounded percentage), and the clean loss taken as another statistic of the
-per-token cross-entropies than their mean (the median of the per-sequence means or of every token's loss, the
-largest or smallest sequence mean)."""
+fraction rounded (to 1-3 decimals, or as a rounded percentage) or exactly 1, and the clean loss taken as another
+statistic of the per-token cross-entropies than their mean (the median of the per-sequence means or of every token's
+loss, the largest or smallest sequence mean)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,19 @@ from tests.outcomes import fail
 def recovered_rounded(c: float, r: float, z: float) -> list[tuple[float, str, str]]:
     """(value, code, why) of the recovered fraction rounded to d decimals, or as a percentage rounded to d decimals."""
     rec = (z - r) / (z - c)
-    out = [(round(rec, d), "recovered_rounded", f"rounded to {d} decimals (round(recovered, {d})): ") for d in range(4)]
+    rounded = "rounded to {} decimals (round(recovered, {})): "
+    # a fraction rounded to a whole number has another likely cause: exactly 1 is named below with both
+    out = [(round(rec, d), "recovered_rounded", rounded.format(d, d)) for d in (1, 2, 3) if round(rec, d) != round(rec)]
     percent = "a percentage rounded to {} decimals (round(100 * recovered, {})): "
     out += [(round(100 * rec, d), "recovered_rounded", percent.format(d, d)) for d in range(3)]
     tail = "return the fraction unrounded (round only when printing): "
-    return [(v, code, why.rstrip(": ") + "; " + tail) for v, code, why in out]
+    to_one = " or ".join(f"round(recovered, {d})" if d else "round(recovered)" for d in range(4) if round(rec, d) == 1)
+    rounding = f", or the fraction was rounded ({to_one} gives 1.0)" if to_one else ""
+    one = (
+        "recovered is exactly 1: the numerator and the denominator are the same difference (clean where replaced "
+        "belongs, (zero - clean) / (zero - clean))" + rounding
+    )
+    return [(v, code, why.rstrip(": ") + "; " + tail) for v, code, why in out] + [(1.0, "recovered_one", one)]
 
 
 def clean_statistic(model: Any, tokens: Tensor, got: float, close: Callable) -> None:

@@ -5,7 +5,8 @@ linearised_forward with LN1 and LN2's frozen scales swapped (scales_ln2_ln1_fina
 node_influence with the logit weights softmaxed (weights_softmaxed) or `- 1` written for `- I` (identity_as_ones);
 quantile_examples ranked by the distance to the band's median value (band_median) or by the relative distance
 |a - middle| / a (relative_distance); replacement_losses with the clean loss a median of per-sequence losses
-(loss_statistic) or the recovered fraction rounded (recovered_rounded); transcoder_forward whose decoder reads
+(loss_statistic) or the recovered fraction rounded (recovered_rounded) or exactly 1 (recovered_one, both causes
+listed); transcoder_forward whose decoder reads
 relu(acts) has that cause listed in relu_gate's hint; the round's correct variants pass."""
 
 import einops
@@ -177,3 +178,14 @@ def _lf_scales(ln1: str, ln2: str):
 def test_fresh53_ln_scales_swapped_named():
     err = assert_fails(checks.test_linearised_forward, _lf_scales("ln2", "ln1"), "scales_ln2_ln1_final")
     assert "LN1 divides by frozen.ln2_scale and LN2 divides by frozen.ln1_scale" in err.hint
+
+
+def _rl_one(model, tc, tokens):
+    out = _rl()(model, tc, tokens)
+    out["recovered"] = (out["zero_ablated"] - out["clean"]) / (out["zero_ablated"] - out["clean"])
+    return out
+
+
+def test_fresh53_recovered_exactly_one_names_both_causes():
+    err = assert_fails(checks.test_replacement_losses, _rl_one, "recovered_one")
+    assert "(zero - clean) / (zero - clean)" in err.hint and "rounded" in err.hint
