@@ -40,7 +40,7 @@ def svd_projectors(W: Tensor) -> Mistakes:
     return [
         *structure.svd_slips(W),  # the given column_terms, a reshape for a transpose
         *signs.svd_sign_losses(W),  # |U| or |Vh|: the signs of u_k or v_k lost
-        *sigma_scales.sigma_scales(W),  # σ / Σσ; a scale slip with the order reversed
+        *sigma_scales.sigma_scales(W),  # a scale slip with the order reversed
         ("projectors", f"{term}; this is the projector u_k u_kᵀ onto the left singular vector: W is forgotten", pu),
         ("projectors", f"{term}; this is the projector v_k v_kᵀ onto the right singular vector: W is forgotten", pv),
         ("projectors", f"{term}; this is σ_k u_k u_kᵀ: v_kᵀ replaced by u_kᵀ", sigma * pu),
