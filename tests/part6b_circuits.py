@@ -106,12 +106,13 @@ def _fresh(device: torch.device) -> tuple[circuits.FrozenRun, circuits.Attributi
 
 
 def _separable(expected: Tensor, mistakes: list, rtol: float, atol: float) -> list:
-    """The mutants that differ from the reference on these inputs (the others cannot be told apart here)."""
-    return [
-        (c, h, v)
-        for c, h, v in mistakes
-        if v is not None and not (v.shape == expected.shape and torch.allclose(v, expected, rtol=rtol, atol=atol))
-    ]
+    """The mutants that differ from the reference and from every mutant before them here (the first listed names a
+    tie: with centred reading weights, an uncentred LN2 encoder input gives the pre of every LN uncentred)."""
+    kept: list = []
+    for c, h, v in mistakes:
+        if v is not None and not any(_matches_any(v, [w], rtol, atol) for w in (expected, *(k[2] for k in kept))):
+            kept.append((c, h, v))
+    return kept
 
 
 def _matches_any(actual: Tensor, values: list, rtol: float, atol: float) -> bool:
