@@ -6,7 +6,8 @@
   centred over the features (`weights_transformed`).
 * resample_simple and resample_advanced with a small threshold as the dead rule (`frac.mean(0) < 1e-4`,
   `frac.sum(0) < 1e-3`): a latent that fired once, faintly, is resampled (`faint_threshold`); a max threshold
-  (`frac.amax(0) < 1e-3`) is listed with the sum threshold that picks the same latents (`threshold_rule`).
+  (`frac.amax(0) < 1e-3`) is listed with the sum threshold that picks the same latents (`threshold_rule`); a float
+  guard (`frac.sum(0) <= 1e-6`) passes.
 * resample_simple's encoder length read back as a rule: √s, s², 1 - s, s·√d_in, s / d_in, s × the old column's norm
   (each its own code).
 * resample_simple with normalised Laplace draws: named as crowding towards the axes (`axes_not_sphere`), not as
@@ -57,7 +58,12 @@ def test_fresh53_generate_batch_larger_draw_mistake_still_named():
 
 def _rs_threshold(rule):
     def resample(sae, frac, resample_scale):
-        dead = {"mean": frac.mean(0) < 1e-4, "sum": frac.sum(0) < 1e-3, "max": frac.amax(0) < 1e-3}[rule]
+        dead = {
+            "mean": frac.mean(0) < 1e-4,
+            "sum": frac.sum(0) < 1e-3,
+            "max": frac.amax(0) < 1e-3,
+            "guard": frac.sum(0) <= 1e-6,  # a float guard far below any real fraction: correct
+        }[rule]
         n = int(dead.sum())
         if n == 0:
             return
@@ -322,3 +328,7 @@ def test_fresh53_resample_simple_offset_draw_is_not_called_positive():
 def test_fresh53_resample_simple_max_threshold_is_listed():
     failure = assert_fails(checks.test_resample_simple, _rs_threshold("max"), "threshold_rule")
     assert "amax(0) below a threshold" in failure.message
+
+
+def test_fresh53_resample_simple_float_guard_passes():
+    assert_passes(checks.test_resample_simple, _rs_threshold("guard"))
