@@ -465,7 +465,8 @@ def expect_matches(
     if matched:
         codes = list(dict.fromkeys(c for c, _ in matched))
         hints = list(dict.fromkeys(h for c, h in matched if h))
-        found_hint = hints[0] if len(hints) == 1 else "two mistakes fit what you returned: " + "; or ".join(hints)
+        count = {2: "two", 3: "three"}.get(len(hints), str(len(hints)))
+        found_hint = hints[0] if len(hints) == 1 else f"{count} mistakes fit what you returned: " + "; or ".join(hints)
         expect_close(actual, expected, what, found_hint, code=codes[0], rtol=rtol, atol=atol, dims=dims)
     if reference is not None and actual.shape == expected.shape:
         slip = one_change_diagnosis(reference, actual, expected, rtol, atol)
