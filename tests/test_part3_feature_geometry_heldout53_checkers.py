@@ -36,8 +36,8 @@ def test_entrywise_ratio_is_named_before_the_inf_check():
     assert "Σ d_hidden / W²" in err.hint
 
 
-def _dimensionality(W):
-    norms_sq = W.pow(2).sum(1)
+def _dimensionality(W, squared_norms=lambda W: W.pow(2).sum(1)):
+    norms_sq = squared_norms(W)
     unit = W / norms_sq.sqrt().clamp_min(1e-12)[:, None]
     den = einops.einsum(unit, W, "k d i, k d j -> k i j").pow(2).sum(-1)
     return torch.where(den > 0, norms_sq / den.clamp_min(1e-30), 0.0)
@@ -49,10 +49,7 @@ def test_centred_columns_are_named():
 
 
 def cd_mean_for_norm(W):
-    mean_sq = W.pow(2).mean(1)
-    unit = W / mean_sq.sqrt().clamp_min(1e-12)[:, None]
-    den = einops.einsum(unit, W, "k d i, k d j -> k i j").pow(2).sum(-1)
-    return torch.where(den > 0, mean_sq / den.clamp_min(1e-30), 0.0)
+    return _dimensionality(W, lambda W: W.pow(2).mean(1))  # a mean over d_hidden where the sum belongs
 
 
 def test_mean_over_hidden_is_named():

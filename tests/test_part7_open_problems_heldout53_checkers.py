@@ -152,17 +152,6 @@ def test_sign_partly_shared_over_features_named():
     assert "agree more often" in failure.hint
 
 
-def _gen_pairs(kind, draw):
-    def generate(p, batch_size, values="uniform"):
-        if values != kind:
-            return P.generate_features(p, batch_size, values)
-        shape = (batch_size, *p.shape)
-        present = torch.rand(shape, device=p.device) < p
-        return torch.where(present, draw(shape, p.device), 0.0)
-
-    return generate
-
-
 def _fair_sign(shape, device):
     return torch.where(torch.rand(shape, device=device) < 0.5, -1.0, 1.0)
 
@@ -177,9 +166,9 @@ def test_values_correlated_along_an_axis_named():
     over_features = lambda s, d: torch.rand(s[0], s[1], 1, device=d).expand(s) * _fair_sign(s, d)
     over_instances = lambda s, d: torch.rand(s[0], 1, s[2], device=d).expand(s) * _fair_sign(s, d)
     cases = [
-        (_gen_pairs("signed_uniform", over_features), "magnitudes_correlated_over_features"),
-        (_gen_pairs("signed_uniform", over_instances), "magnitudes_correlated_over_instances"),
-        (_gen_pairs("uniform", _antithetic), "values_correlated_over_examples"),
+        (_gen_values("signed_uniform", over_features), "magnitudes_correlated_over_features"),
+        (_gen_values("signed_uniform", over_instances), "magnitudes_correlated_over_instances"),
+        (_gen_values("uniform", _antithetic), "values_correlated_over_examples"),
     ]
     for impl, code in cases:
         assert_fails(checks.test_generate_features, impl, code)
