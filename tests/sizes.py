@@ -151,7 +151,18 @@ def _size_reason(
 ) -> str:
     axis = next((n for n, s in named.items() if near(s) or near(1 / s)), None)
     if axis:
-        return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {named[axis]})?"
+        n = named[axis]
+        if n > 1 and near(1 / n):  # divided once too often: a mean where a sum belongs, or a mean then ÷ n again
+            return (
+                f"{factor:.4g} = 1/{n}: divided by the size of `{axis}` ({n}) once too often — a mean over `{axis}` "
+                f"where a sum was asked, or a mean followed by another division by {n}?"
+            )
+        if n > 1:
+            return (
+                f"{factor:.4g} = {n}: not divided by the size of `{axis}` ({n}) — a sum over `{axis}` where a mean "
+                "was asked, or a division by that count left out?"
+            )
+        return f"a sum where a mean was asked (or the reverse) over `{axis}` (size {n})?"
     root = next((n for n, s in named.items() if near(s**0.5) or near(s**-0.5)), None)
     if root:
         return (
@@ -168,8 +179,16 @@ def _size_reason(
     labels = {s: f"{s} ({' or '.join(names)})" if names else str(s) for s, names in fields.items()}
     counts = sorted(labels)
     one = next((s for s in counts if near(s) or near(1 / s)), None)
+    if one and near(1 / one):
+        return (
+            f"{factor:.4g} = 1/{labels[one]}, a size of your inputs: divided by that count once too often (a mean "
+            "where a sum was asked, or a mean followed by another division by it)?"
+        )
     if one:
-        return f"{labels[one]} is a size of your inputs: a sum where a mean over that axis was asked (or the reverse)?"
+        return (
+            f"{factor:.4g} = {labels[one]}, a size of your inputs: a division by that count left out (a sum where a "
+            "mean was asked)?"
+        )
     root = next((s for s in counts if s > 3 and (near(s**0.5) or near(s**-0.5))), None)
     if root:
         return (

@@ -178,7 +178,11 @@ def test_generic_diagnosis_names_unlisted_mistakes():
     # a factor 2 or ½ is also the ½·MSE convention: both causes are listed when 2 is a size too
     odd = torch.randn(3, 5, 7) + 0.1  # no axis whose size or root is 2
     half = generic_diagnosis(odd / 2, odd, "inst feats d", sizes=(2, 7))[1]
-    assert "½ convention" in half and "2 is a size of your inputs" in half
+    assert "½ convention" in half and "1/2, a size of your inputs" in half
+    # the direction of a size factor is named: divided once too often (a mean, then ÷ n again) or not divided at all
+    assert "once too often" in _code(e / 3, e, dims=dims).hint and "`inst`" in _code(e / 3, e, dims=dims).hint
+    assert "left out" in _code(3 * e, e, dims=dims).hint
+    assert "divided by that count once too often" in generic_diagnosis(odd / 9, odd, "inst feats d", sizes=(9,))[1]
     assert "½ convention" in generic_diagnosis(e * 2, e, dims)[1]
     # sizes named by config fields (every field of that size is listed: no guess between them)
     model = torch.nn.Linear(2, 2)
