@@ -186,13 +186,14 @@ def theta_grad_alone(impl: type, name: str, x0: Tensor, th0: Tensor, g: Tensor, 
     )
 
 
-_HALVES = tuple(  # (side, the learner's window, the missing half, K): x = θ (u = 0) on either side
-    (side, where, other, kernel)
-    for side, where, other, kernels in (
+_HALVES = tuple(  # (side, the learner's window, the missing half, the gate that cuts it, K): u = 0 on either side
+    (side, where, other, gate, kernel)
+    for side, where, other, gate, kernels in (
         (
             "upper",
             "θ ≤ x < θ + ε/2",
             "θ - ε/2 < x < θ",
+            "1[x > θ] (the step the forward returns: only examples that fire move θ)",
             (
                 lambda x, th, bw: ((x >= th) & ((x - th) / bw < 0.5)).to(x.dtype),
                 lambda x, th, bw: ((x > th) & ((x - th) / bw < 0.5)).to(x.dtype),
@@ -202,6 +203,7 @@ _HALVES = tuple(  # (side, the learner's window, the missing half, K): x = θ (u
             "lower",
             "θ - ε/2 < x ≤ θ",
             "θ < x < θ + ε/2",
+            "1[x <= θ] (only examples that don't fire move θ)",
             (
                 lambda x, th, bw: ((x <= th) & ((x - th) / bw > -0.5)).to(x.dtype),
                 lambda x, th, bw: ((x < th) & ((x - th) / bw > -0.5)).to(x.dtype),
@@ -228,11 +230,11 @@ _WINDOWS: tuple[tuple[str, str, Callable[[Tensor, Tensor, float], Tensor]], ...]
     *(
         (
             "window_half",
-            f"only half of it: the {side} half, {where} (the other half, {other}, is missing: is one edge of the "
-            "rectangle put at u = 0 instead of ±1/2, e.g. 0 <= u < 1/2?)",
+            f"only half of it: the {side} half, {where} (the other half, {other}, is missing): is one edge of the "
+            f"rectangle put at u = 0 instead of ±1/2 (e.g. 0 <= u < 1/2), or is K multiplied by {gate}?",
             kernel,
         )
-        for side, where, other, kernel in _HALVES
+        for side, where, other, gate, kernel in _HALVES
     ),
     (
         "window_scaled_by_theta",
