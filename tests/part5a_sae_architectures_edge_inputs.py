@@ -119,13 +119,19 @@ def l0_smooth(acts: Tensor) -> list:
 
 
 def dead_example_column(acts: Tensor) -> list:
-    """Per instance, 1 - (number of examples with any non-zero latent) / d_sae: nonzero()[:, 0] is the example."""
+    """Per instance, 1 - (number of examples with any non-zero latent) / d_sae: nonzero()[:, 0] is the example; and
+    the fraction of latents zero on the first and last example only."""
     firing = (acts != 0).any(-1).to(acts.dtype).sum(0)
     hint = (
         "your count of alive latents is a count of examples: in acts[:, i].nonzero(), column 0 is the example "
         "index and column 1 the latent; count the distinct latents (column 1), or use (acts == 0).all(0)"
     )
-    return [("example_column", hint, 1 - firing / acts.shape[-1])]
+    edges = ((acts[0] == 0) & (acts[-1] == 0)).to(acts.dtype).mean(-1)
+    edge_hint = (
+        "your dead latents are those zero on the first and the last example (acts[0] and acts[-1]): a latent is dead "
+        "when it is zero on *every* example of the batch, (acts == 0).all(dim=0), then averaged over the latents"
+    )
+    return [("example_column", hint, 1 - firing / acts.shape[-1]), ("edge_examples_only", edge_hint, edges)]
 
 
 def recovery_angular(cos: Tensor) -> list:

@@ -108,6 +108,14 @@ def auxk_centred_d_in(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor
     ]
 
 
+_EVERY_DEAD = (
+    "your fraction is 1 in every instance: every latent counted dead, even those that fire on almost every example. "
+    "Your test is true for a latent that fires: zero on *some* example (.any(0) instead of .all(0), or a product "
+    "over the batch, acts.prod(0) == 0, which is 0 as soon as one factor is and underflows for small ones), or a "
+    "tolerance t {span} above every activation. Dead means zero on every example, (acts == 0).all(dim=0)"
+)
+
+
 def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
     """dead_latent_fraction with |a| < t counted as zero, for each t between two latents' largest |activation|:
     one entry per distinct outcome, naming the range of t it stands for (none equal to a `known` entry). A cast to
@@ -128,6 +136,9 @@ def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
         )
         if lo < 1e-8 < hi:  # the range holds torch.isclose's / numpy.isclose's default atol
             hint = MS.isclose_hint(f"or another tolerance t {span}")
+        if hi == float("inf"):  # every latent dead, even those firing on almost every example: not only a tolerance
+            entries.append(("every_latent_dead", _EVERY_DEAD.format(span=span), value))
+            continue
         entries.append(("zero_tolerance", hint, value))
     return entries + _statistic_thresholds(acts, right, [*known, *entries])
 

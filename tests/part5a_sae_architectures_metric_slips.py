@@ -160,6 +160,9 @@ def with_tiny_alive(acts: Tensor) -> Tensor:
     acts[[30, 31], 1, 3] = torch.tensor([6e-8, 5e-8], dtype=acts.dtype, device=acts.device)
     acts[1::2, 2, 2] = 1e-15  # firing on half the batch: not a rarely firing latent
     acts[200, 2, 2] = 4e-13
+    # instance 2: latent 2 zero on the first and last example, latent 0 alive on the last one too (mean still below
+    # 1e-9): checking only those two examples counts 1 of 7 dead, no firing-rate rule (0) or max index (2) does
+    acts[-1, 2, 2], acts[-1, 2, 0] = 0.0, 3e-7
     return MR.edge_only_latents(acts)
 
 
