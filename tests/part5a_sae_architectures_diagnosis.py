@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -721,33 +722,35 @@ def theta_factor(impl: Any, got: Tensor, x: Tensor, th: Tensor, g: Tensor, name:
         return
     fits = []
     for f_name, f in _FACTORS.items():
-        for p in (0, -1, 1, -2, 2):
+        for p, sign in itertools.product((0, -1, 1, -2, 2), (1, -1) if f_name in ("1", "θ", "x") else (1,)):
             if (f_name, p) == (right, 0):
-                continue
+                continue  # the sign flipped alone is the catalogue's
             ok = True
             for grad, bw in ((got, BANDWIDTH), (got4, 4 * BANDWIDTH)):
-                pred = -f(x, th, bw) * bw**p / bw * _rect((x - th) / bw) * g
+                pred = -sign * f(x, th, bw) * bw**p / bw * _rect((x - th) / bw) * g
                 ok = ok and bool(torch.allclose(grad.detach().to(pred.dtype), pred, rtol=1e-4, atol=1e-5))
             if ok and (f(x, th, BANDWIDTH) * _rect((x - th) / BANDWIDTH) != 0).any():
-                fits.append((f_name, p))
+                fits.append((f_name, p, sign))
     if len(fits) != 1:
         return  # none, or ambiguous: the main check describes what it sees
-    f_name, p = fits[0]
+    f_name, p, sign = fits[0]
     power = {0: "", 1: "·ε", -1: "/ε", 2: "·ε²", -2: "/ε²"}[p]
     f_name = f"({f_name})" if p and " " in f_name else f_name  # (x - θ)/ε, not x - θ/ε
+    minus = "-" if sign < 0 else ""
     seen = (
-        f"the gradient of {name} with respect to threshold is -(F/ε)·K((x - θ)/ε)·grad_output with F = {f_name}{power} "
-        f"(at ε = {BANDWIDTH:g} and at ε = {4 * BANDWIDTH:g}); {name}'s factor is F = {right}"
+        f"the gradient of {name} with respect to threshold is -(F/ε)·K((x - θ)/ε)·grad_output with F = "
+        f"{minus}{f_name}{power} (at ε = {BANDWIDTH:g} and at ε = {4 * BANDWIDTH:g}); {name}'s factor is F = {right}"
     )
+    flipped = " The sign is flipped too: the leading minus of -(F/ε)·K(u) is missing" if sign < 0 else ""
     if f_name == right:  # a power of ε only
         fail(
-            f"{seen}: your values are ε^{p} = {BANDWIDTH**p:g} × the expected ones at ε = {BANDWIDTH:g}",
-            _POWER_HINTS[p],
+            f"{seen}: your values are {minus}ε^{p} = {sign * BANDWIDTH**p:g} × the expected ones at ε = {BANDWIDTH:g}",
+            _POWER_HINTS[p] + "." * bool(flipped) + flipped,
             code="epsilon_power",
         )
     fail(
         seen,
-        f"the factor in front of K((x - θ)/ε)/ε is {right}, not {f_name}{power}: see the ∂/∂θ column",
+        f"the factor in front of K((x - θ)/ε)/ε is {right}, not {minus}{f_name}{power}: see the ∂/∂θ column." + flipped,
         code="theta_factor",
     )
 

@@ -3,6 +3,14 @@ correct variants.
 
 * Heaviside's θ-gradient multiplied by the step 1[x > θ] (or 1[x <= θ]): the half-window hint offered only "an edge
   at u = 0" as the cause; it now names the gate too (window_half).
+* dead_latent_fraction judged on the first and last example only coincided with the firing-rate-below-1e-3 mutant
+  ("a latent that fires rarely is alive"): the inputs now separate them and it is named (edge_examples_only).
+* dead_latent_fraction as acts.prod(0) == 0 (every latent dead: a product underflows) was read as "a tolerance t
+  above 9": a fraction of 1 everywhere now names any / prod / a tolerance above every activation
+  (every_latent_dead).
+* A θ-gradient with its sign flipped *and* another factor (Heaviside's +K(u)·g: minus and 1/ε dropped; JumpReLU's
+  +K(u)/ε·g: minus and θ dropped) was "a constant factor" or "differs": the factor reading now allows a sign
+  (epsilon_power, theta_factor).
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ def _heaviside(mode):
                 gth = gth * (x > th).to(x.dtype)
             elif mode == "unfired_only":
                 gth = gth * (x <= th).to(x.dtype)
+            elif mode == "plus_no_bw":
+                gth = k * g
             return torch.zeros_like(x), gth, None
 
     return H
@@ -57,3 +67,50 @@ def test_heaviside_window_gated(mode, gate):
 
 def test_heaviside_correct_variants():
     assert_passes(C.test_heaviside, _heaviside("ok_sign"))
+
+
+def test_dead_edge_examples_only():
+    assert_fails(
+        C.test_dead_latent_fraction, lambda a: ((a[0] == 0) & (a[-1] == 0)).to(a.dtype).mean(-1), "edge_examples_only"
+    )
+
+
+def test_dead_every_latent():
+    failure = assert_fails(
+        C.test_dead_latent_fraction, lambda a: (a.prod(0) == 0).to(a.dtype).mean(-1), "every_latent_dead"
+    )
+    assert "prod" in failure.hint
+
+
+def test_dead_correct_variants():
+    for ok in (
+        lambda a: (a.sum(0) == 0).to(a.dtype).mean(-1),
+        lambda a: (~(a > 0).any(0)).to(a.dtype).mean(-1),
+        lambda a: (a.amax(0) <= 0).to(a.dtype).mean(-1),
+        lambda a: (a.count_nonzero(0) == 0).sum(-1).to(a.dtype) / a.shape[-1],
+    ):
+        assert_passes(C.test_dead_latent_fraction, ok)
+
+
+def _jumprelu_plus(x_factor=False):
+    class J(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, threshold, bandwidth):
+            ctx.save_for_backward(x, threshold)
+            ctx.bandwidth = bandwidth
+            return x * (x > threshold).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, th = ctx.saved_tensors
+            k = A.rectangle((x - th) / ctx.bandwidth)
+            return (x > th).to(x.dtype) * g, (x if x_factor else 1) * k / ctx.bandwidth * g, None
+
+    return J
+
+
+def test_theta_gradient_sign_and_factor():
+    failure = assert_fails(C.test_heaviside, _heaviside("plus_no_bw"), "epsilon_power")
+    assert "sign is flipped" in failure.hint
+    failure = assert_fails(C.test_jumprelu, _jumprelu_plus(), "theta_factor")
+    assert "not -1" in failure.hint and "sign is flipped" in failure.hint
