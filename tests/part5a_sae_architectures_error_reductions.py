@@ -8,7 +8,8 @@ or shared readings already; they are not repeated here.)
 
 `error_reductions` recomputes each such reduction of the reference's own error and names the one the learner's term
 equals. It reads only a term whose inputs are right: acts_post and h_reconstructed must match the reference (else
-the main comparison names what differs first), so the term's error is the reference's.
+the main comparison names what differs first), so the term's error is the reference's. `_dense_decoded` names an
+L_reconstruction computed from the dense code (every latent decoded, before the gate, threshold or top-k).
 """
 
 from __future__ import annotations
@@ -87,3 +88,26 @@ def error_reductions(learner: Any, reference: Any, h: Tensor) -> None:
                     "error, then average over d_in (no root, no absolute value, no sum)",
                     code=code,
                 )
+        if key == "L_reconstruction":
+            _dense_decoded(reference, h, got)
+
+
+def _dense_decoded(reference: Any, h: Tensor, got: Tensor) -> None:
+    """Fail when L_reconstruction (h_reconstructed right) is the error of decoding the dense code, every latent's
+    ReLU(pre) (ReLU(π_mag) for a Gated SAE) before the sparsity step: the loss then trains another reconstruction."""
+    x = h - reference.b_dec
+    proj = torch.einsum("bid,ids->bis", x, reference.W_enc)
+    if hasattr(reference, "r_mag"):
+        dense, what, step = F.relu(proj * reference.r_mag.exp() + reference.b_mag), "ReLU(π_mag)", "the gate"
+    else:
+        step = "the threshold" if hasattr(reference, "log_threshold") else "the top-k"
+        dense, what = F.relu(proj + reference.b_enc), "ReLU(pre)"
+    dense_rec = torch.einsum("bis,isd->bid", dense, reference.W_dec_normalized) + reference.b_dec
+    if _close(got, (dense_rec - h).pow(2).mean(-1).detach()):
+        fail(
+            f"loss_dict['L_reconstruction'] is the squared error of decoding every latent's {what}, before "
+            f"{step}; your h_reconstructed (right) is decoded from acts_post",
+            "compute L_reconstruction from the h_reconstructed you return, ((h_reconstructed - h) ** 2).mean(-1): "
+            "the loss must train the sparse reconstruction the SAE outputs",
+            code="rec_loss_dense",
+        )

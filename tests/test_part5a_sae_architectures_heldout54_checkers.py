@@ -11,6 +11,8 @@ correct variants.
 * A θ-gradient with its sign flipped *and* another factor (Heaviside's +K(u)·g: minus and 1/ε dropped; JumpReLU's
   +K(u)/ε·g: minus and θ dropped) was "a constant factor" or "differs": the factor reading now allows a sign
   (epsilon_power, theta_factor).
+* L_reconstruction computed from the dense code (every latent's ReLU(pre) decoded, before the top-k or threshold;
+  ReLU(π_mag) before the gate) while h_reconstructed is right: was "differs" with the formula (rec_loss_dense).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import einops
 import pytest
 import torch
+import torch.nn.functional as F
 
 import solutions.part5a_sae_architectures as A
 import tests.part5a_sae_architectures as C
@@ -114,3 +117,30 @@ def test_theta_gradient_sign_and_factor():
     assert "sign is flipped" in failure.hint
     failure = assert_fails(C.test_jumprelu, _jumprelu_plus(), "theta_factor")
     assert "not -1" in failure.hint and "sign is flipped" in failure.hint
+
+
+def _dense_loss(base):
+    class Dense(base):
+        def forward(self, h):
+            d, _, acts, h_rec = base.forward(self, h)
+            proj = _enc(h - self.b_dec, self.W_enc)
+            gated = base is A.GatedToySAE
+            dense = F.relu(proj * self.r_mag.exp() + self.b_mag) if gated else F.relu(proj + self.b_enc)
+            d = d | {"L_reconstruction": (_dec(dense, self.W_dec_normalized) + self.b_dec - h).pow(2).mean(-1)}
+            per = d["L_reconstruction"] + self.sparsity_coeff * d.get("L_sparsity", 0) * (base is not A.TopKToySAE)
+            per = per + d.get("L_aux", 0)
+            return d, per.mean(0).sum(), acts, h_rec
+
+    return Dense
+
+
+@pytest.mark.parametrize(
+    ("check", "base"),
+    [
+        (C.test_topk_forward, A.TopKToySAE),
+        (C.test_jumprelu_forward, A.JumpReLUToySAE),
+        (C.test_gated_forward, A.GatedToySAE),
+    ],
+)
+def test_rec_loss_from_dense_code(check, base):
+    assert_fails(check, _dense_loss(base), "rec_loss_dense")
