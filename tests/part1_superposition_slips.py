@@ -62,9 +62,12 @@ def swapped_sizes_failure(err: BaseException, sizes: dict[str, int], method: str
 # --------------------------------------------------------------------------------------------
 # Presence rates
 # --------------------------------------------------------------------------------------------
-def grid_rate_candidates(p: Tensor) -> list[RateCandidate]:
+def grid_rate_candidates(p: Tensor, n: int = 20_000) -> list[RateCandidate]:
     """Rate tables of a presence draw that takes only k values (k = 10 or 100): `randint(0, k) / k < p` is present
-    at ceil(k p) / k; a uniform rounded to 1/k, `rand().round(decimals=2) < p`, at (ceil(k p) - 1/2) / k."""
+    at ceil(k p) / k; a uniform rounded to 1/k, `rand().round(decimals=2) < p`, at (ceil(k p) - 1/2) / k.
+
+    Where the grid moves only the smallest p beyond what n draws tell apart, a floor on p (p.clamp(min=…)) gives the
+    same rates: the hint then names both."""
     p = p.double().cpu()
     found = []
     for k in (100, 10):
@@ -72,12 +75,19 @@ def grid_rate_candidates(p: Tensor) -> list[RateCandidate]:
             ((p * k).ceil() / k, f"torch.randint(0, {k}, ...) / {k}"),
             (((p * k).ceil() - 0.5) / k, f"a uniform rounded to {len(str(k)) - 1} decimals"),
         ):
+            low = float(table.flatten()[int(p.argmin())])
+            floor = (
+                f"; or p is clamped from below (p.clamp(min={low:.3g})) before the draw, which gives these rates too: "
+                "compare with p as it is"
+                if consistent(table.clamp(0, 1), p.clamp(min=low), n)
+                else ""
+            )
             found.append(
                 (
                     "presence_grid",
                     f"every rate is p moved onto a grid of 1/{k} (e.g. p = {float(p.min()):.4f} gives "
-                    f"{float(table.flatten()[int(p.argmin())]):.4f}): the uniform compared with p takes only {k} "
-                    f"values ({how}?); compare a continuous uniform with p, torch.rand(...) < p",
+                    f"{low:.4f}): the uniform compared with p takes only {k} "
+                    f"values ({how}?); compare a continuous uniform with p, torch.rand(...) < p" + floor,
                     table.clamp(0, 1),
                 )
             )
