@@ -34,9 +34,10 @@ def extra_dimensionality_candidates(v: Tensor) -> list[tuple[str, str, Tensor]]:
         ),
         (
             "gram_one_side_unit",
-            "your denominator is Σ_j (v̂_i·v̂_j)(v̂_i·v_j): a Gram matrix G = Σ_j v̂_j v_jᵀ with one side unit-normalised "
-            "(an extra normalisation), read as v̂_iᵀ G v̂_i. The fast form needs G = Σ_j v_j v_jᵀ of the raw vectors "
-            "(v.mT @ v), so that v̂_iᵀ G v̂_i = Σ_j (v̂_i·v_j)²",
+            "your denominator is Σ_j (v̂_i·v̂_j)(v̂_i·v_j) = Σ_j cos²_ij ‖v_j‖, which two slips give: a Gram matrix "
+            "G = Σ_j v̂_j v_jᵀ with one side unit-normalised (an extra normalisation), read as v̂_iᵀ G v̂_i (the fast "
+            "form needs G = Σ_j v_j v_jᵀ of the raw vectors, v.mT @ v); or the cosine form with the norm ‖v_j‖ where "
+            "its square belongs ((v̂_i·v_j)² = cos²_ij ‖v_j‖²: weigh the squared cosines by the squared norms)",
             norm_sq / mixed.sum(-1).clamp_min(1e-30),
         ),
     ]

@@ -17,9 +17,10 @@ from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
+from tests.part4_double_descent_batch_values import present_values_reading
 from tests.part4_double_descent_divisors import common_divisor_diagnosis
 from tests.part4_double_descent_mask_order import normalised_before_mask
-from tests.part4_double_descent_presence_hints import PRESENCE_INVERTED, unscaled_small_rows
+from tests.part4_double_descent_presence_hints import PRESENCE_INVERTED, rate_readback, unscaled_small_rows
 
 Mistake = tuple[str, str, Tensor]
 
@@ -142,12 +143,15 @@ def schedule_candidates(steps: int, warmup: int) -> tuple[Tensor, list[Mistake]]
         ),
         (
             "full_cosine",
-            "half a cosine: cos(π progress), not cos(2π progress) (that goes down and back up)",
+            "half a cosine: 0.5 (1 + cos(π progress)), not cos(2π progress) (that goes down and back up), nor "
+            "cos(π progress)² (the same values: cos² x = 0.5 (1 + cos 2x); the half-angle form is cos(π progress/2)²)",
             lambda s: warm(s, lambda t: _cos(2 * (t - warmup) / rest)),
         ),
         (
             "cosine_rising",
-            "the cosine part decays from 1 to 0: 0.5 * (1 + cos(π progress)), not 0.5 * (1 - cos(π progress))",
+            "the cosine part decays from 1 to 0: 0.5 * (1 + cos(π progress)), not 0.5 * (1 - cos(π progress)); the "
+            "same values come from a progress that runs from 1 down to 0 (the fraction left, (steps - step) / "
+            "(steps - warmup_steps)): progress = (step - warmup_steps) / (steps - warmup_steps) runs from 0 up to 1",
             lambda s: warm(s, lambda t: 1 - _cos((t - warmup) / rest)),
         ),
         (
@@ -634,7 +638,7 @@ def presence_diagnosis(freq: Tensor, n: int, p: float) -> tuple[str, str]:
                 f"the presence rate differs from one {name} to the next ({shown}...): every feature of every "
                 "instance is present with the same probability feature_probability"
             )
-    return "presence_probability", "each feature should be present with probability feature_probability, independently"
+    return rate_readback(pooled, p, lambda rate: tolerance(n_pooled, rate * (1 - rate)))
 
 
 def cooccurrence(present: Tensor) -> tuple[float, int]:
@@ -728,12 +732,8 @@ def transformed_failure(out: Tensor, data: Tensor) -> None:
             f"multiplied or divided by something computed over {' and '.join(constant)} (a normalisation, e.g. "
             "F.normalize or x / x.norm(dim=...), over that axis?)"
         )
-    elif torch.equal(got, got.half().double()) and not torch.equal(d, d.half().double()):
-        how = (
-            "every value of your output is exactly representable in float16, the training set's are not, and they "
-            f"agree to float16 precision (largest difference {float((got - d).abs().max()):.2g}): the values were "
-            "rounded to float16 (a .half() round trip, or autocast), losing precision. Keep float32"
-        )
+    elif seen := present_values_reading(got, d):
+        how = seen
     else:
         how = "the training set transformed elementwise (a power, an abs, a clamp?)"
     fail(
