@@ -1,7 +1,7 @@
 """Named slips of part 5a's Gated forward read off one step each: a bias added after the ReLU that should act
 inside it (π_mag's b_mag), and L_aux built otherwise than ReLU(π_gate) @ W_dec_normalized.detach() + b_dec.detach()
 (its decoder rows normalised over the d_sae axis instead of d_in; the ReLU applied to the decoded vector instead of
-to π_gate, before or after b_dec).
+to π_gate, before or after b_dec); L_sparsity as the number of open gates (an L0) instead of ReLU(π_gate)'s L1.
 
 `gated_forward` extends `tests.part5a_sae_architectures_forward_readings.gated_forward`, so the checker passes
 `GATED_MISTAKES` with it."""
@@ -23,10 +23,11 @@ def _total(sae: Any, d: dict[str, Tensor]) -> Tensor:
 def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
     """`FR.gated_forward`, plus `bias_after_relu`: π_mag's ReLU before b_mag, ReLU((x @ W_enc)·exp(r_mag)) + b_mag;
     `aux_norm_dim=1`: L_aux's decoder W_dec / ‖W_dec‖ over d_sae; `aux_relu_decoded` ("inner" or "outer"): L_aux
-    decodes π_gate and ReLUs the result, before adding b_dec ("inner") or after ("outer")."""
+    decodes π_gate and ReLUs the result, before adding b_dec ("inner") or after ("outer"); `sparsity_gate_count`:
+    L_sparsity counts the open gates, (π_gate > 0).sum(-1)."""
     after, norm_dim = bug.pop("bias_after_relu", False), bug.pop("aux_norm_dim", None)
-    relu_dec = bug.pop("aux_relu_decoded", None)
-    if not after and norm_dim is None and relu_dec is None:
+    relu_dec, gate_count = bug.pop("aux_relu_decoded", None), bug.pop("sparsity_gate_count", False)
+    if not after and norm_dim is None and relu_dec is None and not gate_count:
         return FR.gated_forward(sae, h, **bug)
     d, _, acts, h_rec = FR.gated_forward(sae, h)
     proj = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc)
@@ -44,6 +45,8 @@ def gated_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], T
         b = sae.b_dec.detach()
         via = decoded.relu() + b if relu_dec == "inner" else (decoded + b).relu()
         d = d | {"L_aux": (via - h).pow(2).mean(-1)}
+    if gate_count:
+        d = d | {"L_sparsity": (gate > 0).to(h.dtype).sum(-1)}
     return d, _total(sae, d), acts, h_rec
 
 
@@ -77,5 +80,12 @@ GATED_MISTAKES = [
         f"gate pre-activations before decoding, ReLU(π_gate) @ W_dec. {_AUX}",
         "L_aux",
         {"aux_relu_decoded": "outer"},
+    ),
+    (
+        "sparsity_gate_count",
+        "your L_sparsity counts the open gates, (π_gate > 0).sum(-1) (an L0, with no gradient): the Gated SAE's "
+        "penalty is the L1 of the gate's ReLU, L_sparsity = ReLU(π_gate).sum(-1), which pushes π_gate down",
+        "L_sparsity",
+        {"sparsity_gate_count": True},
     ),
 ]

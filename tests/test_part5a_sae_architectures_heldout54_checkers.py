@@ -13,6 +13,7 @@ correct variants.
   (epsilon_power, theta_factor).
 * L_reconstruction computed from the dense code (every latent's ReLU(pre) decoded, before the top-k or threshold;
   ReLU(π_mag) before the gate) while h_reconstructed is right: was "differs" with the formula (rec_loss_dense).
+* The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
 """
 
 from __future__ import annotations
@@ -144,3 +145,20 @@ def _dense_loss(base):
 )
 def test_rec_loss_from_dense_code(check, base):
     assert_fails(check, _dense_loss(base), "rec_loss_dense")
+
+
+def _gated(mode):
+    class G(A.GatedToySAE):
+        def forward(self, h):
+            d, _, acts, h_rec = A.GatedToySAE.forward(self, h)
+            gate_pre = _enc(h - self.b_dec, self.W_enc) + self.b_enc
+            if mode == "gate_count":
+                d = d | {"L_sparsity": (gate_pre > 0).to(h.dtype).sum(-1)}
+            per = d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
+            return d, per.mean(0).sum(), acts, h_rec
+
+    return G
+
+
+def test_gated_sparsity_gate_count():
+    assert_fails(C.test_gated_forward, _gated("gate_count"), "sparsity_gate_count")
