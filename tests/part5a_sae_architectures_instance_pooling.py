@@ -5,7 +5,8 @@
 - `auxk_pooled_mask`: the checker's dead mask has a latent dead in some instance for every latent, so a mask pooled
   over instances (dead.any(0)) is all True there and reads as "no mask". Called when the output is what an
   unmasked top-k gives: it re-runs the learner's function on a mask whose union over instances leaves latent 0
-  out, where the pooled mask and no mask differ, and names the pooling when the output is the pooled one's."""
+  out, where the pooled mask and no mask differ, and names the pooling when the output is the pooled one's; it first
+  names a loss reduced over the batch (or the instances) and broadcast back."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from solutions import part5a_sae_architectures as ref_a
+from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_forward_readings as FR
 from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import expect_close
@@ -70,7 +72,11 @@ def auxk_pooled_mask(
 ) -> None:
     """Fail with code dead_mask_pooled when `out` is the unmasked top-k's loss on the checker's inputs (where the
     pooled mask is all True) and, on a mask with latent 0 alive in every instance, the learner's loss is the
-    pooled mask's and not the unmasked one's. Silent otherwise (also when the function fails there)."""
+    pooled mask's and not the unmasked one's. Silent otherwise (also when the function fails there). First, a loss
+    that is the right one averaged or summed over the batch (or the instances) and broadcast back is named."""
+    right = ref_a.auxk_loss(pre, residual, dead, W_dec, k_aux)
+    hint = "the loss is one number per example and instance: reduce over d_in only, (...).mean(-1)"
+    DG.reduced_broadcast(out, right, "auxk_loss", hint, noun="loss", dims=("batch", "inst"))
     live = M.auxk_variant(pre, residual, dead, W_dec, k_aux, live=True)
     if out.shape != live.shape or not torch.allclose(out.detach().to(live.dtype), live, rtol=1e-4, atol=1e-5):
         return

@@ -5,7 +5,8 @@
   computed from the batch (e.g. lowered to the fewest positive pre-activations), not taken from the config.
 - `auxk_k_lowered`: catalogue entries for AuxK with one k' < k_aux used in every instance (a k_aux lowered to the
   fewest dead latents over instances, or a topk(k_aux - 1)); k' = instance 0's dead count is left to
-  `part5a_sae_architectures_metric_variants.auxk_k_from_instance0`."""
+  `part5a_sae_architectures_metric_variants.auxk_k_from_instance0`; and AuxK's values scattered at the positions
+  within the dead subset (a loop over instances that forgets to map them back to latent indices)."""
 
 from __future__ import annotations
 
@@ -103,4 +104,22 @@ def auxk_k_lowered(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k
             "latents, the extra picks are -inf values: replace them by 0 before decoding"
         )
         out.append(("k_aux_lowered", hint, loss.detach()))
-    return out
+    return [*out, _subset_positions(pre, residual, dead, W_dec, k_aux)]
+
+
+def _subset_positions(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> tuple:
+    """The AuxK loss with each instance's top-k_aux taken over its dead latents only, pre[:, i, dead_idx], and the
+    values scattered at the positions within that subset (0 .. n_dead - 1) instead of the latents they index."""
+    acts = torch.zeros_like(pre)
+    for i in range(pre.shape[1]):
+        idx = dead[i].nonzero().squeeze(-1)
+        if idx.numel():
+            top = pre[:, i, idx].topk(min(k_aux, idx.numel()), dim=-1)
+            acts[:, i] = acts[:, i].scatter(-1, top.indices, top.values)
+    hint = (
+        "your values land on the wrong latents: the top-k of the dead latents' pre-activations, pre[:, i, dead_idx], "
+        "returns positions within that subset (0, 1, ...), not latent indices. Map them back, dead_idx[top.indices], "
+        "before scattering (or mask the live latents with -inf and take the top-k over every latent)"
+    )
+    loss = (residual - torch.einsum("bis,isd->bid", acts, W_dec)).pow(2).mean(-1)
+    return ("subset_positions", hint, loss.detach())

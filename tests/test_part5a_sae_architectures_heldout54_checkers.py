@@ -14,6 +14,8 @@ correct variants.
 * L_reconstruction computed from the dense code (every latent's ReLU(pre) decoded, before the top-k or threshold;
   ReLU(π_mag) before the gate) while h_reconstructed is right: was "differs" with the formula (rec_loss_dense).
 * The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
+* AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
+  (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
 """
 
 from __future__ import annotations
@@ -162,3 +164,30 @@ def _gated(mode):
 
 def test_gated_sparsity_gate_count():
     assert_fails(C.test_gated_forward, _gated("gate_count"), "sparsity_gate_count")
+
+
+def _auxk(mode):
+    def f(pre, residual, dead, W, k_aux):
+        if mode == "subset_positions":
+            acts = torch.zeros_like(pre)
+            for i in range(pre.shape[1]):
+                idx = dead[i].nonzero().squeeze(-1)
+                if idx.numel():
+                    t = pre[:, i, idx].topk(min(k_aux, idx.numel()), dim=-1)
+                    acts[:, i] = acts[:, i].scatter(-1, t.indices, t.values)
+        else:
+            top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+            vals = torch.nan_to_num(top.values, neginf=0.0) if mode == "ok_nan_to_num" else top.values.clamp(min=-1e30)
+            vals = torch.where(vals == -1e30, torch.zeros_like(vals), vals)
+            acts = torch.zeros_like(pre).scatter(-1, top.indices, vals)
+        loss = (residual - _dec(acts, W)).pow(2).mean(-1)
+        return loss.mean(0).expand_as(loss) if mode == "batch_mean" else loss
+
+    return f
+
+
+def test_auxk_slips():
+    assert_fails(C.test_auxk_loss, _auxk("subset_positions"), "subset_positions")
+    assert_fails(C.test_auxk_loss, _auxk("batch_mean"), "reduced_broadcast")
+    assert_passes(C.test_auxk_loss, _auxk("ok_nan_to_num"))
+    assert_passes(C.test_auxk_loss, _auxk("ok_clamped_sentinel"))
