@@ -66,13 +66,11 @@ def _slices(acts: Tensor, fn: Callable[[Tensor], Tensor], fraction: bool) -> lis
         idx = "1:" if end == "first" else ":-1"
         what = f"example ({end}, acts[{idx}])"
         if not fraction:
-            entries.append(
-                (
-                    f"example_dropped_{end}",
-                    f"your value leaves out one {what} of the {n}: an off-by-one slice or range; use every example",
-                    fn(acts[sl]),
-                )
-            )
+            left_out = f"your value leaves out one {what} of the {n}: an off-by-one slice or range; use every example"
+            entries.append((f"example_dropped_{end}", left_out, fn(acts[sl])))
+            # a loop over range(1, n) (or range(n - 1)) whose total is divided by the full batch size
+            summed = f" (your total over {n - 1} examples is divided by the batch size {n})"
+            entries.append((f"example_dropped_{end}", left_out + summed, fn(acts[sl]) * (n - 1) / n))
         kept = fn(acts[..., sl])
         hint = (
             f"your value leaves out one latent ({end}, acts[..., {idx}] or a range starting at 1 / stopping at "

@@ -16,6 +16,7 @@ correct variants.
 * The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
 * AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
   (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
+* l0_norm as a loop over examples 1 .. n-1 whose total is divided by n: was "differs" (example_dropped_first).
 """
 
 from __future__ import annotations
@@ -191,3 +192,20 @@ def test_auxk_slips():
     assert_fails(C.test_auxk_loss, _auxk("batch_mean"), "reduced_broadcast")
     assert_passes(C.test_auxk_loss, _auxk("ok_nan_to_num"))
     assert_passes(C.test_auxk_loss, _auxk("ok_clamped_sentinel"))
+
+
+def _l0_loop(start, stop):
+    def f(acts):
+        total = torch.zeros(acts.shape[1], dtype=acts.dtype, device=acts.device)
+        for b in range(start, acts.shape[0] + stop):
+            total = total + (acts[b] != 0).to(acts.dtype).sum(-1)
+        return total / acts.shape[0]
+
+    return f
+
+
+def test_l0_loop_off_by_one():
+    assert_fails(C.test_l0_norm, _l0_loop(1, 0), "example_dropped_first")
+    assert_fails(C.test_l0_norm, _l0_loop(0, -1), "example_dropped_last")
+    assert_passes(C.test_l0_norm, _l0_loop(0, 0))
+    assert_passes(C.test_l0_norm, lambda a: torch.linalg.vector_norm(a, ord=0, dim=-1).mean(0))
