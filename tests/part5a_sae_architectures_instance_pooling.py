@@ -1,7 +1,8 @@
 """Readings of a per-instance quantity shared across instances, in part 5a's JumpReLU forward and AuxK loss.
 
 - `jumprelu_forward` / `JUMPRELU_MISTAKES`: `FR.jumprelu_forward` plus `theta_shared`: every instance given one
-  row of thresholds, instance 0's ("first", e.g. log_threshold.exp()[0]) or their mean over instances ("mean").
+  row of thresholds, instance 0's ("first", e.g. log_threshold.exp()[0]) or their mean over instances ("mean");
+  and `l0_counts`: L_sparsity counting pre without b_enc, or pre > 0, while acts_post is right.
 - `auxk_pooled_mask`: the checker's dead mask has a latent dead in some instance for every latent, so a mask pooled
   over instances (dead.any(0)) is all True there and reads as "no mask". Called when the output is what an
   unmasked top-k gives: it re-runs the learner's function on a mask whose union over instances leaves latent 0
@@ -24,8 +25,15 @@ from tests.checking import expect_close
 
 
 def jumprelu_forward(sae: Any, h: Tensor, **bug: Any) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """`FR.jumprelu_forward`, plus `theta_shared` ("first" or "mean"): one row of θ used for every instance."""
-    shared = bug.pop("theta_shared", None)
+    """`FR.jumprelu_forward`, plus `theta_shared` ("first" or "mean"): one row of θ used for every instance, and
+    `l0_counts` ("no_b_enc" or "zero"): L_sparsity's Heaviside given pre without b_enc, or a threshold of 0."""
+    shared, counts = bug.pop("theta_shared", None), bug.pop("l0_counts", None)
+    if counts is not None:
+        d, _, acts, h_rec = FR.jumprelu_forward(sae, h)
+        pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc * (counts != "no_b_enc")
+        theta = sae.log_threshold.exp().expand_as(pre) * (counts != "zero")
+        d = d | {"L_sparsity": ref_a.Heaviside.apply(pre, theta, sae.cfg.jumprelu_bandwidth).sum(-1)}
+        return d, (d["L_reconstruction"] + sae.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
     if shared is None:
         return FR.jumprelu_forward(sae, h, **bug)
     pre = torch.einsum("bid,ids->bis", h - sae.b_dec, sae.W_enc) + sae.b_enc
@@ -56,6 +64,20 @@ JUMPRELU_MISTAKES = [
         _SHARED.format("their mean over instances (log_threshold.exp().mean(0))"),
         "acts",
         {"theta_shared": "mean"},
+    ),
+    (
+        "l0_pre_no_b_enc",
+        "your L_sparsity counts (h - b_dec) @ W_enc > θ, without b_enc, while acts_post (right) uses pre with b_enc: "
+        "give Heaviside the same pre as JumpReLU, Heaviside.apply(pre, θ, bandwidth).sum(-1)",
+        "L_sparsity",
+        {"l0_counts": "no_b_enc"},
+    ),
+    (
+        "l0_zero_threshold",
+        "your L_sparsity counts the positive pre-activations (pre > 0), not those above the threshold θ: a latent "
+        "between 0 and θ is off. Heaviside.apply(pre, θ, bandwidth).sum(-1), with θ = exp(log_threshold)",
+        "L_sparsity",
+        {"l0_counts": "zero"},
     ),
 ]
 

@@ -17,6 +17,8 @@ correct variants.
 * AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
   (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
 * l0_norm as a loop over examples 1 .. n-1 whose total is divided by n: was "differs" (example_dropped_first).
+* JumpReLU SAE: L_sparsity's Heaviside given pre without b_enc (l0_pre_no_b_enc) or a threshold of 0
+  (l0_zero_threshold), acts_post right: both were "differs".
 """
 
 from __future__ import annotations
@@ -209,3 +211,30 @@ def test_l0_loop_off_by_one():
     assert_fails(C.test_l0_norm, _l0_loop(0, -1), "example_dropped_last")
     assert_passes(C.test_l0_norm, _l0_loop(0, 0))
     assert_passes(C.test_l0_norm, lambda a: torch.linalg.vector_norm(a, ord=0, dim=-1).mean(0))
+
+
+def _jumprelu_sae(mode):
+    class J(A.JumpReLUToySAE):
+        def forward(self, h):
+            pre = _enc(h - self.b_dec, self.W_enc) + self.b_enc
+            bw = self.cfg.jumprelu_bandwidth
+            th = self.log_threshold.exp() if mode == "ok_no_expand" else self.log_threshold.exp().expand_as(pre)
+            acts = A.JumpReLU.apply(pre, th, bw)
+            if mode == "no_b_enc":
+                count = A.Heaviside.apply(pre - self.b_enc, th, bw)
+            elif mode == "zero":
+                count = A.Heaviside.apply(pre, torch.zeros_like(th), bw)
+            else:
+                count = A.Heaviside.apply(pre.detach() if mode == "ok_detached" else pre, th, bw)
+            h_rec = _dec(acts, self.W_dec_normalized) + self.b_dec
+            d = {"L_reconstruction": (h_rec - h).pow(2).mean(-1), "L_sparsity": count.sum(-1)}
+            return d, (d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"]).mean(0).sum(), acts, h_rec
+
+    return J
+
+
+def test_jumprelu_sae_l0_counts():
+    assert_fails(C.test_jumprelu_forward, _jumprelu_sae("no_b_enc"), "l0_pre_no_b_enc")
+    assert_fails(C.test_jumprelu_forward, _jumprelu_sae("zero"), "l0_zero_threshold")
+    assert_passes(C.test_jumprelu_forward, _jumprelu_sae("ok_no_expand"))
+    assert_passes(C.test_jumprelu_forward, _jumprelu_sae("ok_detached"))
