@@ -37,9 +37,20 @@ LAW_CAUSES = "; ".join(f"{how} gives {label}" for label, how, _ in RATE_LAWS) + 
 
 
 def _law_diagnosis(observed: Tensor, p: Tensor, n: int) -> tuple[str, str] | None:
+    """The rates follow another law of p. Below p ≈ 1/2 the half-normal law erf(p/√2) is close to 0.8·p, so a rate
+    scaled by a constant (1.5p where 2p belongs, halved by a fair coin: 0.75·p) can fit it too: then both are named."""
+    x, y = p.flatten().double(), observed.flatten().double()
+    k = float((x * y).sum() / (x * x).sum()) if float((x * x).sum()) > 0 else 1.0
+    scaled = abs(k - 1) > 0.05 and consistent(observed, (k * p).clamp(0, 1), n)
     for label, how, law in RATE_LAWS:
         table = law(p)
         if consistent(observed, table, n) and not consistent(p, table, n):
+            if scaled:
+                return "presence_law", (
+                    f"the rates fit two readings: every rate is about {k:.2g}·p, p (or a rate built from it, such as "
+                    f"a pair's 2p) multiplied by a constant before the draw; or they are {label}, as {how} gives. "
+                    "Draw presence as torch.rand(...) < p, with the probability the exercise states"
+                )
             return "presence_law", (
                 f"the rates are {label}, not p: presence is not drawn as rand() < p but from another distribution "
                 f"— {how} gives these rates; draw it as torch.rand(...) < p, a uniform draw compared with p"

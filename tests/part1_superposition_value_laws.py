@@ -202,9 +202,21 @@ def value_atom_failure(values: Tensor, message: str, low: float, high: float) ->
     if v.numel() < 100:
         return
     uniq, counts = torch.unique(v, return_counts=True)
-    top = counts.topk(min(2, counts.numel()))
+    top = counts.topk(min(3, counts.numel()))
     c1 = int(top.values[0])
     c2 = int(top.values[1]) if counts.numel() > 1 else 0
+    c3 = int(top.values[2]) if counts.numel() > 2 else 0
+    ends = sorted(float(uniq[i]) for i in top.indices[:2].tolist())
+    if c2 >= 30 and c2 > 10 * (c3 + 1) and ends == [float(v.min()), float(v.max())] and low < ends[0] < ends[1] < high:
+        # Two atoms, at the smallest and the largest value: both ends clamped (a clamp(a, b) inside [low, high]).
+        fail(
+            message + f"; {int((v == ends[0]).sum())} of them are exactly {ends[0]:.4g} (none below) and "
+            f"{int((v == ends[1]).sum())} exactly {ends[1]:.4g} (none above)",
+            f"the values beyond {ends[0]:.3g} and {ends[1]:.3g} are piled onto them: a clamp({ends[0]:.3g}, "
+            f"{ends[1]:.3g}) (or a min and a max) after the draw; present values are U[{low:g}, {high:g}] with no "
+            "clamp",
+            code="values_clamped",
+        )
     if c1 < 30 or c1 <= 10 * (c2 + 1):
         return
     atom, share = float(uniq[top.indices[0]]), c1 / v.numel()

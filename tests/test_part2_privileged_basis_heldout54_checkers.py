@@ -91,3 +91,15 @@ def test_correct_variants_pass():
     assert_passes(C.test_computation_generate_batch, GbMaskedFill)
     assert_passes(C.test_computation_calculate_loss, LossSqrtImportance)
     assert_passes(C.test_computation_calculate_loss, LossReluSum)
+
+
+class GbClampedBothEnds(NeuronComputationModel):
+    def generate_batch(self, n):
+        s, d = (n, self.cfg.n_inst, self.cfg.n_features), self.b_final.device
+        present = torch.rand(s, device=d) < self.feature_probability
+        return present * (2 * torch.rand(s, device=d) - 1).clamp(-0.95, 0.95)
+
+
+def test_values_clamped_both_ends_named():
+    err = assert_fails(C.test_computation_generate_batch, GbClampedBothEnds, "values_clamped")
+    assert "clamp(-0.95, 0.95)" in err.hint

@@ -1,0 +1,126 @@
+"""Proofs for part 1 after held-out round BA (fresh54).
+
+* A presence rate scaled by a constant that the half-normal law also fits (an anticorrelated pair active with 1.5p,
+  each feature on at 0.75p ≈ erf(p/√2) on P_PAIRS) is named with both readings (`presence_law`).
+* Values clamped at both ends inside their range (rand().clamp(0.05, 0.95)) pile on two atoms: named as a clamp
+  (`values_clamped`), not as a narrower draw.
+* A floor on p (p.clamp(min=0.01)) shows at p = 0.0011 against that p's own tolerance (`presence_clamped`).
+The round's correct variants pass.
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+
+import tests.part1_superposition as checks
+from solutions.part1_superposition import CorrelatedToyModel, ToyModel
+from tests.proving import assert_fails, assert_passes
+
+
+def _shape(self, n):
+    return (n, self.cfg.n_inst, self.cfg.n_features)
+
+
+class AntiActiveScaled(CorrelatedToyModel):
+    def generate_anticorrelated_features(self, n, p):
+        k, m = p.shape
+        active = torch.rand(n, k, m, device=p.device) < 1.5 * p
+        first = torch.rand(n, k, m, device=p.device) < 0.5
+        present = torch.stack([active & first, active & ~first], -1).flatten(-2)
+        return present * torch.rand(n, k, 2 * m, device=p.device)
+
+
+class BatchClampedBothEnds(ToyModel):
+    def generate_batch(self, n):
+        present = torch.rand(_shape(self, n), device=self.W.device) < self.feature_probability
+        return present * torch.rand(_shape(self, n), device=self.W.device).clamp(0.05, 0.95)
+
+
+class BatchFloorOnP(ToyModel):
+    def generate_batch(self, n):
+        present = torch.rand(_shape(self, n), device=self.W.device) < self.feature_probability.clamp(min=0.01)
+        return present * torch.rand(_shape(self, n), device=self.W.device)
+
+
+def test_scaled_rate_named_with_the_law_it_matches():
+    err = assert_fails(checks.test_generate_anticorrelated_features, AntiActiveScaled, "presence_law")
+    assert "0.75·p" in err.hint and "half-normal" in err.hint
+
+
+def test_values_clamped_both_ends_named():
+    err = assert_fails(checks.test_generate_batch, BatchClampedBothEnds, "values_clamped")
+    assert "clamp(0.05, 0.95)" in err.hint
+
+
+def test_probability_floor_named():
+    assert_fails(checks.test_generate_batch, BatchFloorOnP, "presence_clamped")
+
+
+# ---- the round's correct variants
+class FwdParams(ToyModel):
+    def forward(self, x):
+        W, b = self.parameters()  # registration order: W, then b_final
+        h = torch.einsum("...if,idf->...id", x, W)
+        return torch.maximum(torch.einsum("...id,idf->...if", h, W) + b, torch.zeros((), device=x.device))
+
+
+class FwdFloat64(ToyModel):
+    def forward(self, x):
+        W = self.W.double()
+        h = einops.einsum(x.double(), W, "... i f, i d f -> ... i d")
+        return F.relu(einops.einsum(h, W, "... i d, i d f -> ... i f") + self.b_final.double()).to(x.dtype)
+
+
+class LossTensordot(ToyModel):
+    def calculate_loss(self, out, batch):
+        per = (batch - out).pow(2).mean(0)
+        return torch.tensordot(per, self.importance, dims=([0, 1], [0, 1])) / batch.shape[-1]
+
+
+class BatchCompact(ToyModel):
+    def generate_batch(self, n):
+        present = torch.rand(_shape(self, n), device=self.W.device) < self.feature_probability
+        out = torch.zeros(_shape(self, n), device=self.W.device)
+        out[present] = torch.rand(int(present.sum()), device=self.W.device)
+        return out
+
+
+class AntiOneValuePerPair(CorrelatedToyModel):
+    def generate_anticorrelated_features(self, n, p):
+        k, m = p.shape
+        active = torch.rand(n, k, m, device=p.device) < 2 * p
+        which = torch.randint(0, 2, (n, k, m), device=p.device)
+        onehot = F.one_hot(which, 2).bool() & active[..., None]
+        return (onehot * torch.rand(n, k, m, 1, device=p.device)).flatten(-2)
+
+
+class AntiIntervalFromHalf(CorrelatedToyModel):
+    def generate_anticorrelated_features(self, n, p):
+        k, m = p.shape
+        u = torch.rand(n, k, m, device=p.device)
+        present = torch.stack([u < p, (u >= 0.5) & (u < 0.5 + p)], -1).flatten(-2)
+        return present * torch.rand(n, k, 2 * m, device=p.device)
+
+
+class CombinedFillReversed(CorrelatedToyModel):
+    def generate_batch(self, n):
+        nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+        p = self.feature_probability
+        out = torch.empty(n, self.cfg.n_inst, self.cfg.n_features, device=p.device)
+        a, b = 2 * nc, 2 * (nc + na)
+        out[..., b:] = self.generate_uncorrelated_features(n, p[:, b:])
+        out[..., a:b] = self.generate_anticorrelated_features(n, p[:, a:b][:, 0::2])
+        out[..., :a] = self.generate_correlated_features(n, p[:, :a][:, 0::2])
+        return out
+
+
+def test_correct_variants_pass():
+    assert_passes(checks.test_forward, FwdParams)
+    assert_passes(checks.test_forward, FwdFloat64)
+    assert_passes(checks.test_calculate_loss, LossTensordot)
+    assert_passes(checks.test_generate_batch, BatchCompact)
+    assert_passes(checks.test_generate_anticorrelated_features, AntiOneValuePerPair)
+    assert_passes(checks.test_generate_anticorrelated_features, AntiIntervalFromHalf)
+    assert_passes(checks.test_generate_combined_batch, CombinedFillReversed)
