@@ -28,6 +28,7 @@ from tests.part3_feature_geometry_centred import centred_square_readings
 from tests.part3_feature_geometry_clamped_entries import clamped_entries_failure
 from tests.part3_feature_geometry_column_slips import column_slip_readings, keepdim_shapes
 from tests.part3_feature_geometry_coordinate_readbacks import ignores_others_failure, rotation_failure
+from tests.part3_feature_geometry_degrees import degree_failure
 from tests.part3_feature_geometry_denominators import (
     constant_denominator_failure,
     frobenius_statistic_readings,
@@ -216,6 +217,7 @@ def dimensionality_structure(
         if bool(torch.isfinite(factor).all()) and same(factor, factor.flatten()[:1].expand_as(factor)):
             k = math.log2(float(factor.flatten()[0]))
             if abs(k) > 0.01:
+                degree_failure(base, v, sym)
                 fail(
                     f"your values grow {2**k:.4g}× when every vector is doubled (they scale like c^{k:.3g}); D_i is "
                     "scale-free",

@@ -195,7 +195,7 @@ MISTAKES = [
     ("C", dim_wrong_vector_normalised, "sum_axis"),
     ("C", dim_d_by_d, "denominator_constant"),
     ("C", dim_self_only, "ignores_others"),
-    ("C", dim_cubed_numerator, "not_scale_free"),
+    ("C", dim_cubed_numerator, "norm_powers"),
     ("C", dim_norms_along_i, "sum_axis"),
 ]
 CHECKS = {
