@@ -57,7 +57,7 @@ from tests.part7_open_problems_probes import (
     zero_column_hint,
 )
 from tests.part7_open_problems_tiny import labelling_readings
-from tests.part7_open_problems_value_shape import discrete_hint, value_shape
+from tests.part7_open_problems_value_shape import discrete_hint, discrete_shared, value_shape
 from utils.part7_open_problems import NO_LABEL
 
 # --------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def _check_values(batch: Tensor, present: Tensor, kind: str) -> None:
     if kind in ("constant", "binary"):
         return
     if kind == "discrete":
-        n = values.numel()
+        n = discrete_shared(batch, present) or values.numel()  # a value shared over the batch, named first
         for v in (1.0, 2.0, 3.0):
             expect_frequency(
                 (values == v).float().mean()[None],

@@ -6,7 +6,12 @@ of each other) the centred product (a - μ)(b - μ) has mean 0, variance σ⁴ a
 mean over the n pairs is tested with a Bernstein bound (`checking.bernstein_tolerance`) at the checker's per-test
 failure level. For signed values the magnitudes |a|, |b| (U[0, 1]) are tested the same way. A value (or magnitude)
 drawn once and broadcast along an axis gives a correlation ρ = 1 there, a value reused as 1 - u gives ρ = -1; both
-leave every per-(instance, feature) moment right, and an equality test misses a magnitude shared under a fresh sign."""
+leave every per-(instance, feature) moment right, and an equality test misses a magnitude shared under a fresh sign.
+
+The products are centred at the sample's own mean and scaled by its own variance (a Pearson correlation), not at the
+mean of U[low, high]: independent draws from another law (U[0.5, 0.9], say) have a mean offset δ, and products centred
+at the uniform's mean would show a spurious correlation δ²/σ² that this pooled test detects long before the per-cell
+mean test names the law (round BA)."""
 
 from __future__ import annotations
 
@@ -33,7 +38,13 @@ def value_pairs(batch: Tensor, present: Tensor, kind: str, low: float, high: flo
     if low == -high:
         readings.append(("magnitudes", batch.double().abs(), 0.0, high))
     for what, x, lo, hi in readings:
-        mu, var, bound = (lo + hi) / 2, (hi - lo) ** 2 / 12, ((hi - lo) / 2) ** 2
+        pooled = x[present]
+        if pooled.numel() < 2:
+            continue
+        mu, var = float(pooled.mean()), float(pooled.var())
+        if var <= 0:
+            continue
+        bound = max(mu - lo, hi - mu) ** 2  # |(a - mu)(b - mu)| for a, b in [lo, hi] (the range was checked before)
         for axis, dim, shape in _AXES:
             (pa, pb), (xa, xb) = _pairs(present, dim), _pairs(x, dim)
             both = pa & pb

@@ -17,10 +17,11 @@ import torch
 from torch import Tensor
 
 from tests.checking import FAILURE_PROBABILITY, fail
+from tests.part7_open_problems_mistakes import name_distribution
 from tests.part7_open_problems_signs import sign_structure
 from tests.part7_open_problems_value_pairs import value_pairs
 
-__all__ = ["discrete_hint", "value_shape"]
+__all__ = ["discrete_hint", "discrete_shared", "value_shape"]
 
 
 # Value frequencies of 1, 2, 3 that realistic discrete draws give, with what gives them (compared within 2 points).
@@ -50,6 +51,25 @@ def discrete_hint(values: Tensor) -> str:
     )
 
 
+def discrete_shared(batch: Tensor, present: Tensor) -> None:
+    """Fail (code values_shared_over_batch) when values='discrete' gives some (instance, feature) one value for the
+    whole batch: a draw of shape [inst feats] expanded over the batch (round BA). Run before the value frequencies,
+    which such a draw also moves. A correct draw makes n >= 20 present values of one cell all equal with probability
+    3 · 3^-n < 1e-8."""
+    n_inst, n_feats = present.shape[1:]
+    for i in range(n_inst):
+        for f in range(n_feats):
+            cell = batch[:, i, f][present[:, i, f]]
+            if cell.numel() >= 20 and bool((cell == cell[0]).all()):
+                fail(
+                    f"with values='discrete' instance {i}, feature {f} has the value {cell[0].item():g} in all "
+                    f"{cell.numel()} examples where it is present",
+                    "draw a fresh value for every batch element: torch.randint(1, 4, shape) with the full [batch inst "
+                    "feats] shape, not a value per (instance, feature) expanded over the batch",
+                    code="values_shared_over_batch",
+                )
+
+
 def _ks(sorted_t: Tensor, cdf: Tensor) -> tuple[float, int]:
     """sup |F_n - F| of sorted samples against the model CDF values at them, and where it is largest."""
     n = sorted_t.numel()
@@ -58,6 +78,32 @@ def _ks(sorted_t: Tensor, cdf: Tensor) -> tuple[float, int]:
     gap = torch.maximum(upper, lower)
     at = int(gap.argmax())
     return float(gap[at]), at
+
+
+def _sub_range(x: Tensor, low: float, high: float, eps: float) -> str:
+    """The hint's opening when the sorted values `x` are uniform on a narrower range [a, b] inside [low, high] (a wrong
+    constant in the scale or the shift: 0.5 + 0.4 * rand, 0.1 + 0.9 * rand), else "" (round BA)."""
+    a, b = float(x[0]), float(x[-1])
+    width = high - low
+    if b - a > 0.98 * width or b - a < 0.05 * width:
+        return ""
+    d, _ = _ks(x, (x - a) / (b - a))
+    if d > 2 * eps:  # two parameters fitted: twice the bound
+        return ""
+    ends = [
+        f"never below {a:.2g}" if a - low > 0.01 * width else "",
+        f"never above {b:.2g}" if high - b > 0.01 * width else "",
+    ]
+    return (
+        f"your values look like U[{a:.2g}, {b:.2g}], evenly spread over a narrower range (present values are "
+        f"{' and '.join(e for e in ends if e)}): a wrong constant in the scale or the shift of the draw; "
+    )
+
+
+def _known(x: Tensor) -> str:
+    """The hint's opening when the values look like a known draw or hold an atom (`name_distribution`), else ""."""
+    looks = name_distribution(x.float(), continuous=True)
+    return f"your values look like {looks[0]} ({looks[1]}); " if looks else ""
 
 
 def value_shape(batch: Tensor, present: Tensor, kind: str, low: float, high: float, draw: str, n_tests: int) -> None:
@@ -84,12 +130,12 @@ def value_shape(batch: Tensor, present: Tensor, kind: str, low: float, high: flo
         f"uniform sample of this size stays within {eps:.3f}); {inner:.1%} of them lie in the middle fifth of the "
         f"range and {outer:.1%} in the outer fifth (20% each for a uniform draw)"
     )
+    seen = _sub_range(x, low, high, eps) or _known(x)
     a = torch.atanh(t.clamp(-1 + 1e-7, 1 - 1e-7))
     sigma = float(a.pow(2).mean().sqrt())
     normal = torch.distributions.Normal(0.0, 1.0)
     d_fit, _ = _ks(t, normal.cdf(a / max(sigma, 1e-6)))
-    seen = ""
-    if d_fit <= 2 * eps:  # one parameter fitted: twice the bound
+    if not seen and d_fit <= 2 * eps:  # one parameter fitted: twice the bound
         if low == -high:
             scale = "" if high == 1 else f"{high:g} · "
             seen = f"your values look like tanh of a normal draw ({scale}tanh({sigma:.2g} · randn)); "
