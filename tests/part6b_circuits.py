@@ -31,6 +31,7 @@ from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_influence_cases as cases
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_named_slips as slips
+from tests import part6b_circuits_optional_args as optional
 from tests import part6b_circuits_permuted_readings as views
 from tests import part6b_circuits_placement_slips as placement
 from tests import part6b_circuits_probes as probes
@@ -453,16 +454,14 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
             (biased, (frozen.embeds + shift,), "on a copy of the model whose b_V is not 0 (the shipped one's is)"),
         )
         for m, args, what in calls:
-            pre, logits = _expect_pair(impl(m, tc, frozen, *args), f"linearised_forward {what}", frozen, m, tc)
+            pre, logits = optional.checked_call(impl, m, tc, frozen, args, what, _expect_pair)  # no input edited
             if what == "at the prompt":  # frozen.acts there: the gated acts returned, or the recording?
                 gated.gated_output(impl, m, tc, frozen, pre, shift, ref.linearised_forward)
             want = known.variant_forward(m, tc, frozen, *args)
             mistakes = {
                 code: slips.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES
             }
-            hint = "follow the equations step by step"
-            if what == "at the prompt":
-                hint = "at its own prompt the local replacement model gives the model's logits exactly: " + hint
+            hint = optional.step_hint(what == "at the prompt")
             for k, (out, name) in enumerate(((pre, "pre"), (logits, "logits"))):
                 catalogue = [(c, LINEARISED_MISTAKES[c], m[k]) for c, m in mistakes.items()]
                 expect_matches(
@@ -476,6 +475,7 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
                     code="not_exact" if what == "at the prompt" else "values",
                     reference=call(ref.linearised_forward, m, tc, frozen, *args, pick=lambda pair, k=k: pair[k]),
                 )
+        optional.alone(impl, model, tc, frozen, (frozen.embeds + shift, latents, error), _expect_pair)
     with torch.enable_grad():
         embeds = frozen.embeds.clone().requires_grad_(True)
         _expect_pair(impl(model, tc, frozen, embeds), "linearised_forward", frozen, model, tc)
@@ -502,8 +502,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         shape=(graph.n_nodes, graph.n_nodes),
         dims="target source",
         device=device,
-    )
-    out = out.detach()
+    ).detach()
     with torch.no_grad():
         direct = known.direct_edges(model, tc, frozen, graph)
         rows = known.target_rows(graph)

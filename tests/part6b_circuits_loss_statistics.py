@@ -1,7 +1,8 @@
 """replacement_losses: numbers that are a rounded or a differently reduced version of the right one. The recovered
 fraction rounded (to 1-3 decimals, or as a rounded percentage) or exactly 1, and the clean loss taken as another
 statistic of the per-token cross-entropies than their mean (the median of the per-sequence means or of every token's
-loss, the largest or smallest sequence mean)."""
+loss, the largest or smallest sequence mean), or their mean over other entries or another count (round BA: the
+prediction made at BOS left out, the sum divided by every token, batch × seq_len, where seq_len - 1 are predicted)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,27 @@ def clean_statistic(model: Any, tokens: Tensor, got: float, close: Callable) -> 
                 "the last): `model(tokens, return_type='loss')`, or the per-token losses' .mean()",
                 code="loss_statistic",
             )
+    clean_entries(per_token.view(tokens.shape[0], -1), got, close)
+
+
+def clean_entries(per: Tensor, got: float, close: Callable) -> None:
+    """The per-token losses [batch seq-1] averaged over other entries or divided by another count: say which (both
+    when two fit: on a long batch their values differ by less than the checker's tolerance)."""
+    n_seq, n_pred = per.shape
+    want = float(per.mean())
+    candidates = {
+        "summed and divided by batch × seq_len (tokens.numel())": float(per.sum() / (n_seq * (n_pred + 1))),
+        "averaged without the first prediction (the one made at BOS, position 0)": float(per[:, 1:].mean()),
+        "averaged without the last prediction": float(per[:, :-1].mean()),
+    }
+    fits = [what for what, v in candidates.items() if close(got, v) and not close(v, want)]
+    tight = [what for what in fits if abs(got - candidates[what]) <= 1e-5 * abs(got) + 1e-6]
+    fits = tight or fits
+    if fits:
+        fail(
+            f"clean loss {got:.5f}, expected {want:.5f}: that is the per-token losses " + ", or ".join(fits),
+            f"every sequence of seq_len = {n_pred + 1} tokens makes seq_len - 1 = {n_pred} predictions (the token "
+            "at t + 1 from positions 0..t), the one made at BOS included: the loss is the mean over all "
+            f"batch × (seq_len - 1) = {n_seq * n_pred} of them, as model(tokens, return_type='loss') computes it",
+            code="loss_average",
+        )

@@ -17,6 +17,7 @@ from torch import Tensor
 from tests import part6b_circuits_error_input as error_input
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_forward_readings as readings
+from tests import part6b_circuits_head_merge as head_merge
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_ln_axis as ln_axis
 from tests import part6b_circuits_loss_readings as losses
@@ -114,8 +115,8 @@ def clean_shift(model: Any, tokens: Tensor, got: float, close: Callable) -> None
 
 
 def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str, str]]:
-    """The recovered fraction with a pair of parentheses dropped (operator precedence), its sign flipped, or rounded,
-    as (value, code, why)."""
+    """The recovered fraction with a pair of parentheses dropped (operator precedence), upside down, its sign flipped,
+    or rounded, as (value, code, why)."""
     forms = {
         "(zero - replaced) / zero - clean": (z - r) / z - c,
         "zero - replaced / (zero - clean)": z - r / (z - c),
@@ -125,6 +126,8 @@ def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str,
     }
     why = "operator precedence: yours computes {} (/ binds tighter than -): write both differences in parentheses: "
     precedence = [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()]
+    upside = "the fraction is upside down, (zero - clean) / (zero - replaced), the inverse of the recovered one: "
+    precedence.append(((z - c) / (z - r), "recovered_inverted", upside))
     return precedence + terms.recovered_sign(c, r, z) + statistics.recovered_rounded(c, r, z)
 
 
@@ -204,6 +207,7 @@ LINEARISED_MISTAKES = {
     **error_input.ERROR_INPUT,
     **stale.STALE_INPUTS,
     **scale_swaps.SCALE_SWAPS,
+    **head_merge.HEAD_MERGE,
 }
 
 
@@ -218,6 +222,8 @@ def variant_forward(model, tc, frozen, embeds, latents=None, error=None, **bug) 
     for code in stale.STALE_INPUTS:
         if bug.pop(code, False):
             return stale.forward(model, tc, frozen, embeds, latents, error, code=code)
+    if bug.pop("heads_reshaped", False):
+        return head_merge.forward(model, tc, frozen, embeds, latents, error)
     if bug.pop("error_in_mlp_input", False):
         return error_input.forward(model, tc, frozen, embeds, latents, error)
     if bug.pop("final_scale_recomputed", False):

@@ -16,6 +16,7 @@ from tests import part6b_circuits_hints as hints
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
 from tests.part6b_circuits_error_leaf import error_value_unread
+from tests.part6b_circuits_skip_forms import skip_forms
 from tests.part6b_circuits_tied_decoder import other_decoders
 from tests.part6b_circuits_zero_columns import zero_columns
 
@@ -275,8 +276,9 @@ def quantile_probed(out: Any, expected: list, acts: Tensor, k: int, n_bands: int
 
 
 def identity_skip_terms(tc: Any, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:
-    """Another decoder matrix (tied_decoder.other_decoders), then the identity skip (_identity_skip)."""
-    return other_decoders(tc, x, acts, out) + _identity_skip(tc, x, acts, out)
+    """Another decoder matrix (tied_decoder.other_decoders), the identity skip (_identity_skip), a skip term in
+    another form (skip_forms)."""
+    return other_decoders(tc, x, acts, out) + _identity_skip(tc, x, acts, out) + skip_forms(tc, x, acts)
 
 
 def _identity_skip(tc: Any, x: Tensor, acts: Tensor, out: Tensor) -> list[tuple[str, str, Tensor]]:

@@ -133,7 +133,7 @@ def gradient_swaps(model: Any, tc: Any, frozen: Any, graph: Any) -> list[tuple[s
 # ------------------------------------------------------------------------------------------------ node_influence
 def identity_terms(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
     """The path series with the identity subtracted twice, written as a matrix of ones (`- 1` for `- I`: 1 taken
-    from every entry), or started at Â² (the direct edges left out)."""
+    from every entry), started at Â² (the direct edges left out), or with Â added again (the direct edges twice)."""
     eye = torch.eye(len(A), device=A.device, dtype=A.dtype)
     a = A.abs()
     a_hat = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -157,6 +157,12 @@ def identity_terms(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
             "the series starts at Â² (the direct edges left out): (I - Â)⁻¹ - I = Â + Â² + … counts paths of every "
             "length from 1",
             right - weights @ a_hat,
+        ),
+        (
+            "direct_twice",
+            "the direct edges are counted twice: (I - Â)⁻¹ - I = Â + Â² + … already holds the paths of length 1, "
+            "so adding Â (or starting a loop's total at Â before adding every power from Â) counts them again",
+            right + weights @ a_hat,
         ),
     ]
 

@@ -63,13 +63,23 @@ def recovered_sign(c: float, r: float, z: float) -> list[tuple[float, str, str]]
 
 
 def bias_direction(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
-    """(code, hint, value) of the logit effect with the decoder bias subtracted from W_dec[latent]."""
+    """(code, hint, value) of the logit effect with the decoder bias subtracted from W_dec[latent], or with b_dec
+    (either sign) and b_U both in (round BA)."""
     hint = (
         "yours is (W_dec[latent] {} b_dec) @ W_U: b_dec is written at every token whatever fires, so it is no part of "
         "what one unit of this latent writes: the effect is W_dec[latent] @ W_U"
     )
     minus = ("bias_direction", hint.format("-"), (tc.W_dec[i] - tc.b_dec) @ model.W_U)  # + b_dec: `bias`
-    return [minus, *skip_of_encoder(model, tc, i), *threshold_factor(model, tc, i, "logit")]
+    both = (
+        "yours is (W_dec[latent] {} b_dec) @ W_U + b_U: two biases that are there whatever fires, b_dec (written at "
+        "every token) and b_U (added to every logit), are no part of what one unit of this latent does: leave both "
+        "out, the effect is W_dec[latent] @ W_U"
+    )
+    biases = [
+        ("both_biases", both.format(sign), (tc.W_dec[i] + k * tc.b_dec) @ model.W_U + model.b_U)
+        for sign, k in (("+", 1), ("-", -1))
+    ]
+    return [minus, *biases, *skip_of_encoder(model, tc, i), *threshold_factor(model, tc, i, "logit")]
 
 
 def skip_of_encoder(model: Any, tc: Any, i: int) -> list[tuple[str, str, Tensor]]:
