@@ -36,7 +36,6 @@ from tests.checking import (
 from tests.mutants import call
 from tests.part1_superposition_batch_axis import batch_axis_failures
 from tests.part1_superposition_buffers import buffer_edit_failure
-from tests.part1_superposition_clipping import clipped_mutants
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
@@ -56,6 +55,7 @@ from tests.part1_superposition_draws import (
     with_reference_generators,
 )
 from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
+from tests.part1_superposition_loss_extras import clip_and_transform_mutants, more_loss_relations
 from tests.part1_superposition_mistakes import EQUAL_DRAW_ALLOWANCE as _EQUAL
 from tests.part1_superposition_mistakes import (
     ZERO_DRAW_ALLOWANCE,
@@ -329,7 +329,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
         return loss_relations.reduction_relation(loss, grad, out, target, imp) or (
             loss_relations.weight_table_relation(grad, out, target, imp, tables)
             or importance_table_relation(grad, out, target, imp)
-            or loss_relations.difference_relation(loss, grad, out, target, imp)
+            or more_loss_relations(loss, grad, out, target, imp)
         )
 
     extra = lambda out, batch, target: (
@@ -337,7 +337,7 @@ def test_calculate_loss(ToyModel: type, device: torch.device) -> str:
         + loss_relations.present_mean_mutants(out, batch, imp, target)
         + loss_relations.one_sided_mutants(out, target, imp)
         + centred_error_mutants(out, target, imp)
-        + clipped_mutants(out, target, imp)
+        + clip_and_transform_mutants(out, target, imp)
     )
     # Sparse like generate_batch's (exact zeros where absent): a mean over the present entries only differs.
     make_batch = lambda *shape: torch.rand(shape, device=device) * (torch.rand(shape, device=device) < p)

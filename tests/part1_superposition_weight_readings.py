@@ -85,6 +85,18 @@ def _tables(imp: Tensor, target: Tensor) -> list[tuple[str, str, Callable[[], Te
             lambda: imp.mean(0, keepdim=True).expand(k, n),
         ),
         ("importance_softmax", "softmax(importance, -1): a softmax of the importances", lambda: imp.softmax(-1)),
+        (
+            "importance_summed",
+            "importance.sum(0): each feature's importance summed over the instances (an einsum whose instance letter "
+            "differs between the operands, such as 'bif,jf->bi', sums over it)",
+            lambda: imp.sum(0, keepdim=True).expand(k, n),
+        ),
+        (
+            "importance_summed",
+            "importance.sum(-1): each instance's importances summed over the features, for every feature (an einsum "
+            "whose feature letter differs between the operands, such as 'bif,ig->bi', sums over it)",
+            lambda: imp.sum(-1, keepdim=True).expand(k, n),
+        ),
         ("importance_power", "importance²", lambda: imp**2),
     ]
     stats = [

@@ -17,6 +17,7 @@ from torch import Tensor
 from solutions.part1_superposition import ToyModelConfig
 from solutions.part2_privileged_basis import NeuronComputationModel as RefNeuronComputationModel
 from solutions.part2_privileged_basis import NeuronModel as RefNeuronModel
+from tests import part1_superposition_loss_extras as loss_extras
 from tests import part1_superposition_loss_relations as loss_relations
 from tests import part2_privileged_basis_target_readings as target_readings
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
@@ -667,6 +668,8 @@ def test_computation_calculate_loss(NeuronComputationModel: type, device: torch.
             or importance_table_relation(grad, out, target, imp)
             or difference_relation(loss, grad, out, target, imp, "|batch|")
             or target_readings.target_relation(loss, grad, out, target, imp, seen.get("batch"))
+            or loss_extras.extra_term_relation(loss, grad, out, target, imp)
+            or loss_extras.repeated_division_relation(loss, grad, out, target, imp)
         )
 
     def extra(out: Tensor, batch: Tensor, target: Tensor) -> list[tuple[str, str, Tensor]]:

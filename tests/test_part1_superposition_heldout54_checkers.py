@@ -5,6 +5,11 @@
 * Values clamped at both ends inside their range (rand().clamp(0.05, 0.95)) pile on two atoms: named as a clamp
   (`values_clamped`), not as a narrower draw.
 * A floor on p (p.clamp(min=0.01)) shows at p = 0.0011 against that p's own tolerance (`presence_clamped`).
+* The loss (`part1_superposition_loss_extras`, shared with part 2): a penalty on out added (`extra_term`: λ·out²,
+  λ·|out|),
+  the mean divided again by the batch size or n_features (`divided_twice`), ReLU(out) inside the loss
+  (`out_transformed`), and an einsum whose instance letter differs between the operands, 'bif,jf->bi', which weights
+  each error by the importance summed over instances (`importance_summed`).
 The round's correct variants pass.
 """
 
@@ -114,6 +119,32 @@ class CombinedFillReversed(CorrelatedToyModel):
         out[..., a:b] = self.generate_anticorrelated_features(n, p[:, a:b][:, 0::2])
         out[..., :a] = self.generate_correlated_features(n, p[:, :a][:, 0::2])
         return out
+
+
+def _loss(fn):
+    return type("LossV", (ToyModel,), {"calculate_loss": fn})
+
+
+LOSSES = {
+    "extra_term": [
+        lambda s, o, b: (s.importance * (b - o) ** 2).mean((0, 2)).sum() + 1e-3 * (o**2).mean(),
+        lambda s, o, b: (s.importance * (b - o) ** 2).mean((0, 2)).sum() + 1e-2 * o.abs().sum(),
+    ],
+    "divided_twice": [
+        lambda s, o, b: (s.importance * (b - o) ** 2).mean(dim=(0, 2)).sum() / b.shape[0],
+        lambda s, o, b: (s.importance * (b - o) ** 2).mean(dim=(0, 2)).sum() / b.shape[-1],
+    ],
+    "out_transformed": [lambda s, o, b: (s.importance * (b - o.clamp(min=0)) ** 2).mean((0, 2)).sum()],
+    "importance_summed": [
+        lambda s, o, b: torch.einsum("bif,jf->bi", (b - o) ** 2, s.importance).mean(0).sum() / b.shape[-1]
+    ],
+}
+
+
+def test_loss_additions_named():
+    for code, fns in LOSSES.items():
+        for fn in fns:
+            assert_fails(checks.test_calculate_loss, _loss(fn), code)
 
 
 def test_correct_variants_pass():

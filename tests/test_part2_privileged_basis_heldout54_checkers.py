@@ -4,6 +4,8 @@ computation_generate_batch's probabilities hold p = 0.0011 (the notebook trains 
 the presence draw shows: p.clamp(min=0.01) is named as a clamp (`presence_clamped`, the floor now read against the
 smallest p's own tolerance), and p.clamp(min=0.005), which a uniform rounded to 2 decimals matches on these inputs,
 is named with it (`presence_grid`, both causes in the hint).
+The loss names a penalty on out added (`extra_term`), the mean divided again by the batch size (`divided_twice`) and
+an einsum 'bif,jf->bi' that weights each error by the importance summed over instances (`importance_summed`).
 The round's correct variants pass.
 """
 
@@ -103,3 +105,17 @@ class GbClampedBothEnds(NeuronComputationModel):
 def test_values_clamped_both_ends_named():
     err = assert_fails(C.test_computation_generate_batch, GbClampedBothEnds, "values_clamped")
     assert "clamp(-0.95, 0.95)" in err.hint
+
+
+def _loss(fn):
+    return type("LossV", (NeuronComputationModel,), {"calculate_loss": fn})
+
+
+def test_loss_additions_named():
+    sq = lambda s, o, b: s.importance * (b.abs() - o) ** 2
+    l2 = lambda s, o, b: sq(s, o, b).mean((0, 2)).sum() + 1e-3 * o.pow(2).mean()
+    twice = lambda s, o, b: sq(s, o, b).mean((0, 2)).sum() / b.shape[0]
+    summed = lambda s, o, b: torch.einsum("bif,jf->bi", (b.abs() - o) ** 2, s.importance).mean(0).sum() / b.shape[-1]
+    assert_fails(C.test_computation_calculate_loss, _loss(l2), "extra_term")
+    assert_fails(C.test_computation_calculate_loss, _loss(twice), "divided_twice")
+    assert_fails(C.test_computation_calculate_loss, _loss(summed), "importance_summed")
