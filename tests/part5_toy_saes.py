@@ -27,10 +27,10 @@ from torch import Tensor
 
 from solutions import part5_toy_saes as ref
 from solutions.part1_superposition import ToyModel, ToyModelConfig
+from tests import part5_toy_saes_advanced_probes as AP
 from tests import part5_toy_saes_batch_calls as BC
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_faint_latents as FL
-from tests import part5_toy_saes_fallbacks as FB
 from tests import part5_toy_saes_frozen as FZ
 from tests import part5_toy_saes_gen_layout as GL
 from tests import part5_toy_saes_instance_readings as IR
@@ -40,7 +40,6 @@ from tests import part5_toy_saes_mistakes as M
 from tests import part5_toy_saes_offset_readings as OR
 from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_readoffs as R
-from tests import part5_toy_saes_replacement as RP
 from tests import part5_toy_saes_row_norms as RN
 from tests import part5_toy_saes_small_scale as SC
 from tests import part5_toy_saes_sources as S
@@ -603,7 +602,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
             "draw features with `self.model.generate_batch(batch_size)`, then map them through self.model.W",
             code="not_model_batch",
         )
-    R.repeated_examples_failure(h, drawn)  # before any reading of the draws: one draw tiled over the batch
+    R.repeated_examples_failure(h, drawn, sae.model.W.detach())  # before reading the draws: a draw tiled or topped up
     W = sae.model.W.detach()
     # the learner may draw more than once (e.g. once per instance): each cell from the draw closest to it there
     gen_mistakes = [*M.GEN_MISTAKES, R.PRESENCE_MISTAKE]  # 0/1 presence: values dropped
@@ -792,8 +791,5 @@ def test_resample_advanced(impl: Callable, device: torch.device) -> str:
         IR.enc_length_failure(per_inst, want, active, before["W_enc"], dead, scale, frac)
     R.left_alone(sae, before, ~active)  # every parameter of an all-zero-loss instance unchanged
     FL.faint_latents_probe(impl, (scale, 64), device, reference_sae, D.call_resampler)  # a threshold rule
-    FB.all_dead_instance(impl, device, D.call_resampler, reference_sae)  # "1.0 if no latent is alive"
-    S.own_instance_examples(impl, device, D.call_resampler, reference_sae)  # inputs that differ per instance
-    RP.dominant_example(impl, device, D.call_resampler, reference_sae)  # n_dead <= batch: replacement
-    SC.tiny_loss_instance(impl, device, D.call_resampler, reference_sae)  # tiny nonzero losses: not skipped
+    AP.advanced_probes(impl, device, D.call_resampler, reference_sae)  # fallback, own inputs, replacement, tied, ...
     return f"{rows.shape[0]} resampled latents: chosen ∝ loss², unit directions, scaled encoders, others untouched"

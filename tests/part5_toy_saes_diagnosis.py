@@ -579,6 +579,8 @@ def other_losses(sae: Any) -> dict[str, Tensor]:
         loss_dict = sae(h[order])[0]
         shifted = sae(h[order] - sae.b_dec)[0]["L_reconstruction"]  # the forward given h - b_dec
     out = {k: v.T.double() for k, v in loss_dict.items() if k != "L_reconstruction" and v.ndim == 2}
+    if "L_sparsity" in loss_dict:  # the per-example total loss, the sparsity term weighted as in the loss (fresh54)
+        out["total"] = (loss_dict["L_reconstruction"] + sae.sparsity_coeff * loss_dict["L_sparsity"]).T.double()
     return out | {"input_minus_b_dec": shifted.T.double()}
 
 

@@ -21,6 +21,7 @@ from tests import part5_toy_saes_probes as P
 from tests import part5_toy_saes_resample_draws as RD
 from tests import part5_toy_saes_resample_readbacks as RB
 from tests import part5_toy_saes_row_scales as RS
+from tests import part5_toy_saes_same_input as SI
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, expect_frequency, fail
 from tests.part5_toy_saes_readoffs import NORM_P_POSITIONAL, divisor_readoff, negated_direction_hint, window_slice_rule
 
@@ -516,6 +517,7 @@ def check_which_latents(sae: Any, before: dict, expected: Tensor, frac: Tensor, 
     if torch.equal(changed, expected):
         return
     RB.renormalised_live_rows(sae, before, expected, active)
+    RB.live_encoder_columns(sae, before, expected, active)
     weights_changed = (sae.W_enc.detach() != before["W_enc"]).any(1) | (sae.W_dec.detach() != before["W_dec"]).any(-1)
     if torch.equal(weights_changed & active[:, None], expected) and ((changed & ~expected).any()):
         fail(
@@ -663,7 +665,10 @@ def normalise(w: Tensor) -> Tensor:
 
 
 # names of other_losses' entries that are not loss_dict keys
-ALT = {"input_minus_b_dec": "the L_reconstruction of sae.forward(h - b_dec) (b_dec subtracted twice: pass h itself)"}
+ALT = {
+    "input_minus_b_dec": "the L_reconstruction of sae.forward(h - b_dec) (b_dec subtracted twice: pass h itself)",
+    "total": "the per-example total loss (L_reconstruction + sparsity_coeff · L_sparsity)",
+}
 
 
 def check_sampling(
@@ -699,21 +704,7 @@ def check_sampling(
         )
     inst_of = dead.nonzero()[:, 0]
     insts = active.nonzero().flatten().tolist()
-    for k in insts:
-        picked = best.indices[inst_of == k]
-        if picked.numel() > 10 and (rows[inst_of == k] == rows[inst_of == k][0]).all():
-            j, share = int(picked[0]), q[k].double().pow(2) / q[k].double().pow(2).sum()
-            only = [name for name, v in alt.items() if v[k, j] != 0 and (v[k] != 0).sum() == 1]
-            fail(
-                f"every dead latent of instance {k} got the same input (input type {j}, which has {share[j]:.0%} of "
-                "the L_reconstruction² weight there)"
-                + (f"; it is the only input of instance {k} with non-zero {only[0]}" if only else ""),
-                "draw one example per dead latent, at random with probability ∝ L_reconstruction² "
-                "(torch.multinomial(weights, n_dead, replacement=True)). Possible causes: "
-                + (f"weights taken from {only[0]} instead of L_reconstruction; " if only else "")
-                + "always the worst example (argmax); one draw shared by all dead latents",
-                code="same_input",
-            )
+    SI.same_input_failure(rows, best.indices, inst_of, insts, q, alt)
     is_random()
     counts = torch.stack([torch.bincount(best.indices[inst_of == k], minlength=q.shape[1]) for k in insts]).double()
     n = counts.sum(-1, keepdim=True)

@@ -6,7 +6,9 @@
   (the median norm, the largest, the norm of the mean column, ...) or divide by it instead of multiplying;
 * `fitted_power`: the exponent the resampling picks follow, fitted from the pick frequencies (L_rec^p);
 * `divisor_readoff`: decoder rows that point the right way but were divided by another norm than their own (the
-  instance's largest row norm, instance 0's row norms, ...).
+  instance's largest row norm, instance 0's row norms, ...);
+* `short_draw_failure`: a generate_batch output with more examples than were drawn, its extra examples read back as
+  copies (exact, negated, rescaled) of drawn ones.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ NORM_P_POSITIONAL = (
 )
 
 
-def repeated_examples_failure(h: Tensor, drawn: list[Tensor]) -> None:
+def repeated_examples_failure(h: Tensor, drawn: list[Tensor], W: Tensor | None = None) -> None:
     """Fail when two examples of one instance of generate_batch's output are the same non-zero vector. Features are
     drawn independently with continuous values, so two equal non-zero examples never happen by chance (all-zero
     examples can, and are left out, as are as many repeats as
@@ -196,6 +198,45 @@ def repeated_examples_failure(h: Tensor, drawn: list[Tensor]) -> None:
             "at once with self.model.generate_batch(batch_size)",
             code="repeated_examples",
         )
+    if W is not None:
+        short_draw_failure(h, drawn, W)
+
+
+def short_draw_failure(h: Tensor, drawn: list[Tensor], W: Tensor) -> None:
+    """Fail (too_few_draws) when generate_batch returned more examples than it drew from the toy model in all: the
+    batch was filled up from fewer draws (the draw with a negated, flipped or rescaled copy of it appended, or
+    something else that is not a draw). Each output example is read back as c · (W x) of a drawn example x."""
+    if h.ndim != 3 or any(x.ndim != 3 or x.shape[1:] != drawn[0].shape[1:] for x in drawn):
+        return
+    total = sum(x.shape[0] for x in drawn)
+    if total >= h.shape[0] or drawn[0].shape[1] != h.shape[1] or drawn[0].shape[2] != W.shape[-1]:
+        return
+    hx = torch.einsum("bif,idf->bid", torch.cat(drawn).to(W.dtype), W).flatten(1)  # [drawn, inst·d_in]
+    y = h.detach().to(W.dtype).flatten(1)  # [batch, inst·d_in]
+    kinds = {"exact copies": 0, "negated copies": 0, "rescaled copies": 0}
+    live = hx.norm(dim=-1) > 1e-6
+    for row in y[y.norm(dim=-1) > 1e-6]:
+        scale = row.norm()
+        if bool(((row[None] - hx).norm(dim=-1) < 1e-4 * scale).any()):  # a copy first: colinear draws are common
+            kinds["exact copies"] += 1
+        elif bool(((row[None] + hx).norm(dim=-1) < 1e-4 * scale).any()):
+            kinds["negated copies"] += 1
+        else:
+            c = (hx @ row) / hx.pow(2).sum(-1).clamp_min(1e-12)  # the best multiple of each drawn example
+            err = (row[None] - c[:, None] * hx).norm(dim=-1).masked_fill(~live, float("inf"))
+            kinds["rescaled copies"] += int(float(err.min()) < 1e-4 * scale)
+    kinds["exact copies"] = max(0, kinds["exact copies"] - total)  # each drawn example is expected once
+    extra = h.shape[0] - total
+    seen = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+    fail(
+        f"generate_batch({h.shape[0]}) returned {h.shape[0]} examples, but drew only {total} from the toy model "
+        f"(self.model.generate_batch called with {', '.join(str(x.shape[0]) for x in drawn)})"
+        + (f"; of the {extra} examples beyond the draws, read back: {seen} of drawn ones" if seen else ""),
+        "every example of the batch must be its own draw: call self.model.generate_batch(batch_size) for the whole "
+        "batch and map it through W; don't fill the batch up with copies of drawn examples (negated, flipped, "
+        "rescaled) or with anything that is not a draw",
+        code="too_few_draws",
+    )
 
 
 def batch_of_one_failure(sae) -> None:

@@ -1,6 +1,7 @@
-"""Part 5 resampling read-backs: live decoder rows changed only in length (a renormalisation of every row), new
-directions on the cube's corners (a sign taken before normalising), and which instances a loop left alone (one
-short of the end, after an all-zero instance, or below a loss threshold)."""
+"""Part 5 resampling read-backs: live decoder rows changed only in length (a renormalisation of every row), live
+encoder columns changed alone (a write over the whole W_enc), new directions on the cube's corners (a sign taken
+before normalising), and which instances a loop left alone (one short of the end, after an all-zero instance, or
+below a loss threshold)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,37 @@ def latent_index_error(err: IndexError, sae: Any, batch_size: int) -> None:
                 "batch: index h with the sampled example indices (torch.multinomial's output) instead",
                 code="latent_index_as_example",
             )
+
+
+def live_encoder_columns(sae: Any, before: dict, expected: Tensor, active: Tensor) -> None:
+    """The decoder rows and encoder biases changed at exactly the dead latents, but encoder columns of live latents
+    changed too: the encoder write reached every latent. Read back: the live columns scaled by one factor (W_enc
+    multiplied as a whole), or rebuilt from the decoder rows (W_enc set from W_dec transposed for every latent)."""
+    enc, enc0 = sae.W_enc.detach().transpose(-1, -2), before["W_enc"].transpose(-1, -2)  # [inst d_sae d_in]
+    dec_changed = (sae.W_dec.detach() != before["W_dec"]).any(-1) & active[:, None]
+    bias_changed = (sae.b_enc.detach() != before["b_enc"]) & active[:, None]
+    live = (enc != enc0).any(-1) & active[:, None] & ~expected
+    if not live.any() or not torch.equal(dec_changed, expected) or (bias_changed & ~expected).any():
+        return
+    new = enc[live].double()
+    reading = ""
+    sources = {
+        "their old columns": (enc0[live].double(), "the whole W_enc multiplied after the write, e.g. W_enc *= s"),
+        "their decoder rows": (
+            before["W_dec"][live].double(),
+            "the whole encoder set from the decoder, e.g. W_enc.copy_(W_dec.mT · c), not only the dead columns",
+        ),
+    }
+    for source, (old, why) in sources.items():
+        c = (new * old).sum(-1) / old.pow(2).sum(-1).clamp_min(1e-30)
+        same = torch.allclose(c, c[:1].expand_as(c), rtol=1e-4)
+        if same and torch.allclose(new, c[:, None] * old, rtol=1e-4, atol=1e-6):
+            reading = f": read back, every live column is {float(c[0]):.4g} × {source} ({why})"
+            break
+    fail(
+        f"the encoder columns of {int(live.sum())} latents that are not dead changed, while their decoder rows and "
+        f"encoder biases were left alone (the dead latents' were all rewritten){reading}",
+        "write the encoder column of the dead latents only, with the same [inst d_sae] mask as the decoder rows "
+        "(W_enc.data.transpose(-1, -2)[dead] = ...): an operation on the whole W_enc reaches the live latents too",
+        code="live_encoder_changed",
+    )

@@ -294,7 +294,7 @@ def _advanced_cumsum(sae, frac, resample_scale, batch_size):
         for j in dead[k].nonzero().flatten().tolist():
             i = int(torch.searchsorted(cdf, torch.rand(1, device=cdf.device) * cdf[-1]).clamp(max=len(cdf) - 1))
             v = F.normalize(h[i, k] - sae.b_dec[k], dim=0)
-            sae._W_dec[k, j] = v
+            sae.W_dec[k, j] = v  # the property: a view of W_enc when tied (sae._W_dec is None then; fresh54)
             sae.W_enc[k, :, j] = v * resample_scale * alive_norm
             sae.b_enc[k, j] = 0.0
 
