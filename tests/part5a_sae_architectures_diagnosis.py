@@ -319,13 +319,22 @@ def smooth_step(out: Tensor, want: Tensor, on: Tensor, u: Tensor, name: str, ste
 def jumprelu_acts_options(sae: Any, h: Tensor) -> tuple[Any, list]:
     """acts_post = JumpReLU(pre, θ) with realistic alternatives for its input, bias and threshold."""
 
-    def combine(x_in: Tensor, bias: Any, theta: Any) -> Tensor:
-        pre = torch.einsum("bid,ids->bis", x_in, sae.W_enc) + bias
+    def combine(projected: Tensor, bias: Any, theta: Any) -> Tensor:
+        pre = projected + bias
         return pre * (pre > theta).to(pre.dtype)
 
-    cfg = sae.cfg
+    cfg, enc = sae.cfg, lambda x, W: torch.einsum("bid,ids->bis", x, W)
+    tied = "the encoder is the decoder transposed (W_dec_normalized.mT, tied weights): this SAE has its own encoder, "
     return combine, [
-        [("x", "", lambda: h - sae.b_dec), ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: h)],
+        [
+            ("x", "", lambda: enc(h - sae.b_dec, sae.W_enc)),
+            ("no_b_dec_subtraction", "the encoder reads h, not h - b_dec", lambda: enc(h, sae.W_enc)),
+            (
+                "decoder_encoder",
+                tied + "pre = (h - b_dec) @ W_enc + b_enc",
+                lambda: enc(h - sae.b_dec, sae.W_dec_normalized.mT),
+            ),
+        ],
         [("b_enc", "", lambda: sae.b_enc), ("no_b_enc", "the pre-activation has no b_enc", lambda: 0.0)],
         [
             ("theta", "", lambda: sae.log_threshold.exp()),

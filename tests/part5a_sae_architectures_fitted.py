@@ -140,7 +140,23 @@ def dead_threshold(acts: Tensor, known: list[Mutant]) -> list[Mutant]:
             entries.append(("every_latent_dead", _EVERY_DEAD.format(span=span), value))
             continue
         entries.append(("zero_tolerance", hint, value))
-    return entries + _statistic_thresholds(acts, right, [*known, *entries])
+    entries += _statistic_thresholds(acts, right, [*known, *entries])
+    return entries + _counted(acts.shape[-1], right, [*known, *entries])
+
+
+def _counted(d_sae: int, right: Tensor, known: list[Mutant]) -> list[Mutant]:
+    """Every `known` fraction (other than a count already) times d_sae: two slips, a count of latents instead of a
+    fraction plus that entry's slip; none equal to the right answer or another entry."""
+    entries: list[Mutant] = []
+    for code, hint, value in known:
+        count = value * d_sae
+        if code == "count" or ((value - value.round()).abs().max() < 1e-6 and value.abs().max() > 1):
+            continue  # a count already, or not a fraction
+        if _close(count, right) or any(_close(count, v) for _, _, v in [*known, *entries]):
+            continue
+        more = f"two slips: yours is a count of latents, not a fraction (divide by d_sae = {d_sae}); and {hint}"
+        entries.append(("count_and_slip", more, count))
+    return entries
 
 
 def _statistic_thresholds(acts: Tensor, right: Tensor, known: list[Mutant]) -> list[Mutant]:

@@ -611,8 +611,8 @@ def auxk_variant(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_a
 AUXK_MISTAKES: list[tuple[str, str, dict]] = [
     (
         "dropped_negatives",
-        "the dead latents' negative pre-activations must take part: use the pre-activations before any ReLU, and "
-        "mask live latents with -inf, not 0 (a live latent masked to 0 beats every negative dead one)",
+        "the dead latents' negative pre-activations must take part: no ReLU or clamp(min=0) on pre or on the chosen "
+        "values, and live latents masked with -inf, not 0 (a live latent at 0 beats every negative dead one)",
         {"relu": True},
     ),
     ("used_live_latents", "only dead latents take part: mask the live ones out before the top-k", {"live": True}),

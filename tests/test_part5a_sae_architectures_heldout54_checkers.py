@@ -19,6 +19,11 @@ correct variants.
 * l0_norm as a loop over examples 1 .. n-1 whose total is divided by n: was "differs" (example_dropped_first).
 * JumpReLU SAE: L_sparsity's Heaviside given pre without b_enc (l0_pre_no_b_enc) or a threshold of 0
   (l0_zero_threshold), acts_post right: both were "differs".
+* JumpReLU SAE encoding with the decoder transposed (tied weights): was "differs" (decoder_encoder).
+* dead_latent_fraction with two slips, a count (not divided by d_sae) and a catalogue slip such as .any(0): was
+  "differs"; the count of each catalogue entry is read now (count_and_slip).
+* AuxK with the -inf picks removed by values.clamp(min=0) (which drops the negative dead values too): the hint
+  (dropped_negatives) now names a clamp on the chosen values.
 """
 
 from __future__ import annotations
@@ -89,6 +94,11 @@ def test_dead_every_latent():
         C.test_dead_latent_fraction, lambda a: (a.prod(0) == 0).to(a.dtype).mean(-1), "every_latent_dead"
     )
     assert "prod" in failure.hint
+
+
+def test_dead_count_and_slip():
+    failure = assert_fails(C.test_dead_latent_fraction, lambda a: (a == 0).any(0).to(a.dtype).sum(-1), "count_and_slip")
+    assert "any" in failure.hint
 
 
 def test_dead_correct_variants():
@@ -171,7 +181,10 @@ def test_gated_sparsity_gate_count():
 
 def _auxk(mode):
     def f(pre, residual, dead, W, k_aux):
-        if mode == "subset_positions":
+        if mode == "clamped":
+            top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
+            acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values.clamp(min=0))
+        elif mode == "subset_positions":
             acts = torch.zeros_like(pre)
             for i in range(pre.shape[1]):
                 idx = dead[i].nonzero().squeeze(-1)
@@ -192,6 +205,7 @@ def _auxk(mode):
 def test_auxk_slips():
     assert_fails(C.test_auxk_loss, _auxk("subset_positions"), "subset_positions")
     assert_fails(C.test_auxk_loss, _auxk("batch_mean"), "reduced_broadcast")
+    assert "clamp(min=0)" in assert_fails(C.test_auxk_loss, _auxk("clamped"), "dropped_negatives").hint
     assert_passes(C.test_auxk_loss, _auxk("ok_nan_to_num"))
     assert_passes(C.test_auxk_loss, _auxk("ok_clamped_sentinel"))
 
@@ -216,7 +230,8 @@ def test_l0_loop_off_by_one():
 def _jumprelu_sae(mode):
     class J(A.JumpReLUToySAE):
         def forward(self, h):
-            pre = _enc(h - self.b_dec, self.W_enc) + self.b_enc
+            W_enc = self.W_dec_normalized.mT if mode == "tied" else self.W_enc
+            pre = _enc(h - self.b_dec, W_enc) + self.b_enc
             bw = self.cfg.jumprelu_bandwidth
             th = self.log_threshold.exp() if mode == "ok_no_expand" else self.log_threshold.exp().expand_as(pre)
             acts = A.JumpReLU.apply(pre, th, bw)
@@ -236,5 +251,6 @@ def _jumprelu_sae(mode):
 def test_jumprelu_sae_l0_counts():
     assert_fails(C.test_jumprelu_forward, _jumprelu_sae("no_b_enc"), "l0_pre_no_b_enc")
     assert_fails(C.test_jumprelu_forward, _jumprelu_sae("zero"), "l0_zero_threshold")
+    assert_fails(C.test_jumprelu_forward, _jumprelu_sae("tied"), "decoder_encoder")
     assert_passes(C.test_jumprelu_forward, _jumprelu_sae("ok_no_expand"))
     assert_passes(C.test_jumprelu_forward, _jumprelu_sae("ok_detached"))
