@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tests import part5a_sae_architectures_gated_slips as GS
 from tests.checking import fail
 
 _MSE = "the mean over d_in of the squared error, ((out - h) ** 2).mean(-1)"
@@ -68,6 +69,8 @@ def error_reductions(learner: Any, reference: Any, h: Tensor) -> None:
     if not (isinstance(out, tuple | list) and len(out) == 4 and isinstance(out[0], dict)):
         return
     acts, rec = out[2], out[3]
+    if hasattr(reference, "r_mag"):  # a Gated SAE: the magnitude path's scale read back from acts_post
+        GS.magnitude_scale(acts, reference, h)
     if not all(isinstance(t, Tensor) for t in (acts, rec)) or not (
         _close(acts.detach().to(h.dtype), ref_acts) and _close(rec.detach().to(h.dtype), ref_rec)
     ):

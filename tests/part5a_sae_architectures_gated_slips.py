@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from tests import part5a_sae_architectures_forward_readings as FR
+from tests.checking import fail
 
 
 def _total(sae: Any, d: dict[str, Tensor]) -> Tensor:
@@ -89,3 +90,30 @@ GATED_MISTAKES = [
         {"sparsity_gate_count": True},
     ),
 ]
+
+
+def magnitude_scale(acts: Any, reference: Any, h: Tensor) -> None:
+    """Fail when acts_post is 1[π_gate > 0]·ReLU((x @ W_enc)·s + b_mag) with a per-latent scale s read back from the
+    learner's values that is another function of r_mag than exp(r_mag) (r_mag itself, 1, exp(-r_mag) and -r_mag are
+    named elsewhere): e.g. 1 + r_mag, exp linearised. Silent when the values are not of that form."""
+    if not isinstance(acts, Tensor) or acts.shape != (h.shape[0], *reference.b_enc.shape):
+        return
+    with torch.no_grad():
+        proj = torch.einsum("bid,ids->bis", h - reference.b_dec, reference.W_enc)
+        on = ((proj + reference.b_enc > 0) & (acts.detach() > 0)).to(h.dtype)
+        a, r = acts.detach().to(h.dtype), reference.r_mag
+        num, den = ((a - reference.b_mag) * proj * on).sum(0), (proj * proj * on).sum(0)
+        s = torch.where(den > 0, num / den.clamp(min=1e-12), r.exp())  # least squares per latent
+        fitted = (proj + reference.b_enc > 0).to(h.dtype) * (proj * s + reference.b_mag).relu()
+    close = lambda x, y: torch.allclose(x, y, rtol=1e-4, atol=1e-5)
+    if not close(a, fitted) or any(close(s, v) for v in (r.exp(), r, torch.ones_like(r), (-r).exp(), -r)):
+        return
+    read = "s ≈ 1 + r_mag (exp linearised)" if close(s, 1 + r) else "s another function of r_mag"
+    fail(
+        "acts_post is 1[π_gate > 0] · ReLU((x @ W_enc) · s + b_mag) with a per-latent scale s that is not exp(r_mag) "
+        f"(read back: {read}; s[0, :3] = {[round(float(v), 4) for v in s[0, :3]]}, exp(r_mag)[0, :3] = "
+        f"{[round(float(v), 4) for v in r.exp()[0, :3]]})",
+        "the magnitude path scales each latent's projection by exactly exp(r_mag): π_mag = (x @ W_enc) · "
+        "self.r_mag.exp() + b_mag",
+        code="r_mag_scale",
+    )

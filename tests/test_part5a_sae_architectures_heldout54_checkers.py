@@ -13,6 +13,8 @@ correct variants.
   (epsilon_power, theta_factor).
 * L_reconstruction computed from the dense code (every latent's ReLU(pre) decoded, before the top-k or threshold;
   ReLU(π_mag) before the gate) while h_reconstructed is right: was "differs" with the formula (rec_loss_dense).
+* The Gated SAE's magnitude path scaled by 1 + r_mag (exp linearised): was "differs"; the per-latent scale is read
+  back from acts_post (r_mag_scale).
 * The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
 * AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
   (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
@@ -166,7 +168,12 @@ def _gated(mode):
     class G(A.GatedToySAE):
         def forward(self, h):
             d, _, acts, h_rec = A.GatedToySAE.forward(self, h)
-            gate_pre = _enc(h - self.b_dec, self.W_enc) + self.b_enc
+            proj = _enc(h - self.b_dec, self.W_enc)
+            gate_pre = proj + self.b_enc
+            if mode == "linear":
+                acts = (gate_pre > 0).to(h.dtype) * F.relu(proj * (1 + self.r_mag) + self.b_mag)
+                h_rec = _dec(acts, self.W_dec_normalized) + self.b_dec
+                d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
             if mode == "gate_count":
                 d = d | {"L_sparsity": (gate_pre > 0).to(h.dtype).sum(-1)}
             per = d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
@@ -177,6 +184,11 @@ def _gated(mode):
 
 def test_gated_sparsity_gate_count():
     assert_fails(C.test_gated_forward, _gated("gate_count"), "sparsity_gate_count")
+
+
+def test_gated_magnitude_scale():
+    assert "1 + r_mag" in assert_fails(C.test_gated_forward, _gated("linear"), "r_mag_scale").message
+    assert_passes(C.test_gated_forward, _gated("ok"))
 
 
 def _auxk(mode):
