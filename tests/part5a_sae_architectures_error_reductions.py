@@ -71,6 +71,8 @@ def error_reductions(learner: Any, reference: Any, h: Tensor) -> None:
     acts, rec = out[2], out[3]
     if hasattr(reference, "r_mag"):  # a Gated SAE: the magnitude path's scale read back from acts_post
         GS.magnitude_scale(acts, reference, h)
+        if all(_close(out[0].get(k, h).detach().to(h.dtype), v) for k, v in ref_dict.items()):
+            GS.loss_weights(learner, reference, h)  # every term right: the weights the loss gives them
     if not all(isinstance(t, Tensor) for t in (acts, rec)) or not (
         _close(acts.detach().to(h.dtype), ref_acts) and _close(rec.detach().to(h.dtype), ref_rec)
     ):

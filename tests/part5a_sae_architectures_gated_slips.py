@@ -101,7 +101,7 @@ def magnitude_scale(acts: Any, reference: Any, h: Tensor) -> None:
     with torch.no_grad():
         proj = torch.einsum("bid,ids->bis", h - reference.b_dec, reference.W_enc)
         on = ((proj + reference.b_enc > 0) & (acts.detach() > 0)).to(h.dtype)
-        a, r = acts.detach().to(h.dtype), reference.r_mag
+        a, r = acts.detach().to(h.dtype), reference.r_mag.detach()
         num, den = ((a - reference.b_mag) * proj * on).sum(0), (proj * proj * on).sum(0)
         s = torch.where(den > 0, num / den.clamp(min=1e-12), r.exp())  # least squares per latent
         fitted = (proj + reference.b_enc > 0).to(h.dtype) * (proj * s + reference.b_mag).relu()
@@ -116,4 +116,39 @@ def magnitude_scale(acts: Any, reference: Any, h: Tensor) -> None:
         "the magnitude path scales each latent's projection by exactly exp(r_mag): π_mag = (x @ W_enc) · "
         "self.r_mag.exp() + b_mag",
         code="r_mag_scale",
+    )
+
+
+def loss_weights(learner: Any, reference: Any, h: Tensor) -> None:
+    """Fail when the Gated loss (its loss_dict right) weights L_reconstruction or L_aux by a constant other than 1
+    (and not 0: a term left out is named by the catalogue): the weights are solved from the learner's loss on four
+    batches, loss = a·Σ mean(L_rec) + b·Σ coeff·mean(L_sparsity) + c·Σ mean(L_aux)."""
+    rows, losses = [], []
+    for scale, shift in ((1.0, 0.0), (0.6, 0.3), (1.4, -0.2), (0.8, 0.5)):
+        x = h * scale + shift
+        try:
+            with torch.no_grad():
+                out = learner(x.clone())
+                ref_dict, _, _, _ = reference(x.clone())
+        except Exception:  # the main comparison reports it
+            return
+        if not (isinstance(out, tuple | list) and len(out) == 4 and isinstance(out[1], Tensor) and out[1].numel() == 1):
+            return
+        rows.append([ref_dict["L_reconstruction"].mean(0).sum(), (reference.sparsity_coeff * ref_dict["L_sparsity"]
+                     .mean(0)).sum(), ref_dict["L_aux"].mean(0).sum()])  # fmt: skip
+        losses.append(out[1].detach().double().reshape(()))
+    A, y = torch.tensor([[float(v) for v in r] for r in rows], dtype=torch.float64), torch.stack(losses)
+    w = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+    if (A @ w - y).abs().max() > 1e-4 * y.abs().max() or abs(float(w[1]) - 1) > 1e-3:
+        return
+    off = [(name, float(v)) for name, v in (("L_reconstruction", w[0]), ("L_aux", w[2])) if abs(float(v) - 1) > 1e-3]
+    if len(off) != 1 or abs(off[0][1]) < 1e-3:
+        return
+    name, c = off[0]
+    fail(
+        f"your loss weights {name} by {c:.4g} (read from your loss on four batches; the other terms are weighted "
+        "right): loss = (L_reconstruction + sparsity_coeff · L_sparsity + L_aux), each term with weight 1",
+        f"drop the factor {c:.4g} on {name}: the Gated loss adds the three terms as they are, mean over the batch, "
+        "sum over instances",
+        code="term_weight",
     )

@@ -15,6 +15,8 @@ correct variants.
   ReLU(π_mag) before the gate) while h_reconstructed is right: was "differs" with the formula (rec_loss_dense).
 * The Gated SAE's magnitude path scaled by 1 + r_mag (exp linearised): was "differs"; the per-latent scale is read
   back from acts_post (r_mag_scale).
+* The Gated loss with L_aux weighted 0.5: was "the reconstruction part is 0.77 x the expected"; the terms' weights
+  are read from the loss on four batches (term_weight).
 * The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
 * AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
   (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
@@ -176,7 +178,11 @@ def _gated(mode):
                 d = d | {"L_reconstruction": (h_rec - h).pow(2).mean(-1)}
             if mode == "gate_count":
                 d = d | {"L_sparsity": (gate_pre > 0).to(h.dtype).sum(-1)}
-            per = d["L_reconstruction"] + self.sparsity_coeff * d["L_sparsity"] + d["L_aux"]
+            per = (
+                d["L_reconstruction"]
+                + self.sparsity_coeff * d["L_sparsity"]
+                + d["L_aux"] * (0.5 if mode == "half" else 1)
+            )
             return d, per.mean(0).sum(), acts, h_rec
 
     return G
@@ -189,6 +195,7 @@ def test_gated_sparsity_gate_count():
 def test_gated_magnitude_scale():
     assert "1 + r_mag" in assert_fails(C.test_gated_forward, _gated("linear"), "r_mag_scale").message
     assert_passes(C.test_gated_forward, _gated("ok"))
+    assert "L_aux by 0.5" in assert_fails(C.test_gated_forward, _gated("half"), "term_weight").message
 
 
 def _auxk(mode):
