@@ -1,7 +1,7 @@
 """quantile_examples: read the learner's (seq_idx, pos_idx) back as a formula of the flat index i of each chosen
 example. When the values are right but an index is not, each index is compared with the usual ways of splitting a
-flat index (i // n, i % n, i - i // n for n = seq_len or the number of sequences); the hint names the formula that
-reproduces it, and otherwise states what was observed."""
+flat index (i // n, i % n, i - i // n for n = seq_len or the number of sequences, a position of acts[:, 1:] not
+shifted back); the hint names the formula that reproduces it, and otherwise states what was observed."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def _formulas(i: Tensor, n_seq: int, seq_len: int) -> dict[str, Tensor]:
         "i % n_seq (the number of sequences)": i % n_seq,
         "i - i // seq_len (the sequence index subtracted, not seq_len · (i // seq_len))": i - i // seq_len,
         "i (the flat index itself)": i,
+        "i % seq_len - 1 (a position of acts[:, 1:]: slicing BOS off moves every position down by one, add 1 back)": (
+            i % seq_len - 1
+        ),
     }
 
 

@@ -1,6 +1,8 @@
 """attribution_edges read back as the reference with whole source columns zeroed: those sources got no gradient
 (detached, fed as constants, or sliced off before requires_grad), every other edge right. Named per source, the BOS
-token (position 0) called out: its embedding is a leaf like every other position's."""
+token (position 0) called out: its embedding is a leaf like every other position's. When only latent columns are
+empty, the hint also lists latent columns filled from another list than the graph's (round BA: every active latent of
+frozen.active, whose first columns are other latents)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,12 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+
+_OTHER_LATENTS = (
+    ". Or those columns hold other latents' edges: the latent sources are graph.latent_pos / graph.latent_idx, in "
+    "that order (column graph.nodes('latent').start + j is latent j of those lists), not every active latent of "
+    "frozen.active (its nonzero() holds latents the graph may not have, in another order)"
+)
 
 
 def zero_columns(out: Tensor, direct: Tensor, graph: Any, rows: list[int]) -> None:
@@ -32,6 +40,11 @@ def zero_columns(out: Tensor, direct: Tensor, graph: Any, rows: list[int]) -> No
             if bos
             else "those sources got no gradient: each source must be a leaf that requires grad and is fed into the "
             "forward as it is (not detached or replaced by a constant); its edge is d(target)/d(source) · source"
+            + (
+                _OTHER_LATENTS
+                if all(graph.nodes("latent").start <= c < graph.nodes("latent").stop for c in cols)
+                else ""
+            )
         ),
         code="bos_not_leaf" if bos and len(cols) == 1 else "zero_columns",
     )

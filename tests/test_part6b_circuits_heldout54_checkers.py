@@ -179,3 +179,78 @@ def test_fresh54_logit_effect_both_biases_named():
 
     err = assert_fails(checks.test_latent_logit_effect, both, "both_biases")
     assert "b_dec" in err.hint and "b_U" in err.hint
+
+
+# ------------------------------------------------------------------------------------------- attribution_edges
+def _ae(bug: str = ""):
+    def attribution_edges(model, tc, frozen, graph):
+        A = torch.zeros(graph.n_nodes, graph.n_nodes)
+        if bug == "active":  # every active latent a leaf, its first columns written into the graph's latent columns
+            pos, idx = frozen.active.nonzero(as_tuple=True)
+        else:
+            pos, idx = graph.latent_pos, graph.latent_idx
+        n_lat = len(graph.latent_idx)
+        with torch.enable_grad():
+            embeds = frozen.embeds.clone().requires_grad_(True)
+            error = frozen.error.clone().requires_grad_(True)
+            lat = frozen.acts.clone().requires_grad_(True) if not bug else None  # every latent a leaf
+            values = frozen.acts[pos, idx].clone().requires_grad_(True) if bug else None
+            if bug:
+                latents = torch.zeros_like(frozen.acts)
+                latents[pos, idx] = values
+            pre, logits = checks.ref.linearised_forward(model, tc, frozen, embeds, lat if not bug else latents, error)
+            t = torch.cat([pre[graph.latent_pos, graph.latent_idx], logits[-1, graph.logit_ids]])
+            rows = list(range(graph.n_nodes))
+            rows = rows[graph.nodes("latent")] + rows[graph.nodes("logit")]
+            for row, target in zip(rows, t, strict=True):
+                leaf = values if bug else lat
+                gl, ge, gm = torch.autograd.grad(target, (leaf, error, embeds), retain_graph=True)
+                if bug:
+                    A[row, graph.nodes("latent")] = (gl * values.detach())[:n_lat]
+                else:
+                    A[row, graph.nodes("latent")] = (gl * lat.detach())[graph.latent_pos, graph.latent_idx]
+                e, m = error.detach(), embeds.detach()  # the gradients are mean-free over d_model: centring is free
+                A[row, graph.nodes("error")] = (ge * (e - e.mean(-1, keepdim=True))).sum(-1)
+                A[row, graph.nodes("token")] = (gm * (m - m.mean(-1, keepdim=True))).sum(-1)
+        return A
+
+    return attribution_edges
+
+
+def test_fresh54_edges_latents_from_frozen_active_listed():
+    err = assert_fails(checks.test_attribution_edges, _ae("active"), "zero_columns")
+    assert "graph.latent_pos" in err.hint and "frozen.active" in err.hint
+
+
+def test_fresh54_edges_correct_variant_passes():
+    assert_passes(checks.test_attribution_edges, _ae())
+
+
+# ------------------------------------------------------------------------------------------- quantile_examples
+def _qe(bug: str = ""):
+    def quantile_examples(acts, k, n_bands=4):
+        body = acts[:, 1:] if bug else acts.clone()
+        if not bug:
+            body[:, 0] = 0
+        seq_len = body.shape[1]
+        flat = body.flatten()
+        edges = torch.linspace(0, float(flat.max()), n_bands + 1, dtype=flat.dtype)
+        band = torch.bucketize(flat, edges)  # edges[b - 1] < a <= edges[b] gives b
+        groups = []
+        for b in range(n_bands, 0, -1):
+            idx = ((band == b) & (flat > 0)).nonzero().flatten()
+            idx = idx[(flat[idx] - (edges[b - 1] + edges[b]) / 2).abs().argsort(stable=True)][:k]
+            idx = idx.sort().values if bug else idx[flat[idx].argsort(descending=True)]  # by flat index: a 2nd slip
+            groups.append((flat[idx], idx // seq_len, idx % seq_len))
+        return groups
+
+    return quantile_examples
+
+
+def test_fresh54_quantile_sliced_positions_read_back():
+    err = assert_fails(checks.test_quantile_examples, _qe("sliced"), "indices")
+    assert "acts[:, 1:]" in err.message
+
+
+def test_fresh54_quantile_correct_variant_passes():
+    assert_passes(checks.test_quantile_examples, _qe())
