@@ -627,7 +627,7 @@ def test_generate_batch(impl: type, device: torch.device) -> str:
     if not any(torch.allclose(h.detach(), v, rtol=1e-4, atol=1e-5) for _, _, v in mistakes):
         IR.unfilled_instances_failure(h, M.hidden(features, W))
         GL.reshaped_layout_failure(h, drawn, W), GL.noise_added_failure(h, M.hidden(features, W))
-        R.pooled_features_failure(h, features, W)
+        R.pooled_features_failure(h, features, W), R.combined_draws_failure(h, drawn, W)
         R.feature_scale_failure(h, features, W, sae.model)
         IR.transformed_inputs_failure(h, features, W)
         D.linear_map_hint(h, features, W)

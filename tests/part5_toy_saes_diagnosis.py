@@ -120,6 +120,7 @@ def check_init_values(sae: Any) -> None:
     """W_enc is uniform and symmetric on [-b, b] (Kaiming-uniform, whatever fan it used) in every instance, and an
     untied _W_dec starts as W_enc transposed. `sae`: built with a large d_sae, so the statistics are sharp."""
     W = sae.W_enc.detach().double()
+    IB.normalised_axes_failure(W)  # columns (or rows) all of one length: normalised after the draw
     # Each instance is scaled by its own largest |w| (its bound b̂, may differ per instance). For U[-b, b], b̂ is
     # below b(1 - t) with probability (1 - t)^n: t = 0.004, n >= 6000 gives < e^-24, and the CDF of U[-b̂, b̂] is then
     # within t/2 of U[-b, b]'s. DKW on the pooled N = n_inst · n values: sup |F_N - F| <= sqrt(ln(2/δ) / 2N)

@@ -108,3 +108,22 @@ def check_init_bound(W: Tensor) -> None:
         ),
         code="init_scale",
     )
+
+
+def normalised_axes_failure(W: Tensor) -> None:
+    """W_enc [inst d_in d_sae] whose vectors along one axis all have the same norm (a correct draw's norms vary: each
+    sums a few independent uniform squares): the draw was normalised (or rescaled to one length) along that axis."""
+    W = W.detach().double()
+    for dim, what, fix in (
+        (1, "encoder column (over d_in, one per latent)", "W_enc / W_enc.norm(dim=1, keepdim=True)"),
+        (2, "row over d_sae (one per input dimension)", "W_enc / W_enc.norm(dim=-1, keepdim=True)"),
+    ):
+        norms = W.norm(dim=dim)
+        if norms.numel() > 1 and float(norms.std() / norms.mean()) < 1e-4:
+            fail(
+                f"every {what} of W_enc has norm {float(norms.mean()):.4g} (read back): the kaiming draw was "
+                "normalised along that axis afterwards",
+                f"keep the kaiming_uniform_ draw as it is (no {fix}): W_enc starts uniform on [-b, b]; the decoder "
+                "is normalised in W_dec_normalized, when it decodes",
+                code="init_normalised",
+            )

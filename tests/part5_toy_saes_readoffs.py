@@ -488,3 +488,27 @@ def batch_count_failure(h: Tensor, batch_size: int, drawn: list[Tensor], W: Tens
         "draw exactly batch_size examples with self.model.generate_batch(batch_size), and keep its batch axis first",
         code="batch_size",
     )
+
+
+def combined_draws_failure(h: Tensor, drawn: list[Tensor], W: Tensor) -> None:
+    """Fail (draws_combined) when h is, over the whole batch, a combination c_1 · W x_1 + c_2 · W x_2 + ... of two or
+    more of the toy model's draws (read back by least squares): draws added or averaged into one batch."""
+    same = [x for x in drawn if x.ndim == 3 and x.shape[0] == h.shape[0] and x.shape[1:] == drawn[0].shape[1:]]
+    if h.ndim != 3 or len(same) < 2 or same[0].shape[1] != h.shape[1] or same[0].shape[2] != W.shape[-1]:
+        return
+    A = torch.stack([torch.einsum("bif,idf->bid", x.to(W.dtype), W).flatten() for x in same], -1).double()
+    y = h.detach().double().flatten()
+    if A.shape[0] != y.shape[0] or y.norm() == 0:
+        return
+    c = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
+    used = [(i, float(v)) for i, v in enumerate(c.tolist()) if abs(v) > 1e-3]
+    if len(used) < 2 or float((A @ c - y).norm() / y.norm()) > 1e-4:
+        return
+    terms = " + ".join(f"{v:.4g} · W x_{i + 1}" for i, v in used)
+    fail(
+        f"generate_batch's h is {terms}, a combination of {len(used)} of the {len(same)} feature batches it drew "
+        "from the toy model (read back)",
+        "draw once and map that draw: h = W x for x = self.model.generate_batch(batch_size); added or averaged draws "
+        "don't follow the model's feature distribution (more features present at once, other values)",
+        code="draws_combined",
+    )

@@ -11,6 +11,8 @@
 * resample_advanced: one input for every dead latent in some instances but spread picks in others is named as a
   sampler that depends on the weights' scale (an unnormalised inverse CDF), not as argmax or a shared draw; picks
   that follow the per-example total loss are named (`sampling_total`).
+* init whose kaiming draw is normalised afterwards (every encoder column of one length) is named (`init_normalised`);
+  generate_batch adding or averaging two draws is read back as a combination of the draws (`draws_combined`).
 """
 
 from __future__ import annotations
@@ -141,3 +143,35 @@ def test_fresh54_resample_advanced_scale_dependent_sampler_and_total_loss_named(
     failure = assert_fails(checks.test_resample_advanced, _advanced_picks("total"), "sampling_total")
     assert "total loss" in failure.hint
     assert_passes(checks.test_resample_advanced, _advanced_picks("normalised"))
+
+
+class _InitUnitColumns(P.ToySAE):
+    """init whose kaiming draw is normalised to unit encoder columns afterwards (decoder rows unit too)."""
+
+    def __init__(self, cfg, model=None):
+        super().__init__(cfg, model)
+        with torch.no_grad():
+            self.W_enc.div_(self.W_enc.norm(dim=1, keepdim=True))
+            if self._W_dec is not None:
+                self._W_dec.copy_(self.W_enc.transpose(-1, -2))
+
+
+def test_fresh54_init_normalised_columns_named():
+    failure = assert_fails(checks.test_init, _InitUnitColumns, "init_normalised")
+    assert "every encoder column" in failure.message
+
+
+def _gen_draws(kind):
+    def generate_batch(self, batch_size):
+        x1, x2 = self.model.generate_batch(batch_size), self.model.generate_batch(batch_size)
+        x = {"added": x1 + x2, "averaged": (x1 + x2) / 2, "second": x2}[kind]  # "second": a draw discarded, correct
+        return _hidden(self, x)
+
+    return type("GenDraws", (P.ToySAE,), {"generate_batch": generate_batch})
+
+
+def test_fresh54_generate_batch_combined_draws_named():
+    for kind, terms in (("added", "1 · W x_1 + 1 · W x_2"), ("averaged", "0.5 · W x_1 + 0.5 · W x_2")):
+        failure = assert_fails(checks.test_generate_batch, _gen_draws(kind), "draws_combined")
+        assert terms in failure.message
+    assert_passes(checks.test_generate_batch, _gen_draws("second"))
