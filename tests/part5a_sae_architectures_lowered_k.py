@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tests import part5a_sae_architectures_mistakes as M
 from tests.checking import fail
 from tests.part5_toy_saes import COEFFS, random_hidden, reference_sae
 
@@ -104,7 +105,26 @@ def auxk_k_lowered(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k
             "latents, the extra picks are -inf values: replace them by 0 before decoding"
         )
         out.append(("k_aux_lowered", hint, loss.detach()))
-    return [*out, _subset_positions(pre, residual, dead, W_dec, k_aux)]
+    return [*out, _subset_positions(pre, residual, dead, W_dec, k_aux), *_summed(pre, residual, dead, W_dec, k_aux)]
+
+
+def _summed(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> list:
+    """Two slips: each catalogue mistake of `M.AUXK_MISTAKES` with the sum over d_in instead of the mean (none equal
+    to another or to the plain sum)."""
+    d_in = residual.shape[-1]
+    seen = [M.auxk_variant(pre, residual, dead, W_dec, k_aux, **bug) for _, _, bug in M.AUXK_MISTAKES]
+    out: list = []
+    for (code, hint, _), value in zip(M.AUXK_MISTAKES, seen, strict=True):
+        if code == "sum_over_d_in":
+            continue
+        summed = value * d_in
+        close = lambda v, s=summed: v.shape == s.shape and torch.allclose(v, s, rtol=1e-4, atol=1e-6)
+        if any(close(v) for v in seen) or any(close(v) for _, _, v in out):
+            continue
+        out.append(
+            ("sum_and_slip", f"two slips: the sum over d_in where the mean belongs, and {hint}", summed.detach())
+        )
+    return out
 
 
 def _subset_positions(pre: Tensor, residual: Tensor, dead: Tensor, W_dec: Tensor, k_aux: int) -> tuple:

@@ -20,6 +20,8 @@ correct variants.
 * The Gated SAE's L_sparsity as the number of open gates, (π_gate > 0).sum(-1): was "differs" (sparsity_gate_count).
 * AuxK: a loop over instances whose top-k over the dead subset scatters at positions within the subset
   (subset_positions), and a loss averaged over the batch and broadcast back (reduced_broadcast): both were "differs".
+* AuxK with two slips, the sum over d_in and a catalogue slip (e.g. the chosen values clamped at 0): was "differs";
+  each catalogue mistake is read with the sum too (sum_and_slip).
 * l0_norm as a loop over examples 1 .. n-1 whose total is divided by n: was "differs" (example_dropped_first).
 * JumpReLU SAE: L_sparsity's Heaviside given pre without b_enc (l0_pre_no_b_enc) or a threshold of 0
   (l0_zero_threshold), acts_post right: both were "differs".
@@ -200,7 +202,7 @@ def test_gated_magnitude_scale():
 
 def _auxk(mode):
     def f(pre, residual, dead, W, k_aux):
-        if mode == "clamped":
+        if mode in ("clamped", "clamped_sum"):
             top = torch.where(dead, pre, -torch.inf).topk(k_aux, dim=-1)
             acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values.clamp(min=0))
         elif mode == "subset_positions":
@@ -216,6 +218,8 @@ def _auxk(mode):
             vals = torch.where(vals == -1e30, torch.zeros_like(vals), vals)
             acts = torch.zeros_like(pre).scatter(-1, top.indices, vals)
         loss = (residual - _dec(acts, W)).pow(2).mean(-1)
+        if mode == "clamped_sum":
+            loss = loss * residual.shape[-1]
         return loss.mean(0).expand_as(loss) if mode == "batch_mean" else loss
 
     return f
@@ -223,6 +227,7 @@ def _auxk(mode):
 
 def test_auxk_slips():
     assert_fails(C.test_auxk_loss, _auxk("subset_positions"), "subset_positions")
+    assert_fails(C.test_auxk_loss, _auxk("clamped_sum"), "sum_and_slip")
     assert_fails(C.test_auxk_loss, _auxk("batch_mean"), "reduced_broadcast")
     assert "clamp(min=0)" in assert_fails(C.test_auxk_loss, _auxk("clamped"), "dropped_negatives").hint
     assert_passes(C.test_auxk_loss, _auxk("ok_nan_to_num"))
