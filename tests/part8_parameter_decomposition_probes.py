@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_bias_places as bias_places
+from tests import part8_parameter_decomposition_cross_draws as cross_draws
 from tests import part8_parameter_decomposition_gelu_places as gelu_places
 from tests import part8_parameter_decomposition_mistakes as mis
 from tests import part8_parameter_decomposition_product_pairs as product_pairs
@@ -388,6 +389,7 @@ def check_fresh_draws(sample_masks: Callable, device: Any, rs: list[Tensor], del
     """Fails when two calls return the same masks or delta masks: a seed set inside the function; then the draws
     paired along the batch (`rs`, `deltas`: the main call's) and a float64 call."""
     variants.batch_mean_spread(rs, [d.detach() for d in deltas])
+    cross_draws.delta_from_other_matrix(rs, deltas)  # delta l taken from matrix m's draws (m ≠ l)
     ci = [torch.full((5, 2, 3), 0.25, device=device), torch.full((5, 2, 2), 0.6, device=device)]
     first, second = sample_masks(ci), sample_masks(ci)
     for n, what in enumerate(("masks", "delta masks")):
