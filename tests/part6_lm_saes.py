@@ -100,6 +100,7 @@ from tests.part6_lm_saes_probes import (
     summed_ablate,
 )
 from tests.part6_lm_saes_read_back import indices_not_values, nan_values, same_latent_effect
+from tests.part6_lm_saes_rounding import rounding_diagnosis
 from tests.part6_lm_saes_threshold import firing_threshold
 from tests.part6_lm_saes_units import frequency_units, integer_frequencies, position_batches, unit_row_reference
 from tests.part6_lm_saes_variants import (
@@ -398,7 +399,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
         "recovered": "recovered = (zero - spliced) / (zero - clean)",
     }
     for k in KEYS:
-        _rounding_diagnosis(got[k], exp[k], f"out[{k!r}]")
+        rounding_diagnosis(got[k], exp[k], f"out[{k!r}]", got)
         expect_matches(
             torch.tensor(got[k], dtype=torch.float64),
             torch.tensor(exp[k], dtype=torch.float64),
@@ -412,21 +413,6 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
             code=k,
         )
     return f"loss recovered {exp['recovered']:.1%} on this sample"
-
-
-def _rounding_diagnosis(got: float, expected: float, what: str) -> None:
-    """A value with at most 3 decimals that is within half a unit of its last decimal from the expected one. The
-    expected value is a float32 mean: it has 3 decimals or fewer (|x - round(x, d)| < 1e-9) with probability
-    ~2e-9 / 1e-3 = 2e-6, and this fixed input is checked not to (the reference passes)."""
-    for d in (0, 1, 2, 3):
-        if abs(got - round(got, d)) < 1e-9 and 0 < abs(got - expected) <= 0.5 * 10**-d + 1e-9:
-            fail(
-                f"{what} = {got:g} differs from the expected {expected:.6g} by {abs(got - expected):.2g}, no more "
-                f"than half a unit of decimal {d}, and has no more than {d} decimals",
-                f"it looks rounded to {d} decimals (round(), f'{{x:.{d}f}}', .item() of a rounded tensor?): "
-                "return the full-precision value and round only when printing",
-                code="rounded",
-            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,7 +748,7 @@ def test_ablate_latent(impl: Callable, device: torch.device) -> str:
         for v in [expected] + [v for _, _, v in mistakes]
     ):
         sequences_mixed(lambda t: impl(model, sae, t, latent), tokens, out, "the ablated logits")
-        ablate_edit(edits, sae, latent)
+        ablate_edit(edits, sae, latent, (model, tokens, out))
     expect_matches(
         out,
         expected,

@@ -16,6 +16,7 @@ from tests.part6_lm_saes_left_out import left_out_entries
 from tests.part6_lm_saes_mistakes import run
 from tests.part6_lm_saes_partial_axes import batch_axis_any
 from tests.part6_lm_saes_readings import zero_elsewhere
+from tests.part6_lm_saes_repeats import repeated_picks
 
 NOT_A_LOSS = (
     "that is the mean of the logits, not a loss: the run returned logits (return_type defaults to 'logits'); "
@@ -469,7 +470,7 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
     acts[:, 0] = 3.0 + torch.rand(5, generator=gen, dtype=torch.float64)  # BOS, to be ignored
     acts[1, 4], acts[3, 2], acts[0, 7] = 1.0, 0.5, 0.7  # only three positive entries at positions >= 1
     k = 6
-    result, (values, _, pos_idx), exp_values, same = _top_run(impl, reference, acts.float().to(device), k)
+    result, (values, seq_idx, pos_idx), exp_values, same = _top_run(impl, reference, acts.float().to(device), k)
     if same:
         return
     zero_at_bos = values is not None and values.shape == pos_idx.shape and bool(((pos_idx == 0) & (values == 0)).any())
@@ -486,6 +487,8 @@ def signed_top_probe(impl: Callable, reference: Callable, device: Any) -> None:
             code="abs_ranked",
         )
     shown = [round(float(v), 3) for v in values.flatten()[:8]] if values is not None else result
+    if not zero_at_bos:
+        repeated_picks(seq_idx, pos_idx, k, shown)
     fail(
         "on activations with negative entries (three positive ones after position 0, k = 6), the result is "
         f"{shown}, expected {[round(float(v), 3) for v in exp_values]}"

@@ -22,6 +22,7 @@ from tests.part6_lm_saes_edit_sources import g_sources, index_slips, zeroed_wher
 from tests.part6_lm_saes_elementwise import steer_max_min
 from tests.part6_lm_saes_extra_mistakes import watching_hooks
 from tests.part6_lm_saes_layouts import loss_inputs
+from tests.part6_lm_saes_logit_edits import logits_edited_after
 from tests.part6_lm_saes_readings import ablate_reencoded, f_shifted
 from tests.part6_lm_saes_sequence_subset import only_some_sequences
 from tests.part6_lm_saes_steer_scale import steer_scale
@@ -246,6 +247,7 @@ def steer_edit(
     change each recorded hook made (the edit is additive when it is one vector everywhere, linear in coeff when
     that vector is coeff · W_dec[latent]) and name what differs. Runs only when the output matched nothing else.
     `rerun(c2)` gives the hook edits of a call with another coeff (whether a wrong amount follows coeff)."""
+    logits_edited_after(edits, model, sae, tokens, latent, out, coeff)
     d = sae.W_dec[latent].double()
     for a, b in edits:
         a, b = a.double(), b.double()
@@ -333,9 +335,12 @@ def hook_combination(a: Tensor, b: Tensor, f: Tensor, sae: Any, latent: int) -> 
     )
 
 
-def ablate_edit(edits: list, sae: Any, latent: int) -> None:
+def ablate_edit(edits: list, sae: Any, latent: int, run: tuple | None = None) -> None:
     """Ablating must return act − f · W_dec[latent] with f = sae.encode(act)[..., latent]: read each recorded
-    hook's output and say how it differs (f taken from elsewhere, the SAE error dropped where the latent fires)."""
+    hook's output and say how it differs (f taken from elsewhere, the SAE error dropped where the latent fires).
+    `run` = (model, tokens, the learner's logits): logits changed with no edit at the hook are named first."""
+    if run is not None:
+        logits_edited_after(edits, run[0], sae, run[1], latent, run[2])
     for a, b in edits:
         f = sae.encode(a)[..., latent]
         d = sae.W_dec[latent]
