@@ -23,6 +23,7 @@ from tests import part6b_circuits_relative_targets as relative
 from tests import part6b_circuits_term_readings as terms
 from tests import part6b_circuits_token_values as token_values
 from tests.checking import fail
+from tests.part6b_circuits_influence_pairs import influence_pairs
 
 CLOSE = {"rtol": 1e-3, "atol": 2e-4}
 
@@ -164,6 +165,7 @@ def identity_terms(A: Tensor, weights: Tensor) -> list[tuple[str, str, Tensor]]:
             "so adding Â (or starting a loop's total at Â before adding every power from Â) counts them again",
             right + weights @ a_hat,
         ),
+        *influence_pairs(A, weights),
     ]
 
 

@@ -254,3 +254,13 @@ def test_fresh54_quantile_sliced_positions_read_back():
 
 def test_fresh54_quantile_correct_variant_passes():
     assert_passes(checks.test_quantile_examples, _qe())
+
+
+def test_fresh54_influence_two_slips_named():
+    def columns_no_identity(adjacency, logit_weights):
+        a = adjacency.abs()
+        a = a / a.sum(0, keepdim=True).clamp_min(1e-12)
+        return logit_weights @ torch.linalg.inv(torch.eye(len(a)) - a)
+
+    err = assert_fails(checks.test_node_influence, columns_no_identity, "two_slips")
+    assert "column sums" in err.hint and "identity" in err.hint
