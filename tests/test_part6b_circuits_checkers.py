@@ -205,7 +205,7 @@ def test_replacement_losses_buggy():
         check, lambda m, t, x: _losses(m, t, x, recovered=lambda c, r, z: (r - c) / (z - c)), "recovered_formula"
     )
     skip_first = lambda m, x: m(x, return_type="loss", loss_per_token=True)[:, 1:].mean().item()
-    assert_fails(check, lambda m, t, x: _losses(m, t, x, clean=skip_first), "clean")
+    assert_fails(check, lambda m, t, x: _losses(m, t, x, clean=skip_first), "loss_average")  # named since round BA
     half = lambda tc: lambda x, a: 0.5 * (tc(x) + a)
     assert_fails(check, lambda m, t, x: _losses(m, t, x, write=half(t)), "replaced")
     assert_fails(check, lambda m, t, x: {"clean": 1.0, "spliced": 1.0, "zero_ablated": 1.0, "recovered": 1.0}, "keys")
