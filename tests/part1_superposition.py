@@ -21,6 +21,7 @@ from solutions.part1_superposition import ToyModel as RefToyModel
 from solutions.part1_superposition import ToyModelConfig
 from tests import part1_superposition_blocks as blocks
 from tests import part1_superposition_causes as causes
+from tests import part1_superposition_forward_extras as forward_extras
 from tests import part1_superposition_loss_relations as loss_relations
 from tests import part1_superposition_pairs as pair_rates
 from tests import part1_superposition_weight_transforms as weights
@@ -94,7 +95,6 @@ from tests.part1_superposition_probes import (
     loss_gradient_diagnosis,
     own_feature_diagnosis,
     probe_forward,
-    random_forward,
     relu_placement_mutants,
     stationarity_failure,
 )
@@ -178,14 +178,12 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     forward_output_failure(out, "model(features)", (7, 3, 5), "batch inst feats")
     expect_tensor(out, "model(features)", shape=(7, 3, 5), dims="batch inst feats", dtype=x.dtype, device=device)
     mistakes = forward_mutants(x, W, W, b, hidden_relu=False, formula=FORMULA) + relu_placement_mutants(x, W, W, b)
-    no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
-    mistakes += [("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)]
-    mistakes += loss_relations.forward_tensor_mutants(x, W, b, p, two_layer)
+    mistakes += forward_extras.config_mutants(x, W, b, p, imp, two_layer)
     new = weights.part1_weight_mutants(x, W, b, formula=FORMULA)
     mistakes += weights.novel(new, mistakes)
     pre = two_layer(x, W, W, b, out=lambda t: t)
     code, hint = (
-        random_forward(model, x)
+        forward_extras.random_or_input_mixed(model, x)
         or activation_diagnosis(out, pre)
         or own_feature_diagnosis(model, x, lambda t: two_layer(t, W, W, b))
         or clipped_input_diagnosis(out, lambda t: two_layer(t, W, W, b), x, cfg.d_hidden)

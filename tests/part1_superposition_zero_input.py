@@ -1,6 +1,6 @@
 """The forward pass on an all-zero input, which must give ReLU(b_final) whatever the weights. When it doesn't, a
 cause is named only when its output on zeros is read back (within rtol 1e-4, atol 1e-5 of the learner's): b_final
-without the ReLU, doubled, 0, or another instance's or feature's b_final (reversed, rolled or averaged along an
+without the ReLU, doubled, negated, 0, or another instance's or feature's b_final (reversed, rolled or averaged along an
 axis); a NaN there is a division by something that is 0 on an all-zero input. Otherwise the hint reports what was
 observed and names no cause."""
 
@@ -50,6 +50,12 @@ def zero_input_hint(got: Tensor | None, b: Tensor) -> str:
         (torch.relu(2 * b), "ReLU(2 · b_final): b_final added twice before the ReLU"),
         (want + b, "ReLU(b_final) + b_final: b_final added again after the output ReLU, ReLU(… + b_final) + b_final"),
         (torch.zeros_like(b), "all 0: b_final not added"),
+        (
+            -b,
+            "-b_final, negative entries kept: b_final subtracted after the output ReLU (ReLU(…) - b_final), where it "
+            "is added before the ReLU",
+        ),
+        (torch.relu(-b), "ReLU(-b_final): b_final subtracted before the ReLU (ReLU(WᵀWx - b_final)) where it is added"),
     )
     for value, label in candidates:
         if not same(value) or same(want):
@@ -57,7 +63,7 @@ def zero_input_hint(got: Tensor | None, b: Tensor) -> str:
         return f"{head}{seen}; read back on zeros, your output is {label}"
     return (
         f"{head}{seen}; it is none of b_final without the ReLU, 2 × ReLU(b_final), ReLU(2 · b_final), ReLU(b_final) + "
-        "b_final or 0 (each "
+        "b_final, -b_final, ReLU(-b_final) or 0 (each "
         "was compared), so no cause is named. With zero features the weights contribute nothing: look at how "
         "b_final, any bias inside the hidden layer and the output nonlinearity enter"
     )

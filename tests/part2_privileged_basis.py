@@ -31,6 +31,7 @@ from tests.part1_superposition_diagnosis import (
     returned_hidden_hint,
 )
 from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure, scaled_values_failure
+from tests.part1_superposition_forward_extras import mixing_source
 from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
 from tests.part1_superposition_mistakes import (
     check_independent_features,
@@ -67,57 +68,6 @@ from tests.part2_privileged_basis_sign_draws import VALUE_CODES, sign_magnitude_
 relu = torch.relu
 
 
-def _instances_mixed(model: torch.nn.Module, params: list[str], x: Tensor, sources=("x", "params")) -> bool:
-    """Changing instance 0's input (source "x") and/or the parameters in `sources` changes another instance's
-    output."""
-    try:
-        with torch.no_grad():
-            out1 = model(x)
-            x2 = x.clone()
-            if "x" in sources:
-                x2[..., 0, :] = x2[..., 0, :].flip(0) * 0.5 + 0.25
-            changed = [name for name in params if "params" in sources or name in sources]
-            saved = {name: getattr(model, name).detach().clone() for name in changed}
-            for name in changed:
-                getattr(model, name)[0].mul_(-1.5).add_(0.3)
-            out2 = model(x2)
-            for name in changed:
-                getattr(model, name).copy_(saved[name])
-        return not torch.allclose(out1[..., 1:, :], out2[..., 1:, :], rtol=1e-5, atol=1e-6)
-    except Exception:  # the learner's code failed on the probe: no evidence either way
-        return False
-
-
-MIXED = (
-    "instances_mixed",
-    "changing the input and weights of instance 0 changes the output of other instances: keep the `inst` axis on "
-    "both inputs of every einsum ('... inst feats, inst d feats -> ... inst d'), never sum over it",
-)
-
-
-def _mixing_source(model: torch.nn.Module, params: list[str], x: Tensor) -> tuple[str, str] | None:
-    """(code, hint) naming what carries instance 0 into other instances' outputs: its input (an einsum summing over
-    `inst`), its b_final, or its weights (another instance's weights used)."""
-    if not _instances_mixed(model, params, x):
-        return None
-    if _instances_mixed(model, params, x, sources=("x",)):
-        return MIXED
-    weights = [name for name in params if name != "b_final" and _instances_mixed(model, params, x, sources=(name,))]
-    if weights:
-        names = " and ".join(weights)
-        return "weights_other_instance", (
-            f"changing instance 0's {names} changes the output of other instances, while changing its input does not: "
-            f"other instances compute with instance 0's {names} (a mean, roll or flip of {names} along the instance "
-            f"axis, or {weights[0]}[0] for all). Each instance uses its own {names}[inst]"
-        )
-    if "b_final" in params and _instances_mixed(model, params, x, sources=("b_final",)):
-        return "bias_other_instance", (
-            "changing b_final of instance 0 changes the output of other instances, while its input and weights do "
-            "not: each instance adds its own b_final[inst] (no roll, flip or mean of b_final along the instance axis)"
-        )
-    return MIXED
-
-
 def _check_forward(
     model,
     params: list[str],
@@ -150,7 +100,7 @@ def _check_forward(
     mistakes += novel(weight_transform_mutants(x, W_in, W_out, b, relu, names), mistakes)
     random = random_forward(model, x)
     if random is None:
-        random = _mixing_source(model, params, x)
+        random = mixing_source(model, params, x)
     code, hint = (
         random
         or batch_mixing_probe(model, x, lambda t: two_layer(t, W_in, W_out, b, act=relu))

@@ -10,6 +10,10 @@
   the mean divided again by the batch size or n_features (`divided_twice`), ReLU(out) inside the loss
   (`out_transformed`), and an einsum whose instance letter differs between the operands, 'bif,jf->bi', which weights
   each error by the importance summed over instances (`importance_summed`).
+* The forward pass (`part1_superposition_forward_extras`): b_final multiplied by importance or feature_probability
+  (`forward_importance`, `forward_feature_probability`), the input's instances reordered (x.flip(-2), x.roll(1, -2):
+  `instances_mixed`, from the probe part 2 used, now shared), and b_final subtracted after the output ReLU (`bias_term`,
+  the zero-input reading now compares -b_final and ReLU(-b_final)).
 The round's correct variants pass.
 """
 
@@ -119,6 +123,26 @@ class CombinedFillReversed(CorrelatedToyModel):
         out[..., a:b] = self.generate_anticorrelated_features(n, p[:, a:b][:, 0::2])
         out[..., :a] = self.generate_correlated_features(n, p[:, :a][:, 0::2])
         return out
+
+
+def _fwd(edit_x=lambda s, x: x, edit_b=lambda s: s.b_final, post=None):
+    def forward(self, x):
+        h = einops.einsum(edit_x(self, x), self.W, "... i f, i d f -> ... i d")
+        o = einops.einsum(h, self.W, "... i d, i d f -> ... i f")
+        return post(self, o) if post else F.relu(o + edit_b(self))
+
+    return type("FwdV", (ToyModel,), {"forward": forward})
+
+
+def test_forward_mistakes_named():
+    assert_fails(checks.test_forward, _fwd(edit_b=lambda s: s.b_final * s.importance), "forward_importance")
+    assert_fails(
+        checks.test_forward, _fwd(edit_b=lambda s: s.b_final * s.feature_probability), "forward_feature_probability"
+    )
+    assert_fails(checks.test_forward, _fwd(edit_x=lambda s, x: x.flip(-2)), "instances_mixed")
+    assert_fails(checks.test_forward, _fwd(edit_x=lambda s, x: x.roll(1, -2)), "instances_mixed")
+    err = assert_fails(checks.test_forward, _fwd(post=lambda s, o: F.relu(o) - s.b_final), "bias_term")
+    assert "-b_final" in err.hint and "no cause" not in err.hint
 
 
 def _loss(fn):

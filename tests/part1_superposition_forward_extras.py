@@ -1,0 +1,108 @@
+"""Forward-pass readings shared by parts 1 and 2.
+
+* `instances_mixed` / `mixing_source`: a probe that changes instance 0's input (and/or parameters) and watches the
+  other instances' outputs. Each instance is its own model, so any change there means the instances are mixed: by the
+  input (an einsum or matmul that sums over `inst`, or the input's instances reordered), by another instance's weights
+  or by another instance's b_final.
+* `random_or_input_mixed`: part 1's first reading of a wrong forward pass: a random one, or one whose other instances
+  follow instance 0's input (part 1's own readings name weights and biases moved along the instance axis).
+* `config_mutants`: the forward pass with the model's importance or feature_probability multiplied into its input,
+  its output or b_final: both belong to the loss and to generate_batch, never to the forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tests.part1_superposition_loss_relations import forward_tensor_mutants
+from tests.part1_superposition_probes import random_forward
+
+
+def instances_mixed(model: torch.nn.Module, params: list[str], x: Tensor, sources=("x", "params")) -> bool:
+    """Changing instance 0's input (source "x") and/or the parameters in `sources` changes another instance's
+    output."""
+    try:
+        with torch.no_grad():
+            out1 = model(x)
+            x2 = x.clone()
+            if "x" in sources:
+                x2[..., 0, :] = x2[..., 0, :].flip(0) * 0.5 + 0.25
+            changed = [name for name in params if "params" in sources or name in sources]
+            saved = {name: getattr(model, name).detach().clone() for name in changed}
+            for name in changed:
+                getattr(model, name)[0].mul_(-1.5).add_(0.3)
+            out2 = model(x2)
+            for name in changed:
+                getattr(model, name).copy_(saved[name])
+        return not torch.allclose(out1[..., 1:, :], out2[..., 1:, :], rtol=1e-5, atol=1e-6)
+    except Exception:  # the learner's code failed on the probe: no evidence either way
+        return False
+
+
+MIXED = (
+    "instances_mixed",
+    "changing the input and weights of instance 0 changes the output of other instances: keep the `inst` axis on "
+    "both inputs of every einsum ('... inst feats, inst d feats -> ... inst d'), never sum over it",
+)
+INPUT_MIXED = (
+    "instances_mixed",
+    "changing the input of instance 0 changes the output of other instances: each instance reads only its own "
+    "features x[..., inst, :] (no sum over `inst` in an einsum or matmul, no reordering of x's instance axis such as "
+    "x.flip(-2) or a transpose): keep the `inst` axis on both inputs of every einsum "
+    "('... inst feats, inst d feats -> ... inst d')",
+)
+
+
+def mixing_source(model: torch.nn.Module, params: list[str], x: Tensor) -> tuple[str, str] | None:
+    """(code, hint) naming what carries instance 0 into other instances' outputs: its input (an einsum summing over
+    `inst`), its b_final, or its weights (another instance's weights used)."""
+    if not instances_mixed(model, params, x):
+        return None
+    if instances_mixed(model, params, x, sources=("x",)):
+        return MIXED
+    weights = [name for name in params if name != "b_final" and instances_mixed(model, params, x, sources=(name,))]
+    if weights:
+        names = " and ".join(weights)
+        return "weights_other_instance", (
+            f"changing instance 0's {names} changes the output of other instances, while changing its input does not: "
+            f"other instances compute with instance 0's {names} (a mean, roll or flip of {names} along the instance "
+            f"axis, or {weights[0]}[0] for all). Each instance uses its own {names}[inst]"
+        )
+    if "b_final" in params and instances_mixed(model, params, x, sources=("b_final",)):
+        return "bias_other_instance", (
+            "changing b_final of instance 0 changes the output of other instances, while its input and weights do "
+            "not: each instance adds its own b_final[inst] (no roll, flip or mean of b_final along the instance axis)"
+        )
+    return MIXED
+
+
+def random_or_input_mixed(model: torch.nn.Module, x: Tensor) -> tuple[str, str] | None:
+    """Part 1: a random forward pass, or one where instance 0's input reaches the other instances' outputs."""
+    found = random_forward(model, x)
+    if found is None and x.shape[-2] > 1 and instances_mixed(model, ["W", "b_final"], x, sources=("x",)):
+        return INPUT_MIXED
+    return found
+
+
+def config_mutants(
+    x: Tensor, W: Tensor, b: Tensor, p: Tensor, imp: Tensor, two_layer: Callable[..., Tensor]
+) -> list[tuple[str, str, Tensor]]:
+    """Part 1's forward catalogue entries with importance or feature_probability in the forward pass."""
+    no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
+    no_p = (
+        "feature_probability sets how often generate_batch draws a feature: the forward pass is ReLU(WᵀWx + b), "
+        "with no feature_probability in it"
+    )
+    return [
+        *[("forward_importance", no_imp, t) for t in (two_layer(x * imp, W, W, b), two_layer(x, W, W, b) * imp)],
+        ("forward_importance", "b_final is multiplied by self.importance: " + no_imp, two_layer(x, W, W, b * imp)),
+        (
+            "forward_feature_probability",
+            "b_final is multiplied by self.feature_probability: " + no_p,
+            two_layer(x, W, W, b * p),
+        ),
+        *forward_tensor_mutants(x, W, b, p, two_layer),
+    ]
