@@ -34,7 +34,13 @@ from tests.part3_feature_geometry_denominators import (
     frobenius_statistic_readings,
     self_term_readings,
 )
-from tests.part3_feature_geometry_dim_slips import common_divisor_candidates, restricted_sum_failure
+from tests.part3_feature_geometry_dim_slips import (
+    common_divisor_candidates,
+    one_divisor_failure,
+    restricted_sum_failure,
+)
+from tests.part3_feature_geometry_dpf_laws import dpf_law_failure
+from tests.part3_feature_geometry_eps_offsets import eps_offset_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_other_norms import entrywise_ratio_failure, other_norm_readings
 from tests.part3_feature_geometry_overlaps import overlap_square_candidates, whole_norm_candidates
@@ -445,6 +451,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
         subset_norm_failure(out, W, what)
     if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
+        dpf_law_failure(dimensions_per_feature, W, out, what)  # a wrong power or an eps; a numerator alone: below
         constant_numerator_failure(out, W, what)
     expect_matches(
         out,
@@ -680,7 +687,9 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     if unexplained(out, expected, values, "inst feats"):
         squared_before_matmul_failure(out, W, what)
         squares_inside_dot_failure(out, W, what)
-        for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure):
+        norm_constant_failure(out, expected, W, what)  # √(‖W_i‖² + c) in Ŵ: the same values as + c on the numerator
+        eps_offset_failure(out, W, what)  # before the threshold probe: an eps moves small columns most
+        for probe in (norm_threshold_failure, norm_constant_failure, per_instance_factor_failure, one_divisor_failure):
             probe(out, expected, W, what)
         restricted_sum_failure(out, W, what)
         Wd, names = W.double(), ("‖W_i‖⁴", "Σ_j (W_i·W_j)²")

@@ -87,3 +87,34 @@ def restricted_sum_failure(out: Tensor, W: Tensor, what: str) -> None:
         "shares dimensions (a threshold belongs only to counting represented features, not to D_i)",
         code="sum_over_subset",
     )
+
+
+def one_divisor_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -> None:
+    """Fail when out = c_k² ‖W_i‖² / Σ_j (W_i·W_j)² with one number c_k per instance k: every column divided by the
+    same c_k instead of its own norm (Ŵ_i·W_j = W_i·W_j / c_k). c_k is read back from out · Σ_j (W_i·W_j)² / ‖W_i‖²,
+    which must be the same for every feature of the instance; the hint says which column's norm it is, when one is."""
+    o, Wd = out.detach().double().cpu(), W.detach().double().cpu()
+    if o.shape != Wd.shape[::2] or not bool(torch.isfinite(o).all()) or bool((o <= 0).any()):
+        return
+    norms_sq = Wd.pow(2).sum(1)
+    if bool((norms_sq == 0).any()):
+        return
+    c_sq = o * torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1) / norms_sq  # [inst feats]
+    ck = c_sq.mean(1, keepdim=True)
+    if not bool(((c_sq - ck).abs() <= 1e-4 * ck).all()) or bool(((ck - norms_sq).abs() <= 1e-4 * ck).all(0).all()):
+        return
+    c = ck.sqrt().flatten()
+    match = ((norms_sq.sqrt() - c[:, None]).abs() <= 1e-4 * c[:, None]).all(0).nonzero().flatten().tolist()
+    which = (
+        f"feature {match[0]}'s norm in every instance (an index such as norms[:, :1] or [..., {match[0]}] where each "
+        "column's own norm belongs)"
+        if match
+        else "one number per instance, not any column's own norm"
+    )
+    fail(
+        f"{what}: your values are c² ‖W_i‖² / Σ_j (W_i·W_j)² with one c per instance, c = "
+        f"{', '.join(f'{float(x):.4g}' for x in c)}: {which}",
+        "every column of an instance was divided by the same number c: normalise each column by its own norm, "
+        "Ŵ_i = W_i / ‖W_i‖ (W.norm(dim=1, keepdim=True), one norm per feature)",
+        code="normalised_by_one_norm",
+    )

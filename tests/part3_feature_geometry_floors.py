@@ -81,7 +81,11 @@ def norm_constant_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -
         return
     for c, how, fix in (
         (_constant(n * (ratio.sqrt() - 1)), "W_i / (‖W_i‖ + {c})", "a constant added to the norm"),
-        (_constant(n.pow(2) * (ratio - 1)), "W_i / √(‖W_i‖² + {c})", "a constant added to the squared norm"),
+        (
+            _constant(n.pow(2) * (ratio - 1)),
+            "W_i / √(‖W_i‖² + {c})",
+            "a constant added to the squared norm (or to the numerator ‖W_i‖²: the same values)",
+        ),
     ):
         if c is not None and abs(c) > 1e-6:
             fail(

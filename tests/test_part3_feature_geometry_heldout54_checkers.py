@@ -94,3 +94,42 @@ def test_correct_variants_pass():
 
     for fn in (cd_gram_form, cd_diag_numerator, cd_cosine_similarity, _cosines(lambda n: n**2)):
         assert_passes(cd, fn)
+
+
+def cd_first_feature_norm(W):
+    ns = W.pow(2).sum(1)
+    unit = W / ns[:, :1].sqrt()[:, None]  # feature 0's norm for every column
+    den = (unit.mT @ W).pow(2).sum(-1)
+    return torch.where(den > 0, ns / den, 0.0)
+
+
+def test_one_norm_per_instance_is_read_back():
+    err = assert_fails(cd, cd_first_feature_norm, "normalised_by_one_norm")
+    assert "feature 0's norm" in err.message
+
+
+def _safe_division(e_num, e_den, unnormalised=False):
+    def compute_dimensionality(W):
+        ns = W.pow(2).sum(1)
+        if unnormalised:
+            return (ns**2 + e_num) / (torch.einsum("kdi,kdj->kij", W, W).pow(2).sum(-1) + e_den)
+        unit = W / ns.sqrt().clamp_min(1e-12)[:, None]
+        den = (unit.mT @ W).pow(2).sum(-1)
+        return torch.where(den > 0, (ns + e_num) / (den + e_den), 0.0)
+
+    return compute_dimensionality
+
+
+def test_constants_added_to_the_ratio_are_read_back_not_called_a_threshold():
+    err = assert_fails(cd, _safe_division(1e-3, 0.0), "eps_offsets")
+    assert "(‖W_i‖² + 0.001) / Σ_j" in err.message
+    err = assert_fails(cd, _safe_division(1e-3, 1e-3), "eps_offsets")
+    assert "+ 0.001) / (Σ_j (Ŵ_i·W_j)² + 0.001)" in err.message
+    assert_fails(cd, _safe_division(1e-4, 1e-4, unnormalised=True), "eps_offsets")
+
+
+def test_dpf_laws_are_read_back_on_two_scales():
+    err = assert_fails(dpf, lambda W: W.shape[2] / W.norm(dim=(1, 2)), "dpf_law")
+    assert "n_features = 8" in err.hint and "not squared" in err.hint
+    err = assert_fails(dpf, lambda W: W.shape[1] / (W.pow(2).sum((1, 2)) + 1e-3), "dpf_law")
+    assert "+ 0.001" in err.message
