@@ -1,10 +1,13 @@
 """generate_dataset's examples divided by one number shared by many examples (the mean example norm, a per-instance
-norm) instead of each example's own norm: the present values are then still uniform, on [0, 1 / divisor]."""
+norm) instead of each example's own norm: the present values are then still uniform, on [0, 1 / divisor]; and
+examples divided by the mean of their own values (their values then sum to the number of features, or of present
+ones)."""
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 
@@ -54,4 +57,26 @@ def common_divisor_diagnosis(x: Tensor, delta: float) -> tuple[str, str] | None:
     return "common_divisor", (
         f"{seen}: {cause}. Divide each example by its own L2 norm over the features: "
         "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
+    )
+
+
+def summary_divisor_diagnosis(x: Tensor) -> tuple[str, str] | None:
+    """(code, hint) when every non-empty example of x [examples inst feats] was divided by the mean of its values
+    instead of its L2 norm: over all the features its values then sum to n_features, over the present ones to their
+    count. Either sum is exact (to float32 rounding) in every example, which no L2-normalised data gives."""
+    sums, count = x.sum(-1), (x > 0).sum(-1).double()
+    nonzero = count > 0
+    if int(nonzero.sum()) < 100:
+        return None
+    close = lambda a, b: bool(torch.allclose(a[nonzero], b[nonzero], rtol=1e-5, atol=0))
+    f = x.shape[-1]
+    if close(sums, torch.full_like(sums, float(f))):
+        how = f"the mean over all {f} features (x.mean(-1, keepdim=True)): every example's values sum to {f}"
+    elif close(sums, count) and bool((count[nonzero] > 1).any()):
+        how = "the mean of its present values: every example's values sum to its number of present features"
+    else:
+        return None
+    return "mean_divisor", (
+        f"every example was divided by {how}; divide each example by its own L2 norm over the features, "
+        "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12), so that ‖x‖ = 1"
     )

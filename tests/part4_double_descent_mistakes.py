@@ -18,7 +18,7 @@ from torch import Tensor
 from tests.checking import FAILURE_PROBABILITY, bernstein_tolerance, fail
 from tests.mutants import Reference
 from tests.part4_double_descent_batch_values import present_values_reading
-from tests.part4_double_descent_divisors import common_divisor_diagnosis
+from tests.part4_double_descent_divisors import common_divisor_diagnosis, summary_divisor_diagnosis
 from tests.part4_double_descent_mask_order import normalised_before_mask
 from tests.part4_double_descent_presence_hints import PRESENCE_INVERTED, rate_readback, unscaled_small_rows
 
@@ -554,7 +554,7 @@ def norm_diagnosis(x: Tensor, p: float) -> tuple[str, str]:
                 "other values; divide each example by its own L2 norm over the features: "
                 "x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)"
             )
-    if (common := common_divisor_diagnosis(x, FAILURE_PROBABILITY / GEN_TESTS)) is not None:
+    if common := common_divisor_diagnosis(x, FAILURE_PROBABILITY / GEN_TESTS) or summary_divisor_diagnosis(x):
         return common
     rows = row_l2[nonzero]
     seen = f"from {float(rows.min()):.4g} to {float(rows.max()):.4g}" if rows.numel() else "all 0"

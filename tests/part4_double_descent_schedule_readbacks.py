@@ -7,6 +7,7 @@
   with another start or length, e.g. (step - warmup_steps) / (steps - warmup_steps + 1) or (step - warmup_steps + 0.5)
   / (steps - warmup_steps). The start and length are solved from arccos of the values and named when they are one of
   the usual expressions; otherwise the other readings (period, floor, shape) speak.
+* the whole schedule shifted by a step or two (step - 1: steps counted from 1).
 Each reading runs only when no catalogued mistake matches, so the catalogue keeps its codes."""
 
 from __future__ import annotations
@@ -134,6 +135,23 @@ def schedule_readback_failure(got: Tensor, right: Tensor, steps: int, warmup: in
     got = got.double()
     if not bool(torch.isfinite(got).all()) or _close(got, right) or any(_close(got, v) for _, _, v in catalogue):
         return
+    _shifted(got, right)
     _step_zero(got, right, steps, warmup)
     _ramp(got, right, steps, warmup)
     _progress(got, right, steps, warmup)
+
+
+def _shifted(got: Tensor, right: Tensor) -> None:
+    """The whole schedule a step or two late or early: got[s] = right[s - k] wherever both exist (k = ±1, ±2)."""
+    for k in (1, -1, 2, -2):
+        a, b = (got[k:], right[:-k]) if k > 0 else (got[:k], right[-k:])
+        if a.numel() >= 5 and _close(a, b) and not _close(got, right):
+            late, unit = k > 0, "steps" if abs(k) > 1 else "step"
+            fail(
+                f"your schedule is the right one {abs(k)} {unit} {'late' if late else 'early'}: your value at step s "
+                f"is the expected one at step s {'-' if late else '+'} {abs(k)}",
+                f"the step is used as {'step - ' if late else 'step + '}{abs(k)}: `step` counts from 0 (the first call "
+                "is step 0, where the warm-up gives exactly 0), so use it as it is, with no shift (range(1, steps + 1) "
+                "or a counter incremented before use?)",
+                code="schedule_shifted",
+            )

@@ -159,3 +159,24 @@ def test_dataset_variants_pass():
 
     for fn in (floor, transposed, _dataset(below_p, lambda s, d: torch.empty(s, device=d).uniform_(0, 2))):
         assert_passes(checks.test_generate_dataset, fn)
+
+
+def test_mean_as_divisor_is_named():
+    def generate_dataset(n_examples, n_inst, n_features, feature_probability, device=None):
+        shape = (n_examples, n_inst, n_features)
+        x = torch.where(torch.rand(shape, device=device) < feature_probability, torch.rand(shape, device=device), 0.0)
+        return x / x.mean(-1, keepdim=True).clamp_min(1e-12)
+
+    err = assert_fails(checks.test_generate_dataset, generate_dataset, "mean_divisor")
+    assert "x.mean(-1, keepdim=True)" in err.hint
+
+
+def test_schedule_one_step_late_is_named():
+    def warmup_cosine_lr(step, steps, warmup_steps):
+        step = step - 1  # steps counted from 1
+        if step < warmup_steps:
+            return max(step, 0) / warmup_steps if warmup_steps else 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
+
+    err = assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "schedule_shifted")
+    assert "1 step late" in err.message
