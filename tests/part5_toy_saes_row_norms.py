@@ -310,6 +310,7 @@ def row_failures(out: Tensor, expected: Tensor, W: Tensor, mistakes: list, sourc
         return
     scrambled_failure(out, expected)
     rounded_failure(out, expected)
+    unit_row_relation_failure(out, expected)
     transform_failure(out, W, eps)
     partial_norm_failure(out, W, eps)
     divisor_power_failure(out, W)
@@ -480,3 +481,32 @@ def transform_failure(out: Tensor, W: Tensor, eps: float) -> None:
                 "keepdim=True) + eps), rows of unit length along the same direction",
                 code="row_transform",
             )
+
+
+def unit_row_relation_failure(out: Tensor, expected: Tensor) -> None:
+    """Rows read back against the right unit rows: some of them negated (a sign flipped per row, e.g. a sign made
+    canonical), or each shifted by one constant along d_in (centred: the row's mean over d_in subtracted)."""
+    if out.shape != expected.shape or not torch.isfinite(out).all():
+        return
+    rows = expected.norm(dim=-1) > 0.5
+    o, e = out[rows].double(), expected[rows].double()
+    same = (o - e).abs().amax(-1) < 1e-5
+    flipped = (o + e).abs().amax(-1) < 1e-5
+    if bool((same | flipped).all()) and flipped.any():
+        fail(
+            f"{int(flipped.sum())} of W_dec_normalized's {int(rows.sum())} rows are the right unit rows negated (sign "
+            "flipped), the others are right (read back)",
+            "keep each row's sign: W_dec / (norm + eps) points along W_dec itself (a sign made canonical per row, e.g. "
+            "by the sign of its sum or of its largest entry, flips some latents' directions)",
+            code="rows_negated",
+        )
+    shift = o - e
+    if bool(((shift - shift.mean(-1, keepdim=True)).abs().amax(-1) < 1e-5).all()) and shift.abs().amax() > 1e-4:
+        centred = bool((o.mean(-1).abs() < 1e-5).all())
+        fail(
+            "each row of W_dec_normalized is the right unit row plus one constant along d_in (read back)"
+            + (": the rows are centred, their mean over d_in is 0" if centred else ""),
+            "divide each row by its norm (+ eps) and nothing else: "
+            + ("don't subtract the row's mean (a centring, as in a layer norm)" if centred else "no constant added"),
+            code="rows_centred" if centred else "row_offset",
+        )

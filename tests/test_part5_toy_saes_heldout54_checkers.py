@@ -13,6 +13,7 @@
   that follow the per-example total loss are named (`sampling_total`).
 * init whose kaiming draw is normalised afterwards (every encoder column of one length) is named (`init_normalised`);
   generate_batch adding or averaging two draws is read back as a combination of the draws (`draws_combined`).
+* W_dec_normalized whose unit rows are sign-flipped per row (`rows_negated`) or centred over d_in (`rows_centred`).
 """
 
 from __future__ import annotations
@@ -175,3 +176,19 @@ def test_fresh54_generate_batch_combined_draws_named():
         failure = assert_fails(checks.test_generate_batch, _gen_draws(kind), "draws_combined")
         assert terms in failure.message
     assert_passes(checks.test_generate_batch, _gen_draws("second"))
+
+
+def _normalized(kind):
+    def W_dec_normalized(self):
+        W = self.W_dec
+        unit = W / (W.norm(dim=-1, keepdim=True) + self.cfg.weight_normalize_eps)
+        if kind == "centred":
+            return unit - unit.mean(-1, keepdim=True)
+        return unit * torch.sign(unit.sum(-1, keepdim=True))  # a canonical sign per row
+
+    return type("NormRows", (P.ToySAE,), {"W_dec_normalized": property(W_dec_normalized)})
+
+
+def test_fresh54_W_dec_normalized_rows_negated_or_centred_named():
+    assert "negated" in assert_fails(checks.test_W_dec_normalized, _normalized("signed"), "rows_negated").message
+    assert "centred" in assert_fails(checks.test_W_dec_normalized, _normalized("centred"), "rows_centred").message
