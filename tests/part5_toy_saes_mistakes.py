@@ -615,7 +615,7 @@ def unit_rows(sae: Any, before: dict, dead: Tensor, resample_scale: float, drawn
     else:
         RS.not_unit_readings(rows, norms, inst_of, before["b_dec"])
         if drawn:
-            RD.draw_axis(sae, norms)
+            RD.draw_axis(sae, norms), RD.length_law(norms, rows.shape[-1])
         hint, code = "normalise each new direction to unit length before writing it into the decoder", "dec_not_unit"
     fail(f"resampled decoder rows have norms between {norms.min():.3g} and {norms.max():.3g}, expected 1", hint, code)
 

@@ -153,3 +153,40 @@ def sign_hint(positive: Tensor) -> str:
         "directions must be symmetric around 0: both signs occur, but not equally often: an offset added to the "
         "draw (a constant, b_dec, a mean) before normalising? Normalise a plain torch.randn vector"
     )
+
+
+def length_law(norms: Tensor, d_in: int) -> None:
+    """Decoder rows not unit, read back as c · ‖v‖^e of the Gaussian draw v ~ N(0, I_d_in): log ‖v‖² is a log-gamma
+    variable (shape d_in/2), whose spread and skew fit e and whose mean then fits c. Named: e = -1, c = 1 (v / ‖v‖²,
+    a squared norm as the divisor) and e = 1, c = 1/√d_in (v / √d_in: the expected norm, not each draw's own)."""
+    if norms.numel() < 1000 or not bool((norms > 0).all()):
+        return
+    L = norms.double().log()
+    k = torch.tensor(d_in / 2, dtype=torch.float64)
+    tri, tetra = float(torch.special.polygamma(1, k)), float(torch.special.polygamma(2, k))
+    sd = float(L.std())
+    skew = float(((L - L.mean()) ** 3).mean()) / sd**3
+    e = -math.copysign(2 * sd / math.sqrt(tri), skew)  # log ‖v‖ = ½ log χ², skewed left: e > 0 keeps the sign
+    if abs(skew - math.copysign(1, e) * tetra / tri**1.5) > 0.15:  # not a power of a Gaussian draw's norm
+        return
+    c = math.exp(float(L.mean()) - e / 2 * (float(torch.special.digamma(k)) + math.log(2)))
+    readings = {
+        (-1.0, 1.0): (
+            "v / ‖v‖²: each draw divided by its squared norm (a power of the norm too many)",
+            "divide by the norm itself, v / v.norm(dim=-1, keepdim=True) (not .norm() ** 2 or .pow(2).sum())",
+        ),
+        (1.0, 1 / math.sqrt(d_in)): (
+            f"v / √d_in: every draw divided by one constant (√d_in = {math.sqrt(d_in):.4g}, a Gaussian vector's "
+            "typical norm), so the rows are unit only on average",
+            "divide each draw by its own norm, v / v.norm(dim=-1, keepdim=True)",
+        ),
+    }
+    for (e0, c0), (what, hint) in readings.items():
+        if abs(e - e0) < 0.05 and abs(c / c0 - 1) < 0.05:
+            fail(
+                f"resampled decoder rows have norms between {float(norms.min()):.3g} and {float(norms.max()):.3g}, "
+                f"expected 1; read back from their spread, they are {what} (lengths ≈ {c:.3g} · ‖v‖^{e:.2f} of a "
+                "Gaussian draw v)",
+                hint,
+                code="draw_length_law",
+            )

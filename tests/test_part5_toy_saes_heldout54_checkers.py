@@ -14,6 +14,8 @@
 * init whose kaiming draw is normalised afterwards (every encoder column of one length) is named (`init_normalised`);
   generate_batch adding or averaging two draws is read back as a combination of the draws (`draws_combined`).
 * W_dec_normalized whose unit rows are sign-flipped per row (`rows_negated`) or centred over d_in (`rows_centred`).
+* resample_simple's decoder rows read back as c · ‖v‖^e of the Gaussian draw: v / ‖v‖² and v / √d_in are named
+  (`draw_length_law`); an unnormalised draw (e = 1, c = 1) is still `dec_not_unit`.
 """
 
 from __future__ import annotations
@@ -192,3 +194,21 @@ def _normalized(kind):
 def test_fresh54_W_dec_normalized_rows_negated_or_centred_named():
     assert "negated" in assert_fails(checks.test_W_dec_normalized, _normalized("signed"), "rows_negated").message
     assert "centred" in assert_fails(checks.test_W_dec_normalized, _normalized("centred"), "rows_centred").message
+
+
+def _simple_lengths(kind):
+    def resample(sae, frac, resample_scale):
+        dead = (frac <= 0).all(0)
+        v = torch.randn(int(dead.sum()), sae.cfg.d_in)
+        v = v / v.norm(dim=-1, keepdim=True) ** 2 if kind == "squared" else v / sae.cfg.d_in**0.5
+        sae.W_dec.data[dead] = v
+        sae.W_enc.data.transpose(-1, -2)[dead] = v * resample_scale
+        sae.b_enc.data[dead] = 0.0
+
+    return resample
+
+
+def test_fresh54_resample_simple_draw_length_law_named():
+    for kind, what in (("squared", "v / ‖v‖²"), ("constant", "v / √d_in")):
+        failure = assert_fails(checks.test_resample_simple, _simple_lengths(kind), "draw_length_law")
+        assert what in failure.message
