@@ -300,10 +300,19 @@ def summed_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
     return "values", "σ_k u_k v_kᵀ, largest σ first"
 
 
+VECTORS_MIXED = (
+    "your terms are an exact SVD with W's own singular values σ_k, but of another matrix: the σ_k are right and the "
+    "singular vectors are read from the wrong axis (a row of U or a column of Vh where the other belongs). After an "
+    "SVD of W.mT the roles swap: W's u_k is row k of that Vh and its v_k column k of that U. u_k is column k of U "
+    "(U[:, :, k]) and v_k row k of Vh (Vh[:, k, :]) of torch.linalg.svd(W)"
+)
+
+
 def unsummed_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
     """(code, hint) when the terms don't add up to W, from two observed facts: how far their sum S is from W
     (relative Frobenius error), and whether the terms are an exact SVD of S itself (rank one, orthogonal, largest
-    first: the solution's SVD of S gives them back). An exact SVD of S ≠ W whose directions u_k v_kᵀ are not W's: W
+    first: the solution's SVD of S gives them back). An exact SVD of S ≠ W with W's singular values: singular
+    vectors read from the wrong axis (vectors_mixed). An exact SVD of S ≠ W whose directions u_k v_kᵀ are not W's: W
     was changed before decomposing (the difference's rank is reported: dense noise has full rank); W's own directions
     with other sizes are σ changed, left to the term-size hint. Not an exact SVD, but S close to W: singular vectors
     that are only approximate (an iterative method stopped early)."""
@@ -317,6 +326,8 @@ def unsummed_hint(out: Tensor, W: Tensor) -> tuple[str, str]:
     unit = lambda t: t / t.flatten(-2).norm(dim=-1)[..., None, None].clamp_min(1e-30)  # each term's direction
     same_dirs = torch.allclose(unit(terms), unit(_svd_terms(W.detach().double())), atol=1e-4)
     if torch.allclose(terms, own, rtol=1e-4, atol=1e-5 * scale) and not same_dirs:  # W's directions: only σ changed
+        if torch.allclose(torch.linalg.svdvals(total), torch.linalg.svdvals(Wd), rtol=1e-4, atol=1e-6 * scale):
+            return "vectors_mixed", VECTORS_MIXED  # W's σ_k, other orthonormal vectors: no noise gives that
         d = total - Wd
         s = torch.linalg.svdvals(d)
         rank = int((s > 1e-6 * float(s.max().clamp_min(1e-30))).sum(-1).max())
