@@ -25,6 +25,7 @@ from tests.part8_parameter_decomposition_clashes import other_tensor_cause
 from tests.part8_parameter_decomposition_hints import varying
 from tests.part8_parameter_decomposition_power_laws import power_observation
 from tests.part8_parameter_decomposition_readings import reordered_hint  # noqa: F401  (diag.reordered_hint)
+from tests.part8_parameter_decomposition_slope_names import slope_names
 
 Mistakes = list[tuple[str, str, Tensor]]
 
@@ -747,7 +748,7 @@ def regions_hint(out: Tensor, right: Tensor, x: Tensor, per: Tensor | None, alph
     """Where a function of x (its values, or its slope out / per) disagrees with the right one, region by region
     (x < 0, 0 <= x <= 1, x > 1): the value seen there (a constant, named when it is 0, 1 or alpha, or how it varies
     with x), and the expected one. Empty when every region agrees."""
-    names = {0.0: "0", 1.0: "1", alpha: f"alpha ({alpha:g})", 1 - alpha: "1 - alpha", -alpha: "-alpha"}
+    names = slope_names(alpha)  # 0, 1, alpha, 1 - alpha, -alpha, 1 / alpha, 1 + alpha
     ok = per is None or per.abs().gt(1e-3).all()
     if not ok:
         per = torch.where(per.abs() > 1e-3, per, torch.ones_like(per))
