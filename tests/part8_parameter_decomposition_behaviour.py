@@ -43,6 +43,7 @@ from tests import part8_parameter_decomposition_penalty_pairs as penalty_pairs
 from tests import part8_parameter_decomposition_readings as readings
 from tests import part8_parameter_decomposition_undrawn_masks as undrawn
 from tests.checking import CheckFailed, fail
+from tests.part8_parameter_decomposition_piece_scales import piece_scales
 from tests.part8_parameter_decomposition_probes import sequential_mistakes
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -311,6 +312,11 @@ def r_span(r: Tensor, g: Tensor, layer: int) -> None:
 
 
 def mask_scale_invariance(masked_product: Callable, p: dict[str, Tensor], out: Tensor) -> Mistakes:
+    """What replacing the masks shows (_mask_scale_invariance), then pieces u_c v_cᵀ rescaled (piece_scales)."""
+    return _mask_scale_invariance(masked_product, p, out) + piece_scales(p, out)
+
+
+def _mask_scale_invariance(masked_product: Callable, p: dict[str, Tensor], out: Tensor) -> Mistakes:
     """[(code, hint, out)] for what replacing the masks shows: an output that doesn't change at all when the masks
     are replaced by 1 - themselves (other values in (0.1, 0.9), which change the right output): they are not used
     (an unused delta mask is in the catalogue, delta_unmasked); else one that doesn't change when every mask of an
