@@ -23,6 +23,7 @@ from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_one_input as one_input
 from tests import part8_parameter_decomposition_structure_slips as structure
 from tests import part8_parameter_decomposition_substitutes as subs
+from tests import part8_parameter_decomposition_term_fractions as fractions
 from utils.part8_parameter_decomposition import WeightChain
 
 Mistakes = list[tuple[str, str, Tensor]]
@@ -86,4 +87,5 @@ def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, ou
     named += reads.ablation_input_direction(chain, terms, x)  # a direction projected out of a
     named += abl_runs.ablation_linearity(chain, terms, x)  # (chain(-T_k alone) - chain(0))²
     named += pairs.ablation_pairs(chain, terms, x)  # (T_k x)², and two slips at once
+    named += fractions.ablation_term_fractions(chain, terms, x, out)  # W_0 - c·T_k, a mean ablation
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)
