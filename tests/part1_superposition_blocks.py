@@ -81,6 +81,18 @@ def second_rate_hint(rates: Tensor, first_ok: bool) -> str:
         return (
             "the first feature of every pair is present at the right rate p, the second is never present (0% in every "
             "pair): the probability it is drawn with evaluates to 0 or below, e.g. p / 1 - p, which Python reads as "
-            f"(p / 1) - p = 0 (write p / (1 - p)), or its mask never written. It should be {should}"
+            f"(p / 1) - p = 0 (write p / (1 - p)), its mask never written, or a condition that is never true (such "
+            f"as which == 2 for a coin that is 0 or 1). It should be {should}"
+        )
+    right, wrong = (rates[:, 0::2], rates[:, 1::2]) if first_ok else (rates[:, 1::2], rates[:, 0::2])
+    ratios = (wrong / right)[right > 0.02]  # a capped rate (an interval past 1) leaves a minority off the line
+    k = float(ratios.median()) if ratios.numel() >= 3 else 1.0
+    if abs(k - 1) > 0.25 and float(((ratios - k).abs() <= 0.1 * k).double().mean()) >= 0.6:
+        return (
+            f"the {a} feature of every pair is present at the right rate p, the {b} at about {k:.2g}·p (in most "
+            "pairs): the draw "
+            f"that makes it present has {k:.2g} times the probability it should (e.g. an interval of the uniform "
+            f"{k:.2g}p wide, such as p < u < {1 + k:.2g}p, or 'active' not split by the choice coin). It should be "
+            f"{should}"
         )
     return f"the {a} feature of every pair is present at the right rate p, the {b} is not: it should be {should}"

@@ -26,6 +26,7 @@ from torch import Tensor
 from tests import part1_superposition_value_order as value_order
 from tests.checking import bernstein_tolerance, fail
 from tests.part1_superposition_probes import DELTA, consistent, rate_pattern_diagnosis, rate_tolerance
+from tests.part1_superposition_reorders import reordered_diagnosis
 from tests.part1_superposition_slips import borrowed_rates
 
 RATE_LAWS = (
@@ -141,6 +142,7 @@ def rate_causes(
         or _instance_never_diagnosis(observed, expected, n)
         or _law_diagnosis(observed, expected, n)
         or _capped_diagnosis(observed, expected, n)
+        or reordered_diagnosis(observed, expected, n, unit)
         or rate_pattern_diagnosis(observed, expected, n, unit)
         or borrowed_rates(observed, expected, n, unit)
     )

@@ -14,6 +14,10 @@
   (`forward_importance`, `forward_feature_probability`), the input's instances reordered (x.flip(-2), x.roll(1, -2):
   `instances_mixed`, from the probe part 2 used, now shared), and b_final subtracted after the output ReLU (`bias_term`,
   the zero-input reading now compares -b_final and ReLU(-b_final)).
+* Rates that are p's values in the wrong places (`part1_superposition_reorders`): p sorted along the features, and a
+  block's slice of p reversed in the combined batch (a permutation with ties: pairs share a probability)
+  (`presence_reordered`, with the sort or the reversed span named); an anticorrelated pair's second feature at about
+  2p (an interval of the uniform 2p wide) is named with its factor (`presence_probability`).
 The round's correct variants pass.
 """
 
@@ -123,6 +127,42 @@ class CombinedFillReversed(CorrelatedToyModel):
         out[..., a:b] = self.generate_anticorrelated_features(n, p[:, a:b][:, 0::2])
         out[..., :a] = self.generate_correlated_features(n, p[:, :a][:, 0::2])
         return out
+
+
+class UncSorted(CorrelatedToyModel):
+    def generate_uncorrelated_features(self, n, p):
+        ps = p.sort(-1).values
+        return (torch.rand(n, *p.shape, device=p.device) < ps) * torch.rand(n, *p.shape, device=p.device)
+
+
+class CombinedUncReversed(CorrelatedToyModel):
+    def generate_batch(self, n):
+        nc, na = self.cfg.n_correlated_pairs, self.cfg.n_anticorrelated_pairs
+        p = self.feature_probability
+        a, b = 2 * nc, 2 * (nc + na)
+        blocks = [
+            self.generate_correlated_features(n, p[:, 0:a:2]),
+            self.generate_anticorrelated_features(n, p[:, a:b:2]),
+            self.generate_uncorrelated_features(n, p[:, b:].flip(-1)),
+        ]
+        return torch.cat(blocks, -1)
+
+
+class AntiSecondWide(CorrelatedToyModel):
+    def generate_anticorrelated_features(self, n, p):
+        k, m = p.shape
+        u = torch.rand(n, k, m, device=p.device)
+        present = torch.stack([u < p, (u > p) & (u < 3 * p)], -1).flatten(-2)
+        return present * torch.rand(n, k, 2 * m, device=p.device)
+
+
+def test_reordered_rates_named():
+    err = assert_fails(checks.test_generate_uncorrelated_features, UncSorted, "presence_reordered")
+    assert "p.sort(-1)" in err.hint
+    err = assert_fails(checks.test_generate_combined_batch, CombinedUncReversed, "presence_reordered")
+    assert "reverse order" in err.hint
+    err = assert_fails(checks.test_generate_anticorrelated_features, AntiSecondWide, "presence_probability")
+    assert "about 2·p" in err.hint
 
 
 def _fwd(edit_x=lambda s, x: x, edit_b=lambda s: s.b_final, post=None):
