@@ -29,6 +29,7 @@ from tests import part5b_absorption_readbacks as rb
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import Reference, call
 from tests.part5b_absorption_boundaries import boundary_cases
+from tests.part5b_absorption_confirmed import hand_built_mistakes
 from tests.part5b_absorption_dead_rows import dead_decoder_row, pooled_carriers
 from tests.part5b_absorption_diagnosis import (
     absorption_probes,
@@ -277,12 +278,9 @@ def _check_absorption(impl: Callable, inputs: tuple[Tensor, ...], threshold: flo
         )
         fail(f"{what} contains NaN", nan_hint, code="nan_no_cases")
     expect_tensor(out, what, finite=True)
-    mistakes = []
-    for kwargs, code, hint in ABSORPTION_MISTAKES[1:]:
-        if code == "strict_threshold" and threshold is None:
-            continue
-        value = absorption_variant(features, acts, W_dec, W_feat, ABS_PARENT_OF, th, **kwargs)
-        mistakes.append((code, hint, value))
+    mistakes = hand_built_mistakes(
+        impl, inputs, ABS_PARENT_OF, th, threshold is not None, out, _random_absorption_inputs
+    )
     carrier_scope(impl, inputs, ABS_PARENT_OF, th, out, absorption_variant, _random_absorption_inputs)
     floor_division(out, expected, what)
     named = any(torch.allclose(out, v.to(out.device), rtol=1e-4, atol=1e-5) for _, _, v in mistakes)
@@ -381,7 +379,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
     check_feature_order(impl, device)
     rb.childless_parent(impl, device)
     dead_decoder_row(impl, inputs, device)
-    boundary_cases(impl, case, ABS_PARENT_OF, device)  # orphan children (not a case), a tiny parent activation
+    boundary_cases(impl, case, ABS_PARENT_OF, device, _random_absorption_inputs)  # orphans, tiny parent, default
     return "hand-built cases (every rule matters) and random decoders, several instances"
 
 
@@ -566,7 +564,7 @@ def _check_threshold(
             code="threshold_inf",
         )
     m = ref.BatchTopKToySAE.THRESHOLD_MOMENTUM
-    other_momentum(before, th.detach(), expected, m, what)
+    other_momentum(before, th.detach(), expected, m, what, kept)
     with probes.unnamed("threshold", probes.threshold_one_example, before, th, kept, m, what):
         expect_matches(
             th.detach() - before,
@@ -714,7 +712,7 @@ def test_batchtopk_encode(impl: type, device: torch.device) -> str:
                     "subtract b_dec from h before encoding",
                     _pre(sae, h, sub_b_dec=False) * (_pre(sae, h, sub_b_dec=False) > th[:, None]),
                 ),
-                *eval_gate_candidates(pre, _pre(sae, h, relu=False, add_b_enc=False), th),
+                *eval_gate_candidates(pre, _pre(sae, h, relu=False, add_b_enc=False), th, (sae, h, acts)),
             ],
             dims="batch inst d_sae",
             hint="eval mode: relu(pre) where relu(pre) > threshold (per instance), 0 elsewhere",

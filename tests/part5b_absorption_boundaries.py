@@ -22,10 +22,36 @@ N_ORPHAN_ROWS = 3  # examples per (instance, parent) with two children on and th
 TINY = 1e-4  # a parent latent's activation that is small but positive: the latent is on
 
 
-def boundary_cases(impl: Callable, case: tuple[Tensor, ...], parent_of: list[int], device: torch.device) -> None:
-    """Both boundary probes, in order: orphan children, then a tiny parent activation."""
+def boundary_cases(
+    impl: Callable, case: tuple[Tensor, ...], parent_of: list[int], device: torch.device, random_case: Callable
+) -> None:
+    """The boundary probes, in order: orphan children, a tiny parent activation, the default cos_threshold
+    (`random_case(device)`: the checker's random inputs)."""
     orphan_siblings(impl, case, parent_of, device)
     tiny_parent_activation(impl, case, parent_of, device)
+    default_threshold(impl, random_case(device))
+
+
+def default_threshold(impl: Callable, random_case: tuple) -> None:
+    """The random case called WITHOUT cos_threshold must give the fractions at the signature's default, 0.3 (round BA:
+    the hand-built case, the only call that relied on the default, gives the same fractions at 0.3 and 0.5)."""
+    features, acts, W_dec, W_feat, parent_of = random_case
+    out = impl(features.clone(), acts.clone(), W_dec.clone(), W_feat.clone(), list(parent_of))
+    right = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)
+    if not isinstance(out, Tensor) or out.shape != right.shape or torch.allclose(out.to(right.dtype), right):
+        return
+    used = [
+        t
+        for t in (0.1, 0.2, 0.25, 0.4, 0.5, 0.6, 0.7)
+        if torch.allclose(out.to(right.dtype), ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, t))
+    ]
+    seen = f" (they are the fractions at cos_threshold={used[0]:g})" if used else ""
+    fail(
+        f"absorption_fraction called without cos_threshold gives other fractions than with cos_threshold=0.3{seen}, "
+        "while every call that passed cos_threshold was right",
+        "keep the signature's default, cos_threshold: float = 0.3, and use the argument (no constant of your own)",
+        code="default_threshold",
+    )
 
 
 def _fraction_off_below(features, acts, W_dec, W_feat, parent_of, level: float, carrier_level: float) -> Tensor:

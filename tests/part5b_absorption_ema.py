@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from solutions import part5b_absorption as ref
 from tests.checking import fail
 
 
@@ -149,4 +150,30 @@ def topk_unused(acts: Tensor, expected: Tensor, pre: Tensor, raw: Tensor, k: int
             f"{unused}. Or a budget so large that every positive entry is kept (k ≥ {enough} here, expected "
             f"cfg.k = {k}: a hard-coded k, or another field than self.cfg.k?)",
             code="topk_unused",
+        )
+
+
+def silent_instance_moved(before: Tensor, after: Tensor, right: Tensor, kept: Tensor | None, what: str) -> None:
+    """Fail (code silent_instance_moved) when the threshold is right in every instance that kept a positive
+    activation and moved in one that kept none (round BA: a finite fill such as 1e9 or 0 where torch.inf belongs, or
+    no `has_any` guard, makes that instance's minimum a fill value; inf itself is named by threshold_inf)."""
+    if kept is None or after.shape != before.shape or not torch.isfinite(after).all():
+        return
+    silent = ~(kept > 0).any(0).any(-1)  # [inst]
+    if not silent.any() or silent.all():
+        return
+    close = torch.isclose(after, right, rtol=1e-5, atol=1e-7)
+    m = ref.BatchTopKToySAE.THRESHOLD_MOMENTUM
+    target = before[silent] + (after[silent] - before[silent]) / m  # where the silent instances moved towards
+    # reset to 0, or moved towards 0: the catalogue's threshold_reset and threshold_cut_value name those
+    reset = bool((after[silent] == 0).all() or (target.abs() < 1e-3).all())
+    if close[~silent].all() and not close[silent].all() and not reset:
+        i = int((silent & ~close).nonzero()[0])
+        fail(
+            f"self.threshold {what}: instance {i} kept no positive activation, yet its threshold moved from "
+            f"{float(before[i]):.4g} to {float(after[i]):.4g} (every other instance is right)",
+            "an instance that kept nothing positive has no smallest kept activation: leave its threshold as it is "
+            "(torch.where(has_any, updated, self.threshold)). A fill value for its minimum (1e9, 0, a large number "
+            "where torch.inf belongs) still moves it",
+            code="silent_instance_moved",
         )

@@ -202,7 +202,9 @@ def child_rate_diagnosis(rates: Tensor, counts: Tensor, cfg: HierarchyConfig) ->
             (
                 ((j + 1) * pc).clamp(max=pp).sub(j * pc).clamp(min=0) / pp,
                 f"{shared} (given `u < p_parent`, child j fires when u is in [j·p_child, (j + 1)·p_child) ∩ "
-                "[0, p_parent), so the rates depend on j)",
+                "[0, p_parent), so the rates depend on j). The same rates come from a second cause: edges built "
+                "with p_child / p_parent (p_child read as an unconditional rate), child j when u is in "
+                "[j·p_child / p_parent, (j + 1)·p_child / p_parent); p_child is already the rate given the parent",
                 "shared_draw",
             ),
             *[

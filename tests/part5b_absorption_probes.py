@@ -16,12 +16,13 @@ from solutions import part5b_absorption as ref
 from tests.checking import CheckFailed, fail
 from tests.part5b_absorption_axes import decoder_axis
 from tests.part5b_absorption_budget import budget_text
-from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps
+from tests.part5b_absorption_ema import factor_of_repeated_steps, repeated_steps, silent_instance_moved
 from tests.part5b_absorption_error_powers import error_powers
 from tests.part5b_absorption_kept_values import kept_values_moved
 from tests.part5b_absorption_normalised import normalised_prefixes
 from tests.part5b_absorption_prefix_targets import shared_cut_failure, target_slips
 from tests.part5b_absorption_prefix_weights import weighted_prefixes
+from tests.part5b_absorption_slip_pairs import eval_pairs, matryoshka_pairs
 from tests.part5b_absorption_topk_rules import topk_kept_rules
 
 
@@ -165,16 +166,18 @@ def matryoshka_slips(acts: Tensor, W: Tensor, b: Tensor, h: Tensor, sizes: tuple
             for which, m in (("first", sizes[0]), ("last", sizes[-1]))
         ]
     rows += error_powers(acts, W, b, h, sizes)
-    return rows + normalised_prefixes(acts, W, b, h, sizes) + target_slips(acts, W, b, h, sizes)
+    rows += normalised_prefixes(acts, W, b, h, sizes) + target_slips(acts, W, b, h, sizes)
+    return rows + matryoshka_pairs(acts, W, b, h, sizes)  # two catalogued slips at once
 
 
-def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what: str) -> None:
+def other_momentum(before: Tensor, after: Tensor, right: Tensor, m: float, what: str, kept: Any = None) -> None:
     """The threshold moved towards the right target (the minimum kept activation) by one common factor other than
     THRESHOLD_MOMENTUM: name that factor (e.g. (threshold + min_kept) / 2 is an EMA with factor 0.5).
 
     The implied factor per instance is change / (min_kept - threshold), where min_kept - threshold =
     (right - before) / m; the catalogued factors (1 - m: the weights swapped, 1: no EMA, 0: not updated) are left
     to the catalogue's hints."""
+    silent_instance_moved(before, after, right, kept, what)  # round BA: named before any reading of the others
     if after.shape != before.shape or not torch.isfinite(after).all():
         return
     step = (right - before).double() / m  # min_kept - threshold, per instance (0 where nothing was kept)
@@ -598,9 +601,12 @@ _PER_EXAMPLE_KB = (
 
 
 # ---------------------------------------------------------------- fresh15: the eval gate
-def eval_gate_candidates(pre: Tensor, before_b_enc: Tensor, th: Tensor) -> list[tuple[str, str, Tensor]]:
-    """Eval-mode outputs of a gate on another quantity than relu(pre): the pre-activation before b_enc."""
-    return [
+def eval_gate_candidates(
+    pre: Tensor, before_b_enc: Tensor, th: Tensor, learner: tuple | None = None
+) -> list[tuple[str, str, Tensor]]:
+    """Eval-mode outputs of a gate on another quantity than relu(pre): the pre-activation before b_enc. With
+    `learner` = (sae, h, their output): two catalogued slips at once, and one threshold shared by every instance."""
+    rows = [
         (
             "gate_before_b_enc",
             "the gate compared the pre-activation BEFORE b_enc with the threshold: compare the activation itself, "
@@ -608,6 +614,24 @@ def eval_gate_candidates(pre: Tensor, before_b_enc: Tensor, th: Tensor) -> list[
             pre * (before_b_enc > th[:, None]),
         )
     ]
+    if learner is None:
+        return rows
+    sae, h, out = learner
+    out = out.detach() if isinstance(out, Tensor) else out
+    if isinstance(out, Tensor) and out.shape == pre.shape and (out != 0).any():
+        kept = out != 0
+        if torch.equal(out[kept], pre[kept]):  # relu(pre) kept as it is: a gate, at which threshold?
+            cut = float(pre[kept].min())
+            rows.append(
+                (
+                    "shared_threshold",
+                    f"your gate is one threshold (about {cut:.3g}) for every instance: a threshold taken from one "
+                    "instance, or reduced over the instances (mean, max, ...). Use each instance's own: "
+                    "self.threshold[:, None] against [batch inst d_sae]",
+                    pre * (pre >= cut),
+                )
+            )
+    return rows + eval_pairs(sae, h, th)
 
 
 # ---------------------------------------------------------------- fresh16: naming what a bare failure left unnamed

@@ -62,6 +62,15 @@ def exclusive_child_rate(impl: Callable, cfg: HierarchyConfig, device: Any) -> N
             "p_child)); 'no child' has the rest, 1 - n_children·p_child",
             code="p_child_as_none",
         )
+    outcomes = 1 / (other.n_children + 1)  # "no child" as one more equally likely outcome (round BA)
+    if abs(rate - outcomes) <= tol:
+        fail(
+            seen + f"; 1/(n_children + 1) = {outcomes:.0%}: 'no child' drawn as one more equally likely outcome",
+            "the n_children + 1 outcomes (each child, or none) are not equally likely (randint(0, n_children + 1) "
+            "ignores p_child): each child has p_child, 'no child' the rest, 1 - n_children·p_child; child j when u "
+            "lies in [j·p_child, (j + 1)·p_child)",
+            code="none_as_outcome",
+        )
     fail(seen, "each child of a firing parent fires with probability p_child (at most one of them)", code="child_rate")
 
 
