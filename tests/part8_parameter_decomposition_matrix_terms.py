@@ -75,4 +75,22 @@ def unnamed(fn: Callable, ci: list[Tensor], p: float, eps: float, loss: Tensor):
     """For a value no listed mistake explains: an ignored p or eps first, then the probes above."""
     changed = {1: ("p", 0.3), 2: ("eps", 0.02)}
     base = loss.detach().reshape(1)
-    return diag.ignored_argument(fn, (ci, p, eps), base, changed) or minimality_probe(fn, ci, p, eps)
+    rooted = root_count(float(base.double()), _ref(ci, p, eps), ci)
+    return rooted or diag.ignored_argument(fn, (ci, p, eps), base, changed) or minimality_probe(fn, ci, p, eps)
+
+
+def root_count(got: float, want: float, ci: list[Tensor]):
+    """(root_count, hint) when got = want · √n or want / √n for a count n the reductions use (round BA)."""
+    batch, n_inst = ci[0].shape[0], ci[0].shape[1]
+    counts = {"the batch": batch, "the instances": n_inst, "the matrices": len(ci), "batch × instances": batch * n_inst}
+    for name, n in counts.items():
+        for factor, how in ((n**-0.5, "divided by"), (n**0.5, "multiplied by")):
+            if n < 2 or not _close(got, want * factor):
+                continue
+            why = f" (a sum over {name} divided by √{n}, where the mean divides by {n})" if factor > 1 else ""
+            return "root_count", (
+                f"your value is the expected one {how} √{n}, the square root of the size of {name}{why}: a mean over "
+                "the batch divides by the count itself (mean_batch), and the sums over instances, matrices and "
+                "subcomponents are plain sums: Σ_inst mean_batch Σ_l Σ_c (g + eps)^p"
+            )
+    return None

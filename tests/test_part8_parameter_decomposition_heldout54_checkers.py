@@ -12,6 +12,8 @@
   back (least squares per instance) and named (`pieces_rescaled`: 1/‖v_c‖, 1/‖u_c‖, ...).
 * ablation_losses: a fraction of the term removed (W_0 - 0.5 T_k, alone or with a sum over output dims) and a mean
   ablation (W_0 - T_k + mean_k T_k) gave the generic hint; they are named (`term_fraction`, `mean_ablation`).
+* importance_minimality_loss: a value off by √batch (a sum over the batch divided by √8) gave the formula; a factor
+  √n or 1/√n of a reduction count is named (`root_count`).
 * The round's correct variants pass.
 """
 
@@ -272,3 +274,25 @@ def _svd_via_eigh(W):
 def test_svd_terms_names_a_division_by_a_zero_singular_value():
     failure = assert_fails(checks.test_svd_terms, _svd_via_eigh, "not_finite")
     assert "division by σ_k" in failure.hint
+
+
+# ---------------------------------------------------------------- importance_minimality_loss
+def _penalty_root_batch(cis, p, eps=1e-12):
+    return sum((g + eps).pow(p).sum(-1) for g in cis).sum(0).sum() / cis[0].shape[0] ** 0.5
+
+
+def test_minimality_names_a_root_of_the_batch_size():
+    assert "√8" in assert_fails(checks.test_importance_minimality_loss, _penalty_root_batch, "root_count").hint
+
+
+def _penalty_exp_log(cis, p, eps=1e-12):
+    return sum(torch.exp(p * torch.log(g + eps)).sum((0, 2)) for g in cis).sum() / cis[0].shape[0]
+
+
+def _penalty_cat(cis, p, eps=1e-12):
+    return (torch.cat(cis, -1) + eps).pow(p).sum(-1).mean(0).sum()
+
+
+def test_minimality_accepts_the_rounds_variants():
+    for impl in (_penalty_exp_log, _penalty_cat):
+        assert_passes(checks.test_importance_minimality_loss, impl)
