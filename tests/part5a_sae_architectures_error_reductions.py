@@ -63,7 +63,7 @@ def error_reductions(learner: Any, reference: Any, h: Tensor) -> None:
     try:
         with torch.no_grad():
             out = learner(h.clone())
-            ref_dict, _, ref_acts, ref_rec = reference(h.clone())
+            ref_dict, ref_loss, ref_acts, ref_rec = reference(h.clone())
     except Exception:  # the main comparison reports it
         return
     if not (isinstance(out, tuple | list) and len(out) == 4 and isinstance(out[0], dict)):
@@ -71,7 +71,9 @@ def error_reductions(learner: Any, reference: Any, h: Tensor) -> None:
     acts, rec = out[2], out[3]
     if hasattr(reference, "r_mag"):  # a Gated SAE: the magnitude path's scale read back from acts_post
         GS.magnitude_scale(acts, reference, h)
-        if all(_close(out[0].get(k, h).detach().to(h.dtype), v) for k, v in ref_dict.items()):
+        loss = out[1] if isinstance(out[1], Tensor) and out[1].shape == ref_loss.shape else ref_loss
+        terms_right = all(_close(out[0].get(k, h).detach().to(h.dtype), v) for k, v in ref_dict.items())
+        if terms_right and not _close(loss.detach().to(h.dtype), ref_loss):
             GS.loss_weights(learner, reference, h)  # every term right: the weights the loss gives them
     if not all(isinstance(t, Tensor) for t in (acts, rec)) or not (
         _close(acts.detach().to(h.dtype), ref_acts) and _close(rec.detach().to(h.dtype), ref_rec)

@@ -148,12 +148,14 @@ def _counted(d_sae: int, right: Tensor, known: list[Mutant]) -> list[Mutant]:
     """Every `known` fraction (other than a count already) times d_sae: two slips, a count of latents instead of a
     fraction plus that entry's slip; none equal to the right answer or another entry."""
     entries: list[Mutant] = []
+    values = torch.stack([right, *(v.to(right.dtype) for _, _, v in known if v.shape == right.shape)])
     for code, hint, value in known:
         count = value * d_sae
         if code == "count" or ((value - value.round()).abs().max() < 1e-6 and value.abs().max() > 1):
             continue  # a count already, or not a fraction
-        if _close(count, right) or any(_close(count, v) for _, _, v in [*known, *entries]):
+        if torch.isclose(values.double(), count.double(), rtol=1e-4, atol=1e-6).all(-1).any():
             continue
+        values = torch.cat([values, count[None].to(right.dtype)])
         more = f"two slips: yours is a count of latents, not a fraction (divide by d_sae = {d_sae}); and {hint}"
         entries.append(("count_and_slip", more, count))
     return entries

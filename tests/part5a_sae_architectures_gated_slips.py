@@ -142,7 +142,8 @@ def loss_weights(learner: Any, reference: Any, h: Tensor) -> None:
     if (A @ w - y).abs().max() > 1e-4 * y.abs().max() or abs(float(w[1]) - 1) > 1e-3:
         return
     off = [(name, float(v)) for name, v in (("L_reconstruction", w[0]), ("L_aux", w[2])) if abs(float(v) - 1) > 1e-3]
-    if len(off) != 1 or abs(off[0][1]) < 1e-3:
+    n_inst = reference.b_enc.shape[0]  # a term averaged over the instances (weight 1/n_inst) is the catalogue's
+    if len(off) != 1 or min(abs(off[0][1]), abs(off[0][1] - 1 / n_inst)) < 1e-3:
         return
     name, c = off[0]
     fail(
