@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests.part6_lm_saes_extra_mistakes import logits_means
 from tests.part6_lm_saes_hints import softmax_axis_losses
+from tests.part6_lm_saes_partial_ablations import partial_ablations
 
 
 def _loss(model: Any, tokens: Tensor, hook_name: str, fn: Any) -> Tensor:
@@ -85,9 +86,10 @@ def ablation_variants(model: Any, sae: Any, tokens: Tensor) -> dict[str, list[tu
 
 
 def loss_readings(model: Any, sae: Any, tokens: Tensor) -> list[dict[str, list[tuple[str, str, Tensor]]]]:
-    """Every per-key reading of this module and the logits-mean / softmax-axis readings."""
+    """Every per-key reading of this module, the logits-mean / softmax-axis readings and `partial_ablations`."""
     return [
         logits_means(model, sae, tokens),
         softmax_axis_losses(model, sae, tokens),
         ablation_variants(model, sae, tokens),
+        partial_ablations(model, sae, tokens),
     ]

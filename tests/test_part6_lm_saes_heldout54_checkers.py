@@ -2,6 +2,9 @@
 
 * reconstruction_losses: a recovered fraction of exactly 1, (zero - spliced) / (zero - spliced), was read as rounded
   to 0 decimals: `recovered_degenerate` (rounding stays the reading when the losses are rounded too);
+* reconstruction_losses: per-batch mean losses averaged over batches of unequal size (`batch_means`), 2 · x̂ − act
+  spliced in (`error_sign`), latents clamped to 1 before decoding (`latents_clamped`), a zero-ablation of position 0
+  alone (`bos_only_zeroed`) or a halving (`halved_not_zeroed`);
 * top_activations: k rounds of argmax whose picks are knocked out with 0, so one comes back on signed activations
   (the hint blamed position 0's mask): `knocked_out_finite`;
 * steer_with_latent / ablate_latent: logits changed after the run, with no edit of the activation at the hook
@@ -151,3 +154,53 @@ def test_losses_recovered_rounded_to_integer_stays_rounded():
 def test_losses_correct_variants_pass():
     assert_passes(p6.test_reconstruction_losses, _losses(lambda c, s, z: 1 - (s - c) / (z - c)))
     assert_passes(p6.test_reconstruction_losses, _losses(lambda c, s, z: abs(s - z) / abs(c - z)))
+
+
+def _losses_with(run=None, splice=None, zero=None):
+    """splice(sae) gives the splice hook; zero is the zero-ablation hook."""
+
+    def reconstruction_losses(model, sae, tokens):
+        loss = run or (lambda t, hooks: model.run_with_hooks(t, return_type="loss", fwd_hooks=hooks).item())
+        c = loss(tokens, [])
+        s = loss(tokens, [(sae.hook_name, splice(sae) if splice else (lambda a, hook: sae.decode(sae.encode(a))))])
+        z = loss(tokens, [(sae.hook_name, zero or (lambda a, hook: torch.zeros_like(a)))])
+        return {"clean": c, "spliced": s, "zero_ablated": z, "recovered": (z - s) / (z - c)}
+
+    return reconstruction_losses
+
+
+def _batched_losses(size):
+    def reconstruction_losses(model, sae, tokens):
+        def loss(t, hooks):
+            parts = [model.run_with_hooks(c, return_type="loss", fwd_hooks=hooks).item() for c in t.split(size)]
+            return sum(parts) / len(parts)
+
+        return _losses_with(run=loss)(model, sae, tokens)
+
+    return reconstruction_losses
+
+
+def _zero_first(a, hook):
+    a = a.clone()
+    a[:, 0] = 0
+    return a
+
+
+def test_losses_batch_means_are_named():
+    err = assert_fails(p6.test_reconstruction_losses, _batched_losses(4), "batch_means")
+    assert "4 + 2" in err.hint
+    assert_fails(p6.test_reconstruction_losses, _batched_losses(5), "batch_means")
+
+
+def test_losses_other_splices_and_ablations_are_named():
+    error_sign = _losses_with(splice=lambda sae: lambda a, hook: 2 * sae(a) - a)
+    assert_fails(p6.test_reconstruction_losses, error_sign, "error_sign")
+    clamped = _losses_with(splice=lambda sae: lambda a, hook: sae.decode(torch.clamp(sae.encode(a), 0, 1)))
+    assert_fails(p6.test_reconstruction_losses, clamped, "latents_clamped")
+    assert_fails(p6.test_reconstruction_losses, _losses_with(zero=_zero_first), "bos_only_zeroed")
+    assert_fails(p6.test_reconstruction_losses, _losses_with(zero=lambda a, hook: a / 2), "halved_not_zeroed")
+
+
+def test_losses_batched_correct_variants_pass():
+    assert_passes(p6.test_reconstruction_losses, _batched_losses(3))
+    assert_passes(p6.test_reconstruction_losses, _batched_losses(1))
