@@ -26,7 +26,7 @@ def _right(out: Tensor, target: Tensor, imp: Tensor) -> tuple[float, Tensor]:
     t, w = target.detach().double().cpu(), imp.detach().double().cpu()
     loss = (w * (t - y) ** 2).mean(dim=(0, 2)).sum()
     (g,) = torch.autograd.grad(loss, y)
-    return float(loss), g
+    return float(loss.detach()), g
 
 
 def _close(a: float, b: float) -> bool:
