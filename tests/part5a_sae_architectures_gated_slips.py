@@ -94,8 +94,9 @@ GATED_MISTAKES = [
 
 def magnitude_scale(acts: Any, reference: Any, h: Tensor) -> None:
     """Fail when acts_post is 1[π_gate > 0]·ReLU((x @ W_enc)·s + b_mag) with a per-latent scale s read back from the
-    learner's values that is another function of r_mag than exp(r_mag) (r_mag itself, 1, exp(-r_mag) and -r_mag are
-    named elsewhere): e.g. 1 + r_mag, exp linearised. Silent when the values are not of that form."""
+    learner's values that is another function of r_mag than exp(r_mag) (r_mag itself, 1, exp(-r_mag), -r_mag,
+    softplus and sigmoid are named elsewhere): e.g. 1 + r_mag, exp linearised. Silent when the values are not of
+    that form."""
     if not isinstance(acts, Tensor) or acts.shape != (h.shape[0], *reference.b_enc.shape):
         return
     with torch.no_grad():
@@ -106,7 +107,8 @@ def magnitude_scale(acts: Any, reference: Any, h: Tensor) -> None:
         s = torch.where(den > 0, num / den.clamp(min=1e-12), r.exp())  # least squares per latent
         fitted = (proj + reference.b_enc > 0).to(h.dtype) * (proj * s + reference.b_mag).relu()
     close = lambda x, y: torch.allclose(x, y, rtol=1e-4, atol=1e-5)
-    if not close(a, fitted) or any(close(s, v) for v in (r.exp(), r, torch.ones_like(r), (-r).exp(), -r)):
+    named = (r.exp(), r, torch.ones_like(r), (-r).exp(), -r, torch.nn.functional.softplus(r), r.sigmoid())
+    if not close(a, fitted) or any(close(s, v) for v in named):  # those are the catalogue's (DG.gated_acts_options)
         return
     read = "s ≈ 1 + r_mag (exp linearised)" if close(s, 1 + r) else "s another function of r_mag"
     fail(
