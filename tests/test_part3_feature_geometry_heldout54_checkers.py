@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 import tests.part3_feature_geometry as checks
-import tests.part4_double_descent as checks4
 from tests.proving import assert_fails, assert_passes
 
 dpf, cd = checks.test_dimensions_per_feature, checks.test_compute_dimensionality
@@ -56,15 +55,6 @@ def test_cosine_weights_are_read_back():
 def test_two_slips_in_the_power_of_the_own_norm_are_read_back():
     err = assert_fails(cd, cd_unit_by_norm_squared, "norm_powers")
     assert "‖W_i‖³" in err.message and "off by 1" in err.hint
-
-
-def test_part4_row_norm_is_named():
-    def compute_dimensionality(v):
-        ns = v.pow(2).sum(-1)
-        u = v / ns.sqrt().clamp_min(1e-12)[..., None]
-        return torch.where(ns > 0, ns / (u @ v.mT).norm(dim=-1).clamp_min(1e-30), 0.0)
-
-    assert_fails(checks4.test_compute_dimensionality, compute_dimensionality, "norm_powers")
 
 
 def test_correct_variants_pass():

@@ -1,7 +1,9 @@
 """Proofs for section 4 (held-out round BA). generate_batch: a presence pattern returned as numbers ((x > 0).float())
 is named as such, no longer as a float16 rounding (that reading now needs the values to agree to float16 precision).
 warmup_cosine_lr: a progress that runs from 1 down to 0 and cos(π progress)² are named next to the forms they equal.
-compute_dimensionality: Σ_j cos²_ij ‖v_j‖ names the cosine form's unsquared norm next to the one-side-unit Gram.
+compute_dimensionality: the row norm of the overlaps where its square belongs has its norm powers read back
+(`norm_powers`, the probe part 3 shares); Σ_j cos²_ij ‖v_j‖ names the cosine form's unsquared norm next to the
+one-side-unit Gram.
 generate_dataset: a value law is named only when the whole distribution matches (exponential draws no longer pass for
 a product of uniforms), a floor or offset in the values and a mean of two uniforms are named, and a presence rate of
 √p or 2p - p² is read back. The round's correct variants pass."""
@@ -180,3 +182,12 @@ def test_schedule_one_step_late_is_named():
 
     err = assert_fails(checks.test_warmup_cosine_lr, warmup_cosine_lr, "schedule_shifted")
     assert "1 step late" in err.message
+
+
+def test_unsquared_row_norm_of_the_overlaps_is_named():
+    def compute_dimensionality(v):
+        ns = v.pow(2).sum(-1)
+        u = v / ns.sqrt().clamp_min(1e-12)[..., None]
+        return torch.where(ns > 0, ns / (u @ v.mT).norm(dim=-1).clamp_min(1e-30), 0.0)
+
+    assert_fails(checks.test_compute_dimensionality, compute_dimensionality, "norm_powers")
