@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
 from tests.proving import assert_fails, assert_passes
+from tests.test_part5_toy_saes_heldout45_checkers import resample_advanced_with
 
 
 def _hidden(self, x):
@@ -53,39 +54,11 @@ def test_fresh54_generate_batch_two_draws_adding_up_pass():
     assert_passes(checks.test_generate_batch, _gen("halves"))
 
 
-def _advanced(bug):
-    """The solution's resample_advanced with the decoder written through sae._W_dec (None when tied) or the encoder
-    column written before the decoder row (tied: the unit decoder write lands over it); "ok" is correct."""
-
-    def resample(sae, frac, resample_scale, batch_size):
-        dead = (frac <= 0).all(dim=0)
-        h = sae.generate_batch(batch_size)
-        l2 = sae.forward(h)[0]["L_reconstruction"]
-        for inst in range(sae.cfg.n_inst):
-            idx = dead[inst].nonzero().squeeze(-1)
-            w = l2[:, inst].pow(2)
-            if idx.numel() == 0 or w.sum() <= 0:
-                continue
-            picked = torch.multinomial(w, idx.numel(), replacement=True)
-            v = F.normalize(h[picked, inst] - sae.b_dec[inst], dim=-1)
-            alive = sae.W_enc[inst, :, ~dead[inst]].norm(dim=0)
-            enc = v.T * resample_scale * (alive.mean() if alive.numel() else 1.0)
-            W_dec = sae._W_dec if bug == "private" else sae.W_dec
-            if bug == "enc_first":
-                sae.W_enc.data[inst][:, idx] = enc
-            W_dec.data[inst, idx] = v
-            if bug != "enc_first":
-                sae.W_enc.data[inst][:, idx] = enc
-            sae.b_enc.data[inst, idx] = 0.0
-
-    return resample
-
-
 def test_fresh54_resample_advanced_with_tied_weights():
-    assert_fails(checks.test_resample_advanced, _advanced("private"), "used_private_W_dec")
-    failure = assert_fails(checks.test_resample_advanced, _advanced("enc_first"), "tied_enc_overwritten")
+    assert_fails(checks.test_resample_advanced, resample_advanced_with("private"), "used_private_W_dec")
+    failure = assert_fails(checks.test_resample_advanced, resample_advanced_with("enc_first"), "tied_enc_overwritten")
     assert "length 1" in failure.message
-    assert_passes(checks.test_resample_advanced, _advanced("ok"))
+    assert_passes(checks.test_resample_advanced, resample_advanced_with("ok"))
 
 
 def _simple_whole_encoder(kind):

@@ -53,7 +53,7 @@ def _gen(sign_shape):
     return generate
 
 
-def _gen_values(kind, draw):
+def gen_values(kind, draw):
     """generate_features with `draw(shape, device)` as the present values of `kind`."""
 
     def generate(p, batch_size, values="uniform"):
@@ -67,15 +67,13 @@ def _gen_values(kind, draw):
 
 
 def test_value_readings_named():
-    triangular = _gen_values("signed_uniform", lambda s, d: torch.rand(s, device=d) - torch.rand(s, device=d))
+    triangular = gen_values("signed_uniform", lambda s, d: torch.rand(s, device=d) - torch.rand(s, device=d))
     failure = assert_fails(checks.test_generate_features, triangular, "value_spread")
     assert "triangular" in failure.hint
-    sqrt_half = _gen_values("uniform_half", lambda s, d: 0.5 + 0.5 * torch.rand(s, device=d).sqrt())
+    sqrt_half = gen_values("uniform_half", lambda s, d: 0.5 + 0.5 * torch.rand(s, device=d).sqrt())
     failure = assert_fails(checks.test_generate_features, sqrt_half, "value_mean")
     assert "rand()**0.5" in failure.hint
-    coins = _gen_values(
-        "discrete", lambda s, d: 1.0 + (torch.rand(s, device=d) < 0.5) + (torch.rand(s, device=d) < 0.5)
-    )
+    coins = gen_values("discrete", lambda s, d: 1.0 + (torch.rand(s, device=d) < 0.5) + (torch.rand(s, device=d) < 0.5))
     failure = assert_fails(checks.test_generate_features, coins, "discrete_frequency")
     assert "two coin flips" in failure.hint
 
@@ -166,9 +164,9 @@ def test_values_correlated_along_an_axis_named():
     over_features = lambda s, d: torch.rand(s[0], s[1], 1, device=d).expand(s) * _fair_sign(s, d)
     over_instances = lambda s, d: torch.rand(s[0], 1, s[2], device=d).expand(s) * _fair_sign(s, d)
     cases = [
-        (_gen_values("signed_uniform", over_features), "magnitudes_correlated_over_features"),
-        (_gen_values("signed_uniform", over_instances), "magnitudes_correlated_over_instances"),
-        (_gen_values("uniform", _antithetic), "values_correlated_over_examples"),
+        (gen_values("signed_uniform", over_features), "magnitudes_correlated_over_features"),
+        (gen_values("signed_uniform", over_instances), "magnitudes_correlated_over_instances"),
+        (gen_values("uniform", _antithetic), "values_correlated_over_examples"),
     ]
     for impl, code in cases:
         assert_fails(checks.test_generate_features, impl, code)

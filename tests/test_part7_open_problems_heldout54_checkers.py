@@ -22,20 +22,8 @@ import torch.nn.functional as F
 import solutions.part7_open_problems as P
 import tests.part7_open_problems as checks
 from tests.proving import assert_fails, assert_passes
+from tests.test_part7_open_problems_heldout53_checkers import gen_values
 from utils.part7_open_problems import NO_LABEL
-
-
-def _gen_values(kind, draw):
-    """generate_features with `draw(shape, device)` as the present values of `kind`."""
-
-    def generate(p, batch_size, values="uniform"):
-        if values != kind:
-            return P.generate_features(p, batch_size, values)
-        shape = (batch_size, *p.shape)
-        present = torch.rand(shape, device=p.device) < p
-        return torch.where(present, draw(shape, p.device), 0.0)
-
-    return generate
 
 
 def test_independent_values_of_another_law_are_not_read_as_correlated():
@@ -46,12 +34,12 @@ def test_independent_values_of_another_law_are_not_read_as_correlated():
         ("uniform_half", lambda s, d: torch.rand(s, device=d).sqrt().clamp(min=0.5), "exactly 0.5"),
         ("uniform", lambda s, d: (torch.rand(s, device=d) + torch.rand(s, device=d)) / 2, "triangular"),
     ]:
-        failure = assert_fails(checks.test_generate_features, _gen_values(kind, draw), "value_shape")
+        failure = assert_fails(checks.test_generate_features, gen_values(kind, draw), "value_shape")
         assert seen in failure.hint and "squashed" not in failure.hint, failure.hint
 
 
 def test_discrete_value_shared_over_the_batch_named():
-    shared = _gen_values("discrete", lambda s, d: torch.randint(1, 4, s[1:], device=d).float().expand(s))
+    shared = gen_values("discrete", lambda s, d: torch.randint(1, 4, s[1:], device=d).float().expand(s))
     assert_fails(checks.test_generate_features, shared, "values_shared_over_batch")
 
 
@@ -69,7 +57,7 @@ def test_round_generators_pass():
         ("discrete", lambda s, d: torch.randint(1, 4, s, device=d)),  # int64: torch.where promotes to float32
         ("discrete", lambda s, d: (torch.rand(s, device=d) * 3).ceil().clamp(min=1)),
     ]:
-        assert_passes(checks.test_generate_features, _gen_values(kind, draw))
+        assert_passes(checks.test_generate_features, gen_values(kind, draw))
 
 
 def test_round_targets_losses_and_alignments_pass():
