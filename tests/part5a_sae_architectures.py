@@ -17,6 +17,7 @@ from torch import Tensor
 from solutions import part5a_sae_architectures as ref_a
 from tests import part5_toy_saes_diagnosis as D
 from tests import part5_toy_saes_loss_readings as RL
+from tests import part5a_sae_architectures_detached_paths as DP
 from tests import part5a_sae_architectures_diagnosis as DG
 from tests import part5a_sae_architectures_edge_inputs as EI
 from tests import part5a_sae_architectures_error_reductions as ER
@@ -31,6 +32,7 @@ from tests import part5a_sae_architectures_metric_slips as MS
 from tests import part5a_sae_architectures_metric_tiny as SG2
 from tests import part5a_sae_architectures_mistakes as M
 from tests import part5a_sae_architectures_negative_acts as NA
+from tests import part5a_sae_architectures_output_forms as OF
 from tests import part5a_sae_architectures_probes as PR
 from tests import part5a_sae_architectures_readbacks as RB
 from tests import part5a_sae_architectures_reductions as RD
@@ -98,6 +100,7 @@ def test_gated_forward(impl: type, device: torch.device) -> str:
     DG.gated_aux(twin(sae, cls), reference, h, listed)  # acts and h_reconstructed right, L_aux not: its ingredients
     check_negated_parameter(twin(sae, cls), reference, h, "GatedToySAE.forward")  # e.g. exp(-r_mag)
     ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction / L_aux as ‖e‖, Σ|e|, mean |e|
+    DP.detached_path(twin(sae, cls), reference, h)  # values right, one path detached (b_dec in x, proj in a path)
     check_sae_forward(
         sae,
         reference,
@@ -178,7 +181,8 @@ def _check_step_function(
     )
     SG.dtype_kept(impl, name, x0, th0, BANDWIDTH)  # float64 / float16 x: the output keeps x's dtype
     if not out.requires_grad:
-        fail(f"the output of {name} has no gradient", "return a tensor computed from x in forward", code="no_grad")
+        hint = "a Function's output carries a gradient unless forward marks it: drop ctx.mark_non_differentiable(...)"
+        fail(f"the output of {name} has no gradient", hint, code="no_grad")
     try:
         grad_x, grad_th = torch.autograd.grad((out * g).sum(), (x, th), allow_unused=True)
     except RuntimeError as err:
@@ -288,6 +292,7 @@ def test_jumprelu_forward(impl: type, device: torch.device) -> str:
     WR.jumprelu_l0_pooled(twin(sae, cls), reference, h)  # L_sparsity's Heaviside given a pooled θ
     LP.detached_term(twin(sae, cls), reference, h, {"L_sparsity": sae.sparsity_coeff, "L_reconstruction": 1})
     ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction as ‖e‖ or Σ|e|
+    DP.detached_path(twin(sae, cls), reference, h)
     check_sae_forward(
         sae,
         reference,
@@ -329,6 +334,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         h = random_hidden(64, N_INST, D_IN, device)
         check_negated_parameter(twin(sae, cls), reference, h, "TopKToySAE.forward")
         ER.error_reductions(twin(sae, cls), reference, h)  # L_reconstruction as ‖e‖ or Σ|e|
+        DP.detached_path(twin(sae, cls), reference, h)
         out = returned(sae(h.clone()), "forward")
         acts = out[2] if isinstance(out, tuple | list) and len(out) == 4 else None
         if isinstance(acts, Tensor) and acts.shape == (64, N_INST, k):
@@ -358,6 +364,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
                 )
             if unlisted and ((acts.detach() != 0).sum(-1) > k).any():
                 PR.topk_shared_indices(acts, k)
+                OF.batch_topk(acts, reference, h, k)  # k·batch kept per instance over the batch (BatchTopK)
                 fail(
                     f"some examples have {int((acts.detach() != 0).sum(-1).max())} non-zero latents, at most k={k} "
                     "expected",
@@ -385,6 +392,7 @@ def test_topk_forward(impl: type, device: torch.device) -> str:
         )
         if "L_sparsity" in out[0]:
             ref_dict, _, ref_acts, _ = reference(h)
+            OF.topk_l_sparsity(out[0]["L_sparsity"], ref_dict["L_sparsity"].detach(), k, D_SAE)
             value = expect_tensor(out[0]["L_sparsity"], "loss_dict['L_sparsity']", shape=(64, N_INST), device=device)
             if not torch.allclose(value.detach().to(h.dtype), ref_acts.detach().sum(-1), atol=1e-5):
                 RL.every_latent_counted(value.to(h.dtype), ref_dict["L_sparsity"], "loss_dict['L_sparsity']", D_SAE)
@@ -487,27 +495,6 @@ def _acts(device: torch.device, batch: int = 1500) -> Tensor:
     return acts
 
 
-def _axes_hint(got: tuple, sizes: dict[str, int], want: str) -> str | None:
-    """Name the axes a wrongly shaped result kept, when every size identifies one input axis (sizes: name -> size)."""
-    by_size = {}
-    for axis, size in sizes.items():
-        by_size[size] = None if size in by_size else axis  # ambiguous sizes name nothing
-    kept = [by_size.get(n) for n in got]
-    if not got or None in kept:
-        return None
-    wanted = want.split()
-    lost = [a for a in wanted if a not in kept]
-    extra = [a for a in kept if a not in wanted]
-    parts = []
-    if lost:
-        parts.append(f"you reduced over `{'`, `'.join(lost)}`, which should stay")
-    if extra:
-        parts.append(f"`{'`, `'.join(extra)}` should be reduced")
-    if not parts:
-        return None
-    return f"your result has axes ({', '.join(kept)}), expected ({', '.join(wanted)}): " + "; ".join(parts)
-
-
 def _metric(
     impl: Callable, args: tuple, what: str, shape: tuple, dims: str, device: torch.device, shapes: dict | None = None
 ) -> Tensor:
@@ -532,7 +519,7 @@ def _metric(
         fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code=code)
     if isinstance(out, Tensor) and tuple(out.shape) != shape:
         names = "batch inst d_sae" if args[0].shape[-1] == D_SAE else "batch inst d_in"
-        hint = _axes_hint(tuple(out.shape), dict(zip(names.split(), args[0].shape, strict=True)), dims)
+        hint = OF.axes_hint(tuple(out.shape), dict(zip(names.split(), args[0].shape, strict=True)), dims)
         if hint:
             fail(f"{what} has shape {tuple(out.shape)}, expected {shape} ({dims})", hint, code="wrong_axes")
     if isinstance(out, Tensor) and out.dtype != torch.bool and not out.is_floating_point() and out.shape == shape:
@@ -705,6 +692,7 @@ def test_fraction_variance_explained(impl: Callable, device: torch.device) -> st
     num, den = (h - h_rec).pow(2).sum((0, 2)).double(), (h - h.mean(0)).pow(2).sum((0, 2)).double()
     if D.uncatalogued(out.detach(), want, mistakes):
         MF.fve_degenerate_total(impl, out, h, h_rec)  # a total about 0: summed before squaring
+        OF.fve_two_slips(out, h, h_rec)  # two slips among residual, total and aggregation, each named
         ratio_pooled(out, num, den)
         RD.fve_implied_total(out, h, h_rec)
     expect_matches(
@@ -757,6 +745,7 @@ def test_feature_recovery(impl: Callable, device: torch.device) -> str:
     W_feat, W_dec = MF.recovery_inputs(device, N_INST, D_IN, D_SAE, N_FEATS)  # feature 3 of inst 1: best cos < 0
     what = "feature_recovery(W_features, W_dec)"
     out = returned(PR.unchanged_call(impl, (W_feat, W_dec), what), what)
+    OF.recovery_output(out, N_INST, N_FEATS)  # torch.max's (values, indices), or topk(1) keeping the latent axis
     if isinstance(out, Tensor) and out.shape == (N_INST, N_FEATS) and not out.is_floating_point():
         fail(
             f"feature_recovery returned {out.dtype} values: indices, not cosines?",
