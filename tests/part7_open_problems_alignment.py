@@ -115,6 +115,17 @@ def parts_read_back(got: Tensor, W: Tensor) -> None:
     norm, top = Wd.norm(dim=1), Wd.abs().amax(1)
     g = got.detach().double().cpu()
     nz = norm > 0
+    upside_down = nz & (g != 0) & torch.isfinite(g)
+    spread_out = bool((top[upside_down] < norm[upside_down] * (1 - 1e-3)).any())  # not every column one-hot
+    inverted = spread_out and bool(upside_down.eq(nz).all())
+    if inverted and bool(torch.allclose(1 / g[nz], top[nz] / norm[nz], rtol=1e-4, atol=1e-7)):
+        fail(
+            "basis_alignment(W) is ‖Wᵢ‖ / max_k |W_ki| on every non-zero feature: the ratio upside down (1 on an "
+            "axis, up to √d when spread, instead of 1/√d up to 1)",
+            "divide the largest magnitude by the norm, max_k |W_ki| / ‖Wᵢ‖ (W.abs().amax(dim=1) / "
+            "W.norm(dim=1)), not the norm by the largest magnitude",
+            code="alignment_inverted",
+        )
     rest = (Wd.pow(2).sum(1) - top.pow(2)).clamp_min(0).sqrt()  # the norm of the other entries
     by_rest = top / rest.clamp_min(1e-300)
     spread = nz & (rest > 1e-6 * norm)  # the columns where it is finite; one-hot columns give 0, inf or NaN

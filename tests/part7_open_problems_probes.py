@@ -70,7 +70,9 @@ def pair_reads_hint(impl: Callable, features: Tensor, target: str, got: Tensor, 
                         reads[j].add(i)
     except Exception:  # a probe that fails says nothing
         return
-    wrong = [j for j in range(m) if reads[j] != {2 * j, 2 * j + 1}]
+    # An output that reads no feature is constant under the probe (a test on the values, such as a + b == 2, that
+    # no single change flips): it says nothing about the layout, so only the outputs that read something count.
+    wrong = [j for j in range(m) if reads[j] and reads[j] != {2 * j, 2 * j + 1}]
     if not wrong:
         return
     shown = "; ".join(
@@ -140,6 +142,32 @@ def pair_sign_hint(features: Tensor, target: str, got: Tensor, expected: Tensor,
             ),
             code="pair_negative",
         )
+    value_reads(g, a, b, expected, target)
+
+
+def value_reads(g: Tensor, a: Tensor, b: Tensor, expected: Tensor, target: str) -> None:
+    """AND / OR with 0/1 outputs, right on the checker's binary inputs (checked first) but wrong on values other than
+    1: the test reads the values where presence (!= 0) is meant. Named exactly when a usual value test reproduces
+    the output, else described with the family (round BB: AND as (a + b) == 2)."""
+    wrong = g != expected
+    if not wrong.any() or not bool(((g == 0) | (g == 1)).all()):
+        return
+    name, op = ("AND", "&") if target == "and_pairs" else ("OR", "|")
+    one_a, one_b = a == 1, b == 1
+    tests = {
+        "and_pairs": (("a + b == 2", a + b == 2), ("a * b == 1", a * b == 1), ("(a == 1) & (b == 1)", one_a & one_b)),
+        "or_pairs": (("a + b >= 1", a + b >= 1), ("(a == 1) | (b == 1)", one_a | one_b), ("a + b == 1", a + b == 1)),
+    }[target]
+    found = next((expr for expr, value in tests if torch.equal(g, value.to(g.dtype))), None)
+    said = f"your output is {found}" if found else "your test reads the VALUES"
+    fail(
+        f"compute_target(features, {target!r}) was right on 0/1 features but is wrong on {int(wrong.sum())} pairs "
+        "of these, whose present values are not all 1",
+        f"{said}, which agrees with 'present' only when every present value is exactly 1"
+        + ("" if found else f" (such as {' or '.join(expr for expr, _ in tests)})")
+        + f": a feature is present when it is non-zero, so {name} is (a != 0) {op} (b != 0)",
+        code="pair_value_test",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,7 +48,11 @@ def argmax_labelling(got: Tensor, expected: Tensor, features: Tensor, what: str)
     if torch.equal(got[~empty], expected[~empty]) and not torch.equal(got[empty], expected[empty]):
         fail(
             f"{what}: examples with no feature present should get the label {NO_LABEL}",
-            "argmax of an all-zero row is 0; mark such rows with NO_LABEL = -1 (e.g. torch.where)",
+            "your rows with no feature present got label 0: either no presence test (argmax of an all-zero row is "
+            "0), or one that also holds on a row of zeros (such as (x >= 0).any(-1)); mark the rows where "
+            "(x != 0).any(-1) is False with NO_LABEL = -1, e.g. torch.where"
+            if bool((got[empty] == 0).all())
+            else "argmax of an all-zero row is 0; mark such rows with NO_LABEL = -1 (e.g. torch.where)",
             code="argmax_empty",
         )
     count = (features != 0).sum(-1)
