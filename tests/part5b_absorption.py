@@ -51,6 +51,7 @@ from tests.part5b_absorption_draws import shared_over_batch
 from tests.part5b_absorption_ema import recording, topk_unused
 from tests.part5b_absorption_fractions import carrier_rule, check_feature_order, check_on_carrier_inputs, count_relation
 from tests.part5b_absorption_inputs import activity_level_variants, full_budget, pre_unedited
+from tests.part5b_absorption_levels import absorption_unnamed, matryoshka_terms, topk_diagnosis
 from tests.part5b_absorption_mistakes import (
     ABSORPTION_MISTAKES,
     RANDOM_ONLY_MISTAKES,
@@ -60,7 +61,6 @@ from tests.part5b_absorption_mistakes import (
     distinct_mistakes,
     threshold_candidates,
     topk_candidates,
-    topk_diagnosis,
 )
 from tests.part5b_absorption_probes import (
     best_kept_too,
@@ -364,7 +364,7 @@ def test_absorption_fraction(impl: Callable, device: torch.device) -> str:
         ignored = ref.absorption_fraction(features, acts, W_dec, W_feat, parent_of, 0.3)  # the fixed 0.3 kept
         mistakes.append(("threshold_ignored", "use the cos_threshold argument, not a fixed 0.3", ignored))
         mistakes += activity_level_variants(features, acts, W_dec, W_feat, parent_of, threshold)
-        with probes.unnamed("values", lambda _, t=threshold: carrier_rule(impl, device, t)):  # a carrier set, named
+        with absorption_unnamed(impl, device, threshold, inputs):  # a carrier set or an activity level, named
             expect_matches(
                 out,
                 expected,
@@ -765,7 +765,7 @@ def test_matryoshka_loss(impl: Callable, device: torch.device) -> str:
             )
         out = _float_output(out, what, (batch, n_inst), "batch inst", device)
         expected = ref.matryoshka_loss(acts, W_hat, b_dec, h, sizes)
-        with probes.unnamed("values", probes.loss_terms, out, (acts, W_hat, b_dec, h), sizes):
+        with probes.unnamed("values", matryoshka_terms, impl, out, (acts, W_hat, b_dec, h), sizes):
             expect_matches(
                 out.detach(),
                 expected,
