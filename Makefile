@@ -19,10 +19,10 @@ lab: $(STAMP)
 	$(PY) -m jupyter lab exercises/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # root: containers, Colab-like VMs
 
 test: $(STAMP)             ## the whole suite (what CI runs)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-fast: $(STAMP)        ## the proofs tier only: checkers, framework, layout rules (seconds)
-	$(PY) -m pytest -n 2 -q -m proofs
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m proofs
 
 notebooks: $(STAMP)         ## rebuild both notebooks of every section from solutions/part*.py, then execute the solutions
 	$(PY) -m tools.notebooks build

@@ -8,6 +8,10 @@ Every test file belongs to one tier, by its name (so a new file is tiered withou
 * ``grading``: the instructor's grader.
 
 ``pytest -m proofs`` runs the fast tier; ``-m "not science"`` skips the trainings.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the long tests go first, so that the two workers
+finish together instead of one waiting on a training started last, and each science or grading file runs on one
+worker, so its module-scoped fixtures (the trainings and gradings its tests share) are computed once.
 """
 
 import pytest
@@ -32,6 +36,15 @@ def tier_of(stem: str) -> str:
     raise ValueError(f"tests/{stem}.py belongs to no tier: name it test_<section>_checkers/_science/... (conftest.py)")
 
 
+# the order the tiers run in: the longest tests first (notebook runs, then trainings), the many short proofs last
+RUN_ORDER = ("notebooks", "science", "grading", "proofs")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers = {}
     for item in items:
-        item.add_marker(getattr(pytest.mark, tier_of(item.path.stem)))
+        tier = tiers[item] = tier_of(item.path.stem)
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier in ("science", "grading"):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))  # one worker per file: fixtures built once
+    items.sort(key=lambda item: RUN_ORDER.index(tiers[item]))  # stable: a file's tests keep their order
