@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from tests import part5_toy_saes_enc_lengths as EL
+from tests import part5_toy_saes_hidden_maps as HM
 from tests import part5_toy_saes_init_bounds as IB
 from tests import part5_toy_saes_loss_readings as RL
 from tests import part5_toy_saes_probes as P
@@ -517,6 +518,7 @@ def linear_map_hint(h: Tensor, features: Tensor, W: Tensor) -> None:
             "use each instance's own W: keep the inst axis in the einsum",
             code="instance_mixing",
         )
+    HM.map_after_W_failure(A, Wd)  # a map applied after W x (W Wᵀ, a per-coordinate scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ def short_rows_raw_failure(got: Tensor, W: Tensor, eps: float) -> None:
 
 def eps_after_division_failure(got: Tensor, W: Tensor, eps: float, rows: Tensor, sae: Any = None) -> None:
     """On the nonzero rows `rows`, `got` equals W / ‖W‖ with eps added after the division (to the reciprocal,
-    W · (1/‖W‖ + eps), or to the quotient, W / ‖W‖ + eps) rather than to the norm. With the learner's `sae`, the
+    W · (1/‖W‖ + eps), or to the quotient, W / ‖W‖ + eps) or multiplying the norm (‖W‖ · (1 + eps))
+    rather than added to it. With the learner's `sae`, the
     output is read again with cfg.weight_normalize_eps = BIG_EPS (config restored), where eps·W is far above
     rounding: with the default 1e-8 these mistakes and a missing eps give the same rows."""
     if not rows.any():
@@ -82,9 +83,11 @@ def eps_after_division_failure(got: Tensor, W: Tensor, eps: float, rows: Tensor,
     right = W / (norms + eps)
     err_right = float((got[rows] - right[rows]).abs().max())
     err_plain = float((got[rows] - (W / norms)[rows]).abs().max())  # no eps at all: told apart from these
-    for what, cand in (
-        ("W · (1 / ‖W‖ + eps): eps added to the reciprocal", W * (1 / norms + eps)),
-        ("W / ‖W‖ + eps: eps added to the quotient", W / norms + eps),
+    for what, cand, code in (
+        ("W · (1 / ‖W‖ + eps): eps added to the reciprocal", W * (1 / norms + eps), "eps_after_division"),
+        ("W / ‖W‖ + eps: eps added to the quotient", W / norms + eps, "eps_after_division"),
+        # round BB: eps as a factor of the norm (zero row still 0 / 0)
+        ("W / (‖W‖ · (1 + eps)): eps multiplying the norm, not added to it", W / (norms * (1 + eps)), "eps_factor"),
     ):
         err = float((got[rows] - cand[rows]).abs().max())
         if err < 1e-5 and err * 10 < min(err_right, err_plain):
@@ -94,5 +97,5 @@ def eps_after_division_failure(got: Tensor, W: Tensor, eps: float, rows: Tensor,
                 f"{err_right:.2g} away, no eps {err_plain:.2g})",
                 "add the eps to the norm before dividing: W_dec / (W_dec.norm(dim=-1, keepdim=True) + "
                 "self.cfg.weight_normalize_eps); a zero row then gives 0 / eps = 0",
-                code="eps_after_division",
+                code=code,
             )

@@ -137,9 +137,28 @@ def l0_where_l1(got: Tensor, want: Tensor, h: Tensor, sae: Any, what: str) -> No
 def coeff_on_reconstruction(R: float, w: list[float], R_ref: float, w_ref: list[float], rec_ref: list[float]) -> None:
     """Fail when sparsity_coeff multiplies the whole per-example loss, c_i · (L_rec + L_sparsity), not only the
     sparsity term: the loss at c = 0 is then 0, and instance i's coefficient moves the loss by its reconstruction
-    part (rec_ref[i], the reference's batch mean of L_reconstruction) plus its sparsity part w_ref[i]."""
+    part (rec_ref[i], the reference's batch mean of L_reconstruction) plus its sparsity part w_ref[i]. Also when
+    the loss is the convex combination (1 - c_i) · L_rec + c_i · L_sparsity: right at c = 0, and c_i moves it by
+    w_ref[i] - rec_ref[i]."""
     tol = lambda b: 1e-4 * max(1.0, abs(b))
-    if abs(R_ref) < 1e-6 or abs(R) > tol(R_ref) or len(rec_ref) != len(w):
+    if len(rec_ref) != len(w):
+        return
+    convex = [b - r for r, b in zip(rec_ref, w_ref, strict=True)]  # (1 - c_i)·L_rec + c_i·L_sparsity
+    if (
+        abs(R - R_ref) <= tol(R_ref)
+        and any(abs(r) > 1e-6 for r in rec_ref)
+        and all(abs(a - v) <= tol(v) for a, v in zip(w, convex, strict=True))
+    ):
+        fail(
+            "your loss is a convex combination, (1 - sparsity_coeff) · L_reconstruction + sparsity_coeff · "
+            f"L_sparsity: sparsity_coeff[i] moves it by {[round(a, 4) for a in w]} per unit (instance i's "
+            "L_sparsity minus its L_reconstruction), expected the L_sparsity part alone "
+            f"{[round(b, 4) for b in w_ref]}",
+            "the reconstruction term has weight 1, not 1 - sparsity_coeff: loss = (L_reconstruction + "
+            "sparsity_coeff * L_sparsity).mean(0).sum()",
+            code="convex_combination",
+        )
+    if abs(R_ref) < 1e-6 or abs(R) > tol(R_ref):
         return
     if not all(abs(a - (r + b)) <= tol(r + b) for a, r, b in zip(w, rec_ref, w_ref, strict=True)):
         return

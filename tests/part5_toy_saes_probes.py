@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tests import part5_toy_saes_direction_steps as DS
 from tests import part5_toy_saes_offset_readings as OR
 from tests.checking import fail
 from tests.learner_errors import failing_line
@@ -687,6 +688,7 @@ def other_b_dec_hint(rows: Tensor, dead: Tensor, q: Tensor, b_dec: Tensor) -> No
                 code="b_dec_other_instance",
             )
     other_instance_inputs(rows, inst_of, spikes, b_dec)
+    DS.direction_steps_failure(rows, inst_of, spikes, b_dec)  # steps in another order, b_dec used twice
 
 
 def other_instance_inputs(rows: Tensor, inst_of: Tensor, spikes: Tensor, b_dec: Tensor) -> None:

@@ -1,0 +1,96 @@
+"""Proofs for part 5 from held-out round BB (fresh55).
+
+* forward whose loss is the convex combination (1 - sparsity_coeff) · L_reconstruction + sparsity_coeff · L_sparsity
+  is named (`convex_combination`), no longer only "the sparsity part of instance i is [...] × the expected".
+* W_dec_normalized dividing by ‖W‖ · (1 + eps) (eps as a factor: NaN on a zero row) is read back with a large eps
+  and named (`eps_factor`), no longer "eps missing, or low precision".
+* generate_batch whose h is M (W x) per instance is read back (M fitted by least squares after W): M = W Wᵀ (h sent
+  through W a second time) is named (`map_after_W`); one factor for every coordinate is still left to the generic
+  scale diagnosis (`scale`, naming 1/√n_features).
+* resample_advanced whose new directions use the steps in another order or b_dec another way (x normalised before
+  b_dec is subtracted, b_dec subtracted twice) is named (`direction_steps`), no longer "not (input - b_dec)".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+import solutions.part5_toy_saes as P
+import tests.part5_toy_saes as checks
+from tests.proving import assert_fails
+
+
+def _fwd_convex(self, h):
+    acts = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
+    h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
+    L_rec, L_sp = (h_rec - h).pow(2).mean(-1), acts.sum(-1)
+    c = self.sparsity_coeff
+    loss = ((1 - c) * L_rec + c * L_sp).mean(0).sum()
+    return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
+
+
+def test_fresh55_forward_convex_combination_is_named():
+    failure = assert_fails(
+        checks.test_forward, type("FwdV", (P.ToySAE,), {"forward": _fwd_convex}), "convex_combination"
+    )
+    assert "1 - sparsity_coeff" in failure.message
+
+
+def _norm_eps_factor(self):
+    return self.W_dec / (self.W_dec.norm(dim=-1, keepdim=True) * (1 + self.cfg.weight_normalize_eps))
+
+
+def test_fresh55_W_dec_normalized_eps_as_a_factor_is_named():
+    cls = type("NormV", (P.ToySAE,), {"W_dec_normalized": property(_norm_eps_factor)})
+    failure = assert_fails(checks.test_W_dec_normalized, cls, "eps_factor")
+    assert "(1 + eps)" in failure.message
+
+
+def _gen_after(rule):
+    def generate_batch(self, batch_size):
+        W = self.model.W
+        h = torch.einsum("bif,idf->bid", self.model.generate_batch(batch_size), W)
+        if rule == "twice":  # through W a second time: W Wᵀ (W x)
+            return torch.einsum("bid,idf,ief->bie", h, W, W)
+        return h / math.sqrt(self.model.cfg.n_features)
+
+    return type("GenV", (P.ToySAE,), {"generate_batch": generate_batch})
+
+
+def test_fresh55_generate_batch_map_after_W_is_read_back():
+    failure = assert_fails(checks.test_generate_batch, _gen_after("twice"), "map_after_W")
+    assert "W Wᵀ" in failure.message
+    failure = assert_fails(checks.test_generate_batch, _gen_after("uniform"), "scale")  # still the generic reading
+    assert "1/√6" in failure.hint
+
+
+def _ra_steps(rule):
+    def resample(sae, frac, resample_scale, batch_size):
+        dead = (frac <= 0).all(dim=0)
+        h = sae.generate_batch(batch_size)
+        l2 = sae.forward(h)[0]["L_reconstruction"]
+        for k in range(sae.cfg.n_inst):
+            idx = dead[k].nonzero().squeeze(-1)
+            w = l2[:, k].pow(2)
+            if idx.numel() == 0 or w.sum() <= 0:
+                continue
+            x = h[torch.multinomial(w, idx.numel(), replacement=True), k]
+            d = F.normalize(
+                F.normalize(x, dim=-1) - sae.b_dec[k] if rule == "normalised_first" else x - 2 * sae.b_dec[k], dim=-1
+            )
+            s = sae.W_enc[k][:, ~dead[k]].norm(dim=0).mean()
+            sae.W_dec.data[k, idx] = d
+            sae.W_enc.data[k][:, idx] = (d * resample_scale * s).T
+            sae.b_enc.data[k, idx] = 0.0
+
+    return resample
+
+
+def test_fresh55_resample_advanced_direction_steps_are_named():
+    failure = assert_fails(checks.test_resample_advanced, _ra_steps("normalised_first"), "direction_steps")
+    assert "normalised BEFORE" in failure.message
+    failure = assert_fails(checks.test_resample_advanced, _ra_steps("twice"), "direction_steps")
+    assert "subtracted twice" in failure.message
