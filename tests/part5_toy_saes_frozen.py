@@ -1,4 +1,5 @@
-"""ToySAE.__init__'s frozen toy model: name the toy model's parameters that still require gradients."""
+"""ToySAE.__init__'s frozen toy model: name the toy model's parameters that still require gradients (and a model
+put in eval mode instead of frozen)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def check_model_frozen(model: nn.Module) -> None:
     )
     if frozen:
         seen += f" ({', '.join(frozen)} {'is' if len(frozen) == 1 else 'are'} frozen: only some parameters were frozen)"
+    if not frozen and not model.training:  # round BB: .eval() taken for freezing
+        fail(
+            seen + ", and the model was put in eval mode (model.eval()): eval mode changes layers such as dropout, "
+            "it does not switch gradients off",
+            "freeze the model with `model.requires_grad_(False)` (model.eval() does not freeze it)",
+            code="model_not_frozen",
+        )
     fail(
         seen,
         "freeze the whole model with `model.requires_grad_(False)` (every parameter, not one tensor) so training the "

@@ -7,6 +7,8 @@
 * generate_batch whose h is M (W x) per instance is read back (M fitted by least squares after W): M = W Wᵀ (h sent
   through W a second time) is named (`map_after_W`); one factor for every coordinate is still left to the generic
   scale diagnosis (`scale`, naming 1/√n_features).
+* init that puts the toy model in eval mode (model.eval()) instead of freezing it: `model_not_frozen` now says that
+  eval mode does not switch gradients off.
 * resample_advanced whose new directions use the steps in another order or b_dec another way (x normalised before
   b_dec is subtracted, b_dec subtracted twice) is named (`direction_steps`), no longer "not (input - b_dec)".
 """
@@ -94,3 +96,13 @@ def test_fresh55_resample_advanced_direction_steps_are_named():
     assert "normalised BEFORE" in failure.message
     failure = assert_fails(checks.test_resample_advanced, _ra_steps("twice"), "direction_steps")
     assert "subtracted twice" in failure.message
+
+
+def test_fresh55_init_eval_mode_instead_of_frozen_is_named():
+    def __init__(self, cfg, model=None):
+        P.ToySAE.__init__(self, cfg, model)
+        if model is not None:
+            model.requires_grad_(True).eval()  # the learner's "freeze": eval mode only
+
+    failure = assert_fails(checks.test_init, type("InitV", (P.ToySAE,), {"__init__": __init__}), "model_not_frozen")
+    assert "model.eval()" in failure.hint
