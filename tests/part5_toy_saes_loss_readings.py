@@ -134,30 +134,64 @@ def l0_where_l1(got: Tensor, want: Tensor, h: Tensor, sae: Any, what: str) -> No
         )
 
 
+def _weight(const: int, slope: int) -> str:
+    """The weight const + slope · c as code: 1, c, 1 - c, 1 + c, 0 ..."""
+    c = {0: "", 1: "sparsity_coeff", -1: "-sparsity_coeff"}.get(slope, f"{slope} · sparsity_coeff")
+    if not const:
+        return c or "0"
+    return f"{const}" + (f" - {c[1:]}" if c.startswith("-") else f" + {c}" if c else "")
+
+
+def _paren(weight: str) -> str:
+    return f"({weight})" if " " in weight else weight
+
+
+def term_weights_failure(R: float, w: list[float], R_ref: float, w_ref: list[float], rec_ref: list[float]) -> None:
+    """Read back the weights of the two terms when the loss is Σ_i batch-mean of (a + b c_i) L_rec + (d + e c_i) L_sp
+    with a, b, d, e small integers (round BB): instance i's coefficient moves the loss by w[i] = b rec_ref[i] +
+    e w_ref[i] (fitted over the instances), and the loss at c = 0 is R = a Σ rec_ref + d Σ w_ref. The right loss is
+    (a, b, d, e) = (1, 0, 0, 1); (0, 1, 0, 1), the coefficient on both terms, is named by coeff_on_reconstruction.
+    `rec_ref`, `w_ref`: the reference's per-instance batch means of L_reconstruction and L_sparsity."""
+    n = len(w)
+    if n != len(rec_ref) or n < 3:
+        return
+    basis = torch.tensor([rec_ref, w_ref], dtype=torch.float64).T  # [inst 2]
+    if torch.linalg.matrix_rank(basis) < 2:
+        return  # the two terms can't be told apart from these instances
+    got = torch.tensor(w, dtype=torch.float64)
+    b, e = torch.linalg.lstsq(basis, got[:, None]).solution.flatten().tolist()
+    close = lambda x, y: abs(x - y) <= 1e-4 * max(1.0, abs(y))
+    b_int, e_int = round(b), round(e)
+    if abs(b - b_int) > 1e-3 or abs(e - e_int) > 1e-3 or (b_int, e_int) == (1, 1) or abs(b_int) + abs(e_int) > 2:
+        return
+    if not all(close(g, b_int * r + e_int * s) for g, r, s in zip(w, rec_ref, w_ref, strict=True)):
+        return
+    total_rec, total_sp = sum(rec_ref), sum(w_ref)
+    fits = [(a, d) for a in (0, 1) for d in (0, 1) if close(R, a * total_rec + d * total_sp)]
+    if len(fits) != 1 or (fits[0], b_int, e_int) == ((1, 0), 0, 1) or (fits[0], b_int, e_int) == ((0, 0), 1, 1):
+        return
+    (a, d) = fits[0]
+    convex = (a, b_int, d, e_int) == (1, -1, 0, 1)
+    fail(
+        ("your loss is a convex combination, " if convex else "your loss is ")
+        + f"{_paren(_weight(a, b_int))} · L_reconstruction + {_paren(_weight(d, e_int))} · L_sparsity "
+        f"(read back from how sparsity_coeff[i] moves it, {[round(x, 4) for x in w]} per unit, expected "
+        f"{[round(x, 4) for x in w_ref]}, and its value at sparsity_coeff = 0, {R:.4g}, expected {R_ref:.4g})",
+        "L_reconstruction has weight 1 and L_sparsity weight sparsity_coeff: loss = (L_reconstruction + "
+        "sparsity_coeff * L_sparsity).mean(0).sum()",
+        code="convex_combination" if convex else "term_weights",
+    )
+
+
 def coeff_on_reconstruction(R: float, w: list[float], R_ref: float, w_ref: list[float], rec_ref: list[float]) -> None:
     """Fail when sparsity_coeff multiplies the whole per-example loss, c_i · (L_rec + L_sparsity), not only the
     sparsity term: the loss at c = 0 is then 0, and instance i's coefficient moves the loss by its reconstruction
-    part (rec_ref[i], the reference's batch mean of L_reconstruction) plus its sparsity part w_ref[i]. Also when
-    the loss is the convex combination (1 - c_i) · L_rec + c_i · L_sparsity: right at c = 0, and c_i moves it by
-    w_ref[i] - rec_ref[i]."""
+    part (rec_ref[i], the reference's batch mean of L_reconstruction) plus its sparsity part w_ref[i]. Other
+    weights of the two terms that are linear in the coefficient are read back first (`term_weights_failure`)."""
     tol = lambda b: 1e-4 * max(1.0, abs(b))
     if len(rec_ref) != len(w):
         return
-    convex = [b - r for r, b in zip(rec_ref, w_ref, strict=True)]  # (1 - c_i)·L_rec + c_i·L_sparsity
-    if (
-        abs(R - R_ref) <= tol(R_ref)
-        and any(abs(r) > 1e-6 for r in rec_ref)
-        and all(abs(a - v) <= tol(v) for a, v in zip(w, convex, strict=True))
-    ):
-        fail(
-            "your loss is a convex combination, (1 - sparsity_coeff) · L_reconstruction + sparsity_coeff · "
-            f"L_sparsity: sparsity_coeff[i] moves it by {[round(a, 4) for a in w]} per unit (instance i's "
-            "L_sparsity minus its L_reconstruction), expected the L_sparsity part alone "
-            f"{[round(b, 4) for b in w_ref]}",
-            "the reconstruction term has weight 1, not 1 - sparsity_coeff: loss = (L_reconstruction + "
-            "sparsity_coeff * L_sparsity).mean(0).sum()",
-            code="convex_combination",
-        )
+    term_weights_failure(R, w, R_ref, w_ref, rec_ref)  # (1 - c)·L_rec + c·L_sparsity and the like
     if abs(R_ref) < 1e-6 or abs(R) > tol(R_ref):
         return
     if not all(abs(a - (r + b)) <= tol(r + b) for a, r, b in zip(w, rec_ref, w_ref, strict=True)):

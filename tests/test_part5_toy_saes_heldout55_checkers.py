@@ -1,7 +1,8 @@
 """Proofs for part 5 from held-out round BB (fresh55).
 
 * forward whose loss is the convex combination (1 - sparsity_coeff) · L_reconstruction + sparsity_coeff · L_sparsity
-  is named (`convex_combination`), no longer only "the sparsity part of instance i is [...] × the expected".
+  is named (`convex_combination`), no longer only "the sparsity part of instance i is [...] × the expected"; the
+  two terms' weights are read back in general as small integers a + b·c (the swapped combination, `term_weights`).
 * W_dec_normalized dividing by ‖W‖ · (1 + eps) (eps as a factor: NaN on a zero row) is read back with a large eps
   and named (`eps_factor`), no longer "eps missing, or low precision".
 * generate_batch whose h is M (W x) per instance is read back (M fitted by least squares after W): M = W Wᵀ (h sent
@@ -25,20 +26,22 @@ import tests.part5_toy_saes as checks
 from tests.proving import assert_fails
 
 
-def _fwd_convex(self, h):
+def _fwd_weights(self, h, swapped=False):
     acts = F.relu(torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc)
     h_rec = torch.einsum("bis,isd->bid", acts, self.W_dec_normalized) + self.b_dec
     L_rec, L_sp = (h_rec - h).pow(2).mean(-1), acts.sum(-1)
     c = self.sparsity_coeff
-    loss = ((1 - c) * L_rec + c * L_sp).mean(0).sum()
+    loss = ((c * L_rec + (1 - c) * L_sp) if swapped else ((1 - c) * L_rec + c * L_sp)).mean(0).sum()
     return {"L_reconstruction": L_rec, "L_sparsity": L_sp}, loss, acts, h_rec
 
 
 def test_fresh55_forward_convex_combination_is_named():
-    failure = assert_fails(
-        checks.test_forward, type("FwdV", (P.ToySAE,), {"forward": _fwd_convex}), "convex_combination"
-    )
-    assert "1 - sparsity_coeff" in failure.message
+    cls = type("FwdV", (P.ToySAE,), {"forward": _fwd_weights})
+    failure = assert_fails(checks.test_forward, cls, "convex_combination")
+    assert "(1 - sparsity_coeff) · L_reconstruction + sparsity_coeff · L_sparsity" in failure.message
+    cls = type("FwdV", (P.ToySAE,), {"forward": lambda self, h: _fwd_weights(self, h, swapped=True)})
+    failure = assert_fails(checks.test_forward, cls, "term_weights")
+    assert "sparsity_coeff · L_reconstruction + (1 - sparsity_coeff) · L_sparsity" in failure.message
 
 
 def _norm_eps_factor(self):
