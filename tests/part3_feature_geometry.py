@@ -57,6 +57,7 @@ from tests.part3_feature_geometry_scale_probes import (
     per_instance_factor_failure,
     small_feature_failure,
 )
+from tests.part3_feature_geometry_slip_pairs import slip_pair_failure
 from tests.part3_feature_geometry_squared_entries import squares_inside_dot_failure
 from tests.part3_feature_geometry_subsets import constant_numerator_failure, subset_norm_failure
 from tests.part3_feature_geometry_tiny_scale import check_float64_and_tiny
@@ -240,6 +241,7 @@ def dimensionality_structure(
 # dimensions_per_feature
 # --------------------------------------------------------------------------------------------
 DPF_FORMULA = "D* = d_hidden / ‖W‖²_F per instance: W.shape[1] / W.pow(2).sum((1, 2))"
+PAIR_NAMES = {"vectors": "features", "coords": "d_hidden (dim=1)", "v": "W"}
 CD_FORMULA = "D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)², Ŵ_i = W_i / ‖W_i‖, the sum over every feature j of the instance"
 
 
@@ -696,6 +698,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         bent_ratio_failure(
             out, Wd.pow(2).sum(1).pow(2), torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1), what, *names
         )
+        slip_pair_failure(out, W.mT, what, PAIR_NAMES, CD_FORMULA)
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")
         )

@@ -12,12 +12,15 @@ from torch import Tensor
 from tests.checking import fail
 from tests.part3_feature_geometry import dimensionality_structure
 from tests.part3_feature_geometry_scale_probes import output_probe, permuted_values_failure
+from tests.part3_feature_geometry_slip_pairs import slip_pair_failure
 from tests.part4_double_descent_calls import training_slice_failure
 from tests.part4_double_descent_dimensionality import extra_dimensionality_candidates
 from tests.part4_double_descent_norm_slips import norm_constant_failure
 from tests.part4_double_descent_readbacks import nondeterministic_failure, zero_output_failure
 
 AXES = ("examples", "inst", "feats")
+PAIR_NAMES = {"vectors": "vectors (dim=1)", "coords": "coordinates (dim=-1)", "v": "v"}
+CD4_PAIR_FORMULA = "D_i = ‖v_i‖² / Σ_j (v̂_i·v_j)², v̂_i = v_i / ‖v_i‖, the sum over every vector j of the instance"
 
 
 def _same_rows(a: Tensor, b: Tensor) -> Tensor:
@@ -199,6 +202,7 @@ def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor
     probe = output_probe(fn, base)
 
     _triangle_failure(probe, v, base)
+    slip_pair_failure(out, v, "compute_dimensionality(v)", PAIR_NAMES, CD4_PAIR_FORMULA)
     dimensionality_structure(fn, v, out)
 
 
