@@ -37,10 +37,11 @@ from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.part4_double_descent_draws import fixed_count_failure, low_precision_failure
 from tests.part4_double_descent_fresh_draws import repeated_draw_failure
-from tests.part4_double_descent_model_tensors import other_model_tensor_failure
+from tests.part4_double_descent_model_tensors import model_tensor_scaled_failure, other_model_tensor_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.part4_double_descent_repeated_masks import repeated_mask_failure
 from tests.part4_double_descent_schedule_readbacks import schedule_readback_failure
+from tests.part4_double_descent_shared_values import shared_values_failure
 from tests.part4_double_descent_zero_vector import zero_vector_failure
 from tests.reshape_scrambles import regrouped_candidates
 from utils.schedules import warmup_cosine_lr as shared_warmup_cosine_lr
@@ -76,25 +77,7 @@ def _check_values(x: Tensor, present: Tensor) -> None:
             "features: draw one U[0, 1] value per (example, instance, feature) with torch.rand(shape)",
             code="constant_values",
         )
-    for i in range(GEN_INST):
-        for j in range(i + 1, GEN_INST):
-            share = mistakes.shared_values(x[:, i], x[:, j])
-            if share > 0.5:
-                fail(
-                    f"where a feature is present in instances {i} and {j} of the same example, its values are "
-                    f"proportional ({share:.0%} of examples): the values are shared across instances",
-                    "draw the values with the full shape [n_examples, n_inst, n_features], not [n_examples, 1, "
-                    "n_features] broadcast over instances",
-                    code="values_shared_instances",
-                )
-    share = mistakes.shared_values(x[0::2], x[1::2])
-    if share > 0.5:
-        fail(
-            f"features present in two examples have proportional values ({share:.0%} of example pairs): the "
-            "values are shared across examples",
-            "draw a value for every example: torch.rand(n_examples, n_inst, n_features), not one row reused",
-            code="values_shared_examples",
-        )
+    shared_values_failure(x)
     feature_weight_failure(x)
     n = sample.numel()
     tol_mean = mistakes.tolerance(n, 1 / 12)
@@ -534,6 +517,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     model = RefDoubleDescentModel(cfg, n_train=n_train, feature_probability=0.1, device=device)
     with torch.no_grad():  # all-zero examples (rare at p = 0.1, 50 feats): make two so dropping them shows
         model.train_data[[5, 23]] = 0.0
+        model.importance.copy_(torch.linspace(0.5, 1.5, 50).expand(3, 50))  # not all 1: a weighting shows
     data = model.train_data.clone()
     model.generate_batch = types.MethodType(generate_batch, model)  # self.generate_batch is the learner's method too
     first = _call(generate_batch, "generate_batch(16)", model, 16)
@@ -645,6 +629,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
             "training is full batch: return all of self.train_data, not a random sample of its rows",
             code="minibatch",
         )
+    model_tensor_scaled_failure(wrong, model, data)
     mistakes.transformed_failure(wrong, data)
     probes.reordered_failure(wrong, data)
     train_data_transform_failure(wrong, data)

@@ -1,10 +1,12 @@
-"""generate_dataset's output shape: the axes in another order, the inst axis missing, or fewer examples than asked
-for with no empty example left (examples with no feature present dropped by a boolean mask)."""
+"""generate_dataset's output dtype (float64 named, round BB) and shape: the axes in another order, the inst axis
+missing, or fewer examples than asked for with no empty example left (examples with no feature present dropped by
+a boolean mask)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from tests.checking import fail
@@ -12,6 +14,14 @@ from tests.checking import fail
 
 def dataset_shape_failure(x: Any, shape: tuple[int, int, int], p: float) -> None:
     """`shape` = (examples, inst, feats) asked for with feature probability p."""
+    if isinstance(x, Tensor) and x.dtype == torch.float64:  # round BB: the shared dtype hint named other sources
+        fail(
+            "generate_dataset(...) has dtype torch.float64, expected torch.float32",
+            "the data set was made in double precision: a dtype=torch.float64 passed to torch.rand, a .double() or "
+            ".to(torch.float64), or numpy draws (float64 by default) converted with torch.from_numpy; draw with "
+            "torch.rand's default float32 (or convert at the end with .float())",
+            code="float64_dataset",
+        )
     if not isinstance(x, Tensor) or tuple(x.shape) == shape:
         return
     n, n_inst, n_feats = shape

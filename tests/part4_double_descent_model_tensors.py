@@ -36,3 +36,24 @@ def other_model_tensor_failure(got: Tensor, model: nn.Module, what: str, wanted:
                 f"(self.{wanted}), not by position or by a search over the module's tensors",
                 code="other_tensor",
             )
+
+
+def model_tensor_scaled_failure(got: Tensor, model: nn.Module, data: Tensor) -> None:
+    """Round BB: generate_batch returned train_data multiplied or divided by another [inst, feats] tensor of the model
+    (self.importance, as the loss weighs features). The checker's model has a non-uniform importance, so this shows."""
+    if not isinstance(got, Tensor) or got.device.type == "meta" or tuple(got.shape) != tuple(data.shape):
+        return
+    g, d = got.detach().to(data.device, torch.float64), data.double()
+    for name, t in chain(model.named_buffers(), model.named_parameters()):
+        if name == "train_data" or tuple(t.shape) != tuple(d.shape[1:]):
+            continue
+        t = t.detach().double()
+        for how, value in ((f"train_data * self.{name}", d * t), (f"train_data / self.{name}", d / t)):
+            if torch.isfinite(value).all() and torch.allclose(g, value, rtol=1e-5, atol=1e-7):
+                fail(
+                    f"generate_batch returned {how}: the training set weighted by the model's self.{name}",
+                    f"return self.train_data unchanged: self.{name} is not part of the data"
+                    + (" (the importance only weighs the loss, in calculate_loss)" if name == "importance" else "")
+                    + "; the data set is the inputs as drawn",
+                    code="weighted_by_model",
+                )

@@ -262,7 +262,7 @@ GEN_MISTAKES = [
     (gen_product_values, "squared_values"),
     (gen_signed_uniform, "signed_uniform"),
     (gen_randn, "signed_normal"),
-    (gen_float64, "dtype"),
+    (gen_float64, "float64_dataset"),
     (gen_inst_first, "axis_order"),
     (gen_no_instances, "missing_inst"),
     (gen_no_return, "returned_none"),

@@ -1,11 +1,17 @@
 """Proofs for section 4 (held-out round BB): compute_dimensionality names two slips at once with part 3's pair
-read-back (|·| overlaps with the self term added as ‖v_i‖²). The round's correct variants pass."""
+read-back (|·| overlaps with the self term added as ‖v_i‖²); generate_batch's model has a non-uniform importance, so
+train_data * self.importance is caught and named (weighted_by_model); generate_dataset names a float64 data set
+(float64_dataset, where the shared dtype hint named other sources) and values drawn once per feature, shared by every
+example and instance (values_shared_all, where the hint named a draw shared over instances only). The round's correct
+variants pass."""
 
 from __future__ import annotations
 
 import einops
 import torch
+import torch.nn.functional as F
 
+import solutions.part4_double_descent as ref
 import tests.part4_double_descent as checks
 from tests.proving import assert_fails, assert_passes
 
@@ -31,3 +37,44 @@ def test_correct_variants_pass():
         return torch.where(n2 > 0, n2 / den.clamp_min(1e-30), torch.zeros_like(n2))
 
     assert_passes(checks.test_compute_dimensionality, gram_matmul)
+
+
+class ImportanceWeighted(ref.DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return self.train_data * self.importance
+
+
+def test_importance_weighted_batch_named():
+    assert_fails(checks.test_generate_batch, ImportanceWeighted, "weighted_by_model")
+
+
+def gen_float64(n_examples, n_inst, n_features, p, device=None):
+    shape = (n_examples, n_inst, n_features)
+    x = torch.rand(shape, device=device, dtype=torch.float64)
+    x = torch.where(torch.rand(shape, device=device, dtype=torch.float64) < p, x, 0.0)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def gen_values_per_feature(n_examples, n_inst, n_features, p, device=None):
+    present = torch.rand(n_examples, n_inst, n_features, device=device) < p
+    x = present * torch.rand(n_features, device=device)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def test_dataset_slips_named():
+    assert_fails(checks.test_generate_dataset, gen_float64, "float64_dataset")
+    assert_fails(checks.test_generate_dataset, gen_values_per_feature, "values_shared_all")
+
+
+def test_dataset_correct_variants_pass():
+    def one_uniform(n_examples, n_inst, n_features, p, device=None):
+        u = torch.rand(n_examples, n_inst, n_features, device=device)
+        return F.normalize(torch.where(u < p, u / p, 0.0), dim=-1)
+
+    def unscaled_values(n_examples, n_inst, n_features, p, device=None):
+        u = torch.rand(n_examples, n_inst, n_features, device=device)
+        x = torch.where(u < p, u, torch.zeros_like(u))  # U[0, p]: the scale cancels in the normalisation
+        return torch.nan_to_num(x / x.norm(dim=-1, keepdim=True))
+
+    for impl in (one_uniform, unscaled_values):
+        assert_passes(checks.test_generate_dataset, impl)
