@@ -40,6 +40,7 @@ from tests.part3_feature_geometry_dim_slips import (
     restricted_sum_failure,
 )
 from tests.part3_feature_geometry_dpf_laws import dpf_law_failure
+from tests.part3_feature_geometry_dpf_readbacks import dpf_readback_failure, dpf_upcast_failure
 from tests.part3_feature_geometry_eps_offsets import eps_offset_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_other_norms import entrywise_ratio_failure, other_norm_readings
@@ -437,6 +438,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     what = "dimensions_per_feature(W)"
     out = dimensions_per_feature(W_in)
     entrywise_ratio_failure(out, W, what)
+    dpf_upcast_failure(out, W, what)
     out = expect_output(out, what, (6,), "inst", W.dtype, device, shapes)
     expect_unmodified(W_in, W, what)
     if not _close(out, right):
@@ -455,6 +457,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     if not _close(out, right) and not any(_close(out, v) for _, _, v in values):
         dpf_law_failure(dimensions_per_feature, W, out, what)  # a wrong power or an eps; a numerator alone: below
         constant_numerator_failure(out, W, what)
+        dpf_readback_failure(out, W, what)
     expect_matches(
         out,
         right,

@@ -151,7 +151,7 @@ DPF_MISTAKES = [
     (dpf_wrong_axes, "reduce_axes"),
     (dpf_first_instance, "first_instance"),
     (dpf_squeeze, "squeezed"),
-    (dpf_float64, "dtype"),
+    (dpf_float64, "upcast"),
     (dpf_in_place, "modified_input"),
     (dpf_counted, "counted_features"),
     (dpf_spectral, "spectral_norm"),

@@ -1,7 +1,11 @@
 """Proofs for section 3 (held-out round BB): compute_dimensionality reads back two slips at once
 (tests/part3_feature_geometry_slip_pairs.py composes every pair of wrong choices in the formula: normalisation axis,
 which side is normalised, |·| or a signed overlap for its square, sum over i, self term left out or added as ‖W_i‖²,
-mean for sum, numerator power) and names both. The round's correct variants pass."""
+mean for sum, numerator power) and names both. dimensions_per_feature (tests/part3_feature_geometry_dpf_readbacks.py)
+names a float64 result for a float32 W (upcast, where the shared dtype hint named other sources), and reads a wrong
+value back: a numerator that counts represented features (counted_numerator), denominators moved between instances
+by a running maximum (instances_moved), and a denominator rounded through float16 (low_precision). The round's
+correct variants pass."""
 
 from __future__ import annotations
 
@@ -61,3 +65,37 @@ def test_correct_variants_pass():
 
     for impl in (cos_times_norm, diag_gram_squared):
         assert_passes(cd, impl)
+
+
+def dpf_counted_numerator(W):
+    return (W.norm(dim=1) > 0.5).sum(-1).to(W.dtype) / W.pow(2).sum((1, 2))
+
+
+def dpf_running_max(W):
+    return W.shape[1] / W.pow(2).sum((1, 2)).cummax(0).values
+
+
+def dpf_half_denominator(W):
+    return W.shape[1] / W.pow(2).sum((1, 2)).half().to(W.dtype)
+
+
+def dpf_upcast(W):
+    return W.shape[1] / W.double().pow(2).sum((1, 2))
+
+
+def test_dpf_readbacks_named():
+    assert "represented features" in assert_fails(dpf, dpf_counted_numerator, "counted_numerator").hint
+    assert "cummax" in assert_fails(dpf, dpf_running_max, "instances_moved").hint
+    assert_fails(dpf, dpf_half_denominator, "low_precision")
+    assert ".double()" in assert_fails(dpf, dpf_upcast, "upcast").hint
+
+
+def test_dpf_correct_variants_pass():
+    def row_norms(W):
+        return W.shape[1] / W.norm(dim=-1).pow(2).sum(-1)
+
+    def singular_values(W):
+        return W.shape[-2] / torch.linalg.svdvals(W).pow(2).sum(-1)
+
+    for impl in (row_norms, singular_values):
+        assert_passes(dpf, impl)
