@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part4_double_descent_schedule_pairs import schedule_pair_failure
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
@@ -139,6 +140,7 @@ def schedule_readback_failure(got: Tensor, right: Tensor, steps: int, warmup: in
     _step_zero(got, right, steps, warmup)
     _ramp(got, right, steps, warmup)
     _progress(got, right, steps, warmup)
+    schedule_pair_failure(got, right, steps, warmup, catalogue)
 
 
 def _shifted(got: Tensor, right: Tensor) -> None:

@@ -2,10 +2,13 @@
 read-back (|·| overlaps with the self term added as ‖v_i‖²); generate_batch's model has a non-uniform importance, so
 train_data * self.importance is caught and named (weighted_by_model); generate_dataset names a float64 data set
 (float64_dataset, where the shared dtype hint named other sources) and values drawn once per feature, shared by every
-example and instance (values_shared_all, where the hint named a draw shared over instances only). The round's correct
-variants pass."""
+example and instance (values_shared_all, where the hint named a draw shared over instances only). warmup_cosine_lr
+names a slip in each phase at once (tests/part4_double_descent_schedule_pairs.py: the warm-up of one catalogued
+slip, the decay of another). The round's correct variants pass."""
 
 from __future__ import annotations
+
+import math
 
 import einops
 import torch
@@ -78,3 +81,23 @@ def test_dataset_correct_variants_pass():
 
     for impl in (one_uniform, unscaled_values):
         assert_passes(checks.test_generate_dataset, impl)
+
+
+def lr_two_off_by_one(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps - 1)))
+
+
+def test_schedule_two_slips_named():
+    err = assert_fails(checks.test_warmup_cosine_lr, lr_two_off_by_one, "two_slips")
+    assert "(step + 1)" in err.hint and "steps - warmup_steps - 1" in err.hint
+
+
+def test_schedule_correct_variant_passes():
+    def cos_squared(step, steps, warmup_steps):
+        if warmup_steps > 0 and step <= warmup_steps:
+            return step / warmup_steps
+        return math.cos(math.pi / 2 * (step - warmup_steps) / (steps - warmup_steps)) ** 2
+
+    assert_passes(checks.test_warmup_cosine_lr, cos_squared)
