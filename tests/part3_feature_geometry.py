@@ -40,7 +40,7 @@ from tests.part3_feature_geometry_dim_slips import (
     restricted_sum_failure,
 )
 from tests.part3_feature_geometry_dpf_laws import dpf_law_failure
-from tests.part3_feature_geometry_dpf_readbacks import dpf_readback_failure, dpf_upcast_failure
+from tests.part3_feature_geometry_dpf_readbacks import dpf_readback_failure, upcast_failure
 from tests.part3_feature_geometry_eps_offsets import eps_offset_failure
 from tests.part3_feature_geometry_floors import bent_ratio_failure, norm_constant_failure
 from tests.part3_feature_geometry_other_norms import entrywise_ratio_failure, other_norm_readings
@@ -438,7 +438,7 @@ def test_dimensions_per_feature(dimensions_per_feature: Callable, device: torch.
     what = "dimensions_per_feature(W)"
     out = dimensions_per_feature(W_in)
     entrywise_ratio_failure(out, W, what)
-    dpf_upcast_failure(out, W, what)
+    upcast_failure(out, W, what)
     out = expect_output(out, what, (6,), "inst", W.dtype, device, shapes)
     expect_unmodified(W_in, W, what)
     if not _close(out, right):
@@ -685,7 +685,9 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     W_in = W.clone()
     what = "compute_dimensionality(W)"
     values, shapes = _mistakes(W)
-    out = expect_output(compute_dimensionality(W_in), what, (3, 7), "inst feats", torch.float32, device, shapes)
+    out = compute_dimensionality(W_in)
+    upcast_failure(out, W, what)
+    out = expect_output(out, what, (3, 7), "inst feats", torch.float32, device, shapes)
     expect_unmodified(W_in, W, what)
     expected = _reference(W)
     expect_no_zeroed(out, expected, what, W, compute_dimensionality)

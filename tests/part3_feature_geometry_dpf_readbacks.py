@@ -1,4 +1,5 @@
-"""dimensions_per_feature read back (round BB): the output's dtype when it is raised above W's (the shared hint named
+"""dimensions_per_feature read back (round BB): the output's dtype when it is raised above W's (compute_dimensionality
+of parts 3 and 4 too) (the shared hint named
 other sources than a .double()), and, for a wrong value, the numerator and the denominator read back from the
 learner's D* one instance at a time: a whole-number numerator that varies by instance (a count of represented
 features in place of d_hidden), a denominator that is another instance's ‖W‖²_F (a running max, a sort, a flip, a
@@ -12,15 +13,15 @@ from torch import Tensor
 from tests.checking import fail
 
 
-def dpf_upcast_failure(out: object, W: Tensor, what: str) -> None:
-    """Float output of a higher precision than W's (float64 for a float32 W)."""
+def upcast_failure(out: object, W: Tensor, what: str, name: str = "W") -> None:
+    """Float output of a higher precision than the input's (float64 for a float32 W); part 4 uses it too."""
     if not isinstance(out, Tensor) or not out.is_floating_point() or not W.is_floating_point():
         return
     if torch.finfo(out.dtype).bits > torch.finfo(W.dtype).bits:
         fail(
             f"{what} has dtype {out.dtype}, expected {W.dtype} (the input's)",
-            f"the result was raised to {out.dtype}: a W.double() or .to(torch.float64), a dtype=torch.float64 in a "
-            "reduction, or numpy (float64 by default) on the way; compute in W's own dtype",
+            f"the result was raised to {out.dtype}: a {name}.double() or .to(torch.float64), a dtype=torch.float64 "
+            f"in a reduction, or numpy (float64 by default) on the way; compute in {name}'s own dtype",
             code="upcast",
         )
 

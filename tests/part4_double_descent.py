@@ -30,6 +30,7 @@ from solutions.part4_double_descent import DoubleDescentModel as RefDoubleDescen
 from tests.checking import checker, expect_close, expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part3_feature_geometry import expect_output, expect_unmodified, unexplained
+from tests.part3_feature_geometry_dpf_readbacks import upcast_failure
 from tests.part4_double_descent_calls import call_learner as _call
 from tests.part4_double_descent_calls import size_one_axis_failure, size_one_batch_failure
 from tests.part4_double_descent_cosine_slips import cosine_slip
@@ -673,9 +674,9 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
     what = "compute_dimensionality(v)"
     values, shapes = slips.dimensionality_candidates(v.cpu())
     values += regrouped_candidates(v.cpu(), mistakes.dimensionality, "v", ("inst", "vectors", "d"))
-    out = expect_output(
-        _call(compute_dimensionality, what, v_in), what, (3, 7), "inst vectors", torch.float32, device, shapes
-    )
+    out = _call(compute_dimensionality, what, v_in)
+    upcast_failure(out, v, what, name="v")
+    out = expect_output(out, what, (3, 7), "inst vectors", torch.float32, device, shapes)
     expect_unmodified(v_in, v, what, name="vectors")
     expected = mistakes.dimensionality(v.cpu())
     code, hint = mistakes.gram_rows_diagnosis(out, v) or ("values", CD4_FORMULA)

@@ -1,7 +1,7 @@
 """warmup_cosine_lr with one slip in the warm-up and another in the cosine (round BB): each catalogued mistake is
-split at warmup_steps into its warm-up part and its decay part; when the learner's warm-up is the warm-up of one
-catalogued mistake and the learner's decay the decay of another, both are named (before, neither matched the whole
-schedule and the hint restated the formula)."""
+split at warmup_steps into its warm-up part and its decay part; when the learner's warm-up is that of a catalogued
+mistake of the warm-up alone and the learner's decay that of a mistake of the decay alone, both are named (before,
+neither matched the whole schedule and the hint restated the formula)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,17 @@ def schedule_pair_failure(got: Tensor, right: Tensor, steps: int, warmup: int, c
     cut = warmup
     if _close(got[:cut], right[:cut]) or _close(got[cut:], right[cut:]):
         return  # only one phase is wrong: the single-slip diagnoses name it
-    warm = [(code, hint) for code, hint, v in catalogue if _close(got[:cut], v.double()[:cut])]
-    decay = [(code, hint) for code, hint, v in catalogue if _close(got[cut:], v.double()[cut:])]
+    # a slip of one phase only (right in the other phase), so that its hint is about that phase
+    warm = [
+        (code, hint)
+        for code, hint, v in catalogue
+        if _close(got[:cut], v.double()[:cut]) and _close(v.double()[cut:], right[cut:])
+    ]
+    decay = [
+        (code, hint)
+        for code, hint, v in catalogue
+        if _close(got[cut:], v.double()[cut:]) and _close(v.double()[:cut], right[:cut])
+    ]
     if not warm or not decay:
         return
     (code_w, hint_w), (code_d, hint_d) = warm[0], decay[0]

@@ -379,7 +379,7 @@ DIM_MISTAKES = [
     (dim_transposed_output, "transposed_output"),
     (dim_rows, "feature_axis"),
     (dim_in_place, "modified_input"),
-    (dim_float64, "dtype"),
+    (dim_float64, "upcast"),
     (dim_float32, "dtype"),
     (dim_squeezed, "squeezed"),
     (dim_nan, "zero_feature"),

@@ -4,8 +4,9 @@ which side is normalised, |·| or a signed overlap for its square, sum over i, s
 mean for sum, numerator power) and names both. dimensions_per_feature (tests/part3_feature_geometry_dpf_readbacks.py)
 names a float64 result for a float32 W (upcast, where the shared dtype hint named other sources), and reads a wrong
 value back: a numerator that counts represented features (counted_numerator), denominators moved between instances
-by a running maximum (instances_moved), and a denominator rounded through float16 (low_precision). The round's
-correct variants pass."""
+by a running maximum (instances_moved), and a denominator rounded through float16 (low_precision);
+compute_dimensionality names the upcast too (the proof dim_float64 of test_part3_feature_geometry_checkers.py now
+asserts it). The round's correct variants pass."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ train_data * self.importance is caught and named (weighted_by_model); generate_d
 (float64_dataset, where the shared dtype hint named other sources) and values drawn once per feature, shared by every
 example and instance (values_shared_all, where the hint named a draw shared over instances only). warmup_cosine_lr
 names a slip in each phase at once (tests/part4_double_descent_schedule_pairs.py: the warm-up of one catalogued
-slip, the decay of another). The round's correct variants pass."""
+slip, the decay of another); compute_dimensionality names a float64 result for float32 vectors (upcast, part 3's
+read-back). The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -101,3 +102,8 @@ def test_schedule_correct_variant_passes():
         return math.cos(math.pi / 2 * (step - warmup_steps) / (steps - warmup_steps)) ** 2
 
     assert_passes(checks.test_warmup_cosine_lr, cos_squared)
+
+
+def test_upcast_named():
+    err = assert_fails(checks.test_compute_dimensionality, lambda v: ref.compute_dimensionality(v.double()), "upcast")
+    assert "v.double()" in err.hint
