@@ -51,6 +51,7 @@ from tests.part3_feature_geometry_readbacks import (
     flat_join,
     squared_before_matmul_failure,
 )
+from tests.part3_feature_geometry_rounded import rounded_output_failure
 from tests.part3_feature_geometry_scale_probes import (
     abs_dot_mutants,
     capped_norm_mutants,
@@ -703,6 +704,7 @@ def test_compute_dimensionality(compute_dimensionality: Callable, device: torch.
         bent_ratio_failure(
             out, Wd.pow(2).sum(1).pow(2), torch.einsum("kdi,kdj->kij", Wd, Wd).pow(2).sum(-1), what, *names
         )
+        rounded_output_failure(out, expected, what)
         slip_pair_failure(out, W.mT, what, PAIR_NAMES, CD_FORMULA)
         dimensionality_structure(
             lambda v: compute_dimensionality(v.transpose(1, 2)), W.transpose(1, 2), out, "feature", ("W", "Ŵ")

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
+from tests.part3_feature_geometry_rounded import rounded_output_failure
 
 
 def upcast_failure(out: object, W: Tensor, what: str, name: str = "W") -> None:
@@ -45,6 +46,7 @@ def dpf_readback_failure(out: Tensor, W: Tensor, what: str) -> None:
         return
     d = W.shape[1]
     frob = W.pow(2).sum((1, 2))
+    rounded_output_failure(got, d / frob, what)
     numerator = got * frob
     if torch.allclose(numerator, numerator.round(), atol=1e-3) and len(set(numerator.round().tolist())) > 1:
         counts = numerator.round().long()

@@ -38,7 +38,11 @@ from tests.part4_double_descent_dataset_shape import dataset_shape_failure
 from tests.part4_double_descent_dimensionality import small_vector_failure
 from tests.part4_double_descent_draws import fixed_count_failure, low_precision_failure
 from tests.part4_double_descent_fresh_draws import repeated_draw_failure
-from tests.part4_double_descent_model_tensors import model_tensor_scaled_failure, other_model_tensor_failure
+from tests.part4_double_descent_model_tensors import (
+    model_tensor_scaled_failure,
+    other_model_tensor_failure,
+    parameter_source_failure,
+)
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.part4_double_descent_repeated_masks import repeated_mask_failure
 from tests.part4_double_descent_schedule_readbacks import schedule_readback_failure
@@ -577,6 +581,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
     first = expect_tensor(
         first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
+    parameter_source_failure(first, model, what)
     if first.requires_grad and mistakes.same(first, data):
         fail(
             f"{what} requires grad: the training data became a trainable tensor (nn.Parameter, or requires_grad_?)",

@@ -57,3 +57,28 @@ def model_tensor_scaled_failure(got: Tensor, model: nn.Module, data: Tensor) -> 
                     + "; the data set is the inputs as drawn",
                     code="weighted_by_model",
                 )
+
+
+def parameter_source_failure(got: Tensor, model: nn.Module, what: str) -> None:
+    """Round BB: an output that requires grad because a parameter of the model went into it (train_data + self.b_final,
+    train_data @ something with W): name the parameters autograd finds it depends on."""
+    if not isinstance(got, Tensor) or not got.requires_grad or got.device.type == "meta":
+        return
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad and name != "train_data"]
+    if not named:
+        return
+    with torch.no_grad():  # the model's output on the data is named later (model_output)
+        forward = model(model.train_data)
+    if forward.shape == got.shape and torch.allclose(got.detach(), forward, atol=1e-6):
+        return
+    grads = torch.autograd.grad(got.sum(), [p for _, p in named], allow_unused=True, retain_graph=True)
+    used = [name for (name, _), g in zip(named, grads, strict=True) if g is not None]
+    if used:
+        fail(
+            f"{what} depends on the model's parameter{'s' if len(used) > 1 else ''} "
+            f"{', '.join(f'self.{n}' for n in used)} (autograd traces your output back to "
+            f"{'them' if len(used) > 1 else 'it'}), so it requires grad",
+            "the batch is the data alone: return self.train_data itself, with no parameter of the model added to or "
+            "multiplied into it (the model's parameters act in forward, not in the data)",
+            code="parameter_in_batch",
+        )

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.part3_feature_geometry import dimensionality_structure
+from tests.part3_feature_geometry_rounded import rounded_output_failure
 from tests.part3_feature_geometry_scale_probes import output_probe, permuted_values_failure
 from tests.part3_feature_geometry_slip_pairs import slip_pair_failure
 from tests.part4_double_descent_calls import training_slice_failure
@@ -202,6 +203,7 @@ def dimensionality_probes(fn: Callable[[Tensor], Tensor], v: Tensor, out: Tensor
     probe = output_probe(fn, base)
 
     _triangle_failure(probe, v, base)
+    rounded_output_failure(out, expected, "compute_dimensionality(v)")
     slip_pair_failure(out, v, "compute_dimensionality(v)", PAIR_NAMES, CD4_PAIR_FORMULA)
     dimensionality_structure(fn, v, out)
 

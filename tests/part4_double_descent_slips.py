@@ -31,6 +31,28 @@ def warmup_diagnosis(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str]
     return _warmup_only(got, right, warmup) or _decay_only(got, right, warmup) or ("values", SCHEDULE)
 
 
+def _power_ramp(g: Tensor, warmup: int) -> str | None:
+    """Round BB: read the warm-up back as c · step^a on steps 1 .. warmup - 1 (an exact power law, a != 1), and name
+    the inverted ratio warmup_steps / step, a square or a square root of the ratio."""
+    s, v = torch.arange(1, warmup, dtype=torch.float64), g[1:warmup]
+    if len(s) < 3 or not bool((v > 0).all()):
+        return None
+    design = torch.stack([torch.ones_like(s), s.log()], -1)
+    log_c, a = torch.linalg.lstsq(design, v.log()[:, None]).solution.flatten().tolist()
+    c = math.exp(log_c)
+    if not torch.allclose(c * s**a, v, rtol=1e-6, atol=1e-9) or abs(a - 1) < 1e-6:
+        return None
+    named = {
+        (-1.0, float(warmup)): "warmup_steps / step, the ratio inverted (it starts huge and falls)",
+        (2.0, 1 / warmup**2): "(step / warmup_steps) ** 2, the ratio squared",
+        (0.5, 1 / warmup**0.5): "sqrt(step / warmup_steps), the square root of the ratio",
+    }
+    for (power, coef), name in named.items():
+        if abs(a - power) < 1e-6 and abs(c - coef) <= 1e-6 * coef:
+            return name
+    return f"{c:.4g} · step^{a:.4g}, a power law in step (not linear)"
+
+
 def _warmup_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | None:
     if warmup < 3 or len(got) <= warmup or not bool(torch.isfinite(got).all()):
         return None
@@ -57,6 +79,8 @@ def _warmup_only(got: Tensor, right: Tensor, warmup: int) -> tuple[str, str] | N
     for name, values in shapes.items():
         if close(values):
             return "warmup_shape", f"your warm-up is {name}; it is linear, step / warmup_steps, {rest}"
+    if (power := _power_ramp(g, warmup)) is not None:
+        return "warmup_shape", f"your warm-up is {power}; it is linear, step / warmup_steps, {rest}"
     k = min(warmup, 4)
     seen = ", ".join(f"{float(v):.4g}" for v in g[:k])
     lin = ", ".join(f"{float(v):.4g}" for v in r[:k])

@@ -6,7 +6,8 @@ names a float64 result for a float32 W (upcast, where the shared dtype hint name
 value back: a numerator that counts represented features (counted_numerator), denominators moved between instances
 by a running maximum (instances_moved), and a denominator rounded through float16 (low_precision);
 compute_dimensionality names the upcast too (the proof dim_float64 of test_part3_feature_geometry_checkers.py now
-asserts it). The round's correct variants pass."""
+asserts it). Both checkers name a result rounded to a few decimals (rounded_output,
+tests/part3_feature_geometry_rounded.py). The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import einops
 import torch
 import torch.nn.functional as F
 
+import solutions.part3_feature_geometry as ref
 import tests.part3_feature_geometry as checks
 from tests.proving import assert_fails, assert_passes
 
@@ -100,3 +102,12 @@ def test_dpf_correct_variants_pass():
 
     for impl in (row_norms, singular_values):
         assert_passes(dpf, impl)
+
+
+def test_rounded_output_named():
+    rounded = lambda W: (W.shape[1] / W.pow(2).sum((1, 2))).round(decimals=3)
+    assert "3 decimals" in assert_fails(dpf, rounded, "rounded_output").message
+    assert (
+        "2 decimals"
+        in assert_fails(cd, lambda W: ref.compute_dimensionality(W).round(decimals=2), "rounded_output").message
+    )

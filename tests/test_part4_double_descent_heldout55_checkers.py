@@ -5,7 +5,9 @@ train_data * self.importance is caught and named (weighted_by_model); generate_d
 example and instance (values_shared_all, where the hint named a draw shared over instances only). warmup_cosine_lr
 names a slip in each phase at once (tests/part4_double_descent_schedule_pairs.py: the warm-up of one catalogued
 slip, the decay of another); compute_dimensionality names a float64 result for float32 vectors (upcast, part 3's
-read-back). The round's correct variants pass."""
+read-back) and a rounded result (rounded_output); a warm-up read back as a power law names warmup_steps / step
+(warmup_shape); a batch that depends on a parameter of the model (train_data + self.b_final) names the parameter
+(parameter_in_batch) where the hint said the data had become a parameter. The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -107,3 +109,28 @@ def test_schedule_correct_variant_passes():
 def test_upcast_named():
     err = assert_fails(checks.test_compute_dimensionality, lambda v: ref.compute_dimensionality(v.double()), "upcast")
     assert "v.double()" in err.hint
+
+
+def test_rounded_output_named():
+    assert_fails(
+        checks.test_compute_dimensionality, lambda v: ref.compute_dimensionality(v).round(decimals=2), "rounded_output"
+    )
+
+
+def lr_inverted_ramp(step, steps, warmup_steps):
+    if step < warmup_steps:
+        return warmup_steps / step if step else 0.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (steps - warmup_steps)))
+
+
+def test_inverted_ramp_named():
+    assert "inverted" in assert_fails(checks.test_warmup_cosine_lr, lr_inverted_ramp, "warmup_shape").hint
+
+
+class PlusBias(ref.DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return self.train_data + self.b_final
+
+
+def test_parameter_in_batch_named():
+    assert "b_final" in assert_fails(checks.test_generate_batch, PlusBias, "parameter_in_batch").message
