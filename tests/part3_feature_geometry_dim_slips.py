@@ -103,6 +103,8 @@ def one_divisor_failure(out: Tensor, expected: Tensor, W: Tensor, what: str) -> 
     ck = c_sq.mean(1, keepdim=True)
     if not bool(((c_sq - ck).abs() <= 1e-4 * ck).all()) or bool(((ck - norms_sq).abs() <= 1e-4 * ck).all(0).all()):
         return
+    if bool(((ck - Wd.shape[2]).abs() <= 1e-4 * Wd.shape[2]).all()):
+        return  # c² = feats in every instance: a mean over j with no normalisation, named by the slip pairs (round BB)
     c = ck.sqrt().flatten()
     match = ((norms_sq.sqrt() - c[:, None]).abs() <= 1e-4 * c[:, None]).all(0).nonzero().flatten().tolist()
     which = (

@@ -43,6 +43,7 @@ from tests.part4_double_descent_model_tensors import (
     other_model_tensor_failure,
     parameter_source_failure,
 )
+from tests.part4_double_descent_norm_powers import norm_power_failure
 from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
 from tests.part4_double_descent_repeated_masks import repeated_mask_failure
 from tests.part4_double_descent_schedule_readbacks import schedule_readback_failure
@@ -169,6 +170,7 @@ def test_generate_dataset(generate_dataset: Callable, device: torch.device) -> s
     if off.any():
         low_precision_failure(x, what)
         code, hint = mistakes.norm_diagnosis(x, GEN_P)
+        norm_power_failure(x, what, code, hint)
         bad = ((norms - 1).abs() * nonzero).argmax()
         e, k = divmod(int(bad), GEN_INST)
         fail(

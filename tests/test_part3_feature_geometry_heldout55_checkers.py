@@ -1,7 +1,8 @@
 """Proofs for section 3 (held-out round BB): compute_dimensionality reads back two slips at once
 (tests/part3_feature_geometry_slip_pairs.py composes every pair of wrong choices in the formula: normalisation axis,
 which side is normalised, |·| or a signed overlap for its square, sum over i, self term left out or added as ‖W_i‖²,
-mean for sum, numerator power) and names both. dimensions_per_feature (tests/part3_feature_geometry_dpf_readbacks.py)
+mean for sum, numerator power) and names both (the one-divisor read-back defers to it when its divisor² is the
+feature count, a mean with no normalisation). dimensions_per_feature (tests/part3_feature_geometry_dpf_readbacks.py)
 names a float64 result for a float32 W (upcast, where the shared dtype hint named other sources), and reads a wrong
 value back: a numerator that counts represented features (counted_numerator), denominators moved between instances
 by a running maximum (instances_moved), and a denominator rounded through float16 (low_precision);
@@ -47,8 +48,13 @@ def cd_feature_axis_abs(W):
     return _guarded(n, dots.abs().sum(-1))
 
 
+def cd_unnormalised_mean(W):  # c² = feats in one_divisor_failure's read-back: it defers to the pairs
+    n = W.pow(2).sum(1)
+    return _guarded(n, einops.einsum(W, W, "i d a, i d b -> i a b").pow(2).mean(-1))
+
+
 def test_two_slips_named():
-    for impl in (cd_abs_sum_over_i, cd_no_self_mean, cd_feature_axis_abs):
+    for impl in (cd_abs_sum_over_i, cd_no_self_mean, cd_feature_axis_abs, cd_unnormalised_mean):
         err = assert_fails(cd, impl, "two_slips")
         assert "(1)" in err.message and "(2)" in err.message
 

@@ -7,7 +7,9 @@ names a slip in each phase at once (tests/part4_double_descent_schedule_pairs.py
 slip, the decay of another); compute_dimensionality names a float64 result for float32 vectors (upcast, part 3's
 read-back) and a rounded result (rounded_output); a warm-up read back as a power law names warmup_steps / step
 (warmup_shape); a batch that depends on a parameter of the model (train_data + self.b_final) names the parameter
-(parameter_in_batch) where the hint said the data had become a parameter. The round's correct variants pass."""
+(parameter_in_batch) where the hint said the data had become a parameter. generate_dataset reads back a divisor
+‖x‖^a from the output at any presence rate (tests/part4_double_descent_norm_powers.py): ‖x‖² with dense examples
+(norm_squared) and ‖x‖^0.5 (norm_power, where the hint said "not normalised"). The round's correct variants pass."""
 
 from __future__ import annotations
 
@@ -134,3 +136,23 @@ class PlusBias(ref.DoubleDescentModel):
 
 def test_parameter_in_batch_named():
     assert "b_final" in assert_fails(checks.test_generate_batch, PlusBias, "parameter_in_batch").message
+
+
+def _divided(divisor):
+    def generate_dataset(n_examples, n_inst, n_features, p, device=None):
+        shape = (n_examples, n_inst, n_features)
+        x = torch.where(torch.rand(shape, device=device) < p, torch.rand(shape, device=device), 0.0)
+        return x / divisor(x).clamp_min(1e-12)
+
+    return generate_dataset
+
+
+def test_norm_powers_named():
+    dense_squared = _divided(lambda x: x.pow(2).sum(-1, keepdim=True))
+
+    def sparsity_as_p(n_examples, n_inst, n_features, p, device=None):  # two slips: 1 - p, and the squared norm
+        return dense_squared(n_examples, n_inst, n_features, 1 - p, device)
+
+    assert_fails(checks.test_generate_dataset, sparsity_as_p, "norm_squared")
+    root = _divided(lambda x: x.norm(dim=-1, keepdim=True).sqrt())
+    assert "square root" in assert_fails(checks.test_generate_dataset, root, "norm_power").hint
