@@ -44,7 +44,11 @@ from tests.part4_double_descent_model_tensors import (
     parameter_source_failure,
 )
 from tests.part4_double_descent_norm_powers import norm_power_failure
-from tests.part4_double_descent_readbacks import feature_weight_failure, train_data_transform_failure
+from tests.part4_double_descent_readbacks import (
+    absent_filled_failure,
+    feature_weight_failure,
+    train_data_transform_failure,
+)
 from tests.part4_double_descent_repeated_masks import repeated_mask_failure
 from tests.part4_double_descent_schedule_readbacks import schedule_readback_failure
 from tests.part4_double_descent_shared_values import shared_values_failure
@@ -584,6 +588,7 @@ def test_generate_batch(DoubleDescentModel: type, device: torch.device) -> str:
         first, what, shape=tuple(data.shape), dims="examples inst feats", dtype=torch.float32, device=device
     )
     parameter_source_failure(first, model, what)
+    absent_filled_failure(first, data, what)
     if first.requires_grad and mistakes.same(first, data):
         fail(
             f"{what} requires grad: the training data became a trainable tensor (nn.Parameter, or requires_grad_?)",

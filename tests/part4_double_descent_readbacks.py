@@ -204,3 +204,22 @@ def precedence_candidates(v: Tensor) -> list[Mistake]:
             norm_sq / (unit.pow(2) @ v.mT).sum(-1).clamp_min(1e-30),
         ),
     ]
+
+
+def absent_filled_failure(got: Tensor, data: Tensor, what: str) -> None:
+    """Round BB: the absent features of self.train_data are exactly 0; an output of the right shape with small
+    non-zero values there (train_data.clamp(min=1e-6), + eps) passed the value tolerance. Any exact-0 entry of the
+    data that comes back non-zero is named (a renormalised copy keeps its zeros, so a correct variant passes)."""
+    if not isinstance(got, Tensor) or got.device.type == "meta" or got.shape != data.shape:
+        return
+    g, d = got.detach().to(data.device, torch.float64), data.double()
+    filled = (d == 0) & (g != 0) & torch.isfinite(g)
+    if not bool(filled.any()) or not bool(((g - d).abs() <= 1e-3).all()):
+        return
+    values = g[filled]
+    fail(
+        f"{what}: {int(filled.sum())} of the {int((d == 0).sum())} entries that are exactly 0 in self.train_data "
+        f"(absent features) are non-zero in your output (from {float(values.min()):.3g} to {float(values.max()):.3g})",
+        "absent features stay exactly 0: return self.train_data unchanged (no clamp(min=...), no eps added)",
+        code="absent_filled",
+    )

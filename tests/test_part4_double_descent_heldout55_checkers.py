@@ -9,7 +9,9 @@ read-back) and a rounded result (rounded_output); a warm-up read back as a power
 (warmup_shape); a batch that depends on a parameter of the model (train_data + self.b_final) names the parameter
 (parameter_in_batch) where the hint said the data had become a parameter. generate_dataset reads back a divisor
 ‖x‖^a from the output at any presence rate (tests/part4_double_descent_norm_powers.py): ‖x‖² with dense examples
-(norm_squared) and ‖x‖^0.5 (norm_power, where the hint said "not normalised"). The round's correct variants pass."""
+(norm_squared) and ‖x‖^0.5 (norm_power, where the hint said "not normalised"). generate_batch names absent features
+filled with small values (train_data.clamp(min=1e-6) passed the value tolerance: absent_filled). The round's correct
+variants pass."""
 
 from __future__ import annotations
 
@@ -156,3 +158,18 @@ def test_norm_powers_named():
     assert_fails(checks.test_generate_dataset, sparsity_as_p, "norm_squared")
     root = _divided(lambda x: x.norm(dim=-1, keepdim=True).sqrt())
     assert "square root" in assert_fails(checks.test_generate_dataset, root, "norm_power").hint
+
+
+class ClampedBatch(ref.DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return self.train_data.clamp(min=1e-6)
+
+
+class RenormalisedBatch(ref.DoubleDescentModel):
+    def generate_batch(self, batch_size=None):
+        return F.normalize(self.train_data, dim=-1)
+
+
+def test_absent_filled_named():
+    assert_fails(checks.test_generate_batch, ClampedBatch, "absent_filled")
+    assert_passes(checks.test_generate_batch, RenormalisedBatch)
