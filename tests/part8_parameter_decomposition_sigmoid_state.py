@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_diagnosis as diag
+from tests import part8_parameter_decomposition_grad_output as grad_output
 from tests import part8_parameter_decomposition_named as fresh
 from tests.checking import fail
 
@@ -57,7 +58,9 @@ def backward_grad(out: Tensor, x: Tensor, g: Tensor, name: str, right: Tensor) -
 
 
 def after_values(impl: Any, name: str, x0: Tensor) -> None:
-    """After the main value checks: alpha kept per call, no narrow band with a wrong slope, then the break points."""
+    """After the main value checks: grad_output not edited in place, alpha kept per call, no narrow band with a wrong
+    slope, then the break points."""
+    grad_output.grad_output_kept(impl, name, x0, ALPHAS[0])
     alpha_on_ctx(impl, name, x0.device)
     narrow_band(impl, name, ALPHAS[0], x0.device)
     fresh.default_alpha(impl, name, x0)
