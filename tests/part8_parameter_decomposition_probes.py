@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_bias_places as bias_places
+from tests import part8_parameter_decomposition_call_probes as call_probes
 from tests import part8_parameter_decomposition_cross_draws as cross_draws
 from tests import part8_parameter_decomposition_gelu_places as gelu_places
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -54,7 +55,7 @@ def _rand(*shape: int, seed: int, low: float = 0.0, high: float = 1.0, device: t
 def call_naming_term_count(fn: Callable, W: Tensor) -> Any:
     """fn(W); an index past the r = min(d_out, d_in) singular values, raised in the learner's code, says so."""
     try:
-        return fn(W)
+        return call_probes.fixed_term_count(fn, W, fn(W))  # a count of terms that never follows W, named
     except IndexError as err:
         _, d_out, d_in = W.shape
         r = min(d_out, d_in)
@@ -165,6 +166,7 @@ def call_naming_layer(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor
                 "compared with the input x instead of the original output chain(x)?",
                 code="vs_input",
             ) from None
+        call_probes.other_matrix_clash(err, chain, terms)  # a term combined with another matrix: named
         raise
 
 

@@ -3,16 +3,25 @@
 * leaky hard sigmoids: a backward that edits grad_output in place (grad_output[x > 1] = 0; grad_output[x < 0] *= alpha)
   passed; the checker now calls it with the caller's grad_outputs and with out.sum() (an expanded grad_output, where
   the edit zeroes every entry), `grad_output_in_place`.
+* svd_terms: a hard-coded count (the two largest terms: [:, :2], the TMS W's rank) was blamed on the instance axis
+  (2 = n_inst on the first input); the function runs on a W where no size is that count, `fixed_term_count`.
+* ablation_losses: the terms removed from the last matrix raised a size error with the generic size-clash hint; a
+  clash between a term's size and a size only another chain matrix has is named (`ablated_layer`).
 * The round's correct variants pass.
 """
 
 from __future__ import annotations
 
+import einops
 import torch
 
 import tests.part8_parameter_decomposition as checks
 from tests.part8_parameter_decomposition_slips import learner_sigmoid
 from tests.proving import assert_fails, assert_passes
+
+
+def _mm(a, W):
+    return einops.einsum(a, W, "batch inst d_in, inst d_out d_in -> batch inst d_out")
 
 
 # ---------------------------------------------------------------- leaky hard sigmoids
@@ -41,3 +50,29 @@ def test_sigmoid_backward_on_a_clone_passes():
         return g
 
     assert_passes(checks.test_lower_leaky_hard_sigmoid, learner_sigmoid(lower))
+
+
+# ---------------------------------------------------------------- svd_terms
+def _svd_top_two(W):
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return einops.einsum(U[..., :2], S[..., :2], Vh[..., :2, :], "i o r, i r, i r d -> i r o d")
+
+
+def test_svd_terms_hard_coded_count_is_named():
+    failure = assert_fails(checks.test_svd_terms, _svd_top_two, "fixed_term_count")
+    assert "[:, :2]" in failure.hint
+
+
+# ---------------------------------------------------------------- ablation_losses
+def _ablate_last_matrix(chain, terms, x):
+    original, out = chain(x), []
+    for k in range(terms.shape[1]):
+        W = chain.weights[-1] - terms[:, k]
+        fn = lambda layer, a, W=W: _mm(a, W if layer == len(chain.weights) - 1 else chain.weights[layer])
+        out.append((chain(x, fn) - original).pow(2).mean(-1))
+    return torch.stack(out).permute(2, 0, 1)
+
+
+def test_ablation_of_another_matrix_is_named():
+    failure = assert_fails(checks.test_ablation_losses, _ablate_last_matrix, "ablated_layer")
+    assert "chain.weights[0] - terms[:, k]" in failure.hint
