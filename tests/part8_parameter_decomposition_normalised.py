@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tests import part8_parameter_decomposition_ablation_pairs as pairs
 from tests import part8_parameter_decomposition_ablation_runs as abl_runs
+from tests import part8_parameter_decomposition_layer_fn_slips as layer_fn_slips
 from tests import part8_parameter_decomposition_layer_reads as reads
 from tests import part8_parameter_decomposition_layer_sums as layer_sums
 from tests import part8_parameter_decomposition_misplaced as misplaced
@@ -88,4 +89,5 @@ def ablation_more(fn: Callable, chain: WeightChain, terms: Tensor, x: Tensor, ou
     named += abl_runs.ablation_linearity(chain, terms, x)  # (chain(-T_k alone) - chain(0))²
     named += pairs.ablation_pairs(chain, terms, x)  # (T_k x)², and two slips at once
     named += fractions.ablation_term_fractions(chain, terms, x, out)  # W_0 - c·T_k, a mean ablation
+    named += layer_fn_slips.ablation_layer_fn_slips(chain, terms, x)  # bias or activation inside layer_fn
     return named + subs.ablation_substitutes(chain, terms, x) + layer_sums.ablation_every_layer(chain, terms, x)

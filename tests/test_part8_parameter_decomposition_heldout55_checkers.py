@@ -7,6 +7,9 @@
   (2 = n_inst on the first input); the function runs on a W where no size is that count, `fixed_term_count`.
 * ablation_losses: the terms removed from the last matrix raised a size error with the generic size-clash hint; a
   clash between a term's size and a size only another chain matrix has is named (`ablated_layer`).
+* ablation_losses: a layer_fn that also applies the activation (ablated runs), or a baseline run through a layer_fn
+  that adds the bias, gave the formula; the bias, the activation or both inside layer_fn, at the first or every
+  matrix, in the ablated runs, the baseline or both, are named (`layer_fn_extra`).
 * The round's correct variants pass.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import einops
 import torch
+import torch.nn.functional as F
 
 import tests.part8_parameter_decomposition as checks
 from tests.part8_parameter_decomposition_slips import learner_sigmoid
@@ -76,3 +80,36 @@ def _ablate_last_matrix(chain, terms, x):
 def test_ablation_of_another_matrix_is_named():
     failure = assert_fails(checks.test_ablation_losses, _ablate_last_matrix, "ablated_layer")
     assert "chain.weights[0] - terms[:, k]" in failure.hint
+
+
+def _ablation_with(ablated_fn, base_fn=None):
+    """Ablation losses with the ablated runs through ablated_fn(W0)(l, a), the baseline through base_fn(W0)."""
+
+    def impl(chain, terms, x):
+        original = chain(x) if base_fn is None else chain(x, base_fn(chain, chain.weights[0]))
+        out = [
+            (chain(x, ablated_fn(chain, chain.weights[0] - terms[:, k])) - original).pow(2).mean(-1)
+            for k in range(terms.shape[1])
+        ]
+        return torch.stack(out).permute(2, 0, 1)
+
+    return impl
+
+
+def _relu_first(chain, W0):
+    return lambda layer, a: F.relu(_mm(a, W0)) if layer == 0 else _mm(a, chain.weights[layer])
+
+
+def _plain(chain, W0):
+    return lambda layer, a: _mm(a, W0 if layer == 0 else chain.weights[layer])
+
+
+def _with_bias(chain, W0):
+    return lambda layer, a: _mm(a, W0 if layer == 0 else chain.weights[layer]) + chain.biases[layer]
+
+
+def test_ablation_layer_fn_doing_the_layer_is_named():
+    failure = assert_fails(checks.test_ablation_losses, _ablation_with(_relu_first), "layer_fn_extra")
+    assert "applies the matrix's activation at the first matrix" in failure.hint
+    failure = assert_fails(checks.test_ablation_losses, _ablation_with(_plain, _with_bias), "layer_fn_extra")
+    assert "baseline y_original is not chain(x)" in failure.hint
