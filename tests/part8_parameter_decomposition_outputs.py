@@ -23,6 +23,7 @@ from tests import part8_parameter_decomposition_named as fresh
 from tests import part8_parameter_decomposition_probes as probes
 from tests import part8_parameter_decomposition_reduction_order as order
 from tests import part8_parameter_decomposition_rooted_losses as rooted
+from tests import part8_parameter_decomposition_shape_counts as shape_counts
 from tests.checking import expect_matches, expect_scalar, expect_tensor, fail, returned
 from tests.mutants import call
 from tests.part8_parameter_decomposition_cut_losses import loss_grad_hint  # noqa: F401  (outputs.loss_grad_hint)
@@ -94,7 +95,8 @@ def faithfulness_hint(fn: Callable, loss: Tensor, right: Tensor, weights, U, V) 
     """Fail first when the divisor is a count of U's or V's entries (a probe with another C tells it from the ½
     factor the catalogue names), then the generic hint for whatever else is wrong."""
     divisors.uv_count(fn, loss, right, weights, U, V)
-    return fresh.faithfulness_hint(fn, loss, right, weights, U, V)
+    named = shape_counts.faithfulness_count(loss, right, weights)  # sizes counted otherwise, 1/m²
+    return named or fresh.faithfulness_hint(fn, loss, right, weights, U, V)
 
 
 def faithfulness_doubled_count(

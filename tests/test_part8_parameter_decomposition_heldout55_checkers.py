@@ -10,6 +10,10 @@
 * ablation_losses: a layer_fn that also applies the activation (ablated runs), or a baseline run through a layer_fn
   that adds the bias, gave the formula; the bias, the activation or both inside layer_fn, at the first or every
   matrix, in the ablated runs, the baseline or both, are named (`layer_fn_extra`).
+* faithfulness_loss: N counted as Σ d_out · d_out ("divided by 74") and the instances divided out twice (N over
+  every instance and a mean over them: 1/9) gave a bare number; divisors built from the sizes otherwise (a size
+  squared, one size alone, sums multiplied, over every instance) and the 1/m² factor are named (`wrong_count`,
+  `instances_divided_twice`).
 * The round's correct variants pass.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import einops
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 import tests.part8_parameter_decomposition as checks
 from tests.part8_parameter_decomposition_slips import learner_sigmoid
@@ -113,3 +118,21 @@ def test_ablation_layer_fn_doing_the_layer_is_named():
     assert "applies the matrix's activation at the first matrix" in failure.hint
     failure = assert_fails(checks.test_ablation_losses, _ablation_with(_plain, _with_bias), "layer_fn_extra")
     assert "baseline y_original is not chain(x)" in failure.hint
+
+
+# ---------------------------------------------------------------- faithfulness_loss
+def _faith(count, reduce=lambda per_instance: per_instance.sum()):
+    def impl(weights, U, V):
+        squared = sum((W - u @ v).pow(2).sum((-2, -1)) for W, u, v in zip(weights, U, V, strict=True))
+        return reduce(squared / sum(count(W) for W in weights))
+
+    return impl
+
+
+def test_faithfulness_counts_from_the_sizes_are_named():
+    failure = assert_fails(checks.test_faithfulness_loss, _faith(lambda W: W.shape[-2] * W.shape[-2]), "wrong_count")
+    assert "d_out · d_out" in failure.hint
+    failure = assert_fails(
+        checks.test_faithfulness_loss, _faith(lambda W: W.numel(), Tensor.mean), "instances_divided_twice"
+    )
+    assert "1/m²" in failure.hint
