@@ -13,6 +13,7 @@ from torch import Tensor
 
 import solutions.part8_parameter_decomposition as sol
 from tests import part8_parameter_decomposition_float64 as f64
+from tests import part8_parameter_decomposition_penalty_reads as penalty_reads
 from tests import part8_parameter_decomposition_probes as probes
 from tests.checking import expect_matches, expect_tensor, fail, returned
 from tests.mutants import call
@@ -73,10 +74,12 @@ def ablation_float64(ablation_losses: Callable, chain: WeightChain, terms: Tenso
 
 
 def minimality_rounded(ci: list[Tensor], p: float, eps: float) -> list[tuple[str, str, Tensor]]:
-    """The penalty with the batch mean written as floor division (per.sum(0) // batch), and the total floored."""
+    """The penalty with the batch mean written as floor division (per.sum(0) // batch), and the total floored; then
+    `penalty_reads` (p and eps swapped, one example's penalty)."""
     per = sum((g.detach() + eps).pow(p).sum(-1) for g in ci)  # [batch inst]
     total = per.mean(0).sum()
     return [
+        *penalty_reads.minimality_reads(ci, p, eps),
         (
             "floor_division",
             "your value equals the penalty with the batch mean taken by floor division, per.sum(0) // batch: a "

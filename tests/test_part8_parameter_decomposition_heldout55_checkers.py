@@ -14,6 +14,8 @@
   every instance and a mean over them: 1/9) gave a bare number; divisors built from the sizes otherwise (a size
   squared, one size alone, sums multiplied, over every instance) and the 1/m² factor are named (`wrong_count`,
   `instances_divided_twice`).
+* importance_minimality_loss: a signature written (ci, eps, p) (Σ (g + p)^eps) and the first example's penalty
+  where the batch mean belongs gave the formula; they are named (`p_eps_swapped`, `one_example`).
 * The round's correct variants pass.
 """
 
@@ -136,3 +138,19 @@ def test_faithfulness_counts_from_the_sizes_are_named():
         checks.test_faithfulness_loss, _faith(lambda W: W.numel(), Tensor.mean), "instances_divided_twice"
     )
     assert "1/m²" in failure.hint
+
+
+# ---------------------------------------------------------------- importance_minimality_loss
+def _min_args_swapped(cis, eps, p=1e-12):
+    return sum((g + eps).pow(p).sum(-1) for g in cis).mean(0).sum()
+
+
+def _min_first_example(cis, p, eps=1e-12):
+    return sum((g + eps).pow(p).sum(-1) for g in cis)[0].sum()
+
+
+def test_minimality_swapped_arguments_and_one_example_are_named():
+    failure = assert_fails(checks.test_importance_minimality_loss, _min_args_swapped, "p_eps_swapped")
+    assert "p before eps" in failure.hint
+    failure = assert_fails(checks.test_importance_minimality_loss, _min_first_example, "one_example")
+    assert "per_example[0]" in failure.hint
