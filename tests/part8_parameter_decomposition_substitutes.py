@@ -23,6 +23,7 @@ from tests import part8_parameter_decomposition_sigma_scales as sigma_scales
 from tests import part8_parameter_decomposition_sign_slips as signs
 from tests import part8_parameter_decomposition_squash as squash
 from tests import part8_parameter_decomposition_step_pairs as step_pairs
+from tests import part8_parameter_decomposition_step_scales as step_scales
 from tests import part8_parameter_decomposition_structure_slips as structure
 from utils.part8_parameter_decomposition import WeightChain
 
@@ -146,6 +147,7 @@ def adversarial_more(
     named += fresh.adversarial_init_bound(loss_fn, init, n, step)
     named += squash.squashing_mistakes(loss_fn, init, n, step)  # sigmoid / tanh in place of the clamp
     named += step_pairs.step_pairs(loss_fn, init, n, step)  # a count slip and a step slip at once
+    named += step_scales.adversarial_scaled_steps(loss_fn, init, n, step)  # g / max|g| and other normalisers
     flat = torch.cat([torch.as_tensor(o).detach().flatten() for o in out])
     named += structure.adversarial_slips(flat, loss_fn, init, n, step)  # reduced gradients, clamp bounds read back
     if any(m.shape == flat.shape and torch.allclose(flat, m, rtol=1e-4, atol=1e-5) for *_, m in known + named):

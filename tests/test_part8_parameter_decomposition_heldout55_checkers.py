@@ -16,6 +16,9 @@
   `instances_divided_twice`).
 * importance_minimality_loss: a signature written (ci, eps, p) (Σ (g + p)^eps) and the first example's penalty
   where the batch mean belongs gave the formula; they are named (`p_eps_swapped`, `one_example`).
+* adversarial_sources: a step along g / max|g| got the off-lattice list of causes; the gradient over its largest
+  entry (per source or over all), the L2 norm of all sources together or its mean |entry| is named
+  (`scaled_gradient`).
 * The round's correct variants pass.
 """
 
@@ -154,3 +157,20 @@ def test_minimality_swapped_arguments_and_one_example_are_named():
     assert "p before eps" in failure.hint
     failure = assert_fails(checks.test_importance_minimality_loss, _min_first_example, "one_example")
     assert "per_example[0]" in failure.hint
+
+
+# ---------------------------------------------------------------- adversarial_sources
+def _adv_max_scaled(loss_fn, init, n_steps, step_size):
+    sources = [s.detach().clone() for s in init]
+    for _ in range(n_steps):
+        sources = [s.requires_grad_(True) for s in sources]
+        grads = torch.autograd.grad(loss_fn(sources), sources)
+        with torch.no_grad():
+            pairs = zip(sources, grads, strict=True)
+            sources = [(s + step_size * g / (g.abs().max() + 1e-12)).clamp(0, 1) for s, g in pairs]
+    return [s.detach() for s in sources]
+
+
+def test_adversarial_gradient_over_its_max_is_named():
+    failure = assert_fails(checks.test_adversarial_sources, _adv_max_scaled, "scaled_gradient")
+    assert "largest |entry| per source" in failure.hint
