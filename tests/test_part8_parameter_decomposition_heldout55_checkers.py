@@ -2,7 +2,8 @@
 
 * leaky hard sigmoids: a backward that edits grad_output in place (grad_output[x > 1] = 0; grad_output[x < 0] *= alpha)
   passed; the checker now calls it with the caller's grad_outputs and with out.sum() (an expanded grad_output, where
-  the edit zeroes every entry), `grad_output_in_place`.
+  the edit zeroes every entry), `grad_output_in_place`. heldout4's LowerInPlace, proven accepted until now, is
+  the same mistake (its x.grad after out.sum().backward() is all 0): that proof now expects the new code.
 * svd_terms: a hard-coded count (the two largest terms: [:, :2], the TMS W's rank) was blamed on the instance axis
   (2 = n_inst on the first input); the function runs on a W where no size is that count, `fixed_term_count`.
 * ablation_losses: the terms removed from the last matrix raised a size error with the generic size-clash hint; a
