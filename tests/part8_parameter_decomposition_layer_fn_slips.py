@@ -5,13 +5,15 @@ both.
 A learner who re-implements the layer inside layer_fn (the activation, the bias, or both) gets them twice. The slip
 can sit in the ablated runs only (the baseline is chain(x)), in a baseline computed through such a layer_fn (the
 ablated runs right), or in both (one layer_fn factory used for both runs); and at the first matrix only (the branch
-l == 0) or at every matrix. Each combination is a candidate, named by what layer_fn did, where, and in which run.
+l == 0) or at every matrix; the activation may be the matrix's own or a ReLU everywhere (the TMS habit, where a
+later matrix has a GELU). Each combination is a candidate, named by what layer_fn did, where, and in which run.
 The catalogue's `bias_twice` (the bias at every matrix, ablated runs only) comes first and keeps its code.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from tests import part8_parameter_decomposition_mistakes as mis
@@ -23,6 +25,8 @@ SLIPS = {  # what layer_fn adds after the product -> what it does, in words
     "act": "applies the matrix's activation",
     "bias": "adds the matrix's bias",
     "bias_act": "adds the bias and applies the activation (the whole layer)",
+    "relu": "applies a ReLU (F.relu, whatever the matrix's activation)",
+    "bias_relu": "adds the bias and applies a ReLU (F.relu, whatever the matrix's activation)",
 }
 
 
@@ -33,6 +37,8 @@ def _run(chain: WeightChain, W0: Tensor, x: Tensor, slip: str | None, layers: se
             return out
         if "bias" in slip and chain.biases[layer] is not None:
             out = out + chain.biases[layer]
+        if "relu" in slip:
+            return F.relu(out)
         return ACTIVATIONS[chain.activations[layer]](out) if "act" in slip else out
 
     return chain(x, layer_fn)

@@ -10,7 +10,8 @@
   clash between a term's size and a size only another chain matrix has is named (`ablated_layer`).
 * ablation_losses: a layer_fn that also applies the activation (ablated runs), or a baseline run through a layer_fn
   that adds the bias, gave the formula; the bias, the activation or both inside layer_fn, at the first or every
-  matrix, in the ablated runs, the baseline or both, are named (`layer_fn_extra`).
+  matrix, in the ablated runs, the baseline or both, with the matrix's activation or a ReLU everywhere, are named
+  (`layer_fn_extra`).
 * faithfulness_loss: N counted as Σ d_out · d_out ("divided by 74") and the instances divided out twice (N over
   every instance and a mean over them: 1/9) gave a bare number; divisors built from the sizes otherwise (a size
   squared, one size alone, sums multiplied, over every instance) and the 1/m² factor are named (`wrong_count`,
@@ -124,6 +125,13 @@ def test_ablation_layer_fn_doing_the_layer_is_named():
     assert "applies the matrix's activation at the first matrix" in failure.hint
     failure = assert_fails(checks.test_ablation_losses, _ablation_with(_plain, _with_bias), "layer_fn_extra")
     assert "baseline y_original is not chain(x)" in failure.hint
+    failure = assert_fails(checks.test_ablation_losses, _ablation_with(_whole_layer, _whole_layer), "layer_fn_extra")
+    assert "both runs" in failure.hint and "F.relu" in failure.hint
+
+
+def _whole_layer(chain, W0):
+    """Every layer re-implemented inside layer_fn with a ReLU (the chain's second matrix has a GELU)."""
+    return lambda layer, a: F.relu(_mm(a, W0 if layer == 0 else chain.weights[layer]) + chain.biases[layer])
 
 
 # ---------------------------------------------------------------- faithfulness_loss
