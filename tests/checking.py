@@ -38,7 +38,7 @@ from torch import Tensor
 from tests.autograd_inplace import inplace_reading
 from tests.input_edits import reference_no_longer_reproduces
 from tests.learner_errors import _error_hint, _is_learner_frame, _line_shapes
-from tests.mutants import Reference, one_change_diagnosis
+from tests.mutants import Reference, one_change_diagnosis, two_change_diagnosis
 from tests.outcomes import CheckFailed, CheckOutcome, NotDone, fail
 from tests.output_clashes import first_sentence, output_reading
 from tests.precision import precision_reading
@@ -441,7 +441,8 @@ def expect_matches(
     3. generic relations between `actual` and `expected` that identify mistakes nobody listed: a constant
        factor (a mean where a sum was asked, or the reverse), the opposite sign, a constant offset, an axis
        reused from its first slice (instance 0 used for all), a transposition, errors confined to one slice;
-    4. otherwise `hint` and `code` describe the failure.
+    4. with `reference`, pairs of edits of the solution whose output equals `actual` (two slips at once);
+    5. otherwise `hint` and `code` describe the failure.
 
     Under `audit_catalogues()` (the pytest suite) every call also checks that its catalogue can tell the
     mistakes apart: each mutant must differ from the reference and from every mutant with another code,
@@ -481,6 +482,9 @@ def expect_matches(
     generic = generic_diagnosis(actual, expected, dims, rtol, atol, _input_sizes(reference))
     if generic is not None:
         expect_close(actual, expected, what, generic[1], code=generic[0], rtol=rtol, atol=atol, dims=dims)
+    pair = None if reference is None else two_change_diagnosis(reference, actual, expected, rtol, atol)
+    if pair is not None:
+        expect_close(actual, expected, what, pair, code="two_changes", rtol=rtol, atol=atol, dims=dims)
     # Nothing names the mistake: say how and where the values are wrong, before the formula. The code stays the
     # caller's, so a section's own diagnosis of that code (more specific) still runs after this one.
     observed = describe_disagreement(actual, expected, dims, rtol, atol)

@@ -23,6 +23,7 @@ import functools
 import gc
 import inspect
 import io
+import itertools
 import os
 import sys
 import textwrap
@@ -46,6 +47,11 @@ _clock = time.process_time
 PER_MUTANT_S = 0.25
 MAX_FITS = 3  # edits quoted at most
 MAX_LINES = 2  # fitting edits on more lines than this: too ambiguous to name one
+# Two slips at once: the edits that came closest to the learner's output are tried in pairs, in their own budget.
+PAIR_BUDGET_S = 0.5
+MAX_CANDIDATES = 400  # edits remembered from the one-change search
+CLOSEST = 6  # edits paired with each other, by each of the two closeness measures
+PARTNERED = 3  # of those, the closest ones are also paired with every other edit
 
 _FILENAME = "<the solution with one change>"
 
@@ -202,19 +208,11 @@ def _diagnose(reference: Reference, actual: Tensor, expected: Tensor, rtol: floa
         return None
     fdef, lines, region = parsed
     start = _clock()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # hundreds of tiny runs: thread start-up would cost more than the work
-    # A full garbage collection over a large heap (a loaded language model) can take longer than one mutant's
-    # budget: it would time out the very edit that fits, and the hint would depend on when the collector ran.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        with _quiet():
-            fits = _fitting_edits(reference, fdef, lines, region, a, expected, start, rtol, atol)
-    finally:
-        torch.set_num_threads(threads)
-        if collecting:
-            gc.enable()
+    candidates: list[_Candidate] = []
+    with _search_settings():
+        fits = _fitting_edits(reference, fdef, lines, region, a, expected, start, rtol, atol, candidates)
+    global _PENDING
+    _PENDING = ((id(reference), id(actual)), candidates) if not fits and a.numel() > 1 else None
     if not fits or len({line for line, _ in fits}) > MAX_LINES:
         return None  # edits in several places fit: the slip could be in any of them
     quoted = [description for _, description in fits[:MAX_FITS]]
@@ -234,9 +232,11 @@ def _fitting_edits(
     start: float,
     rtol: float,
     atol: float,
+    candidates: list[_Candidate],
 ) -> list[tuple[int, str]] | None:
     """(line, description) of the edits whose output equals `actual`, most common slips first (stopping past
-    MAX_LINES lines), or None when the unedited copy doesn't reproduce `expected`."""
+    MAX_LINES lines), or None when the unedited copy doesn't reproduce `expected`. The edits that ran but don't
+    fit go to `candidates`, with how close they came, for `two_change_diagnosis`."""
     deadline = start + TIME_BUDGET_S * _load_factor()
     with (
         _restored(_shared_modules((reference.args, reference.kwargs))) as restore,
@@ -247,24 +247,164 @@ def _fitting_edits(
         if same is None or not _close(same[0], expected, rtol, atol):
             return None  # the copy doesn't reproduce the reference: random, or not the call compared
         fits: list[tuple[int, str]] = []
-        for mutant, line, describe in mutants:
+        for mutant in mutants:
             if _clock() > deadline:
                 break
             try:
-                fn = _compile(mutant, reference.fn)
+                fn = _compile(fdef, reference.fn)
             except Exception:
                 continue
             out = _output(reference, fn, min(deadline, _clock() + PER_MUTANT_S))
             restore()
-            if out is None or not _close(out[0], actual, rtol, atol):
+            if out is None:
+                continue
+            if not _close(out[0], actual, rtol, atol):
+                if len(candidates) < MAX_CANDIDATES and (closeness := _closeness(out[0], actual, expected, rtol, atol)):
+                    candidates.append(_Candidate(mutant, *closeness))
                 continue
             if all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
-                description = describe()
+                description = mutant.describe()
                 if all(_change(description) != _change(f) for _, f in fits):  # one change found by two edit kinds
-                    fits.append((line, description))
+                    fits.append((mutant.line, description))
                 if len({n for n, _ in fits}) > MAX_LINES:
                     break
     return fits
+
+
+@contextlib.contextmanager
+def _search_settings() -> Iterator[None]:
+    """One torch thread (hundreds of tiny runs: thread start-up would cost more than the work), no garbage
+    collection (a full one over a large heap, a loaded language model, can take longer than one mutant's budget:
+    it would time out the very edit that fits, and the hint would depend on when the collector ran), and quiet."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with _quiet():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        if collecting:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------------------------
+# Two slips at once
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Candidate:
+    mutant: _Mutant
+    plain: float  # distance from its output to the learner's, relative to the reference's distance
+    scaled: float  # the same after the best rescaling of its output (a slip that also changed a count or a sum)
+
+
+# the last one-change search that found no fit: (the reference and the learner's output it was for, its edits)
+_PENDING: tuple[tuple[int, int], list[_Candidate]] | None = None
+
+
+def _closeness(out: Any, actual: Tensor, expected: Tensor, rtol: float, atol: float) -> tuple[float, float] | None:
+    if not isinstance(out, Tensor) or out.shape != actual.shape or _close(out, expected, rtol, atol):
+        return None
+    o, a, e = (t.detach().to(actual.device).double() for t in (out, actual, expected))
+    if not torch.isfinite(o).all():
+        return None
+    o_sq = float((o * o).sum())
+    c = float((o * a).sum()) / o_sq if o_sq > 0 else 0.0
+    plain = float((o - a).norm()) / max(float((e - a).norm()), 1e-30)
+    return plain, float((c * o - a).norm()) / max(float(a.norm()), 1e-30)
+
+
+def two_change_diagnosis(
+    reference: Reference, actual: Tensor, expected: Tensor, rtol: float = 1e-4, atol: float = 1e-5
+) -> str | None:
+    """After `one_change_diagnosis` found no single edit for this `actual`: a hint naming the pair of edits, in two
+    places, whose output equals it (two slips at once), or None."""
+    global _PENDING
+    pending, _PENDING = _PENDING, None
+    if pending is None or pending[0] != (id(reference), id(actual)) or not pending[1]:
+        return None
+    try:
+        parsed = _parsed(reference.fn)
+        if parsed is None:
+            return None
+        with _search_settings():
+            fits = _fitting_pairs(reference, parsed[0], pending[1], actual.detach(), rtol, atol)
+    except Exception:  # a diagnosis must never be the reason a check crashes
+        return None
+    if not fits or len({lines for lines, _ in fits}) > 1:
+        return None  # pairs of edits in different places fit: too ambiguous to name one
+    quoted = [description for _, description in fits[:2]]
+    return "your output is exactly the solution's with two changes: " + " — or — ".join(quoted)
+
+
+def _fitting_pairs(
+    reference: Reference,
+    fdef: ast.FunctionDef,
+    candidates: list[_Candidate],
+    actual: Tensor,
+    rtol: float,
+    atol: float,
+) -> list[tuple[tuple[int, int], str]]:
+    """((line, line), description) of the pairs of edits whose output equals `actual`: first the closest edits
+    with each other, then the very closest with every other edit, within PAIR_BUDGET_S."""
+    deadline = _clock() + PAIR_BUDGET_S * _load_factor()
+    by_plain = sorted(candidates, key=lambda c: c.plain)[:CLOSEST]
+    by_scaled = sorted(candidates, key=lambda c: c.scaled)[:CLOSEST]
+    closest = list({id(c): c for c in [*by_plain, *by_scaled]}.values())
+    partnered = list({id(c): c for pair in zip(by_plain, by_scaled, strict=False) for c in pair}.values())
+    pairs = itertools.chain(
+        itertools.combinations(closest, 2), ((c, d) for c in partnered[:PARTNERED] for d in candidates)
+    )
+    fits: list[tuple[tuple[int, int], str]] = []
+    tried: set[frozenset[int]] = set()
+    with _restored(_shared_modules((reference.args, reference.kwargs))) as restore:
+        for first, second in pairs:
+            a, b = first.mutant, second.mutant
+            key = frozenset((id(a), id(b)))
+            if _clock() > deadline or len(fits) > 2:
+                break
+            if key in tried or a.node in b.path or b.node in a.path:
+                continue  # the same pair, or one edit inside the other
+            tried.add(key)
+            described = _run_pair(reference, fdef, a, b, actual, deadline, restore, rtol, atol)
+            if described is not None and all(_change(described) != _change(f) for _, f in fits):
+                fits.append((tuple(sorted((a.line, b.line))), described))
+    return fits
+
+
+def _run_pair(
+    reference: Reference,
+    fdef: ast.FunctionDef,
+    a: _Mutant,
+    b: _Mutant,
+    actual: Tensor,
+    deadline: float,
+    restore: Callable[[], None],
+    rtol: float,
+    atol: float,
+) -> str | None:
+    """Both edits in place: their description when the output equals `actual` (and the agreed outputs), else None."""
+    first, second = sorted((a, b), key=lambda m: m.line)
+    undo_first = first.reapply()
+    if undo_first is None:
+        return None
+    try:
+        undo_second = second.reapply()
+        if undo_second is None:
+            return None
+        try:
+            out = _output(reference, _compile(fdef, reference.fn), min(deadline, _clock() + PER_MUTANT_S))
+            restore()
+            if out is None or not _close(out[0], actual, rtol, atol):
+                return None
+            if not all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
+                return None
+            return f"{first.describe()}; and {second.describe()}"
+        finally:
+            undo_second()
+    finally:
+        undo_first()
 
 
 def _load_factor() -> float:
@@ -384,11 +524,20 @@ def _compile(fdef: ast.FunctionDef, original: Callable) -> Callable:
 # --------------------------------------------------------------------------------------------
 # The edits
 # --------------------------------------------------------------------------------------------
-def _mutants(
-    fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]
-) -> Iterator[tuple[ast.FunctionDef, int, Callable[[], str]]]:
-    """Every one-edit copy of `fdef` inside `region`, most common slips first, with its line and a function that
-    describes it (called only for an edit that fits, while the edit is in place: unparsing every edit is slow)."""
+@dataclass
+class _Mutant:
+    """One edit of the solution, yielded while it is in place in the shared tree."""
+
+    line: int
+    describe: Callable[[], str]  # called only while the edit is in place (unparsing every edit is slow)
+    node: int  # the index of the edited node in the walk of the tree
+    path: frozenset[int]  # that node and every node above it: two edits combine only when neither holds the other
+    reapply: Callable[[], Callable[[], None] | None]  # put the edit back in place; returns what undoes it
+
+
+def _mutants(fdef: ast.FunctionDef, lines: list[str], region: tuple[int, int]) -> Iterator[_Mutant]:
+    """Every one-edit copy of `fdef` inside `region` (edited in place, undone when the next is asked for), most
+    common slips first."""
     nodes = list(ast.walk(fdef))
     inside = [
         i
@@ -423,9 +572,20 @@ def _mutants(
                             after = ast.unparse(nodes[shown]) if shown != i else None
                             return _describe(nodes, parent, lines, i, new, label, before, after)
 
-                        yield fdef, nodes[i].lineno, describe
+                        def reapply(i: int = i, new: Any = new) -> Callable[[], None] | None:
+                            return _replace(nodes[parent[id(nodes[i])]], nodes[i], new)
+
+                        yield _Mutant(nodes[i].lineno, describe, i, _path(parent, nodes, i), reapply)
                 finally:
                     undo()  # the caller compiled the edited tree (and described a fitting one) before the next
+
+
+def _path(parent: dict[int, int], nodes: list[ast.AST], i: int) -> frozenset[int]:
+    path = {i}
+    while id(nodes[i]) in parent:
+        i = parent[id(nodes[i])]
+        path.add(i)
+    return frozenset(path)
 
 
 def _shown(nodes: list[ast.AST], parent: dict[int, int], i: int) -> int:
