@@ -419,7 +419,7 @@ def expect_matches(
     actual: Tensor,
     expected: Tensor,
     what: str,
-    mistakes: Sequence[tuple[str, str | None, Tensor]] = (),
+    mistakes: Sequence[tuple[str, str | None, Tensor]] | Callable[[], Sequence[tuple[str, str | None, Tensor]]] = (),
     rtol: float = 1e-4,
     atol: float = 1e-5,
     dims: str | None = None,
@@ -428,6 +428,9 @@ def expect_matches(
     reference: Reference | None = None,
 ) -> None:
     """Like `expect_close`, but when the values are wrong, name the mistake.
+
+    `mistakes` may be a function that builds the catalogue: it is called only when the values are wrong (or under
+    `audit_catalogues()`), so a catalogue that costs model runs is not built for a right answer.
 
     The diagnosis, in order:
 
@@ -451,12 +454,17 @@ def expect_matches(
     if not isinstance(actual, Tensor) or not isinstance(expected, Tensor):
         fail(f"{what} should be a tensor, got {type(actual).__name__}", code="not_tensor")
     expected = expected.to(actual.device, actual.dtype if actual.is_floating_point() else expected.dtype)
+    right = actual.shape == expected.shape and torch.allclose(actual.to(expected.dtype), expected, rtol=rtol, atol=atol)
+    if right and _AUDIT is None:
+        return
+    if callable(mistakes):
+        mistakes = mistakes()
     mistakes = [(c, h, v.detach().to(actual.device, expected.dtype)) for c, h, v in mistakes if v is not None]
     if _AUDIT is not None:
         _audit(expected, mistakes, what, rtol, atol)
         if reference is not None and not _same_output(reference, expected, rtol, atol):
             _AUDIT.append(f"{what}: the reference call passed to expect_matches doesn't reproduce the expected values")
-    if actual.shape == expected.shape and torch.allclose(actual.to(expected.dtype), expected, rtol=rtol, atol=atol):
+    if right:
         return
     matched = [
         (c, h)

@@ -737,3 +737,21 @@ def test_an_in_place_edit_met_by_the_checkers_backward_is_the_learners():
         out.sum().backward()
     failure = _describe_error(info.value.with_traceback(None))  # raised in the checker's call: no learner frame
     assert failure.code == "inplace_autograd" and "a norm" in failure.message and "norm + eps" in failure.hint
+
+
+def test_a_catalogue_given_as_a_function_is_built_only_for_a_wrong_answer_or_an_audit():
+    expected = torch.tensor([1.0, 2.0, 3.0])
+    built = []
+
+    def catalogue():
+        built.append(1)
+        return [("doubled", "you doubled it", 2 * expected)]
+
+    expect_matches(expected.clone(), expected, "x", catalogue)
+    assert not built  # a right answer: the catalogue was never needed
+    with pytest.raises(CheckFailed) as err:
+        expect_matches(2 * expected, expected, "x", catalogue)
+    assert err.value.code == "doubled" and len(built) == 1
+    with audit_catalogues() as problems:
+        expect_matches(expected.clone(), expected, "x", catalogue)
+    assert len(built) == 2 and not problems  # audited even for the right answer
