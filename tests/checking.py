@@ -281,6 +281,10 @@ def _not_tensor_hint(x: Any) -> str:
         return f"a torch.autograd.Function is used through its .apply: `{name}.apply(z, ...)`, not `{name}(z, ...)`"
     if isinstance(x, (np.ndarray, np.generic)):
         return "a numpy result (np.* functions or .numpy()): stay in torch (torch.* and tensor methods)"
+    if type(x).__module__ == "torch.return_types":  # max/min/topk/sort/median/mode along a dim
+        name = type(x).__name__
+        pair = f"`{name}(...)` along a dim returns a (values, indices) pair: take `.values` (or `.indices`, as asked)"
+        return pair + (f", or use torch.a{name}, which returns the values alone" if name in ("max", "min") else "")
     if isinstance(x, (tuple, list)):
         return "a Python sequence: stack its tensors (torch.stack) or return the one tensor asked for, not a tuple"
     if isinstance(x, (int, float, bool)):
@@ -295,7 +299,10 @@ def _dtype_hint(got: torch.dtype, want: torch.dtype) -> str:
     if not got.is_floating_point:
         return "an integer result: a count or an index, or integer division, where floats were asked (.float())"
     if want.is_floating_point and torch.finfo(got).bits > torch.finfo(want).bits:
-        return "keep the dtype of the inputs (a float64 literal, numpy, or torch.tensor(...) without dtype can upcast)"
+        return (
+            "keep the dtype of the inputs: a .double() or dtype=torch.float64, a float64 literal, numpy, or "
+            "torch.tensor(...) without dtype can upcast"
+        )
     return (
         "keep the dtype of the inputs: a .half()/.float() conversion, or a buffer created with the default dtype "
         "(torch.zeros without dtype=), lowers the precision"
@@ -320,7 +327,8 @@ def _shape_hint(got: Sequence[int], shape: Sequence[int], dims: str | None) -> s
         known = "; ".join(k for k in (name_size(s, skip=got) for s in sorted(set(extra))) if k)
         known = f" ({known} in your inputs)" if known else ""
         return (
-            f"an extra axis of size {sizes}: keepdim=True or an unsqueeze, or a reduction over that axis left out?"
+            f"an extra axis of size {sizes}: keepdim=True (or topk(1) / kthvalue with keepdim, which keep the axis) "
+            "or an unsqueeze, or a reduction over that axis left out?"
             if set(extra) == {1}
             else f"an extra axis of size {sizes}{known}: an index that picks one entry of it left out (e.g. "
             "`W[latent]`), a reduction (sum or mean) over it left out, or a broadcast too many?"

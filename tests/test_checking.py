@@ -755,3 +755,11 @@ def test_a_catalogue_given_as_a_function_is_built_only_for_a_wrong_answer_or_an_
     with audit_catalogues() as problems:
         expect_matches(expected.clone(), expected, "x", catalogue)
     assert len(built) == 2 and not problems  # audited even for the right answer
+
+
+def test_a_values_indices_pair_is_named_with_its_values_field():
+    x = torch.tensor([[1.0, 3.0], [2.0, 0.0]])
+    for pair, words in ((x.max(dim=1), "torch.amax"), (x.topk(1, dim=1), ".values"), (x.sort(dim=1), ".values")):
+        with pytest.raises(CheckFailed) as err:
+            expect_tensor(pair, "out", shape=(2,))
+        assert err.value.code == "not_tensor" and "(values, indices) pair" in err.value.hint and words in err.value.hint
