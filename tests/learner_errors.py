@@ -244,7 +244,8 @@ def _hint_for(err: BaseException) -> str | None:
             found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
             found = (f"{operand}. " if operand else "") + found
             axis = index_on_wrong_axis(err, frame, line)
-            return found + (axis or _first_axis_indexed(match.groups(), err) or _row_for_column(match.groups(), err))
+            indexed = _row_for_column(match.groups(), err) or _column_for_row(match.groups(), err)
+            return found + (axis or _first_axis_indexed(match.groups(), err) or indexed)
     return operand or _missing_attribute_hint(err) or _missing_key_hint(err)
 
 
@@ -390,10 +391,7 @@ def _row_for_column(sizes: tuple[str, ...], err: BaseException) -> str:
     if frame is None:
         return ""
     for expr, index in re.findall(r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[([^\[\]:,]+)\]", line):
-        base, *attrs = expr.split(".")
-        value = frame.f_locals.get(base, frame.f_globals.get(base))
-        for attr in attrs:
-            value = getattr(value, attr, None)
+        value = _dotted_value(expr, frame)
         if not isinstance(value, Tensor) or value.ndim != 2:
             continue
         n_rows, n_cols = value.shape
@@ -404,3 +402,32 @@ def _row_for_column(sizes: tuple[str, ...], err: BaseException) -> str:
                 f"{expr}[:, {i}] (length {n_rows}) takes it"
             )
     return ""
+
+
+def _column_for_row(sizes: tuple[str, ...], err: BaseException) -> str:
+    """'; W_dec[:, latent] is column latent of W_dec [1024, 64] (length 1024): ...' when the failing line takes a column
+    of a matrix (M[:, i]) and both its column length and its row length are sizes the error names: M[:, i] takes
+    column i where the row M[i] may have been meant. A question, never a verdict."""
+    named = {int(n) for n in sizes if isinstance(n, str) and n.isdigit()}
+    frame, line, _ = failing_line(err) if named else (None, "", [])
+    if frame is None:
+        return ""
+    for expr, index in re.findall(r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[\s*:\s*,([^\[\]:,]+)\]", line):
+        value = _dotted_value(expr, frame)
+        if isinstance(value, Tensor) and value.ndim == 2:
+            n_rows, n_cols = value.shape
+            if n_rows != n_cols and {n_rows, n_cols} <= named:
+                i = index.strip()
+                return (
+                    f"; {expr}[:, {i}] is column {i} of {expr} {list(value.shape)} (length {n_rows}): if row {i} was "
+                    f"meant, {expr}[{i}] (length {n_cols}) takes it"
+                )
+    return ""
+
+
+def _dotted_value(expr: str, frame: FrameType) -> object:
+    base, *attrs = expr.split(".")
+    value = frame.f_locals.get(base, frame.f_globals.get(base))
+    for attr in attrs:
+        value = getattr(value, attr, None)
+    return value
