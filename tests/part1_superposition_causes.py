@@ -33,6 +33,7 @@ RATE_LAWS = (
     ("erf(p/√2) = P(|N(0, 1)| < p)", "|randn| < p (a half-normal draw)", lambda p: torch.erf(p / math.sqrt(2))),
     ("1 - e^-p = P(Poisson(p) > 0)", "Poisson(p) > 0 or an exponential draw below p", lambda p: 1 - torch.exp(-p)),
     ("√p", "rand() ** 2 < p or rand() < p ** 0.5", torch.sqrt),
+    ("1 - (1 - p/2)² = p - p²/4", "(rand() < p / 2) | (rand() < p / 2), either of two draws", lambda p: p - p**2 / 4),
 )
 LAW_CAUSES = "; ".join(f"{how} gives {label}" for label, how, _ in RATE_LAWS) + "; randn < p gives Φ(p)"
 

@@ -66,15 +66,39 @@ def constant_cells_failure(
     if n < 2 or not bool(always.any()) or not bool(never.any()):
         return
     (i, j), (k, m) = always.nonzero()[0].tolist(), never.nonzero()[0].tolist()
-    fail(
+    message = (
         f"{what}: inst {i}, {unit} {j} is {state} in all {n} examples and inst {k}, {unit} {m} in none "
         f"({int(always.sum())} cells always, {int(never.sum())} never; their expected rates are "
-        f"{float(p[i, j]):.3g} and {float(p[k, m]):.3g})",
+        f"{float(p[i, j]):.3g} and {float(p[k, m]):.3g})"
+    )
+    rounded_p_failure(present, p, message, unit)
+    if not bool((on | off).all()):  # a draw shared over the batch leaves no cell varying: these rates were 0 and 1
+        return
+    rounded = " Or p was rounded (p.round()) before the draw" if torch.equal(on, p > 0.5) else ""
+    fail(
+        message,
         f"whether a {unit} is {state} is drawn once and shared by the whole batch: the random tensor has no batch axis "
         f"(torch.rand_like(p), or a shape [inst, {unit}s], broadcast against the batch); draw it with the shape "
-        f"[batch, inst, {unit}s]",
+        f"[batch, inst, {unit}s].{rounded}",
         code="shared_over_batch",
     )
+
+
+def rounded_p_failure(present: Tensor, p: Tensor, message: str, unit: str = "feature") -> None:
+    """Cells always and never present while the others vary: rates at 0 and 1 where p is not, read back as p rounded
+    to 1 or 2 decimals (p = 0.0103 → 0, 0.9887 → 1) before the draw."""
+    n, rates = present.shape[0], present.double().mean(0).cpu()
+    if bool(((present.all(0) | (~present).all(0)).cpu()).all()):
+        return
+    for d in (1, 2):
+        table = p.double().round(decimals=d)
+        if consistent(rates, table, n) and not consistent(rates, p.double(), n):
+            fail(
+                message + f"; every {unit}'s rate is p rounded to {d} decimal{'s' * (d > 1)} (read back on all cells)",
+                f"p is rounded before the draw (p.round(decimals={d}), or a rounded copy of the probabilities): "
+                "small probabilities become 0 and those near 1 become 1; compare torch.rand(...) with p as it is",
+                code="presence_rounded",
+            )
 
 
 def reused_draws_failure(a: Tensor, b: Tensor, what: str) -> None:

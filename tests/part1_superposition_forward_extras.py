@@ -8,6 +8,10 @@
   follow instance 0's input (part 1's own readings name weights and biases moved along the instance axis).
 * `config_mutants`: the forward pass with the model's importance or feature_probability multiplied into its input,
   its output or b_final: both belong to the loss and to generate_batch, never to the forward pass.
+* `input_mask_mutants` / `zero_features_check` (parts 1 and 2): the output masked by the input, 0 wherever a
+  feature is absent (x == 0) or not positive (`* (x > 0)`, `* (x != 0)`, `torch.where(x > 0, out, 0)`): an absent
+  feature's output is ReLU(b_final + interference), not 0. Part 1's main input has no exact zeros, so a second call
+  zeroes a third of it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests.checking import expect_matches
 from tests.part1_superposition_loss_relations import forward_tensor_mutants
 from tests.part1_superposition_probes import random_forward
 
@@ -90,7 +95,8 @@ def random_or_input_mixed(model: torch.nn.Module, x: Tensor) -> tuple[str, str] 
 def config_mutants(
     x: Tensor, W: Tensor, b: Tensor, p: Tensor, imp: Tensor, two_layer: Callable[..., Tensor]
 ) -> list[tuple[str, str, Tensor]]:
-    """Part 1's forward catalogue entries with importance or feature_probability in the forward pass."""
+    """Part 1's forward catalogue entries with importance or feature_probability in the forward pass, and the output
+    masked by the input (`input_mask_mutants`)."""
     no_imp = "importance weights the loss only: the forward pass is ReLU(WᵀWx + b), with no importance in it"
     no_p = (
         "feature_probability sets how often generate_batch draws a feature: the forward pass is ReLU(WᵀWx + b), "
@@ -105,4 +111,53 @@ def config_mutants(
             two_layer(x, W, W, b * p),
         ),
         *forward_tensor_mutants(x, W, b, p, two_layer),
+        *input_mask_mutants(x, two_layer(x, W, W, b)),
     ]
+
+
+_MASKS = (
+    ("x != 0", "absent (x == 0)", lambda x: x != 0),
+    ("x > 0", "absent or negative (x <= 0)", lambda x: x > 0),
+    ("x >= 0", "negative (x < 0)", lambda x: x >= 0),
+)
+
+
+def input_mask_mutants(x: Tensor, right: Tensor) -> list[tuple[str, str, Tensor]]:
+    """The right output multiplied by a mask of the input, for each mask that changes it on x (one hint per value)."""
+    found: list[tuple[list[str], str, Tensor]] = []
+    for label, where, mask in _MASKS:
+        value = right * mask(x)
+        if torch.allclose(value, right):
+            continue
+        same = next((f for f in found if torch.equal(f[2], value)), None)
+        if same:
+            same[0].append(f"* ({label})")
+        else:
+            found.append(([f"* ({label})"], where, value))
+    return [
+        (
+            "output_masked",
+            f"your output is 0 wherever the input feature is {where}: it is masked by the input "
+            f"({' or '.join(labels)}, or torch.where on x). Every feature gets an output, absent ones included: "
+            "ReLU(b_final + the interference from the present features)",
+            value,
+        )
+        for labels, where, value in found
+    ]
+
+
+def zero_features_check(model: torch.nn.Module, x: Tensor, forward: Callable[[Tensor], Tensor]) -> None:
+    """The forward pass on x with a third of its entries exactly 0 (absent features, as generate_batch draws them)."""
+    keep = (torch.arange(x.numel(), device=x.device) % 3 != 0).reshape(x.shape)
+    x0 = x * keep
+    with torch.no_grad():
+        out = model(x0)
+    right = forward(x0)
+    expect_matches(
+        out,
+        right,
+        "model(features) on features with some entries exactly 0 (absent)",
+        input_mask_mutants(x0, right),
+        hint="absent features (exactly 0) go through the same forward pass as any other value",
+        code="zero_features",
+    )

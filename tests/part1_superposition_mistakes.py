@@ -97,6 +97,7 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
     model = lambda **kw: two_layer(**{"x": x, "W_in": W_in, "W_out": W_out, "b": b, "act": act, **kw})
     gelu, sigmoid, softplus, tanh = F.gelu, torch.sigmoid, F.softplus, torch.tanh
     other_act = "the nonlinearity is a ReLU (torch.relu / F.relu), not GELU, sigmoid, softplus or tanh"
+    twice = " (2 · b_final: added again, or multiplied by d_hidden = 2, once per hidden unit)" * (W_in.shape[-2] == 2)
     # Forgetting to contract `feats` in the first product: h[..., d, f] = x_f W_in[d, f], so each output sees only
     # its own feature, scaled by Σ_d act(W_in[d, f] x_f) W_out[d, f].
     diagonal = (act(x.unsqueeze(-2) * W_in) * W_out).sum(-2)
@@ -146,7 +147,7 @@ def forward_mutants(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, hidden_re
         ("wrong_activation", other_act, model(out=softplus)),
         ("wrong_activation", other_act, model(out=tanh)),
         ("wrong_activation", other_act, model(out=lambda t: F.leaky_relu(t, 0.01))),
-        ("bias_twice", "b_final is added twice: add it once, before the output ReLU", model(b=2 * b)),
+        ("bias_twice", f"b_final is added twice{twice}: add it once, before the output ReLU", model(b=2 * b)),
         (
             "reshape_not_permute",
             "the input was reshaped (or viewed) to [inst, batch, feats] for a batched matmul: reshape keeps the "

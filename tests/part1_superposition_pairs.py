@@ -156,6 +156,15 @@ def correlated_pair_failure(present: Tensor, p: Tensor, what: str, allowance: in
                 "both features with the same draw (both strided slices, or repeat_interleave(2, dim=-1) on the mask)",
                 code="pair_one_unmasked",
             )
+    for a, b in (("first", "second"), ("second", "first")):
+        on_a, on_b = (first, second) if a == "first" else (second, first)
+        if laws[a] == "p" and laws[b] == "p²" and int((on_b & ~on_a).sum()) <= allowance:
+            fail(
+                message + f"; the {b} is never on without the {a}",
+                f"the {b} feature is drawn again given the {a} ({b} = {a} & (rand < p): rate p · p = p²): a correlated "
+                "pair has ONE draw, rand < p of shape [batch, inst, pairs], given to both features (repeat_interleave)",
+                code=f"{b}_drawn_again",
+            )
     if laws["first"] == "p" and laws["second"] == "1 - p" and int((first == second).sum()) <= allowance:
         fail(
             message + "; the two features are never on (or off) together",
