@@ -31,7 +31,7 @@ from tests.part1_superposition_diagnosis import (
     returned_hidden_hint,
 )
 from tests.part1_superposition_draws import check_sign_independence, fresh_draws_failure, scaled_values_failure
-from tests.part1_superposition_forward_extras import mixing_source
+from tests.part1_superposition_forward_extras import input_mask_mutants, mixing_source
 from tests.part1_superposition_hints import activation_diagnosis, forward_output_failure
 from tests.part1_superposition_mistakes import (
     check_independent_features,
@@ -93,7 +93,8 @@ def _check_forward(
     right = two_layer(x, W_in, W_out, b, act=relu)
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
     z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
-    mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu)
+    mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu) + input_mask_mutants(x, right)
+    mistakes += _weight_product_relu(x, W_in, W_out, b, params)
     mistakes += novel(axis_statistic_mutants(x, W_in, W_out, b), mistakes)
     names = (params[0], params[1] if len(params) > 2 else params[0])
     mistakes += contraction_mutants(x, W_in, W_out, b, *names)
@@ -155,6 +156,21 @@ def _output_sign_probe(cls: type, params: list[str], device: torch.device) -> tu
         "expected 10 + ReLU(x). The hidden ReLU looks right; the hidden term enters the output with a minus sign "
         "(b_final - W h, a negated weight or einsum result?): the output is ReLU(W h + b_final)"
     )
+
+
+def _weight_product_relu(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, params: list[str]) -> list:
+    """The hidden ReLU moved onto the product of the weights: ReLU(ReLU(W_outᵀ W_in) x + b), no ReLU on W x."""
+    product = torch.einsum("idf,idg->ifg", W_out, W_in)  # [inst feats feats]: what x is multiplied by
+    names = "WᵀW" if len(params) < 3 else "W2 W1"
+    value = relu(torch.einsum("...ig,ifg->...if", x, relu(product)) + b)
+    return [
+        (
+            "relu_on_weights",
+            f"the ReLU is applied to the weight product {names} (a [feats feats] matrix), not to the hidden layer: "
+            f"compute h = ReLU({'W' if len(params) < 3 else 'W1'} x) [..., inst, d_hidden] first, then go back up",
+            value,
+        )
+    ]
 
 
 def _unit_model(cls: type, params: list[str], B: float, device: torch.device, w: float = 1.0) -> torch.nn.Module:

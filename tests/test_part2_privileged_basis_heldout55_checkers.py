@@ -1,0 +1,68 @@
+"""Proofs for part 2 after held-out round BB (fresh55).
+
+* The forward passes masked by their input (`* (x > 0)`, `* (x != 0)`, `* (x >= 0)`: 0 for absent or negative
+  features) are named (`output_masked`, shared with part 1), no longer read back as a bias term or moved bias.
+* The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
+  layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
+The round's correct variants pass.
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+
+import tests.part2_privileged_basis as C
+from solutions.part2_privileged_basis import NeuronComputationModel, NeuronModel
+from tests.proving import assert_fails, assert_passes
+from tests.test_part2_privileged_basis_heldout13_checkers import _cv, _shape
+
+
+def _masked(cls, mask):
+    return type("Masked", (cls,), {"forward": lambda self, x: cls.forward(self, x) * mask(x)})
+
+
+def test_output_masked_by_input_named():
+    err = assert_fails(C.test_neuron_forward, _masked(NeuronModel, lambda x: x != 0), "output_masked")
+    assert "* (x != 0)" in err.hint
+    err = assert_fails(C.test_computation_forward, _masked(NeuronComputationModel, lambda x: x >= 0), "output_masked")
+    assert "negative (x < 0)" in err.hint
+
+
+def test_relu_on_weight_product_named():
+    def forward(self, x):
+        wtw = F.relu(einops.einsum(self.W, self.W, "inst d f, inst d g -> inst f g"))
+        return F.relu(einops.einsum(x, wtw, "... inst f, inst f g -> ... inst g") + self.b_final)
+
+    err = assert_fails(C.test_neuron_forward, type("N", (NeuronModel,), {"forward": forward}), "relu_on_weights")
+    assert "WᵀW" in err.hint
+
+    def forward2(self, x):
+        product = F.relu(torch.einsum("ifd,idg->ifg", self.W2, self.W1))
+        return F.relu(torch.einsum("...ig,ifg->...if", x, product) + self.b_final)
+
+    err = assert_fails(C.test_computation_forward, _cv(forward=forward2), "relu_on_weights")
+    assert "W2 W1" in err.hint
+
+
+# ---- the round's correct variants
+def _half_abs(self, x):
+    h = torch.einsum("...if,idf->...id", x, self.W)
+    return torch.einsum("...id,idf->...if", (h + h.abs()) / 2, self.W).add(self.b_final).clamp(min=0)
+
+
+def _sign_from_presence(self, n):
+    s, p = _shape(self, n), self.feature_probability
+    u = torch.rand(s)
+    return (u < p) * torch.where(u < p / 2, 1.0, -1.0) * torch.rand(s)  # given u < p, u < p/2 is a fair coin
+
+
+def _loss_swapped(self, out, batch):
+    return super(NeuronComputationModel, self).calculate_loss(batch.abs(), out)  # (|x| - out)² is symmetric
+
+
+def test_round_bb_correct_variants_pass():
+    assert_passes(C.test_neuron_forward, type("N", (NeuronModel,), {"forward": _half_abs}))
+    assert_passes(C.test_computation_generate_batch, _cv(generate_batch=_sign_from_presence))
+    assert_passes(C.test_computation_calculate_loss, _cv(calculate_loss=_loss_swapped))
