@@ -134,12 +134,31 @@ def _instance_never_diagnosis(observed: Tensor, expected: Tensor, n: int) -> tup
     )
 
 
+def rounded_rates(observed: Tensor, expected: Tensor, n: int) -> tuple[str, str] | None:
+    """The rates are p rounded (to the nearest, or down) to 1 or 2 decimals before the draw: read back on every cell."""
+    p, p32 = expected.double(), expected.float()  # rounded in float32, as the learner's tensors are
+    for d in (1, 2):
+        for how, table in (
+            (f"p.round(decimals={d})", p32.round(decimals=d).double()),
+            (f"p rounded down, (p * {10**d}).floor() / {10**d}", ((p32 * 10**d).floor() / 10**d).double()),
+        ):
+            if consistent(observed, table, n) and not consistent(observed, p, n):
+                low = int(p.flatten().argmin())
+                return "presence_rounded", (
+                    f"every rate is p rounded to {d} decimal{'s' * (d > 1)} (read back on all cells: p = "
+                    f"{float(p.flatten()[low]):.4g} gives {float(table.flatten()[low]):.4g}): p is rounded before the "
+                    f"draw ({how}, or a rounded copy of the probabilities); compare torch.rand(...) with p as it is"
+                )
+    return None
+
+
 def rate_causes(
     observed: Tensor, expected: Tensor, n: int, unit: str, default_hint: str | None
 ) -> tuple[str, str] | None:
     """(code, hint) naming why the rates `observed` [inst units] are not `expected`, after the candidate tables."""
     found = (
-        _edge_never_diagnosis(observed, expected, n, unit)
+        rounded_rates(observed, expected, n)
+        or _edge_never_diagnosis(observed, expected, n, unit)
         or _instance_never_diagnosis(observed, expected, n)
         or _law_diagnosis(observed, expected, n)
         or _capped_diagnosis(observed, expected, n)

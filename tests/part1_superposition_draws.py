@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from tests.checking import fail
-from tests.part1_superposition_causes import pooled_drift_failure
+from tests.part1_superposition_causes import pooled_drift_failure, rounded_rates
 from tests.part1_superposition_probes import DELTA, consistent, rate_tolerance
 
 
@@ -86,19 +86,12 @@ def constant_cells_failure(
 
 def rounded_p_failure(present: Tensor, p: Tensor, message: str, unit: str = "feature") -> None:
     """Cells always and never present while the others vary: rates at 0 and 1 where p is not, read back as p rounded
-    to 1 or 2 decimals (p = 0.0103 → 0, 0.9887 → 1) before the draw."""
-    n, rates = present.shape[0], present.double().mean(0).cpu()
+    (p = 0.0103 → 0, 0.9887 → 1) before the draw (`causes.rounded_rates`)."""
     if bool(((present.all(0) | (~present).all(0)).cpu()).all()):
         return
-    for d in (1, 2):
-        table = p.double().round(decimals=d)
-        if consistent(rates, table, n) and not consistent(rates, p.double(), n):
-            fail(
-                message + f"; every {unit}'s rate is p rounded to {d} decimal{'s' * (d > 1)} (read back on all cells)",
-                f"p is rounded before the draw (p.round(decimals={d}), or a rounded copy of the probabilities): "
-                "small probabilities become 0 and those near 1 become 1; compare torch.rand(...) with p as it is",
-                code="presence_rounded",
-            )
+    found = rounded_rates(present.double().mean(0).cpu(), p, present.shape[0])
+    if found:
+        fail(message, found[1], code=found[0])
 
 
 def reused_draws_failure(a: Tensor, b: Tensor, what: str) -> None:

@@ -165,6 +165,15 @@ def correlated_pair_failure(present: Tensor, p: Tensor, what: str, allowance: in
                 "pair has ONE draw, rand < p of shape [batch, inst, pairs], given to both features (repeat_interleave)",
                 code=f"{b}_drawn_again",
             )
+        off_a = (~on_a).double().sum(0)
+        alone = (on_b & ~on_a).double().sum(0) / off_a.clamp(min=1)  # P(b on | a off), from >= min(off_a) draws
+        if laws[a] == "p" and int((on_a & ~on_b).sum()) <= allowance and consistent(alone, p, int(off_a.min())):
+            fail(
+                message + f"; the {b} is on whenever the {a} is, and without it at rate p",
+                f"the {b} feature has a draw of its own besides the pair's ({b} = {a} | (rand < p): rate 2p - p²): a "
+                "correlated pair has ONE draw, rand < p of shape [batch, inst, pairs], given to both features",
+                code=f"{b}_own_draw",
+            )
     if laws["first"] == "p" and laws["second"] == "1 - p" and int((first == second).sum()) <= allowance:
         fail(
             message + "; the two features are never on (or off) together",

@@ -8,10 +8,13 @@
 * p rounded before the presence draw (p.round(decimals=1): 0.0103 → never, 0.9887 → always, the other cells vary) is
   read back (`presence_rounded`) instead of being called a draw shared over the batch; the same in the uncorrelated
   generator.
+* The same reading among the rate causes (`rates.rounded_rates`): p rounded down ((p * 10).floor() / 10) in
+  generate_batch, p.round(decimals=1) in the anticorrelated generator (rounded in float32, as the learner's p is).
 * Presence as the OR of two draws at p/2 is a rate law of its own, p - p²/4 (`presence_law`).
 * Values that crowd the middle are read back as a normal draw through a sigmoid, or shifted and scaled into the range
   (randn min-max rescaled) (`value_distribution`).
-* A correlated pair whose second feature is drawn again given the first (rate p²) is named (`second_drawn_again`).
+* A correlated pair whose second feature is drawn again given the first (rate p²) is named (`second_drawn_again`), and
+  one with a draw of its own besides the pair's (second = first | (rand < p)) too (`second_own_draw`).
 The round's correct variants pass.
 """
 
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import tests.part1_superposition as checks
+from solutions.part1_superposition import CorrelatedToyModel
 from tests.proving import assert_fails, assert_passes
 from tests.test_part1_superposition_heldout49_checkers import _drawn
 from tests.test_part1_superposition_heldout_checkers import _down_up, corr_variant, variant
@@ -66,6 +70,25 @@ def test_rounded_p_read_back():
     )
 
 
+def test_rounded_p_among_rate_causes():
+    def floored(self, n):
+        s = (n, self.cfg.n_inst, self.cfg.n_features)
+        return torch.where(torch.rand(s) < (self.feature_probability * 10).floor() / 10, torch.rand(s), 0.0)
+
+    err = assert_fails(checks.test_generate_batch, variant(generate_batch=floored), "presence_rounded")
+    assert "floor()" in err.hint
+
+    def anti(self, n, p):
+        return CorrelatedToyModel.generate_anticorrelated_features(self, n, p.round(decimals=1))
+
+    err = assert_fails(
+        checks.test_generate_anticorrelated_features,
+        corr_variant(generate_anticorrelated_features=anti),
+        "presence_rounded",
+    )
+    assert "p.round(decimals=1)" in err.hint
+
+
 def test_or_of_two_half_draws_named():
     def generate_batch(self, n):
         s, p = (n, self.cfg.n_inst, self.cfg.n_features), self.feature_probability
@@ -101,6 +124,16 @@ def test_second_feature_drawn_again_named():
         checks.test_generate_correlated_features, corr_variant(generate_correlated_features=corr), "second_drawn_again"
     )
     assert "p²" in err.hint
+
+    def corr_or(self, n, p):
+        first = torch.rand(n, *p.shape) < p
+        second = first | (torch.rand(n, *p.shape) < p)
+        return torch.where(torch.stack([first, second], -1).flatten(-2), torch.rand(n, p.shape[0], 2 * p.shape[1]), 0.0)
+
+    err = assert_fails(
+        checks.test_generate_correlated_features, corr_variant(generate_correlated_features=corr_or), "second_own_draw"
+    )
+    assert "first | (rand < p)" in err.hint
 
 
 # ---- the round's correct variants
