@@ -4,6 +4,7 @@
   features) are named (`output_masked`, shared with part 1), no longer read back as a bias term or moved bias.
 * The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
   layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
+* Presence drawn against p rounded to 1 decimal is read back (`presence_rounded`, part 1's rate causes).
 The round's correct variants pass.
 """
 
@@ -44,6 +45,16 @@ def test_relu_on_weight_product_named():
 
     err = assert_fails(C.test_computation_forward, _cv(forward=forward2), "relu_on_weights")
     assert "W2 W1" in err.hint
+
+
+def test_rounded_p_read_back():
+    def generate_batch(self, n):
+        s = _shape(self, n)
+        present = torch.rand(s) < self.feature_probability.round(decimals=1)
+        return torch.where(present, 2 * torch.rand(s) - 1, 0.0)
+
+    err = assert_fails(C.test_computation_generate_batch, _cv(generate_batch=generate_batch), "presence_rounded")
+    assert "p.round(decimals=1)" in err.hint
 
 
 # ---- the round's correct variants
