@@ -202,7 +202,7 @@ def test_forward(ToyModel: type, device: torch.device) -> str:
     )
     check_leading_dims(model, lambda x2: two_layer(x2, W, W, b), [(2, 4, 3, 5), (3, 5), (1, 3, 5)], device)
     check_param_gradients(model, x, ["W", "b_final"], lambda P: two_layer(x, P["W"], P["W"], P["b_final"]))
-    forward_extras.zero_features_check(model, x, lambda t: two_layer(t, W, W, b))
+    forward_extras.zero_features_check(model, x, W, W, b)
 
     cfg1 = ToyModelConfig(n_inst=1, n_features=1, d_hidden=1)
     one = _toy(ToyModel, cfg1, device)

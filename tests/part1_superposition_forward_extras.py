@@ -9,9 +9,9 @@
 * `config_mutants`: the forward pass with the model's importance or feature_probability multiplied into its input,
   its output or b_final: both belong to the loss and to generate_batch, never to the forward pass.
 * `input_mask_mutants` / `zero_features_check` (parts 1 and 2): the output masked by the input, 0 wherever a
-  feature is absent (x == 0) or not positive (`* (x > 0)`, `* (x != 0)`, `torch.where(x > 0, out, 0)`): an absent
-  feature's output is ReLU(b_final + interference), not 0. Part 1's main input has no exact zeros, so a second call
-  zeroes a third of it.
+  feature is absent (x == 0) or not positive (`* (x > 0)`, `* (x != 0)`, `torch.where(x > 0, out, 0)`), or only its
+  weights term masked (ReLU(WᵀWx · (x != 0) + b)): an absent feature's output is ReLU(b_final + interference), not 0
+  or ReLU(b_final). Part 1's main input has no exact zeros, so a second call zeroes a third of it.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def config_mutants(
             two_layer(x, W, W, b * p),
         ),
         *forward_tensor_mutants(x, W, b, p, two_layer),
-        *input_mask_mutants(x, two_layer(x, W, W, b)),
+        *input_mask_mutants(x, two_layer(x, W, W, b), two_layer(x, W, W, 0 * b, out=lambda t: t), b),
     ]
 
 
@@ -122,42 +122,66 @@ _MASKS = (
 )
 
 
-def input_mask_mutants(x: Tensor, right: Tensor) -> list[tuple[str, str, Tensor]]:
-    """The right output multiplied by a mask of the input, for each mask that changes it on x (one hint per value)."""
-    found: list[tuple[list[str], str, Tensor]] = []
+def input_mask_mutants(
+    x: Tensor, right: Tensor, term: Tensor | None = None, b: Tensor | None = None
+) -> list[tuple[str, str, Tensor]]:
+    """The right output multiplied by a mask of the input, and (given the weights term and b) ReLU(term · mask + b),
+    for each mask that changes the value on x (one hint per distinct value)."""
+    found: list[tuple[str, list[str], str, Tensor]] = []
     for label, where, mask in _MASKS:
-        value = right * mask(x)
-        if torch.allclose(value, right):
-            continue
-        same = next((f for f in found if torch.equal(f[2], value)), None)
-        if same:
-            same[0].append(f"* ({label})")
+        values = [("output", right * mask(x))]
+        if term is not None and b is not None:
+            values.append(("term", torch.relu(term * mask(x) + b)))
+        for kind, value in values:
+            if torch.allclose(value, right):
+                continue
+            same = next((f for f in found if f[0] == kind and torch.equal(f[3], value)), None)
+            if same:
+                same[1].append(f"* ({label})")
+            else:
+                found.append((kind, [f"* ({label})"], where, value))
+    out = []
+    for kind, labels, where, value in found:
+        masks = " or ".join(labels)
+        if kind == "output":
+            out.append(
+                (
+                    "output_masked",
+                    f"your output is 0 wherever the input feature is {where}: it is masked by the input ({masks}, "
+                    "or torch.where on x). Every feature gets an output, absent ones included: ReLU(b_final + the "
+                    "interference from the present features)",
+                    value,
+                )
+            )
         else:
-            found.append(([f"* ({label})"], where, value))
-    return [
-        (
-            "output_masked",
-            f"your output is 0 wherever the input feature is {where}: it is masked by the input "
-            f"({' or '.join(labels)}, or torch.where on x). Every feature gets an output, absent ones included: "
-            "ReLU(b_final + the interference from the present features)",
-            value,
-        )
-        for labels, where, value in found
-    ]
+            out.append(
+                (
+                    "interference_masked",
+                    f"wherever the input feature is {where} your output is ReLU(b_final) alone: the weights term (what "
+                    f"the other features write into that output, their interference) is masked by the input ({masks}) "
+                    "before b_final is added. Every output gets the whole weights term: ReLU(weights term + b_final)",
+                    value,
+                )
+            )
+    return out
 
 
-def zero_features_check(model: torch.nn.Module, x: Tensor, forward: Callable[[Tensor], Tensor]) -> None:
-    """The forward pass on x with a third of its entries exactly 0 (absent features, as generate_batch draws them)."""
+def zero_features_check(
+    model: torch.nn.Module, x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Callable = lambda t: t
+) -> None:
+    """The forward pass ReLU(W_outᵀ act(W_in x) + b) on x with a third of its entries exactly 0 (absent features, as
+    generate_batch draws them)."""
     keep = (torch.arange(x.numel(), device=x.device) % 3 != 0).reshape(x.shape)
     x0 = x * keep
     with torch.no_grad():
         out = model(x0)
-    right = forward(x0)
+    term = torch.einsum("...id,idf->...if", act(torch.einsum("...if,idf->...id", x0, W_in)), W_out)
+    right = torch.relu(term + b)
     expect_matches(
         out,
         right,
         "model(features) on features with some entries exactly 0 (absent)",
-        input_mask_mutants(x0, right),
+        input_mask_mutants(x0, right, term, b),
         hint="absent features (exactly 0) go through the same forward pass as any other value",
         code="zero_features",
     )

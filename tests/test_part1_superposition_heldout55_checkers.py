@@ -3,6 +3,8 @@
 * The forward pass masked by its input (`* (x > 0)`, `* (x != 0)`, `* (x >= 0)`) is named (`output_masked`), no longer
   read back as a bias moved; the main input has no exact zeros, so a second call with a third of the features at 0
   (`zero_features_check`) catches the mask `x != 0`, which passed before.
+* Only the weights term masked by the input, ReLU(WᵀWx · (x != 0) + b) (interference kept for present features only),
+  is named too (`interference_masked`, on the zero-features call).
 * b_final scaled by d_hidden (= 2 in the check, WᵀW computed first and the bias added per hidden unit) is named with
   the factor in the `bias_twice` hint.
 * p rounded before the presence draw (p.round(decimals=1): 0.0103 → never, 0.9887 → always, the other cells vary) is
@@ -40,6 +42,12 @@ def test_output_masked_by_input_named():
     assert "* (x > 0)" in err.hint and "absent" in err.hint
     err = assert_fails(checks.test_forward, _masked(lambda x: x != 0), "output_masked")
     assert "* (x != 0)" in err.hint and "exactly 0" in err.message
+
+
+def test_interference_masked_named():
+    model = variant(forward=lambda self, x: F.relu(_down_up(x, self.W) * (x != 0) + self.b_final))
+    err = assert_fails(checks.test_forward, model, "interference_masked")
+    assert "* (x != 0)" in err.hint and "ReLU(b_final) alone" in err.hint
 
 
 def test_bias_times_d_hidden_named():
