@@ -93,7 +93,7 @@ def _check_forward(
     right = two_layer(x, W_in, W_out, b, act=relu)
     diagnosis = activation_diagnosis(out, two_layer(x, W_in, W_out, b, act=relu, out=lambda t: t))
     z = two_layer(x, W_in, W_out, torch.zeros_like(b), act=relu, out=lambda t: t)
-    mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu) + input_mask_mutants(x, right)
+    mistakes = mistakes + relu_placement_mutants(x, W_in, W_out, b, act=relu) + input_mask_mutants(x, right, z, b)
     mistakes += _weight_product_relu(x, W_in, W_out, b, params)
     mistakes += novel(axis_statistic_mutants(x, W_in, W_out, b), mistakes)
     names = (params[0], params[1] if len(params) > 2 else params[0])

@@ -2,6 +2,7 @@
 
 * The forward passes masked by their input (`* (x > 0)`, `* (x != 0)`, `* (x >= 0)`: 0 for absent or negative
   features) are named (`output_masked`, shared with part 1), no longer read back as a bias term or moved bias.
+* Only the weights term masked by the input (ReLU(W2 h · (x != 0) + b)) is named (`interference_masked`).
 * The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
   layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
 * Presence drawn against p rounded to 1 decimal is read back (`presence_rounded`, part 1's rate causes).
@@ -29,6 +30,15 @@ def test_output_masked_by_input_named():
     assert "* (x != 0)" in err.hint
     err = assert_fails(C.test_computation_forward, _masked(NeuronComputationModel, lambda x: x >= 0), "output_masked")
     assert "negative (x < 0)" in err.hint
+
+
+def test_interference_masked_named():
+    def forward(self, x):
+        h = F.relu(einops.einsum(x, self.W1, "... i f, i d f -> ... i d"))
+        return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") * (x != 0) + self.b_final)
+
+    err = assert_fails(C.test_computation_forward, _cv(forward=forward), "interference_masked")
+    assert "* (x != 0)" in err.hint
 
 
 def test_relu_on_weight_product_named():
