@@ -733,6 +733,8 @@ def reshaped_batched(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, act: Cal
 
 def value_shape(values: Tensor, low: float, high: float, quarters: Tensor) -> str:
     """After the law has failed: what the pooled values look like (atoms at the bounds, where the mass piles up)."""
+    if normal := value_shapes.middle_normal_reading(values, low, high, quarters.tolist()):
+        return normal
     if gap := gap_shape(values, low, high):
         return gap
     at_bounds = float(((values == low) | (values == high)).double().mean())
@@ -790,4 +792,4 @@ def describe_value_law(batch: Tensor, values: Tensor, low: float, high: float) -
             f"present values look like |N(0, 1)| (mean {float(v.mean()):.2f}, max {hi:.3g}): e.g. "
             f"torch.randn(...).abs() where torch.rand was meant; draw them from {law}"
         )
-    return value_laws.exponential_law(v, law)
+    return value_laws.exponential_law(v, law) or value_laws.normal_law(v, law)

@@ -67,6 +67,24 @@ def exponential_law(v: Tensor, law: str) -> tuple[str, str] | None:
     )
 
 
+def normal_law(v: Tensor, law: str) -> tuple[str, str] | None:
+    """(code, hint) when sorted present values `v` (at least 100) standardised by their own mean and spread fit N(0, 1)
+    within the DKW bound (a normal draw, shifted and scaled); else None."""
+    n = v.numel()
+    mean, sd = float(v.mean()), float(v.std())
+    if n < 100 or sd <= 0:
+        return None
+    ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    if float((ecdf - 0.5 * (1 + torch.erf((v - mean) / (sd * math.sqrt(2))))).abs().max()) >= _dkw(n):
+        return None
+    standard = abs(mean) < 0.05 and abs(sd - 1) < 0.05
+    draw = "torch.randn(...)" if standard else f"{mean:.3g} + {sd:.3g} · torch.randn(...)"
+    return "values_normal", (
+        f"present values look normal (mean {mean:.3g}, spread {sd:.3g}, from {float(v[0]):.3g} to {float(v[-1]):.3g}): "
+        f"a normal draw, {draw}, where torch.rand was meant; draw them from {law}"
+    )
+
+
 def product_law(values: Tensor, low: float, high: float) -> str | None:
     """A product of two draws, named when the values fit its law; None otherwise.
 

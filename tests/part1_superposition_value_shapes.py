@@ -59,6 +59,22 @@ def _normal_like(m: Tensor, ecdf: Tensor, low: float, high: float) -> str | None
     return None
 
 
+def middle_normal_reading(values: Tensor, low: float, high: float, q: list[float]) -> str | None:
+    """For middle-heavy quarters q, the normal-like reading alone (tried before the gap reading: a normal draw's thin
+    tails look like gaps)."""
+    if not min(q[1], q[2]) > max(q[0], q[3]):
+        return None
+    m = ((values.double().flatten().cpu() - low) / (high - low)).clamp(1e-12, 1).sort().values
+    n = m.numel()
+    if n < 100 or _triangular(m, torch.arange(1, n + 1, dtype=torch.float64) / n):
+        return None
+    middle = _normal_like(m, torch.arange(1, n + 1, dtype=torch.float64) / n, low, high)
+    if middle is None:
+        return None
+    shown = ", ".join(f"{x:.0%}" for x in q)
+    return f"values crowd the middle of the range (quarters {shown}): {middle}, where a plain rand belongs; "
+
+
 def shape_reading(values: Tensor, low: float, high: float, q: list[float]) -> str | None:
     """The shape phrase for monotone or middle-heavy quarters q, or None for other shapes."""
     shown = ", ".join(f"{x:.0%}" for x in q)

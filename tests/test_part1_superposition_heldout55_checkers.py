@@ -14,7 +14,9 @@
   generate_batch, p.round(decimals=1) in the anticorrelated generator (rounded in float32, as the learner's p is).
 * Presence as the OR of two draws at p/2 is a rate law of its own, p - p²/4 (`presence_law`).
 * Values that crowd the middle are read back as a normal draw through a sigmoid, or shifted and scaled into the range
-  (randn min-max rescaled) (`value_distribution`).
+  (randn min-max rescaled) (`value_distribution`), also before the gap reading (a normal's thin tails looked like a
+  gap on [-1, 1]); values beyond the range on both sides are read back as a normal draw (`values_normal`), not as a -1
+  mask (`mask_negative` now needs every value <= 1).
 * A correlated pair whose second feature is drawn again given the first (rate p²) is named (`second_drawn_again`), and
   one with a draw of its own besides the pair's (second = first | (rand < p)) too (`second_own_draw`).
 The round's correct variants pass.
@@ -186,3 +188,12 @@ def test_round_bb_correct_variants_pass():
     assert_passes(
         checks.test_generate_anticorrelated_features, corr_variant(generate_anticorrelated_features=_anti_shared_value)
     )
+
+
+def test_unclamped_normal_values_named():  # values beyond [0, 1] on both sides: not a -1 mask
+    err = assert_fails(
+        checks.test_generate_batch,
+        variant(generate_batch=_drawn(lambda s: 0.5 + 0.12 * torch.randn(s))),
+        "values_normal",
+    )
+    assert "torch.randn" in err.hint
