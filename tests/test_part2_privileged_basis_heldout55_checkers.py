@@ -5,6 +5,8 @@
 * Only the weights term masked by the input (ReLU(W2 h · (x != 0) + b)) is named (`interference_masked`).
 * The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
   layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
+* Values min-max rescaled from a normal draw onto [-1, 1] are read back as a normal draw (`value_distribution`), no
+  longer as values filling only part of the range.
 * Presence drawn against p rounded to 1 decimal is read back (`presence_rounded`, part 1's rate causes).
 The round's correct variants pass.
 """
@@ -65,6 +67,16 @@ def test_rounded_p_read_back():
 
     err = assert_fails(C.test_computation_generate_batch, _cv(generate_batch=generate_batch), "presence_rounded")
     assert "p.round(decimals=1)" in err.hint
+
+
+def test_min_max_normal_values_read_back():
+    def generate_batch(self, n):
+        s = _shape(self, n)
+        z = torch.randn(s)
+        return torch.where(torch.rand(s) < self.feature_probability, 2 * (z - z.min()) / (z.max() - z.min()) - 1, 0.0)
+
+    err = assert_fails(C.test_computation_generate_batch, _cv(generate_batch=generate_batch), "value_distribution")
+    assert "bell-shaped" in err.hint and "fill only" not in err.hint
 
 
 # ---- the round's correct variants
