@@ -23,7 +23,7 @@ from tests import part2_privileged_basis_target_readings as target_readings
 from tests.checking import CheckFailed, checker, expect_matches, expect_tensor, fail
 from tests.loss_penalties import difference_relation
 from tests.mutants import Reference, call
-from tests.part1_superposition import IMPORTANCE, P_LOSS, check_loss, probe_forward
+from tests.part1_superposition import IMPORTANCE, MATMUL, P_LOSS, check_loss, probe_forward
 from tests.part1_superposition_diagnosis import (
     check_leading_dims,
     expect_parameters,
@@ -41,6 +41,7 @@ from tests.part1_superposition_mistakes import (
 )
 from tests.part1_superposition_probes import (
     GRID,
+    call_naming_axes,
     check_param_gradients,
     hidden_probe,
     importance_candidate,
@@ -84,8 +85,9 @@ def _check_forward(
 
     `reference` is the solution's forward on x (with the same parameters), for `expect_matches`."""
     x_before = x.clone()
+    sizes = {x.shape[0]: "batch", x.shape[1]: "inst", x.shape[2]: "feats", d_hidden: "d_hidden"}
     with torch.no_grad():
-        out = model(x)
+        out = call_naming_axes(lambda: model(x), sizes, _axes_advice)
     check_input_unchanged(x_before, x, "features")
     returned_hidden_hint(out, tuple(x.shape[:-2]), x.shape[-2], d_hidden)
     forward_output_failure(out, "model(features)", tuple(x.shape), "batch inst feats")
@@ -156,6 +158,17 @@ def _output_sign_probe(cls: type, params: list[str], device: torch.device) -> tu
         "expected 10 + ReLU(x). The hidden ReLU looks right; the hidden term enters the output with a minus sign "
         "(b_final - W h, a negated weight or einsum result?): the output is ReLU(W h + b_final)"
     )
+
+
+def _axes_advice(a: str, b: str) -> str:
+    """What two axes of a forward pass with a hidden layer meeting usually means (see part 1's MATMUL)."""
+    if {a, b} == {"d_hidden", "feats"}:
+        return (
+            "a hidden-layer tensor [..., inst, d_hidden] (h) met a feature-axis one [..., inst, feats] (x, b_final or "
+            "the output): one of the two is not the tensor meant (zeros_like(x) or b_final where h's shape belongs?), "
+            "or a weight is read with its feats and d_hidden axes swapped"
+        )
+    return MATMUL(a, b)
 
 
 def _weight_product_relu(x: Tensor, W_in: Tensor, W_out: Tensor, b: Tensor, params: list[str]) -> list:

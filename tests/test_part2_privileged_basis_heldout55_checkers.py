@@ -5,6 +5,8 @@
 * Only the weights term masked by the input (ReLU(W2 h · (x != 0) + b)) is named (`interference_masked`).
 * The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
   layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
+* A size clash inside the forward pass is named by the axes that met (`axes_met`, part 1's reading, now in part 2's
+  forward checks too): torch.where(h > 0, h, torch.zeros_like(x)) puts d_hidden against feats.
 * Values min-max rescaled from a normal draw onto [-1, 1] are read back as a normal draw (`value_distribution`), no
   longer as values filling only part of the range.
 * Presence drawn against p rounded to 1 decimal is read back (`presence_rounded`, part 1's rate causes).
@@ -41,6 +43,16 @@ def test_interference_masked_named():
 
     err = assert_fails(C.test_computation_forward, _cv(forward=forward), "interference_masked")
     assert "* (x != 0)" in err.hint
+
+
+def test_hidden_against_feature_axis_named():
+    def forward(self, x):
+        h = einops.einsum(x, self.W, "... i f, i d f -> ... i d")
+        h = torch.where(h > 0, h, torch.zeros_like(x))  # zeros of the input's shape
+        return F.relu(einops.einsum(h, self.W, "... i d, i d f -> ... i f") + self.b_final)
+
+    err = assert_fails(C.test_neuron_forward, type("N", (NeuronModel,), {"forward": forward}), "axes_met")
+    assert "zeros_like(x)" in err.hint
 
 
 def test_relu_on_weight_product_named():
