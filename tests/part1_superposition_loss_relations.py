@@ -139,10 +139,38 @@ def reduction_relation(
         if torch.allclose(g, gy, rtol=1e-3, atol=1e-6 * (1 + float(gy.abs().max()))):
             confirmed.append(f"{formula}: {'; '.join(_differences(spec))}")
     if not confirmed:
-        return None
+        return _scaled_root_relation(value, g, o, t, w)
     found_text = confirmed[0] if len(confirmed) == 1 else "one of: " + " | or | ".join(confirmed)
     return "loss_reduction", (
         f"your loss and its gradient with respect to `out` are those of {found_text}. The loss is {RIGHT_LOSS}"
+    )
+
+
+def _scaled_root_relation(value: float, g: Tensor, o: Tensor, t: Tensor, w: Tensor) -> tuple[str, str] | None:
+    """The loss is Σ_inst c · √m_k, m_k the right per-instance mean: its gradient is the right one times a factor per
+    instance, c / (2 √m_k), read back from the gradient and confirmed by the value (a norm where its square belongs,
+    scaled by a constant, e.g. divided by B · F)."""
+    B, F = o.shape[0], o.shape[2]
+    m = (w * (t - o) ** 2).mean(dim=(0, 2))  # [inst]
+    gr = 2 * w * (o - t) / (B * F)
+    if not bool((m > 1e-9).all()) or not bool((gr.abs() > 1e-9).all()):
+        return None
+    r = (g / gr).median(0).values.median(-1).values  # [inst]: one factor per instance
+    if not torch.allclose(g, r[None, :, None] * gr, rtol=1e-3, atol=1e-9) or torch.allclose(r, r.mean().expand_as(r)):
+        return None
+    c = 2 * r * m.sqrt()
+    c0 = float(c.mean())
+    if not torch.allclose(c, torch.full_like(c, c0), rtol=1e-3) or abs(value - c0 * float(m.sqrt().sum())) > 1e-3 * abs(
+        value
+    ):
+        return None
+    known = {1.0: "", (B * F) ** -0.5: " (1/√(B·F): a norm over (batch, feats) divided by B·F)"}
+    known[(B * F) ** 0.5] = " (√(B·F): a norm over (batch, feats), not divided)"
+    factor = next((f"{c0:.3g}{why}" for k, why in known.items() if abs(c0 - k) <= 1e-3 * k), f"{c0:.3g}")
+    return "loss_root", (
+        f"your loss and its gradient are those of Σ_inst {factor} · √(mean over (batch, feats) of importance · "
+        "(target - out)²): a square root per instance, as a norm gives (.norm(), torch.linalg.norm or vector_norm is "
+        f"√(Σ x²)). The loss is {RIGHT_LOSS}, with no root"
     )
 
 

@@ -12,6 +12,8 @@
   generator.
 * The same reading among the rate causes (`rates.rounded_rates`): p rounded down ((p * 10).floor() / 10) in
   generate_batch, p.round(decimals=1) in the anticorrelated generator (rounded in float32, as the learner's p is).
+* A loss that takes a norm where its square belongs, scaled by a constant (vector_norm over (batch, feats) divided by
+  B·F), is read back from its per-instance gradient factors (`loss_root`, in `reduction_relation`).
 * Presence as the OR of two draws at p/2 is a rate law of its own, p - p²/4 (`presence_law`).
 * Values that crowd the middle are read back as a normal draw through a sigmoid, or shifted and scaled into the range
   (randn min-max rescaled) (`value_distribution`), also before the gap reading (a normal's thin tails looked like a
@@ -197,3 +199,12 @@ def test_unclamped_normal_values_named():  # values beyond [0, 1] on both sides:
         "values_normal",
     )
     assert "torch.randn" in err.hint
+
+
+def test_norm_where_its_square_belongs_named():
+    def loss(self, out, batch):
+        d = self.importance.sqrt() * (batch - out)
+        return (torch.linalg.vector_norm(d, dim=(0, 2)) / (out.shape[0] * out.shape[2])).sum()
+
+    err = assert_fails(checks.test_calculate_loss, variant(calculate_loss=loss), "loss_root")
+    assert "1/√(B·F)" in err.hint and "vector_norm" in err.hint
