@@ -9,6 +9,8 @@
   forward checks too): torch.where(h > 0, h, torch.zeros_like(x)) puts d_hidden against feats.
 * Values min-max rescaled from a normal draw onto [-1, 1] are read back as a normal draw (`value_distribution`), no
   longer as values filling only part of the range.
+* The loss as a norm where its square belongs (vector_norm per instance, divided by B·F) is named (`loss_root`, part
+  1's relation; the undivided norm was already a `loss_reduction`).
 * Presence drawn against p rounded to 1 decimal is read back (`presence_rounded`, part 1's rate causes).
 The round's correct variants pass.
 """
@@ -89,6 +91,15 @@ def test_min_max_normal_values_read_back():
 
     err = assert_fails(C.test_computation_generate_batch, _cv(generate_batch=generate_batch), "value_distribution")
     assert "bell-shaped" in err.hint and "fill only" not in err.hint
+
+
+def test_norm_loss_named():
+    def loss(self, out, batch):
+        d = self.importance.sqrt() * (batch.abs() - out)
+        return torch.linalg.vector_norm(d, dim=(0, 2)).sum() / (out.shape[0] * out.shape[2])
+
+    err = assert_fails(C.test_computation_calculate_loss, _cv(calculate_loss=loss), "loss_root")
+    assert "1/√(B·F)" in err.hint
 
 
 # ---- the round's correct variants
