@@ -5,6 +5,7 @@
 * Only the weights term masked by the input (ReLU(W2 h · (x != 0) + b)) is named (`interference_masked`).
 * The ReLU applied to the weight product, ReLU(ReLU(WᵀW) x + b) or ReLU(ReLU(W2 W1) x + b), in place of the hidden
   layer is named (`relu_on_weights`), not only "the hidden nonlinearity is the identity".
+* A softmax over the neurons where the hidden ReLU belongs is named (`hidden_softmax`, an axis statistic).
 * A size clash inside the forward pass is named by the axes that met (`axes_met`, part 1's reading, now in part 2's
   forward checks too): torch.where(h > 0, h, torch.zeros_like(x)) puts d_hidden against feats.
 * Values min-max rescaled from a normal draw onto [-1, 1] are read back as a normal draw (`value_distribution`), no
@@ -45,6 +46,15 @@ def test_interference_masked_named():
 
     err = assert_fails(C.test_computation_forward, _cv(forward=forward), "interference_masked")
     assert "* (x != 0)" in err.hint
+
+
+def test_hidden_softmax_named():
+    def forward(self, x):
+        h = torch.softmax(einops.einsum(x, self.W1, "... i f, i d f -> ... i d"), dim=-1)
+        return F.relu(einops.einsum(h, self.W2, "... i d, i f d -> ... i f") + self.b_final)
+
+    err = assert_fails(C.test_computation_forward, _cv(forward=forward), "hidden_softmax")
+    assert "softmax(h, dim=-1)" in err.hint
 
 
 def test_hidden_against_feature_axis_named():
