@@ -27,6 +27,7 @@ from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_failure_readings as failed
 from tests import part6b_circuits_gated_output as gated
 from tests import part6b_circuits_generic_transcoders as generic
+from tests import part6b_circuits_grad_readings as grads
 from tests import part6b_circuits_hints as hints
 from tests import part6b_circuits_influence_cases as cases
 from tests import part6b_circuits_mistakes as known
@@ -39,6 +40,7 @@ from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_slip_readings as reads
 from tests import part6b_circuits_splice_readings as splice
 from tests import part6b_circuits_ties as ties
+from tests import part6b_circuits_value_readings as value_readings
 from tests.checking import (
     CheckOutcome,
     checker,
@@ -494,7 +496,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
     model, tc, _ = _inputs(device)
     frozen, graph = _fresh(device)
     saved = sens.snapshot(frozen)
-    result = probes.edges_call(impl, model, tc, frozen, graph)
+    result = grads.edges_call(impl, model, tc, frozen, graph)
     sens.frozen_unchanged(frozen, saved, "attribution_edges")
     out = expect_tensor(
         result,
@@ -536,7 +538,7 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         mistakes += placement.every_position(frozen, graph, direct, forward)
         mistakes += placement.strictly_earlier(graph, direct)
     if not any(torch.allclose(out, v, rtol=1e-3, atol=2e-4) for _, _, v in mistakes):
-        _accumulated_rows(out, direct, rows)
+        grads.edge_readings(out, direct, graph, rows, (model, tc, frozen))
         probes.edge_factors(out, direct, graph, frozen.acts[graph.latent_pos, graph.latent_idx], rows)
         reads.edge_rows(out, direct, graph, values, rows, (model, tc, frozen))
         counts = {"d_model": model.cfg.d_model, "the number of positions": graph.n_pos, "d_sae": tc.d_sae}
@@ -572,20 +574,6 @@ def test_attribution_edges(impl: Callable, device: torch.device) -> str:
         code="values",
     )
     return ""
-
-
-def _accumulated_rows(out: Tensor, direct: Tensor, rows: list[int]) -> None:
-    """Name gradients that accumulate over targets: `.backward()` per target without zeroing `.grad` makes each row
-    the sum of the right rows of every target handled before it (in the graph's order or the reverse)."""
-    for order in (rows, rows[::-1]):
-        if len(order) > 1 and torch.allclose(out[order], direct[order].cumsum(0), rtol=1e-3, atol=2e-4):
-            fail(
-                "each row of the adjacency matrix is the sum of the right rows of every target before it: "
-                "the gradients accumulate from one target to the next",
-                "`.backward()` adds into `.grad`: zero it (`x.grad = None`) before each target, or use "
-                "torch.autograd.grad(target, inputs, retain_graph=True), which returns fresh gradients",
-                code="grad_accumulated",
-            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,7 +720,7 @@ def test_quantile_examples(impl: Callable, device: torch.device) -> str:
             hint, code = hints.band_diagnosis(before, j, n_bands, values.float(), exp_values.float(), out, k)
             fail(f"band {j}: values {got_list}, expected {want_list}", hint, code=code)
         n_seq, seq_len = before.shape
-        extra.swapped_indices(before, j, values, seq_idx, pos_idx)
+        value_readings.band_indices(before, j, n_bands, values, seq_idx, pos_idx)
         flat_index_reading(j, seq_idx, pos_idx, expected[j][1], expected[j][2], n_seq, seq_len)
         ranges = (("seq_idx", seq_idx, n_seq, "sequences"), ("pos_idx", pos_idx, seq_len, "positions"))
         for name, t, size, axis in ranges:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tests import part6b_circuits_extra_mistakes as extra
 from tests import part6b_circuits_term_readings as terms
+from tests import part6b_circuits_value_readings as vr
 from tests.checking import fail
 
 
@@ -52,6 +53,7 @@ def forward_tail(tc: Any, x: Tensor, acts: Tensor) -> list[tuple[str, str, Tenso
     except (RuntimeError, TypeError, AttributeError):
         return found
     _per_latent_factor(tc, x, acts)
+    vr.leaky_gate(tc, x, acts)
     _reduced_precision(tc, x, acts)
     return found
 

@@ -305,6 +305,9 @@ def influence_signed(impl: Callable, A: Tensor, weights: Tensor, out: Tensor, ri
         value = _influence_of(a_hat, weights)
         if value.isfinite().all() and torch.allclose(got, value, rtol=1e-3, atol=1e-6):
             fail(f"{seen}: it is the influence of Â = {what}", rule, code="signed_normaliser")
+        if value.isfinite().all() and torch.allclose(got, value.abs(), rtol=1e-3, atol=1e-6):
+            at_end = f"{seen}: it is |w @ B| with Â = {what}: |·| taken of the influence at the end, not of A's entries"
+            fail(at_end, rule, code="signed_normaliser")
     fail(
         seen,
         "the signs are mishandled; possible causes: the rows of the signed A normalised (A / A.sum(-1): a row whose "

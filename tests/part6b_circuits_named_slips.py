@@ -29,6 +29,7 @@ from tests import part6b_circuits_scale_swaps as scale_swaps
 from tests import part6b_circuits_sensitivity as sens
 from tests import part6b_circuits_stale_inputs as stale
 from tests import part6b_circuits_term_readings as terms
+from tests import part6b_circuits_value_readings as vr
 from tests.checking import fail
 from utils.transcoder import Transcoder
 
@@ -128,6 +129,7 @@ def recovered_precedence(c: float, r: float, z: float) -> list[tuple[float, str,
     precedence = [(v, "recovered_precedence", why.format(f)) for f, v in forms.items()]
     upside = "the fraction is upside down, (zero - clean) / (zero - replaced), the inverse of the recovered one: "
     precedence.append(((z - c) / (z - r), "recovered_inverted", upside))
+    precedence += vr.recovered_scales(c, r, z)
     return precedence + terms.recovered_sign(c, r, z) + statistics.recovered_rounded(c, r, z)
 
 

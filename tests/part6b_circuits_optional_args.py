@@ -21,6 +21,7 @@ from torch import Tensor
 from solutions import part6b_circuits as ref
 from tests import part6b_circuits_mistakes as known
 from tests import part6b_circuits_sensitivity as sens
+from tests import part6b_circuits_value_readings as vr
 from tests.checking import expect_matches, fail
 from tests.mutants import call
 
@@ -31,7 +32,12 @@ def checked_call(impl: Callable, model: Any, tc: Any, frozen: Any, args: tuple, 
     """impl's (pre, logits) for one call; fails (code inplace) when the call edited an argument or the FrozenRun."""
     before = [None if a is None else a.detach().clone() for a in args]
     saved = sens.snapshot(frozen)
-    out = pair(impl(model, tc, frozen, *args), f"linearised_forward {what}", frozen, model, tc)
+    try:
+        result = impl(model, tc, frozen, *args)
+    except RuntimeError as err:
+        vr.scale_squeezed(err, len(frozen.tokens), model.cfg.d_model)
+        raise
+    out = pair(result, f"linearised_forward {what}", frozen, model, tc)
     for name, now, was in zip(NAMES, args, before, strict=False):
         if was is not None and (now.shape != was.shape or not torch.equal(now.detach(), was)):
             n = int((now.detach() != was).sum()) if now.shape == was.shape else was.numel()

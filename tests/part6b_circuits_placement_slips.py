@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from tests import part6b_circuits_value_readings as vr
 from tests.checking import fail
 
 
@@ -58,6 +59,7 @@ def zero_ablation(model, tc, tokens: Tensor, got: float, want: float, close: Cal
                 "added (a bias is part of what the MLP contributes)",
                 code="ablation_bias",
             )
+    vr.zero_ablation_subset(model, tc, tokens, got, close, loss)
     fail(seen, hint, code="ablation")
 
 
