@@ -244,8 +244,7 @@ def _hint_for(err: BaseException) -> str | None:
             found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
             found = (f"{operand}. " if operand else "") + found
             axis = index_on_wrong_axis(err, frame, line)
-            indexed = _row_for_column(match.groups(), err) or _column_for_row(match.groups(), err)
-            return found + (axis or _first_axis_indexed(match.groups(), err) or indexed)
+            return found + (axis or _first_axis_indexed(match.groups(), err) or _row_or_column(match.groups(), err))
     return operand or _missing_attribute_hint(err) or _missing_key_hint(err)
 
 
@@ -382,45 +381,35 @@ def _first_axis_indexed(sizes: tuple[str, ...], err: BaseException) -> str:
     return ""
 
 
-def _row_for_column(sizes: tuple[str, ...], err: BaseException) -> str:
+_MATRIX = r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+_ROW_INDEX, _COLUMN_INDEX = _MATRIX + r"\[([^\[\]:,]+)\]", _MATRIX + r"\[\s*:\s*,([^\[\]:,]+)\]"
+
+
+def _row_or_column(sizes: tuple[str, ...], err: BaseException) -> str:
     """'; tc.W_enc[latent] is row latent of tc.W_enc [128, 2048] (length 2048): ...' when the failing line indexes a
-    matrix with one index (M[i]) and both its row length and its column length are sizes the error names: M[i] takes
-    row i where the column M[:, i] may have been meant. A question, never a verdict."""
+    matrix with one index (M[i]), or takes a column (M[:, i]), and both its row length and its column length are sizes
+    the error names: the row may be where the column was meant, or the reverse. A question, never a verdict."""
     named = {int(n) for n in sizes if isinstance(n, str) and n.isdigit()}
     frame, line, _ = failing_line(err) if named else (None, "", [])
     if frame is None:
         return ""
-    for expr, index in re.findall(r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[([^\[\]:,]+)\]", line):
-        value = _dotted_value(expr, frame)
-        if not isinstance(value, Tensor) or value.ndim != 2:
-            continue
-        n_rows, n_cols = value.shape
-        if n_rows != n_cols and {n_rows, n_cols} <= named:
-            i = index.strip()
-            return (
-                f"; {expr}[{i}] is row {i} of {expr} {list(value.shape)} (length {n_cols}): if column {i} was meant, "
-                f"{expr}[:, {i}] (length {n_rows}) takes it"
-            )
-    return ""
-
-
-def _column_for_row(sizes: tuple[str, ...], err: BaseException) -> str:
-    """'; W_dec[:, latent] is column latent of W_dec [1024, 64] (length 1024): ...' when the failing line takes a column
-    of a matrix (M[:, i]) and both its column length and its row length are sizes the error names: M[:, i] takes
-    column i where the row M[i] may have been meant. A question, never a verdict."""
-    named = {int(n) for n in sizes if isinstance(n, str) and n.isdigit()}
-    frame, line, _ = failing_line(err) if named else (None, "", [])
-    if frame is None:
-        return ""
-    for expr, index in re.findall(r"((?:self\.)?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[\s*:\s*,([^\[\]:,]+)\]", line):
-        value = _dotted_value(expr, frame)
-        if isinstance(value, Tensor) and value.ndim == 2:
+    for pattern, column in ((_ROW_INDEX, False), (_COLUMN_INDEX, True)):
+        for expr, index in re.findall(pattern, line):
+            value = _dotted_value(expr, frame)
+            if not isinstance(value, Tensor) or value.ndim != 2:
+                continue
             n_rows, n_cols = value.shape
             if n_rows != n_cols and {n_rows, n_cols} <= named:
                 i = index.strip()
+                row, col = f"{expr}[{i}]", f"{expr}[:, {i}]"
+                if column:
+                    return (
+                        f"; {col} is column {i} of {expr} {list(value.shape)} (length {n_rows}): if row {i} was "
+                        f"meant, {row} (length {n_cols}) takes it"
+                    )
                 return (
-                    f"; {expr}[:, {i}] is column {i} of {expr} {list(value.shape)} (length {n_rows}): if row {i} was "
-                    f"meant, {expr}[{i}] (length {n_cols}) takes it"
+                    f"; {row} is row {i} of {expr} {list(value.shape)} (length {n_cols}): if column {i} was meant, "
+                    f"{col} (length {n_rows}) takes it"
                 )
     return ""
 

@@ -10,10 +10,10 @@ import torch
 
 import tests.part6b_circuits as checks
 from solutions import part6b_circuits as ref
-from tests.learner_errors import _error_hint
 from tests.part6b_circuits_generic_transcoders import with_negative_thresholds
 from tests.part6b_circuits_mistakes import synthetic_transcoder
 from tests.proving import assert_fails
+from tests.test_checking_learner_errors import _hint_of
 
 
 def _forward(relu: bool = False, centred: str = ""):
@@ -80,14 +80,6 @@ def test_de_embedding_row_for_column_is_named():
     impl = lambda model, tc, latent: model.W_E @ tc.W_enc[latent]
     err = assert_fails(checks.test_latent_de_embedding, impl, "exception")
     assert "tc.W_enc[:, latent]" in err.hint and "M[:, i]" in err.hint
-
-
-def _hint_of(product, *args) -> str:
-    try:
-        product(*args)
-    except RuntimeError as e:  # the learner's frame has ended: its failing line is the one that raised
-        return _error_hint(e)
-    raise AssertionError("no error")
 
 
 def test_row_for_column_hint_stays_a_question_and_needs_both_sizes():
