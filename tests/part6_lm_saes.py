@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from solutions import part6_lm_saes as ref
+from tests import part6_lm_saes_slip_readings as slips
 from tests.checking import CheckFailed, checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
@@ -274,6 +275,7 @@ def _hooked(impl: Callable, model: Any, sae: lm.LMSAE, *args: Any, **kwargs: Any
         return impl(model, sae, *args, **kwargs)
     except Exception as err:
         hook_point_error(err, model, sae)
+        slips.decoder_layout_error(err, sae)
         raise
 
 
@@ -302,6 +304,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     )
     expected = ref.latent_frequencies(model, sae, tokens, batch_size=4)
     log_frequencies(out, expected)
+    slips.every_token_counted(out, expected, *tokens.shape)
     same_for_every_latent(out, expected, "the frequencies")
     fired = (sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:] > 0).float()
     try:
@@ -316,7 +319,8 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             + frequency_positions(sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             + frequency_encodes(sae, mlp_acts(model, sae.hook_name, tokens))
             + frequency_units(expected, tokens.shape[1] - 1)
-            + position_batches(model, sae, tokens, 4),
+            + position_batches(model, sae, tokens, 4)
+            + slips.tied_frequencies(sae, mlp_acts(model, sae.hook_name, tokens)),
             atol=1e-6,
             dims="d_sae",
             hint="the fraction of tokens (positions >= 1 of every sequence, all batches) on which each latent is > 0",
@@ -325,6 +329,7 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
     except CheckFailed as err:  # nothing specific matched: which sequences the values count, when that is exact
         if err.code == "values":
             sequence_weights(out, fired, 4)
+            slips.single_position(out, sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             statistic_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:], 4)
             firing_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:])
         raise
@@ -527,6 +532,7 @@ def test_top_activations(impl: Callable, device: torch.device) -> str:
         reference=call(ref.top_activations, before, k, pick=lambda out: out[0]),
     )
     s_idx, p_idx = seq_idx.long().cpu(), pos_idx.long().cpu()
+    slips.reversed_unravel(s_idx, p_idx, exp_seq, exp_pos, tuple(before.shape))
     if (s_idx < 0).any() or (s_idx >= acts.shape[0]).any() or (p_idx < 0).any() or (p_idx >= acts.shape[1]).any():
         fail(
             f"the indices are out of range: seq_idx {s_idx.tolist()}, pos_idx {p_idx.tolist()} for acts of shape "
@@ -587,6 +593,7 @@ def test_latent_logit_effect(impl: Callable, device: torch.device) -> str:
             + logit_path_slips(model, sae, latent)
             + clipped_mutants(expected)
             + count_factors([("the right effect", expected, "")], {"d_mlp (the decoder row's length)": d_mlp})
+            + slips.logit_two_slips(model, sae, latent)
         )
         if not any(torch.allclose(out, v, rtol=1e-3, atol=1e-4) for v in [expected] + [v for _, _, v in catalogue]):
             logit_row_shifted(out, expected, model, sae, latent)
@@ -649,6 +656,8 @@ def _positions_diagnosis(
     first[:, 0] = True
     if torch.equal(skipped, differs & first):
         where = "everywhere except position 0 (the BOS token, where the latent fires too)"
+    elif slips.batch_rows_only(done, differs):
+        where = slips.batch_rows_only(done, differs)
     elif torch.equal(done, differs & (f > 0)):
         where = "exactly at the positions where the latent already fires (f > 0)"
     elif torch.equal(done, differs & (f <= 0)):

@@ -14,6 +14,7 @@ from torch import Tensor
 from tests.part6_lm_saes_extra_mistakes import logits_means
 from tests.part6_lm_saes_hints import softmax_axis_losses
 from tests.part6_lm_saes_partial_ablations import partial_ablations
+from tests.part6_lm_saes_slip_readings import loss_statistics
 
 
 def _loss(model: Any, tokens: Tensor, hook_name: str, fn: Any) -> Tensor:
@@ -92,4 +93,5 @@ def loss_readings(model: Any, sae: Any, tokens: Tensor) -> list[dict[str, list[t
         softmax_axis_losses(model, sae, tokens),
         ablation_variants(model, sae, tokens),
         partial_ablations(model, sae, tokens),
+        loss_statistics(model, sae, tokens),
     ]

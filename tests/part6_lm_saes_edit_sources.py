@@ -36,6 +36,7 @@ def g_sources(a: Tensor, g: Tensor, sae: Any, latent: int) -> None:
         ),
         ((x - sae.b_dec.double()) @ d, "the projection of (act − b_dec) on the decoder row, ((act − b_dec) · d)"),
         (x @ sae.W_enc[:, latent].double(), "act @ W_enc[:, latent] alone (no b_dec, no b_enc, no ReLU)"),
+        (sae(a).double() @ d, "the projection of the reconstruction x̂ = sae(act) on the decoder row (x̂ · d)"),
     ]
     for value, what in sources:
         if _close(g, value):

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests.checking import fail
 from tests.learner_errors import _is_learner_frame
+from tests.part6_lm_saes_slip_readings import decoder_layout_error
 
 
 def same_hook_runs(got: dict[str, float], exp: dict[str, float]) -> None:
@@ -387,6 +388,7 @@ def logit_call(impl: Callable, model: Any, sae: Any, latent: int) -> Any:
         return impl(model, sae, latent)
     except RuntimeError as err:
         missing_matrix(err, model)
+        decoder_layout_error(err, sae)
         raise
 
 

@@ -325,6 +325,8 @@ def steer_constant(delta: Tensor, sae: Any, latent: int, coeff: float) -> None:
     for what, value, why in named:
         if close(v, value):
             fail(f"{head}{what}, not coeff · W_dec[latent]", fix + why, code="steer_vector")
+        if close(v, -value):  # subtracted: the sign slipped as well
+            fail(f"{head}−({what}): subtracted, not coeff · W_dec[latent] added", fix + why, code="steer_vector")
     what = shifted_by(v - coeff * d, v, W)  # what was added to the right vector: a multiple of a direction?
     if what:
         fail(
