@@ -327,8 +327,9 @@ def test_latent_frequencies(impl: Callable, device: torch.device) -> str:
             reference=call(ref.latent_frequencies, model, sae, tokens, batch_size=4),
         )
     except CheckFailed as err:  # nothing specific matched: which sequences the values count, when that is exact
-        if err.code == "values":
+        if err.code in ("values", "one_change"):  # the mutant search may find an edit, or not, as time allows
             sequence_weights(out, fired, 4)
+        if err.code == "values":
             slips.single_position(out, sae.encode(mlp_acts(model, sae.hook_name, tokens)))
             statistic_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:], 4)
             firing_threshold(err, out, sae.encode(mlp_acts(model, sae.hook_name, tokens))[:, 1:])
