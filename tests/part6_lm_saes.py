@@ -25,7 +25,6 @@ from tests import part6_lm_saes_slip_readings as slips
 from tests.checking import CheckFailed, checker, expect_dict, expect_matches, expect_tensor, fail, returned
 from tests.checking import _dtype_hint as dtype_hint
 from tests.mutants import call
-from tests.part6_lm_saes_ablation_variants import loss_readings
 from tests.part6_lm_saes_bos_broadcast import bos_latent as _bos_latent
 from tests.part6_lm_saes_bos_broadcast import unchanged_but_edits
 from tests.part6_lm_saes_elementwise import edited_then_raised, logit_affine, statistic_threshold, too_few_prefix
@@ -43,8 +42,6 @@ from tests.part6_lm_saes_extra_mistakes import (
     per_sequence_topk,
     per_token_frequencies,
     reconstruction_call_failure,
-    recovered_extra,
-    recovered_per_sequence,
     sequences_mixed,
     signed_top_probe,
     steer_extra,
@@ -57,13 +54,13 @@ from tests.part6_lm_saes_hints import (
     edits_rerun,
     frequency_positions,
     logit_normalised,
-    loss_increases,
     recorded_edits,
     sequence_weights,
     steer_edit,
     steer_second_call,
 )
 from tests.part6_lm_saes_index_values import values_off_indices
+from tests.part6_lm_saes_loss_catalogue import loss_catalogue
 from tests.part6_lm_saes_loss_reductions import loss_reductions
 from tests.part6_lm_saes_mask_floor import far_below_probe, min_fill_probe
 from tests.part6_lm_saes_masked_returned import masked_entries_returned
@@ -73,7 +70,6 @@ from tests.part6_lm_saes_mistakes import (
     count_factors,
     frequency_mistakes,
     logit_effect_mistakes,
-    loss_mistakes,
     mlp_acts,
     steer_mistakes,
     top_mistakes,
@@ -86,17 +82,14 @@ from tests.part6_lm_saes_probes import (
     fresh15_frequency,
     fresh15_steer,
     hook_point_error,
-    hooks_reused,
     indices_reordered,
     logit_call,
     logit_run_slips,
     logit_slips,
-    recovered_formulas,
     same_entry_repeated,
     same_for_every_latent,
     same_hook_runs,
     sorted_effect,
-    splice_slips,
     strided_mask,
     summed_ablate,
 )
@@ -111,7 +104,6 @@ from tests.part6_lm_saes_variants import (
     logit_rescaled,
     logit_row_shifted,
     one_more_than_k,
-    splice_variants,
     steer_mlp_out,
 )
 from tests.part6_lm_saes_wide_counts import larger_calls, layer_axis
@@ -384,18 +376,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
     got = {k: _number(out[k], f"out[{k!r}]") for k in KEYS}
     exp = ref.reconstruction_losses(model, sae, tokens)
     same_hook_runs(got, exp)
-    mistakes = loss_mistakes(model, sae, tokens, exp)
-    for key, extra in loss_increases(exp).items():
-        mistakes[key] += extra
-    mistakes["recovered"] += recovered_extra(exp) + recovered_per_sequence(model, sae, tokens)
-    mistakes["recovered"] += recovered_formulas(
-        exp["clean"], exp["spliced"], exp["zero_ablated"], mistakes["recovered"]
-    )
-    mistakes["spliced"] += hooks_reused(model, sae, tokens) + splice_slips(model, sae, tokens)
-    mistakes["spliced"] += splice_variants(model, sae, tokens)
-    for readings in loss_readings(model, sae, tokens):
-        for key, extra in readings.items():
-            mistakes[key] = mistakes[key] + extra
+    catalogue = functools.cache(lambda: loss_catalogue(model, sae, tokens, exp))  # model runs: only when wrong
     general = {
         "clean": "the clean loss is `model(tokens, return_type='loss')`, with no hooks; a different value has several "
         "possible causes: the model ran on other tokens than those passed (a slice or a subset), a loss other than "
@@ -410,7 +391,7 @@ def test_reconstruction_losses(impl: Callable, device: torch.device) -> str:
             torch.tensor(got[k], dtype=torch.float64),
             torch.tensor(exp[k], dtype=torch.float64),
             f"out[{k!r}]",
-            mistakes[k] + loss_reductions(model, sae, tokens, k, got[k], exp[k], 2e-5, 1e-6),  # wrong ones only
+            lambda k=k: catalogue()[k] + loss_reductions(model, sae, tokens, k, got[k], exp[k], 2e-5, 1e-6),
             # float32 losses (means over a few hundred positions) agree to ~1e-6 whichever way they are computed;
             # 2e-5 separates mistakes that move the loss by 1e-4 (BOS left unspliced, b_dec left out of decode)
             rtol=1e-4 if k == "recovered" else 2e-5,
