@@ -437,6 +437,14 @@ def _expect_pair(out: Any, what: str, frozen: circuits.FrozenRun, model, tc) -> 
 LINEARISED_MISTAKES = slips.LINEARISED_MISTAKES
 
 
+def _linearised_mistakes(m: Any, tc: Any, frozen: Any, args: tuple) -> dict[str, tuple[Tensor, Tensor]]:
+    return {code: slips.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES}
+
+
+def _linearised_catalogue(want: Tensor, mistakes: Callable[[], dict], k: int) -> list:
+    return _separable(want, [(c, LINEARISED_MISTAKES[c], v[k]) for c, v in mistakes().items()], 1e-3, 1e-3)
+
+
 @checker("linearised_forward", kind="function")
 @guard_shared_modules(_setup)
 def test_linearised_forward(impl: Callable, device: torch.device) -> str:
@@ -460,17 +468,14 @@ def test_linearised_forward(impl: Callable, device: torch.device) -> str:
             if what == "at the prompt":  # frozen.acts there: the gated acts returned, or the recording?
                 gated.gated_output(impl, m, tc, frozen, pre, shift, ref.linearised_forward)
             want = known.variant_forward(m, tc, frozen, *args)
-            mistakes = {
-                code: slips.variant_forward(m, tc, frozen, *args, **{code: True}) for code in LINEARISED_MISTAKES
-            }
+            mistakes = functools.cache(functools.partial(_linearised_mistakes, m, tc, frozen, args))  # only if wrong
             hint = optional.step_hint(what == "at the prompt")
             for k, (out, name) in enumerate(((pre, "pre"), (logits, "logits"))):
-                catalogue = [(c, LINEARISED_MISTAKES[c], m[k]) for c, m in mistakes.items()]
                 expect_matches(
                     out,
                     want[k],
                     f"{name} {what}",
-                    _separable(want[k], catalogue, 1e-3, 1e-3),
+                    functools.partial(_linearised_catalogue, want[k], mistakes, k),
                     rtol=1e-3,
                     atol=1e-3,
                     hint=hint,
