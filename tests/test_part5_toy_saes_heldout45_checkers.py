@@ -142,10 +142,12 @@ def test_randn_like_nonzero_passes():
     assert_passes(checks.test_resample_simple, _rs_ok)
 
 
-def resample_advanced_with(kind):
+def resample_advanced_with(kind="ok", direction=None, live_scale=None):
     """The solution's resample_advanced with one slip: the bias zeroed on a copy ("b_enc_copy"), the decoder written
     through sae._W_dec, None when tied ("private"), or the encoder column written before the decoder row ("enc_first":
-    tied, the unit decoder write lands over it); "ok" is correct. Round BA's proofs use it too."""
+    tied, the unit decoder write lands over it); "ok" is correct. `direction(x, b_dec)` (the vector normalised into the
+    new decoder row, default x - b_dec) and `live_scale(sae, inst, dead, frac)` (default: the live encoder columns'
+    mean norm) replace those steps. Rounds BA and BB's proofs use it too."""
 
     def resample(sae, frac, resample_scale, batch_size):
         dead = (frac <= 0).all(dim=0)
@@ -156,11 +158,11 @@ def resample_advanced_with(kind):
             w = l2[:, inst].pow(2)
             if idx.numel() == 0 or w.sum() <= 0:
                 continue
-            picked = torch.multinomial(w, idx.numel(), replacement=True)
-            v = h[picked, inst] - sae.b_dec[inst]
+            x = h[torch.multinomial(w, idx.numel(), replacement=True), inst]
+            v = direction(x, sae.b_dec[inst]) if direction else x - sae.b_dec[inst]
             v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             live = sae.W_enc[inst, :, ~dead[inst]].norm(dim=0)
-            scale = torch.nan_to_num(live.mean(), nan=1.0)
+            scale = live_scale(sae, inst, dead, frac) if live_scale else torch.nan_to_num(live.mean(), nan=1.0)
             enc = (v.T * resample_scale * scale).detach()
             if kind == "enc_first":
                 sae.W_enc.data[inst][:, idx] = enc

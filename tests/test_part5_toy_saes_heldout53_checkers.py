@@ -30,6 +30,7 @@ import torch.nn.functional as F
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
 from tests.proving import assert_fails, assert_passes
+from tests.test_part5_toy_saes_heldout45_checkers import resample_advanced_with
 
 
 def _gen(variant):
@@ -166,25 +167,12 @@ def test_fresh53_forward_loss_count_reason_needs_a_second_batch():
 
 
 def _ra_scale(rule):
-    def resample(sae, frac, resample_scale, batch_size):
-        dead = (frac <= 0).all(dim=0)
-        h = sae.generate_batch(batch_size)
-        l2 = sae.forward(h)[0]["L_reconstruction"]
-        for k in range(sae.cfg.n_inst):
-            idx = dead[k].nonzero().squeeze(-1)
-            w = l2[:, k].pow(2)
-            if idx.numel() == 0 or w.sum() <= 0:
-                continue
-            d = F.normalize(h[torch.multinomial(w, idx.numel(), replacement=True), k] - sae.b_dec[k], dim=-1)
-            if rule == "mean_abs":
-                s = sae.W_enc[k][:, ~dead[k]].abs().mean()
-            else:  # live = window mean above 1%: the rarely firing live latents left out
-                s = sae.W_enc[k][:, frac[:, k].mean(0) > 0.01].norm(dim=0).mean()
-            sae.W_dec.data[k, idx] = d
-            sae.W_enc.data[k][:, idx] = (d * resample_scale * s).T
-            sae.b_enc.data[k, idx] = 0.0
-
-    return resample
+    if rule == "mean_abs":
+        return resample_advanced_with(live_scale=lambda sae, k, dead, frac: sae.W_enc[k][:, ~dead[k]].abs().mean())
+    # live = window mean above 1%: the rarely firing live latents left out
+    return resample_advanced_with(
+        live_scale=lambda sae, k, dead, frac: sae.W_enc[k][:, frac[:, k].mean(0) > 0.01].norm(dim=0).mean()
+    )
 
 
 def test_fresh53_resample_advanced_live_scale_rules_are_read_back():

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import solutions.part5_toy_saes as P
 import tests.part5_toy_saes as checks
 from tests.proving import assert_fails
+from tests.test_part5_toy_saes_heldout45_checkers import resample_advanced_with
 
 
 def _fwd_weights(self, h, swapped=False):
@@ -73,25 +74,9 @@ def test_fresh55_generate_batch_map_after_W_is_read_back():
 
 
 def _ra_steps(rule):
-    def resample(sae, frac, resample_scale, batch_size):
-        dead = (frac <= 0).all(dim=0)
-        h = sae.generate_batch(batch_size)
-        l2 = sae.forward(h)[0]["L_reconstruction"]
-        for k in range(sae.cfg.n_inst):
-            idx = dead[k].nonzero().squeeze(-1)
-            w = l2[:, k].pow(2)
-            if idx.numel() == 0 or w.sum() <= 0:
-                continue
-            x = h[torch.multinomial(w, idx.numel(), replacement=True), k]
-            d = F.normalize(
-                F.normalize(x, dim=-1) - sae.b_dec[k] if rule == "normalised_first" else x - 2 * sae.b_dec[k], dim=-1
-            )
-            s = sae.W_enc[k][:, ~dead[k]].norm(dim=0).mean()
-            sae.W_dec.data[k, idx] = d
-            sae.W_enc.data[k][:, idx] = (d * resample_scale * s).T
-            sae.b_enc.data[k, idx] = 0.0
-
-    return resample
+    if rule == "normalised_first":
+        return resample_advanced_with(direction=lambda x, b_dec: F.normalize(x, dim=-1) - b_dec)
+    return resample_advanced_with(direction=lambda x, b_dec: x - 2 * b_dec)  # b_dec subtracted twice
 
 
 def test_fresh55_resample_advanced_direction_steps_are_named():
