@@ -233,7 +233,7 @@ def _error_hint(err: BaseException) -> str | None:
 
 
 def _hint_for(err: BaseException) -> str | None:
-    if (direct := _function_forward_called(err)) is not None:
+    if (direct := _function_forward_called(err) or _none_grad(err)) is not None:
         return direct
     message = str(err)
     frame, line, _ = failing_line(err)
@@ -299,6 +299,21 @@ def _function_forward_called(err: BaseException) -> str | None:
     if isinstance(err, AttributeError) and match and match.group(1) in _CTX_ONLY:
         return f"ctx is None where `ctx.{match.group(1)}` ran: {direct}, which makes the ctx itself"
     return None
+
+
+def _none_grad(err: BaseException) -> str | None:
+    """A `.grad` still None where the failing line uses it (a None operand or attribute error on a line reading
+    `x.grad`): what leaves a gradient unfilled."""
+    if "NoneType" not in str(err):
+        return None
+    _, line, _ = failing_line(err)
+    if not re.search(r"\.grad\b(?!\s*\()", line):
+        return None
+    return (
+        "a `.grad` read on that line is still None: backward fills `.grad` only on leaf tensors with "
+        "requires_grad=True that the differentiated value depends on (a non-leaf needs .retain_grad() first), and "
+        "zero_grad(set_to_none) or `x.grad = None` empties it again"
+    )
 
 
 def _missing_key_hint(err: BaseException) -> str | None:

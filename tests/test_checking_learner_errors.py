@@ -11,7 +11,7 @@ from tests.learner_errors import _error_hint
 def _hint_of(product, *args) -> str:
     try:
         product(*args)
-    except RuntimeError as e:  # the learner's frame has ended: its failing line is the one that raised
+    except (RuntimeError, TypeError, AttributeError) as e:  # the learner's frame has ended: its line raised
         return _error_hint(e)
     raise AssertionError("no error")
 
@@ -27,3 +27,27 @@ def test_the_column_reading_needs_both_sizes_in_the_error():
     acts, W_dec = torch.randn(6, 5, 48), torch.randn(1024, 64)
     added = lambda acts, W_dec: acts + W_dec[:, 3]  # 48 against 1024: the row length 64 plays no part
     assert "is column 3" not in (_hint_of(added, acts, W_dec) or "")
+
+
+def _grad_times_input(x):
+    y = (x * 2).sum()  # x is not a leaf that requires grad: backward never fills x.grad
+    return x.grad * x, y
+
+
+def _grad_cloned(x):
+    return x.grad.clone()
+
+
+def _none_times_tensor(x):
+    return None * x
+
+
+def test_a_grad_still_none_is_named():
+    for raise_it in (_grad_times_input, _grad_cloned):
+        hint = _hint_of(raise_it, torch.randn(3))
+        assert "`.grad` read on that line is still None" in hint, hint
+
+
+def test_a_none_without_grad_keeps_the_general_hint():
+    hint = _hint_of(_none_times_tensor, torch.ones(2))
+    assert "still None" not in hint and "a value is None" in hint, hint
