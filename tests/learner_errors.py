@@ -13,6 +13,7 @@ from types import FrameType
 import torch
 from torch import Tensor
 
+from tests.learner_operands import clashing_operands
 from tests.learner_values import index_on_wrong_axis, wrong_operand
 from tests.sizes import name_size
 
@@ -244,7 +245,12 @@ def _hint_for(err: BaseException) -> str | None:
             found = _one_hot_reading(message, err) + hint.format(*match.groups()) + _sizes_named(message, err)
             found = (f"{operand}. " if operand else "") + found
             axis = index_on_wrong_axis(err, frame, line)
-            return found + (axis or _first_axis_indexed(match.groups(), err) or _row_or_column(match.groups(), err))
+            clash = clashing_operands(frame, line) if "must match the size" in message else ""
+            return (
+                found
+                + clash
+                + (axis or _first_axis_indexed(match.groups(), err) or _row_or_column(match.groups(), err))
+            )
     return operand or _missing_attribute_hint(err) or _missing_key_hint(err)
 
 

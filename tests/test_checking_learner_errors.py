@@ -51,3 +51,30 @@ def test_a_grad_still_none_is_named():
 def test_a_none_without_grad_keeps_the_general_hint():
     hint = _hint_of(_none_times_tensor, torch.ones(2))
     assert "still None" not in hint and "a value is None" in hint, hint
+
+
+def _spread_without_new_axis(f, W_dec):
+    return f * W_dec[3]  # f [batch seq] times a row [d_in]: f[..., None] was meant
+
+
+def _transposed_operand(a, b):
+    return a + b
+
+
+def _column_added(acts, W_dec):
+    out = acts + W_dec[:, 3]
+    return out
+
+
+def test_the_clashing_operands_are_quoted_with_their_shapes():
+    hint = _hint_of(_spread_without_new_axis, torch.randn(4, 16), torch.randn(1024, 64))
+    assert "the sizes clash in `f * W_dec[3]`: f is [4, 16], W_dec[3] is [64]" in hint, hint
+    assert "`f[..., None] * W_dec[3]` would broadcast" in hint, hint
+    hint = _hint_of(_transposed_operand, torch.randn(3, 5), torch.randn(5, 3))
+    assert "`(a).mT` or `(b).mT` would broadcast: one operand transposed?" in hint, hint
+
+
+def test_a_column_gets_no_unsqueeze_fix_only_its_shapes_and_the_row_reading():
+    hint = _hint_of(_column_added, torch.randn(6, 5, 64), torch.randn(1024, 64))
+    assert "acts is [6, 5, 64], W_dec[:, 3] is [1024]" in hint and "would broadcast" not in hint, hint
+    assert "W_dec[:, 3] is column 3 of W_dec [1024, 64]" in hint, hint
