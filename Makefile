@@ -21,7 +21,7 @@ lab: $(STAMP)
 test: $(STAMP)             ## the whole suite (what CI runs)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
-test-fast: $(STAMP)        ## the proofs tier only: checkers, framework, layout rules (seconds)
+test-fast: $(STAMP)        ## the proofs tier only: checkers, framework, layout rules (minutes)
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m proofs
 
 notebooks: $(STAMP)         ## rebuild both notebooks of every section from solutions/part*.py, then execute the solutions

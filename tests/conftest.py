@@ -2,7 +2,7 @@
 
 Every test file belongs to one tier, by its name (so a new file is tiered without extra lines):
 
-* ``proofs``: the checkers' proofs, the checker framework, the layout rules (seconds);
+* ``proofs``: the checkers' proofs, the checker framework, the layout rules (minutes);
 * ``science``: the phenomena each section claims, trained at affordable sizes, and the shipped artifacts;
 * ``notebooks``: generated notebooks are fresh and run headless, and the figures in them pass the lint;
 * ``grading``: the instructor's grader.
