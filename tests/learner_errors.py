@@ -234,10 +234,10 @@ def _error_hint(err: BaseException) -> str | None:
 
 
 def _hint_for(err: BaseException) -> str | None:
-    if (direct := _function_forward_called(err) or _none_grad(err)) is not None:
-        return direct
     message = str(err)
     frame, line, _ = failing_line(err)
+    if (direct := _function_forward_called(err) or _none_grad(message, line)) is not None:
+        return direct
     operand = wrong_operand(err, frame, line)  # "`self.cfg.x` is a list here ...": what the values were
     for pattern, hint in _ERROR_HINTS:
         match = re.search(pattern, message)
@@ -307,13 +307,10 @@ def _function_forward_called(err: BaseException) -> str | None:
     return None
 
 
-def _none_grad(err: BaseException) -> str | None:
-    """A `.grad` still None where the failing line uses it (a None operand or attribute error on a line reading
+def _none_grad(message: str, line: str) -> str | None:
+    """A `.grad` still None where the failing `line` uses it (a None operand or attribute error on a line reading
     `x.grad`): what leaves a gradient unfilled."""
-    if "NoneType" not in str(err):
-        return None
-    _, line, _ = failing_line(err)
-    if not re.search(r"\.grad\b(?!\s*\()", line):
+    if "NoneType" not in message or not re.search(r"\.grad\b(?!\s*\()", line):
         return None
     return (
         "a `.grad` read on that line is still None: backward fills `.grad` only on leaf tensors with "

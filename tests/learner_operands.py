@@ -71,9 +71,12 @@ def _one_fix(a: torch.Size, b: torch.Size, left: str, right: str, op: str) -> st
     swapped = [name for name, x, y in ((left, a, b), (right, b, a)) if len(x) >= 2 and (*x[:-2], x[-1], x[-2]) == y]
     if swapped:
         fixes.append((" or ".join(f"`({name}).mT`" for name in swapped), "one operand transposed?"))
-    for vector, size, other, fixed in ((right, b, a, f"{left}[..., None] {op} {right}"), (left, a, b, None)):
+    for vector, size, other, fixed in (
+        (right, b, a, f"{left}[..., None] {op} {right}"),
+        (left, a, b, f"{left} {op} {right}[..., None]"),
+    ):
         if len(size) == 1 and len(other) >= 2 and "[:," not in vector.replace(" ", "") and size[0] not in other:
-            fixes.append((f"`{fixed or f'{left} {op} {right}[..., None]'}`", "a missing unsqueeze ([..., None])?"))
+            fixes.append((f"`{fixed}`", "a missing unsqueeze ([..., None])?"))
     if len(fixes) != 1:
         return ""
     fixed, why = fixes[0]

@@ -262,7 +262,7 @@ def _fitting_edits(
                 if len(candidates) < MAX_CANDIDATES and (closeness := _closeness(out[0], actual, expected, rtol, atol)):
                     candidates.append(_Candidate(mutant, *closeness))
                 continue
-            if all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
+            if _agrees(out, reference, rtol, atol):
                 description = mutant.describe()
                 if all(_change(description) != _change(f) for _, f in fits):  # one change found by two edit kinds
                     fits.append((mutant.line, description))
@@ -396,15 +396,18 @@ def _run_pair(
         try:
             out = _output(reference, _compile(fdef, reference.fn), min(deadline, _clock() + PER_MUTANT_S))
             restore()
-            if out is None or not _close(out[0], actual, rtol, atol):
-                return None
-            if not all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True)):
+            if out is None or not _close(out[0], actual, rtol, atol) or not _agrees(out, reference, rtol, atol):
                 return None
             return f"{first.describe()}; and {second.describe()}"
         finally:
             undo_second()
     finally:
         undo_first()
+
+
+def _agrees(out: tuple[Any, list[Any]], reference: Reference, rtol: float, atol: float) -> bool:
+    """Whether an edited run left the outputs the checker already accepted (`reference.agree`) as they were."""
+    return all(_close(got, want, rtol, atol) for got, (_, want) in zip(out[1], reference.agree, strict=True))
 
 
 def _load_factor() -> float:
